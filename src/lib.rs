@@ -1,0 +1,5 @@
+//! l3map: support-ops knowledge for AI agents on Zendesk and Salesforce,
+//! declared in `.l3map` files, checked, and lowered to a plain-data IR.
+#![forbid(unsafe_code)]
+
+pub mod syntax;

@@ -1,0 +1,65 @@
+//! Errors of the syntax layer.
+
+use super::span::Span;
+use miette::Diagnostic;
+use thiserror::Error;
+
+/// Everything that can go wrong turning text into a syntax tree.
+#[derive(Debug, Clone, Error, Diagnostic, PartialEq)]
+pub enum SyntaxError {
+    /// Returned when the text does not match the grammar.
+    #[error("unexpected {found}; expected {expected}")]
+    #[diagnostic(code(l3map::syntax))]
+    Unexpected {
+        found: String,
+        expected: String,
+        #[label("{found} here")]
+        span: Span,
+        #[label("this block starts here")]
+        block: Option<Span>,
+        #[help]
+        help: Option<String>,
+    },
+    /// Returned when a string contains an escape l3map does not know.
+    #[error("unknown escape `{escape}` in a string")]
+    #[diagnostic(
+        code(l3map::syntax::escape),
+        help("known escapes are \\\" \\\\ \\n \\t \\r and \\u{{XXXX}}; write \"\"\"...\"\"\" for text taken literally")
+    )]
+    BadEscape {
+        escape: String,
+        #[label("not an escape")]
+        span: Span,
+    },
+    /// Returned when a number does not fit (ids, amounts, rates).
+    #[error("number `{text}` is out of range")]
+    #[diagnostic(code(l3map::syntax::number), help("{help}"))]
+    BadNumber {
+        text: String,
+        help: String,
+        #[label("out of range")]
+        span: Span,
+    },
+    /// Returned when a `{{ ... }}` interpolation in a template is malformed.
+    #[error("malformed template interpolation; expected {expected}")]
+    #[diagnostic(
+        code(l3map::syntax::template),
+        help("interpolations look like {{{{ turn.summary }}}} or {{{{ turn.attempts | join(\", \") }}}}")
+    )]
+    BadTemplate {
+        expected: String,
+        #[label("here")]
+        span: Span,
+    },
+}
+
+impl SyntaxError {
+    pub fn span(&self) -> Span {
+        match self {
+            SyntaxError::Unexpected { span, .. }
+            | SyntaxError::BadEscape { span, .. }
+            | SyntaxError::BadNumber { span, .. }
+            | SyntaxError::BadTemplate { span, .. } => *span,
+        }
+    }
+}

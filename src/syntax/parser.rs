@@ -1,0 +1,367 @@
+//! The pest layer: the derived parser, item-by-item parsing with recovery,
+//! and pest errors rewritten for humans.
+
+use super::error::SyntaxError;
+use super::span::{FileId, Span};
+use pest::error::{ErrorVariant, InputLocation};
+use pest::Parser as _;
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar/l3map.pest"]
+pub struct L3Parser;
+
+pub type Pair<'i> = pest::iterators::Pair<'i, Rule>;
+
+/// Keywords that open a top-level block; recovery resumes at the next line
+/// starting with one of them.
+pub const ITEM_KEYWORDS: &[&str] = &[
+    "connection",
+    "statuses",
+    "fields",
+    "map",
+    "sku",
+    "template",
+    "escalation",
+];
+
+/// Parses every top-level item of `text`, calling `on_item` for each one
+/// that parses, and returns the syntax errors of the rest. `on_item`
+/// receives the pair and the byte offset of the slice it was parsed from.
+pub fn parse_items<'i>(
+    file: FileId,
+    text: &'i str,
+    mut on_item: impl FnMut(Pair<'i>, usize),
+) -> Vec<SyntaxError> {
+    let mut errors = Vec::new();
+    let mut pos = skip_gap(text, 0);
+    while pos < text.len() {
+        match L3Parser::parse(Rule::item, &text[pos..]) {
+            Ok(mut pairs) => {
+                let pair = pairs.next().expect("pest returns the item pair");
+                let end = pos + pair.as_span().end();
+                on_item(pair, pos);
+                pos = skip_gap(text, end);
+            }
+            Err(e) => {
+                errors.push(humanize(file, text, pos, &e));
+                match resync(text, pos) {
+                    Some(next) => pos = next,
+                    None => break,
+                }
+            }
+        }
+    }
+    errors
+}
+
+fn skip_gap(text: &str, pos: usize) -> usize {
+    match L3Parser::parse(Rule::gap, &text[pos..]) {
+        Ok(pairs) => pos + pairs.last().map(|p| p.as_span().end()).unwrap_or(0),
+        Err(_) => pos,
+    }
+}
+
+/// The start of the next line after `pos` that opens a top-level block.
+fn resync(text: &str, pos: usize) -> Option<usize> {
+    let mut line_start = text[pos..].find('\n').map(|i| pos + i + 1)?;
+    loop {
+        let line = &text[line_start..];
+        if ITEM_KEYWORDS.iter().any(|k| {
+            line.starts_with(k)
+                && line[k.len()..]
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_whitespace())
+        }) {
+            return Some(line_start);
+        }
+        line_start = line.find('\n').map(|i| line_start + i + 1)?;
+    }
+}
+
+/// The words a user sees for a grammar rule in "expected ..." messages.
+pub fn rule_name(rule: Rule) -> Option<&'static str> {
+    use Rule::*;
+    Some(match rule {
+        item => "a block (connection, statuses, fields, map, sku, template or escalation)",
+        ident | symbol => "a name",
+        word => "a word",
+        int => "a whole number",
+        number => "a number",
+        money => "an amount such as `$200` or `200 USD`",
+        string | raw_string => "a string in double quotes",
+        boolean => "true or false",
+        none => "none",
+        regex => "a /regex/",
+        property => "a property",
+        property_value => "a value",
+        secret_ref => "env(\"NAME\") or file(\"path\")",
+        rate => "a rate such as `200 rpm`",
+        scope => "a scope such as tickets:write",
+        status_decl => "a status (`name category \"label\"`)",
+        status_attr | terminal | initial => "`terminal` or `initial`",
+        status_id => "an id such as `#360001234`",
+        transition => "a transition (`from -> to`)",
+        from_list => "a status name or `*`",
+        wildcard => "`*`",
+        arrow => "`->`",
+        fat_arrow => "`=>`",
+        kw_when => "`when`",
+        field_decl => "a field (`name #id type`)",
+        field_name => "a field name",
+        sf_path | sf_object => "a Salesforce field such as Account.SLA_Tier__c",
+        field_type => "a type (string, number, bool, money, date, enum(...))",
+        type_arg => "a type argument",
+        map_rule => "a mapping (`source -> target`)",
+        translation => "a translation table `{ ... }`",
+        translation_arm => "a translation (`\"value\" => value` or `_ => value`)",
+        pattern_list | value => "a value",
+        default_pattern => "`_`",
+        normalize => "`normalize`",
+        norm_step => "a normalisation step (nfkc, upper, lower, casefold, trim, strip \"...\")",
+        products => "`products`",
+        product => "a product id",
+        sku_rule => "an alias rule (`\"alias\" | /regex/ => PRODUCT`)",
+        sku_pattern => "an alias string or a /regex/",
+        sku_target => "a product id",
+        sku_test => "`test`",
+        template_body | template_text => "template text",
+        interpolation => "`{{`",
+        tpl_var => "a variable such as turn.summary",
+        filter => "a filter such as `| upper`",
+        esc_when => "`when`",
+        esc_reason => "`reason`",
+        esc_comment => "`comment`",
+        esc_set => "`set`",
+        esc_assign => "`assign`",
+        esc_status => "`status`",
+        expr => "an expression",
+        list => "a list `[...]`",
+        path => "a field path such as ticket.status",
+        op_or | op_and => "`and` / `or`",
+        op_eq | op_ne | op_lt | op_le | op_gt | op_ge => "a comparison (==, !=, <, <=, >, >=)",
+        op_in | op_not_in | op_has => "`in`, `not in` or `has`",
+        op_not => "`not`",
+        connection => "`connection`",
+        statuses => "`statuses`",
+        fields => "`fields`",
+        mapping => "`map`",
+        sku => "`sku`",
+        template => "`template`",
+        escalation => "`escalation`",
+        _ => return None,
+    })
+}
+
+fn humanize(file: FileId, text: &str, base: usize, e: &pest::error::Error<Rule>) -> SyntaxError {
+    let at = base
+        + match e.location {
+            InputLocation::Pos(p) => p,
+            InputLocation::Span((s, _)) => s,
+        };
+    let mut expected: Vec<&str> = Vec::new();
+    if let ErrorVariant::ParsingError { positives, .. } = &e.variant {
+        for r in positives {
+            if let Some(n) = rule_name(*r) {
+                if !expected.contains(&n) {
+                    expected.push(n);
+                }
+            }
+        }
+    }
+    let rest = &text[at..];
+    let found = describe_token(rest);
+    let closing_brace_possible = block_is_open(&text[base..at]);
+    if closing_brace_possible && !expected.contains(&"`}`") {
+        expected.push("`}`");
+    }
+    let expected_s = join_or(&expected);
+    let tok_len = token_len(rest).max(if rest.is_empty() { 0 } else { 1 });
+    let span = Span::new(file, at, at + tok_len);
+    let block = (rest.is_empty() && closing_brace_possible).then(|| {
+        let line_end = text[base..].find('\n').map(|i| base + i).unwrap_or(text.len());
+        Span::new(file, base, line_end)
+    });
+    let help = hint(rest, &expected, closing_brace_possible, &text[base..at]);
+    SyntaxError::Unexpected {
+        found,
+        expected: if expected_s.is_empty() {
+            "something else".into()
+        } else {
+            expected_s
+        },
+        span,
+        block,
+        help,
+    }
+}
+
+/// Whether the text of an item up to the error leaves a `{` unclosed.
+fn block_is_open(prefix: &str) -> bool {
+    let mut depth = 0i32;
+    let mut in_str = false;
+    let mut chars = prefix.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if in_str => {
+                chars.next();
+            }
+            '"' => in_str = !in_str,
+            '/' if !in_str && chars.peek() == Some(&'/') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '{' if !in_str => depth += 1,
+            '}' if !in_str => depth -= 1,
+            _ => {}
+        }
+    }
+    depth > 0
+}
+
+fn token_len(rest: &str) -> usize {
+    let mut it = rest.char_indices();
+    match it.next() {
+        None => 0,
+        Some((_, c)) if c.is_alphanumeric() || c == '_' => rest
+            .char_indices()
+            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+            .map(|(i, _)| i)
+            .unwrap_or(rest.len()),
+        Some((_, c)) => c.len_utf8(),
+    }
+}
+
+fn describe_token(rest: &str) -> String {
+    match rest.chars().next() {
+        None => "end of file".into(),
+        Some('\n') | Some('\r') => "end of line".into(),
+        Some(_) => format!("`{}`", &rest[..token_len(rest)]),
+    }
+}
+
+fn join_or(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {}", init.join(", "), last),
+    }
+}
+
+fn hint(rest: &str, expected: &[&str], open: bool, before: &str) -> Option<String> {
+    let first = rest.chars().next();
+    if rest.is_empty() && open {
+        return Some("a block is never closed: add `}` at its end".into());
+    }
+    if first == Some('\'') {
+        return Some("strings use double quotes: \"like this\"".into());
+    }
+    if first == Some('"') && rest.lines().next().is_some_and(|l| l.matches('"').count() == 1) {
+        return Some(
+            "this string is not closed on its line; use \"\"\"...\"\"\" for text over several lines"
+                .into(),
+        );
+    }
+    if first == Some('=') && !rest.starts_with("==") && !rest.starts_with("=>") {
+        if expected.iter().any(|e| e.contains("comparison")) {
+            return Some("compare with `==`".into());
+        }
+        if before.trim_end().ends_with("->") || expected.contains(&"`=>`") {
+            return Some("translations are written `\"from\" => to`".into());
+        }
+    }
+    if first == Some('&') || rest.starts_with("||") {
+        return Some("combine conditions with `and` / `or`".into());
+    }
+    if rest.starts_with("=>") && expected.contains(&"`->`") {
+        return Some("transitions and mappings use `->`; `=>` is for translations and SKU rules".into());
+    }
+    if first == Some(':') && before.trim_start().starts_with("connection") {
+        return Some("write the connection as `connection NAME: zendesk { ... }`".into());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(rule: Rule, input: &str) {
+        match L3Parser::parse(rule, input) {
+            Ok(p) => assert_eq!(
+                p.last().map(|p| p.as_span().end()),
+                Some(input.len()),
+                "{rule:?} did not consume all of {input:?}"
+            ),
+            Err(e) => panic!("{rule:?} rejected {input:?}: {e}"),
+        }
+    }
+
+    fn not_whole(rule: Rule, input: &str) {
+        if let Ok(p) = L3Parser::parse(rule, input) {
+            assert_ne!(
+                p.last().map(|p| p.as_span().end()),
+                Some(input.len()),
+                "{rule:?} accepted {input:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn literals() {
+        ok(Rule::money, "$200");
+        ok(Rule::money, "200 USD");
+        ok(Rule::money, "1500.50EUR");
+        not_whole(Rule::money, "200 usd");
+        ok(Rule::string, r#""a \"b\" c""#);
+        ok(Rule::raw_string, "\"\"\"multi\nline \"quoted\" \"\"\"");
+        ok(Rule::regex, r"/^IPH(\d{2})PM$/");
+        ok(Rule::regex, r"/a\/b/");
+        ok(Rule::scope, "tickets:write");
+        ok(Rule::scope, "hc:*");
+        ok(Rule::rate, "200 rpm");
+        ok(Rule::status_id, "#360001234");
+    }
+
+    #[test]
+    fn identifiers_exclude_keywords() {
+        not_whole(Rule::ident, "when");
+        ok(Rule::ident, "whenever");
+        ok(Rule::ident, "pending_risk_review");
+        ok(Rule::path, "Account.SLA_Tier__c");
+        ok(Rule::path, "ticket.status");
+        not_whole(Rule::path, "ticket");
+    }
+
+    #[test]
+    fn expressions() {
+        ok(Rule::expr, "turn.intent == \"refund\" and turn.refund_amount > $200");
+        ok(Rule::expr, "not (ticket.tags has \"vip\" or ticket.priority in [high, urgent])");
+        ok(Rule::expr, "ticket.status not in [open, solved]");
+    }
+
+    #[test]
+    fn transitions_and_statuses() {
+        ok(Rule::transition, "* -> solved");
+        ok(Rule::transition, "open, pending -> hold when ticket.tags has \"x\"");
+        ok(Rule::status_decl, "closed solved \"Closed\" terminal #12");
+    }
+
+    #[test]
+    fn templates() {
+        ok(Rule::template_body, "Hi {{ turn.summary }} / {{ turn.attempts | join(\", \") | default(\"none\") }}.");
+        not_whole(Rule::template_body, "broken {{ turn. }}");
+    }
+
+    #[test]
+    fn recovery_reports_errors_in_several_blocks() {
+        let src = "connection a: zendesk {\n  token = 1\n}\nsku s {\n  \"x\" => \n}\ntemplate t \"ok\"\n";
+        let mut names = vec![];
+        let errs = parse_items(FileId(0), src, |p, _| names.push(p.as_str().to_string()));
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(names, vec!["template t \"ok\"".to_string()]);
+    }
+}
