@@ -3,3 +3,9 @@
 #![forbid(unsafe_code)]
 
 pub mod syntax;
+pub mod check;
+pub mod diagnostics;
+pub mod sku;
+pub mod ir;
+pub mod project;
+pub mod cli;

@@ -131,7 +131,7 @@ pub enum From {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Transition {
     pub from: From,
-    pub to: Ident,
+    pub to: Vec<Ident>,
     pub when: Option<Expr>,
     pub span: Span,
 }

@@ -34,9 +34,12 @@ pub(crate) struct Builder<'s> {
 }
 
 impl<'s> Builder<'s> {
+    /// The span of a pair without the whitespace and comments pest leaves
+    /// at its end when an optional part after it did not match.
     fn span(&self, p: &Pair) -> Span {
         let s = p.as_span();
-        Span::new(self.file, self.base + s.start(), self.base + s.end())
+        let end = last_token_end(p).unwrap_or(s.end());
+        Span::new(self.file, self.base + s.start(), self.base + end)
     }
 
     fn ident(&self, p: Pair) -> Ident {
@@ -360,7 +363,12 @@ impl<'s> Builder<'s> {
             }
         };
         let _arrow = it.next();
-        let to = self.ident(it.next().expect("to"));
+        let to = it
+            .next()
+            .expect("to")
+            .into_inner()
+            .map(|i| self.ident(i))
+            .collect();
         let when = it.find(|c| c.as_rule() == Rule::expr).map(|e| self.expr(e));
         Transition {
             from,
@@ -754,6 +762,38 @@ impl<'s> Builder<'s> {
 }
 
 use pest::error::InputLocation as InputLocationAlias;
+
+fn last_token_end(p: &Pair) -> Option<usize> {
+    match p.clone().into_inner().last() {
+        // Literal tokens (`}`, `->`) are not pairs: only trim when the pair
+        // ends with trailing trivia after its last inner pair.
+        Some(last) => {
+            let inner_end = last_token_end(&last).unwrap_or(last.as_span().end());
+            let tail = &p.as_str()[inner_end - p.as_span().start()..];
+            if is_trivia(tail) {
+                Some(inner_end)
+            } else {
+                Some(p.as_span().end())
+            }
+        }
+        None => None,
+    }
+}
+
+/// Whitespace and `//` comments only.
+fn is_trivia(s: &str) -> bool {
+    let mut rest = s;
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            return true;
+        }
+        match rest.strip_prefix("//") {
+            Some(r) => rest = r.split_once('\n').map(|(_, after)| after).unwrap_or(""),
+            None => return false,
+        }
+    }
+}
 
 /// `"200.5"` -> 2_005_000 (amount × 10⁴); `None` past 4 decimals or on overflow.
 pub fn decimal_units(s: &str) -> Option<i64> {

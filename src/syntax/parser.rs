@@ -103,6 +103,7 @@ pub fn rule_name(rule: Rule) -> Option<&'static str> {
         status_id => "an id such as `#360001234`",
         transition => "a transition (`from -> to`)",
         from_list => "a status name or `*`",
+        to_list => "a status name",
         wildcard => "`*`",
         arrow => "`->`",
         fat_arrow => "`=>`",

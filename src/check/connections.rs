@@ -1,0 +1,441 @@
+//! Connection blocks: properties, credentials by reference, scopes, and the
+//! least-privilege lints that need the whole project's usage.
+
+use super::{did_you_mean, CheckError, ConnInfo, Ctx, Kind, SecretRef};
+use crate::syntax::ast::{Connection, PropKind, PropValue, Property};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Val {
+    /// env("X") / file("p") only: a credential.
+    Secret,
+    /// A credential reference or plain text (Salesforce client ids are not secret).
+    SecretOrText,
+    Text,
+    Words(&'static [&'static str]),
+    Rate,
+    Count,
+    Scopes,
+    Objects,
+}
+
+struct Prop {
+    key: &'static str,
+    val: Val,
+    example: &'static str,
+}
+
+const ZENDESK: &[Prop] = &[
+    Prop { key: "subdomain", val: Val::Text, example: "subdomain \"acme\"" },
+    Prop { key: "url", val: Val::Text, example: "url \"https://acme.zendesk.com\"" },
+    Prop { key: "token", val: Val::Secret, example: "token env(\"ZENDESK_OAUTH_TOKEN\")" },
+    Prop { key: "auth", val: Val::Words(&["oauth", "api_token"]), example: "auth oauth" },
+    Prop { key: "email", val: Val::Text, example: "email \"ai-agent@acme.com\"" },
+    Prop { key: "scopes", val: Val::Scopes, example: "scopes read, write, tickets:write" },
+    Prop { key: "plan", val: Val::Words(&["team", "growth", "professional", "enterprise", "enterprise_plus"]), example: "plan team" },
+    Prop { key: "rate_limit", val: Val::Rate, example: "rate_limit 200 rpm" },
+    Prop { key: "webhook_secret", val: Val::Secret, example: "webhook_secret env(\"ZENDESK_WEBHOOK_SECRET\")" },
+];
+
+const SALESFORCE: &[Prop] = &[
+    Prop { key: "instance", val: Val::Text, example: "instance \"https://acme.my.salesforce.com\"" },
+    Prop { key: "client_id", val: Val::SecretOrText, example: "client_id env(\"SF_CLIENT_ID\")" },
+    Prop { key: "client_secret", val: Val::Secret, example: "client_secret env(\"SF_CLIENT_SECRET\")" },
+    Prop { key: "refresh_token", val: Val::Secret, example: "refresh_token env(\"SF_REFRESH_TOKEN\")" },
+    Prop { key: "scopes", val: Val::Scopes, example: "scopes api, refresh_token, offline_access" },
+    Prop { key: "objects", val: Val::Objects, example: "objects Case, Contact, Account" },
+    Prop { key: "max_concurrent", val: Val::Count, example: "max_concurrent 100" },
+    Prop { key: "api_version", val: Val::Text, example: "api_version \"v60.0\"" },
+    Prop { key: "rate_limit", val: Val::Rate, example: "rate_limit 1000 rpm" },
+];
+
+/// Requests per minute per token for each Zendesk plan.
+pub const ZENDESK_PLANS: &[(&str, u32)] = &[
+    ("team", 200),
+    ("growth", 400),
+    ("professional", 400),
+    ("enterprise", 700),
+    ("enterprise_plus", 2500),
+];
+
+const ZENDESK_SCOPES: &[&str] = &[
+    "read", "write", "impersonate", "tickets:read", "tickets:write", "users:read", "users:write",
+    "organizations:read", "organizations:write", "hc:read", "hc:write", "macros:read",
+    "macros:write", "requests:read", "requests:write", "satisfaction_ratings:read",
+    "satisfaction_ratings:write", "webhooks:read", "webhooks:write", "triggers:read",
+    "triggers:write", "automations:read", "automations:write", "targets:read", "targets:write",
+    "apps:read", "apps:write",
+];
+
+const SALESFORCE_SCOPES: &[&str] = &[
+    "api", "refresh_token", "offline_access", "full", "web", "chatter_api", "id", "profile",
+    "email", "address", "phone", "openid", "custom_permissions", "wave_api", "visualforce",
+    "content", "pardot_api", "cdp_query_api", "eclair_api",
+];
+
+pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
+    if let Some(prev) = cx.env.conns.get(&c.name.name) {
+        let first = prev.span;
+        cx.err(CheckError::Duplicate {
+            kind: "connection",
+            name: c.name.name.clone(),
+            span: c.name.span,
+            first: cx.same_file(c.name.span, first),
+            help: format!("rename one; first declared at {}", cx.sources.locate(first)),
+        });
+        return;
+    }
+    let kind = match c.kind.name.as_str() {
+        "zendesk" => Kind::Zendesk,
+        "salesforce" => Kind::Salesforce,
+        _ => {
+            cx.err(CheckError::UnknownConnectionKind {
+                kind: c.kind.name.clone(),
+                span: c.kind.span,
+            });
+            return;
+        }
+    };
+    let spec = if kind == Kind::Zendesk { ZENDESK } else { SALESFORCE };
+    let mut info = ConnInfo {
+        name: c.name.name.clone(),
+        kind,
+        span: c.name.span,
+        decl: c.span,
+        scopes: vec![],
+        scopes_span: None,
+        objects: vec![],
+        secrets: vec![],
+        settings: BTreeMap::new(),
+        rate_limit_rpm: None,
+        max_concurrent: None,
+    };
+    let mut seen: BTreeMap<&str, &Property> = BTreeMap::new();
+    for p in &c.props {
+        let Some(prop) = spec.iter().find(|s| s.key == p.key.name) else {
+            let help = did_you_mean(&p.key.name, spec.iter().map(|s| s.key)).or_else(|| {
+                Some(format!(
+                    "{} connections take: {}",
+                    kind.as_str(),
+                    spec.iter().map(|s| s.key).collect::<Vec<_>>().join(", ")
+                ))
+            });
+            cx.err(CheckError::UnknownProperty {
+                key: p.key.name.clone(),
+                kind: kind.as_str().into(),
+                span: p.key.span,
+                help,
+            });
+            continue;
+        };
+        if let Some(first) = seen.get(prop.key) {
+            let first = first.key.span;
+            cx.err(CheckError::Duplicate {
+                kind: "property",
+                name: prop.key.into(),
+                span: p.key.span,
+                first: cx.same_file(p.key.span, first),
+                help: "keep one; list several values on one line, separated by commas".into(),
+            });
+            continue;
+        }
+        seen.insert(prop.key, p);
+        property(cx, &mut info, prop, p);
+    }
+    let required: &[&str] = match kind {
+        Kind::Zendesk => &["token", "scopes"],
+        Kind::Salesforce => &["instance", "client_id", "client_secret", "scopes", "objects"],
+    };
+    for key in required {
+        if !seen.contains_key(key) {
+            let prop = spec.iter().find(|s| s.key == *key).expect("spec has required keys");
+            cx.err(CheckError::MissingProperty {
+                kind: kind.as_str().into(),
+                conn: c.name.name.clone(),
+                key: prop.key,
+                example: prop.example,
+                span: c.name.span,
+            });
+        }
+    }
+    if kind == Kind::Zendesk {
+        if !seen.contains_key("subdomain") && !seen.contains_key("url") {
+            cx.err(CheckError::MissingProperty {
+                kind: "zendesk".into(),
+                conn: c.name.name.clone(),
+                key: "subdomain",
+                example: "subdomain \"acme\"` (or `url \"https://...\"",
+                span: c.name.span,
+            });
+        }
+        if info.settings.get("auth").map(String::as_str) == Some("api_token")
+            && !seen.contains_key("email")
+        {
+            cx.err(CheckError::MissingProperty {
+                kind: "zendesk".into(),
+                conn: c.name.name.clone(),
+                key: "email",
+                example: "email \"ai-agent@acme.com\"",
+                span: c.name.span,
+            });
+        }
+        if info.rate_limit_rpm.is_none() {
+            let plan = info.settings.get("plan").cloned().unwrap_or_else(|| "team".into());
+            info.rate_limit_rpm = ZENDESK_PLANS.iter().find(|(p, _)| *p == plan).map(|(_, r)| *r);
+        }
+    }
+    cx.env.conns.insert(c.name.name.clone(), info);
+}
+
+fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
+    let key = prop.key;
+    let single = |cx: &mut Ctx, expected: &str| -> Option<&PropValue> {
+        if p.values.len() > 1 {
+            cx.err(CheckError::BadPropertyValue {
+                key: key.into(),
+                expected: expected.into(),
+                help: format!("`{key}` takes one value: `{}`", prop.example),
+                span: p.values[1].span,
+            });
+        }
+        p.values.first()
+    };
+    match prop.val {
+        Val::Secret | Val::SecretOrText => {
+            let Some(v) = single(cx, "one credential reference") else { return };
+            match &v.kind {
+                PropKind::Secret { source, name } => {
+                    if name.is_empty() {
+                        cx.err(CheckError::BadPropertyValue {
+                            key: key.into(),
+                            expected: "a variable or file name".into(),
+                            help: format!("write `{}`", prop.example),
+                            span: v.span,
+                        });
+                    }
+                    info.secrets.push(SecretRef {
+                        key: key.into(),
+                        source: source.clone(),
+                        name: name.clone(),
+                    });
+                }
+                PropKind::Text(t) if prop.val == Val::SecretOrText => {
+                    info.settings.insert(key.into(), t.clone());
+                }
+                PropKind::Text(_) | PropKind::Word(_) | PropKind::Number(_) => {
+                    cx.err(CheckError::LiteralSecret {
+                        key: key.into(),
+                        suggested_env: format!(
+                            "{}_{}",
+                            info.name.to_uppercase(),
+                            key.to_uppercase()
+                        ),
+                        span: v.span,
+                    });
+                }
+                _ => bad(cx, key, "env(\"NAME\") or file(\"path\")", prop, v),
+            }
+        }
+        Val::Text => {
+            let Some(v) = single(cx, "a string") else { return };
+            match &v.kind {
+                PropKind::Text(t) => {
+                    if (key == "url" || key == "instance")
+                        && !(t.starts_with("https://") || t.starts_with("http://"))
+                    {
+                        cx.err(CheckError::BadPropertyValue {
+                            key: key.into(),
+                            expected: "an http(s) URL".into(),
+                            help: format!("write `{}`", prop.example),
+                            span: v.span,
+                        });
+                    }
+                    info.settings.insert(key.into(), t.clone());
+                }
+                _ => bad(cx, key, "a string in double quotes", prop, v),
+            }
+        }
+        Val::Words(allowed) => {
+            let Some(v) = single(cx, "one word") else { return };
+            match &v.kind {
+                PropKind::Word(w) if allowed.contains(&w.as_str()) => {
+                    info.settings.insert(key.into(), w.clone());
+                }
+                PropKind::Word(w) => cx.err(CheckError::BadPropertyValue {
+                    key: key.into(),
+                    expected: format!("one of {}", allowed.join(", ")),
+                    help: did_you_mean(w, allowed.iter().copied())
+                        .unwrap_or_else(|| format!("write `{}`", prop.example)),
+                    span: v.span,
+                }),
+                _ => bad(cx, key, &format!("one of {}", allowed.join(", ")), prop, v),
+            }
+        }
+        Val::Rate => {
+            let Some(v) = single(cx, "a rate") else { return };
+            match &v.kind {
+                PropKind::Rate(r) if *r > 0 => info.rate_limit_rpm = Some(*r),
+                _ => bad(cx, key, "a rate such as `200 rpm`", prop, v),
+            }
+        }
+        Val::Count => {
+            let Some(v) = single(cx, "a whole number") else { return };
+            match &v.kind {
+                PropKind::Number(n) if *n >= 1.0 && n.fract() == 0.0 && *n <= 10_000.0 => {
+                    info.max_concurrent = Some(*n as u32)
+                }
+                _ => bad(cx, key, "a whole number from 1 to 10000", prop, v),
+            }
+        }
+        Val::Scopes => {
+            info.scopes_span = Some(p.span);
+            let known = if info.kind == Kind::Zendesk { ZENDESK_SCOPES } else { SALESFORCE_SCOPES };
+            for v in &p.values {
+                let s = match &v.kind {
+                    PropKind::Scope(s) | PropKind::Word(s) => s.clone(),
+                    _ => {
+                        bad(cx, key, "scope names", prop, v);
+                        continue;
+                    }
+                };
+                if !known.contains(&s.as_str()) {
+                    cx.err(CheckError::UnknownScope {
+                        kind: info.kind.as_str().into(),
+                        help: did_you_mean(&s, known.iter().copied()),
+                        scope: s.clone(),
+                        span: v.span,
+                    });
+                }
+                info.scopes.push((s, v.span));
+            }
+        }
+        Val::Objects => {
+            for v in &p.values {
+                match &v.kind {
+                    PropKind::Word(w)
+                        if w.starts_with(|c: char| c.is_ascii_uppercase()) && !w.contains('.') =>
+                    {
+                        if info.objects.iter().any(|(o, _)| o == w) {
+                            cx.err(CheckError::Duplicate {
+                                kind: "object",
+                                name: w.clone(),
+                                span: v.span,
+                                first: None,
+                                help: "list each object once".into(),
+                            });
+                        } else {
+                            info.objects.push((w.clone(), v.span));
+                        }
+                    }
+                    _ => bad(cx, key, "Salesforce object names such as Case or Order__c", prop, v),
+                }
+            }
+        }
+    }
+}
+
+fn bad(cx: &mut Ctx, key: &str, expected: &str, prop: &Prop, v: &PropValue) {
+    cx.err(CheckError::BadPropertyValue {
+        key: key.into(),
+        expected: expected.into(),
+        help: format!("write `{}`", prop.example),
+        span: v.span,
+    });
+}
+
+/// Least privilege: scopes must match what the project actually does.
+pub(super) fn lint_usage(cx: &mut Ctx) {
+    let conns: Vec<ConnInfo> = cx.env.conns.values().cloned().collect();
+    for c in &conns {
+        if !cx.usage.conns.contains(&c.name) {
+            cx.err(CheckError::Unused {
+                kind: "connection",
+                name: c.name.clone(),
+                help: "remove it, or use it in a statuses, map or escalation block".into(),
+                span: c.span,
+            });
+            continue;
+        }
+        let Some(scopes_span) = c.scopes_span else { continue };
+        let has = |s: &str| c.scopes.iter().any(|(x, _)| x == s);
+        let scope_span = |s: &str| c.scopes.iter().find(|(x, _)| x == s).map(|(_, sp)| *sp);
+        let writes = cx.usage.writes.get(&c.name).cloned().unwrap_or_default();
+        let status_writes = cx.usage.status_writes.get(&c.name).cloned().unwrap_or_default();
+        match c.kind {
+            Kind::Zendesk => {
+                if !has("read") {
+                    missing(cx, c, "read", "l3map reads tickets to evaluate rules".into(), scopes_span, None);
+                }
+                if let Some((what, at)) = writes.first() {
+                    if !has("write") {
+                        missing(cx, c, "write", what.clone(), scopes_span, Some(*at));
+                    }
+                } else if let Some(sp) = scope_span("write") {
+                    if status_writes.is_empty() {
+                        cx.err(CheckError::UnusedScope { scope: "write".into(), conn: c.name.clone(), span: sp });
+                    }
+                }
+                if let Some((what, at)) = status_writes.first() {
+                    if !has("tickets:write") {
+                        missing(cx, c, "tickets:write", what.clone(), scopes_span, Some(*at));
+                    }
+                } else if let Some(sp) = scope_span("tickets:write") {
+                    cx.err(CheckError::UnusedScope { scope: "tickets:write".into(), conn: c.name.clone(), span: sp });
+                }
+                for (s, sp) in &c.scopes {
+                    if s.starts_with("hc:") {
+                        cx.err(CheckError::BroadScope {
+                            scope: s.clone(),
+                            help: "Help Center scopes are only for agents that write Help Center articles; nothing in this project does".into(),
+                            span: *sp,
+                        });
+                    }
+                    if s == "impersonate" {
+                        cx.err(CheckError::BroadScope {
+                            scope: s.clone(),
+                            help: "the agent should act as its own dedicated user, not impersonate people".into(),
+                            span: *sp,
+                        });
+                    }
+                }
+            }
+            Kind::Salesforce => {
+                if let Some(sp) = scope_span("full") {
+                    cx.err(CheckError::BroadScope {
+                        scope: "full".into(),
+                        help: "`full` grants every permission of the user; `api, refresh_token, offline_access` is all l3map needs".into(),
+                        span: sp,
+                    });
+                } else if !has("api") {
+                    missing(cx, c, "api", "l3map calls the REST API".into(), scopes_span, None);
+                }
+                if !has("full") {
+                    for s in ["refresh_token", "offline_access"] {
+                        if !has(s) {
+                            cx.err(CheckError::NoOfflineScope { conn: c.name.clone(), scope: s_static(s), span: scopes_span });
+                            break;
+                        }
+                    }
+                }
+                for (o, sp) in &c.objects {
+                    if !cx.usage.objects.contains(&(c.name.clone(), o.clone())) {
+                        cx.err(CheckError::UnusedObject { object: o.clone(), span: *sp });
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn s_static(s: &str) -> &'static str {
+    if s == "refresh_token" { "refresh_token" } else { "offline_access" }
+}
+
+fn missing(cx: &mut Ctx, c: &ConnInfo, scope: &'static str, because: String, span: crate::syntax::Span, at: Option<crate::syntax::Span>) {
+    let use_site = at.and_then(|a| cx.same_file(span, a));
+    let because = match (at, use_site) {
+        (Some(a), None) => format!("{because} ({})", cx.sources.locate(a)),
+        _ => because,
+    };
+    cx.err(CheckError::MissingScope { conn: c.name.clone(), scope, because, span, use_site });
+}

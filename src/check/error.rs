@@ -1,0 +1,538 @@
+//! Errors and lints of the checker. One variant per distinct problem; the
+//! code (`l3map::...`) is stable and documented in docs/LANGUAGE.md.
+
+use crate::syntax::Span;
+use miette::Diagnostic;
+use thiserror::Error;
+
+/// Everything `l3map check` can say about a well-formed file.
+#[derive(Debug, Clone, Error, Diagnostic, PartialEq)]
+pub enum CheckError {
+    // ------------------------------------------------------------ names
+    /// Returned when two items of the same kind share a name.
+    #[error("{kind} `{name}` is declared twice")]
+    #[diagnostic(code(l3map::duplicate), help("{help}"))]
+    Duplicate {
+        kind: &'static str,
+        name: String,
+        #[label("declared again here")]
+        span: Span,
+        #[label("first declared here")]
+        first: Option<Span>,
+        help: String,
+    },
+    /// Returned when a name refers to nothing declared.
+    #[error("unknown {kind} `{name}`")]
+    #[diagnostic(code(l3map::unknown_name))]
+    Unknown {
+        kind: &'static str,
+        name: String,
+        #[label("not declared")]
+        span: Span,
+        #[help]
+        help: Option<String>,
+    },
+    /// Returned when a connection is used where another kind is required.
+    #[error("`{name}` is a {actual} connection, but {what} needs a {expected} connection")]
+    #[diagnostic(code(l3map::wrong_connection_kind), help("{help}"))]
+    WrongConnectionKind {
+        name: String,
+        actual: String,
+        expected: &'static str,
+        what: String,
+        help: String,
+        #[label("{actual} connection")]
+        span: Span,
+    },
+
+    // ------------------------------------------------------------ connections
+    /// Returned when a connection names a system l3map does not talk to.
+    #[error("unknown connection kind `{kind}`")]
+    #[diagnostic(
+        code(l3map::connection::kind),
+        help("l3map connects to `zendesk` and `salesforce`")
+    )]
+    UnknownConnectionKind {
+        kind: String,
+        #[label("not zendesk or salesforce")]
+        span: Span,
+    },
+    /// Returned when a connection property is not known for its kind.
+    #[error("unknown property `{key}` for a {kind} connection")]
+    #[diagnostic(code(l3map::connection::property))]
+    UnknownProperty {
+        key: String,
+        kind: String,
+        #[label("unknown property")]
+        span: Span,
+        #[help]
+        help: Option<String>,
+    },
+    /// Returned when a required connection property is missing.
+    #[error("{kind} connection `{conn}` has no `{key}`")]
+    #[diagnostic(code(l3map::connection::missing), help("add `{example}` to the block"))]
+    MissingProperty {
+        kind: String,
+        conn: String,
+        key: &'static str,
+        example: &'static str,
+        #[label("declared here")]
+        span: Span,
+    },
+    /// Returned when a property is given a value of the wrong form.
+    #[error("`{key}` expects {expected}")]
+    #[diagnostic(code(l3map::connection::value), help("{help}"))]
+    BadPropertyValue {
+        key: String,
+        expected: String,
+        help: String,
+        #[label("not {expected}")]
+        span: Span,
+    },
+    /// Returned when a credential is written inline instead of by reference.
+    #[error("`{key}` is a credential and must not be written in the file")]
+    #[diagnostic(
+        code(l3map::connection::literal_secret),
+        help("reference it instead: `{key} env(\"{suggested_env}\")` or `{key} file(\"/run/secrets/{key}\")`, and rotate the value that was committed")
+    )]
+    LiteralSecret {
+        key: String,
+        suggested_env: String,
+        #[label("literal credential")]
+        span: Span,
+    },
+    /// Returned when a scope is not one the service defines.
+    #[error("unknown {kind} scope `{scope}`")]
+    #[diagnostic(code(l3map::scope::unknown))]
+    UnknownScope {
+        kind: String,
+        scope: String,
+        #[label("unknown scope")]
+        span: Span,
+        #[help]
+        help: Option<String>,
+    },
+    /// Returned when a scope grants far more than the integration needs.
+    #[error("scope `{scope}` is broader than l3map needs")]
+    #[diagnostic(code(l3map::scope::too_broad), severity(Warning), help("{help}"))]
+    BroadScope {
+        scope: String,
+        help: String,
+        #[label("over-broad scope")]
+        span: Span,
+    },
+    /// Returned when a write scope is requested but nothing writes.
+    #[error("scope `{scope}` is requested but nothing in the project writes to `{conn}`")]
+    #[diagnostic(
+        code(l3map::scope::unused),
+        severity(Warning),
+        help("remove `{scope}`: an integration should hold only the scopes it uses")
+    )]
+    UnusedScope {
+        scope: String,
+        conn: String,
+        #[label("unused scope")]
+        span: Span,
+    },
+    /// Returned when the project does something its connection may not.
+    #[error("`{conn}` lacks scope `{scope}`, needed because {because}")]
+    #[diagnostic(code(l3map::scope::missing), help("add `{scope}` to the `scopes` of `{conn}`"))]
+    MissingScope {
+        conn: String,
+        scope: &'static str,
+        because: String,
+        #[label("scopes declared here")]
+        span: Span,
+        #[label("needs `{scope}`")]
+        use_site: Option<Span>,
+    },
+    /// Returned when a Salesforce connection cannot refresh its session.
+    #[error("`{conn}` cannot stay signed in: scope `{scope}` is missing")]
+    #[diagnostic(
+        code(l3map::scope::offline),
+        severity(Warning),
+        help("`l3map run` refreshes the Salesforce session unattended; add `{scope}`")
+    )]
+    NoOfflineScope {
+        conn: String,
+        scope: &'static str,
+        #[label("scopes declared here")]
+        span: Span,
+    },
+    /// Returned when a Salesforce object is used but not declared.
+    #[error("Salesforce object `{object}` is not in the `objects` of `{conn}`")]
+    #[diagnostic(
+        code(l3map::salesforce::object),
+        help("add `{object}` to `objects` so the integration user's permission set can be scoped to it")
+    )]
+    UndeclaredObject {
+        object: String,
+        conn: String,
+        #[label("used here")]
+        span: Span,
+    },
+    /// Returned when a Salesforce object is declared but never used.
+    #[error("Salesforce object `{object}` is declared but never used")]
+    #[diagnostic(
+        code(l3map::salesforce::unused_object),
+        severity(Warning),
+        help("remove it from `objects`: least privilege means the integration user only sees what it uses")
+    )]
+    UnusedObject {
+        object: String,
+        #[label("never used")]
+        span: Span,
+    },
+    /// Returned when an item is declared and never used.
+    #[error("{kind} `{name}` is never used")]
+    #[diagnostic(code(l3map::unused), severity(Warning), help("{help}"))]
+    Unused {
+        kind: &'static str,
+        name: String,
+        help: String,
+        #[label("never used")]
+        span: Span,
+    },
+
+    // ------------------------------------------------------------ statuses
+    /// Returned when a status category is not one of Zendesk's five.
+    #[error("unknown status category `{category}`")]
+    #[diagnostic(code(l3map::status::category))]
+    UnknownCategory {
+        category: String,
+        #[label("not a category")]
+        span: Span,
+        #[help]
+        help: Option<String>,
+    },
+    /// Returned when a transition leads back to a `new`-category status.
+    #[error("transition into `{status}`, a status of category `new`")]
+    #[diagnostic(
+        code(l3map::status::back_to_new),
+        help("Zendesk never lets a ticket return to a `new` status once it has left it; target an `open` status instead")
+    )]
+    TransitionToNew {
+        status: String,
+        #[label("`{status}` is in category new")]
+        span: Span,
+    },
+    /// Returned when a transition leaves a terminal status.
+    #[error("transition out of terminal status `{status}`")]
+    #[diagnostic(
+        code(l3map::status::from_terminal),
+        help("a terminal status has no way out; remove the transition or drop `terminal` from `{status}`")
+    )]
+    TransitionFromTerminal {
+        status: String,
+        #[label("leaves a terminal status")]
+        span: Span,
+        #[label("declared terminal here")]
+        decl: Span,
+    },
+    /// Returned when the same transition is declared twice.
+    #[error("transition `{from} -> {to}` is declared twice")]
+    #[diagnostic(
+        code(l3map::status::duplicate_transition),
+        severity(Warning),
+        help("remove one; if both conditions matter, join them with `or`")
+    )]
+    DuplicateTransition {
+        from: String,
+        to: String,
+        #[label("again here")]
+        span: Span,
+        #[label("first here")]
+        first: Span,
+    },
+    /// Returned when a conditional transition is already allowed without condition.
+    #[error("the condition on `{from} -> {to}` never matters")]
+    #[diagnostic(
+        code(l3map::status::shadowed_transition),
+        severity(Warning),
+        help("`{from} -> {to}` is already allowed unconditionally; remove one of the two")
+    )]
+    ShadowedTransition {
+        from: String,
+        to: String,
+        #[label("this condition is ignored")]
+        span: Span,
+        #[label("allowed unconditionally here")]
+        by: Span,
+    },
+    /// Returned when a status transitions to itself.
+    #[error("`{status} -> {status}` does not change anything")]
+    #[diagnostic(code(l3map::status::self_transition), severity(Warning), help("remove it"))]
+    SelfTransition {
+        status: String,
+        #[label("a status to itself")]
+        span: Span,
+    },
+    /// Returned when no path leads into a status.
+    #[error("status `{status}` can never be reached")]
+    #[diagnostic(
+        code(l3map::status::unreachable),
+        severity(Warning),
+        help("no transition chain from a `new` (or `initial`) status leads here; add a transition into `{status}`, or mark it `initial` if tickets are created in it")
+    )]
+    Unreachable {
+        status: String,
+        #[label("unreachable")]
+        span: Span,
+    },
+    /// Returned when a non-terminal status has no way out.
+    #[error("status `{status}` is a dead end")]
+    #[diagnostic(
+        code(l3map::status::dead_end),
+        severity(Warning),
+        help("add a transition out of `{status}`, or mark it `terminal` if tickets are meant to stay there")
+    )]
+    DeadEnd {
+        status: String,
+        #[label("no transition leaves this status")]
+        span: Span,
+    },
+    /// Returned when a table ignores Zendesk's reopen-on-reply rule.
+    #[error("Zendesk reopens `{status}` when the requester replies, but the table has no way from it to an open status")]
+    #[diagnostic(
+        code(l3map::status::reopen),
+        severity(Warning),
+        help("declare it so the agent expects it: `{status} -> {open} when comment.author == end_user`")
+    )]
+    MissingReopen {
+        status: String,
+        open: String,
+        #[label("{category} status")]
+        span: Span,
+        category: String,
+    },
+
+    // ------------------------------------------------------------ fields and types
+    /// Returned when a type name is unknown.
+    #[error("unknown type `{name}`")]
+    #[diagnostic(code(l3map::types::unknown))]
+    UnknownType {
+        name: String,
+        #[label("not a type")]
+        span: Span,
+        #[help]
+        help: Option<String>,
+    },
+    /// Returned when a type is given the wrong arguments.
+    #[error("{message}")]
+    #[diagnostic(code(l3map::types::arguments), help("{help}"))]
+    BadTypeArgs {
+        message: String,
+        help: String,
+        #[label("here")]
+        span: Span,
+    },
+    /// Returned when a field declaration has the wrong shape for its connection.
+    #[error("{message}")]
+    #[diagnostic(code(l3map::field::shape), help("{help}"))]
+    BadFieldDecl {
+        message: String,
+        help: String,
+        #[label("here")]
+        span: Span,
+    },
+    /// Returned when a value or expression has the wrong type.
+    #[error("type mismatch: {message}")]
+    #[diagnostic(code(l3map::types::mismatch))]
+    TypeMismatch {
+        message: String,
+        #[label("{found}")]
+        span: Span,
+        found: String,
+        #[help]
+        help: Option<String>,
+    },
+    /// Returned when a translation table does not cover every source value.
+    #[error("translation of `{source_field}` is not exhaustive: {missing} not covered")]
+    #[diagnostic(
+        code(l3map::map::not_exhaustive),
+        help("add arms for them or a default arm `_ => ...` at the end")
+    )]
+    NotExhaustive {
+        source_field: String,
+        missing: String,
+        #[label("table")]
+        span: Span,
+    },
+    /// Returned when a translation arm can never be chosen.
+    #[error("this arm can never be chosen")]
+    #[diagnostic(code(l3map::map::unreachable_arm), severity(Warning), help("{help}"))]
+    UnreachableArm {
+        help: String,
+        #[label("unreachable arm")]
+        span: Span,
+    },
+    /// Returned when two mapping rules write the same field.
+    #[error("`{field}` is written by two mapping rules")]
+    #[diagnostic(
+        code(l3map::map::conflict),
+        help("keep one rule per target field; the runtime could not tell which value wins")
+    )]
+    ConflictingWrite {
+        field: String,
+        #[label("second writer")]
+        span: Span,
+        #[label("first writer")]
+        first: Option<Span>,
+    },
+    /// Returned when a mapping goes between two connections of the same kind.
+    #[error("a mapping needs one Salesforce and one Zendesk side")]
+    #[diagnostic(
+        code(l3map::map::sides),
+        help("write `map crm -> desk {{ ... }}` (Salesforce to Zendesk) or `map desk -> crm {{ ... }}`")
+    )]
+    MapSides {
+        #[label("both sides are {kind}")]
+        span: Span,
+        kind: String,
+    },
+
+    // ------------------------------------------------------------ expressions
+    /// Returned when a condition is not a yes/no question.
+    #[error("a condition must be true or false, but this is {found}")]
+    #[diagnostic(
+        code(l3map::expr::not_bool),
+        help("compare it with something, e.g. `{example}`")
+    )]
+    NotBool {
+        found: String,
+        example: String,
+        #[label("{found}")]
+        span: Span,
+    },
+    /// Returned when a bare name appears where its meaning cannot be known.
+    #[error("`{name}` is not a value here")]
+    #[diagnostic(
+        code(l3map::expr::bare_name),
+        help("quote it if it is text (\"{name}\"), or compare it with a field whose type lists it")
+    )]
+    BareName {
+        name: String,
+        #[label("bare name")]
+        span: Span,
+    },
+
+    // ------------------------------------------------------------ sku
+    /// Returned when a SKU regex does not compile.
+    #[error("invalid regex: {message}")]
+    #[diagnostic(
+        code(l3map::sku::regex),
+        help("l3map uses Rust regex syntax (https://docs.rs/regex); escape `/` as `\\/`")
+    )]
+    BadRegex {
+        message: String,
+        #[label("does not compile")]
+        span: Span,
+    },
+    /// Returned when a SKU rule can never fire because earlier rules take all its inputs.
+    #[error("this rule never fires: {by} matches every input it does")]
+    #[diagnostic(
+        code(l3map::sku::shadowed),
+        help("move it before the broader rule, or remove it")
+    )]
+    ShadowedSkuRule {
+        by: String,
+        #[label("shadowed")]
+        span: Span,
+        #[label("matches first")]
+        first: Span,
+    },
+    /// Returned when two aliases, or an alias and a pattern, claim one input for different products.
+    #[error("ambiguous SKU rules: {input:?} is claimed by both")]
+    #[diagnostic(code(l3map::sku::ambiguous), help("{help}"))]
+    AmbiguousSku {
+        input: String,
+        help: String,
+        #[label("gives {this}")]
+        span: Span,
+        this: String,
+        #[label("gives {other}")]
+        other_span: Span,
+        other: String,
+    },
+    /// Returned when two regex rules overlap with different results (first wins).
+    #[error("overlapping SKU patterns: {input:?} matches both")]
+    #[diagnostic(
+        code(l3map::sku::overlap),
+        severity(Warning),
+        help("the first rule wins; make the patterns disjoint or add an alias for the overlap")
+    )]
+    OverlappingSku {
+        input: String,
+        #[label("also matches")]
+        span: Span,
+        #[label("wins")]
+        first: Span,
+    },
+    /// Returned when a SKU target uses a capture group the regex lacks.
+    #[error("`${group}` refers to a capture group the pattern does not have")]
+    #[diagnostic(
+        code(l3map::sku::capture),
+        help("the pattern has {groups} capture group(s); number them from $1")
+    )]
+    BadCapture {
+        group: String,
+        groups: usize,
+        #[label("no such group")]
+        span: Span,
+    },
+    /// Returned when a SKU test vector does not hold.
+    #[error("SKU test failed: {input:?} gives {got}, expected {expected}")]
+    #[diagnostic(code(l3map::sku::test), help("{help}"))]
+    SkuTestFailed {
+        input: String,
+        got: String,
+        expected: String,
+        help: String,
+        #[label("fails")]
+        span: Span,
+    },
+    /// Returned when a declared product no rule produces.
+    #[error("product `{product}` is declared but no rule produces it")]
+    #[diagnostic(
+        code(l3map::sku::unreached_product),
+        severity(Warning),
+        help("add an alias for it, or remove it from `products`")
+    )]
+    UnreachedProduct {
+        product: String,
+        #[label("never produced")]
+        span: Span,
+    },
+
+    // ------------------------------------------------------------ templates and escalations
+    /// Returned when a template filter is unknown or misused.
+    #[error("{message}")]
+    #[diagnostic(code(l3map::template::filter), help("{help}"))]
+    BadFilter {
+        message: String,
+        help: String,
+        #[label("here")]
+        span: Span,
+    },
+    /// Returned when an escalation statement is missing or repeated.
+    #[error("{message}")]
+    #[diagnostic(code(l3map::escalation::shape), help("{help}"))]
+    EscalationShape {
+        message: String,
+        help: String,
+        #[label("here")]
+        span: Span,
+    },
+    /// Returned when an escalation hands off but does nothing.
+    #[error("escalation `{name}` writes nothing on hand-off")]
+    #[diagnostic(
+        code(l3map::escalation::empty),
+        severity(Warning),
+        help("a human needs the context: add `comment CONN TEMPLATE` (and a status or group)")
+    )]
+    EmptyEscalation {
+        name: String,
+        #[label("no comment, field, group or status")]
+        span: Span,
+    },
+}

@@ -1,0 +1,264 @@
+//! Templates and escalation rules: the hand-off to a human.
+
+use super::mappings::field;
+use super::{did_you_mean, Category, CheckError, Ctx, Kind, Scope, Ty};
+use crate::syntax::ast::{CommentBody, EscStmt, Escalation, ExprKind, Lit, Template, TemplateBody, TemplatePart};
+
+pub const FILTERS: &[(&str, &str)] = &[
+    ("upper", "UPPER CASE"),
+    ("lower", "lower case"),
+    ("trim", "strip surrounding spaces"),
+    ("join", "join a list: join(\", \")"),
+    ("default", "a value when missing: default(\"n/a\")"),
+    ("truncate", "cut to N characters: truncate(200)"),
+    ("money", "format an amount: 1,234.50 USD"),
+];
+
+pub(super) fn check_template(cx: &mut Ctx, t: &Template) {
+    check_body(cx, &t.body);
+}
+
+fn check_body(cx: &mut Ctx, body: &TemplateBody) {
+    let scope = Scope {
+        ticket_conn: None,
+        in_template: true,
+    };
+    for part in &body.parts {
+        let TemplatePart::Var { path, filters, .. } = part else { continue };
+        let ty = if path.len() < 2 {
+            cx.err(CheckError::Unknown {
+                kind: "template variable",
+                name: path[0].name.clone(),
+                span: path[0].span,
+                help: Some(match path[0].name.as_str() {
+                    "reason" | "name" => format!("write `escalation.{}`", path[0].name),
+                    "summary" | "attempts" | "sentiment" | "intent" => format!("write `turn.{}`", path[0].name),
+                    _ => "variables are paths such as turn.summary, ticket.id or escalation.reason".into(),
+                }),
+            });
+            Ty::Any
+        } else {
+            cx.resolve_path(path, &scope).map(|(_, t)| t).unwrap_or(Ty::Any)
+        };
+        let mut current = ty;
+        for f in filters {
+            let arity = |cx: &mut Ctx, n: usize, example: &str| {
+                if f.args.len() != n {
+                    cx.err(CheckError::BadFilter {
+                        message: format!("`{}` takes {n} argument{}", f.name.name, if n == 1 { "" } else { "s" }),
+                        help: format!("write `{example}`"),
+                        span: f.span,
+                    });
+                    false
+                } else {
+                    true
+                }
+            };
+            current = match f.name.name.as_str() {
+                "upper" | "lower" | "trim" => {
+                    arity(cx, 0, &format!("| {}", f.name.name));
+                    Ty::Str
+                }
+                "join" => {
+                    if arity(cx, 1, "| join(\", \")") && !matches!(f.args[0].kind, ExprKind::Lit(Lit::Str(_))) {
+                        cx.err(CheckError::BadFilter {
+                            message: "`join` takes the separator as text".into(),
+                            help: "write `| join(\", \")`".into(),
+                            span: f.args[0].span,
+                        });
+                    }
+                    if !matches!(current, Ty::List(_) | Ty::Any) {
+                        cx.err(CheckError::BadFilter {
+                            message: format!("`join` needs a list, but this is {current}"),
+                            help: "remove `| join(...)`; it is for lists such as turn.attempts".into(),
+                            span: f.span,
+                        });
+                    }
+                    Ty::Str
+                }
+                "default" => {
+                    arity(cx, 1, "| default(\"n/a\")");
+                    current
+                }
+                "truncate" => {
+                    if arity(cx, 1, "| truncate(200)") && !matches!(f.args[0].kind, ExprKind::Lit(Lit::Num(n)) if n >= 1.0 && n.fract() == 0.0) {
+                        cx.err(CheckError::BadFilter {
+                            message: "`truncate` takes a whole number of characters".into(),
+                            help: "write `| truncate(200)`".into(),
+                            span: f.args[0].span,
+                        });
+                    }
+                    Ty::Str
+                }
+                "money" => {
+                    arity(cx, 0, "| money");
+                    if !matches!(current, Ty::Money(_) | Ty::Any) {
+                        cx.err(CheckError::BadFilter {
+                            message: format!("`money` formats amounts, but this is {current}"),
+                            help: "remove `| money`".into(),
+                            span: f.span,
+                        });
+                    }
+                    Ty::Str
+                }
+                other => {
+                    cx.err(CheckError::BadFilter {
+                        message: format!("unknown filter `{other}`"),
+                        help: did_you_mean(other, FILTERS.iter().map(|(n, _)| *n)).unwrap_or_else(|| {
+                            format!("filters are {}", FILTERS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))
+                        }),
+                        span: f.name.span,
+                    });
+                    Ty::Any
+                }
+            };
+        }
+    }
+}
+
+pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
+    let mut when = None;
+    let mut reason = None;
+    let mut acts = 0;
+    for s in &e.stmts {
+        match s {
+            EscStmt::When(x) => {
+                if let Some(prev) = when.replace(x.span) {
+                    let _ = prev;
+                    cx.err(CheckError::EscalationShape {
+                        message: format!("escalation `{}` has two `when` conditions", e.name.name),
+                        help: "join them into one: `when A or B`".into(),
+                        span: x.span,
+                    });
+                }
+                cx.condition(x, &Scope::default());
+            }
+            EscStmt::Reason(t) => {
+                if reason.replace(t.span).is_some() {
+                    cx.err(CheckError::EscalationShape {
+                        message: format!("escalation `{}` has two reasons", e.name.name),
+                        help: "keep one `reason`; it is what the human reads first".into(),
+                        span: t.span,
+                    });
+                }
+                if t.value.trim().is_empty() {
+                    cx.err(CheckError::EscalationShape {
+                        message: "the reason is empty".into(),
+                        help: "say why the AI hands off, e.g. \"refund above the $200 pre-authorised threshold\"".into(),
+                        span: t.span,
+                    });
+                }
+            }
+            EscStmt::Comment { conn, body, span } => {
+                acts += 1;
+                let Some(kind) = cx.use_conn(conn, None, "a hand-off comment") else { continue };
+                match kind {
+                    Kind::Zendesk => cx.record_write(&conn.name, format!("escalation `{}` writes a private comment", e.name.name), *span),
+                    Kind::Salesforce => {
+                        cx.use_object("Case", conn.span);
+                    }
+                }
+                match body {
+                    CommentBody::Template(t) => {
+                        if cx.env.templates.contains_key(&t.name) {
+                            cx.usage.templates.insert(t.name.clone());
+                        } else {
+                            let names: Vec<String> = cx.env.templates.keys().cloned().collect();
+                            cx.err(CheckError::Unknown {
+                                kind: "template",
+                                name: t.name.clone(),
+                                span: t.span,
+                                help: did_you_mean(&t.name, names.iter().map(|s| s.as_str())).or_else(|| {
+                                    Some(format!("declare it: `template {} \"\"\"...\"\"\"`", t.name))
+                                }),
+                            });
+                        }
+                    }
+                    CommentBody::Inline(b) => check_body(cx, b),
+                }
+            }
+            EscStmt::Set { conn, field: f, value, span } => {
+                acts += 1;
+                let Some(kind) = cx.use_conn(conn, None, "a field write") else { continue };
+                cx.record_write(&conn.name, format!("escalation `{}` sets {}", e.name.name, f.display()), *span);
+                if let Some(ty) = field(cx, &conn.name, kind, f, true) {
+                    let scope = Scope::default();
+                    let vt = match (&ty, &value.kind) {
+                        (Ty::Str, ExprKind::Symbol(_)) => Ty::Str,
+                        _ => cx.expr(value, Some(&ty), &scope),
+                    };
+                    if !vt.compatible(&ty) {
+                        cx.mismatch(format!("`{}` is {ty}", f.display()), value.span, &vt, None);
+                    }
+                }
+            }
+            EscStmt::Assign { conn, group, span } => {
+                acts += 1;
+                if cx.use_conn(conn, Some(Kind::Zendesk), "`assign` (Zendesk groups)").is_some() {
+                    cx.record_write(&conn.name, format!("escalation `{}` assigns a group", e.name.name), *span);
+                }
+                if group.value.trim().is_empty() {
+                    cx.err(CheckError::EscalationShape {
+                        message: "the group name is empty".into(),
+                        help: "write the Zendesk group's name, e.g. \"Payments Tier 2\"".into(),
+                        span: group.span,
+                    });
+                }
+            }
+            EscStmt::Status { conn, status, span } => {
+                acts += 1;
+                let Some(kind) = cx.use_conn(conn, None, "a status change") else { continue };
+                let Some(table) = cx.env.tables.get(&conn.name) else {
+                    cx.err(CheckError::Unknown {
+                        kind: "status table for",
+                        name: conn.name.clone(),
+                        span: conn.span,
+                        help: Some(format!("declare `statuses {} {{ ... }}` first", conn.name)),
+                    });
+                    continue;
+                };
+                match table.get(&status.name) {
+                    Some(s) if s.category == Category::New => cx.err(CheckError::TransitionToNew {
+                        status: status.name.clone(),
+                        span: status.span,
+                    }),
+                    Some(_) => {}
+                    None => {
+                        let names: Vec<String> = table.statuses.iter().map(|s| s.name.clone()).collect();
+                        cx.err(CheckError::Unknown {
+                            kind: "status",
+                            name: status.name.clone(),
+                            span: status.span,
+                            help: did_you_mean(&status.name, names.iter().map(|s| s.as_str())),
+                        });
+                    }
+                }
+                let what = format!("escalation `{}` sets the status", e.name.name);
+                match kind {
+                    Kind::Zendesk => cx.usage.status_writes.entry(conn.name.clone()).or_default().push((what, *span)),
+                    Kind::Salesforce => cx.record_write(&conn.name, what, *span),
+                }
+            }
+        }
+    }
+    if when.is_none() {
+        cx.err(CheckError::EscalationShape {
+            message: format!("escalation `{}` has no `when` condition", e.name.name),
+            help: "add `when ...`, e.g. `when turn.refund_amount > $200`".into(),
+            span: e.name.span,
+        });
+    }
+    if reason.is_none() {
+        cx.err(CheckError::EscalationShape {
+            message: format!("escalation `{}` has no `reason`", e.name.name),
+            help: "add `reason \"...\"`: the human agent needs to know why the AI handed off".into(),
+            span: e.name.span,
+        });
+    }
+    if acts == 0 {
+        cx.err(CheckError::EmptyEscalation {
+            name: e.name.name.clone(),
+            span: e.name.span,
+        });
+    }
+}

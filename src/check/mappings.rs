@@ -1,0 +1,392 @@
+//! `fields` declarations, types, and `map` blocks with translation tables.
+
+use super::types::{Ty, TICKET, TICKET_WRITABLE};
+use super::{did_you_mean, CheckError, Ctx, FieldInfo, Kind, Scope};
+use crate::syntax::ast::{Expr, ExprKind, FieldBlock, FieldName, Lit, Mapping, TypeExpr};
+use crate::syntax::Span;
+use std::collections::BTreeMap;
+
+const TYPES: &[&str] = &["string", "number", "bool", "date", "money", "enum"];
+
+pub(super) fn type_of(cx: &mut Ctx, t: &TypeExpr) -> Ty {
+    let no_args = |cx: &mut Ctx, ty: Ty| {
+        if let Some((_, s)) = t.args.first() {
+            cx.err(CheckError::BadTypeArgs {
+                message: format!("type `{}` takes no arguments", t.name.name),
+                help: format!("write just `{}`", t.name.name),
+                span: *s,
+            });
+        }
+        ty
+    };
+    match t.name.name.as_str() {
+        "string" | "text" => no_args(cx, Ty::Str),
+        "number" => no_args(cx, Ty::Num),
+        "bool" => no_args(cx, Ty::Bool),
+        "date" => no_args(cx, Ty::Date),
+        "money" => match t.args.as_slice() {
+            [] => Ty::Money(Some("USD".into())),
+            [(c, s)] => {
+                if c.len() == 3 && c.chars().all(|x| x.is_ascii_uppercase()) {
+                    Ty::Money(Some(c.clone()))
+                } else {
+                    cx.err(CheckError::BadTypeArgs {
+                        message: format!("`{c}` is not a currency code"),
+                        help: "use a three-letter ISO 4217 code such as USD, EUR, JPY".into(),
+                        span: *s,
+                    });
+                    Ty::Money(None)
+                }
+            }
+            [_, (_, s), ..] => {
+                cx.err(CheckError::BadTypeArgs {
+                    message: "money takes one currency".into(),
+                    help: "write `money(USD)`".into(),
+                    span: *s,
+                });
+                Ty::Money(None)
+            }
+        },
+        "enum" => {
+            if t.args.is_empty() {
+                cx.err(CheckError::BadTypeArgs {
+                    message: "an enum needs its values".into(),
+                    help: "write `enum(gold, silver, bronze)`".into(),
+                    span: t.span,
+                });
+                return Ty::Any;
+            }
+            let mut values: Vec<String> = Vec::new();
+            for (v, s) in &t.args {
+                if values.contains(v) {
+                    cx.err(CheckError::Duplicate {
+                        kind: "enum value",
+                        name: v.clone(),
+                        span: *s,
+                        first: None,
+                        help: "list each value once".into(),
+                    });
+                } else {
+                    values.push(v.clone());
+                }
+            }
+            Ty::Enum(values.into())
+        }
+        other => {
+            cx.err(CheckError::UnknownType {
+                name: other.into(),
+                span: t.name.span,
+                help: did_you_mean(other, TYPES.iter().copied())
+                    .or_else(|| Some(format!("types are {}", TYPES.join(", ")))),
+            });
+            Ty::Any
+        }
+    }
+}
+
+pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
+    let kind = cx.use_conn(&b.conn, None, "a fields block");
+    // Declaring fields alone does not use a connection.
+    cx.usage.conns.remove(&b.conn.name);
+    let Some(kind) = kind else { return };
+    let mut ids: BTreeMap<u64, Span> = cx
+        .env
+        .fields
+        .get(&b.conn.name)
+        .map(|m| m.values().filter_map(|f| f.id.map(|i| (i, f.span))).collect())
+        .unwrap_or_default();
+    for f in &b.fields {
+        let ty = type_of(cx, &f.ty);
+        let name = match (&f.name, kind) {
+            (FieldName::Alias(a), Kind::Zendesk) => {
+                if f.id.is_none() {
+                    cx.err(CheckError::BadFieldDecl {
+                        message: format!("Zendesk field `{}` has no id", a.name),
+                        help: format!("write its numeric id from Admin Center: `{} #360001234 {}`", a.name, f.ty.name.name),
+                        span: a.span,
+                    });
+                }
+                if TICKET.iter().any(|s| s.name == a.name) {
+                    cx.err(CheckError::BadFieldDecl {
+                        message: format!("`{}` is a standard ticket field", a.name),
+                        help: "custom fields need their own alias; standard fields are always available".into(),
+                        span: a.span,
+                    });
+                }
+                a.name.clone()
+            }
+            (FieldName::Sf(segs, span), Kind::Salesforce) => {
+                if let Some((_, s)) = f.id {
+                    cx.err(CheckError::BadFieldDecl {
+                        message: "Salesforce fields have no numeric id".into(),
+                        help: "remove the `#id`; Salesforce fields are named by API name".into(),
+                        span: s,
+                    });
+                }
+                let _ = span;
+                segs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(".")
+            }
+            (FieldName::Alias(a), Kind::Salesforce) => {
+                cx.err(CheckError::BadFieldDecl {
+                    message: format!("`{}` is not a Salesforce field name", a.name),
+                    help: "Salesforce fields are written Object.Field, e.g. Account.SLA_Tier__c".into(),
+                    span: a.span,
+                });
+                continue;
+            }
+            (FieldName::Sf(_, s), Kind::Zendesk) => {
+                cx.err(CheckError::BadFieldDecl {
+                    message: "Zendesk fields are declared by alias and id".into(),
+                    help: "write `alias #360001234 type`; dotted Object.Field names are Salesforce's".into(),
+                    span: *s,
+                });
+                continue;
+            }
+        };
+        if let Some((id, s)) = f.id {
+            if let Some(first) = ids.insert(id, s) {
+                cx.err(CheckError::Duplicate {
+                    kind: "field id",
+                    name: format!("#{id}"),
+                    span: s,
+                    first: cx.same_file(s, first),
+                    help: "two aliases for one Zendesk field would write it twice".into(),
+                });
+            }
+        }
+        let span = f.name.span();
+        let table = cx.env.fields.entry(b.conn.name.clone()).or_default();
+        if let Some(prev) = table.get(&name) {
+            let first = prev.span;
+            cx.err(CheckError::Duplicate {
+                kind: "field",
+                name,
+                span,
+                first: cx.same_file(span, first),
+                help: "declare each field once".into(),
+            });
+            continue;
+        }
+        table.insert(
+            name,
+            FieldInfo {
+                id: f.id.map(|(i, _)| i),
+                ty,
+                span,
+                label: f.label.as_ref().map(|l| l.value.clone()),
+            },
+        );
+    }
+}
+
+/// Resolves a field of a connection, marking Salesforce objects as used.
+pub(super) fn field(cx: &mut Ctx, conn: &str, kind: Kind, name: &FieldName, writing: bool) -> Option<Ty> {
+    match (name, kind) {
+        (FieldName::Alias(a), Kind::Zendesk) => {
+            if let Some(f) = cx.env.fields.get(conn).and_then(|m| m.get(&a.name)) {
+                return Some(f.ty.clone());
+            }
+            if let Some(std) = TICKET.iter().find(|f| f.name == a.name) {
+                if !writing || TICKET_WRITABLE.contains(&std.name) {
+                    return Some((std.ty)());
+                }
+            }
+            let mut cands: Vec<String> = cx
+                .env
+                .fields
+                .get(conn)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            cands.extend(TICKET_WRITABLE.iter().map(|s| s.to_string()));
+            cx.err(CheckError::Unknown {
+                kind: "Zendesk field",
+                name: a.name.clone(),
+                span: a.span,
+                help: did_you_mean(&a.name, cands.iter().map(|s| s.as_str())).or_else(|| {
+                    Some(format!("declare it: `fields {conn} {{ {} #360001234 string }}`", a.name))
+                }),
+            });
+            None
+        }
+        (FieldName::Sf(segs, span), Kind::Salesforce) => {
+            if segs.len() < 2 {
+                return None;
+            }
+            let c = cx.use_object(&segs[0].name, segs[0].span)?;
+            let _ = span;
+            let full = segs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(".");
+            Some(
+                cx.env
+                    .fields
+                    .get(&c)
+                    .and_then(|m| m.get(&full))
+                    .map(|f| f.ty.clone())
+                    .unwrap_or(Ty::Any),
+            )
+        }
+        (FieldName::Alias(a), Kind::Salesforce) => {
+            cx.err(CheckError::Unknown {
+                kind: "Salesforce field",
+                name: a.name.clone(),
+                span: a.span,
+                help: Some(format!("`{conn}` is Salesforce: write Object.Field, e.g. Case.{}", a.name)),
+            });
+            None
+        }
+        (FieldName::Sf(_, s), Kind::Zendesk) => {
+            cx.err(CheckError::Unknown {
+                kind: "Zendesk field",
+                name: name.display(),
+                span: *s,
+                help: Some(format!("`{conn}` is Zendesk: use a field alias declared in `fields {conn}`")),
+            });
+            None
+        }
+    }
+}
+
+pub(super) fn check_map(cx: &mut Ctx, m: &Mapping, writers: &mut BTreeMap<(String, String), Span>) {
+    let from = cx.use_conn(&m.from, None, "a mapping");
+    let to = cx.use_conn(&m.to, None, "a mapping");
+    let (Some(from), Some(to)) = (from, to) else { return };
+    if from == to {
+        cx.err(CheckError::MapSides {
+            span: m.from.span.to(m.to.span),
+            kind: from.as_str().into(),
+        });
+        return;
+    }
+    let scope = Scope::default();
+    for r in &m.rules {
+        let src_ty = field(cx, &m.from.name, from, &r.source, false);
+        let dst_ty = field(cx, &m.to.name, to, &r.target, true);
+        cx.record_write(&m.to.name, format!("`map {} -> {}` writes {}", m.from.name, m.to.name, r.target.display()), r.target.span());
+        let key = (m.to.name.clone(), r.target.display());
+        if let Some(first) = writers.get(&key) {
+            let first = *first;
+            cx.err(CheckError::ConflictingWrite {
+                field: r.target.display(),
+                span: r.target.span(),
+                first: cx.same_file(r.target.span(), first),
+            });
+        } else {
+            writers.insert(key, r.target.span());
+        }
+        let (Some(src_ty), Some(dst_ty)) = (src_ty, dst_ty) else { continue };
+        match &r.table {
+            None => direct(cx, r.source.display(), &src_ty, &dst_ty, r.span),
+            Some(table) => translation(cx, r.source.display(), &src_ty, &dst_ty, table, &scope),
+        }
+    }
+}
+
+fn direct(cx: &mut Ctx, source: String, src: &Ty, dst: &Ty, span: Span) {
+    let ok = match (src, dst) {
+        (Ty::Enum(a), Ty::Enum(b)) => a.iter().all(|v| b.contains(v)),
+        (Ty::Str, Ty::Enum(_)) => false,
+        (Ty::Num | Ty::Money(_) | Ty::Date | Ty::Bool | Ty::Enum(_), Ty::Str) => true,
+        (a, b) => a.compatible(b),
+    };
+    if !ok {
+        let help = match (src, dst) {
+            (Ty::Enum(_) | Ty::Str, Ty::Enum(b)) => Some(format!(
+                "add a translation table: `{source} -> ... {{ \"x\" => {} ... _ => {} }}`",
+                b.first().map(|s| s.as_str()).unwrap_or("value"),
+                b.last().map(|s| s.as_str()).unwrap_or("value"),
+            )),
+            (Ty::Money(_), Ty::Num) | (Ty::Num, Ty::Money(_)) => {
+                Some("declare both sides as money (with the same currency)".into())
+            }
+            _ => None,
+        };
+        cx.mismatch(
+            format!("`{source}` ({src}) cannot be written to a field of type {dst}"),
+            span,
+            src,
+            help,
+        );
+    }
+}
+
+fn translation(cx: &mut Ctx, source: String, src: &Ty, dst: &Ty, table: &crate::syntax::ast::Translation, scope: &Scope) {
+    let mut seen: Vec<(String, Span)> = Vec::new();
+    let mut default_at: Option<Span> = None;
+    for arm in &table.arms {
+        if let Some(d) = default_at {
+            let _ = d;
+            cx.err(CheckError::UnreachableArm {
+                help: "the default arm `_` takes every value; put it last".into(),
+                span: arm.span,
+            });
+        }
+        match &arm.patterns {
+            None => default_at = Some(arm.span),
+            Some(pats) => {
+                for p in pats {
+                    let t = cx.expr(p, Some(src), scope);
+                    if !t.compatible(src) {
+                        cx.mismatch(format!("`{source}` is {src}"), p.span, &t, None);
+                    }
+                    let key = literal_key(p);
+                    if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
+                        let first = *first;
+                        cx.err(CheckError::Duplicate {
+                            kind: "translation of",
+                            name: key.clone(),
+                            span: p.span,
+                            first: cx.same_file(p.span, first),
+                            help: "each value is translated once; the first arm would win".into(),
+                        });
+                    } else {
+                        seen.push((key, p.span));
+                    }
+                }
+            }
+        }
+        let out = match dst {
+            Ty::Str => match &arm.value.kind {
+                // A bare word into a text field is the text itself.
+                ExprKind::Symbol(_) => Ty::Str,
+                _ => cx.expr(&arm.value, Some(dst), scope),
+            },
+            _ => cx.expr(&arm.value, Some(dst), scope),
+        };
+        if !out.compatible(dst) || matches!((&out, dst), (Ty::Str, Ty::Enum(_))) && !matches!(arm.value.kind, ExprKind::Lit(Lit::Str(_))) {
+            cx.mismatch(format!("the target is {dst}"), arm.value.span, &out, None);
+        }
+    }
+    if default_at.is_none() {
+        let missing: Vec<String> = match src {
+            Ty::Enum(values) => values
+                .iter()
+                .filter(|v| !seen.iter().any(|(k, _)| k == *v))
+                .map(|v| format!("`{v}`"))
+                .collect(),
+            Ty::Bool => ["true", "false"]
+                .iter()
+                .filter(|v| !seen.iter().any(|(k, _)| k == *v))
+                .map(|v| format!("`{v}`"))
+                .collect(),
+            _ => vec!["any other value".into()],
+        };
+        if !missing.is_empty() {
+            cx.err(CheckError::NotExhaustive {
+                source_field: source,
+                missing: missing.join(", "),
+                span: table.span,
+            });
+        }
+    }
+}
+
+fn literal_key(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Lit(Lit::Str(s)) => s.clone(),
+        ExprKind::Lit(Lit::Num(n)) => n.to_string(),
+        ExprKind::Lit(Lit::Bool(b)) => b.to_string(),
+        ExprKind::Lit(Lit::Money(m)) => format!("{} {}", m.units, m.currency),
+        ExprKind::Lit(Lit::None) => "none".into(),
+        ExprKind::Symbol(i) => i.name.clone(),
+        _ => String::new(),
+    }
+}

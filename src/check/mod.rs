@@ -1,0 +1,416 @@
+//! Name resolution, types and lints over the whole project. Every problem
+//! is collected (never just the first) as a [`Diagnostic`].
+
+mod connections;
+pub mod error;
+mod escalations;
+mod mappings;
+mod sku;
+mod statuses;
+pub mod types;
+
+pub use error::CheckError;
+pub use types::{Resolved, Scope, Ty};
+
+use crate::diagnostics::Diagnostic;
+use crate::syntax::ast::{self, Item};
+use crate::syntax::{parse_file, SourceMap, Span};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Zendesk,
+    Salesforce,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Zendesk => "zendesk",
+            Kind::Salesforce => "salesforce",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    New,
+    Open,
+    Pending,
+    Hold,
+    Solved,
+}
+
+impl Category {
+    pub const ALL: [(&'static str, Category); 5] = [
+        ("new", Category::New),
+        ("open", Category::Open),
+        ("pending", Category::Pending),
+        ("hold", Category::Hold),
+        ("solved", Category::Solved),
+    ];
+    pub fn as_str(self) -> &'static str {
+        Self::ALL.iter().find(|(_, c)| *c == self).map(|(n, _)| *n).unwrap_or("open")
+    }
+}
+
+/// A credential reference as declared (`env("X")` / `file("/p")`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SecretRef {
+    pub key: String,
+    pub source: ast::SecretSource,
+    pub name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub name: String,
+    pub kind: Kind,
+    pub span: Span,
+    pub decl: Span,
+    pub scopes: Vec<(String, Span)>,
+    pub scopes_span: Option<Span>,
+    pub objects: Vec<(String, Span)>,
+    pub secrets: Vec<SecretRef>,
+    /// Plain settings (subdomain, url, instance, plan, ...), as text.
+    pub settings: BTreeMap<String, String>,
+    pub rate_limit_rpm: Option<u32>,
+    pub max_concurrent: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FieldInfo {
+    pub id: Option<u64>,
+    pub ty: Ty,
+    pub span: Span,
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StatusInfo {
+    pub name: String,
+    pub category: Category,
+    pub label: Option<String>,
+    pub terminal: Option<Span>,
+    pub initial: bool,
+    pub id: Option<u64>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub statuses: Vec<StatusInfo>,
+    pub span: Span,
+}
+
+impl TableInfo {
+    pub fn get(&self, name: &str) -> Option<&StatusInfo> {
+        self.statuses.iter().find(|s| s.name == name)
+    }
+}
+
+/// The resolved symbol tables of a project: what lowering needs.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    pub conns: BTreeMap<String, ConnInfo>,
+    /// Per connection: Zendesk alias or Salesforce `Object.Field` -> field.
+    pub fields: BTreeMap<String, BTreeMap<String, FieldInfo>>,
+    pub tables: BTreeMap<String, TableInfo>,
+    pub templates: BTreeMap<String, Span>,
+}
+
+/// What the project does with each connection, for the scope lints.
+#[derive(Debug, Default)]
+pub(crate) struct Usage {
+    pub conns: BTreeSet<String>,
+    /// conn -> (what writes, where)
+    pub writes: BTreeMap<String, Vec<(String, Span)>>,
+    pub status_writes: BTreeMap<String, Vec<(String, Span)>>,
+    pub objects: BTreeSet<(String, String)>,
+    pub templates: BTreeSet<String>,
+}
+
+pub(crate) struct Ctx<'a> {
+    pub sources: &'a SourceMap,
+    pub env: Env,
+    pub diags: Vec<Diagnostic>,
+    pub usage: Usage,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn err(&mut self, e: CheckError) {
+        let file = error_span(&e).file;
+        self.diags.push(Diagnostic::check(file, e));
+    }
+
+    /// Only keeps a secondary span if it is in the same file as the primary
+    /// one: miette draws one file per diagnostic.
+    pub fn same_file(&self, primary: Span, other: Span) -> Option<Span> {
+        (primary.file == other.file).then_some(other)
+    }
+
+    pub fn use_conn(&mut self, id: &ast::Ident, expected: Option<Kind>, what: &str) -> Option<Kind> {
+        let Some(info) = self.env.conns.get(&id.name) else {
+            let names: Vec<String> = self.env.conns.keys().cloned().collect();
+            let help = did_you_mean(&id.name, names.iter().map(|s| s.as_str())).or_else(|| {
+                Some(if names.is_empty() {
+                    "declare it: `connection NAME: zendesk { ... }`".into()
+                } else {
+                    format!("declared connections: {}", names.join(", "))
+                })
+            });
+            self.err(CheckError::Unknown {
+                kind: "connection",
+                name: id.name.clone(),
+                span: id.span,
+                help,
+            });
+            return None;
+        };
+        let kind = info.kind;
+        self.usage.conns.insert(id.name.clone());
+        if let Some(exp) = expected {
+            if exp != kind {
+                let others: Vec<String> = self
+                    .env
+                    .conns
+                    .values()
+                    .filter(|c| c.kind == exp)
+                    .map(|c| format!("`{}`", c.name))
+                    .collect();
+                self.err(CheckError::WrongConnectionKind {
+                    name: id.name.clone(),
+                    actual: kind.as_str().into(),
+                    expected: exp.as_str(),
+                    what: what.into(),
+                    help: if others.is_empty() {
+                        format!("declare a {} connection", exp.as_str())
+                    } else {
+                        format!("use {}", others.join(" or "))
+                    },
+                    span: id.span,
+                });
+                return None;
+            }
+        }
+        Some(kind)
+    }
+
+    /// Marks a Salesforce object as used; returns the connection that holds it.
+    pub fn use_object(&mut self, object: &str, span: Span) -> Option<String> {
+        let sf: Vec<&ConnInfo> = self
+            .env
+            .conns
+            .values()
+            .filter(|c| c.kind == Kind::Salesforce)
+            .collect();
+        if let Some(c) = sf.iter().find(|c| c.objects.iter().any(|(o, _)| o == object)) {
+            let name = c.name.clone();
+            self.usage.objects.insert((name.clone(), object.to_string()));
+            self.usage.conns.insert(name.clone());
+            return Some(name);
+        }
+        match sf.first() {
+            Some(c) => {
+                let conn = c.name.clone();
+                self.usage.conns.insert(conn.clone());
+                self.err(CheckError::UndeclaredObject {
+                    object: object.into(),
+                    conn: conn.clone(),
+                    span,
+                });
+                Some(conn)
+            }
+            None => {
+                self.err(CheckError::Unknown {
+                    kind: "Salesforce object",
+                    name: object.into(),
+                    span,
+                    help: Some(
+                        "declare a `connection NAME: salesforce { objects ... }` that lists it"
+                            .into(),
+                    ),
+                });
+                None
+            }
+        }
+    }
+
+    pub fn record_write(&mut self, conn: &str, what: String, span: Span) {
+        self.usage
+            .writes
+            .entry(conn.to_string())
+            .or_default()
+            .push((what, span));
+    }
+}
+
+fn error_span(e: &CheckError) -> Span {
+    use CheckError::*;
+    match e {
+        Duplicate { span, .. }
+        | Unknown { span, .. }
+        | WrongConnectionKind { span, .. }
+        | UnknownConnectionKind { span, .. }
+        | UnknownProperty { span, .. }
+        | MissingProperty { span, .. }
+        | BadPropertyValue { span, .. }
+        | LiteralSecret { span, .. }
+        | UnknownScope { span, .. }
+        | BroadScope { span, .. }
+        | UnusedScope { span, .. }
+        | MissingScope { span, .. }
+        | NoOfflineScope { span, .. }
+        | UndeclaredObject { span, .. }
+        | UnusedObject { span, .. }
+        | Unused { span, .. }
+        | UnknownCategory { span, .. }
+        | TransitionToNew { span, .. }
+        | TransitionFromTerminal { span, .. }
+        | DuplicateTransition { span, .. }
+        | ShadowedTransition { span, .. }
+        | SelfTransition { span, .. }
+        | Unreachable { span, .. }
+        | DeadEnd { span, .. }
+        | MissingReopen { span, .. }
+        | UnknownType { span, .. }
+        | BadTypeArgs { span, .. }
+        | BadFieldDecl { span, .. }
+        | TypeMismatch { span, .. }
+        | NotExhaustive { span, .. }
+        | UnreachableArm { span, .. }
+        | ConflictingWrite { span, .. }
+        | MapSides { span, .. }
+        | NotBool { span, .. }
+        | BareName { span, .. }
+        | BadRegex { span, .. }
+        | ShadowedSkuRule { span, .. }
+        | AmbiguousSku { span, .. }
+        | OverlappingSku { span, .. }
+        | BadCapture { span, .. }
+        | SkuTestFailed { span, .. }
+        | UnreachedProduct { span, .. }
+        | BadFilter { span, .. }
+        | EscalationShape { span, .. }
+        | EmptyEscalation { span, .. } => *span,
+    }
+}
+
+/// The closest candidate to `name`, phrased as a suggestion.
+pub fn did_you_mean<'c>(name: &str, candidates: impl Iterator<Item = &'c str>) -> Option<String> {
+    let lname = name.to_lowercase();
+    let mut best: Option<(f64, &str)> = None;
+    for c in candidates {
+        let score = strsim::jaro_winkler(&lname, &c.to_lowercase());
+        if score > 0.8 && best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, c));
+        }
+    }
+    best.map(|(_, c)| format!("did you mean `{c}`?"))
+}
+
+/// The result of checking a project.
+pub struct Checked {
+    pub files: Vec<ast::File>,
+    pub env: Env,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checked {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.is_error())
+    }
+}
+
+/// Parses and checks every file of a project.
+pub fn check(sources: &SourceMap) -> Checked {
+    let mut diagnostics = Vec::new();
+    let mut files = Vec::with_capacity(sources.len());
+    for (id, f) in sources.files() {
+        let (ast, errs) = parse_file(id, &f.text);
+        diagnostics.extend(errs.into_iter().map(|e| Diagnostic::syntax(id, e)));
+        files.push(ast);
+    }
+    let mut cx = Ctx {
+        sources,
+        env: Env::default(),
+        diags: Vec::new(),
+        usage: Usage::default(),
+    };
+    check_files(&mut cx, &files);
+    diagnostics.append(&mut cx.diags);
+    diagnostics.sort_by_key(|d| (d.file, d.offset()));
+    Checked {
+        files,
+        env: cx.env,
+        diagnostics,
+    }
+}
+
+fn check_files(cx: &mut Ctx, files: &[ast::File]) {
+    let items = || files.iter().flat_map(|f| f.items.iter());
+    // Declarations first, so uses may come before declarations.
+    for item in items() {
+        if let Item::Connection(c) = item {
+            connections::declare(cx, c);
+        }
+    }
+    for item in items() {
+        match item {
+            Item::Fields(f) => mappings::declare_fields(cx, f),
+            Item::Statuses(t) => statuses::declare(cx, t),
+            _ => {}
+        }
+    }
+    let mut names: BTreeMap<(&str, String), Span> = BTreeMap::new();
+    for item in items() {
+        let kind = match item {
+            Item::Template(_) => "template",
+            Item::Escalation(_) => "escalation",
+            Item::Sku(_) => "sku table",
+            _ => continue,
+        };
+        let id = item.name();
+        if let Some(first) = names.get(&(kind, id.name.clone())) {
+            let first = *first;
+            cx.err(CheckError::Duplicate {
+                kind,
+                name: id.name.clone(),
+                span: id.span,
+                first: cx.same_file(id.span, first),
+                help: format!("rename one; first declared at {}", cx.sources.locate(first)),
+            });
+        } else {
+            names.insert((kind, id.name.clone()), id.span);
+            if let Item::Template(t) = item {
+                cx.env.templates.insert(t.name.name.clone(), t.name.span);
+            }
+        }
+    }
+    let mut writers = BTreeMap::new();
+    for item in items() {
+        match item {
+            Item::Statuses(t) => statuses::check(cx, t),
+            Item::Map(m) => mappings::check_map(cx, m, &mut writers),
+            Item::Template(t) => escalations::check_template(cx, t),
+            Item::Escalation(e) => escalations::check_escalation(cx, e),
+            Item::Sku(s) => sku::check(cx, s),
+            _ => {}
+        }
+    }
+    for item in items() {
+        if let Item::Template(t) = item {
+            if !cx.usage.templates.contains(&t.name.name) {
+                cx.err(CheckError::Unused {
+                    kind: "template",
+                    name: t.name.name.clone(),
+                    help: "use it in an escalation (`comment CONN NAME`) or remove it".into(),
+                    span: t.name.span,
+                });
+            }
+        }
+    }
+    connections::lint_usage(cx);
+}

@@ -1,0 +1,299 @@
+//! Status tables: declarations, transitions, and the workflow lints
+//! (reachability, dead ends, Zendesk's own rules).
+
+use super::{did_you_mean, Category, CheckError, Ctx, Kind, Scope, StatusInfo, TableInfo};
+use crate::syntax::ast::{self, StatusTable};
+use crate::syntax::Span;
+use std::collections::{BTreeMap, VecDeque};
+
+pub(super) fn declare(cx: &mut Ctx, t: &StatusTable) {
+    if let Some(prev) = cx.env.tables.get(&t.conn.name) {
+        let first = prev.span;
+        cx.err(CheckError::Duplicate {
+            kind: "status table for",
+            name: t.conn.name.clone(),
+            span: t.conn.span,
+            first: cx.same_file(t.conn.span, first),
+            help: format!(
+                "a connection has one status table; merge this one into the table at {}",
+                cx.sources.locate(first)
+            ),
+        });
+        return;
+    }
+    cx.use_conn(&t.conn, None, "a status table");
+    let mut statuses: Vec<StatusInfo> = Vec::new();
+    let mut ids: BTreeMap<u64, Span> = BTreeMap::new();
+    for d in &t.statuses {
+        if let Some(prev) = statuses.iter().find(|s| s.name == d.name.name) {
+            let first = prev.span;
+            cx.err(CheckError::Duplicate {
+                kind: "status",
+                name: d.name.name.clone(),
+                span: d.name.span,
+                first: cx.same_file(d.name.span, first),
+                help: "each status is declared once; give the other a different name".into(),
+            });
+            continue;
+        }
+        let category = match Category::ALL.iter().find(|(n, _)| *n == d.category.name) {
+            Some((_, c)) => *c,
+            None => {
+                cx.err(CheckError::UnknownCategory {
+                    category: d.category.name.clone(),
+                    span: d.category.span,
+                    help: did_you_mean(&d.category.name, Category::ALL.iter().map(|(n, _)| *n))
+                        .or_else(|| Some("categories are new, open, pending, hold and solved".into())),
+                });
+                Category::Open
+            }
+        };
+        if let Some((id, span)) = d.id {
+            if let Some(first) = ids.insert(id, span) {
+                cx.err(CheckError::Duplicate {
+                    kind: "custom status id",
+                    name: format!("#{id}"),
+                    span,
+                    first: cx.same_file(span, first),
+                    help: "each Zendesk custom status has its own id".into(),
+                });
+            }
+        }
+        statuses.push(StatusInfo {
+            name: d.name.name.clone(),
+            category,
+            label: d.label.as_ref().map(|l| l.value.clone()),
+            terminal: d.terminal,
+            initial: d.initial.is_some(),
+            id: d.id.map(|(i, _)| i),
+            span: d.name.span,
+        });
+    }
+    cx.env.tables.insert(
+        t.conn.name.clone(),
+        TableInfo {
+            statuses,
+            span: t.conn.span,
+        },
+    );
+}
+
+/// One resolved edge of the workflow.
+struct Edge {
+    from: usize,
+    to: usize,
+    conditional: bool,
+    condition: String,
+    wildcard: bool,
+    span: Span,
+}
+
+pub(super) fn check(cx: &mut Ctx, t: &StatusTable) {
+    let Some(table) = cx.env.tables.get(&t.conn.name).cloned() else { return };
+    if !table.span.same_place(&t.conn.span) {
+        return; // a duplicate table, already reported
+    }
+    let kind = cx.env.conns.get(&t.conn.name).map(|c| c.kind);
+    let scope = Scope {
+        ticket_conn: (kind == Some(Kind::Zendesk)).then(|| t.conn.name.clone()),
+        in_template: false,
+    };
+    let names: Vec<&str> = table.statuses.iter().map(|s| s.name.as_str()).collect();
+    let index = |n: &str| table.statuses.iter().position(|s| s.name == n);
+    let mut edges: Vec<Edge> = Vec::new();
+    for tr in &t.transitions {
+        if let Some(w) = &tr.when {
+            cx.condition(w, &scope);
+        }
+        let condition = tr
+            .when
+            .as_ref()
+            .map(|w| normalize_ws(cx.sources.get(w.span.file).slice(w.span)))
+            .unwrap_or_default();
+        let mut tos = Vec::new();
+        for to in &tr.to {
+            match index(&to.name) {
+                Some(i) => {
+                    if table.statuses[i].category == Category::New {
+                        cx.err(CheckError::TransitionToNew {
+                            status: to.name.clone(),
+                            span: to.span,
+                        });
+                    }
+                    tos.push(i);
+                }
+                None => unknown_status(cx, to, &names, &t.conn.name),
+            }
+        }
+        let (froms, wildcard): (Vec<usize>, bool) = match &tr.from {
+            ast::From::Any(_) => (
+                (0..table.statuses.len())
+                    .filter(|i| table.statuses[*i].terminal.is_none())
+                    .collect(),
+                true,
+            ),
+            ast::From::List(list) => {
+                let mut v = Vec::new();
+                for f in list {
+                    match index(&f.name) {
+                        Some(i) => {
+                            if let Some(decl) = table.statuses[i].terminal {
+                                cx.err(CheckError::TransitionFromTerminal {
+                                    status: f.name.clone(),
+                                    span: f.span,
+                                    decl,
+                                });
+                            } else {
+                                v.push(i);
+                            }
+                        }
+                        None => unknown_status(cx, f, &names, &t.conn.name),
+                    }
+                }
+                (v, false)
+            }
+        };
+        if kind == Some(Kind::Zendesk) && !tos.is_empty() && !froms.is_empty() {
+            cx.usage
+                .status_writes
+                .entry(t.conn.name.clone())
+                .or_default()
+                .push(("the status table allows transitions".into(), tr.span));
+        }
+        for &f in &froms {
+            for &to in &tos {
+                if f == to {
+                    if !wildcard {
+                        cx.err(CheckError::SelfTransition {
+                            status: table.statuses[f].name.clone(),
+                            span: tr.span,
+                        });
+                    }
+                    continue;
+                }
+                edges.push(Edge {
+                    from: f,
+                    to,
+                    conditional: tr.when.is_some(),
+                    condition: condition.clone(),
+                    wildcard,
+                    span: tr.span,
+                });
+            }
+        }
+    }
+    duplicates(cx, &table, &edges);
+    workflow_lints(cx, &table, &edges, kind == Some(Kind::Zendesk));
+}
+
+fn unknown_status(cx: &mut Ctx, id: &ast::Ident, names: &[&str], conn: &str) {
+    cx.err(CheckError::Unknown {
+        kind: "status",
+        name: id.name.clone(),
+        span: id.span,
+        help: did_you_mean(&id.name, names.iter().copied())
+            .or_else(|| Some(format!("declare it in the table: `{} open \"Label\"` (statuses of `{conn}`)", id.name))),
+    });
+}
+
+fn normalize_ws(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn duplicates(cx: &mut Ctx, table: &TableInfo, edges: &[Edge]) {
+    let mut by_pair: BTreeMap<(usize, usize), Vec<&Edge>> = BTreeMap::new();
+    for e in edges {
+        by_pair.entry((e.from, e.to)).or_default().push(e);
+    }
+    for ((f, t), list) in by_pair {
+        if list.len() < 2 {
+            continue;
+        }
+        let from = table.statuses[f].name.clone();
+        let to = table.statuses[t].name.clone();
+        let unconditional = list.iter().find(|e| !e.conditional);
+        for (i, e) in list.iter().enumerate() {
+            let explicit_first = list[..i]
+                .iter()
+                .find(|p| p.condition == e.condition && !(p.wildcard && e.wildcard));
+            if let Some(p) = explicit_first {
+                if !e.wildcard || !p.wildcard {
+                    cx.err(CheckError::DuplicateTransition {
+                        from: from.clone(),
+                        to: to.clone(),
+                        span: e.span,
+                        first: p.span,
+                    });
+                }
+                continue;
+            }
+            if let Some(u) = unconditional {
+                if e.conditional {
+                    cx.err(CheckError::ShadowedTransition {
+                        from: from.clone(),
+                        to: to.clone(),
+                        span: e.span,
+                        by: u.span,
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn workflow_lints(cx: &mut Ctx, table: &TableInfo, edges: &[Edge], zendesk: bool) {
+    let n = table.statuses.len();
+    let mut out: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for e in edges {
+        out[e.from].push(e.to);
+    }
+    let mut reached = vec![false; n];
+    let mut queue: VecDeque<usize> = (0..n)
+        .filter(|&i| table.statuses[i].category == Category::New || table.statuses[i].initial)
+        .collect();
+    for &i in &queue {
+        reached[i] = true;
+    }
+    while let Some(i) = queue.pop_front() {
+        for &j in &out[i] {
+            if !reached[j] {
+                reached[j] = true;
+                queue.push_back(j);
+            }
+        }
+    }
+    let first_open = table
+        .statuses
+        .iter()
+        .find(|s| s.category == Category::Open)
+        .map(|s| s.name.clone());
+    for (i, s) in table.statuses.iter().enumerate() {
+        if !reached[i] {
+            cx.err(CheckError::Unreachable {
+                status: s.name.clone(),
+                span: s.span,
+            });
+        }
+        if s.terminal.is_none() && out[i].is_empty() {
+            cx.err(CheckError::DeadEnd {
+                status: s.name.clone(),
+                span: s.span,
+            });
+            continue;
+        }
+        if zendesk
+            && s.terminal.is_none()
+            && matches!(s.category, Category::Pending | Category::Hold | Category::Solved)
+            && !out[i]
+                .iter()
+                .any(|&j| table.statuses[j].category == Category::Open)
+        {
+            cx.err(CheckError::MissingReopen {
+                status: s.name.clone(),
+                open: first_open.clone().unwrap_or_else(|| "open".into()),
+                category: s.category.as_str().into(),
+                span: s.span,
+            });
+        }
+    }
+}

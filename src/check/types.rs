@@ -1,0 +1,553 @@
+//! Value types, the event schema, and type checking of expressions.
+
+use super::{Ctx, Kind};
+use crate::check::error::CheckError;
+use crate::syntax::ast::{BinOp, Expr, ExprKind, Ident, Lit};
+use crate::syntax::Span;
+use std::fmt;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ty {
+    Str,
+    Num,
+    Bool,
+    Date,
+    Money(Option<String>),
+    Enum(Arc<[String]>),
+    /// A status of the table of this connection (if known).
+    Status(Option<String>),
+    List(Box<Ty>),
+    Any,
+    Null,
+}
+
+impl fmt::Display for Ty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ty::Str => write!(f, "text"),
+            Ty::Num => write!(f, "a number"),
+            Ty::Bool => write!(f, "true/false"),
+            Ty::Date => write!(f, "a date"),
+            Ty::Money(Some(c)) => write!(f, "money in {c}"),
+            Ty::Money(None) => write!(f, "money"),
+            Ty::Enum(v) => {
+                let shown: Vec<_> = v.iter().take(6).map(|s| s.as_str()).collect();
+                write!(f, "one of {}", shown.join(", "))?;
+                if v.len() > 6 {
+                    write!(f, ", ...")?;
+                }
+                Ok(())
+            }
+            Ty::Status(Some(c)) => write!(f, "a status of `{c}`"),
+            Ty::Status(None) => write!(f, "a status"),
+            Ty::List(t) => write!(f, "a list of {t}"),
+            Ty::Any => write!(f, "any value"),
+            Ty::Null => write!(f, "none"),
+        }
+    }
+}
+
+impl Ty {
+    fn ordered(&self) -> bool {
+        matches!(self, Ty::Num | Ty::Money(_) | Ty::Date | Ty::Any)
+    }
+
+    /// Whether values of `self` can be compared with / stored as `other`.
+    pub fn compatible(&self, other: &Ty) -> bool {
+        use Ty::*;
+        match (self, other) {
+            (Any, _) | (_, Any) | (Null, _) | (_, Null) => true,
+            (Money(Some(a)), Money(Some(b))) => a == b,
+            (Money(_), Money(_)) => true,
+            (Enum(_), Enum(_)) | (Enum(_), Str) | (Str, Enum(_)) => true,
+            (Status(a), Status(b)) => a.is_none() || b.is_none() || a == b,
+            (Status(_), Str) | (Str, Status(_)) => true,
+            (List(a), List(b)) => a.compatible(b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+/// A standard field of an event root.
+pub struct StdField {
+    pub name: &'static str,
+    pub ty: fn() -> Ty,
+    pub doc: &'static str,
+}
+
+fn enum_of(v: &[&str]) -> Ty {
+    Ty::Enum(v.iter().map(|s| s.to_string()).collect())
+}
+
+macro_rules! fields {
+    ($( $name:literal : $ty:expr , $doc:literal ;)*) => {
+        &[ $( StdField { name: $name, ty: { fn t() -> Ty { $ty } t }, doc: $doc } ),* ]
+    };
+}
+
+pub static TICKET: &[StdField] = fields! {
+    "id": Ty::Num, "the ticket id";
+    "subject": Ty::Str, "the subject line";
+    "description": Ty::Str, "the first comment";
+    "status": Ty::Status(None), "the current status";
+    "priority": enum_of(&["low", "normal", "high", "urgent"]), "the priority";
+    "type": enum_of(&["problem", "incident", "question", "task"]), "the ticket type";
+    "tags": Ty::List(Box::new(Ty::Str)), "the tags";
+    "group": Ty::Str, "the assigned group's name";
+    "assignee": Ty::Str, "the assignee's email";
+    "requester_email": Ty::Str, "the requester's email";
+    "requester_name": Ty::Str, "the requester's name";
+    "channel": Ty::Str, "how the ticket arrived (email, web, chat, api)";
+    "created_at": Ty::Date, "when it was created";
+    "updated_at": Ty::Date, "when it last changed";
+};
+
+/// Standard ticket fields a mapping may write.
+pub const TICKET_WRITABLE: &[&str] = &["priority", "type", "subject", "group", "tags"];
+
+pub static COMMENT: &[StdField] = fields! {
+    "body": Ty::Str, "the comment text";
+    "author": enum_of(&["end_user", "agent", "system"]), "who wrote it";
+    "public": Ty::Bool, "whether the requester can see it";
+};
+
+pub static TURN: &[StdField] = fields! {
+    "intent": Ty::Str, "what the customer wants, as classified by the agent";
+    "summary": Ty::Str, "a plain-language summary of the conversation";
+    "attempts": Ty::List(Box::new(Ty::Str)), "what the agent tried";
+    "sentiment": enum_of(&["positive", "neutral", "negative", "angry"]), "the customer's sentiment";
+    "refund_amount": Ty::Money(None), "the refund asked for";
+    "requested_status": Ty::Status(None), "the status the agent wants to set";
+    "confidence": Ty::Num, "the agent's confidence, 0 to 1";
+    "language": Ty::Str, "the conversation language (BCP 47)";
+    "order_id": Ty::Str, "the order the customer refers to";
+    "product": Ty::Str, "the product as the customer wrote it";
+};
+
+pub static ESCALATION: &[StdField] = fields! {
+    "name": Ty::Str, "the escalation's name";
+    "reason": Ty::Str, "the escalation's reason";
+};
+
+pub const ROOTS: &[&str] = &["ticket", "comment", "turn", "escalation"];
+
+/// What a path in an expression refers to, once resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resolved {
+    Std { root: &'static str, field: String },
+    Custom { conn: String, alias: String, id: u64 },
+    Salesforce { conn: String, path: String },
+}
+
+/// Where an expression is checked: decides what `ticket` and statuses mean.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// The Zendesk connection `ticket.*` and bare status names refer to.
+    pub ticket_conn: Option<String>,
+    /// Whether `escalation.*` exists (templates).
+    pub in_template: bool,
+}
+
+impl<'a> Ctx<'a> {
+    /// Resolves a dotted path to its referent and type, reporting unknown parts.
+    pub fn resolve_path(&mut self, path: &[Ident], scope: &Scope) -> Option<(Resolved, Ty)> {
+        let root = &path[0];
+        let span = path[0].span.to(path[path.len() - 1].span);
+        if root.name.starts_with(|c: char| c.is_ascii_uppercase()) {
+            return self.resolve_sf_path(path, span);
+        }
+        let table: &[StdField] = match root.name.as_str() {
+            "ticket" => TICKET,
+            "comment" => COMMENT,
+            "turn" => TURN,
+            "escalation" if scope.in_template => ESCALATION,
+            _ => {
+                let mut roots: Vec<&str> = ROOTS.to_vec();
+                if !scope.in_template {
+                    roots.retain(|r| *r != "escalation");
+                }
+                let help = if root.name == "escalation" {
+                    Some("`escalation.*` only exists inside templates".into())
+                } else {
+                    super::did_you_mean(&root.name, roots.iter().copied()).or(Some(format!(
+                        "paths start with {}, or a Salesforce object such as Case or Account",
+                        roots.join(", ")
+                    )))
+                };
+                self.err(CheckError::Unknown {
+                    kind: "root",
+                    name: root.name.clone(),
+                    span: root.span,
+                    help,
+                });
+                return None;
+            }
+        };
+        let root_name: &'static str = match root.name.as_str() {
+            "ticket" => "ticket",
+            "comment" => "comment",
+            "turn" => "turn",
+            _ => "escalation",
+        };
+        let field = &path[1];
+        if path.len() > 2 {
+            self.err(CheckError::Unknown {
+                kind: "field",
+                name: path[1..]
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join("."),
+                span: path[2].span.to(path[path.len() - 1].span),
+                help: Some(format!(
+                    "`{}.{}` has no sub-fields",
+                    root.name, field.name
+                )),
+            });
+            return None;
+        }
+        if let Some(f) = table.iter().find(|f| f.name == field.name) {
+            let mut ty = (f.ty)();
+            if let Ty::Status(None) = ty {
+                ty = Ty::Status(self.status_conn(scope));
+            }
+            return Some((
+                Resolved::Std {
+                    root: root_name,
+                    field: field.name.clone(),
+                },
+                ty,
+            ));
+        }
+        if root_name == "ticket" {
+            if let Some((conn, info)) = self.find_custom_field(&field.name, scope) {
+                return Some((
+                    Resolved::Custom {
+                        conn,
+                        alias: field.name.clone(),
+                        id: info.0,
+                    },
+                    info.1,
+                ));
+            }
+        }
+        let mut candidates: Vec<String> = table.iter().map(|f| f.name.to_string()).collect();
+        if root_name == "ticket" {
+            for (conn, fields) in &self.env.fields {
+                if self.env.conns.get(conn).map(|c| c.kind) == Some(Kind::Zendesk) {
+                    candidates.extend(fields.keys().cloned());
+                }
+            }
+        }
+        let help = super::did_you_mean(&field.name, candidates.iter().map(|s| s.as_str())).or_else(
+            || {
+                (root_name == "ticket").then(|| {
+                    "custom ticket fields must be declared in a `fields` block with their id".into()
+                })
+            },
+        );
+        self.err(CheckError::Unknown {
+            kind: "field",
+            name: format!("{}.{}", root.name, field.name),
+            span: field.span,
+            help,
+        });
+        None
+    }
+
+    fn status_conn(&self, scope: &Scope) -> Option<String> {
+        scope.ticket_conn.clone().or_else(|| {
+            let zd: Vec<&String> = self
+                .env
+                .tables
+                .keys()
+                .filter(|c| self.env.conns.get(*c).map(|i| i.kind) == Some(Kind::Zendesk))
+                .collect();
+            (zd.len() == 1).then(|| zd[0].clone())
+        })
+    }
+
+    fn find_custom_field(&self, alias: &str, scope: &Scope) -> Option<(String, (u64, Ty))> {
+        let lookup = |conn: &String| {
+            self.env
+                .fields
+                .get(conn)
+                .and_then(|f| f.get(alias))
+                .map(|f| (conn.clone(), (f.id.unwrap_or(0), f.ty.clone())))
+        };
+        if let Some(c) = &scope.ticket_conn {
+            if let Some(hit) = lookup(c) {
+                return Some(hit);
+            }
+        }
+        self.env
+            .conns
+            .iter()
+            .filter(|(_, c)| c.kind == Kind::Zendesk)
+            .find_map(|(name, _)| lookup(name))
+    }
+
+    fn resolve_sf_path(&mut self, path: &[Ident], span: Span) -> Option<(Resolved, Ty)> {
+        if path.len() < 2 {
+            return None;
+        }
+        let object = &path[0];
+        let conn = self.use_object(&object.name, object.span)?;
+        let full = path
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(".");
+        let ty = self
+            .env
+            .fields
+            .get(&conn)
+            .and_then(|f| f.get(&full))
+            .map(|f| f.ty.clone())
+            .unwrap_or(Ty::Any);
+        let _ = span;
+        Some((Resolved::Salesforce { conn, path: full }, ty))
+    }
+
+    /// Type-checks an expression. `expect` gives bare names a meaning.
+    pub fn expr(&mut self, e: &Expr, expect: Option<&Ty>, scope: &Scope) -> Ty {
+        match &e.kind {
+            ExprKind::Lit(l) => match l {
+                Lit::Str(s) => match expect {
+                    Some(t @ (Ty::Enum(_) | Ty::Status(_))) => {
+                        self.member(s, e.span, t);
+                        t.clone()
+                    }
+                    Some(Ty::Date) if looks_like_date(s) => Ty::Date,
+                    _ => Ty::Str,
+                },
+                Lit::Num(_) => Ty::Num,
+                Lit::Money(m) => Ty::Money(Some(m.currency.clone())),
+                Lit::Bool(_) => Ty::Bool,
+                Lit::None => Ty::Null,
+            },
+            ExprKind::List(items) => {
+                let elem_expect = match expect {
+                    Some(Ty::List(t)) => Some((**t).clone()),
+                    _ => None,
+                };
+                let mut elem = None;
+                for it in items {
+                    let t = self.expr(it, elem_expect.as_ref(), scope);
+                    if let Some(prev) = &elem {
+                        if !t.compatible(prev) {
+                            self.mismatch(
+                                format!("list items must all be {prev}"),
+                                it.span,
+                                &t,
+                                None,
+                            );
+                        }
+                    } else {
+                        elem = Some(t);
+                    }
+                }
+                Ty::List(Box::new(elem.or(elem_expect).unwrap_or(Ty::Any)))
+            }
+            ExprKind::Path(p) => self
+                .resolve_path(p, scope)
+                .map(|(_, t)| t)
+                .unwrap_or(Ty::Any),
+            ExprKind::Symbol(id) => match expect {
+                Some(t @ (Ty::Enum(_) | Ty::Status(_))) => {
+                    self.member(&id.name, id.span, t);
+                    t.clone()
+                }
+                Some(Ty::Any) => Ty::Any,
+                _ => {
+                    self.err(CheckError::BareName {
+                        name: id.name.clone(),
+                        span: id.span,
+                    });
+                    Ty::Any
+                }
+            },
+            ExprKind::Not(x) => {
+                self.condition(x, scope);
+                Ty::Bool
+            }
+            ExprKind::Binary(op, l, r) => self.binary(*op, l, r, scope),
+        }
+    }
+
+    /// Checks an expression used as a condition (`when`).
+    pub fn condition(&mut self, e: &Expr, scope: &Scope) {
+        let t = self.expr(e, Some(&Ty::Bool), scope);
+        if !matches!(t, Ty::Bool | Ty::Any) {
+            let example = match &t {
+                Ty::Enum(v) => format!("... == {}", v.first().map(|s| s.as_str()).unwrap_or("x")),
+                Ty::List(_) => "... has \"tag\"".into(),
+                Ty::Num | Ty::Money(_) => "... > 0".into(),
+                _ => "... == \"value\"".into(),
+            };
+            self.err(CheckError::NotBool {
+                found: t.to_string(),
+                example,
+                span: e.span,
+            });
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, l: &Expr, r: &Expr, scope: &Scope) -> Ty {
+        match op {
+            BinOp::And | BinOp::Or => {
+                self.condition(l, scope);
+                self.condition(r, scope);
+            }
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
+                // Type the side that carries the type first, so bare names
+                // and quoted enum values on the other side can be checked.
+                let (lt, rt) = if is_untyped(l) && !is_untyped(r) {
+                    let rt = self.expr(r, None, scope);
+                    (self.expr(l, Some(&rt), scope), rt)
+                } else {
+                    let lt = self.expr(l, None, scope);
+                    (lt.clone(), self.expr(r, Some(&lt), scope))
+                };
+                if !lt.compatible(&rt) {
+                    let help = match (&lt, &rt) {
+                        (Ty::Money(_), Ty::Num) => Some("write the amount with its currency, e.g. `200 USD` or `$200`".into()),
+                        (Ty::Money(Some(a)), Ty::Money(Some(b))) => Some(format!("l3map does not convert currencies; compare with an amount in {a}, not {b}")),
+                        _ => None,
+                    };
+                    self.mismatch(
+                        format!("`{}` compares {lt} with {rt}", op.symbol()),
+                        r.span,
+                        &rt,
+                        help,
+                    );
+                } else if !matches!(op, BinOp::Eq | BinOp::Ne) && !(lt.ordered() && rt.ordered()) {
+                    let bad = if lt.ordered() { (&rt, r.span) } else { (&lt, l.span) };
+                    self.mismatch(
+                        format!("`{}` needs numbers, money or dates", op.symbol()),
+                        bad.1,
+                        bad.0,
+                        Some("use `==`, `!=` or `in` for text and named values".into()),
+                    );
+                }
+            }
+            BinOp::In | BinOp::NotIn => {
+                let (lt, rt) = if is_untyped(l) {
+                    let rt = self.expr(r, None, scope);
+                    let elem = match &rt {
+                        Ty::List(t) => (**t).clone(),
+                        _ => Ty::Any,
+                    };
+                    (self.expr(l, Some(&elem), scope), rt)
+                } else {
+                    let lt = self.expr(l, None, scope);
+                    let rt = self.expr(r, Some(&Ty::List(Box::new(lt.clone()))), scope);
+                    (lt, rt)
+                };
+                match &rt {
+                    Ty::List(elem) if !lt.compatible(elem) => self.mismatch(
+                        format!("`{}` looks for {lt} in {rt}", op.symbol()),
+                        r.span,
+                        &rt,
+                        None,
+                    ),
+                    Ty::List(_) | Ty::Any => {}
+                    _ => self.mismatch(
+                        format!("`{}` needs a list on its right", op.symbol()),
+                        r.span,
+                        &rt,
+                        Some("write the choices as a list: `[a, b]`".into()),
+                    ),
+                }
+            }
+            BinOp::Has => {
+                let lt = self.expr(l, None, scope);
+                let elem = match &lt {
+                    Ty::List(t) => (**t).clone(),
+                    Ty::Any => Ty::Any,
+                    other => {
+                        self.mismatch(
+                            "`has` needs a list on its left, such as ticket.tags".into(),
+                            l.span,
+                            other,
+                            Some("for text use `==`".into()),
+                        );
+                        Ty::Any
+                    }
+                };
+                let rt = self.expr(r, Some(&elem), scope);
+                if !rt.compatible(&elem) {
+                    self.mismatch(format!("`has` looks for {elem}"), r.span, &rt, None);
+                }
+            }
+        }
+        Ty::Bool
+    }
+
+    pub fn mismatch(&mut self, message: String, span: Span, found: &Ty, help: Option<String>) {
+        self.err(CheckError::TypeMismatch {
+            message,
+            span,
+            found: found.to_string(),
+            help,
+        });
+    }
+
+    /// Checks that `name` is a value of an enum or status type.
+    pub fn member(&mut self, name: &str, span: Span, t: &Ty) {
+        match t {
+            Ty::Enum(values) => {
+                if !values.iter().any(|v| v == name) {
+                    let help = super::did_you_mean(name, values.iter().map(|s| s.as_str()))
+                        .or_else(|| Some(format!("the values are: {}", values.join(", "))));
+                    self.err(CheckError::Unknown {
+                        kind: "value",
+                        name: name.to_string(),
+                        span,
+                        help,
+                    });
+                }
+            }
+            Ty::Status(Some(conn)) => {
+                let known = self
+                    .env
+                    .tables
+                    .get(conn)
+                    .map(|t| t.statuses.iter().any(|s| s.name == name));
+                if known == Some(false) {
+                    let names: Vec<String> = self.env.tables[conn]
+                        .statuses
+                        .iter()
+                        .map(|s| s.name.clone())
+                        .collect();
+                    let help = super::did_you_mean(name, names.iter().map(|s| s.as_str()));
+                    self.err(CheckError::Unknown {
+                        kind: "status",
+                        name: name.to_string(),
+                        span,
+                        help,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn is_untyped(e: &Expr) -> bool {
+    matches!(
+        e.kind,
+        ExprKind::Symbol(_) | ExprKind::Lit(Lit::Str(_)) | ExprKind::Lit(Lit::None)
+    )
+}
+
+pub fn looks_like_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}

@@ -1,0 +1,93 @@
+//! `l3map check` and `l3map compile`.
+
+use super::{fail, Emit, Format};
+use crate::check::{check, Checked};
+use crate::diagnostics::{render_github, render_human, to_json, Diagnostic};
+use crate::project::{load, Project};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+pub(crate) fn color() -> bool {
+    std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
+}
+
+/// The diagnostics of a project that concern the files the user named.
+pub(crate) fn relevant(p: &Project, c: &Checked) -> Vec<Diagnostic> {
+    c.diagnostics
+        .iter()
+        .filter(|d| p.wants(d.file))
+        .cloned()
+        .collect()
+}
+
+pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
+    let projects = match load(paths) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let (mut errors, mut warnings, mut files) = (0usize, 0usize, 0usize);
+    let mut json = Vec::new();
+    for p in &projects {
+        let checked = check(&p.sources);
+        let diags = relevant(p, &checked);
+        files += p.sources.len();
+        errors += diags.iter().filter(|d| d.is_error()).count();
+        warnings += diags.iter().filter(|d| !d.is_error()).count();
+        match format {
+            Format::Human => eprint!("{}", render_human(&diags, &p.sources, color())),
+            Format::Github => print!("{}", render_github(&diags, &p.sources)),
+            Format::Json => json.extend(diags.iter().map(|d| to_json(d, &p.sources))),
+        }
+    }
+    if format == Format::Json {
+        match serde_json::to_string_pretty(&json) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(e),
+        }
+    }
+    if format == Format::Human {
+        let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+        eprintln!(
+            "{}: {}, {} in {} ({})",
+            if errors > 0 || (deny_warnings && warnings > 0) { "failed" } else { "ok" },
+            plural(errors, "error"),
+            plural(warnings, "warning"),
+            plural(files, "file"),
+            plural(projects.len(), "project"),
+        );
+    }
+    if errors > 0 || (deny_warnings && warnings > 0) {
+        1
+    } else {
+        0
+    }
+}
+
+pub fn compile(path: &Path, emit: Emit) -> u8 {
+    let projects = match load(std::slice::from_ref(&path.to_path_buf())) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    if projects.len() != 1 {
+        return fail(format!(
+            "{} holds {} projects; name one of them: {}",
+            path.display(),
+            projects.len(),
+            projects.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let p = &projects[0];
+    let checked = check(&p.sources);
+    eprint!("{}", render_human(&checked.diagnostics, &p.sources, color()));
+    let Some(program) = crate::ir::lower(&checked, &p.sources) else {
+        eprintln!("failed: the project has errors; nothing compiled");
+        return 1;
+    };
+    match emit {
+        Emit::Ir => match serde_json::to_string_pretty(&program) {
+            Ok(s) => println!("{s}"),
+            Err(e) => return fail(e),
+        },
+    }
+    0
+}

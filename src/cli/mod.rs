@@ -1,0 +1,98 @@
+//! The `l3map` command line.
+
+mod check;
+mod graph;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "l3map", version, about = "Support-ops knowledge for AI agents on Zendesk and Salesforce")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Github,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Deny {
+    Warnings,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Emit {
+    Ir,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check .l3map files: syntax, names, types, workflow and least-privilege lints.
+    ///
+    /// Exit status: 0 clean, 1 errors (or warnings with --deny warnings), 2 usage or I/O problem.
+    Check {
+        /// Files or directories (each directory holding .l3map files is one project).
+        #[arg(default_value = ".")]
+        paths: Vec<PathBuf>,
+        /// How to print diagnostics.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Treat warnings as errors.
+        #[arg(long, value_enum)]
+        deny: Option<Deny>,
+    },
+    /// Compile a project and print its IR.
+    Compile {
+        /// A project directory (or one of its files).
+        path: PathBuf,
+        /// What to print.
+        #[arg(long, value_enum, default_value = "ir")]
+        emit: Emit,
+    },
+    /// Draw a status table as a Mermaid or Graphviz diagram.
+    Graph {
+        /// A .l3map file holding a `statuses` block (or a project directory).
+        path: PathBuf,
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: GraphFormat,
+        /// The connection whose table to draw, when there are several.
+        #[arg(long)]
+        table: Option<String>,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Check {
+            paths,
+            format,
+            deny,
+        } => check::run(&paths, format, deny.is_some()),
+        Command::Compile { path, emit } => check::compile(&path, emit),
+        Command::Graph {
+            path,
+            format,
+            table,
+        } => graph::run(&path, format, table.as_deref()),
+    };
+    ExitCode::from(code)
+}
+
+/// Prints a one-line reason and returns the usage/I/O exit status.
+pub(crate) fn fail(msg: impl std::fmt::Display) -> u8 {
+    eprintln!("error: {msg}");
+    2
+}

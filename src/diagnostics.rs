@@ -1,0 +1,247 @@
+//! One diagnostic type for every layer, and its renderings: human (miette),
+//! JSON and GitHub Actions annotations.
+
+use crate::check::CheckError;
+use crate::syntax::{FileId, SourceMap, SyntaxError};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
+};
+use serde::Serialize;
+use std::fmt;
+use std::sync::Arc;
+
+/// A problem in one file, from any layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    pub file: FileId,
+    pub kind: DiagKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DiagKind {
+    Syntax(SyntaxError),
+    Check(CheckError),
+}
+
+impl Diagnostic {
+    pub fn syntax(file: FileId, e: SyntaxError) -> Self {
+        Diagnostic {
+            file,
+            kind: DiagKind::Syntax(e),
+        }
+    }
+
+    pub fn check(file: FileId, e: CheckError) -> Self {
+        Diagnostic {
+            file,
+            kind: DiagKind::Check(e),
+        }
+    }
+
+    fn inner(&self) -> &(dyn miette::Diagnostic + Send + Sync + 'static) {
+        match &self.kind {
+            DiagKind::Syntax(e) => e,
+            DiagKind::Check(e) => e,
+        }
+    }
+
+    pub fn severity(&self) -> Severity {
+        self.inner().severity().unwrap_or(Severity::Error)
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity() == Severity::Error
+    }
+
+    pub fn code(&self) -> String {
+        self.inner()
+            .code()
+            .map(|c| c.to_string())
+            .unwrap_or_default()
+    }
+
+    pub fn message(&self) -> String {
+        self.inner().to_string()
+    }
+
+    pub fn help(&self) -> Option<String> {
+        self.inner().help().map(|h| h.to_string())
+    }
+
+    /// Labels in source order of declaration; the first is the primary one.
+    pub fn labels(&self) -> Vec<LabeledSpan> {
+        self.inner()
+            .labels()
+            .map(|l| l.collect())
+            .unwrap_or_default()
+    }
+
+    /// Byte offset of the primary label, for sorting.
+    pub fn offset(&self) -> usize {
+        self.labels().first().map(|l| l.offset()).unwrap_or(0)
+    }
+
+    /// Attaches the file's text so miette can draw the snippet.
+    pub fn with_source<'a>(&'a self, sources: &SourceMap) -> WithSource<'a> {
+        let f = sources.get(self.file);
+        WithSource {
+            diag: self,
+            src: NamedSource::new(f.path.clone(), f.text.clone()),
+        }
+    }
+}
+
+/// A diagnostic together with its file, ready for miette's handlers.
+pub struct WithSource<'a> {
+    diag: &'a Diagnostic,
+    src: NamedSource<Arc<str>>,
+}
+
+impl fmt::Debug for WithSource<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.diag, f)
+    }
+}
+
+impl fmt::Display for WithSource<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.diag.inner(), f)
+    }
+}
+
+impl std::error::Error for WithSource<'_> {}
+
+impl miette::Diagnostic for WithSource<'_> {
+    fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.diag.inner().code()
+    }
+    fn severity(&self) -> Option<Severity> {
+        self.diag.inner().severity()
+    }
+    fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
+        self.diag.inner().help()
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        Some(&self.src)
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        self.diag.inner().labels()
+    }
+}
+
+/// Renders diagnostics the way a person at a terminal reads them.
+pub fn render_human(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> String {
+    let theme = if color {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    let mut out = String::new();
+    for d in diags {
+        let ws = d.with_source(sources);
+        if handler.render_report(&mut out, &ws).is_err() {
+            out.push_str(&format!("{}\n", d.message()));
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+pub struct JsonLabel {
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+    pub message: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct JsonDiagnostic {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+    pub severity: &'static str,
+    pub code: String,
+    pub message: String,
+    pub help: Option<String>,
+    pub labels: Vec<JsonLabel>,
+}
+
+pub fn to_json(d: &Diagnostic, sources: &SourceMap) -> JsonDiagnostic {
+    let f = sources.get(d.file);
+    let labels: Vec<JsonLabel> = d
+        .labels()
+        .iter()
+        .map(|l| {
+            let (line, column) = f.line_col(l.offset() as u32);
+            let (end_line, end_column) = f.line_col((l.offset() + l.len()) as u32);
+            JsonLabel {
+                line,
+                column,
+                end_line,
+                end_column,
+                message: l.label().map(str::to_string),
+            }
+        })
+        .collect();
+    let (line, column, end_line, end_column) = labels
+        .first()
+        .map(|l| (l.line, l.column, l.end_line, l.end_column))
+        .unwrap_or((1, 1, 1, 1));
+    JsonDiagnostic {
+        file: f.path.clone(),
+        line,
+        column,
+        end_line,
+        end_column,
+        severity: match d.severity() {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Advice => "advice",
+        },
+        code: d.code(),
+        message: d.message(),
+        help: d.help(),
+        labels,
+    }
+}
+
+/// GitHub Actions workflow commands: one `::error ...::message` line each.
+pub fn render_github(diags: &[Diagnostic], sources: &SourceMap) -> String {
+    fn esc_data(s: &str) -> String {
+        s.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    }
+    fn esc_prop(s: &str) -> String {
+        esc_data(s).replace(':', "%3A").replace(',', "%2C")
+    }
+    let mut out = String::new();
+    for d in diags {
+        let j = to_json(d, sources);
+        let level = if j.severity == "error" {
+            "error"
+        } else {
+            "warning"
+        };
+        let mut msg = j.message.clone();
+        if let Some(h) = &j.help {
+            msg.push_str("\nhelp: ");
+            msg.push_str(h);
+        }
+        out.push_str(&format!(
+            "::{level} file={},line={},col={},endLine={},endColumn={},title={}::{}\n",
+            esc_prop(&j.file),
+            j.line,
+            j.column,
+            j.end_line,
+            j.end_column,
+            esc_prop(&j.code),
+            esc_data(&msg)
+        ));
+    }
+    out
+}

@@ -1,0 +1,477 @@
+//! AST + resolved symbol tables -> IR. Runs only on a project that checked
+//! without errors, so every name here resolves.
+
+use super::*;
+use crate::check::types::{Ty, COMMENT, ESCALATION, TICKET, TURN};
+use crate::check::{Checked, Env};
+use crate::syntax::ast::{self, Item};
+use crate::syntax::{SourceMap, Span};
+use sha2::{Digest, Sha256};
+
+struct Lower<'a> {
+    env: &'a Env,
+    sources: &'a SourceMap,
+}
+
+/// Lowers a checked project. Returns `None` if it has errors.
+pub fn lower(checked: &Checked, sources: &SourceMap) -> Option<Program> {
+    if checked.has_errors() {
+        return None;
+    }
+    let l = Lower {
+        env: &checked.env,
+        sources,
+    };
+    let mut p = Program {
+        ir_version: IR_VERSION,
+        revision: revision(sources),
+        files: sources.files().map(|(_, f)| f.path.clone()).collect(),
+        connections: vec![],
+        status_tables: vec![],
+        mappings: vec![],
+        sku_tables: vec![],
+        templates: vec![],
+        escalations: vec![],
+    };
+    for item in checked.files.iter().flat_map(|f| f.items.iter()) {
+        match item {
+            Item::Connection(c) => p.connections.push(l.connection(c)),
+            Item::Statuses(t) => p.status_tables.push(l.statuses(t)),
+            Item::Fields(_) => {}
+            Item::Map(m) => p.mappings.push(l.mapping(m)),
+            Item::Sku(s) => p.sku_tables.push(l.sku(s)),
+            Item::Template(t) => p.templates.push(Template {
+                name: t.name.name.clone(),
+                parts: l.template(&t.body),
+                loc: l.loc(t.span),
+            }),
+            Item::Escalation(e) => p.escalations.push(l.escalation(e)),
+        }
+    }
+    Some(p)
+}
+
+/// A stable hash of every file's path and text, in path order.
+pub fn revision(sources: &SourceMap) -> String {
+    let mut files: Vec<_> = sources.files().map(|(_, f)| f).collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut h = Sha256::new();
+    for f in files {
+        h.update(f.path.as_bytes());
+        h.update([0]);
+        h.update(f.text.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn ty(t: &Ty) -> Type {
+    match t {
+        Ty::Str => Type::String,
+        Ty::Num => Type::Number,
+        Ty::Bool => Type::Bool,
+        Ty::Date => Type::Date,
+        Ty::Money(c) => Type::Money(c.clone()),
+        Ty::Enum(v) => Type::Enum(v.to_vec()),
+        Ty::Status(c) => Type::Status(c.clone()),
+        Ty::List(e) => Type::List(Box::new(ty(e))),
+        Ty::Any | Ty::Null => Type::Any,
+    }
+}
+
+impl Lower<'_> {
+    fn loc(&self, s: Span) -> Loc {
+        let (line, col) = self.sources.get(s.file).line_col(s.start);
+        Loc {
+            file: s.file.0,
+            line: line as u32,
+            col: col as u32,
+            start: s.start,
+            end: s.end,
+        }
+    }
+
+    fn connection(&self, c: &ast::Connection) -> Connection {
+        let info = &self.env.conns[&c.name.name];
+        Connection {
+            name: info.name.clone(),
+            kind: info.kind,
+            settings: info.settings.clone(),
+            secrets: info
+                .secrets
+                .iter()
+                .map(|s| SecretRef {
+                    key: s.key.clone(),
+                    source: match s.source {
+                        ast::SecretSource::Env => "env".into(),
+                        ast::SecretSource::File => "file".into(),
+                    },
+                    name: s.name.clone(),
+                })
+                .collect(),
+            scopes: info.scopes.iter().map(|(s, _)| s.clone()).collect(),
+            objects: info.objects.iter().map(|(o, _)| o.clone()).collect(),
+            rate_limit_rpm: info.rate_limit_rpm,
+            max_concurrent: match info.kind {
+                Kind::Salesforce => Some(info.max_concurrent.unwrap_or(100)),
+                Kind::Zendesk => info.max_concurrent,
+            },
+            loc: self.loc(c.span),
+        }
+    }
+
+    fn statuses(&self, t: &ast::StatusTable) -> StatusTable {
+        let info = &self.env.tables[&t.conn.name];
+        let zendesk = self.env.conns.get(&t.conn.name).map(|c| c.kind) == Some(Kind::Zendesk);
+        let ticket_conn = zendesk.then(|| t.conn.name.clone());
+        StatusTable {
+            connection: t.conn.name.clone(),
+            statuses: info
+                .statuses
+                .iter()
+                .map(|s| Status {
+                    name: s.name.clone(),
+                    category: s.category,
+                    label: s.label.clone(),
+                    terminal: s.terminal.is_some(),
+                    initial: s.initial,
+                    custom_status_id: s.id,
+                    loc: self.loc(s.span),
+                })
+                .collect(),
+            transitions: t
+                .transitions
+                .iter()
+                .map(|tr| {
+                    let (from, wildcard) = match &tr.from {
+                        ast::From::Any(_) => (
+                            info.statuses
+                                .iter()
+                                .filter(|s| s.terminal.is_none())
+                                .map(|s| s.name.clone())
+                                .collect(),
+                            true,
+                        ),
+                        ast::From::List(l) => (l.iter().map(|i| i.name.clone()).collect(), false),
+                    };
+                    Transition {
+                        from,
+                        to: tr.to.iter().map(|i| i.name.clone()).collect(),
+                        wildcard,
+                        when: tr.when.as_ref().map(|w| self.expr(w, ticket_conn.as_deref())),
+                        loc: self.loc(tr.span),
+                    }
+                })
+                .collect(),
+            loc: self.loc(t.span),
+        }
+    }
+
+    fn field_ref(&self, conn: &str, name: &ast::FieldName) -> (FieldRef, Type) {
+        match name {
+            ast::FieldName::Alias(a) => {
+                let custom = self.env.fields.get(conn).and_then(|m| m.get(&a.name));
+                let t = custom
+                    .map(|f| ty(&f.ty))
+                    .or_else(|| TICKET.iter().find(|f| f.name == a.name).map(|f| ty(&(f.ty)())))
+                    .unwrap_or(Type::Any);
+                (
+                    FieldRef::Zendesk {
+                        connection: conn.into(),
+                        field: a.name.clone(),
+                        id: custom.and_then(|f| f.id),
+                    },
+                    t,
+                )
+            }
+            ast::FieldName::Sf(segs, _) => {
+                let path = name.display();
+                let object = segs[0].name.clone();
+                let holder = self
+                    .env
+                    .conns
+                    .values()
+                    .find(|c| c.objects.iter().any(|(o, _)| *o == object))
+                    .map(|c| c.name.clone())
+                    .unwrap_or_else(|| conn.to_string());
+                let t = self
+                    .env
+                    .fields
+                    .get(&holder)
+                    .and_then(|m| m.get(&path))
+                    .map(|f| ty(&f.ty))
+                    .unwrap_or(Type::Any);
+                (
+                    FieldRef::Salesforce {
+                        connection: holder,
+                        object,
+                        path,
+                    },
+                    t,
+                )
+            }
+        }
+    }
+
+    fn mapping(&self, m: &ast::Mapping) -> Mapping {
+        Mapping {
+            from: m.from.name.clone(),
+            to: m.to.name.clone(),
+            rules: m
+                .rules
+                .iter()
+                .map(|r| {
+                    let (source, source_type) = self.field_ref(&m.from.name, &r.source);
+                    let (target, target_type) = self.field_ref(&m.to.name, &r.target);
+                    MapRule {
+                        source,
+                        source_type,
+                        target,
+                        target_type,
+                        table: r.table.as_ref().map(|t| {
+                            t.arms
+                                .iter()
+                                .map(|a| Arm {
+                                    patterns: a
+                                        .patterns
+                                        .as_ref()
+                                        .map(|ps| ps.iter().map(value).collect()),
+                                    value: value(&a.value),
+                                    loc: self.loc(a.span),
+                                })
+                                .collect()
+                        }),
+                        loc: self.loc(r.span),
+                    }
+                })
+                .collect(),
+            loc: self.loc(m.span),
+        }
+    }
+
+    fn sku(&self, s: &ast::SkuTable) -> SkuTable {
+        let steps = steps_of(s);
+        SkuTable {
+            name: s.name.name.clone(),
+            products: s.products.iter().map(|(p, _)| p.clone()).collect(),
+            rules: s
+                .rules
+                .iter()
+                .map(|r| SkuRule {
+                    patterns: r
+                        .patterns
+                        .iter()
+                        .map(|p| match p {
+                            ast::SkuPattern::Alias(a) => {
+                                Pattern::Alias(crate::sku::normalize(&steps, &a.value))
+                            }
+                            ast::SkuPattern::Regex { source, .. } => Pattern::Regex(source.clone()),
+                        })
+                        .collect(),
+                    target: r.target.0.clone(),
+                    loc: self.loc(r.span),
+                })
+                .collect(),
+            tests: s
+                .tests
+                .iter()
+                .map(|t| SkuTest {
+                    input: t.input.value.clone(),
+                    expected: t.expected.as_ref().map(|(p, _)| p.clone()),
+                    loc: self.loc(t.span),
+                })
+                .collect(),
+            steps,
+            loc: self.loc(s.span),
+        }
+    }
+
+    fn template(&self, b: &ast::TemplateBody) -> Vec<TemplatePart> {
+        b.parts
+            .iter()
+            .map(|p| match p {
+                ast::TemplatePart::Text(t) => TemplatePart::Text(t.clone()),
+                ast::TemplatePart::Var {
+                    path,
+                    filters,
+                    span,
+                } => TemplatePart::Var {
+                    var: self.resolve(path, None),
+                    filters: filters
+                        .iter()
+                        .map(|f| Filter {
+                            name: f.name.name.clone(),
+                            args: f.args.iter().map(value).collect(),
+                        })
+                        .collect(),
+                    loc: self.loc(*span),
+                },
+            })
+            .collect()
+    }
+
+    fn escalation(&self, e: &ast::Escalation) -> Escalation {
+        let mut when = None;
+        let mut reason = String::new();
+        let mut actions = Vec::new();
+        for s in &e.stmts {
+            match s {
+                ast::EscStmt::When(x) => when = Some(self.expr(x, None)),
+                ast::EscStmt::Reason(t) => reason = t.value.clone(),
+                ast::EscStmt::Comment { conn, body, span } => actions.push(EscAction::Comment {
+                    connection: conn.name.clone(),
+                    kind: self.env.conns[&conn.name].kind,
+                    body: match body {
+                        ast::CommentBody::Template(t) => CommentBody::Template(t.name.clone()),
+                        ast::CommentBody::Inline(b) => CommentBody::Inline(self.template(b)),
+                    },
+                    loc: self.loc(*span),
+                }),
+                ast::EscStmt::Set {
+                    conn,
+                    field,
+                    value,
+                    span,
+                } => actions.push(EscAction::SetField {
+                    field: self.field_ref(&conn.name, field).0,
+                    value: self.value_expr(value),
+                    loc: self.loc(*span),
+                }),
+                ast::EscStmt::Assign { conn, group, span } => actions.push(EscAction::AssignGroup {
+                    connection: conn.name.clone(),
+                    group: group.value.clone(),
+                    loc: self.loc(*span),
+                }),
+                ast::EscStmt::Status { conn, status, span } => actions.push(EscAction::SetStatus {
+                    connection: conn.name.clone(),
+                    status: status.name.clone(),
+                    loc: self.loc(*span),
+                }),
+            }
+        }
+        Escalation {
+            name: e.name.name.clone(),
+            when: when.unwrap_or(Expr {
+                kind: ExprKind::Lit(Value::Bool(false)),
+                loc: self.loc(e.span),
+            }),
+            reason,
+            actions,
+            loc: self.loc(e.span),
+        }
+    }
+
+    /// A value written to a field: bare names are text.
+    fn value_expr(&self, e: &ast::Expr) -> Expr {
+        match &e.kind {
+            ast::ExprKind::Symbol(i) => Expr {
+                kind: ExprKind::Lit(Value::Str(i.name.clone())),
+                loc: self.loc(e.span),
+            },
+            _ => self.expr(e, None),
+        }
+    }
+
+    fn resolve(&self, path: &[ast::Ident], ticket_conn: Option<&str>) -> Ref {
+        let root = path[0].name.as_str();
+        if root.starts_with(|c: char| c.is_ascii_uppercase()) {
+            return Ref::Salesforce {
+                path: path.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join("."),
+            };
+        }
+        let field = path.get(1).map(|i| i.name.clone()).unwrap_or_default();
+        let std = match root {
+            "ticket" => TICKET,
+            "comment" => COMMENT,
+            "turn" => TURN,
+            _ => ESCALATION,
+        };
+        if root == "ticket" && !std.iter().any(|f| f.name == field) {
+            let conns = ticket_conn
+                .map(|c| vec![c.to_string()])
+                .unwrap_or_else(|| self.env.fields.keys().cloned().collect());
+            for c in conns {
+                if let Some(f) = self.env.fields.get(&c).and_then(|m| m.get(&field)) {
+                    return Ref::TicketField {
+                        alias: field,
+                        id: f.id.unwrap_or(0),
+                    };
+                }
+            }
+        }
+        Ref::Event {
+            root: root.into(),
+            field,
+        }
+    }
+
+    fn expr(&self, e: &ast::Expr, tc: Option<&str>) -> Expr {
+        let b = |x: &ast::Expr| Box::new(self.expr(x, tc));
+        let kind = match &e.kind {
+            ast::ExprKind::Lit(_) | ast::ExprKind::Symbol(_) => ExprKind::Lit(value(e)),
+            ast::ExprKind::List(items) => ExprKind::List(items.iter().map(|i| self.expr(i, tc)).collect()),
+            ast::ExprKind::Path(p) => ExprKind::Ref(self.resolve(p, tc)),
+            ast::ExprKind::Not(x) => ExprKind::Not(b(x)),
+            ast::ExprKind::Binary(op, l, r) => {
+                use ast::BinOp as B;
+                match op {
+                    B::And => ExprKind::And(b(l), b(r)),
+                    B::Or => ExprKind::Or(b(l), b(r)),
+                    _ => ExprKind::Cmp(
+                        match op {
+                            B::Eq => Op::Eq,
+                            B::Ne => Op::Ne,
+                            B::Lt => Op::Lt,
+                            B::Le => Op::Le,
+                            B::Gt => Op::Gt,
+                            B::Ge => Op::Ge,
+                            B::In => Op::In,
+                            B::NotIn => Op::NotIn,
+                            _ => Op::Has,
+                        },
+                        b(l),
+                        b(r),
+                    ),
+                }
+            }
+        };
+        Expr {
+            kind,
+            loc: self.loc(e.span),
+        }
+    }
+}
+
+/// A literal or bare name as a runtime value (names are their text).
+fn value(e: &ast::Expr) -> Value {
+    match &e.kind {
+        ast::ExprKind::Lit(l) => match l {
+            ast::Lit::Str(s) => Value::Str(s.clone()),
+            ast::Lit::Num(n) => Value::Num(*n),
+            ast::Lit::Money(m) => Value::Money(m.units, m.currency.clone()),
+            ast::Lit::Bool(b) => Value::Bool(*b),
+            ast::Lit::None => Value::Null,
+        },
+        ast::ExprKind::Symbol(i) => Value::Str(i.name.clone()),
+        ast::ExprKind::List(items) => Value::List(items.iter().map(value).collect()),
+        _ => Value::Null,
+    }
+}
+
+fn steps_of(s: &ast::SkuTable) -> Vec<Step> {
+    s.normalize
+        .iter()
+        .filter_map(|st| {
+            Some(match (st.name.name.as_str(), &st.arg) {
+                ("nfkc", _) => Step::Nfkc,
+                ("upper", _) => Step::Upper,
+                ("lower", _) => Step::Lower,
+                ("casefold", _) => Step::Casefold,
+                ("trim", _) => Step::Trim,
+                ("collapse_spaces", _) => Step::CollapseSpaces,
+                ("strip", Some(a)) => Step::Strip(a.value.clone()),
+                _ => return None,
+            })
+        })
+        .collect()
+}

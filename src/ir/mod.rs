@@ -1,0 +1,295 @@
+//! The IR: plain, versioned data (serde), independent of pest and of the
+//! AST. Every rule carries a [`Loc`] so a runtime error can point at the
+//! `.l3map` line that caused it.
+
+mod lower;
+
+pub use lower::lower;
+
+use crate::check::{Category, Kind};
+use crate::sku::{Pattern, Step};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped on every incompatible change of the IR's shape.
+pub const IR_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Program {
+    pub ir_version: u32,
+    /// Content hash of the sources: identifies a mapping revision.
+    pub revision: String,
+    pub files: Vec<String>,
+    pub connections: Vec<Connection>,
+    pub status_tables: Vec<StatusTable>,
+    pub mappings: Vec<Mapping>,
+    pub sku_tables: Vec<SkuTable>,
+    pub templates: Vec<Template>,
+    pub escalations: Vec<Escalation>,
+}
+
+/// Where a rule came from: index into `files`, 1-based line/column, bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Loc {
+    pub file: u32,
+    pub line: u32,
+    pub col: u32,
+    pub start: u32,
+    pub end: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecretRef {
+    /// The property it is for: `token`, `client_secret`, ...
+    pub key: String,
+    /// `env` or `file`.
+    pub source: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    pub name: String,
+    pub kind: Kind,
+    pub settings: BTreeMap<String, String>,
+    pub secrets: Vec<SecretRef>,
+    pub scopes: Vec<String>,
+    pub objects: Vec<String>,
+    pub rate_limit_rpm: Option<u32>,
+    pub max_concurrent: Option<u32>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub name: String,
+    pub category: Category,
+    pub label: Option<String>,
+    pub terminal: bool,
+    pub initial: bool,
+    pub custom_status_id: Option<u64>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    /// Expanded: `*` becomes every non-terminal status.
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+    pub wildcard: bool,
+    pub when: Option<Expr>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusTable {
+    pub connection: String,
+    pub statuses: Vec<Status>,
+    pub transitions: Vec<Transition>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "of", rename_all = "snake_case")]
+pub enum Type {
+    String,
+    Number,
+    Bool,
+    Date,
+    Money(Option<String>),
+    Enum(Vec<String>),
+    Status(Option<String>),
+    List(Box<Type>),
+    Any,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "system", rename_all = "snake_case")]
+pub enum FieldRef {
+    /// A Zendesk ticket field: custom (with its id) or standard (no id).
+    Zendesk {
+        connection: String,
+        field: String,
+        id: Option<u64>,
+    },
+    /// A Salesforce field, `Object.Field` or a relation path.
+    Salesforce {
+        connection: String,
+        object: String,
+        path: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Arm {
+    /// `None` for the default arm.
+    pub patterns: Option<Vec<Value>>,
+    pub value: Value,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MapRule {
+    pub source: FieldRef,
+    pub source_type: Type,
+    pub target: FieldRef,
+    pub target_type: Type,
+    pub table: Option<Vec<Arm>>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mapping {
+    pub from: String,
+    pub to: String,
+    pub rules: Vec<MapRule>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkuRule {
+    pub patterns: Vec<Pattern>,
+    pub target: String,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkuTest {
+    pub input: String,
+    pub expected: Option<String>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkuTable {
+    pub name: String,
+    pub steps: Vec<Step>,
+    pub products: Vec<String>,
+    pub rules: Vec<SkuRule>,
+    pub tests: Vec<SkuTest>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filter {
+    pub name: String,
+    pub args: Vec<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplatePart {
+    Text(String),
+    Var {
+        var: Ref,
+        filters: Vec<Filter>,
+        loc: Loc,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    pub name: String,
+    pub parts: Vec<TemplatePart>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommentBody {
+    Template(String),
+    Inline(Vec<TemplatePart>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum EscAction {
+    /// A private Zendesk comment, or an internal Salesforce CaseComment.
+    Comment {
+        connection: String,
+        kind: Kind,
+        body: CommentBody,
+        loc: Loc,
+    },
+    SetField {
+        field: FieldRef,
+        value: Expr,
+        loc: Loc,
+    },
+    AssignGroup {
+        connection: String,
+        group: String,
+        loc: Loc,
+    },
+    SetStatus {
+        connection: String,
+        status: String,
+        loc: Loc,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Escalation {
+    pub name: String,
+    pub when: Expr,
+    pub reason: String,
+    pub actions: Vec<EscAction>,
+    pub loc: Loc,
+}
+
+/// What a path refers to in the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ref {
+    /// `ticket.status`, `turn.summary`, `comment.author`, `escalation.reason`
+    Event { root: String, field: String },
+    /// A Zendesk custom ticket field.
+    TicketField { alias: String, id: u64 },
+    /// A Salesforce record field, e.g. `Account.SLA_Tier__c`.
+    Salesforce { path: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", content = "v", rename_all = "snake_case")]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    /// Amount × 10⁴ and ISO currency.
+    Money(i64, String),
+    List(Vec<Value>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    NotIn,
+    Has,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExprKind {
+    Lit(Value),
+    Ref(Ref),
+    List(Vec<Expr>),
+    Not(Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Cmp(Op, Box<Expr>, Box<Expr>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Expr {
+    #[serde(flatten)]
+    pub kind: ExprKind,
+    pub loc: Loc,
+}

@@ -1,0 +1,171 @@
+//! Finding and loading projects: every directory that directly holds
+//! `.l3map` files is one project.
+
+use crate::syntax::{FileId, SourceMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Problems with the paths given, before any file is parsed.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    /// Returned when a path does not exist.
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    /// Returned when a directory holds no `.l3map` file at any depth.
+    #[error("{0}: no .l3map files found")]
+    NoFiles(String),
+    /// Returned when a file or directory cannot be read.
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    /// Returned when a file is not UTF-8 text.
+    #[error("{path}: not UTF-8 text (invalid byte at offset {offset}); save the file as UTF-8")]
+    NotUtf8 { path: String, offset: usize },
+}
+
+/// One project: its files, and which of them the user asked about.
+#[derive(Debug)]
+pub struct Project {
+    pub dir: PathBuf,
+    pub sources: SourceMap,
+    /// Files named on the command line; `None` means all of them.
+    pub only: Option<BTreeSet<FileId>>,
+}
+
+impl Project {
+    pub fn name(&self) -> String {
+        display(&self.dir)
+    }
+
+    pub fn wants(&self, f: FileId) -> bool {
+        self.only.as_ref().is_none_or(|o| o.contains(&f))
+    }
+}
+
+fn display(p: &Path) -> String {
+    let s = p.to_string_lossy().to_string();
+    if s.is_empty() {
+        ".".into()
+    } else {
+        s
+    }
+}
+
+fn is_l3map(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "l3map")
+}
+
+fn io(path: &Path, e: std::io::Error) -> LoadError {
+    LoadError::Io {
+        path: display(path),
+        message: e.to_string(),
+    }
+}
+
+/// The `.l3map` files directly inside `dir`, sorted.
+fn files_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let p = entry.map_err(|e| io(dir, e))?.path();
+        if p.is_file() && is_l3map(&p) {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every directory at or below `dir` that directly holds `.l3map` files.
+fn project_dirs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
+    let mut subdirs = Vec::new();
+    let mut has_files = false;
+    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
+        let entry = entry.map_err(|e| io(dir, e))?;
+        let p = entry.path();
+        let ft = entry.file_type().map_err(|e| io(&p, e))?;
+        if ft.is_dir() && !entry.file_name().to_string_lossy().starts_with('.') {
+            subdirs.push(p);
+        } else if is_l3map(&p) {
+            has_files = true;
+        }
+    }
+    if has_files {
+        out.push(dir.to_path_buf());
+    }
+    subdirs.sort();
+    for s in subdirs {
+        project_dirs(&s, out)?;
+    }
+    Ok(())
+}
+
+pub fn read_source(path: &Path) -> Result<String, LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+    String::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {
+        path: display(path),
+        offset: e.utf8_error().valid_up_to(),
+    })
+}
+
+/// Loads the projects named by `paths` (files or directories). A file is
+/// loaded with its sibling files, since names are shared across them.
+pub fn load(paths: &[PathBuf]) -> Result<Vec<Project>, LoadError> {
+    let mut dirs: BTreeMap<PathBuf, Option<BTreeSet<PathBuf>>> = BTreeMap::new();
+    for p in paths {
+        if !p.exists() {
+            return Err(LoadError::NotFound(display(p)));
+        }
+        if p.is_dir() {
+            let mut found = Vec::new();
+            project_dirs(p, &mut found)?;
+            if found.is_empty() {
+                return Err(LoadError::NoFiles(display(p)));
+            }
+            for d in found {
+                dirs.insert(d, None);
+            }
+        } else {
+            let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+            match dirs.entry(dir).or_insert_with(|| Some(BTreeSet::new())) {
+                Some(set) => {
+                    set.insert(p.clone());
+                }
+                None => {}
+            }
+        }
+    }
+    let mut projects = Vec::new();
+    for (dir, only_paths) in dirs {
+        let mut files = if dir.as_os_str().is_empty() {
+            files_in(Path::new("."))?
+                .into_iter()
+                .map(|p| p.strip_prefix("./").map(Path::to_path_buf).unwrap_or(p))
+                .collect()
+        } else {
+            files_in(&dir)?
+        };
+        // A named file without the .l3map extension is still checked.
+        if let Some(only) = &only_paths {
+            for p in only {
+                if !files.contains(p) {
+                    files.push(p.clone());
+                }
+            }
+        }
+        let mut sources = SourceMap::new();
+        let mut only = BTreeSet::new();
+        for f in &files {
+            let text = read_source(f)?;
+            let id = sources.add(display(f), text);
+            if only_paths.as_ref().is_some_and(|o| o.contains(f)) {
+                only.insert(id);
+            }
+        }
+        projects.push(Project {
+            dir,
+            sources,
+            only: only_paths.map(|_| only),
+        });
+    }
+    Ok(projects)
+}

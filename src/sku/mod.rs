@@ -1,0 +1,163 @@
+//! SKU normalisation: the steps, and a compiled matcher (one hash table for
+//! aliases, one `RegexSet` for patterns) shared by the checker, which runs
+//! the test vectors, and the interpreter.
+
+use regex::{Regex, RegexSet};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use unicode_normalization::UnicodeNormalization;
+
+/// One normalisation step, applied in order to inputs and aliases alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", content = "arg", rename_all = "snake_case")]
+pub enum Step {
+    Nfkc,
+    Upper,
+    Lower,
+    Casefold,
+    Trim,
+    CollapseSpaces,
+    Strip(String),
+}
+
+pub const STEP_NAMES: &[&str] = &["nfkc", "upper", "lower", "casefold", "trim", "collapse_spaces", "strip"];
+
+impl Step {
+    /// Whether a step removes ASCII letters of one case (used to narrow the
+    /// alphabet of the overlap analysis).
+    pub fn removes_byte(&self, b: u8) -> bool {
+        match self {
+            Step::Upper => b.is_ascii_lowercase(),
+            Step::Lower | Step::Casefold => b.is_ascii_uppercase(),
+            Step::Strip(chars) => b.is_ascii() && chars.contains(b as char),
+            _ => false,
+        }
+    }
+}
+
+pub fn normalize(steps: &[Step], input: &str) -> String {
+    let mut s = input.to_string();
+    for step in steps {
+        s = match step {
+            Step::Nfkc => s.nfkc().collect(),
+            Step::Upper => s.to_uppercase(),
+            Step::Lower => s.to_lowercase(),
+            Step::Casefold => caseless::default_case_fold_str(&s),
+            Step::Trim => s.trim().to_string(),
+            Step::CollapseSpaces => s.split_whitespace().collect::<Vec<_>>().join(" "),
+            Step::Strip(chars) => s.chars().filter(|c| !chars.contains(*c)).collect(),
+        };
+    }
+    s
+}
+
+/// A rule's pattern after compilation: an exact (normalised) alias or a regex.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum Pattern {
+    Alias(String),
+    Regex(String),
+}
+
+/// What matched an input, for explanations and audit trails.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    pub product: String,
+    /// Index of the rule in the table.
+    pub rule: usize,
+    pub normalized: String,
+}
+
+/// A compiled SKU table. Exact aliases win over patterns; among patterns
+/// the first rule in the file wins.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    steps: Vec<Step>,
+    aliases: HashMap<String, (usize, String)>,
+    regexes: Vec<(Regex, usize, String)>,
+    set: RegexSet,
+}
+
+impl Matcher {
+    /// `rules`: (pattern, rule index, target template). Regexes must already
+    /// be known to compile; one that does not is skipped.
+    pub fn new(steps: Vec<Step>, rules: &[(Pattern, usize, String)]) -> Matcher {
+        let mut aliases = HashMap::new();
+        let mut regexes = Vec::new();
+        for (p, rule, target) in rules {
+            match p {
+                Pattern::Alias(a) => {
+                    aliases.entry(a.clone()).or_insert((*rule, target.clone()));
+                }
+                Pattern::Regex(r) => {
+                    if let Ok(re) = Regex::new(r) {
+                        regexes.push((re, *rule, target.clone()));
+                    }
+                }
+            }
+        }
+        let set = RegexSet::new(regexes.iter().map(|(r, _, _)| r.as_str()))
+            .unwrap_or_else(|_| RegexSet::empty());
+        Matcher {
+            steps,
+            aliases,
+            regexes,
+            set,
+        }
+    }
+
+    pub fn lookup(&self, input: &str) -> Option<Match> {
+        let normalized = normalize(&self.steps, input);
+        if let Some((rule, target)) = self.aliases.get(&normalized) {
+            return Some(Match {
+                product: target.clone(),
+                rule: *rule,
+                normalized,
+            });
+        }
+        let first = self.set.matches(&normalized).into_iter().next()?;
+        let (re, rule, template) = &self.regexes[first];
+        let caps = re.captures(&normalized)?;
+        let mut product = String::new();
+        caps.expand(template, &mut product);
+        Some(Match {
+            product,
+            rule: *rule,
+            normalized,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nfkc_upper_strip_folds_scripts_and_widths() {
+        let steps = vec![Step::Nfkc, Step::Upper, Step::Strip(" -_".into())];
+        assert_eq!(normalize(&steps, "ｉＰｈｏｎｅ　１５ Pro"), "IPHONE15PRO");
+        assert_eq!(normalize(&steps, "ｱｲﾌｫﾝ15"), "アイフォン15");
+        assert_eq!(normalize(&steps, "ไอโฟน 15"), "ไอโฟน15");
+    }
+
+    #[test]
+    fn casefold_handles_sharp_s() {
+        assert_eq!(normalize(&[Step::Casefold], "STRAẞE"), "strasse");
+    }
+
+    #[test]
+    fn aliases_win_over_patterns_and_first_pattern_wins() {
+        let m = Matcher::new(
+            vec![Step::Upper],
+            &[
+                (Pattern::Regex("^IPH(\\d+)$".into()), 0, "IPHONE-$1".into()),
+                (Pattern::Alias("IPH15".into()), 1, "EXACT".into()),
+                (Pattern::Regex("^IPH.*$".into()), 2, "LATER".into()),
+            ],
+        );
+        assert_eq!(m.lookup("iph15").unwrap().product, "EXACT");
+        assert_eq!(m.lookup("iph14").unwrap().product, "IPHONE-14");
+        assert_eq!(m.lookup("iphx").unwrap().rule, 2);
+        assert!(m.lookup("nokia").is_none());
+    }
+}
