@@ -3,9 +3,7 @@
 
 use crate::check::CheckError;
 use crate::syntax::{FileId, SourceMap, SyntaxError};
-use miette::{
-    GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity,
-};
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity};
 use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;

@@ -2,10 +2,10 @@
 //! declared in `.l3map` files, checked, and lowered to a plain-data IR.
 #![forbid(unsafe_code)]
 
-pub mod syntax;
 pub mod check;
+pub mod cli;
 pub mod diagnostics;
-pub mod sku;
 pub mod ir;
 pub mod project;
-pub mod cli;
+pub mod sku;
+pub mod syntax;

@@ -126,11 +126,9 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Project>, LoadError> {
             }
         } else {
             let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
-            match dirs.entry(dir).or_insert_with(|| Some(BTreeSet::new())) {
-                Some(set) => {
-                    set.insert(p.clone());
-                }
-                None => {}
+            // A directory already loaded whole needs no file list.
+            if let Some(set) = dirs.entry(dir).or_insert_with(|| Some(BTreeSet::new())) {
+                set.insert(p.clone());
             }
         }
     }

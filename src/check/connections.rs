@@ -26,27 +26,105 @@ struct Prop {
 }
 
 const ZENDESK: &[Prop] = &[
-    Prop { key: "subdomain", val: Val::Text, example: "subdomain \"acme\"" },
-    Prop { key: "url", val: Val::Text, example: "url \"https://acme.zendesk.com\"" },
-    Prop { key: "token", val: Val::Secret, example: "token env(\"ZENDESK_OAUTH_TOKEN\")" },
-    Prop { key: "auth", val: Val::Words(&["oauth", "api_token"]), example: "auth oauth" },
-    Prop { key: "email", val: Val::Text, example: "email \"ai-agent@acme.com\"" },
-    Prop { key: "scopes", val: Val::Scopes, example: "scopes read, write, tickets:write" },
-    Prop { key: "plan", val: Val::Words(&["team", "growth", "professional", "enterprise", "enterprise_plus"]), example: "plan team" },
-    Prop { key: "rate_limit", val: Val::Rate, example: "rate_limit 200 rpm" },
-    Prop { key: "webhook_secret", val: Val::Secret, example: "webhook_secret env(\"ZENDESK_WEBHOOK_SECRET\")" },
+    Prop {
+        key: "subdomain",
+        val: Val::Text,
+        example: "subdomain \"acme\"",
+    },
+    Prop {
+        key: "url",
+        val: Val::Text,
+        example: "url \"https://acme.zendesk.com\"",
+    },
+    Prop {
+        key: "token",
+        val: Val::Secret,
+        example: "token env(\"ZENDESK_OAUTH_TOKEN\")",
+    },
+    Prop {
+        key: "auth",
+        val: Val::Words(&["oauth", "api_token"]),
+        example: "auth oauth",
+    },
+    Prop {
+        key: "email",
+        val: Val::Text,
+        example: "email \"ai-agent@acme.com\"",
+    },
+    Prop {
+        key: "scopes",
+        val: Val::Scopes,
+        example: "scopes read, write, tickets:write",
+    },
+    Prop {
+        key: "plan",
+        val: Val::Words(&[
+            "team",
+            "growth",
+            "professional",
+            "enterprise",
+            "enterprise_plus",
+        ]),
+        example: "plan team",
+    },
+    Prop {
+        key: "rate_limit",
+        val: Val::Rate,
+        example: "rate_limit 200 rpm",
+    },
+    Prop {
+        key: "webhook_secret",
+        val: Val::Secret,
+        example: "webhook_secret env(\"ZENDESK_WEBHOOK_SECRET\")",
+    },
 ];
 
 const SALESFORCE: &[Prop] = &[
-    Prop { key: "instance", val: Val::Text, example: "instance \"https://acme.my.salesforce.com\"" },
-    Prop { key: "client_id", val: Val::SecretOrText, example: "client_id env(\"SF_CLIENT_ID\")" },
-    Prop { key: "client_secret", val: Val::Secret, example: "client_secret env(\"SF_CLIENT_SECRET\")" },
-    Prop { key: "refresh_token", val: Val::Secret, example: "refresh_token env(\"SF_REFRESH_TOKEN\")" },
-    Prop { key: "scopes", val: Val::Scopes, example: "scopes api, refresh_token, offline_access" },
-    Prop { key: "objects", val: Val::Objects, example: "objects Case, Contact, Account" },
-    Prop { key: "max_concurrent", val: Val::Count, example: "max_concurrent 100" },
-    Prop { key: "api_version", val: Val::Text, example: "api_version \"v60.0\"" },
-    Prop { key: "rate_limit", val: Val::Rate, example: "rate_limit 1000 rpm" },
+    Prop {
+        key: "instance",
+        val: Val::Text,
+        example: "instance \"https://acme.my.salesforce.com\"",
+    },
+    Prop {
+        key: "client_id",
+        val: Val::SecretOrText,
+        example: "client_id env(\"SF_CLIENT_ID\")",
+    },
+    Prop {
+        key: "client_secret",
+        val: Val::Secret,
+        example: "client_secret env(\"SF_CLIENT_SECRET\")",
+    },
+    Prop {
+        key: "refresh_token",
+        val: Val::Secret,
+        example: "refresh_token env(\"SF_REFRESH_TOKEN\")",
+    },
+    Prop {
+        key: "scopes",
+        val: Val::Scopes,
+        example: "scopes api, refresh_token, offline_access",
+    },
+    Prop {
+        key: "objects",
+        val: Val::Objects,
+        example: "objects Case, Contact, Account",
+    },
+    Prop {
+        key: "max_concurrent",
+        val: Val::Count,
+        example: "max_concurrent 100",
+    },
+    Prop {
+        key: "api_version",
+        val: Val::Text,
+        example: "api_version \"v60.0\"",
+    },
+    Prop {
+        key: "rate_limit",
+        val: Val::Rate,
+        example: "rate_limit 1000 rpm",
+    },
 ];
 
 /// Requests per minute per token for each Zendesk plan.
@@ -59,18 +137,55 @@ pub const ZENDESK_PLANS: &[(&str, u32)] = &[
 ];
 
 const ZENDESK_SCOPES: &[&str] = &[
-    "read", "write", "impersonate", "tickets:read", "tickets:write", "users:read", "users:write",
-    "organizations:read", "organizations:write", "hc:read", "hc:write", "macros:read",
-    "macros:write", "requests:read", "requests:write", "satisfaction_ratings:read",
-    "satisfaction_ratings:write", "webhooks:read", "webhooks:write", "triggers:read",
-    "triggers:write", "automations:read", "automations:write", "targets:read", "targets:write",
-    "apps:read", "apps:write",
+    "read",
+    "write",
+    "impersonate",
+    "tickets:read",
+    "tickets:write",
+    "users:read",
+    "users:write",
+    "organizations:read",
+    "organizations:write",
+    "hc:read",
+    "hc:write",
+    "macros:read",
+    "macros:write",
+    "requests:read",
+    "requests:write",
+    "satisfaction_ratings:read",
+    "satisfaction_ratings:write",
+    "webhooks:read",
+    "webhooks:write",
+    "triggers:read",
+    "triggers:write",
+    "automations:read",
+    "automations:write",
+    "targets:read",
+    "targets:write",
+    "apps:read",
+    "apps:write",
 ];
 
 const SALESFORCE_SCOPES: &[&str] = &[
-    "api", "refresh_token", "offline_access", "full", "web", "chatter_api", "id", "profile",
-    "email", "address", "phone", "openid", "custom_permissions", "wave_api", "visualforce",
-    "content", "pardot_api", "cdp_query_api", "eclair_api",
+    "api",
+    "refresh_token",
+    "offline_access",
+    "full",
+    "web",
+    "chatter_api",
+    "id",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "openid",
+    "custom_permissions",
+    "wave_api",
+    "visualforce",
+    "content",
+    "pardot_api",
+    "cdp_query_api",
+    "eclair_api",
 ];
 
 pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
@@ -96,7 +211,11 @@ pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
             return;
         }
     };
-    let spec = if kind == Kind::Zendesk { ZENDESK } else { SALESFORCE };
+    let spec = if kind == Kind::Zendesk {
+        ZENDESK
+    } else {
+        SALESFORCE
+    };
     let mut info = ConnInfo {
         name: c.name.name.clone(),
         kind,
@@ -144,11 +263,20 @@ pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
     }
     let required: &[&str] = match kind {
         Kind::Zendesk => &["token", "scopes"],
-        Kind::Salesforce => &["instance", "client_id", "client_secret", "scopes", "objects"],
+        Kind::Salesforce => &[
+            "instance",
+            "client_id",
+            "client_secret",
+            "scopes",
+            "objects",
+        ],
     };
     for key in required {
         if !seen.contains_key(key) {
-            let prop = spec.iter().find(|s| s.key == *key).expect("spec has required keys");
+            let prop = spec
+                .iter()
+                .find(|s| s.key == *key)
+                .expect("spec has required keys");
             cx.err(CheckError::MissingProperty {
                 kind: kind.as_str().into(),
                 conn: c.name.name.clone(),
@@ -180,8 +308,15 @@ pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
             });
         }
         if info.rate_limit_rpm.is_none() {
-            let plan = info.settings.get("plan").cloned().unwrap_or_else(|| "team".into());
-            info.rate_limit_rpm = ZENDESK_PLANS.iter().find(|(p, _)| *p == plan).map(|(_, r)| *r);
+            let plan = info
+                .settings
+                .get("plan")
+                .cloned()
+                .unwrap_or_else(|| "team".into());
+            info.rate_limit_rpm = ZENDESK_PLANS
+                .iter()
+                .find(|(p, _)| *p == plan)
+                .map(|(_, r)| *r);
         }
     }
     cx.env.conns.insert(c.name.name.clone(), info);
@@ -202,7 +337,9 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
     };
     match prop.val {
         Val::Secret | Val::SecretOrText => {
-            let Some(v) = single(cx, "one credential reference") else { return };
+            let Some(v) = single(cx, "one credential reference") else {
+                return;
+            };
             match &v.kind {
                 PropKind::Secret { source, name } => {
                     if name.is_empty() {
@@ -237,7 +374,9 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
             }
         }
         Val::Text => {
-            let Some(v) = single(cx, "a string") else { return };
+            let Some(v) = single(cx, "a string") else {
+                return;
+            };
             match &v.kind {
                 PropKind::Text(t) => {
                     if (key == "url" || key == "instance")
@@ -256,7 +395,9 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
             }
         }
         Val::Words(allowed) => {
-            let Some(v) = single(cx, "one word") else { return };
+            let Some(v) = single(cx, "one word") else {
+                return;
+            };
             match &v.kind {
                 PropKind::Word(w) if allowed.contains(&w.as_str()) => {
                     info.settings.insert(key.into(), w.clone());
@@ -272,14 +413,18 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
             }
         }
         Val::Rate => {
-            let Some(v) = single(cx, "a rate") else { return };
+            let Some(v) = single(cx, "a rate") else {
+                return;
+            };
             match &v.kind {
                 PropKind::Rate(r) if *r > 0 => info.rate_limit_rpm = Some(*r),
                 _ => bad(cx, key, "a rate such as `200 rpm`", prop, v),
             }
         }
         Val::Count => {
-            let Some(v) = single(cx, "a whole number") else { return };
+            let Some(v) = single(cx, "a whole number") else {
+                return;
+            };
             match &v.kind {
                 PropKind::Number(n) if *n >= 1.0 && n.fract() == 0.0 && *n <= 10_000.0 => {
                     info.max_concurrent = Some(*n as u32)
@@ -289,7 +434,11 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
         }
         Val::Scopes => {
             info.scopes_span = Some(p.span);
-            let known = if info.kind == Kind::Zendesk { ZENDESK_SCOPES } else { SALESFORCE_SCOPES };
+            let known = if info.kind == Kind::Zendesk {
+                ZENDESK_SCOPES
+            } else {
+                SALESFORCE_SCOPES
+            };
             for v in &p.values {
                 let s = match &v.kind {
                     PropKind::Scope(s) | PropKind::Word(s) => s.clone(),
@@ -327,7 +476,13 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
                             info.objects.push((w.clone(), v.span));
                         }
                     }
-                    _ => bad(cx, key, "Salesforce object names such as Case or Order__c", prop, v),
+                    _ => bad(
+                        cx,
+                        key,
+                        "Salesforce object names such as Case or Order__c",
+                        prop,
+                        v,
+                    ),
                 }
             }
         }
@@ -356,15 +511,29 @@ pub(super) fn lint_usage(cx: &mut Ctx) {
             });
             continue;
         }
-        let Some(scopes_span) = c.scopes_span else { continue };
+        let Some(scopes_span) = c.scopes_span else {
+            continue;
+        };
         let has = |s: &str| c.scopes.iter().any(|(x, _)| x == s);
         let scope_span = |s: &str| c.scopes.iter().find(|(x, _)| x == s).map(|(_, sp)| *sp);
         let writes = cx.usage.writes.get(&c.name).cloned().unwrap_or_default();
-        let status_writes = cx.usage.status_writes.get(&c.name).cloned().unwrap_or_default();
+        let status_writes = cx
+            .usage
+            .status_writes
+            .get(&c.name)
+            .cloned()
+            .unwrap_or_default();
         match c.kind {
             Kind::Zendesk => {
                 if !has("read") {
-                    missing(cx, c, "read", "l3map reads tickets to evaluate rules".into(), scopes_span, None);
+                    missing(
+                        cx,
+                        c,
+                        "read",
+                        "l3map reads tickets to evaluate rules".into(),
+                        scopes_span,
+                        None,
+                    );
                 }
                 if let Some((what, at)) = writes.first() {
                     if !has("write") {
@@ -372,7 +541,11 @@ pub(super) fn lint_usage(cx: &mut Ctx) {
                     }
                 } else if let Some(sp) = scope_span("write") {
                     if status_writes.is_empty() {
-                        cx.err(CheckError::UnusedScope { scope: "write".into(), conn: c.name.clone(), span: sp });
+                        cx.err(CheckError::UnusedScope {
+                            scope: "write".into(),
+                            conn: c.name.clone(),
+                            span: sp,
+                        });
                     }
                 }
                 if let Some((what, at)) = status_writes.first() {
@@ -380,7 +553,11 @@ pub(super) fn lint_usage(cx: &mut Ctx) {
                         missing(cx, c, "tickets:write", what.clone(), scopes_span, Some(*at));
                     }
                 } else if let Some(sp) = scope_span("tickets:write") {
-                    cx.err(CheckError::UnusedScope { scope: "tickets:write".into(), conn: c.name.clone(), span: sp });
+                    cx.err(CheckError::UnusedScope {
+                        scope: "tickets:write".into(),
+                        conn: c.name.clone(),
+                        span: sp,
+                    });
                 }
                 for (s, sp) in &c.scopes {
                     if s.starts_with("hc:") {
@@ -407,19 +584,33 @@ pub(super) fn lint_usage(cx: &mut Ctx) {
                         span: sp,
                     });
                 } else if !has("api") {
-                    missing(cx, c, "api", "l3map calls the REST API".into(), scopes_span, None);
+                    missing(
+                        cx,
+                        c,
+                        "api",
+                        "l3map calls the REST API".into(),
+                        scopes_span,
+                        None,
+                    );
                 }
                 if !has("full") {
                     for s in ["refresh_token", "offline_access"] {
                         if !has(s) {
-                            cx.err(CheckError::NoOfflineScope { conn: c.name.clone(), scope: s_static(s), span: scopes_span });
+                            cx.err(CheckError::NoOfflineScope {
+                                conn: c.name.clone(),
+                                scope: s_static(s),
+                                span: scopes_span,
+                            });
                             break;
                         }
                     }
                 }
                 for (o, sp) in &c.objects {
                     if !cx.usage.objects.contains(&(c.name.clone(), o.clone())) {
-                        cx.err(CheckError::UnusedObject { object: o.clone(), span: *sp });
+                        cx.err(CheckError::UnusedObject {
+                            object: o.clone(),
+                            span: *sp,
+                        });
                     }
                 }
             }
@@ -428,14 +619,31 @@ pub(super) fn lint_usage(cx: &mut Ctx) {
 }
 
 fn s_static(s: &str) -> &'static str {
-    if s == "refresh_token" { "refresh_token" } else { "offline_access" }
+    if s == "refresh_token" {
+        "refresh_token"
+    } else {
+        "offline_access"
+    }
 }
 
-fn missing(cx: &mut Ctx, c: &ConnInfo, scope: &'static str, because: String, span: crate::syntax::Span, at: Option<crate::syntax::Span>) {
+fn missing(
+    cx: &mut Ctx,
+    c: &ConnInfo,
+    scope: &'static str,
+    because: String,
+    span: crate::syntax::Span,
+    at: Option<crate::syntax::Span>,
+) {
     let use_site = at.and_then(|a| cx.same_file(span, a));
     let because = match (at, use_site) {
         (Some(a), None) => format!("{because} ({})", cx.sources.locate(a)),
         _ => because,
     };
-    cx.err(CheckError::MissingScope { conn: c.name.clone(), scope, because, span, use_site });
+    cx.err(CheckError::MissingScope {
+        conn: c.name.clone(),
+        scope,
+        because,
+        span,
+        use_site,
+    });
 }

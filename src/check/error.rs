@@ -136,7 +136,10 @@ pub enum CheckError {
     },
     /// Returned when the project does something its connection may not.
     #[error("`{conn}` lacks scope `{scope}`, needed because {because}")]
-    #[diagnostic(code(l3map::scope::missing), help("add `{scope}` to the `scopes` of `{conn}`"))]
+    #[diagnostic(
+        code(l3map::scope::missing),
+        help("add `{scope}` to the `scopes` of `{conn}`")
+    )]
     MissingScope {
         conn: String,
         scope: &'static str,
@@ -261,7 +264,11 @@ pub enum CheckError {
     },
     /// Returned when a status transitions to itself.
     #[error("`{status} -> {status}` does not change anything")]
-    #[diagnostic(code(l3map::status::self_transition), severity(Warning), help("remove it"))]
+    #[diagnostic(
+        code(l3map::status::self_transition),
+        severity(Warning),
+        help("remove it")
+    )]
     SelfTransition {
         status: String,
         #[label("a status to itself")]
@@ -408,7 +415,9 @@ pub enum CheckError {
     #[error("`{name}` is not a value here")]
     #[diagnostic(
         code(l3map::expr::bare_name),
-        help("quote it if it is text (\"{name}\"), or compare it with a field whose type lists it")
+        help(
+            "quote it if it is text (\"{name}\"), or compare it with a field whose type lists it"
+        )
     )]
     BareName {
         name: String,

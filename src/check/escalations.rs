@@ -2,7 +2,9 @@
 
 use super::mappings::field;
 use super::{did_you_mean, Category, CheckError, Ctx, Kind, Scope, Ty};
-use crate::syntax::ast::{CommentBody, EscStmt, Escalation, ExprKind, Lit, Template, TemplateBody, TemplatePart};
+use crate::syntax::ast::{
+    CommentBody, EscStmt, Escalation, ExprKind, Lit, Template, TemplateBody, TemplatePart,
+};
 
 pub const FILTERS: &[(&str, &str)] = &[
     ("upper", "UPPER CASE"),
@@ -24,7 +26,9 @@ fn check_body(cx: &mut Ctx, body: &TemplateBody) {
         in_template: true,
     };
     for part in &body.parts {
-        let TemplatePart::Var { path, filters, .. } = part else { continue };
+        let TemplatePart::Var { path, filters, .. } = part else {
+            continue;
+        };
         let ty = if path.len() < 2 {
             cx.err(CheckError::Unknown {
                 kind: "template variable",
@@ -32,20 +36,29 @@ fn check_body(cx: &mut Ctx, body: &TemplateBody) {
                 span: path[0].span,
                 help: Some(match path[0].name.as_str() {
                     "reason" | "name" => format!("write `escalation.{}`", path[0].name),
-                    "summary" | "attempts" | "sentiment" | "intent" => format!("write `turn.{}`", path[0].name),
-                    _ => "variables are paths such as turn.summary, ticket.id or escalation.reason".into(),
+                    "summary" | "attempts" | "sentiment" | "intent" => {
+                        format!("write `turn.{}`", path[0].name)
+                    }
+                    _ => "variables are paths such as turn.summary, ticket.id or escalation.reason"
+                        .into(),
                 }),
             });
             Ty::Any
         } else {
-            cx.resolve_path(path, &scope).map(|(_, t)| t).unwrap_or(Ty::Any)
+            cx.resolve_path(path, &scope)
+                .map(|(_, t)| t)
+                .unwrap_or(Ty::Any)
         };
         let mut current = ty;
         for f in filters {
             let arity = |cx: &mut Ctx, n: usize, example: &str| {
                 if f.args.len() != n {
                     cx.err(CheckError::BadFilter {
-                        message: format!("`{}` takes {n} argument{}", f.name.name, if n == 1 { "" } else { "s" }),
+                        message: format!(
+                            "`{}` takes {n} argument{}",
+                            f.name.name,
+                            if n == 1 { "" } else { "s" }
+                        ),
                         help: format!("write `{example}`"),
                         span: f.span,
                     });
@@ -60,7 +73,9 @@ fn check_body(cx: &mut Ctx, body: &TemplateBody) {
                     Ty::Str
                 }
                 "join" => {
-                    if arity(cx, 1, "| join(\", \")") && !matches!(f.args[0].kind, ExprKind::Lit(Lit::Str(_))) {
+                    if arity(cx, 1, "| join(\", \")")
+                        && !matches!(f.args[0].kind, ExprKind::Lit(Lit::Str(_)))
+                    {
                         cx.err(CheckError::BadFilter {
                             message: "`join` takes the separator as text".into(),
                             help: "write `| join(\", \")`".into(),
@@ -70,7 +85,8 @@ fn check_body(cx: &mut Ctx, body: &TemplateBody) {
                     if !matches!(current, Ty::List(_) | Ty::Any) {
                         cx.err(CheckError::BadFilter {
                             message: format!("`join` needs a list, but this is {current}"),
-                            help: "remove `| join(...)`; it is for lists such as turn.attempts".into(),
+                            help: "remove `| join(...)`; it is for lists such as turn.attempts"
+                                .into(),
                             span: f.span,
                         });
                     }
@@ -81,7 +97,9 @@ fn check_body(cx: &mut Ctx, body: &TemplateBody) {
                     current
                 }
                 "truncate" => {
-                    if arity(cx, 1, "| truncate(200)") && !matches!(f.args[0].kind, ExprKind::Lit(Lit::Num(n)) if n >= 1.0 && n.fract() == 0.0) {
+                    if arity(cx, 1, "| truncate(200)")
+                        && !matches!(f.args[0].kind, ExprKind::Lit(Lit::Num(n)) if n >= 1.0 && n.fract() == 0.0)
+                    {
                         cx.err(CheckError::BadFilter {
                             message: "`truncate` takes a whole number of characters".into(),
                             help: "write `| truncate(200)`".into(),
@@ -104,9 +122,18 @@ fn check_body(cx: &mut Ctx, body: &TemplateBody) {
                 other => {
                     cx.err(CheckError::BadFilter {
                         message: format!("unknown filter `{other}`"),
-                        help: did_you_mean(other, FILTERS.iter().map(|(n, _)| *n)).unwrap_or_else(|| {
-                            format!("filters are {}", FILTERS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))
-                        }),
+                        help: did_you_mean(other, FILTERS.iter().map(|(n, _)| *n)).unwrap_or_else(
+                            || {
+                                format!(
+                                    "filters are {}",
+                                    FILTERS
+                                        .iter()
+                                        .map(|(n, _)| *n)
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )
+                            },
+                        ),
                         span: f.name.span,
                     });
                     Ty::Any
@@ -151,9 +178,15 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
             }
             EscStmt::Comment { conn, body, span } => {
                 acts += 1;
-                let Some(kind) = cx.use_conn(conn, None, "a hand-off comment") else { continue };
+                let Some(kind) = cx.use_conn(conn, None, "a hand-off comment") else {
+                    continue;
+                };
                 match kind {
-                    Kind::Zendesk => cx.record_write(&conn.name, format!("escalation `{}` writes a private comment", e.name.name), *span),
+                    Kind::Zendesk => cx.record_write(
+                        &conn.name,
+                        format!("escalation `{}` writes a private comment", e.name.name),
+                        *span,
+                    ),
                     Kind::Salesforce => {
                         cx.use_object("Case", conn.span);
                     }
@@ -168,19 +201,34 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
                                 kind: "template",
                                 name: t.name.clone(),
                                 span: t.span,
-                                help: did_you_mean(&t.name, names.iter().map(|s| s.as_str())).or_else(|| {
-                                    Some(format!("declare it: `template {} \"\"\"...\"\"\"`", t.name))
-                                }),
+                                help: did_you_mean(&t.name, names.iter().map(|s| s.as_str()))
+                                    .or_else(|| {
+                                        Some(format!(
+                                            "declare it: `template {} \"\"\"...\"\"\"`",
+                                            t.name
+                                        ))
+                                    }),
                             });
                         }
                     }
                     CommentBody::Inline(b) => check_body(cx, b),
                 }
             }
-            EscStmt::Set { conn, field: f, value, span } => {
+            EscStmt::Set {
+                conn,
+                field: f,
+                value,
+                span,
+            } => {
                 acts += 1;
-                let Some(kind) = cx.use_conn(conn, None, "a field write") else { continue };
-                cx.record_write(&conn.name, format!("escalation `{}` sets {}", e.name.name, f.display()), *span);
+                let Some(kind) = cx.use_conn(conn, None, "a field write") else {
+                    continue;
+                };
+                cx.record_write(
+                    &conn.name,
+                    format!("escalation `{}` sets {}", e.name.name, f.display()),
+                    *span,
+                );
                 if let Some(ty) = field(cx, &conn.name, kind, f, true) {
                     let scope = Scope::default();
                     let vt = match (&ty, &value.kind) {
@@ -194,8 +242,15 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
             }
             EscStmt::Assign { conn, group, span } => {
                 acts += 1;
-                if cx.use_conn(conn, Some(Kind::Zendesk), "`assign` (Zendesk groups)").is_some() {
-                    cx.record_write(&conn.name, format!("escalation `{}` assigns a group", e.name.name), *span);
+                if cx
+                    .use_conn(conn, Some(Kind::Zendesk), "`assign` (Zendesk groups)")
+                    .is_some()
+                {
+                    cx.record_write(
+                        &conn.name,
+                        format!("escalation `{}` assigns a group", e.name.name),
+                        *span,
+                    );
                 }
                 if group.value.trim().is_empty() {
                     cx.err(CheckError::EscalationShape {
@@ -207,7 +262,9 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
             }
             EscStmt::Status { conn, status, span } => {
                 acts += 1;
-                let Some(kind) = cx.use_conn(conn, None, "a status change") else { continue };
+                let Some(kind) = cx.use_conn(conn, None, "a status change") else {
+                    continue;
+                };
                 let Some(table) = cx.env.tables.get(&conn.name) else {
                     cx.err(CheckError::Unknown {
                         kind: "status table for",
@@ -224,7 +281,8 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
                     }),
                     Some(_) => {}
                     None => {
-                        let names: Vec<String> = table.statuses.iter().map(|s| s.name.clone()).collect();
+                        let names: Vec<String> =
+                            table.statuses.iter().map(|s| s.name.clone()).collect();
                         cx.err(CheckError::Unknown {
                             kind: "status",
                             name: status.name.clone(),
@@ -235,7 +293,12 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
                 }
                 let what = format!("escalation `{}` sets the status", e.name.name);
                 match kind {
-                    Kind::Zendesk => cx.usage.status_writes.entry(conn.name.clone()).or_default().push((what, *span)),
+                    Kind::Zendesk => cx
+                        .usage
+                        .status_writes
+                        .entry(conn.name.clone())
+                        .or_default()
+                        .push((what, *span)),
                     Kind::Salesforce => cx.record_write(&conn.name, what, *span),
                 }
             }
@@ -251,7 +314,8 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
     if reason.is_none() {
         cx.err(CheckError::EscalationShape {
             message: format!("escalation `{}` has no `reason`", e.name.name),
-            help: "add `reason \"...\"`: the human agent needs to know why the AI handed off".into(),
+            help: "add `reason \"...\"`: the human agent needs to know why the AI handed off"
+                .into(),
             span: e.name.span,
         });
     }

@@ -93,7 +93,11 @@ pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
         .env
         .fields
         .get(&b.conn.name)
-        .map(|m| m.values().filter_map(|f| f.id.map(|i| (i, f.span))).collect())
+        .map(|m| {
+            m.values()
+                .filter_map(|f| f.id.map(|i| (i, f.span)))
+                .collect()
+        })
         .unwrap_or_default();
     for f in &b.fields {
         let ty = type_of(cx, &f.ty);
@@ -102,7 +106,10 @@ pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
                 if f.id.is_none() {
                     cx.err(CheckError::BadFieldDecl {
                         message: format!("Zendesk field `{}` has no id", a.name),
-                        help: format!("write its numeric id from Admin Center: `{} #360001234 {}`", a.name, f.ty.name.name),
+                        help: format!(
+                            "write its numeric id from Admin Center: `{} #360001234 {}`",
+                            a.name, f.ty.name.name
+                        ),
                         span: a.span,
                     });
                 }
@@ -124,12 +131,16 @@ pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
                     });
                 }
                 let _ = span;
-                segs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(".")
+                segs.iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(".")
             }
             (FieldName::Alias(a), Kind::Salesforce) => {
                 cx.err(CheckError::BadFieldDecl {
                     message: format!("`{}` is not a Salesforce field name", a.name),
-                    help: "Salesforce fields are written Object.Field, e.g. Account.SLA_Tier__c".into(),
+                    help: "Salesforce fields are written Object.Field, e.g. Account.SLA_Tier__c"
+                        .into(),
                     span: a.span,
                 });
                 continue;
@@ -137,7 +148,9 @@ pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
             (FieldName::Sf(_, s), Kind::Zendesk) => {
                 cx.err(CheckError::BadFieldDecl {
                     message: "Zendesk fields are declared by alias and id".into(),
-                    help: "write `alias #360001234 type`; dotted Object.Field names are Salesforce's".into(),
+                    help:
+                        "write `alias #360001234 type`; dotted Object.Field names are Salesforce's"
+                            .into(),
                     span: *s,
                 });
                 continue;
@@ -180,7 +193,13 @@ pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
 }
 
 /// Resolves a field of a connection, marking Salesforce objects as used.
-pub(super) fn field(cx: &mut Ctx, conn: &str, kind: Kind, name: &FieldName, writing: bool) -> Option<Ty> {
+pub(super) fn field(
+    cx: &mut Ctx,
+    conn: &str,
+    kind: Kind,
+    name: &FieldName,
+    writing: bool,
+) -> Option<Ty> {
     match (name, kind) {
         (FieldName::Alias(a), Kind::Zendesk) => {
             if let Some(f) = cx.env.fields.get(conn).and_then(|m| m.get(&a.name)) {
@@ -203,7 +222,10 @@ pub(super) fn field(cx: &mut Ctx, conn: &str, kind: Kind, name: &FieldName, writ
                 name: a.name.clone(),
                 span: a.span,
                 help: did_you_mean(&a.name, cands.iter().map(|s| s.as_str())).or_else(|| {
-                    Some(format!("declare it: `fields {conn} {{ {} #360001234 string }}`", a.name))
+                    Some(format!(
+                        "declare it: `fields {conn} {{ {} #360001234 string }}`",
+                        a.name
+                    ))
                 }),
             });
             None
@@ -214,7 +236,11 @@ pub(super) fn field(cx: &mut Ctx, conn: &str, kind: Kind, name: &FieldName, writ
             }
             let c = cx.use_object(&segs[0].name, segs[0].span)?;
             let _ = span;
-            let full = segs.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(".");
+            let full = segs
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(".");
             Some(
                 cx.env
                     .fields
@@ -229,7 +255,10 @@ pub(super) fn field(cx: &mut Ctx, conn: &str, kind: Kind, name: &FieldName, writ
                 kind: "Salesforce field",
                 name: a.name.clone(),
                 span: a.span,
-                help: Some(format!("`{conn}` is Salesforce: write Object.Field, e.g. Case.{}", a.name)),
+                help: Some(format!(
+                    "`{conn}` is Salesforce: write Object.Field, e.g. Case.{}",
+                    a.name
+                )),
             });
             None
         }
@@ -238,7 +267,9 @@ pub(super) fn field(cx: &mut Ctx, conn: &str, kind: Kind, name: &FieldName, writ
                 kind: "Zendesk field",
                 name: name.display(),
                 span: *s,
-                help: Some(format!("`{conn}` is Zendesk: use a field alias declared in `fields {conn}`")),
+                help: Some(format!(
+                    "`{conn}` is Zendesk: use a field alias declared in `fields {conn}`"
+                )),
             });
             None
         }
@@ -248,7 +279,9 @@ pub(super) fn field(cx: &mut Ctx, conn: &str, kind: Kind, name: &FieldName, writ
 pub(super) fn check_map(cx: &mut Ctx, m: &Mapping, writers: &mut BTreeMap<(String, String), Span>) {
     let from = cx.use_conn(&m.from, None, "a mapping");
     let to = cx.use_conn(&m.to, None, "a mapping");
-    let (Some(from), Some(to)) = (from, to) else { return };
+    let (Some(from), Some(to)) = (from, to) else {
+        return;
+    };
     if from == to {
         cx.err(CheckError::MapSides {
             span: m.from.span.to(m.to.span),
@@ -260,7 +293,16 @@ pub(super) fn check_map(cx: &mut Ctx, m: &Mapping, writers: &mut BTreeMap<(Strin
     for r in &m.rules {
         let src_ty = field(cx, &m.from.name, from, &r.source, false);
         let dst_ty = field(cx, &m.to.name, to, &r.target, true);
-        cx.record_write(&m.to.name, format!("`map {} -> {}` writes {}", m.from.name, m.to.name, r.target.display()), r.target.span());
+        cx.record_write(
+            &m.to.name,
+            format!(
+                "`map {} -> {}` writes {}",
+                m.from.name,
+                m.to.name,
+                r.target.display()
+            ),
+            r.target.span(),
+        );
         let key = (m.to.name.clone(), r.target.display());
         if let Some(first) = writers.get(&key) {
             let first = *first;
@@ -272,7 +314,9 @@ pub(super) fn check_map(cx: &mut Ctx, m: &Mapping, writers: &mut BTreeMap<(Strin
         } else {
             writers.insert(key, r.target.span());
         }
-        let (Some(src_ty), Some(dst_ty)) = (src_ty, dst_ty) else { continue };
+        let (Some(src_ty), Some(dst_ty)) = (src_ty, dst_ty) else {
+            continue;
+        };
         match &r.table {
             None => direct(cx, r.source.display(), &src_ty, &dst_ty, r.span),
             Some(table) => translation(cx, r.source.display(), &src_ty, &dst_ty, table, &scope),
@@ -308,7 +352,14 @@ fn direct(cx: &mut Ctx, source: String, src: &Ty, dst: &Ty, span: Span) {
     }
 }
 
-fn translation(cx: &mut Ctx, source: String, src: &Ty, dst: &Ty, table: &crate::syntax::ast::Translation, scope: &Scope) {
+fn translation(
+    cx: &mut Ctx,
+    source: String,
+    src: &Ty,
+    dst: &Ty,
+    table: &crate::syntax::ast::Translation,
+    scope: &Scope,
+) {
     let mut seen: Vec<(String, Span)> = Vec::new();
     let mut default_at: Option<Span> = None;
     for arm in &table.arms {
@@ -351,7 +402,10 @@ fn translation(cx: &mut Ctx, source: String, src: &Ty, dst: &Ty, table: &crate::
             },
             _ => cx.expr(&arm.value, Some(dst), scope),
         };
-        if !out.compatible(dst) || matches!((&out, dst), (Ty::Str, Ty::Enum(_))) && !matches!(arm.value.kind, ExprKind::Lit(Lit::Str(_))) {
+        if !out.compatible(dst)
+            || matches!((&out, dst), (Ty::Str, Ty::Enum(_)))
+                && !matches!(arm.value.kind, ExprKind::Lit(Lit::Str(_)))
+        {
             cx.mismatch(format!("the target is {dst}"), arm.value.span, &out, None);
         }
     }

@@ -33,7 +33,9 @@ impl Kind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     New,
@@ -52,7 +54,11 @@ impl Category {
         ("solved", Category::Solved),
     ];
     pub fn as_str(self) -> &'static str {
-        Self::ALL.iter().find(|(_, c)| *c == self).map(|(n, _)| *n).unwrap_or("open")
+        Self::ALL
+            .iter()
+            .find(|(_, c)| *c == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("open")
     }
 }
 
@@ -151,7 +157,12 @@ impl<'a> Ctx<'a> {
         (primary.file == other.file).then_some(other)
     }
 
-    pub fn use_conn(&mut self, id: &ast::Ident, expected: Option<Kind>, what: &str) -> Option<Kind> {
+    pub fn use_conn(
+        &mut self,
+        id: &ast::Ident,
+        expected: Option<Kind>,
+        what: &str,
+    ) -> Option<Kind> {
         let Some(info) = self.env.conns.get(&id.name) else {
             let names: Vec<String> = self.env.conns.keys().cloned().collect();
             let help = did_you_mean(&id.name, names.iter().map(|s| s.as_str())).or_else(|| {
@@ -206,9 +217,14 @@ impl<'a> Ctx<'a> {
             .values()
             .filter(|c| c.kind == Kind::Salesforce)
             .collect();
-        if let Some(c) = sf.iter().find(|c| c.objects.iter().any(|(o, _)| o == object)) {
+        if let Some(c) = sf
+            .iter()
+            .find(|c| c.objects.iter().any(|(o, _)| o == object))
+        {
             let name = c.name.clone();
-            self.usage.objects.insert((name.clone(), object.to_string()));
+            self.usage
+                .objects
+                .insert((name.clone(), object.to_string()));
             self.usage.conns.insert(name.clone());
             return Some(name);
         }

@@ -130,7 +130,10 @@ pub(super) fn check(cx: &mut Ctx, t: &SkuTable) {
         if got_s != want {
             let normalized = normalize(&steps, &test.input.value);
             let via = match &got {
-                Some(m) => format!("; rule at {} matched", cx.sources.locate(t.rules[m.rule].span)),
+                Some(m) => format!(
+                    "; rule at {} matched",
+                    cx.sources.locate(t.rules[m.rule].span)
+                ),
                 None => String::new(),
             };
             cx.err(CheckError::SkuTestFailed {
@@ -208,7 +211,8 @@ fn analysis_dfa(source: &str) -> Option<dense::DFA<Vec<u32>>> {
 }
 
 fn start_state(dfa: &dense::DFA<Vec<u32>>) -> Option<StateID> {
-    dfa.start_state(&start::Config::new().anchored(Anchored::Yes)).ok()
+    dfa.start_state(&start::Config::new().anchored(Anchored::Yes))
+        .ok()
 }
 
 fn accepts(dfa: &dense::DFA<Vec<u32>>, s: StateID) -> bool {
@@ -225,7 +229,8 @@ fn witness(
 ) -> Option<String> {
     const BUDGET: usize = 200_000;
     let (sa, sb) = (start_state(a)?, start_state(b)?);
-    let mut parent: HashMap<(StateID, StateID), Option<((StateID, StateID), u8)>> = HashMap::new();
+    type Pair = (StateID, StateID);
+    let mut parent: HashMap<Pair, Option<(Pair, u8)>> = HashMap::new();
     let mut queue = VecDeque::new();
     parent.insert((sa, sb), None);
     queue.push_back((sa, sb));
@@ -261,9 +266,16 @@ fn witness(
     None
 }
 
-fn overlaps(cx: &mut Ctx, steps: &[Step], compiled: &[Compiled], aliases: &HashMap<String, (Span, String)>) {
+fn overlaps(
+    cx: &mut Ctx,
+    steps: &[Step],
+    compiled: &[Compiled],
+    aliases: &HashMap<String, (Span, String)>,
+) {
     // Bytes a normalised input can contain: narrows witnesses to real inputs.
-    let alphabet: Vec<u8> = (0u8..=255).filter(|b| !steps.iter().any(|s| s.removes_byte(*b))).collect();
+    let alphabet: Vec<u8> = (0u8..=255)
+        .filter(|b| !steps.iter().any(|s| s.removes_byte(*b)))
+        .collect();
     let mut sorted_aliases: Vec<(&String, &(Span, String))> = aliases.iter().collect();
     sorted_aliases.sort_by_key(|(_, (s, _))| s.start);
     for c in compiled {
@@ -304,7 +316,9 @@ fn overlaps(cx: &mut Ctx, steps: &[Step], compiled: &[Compiled], aliases: &HashM
                 if let Some(w) = witness(lb, ea, true, &alphabet) {
                     let mut a = String::new();
                     let mut b = String::new();
-                    if let (Some(ca), Some(cb)) = (earlier.regex.captures(&w), later.regex.captures(&w)) {
+                    if let (Some(ca), Some(cb)) =
+                        (earlier.regex.captures(&w), later.regex.captures(&w))
+                    {
                         ca.expand(&earlier.target, &mut a);
                         cb.expand(&later.target, &mut b);
                     }
@@ -339,7 +353,11 @@ fn products(cx: &mut Ctx, t: &SkuTable, compiled: &[Compiled]) {
         let target = r.target.0.as_str();
         if template_has_captures(target) {
             let pattern = template_regex(target);
-            reached.extend(declared.keys().filter(|p| pattern.as_ref().is_some_and(|re| re.is_match(p))));
+            reached.extend(
+                declared
+                    .keys()
+                    .filter(|p| pattern.as_ref().is_some_and(|re| re.is_match(p))),
+            );
             let _ = compiled;
             continue;
         }

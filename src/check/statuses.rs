@@ -43,7 +43,9 @@ pub(super) fn declare(cx: &mut Ctx, t: &StatusTable) {
                     category: d.category.name.clone(),
                     span: d.category.span,
                     help: did_you_mean(&d.category.name, Category::ALL.iter().map(|(n, _)| *n))
-                        .or_else(|| Some("categories are new, open, pending, hold and solved".into())),
+                        .or_else(|| {
+                            Some("categories are new, open, pending, hold and solved".into())
+                        }),
                 });
                 Category::Open
             }
@@ -89,7 +91,9 @@ struct Edge {
 }
 
 pub(super) fn check(cx: &mut Ctx, t: &StatusTable) {
-    let Some(table) = cx.env.tables.get(&t.conn.name).cloned() else { return };
+    let Some(table) = cx.env.tables.get(&t.conn.name).cloned() else {
+        return;
+    };
     if !table.span.same_place(&t.conn.span) {
         return; // a duplicate table, already reported
     }
@@ -101,6 +105,7 @@ pub(super) fn check(cx: &mut Ctx, t: &StatusTable) {
     let names: Vec<&str> = table.statuses.iter().map(|s| s.name.as_str()).collect();
     let index = |n: &str| table.statuses.iter().position(|s| s.name == n);
     let mut edges: Vec<Edge> = Vec::new();
+    let errors_before = cx.diags.len();
     for tr in &t.transitions {
         if let Some(w) = &tr.when {
             cx.condition(w, &scope);
@@ -183,7 +188,14 @@ pub(super) fn check(cx: &mut Ctx, t: &StatusTable) {
         }
     }
     duplicates(cx, &table, &edges);
-    workflow_lints(cx, &table, &edges, kind == Some(Kind::Zendesk));
+    // With a misspelt status the graph is incomplete: reachability lints
+    // would only repeat the same mistake as noise.
+    let unresolved = cx.diags[errors_before..]
+        .iter()
+        .any(|d| d.code() == "l3map::unknown_name" && d.message().starts_with("unknown status"));
+    if !unresolved {
+        workflow_lints(cx, &table, &edges, kind == Some(Kind::Zendesk));
+    }
 }
 
 fn unknown_status(cx: &mut Ctx, id: &ast::Ident, names: &[&str], conn: &str) {
@@ -191,8 +203,12 @@ fn unknown_status(cx: &mut Ctx, id: &ast::Ident, names: &[&str], conn: &str) {
         kind: "status",
         name: id.name.clone(),
         span: id.span,
-        help: did_you_mean(&id.name, names.iter().copied())
-            .or_else(|| Some(format!("declare it in the table: `{} open \"Label\"` (statuses of `{conn}`)", id.name))),
+        help: did_you_mean(&id.name, names.iter().copied()).or_else(|| {
+            Some(format!(
+                "declare it in the table: `{} open \"Label\"` (statuses of `{conn}`)",
+                id.name
+            ))
+        }),
     });
 }
 
@@ -283,7 +299,10 @@ fn workflow_lints(cx: &mut Ctx, table: &TableInfo, edges: &[Edge], zendesk: bool
         }
         if zendesk
             && s.terminal.is_none()
-            && matches!(s.category, Category::Pending | Category::Hold | Category::Solved)
+            && matches!(
+                s.category,
+                Category::Pending | Category::Hold | Category::Solved
+            )
             && !out[i]
                 .iter()
                 .any(|&j| table.statuses[j].category == Category::Open)

@@ -135,9 +135,19 @@ pub const ROOTS: &[&str] = &["ticket", "comment", "turn", "escalation"];
 /// What a path in an expression refers to, once resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Resolved {
-    Std { root: &'static str, field: String },
-    Custom { conn: String, alias: String, id: u64 },
-    Salesforce { conn: String, path: String },
+    Std {
+        root: &'static str,
+        field: String,
+    },
+    Custom {
+        conn: String,
+        alias: String,
+        id: u64,
+    },
+    Salesforce {
+        conn: String,
+        path: String,
+    },
 }
 
 /// Where an expression is checked: decides what `ticket` and statuses mean.
@@ -200,10 +210,7 @@ impl<'a> Ctx<'a> {
                     .collect::<Vec<_>>()
                     .join("."),
                 span: path[2].span.to(path[path.len() - 1].span),
-                help: Some(format!(
-                    "`{}.{}` has no sub-fields",
-                    root.name, field.name
-                )),
+                help: Some(format!("`{}.{}` has no sub-fields", root.name, field.name)),
             });
             return None;
         }
@@ -240,13 +247,12 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        let help = super::did_you_mean(&field.name, candidates.iter().map(|s| s.as_str())).or_else(
-            || {
+        let help =
+            super::did_you_mean(&field.name, candidates.iter().map(|s| s.as_str())).or_else(|| {
                 (root_name == "ticket").then(|| {
                     "custom ticket fields must be declared in a `fields` block with their id".into()
                 })
-            },
-        );
+            });
         self.err(CheckError::Unknown {
             kind: "field",
             name: format!("{}.{}", root.name, field.name),
@@ -422,8 +428,12 @@ impl<'a> Ctx<'a> {
                         &rt,
                         help,
                     );
-                } else if !matches!(op, BinOp::Eq | BinOp::Ne) && !(lt.ordered() && rt.ordered()) {
-                    let bad = if lt.ordered() { (&rt, r.span) } else { (&lt, l.span) };
+                } else if !(matches!(op, BinOp::Eq | BinOp::Ne) || lt.ordered() && rt.ordered()) {
+                    let bad = if lt.ordered() {
+                        (&rt, r.span)
+                    } else {
+                        (&lt, l.span)
+                    };
                     self.mismatch(
                         format!("`{}` needs numbers, money or dates", op.symbol()),
                         bad.1,
@@ -497,17 +507,15 @@ impl<'a> Ctx<'a> {
     /// Checks that `name` is a value of an enum or status type.
     pub fn member(&mut self, name: &str, span: Span, t: &Ty) {
         match t {
-            Ty::Enum(values) => {
-                if !values.iter().any(|v| v == name) {
-                    let help = super::did_you_mean(name, values.iter().map(|s| s.as_str()))
-                        .or_else(|| Some(format!("the values are: {}", values.join(", "))));
-                    self.err(CheckError::Unknown {
-                        kind: "value",
-                        name: name.to_string(),
-                        span,
-                        help,
-                    });
-                }
+            Ty::Enum(values) if !values.iter().any(|v| v == name) => {
+                let help = super::did_you_mean(name, values.iter().map(|s| s.as_str()))
+                    .or_else(|| Some(format!("the values are: {}", values.join(", "))));
+                self.err(CheckError::Unknown {
+                    kind: "value",
+                    name: name.to_string(),
+                    span,
+                    help,
+                });
             }
             Ty::Status(Some(conn)) => {
                 let known = self

@@ -49,7 +49,11 @@ pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
         let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
         eprintln!(
             "{}: {}, {} in {} ({})",
-            if errors > 0 || (deny_warnings && warnings > 0) { "failed" } else { "ok" },
+            if errors > 0 || (deny_warnings && warnings > 0) {
+                "failed"
+            } else {
+                "ok"
+            },
             plural(errors, "error"),
             plural(warnings, "warning"),
             plural(files, "file"),
@@ -73,12 +77,19 @@ pub fn compile(path: &Path, emit: Emit) -> u8 {
             "{} holds {} projects; name one of them: {}",
             path.display(),
             projects.len(),
-            projects.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+            projects
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
     }
     let p = &projects[0];
     let checked = check(&p.sources);
-    eprint!("{}", render_human(&checked.diagnostics, &p.sources, color()));
+    eprint!(
+        "{}",
+        render_human(&checked.diagnostics, &p.sources, color())
+    );
     let Some(program) = crate::ir::lower(&checked, &p.sources) else {
         eprintln!("failed: the project has errors; nothing compiled");
         return 1;

@@ -23,7 +23,9 @@ pub fn run(path: &Path, format: GraphFormat, table: Option<&str>) -> u8 {
             eprintln!("failed: fix the errors above before drawing");
             return 1;
         }
-        let Some(program) = ir::lower(&checked, &p.sources) else { return 1 };
+        let Some(program) = ir::lower(&checked, &p.sources) else {
+            return 1;
+        };
         for t in program.status_tables {
             let file = crate::syntax::FileId(t.loc.file);
             if p.wants(file) {
@@ -31,11 +33,16 @@ pub fn run(path: &Path, format: GraphFormat, table: Option<&str>) -> u8 {
             }
         }
     }
-    let names: Vec<String> = candidates.iter().map(|(t, _)| t.connection.clone()).collect();
+    let names: Vec<String> = candidates
+        .iter()
+        .map(|(t, _)| t.connection.clone())
+        .collect();
     let chosen = match table {
         Some(name) => candidates.into_iter().find(|(t, _)| t.connection == name),
         None if candidates.len() == 1 => candidates.into_iter().next(),
-        None if candidates.is_empty() => return fail(format!("{}: no statuses block found", path.display())),
+        None if candidates.is_empty() => {
+            return fail(format!("{}: no statuses block found", path.display()))
+        }
         None => {
             return fail(format!(
                 "{} has several status tables; choose one with --table ({})",
@@ -45,7 +52,11 @@ pub fn run(path: &Path, format: GraphFormat, table: Option<&str>) -> u8 {
         }
     };
     let Some((t, sources)) = chosen else {
-        return fail(format!("no status table for `{}`; tables: {}", table.unwrap_or(""), names.join(", ")));
+        return fail(format!(
+            "no status table for `{}`; tables: {}",
+            table.unwrap_or(""),
+            names.join(", ")
+        ));
     };
     print!(
         "{}",
@@ -77,7 +88,11 @@ const STYLE: [(Category, &str, &str); 5] = [
 fn edges(t: &StatusTable) -> Vec<(String, String, Option<usize>)> {
     let mut out = Vec::new();
     for (i, tr) in t.transitions.iter().enumerate() {
-        let froms: Vec<String> = if tr.wildcard { vec!["*".into()] } else { tr.from.clone() };
+        let froms: Vec<String> = if tr.wildcard {
+            vec!["*".into()]
+        } else {
+            tr.from.clone()
+        };
         for f in &froms {
             for to in &tr.to {
                 out.push((f.clone(), to.clone(), Some(i)));
@@ -95,9 +110,13 @@ pub fn mermaid(t: &StatusTable, sources: &SourceMap) -> String {
             Some(l) => format!("{}<br/><small>{}</small>", st.name, esc(l)),
             None => st.name.clone(),
         };
-        let (open, close) = if st.terminal { ("[[", "]]") } else { ("[", "]") };
+        let (open, close) = if st.terminal {
+            ("[[", "]]")
+        } else {
+            ("[", "]")
+        };
         s.push_str(&format!(
-            "  {}{open}\"{label}\"{close}:::{}\n",
+            "  s_{}{open}\"{label}\"{close}:::{}\n",
             st.name,
             st.category.as_str()
         ));
@@ -106,10 +125,15 @@ pub fn mermaid(t: &StatusTable, sources: &SourceMap) -> String {
         s.push_str("  any((\"any non-terminal\"))\n");
     }
     for (from, to, i) in edges(t) {
-        let from = if from == "*" { "any".to_string() } else { from };
+        // Ids are prefixed: a status may be named like a Mermaid keyword (`end`).
+        let from = if from == "*" {
+            "any".to_string()
+        } else {
+            format!("s_{from}")
+        };
         match i.and_then(|i| condition(&t.transitions[i], sources)) {
-            Some(c) => s.push_str(&format!("  {from} -->|\"{}\"| {to}\n", esc(&c))),
-            None => s.push_str(&format!("  {from} --> {to}\n")),
+            Some(c) => s.push_str(&format!("  {from} -->|\"{}\"| s_{to}\n", esc(&c))),
+            None => s.push_str(&format!("  {from} --> s_{to}\n")),
         }
     }
     for (c, fill, stroke) in STYLE {
@@ -128,7 +152,11 @@ pub fn dot(t: &StatusTable, sources: &SourceMap) -> String {
         esc(&t.connection)
     );
     for st in &t.statuses {
-        let (_, fill, stroke) = STYLE.iter().find(|(c, _, _)| *c == st.category).copied().unwrap_or(STYLE[1]);
+        let (_, fill, stroke) = STYLE
+            .iter()
+            .find(|(c, _, _)| *c == st.category)
+            .copied()
+            .unwrap_or(STYLE[1]);
         let label = match &st.label {
             Some(l) => format!("{}\\n{}", esc(&st.name), esc(l)),
             None => esc(&st.name),
@@ -144,7 +172,12 @@ pub fn dot(t: &StatusTable, sources: &SourceMap) -> String {
     }
     for (from, to, i) in edges(t) {
         match i.and_then(|i| condition(&t.transitions[i], sources)) {
-            Some(c) => s.push_str(&format!("  \"{}\" -> \"{}\" [label=\"{}\"];\n", esc(&from), esc(&to), esc(&c))),
+            Some(c) => s.push_str(&format!(
+                "  \"{}\" -> \"{}\" [label=\"{}\"];\n",
+                esc(&from),
+                esc(&to),
+                esc(&c)
+            )),
             None => s.push_str(&format!("  \"{}\" -> \"{}\";\n", esc(&from), esc(&to))),
         }
     }

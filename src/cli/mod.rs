@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "l3map", version, about = "Support-ops knowledge for AI agents on Zendesk and Salesforce")]
+#[command(
+    name = "l3map",
+    version,
+    about = "Support-ops knowledge for AI agents on Zendesk and Salesforce"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

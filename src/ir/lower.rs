@@ -62,7 +62,10 @@ pub fn revision(sources: &SourceMap) -> String {
         h.update(f.text.as_bytes());
         h.update([0]);
     }
-    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub fn ty(t: &Ty) -> Type {
@@ -158,7 +161,10 @@ impl Lower<'_> {
                         from,
                         to: tr.to.iter().map(|i| i.name.clone()).collect(),
                         wildcard,
-                        when: tr.when.as_ref().map(|w| self.expr(w, ticket_conn.as_deref())),
+                        when: tr
+                            .when
+                            .as_ref()
+                            .map(|w| self.expr(w, ticket_conn.as_deref())),
                         loc: self.loc(tr.span),
                     }
                 })
@@ -173,7 +179,12 @@ impl Lower<'_> {
                 let custom = self.env.fields.get(conn).and_then(|m| m.get(&a.name));
                 let t = custom
                     .map(|f| ty(&f.ty))
-                    .or_else(|| TICKET.iter().find(|f| f.name == a.name).map(|f| ty(&(f.ty)())))
+                    .or_else(|| {
+                        TICKET
+                            .iter()
+                            .find(|f| f.name == a.name)
+                            .map(|f| ty(&(f.ty)()))
+                    })
                     .unwrap_or(Type::Any);
                 (
                     FieldRef::Zendesk {
@@ -337,11 +348,13 @@ impl Lower<'_> {
                     value: self.value_expr(value),
                     loc: self.loc(*span),
                 }),
-                ast::EscStmt::Assign { conn, group, span } => actions.push(EscAction::AssignGroup {
-                    connection: conn.name.clone(),
-                    group: group.value.clone(),
-                    loc: self.loc(*span),
-                }),
+                ast::EscStmt::Assign { conn, group, span } => {
+                    actions.push(EscAction::AssignGroup {
+                        connection: conn.name.clone(),
+                        group: group.value.clone(),
+                        loc: self.loc(*span),
+                    })
+                }
                 ast::EscStmt::Status { conn, status, span } => actions.push(EscAction::SetStatus {
                     connection: conn.name.clone(),
                     status: status.name.clone(),
@@ -376,7 +389,11 @@ impl Lower<'_> {
         let root = path[0].name.as_str();
         if root.starts_with(|c: char| c.is_ascii_uppercase()) {
             return Ref::Salesforce {
-                path: path.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join("."),
+                path: path
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join("."),
             };
         }
         let field = path.get(1).map(|i| i.name.clone()).unwrap_or_default();
@@ -409,7 +426,9 @@ impl Lower<'_> {
         let b = |x: &ast::Expr| Box::new(self.expr(x, tc));
         let kind = match &e.kind {
             ast::ExprKind::Lit(_) | ast::ExprKind::Symbol(_) => ExprKind::Lit(value(e)),
-            ast::ExprKind::List(items) => ExprKind::List(items.iter().map(|i| self.expr(i, tc)).collect()),
+            ast::ExprKind::List(items) => {
+                ExprKind::List(items.iter().map(|i| self.expr(i, tc)).collect())
+            }
             ast::ExprKind::Path(p) => ExprKind::Ref(self.resolve(p, tc)),
             ast::ExprKind::Not(x) => ExprKind::Not(b(x)),
             ast::ExprKind::Binary(op, l, r) => {

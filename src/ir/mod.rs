@@ -4,7 +4,7 @@
 
 mod lower;
 
-pub use lower::lower;
+pub use lower::{lower, revision as lower_revision};
 
 use crate::check::{Category, Kind};
 use crate::sku::{Pattern, Step};

@@ -20,7 +20,15 @@ pub enum Step {
     Strip(String),
 }
 
-pub const STEP_NAMES: &[&str] = &["nfkc", "upper", "lower", "casefold", "trim", "collapse_spaces", "strip"];
+pub const STEP_NAMES: &[&str] = &[
+    "nfkc",
+    "upper",
+    "lower",
+    "casefold",
+    "trim",
+    "collapse_spaces",
+    "strip",
+];
 
 impl Step {
     /// Whether a step removes ASCII letters of one case (used to narrow the

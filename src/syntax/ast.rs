@@ -80,7 +80,10 @@ pub enum SecretSource {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum PropKind {
-    Secret { source: SecretSource, name: String },
+    Secret {
+        source: SecretSource,
+        name: String,
+    },
     Rate(u32),
     Money(Money),
     Number(f64),

@@ -2,7 +2,7 @@
 
 use super::ast::*;
 use super::error::SyntaxError;
-use super::parser::{Pair, Rule, L3Parser};
+use super::parser::{L3Parser, Pair, Rule};
 use super::span::{FileId, Span};
 use pest::pratt_parser::{Assoc, Op, PrattParser};
 use pest::Parser as _;
@@ -806,7 +806,11 @@ pub fn decimal_units(s: &str) -> Option<i64> {
         return None;
     }
     let int: i64 = int.parse().ok()?;
-    let mut frac_v: i64 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
+    let mut frac_v: i64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse().ok()?
+    };
     for _ in frac.len()..4 {
         frac_v *= 10;
     }

@@ -40,6 +40,19 @@ pub enum SyntaxError {
         #[label("out of range")]
         span: Span,
     },
+    /// Returned when brackets or `not`s nest deeper than anyone writes by hand.
+    #[error("nesting deeper than {limit} levels")]
+    #[diagnostic(
+        code(l3map::syntax::too_deep),
+        help(
+            "split the condition up; l3map refuses deeper nesting to keep checking fast and safe"
+        )
+    )]
+    TooDeep {
+        limit: usize,
+        #[label("too deep")]
+        span: Span,
+    },
     /// Returned when a `{{ ... }}` interpolation in a template is malformed.
     #[error("malformed template interpolation; expected {expected}")]
     #[diagnostic(
@@ -59,7 +72,8 @@ impl SyntaxError {
             SyntaxError::Unexpected { span, .. }
             | SyntaxError::BadEscape { span, .. }
             | SyntaxError::BadNumber { span, .. }
-            | SyntaxError::BadTemplate { span, .. } => *span,
+            | SyntaxError::BadTemplate { span, .. }
+            | SyntaxError::TooDeep { span, .. } => *span,
         }
     }
 }

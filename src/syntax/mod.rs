@@ -12,6 +12,15 @@ pub use span::{FileId, SourceFile, SourceMap, Span};
 /// Parses one file. Returns every item that parsed and every syntax error;
 /// a broken block does not hide the blocks after it.
 pub fn parse_file(file: FileId, text: &str) -> (ast::File, Vec<SyntaxError>) {
+    // pest and the passes after it recurse once per nesting level; refuse
+    // absurd nesting up front instead of overflowing the stack.
+    if let Some(at) = too_deep(text) {
+        let err = SyntaxError::TooDeep {
+            limit: MAX_DEPTH,
+            span: Span::new(file, at, at + 1),
+        };
+        return (ast::File { items: vec![] }, vec![err]);
+    }
     let mut b = build::Builder {
         file,
         base: 0,
@@ -31,3 +40,61 @@ pub fn parse_file(file: FileId, text: &str) -> (ast::File, Vec<SyntaxError>) {
 }
 
 pub use build::decimal_units;
+
+/// The deepest nesting of brackets and `not`s a file may have.
+pub const MAX_DEPTH: usize = 64;
+
+/// The offset where nesting first exceeds [`MAX_DEPTH`], ignoring strings,
+/// regexes and comments.
+fn too_deep(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut depth = 0usize;
+    let mut nots = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let raw = text[i..].starts_with("\"\"\"");
+                if raw {
+                    i += text[i + 3..]
+                        .find("\"\"\"")
+                        .map(|e| e + 6)
+                        .unwrap_or(b.len() - i);
+                } else {
+                    i += 1;
+                    while i < b.len() && b[i] != b'"' && b[i] != b'\n' {
+                        i += if b[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i += 1;
+                }
+                continue;
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                i += text[i..].find('\n').unwrap_or(b.len() - i);
+                continue;
+            }
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            b'n' if text[i..].starts_with("not")
+                && !b
+                    .get(i + 3)
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+                && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')) =>
+            {
+                nots += 1;
+                i += 3;
+                if nots > MAX_DEPTH {
+                    return Some(i - 3);
+                }
+                continue;
+            }
+            c if c.is_ascii_whitespace() => {}
+            _ => nots = 0,
+        }
+        if depth > MAX_DEPTH {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}

@@ -180,7 +180,10 @@ fn humanize(file: FileId, text: &str, base: usize, e: &pest::error::Error<Rule>)
     let tok_len = token_len(rest).max(if rest.is_empty() { 0 } else { 1 });
     let span = Span::new(file, at, at + tok_len);
     let block = (rest.is_empty() && closing_brace_possible).then(|| {
-        let line_end = text[base..].find('\n').map(|i| base + i).unwrap_or(text.len());
+        let line_end = text[base..]
+            .find('\n')
+            .map(|i| base + i)
+            .unwrap_or(text.len());
         Span::new(file, base, line_end)
     });
     let help = hint(rest, &expected, closing_brace_possible, &text[base..at]);
@@ -260,7 +263,12 @@ fn hint(rest: &str, expected: &[&str], open: bool, before: &str) -> Option<Strin
     if first == Some('\'') {
         return Some("strings use double quotes: \"like this\"".into());
     }
-    if first == Some('"') && rest.lines().next().is_some_and(|l| l.matches('"').count() == 1) {
+    if first == Some('"')
+        && rest
+            .lines()
+            .next()
+            .is_some_and(|l| l.matches('"').count() == 1)
+    {
         return Some(
             "this string is not closed on its line; use \"\"\"...\"\"\" for text over several lines"
                 .into(),
@@ -278,7 +286,9 @@ fn hint(rest: &str, expected: &[&str], open: bool, before: &str) -> Option<Strin
         return Some("combine conditions with `and` / `or`".into());
     }
     if rest.starts_with("=>") && expected.contains(&"`->`") {
-        return Some("transitions and mappings use `->`; `=>` is for translations and SKU rules".into());
+        return Some(
+            "transitions and mappings use `->`; `=>` is for translations and SKU rules".into(),
+        );
     }
     if first == Some(':') && before.trim_start().starts_with("connection") {
         return Some("write the connection as `connection NAME: zendesk { ... }`".into());
@@ -339,27 +349,40 @@ mod tests {
 
     #[test]
     fn expressions() {
-        ok(Rule::expr, "turn.intent == \"refund\" and turn.refund_amount > $200");
-        ok(Rule::expr, "not (ticket.tags has \"vip\" or ticket.priority in [high, urgent])");
+        ok(
+            Rule::expr,
+            "turn.intent == \"refund\" and turn.refund_amount > $200",
+        );
+        ok(
+            Rule::expr,
+            "not (ticket.tags has \"vip\" or ticket.priority in [high, urgent])",
+        );
         ok(Rule::expr, "ticket.status not in [open, solved]");
     }
 
     #[test]
     fn transitions_and_statuses() {
         ok(Rule::transition, "* -> solved");
-        ok(Rule::transition, "open, pending -> hold when ticket.tags has \"x\"");
+        ok(
+            Rule::transition,
+            "open, pending -> hold when ticket.tags has \"x\"",
+        );
         ok(Rule::status_decl, "closed solved \"Closed\" terminal #12");
     }
 
     #[test]
     fn templates() {
-        ok(Rule::template_body, "Hi {{ turn.summary }} / {{ turn.attempts | join(\", \") | default(\"none\") }}.");
+        ok(
+            Rule::template_body,
+            "Hi {{ turn.summary }} / {{ turn.attempts | join(\", \") | default(\"none\") }}.",
+        );
         not_whole(Rule::template_body, "broken {{ turn. }}");
     }
 
     #[test]
     fn recovery_reports_errors_in_several_blocks() {
-        let src = "connection a: zendesk {\n  token = 1\n}\nsku s {\n  \"x\" => \n}\ntemplate t \"ok\"\n";
+        let src =
+            "connection a: zendesk {\n  token = 1\n}\nsku s {\n  \"x\" => \n}\ntemplate t \"ok\"\n";
         let mut names = vec![];
         let errs = parse_items(FileId(0), src, |p, _| names.push(p.as_str().to_string()));
         assert_eq!(errs.len(), 2, "{errs:?}");

@@ -4,24 +4,18 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// Index of a file in a [`SourceMap`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 pub struct FileId(pub u32);
 
 /// A byte range in one source file.
 ///
 /// Spans are ignored by AST equality on purpose (see [`Span::eq`]): tests
 /// compare structure, snapshots show positions.
-#[derive(Debug, Clone, Copy, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default)]
 pub struct Span {
     pub file: FileId,
     pub start: u32,
     pub end: u32,
-}
-
-impl Default for FileId {
-    fn default() -> Self {
-        FileId(0)
-    }
 }
 
 impl PartialEq for Span {

@@ -1,0 +1,214 @@
+//! The real `l3map` binary: exit codes, output formats, subcommands.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn l3map(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn examples_check_clean_with_warnings_denied() {
+    let o = l3map(&["check", "--deny", "warnings", "mappings/"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("ok: 0 errors, 0 warnings"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn errors_exit_1_with_located_diagnostic() {
+    let o = l3map(&["check", "tests/fixtures/cli/broken"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("unknown status `solvd`"), "{err}");
+    assert!(
+        err.contains("tests/fixtures/cli/broken/a.l3map:12:11"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `solved`?"), "{err}");
+}
+
+#[test]
+fn warnings_pass_unless_denied() {
+    let o = l3map(&["check", "tests/fixtures/cli/warn_only"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("1 warning"), "{}", stderr(&o));
+    let o = l3map(&[
+        "check",
+        "--deny",
+        "warnings",
+        "tests/fixtures/cli/warn_only",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn missing_path_is_a_usage_error_on_one_line() {
+    let o = l3map(&["check", "no/such/dir"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no/such/dir: no such file or directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn directory_without_files_is_a_usage_error() {
+    let o = l3map(&["check", "src/cli"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no .l3map files found"));
+}
+
+#[test]
+fn non_utf8_file_is_reported_not_panicked() {
+    let dir = std::env::temp_dir().join(format!("l3map-cli-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.l3map");
+    std::fs::write(&f, b"template t \"\xff\xfe\"").unwrap();
+    let o = l3map(&["check", f.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("not UTF-8"), "{}", stderr(&o));
+}
+
+#[test]
+fn json_format_is_machine_readable() {
+    let o = l3map(&["check", "--format", "json", "tests/fixtures/cli/broken"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("valid JSON");
+    let first = &v.as_array().unwrap()[0];
+    assert_eq!(first["code"], "l3map::unknown_name");
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["line"], 12);
+    assert_eq!(first["column"], 11);
+    assert_eq!(first["file"], "tests/fixtures/cli/broken/a.l3map");
+}
+
+#[test]
+fn github_format_emits_annotations() {
+    let o = l3map(&["check", "--format", "github", "tests/fixtures/cli/broken"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("::error file=tests/fixtures/cli/broken/a.l3map,line=12,col=11,"),
+        "{out}"
+    );
+    assert!(
+        out.contains("title=l3map%3A%3Aunknown_name::unknown status `solvd`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_named_file_is_checked_with_its_siblings() {
+    let o = l3map(&["check", "mappings/fintech/statuses.l3map"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[test]
+fn compile_emits_versioned_ir() {
+    let o = l3map(&["compile", "mappings/fintech", "--emit", "ir"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["ir_version"], 1);
+    assert!(
+        v["status_tables"][0]["transitions"][0]["loc"]["line"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+}
+
+#[test]
+fn compile_refuses_a_broken_project() {
+    let o = l3map(&["compile", "tests/fixtures/cli/broken"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).is_empty());
+}
+
+#[test]
+fn compile_of_several_projects_asks_for_one() {
+    let o = l3map(&["compile", "mappings"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("name one of them"));
+}
+
+#[test]
+fn graph_mermaid_styles_categories_and_labels_conditions() {
+    let o = l3map(&["graph", "mappings/fintech/statuses.l3map"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("flowchart LR"));
+    assert!(out.contains("s_pending_risk_review[\"pending_risk_review"));
+    assert!(out.contains(":::pending"));
+    assert!(out.contains("classDef hold"));
+    assert!(
+        out.contains("-->|\""),
+        "conditions become edge labels: {out}"
+    );
+}
+
+#[test]
+fn graph_dot_is_a_digraph() {
+    let o = l3map(&[
+        "graph",
+        "--format",
+        "dot",
+        "mappings/fintech/statuses.l3map",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(out.starts_with("digraph \"desk\""));
+    assert!(
+        out.contains("peripheries=2"),
+        "terminal statuses are double-bordered"
+    );
+    assert!(out.trim_end().ends_with('}'));
+}
+
+#[test]
+fn graph_with_several_tables_needs_a_choice() {
+    let o = l3map(&["graph", "tests/fixtures/cli/multi/a.l3map"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--table"));
+    let o = l3map(&[
+        "graph",
+        "--table",
+        "crm",
+        "tests/fixtures/cli/multi/a.l3map",
+    ]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("s_Working -->|\"Case.Origin == #quot;Web#quot;\"| s_Closed"));
+}
+
+#[test]
+fn graph_refuses_a_broken_project() {
+    let o = l3map(&["graph", "tests/fixtures/cli/broken/a.l3map"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unknown status"));
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let o = l3map(&["check", "--format", "xml", "mappings"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(Path::new(env!("CARGO_BIN_EXE_l3map")).exists());
+}
