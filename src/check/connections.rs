@@ -191,13 +191,13 @@ const SALESFORCE_SCOPES: &[&str] = &[
 pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
     if let Some(prev) = cx.env.conns.get(&c.name.name) {
         let first = prev.span;
-        cx.err(CheckError::Duplicate {
-            kind: "connection",
-            name: c.name.name.clone(),
-            span: c.name.span,
-            first: cx.same_file(c.name.span, first),
-            help: format!("rename one; first declared at {}", cx.sources.locate(first)),
-        });
+        cx.duplicate(
+            "connection",
+            c.name.name.clone(),
+            c.name.span,
+            Some(first),
+            "rename one",
+        );
         return;
     }
     let kind = match c.kind.name.as_str() {
@@ -249,13 +249,13 @@ pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
         };
         if let Some(first) = seen.get(prop.key) {
             let first = first.key.span;
-            cx.err(CheckError::Duplicate {
-                kind: "property",
-                name: prop.key.into(),
-                span: p.key.span,
-                first: cx.same_file(p.key.span, first),
-                help: "keep one; list several values on one line, separated by commas".into(),
-            });
+            cx.duplicate(
+                "property",
+                prop.key,
+                p.key.span,
+                Some(first),
+                "keep one; list several values on one line, separated by commas",
+            );
             continue;
         }
         seen.insert(prop.key, p);
@@ -465,13 +465,13 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
                         if w.starts_with(|c: char| c.is_ascii_uppercase()) && !w.contains('.') =>
                     {
                         if info.objects.iter().any(|(o, _)| o == w) {
-                            cx.err(CheckError::Duplicate {
-                                kind: "object",
-                                name: w.clone(),
-                                span: v.span,
-                                first: None,
-                                help: "list each object once".into(),
-                            });
+                            cx.duplicate(
+                                "object",
+                                w.clone(),
+                                v.span,
+                                None,
+                                "list each object once",
+                            );
                         } else {
                             info.objects.push((w.clone(), v.span));
                         }
@@ -560,7 +560,7 @@ pub(super) fn lint_usage(cx: &mut Ctx) {
                     });
                 }
                 for (s, sp) in &c.scopes {
-                    if s.starts_with("hc:") {
+                    if s.starts_with("hc:") && ZENDESK_SCOPES.contains(&s.as_str()) {
                         cx.err(CheckError::BroadScope {
                             scope: s.clone(),
                             help: "Help Center scopes are only for agents that write Help Center articles; nothing in this project does".into(),

@@ -58,14 +58,15 @@ pub(super) fn type_of(cx: &mut Ctx, t: &TypeExpr) -> Ty {
             }
             let mut values: Vec<String> = Vec::new();
             for (v, s) in &t.args {
-                if values.contains(v) {
-                    cx.err(CheckError::Duplicate {
-                        kind: "enum value",
-                        name: v.clone(),
+                if ["none", "true", "false"].contains(&v.as_str()) {
+                    cx.err(CheckError::BadTypeArgs {
+                        message: format!("`{v}` cannot be an enum value"),
+                        help: format!("`{v}` is a reserved word in conditions; name the value differently, e.g. `no_{v}`"),
                         span: *s,
-                        first: None,
-                        help: "list each value once".into(),
                     });
+                }
+                if values.contains(v) {
+                    cx.duplicate("enum value", v.clone(), *s, None, "list each value once");
                 } else {
                     values.push(v.clone());
                 }
@@ -158,26 +159,20 @@ pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
         };
         if let Some((id, s)) = f.id {
             if let Some(first) = ids.insert(id, s) {
-                cx.err(CheckError::Duplicate {
-                    kind: "field id",
-                    name: format!("#{id}"),
-                    span: s,
-                    first: cx.same_file(s, first),
-                    help: "two aliases for one Zendesk field would write it twice".into(),
-                });
+                cx.duplicate(
+                    "field id",
+                    format!("#{id}"),
+                    s,
+                    Some(first),
+                    "two aliases for one Zendesk field would write it twice",
+                );
             }
         }
         let span = f.name.span();
         let table = cx.env.fields.entry(b.conn.name.clone()).or_default();
         if let Some(prev) = table.get(&name) {
             let first = prev.span;
-            cx.err(CheckError::Duplicate {
-                kind: "field",
-                name,
-                span,
-                first: cx.same_file(span, first),
-                help: "declare each field once".into(),
-            });
+            cx.duplicate("field", name, span, Some(first), "declare each field once");
             continue;
         }
         table.insert(
@@ -381,13 +376,13 @@ fn translation(
                     let key = literal_key(p);
                     if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
                         let first = *first;
-                        cx.err(CheckError::Duplicate {
-                            kind: "translation of",
-                            name: key.clone(),
-                            span: p.span,
-                            first: cx.same_file(p.span, first),
-                            help: "each value is translated once; the first arm would win".into(),
-                        });
+                        cx.duplicate(
+                            "translation of",
+                            key.clone(),
+                            p.span,
+                            Some(first),
+                            "each value is translated once; the first arm would win",
+                        );
                     } else {
                         seen.push((key, p.span));
                     }

@@ -157,6 +157,30 @@ impl<'a> Ctx<'a> {
         (primary.file == other.file).then_some(other)
     }
 
+    /// Reports a second declaration of `name`; `first` is where it was first
+    /// declared (shown as a label when in the same file, else as a location).
+    pub fn duplicate(
+        &mut self,
+        kind: &'static str,
+        name: impl Into<String>,
+        span: Span,
+        first: Option<Span>,
+        help: impl Into<String>,
+    ) {
+        let mut help = help.into();
+        let label = first.and_then(|f| self.same_file(span, f));
+        if let (Some(f), None) = (first, label) {
+            help = format!("{help} (first declared at {})", self.sources.locate(f));
+        }
+        self.err(CheckError::Duplicate {
+            kind,
+            name: name.into(),
+            span,
+            first: label,
+            help,
+        });
+    }
+
     pub fn use_conn(
         &mut self,
         id: &ast::Ident,
@@ -391,13 +415,7 @@ fn check_files(cx: &mut Ctx, files: &[ast::File]) {
         let id = item.name();
         if let Some(first) = names.get(&(kind, id.name.clone())) {
             let first = *first;
-            cx.err(CheckError::Duplicate {
-                kind,
-                name: id.name.clone(),
-                span: id.span,
-                first: cx.same_file(id.span, first),
-                help: format!("rename one; first declared at {}", cx.sources.locate(first)),
-            });
+            cx.duplicate(kind, id.name.clone(), id.span, Some(first), "rename one");
         } else {
             names.insert((kind, id.name.clone()), id.span);
             if let Item::Template(t) = item {

@@ -9,16 +9,16 @@ use std::collections::{BTreeMap, VecDeque};
 pub(super) fn declare(cx: &mut Ctx, t: &StatusTable) {
     if let Some(prev) = cx.env.tables.get(&t.conn.name) {
         let first = prev.span;
-        cx.err(CheckError::Duplicate {
-            kind: "status table for",
-            name: t.conn.name.clone(),
-            span: t.conn.span,
-            first: cx.same_file(t.conn.span, first),
-            help: format!(
+        cx.duplicate(
+            "status table for",
+            t.conn.name.clone(),
+            t.conn.span,
+            Some(first),
+            format!(
                 "a connection has one status table; merge this one into the table at {}",
                 cx.sources.locate(first)
             ),
-        });
+        );
         return;
     }
     cx.use_conn(&t.conn, None, "a status table");
@@ -27,13 +27,13 @@ pub(super) fn declare(cx: &mut Ctx, t: &StatusTable) {
     for d in &t.statuses {
         if let Some(prev) = statuses.iter().find(|s| s.name == d.name.name) {
             let first = prev.span;
-            cx.err(CheckError::Duplicate {
-                kind: "status",
-                name: d.name.name.clone(),
-                span: d.name.span,
-                first: cx.same_file(d.name.span, first),
-                help: "each status is declared once; give the other a different name".into(),
-            });
+            cx.duplicate(
+                "status",
+                d.name.name.clone(),
+                d.name.span,
+                Some(first),
+                "each status is declared once; give the other a different name",
+            );
             continue;
         }
         let category = match Category::ALL.iter().find(|(n, _)| *n == d.category.name) {
@@ -52,13 +52,13 @@ pub(super) fn declare(cx: &mut Ctx, t: &StatusTable) {
         };
         if let Some((id, span)) = d.id {
             if let Some(first) = ids.insert(id, span) {
-                cx.err(CheckError::Duplicate {
-                    kind: "custom status id",
-                    name: format!("#{id}"),
+                cx.duplicate(
+                    "custom status id",
+                    format!("#{id}"),
                     span,
-                    first: cx.same_file(span, first),
-                    help: "each Zendesk custom status has its own id".into(),
-                });
+                    Some(first),
+                    "each Zendesk custom status has its own id",
+                );
             }
         }
         statuses.push(StatusInfo {

@@ -184,6 +184,10 @@ impl<'s> Builder<'s> {
             Rule::money => ExprKind::Lit(Lit::Money(self.money(p))),
             Rule::number => ExprKind::Lit(Lit::Num(self.number(&p))),
             Rule::string | Rule::raw_string => ExprKind::Lit(Lit::Str(self.text(p).value)),
+            Rule::esc_string => {
+                let body = p.into_inner().next().map(|b| b.as_str()).unwrap_or("");
+                ExprKind::Lit(Lit::Str(body.to_string()))
+            }
             Rule::boolean => ExprKind::Lit(Lit::Bool(p.as_str() == "true")),
             Rule::none => ExprKind::Lit(Lit::None),
             Rule::symbol => ExprKind::Symbol(self.ident(p.into_inner().next().expect("ident"))),
@@ -609,7 +613,10 @@ impl<'s> Builder<'s> {
     /// so interpolation spans point at the right bytes.
     fn template_body(&mut self, text_pair: Pair) -> TemplateBody {
         let raw = text_pair.as_rule() == Rule::raw_string;
+        // Escapes are reported once, by the text parts below, with exact spans.
+        let reported = self.errors.len();
         let text = self.text(text_pair);
+        self.errors.truncate(reported);
         let body_src = &self.src[text.body.start as usize..text.body.end as usize];
         let offset = text.body.start as usize;
         let mut parts = Vec::new();

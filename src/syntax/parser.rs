@@ -119,7 +119,7 @@ pub fn rule_name(rule: Rule) -> Option<&'static str> {
         pattern_list | value => "a value",
         default_pattern => "`_`",
         normalize => "`normalize`",
-        norm_step => "a normalisation step (nfkc, upper, lower, casefold, trim, strip \"...\")",
+        norm_step | kw_strip => "a normalisation step (nfkc, upper, lower, casefold, trim, collapse_spaces, strip \"...\")",
         products => "`products`",
         product => "a product id",
         sku_rule => "an alias rule (`\"alias\" | /regex/ => PRODUCT`)",
