@@ -1,0 +1,56 @@
+//! Every `l3map` code block in the docs compiles: examples that do not
+//! work are worse than none.
+
+use l3map::check::check;
+use l3map::syntax::SourceMap;
+
+fn blocks(doc: &str) -> Vec<(usize, String)> {
+    let text = std::fs::read_to_string(format!("{}/{doc}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut out = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (i, line) in text.lines().enumerate() {
+        match &mut current {
+            None if line.trim_start() == "```l3map" => current = Some((i + 1, String::new())),
+            Some(_) if line.trim_start() == "```" => out.extend(current.take()),
+            Some((_, body)) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn language_reference_examples_have_no_errors() {
+    let all = blocks("docs/LANGUAGE.md");
+    assert!(
+        all.len() >= 10,
+        "expected the reference to be full of examples"
+    );
+    for (line, body) in all {
+        let mut sources = SourceMap::new();
+        sources.add(format!("docs/LANGUAGE.md:{line}"), body.as_str());
+        let checked = check(&sources);
+        let errors: Vec<String> = checked
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .map(|d| format!("{}: {}", d.code(), d.message()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "example at docs/LANGUAGE.md:{line} has errors: {errors:#?}\n{body}"
+        );
+    }
+}
+
+#[test]
+fn readme_example_parses() {
+    for (line, body) in blocks("README.md") {
+        let (_, errors) =
+            l3map::syntax::parse_file(l3map::syntax::FileId(0), &body.replace("  ...\n", ""));
+        assert!(errors.is_empty(), "README.md:{line}: {errors:?}");
+    }
+}
