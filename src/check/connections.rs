@@ -249,13 +249,12 @@ pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
         };
         if let Some(first) = seen.get(prop.key) {
             let first = first.key.span;
-            cx.duplicate(
-                "property",
-                prop.key,
-                p.key.span,
-                Some(first),
-                "keep one; list several values on one line, separated by commas",
-            );
+            let help = if matches!(prop.val, Val::Scopes | Val::Objects) {
+                "keep one; list several values on one line, separated by commas"
+            } else {
+                "keep one"
+            };
+            cx.duplicate("property", prop.key, p.key.span, Some(first), help);
             continue;
         }
         seen.insert(prop.key, p);
@@ -324,13 +323,12 @@ pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
 
 fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
     let key = prop.key;
-    let single = |cx: &mut Ctx, expected: &str| -> Option<&PropValue> {
+    let single = |cx: &mut Ctx, _expected: &str| -> Option<&PropValue> {
         if p.values.len() > 1 {
-            cx.err(CheckError::BadPropertyValue {
+            cx.err(CheckError::TooManyValues {
                 key: key.into(),
-                expected: expected.into(),
-                help: format!("`{key}` takes one value: `{}`", prop.example),
-                span: p.values[1].span,
+                example: prop.example.into(),
+                span: p.values[1].span.to(p.values[p.values.len() - 1].span),
             });
         }
         p.values.first()
@@ -543,7 +541,7 @@ pub(super) fn lint_usage(cx: &mut Ctx) {
                     if status_writes.is_empty() {
                         cx.err(CheckError::UnusedScope {
                             scope: "write".into(),
-                            conn: c.name.clone(),
+                            needs_it: format!("writes to `{}`", c.name),
                             span: sp,
                         });
                     }
@@ -555,7 +553,7 @@ pub(super) fn lint_usage(cx: &mut Ctx) {
                 } else if let Some(sp) = scope_span("tickets:write") {
                     cx.err(CheckError::UnusedScope {
                         scope: "tickets:write".into(),
-                        conn: c.name.clone(),
+                        needs_it: format!("changes the status of `{}` tickets", c.name),
                         span: sp,
                     });
                 }
@@ -593,17 +591,20 @@ pub(super) fn lint_usage(cx: &mut Ctx) {
                         None,
                     );
                 }
-                if !has("full") {
-                    for s in ["refresh_token", "offline_access"] {
-                        if !has(s) {
-                            cx.err(CheckError::NoOfflineScope {
-                                conn: c.name.clone(),
-                                scope: s_static(s),
-                                span: scopes_span,
-                            });
-                            break;
-                        }
-                    }
+                let lacking: Vec<&str> = ["refresh_token", "offline_access"]
+                    .into_iter()
+                    .filter(|s| !has(s))
+                    .collect();
+                if !has("full") && !lacking.is_empty() {
+                    let scope = match lacking.as_slice() {
+                        [one] => format!("scope `{one}` is"),
+                        _ => "scopes `refresh_token` and `offline_access` are".into(),
+                    };
+                    cx.err(CheckError::NoOfflineScope {
+                        conn: c.name.clone(),
+                        scope,
+                        span: scopes_span,
+                    });
                 }
                 for (o, sp) in &c.objects {
                     if !cx.usage.objects.contains(&(c.name.clone(), o.clone())) {
@@ -615,14 +616,6 @@ pub(super) fn lint_usage(cx: &mut Ctx) {
                 }
             }
         }
-    }
-}
-
-fn s_static(s: &str) -> &'static str {
-    if s == "refresh_token" {
-        "refresh_token"
-    } else {
-        "offline_access"
     }
 }
 

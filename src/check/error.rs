@@ -89,6 +89,15 @@ pub enum CheckError {
         #[label("not {expected}")]
         span: Span,
     },
+    /// Returned when a single-valued property is given several values.
+    #[error("`{key}` takes one value")]
+    #[diagnostic(code(l3map::connection::values), help("write `{example}`"))]
+    TooManyValues {
+        key: String,
+        example: String,
+        #[label("extra value")]
+        span: Span,
+    },
     /// Returned when a credential is written inline instead of by reference.
     #[error("`{key}` is a credential and must not be written in the file")]
     #[diagnostic(
@@ -122,7 +131,7 @@ pub enum CheckError {
         span: Span,
     },
     /// Returned when a write scope is requested but nothing writes.
-    #[error("scope `{scope}` is requested but nothing in the project writes to `{conn}`")]
+    #[error("scope `{scope}` is requested but nothing in the project {needs_it}")]
     #[diagnostic(
         code(l3map::scope::unused),
         severity(Warning),
@@ -130,7 +139,7 @@ pub enum CheckError {
     )]
     UnusedScope {
         scope: String,
-        conn: String,
+        needs_it: String,
         #[label("unused scope")]
         span: Span,
     },
@@ -150,15 +159,15 @@ pub enum CheckError {
         use_site: Option<Span>,
     },
     /// Returned when a Salesforce connection cannot refresh its session.
-    #[error("`{conn}` cannot stay signed in: scope `{scope}` is missing")]
+    #[error("`{conn}` cannot stay signed in: {scope} missing")]
     #[diagnostic(
         code(l3map::scope::offline),
         severity(Warning),
-        help("`l3map run` refreshes the Salesforce session unattended; add `{scope}`")
+        help("`l3map run` refreshes the Salesforce session unattended; add `refresh_token, offline_access` to the scopes")
     )]
     NoOfflineScope {
         conn: String,
-        scope: &'static str,
+        scope: String,
         #[label("scopes declared here")]
         span: Span,
     },
@@ -399,6 +408,28 @@ pub enum CheckError {
     },
 
     // ------------------------------------------------------------ expressions
+    /// Returned when a name is not one of the values of an enum.
+    #[error("`{name}` is not one of {of}")]
+    #[diagnostic(code(l3map::types::unknown_value))]
+    UnknownValue {
+        name: String,
+        of: String,
+        #[label("not a value of this enum")]
+        span: Span,
+        #[help]
+        help: Option<String>,
+    },
+    /// Returned when a status is set on a connection without a status table.
+    #[error("`{conn}` has no status table")]
+    #[diagnostic(
+        code(l3map::status::no_table),
+        help("declare its statuses first: `statuses {conn} {{ open open \"Open\" ... }}`")
+    )]
+    NoStatusTable {
+        conn: String,
+        #[label("no `statuses {conn}` block")]
+        span: Span,
+    },
     /// Returned when a condition is not a yes/no question.
     #[error("a condition must be true or false, but this is {found}")]
     #[diagnostic(
@@ -426,6 +457,17 @@ pub enum CheckError {
     },
 
     // ------------------------------------------------------------ sku
+    /// Returned when an alias normalises to nothing.
+    #[error("alias {alias:?} is empty after normalisation")]
+    #[diagnostic(
+        code(l3map::sku::empty_alias),
+        help("the `normalize` steps remove every character of it, so it could never match; remove it or change the steps")
+    )]
+    EmptyAlias {
+        alias: String,
+        #[label("matches nothing")]
+        span: Span,
+    },
     /// Returned when a SKU regex does not compile.
     #[error("invalid regex: {message}")]
     #[diagnostic(
@@ -531,6 +573,8 @@ pub enum CheckError {
         help: String,
         #[label("here")]
         span: Span,
+        #[label("first here")]
+        first: Option<Span>,
     },
     /// Returned when an escalation hands off but does nothing.
     #[error("escalation `{name}` writes nothing on hand-off")]

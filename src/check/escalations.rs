@@ -55,9 +55,13 @@ fn check_body(cx: &mut Ctx, body: &TemplateBody) {
                 if f.args.len() != n {
                     cx.err(CheckError::BadFilter {
                         message: format!(
-                            "`{}` takes {n} argument{}",
+                            "`{}` takes {}",
                             f.name.name,
-                            if n == 1 { "" } else { "s" }
+                            if n == 0 {
+                                "no arguments"
+                            } else {
+                                "one argument"
+                            }
                         ),
                         help: format!("write `{example}`"),
                         span: f.span,
@@ -151,21 +155,22 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
         match s {
             EscStmt::When(x) => {
                 if let Some(prev) = when.replace(x.span) {
-                    let _ = prev;
                     cx.err(CheckError::EscalationShape {
                         message: format!("escalation `{}` has two `when` conditions", e.name.name),
                         help: "join them into one: `when A or B`".into(),
                         span: x.span,
+                        first: Some(prev),
                     });
                 }
                 cx.condition(x, &Scope::default());
             }
             EscStmt::Reason(t) => {
-                if reason.replace(t.span).is_some() {
+                if let Some(prev) = reason.replace(t.span) {
                     cx.err(CheckError::EscalationShape {
                         message: format!("escalation `{}` has two reasons", e.name.name),
                         help: "keep one `reason`; it is what the human reads first".into(),
                         span: t.span,
+                        first: Some(prev),
                     });
                 }
                 if t.value.trim().is_empty() {
@@ -173,7 +178,8 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
                         message: "the reason is empty".into(),
                         help: "say why the AI hands off, e.g. \"refund above the $200 pre-authorised threshold\"".into(),
                         span: t.span,
-                    });
+            first: None,
+        });
                 }
             }
             EscStmt::Comment { conn, body, span } => {
@@ -236,7 +242,12 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
                         _ => cx.expr(value, Some(&ty), &scope),
                     };
                     if !vt.compatible(&ty) {
-                        cx.mismatch(format!("`{}` is {ty}", f.display()), value.span, &vt, None);
+                        cx.mismatch_expecting(
+                            format!("`{}` is {ty}", f.display()),
+                            value.span,
+                            &vt,
+                            &ty,
+                        );
                     }
                 }
             }
@@ -257,6 +268,7 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
                         message: "the group name is empty".into(),
                         help: "write the Zendesk group's name, e.g. \"Payments Tier 2\"".into(),
                         span: group.span,
+                        first: None,
                     });
                 }
             }
@@ -266,11 +278,9 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
                     continue;
                 };
                 let Some(table) = cx.env.tables.get(&conn.name) else {
-                    cx.err(CheckError::Unknown {
-                        kind: "status table for",
-                        name: conn.name.clone(),
+                    cx.err(CheckError::NoStatusTable {
+                        conn: conn.name.clone(),
                         span: conn.span,
-                        help: Some(format!("declare `statuses {} {{ ... }}` first", conn.name)),
                     });
                     continue;
                 };
@@ -309,6 +319,7 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
             message: format!("escalation `{}` has no `when` condition", e.name.name),
             help: "add `when ...`, e.g. `when turn.refund_amount > $200`".into(),
             span: e.name.span,
+            first: None,
         });
     }
     if reason.is_none() {
@@ -317,6 +328,7 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
             help: "add `reason \"...\"`: the human agent needs to know why the AI handed off"
                 .into(),
             span: e.name.span,
+            first: None,
         });
     }
     if acts == 0 {

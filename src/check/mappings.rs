@@ -57,6 +57,7 @@ pub(super) fn type_of(cx: &mut Ctx, t: &TypeExpr) -> Ty {
                 return Ty::Any;
             }
             let mut values: Vec<String> = Vec::new();
+            let mut spans: Vec<Span> = Vec::new();
             for (v, s) in &t.args {
                 if ["none", "true", "false"].contains(&v.as_str()) {
                     cx.err(CheckError::BadTypeArgs {
@@ -65,10 +66,18 @@ pub(super) fn type_of(cx: &mut Ctx, t: &TypeExpr) -> Ty {
                         span: *s,
                     });
                 }
-                if values.contains(v) {
-                    cx.duplicate("enum value", v.clone(), *s, None, "list each value once");
+                if let Some(pos) = values.iter().position(|x| x == v) {
+                    let first = spans[pos];
+                    cx.duplicate(
+                        "enum value",
+                        v.clone(),
+                        *s,
+                        Some(first),
+                        "list each value once",
+                    );
                 } else {
                     values.push(v.clone());
+                    spans.push(*s);
                 }
             }
             Ty::Enum(values.into())
@@ -86,9 +95,12 @@ pub(super) fn type_of(cx: &mut Ctx, t: &TypeExpr) -> Ty {
 }
 
 pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
+    let used_before = cx.usage.conns.contains(&b.conn.name);
     let kind = cx.use_conn(&b.conn, None, "a fields block");
     // Declaring fields alone does not use a connection.
-    cx.usage.conns.remove(&b.conn.name);
+    if !used_before {
+        cx.usage.conns.remove(&b.conn.name);
+    }
     let Some(kind) = kind else { return };
     let mut ids: BTreeMap<u64, Span> = cx
         .env
@@ -313,13 +325,19 @@ pub(super) fn check_map(cx: &mut Ctx, m: &Mapping, writers: &mut BTreeMap<(Strin
             continue;
         };
         match &r.table {
-            None => direct(cx, r.source.display(), &src_ty, &dst_ty, r.span),
+            None => direct(
+                cx,
+                (r.source.display(), r.target.display()),
+                &src_ty,
+                &dst_ty,
+                r.span,
+            ),
             Some(table) => translation(cx, r.source.display(), &src_ty, &dst_ty, table, &scope),
         }
     }
 }
 
-fn direct(cx: &mut Ctx, source: String, src: &Ty, dst: &Ty, span: Span) {
+fn direct(cx: &mut Ctx, (source, target): (String, String), src: &Ty, dst: &Ty, span: Span) {
     let ok = match (src, dst) {
         (Ty::Enum(a), Ty::Enum(b)) => a.iter().all(|v| b.contains(v)),
         (Ty::Str, Ty::Enum(_)) => false,
@@ -329,13 +347,16 @@ fn direct(cx: &mut Ctx, source: String, src: &Ty, dst: &Ty, span: Span) {
     if !ok {
         let help = match (src, dst) {
             (Ty::Enum(_) | Ty::Str, Ty::Enum(b)) => Some(format!(
-                "add a translation table: `{source} -> ... {{ \"x\" => {} ... _ => {} }}`",
+                "add a translation table: `{source} -> {target} {{ \"x\" => {} ... _ => {} }}`",
                 b.first().map(|s| s.as_str()).unwrap_or("value"),
                 b.last().map(|s| s.as_str()).unwrap_or("value"),
             )),
             (Ty::Money(_), Ty::Num) | (Ty::Num, Ty::Money(_)) => {
                 Some("declare both sides as money (with the same currency)".into())
             }
+            (Ty::Money(Some(a)), Ty::Money(Some(b))) => Some(format!(
+                "l3map does not convert currencies; declare `{target}` as money({a}) or map a {b} field"
+            )),
             _ => None,
         };
         cx.mismatch(
@@ -358,8 +379,7 @@ fn translation(
     let mut seen: Vec<(String, Span)> = Vec::new();
     let mut default_at: Option<Span> = None;
     for arm in &table.arms {
-        if let Some(d) = default_at {
-            let _ = d;
+        if default_at.is_some() {
             cx.err(CheckError::UnreachableArm {
                 help: "the default arm `_` takes every value; put it last".into(),
                 span: arm.span,
@@ -371,7 +391,7 @@ fn translation(
                 for p in pats {
                     let t = cx.expr(p, Some(src), scope);
                     if !t.compatible(src) {
-                        cx.mismatch(format!("`{source}` is {src}"), p.span, &t, None);
+                        cx.mismatch_expecting(format!("`{source}` is {src}"), p.span, &t, src);
                     }
                     let key = literal_key(p);
                     if let Some((_, first)) = seen.iter().find(|(k, _)| *k == key) {
@@ -401,7 +421,7 @@ fn translation(
             || matches!((&out, dst), (Ty::Str, Ty::Enum(_)))
                 && !matches!(arm.value.kind, ExprKind::Lit(Lit::Str(_)))
         {
-            cx.mismatch(format!("the target is {dst}"), arm.value.span, &out, None);
+            cx.mismatch_expecting(format!("the target is {dst}"), arm.value.span, &out, dst);
         }
     }
     if default_at.is_none() {

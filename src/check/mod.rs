@@ -12,7 +12,7 @@ pub mod types;
 pub use error::CheckError;
 pub use types::{Resolved, Scope, Ty};
 
-use crate::diagnostics::Diagnostic;
+use crate::diagnostics::{DiagKind, Diagnostic};
 use crate::syntax::ast::{self, Item};
 use crate::syntax::{parse_file, SourceMap, Span};
 use std::collections::{BTreeMap, BTreeSet};
@@ -298,6 +298,10 @@ fn error_span(e: &CheckError) -> Span {
         | MissingProperty { span, .. }
         | BadPropertyValue { span, .. }
         | LiteralSecret { span, .. }
+        | TooManyValues { span, .. }
+        | EmptyAlias { span, .. }
+        | UnknownValue { span, .. }
+        | NoStatusTable { span, .. }
         | UnknownScope { span, .. }
         | BroadScope { span, .. }
         | UnusedScope { span, .. }
@@ -380,6 +384,21 @@ pub fn check(sources: &SourceMap) -> Checked {
         usage: Usage::default(),
     };
     check_files(&mut cx, &files);
+    if !diagnostics.is_empty() {
+        // A block that did not parse uses things too; "never used" lints
+        // would only blame the syntax error on its neighbours.
+        cx.diags.retain(|d| {
+            !matches!(
+                &d.kind,
+                DiagKind::Check(
+                    CheckError::Unused { .. }
+                        | CheckError::UnusedScope { .. }
+                        | CheckError::UnusedObject { .. }
+                        | CheckError::UnreachedProduct { .. }
+                )
+            )
+        });
+    }
     diagnostics.append(&mut cx.diags);
     diagnostics.sort_by_key(|d| (d.file, d.offset()));
     Checked {

@@ -76,11 +76,9 @@ pub(super) fn check(cx: &mut Ctx, t: &SkuTable) {
                 SkuPattern::Alias(a) => {
                     let norm = normalize(&steps, &a.value);
                     if norm.is_empty() {
-                        cx.err(CheckError::TypeMismatch {
-                            message: "this alias is empty after normalisation".into(),
+                        cx.err(CheckError::EmptyAlias {
+                            alias: a.value.clone(),
                             span: a.span,
-                            found: "empty".into(),
-                            help: Some("remove it; it could never match".into()),
                         });
                         continue;
                     }

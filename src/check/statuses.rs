@@ -125,7 +125,7 @@ pub(super) fn check(cx: &mut Ctx, t: &StatusTable) {
                             span: to.span,
                         });
                     }
-                    tos.push(i);
+                    tos.push((i, to.span));
                 }
                 None => unknown_status(cx, to, &names, &t.conn.name),
             }
@@ -166,12 +166,12 @@ pub(super) fn check(cx: &mut Ctx, t: &StatusTable) {
                 .push(("the status table allows transitions".into(), tr.span));
         }
         for &f in &froms {
-            for &to in &tos {
+            for &(to, to_span) in &tos {
                 if f == to {
                     if !wildcard {
                         cx.err(CheckError::SelfTransition {
                             status: table.statuses[f].name.clone(),
-                            span: tr.span,
+                            span: to_span,
                         });
                     }
                     continue;

@@ -69,6 +69,22 @@ impl Ty {
     }
 }
 
+impl Ty {
+    /// A literal of this type, for "write it like this" hints.
+    pub fn example(&self) -> Option<String> {
+        Some(match self {
+            Ty::Str => "\"some text\"".into(),
+            Ty::Num => "42".into(),
+            Ty::Bool => "true".into(),
+            Ty::Date => "\"2025-01-31\"".into(),
+            Ty::Money(c) => format!("50000 {}", c.as_deref().unwrap_or("USD")),
+            Ty::Enum(v) => v.first()?.clone(),
+            Ty::List(t) => format!("[{}]", t.example()?),
+            _ => return None,
+        })
+    }
+}
+
 /// A standard field of an event root.
 pub struct StdField {
     pub name: &'static str,
@@ -347,7 +363,7 @@ impl<'a> Ctx<'a> {
                                 format!("list items must all be {prev}"),
                                 it.span,
                                 &t,
-                                None,
+                                Some("a list holds values of one type; quote text, write amounts with their currency".into()),
                             );
                         }
                     } else {
@@ -420,7 +436,7 @@ impl<'a> Ctx<'a> {
                     let help = match (&lt, &rt) {
                         (Ty::Money(_), Ty::Num) => Some("write the amount with its currency, e.g. `200 USD` or `$200`".into()),
                         (Ty::Money(Some(a)), Ty::Money(Some(b))) => Some(format!("l3map does not convert currencies; compare with an amount in {a}, not {b}")),
-                        _ => None,
+                        _ => lt.example().map(|e| format!("`{}` is {lt}: compare it with a value such as `{e}`", source_text(l))),
                     };
                     self.mismatch(
                         format!("`{}` compares {lt} with {rt}", op.symbol()),
@@ -441,6 +457,21 @@ impl<'a> Ctx<'a> {
                         Some("use `==`, `!=` or `in` for text and named values".into()),
                     );
                 }
+            }
+            BinOp::In | BinOp::NotIn
+                if !matches!(r.kind, ExprKind::List(_) | ExprKind::Path(_)) =>
+            {
+                let lt = self.expr(l, None, scope);
+                self.expr(r, Some(&lt), scope);
+                self.err(CheckError::TypeMismatch {
+                    message: format!("`{}` needs a list on its right", op.symbol()),
+                    span: r.span,
+                    found: "not a list".into(),
+                    help: Some(format!(
+                        "write the choices as a list: `[{}]`",
+                        source_text(r)
+                    )),
+                });
             }
             BinOp::In | BinOp::NotIn => {
                 let (lt, rt) = if is_untyped(l) {
@@ -495,6 +526,15 @@ impl<'a> Ctx<'a> {
         Ty::Bool
     }
 
+    /// Reports a type mismatch; `expected` supplies an example when no
+    /// better help is given.
+    pub fn mismatch_expecting(&mut self, message: String, span: Span, found: &Ty, expected: &Ty) {
+        let help = expected
+            .example()
+            .map(|e| format!("write a value such as `{e}`"));
+        self.mismatch(message, span, found, help);
+    }
+
     pub fn mismatch(&mut self, message: String, span: Span, found: &Ty, help: Option<String>) {
         self.err(CheckError::TypeMismatch {
             message,
@@ -508,11 +548,14 @@ impl<'a> Ctx<'a> {
     pub fn member(&mut self, name: &str, span: Span, t: &Ty) {
         match t {
             Ty::Enum(values) if !values.iter().any(|v| v == name) => {
-                let help = super::did_you_mean(name, values.iter().map(|s| s.as_str()))
-                    .or_else(|| Some(format!("the values are: {}", values.join(", "))));
-                self.err(CheckError::Unknown {
-                    kind: "value",
+                let help = super::did_you_mean(name, values.iter().map(|s| s.as_str()));
+                let mut of: Vec<&str> = values.iter().take(8).map(|s| s.as_str()).collect();
+                if values.len() > 8 {
+                    of.push("...");
+                }
+                self.err(CheckError::UnknownValue {
                     name: name.to_string(),
+                    of: of.join(", "),
                     span,
                     help,
                 });
@@ -529,7 +572,10 @@ impl<'a> Ctx<'a> {
                         .iter()
                         .map(|s| s.name.clone())
                         .collect();
-                    let help = super::did_you_mean(name, names.iter().map(|s| s.as_str()));
+                    let help =
+                        super::did_you_mean(name, names.iter().map(|s| s.as_str())).or_else(|| {
+                            Some(format!("the statuses of `{conn}` are {}", names.join(", ")))
+                        });
                     self.err(CheckError::Unknown {
                         kind: "status",
                         name: name.to_string(),
@@ -558,4 +604,20 @@ pub fn looks_like_date(s: &str) -> bool {
         && b.iter()
             .enumerate()
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+/// A short rendering of a path or literal for messages.
+fn source_text(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Path(p) => p
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join("."),
+        ExprKind::Symbol(i) => i.name.clone(),
+        ExprKind::Lit(Lit::Str(s)) => format!("{s:?}"),
+        ExprKind::Lit(Lit::Num(n)) => n.to_string(),
+        ExprKind::Lit(Lit::Bool(b)) => b.to_string(),
+        _ => "...".into(),
+    }
 }

@@ -122,10 +122,15 @@ impl<'s> Builder<'s> {
                                 it.next();
                             }
                         }
-                        None => self.errors.push(SyntaxError::BadEscape {
-                            escape: "\\u".into(),
-                            span: Span::new(self.file, offset + i, offset + i + 2),
-                        }),
+                        None => {
+                            // Show what was written, e.g. `\u00e9` (braces missing).
+                            let shown: String = s[i..].chars().take(6).collect();
+                            let len = shown.len();
+                            self.errors.push(SyntaxError::BadEscape {
+                                escape: shown,
+                                span: Span::new(self.file, offset + i, offset + i + len),
+                            })
+                        }
                     }
                 }
                 other => self.errors.push(SyntaxError::BadEscape {
@@ -689,7 +694,7 @@ impl<'s> Builder<'s> {
                     expected.push("`}}`");
                 }
                 self.errors.push(SyntaxError::BadTemplate {
-                    expected: expected.join(", "),
+                    expected: super::parser::join_or(&expected),
                     span: Span::new(self.file, offset + at, offset + at + 1),
                 });
                 parts.push(TemplatePart::Text(text.value.clone()));

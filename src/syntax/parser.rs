@@ -102,7 +102,7 @@ pub fn rule_name(rule: Rule) -> Option<&'static str> {
         status_attr | terminal | initial => "`terminal` or `initial`",
         status_id => "an id such as `#360001234`",
         transition => "a transition (`from -> to`)",
-        from_list => "a status name or `*`",
+        from_list => "a status name",
         to_list => "a status name",
         wildcard => "`*`",
         arrow => "`->`",
@@ -139,9 +139,12 @@ pub fn rule_name(rule: Rule) -> Option<&'static str> {
         expr => "an expression",
         list => "a list `[...]`",
         path => "a field path such as ticket.status",
-        op_or | op_and => "`and` / `or`",
+        op_or => "`or`",
+        op_and => "`and`",
         op_eq | op_ne | op_lt | op_le | op_gt | op_ge => "a comparison (==, !=, <, <=, >, >=)",
-        op_in | op_not_in | op_has => "`in`, `not in` or `has`",
+        op_in => "`in`",
+        op_not_in => "`not in`",
+        op_has => "`has`",
         op_not => "`not`",
         connection => "`connection`",
         statuses => "`statuses`",
@@ -172,13 +175,24 @@ fn humanize(file: FileId, text: &str, base: usize, e: &pest::error::Error<Rule>)
     }
     let rest = &text[at..];
     let found = describe_token(rest);
-    let closing_brace_possible = block_is_open(&text[base..at]);
+    let (braces, parens) = open_brackets(&text[base..at]);
+    let closing_brace_possible = braces > 0 && parens == 0;
     if closing_brace_possible && !expected.contains(&"`}`") {
         expected.push("`}`");
     }
     let expected_s = join_or(&expected);
     let tok_len = token_len(rest).max(if rest.is_empty() { 0 } else { 1 });
-    let span = Span::new(file, at, at + tok_len);
+    // At the end of the file, underline the last character so the label shows.
+    let span = if rest.is_empty() && at > 0 {
+        let prev = text[..at]
+            .chars()
+            .next_back()
+            .map(char::len_utf8)
+            .unwrap_or(1);
+        Span::new(file, at - prev, at)
+    } else {
+        Span::new(file, at, at + tok_len)
+    };
     let block = (rest.is_empty() && closing_brace_possible).then(|| {
         let line_end = text[base..]
             .find('\n')
@@ -200,9 +214,10 @@ fn humanize(file: FileId, text: &str, base: usize, e: &pest::error::Error<Rule>)
     }
 }
 
-/// Whether the text of an item up to the error leaves a `{` unclosed.
-fn block_is_open(prefix: &str) -> bool {
+/// How many `{` and `(`/`[` the text of an item leaves unclosed.
+fn open_brackets(prefix: &str) -> (i32, i32) {
     let mut depth = 0i32;
+    let mut parens = 0i32;
     let mut in_str = false;
     let mut chars = prefix.chars().peekable();
     while let Some(c) = chars.next() {
@@ -220,13 +235,19 @@ fn block_is_open(prefix: &str) -> bool {
             }
             '{' if !in_str => depth += 1,
             '}' if !in_str => depth -= 1,
+            '(' | '[' if !in_str => parens += 1,
+            ')' | ']' if !in_str => parens -= 1,
             _ => {}
         }
     }
-    depth > 0
+    (depth, parens)
 }
 
 fn token_len(rest: &str) -> usize {
+    const OPERATORS: &[&str] = &["=>", "->", "==", "!=", "<=", ">=", "&&", "||", "{{", "}}"];
+    if let Some(op) = OPERATORS.iter().find(|op| rest.starts_with(**op)) {
+        return op.len();
+    }
     let mut it = rest.char_indices();
     match it.next() {
         None => 0,
@@ -247,7 +268,7 @@ fn describe_token(rest: &str) -> String {
     }
 }
 
-fn join_or(items: &[&str]) -> String {
+pub(crate) fn join_or(items: &[&str]) -> String {
     match items {
         [] => String::new(),
         [one] => (*one).to_string(),
