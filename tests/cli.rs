@@ -212,3 +212,35 @@ fn unknown_flag_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(Path::new(env!("CARGO_BIN_EXE_l3map")).exists());
 }
+
+#[test]
+fn names_are_shared_across_files_and_duplicates_point_at_the_other_file() {
+    let o = l3map(&["check", "--format", "json", "tests/fixtures/cli/multifile"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let all = v.as_array().unwrap();
+    assert_eq!(
+        all.len(),
+        1,
+        "only the duplicate: the table in b.l3map resolves `desk`: {all:#?}"
+    );
+    assert_eq!(all[0]["file"], "tests/fixtures/cli/multifile/b.l3map");
+    assert_eq!(all[0]["code"], "l3map::duplicate");
+    let help = all[0]["help"].as_str().unwrap();
+    assert!(
+        help.contains("tests/fixtures/cli/multifile/a.l3map:1:12"),
+        "{help}"
+    );
+}
+
+#[test]
+fn naming_one_file_reports_only_that_file() {
+    let o = l3map(&[
+        "check",
+        "--format",
+        "json",
+        "tests/fixtures/cli/multifile/a.l3map",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(stdout(&o).trim(), "[]");
+}
