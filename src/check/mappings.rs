@@ -135,7 +135,7 @@ pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
                 }
                 a.name.clone()
             }
-            (FieldName::Sf(segs, span), Kind::Salesforce) => {
+            (FieldName::Sf(segs, _), Kind::Salesforce) => {
                 if let Some((_, s)) = f.id {
                     cx.err(CheckError::BadFieldDecl {
                         message: "Salesforce fields have no numeric id".into(),
@@ -143,7 +143,6 @@ pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
                         span: s,
                     });
                 }
-                let _ = span;
                 segs.iter()
                     .map(|s| s.name.as_str())
                     .collect::<Vec<_>>()
@@ -237,12 +236,11 @@ pub(super) fn field(
             });
             None
         }
-        (FieldName::Sf(segs, span), Kind::Salesforce) => {
+        (FieldName::Sf(segs, _), Kind::Salesforce) => {
             if segs.len() < 2 {
                 return None;
             }
             let c = cx.use_object(&segs[0].name, segs[0].span)?;
-            let _ = span;
             let full = segs
                 .iter()
                 .map(|s| s.name.as_str())

@@ -119,7 +119,7 @@ pub(super) fn check(cx: &mut Ctx, t: &SkuTable) {
         }
     }
     overlaps(cx, &steps, &compiled, &aliases);
-    products(cx, t, &compiled);
+    products(cx, t);
     let matcher = Matcher::new(steps.clone(), &rules);
     for test in &t.tests {
         let got = matcher.lookup(&test.input.value);
@@ -300,9 +300,10 @@ fn overlaps(
                 continue;
             }
             let Some(ea) = &earlier.dfa else { continue };
-            // Shadowed: nothing `later` matches escapes `earlier`.
-            if start_state(lb).is_some() && witness(lb, ea, false, &alphabet).is_none() {
-                if witness(lb, ea, true, &alphabet).is_some() || lb_nonempty(lb, &alphabet) {
+            // Shadowed: `later` matches something, and nothing it matches
+            // escapes `earlier`.
+            if witness(lb, ea, false, &alphabet).is_none() {
+                if witness(lb, lb, true, &alphabet).is_some() {
                     cx.err(CheckError::ShadowedSkuRule {
                         by: format!("/{}/", earlier.regex.as_str()),
                         span: later.span,
@@ -333,15 +334,11 @@ fn overlaps(
     }
 }
 
-fn lb_nonempty(dfa: &dense::DFA<Vec<u32>>, alphabet: &[u8]) -> bool {
-    witness(dfa, dfa, true, alphabet).is_some()
-}
-
 fn template_has_captures(t: &str) -> bool {
     t.contains('$')
 }
 
-fn products(cx: &mut Ctx, t: &SkuTable, compiled: &[Compiled]) {
+fn products(cx: &mut Ctx, t: &SkuTable) {
     if t.products.is_empty() {
         return;
     }
@@ -356,7 +353,6 @@ fn products(cx: &mut Ctx, t: &SkuTable, compiled: &[Compiled]) {
                     .keys()
                     .filter(|p| pattern.as_ref().is_some_and(|re| re.is_match(p))),
             );
-            let _ = compiled;
             continue;
         }
         if declared.contains_key(target) {

@@ -179,9 +179,8 @@ impl<'a> Ctx<'a> {
     /// Resolves a dotted path to its referent and type, reporting unknown parts.
     pub fn resolve_path(&mut self, path: &[Ident], scope: &Scope) -> Option<(Resolved, Ty)> {
         let root = &path[0];
-        let span = path[0].span.to(path[path.len() - 1].span);
         if root.name.starts_with(|c: char| c.is_ascii_uppercase()) {
-            return self.resolve_sf_path(path, span);
+            return self.resolve_sf_path(path);
         }
         let table: &[StdField] = match root.name.as_str() {
             "ticket" => TICKET,
@@ -310,7 +309,7 @@ impl<'a> Ctx<'a> {
             .find_map(|(name, _)| lookup(name))
     }
 
-    fn resolve_sf_path(&mut self, path: &[Ident], span: Span) -> Option<(Resolved, Ty)> {
+    fn resolve_sf_path(&mut self, path: &[Ident]) -> Option<(Resolved, Ty)> {
         if path.len() < 2 {
             return None;
         }
@@ -328,7 +327,6 @@ impl<'a> Ctx<'a> {
             .and_then(|f| f.get(&full))
             .map(|f| f.ty.clone())
             .unwrap_or(Ty::Any);
-        let _ = span;
         Some((Resolved::Salesforce { conn, path: full }, ty))
     }
 
