@@ -137,12 +137,41 @@ pub fn render_human(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> S
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     let mut out = String::new();
     for d in diags {
+        if touches_long_line(d, sources) {
+            out.push_str(&render_plain(d, sources));
+            continue;
+        }
         let ws = d.with_source(sources);
         if handler.render_report(&mut out, &ws).is_err() {
-            out.push_str(&format!("{}\n", d.message()));
+            out.push_str(&render_plain(d, sources));
         }
     }
     out
+}
+
+/// Lines this long are not worth drawing (and miette's padding panics past
+/// 65,535 columns): such diagnostics are printed without the snippet.
+const MAX_DRAWN_COLUMN: usize = 2_000;
+
+fn touches_long_line(d: &Diagnostic, sources: &SourceMap) -> bool {
+    let f = sources.get(d.file);
+    d.labels().iter().any(|l| {
+        let end = (l.offset() + l.len()) as u32;
+        f.line_col(end).1 > MAX_DRAWN_COLUMN || f.line_col(l.offset() as u32).1 > MAX_DRAWN_COLUMN
+    })
+}
+
+fn render_plain(d: &Diagnostic, sources: &SourceMap) -> String {
+    let j = to_json(d, sources);
+    let mark = if j.severity == "error" { "×" } else { "⚠" };
+    let mut s = format!(
+        "{}\n  {mark} {}\n    at {}:{}:{}\n",
+        j.code, j.message, j.file, j.line, j.column
+    );
+    if let Some(h) = &j.help {
+        s.push_str(&format!("  help: {h}\n"));
+    }
+    s
 }
 
 #[derive(Serialize)]

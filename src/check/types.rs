@@ -392,6 +392,12 @@ impl<'a> Ctx<'a> {
                 self.condition(x, scope);
                 Ty::Bool
             }
+            ExprKind::And(terms) | ExprKind::Or(terms) => {
+                for t in terms {
+                    self.condition(t, scope);
+                }
+                Ty::Bool
+            }
             ExprKind::Binary(op, l, r) => self.binary(*op, l, r, scope),
         }
     }
@@ -416,10 +422,6 @@ impl<'a> Ctx<'a> {
 
     fn binary(&mut self, op: BinOp, l: &Expr, r: &Expr, scope: &Scope) -> Ty {
         match op {
-            BinOp::And | BinOp::Or => {
-                self.condition(l, scope);
-                self.condition(r, scope);
-            }
             BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                 // Type the side that carries the type first, so bare names
                 // and quoted enum values on the other side can be checked.

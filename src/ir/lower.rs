@@ -431,27 +431,25 @@ impl Lower<'_> {
             }
             ast::ExprKind::Path(p) => ExprKind::Ref(self.resolve(p, tc)),
             ast::ExprKind::Not(x) => ExprKind::Not(b(x)),
+            ast::ExprKind::And(t) => ExprKind::And(t.iter().map(|x| self.expr(x, tc)).collect()),
+            ast::ExprKind::Or(t) => ExprKind::Or(t.iter().map(|x| self.expr(x, tc)).collect()),
             ast::ExprKind::Binary(op, l, r) => {
                 use ast::BinOp as B;
-                match op {
-                    B::And => ExprKind::And(b(l), b(r)),
-                    B::Or => ExprKind::Or(b(l), b(r)),
-                    _ => ExprKind::Cmp(
-                        match op {
-                            B::Eq => Op::Eq,
-                            B::Ne => Op::Ne,
-                            B::Lt => Op::Lt,
-                            B::Le => Op::Le,
-                            B::Gt => Op::Gt,
-                            B::Ge => Op::Ge,
-                            B::In => Op::In,
-                            B::NotIn => Op::NotIn,
-                            _ => Op::Has,
-                        },
-                        b(l),
-                        b(r),
-                    ),
-                }
+                ExprKind::Cmp(
+                    match op {
+                        B::Eq => Op::Eq,
+                        B::Ne => Op::Ne,
+                        B::Lt => Op::Lt,
+                        B::Le => Op::Le,
+                        B::Gt => Op::Gt,
+                        B::Ge => Op::Ge,
+                        B::In => Op::In,
+                        B::NotIn => Op::NotIn,
+                        B::Has => Op::Has,
+                    },
+                    b(l),
+                    b(r),
+                )
             }
         };
         Expr {

@@ -282,8 +282,8 @@ pub enum ExprKind {
     Ref(Ref),
     List(Vec<Expr>),
     Not(Box<Expr>),
-    And(Box<Expr>, Box<Expr>),
-    Or(Box<Expr>, Box<Expr>),
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
     Cmp(Op, Box<Expr>, Box<Expr>),
 }
 

@@ -347,8 +347,6 @@ pub struct Expr {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum BinOp {
-    Or,
-    And,
     Eq,
     Ne,
     Lt,
@@ -363,8 +361,6 @@ pub enum BinOp {
 impl BinOp {
     pub fn symbol(self) -> &'static str {
         match self {
-            BinOp::Or => "or",
-            BinOp::And => "and",
             BinOp::Eq => "==",
             BinOp::Ne => "!=",
             BinOp::Lt => "<",
@@ -396,5 +392,10 @@ pub enum ExprKind {
     /// A bare name: a status, an enum value.
     Symbol(Ident),
     Not(Box<Expr>),
+    /// `a and b and c`, flattened so long chains stay shallow.
+    And(Vec<Expr>),
+    /// `a or b or c`, flattened likewise.
+    Or(Vec<Expr>),
+    /// A comparison, `in` or `has`.
     Binary(BinOp, Box<Expr>, Box<Expr>),
 }

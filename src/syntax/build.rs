@@ -143,7 +143,17 @@ impl<'s> Builder<'s> {
     }
 
     fn number(&mut self, p: &Pair) -> f64 {
-        p.as_str().parse::<f64>().unwrap_or(0.0)
+        match p.as_str().parse::<f64>() {
+            Ok(n) if n.is_finite() => n,
+            _ => {
+                self.errors.push(SyntaxError::BadNumber {
+                    text: p.as_str().into(),
+                    help: "numbers must stay within ±1.7e308".into(),
+                    span: self.span(p),
+                });
+                0.0
+            }
+        }
     }
 
     fn uint(&mut self, p: &Pair, what: &str) -> u64 {
@@ -216,15 +226,43 @@ impl<'s> Builder<'s> {
             .map_prefix(|op, rhs| {
                 let b = cell.borrow();
                 let span = b.span(&op).to(rhs.span);
-                Expr {
-                    kind: ExprKind::Not(Box::new(rhs)),
-                    span,
+                match rhs.kind {
+                    // `not not x` is `x`: keeps hostile `not` runs shallow.
+                    ExprKind::Not(inner) => Expr { span, ..*inner },
+                    kind => Expr {
+                        kind: ExprKind::Not(Box::new(Expr {
+                            kind,
+                            span: rhs.span,
+                        })),
+                        span,
+                    },
                 }
             })
             .map_infix(|lhs, op, rhs| {
+                let span = lhs.span.to(rhs.span);
+                let flatten = |lhs: Expr, and: bool| {
+                    let mut terms = match lhs.kind {
+                        ExprKind::And(t) if and => t,
+                        ExprKind::Or(t) if !and => t,
+                        kind => vec![Expr {
+                            kind,
+                            span: lhs.span,
+                        }],
+                    };
+                    terms.push(rhs.clone());
+                    Expr {
+                        kind: if and {
+                            ExprKind::And(terms)
+                        } else {
+                            ExprKind::Or(terms)
+                        },
+                        span,
+                    }
+                };
+                let op_span = cell.borrow().span(&op);
                 let op = match op.as_rule() {
-                    Rule::op_or => BinOp::Or,
-                    Rule::op_and => BinOp::And,
+                    Rule::op_or => return flatten(lhs, false),
+                    Rule::op_and => return flatten(lhs, true),
                     Rule::op_eq => BinOp::Eq,
                     Rule::op_ne => BinOp::Ne,
                     Rule::op_lt => BinOp::Lt,
@@ -235,7 +273,17 @@ impl<'s> Builder<'s> {
                     Rule::op_not_in => BinOp::NotIn,
                     _ => BinOp::Has,
                 };
-                let span = lhs.span.to(rhs.span);
+                if let ExprKind::Binary(..) = lhs.kind {
+                    // `a < b < c` would compare a yes/no answer with `c`;
+                    // refusing it also keeps left-deep chains out of the tree.
+                    cell.borrow_mut()
+                        .errors
+                        .push(SyntaxError::ChainedComparison {
+                            span: op_span,
+                            op: op.symbol(),
+                        });
+                    return lhs;
+                }
                 Expr {
                     kind: ExprKind::Binary(op, Box::new(lhs), Box::new(rhs)),
                     span,
@@ -695,7 +743,11 @@ impl<'s> Builder<'s> {
                 }
                 self.errors.push(SyntaxError::BadTemplate {
                     expected: super::parser::join_or(&expected),
-                    span: Span::new(self.file, offset + at, offset + at + 1),
+                    span: Span::new(
+                        self.file,
+                        offset + at,
+                        offset + at + body_src[at..].chars().next().map_or(1, char::len_utf8),
+                    ),
                 });
                 parts.push(TemplatePart::Text(text.value.clone()));
             }

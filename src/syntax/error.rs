@@ -53,6 +53,17 @@ pub enum SyntaxError {
         #[label("too deep")]
         span: Span,
     },
+    /// Returned when comparisons are chained (`a < b < c`).
+    #[error("comparisons cannot be chained")]
+    #[diagnostic(
+        code(l3map::syntax::chained_comparison),
+        help("compare twice and join with `and`, e.g. `a < b and b < c`")
+    )]
+    ChainedComparison {
+        op: &'static str,
+        #[label("second `{op}`")]
+        span: Span,
+    },
     /// Returned when a `{{ ... }}` interpolation in a template is malformed.
     #[error("malformed template interpolation; expected {expected}")]
     #[diagnostic(
@@ -73,7 +84,8 @@ impl SyntaxError {
             | SyntaxError::BadEscape { span, .. }
             | SyntaxError::BadNumber { span, .. }
             | SyntaxError::BadTemplate { span, .. }
-            | SyntaxError::TooDeep { span, .. } => *span,
+            | SyntaxError::TooDeep { span, .. }
+            | SyntaxError::ChainedComparison { span, .. } => *span,
         }
     }
 }

@@ -42,7 +42,7 @@ pub fn parse_file(file: FileId, text: &str) -> (ast::File, Vec<SyntaxError>) {
 pub use build::decimal_units;
 
 /// The deepest nesting of brackets and `not`s a file may have.
-pub const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 32;
 
 /// The offset where nesting first exceeds [`MAX_DEPTH`], ignoring strings,
 /// regexes and comments.
