@@ -194,7 +194,7 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
                         *span,
                     ),
                     Kind::Salesforce => {
-                        cx.use_object("Case", conn.span);
+                        cx.use_object("Case", conn.span, Some(&conn.name));
                     }
                 }
                 match body {

@@ -240,7 +240,7 @@ pub(super) fn field(
             if segs.len() < 2 {
                 return None;
             }
-            let c = cx.use_object(&segs[0].name, segs[0].span)?;
+            let c = cx.use_object(&segs[0].name, segs[0].span, Some(conn))?;
             let full = segs
                 .iter()
                 .map(|s| s.name.as_str())

@@ -233,13 +233,15 @@ impl<'a> Ctx<'a> {
         Some(kind)
     }
 
-    /// Marks a Salesforce object as used; returns the connection that holds it.
-    pub fn use_object(&mut self, object: &str, span: Span) -> Option<String> {
+    /// Marks a Salesforce object as used and returns the connection that
+    /// holds it: `conn` when the statement names one, else the first
+    /// Salesforce connection that lists the object.
+    pub fn use_object(&mut self, object: &str, span: Span, conn: Option<&str>) -> Option<String> {
         let sf: Vec<&ConnInfo> = self
             .env
             .conns
             .values()
-            .filter(|c| c.kind == Kind::Salesforce)
+            .filter(|c| c.kind == Kind::Salesforce && conn.is_none_or(|n| c.name == n))
             .collect();
         if let Some(c) = sf
             .iter()

@@ -314,7 +314,7 @@ impl<'a> Ctx<'a> {
             return None;
         }
         let object = &path[0];
-        let conn = self.use_object(&object.name, object.span)?;
+        let conn = self.use_object(&object.name, object.span, None)?;
         let full = path
             .iter()
             .map(|i| i.name.as_str())

@@ -198,13 +198,18 @@ impl Lower<'_> {
             ast::FieldName::Sf(segs, _) => {
                 let path = name.display();
                 let object = segs[0].name.clone();
-                let holder = self
-                    .env
-                    .conns
-                    .values()
-                    .find(|c| c.objects.iter().any(|(o, _)| *o == object))
-                    .map(|c| c.name.clone())
-                    .unwrap_or_else(|| conn.to_string());
+                let lists =
+                    |c: &crate::check::ConnInfo| c.objects.iter().any(|(o, _)| *o == object);
+                let holder = match self.env.conns.get(conn) {
+                    Some(c) if lists(c) => conn.to_string(),
+                    _ => self
+                        .env
+                        .conns
+                        .values()
+                        .find(|c| lists(c))
+                        .map(|c| c.name.clone())
+                        .unwrap_or_else(|| conn.to_string()),
+                };
                 let t = self
                     .env
                     .fields
