@@ -6,11 +6,12 @@ use crate::sku::{normalize, Matcher, Pattern, Step, STEP_NAMES};
 use crate::syntax::ast::{SkuPattern, SkuTable};
 use crate::syntax::Span;
 use regex::Regex;
-use regex_automata::dfa::{dense, Automaton};
-use regex_automata::util::primitives::StateID;
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::hybrid::LazyStateID;
 use regex_automata::util::start;
 use regex_automata::Anchored;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet};
+use std::collections::{BTreeMap, VecDeque};
 
 /// One compiled pattern with where it came from.
 struct Compiled {
@@ -18,7 +19,43 @@ struct Compiled {
     span: Span,
     regex: Regex,
     target: String,
-    dfa: Option<dense::DFA<Vec<u32>>>,
+    /// Built on first use: most pairs are told apart by their prefixes.
+    dfa: std::cell::OnceCell<Option<DFA>>,
+    source: String,
+    /// The lazy DFA's states, kept across searches so each is built once.
+    cache: std::cell::RefCell<Option<Cache>>,
+    /// For a pattern anchored at the start: the literals every match begins
+    /// with. Two such patterns with unrelated prefixes cannot overlap.
+    prefixes: Option<Vec<Vec<u8>>>,
+}
+
+impl Compiled {
+    fn dfa(&self) -> Option<&DFA> {
+        self.dfa.get_or_init(|| analysis_dfa(&self.source)).as_ref()
+    }
+}
+
+/// The literal prefixes of a start-anchored pattern, if finite.
+fn anchored_prefixes(source: &str) -> Option<Vec<Vec<u8>>> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    use regex_syntax::hir::Look;
+    let hir = regex_syntax::Parser::new().parse(source).ok()?;
+    if !hir.properties().look_set_prefix().contains(Look::Start) {
+        return None;
+    }
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let lits = seq.literals()?;
+    Some(lits.iter().map(|l| l.as_bytes().to_vec()).collect())
+}
+
+/// Whether two patterns may match a common input, judged on prefixes only.
+fn may_overlap(a: &Compiled, b: &Compiled) -> bool {
+    match (&a.prefixes, &b.prefixes) {
+        (Some(pa), Some(pb)) => pa
+            .iter()
+            .any(|x| pb.iter().any(|y| x.starts_with(y) || y.starts_with(x))),
+        _ => true,
+    }
 }
 
 pub(super) fn steps(cx: &mut Ctx, t: &SkuTable) -> Vec<Step> {
@@ -67,7 +104,7 @@ pub(super) fn steps(cx: &mut Ctx, t: &SkuTable) -> Vec<Step> {
 pub(super) fn check(cx: &mut Ctx, t: &SkuTable) {
     let steps = steps(cx, t);
     let mut rules: Vec<(Pattern, usize, String)> = Vec::new();
-    let mut aliases: HashMap<String, (Span, String)> = HashMap::new();
+    let mut aliases: HashMap<String, (Span, String)> = HashMap::default();
     let mut compiled: Vec<Compiled> = Vec::new();
     for (ri, r) in t.rules.iter().enumerate() {
         let target = &r.target.0;
@@ -108,7 +145,10 @@ pub(super) fn check(cx: &mut Ctx, t: &SkuTable) {
                         compiled.push(Compiled {
                             rule: ri,
                             span: *span,
-                            dfa: analysis_dfa(source),
+                            dfa: Default::default(),
+                            source: source.clone(),
+                            cache: Default::default(),
+                            prefixes: anchored_prefixes(source),
                             regex: re,
                             target: target.clone(),
                         });
@@ -120,7 +160,18 @@ pub(super) fn check(cx: &mut Ctx, t: &SkuTable) {
     }
     overlaps(cx, &steps, &compiled, &aliases);
     products(cx, t);
-    let matcher = Matcher::new(steps.clone(), &rules);
+    let alias_rules: Vec<(String, usize, String)> = rules
+        .iter()
+        .filter_map(|(p, r, t)| match p {
+            Pattern::Alias(a) => Some((a.clone(), *r, t.clone())),
+            Pattern::Regex(_) => None,
+        })
+        .collect();
+    let regexes = compiled
+        .iter()
+        .map(|c| (c.regex.clone(), c.rule, c.target.clone()))
+        .collect();
+    let matcher = Matcher::from_compiled(steps.clone(), alias_rules, regexes);
     for test in &t.tests {
         let got = matcher.lookup(&test.input.value);
         let got_s = got.as_ref().map(|m| m.product.clone());
@@ -192,67 +243,140 @@ fn check_captures(cx: &mut Ctx, re: &Regex, target: &str, span: Span) {
     }
 }
 
-/// A DFA for "the pattern matches somewhere in the whole input", anchored
-/// at both ends, so that language inclusion and intersection can be decided
-/// on it. `None` when the DFA would be too large to analyse.
-fn analysis_dfa(source: &str) -> Option<dense::DFA<Vec<u32>>> {
-    let wrapped = format!(r"\A(?s:.)*?(?:{source})(?s:.)*\z");
-    dense::Builder::new()
+/// A lazy DFA for "the pattern matches somewhere in the whole input",
+/// anchored at both ends, so that language inclusion and intersection can
+/// be decided on it. Lazy, because only the states a search reaches are
+/// ever built: Unicode classes such as `\d` make full DFAs expensive.
+fn analysis_dfa(source: &str) -> Option<DFA> {
+    // Byte-level filler around the pattern is far cheaper to determinize
+    // than Unicode `.`; a witness is still valid UTF-8 whenever the shortest
+    // one is (searches try ASCII bytes first), else the verdict is unknown.
+    let wrapped = format!(r"\A(?s-u:.)*?(?:{source})(?s-u:.)*\z");
+    DFA::builder()
+        .syntax(regex_automata::util::syntax::Config::new().utf8(false))
+        .thompson(regex_automata::nfa::thompson::Config::new().utf8(false))
         .configure(
-            dense::Config::new()
-                .minimize(false)
-                .dfa_size_limit(Some(4 << 20))
-                .determinize_size_limit(Some(4 << 20)),
+            DFA::config()
+                .cache_capacity(8 << 20)
+                // State ids must stay valid for a whole search: give up
+                // rather than clear the cache.
+                .minimum_cache_clear_count(Some(0)),
         )
         .build(&wrapped)
         .ok()
 }
 
-fn start_state(dfa: &dense::DFA<Vec<u32>>) -> Option<StateID> {
-    dfa.start_state(&start::Config::new().anchored(Anchored::Yes))
-        .ok()
+/// The outcome of a search for an input with some property.
+enum Witness {
+    Found(String),
+    None,
+    /// The search was too large, or found only non-UTF-8 input: no verdict.
+    Unknown,
 }
 
-fn accepts(dfa: &dense::DFA<Vec<u32>>, s: StateID) -> bool {
-    dfa.is_match_state(dfa.next_eoi_state(s))
+struct Lazy<'d> {
+    dfa: &'d DFA,
+    cache: std::cell::RefMut<'d, Option<Cache>>,
 }
 
-/// Searches for the shortest input accepted by `a` and, depending on
-/// `want_b`, accepted (intersection) or rejected (difference) by `b`.
-fn witness(
-    a: &dense::DFA<Vec<u32>>,
-    b: &dense::DFA<Vec<u32>>,
-    want_b: bool,
-    alphabet: &[u8],
-) -> Option<String> {
-    const BUDGET: usize = 200_000;
-    let (sa, sb) = (start_state(a)?, start_state(b)?);
-    type Pair = (StateID, StateID);
-    let mut parent: HashMap<Pair, Option<(Pair, u8)>> = HashMap::new();
+impl<'d> Lazy<'d> {
+    fn of(c: &'d Compiled) -> Option<Lazy<'d>> {
+        let dfa = c.dfa()?;
+        let mut cache = c.cache.try_borrow_mut().ok()?;
+        cache.get_or_insert_with(|| dfa.create_cache());
+        Some(Lazy { dfa, cache })
+    }
+    fn cache(&mut self) -> &mut Cache {
+        self.cache.as_mut().expect("created in Lazy::of")
+    }
+    fn start(&mut self) -> Option<LazyStateID> {
+        let dfa = self.dfa;
+        dfa.start_state(self.cache(), &start::Config::new().anchored(Anchored::Yes))
+            .ok()
+    }
+    fn next(&mut self, s: LazyStateID, b: u8) -> Option<LazyStateID> {
+        let dfa = self.dfa;
+        dfa.next_state(self.cache(), s, b).ok()
+    }
+    fn accepts(&mut self, s: LazyStateID) -> Option<bool> {
+        let dfa = self.dfa;
+        dfa.next_eoi_state(self.cache(), s)
+            .ok()
+            .map(|e| e.is_match())
+    }
+}
+
+/// Searches breadth-first for the shortest input accepted by `a` and, as
+/// `want_b` says, accepted (intersection) or rejected (difference) by `b`.
+/// With `b` = `None`, for any input `a` accepts.
+fn witness(a: &Compiled, b: Option<&Compiled>, want_b: bool, alphabet: &[u8]) -> Witness {
+    const BUDGET: usize = 100_000;
+    let Some(mut la) = Lazy::of(a) else {
+        return Witness::Unknown;
+    };
+    let mut lb = match b.map(Lazy::of) {
+        Some(None) => return Witness::Unknown,
+        Some(Some(l)) => Some(l),
+        None => None,
+    };
+    // One representative byte per pair of byte classes.
+    let mut seen = FxHashSet::default();
+    let bytes: Vec<u8> = alphabet
+        .iter()
+        .copied()
+        .filter(|&x| {
+            let cb = lb.as_ref().map(|l| l.dfa.byte_classes().get(x));
+            seen.insert((la.dfa.byte_classes().get(x), cb))
+        })
+        .collect();
+    let sb = match &mut lb {
+        Some(l) => l.start(),
+        None => Some(LazyStateID::default()),
+    };
+    let (Some(sa), Some(sb)) = (la.start(), sb) else {
+        return Witness::Unknown;
+    };
+    type Pair = (LazyStateID, LazyStateID);
+    let mut parent: HashMap<Pair, Option<(Pair, u8)>> = HashMap::default();
     let mut queue = VecDeque::new();
     parent.insert((sa, sb), None);
     queue.push_back((sa, sb));
     while let Some((x, y)) = queue.pop_front() {
-        if accepts(a, x) && accepts(b, y) == want_b {
-            let mut bytes = Vec::new();
+        let by = match &mut lb {
+            Some(l) => l.accepts(y),
+            None => Some(want_b),
+        };
+        let (Some(ax), Some(by)) = (la.accepts(x), by) else {
+            return Witness::Unknown;
+        };
+        if ax && by == want_b {
+            let mut out = Vec::new();
             let mut cur = (x, y);
             while let Some(Some((prev, byte))) = parent.get(&cur) {
-                bytes.push(*byte);
+                out.push(*byte);
                 cur = *prev;
             }
-            bytes.reverse();
-            return String::from_utf8(bytes).ok();
+            out.reverse();
+            return String::from_utf8(out).map_or(Witness::Unknown, Witness::Found);
         }
         if parent.len() > BUDGET {
-            return None;
+            return Witness::Unknown;
         }
-        for &byte in alphabet {
-            let nx = a.next_state(x, byte);
-            if a.is_dead_state(nx) {
+        for &byte in &bytes {
+            let Some(nx) = la.next(x, byte) else {
+                return Witness::Unknown;
+            };
+            if nx.is_dead() {
                 continue;
             }
-            let ny = b.next_state(y, byte);
-            if want_b && b.is_dead_state(ny) {
+            let ny = match &mut lb {
+                Some(l) => match l.next(y, byte) {
+                    Some(n) => n,
+                    None => return Witness::Unknown,
+                },
+                None => y,
+            };
+            if want_b && lb.is_some() && ny.is_dead() {
                 continue;
             }
             if let std::collections::hash_map::Entry::Vacant(e) = parent.entry((nx, ny)) {
@@ -261,7 +385,7 @@ fn witness(
             }
         }
     }
-    None
+    Witness::None
 }
 
 fn overlaps(
@@ -294,16 +418,18 @@ fn overlaps(
         }
     }
     for (j, later) in compiled.iter().enumerate() {
-        let Some(lb) = &later.dfa else { continue };
         for earlier in &compiled[..j] {
             if earlier.rule == later.rule && earlier.target == later.target {
                 continue;
             }
-            let Some(ea) = &earlier.dfa else { continue };
+            if !may_overlap(earlier, later) || earlier.dfa().is_none() || later.dfa().is_none() {
+                continue;
+            }
             // Shadowed: `later` matches something, and nothing it matches
-            // escapes `earlier`.
-            if witness(lb, ea, false, &alphabet).is_none() {
-                if witness(lb, lb, true, &alphabet).is_some() {
+            // escapes `earlier`. An unknown verdict reports nothing.
+            let escapes = witness(later, Some(earlier), false, &alphabet);
+            if matches!(escapes, Witness::None) {
+                if let Witness::Found(_) = witness(later, None, true, &alphabet) {
                     cx.err(CheckError::ShadowedSkuRule {
                         by: format!("/{}/", earlier.regex.as_str()),
                         span: later.span,
@@ -312,7 +438,7 @@ fn overlaps(
                     break;
                 }
             } else if earlier.target != later.target || template_has_captures(&later.target) {
-                if let Some(w) = witness(lb, ea, true, &alphabet) {
+                if let Witness::Found(w) = witness(later, Some(earlier), true, &alphabet) {
                     let mut a = String::new();
                     let mut b = String::new();
                     if let (Some(ca), Some(cb)) =

@@ -3,8 +3,8 @@
 //! the test vectors, and the interpreter.
 
 use regex::{Regex, RegexSet};
+use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use unicode_normalization::UnicodeNormalization;
 
 /// One normalisation step, applied in order to inputs and aliases alike.
@@ -90,7 +90,7 @@ impl Matcher {
     /// `rules`: (pattern, rule index, target template). Regexes must already
     /// be known to compile; one that does not is skipped.
     pub fn new(steps: Vec<Step>, rules: &[(Pattern, usize, String)]) -> Matcher {
-        let mut aliases = HashMap::new();
+        let mut aliases = HashMap::default();
         let mut regexes = Vec::new();
         for (p, rule, target) in rules {
             match p {
@@ -103,6 +103,26 @@ impl Matcher {
                     }
                 }
             }
+        }
+        let set = RegexSet::new(regexes.iter().map(|(r, _, _)| r.as_str()))
+            .unwrap_or_else(|_| RegexSet::empty());
+        Matcher {
+            steps,
+            aliases,
+            regexes,
+            set,
+        }
+    }
+
+    /// Builds a matcher from regexes already compiled (by the checker).
+    pub fn from_compiled(
+        steps: Vec<Step>,
+        alias_rules: Vec<(String, usize, String)>,
+        regexes: Vec<(Regex, usize, String)>,
+    ) -> Matcher {
+        let mut aliases = HashMap::default();
+        for (a, rule, target) in alias_rules {
+            aliases.entry(a).or_insert((rule, target));
         }
         let set = RegexSet::new(regexes.iter().map(|(r, _, _)| r.as_str()))
             .unwrap_or_else(|_| RegexSet::empty());

@@ -49,6 +49,19 @@ impl<'s> Builder<'s> {
         }
     }
 
+    /// A declared name: keywords are refused so conditions stay readable.
+    fn decl(&mut self, p: Pair, what: &'static str) -> Ident {
+        let id = self.ident(p);
+        if super::parser::KEYWORDS.contains(&id.name.as_str()) {
+            self.errors.push(SyntaxError::Reserved {
+                name: id.name.clone(),
+                what,
+                span: id.span,
+            });
+        }
+        id
+    }
+
     pub fn item(&mut self, p: Pair) -> Option<Item> {
         let inner = p.into_inner().next()?;
         Some(match inner.as_rule() {
@@ -298,7 +311,7 @@ impl<'s> Builder<'s> {
     fn connection(&mut self, p: Pair) -> Connection {
         let span = self.span(&p);
         let mut it = p.into_inner();
-        let name = self.ident(it.next().expect("name"));
+        let name = self.decl(it.next().expect("name"), "connection");
         let kind = self.ident(it.next().expect("kind"));
         let props = it.map(|pp| self.property(pp)).collect();
         Connection {
@@ -372,7 +385,7 @@ impl<'s> Builder<'s> {
     fn status_decl(&mut self, p: Pair) -> StatusDecl {
         let span = self.span(&p);
         let mut it = p.into_inner();
-        let name = self.ident(it.next().expect("name"));
+        let name = self.decl(it.next().expect("name"), "status");
         let category = self.ident(it.next().expect("category"));
         let mut d = StatusDecl {
             name,
@@ -460,6 +473,15 @@ impl<'s> Builder<'s> {
         let span = self.span(&p);
         let mut it = p.into_inner();
         let name = self.field_name(it.next().expect("name"));
+        if let FieldName::Alias(a) = &name {
+            if super::parser::KEYWORDS.contains(&a.name.as_str()) {
+                self.errors.push(SyntaxError::Reserved {
+                    name: a.name.clone(),
+                    what: "field",
+                    span: a.span,
+                });
+            }
+        }
         let mut id = None;
         let mut ty = None;
         let mut label = None;
@@ -560,7 +582,7 @@ impl<'s> Builder<'s> {
     fn sku(&mut self, p: Pair) -> SkuTable {
         let span = self.span(&p);
         let mut it = p.into_inner();
-        let name = self.ident(it.next().expect("name"));
+        let name = self.decl(it.next().expect("name"), "sku table");
         let mut t = SkuTable {
             name,
             normalize: vec![],
@@ -656,7 +678,7 @@ impl<'s> Builder<'s> {
     fn template(&mut self, p: Pair) -> Template {
         let span = self.span(&p);
         let mut it = p.into_inner();
-        let name = self.ident(it.next().expect("name"));
+        let name = self.decl(it.next().expect("name"), "template");
         let text = it.next().expect("body");
         let body = self.template_body(text);
         Template { name, body, span }
@@ -763,7 +785,7 @@ impl<'s> Builder<'s> {
     fn escalation(&mut self, p: Pair) -> Escalation {
         let span = self.span(&p);
         let mut it = p.into_inner();
-        let name = self.ident(it.next().expect("name"));
+        let name = self.decl(it.next().expect("name"), "escalation");
         let mut stmts = Vec::new();
         for s in it {
             let sspan = self.span(&s);
@@ -828,6 +850,11 @@ impl<'s> Builder<'s> {
 use pest::error::InputLocation as InputLocationAlias;
 
 fn last_token_end(p: &Pair) -> Option<usize> {
+    // Trailing trivia always ends in white space (a comment is followed by
+    // its newline): most pairs need no search at all.
+    if !p.as_str().ends_with(|c: char| c.is_ascii_whitespace()) {
+        return None;
+    }
     match p.clone().into_inner().last() {
         // Literal tokens (`}`, `->`) are not pairs: only trim when the pair
         // ends with trailing trivia after its last inner pair.

@@ -40,6 +40,18 @@ pub enum SyntaxError {
         #[label("out of range")]
         span: Span,
     },
+    /// Returned when something is named with a keyword.
+    #[error("`{name}` is a reserved word and cannot name a {what}")]
+    #[diagnostic(
+        code(l3map::syntax::reserved),
+        help("choose another name, e.g. `{name}_{what}`")
+    )]
+    Reserved {
+        name: String,
+        what: &'static str,
+        #[label("reserved word")]
+        span: Span,
+    },
     /// Returned when brackets or `not`s nest deeper than anyone writes by hand.
     #[error("nesting deeper than {limit} levels")]
     #[diagnostic(
@@ -85,6 +97,7 @@ impl SyntaxError {
             | SyntaxError::BadNumber { span, .. }
             | SyntaxError::BadTemplate { span, .. }
             | SyntaxError::TooDeep { span, .. }
+            | SyntaxError::Reserved { span, .. }
             | SyntaxError::ChainedComparison { span, .. } => *span,
         }
     }

@@ -12,6 +12,29 @@ pub struct L3Parser;
 
 pub type Pair<'i> = pest::iterators::Pair<'i, Rule>;
 
+/// Words with a meaning in conditions and blocks: never names.
+pub const KEYWORDS: &[&str] = &[
+    "connection",
+    "statuses",
+    "fields",
+    "map",
+    "sku",
+    "template",
+    "escalation",
+    "when",
+    "and",
+    "or",
+    "not",
+    "in",
+    "has",
+    "true",
+    "false",
+    "none",
+    "terminal",
+    "initial",
+    "test",
+];
+
 /// Keywords that open a top-level block; recovery resumes at the next line
 /// starting with one of them.
 pub const ITEM_KEYWORDS: &[&str] = &[
@@ -359,8 +382,7 @@ mod tests {
     }
 
     #[test]
-    fn identifiers_exclude_keywords() {
-        not_whole(Rule::ident, "when");
+    fn identifiers_and_paths() {
         ok(Rule::ident, "whenever");
         ok(Rule::ident, "pending_risk_review");
         ok(Rule::path, "Account.SLA_Tier__c");
