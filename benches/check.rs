@@ -27,6 +27,10 @@ use l3map::syntax::{parse_file, parser, FileId, SourceMap};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+// The same allocator as the `l3map` binary, so the numbers are the CLI's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let started = SystemTime::now();
     let project = corpus::generate(corpus::Params::default());

@@ -47,8 +47,12 @@ pub fn normalize(steps: &[Step], input: &str) -> String {
     let mut s = input.to_string();
     for step in steps {
         s = match step {
+            // ASCII is already in NFKC, and its case mapping is a byte map.
+            Step::Nfkc if s.is_ascii() => s,
             Step::Nfkc => s.nfkc().collect(),
+            Step::Upper if s.is_ascii() => s.to_ascii_uppercase(),
             Step::Upper => s.to_uppercase(),
+            Step::Lower if s.is_ascii() => s.to_ascii_lowercase(),
             Step::Lower => s.to_lowercase(),
             Step::Casefold => caseless::default_case_fold_str(&s),
             Step::Trim => s.trim().to_string(),
@@ -83,8 +87,13 @@ pub struct Matcher {
     steps: Vec<Step>,
     aliases: HashMap<String, (usize, String)>,
     regexes: Vec<(Regex, usize, String)>,
-    set: RegexSet,
+    /// One pass over the input for all patterns; built on first use, and
+    /// only for tables with enough patterns to be worth it.
+    set: std::sync::OnceLock<Option<RegexSet>>,
 }
+
+/// Below this many patterns, trying them in order beats a `RegexSet`.
+const SET_THRESHOLD: usize = 8;
 
 impl Matcher {
     /// `rules`: (pattern, rule index, target template). Regexes must already
@@ -104,13 +113,11 @@ impl Matcher {
                 }
             }
         }
-        let set = RegexSet::new(regexes.iter().map(|(r, _, _)| r.as_str()))
-            .unwrap_or_else(|_| RegexSet::empty());
         Matcher {
             steps,
             aliases,
             regexes,
-            set,
+            set: Default::default(),
         }
     }
 
@@ -124,13 +131,24 @@ impl Matcher {
         for (a, rule, target) in alias_rules {
             aliases.entry(a).or_insert((rule, target));
         }
-        let set = RegexSet::new(regexes.iter().map(|(r, _, _)| r.as_str()))
-            .unwrap_or_else(|_| RegexSet::empty());
         Matcher {
             steps,
             aliases,
             regexes,
-            set,
+            set: Default::default(),
+        }
+    }
+
+    fn first_pattern(&self, input: &str) -> Option<usize> {
+        if self.regexes.len() < SET_THRESHOLD {
+            return self.regexes.iter().position(|(r, _, _)| r.is_match(input));
+        }
+        let set = self
+            .set
+            .get_or_init(|| RegexSet::new(self.regexes.iter().map(|(r, _, _)| r.as_str())).ok());
+        match set {
+            Some(set) => set.matches(input).into_iter().next(),
+            None => self.regexes.iter().position(|(r, _, _)| r.is_match(input)),
         }
     }
 
@@ -143,7 +161,7 @@ impl Matcher {
                 normalized,
             });
         }
-        let first = self.set.matches(&normalized).into_iter().next()?;
+        let first = self.first_pattern(&normalized)?;
         let (re, rule, template) = &self.regexes[first];
         let caps = re.captures(&normalized)?;
         let mut product = String::new();
@@ -166,6 +184,28 @@ mod tests {
         assert_eq!(normalize(&steps, "ｉＰｈｏｎｅ　１５ Pro"), "IPHONE15PRO");
         assert_eq!(normalize(&steps, "ｱｲﾌｫﾝ15"), "アイフォン15");
         assert_eq!(normalize(&steps, "ไอโฟน 15"), "ไอโฟน15");
+    }
+
+    #[test]
+    fn many_patterns_use_the_set_and_keep_first_match_order() {
+        let mut rules: Vec<(Pattern, usize, String)> = (0..10)
+            .map(|i| (Pattern::Regex(format!("^P{i}$")), i, format!("T{i}")))
+            .collect();
+        rules.push((Pattern::Regex("^P.*$".into()), 10, "ANY".into()));
+        let m = Matcher::new(vec![], &rules);
+        assert!(rules.len() >= SET_THRESHOLD);
+        assert_eq!(m.lookup("P7").unwrap().product, "T7");
+        assert_eq!(m.lookup("PX").unwrap().product, "ANY");
+        assert!(m.lookup("Q").is_none());
+    }
+
+    #[test]
+    fn ascii_fast_paths_agree_with_unicode_paths() {
+        for s in ["iph 15 pm", "Galaxy-S24", "ABC_def"] {
+            assert_eq!(normalize(&[Step::Nfkc], s), s.nfkc().collect::<String>());
+            assert_eq!(normalize(&[Step::Upper], s), s.to_uppercase());
+            assert_eq!(normalize(&[Step::Lower], s), s.to_lowercase());
+        }
     }
 
     #[test]

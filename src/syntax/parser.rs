@@ -56,7 +56,8 @@ pub fn parse_items<'i>(
     mut on_item: impl FnMut(Pair<'i>, usize),
 ) -> Vec<SyntaxError> {
     let mut errors = Vec::new();
-    let mut pos = skip_gap(text, 0);
+    let bom = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
+    let mut pos = skip_gap(text, bom);
     while pos < text.len() {
         match L3Parser::parse(Rule::item, &text[pos..]) {
             Ok(mut pairs) => {
