@@ -402,7 +402,11 @@ fn overlaps(
     sorted_aliases.sort_by_key(|(_, (s, _))| s.start);
     for c in compiled {
         for (alias, (aspan, target)) in &sorted_aliases {
-            if c.regex.is_match(alias) {
+            let prefix_ok = c
+                .prefixes
+                .as_ref()
+                .is_none_or(|ps| ps.iter().any(|p| alias.as_bytes().starts_with(p)));
+            if prefix_ok && c.regex.is_match(alias) {
                 let mut out = String::new();
                 if let Some(caps) = c.regex.captures(alias) {
                     caps.expand(&c.target, &mut out);
