@@ -1,5 +1,40 @@
 //! l3map: support-ops knowledge for AI agents on Zendesk and Salesforce,
 //! declared in `.l3map` files, checked, and lowered to a plain-data IR.
+//!
+//! The pipeline is visible in the modules: [`syntax`] (text to a typed
+//! tree with spans), [`check`] (names, types, lints), [`ir`] (the versioned
+//! IR the runtime executes). The whole path, from text to IR:
+//!
+//! ```
+//! use l3map::{check::check, ir::lower, syntax::SourceMap};
+//!
+//! let mut sources = SourceMap::new();
+//! sources.add("desk.l3map", r#"
+//!     connection desk: zendesk {
+//!       subdomain "acme"
+//!       token     env("ZENDESK_OAUTH_TOKEN")
+//!       scopes    read, tickets:write
+//!     }
+//!     statuses desk {
+//!       new     new
+//!       open    open
+//!       solved  solved  terminal
+//!       new -> open
+//!       open -> solved  when ticket.priority != urgent
+//!     }
+//! "#);
+//! let checked = check(&sources);
+//! assert!(checked.diagnostics.is_empty());
+//! let program = lower(&checked, &sources).expect("no errors");
+//! assert_eq!(program.status_tables[0].transitions.len(), 2);
+//!
+//! // A mistake is a diagnostic with a place and a fix, never a panic.
+//! let mut broken = SourceMap::new();
+//! broken.add("desk.l3map", "statuses desk { open opn }");
+//! let checked = check(&broken);
+//! assert!(checked.has_errors());
+//! assert!(lower(&checked, &broken).is_none());
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod check;
