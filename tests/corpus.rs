@@ -1,0 +1,70 @@
+//! The benchmark's generated corpus, smaller, as a regression test: a large
+//! valid project with many orgs, desks and SKU tables must check clean (it
+//! caught objects credited to the wrong Salesforce org), and a few planted
+//! mistakes must each be caught.
+
+#[path = "../benches/corpus/mod.rs"]
+#[allow(dead_code)]
+mod corpus;
+
+use l3map::check::check;
+use l3map::syntax::SourceMap;
+
+fn project(seed: u64) -> corpus::Project {
+    corpus::generate(corpus::Params {
+        seed,
+        desks: 12,
+        crms: 3,
+        sku_tables: 2,
+        regexes_per_table: 6,
+    })
+}
+
+fn sources(files: &corpus::Project) -> SourceMap {
+    let mut s = SourceMap::new();
+    for (path, text) in files {
+        s.add(path.clone(), text.as_str());
+    }
+    s
+}
+
+#[test]
+fn generated_projects_check_clean() {
+    for seed in [1, 2, 3] {
+        let files = project(seed);
+        let checked = check(&sources(&files));
+        let shown: Vec<String> = checked
+            .diagnostics
+            .iter()
+            .take(10)
+            .map(|d| format!("{}: {}", d.code(), d.message()))
+            .collect();
+        assert!(checked.diagnostics.is_empty(), "seed {seed}: {shown:#?}");
+    }
+}
+
+#[test]
+fn planted_mistakes_are_caught() {
+    let files = project(7);
+    let plant = |needle: &str, replacement: &str, code: &str| {
+        let mut f = files.clone();
+        let hit = f
+            .iter_mut()
+            .find(|(_, t)| t.contains(needle))
+            .unwrap_or_else(|| panic!("no file contains {needle:?}"));
+        hit.1 = hit.1.replacen(needle, replacement, 1);
+        let checked = check(&sources(&f));
+        assert!(
+            checked.diagnostics.iter().any(|d| d.code() == code),
+            "planting {replacement:?} did not give {code}"
+        );
+    };
+    plant("scopes", "scopes full, ", "l3map::scope::unknown");
+    plant("tickets:write", "tickets:read", "l3map::scope::missing");
+    plant(" -> ", " -> nowhere_at_all, ", "l3map::unknown_name");
+    plant(
+        "test \"",
+        "test \"zzz-not-a-product\" => SOMETHING-ELSE\n  test \"",
+        "l3map::sku::test",
+    );
+}
