@@ -78,10 +78,19 @@ pub fn parse_items<'i>(
     errors
 }
 
-fn skip_gap(text: &str, pos: usize) -> usize {
-    match L3Parser::parse(Rule::gap, &text[pos..]) {
-        Ok(pairs) => pos + pairs.last().map(|p| p.as_span().end()).unwrap_or(0),
-        Err(_) => pos,
+/// Skips white space and `//` comments between blocks, exactly as the
+/// grammar's WHITESPACE (Unicode White_Space, as `char::is_whitespace`)
+/// and COMMENT do: a pest call per gap would cost a parser state each.
+fn skip_gap(text: &str, mut pos: usize) -> usize {
+    loop {
+        let rest = &text[pos..];
+        let trimmed = rest.trim_start_matches(char::is_whitespace);
+        pos += rest.len() - trimmed.len();
+        if trimmed.starts_with("//") {
+            pos += trimmed.find('\n').unwrap_or(trimmed.len());
+        } else {
+            return pos;
+        }
     }
 }
 
