@@ -52,7 +52,7 @@ impl<'s> Builder<'s> {
     /// A declared name: keywords are refused so conditions stay readable.
     fn decl(&mut self, p: Pair, what: &'static str) -> Ident {
         let id = self.ident(p);
-        if super::parser::KEYWORDS.contains(&id.name.as_str()) {
+        if super::parser::is_keyword(&id.name) {
             self.errors.push(SyntaxError::Reserved {
                 name: id.name.clone(),
                 what,
@@ -474,7 +474,7 @@ impl<'s> Builder<'s> {
         let mut it = p.into_inner();
         let name = self.field_name(it.next().expect("name"));
         if let FieldName::Alias(a) = &name {
-            if super::parser::KEYWORDS.contains(&a.name.as_str()) {
+            if super::parser::is_keyword(&a.name) {
                 self.errors.push(SyntaxError::Reserved {
                     name: a.name.clone(),
                     what: "field",

@@ -12,29 +12,6 @@ pub struct L3Parser;
 
 pub type Pair<'i> = pest::iterators::Pair<'i, Rule>;
 
-/// Words with a meaning in conditions and blocks: never names.
-pub const KEYWORDS: &[&str] = &[
-    "connection",
-    "statuses",
-    "fields",
-    "map",
-    "sku",
-    "template",
-    "escalation",
-    "when",
-    "and",
-    "or",
-    "not",
-    "in",
-    "has",
-    "true",
-    "false",
-    "none",
-    "terminal",
-    "initial",
-    "test",
-];
-
 /// Keywords that open a top-level block; recovery resumes at the next line
 /// starting with one of them.
 pub const ITEM_KEYWORDS: &[&str] = &[
@@ -46,6 +23,17 @@ pub const ITEM_KEYWORDS: &[&str] = &[
     "template",
     "escalation",
 ];
+
+/// Words with a meaning in conditions and blocks: never names. The block
+/// keywords come first, then these.
+const OTHER_KEYWORDS: &[&str] = &[
+    "when", "and", "or", "not", "in", "has", "true", "false", "none", "terminal", "initial", "test",
+];
+
+/// Whether `word` is reserved (a block keyword or one of the others).
+pub fn is_keyword(word: &str) -> bool {
+    ITEM_KEYWORDS.contains(&word) || OTHER_KEYWORDS.contains(&word)
+}
 
 /// Parses every top-level item of `text`, calling `on_item` for each one
 /// that parses, and returns the syntax errors of the rest. `on_item`
