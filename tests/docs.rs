@@ -54,3 +54,20 @@ fn readme_example_parses() {
         assert!(errors.is_empty(), "README.md:{line}: {errors:?}");
     }
 }
+
+#[test]
+fn every_diagnostic_code_is_documented() {
+    let doc = std::fs::read_to_string(format!("{}/docs/LANGUAGE.md", env!("CARGO_MANIFEST_DIR")))
+        .unwrap();
+    for src in ["src/check/error.rs", "src/syntax/error.rs"] {
+        let text =
+            std::fs::read_to_string(format!("{}/{src}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        for (at, _) in text.match_indices("code(l3map") {
+            let code: String = text[at + 5..].chars().take_while(|c| *c != ')').collect();
+            assert!(
+                doc.contains(&format!("`{code}`")),
+                "{code} (from {src}) is not in docs/LANGUAGE.md"
+            );
+        }
+    }
+}
