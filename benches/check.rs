@@ -6,7 +6,10 @@
 //! * `parse/pest`       the pest parser alone (`syntax::parser::parse_items`, no AST)
 //! * `parse/parse_file` pest + building the typed AST (`syntax::parse_file`), per file
 //! * `check/check`      the whole front end, `check::check(&SourceMap)`:
-//!   parse + names, types and lints (this is what `l3map check` runs)
+//!   parse + names, types and lints (this is what `l3map check` runs;
+//!   large projects are parsed on every core)
+//! * `check/check_1_thread` the same on one thread: the ratio's numerator,
+//!   so that it compares like with like against `parse_file`
 //! * `check/check_lower` `check` followed by `ir::lower` (what `l3map compile` runs)
 //!
 //! After the run it prints a summary with the check/parse ratio, read back
@@ -96,6 +99,9 @@ fn main() {
         g.bench_function("check", |b| {
             b.iter(|| l3map::check::check(black_box(&sources)))
         });
+        g.bench_function("check_1_thread", |b| {
+            b.iter(|| l3map::check::check_with_threads(black_box(&sources), 1))
+        });
         g.bench_function("check_lower", |b| {
             b.iter(|| {
                 let checked = l3map::check::check(black_box(&sources));
@@ -178,6 +184,7 @@ fn summary(started: SystemTime, lines: usize, bytes: usize) {
         "parse/parse_file",
         "check/check",
         "check/check_lower",
+        "check/check_1_thread",
     ];
     let means: Vec<Option<f64>> = ids.iter().map(|id| mean_ns(&home, id, started)).collect();
     if means.iter().all(|m| m.is_none()) {
@@ -198,8 +205,11 @@ fn summary(started: SystemTime, lines: usize, bytes: usize) {
         (Some(x), Some(y)) => format!("{:.2}", x / y),
         _ => "n/a".into(),
     };
-    println!("ratio check / parse_file : {}  (target <= 2)", ratio(2, 1));
-    println!("ratio check / pest       : {}", ratio(2, 0));
+    println!(
+        "ratio check (1 thread) / parse_file : {}  (target <= 2)",
+        ratio(4, 1)
+    );
+    println!("ratio check (1 thread) / pest       : {}", ratio(4, 0));
     if let Some(ns) = means[2] {
         let mbs = bytes as f64 / (ns / 1e9) / 1e6;
         println!(

@@ -68,3 +68,38 @@ fn planted_mistakes_are_caught() {
         "l3map::sku::test",
     );
 }
+
+#[test]
+fn large_projects_parse_in_parallel_with_the_same_result() {
+    // Large enough to take the parallel path (see check::PARALLEL_PARSE_BYTES).
+    let mut files = corpus::generate(corpus::Params {
+        seed: 11,
+        desks: 40,
+        crms: 4,
+        sku_tables: 2,
+        regexes_per_table: 4,
+    });
+    let bytes: usize = files.iter().map(|(_, t)| t.len()).sum();
+    assert!(
+        bytes > 600 * 1024,
+        "corpus too small to parse in parallel: {bytes}"
+    );
+    assert!(check(&sources(&files)).diagnostics.is_empty());
+    // A syntax error in one late file is reported once, in that file.
+    let last = files.len() - 2;
+    files[last].1.push_str("\nstatuses {\n");
+    let s = sources(&files);
+    let first = check(&s);
+    let syntax: Vec<_> = first
+        .diagnostics
+        .iter()
+        .filter(|d| d.code() == "l3map::syntax")
+        .collect();
+    assert_eq!(syntax.len(), 1);
+    assert_eq!(s.get(syntax[0].file).path, files[last].0);
+    let again = check(&s);
+    assert_eq!(
+        first.diagnostics, again.diagnostics,
+        "parallel parsing must be deterministic"
+    );
+}
