@@ -14,10 +14,7 @@ pub(super) fn declare(cx: &mut Ctx, t: &StatusTable) {
             t.conn.name.clone(),
             t.conn.span,
             Some(first),
-            format!(
-                "a connection has one status table; merge this one into the table at {}",
-                cx.sources.locate(first)
-            ),
+            "a connection has one status table; merge the two",
         );
         return;
     }
