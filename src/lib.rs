@@ -40,6 +40,7 @@
 pub mod check;
 pub mod cli;
 pub mod diagnostics;
+pub mod eval;
 pub mod ir;
 pub mod project;
 pub mod sku;
