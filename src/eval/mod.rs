@@ -3,5 +3,6 @@
 
 pub mod event;
 pub mod expr;
+pub mod status;
 
 pub use event::{Event, EventError, EventKind};

@@ -1,0 +1,151 @@
+//! Status transitions: the table is a list of permissions, and a requested
+//! transition is allowed only along one of them.
+
+use super::event::Event;
+use super::expr::{holds, Scope};
+use crate::check::Category;
+use crate::ir::{Loc, Program, StatusTable};
+
+/// The answer to "may this ticket go from `from` to `to`?".
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transition {
+    /// Allowed by the transition declared at `rule`.
+    Allowed { rule: Loc },
+    /// Refused; `reason` says why in words an agent can relay.
+    Refused { reason: String, rule: Option<Loc> },
+}
+
+fn place(p: &Program, loc: &Loc) -> String {
+    let file = p.files.get(loc.file as usize).map_or("?", |f| f.as_str());
+    format!("{file}:{}", loc.line)
+}
+
+/// Decides a requested status change against the table of `table.connection`.
+pub fn decide(p: &Program, table: &StatusTable, from: &str, to: &str, ev: &Event) -> Transition {
+    let refuse = |reason: String, rule: Option<Loc>| Transition::Refused { reason, rule };
+    let Some(target) = table.statuses.iter().find(|s| s.name == to) else {
+        return refuse(
+            format!("`{to}` is not a status of `{}`", table.connection),
+            None,
+        );
+    };
+    let Some(source) = table.statuses.iter().find(|s| s.name == from) else {
+        return refuse(
+            format!(
+                "the ticket's status `{from}` is not declared in the table of `{}`",
+                table.connection
+            ),
+            None,
+        );
+    };
+    if from == to {
+        return refuse(format!("the ticket is already `{to}`"), None);
+    }
+    if source.terminal {
+        return refuse(
+            format!("`{from}` is terminal: nothing leaves it"),
+            Some(source.loc),
+        );
+    }
+    if target.category == Category::New {
+        return refuse(
+            format!("Zendesk never lets a ticket return to `{to}`, a status of category new"),
+            Some(target.loc),
+        );
+    }
+    let candidates: Vec<_> = table
+        .transitions
+        .iter()
+        .filter(|t| t.from.iter().any(|f| f == from) && t.to.iter().any(|t| t == to))
+        .collect();
+    if let Some(t) = candidates.iter().find(|t| {
+        t.when
+            .as_ref()
+            .is_none_or(|w| holds(w, ev, Scope::default()))
+    }) {
+        return Transition::Allowed { rule: t.loc };
+    }
+    match candidates.first() {
+        Some(t) => refuse(
+            format!(
+                "`{from} -> {to}` is allowed only when the condition at {} holds, and it does not",
+                place(p, &t.loc)
+            ),
+            Some(t.loc),
+        ),
+        None => refuse(
+            format!("the table has no transition `{from} -> {to}`"),
+            None,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::check;
+    use crate::ir::lower;
+    use crate::project::load;
+    use std::path::PathBuf;
+
+    fn fintech() -> Program {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech");
+        let p = load(&[dir]).unwrap().remove(0);
+        let c = check(&p.sources);
+        lower(&c, &p.sources).expect("the fintech example compiles")
+    }
+
+    fn event(ticket: &str) -> Event {
+        Event::from_json(&format!(
+            r#"{{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z","ticket":{ticket}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn allowed_refused_and_why() {
+        let p = fintech();
+        let t = p
+            .status_tables
+            .iter()
+            .find(|t| t.connection == "desk")
+            .unwrap();
+        let plain = event(r#"{"id":1,"status":"open"}"#);
+        assert!(matches!(
+            decide(&p, t, "new", "open", &plain),
+            Transition::Allowed { .. }
+        ));
+        // Conditional: the risk decision field must say `cleared`.
+        let cleared = event(r#"{"id":1,"custom_fields":{"360001237":"cleared"}}"#);
+        assert!(matches!(
+            decide(&p, t, "pending_risk_review", "in_progress", &cleared),
+            Transition::Allowed { .. }
+        ));
+        match decide(&p, t, "pending_risk_review", "in_progress", &plain) {
+            Transition::Refused { reason, rule } => {
+                assert!(
+                    reason.contains("only when the condition at ")
+                        && reason.contains("fintech/statuses.l3map:"),
+                    "{reason}"
+                );
+                assert!(rule.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+        let cases = [
+            ("open", "closed", "no transition `open -> closed`"),
+            ("closed", "open", "terminal"),
+            ("open", "new", "category new"),
+            ("open", "open", "already"),
+            ("open", "vanished", "not a status"),
+        ];
+        for (from, to, why) in cases {
+            match decide(&p, t, from, to, &plain) {
+                Transition::Refused { reason, .. } => {
+                    assert!(reason.contains(why), "{from}->{to}: {reason}")
+                }
+                other => panic!("{from}->{to}: {other:?}"),
+            }
+        }
+    }
+}
