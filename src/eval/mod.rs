@@ -4,5 +4,6 @@
 pub mod event;
 pub mod expr;
 pub mod status;
+pub mod template;
 
 pub use event::{Event, EventError, EventKind};
