@@ -3,6 +3,7 @@
 
 use super::event::Event;
 use super::expr::{eval, holds, Scope};
+use super::mapping::{changed, read, translate, Translated};
 use super::status::{decide as decide_status, Transition};
 use super::template::render;
 use crate::check::Kind;
@@ -85,6 +86,24 @@ fn key(p: &Program, ev: &Event, loc: &Loc, record: &Record, n: usize) -> String 
         .collect()
 }
 
+fn record_of(ev: &Event, object: &str) -> Option<Record> {
+    ev.records
+        .get(object)
+        .and_then(|r| r.get("Id"))
+        .and_then(|v| v.as_str())
+        .map(|id| Record::Salesforce {
+            object: object.into(),
+            id: id.into(),
+        })
+}
+
+fn field_name(f: &FieldRef) -> String {
+    match f {
+        FieldRef::Zendesk { field, .. } => field.clone(),
+        FieldRef::Salesforce { path, .. } => path.clone(),
+    }
+}
+
 fn zendesk_table(p: &Program) -> Option<&StatusTable> {
     p.status_tables.iter().find(|t| {
         p.connections
@@ -146,6 +165,47 @@ pub fn decide(p: &Program, ev: &Event) -> Decision {
             }),
         }
     }
+    // Field mappings whose source the event carries (and, for a record
+    // change, lists as changed).
+    for m in &p.mappings {
+        for r in &m.rules {
+            let value = read(&r.source, ev);
+            if value == Value::Null || !changed(&r.source, ev) {
+                continue;
+            }
+            let rule = format!("map {} -> {}", m.from, m.to);
+            let record = match &r.target {
+                FieldRef::Zendesk { .. } => ticket.map(|t| Record::Ticket { id: t.id }),
+                FieldRef::Salesforce { object, .. } => record_of(ev, object),
+            };
+            match (translate(r, value, ev), record) {
+                (Translated::Unchanged, _) => {}
+                (Translated::NoArm(v), _) => d.refused.push(Refusal {
+                    what: format!("{rule}: {}", field_name(&r.source)),
+                    reason: format!(
+                        "no translation for {} and no default arm `_`",
+                        super::template::display(&v)
+                    ),
+                    loc: Some(r.loc),
+                }),
+                (Translated::Write(v), Some(record)) => push(
+                    &mut d,
+                    ActionKind::SetField {
+                        field: r.target.clone(),
+                        value: v,
+                    },
+                    record,
+                    rule,
+                    r.loc,
+                ),
+                (Translated::Write(_), None) => d.refused.push(Refusal {
+                    what: format!("{rule}: {}", field_name(&r.target)),
+                    reason: "the event names no record to write to".into(),
+                    loc: Some(r.loc),
+                }),
+            }
+        }
+    }
     // The first escalation whose condition holds hands off, once.
     if let Some(e) = p
         .escalations
@@ -156,15 +216,7 @@ pub fn decide(p: &Program, ev: &Event) -> Decision {
             escalation: Some((&e.name, &e.reason)),
         };
         let rule = format!("escalation {}", e.name);
-        let case = ev
-            .records
-            .get("Case")
-            .and_then(|c| c.get("Id"))
-            .and_then(|v| v.as_str())
-            .map(|id| Record::Salesforce {
-                object: "Case".into(),
-                id: id.into(),
-            });
+        let case = record_of(ev, "Case");
         for a in &e.actions {
             match a {
                 EscAction::Comment {
@@ -208,15 +260,7 @@ pub fn decide(p: &Program, ev: &Event) -> Decision {
                 EscAction::SetField { field, value, loc } => {
                     let record = match field {
                         FieldRef::Zendesk { .. } => ticket.map(|t| Record::Ticket { id: t.id }),
-                        FieldRef::Salesforce { object, .. } => ev
-                            .records
-                            .get(object)
-                            .and_then(|r| r.get("Id"))
-                            .and_then(|v| v.as_str())
-                            .map(|id| Record::Salesforce {
-                                object: object.clone(),
-                                id: id.into(),
-                            }),
+                        FieldRef::Salesforce { object, .. } => record_of(ev, object),
                     };
                     match record {
                         Some(record) => push(
@@ -402,6 +446,67 @@ mod tests {
             "{}",
             d.refused[0].reason
         );
+    }
+
+    #[test]
+    fn salesforce_changes_are_translated_onto_the_ticket() {
+        let p = fintech();
+        let ev = Event::from_json(
+            r#"{"id":"evt-4","kind":"record_changed","at":"t",
+                "ticket":{"id":77,"status":"open","custom_fields":{"360001235":null}},
+                "records":{"Account":{"Id":"001A","SLA_Tier__c":"Legacy","Renewal_Date__c":"2027-01-31"}},
+                "changed":["Account.SLA_Tier__c"]}"#,
+        )
+        .unwrap();
+        let d = decide(&p, &ev);
+        assert!(d.refused.is_empty(), "{:#?}", d.refused);
+        assert_eq!(
+            d.actions.len(),
+            1,
+            "only the changed field is written: {:#?}",
+            d.actions
+        );
+        match &d.actions[0].kind {
+            ActionKind::SetField {
+                field: FieldRef::Zendesk { field, id, .. },
+                value,
+            } => {
+                assert_eq!((field.as_str(), *id), ("sla_tier", Some(360001234)));
+                assert_eq!(
+                    value,
+                    &Value::Str("standard".into()),
+                    "\"Legacy\" translates to standard"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(d.actions[0].record, Record::Ticket { id: 77 });
+        assert_eq!(d.actions[0].rule, "map crm -> desk");
+    }
+
+    #[test]
+    fn unknown_source_values_are_refused_and_equal_values_skipped() {
+        let p = fintech();
+        let unknown = Event::from_json(
+            r#"{"id":"evt-5","kind":"record_changed","at":"t","ticket":{"id":77},
+                "records":{"Account":{"Id":"001A","SLA_Tier__c":"Platinum"}},"changed":["Account.SLA_Tier__c"]}"#,
+        )
+        .unwrap();
+        let d = decide(&p, &unknown);
+        assert!(d.actions.is_empty());
+        assert!(
+            d.refused[0].reason.contains("no translation for Platinum"),
+            "{:#?}",
+            d.refused
+        );
+        let same = Event::from_json(
+            r#"{"id":"evt-6","kind":"record_changed","at":"t",
+                "ticket":{"id":77,"custom_fields":{"360001234":"enterprise"}},
+                "records":{"Account":{"Id":"001A","SLA_Tier__c":"Ent"}},"changed":["Account.SLA_Tier__c"]}"#,
+        )
+        .unwrap();
+        let d = decide(&p, &same);
+        assert!(d.actions.is_empty() && d.refused.is_empty(), "{d:#?}");
     }
 
     #[test]

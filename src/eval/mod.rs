@@ -4,6 +4,7 @@
 pub mod decide;
 pub mod event;
 pub mod expr;
+pub mod mapping;
 pub mod status;
 pub mod template;
 
