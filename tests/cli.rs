@@ -244,3 +244,76 @@ fn naming_one_file_reports_only_that_file() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert_eq!(stdout(&o).trim(), "[]");
 }
+
+#[test]
+fn plan_decides_each_event_and_reports_bad_ones_without_stopping() {
+    let o = l3map(&[
+        "plan",
+        "mappings/fintech",
+        "--events",
+        "tests/fixtures/events/fintech.jsonl",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "unreadable events make the exit status 1"
+    );
+    let out = stdout(&o);
+    assert!(out.contains("event evt-1"), "{out}");
+    assert!(out.contains("escalation refund_over_threshold"), "{out}");
+    assert!(
+        out.contains("(mappings/fintech/escalations.l3map:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("refused      status open -> closed: the table has no transition"),
+        "{out}"
+    );
+    assert!(
+        out.contains("line 3: unreadable event: ticket.id: invalid type"),
+        "{out}"
+    );
+    assert!(
+        out.contains("event evt-4\n  nothing to do"),
+        "events after a bad one still run: {out}"
+    );
+    assert!(
+        out.contains("line 6: unreadable event: key must be a string"),
+        "{out}"
+    );
+    assert!(stderr(&o).contains("2 event(s) could not be read"));
+}
+
+#[test]
+fn plan_json_is_one_decision_per_line() {
+    let o = l3map(&[
+        "plan",
+        "mappings/fintech",
+        "--events",
+        "tests/fixtures/events/fintech.jsonl",
+        "--format",
+        "json",
+    ]);
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[0]["event"], "evt-1");
+    assert_eq!(lines[0]["actions"][0]["action"], "comment");
+    assert_eq!(
+        lines[0]["actions"][0]["idempotency_key"]
+            .as_str()
+            .unwrap()
+            .len(),
+        24
+    );
+    assert_eq!(lines[2]["line"], 3);
+}
+
+#[test]
+fn plan_without_the_events_file_is_a_usage_error() {
+    let o = l3map(&["plan", "mappings/fintech", "--events", "no/such.jsonl"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no/such.jsonl"));
+}

@@ -2,6 +2,7 @@
 
 mod check;
 mod graph;
+mod plan;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -65,6 +66,20 @@ enum Command {
         #[arg(long, value_enum, default_value = "ir")]
         emit: Emit,
     },
+    /// Dry run: what the mappings would do with recorded events (one JSON
+    /// event per line). Nothing is sent anywhere.
+    ///
+    /// Exit status: 0 all events read, 1 mapping errors or unreadable events, 2 usage or I/O.
+    Plan {
+        /// A project directory (or one of its files).
+        path: PathBuf,
+        /// A JSON Lines file of events (docs/EVENTS.md).
+        #[arg(long)]
+        events: PathBuf,
+        /// `human` or `json` (one decision per line).
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+    },
     /// Draw a status table as a Mermaid or Graphviz diagram.
     Graph {
         /// A .l3map file holding a `statuses` block (or a project directory).
@@ -86,6 +101,11 @@ pub fn run() -> ExitCode {
             deny,
         } => check::run(&paths, format, deny.is_some()),
         Command::Compile { path, emit } => check::compile(&path, emit),
+        Command::Plan {
+            path,
+            events,
+            format,
+        } => plan::run(&path, &events, format),
         Command::Graph {
             path,
             format,

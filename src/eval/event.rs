@@ -108,7 +108,7 @@ impl Event {
         let de = &mut serde_json::Deserializer::from_str(text);
         let ev: Event = serde_path_to_error::deserialize(de).map_err(|e| EventError {
             message: match e.path().to_string().as_str() {
-                "." | "" => e.inner().to_string(),
+                "." | "" | "?" => e.inner().to_string(),
                 path => format!("{path}: {}", e.inner()),
             },
         })?;
