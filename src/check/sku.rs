@@ -61,21 +61,18 @@ fn may_overlap(a: &Compiled, b: &Compiled) -> bool {
 pub(super) fn steps(cx: &mut Ctx, t: &SkuTable) -> Vec<Step> {
     let mut out = Vec::new();
     for s in &t.normalize {
-        let step = match (s.name.name.as_str(), &s.arg) {
-            ("nfkc", None) => Step::Nfkc,
-            ("upper", None) => Step::Upper,
-            ("lower", None) => Step::Lower,
-            ("casefold", None) => Step::Casefold,
-            ("trim", None) => Step::Trim,
-            ("collapse_spaces", None) => Step::CollapseSpaces,
-            ("strip", Some(a)) => Step::Strip(a.value.clone()),
+        let arg = s.arg.as_ref().map(|a| a.value.as_str());
+        if let Some(step) = Step::from_name(&s.name.name, arg) {
+            out.push(step);
+            continue;
+        }
+        match (s.name.name.as_str(), &s.arg) {
             ("strip", None) => {
                 cx.err(CheckError::BadTypeArgs {
                     message: "`strip` needs the characters to remove".into(),
                     help: "write `strip \" -_\"`".into(),
                     span: s.span,
                 });
-                continue;
             }
             (n, Some(a)) if STEP_NAMES.contains(&n) => {
                 cx.err(CheckError::BadTypeArgs {
@@ -83,7 +80,6 @@ pub(super) fn steps(cx: &mut Ctx, t: &SkuTable) -> Vec<Step> {
                     help: format!("write just `{n}`"),
                     span: a.span,
                 });
-                continue;
             }
             (n, _) => {
                 cx.err(CheckError::Unknown {
@@ -93,10 +89,8 @@ pub(super) fn steps(cx: &mut Ctx, t: &SkuTable) -> Vec<Step> {
                     help: did_you_mean(n, STEP_NAMES.iter().copied())
                         .or_else(|| Some(format!("steps are {}", STEP_NAMES.join(", ")))),
                 });
-                continue;
             }
-        };
-        out.push(step);
+        }
     }
     out
 }

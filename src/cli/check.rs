@@ -67,13 +67,12 @@ pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
     }
 }
 
-pub fn compile(path: &Path, emit: Emit) -> u8 {
-    let projects = match load(std::slice::from_ref(&path.to_path_buf())) {
-        Ok(p) => p,
-        Err(e) => return fail(e),
-    };
+/// Loads the one project `path` names; otherwise the usage exit status,
+/// after a one-line reason.
+pub(crate) fn load_one(path: &Path) -> Result<Project, u8> {
+    let mut projects = load(std::slice::from_ref(&path.to_path_buf())).map_err(fail)?;
     if projects.len() != 1 {
-        return fail(format!(
+        return Err(fail(format!(
             "{} holds {} projects; name one of them: {}",
             path.display(),
             projects.len(),
@@ -82,9 +81,17 @@ pub fn compile(path: &Path, emit: Emit) -> u8 {
                 .map(|p| p.name())
                 .collect::<Vec<_>>()
                 .join(", ")
-        ));
+        )));
     }
-    let p = &projects[0];
+    Ok(projects.remove(0))
+}
+
+pub fn compile(path: &Path, emit: Emit) -> u8 {
+    let p = match load_one(path) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let p = &p;
     let checked = check(&p.sources);
     eprint!(
         "{}",

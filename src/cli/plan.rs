@@ -1,13 +1,12 @@
 //! `l3map plan`: what the mappings would do with recorded events. Nothing
 //! is sent anywhere.
 
-use super::check::{color, relevant};
+use super::check::{color, load_one, relevant};
 use super::{fail, Format};
 use crate::check::check;
 use crate::diagnostics::render_human;
 use crate::eval::decide::{decide, Decision};
 use crate::eval::Event;
-use crate::project::load;
 use serde::Serialize;
 use std::io::BufRead;
 use std::path::Path;
@@ -20,18 +19,11 @@ enum Line {
 }
 
 pub fn run(path: &Path, events: &Path, format: Format) -> u8 {
-    let projects = match load(std::slice::from_ref(&path.to_path_buf())) {
+    let p = match load_one(path) {
         Ok(p) => p,
-        Err(e) => return fail(e),
+        Err(code) => return code,
     };
-    if projects.len() != 1 {
-        return fail(format!(
-            "{} holds {} projects; name one of them",
-            path.display(),
-            projects.len()
-        ));
-    }
-    let p = &projects[0];
+    let p = &p;
     let checked = check(&p.sources);
     let Some(program) = crate::ir::lower(&checked, &p.sources) else {
         eprint!(

@@ -31,6 +31,20 @@ pub const STEP_NAMES: &[&str] = &[
 ];
 
 impl Step {
+    /// The step a `normalize` entry names, if the name and argument fit.
+    pub fn from_name(name: &str, arg: Option<&str>) -> Option<Step> {
+        Some(match (name, arg) {
+            ("nfkc", None) => Step::Nfkc,
+            ("upper", None) => Step::Upper,
+            ("lower", None) => Step::Lower,
+            ("casefold", None) => Step::Casefold,
+            ("trim", None) => Step::Trim,
+            ("collapse_spaces", None) => Step::CollapseSpaces,
+            ("strip", Some(chars)) => Step::Strip(chars.to_string()),
+            _ => return None,
+        })
+    }
+
     /// Whether a step removes ASCII letters of one case (used to narrow the
     /// alphabet of the overlap analysis).
     pub fn removes_byte(&self, b: u8) -> bool {
