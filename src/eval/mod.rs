@@ -1,6 +1,7 @@
 //! The interpreter: pure functions from (IR, event) to decisions. No I/O,
 //! no clock, no randomness; time arrives with the event.
 
+pub mod convert;
 pub mod decide;
 pub mod event;
 pub mod expr;
