@@ -317,3 +317,74 @@ fn plan_without_the_events_file_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no/such.jsonl"));
 }
+
+#[test]
+fn every_example_project_passes_its_tests() {
+    let o = l3map(&["test", "mappings/"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    for project in ["mappings/fintech", "mappings/saas", "mappings/shop"] {
+        assert!(out.contains(project), "{out}");
+    }
+    assert!(!out.contains("no tests"), "every project has tests: {out}");
+    assert!(!out.contains("FAIL"), "{out}");
+    assert!(out.contains("test result: ok."), "{out}");
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_a_pointed_diff() {
+    let o = l3map(&["test", "tests/fixtures/cli/wrong_expectation"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    insta::assert_snapshot!(stdout(&o));
+}
+
+#[test]
+fn test_results_as_json() {
+    let o = l3map(&[
+        "test",
+        "--format",
+        "json",
+        "tests/fixtures/cli/wrong_expectation",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(
+        (v["passed"].as_u64(), v["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let wrong = &v["tests"][1];
+    assert_eq!(wrong["name"], "wrong");
+    assert_eq!(wrong["passed"], false);
+    let f = &wrong["failures"];
+    assert_eq!(f.as_array().map(Vec::len), Some(2), "{f:#}");
+    assert_eq!(f[0]["line"], 51);
+    assert_eq!(f[0]["expected"], "status desk -> solved");
+    assert_eq!(f[0]["actual"], "status desk open -> escalated");
+    assert!(f[1]["diff"]
+        .as_str()
+        .unwrap()
+        .contains("- Sentiment: ANGRY"));
+}
+
+#[test]
+fn test_filter_and_no_tests() {
+    let o = l3map(&[
+        "test",
+        "--filter",
+        "right",
+        "tests/fixtures/cli/wrong_expectation",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("1 passed; 0 failed"), "{}", stdout(&o));
+    let o = l3map(&["test", "tests/fixtures/cli/multi"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("no tests"), "{}", stdout(&o));
+    // A project that does not compile runs no tests and says so.
+    let o = l3map(&["test", "tests/fixtures/cli/broken"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("its tests did not run"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -43,6 +43,16 @@ fn language_reference_examples_have_no_errors() {
             errors.is_empty(),
             "example at docs/LANGUAGE.md:{line} has errors: {errors:#?}\n{body}"
         );
+        // The tests an example shows must pass, too.
+        let program = l3map::ir::lower(&checked, &sources).expect("compiles");
+        for t in l3map::ir::lower_tests(&checked, &sources) {
+            let out = l3map::eval::testing::run(&program, &t);
+            assert!(
+                out.passed,
+                "test {} in the example at docs/LANGUAGE.md:{line} fails: {:#?}",
+                t.name, out.failures
+            );
+        }
     }
 }
 

@@ -588,4 +588,28 @@ pub enum CheckError {
         #[label("no comment, field, group or status")]
         span: Span,
     },
+
+    // ------------------------------------------------------------ tests
+    /// Returned when a test block has no event, two events, or no expectation.
+    #[error("{message}")]
+    #[diagnostic(code(l3map::test::shape), help("{help}"))]
+    TestShape {
+        message: String,
+        help: String,
+        #[label("here")]
+        span: Span,
+        #[label("first here")]
+        first: Option<Span>,
+    },
+    /// Returned when a test's event is not a valid event (docs/EVENTS.md).
+    #[error("the test event is not valid: {message}")]
+    #[diagnostic(
+        code(l3map::test::event),
+        help("events are JSON as described in docs/EVENTS.md; `id` and `at` may be left out")
+    )]
+    TestEvent {
+        message: String,
+        #[label("here")]
+        span: Span,
+    },
 }

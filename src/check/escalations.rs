@@ -277,29 +277,11 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
                 let Some(kind) = cx.use_conn(conn, None, "a status change") else {
                     continue;
                 };
-                let Some(table) = cx.env.tables.get(&conn.name) else {
-                    cx.err(CheckError::NoStatusTable {
-                        conn: conn.name.clone(),
-                        span: conn.span,
-                    });
-                    continue;
-                };
-                match table.get(&status.name) {
-                    Some(s) if s.category == Category::New => cx.err(CheckError::TransitionToNew {
+                if let Some(Category::New) = super::statuses::lookup(cx, conn, status) {
+                    cx.err(CheckError::TransitionToNew {
                         status: status.name.clone(),
                         span: status.span,
-                    }),
-                    Some(_) => {}
-                    None => {
-                        let names: Vec<String> =
-                            table.statuses.iter().map(|s| s.name.clone()).collect();
-                        cx.err(CheckError::Unknown {
-                            kind: "status",
-                            name: status.name.clone(),
-                            span: status.span,
-                            help: did_you_mean(&status.name, names.iter().map(|s| s.as_str())),
-                        });
-                    }
+                    });
                 }
                 let what = format!("escalation `{}` sets the status", e.name.name);
                 match kind {

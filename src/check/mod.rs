@@ -7,6 +7,7 @@ mod escalations;
 mod mappings;
 mod sku;
 mod statuses;
+mod tests;
 pub mod types;
 
 pub use error::CheckError;
@@ -125,6 +126,8 @@ pub struct Env {
     pub fields: BTreeMap<String, BTreeMap<String, FieldInfo>>,
     pub tables: BTreeMap<String, TableInfo>,
     pub templates: BTreeMap<String, Span>,
+    /// SKU table -> its declared products.
+    pub skus: BTreeMap<String, Vec<String>>,
 }
 
 /// What the project does with each connection, for the scope lints.
@@ -340,7 +343,9 @@ fn error_span(e: &CheckError) -> Span {
         | UnreachedProduct { span, .. }
         | BadFilter { span, .. }
         | EscalationShape { span, .. }
-        | EmptyEscalation { span, .. } => *span,
+        | EmptyEscalation { span, .. }
+        | TestShape { span, .. }
+        | TestEvent { span, .. } => *span,
     }
 }
 
@@ -486,6 +491,7 @@ fn check_files(cx: &mut Ctx, files: &[ast::File]) {
             Item::Template(_) => "template",
             Item::Escalation(_) => "escalation",
             Item::Sku(_) => "sku table",
+            Item::Test(_) => "test",
             _ => continue,
         };
         let id = item.name();
@@ -494,8 +500,15 @@ fn check_files(cx: &mut Ctx, files: &[ast::File]) {
             cx.duplicate(kind, id.name.clone(), id.span, Some(first), "rename one");
         } else {
             names.insert((kind, id.name.clone()), id.span);
-            if let Item::Template(t) = item {
-                cx.env.templates.insert(t.name.name.clone(), t.name.span);
+            match item {
+                Item::Template(t) => {
+                    cx.env.templates.insert(t.name.name.clone(), t.name.span);
+                }
+                Item::Sku(s) => {
+                    let products = s.products.iter().map(|(p, _)| p.clone()).collect();
+                    cx.env.skus.insert(s.name.name.clone(), products);
+                }
+                _ => {}
             }
         }
     }
@@ -508,6 +521,12 @@ fn check_files(cx: &mut Ctx, files: &[ast::File]) {
             Item::Escalation(e) => escalations::check_escalation(cx, e),
             Item::Sku(s) => sku::check(cx, s),
             _ => {}
+        }
+    }
+    // Tests last: they name what everything above declares.
+    for item in items() {
+        if let Item::Test(t) = item {
+            tests::check(cx, t);
         }
     }
     for item in items() {

@@ -1,9 +1,11 @@
 //! SKU tables: steps, regexes, ambiguity and shadowing (decided exactly on
 //! the DFAs of the patterns), products and test vectors.
 
+use super::mappings::field;
+use super::types::{Scope, Ty};
 use super::{did_you_mean, CheckError, Ctx};
 use crate::sku::{normalize, Matcher, Pattern, Step, STEP_NAMES};
-use crate::syntax::ast::{SkuPattern, SkuTable};
+use crate::syntax::ast::{SkuApply, SkuPattern, SkuTable};
 use crate::syntax::Span;
 use regex::Regex;
 use regex_automata::hybrid::dfa::{Cache, DFA};
@@ -154,6 +156,9 @@ pub(super) fn check(cx: &mut Ctx, t: &SkuTable) {
     }
     overlaps(cx, &steps, &compiled, &aliases);
     products(cx, t);
+    for a in &t.applies {
+        apply(cx, t, a);
+    }
     let alias_rules: Vec<(String, usize, String)> = rules
         .iter()
         .filter_map(|(p, r, t)| match p {
@@ -455,6 +460,52 @@ fn overlaps(
                 }
             }
         }
+    }
+}
+
+/// `apply SOURCE -> CONN FIELD`: text in, a product id out to a field
+/// that can hold every product the table produces.
+fn apply(cx: &mut Ctx, t: &SkuTable, a: &SkuApply) {
+    if let Some((_, ty)) = cx.resolve_path(&a.source, &Scope::default()) {
+        if !matches!(ty, Ty::Str | Ty::Any) {
+            cx.mismatch(
+                format!("SKU table `{}` reads text", t.name.name),
+                a.source_span,
+                &ty,
+                Some("apply it to what the customer wrote, e.g. `turn.product`".into()),
+            );
+        }
+    }
+    let Some(kind) = cx.use_conn(&a.conn, None, "a SKU write") else {
+        return;
+    };
+    cx.record_write(
+        &a.conn.name,
+        format!("sku `{}` writes {}", t.name.name, a.field.display()),
+        a.span,
+    );
+    match field(cx, &a.conn.name, kind, &a.field, true) {
+        Some(Ty::Str | Ty::Any) | None => {}
+        Some(Ty::Enum(values)) => {
+            for (p, span) in &t.products {
+                if !values.iter().any(|v| v == p) {
+                    cx.mismatch(
+                        format!("`{}` has no option `{p}`", a.field.display()),
+                        *span,
+                        &Ty::Enum(values.clone()),
+                        Some(format!(
+                            "add `{p}` to the field's enum, or write the product id to a string field"
+                        )),
+                    );
+                }
+            }
+        }
+        Some(ty) => cx.mismatch(
+            format!("`{}` cannot hold a product id", a.field.display()),
+            a.field.span(),
+            &ty,
+            Some("write it to a string field".into()),
+        ),
     }
 }
 

@@ -313,3 +313,26 @@ fn workflow_lints(cx: &mut Ctx, table: &TableInfo, edges: &[Edge], zendesk: bool
         }
     }
 }
+
+/// The category of `status` in the table of `conn`; reports a connection
+/// without a table, or a status the table does not declare.
+pub(super) fn lookup(cx: &mut Ctx, conn: &ast::Ident, status: &ast::Ident) -> Option<Category> {
+    let Some(table) = cx.env.tables.get(&conn.name) else {
+        cx.err(CheckError::NoStatusTable {
+            conn: conn.name.clone(),
+            span: conn.span,
+        });
+        return None;
+    };
+    if let Some(s) = table.get(&status.name) {
+        return Some(s.category);
+    }
+    let names: Vec<String> = table.statuses.iter().map(|s| s.name.clone()).collect();
+    cx.err(CheckError::Unknown {
+        kind: "status",
+        name: status.name.clone(),
+        span: status.span,
+        help: did_you_mean(&status.name, names.iter().map(|s| s.as_str())),
+    });
+    None
+}

@@ -3,6 +3,7 @@
 mod check;
 mod graph;
 mod plan;
+mod test;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -80,6 +81,21 @@ enum Command {
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
     },
+    /// Run the `test` blocks of .l3map files: per-test pass/fail, and for a
+    /// failure the `expect` line with what happened instead.
+    ///
+    /// Exit status: 0 all passed, 1 a test failed, 2 mapping errors, usage or I/O.
+    Test {
+        /// Files or directories (each directory holding .l3map files is one project).
+        #[arg(default_value = ".")]
+        paths: Vec<PathBuf>,
+        /// `human` or `json`.
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Run only the tests whose name contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+    },
     /// Draw a status table as a Mermaid or Graphviz diagram.
     Graph {
         /// A .l3map file holding a `statuses` block (or a project directory).
@@ -106,6 +122,11 @@ pub fn run() -> ExitCode {
             events,
             format,
         } => plan::run(&path, &events, format),
+        Command::Test {
+            paths,
+            format,
+            filter,
+        } => test::run(&paths, format, filter.as_deref()),
         Command::Graph {
             path,
             format,

@@ -2,12 +2,12 @@
 //! that produced it and an idempotency key, and the requests refused.
 
 use super::event::Event;
-use super::expr::{eval, holds, Scope};
+use super::expr::{equal, eval, holds, resolve, Scope};
 use super::mapping::{changed, read, translate, Translated};
 use super::status::{decide as decide_status, Transition};
 use super::template::render;
 use crate::check::Kind;
-use crate::ir::{CommentBody, EscAction, FieldRef, Loc, Program, StatusTable, Value};
+use crate::ir::{CommentBody, EscAction, FieldRef, Loc, Program, StatusTable, Type, Value};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -40,6 +40,13 @@ pub enum ActionKind {
     AssignGroup {
         connection: String,
         group: String,
+    },
+    /// A product id from a SKU table, written to a field.
+    NormalizeSku {
+        table: String,
+        input: String,
+        sku: String,
+        field: FieldRef,
     },
 }
 
@@ -112,6 +119,32 @@ fn zendesk_table(p: &Program) -> Option<&StatusTable> {
     })
 }
 
+/// The record a status table governs and its current status: the ticket
+/// for Zendesk, the Case for Salesforce (whose `Status` holds the picklist
+/// value: the status's label, or its name).
+fn current_status(p: &Program, table: &StatusTable, ev: &Event) -> Option<(Record, String)> {
+    let kind = p
+        .connections
+        .iter()
+        .find(|c| c.name == table.connection)?
+        .kind;
+    match kind {
+        Kind::Zendesk => {
+            let t = ev.ticket.as_ref()?;
+            Some((Record::Ticket { id: t.id }, t.status.clone()?))
+        }
+        Kind::Salesforce => {
+            let value = ev.records.get("Case")?.get("Status")?.as_str()?;
+            let name = table
+                .statuses
+                .iter()
+                .find(|s| s.name == value || s.label.as_deref() == Some(value))
+                .map_or(value, |s| s.name.as_str());
+            Some((record_of(ev, "Case")?, name.to_string()))
+        }
+    }
+}
+
 /// Decides what one event means under one compiled revision.
 pub fn decide(p: &Program, ev: &Event) -> Decision {
     let mut d = Decision {
@@ -169,7 +202,7 @@ pub fn decide(p: &Program, ev: &Event) -> Decision {
     // change, lists as changed).
     for m in &p.mappings {
         for r in &m.rules {
-            let value = read(&r.source, ev);
+            let value = read(&r.source, &r.source_type, ev);
             if value == Value::Null || !changed(&r.source, ev) {
                 continue;
             }
@@ -202,6 +235,57 @@ pub fn decide(p: &Program, ev: &Event) -> Decision {
                     what: format!("{rule}: {}", field_name(&r.target)),
                     reason: "the event names no record to write to".into(),
                     loc: Some(r.loc),
+                }),
+            }
+        }
+    }
+    // What the customer called the product, as the catalogue's id.
+    for t in &p.sku_tables {
+        for a in &t.applies {
+            let Value::Str(input) = resolve(&a.source, ev, Scope::default()) else {
+                continue;
+            };
+            if input.trim().is_empty() {
+                continue;
+            }
+            let rule = format!("sku {}", t.name);
+            let Some(m) = t.matcher().lookup(&input) else {
+                d.refused.push(Refusal {
+                    what: format!("{rule}: {input:?}"),
+                    reason: format!(
+                        "no product matches {input:?}; ask the customer which product they mean"
+                    ),
+                    loc: Some(a.loc),
+                });
+                continue;
+            };
+            if equal(
+                &read(&a.target, &Type::String, ev),
+                &Value::Str(m.product.clone()),
+            ) {
+                continue;
+            }
+            let record = match &a.target {
+                FieldRef::Zendesk { .. } => ticket.map(|t| Record::Ticket { id: t.id }),
+                FieldRef::Salesforce { object, .. } => record_of(ev, object),
+            };
+            match record {
+                Some(record) => push(
+                    &mut d,
+                    ActionKind::NormalizeSku {
+                        table: t.name.clone(),
+                        input,
+                        sku: m.product,
+                        field: a.target.clone(),
+                    },
+                    record,
+                    rule,
+                    a.loc,
+                ),
+                None => d.refused.push(Refusal {
+                    what: format!("{rule}: {}", field_name(&a.target)),
+                    reason: "the event names no record to write to".into(),
+                    loc: Some(a.loc),
                 }),
             }
         }
@@ -304,20 +388,18 @@ pub fn decide(p: &Program, ev: &Event) -> Decision {
                     loc,
                 } => {
                     let table = p.status_tables.iter().find(|t| &t.connection == connection);
-                    match (
-                        table,
-                        ticket.and_then(|t| t.status.as_ref().map(|s| (t.id, s))),
-                    ) {
-                        (Some(table), Some((id, from))) => {
-                            match decide_status(p, table, from, status, ev) {
+                    let current = table.and_then(|t| current_status(p, t, ev));
+                    match (table, current) {
+                        (Some(table), Some((record, from))) => {
+                            match decide_status(p, table, &from, status, ev) {
                                 Transition::Allowed { .. } => push(
                                     &mut d,
                                     ActionKind::SetStatus {
                                         connection: connection.clone(),
-                                        from: from.clone(),
+                                        from,
                                         to: status.clone(),
                                     },
-                                    Record::Ticket { id },
+                                    record,
                                     rule.clone(),
                                     *loc,
                                 ),
@@ -330,7 +412,9 @@ pub fn decide(p: &Program, ev: &Event) -> Decision {
                         }
                         _ => d.refused.push(Refusal {
                             what: format!("{rule}: status -> {status}"),
-                            reason: "the event carries no current ticket status".into(),
+                            reason: format!(
+                                "the event carries no current status for `{connection}`"
+                            ),
                             loc: Some(*loc),
                         }),
                     }

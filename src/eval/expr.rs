@@ -3,7 +3,7 @@
 //! `== none`), so a missing field can never make a rule fire by accident.
 
 use super::event::Event;
-use crate::ir::{Expr, ExprKind, Op, Ref, Value};
+use crate::ir::{Expr, ExprKind, Op, Ref, Type, Value};
 use crate::syntax::decimal_units;
 use serde_json::Value as Json;
 
@@ -98,12 +98,15 @@ pub fn resolve(r: &Ref, ev: &Event, scope: Scope) -> Value {
             },
             _ => Value::Null,
         },
-        Ref::TicketField { id, .. } => ev
-            .ticket
-            .as_ref()
-            .and_then(|t| t.custom_fields.get(&id.to_string()))
-            .map_or(Value::Null, from_json),
-        Ref::Salesforce { path } => {
+        Ref::TicketField { id, ty, .. } => {
+            let v = ev
+                .ticket
+                .as_ref()
+                .and_then(|t| t.custom_fields.get(decimal(*id, &mut [0; 20])))
+                .map_or(Value::Null, from_json);
+            typed(v, ty.as_ref())
+        }
+        Ref::Salesforce { path, ty } => {
             let mut segs = path.split('.');
             let Some(record) = segs.next().and_then(|o| ev.records.get(o)) else {
                 return Value::Null;
@@ -116,8 +119,48 @@ pub fn resolve(r: &Ref, ev: &Event, scope: Scope) -> Value {
                     cur.and_then(|c| c.get(seg))
                 };
             }
-            cur.map_or(Value::Null, from_json)
+            typed(cur.map_or(Value::Null, from_json), ty.as_ref())
         }
+    }
+}
+
+/// `id` in decimal, without allocating: this runs for every field read.
+fn decimal(mut id: u64, buf: &mut [u8; 20]) -> &str {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (id % 10) as u8;
+        id /= 10;
+        if id == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[i..]).unwrap_or("")
+}
+
+/// A payload value read as its field's declared type: Zendesk sends
+/// decimal fields as text, Salesforce sends currency fields as numbers.
+/// A value that does not fit the type is left as it is (and so compares
+/// unequal to anything typed).
+pub fn typed(v: Value, ty: Option<&Type>) -> Value {
+    match (ty, v) {
+        (Some(Type::Money(Some(cur))), Value::Num(n)) if n.is_finite() && n.abs() < 9e14 => {
+            Value::Money((n * 10_000.0).round() as i64, cur.clone())
+        }
+        (Some(Type::Money(Some(cur))), Value::Str(s)) => match decimal_units(s.trim()) {
+            Some(u) => Value::Money(u, cur.clone()),
+            None => Value::Str(s),
+        },
+        (Some(Type::Number), Value::Str(s)) => match s.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() => Value::Num(n),
+            _ => Value::Str(s),
+        },
+        (Some(Type::Bool), Value::Str(s)) => match s.as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => Value::Str(s),
+        },
+        (_, v) => v,
     }
 }
 
@@ -162,13 +205,15 @@ pub fn eval(e: &Expr, ev: &Event, scope: Scope) -> Value {
             use std::cmp::Ordering::*;
             Value::Bool(match op {
                 Op::Eq => equal(&a, &b),
-                Op::Ne => !equal(&a, &b),
+                // A missing left side never fires: `turn.language != "en"`
+                // must not hand off every event that carries no turn.
+                Op::Ne => a != Value::Null && !equal(&a, &b),
                 Op::Lt => order(&a, &b) == Some(Less),
                 Op::Le => matches!(order(&a, &b), Some(Less | Equal)),
                 Op::Gt => order(&a, &b) == Some(Greater),
                 Op::Ge => matches!(order(&a, &b), Some(Greater | Equal)),
                 Op::In => contains(&b, &a),
-                Op::NotIn => !contains(&b, &a),
+                Op::NotIn => a != Value::Null && !contains(&b, &a),
                 Op::Has => contains(&a, &b),
             })
         }
@@ -267,6 +312,11 @@ escalation e {{
             ("comment.author == end_user", false),
             ("turn.order_id == none", true),
             ("Account.Missing__c != none", false),
+            ("Account.SLA_Tier__c != none", true),
+            ("turn.language != \"en\"", false),
+            ("turn.language not in [\"en\", \"th\"]", false),
+            ("turn.sentiment != neutral", true),
+            ("turn.sentiment not in [neutral, positive]", true),
         ] {
             assert_eq!(holds_for(cond), want, "{cond}");
         }

@@ -3,10 +3,12 @@
 
 use super::event::Event;
 use super::expr::{equal, resolve, Scope};
-use crate::ir::{FieldRef, MapRule, Ref, Value};
+use crate::ir::{FieldRef, MapRule, Ref, Type, Value};
 
-/// The value of a mapped field in the event (`Null` when absent).
-pub fn read(field: &FieldRef, ev: &Event) -> Value {
+/// The value of a mapped field in the event (`Null` when absent), read as
+/// the field's declared type.
+pub fn read(field: &FieldRef, ty: &Type, ev: &Event) -> Value {
+    let ty = Some(ty.clone());
     let r = match field {
         FieldRef::Zendesk {
             field,
@@ -15,6 +17,7 @@ pub fn read(field: &FieldRef, ev: &Event) -> Value {
         } => Ref::TicketField {
             alias: field.clone(),
             id: *id,
+            ty,
         },
         FieldRef::Zendesk {
             field, id: None, ..
@@ -22,7 +25,10 @@ pub fn read(field: &FieldRef, ev: &Event) -> Value {
             root: "ticket".into(),
             field: field.clone(),
         },
-        FieldRef::Salesforce { path, .. } => Ref::Salesforce { path: path.clone() },
+        FieldRef::Salesforce { path, .. } => Ref::Salesforce {
+            path: path.clone(),
+            ty,
+        },
     };
     resolve(&r, ev, Scope::default())
 }
@@ -61,7 +67,7 @@ pub fn translate(rule: &MapRule, value: Value, ev: &Event) -> Translated {
             }
         }
     };
-    if equal(&read(&rule.target, ev), &out) {
+    if equal(&read(&rule.target, &rule.target_type, ev), &out) {
         Translated::Unchanged
     } else {
         Translated::Write(out)

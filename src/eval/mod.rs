@@ -8,5 +8,6 @@ pub mod expr;
 pub mod mapping;
 pub mod status;
 pub mod template;
+pub mod testing;
 
 pub use event::{Event, EventError, EventKind};

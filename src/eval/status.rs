@@ -68,7 +68,8 @@ pub fn decide(p: &Program, table: &StatusTable, from: &str, to: &str, ev: &Event
     match candidates.first() {
         Some(t) => refuse(
             format!(
-                "`{from} -> {to}` is allowed only when the condition at {} holds, and it does not",
+                "`{from} -> {to}` is allowed only when `{}` ({}), and that does not hold",
+                t.condition.as_deref().unwrap_or("its condition"),
                 place(p, &t.loc)
             ),
             Some(t.loc),
@@ -124,7 +125,7 @@ mod tests {
         match decide(&p, t, "pending_risk_review", "in_progress", &plain) {
             Transition::Refused { reason, rule } => {
                 assert!(
-                    reason.contains("only when the condition at ")
+                    reason.contains("only when `ticket.risk_decision == cleared` (")
                         && reason.contains("fintech/statuses.l3map:"),
                     "{reason}"
                 );

@@ -46,9 +46,30 @@ pub fn lower(checked: &Checked, sources: &SourceMap) -> Option<Program> {
                 loc: l.loc(t.span),
             }),
             Item::Escalation(e) => p.escalations.push(l.escalation(e)),
+            Item::Test(_) => {}
         }
     }
     Some(p)
+}
+
+/// The `test` blocks of a checked project. Empty if it has errors.
+pub fn lower_tests(checked: &Checked, sources: &SourceMap) -> Vec<TestCase> {
+    if checked.has_errors() {
+        return vec![];
+    }
+    let l = Lower {
+        env: &checked.env,
+        sources,
+    };
+    checked
+        .files
+        .iter()
+        .flat_map(|f| f.items.iter())
+        .filter_map(|item| match item {
+            Item::Test(t) => Some(l.test(t)),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A stable hash of every file's path and text, in path order.
@@ -92,6 +113,11 @@ impl Lower<'_> {
             start: s.start,
             end: s.end,
         }
+    }
+
+    /// The source text of a span, for messages that quote the rule.
+    fn text_of(&self, s: Span) -> String {
+        self.sources.get(s.file).text[s.start as usize..s.end as usize].to_string()
     }
 
     fn connection(&self, c: &ast::Connection) -> Connection {
@@ -165,6 +191,7 @@ impl Lower<'_> {
                             .when
                             .as_ref()
                             .map(|w| self.expr(w, ticket_conn.as_deref())),
+                        condition: tr.when.as_ref().map(|w| self.text_of(w.span)),
                         loc: self.loc(tr.span),
                     }
                 })
@@ -297,8 +324,81 @@ impl Lower<'_> {
                     loc: self.loc(t.span),
                 })
                 .collect(),
+            applies: s
+                .applies
+                .iter()
+                .map(|a| SkuApply {
+                    source: self.resolve(&a.source, None),
+                    target: self.field_ref(&a.conn.name, &a.field).0,
+                    loc: self.loc(a.span),
+                })
+                .collect(),
             steps,
             loc: self.loc(s.span),
+            compiled: CompiledSku::default(),
+        }
+    }
+
+    fn test(&self, t: &ast::TestBlock) -> TestCase {
+        TestCase {
+            name: t.name.name.clone(),
+            event: t
+                .events
+                .first()
+                .map(|e| e.value.clone())
+                .unwrap_or_default(),
+            expects: t
+                .expects
+                .iter()
+                .map(|e| Expect {
+                    what: self.expectation(&e.what),
+                    source: self.text_of(e.span),
+                    loc: self.loc(e.span),
+                })
+                .collect(),
+            loc: self.loc(t.name.span),
+        }
+    }
+
+    fn expectation(&self, e: &ast::Expectation) -> Expectation {
+        use ast::Expectation as E;
+        match e {
+            E::Nothing => Expectation::Nothing,
+            E::No(kind) => Expectation::No {
+                kind: kind.name.clone(),
+            },
+            E::Status { conn, status } => Expectation::Status {
+                connection: conn.name.clone(),
+                status: status.name.clone(),
+            },
+            E::Field {
+                conn,
+                field,
+                value: v,
+            } => Expectation::Field {
+                field: self.field_ref(&conn.name, field).0,
+                value: value(v),
+            },
+            E::Comment {
+                conn,
+                contains,
+                text,
+            } => Expectation::Comment {
+                connection: conn.name.clone(),
+                contains: *contains,
+                text: text.value.clone(),
+            },
+            E::Group { conn, group } => Expectation::Group {
+                connection: conn.name.clone(),
+                group: group.value.clone(),
+            },
+            E::Sku { table, product } => Expectation::Sku {
+                table: table.name.clone(),
+                product: product.as_ref().map(|(p, _)| p.clone()),
+            },
+            E::Refused(t) => Expectation::Refused {
+                text: t.value.clone(),
+            },
         }
     }
 
@@ -393,12 +493,15 @@ impl Lower<'_> {
     fn resolve(&self, path: &[ast::Ident], ticket_conn: Option<&str>) -> Ref {
         let root = path[0].name.as_str();
         if root.starts_with(|c: char| c.is_ascii_uppercase()) {
+            let path = path
+                .iter()
+                .map(|i| i.name.as_str())
+                .collect::<Vec<_>>()
+                .join(".");
+            let declared = self.env.fields.values().find_map(|m| m.get(&path));
             return Ref::Salesforce {
-                path: path
-                    .iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join("."),
+                ty: declared.map(|f| ty(&f.ty)),
+                path,
             };
         }
         let field = path.get(1).map(|i| i.name.clone()).unwrap_or_default();
@@ -417,6 +520,7 @@ impl Lower<'_> {
                     return Ref::TicketField {
                         alias: field,
                         id: f.id.unwrap_or(0),
+                        ty: Some(ty(&f.ty)),
                     };
                 }
             }

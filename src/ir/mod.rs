@@ -4,7 +4,7 @@
 
 mod lower;
 
-pub use lower::{lower, revision as lower_revision};
+pub use lower::{lower, lower_tests, revision as lower_revision};
 
 use crate::check::{Category, Kind};
 use crate::sku::{Pattern, Step};
@@ -78,6 +78,9 @@ pub struct Transition {
     pub to: Vec<String>,
     pub wildcard: bool,
     pub when: Option<Expr>,
+    /// The condition as written, so a refusal can quote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
     pub loc: Loc,
 }
 
@@ -167,6 +170,49 @@ pub struct SkuTable {
     pub products: Vec<String>,
     pub rules: Vec<SkuRule>,
     pub tests: Vec<SkuTest>,
+    /// Where the table is used: each an action when its source has text.
+    #[serde(default)]
+    pub applies: Vec<SkuApply>,
+    pub loc: Loc,
+    /// The compiled matcher, built on first use and shared by every event.
+    #[serde(skip)]
+    pub compiled: CompiledSku,
+}
+
+impl SkuTable {
+    /// The table as one alias hash table and one regex set.
+    pub fn matcher(&self) -> &crate::sku::Matcher {
+        self.compiled.0.get_or_init(|| {
+            let rules: Vec<(Pattern, usize, String)> = self
+                .rules
+                .iter()
+                .enumerate()
+                .flat_map(|(i, r)| {
+                    r.patterns
+                        .iter()
+                        .map(move |p| (p.clone(), i, r.target.clone()))
+                })
+                .collect();
+            crate::sku::Matcher::new(self.steps.clone(), &rules)
+        })
+    }
+}
+
+/// A cache, not data: equal whatever it holds, and empty when read back.
+#[derive(Debug, Clone, Default)]
+pub struct CompiledSku(std::sync::OnceLock<crate::sku::Matcher>);
+
+impl PartialEq for CompiledSku {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// `apply turn.product -> helpdesk product_id`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkuApply {
+    pub source: Ref,
+    pub target: FieldRef,
     pub loc: Loc,
 }
 
@@ -243,10 +289,20 @@ pub struct Escalation {
 pub enum Ref {
     /// `ticket.status`, `turn.summary`, `comment.author`, `escalation.reason`
     Event { root: String, field: String },
-    /// A Zendesk custom ticket field.
-    TicketField { alias: String, id: u64 },
+    /// A Zendesk custom ticket field. `ty` is its declared type: payloads
+    /// carry decimals as text and amounts as bare numbers.
+    TicketField {
+        alias: String,
+        id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ty: Option<Type>,
+    },
     /// A Salesforce record field, e.g. `Account.SLA_Tier__c`.
-    Salesforce { path: String },
+    Salesforce {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ty: Option<Type>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -292,4 +348,56 @@ pub struct Expr {
     #[serde(flatten)]
     pub kind: ExprKind,
     pub loc: Loc,
+}
+
+/// A `test` block: not part of a [`Program`] (the runtime never needs it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestCase {
+    pub name: String,
+    /// The event as written (JSON); `id` and `at` may be missing.
+    pub event: String,
+    pub expects: Vec<Expect>,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Expect {
+    pub what: Expectation,
+    /// The source text of the `expect` line, for reports.
+    pub source: String,
+    pub loc: Loc,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "expect", rename_all = "snake_case")]
+pub enum Expectation {
+    Nothing,
+    /// No action of this kind: status, field, comment, group, sku, refusal.
+    No {
+        kind: String,
+    },
+    Status {
+        connection: String,
+        status: String,
+    },
+    Field {
+        field: FieldRef,
+        value: Value,
+    },
+    Comment {
+        connection: String,
+        contains: bool,
+        text: String,
+    },
+    Group {
+        connection: String,
+        group: String,
+    },
+    Sku {
+        table: String,
+        product: Option<String>,
+    },
+    Refused {
+        text: String,
+    },
 }

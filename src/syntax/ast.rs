@@ -33,6 +33,7 @@ pub enum Item {
     Sku(SkuTable),
     Template(Template),
     Escalation(Escalation),
+    Test(TestBlock),
 }
 
 impl Item {
@@ -45,6 +46,7 @@ impl Item {
             Item::Sku(s) => &s.name,
             Item::Template(t) => &t.name,
             Item::Escalation(e) => &e.name,
+            Item::Test(t) => &t.name,
         }
     }
 }
@@ -232,6 +234,17 @@ pub struct SkuTable {
     pub products: Vec<(String, Span)>,
     pub rules: Vec<SkuRule>,
     pub tests: Vec<SkuTest>,
+    pub applies: Vec<SkuApply>,
+    pub span: Span,
+}
+
+/// `apply turn.product -> helpdesk product_id`: where the table is used.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SkuApply {
+    pub source: Vec<Ident>,
+    pub source_span: Span,
+    pub conn: Ident,
+    pub field: FieldName,
     pub span: Span,
 }
 
@@ -335,6 +348,55 @@ pub enum EscStmt {
         status: Ident,
         span: Span,
     },
+}
+
+// ------------------------------------------------------------- tests
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestBlock {
+    pub name: Ident,
+    /// The event as JSON text; more than one is an error the checker reports.
+    pub events: Vec<Text>,
+    pub expects: Vec<Expect>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Expect {
+    pub what: Expectation,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Expectation {
+    /// No action and no refusal at all.
+    Nothing,
+    /// No action of this kind (`status`, `field`, ...; `refusal`).
+    No(Ident),
+    Status {
+        conn: Ident,
+        status: Ident,
+    },
+    Field {
+        conn: Ident,
+        field: FieldName,
+        value: Expr,
+    },
+    Comment {
+        conn: Ident,
+        contains: bool,
+        text: Text,
+    },
+    Group {
+        conn: Ident,
+        group: Text,
+    },
+    /// `None` for `expect sku products none`: the input matches no product.
+    Sku {
+        table: Ident,
+        product: Option<(String, Span)>,
+    },
+    Refused(Text),
 }
 
 // ------------------------------------------------------------- expressions

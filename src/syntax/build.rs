@@ -72,6 +72,7 @@ impl<'s> Builder<'s> {
             Rule::sku => Item::Sku(self.sku(inner)),
             Rule::template => Item::Template(self.template(inner)),
             Rule::escalation => Item::Escalation(self.escalation(inner)),
+            Rule::test_block => Item::Test(self.test_block(inner)),
             _ => return None,
         })
     }
@@ -589,6 +590,7 @@ impl<'s> Builder<'s> {
             products: vec![],
             rules: vec![],
             tests: vec![],
+            applies: vec![],
             span,
         };
         for c in it {
@@ -641,6 +643,23 @@ impl<'s> Builder<'s> {
                         span: rspan,
                     });
                 }
+                Rule::sku_apply => {
+                    let aspan = self.span(&c);
+                    let mut ai = c.into_inner().skip(1);
+                    let path = ai.next().expect("source path");
+                    let source_span = self.span(&path);
+                    let source = path.into_inner().map(|w| self.ident(w)).collect();
+                    let _arrow = ai.next();
+                    let conn = self.ident(ai.next().expect("connection"));
+                    let field = self.field_name(ai.next().expect("field"));
+                    t.applies.push(SkuApply {
+                        source,
+                        source_span,
+                        conn,
+                        field,
+                        span: aspan,
+                    });
+                }
                 Rule::sku_test => {
                     let tspan = self.span(&c);
                     let mut ti = c.into_inner();
@@ -670,6 +689,89 @@ impl<'s> Builder<'s> {
             (self.text(inner).value, s)
         } else {
             (inner.as_str().to_string(), s)
+        }
+    }
+
+    // ------------------------------------------------------------ tests
+
+    fn test_block(&mut self, p: Pair) -> TestBlock {
+        let span = self.span(&p);
+        let mut it = p.into_inner();
+        let name = self.decl(it.next().expect("name"), "test");
+        let mut t = TestBlock {
+            name,
+            events: vec![],
+            expects: vec![],
+            span,
+        };
+        for stmt in it {
+            let sspan = self.span(&stmt);
+            match stmt.as_rule() {
+                Rule::test_event => {
+                    let text = stmt.into_inner().nth(1).expect("event text");
+                    t.events.push(self.text(text));
+                }
+                Rule::expect => {
+                    let exp = stmt.into_inner().nth(1).expect("expectation");
+                    let what = self.expectation(exp);
+                    t.expects.push(Expect { what, span: sspan });
+                }
+                _ => {}
+            }
+        }
+        t
+    }
+
+    fn expectation(&mut self, p: Pair) -> Expectation {
+        let rule = p.as_rule();
+        if rule == Rule::exp_nothing {
+            return Expectation::Nothing;
+        }
+        // Every other form starts with its keyword.
+        let mut it = p.into_inner().skip(1);
+        let mut next = || it.next().expect("grammar guarantees the parts");
+        match rule {
+            Rule::exp_no => Expectation::No(self.ident(next())),
+            Rule::exp_status => {
+                let conn = self.ident(next());
+                let status = self.ident(next());
+                Expectation::Status { conn, status }
+            }
+            Rule::exp_field => {
+                let conn = self.ident(next());
+                let field = self.field_name(next());
+                let value = self.literal(next());
+                Expectation::Field { conn, field, value }
+            }
+            Rule::exp_comment => {
+                let conn = self.ident(next());
+                let mut body = next();
+                let contains = body.as_rule() == Rule::kw_contains;
+                if contains {
+                    body = next();
+                }
+                let text = self.text(body);
+                Expectation::Comment {
+                    conn,
+                    contains,
+                    text,
+                }
+            }
+            Rule::exp_group => {
+                let conn = self.ident(next());
+                let group = self.text(next());
+                Expectation::Group { conn, group }
+            }
+            Rule::exp_sku => {
+                let table = self.ident(next());
+                let target = next();
+                let product = match target.as_rule() {
+                    Rule::none => None,
+                    _ => Some(self.sku_target(target)),
+                };
+                Expectation::Sku { table, product }
+            }
+            _ => Expectation::Refused(self.text(next())),
         }
     }
 

@@ -22,12 +22,13 @@ pub const ITEM_KEYWORDS: &[&str] = &[
     "sku",
     "template",
     "escalation",
+    "test",
 ];
 
 /// Words with a meaning in conditions and blocks: never names. The block
 /// keywords come first, then these.
 const OTHER_KEYWORDS: &[&str] = &[
-    "when", "and", "or", "not", "in", "has", "true", "false", "none", "terminal", "initial", "test",
+    "when", "and", "or", "not", "in", "has", "true", "false", "none", "terminal", "initial",
 ];
 
 /// Whether `word` is reserved (a block keyword or one of the others).
@@ -104,7 +105,7 @@ fn resync(text: &str, pos: usize) -> Option<usize> {
 pub fn rule_name(rule: Rule) -> Option<&'static str> {
     use Rule::*;
     Some(match rule {
-        item => "a block (connection, statuses, fields, map, sku, template or escalation)",
+        item => "a block (connection, statuses, fields, map, sku, template, escalation or test)",
         ident | symbol => "a name",
         word => "a word",
         int => "a whole number",
@@ -147,6 +148,20 @@ pub fn rule_name(rule: Rule) -> Option<&'static str> {
         sku_pattern => "an alias string or a /regex/",
         sku_target => "a product id",
         sku_test => "`test`",
+        sku_apply | kw_apply => "`apply`",
+        test_block => "`test`",
+        test_event | kw_event => "`event`",
+        expect | kw_expect => "`expect`",
+        exp_nothing => "`nothing`",
+        exp_no | kw_no => "`no`",
+        exp_kind => "status, field, comment, group, sku or refusal",
+        exp_status | kw_status => "`status`",
+        exp_field | kw_field => "`field`",
+        exp_comment | kw_comment => "`comment`",
+        kw_contains => "`contains`",
+        exp_group | kw_group => "`group`",
+        exp_sku | kw_sku => "`sku`",
+        exp_refused | kw_refused => "`refused`",
         template_body | template_text => "template text",
         interpolation => "`{{`",
         tpl_var => "a variable such as turn.summary",

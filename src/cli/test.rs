@@ -1,0 +1,208 @@
+//! `l3map test`: runs the `test` blocks of every project, like `opa test`.
+
+use super::check::{color, relevant};
+use super::{fail, Format};
+use crate::check::check;
+use crate::diagnostics::render_human;
+use crate::eval::testing::{run as run_test, Failure, Outcome};
+use crate::ir::{lower, lower_tests, Loc};
+use crate::project::{load, Project};
+use crate::syntax::FileId;
+use serde::Serialize;
+use std::path::PathBuf;
+
+#[derive(Serialize)]
+struct Report<'a> {
+    passed: usize,
+    failed: usize,
+    tests: Vec<TestJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct TestJson<'a> {
+    project: String,
+    file: &'a str,
+    line: u32,
+    name: &'a str,
+    passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: &'a Option<String>,
+    failures: Vec<FailureJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct FailureJson<'a> {
+    file: &'a str,
+    line: u32,
+    col: u32,
+    #[serde(flatten)]
+    failure: &'a Failure,
+}
+
+pub fn run(paths: &[PathBuf], format: Format, filter: Option<&str>) -> u8 {
+    let projects = match load(paths) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    let mut results: Vec<(&Project, Vec<String>, Vec<Outcome>)> = Vec::new();
+    let mut broken = 0;
+    for p in &projects {
+        let checked = check(&p.sources);
+        let Some(program) = lower(&checked, &p.sources) else {
+            eprint!(
+                "{}",
+                render_human(&relevant(p, &checked), &p.sources, color())
+            );
+            eprintln!("failed: {} has errors; its tests did not run", p.name());
+            broken += 1;
+            continue;
+        };
+        let outcomes = lower_tests(&checked, &p.sources)
+            .iter()
+            .filter(|t| p.wants(FileId(t.loc.file)))
+            .filter(|t| filter.is_none_or(|f| t.name.contains(f)))
+            .map(|t| run_test(&program, t))
+            .collect();
+        results.push((p, program.files.clone(), outcomes));
+    }
+    let passed = results
+        .iter()
+        .flat_map(|r| &r.2)
+        .filter(|o| o.passed)
+        .count();
+    let failed = results.iter().flat_map(|r| &r.2).count() - passed;
+    match format {
+        Format::Json => {
+            let report = Report {
+                passed,
+                failed,
+                tests: results
+                    .iter()
+                    .flat_map(|(p, files, outs)| outs.iter().map(move |o| json(p, files, o)))
+                    .collect(),
+            };
+            match serde_json::to_string_pretty(&report) {
+                Ok(s) => println!("{s}"),
+                Err(e) => return fail(e),
+            }
+        }
+        _ => {
+            for (p, files, outs) in &results {
+                if outs.is_empty() {
+                    println!("{}: no tests", p.name());
+                    continue;
+                }
+                println!("{}", p.name());
+                for o in outs {
+                    print!("{}", human(p, files, o));
+                }
+            }
+            let verdict = if failed > 0 || broken > 0 {
+                "FAILED"
+            } else {
+                "ok"
+            };
+            let mut line = format!("test result: {verdict}. {passed} passed; {failed} failed");
+            if broken > 0 {
+                line.push_str(&format!("; {broken} project(s) did not compile"));
+            }
+            println!("{line}");
+        }
+    }
+    if broken > 0 {
+        2
+    } else if failed > 0 {
+        1
+    } else {
+        0
+    }
+}
+
+fn file_of<'a>(files: &'a [String], loc: &Loc) -> &'a str {
+    files.get(loc.file as usize).map_or("?", |f| f.as_str())
+}
+
+fn json<'a>(p: &Project, files: &'a [String], o: &'a Outcome) -> TestJson<'a> {
+    TestJson {
+        project: p.name(),
+        file: file_of(files, &o.loc),
+        line: o.loc.line,
+        name: &o.name,
+        passed: o.passed,
+        error: &o.error,
+        failures: o
+            .failures
+            .iter()
+            .map(|f| FailureJson {
+                file: file_of(files, &f.loc),
+                line: f.loc.line,
+                col: f.loc.col,
+                failure: f,
+            })
+            .collect(),
+    }
+}
+
+/// `ok name (file:line)`, or the failure with the `expect` line it is about.
+fn human(p: &Project, files: &[String], o: &Outcome) -> String {
+    let place = format!("{}:{}", file_of(files, &o.loc), o.loc.line);
+    if o.passed {
+        return format!("  ok    {} ({place})\n", o.name);
+    }
+    let mut s = format!("  FAIL  {} ({place})\n", o.name);
+    if let Some(e) = &o.error {
+        s.push_str(&format!("        the event cannot be read: {e}\n"));
+    }
+    for f in &o.failures {
+        s.push_str(&pointed(p, files, f));
+    }
+    s
+}
+
+fn pointed(p: &Project, files: &[String], f: &Failure) -> String {
+    let text = &p.sources.get(FileId(f.loc.file)).text;
+    let line_text = text.lines().nth(f.loc.line as usize - 1).unwrap_or("");
+    let num = f.loc.line.to_string();
+    let pad = " ".repeat(num.len());
+    let col = f.loc.col as usize;
+    let width = f
+        .expect
+        .lines()
+        .next()
+        .map_or(1, |l| l.chars().count())
+        .max(1);
+    let indent = |label: &str, body: &str| {
+        let mut out = String::new();
+        for (i, l) in body.lines().enumerate() {
+            let head = if i == 0 { label } else { "" };
+            out.push_str(&format!("        {pad} = {head:<10}{l}\n"));
+        }
+        if body.is_empty() {
+            out.push_str(&format!("        {pad} = {label}\n"));
+        }
+        out
+    };
+    let mut s = format!(
+        "        {pad}--> {}:{}:{}\n        {pad} |\n        {num} | {line_text}\n        {pad} | {}{}\n",
+        file_of(files, &f.loc),
+        f.loc.line,
+        f.loc.col,
+        " ".repeat(col.saturating_sub(1)),
+        "^".repeat(width),
+    );
+    match &f.diff {
+        Some(diff) => {
+            s.push_str(&format!(
+                "        {pad} = the comment differs (- expected, + actual):\n"
+            ));
+            for l in diff.lines() {
+                s.push_str(&format!("        {pad}   {l}\n"));
+            }
+        }
+        None => {
+            s.push_str(&indent("expected:", &f.expected));
+            s.push_str(&indent("actual:", &f.actual));
+        }
+    }
+    s
+}
