@@ -266,7 +266,7 @@ fn plan_decides_each_event_and_reports_bad_ones_without_stopping() {
         "{out}"
     );
     assert!(
-        out.contains("refused      status open -> closed: the table has no transition"),
+        out.contains("refused status open -> closed: the table has no transition"),
         "{out}"
     );
     assert!(
@@ -278,7 +278,7 @@ fn plan_decides_each_event_and_reports_bad_ones_without_stopping() {
         "events after a bad one still run: {out}"
     );
     assert!(
-        out.contains("line 6: unreadable event: key must be a string"),
+        out.contains("line 6: unreadable event: invalid JSON: key must be a string"),
         "{out}"
     );
     assert!(stderr(&o).contains("2 event(s) could not be read"));
@@ -387,4 +387,119 @@ fn test_filter_and_no_tests() {
         "{}",
         stderr(&o)
     );
+}
+
+/// A copy of the fintech project with a higher refund threshold, `Legacy`
+/// mapped to premium, and the SLA tier in capitals in the hand-off comment.
+fn changed_fintech() -> std::path::PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("diff_new_fintech");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech")).unwrap()
+    {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("turn.refund_amount > $200", "turn.refund_amount > $300")
+            .replace(
+                "\"Std\", \"Legacy\"  => standard",
+                "\"Std\"            => standard\n    \"Legacy\"         => premium",
+            )
+            .replace(
+                "{{ ticket.sla_tier | default(\"unknown\") }}",
+                "{{ ticket.sla_tier | default(\"unknown\") | upper }}",
+            );
+        std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn diff_shows_each_event_decided_differently() {
+    let new = changed_fintech();
+    let new = new.to_str().unwrap();
+    let events = "tests/fixtures/events/diff.jsonl";
+    let o = l3map(&["diff", "mappings/fintech", new, "--events", events]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    insta::assert_snapshot!(stdout(&o));
+    assert!(
+        stderr(&o).contains(
+            "4 event(s) replayed: 3 decided differently, 1 the same; 1 line(s) could not be read"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    let o = l3map(&[
+        "diff",
+        "--exit-code",
+        "mappings/fintech",
+        new,
+        "--events",
+        events,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    // The same version on both sides: nothing differs, even with --exit-code.
+    let o = l3map(&[
+        "diff",
+        "--exit-code",
+        "mappings/fintech",
+        "mappings/fintech",
+        "--events",
+        events,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("event d-"), "{}", stdout(&o));
+}
+
+#[test]
+fn diff_json_has_before_and_after() {
+    let new = changed_fintech();
+    let o = l3map(&[
+        "diff",
+        "--format",
+        "json",
+        "mappings/fintech",
+        new.to_str().unwrap(),
+        "--events",
+        "tests/fixtures/events/diff.jsonl",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON value per line"))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        4,
+        "three changed events and one unreadable line"
+    );
+    let d1 = &lines[0];
+    assert_eq!(
+        (d1["event"].as_str(), d1["line"].as_u64()),
+        (Some("d-1"), Some(1))
+    );
+    assert_eq!(d1["before"]["actions"].as_array().map(Vec::len), Some(4));
+    assert_eq!(d1["before"]["refused"].as_array().map(Vec::len), Some(2));
+    assert_eq!(d1["after"]["actions"].as_array().map(Vec::len), Some(0));
+    let d3 = &lines[2];
+    assert_eq!(d3["before"]["actions"][0]["value"]["v"], "standard");
+    assert_eq!(d3["after"]["actions"][0]["value"]["v"], "premium");
+    assert_eq!(lines[3]["line"], 5);
+    assert!(lines[3]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("ticket.id:"));
+}
+
+#[test]
+fn diff_refuses_a_broken_version() {
+    let o = l3map(&[
+        "diff",
+        "mappings/fintech",
+        "tests/fixtures/cli/broken",
+        "--events",
+        "tests/fixtures/events/diff.jsonl",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("the new mappings"), "{}", stderr(&o));
 }

@@ -1,6 +1,8 @@
 //! The `l3map` command line.
 
 mod check;
+mod diff;
+mod events;
 mod graph;
 mod plan;
 mod test;
@@ -74,12 +76,34 @@ enum Command {
     Plan {
         /// A project directory (or one of its files).
         path: PathBuf,
-        /// A JSON Lines file of events (docs/EVENTS.md).
+        /// A JSON Lines file of events (docs/EVENTS.md; raw Zendesk and
+        /// Salesforce payloads are converted).
         #[arg(long)]
         events: PathBuf,
         /// `human` or `json` (one decision per line).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
+    },
+    /// Replay recorded events through two versions of a project and show
+    /// every event they decide differently: how a mapping change is reviewed.
+    ///
+    /// Exit status: 0 compared (1 with --exit-code when any decision differs),
+    /// 2 mapping errors, usage or I/O. Unreadable lines are reported and skipped.
+    Diff {
+        /// The project as it was (e.g. a `git worktree` of the base branch).
+        old: PathBuf,
+        /// The project as changed.
+        new: PathBuf,
+        /// A JSON Lines file of events (docs/EVENTS.md; raw Zendesk and
+        /// Salesforce payloads are converted).
+        #[arg(long)]
+        events: PathBuf,
+        /// `human` or `json` (one changed event per line).
+        #[arg(long, value_enum, default_value = "human")]
+        format: Format,
+        /// Exit with 1 when any event is decided differently.
+        #[arg(long)]
+        exit_code: bool,
     },
     /// Run the `test` blocks of .l3map files: per-test pass/fail, and for a
     /// failure the `expect` line with what happened instead.
@@ -122,6 +146,13 @@ pub fn run() -> ExitCode {
             events,
             format,
         } => plan::run(&path, &events, format),
+        Command::Diff {
+            old,
+            new,
+            events,
+            format,
+            exit_code,
+        } => diff::run(&old, &new, &events, format, exit_code),
         Command::Test {
             paths,
             format,

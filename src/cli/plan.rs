@@ -5,10 +5,9 @@ use super::check::{color, load_one, relevant};
 use super::{fail, Format};
 use crate::check::check;
 use crate::diagnostics::render_human;
+use crate::eval::convert::ConvertContext;
 use crate::eval::decide::{decide, Decision};
-use crate::eval::Event;
 use serde::Serialize;
-use std::io::BufRead;
 use std::path::Path;
 
 #[derive(Serialize)]
@@ -33,36 +32,34 @@ pub fn run(path: &Path, events: &Path, format: Format) -> u8 {
         eprintln!("failed: the mappings have errors; nothing planned");
         return 1;
     };
-    let file = match std::fs::File::open(events) {
-        Ok(f) => f,
-        Err(e) => return fail(format!("{}: {e}", events.display())),
+    let lines = match super::events::read(events, &ConvertContext::new(&program)) {
+        Ok(l) => l,
+        Err(e) => return fail(e),
     };
     let mut unreadable = 0;
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => return fail(format!("{}: line {}: {e}", events.display(), i + 1)),
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
+    for line in lines {
         // A bad event is reported on its own line; the others still run.
-        let out = match Event::from_json(&line) {
-            Ok(ev) => Line::Decided(decide(&program, &ev)),
-            Err(e) => {
+        let outs = match line.events {
+            Ok(evs) => evs
+                .iter()
+                .map(|ev| Line::Decided(decide(&program, ev)))
+                .collect(),
+            Err(error) => {
                 unreadable += 1;
-                Line::Unreadable {
-                    line: i + 1,
-                    error: e.message,
-                }
+                vec![Line::Unreadable {
+                    line: line.number,
+                    error,
+                }]
             }
         };
-        match format {
-            Format::Json => match serde_json::to_string(&out) {
-                Ok(s) => println!("{s}"),
-                Err(e) => return fail(e),
-            },
-            _ => print!("{}", human(&out, &program.files)),
+        for out in outs {
+            match format {
+                Format::Json => match serde_json::to_string(&out) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => return fail(e),
+                },
+                _ => print!("{}", human(&out, &program.files)),
+            }
         }
     }
     if unreadable > 0 {
@@ -89,14 +86,11 @@ fn human(out: &Line, files: &[String]) -> String {
                 s.push_str("  nothing to do\n");
             }
             for a in &d.actions {
-                let what = serde_json::to_value(&a.kind)
-                    .ok()
-                    .and_then(|v| v.get("action").and_then(|x| x.as_str()).map(str::to_string))
-                    .unwrap_or_default();
                 s.push_str(&format!(
-                    "  {what:<12} {:<40} {} ({})\n",
-                    a.rule,
+                    "  {:<64} {:<24} {} ({})\n",
+                    crate::eval::testing::describe(&a.kind),
                     record(&a.record),
+                    a.rule,
                     at(&a.loc)
                 ));
             }
@@ -106,14 +100,14 @@ fn human(out: &Line, files: &[String]) -> String {
                     .as_ref()
                     .map(|l| format!(" ({})", at(l)))
                     .unwrap_or_default();
-                s.push_str(&format!("  refused      {}: {}{place}\n", r.what, r.reason));
+                s.push_str(&format!("  refused {}: {}{place}\n", r.what, r.reason));
             }
             s
         }
     }
 }
 
-fn record(r: &crate::eval::decide::Record) -> String {
+pub(super) fn record(r: &crate::eval::decide::Record) -> String {
     match r {
         crate::eval::decide::Record::Ticket { id } => format!("ticket {id}"),
         crate::eval::decide::Record::Salesforce { object, id } => format!("{object} {id}"),

@@ -149,7 +149,7 @@ fn holds(e: &Expect, d: &Decision) -> Option<Miss> {
                 (
                     format!("no {kind} action"),
                     hits.iter()
-                        .map(|a| describe(a))
+                        .map(|a| describe(&a.kind))
                         .collect::<Vec<_>>()
                         .join("\n"),
                     None,
@@ -202,8 +202,8 @@ fn holds(e: &Expect, d: &Decision) -> Option<Miss> {
             }
             let actual: Vec<String> = written
                 .iter()
-                .map(|(a, _)| describe(a))
-                .chain(sku.iter().map(|(a, _)| describe(a)))
+                .map(|(a, _)| describe(&a.kind))
+                .chain(sku.iter().map(|(a, _)| describe(&a.kind)))
                 .collect();
             fail(
                 format!("{} = {}", field_label(field), shown(value)),
@@ -291,7 +291,7 @@ fn holds(e: &Expect, d: &Decision) -> Option<Miss> {
             if ok {
                 return None;
             }
-            let mut actual: Vec<String> = got.iter().map(|a| describe(a)).collect();
+            let mut actual: Vec<String> = got.iter().map(|a| describe(&a.kind)).collect();
             actual.extend(unmatched);
             fail(
                 match product {
@@ -374,9 +374,9 @@ fn shown(v: &Value) -> String {
     }
 }
 
-/// One line per action, the way `l3map plan` shows them.
-pub fn describe(a: &Action) -> String {
-    match &a.kind {
+/// One line per action: what it writes, without where.
+pub fn describe(kind: &ActionKind) -> String {
+    match kind {
         ActionKind::SetStatus {
             connection,
             from,
@@ -389,7 +389,13 @@ pub fn describe(a: &Action) -> String {
             connection, body, ..
         } => {
             let first = body.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-            format!("comment {connection} {first:?}...")
+            let short: String = first.chars().take(40).collect();
+            let more = if short.len() < body.trim_end().len() {
+                "..."
+            } else {
+                ""
+            };
+            format!("comment {connection} {short:?}{more}")
         }
         ActionKind::AssignGroup { connection, group } => {
             format!("assign {connection} {group:?}")
@@ -412,7 +418,7 @@ fn only(d: &Decision, kind: &str) -> String {
         .actions
         .iter()
         .filter(|a| kind_name(&a.kind) == kind)
-        .map(describe)
+        .map(|a| describe(&a.kind))
         .collect();
     if of.is_empty() {
         format!("no {kind} action")
@@ -433,7 +439,7 @@ fn refusals(d: &Decision) -> String {
 }
 
 fn everything(d: &Decision) -> String {
-    let mut lines: Vec<String> = d.actions.iter().map(describe).collect();
+    let mut lines: Vec<String> = d.actions.iter().map(|a| describe(&a.kind)).collect();
     if !d.refused.is_empty() {
         lines.push(refusals(d));
     }
@@ -449,7 +455,8 @@ fn trim_blank_lines(s: &str) -> &str {
     s[start..].trim_end()
 }
 
-fn line_diff(expected: &str, actual: &str) -> String {
+/// A line diff: `- ` lines only in `expected`, `+ ` lines only in `actual`.
+pub fn line_diff(expected: &str, actual: &str) -> String {
     let diff = similar::TextDiff::from_lines(expected, actual);
     let mut out = String::new();
     for change in diff.iter_all_changes() {

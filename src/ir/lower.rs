@@ -402,7 +402,24 @@ impl Lower<'_> {
         }
     }
 
+    /// The line break after an opening `"""` and the blank end before the
+    /// closing one are layout, not text: a comment must not start with an
+    /// empty line.
     fn template(&self, b: &ast::TemplateBody) -> Vec<TemplatePart> {
+        let mut parts = self.template_parts(b);
+        if let Some(TemplatePart::Text(t)) = parts.first_mut() {
+            if let Some(rest) = t.strip_prefix("\r\n").or_else(|| t.strip_prefix('\n')) {
+                *t = rest.to_string();
+            }
+        }
+        if let Some(TemplatePart::Text(t)) = parts.last_mut() {
+            t.truncate(t.trim_end().len());
+        }
+        parts.retain(|p| !matches!(p, TemplatePart::Text(t) if t.is_empty()));
+        parts
+    }
+
+    fn template_parts(&self, b: &ast::TemplateBody) -> Vec<TemplatePart> {
         b.parts
             .iter()
             .map(|p| match p {
