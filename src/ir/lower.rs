@@ -72,15 +72,26 @@ pub fn lower_tests(checked: &Checked, sources: &SourceMap) -> Vec<TestCase> {
         .collect()
 }
 
-/// A stable hash of every file's path and text, in path order.
+/// A stable hash of every file's name and text, in name order. Only the
+/// name counts, not the directory: the same files checked out elsewhere, or
+/// named from another working directory, are the same revision (a project's
+/// files sit in one directory, so their names are unique).
 pub fn revision(sources: &SourceMap) -> String {
-    let mut files: Vec<_> = sources.files().map(|(_, f)| f).collect();
-    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let name = |p: &str| {
+        std::path::Path::new(p)
+            .file_name()
+            .map_or_else(|| p.to_string(), |n| n.to_string_lossy().into_owned())
+    };
+    let mut files: Vec<(String, &str)> = sources
+        .files()
+        .map(|(_, f)| (name(&f.path), &*f.text))
+        .collect();
+    files.sort();
     let mut h = Sha256::new();
-    for f in files {
-        h.update(f.path.as_bytes());
+    for (path, text) in files {
+        h.update(path.as_bytes());
         h.update([0]);
-        h.update(f.text.as_bytes());
+        h.update(text.as_bytes());
         h.update([0]);
     }
     h.finalize()[..8]

@@ -1,0 +1,247 @@
+//! What the interpreter decides for hand-picked events, snapshotted: every
+//! action kind, the forbidden-transition refusal, template rendering
+//! (missing values, `default`, Unicode), SKU normalisation in several
+//! scripts, and idempotency keys.
+
+use l3map::eval::decide::{decide, ActionKind, Decision};
+use l3map::eval::Event;
+use l3map::ir::Program;
+use l3map::syntax::SourceMap;
+use std::path::{Path, PathBuf};
+
+/// Relative, as ops type it: refusal reasons quote `file:line`, and the
+/// snapshots must not depend on where the checkout lives. (Cargo runs
+/// integration tests from the package root.)
+fn project_dir(name: &str) -> PathBuf {
+    Path::new("mappings").join(name)
+}
+
+fn compile(sources: &SourceMap) -> Program {
+    let checked = l3map::check::check(sources);
+    l3map::ir::lower(&checked, sources).expect("compiles")
+}
+
+fn program(name: &str) -> Program {
+    let p = l3map::project::load(&[project_dir(name)])
+        .expect("loads")
+        .remove(0);
+    compile(&p.sources)
+}
+
+fn event(json: &str) -> Event {
+    Event::from_json(json).expect("a valid event")
+}
+
+fn decided(p: &Program, json: &str) -> Decision {
+    decide(p, &event(json))
+}
+
+const REFUND: &str = r#"{"id":"evt-refund-1","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
+  "ticket":{"id":4211,"status":"in_progress","custom_fields":{"360001234":"premium"}},
+  "turn":{"intent":"refund","summary":"Wants a refund for order 1182",
+          "attempts":["looked up order 1182","offered store credit"],"sentiment":"negative",
+          "refund_amount":{"amount":"250.00","currency":"USD"}},
+  "records":{"Case":{"Id":"5003k00001AbCdE"}}}"#;
+
+#[test]
+fn every_escalation_action_kind() {
+    let d = decided(&program("fintech"), REFUND);
+    let kinds: Vec<&str> = d
+        .actions
+        .iter()
+        .map(|a| match &a.kind {
+            ActionKind::SetStatus { .. } => "status",
+            ActionKind::SetField { .. } => "field",
+            ActionKind::Comment { .. } => "comment",
+            ActionKind::AssignGroup { .. } => "group",
+            ActionKind::NormalizeSku { .. } => "sku",
+        })
+        .collect();
+    // The private comment comes first: it is written before the ticket
+    // changes hands, so the next person reads it on arrival.
+    assert_eq!(
+        kinds,
+        ["comment", "comment", "field", "field", "group", "status"]
+    );
+    insta::assert_json_snapshot!(d);
+}
+
+#[test]
+fn a_forbidden_transition_is_refused_with_its_reason() {
+    let p = program("fintech");
+    let d = decided(
+        &p,
+        r#"{"id":"evt-close","kind":"agent_turn","at":"2026-11-11T10:05:00Z",
+            "ticket":{"id":9,"status":"open"},
+            "turn":{"intent":"question","requested_status":"closed"}}"#,
+    );
+    assert!(d.actions.is_empty());
+    insta::assert_json_snapshot!("forbidden_transition", d);
+    let d = decided(
+        &p,
+        r#"{"id":"evt-refunded","kind":"agent_turn","at":"2026-11-11T10:06:00Z",
+            "ticket":{"id":10,"status":"in_progress"},
+            "turn":{"intent":"refund","requested_status":"solved_refunded"}}"#,
+    );
+    insta::assert_json_snapshot!("transition_whose_condition_fails", d);
+}
+
+#[test]
+fn a_salesforce_change_is_translated_onto_the_ticket() {
+    let d = decided(
+        &program("saas"),
+        r#"{"id":"evt-acct","kind":"record_changed","at":"2026-11-11T11:00:00Z",
+            "ticket":{"id":7103,"status":"open","priority":"normal"},
+            "records":{"Account":{"Id":"0015e00000Fld03","SLA_Tier__c":"Gold",
+                                  "Contract_Value__c":64000,"Renewal_Date__c":"2027-06-30"},
+                       "Case":{"Id":"5005e00000Fld04","Priority":"High"}},
+            "changed":["Account.SLA_Tier__c","Account.Contract_Value__c",
+                       "Account.Renewal_Date__c","Case.Priority"]}"#,
+    );
+    insta::assert_json_snapshot!(d);
+}
+
+fn comment_bodies(d: &Decision) -> String {
+    d.actions
+        .iter()
+        .filter_map(|a| match &a.kind {
+            ActionKind::Comment {
+                connection, body, ..
+            } => Some(format!("--- {connection}\n{body}\n")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn templates_render_missing_values_defaults_and_unicode() {
+    let p = program("fintech");
+    // Nothing but the trigger: every placeholder is missing.
+    let bare = decided(
+        &p,
+        r#"{"id":"evt-bare","kind":"agent_turn","at":"2026-11-11T12:00:00Z",
+            "ticket":{"id":4300,"status":"open"},
+            "turn":{"intent":"fraud_report"}}"#,
+    );
+    insta::assert_snapshot!("template_missing_values", comment_bodies(&bare));
+    // Thai and Japanese text, and a sentiment `upper` must case-map.
+    let unicode = decided(
+        &p,
+        r#"{"id":"evt-unicode","kind":"agent_turn","at":"2026-11-11T12:01:00Z",
+            "ticket":{"id":4301,"status":"open","custom_fields":{"360001234":"enterprise"}},
+            "turn":{"intent":"fraud_report",
+                    "summary":"ลูกค้าแจ้งว่ามีการใช้บัตรที่ญี่ปุ่น (カードの不正利用)",
+                    "attempts":["カードを一時停止しました","ส่งลิงก์ยืนยันตัวตน"],
+                    "sentiment":"ärgerlich"}}"#,
+    );
+    insta::assert_snapshot!("template_unicode", comment_bodies(&unicode));
+    let shop = decided(
+        &program("shop"),
+        r#"{"id":"evt-doa","kind":"agent_turn","at":"2026-11-11T12:02:00Z",
+            "ticket":{"id":5201,"status":"open","requester_name":"สมชาย ใจดี"},
+            "turn":{"intent":"damaged_on_arrival","language":"th",
+                    "summary":"จอแตกตั้งแต่แกะกล่อง","product":"ไอโฟน 15 โปร แม็กซ์",
+                    "sentiment":"negative"}}"#,
+    );
+    insta::assert_snapshot!("template_shop_thai", comment_bodies(&shop));
+}
+
+#[test]
+fn sku_normalisation_in_several_scripts() {
+    let p = program("shop");
+    let mut lines = String::new();
+    for (i, said) in [
+        "iph 15 pm",
+        "ｉＰｈｏｎｅ　１５　Ｐｒｏ",
+        "ｱｲﾌｫﾝ15ﾌﾟﾛﾏｯｸｽ",
+        "アイフォーン１５プロ",
+        "ซัมซุง กาแล็กซี่ S24 อัลตร้า",
+        "HP Samsung S24 Ultra SEIN",
+        "sm-s928b/ds",
+        "เรดมี่ โน้ต 13 โปร 5g",
+        "Redmi Note 13 Pro",
+        "casing iPhone 15 Pro Max",
+        "nokia 3310",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let d = decided(
+            &p,
+            &serde_json::json!({
+                "id": format!("evt-sku-{i}"), "kind": "agent_turn", "at": "2026-11-11T13:00:00Z",
+                "ticket": {"id": 5300 + i, "status": "open"},
+                "turn": {"intent": "question", "language": "en", "product": said}
+            })
+            .to_string(),
+        );
+        let got = d
+            .actions
+            .iter()
+            .find_map(|a| match &a.kind {
+                ActionKind::NormalizeSku { sku, field, .. } => Some(format!(
+                    "{sku} -> {}",
+                    serde_json::to_string(field).unwrap()
+                )),
+                _ => None,
+            })
+            .or_else(|| d.refused.first().map(|r| format!("refused: {}", r.reason)))
+            .unwrap_or_else(|| "nothing".into());
+        lines.push_str(&format!("{said} => {got}\n"));
+    }
+    insta::assert_snapshot!(lines);
+}
+
+#[test]
+fn idempotency_keys_are_stable_across_runs_and_paths() {
+    let a = decided(&program("fintech"), REFUND);
+    // The same files named by an absolute path are the same revision.
+    let absolute = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech");
+    let p = l3map::project::load(&[absolute]).expect("loads").remove(0);
+    let b = decide(&compile(&p.sources), &event(REFUND));
+    assert_eq!(a, b);
+    // Fixed in the snapshot: a key never depends on the process, the
+    // machine or the time.
+    let keys: Vec<&str> = a
+        .actions
+        .iter()
+        .map(|x| x.idempotency_key.as_str())
+        .collect();
+    insta::assert_json_snapshot!(keys);
+}
+
+#[test]
+fn idempotency_keys_differ_across_revisions_events_and_records() {
+    let p = l3map::project::load(&[project_dir("fintech")])
+        .expect("loads")
+        .remove(0);
+    let base = decide(&compile(&p.sources), &event(REFUND));
+    // A new revision, even one that only edits a comment, gets new keys:
+    // the audit trail says which revision wrote what.
+    let mut edited = SourceMap::new();
+    for (_, f) in p.sources.files() {
+        edited.add(f.path.clone(), format!("{}\n// reviewed\n", f.text));
+    }
+    let other = decide(&compile(&edited), &event(REFUND));
+    assert_ne!(base.revision, other.revision);
+    assert_eq!(base.actions.len(), other.actions.len());
+    for (x, y) in base.actions.iter().zip(&other.actions) {
+        assert_eq!(x.kind, y.kind);
+        assert_ne!(x.idempotency_key, y.idempotency_key);
+    }
+    // Another delivery id is another event: new keys. A redelivery of the
+    // same id is not.
+    let again = decide(
+        &compile(&p.sources),
+        &event(&REFUND.replace("evt-refund-1", "evt-refund-2")),
+    );
+    let mut all: Vec<&str> = base
+        .actions
+        .iter()
+        .chain(&again.actions)
+        .map(|a| a.idempotency_key.as_str())
+        .collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), base.actions.len() * 2, "every key is distinct");
+}
