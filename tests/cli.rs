@@ -301,13 +301,10 @@ fn plan_json_is_one_decision_per_line() {
     assert_eq!(lines.len(), 5);
     assert_eq!(lines[0]["event"], "evt-1");
     assert_eq!(lines[0]["actions"][0]["action"], "comment");
-    assert_eq!(
-        lines[0]["actions"][0]["idempotency_key"]
-            .as_str()
-            .unwrap()
-            .len(),
-        24
-    );
+    // A hash of revision and event, then the rule's place and the record.
+    let key = lines[0]["actions"][0]["idempotency_key"].as_str().unwrap();
+    assert!(key.ends_with("-t4211"), "{key}");
+    assert!(key[..20].bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
     assert_eq!(lines[2]["line"], 3);
 }
 

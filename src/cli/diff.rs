@@ -18,10 +18,10 @@ use std::path::Path;
 /// move when a file is edited) and not the idempotency key (it contains
 /// the revision, which always differs).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-struct Seen {
+struct Seen<'a> {
     #[serde(flatten)]
-    kind: ActionKind,
-    record: Record,
+    kind: ActionKind<'a>,
+    record: Record<'a>,
     rule: String,
 }
 
@@ -32,19 +32,19 @@ struct Refused {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-struct Side {
-    actions: Vec<Seen>,
+struct Side<'a> {
+    actions: Vec<Seen<'a>>,
     refused: Vec<Refused>,
 }
 
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Out {
+enum Out<'a> {
     Changed {
         line: usize,
         event: String,
-        before: Side,
-        after: Side,
+        before: Side<'a>,
+        after: Side<'a>,
     },
     Unreadable {
         line: usize,
@@ -54,7 +54,7 @@ enum Out {
     },
 }
 
-fn side(d: &Decision) -> Side {
+fn side<'a>(d: &Decision<'a>) -> Side<'a> {
     Side {
         actions: d
             .actions
@@ -62,7 +62,7 @@ fn side(d: &Decision) -> Side {
             .map(|a| Seen {
                 kind: a.kind.clone(),
                 record: a.record.clone(),
-                rule: a.rule.clone(),
+                rule: a.rule.to_string(),
             })
             .collect(),
         refused: d
@@ -220,7 +220,7 @@ fn human(out: &Out) -> String {
 /// Comments on the same record by the same rule whose text changed: shown
 /// as a line diff, since the one-line summaries would look alike.
 fn comment_pairs<'a>(before: &'a Side, after: &'a Side) -> Vec<(&'a str, &'a str)> {
-    let body = |a: &'a Seen| match &a.kind {
+    let body = |a: &'a Seen<'a>| match &a.kind {
         ActionKind::Comment {
             connection, body, ..
         } => Some((connection, &a.record, &a.rule, body.as_str())),

@@ -12,8 +12,8 @@ use std::path::Path;
 
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Line {
-    Decided(Decision),
+enum Line<'a> {
+    Decided(Decision<'a>),
     Unreadable { line: usize, error: String },
 }
 
@@ -39,7 +39,7 @@ pub fn run(path: &Path, events: &Path, format: Format) -> u8 {
     let mut unreadable = 0;
     for line in lines {
         // A bad event is reported on its own line; the others still run.
-        let outs = match line.events {
+        let outs = match &line.events {
             Ok(evs) => evs
                 .iter()
                 .map(|ev| Line::Decided(decide(&program, ev)))
@@ -48,7 +48,7 @@ pub fn run(path: &Path, events: &Path, format: Format) -> u8 {
                 unreadable += 1;
                 vec![Line::Unreadable {
                     line: line.number,
-                    error,
+                    error: error.clone(),
                 }]
             }
         };
@@ -95,10 +95,13 @@ fn human(out: &Line, files: &[String]) -> String {
                 ));
             }
             for r in &d.refused {
+                // Reasons about a transition already quote where it is.
                 let place = r
                     .loc
                     .as_ref()
-                    .map(|l| format!(" ({})", at(l)))
+                    .map(at)
+                    .filter(|place| !r.reason.contains(place.as_str()))
+                    .map(|place| format!(" ({place})"))
                     .unwrap_or_default();
                 s.push_str(&format!("  refused {}: {}{place}\n", r.what, r.reason));
             }

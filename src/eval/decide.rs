@@ -1,62 +1,109 @@
 //! From an event to a decision: the actions to take, each with the rule
 //! that produced it and an idempotency key, and the requests refused.
+//!
+//! A decision borrows from the program and the event it was made from:
+//! deciding runs on every event, and copying names and field references
+//! into each action cost more than deciding.
 
 use super::event::Event;
-use super::expr::{equal, eval, holds, resolve, Scope};
-use super::mapping::{changed, read, translate, Translated};
+use super::expr::{equal, eval, holds, resolve, Scope, Val};
+use super::mapping::{read, translate, Changes, Translated};
 use super::status::{decide as decide_status, Transition};
 use super::template::render;
 use crate::check::Kind;
-use crate::ir::{CommentBody, EscAction, FieldRef, Loc, Program, StatusTable, Type, Value};
-use serde::Serialize;
+use crate::ir::{
+    CommentBody, EscAction, ExprKind, FieldRef, Loc, Program, StatusTable, Type, Value,
+};
+use serde::{Serialize, Serializer};
 use sha2::{Digest, Sha256};
+use std::fmt;
 
 /// The record an action writes to.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "system", rename_all = "snake_case")]
-pub enum Record {
+pub enum Record<'a> {
     Ticket { id: u64 },
-    Salesforce { object: String, id: String },
+    Salesforce { object: &'a str, id: &'a str },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
-pub enum ActionKind {
+pub enum ActionKind<'a> {
     SetStatus {
-        connection: String,
-        from: String,
-        to: String,
+        connection: &'a str,
+        from: &'a str,
+        to: &'a str,
     },
     SetField {
-        field: FieldRef,
+        field: &'a FieldRef,
         value: Value,
     },
     /// A private Zendesk comment, or an internal Salesforce CaseComment.
     Comment {
-        connection: String,
+        connection: &'a str,
         kind: Kind,
         body: String,
     },
     AssignGroup {
-        connection: String,
-        group: String,
+        connection: &'a str,
+        group: &'a str,
     },
     /// A product id from a SKU table, written to a field.
     NormalizeSku {
-        table: String,
-        input: String,
+        table: &'a str,
+        input: &'a str,
         sku: String,
-        field: FieldRef,
+        field: &'a FieldRef,
     },
 }
 
+/// What produced an action; reads (and serialises) as `transition`,
+/// `map crm -> desk`, `sku products`, `escalation refund_over_threshold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule<'a> {
+    Transition,
+    Map { from: &'a str, to: &'a str },
+    Sku(&'a str),
+    Escalation(&'a str),
+}
+
+impl fmt::Display for Rule<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rule::Transition => f.write_str("transition"),
+            Rule::Map { from, to } => write!(f, "map {from} -> {to}"),
+            Rule::Sku(t) => write!(f, "sku {t}"),
+            Rule::Escalation(e) => write!(f, "escalation {e}"),
+        }
+    }
+}
+
+impl Serialize for Rule<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl PartialEq<&str> for Rule<'_> {
+    fn eq(&self, other: &&str) -> bool {
+        let o = *other;
+        match self {
+            Rule::Transition => o == "transition",
+            Rule::Map { from, to } => {
+                o.strip_prefix("map ").and_then(|r| r.split_once(" -> ")) == Some((from, to))
+            }
+            Rule::Sku(t) => o.strip_prefix("sku ") == Some(t),
+            Rule::Escalation(e) => o.strip_prefix("escalation ") == Some(e),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Action {
+pub struct Action<'a> {
     #[serde(flatten)]
-    pub kind: ActionKind,
-    pub record: Record,
-    /// What produced it: `escalation refund_over_threshold`, `transition`.
-    pub rule: String,
+    pub kind: ActionKind<'a>,
+    pub record: Record<'a>,
+    pub rule: Rule<'a>,
     pub loc: Loc,
     /// Same event, rule, record and mapping revision: same key. The outbox
     /// applies a key once, so a redelivered event never writes twice.
@@ -71,67 +118,126 @@ pub struct Refusal {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Decision {
-    pub event: String,
-    pub revision: String,
-    pub actions: Vec<Action>,
+pub struct Decision<'a> {
+    pub event: &'a str,
+    pub revision: &'a str,
+    pub actions: Vec<Action<'a>>,
     pub refused: Vec<Refusal>,
 }
 
-fn key(p: &Program, ev: &Event, loc: &Loc, record: &Record, n: usize) -> String {
-    let mut h = Sha256::new();
-    h.update(p.revision.as_bytes());
-    h.update([0]);
-    h.update(ev.id.as_bytes());
-    h.update([0]);
-    h.update(format!("{}:{}:{n}", loc.file, loc.start).as_bytes());
-    h.update([0]);
-    h.update(serde_json::to_string(record).unwrap_or_default().as_bytes());
-    h.finalize()[..12]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// Idempotency keys for one event: a hash of the revision and the event
+/// id, computed once per event, then, per action, where its rule is, the
+/// how-manyth action of that rule it is, and its record, written out
+/// (`9f2c...-1.529.0-t4211`). The prefix is fixed-length whatever the
+/// event id; the rest is injective, so two actions never share a key.
+/// Most events decide nothing, so the prefix is hashed on first use.
+struct Keys<'a> {
+    revision: &'a str,
+    event: &'a str,
+    prefix: std::cell::OnceCell<String>,
 }
 
-fn record_of(ev: &Event, object: &str) -> Option<Record> {
+impl<'a> Keys<'a> {
+    fn new(p: &'a Program, ev: &'a Event) -> Keys<'a> {
+        Keys {
+            revision: &p.revision,
+            event: &ev.id,
+            prefix: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn prefix(&self) -> &str {
+        self.prefix.get_or_init(|| {
+            let mut h = Sha256::new();
+            h.update((self.revision.len() as u32).to_le_bytes());
+            h.update(self.revision.as_bytes());
+            h.update(self.event.as_bytes());
+            let mut prefix = String::with_capacity(20);
+            hex(&h.finalize()[..10], &mut prefix);
+            prefix
+        })
+    }
+
+    fn key(&self, loc: &Loc, record: &Record<'_>, n: usize) -> String {
+        let prefix = self.prefix();
+        let mut k = String::with_capacity(prefix.len() + 48);
+        k.push_str(prefix);
+        k.push('-');
+        push_num(&mut k, loc.file as u64);
+        k.push('.');
+        push_num(&mut k, loc.start as u64);
+        k.push('.');
+        push_num(&mut k, n as u64);
+        match record {
+            Record::Ticket { id } => {
+                k.push_str("-t");
+                push_num(&mut k, *id);
+            }
+            Record::Salesforce { object, id } => {
+                k.push_str("-s");
+                k.push_str(object);
+                k.push('/');
+                k.push_str(id);
+            }
+        }
+        k
+    }
+}
+
+fn hex(bytes: &[u8], out: &mut String) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+}
+
+fn push_num(out: &mut String, n: u64) {
+    out.push_str(super::expr::decimal(n, &mut [0; 20]));
+}
+
+fn record_of<'a>(ev: &'a Event, object: &'a str) -> Option<Record<'a>> {
     ev.records
         .get(object)
         .and_then(|r| r.get("Id"))
         .and_then(|v| v.as_str())
-        .map(|id| Record::Salesforce {
-            object: object.into(),
-            id: id.into(),
-        })
+        .map(|id| Record::Salesforce { object, id })
 }
 
-fn field_name(f: &FieldRef) -> String {
+fn field_name(f: &FieldRef) -> &str {
     match f {
-        FieldRef::Zendesk { field, .. } => field.clone(),
-        FieldRef::Salesforce { path, .. } => path.clone(),
+        FieldRef::Zendesk { field, .. } => field,
+        FieldRef::Salesforce { path, .. } => path,
     }
 }
 
-fn zendesk_table(p: &Program) -> Option<&StatusTable> {
-    p.status_tables.iter().find(|t| {
-        p.connections
-            .iter()
-            .any(|c| c.name == t.connection && c.kind == Kind::Zendesk)
-    })
+/// The record a field belongs to, as far as the event names it.
+fn record_for<'a>(f: &'a FieldRef, ev: &'a Event) -> Option<Record<'a>> {
+    match f {
+        FieldRef::Zendesk { .. } => ev.ticket.as_ref().map(|t| Record::Ticket { id: t.id }),
+        FieldRef::Salesforce { object, .. } => record_of(ev, object),
+    }
+}
+
+fn kind_of(p: &Program, table: &StatusTable) -> Option<Kind> {
+    p.connections
+        .iter()
+        .find(|c| c.name == table.connection)
+        .map(|c| c.kind)
 }
 
 /// The record a status table governs and its current status: the ticket
 /// for Zendesk, the Case for Salesforce (whose `Status` holds the picklist
 /// value: the status's label, or its name).
-fn current_status(p: &Program, table: &StatusTable, ev: &Event) -> Option<(Record, String)> {
-    let kind = p
-        .connections
-        .iter()
-        .find(|c| c.name == table.connection)?
-        .kind;
-    match kind {
+fn current_status<'a>(
+    p: &'a Program,
+    table: &'a StatusTable,
+    ev: &'a Event,
+) -> Option<(Record<'a>, &'a str)> {
+    match kind_of(p, table)? {
         Kind::Zendesk => {
             let t = ev.ticket.as_ref()?;
-            Some((Record::Ticket { id: t.id }, t.status.clone()?))
+            Some((Record::Ticket { id: t.id }, t.status.as_deref()?))
         }
         Kind::Salesforce => {
             let value = ev.records.get("Case")?.get("Status")?.as_str()?;
@@ -140,23 +246,38 @@ fn current_status(p: &Program, table: &StatusTable, ev: &Event) -> Option<(Recor
                 .iter()
                 .find(|s| s.name == value || s.label.as_deref() == Some(value))
                 .map_or(value, |s| s.name.as_str());
-            Some((record_of(ev, "Case")?, name.to_string()))
+            Some((record_of(ev, "Case")?, name))
         }
     }
 }
 
+/// The table an agent's status request is decided against: the Zendesk
+/// table when the event shows the ticket's status, else a Salesforce table
+/// when it shows the Case's.
+fn requested_table<'a>(
+    p: &'a Program,
+    ev: &'a Event,
+) -> Option<(&'a StatusTable, Record<'a>, &'a str)> {
+    let mut tables: Vec<&StatusTable> = p.status_tables.iter().collect();
+    tables.sort_by_key(|t| kind_of(p, t) != Some(Kind::Zendesk));
+    tables
+        .into_iter()
+        .find_map(|t| current_status(p, t, ev).map(|(r, s)| (t, r, s)))
+}
+
 /// Decides what one event means under one compiled revision.
-pub fn decide(p: &Program, ev: &Event) -> Decision {
+pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
     let mut d = Decision {
-        event: ev.id.clone(),
-        revision: p.revision.clone(),
+        event: &ev.id,
+        revision: &p.revision,
         actions: vec![],
         refused: vec![],
     };
-    let ticket = ev.ticket.as_ref();
-    let push = |d: &mut Decision, kind: ActionKind, record: Record, rule: String, loc: Loc| {
+    let keys = Keys::new(p, ev);
+    let changes = Changes::new(ev);
+    let push = |d: &mut Decision<'a>, kind: ActionKind<'a>, record: Record<'a>, rule, loc: Loc| {
         let n = d.actions.iter().filter(|a| a.loc == loc).count();
-        let idempotency_key = key(p, ev, &loc, &record, n);
+        let idempotency_key = keys.key(&loc, &record, n);
         d.actions.push(Action {
             kind,
             record,
@@ -165,22 +286,41 @@ pub fn decide(p: &Program, ev: &Event) -> Decision {
             idempotency_key,
         });
     };
+    // The escalation that hands off, if any: the first whose condition holds.
+    let escalation = p
+        .escalations
+        .iter()
+        .find(|e| holds(&e.when, ev, Scope::default()));
     // The agent's own request for a status change.
-    if let (Some(t), Some(to)) = (
-        ticket,
-        ev.turn.as_ref().and_then(|t| t.requested_status.as_ref()),
-    ) {
-        match (zendesk_table(p), t.status.as_ref()) {
-            (Some(table), Some(from)) => match decide_status(p, table, from, to, ev) {
+    if let Some(to) = ev.turn.as_ref().and_then(|t| t.requested_status.as_deref()) {
+        // A hand-off that moves the same record decides its status; two
+        // moves from one status in one decision would race.
+        let handed_off = |table: &StatusTable| {
+            escalation.filter(|e| {
+                e.actions.iter().any(|a| {
+                    matches!(a, EscAction::SetStatus { connection, .. } if *connection == table.connection)
+                })
+            })
+        };
+        match requested_table(p, ev) {
+            Some((table, _, from)) if handed_off(table).is_some() => d.refused.push(Refusal {
+                what: format!("status {from} -> {to}"),
+                reason: format!(
+                    "escalation `{}` hands the conversation off and sets the status itself",
+                    handed_off(table).map_or("", |e| e.name.as_str())
+                ),
+                loc: handed_off(table).map(|e| e.loc),
+            }),
+            Some((table, record, from)) => match decide_status(p, table, from, to, ev) {
                 Transition::Allowed { rule } => push(
                     &mut d,
                     ActionKind::SetStatus {
-                        connection: table.connection.clone(),
-                        from: from.clone(),
-                        to: to.clone(),
+                        connection: &table.connection,
+                        from,
+                        to,
                     },
-                    Record::Ticket { id: t.id },
-                    "transition".into(),
+                    record,
+                    Rule::Transition,
                     rule,
                 ),
                 Transition::Refused { reason, rule } => d.refused.push(Refusal {
@@ -189,11 +329,13 @@ pub fn decide(p: &Program, ev: &Event) -> Decision {
                     loc: rule,
                 }),
             },
-            _ => d.refused.push(Refusal {
+            None => d.refused.push(Refusal {
                 what: format!("status -> {to}"),
-                reason:
-                    "the event carries no current status, or no Zendesk status table is declared"
-                        .into(),
+                reason: if p.status_tables.is_empty() {
+                    "the project declares no status table".into()
+                } else {
+                    "the event carries no current status (the ticket's `status`, or a Case's `Status`) for any status table".into()
+                },
                 loc: None,
             }),
         }
@@ -201,31 +343,33 @@ pub fn decide(p: &Program, ev: &Event) -> Decision {
     // Field mappings whose source the event carries (and, for a record
     // change, lists as changed).
     for m in &p.mappings {
+        let rule = Rule::Map {
+            from: &m.from,
+            to: &m.to,
+        };
         for r in &m.rules {
-            let value = read(&r.source, &r.source_type, ev);
-            if value == Value::Null || !changed(&r.source, ev) {
+            if !changes.includes(&r.source) {
                 continue;
             }
-            let rule = format!("map {} -> {}", m.from, m.to);
-            let record = match &r.target {
-                FieldRef::Zendesk { .. } => ticket.map(|t| Record::Ticket { id: t.id }),
-                FieldRef::Salesforce { object, .. } => record_of(ev, object),
-            };
-            match (translate(r, value, ev), record) {
+            let value = read(&r.source, &r.source_type, ev);
+            if value.is_null() {
+                continue;
+            }
+            match (translate(r, value, ev), record_for(&r.target, ev)) {
                 (Translated::Unchanged, _) => {}
                 (Translated::NoArm(v), _) => d.refused.push(Refusal {
                     what: format!("{rule}: {}", field_name(&r.source)),
                     reason: format!(
                         "no translation for {} and no default arm `_`",
-                        super::template::display(&v)
+                        super::template::display(&v.to_value())
                     ),
                     loc: Some(r.loc),
                 }),
                 (Translated::Write(v), Some(record)) => push(
                     &mut d,
                     ActionKind::SetField {
-                        field: r.target.clone(),
-                        value: v,
+                        field: &r.target,
+                        value: v.to_value(),
                     },
                     record,
                     rule,
@@ -241,42 +385,35 @@ pub fn decide(p: &Program, ev: &Event) -> Decision {
     }
     // What the customer called the product, as the catalogue's id.
     for t in &p.sku_tables {
+        let rule = Rule::Sku(&t.name);
         for a in &t.applies {
-            let Value::Str(input) = resolve(&a.source, ev, Scope::default()) else {
+            let Val::Str(input) = resolve(&a.source, ev, Scope::default()) else {
                 continue;
             };
             if input.trim().is_empty() {
                 continue;
             }
-            let rule = format!("sku {}", t.name);
-            let Some(m) = t.matcher().lookup(&input) else {
+            let Some(m) = t.matcher().lookup(input) else {
                 d.refused.push(Refusal {
-                    what: format!("{rule}: {input:?}"),
+                    what: format!("{rule}: \"{input}\""),
                     reason: format!(
-                        "no product matches {input:?}; ask the customer which product they mean"
+                        "no product matches \"{input}\"; ask the customer which product they mean"
                     ),
                     loc: Some(a.loc),
                 });
                 continue;
             };
-            if equal(
-                &read(&a.target, &Type::String, ev),
-                &Value::Str(m.product.clone()),
-            ) {
+            if equal(&read(&a.target, &Type::String, ev), &Val::Str(&m.product)) {
                 continue;
             }
-            let record = match &a.target {
-                FieldRef::Zendesk { .. } => ticket.map(|t| Record::Ticket { id: t.id }),
-                FieldRef::Salesforce { object, .. } => record_of(ev, object),
-            };
-            match record {
+            match record_for(&a.target, ev) {
                 Some(record) => push(
                     &mut d,
                     ActionKind::NormalizeSku {
-                        table: t.name.clone(),
+                        table: &t.name,
                         input,
                         sku: m.product,
-                        field: a.target.clone(),
+                        field: &a.target,
                     },
                     record,
                     rule,
@@ -290,139 +427,148 @@ pub fn decide(p: &Program, ev: &Event) -> Decision {
             }
         }
     }
-    // The first escalation whose condition holds hands off, once.
-    if let Some(e) = p
-        .escalations
-        .iter()
-        .find(|e| holds(&e.when, ev, Scope::default()))
-    {
-        let scope = Scope {
-            escalation: Some((&e.name, &e.reason)),
-        };
-        let rule = format!("escalation {}", e.name);
-        let case = record_of(ev, "Case");
-        for a in &e.actions {
-            match a {
-                EscAction::Comment {
-                    connection,
-                    kind,
-                    body,
-                    loc,
-                } => {
-                    let text = match body {
-                        CommentBody::Template(name) => p
-                            .templates
-                            .iter()
-                            .find(|t| &t.name == name)
-                            .map(|t| render(&t.parts, ev, scope))
-                            .unwrap_or_default(),
-                        CommentBody::Inline(parts) => render(parts, ev, scope),
-                    };
-                    let record = match kind {
-                        Kind::Zendesk => ticket.map(|t| Record::Ticket { id: t.id }),
-                        Kind::Salesforce => case.clone(),
-                    };
-                    match record {
-                        Some(record) => push(
-                            &mut d,
-                            ActionKind::Comment {
-                                connection: connection.clone(),
-                                kind: *kind,
-                                body: text,
-                            },
-                            record,
-                            rule.clone(),
-                            *loc,
-                        ),
-                        None => d.refused.push(Refusal {
-                            what: format!("{rule}: comment on {connection}"),
-                            reason: "the event names no record to comment on".into(),
-                            loc: Some(*loc),
-                        }),
-                    }
+    if let Some(e) = escalation {
+        escalate(p, ev, e, &mut d, &push);
+    }
+    d
+}
+
+type Push<'p, 'a> = dyn Fn(&mut Decision<'a>, ActionKind<'a>, Record<'a>, Rule<'a>, Loc) + 'p;
+
+/// The hand-off: each of the escalation's statements, in order (so the
+/// comment a person reads is written before the ticket changes hands).
+fn escalate<'a>(
+    p: &'a Program,
+    ev: &'a Event,
+    e: &'a crate::ir::Escalation,
+    d: &mut Decision<'a>,
+    push: &Push<'_, 'a>,
+) {
+    let scope = Scope {
+        escalation: Some((&e.name, &e.reason)),
+    };
+    let rule = Rule::Escalation(&e.name);
+    let ticket = ev.ticket.as_ref();
+    for a in &e.actions {
+        match a {
+            EscAction::Comment {
+                connection,
+                kind,
+                body,
+                loc,
+            } => {
+                let text = match body {
+                    CommentBody::Template(name) => p
+                        .templates
+                        .iter()
+                        .find(|t| &t.name == name)
+                        .map(|t| render(&t.parts, ev, scope))
+                        .unwrap_or_default(),
+                    CommentBody::Inline(parts) => render(parts, ev, scope),
+                };
+                let record = match kind {
+                    Kind::Zendesk => ticket.map(|t| Record::Ticket { id: t.id }),
+                    Kind::Salesforce => record_of(ev, "Case"),
+                };
+                match record {
+                    Some(record) => push(
+                        d,
+                        ActionKind::Comment {
+                            connection,
+                            kind: *kind,
+                            body: text,
+                        },
+                        record,
+                        rule,
+                        *loc,
+                    ),
+                    None => d.refused.push(Refusal {
+                        what: format!("{rule}: comment on {connection}"),
+                        reason: "the event names no record to comment on".into(),
+                        loc: Some(*loc),
+                    }),
                 }
-                EscAction::SetField { field, value, loc } => {
-                    let record = match field {
-                        FieldRef::Zendesk { .. } => ticket.map(|t| Record::Ticket { id: t.id }),
-                        FieldRef::Salesforce { object, .. } => record_of(ev, object),
-                    };
-                    match record {
-                        Some(record) => push(
-                            &mut d,
-                            ActionKind::SetField {
-                                field: field.clone(),
-                                value: eval(value, ev, scope),
-                            },
-                            record,
-                            rule.clone(),
-                            *loc,
-                        ),
-                        None => d.refused.push(Refusal {
-                            what: format!("{rule}: field write"),
-                            reason: "the event names no record to write to".into(),
-                            loc: Some(*loc),
-                        }),
-                    }
+            }
+            EscAction::SetField { field, value, loc } => {
+                let v = eval(value, ev, scope);
+                // A value the event does not carry is not written: `set
+                // desk order_id = turn.order_id` must not erase an order id
+                // the ticket already has. Only a literal `none` clears.
+                let literal_none = matches!(&value.kind, ExprKind::Lit(Value::Null));
+                if v.is_null() && !literal_none {
+                    continue;
                 }
-                EscAction::AssignGroup {
-                    connection,
-                    group,
-                    loc,
-                } => {
-                    if let Some(t) = ticket {
-                        push(
-                            &mut d,
-                            ActionKind::AssignGroup {
-                                connection: connection.clone(),
-                                group: group.clone(),
-                            },
-                            Record::Ticket { id: t.id },
-                            rule.clone(),
-                            *loc,
-                        );
-                    }
+                match record_for(field, ev) {
+                    Some(record) => push(
+                        d,
+                        ActionKind::SetField {
+                            field,
+                            value: v.to_value(),
+                        },
+                        record,
+                        rule,
+                        *loc,
+                    ),
+                    None => d.refused.push(Refusal {
+                        what: format!("{rule}: {}", field_name(field)),
+                        reason: "the event names no record to write to".into(),
+                        loc: Some(*loc),
+                    }),
                 }
-                EscAction::SetStatus {
-                    connection,
-                    status,
-                    loc,
-                } => {
-                    let table = p.status_tables.iter().find(|t| &t.connection == connection);
-                    let current = table.and_then(|t| current_status(p, t, ev));
-                    match (table, current) {
-                        (Some(table), Some((record, from))) => {
-                            match decide_status(p, table, &from, status, ev) {
-                                Transition::Allowed { .. } => push(
-                                    &mut d,
-                                    ActionKind::SetStatus {
-                                        connection: connection.clone(),
-                                        from,
-                                        to: status.clone(),
-                                    },
-                                    record,
-                                    rule.clone(),
-                                    *loc,
-                                ),
-                                Transition::Refused { reason, .. } => d.refused.push(Refusal {
-                                    what: format!("{rule}: status {from} -> {status}"),
-                                    reason,
-                                    loc: Some(*loc),
-                                }),
-                            }
-                        }
-                        _ => d.refused.push(Refusal {
-                            what: format!("{rule}: status -> {status}"),
-                            reason: format!(
-                                "the event carries no current status for `{connection}`"
+            }
+            EscAction::AssignGroup {
+                connection,
+                group,
+                loc,
+            } => {
+                if let Some(t) = ticket {
+                    push(
+                        d,
+                        ActionKind::AssignGroup { connection, group },
+                        Record::Ticket { id: t.id },
+                        rule,
+                        *loc,
+                    );
+                }
+            }
+            EscAction::SetStatus {
+                connection,
+                status,
+                loc,
+            } => {
+                let table = p.status_tables.iter().find(|t| &t.connection == connection);
+                match table.and_then(|t| current_status(p, t, ev).map(|c| (t, c))) {
+                    // Already there: the hand-off needs no move.
+                    Some((_, (_, from))) if from == status => {}
+                    Some((table, (record, from))) => {
+                        match decide_status(p, table, from, status, ev) {
+                            Transition::Allowed { .. } => push(
+                                d,
+                                ActionKind::SetStatus {
+                                    connection,
+                                    from,
+                                    to: status,
+                                },
+                                record,
+                                rule,
+                                *loc,
                             ),
-                            loc: Some(*loc),
-                        }),
+                            Transition::Refused { reason, .. } => d.refused.push(Refusal {
+                                what: format!("{rule}: status {from} -> {status}"),
+                                reason,
+                                loc: Some(*loc),
+                            }),
+                        }
                     }
+                    None => d.refused.push(Refusal {
+                        what: format!("{rule}: status -> {status}"),
+                        reason: format!("the event carries no current status for `{connection}`"),
+                        loc: Some(*loc),
+                    }),
                 }
             }
         }
     }
-    d
 }
 
 #[cfg(test)]
@@ -449,7 +595,8 @@ mod tests {
     #[test]
     fn refund_above_threshold_hands_off_with_full_context() {
         let p = fintech();
-        let d = decide(&p, &Event::from_json(REFUND).unwrap());
+        let ev = Event::from_json(REFUND).unwrap();
+        let d = decide(&p, &ev);
         assert!(d.refused.is_empty(), "{:#?}", d.refused);
         let kinds: Vec<&ActionKind> = d.actions.iter().map(|a| &a.kind).collect();
         let zendesk_comment = kinds.iter().find_map(|k| match k {
@@ -477,11 +624,11 @@ mod tests {
             }
         )));
         assert!(kinds.iter().any(
-            |k| matches!(k, ActionKind::AssignGroup { group, .. } if group == "Payments Tier 2")
+            |k| matches!(k, ActionKind::AssignGroup { group, .. } if *group == "Payments Tier 2")
         ));
         assert!(kinds
             .iter()
-            .any(|k| matches!(k, ActionKind::SetStatus { to, .. } if to == "escalated_tier2")));
+            .any(|k| matches!(k, ActionKind::SetStatus { to, .. } if *to == "escalated_tier2")));
         assert!(kinds.iter().any(|k| matches!(k,
             ActionKind::SetField { field: FieldRef::Salesforce { path, .. }, value: Value::Str(v) }
                 if path == "Case.AI_Handoff_Reason__c" && v == "refund_threshold")));

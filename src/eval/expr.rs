@@ -1,6 +1,10 @@
 //! Conditions over an event. Evaluation is total: a value the event does
 //! not carry is `Null`, and a comparison with `Null` is false (except
 //! `== none`), so a missing field can never make a rule fire by accident.
+//!
+//! Values are borrowed ([`Val`]) from the event and the program while a
+//! condition is evaluated: conditions run on every event, and copying each
+//! string they look at cost more than the comparisons themselves.
 
 use super::event::Event;
 use crate::ir::{Expr, ExprKind, Op, Ref, Type, Value};
@@ -14,118 +18,201 @@ pub struct Scope<'a> {
     pub escalation: Option<(&'a str, &'a str)>,
 }
 
-fn text(s: &Option<String>) -> Value {
-    s.as_ref().map_or(Value::Null, |s| Value::Str(s.clone()))
+/// A value during evaluation, borrowed from the event or the program.
+/// [`Val::to_value`] makes an owned [`Value`] for what is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val<'a> {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(&'a str),
+    /// Amount × 10⁴ and ISO currency.
+    Money(i64, &'a str),
+    /// A list literal of the program.
+    Items(&'a [Value]),
+    /// A list of text in the event (tags, attempts).
+    Strs(&'a [String]),
+    /// Any other list: a JSON array, a list expression.
+    List(Vec<Val<'a>>),
 }
 
-fn strings(v: &[String]) -> Value {
-    Value::List(v.iter().map(|s| Value::Str(s.clone())).collect())
+impl<'a> Val<'a> {
+    pub fn of(v: &'a Value) -> Val<'a> {
+        match v {
+            Value::Null => Val::Null,
+            Value::Bool(b) => Val::Bool(*b),
+            Value::Num(n) => Val::Num(*n),
+            Value::Str(s) => Val::Str(s),
+            Value::Money(u, c) => Val::Money(*u, c),
+            Value::List(items) => Val::Items(items),
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        match self {
+            Val::Null => Value::Null,
+            Val::Bool(b) => Value::Bool(*b),
+            Val::Num(n) => Value::Num(*n),
+            Val::Str(s) => Value::Str(s.to_string()),
+            Val::Money(u, c) => Value::Money(*u, c.to_string()),
+            Val::Items(items) => Value::List(items.to_vec()),
+            Val::Strs(items) => Value::List(items.iter().map(|s| Value::Str(s.clone())).collect()),
+            Val::List(items) => Value::List(items.iter().map(Val::to_value).collect()),
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self, Val::Null)
+    }
+
+    /// The members of a list, as borrowed values; `None` for a non-list.
+    fn members(&self) -> Option<Vec<Val<'a>>> {
+        Some(match self {
+            Val::Items(items) => items.iter().map(Val::of).collect(),
+            Val::Strs(items) => items.iter().map(|s| Val::Str(s)).collect(),
+            Val::List(items) => items.clone(),
+            _ => return None,
+        })
+    }
+}
+
+fn text(s: &Option<String>) -> Val<'_> {
+    s.as_deref().map_or(Val::Null, Val::Str)
 }
 
 /// A JSON value from a payload as an l3map value.
-pub fn from_json(j: &Json) -> Value {
+pub fn from_json(j: &Json) -> Val<'_> {
     match j {
-        Json::Null | Json::Object(_) => Value::Null,
-        Json::Bool(b) => Value::Bool(*b),
-        Json::Number(n) => n.as_f64().map_or(Value::Null, Value::Num),
-        Json::String(s) => Value::Str(s.clone()),
-        Json::Array(a) => Value::List(a.iter().map(from_json).collect()),
+        Json::Null | Json::Object(_) => Val::Null,
+        Json::Bool(b) => Val::Bool(*b),
+        Json::Number(n) => n.as_f64().map_or(Val::Null, Val::Num),
+        Json::String(s) => Val::Str(s),
+        Json::Array(a) => Val::List(a.iter().map(from_json).collect()),
     }
 }
 
 /// Looks up what a reference points at in the event.
-pub fn resolve(r: &Ref, ev: &Event, scope: Scope) -> Value {
+pub fn resolve<'a>(r: &'a Ref, ev: &'a Event, scope: Scope<'a>) -> Val<'a> {
     match r {
-        Ref::Event { root, field } => match root.as_str() {
-            "ticket" => {
-                let Some(t) = &ev.ticket else {
-                    return Value::Null;
-                };
-                match field.as_str() {
-                    "id" => Value::Num(t.id as f64),
-                    "subject" => text(&t.subject),
-                    "description" => text(&t.description),
-                    "status" => text(&t.status),
-                    "priority" => text(&t.priority),
-                    "type" => text(&t.kind),
-                    "tags" => strings(&t.tags),
-                    "group" => text(&t.group),
-                    "assignee" => text(&t.assignee),
-                    "requester_email" => text(&t.requester_email),
-                    "requester_name" => text(&t.requester_name),
-                    "channel" => text(&t.channel),
-                    "created_at" => text(&t.created_at),
-                    "updated_at" => text(&t.updated_at),
-                    _ => Value::Null,
-                }
-            }
-            "comment" => {
-                let Some(c) = &ev.comment else {
-                    return Value::Null;
-                };
-                match field.as_str() {
-                    "body" => text(&c.body),
-                    "author" => text(&c.author),
-                    "public" => c.public.map_or(Value::Null, Value::Bool),
-                    _ => Value::Null,
-                }
-            }
-            "turn" => {
-                let Some(t) = &ev.turn else {
-                    return Value::Null;
-                };
-                match field.as_str() {
-                    "intent" => text(&t.intent),
-                    "summary" => text(&t.summary),
-                    "attempts" => strings(&t.attempts),
-                    "sentiment" => text(&t.sentiment),
-                    "refund_amount" => t.refund_amount.as_ref().map_or(Value::Null, |m| {
-                        decimal_units(&m.amount)
-                            .map_or(Value::Null, |u| Value::Money(u, m.currency.clone()))
-                    }),
-                    "requested_status" => text(&t.requested_status),
-                    "confidence" => t.confidence.map_or(Value::Null, Value::Num),
-                    "language" => text(&t.language),
-                    "order_id" => text(&t.order_id),
-                    "product" => text(&t.product),
-                    _ => Value::Null,
-                }
-            }
-            "escalation" => match (scope.escalation, field.as_str()) {
-                (Some((name, _)), "name") => Value::Str(name.into()),
-                (Some((_, reason)), "reason") => Value::Str(reason.into()),
-                _ => Value::Null,
-            },
-            _ => Value::Null,
-        },
-        Ref::TicketField { id, ty, .. } => {
-            let v = ev
-                .ticket
-                .as_ref()
-                .and_then(|t| t.custom_fields.get(decimal(*id, &mut [0; 20])))
-                .map_or(Value::Null, from_json);
-            typed(v, ty.as_ref())
-        }
-        Ref::Salesforce { path, ty } => {
-            let mut segs = path.split('.');
-            let Some(record) = segs.next().and_then(|o| ev.records.get(o)) else {
-                return Value::Null;
-            };
-            let mut cur: Option<&Json> = None;
-            for (i, seg) in segs.enumerate() {
-                cur = if i == 0 {
-                    record.get(seg)
-                } else {
-                    cur.and_then(|c| c.get(seg))
-                };
-            }
-            typed(cur.map_or(Value::Null, from_json), ty.as_ref())
-        }
+        Ref::Event { root, field } => event_field(root, field, ev, scope),
+        Ref::TicketField { id, ty, .. } => custom_field(*id, ty.as_ref(), ev),
+        Ref::Salesforce { path, ty } => salesforce_field(path, ty.as_ref(), ev),
     }
 }
 
+/// A standard field of the event: `ticket.status`, `turn.summary`, ...
+pub fn event_field<'a>(root: &str, field: &str, ev: &'a Event, scope: Scope<'a>) -> Val<'a> {
+    match root {
+        "ticket" => {
+            let Some(t) = &ev.ticket else {
+                return Val::Null;
+            };
+            match field {
+                "id" => Val::Num(t.id as f64),
+                "subject" => text(&t.subject),
+                "description" => text(&t.description),
+                "status" => text(&t.status),
+                "priority" => text(&t.priority),
+                "type" => text(&t.kind),
+                "tags" => Val::Strs(&t.tags),
+                "group" => text(&t.group),
+                "assignee" => text(&t.assignee),
+                "requester_email" => text(&t.requester_email),
+                "requester_name" => text(&t.requester_name),
+                "channel" => text(&t.channel),
+                "created_at" => text(&t.created_at),
+                "updated_at" => text(&t.updated_at),
+                _ => Val::Null,
+            }
+        }
+        "comment" => {
+            let Some(c) = &ev.comment else {
+                return Val::Null;
+            };
+            match field {
+                "body" => text(&c.body),
+                "author" => text(&c.author),
+                "public" => c.public.map_or(Val::Null, Val::Bool),
+                _ => Val::Null,
+            }
+        }
+        "turn" => {
+            let Some(t) = &ev.turn else {
+                return Val::Null;
+            };
+            match field {
+                "intent" => text(&t.intent),
+                "summary" => text(&t.summary),
+                "attempts" => Val::Strs(&t.attempts),
+                "sentiment" => text(&t.sentiment),
+                "refund_amount" => t.refund_amount.as_ref().map_or(Val::Null, |m| {
+                    decimal_units(&m.amount).map_or(Val::Null, |u| Val::Money(u, &m.currency))
+                }),
+                "requested_status" => text(&t.requested_status),
+                "confidence" => t.confidence.map_or(Val::Null, Val::Num),
+                "language" => text(&t.language),
+                "order_id" => text(&t.order_id),
+                "product" => text(&t.product),
+                _ => Val::Null,
+            }
+        }
+        "escalation" => match (scope.escalation, field) {
+            (Some((name, _)), "name") => Val::Str(name),
+            (Some((_, reason)), "reason") => Val::Str(reason),
+            _ => Val::Null,
+        },
+        _ => Val::Null,
+    }
+}
+
+/// A Zendesk custom field by id, read as its declared type.
+pub fn custom_field<'a>(id: u64, ty: Option<&'a Type>, ev: &'a Event) -> Val<'a> {
+    let v = ev
+        .ticket
+        .as_ref()
+        .and_then(|t| t.custom_fields.get(decimal(id, &mut [0; 20])))
+        .map_or(Val::Null, from_json);
+    typed(v, ty)
+}
+
+/// A Salesforce field by `Object.Field` path (or a relation path), read as
+/// its declared type.
+pub fn salesforce_field<'a>(path: &str, ty: Option<&'a Type>, ev: &'a Event) -> Val<'a> {
+    // A byte scan: paths are short, and this runs for every mapped field.
+    let dot = |s: &str| s.bytes().position(|b| b == b'.');
+    let Some(at) = dot(path) else {
+        return Val::Null;
+    };
+    let Some(record) = ev.records.get(&path[..at]) else {
+        return Val::Null;
+    };
+    let mut rest = &path[at + 1..];
+    let mut cur = match dot(rest) {
+        None => return typed(record.get(rest).map_or(Val::Null, from_json), ty),
+        Some(at) => {
+            let v = record.get(&rest[..at]);
+            rest = &rest[at + 1..];
+            v
+        }
+    };
+    // Relation paths: `Case.Account.Name`.
+    loop {
+        match dot(rest) {
+            None => {
+                cur = cur.and_then(|c| c.get(rest));
+                break;
+            }
+            Some(at) => {
+                cur = cur.and_then(|c| c.get(&rest[..at]));
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    typed(cur.map_or(Val::Null, from_json), ty)
+}
+
 /// `id` in decimal, without allocating: this runs for every field read.
-fn decimal(mut id: u64, buf: &mut [u8; 20]) -> &str {
+pub(crate) fn decimal(mut id: u64, buf: &mut [u8; 20]) -> &str {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -142,23 +229,23 @@ fn decimal(mut id: u64, buf: &mut [u8; 20]) -> &str {
 /// decimal fields as text, Salesforce sends currency fields as numbers.
 /// A value that does not fit the type is left as it is (and so compares
 /// unequal to anything typed).
-pub fn typed(v: Value, ty: Option<&Type>) -> Value {
+pub fn typed<'a>(v: Val<'a>, ty: Option<&'a Type>) -> Val<'a> {
     match (ty, v) {
-        (Some(Type::Money(Some(cur))), Value::Num(n)) if n.is_finite() && n.abs() < 9e14 => {
-            Value::Money((n * 10_000.0).round() as i64, cur.clone())
+        (Some(Type::Money(Some(cur))), Val::Num(n)) if n.is_finite() && n.abs() < 9e14 => {
+            Val::Money((n * 10_000.0).round() as i64, cur)
         }
-        (Some(Type::Money(Some(cur))), Value::Str(s)) => match decimal_units(s.trim()) {
-            Some(u) => Value::Money(u, cur.clone()),
-            None => Value::Str(s),
+        (Some(Type::Money(Some(cur))), Val::Str(s)) => match decimal_units(s.trim()) {
+            Some(u) => Val::Money(u, cur),
+            None => Val::Str(s),
         },
-        (Some(Type::Number), Value::Str(s)) => match s.trim().parse::<f64>() {
-            Ok(n) if n.is_finite() => Value::Num(n),
-            _ => Value::Str(s),
+        (Some(Type::Number), Val::Str(s)) => match s.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() => Val::Num(n),
+            _ => Val::Str(s),
         },
-        (Some(Type::Bool), Value::Str(s)) => match s.as_str() {
-            "true" => Value::Bool(true),
-            "false" => Value::Bool(false),
-            _ => Value::Str(s),
+        (Some(Type::Bool), Val::Str(s)) => match s {
+            "true" => Val::Bool(true),
+            "false" => Val::Bool(false),
+            _ => Val::Str(s),
         },
         (_, v) => v,
     }
@@ -166,54 +253,73 @@ pub fn typed(v: Value, ty: Option<&Type>) -> Value {
 
 /// Equality as conditions see it: amounts compare exactly, only within
 /// one currency; whole numbers equal their decimal form.
-pub fn equal(a: &Value, b: &Value) -> bool {
+pub fn equal(a: &Val, b: &Val) -> bool {
     match (a, b) {
-        (Value::Num(x), Value::Num(y)) => x == y,
-        (Value::Money(x, c), Value::Money(y, d)) => x == y && c == d,
-        (Value::List(x), Value::List(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| equal(a, b))
-        }
-        (a, b) => a == b,
+        (Val::Num(x), Val::Num(y)) => x == y,
+        (Val::Money(x, c), Val::Money(y, d)) => x == y && c == d,
+        (Val::Str(x), Val::Str(y)) => x == y,
+        (Val::Bool(x), Val::Bool(y)) => x == y,
+        (Val::Null, Val::Null) => true,
+        (x, y) => match (x.members(), y.members()) {
+            (Some(xs), Some(ys)) => {
+                xs.len() == ys.len() && xs.iter().zip(&ys).all(|(a, b)| equal(a, b))
+            }
+            _ => false,
+        },
     }
 }
 
-fn order(a: &Value, b: &Value) -> Option<std::cmp::Ordering> {
+/// [`equal`] for owned values.
+pub fn equal_values(a: &Value, b: &Value) -> bool {
+    equal(&Val::of(a), &Val::of(b))
+}
+
+fn order(a: &Val, b: &Val) -> Option<std::cmp::Ordering> {
     match (a, b) {
-        (Value::Num(x), Value::Num(y)) => x.partial_cmp(y),
-        (Value::Money(x, c), Value::Money(y, d)) if c == d => Some(x.cmp(y)),
+        (Val::Num(x), Val::Num(y)) => x.partial_cmp(y),
+        (Val::Money(x, c), Val::Money(y, d)) if c == d => Some(x.cmp(y)),
         // ISO dates and RFC 3339 times in one zone order as text.
-        (Value::Str(x), Value::Str(y)) => Some(x.cmp(y)),
+        (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),
         _ => None,
     }
 }
 
-fn contains(list: &Value, item: &Value) -> bool {
-    matches!(list, Value::List(items) if items.iter().any(|i| equal(i, item)))
+/// Whether `list` holds `item`, without building a list of either.
+fn contains(list: &Val, item: &Val) -> bool {
+    match list {
+        Val::Items(items) => items.iter().any(|i| equal(&Val::of(i), item)),
+        Val::Strs(items) => match item {
+            Val::Str(s) => items.iter().any(|i| i == s),
+            _ => false,
+        },
+        Val::List(items) => items.iter().any(|i| equal(i, item)),
+        _ => false,
+    }
 }
 
 /// Evaluates an expression to a value.
-pub fn eval(e: &Expr, ev: &Event, scope: Scope) -> Value {
+pub fn eval<'a>(e: &'a Expr, ev: &'a Event, scope: Scope<'a>) -> Val<'a> {
     match &e.kind {
-        ExprKind::Lit(v) => v.clone(),
+        ExprKind::Lit(v) => Val::of(v),
         ExprKind::Ref(r) => resolve(r, ev, scope),
-        ExprKind::List(items) => Value::List(items.iter().map(|i| eval(i, ev, scope)).collect()),
-        ExprKind::Not(x) => Value::Bool(!holds(x, ev, scope)),
-        ExprKind::And(terms) => Value::Bool(terms.iter().all(|t| holds(t, ev, scope))),
-        ExprKind::Or(terms) => Value::Bool(terms.iter().any(|t| holds(t, ev, scope))),
+        ExprKind::List(items) => Val::List(items.iter().map(|i| eval(i, ev, scope)).collect()),
+        ExprKind::Not(x) => Val::Bool(!holds(x, ev, scope)),
+        ExprKind::And(terms) => Val::Bool(terms.iter().all(|t| holds(t, ev, scope))),
+        ExprKind::Or(terms) => Val::Bool(terms.iter().any(|t| holds(t, ev, scope))),
         ExprKind::Cmp(op, l, r) => {
             let (a, b) = (eval(l, ev, scope), eval(r, ev, scope));
             use std::cmp::Ordering::*;
-            Value::Bool(match op {
+            Val::Bool(match op {
                 Op::Eq => equal(&a, &b),
                 // A missing left side never fires: `turn.language != "en"`
                 // must not hand off every event that carries no turn.
-                Op::Ne => a != Value::Null && !equal(&a, &b),
+                Op::Ne => !a.is_null() && !equal(&a, &b),
                 Op::Lt => order(&a, &b) == Some(Less),
                 Op::Le => matches!(order(&a, &b), Some(Less | Equal)),
                 Op::Gt => order(&a, &b) == Some(Greater),
                 Op::Ge => matches!(order(&a, &b), Some(Greater | Equal)),
                 Op::In => contains(&b, &a),
-                Op::NotIn => a != Value::Null && !contains(&b, &a),
+                Op::NotIn => !a.is_null() && !contains(&b, &a),
                 Op::Has => contains(&a, &b),
             })
         }
@@ -222,7 +328,7 @@ pub fn eval(e: &Expr, ev: &Event, scope: Scope) -> Value {
 
 /// Whether a condition holds: only `true` is true.
 pub fn holds(e: &Expr, ev: &Event, scope: Scope) -> bool {
-    eval(e, ev, scope) == Value::Bool(true)
+    eval(e, ev, scope) == Val::Bool(true)
 }
 
 #[cfg(test)]

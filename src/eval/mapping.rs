@@ -2,67 +2,75 @@
 //! written to the target field.
 
 use super::event::Event;
-use super::expr::{equal, resolve, Scope};
-use crate::ir::{FieldRef, MapRule, Ref, Type, Value};
+use super::expr::{custom_field, equal, event_field, salesforce_field, Scope, Val};
+use crate::ir::{FieldRef, MapRule, Type};
 
 /// The value of a mapped field in the event (`Null` when absent), read as
-/// the field's declared type.
-pub fn read(field: &FieldRef, ty: &Type, ev: &Event) -> Value {
-    let ty = Some(ty.clone());
-    let r = match field {
-        FieldRef::Zendesk {
-            field,
-            id: Some(id),
-            ..
-        } => Ref::TicketField {
-            alias: field.clone(),
-            id: *id,
-            ty,
-        },
+/// the field's declared type. Runs for every rule on every event, so it
+/// borrows and looks the value up directly.
+pub fn read<'a>(field: &'a FieldRef, ty: &'a Type, ev: &'a Event) -> Val<'a> {
+    match field {
+        FieldRef::Zendesk { id: Some(id), .. } => custom_field(*id, Some(ty), ev),
         FieldRef::Zendesk {
             field, id: None, ..
-        } => Ref::Event {
-            root: "ticket".into(),
-            field: field.clone(),
-        },
-        FieldRef::Salesforce { path, .. } => Ref::Salesforce {
-            path: path.clone(),
-            ty,
-        },
-    };
-    resolve(&r, ev, Scope::default())
+        } => event_field("ticket", field, ev, Scope::default()),
+        FieldRef::Salesforce { path, .. } => salesforce_field(path, Some(ty), ev),
+    }
 }
 
-/// Whether the event says this source changed: record changes list what
-/// changed; other events carry the whole record, so anything present counts.
-pub fn changed(field: &FieldRef, ev: &Event) -> bool {
-    match field {
-        FieldRef::Salesforce { path, .. } if !ev.changed.is_empty() => ev.changed.contains(path),
-        _ => true,
+/// What the event says changed: record changes list their changed
+/// fields; other events carry the whole record, so anything present
+/// counts. Many mapped fields meet many changed ones, so a long list is
+/// hashed once per event.
+pub enum Changes<'e> {
+    Everything,
+    Few(&'e [String]),
+    Many(rustc_hash::FxHashSet<&'e str>),
+}
+
+impl<'e> Changes<'e> {
+    pub fn new(ev: &'e Event) -> Changes<'e> {
+        match ev.changed.len() {
+            0 => Changes::Everything,
+            1..=4 => Changes::Few(&ev.changed),
+            _ => Changes::Many(ev.changed.iter().map(String::as_str).collect()),
+        }
+    }
+
+    /// Whether `field` changed. Only Salesforce sources come with a list.
+    pub fn includes(&self, field: &FieldRef) -> bool {
+        let FieldRef::Salesforce { path, .. } = field else {
+            return true;
+        };
+        match self {
+            Changes::Everything => true,
+            Changes::Few(list) => list.iter().any(|c| c == path),
+            Changes::Many(set) => set.contains(path.as_str()),
+        }
     }
 }
 
 /// What a rule does with a value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Translated {
-    Write(Value),
+pub enum Translated<'a> {
+    Write(Val<'a>),
     /// The target already holds the value: nothing to write.
     Unchanged,
     /// No arm matches and there is no default arm.
-    NoArm(Value),
+    NoArm(Val<'a>),
 }
 
 /// Translates `value` by the rule's table (or passes it through).
-pub fn translate(rule: &MapRule, value: Value, ev: &Event) -> Translated {
+pub fn translate<'a>(rule: &'a MapRule, value: Val<'a>, ev: &'a Event) -> Translated<'a> {
     let out = match &rule.table {
         None => value,
         Some(arms) => {
             let hit = arms.iter().find(|a| match &a.patterns {
-                Some(ps) => ps.iter().any(|p| equal(p, &value)),
+                Some(ps) => ps.iter().any(|p| equal(&Val::of(p), &value)),
                 None => true,
             });
             match hit {
-                Some(a) => a.value.clone(),
+                Some(a) => Val::of(&a.value),
                 None => return Translated::NoArm(value),
             }
         }

@@ -23,6 +23,11 @@ fn place(p: &Program, loc: &Loc) -> String {
 /// Decides a requested status change against the table of `table.connection`.
 pub fn decide(p: &Program, table: &StatusTable, from: &str, to: &str, ev: &Event) -> Transition {
     let refuse = |reason: String, rule: Option<Loc>| Transition::Refused { reason, rule };
+    let zendesk = p
+        .connections
+        .iter()
+        .any(|c| c.name == table.connection && c.kind == crate::check::Kind::Zendesk);
+    let record = if zendesk { "ticket" } else { "Case" };
     let Some(target) = table.statuses.iter().find(|s| s.name == to) else {
         return refuse(
             format!("`{to}` is not a status of `{}`", table.connection),
@@ -32,14 +37,14 @@ pub fn decide(p: &Program, table: &StatusTable, from: &str, to: &str, ev: &Event
     let Some(source) = table.statuses.iter().find(|s| s.name == from) else {
         return refuse(
             format!(
-                "the ticket's status `{from}` is not declared in the table of `{}`",
+                "the {record}'s status `{from}` is not declared in the table of `{}`",
                 table.connection
             ),
             None,
         );
     };
     if from == to {
-        return refuse(format!("the ticket is already `{to}`"), None);
+        return refuse(format!("the {record} is already `{to}`"), None);
     }
     if source.terminal {
         return refuse(
@@ -48,10 +53,12 @@ pub fn decide(p: &Program, table: &StatusTable, from: &str, to: &str, ev: &Event
         );
     }
     if target.category == Category::New {
-        return refuse(
-            format!("Zendesk never lets a ticket return to `{to}`, a status of category new"),
-            Some(target.loc),
-        );
+        let reason = if zendesk {
+            format!("Zendesk never lets a ticket return to `{to}`, a status of category new")
+        } else {
+            format!("`{to}` is the table's status of category new: no record returns to it")
+        };
+        return refuse(reason, Some(target.loc));
     }
     let candidates: Vec<_> = table
         .transitions

@@ -14,7 +14,7 @@ pub fn render(parts: &[TemplatePart], ev: &Event, scope: Scope) -> String {
             TemplatePart::Var { var, filters, .. } => {
                 let v = filters
                     .iter()
-                    .fold(resolve(var, ev, scope), |v, f| apply(f, v));
+                    .fold(resolve(var, ev, scope).to_value(), |v, f| apply(f, v));
                 out.push_str(&display(&v));
             }
         }

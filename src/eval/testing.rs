@@ -3,7 +3,7 @@
 
 use super::decide::{decide, Action, ActionKind, Decision};
 use super::event::Event;
-use super::expr::equal;
+use super::expr::equal_values;
 use super::template::display;
 use crate::ir::{Expect, Expectation, FieldRef, Loc, Program, TestCase, Value};
 use serde::Serialize;
@@ -88,7 +88,6 @@ pub struct Outcome {
     /// The event could not be read (the checker reports this first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    pub decision: Option<Decision>,
 }
 
 /// Runs one test against a compiled program.
@@ -99,7 +98,6 @@ pub fn run(p: &Program, case: &TestCase) -> Outcome {
         passed: false,
         failures: vec![],
         error: None,
-        decision: None,
     };
     let ev = match test_event(&case.name, &case.event) {
         Ok(ev) => ev,
@@ -121,7 +119,6 @@ pub fn run(p: &Program, case: &TestCase) -> Outcome {
         }
     }
     out.passed = out.failures.is_empty();
-    out.decision = Some(d);
     out
 }
 
@@ -195,8 +192,8 @@ fn holds(e: &Expect, d: &Decision) -> Option<Miss> {
                     _ => None,
                 })
                 .collect();
-            let ok = written.iter().any(|(_, v)| equal(v, value))
-                || sku.iter().any(|(_, v)| equal(v, value));
+            let ok = written.iter().any(|(_, v)| equal_values(v, value))
+                || sku.iter().any(|(_, v)| equal_values(v, value));
             if ok {
                 return None;
             }

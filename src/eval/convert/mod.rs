@@ -109,7 +109,9 @@ pub fn detect(v: &Json) -> Option<Shape> {
     let m = v.as_object()?;
     let has = |k: &str| m.get(k).is_some_and(|v| !v.is_null());
     let is_obj = |k: &str| m.get(k).is_some_and(Json::is_object);
-    if has("id") && has("kind") {
+    // `at` is ours alone too: a normalised event that lost its `kind`
+    // should say so, not be read as a Zendesk ticket.
+    if has("id") && (has("kind") || has("at")) {
         return Some(Shape::Normalised);
     }
     if m.get("type")
@@ -430,36 +432,20 @@ fn is_rfc3339(s: &str) -> bool {
 }
 
 /// Milliseconds since 1970 (Salesforce `commitTimestamp`) as RFC 3339 UTC
-/// with milliseconds; years past 9999 do not fit the format and are refused.
+/// with milliseconds; times past the end of year 9999 (as jiff counts it,
+/// 9999-12-30T22:00:00Z) are refused.
 pub(crate) fn millis_to_rfc3339(ms: u64, path: &str) -> Result<String, EventError> {
-    const MAX: u64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
-    if ms > MAX {
-        return Err(fail(path, format!("{ms} is past the year 9999")));
-    }
-    let (secs, milli) = (ms / 1000, ms % 1000);
-    let (days, sod) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days);
+    // jiff does the calendar; the format is fixed to milliseconds, the
+    // precision Salesforce stamps with.
+    let ts = i64::try_from(ms / 1000)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .ok_or_else(|| fail(path, format!("{ms} is past the year 9999")))?;
     Ok(format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
+        "{}.{:03}Z",
+        ts.strftime("%Y-%m-%dT%H:%M:%S"),
+        ms % 1000
     ))
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
-/// `civil_from_days`, for non-negative days only).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
@@ -609,8 +595,9 @@ mod tests {
         assert_eq!(ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(ms(951_782_400_000), "2000-02-29T00:00:00.000Z");
         assert_eq!(ms(1_794_391_200_123), "2026-11-11T10:00:00.123Z");
-        assert_eq!(ms(253_402_300_799_999), "9999-12-31T23:59:59.999Z");
-        assert!(millis_to_rfc3339(253_402_300_800_000, "t").is_err());
+        assert_eq!(ms(253_402_207_200_999), "9999-12-30T22:00:00.999Z");
+        assert!(millis_to_rfc3339(253_402_207_201_000, "t").is_err());
+        assert!(millis_to_rfc3339(u64::MAX, "t").is_err());
     }
 
     #[test]
