@@ -58,23 +58,60 @@ impl Step {
 }
 
 pub fn normalize(steps: &[Step], input: &str) -> String {
+    if input.is_ascii() {
+        return normalize_ascii(steps, input);
+    }
     let mut s = input.to_string();
-    for step in steps {
+    for (i, step) in steps.iter().enumerate() {
         s = match step {
-            // ASCII is already in NFKC, and its case mapping is a byte map.
-            Step::Nfkc if s.is_ascii() => s,
             Step::Nfkc => s.nfkc().collect(),
-            Step::Upper if s.is_ascii() => s.to_ascii_uppercase(),
             Step::Upper => s.to_uppercase(),
-            Step::Lower if s.is_ascii() => s.to_ascii_lowercase(),
             Step::Lower => s.to_lowercase(),
             Step::Casefold => caseless::default_case_fold_str(&s),
             Step::Trim => s.trim().to_string(),
             Step::CollapseSpaces => s.split_whitespace().collect::<Vec<_>>().join(" "),
             Step::Strip(chars) => s.chars().filter(|c| !chars.contains(*c)).collect(),
         };
+        // Full-width Latin becomes ASCII under NFKC: the rest is byte work.
+        if s.is_ascii() {
+            return normalize_ascii(&steps[i + 1..], &s);
+        }
     }
     s
+}
+
+/// White space as `str::trim` sees it (which, unlike
+/// `u8::is_ascii_whitespace`, includes the vertical tab).
+fn space(b: u8) -> bool {
+    (b as char).is_whitespace()
+}
+
+/// [`normalize`] for ASCII input, the common case: every step is a byte
+/// map or a filter, done in place on one buffer.
+fn normalize_ascii(steps: &[Step], input: &str) -> String {
+    let mut b = input.as_bytes().to_vec();
+    for step in steps {
+        match step {
+            // ASCII is already in NFKC.
+            Step::Nfkc => {}
+            Step::Upper => b.make_ascii_uppercase(),
+            // ASCII case folding is lower-casing.
+            Step::Lower | Step::Casefold => b.make_ascii_lowercase(),
+            Step::Trim => {
+                let end = b.len() - b.iter().rev().take_while(|c| space(**c)).count();
+                b.truncate(end);
+                let start = b.iter().take_while(|c| space(**c)).count();
+                b.drain(..start);
+            }
+            Step::CollapseSpaces => {
+                let words: Vec<&[u8]> = b.split(|c| space(*c)).filter(|w| !w.is_empty()).collect();
+                b = words.join(&b' ');
+            }
+            Step::Strip(chars) => b.retain(|c| !chars.contains(*c as char)),
+        }
+    }
+    // Only ASCII bytes were kept or written.
+    String::from_utf8(b).unwrap_or_default()
 }
 
 /// A rule's pattern after compilation: an exact (normalised) alias or a regex.
@@ -177,9 +214,15 @@ impl Matcher {
         }
         let first = self.first_pattern(&normalized)?;
         let (re, rule, template) = &self.regexes[first];
-        let caps = re.captures(&normalized)?;
-        let mut product = String::new();
-        caps.expand(template, &mut product);
+        // Only a result with `$1` needs the (slower) capture search.
+        let product = if template.contains('$') {
+            let caps = re.captures(&normalized)?;
+            let mut product = String::new();
+            caps.expand(template, &mut product);
+            product
+        } else {
+            template.clone()
+        };
         Some(Match {
             product,
             rule: *rule,
@@ -215,10 +258,33 @@ mod tests {
 
     #[test]
     fn ascii_fast_paths_agree_with_unicode_paths() {
-        for s in ["iph 15 pm", "Galaxy-S24", "ABC_def"] {
+        for s in [
+            "iph 15 pm",
+            "Galaxy-S24",
+            "ABC_def",
+            "  two   spaces\t here  ",
+            "\u{b}tab\u{b}",
+            "",
+        ] {
             assert_eq!(normalize(&[Step::Nfkc], s), s.nfkc().collect::<String>());
             assert_eq!(normalize(&[Step::Upper], s), s.to_uppercase());
             assert_eq!(normalize(&[Step::Lower], s), s.to_lowercase());
+            assert_eq!(
+                normalize(&[Step::Casefold], s),
+                caseless::default_case_fold_str(s)
+            );
+            assert_eq!(normalize(&[Step::Trim], s), s.trim());
+            assert_eq!(
+                normalize(&[Step::CollapseSpaces], s),
+                s.split_whitespace().collect::<Vec<_>>().join(" ")
+            );
+            let strip = Step::Strip(" -_".into());
+            assert_eq!(
+                normalize(std::slice::from_ref(&strip), s),
+                s.chars()
+                    .filter(|c| !" -_".contains(*c))
+                    .collect::<String>()
+            );
         }
     }
 
