@@ -301,10 +301,10 @@ fn plan_json_is_one_decision_per_line() {
     assert_eq!(lines.len(), 5);
     assert_eq!(lines[0]["event"], "evt-1");
     assert_eq!(lines[0]["actions"][0]["action"], "comment");
-    // A hash of revision and event, then the rule's place and the record.
+    // A hand-off: `h`, a hash of the revision, the rule's place, the record.
     let key = lines[0]["actions"][0]["idempotency_key"].as_str().unwrap();
-    assert!(key.ends_with("-t4211"), "{key}");
-    assert!(key[..20].bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+    assert!(key.starts_with('h') && key.ends_with("-t4211"), "{key}");
+    assert!(key[1..21].bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
     assert_eq!(lines[2]["line"], 3);
 }
 
@@ -499,4 +499,104 @@ fn diff_refuses_a_broken_version() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("the new mappings"), "{}", stderr(&o));
+}
+
+#[test]
+fn diff_of_identical_copies_in_two_directories_is_empty() {
+    // The README's review workflow compares a worktree with the checkout:
+    // same files, other paths. Nothing may differ, not even a refusal.
+    let copy = Path::new(env!("CARGO_TARGET_TMPDIR")).join("diff_same_fintech");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir("mappings/fintech").unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
+    }
+    let o = l3map(&[
+        "diff",
+        "--exit-code",
+        "mappings/fintech",
+        copy.to_str().unwrap(),
+        "--events",
+        "tests/data/events/fintech.jsonl",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("event "), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains(" 0 decided differently"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_line_that_is_not_utf8_is_one_bad_event() {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("not_utf8.jsonl");
+    let good = r#"{"id":"u-1","kind":"ticket_updated","at":"2026-11-11T10:00:00Z","ticket":{"id":1,"status":"open"}}"#;
+    let mut bytes = format!("{good}\n").into_bytes();
+    bytes.extend_from_slice(b"{\"id\":\"u-2\",\"kind\":\"\xff\"}\n");
+    bytes.extend_from_slice(format!("{}\n", good.replace("u-1", "u-3")).as_bytes());
+    std::fs::write(&path, bytes).unwrap();
+    let o = l3map(&[
+        "plan",
+        "mappings/fintech",
+        "--events",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(out.contains("line 2: unreadable event: not UTF-8"), "{out}");
+    assert!(
+        out.contains("event u-1") && out.contains("event u-3"),
+        "{out}"
+    );
+}
+
+#[test]
+fn test_json_lists_projects_that_do_not_compile() {
+    let o = l3map(&["test", "--format", "json", "tests/fixtures/cli/broken"]);
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(v["broken"][0]["project"], "tests/fixtures/cli/broken");
+    let errors = v["broken"][0]["errors"].as_array().unwrap();
+    assert!(
+        errors.iter().any(|e| e.as_str().unwrap().contains("solvd")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn diff_shows_a_change_of_order() {
+    // The comment is written before the reassignment; swapping them is a
+    // change a reviewer must see, even though the same actions remain.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("diff_order_fintech");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir("mappings/fintech").unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "  comment desk handoff\n  assign  desk \"Fraud Operations\"",
+            "  assign  desk \"Fraud Operations\"\n  comment desk handoff",
+        );
+        std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
+    }
+    let events = dir.join("fraud.jsonl");
+    std::fs::write(
+        &events,
+        r#"{"id":"f-1","kind":"agent_turn","at":"2026-11-11T10:00:00Z","ticket":{"id":8,"status":"open"},"turn":{"intent":"fraud_report"}}"#,
+    )
+    .unwrap();
+    let o = l3map(&[
+        "diff",
+        "mappings/fintech",
+        dir.to_str().unwrap(),
+        "--events",
+        events.to_str().unwrap(),
+    ]);
+    let out = stdout(&o);
+    assert!(
+        out.contains("event f-1 (line 1)\n  order changed:"),
+        "{out}"
+    );
+    let before = out.find("- comment desk").expect("comment before");
+    let after = out.find("+ assign desk").expect("assign after");
+    assert!(before < after, "{out}");
 }

@@ -237,17 +237,79 @@ fn idempotency_keys_differ_across_revisions_events_and_records() {
         assert_eq!(x.kind, y.kind);
         assert_ne!(x.idempotency_key, y.idempotency_key);
     }
-    // Another delivery id is another event: new keys. A redelivery of the
-    // same id is not.
-    let redelivered = event(&REFUND.replace("evt-refund-1", "evt-refund-2"));
-    let again = decide(&program, &redelivered);
-    let mut all: Vec<&str> = base
-        .actions
-        .iter()
-        .chain(&again.actions)
-        .map(|a| a.idempotency_key.as_str())
-        .collect();
+    // A hand-off happens once per record, escalation and revision: the
+    // same escalation triggered again by another event (a later update, or
+    // the poller seeing what the webhook saw) has the same keys, so the
+    // outbox writes its comment once.
+    let later = event(&REFUND.replace("evt-refund-1", "evt-refund-2"));
+    let again = decide(&program, &later);
+    let keys = |d: &l3map::eval::decide::Decision| -> Vec<String> {
+        d.actions
+            .iter()
+            .map(|a| a.idempotency_key.clone())
+            .collect()
+    };
+    assert_eq!(keys(&base), keys(&again));
+    // Another ticket is another hand-off.
+    let elsewhere = event(&REFUND.replace("4211", "4212").replace("AbCdE", "AbCdF"));
+    let other_ticket = decide(&program, &elsewhere);
+    let mut all: Vec<String> = keys(&base);
+    all.extend(keys(&other_ticket));
     all.sort();
     all.dedup();
     assert_eq!(all.len(), base.actions.len() * 2, "every key is distinct");
+}
+
+#[test]
+fn field_writes_are_keyed_by_event_so_a_later_change_is_written() {
+    // Ent, then Prem, then Ent again: the third write must not be taken for
+    // a repeat of the first. A redelivery of the same event must be.
+    let program = program("fintech");
+    let change = |id: &str, tier: &str| {
+        event(&format!(
+            r#"{{"id":"{id}","kind":"record_changed","at":"2026-11-11T10:00:00Z",
+                "ticket":{{"id":77,"status":"open"}},
+                "records":{{"Account":{{"Id":"001A","SLA_Tier__c":"{tier}"}}}},
+                "changed":["Account.SLA_Tier__c"]}}"#
+        ))
+    };
+    let (first, third, redelivered) = (
+        change("c-1", "Ent"),
+        change("c-3", "Ent"),
+        change("c-1", "Ent"),
+    );
+    let key = |ev: &Event| decide(&program, ev).actions[0].idempotency_key.clone();
+    assert_ne!(key(&first), key(&third));
+    assert_eq!(key(&first), key(&redelivered));
+    assert!(!key(&first).starts_with('h'));
+}
+
+#[test]
+fn a_value_that_does_not_fit_its_field_is_refused_not_written() {
+    let d = decided(
+        &program("saas"),
+        r#"{"id":"evt-bad-values","kind":"record_changed","at":"2026-11-11T11:00:00Z",
+            "ticket":{"id":7200,"status":"open"},
+            "records":{"Account":{"Id":"0015e00000Bad01","Contract_Value__c":"lots",
+                                  "Renewal_Date__c":"next tuesday","SLA_Tier__c":"Biz"}},
+            "changed":["Account.Contract_Value__c","Account.Renewal_Date__c","Account.SLA_Tier__c"]}"#,
+    );
+    let written: Vec<&str> = actions(&d)
+        .iter()
+        .map(|a| a["field"]["field"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(written, ["sla_tier"], "only the value that fits is written");
+    let reasons: Vec<&str> = d["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "\"lots\" is not an amount in USD, so `contract_value` is not written",
+            "\"next tuesday\" is not a date such as 2027-01-31, so `renewal_date` is not written",
+        ]
+    );
 }

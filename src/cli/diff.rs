@@ -6,7 +6,6 @@ use super::check::{color, load_one, relevant};
 use super::{fail, Format};
 use crate::check::check;
 use crate::diagnostics::render_human;
-use crate::eval::convert::ConvertContext;
 use crate::eval::decide::{decide, ActionKind, Decision, Record, Refusal};
 use crate::eval::testing::describe;
 use crate::eval::Event;
@@ -95,7 +94,14 @@ fn compile(path: &Path, which: &str) -> Result<Program, u8> {
     }
 }
 
-pub fn run(old: &Path, new: &Path, events: &Path, format: Format, exit_code: bool) -> u8 {
+pub fn run(
+    old: &Path,
+    new: &Path,
+    events: &Path,
+    format: Format,
+    exit_code: bool,
+    ticket_field: Option<String>,
+) -> u8 {
     let (before, after) = match (compile(old, "old"), compile(new, "new")) {
         (Ok(b), Ok(a)) => (b, a),
         (Err(c), _) | (_, Err(c)) => return c,
@@ -103,8 +109,11 @@ pub fn run(old: &Path, new: &Path, events: &Path, format: Format, exit_code: boo
     // Each version reads the events with its own status table: a renamed
     // custom status changes what a payload means.
     let (lines_b, lines_a) = match (
-        super::events::read(events, &ConvertContext::new(&before)),
-        super::events::read(events, &ConvertContext::new(&after)),
+        super::events::read(
+            events,
+            &super::events::context(&before, ticket_field.clone()),
+        ),
+        super::events::read(events, &super::events::context(&after, ticket_field)),
     ) {
         (Ok(b), Ok(a)) => (b, a),
         (Err(e), _) | (_, Err(e)) => return fail(e),
@@ -211,6 +220,16 @@ fn human(out: &Out) -> String {
             }
             for r in after.refused.iter().filter(|r| !before.refused.contains(r)) {
                 s.push_str(&format!("  + refused {}: {}\n", r.what, r.reason));
+            }
+            // The same actions in another order: the order is what runs
+            // (a comment before the reassignment), so it is a change too.
+            if !s.contains('\n') || s.lines().count() == 1 {
+                s.push_str("  order changed:\n");
+                for (sign, side) in [('-', before), ('+', after)] {
+                    for a in &side.actions {
+                        s.push_str(&format!("  {sign} {}\n", one(a)));
+                    }
+                }
             }
             s
         }

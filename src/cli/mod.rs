@@ -83,6 +83,11 @@ enum Command {
         /// `human` or `json` (one decision per line).
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
+        /// The Salesforce field that holds a record's Zendesk ticket id
+        /// (e.g. `Zendesk_Ticket_Id__c`), so raw Salesforce payloads can
+        /// write to their ticket (docs/EVENTS.md).
+        #[arg(long, value_name = "FIELD")]
+        ticket_field: Option<String>,
     },
     /// Replay recorded events through two versions of a project and show
     /// every event they decide differently: how a mapping change is reviewed.
@@ -104,6 +109,11 @@ enum Command {
         /// Exit with 1 when any event is decided differently.
         #[arg(long)]
         exit_code: bool,
+        /// The Salesforce field that holds a record's Zendesk ticket id
+        /// (e.g. `Zendesk_Ticket_Id__c`), so raw Salesforce payloads can
+        /// write to their ticket (docs/EVENTS.md).
+        #[arg(long, value_name = "FIELD")]
+        ticket_field: Option<String>,
     },
     /// Run the `test` blocks of .l3map files: per-test pass/fail, and for a
     /// failure the `expect` line with what happened instead.
@@ -145,14 +155,16 @@ pub fn run() -> ExitCode {
             path,
             events,
             format,
-        } => plan::run(&path, &events, format),
+            ticket_field,
+        } => plan::run(&path, &events, format, ticket_field),
         Command::Diff {
             old,
             new,
             events,
             format,
             exit_code,
-        } => diff::run(&old, &new, &events, format, exit_code),
+            ticket_field,
+        } => diff::run(&old, &new, &events, format, exit_code, ticket_field),
         Command::Test {
             paths,
             format,

@@ -5,7 +5,6 @@ use super::check::{color, load_one, relevant};
 use super::{fail, Format};
 use crate::check::check;
 use crate::diagnostics::render_human;
-use crate::eval::convert::ConvertContext;
 use crate::eval::decide::{decide, Decision};
 use serde::Serialize;
 use std::path::Path;
@@ -17,7 +16,10 @@ enum Line<'a> {
     Unreadable { line: usize, error: String },
 }
 
-pub fn run(path: &Path, events: &Path, format: Format) -> u8 {
+pub fn run(path: &Path, events: &Path, format: Format, ticket_field: Option<String>) -> u8 {
+    if format == Format::Github {
+        return fail("plan prints `human` or `json`; `github` annotations are for `l3map check`");
+    }
     let p = match load_one(path) {
         Ok(p) => p,
         Err(code) => return code,
@@ -32,7 +34,7 @@ pub fn run(path: &Path, events: &Path, format: Format) -> u8 {
         eprintln!("failed: the mappings have errors; nothing planned");
         return 1;
     };
-    let lines = match super::events::read(events, &ConvertContext::new(&program)) {
+    let lines = match super::events::read(events, &super::events::context(&program, ticket_field)) {
         Ok(l) => l,
         Err(e) => return fail(e),
     };
@@ -54,8 +56,11 @@ pub fn run(path: &Path, events: &Path, format: Format) -> u8 {
         };
         for out in outs {
             match format {
-                Format::Json => match serde_json::to_string(&out) {
-                    Ok(s) => println!("{s}"),
+                Format::Json => match serde_json::to_value(&out) {
+                    Ok(mut v) => {
+                        with_sources(&mut v, &program.files);
+                        println!("{v}");
+                    }
                     Err(e) => return fail(e),
                 },
                 _ => print!("{}", human(&out, &program.files)),
@@ -67,6 +72,28 @@ pub fn run(path: &Path, events: &Path, format: Format) -> u8 {
         1
     } else {
         0
+    }
+}
+
+/// `loc.file` is an index into the project's files; JSON readers get the
+/// place spelled out next to it, as `source: "file:line:col"`.
+fn with_sources(v: &mut serde_json::Value, files: &[String]) {
+    for list in ["actions", "refused"] {
+        let Some(items) = v.get_mut(list).and_then(|x| x.as_array_mut()) else {
+            continue;
+        };
+        for item in items {
+            let loc = &item["loc"];
+            let (Some(f), Some(line), Some(col)) = (
+                loc["file"].as_u64(),
+                loc["line"].as_u64(),
+                loc["col"].as_u64(),
+            ) else {
+                continue;
+            };
+            let file = files.get(f as usize).map_or("?", |s| s.as_str());
+            item["source"] = serde_json::Value::from(format!("{file}:{line}:{col}"));
+        }
     }
 }
 

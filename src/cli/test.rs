@@ -15,7 +15,15 @@ use std::path::PathBuf;
 struct Report<'a> {
     passed: usize,
     failed: usize,
+    /// Projects whose mappings do not compile: their tests did not run.
+    broken: Vec<Broken>,
     tests: Vec<TestJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct Broken {
+    project: String,
+    errors: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -45,7 +53,7 @@ pub fn run(paths: &[PathBuf], format: Format, filter: Option<&str>) -> u8 {
         Err(e) => return fail(e),
     };
     let mut results: Vec<(&Project, Vec<String>, Vec<Outcome>)> = Vec::new();
-    let mut broken = 0;
+    let mut broken = Vec::new();
     for p in &projects {
         let checked = check(&p.sources);
         let Some(program) = lower(&checked, &p.sources) else {
@@ -54,7 +62,15 @@ pub fn run(paths: &[PathBuf], format: Format, filter: Option<&str>) -> u8 {
                 render_human(&relevant(p, &checked), &p.sources, color())
             );
             eprintln!("failed: {} has errors; its tests did not run", p.name());
-            broken += 1;
+            broken.push(Broken {
+                project: p.name(),
+                errors: checked
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(|d| d.message())
+                    .collect(),
+            });
             continue;
         };
         let outcomes = lower_tests(&checked, &p.sources)
@@ -65,6 +81,8 @@ pub fn run(paths: &[PathBuf], format: Format, filter: Option<&str>) -> u8 {
             .collect();
         results.push((p, program.files.clone(), outcomes));
     }
+    let broken_count = broken.len();
+    let mut broken_json = broken;
     let passed = results
         .iter()
         .flat_map(|r| &r.2)
@@ -76,6 +94,7 @@ pub fn run(paths: &[PathBuf], format: Format, filter: Option<&str>) -> u8 {
             let report = Report {
                 passed,
                 failed,
+                broken: std::mem::take(&mut broken_json),
                 tests: results
                     .iter()
                     .flat_map(|(p, files, outs)| outs.iter().map(move |o| json(p, files, o)))
@@ -97,19 +116,19 @@ pub fn run(paths: &[PathBuf], format: Format, filter: Option<&str>) -> u8 {
                     print!("{}", human(p, files, o));
                 }
             }
-            let verdict = if failed > 0 || broken > 0 {
+            let verdict = if failed > 0 || broken_count > 0 {
                 "FAILED"
             } else {
                 "ok"
             };
             let mut line = format!("test result: {verdict}. {passed} passed; {failed} failed");
-            if broken > 0 {
-                line.push_str(&format!("; {broken} project(s) did not compile"));
+            if broken_count > 0 {
+                line.push_str(&format!("; {broken_count} project(s) did not compile"));
             }
             println!("{line}");
         }
     }
-    if broken > 0 {
+    if broken_count > 0 {
         2
     } else if failed > 0 {
         1

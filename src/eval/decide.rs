@@ -7,7 +7,7 @@
 
 use super::event::Event;
 use super::expr::{equal, eval, holds, resolve, Scope, Val};
-use super::mapping::{read, translate, Changes, Translated};
+use super::mapping::{fit, read, translate, Changes, Translated};
 use super::status::{decide as decide_status, Transition};
 use super::template::render;
 use crate::check::Kind;
@@ -33,6 +33,12 @@ pub enum ActionKind<'a> {
         connection: &'a str,
         from: &'a str,
         to: &'a str,
+        /// What the API takes: Zendesk's status category (`open`, `hold`,
+        /// ...), or the Salesforce picklist value (the status's label).
+        value: &'a str,
+        /// Zendesk: the custom status, when the table declares its `#id`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        custom_status_id: Option<u64>,
     },
     SetField {
         field: &'a FieldRef,
@@ -125,16 +131,25 @@ pub struct Decision<'a> {
     pub refused: Vec<Refusal>,
 }
 
-/// Idempotency keys for one event: a hash of the revision and the event
-/// id, computed once per event, then, per action, where its rule is, the
-/// how-manyth action of that rule it is, and its record, written out
-/// (`9f2c...-1.529.0-t4211`). The prefix is fixed-length whatever the
-/// event id; the rest is injective, so two actions never share a key.
-/// Most events decide nothing, so the prefix is hashed on first use.
+/// Idempotency keys for one event: a hash, then, per action, where its
+/// rule is, the how-manyth action of that rule it is, and its record,
+/// written out (`9f2c...-1.529.0-t4211`). The hash is fixed-length; the
+/// rest is injective, so two actions never share a key.
+///
+/// What the hash covers depends on the action. A field write or a status
+/// change hashes (revision, event id): a redelivered event gets the same
+/// keys, and a later event that writes the same field again gets new ones
+/// (a tier that goes Ent, Prem, Ent must end at Ent). A hand-off hashes
+/// the revision alone (`h` prefix), so whichever event triggers it — a
+/// later ticket update, or the same change seen by both the webhook and the
+/// poller — a record is handed off once per escalation and revision, and a
+/// person's later reassignment is never undone by it.
+/// Most events decide nothing, so the hashes are made on first use.
 struct Keys<'a> {
     revision: &'a str,
     event: &'a str,
     prefix: std::cell::OnceCell<String>,
+    handoff: std::cell::OnceCell<String>,
 }
 
 impl<'a> Keys<'a> {
@@ -143,7 +158,20 @@ impl<'a> Keys<'a> {
             revision: &p.revision,
             event: &ev.id,
             prefix: std::cell::OnceCell::new(),
+            handoff: std::cell::OnceCell::new(),
         }
+    }
+
+    fn handoff_prefix(&self) -> &str {
+        self.handoff.get_or_init(|| {
+            let mut h = Sha256::new();
+            h.update((self.revision.len() as u32).to_le_bytes());
+            h.update(self.revision.as_bytes());
+            let mut prefix = String::with_capacity(21);
+            prefix.push('h');
+            hex(&h.finalize()[..10], &mut prefix);
+            prefix
+        })
     }
 
     fn prefix(&self) -> &str {
@@ -158,8 +186,12 @@ impl<'a> Keys<'a> {
         })
     }
 
-    fn key(&self, loc: &Loc, record: &Record<'_>, n: usize) -> String {
-        let prefix = self.prefix();
+    fn key(&self, loc: &Loc, record: &Record<'_>, n: usize, handoff: bool) -> String {
+        let prefix = if handoff {
+            self.handoff_prefix()
+        } else {
+            self.prefix()
+        };
         let mut k = String::with_capacity(prefix.len() + 48);
         k.push_str(prefix);
         k.push('-');
@@ -219,6 +251,16 @@ fn record_for<'a>(f: &'a FieldRef, ev: &'a Event) -> Option<Record<'a>> {
     }
 }
 
+/// Why a write has nowhere to go, and how to give it somewhere.
+fn no_record(target: &FieldRef) -> String {
+    match target {
+        FieldRef::Zendesk { .. } => "the event names no Zendesk ticket to write to; a Salesforce change reaches its ticket through the field that links them (docs/EVENTS.md, \"Linking a Salesforce record to its Zendesk ticket\")".into(),
+        FieldRef::Salesforce { object, .. } => format!(
+            "the event carries no {object} record (with its `Id`) to write to"
+        ),
+    }
+}
+
 fn kind_of(p: &Program, table: &StatusTable) -> Option<Kind> {
     p.connections
         .iter()
@@ -265,6 +307,29 @@ fn requested_table<'a>(
         .find_map(|t| current_status(p, t, ev).map(|(r, s)| (t, r, s)))
 }
 
+/// The status `to` of `table` as an action: what the API takes for it.
+fn set_status<'a>(
+    p: &'a Program,
+    table: &'a StatusTable,
+    from: &'a str,
+    to: &'a str,
+) -> ActionKind<'a> {
+    let status = table.statuses.iter().find(|s| s.name == to);
+    let zendesk = kind_of(p, table) == Some(Kind::Zendesk);
+    let value = match status {
+        Some(s) if zendesk => s.category.as_str(),
+        Some(s) => s.label.as_deref().unwrap_or(&s.name),
+        None => to,
+    };
+    ActionKind::SetStatus {
+        connection: &table.connection,
+        from,
+        to,
+        value,
+        custom_status_id: status.and_then(|s| s.custom_status_id).filter(|_| zendesk),
+    }
+}
+
 /// Decides what one event means under one compiled revision.
 pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
     let mut d = Decision {
@@ -277,7 +342,8 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
     let changes = Changes::new(ev);
     let push = |d: &mut Decision<'a>, kind: ActionKind<'a>, record: Record<'a>, rule, loc: Loc| {
         let n = d.actions.iter().filter(|a| a.loc == loc).count();
-        let idempotency_key = keys.key(&loc, &record, n);
+        let handoff = matches!(rule, Rule::Escalation(_));
+        let idempotency_key = keys.key(&loc, &record, n, handoff);
         d.actions.push(Action {
             kind,
             record,
@@ -314,11 +380,7 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
             Some((table, record, from)) => match decide_status(p, table, from, to, ev) {
                 Transition::Allowed { rule } => push(
                     &mut d,
-                    ActionKind::SetStatus {
-                        connection: &table.connection,
-                        from,
-                        to,
-                    },
+                    set_status(p, table, from, to),
                     record,
                     Rule::Transition,
                     rule,
@@ -365,19 +427,30 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
                     ),
                     loc: Some(r.loc),
                 }),
-                (Translated::Write(v), Some(record)) => push(
-                    &mut d,
-                    ActionKind::SetField {
-                        field: &r.target,
-                        value: v.to_value(),
-                    },
-                    record,
-                    rule,
-                    r.loc,
-                ),
+                (Translated::Write(v), Some(record)) => match fit(&v, &r.target_type) {
+                    Ok(value) => push(
+                        &mut d,
+                        ActionKind::SetField {
+                            field: &r.target,
+                            value,
+                        },
+                        record,
+                        rule,
+                        r.loc,
+                    ),
+                    Err(why) => d.refused.push(Refusal {
+                        what: format!(
+                            "{rule}: {} -> {}",
+                            field_name(&r.source),
+                            field_name(&r.target)
+                        ),
+                        reason: format!("{why}, so `{}` is not written", field_name(&r.target)),
+                        loc: Some(r.loc),
+                    }),
+                },
                 (Translated::Write(_), None) => d.refused.push(Refusal {
                     what: format!("{rule}: {}", field_name(&r.target)),
-                    reason: "the event names no record to write to".into(),
+                    reason: no_record(&r.target),
                     loc: Some(r.loc),
                 }),
             }
@@ -421,7 +494,7 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
                 ),
                 None => d.refused.push(Refusal {
                     what: format!("{rule}: {}", field_name(&a.target)),
-                    reason: "the event names no record to write to".into(),
+                    reason: no_record(&a.target),
                     loc: Some(a.loc),
                 }),
             }
@@ -511,7 +584,7 @@ fn escalate<'a>(
                     ),
                     None => d.refused.push(Refusal {
                         what: format!("{rule}: {}", field_name(field)),
-                        reason: "the event names no record to write to".into(),
+                        reason: no_record(field),
                         loc: Some(*loc),
                     }),
                 }
@@ -542,17 +615,9 @@ fn escalate<'a>(
                     Some((_, (_, from))) if from == status => {}
                     Some((table, (record, from))) => {
                         match decide_status(p, table, from, status, ev) {
-                            Transition::Allowed { .. } => push(
-                                d,
-                                ActionKind::SetStatus {
-                                    connection,
-                                    from,
-                                    to: status,
-                                },
-                                record,
-                                rule,
-                                *loc,
-                            ),
+                            Transition::Allowed { .. } => {
+                                push(d, set_status(p, table, from, status), record, rule, *loc)
+                            }
                             Transition::Refused { reason, .. } => d.refused.push(Refusal {
                                 what: format!("{rule}: status {from} -> {status}"),
                                 reason,
@@ -662,7 +727,7 @@ mod tests {
     fn a_forbidden_requested_transition_is_refused_with_its_reason() {
         let p = fintech();
         let ev = Event::from_json(
-            r#"{"id":"evt-2","kind":"agent_turn","at":"t",
+            r#"{"id":"evt-2","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
                 "ticket":{"id":9,"status":"open"},
                 "turn":{"intent":"question","requested_status":"closed"}}"#,
         )
@@ -683,7 +748,7 @@ mod tests {
     fn salesforce_changes_are_translated_onto_the_ticket() {
         let p = fintech();
         let ev = Event::from_json(
-            r#"{"id":"evt-4","kind":"record_changed","at":"t",
+            r#"{"id":"evt-4","kind":"record_changed","at":"2026-11-11T10:00:00Z",
                 "ticket":{"id":77,"status":"open","custom_fields":{"360001235":null}},
                 "records":{"Account":{"Id":"001A","SLA_Tier__c":"Legacy","Renewal_Date__c":"2027-01-31"}},
                 "changed":["Account.SLA_Tier__c"]}"#,
@@ -719,7 +784,7 @@ mod tests {
     fn unknown_source_values_are_refused_and_equal_values_skipped() {
         let p = fintech();
         let unknown = Event::from_json(
-            r#"{"id":"evt-5","kind":"record_changed","at":"t","ticket":{"id":77},
+            r#"{"id":"evt-5","kind":"record_changed","at":"2026-11-11T10:00:00Z","ticket":{"id":77},
                 "records":{"Account":{"Id":"001A","SLA_Tier__c":"Platinum"}},"changed":["Account.SLA_Tier__c"]}"#,
         )
         .unwrap();
@@ -731,7 +796,7 @@ mod tests {
             d.refused
         );
         let same = Event::from_json(
-            r#"{"id":"evt-6","kind":"record_changed","at":"t",
+            r#"{"id":"evt-6","kind":"record_changed","at":"2026-11-11T10:00:00Z",
                 "ticket":{"id":77,"custom_fields":{"360001234":"enterprise"}},
                 "records":{"Account":{"Id":"001A","SLA_Tier__c":"Ent"}},"changed":["Account.SLA_Tier__c"]}"#,
         )
@@ -744,7 +809,7 @@ mod tests {
     fn nothing_fires_on_a_quiet_event() {
         let p = fintech();
         let ev = Event::from_json(
-            r#"{"id":"evt-3","kind":"ticket_updated","at":"t","ticket":{"id":1,"status":"open"}}"#,
+            r#"{"id":"evt-3","kind":"ticket_updated","at":"2026-11-11T10:00:00Z","ticket":{"id":1,"status":"open"}}"#,
         )
         .unwrap();
         let d = decide(&p, &ev);

@@ -16,27 +16,42 @@ pub enum EventKind {
     AgentTurn,
 }
 
-/// A Zendesk ticket as the event saw it.
+/// A Zendesk ticket as the event saw it. Its `id` is required: an action
+/// must never be addressed to a ticket nobody named.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
 pub struct Ticket {
     pub id: u64,
+    #[serde(default)]
     pub subject: Option<String>,
+    #[serde(default)]
     pub description: Option<String>,
+    #[serde(default)]
     pub status: Option<String>,
+    #[serde(default)]
     pub custom_status_id: Option<u64>,
+    #[serde(default)]
     pub priority: Option<String>,
     #[serde(rename = "type")]
+    #[serde(default)]
     pub kind: Option<String>,
+    #[serde(default)]
     pub tags: Vec<String>,
+    #[serde(default)]
     pub group: Option<String>,
+    #[serde(default)]
     pub assignee: Option<String>,
+    #[serde(default)]
     pub requester_email: Option<String>,
+    #[serde(default)]
     pub requester_name: Option<String>,
+    #[serde(default)]
     pub channel: Option<String>,
+    #[serde(default)]
     pub created_at: Option<String>,
+    #[serde(default)]
     pub updated_at: Option<String>,
     /// Custom field values by field id (as text, the way Zendesk keys them).
+    #[serde(default)]
     pub custom_fields: BTreeMap<String, Json>,
 }
 
@@ -112,6 +127,14 @@ impl Event {
                 path => format!("{path}: {}", e.inner()),
             },
         })?;
+        if ev.at.parse::<jiff::Timestamp>().is_err() {
+            return Err(EventError {
+                message: format!(
+                    "at: {:?} is not an RFC 3339 time such as \"2026-11-11T10:00:00Z\"",
+                    ev.at
+                ),
+            });
+        }
         if ev.id.trim().is_empty() {
             return Err(EventError {
                 message: "id: must not be empty (it is what makes redeliveries harmless)".into(),
@@ -160,19 +183,22 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let e = Event::from_json(
-            r#"{"id":"x","kind":"agent_turn","at":"t","ticket":{"id":"forty-two"}}"#,
+            r#"{"id":"x","kind":"agent_turn","at":"2026-11-11T10:00:00Z","ticket":{"id":"forty-two"}}"#,
         )
         .unwrap_err();
         assert!(e.message.starts_with("ticket.id:"), "{}", e.message);
-        let e = Event::from_json(r#"{"id":"x","kind":"explosion","at":"t"}"#).unwrap_err();
+        let e = Event::from_json(r#"{"id":"x","kind":"explosion","at":"2026-11-11T10:00:00Z"}"#)
+            .unwrap_err();
         assert!(e.message.starts_with("kind:"), "{}", e.message);
-        let e = Event::from_json(r#"{"kind":"agent_turn","at":"t"}"#).unwrap_err();
+        let e =
+            Event::from_json(r#"{"kind":"agent_turn","at":"2026-11-11T10:00:00Z"}"#).unwrap_err();
         assert!(e.message.contains("id"), "{}", e.message);
         assert!(Event::from_json("{not json").is_err());
-        let e = Event::from_json(r#"{"id":" ","kind":"agent_turn","at":"t"}"#).unwrap_err();
+        let e = Event::from_json(r#"{"id":" ","kind":"agent_turn","at":"2026-11-11T10:00:00Z"}"#)
+            .unwrap_err();
         assert!(e.message.starts_with("id:"));
         let e = Event::from_json(
-            r#"{"id":"x","kind":"agent_turn","at":"t","turn":{"refund_amount":{"amount":"2,50","currency":"USD"}}}"#,
+            r#"{"id":"x","kind":"agent_turn","at":"2026-11-11T10:00:00Z","turn":{"refund_amount":{"amount":"2,50","currency":"USD"}}}"#,
         )
         .unwrap_err();
         assert!(
@@ -181,7 +207,7 @@ mod tests {
             e.message
         );
         let e = Event::from_json(
-            r#"{"id":"x","kind":"agent_turn","at":"t","turn":{"refund_amount":{"amount":"2.50","currency":"usd"}}}"#,
+            r#"{"id":"x","kind":"agent_turn","at":"2026-11-11T10:00:00Z","turn":{"refund_amount":{"amount":"2.50","currency":"usd"}}}"#,
         )
         .unwrap_err();
         assert!(

@@ -431,7 +431,9 @@ escalation e {{
     #[test]
     fn missing_data_never_fires_a_rule() {
         let p = program("turn.refund_amount > $200");
-        let bare = Event::from_json(r#"{"id":"e2","kind":"ticket_updated","at":"t"}"#).unwrap();
+        let bare =
+            Event::from_json(r#"{"id":"e2","kind":"ticket_updated","at":"2026-11-11T10:00:00Z"}"#)
+                .unwrap();
         assert!(!holds(&p.escalations[0].when, &bare, Scope::default()));
     }
 }

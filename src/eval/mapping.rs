@@ -3,7 +3,7 @@
 
 use super::event::Event;
 use super::expr::{custom_field, equal, event_field, salesforce_field, Scope, Val};
-use crate::ir::{FieldRef, MapRule, Type};
+use crate::ir::{FieldRef, MapRule, Type, Value};
 
 /// The value of a mapped field in the event (`Null` when absent), read as
 /// the field's declared type. Runs for every rule on every event, so it
@@ -79,5 +79,53 @@ pub fn translate<'a>(rule: &'a MapRule, value: Val<'a>, ev: &'a Event) -> Transl
         Translated::Unchanged
     } else {
         Translated::Write(out)
+    }
+}
+
+/// A translated value as the target field's type, or why it does not fit
+/// (a payload can carry anything; the checker only saw the declarations).
+pub fn fit(v: &Val, ty: &Type) -> Result<Value, String> {
+    let ok = match (ty, v) {
+        (_, Val::Null) => true,
+        (Type::String, Val::Str(_)) => true,
+        // A number or a flag written to a text field reads as it displays.
+        (Type::String, Val::Num(_) | Val::Bool(_)) => {
+            return Ok(Value::Str(super::template::display(&v.to_value())))
+        }
+        (Type::Number, Val::Num(n)) => n.is_finite(),
+        (Type::Bool, Val::Bool(_)) => true,
+        (Type::Date, Val::Str(s)) => crate::check::types::looks_like_date(s),
+        (Type::Money(None), Val::Money(..)) => true,
+        (Type::Money(Some(cur)), Val::Money(_, c)) => c == cur,
+        (Type::Enum(options), Val::Str(s)) => options.iter().any(|o| o == s),
+        (Type::Status(_) | Type::Any | Type::List(_), _) => true,
+        _ => false,
+    };
+    if ok {
+        Ok(v.to_value())
+    } else {
+        Err(format!(
+            "{} is not {}",
+            match v {
+                Val::Str(s) => format!("{s:?}"),
+                other => super::template::display(&other.to_value()),
+            },
+            type_name(ty)
+        ))
+    }
+}
+
+fn type_name(ty: &Type) -> String {
+    match ty {
+        Type::String => "text".into(),
+        Type::Number => "a number".into(),
+        Type::Bool => "true or false".into(),
+        Type::Date => "a date such as 2027-01-31".into(),
+        Type::Money(Some(c)) => format!("an amount in {c}"),
+        Type::Money(None) => "an amount".into(),
+        Type::Enum(o) => format!("one of {}", o.join(", ")),
+        Type::Status(_) => "a status".into(),
+        Type::List(_) => "a list".into(),
+        Type::Any => "a value".into(),
     }
 }

@@ -151,7 +151,7 @@ escalation e {{
         render(&p.templates[0].parts, &ev, scope)
     }
 
-    const TURN: &str = r#"{"id":"e","kind":"agent_turn","at":"t",
+    const TURN: &str = r#"{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
         "turn":{"intent":"refund","summary":"Wants 250 € back for a broken kettle — «urgent»",
                 "attempts":["checked order","offered credit"],"sentiment":"angry",
                 "refund_amount":{"amount":"1234.5","currency":"EUR"}}}"#;
@@ -170,7 +170,7 @@ escalation e {{
 
     #[test]
     fn missing_variables_and_defaults() {
-        let bare = r#"{"id":"e","kind":"agent_turn","at":"t","turn":{"intent":"refund"}}"#;
+        let bare = r#"{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z","turn":{"intent":"refund"}}"#;
         assert_eq!(render_template("[{{ turn.summary }}]", bare), "[]");
         assert_eq!(
             render_template("{{ turn.summary | default(\"n/a\") }}", bare),
@@ -195,7 +195,7 @@ escalation e {{
             render_template("{{ turn.summary | truncate(10) }}", TURN),
             "Wants 250 …"
         );
-        let jp = r#"{"id":"e","kind":"agent_turn","at":"t","turn":{"intent":"refund","summary":"アイフォンの返金をお願いします"}}"#;
+        let jp = r#"{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z","turn":{"intent":"refund","summary":"アイフォンの返金をお願いします"}}"#;
         assert_eq!(
             render_template("{{ turn.summary | truncate(5) | upper }}", jp),
             "アイフォン…"

@@ -23,7 +23,9 @@ pub const TEST_TIME: &str = "2026-01-01T00:00:00Z";
 /// Reads a test's event: `id` defaults to `test:NAME`, `at` to [`TEST_TIME`].
 pub fn test_event(name: &str, json: &str) -> Result<Event, TestEventError> {
     let mut value: Json = serde_json::from_str(json).map_err(|e| TestEventError {
-        message: e.to_string(),
+        // The diagnostic's label points at the place; serde's own
+        // "at line 3 column 34" would count from the string, not the file.
+        message: strip_position(&e.to_string()).to_string(),
         offset: offset_of(json, e.line(), e.column()),
     })?;
     let Some(obj) = value.as_object_mut() else {
@@ -378,6 +380,7 @@ pub fn describe(kind: &ActionKind) -> String {
             connection,
             from,
             to,
+            ..
         } => format!("status {connection} {from} -> {to}"),
         ActionKind::SetField { field, value } => {
             format!("field {} = {}", field_label(field), shown(value))
@@ -479,8 +482,15 @@ mod tests {
         let ev = test_event("t1", r#"{"kind":"agent_turn"}"#).unwrap();
         assert_eq!(ev.id, "test:t1");
         assert_eq!(ev.at, TEST_TIME);
-        let ev = test_event("t1", r#"{"kind":"agent_turn","id":"mine","at":"x"}"#).unwrap();
-        assert_eq!((ev.id.as_str(), ev.at.as_str()), ("mine", "x"));
+        let ev = test_event(
+            "t1",
+            r#"{"kind":"agent_turn","id":"mine","at":"2026-11-11T09:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (ev.id.as_str(), ev.at.as_str()),
+            ("mine", "2026-11-11T09:00:00Z")
+        );
     }
 
     #[test]

@@ -995,7 +995,9 @@ pub fn decimal_units(s: &str) -> Option<i64> {
         None => (false, s),
     };
     let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    if frac.len() > 4 {
+    // Digits only: `parse` would take a second sign ("--250", "1.-5").
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if frac.len() > 4 || int.is_empty() || !all_digits(int) || !all_digits(frac) {
         return None;
     }
     let int: i64 = int.parse().ok()?;

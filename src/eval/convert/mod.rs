@@ -465,7 +465,7 @@ mod tests {
     fn detects_each_shape() {
         let shape = |s: &str| detect(&serde_json::from_str(s).unwrap());
         assert_eq!(
-            shape(r#"{"id":"e","kind":"agent_turn","at":"t"}"#),
+            shape(r#"{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z"}"#),
             Some(Shape::Normalised)
         );
         assert_eq!(shape(r#"{"ticket":{"id":1}}"#), Some(Shape::ZendeskTicket));
@@ -518,7 +518,10 @@ mod tests {
             EventKind::AgentTurn
         );
         // Its errors are Event::from_json's, path and all.
-        assert!(err(r#"{"id":"x","kind":"explosion","at":"t"}"#).starts_with("kind:"));
+        assert!(
+            err(r#"{"id":"x","kind":"explosion","at":"2026-11-11T10:00:00Z"}"#)
+                .starts_with("kind:")
+        );
     }
 
     #[test]
