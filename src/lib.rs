@@ -39,7 +39,9 @@
 
 pub mod check;
 pub mod cli;
+pub mod connectors;
 pub mod diagnostics;
+pub mod emulator;
 pub mod eval;
 pub mod ir;
 pub mod project;

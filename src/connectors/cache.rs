@@ -1,0 +1,96 @@
+//! The read-through cache for slow-changing data (account tier, SLA
+//! configuration): entries live 15 minutes by default, and concurrent
+//! lookups of one key make one upstream call (moka's `try_get_with`
+//! coalesces them).
+
+use super::error::ApiError;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The article's 15 minutes.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
+
+#[derive(Clone)]
+pub struct ReadCache<K, V> {
+    inner: moka::future::Cache<K, V>,
+}
+
+impl<K, V> ReadCache<K, V>
+where
+    K: Hash + Eq + Send + Sync + Clone + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    pub fn new(ttl: Duration, capacity: u64) -> ReadCache<K, V> {
+        ReadCache {
+            inner: moka::future::Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(capacity)
+                .build(),
+        }
+    }
+
+    /// The cached value, or `load`'s result, cached. A failed load is not
+    /// cached: the next lookup tries again.
+    pub async fn get_or_load<F>(&self, key: K, load: F) -> Result<V, ApiError>
+    where
+        F: Future<Output = Result<V, ApiError>>,
+    {
+        self.inner
+            .try_get_with(key, load)
+            .await
+            .map_err(|e: Arc<ApiError>| (*e).clone())
+    }
+
+    pub async fn invalidate(&self, key: &K) {
+        self.inner.invalidate(key).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn fifty_concurrent_lookups_make_one_call() {
+        let cache: ReadCache<String, u32> = ReadCache::new(DEFAULT_TTL, 1000);
+        let calls = Arc::new(AtomicU32::new(0));
+        let lookups = (0..50).map(|_| {
+            let (cache, calls) = (cache.clone(), calls.clone());
+            tokio::spawn(async move {
+                cache
+                    .get_or_load("001A".to_string(), async {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        Ok(7)
+                    })
+                    .await
+            })
+        });
+        for l in lookups {
+            assert_eq!(l.await.unwrap(), Ok(7));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn entries_expire_and_failures_are_not_cached() {
+        let cache: ReadCache<&'static str, u32> = ReadCache::new(Duration::from_millis(50), 10);
+        let err = cache
+            .get_or_load("k", async {
+                Err(ApiError::Transient {
+                    system: super::super::error::System::Salesforce,
+                    status: Some(503),
+                    message: "down".into(),
+                })
+            })
+            .await;
+        assert!(err.is_err());
+        assert_eq!(cache.get_or_load("k", async { Ok(1) }).await, Ok(1));
+        assert_eq!(cache.get_or_load("k", async { Ok(2) }).await, Ok(1));
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(cache.get_or_load("k", async { Ok(3) }).await, Ok(3));
+    }
+}

@@ -1,0 +1,125 @@
+//! What can go wrong talking to Zendesk or Salesforce, typed so callers
+//! can decide (retry, park, tell a human), with the API's own message and
+//! never a credential.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    Zendesk,
+    Salesforce,
+}
+
+impl std::fmt::Display for System {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            System::Zendesk => "Zendesk",
+            System::Salesforce => "Salesforce",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// 401, or a token the API refuses: the credential is wrong or expired.
+    #[error("{system}: authentication failed (HTTP {status}): {message}")]
+    Auth {
+        system: System,
+        status: u16,
+        message: String,
+    },
+    /// 403: the token lacks a scope or the integration user a permission.
+    #[error("{system}: permission denied (HTTP 403): {message}")]
+    Permission { system: System, message: String },
+    /// 404: the record or endpoint does not exist.
+    #[error("{system}: not found: {message}")]
+    NotFound { system: System, message: String },
+    /// 400/422: the API refused the content; `fields` names the fields it
+    /// blamed, when it said.
+    #[error("{system}: rejected (HTTP {status}): {message}{}", fields_note(.fields))]
+    Validation {
+        system: System,
+        status: u16,
+        message: String,
+        fields: Vec<String>,
+    },
+    /// 429 (or Salesforce's REQUEST_LIMIT_EXCEEDED): wait and try again.
+    #[error("{system}: rate limited{}: {message}", after_note(.retry_after))]
+    RateLimited {
+        system: System,
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// 5xx, a timeout or a dropped connection: worth another try.
+    #[error("{system}: temporary failure{}: {message}", status_note(.status))]
+    Transient {
+        system: System,
+        status: Option<u16>,
+        message: String,
+    },
+    /// The API answered something this client cannot read.
+    #[error("{system}: unexpected response: {message}")]
+    Protocol { system: System, message: String },
+    /// Retries ran out of time or attempts; `last` is the final error.
+    #[error("{system}: gave up after {attempts} attempt(s) over {waited:?}: {last}")]
+    GaveUp {
+        system: System,
+        attempts: u32,
+        waited: Duration,
+        last: Box<ApiError>,
+    },
+}
+
+fn fields_note(fields: &[String]) -> String {
+    if fields.is_empty() {
+        String::new()
+    } else {
+        format!(" (fields: {})", fields.join(", "))
+    }
+}
+
+fn after_note(d: &Option<Duration>) -> String {
+    d.map(|d| format!(", retry after {}s", d.as_secs()))
+        .unwrap_or_default()
+}
+
+fn status_note(s: &Option<u16>) -> String {
+    s.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+}
+
+impl ApiError {
+    /// Whether the same request may succeed later: 429, 5xx, timeouts.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ApiError::RateLimited { .. } | ApiError::Transient { .. }
+        )
+    }
+
+    /// What the API asked us to wait, if it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::RateLimited { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A transport failure from reqwest, without the URL (query strings
+    /// can carry tokens) and typed by what it means for a retry.
+    pub fn transport(system: System, e: &reqwest::Error) -> ApiError {
+        let what = if e.is_timeout() {
+            "timed out"
+        } else if e.is_connect() {
+            "could not connect"
+        } else if e.is_body() || e.is_decode() {
+            "the response body broke off"
+        } else {
+            "the request failed"
+        };
+        ApiError::Transient {
+            system,
+            status: None,
+            message: what.into(),
+        }
+    }
+}

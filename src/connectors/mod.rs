@@ -1,0 +1,12 @@
+//! Zendesk and Salesforce clients (reqwest). Shared here: typed errors,
+//! credentials that never print, the per-token rate limiter, the one retry
+//! layer, and the read-through cache.
+
+pub mod cache;
+pub mod error;
+pub mod limit;
+pub mod retry;
+pub mod secret;
+
+pub use error::{ApiError, System};
+pub use secret::Secret;

@@ -1,0 +1,61 @@
+//! Fault injection for tests and `l3map emulate --error-rate ...`: random
+//! 5xx answers, added latency, and bursts of 5xx, applied before a request
+//! reaches the emulated API (so a faulted request changes no state).
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Share of requests answered 503, 0.0..=1.0.
+    pub error_rate: f64,
+    /// Added to every answer.
+    pub latency: Duration,
+    /// The next N requests are answered 503, then service resumes.
+    pub burst_5xx: AtomicU32,
+    /// How many requests were faulted, for tests and metrics.
+    pub injected: AtomicU32,
+}
+
+impl Faults {
+    pub fn none() -> Arc<Faults> {
+        Arc::new(Faults::default())
+    }
+
+    fn should_fail(&self) -> bool {
+        let burst = self
+            .burst_5xx
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        burst || (self.error_rate > 0.0 && fastrand::f64() < self.error_rate)
+    }
+}
+
+/// The axum middleware: `axum::middleware::from_fn_with_state(faults, layer)`.
+pub async fn layer(
+    axum::extract::State(faults): axum::extract::State<Arc<Faults>>,
+    req: Request<Body>,
+    next: Next,
+) -> Response {
+    if !faults.latency.is_zero() {
+        tokio::time::sleep(faults.latency).await;
+    }
+    if faults.should_fail() {
+        faults.injected.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [("retry-after", "1")],
+            axum::Json(serde_json::json!({
+                "error": "ServiceUnavailable",
+                "description": "injected fault (l3map emulator)"
+            })),
+        )
+            .into_response();
+    }
+    next.run(req).await
+}
