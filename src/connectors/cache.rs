@@ -57,18 +57,21 @@ mod tests {
     async fn fifty_concurrent_lookups_make_one_call() {
         let cache: ReadCache<String, u32> = ReadCache::new(DEFAULT_TTL, 1000);
         let calls = Arc::new(AtomicU32::new(0));
-        let lookups = (0..50).map(|_| {
-            let (cache, calls) = (cache.clone(), calls.clone());
-            tokio::spawn(async move {
-                cache
-                    .get_or_load("001A".to_string(), async {
-                        calls.fetch_add(1, Ordering::SeqCst);
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        Ok(7)
-                    })
-                    .await
+        // Spawned all at once (collected), so the lookups really overlap.
+        let lookups: Vec<_> = (0..50)
+            .map(|_| {
+                let (cache, calls) = (cache.clone(), calls.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_load("001A".to_string(), async {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Ok(7)
+                        })
+                        .await
+                })
             })
-        });
+            .collect();
         for l in lookups {
             assert_eq!(l.await.unwrap(), Ok(7));
         }

@@ -88,6 +88,47 @@ fn status_note(s: &Option<u16>) -> String {
 }
 
 impl ApiError {
+    /// What an HTTP status means when the API said nothing more specific.
+    /// Each connector handles its API's special cases (Salesforce's
+    /// `INVALID_SESSION_ID` and `REQUEST_LIMIT_EXCEEDED`) before this.
+    pub fn from_status(
+        system: System,
+        status: u16,
+        message: String,
+        retry_after: Option<Duration>,
+        fields: Vec<String>,
+    ) -> ApiError {
+        match status {
+            401 => ApiError::Auth {
+                system,
+                status,
+                message,
+            },
+            403 => ApiError::Permission { system, message },
+            404 => ApiError::NotFound { system, message },
+            429 => ApiError::RateLimited {
+                system,
+                retry_after,
+                message,
+            },
+            500..=599 => ApiError::Transient {
+                system,
+                status: Some(status),
+                message,
+            },
+            400..=499 => ApiError::Validation {
+                system,
+                status,
+                message,
+                fields,
+            },
+            _ => ApiError::Protocol {
+                system,
+                message: format!("HTTP {status}: {message}"),
+            },
+        }
+    }
+
     /// Whether the same request may succeed later: 429, 5xx, timeouts.
     pub fn is_retryable(&self) -> bool {
         matches!(

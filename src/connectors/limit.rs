@@ -37,16 +37,26 @@ impl TokenLimiter {
         self.rpm
     }
 
-    /// Waits until this token may send one more request.
+    fn pause(&self) -> Option<Instant> {
+        let p = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        p.filter(|until| *until > Instant::now())
+    }
+
+    /// Waits until this token may send one more request. The pause is
+    /// checked again after the pacing wait: an answer that arrived in the
+    /// meantime (0 remaining, a Retry-After) must hold this request too.
     pub async fn acquire(&self) {
         loop {
-            let pause = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-            match pause {
-                Some(until) if until > Instant::now() => tokio::time::sleep_until(until).await,
-                _ => break,
+            if let Some(until) = self.pause() {
+                tokio::time::sleep_until(until).await;
+                continue;
+            }
+            self.gcra.until_ready().await;
+            match self.pause() {
+                None => return,
+                Some(until) => tokio::time::sleep_until(until).await,
             }
         }
-        self.gcra.until_ready().await;
     }
 
     /// Reads what the API said about this token's budget. `retry_after` is

@@ -6,7 +6,9 @@ pub mod cache;
 pub mod error;
 pub mod limit;
 pub mod retry;
+pub mod salesforce;
 pub mod secret;
+pub mod zendesk;
 
 pub use error::{ApiError, System};
 pub use secret::Secret;

@@ -7,7 +7,9 @@
 //! request window both emulators count against.
 
 pub mod faults;
+pub mod salesforce;
 pub mod window;
+pub mod zendesk;
 
 use std::net::SocketAddr;
 use tokio::task::JoinHandle;

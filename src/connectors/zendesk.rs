@@ -1,0 +1,875 @@
+//! The Zendesk Support API v2 client: OAuth bearer or API-token auth, one
+//! rate limiter per token at the plan's RPM (tightened by Zendesk's
+//! headers), every call through the one retry layer, errors typed with
+//! Zendesk's own description, and the slow-changing lists (groups, ticket
+//! fields, custom statuses) behind the 15-minute cache.
+//!
+//! Tokens never leave [`Secret`]: not in errors (transport errors carry no
+//! URL), not in `Debug`, not in logs; the `Authorization` header is marked
+//! sensitive.
+
+use super::cache::{ReadCache, DEFAULT_TTL};
+use super::error::{ApiError, System};
+use super::limit::{parse_retry_after, Limiters, TokenLimiter};
+use super::retry::RetryPolicy;
+use super::secret::Secret;
+use base64::Engine as _;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+const SYSTEM: System = System::Zendesk;
+/// Zendesk takes at most 100 tickets per `update_many`.
+pub const MAX_BULK: usize = 100;
+
+/// How the client proves who it is.
+#[derive(Clone)]
+pub enum Credentials {
+    /// An OAuth access token: `Authorization: Bearer ...`.
+    OAuth(Secret),
+    /// An API token: Basic `email/token:TOKEN`.
+    ApiToken { email: String, token: Secret },
+}
+
+impl Credentials {
+    fn token(&self) -> &Secret {
+        match self {
+            Credentials::OAuth(t) | Credentials::ApiToken { token: t, .. } => t,
+        }
+    }
+
+    fn header(&self) -> Option<HeaderValue> {
+        let text = match self {
+            Credentials::OAuth(t) => format!("Bearer {}", t.expose()),
+            Credentials::ApiToken { email, token } => {
+                let raw = format!("{email}/token:{}", token.expose());
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
+                )
+            }
+        };
+        let mut v = HeaderValue::from_str(&text).ok()?;
+        v.set_sensitive(true);
+        Some(v)
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::OAuth(t) => write!(f, "OAuth({t:?})"),
+            Credentials::ApiToken { email, token } => write!(f, "ApiToken({email}, {token:?})"),
+        }
+    }
+}
+
+/// Zendesk's plans, by their per-token request budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    Team,
+    Enterprise,
+}
+
+impl Plan {
+    pub fn rpm(self) -> u32 {
+        match self {
+            Plan::Team => 200,
+            Plan::Enterprise => 700,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ZendeskConfig {
+    /// `https://{subdomain}.zendesk.com`, or an emulator's base URL.
+    pub base_url: String,
+    pub credentials: Credentials,
+    /// Requests per minute this token may send (the plan's, or less).
+    pub rpm: u32,
+    pub retry: RetryPolicy,
+    /// Per attempt.
+    pub timeout: Duration,
+    /// Between polls of a bulk update's job status.
+    pub job_poll_interval: Duration,
+    /// Polls before a job that has not finished is reported as an error.
+    pub job_max_polls: u32,
+    /// Groups, ticket fields and custom statuses are cached this long.
+    pub cache_ttl: Duration,
+}
+
+impl ZendeskConfig {
+    /// Team-plan defaults: 200 RPM, the 2 s backoff, 15-minute cache.
+    pub fn new(base_url: impl Into<String>, credentials: Credentials) -> ZendeskConfig {
+        ZendeskConfig {
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            credentials,
+            rpm: Plan::Team.rpm(),
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(30),
+            job_poll_interval: Duration::from_secs(1),
+            job_max_polls: 60,
+            cache_ttl: DEFAULT_TTL,
+        }
+    }
+
+    pub fn for_subdomain(subdomain: &str, credentials: Credentials) -> ZendeskConfig {
+        ZendeskConfig::new(format!("https://{subdomain}.zendesk.com"), credentials)
+    }
+
+    pub fn with_plan(mut self, plan: Plan) -> ZendeskConfig {
+        self.rpm = plan.rpm();
+        self
+    }
+}
+
+// ---------------------------------------------------------------- types
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomFieldValue {
+    pub id: u64,
+    #[serde(default)]
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Ticket {
+    pub id: u64,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub status: String,
+    #[serde(default)]
+    pub custom_status_id: Option<u64>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub group_id: Option<u64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub custom_fields: Vec<CustomFieldValue>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+impl Ticket {
+    /// A custom field's value, `None` if unset.
+    pub fn field(&self, id: u64) -> Option<&Value> {
+        self.custom_fields
+            .iter()
+            .find(|f| f.id == id)
+            .map(|f| &f.value)
+            .filter(|v| !v.is_null())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewComment {
+    pub body: String,
+    pub public: bool,
+}
+
+/// What to set on a ticket: create, update and bulk update take it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TicketChanges {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The status category: new, open, pending, hold, solved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_status_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_fields: Vec<CustomFieldValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<NewComment>,
+}
+
+impl TicketChanges {
+    /// A status by category, with the custom status when the table has one.
+    pub fn status(mut self, category: &str, custom_status_id: Option<u64>) -> Self {
+        self.status = Some(category.into());
+        self.custom_status_id = custom_status_id;
+        self
+    }
+
+    pub fn field(mut self, id: u64, value: impl Into<Value>) -> Self {
+        self.custom_fields.push(CustomFieldValue {
+            id,
+            value: value.into(),
+        });
+        self
+    }
+
+    /// An internal note: `public: false`, agents only.
+    pub fn private_comment(mut self, body: impl Into<String>) -> Self {
+        self.comment = Some(NewComment {
+            body: body.into(),
+            public: false,
+        });
+        self
+    }
+
+    pub fn public_comment(mut self, body: impl Into<String>) -> Self {
+        self.comment = Some(NewComment {
+            body: body.into(),
+            public: true,
+        });
+        self
+    }
+
+    pub fn group(mut self, group_id: u64) -> Self {
+        self.group_id = Some(group_id);
+        self
+    }
+
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Comment {
+    pub id: u64,
+    #[serde(default)]
+    pub author_id: Option<u64>,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FieldOption {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TicketField {
+    pub id: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    #[serde(default)]
+    pub active: bool,
+    #[serde(default)]
+    pub custom_field_options: Vec<FieldOption>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CustomStatus {
+    pub id: u64,
+    pub status_category: String,
+    pub agent_label: String,
+    #[serde(default)]
+    pub active: bool,
+    #[serde(default)]
+    pub default: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Group {
+    pub id: u64,
+    pub name: String,
+}
+
+/// One ticket's outcome in a bulk update.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct JobResult {
+    #[serde(default)]
+    pub id: Option<u64>,
+    #[serde(default)]
+    pub success: Option<bool>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub details: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct JobStatus {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub total: Option<u64>,
+    #[serde(default)]
+    pub progress: Option<u64>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub results: Option<Vec<JobResult>>,
+}
+
+impl JobStatus {
+    fn finished(&self) -> bool {
+        matches!(self.status.as_str(), "completed" | "failed" | "killed")
+    }
+}
+
+/// Where an incremental export starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExportFrom {
+    /// Unix seconds: tickets changed at or after this time.
+    StartTime(i64),
+    /// The `after_cursor` of the previous page.
+    Cursor(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportPage {
+    pub tickets: Vec<Ticket>,
+    /// Where the next poll starts; keep it even at the end of the stream.
+    pub after_cursor: Option<String>,
+    pub end_of_stream: bool,
+}
+
+// ---------------------------------------------------------------- client
+
+/// Every client of one token in this process waits in one FIFO line to
+/// pass the limiter. The limiter checks its header-driven pause before its
+/// GCRA wait, so a caller already waiting there would miss a pause set
+/// meanwhile (the answer that said "0 remaining") and collect a 429. The
+/// line lets one caller through at a time and checks the pause again, after
+/// the GCRA wait, right before the request goes out.
+#[derive(Debug, Default)]
+struct TokenLine {
+    turn: tokio::sync::Mutex<()>,
+    paused_until: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl TokenLine {
+    fn for_token(token_key: &str) -> Arc<TokenLine> {
+        static LINES: OnceLock<Mutex<HashMap<String, Arc<TokenLine>>>> = OnceLock::new();
+        let mut lines = LINES
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        lines.entry(token_key.to_string()).or_default().clone()
+    }
+
+    fn pause(&self, d: Duration) {
+        let until = tokio::time::Instant::now() + d;
+        let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if p.is_none_or(|cur| cur < until) {
+            *p = Some(until);
+        }
+    }
+
+    async fn wait_out_pause(&self) {
+        loop {
+            let until = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+            match until {
+                Some(t) if t > tokio::time::Instant::now() => tokio::time::sleep_until(t).await,
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Process-wide limiters, for clients built without their own.
+fn shared_limiters() -> Arc<Limiters> {
+    static LIMITERS: OnceLock<Arc<Limiters>> = OnceLock::new();
+    LIMITERS.get_or_init(Default::default).clone()
+}
+
+#[derive(Clone)]
+pub struct ZendeskClient {
+    http: reqwest::Client,
+    cfg: Arc<ZendeskConfig>,
+    auth: HeaderValue,
+    limiter: Arc<TokenLimiter>,
+    line: Arc<TokenLine>,
+    groups: ReadCache<u8, Arc<Vec<Group>>>,
+    fields: ReadCache<u8, Arc<Vec<TicketField>>>,
+    statuses: ReadCache<u8, Arc<Vec<CustomStatus>>>,
+}
+
+impl std::fmt::Debug for ZendeskClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZendeskClient")
+            .field("base_url", &self.cfg.base_url)
+            .field("credentials", &self.cfg.credentials)
+            .field("rpm", &self.cfg.rpm)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ZendeskClient {
+    /// A client sharing the process-wide per-token limiters.
+    pub fn new(cfg: ZendeskConfig) -> Result<ZendeskClient, ApiError> {
+        ZendeskClient::with_limiters(cfg, &shared_limiters())
+    }
+
+    /// A client whose token is limited by `limiters` (keyed by the token's
+    /// fingerprint, so clients of one token share one budget).
+    pub fn with_limiters(
+        cfg: ZendeskConfig,
+        limiters: &Limiters,
+    ) -> Result<ZendeskClient, ApiError> {
+        let key = cfg.credentials.token().fingerprint();
+        let auth = cfg.credentials.header().ok_or_else(|| ApiError::Auth {
+            system: SYSTEM,
+            status: 0,
+            message: "the credential cannot be sent in a header (control characters?)".into(),
+        })?;
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .build()
+            .map_err(|e| ApiError::transport(SYSTEM, &e))?;
+        let ttl = cfg.cache_ttl;
+        Ok(ZendeskClient {
+            http,
+            auth,
+            limiter: limiters.for_token(&key, cfg.rpm),
+            line: TokenLine::for_token(&key),
+            groups: ReadCache::new(ttl, 4),
+            fields: ReadCache::new(ttl, 4),
+            statuses: ReadCache::new(ttl, 4),
+            cfg: Arc::new(cfg),
+        })
+    }
+
+    // ------------------------------------------------------------ tickets
+
+    pub async fn get_ticket(&self, id: u64) -> Result<Ticket, ApiError> {
+        let v = self
+            .call(
+                Method::GET,
+                &format!("/api/v2/tickets/{id}.json"),
+                None,
+                None,
+            )
+            .await?;
+        field(v, "ticket")
+    }
+
+    /// Creates a ticket (`changes.comment` is its description). With an
+    /// idempotency key, a retry after a lost answer returns the same
+    /// ticket instead of creating a second.
+    pub async fn create_ticket(
+        &self,
+        changes: &TicketChanges,
+        idempotency_key: Option<&str>,
+    ) -> Result<Ticket, ApiError> {
+        let body = serde_json::json!({ "ticket": changes });
+        let v = self
+            .call(
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(&body),
+                idempotency_key,
+            )
+            .await?;
+        field(v, "ticket")
+    }
+
+    pub async fn update_ticket(
+        &self,
+        id: u64,
+        changes: &TicketChanges,
+    ) -> Result<Ticket, ApiError> {
+        let body = serde_json::json!({ "ticket": changes });
+        let v = self
+            .call(
+                Method::PUT,
+                &format!("/api/v2/tickets/{id}.json"),
+                Some(&body),
+                None,
+            )
+            .await?;
+        field(v, "ticket")
+    }
+
+    /// The same changes on many tickets: one request per 100 tickets, each
+    /// job polled until it finishes (at most `job_max_polls` times). The
+    /// results of every job, in order.
+    pub async fn update_many(
+        &self,
+        ids: &[u64],
+        changes: &TicketChanges,
+    ) -> Result<Vec<JobResult>, ApiError> {
+        let body = serde_json::json!({ "ticket": changes });
+        let mut results = Vec::new();
+        for chunk in ids.chunks(MAX_BULK) {
+            let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
+            let path = format!("/api/v2/tickets/update_many.json?ids={}", list.join(","));
+            let v = self.call(Method::PUT, &path, Some(&body), None).await?;
+            let job: JobStatus = field(v, "job_status")?;
+            let done = self.wait_for_job(job).await?;
+            results.extend(done.results.unwrap_or_default());
+        }
+        Ok(results)
+    }
+
+    pub async fn job_status(&self, id: &str) -> Result<JobStatus, ApiError> {
+        let v = self
+            .call(
+                Method::GET,
+                &format!("/api/v2/job_statuses/{id}.json"),
+                None,
+                None,
+            )
+            .await?;
+        field(v, "job_status")
+    }
+
+    async fn wait_for_job(&self, mut job: JobStatus) -> Result<JobStatus, ApiError> {
+        for _ in 0..self.cfg.job_max_polls {
+            if job.finished() {
+                return Ok(job);
+            }
+            tokio::time::sleep(self.cfg.job_poll_interval).await;
+            job = self.job_status(&job.id).await?;
+        }
+        if job.finished() {
+            return Ok(job);
+        }
+        Err(ApiError::Transient {
+            system: SYSTEM,
+            status: None,
+            message: format!(
+                "job {} still {} after {} polls",
+                job.id, job.status, self.cfg.job_max_polls
+            ),
+        })
+    }
+
+    pub async fn list_comments(&self, ticket_id: u64) -> Result<Vec<Comment>, ApiError> {
+        let v = self
+            .call(
+                Method::GET,
+                &format!("/api/v2/tickets/{ticket_id}/comments.json"),
+                None,
+                None,
+            )
+            .await?;
+        field(v, "comments")
+    }
+
+    /// One page of the cursor-based incremental ticket export.
+    pub async fn export_tickets(&self, from: &ExportFrom) -> Result<ExportPage, ApiError> {
+        let query = match from {
+            ExportFrom::StartTime(t) => format!("start_time={t}"),
+            ExportFrom::Cursor(c) => format!("cursor={}", encode_query(c)),
+        };
+        let path = format!("/api/v2/incremental/tickets/cursor.json?{query}");
+        let v = self.call(Method::GET, &path, None, None).await?;
+        #[derive(Deserialize)]
+        struct Page {
+            tickets: Vec<Ticket>,
+            #[serde(default)]
+            after_cursor: Option<String>,
+            #[serde(default)]
+            end_of_stream: bool,
+        }
+        let p: Page = decode(v)?;
+        Ok(ExportPage {
+            tickets: p.tickets,
+            after_cursor: p.after_cursor,
+            end_of_stream: p.end_of_stream,
+        })
+    }
+
+    // ------------------------------------------------------------ settings
+
+    pub async fn ticket_fields(&self) -> Result<Arc<Vec<TicketField>>, ApiError> {
+        self.fields
+            .get_or_load(0, async {
+                let v = self
+                    .call(Method::GET, "/api/v2/ticket_fields.json", None, None)
+                    .await?;
+                field(v, "ticket_fields").map(Arc::new)
+            })
+            .await
+    }
+
+    pub async fn custom_statuses(&self) -> Result<Arc<Vec<CustomStatus>>, ApiError> {
+        self.statuses
+            .get_or_load(0, async {
+                let v = self
+                    .call(Method::GET, "/api/v2/custom_statuses.json", None, None)
+                    .await?;
+                field(v, "custom_statuses").map(Arc::new)
+            })
+            .await
+    }
+
+    pub async fn groups(&self) -> Result<Arc<Vec<Group>>, ApiError> {
+        self.groups
+            .get_or_load(0, async {
+                let v = self
+                    .call(Method::GET, "/api/v2/groups.json", None, None)
+                    .await?;
+                field(v, "groups").map(Arc::new)
+            })
+            .await
+    }
+
+    /// A group's id by its name (escalations name groups), from the cached
+    /// list; a name not found reloads the list once, in case it is new.
+    pub async fn group_id(&self, name: &str) -> Result<u64, ApiError> {
+        let find = |gs: &[Group]| gs.iter().find(|g| g.name == name).map(|g| g.id);
+        if let Some(id) = find(&self.groups().await?) {
+            return Ok(id);
+        }
+        self.groups.invalidate(&0).await;
+        find(&self.groups().await?).ok_or_else(|| ApiError::NotFound {
+            system: SYSTEM,
+            message: format!("no group named {name:?}"),
+        })
+    }
+
+    // ------------------------------------------------------------ transport
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        self.cfg
+            .retry
+            .run(SYSTEM, |_| {
+                self.attempt(method.clone(), path, body, idempotency_key)
+            })
+            .await
+    }
+
+    async fn attempt(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Value, ApiError> {
+        {
+            let _turn = self.line.turn.lock().await;
+            self.limiter.acquire().await;
+            self.line.wait_out_pause().await;
+        }
+        let url = format!("{}{path}", self.cfg.base_url);
+        let mut req = self
+            .http
+            .request(method, url)
+            .header(AUTHORIZATION, self.auth.clone());
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        if let Some(k) = idempotency_key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ApiError::transport(SYSTEM, &e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        self.observe(&headers);
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ApiError::transport(SYSTEM, &e))?;
+        if status.is_success() {
+            if bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol {
+                system: SYSTEM,
+                message: format!("response is not JSON: {e}"),
+            });
+        }
+        Err(error_for(status, &headers, &bytes))
+    }
+
+    /// Feeds Zendesk's rate headers to the token's limiter. At zero
+    /// remaining, `ratelimit-reset` says when the window reopens; without
+    /// it, a whole window (one minute) is waited out.
+    fn observe(&self, headers: &HeaderMap) {
+        let num = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+        let remaining = num("x-rate-limit-remaining").or_else(|| num("ratelimit-remaining"));
+        let retry_after =
+            parse_retry_after(headers.get("retry-after").and_then(|v| v.to_str().ok()));
+        let reset = match (retry_after, remaining) {
+            (None, Some(0)) => num("ratelimit-reset").map(Duration::from_secs),
+            _ => retry_after,
+        };
+        self.limiter.observe(remaining, reset);
+        let pause = reset.or((remaining == Some(0)).then_some(Duration::from_secs(60)));
+        if let Some(d) = pause {
+            self.line.pause(d);
+        }
+    }
+}
+
+/// `cursor` values are base64: `+`, `/` and `=` need escaping in a query.
+fn encode_query(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+    serde_json::from_value(v).map_err(|e| ApiError::Protocol {
+        system: SYSTEM,
+        message: format!("unexpected response shape: {e}"),
+    })
+}
+
+/// `{"ticket": {...}}` -> the ticket.
+fn field<T: serde::de::DeserializeOwned>(mut v: Value, key: &str) -> Result<T, ApiError> {
+    match v.get_mut(key).map(Value::take) {
+        Some(inner) => decode(inner),
+        None => Err(ApiError::Protocol {
+            system: SYSTEM,
+            message: format!("response has no {key:?}"),
+        }),
+    }
+}
+
+/// The typed error for a non-2xx answer, with Zendesk's own message.
+fn error_for(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ApiError {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let message = describe(&json, status);
+    let retry_after = parse_retry_after(headers.get("retry-after").and_then(|v| v.to_str().ok()));
+    ApiError::from_status(
+        SYSTEM,
+        status.as_u16(),
+        message,
+        retry_after,
+        blamed_fields(&json),
+    )
+}
+
+/// Zendesk says it in `description`, sometimes in `message`, or only in
+/// `error` (a code, or an object with `title`/`message`).
+fn describe(json: &Value, status: StatusCode) -> String {
+    let text = |v: &Value| v.as_str().map(String::from);
+    let error = json.get("error");
+    json.get("description")
+        .and_then(text)
+        .or_else(|| json.get("message").and_then(text))
+        .or_else(|| error.and_then(|e| e.get("message")).and_then(text))
+        .or_else(|| error.and_then(|e| e.get("title")).and_then(text))
+        .or_else(|| error.and_then(text))
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string())
+}
+
+/// The fields `details` blames: attribute names, and custom fields by their
+/// `field_key` (their id) when Zendesk files them under `base`.
+fn blamed_fields(json: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let Some(details) = json.get("details").and_then(Value::as_object) else {
+        return out;
+    };
+    for (attr, problems) in details {
+        let keys: Vec<String> = problems
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter_map(|p| match p.get("field_key") {
+                        Some(Value::Number(n)) => Some(n.to_string()),
+                        Some(Value::String(s)) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if keys.is_empty() && attr != "base" {
+            out.push(attr.clone());
+        }
+        out.extend(keys);
+    }
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_name_the_fields() {
+        let body = serde_json::json!({
+            "error": "RecordInvalid",
+            "description": "Record validation errors",
+            "details": {
+                "base": [{"description": "SLA tier: bad", "error": "InvalidValue", "field_key": 360001234}],
+                "status": [{"description": "Status: is invalid", "error": "InvalidValue"}]
+            }
+        });
+        let e = error_for(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &HeaderMap::new(),
+            body.to_string().as_bytes(),
+        );
+        match e {
+            ApiError::Validation {
+                status,
+                fields,
+                message,
+                ..
+            } => {
+                assert_eq!(status, 422);
+                assert_eq!(fields, vec!["360001234".to_string(), "status".into()]);
+                assert_eq!(message, "Record validation errors");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn messages_come_from_whichever_key_zendesk_used() {
+        let d = |s: &str| {
+            describe(
+                &serde_json::from_str(s).unwrap_or(Value::Null),
+                StatusCode::BAD_REQUEST,
+            )
+        };
+        assert_eq!(
+            d(r#"{"error":"Couldn't authenticate you"}"#),
+            "Couldn't authenticate you"
+        );
+        assert_eq!(
+            d(r#"{"error":"X","message":"Server could not parse JSON"}"#),
+            "Server could not parse JSON"
+        );
+        assert_eq!(d(r#"{"error":{"title":"T","message":"M"}}"#), "M");
+        assert_eq!(d("<html>"), "Bad Request");
+        assert_eq!(encode_query("a+b/c="), "a%2Bb%2Fc%3D");
+    }
+
+    #[test]
+    fn credentials_never_print() {
+        let c = Credentials::ApiToken {
+            email: "ops@example.com".into(),
+            token: Secret::new("zd-api-SECRET-123"),
+        };
+        assert!(!format!("{c:?}").contains("SECRET"));
+        let cfg = ZendeskConfig::new("http://127.0.0.1:1", c);
+        assert!(!format!("{cfg:?}").contains("SECRET"));
+    }
+}

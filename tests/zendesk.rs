@@ -1,0 +1,683 @@
+//! The Zendesk client against the Zendesk emulator, over real HTTP on
+//! 127.0.0.1: every operation, every error class, rate limits, bulk jobs,
+//! idempotent creates, signed webhooks, concurrency, and secrets.
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use l3map::connectors::limit::Limiters;
+use l3map::connectors::retry::RetryPolicy;
+use l3map::connectors::zendesk::{
+    Credentials, ExportFrom, TicketChanges, ZendeskClient, ZendeskConfig,
+};
+use l3map::connectors::{ApiError, Secret};
+use l3map::emulator::zendesk::{
+    Handle, TokenGrant, WebhookTarget, ZendeskEmulator, ZendeskOptions,
+};
+use l3map::emulator::Running;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+const SLA_TIER: u64 = 360001234;
+
+/// Backoff in milliseconds, so retries cost the tests little time.
+fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(500),
+        max_total: Duration::from_secs(30),
+        max_attempts: 10,
+    }
+}
+
+fn opts(tokens: Vec<TokenGrant>) -> ZendeskOptions {
+    ZendeskOptions {
+        tokens,
+        ..ZendeskOptions::default()
+    }
+}
+
+async fn start(opts: ZendeskOptions) -> (Running, Handle) {
+    ZendeskEmulator::new(opts)
+        .start(0)
+        .await
+        .expect("bind 127.0.0.1")
+}
+
+fn config(base: &str, creds: Credentials, rpm: u32) -> ZendeskConfig {
+    let mut cfg = ZendeskConfig::new(base, creds);
+    cfg.rpm = rpm;
+    cfg.retry = quick_retry();
+    cfg.timeout = Duration::from_secs(10);
+    cfg.job_poll_interval = Duration::from_millis(10);
+    cfg
+}
+
+fn client_for(base: &str, token: &str, rpm: u32) -> ZendeskClient {
+    let cfg = config(base, Credentials::OAuth(Secret::new(token)), rpm);
+    ZendeskClient::with_limiters(cfg, &Limiters::default()).expect("client")
+}
+
+fn rw(token: &str) -> TokenGrant {
+    TokenGrant::new(token, &["read", "write"])
+}
+
+// ---------------------------------------------------------------- operations
+
+#[tokio::test]
+async fn every_operation_works_against_the_emulator() {
+    let (srv, h) = start(ZendeskOptions {
+        export_page: 2,
+        ..opts(vec![rw("tok-ops")])
+    })
+    .await;
+    let zd = client_for(&srv.base_url(), "tok-ops", 6000);
+
+    let t = zd.get_ticket(4211).await.expect("seeded ticket");
+    assert_eq!(t.field(SLA_TIER), Some(&json!("premium")));
+
+    // Reference data, cached: the second group lookup costs no request.
+    let fields = zd.ticket_fields().await.expect("fields");
+    let sla = fields.iter().find(|f| f.id == SLA_TIER).expect("sla field");
+    assert_eq!(sla.kind, "tagger");
+    assert_eq!(sla.custom_field_options.len(), 3);
+    let statuses = zd.custom_statuses().await.expect("statuses");
+    let escalated = statuses
+        .iter()
+        .find(|s| s.agent_label == "With tier 2")
+        .expect("escalated_tier2 status")
+        .clone();
+    assert_eq!(escalated.status_category, "open");
+    let tier2 = zd.group_id("Payments Tier 2").await.expect("group");
+    assert_eq!(zd.group_id("Payments Tier 2").await, Ok(tier2));
+    assert_eq!(zd.groups().await.expect("groups").len(), 6);
+    assert_eq!(h.requests("GET /api/v2/groups.json"), 1);
+
+    // The runtime's four actions in one update.
+    let changes = TicketChanges::default()
+        .status("open", Some(escalated.id))
+        .field(SLA_TIER, "enterprise")
+        .field(360001241, "refund_threshold")
+        .private_comment("AI hand-off: refund above $200")
+        .group(tier2);
+    let t = zd.update_ticket(4211, &changes).await.expect("update");
+    assert_eq!(t.custom_status_id, Some(escalated.id));
+    assert_eq!(t.group_id, Some(tier2));
+    assert_eq!(t.field(360001241), Some(&json!("refund_threshold")));
+    let comments = zd.list_comments(4211).await.expect("comments");
+    let last = comments.last().expect("a comment");
+    assert!(!last.public, "hand-off notes are private");
+    assert_eq!(last.body, "AI hand-off: refund above $200");
+
+    let created = zd
+        .create_ticket(
+            &TicketChanges::default()
+                .subject("Card declined abroad")
+                .public_comment("My card keeps getting declined in Lisbon."),
+            None,
+        )
+        .await
+        .expect("create");
+    assert_eq!(created.status, "new");
+    assert!(h.ticket(created.id).is_some());
+
+    // The export pages through everything, then resumes from its cursor.
+    let mut seen = BTreeSet::new();
+    let mut from = ExportFrom::StartTime(0);
+    loop {
+        let page = zd.export_tickets(&from).await.expect("export");
+        seen.extend(page.tickets.iter().map(|t| t.id));
+        let cursor = page.after_cursor.expect("cursor");
+        from = ExportFrom::Cursor(cursor);
+        if page.end_of_stream {
+            break;
+        }
+    }
+    assert_eq!(seen, h.ticket_ids().into_iter().collect());
+    zd.update_ticket(4213, &TicketChanges::default().field(SLA_TIER, "standard"))
+        .await
+        .expect("update");
+    let page = zd.export_tickets(&from).await.expect("resume");
+    let ids: Vec<u64> = page.tickets.iter().map(|t| t.id).collect();
+    assert_eq!(ids, vec![4213]);
+    assert!(page.end_of_stream);
+}
+
+#[tokio::test]
+async fn bulk_updates_poll_the_job_until_it_completes() {
+    let (srv, h) = start(ZendeskOptions {
+        job_polls: 2,
+        ..opts(vec![rw("tok-bulk")])
+    })
+    .await;
+    let zd = client_for(&srv.base_url(), "tok-bulk", 6000);
+    let ids = [4211, 4213, 4214, 999_999];
+    let results = zd
+        .update_many(&ids, &TicketChanges::default().field(SLA_TIER, "standard"))
+        .await
+        .expect("bulk");
+    assert_eq!(results.len(), 4);
+    let ok: Vec<Option<bool>> = results.iter().map(|r| r.success).collect();
+    assert_eq!(ok, vec![Some(true), Some(true), Some(true), Some(false)]);
+    assert_eq!(h.requests("PUT /api/v2/tickets/update_many.json"), 1);
+    // One update_many, then two polls answered `working` and the third `completed`.
+    assert_eq!(h.total_requests(), 4);
+
+    // More than Zendesk's 100 per request: split, each job awaited.
+    let many: Vec<u64> = (1..=150).collect();
+    let results = zd
+        .update_many(&many, &TicketChanges::default().field(SLA_TIER, "premium"))
+        .await
+        .expect("bulk");
+    assert_eq!(results.len(), 150);
+    assert_eq!(h.requests("PUT /api/v2/tickets/update_many.json"), 3);
+    for id in [4211, 4213, 4214] {
+        let t = h.ticket(id).expect("ticket");
+        let sla = t["custom_fields"]
+            .as_array()
+            .and_then(|fs| fs.iter().find(|f| f["id"] == json!(SLA_TIER)))
+            .map(|f| f["value"].clone());
+        assert_eq!(sla, Some(json!("standard")));
+    }
+}
+
+#[tokio::test]
+async fn creates_with_an_idempotency_key_happen_once() {
+    let (srv, h) = start(opts(vec![rw("tok-idem")])).await;
+    let zd = client_for(&srv.base_url(), "tok-idem", 6000);
+    let before = h.ticket_ids().len();
+    let new = TicketChanges::default()
+        .subject("Refund missing")
+        .public_comment("I was promised a refund.");
+    let a = zd.create_ticket(&new, Some("key-1")).await.expect("first");
+    let b = zd.create_ticket(&new, Some("key-1")).await.expect("replay");
+    assert_eq!(a.id, b.id);
+    assert_eq!(h.ticket_ids().len(), before + 1);
+
+    let other = new.clone().subject("Something else");
+    let err = zd.create_ticket(&other, Some("key-1")).await.unwrap_err();
+    assert!(
+        matches!(err, ApiError::Validation { status: 400, .. }),
+        "{err:?}"
+    );
+    assert_eq!(h.ticket_ids().len(), before + 1);
+}
+
+// ---------------------------------------------------------------- errors
+
+#[tokio::test]
+async fn errors_are_typed_with_zendesks_message() {
+    let (srv, _h) = start(opts(vec![
+        rw("tok-err"),
+        TokenGrant::new("tok-readonly", &["read"]),
+    ]))
+    .await;
+    let base = srv.base_url();
+    let zd = client_for(&base, "tok-err", 6000);
+
+    let e = client_for(&base, "tok-unknown", 6000)
+        .get_ticket(4211)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, ApiError::Auth { status: 401, message, .. } if message == "Couldn't authenticate you"),
+        "{e:?}"
+    );
+
+    let api_token = Credentials::ApiToken {
+        email: "ops@example.com".into(),
+        token: Secret::new("tok-err"),
+    };
+    let by_api_token =
+        ZendeskClient::with_limiters(config(&base, api_token, 6000), &Limiters::default())
+            .expect("client");
+    assert_eq!(by_api_token.get_ticket(4211).await.map(|t| t.id), Ok(4211));
+
+    let ro = client_for(&base, "tok-readonly", 6000);
+    assert!(ro.get_ticket(4211).await.is_ok(), "reads are allowed");
+    let e = ro
+        .update_ticket(4211, &TicketChanges::default().private_comment("x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ApiError::Permission { .. }), "{e:?}");
+
+    let e = zd.get_ticket(987_654).await.unwrap_err();
+    assert!(
+        matches!(&e, ApiError::NotFound { message, .. } if message == "Not found"),
+        "{e:?}"
+    );
+
+    let cases = [
+        (TicketChanges::default().field(360009999, "x"), "360009999"),
+        (
+            TicketChanges::default().field(SLA_TIER, "platinum"),
+            "360001234",
+        ),
+        (
+            TicketChanges::default().status("open", Some(1)),
+            "custom_status_id",
+        ),
+        (TicketChanges::default().group(42), "group_id"),
+    ];
+    for (changes, blamed) in cases {
+        let e = zd.update_ticket(4211, &changes).await.unwrap_err();
+        match &e {
+            ApiError::Validation {
+                status: 422,
+                fields,
+                message,
+                ..
+            } => {
+                assert_eq!(fields, &vec![blamed.to_string()]);
+                assert_eq!(message, "Record validation errors");
+            }
+            other => panic!("{blamed}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn malformed_bodies_get_zendesks_400_and_nothing_panics() {
+    let (srv, h) = start(ZendeskOptions {
+        max_body: 64 * 1024,
+        ..opts(vec![rw("tok-raw")])
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", srv.base_url());
+    let send = |method: reqwest::Method, path: &str, body: Vec<u8>| {
+        http.request(method, url(path))
+            .bearer_auth("tok-raw")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = send(
+        reqwest::Method::PUT,
+        "/api/v2/tickets/4211.json",
+        b"{not json".to_vec(),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().contains_key("x-rate-limit-remaining"));
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["message"], "Server could not parse JSON");
+
+    let r = send(
+        reqwest::Method::POST,
+        "/api/v2/tickets.json",
+        vec![b'a'; 100 * 1024],
+    )
+    .await
+    .expect("answer");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Unknown attributes are ignored, as Zendesk ignores them.
+    let r = send(
+        reqwest::Method::PUT,
+        "/api/v2/tickets/4211.json",
+        br#"{"ticket":{"no_such_attribute":1,"priority":"high"},"extra":true}"#.to_vec(),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Whatever arrives, an answer in Zendesk's shape comes back.
+    let bodies: [&[u8]; 8] = [
+        b"",
+        b"null",
+        b"[]",
+        br#"{"ticket":[]}"#,
+        br#"{"ticket":{"custom_fields":"x","tags":[1],"comment":{"body":""}}}"#,
+        br#"{"ticket":{"status":"weird","custom_status_id":"x","group_id":-1}}"#,
+        &[0xff, 0xfe, 0x00],
+        br#"{"ticket":{"custom_fields":[{"id":18446744073709551615,"value":{}}]}}"#,
+    ];
+    let paths = [
+        "/api/v2/tickets.json",
+        "/api/v2/tickets/4211.json",
+        "/api/v2/tickets/update_many.json?ids=4211,x",
+        "/api/v2/tickets/update_many.json?ids=4211",
+        "/api/v2/tickets/abc.json",
+        "/api/v2/incremental/tickets/cursor.json?cursor=%%%",
+        "/api/v2/job_statuses/nope.json",
+        "/nowhere",
+    ];
+    for path in paths {
+        for body in bodies {
+            for m in [
+                reqwest::Method::POST,
+                reqwest::Method::PUT,
+                reqwest::Method::GET,
+            ] {
+                let r = send(m, path, body.to_vec()).await.expect("answer");
+                assert!(
+                    r.status().is_client_error() || r.status().is_success(),
+                    "{path}: {}",
+                    r.status()
+                );
+                let v: Value = r.json().await.expect("a JSON body");
+                assert!(v.is_object(), "{path}: {v}");
+            }
+        }
+    }
+    assert!(h.total_requests() > 190);
+}
+
+#[tokio::test]
+async fn injected_5xx_are_retried() {
+    let (srv, h) = start(opts(vec![rw("tok-5xx")])).await;
+    let zd = client_for(&srv.base_url(), "tok-5xx", 6000);
+    h.faults().burst_5xx.store(2, Ordering::SeqCst);
+    assert_eq!(zd.get_ticket(4214).await.map(|t| t.id), Ok(4214));
+    assert_eq!(h.faults().injected.load(Ordering::SeqCst), 2);
+}
+
+// ---------------------------------------------------------------- rate limits
+
+#[tokio::test]
+async fn a_429_waits_the_retry_after() {
+    let (srv, h) = start(ZendeskOptions {
+        rate_limit: 3,
+        window: Duration::from_secs(2),
+        ..opts(vec![rw("tok-429")])
+    })
+    .await;
+    // Another process spends the token's window...
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let r = http
+            .get(format!("{}/api/v2/groups.json", srv.base_url()))
+            .bearer_auth("tok-429")
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let r = http
+        .get(format!("{}/api/v2/groups.json", srv.base_url()))
+        .bearer_auth("tok-429")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = r.headers()["retry-after"]
+        .to_str()
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .expect("Retry-After");
+    assert!((1..=2).contains(&retry_after));
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "APIRateLimitExceeded");
+
+    // ...so this client gets a 429, waits as told, and succeeds.
+    let zd = client_for(&srv.base_url(), "tok-429", 6000);
+    let started = Instant::now();
+    assert_eq!(zd.get_ticket(4211).await.map(|t| t.id), Ok(4211));
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(h.rate_limited() >= 2);
+}
+
+/// The article's load test, time scaled by 7.5: a window of 8 s with the
+/// 200 requests a minute allows, and 250 requests of work pushed at once
+/// through one token. The client's limiter runs at the same scaled rate
+/// (200 per 8 s = 1500 per minute). Everything must arrive, and 429s must
+/// stay rare: the limiter paces, the retry layer only mops up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_fifty_requests_against_a_limit_of_two_hundred() {
+    let window = Duration::from_secs(8);
+    let (srv, h) = start(ZendeskOptions {
+        rate_limit: 200,
+        window,
+        ..opts(vec![rw("tok-load")])
+    })
+    .await;
+    let zd = client_for(&srv.base_url(), "tok-load", 1500);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..250u64)
+        .map(|i| {
+            let zd = zd.clone();
+            tokio::spawn(async move {
+                let changes = TicketChanges::default().field(360001236, i);
+                zd.update_ticket(4211 + (i % 2) * 2, &changes)
+                    .await
+                    .map(|t| t.id)
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.expect("no panic") {
+            Ok(_) => ok += 1,
+            Err(e) => panic!("lost a request: {e}"),
+        }
+    }
+    assert_eq!(ok, 250, "none lost");
+    let attempts = h.requests_for_token(&Secret::new("tok-load"));
+    let limited = h.rate_limited();
+    assert!(
+        limited * 20 < attempts,
+        "{limited} of {attempts} attempts got a 429"
+    );
+    assert!(
+        started.elapsed() >= window - Duration::from_secs(1),
+        "the second window was waited for"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_concurrent_clients_are_all_answered() {
+    let tokens: Vec<String> = (0..60).map(|i| format!("tok-many-{i}")).collect();
+    let (srv, h) = start(opts(tokens.iter().map(|t| rw(t)).collect())).await;
+    let base = srv.base_url();
+    let tasks: Vec<_> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, tok)| {
+            let zd = client_for(&base, tok, 200);
+            tokio::spawn(async move {
+                let id = [4211u64, 4213, 4214, 5101, 5105][i % 5];
+                zd.get_ticket(id).await?;
+                zd.update_ticket(
+                    id,
+                    &TicketChanges::default().private_comment(format!("note {i}")),
+                )
+                .await?;
+                zd.group_id("Compliance").await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert!(t.await.expect("no panic").is_ok());
+    }
+    let notes: usize = [4211u64, 4213, 4214, 5101, 5105]
+        .iter()
+        .map(|id| h.comments(*id).len())
+        .sum();
+    assert_eq!(notes, 60);
+}
+
+// ---------------------------------------------------------------- webhooks
+
+type Received = mpsc::UnboundedSender<(HeaderMap, Bytes)>;
+
+/// A receiver that fails its first `fail_first` deliveries with 500.
+async fn receiver(fail_first: u32) -> (Running, mpsc::UnboundedReceiver<(HeaderMap, Bytes)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let failures = Arc::new(AtomicU32::new(fail_first));
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                move |axum::extract::State(tx): axum::extract::State<Received>,
+                      headers: HeaderMap,
+                      body: Bytes| {
+                    let failures = failures.clone();
+                    async move {
+                        if failures
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok()
+                        {
+                            return StatusCode::INTERNAL_SERVER_ERROR;
+                        }
+                        let _ = tx.send((headers, body));
+                        StatusCode::OK
+                    }
+                },
+            ),
+        )
+        .with_state(tx);
+    (l3map::emulator::serve(app, 0).await.expect("bind"), rx)
+}
+
+fn verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let (Some(sig), Some(ts)) = (
+        headers
+            .get("x-zendesk-webhook-signature")
+            .and_then(|v| v.to_str().ok()),
+        headers
+            .get("x-zendesk-webhook-signature-timestamp")
+            .and_then(|v| v.to_str().ok()),
+    ) else {
+        return false;
+    };
+    let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(sig) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(ts.as_bytes());
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+async fn next_event(rx: &mut mpsc::UnboundedReceiver<(HeaderMap, Bytes)>) -> (HeaderMap, Value) {
+    let (headers, body) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("delivered within 5 s")
+        .expect("receiver open");
+    assert!(verify("whsec-test", &headers, &body), "signature verifies");
+    assert!(!verify("wrong-secret", &headers, &body));
+    (
+        headers,
+        serde_json::from_slice(&body).expect("JSON payload"),
+    )
+}
+
+#[tokio::test]
+async fn ticket_changes_are_delivered_signed_and_retried() {
+    let (hook, mut rx) = receiver(1).await;
+    let mut target = WebhookTarget::new(
+        format!("{}/hook", hook.base_url()),
+        Secret::new("whsec-test"),
+    );
+    target.backoff = Duration::from_millis(20);
+    let (srv, h) = start(ZendeskOptions {
+        webhook: Some(target),
+        ..opts(vec![rw("tok-hook")])
+    })
+    .await;
+    let zd = client_for(&srv.base_url(), "tok-hook", 6000);
+    let t = zd
+        .create_ticket(
+            &TicketChanges::default().public_comment("Card declined abroad"),
+            None,
+        )
+        .await
+        .expect("create");
+    let (_, created) = next_event(&mut rx).await;
+    assert_eq!(created["type"], "zen:event-type:ticket.created");
+    assert_eq!(created["detail"]["id"], t.id.to_string());
+    assert_eq!(created["detail"]["status"], "NEW");
+
+    zd.update_ticket(
+        t.id,
+        &TicketChanges::default()
+            .status("open", None)
+            .private_comment("looking"),
+    )
+    .await
+    .expect("update");
+    let (_, first) = next_event(&mut rx).await;
+    let (_, second) = next_event(&mut rx).await;
+    assert_eq!(first["type"], "zen:event-type:ticket.comment_added");
+    assert_eq!(first["event"]["comment"]["is_public"], false);
+    assert_eq!(second["type"], "zen:event-type:ticket.status_changed");
+    assert_eq!(second["event"]["current"], "OPEN");
+
+    // The payloads are what the webhook converter reads.
+    let statuses = l3map::eval::convert::StatusIndex::default();
+    for v in [&created, &first, &second] {
+        assert!(
+            l3map::eval::convert::zendesk::from_webhook(v, &statuses).is_ok(),
+            "{v}"
+        );
+    }
+    let deliveries = h.deliveries();
+    assert_eq!(
+        deliveries.first().map(|d| d.attempts),
+        Some(2),
+        "{deliveries:?}"
+    );
+}
+
+// ---------------------------------------------------------------- secrets
+
+#[tokio::test]
+async fn tokens_never_appear_in_errors_or_debug_output() {
+    let secret = "zd-SECRET-oauth-4f9a8b7c6d5e";
+    let (srv, _h) = start(opts(vec![TokenGrant::new(secret, &["read"])])).await;
+    let mut shown = Vec::new();
+    for creds in [
+        Credentials::OAuth(Secret::new(secret)),
+        Credentials::ApiToken {
+            email: "ops@example.com".into(),
+            token: Secret::new(secret),
+        },
+        Credentials::OAuth(Secret::new(format!("{secret}-wrong"))),
+    ] {
+        let zd = ZendeskClient::with_limiters(
+            config(&srv.base_url(), creds.clone(), 6000),
+            &Limiters::default(),
+        )
+        .expect("client");
+        shown.push(format!("{zd:?} {creds:?}"));
+        for e in [
+            zd.get_ticket(1).await.err(),
+            zd.update_ticket(4211, &TicketChanges::default().private_comment("x"))
+                .await
+                .err(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            shown.push(format!("{e} {e:?}"));
+        }
+    }
+    // A dead host: the transport error carries no URL or header.
+    let mut cfg = config(
+        "http://127.0.0.1:9",
+        Credentials::OAuth(Secret::new(secret)),
+        6000,
+    );
+    cfg.retry.max_attempts = 2;
+    let zd = ZendeskClient::with_limiters(cfg, &Limiters::default()).expect("client");
+    let e = zd.get_ticket(1).await.unwrap_err();
+    assert!(matches!(e, ApiError::GaveUp { .. }), "{e:?}");
+    shown.push(format!("{e} {e:?}"));
+    assert!(shown.len() >= 8);
+    for s in shown {
+        assert!(!s.contains("SECRET"), "{s}");
+    }
+}
