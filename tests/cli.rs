@@ -600,3 +600,83 @@ fn diff_shows_a_change_of_order() {
     let after = out.find("+ assign desk").expect("assign after");
     assert!(before < after, "{out}");
 }
+
+#[test]
+fn emulate_serves_both_apis_until_stopped() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(["emulate", "--zendesk-port", "0", "--salesforce-port", "0"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let out = child.stdout.take().expect("stdout");
+    let lines: Vec<String> = BufReader::new(out)
+        .lines()
+        .take(2)
+        .map(|l| l.expect("a line"))
+        .collect();
+    let url = |line: &str| {
+        line.split_whitespace()
+            .find(|w| w.starts_with("http://127.0.0.1:"))
+            .expect("a local URL")
+            .to_string()
+    };
+    let (zd, sf) = (url(&lines[0]), url(&lines[1]));
+    // Plain HTTP/1.1 over a socket: the CLI test needs no HTTP client.
+    let get = |base: &str, path: &str, auth: &str| -> String {
+        use std::io::{Read, Write};
+        let addr = base.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).expect("connects");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let fields = get(
+        &zd,
+        "/api/v2/ticket_fields.json",
+        "Authorization: Bearer l3map-dev-token\r\n",
+    );
+    assert!(fields.starts_with("HTTP/1.1 200"), "{fields}");
+    // Seeded from mappings/: the fintech desk's SLA tier field is there.
+    assert!(fields.contains("360001234"), "{fields}");
+    assert!(
+        fields.to_lowercase().contains("x-rate-limit-remaining"),
+        "{fields}"
+    );
+    let refused = get(&zd, "/api/v2/tickets/1.json", "");
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let sf_answer = get(&sf, "/services/data/v60.0/sobjects/Case/", "");
+    assert!(sf_answer.starts_with("HTTP/1.1 401"), "{sf_answer}");
+    child.kill().expect("stops");
+    let _ = child.wait();
+}
+
+#[test]
+fn emulate_refuses_bad_options_in_one_line() {
+    let o = l3map(&["emulate", "--error-rate", "2"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--error-rate 2 is not a share"),
+        "{}",
+        stderr(&o)
+    );
+    let o = l3map(&[
+        "emulate",
+        "--webhook-url",
+        "http://127.0.0.1:9/hook",
+        "--webhook-secret-env",
+        "L3MAP_TEST_UNSET_VAR",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("L3MAP_TEST_UNSET_VAR"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -2,6 +2,7 @@
 
 mod check;
 mod diff;
+mod emulate;
 mod events;
 mod graph;
 mod plan;
@@ -130,6 +131,33 @@ enum Command {
         #[arg(long)]
         filter: Option<String>,
     },
+    /// Run the local Zendesk and Salesforce emulators (docs/EMULATORS.md),
+    /// seeded from the mapping projects, until Ctrl-C.
+    ///
+    /// Exit status: 0 stopped by Ctrl-C, 2 a port in use, bad options or mapping errors.
+    Emulate {
+        /// Projects to seed from (default: `mappings/` when it exists).
+        mappings: Vec<PathBuf>,
+        #[arg(long, default_value_t = 8801)]
+        zendesk_port: u16,
+        #[arg(long, default_value_t = 8802)]
+        salesforce_port: u16,
+        /// Zendesk requests per minute per token (Team 200, Enterprise 700).
+        #[arg(long, default_value_t = 200)]
+        rate_limit: u32,
+        /// Share of requests answered 503 (fault injection), 0 to 1.
+        #[arg(long, default_value_t = 0.0)]
+        error_rate: f64,
+        /// Latency added to every answer, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        /// Deliver Zendesk webhooks (signed) to this URL.
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// The environment variable holding the webhook signing secret.
+        #[arg(long, default_value = "L3MAP_WEBHOOK_SECRET")]
+        webhook_secret_env: String,
+    },
     /// Draw a status table as a Mermaid or Graphviz diagram.
     Graph {
         /// A .l3map file holding a `statuses` block (or a project directory).
@@ -170,6 +198,25 @@ pub fn run() -> ExitCode {
             format,
             filter,
         } => test::run(&paths, format, filter.as_deref()),
+        Command::Emulate {
+            mappings,
+            zendesk_port,
+            salesforce_port,
+            rate_limit,
+            error_rate,
+            latency_ms,
+            webhook_url,
+            webhook_secret_env,
+        } => emulate::run(emulate::Options {
+            mappings,
+            zendesk_port,
+            salesforce_port,
+            rate_limit,
+            error_rate,
+            latency_ms,
+            webhook_url,
+            webhook_secret_env,
+        }),
         Command::Graph {
             path,
             format,

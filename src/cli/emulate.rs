@@ -1,0 +1,150 @@
+//! `l3map emulate`: the local Zendesk and Salesforce emulators, seeded from
+//! the mapping projects, until Ctrl-C.
+
+use super::check::{color, relevant};
+use super::fail;
+use crate::check::check;
+use crate::connectors::Secret;
+use crate::diagnostics::render_human;
+use crate::emulator::faults::Faults;
+use crate::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
+use crate::emulator::zendesk::{Seed, WebhookTarget, ZendeskEmulator, ZendeskOptions, DEV_TOKEN};
+use crate::ir::Program;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Options {
+    pub mappings: Vec<PathBuf>,
+    pub zendesk_port: u16,
+    pub salesforce_port: u16,
+    pub rate_limit: u32,
+    pub error_rate: f64,
+    pub latency_ms: u64,
+    pub webhook_url: Option<String>,
+    pub webhook_secret_env: String,
+}
+
+/// The compiled projects the seed data comes from; none when no path was
+/// given and there is no `mappings/` here (the emulators' own seed then).
+fn programs(paths: &[PathBuf]) -> Result<Vec<Program>, u8> {
+    let paths: Vec<PathBuf> = if paths.is_empty() {
+        let default = PathBuf::from("mappings");
+        if !default.is_dir() {
+            return Ok(vec![]);
+        }
+        vec![default]
+    } else {
+        paths.to_vec()
+    };
+    let projects = crate::project::load(&paths).map_err(fail)?;
+    let mut out = Vec::new();
+    for p in &projects {
+        let checked = check(&p.sources);
+        match crate::ir::lower(&checked, &p.sources) {
+            Some(program) => out.push(program),
+            None => {
+                eprint!(
+                    "{}",
+                    render_human(&relevant(p, &checked), &p.sources, color())
+                );
+                return Err(fail(format!(
+                    "{} has errors; fix them or name other mappings to seed from",
+                    p.name()
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(o: Options) -> u8 {
+    if !(0.0..=1.0).contains(&o.error_rate) {
+        return fail(format!(
+            "--error-rate {} is not a share between 0 and 1 (0.005 is 0.5 %)",
+            o.error_rate
+        ));
+    }
+    let programs = match programs(&o.mappings) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let webhook = match &o.webhook_url {
+        None => None,
+        Some(url) => match std::env::var(&o.webhook_secret_env) {
+            Ok(secret) if !secret.is_empty() => Some(WebhookTarget::new(url, Secret::new(secret))),
+            _ => {
+                return fail(format!(
+                    "--webhook-url needs a signing secret in ${}; set it, or name another variable with --webhook-secret-env",
+                    o.webhook_secret_env
+                ))
+            }
+        },
+    };
+    let faults = Arc::new(Faults {
+        error_rate: o.error_rate,
+        latency: Duration::from_millis(o.latency_ms),
+        ..Faults::default()
+    });
+    let zendesk = ZendeskOptions {
+        seed: if programs.is_empty() {
+            Seed::embedded()
+        } else {
+            Seed::from_programs(&programs)
+        },
+        rate_limit: o.rate_limit,
+        faults: faults.clone(),
+        webhook,
+        ..ZendeskOptions::default()
+    };
+    let salesforce = programs.iter().fold(
+        SalesforceOptions {
+            faults,
+            ..SalesforceOptions::default()
+        },
+        |opts, p| opts.with_program(p),
+    );
+    let (sf_client, sf_refresh) = (
+        salesforce.client_id.clone(),
+        salesforce.refresh_token.clone(),
+    );
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let zd = match ZendeskEmulator::new(zendesk).start(o.zendesk_port).await {
+            Ok((running, _)) => running,
+            Err(e) => return fail(format!("Zendesk emulator on port {}: {e}", o.zendesk_port)),
+        };
+        let sf = match SalesforceEmulator::new(salesforce).start(o.salesforce_port).await {
+            Ok((running, _)) => running,
+            Err(e) => {
+                return fail(format!(
+                    "Salesforce emulator on port {}: {e}",
+                    o.salesforce_port
+                ))
+            }
+        };
+        // A closed stdout (`| head -2`) must not stop the emulators.
+        let say = |line: String| {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+        };
+        say(format!(
+            "Zendesk emulator     {}  (OAuth token {DEV_TOKEN:?}, {} requests/min per token)",
+            zd.base_url(),
+            o.rate_limit
+        ));
+        say(format!(
+            "Salesforce emulator  {}  (client_id {sf_client:?}, refresh token {sf_refresh:?}; POST /services/oauth2/token)",
+            sf.base_url()
+        ));
+        say("These are local test credentials, not secrets. Ctrl-C stops both.".into());
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            return fail(format!("cannot wait for Ctrl-C: {e}"));
+        }
+        0
+    })
+}
