@@ -45,5 +45,6 @@ pub mod emulator;
 pub mod eval;
 pub mod ir;
 pub mod project;
+pub mod schema;
 pub mod sku;
 pub mod syntax;

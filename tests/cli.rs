@@ -680,3 +680,36 @@ fn emulate_refuses_bad_options_in_one_line() {
         stderr(&o)
     );
 }
+
+#[test]
+fn check_reads_the_lockfile_beside_the_mappings() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("locked_project");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = Path::new("tests/fixtures/check/err");
+    std::fs::copy(fixture.join("schema_drift.l3map"), dir.join("desk.l3map")).unwrap();
+    std::fs::copy(
+        fixture.join("schema_drift.lock.json"),
+        dir.join("l3map.lock.json"),
+    )
+    .unwrap();
+    let o = l3map(&["check", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("ticket field #360001243 is not in the Zendesk instance"),
+        "{}",
+        stderr(&o)
+    );
+    // A lockfile that cannot be read says which file and where.
+    std::fs::write(
+        dir.join("l3map.lock.json"),
+        r#"{"lock_version": 1, "zendesk": []}"#,
+    )
+    .unwrap();
+    let o = l3map(&["check", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("l3map.lock.json: not a valid lockfile: zendesk:"),
+        "{}",
+        stderr(&o)
+    );
+}

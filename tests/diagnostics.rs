@@ -90,7 +90,13 @@ fn err_fixtures() {
     let manifest = manifest.to_str().unwrap();
     insta::glob!("fixtures/check/err/*.l3map", |path| {
         let (name, text, sources) = load(path, "fixtures/check/err");
-        let checked = check(&sources);
+        // `NAME.lock.json` beside a fixture is its schema lockfile.
+        let lock_path = path.with_extension("lock.json");
+        let lock = lock_path.exists().then(|| {
+            let text = std::fs::read_to_string(&lock_path).unwrap();
+            l3map::schema::Lockfile::parse(&name, &text).expect("a valid fixture lockfile")
+        });
+        let checked = l3map::check::check_against(&sources, lock.as_ref());
         let rendered = render_human(&checked.diagnostics, &sources, false);
         let codes: BTreeSet<String> = checked.diagnostics.iter().map(|d| d.code()).collect();
 

@@ -612,4 +612,50 @@ pub enum CheckError {
         #[label("here")]
         span: Span,
     },
+
+    // ------------------------------------------------------------ schema lockfile
+    /// Returned when a declared id or name is not in the instance (per the lockfile).
+    #[error("{what} is not in the {system} instance")]
+    #[diagnostic(code(l3map::schema::not_in_instance), help("{help}"))]
+    NotInInstance {
+        what: String,
+        system: &'static str,
+        help: String,
+        #[label("not in l3map.lock.json")]
+        span: Span,
+    },
+    /// Returned when an enum value has no matching drop-down option or picklist value.
+    #[error("`{value}` is not an option of {field} in the {system} instance")]
+    #[diagnostic(code(l3map::schema::not_an_option), help("{help}"))]
+    NotAnOption {
+        value: String,
+        field: String,
+        system: &'static str,
+        help: String,
+        #[label("no such option")]
+        span: Span,
+    },
+    /// Returned when the mappings write a field the integration user may not update.
+    #[error("`{field}` is not updateable by the integration user")]
+    #[diagnostic(
+        code(l3map::schema::not_updateable),
+        help("ask the Salesforce admin for edit access to the field (field-level security), or do not write it")
+    )]
+    NotUpdateable {
+        field: String,
+        #[label("written here")]
+        span: Span,
+    },
+    /// Returned when the lockfile has nothing for a connection the project uses.
+    #[error("l3map.lock.json has no schema for connection `{conn}`")]
+    #[diagnostic(
+        code(l3map::schema::not_locked),
+        severity(Warning),
+        help("run `l3map schema pull --connection {conn}` to record it")
+    )]
+    NotLocked {
+        conn: String,
+        #[label("not in the lockfile")]
+        span: Span,
+    },
 }

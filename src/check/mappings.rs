@@ -246,6 +246,10 @@ pub(super) fn field(
                 .map(|s| s.name.as_str())
                 .collect::<Vec<_>>()
                 .join(".");
+            if writing {
+                let span = segs[0].span.to(segs[segs.len() - 1].span);
+                cx.usage.sf_writes.push((c.clone(), full.clone(), span));
+            }
             Some(
                 cx.env
                     .fields

@@ -139,6 +139,8 @@ pub(crate) struct Usage {
     pub status_writes: BTreeMap<String, Vec<(String, Span)>>,
     pub objects: BTreeSet<(String, String)>,
     pub templates: BTreeSet<String>,
+    /// Salesforce fields written: (connection, `Object.Field`, where).
+    pub sf_writes: Vec<(String, String, Span)>,
 }
 
 pub(crate) struct Ctx<'a> {
@@ -345,7 +347,11 @@ fn error_span(e: &CheckError) -> Span {
         | EscalationShape { span, .. }
         | EmptyEscalation { span, .. }
         | TestShape { span, .. }
-        | TestEvent { span, .. } => *span,
+        | TestEvent { span, .. }
+        | NotInInstance { span, .. }
+        | NotAnOption { span, .. }
+        | NotUpdateable { span, .. }
+        | NotLocked { span, .. } => *span,
     }
 }
 
@@ -427,12 +433,27 @@ fn parse_all(sources: &SourceMap, threads: usize) -> Vec<(FileId, (ast::File, Ve
 
 /// Parses and checks every file of a project, parsing on every core.
 pub fn check(sources: &SourceMap) -> Checked {
+    check_against(sources, None)
+}
+
+/// [`check`], and, with the project's schema lockfile, against what the
+/// live instances hold (unknown field ids, options, statuses, read-only
+/// fields).
+pub fn check_against(sources: &SourceMap, lock: Option<&crate::schema::Lockfile>) -> Checked {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    check_with_threads(sources, threads)
+    check_inner(sources, threads, lock)
 }
 
 /// [`check`] with at most `threads` parser threads (1: all on this one).
 pub fn check_with_threads(sources: &SourceMap, threads: usize) -> Checked {
+    check_inner(sources, threads, None)
+}
+
+fn check_inner(
+    sources: &SourceMap,
+    threads: usize,
+    lock: Option<&crate::schema::Lockfile>,
+) -> Checked {
     let mut diagnostics = Vec::new();
     let mut files = Vec::with_capacity(sources.len());
     for (id, (ast, errs)) in parse_all(sources, threads) {
@@ -446,6 +467,11 @@ pub fn check_with_threads(sources: &SourceMap, threads: usize) -> Checked {
         usage: Usage::default(),
     };
     check_files(&mut cx, &files);
+    if let Some(lock) = lock {
+        for e in crate::schema::validate::against(&cx.env, &cx.usage.sf_writes, lock) {
+            cx.err(e);
+        }
+    }
     if !diagnostics.is_empty() {
         // A block that did not parse uses things too; "never used" lints
         // would only blame the syntax error on its neighbours.

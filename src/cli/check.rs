@@ -28,7 +28,17 @@ pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
     let (mut errors, mut warnings, mut files) = (0usize, 0usize, 0usize);
     let mut json = Vec::new();
     for p in &projects {
-        let checked = check(&p.sources);
+        // With a schema lockfile beside the mappings, check against the
+        // instance too; a lockfile that cannot be read is an error of its own.
+        let lock = match crate::schema::Lockfile::find(&p.dir) {
+            Ok(lock) => lock,
+            Err(e) => {
+                eprintln!("error: {e}");
+                errors += 1;
+                None
+            }
+        };
+        let checked = crate::check::check_against(&p.sources, lock.as_ref());
         let diags = relevant(p, &checked);
         files += p.sources.len();
         errors += diags.iter().filter(|d| d.is_error()).count();

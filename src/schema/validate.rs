@@ -1,0 +1,162 @@
+//! The mappings against the lockfile: every declared Zendesk field id and
+//! custom status id exists, every enum value is a drop-down option or a
+//! picklist value, and every Salesforce field written is updateable.
+
+use super::{Lockfile, SalesforceSchema, ZendeskSchema};
+use crate::check::error::CheckError;
+use crate::check::types::Ty;
+use crate::check::{did_you_mean, Env, FieldInfo, Kind};
+use crate::syntax::Span;
+
+pub(crate) fn against(
+    env: &Env,
+    sf_writes: &[(String, String, Span)],
+    lock: &Lockfile,
+) -> Vec<CheckError> {
+    let mut out = Vec::new();
+    for (name, conn) in &env.conns {
+        let schema = match conn.kind {
+            Kind::Zendesk => lock.zendesk.get(name).map(Schema::Zendesk),
+            Kind::Salesforce => lock.salesforce.get(name).map(Schema::Salesforce),
+        };
+        let Some(schema) = schema else {
+            out.push(CheckError::NotLocked {
+                conn: name.clone(),
+                span: conn.span,
+            });
+            continue;
+        };
+        let fields = env.fields.get(name);
+        match schema {
+            Schema::Zendesk(z) => {
+                for f in fields.iter().flat_map(|m| m.values()) {
+                    zendesk_field(z, f, &mut out);
+                }
+                for s in env.tables.get(name).iter().flat_map(|t| &t.statuses) {
+                    if let Some(id) = s.id {
+                        if !z.custom_statuses.iter().any(|c| c.id == id) {
+                            out.push(CheckError::NotInInstance {
+                                what: format!("custom status #{id} (`{}`)", s.name),
+                                system: "Zendesk",
+                                help: statuses_help(z),
+                                span: s.span,
+                            });
+                        }
+                    }
+                }
+            }
+            Schema::Salesforce(sf) => {
+                for (path, f) in fields.iter().flat_map(|m| m.iter()) {
+                    salesforce_field(sf, path, f, &mut out);
+                }
+                for (_, path, span) in sf_writes.iter().filter(|(c, ..)| c == name) {
+                    if sf_lookup(sf, path).is_some_and(|f| !f.updateable) {
+                        out.push(CheckError::NotUpdateable {
+                            field: path.clone(),
+                            span: *span,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+enum Schema<'l> {
+    Zendesk(&'l ZendeskSchema),
+    Salesforce(&'l SalesforceSchema),
+}
+
+fn zendesk_field(z: &ZendeskSchema, f: &FieldInfo, out: &mut Vec<CheckError>) {
+    // Standard fields have no id; they exist in every instance.
+    let Some(id) = f.id else { return };
+    let Some(locked) = z.ticket_fields.iter().find(|t| t.id == id) else {
+        let by_title = f
+            .label
+            .as_ref()
+            .and_then(|l| z.ticket_fields.iter().find(|t| &t.title == l))
+            .map(|t| format!("the instance has \"{}\" as #{}", t.title, t.id));
+        out.push(CheckError::NotInInstance {
+            what: format!("ticket field #{id}"),
+            system: "Zendesk",
+            help: by_title.unwrap_or_else(|| {
+                "check the id in Admin Center (Objects and rules > Tickets > Fields), then run `l3map schema pull`".into()
+            }),
+            span: f.span,
+        });
+        return;
+    };
+    if let (Ty::Enum(values), false) = (&f.ty, locked.options.is_empty()) {
+        for v in values.iter().filter(|v| !locked.options.contains(v)) {
+            out.push(CheckError::NotAnOption {
+                value: v.clone(),
+                field: format!("ticket field #{id} (\"{}\")", locked.title),
+                system: "Zendesk",
+                help: option_help(v, &locked.options),
+                span: f.span,
+            });
+        }
+    }
+}
+
+fn salesforce_field(sf: &SalesforceSchema, path: &str, f: &FieldInfo, out: &mut Vec<CheckError>) {
+    let Some(locked) = sf_lookup(sf, path) else {
+        let object = path.split('.').next().unwrap_or(path);
+        let help = match sf.objects.get(object) {
+            None => format!("the lockfile has no object `{object}`: add it to the connection's `objects` and run `l3map schema pull`"),
+            Some(o) => {
+                let field = path.rsplit('.').next().unwrap_or(path);
+                did_you_mean(field, o.fields.keys().map(|k| k.as_str()))
+                    .unwrap_or_else(|| "check the field's API name in Setup > Object Manager".into())
+            }
+        };
+        out.push(CheckError::NotInInstance {
+            what: format!("field `{path}`"),
+            system: "Salesforce",
+            help,
+            span: f.span,
+        });
+        return;
+    };
+    if let (Ty::Enum(values), false) = (&f.ty, locked.picklist.is_empty()) {
+        for v in values.iter().filter(|v| !locked.picklist.contains(v)) {
+            out.push(CheckError::NotAnOption {
+                value: v.clone(),
+                field: format!("picklist `{path}`"),
+                system: "Salesforce",
+                help: option_help(v, &locked.picklist),
+                span: f.span,
+            });
+        }
+    }
+}
+
+/// `Object.Field` in the lockfile (relation paths are not locked).
+fn sf_lookup<'l>(sf: &'l SalesforceSchema, path: &str) -> Option<&'l super::SalesforceField> {
+    let (object, field) = path.split_once('.')?;
+    sf.objects.get(object)?.fields.get(field)
+}
+
+fn option_help(value: &str, options: &[String]) -> String {
+    did_you_mean(value, options.iter().map(|s| s.as_str())).unwrap_or_else(|| {
+        let mut shown: Vec<&str> = options.iter().take(8).map(|s| s.as_str()).collect();
+        if options.len() > 8 {
+            shown.push("...");
+        }
+        format!("the instance has: {}", shown.join(", "))
+    })
+}
+
+fn statuses_help(z: &ZendeskSchema) -> String {
+    if z.custom_statuses.is_empty() {
+        return "the instance has no custom statuses: remove the `#id`, or create the status and run `l3map schema pull`".into();
+    }
+    let shown: Vec<String> = z
+        .custom_statuses
+        .iter()
+        .take(8)
+        .map(|c| format!("#{} {}", c.id, c.agent_label))
+        .collect();
+    format!("the instance has: {}", shown.join(", "))
+}
