@@ -1,0 +1,132 @@
+use super::{lock, Emu};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": error, "error_description": description})),
+    )
+        .into_response()
+}
+
+/// `grant_type=refresh_token` with the connected app's key and secret.
+pub(super) async fn token(
+    State(st): State<Arc<Emu>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(body) = body else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "could not read the request body",
+        );
+    };
+    let params: HashMap<String, String> = form_pairs(&body);
+    let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
+    if get("grant_type") != "refresh_token" {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "grant type not supported",
+        );
+    }
+    if get("client_id") != st.client_id || get("client_secret") != st.client_secret {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client",
+            "invalid client credentials",
+        );
+    }
+    if get("refresh_token") != st.refresh_token {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "expired access/refresh token",
+        );
+    }
+    let serial = st.token_serial.fetch_add(1, Ordering::SeqCst) + 1;
+    let access = format!("00D5e0000000001!AQ{serial:08}{:016x}", fastrand::u64(..));
+    lock(&st.tokens).insert(access.clone(), Instant::now() + st.token_lifetime);
+    st.stats.grants.fetch_add(1, Ordering::SeqCst);
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let issued = jiff::Timestamp::now().as_millisecond();
+    axum::Json(json!({
+        "access_token": access,
+        "instance_url": format!("http://{host}"),
+        "id": format!("http://{host}/id/00D5e0000000001/0055e0000000001"),
+        "token_type": "Bearer",
+        "issued_at": issued.to_string(),
+        "scope": "api refresh_token offline_access",
+        "signature": signature(&access, issued),
+    }))
+    .into_response()
+}
+
+/// base64(HMAC-SHA256(id + issued_at)) in Salesforce; here a stand-in of
+/// the same shape (the emulator has no private key to sign with).
+fn signature(access: &str, issued: i64) -> String {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("{access}{issued}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(d)
+}
+
+/// `application/x-www-form-urlencoded`, decoded leniently: a bad escape
+/// keeps its bytes rather than failing the whole form.
+fn form_pairs(body: &Bytes) -> HashMap<String, String> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (!k.is_empty()).then(|| (percent_decode(k), percent_decode(v)))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding_never_fails() {
+        let f = form_pairs(&Bytes::from_static(b"a=b%20c&d=%zz&%=&e=%2"));
+        assert_eq!(f.get("a").map(String::as_str), Some("b c"));
+        assert_eq!(f.get("d").map(String::as_str), Some("%zz"));
+        assert_eq!(f.get("e").map(String::as_str), Some("%2"));
+    }
+}

@@ -1,0 +1,96 @@
+//! Credentials, per-request counting and per-token rate limits.
+
+use super::{lock, Shared, TokenGrant};
+use crate::emulator::window::Count;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::json;
+use tokio::time::Instant;
+
+/// Bearer tokens (OAuth) or Basic `email/token:TOKEN` (API token).
+pub(super) fn authenticate(sh: &Shared, headers: &HeaderMap) -> Option<TokenGrant> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let token = if let Some(t) = value.strip_prefix("Bearer ") {
+        t.trim().to_string()
+    } else {
+        let encoded = value.strip_prefix("Basic ")?.trim();
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?;
+        let text = String::from_utf8(decoded).ok()?;
+        let (user, token) = text.split_once(':')?;
+        // Only API tokens: Zendesk has retired password access to the API.
+        user.strip_suffix("/token")?;
+        token.to_string()
+    };
+    sh.opts
+        .tokens
+        .iter()
+        .find(|g| g.token.expose() == token)
+        .cloned()
+}
+
+impl Shared {
+    pub(super) fn count(&self, method: &Method, path: &str) {
+        let mut s = lock(&self.stats);
+        *s.by_path.entry(format!("{method} {path}")).or_default() += 1;
+    }
+
+    pub(super) fn count_token(&self, key: &str) {
+        *lock(&self.stats).by_token.entry(key.into()).or_default() += 1;
+    }
+
+    /// Counts the request in the token's window: the rate headers to add,
+    /// or the 429 to send.
+    pub(super) fn admit(&self, key: &str) -> Result<HeaderMap, Box<Response>> {
+        match self.windows.count(key) {
+            Count::Allowed { limit, remaining } => {
+                let reset = self.reset_after(key, limit, remaining);
+                Ok(rate_headers(limit, remaining, reset))
+            }
+            Count::Limited { limit, retry_after } => {
+                lock(&self.stats).rate_limited += 1;
+                let secs = retry_after.as_secs();
+                let mut h = rate_headers(limit, 0, secs);
+                h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                let body = json!({
+                    "error": "APIRateLimitExceeded",
+                    "description": format!("Number of allowed API requests per minute exceeded. Try again in {secs} seconds."),
+                });
+                Err(Box::new(
+                    (StatusCode::TOO_MANY_REQUESTS, h, axum::Json(body)).into_response(),
+                ))
+            }
+        }
+    }
+
+    /// Seconds until the token's window reopens. A window opens with the
+    /// request that leaves `limit - 1` remaining.
+    fn reset_after(&self, key: &str, limit: u32, remaining: u32) -> u64 {
+        let now = Instant::now();
+        let mut starts = lock(&self.window_starts);
+        if remaining + 1 >= limit {
+            starts.insert(key.to_string(), now);
+        }
+        let start = starts.get(key).copied().unwrap_or(now);
+        let left = self.opts.window.saturating_sub(now.duration_since(start));
+        (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1)
+    }
+}
+
+/// Zendesk's classic headers and the IETF-draft ones it also sends.
+fn rate_headers(limit: u32, remaining: u32, reset: u64) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let pairs = [
+        ("x-rate-limit", u64::from(limit)),
+        ("x-rate-limit-remaining", u64::from(remaining)),
+        ("ratelimit-limit", u64::from(limit)),
+        ("ratelimit-remaining", u64::from(remaining)),
+        ("ratelimit-reset", reset),
+    ];
+    for (name, v) in pairs {
+        h.insert(HeaderName::from_static(name), HeaderValue::from(v));
+    }
+    h
+}

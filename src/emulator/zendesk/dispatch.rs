@@ -1,0 +1,144 @@
+//! The one fallback handler: counting, auth, the body limit, and routing
+//! on method and path segments.
+
+use super::auth::authenticate;
+use super::errors::{ok, ZdErr};
+use super::export::incremental;
+use super::reads::{
+    custom_statuses, groups, job_status, list_comments, list_tickets, show, ticket_fields,
+};
+use super::views::agent_json;
+use super::writes::{create_ticket, update_many, update_ticket};
+use super::{Shared, TokenGrant};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Request, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) -> Response {
+    let (parts, body) = req.into_parts();
+    sh.count(&parts.method, parts.uri.path());
+    let Some(grant) = authenticate(&sh, &parts.headers) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": "Couldn't authenticate you"})),
+        )
+            .into_response();
+    };
+    let key = grant.token.fingerprint();
+    sh.count_token(&key);
+    let limits = match sh.admit(&key) {
+        Ok(h) => h,
+        Err(resp) => return *resp,
+    };
+    let mut resp = match axum::body::to_bytes(body, sh.opts.max_body).await {
+        Ok(bytes) => route(&sh, &parts.method, &parts.uri, &parts.headers, &grant, &bytes),
+        Err(_) => ZdErr {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            body: json!({"error": "RequestTooLarge", "description": format!("Request body exceeds {} bytes", sh.opts.max_body)}),
+        }
+        .into_response(),
+    };
+    resp.headers_mut().extend(limits);
+    resp
+}
+
+fn route(
+    sh: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    grant: &TokenGrant,
+    body: &Bytes,
+) -> Response {
+    let segs: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+    let query = parse_query(uri.query());
+    let writes = matches!(*method, Method::POST | Method::PUT | Method::DELETE);
+    if writes && !grant.can_write() {
+        return ZdErr::forbidden().into_response();
+    }
+    let answer = match (method.clone(), segs.as_slice()) {
+        (Method::GET, ["api", "v2", "tickets.json"]) => list_tickets(sh),
+        (Method::POST, ["api", "v2", "tickets.json"]) => {
+            return create_ticket(sh, headers, grant, body);
+        }
+        (Method::PUT, ["api", "v2", "tickets", "update_many.json"]) => {
+            update_many(sh, &query, body)
+        }
+        (Method::GET, ["api", "v2", "tickets", file]) => json_id(file).and_then(|id| show(sh, id)),
+        (Method::PUT, ["api", "v2", "tickets", file]) => {
+            json_id(file).and_then(|id| update_ticket(sh, id, body))
+        }
+        (Method::GET, ["api", "v2", "tickets", id, "comments.json"]) => id
+            .parse::<u64>()
+            .map_err(|_| ZdErr::not_found())
+            .and_then(|id| list_comments(sh, id)),
+        (Method::GET, ["api", "v2", "job_statuses", file]) => match file.strip_suffix(".json") {
+            Some(id) => job_status(sh, id),
+            None => Err(ZdErr::not_found()),
+        },
+        (Method::GET, ["api", "v2", "incremental", "tickets", "cursor.json"]) => {
+            incremental(sh, &query)
+        }
+        (Method::GET, ["api", "v2", "ticket_fields.json"]) => ticket_fields(sh),
+        (Method::GET, ["api", "v2", "custom_statuses.json"]) => custom_statuses(sh),
+        (Method::GET, ["api", "v2", "groups.json"]) => groups(sh),
+        (Method::GET, ["api", "v2", "users", "me.json"]) => ok(json!({"user": agent_json()})),
+        _ => Err(ZdErr {
+            status: StatusCode::NOT_FOUND,
+            body: json!({"error": "InvalidEndpoint", "description": "Not found"}),
+        }),
+    };
+    match answer {
+        Ok((status, body)) => (status, axum::Json(body)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+    q.unwrap_or("")
+        .split('&')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (!k.is_empty()).then(|| (k.to_string(), percent_decode(v)))
+        })
+        .collect()
+}
+
+/// Enough of percent-decoding for ids and cursors (`%2C`, `%3D`).
+pub(super) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `35436.json` -> 35436.
+fn json_id(file: &str) -> Result<u64, ZdErr> {
+    file.strip_suffix(".json")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(ZdErr::not_found)
+}

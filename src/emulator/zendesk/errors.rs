@@ -1,0 +1,96 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// An answer in Zendesk's error shape.
+#[derive(Debug)]
+pub(super) struct ZdErr {
+    pub(super) status: StatusCode,
+    pub(super) body: Value,
+}
+
+impl ZdErr {
+    pub(super) fn not_found() -> ZdErr {
+        ZdErr {
+            status: StatusCode::NOT_FOUND,
+            body: json!({"error": "RecordNotFound", "description": "Not found"}),
+        }
+    }
+
+    pub(super) fn bad_json() -> ZdErr {
+        ZdErr {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({"error": "Unprocessable Entity", "message": "Server could not parse JSON"}),
+        }
+    }
+
+    pub(super) fn bad_request(error: &str, description: impl Into<String>) -> ZdErr {
+        ZdErr {
+            status: StatusCode::BAD_REQUEST,
+            body: json!({"error": error, "description": description.into()}),
+        }
+    }
+
+    pub(super) fn invalid(details: BTreeMap<String, Vec<Value>>) -> ZdErr {
+        ZdErr {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            body: json!({
+                "error": "RecordInvalid",
+                "description": "Record validation errors",
+                "details": details,
+            }),
+        }
+    }
+
+    pub(super) fn forbidden() -> ZdErr {
+        ZdErr {
+            status: StatusCode::FORBIDDEN,
+            body: json!({
+                "error": "Forbidden",
+                "description": "You do not have access to this page. Please contact the account owner of this help desk for further help."
+            }),
+        }
+    }
+}
+
+impl IntoResponse for ZdErr {
+    fn into_response(self) -> Response {
+        (self.status, axum::Json(self.body)).into_response()
+    }
+}
+
+pub(super) type Answer = Result<(StatusCode, Value), ZdErr>;
+
+pub(super) fn ok(body: Value) -> Answer {
+    Ok((StatusCode::OK, body))
+}
+
+/// Collects validation errors the way Zendesk reports them: by attribute,
+/// custom fields under `base` with their `field_key`.
+#[derive(Default)]
+pub(super) struct Problems(pub(super) BTreeMap<String, Vec<Value>>);
+
+impl Problems {
+    pub(super) fn attr(&mut self, attr: &str, description: String) {
+        self.0
+            .entry(attr.into())
+            .or_default()
+            .push(json!({"description": description, "error": "InvalidValue"}));
+    }
+
+    pub(super) fn field(&mut self, id: Value, description: String) {
+        self.0
+            .entry("base".into())
+            .or_default()
+            .push(json!({"description": description, "error": "InvalidValue", "field_key": id}));
+    }
+
+    pub(super) fn finish(self) -> Result<(), ZdErr> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ZdErr::invalid(self.0))
+        }
+    }
+}

@@ -1,0 +1,464 @@
+//! An emulator of the Zendesk Support API v2, for everything the Zendesk
+//! connector uses: tickets (show, list, create with `Idempotency-Key`,
+//! update, bulk update with job statuses), comments, the cursor-based
+//! incremental ticket export, ticket fields, custom statuses and groups.
+//! OAuth bearer and API-token auth with scopes, per-token rate limits with
+//! Zendesk's headers, Zendesk's error bodies, and signed webhooks.
+//!
+//! One fallback handler dispatches on method and path segments: Zendesk
+//! puts `.json` on every path (`/tickets/{id}.json`), which route patterns
+//! cannot capture, and one place for auth, counting and the body limit keeps
+//! every answer, even to nonsense, in Zendesk's shape.
+//!
+//! State lives behind one `std::sync::Mutex`, never held across an await.
+//! docs/emulators/zendesk.md documents every endpoint and what differs.
+
+use super::faults::{self, Faults};
+use super::window::Windows;
+use super::Running;
+use crate::connectors::Secret;
+use crate::ir::Program;
+use axum::http::StatusCode;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+mod auth;
+mod changes;
+mod dispatch;
+mod errors;
+mod export;
+mod reads;
+mod seed;
+mod views;
+mod webhooks;
+mod writes;
+
+use dispatch::dispatch;
+use views::{comment_json, ticket_json};
+
+pub use seed::{FieldKind, Seed, SeedField, SeedStatus, SeedTicket};
+pub use webhooks::webhook_signature;
+
+/// Zendesk Team plan: 200 requests per minute per token.
+pub const DEFAULT_RPM: u32 = 200;
+/// Bodies above this are refused with 413 before they are parsed.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+/// The token `l3map emulate` accepts when none is configured.
+pub const DEV_TOKEN: &str = "l3map-dev-token";
+/// Zendesk accepts at most 100 ids in one `update_many`.
+const MAX_BULK_IDS: usize = 100;
+/// Zendesk keeps an idempotency key for two hours.
+const IDEMPOTENCY_TTL: Duration = Duration::from_secs(2 * 60 * 60);
+const AGENT_ID: u64 = 1000;
+const REQUESTER_ID: u64 = 2000;
+/// Zendesk's status categories; `closed` has no custom statuses of its own.
+const CATEGORIES: [&str; 5] = ["new", "open", "pending", "hold", "solved"];
+
+/// A credential the emulator accepts: an OAuth access token, or an API
+/// token (sent as Basic `email/token:TOKEN`), with its scopes.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub token: Secret,
+    /// `read`, `write`, `tickets:read`, `tickets:write`, ...
+    pub scopes: Vec<String>,
+}
+
+impl TokenGrant {
+    pub fn new(token: impl Into<String>, scopes: &[&str]) -> TokenGrant {
+        TokenGrant {
+            token: Secret::new(token),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Writes need `write` or `tickets:write`, as in Zendesk's OAuth scopes.
+    fn can_write(&self) -> bool {
+        self.scopes
+            .iter()
+            .any(|s| s == "write" || s == "tickets:write")
+    }
+}
+
+/// Where ticket events are delivered, and the key they are signed with.
+#[derive(Debug, Clone)]
+pub struct WebhookTarget {
+    pub url: String,
+    pub secret: Secret,
+    /// Delivery attempts per event before it is recorded as failed.
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled for each further one.
+    pub backoff: Duration,
+}
+
+impl WebhookTarget {
+    pub fn new(url: impl Into<String>, secret: Secret) -> WebhookTarget {
+        WebhookTarget {
+            url: url.into(),
+            secret,
+            attempts: 4,
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ZendeskOptions {
+    pub seed: Seed,
+    pub tokens: Vec<TokenGrant>,
+    /// Requests per window per token.
+    pub rate_limit: u32,
+    /// Zendesk's window is one minute; tests shrink it.
+    pub window: Duration,
+    pub faults: Arc<Faults>,
+    pub webhook: Option<WebhookTarget>,
+    pub max_body: usize,
+    /// How many polls of a job status answer `working` before `completed`.
+    pub job_polls: u32,
+    /// Tickets per incremental export page (Zendesk: up to 1000).
+    pub export_page: usize,
+    pub account_id: u64,
+    /// Used in `url` fields only.
+    pub subdomain: String,
+}
+
+impl Default for ZendeskOptions {
+    fn default() -> Self {
+        ZendeskOptions {
+            seed: Seed::embedded(),
+            tokens: vec![TokenGrant::new(
+                DEV_TOKEN,
+                &["read", "write", "tickets:write"],
+            )],
+            rate_limit: DEFAULT_RPM,
+            window: Duration::from_secs(60),
+            faults: Faults::none(),
+            webhook: None,
+            max_body: DEFAULT_MAX_BODY,
+            job_polls: 1,
+            export_page: 1000,
+            account_id: 12514403,
+            subdomain: "l3map".into(),
+        }
+    }
+}
+
+impl ZendeskOptions {
+    /// Seeds from the caller's compiled mappings instead of the embedded
+    /// desks (what `l3map run` does with the project it runs).
+    pub fn with_programs(mut self, programs: &[Program]) -> ZendeskOptions {
+        self.seed = Seed::from_programs(programs);
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+struct CommentRec {
+    id: u64,
+    author_id: u64,
+    body: String,
+    public: bool,
+    created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Ticket {
+    id: u64,
+    subject: String,
+    description: String,
+    status: String,
+    custom_status_id: u64,
+    priority: Option<String>,
+    kind: Option<String>,
+    group_id: Option<u64>,
+    assignee_id: Option<u64>,
+    requester_id: u64,
+    tags: Vec<String>,
+    fields: BTreeMap<u64, Value>,
+    created_at: i64,
+    updated_at: i64,
+    /// Position in the change stream, for the incremental export cursor.
+    seq: u64,
+    comments: Vec<CommentRec>,
+}
+
+#[derive(Debug)]
+struct Job {
+    total: usize,
+    polls_left: u32,
+    results: Vec<Value>,
+}
+
+#[derive(Debug)]
+struct Remembered {
+    body: Value,
+    status: StatusCode,
+    response: Value,
+    at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Db {
+    tickets: BTreeMap<u64, Ticket>,
+    fields: Vec<SeedField>,
+    statuses: Vec<SeedStatus>,
+    groups: Vec<(u64, String)>,
+    jobs: HashMap<String, Job>,
+    /// (token fingerprint, key) -> the first request's body and answer.
+    idempotency: HashMap<(String, String), Remembered>,
+    next_ticket: u64,
+    next_comment: u64,
+    next_job: u64,
+    seq: u64,
+}
+
+/// One webhook delivery, as the emulator saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub event_type: String,
+    pub ticket_id: u64,
+    pub attempts: u32,
+    /// The receiver's final status, or `None` if it never answered.
+    pub status: Option<u16>,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    /// "METHOD /path" -> requests (authenticated or not).
+    by_path: HashMap<String, u32>,
+    /// Token fingerprint -> requests.
+    by_token: HashMap<String, u32>,
+    rate_limited: u32,
+    deliveries: Vec<Delivery>,
+}
+
+struct Shared {
+    opts: ZendeskOptions,
+    windows: Windows,
+    /// When each token's current window opened, for `ratelimit-reset`.
+    window_starts: Mutex<HashMap<String, Instant>>,
+    db: Mutex<Db>,
+    stats: Arc<Mutex<Stats>>,
+    hooks: Option<HookQueue>,
+}
+
+struct HookQueue {
+    tx: mpsc::UnboundedSender<Value>,
+    /// Taken by the first request that needs delivery, which starts the
+    /// delivering task on the server's runtime.
+    rx: Mutex<Option<mpsc::UnboundedReceiver<Value>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn now_secs() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+fn rfc3339(secs: i64) -> String {
+    jiff::Timestamp::from_second(secs)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+impl Db {
+    fn from_seed(seed: &Seed) -> Db {
+        let mut db = Db {
+            fields: seed.fields.clone(),
+            statuses: seed.statuses.clone(),
+            groups: seed
+                .groups
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (360_100_001 + i as u64, g.clone()))
+                .collect(),
+            next_ticket: 1,
+            next_comment: 1,
+            next_job: 1,
+            ..Db::default()
+        };
+        for t in &seed.tickets {
+            let (status, custom) = db.resolve_seed_status(&t.status);
+            db.seq += 1;
+            let now = now_secs();
+            db.tickets.insert(
+                t.id,
+                Ticket {
+                    id: t.id,
+                    subject: t.subject.clone(),
+                    description: t.subject.clone(),
+                    status,
+                    custom_status_id: custom,
+                    priority: Some("normal".into()),
+                    kind: Some("question".into()),
+                    group_id: None,
+                    assignee_id: None,
+                    requester_id: REQUESTER_ID,
+                    tags: t.tags.clone(),
+                    fields: t.fields.iter().cloned().collect(),
+                    created_at: now,
+                    updated_at: now,
+                    seq: db.seq,
+                    comments: vec![],
+                },
+            );
+            db.next_ticket = db.next_ticket.max(t.id.saturating_add(1));
+        }
+        db
+    }
+
+    fn resolve_seed_status(&self, name: &str) -> (String, u64) {
+        let found = self
+            .statuses
+            .iter()
+            .find(|s| s.name == name)
+            .or_else(|| self.default_status(name));
+        match found {
+            Some(s) => (s.category.clone(), s.id),
+            None => ("open".into(), 0),
+        }
+    }
+
+    /// The first status of a category is its default.
+    fn default_status(&self, category: &str) -> Option<&SeedStatus> {
+        let category = if category == "closed" {
+            "solved"
+        } else {
+            category
+        };
+        self.statuses.iter().find(|s| s.category == category)
+    }
+}
+
+/// The Zendesk emulator: build it, take its router (tests mount it
+/// in-process) or start it on 127.0.0.1.
+pub struct ZendeskEmulator {
+    shared: Arc<Shared>,
+}
+
+/// A view into a running emulator, for tests: what it received, its
+/// tickets, and its fault switches.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl ZendeskEmulator {
+    pub fn new(opts: ZendeskOptions) -> ZendeskEmulator {
+        let hooks = opts.webhook.as_ref().map(|_| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            HookQueue {
+                tx,
+                rx: Mutex::new(Some(rx)),
+            }
+        });
+        let shared = Shared {
+            windows: Windows::new(opts.rate_limit, opts.window),
+            window_starts: Mutex::new(HashMap::new()),
+            db: Mutex::new(Db::from_seed(&opts.seed)),
+            stats: Arc::new(Mutex::new(Stats::default())),
+            hooks,
+            opts,
+        };
+        ZendeskEmulator {
+            shared: Arc::new(shared),
+        }
+    }
+
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Every path, behind the fault layer (faults change no state).
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new()
+            .fallback(dispatch)
+            .with_state(self.shared.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                self.shared.opts.faults.clone(),
+                faults::layer,
+            ))
+            .layer(axum::extract::DefaultBodyLimit::disable())
+    }
+
+    /// Serves on 127.0.0.1:`port` (0 picks a free port).
+    pub async fn start(self, port: u16) -> std::io::Result<(Running, Handle)> {
+        let running = super::serve(self.router(), port).await?;
+        Ok((running, self.handle()))
+    }
+}
+
+impl Handle {
+    /// Requests received for `"METHOD /path"`, e.g. `"PUT /api/v2/tickets/1.json"`.
+    pub fn requests(&self, method_path: &str) -> u32 {
+        lock(&self.shared.stats)
+            .by_path
+            .get(method_path)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn total_requests(&self) -> u32 {
+        lock(&self.shared.stats).by_path.values().sum()
+    }
+
+    /// Authenticated requests made with `token`.
+    pub fn requests_for_token(&self, token: &Secret) -> u32 {
+        lock(&self.shared.stats)
+            .by_token
+            .get(&token.fingerprint())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// How many 429s the emulator has answered.
+    pub fn rate_limited(&self) -> u32 {
+        lock(&self.shared.stats).rate_limited
+    }
+
+    /// The ticket as `GET /api/v2/tickets/{id}.json` shows it.
+    pub fn ticket(&self, id: u64) -> Option<Value> {
+        let db = lock(&self.shared.db);
+        db.tickets
+            .get(&id)
+            .map(|t| ticket_json(&db, t, &self.shared.opts))
+    }
+
+    pub fn ticket_ids(&self) -> Vec<u64> {
+        lock(&self.shared.db).tickets.keys().copied().collect()
+    }
+
+    /// The ticket's comments as `GET .../comments.json` lists them.
+    pub fn comments(&self, id: u64) -> Vec<Value> {
+        lock(&self.shared.db)
+            .tickets
+            .get(&id)
+            .map(|t| t.comments.iter().map(comment_json).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn group_id(&self, name: &str) -> Option<u64> {
+        lock(&self.shared.db)
+            .groups
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(id, _)| *id)
+    }
+
+    /// The fault switches: `faults().burst_5xx.store(3, ..)` fails the next
+    /// three requests with 503.
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.shared.opts.faults
+    }
+
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        lock(&self.shared.stats).deliveries.clone()
+    }
+}

@@ -1,0 +1,323 @@
+//! Ticket writes: update, create (with `Idempotency-Key`), bulk update.
+
+use super::changes::{as_id, parse_body, read_changes, ticket_object, Changes};
+use super::errors::{ok, Answer, Problems, ZdErr};
+use super::reads::job_json;
+use super::views::ticket_json;
+use super::{
+    lock, now_secs, CommentRec, Db, Job, Remembered, Shared, Ticket, TokenGrant, AGENT_ID,
+    IDEMPOTENCY_TTL, MAX_BULK_IDS, REQUESTER_ID,
+};
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+use tokio::time::Instant;
+
+/// Applies validated changes; the events a webhook subscriber would get.
+fn apply(db: &mut Db, id: u64, c: &Changes, author: u64) -> Vec<(String, Value)> {
+    db.seq += 1;
+    let seq = db.seq;
+    let comment_id = db.next_comment;
+    let Some(t) = db.tickets.get_mut(&id) else {
+        return vec![];
+    };
+    let before = t.clone();
+    let now = now_secs();
+    if let Some(s) = &c.subject {
+        t.subject.clone_from(s);
+    }
+    if let Some(s) = &c.status {
+        t.status.clone_from(s);
+    }
+    if let Some(cs) = c.custom_status_id {
+        t.custom_status_id = cs;
+    }
+    if c.priority.is_some() {
+        t.priority.clone_from(&c.priority);
+    }
+    if c.kind.is_some() {
+        t.kind.clone_from(&c.kind);
+    }
+    if let Some(g) = c.group_id {
+        t.group_id = g;
+    }
+    apply_tags(t, c);
+    for (fid, v) in &c.fields {
+        t.fields.insert(*fid, v.clone());
+    }
+    let mut events = Vec::new();
+    if let Some((body, public)) = &c.comment {
+        t.comments.push(CommentRec {
+            id: comment_id,
+            author_id: author,
+            body: body.clone(),
+            public: *public,
+            created_at: now,
+        });
+        events.push(("comment_added".to_string(), json!({"comment": {
+            "id": comment_id.to_string(), "body": body, "is_public": public,
+            "author": {"id": author.to_string(), "is_staff": author == AGENT_ID, "name": "l3map AI agent"}
+        }})));
+    }
+    t.updated_at = now;
+    t.seq = seq;
+    events.extend(change_events(&before, t));
+    if c.comment.is_some() {
+        db.next_comment += 1;
+    }
+    events
+}
+
+fn apply_tags(t: &mut Ticket, c: &Changes) {
+    if let Some(tags) = &c.tags {
+        t.tags.clone_from(tags);
+    }
+    for tag in &c.additional_tags {
+        if !t.tags.contains(tag) {
+            t.tags.push(tag.clone());
+        }
+    }
+    t.tags.retain(|x| !c.remove_tags.contains(x));
+}
+
+fn change_events(before: &Ticket, after: &Ticket) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    let mut changed = |name: &str, prev: Value, cur: Value| {
+        if prev != cur {
+            out.push((name.to_string(), json!({"previous": prev, "current": cur})));
+        }
+    };
+    changed(
+        "status_changed",
+        json!(before.status.to_uppercase()),
+        json!(after.status.to_uppercase()),
+    );
+    changed(
+        "custom_status_changed",
+        json!(before.custom_status_id.to_string()),
+        json!(after.custom_status_id.to_string()),
+    );
+    changed(
+        "group_assignment_changed",
+        json!(before.group_id.map(|g| g.to_string())),
+        json!(after.group_id.map(|g| g.to_string())),
+    );
+    changed("tags_changed", json!(before.tags), json!(after.tags));
+    for (id, v) in &after.fields {
+        let prev = before.fields.get(id).cloned().unwrap_or(Value::Null);
+        if prev != *v {
+            out.push((
+                "custom_field_changed".to_string(),
+                json!({"previous": prev, "current": v, "field": {"id": id.to_string()}}),
+            ));
+        }
+    }
+    out
+}
+
+pub(super) fn update_ticket(sh: &Shared, id: u64, body: &Bytes) -> Answer {
+    let m = parse_body(body)?;
+    let t = ticket_object(&m)?;
+    let (view, events) = {
+        let mut db = lock(&sh.db);
+        if !db.tickets.contains_key(&id) {
+            return Err(ZdErr::not_found());
+        }
+        let changes = read_changes(&db, t)?;
+        let events = apply(&mut db, id, &changes, AGENT_ID);
+        let view = db.tickets.get(&id).map(|t| ticket_json(&db, t, &sh.opts));
+        (view, events)
+    };
+    sh.publish(id, events);
+    ok(json!({"ticket": view, "audit": {"ticket_id": id, "author_id": AGENT_ID}}))
+}
+
+pub(super) fn create_ticket(
+    sh: &Shared,
+    headers: &HeaderMap,
+    grant: &TokenGrant,
+    body: &Bytes,
+) -> Response {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let parsed = match parse_body(body) {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
+    let mut db = lock(&sh.db);
+    let remembered = key.as_ref().map(|k| (grant.token.fingerprint(), k.clone()));
+    if let Some(r) = remembered.as_ref().and_then(|rk| db.idempotency.get(rk)) {
+        if r.at.elapsed() < IDEMPOTENCY_TTL {
+            if r.body != Value::Object(parsed.clone()) {
+                return ZdErr::bad_request(
+                    "IdempotentRequestError",
+                    "Request parameters don't match those of the original request with this Idempotency-Key",
+                )
+                .into_response();
+            }
+            let mut resp = (r.status, axum::Json(r.response.clone())).into_response();
+            resp.headers_mut()
+                .insert("x-idempotency-lookup", HeaderValue::from_static("hit"));
+            return resp;
+        }
+    }
+    let created = create_in(&mut db, sh, &parsed);
+    let (id, view, events) = match created {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    let response = json!({"ticket": view});
+    if let Some(rk) = remembered.clone() {
+        db.idempotency.insert(
+            rk,
+            Remembered {
+                body: Value::Object(parsed),
+                status: StatusCode::CREATED,
+                response: response.clone(),
+                at: Instant::now(),
+            },
+        );
+    }
+    drop(db);
+    sh.publish(id, events);
+    let mut resp = (StatusCode::CREATED, axum::Json(response)).into_response();
+    if let Ok(loc) = HeaderValue::from_str(&format!("/api/v2/tickets/{id}.json")) {
+        resp.headers_mut().insert(header::LOCATION, loc);
+    }
+    if remembered.is_some() {
+        resp.headers_mut()
+            .insert("x-idempotency-lookup", HeaderValue::from_static("miss"));
+    }
+    resp
+}
+
+type Created = (u64, Value, Vec<(String, Value)>);
+
+fn create_in(db: &mut Db, sh: &Shared, m: &Map<String, Value>) -> Result<Created, ZdErr> {
+    let t = ticket_object(m)?;
+    let mut c = read_changes(db, t)?;
+    let description = c.comment.clone().or_else(|| {
+        t.get("description")
+            .and_then(Value::as_str)
+            .map(|d| (d.to_string(), true))
+    });
+    let Some(description) = description else {
+        let mut p = Problems::default();
+        p.attr("description", "Description: cannot be blank".into());
+        return Err(ZdErr::invalid(p.0));
+    };
+    c.comment = Some(description.clone());
+    let status = c.status.clone().unwrap_or_else(|| "new".into());
+    let custom = c
+        .custom_status_id
+        .or_else(|| db.default_status(&status).map(|s| s.id))
+        .unwrap_or(0);
+    let id = db.next_ticket;
+    db.next_ticket += 1;
+    let now = now_secs();
+    let requester = t
+        .get("requester_id")
+        .and_then(as_id)
+        .unwrap_or(REQUESTER_ID);
+    db.tickets.insert(
+        id,
+        Ticket {
+            id,
+            subject: c
+                .subject
+                .clone()
+                .unwrap_or_else(|| description.0.chars().take(80).collect()),
+            description: description.0.clone(),
+            status,
+            custom_status_id: custom,
+            priority: c.priority.clone(),
+            kind: c.kind.clone(),
+            group_id: None,
+            assignee_id: None,
+            requester_id: requester,
+            tags: vec![],
+            fields: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+            seq: 0,
+            comments: vec![],
+        },
+    );
+    // The creation is one change: its events collapse into `created`.
+    apply(db, id, &c, requester);
+    let view = db
+        .tickets
+        .get(&id)
+        .map(|t| ticket_json(db, t, &sh.opts))
+        .unwrap_or(Value::Null);
+    Ok((id, view, vec![("created".into(), json!({}))]))
+}
+
+pub(super) fn update_many(sh: &Shared, query: &HashMap<String, String>, body: &Bytes) -> Answer {
+    let ids: Vec<u64> = match query.get("ids") {
+        Some(s) => s
+            .split(',')
+            .map(|x| x.trim().parse())
+            .collect::<Result<_, _>>()
+            .map_err(|_| {
+                ZdErr::bad_request(
+                    "InvalidParameter",
+                    "ids must be a comma-separated list of ticket ids",
+                )
+            })?,
+        None => return Err(ZdErr::bad_request("InvalidParameter", "ids is required")),
+    };
+    if ids.is_empty() || ids.len() > MAX_BULK_IDS {
+        return Err(ZdErr::bad_request(
+            "InvalidParameter",
+            format!("ids must list 1 to {MAX_BULK_IDS} tickets"),
+        ));
+    }
+    let m = parse_body(body)?;
+    let t = ticket_object(&m)?;
+    let mut published = Vec::new();
+    let job_id = {
+        let mut db = lock(&sh.db);
+        let changes = read_changes(&db, t)?;
+        let mut results = Vec::new();
+        for (index, id) in ids.iter().enumerate() {
+            if db.tickets.contains_key(id) {
+                published.push((*id, apply(&mut db, *id, &changes, AGENT_ID)));
+                results.push(json!({"index": index, "id": id, "action": "update", "success": true, "status": "Updated"}));
+            } else {
+                results.push(json!({"index": index, "id": id, "action": "update", "success": false, "status": "Failed", "error": "TicketNotFound", "details": "Ticket not found"}));
+            }
+        }
+        let job_id = format!(
+            "{:032x}",
+            u128::from(db.next_job) << 64 | u128::from(fastrand::u64(..))
+        );
+        db.next_job += 1;
+        db.jobs.insert(
+            job_id.clone(),
+            Job {
+                total: ids.len(),
+                polls_left: sh.opts.job_polls,
+                results,
+            },
+        );
+        job_id
+    };
+    for (id, events) in published {
+        sh.publish(id, events);
+    }
+    let queued = Job {
+        total: ids.len(),
+        polls_left: 0,
+        results: vec![],
+    };
+    let mut view = job_json(&sh.opts, &job_id, &queued, "queued");
+    if let Some(o) = view.as_object_mut() {
+        o.insert("progress".into(), Value::Null);
+    }
+    ok(json!({"job_status": view}))
+}
