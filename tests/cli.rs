@@ -713,3 +713,104 @@ fn check_reads_the_lockfile_beside_the_mappings() {
         stderr(&o)
     );
 }
+
+/// `l3map emulate` on free ports; the child and the two base URLs.
+fn emulators() -> (std::process::Child, String, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(["emulate", "--zendesk-port", "0", "--salesforce-port", "0"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starts");
+    let out = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(out).lines();
+    let mut url = || {
+        let line = lines.next().expect("a line").expect("text");
+        line.split_whitespace()
+            .find(|w| w.starts_with("http://127.0.0.1:"))
+            .expect("a local URL")
+            .to_string()
+    };
+    let (zd, sf) = (url(), url());
+    (child, zd, sf)
+}
+
+#[test]
+fn schema_pull_against_the_emulators_then_check_catches_drift() {
+    let (mut child, zd, sf) = emulators();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("schema_pull");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let project = |field_id: &str| {
+        format!(
+            r#"connection desk: zendesk {{
+  url     "{zd}"
+  token   env("L3MAP_TEST_ZD_TOKEN")
+  scopes  read, write
+}}
+connection crm: salesforce {{
+  instance      "{sf}"
+  client_id     env("L3MAP_TEST_SF_CLIENT_ID")
+  client_secret env("L3MAP_TEST_SF_CLIENT_SECRET")
+  refresh_token env("L3MAP_TEST_SF_REFRESH_TOKEN")
+  scopes        api, refresh_token, offline_access
+  objects       Account
+}}
+fields desk {{
+  sla_tier  #{field_id}  enum(enterprise, premium, standard)  "SLA tier"
+}}
+fields crm {{
+  Account.SLA_Tier__c  enum("Ent", "Prem", "Std", "Gold")
+}}
+map crm -> desk {{
+  Account.SLA_Tier__c -> sla_tier {{
+    "Ent", "Gold" => enterprise
+    "Prem" => premium
+    "Std" => standard
+  }}
+}}
+"#
+        )
+    };
+    std::fs::write(dir.join("desk.l3map"), project("360001234")).unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_l3map"))
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env("L3MAP_TEST_ZD_TOKEN", "l3map-dev-token")
+            .env("L3MAP_TEST_SF_CLIENT_ID", "l3map-emulator-client")
+            .env("L3MAP_TEST_SF_CLIENT_SECRET", "l3map-emulator-secret")
+            .env("L3MAP_TEST_SF_REFRESH_TOKEN", "l3map-emulator-refresh")
+            .output()
+            .expect("runs")
+    };
+    let d = dir.to_str().unwrap();
+    for conn in ["desk", "crm"] {
+        let o = run(&["schema", "pull", "--connection", conn, d]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let lock = std::fs::read_to_string(dir.join("l3map.lock.json")).unwrap();
+    assert!(
+        lock.contains("\"360001234\"") || lock.contains("360001234"),
+        "{lock}"
+    );
+    // Pulling again changes nothing, and diff says so.
+    let o = run(&["schema", "diff", "--connection", "desk", d]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A wrong field id and a picklist value the org lacks are caught.
+    std::fs::write(dir.join("desk.l3map"), project("360001299")).unwrap();
+    let o = run(&["check", d]);
+    assert_eq!(o.status.code(), Some(1));
+    let shown = stderr(&o)
+        .replace(d, "<project>")
+        .replace(&zd, "<zendesk>")
+        .replace(&sf, "<salesforce>");
+    child.kill().expect("stops");
+    let _ = child.wait();
+    insta::assert_snapshot!(shown);
+    // Missing credentials: one line naming the variable, exit 2.
+    let o = l3map(&["schema", "pull", "--connection", "desk", d]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("L3MAP_TEST_ZD_TOKEN"), "{}", stderr(&o));
+}

@@ -6,6 +6,7 @@ mod emulate;
 mod events;
 mod graph;
 mod plan;
+mod schema;
 mod test;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -158,6 +159,12 @@ enum Command {
         #[arg(long, default_value = "L3MAP_WEBHOOK_SECRET")]
         webhook_secret_env: String,
     },
+    /// Record or compare a live instance's schema (`l3map.lock.json`), which
+    /// `l3map check` then validates the mappings against, offline.
+    Schema {
+        #[command(subcommand)]
+        action: SchemaAction,
+    },
     /// Draw a status table as a Mermaid or Graphviz diagram.
     Graph {
         /// A .l3map file holding a `statuses` block (or a project directory).
@@ -167,6 +174,30 @@ enum Command {
         /// The connection whose table to draw, when there are several.
         #[arg(long)]
         table: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemaAction {
+    /// Read the instance behind a connection (credentials from its env/file
+    /// references) into the project's l3map.lock.json.
+    ///
+    /// Exit status: 0 written, 2 mapping errors, missing credentials or an API error.
+    Pull {
+        #[arg(long)]
+        connection: String,
+        /// The project directory (or one of its files).
+        #[arg(default_value = ".")]
+        path: PathBuf,
+    },
+    /// Show how the instance differs from the lockfile (- lockfile, + instance).
+    ///
+    /// Exit status: 0 no drift, 1 drift, 2 mapping errors, missing credentials or an API error.
+    Diff {
+        #[arg(long)]
+        connection: String,
+        #[arg(default_value = ".")]
+        path: PathBuf,
     },
 }
 
@@ -217,6 +248,14 @@ pub fn run() -> ExitCode {
             webhook_url,
             webhook_secret_env,
         }),
+        Command::Schema { action } => match action {
+            SchemaAction::Pull { connection, path } => {
+                schema::run(&path, &connection, schema::Mode::Pull)
+            }
+            SchemaAction::Diff { connection, path } => {
+                schema::run(&path, &connection, schema::Mode::Diff)
+            }
+        },
         Command::Graph {
             path,
             format,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod pull;
 pub mod validate;
 
 /// The file name, in a project's directory.
