@@ -715,10 +715,11 @@ fn check_reads_the_lockfile_beside_the_mappings() {
 }
 
 /// `l3map emulate` on free ports; the child and the two base URLs.
-fn emulators() -> (std::process::Child, String, String) {
+fn emulators(extra: &[&str]) -> (std::process::Child, String, String) {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_l3map"))
         .args(["emulate", "--zendesk-port", "0", "--salesforce-port", "0"])
+        .args(extra)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -738,7 +739,7 @@ fn emulators() -> (std::process::Child, String, String) {
 
 #[test]
 fn schema_pull_against_the_emulators_then_check_catches_drift() {
-    let (mut child, zd, sf) = emulators();
+    let (mut child, zd, sf) = emulators(&[]);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("schema_pull");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -813,4 +814,26 @@ map crm -> desk {{
     let o = l3map(&["schema", "pull", "--connection", "desk", d]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("L3MAP_TEST_ZD_TOKEN"), "{}", stderr(&o));
+}
+
+#[test]
+fn emulate_burst_answers_the_first_requests_503() {
+    use std::io::{Read, Write};
+    let (mut child, zd, _) = emulators(&["--burst-5xx", "2"]);
+    let get = || {
+        let addr = zd.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).expect("connects");
+        write!(
+            s,
+            "GET /api/v2/groups.json HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer l3map-dev-token\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let statuses: Vec<String> = (0..3).map(|_| get()[9..12].to_string()).collect();
+    child.kill().expect("stops");
+    let _ = child.wait();
+    assert_eq!(statuses, ["503", "503", "200"]);
 }

@@ -262,6 +262,9 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
                         format!("escalation `{}` assigns a group", e.name.name),
                         *span,
                     );
+                    cx.usage
+                        .groups
+                        .push((conn.name.clone(), group.value.clone(), group.span));
                 }
                 if group.value.trim().is_empty() {
                     cx.err(CheckError::EscalationShape {

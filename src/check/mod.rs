@@ -141,6 +141,8 @@ pub(crate) struct Usage {
     pub templates: BTreeSet<String>,
     /// Salesforce fields written: (connection, `Object.Field`, where).
     pub sf_writes: Vec<(String, String, Span)>,
+    /// Zendesk groups assigned: (connection, group name, where).
+    pub groups: Vec<(String, String, Span)>,
 }
 
 pub(crate) struct Ctx<'a> {
@@ -468,7 +470,7 @@ fn check_inner(
     };
     check_files(&mut cx, &files);
     if let Some(lock) = lock {
-        for e in crate::schema::validate::against(&cx.env, &cx.usage.sf_writes, lock) {
+        for e in crate::schema::validate::against(&cx.env, &cx.usage, lock) {
             cx.err(e);
         }
     }

@@ -21,6 +21,7 @@ pub struct Options {
     pub rate_limit: u32,
     pub error_rate: f64,
     pub latency_ms: u64,
+    pub burst_5xx: u32,
     pub webhook_url: Option<String>,
     pub webhook_secret_env: String,
 }
@@ -84,6 +85,7 @@ pub fn run(o: Options) -> u8 {
     let faults = Arc::new(Faults {
         error_rate: o.error_rate,
         latency: Duration::from_millis(o.latency_ms),
+        burst_5xx: std::sync::atomic::AtomicU32::new(o.burst_5xx),
         ..Faults::default()
     });
     let zendesk = ZendeskOptions {

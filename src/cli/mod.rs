@@ -152,6 +152,9 @@ enum Command {
         /// Latency added to every answer, in milliseconds.
         #[arg(long, default_value_t = 0)]
         latency_ms: u64,
+        /// Answer the first N requests 503, then serve normally.
+        #[arg(long, default_value_t = 0)]
+        burst_5xx: u32,
         /// Deliver Zendesk webhooks (signed) to this URL.
         #[arg(long)]
         webhook_url: Option<String>,
@@ -236,6 +239,7 @@ pub fn run() -> ExitCode {
             rate_limit,
             error_rate,
             latency_ms,
+            burst_5xx,
             webhook_url,
             webhook_secret_env,
         } => emulate::run(emulate::Options {
@@ -245,6 +249,7 @@ pub fn run() -> ExitCode {
             rate_limit,
             error_rate,
             latency_ms,
+            burst_5xx,
             webhook_url,
             webhook_secret_env,
         }),

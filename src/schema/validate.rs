@@ -5,14 +5,9 @@
 use super::{Lockfile, SalesforceSchema, ZendeskSchema};
 use crate::check::error::CheckError;
 use crate::check::types::Ty;
-use crate::check::{did_you_mean, Env, FieldInfo, Kind};
-use crate::syntax::Span;
+use crate::check::{did_you_mean, Env, FieldInfo, Kind, Usage};
 
-pub(crate) fn against(
-    env: &Env,
-    sf_writes: &[(String, String, Span)],
-    lock: &Lockfile,
-) -> Vec<CheckError> {
+pub(crate) fn against(env: &Env, usage: &Usage, lock: &Lockfile) -> Vec<CheckError> {
     let mut out = Vec::new();
     for (name, conn) in &env.conns {
         let schema = match conn.kind {
@@ -32,6 +27,17 @@ pub(crate) fn against(
                 for f in fields.iter().flat_map(|m| m.values()) {
                     zendesk_field(z, f, &mut out);
                 }
+                for (_, group, span) in usage.groups.iter().filter(|(c, ..)| c == name) {
+                    if !z.groups.iter().any(|g| &g.name == group) {
+                        out.push(CheckError::NotInInstance {
+                            what: format!("group \"{group}\""),
+                            system: "Zendesk",
+                            help: did_you_mean(group, z.groups.iter().map(|g| g.name.as_str()))
+                                .unwrap_or_else(|| "create the group in Admin Center (People > Groups), or assign an existing one".into()),
+                            span: *span,
+                        });
+                    }
+                }
                 for s in env.tables.get(name).iter().flat_map(|t| &t.statuses) {
                     if let Some(id) = s.id {
                         if !z.custom_statuses.iter().any(|c| c.id == id) {
@@ -49,7 +55,7 @@ pub(crate) fn against(
                 for (path, f) in fields.iter().flat_map(|m| m.iter()) {
                     salesforce_field(sf, path, f, &mut out);
                 }
-                for (_, path, span) in sf_writes.iter().filter(|(c, ..)| c == name) {
+                for (_, path, span) in usage.sf_writes.iter().filter(|(c, ..)| c == name) {
                     if sf_lookup(sf, path).is_some_and(|f| !f.updateable) {
                         out.push(CheckError::NotUpdateable {
                             field: path.clone(),
