@@ -1,7 +1,7 @@
 //! `l3map check` and `l3map compile`.
 
 use super::{fail, Emit, Format};
-use crate::check::{check, Checked};
+use crate::check::Checked;
 use crate::diagnostics::{render_github, render_human, to_json, Diagnostic};
 use crate::project::{load, Project};
 use std::io::IsTerminal;
@@ -77,6 +77,14 @@ pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
     }
 }
 
+/// Checks a project against its schema lockfile when it has one, as
+/// `l3map check` does, so every command sees the same errors. A lockfile
+/// that cannot be read is the usage/I/O exit status, after a one-line reason.
+pub(crate) fn checked(p: &Project) -> Result<Checked, u8> {
+    let lock = crate::schema::Lockfile::find(&p.dir).map_err(fail)?;
+    Ok(crate::check::check_against(&p.sources, lock.as_ref()))
+}
+
 /// Loads the one project `path` names; otherwise the usage exit status,
 /// after a one-line reason.
 pub(crate) fn load_one(path: &Path) -> Result<Project, u8> {
@@ -102,7 +110,10 @@ pub fn compile(path: &Path, emit: Emit) -> u8 {
         Err(code) => return code,
     };
     let p = &p;
-    let checked = check(&p.sources);
+    let checked = match checked(p) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     eprint!(
         "{}",
         render_human(&checked.diagnostics, &p.sources, color())

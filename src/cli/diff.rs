@@ -4,7 +4,6 @@
 
 use super::check::{color, load_one, relevant};
 use super::{fail, Format};
-use crate::check::check;
 use crate::diagnostics::render_human;
 use crate::eval::decide::{decide, ActionKind, Decision, Record, Refusal};
 use crate::eval::testing::describe;
@@ -77,7 +76,7 @@ fn side<'a>(d: &Decision<'a>) -> Side<'a> {
 
 fn compile(path: &Path, which: &str) -> Result<Program, u8> {
     let p = load_one(path)?;
-    let checked = check(&p.sources);
+    let checked = super::check::checked(&p)?;
     match crate::ir::lower(&checked, &p.sources) {
         Some(program) => Ok(program),
         None => {

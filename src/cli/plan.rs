@@ -3,7 +3,6 @@
 
 use super::check::{color, load_one, relevant};
 use super::{fail, Format};
-use crate::check::check;
 use crate::diagnostics::render_human;
 use crate::eval::decide::{decide, Decision};
 use serde::Serialize;
@@ -25,7 +24,10 @@ pub fn run(path: &Path, events: &Path, format: Format, ticket_field: Option<Stri
         Err(code) => return code,
     };
     let p = &p;
-    let checked = check(&p.sources);
+    let checked = match super::check::checked(p) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let Some(program) = crate::ir::lower(&checked, &p.sources) else {
         eprint!(
             "{}",

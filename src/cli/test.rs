@@ -2,7 +2,6 @@
 
 use super::check::{color, relevant};
 use super::{fail, Format};
-use crate::check::check;
 use crate::diagnostics::render_human;
 use crate::eval::testing::{run as run_test, Failure, Outcome};
 use crate::ir::{lower, lower_tests, Loc};
@@ -55,7 +54,10 @@ pub fn run(paths: &[PathBuf], format: Format, filter: Option<&str>) -> u8 {
     let mut results: Vec<(&Project, Vec<String>, Vec<Outcome>)> = Vec::new();
     let mut broken = Vec::new();
     for p in &projects {
-        let checked = check(&p.sources);
+        let checked = match super::check::checked(p) {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
         let Some(program) = lower(&checked, &p.sources) else {
             eprint!(
                 "{}",

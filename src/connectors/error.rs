@@ -106,7 +106,8 @@ impl ApiError {
             },
             403 => ApiError::Permission { system, message },
             404 => ApiError::NotFound { system, message },
-            429 => ApiError::RateLimited {
+            // A 503 with Retry-After is load shedding: wait as asked.
+            429 | 503 if status == 429 || retry_after.is_some() => ApiError::RateLimited {
                 system,
                 retry_after,
                 message,

@@ -70,7 +70,7 @@ impl TokenLimiter {
             _ => None,
         };
         if let Some(d) = pause {
-            let until = Instant::now() + d;
+            let until = Instant::now() + clamp_pause(d);
             let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
             if p.is_none_or(|cur| cur < until) {
                 *p = Some(until);
@@ -95,9 +95,20 @@ impl Limiters {
     }
 }
 
-/// `Retry-After` as seconds (the only form Zendesk and Salesforce send).
+/// The longest pause an API's header can impose. A larger value (or a
+/// hostile one: `Retry-After: 18446744073709551615`) is held to this, so
+/// it can neither overflow a deadline nor stall a token for days.
+pub const MAX_PAUSE: Duration = Duration::from_secs(3600);
+
+pub fn clamp_pause(d: Duration) -> Duration {
+    d.min(MAX_PAUSE)
+}
+
+/// `Retry-After` as seconds (the only form Zendesk and Salesforce send),
+/// at most [`MAX_PAUSE`].
 pub fn parse_retry_after(value: Option<&str>) -> Option<Duration> {
-    value?.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let secs = value?.trim().parse::<u64>().ok()?;
+    Some(clamp_pause(Duration::from_secs(secs)))
 }
 
 #[cfg(test)]
@@ -135,5 +146,11 @@ mod tests {
             Some(Duration::from_secs(30))
         );
         assert_eq!(parse_retry_after(Some("Wed, 21 Oct")), None);
+        // A hostile value is held to an hour, and pausing on it is safe.
+        assert_eq!(
+            parse_retry_after(Some("18446744073709551615")),
+            Some(MAX_PAUSE)
+        );
+        TokenLimiter::per_minute(10).observe(None, Some(Duration::MAX));
     }
 }

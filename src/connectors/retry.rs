@@ -64,7 +64,7 @@ impl RetryPolicy {
                 .retry_after()
                 .map_or(jittered, |ra| ra.max(jittered.min(ra)));
             let waited = started.elapsed();
-            if attempt >= self.max_attempts || waited + wait > self.max_total {
+            if attempt >= self.max_attempts || waited.saturating_add(wait) > self.max_total {
                 return Err(ApiError::GaveUp {
                     system,
                     attempts: attempt,
@@ -143,8 +143,16 @@ mod tests {
             .await
             .unwrap_err();
         match err {
-            ApiError::GaveUp { waited, last, .. } => {
-                assert!(waited <= Duration::from_secs(30));
+            ApiError::GaveUp {
+                waited,
+                last,
+                attempts,
+                ..
+            } => {
+                // It did retry, waited (the clock is paused: only sleeps
+                // move it), and stopped inside the budget.
+                assert!(attempts > 1, "{attempts} attempt(s)");
+                assert!(waited > Duration::ZERO && waited <= Duration::from_secs(30));
                 assert!(matches!(
                     *last,
                     ApiError::Transient {

@@ -366,7 +366,7 @@ impl TokenLine {
     }
 
     fn pause(&self, d: Duration) {
-        let until = tokio::time::Instant::now() + d;
+        let until = tokio::time::Instant::now() + super::limit::clamp_pause(d);
         let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
         if p.is_none_or(|cur| cur < until) {
             *p = Some(until);

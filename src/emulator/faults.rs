@@ -47,9 +47,11 @@ pub async fn layer(
     }
     if faults.should_fail() {
         faults.injected.fetch_add(1, Ordering::SeqCst);
+        // A bare 503, as an overloaded proxy answers: no Retry-After, so
+        // clients fall back to their own backoff (load shedding with
+        // Retry-After is what the rate limits model).
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            [("retry-after", "1")],
             axum::Json(serde_json::json!({
                 "error": "ServiceUnavailable",
                 "description": "injected fault (l3map emulator)"
