@@ -591,34 +591,32 @@ impl ZendeskClient {
     // ------------------------------------------------------------ settings
 
     pub async fn ticket_fields(&self) -> Result<Arc<Vec<TicketField>>, ApiError> {
-        self.fields
-            .get_or_load(0, async {
-                let v = self
-                    .call(Method::GET, "/api/v2/ticket_fields.json", None, None)
-                    .await?;
-                field(v, "ticket_fields").map(Arc::new)
-            })
-            .await
+        self.settings(&self.fields, "ticket_fields").await
     }
 
     pub async fn custom_statuses(&self) -> Result<Arc<Vec<CustomStatus>>, ApiError> {
-        self.statuses
-            .get_or_load(0, async {
-                let v = self
-                    .call(Method::GET, "/api/v2/custom_statuses.json", None, None)
-                    .await?;
-                field(v, "custom_statuses").map(Arc::new)
-            })
-            .await
+        self.settings(&self.statuses, "custom_statuses").await
     }
 
     pub async fn groups(&self) -> Result<Arc<Vec<Group>>, ApiError> {
-        self.groups
+        self.settings(&self.groups, "groups").await
+    }
+
+    /// One of the account's slow-changing lists (`/api/v2/{name}.json`,
+    /// answered under the key `name`), through its 15-minute cache.
+    async fn settings<T>(
+        &self,
+        cache: &ReadCache<u8, Arc<Vec<T>>>,
+        name: &str,
+    ) -> Result<Arc<Vec<T>>, ApiError>
+    where
+        T: serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        cache
             .get_or_load(0, async {
-                let v = self
-                    .call(Method::GET, "/api/v2/groups.json", None, None)
-                    .await?;
-                field(v, "groups").map(Arc::new)
+                let path = format!("/api/v2/{name}.json");
+                let v = self.call(Method::GET, &path, None, None).await?;
+                field(v, name).map(Arc::new)
             })
             .await
     }
