@@ -235,6 +235,28 @@ async fn errors_name_the_fields_and_codes() {
     ));
 }
 
+/// An integration user without "API Enabled": signing in works, every
+/// data request is a 403 that the client types as a permission problem
+/// with Salesforce's own code and message, and does not retry.
+#[tokio::test]
+async fn a_user_without_api_access_gets_a_permission_error() {
+    let (run, h) = start(SalesforceOptions {
+        api_disabled: true,
+        ..options()
+    })
+    .await;
+    let sf = client(&run);
+    let err = sf.get("Case", "500000000000001", None).await.unwrap_err();
+    match &err {
+        ApiError::Permission { message, .. } => {
+            assert!(message.starts_with("API_DISABLED_FOR_ORG"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!err.is_retryable());
+    assert_eq!(h.requests().values().sum::<u32>(), 2, "{:?}", h.requests());
+}
+
 #[tokio::test]
 async fn the_daily_limit_answers_request_limit_exceeded() {
     let opts = SalesforceOptions {
@@ -266,16 +288,13 @@ async fn the_daily_limit_answers_request_limit_exceeded() {
         body,
         json!([{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED", "fields": []}])
     );
-    // The client: rate limited. (With nothing left the limiter pauses the
-    // app for a minute, so this client is given no second attempt.)
-    let mut cfg = config(&run);
-    cfg.retry.max_attempts = 1;
-    let fresh = SalesforceClient::new(cfg).unwrap();
+    // The client: the daily quota is exhausted, which no retry within
+    // minutes can fix, so it answers at once with Salesforce's message.
+    let fresh = SalesforceClient::new(config(&run)).unwrap();
     match fresh.get("Account", &id, None).await.unwrap_err() {
-        ApiError::GaveUp { last, .. } => {
-            assert!(matches!(*last, ApiError::RateLimited { .. }), "{last:?}")
+        ApiError::QuotaExhausted { message, .. } => {
+            assert!(message.contains("TotalRequests"), "{message}")
         }
-        ApiError::RateLimited { .. } => {}
         other => panic!("{other:?}"),
     }
 }
@@ -518,13 +537,22 @@ async fn concurrency_is_capped_per_connected_app() {
     let (run, h) = start(opts).await;
     let mut cfg = config(&run);
     cfg.max_concurrent = 3;
-    let sf = SalesforceClient::new(cfg).unwrap();
+    // Two clients of one connected app (two runtimes' worth of callers in
+    // one process) share the app's cap.
+    let sf = SalesforceClient::new(cfg.clone()).unwrap();
+    let other = SalesforceClient::new(cfg).unwrap();
     let id = first_id(&h, "Case");
     sf.get("Case", &id, None).await.unwrap();
+    other.get("Case", &id, None).await.unwrap();
     h.reset_counts();
     let calls = (0..20)
-        .map(|_| {
-            let (sf, id) = (sf.clone(), id.clone());
+        .map(|i| {
+            let sf = if i % 2 == 0 {
+                sf.clone()
+            } else {
+                other.clone()
+            };
+            let id = id.clone();
             tokio::spawn(async move { sf.get("Case", &id, None).await })
         })
         .collect::<Vec<_>>();
@@ -549,6 +577,30 @@ async fn injected_5xx_are_retried() {
     h.faults().burst_5xx.store(2, Ordering::SeqCst);
     sf.get("Case", &id, None).await.unwrap();
     assert_eq!(h.faults().injected.load(Ordering::SeqCst), 2);
+}
+
+/// The emulator creates the CaseComment and loses the answer: the client
+/// reports that it cannot know, and does not create a second one. A PATCH
+/// lands the same every time, so it is retried.
+#[tokio::test]
+async fn a_lost_answer_never_creates_twice() {
+    let (run, h) = start(options()).await;
+    let sf = client(&run);
+    let id = first_id(&h, "Case");
+    sf.get("Case", &id, None).await.unwrap();
+    let before = h.records("CaseComment").len();
+    h.faults().lose_answers.store(1, Ordering::SeqCst);
+    let err = sf
+        .create_case_comment(&id, "AI hand-off: refund above threshold")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::Unconfirmed { .. }), "{err:?}");
+    assert_eq!(h.records("CaseComment").len(), before + 1);
+
+    h.faults().lose_answers.store(1, Ordering::SeqCst);
+    sf.set_case_status(&id, "Escalated").await.expect("retried");
+    let case = sf.get("Case", &id, Some(&["Status"])).await.unwrap();
+    assert_eq!(case["Status"], json!("Escalated"));
 }
 
 #[tokio::test]

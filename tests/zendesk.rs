@@ -146,6 +146,102 @@ async fn every_operation_works_against_the_emulator() {
     assert!(page.end_of_stream);
 }
 
+/// Lists longer than a page are read to the end: a lockfile from a
+/// truncated list would report fields and groups as missing.
+#[tokio::test]
+async fn lists_are_read_through_every_page() {
+    let (srv, h) = start(ZendeskOptions {
+        list_page_max: 2,
+        ..opts(vec![rw("tok-pages")])
+    })
+    .await;
+    let zd = client_for(&srv.base_url(), "tok-pages", 6000);
+    let groups = zd.groups().await.expect("groups");
+    assert_eq!(groups.len(), 6);
+    assert_eq!(h.requests("GET /api/v2/groups.json"), 3);
+    let names: BTreeSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    assert_eq!(names.len(), 6, "no page read twice");
+    let fields = zd.ticket_fields().await.expect("fields");
+    assert!(fields.len() > 2);
+    assert!(fields.iter().any(|f| f.id == SLA_TIER));
+    for n in 0..5 {
+        zd.update_ticket(
+            4211,
+            &TicketChanges::default().private_comment(format!("note {n}")),
+        )
+        .await
+        .expect("comment");
+    }
+    let comments = zd.list_comments(4211).await.expect("comments");
+    assert_eq!(comments.len(), h.comments(4211).len());
+    assert_eq!(comments.last().map(|c| c.body.as_str()), Some("note 4"));
+
+    // The raw pages, as Zendesk shapes them: cursor and offset.
+    let http = reqwest::Client::new();
+    let get = |q: &str| {
+        http.get(format!("{}/api/v2/groups.json?{q}", srv.base_url()))
+            .bearer_auth("tok-pages")
+            .send()
+    };
+    let first: Value = get("page[size]=2").await.unwrap().json().await.unwrap();
+    assert_eq!(first["groups"].as_array().map(Vec::len), Some(2));
+    assert_eq!(first["meta"]["has_more"], json!(true));
+    assert!(first["links"]["next"].as_str().is_some());
+    let offset: Value = get("page=3").await.unwrap().json().await.unwrap();
+    assert_eq!(offset["count"], json!(6));
+    assert_eq!(offset["next_page"], Value::Null);
+    assert!(offset["previous_page"].as_str().is_some());
+    let bad = get("page[size]=0").await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let bad = get("page[size]=2&page[after]=not-a-cursor").await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"], "InvalidPaginationParameter");
+}
+
+/// The 15-minute cache, over HTTP: 50 concurrent lookups make one request
+/// (per page), and an expired entry is read again.
+#[tokio::test]
+async fn settings_are_cached_with_single_flight_and_expire() {
+    let (srv, h) = start(opts(vec![rw("tok-cache")])).await;
+    let mut cfg = config(
+        &srv.base_url(),
+        Credentials::OAuth(Secret::new("tok-cache")),
+        6000,
+    );
+    cfg.cache_ttl = Duration::from_secs(2);
+    let zd = ZendeskClient::with_limiters(cfg, &Limiters::default()).expect("client");
+    let lookups: Vec<_> = (0..50)
+        .map(|i| {
+            let zd = zd.clone();
+            tokio::spawn(async move {
+                let name = if i % 2 == 0 {
+                    "Payments Tier 2"
+                } else {
+                    "Fraud Operations"
+                };
+                zd.group_id(name).await
+            })
+        })
+        .collect();
+    for l in lookups {
+        assert!(l.await.expect("task").is_ok());
+    }
+    assert_eq!(h.requests("GET /api/v2/groups.json"), 1);
+    // A name the account lacks reloads the list once (it may be new), not
+    // once per lookup.
+    for _ in 0..10 {
+        let err = zd.group_id("Payments Tier 9").await.unwrap_err();
+        assert!(matches!(err, ApiError::NotFound { .. }), "{err:?}");
+    }
+    assert_eq!(h.requests("GET /api/v2/groups.json"), 2);
+    zd.groups().await.expect("cached");
+    assert_eq!(h.requests("GET /api/v2/groups.json"), 2);
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    zd.groups().await.expect("read again");
+    assert_eq!(h.requests("GET /api/v2/groups.json"), 3);
+}
+
 #[tokio::test]
 async fn bulk_updates_poll_the_job_until_it_completes() {
     let (srv, h) = start(ZendeskOptions {
@@ -377,6 +473,74 @@ async fn injected_5xx_are_retried() {
     assert_eq!(h.faults().injected.load(Ordering::SeqCst), 2);
 }
 
+/// The emulator makes the change and then loses the answer: a comment
+/// must not be sent again (it would be written twice), a field write may.
+#[tokio::test]
+async fn a_lost_answer_never_writes_a_comment_twice() {
+    let (srv, h) = start(opts(vec![rw("tok-lost")])).await;
+    let zd = client_for(&srv.base_url(), "tok-lost", 6000);
+    let before = zd.list_comments(4211).await.expect("comments").len();
+
+    h.faults().lose_answers.store(1, Ordering::SeqCst);
+    let note = TicketChanges::default().private_comment("AI hand-off: chargeback dispute");
+    match zd.update_ticket(4211, &note).await {
+        Err(ApiError::Unconfirmed { last, .. }) => {
+            assert!(
+                matches!(
+                    *last,
+                    ApiError::Transient {
+                        status: Some(502),
+                        ..
+                    }
+                ),
+                "{last:?}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let after = zd.list_comments(4211).await.expect("comments");
+    assert_eq!(after.len(), before + 1, "applied once, not repeated");
+
+    // Setting a field lands the same however often it is sent: retried.
+    h.faults().lose_answers.store(1, Ordering::SeqCst);
+    let t = zd
+        .update_ticket(
+            4211,
+            &TicketChanges::default().field(SLA_TIER, "enterprise"),
+        )
+        .await
+        .expect("retried");
+    assert_eq!(t.field(SLA_TIER), Some(&json!("enterprise")));
+
+    // A create with an idempotency key is retried and still creates one.
+    let tickets = h.ticket_ids().len();
+    h.faults().lose_answers.store(1, Ordering::SeqCst);
+    let created = zd
+        .create_ticket(
+            &TicketChanges::default()
+                .subject("Lost answer")
+                .public_comment("hello"),
+            Some("l3map-lost-1"),
+        )
+        .await
+        .expect("created");
+    assert_eq!(h.ticket_ids().len(), tickets + 1);
+    assert!(h.ticket(created.id).is_some());
+    // Without a key, the lost answer is reported, not repeated.
+    h.faults().lose_answers.store(1, Ordering::SeqCst);
+    let err = zd
+        .create_ticket(
+            &TicketChanges::default()
+                .subject("No key")
+                .public_comment("hello"),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::Unconfirmed { .. }), "{err:?}");
+    assert_eq!(h.ticket_ids().len(), tickets + 2);
+}
+
 // ---------------------------------------------------------------- rate limits
 
 #[tokio::test]
@@ -424,6 +588,41 @@ async fn a_429_waits_the_retry_after() {
         started.elapsed()
     );
     assert!(h.rate_limited() >= 2);
+}
+
+/// A token paused longer than the call's budget fails at once with a clear
+/// error instead of sleeping past the budget.
+#[tokio::test]
+async fn the_retry_budget_bounds_the_wait_for_the_rate_limit() {
+    let (srv, _h) = start(ZendeskOptions {
+        rate_limit: 1,
+        window: Duration::from_secs(60),
+        ..opts(vec![rw("tok-budget")])
+    })
+    .await;
+    let mut cfg = config(
+        &srv.base_url(),
+        Credentials::OAuth(Secret::new("tok-budget")),
+        6000,
+    );
+    cfg.retry.max_total = Duration::from_secs(2);
+    let zd = ZendeskClient::with_limiters(cfg, &Limiters::default()).expect("client");
+    zd.get_ticket(4211)
+        .await
+        .expect("the one request of the window");
+    let started = Instant::now();
+    let err = zd.get_ticket(4211).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    match err {
+        ApiError::GaveUp { last, .. } => {
+            assert!(matches!(*last, ApiError::RateLimited { .. }), "{last:?}")
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// The article's load test, time scaled by 7.5: a window of 8 s with the

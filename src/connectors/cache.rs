@@ -87,6 +87,7 @@ mod tests {
                     system: super::super::error::System::Salesforce,
                     status: Some(503),
                     message: "down".into(),
+                    sent: true,
                 })
             })
             .await;

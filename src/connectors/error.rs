@@ -51,12 +51,27 @@ pub enum ApiError {
         message: String,
     },
     /// 5xx, a timeout or a dropped connection: worth another try.
+    /// `sent` is false only when the request certainly never reached the
+    /// API (the connection was refused), which makes any request safe to
+    /// send again.
     #[error("{system}: temporary failure{}: {message}", status_note(.status))]
     Transient {
         system: System,
         status: Option<u16>,
         message: String,
+        sent: bool,
     },
+    /// A quota that does not reopen within a retry budget (Salesforce's
+    /// rolling 24-hour `TotalRequests`): retrying only spends more.
+    #[error("{system}: quota exhausted: {message}")]
+    QuotaExhausted { system: System, message: String },
+    /// A write that is not safe to repeat failed in a way that leaves its
+    /// outcome unknown (a timeout, a 5xx after the request was sent). It
+    /// is not sent again: read the record back before deciding to.
+    #[error(
+        "{system}: the write may or may not have been applied, so it was not repeated: {last}"
+    )]
+    Unconfirmed { system: System, last: Box<ApiError> },
     /// The API answered something this client cannot read.
     #[error("{system}: unexpected response: {message}")]
     Protocol { system: System, message: String },
@@ -116,6 +131,7 @@ impl ApiError {
                 system,
                 status: Some(status),
                 message,
+                sent: true,
             },
             400..=499 => ApiError::Validation {
                 system,
@@ -138,6 +154,17 @@ impl ApiError {
         )
     }
 
+    /// Whether the API certainly did not act on the request: it refused it
+    /// for rate (429, or a 503 shedding load with `Retry-After`) or the
+    /// connection never opened. Only then may a write that is not
+    /// idempotent be sent again.
+    pub fn certainly_unapplied(&self) -> bool {
+        matches!(
+            self,
+            ApiError::RateLimited { .. } | ApiError::Transient { sent: false, .. }
+        )
+    }
+
     /// What the API asked us to wait, if it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -149,19 +176,23 @@ impl ApiError {
     /// A transport failure from reqwest, without the URL (query strings
     /// can carry tokens) and typed by what it means for a retry.
     pub fn transport(system: System, e: &reqwest::Error) -> ApiError {
-        let what = if e.is_timeout() {
-            "timed out"
-        } else if e.is_connect() {
-            "could not connect"
+        // A connect error (a connect timeout too) is the one transport
+        // failure where nothing was sent; a later timeout may fire after
+        // the API acted.
+        let (what, sent) = if e.is_connect() {
+            ("could not connect", false)
+        } else if e.is_timeout() {
+            ("timed out", true)
         } else if e.is_body() || e.is_decode() {
-            "the response body broke off"
+            ("the response body broke off", true)
         } else {
-            "the request failed"
+            ("the request failed", true)
         };
         ApiError::Transient {
             system,
             status: None,
             message: what.into(),
+            sent,
         }
     }
 }

@@ -95,6 +95,17 @@ impl Limiters {
     }
 }
 
+/// The error of a request that the token's rate limit would hold past the
+/// call's retry budget. It was never sent, so it is safe to report as a
+/// rate limit: the retry layer then gives up with it as the last error.
+pub fn over_budget(system: super::error::System) -> super::error::ApiError {
+    super::error::ApiError::RateLimited {
+        system,
+        retry_after: None,
+        message: "the token's rate limit would hold this request past the retry budget".into(),
+    }
+}
+
 /// The longest pause an API's header can impose. A larger value (or a
 /// hostile one: `Retry-After: 18446744073709551615`) is held to this, so
 /// it can neither overflow a deadline nor stall a token for days.

@@ -1,12 +1,28 @@
 //! The one retry layer: exponential backoff from 2 s with full jitter and a
 //! cap, at least what the API's `Retry-After` asks, and a maximum total wait
 //! after which the call fails with the last error. backon computes the
-//! exponential bounds; the policy (jitter, Retry-After, the budget) is ours.
+//! exponential bounds; the policy (jitter, Retry-After, the budget, which
+//! writes may be repeated) is ours.
 
 use super::error::{ApiError, System};
 use backon::BackoffBuilder;
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Whether a request may be sent again after a failure that leaves its
+/// outcome unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replay {
+    /// Reads, and writes that land the same however often they are sent
+    /// (setting fields, a create carrying an idempotency key).
+    Safe,
+    /// Writes that would happen twice (a comment, a create without a key):
+    /// sent again only when the API certainly did not act on them
+    /// ([`ApiError::certainly_unapplied`]); otherwise the call fails with
+    /// [`ApiError::Unconfirmed`].
+    IfUnapplied,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -44,19 +60,33 @@ impl RetryPolicy {
     }
 
     /// Runs `op` until it succeeds, fails with an error that is not worth
-    /// retrying, or the budget runs out (then `ApiError::GaveUp`).
-    pub async fn run<T, F, Fut>(&self, system: System, mut op: F) -> Result<T, ApiError>
+    /// retrying, or the budget runs out (then `ApiError::GaveUp`). `op` is
+    /// given the deadline of the whole call, so its own waits (for the
+    /// rate limiter) end with the budget too.
+    pub async fn run<T, F, Fut>(
+        &self,
+        system: System,
+        replay: Replay,
+        mut op: F,
+    ) -> Result<T, ApiError>
     where
-        F: FnMut(u32) -> Fut,
+        F: FnMut(Instant) -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
         let started = Instant::now();
+        let deadline = started + self.max_total;
         let mut delays = self.delays();
         let mut attempt = 1;
         loop {
-            let err = match op(attempt).await {
+            let err = match op(deadline).await {
                 Ok(v) => return Ok(v),
                 Err(e) if !e.is_retryable() => return Err(e),
+                Err(e) if replay == Replay::IfUnapplied && !e.certainly_unapplied() => {
+                    return Err(ApiError::Unconfirmed {
+                        system,
+                        last: Box::new(e),
+                    })
+                }
                 Err(e) => e,
             };
             let jittered = delays.next().unwrap_or(self.cap);
@@ -98,24 +128,34 @@ mod tests {
         assert!(firsts.iter().any(|d| *d < 0.5) && firsts.iter().any(|d| *d > 1.5));
     }
 
+    fn transient(status: u16, sent: bool) -> ApiError {
+        ApiError::Transient {
+            system: System::Zendesk,
+            status: Some(status),
+            message: "unavailable".into(),
+            sent,
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn retries_transient_errors_and_honours_retry_after() {
         let p = RetryPolicy::default();
-        let started = tokio::time::Instant::now();
+        let started = Instant::now();
+        let mut attempt = 0;
         let got = p
-            .run(System::Zendesk, |attempt| async move {
-                match attempt {
-                    1 => Err(ApiError::RateLimited {
-                        system: System::Zendesk,
-                        retry_after: Some(Duration::from_secs(7)),
-                        message: "slow down".into(),
-                    }),
-                    2 => Err(ApiError::Transient {
-                        system: System::Zendesk,
-                        status: Some(503),
-                        message: "unavailable".into(),
-                    }),
-                    _ => Ok(attempt),
+            .run(System::Zendesk, Replay::Safe, |_| {
+                attempt += 1;
+                let n = attempt;
+                async move {
+                    match n {
+                        1 => Err(ApiError::RateLimited {
+                            system: System::Zendesk,
+                            retry_after: Some(Duration::from_secs(7)),
+                            message: "slow down".into(),
+                        }),
+                        2 => Err(transient(503, true)),
+                        _ => Ok(n),
+                    }
                 }
             })
             .await;
@@ -127,17 +167,99 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn writes_that_may_have_landed_are_not_repeated() {
+        let p = RetryPolicy::default();
+        // A 502 after the request went out: the API may have acted.
+        let mut calls = 0;
+        let err = p
+            .run(System::Zendesk, Replay::IfUnapplied, |_| {
+                calls += 1;
+                async { Err::<(), _>(transient(502, true)) }
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(calls, 1);
+        match err {
+            ApiError::Unconfirmed { last, .. } => {
+                assert_eq!(*last, transient(502, true))
+            }
+            other => panic!("{other:?}"),
+        }
+        // Refused for rate, or never connected: certainly not applied, so
+        // sent again.
+        let mut calls = 0;
+        let got = p
+            .run(System::Zendesk, Replay::IfUnapplied, |_| {
+                calls += 1;
+                let n = calls;
+                async move {
+                    match n {
+                        1 => Err(ApiError::RateLimited {
+                            system: System::Zendesk,
+                            retry_after: Some(Duration::from_secs(1)),
+                            message: "429".into(),
+                        }),
+                        2 => Err(ApiError::Transient {
+                            system: System::Zendesk,
+                            status: None,
+                            message: "could not connect".into(),
+                            sent: false,
+                        }),
+                        _ => Ok(n),
+                    }
+                }
+            })
+            .await;
+        assert_eq!(got, Ok(3));
+        // The same 502 on a safe call is retried.
+        let mut calls = 0;
+        let got = p
+            .run(System::Zendesk, Replay::Safe, |_| {
+                calls += 1;
+                let n = calls;
+                async move {
+                    if n == 1 {
+                        Err(transient(502, true))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            })
+            .await;
+        assert_eq!(got, Ok(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_is_handed_to_each_attempt() {
+        let p = RetryPolicy {
+            max_total: Duration::from_secs(30),
+            ..RetryPolicy::default()
+        };
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        let _ = p
+            .run(System::Zendesk, Replay::Safe, |deadline| {
+                seen.push(deadline);
+                async { Err::<(), _>(transient(500, true)) }
+            })
+            .await;
+        assert!(seen.len() > 1);
+        assert!(seen.iter().all(|d| *d == started + Duration::from_secs(30)));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn gives_up_within_the_budget_with_the_last_error() {
         let p = RetryPolicy {
             max_total: Duration::from_secs(30),
             ..RetryPolicy::default()
         };
         let err = p
-            .run(System::Salesforce, |_| async {
+            .run(System::Salesforce, Replay::Safe, |_| async {
                 Err::<(), _>(ApiError::Transient {
                     system: System::Salesforce,
                     status: Some(502),
                     message: "bad gateway".into(),
+                    sent: true,
                 })
             })
             .await
@@ -165,7 +287,7 @@ mod tests {
         }
         // Not worth retrying: returned at once.
         let err = p
-            .run(System::Zendesk, |_| async {
+            .run(System::Zendesk, Replay::Safe, |_| async {
                 Err::<(), _>(ApiError::NotFound {
                     system: System::Zendesk,
                     message: "no ticket 9".into(),

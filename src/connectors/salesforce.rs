@@ -10,13 +10,14 @@
 use super::cache::{ReadCache, DEFAULT_TTL};
 use super::error::{ApiError, System};
 use super::limit::{parse_retry_after, Limiters, TokenLimiter};
-use super::retry::RetryPolicy;
+use super::retry::{Replay, RetryPolicy};
 use super::secret::Secret;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Map, Value as Json};
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -209,7 +210,8 @@ struct Inner {
     cfg: SalesforceConfig,
     /// Held while refreshing, so concurrent 401s wait for one refresh.
     session: tokio::sync::Mutex<Session>,
-    permits: Semaphore,
+    /// Shared by every client of the connected app in this process.
+    permits: Arc<Semaphore>,
     limiter: Arc<TokenLimiter>,
     usage: Mutex<Option<ApiUsage>>,
     accounts: ReadCache<String, Arc<Record>>,
@@ -248,11 +250,15 @@ struct Reply {
 }
 
 impl SalesforceClient {
+    /// A client sharing the process-wide limiter and concurrency cap of its
+    /// connected app with every other client of that app.
     pub fn new(cfg: SalesforceConfig) -> Result<SalesforceClient, ApiError> {
-        SalesforceClient::with_limiters(cfg, &Limiters::default())
+        static LIMITERS: OnceLock<Limiters> = OnceLock::new();
+        SalesforceClient::with_limiters(cfg, LIMITERS.get_or_init(Limiters::default))
     }
 
-    /// Shares the per-token limiters with other clients of the process.
+    /// A client limited by `limiters` (tests isolate themselves with their
+    /// own); the concurrency cap is always the app's process-wide one.
     pub fn with_limiters(
         cfg: SalesforceConfig,
         limiters: &Limiters,
@@ -264,11 +270,12 @@ impl SalesforceClient {
                 system: SF,
                 message: "could not build the HTTP client".into(),
             })?;
-        // The connected app, not the access token, is what the org limits;
-        // keyed by fingerprint so no credential becomes a map key.
-        let key =
-            Secret::new(format!("{}:{}", cfg.client_id, cfg.refresh_token.expose())).fingerprint();
+        // The connected app in its org, not the access token (it changes
+        // on every refresh), is what Salesforce limits; keyed by
+        // fingerprint so nothing a user configured becomes a map key.
+        let key = Secret::new(format!("{}\n{}", cfg.login_url, cfg.client_id)).fingerprint();
         let limiter = limiters.for_token(&key, cfg.rpm);
+        let permits = app_permits(&key, cfg.max_concurrent);
         let inner = Inner {
             http,
             session: tokio::sync::Mutex::new(Session {
@@ -276,7 +283,7 @@ impl SalesforceClient {
                 instance_url: String::new(),
                 generation: 0,
             }),
-            permits: Semaphore::new(cfg.max_concurrent.max(1)),
+            permits,
             limiter,
             usage: Mutex::new(None),
             accounts: ReadCache::new(cfg.cache_ttl, 10_000),
@@ -472,24 +479,39 @@ impl SalesforceClient {
     /// One logical request: retried by the policy; each attempt waits
     /// for a permit and the limiter.
     async fn send(&self, call: Call<'_>) -> Result<Reply, ApiError> {
+        // A POST creates a record (or a CaseComment): a second send is a
+        // second record. PATCH sets fields and lands the same every time.
+        let replay = if call.method == Method::POST {
+            Replay::IfUnapplied
+        } else {
+            Replay::Safe
+        };
         let call = &call;
         self.inner
             .cfg
             .retry
-            .run(SF, |_| async move { self.attempt(call).await })
+            .run(SF, replay, |deadline| async move {
+                self.attempt(call, deadline).await
+            })
             .await
     }
 
     /// One attempt; an expired session is refreshed (once) and the
     /// request sent again, inside the same attempt.
-    async fn attempt(&self, call: &Call<'_>) -> Result<Reply, ApiError> {
-        let _permit = self
-            .inner
-            .permits
-            .acquire()
+    async fn attempt(
+        &self,
+        call: &Call<'_>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Reply, ApiError> {
+        let ready = async {
+            let permit = self.inner.permits.acquire().await;
+            self.inner.limiter.acquire().await;
+            permit
+        };
+        let _permit = tokio::time::timeout_at(deadline, ready)
             .await
+            .map_err(|_| super::limit::over_budget(SF))?
             .map_err(|_| protocol("the client is shutting down"))?;
-        self.inner.limiter.acquire().await;
         let (token, base, generation) = self.session().await?;
         match self.exchange(call, &token, &base).await {
             Err(Failure::Session) => {
@@ -549,8 +571,10 @@ impl SalesforceClient {
         Err(classify(status, &body, retry_after))
     }
 
-    /// Records usage; with nothing left, the limiter pauses this app
-    /// rather than spend requests on certain 403s.
+    /// Records the org's usage for [`SalesforceClient::api_usage`]. At
+    /// zero the org answers `REQUEST_LIMIT_EXCEEDED` (TotalRequests), which
+    /// fails fast as [`ApiError::QuotaExhausted`]: the rolling 24-hour
+    /// quota is not something a pause of minutes would fix.
     fn observe_limits(&self, headers: &reqwest::header::HeaderMap) {
         let Some(usage) = headers
             .get("sforce-limit-info")
@@ -560,9 +584,6 @@ impl SalesforceClient {
             return;
         };
         *self.inner.usage.lock().unwrap_or_else(|e| e.into_inner()) = Some(usage);
-        if usage.remaining() == 0 {
-            self.inner.limiter.observe(Some(0), None);
-        }
     }
 
     // ------------------------------------------------------------ session
@@ -627,6 +648,7 @@ impl SalesforceClient {
                 system: SF,
                 status: Some(status.as_u16()),
                 message: "the token endpoint failed".into(),
+                sent: true,
             });
         }
         if !status.is_success() {
@@ -644,6 +666,19 @@ impl SalesforceClient {
             instance_url: raw.instance_url,
         })
     }
+}
+
+/// The concurrency cap of a connected app, one per process: a second
+/// client of the same app shares the first one's permits (and its cap).
+fn app_permits(app_key: &str, max: usize) -> Arc<Semaphore> {
+    static PERMITS: OnceLock<Mutex<HashMap<String, Arc<Semaphore>>>> = OnceLock::new();
+    let mut m = PERMITS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    m.entry(app_key.to_string())
+        .or_insert_with(|| Arc::new(Semaphore::new(max.max(1))))
+        .clone()
 }
 
 /// Ids and object names go into the path: refuse anything that could
@@ -763,6 +798,15 @@ fn classify(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> F
     let s = status.as_u16();
     Failure::Error(match s {
         401 if code == "INVALID_SESSION_ID" || errors.is_empty() => return Failure::Session,
+        // The rolling 24-hour request quota does not reopen within any
+        // retry budget; the other REQUEST_LIMIT_EXCEEDED (concurrent
+        // long-running requests) does.
+        403 if code == "REQUEST_LIMIT_EXCEEDED" && message.contains("TotalRequests") => {
+            ApiError::QuotaExhausted {
+                system: SF,
+                message,
+            }
+        }
         403 if code == "REQUEST_LIMIT_EXCEEDED" => ApiError::RateLimited {
             system: SF,
             retry_after,
@@ -808,6 +852,11 @@ mod tests {
         let limit = br#"[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
         assert!(matches!(
             classify(StatusCode::FORBIDDEN, limit, None),
+            Failure::Error(ApiError::QuotaExhausted { .. })
+        ));
+        let concurrent = br#"[{"message":"ConcurrentPerOrgLongTxn Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]"#;
+        assert!(matches!(
+            classify(StatusCode::FORBIDDEN, concurrent, None),
             Failure::Error(ApiError::RateLimited { .. })
         ));
         assert!(matches!(

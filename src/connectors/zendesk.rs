@@ -11,7 +11,7 @@
 use super::cache::{ReadCache, DEFAULT_TTL};
 use super::error::{ApiError, System};
 use super::limit::{parse_retry_after, Limiters, TokenLimiter};
-use super::retry::RetryPolicy;
+use super::retry::{Replay, RetryPolicy};
 use super::secret::Secret;
 use base64::Engine as _;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
@@ -343,6 +343,12 @@ pub struct ExportPage {
 
 // ---------------------------------------------------------------- client
 
+/// Items asked per page of a list endpoint: Zendesk's maximum.
+const LIST_PAGE: usize = 100;
+/// 100,000 items: far past any account's fields or groups, and a ticket
+/// with more comments than this is not one to read whole.
+const MAX_LIST_PAGES: usize = 1000;
+
 /// Every client of one token in this process waits in one FIFO line to
 /// pass the limiter. The limiter checks its header-driven pause before its
 /// GCRA wait, so a caller already waiting there would miss a pause set
@@ -400,6 +406,9 @@ pub struct ZendeskClient {
     groups: ReadCache<u8, Arc<Vec<Group>>>,
     fields: ReadCache<u8, Arc<Vec<TicketField>>>,
     statuses: ReadCache<u8, Arc<Vec<CustomStatus>>>,
+    /// Names looked up and not found, each with the list it was missing
+    /// from: while that list is the cached one, the answer stands.
+    group_misses: Arc<Mutex<HashMap<String, Arc<Vec<Group>>>>>,
 }
 
 impl std::fmt::Debug for ZendeskClient {
@@ -443,6 +452,7 @@ impl ZendeskClient {
             groups: ReadCache::new(ttl, 4),
             fields: ReadCache::new(ttl, 4),
             statuses: ReadCache::new(ttl, 4),
+            group_misses: Arc::default(),
             cfg: Arc::new(cfg),
         })
     }
@@ -500,7 +510,8 @@ impl ZendeskClient {
 
     /// The same changes on many tickets: one request per 100 tickets, each
     /// job polled until it finishes (at most `job_max_polls` times). The
-    /// results of every job, in order.
+    /// results of every job, in order, and one per ticket: a ticket the
+    /// job did not report on gets `success: None` and an error saying so.
     pub async fn update_many(
         &self,
         ids: &[u64],
@@ -514,7 +525,26 @@ impl ZendeskClient {
             let v = self.call(Method::PUT, &path, Some(&body), None).await?;
             let job: JobStatus = field(v, "job_status")?;
             let done = self.wait_for_job(job).await?;
-            results.extend(done.results.unwrap_or_default());
+            let mut got = done.results.unwrap_or_default();
+            // A ticket the job says nothing about is reported, not dropped:
+            // the caller must not take silence for success.
+            let seen: std::collections::HashSet<u64> = got.iter().filter_map(|r| r.id).collect();
+            got.extend(
+                chunk
+                    .iter()
+                    .filter(|id| !seen.contains(id))
+                    .map(|id| JobResult {
+                        id: Some(*id),
+                        success: None,
+                        status: Some("Unknown".into()),
+                        error: Some(format!(
+                            "job {} reported no result for this ticket",
+                            done.id
+                        )),
+                        details: None,
+                    }),
+            );
+            results.extend(got);
         }
         Ok(results)
     }
@@ -549,19 +579,66 @@ impl ZendeskClient {
                 "job {} still {} after {} polls",
                 job.id, job.status, self.cfg.job_max_polls
             ),
+            sent: true,
         })
     }
 
+    /// Every comment of the ticket, oldest first, across all pages.
     pub async fn list_comments(&self, ticket_id: u64) -> Result<Vec<Comment>, ApiError> {
-        let v = self
-            .call(
-                Method::GET,
-                &format!("/api/v2/tickets/{ticket_id}/comments.json"),
-                None,
-                None,
-            )
-            .await?;
-        field(v, "comments")
+        self.list_all(
+            &format!("/api/v2/tickets/{ticket_id}/comments.json"),
+            "comments",
+        )
+        .await
+    }
+
+    /// A list endpoint read to the end with cursor pagination
+    /// (`page[size]=100`, then `page[after]` from `meta.after_cursor`).
+    /// Stops with an error past [`MAX_LIST_PAGES`] rather than loop on an
+    /// API that keeps saying `has_more`.
+    async fn list_all<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        key: &str,
+    ) -> Result<Vec<T>, ApiError> {
+        #[derive(Deserialize, Default)]
+        struct Meta {
+            #[serde(default)]
+            has_more: bool,
+            #[serde(default)]
+            after_cursor: Option<String>,
+        }
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let mut url = format!("{path}?page%5Bsize%5D={LIST_PAGE}");
+            if let Some(c) = &after {
+                url.push_str(&format!("&page%5Bafter%5D={}", encode_query(c)));
+            }
+            let mut v = self.call(Method::GET, &url, None, None).await?;
+            let meta: Meta = v
+                .get_mut("meta")
+                .map(Value::take)
+                .map(decode)
+                .transpose()?
+                .unwrap_or_default();
+            let mut items: Vec<T> = field(v, key)?;
+            out.append(&mut items);
+            match (meta.has_more, meta.after_cursor) {
+                (true, Some(c)) if after.as_ref() != Some(&c) => after = Some(c),
+                (true, _) => {
+                    return Err(ApiError::Protocol {
+                        system: SYSTEM,
+                        message: format!("{path} says it has more but gave no new cursor"),
+                    })
+                }
+                (false, _) => return Ok(out),
+            }
+        }
+        Err(ApiError::Protocol {
+            system: SYSTEM,
+            message: format!("{path} has more than {MAX_LIST_PAGES} pages"),
+        })
     }
 
     /// One page of the cursor-based incremental ticket export.
@@ -591,15 +668,17 @@ impl ZendeskClient {
     // ------------------------------------------------------------ settings
 
     pub async fn ticket_fields(&self) -> Result<Arc<Vec<TicketField>>, ApiError> {
-        self.settings(&self.fields, "ticket_fields").await
+        self.settings(&self.fields, "ticket_fields", true).await
     }
 
+    /// Custom statuses come in one answer: the endpoint is not paginated.
     pub async fn custom_statuses(&self) -> Result<Arc<Vec<CustomStatus>>, ApiError> {
-        self.settings(&self.statuses, "custom_statuses").await
+        self.settings(&self.statuses, "custom_statuses", false)
+            .await
     }
 
     pub async fn groups(&self) -> Result<Arc<Vec<Group>>, ApiError> {
-        self.settings(&self.groups, "groups").await
+        self.settings(&self.groups, "groups", true).await
     }
 
     /// One of the account's slow-changing lists (`/api/v2/{name}.json`,
@@ -608,6 +687,7 @@ impl ZendeskClient {
         &self,
         cache: &ReadCache<u8, Arc<Vec<T>>>,
         name: &str,
+        paginated: bool,
     ) -> Result<Arc<Vec<T>>, ApiError>
     where
         T: serde::de::DeserializeOwned + Send + Sync + 'static,
@@ -615,6 +695,9 @@ impl ZendeskClient {
         cache
             .get_or_load(0, async {
                 let path = format!("/api/v2/{name}.json");
+                if paginated {
+                    return self.list_all(&path, name).await.map(Arc::new);
+                }
                 let v = self.call(Method::GET, &path, None, None).await?;
                 field(v, name).map(Arc::new)
             })
@@ -622,21 +705,48 @@ impl ZendeskClient {
     }
 
     /// A group's id by its name (escalations name groups), from the cached
-    /// list; a name not found reloads the list once, in case it is new.
+    /// list. A name not found reloads the list once, in case the group is
+    /// new; until the list is next reloaded anyway (the cache's TTL), the
+    /// same name is answered "not found" from memory, so a mapping naming
+    /// a missing group cannot turn every event into a list read.
     pub async fn group_id(&self, name: &str) -> Result<u64, ApiError> {
         let find = |gs: &[Group]| gs.iter().find(|g| g.name == name).map(|g| g.id);
-        if let Some(id) = find(&self.groups().await?) {
+        let groups = self.groups().await?;
+        if let Some(id) = find(&groups) {
             return Ok(id);
         }
-        self.groups.invalidate(&0).await;
-        find(&self.groups().await?).ok_or_else(|| ApiError::NotFound {
+        let missing = || ApiError::NotFound {
             system: SYSTEM,
             message: format!("no group named {name:?}"),
-        })
+        };
+        {
+            let misses = self.group_misses.lock().unwrap_or_else(|e| e.into_inner());
+            if misses
+                .get(name)
+                .is_some_and(|list| Arc::ptr_eq(list, &groups))
+            {
+                return Err(missing());
+            }
+        }
+        self.groups.invalidate(&0).await;
+        let fresh = self.groups().await?;
+        match find(&fresh) {
+            Some(id) => Ok(id),
+            None => {
+                let mut misses = self.group_misses.lock().unwrap_or_else(|e| e.into_inner());
+                // Misses against older lists are stale: drop them.
+                misses.retain(|_, list| Arc::ptr_eq(list, &fresh));
+                misses.insert(name.to_string(), fresh);
+                Err(missing())
+            }
+        }
     }
 
     // ------------------------------------------------------------ transport
 
+    /// One request through the retry layer. Reads, field writes and
+    /// creates with an idempotency key are [`Replay::Safe`]; anything with a
+    /// comment is not (a second send is a second comment).
     async fn call(
         &self,
         method: Method,
@@ -644,10 +754,19 @@ impl ZendeskClient {
         body: Option<&Value>,
         idempotency_key: Option<&str>,
     ) -> Result<Value, ApiError> {
+        let adds_comment = body
+            .and_then(|b| b.get("ticket"))
+            .is_some_and(|t| t.get("comment").is_some());
+        let replay = match method {
+            Method::GET => Replay::Safe,
+            Method::POST if idempotency_key.is_none() => Replay::IfUnapplied,
+            _ if adds_comment && idempotency_key.is_none() => Replay::IfUnapplied,
+            _ => Replay::Safe,
+        };
         self.cfg
             .retry
-            .run(SYSTEM, |_| {
-                self.attempt(method.clone(), path, body, idempotency_key)
+            .run(SYSTEM, replay, |deadline| {
+                self.attempt(method.clone(), path, body, idempotency_key, deadline)
             })
             .await
     }
@@ -658,11 +777,15 @@ impl ZendeskClient {
         path: &str,
         body: Option<&Value>,
         idempotency_key: Option<&str>,
+        deadline: tokio::time::Instant,
     ) -> Result<Value, ApiError> {
-        {
+        let ready = async {
             let _turn = self.line.turn.lock().await;
             self.limiter.acquire().await;
             self.line.wait_out_pause().await;
+        };
+        if tokio::time::timeout_at(deadline, ready).await.is_err() {
+            return Err(super::limit::over_budget(SYSTEM));
         }
         let url = format!("{}{path}", self.cfg.base_url);
         let mut req = self

@@ -1,6 +1,8 @@
 //! Fault injection for tests and `l3map emulate --error-rate ...`: random
 //! 5xx answers, added latency, and bursts of 5xx, applied before a request
-//! reaches the emulated API (so a faulted request changes no state).
+//! reaches the emulated API (so a faulted request changes no state); and
+//! lost answers, applied after it (the request took effect, the client
+//! never hears so), which is what makes a blind retry write twice.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -18,6 +20,10 @@ pub struct Faults {
     pub latency: Duration,
     /// The next N requests are answered 503, then service resumes.
     pub burst_5xx: AtomicU32,
+    /// The next N requests are carried out, then answered 502 as a
+    /// gateway that gave up waiting would: the change is made, the
+    /// client cannot know it.
+    pub lose_answers: AtomicU32,
     /// How many requests were faulted, for tests and metrics.
     pub injected: AtomicU32,
 }
@@ -33,6 +39,12 @@ impl Faults {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         burst || (self.error_rate > 0.0 && fastrand::f64() < self.error_rate)
+    }
+
+    fn should_lose(&self) -> bool {
+        self.lose_answers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
     }
 }
 
@@ -59,5 +71,17 @@ pub async fn layer(
         )
             .into_response();
     }
-    next.run(req).await
+    let answer = next.run(req).await;
+    if faults.should_lose() {
+        faults.injected.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::BAD_GATEWAY,
+            axum::Json(serde_json::json!({
+                "error": "BadGateway",
+                "description": "injected fault after the request was carried out (l3map emulator)"
+            })),
+        )
+            .into_response();
+    }
+    answer
 }

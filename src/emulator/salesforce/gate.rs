@@ -65,6 +65,13 @@ fn gate(st: &Emu, req: &Request<Body>) -> Result<(), SfError> {
         return Err(SfError::not_found());
     }
     authorize(st, req.headers())?;
+    if st.api_disabled {
+        return Err(SfError::new(
+            StatusCode::FORBIDDEN,
+            "API_DISABLED_FOR_ORG",
+            "The REST API is not enabled for this Organization.",
+        ));
+    }
     match st.windows.count("org") {
         Count::Allowed { limit, remaining } => {
             st.usage.store(limit - remaining, Ordering::SeqCst);

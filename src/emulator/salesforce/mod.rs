@@ -79,6 +79,9 @@ pub struct SalesforceOptions {
     /// Seed a few Accounts, Contacts and Cases at start.
     pub seed: bool,
     pub faults: Arc<Faults>,
+    /// The integration user lacks "API Enabled": every data request is
+    /// answered 403 `API_DISABLED_FOR_ORG` (sign-in still works).
+    pub api_disabled: bool,
 }
 
 impl Default for SalesforceOptions {
@@ -95,6 +98,7 @@ impl Default for SalesforceOptions {
             schema: Schema::standard(),
             seed: true,
             faults: Faults::none(),
+            api_disabled: false,
         }
     }
 }
@@ -179,7 +183,15 @@ impl Handle {
     /// Ends every session now: the next request with any issued token is
     /// answered 401 `INVALID_SESSION_ID`.
     pub fn expire_tokens(&self) {
-        lock(&self.state.tokens).clear();
+        let now = Instant::now();
+        for expires in lock(&self.state.tokens).values_mut() {
+            *expires = now;
+        }
+    }
+
+    /// Every access token handed out so far (tests scan output for them).
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.state.tokens).keys().cloned().collect()
     }
 
     /// The most requests that were in flight at once.
@@ -235,6 +247,7 @@ struct Emu {
     cursors: Mutex<Cursors>,
     stats: Stats,
     token_serial: AtomicU64,
+    api_disabled: bool,
 }
 
 #[derive(Default)]
@@ -273,6 +286,7 @@ impl Emu {
             cursors: Mutex::new(Cursors::default()),
             stats: Stats::default(),
             token_serial: AtomicU64::new(0),
+            api_disabled: opts.api_disabled,
         }
     }
 

@@ -75,7 +75,7 @@ fn route(
         (Method::GET, ["api", "v2", "tickets", id, "comments.json"]) => id
             .parse::<u64>()
             .map_err(|_| ZdErr::not_found())
-            .and_then(|id| list_comments(sh, id)),
+            .and_then(|id| list_comments(sh, id, &query)),
         (Method::GET, ["api", "v2", "job_statuses", file]) => match file.strip_suffix(".json") {
             Some(id) => job_status(sh, id),
             None => Err(ZdErr::not_found()),
@@ -83,9 +83,9 @@ fn route(
         (Method::GET, ["api", "v2", "incremental", "tickets", "cursor.json"]) => {
             incremental(sh, &query)
         }
-        (Method::GET, ["api", "v2", "ticket_fields.json"]) => ticket_fields(sh),
+        (Method::GET, ["api", "v2", "ticket_fields.json"]) => ticket_fields(sh, &query),
         (Method::GET, ["api", "v2", "custom_statuses.json"]) => custom_statuses(sh),
-        (Method::GET, ["api", "v2", "groups.json"]) => groups(sh),
+        (Method::GET, ["api", "v2", "groups.json"]) => groups(sh, &query),
         (Method::GET, ["api", "v2", "users", "me.json"]) => ok(json!({"user": agent_json()})),
         _ => Err(ZdErr {
             status: StatusCode::NOT_FOUND,
@@ -103,7 +103,7 @@ fn parse_query(q: Option<&str>) -> HashMap<String, String> {
         .split('&')
         .filter_map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (!k.is_empty()).then(|| (k.to_string(), percent_decode(v)))
+            (!k.is_empty()).then(|| (percent_decode(k), percent_decode(v)))
         })
         .collect()
 }

@@ -1,25 +1,19 @@
 //! The cursor-based incremental ticket export.
 
 use super::errors::{ok, Answer, ZdErr};
-use super::views::ticket_json;
+use super::views::{self, ticket_json};
 use super::{lock, Shared, Ticket};
-use base64::Engine as _;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 
+const EXPORT_CURSOR: &str = "l3map";
+
 fn encode_cursor(seq: u64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("l3map:{seq}"))
+    views::encode_cursor(EXPORT_CURSOR, seq)
 }
 
 fn decode_cursor(c: &str) -> Option<u64> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(c.trim_end_matches('='))
-        .ok()?;
-    String::from_utf8(bytes)
-        .ok()?
-        .strip_prefix("l3map:")?
-        .parse()
-        .ok()
+    views::decode_cursor(EXPORT_CURSOR, c)
 }
 
 /// Tickets changed at or after `start_time`, or after `cursor`, oldest

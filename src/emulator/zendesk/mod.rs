@@ -120,6 +120,9 @@ pub struct ZendeskOptions {
     pub job_polls: u32,
     /// Tickets per incremental export page (Zendesk: up to 1000).
     pub export_page: usize,
+    /// Items per page of the list endpoints (ticket fields, groups,
+    /// comments); Zendesk's is 100, tests shrink it to exercise paging.
+    pub list_page_max: usize,
     pub account_id: u64,
     /// Used in `url` fields only.
     pub subdomain: String,
@@ -140,6 +143,7 @@ impl Default for ZendeskOptions {
             max_body: DEFAULT_MAX_BODY,
             job_polls: 1,
             export_page: 1000,
+            list_page_max: 100,
             account_id: 12514403,
             subdomain: "l3map".into(),
         }

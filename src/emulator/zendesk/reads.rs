@@ -2,10 +2,10 @@
 
 use super::errors::{ok, Answer, ZdErr};
 use super::seed::{FieldKind, SeedField};
-use super::views::{comment_json, list, ticket_json};
+use super::views::{comment_json, list, paged, ticket_json};
 use super::{lock, Job, Shared, ZendeskOptions};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 pub(super) fn list_tickets(sh: &Shared) -> Answer {
     let db = lock(&sh.db);
@@ -23,19 +23,24 @@ pub(super) fn show(sh: &Shared, id: u64) -> Answer {
     ok(json!({"ticket": ticket_json(&db, t, &sh.opts)}))
 }
 
-pub(super) fn list_comments(sh: &Shared, id: u64) -> Answer {
+pub(super) fn list_comments(sh: &Shared, id: u64, q: &HashMap<String, String>) -> Answer {
     let db = lock(&sh.db);
     let t = db.tickets.get(&id).ok_or_else(ZdErr::not_found)?;
-    ok(list(
-        "comments",
-        t.comments.iter().map(comment_json).collect(),
-    ))
+    let path = format!("/api/v2/tickets/{id}/comments.json");
+    let items = t.comments.iter().map(comment_json).collect();
+    paged("comments", &path, items, q, &sh.opts)
 }
 
-pub(super) fn ticket_fields(sh: &Shared) -> Answer {
+pub(super) fn ticket_fields(sh: &Shared, q: &HashMap<String, String>) -> Answer {
     let db = lock(&sh.db);
     let items = db.fields.iter().map(field_json).collect();
-    ok(list("ticket_fields", items))
+    paged(
+        "ticket_fields",
+        "/api/v2/ticket_fields.json",
+        items,
+        q,
+        &sh.opts,
+    )
 }
 
 fn field_json(f: &SeedField) -> Value {
@@ -86,14 +91,14 @@ pub(super) fn custom_statuses(sh: &Shared) -> Answer {
     ok(json!({"custom_statuses": items}))
 }
 
-pub(super) fn groups(sh: &Shared) -> Answer {
+pub(super) fn groups(sh: &Shared, q: &HashMap<String, String>) -> Answer {
     let db = lock(&sh.db);
     let items = db
         .groups
         .iter()
         .map(|(id, name)| json!({"id": id, "name": name, "default": false, "deleted": false, "is_public": true, "description": ""}))
         .collect();
-    ok(list("groups", items))
+    paged("groups", "/api/v2/groups.json", items, q, &sh.opts)
 }
 
 pub(super) fn job_status(sh: &Shared, id: &str) -> Answer {
