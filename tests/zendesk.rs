@@ -590,6 +590,46 @@ async fn a_429_waits_the_retry_after() {
     assert!(h.rate_limited() >= 2);
 }
 
+/// Another integration has spent most of the token's window: the client
+/// spreads what is left over the window instead of sending its whole
+/// queue into 429s.
+#[tokio::test]
+async fn a_window_shared_with_another_integration_is_paced_not_hit() {
+    let (srv, h) = start(ZendeskOptions {
+        rate_limit: 20,
+        window: Duration::from_secs(2),
+        ..opts(vec![rw("tok-shared")])
+    })
+    .await;
+    let http = reqwest::Client::new();
+    for _ in 0..16 {
+        let r = http
+            .get(format!("{}/api/v2/tickets/4211.json", srv.base_url()))
+            .bearer_auth("tok-shared")
+            .send()
+            .await
+            .expect("answer");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // This client believes it has 6000 a minute; the headers say otherwise.
+    let zd = client_for(&srv.base_url(), "tok-shared", 6000);
+    zd.get_ticket(4211).await.expect("first");
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let zd = zd.clone();
+            tokio::spawn(async move { zd.get_ticket(4211).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("no panic").expect("every request succeeds");
+    }
+    assert!(
+        h.rate_limited() <= 1,
+        "{} requests got a 429: the headers should have paced them",
+        h.rate_limited()
+    );
+}
+
 /// A token paused longer than the call's budget fails at once with a clear
 /// error instead of sleeping past the budget.
 #[tokio::test]

@@ -359,6 +359,11 @@ const MAX_LIST_PAGES: usize = 1000;
 struct TokenLine {
     turn: tokio::sync::Mutex<()>,
     paused_until: Mutex<Option<tokio::time::Instant>>,
+    /// The gap the API's headers ask between requests (zero while the
+    /// window has room for this client's own pace). Kept apart from the
+    /// pause: it is applied as each request leaves the line, so a pause
+    /// ending cannot release the whole queue at once.
+    spacing: Mutex<Duration>,
 }
 
 impl TokenLine {
@@ -376,6 +381,18 @@ impl TokenLine {
         let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
         if p.is_none_or(|cur| cur < until) {
             *p = Some(until);
+        }
+    }
+
+    fn set_spacing(&self, d: Duration) {
+        *self.spacing.lock().unwrap_or_else(|e| e.into_inner()) = d;
+    }
+
+    /// Called as a request leaves the line: the next one waits the gap.
+    fn space_next(&self) {
+        let gap = *self.spacing.lock().unwrap_or_else(|e| e.into_inner());
+        if !gap.is_zero() {
+            self.pause(gap);
         }
     }
 
@@ -783,6 +800,7 @@ impl ZendeskClient {
             let _turn = self.line.turn.lock().await;
             self.limiter.acquire().await;
             self.line.wait_out_pause().await;
+            self.line.space_next();
         };
         if tokio::time::timeout_at(deadline, ready).await.is_err() {
             return Err(super::limit::over_budget(SYSTEM));
@@ -823,14 +841,19 @@ impl ZendeskClient {
 
     /// Feeds Zendesk's rate headers to the token's limiter. At zero
     /// remaining, `ratelimit-reset` says when the window reopens; without
-    /// it, a whole window (one minute) is waited out.
+    /// it, a whole window (one minute) is waited out. Above zero, when the
+    /// window holds fewer requests than this client's own pace would send
+    /// before it reopens (another integration shares the token, or the
+    /// plan is smaller than configured), requests are spread evenly over
+    /// what is left instead of spending it and collecting 429s.
     fn observe(&self, headers: &HeaderMap) {
         let num = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
         let remaining = num("x-rate-limit-remaining").or_else(|| num("ratelimit-remaining"));
+        let window_left = num("ratelimit-reset").map(Duration::from_secs);
         let retry_after =
             parse_retry_after(headers.get("retry-after").and_then(|v| v.to_str().ok()));
         let reset = match (retry_after, remaining) {
-            (None, Some(0)) => num("ratelimit-reset").map(Duration::from_secs),
+            (None, Some(0)) => window_left,
             _ => retry_after,
         };
         self.limiter.observe(remaining, reset);
@@ -838,7 +861,25 @@ impl ZendeskClient {
         if let Some(d) = pause {
             self.line.pause(d);
         }
+        let limit = num("x-rate-limit").or_else(|| num("ratelimit-limit"));
+        if let (Some(r), Some(left)) = (remaining, window_left) {
+            self.line
+                .set_spacing(spread(r, limit, left, self.cfg.rpm).unwrap_or_default());
+        }
     }
+}
+
+/// The gap between requests that spends `remaining` evenly over
+/// `window_left`, once less than a fifth of the window's `limit` is left
+/// and that gap is longer than `rpm` would leave on its own. Above a
+/// fifth, short bursts go at full speed: the window has room for them.
+fn spread(remaining: u64, limit: Option<u64>, window_left: Duration, rpm: u32) -> Option<Duration> {
+    if limit.is_some_and(|l| remaining.saturating_mul(5) >= l) {
+        return None;
+    }
+    let own = Duration::from_secs(60) / rpm.max(1);
+    let even = window_left / u32::try_from(remaining.saturating_add(1)).unwrap_or(u32::MAX);
+    (even > own).then_some(even)
 }
 
 /// `cursor` values are base64: `+`, `/` and `=` need escaping in a query.
@@ -981,6 +1022,21 @@ mod tests {
         assert_eq!(d(r#"{"error":{"title":"T","message":"M"}}"#), "M");
         assert_eq!(d("<html>"), "Bad Request");
         assert_eq!(encode_query("a+b/c="), "a%2Bb%2Fc%3D");
+    }
+
+    #[test]
+    fn a_short_window_is_spread_over_what_is_left() {
+        let minute = Duration::from_secs(60);
+        // 200 RPM alone: 0.3 s apart, which the window allows: no gap.
+        assert_eq!(spread(199, None, minute, 200), None);
+        // Plenty left of a 700 window: full speed, whatever the pace.
+        assert_eq!(spread(500, Some(700), minute, 6000), None);
+        // Another integration left 9 of 200 for the next 30 s.
+        assert_eq!(
+            spread(9, Some(200), Duration::from_secs(30), 200),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(spread(u64::MAX, None, minute, 0), None);
     }
 
     #[test]
