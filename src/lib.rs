@@ -45,6 +45,7 @@ pub mod emulator;
 pub mod eval;
 pub mod ir;
 pub mod project;
+pub mod runtime;
 pub mod schema;
 pub mod sku;
 pub mod syntax;

@@ -5,7 +5,9 @@ mod diff;
 mod emulate;
 mod events;
 mod graph;
+mod outbox;
 mod plan;
+mod run;
 mod schema;
 mod test;
 
@@ -22,6 +24,37 @@ use std::process::ExitCode;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum OutboxAction {
+    /// The newest actions, or only those in one state.
+    List {
+        /// The state store (default: .l3map/state.db).
+        #[arg(long, default_value = ".l3map/state.db")]
+        state: PathBuf,
+        #[arg(long, value_enum)]
+        only: Option<outbox::Only>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// Send dead letters again (all of them, or the ids named).
+    Retry {
+        #[arg(long, default_value = ".l3map/state.db")]
+        state: PathBuf,
+        ids: Vec<i64>,
+    },
+    /// Delete dead letters a human decided not to apply (all, or the ids).
+    Drop {
+        #[arg(long, default_value = ".l3map/state.db")]
+        state: PathBuf,
+        ids: Vec<i64>,
+        /// Required when no id is named: drops every dead letter.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -162,6 +195,33 @@ enum Command {
         #[arg(long, default_value = "L3MAP_WEBHOOK_SECRET")]
         webhook_secret_env: String,
     },
+    /// Run the mappings against Zendesk and Salesforce: webhooks in, the
+    /// decided actions applied through a durable outbox. Without --config,
+    /// the embedded default: both emulators in-process and a demo stream.
+    Run {
+        /// The project folder (default: the config's `mappings`, or
+        /// mappings/fintech for the embedded default).
+        mappings: Option<PathBuf>,
+        /// l3map.toml: listen address, webhook secret, agents, state file,
+        /// per-connection overrides. Without it: the embedded default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen here (default 127.0.0.1:8780; the demo picks a free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// The state store (SQLite) to use.
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Embedded default: keep serving after the demo stream.
+        #[arg(long)]
+        serve: bool,
+    },
+    /// Inspect and repair the runtime's outbox: list actions, send dead
+    /// letters again, or drop them.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
     /// Record or compare a live instance's schema (`l3map.lock.json`), which
     /// `l3map check` then validates the mappings against, offline.
     Schema {
@@ -232,6 +292,20 @@ pub fn run() -> ExitCode {
             format,
             filter,
         } => test::run(&paths, format, filter.as_deref()),
+        Command::Run {
+            mappings,
+            config,
+            listen,
+            state,
+            serve,
+        } => run::run(run::Options {
+            config,
+            mappings,
+            listen,
+            state,
+            serve,
+        }),
+        Command::Outbox { action } => outbox::run(action),
         Command::Emulate {
             mappings,
             zendesk_port,

@@ -1,0 +1,102 @@
+//! `l3map outbox list|retry|drop`: the outbox as ops see it. Dead letters
+//! are actions that failed for good (a validation error, a missing record,
+//! too many attempts); a human fixes the cause, then retries or drops them.
+
+use super::{fail, Format, OutboxAction};
+use crate::runtime::store::{State, Store};
+use std::path::Path;
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    Pending,
+    Sending,
+    Done,
+    Dead,
+}
+
+fn open(state: &Path) -> Result<Store, u8> {
+    if !state.exists() {
+        return Err(fail(format!(
+            "no state store at {}; pass --state with the path `l3map run` uses",
+            state.display()
+        )));
+    }
+    Store::open(state).map_err(|e| fail(e.to_string()))
+}
+
+pub fn run(action: OutboxAction) -> u8 {
+    match action {
+        OutboxAction::List {
+            state,
+            only,
+            limit,
+            format,
+        } => {
+            let store = match open(&state) {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let only = only.map(|o| match o {
+                Only::Pending => State::Pending,
+                Only::Sending => State::Sending,
+                Only::Done => State::Done,
+                Only::Dead => State::Dead,
+            });
+            let rows = match store.list(only, limit) {
+                Ok(r) => r,
+                Err(e) => return fail(e.to_string()),
+            };
+            if format == Format::Json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                );
+                return 0;
+            }
+            for r in &rows {
+                println!(
+                    "{:>6}  {:<8} {:<6} {:<22} {:<13} {:<34} {:<24} attempts {}{}",
+                    r.id,
+                    format!("{:?}", r.state).to_lowercase(),
+                    r.connection,
+                    r.record,
+                    r.kind,
+                    r.rule,
+                    r.source_loc,
+                    r.attempts,
+                    r.last_error
+                        .as_ref()
+                        .map(|e| format!("\n        {e}"))
+                        .unwrap_or_default()
+                );
+            }
+            eprintln!("{} action(s)", rows.len());
+            0
+        }
+        OutboxAction::Retry { state, ids } => match open(&state) {
+            Ok(store) => match store.requeue_dead(&ids) {
+                Ok(n) => {
+                    eprintln!("{n} dead letter(s) queued again; a running l3map sends them next");
+                    0
+                }
+                Err(e) => fail(e.to_string()),
+            },
+            Err(code) => code,
+        },
+        OutboxAction::Drop { state, ids, all } => {
+            if ids.is_empty() && !all {
+                return fail("name the dead letters to drop, or pass --all to drop every one");
+            }
+            match open(&state) {
+                Ok(store) => match store.drop_dead(&ids) {
+                    Ok(n) => {
+                        eprintln!("{n} dead letter(s) dropped");
+                        0
+                    }
+                    Err(e) => fail(e.to_string()),
+                },
+                Err(code) => code,
+            }
+        }
+    }
+}

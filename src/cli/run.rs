@@ -1,0 +1,426 @@
+//! `l3map run`: the runtime. With `--config l3map.toml` it serves real
+//! Zendesk and Salesforce instances; without, it runs the embedded
+//! default: both emulators in-process, the demo event stream, and a
+//! per-action log of what it does.
+
+use super::fail;
+use crate::connectors::Secret;
+use crate::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
+use crate::emulator::zendesk::{WebhookTarget, ZendeskEmulator, ZendeskOptions};
+use crate::ir::Program;
+use crate::runtime::apply::{Applier, Client, Outcome};
+use crate::runtime::config::{Config, LogFormat};
+use crate::runtime::engine::{Engine, Live};
+use crate::runtime::metrics::Metrics;
+use crate::runtime::server::{router, App};
+use crate::runtime::store::Store;
+use crate::runtime::worker::{self, Report, ReportSink};
+use crate::runtime::{clients, compile::compile, demo};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub struct Options {
+    pub config: Option<PathBuf>,
+    pub mappings: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub state: Option<PathBuf>,
+    /// Demo: keep serving after the demo stream instead of exiting.
+    pub serve: bool,
+}
+
+/// The demo's mappings when none are named.
+const DEMO_MAPPINGS: &str = "mappings/fintech";
+
+pub fn run(o: Options) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(async move {
+        match o.config.clone() {
+            Some(path) => production(&path, o).await,
+            None => embedded(o).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(message) => fail(message),
+    }
+}
+
+fn init_logs(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second init (tests run several in one process) keeps the first.
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}
+
+/// The pieces every mode shares, running.
+struct Running {
+    engine: Arc<Engine>,
+    stop: watch::Sender<bool>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    server: tokio::task::JoinHandle<()>,
+    addr: SocketAddr,
+}
+
+/// Everything `start` needs.
+struct Setup {
+    program: Program,
+    clients: HashMap<String, Client>,
+    store: Store,
+    listener: tokio::net::TcpListener,
+    webhook_secret: Option<Secret>,
+    tolerance: Duration,
+    max_attempts: u32,
+    concurrency: usize,
+    report: Option<ReportSink>,
+}
+
+async fn start(s: Setup) -> Result<Running, String> {
+    let Setup {
+        program,
+        clients,
+        store,
+        listener,
+        webhook_secret,
+        tolerance,
+        max_attempts,
+        concurrency,
+        report,
+    } = s;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("the listening socket: {e}"))?;
+    let metrics = Metrics::new();
+    let engine = Arc::new(Engine::new(Live::new(program), Arc::new(store), metrics));
+    let applier = Arc::new(Applier::new(clients, max_attempts));
+    let (stop, stopped) = watch::channel(false);
+    let workers = applier
+        .connections()
+        .map(|name| {
+            tokio::spawn(worker::run(
+                engine.clone(),
+                applier.clone(),
+                name.clone(),
+                concurrency,
+                stopped.clone(),
+                report.clone(),
+            ))
+        })
+        .collect();
+    let app = Arc::new(App {
+        engine: engine.clone(),
+        webhook_secret,
+        tolerance,
+    });
+    let mut server_stop = stopped.clone();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    });
+    Ok(Running {
+        engine,
+        stop,
+        workers,
+        server,
+        addr,
+    })
+}
+
+impl Running {
+    /// Stops taking work, lets what is in flight finish, and returns.
+    async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let drain = async {
+            for w in self.workers {
+                let _ = w.await;
+            }
+            let _ = self.server.await;
+        };
+        if tokio::time::timeout(Duration::from_secs(30), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "in-flight work did not finish within 30 s; it resumes on the next start"
+            );
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
+    let mut cfg = Config::load(path).map_err(|e| e.to_string())?;
+    if let Some(m) = o.mappings {
+        cfg.mappings = m;
+    }
+    if let Some(l) = o.listen {
+        cfg.server.listen = l;
+    }
+    if let Some(s) = o.state {
+        cfg.state = s;
+    }
+    init_logs(cfg.log.format, &cfg.log.level);
+    cfg.check_secrets().map_err(|e| e.to_string())?;
+    let program = compile(&cfg.mappings).map_err(|d| {
+        format!(
+            "{} does not compile; fix it and start again:\n{d}",
+            cfg.mappings.display()
+        )
+    })?;
+    let clients = clients::from_config(&program, &cfg.connections).map_err(|e| e.to_string())?;
+    let webhook_secret = match &cfg.webhook {
+        Some(w) => Some(w.secret.resolve().map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let tolerance = cfg
+        .webhook
+        .as_ref()
+        .map_or(Duration::from_secs(300), |w| w.tolerance);
+    let store = Store::open(&cfg.state).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.listen))?;
+    let running = start(Setup {
+        program,
+        clients,
+        store,
+        listener,
+        webhook_secret,
+        tolerance,
+        max_attempts: cfg.outbox.max_attempts,
+        concurrency: cfg.outbox.workers_per_connection,
+        report: None,
+    })
+    .await?;
+    tracing::info!(
+        listen = %running.addr,
+        revision = %running.engine.live().program.revision,
+        state = %cfg.state.display(),
+        "l3map is running"
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.shutdown().await;
+    Ok(0)
+}
+
+/// Prints a line; a closed stdout (`| head`) must not stop the runtime.
+fn say(line: String) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+}
+
+fn report_line(r: &Report) -> String {
+    let (mark, what) = match &r.outcome {
+        Outcome::Applied => ("ok", "applied".to_string()),
+        Outcome::Retry { error, .. } => ("..", format!("will retry: {error}")),
+        Outcome::Park { reason, .. } => ("!!", format!("parked: {reason}")),
+    };
+    format!(
+        "  {mark:<2} {:<5} {:<22} {:<13} {:<34} {:>6} ms  {}",
+        r.connection,
+        r.record,
+        r.kind,
+        r.rule,
+        r.latency.as_millis(),
+        if matches!(r.outcome, Outcome::Applied) {
+            r.source_loc.clone()
+        } else {
+            what
+        }
+    )
+}
+
+async fn embedded(o: Options) -> Result<u8, String> {
+    init_logs(LogFormat::Human, "warn");
+    let started = Instant::now();
+    let mappings = o.mappings.unwrap_or_else(|| PathBuf::from(DEMO_MAPPINGS));
+    if !mappings.exists() {
+        return Err(format!(
+            "no l3map.toml given and no {} here: run from the repository, name a mappings folder, or pass --config l3map.toml",
+            mappings.display()
+        ));
+    }
+    let program =
+        compile(&mappings).map_err(|d| format!("{} does not compile:\n{d}", mappings.display()))?;
+    let listen = o
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("the listening socket: {e}"))?;
+    // A fresh signing secret per run: the emulator signs, the runtime checks.
+    let secret = Secret::new(format!(
+        "demo-{:016x}{:016x}",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    ));
+    let zd_opts = ZendeskOptions {
+        webhook: Some(WebhookTarget::new(
+            format!("http://{addr}/webhooks/zendesk"),
+            secret.clone(),
+        )),
+        ..ZendeskOptions::default().with_programs(std::slice::from_ref(&program))
+    };
+    let (zd_run, _zd) = ZendeskEmulator::new(zd_opts)
+        .start(0)
+        .await
+        .map_err(|e| format!("the Zendesk emulator: {e}"))?;
+    let (sf_run, _sf) =
+        SalesforceEmulator::new(SalesforceOptions::default().with_program(&program))
+            .start(0)
+            .await
+            .map_err(|e| format!("the Salesforce emulator: {e}"))?;
+    let clients = clients::for_emulators(&program, &zd_run.base_url(), &sf_run.base_url())
+        .map_err(|e| e.to_string())?;
+    let zd_client = clients.values().find_map(|c| match c {
+        Client::Zendesk(z) => Some((**z).clone()),
+        _ => None,
+    });
+    let sf_client = clients.values().find_map(|c| match c {
+        Client::Salesforce(s) => Some(s.clone()),
+        _ => None,
+    });
+    let (state, _temp) = match o.state {
+        Some(s) => (s, None),
+        None => {
+            let dir = std::env::temp_dir().join(format!("l3map-demo-{}", std::process::id()));
+            (dir.join("state.db"), Some(TempDir(dir)))
+        }
+    };
+    let store = Store::open(&state).map_err(|e| e.to_string())?;
+    let applied = Arc::new(AtomicUsize::new(0));
+    let counted = applied.clone();
+    let sink: ReportSink = Arc::new(move |r: &Report| {
+        if matches!(r.outcome, Outcome::Applied) {
+            counted.fetch_add(1, Ordering::Relaxed);
+        }
+        say(report_line(r));
+    });
+    say(format!(
+        "l3map run — embedded default: {} (revision {})",
+        mappings.display(),
+        &program.revision
+    ));
+    say(format!(
+        "  Zendesk emulator {}   Salesforce emulator {}   webhooks -> http://{addr}/webhooks/zendesk",
+        zd_run.base_url(),
+        sf_run.base_url()
+    ));
+    say(format!(
+        "  health http://{addr}/healthz   metrics http://{addr}/metrics   state {}",
+        state.display()
+    ));
+    say(String::new());
+    let running = start(Setup {
+        program,
+        clients,
+        store,
+        listener,
+        webhook_secret: Some(secret),
+        tolerance: Duration::from_secs(300),
+        max_attempts: 8,
+        concurrency: 4,
+        report: Some(sink),
+    })
+    .await?;
+    let Some(zd) = zd_client else {
+        return Err("the demo needs a Zendesk connection in the mappings".into());
+    };
+    let run_id = format!("{:08x}", fastrand::u32(..));
+    let fed = demo::feed(running.engine.clone(), zd, sf_client, &run_id, &|l| say(l)).await?;
+    // Wait for the webhooks to arrive and the outbox to drain: quiet for
+    // a second, or a minute at most.
+    let mut quiet_since = Instant::now();
+    let mut last = None;
+    while started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let store = running.engine.store.clone();
+        let s = tokio::task::spawn_blocking(move || store.stats())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let now = (s.events, s.pending + s.sending, s.done, s.dead);
+        if last != Some(now) {
+            last = Some(now);
+            quiet_since = Instant::now();
+        }
+        if s.pending + s.sending == 0 && quiet_since.elapsed() > Duration::from_secs(1) {
+            break;
+        }
+    }
+    let store = running.engine.store.clone();
+    let s = tokio::task::spawn_blocking(move || store.stats())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    say(String::new());
+    say(format!(
+        "done in {:.1} s: {} tickets created, {} updated, {} agent turns; {} events decided, {} actions applied, {} refused, {} parked, {} still queued",
+        started.elapsed().as_secs_f64(),
+        fed.tickets_created,
+        fed.ticket_updates,
+        fed.turns,
+        s.events,
+        s.done,
+        fed.refused.len(),
+        s.dead,
+        s.pending + s.sending
+    ));
+    let clean = s.dead == 0 && s.pending + s.sending == 0;
+    if o.serve {
+        say("serving until Ctrl-C (the emulators too)".into());
+        shutdown_signal().await;
+    }
+    running.shutdown().await;
+    drop((zd_run, sf_run));
+    Ok(if clean { 0 } else { 1 })
+}
+
+/// The demo's state folder, removed when the demo ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

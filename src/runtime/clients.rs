@@ -1,0 +1,172 @@
+//! A connector client for each connection of the mappings: from the
+//! connection block (instance, plan, secret references) and the runtime
+//! configuration's overrides, or pointed at the local emulators.
+
+use super::apply::Client;
+use super::config::{connection_secrets, ConfigError, ConnectionOverride};
+use crate::check::Kind;
+use crate::connectors::retry::RetryPolicy;
+use crate::connectors::salesforce::{SalesforceClient, SalesforceConfig};
+use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
+use crate::connectors::Secret;
+use crate::ir::{Connection, Program};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// The runtime's connector retry budget. Short: the outbox retries later
+/// on its own schedule, and a worker should not hold a record for minutes.
+pub fn runtime_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_total: Duration::from_secs(30),
+        max_attempts: 5,
+        ..RetryPolicy::default()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Secret(#[from] ConfigError),
+    #[error("connection `{connection}`: {message}")]
+    Connection { connection: String, message: String },
+}
+
+fn missing(c: &Connection, what: &str) -> SetupError {
+    SetupError::Connection {
+        connection: c.name.clone(),
+        message: format!("has no `{what}`; add it to the connection block"),
+    }
+}
+
+/// Clients for every connection of `program`, with real credentials.
+pub fn from_config(
+    program: &Program,
+    overrides: &BTreeMap<String, ConnectionOverride>,
+) -> Result<HashMap<String, Client>, SetupError> {
+    let mut out = HashMap::new();
+    for c in &program.connections {
+        let secrets = connection_secrets(c)?;
+        let o = overrides.get(&c.name).cloned().unwrap_or_default();
+        let client = build(c, &o, &secrets)?;
+        out.insert(c.name.clone(), client);
+    }
+    Ok(out)
+}
+
+fn build(
+    c: &Connection,
+    o: &ConnectionOverride,
+    secrets: &BTreeMap<String, Secret>,
+) -> Result<Client, SetupError> {
+    let fail = |e: crate::connectors::error::ApiError| SetupError::Connection {
+        connection: c.name.clone(),
+        message: e.to_string(),
+    };
+    let secret = |key: &str| secrets.get(key).cloned().ok_or_else(|| missing(c, key));
+    match c.kind {
+        Kind::Salesforce => {
+            let login = o
+                .login_url
+                .clone()
+                .or_else(|| c.settings.get("instance").cloned())
+                .ok_or_else(|| missing(c, "instance"))?;
+            let client_id = secrets
+                .get("client_id")
+                .map(|s| s.expose().to_string())
+                .or_else(|| c.settings.get("client_id").cloned())
+                .ok_or_else(|| missing(c, "client_id"))?;
+            let mut cfg = SalesforceConfig::new(
+                login,
+                client_id,
+                secret("client_secret")?,
+                secret("refresh_token")?,
+            );
+            cfg.retry = runtime_retry();
+            if let Some(rpm) = o.rpm.or(c.rate_limit_rpm) {
+                cfg.rpm = rpm;
+            }
+            if let Some(n) = o.max_concurrent.or(c.max_concurrent) {
+                cfg.max_concurrent = n as usize;
+            }
+            SalesforceClient::new(cfg)
+                .map(Client::Salesforce)
+                .map_err(fail)
+        }
+        _ => {
+            let token = secret("token")?;
+            let credentials = match c.settings.get("email") {
+                Some(email) if c.settings.get("auth").map(String::as_str) == Some("api_token") => {
+                    Credentials::ApiToken {
+                        email: email.clone(),
+                        token,
+                    }
+                }
+                _ => Credentials::OAuth(token),
+            };
+            let mut cfg = match (
+                o.base_url.as_ref(),
+                c.settings.get("url"),
+                c.settings.get("subdomain"),
+            ) {
+                (Some(url), _, _) | (None, Some(url), _) => {
+                    ZendeskConfig::new(url.clone(), credentials)
+                }
+                (None, None, Some(sub)) => ZendeskConfig::for_subdomain(sub, credentials),
+                (None, None, None) => return Err(missing(c, "subdomain")),
+            };
+            cfg.retry = runtime_retry();
+            if let Some(rpm) = o.rpm.or(c.rate_limit_rpm) {
+                cfg.rpm = rpm;
+            }
+            ZendeskClient::new(cfg)
+                .map(|c| Client::Zendesk(Box::new(c)))
+                .map_err(fail)
+        }
+    }
+}
+
+/// Clients for the embedded default: every Zendesk connection talks to the
+/// Zendesk emulator at `zendesk_url`, every Salesforce one to the
+/// Salesforce emulator, with the emulators' development credentials.
+pub fn for_emulators(
+    program: &Program,
+    zendesk_url: &str,
+    salesforce_url: &str,
+) -> Result<HashMap<String, Client>, SetupError> {
+    use crate::emulator::salesforce::SalesforceOptions;
+    use crate::emulator::zendesk::DEV_TOKEN;
+    let sf = SalesforceOptions::default();
+    let mut out = HashMap::new();
+    for c in &program.connections {
+        let mut secrets = BTreeMap::new();
+        let o = match c.kind {
+            Kind::Salesforce => {
+                secrets.insert("client_id".to_string(), Secret::new(sf.client_id.clone()));
+                secrets.insert(
+                    "client_secret".to_string(),
+                    Secret::new(sf.client_secret.clone()),
+                );
+                secrets.insert(
+                    "refresh_token".to_string(),
+                    Secret::new(sf.refresh_token.clone()),
+                );
+                ConnectionOverride {
+                    login_url: Some(salesforce_url.to_string()),
+                    ..ConnectionOverride::default()
+                }
+            }
+            _ => {
+                secrets.insert("token".to_string(), Secret::new(DEV_TOKEN));
+                ConnectionOverride {
+                    base_url: Some(zendesk_url.to_string()),
+                    ..ConnectionOverride::default()
+                }
+            }
+        };
+        let mut plain = c.clone();
+        // The emulator's token is an OAuth bearer whatever the block says.
+        plain.settings.remove("auth");
+        out.insert(c.name.clone(), build(&plain, &o, &secrets)?);
+    }
+    Ok(out)
+}

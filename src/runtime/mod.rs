@@ -1,0 +1,16 @@
+//! `l3map run`: events from Zendesk and Salesforce through the compiled
+//! mappings, the decided actions kept in a durable outbox and applied by
+//! the connectors, with nothing lost and nothing applied twice.
+
+pub mod apply;
+pub mod clients;
+pub mod compile;
+pub mod config;
+pub mod demo;
+pub mod engine;
+pub mod metrics;
+pub mod ops;
+pub mod server;
+pub mod store;
+pub mod webhook;
+pub mod worker;

@@ -1,0 +1,792 @@
+//! The runtime's durable store: every accepted event, the actions decided
+//! from it (the outbox), the sources' cursors, and the dead letters, in one
+//! SQLite file in WAL mode.
+//!
+//! Why this shape:
+//! - An event, its actions and the source's cursor are written in one
+//!   transaction *before* the source is acknowledged, so a `kill -9` at any
+//!   moment either keeps all of them or none (and the source redelivers).
+//! - An event's key (the source's delivery id) and an action's idempotency
+//!   key are UNIQUE: a redelivery or a replay inserts nothing new.
+//! - An action is marked `sending` before its request goes out. One found
+//!   `sending` after a crash may or may not have been applied; it comes
+//!   back *unconfirmed*, and the worker reads the record back before
+//!   sending it again.
+//!
+//! Calls are synchronous and short; the async runtime runs them on the
+//! blocking pool.
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// Bumped when the tables change; a store written by a newer l3map is
+/// refused rather than misread.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+  id          INTEGER PRIMARY KEY,
+  key         TEXT NOT NULL UNIQUE,
+  source      TEXT NOT NULL,
+  received_ms INTEGER NOT NULL,
+  revision    TEXT NOT NULL,
+  event       TEXT NOT NULL,
+  refused     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+  id          INTEGER PRIMARY KEY,
+  key         TEXT NOT NULL UNIQUE,
+  event_id    INTEGER NOT NULL REFERENCES events(id),
+  connection  TEXT NOT NULL,
+  record      TEXT NOT NULL,
+  kind        TEXT NOT NULL,
+  op          TEXT NOT NULL,
+  rule        TEXT NOT NULL,
+  source_loc  TEXT NOT NULL,
+  revision    TEXT NOT NULL,
+  state       TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'done', 'dead')),
+  unconfirmed INTEGER NOT NULL DEFAULT 0,
+  attempts    INTEGER NOT NULL DEFAULT 0,
+  not_before  INTEGER NOT NULL DEFAULT 0,
+  last_error  TEXT,
+  created_ms  INTEGER NOT NULL,
+  updated_ms  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_queue ON outbox(connection, state, record, id);
+CREATE VIEW IF NOT EXISTS dead_letters AS
+  SELECT id, key, connection, record, kind, rule, source_loc, revision, attempts, last_error, updated_ms
+  FROM outbox WHERE state = 'dead';
+CREATE TABLE IF NOT EXISTS cursors (
+  source     TEXT PRIMARY KEY,
+  value      TEXT NOT NULL,
+  updated_ms INTEGER NOT NULL
+);
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state store {path}: {message}")]
+    Open { path: PathBuf, message: String },
+    #[error("state store: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// One event as it is accepted.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    /// The source's delivery id, prefixed by the source: its dedup key.
+    pub key: &'a str,
+    pub source: &'a str,
+    pub revision: &'a str,
+    /// The normalised event, JSON.
+    pub event: &'a str,
+    /// The refusals, JSON (the audit trail keeps them too).
+    pub refused: &'a str,
+}
+
+/// One decided action, ready for the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAction {
+    pub key: String,
+    pub connection: String,
+    pub record: String,
+    pub kind: String,
+    /// What to send, JSON (the runtime's `Op`).
+    pub op: String,
+    pub rule: String,
+    /// `file:line:col` of the rule in the mappings.
+    pub source_loc: String,
+    pub revision: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// New: its id, how many of its actions were queued, and how many were
+    /// already in the outbox from an earlier event (a hand-off decided
+    /// twice, say).
+    New {
+        event_id: i64,
+        queued: usize,
+        already: usize,
+    },
+    /// Seen before: nothing was written (the cursor, if given, still moved).
+    Duplicate,
+}
+
+/// Actions claimed for one request: one record, one event, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub connection: String,
+    pub record: String,
+    pub event_id: i64,
+    /// Some action may have been applied already (a crash or a lost
+    /// answer): read the record back before sending.
+    pub unconfirmed: bool,
+    pub items: Vec<Claimed>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub id: i64,
+    pub key: String,
+    pub kind: String,
+    pub op: String,
+    pub rule: String,
+    pub source_loc: String,
+    pub revision: String,
+    /// Including this one.
+    pub attempts: u32,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Pending,
+    Sending,
+    Done,
+    Dead,
+}
+
+impl State {
+    fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Sending => "sending",
+            State::Done => "done",
+            State::Dead => "dead",
+        }
+    }
+
+    fn parse(s: &str) -> State {
+        match s {
+            "sending" => State::Sending,
+            "done" => State::Done,
+            "dead" => State::Dead,
+            _ => State::Pending,
+        }
+    }
+}
+
+/// An outbox row, for `l3map outbox list` and the tests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub id: i64,
+    pub key: String,
+    pub event_key: String,
+    pub connection: String,
+    pub record: String,
+    pub kind: String,
+    pub op: serde_json::Value,
+    pub rule: String,
+    pub source_loc: String,
+    pub revision: String,
+    pub state: State,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub events: u64,
+    pub pending: u64,
+    pub sending: u64,
+    pub done: u64,
+    pub dead: u64,
+    /// When the oldest action not yet applied was decided (ms since 1970).
+    pub oldest_waiting_ms: Option<i64>,
+}
+
+pub struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (or creates) the store. Actions left `sending` by a process
+    /// that died come back `pending` and unconfirmed.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let fail = |message: String| StoreError::Open {
+            path: path.to_path_buf(),
+            message,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| fail(format!("cannot create its folder: {e}")))?;
+        }
+        let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
+        // WAL: readers never block the writer, and a committed transaction
+        // survives the process being killed. FULL: it survives power loss.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(|e| fail(format!("not an SQLite database, or unreadable: {e}")))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(fail(format!("the file system refused WAL mode ({mode})")));
+        }
+        conn.execute_batch(
+            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| fail(e.to_string()))?;
+        let version: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match version.as_deref().map(str::parse::<i64>) {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )?;
+            }
+            Some(Ok(SCHEMA_VERSION)) => {}
+            Some(other) => {
+                return Err(fail(format!(
+                    "written by another l3map version (schema {other:?}, this one reads {SCHEMA_VERSION}); use that version, or move the file away to start empty"
+                )))
+            }
+        }
+        conn.execute(
+            "UPDATE outbox SET state = 'pending', unconfirmed = 1 WHERE state = 'sending'",
+            [],
+        )?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A panic elsewhere while holding the lock leaves SQLite consistent
+    /// (an open transaction is rolled back when dropped).
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records an event and queues its actions, and moves the source's
+    /// cursor, all in one transaction.
+    pub fn accept(
+        &self,
+        ev: &NewEvent<'_>,
+        actions: &[NewAction],
+        cursor: Option<(&str, &str)>,
+    ) -> Result<Accepted, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let now = now_ms();
+        if let Some((source, value)) = cursor {
+            set_cursor(&tx, source, value, now)?;
+        }
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO events (key, source, received_ms, revision, event, refused)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![ev.key, ev.source, now, ev.revision, ev.event, ev.refused],
+        )?;
+        if inserted == 0 {
+            tx.commit()?;
+            return Ok(Accepted::Duplicate);
+        }
+        let event_id = tx.last_insert_rowid();
+        let mut queued = 0;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT OR IGNORE INTO outbox
+                 (key, event_id, connection, record, kind, op, rule, source_loc, revision, state, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10)",
+            )?;
+            for a in actions {
+                queued += insert.execute(params![
+                    a.key,
+                    event_id,
+                    a.connection,
+                    a.record,
+                    a.kind,
+                    a.op,
+                    a.rule,
+                    a.source_loc,
+                    a.revision,
+                    now
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(Accepted::New {
+            event_id,
+            queued,
+            already: actions.len() - queued,
+        })
+    }
+
+    pub fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT value FROM cursors WHERE source = ?1",
+                params![source],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn set_cursor(&self, source: &str, value: &str) -> Result<(), StoreError> {
+        set_cursor(&self.db(), source, value, now_ms())
+    }
+
+    /// Claims up to `max` groups of one connection that are due at `now`:
+    /// for each record, the oldest event's pending actions, unless a
+    /// request for the record is in flight or its oldest actions wait for
+    /// a retry (later ones wait behind them, so a record's writes land in
+    /// the order they were decided). Claimed rows become `sending`.
+    pub fn claim(&self, connection: &str, now: i64, max: usize) -> Result<Vec<Group>, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Each record's oldest unfinished action; one still `sending` means
+        // a request for the record is out, and nothing behind it may pass.
+        let heads: Vec<(String, i64, i64, String)> = {
+            let mut q = tx.prepare_cached(
+                "SELECT o.record, o.event_id, o.not_before, o.state FROM outbox o
+                 JOIN (SELECT record, MIN(id) AS first FROM outbox
+                       WHERE connection = ?1 AND state IN ('pending', 'sending') GROUP BY record) h
+                   ON o.id = h.first
+                 ORDER BY o.id",
+            )?;
+            let rows = q.query_map(params![connection], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut groups = Vec::new();
+        for (record, event_id, not_before, state) in heads {
+            if groups.len() >= max {
+                break;
+            }
+            if state != "pending" || not_before > now {
+                continue;
+            }
+            let mut items = Vec::new();
+            let mut unconfirmed = false;
+            {
+                let mut q = tx.prepare_cached(
+                    "SELECT id, key, kind, op, rule, source_loc, revision, attempts, created_ms, unconfirmed
+                     FROM outbox
+                     WHERE connection = ?1 AND record = ?2 AND event_id = ?3 AND state = 'pending'
+                     ORDER BY id",
+                )?;
+                let rows = q.query_map(params![connection, record, event_id], |r| {
+                    Ok((
+                        Claimed {
+                            id: r.get(0)?,
+                            key: r.get(1)?,
+                            kind: r.get(2)?,
+                            op: r.get(3)?,
+                            rule: r.get(4)?,
+                            source_loc: r.get(5)?,
+                            revision: r.get(6)?,
+                            attempts: r.get::<_, u32>(7)?.saturating_add(1),
+                            created_ms: r.get(8)?,
+                        },
+                        r.get::<_, bool>(9)?,
+                    ))
+                })?;
+                for row in rows {
+                    let (c, u) = row?;
+                    unconfirmed |= u;
+                    items.push(c);
+                }
+            }
+            let mut mark = tx.prepare_cached(
+                "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_ms = ?2 WHERE id = ?1",
+            )?;
+            for c in &items {
+                mark.execute(params![c.id, now])?;
+            }
+            groups.push(Group {
+                connection: connection.to_string(),
+                record,
+                event_id,
+                unconfirmed,
+                items,
+            });
+        }
+        tx.commit()?;
+        Ok(groups)
+    }
+
+    /// Applied: never sent again.
+    pub fn done(&self, ids: &[i64]) -> Result<(), StoreError> {
+        self.set_state(ids, State::Done, None, 0, false)
+    }
+
+    /// Failed in a way worth another try at `not_before` (ms since 1970).
+    /// `unconfirmed`: the failure leaves unknown whether it was applied.
+    pub fn retry_later(
+        &self,
+        ids: &[i64],
+        error: &str,
+        not_before: i64,
+        unconfirmed: bool,
+    ) -> Result<(), StoreError> {
+        self.set_state(ids, State::Pending, Some(error), not_before, unconfirmed)
+    }
+
+    /// Given up: kept as a dead letter with the reason, for a human.
+    pub fn park(&self, ids: &[i64], reason: &str) -> Result<(), StoreError> {
+        self.set_state(ids, State::Dead, Some(reason), 0, false)
+    }
+
+    fn set_state(
+        &self,
+        ids: &[i64],
+        state: State,
+        error: Option<&str>,
+        not_before: i64,
+        unconfirmed: bool,
+    ) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut q = tx.prepare_cached(
+                "UPDATE outbox SET state = ?2, last_error = COALESCE(?3, last_error),
+                   not_before = ?4, unconfirmed = ?5, updated_ms = ?6 WHERE id = ?1",
+            )?;
+            let now = now_ms();
+            for id in ids {
+                q.execute(params![
+                    id,
+                    state.as_str(),
+                    error,
+                    not_before,
+                    unconfirmed,
+                    now
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Rows, newest first, optionally of one state.
+    pub fn list(&self, state: Option<State>, limit: usize) -> Result<Vec<Row>, StoreError> {
+        let db = self.db();
+        let mut q = db.prepare(
+            "SELECT o.id, o.key, e.key, o.connection, o.record, o.kind, o.op, o.rule, o.source_loc,
+                    o.revision, o.state, o.attempts, o.last_error, o.created_ms, o.updated_ms
+             FROM outbox o JOIN events e ON e.id = o.event_id
+             WHERE ?1 IS NULL OR o.state = ?1
+             ORDER BY o.id DESC LIMIT ?2",
+        )?;
+        let rows = q.query_map(
+            params![
+                state.map(State::as_str),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |r| {
+                let op: String = r.get(6)?;
+                Ok(Row {
+                    id: r.get(0)?,
+                    key: r.get(1)?,
+                    event_key: r.get(2)?,
+                    connection: r.get(3)?,
+                    record: r.get(4)?,
+                    kind: r.get(5)?,
+                    op: serde_json::from_str(&op).unwrap_or(serde_json::Value::String(op)),
+                    rule: r.get(7)?,
+                    source_loc: r.get(8)?,
+                    revision: r.get(9)?,
+                    state: State::parse(&r.get::<_, String>(10)?),
+                    attempts: r.get(11)?,
+                    last_error: r.get(12)?,
+                    created_ms: r.get(13)?,
+                    updated_ms: r.get(14)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Dead letters back to the queue (all when `ids` is empty), with a
+    /// fresh count of attempts. Returns how many.
+    pub fn requeue_dead(&self, ids: &[i64]) -> Result<usize, StoreError> {
+        let db = self.db();
+        let sql = "UPDATE outbox SET state = 'pending', attempts = 0, not_before = 0, unconfirmed = 1, updated_ms = ?2
+                   WHERE state = 'dead' AND (?1 IS NULL OR id = ?1)";
+        self.for_ids(&db, sql, ids)
+    }
+
+    /// Deletes dead letters (all when `ids` is empty): for actions a human
+    /// decided not to apply. Returns how many.
+    pub fn drop_dead(&self, ids: &[i64]) -> Result<usize, StoreError> {
+        let db = self.db();
+        let sql = "DELETE FROM outbox WHERE state = 'dead' AND (?1 IS NULL OR id = ?1) AND ?2 IS NOT NULL";
+        self.for_ids(&db, sql, ids)
+    }
+
+    fn for_ids(&self, db: &Connection, sql: &str, ids: &[i64]) -> Result<usize, StoreError> {
+        let now = now_ms();
+        if ids.is_empty() {
+            return Ok(db.execute(sql, params![Option::<i64>::None, now])?);
+        }
+        let mut n = 0;
+        for id in ids {
+            n += db.execute(sql, params![Some(*id), now])?;
+        }
+        Ok(n)
+    }
+
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let db = self.db();
+        let mut s = Stats {
+            events: db.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?,
+            ..Stats::default()
+        };
+        let mut q = db.prepare("SELECT state, COUNT(*) FROM outbox GROUP BY state")?;
+        let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?;
+        for row in rows {
+            let (state, n) = row?;
+            match State::parse(&state) {
+                State::Pending => s.pending = n,
+                State::Sending => s.sending = n,
+                State::Done => s.done = n,
+                State::Dead => s.dead = n,
+            }
+        }
+        s.oldest_waiting_ms = db.query_row(
+            "SELECT MIN(created_ms) FROM outbox WHERE state IN ('pending', 'sending')",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(s)
+    }
+
+    /// The revision and rule behind every action applied to a record,
+    /// oldest first: the audit trail.
+    pub fn audit(&self, connection: &str, record: &str) -> Result<Vec<Row>, StoreError> {
+        let mut rows: Vec<Row> = self
+            .list(None, usize::MAX)?
+            .into_iter()
+            .filter(|r| r.connection == connection && r.record == record)
+            .collect();
+        rows.reverse();
+        Ok(rows)
+    }
+}
+
+fn set_cursor(db: &Connection, source: &str, value: &str, now: i64) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT INTO cursors (source, value, updated_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT(source) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+        params![source, value, now],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "l3map-store-{name}-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("state.db")
+    }
+
+    fn action(key: &str, record: &str) -> NewAction {
+        NewAction {
+            key: key.into(),
+            connection: "desk".into(),
+            record: record.into(),
+            kind: "set_field".into(),
+            op: r#"{"op":"zendesk_field","id":1,"value":"x"}"#.into(),
+            rule: "map crm -> desk".into(),
+            source_loc: "fields.l3map:3:1".into(),
+            revision: "r1".into(),
+        }
+    }
+
+    fn event(key: &str) -> NewEvent<'_> {
+        NewEvent {
+            key,
+            source: "webhook",
+            revision: "r1",
+            event: "{}",
+            refused: "[]",
+        }
+    }
+
+    #[test]
+    fn an_event_is_accepted_once_and_its_actions_queued_once() {
+        let s = Store::open(&temp("accept")).unwrap();
+        let got = s
+            .accept(&event("zd:1"), &[action("a", "7"), action("b", "7")], None)
+            .unwrap();
+        assert!(matches!(
+            got,
+            Accepted::New {
+                queued: 2,
+                already: 0,
+                ..
+            }
+        ));
+        assert_eq!(
+            s.accept(&event("zd:1"), &[action("a", "7")], None).unwrap(),
+            Accepted::Duplicate
+        );
+        // Another event deciding the same hand-off: queued once.
+        let got = s
+            .accept(&event("zd:2"), &[action("b", "7"), action("c", "7")], None)
+            .unwrap();
+        assert!(matches!(
+            got,
+            Accepted::New {
+                queued: 1,
+                already: 1,
+                ..
+            }
+        ));
+        let st = s.stats().unwrap();
+        assert_eq!((st.events, st.pending), (2, 3));
+        assert!(st.oldest_waiting_ms.is_some());
+    }
+
+    #[test]
+    fn the_cursor_moves_with_the_event_even_when_it_is_a_duplicate() {
+        let s = Store::open(&temp("cursor")).unwrap();
+        assert_eq!(s.cursor("zendesk_poll").unwrap(), None);
+        s.accept(&event("e1"), &[], Some(("zendesk_poll", "c1")))
+            .unwrap();
+        s.accept(&event("e1"), &[], Some(("zendesk_poll", "c2")))
+            .unwrap();
+        assert_eq!(s.cursor("zendesk_poll").unwrap().as_deref(), Some("c2"));
+    }
+
+    #[test]
+    fn a_record_is_claimed_one_event_at_a_time_in_order() {
+        let s = Store::open(&temp("claim")).unwrap();
+        s.accept(&event("e1"), &[action("a1", "7"), action("a2", "7")], None)
+            .unwrap();
+        s.accept(&event("e2"), &[action("b1", "7")], None).unwrap();
+        s.accept(&event("e3"), &[action("c1", "8")], None).unwrap();
+        let now = now_ms();
+        let g = s.claim("desk", now, 10).unwrap();
+        let keys: Vec<Vec<&str>> = g
+            .iter()
+            .map(|g| g.items.iter().map(|c| c.key.as_str()).collect())
+            .collect();
+        assert_eq!(keys, vec![vec!["a1", "a2"], vec!["c1"]]);
+        assert!(g.iter().all(|g| !g.unconfirmed && g.items[0].attempts == 1));
+        // Both records are in flight: nothing more to claim.
+        assert!(s.claim("desk", now, 10).unwrap().is_empty());
+        // e1 waits for a retry: e2 (same record) waits behind it.
+        let ids: Vec<i64> = g[0].items.iter().map(|c| c.id).collect();
+        s.retry_later(&ids, "HTTP 503", now + 60_000, false)
+            .unwrap();
+        assert!(s.claim("desk", now, 10).unwrap().is_empty());
+        let later = s.claim("desk", now + 60_000, 10).unwrap();
+        assert_eq!(later[0].items[0].key, "a1");
+        assert_eq!(later[0].items[0].attempts, 2);
+        s.done(&ids).unwrap();
+        let next = s.claim("desk", now, 10).unwrap();
+        assert_eq!(next[0].items[0].key, "b1");
+        // Another connection's queue is separate.
+        assert!(s.claim("crm", now, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_crash_while_sending_leaves_the_action_unconfirmed() {
+        let path = temp("crash");
+        {
+            let s = Store::open(&path).unwrap();
+            s.accept(&event("e1"), &[action("a", "7")], None).unwrap();
+            let g = s.claim("desk", now_ms(), 10).unwrap();
+            assert_eq!(g.len(), 1);
+            // Dropped without done(): the process died mid-request.
+        }
+        let s = Store::open(&path).unwrap();
+        let g = s.claim("desk", now_ms(), 10).unwrap();
+        assert_eq!(g.len(), 1);
+        assert!(g[0].unconfirmed);
+        assert_eq!(g[0].items[0].attempts, 2);
+    }
+
+    #[test]
+    fn dead_letters_are_listed_requeued_and_dropped() {
+        let s = Store::open(&temp("dead")).unwrap();
+        s.accept(&event("e1"), &[action("a", "7"), action("b", "8")], None)
+            .unwrap();
+        let g = s.claim("desk", now_ms(), 10).unwrap();
+        for grp in &g {
+            let ids: Vec<i64> = grp.items.iter().map(|c| c.id).collect();
+            s.park(&ids, "Zendesk: rejected (HTTP 422): Status invalid")
+                .unwrap();
+        }
+        let dead = s.list(Some(State::Dead), 10).unwrap();
+        assert_eq!(dead.len(), 2);
+        assert_eq!(dead[0].event_key, "e1");
+        assert_eq!(
+            dead[0].last_error.as_deref(),
+            Some("Zendesk: rejected (HTTP 422): Status invalid")
+        );
+        assert_eq!(dead[0].op["op"], "zendesk_field");
+        assert_eq!(s.requeue_dead(&[dead[0].id]).unwrap(), 1);
+        assert_eq!(s.stats().unwrap().dead, 1);
+        let again = s.claim("desk", now_ms(), 10).unwrap();
+        assert!(again[0].unconfirmed, "a requeued letter is read back first");
+        assert_eq!(again[0].items[0].attempts, 1);
+        assert_eq!(s.drop_dead(&[]).unwrap(), 1);
+        assert_eq!(s.stats().unwrap().dead, 0);
+        // Only dead letters can be dropped.
+        assert_eq!(s.drop_dead(&[again[0].items[0].id]).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_store_from_another_version_is_refused() {
+        let path = temp("version");
+        drop(Store::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        c.execute(
+            "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+            [],
+        )
+        .unwrap();
+        drop(c);
+        let err = Store::open(&path).unwrap_err().to_string();
+        assert!(err.contains("another l3map version"), "{err}");
+        let junk = temp("junk");
+        std::fs::create_dir_all(junk.parent().unwrap()).unwrap();
+        std::fs::write(&junk, b"this is not a database at all, not even close").unwrap();
+        let err = Store::open(&junk).unwrap_err().to_string();
+        assert!(err.contains("state store"), "{err}");
+    }
+}
