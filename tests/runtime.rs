@@ -60,3 +60,70 @@ fn the_embedded_default_runs_the_demo_to_the_end() {
         .all(|r| r["revision"].as_str().is_some_and(|s| s.len() == 16)));
     let _ = std::fs::remove_dir_all(&state);
 }
+
+fn run_with_config(name: &str, toml: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let dir = std::env::temp_dir().join(format!("l3map-run-cfg-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("l3map.toml"), toml).expect("config");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_l3map"));
+    cmd.args(["run", "--config"])
+        .arg(dir.join("l3map.toml"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("ZENDESK_OAUTH_TOKEN")
+        .env_remove("L3MAP_E2E_UNSET");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("l3map runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+/// A literal credential in l3map.toml stops the start, with one line that
+/// names the key and not the value.
+#[test]
+fn a_literal_secret_in_the_config_is_refused_without_echoing_it() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = run_with_config(
+        "literal",
+        &format!(
+            "mappings = \"{root}/mappings/fintech\"\n[webhook]\nsecret = \"whsec-live-8f2e1a\"\n"
+        ),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("webhook.secret"), "{err}");
+    assert!(err.contains("secret_env"), "{err}");
+    assert!(!err.contains("whsec-live-8f2e1a"), "{err}");
+}
+
+/// A credential the mappings reference but the environment lacks stops
+/// the start before anything is served, naming the variable.
+#[test]
+fn a_missing_secret_stops_the_start_naming_the_variable() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = run_with_config(
+        "missing",
+        &format!(
+            "mappings = \"{root}/mappings/fintech\"\n[webhook]\nsecret_env = \"L3MAP_E2E_UNSET\"\n"
+        ),
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("L3MAP_E2E_UNSET"), "{err}");
+    // The webhook secret set, the connection's token is what is missing.
+    let out = run_with_config(
+        "missing-token",
+        &format!(
+            "mappings = \"{root}/mappings/fintech\"\n[webhook]\nsecret_env = \"L3MAP_E2E_SET\"\n"
+        ),
+        &[("L3MAP_E2E_SET", "x")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ZENDESK_OAUTH_TOKEN"), "{err}");
+}

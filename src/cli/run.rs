@@ -4,6 +4,8 @@
 //! per-action log of what it does.
 
 use super::fail;
+use crate::connectors::salesforce::SalesforceClient;
+use crate::connectors::zendesk::ZendeskClient;
 use crate::connectors::Secret;
 use crate::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
 use crate::emulator::zendesk::{WebhookTarget, ZendeskEmulator, ZendeskOptions};
@@ -12,6 +14,7 @@ use crate::runtime::apply::{Applier, Client, Outcome};
 use crate::runtime::config::{Config, LogFormat};
 use crate::runtime::engine::{Engine, Live};
 use crate::runtime::metrics::Metrics;
+use crate::runtime::reload::{OnReload, Reloaded};
 use crate::runtime::server::{router, App};
 use crate::runtime::store::Store;
 use crate::runtime::worker::{self, Report, ReportSink};
@@ -32,6 +35,11 @@ pub struct Options {
     /// Demo: keep serving after the demo stream instead of exiting.
     pub serve: bool,
 }
+
+/// The embedded default's agent and its token (local only, like the
+/// emulators' development credentials).
+pub const DEMO_AGENT: &str = "demo-agent";
+pub const DEMO_AGENT_TOKEN: &str = "l3map-demo-agent-token";
 
 /// The demo's mappings when none are named.
 const DEMO_MAPPINGS: &str = "mappings/fintech";
@@ -90,6 +98,7 @@ struct Setup {
     max_attempts: u32,
     concurrency: usize,
     report: Option<ReportSink>,
+    agents: Vec<(String, Secret)>,
 }
 
 async fn start(s: Setup) -> Result<Running, String> {
@@ -103,12 +112,14 @@ async fn start(s: Setup) -> Result<Running, String> {
         max_attempts,
         concurrency,
         report,
+        agents,
     } = s;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("the listening socket: {e}"))?;
     let metrics = Metrics::new();
     let engine = Arc::new(Engine::new(Live::new(program), Arc::new(store), metrics));
+    let applier_clients = clients.clone();
     let applier = Arc::new(Applier::new(clients, max_attempts));
     let (stop, stopped) = watch::channel(false);
     let workers = applier
@@ -128,6 +139,9 @@ async fn start(s: Setup) -> Result<Running, String> {
         engine: engine.clone(),
         webhook_secret,
         tolerance,
+        agents,
+        zendesk: first_zendesk(&applier_clients),
+        salesforce: first_salesforce(&applier_clients),
     });
     let mut server_stop = stopped.clone();
     let server = tokio::spawn(async move {
@@ -211,6 +225,10 @@ async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
         .webhook
         .as_ref()
         .map_or(Duration::from_secs(300), |w| w.tolerance);
+    let mut agents = Vec::new();
+    for (name, a) in &cfg.agents {
+        agents.push((name.clone(), a.token.resolve().map_err(|e| e.to_string())?));
+    }
     let store = Store::open(&cfg.state).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
@@ -225,8 +243,15 @@ async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
         max_attempts: cfg.outbox.max_attempts,
         concurrency: cfg.outbox.workers_per_connection,
         report: None,
+        agents,
     })
     .await?;
+    let watcher = crate::runtime::reload::spawn(
+        cfg.mappings.clone(),
+        running.engine.clone(),
+        running.stop.subscribe(),
+        None,
+    )?;
     tracing::info!(
         listen = %running.addr,
         revision = %running.engine.live().program.revision,
@@ -236,7 +261,26 @@ async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;
+    let _ = watcher.await;
     Ok(0)
+}
+
+fn first_zendesk(clients: &HashMap<String, Client>) -> Option<(String, ZendeskClient)> {
+    let mut names: Vec<&String> = clients.keys().collect();
+    names.sort();
+    names.into_iter().find_map(|n| match &clients[n] {
+        Client::Zendesk(z) => Some((n.clone(), (**z).clone())),
+        _ => None,
+    })
+}
+
+fn first_salesforce(clients: &HashMap<String, Client>) -> Option<(String, SalesforceClient)> {
+    let mut names: Vec<&String> = clients.keys().collect();
+    names.sort();
+    names.into_iter().find_map(|n| match &clients[n] {
+        Client::Salesforce(s) => Some((n.clone(), s.clone())),
+        _ => None,
+    })
 }
 
 /// Prints a line; a closed stdout (`| head`) must not stop the runtime.
@@ -312,14 +356,8 @@ async fn embedded(o: Options) -> Result<u8, String> {
             .map_err(|e| format!("the Salesforce emulator: {e}"))?;
     let clients = clients::for_emulators(&program, &zd_run.base_url(), &sf_run.base_url())
         .map_err(|e| e.to_string())?;
-    let zd_client = clients.values().find_map(|c| match c {
-        Client::Zendesk(z) => Some((**z).clone()),
-        _ => None,
-    });
-    let sf_client = clients.values().find_map(|c| match c {
-        Client::Salesforce(s) => Some(s.clone()),
-        _ => None,
-    });
+    let zd_client = first_zendesk(&clients).map(|(_, c)| c);
+    let sf_client = first_salesforce(&clients).map(|(_, c)| c);
     let (state, _temp) = match o.state {
         Some(s) => (s, None),
         None => {
@@ -361,6 +399,7 @@ async fn embedded(o: Options) -> Result<u8, String> {
         max_attempts: 8,
         concurrency: 4,
         report: Some(sink),
+        agents: vec![(DEMO_AGENT.to_string(), Secret::new(DEMO_AGENT_TOKEN))],
     })
     .await?;
     let Some(zd) = zd_client else {
@@ -408,7 +447,21 @@ async fn embedded(o: Options) -> Result<u8, String> {
     ));
     let clean = s.dead == 0 && s.pending + s.sending == 0;
     if o.serve {
-        say("serving until Ctrl-C (the emulators too)".into());
+        let printed: OnReload = Arc::new(|r: &Reloaded| match r {
+            Reloaded::Swapped { from, to } => say(format!("  reloaded: revision {from} -> {to}")),
+            Reloaded::Refused(why) => say(format!("  reload refused: {why}")),
+            Reloaded::Unchanged => {}
+        });
+        let _watcher = crate::runtime::reload::spawn(
+            mappings.clone(),
+            running.engine.clone(),
+            running.stop.subscribe(),
+            Some(printed),
+        )?;
+        say(format!(
+            "serving until Ctrl-C (the emulators too); edit {} to see it reload",
+            mappings.display()
+        ));
         shutdown_signal().await;
     }
     running.shutdown().await;

@@ -476,6 +476,18 @@ impl ZendeskClient {
 
     // ------------------------------------------------------------ tickets
 
+    /// The ticket as the API answers it (`{"ticket": {...}}`), every
+    /// attribute kept, for the event converters.
+    pub async fn get_ticket_json(&self, id: u64) -> Result<Value, ApiError> {
+        self.call(
+            Method::GET,
+            &format!("/api/v2/tickets/{id}.json"),
+            None,
+            None,
+        )
+        .await
+    }
+
     pub async fn get_ticket(&self, id: u64) -> Result<Ticket, ApiError> {
         let v = self
             .call(

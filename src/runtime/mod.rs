@@ -2,6 +2,7 @@
 //! mappings, the decided actions kept in a durable outbox and applied by
 //! the connectors, with nothing lost and nothing applied twice.
 
+pub mod agent_api;
 pub mod apply;
 pub mod clients;
 pub mod compile;
@@ -10,6 +11,8 @@ pub mod demo;
 pub mod engine;
 pub mod metrics;
 pub mod ops;
+pub mod poll;
+pub mod reload;
 pub mod server;
 pub mod store;
 pub mod webhook;

@@ -5,6 +5,8 @@ use super::engine::Engine;
 use super::metrics::CONTENT_TYPE;
 use super::store::{now_ms, Accepted};
 use super::webhook::{verify, SIGNATURE, TIMESTAMP};
+use crate::connectors::salesforce::SalesforceClient;
+use crate::connectors::zendesk::ZendeskClient;
 use crate::connectors::Secret;
 use crate::eval::convert::from_source_json;
 use axum::body::Bytes;
@@ -26,6 +28,12 @@ pub struct App {
     pub engine: Arc<Engine>,
     pub webhook_secret: Option<Secret>,
     pub tolerance: Duration,
+    /// Agent name and bearer token, for the agent API.
+    pub agents: Vec<(String, Secret)>,
+    /// The first Zendesk and Salesforce connections' clients: webhooks
+    /// read the ticket they announce, the agent API reads context.
+    pub zendesk: Option<(String, ZendeskClient)>,
+    pub salesforce: Option<(String, SalesforceClient)>,
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -33,6 +41,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/webhooks/zendesk", post(zendesk_webhook))
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
+        .merge(super::agent_api::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
@@ -123,7 +132,10 @@ async fn zendesk_webhook(
     };
     drop(live);
     let (mut accepted, mut duplicates, mut actions) = (0, 0, 0);
-    for ev in events {
+    for mut ev in events {
+        if let Err(resp) = read_ticket(&app, &mut ev).await {
+            return *resp;
+        }
         match app.engine.ingest("webhook", ev, None).await {
             Ok(i) => match i.accepted {
                 Accepted::Duplicate => duplicates += 1,
@@ -145,6 +157,42 @@ async fn zendesk_webhook(
     }
     Json(json!({"accepted": accepted, "duplicates": duplicates, "actions": actions}))
         .into_response()
+}
+
+/// Event subscriptions carry the ticket's standard attributes but not its
+/// custom fields, which most rules read: the ticket is read once from the
+/// API and the event decided on the ticket as it is now. A failed read is
+/// a 503, so Zendesk delivers again rather than the rules deciding on half
+/// a ticket.
+async fn read_ticket(app: &App, ev: &mut crate::eval::event::Event) -> Result<(), Box<Response>> {
+    let (Some((connection, zd)), Some(id)) = (&app.zendesk, ev.ticket.as_ref().map(|t| t.id))
+    else {
+        return Ok(());
+    };
+    let unavailable = |what: String| {
+        Box::new(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("reading ticket {id} failed ({what}); deliver it again"),
+        ))
+    };
+    let raw = match zd.get_ticket_json(id).await {
+        Ok(raw) => raw,
+        Err(e) => {
+            let kind = super::apply::error_kind(&e);
+            app.engine.metrics.api_error(connection, kind);
+            tracing::warn!(ticket = id, error = %e, "cannot read the ticket a webhook announced");
+            return Err(unavailable(kind.to_string()));
+        }
+    };
+    let live = app.engine.live();
+    match crate::eval::convert::zendesk::from_ticket(&raw, &live.convert.statuses) {
+        Ok(mut fresh) if !fresh.is_empty() => {
+            ev.ticket = fresh.swap_remove(0).ticket;
+            Ok(())
+        }
+        Ok(_) | Err(_) => Err(unavailable("the API's answer could not be read".into())),
+    }
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {

@@ -1,0 +1,1 @@
+//! Polling sources (being written).

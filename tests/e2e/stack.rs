@@ -1,0 +1,282 @@
+//! A production-shaped stack for end-to-end tests: `l3map emulate` and
+//! `l3map run --config l3map.toml` as two real processes on 127.0.0.1,
+//! the runtime configured exactly as a user would (secrets from the
+//! environment and a secret file, overrides pointing the connections at
+//! the emulators).
+//!
+//! Each test binary that includes this module uses part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const DEV_TOKEN: &str = "l3map-dev-token";
+pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret-5d1c";
+pub const AGENT_TOKEN: &str = "e2e-agent-token-9a3f";
+
+pub struct Stack {
+    pub dir: PathBuf,
+    pub zendesk: String,
+    pub salesforce: String,
+    pub runtime: String,
+    emulate: Child,
+    run: Option<Child>,
+    pub http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn copy_project(from: &Path, to: &Path, secret_file: &Path) {
+    std::fs::create_dir_all(to).expect("project dir");
+    for entry in std::fs::read_dir(from).expect("mappings/fintech") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "l3map") {
+            let text = std::fs::read_to_string(&path).expect("read");
+            // The secret file lives where the test can write it.
+            let text = text.replace(
+                "/run/secrets/sf_client_secret",
+                &secret_file.display().to_string(),
+            );
+            std::fs::write(to.join(path.file_name().expect("name")), text).expect("write");
+        }
+    }
+}
+
+impl Stack {
+    /// Starts both processes; `extra` is appended to l3map.toml.
+    pub async fn start(name: &str, extra: &str) -> Stack {
+        let dir = std::env::temp_dir().join(format!("l3map-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let secret_file = dir.join("sf_client_secret");
+        std::fs::write(&secret_file, "l3map-emulator-secret\n").expect("secret file");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        copy_project(
+            &root.join("mappings/fintech"),
+            &dir.join("mappings"),
+            &secret_file,
+        );
+        let port = free_port();
+        let runtime = format!("http://127.0.0.1:{port}");
+
+        let mut emulate = Command::new(env!("CARGO_BIN_EXE_l3map"))
+            .args([
+                "emulate",
+                "--zendesk-port",
+                "0",
+                "--salesforce-port",
+                "0",
+                "--webhook-url",
+            ])
+            .arg(format!("{runtime}/webhooks/zendesk"))
+            .arg(dir.join("mappings"))
+            .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("l3map emulate starts");
+        let out = emulate.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(out).lines();
+        let mut url = || {
+            let line = lines.next().expect("a line").expect("utf-8");
+            line.split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+                .expect("a local URL")
+                .to_string()
+        };
+        let (zendesk, salesforce) = (url(), url());
+        // Keep draining the emulator's output so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        std::fs::write(
+            dir.join("l3map.toml"),
+            format!(
+                r#"mappings = "mappings"
+state = "state/state.db"
+
+[server]
+listen = "127.0.0.1:{port}"
+
+[webhook]
+secret_env = "L3MAP_WEBHOOK_SECRET"
+tolerance_secs = 300
+
+[agents.e2e]
+token_env = "L3MAP_AGENT_TOKEN"
+
+[connections.desk]
+base_url = "{zendesk}"
+
+[connections.crm]
+login_url = "{salesforce}"
+
+[outbox]
+max_attempts = 8
+workers_per_connection = 4
+
+{extra}
+"#
+            ),
+        )
+        .expect("config");
+        let mut stack = Stack {
+            dir,
+            zendesk,
+            salesforce,
+            runtime,
+            emulate,
+            run: None,
+            http: reqwest::Client::new(),
+        };
+        stack.start_runtime().await;
+        stack
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state/state.db")
+    }
+
+    pub fn mappings(&self) -> PathBuf {
+        self.dir.join("mappings")
+    }
+
+    /// Starts `l3map run --config` and waits until it answers /healthz.
+    pub async fn start_runtime(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("run.log"))
+            .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_l3map"))
+            .args(["run", "--config"])
+            .arg(self.dir.join("l3map.toml"))
+            .env("ZENDESK_OAUTH_TOKEN", DEV_TOKEN)
+            .env("SF_CLIENT_ID", "l3map-emulator-client")
+            .env("SF_REFRESH_TOKEN", "l3map-emulator-refresh")
+            .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("L3MAP_AGENT_TOKEN", AGENT_TOKEN)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("l3map run starts");
+        self.run = Some(child);
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/healthz", self.runtime))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(Ok(Some(status))) = self.run.as_mut().map(|c| c.try_wait()) {
+                panic!("l3map run exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "l3map run did not answer /healthz:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `kill -9`: no shutdown, no flush, nothing finished.
+    pub fn kill_runtime(&mut self) {
+        if let Some(mut c) = self.run.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("run.log")).unwrap_or_default()
+    }
+
+    pub async fn health(&self) -> serde_json::Value {
+        self.http
+            .get(format!("{}/healthz", self.runtime))
+            .send()
+            .await
+            .expect("healthz")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.runtime))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// Waits until the outbox has nothing pending or in flight.
+    pub async fn drained(&self, within: Duration) {
+        let started = Instant::now();
+        loop {
+            let h = self.health().await;
+            let o = &h["outbox"];
+            if o["pending"] == 0 && o["sending"] == 0 {
+                return;
+            }
+            assert!(started.elapsed() < within, "outbox not drained: {h}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A Zendesk API call on the emulator, as a person or another tool.
+    pub async fn zendesk(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.zendesk))
+            .bearer_auth(DEV_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("zendesk emulator");
+        assert!(resp.status().is_success(), "{path}: {}", resp.status());
+        resp.json().await.expect("json")
+    }
+
+    pub async fn comments(&self, ticket: u64) -> Vec<serde_json::Value> {
+        let v = self
+            .zendesk(
+                reqwest::Method::GET,
+                &format!("/api/v2/tickets/{ticket}/comments.json"),
+                None,
+            )
+            .await;
+        v["comments"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.kill_runtime();
+        let _ = self.emulate.kill();
+        let _ = self.emulate.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
