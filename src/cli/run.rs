@@ -233,6 +233,12 @@ async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.listen))?;
+    let objects: HashMap<String, Vec<String>> = program
+        .connections
+        .iter()
+        .map(|c| (c.name.clone(), c.objects.clone()))
+        .collect();
+    let pollers = clients.clone();
     let running = start(Setup {
         program,
         clients,
@@ -246,6 +252,26 @@ async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
         agents,
     })
     .await?;
+    let mut polling = Vec::new();
+    for (name, client) in pollers {
+        let (engine, stop) = (running.engine.clone(), running.stop.subscribe());
+        match (
+            client,
+            cfg.poll.zendesk_interval,
+            cfg.poll.salesforce_interval,
+        ) {
+            (Client::Zendesk(zd), Some(every), _) => polling.push(tokio::spawn(
+                crate::runtime::poll::zendesk(engine, *zd, name, every, stop),
+            )),
+            (Client::Salesforce(sf), _, Some(every)) => {
+                let objects = objects.get(&name).cloned().unwrap_or_default();
+                polling.push(tokio::spawn(crate::runtime::poll::salesforce(
+                    engine, sf, name, objects, every, stop,
+                )))
+            }
+            _ => {}
+        }
+    }
     let watcher = crate::runtime::reload::spawn(
         cfg.mappings.clone(),
         running.engine.clone(),
@@ -262,6 +288,9 @@ async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;
     let _ = watcher.await;
+    for p in polling {
+        let _ = p.await;
+    }
     Ok(0)
 }
 

@@ -336,6 +336,9 @@ pub enum ExportFrom {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportPage {
     pub tickets: Vec<Ticket>,
+    /// The same tickets as the API sent them, every attribute kept, for
+    /// the event converters.
+    pub raw: Vec<Value>,
     /// Where the next poll starts; keep it even at the end of the stream.
     pub after_cursor: Option<String>,
     pub end_of_stream: bool,
@@ -680,15 +683,21 @@ impl ZendeskClient {
         let v = self.call(Method::GET, &path, None, None).await?;
         #[derive(Deserialize)]
         struct Page {
-            tickets: Vec<Ticket>,
+            tickets: Vec<Value>,
             #[serde(default)]
             after_cursor: Option<String>,
             #[serde(default)]
             end_of_stream: bool,
         }
         let p: Page = decode(v)?;
+        let tickets = p
+            .tickets
+            .iter()
+            .map(|t| decode(t.clone()))
+            .collect::<Result<Vec<Ticket>, _>>()?;
         Ok(ExportPage {
-            tickets: p.tickets,
+            tickets,
+            raw: p.tickets,
             after_cursor: p.after_cursor,
             end_of_stream: p.end_of_stream,
         })

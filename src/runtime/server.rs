@@ -164,6 +164,10 @@ async fn zendesk_webhook(
 /// API and the event decided on the ticket as it is now. A failed read is
 /// a 503, so Zendesk delivers again rather than the rules deciding on half
 /// a ticket.
+///
+/// Zendesk's `updated_at` has one-second resolution: two updates of one
+/// ticket within a second share a key, and the second is decided on the
+/// state the first read (usually already showing both).
 async fn read_ticket(app: &App, ev: &mut crate::eval::event::Event) -> Result<(), Box<Response>> {
     let (Some((connection, zd)), Some(id)) = (&app.zendesk, ev.ticket.as_ref().map(|t| t.id))
     else {
@@ -188,7 +192,12 @@ async fn read_ticket(app: &App, ev: &mut crate::eval::event::Event) -> Result<()
     let live = app.engine.live();
     match crate::eval::convert::zendesk::from_ticket(&raw, &live.convert.statuses) {
         Ok(mut fresh) if !fresh.is_empty() => {
-            ev.ticket = fresh.swap_remove(0).ticket;
+            let state = fresh.swap_remove(0);
+            // Keyed by the ticket's state (`zendesk:ticket:ID:UPDATED_AT`),
+            // as the poller keys it: the same change seen by both, or
+            // announced by several events of one update, is decided once.
+            ev.id = state.id;
+            ev.ticket = state.ticket;
             Ok(())
         }
         Ok(_) | Err(_) => Err(unavailable("the API's answer could not be read".into())),

@@ -122,8 +122,14 @@ pub fn run(schema: &Schema, store: &Store, q: &Query, version: &str) -> Result<V
         }
     }
     if let Some((r, desc)) = &order {
+        let ids = matches!(r.field.ty, FieldType::Id | FieldType::Reference);
         rows.sort_by(|a, b| {
-            let o = compare_json(value(store, a, r), value(store, b, r));
+            let (x, y) = (value(store, a, r), value(store, b, r));
+            let o = if ids {
+                compare_ids(x, y)
+            } else {
+                compare_json(x, y)
+            };
             if *desc {
                 o.reverse()
             } else {
@@ -225,6 +231,17 @@ fn test(r: &Resolved, v: &Json, op: Op, lit: &Literal) -> Result<bool, SfError> 
     })
 }
 
+/// Ids sort as `Id > '...'` compares them (their 15-character form, case
+/// counting), so paging by `ORDER BY Id` with `Id > last` sees every
+/// record once.
+fn compare_ids(a: Option<&Json>, b: Option<&Json>) -> CmpOrdering {
+    id15(a).cmp(&id15(b))
+}
+
+fn id15(v: Option<&Json>) -> Option<&str> {
+    v.and_then(Json::as_str).map(|s| s.get(..15).unwrap_or(s))
+}
+
 /// Nulls first, as SOQL sorts ascending by default.
 fn compare_json(a: Option<&Json>, b: Option<&Json>) -> CmpOrdering {
     let a = a.filter(|v| !v.is_null());
@@ -282,4 +299,56 @@ fn project(
         }
     }
     Json::Object(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::schema::Schema;
+    use super::super::soql::parse;
+    use super::super::store::Store;
+    use super::*;
+
+    /// Serials past 36 put lower-case letters in Ids (`...0a`), which a
+    /// case-blind sort would put among the upper-case ones.
+    #[test]
+    fn ordering_by_id_agrees_with_comparing_ids() {
+        let schema = Schema::standard();
+        let account = schema.object("Account").unwrap();
+        let mut store = Store::default();
+        for i in 0..80 {
+            let mut r = Record::new();
+            r.insert("Name".into(), json!(format!("A{i}")));
+            store.create(account, r);
+        }
+        let ids = |soql: &str| -> Vec<String> {
+            run(&schema, &store, &parse(soql).unwrap(), "v60.0")
+                .unwrap()
+                .iter()
+                .map(|r| r["Id"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let all = ids("SELECT Id FROM Account ORDER BY Id ASC");
+        assert_eq!(all.len(), 80);
+        let mut sorted = all.clone();
+        sorted.sort_by(|a, b| a[..15].cmp(&b[..15]));
+        assert_eq!(all, sorted);
+        // Paging by Id visits every record exactly once.
+        let mut seen = vec![];
+        let mut after: Option<String> = None;
+        loop {
+            let cond = after
+                .as_ref()
+                .map(|id| format!(" WHERE Id > '{id}'"))
+                .unwrap_or_default();
+            let page = ids(&format!(
+                "SELECT Id FROM Account{cond} ORDER BY Id ASC LIMIT 7"
+            ));
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().cloned();
+            seen.extend(page);
+        }
+        assert_eq!(seen, all);
+    }
 }
