@@ -435,7 +435,12 @@ async fn embedded(o: Options) -> Result<u8, String> {
         return Err("the demo needs a Zendesk connection in the mappings".into());
     };
     let run_id = format!("{:08x}", fastrand::u32(..));
-    let fed = demo::feed(running.engine.clone(), zd, sf_client, &run_id, &|l| say(l)).await?;
+    let url = format!("http://{}", running.addr);
+    let agent = demo::Agent {
+        url: &url,
+        token: DEMO_AGENT_TOKEN,
+    };
+    let fed = demo::feed(agent, zd, sf_client, &run_id, &|l| say(l)).await?;
     // Wait for the webhooks to arrive and the outbox to drain: quiet for
     // a second, or a minute at most.
     let mut quiet_since = Instant::now();

@@ -1,17 +1,15 @@
 //! The embedded default's stream of demo events: tickets created and
 //! changed on the Zendesk emulator (which sends them back as signed
-//! webhooks, as Zendesk would), and AI agent turns on them: refunds above
+//! webhooks, as Zendesk would), and AI agent turns on them, sent to the
+//! agent API as an agent sends them: refunds above
 //! and below the threshold, a fraud report, an angry enterprise customer,
 //! allowed and forbidden status requests. Written for the fintech desk in
 //! `mappings/fintech`; with other mappings the same events simply decide
 //! what those mappings say.
 
-use super::engine::Engine;
 use crate::connectors::salesforce::SalesforceClient;
 use crate::connectors::zendesk::{TicketChanges, ZendeskClient};
-use crate::eval::event::Event;
 use serde_json::{json, Map, Value as Json};
-use std::sync::Arc;
 
 /// Custom field ids of the fintech desk (mappings/fintech/fields.l3map).
 const SLA_TIER: u64 = 360001234;
@@ -77,14 +75,17 @@ fn turns() -> Vec<TurnSpec> {
     ]
 }
 
-fn now() -> String {
-    jiff::Timestamp::now().to_string()
+/// Where the demo's agent sends its turns.
+pub struct Agent<'a> {
+    /// The runtime, `http://127.0.0.1:PORT`.
+    pub url: &'a str,
+    pub token: &'a str,
 }
 
 /// Runs the demo stream. Zendesk and Salesforce are the emulators' clients
 /// (development credentials); `run_id` keeps ids unique across runs.
 pub async fn feed(
-    engine: Arc<Engine>,
+    agent: Agent<'_>,
     zd: ZendeskClient,
     sf: Option<SalesforceClient>,
     run_id: &str,
@@ -137,34 +138,53 @@ pub async fn feed(
             "  ~ ticket {id}: a human set dispute type = fraud_claim"
         ));
     }
-    for (n, (spec, (ticket, case))) in specs.iter().zip(&tickets).enumerate() {
-        let mut records = Map::new();
-        if let Some(case) = case {
-            records.insert("Case".into(), json!({"Id": case}));
+    // A person picks the tickets up (all but the one left new), so the
+    // agent's turns find them open, as in a real queue.
+    for (spec, (id, _)) in specs.iter().zip(&tickets) {
+        if spec.status != "new" {
+            zd.update_ticket(*id, &TicketChanges::default().status("open", None))
+                .await
+                .map_err(|e| format!("updating a demo ticket: {e}"))?;
+            fed.ticket_updates += 1;
         }
-        let ev = json!({
-            "id": format!("demo-{run_id}-turn-{n}"),
-            "kind": "agent_turn",
-            "at": now(),
-            "ticket": {"id": ticket, "status": spec.status,
-                       "custom_fields": {SLA_TIER.to_string(): spec.tier}},
-            "turn": spec.turn,
-            "records": records,
-        });
-        let ev = Event::from_json(&ev.to_string()).map_err(|e| format!("a demo turn: {e}"))?;
-        let got = engine
-            .ingest("agent", ev, None)
+    }
+    // The AI agent's turns, through the agent API as any agent sends them.
+    let http = reqwest::Client::new();
+    for (n, (spec, (ticket, case))) in specs.iter().zip(&tickets).enumerate() {
+        let mut body = spec.turn.clone();
+        if let Some(m) = body.as_object_mut() {
+            m.insert("turn_id".into(), json!(format!("demo-{run_id}-{n}")));
+            m.insert("ticket".into(), json!(ticket));
+            if let Some(case) = case {
+                m.insert("case".into(), json!(case));
+            }
+        }
+        let resp = http
+            .post(format!("{}/v1/turns", agent.url))
+            .bearer_auth(agent.token)
+            .json(&body)
+            .send()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("the agent API: {e}"))?;
+        let status = resp.status();
+        let got: Json = resp
+            .json()
+            .await
+            .map_err(|e| format!("the agent API's answer: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("the agent API answered {status}: {got}"));
+        }
         fed.turns += 1;
+        let accepted = got["accepted"].as_array().map_or(0, Vec::len);
         say(format!(
-            "  > agent turn on ticket {ticket}: {} -> {} action(s)",
+            "  > agent turn on ticket {ticket}: {} -> {accepted} action(s)",
             spec.turn["intent"].as_str().unwrap_or("?"),
-            got.actions.len()
         ));
-        for r in got.refused {
-            say(format!("  x refused {}: {}", r.what, r.reason));
-            fed.refused.push((r.what, r.reason));
+        for r in got["refused"].as_array().into_iter().flatten() {
+            let what = r["what"].as_str().unwrap_or("?").to_string();
+            let reason = r["reason"].as_str().unwrap_or("?").to_string();
+            say(format!("  x refused {what}: {reason}"));
+            fed.refused.push((what, reason));
         }
     }
     Ok(fed)

@@ -52,6 +52,13 @@ fn copy_project(from: &Path, to: &Path, secret_file: &Path) {
 impl Stack {
     /// Starts both processes; `extra` is appended to l3map.toml.
     pub async fn start(name: &str, extra: &str) -> Stack {
+        Stack::start_with(name, extra, true).await
+    }
+
+    /// As [`Stack::start`]; without `webhooks` the runtime has no
+    /// `[webhook]` section, so the emulator's deliveries are refused and
+    /// only polling brings changes in.
+    pub async fn start_with(name: &str, extra: &str, webhooks: bool) -> Stack {
         let dir = std::env::temp_dir().join(format!("l3map-e2e-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("temp dir");
@@ -67,12 +74,17 @@ impl Stack {
         let runtime = format!("http://127.0.0.1:{port}");
 
         let mut emulate = Command::new(env!("CARGO_BIN_EXE_l3map"))
+            // The test reads the emulator with the runtime's token; a wide
+            // limit keeps its reads from starving the runtime (rate limits
+            // are tested on their own, in tests/zendesk.rs).
             .args([
                 "emulate",
                 "--zendesk-port",
                 "0",
                 "--salesforce-port",
                 "0",
+                "--rate-limit",
+                "100000",
                 "--webhook-url",
             ])
             .arg(format!("{runtime}/webhooks/zendesk"))
@@ -103,10 +115,7 @@ state = "state/state.db"
 [server]
 listen = "127.0.0.1:{port}"
 
-[webhook]
-secret_env = "L3MAP_WEBHOOK_SECRET"
-tolerance_secs = 300
-
+{webhook}
 [agents.e2e]
 token_env = "L3MAP_AGENT_TOKEN"
 
@@ -121,7 +130,12 @@ max_attempts = 8
 workers_per_connection = 4
 
 {extra}
-"#
+"#,
+                webhook = if webhooks {
+                    "[webhook]\nsecret_env = \"L3MAP_WEBHOOK_SECRET\"\ntolerance_secs = 300\n"
+                } else {
+                    ""
+                }
             ),
         )
         .expect("config");
