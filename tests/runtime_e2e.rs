@@ -350,3 +350,38 @@ async fn polling_alone_processes_the_same_scenario() {
         "{m}"
     );
 }
+
+/// SIGTERM: the runtime stops taking work, finishes what is in flight and
+/// exits 0; what it had not started is applied after the next start, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_and_a_restart_finishes_the_rest() {
+    let mut s = Stack::start("sigterm", "").await;
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        ids.push(create_ticket(&s, &format!("Chargeback {n}"), "fraud_claim").await);
+    }
+    let started = Instant::now();
+    let status = s.terminate_runtime();
+    assert!(status.success(), "{status:?}\n{}", s.log());
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(s.log().contains("shutting down"), "{}", s.log());
+    s.start_runtime().await;
+    wait_for(Duration::from_secs(20), || async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for id in &ids {
+            if private_notes(&s.comments(*id).await).is_empty() {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    s.drained(Duration::from_secs(10)).await;
+    for id in &ids {
+        assert_eq!(
+            private_notes(&s.comments(*id).await).len(),
+            1,
+            "ticket {id}"
+        );
+    }
+}

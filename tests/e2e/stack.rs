@@ -213,6 +213,15 @@ workers_per_connection = 4
         }
     }
 
+    /// SIGTERM, then waits for the exit: a graceful shutdown.
+    pub fn terminate_runtime(&mut self) -> std::process::ExitStatus {
+        let mut c = self.run.take().expect("a running runtime");
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        c.wait().expect("exits")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("run.log")).unwrap_or_default()
     }
