@@ -350,6 +350,25 @@ pub struct Expr {
     pub loc: Loc,
 }
 
+impl Expr {
+    /// Every reference the condition reads, in source order (what the
+    /// emulator seeds, the agent API names and the pollers select).
+    pub fn refs<'a>(&'a self, out: &mut Vec<&'a Ref>) {
+        match &self.kind {
+            ExprKind::Ref(r) => out.push(r),
+            ExprKind::Lit(_) => {}
+            ExprKind::Not(x) => x.refs(out),
+            ExprKind::List(xs) | ExprKind::And(xs) | ExprKind::Or(xs) => {
+                xs.iter().for_each(|x| x.refs(out));
+            }
+            ExprKind::Cmp(_, a, b) => {
+                a.refs(out);
+                b.refs(out);
+            }
+        }
+    }
+}
+
 /// A `test` block: not part of a [`Program`] (the runtime never needs it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestCase {

@@ -23,7 +23,7 @@ use crate::connectors::zendesk::Ticket as ZdTicket;
 use crate::eval::convert::{id_value, zendesk::from_ticket};
 use crate::eval::decide::{decide, ActionKind, Record, Rule};
 use crate::eval::event::{Event, EventKind, MoneyJson, Ticket, Turn};
-use crate::ir::{CommentBody, EscAction, Expr, ExprKind, FieldRef, Program, Ref, TemplatePart};
+use crate::ir::{CommentBody, EscAction, FieldRef, Program, Ref, TemplatePart};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -830,25 +830,25 @@ fn ticket_field_ids(p: &Program) -> BTreeMap<String, u64> {
     for t in &p.sku_tables {
         for a in &t.applies {
             field(&a.target);
-            refs.push(a.source.clone());
+            refs.push(&a.source);
         }
     }
     for t in &p.status_tables {
         for tr in &t.transitions {
             if let Some(w) = &tr.when {
-                expr_refs(w, &mut refs);
+                w.refs(&mut refs);
             }
         }
     }
     for e in &p.escalations {
-        expr_refs(&e.when, &mut refs);
+        e.when.refs(&mut refs);
         for a in &e.actions {
             match a {
                 EscAction::SetField {
                     field: f, value, ..
                 } => {
                     field(f);
-                    expr_refs(value, &mut refs);
+                    value.refs(&mut refs);
                 }
                 EscAction::Comment {
                     body: CommentBody::Inline(parts),
@@ -863,31 +863,16 @@ fn ticket_field_ids(p: &Program) -> BTreeMap<String, u64> {
     }
     for r in refs {
         if let Ref::TicketField { alias, id, .. } = r {
-            out.entry(alias).or_insert(id);
+            out.entry(alias.clone()).or_insert(*id);
         }
     }
     out
 }
 
-fn part_refs(parts: &[TemplatePart], out: &mut Vec<Ref>) {
+fn part_refs<'a>(parts: &'a [TemplatePart], out: &mut Vec<&'a Ref>) {
     for p in parts {
         if let TemplatePart::Var { var, .. } = p {
-            out.push(var.clone());
-        }
-    }
-}
-
-fn expr_refs(e: &Expr, out: &mut Vec<Ref>) {
-    match &e.kind {
-        ExprKind::Ref(r) => out.push(r.clone()),
-        ExprKind::Lit(_) => {}
-        ExprKind::Not(x) => expr_refs(x, out),
-        ExprKind::List(xs) | ExprKind::And(xs) | ExprKind::Or(xs) => {
-            xs.iter().for_each(|x| expr_refs(x, out));
-        }
-        ExprKind::Cmp(_, a, b) => {
-            expr_refs(a, out);
-            expr_refs(b, out);
+            out.push(var);
         }
     }
 }

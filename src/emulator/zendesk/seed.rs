@@ -1,7 +1,7 @@
 //! What the emulator starts with, compiled from the mappings.
 
 use super::CATEGORIES;
-use crate::ir::{EscAction, Expr, ExprKind, FieldRef, Program, Ref, Type};
+use crate::ir::{EscAction, FieldRef, Program, Ref, Type};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -287,42 +287,27 @@ fn collect_fields(p: &Program, out: &mut BTreeMap<u64, (String, FieldKind)>) {
     for t in &p.status_tables {
         for tr in &t.transitions {
             if let Some(w) = &tr.when {
-                expr_refs(w, &mut refs);
+                w.refs(&mut refs);
             }
         }
     }
     for e in &p.escalations {
-        expr_refs(&e.when, &mut refs);
+        e.when.refs(&mut refs);
         for a in &e.actions {
             if let EscAction::SetField { field, value, .. } = a {
                 add(field, None);
-                expr_refs(value, &mut refs);
+                value.refs(&mut refs);
             }
         }
     }
-    for (alias, id, ty) in refs {
-        let r = FieldRef::Zendesk {
-            connection: String::new(),
-            field: alias,
-            id: Some(id),
-        };
-        add(&r, ty.as_ref());
-    }
-}
-
-fn expr_refs(e: &Expr, out: &mut Vec<(String, u64, Option<Type>)>) {
-    match &e.kind {
-        ExprKind::Ref(Ref::TicketField { alias, id, ty }) => {
-            out.push((alias.clone(), *id, ty.clone()));
-        }
-        ExprKind::Lit(_) | ExprKind::Ref(_) => {}
-        ExprKind::Not(x) => expr_refs(x, out),
-        ExprKind::List(xs) | ExprKind::And(xs) | ExprKind::Or(xs) => {
-            xs.iter().for_each(|x| expr_refs(x, out));
-        }
-        ExprKind::Cmp(_, a, b) => {
-            expr_refs(a, out);
-            expr_refs(b, out);
+    for r in refs {
+        if let Ref::TicketField { alias, id, ty } = r {
+            let r = FieldRef::Zendesk {
+                connection: String::new(),
+                field: alias.clone(),
+                id: Some(*id),
+            };
+            add(&r, ty.as_ref());
         }
     }
 }
