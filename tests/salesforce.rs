@@ -2,11 +2,14 @@
 //! HTTP on 127.0.0.1: every operation, session refresh, errors, limits,
 //! paging, batching, the cache, concurrency, and the SOQL parser.
 
+use l3map::connectors::jwt_bearer::JwtBearer;
 use l3map::connectors::retry::RetryPolicy;
-use l3map::connectors::salesforce::{RecordUpdate, SalesforceClient, SalesforceConfig};
+use l3map::connectors::salesforce::{
+    RecordUpdate, SalesforceAuth, SalesforceClient, SalesforceConfig,
+};
 use l3map::connectors::{ApiError, Secret};
 use l3map::emulator::faults::Faults;
-use l3map::emulator::salesforce::{soql, Handle, SalesforceEmulator, SalesforceOptions};
+use l3map::emulator::salesforce::{soql, Handle, JwtApp, SalesforceEmulator, SalesforceOptions};
 use l3map::emulator::Running;
 use serde_json::{json, Map, Value as Json};
 use std::sync::atomic::Ordering;
@@ -320,6 +323,19 @@ async fn raw_token(run: &Running) -> String {
     resp["access_token"].as_str().unwrap().to_string()
 }
 
+/// `n` reads of one Case at once, every one of which must succeed.
+async fn concurrent_gets(sf: &SalesforceClient, id: &str, n: usize) {
+    let calls = (0..n)
+        .map(|_| {
+            let (sf, id) = (sf.clone(), id.to_string());
+            tokio::spawn(async move { sf.get("Case", &id, None).await })
+        })
+        .collect::<Vec<_>>();
+    for c in calls {
+        c.await.unwrap().unwrap();
+    }
+}
+
 #[tokio::test]
 async fn an_expired_session_is_refreshed_once() {
     let (run, h) = start(options()).await;
@@ -332,15 +348,7 @@ async fn an_expired_session_is_refreshed_once() {
     assert_eq!(h.token_grants(), 2);
 
     h.expire_tokens();
-    let calls = (0..20)
-        .map(|_| {
-            let (sf, id) = (sf.clone(), id.clone());
-            tokio::spawn(async move { sf.get("Case", &id, None).await })
-        })
-        .collect::<Vec<_>>();
-    for c in calls {
-        c.await.unwrap().unwrap();
-    }
+    concurrent_gets(&sf, &id, 20).await;
     assert_eq!(h.token_grants(), 3, "20 concurrent 401s, one refresh");
 }
 
@@ -348,7 +356,10 @@ async fn an_expired_session_is_refreshed_once() {
 async fn a_refused_refresh_token_is_an_auth_error_without_secrets() {
     let (run, h) = start(options()).await;
     let mut cfg = config(&run);
-    cfg.refresh_token = Secret::new("wrong-refresh-0000");
+    cfg.auth = SalesforceAuth::RefreshToken {
+        client_secret: Secret::new(SECRET),
+        refresh_token: Secret::new("wrong-refresh-0000"),
+    };
     let sf = SalesforceClient::new(cfg).unwrap();
     let err = sf
         .get("Case", &first_id(&h, "Case"), None)
@@ -815,5 +826,325 @@ fn secrets_never_print() {
     assert!(
         !shown.contains(SECRET) && !shown.contains(REFRESH),
         "{shown}"
+    );
+}
+
+// ------------------------------------------------------------ JWT bearer
+
+const JWT_USER: &str = "integration@acme.com";
+
+/// An RSA key pair as PEM: the private key PKCS#8 and PKCS#1, the public
+/// key SPKI.
+struct KeyPair {
+    pkcs8: String,
+    pkcs1: String,
+    public: String,
+}
+
+/// Two key pairs, generated once per test binary (2048-bit generation is
+/// slow in the dev profile): the app's, and one the app does not know.
+/// Never committed: a private key in the repository is a leaked key.
+fn keys() -> &'static (KeyPair, KeyPair) {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    static KEYS: std::sync::OnceLock<(KeyPair, KeyPair)> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let pair = || {
+            let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+            KeyPair {
+                pkcs8: key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string(),
+                pkcs1: key.to_pkcs1_pem(LineEnding::LF).unwrap().to_string(),
+                public: key
+                    .to_public_key()
+                    .to_public_key_pem(LineEnding::LF)
+                    .unwrap(),
+            }
+        };
+        (pair(), pair())
+    })
+}
+
+fn jwt_options() -> SalesforceOptions {
+    SalesforceOptions {
+        jwt: Some(JwtApp {
+            public_key_pem: keys().0.public.clone(),
+            username: JWT_USER.into(),
+        }),
+        ..options()
+    }
+}
+
+fn jwt_config(run: &Running, private_key: &str) -> SalesforceConfig {
+    let mut c =
+        SalesforceConfig::jwt_bearer(run.base_url(), "app-1", JWT_USER, Secret::new(private_key));
+    c.retry = config(run).retry;
+    c
+}
+
+fn jwt_of(cfg: &mut SalesforceConfig) -> &mut JwtBearer {
+    match &mut cfg.auth {
+        SalesforceAuth::JwtBearer(j) => j,
+        SalesforceAuth::RefreshToken { .. } => panic!("not a JWT-bearer config"),
+    }
+}
+
+/// Lines of a PEM's base64 body: any of them in an error, a Debug or a
+/// log is key material leaking.
+fn key_lines(pem: &str) -> Vec<&str> {
+    pem.lines().filter(|l| !l.starts_with("-----")).collect()
+}
+
+#[tokio::test]
+async fn a_jwt_client_does_record_operations() {
+    let (run, h) = start(jwt_options()).await;
+    let sf = SalesforceClient::new(jwt_config(&run, &keys().0.pkcs8)).unwrap();
+    let case_id = first_id(&h, "Case");
+    let case = sf.get("Case", &case_id, None).await.unwrap();
+    assert_eq!(case["Id"], json!(case_id));
+    sf.set_case_status(&case_id, "Escalated").await.unwrap();
+    assert_eq!(
+        h.record("Case", &case_id).unwrap()["Status"],
+        json!("Escalated")
+    );
+    let comment = sf
+        .create_case_comment(&case_id, "AI hand-off over JWT")
+        .await
+        .unwrap();
+    assert_eq!(
+        h.record("CaseComment", &comment).unwrap()["ParentId"],
+        json!(case_id)
+    );
+    let q = sf
+        .query(&format!(
+            "SELECT Id, Status FROM Case WHERE Id = '{case_id}'"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(q.total_size, 1);
+    assert_eq!(h.token_grants(), 1, "one sign-in for every call");
+
+    // `openssl genrsa` writes PKCS#1 (BEGIN RSA PRIVATE KEY): it signs too.
+    let pkcs1 = SalesforceClient::new(jwt_config(&run, &keys().0.pkcs1)).unwrap();
+    pkcs1.get("Case", &case_id, None).await.unwrap();
+    assert_eq!(h.token_grants(), 2);
+}
+
+#[tokio::test]
+async fn an_expired_jwt_session_mints_one_new_assertion() {
+    let (run, h) = start(jwt_options()).await;
+    let sf = SalesforceClient::new(jwt_config(&run, &keys().0.pkcs8)).unwrap();
+    let id = first_id(&h, "Case");
+    sf.get("Case", &id, None).await.unwrap();
+    assert_eq!(h.token_grants(), 1);
+
+    h.expire_tokens();
+    concurrent_gets(&sf, &id, 20).await;
+    assert_eq!(h.token_grants(), 2, "20 concurrent 401s, one new assertion");
+    assert_eq!(h.count("POST", "/services/oauth2/token"), 2);
+}
+
+#[tokio::test]
+async fn jwt_refusals_are_auth_errors_without_key_material() {
+    let (run, h) = start(jwt_options()).await;
+    let (app, stranger) = keys();
+    let case_id = first_id(&h, "Case");
+    let mut wrong_audience = jwt_config(&run, &app.pkcs8);
+    jwt_of(&mut wrong_audience).audience = "https://evil.example.com".into();
+    let mut unknown_user = jwt_config(&run, &app.pkcs8);
+    jwt_of(&mut unknown_user).username = "someone-else@acme.com".into();
+    let mut expired = jwt_config(&run, &app.pkcs8);
+    jwt_of(&mut expired).lifetime = Duration::ZERO;
+    let mut too_long = jwt_config(&run, &app.pkcs8);
+    jwt_of(&mut too_long).lifetime = Duration::from_secs(3600);
+    let mut wrong_app = jwt_config(&run, &app.pkcs8);
+    wrong_app.client_id = "app-2".into();
+    let cases = [
+        (
+            "wrong key",
+            jwt_config(&run, &stranger.pkcs8),
+            "invalid_grant: invalid assertion",
+        ),
+        (
+            "wrong audience",
+            wrong_audience,
+            "invalid_grant: audience is invalid",
+        ),
+        (
+            "unknown user",
+            unknown_user,
+            "invalid_grant: user hasn't approved this consumer",
+        ),
+        (
+            "expired",
+            expired,
+            "invalid_grant: expired authorization code",
+        ),
+        (
+            "exp too far ahead",
+            too_long,
+            "invalid_grant: invalid assertion",
+        ),
+        (
+            "unknown app",
+            wrong_app,
+            "invalid_client_id: client identifier invalid",
+        ),
+    ];
+    for (what, cfg, want) in cases {
+        let sf = SalesforceClient::new(cfg.clone()).unwrap();
+        let err = sf.get("Case", &case_id, None).await.unwrap_err();
+        assert!(
+            matches!(&err, ApiError::Auth { status: 400, message, .. } if message == want),
+            "{what}: {err:?}"
+        );
+        let shown = format!("{err} {err:?} {sf:?} {cfg:?}");
+        for line in key_lines(&app.pkcs8)
+            .into_iter()
+            .chain(key_lines(&stranger.pkcs8))
+        {
+            assert!(!shown.contains(line), "{what}: key material in {shown}");
+        }
+    }
+    assert_eq!(h.token_grants(), 0, "nothing was signed in");
+}
+
+#[tokio::test]
+async fn an_unusable_private_key_fails_when_the_client_is_built() {
+    let (run, _h) = start(jwt_options()).await;
+    let public_as_private = keys().0.public.clone();
+    let mangled = keys().0.pkcs8.replacen("MII", "MIJ", 1);
+    for pem in [public_as_private.as_str(), mangled.as_str(), "not a key"] {
+        let err = SalesforceClient::new(jwt_config(&run, pem)).unwrap_err();
+        assert!(matches!(&err, ApiError::Auth { status: 0, .. }), "{err:?}");
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("private key is unusable"), "{shown}");
+        for line in key_lines(pem) {
+            assert!(!shown.contains(line), "{shown}");
+        }
+    }
+}
+
+/// An assertion signed here, the way any client would.
+fn assertion(key_pem: &str, iss: &str, aud: &str, sub: &str, exp_in: i64) -> String {
+    let claims = json!({
+        "iss": iss,
+        "aud": aud,
+        "sub": sub,
+        "exp": jiff::Timestamp::now().as_second() + exp_in,
+    });
+    let key = jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.as_bytes()).unwrap();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
+    )
+    .unwrap()
+}
+
+async fn jwt_grant(run: &Running, assertion: &str) -> (u16, Json) {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/services/oauth2/token", run.base_url()))
+        .form(&[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion),
+        ])
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn the_jwt_grant_answers_like_salesforce() {
+    let (run, h) = start(jwt_options()).await;
+    let key = &keys().0.pkcs8;
+    let login = "https://login.salesforce.com";
+
+    let (status, body) = jwt_grant(&run, &assertion(key, "app-1", login, JWT_USER, 120)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], json!("Bearer"));
+    assert_eq!(body["instance_url"], json!(run.base_url()));
+    assert!(body["access_token"].is_string() && body["signature"].is_string());
+    assert!(
+        body.get("refresh_token").is_none(),
+        "the JWT-bearer flow issues no refresh token: {body}"
+    );
+    let access = body["access_token"].as_str().unwrap();
+    let case = reqwest::Client::new()
+        .get(format!(
+            "{}/services/data/v60.0/sobjects/Case/{}",
+            run.base_url(),
+            first_id(&h, "Case")
+        ))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(case.status(), 200, "the issued token opens the API");
+
+    // The sandbox login server and a trailing slash are audiences too.
+    let sandbox = assertion(key, "app-1", "https://test.salesforce.com/", JWT_USER, 60);
+    assert_eq!(jwt_grant(&run, &sandbox).await.0, 200);
+
+    for (what, bad, error, description) in [
+        (
+            "no assertion",
+            String::new(),
+            "invalid_request",
+            "assertion parameter is required",
+        ),
+        (
+            "not a JWT",
+            "a.b.c".to_string(),
+            "invalid_grant",
+            "invalid assertion",
+        ),
+        (
+            "tampered",
+            {
+                let good = assertion(key, "app-1", login, JWT_USER, 60);
+                let forged = assertion(key, "app-1", login, "admin@acme.com", 60);
+                // The forged claims under the genuine signature.
+                let (g, f): (Vec<&str>, Vec<&str>) =
+                    (good.split('.').collect(), forged.split('.').collect());
+                format!("{}.{}.{}", g[0], f[1], g[2])
+            },
+            "invalid_grant",
+            "invalid assertion",
+        ),
+        (
+            "unknown app",
+            assertion(key, "app-9", login, JWT_USER, 60),
+            "invalid_client_id",
+            "client identifier invalid",
+        ),
+        (
+            "expired",
+            assertion(key, "app-1", login, JWT_USER, -30),
+            "invalid_grant",
+            "expired authorization code",
+        ),
+    ] {
+        let (status, body) = jwt_grant(&run, &bad).await;
+        assert_eq!(status, 400, "{what}: {body}");
+        assert_eq!(body["error"], json!(error), "{what}: {body}");
+        assert_eq!(
+            body["error_description"],
+            json!(description),
+            "{what}: {body}"
+        );
+    }
+    assert_eq!(h.token_grants(), 2);
+
+    // The refresh-token grant still works beside it.
+    raw_token(&run).await;
+    assert_eq!(h.token_grants(), 3);
+
+    // An org whose app has no certificate refuses every assertion.
+    let (plain, _) = start(options()).await;
+    let (status, body) = jwt_grant(&plain, &assertion(key, "app-1", login, JWT_USER, 60)).await;
+    assert_eq!(
+        (status, body["error"].clone()),
+        (400, json!("invalid_grant"))
     );
 }

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod jwt_bearer;
 pub mod limit;
 pub mod retry;
 pub mod salesforce;

@@ -1,14 +1,13 @@
-//! The Salesforce REST client: the OAuth 2.0 refresh-token flow (the
-//! access token lives in memory and is refreshed once, single-flight, when
-//! Salesforce answers `INVALID_SESSION_ID`), a cap on concurrent requests
-//! per connected app, every call through the one [`RetryPolicy`], and the
-//! org's `Sforce-Limit-Info` usage read from every answer.
-//!
-//! The JWT-bearer flow is not implemented yet: connections use a refresh
-//! token.
+//! The Salesforce REST client: OAuth 2.0 sign-in with a refresh token or a
+//! JWT-bearer assertion ([`SalesforceAuth`]; the access token lives in
+//! memory and is replaced once, single-flight, when Salesforce answers
+//! `INVALID_SESSION_ID`), a cap on concurrent requests per connected app,
+//! every call through the one [`RetryPolicy`], and the org's
+//! `Sforce-Limit-Info` usage read from every answer.
 
 use super::cache::{ReadCache, DEFAULT_TTL};
 use super::error::{ApiError, System};
+use super::jwt_bearer::{self, JwtBearer, Signer};
 use super::limit::{parse_retry_after, Limiters, TokenLimiter};
 use super::retry::{Replay, RetryPolicy};
 use super::secret::Secret;
@@ -38,8 +37,7 @@ pub struct SalesforceConfig {
     /// `v60.0`.
     pub api_version: String,
     pub client_id: String,
-    pub client_secret: Secret,
-    pub refresh_token: Secret,
+    pub auth: SalesforceAuth,
     /// Concurrent requests per connected app (Salesforce: 100 on some
     /// editions).
     pub max_concurrent: usize,
@@ -64,26 +62,82 @@ impl fmt::Debug for SalesforceConfig {
             .field("login_url", &self.login_url)
             .field("api_version", &self.api_version)
             .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .field("refresh_token", &self.refresh_token)
+            .field("auth", &self.auth)
             .field("max_concurrent", &self.max_concurrent)
             .finish_non_exhaustive()
     }
 }
 
+/// How the connector signs in to the org.
+#[derive(Clone)]
+pub enum SalesforceAuth {
+    /// The connected app's consumer secret and a refresh token from a
+    /// one-time interactive approval.
+    RefreshToken {
+        client_secret: Secret,
+        refresh_token: Secret,
+    },
+    /// A connected app with a digital certificate: no secret and no
+    /// refresh token, an assertion signed with the certificate's key.
+    JwtBearer(JwtBearer),
+}
+
+impl fmt::Debug for SalesforceAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SalesforceAuth::RefreshToken {
+                client_secret,
+                refresh_token,
+            } => f
+                .debug_struct("RefreshToken")
+                .field("client_secret", client_secret)
+                .field("refresh_token", refresh_token)
+                .finish(),
+            SalesforceAuth::JwtBearer(j) => j.fmt(f),
+        }
+    }
+}
+
 impl SalesforceConfig {
+    /// The refresh-token flow.
     pub fn new(
         login_url: impl Into<String>,
         client_id: impl Into<String>,
         client_secret: Secret,
         refresh_token: Secret,
     ) -> SalesforceConfig {
+        SalesforceConfig::with_auth(
+            login_url,
+            client_id,
+            SalesforceAuth::RefreshToken {
+                client_secret,
+                refresh_token,
+            },
+        )
+    }
+
+    /// The JWT-bearer flow, with the login URL as the audience.
+    pub fn jwt_bearer(
+        login_url: impl Into<String>,
+        client_id: impl Into<String>,
+        username: impl Into<String>,
+        private_key: Secret,
+    ) -> SalesforceConfig {
+        let login_url = login_url.into();
+        let jwt = JwtBearer::new(username, private_key, login_url.clone());
+        SalesforceConfig::with_auth(login_url, client_id, SalesforceAuth::JwtBearer(jwt))
+    }
+
+    pub fn with_auth(
+        login_url: impl Into<String>,
+        client_id: impl Into<String>,
+        auth: SalesforceAuth,
+    ) -> SalesforceConfig {
         SalesforceConfig {
             login_url: login_url.into(),
             api_version: "v60.0".into(),
             client_id: client_id.into(),
-            client_secret,
-            refresh_token,
+            auth,
             max_concurrent: 100,
             rpm: 6000,
             retry: RetryPolicy::default(),
@@ -208,6 +262,8 @@ struct Session {
 struct Inner {
     http: reqwest::Client,
     cfg: SalesforceConfig,
+    /// `cfg.auth`, ready to use: the JWT-bearer key is parsed once.
+    sign_in: SignIn,
     /// Held while refreshing, so concurrent 401s wait for one refresh.
     session: tokio::sync::Mutex<Session>,
     /// Shared by every client of the connected app in this process.
@@ -273,6 +329,16 @@ impl SalesforceClient {
         // The connected app in its org, not the access token (it changes
         // on every refresh), is what Salesforce limits; keyed by
         // fingerprint so nothing a user configured becomes a map key.
+        let sign_in = match &cfg.auth {
+            SalesforceAuth::JwtBearer(jwt) => SignIn::Jwt(Signer::new(SF, &cfg.client_id, jwt)?),
+            SalesforceAuth::RefreshToken {
+                client_secret,
+                refresh_token,
+            } => SignIn::RefreshToken {
+                client_secret: client_secret.clone(),
+                refresh_token: refresh_token.clone(),
+            },
+        };
         let key = Secret::new(format!("{}\n{}", cfg.login_url, cfg.client_id)).fingerprint();
         let limiter = limiters.for_token(&key, cfg.rpm);
         let permits = app_permits(&key, cfg.max_concurrent);
@@ -289,6 +355,7 @@ impl SalesforceClient {
             accounts: ReadCache::new(cfg.cache_ttl, 10_000),
             describes: ReadCache::new(cfg.cache_ttl, 1_000),
             cfg,
+            sign_in,
         };
         Ok(SalesforceClient {
             inner: Arc::new(inner),
@@ -600,9 +667,10 @@ impl SalesforceClient {
         self.refresh(generation).await
     }
 
-    /// Refreshes the token unless someone already did since `seen`: the
-    /// lock is held across the request, so concurrent callers wait for it
-    /// and then find the new token.
+    /// Signs in again unless someone already did since `seen`: the lock
+    /// is held across the request, so concurrent callers wait for it and
+    /// then find the new token. With a JWT-bearer key, signing in again is
+    /// a new assertion.
     async fn refresh(&self, seen: u64) -> Result<(Secret, String, u64), ApiError> {
         let mut s = self.inner.session.lock().await;
         if s.generation != seen {
@@ -624,12 +692,26 @@ impl SalesforceClient {
             "{}/services/oauth2/token",
             cfg.login_url.trim_end_matches('/')
         );
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("client_id", cfg.client_id.as_str()),
-            ("client_secret", cfg.client_secret.expose()),
-            ("refresh_token", cfg.refresh_token.expose()),
-        ];
+        // Built per grant: a JWT assertion expires in minutes.
+        let assertion;
+        let form: Vec<(&str, &str)> = match &self.inner.sign_in {
+            SignIn::Jwt(signer) => {
+                assertion = signer.assertion(SF)?;
+                vec![
+                    ("grant_type", jwt_bearer::GRANT_TYPE),
+                    ("assertion", assertion.expose()),
+                ]
+            }
+            SignIn::RefreshToken {
+                client_secret,
+                refresh_token,
+            } => vec![
+                ("grant_type", "refresh_token"),
+                ("client_id", cfg.client_id.as_str()),
+                ("client_secret", client_secret.expose()),
+                ("refresh_token", refresh_token.expose()),
+            ],
+        };
         let resp = self
             .inner
             .http
@@ -735,6 +817,14 @@ struct RawGrant {
 struct Grant {
     access_token: Secret,
     instance_url: String,
+}
+
+enum SignIn {
+    RefreshToken {
+        client_secret: Secret,
+        refresh_token: Secret,
+    },
+    Jwt(Signer),
 }
 
 #[derive(Deserialize, Default)]

@@ -1,7 +1,7 @@
 //! The Salesforce REST API, emulated for what the connector uses: the
-//! OAuth refresh-token flow, sObject rows, sObject Collections, SOQL with
-//! `nextRecordsUrl` paging, describe, and the org's daily API limit with
-//! its `Sforce-Limit-Info` header. State lives in memory; the schema comes
+//! OAuth refresh-token and JWT-bearer flows, sObject rows, sObject
+//! Collections, SOQL with `nextRecordsUrl` paging, describe, and the org's
+//! daily API limit with its `Sforce-Limit-Info` header. State lives in memory; the schema comes
 //! from the compiled mappings when given one (see [`SalesforceOptions::with_program`]).
 //!
 //! Every answer is one Salesforce sends: errors are the JSON array
@@ -33,6 +33,7 @@ mod gate;
 /// 18-character Ids: a 3-character key prefix, pod and serial to 15
 /// characters, and the 3-character case-safe checksum Salesforce appends.
 pub mod ids;
+mod jwt;
 mod oauth;
 mod query;
 pub mod schema;
@@ -50,6 +51,7 @@ use store::{seed, Store};
 
 pub use collections::COLLECTION_LIMIT;
 pub use errors::SfError;
+pub use jwt::JwtApp;
 pub use schema::{FieldSchema, FieldType, ObjectSchema, Schema};
 
 /// A record as the API shows it: field name to JSON value.
@@ -63,6 +65,9 @@ pub struct SalesforceOptions {
     pub client_id: String,
     pub client_secret: String,
     pub refresh_token: String,
+    /// The JWT-bearer flow: the connected app's certificate key and its
+    /// pre-authorized user. `None`: every assertion is refused.
+    pub jwt: Option<JwtApp>,
     /// How long an access token lives (a session timeout in Salesforce).
     pub token_lifetime: Duration,
     /// API requests allowed per `limit_window` (an org's daily allocation).
@@ -90,6 +95,7 @@ impl Default for SalesforceOptions {
             client_id: "l3map-emulator-client".into(),
             client_secret: "l3map-emulator-secret".into(),
             refresh_token: "l3map-emulator-refresh".into(),
+            jwt: None,
             token_lifetime: Duration::from_secs(2 * 3600),
             api_limit: 100_000,
             limit_window: Duration::from_secs(24 * 3600),
@@ -233,6 +239,7 @@ struct Emu {
     client_id: String,
     client_secret: String,
     refresh_token: String,
+    jwt: Option<jwt::Verifier>,
     token_lifetime: Duration,
     api_limit: u32,
     query_batch_size: usize,
@@ -274,6 +281,7 @@ impl Emu {
             client_id: opts.client_id,
             client_secret: opts.client_secret,
             refresh_token: opts.refresh_token,
+            jwt: opts.jwt.as_ref().map(jwt::Verifier::new),
             token_lifetime: opts.token_lifetime,
             api_limit: opts.api_limit,
             query_batch_size: opts.query_batch_size.max(1),

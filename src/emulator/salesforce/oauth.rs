@@ -1,4 +1,7 @@
-use super::{lock, Emu};
+//! The token endpoint: the refresh-token grant and the JWT-bearer grant
+//! ([`super::jwt`]), each answered with Salesforce's bodies.
+
+use super::{jwt, lock, Emu};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -18,7 +21,9 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
         .into_response()
 }
 
-/// `grant_type=refresh_token` with the connected app's key and secret.
+/// `grant_type=refresh_token` with the connected app's key and secret, or
+/// `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer` with a signed
+/// assertion.
 pub(super) async fn token(
     State(st): State<Arc<Emu>>,
     headers: HeaderMap,
@@ -33,12 +38,39 @@ pub(super) async fn token(
     };
     let params: HashMap<String, String> = form_pairs(&body);
     let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
-    if get("grant_type") != "refresh_token" {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "grant type not supported",
-        );
+    match get("grant_type") {
+        "refresh_token" => {}
+        jwt::GRANT_TYPE => {
+            let audiences = [
+                "https://login.salesforce.com".to_string(),
+                "https://test.salesforce.com".to_string(),
+                // The emulator's own URL stands in for the org's My Domain.
+                format!("http://{}", host(&headers)),
+            ];
+            let now = jiff::Timestamp::now().as_second();
+            let checked = jwt::verify(
+                st.jwt.as_ref(),
+                &st.client_id,
+                &audiences,
+                get("assertion"),
+                now,
+            );
+            return match checked {
+                // No refresh token in this flow: the client signs a new
+                // assertion when the session ends.
+                Ok(_user) => issue(&st, &headers, "api"),
+                Err((error, description)) => {
+                    oauth_error(StatusCode::BAD_REQUEST, error, description)
+                }
+            };
+        }
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant type not supported",
+            )
+        }
     }
     if get("client_id") != st.client_id || get("client_secret") != st.client_secret {
         return oauth_error(
@@ -54,14 +86,24 @@ pub(super) async fn token(
             "expired access/refresh token",
         );
     }
+    issue(&st, &headers, "api refresh_token offline_access")
+}
+
+fn host(headers: &HeaderMap) -> &str {
+    headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1")
+}
+
+/// A new access token, answered as Salesforce does (no `refresh_token`
+/// in the body: a refresh grant reuses the one it has).
+fn issue(st: &Emu, headers: &HeaderMap, scope: &str) -> Response {
     let serial = st.token_serial.fetch_add(1, Ordering::SeqCst) + 1;
     let access = format!("00D5e0000000001!AQ{serial:08}{:016x}", fastrand::u64(..));
     lock(&st.tokens).insert(access.clone(), Instant::now() + st.token_lifetime);
     st.stats.grants.fetch_add(1, Ordering::SeqCst);
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
+    let host = host(headers);
     let issued = jiff::Timestamp::now().as_millisecond();
     axum::Json(json!({
         "access_token": access,
@@ -69,7 +111,7 @@ pub(super) async fn token(
         "id": format!("http://{host}/id/00D5e0000000001/0055e0000000001"),
         "token_type": "Bearer",
         "issued_at": issued.to_string(),
-        "scope": "api refresh_token offline_access",
+        "scope": scope,
         "signature": signature(&access, issued),
     }))
     .into_response()
