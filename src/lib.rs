@@ -43,6 +43,7 @@ pub mod connectors;
 pub mod diagnostics;
 pub mod emulator;
 pub mod eval;
+pub mod fmt;
 pub mod ir;
 pub mod project;
 pub mod runtime;

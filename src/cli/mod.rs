@@ -4,6 +4,7 @@ mod check;
 mod diff;
 mod emulate;
 mod events;
+mod fmt;
 mod graph;
 mod outbox;
 mod plan;
@@ -95,6 +96,18 @@ enum Command {
         /// Treat warnings as errors.
         #[arg(long, value_enum)]
         deny: Option<Deny>,
+    },
+    /// Rewrite .l3map files in the canonical layout (comments kept, meaning
+    /// unchanged; a file that does not parse is left alone).
+    ///
+    /// Exit status: 0 done, 1 a file would change (--check) or does not parse, 2 usage or I/O.
+    Fmt {
+        /// Files or directories (every .l3map file below a directory).
+        #[arg(default_value = ".")]
+        paths: Vec<PathBuf>,
+        /// Change nothing; list the files that would change and exit 1 if any.
+        #[arg(long)]
+        check: bool,
     },
     /// Compile a project and print its IR.
     Compile {
@@ -272,6 +285,7 @@ pub fn run() -> ExitCode {
             format,
             deny,
         } => check::run(&paths, format, deny.is_some()),
+        Command::Fmt { paths, check } => fmt::run(&paths, check),
         Command::Compile { path, emit } => check::compile(&path, emit),
         Command::Plan {
             path,
