@@ -11,7 +11,7 @@ use l3map::connectors::zendesk::{
 };
 use l3map::connectors::{ApiError, Secret};
 use l3map::emulator::zendesk::{
-    Handle, TokenGrant, WebhookTarget, ZendeskEmulator, ZendeskOptions,
+    Handle, OAuthClient, TokenGrant, WebhookTarget, ZendeskEmulator, ZendeskOptions,
 };
 use l3map::emulator::Running;
 use serde_json::{json, Value};
@@ -30,6 +30,7 @@ fn quick_retry() -> RetryPolicy {
         cap: Duration::from_millis(500),
         max_total: Duration::from_secs(30),
         max_attempts: 10,
+        ..RetryPolicy::default()
     }
 }
 
@@ -742,6 +743,390 @@ async fn sixty_concurrent_clients_are_all_answered() {
         .map(|id| h.comments(*id).len())
         .sum();
     assert_eq!(notes, 60);
+}
+
+/// The issue's wording, faithfully: 250 requests a minute of work arrive
+/// *spread over* the minute, through one token, against the 200-a-minute
+/// plan. Time is scaled tenfold: a window of 6 s stands for the minute,
+/// and the client's limiter starts from the plan's 200 per (scaled)
+/// minute, 2000 per real one. What the window cannot take waits for the
+/// next one; nothing is lost, and 429s stay under 5 % of attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_fifty_paced_requests_a_minute_against_a_limit_of_two_hundred() {
+    let window = Duration::from_secs(6);
+    let (srv, h) = start(ZendeskOptions {
+        rate_limit: 200,
+        window,
+        ..opts(vec![rw("tok-paced")])
+    })
+    .await;
+    let scaled_rpm = 200 * 60 / window.as_secs() as u32;
+    let zd = client_for(&srv.base_url(), "tok-paced", scaled_rpm);
+    let gap = window / 250;
+    let mut tick = tokio::time::interval(gap);
+    let mut tasks = Vec::new();
+    for i in 0..250u64 {
+        tick.tick().await;
+        let zd = zd.clone();
+        tasks.push(tokio::spawn(async move {
+            let changes = TicketChanges::default().field(360001236, i);
+            zd.update_ticket(4211 + (i % 2) * 2, &changes).await
+        }));
+    }
+    for t in tasks {
+        if let Err(e) = t.await.expect("no panic") {
+            panic!("lost a request: {e}");
+        }
+    }
+    let attempts = h.requests_for_token(&Secret::new("tok-paced"));
+    let limited = h.rate_limited();
+    assert!(attempts >= 250, "{attempts}");
+    assert!(
+        limited * 20 < attempts,
+        "{limited} of {attempts} attempts got a 429"
+    );
+}
+
+// ---------------------------------------------------------------- OAuth
+
+const CLIENT: &str = "l3map-support-bot";
+const CLIENT_SECRET: &str = "zd-client-SECRET-9f8e7d";
+
+fn oauth_opts() -> ZendeskOptions {
+    ZendeskOptions {
+        oauth_clients: vec![OAuthClient::new(
+            CLIENT,
+            CLIENT_SECRET,
+            &["read", "write", "tickets:write"],
+        )],
+        ..opts(vec![])
+    }
+}
+
+/// `POST /oauth/tokens` with a JSON body, as Zendesk documents it.
+async fn token_request(base: &str, body: Value) -> (StatusCode, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/oauth/tokens"))
+        .json(&body)
+        .send()
+        .await
+        .expect("answer");
+    let status = r.status();
+    (status, r.json().await.expect("a JSON body"))
+}
+
+async fn get_with(base: &str, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(format!("{base}/api/v2/tickets/4211.json"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("answer")
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn the_token_endpoint_issues_scoped_tokens_and_rotates_refresh_tokens() {
+    let (srv, h) = start(oauth_opts()).await;
+    let base = srv.base_url();
+
+    // Authorization code: the scopes the user approved.
+    let code = h
+        .authorization_code(CLIENT, &["read", "write"])
+        .expect("a code for a registered client");
+    assert_eq!(h.authorization_code(CLIENT, &["hc:write"]), None);
+    assert_eq!(h.authorization_code("nobody", &["read"]), None);
+    let (status, tok) = token_request(
+        &base,
+        json!({"grant_type": "authorization_code", "code": code, "client_id": CLIENT,
+               "client_secret": CLIENT_SECRET, "redirect_uri": "https://example.com/cb"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{tok}");
+    assert_eq!(tok["token_type"], "bearer");
+    assert_eq!(tok["scope"], "read write");
+    assert_eq!(tok["expires_in"], 1800);
+    assert_eq!(tok["refresh_token_expires_in"], 30 * 24 * 3600);
+    let (access, refresh) = (text(&tok, "access_token"), text(&tok, "refresh_token"));
+    assert_eq!(get_with(&base, &access).await.status(), StatusCode::OK);
+    // A code is good once.
+    let (status, e) = token_request(
+        &base,
+        json!({"grant_type": "authorization_code", "code": code, "client_id": CLIENT, "client_secret": CLIENT_SECRET}),
+    )
+    .await;
+    assert_eq!(
+        (status, text(&e, "error").as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+
+    // Refresh, narrowing to read and asking for a shorter life: a new pair,
+    // and the old pair is gone (rotation).
+    let (status, fresh) = token_request(
+        &base,
+        json!({"grant_type": "refresh_token", "refresh_token": refresh, "client_id": CLIENT,
+               "client_secret": CLIENT_SECRET, "scope": "read", "expires_in": 600}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{fresh}");
+    assert_eq!(
+        (fresh["scope"].clone(), fresh["expires_in"].clone()),
+        (json!("read"), json!(600))
+    );
+    assert_ne!(text(&fresh, "refresh_token"), refresh);
+    let old = get_with(&base, &access).await;
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED);
+    let (status, e) = token_request(
+        &base,
+        json!({"grant_type": "refresh_token", "refresh_token": refresh, "client_id": CLIENT, "client_secret": CLIENT_SECRET}),
+    )
+    .await;
+    assert_eq!(
+        (status, text(&e, "error").as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_grant")
+    );
+    assert!(e["error_description"]
+        .as_str()
+        .is_some_and(|d| !d.is_empty()));
+    // The read-only token reads but may not write.
+    let narrowed = text(&fresh, "access_token");
+    assert_eq!(get_with(&base, &narrowed).await.status(), StatusCode::OK);
+    let put = reqwest::Client::new()
+        .put(format!("{base}/api/v2/tickets/4211.json"))
+        .bearer_auth(&narrowed)
+        .json(&json!({"ticket": {"priority": "high"}}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(put.status(), StatusCode::FORBIDDEN);
+    // A refresh cannot widen past what the user approved.
+    let (status, e) = token_request(
+        &base,
+        json!({"grant_type": "refresh_token", "refresh_token": text(&fresh, "refresh_token"),
+               "client_id": CLIENT, "client_secret": CLIENT_SECRET, "scope": "read tickets:write"}),
+    )
+    .await;
+    assert_eq!(
+        (status, text(&e, "error").as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_scope")
+    );
+
+    // Client credentials, as a form: the client's own scopes, narrowed on
+    // request; no refresh token.
+    let r = reqwest::Client::new()
+        .post(format!("{base}/oauth/tokens"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT),
+            ("client_secret", CLIENT_SECRET),
+            ("scope", "read tickets:write"),
+        ])
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), StatusCode::OK);
+    let cc: Value = r.json().await.expect("json");
+    assert_eq!(cc["scope"], "read tickets:write");
+    assert!(cc.get("refresh_token").is_none(), "{cc}");
+    let put = reqwest::Client::new()
+        .put(format!("{base}/api/v2/tickets/4211.json"))
+        .bearer_auth(text(&cc, "access_token"))
+        .json(&json!({"ticket": {"priority": "high"}}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(put.status(), StatusCode::OK);
+    let (status, e) = token_request(
+        &base,
+        json!({"grant_type": "client_credentials", "client_id": CLIENT, "client_secret": CLIENT_SECRET, "scope": "hc:write"}),
+    )
+    .await;
+    assert_eq!(
+        (status, text(&e, "error").as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_scope")
+    );
+    assert_eq!(h.token_grants(), 3);
+}
+
+/// Access tokens live `access_token_lifetime`; past it Zendesk answers 401,
+/// and the client swaps its token once, for all the requests that were
+/// refused at the same time, and sends each again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_token_is_refreshed_once_and_the_requests_sent_again() {
+    let (srv, h) = start(ZendeskOptions {
+        access_token_lifetime: Duration::from_millis(800),
+        ..oauth_opts()
+    })
+    .await;
+    let base = srv.base_url();
+    let code = h
+        .authorization_code(CLIENT, &["read", "write"])
+        .expect("code");
+    let (_, tok) = token_request(
+        &base,
+        json!({"grant_type": "authorization_code", "code": code, "client_id": CLIENT, "client_secret": CLIENT_SECRET}),
+    )
+    .await;
+    let creds = Credentials::OAuthClient {
+        client_id: CLIENT.into(),
+        client_secret: Secret::new(CLIENT_SECRET),
+        refresh_token: Some(Secret::new(text(&tok, "refresh_token"))),
+        scopes: vec![],
+    };
+    let zd = ZendeskClient::with_limiters(config(&base, creds, 6000), &Limiters::default())
+        .expect("client");
+    zd.get_ticket(4211)
+        .await
+        .expect("first token from the refresh token");
+    assert_eq!(
+        h.token_grants(),
+        2,
+        "the code, then the client's first refresh"
+    );
+
+    let (_, raw) = token_request(
+        &base,
+        json!({"grant_type": "client_credentials", "client_id": CLIENT, "client_secret": CLIENT_SECRET}),
+    )
+    .await;
+    let before = h.token_grants();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let r = get_with(&base, &text(&raw, "access_token")).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_token", "{body}");
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let zd = zd.clone();
+            tokio::spawn(async move {
+                zd.update_ticket(4211, &TicketChanges::default().field(360001236, i))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await
+            .expect("no panic")
+            .expect("replayed with the new token");
+    }
+    assert_eq!(
+        h.token_grants(),
+        before + 1,
+        "exactly one refresh for all the 401s"
+    );
+    assert!(h.requests("PUT /api/v2/tickets/4211.json") >= 12);
+
+    // A client-credentials client needs no refresh token at all.
+    let cc = Credentials::OAuthClient {
+        client_id: CLIENT.into(),
+        client_secret: Secret::new(CLIENT_SECRET),
+        refresh_token: None,
+        scopes: vec!["read".into()],
+    };
+    let zd = ZendeskClient::with_limiters(config(&base, cc, 6000), &Limiters::default())
+        .expect("client");
+    assert_eq!(zd.get_ticket(4213).await.map(|t| t.id), Ok(4213));
+    let denied = zd
+        .update_ticket(4213, &TicketChanges::default().subject("x"))
+        .await;
+    assert!(
+        matches!(denied, Err(ApiError::Permission { .. })),
+        "{denied:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_an_auth_error_that_keeps_the_secret_out() {
+    let (srv, h) = start(oauth_opts()).await;
+    let wrong = "zd-client-SECRET-wrong-0000";
+    for refresh in [None, Some(Secret::new("zd-refresh-SECRET-1234"))] {
+        let creds = Credentials::OAuthClient {
+            client_id: CLIENT.into(),
+            client_secret: Secret::new(wrong),
+            refresh_token: refresh,
+            scopes: vec![],
+        };
+        let zd = ZendeskClient::with_limiters(
+            config(&srv.base_url(), creds.clone(), 6000),
+            &Limiters::default(),
+        )
+        .expect("client");
+        let e = zd.get_ticket(4211).await.unwrap_err();
+        match &e {
+            ApiError::Auth {
+                status, message, ..
+            } => {
+                assert_eq!(*status, 401);
+                assert!(message.contains("invalid_client"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let shown = format!("{e} {e:?} {zd:?} {creds:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+    }
+    assert_eq!(h.token_grants(), 0);
+    assert_eq!(h.requests("GET /api/v2/tickets/4211.json"), 0);
+}
+
+#[tokio::test]
+async fn malformed_token_requests_get_a_400_in_json() {
+    let (srv, h) = start(ZendeskOptions {
+        max_body: 4096,
+        ..oauth_opts()
+    })
+    .await;
+    let url = format!("{}/oauth/tokens", srv.base_url());
+    let http = reqwest::Client::new();
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        ("application/json", b"{".to_vec(), 400, "invalid_request"),
+        ("application/json", b"[1, 2]".to_vec(), 400, "invalid_request"),
+        ("application/json", b"\"grant\"".to_vec(), 400, "invalid_request"),
+        ("application/json", br#"{"grant_type": ["refresh_token"]}"#.to_vec(), 400, "invalid_request"),
+        ("application/json", br#"{"client_id": "x"}"#.to_vec(), 400, "invalid_request"),
+        ("application/json", br#"{"grant_type": "password"}"#.to_vec(), 400, "unsupported_grant_type"),
+        ("application/json", br#"{"grant_type": 7}"#.to_vec(), 400, "unsupported_grant_type"),
+        ("application/x-www-form-urlencoded", b"".to_vec(), 400, "invalid_request"),
+        ("application/x-www-form-urlencoded", b"%zz=%%&grant_type=%ff%fe".to_vec(), 400, "unsupported_grant_type"),
+        ("application/octet-stream", vec![0xff, 0x00, 0xfe, b'&', b'='], 400, "invalid_request"),
+        ("application/json",
+         format!(r#"{{"grant_type": "client_credentials", "client_id": "{CLIENT}", "client_secret": "{CLIENT_SECRET}", "expires_in": 5}}"#).into_bytes(),
+         400, "invalid_request"),
+        ("application/json",
+         format!(r#"{{"grant_type": "client_credentials", "client_id": "{CLIENT}", "client_secret": "{CLIENT_SECRET}", "expires_in": "soon"}}"#).into_bytes(),
+         400, "invalid_request"),
+        ("application/json", br#"{"grant_type": "refresh_token", "client_id": "nobody"}"#.to_vec(), 401, "invalid_client"),
+    ];
+    for (ct, body, want, error) in cases {
+        let r = http
+            .post(&url)
+            .header("content-type", ct)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("answer");
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.expect("always JSON");
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (want, Some(error)),
+            "{} -> {v}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let r = http
+        .post(&url)
+        .body(vec![b'a'; 10_000])
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let r = http.get(&url).send().await.expect("answer");
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.json::<Value>().await.is_ok());
+    assert_eq!(h.token_grants(), 0);
 }
 
 // ---------------------------------------------------------------- webhooks

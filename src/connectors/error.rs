@@ -173,6 +173,34 @@ impl ApiError {
         }
     }
 
+    /// What a refused OAuth token request means: a 5xx is worth another
+    /// try; anything else is an authentication failure described by the
+    /// endpoint's `{"error", "error_description"}` (RFC 6749, 5.2), which
+    /// names the problem and never the credential that was sent.
+    pub fn from_token_endpoint(system: System, status: u16, body: &[u8]) -> ApiError {
+        if (500..=599).contains(&status) {
+            return ApiError::Transient {
+                system,
+                status: Some(status),
+                message: "the token endpoint failed".into(),
+                sent: true,
+            };
+        }
+        #[derive(serde::Deserialize, Default)]
+        struct OAuthError {
+            #[serde(default)]
+            error: String,
+            #[serde(default)]
+            error_description: String,
+        }
+        let e: OAuthError = serde_json::from_slice(body).unwrap_or_default();
+        ApiError::Auth {
+            system,
+            status,
+            message: format!("{}: {}", e.error, e.error_description),
+        }
+    }
+
     /// A transport failure from reqwest, without the URL (query strings
     /// can carry tokens) and typed by what it means for a retry.
     pub fn transport(system: System, e: &reqwest::Error) -> ApiError {

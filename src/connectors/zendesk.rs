@@ -1,4 +1,5 @@
-//! The Zendesk Support API v2 client: OAuth bearer or API-token auth, one
+//! The Zendesk Support API v2 client: OAuth bearer or API-token auth, or an
+//! OAuth client that gets (and on a 401 renews) its own access tokens; one
 //! rate limiter per token at the plan's RPM (tightened by Zendesk's
 //! headers), every call through the one retry layer, errors typed with
 //! Zendesk's own description, and the slow-changing lists (groups, ticket
@@ -33,16 +34,38 @@ pub enum Credentials {
     OAuth(Secret),
     /// An API token: Basic `email/token:TOKEN`.
     ApiToken { email: String, token: Secret },
+    /// An OAuth client that gets its own access tokens from
+    /// `POST /oauth/tokens`: with a refresh token (the refresh-token grant;
+    /// Zendesk rotates it on every use, and the client keeps the newest in
+    /// memory), or without one (the client-credentials grant). An access
+    /// token answered 401 is replaced once, single-flight, and the request
+    /// sent again.
+    OAuthClient {
+        client_id: String,
+        client_secret: Secret,
+        refresh_token: Option<Secret>,
+        /// Scopes to ask for; empty asks for all the grant allows.
+        scopes: Vec<String>,
+    },
 }
 
 impl Credentials {
-    fn token(&self) -> &Secret {
+    /// What the token's limiter and request line are keyed by: the token,
+    /// or for an OAuth client (whose access token changes on every
+    /// refresh) the client at its instance. A fingerprint, so nothing a
+    /// user configured becomes a map key.
+    fn limiter_key(&self, base_url: &str) -> String {
         match self {
-            Credentials::OAuth(t) | Credentials::ApiToken { token: t, .. } => t,
+            Credentials::OAuth(t) | Credentials::ApiToken { token: t, .. } => t.fingerprint(),
+            Credentials::OAuthClient { client_id, .. } => {
+                Secret::new(format!("{base_url}\n{client_id}")).fingerprint()
+            }
         }
     }
 
-    fn header(&self) -> Option<HeaderValue> {
+    /// The fixed header of a configured token; `None` for an OAuth client,
+    /// whose header comes from its session.
+    fn header(&self) -> Option<Result<HeaderValue, ApiError>> {
         let text = match self {
             Credentials::OAuth(t) => format!("Bearer {}", t.expose()),
             Credentials::ApiToken { email, token } => {
@@ -52,11 +75,21 @@ impl Credentials {
                     base64::engine::general_purpose::STANDARD.encode(raw)
                 )
             }
+            Credentials::OAuthClient { .. } => return None,
         };
-        let mut v = HeaderValue::from_str(&text).ok()?;
-        v.set_sensitive(true);
-        Some(v)
+        Some(sensitive_header(&text))
     }
+}
+
+/// An `Authorization` value, marked sensitive so no layer logs it.
+fn sensitive_header(text: &str) -> Result<HeaderValue, ApiError> {
+    let mut v = HeaderValue::from_str(text).map_err(|_| ApiError::Auth {
+        system: SYSTEM,
+        status: 0,
+        message: "the credential cannot be sent in a header (control characters?)".into(),
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
 }
 
 impl std::fmt::Debug for Credentials {
@@ -64,6 +97,18 @@ impl std::fmt::Debug for Credentials {
         match self {
             Credentials::OAuth(t) => write!(f, "OAuth({t:?})"),
             Credentials::ApiToken { email, token } => write!(f, "ApiToken({email}, {token:?})"),
+            Credentials::OAuthClient {
+                client_id,
+                client_secret,
+                refresh_token,
+                scopes,
+            } => f
+                .debug_struct("OAuthClient")
+                .field("client_id", client_id)
+                .field("client_secret", client_secret)
+                .field("refresh_token", refresh_token)
+                .field("scopes", scopes)
+                .finish(),
         }
     }
 }
@@ -416,11 +461,29 @@ fn shared_limiters() -> Arc<Limiters> {
     LIMITERS.get_or_init(Default::default).clone()
 }
 
+/// How requests are authorized: a configured token's fixed header, or an
+/// OAuth client's session.
+#[derive(Clone)]
+enum Auth {
+    Fixed(HeaderValue),
+    Session(Arc<tokio::sync::Mutex<Session>>),
+}
+
+/// An OAuth client's current access token and refresh token.
+/// `generation` tells a caller that got a 401 whether someone refreshed
+/// since it read the token. The mutex is held across a token request, so
+/// concurrent 401s wait for one refresh.
+struct Session {
+    access: Option<HeaderValue>,
+    refresh: Option<Secret>,
+    generation: u64,
+}
+
 #[derive(Clone)]
 pub struct ZendeskClient {
     http: reqwest::Client,
     cfg: Arc<ZendeskConfig>,
-    auth: HeaderValue,
+    auth: Auth,
     limiter: Arc<TokenLimiter>,
     line: Arc<TokenLine>,
     groups: ReadCache<u8, Arc<Vec<Group>>>,
@@ -453,12 +516,23 @@ impl ZendeskClient {
         cfg: ZendeskConfig,
         limiters: &Limiters,
     ) -> Result<ZendeskClient, ApiError> {
-        let key = cfg.credentials.token().fingerprint();
-        let auth = cfg.credentials.header().ok_or_else(|| ApiError::Auth {
-            system: SYSTEM,
-            status: 0,
-            message: "the credential cannot be sent in a header (control characters?)".into(),
-        })?;
+        let key = cfg.credentials.limiter_key(&cfg.base_url);
+        let auth = match (cfg.credentials.header(), &cfg.credentials) {
+            (Some(h), _) => Auth::Fixed(h?),
+            (None, Credentials::OAuthClient { refresh_token, .. }) => {
+                Auth::Session(Arc::new(tokio::sync::Mutex::new(Session {
+                    access: None,
+                    refresh: refresh_token.clone(),
+                    generation: 0,
+                })))
+            }
+            (None, _) => {
+                return Err(ApiError::Protocol {
+                    system: SYSTEM,
+                    message: "credentials without a header".into(),
+                })
+            }
+        };
         let http = reqwest::Client::builder()
             .timeout(cfg.timeout)
             .build()
@@ -475,6 +549,11 @@ impl ZendeskClient {
             group_misses: Arc::default(),
             cfg: Arc::new(cfg),
         })
+    }
+
+    /// Told of every HTTP attempt (the runtime's metrics attach here).
+    pub fn observer(&self) -> &crate::connectors::retry::Observer {
+        &self.cfg.retry.observer
     }
 
     // ------------------------------------------------------------ tickets
@@ -826,11 +905,39 @@ impl ZendeskClient {
         if tokio::time::timeout_at(deadline, ready).await.is_err() {
             return Err(super::limit::over_budget(SYSTEM));
         }
+        let send = |auth: HeaderValue| self.send(method.clone(), path, body, idempotency_key, auth);
+        let (auth, generation) = self.authorization().await?;
+        let mut answer = send(auth).await?;
+        // A 401 refuses the request before anything is done, so sending it
+        // again with a new token is safe, whatever the request.
+        if answer.0 == StatusCode::UNAUTHORIZED && matches!(self.auth, Auth::Session(_)) {
+            let auth = self.refresh(generation).await?;
+            answer = send(auth).await?;
+        }
+        let (status, headers, bytes) = answer;
+        if status.is_success() {
+            if bytes.is_empty() {
+                return Ok(Value::Null);
+            }
+            return serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol {
+                system: SYSTEM,
+                message: format!("response is not JSON: {e}"),
+            });
+        }
+        Err(error_for(status, &headers, &bytes))
+    }
+
+    /// One request as sent, and what came back.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+        auth: HeaderValue,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), ApiError> {
         let url = format!("{}{path}", self.cfg.base_url);
-        let mut req = self
-            .http
-            .request(method, url)
-            .header(AUTHORIZATION, self.auth.clone());
+        let mut req = self.http.request(method, url).header(AUTHORIZATION, auth);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -848,16 +955,116 @@ impl ZendeskClient {
             .bytes()
             .await
             .map_err(|e| ApiError::transport(SYSTEM, &e))?;
-        if status.is_success() {
-            if bytes.is_empty() {
-                return Ok(Value::Null);
+        Ok((status, headers, bytes.to_vec()))
+    }
+
+    // ------------------------------------------------------------ session
+
+    /// The header to send, and the session generation it belongs to (a
+    /// fixed header is generation 0 forever). An OAuth client without a
+    /// token yet gets one first.
+    async fn authorization(&self) -> Result<(HeaderValue, u64), ApiError> {
+        let session = match &self.auth {
+            Auth::Fixed(h) => return Ok((h.clone(), 0)),
+            Auth::Session(s) => s,
+        };
+        let seen = {
+            let s = session.lock().await;
+            if let Some(h) = &s.access {
+                return Ok((h.clone(), s.generation));
             }
-            return serde_json::from_slice(&bytes).map_err(|e| ApiError::Protocol {
+            s.generation
+        };
+        Ok((self.refresh(seen).await?, seen + 1))
+    }
+
+    /// A new access token, unless someone got one since `seen`: the lock
+    /// is held across the token request, so concurrent callers wait for it
+    /// and then use the token it got.
+    async fn refresh(&self, seen: u64) -> Result<HeaderValue, ApiError> {
+        let Auth::Session(session) = &self.auth else {
+            return Err(ApiError::Protocol {
                 system: SYSTEM,
-                message: format!("response is not JSON: {e}"),
+                message: "a configured token cannot be refreshed".into(),
             });
+        };
+        let mut s = session.lock().await;
+        if s.generation != seen {
+            if let Some(h) = &s.access {
+                return Ok(h.clone());
+            }
         }
-        Err(error_for(status, &headers, &bytes))
+        let grant = self.grant(s.refresh.as_ref()).await?;
+        let header = sensitive_header(&format!("Bearer {}", grant.access_token.expose()))?;
+        s.access = Some(header.clone());
+        if grant.refresh_token.is_some() {
+            s.refresh = grant.refresh_token;
+        }
+        s.generation += 1;
+        tracing::debug!(generation = s.generation, "zendesk access token renewed");
+        Ok(header)
+    }
+
+    /// `POST /oauth/tokens`: the refresh-token grant with `refresh`, else
+    /// client credentials. Zendesk's error code and description are kept;
+    /// the client's secret and tokens never reach the error.
+    async fn grant(&self, refresh: Option<&Secret>) -> Result<TokenGrant, ApiError> {
+        let Credentials::OAuthClient {
+            client_id,
+            client_secret,
+            scopes,
+            ..
+        } = &self.cfg.credentials
+        else {
+            return Err(ApiError::Protocol {
+                system: SYSTEM,
+                message: "not an OAuth client".into(),
+            });
+        };
+        let mut body = serde_json::json!({
+            "grant_type": if refresh.is_some() { "refresh_token" } else { "client_credentials" },
+            "client_id": client_id,
+            "client_secret": client_secret.expose(),
+        });
+        if let Some(r) = refresh {
+            body["refresh_token"] = Value::from(r.expose());
+        }
+        if !scopes.is_empty() {
+            body["scope"] = Value::from(scopes.join(" "));
+        }
+        let resp = self
+            .http
+            .post(format!("{}/oauth/tokens", self.cfg.base_url))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| ApiError::transport(SYSTEM, &e))?;
+        let status = resp.status();
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ApiError::transport(SYSTEM, &e))?;
+        if !status.is_success() {
+            return Err(ApiError::from_token_endpoint(
+                SYSTEM,
+                status.as_u16(),
+                &bytes,
+            ));
+        }
+        #[derive(Deserialize)]
+        struct Raw {
+            access_token: String,
+            #[serde(default)]
+            refresh_token: Option<String>,
+        }
+        let raw: Raw = serde_json::from_slice(&bytes).map_err(|_| ApiError::Protocol {
+            system: SYSTEM,
+            message: "the token endpoint answered without an access token".into(),
+        })?;
+        Ok(TokenGrant {
+            access_token: Secret::new(raw.access_token),
+            refresh_token: raw.refresh_token.map(Secret::new),
+        })
     }
 
     /// Feeds Zendesk's rate headers to the token's limiter. At zero
@@ -888,6 +1095,12 @@ impl ZendeskClient {
                 .set_spacing(spread(r, limit, left, self.cfg.rpm).unwrap_or_default());
         }
     }
+}
+
+/// What the token endpoint issued.
+struct TokenGrant {
+    access_token: Secret,
+    refresh_token: Option<Secret>,
 }
 
 /// The gap between requests that spends `remaining` evenly over

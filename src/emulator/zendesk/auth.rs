@@ -1,5 +1,6 @@
 //! Credentials, per-request counting and per-token rate limits.
 
+use super::oauth::Looked;
 use super::{lock, Shared, TokenGrant};
 use crate::emulator::window::Count;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -8,27 +9,53 @@ use base64::Engine as _;
 use serde_json::json;
 use tokio::time::Instant;
 
-/// Bearer tokens (OAuth) or Basic `email/token:TOKEN` (API token).
-pub(super) fn authenticate(sh: &Shared, headers: &HeaderMap) -> Option<TokenGrant> {
+/// Why a request is not let in.
+pub(super) enum Refused {
+    /// No credential, a malformed one, or one the account does not know.
+    Unknown,
+    /// An access token `POST /oauth/tokens` issued, past its lifetime.
+    Expired,
+}
+
+/// Bearer tokens (configured, or issued by the token endpoint) or Basic
+/// `email/token:TOKEN` (API token): the grant, and the key its requests
+/// are counted and limited under. A configured token is its own key; an
+/// issued one counts against its authorization, so a refresh does not
+/// open a fresh window.
+pub(super) fn authenticate(
+    sh: &Shared,
+    headers: &HeaderMap,
+) -> Result<(TokenGrant, String), Refused> {
+    let (token, bearer) = credential(headers).ok_or(Refused::Unknown)?;
+    if let Some(g) = sh.opts.tokens.iter().find(|g| g.token.expose() == token) {
+        return Ok((g.clone(), g.token.fingerprint()));
+    }
+    if !bearer {
+        return Err(Refused::Unknown);
+    }
+    match sh.issued_access(&token) {
+        Looked::Valid(grant, key) => Ok((grant, key)),
+        Looked::Expired => Err(Refused::Expired),
+        Looked::Unknown => Err(Refused::Unknown),
+    }
+}
+
+/// The token of the `Authorization` header, and whether it came as a
+/// bearer token.
+fn credential(headers: &HeaderMap) -> Option<(String, bool)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
-    let token = if let Some(t) = value.strip_prefix("Bearer ") {
-        t.trim().to_string()
-    } else {
-        let encoded = value.strip_prefix("Basic ")?.trim();
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        let (user, token) = text.split_once(':')?;
-        // Only API tokens: Zendesk has retired password access to the API.
-        user.strip_suffix("/token")?;
-        token.to_string()
-    };
-    sh.opts
-        .tokens
-        .iter()
-        .find(|g| g.token.expose() == token)
-        .cloned()
+    if let Some(t) = value.strip_prefix("Bearer ") {
+        return Some((t.trim().to_string(), true));
+    }
+    let encoded = value.strip_prefix("Basic ")?.trim();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, token) = text.split_once(':')?;
+    // Only API tokens: Zendesk has retired password access to the API.
+    user.strip_suffix("/token")?;
+    Some((token.to_string(), false))
 }
 
 impl Shared {

@@ -1,9 +1,10 @@
 //! The one fallback handler: counting, auth, the body limit, and routing
 //! on method and path segments.
 
-use super::auth::authenticate;
+use super::auth::{authenticate, Refused};
 use super::errors::{ok, ZdErr};
 use super::export::incremental;
+use super::oauth::{expired_token, token};
 use super::reads::{
     custom_statuses, groups, job_status, list_comments, list_tickets, show, ticket_fields,
 };
@@ -21,29 +22,59 @@ use std::sync::Arc;
 pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
     sh.count(&parts.method, parts.uri.path());
-    let Some(grant) = authenticate(&sh, &parts.headers) else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            axum::Json(json!({"error": "Couldn't authenticate you"})),
-        )
-            .into_response();
+    if parts.uri.path() == "/oauth/tokens" {
+        return match (parts.method.clone(), read_body(&sh, body).await) {
+            (Method::POST, Ok(bytes)) => token(&sh, &parts.headers, &bytes),
+            (Method::POST, Err(too_large)) => too_large,
+            _ => ZdErr {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                body: json!({"error": "invalid_request", "error_description": "POST the token request."}),
+            }
+            .into_response(),
+        };
+    }
+    let (grant, key) = match authenticate(&sh, &parts.headers) {
+        Ok(found) => found,
+        Err(Refused::Expired) => return expired_token(),
+        Err(Refused::Unknown) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                axum::Json(json!({"error": "Couldn't authenticate you"})),
+            )
+                .into_response()
+        }
     };
-    let key = grant.token.fingerprint();
     sh.count_token(&key);
     let limits = match sh.admit(&key) {
         Ok(h) => h,
         Err(resp) => return *resp,
     };
-    let mut resp = match axum::body::to_bytes(body, sh.opts.max_body).await {
-        Ok(bytes) => route(&sh, &parts.method, &parts.uri, &parts.headers, &grant, &bytes),
-        Err(_) => ZdErr {
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            body: json!({"error": "RequestTooLarge", "description": format!("Request body exceeds {} bytes", sh.opts.max_body)}),
-        }
-        .into_response(),
+    let mut resp = match read_body(&sh, body).await {
+        Ok(bytes) => route(
+            &sh,
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            &grant,
+            &bytes,
+        ),
+        Err(too_large) => too_large,
     };
     resp.headers_mut().extend(limits);
     resp
+}
+
+/// The body, or the 413 when it is over `max_body`.
+async fn read_body(sh: &Shared, body: Body) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, sh.opts.max_body)
+        .await
+        .map_err(|_| {
+            ZdErr {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                body: json!({"error": "RequestTooLarge", "description": format!("Request body exceeds {} bytes", sh.opts.max_body)}),
+            }
+            .into_response()
+        })
 }
 
 fn route(
@@ -98,7 +129,7 @@ fn route(
     }
 }
 
-fn parse_query(q: Option<&str>) -> HashMap<String, String> {
+pub(super) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
     q.unwrap_or("")
         .split('&')
         .filter_map(|kv| {

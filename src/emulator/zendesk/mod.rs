@@ -2,7 +2,8 @@
 //! connector uses: tickets (show, list, create with `Idempotency-Key`,
 //! update, bulk update with job statuses), comments, the cursor-based
 //! incremental ticket export, ticket fields, custom statuses and groups.
-//! OAuth bearer and API-token auth with scopes, per-token rate limits with
+//! OAuth bearer and API-token auth with scopes, the OAuth token endpoint
+//! (`POST /oauth/tokens`), per-token rate limits with
 //! Zendesk's headers, Zendesk's error bodies, and signed webhooks.
 //!
 //! One fallback handler dispatches on method and path segments: Zendesk
@@ -31,6 +32,7 @@ mod changes;
 mod dispatch;
 mod errors;
 mod export;
+mod oauth;
 mod reads;
 mod seed;
 mod views;
@@ -40,6 +42,7 @@ mod writes;
 use dispatch::dispatch;
 use views::{comment_json, ticket_json};
 
+pub use oauth::OAuthClient;
 pub use seed::{FieldKind, Seed, SeedField, SeedStatus, SeedTicket};
 pub use webhooks::webhook_signature;
 
@@ -49,6 +52,10 @@ pub const DEFAULT_RPM: u32 = 200;
 pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 /// The token `l3map emulate` accepts when none is configured.
 pub const DEV_TOKEN: &str = "l3map-dev-token";
+/// The OAuth client `l3map emulate` registers: its identifier and secret
+/// (local test credentials, printed at start, not secrets).
+pub const DEV_CLIENT_ID: &str = "l3map-dev-client";
+pub const DEV_CLIENT_SECRET: &str = "l3map-dev-client-secret";
 /// Zendesk accepts at most 100 ids in one `update_many`.
 const MAX_BULK_IDS: usize = 100;
 /// Zendesk keeps an idempotency key for two hours.
@@ -109,6 +116,15 @@ impl WebhookTarget {
 pub struct ZendeskOptions {
     pub seed: Seed,
     pub tokens: Vec<TokenGrant>,
+    /// The OAuth clients `POST /oauth/tokens` accepts.
+    pub oauth_clients: Vec<OAuthClient>,
+    /// What an issued access token lives unless the request asks for
+    /// another `expires_in` (Zendesk's default: 30 minutes).
+    pub access_token_lifetime: Duration,
+    /// The same for refresh tokens (Zendesk's default: 30 days).
+    pub refresh_token_lifetime: Duration,
+    /// Issued access tokens, refresh tokens and codes kept, each.
+    pub max_oauth_tokens: usize,
     /// Requests per window per token.
     pub rate_limit: u32,
     /// Zendesk's window is one minute; tests shrink it.
@@ -136,6 +152,14 @@ impl Default for ZendeskOptions {
                 DEV_TOKEN,
                 &["read", "write", "tickets:write"],
             )],
+            oauth_clients: vec![OAuthClient::new(
+                DEV_CLIENT_ID,
+                DEV_CLIENT_SECRET,
+                &["read", "write", "tickets:read", "tickets:write"],
+            )],
+            access_token_lifetime: Duration::from_secs(30 * 60),
+            refresh_token_lifetime: Duration::from_secs(30 * 24 * 3600),
+            max_oauth_tokens: 10_000,
             rate_limit: DEFAULT_RPM,
             window: Duration::from_secs(60),
             faults: Faults::none(),
@@ -247,6 +271,7 @@ struct Shared {
     db: Mutex<Db>,
     stats: Arc<Mutex<Stats>>,
     hooks: Option<HookQueue>,
+    oauth: Mutex<oauth::OAuthState>,
 }
 
 struct HookQueue {
@@ -367,6 +392,7 @@ impl ZendeskEmulator {
             db: Mutex::new(Db::from_seed(&opts.seed)),
             stats: Arc::new(Mutex::new(Stats::default())),
             hooks,
+            oauth: Mutex::new(oauth::OAuthState::default()),
             opts,
         };
         ZendeskEmulator {
@@ -464,5 +490,23 @@ impl Handle {
 
     pub fn deliveries(&self) -> Vec<Delivery> {
         lock(&self.shared.stats).deliveries.clone()
+    }
+
+    /// Tokens issued by `POST /oauth/tokens` so far (every grant type).
+    pub fn token_grants(&self) -> u32 {
+        lock(&self.shared.oauth).grants
+    }
+
+    /// The code Zendesk's authorization page would send to the redirect
+    /// URI once a user approved `scopes` for the client: `None` if the
+    /// client is not registered or may not have those scopes.
+    pub fn authorization_code(&self, client_id: &str, scopes: &[&str]) -> Option<String> {
+        self.shared.authorization_code(client_id, scopes)
+    }
+
+    /// Ends every issued access token now: the next request with one is
+    /// answered 401 `invalid_token`.
+    pub fn expire_access_tokens(&self) {
+        self.shared.expire_access_tokens();
     }
 }

@@ -1,0 +1,463 @@
+//! `POST /oauth/tokens`, Zendesk's "Create Token for Grant Type": the
+//! authorization-code, refresh-token and client-credentials grants of the
+//! registered OAuth clients, and the access tokens they issue.
+//!
+//! Issued tokens live in bounded maps: a client that asks for tokens in a
+//! loop fills them to `max_oauth_tokens`, after which expired entries and
+//! then the soonest to expire make room, so memory stays flat however long
+//! the emulator runs. Refresh tokens rotate as Zendesk's do: using one
+//! deletes it and the access token issued with it.
+
+use super::dispatch::parse_query;
+use super::{lock, Shared, TokenGrant};
+use crate::connectors::Secret;
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// An OAuth client registered in Admin Center (Apps and integrations >
+/// APIs > OAuth clients): its unique identifier, its secret, and the
+/// scopes its tokens may carry.
+#[derive(Debug, Clone)]
+pub struct OAuthClient {
+    pub identifier: String,
+    pub secret: Secret,
+    pub scopes: Vec<String>,
+}
+
+impl OAuthClient {
+    pub fn new(identifier: impl Into<String>, secret: &str, scopes: &[&str]) -> OAuthClient {
+        OAuthClient {
+            identifier: identifier.into(),
+            secret: Secret::new(secret),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// Zendesk keeps an authorization code for 120 seconds.
+const CODE_LIFETIME: Duration = Duration::from_secs(120);
+/// The `expires_in` a request may ask for (Zendesk: 5 minutes to 2 days).
+const ACCESS_TTL_RANGE: (u64, u64) = (300, 172_800);
+/// The `refresh_token_expires_in` a request may ask for (7 to 90 days).
+const REFRESH_TTL_RANGE: (u64, u64) = (604_800, 7_776_000);
+
+/// One issued token. `lineage` names the authorization it descends from:
+/// it survives refreshes, and the rate limit is counted against it.
+#[derive(Debug, Clone)]
+struct Issued {
+    client: String,
+    scopes: Vec<String>,
+    expires: Instant,
+    lineage: u64,
+    /// The token issued with this one (access <-> refresh), if any.
+    pair: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct OAuthState {
+    access: HashMap<String, Issued>,
+    refresh: HashMap<String, Issued>,
+    codes: HashMap<String, Issued>,
+    lineages: u64,
+    pub(super) grants: u32,
+}
+
+/// What an access token the emulator issued turned out to be.
+pub(super) enum Looked {
+    Valid(TokenGrant, String),
+    Expired,
+    Unknown,
+}
+
+/// Inserts, first making room if the map is at `cap`: expired entries go,
+/// then the one closest to expiring.
+fn insert_bounded(map: &mut HashMap<String, Issued>, key: String, v: Issued, cap: usize) {
+    if map.len() >= cap.max(1) {
+        let now = Instant::now();
+        map.retain(|_, i| i.expires > now);
+        while map.len() >= cap.max(1) {
+            let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, i)| i.expires)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            map.remove(&oldest);
+        }
+    }
+    map.insert(key, v);
+}
+
+fn new_token() -> String {
+    (0..4)
+        .map(|_| format!("{:016x}", fastrand::u64(..)))
+        .collect()
+}
+
+impl Shared {
+    /// An access token issued by the token endpoint, with the rate key of
+    /// its lineage. An expired token is forgotten as it is found.
+    pub(super) fn issued_access(&self, token: &str) -> Looked {
+        let mut st = lock(&self.oauth);
+        let Some(i) = st.access.get(token) else {
+            return Looked::Unknown;
+        };
+        if i.expires <= Instant::now() {
+            st.access.remove(token);
+            return Looked::Expired;
+        }
+        let grant = TokenGrant {
+            token: Secret::new(token),
+            scopes: i.scopes.clone(),
+        };
+        Looked::Valid(grant, format!("oauth-lineage-{}", i.lineage))
+    }
+
+    /// A code as the authorization page would hand it to the redirect URI
+    /// once a user approved `scopes` for `client` (which must be
+    /// registered, and allowed every scope).
+    pub(super) fn authorization_code(&self, client: &str, scopes: &[&str]) -> Option<String> {
+        let registered = self
+            .opts
+            .oauth_clients
+            .iter()
+            .find(|c| c.identifier == client)?;
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        if !scopes.iter().all(|s| registered.scopes.contains(s)) {
+            return None;
+        }
+        let code = new_token();
+        let mut st = lock(&self.oauth);
+        st.lineages += 1;
+        let issued = Issued {
+            client: client.into(),
+            scopes,
+            expires: Instant::now() + CODE_LIFETIME,
+            lineage: st.lineages,
+            pair: None,
+        };
+        let cap = self.opts.max_oauth_tokens;
+        insert_bounded(&mut st.codes, code.clone(), issued, cap);
+        Some(code)
+    }
+
+    pub(super) fn expire_access_tokens(&self) {
+        let now = Instant::now();
+        for i in lock(&self.oauth).access.values_mut() {
+            i.expires = now;
+        }
+    }
+}
+
+/// Zendesk's OAuth error body: `{"error", "error_description"}`.
+#[derive(Debug)]
+struct OAuthErr {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+impl IntoResponse for OAuthErr {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.error, "error_description": self.description});
+        no_store((self.status, axum::Json(body)).into_response())
+    }
+}
+
+/// Token answers are never cached (RFC 6749, 5.1).
+fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn oauth_error(status: StatusCode, error: &'static str, description: &str) -> OAuthErr {
+    OAuthErr {
+        status,
+        error,
+        description: description.into(),
+    }
+}
+
+fn invalid_request(description: &str) -> OAuthErr {
+    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
+}
+
+fn invalid_grant() -> OAuthErr {
+    oauth_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        "The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.",
+    )
+}
+
+/// The 401 for a bearer token the endpoint issued and that has expired.
+pub(super) fn expired_token() -> Response {
+    let mut resp = oauth_error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+        "The access token provided is expired, revoked, malformed or invalid for other reasons.",
+    )
+    .into_response();
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    resp
+}
+
+/// The request's parameters: a JSON object (what Zendesk documents) or a
+/// form (what OAuth libraries send). Numbers are kept as their text.
+fn params(headers: &HeaderMap, body: &Bytes) -> Result<HashMap<String, String>, OAuthErr> {
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("json"))
+        || body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if !json_body {
+        return Ok(parse_query(Some(&String::from_utf8_lossy(body))));
+    }
+    let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
+        return Err(invalid_request("The request body is not a JSON object."));
+    };
+    let mut out = HashMap::new();
+    for (k, v) in map {
+        let text = match v {
+            Value::String(s) => s,
+            Value::Number(n) => n.to_string(),
+            Value::Null => continue,
+            _ => {
+                return Err(invalid_request(&format!(
+                    "The parameter {k:?} must be a string or a number."
+                )))
+            }
+        };
+        out.insert(k, text);
+    }
+    Ok(out)
+}
+
+/// A lifetime the request asked for, within Zendesk's bounds.
+fn requested_ttl(
+    p: &HashMap<String, String>,
+    name: &str,
+    (min, max): (u64, u64),
+    default: Duration,
+) -> Result<Duration, OAuthErr> {
+    match p.get(name) {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(s) if (min..=max).contains(&s) => Ok(Duration::from_secs(s)),
+            _ => Err(invalid_request(&format!(
+                "{name} must be a whole number of seconds from {min} to {max}."
+            ))),
+        },
+    }
+}
+
+/// Space-separated `scope`, each within `allowed`; absent means all of
+/// `allowed`.
+fn scopes(p: &HashMap<String, String>, allowed: &[String]) -> Result<Vec<String>, OAuthErr> {
+    let Some(asked) = p.get("scope") else {
+        return Ok(allowed.to_vec());
+    };
+    let asked: BTreeSet<&str> = asked.split_whitespace().collect();
+    if asked.is_empty() || !asked.iter().all(|s| allowed.iter().any(|a| a == s)) {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_scope",
+            "The requested scope is invalid, unknown, or malformed.",
+        ));
+    }
+    Ok(asked.into_iter().map(String::from).collect())
+}
+
+/// `POST /oauth/tokens`.
+pub(super) fn token(sh: &Shared, headers: &HeaderMap, body: &Bytes) -> Response {
+    match grant(sh, headers, body) {
+        Ok(answer) => no_store((StatusCode::OK, axum::Json(answer)).into_response()),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn grant(sh: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthErr> {
+    let p = params(headers, body)?;
+    let get = |k: &str| p.get(k).map(String::as_str).unwrap_or("");
+    let grant_type = get("grant_type");
+    if grant_type.is_empty() {
+        return Err(invalid_request("The grant_type parameter is missing."));
+    }
+    if !matches!(
+        grant_type,
+        "authorization_code" | "refresh_token" | "client_credentials"
+    ) {
+        return Err(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "The authorization grant type is not supported by the authorization server.",
+        ));
+    }
+    let client = sh
+        .opts
+        .oauth_clients
+        .iter()
+        .find(|c| c.identifier == get("client_id") && c.secret.expose() == get("client_secret"))
+        .ok_or_else(|| {
+            oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.",
+            )
+        })?;
+    let access_ttl = requested_ttl(
+        &p,
+        "expires_in",
+        ACCESS_TTL_RANGE,
+        sh.opts.access_token_lifetime,
+    )?;
+    let refresh_ttl = requested_ttl(
+        &p,
+        "refresh_token_expires_in",
+        REFRESH_TTL_RANGE,
+        sh.opts.refresh_token_lifetime,
+    )?;
+    let mut st = lock(&sh.oauth);
+    let now = Instant::now();
+    // The authorization this grant continues, its scopes, and whether it
+    // earns a refresh token (client credentials do not: the client can
+    // always ask again).
+    let (lineage, allowed, refreshable) = match grant_type {
+        "authorization_code" => {
+            let code = st
+                .codes
+                .remove(get("code"))
+                .filter(|c| c.client == client.identifier && c.expires > now)
+                .ok_or_else(invalid_grant)?;
+            (code.lineage, code.scopes, true)
+        }
+        "refresh_token" => {
+            let old = st
+                .refresh
+                .get(get("refresh_token"))
+                .filter(|r| r.client == client.identifier && r.expires > now)
+                .cloned()
+                .ok_or_else(invalid_grant)?;
+            st.refresh.remove(get("refresh_token"));
+            if let Some(access) = &old.pair {
+                st.access.remove(access);
+            }
+            (old.lineage, old.scopes, true)
+        }
+        _ => {
+            st.lineages += 1;
+            (st.lineages, client.scopes.clone(), false)
+        }
+    };
+    let scopes = scopes(&p, &allowed)?;
+    let cap = sh.opts.max_oauth_tokens;
+    let access = new_token();
+    let refresh = refreshable.then(new_token);
+    insert_bounded(
+        &mut st.access,
+        access.clone(),
+        Issued {
+            client: client.identifier.clone(),
+            scopes: scopes.clone(),
+            expires: now + access_ttl,
+            lineage,
+            pair: refresh.clone(),
+        },
+        cap,
+    );
+    let mut answer = json!({
+        "access_token": access,
+        "token_type": "bearer",
+        "scope": scopes.join(" "),
+        "expires_in": access_ttl.as_secs(),
+    });
+    if let Some(r) = refresh {
+        insert_bounded(
+            &mut st.refresh,
+            r.clone(),
+            Issued {
+                client: client.identifier.clone(),
+                // A refresh may narrow the scopes again, never widen them
+                // past what was authorized.
+                scopes: allowed,
+                expires: now + refresh_ttl,
+                lineage,
+                pair: Some(access),
+            },
+            cap,
+        );
+        answer["refresh_token"] = json!(r);
+        answer["refresh_token_expires_in"] = json!(refresh_ttl.as_secs());
+    }
+    st.grants += 1;
+    Ok(answer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn issued(expires_in: u64) -> Issued {
+        Issued {
+            client: "c".into(),
+            scopes: vec![],
+            expires: Instant::now() + Duration::from_secs(expires_in),
+            lineage: 1,
+            pair: None,
+        }
+    }
+
+    #[test]
+    fn issued_tokens_stay_within_the_bound() {
+        let mut m = HashMap::new();
+        for i in 0..50u64 {
+            insert_bounded(&mut m, format!("t{i}"), issued(100 + i), 10);
+        }
+        assert_eq!(m.len(), 10);
+        // The newest survive: the soonest to expire made room.
+        assert!(m.contains_key("t49") && !m.contains_key("t0"));
+        insert_bounded(&mut m, "x".into(), issued(1), 0);
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn bodies_are_read_as_json_or_form() {
+        let h = HeaderMap::new();
+        let form = params(
+            &h,
+            &Bytes::from_static(b"grant_type=refresh_token&scope=read+write"),
+        )
+        .ok();
+        assert_eq!(
+            form.as_ref()
+                .and_then(|p| p.get("scope"))
+                .map(String::as_str),
+            Some("read write")
+        );
+        let json = params(&h, &Bytes::from_static(br#" {"expires_in": 600}"#)).ok();
+        assert_eq!(
+            json.as_ref()
+                .and_then(|p| p.get("expires_in"))
+                .map(String::as_str),
+            Some("600")
+        );
+        for bad in [&b"{"[..], b"{\"scope\": [1]}", b"[1]"] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            assert!(params(&h, &Bytes::copy_from_slice(bad)).is_err());
+        }
+    }
+}
