@@ -45,6 +45,7 @@ pub mod emulator;
 pub mod eval;
 pub mod fmt;
 pub mod ir;
+pub mod lsp;
 pub mod project;
 pub mod runtime;
 pub mod schema;

@@ -109,6 +109,12 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
+    /// A Language Server on stdin/stdout, for editors: the diagnostics of
+    /// `l3map check` as you type, hover, go-to-definition, references,
+    /// completion, formatting and the outline.
+    ///
+    /// Exit status: 0 after the editor's `exit`, 2 a protocol error.
+    Lsp,
     /// Compile a project and print its IR.
     Compile {
         /// A project directory (or one of its files).
@@ -286,6 +292,10 @@ pub fn run() -> ExitCode {
             deny,
         } => check::run(&paths, format, deny.is_some()),
         Command::Fmt { paths, check } => fmt::run(&paths, check),
+        Command::Lsp => match crate::lsp::run() {
+            Ok(()) => 0,
+            Err(e) => fail(e),
+        },
         Command::Compile { path, emit } => check::compile(&path, emit),
         Command::Plan {
             path,
