@@ -48,6 +48,7 @@ fn config(run: &Running) -> SalesforceConfig {
         cap: Duration::from_millis(20),
         max_total: Duration::from_secs(2),
         max_attempts: 5,
+        ..RetryPolicy::default()
     };
     c
 }
@@ -1147,4 +1148,63 @@ async fn the_jwt_grant_answers_like_salesforce() {
         (status, body["error"].clone()),
         (400, json!("invalid_grant"))
     );
+}
+
+/// The connection block as `l3map run` and `l3map schema pull` read it: a
+/// `username` and a `private_key file(...)` sign in with the JWT-bearer flow.
+#[tokio::test]
+async fn run_and_schema_pull_sign_in_with_a_jwt_connection_block() {
+    use l3map::runtime::apply::Client;
+    use l3map::schema::pull::{pull, Pulled};
+    let (run, h) = start(jwt_options()).await;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("salesforce_jwt_block");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_path = dir.join("sf_key.pem");
+    std::fs::write(&key_path, &keys().0.pkcs1).unwrap();
+    let compile = |key_file: &std::path::Path| {
+        let text = format!(
+            r#"connection crm: salesforce {{
+  instance     "{}"
+  client_id    "app-1"
+  username     "{JWT_USER}"
+  private_key  file("{}")
+  scopes       api
+  objects      Case
+}}
+"#,
+            run.base_url(),
+            key_file.display()
+        );
+        let mut sources = l3map::syntax::SourceMap::new();
+        sources.add("jwt.l3map", text);
+        let checked = l3map::check::check(&sources);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        l3map::ir::lower(&checked, &sources).expect("compiles")
+    };
+    let program = compile(&key_path);
+
+    let clients =
+        l3map::runtime::clients::from_config(&program, &Default::default()).expect("clients");
+    let Some(Client::Salesforce(sf)) = clients.get("crm") else {
+        panic!("no Salesforce client for crm");
+    };
+    sf.get("Case", &first_id(&h, "Case"), None).await.unwrap();
+    assert_eq!(h.token_grants(), 1);
+
+    let crm = &program.connections[0];
+    match pull(crm).await.expect("pulls") {
+        Pulled::Salesforce(s) => assert!(s.objects.contains_key("Case"), "{s:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(h.token_grants(), 2);
+
+    // A key file that is not there: named, and nothing sent.
+    let gone = compile(&dir.join("missing.pem"));
+    let err = pull(&gone.connections[0]).await.unwrap_err();
+    assert!(
+        err.contains("private_key") && err.contains("missing.pem"),
+        "{err}"
+    );
+    assert!(l3map::runtime::clients::from_config(&gone, &Default::default()).is_err());
+    assert_eq!(h.token_grants(), 2);
 }

@@ -100,6 +100,17 @@ const SALESFORCE: &[Prop] = &[
         val: Val::Secret,
         example: "refresh_token env(\"SF_REFRESH_TOKEN\")",
     },
+    // The JWT bearer flow, instead of client_secret + refresh_token.
+    Prop {
+        key: "username",
+        val: Val::SecretOrText,
+        example: "username \"integration@acme.com\"",
+    },
+    Prop {
+        key: "private_key",
+        val: Val::Secret,
+        example: "private_key file(\"/run/secrets/sf_key.pem\")",
+    },
     Prop {
         key: "scopes",
         val: Val::Scopes,
@@ -260,15 +271,12 @@ pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
         seen.insert(prop.key, p);
         property(cx, &mut info, prop, p);
     }
+    if kind == Kind::Salesforce {
+        salesforce_credentials(cx, c, spec, &seen);
+    }
     let required: &[&str] = match kind {
         Kind::Zendesk => &["token", "scopes"],
-        Kind::Salesforce => &[
-            "instance",
-            "client_id",
-            "client_secret",
-            "scopes",
-            "objects",
-        ],
+        Kind::Salesforce => &["instance", "client_id", "scopes", "objects"],
     };
     for key in required {
         if !seen.contains_key(key) {
@@ -319,6 +327,74 @@ pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
         }
     }
     cx.env.conns.insert(c.name.name.clone(), info);
+}
+
+/// The refresh-token flow (`client_secret` + `refresh_token`) or the JWT
+/// bearer flow (`username` + `private_key`): exactly one, complete.
+fn salesforce_credentials(
+    cx: &mut Ctx,
+    c: &Connection,
+    spec: &[Prop],
+    seen: &BTreeMap<&str, &Property>,
+) {
+    const REFRESH: [&str; 2] = ["client_secret", "refresh_token"];
+    const JWT: [&str; 2] = ["username", "private_key"];
+    // The flow's property written first, which is where it starts.
+    let first = |keys: [&str; 2]| {
+        keys.iter()
+            .filter_map(|k| seen.get(k).copied())
+            .min_by_key(|p| p.span.start)
+    };
+    let flows = "sign in with a refresh token (`client_secret` and `refresh_token`) or with the JWT bearer flow (`username` and `private_key file(\"/run/secrets/sf_key.pem\")`)";
+    let problem =
+        |problem: &str, help: &str, label: &str, span, other| CheckError::SalesforceCredentials {
+            conn: c.name.name.clone(),
+            problem: problem.into(),
+            help: format!("{flows}{help}"),
+            span,
+            label: label.into(),
+            other,
+        };
+    let flow = match (first(REFRESH), first(JWT)) {
+        (Some(r), Some(j)) => {
+            let (earlier, later) = if r.span.start <= j.span.start {
+                (r, j)
+            } else {
+                (j, r)
+            };
+            cx.err(problem(
+                "mixes the refresh-token and JWT bearer sign-in flows",
+                ", not both",
+                "mixed in here",
+                later.key.span,
+                Some(earlier.key.span),
+            ));
+            return;
+        }
+        (None, None) => {
+            cx.err(problem(
+                "has no credentials to sign in with",
+                "",
+                "declared here",
+                c.name.span,
+                None,
+            ));
+            return;
+        }
+        (Some(_), None) => REFRESH,
+        (None, Some(_)) => JWT,
+    };
+    for key in flow.iter().filter(|k| !seen.contains_key(*k)) {
+        if let Some(prop) = spec.iter().find(|s| s.key == *key) {
+            cx.err(CheckError::MissingProperty {
+                kind: "salesforce".into(),
+                conn: c.name.name.clone(),
+                key: prop.key,
+                example: prop.example,
+                span: c.name.span,
+            });
+        }
+    }
 }
 
 fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
@@ -595,7 +671,13 @@ pub(super) fn lint_usage(cx: &mut Ctx) {
                     .into_iter()
                     .filter(|s| !has(s))
                     .collect();
-                if !has("full") && !lacking.is_empty() {
+                // The JWT bearer flow signs in again with a new assertion,
+                // not a refresh token.
+                let jwt = c.settings.contains_key("username")
+                    || c.secrets
+                        .iter()
+                        .any(|s| s.key == "private_key" || s.key == "username");
+                if !has("full") && !jwt && !lacking.is_empty() {
                     let scope = match lacking.as_slice() {
                         [one] => format!("scope `{one}` is"),
                         _ => "scopes `refresh_token` and `offline_access` are".into(),

@@ -79,6 +79,20 @@ pub enum CheckError {
         #[label("declared here")]
         span: Span,
     },
+    /// Returned when a Salesforce connection declares the credentials of
+    /// both sign-in flows (refresh token and JWT bearer), or of neither.
+    #[error("salesforce connection `{conn}` {problem}")]
+    #[diagnostic(code(l3map::connection::credentials), help("{help}"))]
+    SalesforceCredentials {
+        conn: String,
+        problem: String,
+        help: String,
+        #[label("{label}")]
+        span: Span,
+        label: String,
+        #[label("the other flow")]
+        other: Option<Span>,
+    },
     /// Returned when a property is given a value of the wrong form.
     #[error("`{key}` expects {expected}")]
     #[diagnostic(code(l3map::connection::value), help("{help}"))]

@@ -305,6 +305,7 @@ fn error_span(e: &CheckError) -> Span {
         | UnknownConnectionKind { span, .. }
         | UnknownProperty { span, .. }
         | MissingProperty { span, .. }
+        | SalesforceCredentials { span, .. }
         | BadPropertyValue { span, .. }
         | LiteralSecret { span, .. }
         | TooManyValues { span, .. }

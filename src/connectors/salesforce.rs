@@ -98,6 +98,29 @@ impl fmt::Debug for SalesforceAuth {
     }
 }
 
+impl SalesforceAuth {
+    /// The flow a connection block declares, from its credentials looked
+    /// up by property name: `username` and `private_key` select the
+    /// JWT-bearer flow (with `audience` as `aud`), `client_secret` and
+    /// `refresh_token` the refresh-token flow. The error is the property
+    /// that is missing.
+    pub fn from_properties(
+        audience: &str,
+        get: impl Fn(&str) -> Option<Secret>,
+    ) -> Result<SalesforceAuth, &'static str> {
+        let need = |key: &'static str| get(key).ok_or(key);
+        if get("private_key").is_some() || get("username").is_some() {
+            let username = need("username")?;
+            let jwt = JwtBearer::new(username.expose(), need("private_key")?, audience);
+            return Ok(SalesforceAuth::JwtBearer(jwt));
+        }
+        Ok(SalesforceAuth::RefreshToken {
+            client_secret: need("client_secret")?,
+            refresh_token: need("refresh_token")?,
+        })
+    }
+}
+
 impl SalesforceConfig {
     /// The refresh-token flow.
     pub fn new(
@@ -363,6 +386,11 @@ impl SalesforceClient {
     }
 
     /// The org's API usage as of the last answer.
+    /// Told of every HTTP attempt (the runtime's metrics attach here).
+    pub fn observer(&self) -> &super::retry::Observer {
+        &self.inner.cfg.retry.observer
+    }
+
     pub fn api_usage(&self) -> Option<ApiUsage> {
         *self.inner.usage.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -404,6 +432,16 @@ impl SalesforceClient {
     }
 
     /// Sets fields on one record (204 on success).
+    /// Deletes one record (204 on success; Salesforce keeps it in the
+    /// recycle bin).
+    pub async fn delete(&self, object: &str, id: &str) -> Result<(), ApiError> {
+        let call = self.call(
+            Method::DELETE,
+            format!("sobjects/{}/{}", seg(object)?, seg(id)?),
+        );
+        self.send(call).await.map(|_| ())
+    }
+
     pub async fn update(&self, object: &str, id: &str, fields: &Record) -> Result<(), ApiError> {
         let body = Json::Object(fields.clone());
         let mut call = self.call(

@@ -6,7 +6,7 @@ use super::apply::Client;
 use super::config::{connection_secrets, ConfigError, ConnectionOverride};
 use crate::check::Kind;
 use crate::connectors::retry::RetryPolicy;
-use crate::connectors::salesforce::{SalesforceClient, SalesforceConfig};
+use crate::connectors::salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
 use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
 use crate::connectors::Secret;
 use crate::ir::{Connection, Program};
@@ -75,12 +75,16 @@ fn build(
                 .map(|s| s.expose().to_string())
                 .or_else(|| c.settings.get("client_id").cloned())
                 .ok_or_else(|| missing(c, "client_id"))?;
-            let mut cfg = SalesforceConfig::new(
-                login,
-                client_id,
-                secret("client_secret")?,
-                secret("refresh_token")?,
-            );
+            // A plain setting (`username "..."`) counts as well as a
+            // reference (`username env("SF_USERNAME")`).
+            let auth = SalesforceAuth::from_properties(&login, |key| {
+                secrets
+                    .get(key)
+                    .cloned()
+                    .or_else(|| c.settings.get(key).map(Secret::new))
+            })
+            .map_err(|key| missing(c, key))?;
+            let mut cfg = SalesforceConfig::with_auth(login, client_id, auth);
             cfg.retry = runtime_retry();
             if let Some(rpm) = o.rpm.or(c.rate_limit_rpm) {
                 cfg.rpm = rpm;
@@ -166,6 +170,9 @@ pub fn for_emulators(
         let mut plain = c.clone();
         // The emulator's token is an OAuth bearer whatever the block says.
         plain.settings.remove("auth");
+        // And its session the emulator's refresh token, whatever flow the
+        // block declares (the emulator has no certificate by default).
+        plain.settings.remove("username");
         out.insert(c.name.clone(), build(&plain, &o, &secrets)?);
     }
     Ok(out)

@@ -6,7 +6,7 @@ use super::{
     ZendeskSchema,
 };
 use crate::check::Kind;
-use crate::connectors::salesforce::{SalesforceClient, SalesforceConfig};
+use crate::connectors::salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
 use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
 use crate::connectors::{ApiError, Secret};
 use crate::ir::Connection;
@@ -103,12 +103,17 @@ pub async fn pull(conn: &Connection) -> Result<Pulled, String> {
             Ok(Pulled::Zendesk(schema))
         }
         Kind::Salesforce => {
-            let cfg = SalesforceConfig::new(
-                required(conn, "instance")?,
-                required(conn, "client_id")?,
-                Secret::new(required(conn, "client_secret")?),
-                Secret::new(required(conn, "refresh_token")?),
-            );
+            let login = required(conn, "instance")?;
+            // Only what the block declares is read: one flow's credentials.
+            let mut declared = std::collections::BTreeMap::new();
+            for key in ["client_secret", "refresh_token", "username", "private_key"] {
+                if let Some(v) = value(conn, key)? {
+                    declared.insert(key, Secret::new(v));
+                }
+            }
+            let auth = SalesforceAuth::from_properties(&login, |key| declared.get(key).cloned())
+                .map_err(|key| format!("connection `{}` has no `{key}`", conn.name))?;
+            let cfg = SalesforceConfig::with_auth(login, required(conn, "client_id")?, auth);
             let client = SalesforceClient::new(cfg).map_err(api)?;
             let mut schema = SalesforceSchema::default();
             for object in &conn.objects {
