@@ -1,7 +1,10 @@
 //! The real `l3map` binary: exit codes, output formats, subcommands.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use l3map::emulator::salesforce::SalesforceOptions;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
 
 fn l3map(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_l3map"))
@@ -836,4 +839,226 @@ fn emulate_burst_answers_the_first_requests_503() {
     child.kill().expect("stops");
     let _ = child.wait();
     assert_eq!(statuses, ["503", "503", "200"]);
+}
+
+// ---------------------------------------------------------------- emulate --state
+
+/// `l3map emulate --state FILE`: records written over HTTP survive a
+/// graceful restart (SIGTERM) and a crash (kill -9, up to the last
+/// periodic write); a file that cannot be read is refused with one line
+/// and left as it was.
+const ZD_TOKEN: &str = "l3map-dev-token";
+const SLA_TIER: u64 = 360001234;
+
+fn state_dir(name: &str) -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("emulate_state_{name}"));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn wait(child: &mut Child, within: Duration) -> ExitStatus {
+    let until = Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            panic!("still running after {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(ok.success());
+}
+
+async fn send(req: reqwest::RequestBuilder) -> Value {
+    let r = req.send().await.expect("answer");
+    let status = r.status();
+    let v: Value = r.json().await.expect("JSON");
+    assert!(status.is_success(), "{status}: {v}");
+    v
+}
+
+async fn sf_token(http: &reqwest::Client, sf: &str) -> String {
+    let o = SalesforceOptions::default();
+    let v = send(http.post(format!("{sf}/services/oauth2/token")).form(&[
+        ("grant_type", "refresh_token"),
+        ("client_id", o.client_id.as_str()),
+        ("client_secret", o.client_secret.as_str()),
+        ("refresh_token", o.refresh_token.as_str()),
+    ]))
+    .await;
+    v["access_token"].as_str().expect("a token").to_string()
+}
+
+/// A ticket with a custom field, a status and two comments, and a Case.
+async fn write_records(zd: &str, sf: &str) -> (u64, String) {
+    let http = reqwest::Client::new();
+    let created = send(
+        http.post(format!("{zd}/api/v2/tickets.json"))
+            .bearer_auth(ZD_TOKEN)
+            .json(&json!({"ticket": {
+                "subject": "Card declined in Lisbon",
+                "comment": {"body": "It keeps getting declined."},
+                "custom_fields": [{"id": SLA_TIER, "value": "premium"}]
+            }})),
+    )
+    .await;
+    let id = created["ticket"]["id"].as_u64().expect("an id");
+    send(
+        http.put(format!("{zd}/api/v2/tickets/{id}.json"))
+            .bearer_auth(ZD_TOKEN)
+            .json(&json!({"ticket": {
+                "status": "pending",
+                "comment": {"body": "Checking with the card scheme.", "public": false}
+            }})),
+    )
+    .await;
+    let token = sf_token(&http, sf).await;
+    let case = send(
+        http.post(format!("{sf}/services/data/v60.0/sobjects/Case/"))
+            .bearer_auth(token)
+            .json(&json!({"Subject": "Persisted case", "Priority": "High"})),
+    )
+    .await;
+    (id, case["id"].as_str().expect("an Id").to_string())
+}
+
+/// What the restarted emulators answer for the records.
+async fn read_records(zd: &str, sf: &str, id: u64, case_id: &str) -> (Value, Vec<String>, Value) {
+    let http = reqwest::Client::new();
+    let t = send(
+        http.get(format!("{zd}/api/v2/tickets/{id}.json"))
+            .bearer_auth(ZD_TOKEN),
+    )
+    .await;
+    let c = send(
+        http.get(format!("{zd}/api/v2/tickets/{id}/comments.json"))
+            .bearer_auth(ZD_TOKEN),
+    )
+    .await;
+    let bodies = c["comments"]
+        .as_array()
+        .expect("comments")
+        .iter()
+        .map(|c| c["body"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let token = sf_token(&http, sf).await;
+    let case = send(
+        http.get(format!("{sf}/services/data/v60.0/sobjects/Case/{case_id}"))
+            .bearer_auth(token),
+    )
+    .await;
+    (t["ticket"].clone(), bodies, case)
+}
+
+fn field(ticket: &Value, id: u64) -> Value {
+    ticket["custom_fields"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["id"] == id))
+        .map(|f| f["value"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_survive_a_restart_and_a_crash() {
+    let dir = state_dir("restart");
+    let file = dir.join("emulators.json");
+    let path = file.to_str().expect("a UTF-8 path");
+
+    let (mut child, zd, sf) = emulators(&["--state", path]);
+    let (id, case_id) = write_records(&zd, &sf).await;
+    signal(&child, "-TERM");
+    assert!(wait(&mut child, Duration::from_secs(10)).success());
+    let saved: Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("written on SIGTERM")).expect("JSON");
+    assert_eq!(saved["version"], 1);
+
+    // Restarted from the file: the same records over HTTP, and new ids
+    // continue after the restored ones.
+    let (mut child, zd, sf) = emulators(&["--state", path]);
+    let (ticket, comments, case) = read_records(&zd, &sf, id, &case_id).await;
+    assert_eq!(ticket["subject"], "Card declined in Lisbon");
+    assert_eq!(ticket["status"], "pending");
+    assert_eq!(field(&ticket, SLA_TIER), json!("premium"));
+    assert_eq!(
+        comments,
+        [
+            "It keeps getting declined.",
+            "Checking with the card scheme."
+        ]
+    );
+    assert_eq!(
+        (case["Subject"].clone(), case["Priority"].clone()),
+        (json!("Persisted case"), json!("High"))
+    );
+    let (second, second_case) = write_records(&zd, &sf).await;
+    assert!(second > id, "{second} after {id}");
+    assert_ne!(second_case, case_id);
+
+    // A crash: what was written more than one save interval ago is there.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal(&child, "-KILL");
+    let _ = wait(&mut child, Duration::from_secs(10));
+    let (mut child, zd, sf) = emulators(&["--state", path]);
+    let (ticket, _, case) = read_records(&zd, &sf, second, &second_case).await;
+    assert_eq!(ticket["subject"], "Card declined in Lisbon");
+    assert_eq!(case["Subject"], "Persisted case");
+    signal(&child, "-TERM");
+    assert!(wait(&mut child, Duration::from_secs(10)).success());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .filter(|n| n != "emulators.json")
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn a_state_file_it_cannot_read_is_refused_and_left_alone() {
+    let dir = state_dir("refused");
+    for (name, body, says) in [
+        (
+            "corrupt.json",
+            "{\"version\": 1, \"zendesk\": {\"tick",
+            "is not an emulator state file",
+        ),
+        (
+            "future.json",
+            "{\"version\": 2, \"zendesk\": {}, \"salesforce\": {}}",
+            "version 2; this l3map reads version 1",
+        ),
+        (
+            "wrong.json",
+            r#"{"version": 1, "zendesk": {"tickets": 3}, "salesforce": {"records": {}, "serial": 0, "case_number": 0}}"#,
+            "not a valid emulator state file: zendesk.tickets",
+        ),
+    ] {
+        let file = dir.join(name);
+        std::fs::write(&file, body).expect("write");
+        let path = file.to_str().expect("a UTF-8 path");
+        let o = l3map(&[
+            "emulate",
+            "--zendesk-port",
+            "0",
+            "--salesforce-port",
+            "0",
+            "--state",
+            path,
+        ]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "one line: {err}");
+        assert!(err.contains(name) && err.contains(says), "{name}: {err}");
+        assert_eq!(std::fs::read_to_string(&file).expect("still there"), body);
+    }
 }

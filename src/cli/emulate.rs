@@ -1,5 +1,7 @@
 //! `l3map emulate`: the local Zendesk and Salesforce emulators, seeded from
-//! the mapping projects, until Ctrl-C.
+//! the mapping projects, until Ctrl-C or SIGTERM. With `--state FILE`, the
+//! records start from the file and are written back to it while running
+//! and on the way out (`emulator::snapshot`).
 
 use super::check::{color, relevant};
 use super::fail;
@@ -7,10 +9,14 @@ use crate::check::check;
 use crate::connectors::Secret;
 use crate::diagnostics::render_human;
 use crate::emulator::faults::Faults;
-use crate::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
-use crate::emulator::zendesk::{Seed, WebhookTarget, ZendeskEmulator, ZendeskOptions, DEV_TOKEN};
+use crate::emulator::salesforce::{self, SalesforceEmulator, SalesforceOptions};
+use crate::emulator::snapshot::{self, Snapshot};
+use crate::emulator::zendesk::{
+    self, Seed, WebhookTarget, ZendeskEmulator, ZendeskOptions, DEV_CLIENT_ID, DEV_CLIENT_SECRET,
+    DEV_TOKEN,
+};
 use crate::ir::Program;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +30,13 @@ pub struct Options {
     pub burst_5xx: u32,
     pub webhook_url: Option<String>,
     pub webhook_secret_env: String,
+    /// Where the records are kept across restarts.
+    pub state: Option<PathBuf>,
 }
+
+/// How often the records are compared with the file, and written if they
+/// changed: a crash loses at most this much.
+const SAVE_EVERY: Duration = Duration::from_secs(2);
 
 /// The compiled projects the seed data comes from; none when no path was
 /// given and there is no `mappings/` here (the emulators' own seed then).
@@ -110,16 +122,29 @@ pub fn run(o: Options) -> u8 {
         salesforce.client_id.clone(),
         salesforce.refresh_token.clone(),
     );
+    // Read before anything listens: a file that cannot be read stops here,
+    // untouched, with nothing started.
+    let restored = match o.state.as_deref().map(snapshot::load).transpose() {
+        Ok(found) => found.flatten(),
+        Err(reason) => return fail(format!("{reason}; move it aside to start afresh")),
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(async move {
-        let zd = match ZendeskEmulator::new(zendesk).start(o.zendesk_port).await {
+        let zd_emu = ZendeskEmulator::new(zendesk);
+        let sf_emu = SalesforceEmulator::new(salesforce);
+        let handles = (zd_emu.handle(), sf_emu.handle());
+        let resumed = restored.is_some();
+        if let Some(snap) = restored {
+            snap.restore(&handles.0, &handles.1);
+        }
+        let zd = match zd_emu.start(o.zendesk_port).await {
             Ok((running, _)) => running,
             Err(e) => return fail(format!("Zendesk emulator on port {}: {e}", o.zendesk_port)),
         };
-        let sf = match SalesforceEmulator::new(salesforce).start(o.salesforce_port).await {
+        let sf = match sf_emu.start(o.salesforce_port).await {
             Ok((running, _)) => running,
             Err(e) => {
                 return fail(format!(
@@ -135,7 +160,7 @@ pub fn run(o: Options) -> u8 {
             let _ = writeln!(out, "{line}").and_then(|_| out.flush());
         };
         say(format!(
-            "Zendesk emulator     {}  (OAuth token {DEV_TOKEN:?}, {} requests/min per token)",
+            "Zendesk emulator     {}  (OAuth token {DEV_TOKEN:?}, {} requests/min per token; OAuth client {DEV_CLIENT_ID:?} / {DEV_CLIENT_SECRET:?}, POST /oauth/tokens)",
             zd.base_url(),
             o.rate_limit
         ));
@@ -144,9 +169,68 @@ pub fn run(o: Options) -> u8 {
             sf.base_url()
         ));
         say("These are local test credentials, not secrets. Ctrl-C stops both.".into());
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            return fail(format!("cannot wait for Ctrl-C: {e}"));
+        if let Some(path) = &o.state {
+            let how = if resumed { "resumed from" } else { "will be kept in" };
+            say(format!("State                {how} {}", path.display()));
         }
-        0
+        match &o.state {
+            None => match tokio::signal::ctrl_c().await {
+                Ok(()) => 0,
+                Err(e) => fail(format!("cannot wait for Ctrl-C: {e}")),
+            },
+            Some(path) => keep_state(path, &handles.0, &handles.1).await,
+        }
     })
+}
+
+/// Writes the records to `path` every [`SAVE_EVERY`] when they changed,
+/// and once more on Ctrl-C or SIGTERM. A failed periodic write is reported
+/// and tried again; a failed final write is the exit status.
+async fn keep_state(path: &Path, zd: &zendesk::Handle, sf: &salesforce::Handle) -> u8 {
+    let mut written = Snapshot::capture(zd, sf).encode();
+    let mut tick = tokio::time::interval(SAVE_EVERY);
+    let mut stop = std::pin::pin!(stopped());
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {
+                let now = Snapshot::capture(zd, sf).encode();
+                if now == written {
+                    continue;
+                }
+                match snapshot::save(path, &now) {
+                    Ok(()) => written = now,
+                    Err(e) => eprintln!("warning: cannot write the state file {}: {e}", path.display()),
+                }
+            }
+        }
+    }
+    match snapshot::save(path, &Snapshot::capture(zd, sf).encode()) {
+        Ok(()) => 0,
+        Err(e) => fail(format!(
+            "cannot write the state file {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// Ctrl-C, or SIGTERM where there is one (what `kill` and service
+/// managers send).
+async fn stopped() {
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }

@@ -185,9 +185,10 @@ enum Command {
         filter: Option<String>,
     },
     /// Run the local Zendesk and Salesforce emulators (docs/EMULATORS.md),
-    /// seeded from the mapping projects, until Ctrl-C.
+    /// seeded from the mapping projects, until Ctrl-C or SIGTERM.
     ///
-    /// Exit status: 0 stopped by Ctrl-C, 2 a port in use, bad options or mapping errors.
+    /// Exit status: 0 stopped by Ctrl-C or SIGTERM, 2 a port in use, bad
+    /// options, mapping errors, or a state file that cannot be read or written.
     Emulate {
         /// Projects to seed from (default: `mappings/` when it exists).
         mappings: Vec<PathBuf>,
@@ -213,6 +214,11 @@ enum Command {
         /// The environment variable holding the webhook signing secret.
         #[arg(long, default_value = "L3MAP_WEBHOOK_SECRET")]
         webhook_secret_env: String,
+        /// Keep the records in this file: loaded at start if it exists,
+        /// written every 2 s when something changed and on the way out. A
+        /// file that cannot be read is refused, never overwritten.
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
     },
     /// Run the mappings against Zendesk and Salesforce: webhooks in, the
     /// decided actions applied through a durable outbox. Without --config,
@@ -340,6 +346,7 @@ pub fn run() -> ExitCode {
             burst_5xx,
             webhook_url,
             webhook_secret_env,
+            state,
         } => emulate::run(emulate::Options {
             mappings,
             zendesk_port,
@@ -350,6 +357,7 @@ pub fn run() -> ExitCode {
             burst_5xx,
             webhook_url,
             webhook_secret_env,
+            state,
         }),
         Command::Schema { action } => match action {
             SchemaAction::Pull { connection, path } => {

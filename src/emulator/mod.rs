@@ -3,11 +3,13 @@
 //! the connectors use, state in memory. Started by `l3map emulate`, by
 //! `l3map run` on the embedded default, and in-process by tests.
 //!
-//! Shared here: serving on 127.0.0.1, fault injection, and the per-token
-//! request window both emulators count against.
+//! Shared here: serving on 127.0.0.1, fault injection, the per-token
+//! request window both emulators count against, and the state file that
+//! keeps both emulators' records across restarts.
 
 pub mod faults;
 pub mod salesforce;
+pub mod snapshot;
 pub mod window;
 pub mod zendesk;
 

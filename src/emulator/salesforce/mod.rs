@@ -53,6 +53,7 @@ pub use collections::COLLECTION_LIMIT;
 pub use errors::SfError;
 pub use jwt::JwtApp;
 pub use schema::{FieldSchema, FieldType, ObjectSchema, Schema};
+pub use store::SalesforceState;
 
 /// A record as the API shows it: field name to JSON value.
 pub type Record = Map<String, Json>;

@@ -2,7 +2,8 @@
 
 use super::ids;
 use super::schema::{ObjectSchema, Schema};
-use super::Record;
+use super::{lock, Handle, Record};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 
@@ -13,6 +14,36 @@ pub(super) struct Store {
     pub(super) records: BTreeMap<String, BTreeMap<String, Record>>,
     serial: u64,
     case_number: u64,
+}
+
+/// The org's records and the counters new Ids and CaseNumbers come from,
+/// as `l3map emulate --state` keeps them across restarts. The schema is
+/// not kept: it comes from the mappings at every start.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SalesforceState {
+    records: BTreeMap<String, BTreeMap<String, Record>>,
+    serial: u64,
+    case_number: u64,
+}
+
+impl Handle {
+    /// Every record of every object, as they are now.
+    pub fn state(&self) -> SalesforceState {
+        let store = lock(&self.state.store);
+        SalesforceState {
+            records: store.records.clone(),
+            serial: store.serial,
+            case_number: store.case_number,
+        }
+    }
+
+    /// Replaces the records (the seed included) with `state`.
+    pub fn restore(&self, state: SalesforceState) {
+        let mut store = lock(&self.state.store);
+        store.records = state.records;
+        store.serial = state.serial;
+        store.case_number = state.case_number;
+    }
 }
 
 impl Store {

@@ -35,6 +35,7 @@ mod export;
 mod oauth;
 mod reads;
 mod seed;
+mod state;
 mod views;
 mod webhooks;
 mod writes;
@@ -44,6 +45,7 @@ use views::{comment_json, ticket_json};
 
 pub use oauth::OAuthClient;
 pub use seed::{FieldKind, Seed, SeedField, SeedStatus, SeedTicket};
+pub use state::ZendeskState;
 pub use webhooks::webhook_signature;
 
 /// Zendesk Team plan: 200 requests per minute per token.
@@ -183,7 +185,7 @@ impl ZendeskOptions {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct CommentRec {
     id: u64,
     author_id: u64,
@@ -192,7 +194,7 @@ struct CommentRec {
     created_at: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Ticket {
     id: u64,
     subject: String,

@@ -2,11 +2,12 @@
 
 use super::CATEGORIES;
 use crate::ir::{EscAction, FieldRef, Program, Ref, Type};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A custom ticket field's type, as Zendesk names them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FieldKind {
     Text,
     Decimal,
@@ -38,14 +39,14 @@ impl FieldKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeedField {
     pub id: u64,
     pub title: String,
     pub kind: FieldKind,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SeedStatus {
     pub id: u64,
     /// The mapping's name for it (`pending_risk_review`).
