@@ -50,6 +50,7 @@ fn quick() -> RetryPolicy {
         cap: Duration::from_millis(20),
         max_total: Duration::from_secs(5),
         max_attempts: 5,
+        ..RetryPolicy::default()
     }
 }
 

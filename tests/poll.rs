@@ -356,6 +356,12 @@ async fn a_refused_cursor_is_counted_and_polling_goes_on() {
     let engine = rig.engine();
     let key = zendesk_cursor_key("desk");
     engine.store.set_cursor(&key, "not-a-cursor").unwrap();
+    // As `l3map run` does: the client's every attempt is counted.
+    let observed = std::collections::HashMap::from([(
+        "desk".to_string(),
+        Client::Zendesk(Box::new(rig.zendesk.clone())),
+    )]);
+    l3map::runtime::stack::observe(&observed, &engine.metrics);
     let poller = rig.zendesk_poller(&engine);
     let errors = || {
         engine.metrics.counter_value(

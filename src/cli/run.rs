@@ -4,20 +4,15 @@
 //! per-action log of what it does.
 
 use super::fail;
-use crate::connectors::salesforce::SalesforceClient;
-use crate::connectors::zendesk::ZendeskClient;
 use crate::connectors::Secret;
 use crate::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
 use crate::emulator::zendesk::{WebhookTarget, ZendeskEmulator, ZendeskOptions};
-use crate::ir::Program;
-use crate::runtime::apply::{Applier, Client, Outcome};
+use crate::runtime::apply::{Client, Outcome};
 use crate::runtime::config::{Config, LogFormat};
-use crate::runtime::engine::{Engine, Live};
-use crate::runtime::metrics::Metrics;
 use crate::runtime::reload::{OnReload, Reloaded};
-use crate::runtime::server::{router, App};
+use crate::runtime::stack::{first_salesforce, first_zendesk, start, Setup};
 use crate::runtime::store::Store;
-use crate::runtime::worker::{self, Report, ReportSink};
+use crate::runtime::worker::{Report, ReportSink};
 use crate::runtime::{clients, compile::compile, demo};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,7 +20,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 pub struct Options {
     pub config: Option<PathBuf>,
@@ -76,110 +70,6 @@ fn init_logs(format: LogFormat, level: &str) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Human => builder.try_init(),
     };
-}
-
-/// The pieces every mode shares, running.
-struct Running {
-    engine: Arc<Engine>,
-    stop: watch::Sender<bool>,
-    workers: Vec<tokio::task::JoinHandle<()>>,
-    server: tokio::task::JoinHandle<()>,
-    addr: SocketAddr,
-}
-
-/// Everything `start` needs.
-struct Setup {
-    program: Program,
-    clients: HashMap<String, Client>,
-    store: Store,
-    listener: tokio::net::TcpListener,
-    webhook_secret: Option<Secret>,
-    tolerance: Duration,
-    max_attempts: u32,
-    concurrency: usize,
-    report: Option<ReportSink>,
-    agents: Vec<(String, Secret)>,
-}
-
-async fn start(s: Setup) -> Result<Running, String> {
-    let Setup {
-        program,
-        clients,
-        store,
-        listener,
-        webhook_secret,
-        tolerance,
-        max_attempts,
-        concurrency,
-        report,
-        agents,
-    } = s;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("the listening socket: {e}"))?;
-    let metrics = Metrics::new();
-    let engine = Arc::new(Engine::new(Live::new(program), Arc::new(store), metrics));
-    let applier_clients = clients.clone();
-    let applier = Arc::new(Applier::new(clients, max_attempts));
-    let (stop, stopped) = watch::channel(false);
-    let workers = applier
-        .connections()
-        .map(|name| {
-            tokio::spawn(worker::run(
-                engine.clone(),
-                applier.clone(),
-                name.clone(),
-                concurrency,
-                stopped.clone(),
-                report.clone(),
-            ))
-        })
-        .collect();
-    let app = Arc::new(App {
-        engine: engine.clone(),
-        webhook_secret,
-        tolerance,
-        agents,
-        zendesk: first_zendesk(&applier_clients),
-        salesforce: first_salesforce(&applier_clients),
-    });
-    let mut server_stop = stopped.clone();
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "the HTTP server stopped");
-        }
-    });
-    Ok(Running {
-        engine,
-        stop,
-        workers,
-        server,
-        addr,
-    })
-}
-
-impl Running {
-    /// Stops taking work, lets what is in flight finish, and returns.
-    async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let drain = async {
-            for w in self.workers {
-                let _ = w.await;
-            }
-            let _ = self.server.await;
-        };
-        if tokio::time::timeout(Duration::from_secs(30), drain)
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                "in-flight work did not finish within 30 s; it resumes on the next start"
-            );
-        }
-    }
 }
 
 async fn shutdown_signal() {
@@ -292,24 +182,6 @@ async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
         let _ = p.await;
     }
     Ok(0)
-}
-
-fn first_zendesk(clients: &HashMap<String, Client>) -> Option<(String, ZendeskClient)> {
-    let mut names: Vec<&String> = clients.keys().collect();
-    names.sort();
-    names.into_iter().find_map(|n| match &clients[n] {
-        Client::Zendesk(z) => Some((n.clone(), (**z).clone())),
-        _ => None,
-    })
-}
-
-fn first_salesforce(clients: &HashMap<String, Client>) -> Option<(String, SalesforceClient)> {
-    let mut names: Vec<&String> = clients.keys().collect();
-    names.sort();
-    names.into_iter().find_map(|n| match &clients[n] {
-        Client::Salesforce(s) => Some((n.clone(), s.clone())),
-        _ => None,
-    })
 }
 
 /// Prints a line; a closed stdout (`| head`) must not stop the runtime.

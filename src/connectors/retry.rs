@@ -7,8 +7,59 @@
 use super::error::{ApiError, System};
 use backon::BackoffBuilder;
 use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// One HTTP attempt as the retry layer saw it.
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    pub system: System,
+    /// `Err` with the attempt's error (a 429 is `ApiError::RateLimited`).
+    pub outcome: Result<(), &'a ApiError>,
+    /// Another attempt follows.
+    pub retrying: bool,
+}
+
+type Observe = Arc<dyn Fn(&Attempt<'_>) + Send + Sync>;
+
+/// Told of every attempt, so the runtime's metrics count what went over
+/// the wire (each 429, each retry), not only what the caller finally got.
+/// Attached once, after the client exists (`l3map run` builds clients
+/// before its metrics); every clone of the policy shares it.
+#[derive(Clone, Default)]
+pub struct Observer(Arc<OnceLock<Observe>>);
+
+impl Observer {
+    /// Attaches `f`; a second attach is ignored (the first stays).
+    pub fn attach(&self, f: impl Fn(&Attempt<'_>) + Send + Sync + 'static) {
+        let _ = self.0.set(Arc::new(f));
+    }
+
+    fn tell(&self, a: &Attempt<'_>) {
+        if let Some(f) = self.0.get() {
+            f(a);
+        }
+    }
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Observer(attached)"
+        } else {
+            "Observer(none)"
+        })
+    }
+}
+
+/// Not part of what a policy *is*: two policies with the same numbers are
+/// equal whoever watches them.
+impl PartialEq for Observer {
+    fn eq(&self, _: &Observer) -> bool {
+        true
+    }
+}
 
 /// Whether a request may be sent again after a failure that leaves its
 /// outcome unknown.
@@ -33,6 +84,7 @@ pub struct RetryPolicy {
     /// Give up once this much time has passed since the first attempt.
     pub max_total: Duration,
     pub max_attempts: u32,
+    pub observer: Observer,
 }
 
 impl Default for RetryPolicy {
@@ -42,6 +94,7 @@ impl Default for RetryPolicy {
             cap: Duration::from_secs(60),
             max_total: Duration::from_secs(300),
             max_attempts: 10,
+            observer: Observer::default(),
         }
     }
 }
@@ -77,15 +130,29 @@ impl RetryPolicy {
         let deadline = started + self.max_total;
         let mut delays = self.delays();
         let mut attempt = 1;
+        let tell = |outcome: Result<(), &ApiError>, retrying: bool| {
+            self.observer.tell(&Attempt {
+                system,
+                outcome,
+                retrying,
+            })
+        };
         loop {
             let err = match op(deadline).await {
-                Ok(v) => return Ok(v),
-                Err(e) if !e.is_retryable() => return Err(e),
+                Ok(v) => {
+                    tell(Ok(()), false);
+                    return Ok(v);
+                }
+                Err(e) if !e.is_retryable() => {
+                    tell(Err(&e), false);
+                    return Err(e);
+                }
                 Err(e) if replay == Replay::IfUnapplied && !e.certainly_unapplied() => {
+                    tell(Err(&e), false);
                     return Err(ApiError::Unconfirmed {
                         system,
                         last: Box::new(e),
-                    })
+                    });
                 }
                 Err(e) => e,
             };
@@ -95,6 +162,7 @@ impl RetryPolicy {
                 .map_or(jittered, |ra| ra.max(jittered.min(ra)));
             let waited = started.elapsed();
             if attempt >= self.max_attempts || waited.saturating_add(wait) > self.max_total {
+                tell(Err(&err), false);
                 return Err(ApiError::GaveUp {
                     system,
                     attempts: attempt,
@@ -102,6 +170,7 @@ impl RetryPolicy {
                     last: Box::new(err),
                 });
             }
+            tell(Err(&err), true);
             tracing::debug!(%system, attempt, ?wait, error = %err, "retrying");
             tokio::time::sleep(wait).await;
             attempt += 1;
@@ -227,6 +296,43 @@ mod tests {
             })
             .await;
         assert_eq!(got, Ok(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_observer_sees_every_attempt() {
+        use std::sync::Mutex;
+        let p = RetryPolicy::default();
+        let seen: Arc<Mutex<Vec<(bool, bool)>>> = Arc::default();
+        let log = seen.clone();
+        // Attached to a clone after the fact: the original sees it too.
+        p.clone().observer.attach(move |a: &Attempt<'_>| {
+            log.lock().unwrap().push((a.outcome.is_ok(), a.retrying));
+        });
+        let mut calls = 0;
+        let got = p
+            .run(System::Zendesk, Replay::Safe, |_| {
+                calls += 1;
+                let n = calls;
+                async move {
+                    if n < 3 {
+                        Err(ApiError::RateLimited {
+                            system: System::Zendesk,
+                            retry_after: Some(Duration::from_secs(1)),
+                            message: "429".into(),
+                        })
+                    } else {
+                        Ok(n)
+                    }
+                }
+            })
+            .await;
+        assert_eq!(got, Ok(3));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            vec![(false, true), (false, true), (true, false)]
+        );
+        // Unobserved policies compare by their numbers alone.
+        assert_eq!(p, RetryPolicy::default());
     }
 
     #[tokio::test(start_paused = true)]

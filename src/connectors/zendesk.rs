@@ -406,6 +406,9 @@ const MAX_LIST_PAGES: usize = 1000;
 #[derive(Debug, Default)]
 struct TokenLine {
     turn: tokio::sync::Mutex<()>,
+    /// Interactive callers waiting for their turn: background callers
+    /// step back while there are any.
+    urgent_waiting: std::sync::atomic::AtomicUsize,
     paused_until: Mutex<Option<tokio::time::Instant>>,
     /// The gap the API's headers ask between requests (zero while the
     /// window has room for this client's own pace). Kept apart from the
@@ -441,6 +444,36 @@ impl TokenLine {
         let gap = *self.spacing.lock().unwrap_or_else(|e| e.into_inner());
         if !gap.is_zero() {
             self.pause(gap);
+        }
+    }
+
+    /// Takes the turn. The mutex is fair (first come, first served); an
+    /// interactive caller is counted while it waits, and a background
+    /// caller given the turn meanwhile hands it back and queues again, so
+    /// the interactive one reaches the front after at most one request.
+    async fn enter(&self, urgent: bool) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if urgent {
+            /// Uncounts the caller however its wait ends (a cancelled
+            /// request too), so background work is never held back for
+            /// one that left.
+            struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+            impl Drop for Waiting<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, SeqCst);
+                }
+            }
+            self.urgent_waiting.fetch_add(1, SeqCst);
+            let _waiting = Waiting(&self.urgent_waiting);
+            return self.turn.lock().await;
+        }
+        loop {
+            let turn = self.turn.lock().await;
+            if self.urgent_waiting.load(SeqCst) == 0 {
+                return turn;
+            }
+            drop(turn);
+            tokio::task::yield_now().await;
         }
     }
 
@@ -492,6 +525,9 @@ pub struct ZendeskClient {
     /// Names looked up and not found, each with the list it was missing
     /// from: while that list is the cached one, the answer stands.
     group_misses: Arc<Mutex<HashMap<String, Arc<Vec<Group>>>>>,
+    /// Goes ahead of the token's queued background work (see
+    /// [`ZendeskClient::interactive`]).
+    urgent: bool,
 }
 
 impl std::fmt::Debug for ZendeskClient {
@@ -548,7 +584,20 @@ impl ZendeskClient {
             statuses: ReadCache::new(ttl, 4),
             group_misses: Arc::default(),
             cfg: Arc::new(cfg),
+            urgent: false,
         })
+    }
+
+    /// The same client (token, limiter, caches), whose requests go ahead
+    /// of the token's queued background work. For a person or an AI agent
+    /// waiting on the answer (the agent API's ticket read): when the
+    /// outbox has more to write than the token's budget allows, a turn
+    /// still costs one rate-limit slot, not the whole backlog.
+    pub fn interactive(&self) -> ZendeskClient {
+        ZendeskClient {
+            urgent: true,
+            ..self.clone()
+        }
     }
 
     /// Told of every HTTP attempt (the runtime's metrics attach here).
@@ -600,6 +649,18 @@ impl ZendeskClient {
             )
             .await?;
         field(v, "ticket")
+    }
+
+    /// Deletes a ticket (Zendesk keeps it in the trash for 30 days).
+    pub async fn delete_ticket(&self, id: u64) -> Result<(), ApiError> {
+        self.call(
+            Method::DELETE,
+            &format!("/api/v2/tickets/{id}.json"),
+            None,
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn update_ticket(
@@ -897,7 +958,7 @@ impl ZendeskClient {
         deadline: tokio::time::Instant,
     ) -> Result<Value, ApiError> {
         let ready = async {
-            let _turn = self.line.turn.lock().await;
+            let _turn = self.line.enter(self.urgent).await;
             self.limiter.acquire().await;
             self.line.wait_out_pause().await;
             self.line.space_next();

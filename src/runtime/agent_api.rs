@@ -587,7 +587,8 @@ async fn read_ticket(app: &App, id: u64) -> Result<ZdTicket, Fail> {
             "the mappings declare no Zendesk connection, so no ticket can be read",
         ));
     };
-    zd.get_ticket(id).await.map_err(|e| {
+    // Interactive: the agent is waiting, the outbox's writes are not.
+    zd.interactive().get_ticket(id).await.map_err(|e| {
         if not_found(&e) {
             fail(
                 StatusCode::NOT_FOUND,

@@ -28,6 +28,15 @@ pub enum Client {
     Salesforce(SalesforceClient),
 }
 
+impl Client {
+    pub fn observer(&self) -> &crate::connectors::retry::Observer {
+        match self {
+            Client::Zendesk(z) => z.observer(),
+            Client::Salesforce(s) => s.observer(),
+        }
+    }
+}
+
 /// What became of some of a group's actions.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -134,6 +143,36 @@ impl Applier {
             after,
             unconfirmed: matches!(e, ApiError::Unconfirmed { .. }),
             kind,
+        }
+    }
+
+    /// Which of `ops`, all on one record, the API shows as applied now:
+    /// the same read-back a replay does, used by `l3map e2e` to verify
+    /// every write it caused. An op this cannot confirm (a standard
+    /// Zendesk field) counts as not shown.
+    pub async fn visible(
+        &self,
+        connection: &str,
+        record: &str,
+        ops: &[(i64, Op)],
+    ) -> Result<Vec<i64>, String> {
+        match self.clients.get(connection) {
+            Some(Client::Zendesk(zd)) => {
+                let id = record
+                    .parse::<u64>()
+                    .map_err(|_| format!("{record:?} is not a Zendesk ticket id"))?;
+                self.zendesk_already(zd, id, ops)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Some(Client::Salesforce(sf)) => {
+                let (object, id) = split_record(record)
+                    .ok_or_else(|| format!("{record:?} is not an Object/Id record"))?;
+                self.salesforce_already(sf, object, id, ops)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            None => Err(format!("no connection named {connection:?}")),
         }
     }
 

@@ -137,6 +137,20 @@ pub fn for_emulators(
     zendesk_url: &str,
     salesforce_url: &str,
 ) -> Result<HashMap<String, Client>, SetupError> {
+    for_emulators_scaled(program, zendesk_url, salesforce_url, 1)
+}
+
+/// [`for_emulators`] for emulators whose rate-limit window is `scale`
+/// times shorter than a minute (`l3map e2e --quick`): each Zendesk
+/// client's budget per minute is scaled the same, so the client paces
+/// against the emulator exactly as it would against a real minute.
+pub fn for_emulators_scaled(
+    program: &Program,
+    zendesk_url: &str,
+    salesforce_url: &str,
+    scale: u32,
+) -> Result<HashMap<String, Client>, SetupError> {
+    let scale = scale.max(1);
     use crate::emulator::salesforce::SalesforceOptions;
     use crate::emulator::zendesk::DEV_TOKEN;
     let sf = SalesforceOptions::default();
@@ -161,8 +175,12 @@ pub fn for_emulators(
             }
             _ => {
                 secrets.insert("token".to_string(), Secret::new(DEV_TOKEN));
+                let rpm = c
+                    .rate_limit_rpm
+                    .unwrap_or(crate::connectors::zendesk::Plan::Team.rpm());
                 ConnectionOverride {
                     base_url: Some(zendesk_url.to_string()),
+                    rpm: (scale > 1).then(|| rpm.saturating_mul(scale)),
                     ..ConnectionOverride::default()
                 }
             }

@@ -5,7 +5,7 @@
 
 use super::metrics::Metrics;
 use super::ops::outbox_actions;
-use super::store::{Accepted, NewEvent, Store, StoreError};
+use super::store::{Accepted, NewAction, NewEvent, Store, StoreError, Submission};
 use crate::eval::convert::ConvertContext;
 use crate::eval::decide::{decide, Refusal};
 use crate::eval::event::Event;
@@ -13,7 +13,15 @@ use crate::ir::Program;
 use arc_swap::ArcSwap;
 use serde_json::Value as Json;
 use std::sync::Arc;
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot, Notify};
+
+/// Events waiting for the committer beyond this make their sources wait
+/// (backpressure) instead of growing memory.
+const QUEUE: usize = 8192;
+
+/// At most this many events share one transaction, so one commit's latency
+/// stays bounded under a flood.
+const MAX_BATCH: usize = 512;
 
 /// One compiled revision of the mappings, with what reading payloads for
 /// it needs.
@@ -46,16 +54,85 @@ pub struct Engine {
     pub metrics: Metrics,
     /// Rung when actions are queued, so idle workers start at once.
     pub wake: Notify,
+    commits: mpsc::Sender<Pending>,
+}
+
+/// One decided event on its way into the store, and who to tell.
+struct Pending {
+    key: String,
+    source: &'static str,
+    revision: String,
+    event: String,
+    refused: String,
+    rows: Vec<NewAction>,
+    cursor: Option<(String, String)>,
+    reply: oneshot::Sender<Result<Accepted, StoreError>>,
+}
+
+/// Group commit: one thread owns the writes of accepted events. It takes
+/// every event waiting and commits them in one transaction, so N events
+/// arriving together cost one `fsync`, not N; an event arriving alone is
+/// committed at once (no timer, no added latency). Each source is answered
+/// only after the transaction holding its event has committed.
+fn committer(store: Arc<Store>, mut queue: mpsc::Receiver<Pending>) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let submissions: Vec<Submission<'_>> = batch
+            .iter()
+            .map(|p| Submission {
+                event: NewEvent {
+                    key: &p.key,
+                    source: p.source,
+                    revision: &p.revision,
+                    event: &p.event,
+                    refused: &p.refused,
+                },
+                actions: &p.rows,
+                cursor: p.cursor.as_ref().map(|(s, v)| (s.as_str(), v.as_str())),
+            })
+            .collect();
+        let outcome = store.accept_all(&submissions);
+        drop(submissions);
+        match outcome {
+            Ok(accepted) => {
+                for (p, a) in batch.drain(..).zip(accepted) {
+                    let _ = p.reply.send(Ok(a));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for p in batch.drain(..) {
+                    let _ = p.reply.send(Err(StoreError::Batch(message.clone())));
+                }
+            }
+        }
+    }
 }
 
 impl Engine {
     pub fn new(live: Live, store: Arc<Store>, metrics: Metrics) -> Engine {
         metrics.set_revision_info(&live.program.revision);
+        let (commits, queue) = mpsc::channel(QUEUE);
+        let writer = store.clone();
+        // A plain thread, not the blocking pool: it lives as long as the
+        // engine (it ends when the engine, and so the sender, is dropped).
+        std::thread::Builder::new()
+            .name("l3map-outbox-commit".into())
+            .spawn(move || committer(writer, queue))
+            .expect("the OS refused a thread for the outbox committer");
         Engine {
             live: ArcSwap::from_pointee(live),
             store,
             metrics,
             wake: Notify::new(),
+            commits,
         }
     }
 
@@ -96,26 +173,20 @@ impl Engine {
             )
         };
         let revision = live.program.revision.clone();
-        let refused_json = serde_json::to_string(&refused).unwrap_or_default();
-        let store = self.store.clone();
-        let key = ev.id.clone();
-        let rev = revision.clone();
-        let accepted = tokio::task::spawn_blocking(move || {
-            let new = NewEvent {
-                key: &key,
-                source,
-                revision: &rev,
-                event: &event_json,
-                refused: &refused_json,
-            };
-            let cursor = cursor.as_ref().map(|(s, v)| (s.as_str(), v.as_str()));
-            store.accept(&new, &rows, cursor)
-        })
-        .await
-        .map_err(|e| StoreError::Open {
-            path: self.store.path().to_path_buf(),
-            message: format!("the store task failed: {e}"),
-        })??;
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            key: ev.id.clone(),
+            source,
+            revision: revision.clone(),
+            event: event_json,
+            refused: serde_json::to_string(&refused).unwrap_or_default(),
+            rows,
+            cursor,
+            reply,
+        };
+        let gone = || StoreError::Batch("the outbox committer has stopped".into());
+        self.commits.send(pending).await.map_err(|_| gone())?;
+        let accepted = answer.await.map_err(|_| gone())??;
         match accepted {
             Accepted::Duplicate => self.metrics.event_duplicate(source),
             Accepted::New { queued, .. } => {
@@ -131,5 +202,67 @@ impl Engine {
             actions,
             refused,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn engine(name: &str) -> Arc<Engine> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let program = super::super::compile::compile(&root.join("mappings/fintech"))
+            .expect("mappings/fintech compiles");
+        let path = std::env::temp_dir().join(format!(
+            "l3map-engine-{name}-{}-{}.db",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        let store = Store::open(&path).expect("a store");
+        Arc::new(Engine::new(
+            Live::new(program),
+            Arc::new(store),
+            Metrics::new(),
+        ))
+    }
+
+    fn turn(id: &str) -> Event {
+        Event::from_json(&format!(
+            r#"{{"id":"{id}","kind":"agent_turn","at":"2026-11-25T10:00:00Z",
+                "ticket":{{"id":4211,"status":"in_progress"}},
+                "turn":{{"intent":"refund","summary":"s","sentiment":"negative",
+                         "refund_amount":{{"amount":"450.00","currency":"USD"}}}}}}"#
+        ))
+        .expect("a turn")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_events_are_each_answered_after_their_commit() {
+        let engine = engine("group");
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let engine = engine.clone();
+                // Every third id repeats one already sent: a duplicate,
+                // whichever batch the two land in.
+                let id = format!("turn:{}", if i % 3 == 2 { i - 1 } else { i });
+                tokio::spawn(async move { engine.ingest("test", turn(&id), None).await })
+            })
+            .collect();
+        let (mut new, mut dup) = (0, 0);
+        for t in tasks {
+            match t.await.expect("no panic").expect("stored").accepted {
+                Accepted::New { .. } => new += 1,
+                Accepted::Duplicate => dup += 1,
+            }
+        }
+        assert_eq!((new, dup), (200, 100));
+        // Answered means committed: a second connection sees every event.
+        let seen = Store::open(engine.store.path())
+            .expect("reopened")
+            .stats()
+            .expect("stats");
+        assert_eq!(seen.events, 200);
+        assert!(seen.pending > 0, "the refund hand-off queued actions");
     }
 }

@@ -417,6 +417,23 @@ impl Metrics {
             .unwrap_or(0)
     }
 
+    /// The sum of a counter's samples whose labels include `labels` (the
+    /// others free): `l3map_api_errors_total` of one connection, all kinds.
+    pub fn counter_sum(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        let text = self.render();
+        text.lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(parse_sample)
+            .filter(|sample| {
+                sample.name == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| sample.labels.iter().any(|(sk, sv)| sk == k && sv == v))
+            })
+            .filter_map(|sample| sample.value.parse::<u64>().ok())
+            .sum()
+    }
+
     fn revision_swap(&self) -> MutexGuard<'_, ()> {
         // The guarded data is `()`, so a panic elsewhere while holding the
         // lock leaves nothing inconsistent behind.

@@ -14,6 +14,7 @@ pub mod ops;
 pub mod poll;
 pub mod reload;
 pub mod server;
+pub mod stack;
 pub mod store;
 pub mod webhook;
 pub mod worker;

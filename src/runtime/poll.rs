@@ -23,7 +23,6 @@
 //! a record's Id and `SystemModstamp`) and the store skips it as a
 //! duplicate.
 
-use super::apply::error_kind;
 use super::engine::Engine;
 use super::store::StoreError;
 use crate::check::Kind;
@@ -112,12 +111,11 @@ impl Backoff {
     }
 }
 
-/// Logs and counts one failure.
-fn report(engine: &Engine, connection: &str, what: &str, e: &PollError) {
+/// Logs one failure (the connector's observer has counted it).
+fn report(connection: &str, what: &str, e: &PollError) {
     match e {
         // ApiError's text is the API's message and status, never a credential.
         PollError::Api(e) => {
-            engine.metrics.api_error(connection, error_kind(e));
             tracing::warn!(connection, source = what, error = %e, "polling failed; will retry");
         }
         PollError::Store(e) => {
@@ -268,7 +266,7 @@ pub async fn zendesk(
                 interval
             }
             Err(e) => {
-                report(&engine, &connection, ZENDESK_SOURCE, &e);
+                report(&connection, ZENDESK_SOURCE, &e);
                 if matches!(e, PollError::Api(ApiError::Validation { .. })) {
                     // A refused cursor stays refused: only a person can say
                     // where to resume without losing changes.
@@ -441,7 +439,7 @@ pub async fn salesforce(
                 }
                 Err(e) => {
                     let what = format!("{SALESFORCE_SOURCE} {object}");
-                    report(&engine, &connection, &what, &e);
+                    report(&connection, &what, &e);
                     failed = Some(e);
                 }
             }

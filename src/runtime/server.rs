@@ -183,9 +183,10 @@ async fn read_ticket(app: &App, ev: &mut crate::eval::event::Event) -> Result<()
     let raw = match zd.get_ticket_json(id).await {
         Ok(raw) => raw,
         Err(e) => {
+            // Counted by the connector's observer; logged here with the
+            // ticket it was for.
             let kind = super::apply::error_kind(&e);
-            app.engine.metrics.api_error(connection, kind);
-            tracing::warn!(ticket = id, error = %e, "cannot read the ticket a webhook announced");
+            tracing::warn!(%connection, ticket = id, error = %e, "cannot read the ticket a webhook announced");
             return Err(unavailable(kind.to_string()));
         }
     };

@@ -75,6 +75,10 @@ pub enum StoreError {
     Open { path: PathBuf, message: String },
     #[error("state store: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The transaction this event was committed in failed (every event of
+    /// a group commit gets the same answer).
+    #[error("state store: {0}")]
+    Batch(String),
 }
 
 /// One event as it is accepted.
@@ -88,6 +92,15 @@ pub struct NewEvent<'a> {
     pub event: &'a str,
     /// The refusals, JSON (the audit trail keeps them too).
     pub refused: &'a str,
+}
+
+/// One event, its actions and its source's new cursor: what
+/// [`Store::accept_all`] records together.
+#[derive(Debug, Clone)]
+pub struct Submission<'a> {
+    pub event: NewEvent<'a>,
+    pub actions: &'a [NewAction],
+    pub cursor: Option<(&'a str, &'a str)>,
 }
 
 /// One decided action, ready for the outbox.
@@ -155,7 +168,7 @@ pub enum State {
 }
 
 impl State {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             State::Pending => "pending",
             State::Sending => "sending",
@@ -299,50 +312,79 @@ impl Store {
         actions: &[NewAction],
         cursor: Option<(&str, &str)>,
     ) -> Result<Accepted, StoreError> {
+        let got = self.accept_all(&[Submission {
+            event: ev.clone(),
+            actions,
+            cursor,
+        }])?;
+        Ok(got[0])
+    }
+
+    /// [`Store::accept`] for many events in one transaction (group commit):
+    /// one `fsync` makes all of them durable, or none of them are. Each is
+    /// decided as if accepted alone, in order: a key repeated within the
+    /// batch is a duplicate the second time.
+    pub fn accept_all(&self, batch: &[Submission<'_>]) -> Result<Vec<Accepted>, StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_ms();
-        if let Some((source, value)) = cursor {
-            set_cursor(&tx, source, value, now)?;
-        }
-        let inserted = tx.execute(
-            "INSERT OR IGNORE INTO events (key, source, received_ms, revision, event, refused)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![ev.key, ev.source, now, ev.revision, ev.event, ev.refused],
-        )?;
-        if inserted == 0 {
-            tx.commit()?;
-            return Ok(Accepted::Duplicate);
-        }
-        let event_id = tx.last_insert_rowid();
-        let mut queued = 0;
+        let mut results = Vec::with_capacity(batch.len());
         {
-            let mut insert = tx.prepare_cached(
+            let mut insert_event = tx.prepare_cached(
+                "INSERT OR IGNORE INTO events (key, source, received_ms, revision, event, refused)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut insert_action = tx.prepare_cached(
                 "INSERT OR IGNORE INTO outbox
                  (key, event_id, connection, record, kind, op, rule, source_loc, revision, state, created_ms, updated_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10)",
             )?;
-            for a in actions {
-                queued += insert.execute(params![
-                    a.key,
-                    event_id,
-                    a.connection,
-                    a.record,
-                    a.kind,
-                    a.op,
-                    a.rule,
-                    a.source_loc,
-                    a.revision,
-                    now
+            for Submission {
+                event: ev,
+                actions,
+                cursor,
+            } in batch
+            {
+                if let Some((source, value)) = cursor {
+                    set_cursor(&tx, source, value, now)?;
+                }
+                let inserted = insert_event.execute(params![
+                    ev.key,
+                    ev.source,
+                    now,
+                    ev.revision,
+                    ev.event,
+                    ev.refused
                 ])?;
+                if inserted == 0 {
+                    results.push(Accepted::Duplicate);
+                    continue;
+                }
+                let event_id = tx.last_insert_rowid();
+                let mut queued = 0;
+                for a in *actions {
+                    queued += insert_action.execute(params![
+                        a.key,
+                        event_id,
+                        a.connection,
+                        a.record,
+                        a.kind,
+                        a.op,
+                        a.rule,
+                        a.source_loc,
+                        a.revision,
+                        now
+                    ])?;
+                }
+                results.push(Accepted::New {
+                    event_id,
+                    queued,
+                    already: actions.len() - queued,
+                });
             }
         }
         tx.commit()?;
-        Ok(Accepted::New {
-            event_id,
-            queued,
-            already: actions.len() - queued,
-        })
+        Ok(results)
     }
 
     pub fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
@@ -495,41 +537,14 @@ impl Store {
 
     /// Rows, newest first, optionally of one state.
     pub fn list(&self, state: Option<State>, limit: usize) -> Result<Vec<Row>, StoreError> {
-        let db = self.db();
-        let mut q = db.prepare(
-            "SELECT o.id, o.key, e.key, o.connection, o.record, o.kind, o.op, o.rule, o.source_loc,
-                    o.revision, o.state, o.attempts, o.last_error, o.created_ms, o.updated_ms
-             FROM outbox o JOIN events e ON e.id = o.event_id
-             WHERE ?1 IS NULL OR o.state = ?1
-             ORDER BY o.id DESC LIMIT ?2",
-        )?;
-        let rows = q.query_map(
+        rows(
+            &self.db(),
+            "WHERE ?1 IS NULL OR o.state = ?1 ORDER BY o.id DESC LIMIT ?2",
             params![
                 state.map(State::as_str),
                 i64::try_from(limit).unwrap_or(i64::MAX)
             ],
-            |r| {
-                let op: String = r.get(6)?;
-                Ok(Row {
-                    id: r.get(0)?,
-                    key: r.get(1)?,
-                    event_key: r.get(2)?,
-                    connection: r.get(3)?,
-                    record: r.get(4)?,
-                    kind: r.get(5)?,
-                    op: serde_json::from_str(&op).unwrap_or(serde_json::Value::String(op)),
-                    rule: r.get(7)?,
-                    source_loc: r.get(8)?,
-                    revision: r.get(9)?,
-                    state: State::parse(&r.get::<_, String>(10)?),
-                    attempts: r.get(11)?,
-                    last_error: r.get(12)?,
-                    created_ms: r.get(13)?,
-                    updated_ms: r.get(14)?,
-                })
-            },
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        )
     }
 
     /// Dead letters back to the queue (all when `ids` is empty), with a
@@ -559,6 +574,37 @@ impl Store {
             n += db.execute(sql, params![Some(*id), now])?;
         }
         Ok(n)
+    }
+
+    /// The stored (normalised) event with this key, if accepted.
+    pub fn event(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .db()
+            .query_row("SELECT event FROM events WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    /// How many accepted events have a key starting with `prefix`.
+    pub fn events_with_prefix(&self, prefix: &str) -> Result<u64, StoreError> {
+        // `>= prefix AND < prefix + U+FFFF` uses the key's index; LIKE
+        // would need escaping and scan.
+        let upper = format!("{prefix}\u{ffff}");
+        Ok(self.db().query_row(
+            "SELECT COUNT(*) FROM events WHERE key >= ?1 AND key < ?2",
+            params![prefix, upper],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The outbox rows decided from the event with this key, oldest first.
+    pub fn actions_of(&self, event_key: &str) -> Result<Vec<Row>, StoreError> {
+        rows(
+            &self.db(),
+            "WHERE e.key = ?1 ORDER BY o.id",
+            params![event_key],
+        )
     }
 
     pub fn stats(&self) -> Result<Stats, StoreError> {
@@ -597,6 +643,40 @@ impl Store {
         rows.reverse();
         Ok(rows)
     }
+}
+
+/// Outbox rows with their event's key, filtered and ordered by `tail`.
+fn rows(
+    db: &Connection,
+    tail: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<Row>, StoreError> {
+    let mut q = db.prepare(&format!(
+        "SELECT o.id, o.key, e.key, o.connection, o.record, o.kind, o.op, o.rule, o.source_loc,
+                o.revision, o.state, o.attempts, o.last_error, o.created_ms, o.updated_ms
+         FROM outbox o JOIN events e ON e.id = o.event_id {tail}"
+    ))?;
+    let rows = q.query_map(args, |r| {
+        let op: String = r.get(6)?;
+        Ok(Row {
+            id: r.get(0)?,
+            key: r.get(1)?,
+            event_key: r.get(2)?,
+            connection: r.get(3)?,
+            record: r.get(4)?,
+            kind: r.get(5)?,
+            op: serde_json::from_str(&op).unwrap_or(serde_json::Value::String(op)),
+            rule: r.get(7)?,
+            source_loc: r.get(8)?,
+            revision: r.get(9)?,
+            state: State::parse(&r.get::<_, String>(10)?),
+            attempts: r.get(11)?,
+            last_error: r.get(12)?,
+            created_ms: r.get(13)?,
+            updated_ms: r.get(14)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 fn set_cursor(db: &Connection, source: &str, value: &str, now: i64) -> Result<(), StoreError> {
@@ -678,6 +758,66 @@ mod tests {
         let st = s.stats().unwrap();
         assert_eq!((st.events, st.pending), (2, 3));
         assert!(st.oldest_waiting_ms.is_some());
+    }
+
+    #[test]
+    fn a_group_commit_decides_each_event_as_if_alone() {
+        let s = Store::open(&temp("batch")).unwrap();
+        s.accept(&event("old"), &[action("k-old", "7")], None)
+            .unwrap();
+        let (a1, a2, a3) = (
+            [action("k1", "7")],
+            [action("k1", "7"), action("k2", "8")],
+            [action("k3", "9")],
+        );
+        let got = s
+            .accept_all(&[
+                Submission {
+                    event: event("e1"),
+                    actions: &a1,
+                    cursor: Some(("zendesk_poll", "c1")),
+                },
+                // The same key again within the batch: a duplicate.
+                Submission {
+                    event: event("e1"),
+                    actions: &a3,
+                    cursor: Some(("zendesk_poll", "c2")),
+                },
+                // A new event whose first action an earlier one queued.
+                Submission {
+                    event: event("e2"),
+                    actions: &a2,
+                    cursor: None,
+                },
+                Submission {
+                    event: event("old"),
+                    actions: &a3,
+                    cursor: None,
+                },
+            ])
+            .unwrap();
+        assert!(matches!(
+            got[0],
+            Accepted::New {
+                queued: 1,
+                already: 0,
+                ..
+            }
+        ));
+        assert_eq!(got[1], Accepted::Duplicate);
+        assert!(matches!(
+            got[2],
+            Accepted::New {
+                queued: 1,
+                already: 1,
+                ..
+            }
+        ));
+        assert_eq!(got[3], Accepted::Duplicate);
+        let st = s.stats().unwrap();
+        // old, e1, e2; k-old, k1, k2 (k3 belonged only to duplicates).
+        assert_eq!((st.events, st.pending), (3, 3));
+        assert_eq!(s.cursor("zendesk_poll").unwrap().as_deref(), Some("c2"));
     }
 
     #[test]

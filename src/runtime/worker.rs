@@ -152,14 +152,7 @@ async fn settle(engine: &Engine, g: &Group, results: Results, report: Option<&Re
                 });
             }
         }
-        match &outcome {
-            Outcome::Retry { kind, .. } | Outcome::Park { kind, .. } => {
-                engine.metrics.api_error(&g.connection, kind);
-                if *kind == "rate_limited" {
-                    engine.metrics.rate_limited(&g.connection);
-                }
-            }
-            Outcome::Applied => engine.metrics.api_call(&g.connection, "ok"),
-        }
+        // API calls, errors, 429s and retries are counted per HTTP attempt
+        // by the connectors' observer (runtime::stack::observe).
     }
 }

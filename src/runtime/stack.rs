@@ -1,0 +1,169 @@
+//! The runtime's pieces started together — engine, store, workers, the
+//! HTTP server — for `l3map run` (both modes) and `l3map e2e`, which must
+//! exercise exactly what production runs.
+
+use super::apply::{error_kind, Applier, Client};
+use super::engine::{Engine, Live};
+use super::metrics::Metrics;
+use super::server::{router, App};
+use super::store::Store;
+use super::worker::{self, ReportSink};
+use crate::connectors::error::ApiError;
+use crate::connectors::retry::Attempt;
+use crate::connectors::salesforce::SalesforceClient;
+use crate::connectors::zendesk::ZendeskClient;
+use crate::connectors::Secret;
+use crate::ir::Program;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The pieces every mode shares, running.
+pub struct Running {
+    pub engine: Arc<Engine>,
+    pub stop: watch::Sender<bool>,
+    pub workers: Vec<tokio::task::JoinHandle<()>>,
+    pub server: tokio::task::JoinHandle<()>,
+    pub addr: SocketAddr,
+}
+
+/// Everything `start` needs.
+pub struct Setup {
+    pub program: Program,
+    pub clients: HashMap<String, Client>,
+    pub store: Store,
+    pub listener: tokio::net::TcpListener,
+    pub webhook_secret: Option<Secret>,
+    pub tolerance: Duration,
+    pub max_attempts: u32,
+    pub concurrency: usize,
+    pub report: Option<ReportSink>,
+    pub agents: Vec<(String, Secret)>,
+}
+
+/// Counts every HTTP attempt of every client in `metrics`:
+/// `l3map_api_calls_total` and `l3map_api_errors_total` per attempt,
+/// `l3map_api_429_total` per 429 and `l3map_retries_total` per retry, so
+/// what the connectors absorb with their own retries shows too.
+pub fn observe(clients: &HashMap<String, Client>, metrics: &Metrics) {
+    for (name, client) in clients {
+        let (m, name) = (metrics.clone(), name.clone());
+        client
+            .observer()
+            .attach(move |a: &Attempt<'_>| match a.outcome {
+                Ok(()) => m.api_call(&name, "ok"),
+                Err(e) => {
+                    m.api_call(&name, "error");
+                    m.api_error(&name, error_kind(e));
+                    if matches!(e, ApiError::RateLimited { .. }) {
+                        m.rate_limited(&name);
+                    }
+                    if a.retrying {
+                        m.retry(&name);
+                    }
+                }
+            });
+    }
+}
+
+pub async fn start(s: Setup) -> Result<Running, String> {
+    let Setup {
+        program,
+        clients,
+        store,
+        listener,
+        webhook_secret,
+        tolerance,
+        max_attempts,
+        concurrency,
+        report,
+        agents,
+    } = s;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("the listening socket: {e}"))?;
+    let metrics = Metrics::new();
+    observe(&clients, &metrics);
+    let engine = Arc::new(Engine::new(Live::new(program), Arc::new(store), metrics));
+    let applier_clients = clients.clone();
+    let applier = Arc::new(Applier::new(clients, max_attempts));
+    let (stop, stopped) = watch::channel(false);
+    let workers = applier
+        .connections()
+        .map(|name| {
+            tokio::spawn(worker::run(
+                engine.clone(),
+                applier.clone(),
+                name.clone(),
+                concurrency,
+                stopped.clone(),
+                report.clone(),
+            ))
+        })
+        .collect();
+    let app = Arc::new(App {
+        engine: engine.clone(),
+        webhook_secret,
+        tolerance,
+        agents,
+        zendesk: first_zendesk(&applier_clients),
+        salesforce: first_salesforce(&applier_clients),
+    });
+    let mut server_stop = stopped.clone();
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    });
+    Ok(Running {
+        engine,
+        stop,
+        workers,
+        server,
+        addr,
+    })
+}
+
+impl Running {
+    /// Stops taking work, lets what is in flight finish, and returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let drain = async {
+            for w in self.workers {
+                let _ = w.await;
+            }
+            let _ = self.server.await;
+        };
+        if tokio::time::timeout(Duration::from_secs(30), drain)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "in-flight work did not finish within 30 s; it resumes on the next start"
+            );
+        }
+    }
+}
+
+pub fn first_zendesk(clients: &HashMap<String, Client>) -> Option<(String, ZendeskClient)> {
+    let mut names: Vec<&String> = clients.keys().collect();
+    names.sort();
+    names.into_iter().find_map(|n| match &clients[n] {
+        Client::Zendesk(z) => Some((n.clone(), (**z).clone())),
+        _ => None,
+    })
+}
+
+pub fn first_salesforce(clients: &HashMap<String, Client>) -> Option<(String, SalesforceClient)> {
+    let mut names: Vec<&String> = clients.keys().collect();
+    names.sort();
+    names.into_iter().find_map(|n| match &clients[n] {
+        Client::Salesforce(s) => Some((n.clone(), s.clone())),
+        _ => None,
+    })
+}
