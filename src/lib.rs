@@ -41,6 +41,7 @@ pub mod check;
 pub mod cli;
 pub mod connectors;
 pub mod diagnostics;
+pub mod e2e;
 pub mod emulator;
 pub mod eval;
 pub mod fmt;

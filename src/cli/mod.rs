@@ -2,6 +2,7 @@
 
 mod check;
 mod diff;
+mod e2e;
 mod emulate;
 mod events;
 mod fmt;
@@ -241,6 +242,31 @@ enum Command {
         #[arg(long)]
         serve: bool,
     },
+    /// The go-live test sequence (docs/E2E.md): a ticket by webhook within
+    /// 5 s, every test block run live and read back, 250 requests/min
+    /// against a 200/min token with nothing lost, then cleanup. Exit 1 if
+    /// any step fails.
+    E2e {
+        /// l3map.toml of the sandbox (required with --target live).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The project folder (default: mappings/fintech, or the config's).
+        #[arg(long)]
+        mappings: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "emulator")]
+        target: e2e::TargetArg,
+        /// CI-sized: 20 s of load with emulator time ×6 (30 s live).
+        #[arg(long)]
+        quick: bool,
+        /// Seconds of load (default 120; --quick: 20).
+        #[arg(long)]
+        load_secs: Option<u64>,
+        /// Keep the tickets and Cases the run created.
+        #[arg(long)]
+        keep: bool,
+        #[arg(long, value_enum, default_value = "human")]
+        format: e2e::ReportFormat,
+    },
     /// Inspect and repair the runtime's outbox: list actions, send dead
     /// letters again, or drop them.
     Outbox {
@@ -334,6 +360,23 @@ pub fn run() -> ExitCode {
             listen,
             state,
             serve,
+        }),
+        Command::E2e {
+            config,
+            mappings,
+            target,
+            quick,
+            load_secs,
+            keep,
+            format,
+        } => e2e::run(e2e::Args {
+            config,
+            mappings,
+            target,
+            quick,
+            load_secs,
+            keep,
+            format,
         }),
         Command::Outbox { action } => outbox::run(action),
         Command::Emulate {

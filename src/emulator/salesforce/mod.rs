@@ -46,7 +46,7 @@ use collections::{collection_create, collection_update};
 use gate::{api_gate, track};
 use oauth::token;
 use query::{query, query_more, Cursors};
-use sobjects::{create, describe, get_record, list, update_record};
+use sobjects::{create, delete_record, describe, get_record, list, update_record};
 use store::{seed, Store};
 
 pub use collections::COLLECTION_LIMIT;
@@ -326,7 +326,7 @@ fn router(state: Arc<Emu>, faults: Arc<Faults>) -> Router {
         )
         .route(
             "/services/data/{v}/sobjects/{object}/{id}",
-            get(get_record).patch(update_record),
+            get(get_record).patch(update_record).delete(delete_record),
         )
         .route(
             "/services/data/{v}/composite/sobjects",

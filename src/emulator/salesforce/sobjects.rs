@@ -148,6 +148,19 @@ pub(super) async fn update_record(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `DELETE .../sobjects/{object}/{id}`: 204, or the 404 error array.
+pub(super) async fn delete_record(
+    State(st): State<Arc<Emu>>,
+    Path((_v, object, id)): Path<(String, String, String)>,
+) -> Answer {
+    let obj = object_of(&st, &object)?;
+    let mut store = lock(&st.store);
+    match store.records.get_mut(&obj.name).and_then(|r| r.remove(&id)) {
+        Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+        None => Err(SfError::not_found()),
+    }
+}
+
 pub(super) async fn describe(
     State(st): State<Arc<Emu>>,
     Path((v, object)): Path<(String, String)>,

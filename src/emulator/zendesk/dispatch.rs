@@ -9,7 +9,7 @@ use super::reads::{
     custom_statuses, groups, job_status, list_comments, list_tickets, show, ticket_fields,
 };
 use super::views::agent_json;
-use super::writes::{create_ticket, update_many, update_ticket};
+use super::writes::{create_ticket, delete_ticket, update_many, update_ticket};
 use super::{Shared, TokenGrant};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -103,6 +103,9 @@ fn route(
         (Method::PUT, ["api", "v2", "tickets", file]) => {
             json_id(file).and_then(|id| update_ticket(sh, id, body))
         }
+        (Method::DELETE, ["api", "v2", "tickets", file]) => {
+            json_id(file).and_then(|id| delete_ticket(sh, id))
+        }
         (Method::GET, ["api", "v2", "tickets", id, "comments.json"]) => id
             .parse::<u64>()
             .map_err(|_| ZdErr::not_found())
@@ -124,6 +127,7 @@ fn route(
         }),
     };
     match answer {
+        Ok((StatusCode::NO_CONTENT, _)) => StatusCode::NO_CONTENT.into_response(),
         Ok((status, body)) => (status, axum::Json(body)).into_response(),
         Err(e) => e.into_response(),
     }

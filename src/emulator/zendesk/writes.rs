@@ -117,6 +117,15 @@ fn change_events(before: &Ticket, after: &Ticket) -> Vec<(String, Value)> {
     out
 }
 
+/// `DELETE /api/v2/tickets/{id}.json`: 204. Zendesk moves the ticket to
+/// its trash; here it is gone (a later read is a 404 either way).
+pub(super) fn delete_ticket(sh: &Shared, id: u64) -> Answer {
+    match lock(&sh.db).tickets.remove(&id) {
+        Some(_) => Ok((StatusCode::NO_CONTENT, Value::Null)),
+        None => Err(ZdErr::not_found()),
+    }
+}
+
 pub(super) fn update_ticket(sh: &Shared, id: u64, body: &Bytes) -> Answer {
     let m = parse_body(body)?;
     let t = ticket_object(&m)?;

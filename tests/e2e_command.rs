@@ -1,0 +1,78 @@
+//! `l3map e2e --target emulator --quick`, the real binary end to end: it
+//! starts both emulators and the runtime itself, and its JSON report must
+//! say every step passed with nothing lost or duplicated.
+
+use serde_json::Value;
+use std::process::Command;
+
+#[test]
+fn the_quick_sequence_passes_against_the_emulators() {
+    let out = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(["e2e", "--target", "emulator", "--quick", "--format", "json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("l3map runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("not a JSON report ({e}):\n{stdout}\n{stderr}"));
+    let steps: Vec<(&str, bool)> = report["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap_or("?"), s["passed"] == true))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("webhook", true),
+            ("actions", true),
+            ("load", true),
+            ("cleanup", true)
+        ],
+        "{stdout}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(report["passed"], true);
+
+    // Every action type the fintech escalations write, read back.
+    let coverage = report["coverage"].as_array().expect("coverage");
+    assert_eq!(coverage.len(), 6, "{coverage:?}");
+    assert!(coverage.iter().all(|c| c["verified"] == true));
+    // The test blocks that can run live did, and their writes were seen.
+    let scenarios = report["scenarios"].as_array().expect("scenarios");
+    assert!(scenarios.len() >= 5, "{scenarios:?}");
+    for s in scenarios {
+        assert_eq!(s["passed"], true, "{s}");
+        assert!(s["actions"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty() && a.iter().all(|a| a["visible"] == true)));
+    }
+
+    // The load: nothing lost, nothing twice, within the article's targets.
+    let load = &report["load"];
+    assert!(load["turns"].as_u64().unwrap_or(0) > 20, "{load}");
+    assert_eq!(load["lost"], 0);
+    assert_eq!(load["duplicated"], 0);
+    assert_eq!(load["turns_refused"], 0);
+    assert_eq!(load["actions"], load["applied"]);
+    assert!(load["error_rate"].as_f64().unwrap_or(1.0) < 0.005);
+    assert!(load["turn_ms_p99"].as_u64().unwrap_or(u64::MAX) < 3000);
+
+    // Cleanup removed what the run created.
+    let cleanup = &report["cleanup"];
+    assert_eq!(cleanup["failed"].as_array().map(Vec::len), Some(0));
+    assert!(cleanup["tickets_deleted"].as_u64().unwrap_or(0) > 20);
+}
+
+#[test]
+fn live_without_a_config_is_refused_in_one_line() {
+    let out = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(["e2e", "--target", "live"])
+        .output()
+        .expect("l3map runs");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--config"), "{err}");
+}
