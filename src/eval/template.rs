@@ -1,25 +1,60 @@
 //! Rendering hand-off comments. A variable the event lacks renders as
 //! nothing, unless a `default` filter says otherwise; rendering never fails.
+//!
+//! A rendered comment is capped at [`MAX_RENDER`] bytes: a template's own
+//! text is bounded by its file, but every placeholder repeats what the
+//! event holds and `join` repeats its separator once per list item, so a
+//! large template over a large event could otherwise ask for gigabytes.
 
 use super::event::Event;
 use super::expr::{resolve, Scope};
 use crate::ir::{Filter, TemplatePart, Value};
 
-/// Renders a template's parts for one event.
+/// The longest comment [`render`] produces, in bytes, the closing `…`
+/// included: far beyond any hand-off a person reads, small enough that no
+/// template and event can make one turn hold much memory.
+pub const MAX_RENDER: usize = 64 * 1024;
+
+/// What a comment cut at [`MAX_RENDER`] ends with.
+const CUT: &str = "…";
+
+/// Renders a template's parts for one event, at most [`MAX_RENDER`] bytes;
+/// a longer comment is cut on a character boundary and ends with `…`.
 pub fn render(parts: &[TemplatePart], ev: &Event, scope: Scope) -> String {
     let mut out = String::new();
     for p in parts {
-        match p {
-            TemplatePart::Text(t) => out.push_str(t),
+        let whole = match p {
+            TemplatePart::Text(t) => push_capped(&mut out, t),
             TemplatePart::Var { var, filters, .. } => {
                 let v = filters
                     .iter()
                     .fold(resolve(var, ev, scope).to_value(), |v, f| apply(f, v));
-                out.push_str(&display(&v));
+                push_capped(&mut out, &display(&v))
             }
+        };
+        if !whole {
+            break;
         }
     }
     out
+}
+
+/// Appends `s` if the result stays within [`MAX_RENDER`]; otherwise
+/// appends what fits before the closing `…` and says it did not all fit.
+fn push_capped(out: &mut String, s: &str) -> bool {
+    if out.len() + s.len() <= MAX_RENDER {
+        out.push_str(s);
+        return true;
+    }
+    let mut end = MAX_RENDER
+        .saturating_sub(out.len() + CUT.len())
+        .min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.push_str(&s[..end]);
+    out.push_str(CUT);
+    false
 }
 
 fn arg_text(f: &Filter, i: usize) -> String {
@@ -36,13 +71,7 @@ fn apply(f: &Filter, v: Value) -> Value {
         "lower" => map_text(v, &|s| s.to_lowercase()),
         "trim" => map_text(v, &|s| s.trim().to_string()),
         "join" => match v {
-            Value::List(items) => Value::Str(
-                items
-                    .iter()
-                    .map(display)
-                    .collect::<Vec<_>>()
-                    .join(&arg_text(f, 0)),
-            ),
+            Value::List(items) => Value::Str(join_capped(&items, &arg_text(f, 0))),
             other => other,
         },
         "default" => match v {
@@ -93,6 +122,23 @@ pub fn format_money(units: i64, currency: &str) -> String {
     )
 }
 
+/// `items` joined by `sep`, stopping once past [`MAX_RENDER`]: the render
+/// cuts there anyway, and a long separator times a long list must not be
+/// built first.
+fn join_capped(items: &[Value], sep: &str) -> String {
+    let mut s = String::new();
+    for (i, item) in items.iter().enumerate() {
+        if s.len() > MAX_RENDER {
+            break;
+        }
+        if i > 0 {
+            s.push_str(sep);
+        }
+        s.push_str(&display(item));
+    }
+    s
+}
+
 /// How a value reads in a comment.
 pub fn display(v: &Value) -> String {
     match v {
@@ -102,7 +148,7 @@ pub fn display(v: &Value) -> String {
         Value::Num(n) => n.to_string(),
         Value::Str(s) => s.clone(),
         Value::Money(u, c) => format_money(*u, c),
-        Value::List(items) => items.iter().map(display).collect::<Vec<_>>().join(", "),
+        Value::List(items) => join_capped(items, ", "),
     }
 }
 
@@ -200,6 +246,33 @@ escalation e {{
             render_template("{{ turn.summary | truncate(5) | upper }}", jp),
             "アイフォン…"
         );
+    }
+
+    /// Placeholders repeat the event and `join` repeats its separator:
+    /// both stop at the cap instead of building the whole text.
+    #[test]
+    fn a_render_is_capped() {
+        let summary = "é".repeat(300_000);
+        let big = format!(
+            r#"{{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z","turn":{{"intent":"refund","summary":"{summary}","attempts":{}}}}}"#,
+            serde_json::to_string(&vec![""; 100_000]).unwrap()
+        );
+        let many = "{{ turn.summary }}".repeat(1_000);
+        let out = render_template(&many, &big);
+        assert_eq!(out.len(), MAX_RENDER - MAX_RENDER % 2 - 1, "{}", out.len());
+        assert!(out.ends_with("é…"));
+        let sep = "x".repeat(10_000);
+        let out = render_template(
+            &format!("{{{{ turn.attempts | join(\"{sep}\") | upper }}}}"),
+            &big,
+        );
+        assert!(
+            out.len() <= MAX_RENDER && out.ends_with("X…"),
+            "{}",
+            out.len()
+        );
+        // Under the cap nothing changes.
+        assert_eq!(render_template("[{{ turn.intent }}]", &big), "[refund]");
     }
 
     #[test]
