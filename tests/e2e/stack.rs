@@ -91,7 +91,11 @@ impl Stack {
             .arg(dir.join("mappings"))
             .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::File::create(dir.join("emulate.log"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
             .spawn()
             .expect("l3map emulate starts");
         let out = emulate.stdout.take().expect("stdout");
@@ -104,8 +108,18 @@ impl Stack {
                 .to_string()
         };
         let (zendesk, salesforce) = (url(), url());
-        // Keep draining the emulator's output so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Keep draining the emulator's output so it never blocks on a full
+        // pipe; kept in emulate.out for the secrets scan.
+        let out_file = dir.join("emulate.out");
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut f = std::fs::File::create(out_file).ok();
+            for line in lines.map_while(Result::ok) {
+                if let Some(f) = f.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+        });
         std::fs::write(
             dir.join("l3map.toml"),
             format!(
