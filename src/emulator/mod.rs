@@ -3,10 +3,12 @@
 //! the connectors use, state in memory. Started by `l3map emulate`, by
 //! `l3map run` on the embedded default, and in-process by tests.
 //!
-//! Shared here: serving on 127.0.0.1, fault injection, the per-token
+//! Shared here: serving on 127.0.0.1, fault injection (HTTP faults in
+//! [`faults`], connection resets by the [`chaos`] proxy), the per-token
 //! request window both emulators count against, and the state file that
 //! keeps both emulators' records across restarts.
 
+pub mod chaos;
 pub mod faults;
 pub mod salesforce;
 pub mod snapshot;

@@ -101,6 +101,11 @@ pub struct WebhookTarget {
     pub attempts: u32,
     /// Wait before the second attempt; doubled for each further one.
     pub backoff: Duration,
+    /// Every event is delivered twice (Zendesk delivers at least once).
+    pub redeliver: bool,
+    /// Events queued together are delivered in a shuffled order, drawn
+    /// from this seed (Zendesk does not promise order either).
+    pub reorder: Option<u64>,
 }
 
 impl WebhookTarget {
@@ -110,6 +115,8 @@ impl WebhookTarget {
             secret,
             attempts: 4,
             backoff: Duration::from_millis(200),
+            redeliver: false,
+            reorder: None,
         }
     }
 }

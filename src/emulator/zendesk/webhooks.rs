@@ -89,8 +89,12 @@ pub fn webhook_signature(secret: &Secret, timestamp: &str, body: &[u8]) -> Strin
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-/// Delivers events one at a time, in order, each retried with doubling
-/// waits; the outcome of each is recorded.
+/// How long a reordering sender gathers events before it shuffles them.
+const REORDER_WINDOW: Duration = Duration::from_millis(100);
+
+/// Delivers events one at a time, in order (unless the target asks for
+/// them shuffled, or twice), each retried with doubling waits; the outcome
+/// of each is recorded.
 async fn deliver_all(
     mut rx: mpsc::UnboundedReceiver<Value>,
     target: WebhookTarget,
@@ -107,9 +111,25 @@ async fn deliver_all(
             return;
         }
     };
-    while let Some(payload) = rx.recv().await {
-        let delivery = deliver_one(&client, &target, &payload).await;
-        lock(&stats).deliveries.push(delivery);
+    let mut shuffle = target.reorder.map(fastrand::Rng::with_seed);
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        if shuffle.is_some() {
+            tokio::time::sleep(REORDER_WINDOW).await;
+            while let Ok(more) = rx.try_recv() {
+                batch.push(more);
+            }
+        }
+        if target.redeliver {
+            batch.extend(batch.clone());
+        }
+        if let Some(rng) = shuffle.as_mut() {
+            rng.shuffle(&mut batch);
+        }
+        for payload in batch {
+            let delivery = deliver_one(&client, &target, &payload).await;
+            lock(&stats).deliveries.push(delivery);
+        }
     }
 }
 
