@@ -14,8 +14,11 @@ use super::scenarios::{turn_body, Plan};
 use crate::connectors::salesforce::SalesforceClient;
 use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
 use crate::connectors::Secret;
-use crate::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
-use crate::emulator::zendesk::{TokenGrant, WebhookTarget, ZendeskEmulator, ZendeskOptions};
+use crate::emulator::chaos::{self, Chaos};
+use crate::emulator::salesforce::{self as sf_emu, SalesforceEmulator, SalesforceOptions};
+use crate::emulator::zendesk::{
+    self as zd_emu, TokenGrant, WebhookTarget, ZendeskEmulator, ZendeskOptions,
+};
 use crate::ir::Program;
 use crate::runtime::apply::{Applier, Client};
 use crate::runtime::clients;
@@ -57,7 +60,36 @@ pub struct Rig {
     created_records: Mutex<Vec<(String, String)>>,
     /// Kept alive for the run: the emulators stop when dropped.
     _emulators: Option<(crate::emulator::Running, crate::emulator::Running)>,
+    emulated: Option<Emulated>,
     state_dir: Option<PathBuf>,
+}
+
+/// A change to an emulator's options before it starts.
+pub type Tweak<T> = Box<dyn FnOnce(&mut T) + Send>;
+
+/// Changes to the emulator target for the fault tests (tests/faults.rs);
+/// `l3map e2e` runs with the defaults.
+#[derive(Default)]
+pub struct Tuning {
+    /// Applied to the emulators' options before they start: faults,
+    /// webhook redelivery, token lifetimes.
+    pub zendesk: Option<Tweak<ZendeskOptions>>,
+    pub salesforce: Option<Tweak<SalesforceOptions>>,
+    /// The runtime's per-attempt timeout (the connectors' 30 s otherwise).
+    pub timeout: Option<Duration>,
+    /// The runtime reaches Zendesk and Salesforce through proxies that
+    /// reset connections as these say; the setup and read-back clients
+    /// talk to the emulators directly.
+    pub chaos: Option<(Arc<Chaos>, Arc<Chaos>)>,
+}
+
+/// The emulators of a run on the emulator target, for tests to switch
+/// faults on and off and count what reached them.
+pub struct Emulated {
+    pub zendesk: zd_emu::Handle,
+    pub salesforce: sf_emu::Handle,
+    /// Kept alive for the run: the proxies stop when dropped.
+    _proxies: Vec<crate::emulator::Running>,
 }
 
 /// What the emulator target needs to know.
@@ -83,6 +115,12 @@ impl Rig {
     /// Zendesk token limited to `limit` per (scaled) minute, and webhooks
     /// pointed at the runtime.
     pub async fn emulator(t: EmulatorTarget<'_>) -> Result<Rig, String> {
+        Rig::emulator_tuned(t, Tuning::default()).await
+    }
+
+    /// [`Rig::emulator`] with the emulators, and the runtime's way to
+    /// them, changed as `tune` says.
+    pub async fn emulator_tuned(t: EmulatorTarget<'_>, tune: Tuning) -> Result<Rig, String> {
         let program = crate::runtime::compile::compile(t.mappings)
             .map_err(|d| format!("{} does not compile:\n{d}", t.mappings.display()))?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -110,22 +148,38 @@ impl Rig {
             SETUP_TOKEN,
             &["read", "write", "tickets:write"],
         ));
-        let (zd_run, _) = ZendeskEmulator::new(zd_opts)
+        if let Some(f) = tune.zendesk {
+            f(&mut zd_opts);
+        }
+        let mut sf_opts = SalesforceOptions::default().with_program(&program);
+        if let Some(f) = tune.salesforce {
+            f(&mut sf_opts);
+        }
+        let (zd_run, zd_handle) = ZendeskEmulator::new(zd_opts)
             .start(0)
             .await
             .map_err(|e| format!("the Zendesk emulator: {e}"))?;
-        let (sf_run, _) =
-            SalesforceEmulator::new(SalesforceOptions::default().with_program(&program))
-                .start(0)
-                .await
-                .map_err(|e| format!("the Salesforce emulator: {e}"))?;
-        let runtime_clients = clients::for_emulators_scaled(
-            &program,
-            &zd_run.base_url(),
-            &sf_run.base_url(),
-            t.scale,
-        )
-        .map_err(|e| e.to_string())?;
+        let (sf_run, sf_handle) = SalesforceEmulator::new(sf_opts)
+            .start(0)
+            .await
+            .map_err(|e| format!("the Salesforce emulator: {e}"))?;
+        let mut proxies = Vec::new();
+        let (zd_url, sf_url) = match tune.chaos {
+            Some((zd_chaos, sf_chaos)) => {
+                let proxy = |addr, c| async move {
+                    chaos::start(addr, c)
+                        .await
+                        .map_err(|e| format!("the chaos proxy: {e}"))
+                };
+                proxies.push(proxy(zd_run.addr, zd_chaos).await?);
+                proxies.push(proxy(sf_run.addr, sf_chaos).await?);
+                (proxies[0].base_url(), proxies[1].base_url())
+            }
+            None => (zd_run.base_url(), sf_run.base_url()),
+        };
+        let runtime_clients =
+            clients::for_emulators_tuned(&program, &zd_url, &sf_url, t.scale, tune.timeout)
+                .map_err(|e| e.to_string())?;
         let (desk, _) = zendesk_of(&runtime_clients)?;
         // The setup client: its own token, a budget far above the load's.
         let mut cfg = ZendeskConfig::new(
@@ -164,6 +218,11 @@ impl Rig {
             agent_token,
             addr,
             emulators: Some((zd_run, sf_run)),
+            emulated: Some(Emulated {
+                zendesk: zd_handle,
+                salesforce: sf_handle,
+                _proxies: proxies,
+            }),
             state_dir,
         })
         .await
@@ -232,6 +291,7 @@ impl Rig {
             agent_token,
             addr,
             emulators: None,
+            emulated: None,
             state_dir,
         })
         .await
@@ -239,6 +299,11 @@ impl Rig {
 
     pub fn engine(&self) -> &Arc<Engine> {
         &self.running.engine
+    }
+
+    /// The emulators and their fault switches (the emulator target only).
+    pub fn emulated(&self) -> Option<&Emulated> {
+        self.emulated.as_ref()
     }
 
     pub fn setup_zendesk(&self) -> &ZendeskClient {
@@ -384,6 +449,7 @@ struct Wiring {
     agent_token: Secret,
     addr: std::net::SocketAddr,
     emulators: Option<(crate::emulator::Running, crate::emulator::Running)>,
+    emulated: Option<Emulated>,
     state_dir: PathBuf,
 }
 
@@ -406,6 +472,7 @@ async fn assemble(w: Wiring) -> Result<Rig, String> {
         created_tickets: Mutex::new(vec![]),
         created_records: Mutex::new(vec![]),
         _emulators: w.emulators,
+        emulated: w.emulated,
         state_dir: Some(w.state_dir),
     })
 }

@@ -92,6 +92,9 @@ fn build(
             if let Some(n) = o.max_concurrent.or(c.max_concurrent) {
                 cfg.max_concurrent = n as usize;
             }
+            if let Some(t) = o.timeout {
+                cfg.timeout = t;
+            }
             SalesforceClient::new(cfg)
                 .map(Client::Salesforce)
                 .map_err(fail)
@@ -122,6 +125,9 @@ fn build(
             if let Some(rpm) = o.rpm.or(c.rate_limit_rpm) {
                 cfg.rpm = rpm;
             }
+            if let Some(t) = o.timeout {
+                cfg.timeout = t;
+            }
             ZendeskClient::new(cfg)
                 .map(|c| Client::Zendesk(Box::new(c)))
                 .map_err(fail)
@@ -150,6 +156,18 @@ pub fn for_emulators_scaled(
     salesforce_url: &str,
     scale: u32,
 ) -> Result<HashMap<String, Client>, SetupError> {
+    for_emulators_tuned(program, zendesk_url, salesforce_url, scale, None)
+}
+
+/// [`for_emulators_scaled`] with a per-attempt `timeout` other than the
+/// connectors' 30 s: the fault tests make answers slower than it.
+pub fn for_emulators_tuned(
+    program: &Program,
+    zendesk_url: &str,
+    salesforce_url: &str,
+    scale: u32,
+    timeout: Option<Duration>,
+) -> Result<HashMap<String, Client>, SetupError> {
     let scale = scale.max(1);
     use crate::emulator::salesforce::SalesforceOptions;
     use crate::emulator::zendesk::DEV_TOKEN;
@@ -170,6 +188,7 @@ pub fn for_emulators_scaled(
                 );
                 ConnectionOverride {
                     login_url: Some(salesforce_url.to_string()),
+                    timeout,
                     ..ConnectionOverride::default()
                 }
             }
@@ -181,6 +200,7 @@ pub fn for_emulators_scaled(
                 ConnectionOverride {
                     base_url: Some(zendesk_url.to_string()),
                     rpm: (scale > 1).then(|| rpm.saturating_mul(scale)),
+                    timeout,
                     ..ConnectionOverride::default()
                 }
             }

@@ -38,6 +38,7 @@
 //! base_url = "https://acme-fintech.zendesk.com"
 //! rpm = 700
 //! max_concurrent = 10
+//! timeout_secs = 30                       # per HTTP attempt, 1 to 600
 //!
 //! [connections.crm]
 //! login_url = "https://login.salesforce.com"
@@ -154,6 +155,9 @@ pub struct ConnectionOverride {
     pub login_url: Option<String>,
     pub rpm: Option<u32>,
     pub max_concurrent: Option<u32>,
+    /// Per HTTP attempt: a slow sandbox may need more than the 30 s
+    /// default, fault tests far less.
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -446,6 +450,7 @@ struct RawConnection {
     login_url: Option<Spanned<String>>,
     rpm: Option<Spanned<i64>>,
     max_concurrent: Option<Spanned<i64>>,
+    timeout_secs: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -667,6 +672,12 @@ impl Source<'_> {
                     .map(|v| self.ranged(&key("max_concurrent"), v, 1, u32::MAX.into()))
                     .transpose()?
                     .map(|v| v as u32),
+                timeout: c
+                    .timeout_secs
+                    .as_ref()
+                    .map(|v| self.ranged(&key("timeout_secs"), v, 1, 600))
+                    .transpose()?
+                    .map(Duration::from_secs),
             };
             connections.insert(name, over);
         }
@@ -1013,6 +1024,7 @@ level = "info"
         assert!(doc.contains("[connections.crm]"), "{doc}");
         let c = parse(&doc).unwrap();
         assert_eq!(c.connections["desk"].max_concurrent, Some(10));
+        assert_eq!(c.connections["desk"].timeout, Some(Duration::from_secs(30)));
         assert_eq!(c.log.format, LogFormat::Json);
     }
 
@@ -1301,6 +1313,12 @@ level = "info"
         );
         let (_, shown) = err("mappings = \"m\"\n[connections.desk]\nmax_concurrent = 0\n");
         assert!(shown.contains("max_concurrent"), "{shown}");
+        for bad in ["0", "601"] {
+            let (_, shown) = err(&format!(
+                "mappings = \"m\"\n[connections.desk]\ntimeout_secs = {bad}\n"
+            ));
+            assert!(shown.contains("`connections.desk.timeout_secs`"), "{shown}");
+        }
         let (_, shown) = err("mappings = \"m\"\n[outbox]\nmax_attempts = 0\n");
         assert!(shown.contains("`outbox.max_attempts`"), "{shown}");
         let (_, shown) = err("mappings = \"m\"\n[outbox]\nworkers_per_connection = 0\n");

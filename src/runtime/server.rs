@@ -155,6 +155,15 @@ async fn zendesk_webhook(
             }
         }
     }
+    if duplicates > 0 {
+        // A redelivery, or a change already seen by polling: recorded once,
+        // nothing decided again (counted in l3map_events_duplicate_total).
+        tracing::debug!(
+            duplicates,
+            accepted,
+            "webhook delivery held events already recorded"
+        );
+    }
     Json(json!({"accepted": accepted, "duplicates": duplicates, "actions": actions}))
         .into_response()
 }
