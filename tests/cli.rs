@@ -402,8 +402,8 @@ fn changed_fintech() -> std::path::PathBuf {
             .unwrap()
             .replace("turn.refund_amount > $200", "turn.refund_amount > $300")
             .replace(
-                "\"Std\", \"Legacy\"  => standard",
-                "\"Std\"            => standard\n    \"Legacy\"         => premium",
+                "\"Std\", \"Legacy\" => standard",
+                "\"Std\"           => standard\n    \"Legacy\"        => premium",
             )
             .replace(
                 "{{ ticket.sla_tier | default(\"unknown\") }}",

@@ -129,6 +129,20 @@ fn formatting_twice_changes_nothing_and_the_ir_stays_the_same() {
     }
 }
 
+#[test]
+fn mappings_are_formatted() {
+    for files in mapping_projects() {
+        for (path, text) in files {
+            let f = format(&text).unwrap();
+            assert!(
+                f == text,
+                "{path} is not formatted: run `l3map fmt mappings/`\n{}",
+                similar::TextDiff::from_lines(&text, &f).unified_diff()
+            );
+        }
+    }
+}
+
 const MESSY: &str = r#"// A desk.
 connection   desk :zendesk{subdomain "acme"   token env ( "ZD_TOKEN" ) // never a literal
 scopes read,write ,   tickets:write

@@ -67,11 +67,6 @@ pub fn format(text: &str) -> Result<String, FmtError> {
     Ok(out)
 }
 
-/// Whether `text` is already in the canonical layout.
-pub fn is_formatted(text: &str) -> Result<bool, FmtError> {
-    format(text).map(|f| f == text)
-}
-
 fn syntax_error(text: &str, e: &SyntaxError) -> FmtError {
     let (line, column) = SourceFile::new("", text).line_col(e.span().start);
     FmtError::Syntax {
