@@ -253,7 +253,7 @@ pub async fn run(o: Options, progress: &(dyn Fn(String) + Sync)) -> Result<Repor
                 passed: problems.is_empty() && l.turns > 0,
                 detail: if problems.is_empty() {
                     format!(
-                        "{} turns, {} actions applied once each, {} × 429 absorbed by {} retries; nothing lost",
+                        "{} turns, {} actions applied once each; {} × 429 waited out, {} attempts retried by the connectors; nothing lost",
                         l.turns, l.applied, l.rate_limited, l.retries
                     )
                 } else {
