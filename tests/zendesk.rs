@@ -303,6 +303,76 @@ async fn creates_with_an_idempotency_key_happen_once() {
     assert_eq!(h.ticket_ids().len(), before + 1);
 }
 
+/// A long session keeps at most `max_idempotency_keys` keys and
+/// `max_jobs` job statuses: an evicted key creates anew, a recent one
+/// still replays, and an evicted job answers 404 like an expired one.
+#[tokio::test]
+async fn idempotency_keys_and_jobs_stay_bounded() {
+    let (srv, h) = start(ZendeskOptions {
+        max_idempotency_keys: 3,
+        max_jobs: 2,
+        ..opts(vec![rw("tok-bound")])
+    })
+    .await;
+    let base = srv.base_url();
+    let http = reqwest::Client::new();
+    let create = |key: String| {
+        http.post(format!("{base}/api/v2/tickets.json"))
+            .bearer_auth("tok-bound")
+            .header("idempotency-key", key)
+            .json(&json!({"ticket": {"subject": "s", "comment": {"body": "b"}}}))
+            .send()
+    };
+    let mut ids = Vec::new();
+    for i in 0..10 {
+        let r = create(format!("key-{i}")).await.expect("create");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let v: Value = r.json().await.expect("json");
+        ids.push(v["ticket"]["id"].as_u64().expect("an id"));
+    }
+    let before = h.ticket_ids().len();
+    let recent = create("key-9".into()).await.expect("replay");
+    assert_eq!(recent.headers()["x-idempotency-lookup"], "hit");
+    let v: Value = recent.json().await.expect("json");
+    assert_eq!(v["ticket"]["id"].as_u64(), Some(ids[9]));
+    assert_eq!(h.ticket_ids().len(), before, "a recent key replays");
+    let evicted = create("key-0".into()).await.expect("create again");
+    assert_eq!(evicted.headers()["x-idempotency-lookup"], "miss");
+    let v: Value = evicted.json().await.expect("json");
+    assert_ne!(v["ticket"]["id"].as_u64(), Some(ids[0]));
+    assert_eq!(h.ticket_ids().len(), before + 1, "an evicted key creates");
+
+    let mut jobs = Vec::new();
+    for _ in 0..5 {
+        let r = http
+            .put(format!("{base}/api/v2/tickets/update_many.json?ids=4211"))
+            .bearer_auth("tok-bound")
+            .json(&json!({"ticket": {"priority": "high"}}))
+            .send()
+            .await
+            .expect("bulk update");
+        let v: Value = r.json().await.expect("json");
+        jobs.push(
+            v["job_status"]["id"]
+                .as_str()
+                .expect("a job id")
+                .to_string(),
+        );
+    }
+    let poll = |id: &str| {
+        http.get(format!("{base}/api/v2/job_statuses/{id}.json"))
+            .bearer_auth("tok-bound")
+            .send()
+    };
+    for (i, id) in jobs.iter().enumerate() {
+        let want = if i >= 3 { 200 } else { 404 };
+        let r = poll(id).await.expect("poll");
+        assert_eq!(r.status().as_u16(), want, "job {i}");
+        let v: Value = r.json().await.expect("a JSON body");
+        assert!(v.is_object(), "{v}");
+    }
+}
+
 // ---------------------------------------------------------------- errors
 
 #[tokio::test]

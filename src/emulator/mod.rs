@@ -5,9 +5,11 @@
 //!
 //! Shared here: serving on 127.0.0.1, fault injection (HTTP faults in
 //! [`faults`], connection resets by the [`chaos`] proxy), the per-token
-//! request window both emulators count against, and the state file that
-//! keeps both emulators' records across restarts.
+//! request window both emulators count against, the bounds on what they
+//! keep per request ([`bounded`]), and the state file that keeps both
+//! emulators' records across restarts.
 
+pub mod bounded;
 pub mod chaos;
 pub mod faults;
 pub mod salesforce;

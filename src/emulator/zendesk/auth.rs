@@ -9,6 +9,9 @@ use base64::Engine as _;
 use serde_json::json;
 use tokio::time::Instant;
 
+/// Window starts held before the closed ones are swept out.
+const STARTS_KEPT: usize = 1024;
+
 /// Why a request is not let in.
 pub(super) enum Refused {
     /// No credential, a malformed one, or one the account does not know.
@@ -60,12 +63,11 @@ fn credential(headers: &HeaderMap) -> Option<(String, bool)> {
 
 impl Shared {
     pub(super) fn count(&self, method: &Method, path: &str) {
-        let mut s = lock(&self.stats);
-        *s.by_path.entry(format!("{method} {path}")).or_default() += 1;
+        lock(&self.stats).by_path.bump(&format!("{method} {path}"));
     }
 
     pub(super) fn count_token(&self, key: &str) {
-        *lock(&self.stats).by_token.entry(key.into()).or_default() += 1;
+        lock(&self.stats).by_token.bump(key);
     }
 
     /// Counts the request in the token's window: the rate headers to add,
@@ -98,6 +100,11 @@ impl Shared {
         let now = Instant::now();
         let mut starts = lock(&self.window_starts);
         if remaining + 1 >= limit {
+            // A closed window's start says nothing; forget them before
+            // they pile up (one per OAuth lineage ever seen).
+            if starts.len() >= STARTS_KEPT {
+                starts.retain(|_, s| now.duration_since(*s) < self.opts.window);
+            }
             starts.insert(key.to_string(), now);
         }
         let start = starts.get(key).copied().unwrap_or(now);

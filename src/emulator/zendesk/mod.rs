@@ -14,6 +14,7 @@
 //! State lives behind one `std::sync::Mutex`, never held across an await.
 //! docs/emulators/zendesk.md documents every endpoint and what differs.
 
+use super::bounded::Counts;
 use super::faults::{self, Faults};
 use super::window::Windows;
 use super::Running;
@@ -21,7 +22,7 @@ use crate::connectors::Secret;
 use crate::ir::Program;
 use axum::http::StatusCode;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -62,6 +63,8 @@ pub const DEV_CLIENT_SECRET: &str = "l3map-dev-client-secret";
 const MAX_BULK_IDS: usize = 100;
 /// Zendesk keeps an idempotency key for two hours.
 const IDEMPOTENCY_TTL: Duration = Duration::from_secs(2 * 60 * 60);
+/// Webhook delivery records kept, the most recent.
+const MAX_DELIVERIES: usize = 10_000;
 const AGENT_ID: u64 = 1000;
 const REQUESTER_ID: u64 = 2000;
 /// Zendesk's status categories; `closed` has no custom statuses of its own.
@@ -134,6 +137,12 @@ pub struct ZendeskOptions {
     pub refresh_token_lifetime: Duration,
     /// Issued access tokens, refresh tokens and codes kept, each.
     pub max_oauth_tokens: usize,
+    /// Idempotency keys remembered at once (each holds a request and its
+    /// answer); past it the oldest are forgotten before their TTL.
+    pub max_idempotency_keys: usize,
+    /// Bulk job statuses kept (each holds up to 100 results); a job polled
+    /// after it made room answers 404, as an expired Zendesk job does.
+    pub max_jobs: usize,
     /// Requests per window per token.
     pub rate_limit: u32,
     /// Zendesk's window is one minute; tests shrink it.
@@ -169,6 +178,8 @@ impl Default for ZendeskOptions {
             access_token_lifetime: Duration::from_secs(30 * 60),
             refresh_token_lifetime: Duration::from_secs(30 * 24 * 3600),
             max_oauth_tokens: 10_000,
+            max_idempotency_keys: 10_000,
+            max_jobs: 1_000,
             rate_limit: DEFAULT_RPM,
             window: Duration::from_secs(60),
             faults: Faults::none(),
@@ -224,6 +235,8 @@ struct Ticket {
 
 #[derive(Debug)]
 struct Job {
+    /// Creation order, so the oldest job is the one evicted.
+    serial: u64,
     total: usize,
     polls_left: u32,
     results: Vec<Value>,
@@ -265,11 +278,12 @@ pub struct Delivery {
 #[derive(Debug, Default)]
 struct Stats {
     /// "METHOD /path" -> requests (authenticated or not).
-    by_path: HashMap<String, u32>,
-    /// Token fingerprint -> requests.
-    by_token: HashMap<String, u32>,
+    by_path: Counts,
+    /// Token fingerprint (or OAuth lineage) -> requests.
+    by_token: Counts,
     rate_limited: u32,
-    deliveries: Vec<Delivery>,
+    /// The latest `MAX_DELIVERIES`, oldest first.
+    deliveries: VecDeque<Delivery>,
 }
 
 struct Shared {
@@ -436,25 +450,19 @@ impl ZendeskEmulator {
 
 impl Handle {
     /// Requests received for `"METHOD /path"`, e.g. `"PUT /api/v2/tickets/1.json"`.
+    /// Paths first seen after 10,000 others are counted only under
+    /// `"other"` (see `emulator::bounded::Counts`).
     pub fn requests(&self, method_path: &str) -> u32 {
-        lock(&self.shared.stats)
-            .by_path
-            .get(method_path)
-            .copied()
-            .unwrap_or(0)
+        lock(&self.shared.stats).by_path.get(method_path)
     }
 
     pub fn total_requests(&self) -> u32 {
-        lock(&self.shared.stats).by_path.values().sum()
+        lock(&self.shared.stats).by_path.total()
     }
 
     /// Authenticated requests made with `token`.
     pub fn requests_for_token(&self, token: &Secret) -> u32 {
-        lock(&self.shared.stats)
-            .by_token
-            .get(&token.fingerprint())
-            .copied()
-            .unwrap_or(0)
+        lock(&self.shared.stats).by_token.get(&token.fingerprint())
     }
 
     /// How many 429s the emulator has answered.
@@ -497,8 +505,13 @@ impl Handle {
         &self.shared.opts.faults
     }
 
+    /// The latest webhook deliveries (up to 10,000), oldest first.
     pub fn deliveries(&self) -> Vec<Delivery> {
-        lock(&self.shared.stats).deliveries.clone()
+        lock(&self.shared.stats)
+            .deliveries
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Tokens issued by `POST /oauth/tokens` so far (every grant type).

@@ -11,6 +11,7 @@
 use super::dispatch::parse_query;
 use super::{lock, Shared, TokenGrant};
 use crate::connectors::Secret;
+use crate::emulator::bounded;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -75,23 +76,11 @@ pub(super) enum Looked {
 }
 
 /// Inserts, first making room if the map is at `cap`: expired entries go,
-/// then the one closest to expiring.
+/// then the one closest to expiring. Expired tokens are kept until then so
+/// that using one still answers `invalid_token` rather than "unknown".
 fn insert_bounded(map: &mut HashMap<String, Issued>, key: String, v: Issued, cap: usize) {
-    if map.len() >= cap.max(1) {
-        let now = Instant::now();
-        map.retain(|_, i| i.expires > now);
-        while map.len() >= cap.max(1) {
-            let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, i)| i.expires)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            map.remove(&oldest);
-        }
-    }
-    map.insert(key, v);
+    let now = Instant::now();
+    bounded::insert_bounded(map, key, v, cap, |i| i.expires <= now, |i| i.expires);
 }
 
 fn new_token() -> String {

@@ -1,6 +1,9 @@
 //! Signed webhook deliveries of ticket events.
 
-use super::{lock, now_secs, rfc3339, Delivery, Shared, Stats, Ticket, WebhookTarget, AGENT_ID};
+use super::{
+    lock, now_secs, rfc3339, Delivery, Shared, Stats, Ticket, WebhookTarget, AGENT_ID,
+    MAX_DELIVERIES,
+};
 use crate::connectors::Secret;
 use axum::http::header;
 use base64::Engine as _;
@@ -128,9 +131,18 @@ async fn deliver_all(
         }
         for payload in batch {
             let delivery = deliver_one(&client, &target, &payload).await;
-            lock(&stats).deliveries.push(delivery);
+            record(&mut lock(&stats), delivery, MAX_DELIVERIES);
         }
     }
+}
+
+/// Keeps the latest `cap` deliveries: a session that runs for hours sends
+/// events for hours.
+fn record(stats: &mut Stats, delivery: Delivery, cap: usize) {
+    while stats.deliveries.len() >= cap.max(1) {
+        stats.deliveries.pop_front();
+    }
+    stats.deliveries.push_back(delivery);
 }
 
 async fn deliver_one(
@@ -177,6 +189,23 @@ async fn deliver_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_latest_deliveries_are_kept() {
+        let mut stats = Stats::default();
+        for ticket_id in 0..50 {
+            let d = Delivery {
+                event_type: "created".into(),
+                ticket_id,
+                attempts: 1,
+                status: Some(200),
+            };
+            record(&mut stats, d, 10);
+        }
+        assert_eq!(stats.deliveries.len(), 10);
+        let ids: Vec<u64> = stats.deliveries.iter().map(|d| d.ticket_id).collect();
+        assert_eq!(ids, (40..50).collect::<Vec<_>>(), "the newest, in order");
+    }
 
     #[test]
     fn signatures_match_zendesks_scheme() {

@@ -8,6 +8,7 @@ use super::{
     lock, now_secs, CommentRec, Db, Job, Remembered, Shared, Ticket, TokenGrant, AGENT_ID,
     IDEMPOTENCY_TTL, MAX_BULK_IDS, REQUESTER_ID,
 };
+use crate::emulator::bounded::insert_bounded;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -181,15 +182,13 @@ pub(super) fn create_ticket(
     };
     let response = json!({"ticket": view});
     if let Some(rk) = remembered.clone() {
-        db.idempotency.insert(
-            rk,
-            Remembered {
-                body: Value::Object(parsed),
-                status: StatusCode::CREATED,
-                response: response.clone(),
-                at: Instant::now(),
-            },
-        );
+        let r = Remembered {
+            body: Value::Object(parsed),
+            status: StatusCode::CREATED,
+            response: response.clone(),
+            at: Instant::now(),
+        };
+        db.remember(rk, r, sh.opts.max_idempotency_keys);
     }
     drop(db);
     sh.publish(id, events);
@@ -202,6 +201,17 @@ pub(super) fn create_ticket(
             .insert("x-idempotency-lookup", HeaderValue::from_static("miss"));
     }
     resp
+}
+
+impl Db {
+    /// Remembers a create under its idempotency key: keys past their TTL
+    /// are dropped here (a read would ignore them anyway), and past `cap`
+    /// the oldest go, so a long session keeps at most `cap` answers.
+    fn remember(&mut self, key: (String, String), r: Remembered, cap: usize) {
+        self.idempotency
+            .retain(|_, r| r.at.elapsed() < IDEMPOTENCY_TTL);
+        insert_bounded(&mut self.idempotency, key, r, cap, |_| false, |r| r.at);
+    }
 }
 
 type Created = (u64, Value, Vec<(String, Value)>);
@@ -305,14 +315,21 @@ pub(super) fn update_many(sh: &Shared, query: &HashMap<String, String>, body: &B
             "{:032x}",
             u128::from(db.next_job) << 64 | u128::from(fastrand::u64(..))
         );
+        let job = Job {
+            serial: db.next_job,
+            total: ids.len(),
+            polls_left: sh.opts.job_polls,
+            results,
+        };
         db.next_job += 1;
-        db.jobs.insert(
+        let cap = sh.opts.max_jobs;
+        insert_bounded(
+            &mut db.jobs,
             job_id.clone(),
-            Job {
-                total: ids.len(),
-                polls_left: sh.opts.job_polls,
-                results,
-            },
+            job,
+            cap,
+            |_| false,
+            |j| j.serial,
         );
         job_id
     };
@@ -320,6 +337,7 @@ pub(super) fn update_many(sh: &Shared, query: &HashMap<String, String>, body: &B
         sh.publish(id, events);
     }
     let queued = Job {
+        serial: 0,
         total: ids.len(),
         polls_left: 0,
         results: vec![],
@@ -329,4 +347,38 @@ pub(super) fn update_many(sh: &Shared, query: &HashMap<String, String>, body: &B
         o.insert("progress".into(), Value::Null);
     }
     ok(json!({"job_status": view}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remembered(at: Instant) -> Remembered {
+        Remembered {
+            body: json!({}),
+            status: StatusCode::CREATED,
+            response: json!({}),
+            at,
+        }
+    }
+
+    fn key(k: &str) -> (String, String) {
+        ("fp".into(), k.into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idempotency_keys_expire_on_insert_and_stay_under_the_cap() {
+        let mut db = Db::default();
+        db.remember(key("stale"), remembered(Instant::now()), 3);
+        tokio::time::advance(IDEMPOTENCY_TTL).await;
+        db.remember(key("a"), remembered(Instant::now()), 3);
+        assert!(!db.idempotency.contains_key(&key("stale")), "past its TTL");
+        for k in ["b", "c", "d", "e"] {
+            tokio::time::advance(std::time::Duration::from_secs(1)).await;
+            db.remember(key(k), remembered(Instant::now()), 3);
+        }
+        let mut kept: Vec<&str> = db.idempotency.keys().map(|(_, k)| k.as_str()).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["c", "d", "e"], "the oldest made room");
+    }
 }
