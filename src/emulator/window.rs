@@ -7,6 +7,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
+/// Windows held before the closed ones are swept out: a closed window
+/// restarts at zero anyway, so forgetting it changes no answer, and keys
+/// come and go (one per OAuth lineage) for as long as an emulator runs.
+const SWEEP_AT: usize = 1024;
+
 #[derive(Debug)]
 pub struct Windows {
     limit: u32,
@@ -38,6 +43,9 @@ impl Windows {
     pub fn count(&self, token: &str) -> Count {
         let now = Instant::now();
         let mut m = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= SWEEP_AT && !m.contains_key(token) {
+            m.retain(|_, (start, _)| now.duration_since(*start) < self.length);
+        }
         let (start, used) = m.entry(token.to_string()).or_insert((now, 0));
         if now.duration_since(*start) >= self.length {
             *start = now;
@@ -63,6 +71,28 @@ impl Windows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn closed_windows_are_swept_out() {
+        let w = Windows::per_minute(5);
+        for i in 0..3000 {
+            w.count(&format!("lineage-{i}"));
+        }
+        let held = || w.by_token.lock().map(|m| m.len()).unwrap_or(0);
+        assert_eq!(held(), 3000, "open windows are all kept");
+        assert!(matches!(
+            w.count("lineage-2999"),
+            Count::Allowed { remaining: 3, .. }
+        ));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        w.count("fresh");
+        assert_eq!(held(), 1, "every closed window went");
+        // A key whose window was swept starts over, as it would have.
+        assert!(matches!(
+            w.count("lineage-0"),
+            Count::Allowed { remaining: 4, .. }
+        ));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn counts_per_token_and_reopens_after_the_window() {

@@ -25,7 +25,7 @@ impl Drop for InFlight<'_> {
 /// Counts requests per path and the peak number in flight.
 pub(super) async fn track(State(st): State<Arc<Emu>>, req: Request<Body>, next: Next) -> Response {
     let key = format!("{} {}", req.method(), req.uri().path());
-    *lock(&st.stats.by_path).entry(key).or_insert(0) += 1;
+    lock(&st.stats.by_path).bump(&key);
     let now = st.stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     st.stats.peak.fetch_max(now, Ordering::SeqCst);
     let _guard = InFlight(&st.stats.in_flight);
@@ -97,9 +97,10 @@ fn authorize(st: &Emu, headers: &HeaderMap) -> Result<(), SfError> {
                 .or_else(|| v.strip_prefix("OAuth "))
         })
         .ok_or_else(SfError::session)?;
-    match lock(&st.tokens).get(token.trim()) {
-        Some(expires) if *expires > Instant::now() => Ok(()),
-        _ => Err(SfError::session()),
+    if lock(&st.tokens).valid(token.trim(), Instant::now()) {
+        Ok(())
+    } else {
+        Err(SfError::session())
     }
 }
 

@@ -9,6 +9,7 @@
 //! malformed, panics the server. The behaviour, and where it differs from
 //! the real API, is documented in `docs/emulators/salesforce.md`.
 
+use super::bounded::Counts;
 use super::faults::{self, Faults};
 use super::window::Windows;
 use super::Running;
@@ -19,7 +20,7 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{Map, Value as Json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -44,7 +45,7 @@ mod validate;
 
 use collections::{collection_create, collection_update};
 use gate::{api_gate, track};
-use oauth::token;
+use oauth::{token, Tokens};
 use query::{query, query_more, Cursors};
 use sobjects::{create, delete_record, describe, get_record, list, update_record};
 use store::{seed, Store};
@@ -161,13 +162,16 @@ impl SalesforceEmulator {
 
 impl Handle {
     /// Requests received, by `METHOD /path` (query strings left out).
+    /// Paths first seen after 10,000 others are counted under `"other"`
+    /// (see `emulator::bounded::Counts`), so the values still sum to the total.
     pub fn requests(&self) -> BTreeMap<String, u32> {
-        lock(&self.state.stats.by_path).clone()
+        lock(&self.state.stats.by_path).map().clone()
     }
 
     /// Requests whose method is `method` and whose path contains `part`.
     pub fn count(&self, method: &str, part: &str) -> u32 {
         lock(&self.state.stats.by_path)
+            .map()
             .iter()
             .filter(|(k, _)| {
                 k.split_once(' ')
@@ -191,14 +195,13 @@ impl Handle {
     /// answered 401 `INVALID_SESSION_ID`.
     pub fn expire_tokens(&self) {
         let now = Instant::now();
-        for expires in lock(&self.state.tokens).values_mut() {
-            *expires = now;
-        }
+        lock(&self.state.tokens).expire_all(now);
     }
 
-    /// Every access token handed out so far (tests scan output for them).
+    /// The access tokens handed out so far, expired ones included (the
+    /// latest 10,000): tests scan output for them.
     pub fn issued_tokens(&self) -> Vec<String> {
-        lock(&self.state.tokens).keys().cloned().collect()
+        lock(&self.state.tokens).issued()
     }
 
     /// The most requests that were in flight at once.
@@ -247,8 +250,7 @@ struct Emu {
     max_body_bytes: usize,
     schema: Schema,
     store: Mutex<Store>,
-    /// Access token to the instant it expires.
-    tokens: Mutex<HashMap<String, Instant>>,
+    tokens: Mutex<Tokens>,
     windows: Windows,
     /// Requests counted in the current window, for the header.
     usage: AtomicU32,
@@ -260,7 +262,7 @@ struct Emu {
 
 #[derive(Default)]
 struct Stats {
-    by_path: Mutex<BTreeMap<String, u32>>,
+    by_path: Mutex<Counts>,
     grants: AtomicU32,
     in_flight: AtomicU32,
     peak: AtomicU32,
@@ -290,7 +292,7 @@ impl Emu {
             windows: Windows::new(opts.api_limit, opts.limit_window),
             schema: opts.schema,
             store: Mutex::new(store),
-            tokens: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(Tokens::default()),
             usage: AtomicU32::new(0),
             cursors: Mutex::new(Cursors::default()),
             stats: Stats::default(),

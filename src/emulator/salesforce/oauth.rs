@@ -1,17 +1,69 @@
 //! The token endpoint: the refresh-token grant and the JWT-bearer grant
 //! ([`super::jwt`]), each answered with Salesforce's bodies.
+//!
+//! Every grant issues a new access token and clients re-grant whenever a
+//! session ends, so the live tokens are pruned of expired ones on each
+//! grant and capped at [`MAX_TOKENS`]: memory stays flat however long
+//! `l3map emulate` runs.
 
 use super::{jwt, lock, Emu};
+use crate::emulator::bounded::insert_bounded;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::time::Instant;
+
+/// Access tokens kept live at once; past it the soonest to expire goes.
+const MAX_TOKENS: usize = 10_000;
+
+/// Issued access tokens: each live one with the instant it expires, and
+/// the latest handed out, expired or not, for [`super::Handle::issued_tokens`].
+/// No `Debug`: it holds live tokens.
+#[derive(Default)]
+pub(super) struct Tokens {
+    live: HashMap<String, Instant>,
+    issued: VecDeque<String>,
+}
+
+impl Tokens {
+    fn issue(&mut self, token: String, expires: Instant, cap: usize, now: Instant) {
+        // A session past its end answers INVALID_SESSION_ID whether it is
+        // kept or not, so expired ones can go.
+        self.live.retain(|_, e| *e > now);
+        insert_bounded(
+            &mut self.live,
+            token.clone(),
+            expires,
+            cap,
+            |_| false,
+            |e| *e,
+        );
+        if self.issued.len() >= cap.max(1) {
+            self.issued.pop_front();
+        }
+        self.issued.push_back(token);
+    }
+
+    pub(super) fn valid(&self, token: &str, now: Instant) -> bool {
+        self.live.get(token).is_some_and(|e| *e > now)
+    }
+
+    pub(super) fn expire_all(&mut self, now: Instant) {
+        for e in self.live.values_mut() {
+            *e = now;
+        }
+    }
+
+    pub(super) fn issued(&self) -> Vec<String> {
+        self.issued.iter().cloned().collect()
+    }
+}
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     (
@@ -101,7 +153,8 @@ fn host(headers: &HeaderMap) -> &str {
 fn issue(st: &Emu, headers: &HeaderMap, scope: &str) -> Response {
     let serial = st.token_serial.fetch_add(1, Ordering::SeqCst) + 1;
     let access = format!("00D5e0000000001!AQ{serial:08}{:016x}", fastrand::u64(..));
-    lock(&st.tokens).insert(access.clone(), Instant::now() + st.token_lifetime);
+    let now = Instant::now();
+    lock(&st.tokens).issue(access.clone(), now + st.token_lifetime, MAX_TOKENS, now);
     st.stats.grants.fetch_add(1, Ordering::SeqCst);
     let host = host(headers);
     let issued = jiff::Timestamp::now().as_millisecond();
@@ -163,6 +216,27 @@ fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_tokens_are_pruned_and_capped_and_the_log_is_bounded() {
+        let mut t = Tokens::default();
+        let now = Instant::now();
+        let hour = std::time::Duration::from_secs(3600);
+        t.issue("old".into(), now + hour, 3, now);
+        t.expire_all(now);
+        assert!(!t.valid("old", now));
+        t.issue("a".into(), now + hour, 3, now);
+        assert!(!t.live.contains_key("old"), "expired on the next grant");
+        assert_eq!(t.issued(), ["old", "a"], "still listed for log scans");
+        for (i, k) in ["b", "c", "d"].into_iter().enumerate() {
+            let secs = std::time::Duration::from_secs(i as u64 + 1);
+            t.issue(k.into(), now + hour + secs, 3, now);
+        }
+        assert_eq!(t.live.len(), 3);
+        assert!(!t.valid("a", now), "the soonest to expire made room");
+        assert!(t.valid("d", now) && t.valid("b", now));
+        assert_eq!(t.issued(), ["b", "c", "d"]);
+    }
 
     #[test]
     fn form_decoding_never_fails() {

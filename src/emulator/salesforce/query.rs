@@ -96,3 +96,23 @@ fn page(st: &Emu, version: &str, rows: Arc<Vec<Json>>, offset: usize, size: usiz
     }
     ok_json(StatusCode::OK, body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abandoned_cursors_are_dropped_past_the_bound() {
+        let mut c = Cursors::default();
+        let rows = Arc::new(vec![json!({"Id": "1"})]);
+        let first = c.keep(rows.clone());
+        let mut last = first.clone();
+        for _ in 0..MAX_CURSORS + 10 {
+            last = c.keep(rows.clone());
+        }
+        assert_eq!(c.results.len(), MAX_CURSORS);
+        assert_eq!(c.order.len(), MAX_CURSORS);
+        assert!(!c.results.contains_key(&first), "the oldest went");
+        assert!(c.results.contains_key(&last), "the newest pages on");
+    }
+}
