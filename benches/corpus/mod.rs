@@ -782,8 +782,15 @@ fn gen_desk(rng: &mut Rng, ids: &mut IdGen, no: usize, crm: usize) -> Desk {
     let mut closed = st("closed", "solved", "Closed");
     closed.terminal = true;
     statuses.push(closed);
+    // Zendesk tells the statuses of one category apart by their custom
+    // status id: the first of each category may go without (the category's
+    // default), every other one has its id (l3map::status::indistinct).
+    let mut seen: Vec<&'static str> = Vec::new();
     for s in statuses.iter_mut() {
-        if s.cat != "new" && rng.chance(40) {
+        let coin = s.cat != "new" && rng.chance(40);
+        let first = !seen.contains(&s.cat);
+        seen.push(s.cat);
+        if coin || !first {
             s.id = Some(ids.next());
         }
     }

@@ -297,6 +297,21 @@ pub enum CheckError {
         #[label("a status to itself")]
         span: Span,
     },
+    /// Returned when two or more Zendesk statuses of one category have no
+    /// custom status id.
+    #[error("{statuses} are `{category}` statuses without a custom status id: Zendesk cannot tell them apart")]
+    #[diagnostic(
+        code(l3map::status::indistinct),
+        severity(Warning),
+        help("give `{status}` its Zendesk custom status id, `{status} ... #ID` (`l3map schema pull` records them in l3map.lock.json); one status of a category may go without, as the category's default, but a second one would be written and read as that same default status")
+    )]
+    IndistinctStatuses {
+        category: String,
+        statuses: String,
+        status: String,
+        #[label("no custom status id")]
+        span: Span,
+    },
     /// Returned when no path leads into a status.
     #[error("status `{status}` can never be reached")]
     #[diagnostic(

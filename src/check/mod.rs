@@ -327,6 +327,7 @@ fn error_span(e: &CheckError) -> Span {
         | ShadowedTransition { span, .. }
         | SelfTransition { span, .. }
         | Unreachable { span, .. }
+        | IndistinctStatuses { span, .. }
         | DeadEnd { span, .. }
         | MissingReopen { span, .. }
         | UnknownType { span, .. }

@@ -185,6 +185,9 @@ pub(super) fn check(cx: &mut Ctx, t: &StatusTable) {
         }
     }
     duplicates(cx, &table, &edges);
+    if kind == Some(Kind::Zendesk) {
+        indistinct(cx, &table, t);
+    }
     // With a misspelt status the graph is incomplete: reachability lints
     // would only repeat the same mistake as noise.
     let unresolved = cx.diags[errors_before..]
@@ -192,6 +195,44 @@ pub(super) fn check(cx: &mut Ctx, t: &StatusTable) {
         .any(|d| d.code() == "l3map::unknown_name" && d.message().starts_with("unknown status"));
     if !unresolved {
         workflow_lints(cx, &table, &edges, kind == Some(Kind::Zendesk));
+    }
+}
+
+/// Zendesk tells statuses of one category apart only by their custom
+/// status id. One status of a category may go without (it is written as,
+/// and read back from, the category's default status); a second one
+/// without an id would be written and read as that same status, so
+/// transitions between them could be neither decided nor applied. One
+/// warning per category, on the second status without an id.
+fn indistinct(cx: &mut Ctx, table: &TableInfo, t: &StatusTable) {
+    // A misspelt category is reported already; its status is not counted.
+    let declared = |s: &StatusInfo, cat: &str| {
+        t.statuses
+            .iter()
+            .any(|d| d.name.name == s.name && d.category.name == cat)
+    };
+    for (cat_name, cat) in Category::ALL {
+        let same: Vec<&StatusInfo> = table
+            .statuses
+            .iter()
+            .filter(|s| s.category == cat && declared(s, cat_name))
+            .collect();
+        // One status without an id is the category's default status;
+        // a second one could not be told from it.
+        let without: Vec<&&StatusInfo> = same.iter().filter(|s| s.id.is_none()).collect();
+        let Some(first) = without.get(1) else {
+            continue;
+        };
+        let names: Vec<String> = without.iter().map(|s| format!("`{}`", s.name)).collect();
+        let Some((last, rest)) = names.split_last() else {
+            continue;
+        };
+        cx.err(CheckError::IndistinctStatuses {
+            category: cat_name.to_string(),
+            statuses: format!("{} and {last}", rest.join(", ")),
+            status: first.name.clone(),
+            span: first.span,
+        });
     }
 }
 

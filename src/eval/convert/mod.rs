@@ -19,6 +19,9 @@ use std::fmt::Display;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StatusIndex {
     by_custom_id: FxHashMap<u64, String>,
+    /// A category's one status without a custom status id: the one a
+    /// ticket in the category's default status is.
+    by_category: FxHashMap<String, String>,
     names: FxHashSet<String>,
 }
 
@@ -41,19 +44,36 @@ impl StatusIndex {
             }
             index.names.insert(s.name.clone());
         }
+        for (category, _) in crate::check::Category::ALL {
+            let mut without = table
+                .iter()
+                .flat_map(|t| &t.statuses)
+                .filter(|s| s.category.as_str() == category && s.custom_status_id.is_none());
+            if let (Some(only), None) = (without.next(), without.next()) {
+                index
+                    .by_category
+                    .insert(category.to_string(), only.name.clone());
+            }
+        }
         index
     }
 
     /// The l3map status name for a Zendesk ticket: its custom status when
-    /// the table declares that id, else a status named like the Zendesk
-    /// category, else the category itself (so a condition can still see it).
+    /// the table declares that id, else the category's one status without
+    /// an id, else a status named like the Zendesk category, else the
+    /// category itself (so a condition can still see it).
     pub fn resolve(&self, category: Option<&str>, custom_status_id: Option<u64>) -> Option<String> {
         if let Some(name) = custom_status_id.and_then(|id| self.by_custom_id.get(&id)) {
             return Some(name.clone());
         }
-        category.map(|c| match self.names.get(c) {
-            Some(name) => name.clone(),
-            None => c.to_string(),
+        category.map(|c| {
+            if let Some(name) = self.by_category.get(c) {
+                return name.clone();
+            }
+            match self.names.get(c) {
+                Some(name) => name.clone(),
+                None => c.to_string(),
+            }
         })
     }
 }

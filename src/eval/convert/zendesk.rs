@@ -396,6 +396,44 @@ mod tests {
         );
     }
 
+    /// A category's one status without an id is the category's default
+    /// status, whatever its name.
+    #[test]
+    fn the_one_status_without_an_id_is_its_categorys_default() {
+        let mut sources = SourceMap::new();
+        sources.add(
+            "desk.l3map",
+            r#"
+            connection desk: zendesk {
+              subdomain "acme"
+              token     env("ZENDESK_OAUTH_TOKEN")
+              scopes    read, tickets:write
+            }
+            statuses desk {
+              new       new
+              working   open
+              escalated open   #9002
+              waiting   pending
+              done      solved terminal
+              new -> working
+              working -> escalated, waiting, done
+              escalated, waiting -> working
+            }
+            "#,
+        );
+        let checked = check(&sources);
+        assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+        let s = StatusIndex::new(&lower_ir(&checked, &sources).expect("compiles"));
+        assert_eq!(s.resolve(Some("open"), None), Some("working".into()));
+        assert_eq!(s.resolve(Some("open"), Some(1)), Some("working".into()));
+        assert_eq!(
+            s.resolve(Some("open"), Some(9002)),
+            Some("escalated".into())
+        );
+        assert_eq!(s.resolve(Some("pending"), None), Some("waiting".into()));
+        assert_eq!(s.resolve(Some("hold"), None), Some("hold".into()));
+    }
+
     #[test]
     fn created_when_the_stamps_agree_and_lists_give_one_event_each() {
         let evs = from_ticket(
