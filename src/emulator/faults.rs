@@ -123,7 +123,6 @@ pub async fn layer(
     match faults.before() {
         Verdict::Pass => {}
         Verdict::Fail => {
-            faults.injected.fetch_add(1, Ordering::SeqCst);
             // A bare 503, as an overloaded proxy answers: no Retry-After, so
             // clients fall back to their own backoff (load shedding with
             // Retry-After is what the rate limits model).

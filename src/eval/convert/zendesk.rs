@@ -312,17 +312,30 @@ mod tests {
     use crate::ir::lower as lower_ir;
     use crate::syntax::SourceMap;
 
-    /// A desk whose `in_progress` is a Zendesk custom status (#9001).
-    fn statuses() -> StatusIndex {
+    /// The status index of a desk whose status table is `table`.
+    fn index_of(table: &str) -> StatusIndex {
         let mut sources = SourceMap::new();
         sources.add(
             "desk.l3map",
-            r#"
-            connection desk: zendesk {
+            format!(
+                r#"
+            connection desk: zendesk {{
               subdomain "acme"
               token     env("ZENDESK_OAUTH_TOKEN")
               scopes    read, tickets:write
-            }
+            }}
+{table}"#
+            ),
+        );
+        let checked = check(&sources);
+        assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
+        StatusIndex::new(&lower_ir(&checked, &sources).expect("compiles"))
+    }
+
+    /// A desk whose `in_progress` is a Zendesk custom status (#9001).
+    fn statuses() -> StatusIndex {
+        index_of(
+            r#"
             statuses desk {
               new          new
               open         open
@@ -333,10 +346,7 @@ mod tests {
               in_progress -> solved
             }
             "#,
-        );
-        let checked = check(&sources);
-        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
-        StatusIndex::new(&lower_ir(&checked, &sources).expect("compiles"))
+        )
     }
 
     fn parse(s: &str) -> Json {
@@ -400,15 +410,8 @@ mod tests {
     /// status, whatever its name.
     #[test]
     fn the_one_status_without_an_id_is_its_categorys_default() {
-        let mut sources = SourceMap::new();
-        sources.add(
-            "desk.l3map",
+        let s = index_of(
             r#"
-            connection desk: zendesk {
-              subdomain "acme"
-              token     env("ZENDESK_OAUTH_TOKEN")
-              scopes    read, tickets:write
-            }
             statuses desk {
               new       new
               working   open
@@ -421,9 +424,6 @@ mod tests {
             }
             "#,
         );
-        let checked = check(&sources);
-        assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
-        let s = StatusIndex::new(&lower_ir(&checked, &sources).expect("compiles"));
         assert_eq!(s.resolve(Some("open"), None), Some("working".into()));
         assert_eq!(s.resolve(Some("open"), Some(1)), Some("working".into()));
         assert_eq!(
