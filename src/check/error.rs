@@ -303,7 +303,7 @@ pub enum CheckError {
     #[diagnostic(
         code(l3map::status::indistinct),
         severity(Warning),
-        help("give `{status}` its Zendesk custom status id, `{status} ... #ID` (`l3map schema pull` records them in l3map.lock.json); one status of a category may go without, as the category's default, but a second one would be written and read as that same default status")
+        help("give `{status}` its Zendesk custom status id, `{status} ... #ID` (Zendesk's Admin Center lists them under ticket statuses; `l3map schema pull` records them in l3map.lock.json); one status of a category may go without, as the category's default, but a second one would be written and read as that same default status")
     )]
     IndistinctStatuses {
         category: String,

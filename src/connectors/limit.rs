@@ -102,8 +102,16 @@ pub fn over_budget(system: super::error::System) -> super::error::ApiError {
     super::error::ApiError::RateLimited {
         system,
         retry_after: None,
-        message: "the token's rate limit would hold this request past the retry budget".into(),
+        message: OVER_BUDGET.into(),
     }
+}
+
+const OVER_BUDGET: &str = "the token's rate limit would hold this request past the retry budget";
+
+/// Whether `e` is [`over_budget`]'s: held by our own limiter, never sent
+/// (the metrics must not count it as a call or a 429).
+pub fn is_over_budget(e: &super::error::ApiError) -> bool {
+    matches!(e, super::error::ApiError::RateLimited { retry_after: None, message, .. } if message == OVER_BUDGET)
 }
 
 /// The longest pause an API's header can impose. A larger value (or a

@@ -407,8 +407,10 @@ const MAX_LIST_PAGES: usize = 1000;
 struct TokenLine {
     turn: tokio::sync::Mutex<()>,
     /// Interactive callers waiting for their turn: background callers
-    /// step back while there are any.
+    /// step back while there are any (for at most MAX_STREAK turns).
     urgent_waiting: std::sync::atomic::AtomicUsize,
+    /// Interactive turns taken since a background caller last went.
+    urgent_streak: std::sync::atomic::AtomicUsize,
     paused_until: Mutex<Option<tokio::time::Instant>>,
     /// The gap the API's headers ask between requests (zero while the
     /// window has room for this client's own pace). Kept apart from the
@@ -447,10 +449,16 @@ impl TokenLine {
         }
     }
 
+    /// Interactive turns in a row before a waiting background caller goes
+    /// anyway: agent reads at the token's full rate must not starve the
+    /// outbox's writes into dead letters.
+    const MAX_STREAK: usize = 4;
+
     /// Takes the turn. The mutex is fair (first come, first served); an
     /// interactive caller is counted while it waits, and a background
     /// caller given the turn meanwhile hands it back and queues again, so
-    /// the interactive one reaches the front after at most one request.
+    /// the interactive one reaches the front after at most one request;
+    /// after MAX_STREAK interactive turns a background caller keeps its.
     async fn enter(&self, urgent: bool) -> tokio::sync::MutexGuard<'_, ()> {
         use std::sync::atomic::Ordering::SeqCst;
         if urgent {
@@ -465,11 +473,16 @@ impl TokenLine {
             }
             self.urgent_waiting.fetch_add(1, SeqCst);
             let _waiting = Waiting(&self.urgent_waiting);
-            return self.turn.lock().await;
+            let turn = self.turn.lock().await;
+            self.urgent_streak.fetch_add(1, SeqCst);
+            return turn;
         }
         loop {
             let turn = self.turn.lock().await;
-            if self.urgent_waiting.load(SeqCst) == 0 {
+            if self.urgent_waiting.load(SeqCst) == 0
+                || self.urgent_streak.load(SeqCst) >= Self::MAX_STREAK
+            {
+                self.urgent_streak.store(0, SeqCst);
                 return turn;
             }
             drop(turn);

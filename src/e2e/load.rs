@@ -91,6 +91,11 @@ pub async fn run(rig: &Arc<Rig>, spec: LoadSpec<'_>) -> Load {
         let key = format!("load-{n}");
         tasks.push(tokio::spawn(async move {
             let Ok(created) = rig2.create(&p, &key).await else {
+                // Counted as a refused turn, which fails the step.
+                lock(&sent2).push(Sent {
+                    key: None,
+                    latency: Duration::ZERO,
+                });
                 return;
             };
             let t = Instant::now();

@@ -54,6 +54,11 @@ pub fn observe(clients: &HashMap<String, Client>, metrics: &Metrics) {
             .observer()
             .attach(move |a: &Attempt<'_>| match a.outcome {
                 Ok(()) => m.api_call(&name, "ok"),
+                // Held by the client's own limiter past its budget: nothing
+                // was sent, so it is neither a call nor a 429.
+                Err(e) if crate::connectors::limit::is_over_budget(e) => {
+                    m.api_error(&name, "budget")
+                }
                 Err(e) => {
                     m.api_call(&name, "error");
                     m.api_error(&name, error_kind(e));

@@ -59,15 +59,23 @@ impl StatusIndex {
     }
 
     /// The l3map status name for a Zendesk ticket: its custom status when
-    /// the table declares that id, else the category's one status without
-    /// an id, else a status named like the Zendesk category, else the
-    /// category itself (so a condition can still see it).
+    /// the table declares that id, else (with no custom status id at all)
+    /// the category's one status without an id, else a status named like
+    /// the Zendesk category, else the category itself (so a condition can
+    /// still see it).
     pub fn resolve(&self, category: Option<&str>, custom_status_id: Option<u64>) -> Option<String> {
         if let Some(name) = custom_status_id.and_then(|id| self.by_custom_id.get(&id)) {
             return Some(name.clone());
         }
         category.map(|c| {
-            if let Some(name) = self.by_category.get(c) {
+            // Only a ticket with no custom status is in the category's
+            // default: an id the table does not declare is some other
+            // status, which must not pass for the declared one.
+            if let Some(name) = self
+                .by_category
+                .get(c)
+                .filter(|_| custom_status_id.is_none())
+            {
                 return name.clone();
             }
             match self.names.get(c) {

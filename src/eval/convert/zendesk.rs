@@ -425,7 +425,8 @@ mod tests {
             "#,
         );
         assert_eq!(s.resolve(Some("open"), None), Some("working".into()));
-        assert_eq!(s.resolve(Some("open"), Some(1)), Some("working".into()));
+        // An id the table does not declare is not the default status.
+        assert_eq!(s.resolve(Some("open"), Some(1)), Some("open".into()));
         assert_eq!(
             s.resolve(Some("open"), Some(9002)),
             Some("escalated".into())
