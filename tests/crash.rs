@@ -17,35 +17,13 @@
 #[path = "e2e/stack.rs"]
 mod stack;
 
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 use stack::{Stack, AGENT_TOKEN};
 use std::time::{Duration, Instant};
 
 const ROUNDS: usize = 25;
 const TICKETS_PER_ROUND: usize = 6;
 const TURNS_PER_ROUND: usize = 3;
-const DISPUTE_TYPE: u64 = 360001238;
-const SLA_TIER: u64 = 360001234;
-
-async fn create_ticket(s: &Stack, subject: &str, dispute: Option<&str>) -> u64 {
-    let mut fields = vec![json!({"id": SLA_TIER, "value": "premium"})];
-    if let Some(d) = dispute {
-        fields.push(json!({"id": DISPUTE_TYPE, "value": d}));
-    }
-    let t = s
-        .zendesk(
-            Method::POST,
-            "/api/v2/tickets.json",
-            Some(json!({"ticket": {
-                "subject": subject,
-                "comment": {"body": subject},
-                "custom_fields": fields
-            }})),
-        )
-        .await;
-    t["ticket"]["id"].as_u64().expect("ticket id")
-}
 
 /// Sends a refund turn until the runtime answers it (a 200: recorded). A
 /// refused connection or a 5xx means not recorded: send it again, with the
@@ -69,14 +47,6 @@ async fn send_turn(s: &Stack, ticket: u64, turn_id: &str) -> bool {
         .send()
         .await;
     matches!(sent, Ok(r) if r.status().is_success())
-}
-
-fn private_notes(comments: &[Value]) -> Vec<String> {
-    comments
-        .iter()
-        .filter(|c| c["public"] == false)
-        .filter_map(|c| c["body"].as_str().map(str::to_string))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,17 +80,20 @@ async fn twenty_five_kills_during_bursts_lose_nothing_and_double_nothing() {
                 s.kill_runtime();
             }
             if item < TICKETS_PER_ROUND {
-                let id = create_ticket(
-                    &s,
-                    &format!("Disputed charge r{round}i{item}"),
-                    Some("fraud_claim"),
-                )
-                .await;
+                let id = s
+                    .create_ticket(
+                        &format!("Disputed charge r{round}i{item}"),
+                        "premium",
+                        Some("fraud_claim"),
+                    )
+                    .await;
                 tickets.push(id);
             } else {
                 // A turn on a quiet ticket of its own (no dispute), so its
                 // hand-off note is the refund one alone.
-                let id = create_ticket(&s, &format!("Refund r{round}i{item}"), None).await;
+                let id = s
+                    .create_ticket(&format!("Refund r{round}i{item}"), "premium", None)
+                    .await;
                 let turn_id = format!("crash-{seed}-{round}-{item}");
                 if !send_turn(&s, id, &turn_id).await {
                     pending_turns.push((id, turn_id.clone()));
@@ -144,7 +117,7 @@ async fn twenty_five_kills_during_bursts_lose_nothing_and_double_nothing() {
     // Every ticket gets its note; the outbox drains with nothing parked.
     let notes = |id: u64| {
         let s = &s;
-        async move { private_notes(&s.comments(id).await) }
+        async move { s.private_notes(id).await }
     };
     let all: Vec<u64> = tickets
         .iter()

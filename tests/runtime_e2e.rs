@@ -11,27 +11,6 @@ use serde_json::{json, Value};
 use stack::{Stack, WEBHOOK_SECRET};
 use std::time::{Duration, Instant};
 
-const DISPUTE_TYPE: u64 = 360001238;
-const SLA_TIER: u64 = 360001234;
-
-async fn create_ticket(s: &Stack, subject: &str, dispute: &str) -> u64 {
-    let t = s
-        .zendesk(
-            Method::POST,
-            "/api/v2/tickets.json",
-            Some(json!({"ticket": {
-                "subject": subject,
-                "comment": {"body": subject},
-                "custom_fields": [
-                    {"id": DISPUTE_TYPE, "value": dispute},
-                    {"id": SLA_TIER, "value": "standard"}
-                ]
-            }})),
-        )
-        .await;
-    t["ticket"]["id"].as_u64().expect("ticket id")
-}
-
 async fn wait_for<F, Fut>(within: Duration, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
@@ -47,14 +26,6 @@ where
     }
 }
 
-fn private_notes(comments: &[Value]) -> Vec<String> {
-    comments
-        .iter()
-        .filter(|c| c["public"] == false)
-        .filter_map(|c| c["body"].as_str().map(str::to_string))
-        .collect()
-}
-
 /// A ticket created on Zendesk reaches the runtime by signed webhook and
 /// the escalation's writes appear on Zendesk within 5 s: the private
 /// hand-off note and the reassignment, in one update.
@@ -62,14 +33,20 @@ fn private_notes(comments: &[Value]) -> Vec<String> {
 async fn a_new_ticket_is_handed_off_within_five_seconds() {
     let s = Stack::start("webhook", "").await;
     let started = Instant::now();
-    let id = create_ticket(&s, "Card charged twice in Lisbon", "fraud_claim").await;
+    let id = s
+        .create_ticket(
+            "Card charged twice in Lisbon",
+            "standard",
+            Some("fraud_claim"),
+        )
+        .await;
     wait_for(Duration::from_secs(5), || async {
-        !private_notes(&s.comments(id).await).is_empty()
+        !s.private_notes(id).await.is_empty()
     })
     .await;
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
-    let notes = private_notes(&s.comments(id).await);
+    let notes = s.private_notes(id).await;
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(
         notes[0].starts_with("AI hand-off: Customer reports an unauthorised transaction"),
@@ -216,12 +193,14 @@ async fn mapping_edits_reload_live_and_broken_ones_are_refused() {
     .await;
     let second = revision().await;
 
-    let id = create_ticket(&s, "Unknown charge", "fraud_claim").await;
+    let id = s
+        .create_ticket("Unknown charge", "standard", Some("fraud_claim"))
+        .await;
     wait_for(Duration::from_secs(5), || async {
-        !private_notes(&s.comments(id).await).is_empty()
+        !s.private_notes(id).await.is_empty()
     })
     .await;
-    let notes = private_notes(&s.comments(id).await);
+    let notes = s.private_notes(id).await;
     assert!(
         notes[0].contains("a card transaction they did not make"),
         "{notes:?}"
@@ -260,9 +239,11 @@ async fn mapping_edits_reload_live_and_broken_ones_are_refused() {
         s.log().contains("no_such_status"),
         "the diagnostics are shown"
     );
-    let id = create_ticket(&s, "Another unknown charge", "fraud_claim").await;
+    let id = s
+        .create_ticket("Another unknown charge", "standard", Some("fraud_claim"))
+        .await;
     wait_for(Duration::from_secs(5), || async {
-        !private_notes(&s.comments(id).await).is_empty()
+        !s.private_notes(id).await.is_empty()
     })
     .await;
     let m = s.metrics().await;
@@ -291,11 +272,18 @@ async fn a_kill_during_a_burst_loses_nothing_and_doubles_nothing() {
         if n == 16 {
             s.start_runtime().await;
         }
-        ids.push(create_ticket(&s, &format!("Disputed charge {n}"), "fraud_claim").await);
+        ids.push(
+            s.create_ticket(
+                &format!("Disputed charge {n}"),
+                "standard",
+                Some("fraud_claim"),
+            )
+            .await,
+        );
     }
     let notes = |id: u64| {
         let s = &s;
-        async move { private_notes(&s.comments(id).await) }
+        async move { s.private_notes(id).await }
     };
     wait_for(Duration::from_secs(30), || async {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -329,16 +317,18 @@ async fn polling_alone_processes_the_same_scenario() {
         false,
     )
     .await;
-    let id = create_ticket(&s, "Charge I do not recognise", "fraud_claim").await;
+    let id = s
+        .create_ticket("Charge I do not recognise", "standard", Some("fraud_claim"))
+        .await;
     wait_for(Duration::from_secs(15), || async {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        !private_notes(&s.comments(id).await).is_empty()
+        !s.private_notes(id).await.is_empty()
     })
     .await;
     s.drained(Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     s.drained(Duration::from_secs(5)).await;
-    let notes = private_notes(&s.comments(id).await);
+    let notes = s.private_notes(id).await;
     assert_eq!(notes.len(), 1, "{notes:?}");
     let m = s.metrics().await;
     assert!(
@@ -358,7 +348,10 @@ async fn sigterm_drains_and_a_restart_finishes_the_rest() {
     let mut s = Stack::start("sigterm", "").await;
     let mut ids = Vec::new();
     for n in 0..6 {
-        ids.push(create_ticket(&s, &format!("Chargeback {n}"), "fraud_claim").await);
+        ids.push(
+            s.create_ticket(&format!("Chargeback {n}"), "standard", Some("fraud_claim"))
+                .await,
+        );
     }
     let started = Instant::now();
     let status = s.terminate_runtime();
@@ -369,7 +362,7 @@ async fn sigterm_drains_and_a_restart_finishes_the_rest() {
     wait_for(Duration::from_secs(20), || async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         for id in &ids {
-            if private_notes(&s.comments(*id).await).is_empty() {
+            if s.private_notes(*id).await.is_empty() {
                 return false;
             }
         }
@@ -378,10 +371,6 @@ async fn sigterm_drains_and_a_restart_finishes_the_rest() {
     .await;
     s.drained(Duration::from_secs(10)).await;
     for id in &ids {
-        assert_eq!(
-            private_notes(&s.comments(*id).await).len(),
-            1,
-            "ticket {id}"
-        );
+        assert_eq!(s.private_notes(*id).await.len(), 1, "ticket {id}");
     }
 }

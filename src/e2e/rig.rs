@@ -10,7 +10,7 @@
 //! instance both share the configured credentials, as they would.
 
 use super::report::Cleanup;
-use super::scenarios::{turn_body, Plan};
+use super::scenarios::Plan;
 use crate::connectors::salesforce::SalesforceClient;
 use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
 use crate::connectors::Secret;
@@ -23,6 +23,7 @@ use crate::ir::Program;
 use crate::runtime::apply::{Applier, Client};
 use crate::runtime::clients;
 use crate::runtime::config::Config;
+use crate::runtime::demo::Agent;
 use crate::runtime::engine::Engine;
 use crate::runtime::stack::{self, first_salesforce, first_zendesk, Running, Setup};
 use crate::runtime::store::{Row, State, Store};
@@ -352,23 +353,12 @@ impl Rig {
         turn_id: &str,
         on: &Created,
     ) -> Result<String, String> {
-        let body = turn_body(turn, turn_id, on.ticket, on.case.as_deref());
-        let resp = self
-            .http
-            .post(format!("{}/v1/turns", self.agent_url))
-            .bearer_auth(self.agent_token.expose())
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| format!("the agent API: {e}"))?;
-        let status = resp.status();
-        let got: Json = resp
-            .json()
-            .await
-            .map_err(|e| format!("the agent API's answer: {e}"))?;
-        if !status.is_success() {
-            return Err(format!("the agent API answered {status}: {got}"));
-        }
+        let body = Agent::body(turn, turn_id, on.ticket, on.case.as_deref());
+        let agent = Agent {
+            url: &self.agent_url,
+            token: self.agent_token.expose(),
+        };
+        let got = agent.send(&self.http, &body).await?;
         got["turn"]
             .as_str()
             .map(str::to_string)

@@ -18,7 +18,7 @@ use crate::eval::testing;
 use crate::ir::{Expectation, Program, TestCase};
 use crate::runtime::ops::Op;
 use crate::runtime::store::{Row, State};
-use serde_json::{json, Map, Value as Json};
+use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -255,15 +255,4 @@ pub async fn verify(rig: &Rig, rows: &[Row]) -> Vec<Verified> {
         }
     }
     out
-}
-
-/// The turn body the agent API takes.
-pub fn turn_body(turn: &Map<String, Json>, turn_id: &str, ticket: u64, case: Option<&str>) -> Json {
-    let mut body = turn.clone();
-    body.insert("turn_id".into(), json!(turn_id));
-    body.insert("ticket".into(), json!(ticket));
-    if let Some(c) = case {
-        body.insert("case".into(), json!(c));
-    }
-    Json::Object(body)
 }

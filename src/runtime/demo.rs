@@ -82,6 +82,40 @@ pub struct Agent<'a> {
     pub token: &'a str,
 }
 
+impl Agent<'_> {
+    /// A turn's fields with the conversation's ids added, as the agent
+    /// API takes them.
+    pub fn body(turn: &Map<String, Json>, turn_id: &str, ticket: u64, case: Option<&str>) -> Json {
+        let mut body = turn.clone();
+        body.insert("turn_id".into(), json!(turn_id));
+        body.insert("ticket".into(), json!(ticket));
+        if let Some(c) = case {
+            body.insert("case".into(), json!(c));
+        }
+        Json::Object(body)
+    }
+
+    /// POSTs a turn to `/v1/turns`; the answer, or why there is none.
+    pub async fn send(&self, http: &reqwest::Client, body: &Json) -> Result<Json, String> {
+        let resp = http
+            .post(format!("{}/v1/turns", self.url))
+            .bearer_auth(self.token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| format!("the agent API: {e}"))?;
+        let status = resp.status();
+        let got: Json = resp
+            .json()
+            .await
+            .map_err(|e| format!("the agent API's answer: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("the agent API answered {status}: {got}"));
+        }
+        Ok(got)
+    }
+}
+
 /// Runs the demo stream. Zendesk and Salesforce are the emulators' clients
 /// (development credentials); `run_id` keeps ids unique across runs.
 pub async fn feed(
@@ -151,29 +185,14 @@ pub async fn feed(
     // The AI agent's turns, through the agent API as any agent sends them.
     let http = reqwest::Client::new();
     for (n, (spec, (ticket, case))) in specs.iter().zip(&tickets).enumerate() {
-        let mut body = spec.turn.clone();
-        if let Some(m) = body.as_object_mut() {
-            m.insert("turn_id".into(), json!(format!("demo-{run_id}-{n}")));
-            m.insert("ticket".into(), json!(ticket));
-            if let Some(case) = case {
-                m.insert("case".into(), json!(case));
-            }
-        }
-        let resp = http
-            .post(format!("{}/v1/turns", agent.url))
-            .bearer_auth(agent.token)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| format!("the agent API: {e}"))?;
-        let status = resp.status();
-        let got: Json = resp
-            .json()
-            .await
-            .map_err(|e| format!("the agent API's answer: {e}"))?;
-        if !status.is_success() {
-            return Err(format!("the agent API answered {status}: {got}"));
-        }
+        let turn = spec.turn.as_object().cloned().unwrap_or_default();
+        let body = Agent::body(
+            &turn,
+            &format!("demo-{run_id}-{n}"),
+            *ticket,
+            case.as_deref(),
+        );
+        let got = agent.send(&http, &body).await?;
         fed.turns += 1;
         let accepted = got["accepted"].as_array().map_or(0, Vec::len);
         say(format!(

@@ -246,7 +246,17 @@ mod tests {
                 // Every third id repeats one already sent: a duplicate,
                 // whichever batch the two land in.
                 let id = format!("turn:{}", if i % 3 == 2 { i - 1 } else { i });
-                tokio::spawn(async move { engine.ingest("test", turn(&id), None).await })
+                tokio::spawn(async move {
+                    let got = engine.ingest("test", turn(&id), None).await;
+                    // Answered means committed: another connection sees
+                    // the event at once, while other batches still run.
+                    let other = Store::open(engine.store.path()).expect("reopened");
+                    assert!(
+                        other.event(&id).expect("readable").is_some(),
+                        "{id} answered before its commit"
+                    );
+                    got
+                })
             })
             .collect();
         let (mut new, mut dup) = (0, 0);

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 pub const DEV_TOKEN: &str = "l3map-dev-token";
 pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret-5d1c";
 pub const AGENT_TOKEN: &str = "e2e-agent-token-9a3f";
+/// The fintech desk's custom fields (mappings/fintech/fields.l3map).
+pub const SLA_TIER: u64 = 360001234;
+pub const DISPUTE_TYPE: u64 = 360001238;
 
 pub struct Stack {
     pub dir: PathBuf,
@@ -293,6 +296,37 @@ workers_per_connection = 4
         let resp = req.send().await.expect("zendesk emulator");
         assert!(resp.status().is_success(), "{path}: {}", resp.status());
         resp.json().await.expect("json")
+    }
+
+    /// Creates a ticket on the emulator as a person would, with the
+    /// fintech desk's SLA tier and, optionally, its dispute type.
+    pub async fn create_ticket(&self, subject: &str, tier: &str, dispute: Option<&str>) -> u64 {
+        let mut fields = vec![serde_json::json!({"id": SLA_TIER, "value": tier})];
+        if let Some(d) = dispute {
+            fields.push(serde_json::json!({"id": DISPUTE_TYPE, "value": d}));
+        }
+        let t = self
+            .zendesk(
+                reqwest::Method::POST,
+                "/api/v2/tickets.json",
+                Some(serde_json::json!({"ticket": {
+                    "subject": subject,
+                    "comment": {"body": subject},
+                    "custom_fields": fields
+                }})),
+            )
+            .await;
+        t["ticket"]["id"].as_u64().expect("ticket id")
+    }
+
+    /// The bodies of a ticket's private comments (the hand-off notes).
+    pub async fn private_notes(&self, ticket: u64) -> Vec<String> {
+        self.comments(ticket)
+            .await
+            .iter()
+            .filter(|c| c["public"] == false)
+            .filter_map(|c| c["body"].as_str().map(str::to_string))
+            .collect()
     }
 
     pub async fn comments(&self, ticket: u64) -> Vec<serde_json::Value> {
