@@ -412,6 +412,17 @@ fn memo() -> &'static Memo {
     })
 }
 
+/// A turn's event key, `agent:{agent}:{turn}`: a namespace no other
+/// source can write in (a webhook's keys are `zendesk:...`, and it accepts
+/// no payload that names its own key; see `eval::convert::zendesk`), so no
+/// one can claim an agent's turn id before the agent sends it. A `%` or
+/// `:` in the agent's name is escaped, so agent `a` with turn `b:1` and
+/// agent `a:b` with turn `1` have different keys.
+fn turn_key(agent: &str, turn: &str) -> String {
+    let agent = agent.replace('%', "%25").replace(':', "%3A");
+    format!("agent:{agent}:{turn}")
+}
+
 async fn post_turn(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
@@ -442,8 +453,8 @@ async fn post_turn(
     };
     let digest = checked.digest;
     let event_id = match &checked.req.turn_id {
-        Some(t) => format!("agent:{agent}:{t}"),
-        None => format!("agent:{agent}:{:032x}", fastrand::u128(..)),
+        Some(t) => turn_key(&agent, t),
+        None => turn_key(&agent, &format!("{:032x}", fastrand::u128(..))),
     };
     let turn_id = checked.req.turn_id.clone();
     let memoized = turn_id.is_some();
