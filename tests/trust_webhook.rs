@@ -229,10 +229,8 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
 /// decides which events arrive, and in which order.
 fn own_secret(name: &str) -> (PathBuf, String) {
     let secret = format!("trust-webhook-{name}-{:016x}", fastrand::u64(..));
-    let path = std::env::temp_dir().join(format!(
-        "l3map-trust-webhook-{name}-{}",
-        std::process::id()
-    ));
+    let path =
+        std::env::temp_dir().join(format!("l3map-trust-webhook-{name}-{}", std::process::id()));
     std::fs::write(&path, format!("{secret}\n")).expect("secret file");
     (path, secret)
 }
@@ -359,7 +357,10 @@ async fn a_persons_update_is_read_once_and_l3maps_own_update_not_at_all() {
         "the person's update is read once, l3map's own not at all: {reads} reads"
     );
     assert_eq!(s.private_notes(id).await.len(), 1);
-    assert_eq!(ticket(&s, id).await["custom_status_id"], PENDING_RISK_REVIEW);
+    assert_eq!(
+        ticket(&s, id).await["custom_status_id"],
+        PENDING_RISK_REVIEW
+    );
 }
 
 /// Item 7. A holder of the webhook secret posts an agent turn in the

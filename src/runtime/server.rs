@@ -4,7 +4,6 @@
 use super::engine::Engine;
 use super::metrics::CONTENT_TYPE;
 use super::store::now_ms;
-use super::tickets::Tickets;
 use super::webhook::zendesk_webhook;
 use crate::connectors::salesforce::SalesforceClient;
 use crate::connectors::zendesk::ZendeskClient;
@@ -33,9 +32,6 @@ pub struct App {
     /// read the ticket they announce, the agent API reads context.
     pub zendesk: Option<(String, ZendeskClient)>,
     pub salesforce: Option<(String, SalesforceClient)>,
-    /// Tickets as the API last showed them, by update: shared with the
-    /// outbox worker, whose updates need no read back.
-    pub tickets: Tickets,
 }
 
 pub fn router(app: Arc<App>) -> Router {

@@ -93,8 +93,8 @@ pub async fn start(s: Setup) -> Result<Running, String> {
     observe(&clients, &metrics);
     let engine = Arc::new(Engine::new(Live::new(program), Arc::new(store), metrics));
     let applier_clients = clients.clone();
-    let tickets = super::tickets::Tickets::default();
-    let applier = Arc::new(Applier::new(clients, max_attempts).with_tickets(tickets.clone()));
+    let applier =
+        Arc::new(Applier::new(clients, max_attempts).with_tickets(engine.tickets.clone()));
     let (stop, stopped) = watch::channel(false);
     let workers = applier
         .connections()
@@ -116,7 +116,6 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         agents,
         zendesk: first_zendesk(&applier_clients),
         salesforce: first_salesforce(&applier_clients),
-        tickets,
     });
     let mut server_stop = stopped.clone();
     let server = tokio::spawn(async move {

@@ -62,7 +62,10 @@ pub fn stamp(updated_at: &str) -> Option<i64> {
 /// The id and stamp of an API answer `{"ticket": {"id", "updated_at"}}`.
 fn key_of(shown: &Json) -> Option<Key> {
     let t = shown.get("ticket")?;
-    Some((t.get("id")?.as_u64()?, stamp(t.get("updated_at")?.as_str()?)?))
+    Some((
+        t.get("id")?.as_u64()?,
+        stamp(t.get("updated_at")?.as_str()?)?,
+    ))
 }
 
 fn weight(shown: &Json) -> u32 {

@@ -225,6 +225,7 @@ async fn read_ticket(app: &App, ev: &mut Event) -> Result<(), Box<Response>> {
     let state = loop {
         tries += 1;
         let got = app
+            .engine
             .tickets
             .get_or_read(id, update.as_deref(), zd.get_ticket_json(id))
             .await;
@@ -248,7 +249,7 @@ async fn read_ticket(app: &App, ev: &mut Event) -> Result<(), Box<Response>> {
         // update is another update of the same second: read it anew.
         let agrees = state.ticket.as_ref().is_some_and(|t| agrees(announced, t));
         match (&update, read || agrees || tries > 1) {
-            (Some(u), false) => app.tickets.forget(id, u).await,
+            (Some(u), false) => app.engine.tickets.forget(id, u).await,
             _ => break state,
         }
     };

@@ -82,7 +82,8 @@ fn api_ticket(
     };
     Ok(Event {
         // The webhook's events of this update key the same way.
-        id: state_key(ticket.id, &at).unwrap_or_else(|| format!("zendesk:ticket:{}:{at}", ticket.id)),
+        id: state_key(ticket.id, &at)
+            .unwrap_or_else(|| format!("zendesk:ticket:{}:{at}", ticket.id)),
         kind,
         at,
         ticket: Some(ticket),
@@ -626,7 +627,10 @@ mod tests {
             r#"{"ChangeEventHeader":{}}"#,
         ] {
             let e = read(other).unwrap_err().message;
-            assert!(e.starts_with("not a Zendesk webhook delivery"), "{other}: {e}");
+            assert!(
+                e.starts_with("not a Zendesk webhook delivery"),
+                "{other}: {e}"
+            );
         }
     }
 
