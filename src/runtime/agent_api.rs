@@ -1089,6 +1089,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn turn_keys_of_two_agents_never_meet() {
+        assert_eq!(turn_key("e2e", "conv-1"), "agent:e2e:conv-1");
+        assert_ne!(turn_key("a", "b:1"), turn_key("a:b", "1"));
+        assert_ne!(turn_key("a%3A", "1"), turn_key("a:", "1"));
+    }
+
+    #[test]
     fn digests_compare_equal_only_when_equal() {
         let a: [u8; 32] = Sha256::digest(b"l3map-demo-agent-token").into();
         let b: [u8; 32] = Sha256::digest(b"l3map-demo-agent-tokem").into();
