@@ -149,18 +149,19 @@ pub async fn zendesk_webhook(
     // state is recorded): no read, nothing decided again.
     if is_final(&ev) && recorded(&app, &ev.id).await {
         metrics.event_duplicate("webhook");
-        return Json(json!({"accepted": 0, "duplicates": 1, "actions": 0})).into_response();
+        return duplicate(&ev.id);
     }
     if let Err(resp) = read_ticket(&app, &mut ev).await {
         return *resp;
     }
-    let (accepted, duplicates, actions) = match app.engine.ingest("webhook", ev, None).await {
+    let key = ev.id.clone();
+    let queued = match app.engine.ingest("webhook", ev, None).await {
         Ok(i) => match i.accepted {
             // A redelivery, or a change already seen by polling or by
             // another event of the same update: recorded once, nothing
             // decided again (counted in l3map_events_duplicate_total).
-            Accepted::Duplicate => (0, 1, 0),
-            Accepted::New { queued, .. } => (1, 0, queued),
+            Accepted::Duplicate => return duplicate(&key),
+            Accepted::New { queued, .. } => queued,
         },
         // Not recorded: a 5xx makes Zendesk deliver it again.
         Err(e) => {
@@ -172,8 +173,14 @@ pub async fn zendesk_webhook(
             );
         }
     };
-    Json(json!({"accepted": accepted, "duplicates": duplicates, "actions": actions}))
-        .into_response()
+    Json(json!({"accepted": 1, "duplicates": 0, "actions": queued})).into_response()
+}
+
+/// The answer to an event already recorded: a redelivery, or a change
+/// already seen by polling or by another event of the same update.
+fn duplicate(key: &str) -> Response {
+    tracing::debug!(key, "webhook delivery held events already recorded");
+    Json(json!({"accepted": 0, "duplicates": 1, "actions": 0})).into_response()
 }
 
 /// Whether the event's key is the one it will be recorded under before
