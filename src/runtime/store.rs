@@ -153,8 +153,14 @@ pub struct Claimed {
     pub rule: String,
     pub source_loc: String,
     pub revision: String,
-    /// Including this one.
+    /// Every try, this one included (outages too).
     pub attempts: u32,
+    /// The tries that count toward `max_attempts`, this one included:
+    /// every try except those that failed for a transient reason.
+    pub counted: u32,
+    /// When this action first failed for a transient reason (ms since
+    /// 1970), if it has: the outage window is measured from here.
+    pub failing_since: Option<i64>,
     pub created_ms: i64,
 }
 
@@ -304,6 +310,7 @@ impl Store {
         .map_err(|e| fail(e.to_string()))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| fail(e.to_string()))?;
+        outbox_columns_v2(&conn).map_err(|e| fail(e.to_string()))?;
         let version: Option<String> = conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -452,7 +459,10 @@ impl Store {
     /// for each record, the oldest event's pending actions, unless a
     /// request for the record is in flight or its oldest actions wait for
     /// a retry (later ones wait behind them, so a record's writes land in
-    /// the order they were decided). Claimed rows become `sending`.
+    /// the order they were decided). Actions parked by an outage count as
+    /// waiting too: they come back when the connection recovers, and the
+    /// record's later writes must not overtake them. Claimed rows become
+    /// `sending`.
     pub fn claim(&self, connection: &str, now: i64, max: usize) -> Result<Vec<Group>, StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -462,7 +472,10 @@ impl Store {
             let mut q = tx.prepare_cached(
                 "SELECT o.record, o.event_id, o.not_before, o.state FROM outbox o
                  JOIN (SELECT record, MIN(id) AS first FROM outbox
-                       WHERE connection = ?1 AND state IN ('pending', 'sending') GROUP BY record) h
+                       WHERE connection = ?1
+                         AND (state IN ('pending', 'sending')
+                              OR (state = 'dead' AND parked_for = 'outage'))
+                       GROUP BY record) h
                    ON o.id = h.first
                  ORDER BY o.id",
             )?;
@@ -483,12 +496,14 @@ impl Store {
             let mut unconfirmed = false;
             {
                 let mut q = tx.prepare_cached(
-                    "SELECT id, key, kind, op, rule, source_loc, revision, attempts, created_ms, unconfirmed
+                    "SELECT id, key, kind, op, rule, source_loc, revision, attempts, created_ms, unconfirmed,
+                            outage_tries, failing_since
                      FROM outbox
                      WHERE connection = ?1 AND record = ?2 AND event_id = ?3 AND state = 'pending'
                      ORDER BY id",
                 )?;
                 let rows = q.query_map(params![connection, record, event_id], |r| {
+                    let attempts = r.get::<_, u32>(7)?.saturating_add(1);
                     Ok((
                         Claimed {
                             id: r.get(0)?,
@@ -498,7 +513,9 @@ impl Store {
                             rule: r.get(4)?,
                             source_loc: r.get(5)?,
                             revision: r.get(6)?,
-                            attempts: r.get::<_, u32>(7)?.saturating_add(1),
+                            attempts,
+                            counted: attempts.saturating_sub(r.get::<_, u32>(10)?).max(1),
+                            failing_since: r.get(11)?,
                             created_ms: r.get(8)?,
                         },
                         r.get::<_, bool>(9)?,
@@ -530,55 +547,129 @@ impl Store {
 
     /// Applied: never sent again.
     pub fn done(&self, ids: &[i64]) -> Result<(), StoreError> {
-        self.set_state(ids, State::Done, None, 0, false)
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut q = tx.prepare_cached(
+                "UPDATE outbox SET state = 'done', not_before = 0, unconfirmed = 0, updated_ms = ?2
+                 WHERE id = ?1",
+            )?;
+            let now = now_ms();
+            for id in ids {
+                q.execute(params![id, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Failed in a way worth another try at `not_before` (ms since 1970).
     /// `unconfirmed`: the failure leaves unknown whether it was applied.
+    /// `transient`: an outage (connect error, timeout, 5xx, 429, quota),
+    /// which does not count toward `max_attempts`; the first one starts
+    /// the action's outage clock (`failing_since`).
     pub fn retry_later(
         &self,
         ids: &[i64],
         error: &str,
         not_before: i64,
         unconfirmed: bool,
-    ) -> Result<(), StoreError> {
-        self.set_state(ids, State::Pending, Some(error), not_before, unconfirmed)
-    }
-
-    /// Given up: kept as a dead letter with the reason, for a human.
-    pub fn park(&self, ids: &[i64], reason: &str) -> Result<(), StoreError> {
-        self.set_state(ids, State::Dead, Some(reason), 0, false)
-    }
-
-    fn set_state(
-        &self,
-        ids: &[i64],
-        state: State,
-        error: Option<&str>,
-        not_before: i64,
-        unconfirmed: bool,
+        transient: bool,
     ) -> Result<(), StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut q = tx.prepare_cached(
-                "UPDATE outbox SET state = ?2, last_error = COALESCE(?3, last_error),
-                   not_before = ?4, unconfirmed = ?5, updated_ms = ?6 WHERE id = ?1",
+                "UPDATE outbox SET state = 'pending', last_error = ?2, not_before = ?3,
+                   unconfirmed = ?4, updated_ms = ?5,
+                   outage_tries = outage_tries + ?6,
+                   failing_since = CASE WHEN ?6 = 1 THEN COALESCE(failing_since, ?5) ELSE failing_since END
+                 WHERE id = ?1",
             )?;
             let now = now_ms();
             for id in ids {
                 q.execute(params![
                     id,
-                    state.as_str(),
                     error,
                     not_before,
                     unconfirmed,
-                    now
+                    now,
+                    i64::from(transient)
                 ])?;
             }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Given up: kept as a dead letter with the reason, for a human.
+    /// `outage`: parked because its connection stayed down past the outage
+    /// window; such letters come back by themselves when the connection
+    /// recovers ([`Store::requeue_outage`]).
+    pub fn park(&self, ids: &[i64], reason: &str, outage: bool) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut q = tx.prepare_cached(
+                "UPDATE outbox SET state = 'dead', last_error = ?2, not_before = 0, unconfirmed = 0,
+                   parked_for = ?3, updated_ms = ?4 WHERE id = ?1",
+            )?;
+            let now = now_ms();
+            let why = outage.then_some("outage");
+            for id in ids {
+                q.execute(params![id, reason, why, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The connection answered again: every letter it parked for an outage
+    /// goes back to the queue, unconfirmed (read back before sending) and
+    /// with a fresh outage window. Returns the kinds of the rows requeued.
+    pub fn requeue_outage(&self, connection: &str) -> Result<Vec<String>, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let kinds = {
+            let mut q = tx.prepare_cached(
+                "SELECT kind FROM outbox WHERE connection = ?1 AND state = 'dead' AND parked_for = 'outage'",
+            )?;
+            let kinds = q.query_map(params![connection], |r| r.get::<_, String>(0))?;
+            kinds.collect::<Result<Vec<_>, _>>()?
+        };
+        if !kinds.is_empty() {
+            tx.execute(
+                "UPDATE outbox SET state = 'pending', unconfirmed = 1, not_before = 0,
+                   failing_since = NULL, parked_for = NULL, updated_ms = ?2
+                 WHERE connection = ?1 AND state = 'dead' AND parked_for = 'outage'",
+                params![connection, now_ms()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(kinds)
+    }
+
+    /// Puts the oldest group this connection parked for an outage back in
+    /// the queue as a probe: one real request tells whether the connection
+    /// is back. Its outage clock is kept, so if the connection is still
+    /// down it is parked again after that one try. Returns how many rows.
+    pub fn probe_outage(&self, connection: &str) -> Result<usize, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let n = tx.execute(
+            "UPDATE outbox SET state = 'pending', unconfirmed = 1, not_before = 0,
+               parked_for = NULL, updated_ms = ?2
+             WHERE id IN (
+               SELECT o.id FROM outbox o JOIN (
+                 SELECT record, event_id FROM outbox
+                 WHERE connection = ?1 AND state = 'dead' AND parked_for = 'outage'
+                 ORDER BY id LIMIT 1) h
+               ON o.record = h.record AND o.event_id = h.event_id
+               WHERE o.connection = ?1 AND o.state = 'dead' AND o.parked_for = 'outage')",
+            params![connection, now_ms()],
+        )?;
+        tx.commit()?;
+        Ok(n)
     }
 
     /// Rows, newest first, optionally of one state.
@@ -597,7 +688,8 @@ impl Store {
     /// fresh count of attempts. Returns how many.
     pub fn requeue_dead(&self, ids: &[i64]) -> Result<usize, StoreError> {
         let db = self.db();
-        let sql = "UPDATE outbox SET state = 'pending', attempts = 0, not_before = 0, unconfirmed = 1, updated_ms = ?2
+        let sql = "UPDATE outbox SET state = 'pending', attempts = 0, outage_tries = 0, failing_since = NULL,
+                   parked_for = NULL, not_before = 0, unconfirmed = 1, updated_ms = ?2
                    WHERE state = 'dead' AND (?1 IS NULL OR id = ?1)";
         self.for_ids(&db, sql, ids)
     }
@@ -689,6 +781,36 @@ impl Store {
         rows.reverse();
         Ok(rows)
     }
+}
+
+/// The outbox's retry-policy columns (issue 13, items 5 and 6), added in
+/// place to a store of schema 1 and to a new one alike:
+/// - `failing_since`: when the action first failed for a transient reason
+///   (ms since 1970; NULL if it has not): the outage window runs from here;
+/// - `outage_tries`: how many of its `attempts` failed that way, which do
+///   not count toward `max_attempts`;
+/// - `parked_for`: `'outage'` on a dead letter parked because its
+///   connection stayed down past the window (requeued automatically on
+///   recovery); NULL on any other row.
+///
+/// Kept as one function so the schema-versioning work can fold it into a
+/// numbered migration step.
+fn outbox_columns_v2(db: &Connection) -> rusqlite::Result<()> {
+    let have: Vec<String> = {
+        let mut q = db.prepare("SELECT name FROM pragma_table_info('outbox')")?;
+        let names = q.query_map([], |r| r.get(0))?;
+        names.collect::<Result<_, _>>()?
+    };
+    for (name, decl) in [
+        ("failing_since", "INTEGER"),
+        ("outage_tries", "INTEGER NOT NULL DEFAULT 0"),
+        ("parked_for", "TEXT"),
+    ] {
+        if !have.iter().any(|h| h == name) {
+            db.execute_batch(&format!("ALTER TABLE outbox ADD COLUMN {name} {decl};"))?;
+        }
+    }
+    Ok(())
 }
 
 /// Outbox rows with their event's key, filtered and ordered by `tail`.
@@ -896,7 +1018,7 @@ mod tests {
         assert!(s.claim("desk", now, 10).unwrap().is_empty());
         // e1 waits for a retry: e2 (same record) waits behind it.
         let ids: Vec<i64> = g[0].items.iter().map(|c| c.id).collect();
-        s.retry_later(&ids, "HTTP 503", now + 60_000, false)
+        s.retry_later(&ids, "HTTP 503", now + 60_000, false, false)
             .unwrap();
         assert!(s.claim("desk", now, 10).unwrap().is_empty());
         let later = s.claim("desk", now + 60_000, 10).unwrap();
@@ -934,7 +1056,7 @@ mod tests {
         let g = s.claim("desk", now_ms(), 10).unwrap();
         for grp in &g {
             let ids: Vec<i64> = grp.items.iter().map(|c| c.id).collect();
-            s.park(&ids, "Zendesk: rejected (HTTP 422): Status invalid")
+            s.park(&ids, "Zendesk: rejected (HTTP 422): Status invalid", false)
                 .unwrap();
         }
         let dead = s.list(Some(State::Dead), 10).unwrap();
