@@ -1383,6 +1383,27 @@ level = "info"
             ));
             assert!(shown.contains("`connections.desk.timeout_secs`"), "{shown}");
         }
+        let (_, shown) = err("mappings = \"m\"\n[outbox]\noutage_window_secs = 0\n");
+        assert!(shown.contains("`outbox.outage_window_secs`"), "{shown}");
+        let (_, shown) = err("mappings = \"m\"\n[outbox]\nretry_min_ms = 1\n");
+        assert!(shown.contains("`outbox.retry_min_ms`"), "{shown}");
+        let (e, shown) =
+            err("mappings = \"m\"\n[outbox]\nretry_min_ms = 5000\nretry_max_secs = 2\n");
+        assert!(
+            shown.contains("`outbox.retry_max_secs` (2 s) is below"),
+            "{shown}"
+        );
+        assert!(matches!(e, ConfigError::Invalid { line: 4, .. }), "{e:?}");
+        let c = parse("mappings = \"m\"\n[outbox]\noutage_window_secs = 600\nretry_min_ms = 100\nretry_max_secs = 1\n").unwrap();
+        assert_eq!(
+            c.outbox.retries(),
+            crate::runtime::apply::Retries {
+                max_attempts: 8,
+                outage_window: Duration::from_secs(600),
+                min: Duration::from_millis(100),
+                max: Duration::from_secs(1),
+            }
+        );
         let (_, shown) = err("mappings = \"m\"\n[outbox]\nmax_attempts = 0\n");
         assert!(shown.contains("`outbox.max_attempts`"), "{shown}");
         let (_, shown) = err("mappings = \"m\"\n[outbox]\nworkers_per_connection = 0\n");

@@ -652,24 +652,35 @@ impl Store {
     /// Puts the oldest group this connection parked for an outage back in
     /// the queue as a probe: one real request tells whether the connection
     /// is back. Its outage clock is kept, so if the connection is still
-    /// down it is parked again after that one try. Returns how many rows.
-    pub fn probe_outage(&self, connection: &str) -> Result<usize, StoreError> {
+    /// down it is parked again after that one try. Returns the kinds of the
+    /// rows requeued.
+    pub fn probe_outage(&self, connection: &str) -> Result<Vec<String>, StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let n = tx.execute(
-            "UPDATE outbox SET state = 'pending', unconfirmed = 1, not_before = 0,
-               parked_for = NULL, updated_ms = ?2
-             WHERE id IN (
-               SELECT o.id FROM outbox o JOIN (
-                 SELECT record, event_id FROM outbox
-                 WHERE connection = ?1 AND state = 'dead' AND parked_for = 'outage'
-                 ORDER BY id LIMIT 1) h
-               ON o.record = h.record AND o.event_id = h.event_id
-               WHERE o.connection = ?1 AND o.state = 'dead' AND o.parked_for = 'outage')",
-            params![connection, now_ms()],
-        )?;
+        let rows: Vec<(i64, String)> = {
+            let mut q = tx.prepare_cached(
+                "SELECT o.id, o.kind FROM outbox o JOIN (
+                   SELECT record, event_id FROM outbox
+                   WHERE connection = ?1 AND state = 'dead' AND parked_for = 'outage'
+                   ORDER BY id LIMIT 1) h
+                 ON o.record = h.record AND o.event_id = h.event_id
+                 WHERE o.connection = ?1 AND o.state = 'dead' AND o.parked_for = 'outage'",
+            )?;
+            let rows = q.query_map(params![connection], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        {
+            let mut q = tx.prepare_cached(
+                "UPDATE outbox SET state = 'pending', unconfirmed = 1, not_before = 0,
+                   parked_for = NULL, updated_ms = ?2 WHERE id = ?1",
+            )?;
+            let now = now_ms();
+            for (id, _) in &rows {
+                q.execute(params![id, now])?;
+            }
+        }
         tx.commit()?;
-        Ok(n)
+        Ok(rows.into_iter().map(|(_, kind)| kind).collect())
     }
 
     /// Rows, newest first, optionally of one state.
@@ -1076,6 +1087,95 @@ mod tests {
         assert_eq!(s.stats().unwrap().dead, 0);
         // Only dead letters can be dropped.
         assert_eq!(s.drop_dead(&[again[0].items[0].id]).unwrap(), 0);
+    }
+
+    #[test]
+    fn outage_retries_do_not_count_and_start_the_outage_clock_once() {
+        let s = Store::open(&temp("outage-tries")).unwrap();
+        s.accept(&event("e1"), &[action("a", "7")], None).unwrap();
+        let now = now_ms();
+        let ids = |g: &[Group]| g[0].items.iter().map(|c| c.id).collect::<Vec<_>>();
+        let g = s.claim("desk", now, 10).unwrap();
+        assert_eq!(g[0].items[0].failing_since, None);
+        s.retry_later(&ids(&g), "could not connect", 0, false, true)
+            .unwrap();
+        let g = s.claim("desk", now, 10).unwrap();
+        let first = g[0].items[0].failing_since.expect("the outage clock runs");
+        assert_eq!((g[0].items[0].attempts, g[0].items[0].counted), (2, 1));
+        s.retry_later(&ids(&g), "HTTP 503", 0, true, true).unwrap();
+        let g = s.claim("desk", now, 10).unwrap();
+        assert_eq!(g[0].items[0].failing_since, Some(first), "kept, not reset");
+        assert!(g[0].unconfirmed);
+        // An auth error counts.
+        s.retry_later(&ids(&g), "HTTP 401", 0, false, false)
+            .unwrap();
+        let g = s.claim("desk", now, 10).unwrap();
+        assert_eq!((g[0].items[0].attempts, g[0].items[0].counted), (4, 2));
+    }
+
+    #[test]
+    fn an_outage_letter_holds_its_record_and_comes_back_on_recovery() {
+        let s = Store::open(&temp("outage-park")).unwrap();
+        s.accept(&event("e1"), &[action("a1", "7"), action("a2", "7")], None)
+            .unwrap();
+        s.accept(&event("e2"), &[action("b1", "7")], None).unwrap();
+        s.accept(&event("e3"), &[action("c1", "8")], None).unwrap();
+        let now = now_ms();
+        let g = s.claim("desk", now, 10).unwrap();
+        let (seven, eight): (Vec<i64>, Vec<i64>) = (
+            g[0].items.iter().map(|c| c.id).collect(),
+            g[1].items.iter().map(|c| c.id).collect(),
+        );
+        s.park(&seven, "down past the window", true).unwrap();
+        s.park(&eight, "HTTP 422", false).unwrap();
+        // e2 waits behind the outage letters of its record.
+        assert!(s.claim("desk", now, 10).unwrap().is_empty());
+        // A probe puts the oldest outage group back, unconfirmed.
+        assert_eq!(s.probe_outage("desk").unwrap().len(), 2);
+        let probe = s.claim("desk", now, 10).unwrap();
+        assert_eq!(probe.len(), 1);
+        assert!(probe[0].unconfirmed);
+        assert_eq!(probe[0].items[0].key, "a1");
+        s.park(&seven, "still down", true).unwrap();
+        assert!(s.probe_outage("crm").unwrap().is_empty());
+        // Recovery: the outage letters go back; the 422 stays for a human.
+        assert_eq!(s.requeue_outage("desk").unwrap().len(), 2);
+        assert!(s.requeue_outage("desk").unwrap().is_empty());
+        assert_eq!(s.stats().unwrap().dead, 1);
+        let back = s.claim("desk", now, 10).unwrap();
+        assert_eq!(back[0].items[0].key, "a1");
+        assert!(back[0].unconfirmed);
+        assert_eq!(back[0].items[0].failing_since, None, "a fresh window");
+    }
+
+    #[test]
+    fn the_outbox_columns_are_added_to_an_older_store_in_place() {
+        let path = temp("columns");
+        {
+            let s = Store::open(&path).unwrap();
+            s.accept(&event("e1"), &[action("a", "7")], None).unwrap();
+        }
+        {
+            // The outbox as schema 1 shipped it, with its row kept.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "ALTER TABLE outbox DROP COLUMN failing_since;
+                 ALTER TABLE outbox DROP COLUMN outage_tries;
+                 ALTER TABLE outbox DROP COLUMN parked_for;",
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let g = s.claim("desk", now_ms(), 10).unwrap();
+        assert_eq!(g[0].items[0].key, "a");
+        assert_eq!(g[0].items[0].failing_since, None);
+        s.retry_later(&[g[0].items[0].id], "HTTP 503", 0, false, true)
+            .unwrap();
+        drop(s);
+        // Opening again adds nothing twice, and keeps what was written.
+        let s = Store::open(&path).unwrap();
+        let g = s.claim("desk", now_ms(), 10).unwrap();
+        assert!(g[0].items[0].failing_since.is_some());
     }
 
     #[test]

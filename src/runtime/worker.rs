@@ -220,11 +220,17 @@ async fn probe(engine: &Engine, conn: &Connection) {
     }
     let name = conn.name.clone();
     match blocking(&engine.store, move |s| s.probe_outage(&name)).await {
-        Ok(0) => {}
-        Ok(n) => {
+        Ok(kinds) if kinds.is_empty() => {}
+        Ok(kinds) => {
             conn.outage_parked.store(true, Ordering::SeqCst);
+            for k in &kinds {
+                engine.metrics.action(k, "requeued");
+            }
             engine.wake.notify_one();
-            tracing::info!(connection = %conn.name, actions = n, "probing a connection an outage parked");
+            tracing::info!(
+                connection = %conn.name, requeued = kinds.len(),
+                "requeued one group an outage had parked, as a probe of the connection"
+            );
         }
         Err(e) => {
             conn.outage_parked.store(true, Ordering::SeqCst);
@@ -274,7 +280,6 @@ async fn settle(
                 } => tracing::warn!(
                     connection = %g.connection, record = %g.record, rule = %c.rule,
                     kind = %c.kind, at = %c.source_loc, attempts = c.attempts,
-                    counted = if *transient { c.counted - 1 } else { c.counted },
                     outage = *transient,
                     retry_in_ms = after.as_millis() as u64, error = %error, "will retry"
                 ),
