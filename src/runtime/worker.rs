@@ -12,9 +12,10 @@
 //!   the connection requeues them all, and while none does, one of them is
 //!   put back as a probe every `retry_max_secs`.
 
-use super::apply::{Applier, Outcome, Results};
+use super::apply::{Applier, Outcome, Results, Tries};
 use super::engine::Engine;
 use super::store::{now_ms, Group, Store, StoreError};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +66,9 @@ pub async fn run(
     report: Option<ReportSink>,
 ) {
     let mut in_flight: JoinSet<()> = JoinSet::new();
+    // Each in-flight task's group, so a task that panics (a bug) does not
+    // leave its record `sending` until a restart.
+    let mut groups: HashMap<tokio::task::Id, Group> = HashMap::new();
     let concurrency = concurrency.max(1);
     let conn = Arc::new(Connection {
         name: connection.clone(),
@@ -91,18 +95,20 @@ pub async fn run(
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()));
             match claimed {
-                Ok(groups) => {
-                    for g in groups {
+                Ok(claimed_groups) => {
+                    for g in claimed_groups {
                         let (engine, applier, report, conn) = (
                             engine.clone(),
                             applier.clone(),
                             report.clone(),
                             conn.clone(),
                         );
-                        in_flight.spawn(async move {
-                            let results = applier.apply(&g).await;
-                            settle(&engine, &conn, &g, results, report.as_ref()).await;
+                        let task = g.clone();
+                        let handle = in_flight.spawn(async move {
+                            let results = applier.apply(&task).await;
+                            settle(&engine, &conn, &task, results, report.as_ref()).await;
                         });
+                        groups.insert(handle.id(), g);
                     }
                 }
                 Err(e) => {
@@ -113,13 +119,59 @@ pub async fn run(
         tokio::select! {
             _ = engine.wake.notified() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                finished(&engine, &applier, &mut groups, done).await;
+            }
             _ = stop.changed() => {}
         }
     }
     // Graceful shutdown: what was sent is seen through and recorded; what
     // was not claimed stays queued for the next start.
-    while in_flight.join_next().await.is_some() {}
+    while let Some(done) = in_flight.join_next_with_id().await {
+        finished(&engine, &applier, &mut groups, done).await;
+    }
+}
+
+/// A task ended. One that panicked never recorded its outcome: its group
+/// goes back to the queue unconfirmed (read back before anything is sent
+/// again), counting as a failed try, and is parked after `max_attempts`
+/// such tries rather than panicking forever.
+async fn finished(
+    engine: &Engine,
+    applier: &Applier,
+    groups: &mut HashMap<tokio::task::Id, Group>,
+    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+) {
+    let (id, err) = match done {
+        Ok((id, ())) => (id, None),
+        Err(e) => (e.id(), Some(e)),
+    };
+    let Some(g) = groups.remove(&id) else {
+        return;
+    };
+    let Some(err) = err else {
+        return;
+    };
+    let tries = Tries::of(&g, now_ms());
+    let error = format!("l3map failed while sending this ({err}); this is a bug, please report it");
+    let outcome = if tries.counted >= applier.retries().max_attempts {
+        Outcome::Park {
+            reason: error,
+            kind: "bug",
+            outage: false,
+        }
+    } else {
+        Outcome::Retry {
+            error,
+            after: applier.retries().backoff(tries.total),
+            unconfirmed: true,
+            transient: false,
+            kind: "bug",
+        }
+    };
+    tracing::error!(connection = %g.connection, record = %g.record, error = %err, "a send failed inside l3map");
+    let ids: Vec<i64> = g.items.iter().map(|c| c.id).collect();
+    record(engine, &g, &ids, &outcome).await;
 }
 
 /// Runs a store call on the blocking pool.
