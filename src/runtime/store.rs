@@ -471,10 +471,15 @@ impl Store {
         let heads: Vec<(String, i64, i64, String)> = {
             let mut q = tx.prepare_cached(
                 "SELECT o.record, o.event_id, o.not_before, o.state FROM outbox o
-                 JOIN (SELECT record, MIN(id) AS first FROM outbox
-                       WHERE connection = ?1
-                         AND (state IN ('pending', 'sending')
-                              OR (state = 'dead' AND parked_for = 'outage'))
+                 JOIN (SELECT record, MIN(id) AS first FROM (
+                         SELECT record, id FROM outbox
+                         WHERE connection = ?1 AND state IN ('pending', 'sending')
+                         UNION ALL
+                         -- Two searches, each on its own index: one OR
+                         -- would scan every row of the connection, done
+                         -- ones included.
+                         SELECT record, id FROM outbox
+                         WHERE connection = ?1 AND parked_for = 'outage')
                        GROUP BY record) h
                    ON o.id = h.first
                  ORDER BY o.id",
@@ -802,7 +807,8 @@ impl Store {
 ///   not count toward `max_attempts`;
 /// - `parked_for`: `'outage'` on a dead letter parked because its
 ///   connection stayed down past the window (requeued automatically on
-///   recovery); NULL on any other row.
+///   recovery); NULL on any other row. The partial index `outbox_outage`
+///   keeps `claim` from scanning done rows to find them.
 ///
 /// Kept as one function so the schema-versioning work can fold it into a
 /// numbered migration step.
@@ -821,6 +827,10 @@ fn outbox_columns_v2(db: &Connection) -> rusqlite::Result<()> {
             db.execute_batch(&format!("ALTER TABLE outbox ADD COLUMN {name} {decl};"))?;
         }
     }
+    db.execute_batch(
+        "CREATE INDEX IF NOT EXISTS outbox_outage ON outbox(connection, record, id)
+         WHERE parked_for = 'outage';",
+    )?;
     Ok(())
 }
 
@@ -1159,7 +1169,8 @@ mod tests {
             // The outbox as schema 1 shipped it, with its row kept.
             let c = Connection::open(&path).unwrap();
             c.execute_batch(
-                "ALTER TABLE outbox DROP COLUMN failing_since;
+                "DROP INDEX outbox_outage;
+                 ALTER TABLE outbox DROP COLUMN failing_since;
                  ALTER TABLE outbox DROP COLUMN outage_tries;
                  ALTER TABLE outbox DROP COLUMN parked_for;",
             )
