@@ -5,8 +5,9 @@
 //! dropped as it opens, as a load balancer with no healthy backend does),
 //! slow it down, and bring it back.
 //!
-//! - An outage longer than the old attempt budget ends with every action
-//!   applied once and nothing parked.
+//! - An outage longer than the old attempt budget (connections dropped, or
+//!   refused outright) ends with every action applied once and nothing
+//!   parked.
 //! - An outage longer than the outage window parks the actions as an
 //!   outage; when Salesforce answers again they come back by themselves
 //!   and are applied once.
@@ -38,6 +39,9 @@ enum Mode {
     Up,
     /// Every connection, new or open, is dropped.
     Down,
+    /// Nothing listens: connections are refused (a connect error), and the
+    /// open ones are cut.
+    Refused,
     /// Each chunk from the client is held this long before it goes on.
     Slow(Duration),
 }
@@ -64,8 +68,29 @@ impl Proxy {
         let (mode, modes) = watch::channel(Mode::Up);
         let (dropped, held) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
         let (d, h) = (dropped.clone(), held.clone());
+        let addr = listener.local_addr().expect("addr");
+        let mut modes = modes;
         tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
+            let mut listener = Some(listener);
+            loop {
+                let Some(l) = &listener else {
+                    // Refused: wait for the mode to change, then listen on
+                    // the same port again.
+                    if modes.wait_for(|m| *m != Mode::Refused).await.is_err() {
+                        return;
+                    }
+                    listener = TcpListener::bind(addr).await.ok();
+                    assert!(listener.is_some(), "the proxy's port is taken");
+                    continue;
+                };
+                let accepted = tokio::select! {
+                    a = l.accept() => a,
+                    _ = modes.wait_for(|m| *m == Mode::Refused) => {
+                        listener = None;
+                        continue;
+                    }
+                };
+                let Ok((client, _)) = accepted else { return };
                 if *modes.borrow() == Mode::Down {
                     d.fetch_add(1, Ordering::SeqCst);
                     drop(client);
@@ -135,7 +160,7 @@ async fn pipe(
     tokio::select! {
         _ = up => {}
         _ = down => {}
-        _ = modes.wait_for(|m| *m == Mode::Down) => {}
+        _ = modes.wait_for(|m| matches!(m, Mode::Down | Mode::Refused)) => {}
     }
 }
 
@@ -418,6 +443,53 @@ async fn an_outage_longer_than_the_attempt_budget_parks_nothing() {
         !m.contains(r#"result="parked""#),
         "nothing was ever parked: {m}"
     );
+}
+
+/// Item 5, with connect errors: nothing listens where Salesforce was.
+/// Each try spends the connector's own retries (up to 30 s), then counts
+/// as an outage, not as one of `max_attempts = 1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_connections_are_an_outage_not_a_failed_attempt() {
+    let (s, proxy) = stack("trust-refused", "max_attempts = 1").await;
+    let org = Org::connect(&s).await;
+    proxy.set(Mode::Refused);
+    let work = refunds(&s, &org, "refused", 2).await;
+    // Every group has had a whole try fail.
+    until(
+        "a failed try per group",
+        Duration::from_secs(120),
+        &s,
+        || async {
+            let m = s.metrics().await;
+            m.lines()
+                .find(|l| l.starts_with(r#"l3map_actions_total{kind="comment",result="failed"}"#))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n >= 2)
+        },
+    )
+    .await;
+    let health = s.health().await;
+    assert_eq!(
+        health["outbox"]["dead"], 0,
+        "parked during an outage: {health}"
+    );
+    assert!(
+        s.log().contains("could not connect"),
+        "the failures were connect errors: {}",
+        s.log()
+    );
+    proxy.set(Mode::Up);
+    until(
+        "applied after the outage",
+        Duration::from_secs(90),
+        &s,
+        || all_applied(&org, &work, "refund_threshold"),
+    )
+    .await;
+    s.drained(Duration::from_secs(30)).await;
+    applied_once(&s, &org, &work, "refund_threshold").await;
+    assert_eq!(s.health().await["outbox"]["dead"], 0);
 }
 
 /// Item 5: past a (tiny) outage window the actions park, with the window
