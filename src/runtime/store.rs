@@ -572,7 +572,8 @@ impl Store {
     /// `unconfirmed`: the failure leaves unknown whether it was applied.
     /// `transient`: an outage (connect error, timeout, 5xx, 429, quota),
     /// which does not count toward `max_attempts`; the first one starts
-    /// the action's outage clock (`failing_since`).
+    /// the action's outage clock (`failing_since`). Only rows in flight
+    /// change: one a crashed send already recorded `done` stays done.
     pub fn retry_later(
         &self,
         ids: &[i64],
@@ -589,7 +590,7 @@ impl Store {
                    unconfirmed = ?4, updated_ms = ?5,
                    outage_tries = outage_tries + ?6,
                    failing_since = CASE WHEN ?6 = 1 THEN COALESCE(failing_since, ?5) ELSE failing_since END
-                 WHERE id = ?1",
+                 WHERE id = ?1 AND state = 'sending'",
             )?;
             let now = now_ms();
             for id in ids {
@@ -610,14 +611,14 @@ impl Store {
     /// Given up: kept as a dead letter with the reason, for a human.
     /// `outage`: parked because its connection stayed down past the outage
     /// window; such letters come back by themselves when the connection
-    /// recovers ([`Store::requeue_outage`]).
+    /// recovers ([`Store::requeue_outage`]). Only rows in flight change.
     pub fn park(&self, ids: &[i64], reason: &str, outage: bool) -> Result<(), StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut q = tx.prepare_cached(
                 "UPDATE outbox SET state = 'dead', last_error = ?2, not_before = 0, unconfirmed = 0,
-                   parked_for = ?3, updated_ms = ?4 WHERE id = ?1",
+                   parked_for = ?3, updated_ms = ?4 WHERE id = ?1 AND state = 'sending'",
             )?;
             let now = now_ms();
             let why = outage.then_some("outage");
