@@ -42,44 +42,116 @@ impl Client {
 pub enum Outcome {
     Applied,
     /// Worth another try after `after`; `unconfirmed` when it may have
-    /// been applied (read back before sending again).
+    /// been applied (read back before sending again); `transient` when it
+    /// failed for an outage (connect error, timeout, 5xx, 429, quota),
+    /// which does not count toward `max_attempts`.
     Retry {
         error: String,
         after: Duration,
         unconfirmed: bool,
+        transient: bool,
         kind: &'static str,
     },
     /// A human must look: a validation error, a missing record or
-    /// permission, or too many attempts.
+    /// permission, or too many attempts. `outage`: the connection stayed
+    /// down past the outage window; such actions come back by themselves
+    /// when it answers again.
     Park {
         reason: String,
         kind: &'static str,
+        outage: bool,
     },
 }
 
 /// Outcomes by outbox row id.
 pub type Results = Vec<(Vec<i64>, Outcome)>;
 
+/// When the outbox tries an action again, and when it gives up
+/// (`[outbox]` in l3map.toml).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retries {
+    /// Tries that failed for a reason other than an outage (an auth error,
+    /// say) after which the action is parked.
+    pub max_attempts: u32,
+    /// How long an action keeps retrying an outage (connect errors,
+    /// timeouts, 5xx, 429), from its first such failure, before it is
+    /// parked for the connection to recover.
+    pub outage_window: Duration,
+    /// The first backoff's bound; each try doubles it...
+    pub min: Duration,
+    /// ...up to this.
+    pub max: Duration,
+}
+
+impl Default for Retries {
+    fn default() -> Retries {
+        Retries {
+            max_attempts: 8,
+            outage_window: Duration::from_secs(24 * 3600),
+            min: Duration::from_secs(2),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Retries {
+    /// How long to wait before try `attempts + 1`: full jitter, a uniform
+    /// draw in `[0, min(max, min * 2^(attempts-1)))`, and at least 10 ms so
+    /// a zero draw cannot spin. Each try already includes the connector's
+    /// own short retries (`runtime::clients::runtime_retry`, 30 s at most),
+    /// so this is the slow outer loop, not a second fast one.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let bound = self
+            .min
+            .saturating_mul(1u32 << attempts.saturating_sub(1).min(20))
+            .min(self.max);
+        bound
+            .mul_f64(fastrand::f64())
+            .max(Duration::from_millis(10).min(bound))
+    }
+}
+
+/// Where a group stands in its retries, for [`Applier::outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tries {
+    /// Every try, this one included: the backoff grows with it.
+    pub total: u32,
+    /// The tries that count toward `max_attempts`.
+    pub counted: u32,
+    /// When the group first failed for an outage (ms since 1970).
+    pub failing_since: Option<i64>,
+    /// Now (ms since 1970).
+    pub now: i64,
+}
+
+impl Tries {
+    /// A group's: its most tried action's, and its oldest outage.
+    pub fn of(g: &Group, now: i64) -> Tries {
+        Tries {
+            total: g.items.iter().map(|c| c.attempts).max().unwrap_or(1),
+            counted: g.items.iter().map(|c| c.counted).max().unwrap_or(1),
+            failing_since: g.items.iter().filter_map(|c| c.failing_since).min(),
+            now,
+        }
+    }
+
+    /// The same tries, judged now: a request can take a while, and the
+    /// outage window is measured to when it failed.
+    fn at_now(self) -> Tries {
+        Tries {
+            now: super::store::now_ms().max(self.now),
+            ..self
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Applier {
     clients: HashMap<String, Client>,
-    /// After this many attempts an action is parked.
-    max_attempts: u32,
+    retries: Retries,
     /// Where a Zendesk update's answer (the updated ticket) is kept, so
     /// the webhooks it causes need no read back.
     tickets: Option<super::tickets::Tickets>,
-}
-
-/// How long the outbox waits before the next try: from 2 s, doubling,
-/// full jitter, at most 5 minutes (the connector has already retried
-/// within its own budget by then).
-pub fn backoff(attempts: u32) -> Duration {
-    let bound = Duration::from_secs(2)
-        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
-        .min(Duration::from_secs(300));
-    bound
-        .mul_f64(fastrand::f64())
-        .max(Duration::from_millis(50))
 }
 
 /// The metrics name of an error's kind.
@@ -98,11 +170,50 @@ pub fn error_kind(e: &ApiError) -> &'static str {
     }
 }
 
+/// An outage rather than a problem with the request: the connection
+/// refused or dropped, a timeout, a 5xx, a 429 or a quota that reopens by
+/// itself. The same request succeeds once the API is back.
+pub fn is_outage(e: &ApiError) -> bool {
+    match e {
+        ApiError::RateLimited { .. }
+        | ApiError::Transient { .. }
+        | ApiError::QuotaExhausted { .. } => true,
+        ApiError::Unconfirmed { last, .. } | ApiError::GaveUp { last, .. } => is_outage(last),
+        _ => false,
+    }
+}
+
+/// Errors no retry can fix: parked at once.
+fn is_permanent(e: &ApiError) -> bool {
+    match e {
+        ApiError::Permission { .. }
+        | ApiError::NotFound { .. }
+        | ApiError::Validation { .. }
+        | ApiError::Protocol { .. } => true,
+        ApiError::Unconfirmed { last, .. } | ApiError::GaveUp { last, .. } => is_permanent(last),
+        _ => false,
+    }
+}
+
 impl Applier {
+    /// With the default [`Retries`] but `max_attempts`.
     pub fn new(clients: HashMap<String, Client>, max_attempts: u32) -> Applier {
+        Applier::with_retries(
+            clients,
+            Retries {
+                max_attempts,
+                ..Retries::default()
+            },
+        )
+    }
+
+    pub fn with_retries(clients: HashMap<String, Client>, retries: Retries) -> Applier {
         Applier {
             clients,
-            max_attempts: max_attempts.max(1),
+            retries: Retries {
+                max_attempts: retries.max_attempts.max(1),
+                ..retries
+            },
             tickets: None,
         }
     }
@@ -113,45 +224,72 @@ impl Applier {
         self
     }
 
+    pub fn retries(&self) -> Retries {
+        self.retries
+    }
+
     pub fn connections(&self) -> impl Iterator<Item = &String> {
         self.clients.keys()
     }
 
-    /// The outcome of an error for actions on their `attempts`th try.
-    pub fn outcome(&self, e: &ApiError, attempts: u32) -> Outcome {
+    /// The outcome of an error for a group at `tries`.
+    ///
+    /// - Permanent errors (validation, permission, not found, an answer we
+    ///   cannot read) park at once.
+    /// - An outage retries with backoff, without counting toward
+    ///   `max_attempts`, until `outage_window` has passed since the group
+    ///   first failed that way; then it parks as an outage, and comes back
+    ///   by itself when the connection answers again.
+    /// - Anything else (an auth error) retries until `max_attempts`.
+    pub fn outcome(&self, e: &ApiError, tries: Tries) -> Outcome {
         let kind = error_kind(e);
         let error = e.to_string();
-        let permanent = matches!(
-            e,
-            ApiError::Permission { .. }
-                | ApiError::NotFound { .. }
-                | ApiError::Validation { .. }
-                | ApiError::Protocol { .. }
-        );
-        if permanent {
+        if is_permanent(e) {
             return Outcome::Park {
                 reason: error,
                 kind,
+                outage: false,
             };
         }
-        if attempts >= self.max_attempts {
+        let outage = is_outage(e);
+        if outage {
+            let since = tries.failing_since.unwrap_or(tries.now);
+            let down = Duration::from_millis(u64::try_from(tries.now - since).unwrap_or(0));
+            if down >= self.retries.outage_window {
+                return Outcome::Park {
+                    reason: format!(
+                        "the connection has been failing for {}s, past [outbox] outage_window_secs = {}; \
+                         requeued by itself when the connection answers again: {error}",
+                        down.as_secs(),
+                        self.retries.outage_window.as_secs()
+                    ),
+                    kind,
+                    outage: true,
+                };
+            }
+        } else if tries.counted >= self.retries.max_attempts {
             return Outcome::Park {
-                reason: format!("gave up after {attempts} attempts: {error}"),
+                reason: format!("gave up after {} attempts: {error}", tries.counted),
                 kind,
+                outage: false,
             };
         }
+        let backoff = self.retries.backoff(tries.total);
         let after = match e {
+            // What the API asked for; a quota that reopens over a rolling
+            // day is not worth asking about more than every 15 minutes.
             ApiError::RateLimited {
                 retry_after: Some(d),
                 ..
             } => *d,
             ApiError::QuotaExhausted { .. } => Duration::from_secs(15 * 60),
-            _ => backoff(attempts),
+            _ => backoff,
         };
         Outcome::Retry {
             error,
             after,
             unconfirmed: matches!(e, ApiError::Unconfirmed { .. }),
+            transient: outage,
             kind,
         }
     }
@@ -187,7 +325,7 @@ impl Applier {
     }
 
     pub async fn apply(&self, g: &Group) -> Results {
-        let attempts = g.items.iter().map(|c| c.attempts).max().unwrap_or(1);
+        let tries = Tries::of(g, super::store::now_ms());
         let all: Vec<i64> = g.items.iter().map(|c| c.id).collect();
         let park = |reason: String| -> Results {
             vec![(
@@ -195,6 +333,7 @@ impl Applier {
                 Outcome::Park {
                     reason,
                     kind: "config",
+                    outage: false,
                 },
             )]
         };
@@ -208,6 +347,7 @@ impl Applier {
                     Outcome::Park {
                         reason: format!("the outbox row cannot be read ({e}); was it written by another l3map version?"),
                         kind: "config",
+                        outage: false,
                     },
                 )),
             }
@@ -219,8 +359,8 @@ impl Applier {
             ));
         };
         let more = match client {
-            Client::Zendesk(zd) => self.zendesk(zd, g, ops, attempts).await,
-            Client::Salesforce(sf) => self.salesforce(sf, g, ops, attempts).await,
+            Client::Zendesk(zd) => self.zendesk(zd, g, ops, tries).await,
+            Client::Salesforce(sf) => self.salesforce(sf, g, ops, tries).await,
         };
         results.extend(more);
         results
@@ -231,7 +371,7 @@ impl Applier {
         zd: &ZendeskClient,
         g: &Group,
         mut ops: Vec<(i64, Op)>,
-        attempts: u32,
+        tries: Tries,
     ) -> Results {
         let ids = |ops: &[(i64, Op)]| ops.iter().map(|(id, _)| *id).collect::<Vec<_>>();
         let Ok(ticket_id) = g.record.parse::<u64>() else {
@@ -244,7 +384,7 @@ impl Applier {
         if g.unconfirmed {
             match self.zendesk_already(zd, ticket_id, &ops).await {
                 Ok(there) => drop_applied(&mut ops, &there, &mut results),
-                Err(e) => return vec![(ids(&ops), self.outcome(&e, attempts))],
+                Err(e) => return vec![(ids(&ops), self.outcome(&e, tries.at_now()))],
             }
         }
         if ops.is_empty() {
@@ -283,7 +423,7 @@ impl Applier {
                     // A group that does not exist parks its own action;
                     // the hand-off note and the rest still go.
                     Err(e @ ApiError::NotFound { .. }) => unsupported.push((*id, e.to_string())),
-                    Err(e) => return vec![(ids(&ops), self.outcome(&e, attempts))],
+                    Err(e) => return vec![(ids(&ops), self.outcome(&e, tries.at_now()))],
                 },
                 other => unsupported.push((*id, format!("{other:?} is not a Zendesk write"))),
             }
@@ -306,7 +446,7 @@ impl Applier {
                 }
                 Outcome::Applied
             }
-            Err(e) => self.outcome(&e, attempts),
+            Err(e) => self.outcome(&e, tries.at_now()),
         };
         results.push((ids(&ops), outcome));
         results
@@ -360,7 +500,7 @@ impl Applier {
         sf: &SalesforceClient,
         g: &Group,
         mut ops: Vec<(i64, Op)>,
-        attempts: u32,
+        tries: Tries,
     ) -> Results {
         let ids = |ops: &[(i64, Op)]| ops.iter().map(|(id, _)| *id).collect::<Vec<_>>();
         let Some((object, record_id)) = split_record(&g.record) else {
@@ -373,7 +513,7 @@ impl Applier {
         if g.unconfirmed {
             match self.salesforce_already(sf, object, record_id, &ops).await {
                 Ok(there) => drop_applied(&mut ops, &there, &mut results),
-                Err(e) => return vec![(ids(&ops), self.outcome(&e, attempts))],
+                Err(e) => return vec![(ids(&ops), self.outcome(&e, tries.at_now()))],
             }
         }
         // Comments first: the hand-off note is there before the status
@@ -398,7 +538,7 @@ impl Applier {
                     .chain(&writes)
                     .map(|(i, _)| *i)
                     .collect();
-                results.push((waiting, self.outcome(&e, attempts)));
+                results.push((waiting, self.outcome(&e, tries.at_now())));
                 return results;
             }
             results.push((vec![*id], Outcome::Applied));
@@ -424,7 +564,7 @@ impl Applier {
         if !field_ids.is_empty() {
             let outcome = match sf.update(object, record_id, &fields).await {
                 Ok(()) => Outcome::Applied,
-                Err(e) => self.outcome(&e, attempts),
+                Err(e) => self.outcome(&e, tries.at_now()),
             };
             results.push((field_ids, outcome));
         }
@@ -504,62 +644,161 @@ fn park_config(reason: String) -> Outcome {
     Outcome::Park {
         reason,
         kind: "config",
+        outage: false,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connectors::error::System;
 
-    #[test]
-    fn backoff_starts_at_two_seconds_and_is_capped() {
-        for _ in 0..100 {
-            assert!(backoff(1) <= Duration::from_secs(2));
-            assert!(backoff(40) <= Duration::from_secs(300));
+    const MIN: i64 = 60_000;
+
+    fn tries(total: u32, counted: u32, failing_since: Option<i64>, now: i64) -> Tries {
+        Tries {
+            total,
+            counted,
+            failing_since,
+            now,
         }
-        assert!((0..200).any(|_| backoff(6) > Duration::from_secs(32)));
+    }
+
+    fn down() -> ApiError {
+        ApiError::GaveUp {
+            system: System::Salesforce,
+            attempts: 5,
+            waited: Duration::from_secs(30),
+            last: Box::new(ApiError::Transient {
+                system: System::Salesforce,
+                status: None,
+                message: "could not connect".into(),
+                sent: false,
+            }),
+        }
     }
 
     #[test]
-    fn errors_decide_between_retry_and_park() {
-        let a = Applier::new(HashMap::new(), 3);
-        let sys = crate::connectors::error::System::Zendesk;
-        let limited = ApiError::RateLimited {
-            system: sys,
-            retry_after: Some(Duration::from_secs(7)),
-            message: "slow".into(),
+    fn backoff_doubles_from_the_minimum_and_is_capped() {
+        let r = Retries::default();
+        for _ in 0..100 {
+            assert!(r.backoff(1) <= Duration::from_secs(2));
+            assert!(r.backoff(40) <= Duration::from_secs(300));
+        }
+        assert!((0..200).any(|_| r.backoff(6) > Duration::from_secs(32)));
+        let fast = Retries {
+            min: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            ..Retries::default()
         };
-        assert!(matches!(
-            a.outcome(&limited, 1),
-            Outcome::Retry { after, unconfirmed: false, kind: "rate_limited", .. } if after == Duration::from_secs(7)
-        ));
+        assert!((0..100).all(|_| fast.backoff(30) <= Duration::from_secs(1)));
+        assert!((0..100).all(|_| fast.backoff(1) >= Duration::from_millis(10)));
+    }
+
+    #[test]
+    fn an_outage_never_counts_toward_max_attempts() {
+        let a = Applier::new(HashMap::new(), 2);
+        let now = 1_000_000_000;
+        // Far past max_attempts, an hour into the outage: still retrying.
+        let got = a.outcome(&down(), tries(50, 1, Some(now - 60 * MIN), now));
+        assert!(
+            matches!(
+                got,
+                Outcome::Retry {
+                    transient: true,
+                    kind: "transient",
+                    ..
+                }
+            ),
+            "{got:?}"
+        );
+        // A 5xx whose write may have landed: retried, read back first.
         let lost = ApiError::Unconfirmed {
-            system: sys,
+            system: System::Zendesk,
             last: Box::new(ApiError::Transient {
-                system: sys,
+                system: System::Zendesk,
                 status: Some(502),
                 message: "bad gateway".into(),
                 sent: true,
             }),
         };
         assert!(matches!(
-            a.outcome(&lost, 1),
+            a.outcome(&lost, tries(9, 1, Some(now), now)),
             Outcome::Retry {
                 unconfirmed: true,
+                transient: true,
                 ..
             }
         ));
-        assert!(matches!(a.outcome(&lost, 3), Outcome::Park { .. }));
+        // 429 waits what it was asked to.
+        let limited = ApiError::RateLimited {
+            system: System::Zendesk,
+            retry_after: Some(Duration::from_secs(7)),
+            message: "slow".into(),
+        };
+        assert!(matches!(
+            a.outcome(&limited, tries(9, 1, None, now)),
+            Outcome::Retry { after, transient: true, .. } if after == Duration::from_secs(7)
+        ));
+    }
+
+    #[test]
+    fn an_outage_past_the_window_parks_for_the_connection_to_recover() {
+        let a = Applier::with_retries(
+            HashMap::new(),
+            Retries {
+                outage_window: Duration::from_secs(24 * 3600),
+                ..Retries::default()
+            },
+        );
+        let now = 10_000_000_000;
+        let day = 24 * 60 * MIN;
+        assert!(matches!(
+            a.outcome(&down(), tries(3, 1, Some(now - day + 1), now)),
+            Outcome::Retry { .. }
+        ));
+        let got = a.outcome(&down(), tries(3, 1, Some(now - day), now));
+        match got {
+            Outcome::Park {
+                outage: true,
+                reason,
+                ..
+            } => assert!(reason.contains("outage_window_secs = 86400"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn other_failures_count_and_permanent_ones_park_at_once() {
+        let a = Applier::new(HashMap::new(), 3);
+        let now = 1_000_000_000;
+        let auth = ApiError::Auth {
+            system: System::Zendesk,
+            status: 401,
+            message: "expired".into(),
+        };
+        assert!(matches!(
+            a.outcome(&auth, tries(2, 2, None, now)),
+            Outcome::Retry {
+                transient: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            a.outcome(&auth, tries(3, 3, None, now)),
+            Outcome::Park { outage: false, .. }
+        ));
         let invalid = ApiError::Validation {
-            system: sys,
+            system: System::Zendesk,
             status: 422,
             message: "Status: invalid".into(),
             fields: vec!["status".into()],
         };
         assert!(matches!(
-            a.outcome(&invalid, 1),
+            a.outcome(&invalid, tries(1, 1, None, now)),
             Outcome::Park {
                 kind: "validation",
+                outage: false,
                 ..
             }
         ));

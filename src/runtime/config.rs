@@ -44,8 +44,11 @@
 //! login_url = "https://login.salesforce.com"
 //!
 //! [outbox]
-//! max_attempts = 8
+//! max_attempts = 8                        # failures other than an outage, then parked
 //! workers_per_connection = 4
+//! outage_window_secs = 86400              # an outage is retried this long, then parked until the connection answers
+//! retry_min_ms = 2000                     # backoff: full jitter under min * 2^n,
+//! retry_max_secs = 300                    # capped here
 //!
 //! [log]
 //! format = "json"                          # or "human" (the default)
@@ -162,15 +165,40 @@ pub struct ConnectionOverride {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outbox {
+    /// Tries failed for a reason other than an outage, then parked.
     pub max_attempts: u32,
     pub workers_per_connection: usize,
+    /// How long an outage (connect errors, timeouts, 5xx, 429) is retried,
+    /// from an action's first such failure, before it is parked until the
+    /// connection answers again.
+    pub outage_window: Duration,
+    /// The backoff's first bound (doubling each try, full jitter)...
+    pub retry_min: Duration,
+    /// ...and its cap.
+    pub retry_max: Duration,
 }
 
 impl Default for Outbox {
     fn default() -> Outbox {
+        let r = crate::runtime::apply::Retries::default();
         Outbox {
-            max_attempts: 8,
+            max_attempts: r.max_attempts,
             workers_per_connection: 4,
+            outage_window: r.outage_window,
+            retry_min: r.min,
+            retry_max: r.max,
+        }
+    }
+}
+
+impl Outbox {
+    /// The applier's retry policy.
+    pub fn retries(&self) -> crate::runtime::apply::Retries {
+        crate::runtime::apply::Retries {
+            max_attempts: self.max_attempts,
+            outage_window: self.outage_window,
+            min: self.retry_min,
+            max: self.retry_max,
         }
     }
 }
@@ -458,6 +486,9 @@ struct RawConnection {
 struct RawOutbox {
     max_attempts: Option<Spanned<i64>>,
     workers_per_connection: Option<Spanned<i64>>,
+    outage_window_secs: Option<Spanned<i64>>,
+    retry_min_ms: Option<Spanned<i64>>,
+    retry_max_secs: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -693,6 +724,39 @@ impl Source<'_> {
                 // queue on the limiter; 1024 is far past any real limit.
                 outbox.workers_per_connection =
                     self.ranged("outbox.workers_per_connection", v, 1, 1024)? as usize;
+            }
+            if let Some(v) = &o.outage_window_secs {
+                // Up to a year: a window is how long nobody needs to look.
+                outbox.outage_window = Duration::from_secs(self.ranged(
+                    "outbox.outage_window_secs",
+                    v,
+                    1,
+                    366 * 86_400,
+                )?);
+            }
+            if let Some(v) = &o.retry_min_ms {
+                outbox.retry_min =
+                    Duration::from_millis(self.ranged("outbox.retry_min_ms", v, 10, 3_600_000)?);
+            }
+            if let Some(v) = &o.retry_max_secs {
+                outbox.retry_max =
+                    Duration::from_secs(self.ranged("outbox.retry_max_secs", v, 1, MAX_SECS)?);
+            }
+            if outbox.retry_max < outbox.retry_min {
+                let span = o
+                    .retry_max_secs
+                    .as_ref()
+                    .or(o.retry_min_ms.as_ref())
+                    .map(|v| v.span())
+                    .unwrap_or(0..0);
+                return Err(self.invalid(
+                    span,
+                    format!(
+                        "`outbox.retry_max_secs` ({} s) is below `outbox.retry_min_ms` ({} ms); raise the cap or lower the minimum",
+                        outbox.retry_max.as_secs(),
+                        outbox.retry_min.as_millis()
+                    ),
+                ));
             }
         }
 
@@ -1319,6 +1383,27 @@ level = "info"
             ));
             assert!(shown.contains("`connections.desk.timeout_secs`"), "{shown}");
         }
+        let (_, shown) = err("mappings = \"m\"\n[outbox]\noutage_window_secs = 0\n");
+        assert!(shown.contains("`outbox.outage_window_secs`"), "{shown}");
+        let (_, shown) = err("mappings = \"m\"\n[outbox]\nretry_min_ms = 1\n");
+        assert!(shown.contains("`outbox.retry_min_ms`"), "{shown}");
+        let (e, shown) =
+            err("mappings = \"m\"\n[outbox]\nretry_min_ms = 5000\nretry_max_secs = 2\n");
+        assert!(
+            shown.contains("`outbox.retry_max_secs` (2 s) is below"),
+            "{shown}"
+        );
+        assert!(matches!(e, ConfigError::Invalid { line: 4, .. }), "{e:?}");
+        let c = parse("mappings = \"m\"\n[outbox]\noutage_window_secs = 600\nretry_min_ms = 100\nretry_max_secs = 1\n").unwrap();
+        assert_eq!(
+            c.outbox.retries(),
+            crate::runtime::apply::Retries {
+                max_attempts: 8,
+                outage_window: Duration::from_secs(600),
+                min: Duration::from_millis(100),
+                max: Duration::from_secs(1),
+            }
+        );
         let (_, shown) = err("mappings = \"m\"\n[outbox]\nmax_attempts = 0\n");
         assert!(shown.contains("`outbox.max_attempts`"), "{shown}");
         let (_, shown) = err("mappings = \"m\"\n[outbox]\nworkers_per_connection = 0\n");

@@ -160,7 +160,7 @@ impl Metrics {
         );
         registry.register(
             "l3map_actions",
-            "Decided actions by kind and result (applied, refused, failed, parked)",
+            "Decided actions by kind and result (applied, refused, failed, parked, requeued)",
             actions.clone(),
         );
         registry.register(
@@ -278,7 +278,7 @@ impl Metrics {
 
     /// `l3map_actions_total{kind,result}`; kind: set_status, set_field,
     /// comment, assign_group, normalize_sku; result: applied, refused,
-    /// failed, parked.
+    /// failed, parked, requeued.
     pub fn action(&self, kind: &str, result: &str) {
         self.0
             .actions

@@ -2,7 +2,7 @@
 //! HTTP server — for `l3map run` (both modes) and `l3map e2e`, which must
 //! exercise exactly what production runs.
 
-use super::apply::{error_kind, Applier, Client};
+use super::apply::{error_kind, Applier, Client, Retries};
 use super::engine::{Engine, Live};
 use super::metrics::Metrics;
 use super::server::{router, App};
@@ -37,7 +37,8 @@ pub struct Setup {
     pub listener: tokio::net::TcpListener,
     pub webhook_secret: Option<Secret>,
     pub tolerance: Duration,
-    pub max_attempts: u32,
+    /// The outbox's retry policy (`[outbox]`).
+    pub retries: Retries,
     pub concurrency: usize,
     pub report: Option<ReportSink>,
     pub agents: Vec<(String, Secret)>,
@@ -81,7 +82,7 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         listener,
         webhook_secret,
         tolerance,
-        max_attempts,
+        retries,
         concurrency,
         report,
         agents,
@@ -94,7 +95,7 @@ pub async fn start(s: Setup) -> Result<Running, String> {
     let engine = Arc::new(Engine::new(Live::new(program), Arc::new(store), metrics));
     let applier_clients = clients.clone();
     let applier =
-        Arc::new(Applier::new(clients, max_attempts).with_tickets(engine.tickets.clone()));
+        Arc::new(Applier::with_retries(clients, retries).with_tickets(engine.tickets.clone()));
     let (stop, stopped) = watch::channel(false);
     let workers = applier
         .connections()

@@ -153,8 +153,14 @@ pub struct Claimed {
     pub rule: String,
     pub source_loc: String,
     pub revision: String,
-    /// Including this one.
+    /// Every try, this one included (outages too).
     pub attempts: u32,
+    /// The tries that count toward `max_attempts`, this one included:
+    /// every try except those that failed for a transient reason.
+    pub counted: u32,
+    /// When this action first failed for a transient reason (ms since
+    /// 1970), if it has: the outage window is measured from here.
+    pub failing_since: Option<i64>,
     pub created_ms: i64,
 }
 
@@ -304,6 +310,7 @@ impl Store {
         .map_err(|e| fail(e.to_string()))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| fail(e.to_string()))?;
+        outbox_columns_v2(&conn).map_err(|e| fail(e.to_string()))?;
         let version: Option<String> = conn
             .query_row(
                 "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -452,7 +459,10 @@ impl Store {
     /// for each record, the oldest event's pending actions, unless a
     /// request for the record is in flight or its oldest actions wait for
     /// a retry (later ones wait behind them, so a record's writes land in
-    /// the order they were decided). Claimed rows become `sending`.
+    /// the order they were decided). Actions parked by an outage count as
+    /// waiting too: they come back when the connection recovers, and the
+    /// record's later writes must not overtake them. Claimed rows become
+    /// `sending`.
     pub fn claim(&self, connection: &str, now: i64, max: usize) -> Result<Vec<Group>, StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -461,8 +471,16 @@ impl Store {
         let heads: Vec<(String, i64, i64, String)> = {
             let mut q = tx.prepare_cached(
                 "SELECT o.record, o.event_id, o.not_before, o.state FROM outbox o
-                 JOIN (SELECT record, MIN(id) AS first FROM outbox
-                       WHERE connection = ?1 AND state IN ('pending', 'sending') GROUP BY record) h
+                 JOIN (SELECT record, MIN(id) AS first FROM (
+                         SELECT record, id FROM outbox
+                         WHERE connection = ?1 AND state IN ('pending', 'sending')
+                         UNION ALL
+                         -- Two searches, each on its own index: one OR
+                         -- would scan every row of the connection, done
+                         -- ones included.
+                         SELECT record, id FROM outbox
+                         WHERE connection = ?1 AND parked_for = 'outage')
+                       GROUP BY record) h
                    ON o.id = h.first
                  ORDER BY o.id",
             )?;
@@ -483,12 +501,14 @@ impl Store {
             let mut unconfirmed = false;
             {
                 let mut q = tx.prepare_cached(
-                    "SELECT id, key, kind, op, rule, source_loc, revision, attempts, created_ms, unconfirmed
+                    "SELECT id, key, kind, op, rule, source_loc, revision, attempts, created_ms, unconfirmed,
+                            outage_tries, failing_since
                      FROM outbox
                      WHERE connection = ?1 AND record = ?2 AND event_id = ?3 AND state = 'pending'
                      ORDER BY id",
                 )?;
                 let rows = q.query_map(params![connection, record, event_id], |r| {
+                    let attempts = r.get::<_, u32>(7)?.saturating_add(1);
                     Ok((
                         Claimed {
                             id: r.get(0)?,
@@ -498,7 +518,9 @@ impl Store {
                             rule: r.get(4)?,
                             source_loc: r.get(5)?,
                             revision: r.get(6)?,
-                            attempts: r.get::<_, u32>(7)?.saturating_add(1),
+                            attempts,
+                            counted: attempts.saturating_sub(r.get::<_, u32>(10)?).max(1),
+                            failing_since: r.get(11)?,
                             created_ms: r.get(8)?,
                         },
                         r.get::<_, bool>(9)?,
@@ -530,55 +552,141 @@ impl Store {
 
     /// Applied: never sent again.
     pub fn done(&self, ids: &[i64]) -> Result<(), StoreError> {
-        self.set_state(ids, State::Done, None, 0, false)
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut q = tx.prepare_cached(
+                "UPDATE outbox SET state = 'done', not_before = 0, unconfirmed = 0, updated_ms = ?2
+                 WHERE id = ?1",
+            )?;
+            let now = now_ms();
+            for id in ids {
+                q.execute(params![id, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     /// Failed in a way worth another try at `not_before` (ms since 1970).
     /// `unconfirmed`: the failure leaves unknown whether it was applied.
+    /// `transient`: an outage (connect error, timeout, 5xx, 429, quota),
+    /// which does not count toward `max_attempts`; the first one starts
+    /// the action's outage clock (`failing_since`). Only rows in flight
+    /// change: one a crashed send already recorded `done` stays done.
     pub fn retry_later(
         &self,
         ids: &[i64],
         error: &str,
         not_before: i64,
         unconfirmed: bool,
-    ) -> Result<(), StoreError> {
-        self.set_state(ids, State::Pending, Some(error), not_before, unconfirmed)
-    }
-
-    /// Given up: kept as a dead letter with the reason, for a human.
-    pub fn park(&self, ids: &[i64], reason: &str) -> Result<(), StoreError> {
-        self.set_state(ids, State::Dead, Some(reason), 0, false)
-    }
-
-    fn set_state(
-        &self,
-        ids: &[i64],
-        state: State,
-        error: Option<&str>,
-        not_before: i64,
-        unconfirmed: bool,
+        transient: bool,
     ) -> Result<(), StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut q = tx.prepare_cached(
-                "UPDATE outbox SET state = ?2, last_error = COALESCE(?3, last_error),
-                   not_before = ?4, unconfirmed = ?5, updated_ms = ?6 WHERE id = ?1",
+                "UPDATE outbox SET state = 'pending', last_error = ?2, not_before = ?3,
+                   unconfirmed = ?4, updated_ms = ?5,
+                   outage_tries = outage_tries + ?6,
+                   failing_since = CASE WHEN ?6 = 1 THEN COALESCE(failing_since, ?5) ELSE failing_since END
+                 WHERE id = ?1 AND state = 'sending'",
             )?;
             let now = now_ms();
             for id in ids {
                 q.execute(params![
                     id,
-                    state.as_str(),
                     error,
                     not_before,
                     unconfirmed,
-                    now
+                    now,
+                    i64::from(transient)
                 ])?;
             }
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// Given up: kept as a dead letter with the reason, for a human.
+    /// `outage`: parked because its connection stayed down past the outage
+    /// window; such letters come back by themselves when the connection
+    /// recovers ([`Store::requeue_outage`]). Only rows in flight change.
+    pub fn park(&self, ids: &[i64], reason: &str, outage: bool) -> Result<(), StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut q = tx.prepare_cached(
+                "UPDATE outbox SET state = 'dead', last_error = ?2, not_before = 0, unconfirmed = 0,
+                   parked_for = ?3, updated_ms = ?4 WHERE id = ?1 AND state = 'sending'",
+            )?;
+            let now = now_ms();
+            let why = outage.then_some("outage");
+            for id in ids {
+                q.execute(params![id, reason, why, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The connection answered again: every letter it parked for an outage
+    /// goes back to the queue, unconfirmed (read back before sending) and
+    /// with a fresh outage window. Returns the kinds of the rows requeued.
+    pub fn requeue_outage(&self, connection: &str) -> Result<Vec<String>, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let kinds = {
+            let mut q = tx.prepare_cached(
+                "SELECT kind FROM outbox WHERE connection = ?1 AND state = 'dead' AND parked_for = 'outage'",
+            )?;
+            let kinds = q.query_map(params![connection], |r| r.get::<_, String>(0))?;
+            kinds.collect::<Result<Vec<_>, _>>()?
+        };
+        if !kinds.is_empty() {
+            tx.execute(
+                "UPDATE outbox SET state = 'pending', unconfirmed = 1, not_before = 0,
+                   failing_since = NULL, parked_for = NULL, updated_ms = ?2
+                 WHERE connection = ?1 AND state = 'dead' AND parked_for = 'outage'",
+                params![connection, now_ms()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(kinds)
+    }
+
+    /// Puts the oldest group this connection parked for an outage back in
+    /// the queue as a probe: one real request tells whether the connection
+    /// is back. Its outage clock is kept, so if the connection is still
+    /// down it is parked again after that one try. Returns the kinds of the
+    /// rows requeued.
+    pub fn probe_outage(&self, connection: &str) -> Result<Vec<String>, StoreError> {
+        let mut db = self.db();
+        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows: Vec<(i64, String)> = {
+            let mut q = tx.prepare_cached(
+                "SELECT o.id, o.kind FROM outbox o JOIN (
+                   SELECT record, event_id FROM outbox
+                   WHERE connection = ?1 AND state = 'dead' AND parked_for = 'outage'
+                   ORDER BY id LIMIT 1) h
+                 ON o.record = h.record AND o.event_id = h.event_id
+                 WHERE o.connection = ?1 AND o.state = 'dead' AND o.parked_for = 'outage'",
+            )?;
+            let rows = q.query_map(params![connection], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        {
+            let mut q = tx.prepare_cached(
+                "UPDATE outbox SET state = 'pending', unconfirmed = 1, not_before = 0,
+                   parked_for = NULL, updated_ms = ?2 WHERE id = ?1",
+            )?;
+            let now = now_ms();
+            for (id, _) in &rows {
+                q.execute(params![id, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(rows.into_iter().map(|(_, kind)| kind).collect())
     }
 
     /// Rows, newest first, optionally of one state.
@@ -597,7 +705,8 @@ impl Store {
     /// fresh count of attempts. Returns how many.
     pub fn requeue_dead(&self, ids: &[i64]) -> Result<usize, StoreError> {
         let db = self.db();
-        let sql = "UPDATE outbox SET state = 'pending', attempts = 0, not_before = 0, unconfirmed = 1, updated_ms = ?2
+        let sql = "UPDATE outbox SET state = 'pending', attempts = 0, outage_tries = 0, failing_since = NULL,
+                   parked_for = NULL, not_before = 0, unconfirmed = 1, updated_ms = ?2
                    WHERE state = 'dead' AND (?1 IS NULL OR id = ?1)";
         self.for_ids(&db, sql, ids)
     }
@@ -689,6 +798,41 @@ impl Store {
         rows.reverse();
         Ok(rows)
     }
+}
+
+/// The outbox's retry-policy columns (issue 13, items 5 and 6), added in
+/// place to a store of schema 1 and to a new one alike:
+/// - `failing_since`: when the action first failed for a transient reason
+///   (ms since 1970; NULL if it has not): the outage window runs from here;
+/// - `outage_tries`: how many of its `attempts` failed that way, which do
+///   not count toward `max_attempts`;
+/// - `parked_for`: `'outage'` on a dead letter parked because its
+///   connection stayed down past the window (requeued automatically on
+///   recovery); NULL on any other row. The partial index `outbox_outage`
+///   keeps `claim` from scanning done rows to find them.
+///
+/// Kept as one function so the schema-versioning work can fold it into a
+/// numbered migration step.
+fn outbox_columns_v2(db: &Connection) -> rusqlite::Result<()> {
+    let have: Vec<String> = {
+        let mut q = db.prepare("SELECT name FROM pragma_table_info('outbox')")?;
+        let names = q.query_map([], |r| r.get(0))?;
+        names.collect::<Result<_, _>>()?
+    };
+    for (name, decl) in [
+        ("failing_since", "INTEGER"),
+        ("outage_tries", "INTEGER NOT NULL DEFAULT 0"),
+        ("parked_for", "TEXT"),
+    ] {
+        if !have.iter().any(|h| h == name) {
+            db.execute_batch(&format!("ALTER TABLE outbox ADD COLUMN {name} {decl};"))?;
+        }
+    }
+    db.execute_batch(
+        "CREATE INDEX IF NOT EXISTS outbox_outage ON outbox(connection, record, id)
+         WHERE parked_for = 'outage';",
+    )?;
+    Ok(())
 }
 
 /// Outbox rows with their event's key, filtered and ordered by `tail`.
@@ -896,7 +1040,7 @@ mod tests {
         assert!(s.claim("desk", now, 10).unwrap().is_empty());
         // e1 waits for a retry: e2 (same record) waits behind it.
         let ids: Vec<i64> = g[0].items.iter().map(|c| c.id).collect();
-        s.retry_later(&ids, "HTTP 503", now + 60_000, false)
+        s.retry_later(&ids, "HTTP 503", now + 60_000, false, false)
             .unwrap();
         assert!(s.claim("desk", now, 10).unwrap().is_empty());
         let later = s.claim("desk", now + 60_000, 10).unwrap();
@@ -934,7 +1078,7 @@ mod tests {
         let g = s.claim("desk", now_ms(), 10).unwrap();
         for grp in &g {
             let ids: Vec<i64> = grp.items.iter().map(|c| c.id).collect();
-            s.park(&ids, "Zendesk: rejected (HTTP 422): Status invalid")
+            s.park(&ids, "Zendesk: rejected (HTTP 422): Status invalid", false)
                 .unwrap();
         }
         let dead = s.list(Some(State::Dead), 10).unwrap();
@@ -954,6 +1098,96 @@ mod tests {
         assert_eq!(s.stats().unwrap().dead, 0);
         // Only dead letters can be dropped.
         assert_eq!(s.drop_dead(&[again[0].items[0].id]).unwrap(), 0);
+    }
+
+    #[test]
+    fn outage_retries_do_not_count_and_start_the_outage_clock_once() {
+        let s = Store::open(&temp("outage-tries")).unwrap();
+        s.accept(&event("e1"), &[action("a", "7")], None).unwrap();
+        let now = now_ms();
+        let ids = |g: &[Group]| g[0].items.iter().map(|c| c.id).collect::<Vec<_>>();
+        let g = s.claim("desk", now, 10).unwrap();
+        assert_eq!(g[0].items[0].failing_since, None);
+        s.retry_later(&ids(&g), "could not connect", 0, false, true)
+            .unwrap();
+        let g = s.claim("desk", now, 10).unwrap();
+        let first = g[0].items[0].failing_since.expect("the outage clock runs");
+        assert_eq!((g[0].items[0].attempts, g[0].items[0].counted), (2, 1));
+        s.retry_later(&ids(&g), "HTTP 503", 0, true, true).unwrap();
+        let g = s.claim("desk", now, 10).unwrap();
+        assert_eq!(g[0].items[0].failing_since, Some(first), "kept, not reset");
+        assert!(g[0].unconfirmed);
+        // An auth error counts.
+        s.retry_later(&ids(&g), "HTTP 401", 0, false, false)
+            .unwrap();
+        let g = s.claim("desk", now, 10).unwrap();
+        assert_eq!((g[0].items[0].attempts, g[0].items[0].counted), (4, 2));
+    }
+
+    #[test]
+    fn an_outage_letter_holds_its_record_and_comes_back_on_recovery() {
+        let s = Store::open(&temp("outage-park")).unwrap();
+        s.accept(&event("e1"), &[action("a1", "7"), action("a2", "7")], None)
+            .unwrap();
+        s.accept(&event("e2"), &[action("b1", "7")], None).unwrap();
+        s.accept(&event("e3"), &[action("c1", "8")], None).unwrap();
+        let now = now_ms();
+        let g = s.claim("desk", now, 10).unwrap();
+        let (seven, eight): (Vec<i64>, Vec<i64>) = (
+            g[0].items.iter().map(|c| c.id).collect(),
+            g[1].items.iter().map(|c| c.id).collect(),
+        );
+        s.park(&seven, "down past the window", true).unwrap();
+        s.park(&eight, "HTTP 422", false).unwrap();
+        // e2 waits behind the outage letters of its record.
+        assert!(s.claim("desk", now, 10).unwrap().is_empty());
+        // A probe puts the oldest outage group back, unconfirmed.
+        assert_eq!(s.probe_outage("desk").unwrap().len(), 2);
+        let probe = s.claim("desk", now, 10).unwrap();
+        assert_eq!(probe.len(), 1);
+        assert!(probe[0].unconfirmed);
+        assert_eq!(probe[0].items[0].key, "a1");
+        s.park(&seven, "still down", true).unwrap();
+        assert!(s.probe_outage("crm").unwrap().is_empty());
+        // Recovery: the outage letters go back; the 422 stays for a human.
+        assert_eq!(s.requeue_outage("desk").unwrap().len(), 2);
+        assert!(s.requeue_outage("desk").unwrap().is_empty());
+        assert_eq!(s.stats().unwrap().dead, 1);
+        let back = s.claim("desk", now, 10).unwrap();
+        assert_eq!(back[0].items[0].key, "a1");
+        assert!(back[0].unconfirmed);
+        assert_eq!(back[0].items[0].failing_since, None, "a fresh window");
+    }
+
+    #[test]
+    fn the_outbox_columns_are_added_to_an_older_store_in_place() {
+        let path = temp("columns");
+        {
+            let s = Store::open(&path).unwrap();
+            s.accept(&event("e1"), &[action("a", "7")], None).unwrap();
+        }
+        {
+            // The outbox as schema 1 shipped it, with its row kept.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "DROP INDEX outbox_outage;
+                 ALTER TABLE outbox DROP COLUMN failing_since;
+                 ALTER TABLE outbox DROP COLUMN outage_tries;
+                 ALTER TABLE outbox DROP COLUMN parked_for;",
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        let g = s.claim("desk", now_ms(), 10).unwrap();
+        assert_eq!(g[0].items[0].key, "a");
+        assert_eq!(g[0].items[0].failing_since, None);
+        s.retry_later(&[g[0].items[0].id], "HTTP 503", 0, false, true)
+            .unwrap();
+        drop(s);
+        // Opening again adds nothing twice, and keeps what was written.
+        let s = Store::open(&path).unwrap();
+        let g = s.claim("desk", now_ms(), 10).unwrap();
+        assert!(g[0].items[0].failing_since.is_some());
     }
 
     #[test]

@@ -2,10 +2,21 @@
 //! outbox, applies them with the connectors, and records the outcome. The
 //! connector's own limiter paces the requests; the worker only bounds how
 //! many records are in flight at once.
+//!
+//! Two things keep a passing fault from becoming work for a human:
+//! - An outcome that cannot be recorded (the store is locked or failing)
+//!   is recorded again with backoff until it is, so the record never stays
+//!   `sending` until a restart with its later actions stuck behind it.
+//! - Actions parked because their connection stayed down past the outage
+//!   window come back by themselves: the first request that succeeds on
+//!   the connection requeues them all, and while none does, one of them is
+//!   put back as a probe every `retry_max_secs`.
 
-use super::apply::{Applier, Outcome, Results};
+use super::apply::{Applier, Outcome, Results, Tries};
 use super::engine::Engine;
-use super::store::{now_ms, Group};
+use super::store::{now_ms, Group, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -13,6 +24,11 @@ use tokio::task::JoinSet;
 
 /// How often an idle worker looks for retries that came due.
 const IDLE_POLL: Duration = Duration::from_millis(250);
+
+/// Recording an outcome again after a store error: from this...
+const RECORD_RETRY_MIN: Duration = Duration::from_millis(100);
+/// ...doubling up to this. Short: the record waits behind it.
+const RECORD_RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// A line of the per-action log: what the demo shows and the logs keep.
 #[derive(Debug, Clone)]
@@ -30,6 +46,16 @@ pub struct Report {
 
 pub type ReportSink = Arc<dyn Fn(&Report) + Send + Sync>;
 
+/// What the worker's in-flight tasks share about the connection.
+struct Connection {
+    name: String,
+    /// Whether the store may hold actions this connection parked for an
+    /// outage. True at start (a previous run may have parked some); set
+    /// after every such park; cleared before each look, so a park racing
+    /// the look sets it again.
+    outage_parked: AtomicBool,
+}
+
 /// Runs until `stop` turns true, then finishes what is in flight.
 pub async fn run(
     engine: Arc<Engine>,
@@ -40,28 +66,49 @@ pub async fn run(
     report: Option<ReportSink>,
 ) {
     let mut in_flight: JoinSet<()> = JoinSet::new();
+    // Each in-flight task's group, so a task that panics (a bug) does not
+    // leave its record `sending` until a restart.
+    let mut groups: HashMap<tokio::task::Id, Group> = HashMap::new();
     let concurrency = concurrency.max(1);
+    let conn = Arc::new(Connection {
+        name: connection.clone(),
+        outage_parked: AtomicBool::new(true),
+    });
+    // A parked connection is probed at the backoff's cap: as often as a
+    // long outage is retried anyway.
+    let probe_every = applier.retries().max;
+    let mut next_probe = tokio::time::Instant::now() + probe_every;
     loop {
         if *stop.borrow() {
             break;
         }
+        if tokio::time::Instant::now() >= next_probe {
+            next_probe = tokio::time::Instant::now() + probe_every;
+            probe(&engine, &conn).await;
+        }
         let room = concurrency.saturating_sub(in_flight.len());
         if room > 0 {
             let store = engine.store.clone();
-            let conn = connection.clone();
-            let claimed = tokio::task::spawn_blocking(move || store.claim(&conn, now_ms(), room))
+            let name = connection.clone();
+            let claimed = tokio::task::spawn_blocking(move || store.claim(&name, now_ms(), room))
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()));
             match claimed {
-                Ok(groups) => {
-                    for g in groups {
-                        let (engine, applier, report) =
-                            (engine.clone(), applier.clone(), report.clone());
-                        in_flight.spawn(async move {
-                            let results = applier.apply(&g).await;
-                            settle(&engine, &g, results, report.as_ref()).await;
+                Ok(claimed_groups) => {
+                    for g in claimed_groups {
+                        let (engine, applier, report, conn) = (
+                            engine.clone(),
+                            applier.clone(),
+                            report.clone(),
+                            conn.clone(),
+                        );
+                        let task = g.clone();
+                        let handle = in_flight.spawn(async move {
+                            let results = applier.apply(&task).await;
+                            settle(&engine, &conn, &task, results, report.as_ref()).await;
                         });
+                        groups.insert(handle.id(), g);
                     }
                 }
                 Err(e) => {
@@ -72,43 +119,192 @@ pub async fn run(
         tokio::select! {
             _ = engine.wake.notified() => {}
             _ = tokio::time::sleep(IDLE_POLL) => {}
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                finished(&engine, &applier, &mut groups, done).await;
+            }
             _ = stop.changed() => {}
         }
     }
     // Graceful shutdown: what was sent is seen through and recorded; what
     // was not claimed stays queued for the next start.
-    while in_flight.join_next().await.is_some() {}
+    while let Some(done) = in_flight.join_next_with_id().await {
+        finished(&engine, &applier, &mut groups, done).await;
+    }
 }
 
-async fn settle(engine: &Engine, g: &Group, results: Results, report: Option<&ReportSink>) {
-    for (ids, outcome) in results {
-        let store = engine.store.clone();
-        let ids2 = ids.clone();
-        let o = outcome.clone();
-        let saved = tokio::task::spawn_blocking(move || match &o {
+/// A task ended. One that panicked never recorded its outcome: its group
+/// goes back to the queue unconfirmed (read back before anything is sent
+/// again), counting as a failed try, and is parked after `max_attempts`
+/// such tries rather than panicking forever.
+async fn finished(
+    engine: &Engine,
+    applier: &Applier,
+    groups: &mut HashMap<tokio::task::Id, Group>,
+    done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+) {
+    let (id, err) = match done {
+        Ok((id, ())) => (id, None),
+        Err(e) => (e.id(), Some(e)),
+    };
+    let Some(g) = groups.remove(&id) else {
+        return;
+    };
+    let Some(err) = err else {
+        return;
+    };
+    let tries = Tries::of(&g, now_ms());
+    let error = format!("l3map failed while sending this ({err}); this is a bug, please report it");
+    let outcome = if tries.counted >= applier.retries().max_attempts {
+        Outcome::Park {
+            reason: error,
+            kind: "bug",
+            outage: false,
+        }
+    } else {
+        Outcome::Retry {
+            error,
+            after: applier.retries().backoff(tries.total),
+            unconfirmed: true,
+            transient: false,
+            kind: "bug",
+        }
+    };
+    tracing::error!(connection = %g.connection, record = %g.record, error = %err, "a send failed inside l3map");
+    let ids: Vec<i64> = g.items.iter().map(|c| c.id).collect();
+    record(engine, &g, &ids, &outcome).await;
+}
+
+/// Runs a store call on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    store: &Arc<Store>,
+    f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, String> {
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || f(&store)).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Writes one outcome, again and again with backoff until the store takes
+/// it: the request went out and its outcome is known, so giving up here
+/// would leave the record `sending` (and every later action of it waiting)
+/// until a restart. A shutdown meanwhile leaves it `sending`, which the
+/// next start reads back, so nothing is lost or doubled either way.
+async fn record(engine: &Engine, g: &Group, ids: &[i64], outcome: &Outcome) {
+    let mut wait = RECORD_RETRY_MIN;
+    let mut failures = 0u32;
+    loop {
+        let (ids2, o) = (ids.to_vec(), outcome.clone());
+        let saved = blocking(&engine.store, move |store| match &o {
             Outcome::Applied => store.done(&ids2),
             Outcome::Retry {
                 error,
                 after,
                 unconfirmed,
+                transient,
                 ..
             } => {
                 let at = now_ms() + i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 2);
-                store.retry_later(&ids2, error, at, *unconfirmed)
+                store.retry_later(&ids2, error, at, *unconfirmed, *transient)
             }
-            Outcome::Park { reason, .. } => store.park(&ids2, reason),
+            Outcome::Park { reason, outage, .. } => store.park(&ids2, reason, *outage),
         })
         .await;
-        let saved = match saved {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(e) = saved {
-            // The row stays `sending`: the next start reads the record back
-            // and finishes it, so nothing is lost or doubled.
-            tracing::error!(error = %e, "cannot record an outcome in the outbox");
+        match saved {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(
+                        connection = %g.connection, record = %g.record, failures,
+                        "recorded an outcome the store had refused"
+                    );
+                }
+                return;
+            }
+            Err(e) => {
+                failures += 1;
+                // Once, then every 20th failure (about every 100 s at the
+                // cap): a locked store must not flood the log.
+                if failures == 1 || failures % 20 == 0 {
+                    tracing::error!(
+                        connection = %g.connection, record = %g.record, failures, error = %e,
+                        "cannot record an outcome in the outbox; trying again"
+                    );
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RECORD_RETRY_MAX);
+            }
+        }
+    }
+}
+
+/// A request on the connection succeeded: anything it parked for an
+/// outage goes back to the queue.
+async fn recovered(engine: &Engine, conn: &Connection) {
+    if !conn.outage_parked.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    let name = conn.name.clone();
+    match blocking(&engine.store, move |s| s.requeue_outage(&name)).await {
+        Ok(kinds) if kinds.is_empty() => {}
+        Ok(kinds) => {
+            for k in &kinds {
+                engine.metrics.action(k, "requeued");
+            }
+            tracing::info!(
+                connection = %conn.name, requeued = kinds.len(),
+                "the connection answers again: requeued the actions an outage had parked"
+            );
+        }
+        Err(e) => {
+            conn.outage_parked.store(true, Ordering::SeqCst);
+            tracing::error!(connection = %conn.name, error = %e, "cannot requeue the actions an outage parked");
+        }
+    }
+}
+
+/// Puts one group parked by an outage back in the queue, so a real request
+/// finds out whether the connection is back.
+async fn probe(engine: &Engine, conn: &Connection) {
+    if !conn.outage_parked.swap(false, Ordering::SeqCst) {
+        return;
+    }
+    let name = conn.name.clone();
+    match blocking(&engine.store, move |s| s.probe_outage(&name)).await {
+        Ok(kinds) if kinds.is_empty() => {}
+        Ok(kinds) => {
+            conn.outage_parked.store(true, Ordering::SeqCst);
+            for k in &kinds {
+                engine.metrics.action(k, "requeued");
+            }
+            engine.wake.notify_one();
+            tracing::info!(
+                connection = %conn.name, requeued = kinds.len(),
+                "requeued one group an outage had parked, as a probe of the connection"
+            );
+        }
+        Err(e) => {
+            conn.outage_parked.store(true, Ordering::SeqCst);
+            tracing::error!(connection = %conn.name, error = %e, "cannot probe the outbox");
+        }
+    }
+}
+
+async fn settle(
+    engine: &Engine,
+    conn: &Connection,
+    g: &Group,
+    results: Results,
+    report: Option<&ReportSink>,
+) {
+    let mut applied = false;
+    for (ids, outcome) in results {
+        record(engine, g, &ids, &outcome).await;
+        match &outcome {
+            Outcome::Applied => applied = true,
+            Outcome::Park { outage: true, .. } => conn.outage_parked.store(true, Ordering::SeqCst),
+            _ => {}
         }
         let now = now_ms();
         for c in g.items.iter().filter(|c| ids.contains(&c.id)) {
@@ -128,15 +324,21 @@ async fn settle(engine: &Engine, g: &Group, results: Results, report: Option<&Re
                     kind = %c.kind, at = %c.source_loc, revision = %c.revision,
                     latency_ms = latency.as_millis() as u64, "applied"
                 ),
-                Outcome::Retry { error, after, .. } => tracing::warn!(
+                Outcome::Retry {
+                    error,
+                    after,
+                    transient,
+                    ..
+                } => tracing::warn!(
                     connection = %g.connection, record = %g.record, rule = %c.rule,
                     kind = %c.kind, at = %c.source_loc, attempts = c.attempts,
+                    outage = *transient,
                     retry_in_ms = after.as_millis() as u64, error = %error, "will retry"
                 ),
-                Outcome::Park { reason, .. } => tracing::error!(
+                Outcome::Park { reason, outage, .. } => tracing::error!(
                     connection = %g.connection, record = %g.record, rule = %c.rule,
                     kind = %c.kind, at = %c.source_loc, attempts = c.attempts,
-                    reason = %reason, "parked in the dead letters"
+                    outage = *outage, reason = %reason, "parked in the dead letters"
                 ),
             }
             if let Some(sink) = report {
@@ -154,5 +356,8 @@ async fn settle(engine: &Engine, g: &Group, results: Results, report: Option<&Re
         }
         // API calls, errors, 429s and retries are counted per HTTP attempt
         // by the connectors' observer (runtime::stack::observe).
+    }
+    if applied {
+        recovered(engine, conn).await;
     }
 }
