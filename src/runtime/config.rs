@@ -47,6 +47,13 @@
 //! max_attempts = 8
 //! workers_per_connection = 4
 //!
+//! # How long the store keeps rows, 0 to 36500 days; 0 keeps them for
+//! # good. Dead letters, actions not yet applied and hand-offs are kept
+//! # regardless, and so is an event while an action refers to it.
+//! [retention]
+//! events_days = 30
+//! done_actions_days = 90
+//!
 //! [log]
 //! format = "json"                          # or "human" (the default)
 //! level = "info"                           # a level, or a filter like "info,l3map=debug"
@@ -105,6 +112,7 @@ pub struct Config {
     /// Keyed by the mapping's connection name.
     pub connections: BTreeMap<String, ConnectionOverride>,
     pub outbox: Outbox,
+    pub retention: crate::runtime::store::Retention,
     pub log: Log,
 }
 
@@ -339,6 +347,7 @@ impl Config {
             poll: Poll::default(),
             connections: BTreeMap::new(),
             outbox: Outbox::default(),
+            retention: crate::runtime::store::Retention::default(),
             log: Log::default(),
         }
     }
@@ -412,6 +421,7 @@ struct RawConfig {
     #[serde(default)]
     connections: BTreeMap<String, RawConnection>,
     outbox: Option<RawOutbox>,
+    retention: Option<RawRetention>,
     log: Option<RawLog>,
 }
 
@@ -458,6 +468,13 @@ struct RawConnection {
 struct RawOutbox {
     max_attempts: Option<Spanned<i64>>,
     workers_per_connection: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [retention] table")]
+struct RawRetention {
+    events_days: Option<Spanned<i64>>,
+    done_actions_days: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -696,6 +713,20 @@ impl Source<'_> {
             }
         }
 
+        let mut retention = crate::runtime::store::Retention::default();
+        if let Some(r) = raw.retention {
+            let days = |key: &str, v: &Spanned<i64>| -> Result<Option<Duration>, ConfigError> {
+                let n = self.ranged(key, v, 0, 36_500)?;
+                Ok((n > 0).then(|| Duration::from_secs(n * 86_400)))
+            };
+            if let Some(v) = &r.events_days {
+                retention.events = days("retention.events_days", v)?;
+            }
+            if let Some(v) = &r.done_actions_days {
+                retention.done_actions = days("retention.done_actions_days", v)?;
+            }
+        }
+
         let mut log = Log::default();
         if let Some(l) = raw.log {
             if let Some(format) = l.format {
@@ -715,6 +746,7 @@ impl Source<'_> {
             poll,
             connections,
             outbox,
+            retention,
             log,
         })
     }
