@@ -1547,4 +1547,24 @@ level = "info"
             "{e}"
         );
     }
+
+    #[test]
+    fn retention_is_in_days_and_zero_keeps_rows_for_good() {
+        use crate::runtime::store::Retention;
+        let c = parse("mappings = \"m\"\n").unwrap();
+        assert_eq!(c.retention, Retention::default());
+        assert_eq!(c.retention.events, Some(30 * Retention::DAY));
+        assert_eq!(c.retention.done_actions, Some(90 * Retention::DAY));
+        let c = parse("mappings = \"m\"\n[retention]\nevents_days = 7\ndone_actions_days = 0\n")
+            .unwrap();
+        assert_eq!(c.retention.events, Some(7 * Retention::DAY));
+        assert_eq!(c.retention.done_actions, None);
+        let (_, shown) = err("mappings = \"m\"\n[retention]\nevents_days = -1\n");
+        assert!(
+            shown.contains("`retention.events_days` = -1 is out of range; use 0 to 36500"),
+            "{shown}"
+        );
+        let (_, shown) = err("mappings = \"m\"\n[retention]\nevents = 7\n");
+        assert!(shown.contains("events"), "{shown}");
+    }
 }
