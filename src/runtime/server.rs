@@ -214,8 +214,9 @@ async fn read_ticket(app: &App, ev: &mut crate::eval::event::Event) -> Result<()
     }
 }
 
-/// How old the outbox counts `/healthz` and `/metrics` show may be: any
-/// number of pollers cost the store one small read per second.
+/// How old the outbox counts `/healthz` and `/metrics` show may be when
+/// another process (`l3map outbox retry`) wrote; this runtime's own writes
+/// show in the next poll.
 const STATS_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// The store's counts, from the snapshot when it is fresh (no task, no

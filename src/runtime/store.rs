@@ -191,9 +191,10 @@ pub struct Store {
     /// Health and metrics read here, never through `conn`: in WAL mode a
     /// reader does not block the writer, and they never wait for its lock.
     reader: Mutex<Connection>,
-    /// The last stats read, so a flood of `/healthz` polls costs one read a
-    /// second, not one each.
-    snapshot: Mutex<Option<(Instant, Stats)>>,
+    /// The last stats read, with when and after how many writes: polls
+    /// between two writes share one read, so a flood of `/healthz` costs
+    /// the store at most one small read per write (and per `max_age`).
+    snapshot: Mutex<Option<(Instant, u64, Stats)>>,
     health: Arc<WriteHealth>,
     deleted: Arc<Deleted>,
     /// Stops the maintenance thread when the store is dropped.
@@ -694,9 +695,11 @@ impl Store {
         read_stats(&mut self.reader.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// [`Store::stats`] at most `max_age` old: what `/healthz` and
-    /// `/metrics` serve, so any number of pollers cost one read per
-    /// `max_age`. Concurrent callers of a stale snapshot share one read.
+    /// [`Store::stats`], read again only when this process has written
+    /// since the last read, or it is older than `max_age` (for writes by
+    /// another process, `l3map outbox retry`): what `/healthz` and
+    /// `/metrics` serve. An answered event shows in the next poll.
+    /// Concurrent callers of a stale snapshot share one read.
     pub fn stats_cached(&self, max_age: Duration) -> Result<Stats, StoreError> {
         if let Some(s) = self.fresh(max_age) {
             return Ok(s);
@@ -706,15 +709,21 @@ impl Store {
         if let Some(s) = self.fresh(max_age) {
             return Ok(s);
         }
+        // Before the read: a write landing during it makes this stale.
+        let writes = self.health.writes();
         let s = read_stats(&mut reader)?;
-        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), s));
+        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), writes, s));
         Ok(s)
     }
 
-    /// The cached stats, if younger than `max_age`: no I/O, no waiting.
+    /// The cached stats, if younger than `max_age` and no write of this
+    /// store came since: no I/O, no waiting.
     pub fn fresh(&self, max_age: Duration) -> Option<Stats> {
         match *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) {
-            Some((at, s)) if at.elapsed() < max_age => Some(s),
+            Some((at, writes, s)) if at.elapsed() < max_age && writes == self.health.writes() => {
+                Some(s)
+            }
             _ => None,
         }
     }
@@ -1079,11 +1088,17 @@ mod tests {
         let st = s.stats().unwrap();
         assert_eq!((st.pending, st.done, st.sending), (pending, done, 0));
         assert_eq!((pending, done), (1, 1));
-        // The snapshot is served until it is older than asked.
+        // The snapshot is served until this store writes again, or until
+        // it is older than asked (another process's writes).
         let cached = s.stats_cached(Duration::from_secs(60)).unwrap();
+        assert_eq!(s.fresh(Duration::from_secs(60)), Some(cached));
         s.accept(&event("e2"), &[], None).unwrap();
-        assert_eq!(s.stats_cached(Duration::from_secs(60)).unwrap(), cached);
-        assert_eq!(s.stats_cached(Duration::ZERO).unwrap().events, 2);
+        assert_eq!(s.fresh(Duration::from_secs(60)), None);
+        let now = s.stats_cached(Duration::from_secs(60)).unwrap();
+        assert_eq!(now.events, 2);
+        other.accept(&event("e3"), &[], None).unwrap();
+        assert_eq!(s.stats_cached(Duration::from_secs(60)).unwrap(), now);
+        assert_eq!(s.stats_cached(Duration::ZERO).unwrap().events, 3);
     }
 
     #[test]

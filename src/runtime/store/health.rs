@@ -28,6 +28,9 @@ pub struct WriteFailure {
 pub(crate) struct WriteHealth {
     failure: Mutex<Option<WriteFailure>>,
     failures: AtomicU64,
+    /// Successful writes since start: a stats snapshot taken before the
+    /// latest one is stale.
+    writes: AtomicU64,
 }
 
 impl WriteHealth {
@@ -39,6 +42,11 @@ impl WriteHealth {
         self.lock().clone()
     }
 
+    /// Successful writes (that changed rows) since start.
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes.load(Ordering::Acquire)
+    }
+
     /// Failed writes since start.
     pub(crate) fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
@@ -47,7 +55,10 @@ impl WriteHealth {
     /// Records a write's outcome; `changed`: it changed rows.
     pub(crate) fn record<T>(&self, result: &Result<T, StoreError>, changed: bool) {
         match result {
-            Ok(_) if changed => self.succeeded(),
+            Ok(_) if changed => {
+                self.writes.fetch_add(1, Ordering::AcqRel);
+                self.succeeded();
+            }
             Ok(_) => {}
             Err(e) => self.failed(e),
         }
