@@ -223,3 +223,41 @@ pub(crate) fn spawn(
             }
         });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::HANDOFF_KEY_PREFIX;
+    use crate::eval::decide::{decide, Rule};
+    use crate::eval::event::Event;
+
+    /// Retention keeps hand-offs by their key's prefix: the interpreter's
+    /// keys must keep saying which actions are hand-offs.
+    #[test]
+    fn hand_off_keys_and_only_they_carry_the_kept_prefix() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let program = crate::runtime::compile::compile(&root.join("mappings/fintech"))
+            .expect("mappings/fintech compiles");
+        let ev = Event::from_json(
+            r#"{"id":"turn:1","kind":"agent_turn","at":"2026-11-25T10:00:00Z",
+                "ticket":{"id":4211,"status":"in_progress"},
+                "turn":{"intent":"refund","summary":"s","sentiment":"negative",
+                        "refund_amount":{"amount":"450.00","currency":"USD"}}}"#,
+        )
+        .expect("a turn");
+        let d = decide(&program, &ev);
+        assert!(
+            d.actions
+                .iter()
+                .any(|a| matches!(a.rule, Rule::Escalation(_))),
+            "the refund turn hands off: {:?}",
+            d.actions
+        );
+        for a in &d.actions {
+            assert_eq!(
+                a.idempotency_key.starts_with(HANDOFF_KEY_PREFIX),
+                matches!(a.rule, Rule::Escalation(_)),
+                "{a:?}"
+            );
+        }
+    }
+}
