@@ -47,6 +47,7 @@ pub fn run(o: Options) -> u8 {
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
     let result = runtime.block_on(async move {
+        survive_file_size_limit();
         match o.config.clone() {
             Some(path) => production(&path, o).await,
             None => embedded(o).await,
@@ -70,6 +71,21 @@ fn init_logs(format: LogFormat, level: &str) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Human => builder.try_init(),
     };
+}
+
+/// A write past the file size limit (`ulimit -f`) raises SIGXFSZ, whose
+/// default action kills the process; caught, the write fails with EFBIG
+/// instead, the store reports it, and `/healthz` says so (503) rather than
+/// the runtime vanishing mid-transaction.
+fn survive_file_size_limit() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        // SIGXFSZ is 25 on Linux and the BSDs, macOS included.
+        if let Ok(mut xfsz) = signal(SignalKind::from_raw(25)) {
+            tokio::spawn(async move { while xfsz.recv().await.is_some() {} });
+        }
+    }
 }
 
 async fn shutdown_signal() {
@@ -120,6 +136,7 @@ async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
         agents.push((name.clone(), a.token.resolve().map_err(|e| e.to_string())?));
     }
     let store = Store::open(&cfg.state).map_err(|e| e.to_string())?;
+    store.maintain(cfg.retention);
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.listen))?;
@@ -267,6 +284,7 @@ async fn embedded(o: Options) -> Result<u8, String> {
         }
     };
     let store = Store::open(&state).map_err(|e| e.to_string())?;
+    store.maintain(crate::runtime::store::Retention::default());
     let applied = Arc::new(AtomicUsize::new(0));
     let counted = applied.clone();
     let sink: ReportSink = Arc::new(move |r: &Report| {

@@ -50,6 +50,13 @@
 //! retry_min_ms = 2000                     # backoff: full jitter under min * 2^n,
 //! retry_max_secs = 300                    # capped here
 //!
+//! # How long the store keeps rows, 0 to 36500 days; 0 keeps them for
+//! # good. Dead letters, actions not yet applied and hand-offs are kept
+//! # regardless, and so is an event while an action refers to it.
+//! [retention]
+//! events_days = 30
+//! done_actions_days = 90
+//!
 //! [log]
 //! format = "json"                          # or "human" (the default)
 //! level = "info"                           # a level, or a filter like "info,l3map=debug"
@@ -108,6 +115,7 @@ pub struct Config {
     /// Keyed by the mapping's connection name.
     pub connections: BTreeMap<String, ConnectionOverride>,
     pub outbox: Outbox,
+    pub retention: crate::runtime::store::Retention,
     pub log: Log,
 }
 
@@ -367,6 +375,7 @@ impl Config {
             poll: Poll::default(),
             connections: BTreeMap::new(),
             outbox: Outbox::default(),
+            retention: crate::runtime::store::Retention::default(),
             log: Log::default(),
         }
     }
@@ -440,6 +449,7 @@ struct RawConfig {
     #[serde(default)]
     connections: BTreeMap<String, RawConnection>,
     outbox: Option<RawOutbox>,
+    retention: Option<RawRetention>,
     log: Option<RawLog>,
 }
 
@@ -489,6 +499,13 @@ struct RawOutbox {
     outage_window_secs: Option<Spanned<i64>>,
     retry_min_ms: Option<Spanned<i64>>,
     retry_max_secs: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [retention] table")]
+struct RawRetention {
+    events_days: Option<Spanned<i64>>,
+    done_actions_days: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -760,6 +777,20 @@ impl Source<'_> {
             }
         }
 
+        let mut retention = crate::runtime::store::Retention::default();
+        if let Some(r) = raw.retention {
+            let days = |key: &str, v: &Spanned<i64>| -> Result<Option<Duration>, ConfigError> {
+                let n = self.ranged(key, v, 0, 36_500)?;
+                Ok((n > 0).then(|| Duration::from_secs(n * 86_400)))
+            };
+            if let Some(v) = &r.events_days {
+                retention.events = days("retention.events_days", v)?;
+            }
+            if let Some(v) = &r.done_actions_days {
+                retention.done_actions = days("retention.done_actions_days", v)?;
+            }
+        }
+
         let mut log = Log::default();
         if let Some(l) = raw.log {
             if let Some(format) = l.format {
@@ -779,6 +810,7 @@ impl Source<'_> {
             poll,
             connections,
             outbox,
+            retention,
             log,
         })
     }
@@ -1599,5 +1631,25 @@ level = "info"
             e.to_string().contains("unknown secret source `vault`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn retention_is_in_days_and_zero_keeps_rows_for_good() {
+        use crate::runtime::store::Retention;
+        let c = parse("mappings = \"m\"\n").unwrap();
+        assert_eq!(c.retention, Retention::default());
+        assert_eq!(c.retention.events, Some(30 * Retention::DAY));
+        assert_eq!(c.retention.done_actions, Some(90 * Retention::DAY));
+        let c = parse("mappings = \"m\"\n[retention]\nevents_days = 7\ndone_actions_days = 0\n")
+            .unwrap();
+        assert_eq!(c.retention.events, Some(7 * Retention::DAY));
+        assert_eq!(c.retention.done_actions, None);
+        let (_, shown) = err("mappings = \"m\"\n[retention]\nevents_days = -1\n");
+        assert!(
+            shown.contains("`retention.events_days` = -1 is out of range; use 0 to 36500"),
+            "{shown}"
+        );
+        let (_, shown) = err("mappings = \"m\"\n[retention]\nevents = 7\n");
+        assert!(shown.contains("events"), "{shown}");
     }
 }

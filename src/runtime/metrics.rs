@@ -79,6 +79,11 @@ struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WhatLabels {
+    what: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RevisionLabels {
     revision: String,
 }
@@ -97,6 +102,12 @@ struct Inner {
     outbox_depth: Gauge,
     outbox_oldest_age: Gauge<f64, AtomicU64>,
     dead_letters: Gauge,
+    store_writable: Gauge,
+    store_write_failures: Counter,
+    retention_deleted: Family<WhatLabels, Counter>,
+    // The store counts these itself (it knows nothing of metrics); a scrape
+    // brings the counters up to its totals, one scrape at a time.
+    store_sync: Mutex<()>,
     reloads: Family<ResultLabels, Counter>,
     revision: Family<RevisionLabels, Gauge>,
     turn_latency: Histogram,
@@ -137,6 +148,9 @@ impl Metrics {
         let outbox_depth = Gauge::default();
         let outbox_oldest_age = Gauge::<f64, AtomicU64>::default();
         let dead_letters = Gauge::default();
+        let store_writable = Gauge::default();
+        let store_write_failures = Counter::default();
+        let retention_deleted = Family::default();
         let reloads = Family::default();
         let revision = Family::default();
         let turn_latency = Histogram::new(TURN_LATENCY_BUCKETS);
@@ -200,6 +214,21 @@ impl Metrics {
             dead_letters.clone(),
         );
         registry.register(
+            "l3map_store_writable",
+            "1 while the state store takes writes, 0 after a failed write until one succeeds (/healthz answers 503 meanwhile)",
+            store_writable.clone(),
+        );
+        registry.register(
+            "l3map_store_write_failures",
+            "Write transactions on the state store that failed (disk full, I/O error, lock timeout)",
+            store_write_failures.clone(),
+        );
+        registry.register(
+            "l3map_retention_deleted",
+            "Rows deleted by retention, by what (events, done_actions)",
+            retention_deleted.clone(),
+        );
+        registry.register(
             "l3map_reloads",
             "Hot reloads of the mappings, by result (ok, failed)",
             reloads.clone(),
@@ -235,6 +264,10 @@ impl Metrics {
             outbox_depth,
             outbox_oldest_age,
             dead_letters,
+            store_writable,
+            store_write_failures,
+            retention_deleted,
+            store_sync: Mutex::new(()),
             reloads,
             revision,
             turn_latency,
@@ -342,6 +375,38 @@ impl Metrics {
     /// `l3map_outbox_dead_letters`.
     pub fn set_dead_letters(&self, n: i64) {
         self.0.dead_letters.set(n);
+    }
+
+    /// `l3map_store_writable`, `l3map_store_write_failures_total` and
+    /// `l3map_retention_deleted_total{what}` from the store's own totals.
+    pub fn set_store(
+        &self,
+        writable: bool,
+        write_failures: u64,
+        deleted: &crate::runtime::store::Deleted,
+    ) {
+        use std::sync::atomic::Ordering;
+        let _one = self.0.store_sync.lock().unwrap_or_else(|e| e.into_inner());
+        self.0.store_writable.set(i64::from(writable));
+        let up_to = |c: &Counter, total: u64| {
+            let now = c.get();
+            if total > now {
+                c.inc_by(total - now);
+            }
+        };
+        up_to(&self.0.store_write_failures, write_failures);
+        for (what, n) in [
+            ("events", deleted.events.load(Ordering::Relaxed)),
+            ("done_actions", deleted.done_actions.load(Ordering::Relaxed)),
+        ] {
+            up_to(
+                &self
+                    .0
+                    .retention_deleted
+                    .get_or_create(&WhatLabels { what: label(what) }),
+                n,
+            );
+        }
     }
 
     /// `l3map_reloads_total{result}`; result: ok, failed.
@@ -576,6 +641,11 @@ mod tests {
         m.set_revision_info("r1");
         m.turn_latency(0.1);
         m.action_latency(0.1);
+        let deleted = crate::runtime::store::Deleted::default();
+        deleted
+            .events
+            .store(3, std::sync::atomic::Ordering::Relaxed);
+        m.set_store(false, 2, &deleted);
     }
 
     #[test]
@@ -615,6 +685,9 @@ mod tests {
             ("l3map_mappings_revision_info", "gauge"),
             ("l3map_turn_latency_seconds", "histogram"),
             ("l3map_action_latency_seconds", "histogram"),
+            ("l3map_store_writable", "gauge"),
+            ("l3map_store_write_failures", "counter"),
+            ("l3map_retention_deleted", "counter"),
         ] {
             let help = format!("# HELP {family} ");
             let line = text
@@ -627,8 +700,18 @@ mod tests {
                 "{family} is not a {kind}"
             );
         }
-        // 15 families, each HELP and TYPE, plus # EOF and three # UNIT.
-        assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 34);
+        // 18 families, each HELP and TYPE, plus # EOF and three # UNIT.
+        assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 40);
+        // The store's totals, brought up to by a scrape, never past them.
+        assert!(has_line(&text, "l3map_store_writable 0"), "{text}");
+        assert!(
+            has_line(&text, "l3map_store_write_failures_total 2"),
+            "{text}"
+        );
+        assert!(
+            has_line(&text, "l3map_retention_deleted_total{what=\"events\"} 3"),
+            "{text}"
+        );
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let sample = parse_sample(line).unwrap_or_else(|| panic!("unparsable {line:?}"));
             assert!(sample.name.starts_with("l3map_"), "{line}");

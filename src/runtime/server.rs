@@ -74,17 +74,52 @@ pub fn body_error(e: BytesRejection) -> Response {
     error(status, "unreadable_body", e.body_text())
 }
 
+/// How old the outbox counts `/healthz` and `/metrics` show may be when
+/// another process (`l3map outbox retry`) wrote; this runtime's own writes
+/// show in the next poll.
+const STATS_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The store's counts, from the snapshot when it is fresh (no task, no
+/// I/O), else from one read on the store's reader connection, which never
+/// waits for a write.
+async fn store_stats(app: &App) -> Option<super::store::Stats> {
+    let store = &app.engine.store;
+    if let Some(s) = store.fresh(STATS_MAX_AGE) {
+        return Some(s);
+    }
+    let store = store.clone();
+    match tokio::task::spawn_blocking(move || store.stats_cached(STATS_MAX_AGE)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read the outbox counts");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 async fn health(State(app): State<Arc<App>>) -> Response {
-    let store = app.engine.store.clone();
-    let stats = tokio::task::spawn_blocking(move || store.stats()).await;
-    match stats {
-        Ok(Ok(s)) => Json(json!({
+    if let Some(f) = app.engine.store.write_failure() {
+        let since = jiff::Timestamp::from_millisecond(f.since_ms)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| f.since_ms.to_string());
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unwritable",
+            format!(
+                "the state store cannot be written since {since} ({}); events are refused until a write succeeds: free disk space or fix the file system",
+                f.error
+            ),
+        );
+    }
+    match store_stats(&app).await {
+        Some(s) => Json(json!({
             "status": "ok",
             "revision": app.engine.live().program.revision,
             "outbox": s,
         }))
         .into_response(),
-        _ => error(
+        None => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
             "the state store cannot be read",
@@ -93,8 +128,7 @@ async fn health(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let store = app.engine.store.clone();
-    if let Ok(Ok(s)) = tokio::task::spawn_blocking(move || store.stats()).await {
+    if let Some(s) = store_stats(&app).await {
         let age = s
             .oldest_waiting_ms
             .map_or(0.0, |t| (now_ms() - t).max(0) as f64 / 1000.0);
@@ -106,6 +140,12 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
             .metrics
             .set_dead_letters(i64::try_from(s.dead).unwrap_or(i64::MAX));
     }
+    let store = &app.engine.store;
+    app.engine.metrics.set_store(
+        store.write_failure().is_none(),
+        store.write_failures(),
+        store.deleted(),
+    );
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
         app.engine.metrics.render(),

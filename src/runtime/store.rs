@@ -16,63 +16,28 @@
 //! Calls are synchronous and short; the async runtime runs them on the
 //! blocking pool.
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+mod health;
+mod retention;
+mod schema;
+
+pub use health::WriteFailure;
+pub use retention::{Deleted, Retention};
+
+use health::WriteHealth;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
-
-/// Bumped when the tables change; a store written by a newer l3map is
-/// refused rather than misread.
-const SCHEMA_VERSION: i64 = 1;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS meta (
-  key   TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-  id          INTEGER PRIMARY KEY,
-  key         TEXT NOT NULL UNIQUE,
-  source      TEXT NOT NULL,
-  received_ms INTEGER NOT NULL,
-  revision    TEXT NOT NULL,
-  event       TEXT NOT NULL,
-  refused     TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS outbox (
-  id          INTEGER PRIMARY KEY,
-  key         TEXT NOT NULL UNIQUE,
-  event_id    INTEGER NOT NULL REFERENCES events(id),
-  connection  TEXT NOT NULL,
-  record      TEXT NOT NULL,
-  kind        TEXT NOT NULL,
-  op          TEXT NOT NULL,
-  rule        TEXT NOT NULL,
-  source_loc  TEXT NOT NULL,
-  revision    TEXT NOT NULL,
-  state       TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'done', 'dead')),
-  unconfirmed INTEGER NOT NULL DEFAULT 0,
-  attempts    INTEGER NOT NULL DEFAULT 0,
-  not_before  INTEGER NOT NULL DEFAULT 0,
-  last_error  TEXT,
-  created_ms  INTEGER NOT NULL,
-  updated_ms  INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_queue ON outbox(connection, state, record, id);
-CREATE VIEW IF NOT EXISTS dead_letters AS
-  SELECT id, key, connection, record, kind, rule, source_loc, revision, attempts, last_error, updated_ms
-  FROM outbox WHERE state = 'dead';
-CREATE TABLE IF NOT EXISTS cursors (
-  source     TEXT PRIMARY KEY,
-  value      TEXT NOT NULL,
-  updated_ms INTEGER NOT NULL
-);
-";
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("state store {path}: {message}")]
     Open { path: PathBuf, message: String },
+    /// Not opened: one line naming the file and what to do.
+    #[error("{0}")]
+    Refused(String),
     #[error("state store: {0}")]
     Sql(#[from] rusqlite::Error),
     /// The transaction this event was committed in failed (every event of
@@ -226,8 +191,27 @@ pub struct Stats {
 
 pub struct Store {
     path: PathBuf,
-    conn: Mutex<Connection>,
+    /// The one connection every write goes through (shared with the
+    /// maintenance thread, which runs retention on it).
+    conn: Arc<Mutex<Connection>>,
+    /// Health and metrics read here, never through `conn`: in WAL mode a
+    /// reader does not block the writer, and they never wait for its lock.
+    reader: Mutex<Connection>,
+    /// The last stats read, with when and after how many writes: polls
+    /// between two writes share one read, so a flood of `/healthz` costs
+    /// the store at most one small read per write (and per `max_age`).
+    snapshot: Mutex<Option<(Instant, u64, Stats)>>,
+    health: Arc<WriteHealth>,
+    deleted: Arc<Deleted>,
+    /// Stops the maintenance thread when the store is dropped.
+    stop: Arc<AtomicBool>,
     _checkpoints: Checkpointer,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 /// WAL checkpoints on a connection and thread of their own. Left to
@@ -284,54 +268,20 @@ pub fn now_ms() -> i64 {
 }
 
 impl Store {
-    /// Opens (or creates) the store. Actions left `sending` by a process
-    /// that died come back `pending` and unconfirmed.
+    /// Opens the store, creating it when there is no file at `path`.
+    ///
+    /// Refused, with one line naming the file and what to do: an empty
+    /// file, a damaged one (`PRAGMA quick_check`), an SQLite file that is
+    /// not an l3map store, one written by a newer l3map. A store of an older
+    /// l3map is upgraded in place, in one transaction. Actions left
+    /// `sending` by a process that died come back `pending` and
+    /// unconfirmed.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let fail = |message: String| StoreError::Open {
             path: path.to_path_buf(),
             message,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| fail(format!("cannot create its folder: {e}")))?;
-        }
-        let conn = Connection::open(path).map_err(|e| fail(e.to_string()))?;
-        // WAL: readers never block the writer, and a committed transaction
-        // survives the process being killed. FULL: it survives power loss.
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(|e| fail(format!("not an SQLite database, or unreadable: {e}")))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(fail(format!("the file system refused WAL mode ({mode})")));
-        }
-        conn.execute_batch(
-            "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000;",
-        )
-        .map_err(|e| fail(e.to_string()))?;
-        conn.execute_batch(SCHEMA)
-            .map_err(|e| fail(e.to_string()))?;
-        outbox_columns_v2(&conn).map_err(|e| fail(e.to_string()))?;
-        let version: Option<String> = conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match version.as_deref().map(str::parse::<i64>) {
-            None => {
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
-                    params![SCHEMA_VERSION.to_string()],
-                )?;
-            }
-            Some(Ok(SCHEMA_VERSION)) => {}
-            Some(other) => {
-                return Err(fail(format!(
-                    "written by another l3map version (schema {other:?}, this one reads {SCHEMA_VERSION}); use that version, or move the file away to start empty"
-                )))
-            }
-        }
+        let conn = schema::open(path).map_err(StoreError::Refused)?;
         conn.execute(
             "UPDATE outbox SET state = 'pending', unconfirmed = 1 WHERE state = 'sending'",
             [],
@@ -340,11 +290,68 @@ impl Store {
         // behind.
         conn.execute_batch("PRAGMA wal_autocheckpoint=10000;")
             .map_err(|e| fail(e.to_string()))?;
+        let reader = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| fail(format!("cannot open a reader: {e}")))?;
+        reader
+            .busy_timeout(Duration::from_secs(1))
+            .map_err(|e| fail(e.to_string()))?;
         Ok(Store {
             path: path.to_path_buf(),
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
+            reader: Mutex::new(reader),
+            snapshot: Mutex::new(None),
+            health: Arc::new(WriteHealth::default()),
+            deleted: Arc::new(Deleted::default()),
+            stop: Arc::new(AtomicBool::new(false)),
             _checkpoints: Checkpointer::start(path),
         })
+    }
+
+    /// Starts the maintenance thread (retention sweeps, and write probes
+    /// while writes fail); `l3map run` does, one-shot commands do not.
+    pub fn maintain(&self, retention: Retention) {
+        retention::spawn(
+            self.conn.clone(),
+            self.health.clone(),
+            self.deleted.clone(),
+            self.stop.clone(),
+            retention,
+        );
+    }
+
+    /// One retention sweep at `now` (ms since 1970), at once: (events, done
+    /// actions) deleted.
+    pub fn sweep(&self, retention: &Retention, now: i64) -> Result<(u64, u64), StoreError> {
+        retention::sweep(&self.conn, &self.health, retention, now, Duration::ZERO)
+    }
+
+    /// The last write failure, while no write has succeeded since.
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        self.health.current()
+    }
+
+    /// Writes that failed since the store was opened.
+    pub fn write_failures(&self) -> u64 {
+        self.health.failures()
+    }
+
+    /// Rows retention deleted since the store was opened.
+    pub fn deleted(&self) -> &Deleted {
+        &self.deleted
+    }
+
+    /// Runs a write, its outcome recorded for `/healthz` (see
+    /// [`health`]). A write by another thread in between can only count
+    /// as a success, and it is one.
+    fn tracked<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let before = self.db().total_changes();
+        let result = f();
+        let changed = self.db().total_changes() > before;
+        self.health.record(&result, changed);
+        result
     }
 
     pub fn path(&self) -> &Path {
@@ -378,6 +385,10 @@ impl Store {
     /// decided as if accepted alone, in order: a key repeated within the
     /// batch is a duplicate the second time.
     pub fn accept_all(&self, batch: &[Submission<'_>]) -> Result<Vec<Accepted>, StoreError> {
+        self.tracked(|| self.accept_all_once(batch))
+    }
+
+    fn accept_all_once(&self, batch: &[Submission<'_>]) -> Result<Vec<Accepted>, StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = now_ms();
@@ -452,7 +463,7 @@ impl Store {
     }
 
     pub fn set_cursor(&self, source: &str, value: &str) -> Result<(), StoreError> {
-        set_cursor(&self.db(), source, value, now_ms())
+        self.tracked(|| set_cursor(&self.db(), source, value, now_ms()))
     }
 
     /// Claims up to `max` groups of one connection that are due at `now`:
@@ -464,6 +475,10 @@ impl Store {
     /// record's later writes must not overtake them. Claimed rows become
     /// `sending`.
     pub fn claim(&self, connection: &str, now: i64, max: usize) -> Result<Vec<Group>, StoreError> {
+        self.tracked(|| self.claim_once(connection, now, max))
+    }
+
+    fn claim_once(&self, connection: &str, now: i64, max: usize) -> Result<Vec<Group>, StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Each record's oldest unfinished action; one still `sending` means
@@ -552,20 +567,14 @@ impl Store {
 
     /// Applied: never sent again.
     pub fn done(&self, ids: &[i64]) -> Result<(), StoreError> {
-        let mut db = self.db();
-        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut q = tx.prepare_cached(
+        self.tracked(|| {
+            self.update_each(
                 "UPDATE outbox SET state = 'done', not_before = 0, unconfirmed = 0, updated_ms = ?2
                  WHERE id = ?1",
-            )?;
-            let now = now_ms();
-            for id in ids {
-                q.execute(params![id, now])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+                ids,
+                |id, now| vec![Box::new(id), Box::new(now)],
+            )
+        })
     }
 
     /// Failed in a way worth another try at `not_before` (ms since 1970).
@@ -582,30 +591,27 @@ impl Store {
         unconfirmed: bool,
         transient: bool,
     ) -> Result<(), StoreError> {
-        let mut db = self.db();
-        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut q = tx.prepare_cached(
-                "UPDATE outbox SET state = 'pending', last_error = ?2, not_before = ?3,
-                   unconfirmed = ?4, updated_ms = ?5,
+        let error = error.to_string();
+        self.tracked(|| {
+            self.update_each(
+                "UPDATE outbox SET state = 'pending', last_error = ?3, not_before = ?4,
+                   unconfirmed = ?5, updated_ms = ?2,
                    outage_tries = outage_tries + ?6,
-                   failing_since = CASE WHEN ?6 = 1 THEN COALESCE(failing_since, ?5) ELSE failing_since END
+                   failing_since = CASE WHEN ?6 = 1 THEN COALESCE(failing_since, ?2) ELSE failing_since END
                  WHERE id = ?1 AND state = 'sending'",
-            )?;
-            let now = now_ms();
-            for id in ids {
-                q.execute(params![
-                    id,
-                    error,
-                    not_before,
-                    unconfirmed,
-                    now,
-                    i64::from(transient)
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+                ids,
+                |id, now| {
+                    vec![
+                        Box::new(id),
+                        Box::new(now),
+                        Box::new(error.clone()),
+                        Box::new(not_before),
+                        Box::new(unconfirmed),
+                        Box::new(i64::from(transient)),
+                    ]
+                },
+            )
+        })
     }
 
     /// Given up: kept as a dead letter with the reason, for a human.
@@ -613,17 +619,40 @@ impl Store {
     /// window; such letters come back by themselves when the connection
     /// recovers ([`Store::requeue_outage`]). Only rows in flight change.
     pub fn park(&self, ids: &[i64], reason: &str, outage: bool) -> Result<(), StoreError> {
+        let reason = reason.to_string();
+        let why = outage.then_some("outage");
+        self.tracked(|| {
+            self.update_each(
+                "UPDATE outbox SET state = 'dead', last_error = ?3, not_before = 0, unconfirmed = 0,
+                   parked_for = ?4, updated_ms = ?2 WHERE id = ?1 AND state = 'sending'",
+                ids,
+                |id, now| {
+                    vec![
+                        Box::new(id),
+                        Box::new(now),
+                        Box::new(reason.clone()),
+                        Box::new(why),
+                    ]
+                },
+            )
+        })
+    }
+
+    /// Runs `sql` once per id in one immediate transaction; `?1` is the
+    /// id and `?2` now (ms), the rest come from `args`.
+    fn update_each(
+        &self,
+        sql: &str,
+        ids: &[i64],
+        args: impl Fn(i64, i64) -> Vec<Box<dyn rusqlite::ToSql>>,
+    ) -> Result<(), StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
-            let mut q = tx.prepare_cached(
-                "UPDATE outbox SET state = 'dead', last_error = ?2, not_before = 0, unconfirmed = 0,
-                   parked_for = ?3, updated_ms = ?4 WHERE id = ?1 AND state = 'sending'",
-            )?;
+            let mut q = tx.prepare_cached(sql)?;
             let now = now_ms();
-            let why = outage.then_some("outage");
             for id in ids {
-                q.execute(params![id, reason, why, now])?;
+                q.execute(rusqlite::params_from_iter(args(*id, now)))?;
             }
         }
         tx.commit()?;
@@ -634,6 +663,10 @@ impl Store {
     /// goes back to the queue, unconfirmed (read back before sending) and
     /// with a fresh outage window. Returns the kinds of the rows requeued.
     pub fn requeue_outage(&self, connection: &str) -> Result<Vec<String>, StoreError> {
+        self.tracked(|| self.requeue_outage_once(connection))
+    }
+
+    fn requeue_outage_once(&self, connection: &str) -> Result<Vec<String>, StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let kinds = {
@@ -661,6 +694,10 @@ impl Store {
     /// down it is parked again after that one try. Returns the kinds of the
     /// rows requeued.
     pub fn probe_outage(&self, connection: &str) -> Result<Vec<String>, StoreError> {
+        self.tracked(|| self.probe_outage_once(connection))
+    }
+
+    fn probe_outage_once(&self, connection: &str) -> Result<Vec<String>, StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let rows: Vec<(i64, String)> = {
@@ -720,6 +757,13 @@ impl Store {
     }
 
     fn for_ids(&self, db: &Connection, sql: &str, ids: &[i64]) -> Result<usize, StoreError> {
+        let before = db.total_changes();
+        let result = Self::for_ids_once(db, sql, ids);
+        self.health.record(&result, db.total_changes() > before);
+        result
+    }
+
+    fn for_ids_once(db: &Connection, sql: &str, ids: &[i64]) -> Result<usize, StoreError> {
         let now = now_ms();
         if ids.is_empty() {
             return Ok(db.execute(sql, params![Option::<i64>::None, now])?);
@@ -762,29 +806,45 @@ impl Store {
         )
     }
 
+    /// Counts of events and actions by state, and the oldest action not
+    /// yet applied, as committed now. O(1): the counts are kept by triggers
+    /// (schema 2), the oldest by an index of waiting actions; read on the
+    /// reader connection, so it never waits for a write.
     pub fn stats(&self) -> Result<Stats, StoreError> {
-        let db = self.db();
-        let mut s = Stats {
-            events: db.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?,
-            ..Stats::default()
-        };
-        let mut q = db.prepare("SELECT state, COUNT(*) FROM outbox GROUP BY state")?;
-        let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?;
-        for row in rows {
-            let (state, n) = row?;
-            match State::parse(&state) {
-                State::Pending => s.pending = n,
-                State::Sending => s.sending = n,
-                State::Done => s.done = n,
-                State::Dead => s.dead = n,
-            }
+        read_stats(&mut self.reader.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// [`Store::stats`], read again only when this process has written
+    /// since the last read, or it is older than `max_age` (for writes by
+    /// another process, `l3map outbox retry`): what `/healthz` and
+    /// `/metrics` serve. An answered event shows in the next poll.
+    /// Concurrent callers of a stale snapshot share one read.
+    pub fn stats_cached(&self, max_age: Duration) -> Result<Stats, StoreError> {
+        if let Some(s) = self.fresh(max_age) {
+            return Ok(s);
         }
-        s.oldest_waiting_ms = db.query_row(
-            "SELECT MIN(created_ms) FROM outbox WHERE state IN ('pending', 'sending')",
-            [],
-            |r| r.get(0),
-        )?;
+        let mut reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        // Read by another caller while this one waited for the reader?
+        if let Some(s) = self.fresh(max_age) {
+            return Ok(s);
+        }
+        // Before the read: a write landing during it makes this stale.
+        let writes = self.health.writes();
+        let s = read_stats(&mut reader)?;
+        *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), writes, s));
         Ok(s)
+    }
+
+    /// The cached stats, if younger than `max_age` and no write of this
+    /// store came since: no I/O, no waiting.
+    pub fn fresh(&self, max_age: Duration) -> Option<Stats> {
+        match *self.snapshot.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some((at, writes, s)) if at.elapsed() < max_age && writes == self.health.writes() => {
+                Some(s)
+            }
+            _ => None,
+        }
     }
 
     /// The revision and rule behind every action applied to a record,
@@ -800,39 +860,35 @@ impl Store {
     }
 }
 
-/// The outbox's retry-policy columns (issue 13, items 5 and 6), added in
-/// place to a store of schema 1 and to a new one alike:
-/// - `failing_since`: when the action first failed for a transient reason
-///   (ms since 1970; NULL if it has not): the outage window runs from here;
-/// - `outage_tries`: how many of its `attempts` failed that way, which do
-///   not count toward `max_attempts`;
-/// - `parked_for`: `'outage'` on a dead letter parked because its
-///   connection stayed down past the window (requeued automatically on
-///   recovery); NULL on any other row. The partial index `outbox_outage`
-///   keeps `claim` from scanning done rows to find them.
-///
-/// Kept as one function so the schema-versioning work can fold it into a
-/// numbered migration step.
-fn outbox_columns_v2(db: &Connection) -> rusqlite::Result<()> {
-    let have: Vec<String> = {
-        let mut q = db.prepare("SELECT name FROM pragma_table_info('outbox')")?;
-        let names = q.query_map([], |r| r.get(0))?;
-        names.collect::<Result<_, _>>()?
-    };
-    for (name, decl) in [
-        ("failing_since", "INTEGER"),
-        ("outage_tries", "INTEGER NOT NULL DEFAULT 0"),
-        ("parked_for", "TEXT"),
-    ] {
-        if !have.iter().any(|h| h == name) {
-            db.execute_batch(&format!("ALTER TABLE outbox ADD COLUMN {name} {decl};"))?;
+/// The counts and the oldest waiting action, in one read transaction so
+/// they agree.
+fn read_stats(db: &mut Connection) -> Result<Stats, StoreError> {
+    let tx = db.transaction()?;
+    let mut s = Stats::default();
+    {
+        let mut q = tx.prepare_cached("SELECT name, n FROM counts")?;
+        let rows = q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (name, n) = row?;
+            let n = u64::try_from(n).unwrap_or(0);
+            match name.as_str() {
+                "events" => s.events = n,
+                "pending" => s.pending = n,
+                "sending" => s.sending = n,
+                "done" => s.done = n,
+                "dead" => s.dead = n,
+                _ => {}
+            }
         }
     }
-    db.execute_batch(
-        "CREATE INDEX IF NOT EXISTS outbox_outage ON outbox(connection, record, id)
-         WHERE parked_for = 'outage';",
+    s.oldest_waiting_ms = tx.query_row(
+        "SELECT MIN(created_ms) FROM outbox INDEXED BY outbox_waiting
+         WHERE state IN ('pending', 'sending')",
+        [],
+        |r| r.get(0),
     )?;
-    Ok(())
+    tx.finish()?;
+    Ok(s)
 }
 
 /// Outbox rows with their event's key, filtered and ordered by `tail`.
@@ -1202,11 +1258,175 @@ mod tests {
         .unwrap();
         drop(c);
         let err = Store::open(&path).unwrap_err().to_string();
-        assert!(err.contains("another l3map version"), "{err}");
+        assert!(err.contains("newer l3map (schema 99"), "{err}");
         let junk = temp("junk");
         std::fs::create_dir_all(junk.parent().unwrap()).unwrap();
         std::fs::write(&junk, b"this is not a database at all, not even close").unwrap();
         let err = Store::open(&junk).unwrap_err().to_string();
-        assert!(err.contains("state store"), "{err}");
+        assert!(err.contains("not an SQLite database"), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    #[test]
+    fn counts_follow_every_writer_including_another_process() {
+        let path = temp("counts");
+        let s = Store::open(&path).unwrap();
+        s.accept(&event("e1"), &[action("a", "7"), action("b", "8")], None)
+            .unwrap();
+        let g = s.claim("desk", now_ms(), 10).unwrap();
+        s.park(&[g[0].items[0].id], "HTTP 422", false).unwrap();
+        // `l3map outbox retry` and `drop` run in another process, on
+        // another connection.
+        // (Opening it also turns `sending` back to pending, as after a crash.)
+        let other = Store::open(&path).unwrap();
+        assert_eq!(other.requeue_dead(&[]).unwrap(), 1);
+        let st = s.stats().unwrap();
+        assert_eq!(
+            (st.events, st.pending, st.sending, st.done, st.dead),
+            (1, 2, 0, 0, 0)
+        );
+        s.done(&[g[1].items[0].id]).unwrap();
+        let direct = Connection::open(&path).unwrap();
+        let (pending, done): (u64, u64) = direct
+            .query_row(
+                "SELECT SUM(state = 'pending'), SUM(state = 'done') FROM outbox",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        let st = s.stats().unwrap();
+        assert_eq!((st.pending, st.done, st.sending), (pending, done, 0));
+        assert_eq!((pending, done), (1, 1));
+        // The snapshot is served until this store writes again, or until
+        // it is older than asked (another process's writes).
+        let cached = s.stats_cached(Duration::from_secs(60)).unwrap();
+        assert_eq!(s.fresh(Duration::from_secs(60)), Some(cached));
+        s.accept(&event("e2"), &[], None).unwrap();
+        assert_eq!(s.fresh(Duration::from_secs(60)), None);
+        let now = s.stats_cached(Duration::from_secs(60)).unwrap();
+        assert_eq!(now.events, 2);
+        other.accept(&event("e3"), &[], None).unwrap();
+        assert_eq!(s.stats_cached(Duration::from_secs(60)).unwrap(), now);
+        assert_eq!(s.stats_cached(Duration::ZERO).unwrap().events, 3);
+    }
+
+    #[test]
+    fn a_schema_1_store_is_upgraded_in_place_keeping_everything() {
+        let path = temp("upgrade");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(schema::V1).unwrap();
+            c.execute_batch(
+                "INSERT INTO meta VALUES ('schema_version', '1');
+                 INSERT INTO events VALUES (1, 'zd:1', 'webhook', 5, 'r1', '{}', '[]');
+                 INSERT INTO outbox (id, key, event_id, connection, record, kind, op, rule, source_loc, revision, state, created_ms, updated_ms)
+                   VALUES (1, 'k1', 1, 'desk', '7', 'set_field', '{}', 'r', 'f:1:1', 'r1', 'dead', 5, 5);
+                 INSERT INTO cursors VALUES ('zendesk_poll', 'c-42', 5);",
+            )
+            .unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.cursor("zendesk_poll").unwrap().as_deref(), Some("c-42"));
+        assert_eq!(
+            s.accept(&event("zd:1"), &[], None).unwrap(),
+            Accepted::Duplicate
+        );
+        let st = s.stats().unwrap();
+        assert_eq!((st.events, st.dead), (1, 1));
+        let v: String = Connection::open(&path)
+            .unwrap()
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(v, schema::latest().to_string());
+    }
+
+    #[test]
+    fn an_empty_file_or_a_foreign_database_is_not_a_store() {
+        let path = temp("empty");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        let err = Store::open(&path).unwrap_err().to_string();
+        assert!(err.contains("is empty (0 bytes)"), "{err}");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left as found");
+        let other = temp("foreign");
+        std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        let err = Store::open(&other).unwrap_err().to_string();
+        assert!(err.contains("not an l3map store"), "{err}");
+    }
+
+    #[test]
+    fn retention_keeps_what_is_still_needed() {
+        let s = Store::open(&temp("retention")).unwrap();
+        let mut handoff = action("h0123-1.2.0-t7", "7");
+        handoff.kind = "comment".into();
+        s.accept(&event("old-done"), &[action("x1", "1")], None)
+            .unwrap();
+        s.accept(&event("old-handoff"), &[handoff], None).unwrap();
+        s.accept(&event("old-dead"), &[action("x3", "3")], None)
+            .unwrap();
+        s.accept(&event("old-bare"), &[], None).unwrap();
+        for g in s.claim("desk", now_ms(), 10).unwrap() {
+            let ids: Vec<i64> = g.items.iter().map(|c| c.id).collect();
+            if g.record == "3" {
+                s.park(&ids, "HTTP 422", false).unwrap();
+            } else {
+                s.done(&ids).unwrap();
+            }
+        }
+        let r = Retention {
+            events: Some(Duration::from_secs(60)),
+            done_actions: Some(Duration::from_secs(60)),
+        };
+        // Nothing is old yet.
+        assert_eq!(s.sweep(&r, now_ms()).unwrap(), (0, 0));
+        let later = now_ms() + 120_000;
+        // The plain done action and its event go, and the bare event; the
+        // hand-off, the dead letter and their events stay.
+        assert_eq!(s.sweep(&r, later).unwrap(), (2, 1));
+        assert!(s.event("old-done").unwrap().is_none());
+        assert!(s.event("old-bare").unwrap().is_none());
+        assert!(s.event("old-handoff").unwrap().is_some());
+        assert!(s.event("old-dead").unwrap().is_some());
+        let st = s.stats().unwrap();
+        assert_eq!((st.events, st.done, st.dead), (2, 1, 1));
+        assert_eq!(s.sweep(&r, later).unwrap(), (0, 0));
+        // Keeping for good deletes nothing.
+        let keep = Retention {
+            events: None,
+            done_actions: None,
+        };
+        assert_eq!(s.sweep(&keep, later + 10_000_000).unwrap(), (0, 0));
+    }
+
+    #[test]
+    fn a_failed_write_marks_the_store_unwritable_until_one_succeeds() {
+        let path = temp("unwritable");
+        let s = Store::open(&path).unwrap();
+        assert!(s.write_failure().is_none());
+        // Another process holds the write lock past the busy timeout.
+        s.db().busy_timeout(Duration::from_millis(50)).unwrap();
+        let mut blocker = Connection::open(&path).unwrap();
+        let tx = blocker
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        assert!(s.accept(&event("e1"), &[], None).is_err());
+        let f = s.write_failure().expect("unwritable");
+        assert!(f.error.contains("locked"), "{f:?}");
+        assert_eq!(s.write_failures(), 1);
+        drop(tx);
+        // A write that changes nothing proves nothing.
+        assert!(s.claim("desk", now_ms(), 10).unwrap().is_empty());
+        assert!(s.write_failure().is_some());
+        s.accept(&event("e1"), &[], None).unwrap();
+        assert!(s.write_failure().is_none());
     }
 }

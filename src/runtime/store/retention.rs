@@ -1,0 +1,263 @@
+//! Retention: old events and applied actions are deleted, in small batches
+//! on a thread of their own, so the store (and every scan an operator runs
+//! on it) stays the size of the recent past rather than of all time.
+//!
+//! What is kept, and why:
+//! - An event's key is what makes a redelivery a duplicate. Zendesk retries
+//!   a failed webhook for minutes (its circuit breaker works on 5-minute
+//!   windows), agents retry a turn within seconds, and the pollers resume
+//!   from their stored cursor; the default 30 days is far past all of them.
+//! - An event is never deleted while an outbox row refers to it: the row's
+//!   audit trail names its event.
+//! - Applied (`done`) actions are the audit trail: 90 days by default.
+//! - Dead letters and actions not yet applied are never deleted here; a
+//!   human drops dead letters with `l3map outbox drop`.
+//! - Hand-off actions are never deleted: their key is what makes a hand-off
+//!   once per escalation and record, and deleting it would re-arm the
+//!   hand-off. They are a few rows per escalated ticket.
+//!
+//! Each batch is one short transaction on the connection the runtime
+//! writes with, so it queues behind (and in front of) event commits like
+//! any other write, never holding the store for more than one batch.
+
+use super::health::{write, WriteHealth};
+use super::{now_ms, StoreError};
+use rusqlite::{params, Connection};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Outbox keys starting with this are hand-offs (see
+/// `eval::decide::Keys::handoff_prefix`): kept for good.
+pub(crate) const HANDOFF_KEY_PREFIX: &str = "h";
+
+/// Rows deleted per transaction.
+const BATCH: i64 = 500;
+/// Between batches, so queued writes go first.
+const PAUSE: Duration = Duration::from_millis(20);
+/// The first sweep soon after start, then this often.
+const FIRST_SWEEP: Duration = Duration::from_secs(2);
+const EVERY: Duration = Duration::from_secs(600);
+/// While writes fail, how often to try a one-row write.
+const PROBE: Duration = Duration::from_secs(1);
+
+/// How long rows are kept; `None` keeps them for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Events (with their keys) after they arrived, once no outbox row
+    /// refers to them.
+    pub events: Option<Duration>,
+    /// Applied actions after they were applied.
+    pub done_actions: Option<Duration>,
+}
+
+impl Retention {
+    pub const DAY: Duration = Duration::from_secs(86_400);
+}
+
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention {
+            events: Some(30 * Retention::DAY),
+            done_actions: Some(90 * Retention::DAY),
+        }
+    }
+}
+
+/// Rows deleted by retention since start.
+#[derive(Debug, Default)]
+pub struct Deleted {
+    pub events: AtomicU64,
+    pub done_actions: AtomicU64,
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// One sweep at `now` (ms since 1970): deletes what `r` no longer keeps,
+/// a batch per transaction. Returns (events, done actions) deleted.
+pub(crate) fn sweep(
+    db: &Mutex<Connection>,
+    health: &WriteHealth,
+    r: &Retention,
+    now: i64,
+    pause: Duration,
+) -> Result<(u64, u64), StoreError> {
+    let lock = || db.lock().unwrap_or_else(|e| e.into_inner());
+    let mut actions = 0;
+    if let Some(keep) = r.done_actions {
+        let before = now.saturating_sub(ms(keep));
+        // (updated_ms, id) of the last row looked at: hand-offs are kept,
+        // and the next batch starts after them instead of reading them again.
+        let mut after = (i64::MIN, i64::MIN);
+        loop {
+            let (n, last) = write(&mut lock(), health, |tx| {
+                let rows: Vec<(i64, i64, String)> = tx
+                    .prepare_cached(
+                        "SELECT updated_ms, id, key FROM outbox INDEXED BY outbox_done
+                         WHERE state = 'done' AND updated_ms < ?1 AND (updated_ms, id) > (?2, ?3)
+                         ORDER BY updated_ms, id LIMIT ?4",
+                    )?
+                    .query_map(params![before, after.0, after.1, BATCH], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+                let mut n = 0;
+                for (_, id, key) in &rows {
+                    if !key.starts_with(HANDOFF_KEY_PREFIX) {
+                        n += del.execute([id])? as u64;
+                    }
+                }
+                Ok((
+                    n,
+                    rows.last()
+                        .map(|(t, id, _)| (*t, *id))
+                        .filter(|_| rows.len() as i64 == BATCH),
+                ))
+            })?;
+            actions += n;
+            match last {
+                Some(l) => after = l,
+                None => break,
+            }
+            std::thread::sleep(pause);
+        }
+    }
+    let mut events = 0;
+    if let Some(keep) = r.events {
+        let before = now.saturating_sub(ms(keep));
+        let mut after = (i64::MIN, i64::MIN);
+        loop {
+            let (n, last) = write(&mut lock(), health, |tx| {
+                let rows: Vec<(i64, i64, bool)> = tx
+                    .prepare_cached(
+                        "SELECT e.received_ms, e.id,
+                                EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id)
+                         FROM events e INDEXED BY events_received
+                         WHERE e.received_ms < ?1 AND (e.received_ms, e.id) > (?2, ?3)
+                         ORDER BY e.received_ms, e.id LIMIT ?4",
+                    )?
+                    .query_map(params![before, after.0, after.1, BATCH], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let mut del = tx.prepare_cached("DELETE FROM events WHERE id = ?1")?;
+                let mut n = 0;
+                for (_, id, referred) in &rows {
+                    if !referred {
+                        n += del.execute([id])? as u64;
+                    }
+                }
+                Ok((
+                    n,
+                    rows.last()
+                        .map(|(t, id, _)| (*t, *id))
+                        .filter(|_| rows.len() as i64 == BATCH),
+                ))
+            })?;
+            events += n;
+            match last {
+                Some(l) => after = l,
+                None => break,
+            }
+            std::thread::sleep(pause);
+        }
+    }
+    Ok((events, actions))
+}
+
+/// A one-row write, to see whether the store takes writes again.
+fn probe(db: &Mutex<Connection>, health: &WriteHealth) {
+    let mut db = db.lock().unwrap_or_else(|e| e.into_inner());
+    let _ = write(&mut db, health, |tx| {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('probed_ms', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [now_ms().to_string()],
+        )?;
+        Ok(())
+    });
+}
+
+/// The maintenance thread: retention sweeps, and probes while writes fail.
+/// Ends when `stop` is set (the store is dropped).
+pub(crate) fn spawn(
+    db: Arc<Mutex<Connection>>,
+    health: Arc<WriteHealth>,
+    deleted: Arc<Deleted>,
+    stop: Arc<AtomicBool>,
+    r: Retention,
+) {
+    let _ = std::thread::Builder::new()
+        .name("l3map-store-maintenance".into())
+        .spawn(move || {
+            let mut next_sweep = Instant::now() + FIRST_SWEEP;
+            let mut last_probe = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                if health.current().is_some() && last_probe.elapsed() >= PROBE {
+                    last_probe = Instant::now();
+                    probe(&db, &health);
+                }
+                if Instant::now() < next_sweep {
+                    continue;
+                }
+                next_sweep = Instant::now() + EVERY;
+                match sweep(&db, &health, &r, now_ms(), PAUSE) {
+                    Ok((0, 0)) => {}
+                    Ok((events, actions)) => {
+                        deleted.events.fetch_add(events, Ordering::Relaxed);
+                        deleted.done_actions.fetch_add(actions, Ordering::Relaxed);
+                        tracing::info!(
+                            events,
+                            done_actions = actions,
+                            "retention: deleted what the store no longer keeps"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "retention sweep failed; tried again later")
+                    }
+                }
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HANDOFF_KEY_PREFIX;
+    use crate::eval::decide::{decide, Rule};
+    use crate::eval::event::Event;
+
+    /// Retention keeps hand-offs by their key's prefix: the interpreter's
+    /// keys must keep saying which actions are hand-offs.
+    #[test]
+    fn hand_off_keys_and_only_they_carry_the_kept_prefix() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let program = crate::runtime::compile::compile(&root.join("mappings/fintech"))
+            .expect("mappings/fintech compiles");
+        let ev = Event::from_json(
+            r#"{"id":"turn:1","kind":"agent_turn","at":"2026-11-25T10:00:00Z",
+                "ticket":{"id":4211,"status":"in_progress"},
+                "turn":{"intent":"refund","summary":"s","sentiment":"negative",
+                        "refund_amount":{"amount":"450.00","currency":"USD"}}}"#,
+        )
+        .expect("a turn");
+        let d = decide(&program, &ev);
+        assert!(
+            d.actions
+                .iter()
+                .any(|a| matches!(a.rule, Rule::Escalation(_))),
+            "the refund turn hands off: {:?}",
+            d.actions
+        );
+        for a in &d.actions {
+            assert_eq!(
+                a.idempotency_key.starts_with(HANDOFF_KEY_PREFIX),
+                matches!(a.rule, Rule::Escalation(_)),
+                "{a:?}"
+            );
+        }
+    }
+}
