@@ -98,6 +98,7 @@ struct Inner {
     outbox_oldest_age: Gauge<f64, AtomicU64>,
     dead_letters: Gauge,
     reloads: Family<ResultLabels, Counter>,
+    reload_compiles: Counter,
     revision: Family<RevisionLabels, Gauge>,
     turn_latency: Histogram,
     action_latency: Histogram,
@@ -138,6 +139,7 @@ impl Metrics {
         let outbox_oldest_age = Gauge::<f64, AtomicU64>::default();
         let dead_letters = Gauge::default();
         let reloads = Family::default();
+        let reload_compiles = Counter::default();
         let revision = Family::default();
         let turn_latency = Histogram::new(TURN_LATENCY_BUCKETS);
         let action_latency = Histogram::new(ACTION_LATENCY_BUCKETS);
@@ -205,6 +207,11 @@ impl Metrics {
             reloads.clone(),
         );
         registry.register(
+            "l3map_reload_compiles",
+            "Compiles of the mappings by hot reload (a save whose bytes are unchanged compiles nothing)",
+            reload_compiles.clone(),
+        );
+        registry.register(
             "l3map_mappings_revision_info",
             "The revision of the compiled mappings in use (always 1, on the current revision only)",
             revision.clone(),
@@ -236,6 +243,7 @@ impl Metrics {
             outbox_oldest_age,
             dead_letters,
             reloads,
+            reload_compiles,
             revision,
             turn_latency,
             action_latency,
@@ -352,6 +360,11 @@ impl Metrics {
                 result: label(result),
             })
             .inc();
+    }
+
+    /// `l3map_reload_compiles_total`: one more compile by hot reload.
+    pub fn reload_compiled(&self) {
+        self.0.reload_compiles.inc();
     }
 
     /// `l3map_mappings_revision_info{revision} 1`, for `revision` only: a
@@ -612,6 +625,7 @@ mod tests {
             ("l3map_outbox_oldest_age_seconds", "gauge"),
             ("l3map_outbox_dead_letters", "gauge"),
             ("l3map_reloads", "counter"),
+            ("l3map_reload_compiles", "counter"),
             ("l3map_mappings_revision_info", "gauge"),
             ("l3map_turn_latency_seconds", "histogram"),
             ("l3map_action_latency_seconds", "histogram"),
@@ -627,8 +641,8 @@ mod tests {
                 "{family} is not a {kind}"
             );
         }
-        // 15 families, each HELP and TYPE, plus # EOF and three # UNIT.
-        assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 34);
+        // 16 families, each HELP and TYPE, plus # EOF and three # UNIT.
+        assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 36);
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let sample = parse_sample(line).unwrap_or_else(|| panic!("unparsable {line:?}"));
             assert!(sample.name.starts_with("l3map_"), "{line}");

@@ -210,7 +210,9 @@ fn humanize(file: FileId, text: &str, base: usize, e: &pest::error::Error<Rule>)
         }
     }
     let rest = &text[at..];
-    let found = describe_token(rest);
+    // Named from the text with credentials masked: an error next to a
+    // pasted token must not quote it.
+    let found = describe_token(&crate::diagnostics::redact(text)[at..]);
     let (braces, parens) = open_brackets(&text[base..at]);
     let closing_brace_possible = braces > 0 && parens == 0;
     if closing_brace_possible && !expected.contains(&"`}`") {
