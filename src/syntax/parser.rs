@@ -210,9 +210,13 @@ fn humanize(file: FileId, text: &str, base: usize, e: &pest::error::Error<Rule>)
         }
     }
     let rest = &text[at..];
-    // Named from the text with credentials masked: an error next to a
-    // pasted token must not quote it.
-    let found = describe_token(&crate::diagnostics::redact(text)[at..]);
+    // An error inside a pasted credential must not quote it.
+    let masked = crate::diagnostics::redact(text);
+    let found = if masked.as_bytes().get(at) == text.as_bytes().get(at) {
+        describe_token(rest)
+    } else {
+        "credential text (not shown)".into()
+    };
     let (braces, parens) = open_brackets(&text[base..at]);
     let closing_brace_possible = braces > 0 && parens == 0;
     if closing_brace_possible && !expected.contains(&"`}`") {
