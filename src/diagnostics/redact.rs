@@ -174,6 +174,18 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::redact;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_keeps_its_length_and_lines(
+            text in r#"(connection|token|\{|\}|"|\"\"\"|env\(|//|\n| |[a-zé\-_]{1,6}){0,40}"#
+        ) {
+            let r = redact(&text);
+            prop_assert_eq!(r.len(), text.len());
+            prop_assert_eq!(r.matches('\n').count(), text.matches('\n').count());
+        }
+    }
 
     #[test]
     fn literal_credentials_are_masked_and_offsets_kept() {
