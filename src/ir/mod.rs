@@ -305,8 +305,9 @@ impl Escalation {
     /// fmt`, declaration order, moving it to another file and edits to
     /// other rules keep the id (a ticket already handed off is not handed
     /// off again); renaming the escalation or changing what it does gives
-    /// a new one. Stable across l3map versions while the IR keeps its
-    /// shape ([`IR_VERSION`] is hashed in).
+    /// a new one. The version of l3map is not hashed in: an upgrade keeps
+    /// the ids unless it changes how an escalation compiles (its IR), which
+    /// would re-arm hand-offs and must be said in the release notes.
     pub fn handoff_id(&self, templates: &[Template]) -> &str {
         self.handoff.0.get_or_init(|| {
             use sha2::{Digest, Sha256};
@@ -330,7 +331,6 @@ impl Escalation {
                 })
                 .collect();
             let mut meaning = serde_json::json!({
-                "ir_version": IR_VERSION,
                 "name": self.name,
                 "when": self.when,
                 "reason": self.reason,
