@@ -174,7 +174,27 @@ async fn sighup_compiles_once() {
 /// turns sent during the save are all decided with the escalations.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncate_then_write_save_never_serves_the_empty_file() {
-    let s = Stack::start("trust-reload-truncate", "").await;
+    save_in_two_steps("trust-reload-truncate", |_| String::new()).await;
+}
+
+/// The same with a first chunk that compiles on its own: the template and
+/// the first escalation (cut at a declaration's end), without the fraud
+/// escalation the turns need.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_written_in_chunks_never_serves_the_first_chunk() {
+    save_in_two_steps("trust-reload-chunks", |edited| {
+        let cut = edited
+            .find("escalation suspected_fraud")
+            .expect("the fraud escalation");
+        edited[..cut].to_string()
+    })
+    .await;
+}
+
+/// Saves escalations.l3map as `first(final text)`, a pause with agent
+/// turns, then the final text; no turn may be decided by the first step.
+async fn save_in_two_steps(name: &str, first_step: impl Fn(&str) -> String) {
+    let s = Stack::start(name, "").await;
     let first = revision(&s).await;
     let ticket = s
         .create_ticket("Charge I do not know", "standard", None)
@@ -208,8 +228,9 @@ async fn a_truncate_then_write_save_never_serves_the_empty_file() {
         }
     };
 
-    // The save: truncate, pause while turns arrive, write.
-    std::fs::File::create(&file).expect("truncate");
+    // The save: truncate (and write the first chunk), pause while turns
+    // arrive, write the rest.
+    std::fs::write(&file, first_step(&edited)).expect("first step");
     let mut answers = Vec::new();
     let paused = Instant::now();
     let mut n = 0;

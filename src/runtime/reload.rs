@@ -10,8 +10,8 @@
 //!
 //! A save is believed only once it has settled (see [`settled`]): the
 //! bytes compiled are a snapshot of the files that stayed the same over a
-//! quiet period, a file that went from text to empty or missing must stay
-//! so for a longer hold, and a compile whose files changed under it is
+//! quiet period, a file that went from text to missing, empty or less
+//! than half its length must stay so for a longer hold, and a compile whose files changed under it is
 //! thrown away. A snapshot byte-identical to the last one compiled is not
 //! compiled again.
 //!
@@ -36,11 +36,11 @@ use tokio::sync::{mpsc, watch};
 /// (truncate, write, close; or write a temporary file and rename it).
 pub const QUIET: Duration = Duration::from_millis(150);
 
-/// How long a file that had text and is now empty, or a file that is gone,
-/// must stay so (with no further change) before it is believed: an editor
-/// that truncates and then writes, or removes and then recreates, is in
-/// the middle of a save, and an empty `escalations.l3map` compiles to "hand
-/// nothing off".
+/// How long a file that had text and is now gone, empty or less than half
+/// as long must stay so (with no further change) before it is believed: an
+/// editor that truncates and then writes (maybe in chunks), or removes and
+/// then recreates, is in the middle of a save, and an empty
+/// `escalations.l3map` compiles to "hand nothing off".
 pub const HOLD: Duration = Duration::from_secs(2);
 
 /// What a reload did.
@@ -112,14 +112,15 @@ impl Snapshot {
         Snapshot(files)
     }
 
-    /// The files that had bytes in `before` and are empty or gone now:
-    /// what a save in progress looks like.
-    pub fn emptied_since<'a>(&self, before: &'a Snapshot) -> Vec<&'a Path> {
+    /// The files that had bytes in `before` and are now gone, empty or
+    /// less than half as long: what a save in progress looks like (an
+    /// editor truncates, then writes, maybe in chunks).
+    pub fn cut_since<'a>(&self, before: &'a Snapshot) -> Vec<&'a Path> {
         before
             .0
             .iter()
             .filter(|(_, (len, _))| *len > 0)
-            .filter(|(p, _)| self.0.get(*p).is_none_or(|(len, _)| *len == 0))
+            .filter(|(p, (was, _))| self.0.get(*p).is_none_or(|(len, _)| len * 2 < *was))
             .map(|(p, _)| p.as_path())
             .collect()
     }
@@ -254,9 +255,9 @@ async fn next(
 /// snapshot, whether SIGHUP asked for the compile, or `None` to stop.
 ///
 /// The rule: no change event for [`QUIET`]; and when a file that had text
-/// in the `live` snapshot is empty or gone, no change event for [`HOLD`]
-/// and the same bytes before and after it. Any event during a wait starts
-/// the wait again.
+/// in the `live` snapshot is gone, empty or less than half as long, no
+/// change event for [`HOLD`] and the same bytes before and after it. Any
+/// event during a wait starts the wait again.
 async fn settled(
     dir: &Path,
     live: &Snapshot,
@@ -274,14 +275,14 @@ async fn settled(
             Next::Quiet => {}
         }
         let snap = read(dir).await;
-        let emptied = snap.emptied_since(live);
-        if emptied.is_empty() {
+        let cut = snap.cut_since(live);
+        if cut.is_empty() {
             return Some((snap, hup));
         }
         tracing::info!(
-            files = ?emptied,
+            files = ?cut,
             hold_ms = HOLD.as_millis() as u64,
-            "a mapping file is empty or gone: waiting for the save to finish before compiling"
+            "a mapping file is gone, empty or cut by more than half: waiting for the save to finish before compiling"
         );
         match next(rx, stop, Some(HOLD)).await {
             Next::Stop => return None,
