@@ -1,6 +1,10 @@
 //! One diagnostic type for every layer, and its renderings: human (miette),
 //! JSON and GitHub Actions annotations.
 
+mod redact;
+
+pub use redact::redact;
+
 use crate::check::CheckError;
 use crate::syntax::{FileId, SourceMap, SyntaxError};
 use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity};
@@ -79,12 +83,17 @@ impl Diagnostic {
         self.labels().first().map(|l| l.offset()).unwrap_or(0)
     }
 
-    /// Attaches the file's text so miette can draw the snippet.
+    /// Attaches the file's text so miette can draw the snippet, literal
+    /// credentials masked ([`redact`]): a frame must never print one.
     pub fn with_source<'a>(&'a self, sources: &SourceMap) -> WithSource<'a> {
         let f = sources.get(self.file);
+        let text: Arc<str> = match redact(&f.text) {
+            std::borrow::Cow::Borrowed(_) => f.text.clone(),
+            std::borrow::Cow::Owned(masked) => masked.into(),
+        };
         WithSource {
             diag: self,
-            src: NamedSource::new(f.path.clone(), f.text.clone()),
+            src: NamedSource::new(f.path.clone(), text),
         }
     }
 }

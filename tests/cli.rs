@@ -304,7 +304,7 @@ fn plan_json_is_one_decision_per_line() {
     assert_eq!(lines.len(), 5);
     assert_eq!(lines[0]["event"], "evt-1");
     assert_eq!(lines[0]["actions"][0]["action"], "comment");
-    // A hand-off: `h`, a hash of the revision, the rule's place, the record.
+    // A hand-off: `h`, a hash of its escalation, the action's index, the record.
     let key = lines[0]["actions"][0]["idempotency_key"].as_str().unwrap();
     assert!(key.starts_with('h') && key.ends_with("-t4211"), "{key}");
     assert!(key[1..21].bytes().all(|b| b.is_ascii_hexdigit()), "{key}");

@@ -374,7 +374,7 @@ async fn embedded(o: Options) -> Result<u8, String> {
         let printed: OnReload = Arc::new(|r: &Reloaded| match r {
             Reloaded::Swapped { from, to } => say(format!("  reloaded: revision {from} -> {to}")),
             Reloaded::Refused(why) => say(format!("  reload refused: {why}")),
-            Reloaded::Unchanged => {}
+            Reloaded::Unchanged | Reloaded::Superseded => {}
         });
         let _watcher = crate::runtime::reload::spawn(
             mappings.clone(),

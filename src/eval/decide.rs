@@ -111,8 +111,8 @@ pub struct Action<'a> {
     pub record: Record<'a>,
     pub rule: Rule<'a>,
     pub loc: Loc,
-    /// Same event, rule, record and mapping revision: same key. The outbox
-    /// applies a key once, so a redelivered event never writes twice.
+    /// The outbox applies a key once, so a redelivered event never writes
+    /// twice, and a hand-off is applied once per record (see [`Keys`]).
     pub idempotency_key: String,
 }
 
@@ -131,25 +131,41 @@ pub struct Decision<'a> {
     pub refused: Vec<Refusal>,
 }
 
-/// Idempotency keys for one event: a hash, then, per action, where its
-/// rule is, the how-manyth action of that rule it is, and its record,
-/// written out (`9f2c...-1.529.0-t4211`). The hash is fixed-length; the
-/// rest is injective, so two actions never share a key.
+/// Idempotency keys for one event. The hash is fixed-length; the rest is
+/// injective, so two actions never share a key.
 ///
-/// What the hash covers depends on the action. A field write or a status
-/// change hashes (revision, event id): a redelivered event gets the same
-/// keys, and a later event that writes the same field again gets new ones
-/// (a tier that goes Ent, Prem, Ent must end at Ent). A hand-off hashes
-/// the revision alone (`h` prefix), so whichever event triggers it — a
-/// later ticket update, or the same change seen by both the webhook and the
-/// poller — a record is handed off once per escalation and revision, and a
-/// person's later reassignment is never undone by it.
+/// A field write or a status change (a `map`, `sku` or transition rule):
+/// a hash of (revision, event id), then where its rule is, the how-manyth
+/// action of that rule it is, and its record (`9f2c...-1.529.0-t4211`).
+/// A redelivered event gets the same keys, and a later event that writes
+/// the same field again gets new ones (a tier that goes Ent, Prem, Ent
+/// must end at Ent).
+///
+/// A hand-off (every action of an escalation): the escalation's
+/// [`handoff_id`](crate::ir::Escalation::handoff_id) — its name and
+/// meaning, not the revision, the event or where it is written — then
+/// the action's index in the escalation and its record
+/// (`h3b0c...-e2-t4211`). Whichever event triggers it (a later ticket
+/// update, the same change seen by both the webhook and the poller, an
+/// update after an unrelated mapping edit or `l3map fmt`), a record is
+/// handed off once per escalation, and a person's later reassignment is
+/// never undone by it. Changing the escalation's meaning (its condition,
+/// reason, actions or the templates it renders) or its name re-arms it.
 /// Most events decide nothing, so the hashes are made on first use.
 struct Keys<'a> {
     revision: &'a str,
     event: &'a str,
     prefix: std::cell::OnceCell<String>,
-    handoff: std::cell::OnceCell<String>,
+}
+
+/// Which of the two key shapes an action gets (see [`Keys`]).
+#[derive(Clone, Copy)]
+enum Slot<'a> {
+    /// A field write or status change: its rule's place, and the
+    /// how-manyth action of that rule it is.
+    Rule(Loc),
+    /// A hand-off: the escalation's id and the action's index in it.
+    Handoff(&'a str, usize),
 }
 
 impl<'a> Keys<'a> {
@@ -158,20 +174,7 @@ impl<'a> Keys<'a> {
             revision: &p.revision,
             event: &ev.id,
             prefix: std::cell::OnceCell::new(),
-            handoff: std::cell::OnceCell::new(),
         }
-    }
-
-    fn handoff_prefix(&self) -> &str {
-        self.handoff.get_or_init(|| {
-            let mut h = Sha256::new();
-            h.update((self.revision.len() as u32).to_le_bytes());
-            h.update(self.revision.as_bytes());
-            let mut prefix = String::with_capacity(21);
-            prefix.push('h');
-            hex(&h.finalize()[..10], &mut prefix);
-            prefix
-        })
     }
 
     fn prefix(&self) -> &str {
@@ -186,20 +189,24 @@ impl<'a> Keys<'a> {
         })
     }
 
-    fn key(&self, loc: &Loc, record: &Record<'_>, n: usize, handoff: bool) -> String {
-        let prefix = if handoff {
-            self.handoff_prefix()
-        } else {
-            self.prefix()
-        };
-        let mut k = String::with_capacity(prefix.len() + 48);
-        k.push_str(prefix);
-        k.push('-');
-        push_num(&mut k, loc.file as u64);
-        k.push('.');
-        push_num(&mut k, loc.start as u64);
-        k.push('.');
-        push_num(&mut k, n as u64);
+    fn key(&self, slot: Slot<'_>, record: &Record<'_>, n: usize) -> String {
+        let mut k = String::with_capacity(72);
+        match slot {
+            Slot::Rule(loc) => {
+                k.push_str(self.prefix());
+                k.push('-');
+                push_num(&mut k, loc.file as u64);
+                k.push('.');
+                push_num(&mut k, loc.start as u64);
+                k.push('.');
+                push_num(&mut k, n as u64);
+            }
+            Slot::Handoff(id, index) => {
+                k.push_str(id);
+                k.push_str("-e");
+                push_num(&mut k, index as u64);
+            }
+        }
         match record {
             Record::Ticket { id } => {
                 k.push_str("-t");
@@ -340,10 +347,18 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
     };
     let keys = Keys::new(p, ev);
     let changes = Changes::new(ev);
-    let push = |d: &mut Decision<'a>, kind: ActionKind<'a>, record: Record<'a>, rule, loc: Loc| {
+    let push = |d: &mut Decision<'a>,
+                kind: ActionKind<'a>,
+                record: Record<'a>,
+                rule,
+                loc: Loc,
+                handoff: Option<(&str, usize)>| {
+        let slot = match handoff {
+            Some((id, index)) => Slot::Handoff(id, index),
+            None => Slot::Rule(loc),
+        };
         let n = d.actions.iter().filter(|a| a.loc == loc).count();
-        let handoff = matches!(rule, Rule::Escalation(_));
-        let idempotency_key = keys.key(&loc, &record, n, handoff);
+        let idempotency_key = keys.key(slot, &record, n);
         d.actions.push(Action {
             kind,
             record,
@@ -384,6 +399,7 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
                     record,
                     Rule::Transition,
                     rule,
+                    None,
                 ),
                 Transition::Refused { reason, rule } => d.refused.push(Refusal {
                     what: format!("status {from} -> {to}"),
@@ -437,6 +453,7 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
                         record,
                         rule,
                         r.loc,
+                        None,
                     ),
                     Err(why) => d.refused.push(Refusal {
                         what: format!(
@@ -491,6 +508,7 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
                     record,
                     rule,
                     a.loc,
+                    None,
                 ),
                 None => d.refused.push(Refusal {
                     what: format!("{rule}: {}", field_name(&a.target)),
@@ -506,7 +524,8 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
     d
 }
 
-type Push<'p, 'a> = dyn Fn(&mut Decision<'a>, ActionKind<'a>, Record<'a>, Rule<'a>, Loc) + 'p;
+type Push<'p, 'a> = dyn Fn(&mut Decision<'a>, ActionKind<'a>, Record<'a>, Rule<'a>, Loc, Option<(&str, usize)>)
+    + 'p;
 
 /// The hand-off: each of the escalation's statements, in order (so the
 /// comment a person reads is written before the ticket changes hands).
@@ -522,7 +541,9 @@ fn escalate<'a>(
     };
     let rule = Rule::Escalation(&e.name);
     let ticket = ev.ticket.as_ref();
-    for a in &e.actions {
+    let id = e.handoff_id(&p.templates);
+    for (index, a) in e.actions.iter().enumerate() {
+        let handoff = Some((id, index));
         match a {
             EscAction::Comment {
                 connection,
@@ -554,6 +575,7 @@ fn escalate<'a>(
                         record,
                         rule,
                         *loc,
+                        handoff,
                     ),
                     None => d.refused.push(Refusal {
                         what: format!("{rule}: comment on {connection}"),
@@ -581,6 +603,7 @@ fn escalate<'a>(
                         record,
                         rule,
                         *loc,
+                        handoff,
                     ),
                     None => d.refused.push(Refusal {
                         what: format!("{rule}: {}", field_name(field)),
@@ -601,6 +624,7 @@ fn escalate<'a>(
                         Record::Ticket { id: t.id },
                         rule,
                         *loc,
+                        handoff,
                     );
                 }
             }
@@ -615,9 +639,14 @@ fn escalate<'a>(
                     Some((_, (_, from))) if from == status => {}
                     Some((table, (record, from))) => {
                         match decide_status(p, table, from, status, ev) {
-                            Transition::Allowed { .. } => {
-                                push(d, set_status(p, table, from, status), record, rule, *loc)
-                            }
+                            Transition::Allowed { .. } => push(
+                                d,
+                                set_status(p, table, from, status),
+                                record,
+                                rule,
+                                *loc,
+                                handoff,
+                            ),
                             Transition::Refused { reason, .. } => d.refused.push(Refusal {
                                 what: format!("{rule}: status {from} -> {status}"),
                                 reason,
@@ -713,14 +742,42 @@ mod tests {
         let keys: std::collections::BTreeSet<_> =
             a.actions.iter().map(|x| &x.idempotency_key).collect();
         assert_eq!(keys.len(), a.actions.len(), "one key per action");
+        // A hand-off is keyed by its escalation, not by the revision or
+        // the event: another revision, or another event of the ticket,
+        // hands it off no second time.
         let mut other_revision = p.clone();
         other_revision.revision = "0000000000000000".into();
         let c = decide(&other_revision, &ev);
-        assert!(a
-            .actions
-            .iter()
-            .zip(&c.actions)
-            .all(|(x, y)| x.idempotency_key != y.idempotency_key));
+        let later = Event::from_json(&REFUND.replace("evt-1", "evt-9")).unwrap();
+        let l = decide(&p, &later);
+        for other in [&c, &l] {
+            let theirs: Vec<_> = other.actions.iter().map(|x| &x.idempotency_key).collect();
+            let ours: Vec<_> = a.actions.iter().map(|x| &x.idempotency_key).collect();
+            assert_eq!(ours, theirs);
+        }
+        assert!(a.actions.iter().all(|x| x.idempotency_key.starts_with('h')));
+    }
+
+    #[test]
+    fn field_writes_are_keyed_by_revision_and_event() {
+        let p = fintech();
+        let json = r#"{"id":"evt-4","kind":"record_changed","at":"2026-11-11T10:00:00Z",
+                "ticket":{"id":77,"status":"open"},
+                "records":{"Account":{"Id":"001A","SLA_Tier__c":"Legacy"}},
+                "changed":["Account.SLA_Tier__c"]}"#;
+        let ev = Event::from_json(json).unwrap();
+        let key = |p: &Program, ev: &Event| decide(p, ev).actions[0].idempotency_key.clone();
+        let first = key(&p, &ev);
+        assert_eq!(first, key(&p, &ev), "a redelivery gets the same key");
+        let mut other_revision = p.clone();
+        other_revision.revision = "0000000000000000".into();
+        assert_ne!(first, key(&other_revision, &ev));
+        let later = Event::from_json(&json.replace("evt-4", "evt-5")).unwrap();
+        assert_ne!(
+            first,
+            key(&p, &later),
+            "a later write of the field is a new write"
+        );
     }
 
     #[test]

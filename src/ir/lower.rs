@@ -504,6 +504,7 @@ impl Lower<'_> {
             reason,
             actions,
             loc: self.loc(e.span),
+            handoff: Default::default(),
         }
     }
 

@@ -281,6 +281,91 @@ pub struct Escalation {
     pub reason: String,
     pub actions: Vec<EscAction>,
     pub loc: Loc,
+    /// [`Escalation::handoff_id`], made on first use.
+    #[serde(skip)]
+    pub handoff: HandoffId,
+}
+
+/// A cache, not data: equal whatever it holds, and empty when read back.
+#[derive(Debug, Clone, Default)]
+pub struct HandoffId(std::sync::OnceLock<String>);
+
+impl PartialEq for HandoffId {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Escalation {
+    /// What a hand-off's idempotency key is made of: `h` and 20 hex digits
+    /// of a hash of the escalation's name and meaning. The meaning is its
+    /// lowered condition, reason and actions (with the text of the
+    /// templates they render, and the connections and statuses they
+    /// name), every source location left out. So spaces, comments, `l3map
+    /// fmt`, declaration order, moving it to another file and edits to
+    /// other rules keep the id (a ticket already handed off is not handed
+    /// off again); renaming the escalation or changing what it does gives
+    /// a new one. The version of l3map is not hashed in: an upgrade keeps
+    /// the ids unless it changes how an escalation compiles (its IR), which
+    /// would re-arm hand-offs and must be said in the release notes.
+    pub fn handoff_id(&self, templates: &[Template]) -> &str {
+        self.handoff.0.get_or_init(|| {
+            use sha2::{Digest, Sha256};
+            let actions: Vec<serde_json::Value> = self
+                .actions
+                .iter()
+                .map(|a| match a {
+                    EscAction::Comment {
+                        body: CommentBody::Template(name),
+                        connection,
+                        kind,
+                        ..
+                    } => serde_json::json!({
+                        "action": "comment",
+                        "connection": connection,
+                        "kind": kind,
+                        // The text it renders, not the template's name or place.
+                        "template": templates.iter().find(|t| &t.name == name).map(|t| &t.parts),
+                    }),
+                    other => serde_json::to_value(other).unwrap_or_default(),
+                })
+                .collect();
+            let mut meaning = serde_json::json!({
+                "name": self.name,
+                "when": self.when,
+                "reason": self.reason,
+                "actions": actions,
+            });
+            strip_locs(&mut meaning);
+            let mut h = Sha256::new();
+            h.update(b"l3map hand-off\0");
+            h.update(meaning.to_string().as_bytes());
+            let mut id = String::with_capacity(21);
+            id.push('h');
+            for b in &h.finalize()[..10] {
+                id.push_str(&format!("{b:02x}"));
+            }
+            id
+        })
+    }
+}
+
+/// Removes every `loc` (where a rule or expression is written) from a
+/// serialised IR value: what it means, not where it stands. A field's
+/// enum type keeps only that it is an enum: adding a value to the field's
+/// declaration does not change a condition that reads the field.
+fn strip_locs(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.remove("loc");
+            if m.get("type").and_then(|t| t.as_str()) == Some("enum") {
+                m.remove("of");
+            }
+            m.values_mut().for_each(strip_locs);
+        }
+        serde_json::Value::Array(xs) => xs.iter_mut().for_each(strip_locs),
+        _ => {}
+    }
 }
 
 /// What a path refers to in the event.

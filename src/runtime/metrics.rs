@@ -109,6 +109,7 @@ struct Inner {
     // brings the counters up to its totals, one scrape at a time.
     store_sync: Mutex<()>,
     reloads: Family<ResultLabels, Counter>,
+    reload_compiles: Counter,
     revision: Family<RevisionLabels, Gauge>,
     turn_latency: Histogram,
     action_latency: Histogram,
@@ -152,6 +153,7 @@ impl Metrics {
         let store_write_failures = Counter::default();
         let retention_deleted = Family::default();
         let reloads = Family::default();
+        let reload_compiles = Counter::default();
         let revision = Family::default();
         let turn_latency = Histogram::new(TURN_LATENCY_BUCKETS);
         let action_latency = Histogram::new(ACTION_LATENCY_BUCKETS);
@@ -234,6 +236,11 @@ impl Metrics {
             reloads.clone(),
         );
         registry.register(
+            "l3map_reload_compiles",
+            "Compiles of the mappings by hot reload (a save whose bytes are unchanged compiles nothing)",
+            reload_compiles.clone(),
+        );
+        registry.register(
             "l3map_mappings_revision_info",
             "The revision of the compiled mappings in use (always 1, on the current revision only)",
             revision.clone(),
@@ -269,6 +276,7 @@ impl Metrics {
             retention_deleted,
             store_sync: Mutex::new(()),
             reloads,
+            reload_compiles,
             revision,
             turn_latency,
             action_latency,
@@ -417,6 +425,11 @@ impl Metrics {
                 result: label(result),
             })
             .inc();
+    }
+
+    /// `l3map_reload_compiles_total`: one more compile by hot reload.
+    pub fn reload_compiled(&self) {
+        self.0.reload_compiles.inc();
     }
 
     /// `l3map_mappings_revision_info{revision} 1`, for `revision` only: a
@@ -682,6 +695,7 @@ mod tests {
             ("l3map_outbox_oldest_age_seconds", "gauge"),
             ("l3map_outbox_dead_letters", "gauge"),
             ("l3map_reloads", "counter"),
+            ("l3map_reload_compiles", "counter"),
             ("l3map_mappings_revision_info", "gauge"),
             ("l3map_turn_latency_seconds", "histogram"),
             ("l3map_action_latency_seconds", "histogram"),
@@ -700,8 +714,8 @@ mod tests {
                 "{family} is not a {kind}"
             );
         }
-        // 18 families, each HELP and TYPE, plus # EOF and three # UNIT.
-        assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 40);
+        // 19 families, each HELP and TYPE, plus # EOF and three # UNIT.
+        assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 42);
         // The store's totals, brought up to by a scrape, never past them.
         assert!(has_line(&text, "l3map_store_writable 0"), "{text}");
         assert!(

@@ -3,6 +3,18 @@
 //! the live one atomically; one that does not is reported with its
 //! diagnostics and the previous version keeps serving.
 //!
+//! Only what a save does wakes it: a file created, written, renamed or
+//! removed. Opening or reading a file (which the compiler itself does, and
+//! so does any editor, indexer or backup tool) is not a change; reacting to
+//! it made every compile trigger the next.
+//!
+//! A save is believed only once it has settled (see [`settled`]): the
+//! bytes compiled are a snapshot of the files that stayed the same over a
+//! quiet period, a file that went from text to missing, empty or less
+//! than half its length must stay so for a longer hold, and a compile whose files changed under it is
+//! thrown away. A snapshot byte-identical to the last one compiled is not
+//! compiled again.
+//!
 //! Connections are not reloaded: their clients, limiters and workers are
 //! built at start, so a change to a connection block is refused (restart
 //! to apply it) rather than half-applied.
@@ -10,17 +22,26 @@
 use super::compile::compile;
 use super::engine::{Engine, Live};
 use crate::ir::{Connection, Program};
-use notify::RecursiveMode;
-use notify_debouncer_full::{new_debouncer, DebounceEventResult};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+use notify::{RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-/// Editors save in bursts (write, rename, chmod) that take a few
-/// milliseconds: one recompile per burst. Short, because it is most of the
-/// time from save to the new revision serving (target: p99 < 250 ms).
-const DEBOUNCE: Duration = Duration::from_millis(50);
+/// How long the files must go without a change event before they are read:
+/// an editor's save is a burst of events a few milliseconds apart
+/// (truncate, write, close; or write a temporary file and rename it).
+pub const QUIET: Duration = Duration::from_millis(150);
+
+/// How long a file that had text and is now gone, empty or less than half
+/// as long must stay so (with no further change) before it is believed: an
+/// editor that truncates and then writes (maybe in chunks), or removes and
+/// then recreates, is in the middle of a save, and an empty
+/// `escalations.l3map` compiles to "hand nothing off".
+pub const HOLD: Duration = Duration::from_secs(2);
 
 /// What a reload did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +52,9 @@ pub enum Reloaded {
     Unchanged,
     /// Kept the live revision; why.
     Refused(String),
+    /// The files changed while they were compiled: nothing was swapped,
+    /// and the newer files are compiled once they settle.
+    Superseded,
 }
 
 /// The part of a connection the running clients were built from.
@@ -54,12 +78,74 @@ fn same_connections(a: &Program, b: &Program) -> bool {
     x == y
 }
 
+/// The files a reload compiles, as they are on disk: each relevant file
+/// under the project folder with its length and a hash of its bytes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot(BTreeMap<PathBuf, (u64, [u8; 32])>);
+
+impl Snapshot {
+    /// Reads every `.l3map` file and the lockfile under `dir` (dot folders
+    /// skipped, as the loader does). A file that cannot be read is left
+    /// out, as a removed one is.
+    pub fn read(dir: &Path) -> Snapshot {
+        let mut files = BTreeMap::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(ft) = entry.file_type() else { continue };
+                if ft.is_dir() {
+                    if !entry.file_name().to_string_lossy().starts_with('.') {
+                        stack.push(path);
+                    }
+                } else if relevant(&path) {
+                    if let Ok(bytes) = std::fs::read(&path) {
+                        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+                        files.insert(path, (bytes.len() as u64, hash));
+                    }
+                }
+            }
+        }
+        Snapshot(files)
+    }
+
+    /// The files that had bytes in `before` and are now gone, empty or
+    /// less than half as long: what a save in progress looks like (an
+    /// editor truncates, then writes, maybe in chunks).
+    pub fn cut_since<'a>(&self, before: &'a Snapshot) -> Vec<&'a Path> {
+        before
+            .0
+            .iter()
+            .filter(|(_, (len, _))| *len > 0)
+            .filter(|(p, (was, _))| self.0.get(*p).is_none_or(|(len, _)| len * 2 < *was))
+            .map(|(p, _)| p.as_path())
+            .collect()
+    }
+}
+
 /// Compiles `dir` and swaps it in when it compiles and keeps the
 /// connections as they are.
 pub async fn reload(dir: &Path, engine: &Engine) -> Reloaded {
+    reload_exactly(dir, engine, None).await
+}
+
+/// [`reload`], swapping only when the files compiled were `expected`
+/// (read again after the compile): a save that landed during the compile
+/// is [`Reloaded::Superseded`], never half-seen.
+async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>) -> Reloaded {
     let d = dir.to_path_buf();
-    let compiled = match tokio::task::spawn_blocking(move || compile(&d)).await {
-        Ok(r) => r,
+    engine.metrics.reload_compiled();
+    let compiled = match tokio::task::spawn_blocking(move || {
+        let compiled = compile(&d);
+        (compiled, Snapshot::read(&d))
+    })
+    .await
+    {
+        Ok((_, after)) if expected.is_some_and(|e| *e != after) => return Reloaded::Superseded,
+        Ok((r, _)) => r,
         Err(e) => Err(format!("the compiler task failed: {e}")),
     };
     let current = engine.live();
@@ -87,7 +173,7 @@ pub async fn reload(dir: &Path, engine: &Engine) -> Reloaded {
             engine.metrics.reload("ok");
             tracing::info!(from = %from, to = %to, "mappings reloaded");
         }
-        Reloaded::Unchanged => {}
+        Reloaded::Unchanged | Reloaded::Superseded => {}
         Reloaded::Refused(why) => {
             engine.metrics.reload("failed");
             tracing::error!("{why}");
@@ -101,8 +187,118 @@ fn relevant(path: &Path) -> bool {
         || path.file_name().is_some_and(|n| n == "l3map.lock.json")
 }
 
+/// Whether a watcher event can mean a relevant file's bytes changed. On
+/// Linux a read is `Access(Open)` then `Access(Close(Read))`, a
+/// `chmod` is `Modify(Metadata)`: neither changes what compiles.
+fn is_content_change(e: &notify::Event) -> bool {
+    // The kernel dropped events: anything may have changed.
+    if e.need_rescan() {
+        return true;
+    }
+    let kind = matches!(
+        e.kind,
+        EventKind::Any
+            | EventKind::Create(_)
+            | EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
+            | EventKind::Access(AccessKind::Close(AccessMode::Write))
+    );
+    kind && e.paths.iter().any(|p| relevant(p))
+}
+
 /// Told of every reload's outcome (the demo prints it).
 pub type OnReload = Arc<dyn Fn(&Reloaded) + Send + Sync>;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Wake {
+    /// The watcher saw a relevant file change.
+    Change,
+    /// SIGHUP: the operator asks for a compile.
+    Hup,
+}
+
+/// What came first while waiting.
+enum Next {
+    Wake(Wake),
+    /// Nothing within the time given.
+    Quiet,
+    Stop,
+}
+
+async fn next(
+    rx: &mut mpsc::UnboundedReceiver<Wake>,
+    stop: &mut watch::Receiver<bool>,
+    within: Option<Duration>,
+) -> Next {
+    let timer = async {
+        match within {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(timer);
+    loop {
+        tokio::select! {
+            got = rx.recv() => return got.map_or(Next::Stop, Next::Wake),
+            changed = stop.changed() => {
+                // A dropped sender is a stop too (else this would spin).
+                if changed.is_err() || *stop.borrow() {
+                    return Next::Stop;
+                }
+            }
+            _ = &mut timer => return Next::Quiet,
+        }
+    }
+}
+
+/// Waits until the files have settled after a wake-up; returns their
+/// snapshot, whether SIGHUP asked for the compile, or `None` to stop.
+///
+/// The rule: no change event for [`QUIET`]; and when a file that had text
+/// in the `live` snapshot is gone, empty or less than half as long, no
+/// change event for [`HOLD`] and the same bytes before and after it. Any
+/// event during a wait starts the wait again.
+async fn settled(
+    dir: &Path,
+    live: &Snapshot,
+    mut hup: bool,
+    rx: &mut mpsc::UnboundedReceiver<Wake>,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(Snapshot, bool)> {
+    loop {
+        match next(rx, stop, Some(QUIET)).await {
+            Next::Stop => return None,
+            Next::Wake(w) => {
+                hup |= w == Wake::Hup;
+                continue;
+            }
+            Next::Quiet => {}
+        }
+        let snap = read(dir).await;
+        let cut = snap.cut_since(live);
+        if cut.is_empty() {
+            return Some((snap, hup));
+        }
+        tracing::info!(
+            files = ?cut,
+            hold_ms = HOLD.as_millis() as u64,
+            "a mapping file is gone, empty or cut by more than half: waiting for the save to finish before compiling"
+        );
+        match next(rx, stop, Some(HOLD)).await {
+            Next::Stop => return None,
+            Next::Wake(w) => hup |= w == Wake::Hup,
+            Next::Quiet if read(dir).await == snap => return Some((snap, hup)),
+            Next::Quiet => {}
+        }
+    }
+}
+
+async fn read(dir: &Path) -> Snapshot {
+    let d = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || Snapshot::read(&d))
+        .await
+        .unwrap_or_default()
+}
 
 /// Watches `dir` (and SIGHUP) until `stop`, reloading on every change.
 /// `on_reload` sees each outcome (the demo prints it).
@@ -112,17 +308,22 @@ pub fn spawn(
     mut stop: watch::Receiver<bool>,
     on_reload: Option<OnReload>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Wake>();
     let watcher_tx = tx.clone();
-    let mut debouncer = new_debouncer(DEBOUNCE, None, move |res: DebounceEventResult| {
-        if let Ok(events) = res {
-            if events.iter().any(|e| e.paths.iter().any(|p| relevant(p))) {
-                let _ = watcher_tx.send(());
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        match res {
+            Ok(e) if is_content_change(&e) => {
+                let _ = watcher_tx.send(Wake::Change);
+            }
+            Ok(_) => {}
+            // The watcher lost track: look at the files again.
+            Err(_) => {
+                let _ = watcher_tx.send(Wake::Change);
             }
         }
     })
     .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
-    debouncer
+    watcher
         .watch(&dir, RecursiveMode::Recursive)
         .map_err(|e| format!("cannot watch {}: {e}", dir.display()))?;
     #[cfg(unix)]
@@ -132,7 +333,7 @@ pub fn spawn(
         {
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
-                    if hup_tx.send(()).is_err() {
+                    if hup_tx.send(Wake::Hup).is_err() {
                         break;
                     }
                 }
@@ -140,27 +341,42 @@ pub fn spawn(
         }
     }
     drop(tx);
+    // The files the live revision was compiled from (at start, a moment
+    // ago), and the last files compiled, live or refused.
+    let mut live = Snapshot::read(&dir);
+    let mut compiled = live.clone();
     Ok(tokio::spawn(async move {
-        // The debouncer stops watching when dropped: it lives here.
-        let _debouncer = debouncer;
+        // The watcher stops watching when dropped: it lives here.
+        let _watcher = watcher;
         loop {
-            tokio::select! {
-                got = rx.recv() => {
-                    if got.is_none() {
-                        break;
-                    }
-                    // A burst of saves is one reload.
-                    while rx.try_recv().is_ok() {}
-                    let outcome = reload(&dir, &engine).await;
-                    if let Some(f) = &on_reload {
-                        f(&outcome);
-                    }
+            let hup = match next(&mut rx, &mut stop, None).await {
+                Next::Wake(w) => w == Wake::Hup,
+                Next::Quiet | Next::Stop => break,
+            };
+            let mut hup = hup;
+            let outcome = loop {
+                let Some((snap, asked)) = settled(&dir, &live, hup, &mut rx, &mut stop).await
+                else {
+                    return;
+                };
+                hup = asked;
+                // Same bytes as last compiled: nothing to do, unless the
+                // operator asked.
+                if snap == compiled && !hup {
+                    break None;
                 }
-                _ = stop.changed() => {
-                    if *stop.borrow() {
-                        break;
-                    }
+                let outcome = reload_exactly(&dir, &engine, Some(&snap)).await;
+                if outcome == Reloaded::Superseded {
+                    continue;
                 }
+                compiled = snap.clone();
+                if matches!(outcome, Reloaded::Swapped { .. } | Reloaded::Unchanged) {
+                    live = snap;
+                }
+                break Some(outcome);
+            };
+            if let (Some(outcome), Some(f)) = (outcome, &on_reload) {
+                f(&outcome);
             }
         }
     }))

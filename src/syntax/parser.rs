@@ -210,7 +210,13 @@ fn humanize(file: FileId, text: &str, base: usize, e: &pest::error::Error<Rule>)
         }
     }
     let rest = &text[at..];
-    let found = describe_token(rest);
+    // An error inside a pasted credential must not quote it.
+    let masked = crate::diagnostics::redact(text);
+    let found = if masked.as_bytes().get(at) == text.as_bytes().get(at) {
+        describe_token(rest)
+    } else {
+        "credential text (not shown)".into()
+    };
     let (braces, parens) = open_brackets(&text[base..at]);
     let closing_brace_possible = braces > 0 && parens == 0;
     if closing_brace_possible && !expected.contains(&"`}`") {

@@ -222,6 +222,11 @@ workers_per_connection = 4
         }
     }
 
+    /// The process id of `l3map run` (to signal it, or read its CPU time).
+    pub fn runtime_pid(&self) -> Option<u32> {
+        self.run.as_ref().map(Child::id)
+    }
+
     /// `kill -9`: no shutdown, no flush, nothing finished.
     pub fn kill_runtime(&mut self) {
         if let Some(mut c) = self.run.take() {

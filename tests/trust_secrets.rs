@@ -1,0 +1,141 @@
+//! A credential pasted into a `.l3map` file is refused, and no output of
+//! any command repeats it: not `check`'s source frame (human), not its
+//! JSON or GitHub output, not `run` refusing to start, not a reload
+//! refusal. The frame still shows where the problem is, with the value
+//! masked.
+
+#[path = "e2e/stack.rs"]
+mod stack;
+
+use stack::{Stack, AGENT_TOKEN, DEV_TOKEN, WEBHOOK_SECRET};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const PASTED: &str = "zd-LIVE-5f3a9c2e7b1d40869e";
+
+/// The fintech project with the Zendesk token written in, as `literal`
+/// (for example `"…"`, or a bare word).
+fn project_with(name: &str, literal: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("l3map-secrets-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech");
+    for e in std::fs::read_dir(&from).expect("fintech") {
+        let p = e.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "l3map") {
+            let text = std::fs::read_to_string(&p).expect("read");
+            let text = text.replace("env(\"ZENDESK_OAUTH_TOKEN\")", literal);
+            std::fs::write(dir.join(p.file_name().expect("name")), text).expect("write");
+        }
+    }
+    dir
+}
+
+fn l3map(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(args)
+        .arg(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("l3map runs")
+}
+
+fn all_of(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn check_never_prints_a_pasted_token() {
+    for (name, literal) in [
+        ("quoted", format!("\"{PASTED}\"")),
+        // Not even a valid value: the syntax error's frame and its
+        // "unexpected …" must not quote it either.
+        ("bare", PASTED.to_string()),
+        ("unclosed", format!("\"{PASTED}")),
+    ] {
+        let dir = project_with(name, &literal);
+        for format in ["human", "json", "github"] {
+            let o = l3map(&["check", "--format", format], &dir);
+            assert_eq!(o.status.code(), Some(1), "{name}/{format}: {}", all_of(&o));
+            let out = all_of(&o);
+            assert!(
+                !out.contains(PASTED) && !out.contains("5f3a9c2e7b1d"),
+                "{name}/{format} printed the token:\n{out}"
+            );
+            assert!(out.contains("connections.l3map"), "{name}/{format}: {out}");
+        }
+        let human = all_of(&l3map(&["check", "--format", "human"], &dir));
+        if name == "quoted" {
+            assert!(human.contains("literal_secret"), "{human}");
+            // The frame is still drawn, pointing at the masked value.
+            assert!(human.contains("token      \"*******"), "{human}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// `run` with a pasted token refuses to start, and says why without
+/// repeating it; and a running runtime whose file gets one pasted in
+/// refuses the reload the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_and_reload_refusals_never_print_a_pasted_token() {
+    let mut s = Stack::start("trust-secrets", "").await;
+    let file = s.mappings().join("connections.l3map");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let pasted = text.replace("env(\"ZENDESK_OAUTH_TOKEN\")", &format!("\"{PASTED}\""));
+    assert_ne!(pasted, text);
+    std::fs::write(&file, &pasted).expect("paste");
+    let started = Instant::now();
+    while !s.log().contains("do not compile") {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no reload refusal:\n{}",
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Refusals keep coming if the watcher spins; give them time to.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let log = s.log();
+    assert!(log.contains("literal_secret"), "{log}");
+    assert!(
+        !log.contains(PASTED),
+        "a reload refusal printed the token:\n{log}"
+    );
+
+    // Restarted with the file as it is now: refuses to start.
+    s.kill_runtime();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(["run", "--config"])
+        .arg(s.dir.join("l3map.toml"))
+        .env("ZENDESK_OAUTH_TOKEN", DEV_TOKEN)
+        .env("SF_CLIENT_ID", "l3map-emulator-client")
+        .env("SF_REFRESH_TOKEN", "l3map-emulator-refresh")
+        .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("L3MAP_AGENT_TOKEN", AGENT_TOKEN)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("l3map run");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = run.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = run.kill();
+            panic!("l3map run started with a pasted token");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let out = all_of(&run.wait_with_output().expect("output"));
+    assert!(!status.success(), "{out}");
+    assert!(out.contains("literal_secret"), "{out}");
+    assert!(!out.contains(PASTED), "run printed the token:\n{out}");
+}
