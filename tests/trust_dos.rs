@@ -103,6 +103,13 @@ impl Runtime {
         kib / 1024
     }
 
+    /// How many file descriptors the runtime process has open.
+    fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .map(|d| d.count())
+            .expect("/proc/PID/fd")
+    }
+
     fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -226,11 +233,9 @@ async fn credentials_come_before_bodies_and_slow_clients_are_cut_off() {
         (401, Some("unsigned")),
         "{v}"
     );
-    let stale = format!(
-        "POST /webhooks/zendesk HTTP/1.1\r\nhost: l3map\r\ncontent-length: 1000\r\n\
-         x-zendesk-webhook-signature: AAAA\r\nx-zendesk-webhook-signature-timestamp: 2020-01-01T00:00:00Z\r\n\r\n"
-    );
-    let (status, v) = raw(&addr, &stale, wait)
+    let stale = "POST /webhooks/zendesk HTTP/1.1\r\nhost: l3map\r\ncontent-length: 1000\r\n\
+         x-zendesk-webhook-signature: AAAA\r\nx-zendesk-webhook-signature-timestamp: 2020-01-01T00:00:00Z\r\n\r\n";
+    let (status, v) = raw(&addr, stale, wait)
         .await
         .expect("an answer to a stale webhook");
     assert_eq!(
@@ -418,6 +423,7 @@ async fn half_open_sockets_do_not_take_health_offline() {
     );
     let mut stack = Stack::start("dos-halfopen", "").await;
     let mut rt = Runtime::start(&mut stack, "", Some(1024)).await;
+    let idle_fds = rt.open_fds();
     let addr = rt.addr.clone();
     let mut open = Vec::with_capacity(sockets);
     for batch in 0..sockets.div_ceil(250) {
@@ -447,31 +453,30 @@ async fn half_open_sockets_do_not_take_health_offline() {
         open.len()
     );
     health_within(&addr, Duration::from_millis(100), 10).await;
-    // Bounded: most of the attacker's sockets were closed by the runtime
-    // (the default cap is 512), long before the header timeout.
-    let mut closed = 0;
-    for s in open.iter_mut() {
-        if closed_within(s, Duration::from_millis(1)).await {
-            closed += 1;
-        }
-    }
+    // Bounded: the runtime holds at most its cap (512 by default) of
+    // them, well below its 1024 file descriptors; the rest were closed to
+    // make room, long before the header timeout.
+    // (Closing is asynchronous: connections closed a moment ago may still
+    // be on their way out, hence the slack.)
+    let fds = rt.open_fds();
     assert!(
-        closed >= open.len() - 600,
-        "{closed} of {} half-open sockets closed",
+        fds <= idle_fds + 512 + 256,
+        "the runtime holds {fds} file descriptors ({idle_fds} before) with {} sockets open against it",
         open.len()
     );
     assert!(rt.alive(), "{}", rt.log());
     drop(open);
-    health_within(&addr, Duration::from_millis(100), 10).await;
+    // Still serving once they are gone.
+    health_within(&addr, Duration::from_secs(1), 20).await;
 }
 
-/// Item 13: 1,500 turns whose fields carry 900 KB each: every answer
+/// Item 13: 500 turns whose fields carry 900 KB each: every answer
 /// echoes them (stale_fields), and the answers kept for retries are
 /// bounded by bytes, so the runtime's memory stays bounded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_turn_answers_are_bounded_by_bytes() {
     let mut stack = Stack::start("dos-memo", "").await;
-    // The desk's limit, raised for the test: 1,500 ticket reads.
+    // The desk's limit, raised for the test: 500 ticket reads.
     let config = stack.dir.join("l3map.toml");
     let text = std::fs::read_to_string(&config).expect("l3map.toml");
     std::fs::write(
@@ -487,7 +492,9 @@ async fn kept_turn_answers_are_bounded_by_bytes() {
     let ticket = stack.create_ticket("memo", "premium", None).await;
     let big = "e".repeat(900_000);
     let url = format!("{}/v1/turns", stack.runtime);
-    let turns = 1500;
+    // 500 is enough to show the bound (kept by count, as before, they
+    // would hold 450 MB) and keeps the test under two minutes.
+    let turns = 500;
     let mut peak = 0;
     let mut sent = 0;
     while sent < turns {
@@ -525,8 +532,8 @@ async fn kept_turn_answers_are_bounded_by_bytes() {
     }
     peak = peak.max(rt.rss_mib());
     assert!(rt.alive(), "{}", rt.log());
-    // 1,500 answers of 900 KB are 1.3 GB; the memo keeps 64 MiB of them.
-    assert!(peak < 300, "RSS peaked at {peak} MiB");
+    // 500 answers of 900 KB are 450 MB; the memo keeps 64 MiB of them.
+    assert!(peak < 250, "RSS peaked at {peak} MiB");
     // The latest answer is still kept: its retry gets it back verbatim.
     let last = turns - 1;
     let r = stack

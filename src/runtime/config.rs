@@ -1324,6 +1324,43 @@ level = "info"
     }
 
     #[test]
+    fn server_limits_are_read_and_checked() {
+        let c = parse(
+            "mappings = \"m\"\n[server]\nmax_connections = 64\nheader_timeout_secs = 3\n\
+             body_timeout_secs = 20\nbody_buffer_mib = 8\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.server.limits,
+            HttpLimits {
+                max_connections: 64,
+                header_timeout: Duration::from_secs(3),
+                body_timeout: Duration::from_secs(20),
+                body_buffer_bytes: 8 * 1024 * 1024,
+            }
+        );
+        assert_eq!(c.server.listen, Server::default().listen);
+        for (key, bad) in [
+            ("max_connections", "0"),
+            ("max_connections", "70000"),
+            ("header_timeout_secs", "0"),
+            ("header_timeout_secs", "301"),
+            ("body_timeout_secs", "601"),
+            ("body_buffer_mib", "0"),
+            ("body_buffer_mib", "5000"),
+        ] {
+            let (_, shown) = err(&format!("mappings = \"m\"\n[server]\n{key} = {bad}\n"));
+            assert!(
+                shown.contains(&format!("`server.{key}` = {bad} is out of range")),
+                "{shown}"
+            );
+            assert!(shown.contains(":3:"), "{shown}");
+        }
+        let (_, shown) = err("mappings = \"m\"\n[server]\nmax_conections = 5\n");
+        assert!(shown.contains("max_conections"), "{shown}");
+    }
+
+    #[test]
     fn intervals_zero_is_off_and_a_day_is_the_most() {
         let c = parse(
             "mappings = \"m\"\n[poll]\nzendesk_interval_secs = 0\nsalesforce_interval_secs = 86400\n",
