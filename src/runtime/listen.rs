@@ -294,17 +294,18 @@ mod tests {
             "an evicted slot serves nothing"
         );
         drop(b);
-        // Next: a (idle), never c (busy).
-        let _e = t.admit().unwrap();
+        // a (idle) and d (never served): d goes first.
+        let e = t.admit().unwrap();
+        assert_ne!(d.slot.state.load(Ordering::SeqCst) & EVICTED, 0);
+        assert_eq!(a.slot.state.load(Ordering::SeqCst), 0);
+        drop(d);
+        // a idle, c and e busy: a goes.
+        let _busy_e = Busy::begin(&e.slot).unwrap();
+        let f = t.admit().unwrap();
         assert_ne!(a.slot.state.load(Ordering::SeqCst) & EVICTED, 0);
         drop(a);
-        // c and d and e: d has never been served, so d goes.
-        let _busy_e = Busy::begin(&_e.slot).unwrap();
-        let _f = t.admit().unwrap();
-        assert_ne!(d.slot.state.load(Ordering::SeqCst) & EVICTED, 0);
-        drop(d);
-        // c, e busy and f new: f goes.
-        let _busy_f = Busy::begin(&_f.slot).unwrap();
+        // c, e and f busy: the newcomer is refused.
+        let _busy_f = Busy::begin(&f.slot).unwrap();
         assert!(t.admit().is_none(), "every connection busy: refused");
     }
 }
