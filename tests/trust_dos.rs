@@ -369,6 +369,7 @@ async fn stalled_unauthenticated_uploads_keep_memory_bounded() {
     assert!(held.len() > 900, "only {} uploads connected", held.len());
     // Measured while every upload is still open.
     let during = rt.rss_mib();
+    eprintln!("runtime RSS: {before} MiB idle, {during} MiB with 1,000 stalled uploads");
     health_within(&addr, Duration::from_millis(100), 10).await;
     assert!(rt.alive(), "{}", rt.log());
     assert!(
