@@ -557,3 +557,42 @@ async fn kept_turn_answers_are_bounded_by_bytes() {
         Some(900_000)
     );
 }
+
+/// Item 12: every connection ends in bounded time, even one whose client
+/// pipelines requests and never reads the answers (its socket would
+/// otherwise stay open, written to, for as long as the client likes): a
+/// response that makes no progress for body_timeout_secs closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_disconnected() {
+    let mut stack = Stack::start("dos-noread", "").await;
+    let rt = Runtime::start(&mut stack, "body_timeout_secs = 2", None).await;
+    let addr = rt.addr.clone();
+    let asked = 3000;
+    let pipelined = "GET /metrics HTTP/1.1\r\nhost: l3map\r\n\r\n".repeat(asked);
+    let mut hog = TcpStream::connect(&addr).await.expect("connect");
+    let _ = tokio::time::timeout(Duration::from_secs(5), hog.write_all(pipelined.as_bytes())).await;
+    // The answers fill the socket buffers and stall; 2 s later the
+    // runtime gives up on the connection.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut got = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            match hog.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the connection was still open after a minute of reading"
+    );
+    let answered = got.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count();
+    assert!(
+        answered < asked,
+        "all {asked} answers were sent: the stalled connection was never closed"
+    );
+    health_within(&addr, Duration::from_secs(1), 10).await;
+}

@@ -17,8 +17,8 @@
 //! # Bounds on what anyone who can reach the port may hold (docs/RUNTIME.md,
 //! # "Limits and guarantees"): open connections (1 to 65536), seconds to
 //! # send a request head and to stay idle between requests (1 to 300),
-//! # seconds to send a body (1 to 600), and MiB of request bodies held at
-//! # once (1 to 4096).
+//! # seconds to send a body, and for a stalled response (1 to 600), and MiB
+//! # of request bodies held at once (1 to 4096).
 //! max_connections = 512
 //! header_timeout_secs = 10
 //! body_timeout_secs = 10

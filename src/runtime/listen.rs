@@ -17,6 +17,10 @@
 //!   newest connection always gets in, and the cap keeps the runtime's
 //!   file descriptors below its limit.
 //!
+//! - A response that makes no progress for `body_timeout` (a client that
+//!   sends requests and never reads the answers) closes the connection,
+//!   so such a connection cannot stay busy, and so unclosable, forever.
+//!
 //! Bodies are bounded where they are read, after the credentials: see
 //! [`super::intake`].
 
@@ -29,9 +33,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tower::ServiceExt;
@@ -49,7 +58,8 @@ pub struct HttpLimits {
     /// To send a request head; also the longest a keep-alive connection
     /// stays open between requests.
     pub header_timeout: Duration,
-    /// To send a whole body, once the request's credentials passed.
+    /// To send a whole body, once the request's credentials passed; also
+    /// the longest a response may make no progress (a client not reading).
     pub body_timeout: Duration,
     /// Request bodies held in memory at once, all requests together.
     pub body_buffer_bytes: usize,
@@ -119,6 +129,7 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let stream = StalledWrites::new(stream, limits.body_timeout);
         let conn = http.serve_connection(TokioIo::new(stream), service(app.clone(), &slot));
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -174,6 +185,86 @@ fn service(
             }))
         }
     })
+}
+
+/// The connection's socket, failing a write that has made no progress
+/// for `limit` (tokio has no write timeout of its own).
+struct StalledWrites {
+    io: tokio::net::TcpStream,
+    limit: Duration,
+    /// Armed when a write first returns `Pending`, cleared on progress.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl StalledWrites {
+    fn new(io: tokio::net::TcpStream, limit: Duration) -> StalledWrites {
+        StalledWrites {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    fn track<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if r.is_ready() {
+            self.stalled = None;
+            return r;
+        }
+        let limit = self.limit;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading the response",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl AsyncRead for StalledWrites {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for StalledWrites {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.track(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.track(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.track(cx, r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Set in `Slot::state` once evicted; the low bits count requests.
