@@ -681,16 +681,26 @@ impl ZendeskClient {
         id: u64,
         changes: &TicketChanges,
     ) -> Result<Ticket, ApiError> {
+        field(self.update_ticket_json(id, changes).await?, "ticket")
+    }
+
+    /// [`update_ticket`](Self::update_ticket), answered as the API answers
+    /// (`{"ticket": {...}, "audit": {...}}`): the updated ticket with every
+    /// attribute and its new `updated_at`, so the webhooks this update
+    /// causes need not read it back.
+    pub async fn update_ticket_json(
+        &self,
+        id: u64,
+        changes: &TicketChanges,
+    ) -> Result<Value, ApiError> {
         let body = serde_json::json!({ "ticket": changes });
-        let v = self
-            .call(
-                Method::PUT,
-                &format!("/api/v2/tickets/{id}.json"),
-                Some(&body),
-                None,
-            )
-            .await?;
-        field(v, "ticket")
+        self.call(
+            Method::PUT,
+            &format!("/api/v2/tickets/{id}.json"),
+            Some(&body),
+            None,
+        )
+        .await
     }
 
     /// The same changes on many tickets: one request per 100 tickets, each

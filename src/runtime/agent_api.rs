@@ -476,6 +476,18 @@ fn answer_bytes(answer: &TurnAnswer) -> usize {
 }
 
 /// Authenticated by [`agent_gate`]; the body was read within the bounds.
+
+/// A turn's event key, `agent:{agent}:{turn}`: a namespace no other
+/// source can write in (a webhook's keys are `zendesk:...`, and it accepts
+/// no payload that names its own key; see `eval::convert::zendesk`), so no
+/// one can claim an agent's turn id before the agent sends it. A `%` or
+/// `:` in the agent's name is escaped, so agent `a` with turn `b:1` and
+/// agent `a:b` with turn `1` have different keys.
+fn turn_key(agent: &str, turn: &str) -> String {
+    let agent = agent.replace('%', "%25").replace(':', "%3A");
+    format!("agent:{agent}:{turn}")
+}
+
 async fn post_turn(
     State(app): State<Arc<App>>,
     Extension(AgentName(agent)): Extension<AgentName>,
@@ -502,8 +514,8 @@ async fn post_turn(
     };
     let digest = checked.digest;
     let event_id = match &checked.req.turn_id {
-        Some(t) => format!("agent:{agent}:{t}"),
-        None => format!("agent:{agent}:{:032x}", fastrand::u128(..)),
+        Some(t) => turn_key(&agent, t),
+        None => turn_key(&agent, &format!("{:032x}", fastrand::u128(..))),
     };
     let turn_id = checked.req.turn_id.clone();
     let memoized = turn_id.is_some();
@@ -1133,6 +1145,13 @@ fn mapped_fields(p: &Program, ticket: &Ticket, account: &SfRecord) -> JsonValue 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn turn_keys_of_two_agents_never_meet() {
+        assert_eq!(turn_key("e2e", "conv-1"), "agent:e2e:conv-1");
+        assert_ne!(turn_key("a", "b:1"), turn_key("a:b", "1"));
+        assert_ne!(turn_key("a%3A", "1"), turn_key("a:", "1"));
+    }
 
     #[test]
     fn digests_compare_equal_only_when_equal() {

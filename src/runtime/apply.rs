@@ -65,6 +65,9 @@ pub struct Applier {
     clients: HashMap<String, Client>,
     /// After this many attempts an action is parked.
     max_attempts: u32,
+    /// Where a Zendesk update's answer (the updated ticket) is kept, so
+    /// the webhooks it causes need no read back.
+    tickets: Option<super::tickets::Tickets>,
 }
 
 /// How long the outbox waits before the next try: from 2 s, doubling,
@@ -100,7 +103,14 @@ impl Applier {
         Applier {
             clients,
             max_attempts: max_attempts.max(1),
+            tickets: None,
         }
+    }
+
+    /// Keeps the answers of Zendesk updates in `tickets`.
+    pub fn with_tickets(mut self, tickets: super::tickets::Tickets) -> Applier {
+        self.tickets = Some(tickets);
+        self
     }
 
     pub fn connections(&self) -> impl Iterator<Item = &String> {
@@ -285,8 +295,17 @@ impl Applier {
         if ops.is_empty() {
             return results;
         }
-        let outcome = match zd.update_ticket(ticket_id, &changes).await {
-            Ok(_) => Outcome::Applied,
+        let outcome = match zd.update_ticket_json(ticket_id, &changes).await {
+            Ok(mut answer) => {
+                if let Some(tickets) = &self.tickets {
+                    // Only the ticket: the audit is not what a read shows.
+                    if let Some(o) = answer.as_object_mut() {
+                        o.retain(|k, _| k == "ticket");
+                    }
+                    tickets.remember(answer).await;
+                }
+                Outcome::Applied
+            }
             Err(e) => self.outcome(&e, attempts),
         };
         results.push((ids(&ops), outcome));

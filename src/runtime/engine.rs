@@ -54,6 +54,9 @@ pub struct Engine {
     pub metrics: Metrics,
     /// Rung when actions are queued, so idle workers start at once.
     pub wake: Notify,
+    /// Zendesk tickets as the API last showed them, by update: webhooks
+    /// read each update once, and l3map's own updates not at all.
+    pub tickets: super::tickets::Tickets,
     commits: mpsc::Sender<Pending>,
 }
 
@@ -132,6 +135,7 @@ impl Engine {
             store,
             metrics,
             wake: Notify::new(),
+            tickets: super::tickets::Tickets::default(),
             commits,
         }
     }

@@ -18,5 +18,6 @@ pub mod reload;
 pub mod server;
 pub mod stack;
 pub mod store;
+pub mod tickets;
 pub mod webhook;
 pub mod worker;

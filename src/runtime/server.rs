@@ -5,16 +5,14 @@ use super::engine::Engine;
 use super::intake::{webhook_gate, Gate, Intake};
 use super::listen::HttpLimits;
 use super::metrics::CONTENT_TYPE;
-use super::store::{now_ms, Accepted};
-use super::webhook::{verify, SIGNATURE, TIMESTAMP};
+use super::store::now_ms;
+use super::webhook::zendesk_webhook;
 use crate::connectors::salesforce::SalesforceClient;
 use crate::connectors::zendesk::ZendeskClient;
 use crate::connectors::Secret;
-use crate::eval::convert::from_source_json;
-use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -93,144 +91,6 @@ pub fn body_error(e: BytesRejection) -> Response {
         );
     }
     error(status, "unreadable_body", e.body_text())
-}
-
-async fn zendesk_webhook(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let metrics = &app.engine.metrics;
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => {
-            metrics.event_rejected("webhook", "malformed");
-            return body_error(e);
-        }
-    };
-    let Some(secret) = &app.webhook_secret else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_configured",
-            "webhooks are off: set [webhook] secret_env in l3map.toml",
-        );
-    };
-    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let now = jiff::Timestamp::now();
-    if let Err(refused) = verify(
-        secret,
-        h(SIGNATURE),
-        h(TIMESTAMP),
-        &body,
-        now,
-        app.tolerance,
-    ) {
-        metrics.event_rejected("webhook", refused.reason());
-        tracing::warn!(reason = refused.reason(), "webhook refused");
-        return error(
-            StatusCode::UNAUTHORIZED,
-            refused.reason(),
-            refused.message(),
-        );
-    }
-    let Ok(text) = std::str::from_utf8(&body) else {
-        metrics.event_rejected("webhook", "malformed");
-        return error(
-            StatusCode::BAD_REQUEST,
-            "malformed",
-            "the body is not UTF-8",
-        );
-    };
-    let live = app.engine.live();
-    let events = match from_source_json(text, &live.convert) {
-        Ok(evs) => evs,
-        Err(e) => {
-            metrics.event_rejected("webhook", "malformed");
-            return error(StatusCode::BAD_REQUEST, "malformed", e.to_string());
-        }
-    };
-    drop(live);
-    let (mut accepted, mut duplicates, mut actions) = (0, 0, 0);
-    for mut ev in events {
-        if let Err(resp) = read_ticket(&app, &mut ev).await {
-            return *resp;
-        }
-        match app.engine.ingest("webhook", ev, None).await {
-            Ok(i) => match i.accepted {
-                Accepted::Duplicate => duplicates += 1,
-                Accepted::New { queued, .. } => {
-                    accepted += 1;
-                    actions += queued;
-                }
-            },
-            // Not recorded: a 5xx makes Zendesk deliver it again.
-            Err(e) => {
-                tracing::error!(error = %e, "cannot record a webhook event");
-                return error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the event could not be recorded; deliver it again",
-                );
-            }
-        }
-    }
-    if duplicates > 0 {
-        // A redelivery, or a change already seen by polling: recorded once,
-        // nothing decided again (counted in l3map_events_duplicate_total).
-        tracing::debug!(
-            duplicates,
-            accepted,
-            "webhook delivery held events already recorded"
-        );
-    }
-    Json(json!({"accepted": accepted, "duplicates": duplicates, "actions": actions}))
-        .into_response()
-}
-
-/// Event subscriptions carry the ticket's standard attributes but not its
-/// custom fields, which most rules read: the ticket is read once from the
-/// API and the event decided on the ticket as it is now. A failed read is
-/// a 503, so Zendesk delivers again rather than the rules deciding on half
-/// a ticket.
-///
-/// Zendesk's `updated_at` has one-second resolution: two updates of one
-/// ticket within a second share a key, and the second is decided on the
-/// state the first read (usually already showing both).
-async fn read_ticket(app: &App, ev: &mut crate::eval::event::Event) -> Result<(), Box<Response>> {
-    let (Some((connection, zd)), Some(id)) = (&app.zendesk, ev.ticket.as_ref().map(|t| t.id))
-    else {
-        return Ok(());
-    };
-    let unavailable = |what: String| {
-        Box::new(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            format!("reading ticket {id} failed ({what}); deliver it again"),
-        ))
-    };
-    let raw = match zd.get_ticket_json(id).await {
-        Ok(raw) => raw,
-        Err(e) => {
-            // Counted by the connector's observer; logged here with the
-            // ticket it was for.
-            let kind = super::apply::error_kind(&e);
-            tracing::warn!(%connection, ticket = id, error = %e, "cannot read the ticket a webhook announced");
-            return Err(unavailable(kind.to_string()));
-        }
-    };
-    let live = app.engine.live();
-    match crate::eval::convert::zendesk::from_ticket(&raw, &live.convert.statuses) {
-        Ok(mut fresh) if !fresh.is_empty() => {
-            let state = fresh.swap_remove(0);
-            // Keyed by the ticket's state (`zendesk:ticket:ID:UPDATED_AT`),
-            // as the poller keys it: the same change seen by both, or
-            // announced by several events of one update, is decided once.
-            ev.id = state.id;
-            ev.ticket = state.ticket;
-            Ok(())
-        }
-        Ok(_) | Err(_) => Err(unavailable("the API's answer could not be read".into())),
-    }
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {

@@ -97,7 +97,8 @@ pub async fn start(s: Setup) -> Result<Running, String> {
     observe(&clients, &metrics);
     let engine = Arc::new(Engine::new(Live::new(program), Arc::new(store), metrics));
     let applier_clients = clients.clone();
-    let applier = Arc::new(Applier::new(clients, max_attempts));
+    let applier =
+        Arc::new(Applier::new(clients, max_attempts).with_tickets(engine.tickets.clone()));
     let (stop, stopped) = watch::channel(false);
     let workers = applier
         .connections()

@@ -5,10 +5,28 @@
 //! Zendesk signs `timestamp + body` with HMAC-SHA256 and sends the base64
 //! result in `X-Zendesk-Webhook-Signature`, the timestamp (RFC 3339) in
 //! `X-Zendesk-Webhook-Signature-Timestamp`.
+//!
+//! A delivery is one Zendesk ticket event (or a legacy trigger payload
+//! `{"ticket": {...}}`), never another source's shape: see
+//! `eval::convert::zendesk::from_delivery`. Its key says what it is about
+//! (docs/EVENTS.md, "Event keys"): a comment by the comment, every other
+//! event by the ticket's state after the update, as polling keys it.
 
+use super::server::{body_error, error, App};
+use super::store::Accepted;
 use crate::connectors::Secret;
+use crate::eval::convert::from_zendesk_webhook;
+use crate::eval::event::{Event, EventKind, Ticket};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use serde_json::json;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const SIGNATURE: &str = "x-zendesk-webhook-signature";
@@ -71,6 +89,196 @@ pub fn verify(
         return Err(Refused::Stale);
     }
     Ok(())
+}
+
+pub async fn zendesk_webhook(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let metrics = &app.engine.metrics;
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            metrics.event_rejected("webhook", "malformed");
+            return body_error(e);
+        }
+    };
+    let Some(secret) = &app.webhook_secret else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_configured",
+            "webhooks are off: set [webhook] secret_env in l3map.toml",
+        );
+    };
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let now = jiff::Timestamp::now();
+    if let Err(refused) = verify(
+        secret,
+        h(SIGNATURE),
+        h(TIMESTAMP),
+        &body,
+        now,
+        app.tolerance,
+    ) {
+        metrics.event_rejected("webhook", refused.reason());
+        tracing::warn!(reason = refused.reason(), "webhook refused");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            refused.reason(),
+            refused.message(),
+        );
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        metrics.event_rejected("webhook", "malformed");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "malformed",
+            "the body is not UTF-8",
+        );
+    };
+    let parsed = from_zendesk_webhook(text, &app.engine.live().convert);
+    let mut ev = match parsed {
+        Ok(ev) => ev,
+        Err(e) => {
+            metrics.event_rejected("webhook", "malformed");
+            return error(StatusCode::BAD_REQUEST, "malformed", e.to_string());
+        }
+    };
+    // Already decided (a redelivery, or another event of an update whose
+    // state is recorded): no read, nothing decided again.
+    if is_final(&ev) && recorded(&app, &ev.id).await {
+        metrics.event_duplicate("webhook");
+        return duplicate(&ev.id);
+    }
+    if let Err(resp) = read_ticket(&app, &mut ev).await {
+        return *resp;
+    }
+    let key = ev.id.clone();
+    let queued = match app.engine.ingest("webhook", ev, None).await {
+        Ok(i) => match i.accepted {
+            // A redelivery, or a change already seen by polling or by
+            // another event of the same update: recorded once, nothing
+            // decided again (counted in l3map_events_duplicate_total).
+            Accepted::Duplicate => return duplicate(&key),
+            Accepted::New { queued, .. } => queued,
+        },
+        // Not recorded: a 5xx makes Zendesk deliver it again.
+        Err(e) => {
+            tracing::error!(error = %e, "cannot record a webhook event");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the event could not be recorded; deliver it again",
+            );
+        }
+    };
+    Json(json!({"accepted": 1, "duplicates": 0, "actions": queued})).into_response()
+}
+
+/// The answer to an event already recorded: a redelivery, or a change
+/// already seen by polling or by another event of the same update.
+fn duplicate(key: &str) -> Response {
+    tracing::debug!(key, "webhook delivery held events already recorded");
+    Json(json!({"accepted": 0, "duplicates": 1, "actions": 0})).into_response()
+}
+
+/// Whether the event's key is the one it will be recorded under before
+/// the ticket is read: a comment's, or the state of a named update. (An
+/// event naming no update takes the key of the state it is decided on.)
+fn is_final(ev: &Event) -> bool {
+    ev.kind == EventKind::CommentAdded || ev.id.starts_with("zendesk:ticket:")
+}
+
+/// Whether an event with this key is in the store. An error says no: the
+/// event is then read and recorded as usual, where a store error is a 503.
+async fn recorded(app: &App, key: &str) -> bool {
+    let (store, key) = (app.engine.store.clone(), key.to_string());
+    matches!(
+        tokio::task::spawn_blocking(move || store.event(&key)).await,
+        Ok(Ok(Some(_)))
+    )
+}
+
+/// Event subscriptions carry the ticket's standard attributes but not its
+/// custom fields, which most rules read: the event is decided on the
+/// ticket as the API shows it. That read is shared by every event of one
+/// update and skipped for l3map's own updates (`runtime::tickets`); a
+/// failed read is a 503, so Zendesk delivers again rather than the rules
+/// deciding on half a ticket.
+///
+/// An event about the ticket's state takes the key of the state it is
+/// decided on (`zendesk:ticket:ID:UPDATED_AT`, as the poller keys it), so
+/// the same change seen by both, or announced by several events of one
+/// update, is decided once. A comment keeps its own key: it is news of
+/// its own, whichever event of its update came first.
+///
+/// Zendesk's `updated_at` has one-second resolution: two updates of one
+/// ticket within a second share a state key.
+async fn read_ticket(app: &App, ev: &mut Event) -> Result<(), Box<Response>> {
+    let (Some((connection, zd)), Some(announced)) = (&app.zendesk, ev.ticket.as_ref()) else {
+        return Ok(());
+    };
+    let id = announced.id;
+    let unavailable = |what: String| {
+        Box::new(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("reading ticket {id} failed ({what}); deliver it again"),
+        ))
+    };
+    let update = announced.updated_at.clone();
+    let mut tries = 0;
+    let state = loop {
+        tries += 1;
+        let got = app
+            .engine
+            .tickets
+            .get_or_read(id, update.as_deref(), zd.get_ticket_json(id))
+            .await;
+        let (shown, read) = match got {
+            Ok(found) => found,
+            Err(e) => {
+                // Counted by the connector's observer; logged here with
+                // the ticket it was for.
+                let kind = super::apply::error_kind(&e);
+                tracing::warn!(%connection, ticket = id, error = %e, "cannot read the ticket a webhook announced");
+                return Err(unavailable(kind.to_string()));
+            }
+        };
+        let live = app.engine.live();
+        let state = match crate::eval::convert::zendesk::from_ticket(&shown, &live.convert.statuses)
+        {
+            Ok(mut fresh) if fresh.len() == 1 => fresh.swap_remove(0),
+            _ => return Err(unavailable("the API's answer could not be read".into())),
+        };
+        // A kept ticket that contradicts the event's own view of the same
+        // update is another update of the same second: read it anew.
+        let agrees = state.ticket.as_ref().is_some_and(|t| agrees(announced, t));
+        match (&update, read || agrees || tries > 1) {
+            (Some(u), false) => app.engine.tickets.forget(id, u).await,
+            _ => break state,
+        }
+    };
+    if ev.kind != EventKind::CommentAdded {
+        ev.id = state.id;
+    }
+    ev.ticket = state.ticket;
+    Ok(())
+}
+
+/// Whether the ticket the API showed has what the event says the update
+/// left: the standard attributes an event carries (status, priority,
+/// type, tags), where it carries them.
+fn agrees(event: &Ticket, shown: &Ticket) -> bool {
+    let same = |a: &Option<String>, b: &Option<String>| a.is_none() || a == b;
+    let mut tags = (event.tags.clone(), shown.tags.clone());
+    tags.0.sort();
+    tags.1.sort();
+    same(&event.status, &shown.status)
+        && same(&event.priority, &shown.priority)
+        && same(&event.kind, &shown.kind)
+        && (event.tags.is_empty() || tags.0 == tags.1)
 }
 
 #[cfg(test)]

@@ -175,6 +175,13 @@ pub fn from_source_json(text: &str, ctx: &ConvertContext) -> Result<Vec<Event>, 
     from_source_value(&v, ctx)
 }
 
+/// What `POST /webhooks/zendesk` reads: one Zendesk webhook delivery,
+/// never another source's shape (see [`zendesk::from_delivery`]).
+pub fn from_zendesk_webhook(text: &str, ctx: &ConvertContext) -> Result<Event, EventError> {
+    let v: Json = serde_json::from_str(text).map_err(|e| fail("", format!("invalid JSON: {e}")))?;
+    zendesk::from_delivery(&v, &ctx.statuses)
+}
+
 /// [`from_source_json`] for a payload already parsed.
 pub fn from_source_value(v: &Json, ctx: &ConvertContext) -> Result<Vec<Event>, EventError> {
     match detect(v) {

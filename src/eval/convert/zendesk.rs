@@ -81,7 +81,9 @@ fn api_ticket(
         EventKind::TicketUpdated
     };
     Ok(Event {
-        id: format!("zendesk:ticket:{}:{at}", ticket.id),
+        // The webhook's events of this update key the same way.
+        id: state_key(ticket.id, &at)
+            .unwrap_or_else(|| format!("zendesk:ticket:{}:{at}", ticket.id)),
         kind,
         at,
         ticket: Some(ticket),
@@ -92,8 +94,65 @@ fn api_ticket(
     })
 }
 
-/// Reads a webhook event subscription payload. Its `id` is the event id:
-/// Zendesk keeps it when it retries a delivery.
+/// The key of "ticket `id` as of `updated_at`": what polling and the
+/// webhook events that describe a ticket's state share, so one change seen
+/// by both is decided once. The stamp is read as UTC whole seconds, the
+/// Tickets API's resolution (event payloads may carry nanoseconds); `None`
+/// when it is not a timestamp.
+pub fn state_key(id: u64, updated_at: &str) -> Option<String> {
+    let ts: jiff::Timestamp = updated_at.trim().parse().ok()?;
+    Some(format!(
+        "zendesk:ticket:{id}:{}",
+        ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+    ))
+}
+
+/// One delivery to `POST /webhooks/zendesk`, and nothing else: a ticket
+/// event subscription (`"type": "zen:event-type:ticket.*"`), or a legacy
+/// trigger payload that is exactly `{"ticket": {...}}` with one ticket's
+/// `id` and `updated_at`. Normalised events, Salesforce records, ticket
+/// lists and sideloads are refused: a webhook speaks for Zendesk about one
+/// ticket, so it can neither pass for another source (an agent's turn) nor
+/// make one delivery cost a read per ticket of a list.
+pub fn from_delivery(v: &Json, statuses: &StatusIndex) -> Result<Event, EventError> {
+    let top = as_object(v, "")?;
+    if top
+        .get("type")
+        .and_then(Json::as_str)
+        .is_some_and(|t| t.starts_with(EVENT_TYPE_PREFIX))
+    {
+        return from_webhook(v, statuses);
+    }
+    if let (Some(t), 1) = (get(top, "ticket"), top.len()) {
+        let ticket = api_ticket(
+            as_object(t, "ticket")?,
+            "ticket",
+            statuses,
+            &Sideloads::default(),
+        )?;
+        return Ok(ticket);
+    }
+    Err(fail(
+        "",
+        "not a Zendesk webhook delivery: this endpoint accepts a ticket event subscription \
+         (\"type\": \"zen:event-type:ticket.*\") or a trigger payload that is exactly \
+         {\"ticket\": {\"id\", \"updated_at\", ...}}, one ticket per delivery; normalised \
+         events, Salesforce records and ticket lists are not accepted here",
+    ))
+}
+
+/// Reads a webhook event subscription payload. The event's key says what
+/// it is about, so that the several events of one ticket update are
+/// neither decided twice nor lost (see docs/EVENTS.md, "Event keys"):
+///
+/// * `comment_added` carries content of its own: keyed by the comment,
+///   `zendesk:comment:{ticket}:{comment id}` (by the delivery's own id,
+///   `zendesk:event:{id}`, if the comment has no id). Zendesk keeps both
+///   when it retries a delivery.
+/// * every other event describes the ticket's state after the update:
+///   keyed by that state, `zendesk:ticket:{ticket}:{detail.updated_at}`
+///   (see [`state_key`]), as polling keys it; without `updated_at`, by
+///   the delivery's id.
 pub fn from_webhook(v: &Json, statuses: &StatusIndex) -> Result<Event, EventError> {
     let top = as_object(v, "")?;
     let ty = req_str(top, "", "type")?;
@@ -108,7 +167,7 @@ pub fn from_webhook(v: &Json, statuses: &StatusIndex) -> Result<Event, EventErro
             ),
         ));
     };
-    let id = req_str(top, "", "id")?;
+    let delivery = format!("zendesk:event:{}", req_str(top, "", "id")?);
     let at = rfc3339(&req_str(top, "", "time")?, "time")?;
     let detail = req_object(top, "", "detail")?;
     let change = match get(top, "event") {
@@ -116,8 +175,15 @@ pub fn from_webhook(v: &Json, statuses: &StatusIndex) -> Result<Event, EventErro
         None => None,
     };
     let ticket = webhook_ticket(detail, name, change, statuses)?;
-    let (kind, comment) = match name {
-        "created" => (EventKind::TicketCreated, None),
+    let state = || {
+        ticket
+            .updated_at
+            .as_deref()
+            .and_then(|u| state_key(ticket.id, u))
+            .unwrap_or_else(|| delivery.clone())
+    };
+    let (kind, comment, id) = match name {
+        "created" => (EventKind::TicketCreated, None, state()),
         "comment_added" => {
             let c = change.ok_or_else(|| {
                 fail(
@@ -125,14 +191,16 @@ pub fn from_webhook(v: &Json, statuses: &StatusIndex) -> Result<Event, EventErro
                     "missing (a comment_added event carries event.comment)",
                 )
             })?;
-            (
-                EventKind::CommentAdded,
-                Some(comment(req_object(c, "event", "comment")?)?),
-            )
+            let c = req_object(c, "event", "comment")?;
+            let id = match opt_id(c, "event.comment", "id")? {
+                Some(cid) => format!("zendesk:comment:{}:{cid}", ticket.id),
+                None => delivery.clone(),
+            };
+            (EventKind::CommentAdded, Some(comment(c)?), id)
         }
         // Every other ticket event (status, priority, tags, custom field,
         // assignment, ones Zendesk adds later) is a change to the ticket.
-        _ => (EventKind::TicketUpdated, None),
+        _ => (EventKind::TicketUpdated, None, state()),
     };
     Ok(Event {
         id,
@@ -466,7 +534,8 @@ mod tests {
         };
         let ev = hook("created", "{}");
         assert_eq!(ev.kind, EventKind::TicketCreated);
-        assert_eq!(ev.id, "e-1");
+        // No `detail.updated_at`: keyed by the delivery.
+        assert_eq!(ev.id, "zendesk:event:e-1");
         let t = ev.ticket.unwrap();
         assert_eq!((t.id, t.status.as_deref()), (5, Some("pending")));
         assert_eq!(t.priority.as_deref(), Some("high"));
@@ -502,6 +571,67 @@ mod tests {
             r#"{"comment":{"body":"x","author":{"is_staff":false}}}"#,
         );
         assert_eq!(c.comment.unwrap().author.as_deref(), Some("end_user"));
+    }
+
+    /// The events of one update: those about the ticket's state share the
+    /// state's key (as polling keys it), a comment has its own.
+    #[test]
+    fn webhook_keys_say_what_the_event_is_about() {
+        let hook = |ty: &str, event: &str| {
+            from_webhook(
+                &parse(&format!(
+                    r#"{{"type":"zen:event-type:ticket.{ty}","id":"{ty}-delivery","time":"2026-11-11T10:00:01Z",
+                    "detail":{{"id":"5","status":"OPEN","updated_at":"2026-11-11T10:00:00.250Z"}},"event":{event}}}"#
+                )),
+                &statuses(),
+            )
+            .unwrap()
+            .id
+        };
+        let state = "zendesk:ticket:5:2026-11-11T10:00:00Z";
+        assert_eq!(hook("status_changed", "{}"), state);
+        assert_eq!(hook("custom_field_changed", "{}"), state);
+        assert_eq!(hook("created", "{}"), state);
+        assert_eq!(
+            hook("comment_added", r#"{"comment":{"id":"3915","body":"hi"}}"#),
+            "zendesk:comment:5:3915"
+        );
+        assert_eq!(
+            hook("comment_added", r#"{"comment":{"body":"hi"}}"#),
+            "zendesk:event:comment_added-delivery"
+        );
+        assert_eq!(
+            state_key(5, "2026-11-11T12:00:00+02:00").as_deref(),
+            Some("zendesk:ticket:5:2026-11-11T10:00:00Z")
+        );
+        assert_eq!(state_key(5, "yesterday"), None);
+    }
+
+    /// The webhook endpoint's reader takes Zendesk's deliveries only.
+    #[test]
+    fn a_delivery_is_a_ticket_event_or_one_trigger_ticket() {
+        let read = |s: &str| from_delivery(&parse(s), &statuses());
+        let ev = read(r#"{"ticket":{"id":"7","updated_at":"2026-11-11T10:00:00Z"}}"#).unwrap();
+        assert_eq!(ev.id, "zendesk:ticket:7:2026-11-11T10:00:00Z");
+        assert!(read(
+            r#"{"type":"zen:event-type:ticket.created","id":"e","time":"2026-11-11T10:00:00Z","detail":{"id":"5"}}"#
+        )
+        .is_ok());
+        for other in [
+            r#"{"id":"agent:e2e:t-1","kind":"agent_turn","at":"2026-11-11T10:00:00Z","ticket":{"id":1}}"#,
+            r#"{"tickets":[{"id":1,"updated_at":"2026-11-11T10:00:00Z"}]}"#,
+            r#"{"ticket":{"id":1,"updated_at":"2026-11-11T10:00:00Z"},"users":[]}"#,
+            r#"{"id":1,"status":"open","updated_at":"2026-11-11T10:00:00Z"}"#,
+            r#"{"attributes":{"type":"Case"},"Id":"500000000000001AAA"}"#,
+            r#"{"totalSize":0,"done":true,"records":[]}"#,
+            r#"{"ChangeEventHeader":{}}"#,
+        ] {
+            let e = read(other).unwrap_err().message;
+            assert!(
+                e.starts_with("not a Zendesk webhook delivery"),
+                "{other}: {e}"
+            );
+        }
     }
 
     #[test]

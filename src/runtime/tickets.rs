@@ -1,0 +1,217 @@
+//! Tickets as the Zendesk API last showed them, by update: `(ticket id,
+//! updated_at)`. A webhook reads the ticket it announces (event payloads
+//! carry no custom fields), and one ticket update announces itself with
+//! several events (status, comment, each custom field...). With this cache
+//! the ticket is read at most once per update, however many of its events
+//! arrive and however they interleave (moka's `entry().or_try_insert_with`
+//! runs one read and lets the other callers wait for it), and not at all
+//! for an update l3map made itself: the answer to its `PUT` is the updated
+//! ticket with its new `updated_at`, kept here by the outbox worker.
+//!
+//! Bounded by bytes (each entry weighs its JSON size), not by count: a
+//! ticket may carry megabytes of custom field text.
+
+use crate::connectors::error::ApiError;
+use serde_json::Value as Json;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// 16 MiB of ticket JSON: some thousands of typical tickets.
+pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Zendesk delivers a webhook within seconds of the update, and retries a
+/// failed delivery for longer; an entry older than this is read again.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(10 * 60);
+
+/// Ticket id and `updated_at` in whole seconds: the Tickets API stamps
+/// with one-second resolution, event payloads may add nanoseconds.
+type Key = (u64, i64);
+
+/// A ticket as the API answered it: `{"ticket": {...}}`.
+pub type Shown = Arc<Json>;
+
+#[derive(Clone)]
+pub struct Tickets {
+    inner: moka::future::Cache<Key, Shown>,
+}
+
+impl std::fmt::Debug for Tickets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tickets")
+            .field("bytes", &self.inner.weighted_size())
+            .finish()
+    }
+}
+
+impl Default for Tickets {
+    fn default() -> Tickets {
+        Tickets::new(DEFAULT_MAX_BYTES, DEFAULT_TTL)
+    }
+}
+
+/// `updated_at` as whole seconds since 1970, if it is a timestamp.
+pub fn stamp(updated_at: &str) -> Option<i64> {
+    updated_at
+        .trim()
+        .parse::<jiff::Timestamp>()
+        .ok()
+        .map(|t| t.as_second())
+}
+
+/// The id and stamp of an API answer `{"ticket": {"id", "updated_at"}}`.
+fn key_of(shown: &Json) -> Option<Key> {
+    let t = shown.get("ticket")?;
+    Some((
+        t.get("id")?.as_u64()?,
+        stamp(t.get("updated_at")?.as_str()?)?,
+    ))
+}
+
+fn weight(shown: &Json) -> u32 {
+    // The serialised size: what the ticket costs, near enough, in memory.
+    let bytes = serde_json::to_vec(shown).map_or(usize::MAX, |v| v.len());
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
+impl Tickets {
+    pub fn new(max_bytes: u64, ttl: Duration) -> Tickets {
+        Tickets {
+            inner: moka::future::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_: &Key, v: &Shown| weight(v))
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// Keeps an API answer (the `PUT` that applied l3map's own actions):
+    /// the webhook events of that update then need no read.
+    pub async fn remember(&self, shown: Json) {
+        if let Some(key) = key_of(&shown) {
+            self.inner.insert(key, Arc::new(shown)).await;
+        }
+    }
+
+    /// Forgets what is kept for one update: it was found stale.
+    pub async fn forget(&self, id: u64, updated_at: &str) {
+        if let Some(s) = stamp(updated_at) {
+            self.inner.invalidate(&(id, s)).await;
+        }
+    }
+
+    /// Ticket `id` as of the update stamped `updated_at` (or later): kept,
+    /// or read by `read` once for every caller asking about that update at
+    /// the same time. `true` with it when this call did the read. A failed
+    /// read is not kept: the next caller reads again.
+    pub async fn get_or_read<F>(
+        &self,
+        id: u64,
+        updated_at: Option<&str>,
+        read: F,
+    ) -> Result<(Shown, bool), ApiError>
+    where
+        F: Future<Output = Result<Json, ApiError>>,
+    {
+        let Some(s) = updated_at.and_then(stamp) else {
+            // No update named: nothing to share it with, but what it
+            // shows is kept for the events of its own update.
+            let shown = Arc::new(read.await?);
+            if let Some(key) = key_of(&shown) {
+                self.inner.insert(key, shown.clone()).await;
+            }
+            return Ok((shown, true));
+        };
+        let entry = self
+            .inner
+            .entry((id, s))
+            .or_try_insert_with(async { read.await.map(Arc::new) })
+            .await
+            .map_err(|e: Arc<ApiError>| (*e).clone())?;
+        let fresh = entry.is_fresh();
+        let shown = entry.into_value();
+        if fresh {
+            // Read later than the update it was asked for, it may show a
+            // newer one: the events of that update need no read either.
+            if let Some(key) = key_of(&shown).filter(|k| *k != (id, s)) {
+                self.inner.insert(key, shown.clone()).await;
+            }
+        }
+        Ok((shown, fresh))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn ticket(id: u64, updated_at: &str, text: &str) -> Json {
+        serde_json::json!({"ticket": {"id": id, "updated_at": updated_at, "subject": text}})
+    }
+
+    #[tokio::test]
+    async fn one_read_per_update_however_many_ask() {
+        let cache = Tickets::default();
+        let reads = Arc::new(AtomicU32::new(0));
+        let asks: Vec<_> = (0..20)
+            .map(|_| {
+                let (cache, reads) = (cache.clone(), reads.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_read(7, Some("2026-11-25T10:00:00.123456Z"), async {
+                            reads.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Ok(ticket(7, "2026-11-25T10:00:00Z", "x"))
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for a in asks {
+            a.await.unwrap().unwrap();
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+        // Another update of the ticket is another read.
+        let (_, read) = cache
+            .get_or_read(7, Some("2026-11-25T10:00:05Z"), async {
+                Ok(ticket(7, "2026-11-25T10:00:05Z", "y"))
+            })
+            .await
+            .unwrap();
+        assert!(read);
+    }
+
+    #[tokio::test]
+    async fn an_update_remembered_needs_no_read() {
+        let cache = Tickets::default();
+        cache
+            .remember(ticket(9, "2026-11-25T10:00:00Z", "ours"))
+            .await;
+        let (shown, read) = cache
+            .get_or_read(9, Some("2026-11-25T10:00:00Z"), async {
+                panic!("read an update l3map made itself")
+            })
+            .await
+            .unwrap();
+        assert!(!read);
+        assert_eq!(shown["ticket"]["subject"], "ours");
+    }
+
+    #[tokio::test]
+    async fn bounded_by_bytes() {
+        let cache = Tickets::new(64 * 1024, DEFAULT_TTL);
+        let big = "x".repeat(16 * 1024);
+        for id in 0..40 {
+            cache
+                .remember(ticket(id, "2026-11-25T10:00:00Z", &big))
+                .await;
+        }
+        cache.inner.run_pending_tasks().await;
+        assert!(
+            cache.inner.weighted_size() <= 64 * 1024,
+            "{} bytes kept",
+            cache.inner.weighted_size()
+        );
+    }
+}
