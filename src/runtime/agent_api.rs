@@ -475,8 +475,6 @@ fn answer_bytes(answer: &TurnAnswer) -> usize {
     n.0
 }
 
-/// Authenticated by [`agent_gate`]; the body was read within the bounds.
-
 /// A turn's event key, `agent:{agent}:{turn}`: a namespace no other
 /// source can write in (a webhook's keys are `zendesk:...`, and it accepts
 /// no payload that names its own key; see `eval::convert::zendesk`), so no
@@ -488,6 +486,7 @@ fn turn_key(agent: &str, turn: &str) -> String {
     format!("agent:{agent}:{turn}")
 }
 
+/// Authenticated by [`agent_gate`]; the body was read within the bounds.
 async fn post_turn(
     State(app): State<Arc<App>>,
     Extension(AgentName(agent)): Extension<AgentName>,
