@@ -9,6 +9,7 @@ use crate::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
 use crate::emulator::zendesk::{WebhookTarget, ZendeskEmulator, ZendeskOptions};
 use crate::runtime::apply::{Client, Outcome};
 use crate::runtime::config::{Config, LogFormat};
+use crate::runtime::listen::HttpLimits;
 use crate::runtime::reload::{OnReload, Reloaded};
 use crate::runtime::stack::{first_salesforce, first_zendesk, start, Setup};
 use crate::runtime::store::Store;
@@ -157,6 +158,7 @@ async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
         concurrency: cfg.outbox.workers_per_connection,
         report: None,
         agents,
+        limits: cfg.server.limits,
     })
     .await?;
     let mut polling = Vec::new();
@@ -319,6 +321,7 @@ async fn embedded(o: Options) -> Result<u8, String> {
         concurrency: 4,
         report: Some(sink),
         agents: vec![(DEMO_AGENT.to_string(), Secret::new(DEMO_AGENT_TOKEN))],
+        limits: HttpLimits::default(),
     })
     .await?;
     let Some(zd) = zd_client else {

@@ -31,6 +31,19 @@ where
         }
     }
 
+    /// As [`ReadCache::new`], bounded by what `weigh` says the entries
+    /// cost (in bytes) rather than by their number: for values whose size
+    /// the caller does not control.
+    pub fn by_weight(ttl: Duration, max_weight: u64, weigh: fn(&K, &V) -> u32) -> ReadCache<K, V> {
+        ReadCache {
+            inner: moka::future::Cache::builder()
+                .time_to_live(ttl)
+                .max_capacity(max_weight)
+                .weigher(weigh)
+                .build(),
+        }
+    }
+
     /// The cached value, or `load`'s result, cached. A failed load is not
     /// cached: the next lookup tries again.
     pub async fn get_or_load<F>(&self, key: K, load: F) -> Result<V, ApiError>
@@ -76,6 +89,27 @@ mod tests {
             assert_eq!(l.await.unwrap(), Ok(7));
         }
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_weighted_cache_keeps_its_weight_not_its_count() {
+        let cache: ReadCache<u32, String> =
+            ReadCache::by_weight(DEFAULT_TTL, 100, |_, v: &String| v.len() as u32);
+        for k in 0..10 {
+            let v = cache.get_or_load(k, async { Ok("x".repeat(30)) }).await;
+            assert_eq!(v.map(|v| v.len()), Ok(30));
+        }
+        cache.inner.run_pending_tasks().await;
+        assert!(
+            cache.inner.weighted_size() <= 100,
+            "{}",
+            cache.inner.weighted_size()
+        );
+        assert!(
+            cache.inner.entry_count() <= 3,
+            "{}",
+            cache.inner.entry_count()
+        );
     }
 
     #[tokio::test]

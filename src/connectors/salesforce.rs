@@ -25,6 +25,31 @@ const SF: System = System::Salesforce;
 /// A record as the API returns it.
 pub type Record = Map<String, Json>;
 
+/// The Account cache's bound, in bytes of the records' JSON: agents name
+/// the Accounts they read (`/v1/context?account=`), and an org's Account
+/// may carry long text fields, so a count would bound nothing.
+pub const ACCOUNT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// What a cached Account costs: its JSON's length, the Id, and a fixed
+/// allowance for the map and the cache's own bookkeeping. (`&String`: the
+/// cache's weigher is a `fn(&K, &V)` with `K = String`.)
+#[allow(clippy::ptr_arg)]
+fn account_bytes(id: &String, record: &Arc<Record>) -> u32 {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    let _ = serde_json::to_writer(&mut n, &**record);
+    u32::try_from(n.0 + id.len() + 256).unwrap_or(u32::MAX)
+}
+
 /// sObject Collections take at most 200 records per request.
 pub const BATCH_LIMIT: usize = 200;
 
@@ -375,7 +400,7 @@ impl SalesforceClient {
             permits,
             limiter,
             usage: Mutex::new(None),
-            accounts: ReadCache::new(cfg.cache_ttl, 10_000),
+            accounts: ReadCache::by_weight(cfg.cache_ttl, ACCOUNT_CACHE_BYTES, account_bytes),
             describes: ReadCache::new(cfg.cache_ttl, 1_000),
             cfg,
             sign_in,

@@ -25,6 +25,7 @@ use crate::runtime::clients;
 use crate::runtime::config::Config;
 use crate::runtime::demo::Agent;
 use crate::runtime::engine::Engine;
+use crate::runtime::listen::HttpLimits;
 use crate::runtime::stack::{self, first_salesforce, first_zendesk, Running, Setup};
 use crate::runtime::store::{Row, State, Store};
 use serde_json::{json, Map, Value as Json};
@@ -212,6 +213,7 @@ impl Rig {
                 concurrency: 4,
                 report: None,
                 agents: vec![(AGENT.to_string(), agent_token.clone())],
+                limits: HttpLimits::default(),
             },
             desk,
             setup_zd,
@@ -285,6 +287,7 @@ impl Rig {
                 concurrency: cfg.outbox.workers_per_connection,
                 report: None,
                 agents: vec![(agent, agent_token.clone())],
+                limits: cfg.server.limits,
             },
             desk,
             setup_zd,

@@ -14,6 +14,7 @@
 
 use super::apply::error_kind;
 use super::engine::{Engine, Ingested};
+use super::intake::{with_body, Gate};
 use super::ops::json_value;
 use super::server::{body_error, error, App};
 use super::store::Accepted;
@@ -24,10 +25,11 @@ use crate::eval::convert::{id_value, zendesk::from_ticket};
 use crate::eval::decide::{decide, ActionKind, Record, Rule};
 use crate::eval::event::{Event, EventKind, MoneyJson, Ticket, Turn};
 use crate::ir::{CommentBody, EscAction, FieldRef, Program, Ref, TemplatePart};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Extension, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -51,18 +53,54 @@ const MAX_TURN_ID: usize = 128;
 /// agent retries within seconds; the store's dedup lasts forever, this
 /// only decides whether the retry also gets the original decision back.
 const MEMO_TTL: Duration = Duration::from_secs(3600);
-const MEMO_CAPACITY: u64 = 4096;
+/// The answers kept, in bytes (each weighed as its JSON, the key and a
+/// fixed overhead): an answer echoes the agent's fields, so a count would
+/// bound nothing. Thousands of ordinary answers fit; a turn whose answer
+/// is evicted and retried gets the store's "recorded earlier" answer.
+pub const MEMO_BYTES: u64 = 64 * 1024 * 1024;
+/// Bookkeeping per entry beyond its JSON (key, Arc, moka's node).
+const MEMO_ENTRY_OVERHEAD: usize = 512;
 
 /// Ticket fields (l3map names) that may hold the Salesforce Account id.
 const ACCOUNT_FIELDS: [&str; 2] = ["salesforce_account_id", "account_id"];
 
-pub fn routes() -> Router<Arc<App>> {
+pub fn routes(gate: Gate) -> Router<Arc<App>> {
     Router::new()
         .route("/v1/turns", post(post_turn).fallback(method_not_allowed))
         .route(
             "/v1/context/{ticket}",
             get(get_context).fallback(method_not_allowed),
         )
+        .route_layer(from_fn_with_state(gate, agent_gate))
+}
+
+/// The agent a request was authenticated as, by [`agent_gate`].
+#[derive(Debug, Clone)]
+struct AgentName(String);
+
+/// The bearer token before anything else: no body is read, and no byte of
+/// the budget spent, for a request without a valid one. A `POST`'s body is
+/// then read whole within the server's bounds ([`super::intake`]); any
+/// other method's body is not read at all.
+async fn agent_gate(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
+    let agent = match authenticate(&gate.app, req.headers()) {
+        Ok(a) => a,
+        Err(r) => return r.into_response(),
+    };
+    req.extensions_mut().insert(AgentName(agent));
+    if req.method() != Method::POST {
+        return next.run(req.map(|_| Body::empty())).await;
+    }
+    match with_body(&gate, req, next).await {
+        Ok(resp) => resp,
+        Err(r) => {
+            gate.app
+                .engine
+                .metrics
+                .event_rejected(SOURCE, r.metric_reason());
+            r.response
+        }
+    }
 }
 
 async fn method_not_allowed() -> Response {
@@ -406,10 +444,35 @@ fn memo() -> &'static Memo {
     static MEMO: OnceLock<Memo> = OnceLock::new();
     MEMO.get_or_init(|| {
         moka::future::Cache::builder()
-            .max_capacity(MEMO_CAPACITY)
+            .max_capacity(MEMO_BYTES)
+            .weigher(|(path, id): &(PathBuf, String), answer: &Arc<TurnAnswer>| {
+                let bytes =
+                    answer_bytes(answer) + path.as_os_str().len() + id.len() + MEMO_ENTRY_OVERHEAD;
+                u32::try_from(bytes).unwrap_or(u32::MAX)
+            })
             .time_to_live(MEMO_TTL)
             .build()
     })
+}
+
+/// What an answer costs in memory: its JSON's length, which counts every
+/// string it holds (the agent's fields among them) once.
+fn answer_bytes(answer: &TurnAnswer) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    // Serialising a TurnAnswer cannot fail (string keys, no maps of
+    // non-string keys); a failure would weigh the fixed overhead only.
+    let _ = serde_json::to_writer(&mut n, answer);
+    n.0
 }
 
 /// A turn's event key, `agent:{agent}:{turn}`: a namespace no other
@@ -423,16 +486,13 @@ fn turn_key(agent: &str, turn: &str) -> String {
     format!("agent:{agent}:{turn}")
 }
 
+/// Authenticated by [`agent_gate`]; the body was read within the bounds.
 async fn post_turn(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Extension(AgentName(agent)): Extension<AgentName>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let started = Instant::now();
-    let agent = match authenticate(&app, &headers) {
-        Ok(a) => a,
-        Err(r) => return r.into_response(),
-    };
     let body = match body {
         Ok(b) => b,
         Err(e) => {
@@ -898,15 +958,12 @@ struct ContextQuery {
     account: Option<String>,
 }
 
+/// Authenticated by [`agent_gate`].
 async fn get_context(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
     ticket: Result<Path<String>, PathRejection>,
     query: Result<Query<ContextQuery>, QueryRejection>,
 ) -> Response {
-    if let Err(r) = authenticate(&app, &headers) {
-        return r.into_response();
-    }
     match context(&app, ticket, query).await {
         Ok(body) => Json(body).into_response(),
         Err(f) => f.into_response(),

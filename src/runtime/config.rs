@@ -14,6 +14,15 @@
 //! [server]
 //! # An IP address and a port (a host name such as "localhost" is refused).
 //! listen = "127.0.0.1:8780"
+//! # Bounds on what anyone who can reach the port may hold (docs/RUNTIME.md,
+//! # "Limits and guarantees"): open connections (1 to 65536), seconds to
+//! # send a request head and to stay idle between requests (1 to 300),
+//! # seconds to send a body, and for a stalled response (1 to 600), and MiB
+//! # of request bodies held at once (1 to 4096).
+//! max_connections = 512
+//! header_timeout_secs = 10
+//! body_timeout_secs = 10
+//! body_buffer_mib = 32
 //!
 //! # Zendesk webhooks: the signing secret, and how far a signature's
 //! # timestamp may be from now (1 to 86400 seconds). Without this section
@@ -88,6 +97,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::connectors::Secret;
+use crate::runtime::listen::HttpLimits;
 
 /// The longest poll interval or webhook tolerance: beyond a day, polling is
 /// effectively off and a signature check no longer stops replays.
@@ -122,12 +132,14 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
     pub listen: SocketAddr,
+    pub limits: HttpLimits,
 }
 
 impl Default for Server {
     fn default() -> Server {
         Server {
             listen: SocketAddr::from(([127, 0, 0, 1], 8780)),
+            limits: HttpLimits::default(),
         }
     }
 }
@@ -457,6 +469,10 @@ struct RawConfig {
 #[serde(deny_unknown_fields, expecting = "a [server] table")]
 struct RawServer {
     listen: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
+    header_timeout_secs: Option<Spanned<i64>>,
+    body_timeout_secs: Option<Spanned<i64>>,
+    body_buffer_mib: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -633,7 +649,30 @@ impl Source<'_> {
         };
 
         let mut server = Server::default();
-        if let Some(listen) = raw.server.and_then(|s| s.listen) {
+        let raw_server = raw.server.unwrap_or(RawServer {
+            listen: None,
+            max_connections: None,
+            header_timeout_secs: None,
+            body_timeout_secs: None,
+            body_buffer_mib: None,
+        });
+        let limits = &mut server.limits;
+        if let Some(v) = &raw_server.max_connections {
+            limits.max_connections = self.ranged("server.max_connections", v, 1, 65_536)? as usize;
+        }
+        if let Some(v) = &raw_server.header_timeout_secs {
+            limits.header_timeout =
+                Duration::from_secs(self.ranged("server.header_timeout_secs", v, 1, 300)?);
+        }
+        if let Some(v) = &raw_server.body_timeout_secs {
+            limits.body_timeout =
+                Duration::from_secs(self.ranged("server.body_timeout_secs", v, 1, 600)?);
+        }
+        if let Some(v) = &raw_server.body_buffer_mib {
+            limits.body_buffer_bytes =
+                self.ranged("server.body_buffer_mib", v, 1, 4096)? as usize * 1024 * 1024;
+        }
+        if let Some(listen) = raw_server.listen {
             server.listen = listen.get_ref().trim().parse().map_err(|_| {
                 self.invalid(
                     listen.span(),
@@ -1378,6 +1417,43 @@ level = "info"
         }
         let c = parse("mappings = \"m\"\n[server]\nlisten = \"[::1]:9000\"\n").unwrap();
         assert_eq!(c.server.listen, "[::1]:9000".parse().unwrap());
+    }
+
+    #[test]
+    fn server_limits_are_read_and_checked() {
+        let c = parse(
+            "mappings = \"m\"\n[server]\nmax_connections = 64\nheader_timeout_secs = 3\n\
+             body_timeout_secs = 20\nbody_buffer_mib = 8\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.server.limits,
+            HttpLimits {
+                max_connections: 64,
+                header_timeout: Duration::from_secs(3),
+                body_timeout: Duration::from_secs(20),
+                body_buffer_bytes: 8 * 1024 * 1024,
+            }
+        );
+        assert_eq!(c.server.listen, Server::default().listen);
+        for (key, bad) in [
+            ("max_connections", "0"),
+            ("max_connections", "70000"),
+            ("header_timeout_secs", "0"),
+            ("header_timeout_secs", "301"),
+            ("body_timeout_secs", "601"),
+            ("body_buffer_mib", "0"),
+            ("body_buffer_mib", "5000"),
+        ] {
+            let (_, shown) = err(&format!("mappings = \"m\"\n[server]\n{key} = {bad}\n"));
+            assert!(
+                shown.contains(&format!("`server.{key}` = {bad} is out of range")),
+                "{shown}"
+            );
+            assert!(shown.contains(":3:"), "{shown}");
+        }
+        let (_, shown) = err("mappings = \"m\"\n[server]\nmax_conections = 5\n");
+        assert!(shown.contains("max_conections"), "{shown}");
     }
 
     #[test]

@@ -9,6 +9,8 @@ pub mod compile;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod intake;
+pub mod listen;
 pub mod metrics;
 pub mod ops;
 pub mod poll;

@@ -2,6 +2,8 @@
 //! refusal is a 4xx with a JSON body saying what was wrong.
 
 use super::engine::Engine;
+use super::intake::{webhook_gate, Gate, Intake};
+use super::listen::HttpLimits;
 use super::metrics::CONTENT_TYPE;
 use super::store::now_ms;
 use super::webhook::zendesk_webhook;
@@ -11,6 +13,7 @@ use crate::connectors::Secret;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -34,13 +37,29 @@ pub struct App {
     pub salesforce: Option<(String, SalesforceClient)>,
 }
 
+/// The routes with the default [`HttpLimits`] on body reads.
 pub fn router(app: Arc<App>) -> Router {
+    router_with(app, &HttpLimits::default())
+}
+
+/// The routes. Endpoints that take a body read it through a gate that
+/// checks the request's credentials first ([`super::intake`]).
+pub fn router_with(app: Arc<App>, limits: &HttpLimits) -> Router {
+    let gate = Gate {
+        app: app.clone(),
+        intake: Arc::new(Intake::new(limits)),
+    };
     Router::new()
-        .route("/webhooks/zendesk", post(zendesk_webhook))
+        .route(
+            "/webhooks/zendesk",
+            post(zendesk_webhook).route_layer(from_fn_with_state(gate.clone(), webhook_gate)),
+        )
         .route("/healthz", get(health))
         .route("/metrics", get(metrics))
-        .merge(super::agent_api::routes())
+        .merge(super::agent_api::routes(gate))
         .fallback(not_found)
+        // A second net: a body the gates did not read is never buffered
+        // past the limit either.
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
 }

@@ -4,8 +4,9 @@
 
 use super::apply::{error_kind, Applier, Client, Retries};
 use super::engine::{Engine, Live};
+use super::listen::{serve, HttpLimits};
 use super::metrics::Metrics;
-use super::server::{router, App};
+use super::server::{router_with, App};
 use super::store::Store;
 use super::worker::{self, ReportSink};
 use crate::connectors::error::ApiError;
@@ -42,6 +43,8 @@ pub struct Setup {
     pub concurrency: usize,
     pub report: Option<ReportSink>,
     pub agents: Vec<(String, Secret)>,
+    /// `[server]` bounds on connections, request heads and bodies.
+    pub limits: HttpLimits,
 }
 
 /// Counts every HTTP attempt of every client in `metrics`:
@@ -86,6 +89,7 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         concurrency,
         report,
         agents,
+        limits,
     } = s;
     let addr = listener
         .local_addr()
@@ -118,15 +122,12 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         zendesk: first_zendesk(&applier_clients),
         salesforce: first_salesforce(&applier_clients),
     });
-    let mut server_stop = stopped.clone();
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, router(app)).with_graceful_shutdown(async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "the HTTP server stopped");
-        }
-    });
+    let server = tokio::spawn(serve(
+        listener,
+        router_with(app, &limits),
+        limits,
+        stopped.clone(),
+    ));
     Ok(Running {
         engine,
         stop,
