@@ -19,8 +19,22 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// `GET` it for what the emulator measured: requests, 429s, and per token
+/// the most requests any sliding rate-limit window held.
+pub const STATS_PATH: &str = "/__l3map/stats";
+
 pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
+    if parts.method == Method::GET && parts.uri.path() == STATS_PATH {
+        // The emulator's own report, for tests and the e2e: not a
+        // Zendesk path, not counted, no token (it shows fingerprints).
+        return axum::Json(json!({
+            "requests": sh.total_requests(),
+            "rate_limited": sh.rate_limited_count(),
+            "windows": sh.sliding.stats(),
+        }))
+        .into_response();
+    }
     sh.count(&parts.method, parts.uri.path());
     if parts.uri.path() == "/oauth/tokens" {
         return match (parts.method.clone(), read_body(&sh, body).await) {
