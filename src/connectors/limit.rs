@@ -8,20 +8,23 @@
 //!    sent in the last window (at most `limit` instants) holds a request
 //!    while `budget` are already in it. This is the hard bound: it holds
 //!    across a limit learned mid-window, a burst after idle, anything.
-//! 2. **Paced, not front-loaded.** A GCRA whose burst is counted inside the
-//!    budget (rate `(budget - burst) / window`, burst `budget / 20`) spreads
-//!    the window's requests evenly, so a slot frees up every
-//!    `window / (budget - burst)` (0.32 s at 200/min) instead of the whole
-//!    minute going in its first seconds and nothing for the rest. By
-//!    construction it never lets more than `budget` into a window, so the
-//!    log only binds in transitions (a lower limit learned from headers).
+//! 2. **Paced, not front-loaded.** Background work goes through a GCRA
+//!    whose burst is counted inside the budget (rate `(budget - burst) /
+//!    window`, burst `budget / 10`): after idle, a tenth of the budget
+//!    may go at once; saturated, one request every `window / (budget -
+//!    burst)` (0.34 s at 200 a minute) instead of the whole minute going
+//!    in its first seconds and nothing for the rest.
 //! 3. **Two lanes.** An interactive request (a person or an agent waiting
-//!    on the answer) goes ahead of every background one waiting (outbox
-//!    writes, webhook reads, polls): with the pacing of rule 2 it waits at
-//!    most one slot, whatever backlog the outbox has. Background work is
-//!    never starved: the interactive lane may use at most four fifths of a
-//!    window's budget, so at least a fifth is background's; and whatever
-//!    the interactive lane leaves idle, background uses.
+//!    on the answer) does not wait for that pace, only for room in the
+//!    window, and goes ahead of every background caller waiting. Once
+//!    saturated, paced background work fills `budget - burst` of a
+//!    window (nine tenths), so a turn finds a free slot at once even
+//!    while the outbox has a backlog of hours, and otherwise waits for
+//!    the next slot to free up (one pace interval at most). Every request moves the pace on, so interactive use
+//!    slows background work rather than adding to it. Background work is
+//!    never starved: the interactive lane may use at most four fifths of
+//!    the paced rate in a window, and what it leaves idle, background
+//!    uses.
 //!
 //! The API's headers tighten this: a lower `X-Rate-Limit` than configured
 //! becomes the limit (the plan in the mappings may say more than the
@@ -95,7 +98,8 @@ struct Pace {
     /// Requests the limiter lets into one window: the limit less a margin
     /// for requests that arrive closer together than they left.
     budget: usize,
-    /// GCRA emission interval and tolerance.
+    /// GCRA emission interval and tolerance (the background lane's pace;
+    /// every request, interactive too, moves it on).
     interval: Duration,
     tolerance: Duration,
     /// The interactive lane's share of a window.
@@ -108,7 +112,7 @@ fn pace(limit: u32, window: Duration) -> Pace {
     // and two requests that left a slot apart can arrive closer.
     let margin = if limit > 1 { (limit / 50).max(1) } else { 0 };
     let budget = limit - margin;
-    let burst = (budget / 20).max(1);
+    let burst = (budget / 10).max(1);
     // `burst` at once, then one per interval: burst + window / interval
     // = budget in any window.
     let paced = (budget - burst).max(1);
@@ -213,19 +217,21 @@ impl TokenLimiter {
         let full = |log: &VecDeque<Instant>, cap: usize| {
             (log.len() >= cap).then(|| log[log.len() - cap] + self.window)
         };
-        let at = [
-            full(&s.sent, p.budget),
-            s.tat.map(|tat| tat.checked_sub(p.tolerance).unwrap_or(tat)),
-            s.paused_until,
-            s.next_spaced,
-        ]
-        .into_iter()
-        .flatten()
-        .fold(now, Instant::max);
+        // Both lanes: the window's hard bound and the API's pauses.
+        let at = [full(&s.sent, p.budget), s.paused_until, s.next_spaced]
+            .into_iter()
+            .flatten()
+            .fold(now, Instant::max);
         let interactive_full = full(&s.sent_interactive, p.interactive_cap);
         match lane {
+            // An interactive request does not wait for the pace, only for
+            // room in the window: background work paced at
+            // `budget - burst` a window leaves `burst` slots free, so a
+            // turn goes at once even while the outbox saturates the token.
             Lane::Interactive => interactive_full.map_or(at, |t| at.max(t)),
             Lane::Background => {
+                let paced = s.tat.map(|tat| tat.checked_sub(p.tolerance).unwrap_or(tat));
+                let at = paced.map_or(at, |t| at.max(t));
                 // Step aside while an interactive caller could take this
                 // slot (its lane has room in the window).
                 let interactive_ready = interactive_full.is_none_or(|t| t <= at);
@@ -413,10 +419,11 @@ mod tests {
         }
         let worst = max_in_window(&sent, Duration::from_secs(60));
         assert!(worst <= 200, "{worst} requests in one minute");
-        // And the budget is used: the second half runs near the limit.
+        // And the budget is used: saturated background work runs at nine
+        // tenths of it (the rest is the interactive lane's headroom).
         let span = sent[899].duration_since(sent[500]).as_secs_f64();
         let per_minute = 399.0 / span * 60.0;
-        assert!(per_minute > 180.0, "{per_minute:.0} a minute");
+        assert!(per_minute > 170.0, "{per_minute:.0} a minute");
     }
 
     #[tokio::test(start_paused = true)]
@@ -476,8 +483,9 @@ mod tests {
         };
         tokio::time::sleep(Duration::from_secs(600)).await;
         let got = done.load(std::sync::atomic::Ordering::SeqCst);
-        // Ten minutes paced at 187 a minute: a fifth is ~370.
-        assert!(got >= 330, "background sent {got} in ten minutes");
+        // Ten minutes; the interactive lane may take four fifths of the
+        // paced 176 a minute: background keeps about 36 a minute.
+        assert!(got >= 250, "background sent {got} in ten minutes");
         bg.abort();
         for f in flood {
             f.abort();
