@@ -83,7 +83,8 @@ pub struct Coverage {
 pub struct Load {
     /// Zendesk requests per minute the runtime was asked to make.
     pub requests_per_minute: u32,
-    /// Zendesk requests per (emulator) minute it made.
+    /// Zendesk requests per (emulator) minute it made, over the load and
+    /// the drain after it.
     pub made_per_minute: f64,
     /// The Zendesk token's limit, requests per minute.
     pub limit_per_minute: u32,
