@@ -61,11 +61,18 @@ fn the_quick_sequence_passes_against_the_emulators() {
     // Measured at the emulator: no sliding minute over the token's limit,
     // and the token was used (the load saturates it).
     let limit = load["limit_per_minute"].as_u64().expect("limit");
-    let max = load["max_per_window"].as_u64().expect("measured at the emulator");
+    let max = load["max_per_window"]
+        .as_u64()
+        .expect("measured at the emulator");
     assert_eq!(load["windows_over"], 0, "{load}");
     assert!(max <= limit && max >= limit * 3 / 4, "{load}");
-    let per_action = load["requests_per_action"].as_f64().expect("requests per action");
-    assert!(per_action > 0.0 && per_action <= l3map::e2e::MAX_REQUESTS_PER_ACTION, "{load}");
+    let per_action = load["requests_per_action"]
+        .as_f64()
+        .expect("requests per action");
+    assert!(
+        per_action > 0.0 && per_action <= l3map::e2e::MAX_REQUESTS_PER_ACTION,
+        "{load}"
+    );
 
     // Cleanup removed what the run created.
     let cleanup = &report["cleanup"];

@@ -296,6 +296,9 @@ workers_per_connection = 4
         "the token's budget went unused: at most {max} a minute"
     );
 
+    eprintln!(
+        "runtime token: {requests} requests, at most {max} in a sliding minute against {LIMIT}, {over} over"
+    );
     assert!(refused.is_empty(), "turns refused: {refused:?}");
     assert!(latencies.len() >= 30, "{} turns", latencies.len());
     latencies.sort();
@@ -303,6 +306,10 @@ workers_per_connection = 4
     let p50 = percentile(&latencies, 0.50);
     // One slot (0.64 s at 100 a minute) and 300 ms of API latency make a
     // turn about a second; the old runtime's were many seconds.
+    eprintln!(
+        "turns: {} answered, p50 {p50:?}, p99 {p99:?}",
+        latencies.len()
+    );
     assert!(
         p99 < Duration::from_secs(4),
         "turn p99 {p99:?} (p50 {p50:?}) while background work saturates the token"
