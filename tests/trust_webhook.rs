@@ -66,14 +66,14 @@ where
 async fn ticket_reads(s: &Stack, id: u64) -> u64 {
     let v: Value = s
         .http
-        .get(format!("{}/_emulator/requests", s.zendesk))
+        .get(format!("{}/__l3map/stats", s.zendesk))
         .send()
         .await
         .expect("emulator counts")
         .json()
         .await
         .expect("json");
-    v["requests"][format!("GET /api/v2/tickets/{id}.json")]
+    v["by_path"][format!("GET /api/v2/tickets/{id}.json")]
         .as_u64()
         .unwrap_or(0)
 }

@@ -11,7 +11,7 @@
 
 use super::cache::{ReadCache, DEFAULT_TTL};
 use super::error::{ApiError, System};
-use super::limit::{parse_retry_after, Limiters, TokenLimiter};
+use super::limit::{parse_retry_after, Lane, Limiters, TokenLimiter};
 use super::retry::{Replay, RetryPolicy};
 use super::secret::Secret;
 use base64::Engine as _;
@@ -50,13 +50,17 @@ pub enum Credentials {
 }
 
 impl Credentials {
-    /// What the token's limiter and request line are keyed by: the token,
+    /// What the token's limiter is keyed by: the token at its instance,
     /// or for an OAuth client (whose access token changes on every
     /// refresh) the client at its instance. A fingerprint, so nothing a
     /// user configured becomes a map key.
     fn limiter_key(&self, base_url: &str) -> String {
         match self {
-            Credentials::OAuth(t) | Credentials::ApiToken { token: t, .. } => t.fingerprint(),
+            // Zendesk limits per account: the same token at another
+            // instance (an emulator in a test) is another budget.
+            Credentials::OAuth(t) | Credentials::ApiToken { token: t, .. } => {
+                Secret::new(format!("{base_url}\n{}", t.expose())).fingerprint()
+            }
             Credentials::OAuthClient { client_id, .. } => {
                 Secret::new(format!("{base_url}\n{client_id}")).fingerprint()
             }
@@ -134,8 +138,12 @@ pub struct ZendeskConfig {
     /// `https://{subdomain}.zendesk.com`, or an emulator's base URL.
     pub base_url: String,
     pub credentials: Credentials,
-    /// Requests per minute this token may send (the plan's, or less).
+    /// Requests per minute this token may send (the plan's, or less); a
+    /// lower `X-Rate-Limit` from the API lowers it.
     pub rpm: u32,
+    /// The window `rpm` counts in: Zendesk's minute, or an emulator's
+    /// shortened one (`l3map e2e --quick`).
+    pub rate_window: Duration,
     pub retry: RetryPolicy,
     /// Per attempt.
     pub timeout: Duration,
@@ -154,6 +162,7 @@ impl ZendeskConfig {
             base_url: base_url.into().trim_end_matches('/').to_string(),
             credentials,
             rpm: Plan::Team.rpm(),
+            rate_window: Duration::from_secs(60),
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
             job_poll_interval: Duration::from_secs(1),
@@ -397,110 +406,6 @@ const LIST_PAGE: usize = 100;
 /// with more comments than this is not one to read whole.
 const MAX_LIST_PAGES: usize = 1000;
 
-/// Every client of one token in this process waits in one FIFO line to
-/// pass the limiter. The limiter checks its header-driven pause before its
-/// GCRA wait, so a caller already waiting there would miss a pause set
-/// meanwhile (the answer that said "0 remaining") and collect a 429. The
-/// line lets one caller through at a time and checks the pause again, after
-/// the GCRA wait, right before the request goes out.
-#[derive(Debug, Default)]
-struct TokenLine {
-    turn: tokio::sync::Mutex<()>,
-    /// Interactive callers waiting for their turn: background callers
-    /// step back while there are any (for at most MAX_STREAK turns).
-    urgent_waiting: std::sync::atomic::AtomicUsize,
-    /// Interactive turns taken since a background caller last went.
-    urgent_streak: std::sync::atomic::AtomicUsize,
-    paused_until: Mutex<Option<tokio::time::Instant>>,
-    /// The gap the API's headers ask between requests (zero while the
-    /// window has room for this client's own pace). Kept apart from the
-    /// pause: it is applied as each request leaves the line, so a pause
-    /// ending cannot release the whole queue at once.
-    spacing: Mutex<Duration>,
-}
-
-impl TokenLine {
-    fn for_token(token_key: &str) -> Arc<TokenLine> {
-        static LINES: OnceLock<Mutex<HashMap<String, Arc<TokenLine>>>> = OnceLock::new();
-        let mut lines = LINES
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        lines.entry(token_key.to_string()).or_default().clone()
-    }
-
-    fn pause(&self, d: Duration) {
-        let until = tokio::time::Instant::now() + super::limit::clamp_pause(d);
-        let mut p = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-        if p.is_none_or(|cur| cur < until) {
-            *p = Some(until);
-        }
-    }
-
-    fn set_spacing(&self, d: Duration) {
-        *self.spacing.lock().unwrap_or_else(|e| e.into_inner()) = d;
-    }
-
-    /// Called as a request leaves the line: the next one waits the gap.
-    fn space_next(&self) {
-        let gap = *self.spacing.lock().unwrap_or_else(|e| e.into_inner());
-        if !gap.is_zero() {
-            self.pause(gap);
-        }
-    }
-
-    /// Interactive turns in a row before a waiting background caller goes
-    /// anyway: agent reads at the token's full rate must not starve the
-    /// outbox's writes into dead letters.
-    const MAX_STREAK: usize = 4;
-
-    /// Takes the turn. The mutex is fair (first come, first served); an
-    /// interactive caller is counted while it waits, and a background
-    /// caller given the turn meanwhile hands it back and queues again, so
-    /// the interactive one reaches the front after at most one request;
-    /// after MAX_STREAK interactive turns a background caller keeps its.
-    async fn enter(&self, urgent: bool) -> tokio::sync::MutexGuard<'_, ()> {
-        use std::sync::atomic::Ordering::SeqCst;
-        if urgent {
-            /// Uncounts the caller however its wait ends (a cancelled
-            /// request too), so background work is never held back for
-            /// one that left.
-            struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
-            impl Drop for Waiting<'_> {
-                fn drop(&mut self) {
-                    self.0.fetch_sub(1, SeqCst);
-                }
-            }
-            self.urgent_waiting.fetch_add(1, SeqCst);
-            let _waiting = Waiting(&self.urgent_waiting);
-            let turn = self.turn.lock().await;
-            self.urgent_streak.fetch_add(1, SeqCst);
-            return turn;
-        }
-        loop {
-            let turn = self.turn.lock().await;
-            if self.urgent_waiting.load(SeqCst) == 0
-                || self.urgent_streak.load(SeqCst) >= Self::MAX_STREAK
-            {
-                self.urgent_streak.store(0, SeqCst);
-                return turn;
-            }
-            drop(turn);
-            tokio::task::yield_now().await;
-        }
-    }
-
-    async fn wait_out_pause(&self) {
-        loop {
-            let until = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
-            match until {
-                Some(t) if t > tokio::time::Instant::now() => tokio::time::sleep_until(t).await,
-                _ => return,
-            }
-        }
-    }
-}
-
 /// Process-wide limiters, for clients built without their own.
 fn shared_limiters() -> Arc<Limiters> {
     static LIMITERS: OnceLock<Arc<Limiters>> = OnceLock::new();
@@ -531,7 +436,6 @@ pub struct ZendeskClient {
     cfg: Arc<ZendeskConfig>,
     auth: Auth,
     limiter: Arc<TokenLimiter>,
-    line: Arc<TokenLine>,
     groups: ReadCache<u8, Arc<Vec<Group>>>,
     fields: ReadCache<u8, Arc<Vec<TicketField>>>,
     statuses: ReadCache<u8, Arc<Vec<CustomStatus>>>,
@@ -590,8 +494,7 @@ impl ZendeskClient {
         Ok(ZendeskClient {
             http,
             auth,
-            limiter: limiters.for_token(&key, cfg.rpm),
-            line: TokenLine::for_token(&key),
+            limiter: limiters.for_token_per(&key, cfg.rpm, cfg.rate_window),
             groups: ReadCache::new(ttl, 4),
             fields: ReadCache::new(ttl, 4),
             statuses: ReadCache::new(ttl, 4),
@@ -980,12 +883,12 @@ impl ZendeskClient {
         idempotency_key: Option<&str>,
         deadline: tokio::time::Instant,
     ) -> Result<Value, ApiError> {
-        let ready = async {
-            let _turn = self.line.enter(self.urgent).await;
-            self.limiter.acquire().await;
-            self.line.wait_out_pause().await;
-            self.line.space_next();
+        let lane = if self.urgent {
+            Lane::Interactive
+        } else {
+            Lane::Background
         };
+        let ready = self.limiter.acquire_in(lane);
         if tokio::time::timeout_at(deadline, ready).await.is_err() {
             return Err(super::limit::over_budget(SYSTEM));
         }
@@ -1151,15 +1054,24 @@ impl ZendeskClient {
         })
     }
 
-    /// Feeds Zendesk's rate headers to the token's limiter. At zero
-    /// remaining, `ratelimit-reset` says when the window reopens; without
-    /// it, a whole window (one minute) is waited out. Above zero, when the
-    /// window holds fewer requests than this client's own pace would send
-    /// before it reopens (another integration shares the token, or the
-    /// plan is smaller than configured), requests are spread evenly over
+    /// Feeds Zendesk's rate headers to the token's limiter (the headers of
+    /// developer.zendesk.com/api-reference/introduction/rate-limits:
+    /// `X-Rate-Limit` / `ratelimit-limit` is the account's limit a minute,
+    /// `X-Rate-Limit-Remaining` / `ratelimit-remaining` what is left of
+    /// this minute, `ratelimit-reset` the seconds until it reopens,
+    /// `Retry-After` on a 429). The limit becomes the token's if it is
+    /// lower than the configured plan. At zero remaining, `ratelimit-reset`
+    /// says when the window reopens; without it, a whole window is waited
+    /// out. Above zero, when the window holds fewer requests than this
+    /// client's own pace would send before it reopens (another
+    /// integration shares the account), requests are spread evenly over
     /// what is left instead of spending it and collecting 429s.
     fn observe(&self, headers: &HeaderMap) {
         let num = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+        let limit = num("x-rate-limit").or_else(|| num("ratelimit-limit"));
+        if let Some(l) = limit {
+            self.limiter.observe_limit(l);
+        }
         let remaining = num("x-rate-limit-remaining").or_else(|| num("ratelimit-remaining"));
         let window_left = num("ratelimit-reset").map(Duration::from_secs);
         let retry_after =
@@ -1169,14 +1081,10 @@ impl ZendeskClient {
             _ => retry_after,
         };
         self.limiter.observe(remaining, reset);
-        let pause = reset.or((remaining == Some(0)).then_some(Duration::from_secs(60)));
-        if let Some(d) = pause {
-            self.line.pause(d);
-        }
-        let limit = num("x-rate-limit").or_else(|| num("ratelimit-limit"));
         if let (Some(r), Some(left)) = (remaining, window_left) {
-            self.line
-                .set_spacing(spread(r, limit, left, self.cfg.rpm).unwrap_or_default());
+            let own = self.cfg.rate_window / self.limiter.limit().max(1);
+            self.limiter
+                .set_spacing(spread(r, limit, left, own).unwrap_or_default());
         }
     }
 }
@@ -1189,13 +1097,17 @@ struct TokenGrant {
 
 /// The gap between requests that spends `remaining` evenly over
 /// `window_left`, once less than a fifth of the window's `limit` is left
-/// and that gap is longer than `rpm` would leave on its own. Above a
-/// fifth, short bursts go at full speed: the window has room for them.
-fn spread(remaining: u64, limit: Option<u64>, window_left: Duration, rpm: u32) -> Option<Duration> {
+/// and that gap is longer than the client's `own` pace leaves. Above a
+/// fifth, the limiter's own pacing is enough: the window has room.
+fn spread(
+    remaining: u64,
+    limit: Option<u64>,
+    window_left: Duration,
+    own: Duration,
+) -> Option<Duration> {
     if limit.is_some_and(|l| remaining.saturating_mul(5) >= l) {
         return None;
     }
-    let own = Duration::from_secs(60) / rpm.max(1);
     let even = window_left / u32::try_from(remaining.saturating_add(1)).unwrap_or(u32::MAX);
     (even > own).then_some(even)
 }
@@ -1346,15 +1258,16 @@ mod tests {
     fn a_short_window_is_spread_over_what_is_left() {
         let minute = Duration::from_secs(60);
         // 200 RPM alone: 0.3 s apart, which the window allows: no gap.
-        assert_eq!(spread(199, None, minute, 200), None);
-        // Plenty left of a 700 window: full speed, whatever the pace.
-        assert_eq!(spread(500, Some(700), minute, 6000), None);
+        let pace = |rpm: u32| minute / rpm;
+        assert_eq!(spread(199, None, minute, pace(200)), None);
+        // Plenty left of a 700 window: the limiter's pace, no gap.
+        assert_eq!(spread(500, Some(700), minute, pace(6000)), None);
         // Another integration left 9 of 200 for the next 30 s.
         assert_eq!(
-            spread(9, Some(200), Duration::from_secs(30), 200),
+            spread(9, Some(200), Duration::from_secs(30), pace(200)),
             Some(Duration::from_secs(3))
         );
-        assert_eq!(spread(u64::MAX, None, minute, 0), None);
+        assert_eq!(spread(u64::MAX, None, minute, minute), None);
     }
 
     #[test]

@@ -12,14 +12,18 @@
 use super::report::Load;
 use super::rig::Rig;
 use super::scenarios::{plan, verify, Plan};
+use crate::emulator::zendesk::DEV_TOKEN;
 use crate::ir::TestCase;
 use crate::runtime::ops::Op;
 use crate::runtime::store::State;
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct LoadSpec<'a> {
+    /// The emulators' added latency per answer (0 on a live target).
+    pub api_latency: Duration,
     pub case: &'a TestCase,
     pub requests_per_minute: u32,
     pub limit_per_minute: u32,
@@ -71,11 +75,14 @@ fn percentile(sorted: &[Duration], p: f64) -> u64 {
 
 pub async fn run(rig: &Arc<Rig>, spec: LoadSpec<'_>) -> Load {
     let scale = spec.scale.max(1);
-    let turns_per_minute =
-        (f64::from(spec.requests_per_minute) / spec.requests_per_turn.max(1.0)).max(1.0);
     // One emulator minute is 60 s / scale of real time.
-    let every = Duration::from_secs_f64(60.0 / f64::from(scale) / turns_per_minute);
+    let every_for = |per_turn: f64| {
+        let turns_per_minute = (f64::from(spec.requests_per_minute) / per_turn.max(1.0)).max(1.0);
+        Duration::from_secs_f64(60.0 / f64::from(scale) / turns_per_minute)
+    };
+    let every = every_for(spec.requests_per_turn);
     let before = counters(rig, &spec.desk);
+    let emulated_before = runtime_token_requests(rig);
     let started = Instant::now();
     let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
     let mut tasks = Vec::new();
@@ -83,8 +90,28 @@ pub async fn run(rig: &Arc<Rig>, spec: LoadSpec<'_>) -> Load {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut n = 0usize;
     let mut last_said = Instant::now();
+    let mut calibrated = false;
     while started.elapsed() < spec.duration {
         tick.tick().await;
+        // The scenarios' cost per turn is a first guess (they read and
+        // write more than a load turn does). After a sixth of the load,
+        // below the limit so nothing queues yet, what the turns so far
+        // cost sets the rate for the rest: the load must ask for more
+        // than the token allows, or it tests nothing.
+        if !calibrated && n >= 5 && started.elapsed() >= spec.duration / 6 {
+            calibrated = true;
+            let calls = counters(rig, &spec.desk).desk_calls - before.desk_calls;
+            let per_turn = calls as f64 / n as f64;
+            if per_turn < spec.requests_per_turn {
+                tick = tokio::time::interval(every_for(per_turn));
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                tick.tick().await;
+                (spec.progress)(format!(
+                    "load: a turn costs {per_turn:.1} Zendesk requests; sending turns every {:.0} ms",
+                    every_for(per_turn).as_secs_f64() * 1000.0
+                ));
+            }
+        }
         let title = format!("l3map e2e {}: load {n}", rig.run_id);
         let p: Plan = plan(&rig.program, spec.case, &title, &rig.tags());
         let (rig2, sent2) = (rig.clone(), sent.clone());
@@ -133,6 +160,17 @@ pub async fn run(rig: &Arc<Rig>, spec: LoadSpec<'_>) -> Load {
         }
     }
     let drain_seconds = last_turn.elapsed().as_secs_f64();
+    let emulated_after = runtime_token_requests(rig);
+    let windows = rig.emulated().and_then(|e| {
+        e.zendesk
+            .window_stats_for(&crate::connectors::Secret::new(DEV_TOKEN))
+    });
+    if let Some(e) = rig.emulated() {
+        // What follows is the harness reading its results back, not the
+        // runtime: at full speed.
+        e.zendesk.faults().paused.store(true, Ordering::SeqCst);
+        e.salesforce.faults().paused.store(true, Ordering::SeqCst);
+    }
     (spec.progress)(format!(
         "load: {} turns answered; outbox drained in {drain_seconds:.1} s; reading every write back",
         keys.len()
@@ -147,7 +185,17 @@ pub async fn run(rig: &Arc<Rig>, spec: LoadSpec<'_>) -> Load {
     let limited = after.limited - before.limited;
     let errors = (after.errors - before.errors).saturating_sub(limited);
     let actions = rows.len() as u64;
-    let minutes = seconds * f64::from(scale) / 60.0;
+    // The requests were counted until the outbox drained: over the load
+    // and the drain, or a backlog would read as more than the limit.
+    let minutes = (seconds + drain_seconds) * f64::from(scale) / 60.0;
+    let zendesk_requests = match (emulated_before, emulated_after) {
+        (Some(b), Some(a)) => a.saturating_sub(b),
+        _ => after.desk_calls - before.desk_calls,
+    };
+    let zendesk_actions = rows
+        .iter()
+        .filter(|r| r.connection == spec.desk && r.state == State::Done)
+        .count() as u64;
     Load {
         requests_per_minute: spec.requests_per_minute,
         made_per_minute: (after.desk_calls - before.desk_calls) as f64 / minutes.max(1e-9),
@@ -173,7 +221,24 @@ pub async fn run(rig: &Arc<Rig>, spec: LoadSpec<'_>) -> Load {
         turn_ms_p95: percentile(&latencies, 0.95),
         turn_ms_p99: percentile(&latencies, 0.99),
         drain_seconds,
+        api_latency_ms: spec.api_latency.as_millis() as u64,
+        zendesk_requests,
+        zendesk_actions,
+        requests_per_action: zendesk_requests as f64 / zendesk_actions.max(1) as f64,
+        max_per_window: windows.as_ref().map(|w| w.max_in_window),
+        windows_over: windows.as_ref().map(|w| w.windows_over),
     }
+}
+
+/// Requests the runtime's Zendesk token made, as the emulator counted
+/// them; `None` on a live target.
+fn runtime_token_requests(rig: &Rig) -> Option<u64> {
+    rig.emulated().map(|e| {
+        u64::from(
+            e.zendesk
+                .requests_for_token(&crate::connectors::Secret::new(DEV_TOKEN)),
+        )
+    })
 }
 
 /// Private comments written more than once: every Zendesk ticket the load

@@ -9,7 +9,11 @@
 //! 3. **load**: more Zendesk requests a minute than the token may send
 //!    (250 against 200), for minutes ([`load`]): nothing lost, nothing
 //!    duplicated, errors besides 429 under 0.5 %, turn latency p99 under
-//!    3 s.
+//!    1 s (the article allows 3 s for the whole turn, the model
+//!    included), no sliding minute over the token's limit (measured at
+//!    the emulator), at most 1.1 Zendesk requests per applied Zendesk
+//!    action. On the emulators every answer takes 300 ms, as a real
+//!    API's roughly does.
 //! 4. **cleanup**: what the run created is deleted (unless `--keep`).
 //!
 //! Against `--target emulator` it starts the emulators and the runtime
@@ -35,7 +39,12 @@ pub const WEBHOOK_WITHIN: Duration = Duration::from_secs(5);
 pub const REQUESTS_PER_MINUTE: u32 = 250;
 pub const LIMIT_PER_MINUTE: u32 = 200;
 pub const MAX_ERROR_RATE: f64 = 0.005;
-pub const MAX_TURN_MS: u64 = 3000;
+/// Turn latency p99 with the token saturated: the article's 3 s is for
+/// the whole turn, the model included; the runtime's part must be small.
+pub const MAX_TURN_MS: u64 = 1000;
+pub const MAX_REQUESTS_PER_ACTION: f64 = 1.1;
+/// What the emulators add to every answer in the sequence.
+pub const EMULATOR_LATENCY: Duration = Duration::from_millis(300);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
@@ -56,6 +65,8 @@ pub struct Options {
     /// The emulator's Zendesk token limit.
     pub limit_per_minute: u32,
     pub keep: bool,
+    /// Added by the emulators to every answer (the emulator target).
+    pub api_latency: Duration,
 }
 
 impl Options {
@@ -69,6 +80,7 @@ impl Options {
             requests_per_minute: REQUESTS_PER_MINUTE,
             limit_per_minute: LIMIT_PER_MINUTE,
             keep: false,
+            api_latency: EMULATOR_LATENCY,
         }
     }
 
@@ -100,11 +112,25 @@ pub async fn run(mut o: Options, progress: &(dyn Fn(String) + Sync)) -> Result<R
                 "starting the Zendesk and Salesforce emulators and the runtime on {}",
                 mappings.display()
             ));
-            let rig = Rig::emulator(EmulatorTarget {
-                mappings: &mappings,
-                limit: o.limit_per_minute,
-                scale: o.scale,
-            })
+            let latency = o.api_latency;
+            let slow = move || {
+                Arc::new(crate::emulator::faults::Faults {
+                    latency,
+                    ..Default::default()
+                })
+            };
+            let rig = Rig::emulator_tuned(
+                EmulatorTarget {
+                    mappings: &mappings,
+                    limit: o.limit_per_minute,
+                    scale: o.scale,
+                },
+                rig::Tuning {
+                    zendesk: Some(Box::new(move |z| z.faults = slow())),
+                    salesforce: Some(Box::new(move |s| s.faults = slow())),
+                    ..Default::default()
+                },
+            )
             .await?;
             (rig, "emulator".to_string(), mappings)
         }
@@ -133,6 +159,7 @@ pub async fn run(mut o: Options, progress: &(dyn Fn(String) + Sync)) -> Result<R
             .unwrap_or(crate::connectors::zendesk::Plan::Team.rpm());
         o.limit_per_minute = limit;
         o.requests_per_minute = limit.saturating_mul(5) / 4;
+        o.api_latency = Duration::ZERO;
     }
     let rig = Arc::new(rig);
     let mut report = Report {
@@ -163,11 +190,17 @@ pub async fn run(mut o: Options, progress: &(dyn Fn(String) + Sync)) -> Result<R
             .counter_sum("l3map_api_calls_total", &[("connection", &rig.desk)])
     };
     let calls_before = desk_calls();
+    // What each scenario cost the runtime's Zendesk token: the load is
+    // sized by the scenario it repeats, not by the average (scenarios of
+    // other cases read and write more or less).
+    let mut cost: Vec<(String, u64)> = Vec::new();
     let mut skipped = Vec::new();
     for (n, case) in tests.iter().enumerate() {
         match scenarios::runnable(case) {
             Ok(()) => {
+                let calls = desk_calls();
                 let sc = scenarios::run(&rig, &rig.program, case, n).await;
+                cost.push((case.name.clone(), desk_calls() - calls));
                 progress(format!(
                     "  {} {}",
                     if sc.passed { "ok  " } else { "FAIL" },
@@ -182,7 +215,7 @@ pub async fn run(mut o: Options, progress: &(dyn Fn(String) + Sync)) -> Result<R
         }
     }
     let ran = report.scenarios.len();
-    let requests_per_turn = if ran == 0 {
+    let average = if ran == 0 {
         4.0
     } else {
         (desk_calls() - calls_before) as f64 / ran as f64
@@ -214,6 +247,11 @@ pub async fn run(mut o: Options, progress: &(dyn Fn(String) + Sync)) -> Result<R
         .find_map(|s| tests.iter().find(|t| t.name == s.test));
     match template {
         Some(case) => {
+            let requests_per_turn = cost
+                .iter()
+                .find(|(name, _)| *name == case.name)
+                .map_or(average, |(_, calls)| *calls as f64)
+                .max(1.0);
             progress(format!(
                 "load: {} Zendesk requests/min against {}/min for {:.0} s ({requests_per_turn:.1} requests per turn of {})",
                 o.requests_per_minute,
@@ -228,6 +266,7 @@ pub async fn run(mut o: Options, progress: &(dyn Fn(String) + Sync)) -> Result<R
                     requests_per_minute: o.requests_per_minute,
                     limit_per_minute: o.limit_per_minute,
                     requests_per_turn,
+                    api_latency: o.api_latency,
                     desk: rig.desk.clone(),
                     duration: o.load,
                     scale: if o.target == Target::Emulator {
@@ -257,8 +296,20 @@ pub async fn run(mut o: Options, progress: &(dyn Fn(String) + Sync)) -> Result<R
             }
             if l.turn_ms_p99 >= MAX_TURN_MS {
                 problems.push(format!(
-                    "turn latency p99 {} ms (target < 3 s)",
+                    "turn latency p99 {} ms (target < {MAX_TURN_MS} ms)",
                     l.turn_ms_p99
+                ));
+            }
+            if let (Some(over @ 1..), Some(max)) = (l.windows_over, l.max_per_window) {
+                problems.push(format!(
+                    "{over} sliding windows over the token's limit (at most {max} requests in one against {})",
+                    l.limit_per_minute
+                ));
+            }
+            if l.requests_per_action > MAX_REQUESTS_PER_ACTION {
+                problems.push(format!(
+                    "{:.2} Zendesk requests per applied action (target ≤ {MAX_REQUESTS_PER_ACTION})",
+                    l.requests_per_action
                 ));
             }
             report.steps.push(Step {
@@ -266,8 +317,17 @@ pub async fn run(mut o: Options, progress: &(dyn Fn(String) + Sync)) -> Result<R
                 passed: problems.is_empty() && l.turns > 0,
                 detail: if problems.is_empty() {
                     format!(
-                        "{} turns, {} actions applied once each; {} × 429 waited out, {} attempts retried by the connectors; nothing lost",
-                        l.turns, l.applied, l.rate_limited, l.retries
+                        "{} turns, {} actions applied once each; turn p99 {} ms; {}; {:.2} requests per Zendesk action; {} × 429 waited out, {} attempts retried by the connectors; nothing lost",
+                        l.turns,
+                        l.applied,
+                        l.turn_ms_p99,
+                        match l.max_per_window {
+                            Some(max) => format!("at most {max} requests in any sliding window against {}", l.limit_per_minute),
+                            None => "sliding windows not measured on a live target".into(),
+                        },
+                        l.requests_per_action,
+                        l.rate_limited,
+                        l.retries
                     )
                 } else {
                     problems.join("; ")

@@ -188,7 +188,8 @@ impl Rig {
             zd_run.base_url(),
             Credentials::OAuth(Secret::new(SETUP_TOKEN)),
         );
-        cfg.rpm = t.limit.saturating_mul(t.scale.max(1));
+        cfg.rpm = t.limit;
+        cfg.rate_window = window;
         let setup_zd = ZendeskClient::new(cfg).map_err(|e| e.to_string())?;
         let setup_clients =
             clients::for_emulators(&program, &zd_run.base_url(), &sf_run.base_url())

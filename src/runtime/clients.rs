@@ -47,16 +47,19 @@ pub fn from_config(
     for c in &program.connections {
         let secrets = connection_secrets(c)?;
         let o = overrides.get(&c.name).cloned().unwrap_or_default();
-        let client = build(c, &o, &secrets)?;
+        let client = build(c, &o, &secrets, None)?;
         out.insert(c.name.clone(), client);
     }
     Ok(out)
 }
 
+/// `window`: the rate-limit window when it is not a minute (an emulator
+/// whose minutes are scaled down).
 fn build(
     c: &Connection,
     o: &ConnectionOverride,
     secrets: &BTreeMap<String, Secret>,
+    window: Option<Duration>,
 ) -> Result<Client, SetupError> {
     let fail = |e: crate::connectors::error::ApiError| SetupError::Connection {
         connection: c.name.clone(),
@@ -125,6 +128,9 @@ fn build(
             if let Some(rpm) = o.rpm.or(c.rate_limit_rpm) {
                 cfg.rpm = rpm;
             }
+            if let Some(w) = window {
+                cfg.rate_window = w;
+            }
             if let Some(t) = o.timeout {
                 cfg.timeout = t;
             }
@@ -148,8 +154,9 @@ pub fn for_emulators(
 
 /// [`for_emulators`] for emulators whose rate-limit window is `scale`
 /// times shorter than a minute (`l3map e2e --quick`): each Zendesk
-/// client's budget per minute is scaled the same, so the client paces
-/// against the emulator exactly as it would against a real minute.
+/// client's window is shortened the same, so the client paces against
+/// the emulator (and reads its headers) exactly as it would against a
+/// real minute.
 pub fn for_emulators_scaled(
     program: &Program,
     zendesk_url: &str,
@@ -194,12 +201,8 @@ pub fn for_emulators_tuned(
             }
             _ => {
                 secrets.insert("token".to_string(), Secret::new(DEV_TOKEN));
-                let rpm = c
-                    .rate_limit_rpm
-                    .unwrap_or(crate::connectors::zendesk::Plan::Team.rpm());
                 ConnectionOverride {
                     base_url: Some(zendesk_url.to_string()),
-                    rpm: (scale > 1).then(|| rpm.saturating_mul(scale)),
                     timeout,
                     ..ConnectionOverride::default()
                 }
@@ -211,7 +214,8 @@ pub fn for_emulators_tuned(
         // And its session the emulator's refresh token, whatever flow the
         // block declares (the emulator has no certificate by default).
         plain.settings.remove("username");
-        out.insert(c.name.clone(), build(&plain, &o, &secrets)?);
+        let window = (scale > 1).then(|| Duration::from_secs(60) / scale);
+        out.insert(c.name.clone(), build(&plain, &o, &secrets, window)?);
     }
     Ok(out)
 }

@@ -66,8 +66,17 @@ impl Shared {
         lock(&self.stats).by_path.bump(&format!("{method} {path}"));
     }
 
+    pub(super) fn total_requests(&self) -> u32 {
+        lock(&self.stats).by_path.total()
+    }
+
+    pub(super) fn rate_limited_count(&self) -> u32 {
+        lock(&self.stats).rate_limited
+    }
+
     pub(super) fn count_token(&self, key: &str) {
         lock(&self.stats).by_token.bump(key);
+        self.sliding.arrive(key);
     }
 
     /// Counts the request in the token's window: the rate headers to add,

@@ -19,13 +19,23 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// `GET` it for what the emulator measured: requests, 429s, and per token
+/// the most requests any sliding rate-limit window held.
+pub const STATS_PATH: &str = "/__l3map/stats";
+
 pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
-    // Not Zendesk's: the request counts `Handle::requests` reads, for
-    // tests that drive `l3map emulate` from outside. Not counted itself.
-    if parts.method == Method::GET && parts.uri.path() == "/_emulator/requests" {
-        let counts = super::lock(&sh.stats).by_path.map().clone();
-        return axum::Json(json!({ "requests": counts })).into_response();
+    if parts.method == Method::GET && parts.uri.path() == STATS_PATH {
+        // The emulator's own report, for tests and the e2e: not a
+        // Zendesk path, not counted, no token (it shows fingerprints).
+        let by_path = super::lock(&sh.stats).by_path.map().clone();
+        return axum::Json(json!({
+            "requests": sh.total_requests(),
+            "by_path": by_path,
+            "rate_limited": sh.rate_limited_count(),
+            "windows": sh.sliding.stats(),
+        }))
+        .into_response();
     }
     sh.count(&parts.method, parts.uri.path());
     if parts.uri.path() == "/oauth/tokens" {

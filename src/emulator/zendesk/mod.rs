@@ -16,7 +16,7 @@
 
 use super::bounded::Counts;
 use super::faults::{self, Faults};
-use super::window::Windows;
+use super::window::{Sliding, WindowStats, Windows};
 use super::Running;
 use crate::connectors::Secret;
 use crate::ir::Program;
@@ -44,6 +44,7 @@ mod writes;
 use dispatch::dispatch;
 use views::{comment_json, ticket_json};
 
+pub use dispatch::STATS_PATH;
 pub use oauth::OAuthClient;
 pub use seed::{FieldKind, Seed, SeedField, SeedStatus, SeedTicket};
 pub use state::ZendeskState;
@@ -289,6 +290,9 @@ struct Stats {
 struct Shared {
     opts: ZendeskOptions,
     windows: Windows,
+    /// Requests per sliding window per token, as measured here: what the
+    /// client's pacing did, which the fixed windows above cannot show.
+    sliding: Sliding,
     /// When each token's current window opened, for `ratelimit-reset`.
     window_starts: Mutex<HashMap<String, Instant>>,
     db: Mutex<Db>,
@@ -411,6 +415,7 @@ impl ZendeskEmulator {
         });
         let shared = Shared {
             windows: Windows::new(opts.rate_limit, opts.window),
+            sliding: Sliding::new(opts.rate_limit, opts.window),
             window_starts: Mutex::new(HashMap::new()),
             db: Mutex::new(Db::from_seed(&opts.seed)),
             stats: Arc::new(Mutex::new(Stats::default())),
@@ -463,6 +468,18 @@ impl Handle {
     /// Authenticated requests made with `token`.
     pub fn requests_for_token(&self, token: &Secret) -> u32 {
         lock(&self.shared.stats).by_token.get(&token.fingerprint())
+    }
+
+    /// Requests per sliding window (the rate limit's length), per token
+    /// fingerprint: the most any window held and how many went over.
+    pub fn window_stats(&self) -> Vec<WindowStats> {
+        self.shared.sliding.stats()
+    }
+
+    /// [`Handle::window_stats`] of one token.
+    pub fn window_stats_for(&self, token: &Secret) -> Option<WindowStats> {
+        let key = token.fingerprint();
+        self.window_stats().into_iter().find(|w| w.token == key)
     }
 
     /// How many 429s the emulator has answered.
