@@ -1216,20 +1216,21 @@ mod tests {
     }
 
     #[test]
-    fn the_outbox_columns_are_added_to_an_older_store_in_place() {
+    fn schema_3_adds_the_outage_columns_to_a_schema_2_store_in_place() {
         let path = temp("columns");
         {
             let s = Store::open(&path).unwrap();
             s.accept(&event("e1"), &[action("a", "7")], None).unwrap();
         }
         {
-            // The outbox as schema 1 shipped it, with its row kept.
+            // The outbox as schema 2 had it, with its row kept.
             let c = Connection::open(&path).unwrap();
             c.execute_batch(
                 "DROP INDEX outbox_outage;
                  ALTER TABLE outbox DROP COLUMN failing_since;
                  ALTER TABLE outbox DROP COLUMN outage_tries;
-                 ALTER TABLE outbox DROP COLUMN parked_for;",
+                 ALTER TABLE outbox DROP COLUMN parked_for;
+                 UPDATE meta SET value = '2' WHERE key = 'schema_version';",
             )
             .unwrap();
         }
