@@ -621,3 +621,56 @@ async fn a_store_error_while_sending_recovers_without_a_restart() {
         s.log()
     );
 }
+
+/// `l3map outbox list` is for ops while the runtime runs (RUNTIME.md,
+/// "The audit trail"). Opening the store used to turn every `sending` row
+/// back to pending, so the worker took a request still in flight back,
+/// found nothing applied yet and sent it again: two CaseComments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_commands_while_sending_take_nothing_in_flight_back() {
+    let (s, proxy) = stack("trust-cli-open", "max_attempts = 8").await;
+    let org = Org::connect(&s).await;
+    let ticket = s.create_ticket("cli refund", "enterprise", None).await;
+    let case = org.new_case("cli refund").await;
+    // Salesforce answers slowly: the CaseComment's create is out while
+    // ops look at the outbox.
+    proxy.set(Mode::Slow(Duration::from_millis(3000)));
+    turn(&s, refund("cli-1", ticket, &case)).await;
+    until(
+        "a request to Salesforce is out",
+        Duration::from_secs(30),
+        &s,
+        || async { proxy.held.load(Ordering::SeqCst) >= 1 },
+    )
+    .await;
+    for args in [
+        vec!["outbox", "list", "--only", "sending"],
+        vec!["outbox", "list", "--format", "json"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_l3map"))
+            .args(&args)
+            .arg("--state")
+            .arg(s.state())
+            .output()
+            .expect("l3map outbox");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    }
+    let sending = rows(&s.state())
+        .into_iter()
+        .filter(|(c, _, st, _)| c == "crm" && st == "sending")
+        .count();
+    assert!(sending >= 1, "the send in flight stays `sending`");
+    proxy.set(Mode::Up);
+    until(
+        "the hand-off applied",
+        Duration::from_secs(60),
+        &s,
+        || async { org.case(&case).await["AI_Handoff_Reason__c"] == "refund_threshold" },
+    )
+    .await;
+    s.drained(Duration::from_secs(30)).await;
+    // Settle time for a second, wrongly repeated create to land.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let comments = org.comments(&case).await;
+    assert_eq!(comments.len(), 1, "{comments:?}");
+}

@@ -96,6 +96,15 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         .map_err(|e| format!("the listening socket: {e}"))?;
     let metrics = Metrics::new();
     observe(&clients, &metrics);
+    // This process sends: what a dead one left `sending` is read back
+    // before it is sent again.
+    let recovered = store.recover_in_flight().map_err(|e| e.to_string())?;
+    if recovered > 0 {
+        tracing::warn!(
+            actions = recovered,
+            "actions were in flight when the runtime last stopped; each record is read back before anything is sent again"
+        );
+    }
     let engine = Arc::new(Engine::new(Live::new(program), Arc::new(store), metrics));
     let applier_clients = clients.clone();
     let applier =

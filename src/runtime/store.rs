@@ -273,19 +273,15 @@ impl Store {
     /// Refused, with one line naming the file and what to do: an empty
     /// file, a damaged one (`PRAGMA quick_check`), an SQLite file that is
     /// not an l3map store, one written by a newer l3map. A store of an older
-    /// l3map is upgraded in place, in one transaction. Actions left
-    /// `sending` by a process that died come back `pending` and
-    /// unconfirmed.
+    /// l3map is upgraded in place, in one transaction. Opening changes no
+    /// outbox row: `l3map outbox` opens the store while `l3map run` is
+    /// sending; the runtime calls [`Store::recover_in_flight`] itself.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let fail = |message: String| StoreError::Open {
             path: path.to_path_buf(),
             message,
         };
         let conn = schema::open(path).map_err(StoreError::Refused)?;
-        conn.execute(
-            "UPDATE outbox SET state = 'pending', unconfirmed = 1 WHERE state = 'sending'",
-            [],
-        )?;
         // 10,000 pages (about 40 MB): only if the checkpoint thread falls
         // behind.
         conn.execute_batch("PRAGMA wal_autocheckpoint=10000;")
@@ -352,6 +348,20 @@ impl Store {
         let changed = self.db().total_changes() > before;
         self.health.record(&result, changed);
         result
+    }
+
+    /// At the runtime's start: actions left `sending` by a process that
+    /// died (`kill -9`, power loss) may or may not have been applied; they
+    /// come back `pending` and unconfirmed, so the worker reads the record
+    /// back before sending anything again. Only the process that sends
+    /// may call this: another one would take back requests in flight.
+    pub fn recover_in_flight(&self) -> Result<usize, StoreError> {
+        self.tracked(|| {
+            Ok(self.db().execute(
+                "UPDATE outbox SET state = 'pending', unconfirmed = 1 WHERE state = 'sending'",
+                [],
+            )?)
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -1120,6 +1130,10 @@ mod tests {
             // Dropped without done(): the process died mid-request.
         }
         let s = Store::open(&path).unwrap();
+        // Another process opening the store (`l3map outbox list`) takes
+        // nothing back; the runtime's start does.
+        assert!(s.claim("desk", now_ms(), 10).unwrap().is_empty());
+        assert_eq!(s.recover_in_flight().unwrap(), 1);
         let g = s.claim("desk", now_ms(), 10).unwrap();
         assert_eq!(g.len(), 1);
         assert!(g[0].unconfirmed);
@@ -1278,13 +1292,13 @@ mod tests {
         s.park(&[g[0].items[0].id], "HTTP 422", false).unwrap();
         // `l3map outbox retry` and `drop` run in another process, on
         // another connection.
-        // (Opening it also turns `sending` back to pending, as after a crash.)
+        // Opening it changes nothing in flight: `b` stays `sending`.
         let other = Store::open(&path).unwrap();
         assert_eq!(other.requeue_dead(&[]).unwrap(), 1);
         let st = s.stats().unwrap();
         assert_eq!(
             (st.events, st.pending, st.sending, st.done, st.dead),
-            (1, 2, 0, 0, 0)
+            (1, 1, 1, 0, 0)
         );
         s.done(&[g[1].items[0].id]).unwrap();
         let direct = Connection::open(&path).unwrap();
