@@ -84,88 +84,90 @@ pub(crate) fn sweep(
     now: i64,
     pause: Duration,
 ) -> Result<(u64, u64), StoreError> {
-    let lock = || db.lock().unwrap_or_else(|e| e.into_inner());
     let mut actions = 0;
     if let Some(keep) = r.done_actions {
-        let before = now.saturating_sub(ms(keep));
-        // (updated_ms, id) of the last row looked at: hand-offs are kept,
-        // and the next batch starts after them instead of reading them again.
-        let mut after = (i64::MIN, i64::MIN);
-        loop {
-            let (n, last) = write(&mut lock(), health, |tx| {
-                let rows: Vec<(i64, i64, String)> = tx
-                    .prepare_cached(
-                        "SELECT updated_ms, id, key FROM outbox INDEXED BY outbox_done
-                         WHERE state = 'done' AND updated_ms < ?1 AND (updated_ms, id) > (?2, ?3)
-                         ORDER BY updated_ms, id LIMIT ?4",
-                    )?
-                    .query_map(params![before, after.0, after.1, BATCH], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?
-                    .collect::<Result<_, _>>()?;
-                let mut del = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
-                let mut n = 0;
-                for (_, id, key) in &rows {
-                    if !key.starts_with(HANDOFF_KEY_PREFIX) {
-                        n += del.execute([id])? as u64;
-                    }
-                }
-                Ok((
-                    n,
-                    rows.last()
-                        .map(|(t, id, _)| (*t, *id))
-                        .filter(|_| rows.len() as i64 == BATCH),
-                ))
-            })?;
-            actions += n;
-            match last {
-                Some(l) => after = l,
-                None => break,
-            }
-            std::thread::sleep(pause);
-        }
+        // Hand-offs are kept: their key is what makes a hand-off once per
+        // escalation and record.
+        actions = sweep_table(
+            db,
+            health,
+            now.saturating_sub(ms(keep)),
+            pause,
+            &format!(
+                "SELECT updated_ms, id, substr(key, 1, {}) = '{HANDOFF_KEY_PREFIX}'
+                 FROM outbox INDEXED BY outbox_done
+                 WHERE state = 'done' AND updated_ms < ?1 AND (updated_ms, id) > (?2, ?3)
+                 ORDER BY updated_ms, id LIMIT ?4",
+                HANDOFF_KEY_PREFIX.len()
+            ),
+            "DELETE FROM outbox WHERE id = ?1",
+        )?;
     }
     let mut events = 0;
     if let Some(keep) = r.events {
-        let before = now.saturating_sub(ms(keep));
-        let mut after = (i64::MIN, i64::MIN);
-        loop {
-            let (n, last) = write(&mut lock(), health, |tx| {
-                let rows: Vec<(i64, i64, bool)> = tx
-                    .prepare_cached(
-                        "SELECT e.received_ms, e.id,
-                                EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id)
-                         FROM events e INDEXED BY events_received
-                         WHERE e.received_ms < ?1 AND (e.received_ms, e.id) > (?2, ?3)
-                         ORDER BY e.received_ms, e.id LIMIT ?4",
-                    )?
-                    .query_map(params![before, after.0, after.1, BATCH], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })?
-                    .collect::<Result<_, _>>()?;
-                let mut del = tx.prepare_cached("DELETE FROM events WHERE id = ?1")?;
-                let mut n = 0;
-                for (_, id, referred) in &rows {
-                    if !referred {
-                        n += del.execute([id])? as u64;
-                    }
-                }
-                Ok((
-                    n,
-                    rows.last()
-                        .map(|(t, id, _)| (*t, *id))
-                        .filter(|_| rows.len() as i64 == BATCH),
-                ))
-            })?;
-            events += n;
-            match last {
-                Some(l) => after = l,
-                None => break,
-            }
-            std::thread::sleep(pause);
-        }
+        // An event an outbox row refers to is its audit trail: kept.
+        events = sweep_table(
+            db,
+            health,
+            now.saturating_sub(ms(keep)),
+            pause,
+            "SELECT e.received_ms, e.id,
+                    EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.id)
+             FROM events e INDEXED BY events_received
+             WHERE e.received_ms < ?1 AND (e.received_ms, e.id) > (?2, ?3)
+             ORDER BY e.received_ms, e.id LIMIT ?4",
+            "DELETE FROM events WHERE id = ?1",
+        )?;
     }
     Ok((events, actions))
+}
+
+/// Deletes the rows `select` finds older than `before`, a batch per
+/// transaction with `pause` between, so event commits go between batches.
+/// `select` takes (?1 before, ?2/?3 the (time, id) of the last row seen,
+/// ?4 the batch size) and yields (time, id, keep); kept rows are stepped
+/// over, never read again in this sweep.
+fn sweep_table(
+    db: &Mutex<Connection>,
+    health: &WriteHealth,
+    before: i64,
+    pause: Duration,
+    select: &str,
+    delete: &str,
+) -> Result<u64, StoreError> {
+    let lock = || db.lock().unwrap_or_else(|e| e.into_inner());
+    let mut deleted = 0;
+    let mut after = (i64::MIN, i64::MIN);
+    loop {
+        let (n, last) = write(&mut lock(), health, |tx| {
+            let rows: Vec<(i64, i64, bool)> = tx
+                .prepare_cached(select)?
+                .query_map(params![before, after.0, after.1, BATCH], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut del = tx.prepare_cached(delete)?;
+            let mut n = 0;
+            for (_, id, keep) in &rows {
+                if !keep {
+                    n += del.execute([id])? as u64;
+                }
+            }
+            Ok((
+                n,
+                rows.last()
+                    .map(|(t, id, _)| (*t, *id))
+                    .filter(|_| rows.len() as i64 == BATCH),
+            ))
+        })?;
+        deleted += n;
+        match last {
+            Some(l) => after = l,
+            None => break,
+        }
+        std::thread::sleep(pause);
+    }
+    Ok(deleted)
 }
 
 /// A one-row write, to see whether the store takes writes again.
