@@ -674,3 +674,42 @@ async fn outbox_commands_while_sending_take_nothing_in_flight_back() {
     let comments = org.comments(&case).await;
     assert_eq!(comments.len(), 1, "{comments:?}");
 }
+
+/// A Case Id is 15 characters, or 18 in any case: one record. Each
+/// spelling used to be its own record to the hand-off key, so a Case named
+/// once by its 15 and once by its 18 characters got two CaseComments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_spelling_of_a_case_id_is_handed_off_once() {
+    let (s, _proxy) = stack("trust-case-ids", "max_attempts = 8").await;
+    let org = Org::connect(&s).await;
+    let ticket = s.create_ticket("ids refund", "enterprise", None).await;
+    let case = org.new_case("ids refund").await;
+    assert_eq!(case.len(), 18, "{case}");
+    let spellings = [
+        case.clone(),
+        case[..15].to_string(),
+        case.to_ascii_uppercase(),
+        case.to_ascii_lowercase(),
+    ];
+    for (i, spelling) in spellings.iter().enumerate() {
+        turn(&s, refund(&format!("ids-{i}"), ticket, spelling)).await;
+    }
+    s.drained(Duration::from_secs(60)).await;
+    let comments = org.comments(&case).await;
+    assert_eq!(comments.len(), 1, "{comments:?}");
+    assert_eq!(s.private_notes(ticket).await.len(), 1);
+    let health = s.health().await;
+    assert_eq!(health["outbox"]["dead"], 0, "{health}");
+    // Not an Id: its suffix does not fit its first 15 characters.
+    let mut bad = case[..15].to_string();
+    bad.push_str("999");
+    let r = s
+        .http
+        .post(format!("{}/v1/turns", s.runtime))
+        .bearer_auth(AGENT_TOKEN)
+        .json(&refund("ids-bad", ticket, &bad))
+        .send()
+        .await
+        .expect("turn");
+    assert_eq!(r.status(), 400);
+}

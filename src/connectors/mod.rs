@@ -8,6 +8,7 @@ pub mod jwt_bearer;
 pub mod limit;
 pub mod retry;
 pub mod salesforce;
+pub mod salesforce_id;
 pub mod secret;
 pub mod zendesk;
 

@@ -327,7 +327,7 @@ fn bad(message: impl Into<String>) -> Fail {
 
 fn parse_turn(body: &[u8]) -> Result<Checked, Fail> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let req: TurnRequest = serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut req: TurnRequest = serde_path_to_error::deserialize(de).map_err(|e| {
         let message = match e.path().to_string().as_str() {
             "." | "" | "?" => e.inner().to_string(),
             path => format!("{path}: {}", e.inner()),
@@ -350,11 +350,16 @@ fn parse_turn(body: &[u8]) -> Result<Checked, Fail> {
         None | Some(JsonValue::Null) => None,
         Some(v) => Some(id_value(v, "ticket").map_err(|e| bad(e.message))?),
     };
-    if let Some(case) = &req.case {
-        if !is_salesforce_id(case) {
-            return Err(bad(format!(
-                "case: {case:?} is not a Salesforce Id (15 or 18 letters and digits)"
-            )));
+    // One record, one spelling: the 15- and 18-character forms of a Case
+    // Id (in any case) are one record, so its hand-off is keyed once.
+    if let Some(case) = &mut req.case {
+        match crate::connectors::salesforce_id::canonical(case) {
+            Some(id) => *case = id,
+            None => {
+                return Err(bad(format!(
+                    "case: {case:?} is not a Salesforce Id (15 or 18 letters and digits, the last 3 matching the first 15)"
+                )))
+            }
         }
     }
     if ticket.is_none() && req.case.is_none() {
@@ -385,17 +390,17 @@ fn parse_turn(body: &[u8]) -> Result<Checked, Fail> {
         }
     }
     // The digest of the request as read, not as sent: a retry that only
-    // spaces its JSON differently is the same turn.
+    // spaces its JSON differently, or spells the same ticket or Case
+    // another way (`"4213"`, a 15-character Id), is the same turn.
+    if let Some(t) = ticket {
+        req.ticket = Some(JsonValue::from(t));
+    }
     let digest = Sha256::digest(serde_json::to_vec(&req).unwrap_or_default()).into();
     Ok(Checked {
         req,
         ticket,
         digest,
     })
-}
-
-fn is_salesforce_id(s: &str) -> bool {
-    matches!(s.len(), 15 | 18) && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -977,12 +982,15 @@ async fn context(
 ) -> Result<JsonValue, Fail> {
     let Path(ticket) = ticket.map_err(|e| bad(e.body_text()))?;
     let id = id_value(&JsonValue::String(ticket), "ticket").map_err(|e| bad(e.message))?;
-    let Query(q) = query.map_err(|e| bad(e.body_text()))?;
-    if let Some(a) = &q.account {
-        if !is_salesforce_id(a) {
-            return Err(bad(format!(
-                "account: {a:?} is not a Salesforce Id (15 or 18 letters and digits)"
-            )));
+    let Query(mut q) = query.map_err(|e| bad(e.body_text()))?;
+    if let Some(a) = &mut q.account {
+        match crate::connectors::salesforce_id::canonical(a) {
+            Some(id) => *a = id,
+            None => {
+                return Err(bad(format!(
+                    "account: {a:?} is not a Salesforce Id (15 or 18 letters and digits, the last 3 matching the first 15)"
+                )))
+            }
         }
     }
     let live = app.engine.live();
@@ -1041,7 +1049,7 @@ fn linked_account(t: &ZdTicket, names: &BTreeMap<String, u64>) -> Option<String>
     ACCOUNT_FIELDS.iter().find_map(|n| {
         let id = names.get(*n)?;
         let v = t.field(*id)?.as_str()?.trim();
-        is_salesforce_id(v).then(|| v.to_string())
+        crate::connectors::salesforce_id::canonical(v)
     })
 }
 

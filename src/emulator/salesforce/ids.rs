@@ -1,5 +1,4 @@
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-const CHECK: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
 
 pub fn make(prefix: &str, serial: u64) -> String {
     let mut tail = [b'0'; 9];
@@ -13,29 +12,16 @@ pub fn make(prefix: &str, serial: u64) -> String {
     with_checksum(&id15)
 }
 
-/// Each 5-character chunk's uppercase letters, as a bit mask, pick one
-/// checksum character.
+/// The 18-character form of a 15-character Id (the suffix encodes which
+/// characters are upper case): the connectors' canonical spelling.
 pub fn with_checksum(id15: &str) -> String {
-    let mut out = id15.to_string();
-    for chunk in id15.as_bytes().chunks(5) {
-        let mask = chunk
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.is_ascii_uppercase())
-            .fold(0usize, |m, (i, _)| m | (1 << i));
-        out.push(CHECK[mask & 31] as char);
-    }
-    out
+    crate::connectors::salesforce_id::canonical(id15).unwrap_or_else(|| id15.to_string())
 }
 
-/// A well-formed Id: 15 alphanumerics, or 18 with a valid checksum.
+/// A well-formed Id: 15 alphanumerics, or 18 whose suffix fits, in any
+/// case (as Salesforce takes them).
 pub fn is_valid(id: &str) -> bool {
-    let alnum = id.bytes().all(|b| b.is_ascii_alphanumeric());
-    match id.len() {
-        15 => alnum,
-        18 => alnum && with_checksum(&id[..15]) == id,
-        _ => false,
-    }
+    crate::connectors::salesforce_id::canonical(id).is_some()
 }
 
 #[cfg(test)]
@@ -49,6 +35,7 @@ mod tests {
         assert!(ids::is_valid(&id));
         assert!(ids::is_valid(&id[..15]));
         assert!(!ids::is_valid("500xx"));
+        assert!(ids::is_valid(&id.to_ascii_uppercase()));
         // A published Id and its checksum.
         assert_eq!(ids::with_checksum("001D000000IRFma"), "001D000000IRFmaIAH");
     }

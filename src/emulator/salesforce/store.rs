@@ -49,12 +49,11 @@ impl Handle {
 impl Store {
     /// Accepts the 15- or the 18-character form of an Id.
     pub(super) fn find(&self, object: &str, id: &str) -> Option<&Record> {
+        // Every spelling Salesforce accepts: 15 characters, or 18 in any
+        // case (records are kept under their canonical 18-character Id).
         let m = self.records.get(object)?;
-        m.get(id).or_else(|| {
-            (id.len() == 15)
-                .then(|| m.iter().find(|(k, _)| k.starts_with(id)).map(|(_, r)| r))
-                .flatten()
-        })
+        m.get(id)
+            .or_else(|| m.get(&crate::connectors::salesforce_id::canonical(id)?))
     }
 
     pub(super) fn canonical_id(&self, object: &str, id: &str) -> Option<String> {
