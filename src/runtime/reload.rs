@@ -3,16 +3,19 @@
 //! the live one atomically; one that does not is reported with its
 //! diagnostics and the previous version keeps serving.
 //!
-//! Only what a save does wakes it: a file created, written, renamed or
-//! removed. Opening or reading a file (which the compiler itself does, and
-//! so does any editor, indexer or backup tool) is not a change; reacting to
-//! it made every compile trigger the next.
+//! Only what a save does wakes it: a relevant file written, or any path
+//! in the folder created, renamed or removed (a relevant file may be a
+//! symlink through a swapped directory link). Opening or reading a file
+//! (which the compiler itself does, and so does any editor, indexer or
+//! backup tool) is not a change; reacting to it made every compile trigger
+//! the next.
 //!
 //! A save is believed only once it has settled (see [`settled`]): the
 //! bytes compiled are a snapshot of the files that stayed the same over a
-//! quiet period, a file that went from text to missing, empty or less
-//! than half its length must stay so for a longer hold, and a compile whose files changed under it is
-//! thrown away. A snapshot byte-identical to the last one compiled is not
+//! quiet period, no relevant file is still open after a write (where the
+//! platform reports closes), a file that went from text to missing, empty
+//! or less than half its length must stay so for a longer hold, and a
+//! compile whose files changed under it is thrown away. A snapshot byte-identical to the last one compiled is not
 //! compiled again.
 //!
 //! Connections are not reloaded: their clients, limiters and workers are
@@ -481,4 +484,49 @@ pub fn spawn(
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, DataChange, RemoveKind};
+
+    fn ev(kind: EventKind, path: &str) -> notify::Event {
+        notify::Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn reads_are_no_change_writes_and_closes_of_relevant_files_are() {
+        let open = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        assert!(seen(&ev(open, "p/a.l3map")).is_empty());
+        assert!(seen(&ev(read, "p/a.l3map")).is_empty());
+        let data = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        let close = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        assert_eq!(
+            seen(&ev(data, "p/a.l3map")),
+            vec![Seen::Written("p/a.l3map".into())]
+        );
+        assert_eq!(
+            seen(&ev(close, "p/a.l3map")),
+            vec![Seen::Closed("p/a.l3map".into())]
+        );
+        // Writing an unrelated file (the store, a log) is nothing.
+        assert!(seen(&ev(data, "p/state.db-wal")).is_empty());
+    }
+
+    #[test]
+    fn any_create_remove_or_rename_is_a_change() {
+        let link = ev(EventKind::Create(CreateKind::File), "p/..data_tmp");
+        assert_eq!(seen(&link), vec![Seen::Changed]);
+        let gone = ev(EventKind::Remove(RemoveKind::Folder), "p/..v1");
+        assert_eq!(
+            seen(&gone),
+            vec![Seen::Gone("p/..v1".into()), Seen::Changed]
+        );
+        let mv = notify::Event::new(EventKind::Modify(ModifyKind::Name(RenameMode::Both)))
+            .add_path("p/..data_tmp".into())
+            .add_path("p/..data".into());
+        assert_eq!(seen(&mv), vec![Seen::Changed]);
+    }
 }
