@@ -3,7 +3,9 @@
 //! react to its own reads and recompile many times a second, forever); a
 //! broken save is refused once; SIGHUP compiles once; and an editor that
 //! truncates a file, pauses, then writes it never has the empty file
-//! decide anything.
+//! decide anything; a save that pauses with more than half the file
+//! written and the file still open never goes live (Linux); and a
+//! Kubernetes ConfigMap-style symlink swap reloads.
 
 #[path = "e2e/stack.rs"]
 mod stack;
