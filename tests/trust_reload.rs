@@ -3,7 +3,9 @@
 //! react to its own reads and recompile many times a second, forever); a
 //! broken save is refused once; SIGHUP compiles once; and an editor that
 //! truncates a file, pauses, then writes it never has the empty file
-//! decide anything.
+//! decide anything; a save that pauses with more than half the file
+//! written and the file still open never goes live (Linux); and a
+//! Kubernetes ConfigMap-style symlink swap reloads.
 
 #[path = "e2e/stack.rs"]
 mod stack;
@@ -292,4 +294,196 @@ async fn save_in_two_steps(name: &str, first_step: impl Fn(&str) -> String) {
         "{}",
         s.log()
     );
+}
+
+/// The part of escalations.l3map from `from` up to the next declaration
+/// (or the tests).
+fn block(text: &str, from: &str) -> String {
+    let start = text.find(from).expect("the block");
+    let rest = &text[start + from.len()..];
+    let end = ["\nescalation ", "\n// ----"]
+        .iter()
+        .filter_map(|m| rest.find(m))
+        .min()
+        .expect("the block's end");
+    text[start..start + from.len() + end + 1].to_string()
+}
+
+/// Red team F3: a save that writes more than half the file, pauses with
+/// the file still open, then writes the rest. The first part compiles on
+/// its own (without the fraud escalation); while the file is open no
+/// revision may go live (the old code swapped after 150 ms of quiet and
+/// lost the fraud hand-offs of the pause). After the close: one swap.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_save_with_the_file_open_never_goes_live_half_written() {
+    use std::io::Write;
+    let s = Stack::start("trust-reload-open", "").await;
+    let first = revision(&s).await;
+    let ticket = s
+        .create_ticket("Charge I do not know", "standard", None)
+        .await;
+    let file = s.mappings().join("escalations.l3map");
+    let text = std::fs::read_to_string(&file).expect("read");
+    // The new file: the template, two escalations, a comment, and the
+    // fraud escalation (with a new reason) last.
+    let head = text[..text.find("// Amounts compare").expect("refund")].to_string()
+        + &block(&text, "escalation refund_over_threshold")
+        + "\n"
+        + &block(&text, "escalation angry_enterprise_customer")
+        + "\n"
+        + &"// Fraud goes to the risk team; its wording was reviewed.\n".repeat(30)
+        + "\n";
+    let fraud = block(&text, "escalation suspected_fraud").replace(
+        "Customer reports an unauthorised transaction",
+        "Customer reports a card payment they did not make",
+    );
+    let edited = head.clone() + &fraud;
+    // More than half of the live file and of the new one: no "cut" hold.
+    assert!(head.len() * 2 > text.len() && head.len() * 2 > edited.len());
+    // The first part alone compiles: the old code made it live.
+    let probe = tempdir_with(&s, &head);
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .arg("check")
+        .arg(&probe)
+        .output()
+        .expect("check runs");
+    assert!(
+        check.status.success(),
+        "the first part must compile on its own: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let turn = |n: usize| {
+        let http = s.http.clone();
+        let url = format!("{}/v1/turns", s.runtime);
+        async move {
+            let r = http
+                .post(url)
+                .bearer_auth(AGENT_TOKEN)
+                .json(&serde_json::json!({
+                    "turn_id": format!("open-save-{n}"),
+                    "ticket": ticket,
+                    "intent": "fraud_report",
+                    "summary": "A charge I did not make",
+                }))
+                .send()
+                .await
+                .expect("turn");
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.expect("json")
+        }
+    };
+
+    let mut f = std::fs::File::create(&file).expect("open for writing");
+    f.write_all(head.as_bytes()).expect("first part");
+    f.flush().expect("flush");
+    // The pause, well over the 150 ms quiet rule; the file stays open.
+    let paused = Instant::now();
+    let mut n = 0;
+    while paused.elapsed() < Duration::from_millis(2500) {
+        let a = turn(n).await;
+        n += 1;
+        assert!(
+            a["handoff_comment"].is_string(),
+            "a turn during the open save was decided without the fraud escalation: {a}"
+        );
+        assert_eq!(a["revision"], first.as_str(), "{a}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(compiles(&s).await, 0.0, "compiled a file still open");
+    assert_eq!(revision(&s).await, first, "swapped while the file was open");
+    assert!(
+        s.log().contains("not yet closed"),
+        "the wait is logged:\n{}",
+        s.log()
+    );
+
+    f.write_all(fraud.as_bytes()).expect("the rest");
+    drop(f);
+    wait_for(
+        "the finished file to go live",
+        Duration::from_secs(20),
+        || async { revision(&s).await != first },
+    )
+    .await;
+    let a = turn(n + 1).await;
+    assert!(
+        a["handoff_comment"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("a card payment they did not make"),
+        "{a}"
+    );
+    stays_idle(&s, 1.0, Duration::from_secs(2)).await;
+    let m = s.metrics().await;
+    assert_eq!(
+        sample(&m, r#"l3map_reloads_total{result="ok"}"#),
+        Some(1.0),
+        "exactly one swap, to the finished file"
+    );
+}
+
+/// A copy of the stack's project with `escalations` as escalations.l3map.
+fn tempdir_with(s: &Stack, escalations: &str) -> std::path::PathBuf {
+    let probe = s.dir.join("probe");
+    std::fs::create_dir_all(&probe).expect("probe dir");
+    for entry in std::fs::read_dir(s.mappings()).expect("mappings") {
+        let p = entry.expect("entry").path();
+        if p.is_file() {
+            std::fs::copy(&p, probe.join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+    std::fs::write(probe.join("escalations.l3map"), escalations).expect("write");
+    probe
+}
+
+/// Red team F4: the Kubernetes ConfigMap layout. kyc.l3map is a link to
+/// `..data/kyc.l3map`, `..data` a link to `..v1`; an update writes `..v2`
+/// and renames a new link over `..data`. No `.l3map` path is named by
+/// that rename; the old code compiled nothing until SIGHUP.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_style_symlink_swap_reloads() {
+    use std::os::unix::fs::symlink;
+    let s = Stack::start("trust-reload-configmap", "").await;
+    let first = revision(&s).await;
+    let dir = s.mappings();
+    let text = std::fs::read_to_string(dir.join("kyc.l3map")).expect("read");
+
+    // Lay the project out as the kubelet does; same bytes as before.
+    std::fs::create_dir(dir.join("..v1")).expect("..v1");
+    std::fs::write(dir.join("..v1/kyc.l3map"), &text).expect("v1");
+    symlink("..v1", dir.join("..data")).expect("..data");
+    std::fs::remove_file(dir.join("kyc.l3map")).expect("rm");
+    symlink("..data/kyc.l3map", dir.join("kyc.l3map")).expect("link");
+    // Identical bytes through the links compile nothing.
+    stays_idle(&s, 0.0, Duration::from_secs(3)).await;
+    assert_eq!(revision(&s).await, first);
+
+    // The update: the new version in its own folder first...
+    let edited = text.replace(
+        "only Compliance may unlock the account or raise limits",
+        "Compliance alone may unlock the account or raise limits",
+    );
+    assert_ne!(edited, text);
+    std::fs::create_dir(dir.join("..v2")).expect("..v2");
+    std::fs::write(dir.join("..v2/kyc.l3map"), &edited).expect("v2");
+    // (the live file does not change by that)
+    stays_idle(&s, 0.0, Duration::from_secs(2)).await;
+    // ...then `ln -s ..v2 ..data_tmp && mv -T ..data_tmp ..data`.
+    symlink("..v2", dir.join("..data_tmp")).expect("..data_tmp");
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).expect("mv -T");
+    wait_for(
+        "the swapped ConfigMap to go live",
+        Duration::from_secs(20),
+        || async { revision(&s).await != first },
+    )
+    .await;
+    stays_idle(&s, 1.0, Duration::from_secs(2)).await;
+    let m = s.metrics().await;
+    assert_eq!(sample(&m, r#"l3map_reloads_total{result="ok"}"#), Some(1.0));
+    // The kubelet then removes the old version: nothing to compile.
+    std::fs::remove_dir_all(dir.join("..v1")).expect("rm ..v1");
+    stays_idle(&s, 1.0, Duration::from_secs(2)).await;
 }

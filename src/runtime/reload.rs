@@ -3,16 +3,19 @@
 //! the live one atomically; one that does not is reported with its
 //! diagnostics and the previous version keeps serving.
 //!
-//! Only what a save does wakes it: a file created, written, renamed or
-//! removed. Opening or reading a file (which the compiler itself does, and
-//! so does any editor, indexer or backup tool) is not a change; reacting to
-//! it made every compile trigger the next.
+//! Only what a save does wakes it: a relevant file written, or any path
+//! in the folder created, renamed or removed (a relevant file may be a
+//! symlink through a swapped directory link). Opening or reading a file
+//! (which the compiler itself does, and so does any editor, indexer or
+//! backup tool) is not a change; reacting to it made every compile trigger
+//! the next.
 //!
 //! A save is believed only once it has settled (see [`settled`]): the
 //! bytes compiled are a snapshot of the files that stayed the same over a
-//! quiet period, a file that went from text to missing, empty or less
-//! than half its length must stay so for a longer hold, and a compile whose files changed under it is
-//! thrown away. A snapshot byte-identical to the last one compiled is not
+//! quiet period, no relevant file is still open after a write (where the
+//! platform reports closes), a file that went from text to missing, empty
+//! or less than half its length must stay so for a longer hold, and a
+//! compile whose files changed under it is thrown away. A snapshot byte-identical to the last one compiled is not
 //! compiled again.
 //!
 //! Connections are not reloaded: their clients, limiters and workers are
@@ -22,10 +25,10 @@
 use super::compile::compile;
 use super::engine::{Engine, Live};
 use crate::ir::{Connection, Program};
-use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,32 +190,75 @@ fn relevant(path: &Path) -> bool {
         || path.file_name().is_some_and(|n| n == "l3map.lock.json")
 }
 
-/// Whether a watcher event can mean a relevant file's bytes changed. On
-/// Linux a read is `Access(Open)` then `Access(Close(Read))`, a
-/// `chmod` is `Modify(Metadata)`: neither changes what compiles.
-fn is_content_change(e: &notify::Event) -> bool {
+/// The longest a relevant file that was written and not yet closed holds
+/// the compile back, counted from the last change event: a writer that
+/// stalls (or a backend that dropped the close) must not stop reloads for
+/// good. Writing again restarts it.
+pub const OPEN_CAP: Duration = Duration::from_secs(10);
+
+/// Whether the watcher reports a file's close after writing: inotify does
+/// (`IN_CLOSE_WRITE`, see inotify(7)); macOS FSEvents, kqueue and Windows
+/// do not, so there only the quiet and hold rules apply.
+const REPORTS_CLOSE: bool = cfg!(any(target_os = "linux", target_os = "android"));
+
+/// What a watcher event says about the files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    /// Bytes of this relevant file were written (or it was truncated):
+    /// it is open until its close is seen.
+    Written(PathBuf),
+    /// This relevant file was closed after writing.
+    Closed(PathBuf),
+    /// This path is gone (removed or renamed away): nothing more to wait
+    /// for from it.
+    Gone(PathBuf),
+    /// Something else that may change what compiles.
+    Changed,
+}
+
+/// What a watcher event means for the files, `None` when nothing a
+/// compile reads can have changed.
+///
+/// On Linux a read is `Access(Open)` then `Access(Close(Read))`, a
+/// `chmod` is `Modify(Metadata)`: neither changes what compiles. Writes
+/// and closes count for relevant files only. A create, remove or rename
+/// of ANY path counts: a relevant file may be a symlink through a
+/// directory link that was swapped (the Kubernetes ConfigMap pattern
+/// renames `..data_tmp` over `..data`, and no `.l3map` path is named);
+/// the bytes check after settling makes an unrelated one compile nothing.
+fn seen(e: &notify::Event) -> Vec<Seen> {
     // The kernel dropped events: anything may have changed.
     if e.need_rescan() {
-        return true;
+        return vec![Seen::Changed];
     }
-    let kind = matches!(
-        e.kind,
-        EventKind::Any
-            | EventKind::Create(_)
-            | EventKind::Remove(_)
-            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
-            | EventKind::Access(AccessKind::Close(AccessMode::Write))
-    );
-    kind && e.paths.iter().any(|p| relevant(p))
+    let relevant_paths = || e.paths.iter().filter(|p| relevant(p)).cloned();
+    match e.kind {
+        EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            vec![Seen::Changed]
+        }
+        EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(_)) => {
+            let mut v: Vec<Seen> = e.paths.iter().cloned().map(Seen::Gone).collect();
+            v.push(Seen::Changed);
+            v
+        }
+        EventKind::Modify(ModifyKind::Data(_)) => relevant_paths().map(Seen::Written).collect(),
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+            relevant_paths().map(Seen::Closed).collect()
+        }
+        EventKind::Any | EventKind::Modify(ModifyKind::Any) => {
+            relevant_paths().take(1).map(|_| Seen::Changed).collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// Told of every reload's outcome (the demo prints it).
 pub type OnReload = Arc<dyn Fn(&Reloaded) + Send + Sync>;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Wake {
-    /// The watcher saw a relevant file change.
-    Change,
+    /// The watcher saw something that may change the files.
+    Change(Seen),
     /// SIGHUP: the operator asks for a compile.
     Hup,
 }
@@ -225,28 +271,55 @@ enum Next {
     Stop,
 }
 
-async fn next(
-    rx: &mut mpsc::UnboundedReceiver<Wake>,
-    stop: &mut watch::Receiver<bool>,
-    within: Option<Duration>,
-) -> Next {
-    let timer = async {
-        match within {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(timer);
-    loop {
-        tokio::select! {
-            got = rx.recv() => return got.map_or(Next::Stop, Next::Wake),
-            changed = stop.changed() => {
-                // A dropped sender is a stop too (else this would spin).
-                if changed.is_err() || *stop.borrow() {
-                    return Next::Stop;
-                }
+/// The watcher's and the signal's wake-ups, and the relevant files
+/// written but not yet closed (what an unfinished save looks like).
+struct Wakes {
+    rx: mpsc::UnboundedReceiver<Wake>,
+    stop: watch::Receiver<bool>,
+    open: BTreeSet<PathBuf>,
+}
+
+impl Wakes {
+    async fn next(&mut self, within: Option<Duration>) -> Next {
+        let timer = async {
+            match within {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
             }
-            _ = &mut timer => return Next::Quiet,
+        };
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                got = self.rx.recv() => {
+                    let Some(w) = got else { return Next::Stop };
+                    if let Wake::Change(s) = &w {
+                        self.track(s);
+                    }
+                    return Next::Wake(w);
+                }
+                changed = self.stop.changed() => {
+                    // A dropped sender is a stop too (else this would spin).
+                    if changed.is_err() || *self.stop.borrow() {
+                        return Next::Stop;
+                    }
+                }
+                _ = &mut timer => return Next::Quiet,
+            }
+        }
+    }
+
+    fn track(&mut self, s: &Seen) {
+        if !REPORTS_CLOSE {
+            return;
+        }
+        match s {
+            Seen::Written(p) => {
+                self.open.insert(p.clone());
+            }
+            Seen::Closed(p) | Seen::Gone(p) => {
+                self.open.remove(p);
+            }
+            Seen::Changed => {}
         }
     }
 }
@@ -254,25 +327,51 @@ async fn next(
 /// Waits until the files have settled after a wake-up; returns their
 /// snapshot, whether SIGHUP asked for the compile, or `None` to stop.
 ///
-/// The rule: no change event for [`QUIET`]; and when a file that had text
-/// in the `live` snapshot is gone, empty or less than half as long, no
-/// change event for [`HOLD`] and the same bytes before and after it. Any
-/// event during a wait starts the wait again.
+/// The rule: no change event for [`QUIET`]; no relevant file written and
+/// not yet closed (where the platform reports closes), waiting at most
+/// [`OPEN_CAP`] without an event for a close; and when a file that had
+/// text in the `live` snapshot is gone, empty or less than half as long,
+/// no change event for [`HOLD`] and the same bytes before and after it.
+/// Any event during a wait starts the wait again.
 async fn settled(
     dir: &Path,
     live: &Snapshot,
     mut hup: bool,
-    rx: &mut mpsc::UnboundedReceiver<Wake>,
-    stop: &mut watch::Receiver<bool>,
+    w: &mut Wakes,
 ) -> Option<(Snapshot, bool)> {
+    let mut told_open = false;
     loop {
-        match next(rx, stop, Some(QUIET)).await {
+        match w.next(Some(QUIET)).await {
             Next::Stop => return None,
-            Next::Wake(w) => {
-                hup |= w == Wake::Hup;
+            Next::Wake(k) => {
+                hup |= k == Wake::Hup;
                 continue;
             }
             Next::Quiet => {}
+        }
+        if !w.open.is_empty() {
+            if !told_open {
+                tracing::info!(
+                    files = ?w.open,
+                    "a mapping file is being written and not yet closed: waiting for its close before compiling"
+                );
+                told_open = true;
+            }
+            match w.next(Some(OPEN_CAP - QUIET)).await {
+                Next::Stop => return None,
+                Next::Wake(k) => {
+                    hup |= k == Wake::Hup;
+                    continue;
+                }
+                Next::Quiet => {
+                    tracing::warn!(
+                        files = ?w.open,
+                        cap_s = OPEN_CAP.as_secs(),
+                        "a mapping file written and never closed had no change for the cap: believing it as it is"
+                    );
+                    w.open.clear();
+                }
+            }
         }
         let snap = read(dir).await;
         let cut = snap.cut_since(live);
@@ -284,9 +383,9 @@ async fn settled(
             hold_ms = HOLD.as_millis() as u64,
             "a mapping file is gone, empty or cut by more than half: waiting for the save to finish before compiling"
         );
-        match next(rx, stop, Some(HOLD)).await {
+        match w.next(Some(HOLD)).await {
             Next::Stop => return None,
-            Next::Wake(w) => hup |= w == Wake::Hup,
+            Next::Wake(k) => hup |= k == Wake::Hup,
             Next::Quiet if read(dir).await == snap => return Some((snap, hup)),
             Next::Quiet => {}
         }
@@ -305,20 +404,21 @@ async fn read(dir: &Path) -> Snapshot {
 pub fn spawn(
     dir: PathBuf,
     engine: Arc<Engine>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     on_reload: Option<OnReload>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Wake>();
+    let (tx, rx) = mpsc::unbounded_channel::<Wake>();
     let watcher_tx = tx.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         match res {
-            Ok(e) if is_content_change(&e) => {
-                let _ = watcher_tx.send(Wake::Change);
+            Ok(e) => {
+                for s in seen(&e) {
+                    let _ = watcher_tx.send(Wake::Change(s));
+                }
             }
-            Ok(_) => {}
             // The watcher lost track: look at the files again.
             Err(_) => {
-                let _ = watcher_tx.send(Wake::Change);
+                let _ = watcher_tx.send(Wake::Change(Seen::Changed));
             }
         }
     })
@@ -348,15 +448,19 @@ pub fn spawn(
     Ok(tokio::spawn(async move {
         // The watcher stops watching when dropped: it lives here.
         let _watcher = watcher;
+        let mut w = Wakes {
+            rx,
+            stop,
+            open: BTreeSet::new(),
+        };
         loop {
-            let hup = match next(&mut rx, &mut stop, None).await {
+            let hup = match w.next(None).await {
                 Next::Wake(w) => w == Wake::Hup,
                 Next::Quiet | Next::Stop => break,
             };
             let mut hup = hup;
             let outcome = loop {
-                let Some((snap, asked)) = settled(&dir, &live, hup, &mut rx, &mut stop).await
-                else {
+                let Some((snap, asked)) = settled(&dir, &live, hup, &mut w).await else {
                     return;
                 };
                 hup = asked;
@@ -380,4 +484,49 @@ pub fn spawn(
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, DataChange, RemoveKind};
+
+    fn ev(kind: EventKind, path: &str) -> notify::Event {
+        notify::Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    #[test]
+    fn reads_are_no_change_writes_and_closes_of_relevant_files_are() {
+        let open = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        assert!(seen(&ev(open, "p/a.l3map")).is_empty());
+        assert!(seen(&ev(read, "p/a.l3map")).is_empty());
+        let data = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        let close = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        assert_eq!(
+            seen(&ev(data, "p/a.l3map")),
+            vec![Seen::Written("p/a.l3map".into())]
+        );
+        assert_eq!(
+            seen(&ev(close, "p/a.l3map")),
+            vec![Seen::Closed("p/a.l3map".into())]
+        );
+        // Writing an unrelated file (the store, a log) is nothing.
+        assert!(seen(&ev(data, "p/state.db-wal")).is_empty());
+    }
+
+    #[test]
+    fn any_create_remove_or_rename_is_a_change() {
+        let link = ev(EventKind::Create(CreateKind::File), "p/..data_tmp");
+        assert_eq!(seen(&link), vec![Seen::Changed]);
+        let gone = ev(EventKind::Remove(RemoveKind::Folder), "p/..v1");
+        assert_eq!(
+            seen(&gone),
+            vec![Seen::Gone("p/..v1".into()), Seen::Changed]
+        );
+        let mv = notify::Event::new(EventKind::Modify(ModifyKind::Name(RenameMode::Both)))
+            .add_path("p/..data_tmp".into())
+            .add_path("p/..data".into());
+        assert_eq!(seen(&mv), vec![Seen::Changed]);
+    }
 }
