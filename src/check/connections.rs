@@ -138,6 +138,17 @@ const SALESFORCE: &[Prop] = &[
     },
 ];
 
+/// Whether `key` is a connection setting the language defines as holding
+/// no secret (the address, scopes, plan, ...). Source frames show only these
+/// values in clear: every other value in a connection block, including the
+/// value of a mistyped or unknown key, is masked ([`crate::diagnostics::redact`]).
+pub(crate) fn holds_no_secret(key: &str) -> bool {
+    ZENDESK
+        .iter()
+        .chain(SALESFORCE)
+        .any(|p| p.key == key && p.val != Val::Secret)
+}
+
 /// Requests per minute per token for each Zendesk plan.
 pub const ZENDESK_PLANS: &[(&str, u32)] = &[
     ("team", 200),
