@@ -474,6 +474,19 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
                             span: v.span,
                         });
                     }
+                    if (key == "url" || key == "instance") && has_user_info(t) {
+                        // `https://user:password@host` is a credential
+                        // written in the file, like `token "…"`.
+                        cx.err(CheckError::BadPropertyValue {
+                            key: key.into(),
+                            expected: "a URL without a user name or password".into(),
+                            help: format!(
+                                "remove the `user:password@` part (write `{}`; credentials go in env(\"…\") or file(\"…\") references) and rotate the password that was committed",
+                                prop.example
+                            ),
+                            span: v.span,
+                        });
+                    }
                     info.settings.insert(key.into(), t.clone());
                 }
                 _ => bad(cx, key, "a string in double quotes", prop, v),
@@ -572,6 +585,15 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
             }
         }
     }
+}
+
+/// `scheme://user[:password]@host…`: an `@` before the path.
+fn has_user_info(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(_, rest)| {
+        rest.split(['/', '?', '#'])
+            .next()
+            .is_some_and(|authority| authority.contains('@'))
+    })
 }
 
 fn bad(cx: &mut Ctx, key: &str, expected: &str, prop: &Prop, v: &PropValue) {
