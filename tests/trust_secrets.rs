@@ -253,3 +253,32 @@ fn check_refuses_a_url_with_a_password_without_printing_it() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// After a mistyped key, a value that does not even parse (bare with
+/// dashes, unclosed, with a space) is not quoted by the syntax error.
+#[test]
+fn syntax_errors_after_a_mistyped_key_never_quote_the_value() {
+    for (name, literal) in [
+        ("typo-bare", TYPO.to_string()),
+        ("typo-unclosed", format!("\"{TYPO}")),
+        ("typo-spaced", "LEAKB@2222 typo".to_string()),
+    ] {
+        let dir = project_edited(name, |t| {
+            t.replace(
+                "token      env(\"ZENDESK_OAUTH_TOKEN\")",
+                &format!("token      env(\"ZENDESK_OAUTH_TOKEN\")\n  tokne {literal}"),
+            )
+        });
+        for format in ["human", "json", "github"] {
+            let o = l3map(&["check", "--format", format], &dir);
+            let out = all_of(&o);
+            assert_eq!(o.status.code(), Some(1), "{name}/{format}: {out}");
+            assert!(
+                !out.contains("LEAKB") && !out.contains("2222-typo") && !out.contains("2222 typo"),
+                "{name}/{format}:\n{out}"
+            );
+            assert!(out.contains("syntax"), "{name}/{format}: {out}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
