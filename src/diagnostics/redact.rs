@@ -268,11 +268,15 @@ mod tests {
     proptest! {
         #[test]
         fn any_text_keeps_its_length_and_lines(
-            text in r#"(connection|token|\{|\}|"|\"\"\"|env\(|//|\n| |[a-zé\-_]{1,6}){0,40}"#
+            text in r#"(connection|token|tokne|subdomain|rate_limit|200|rpm|\{|\}|\(|\)|,|"|\\|\"\"\"|env\(|//|://|@|:|\n| |\u{a0}|[a-zé\-_]{1,6}){0,40}"#
         ) {
             let r = redact(&text);
             prop_assert_eq!(r.len(), text.len());
             prop_assert_eq!(r.matches('\n').count(), text.matches('\n').count());
+            // Masking never moves a byte: each is kept or becomes `*`.
+            for (x, y) in text.bytes().zip(r.bytes()) {
+                prop_assert!(x == y || y == b'*');
+            }
         }
     }
 
