@@ -87,8 +87,17 @@ async fn run_and_reload_refusals_never_print_a_pasted_token() {
     let mut s = Stack::start("trust-secrets", "").await;
     let file = s.mappings().join("connections.l3map");
     let text = std::fs::read_to_string(&file).expect("read");
-    let pasted = text.replace("env(\"ZENDESK_OAUTH_TOKEN\")", &format!("\"{PASTED}\""));
-    assert_ne!(pasted, text);
+    // The literal token, one after a mistyped key, and one inside a URL.
+    let pasted = text
+        .replace(
+            "env(\"ZENDESK_OAUTH_TOKEN\")",
+            &format!("\"{PASTED}\"\n  tokne \"{TYPO}\""),
+        )
+        .replace(
+            "\"https://acme-fintech.my.salesforce.com\"",
+            &format!("\"https://admin:{IN_URL}@acme-fintech.my.salesforce.com\""),
+        );
+    assert!(pasted.contains(TYPO) && pasted.contains(IN_URL), "{pasted}");
     std::fs::write(&file, &pasted).expect("paste");
     let started = Instant::now();
     while !s.log().contains("do not compile") {
@@ -103,10 +112,13 @@ async fn run_and_reload_refusals_never_print_a_pasted_token() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let log = s.log();
     assert!(log.contains("literal_secret"), "{log}");
-    assert!(
-        !log.contains(PASTED),
-        "a reload refusal printed the token:\n{log}"
-    );
+    for secret in [PASTED, TYPO, IN_URL] {
+        assert!(
+            !log.contains(secret),
+            "a reload refusal printed {secret}:\n{log}"
+        );
+    }
+    assert!(log.contains("tokne"), "{log}");
 
     // Restarted with the file as it is now: refuses to start.
     s.kill_runtime();
@@ -137,5 +149,136 @@ async fn run_and_reload_refusals_never_print_a_pasted_token() {
     let out = all_of(&run.wait_with_output().expect("output"));
     assert!(!status.success(), "{out}");
     assert!(out.contains("literal_secret"), "{out}");
-    assert!(!out.contains(PASTED), "run printed the token:\n{out}");
+    for secret in [PASTED, TYPO, IN_URL] {
+        assert!(!out.contains(secret), "run printed {secret}:\n{out}");
+    }
+    assert!(out.contains("did you mean `token`?"), "{out}");
+}
+
+const TYPO: &str = "LEAKB-2222-typo";
+const IN_URL: &str = "LEAKF-6666";
+
+/// The fintech project with `edit` applied to its connections file.
+fn project_edited(name: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+    let dir = project_with(name, "env(\"ZENDESK_OAUTH_TOKEN\")");
+    let file = dir.join("connections.l3map");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let edited = edit(&text);
+    assert_ne!(edited, text, "{name}: the edit changed nothing");
+    std::fs::write(&file, edited).expect("write");
+    dir
+}
+
+/// A token pasted after a mistyped key (`tokne`) is not a known credential
+/// key, yet no output repeats it; the error still points at the key and
+/// suggests `token`.
+#[test]
+fn check_never_prints_a_token_after_a_mistyped_key() {
+    let dir = project_edited("typo", |t| {
+        t.replace(
+            "token      env(\"ZENDESK_OAUTH_TOKEN\")",
+            &format!("token      env(\"ZENDESK_OAUTH_TOKEN\")\n  tokne \"{TYPO}\""),
+        )
+    });
+    for format in ["human", "json", "github"] {
+        let o = l3map(&["check", "--format", format], &dir);
+        let out = all_of(&o);
+        assert_eq!(o.status.code(), Some(1), "{format}: {out}");
+        assert!(
+            !out.contains(TYPO) && !out.contains("2222"),
+            "{format}:\n{out}"
+        );
+        assert!(out.contains("tokne"), "{format}: {out}");
+        assert!(out.contains("did you mean `token`?"), "{format}: {out}");
+    }
+    let human = all_of(&l3map(&["check", "--format", "human"], &dir));
+    // The frame is drawn at the key, with the value masked to its length.
+    assert!(human.contains("tokne \"***************\""), "{human}");
+    let json = all_of(&l3map(&["check", "--format", "json"], &dir));
+    assert!(
+        json.contains("\"code\": \"l3map::connection::property\""),
+        "{json}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A password inside a URL is masked wherever the file is drawn; a frame
+/// drawn next to it (an error on the line below) shows the host.
+#[test]
+fn check_never_prints_a_password_inside_a_url() {
+    let dir = project_edited("url", |t| {
+        t.replace(
+            "subdomain  \"acme-fintech\"",
+            &format!("url \"https://admin:{IN_URL}@acme.zendesk.com\"\n  tokne \"{TYPO}\""),
+        )
+    });
+    for format in ["human", "json", "github"] {
+        let o = l3map(&["check", "--format", format], &dir);
+        let out = all_of(&o);
+        assert_eq!(o.status.code(), Some(1), "{format}: {out}");
+        assert!(
+            !out.contains(IN_URL) && !out.contains("6666") && !out.contains(TYPO),
+            "{format}:\n{out}"
+        );
+        assert!(out.contains("did you mean `token`?"), "{format}: {out}");
+    }
+    let human = all_of(&l3map(&["check", "--format", "human"], &dir));
+    assert!(
+        human.contains("url \"https://*****:**********@acme.zendesk.com\""),
+        "{human}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A Salesforce or Zendesk address carrying `user:password@` is a
+/// credential written in the file: `check` refuses it, naming the key,
+/// without printing the password.
+#[test]
+fn check_refuses_a_url_with_a_password_without_printing_it() {
+    let dir = project_edited("url-alone", |t| {
+        t.replace(
+            "\"https://acme-fintech.my.salesforce.com\"",
+            &format!("\"https://admin:{IN_URL}@acme-fintech.my.salesforce.com\""),
+        )
+    });
+    for format in ["human", "json", "github"] {
+        let o = l3map(&["check", "--format", format], &dir);
+        let out = all_of(&o);
+        assert_eq!(o.status.code(), Some(1), "{format}: {out}");
+        assert!(!out.contains(IN_URL), "{format}:\n{out}");
+        assert!(
+            out.contains("`instance` expects a URL without a user name or password"),
+            "{format}: {out}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// After a mistyped key, a value that does not even parse (bare with
+/// dashes, unclosed, with a space) is not quoted by the syntax error.
+#[test]
+fn syntax_errors_after_a_mistyped_key_never_quote_the_value() {
+    for (name, literal) in [
+        ("typo-bare", TYPO.to_string()),
+        ("typo-unclosed", format!("\"{TYPO}")),
+        ("typo-spaced", "LEAKB@2222 typo".to_string()),
+    ] {
+        let dir = project_edited(name, |t| {
+            t.replace(
+                "token      env(\"ZENDESK_OAUTH_TOKEN\")",
+                &format!("token      env(\"ZENDESK_OAUTH_TOKEN\")\n  tokne {literal}"),
+            )
+        });
+        for format in ["human", "json", "github"] {
+            let o = l3map(&["check", "--format", format], &dir);
+            let out = all_of(&o);
+            assert_eq!(o.status.code(), Some(1), "{name}/{format}: {out}");
+            assert!(
+                !out.contains("LEAKB") && !out.contains("2222-typo") && !out.contains("2222 typo"),
+                "{name}/{format}:\n{out}"
+            );
+            assert!(out.contains("syntax"), "{name}/{format}: {out}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -138,6 +138,17 @@ const SALESFORCE: &[Prop] = &[
     },
 ];
 
+/// Whether `key` is a connection setting the language defines as holding
+/// no secret (the address, scopes, plan, ...). Source frames show only these
+/// values in clear: every other value in a connection block, including the
+/// value of a mistyped or unknown key, is masked ([`crate::diagnostics::redact`]).
+pub(crate) fn holds_no_secret(key: &str) -> bool {
+    ZENDESK
+        .iter()
+        .chain(SALESFORCE)
+        .any(|p| p.key == key && p.val != Val::Secret)
+}
+
 /// Requests per minute per token for each Zendesk plan.
 pub const ZENDESK_PLANS: &[(&str, u32)] = &[
     ("team", 200),
@@ -463,6 +474,19 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
                             span: v.span,
                         });
                     }
+                    if (key == "url" || key == "instance") && has_user_info(t) {
+                        // `https://user:password@host` is a credential
+                        // written in the file, like `token "…"`.
+                        cx.err(CheckError::BadPropertyValue {
+                            key: key.into(),
+                            expected: "a URL without a user name or password".into(),
+                            help: format!(
+                                "remove the `user:password@` part (write `{}`; credentials go in env(\"…\") or file(\"…\") references) and rotate the password that was committed",
+                                prop.example
+                            ),
+                            span: v.span,
+                        });
+                    }
                     info.settings.insert(key.into(), t.clone());
                 }
                 _ => bad(cx, key, "a string in double quotes", prop, v),
@@ -561,6 +585,15 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
             }
         }
     }
+}
+
+/// `scheme://user[:password]@host…`: an `@` before the path.
+fn has_user_info(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(_, rest)| {
+        rest.split(['/', '?', '#'])
+            .next()
+            .is_some_and(|authority| authority.contains('@'))
+    })
 }
 
 fn bad(cx: &mut Ctx, key: &str, expected: &str, prop: &Prop, v: &PropValue) {

@@ -10,6 +10,7 @@ mod statuses;
 mod tests;
 pub mod types;
 
+pub(crate) use connections::holds_no_secret;
 pub use error::CheckError;
 pub use types::{Resolved, Scope, Ty};
 

@@ -2,38 +2,44 @@
 //! text is shown: a diagnostic's frame quotes the lines around the
 //! problem, and `l3map check`, `l3map run` and every reload refusal print
 //! frames. The masked text keeps every byte offset (each masked byte
-//! becomes one `*`, newlines stay), so spans and line numbers still point
-//! where they did.
+//! becomes one `*`; newlines and quotes stay), so spans and line numbers
+//! still point where they did.
 //!
 //! This is lexical on purpose: it must also work on a file that does not
 //! parse (a syntax error next to a pasted token draws that token's line).
-//! Inside a `connection` block, a property whose key names a credential
-//! has its value masked to the end of its line (to the end of a
-//! `"""` string), unless the value is a reference, `env("…")` or
-//! `file("…")`.
+//! Two rules:
+//!
+//! * Inside a `connection` block every value is masked except the values
+//!   of the settings the language defines as holding no secret
+//!   ([`holds_no_secret`]: `subdomain`, `url`, `scopes`, `plan`, ...) and
+//!   credential references (`env("…")`, `file("…")`). An allowlist, not a
+//!   list of credential-looking names: a mistyped key (`tokne "…"`) or an
+//!   unknown one holds whatever was pasted after it. Once a value is
+//!   masked, the rest of its line is too (a paste with spaces in it).
+//!   Keys stay visible, so "did you mean `token`?" still has its frame.
+//! * Anywhere in the file, the user-info of a URL
+//!   (`https://user:pass@host`) is masked, keeping its `:`.
 
+use crate::check::holds_no_secret;
 use std::borrow::Cow;
 
-/// Keys whose value is a credential: the ones the checker knows
-/// (`token`, `webhook_secret`, `client_secret`, `refresh_token`,
-/// `private_key`) and any misspelled or unknown key that looks like one.
-fn is_credential_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    ["token", "secret", "password", "passwd", "key", "credential"]
-        .iter()
-        .any(|w| k.contains(w))
-}
-
-fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_'
-}
-
-fn is_ident(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_'
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Tok {
+    Newline,
+    Space,
+    Comment,
+    Open,
+    Close,
+    Comma,
+    Paren,
+    /// `"…"` or `"""…"""`.
+    Str,
+    /// Anything else up to a space or one of the above.
+    Bare,
 }
 
 /// End of the string starting at `i` (`"…"` or `"""…"""`), or the end of
-/// the text when it is not closed.
+/// the line / text when it is not closed.
 fn string_end(b: &[u8], i: usize) -> usize {
     if b[i..].starts_with(b"\"\"\"") {
         return find(b, i + 3, b"\"\"\"").map_or(b.len(), |e| e + 3);
@@ -57,104 +63,186 @@ fn find(b: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
         .map(|p| p + from)
 }
 
-fn line_end(b: &[u8], i: usize) -> usize {
-    b[i..]
-        .iter()
-        .position(|&c| c == b'\n')
-        .map_or(b.len(), |p| p + i)
+/// The token at byte `i` (a char boundary) and where it ends (a char
+/// boundary too: every token ends at an ASCII byte or the end).
+fn token(text: &str, i: usize) -> (Tok, usize) {
+    let b = text.as_bytes();
+    let c = text[i..].chars().next().unwrap_or(' ');
+    let one = i + c.len_utf8();
+    match c {
+        '\n' => (Tok::Newline, one),
+        '{' => (Tok::Open, one),
+        '}' => (Tok::Close, one),
+        ',' => (Tok::Comma, one),
+        '(' | ')' => (Tok::Paren, one),
+        '"' => (Tok::Str, string_end(b, i).min(b.len())),
+        '/' if b.get(i + 1) == Some(&b'/') => (Tok::Comment, find(b, i, b"\n").unwrap_or(b.len())),
+        // Unicode White_Space, as the grammar's WHITESPACE.
+        _ if c.is_whitespace() => (Tok::Space, one),
+        _ => {
+            let mut j = one;
+            while let Some(c) = text[j..].chars().next() {
+                if c.is_whitespace()
+                    || matches!(c, '{' | '}' | ',' | '(' | ')' | '"')
+                    || text[j..].starts_with("//")
+                {
+                    break;
+                }
+                j += c.len_utf8();
+            }
+            (Tok::Bare, j)
+        }
+    }
 }
 
-/// Where the value after a credential key at `i` ends, if it is a literal
-/// (masked from its first byte); `None` for a reference.
-fn literal_value(b: &[u8], mut i: usize) -> Option<(usize, usize)> {
-    while i < b.len() && b[i].is_ascii_whitespace() {
-        i += 1;
+fn is_ident(w: &str) -> bool {
+    w.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && w.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// The unit of a rate or an amount (`200 rpm`, `1500 EUR`).
+fn is_unit(w: &str) -> bool {
+    w == "rpm" || (w.len() == 3 && w.bytes().all(|c| c.is_ascii_uppercase()))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Expect {
+    Key,
+    Value,
+    /// Inside `env(` / `file(` … `)`.
+    Reference,
+    AfterValue,
+}
+
+/// Byte ranges of the values in connection blocks that may hold a secret.
+fn connection_values(text: &str, masks: &mut Vec<(usize, usize)>) {
+    let (mut i, mut depth) = (0usize, 0usize);
+    let mut block: Option<usize> = None; // brace depth of the connection block
+    let mut after_keyword = false;
+    let mut expect = Expect::Key;
+    // The current key's values may hold a secret.
+    let mut secret = false;
+    // A value was masked on this line: the rest of the line is masked too.
+    let mut tail = false;
+    // The last token was a number of a non-secret key (a unit may follow).
+    let mut number = false;
+    while i < text.len() {
+        let (tok, end) = token(text, i);
+        let word = &text[i..end];
+        let start = i;
+        i = end.max(i + 1);
+        match tok {
+            Tok::Newline => {
+                tail = false;
+                number = false;
+                continue;
+            }
+            Tok::Space => continue,
+            Tok::Open => {
+                depth += 1;
+                if block.is_none() && after_keyword {
+                    block = Some(depth);
+                    (expect, secret, tail, number) = (Expect::Key, false, false, false);
+                }
+                after_keyword = false;
+                continue;
+            }
+            Tok::Close => {
+                if block == Some(depth) {
+                    block = None;
+                }
+                depth = depth.saturating_sub(1);
+                (tail, after_keyword) = (false, false);
+                continue;
+            }
+            _ => {}
+        }
+        let Some(at) = block else {
+            // `connection NAME: KIND {`: the next brace opens the block.
+            if tok == Tok::Bare && word == "connection" {
+                after_keyword = true;
+            }
+            continue;
+        };
+        let mut mask = || masks.push((start, end));
+        if depth > at || tail {
+            // Nested braces are a syntax error; mask what they hold.
+            if tok != Tok::Comment || tail {
+                mask();
+            }
+            continue;
+        }
+        let was_number = std::mem::take(&mut number);
+        match (expect, tok) {
+            (_, Tok::Comment) => {}
+            (Expect::Key | Expect::AfterValue, Tok::Bare) if is_ident(word) => {
+                if expect == Expect::AfterValue && !secret && was_number && is_unit(word) {
+                    continue;
+                }
+                secret = !holds_no_secret(word);
+                expect = Expect::Value;
+            }
+            (Expect::AfterValue, Tok::Comma) => expect = Expect::Value,
+            (Expect::Value, Tok::Bare) if word == "env" || word == "file" => {
+                expect = Expect::Reference;
+            }
+            (Expect::Reference, Tok::Paren) if word == "(" => {}
+            (Expect::Reference, Tok::Str) => {}
+            (Expect::Reference, Tok::Paren) => expect = Expect::AfterValue,
+            (Expect::Value, Tok::Bare | Tok::Str) if !secret => {
+                number = word.starts_with(|c: char| c.is_ascii_digit() || c == '$');
+                expect = Expect::AfterValue;
+            }
+            // A value that may hold a secret, or something where no value
+            // or key belongs (a pasted token with spaces in it).
+            _ => {
+                mask();
+                tail = true;
+                secret = true;
+                expect = Expect::AfterValue;
+            }
+        }
     }
-    let start = i;
-    let mut j = i;
-    while j < b.len() && is_ident(b[j]) {
-        j += 1;
+}
+
+/// Byte ranges of the user name and password of every `scheme://user:pass@host`.
+fn url_userinfo(text: &str, masks: &mut Vec<(usize, usize)>) {
+    let b = text.as_bytes();
+    let mut from = 0;
+    while let Some(sep) = find(b, from, b"://") {
+        let start = sep + 3;
+        // Up to where a URL cannot go on; not only to the first `/`: a
+        // pasted password may hold one, and over-masking a path is harmless.
+        let end = b[start..]
+            .iter()
+            .position(|&c| {
+                c.is_ascii_whitespace() || matches!(c, b'"' | b'\'' | b'<' | b'>' | b'`')
+            })
+            .map_or(b.len(), |p| p + start);
+        if let Some(at) = b[start..end].iter().rposition(|&c| c == b'@') {
+            let mut piece = start;
+            for (k, &c) in b[start..start + at].iter().enumerate() {
+                if c == b':' {
+                    masks.push((piece, start + k));
+                    piece = start + k + 1;
+                }
+            }
+            masks.push((piece, start + at));
+        }
+        from = end.max(start);
     }
-    let word = &b[i..j];
-    let mut k = j;
-    while k < b.len() && (b[k] == b' ' || b[k] == b'\t') {
-        k += 1;
-    }
-    if (word == b"env" || word == b"file") && b.get(k) == Some(&b'(') {
-        return None;
-    }
-    if start >= b.len() || b[start] == b'}' {
-        return None;
-    }
-    let end = if b[start..].starts_with(b"\"\"\"") {
-        let close = string_end(b, start);
-        line_end(b, close.min(b.len()))
-    } else {
-        line_end(b, start)
-    };
-    Some((start, end))
 }
 
 /// `text` with every literal credential masked; borrowed when there is
 /// none.
 pub fn redact(text: &str) -> Cow<'_, str> {
-    let b = text.as_bytes();
     let mut masks: Vec<(usize, usize)> = Vec::new();
-    let (mut i, mut in_connection, mut after_connection, mut first_on_line) =
-        (0, false, false, true);
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'\n' => {
-                first_on_line = true;
-                i += 1;
-            }
-            _ if c.is_ascii_whitespace() => i += 1,
-            b'/' if b.get(i + 1) == Some(&b'/') => i = line_end(b, i),
-            b'"' => {
-                i = string_end(b, i);
-                first_on_line = false;
-            }
-            b'{' => {
-                if after_connection {
-                    in_connection = true;
-                    after_connection = false;
-                }
-                // The first word after `{` is a property key.
-                first_on_line = true;
-                i += 1;
-            }
-            b'}' => {
-                in_connection = false;
-                first_on_line = false;
-                i += 1;
-            }
-            _ if is_ident_start(c) => {
-                let start = i;
-                while i < b.len() && is_ident(b[i]) {
-                    i += 1;
-                }
-                let word = &text[start..i];
-                if !in_connection && word == "connection" {
-                    after_connection = true;
-                } else if in_connection && first_on_line && is_credential_key(word) {
-                    if let Some((from, to)) = literal_value(b, i) {
-                        masks.push((from, to));
-                        i = to;
-                    }
-                }
-                first_on_line = false;
-            }
-            _ => {
-                first_on_line = false;
-                i += 1;
-            }
-        }
-    }
+    connection_values(text, &mut masks);
+    url_userinfo(text, &mut masks);
     if masks.is_empty() {
         return Cow::Borrowed(text);
     }
-    let mut out = b.to_vec();
+    let mut out = text.as_bytes().to_vec();
     for (from, to) in masks {
         for x in &mut out[from..to] {
             if !matches!(*x, b'\n' | b'\r' | b'"') {
@@ -162,7 +250,8 @@ pub fn redact(text: &str) -> Cow<'_, str> {
             }
         }
     }
-    // Every byte of a masked character became ASCII; the rest is untouched.
+    // Ranges start and end on char boundaries and every byte in them became
+    // ASCII; the rest is untouched.
     Cow::Owned(String::from_utf8(out).unwrap_or_else(|e| {
         String::from_utf8_lossy(e.as_bytes())
             .chars()
@@ -179,11 +268,15 @@ mod tests {
     proptest! {
         #[test]
         fn any_text_keeps_its_length_and_lines(
-            text in r#"(connection|token|\{|\}|"|\"\"\"|env\(|//|\n| |[a-zé\-_]{1,6}){0,40}"#
+            text in r#"(connection|token|tokne|subdomain|rate_limit|200|rpm|\{|\}|\(|\)|,|"|\\|\"\"\"|env\(|//|://|@|:|\n| |\u{a0}|[a-zé\-_]{1,6}){0,40}"#
         ) {
             let r = redact(&text);
             prop_assert_eq!(r.len(), text.len());
             prop_assert_eq!(r.matches('\n').count(), text.matches('\n').count());
+            // Masking never moves a byte: each is kept or becomes `*`.
+            for (x, y) in text.bytes().zip(r.bytes()) {
+                prop_assert!(x == y || y == b'*');
+            }
         }
     }
 
@@ -215,5 +308,40 @@ mod tests {
         assert!(!redact(key_on_its_own_line).contains("SECRET"));
         let none = "connection d: zendesk { token env(\"X\") }";
         assert!(matches!(redact(none), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn only_settings_without_secrets_are_shown_in_a_connection() {
+        let text = "connection desk: zendesk {\n  subdomain \"acme\"\n  tokne \"LEAKB-2222-typo\"\n  scopes read,\n    write\n  rate_limit 180 rpm // headroom\n  plan team\n  \"LEAKC-3333\"\n  pasted LEAKD 4444 // LEAKE\n}\nconnection crm: salesforce { instance \"https://x.my.salesforce.com\" passwrd LEAKG objects Case }\n";
+        let r = redact(text);
+        assert_eq!(r.len(), text.len());
+        assert_eq!(r.lines().count(), text.lines().count());
+        assert!(!r.contains("LEAK"), "{r}");
+        for kept in [
+            "subdomain \"acme\"",
+            "  tokne \"",
+            "scopes read,\n    write",
+            "rate_limit 180 rpm // headroom",
+            "plan team",
+            "  pasted ",
+            "instance \"https://x.my.salesforce.com\" passwrd ",
+            "}\n",
+        ] {
+            assert!(r.contains(kept), "{kept} lost:\n{r}");
+        }
+    }
+
+    #[test]
+    fn url_user_info_is_masked_anywhere_keeping_its_length() {
+        let text = "connection desk: zendesk {\n  url \"https://admin:LEAKF-6666@acme.zendesk.com\"\n}\ntemplate t \"see ftp://bob@LEAKH:x@files.acme.com/a and https://acme.com/x\"\n// https://user:LEAKI@host\n";
+        let r = redact(text);
+        assert_eq!(r.len(), text.len());
+        assert!(!r.contains("LEAK") && !r.contains("admin"), "{r}");
+        assert!(
+            r.contains("url \"https://*****:**********@acme.zendesk.com\""),
+            "{r}"
+        );
+        assert!(r.contains("https://acme.com/x"), "{r}");
+        assert!(r.contains("@files.acme.com/a"), "{r}");
     }
 }
