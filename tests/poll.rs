@@ -249,7 +249,7 @@ async fn a_zendesk_change_is_ingested_within_a_few_polls() {
     let db = rusqlite::Connection::open(&rig.db).unwrap();
     let (source, event): (String, String) = db
         .query_row(
-            "SELECT source, event FROM events WHERE key = ?1",
+            "SELECT source, event FROM events WHERE key >= ?1 AND key < ?1 || ':~'",
             [&key],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
