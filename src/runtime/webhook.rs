@@ -408,6 +408,34 @@ mod tests {
         );
     }
 
+    /// A kept read of the same second that lacks the custom field value a
+    /// `custom_field_changed` event carries is another update's state.
+    #[test]
+    fn a_changed_custom_field_must_be_shown() {
+        let mut event = Ticket {
+            id: 5,
+            tags: vec!["first".into()],
+            ..Ticket::default()
+        };
+        event
+            .custom_fields
+            .insert("360001238".into(), json!("fraud_claim"));
+        let mut shown = Ticket {
+            id: 5,
+            tags: vec!["first".into()],
+            ..Ticket::default()
+        };
+        assert!(!agrees(&event, &shown));
+        shown
+            .custom_fields
+            .insert("360001238".into(), json!("fraud_claim"));
+        assert!(agrees(&event, &shown));
+        // A number quoted as text is the same value.
+        event.custom_fields.insert("360001240".into(), json!("42"));
+        shown.custom_fields.insert("360001240".into(), json!(42));
+        assert!(agrees(&event, &shown));
+    }
+
     #[test]
     fn an_old_or_future_timestamp_is_a_replay() {
         let secret = Secret::new("whsec-1");
