@@ -454,3 +454,206 @@ async fn futures_reads(s: &Stack, ids: &[u64]) -> Vec<u64> {
     }
     out
 }
+
+/// Sleeps to the start of the next second (plus a little), so two updates
+/// made 300 ms apart fall in one second of Zendesk's `updated_at`.
+async fn start_of_a_second() {
+    let ms = jiff::Timestamp::now().as_millisecond().rem_euclid(1000);
+    tokio::time::sleep(Duration::from_millis((1000 - ms) as u64 + 30)).await;
+}
+
+/// A ticket event as Zendesk sends it, `detail` the ticket as it is now.
+async fn state_event(s: &Stack, id: u64, ty: &str, event: Value) -> Value {
+    let t = ticket(s, id).await;
+    let upper = |v: &Value| v.as_str().map(str::to_uppercase);
+    json!({
+        "type": format!("zen:event-type:ticket.{ty}"),
+        "account_id": 12514403,
+        "id": format!("{:032x}", fastrand::u128(..)),
+        "time": t["updated_at"],
+        "zendesk_event_version": "2022-11-06",
+        "subject": format!("zen:ticket:{id}"),
+        "detail": {
+            "id": id.to_string(),
+            "status": upper(&t["status"]),
+            "custom_status": t["custom_status_id"].to_string(),
+            "priority": upper(&t["priority"]),
+            "type": upper(&t["type"]),
+            "tags": t["tags"],
+            "requester_id": t["requester_id"].to_string(),
+            "created_at": t["created_at"],
+            "updated_at": t["updated_at"],
+            "via": {"channel": "web"},
+        },
+        "event": event,
+    })
+}
+
+/// Two updates of a new ticket within one second (Zendesk's `updated_at`
+/// has one-second resolution): tags (and open) first, then 300 ms later
+/// the dispute type set to a fraud claim. The first update's event is
+/// delivered (and decided on the first state) before the second update is
+/// made. Returns the ticket and both updates' events; tries again with a
+/// new ticket when the box is too slow to keep them in one second.
+async fn two_updates_in_one_second(s: &Stack, secret: &str) -> (u64, Value, Value) {
+    loop {
+        let id = s
+            .create_ticket("Card payment query", "standard", None)
+            .await;
+        start_of_a_second().await;
+        let put = Instant::now();
+        s.zendesk(
+            Method::PUT,
+            &format!("/api/v2/tickets/{id}.json"),
+            Some(json!({"ticket": {"tags": ["first"], "status": "open"}})),
+        )
+        .await;
+        let first = state_event(
+            s,
+            id,
+            "tags_changed",
+            json!({"previous": [], "current": ["first"]}),
+        )
+        .await;
+        let (status, answer) = deliver(s, secret, &first).await;
+        assert_eq!(status, 200, "{answer}");
+        // Recorded now (or already, by a poll that came first).
+        let recorded =
+            answer["accepted"].as_u64().unwrap_or(0) + answer["duplicates"].as_u64().unwrap_or(0);
+        assert_eq!(recorded, 1, "the first update: {answer}");
+        tokio::time::sleep(Duration::from_millis(300).saturating_sub(put.elapsed())).await;
+        s.zendesk(
+            Method::PUT,
+            &format!("/api/v2/tickets/{id}.json"),
+            Some(json!({"ticket": {
+                "custom_fields": [{"id": DISPUTE_TYPE, "value": "fraud_claim"}]
+            }})),
+        )
+        .await;
+        let second = state_event(
+            s,
+            id,
+            "custom_field_changed",
+            json!({"custom_field": {"id": DISPUTE_TYPE, "title": "Dispute type",
+                   "field_type": "tagger"}, "previous": null, "current": "fraud_claim"}),
+        )
+        .await;
+        if first["detail"]["updated_at"] == second["detail"]["updated_at"] {
+            return (id, first, second);
+        }
+    }
+}
+
+/// Red team F2. The second of two updates in one second used to be
+/// answered as a duplicate of the first (same state key, and the kept read
+/// of that second showed the first state), so the fraud hand-off never
+/// fired. Now the key carries the state's hash: the hand-off is written
+/// once, and delivering every event again (in both orders) changes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_updates_in_one_second_are_both_decided_once() {
+    let (secret_file, secret) = own_secret("same-second");
+    let extra = format!(
+        "[webhook]\nsecret_file = \"{}\"\ntolerance_secs = 300\n\n{NO_POLLING}",
+        secret_file.display()
+    );
+    let s = Stack::start_with("trust-same-second", &extra, false).await;
+    let fraud_ops = group_id(&s, "Fraud Operations").await;
+    let (id, first, second) = two_updates_in_one_second(&s, &secret).await;
+    let (status, answer) = deliver(&s, &secret, &second).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 1, "the second update is news: {answer}");
+    // Zendesk delivers every event again, in both orders: all duplicates.
+    for payload in [&first, &second, &second, &first] {
+        let (status, answer) = deliver(&s, &secret, payload).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["accepted"], 0, "redelivered: {answer}");
+        assert_eq!(answer["duplicates"], 1, "redelivered: {answer}");
+    }
+    wait_for("the fraud hand-off", Duration::from_secs(30), || async {
+        !s.private_notes(id).await.is_empty()
+    })
+    .await;
+    s.drained(Duration::from_secs(30)).await;
+    let notes = s.private_notes(id).await;
+    assert_eq!(notes.len(), 1, "the hand-off is written once: {notes:?}");
+    let t = ticket(&s, id).await;
+    assert_eq!(t["group_id"], fraud_ops);
+    assert_eq!(t["custom_status_id"], PENDING_RISK_REVIEW);
+    let _ = std::fs::remove_file(secret_file);
+}
+
+/// Red team F2, the webhook of the second update lost: the poller sees
+/// the final state, in the same second as the state the webhook recorded,
+/// and decides it (it used to be a duplicate of the first): the hand-off
+/// is written once, and later polls add nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_decides_the_second_update_of_a_second() {
+    let (secret_file, secret) = own_secret("same-second-poll");
+    let extra = format!(
+        "[webhook]\nsecret_file = \"{}\"\ntolerance_secs = 300\n\n\
+         [poll]\nzendesk_interval_secs = 1\nsalesforce_interval_secs = 0\n",
+        secret_file.display()
+    );
+    let s = Stack::start_with("trust-same-second-poll", &extra, false).await;
+    let (id, _, _) = two_updates_in_one_second(&s, &secret).await;
+    wait_for("the fraud hand-off", Duration::from_secs(60), || async {
+        !s.private_notes(id).await.is_empty()
+    })
+    .await;
+    s.drained(Duration::from_secs(30)).await;
+    // A few more polls: still one.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    s.drained(Duration::from_secs(30)).await;
+    assert_eq!(s.private_notes(id).await.len(), 1);
+    let _ = std::fs::remove_file(secret_file);
+}
+
+/// Red team F9. A signed webhook for a ticket that no longer exists
+/// (deleted or merged: the API answers 404) used to be a 503 forever, so
+/// Zendesk retried it and counted it toward its circuit breaker. Now it is
+/// a 200 that says why, nothing recorded, counted as rejected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_for_a_deleted_ticket_is_answered_and_skipped() {
+    let (secret_file, secret) = own_secret("gone");
+    let extra = format!(
+        "[webhook]\nsecret_file = \"{}\"\ntolerance_secs = 300\n\n{NO_POLLING}",
+        secret_file.display()
+    );
+    let s = Stack::start_with("trust-gone", &extra, false).await;
+    let id = s.create_ticket("Soon deleted", "standard", None).await;
+    let event = state_event(
+        &s,
+        id,
+        "status_changed",
+        json!({"previous": "NEW", "current": "OPEN"}),
+    )
+    .await;
+    let deleted = s
+        .http
+        .delete(format!("{}/api/v2/tickets/{id}.json", s.zendesk))
+        .bearer_auth(stack::DEV_TOKEN)
+        .send()
+        .await
+        .expect("deleted");
+    assert_eq!(deleted.status().as_u16(), 204);
+    for _ in 0..2 {
+        let (status, answer) = deliver(&s, &secret, &event).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer,
+            json!({"accepted": 0, "duplicates": 0, "actions": 0, "skipped": "ticket_not_found"})
+        );
+    }
+    let m = s.metrics().await;
+    assert_eq!(
+        counter(
+            &m,
+            r#"l3map_events_rejected_total{source="webhook",reason="ticket_not_found"}"#
+        ),
+        2,
+        "{m}"
+    );
+    assert_eq!(counter(&m, r#"l3map_events_total{source="webhook"}"#), 0);
+    let _ = std::fs::remove_file(secret_file);
+}

@@ -306,7 +306,8 @@ impl Metrics {
     }
 
     /// `l3map_events_rejected_total{source,reason}`; reason: bad_signature,
-    /// replayed, malformed.
+    /// replayed, malformed, ticket_not_found (a webhook for a ticket the
+    /// API answers 404 for).
     pub fn event_rejected(&self, source: &str, reason: &str) {
         self.0
             .rejected

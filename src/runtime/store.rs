@@ -807,6 +807,18 @@ impl Store {
         )?)
     }
 
+    /// The first `limit` accepted events (as recorded, JSON) whose key
+    /// starts with `prefix`, in key order.
+    pub fn events_by_prefix(&self, prefix: &str, limit: u32) -> Result<Vec<String>, StoreError> {
+        let upper = format!("{prefix}\u{ffff}");
+        let db = self.db();
+        let mut q = db.prepare(
+            "SELECT event FROM events WHERE key >= ?1 AND key < ?2 ORDER BY key LIMIT ?3",
+        )?;
+        let rows = q.query_map(params![prefix, upper, limit], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The outbox rows decided from the event with this key, oldest first.
     pub fn actions_of(&self, event_key: &str) -> Result<Vec<Row>, StoreError> {
         rows(

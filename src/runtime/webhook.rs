@@ -147,12 +147,16 @@ pub async fn zendesk_webhook(
     };
     // Already decided (a redelivery, or another event of an update whose
     // state is recorded): no read, nothing decided again.
-    if is_final(&ev) && recorded(&app, &ev.id).await {
+    if is_final(&ev) && recorded(&app, &ev.id).await
+        || ev.kind != EventKind::CommentAdded && state_recorded(&app, &ev).await
+    {
         metrics.event_duplicate("webhook");
         return duplicate(&ev.id);
     }
-    if let Err(resp) = read_ticket(&app, &mut ev).await {
-        return *resp;
+    match read_ticket(&app, &mut ev).await {
+        Ok(Read::Found) => {}
+        Ok(Read::Gone(id)) => return gone(&app, id),
+        Err(resp) => return *resp,
     }
     let key = ev.id.clone();
     let queued = match app.engine.ingest("webhook", ev, None).await {
@@ -183,11 +187,68 @@ fn duplicate(key: &str) -> Response {
     Json(json!({"accepted": 0, "duplicates": 1, "actions": 0})).into_response()
 }
 
+/// The answer to an event about a ticket the API no longer shows (deleted
+/// or merged away): nothing to decide on, and nothing Zendesk could fix by
+/// delivering it again, so a 200 that says why. A 5xx would be retried
+/// for hours and count toward Zendesk's webhook circuit breaker.
+fn gone(app: &App, id: u64) -> Response {
+    app.engine
+        .metrics
+        .event_rejected("webhook", "ticket_not_found");
+    tracing::info!(
+        ticket = id,
+        "webhook for a ticket the API does not show (deleted or merged): skipped"
+    );
+    Json(json!({"accepted": 0, "duplicates": 0, "actions": 0, "skipped": "ticket_not_found"}))
+        .into_response()
+}
+
 /// Whether the event's key is the one it will be recorded under before
-/// the ticket is read: a comment's, or the state of a named update. (An
-/// event naming no update takes the key of the state it is decided on.)
+/// the ticket is read: a comment's only. An event about the ticket's state
+/// is keyed by the state read (its hash included), which the payload
+/// cannot give: a redelivery is found a duplicate after the (cached) read.
 fn is_final(ev: &Event) -> bool {
-    ev.kind == EventKind::CommentAdded || ev.id.starts_with("zendesk:ticket:")
+    ev.kind == EventKind::CommentAdded
+}
+
+/// How many states of one ticket within one second are compared before a
+/// read: more than two updates in a second are rare, and past this many the
+/// event is read and keyed as usual (the store still dedupes it).
+const SAME_SECOND_STATES: u32 = 8;
+
+/// Whether a state of this ticket recorded for the same update second
+/// already shows what this event says the update left (`agrees`): the
+/// event is then a redelivery, or another event of an update already
+/// decided, and needs no read. A state that contradicts it (another update
+/// of the same second) does not count. An error says no.
+async fn state_recorded(app: &App, ev: &Event) -> bool {
+    let (Some(announced), Some((prefix, _))) = (ev.ticket.clone(), ev.id.rsplit_once(':')) else {
+        return false;
+    };
+    if !ev.id.starts_with("zendesk:ticket:") {
+        return false;
+    }
+    let (store, prefix) = (app.engine.store.clone(), format!("{prefix}:"));
+    let Ok(Ok(found)) =
+        tokio::task::spawn_blocking(move || store.events_by_prefix(&prefix, SAME_SECOND_STATES))
+            .await
+    else {
+        return false;
+    };
+    found.iter().any(|json| {
+        serde_json::from_str::<Event>(json)
+            .ok()
+            .and_then(|e| e.ticket)
+            .is_some_and(|t| agrees(&announced, &t))
+    })
+}
+
+/// What reading the announced ticket found.
+enum Read {
+    /// The event now carries the ticket as the API shows it.
+    Found,
+    /// The API answered 404 for this ticket id.
+    Gone(u64),
 }
 
 /// Whether an event with this key is in the store. An error says no: the
@@ -208,16 +269,18 @@ async fn recorded(app: &App, key: &str) -> bool {
 /// deciding on half a ticket.
 ///
 /// An event about the ticket's state takes the key of the state it is
-/// decided on (`zendesk:ticket:ID:UPDATED_AT`, as the poller keys it), so
-/// the same change seen by both, or announced by several events of one
-/// update, is decided once. A comment keeps its own key: it is news of
-/// its own, whichever event of its update came first.
+/// decided on (`zendesk:ticket:ID:UPDATED_AT:HASH`, as the poller keys
+/// it), so the same change seen by both, or announced by several events
+/// of one update, is decided once. A comment keeps its own key: it is news
+/// of its own, whichever event of its update came first.
 ///
 /// Zendesk's `updated_at` has one-second resolution: two updates of one
-/// ticket within a second share a state key.
-async fn read_ticket(app: &App, ev: &mut Event) -> Result<(), Box<Response>> {
+/// ticket within a second share the cache's entry, so a kept ticket that
+/// contradicts the event (`agrees`) is read once more; their states differ,
+/// so do their keys.
+async fn read_ticket(app: &App, ev: &mut Event) -> Result<Read, Box<Response>> {
     let (Some((connection, zd)), Some(announced)) = (&app.zendesk, ev.ticket.as_ref()) else {
-        return Ok(());
+        return Ok(Read::Found);
     };
     let id = announced.id;
     let unavailable = |what: String| {
@@ -238,6 +301,7 @@ async fn read_ticket(app: &App, ev: &mut Event) -> Result<(), Box<Response>> {
             .await;
         let (shown, read) = match got {
             Ok(found) => found,
+            Err(crate::connectors::error::ApiError::NotFound { .. }) => return Ok(Read::Gone(id)),
             Err(e) => {
                 // Counted by the connector's observer; logged here with
                 // the ticket it was for.
@@ -264,13 +328,23 @@ async fn read_ticket(app: &App, ev: &mut Event) -> Result<(), Box<Response>> {
         ev.id = state.id;
     }
     ev.ticket = state.ticket;
-    Ok(())
+    Ok(Read::Found)
 }
 
 /// Whether the ticket the API showed has what the event says the update
 /// left: the standard attributes an event carries (status, priority,
-/// type, tags), where it carries them.
+/// type, tags), where it carries them, and the custom field value a
+/// `custom_field_changed` event carries (the only custom field in an
+/// event's ticket; compared as text, as an event may quote a number).
 fn agrees(event: &Ticket, shown: &Ticket) -> bool {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let fields = event
+        .custom_fields
+        .iter()
+        .all(|(id, v)| shown.custom_fields.get(id).map(text) == Some(text(v)));
     let same = |a: &Option<String>, b: &Option<String>| a.is_none() || a == b;
     let mut tags = (event.tags.clone(), shown.tags.clone());
     tags.0.sort();
@@ -279,6 +353,7 @@ fn agrees(event: &Ticket, shown: &Ticket) -> bool {
         && same(&event.priority, &shown.priority)
         && same(&event.kind, &shown.kind)
         && (event.tags.is_empty() || tags.0 == tags.1)
+        && fields
 }
 
 #[cfg(test)]
@@ -331,6 +406,34 @@ mod tests {
             verify(&secret, None, Some(ts), BODY, now(), tol),
             Err(Refused::Unsigned)
         );
+    }
+
+    /// A kept read of the same second that lacks the custom field value a
+    /// `custom_field_changed` event carries is another update's state.
+    #[test]
+    fn a_changed_custom_field_must_be_shown() {
+        let mut event = Ticket {
+            id: 5,
+            tags: vec!["first".into()],
+            ..Ticket::default()
+        };
+        event
+            .custom_fields
+            .insert("360001238".into(), json!("fraud_claim"));
+        let mut shown = Ticket {
+            id: 5,
+            tags: vec!["first".into()],
+            ..Ticket::default()
+        };
+        assert!(!agrees(&event, &shown));
+        shown
+            .custom_fields
+            .insert("360001238".into(), json!("fraud_claim"));
+        assert!(agrees(&event, &shown));
+        // A number quoted as text is the same value.
+        event.custom_fields.insert("360001240".into(), json!("42"));
+        shown.custom_fields.insert("360001240".into(), json!(42));
+        assert!(agrees(&event, &shown));
     }
 
     #[test]

@@ -82,7 +82,7 @@ fn api_ticket(
     };
     Ok(Event {
         // The webhook's events of this update key the same way.
-        id: state_key(ticket.id, &at)
+        id: state_key(ticket.id, &at, &ticket)
             .unwrap_or_else(|| format!("zendesk:ticket:{}:{at}", ticket.id)),
         kind,
         at,
@@ -94,17 +94,42 @@ fn api_ticket(
     })
 }
 
-/// The key of "ticket `id` as of `updated_at`": what polling and the
-/// webhook events that describe a ticket's state share, so one change seen
-/// by both is decided once. The stamp is read as UTC whole seconds, the
-/// Tickets API's resolution (event payloads may carry nanoseconds); `None`
-/// when it is not a timestamp.
-pub fn state_key(id: u64, updated_at: &str) -> Option<String> {
+/// The key of "ticket `id` as of `updated_at`, in this state":
+/// `zendesk:ticket:{id}:{updated_at}:{hash}`, what polling and the webhook
+/// events that describe a ticket's state share, so one change seen by both
+/// is decided once. The stamp is read as UTC whole seconds, the Tickets
+/// API's resolution (event payloads may carry nanoseconds); `None` when it
+/// is not a timestamp.
+///
+/// One second can hold two updates of a ticket, so the stamp alone would
+/// answer the second as a duplicate of the first and its change would be
+/// lost. The hash ([`state_hash`]) tells them apart: another state in the
+/// same second is another event, the same state read twice (a webhook's
+/// `GET`, the poller's export) is the same one.
+pub fn state_key(id: u64, updated_at: &str, ticket: &Ticket) -> Option<String> {
     let ts: jiff::Timestamp = updated_at.trim().parse().ok()?;
     Some(format!(
-        "zendesk:ticket:{id}:{}",
-        ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+        "zendesk:ticket:{id}:{}:{}",
+        ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        state_hash(ticket)
     ))
+}
+
+/// 12 hex digits of the SHA-256 of the ticket as the rules read it (the
+/// normalised `Ticket`, not the raw JSON, so every API read of one state
+/// hashes alike). The stamps are left out: they are in the key already,
+/// and their spelling may differ between reads. Tags are a set.
+pub fn state_hash(ticket: &Ticket) -> String {
+    use sha2::Digest as _;
+    let mut t = ticket.clone();
+    t.created_at = None;
+    t.updated_at = None;
+    t.tags.sort();
+    t.tags.dedup();
+    // A `Ticket` of strings, numbers and a BTreeMap always serialises.
+    let bytes = serde_json::to_vec(&t).unwrap_or_default();
+    let digest = sha2::Sha256::digest(&bytes);
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One delivery to `POST /webhooks/zendesk`, and nothing else: a ticket
@@ -150,9 +175,10 @@ pub fn from_delivery(v: &Json, statuses: &StatusIndex) -> Result<Event, EventErr
 ///   `zendesk:event:{id}`, if the comment has no id). Zendesk keeps both
 ///   when it retries a delivery.
 /// * every other event describes the ticket's state after the update:
-///   keyed by that state, `zendesk:ticket:{ticket}:{detail.updated_at}`
+///   keyed by that state, `zendesk:ticket:{ticket}:{detail.updated_at}:{hash}`
 ///   (see [`state_key`]), as polling keys it; without `updated_at`, by
-///   the delivery's id.
+///   the delivery's id. The runtime reads the ticket (the payload has no
+///   custom fields) and keys the event by the state it read.
 pub fn from_webhook(v: &Json, statuses: &StatusIndex) -> Result<Event, EventError> {
     let top = as_object(v, "")?;
     let ty = req_str(top, "", "type")?;
@@ -179,7 +205,7 @@ pub fn from_webhook(v: &Json, statuses: &StatusIndex) -> Result<Event, EventErro
         ticket
             .updated_at
             .as_deref()
-            .and_then(|u| state_key(ticket.id, u))
+            .and_then(|u| state_key(ticket.id, u, &ticket))
             .unwrap_or_else(|| delivery.clone())
     };
     let (kind, comment, id) = match name {
@@ -233,7 +259,32 @@ fn webhook_ticket(
             detail.insert(key.to_string(), current.clone());
         }
     }
-    read_ticket(&detail, "detail", statuses, &Sideloads::default())
+    let mut ticket = read_ticket(&detail, "detail", statuses, &Sideloads::default())?;
+    // `detail` has no custom fields: the one this event changed is known
+    // from the event itself (`custom_field.id`; older payloads `field.id`),
+    // which lets the runtime tell a ticket read for another update of the
+    // same second from this one.
+    if name == "custom_field_changed" {
+        if let Some((id, current)) = change.and_then(changed_field) {
+            match current {
+                Some(v) => ticket.custom_fields.insert(id, v),
+                None => ticket.custom_fields.remove(&id),
+            };
+        }
+    }
+    Ok(ticket)
+}
+
+/// The field id and new value (`None`: cleared) a `custom_field_changed`
+/// event carries.
+fn changed_field(change: &Map<String, Json>) -> Option<(String, Option<Json>)> {
+    let field = get(change, "custom_field").or_else(|| get(change, "field"))?;
+    let id = match get(field.as_object()?, "id")? {
+        Json::String(s) => s.trim().to_string(),
+        Json::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    Some((id, get(change, "current").cloned()))
 }
 
 fn comment(c: &Map<String, Json>) -> Result<Comment, EventError> {
@@ -447,9 +498,15 @@ mod tests {
         )
         .unwrap();
         let ev = &ev[0];
-        assert_eq!(ev.id, "zendesk:ticket:35436:2026-11-11T10:00:00Z");
-        assert_eq!(ev.kind, EventKind::TicketUpdated);
         let t = ev.ticket.as_ref().unwrap();
+        assert_eq!(
+            ev.id,
+            format!(
+                "zendesk:ticket:35436:2026-11-11T10:00:00Z:{}",
+                state_hash(t)
+            )
+        );
+        assert_eq!(ev.kind, EventKind::TicketUpdated);
         assert_eq!(t.status.as_deref(), Some("in_progress"));
         assert_eq!(t.custom_status_id, Some(9001));
         assert_eq!(t.group.as_deref(), Some("Payments"));
@@ -588,10 +645,25 @@ mod tests {
             .unwrap()
             .id
         };
-        let state = "zendesk:ticket:5:2026-11-11T10:00:00Z";
-        assert_eq!(hook("status_changed", "{}"), state);
-        assert_eq!(hook("custom_field_changed", "{}"), state);
+        let state = hook("status_changed", "{}");
+        assert!(
+            state.starts_with("zendesk:ticket:5:2026-11-11T10:00:00Z:"),
+            "{state}"
+        );
         assert_eq!(hook("created", "{}"), state);
+        // A custom field change says the field's new value: another state.
+        let field = hook(
+            "custom_field_changed",
+            r#"{"custom_field":{"id":360001238},"current":"fraud_claim"}"#,
+        );
+        assert_ne!(field, state);
+        assert_eq!(
+            hook(
+                "custom_field_changed",
+                r#"{"field":{"id":"360001238"},"current":"fraud_claim"}"#
+            ),
+            field
+        );
         assert_eq!(
             hook("comment_added", r#"{"comment":{"id":"3915","body":"hi"}}"#),
             "zendesk:comment:5:3915"
@@ -600,11 +672,39 @@ mod tests {
             hook("comment_added", r#"{"comment":{"body":"hi"}}"#),
             "zendesk:event:comment_added-delivery"
         );
+        let t = Ticket {
+            id: 5,
+            ..Ticket::default()
+        };
+        let key = state_key(5, "2026-11-11T12:00:00+02:00", &t).unwrap();
         assert_eq!(
-            state_key(5, "2026-11-11T12:00:00+02:00").as_deref(),
-            Some("zendesk:ticket:5:2026-11-11T10:00:00Z")
+            key,
+            format!("zendesk:ticket:5:2026-11-11T10:00:00Z:{}", state_hash(&t))
         );
-        assert_eq!(state_key(5, "yesterday"), None);
+        assert_eq!(state_key(5, "yesterday", &t), None);
+    }
+
+    /// Two updates in one second are two states, so two keys; one state
+    /// read twice (tags in another order, stamps spelled otherwise) is one.
+    #[test]
+    fn the_state_key_tells_updates_of_one_second_apart() {
+        let key = |body: &str| {
+            from_ticket(&parse(body), &statuses()).unwrap()[0]
+                .id
+                .clone()
+        };
+        let first =
+            key(r#"{"ticket":{"id":9,"updated_at":"2026-11-11T10:00:00Z","tags":["a","first"]}}"#);
+        let again = key(
+            r#"{"ticket":{"id":9,"updated_at":"2026-11-11T10:00:00.000Z","tags":["first","a"]}}"#,
+        );
+        let second = key(
+            r#"{"ticket":{"id":9,"updated_at":"2026-11-11T10:00:00Z","tags":["a","first"],
+                "custom_fields":[{"id":360001238,"value":"fraud_claim"}]}}"#,
+        );
+        assert_eq!(first, again);
+        assert_ne!(first, second);
+        assert!(second.starts_with("zendesk:ticket:9:2026-11-11T10:00:00Z:"));
     }
 
     /// The webhook endpoint's reader takes Zendesk's deliveries only.
@@ -612,7 +712,11 @@ mod tests {
     fn a_delivery_is_a_ticket_event_or_one_trigger_ticket() {
         let read = |s: &str| from_delivery(&parse(s), &statuses());
         let ev = read(r#"{"ticket":{"id":"7","updated_at":"2026-11-11T10:00:00Z"}}"#).unwrap();
-        assert_eq!(ev.id, "zendesk:ticket:7:2026-11-11T10:00:00Z");
+        assert!(
+            ev.id.starts_with("zendesk:ticket:7:2026-11-11T10:00:00Z:"),
+            "{}",
+            ev.id
+        );
         assert!(read(
             r#"{"type":"zen:event-type:ticket.created","id":"e","time":"2026-11-11T10:00:00Z","detail":{"id":"5"}}"#
         )
