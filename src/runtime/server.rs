@@ -136,7 +136,7 @@ async fn health(State(app): State<Arc<App>>) -> Response {
             // `oldest_waiting_ms` is when (ms since 1970) the oldest waiting
             // action was decided; its age is what an alert wants.
             let age = s.oldest_waiting_ms.map(|t| (now_ms() - t).max(0));
-            let mut outbox = serde_json::to_value(&s).unwrap_or_default();
+            let mut outbox = serde_json::to_value(s).unwrap_or_default();
             if let Some(o) = outbox.as_object_mut() {
                 o.insert("oldest_waiting_age_ms".into(), json!(age));
             }
