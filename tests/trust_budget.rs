@@ -285,10 +285,10 @@ workers_per_connection = 4
     let requests = mine["requests"].as_u64().unwrap_or(0);
     let max = mine["max_in_window"].as_u64().unwrap_or(u64::MAX);
     let over = mine["windows_over"].as_u64().unwrap_or(u64::MAX);
-    // Saturated: the runtime had far more to do than two minutes allow,
-    // and it used its budget.
+    // Saturated: the runtime had far more to do than 75 s allow, and it
+    // used its budget (more than a minute's worth, and a full window below).
     assert!(
-        requests >= u64::from(LIMIT) * 3 / 2,
+        requests >= u64::from(LIMIT),
         "the runtime made only {requests} requests: the load did not saturate the token ({stats})"
     );
     assert_eq!(
