@@ -15,9 +15,13 @@
 //!   request, turns included, until the window reopened (p99 7.5 s and
 //!   more); the bound here leaves headroom for a loaded 2-core machine.
 
+#[path = "e2e/stack.rs"]
+mod stack;
+
 use l3map::connectors::Secret;
 use l3map::emulator::zendesk::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TOKEN, STATS_PATH};
 use serde_json::{json, Value};
+use stack::{copy_project, free_port};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -35,27 +39,6 @@ impl Drop for Procs {
         for c in &mut self.0 {
             let _ = c.kill();
             let _ = c.wait();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn copy_project(from: &Path, to: &Path, secret_file: &Path) {
-    std::fs::create_dir_all(to).expect("project dir");
-    for entry in std::fs::read_dir(from).expect("mappings/fintech") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "l3map") {
-            let text = std::fs::read_to_string(&path).expect("read").replace(
-                "/run/secrets/sf_client_secret",
-                &secret_file.display().to_string(),
-            );
-            std::fs::write(to.join(path.file_name().expect("name")), text).expect("write");
         }
     }
 }

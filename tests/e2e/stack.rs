@@ -29,14 +29,14 @@ pub struct Stack {
     pub http: reqwest::Client,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
 }
 
-fn copy_project(from: &Path, to: &Path, secret_file: &Path) {
+pub fn copy_project(from: &Path, to: &Path, secret_file: &Path) {
     std::fs::create_dir_all(to).expect("project dir");
     for entry in std::fs::read_dir(from).expect("mappings/fintech") {
         let path = entry.expect("entry").path();
