@@ -11,11 +11,12 @@
 
 use super::report::Load;
 use super::rig::Rig;
-use super::scenarios::{plan, verify, Plan};
+use super::scenarios::{plan, verify, Plan, READ_BACK_AT_ONCE};
 use crate::emulator::zendesk::DEV_TOKEN;
 use crate::ir::TestCase;
 use crate::runtime::ops::Op;
 use crate::runtime::store::State;
+use futures_util::{stream, StreamExt};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -257,19 +258,26 @@ async fn duplicates(rig: &Rig, rows: &[crate::runtime::store::Row]) -> u64 {
             bodies.entry(id).or_default().push(body);
         }
     }
-    let mut doubled = 0;
-    for (ticket, wanted) in bodies {
-        let Ok(comments) = rig.setup_zendesk().list_comments(ticket).await else {
-            continue;
-        };
-        for body in wanted {
-            let n = comments
+    let counts: Vec<u64> = stream::iter(bodies)
+        .map(|(ticket, wanted)| async move {
+            let Ok(comments) = rig.setup_zendesk().list_comments(ticket).await else {
+                return 0;
+            };
+            wanted
                 .iter()
-                .filter(|c| !c.public && c.body == body)
-                .count() as u64;
-            doubled += n.saturating_sub(1);
-        }
-    }
+                .map(|body| {
+                    let n = comments
+                        .iter()
+                        .filter(|c| !c.public && &c.body == body)
+                        .count() as u64;
+                    n.saturating_sub(1)
+                })
+                .sum()
+        })
+        .buffer_unordered(READ_BACK_AT_ONCE)
+        .collect()
+        .await;
+    let doubled = counts.iter().sum();
     doubled
 }
 

@@ -10,7 +10,7 @@
 //! instance both share the configured credentials, as they would.
 
 use super::report::Cleanup;
-use super::scenarios::Plan;
+use super::scenarios::{Plan, READ_BACK_AT_ONCE};
 use crate::connectors::salesforce::SalesforceClient;
 use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
 use crate::connectors::Secret;
@@ -28,6 +28,7 @@ use crate::runtime::engine::Engine;
 use crate::runtime::listen::HttpLimits;
 use crate::runtime::stack::{self, first_salesforce, first_zendesk, Running, Setup};
 use crate::runtime::store::{Row, State, Store};
+use futures_util::{stream, StreamExt};
 use serde_json::{json, Map, Value as Json};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -407,16 +408,30 @@ impl Rig {
     pub async fn cleanup(&self) -> Cleanup {
         let mut c = Cleanup::default();
         let tickets = std::mem::take(&mut *lock(&self.created_tickets));
-        for id in tickets {
-            match self.setup_zd.delete_ticket(id).await {
+        let zd = &self.setup_zd;
+        let deleted: Vec<_> = stream::iter(tickets)
+            .map(|id| async move { (id, zd.delete_ticket(id).await) })
+            .buffered(READ_BACK_AT_ONCE)
+            .collect()
+            .await;
+        for (id, r) in deleted {
+            match r {
                 Ok(()) => c.tickets_deleted += 1,
                 Err(e) => c.failed.push(format!("ticket {id} ({e})")),
             }
         }
         let records = std::mem::take(&mut *lock(&self.created_records));
         if let Some(sf) = &self.setup_sf {
-            for (object, id) in records {
-                match sf.delete(&object, &id).await {
+            let deleted: Vec<_> = stream::iter(records)
+                .map(|(object, id)| async move {
+                    let r = sf.delete(&object, &id).await;
+                    (object, id, r)
+                })
+                .buffered(READ_BACK_AT_ONCE)
+                .collect()
+                .await;
+            for (object, id, r) in deleted {
+                match r {
                     Ok(()) => c.records_deleted += 1,
                     Err(e) => c.failed.push(format!("{object} {id} ({e})")),
                 }

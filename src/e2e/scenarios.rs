@@ -18,6 +18,7 @@ use crate::eval::testing;
 use crate::ir::{Expectation, Program, TestCase};
 use crate::runtime::ops::Op;
 use crate::runtime::store::{Row, State};
+use futures_util::{stream, StreamExt};
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -221,6 +222,9 @@ fn expectations(rig: &Rig, program: &Program, case: &TestCase, key: &str) -> Vec
 
 /// Reads every action back from the API, grouped by record as the worker
 /// sends them.
+/// How many records the read-back and the cleanup handle at once.
+pub const READ_BACK_AT_ONCE: usize = 8;
+
 pub async fn verify(rig: &Rig, rows: &[Row]) -> Vec<Verified> {
     let mut by_record: BTreeMap<(String, String), Vec<&Row>> = BTreeMap::new();
     for r in rows {
@@ -229,14 +233,24 @@ pub async fn verify(rig: &Rig, rows: &[Row]) -> Vec<Verified> {
             .or_default()
             .push(r);
     }
+    // Records are read back a few at a time: one after another, 250
+    // records at 300 ms a read took most of a quick run. The connectors'
+    // limiter still spaces the reads on a live instance.
+    let seen: Vec<_> = stream::iter(by_record)
+        .map(|((connection, record), rows)| async move {
+            let ops: Vec<(i64, Op)> = rows
+                .iter()
+                .filter(|r| r.state == State::Done)
+                .filter_map(|r| Some((r.id, serde_json::from_value(r.op.clone()).ok()?)))
+                .collect();
+            let seen = rig.applier.visible(&connection, &record, &ops).await;
+            (connection, record, rows, seen)
+        })
+        .buffered(READ_BACK_AT_ONCE)
+        .collect()
+        .await;
     let mut out = Vec::new();
-    for ((connection, record), rows) in by_record {
-        let ops: Vec<(i64, Op)> = rows
-            .iter()
-            .filter(|r| r.state == State::Done)
-            .filter_map(|r| Some((r.id, serde_json::from_value(r.op.clone()).ok()?)))
-            .collect();
-        let seen = rig.applier.visible(&connection, &record, &ops).await;
+    for (connection, record, rows, seen) in seen {
         for r in rows {
             let (visible, error) = match (&seen, r.state) {
                 (Ok(ids), State::Done) => (ids.contains(&r.id), None),

@@ -15,7 +15,7 @@
 //!   request, turns included, until the window reopened (p99 7.5 s and
 //!   more); the bound here leaves headroom for a loaded 2-core machine.
 
-#[path = "e2e/stack.rs"]
+#[path = "../e2e/stack.rs"]
 mod stack;
 
 use l3map::connectors::Secret;
