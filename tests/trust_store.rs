@@ -614,3 +614,69 @@ async fn healthz_status(s: &Stack) -> Option<u16> {
         .ok()
         .map(|r| r.status().as_u16())
 }
+
+/// Two `l3map run` on one SQLite store (a second one started by mistake,
+/// on another port): the second would take the first one's requests in
+/// flight back and send them again. It is refused in one line naming the
+/// other process; once that one is gone (even killed), the store starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_runtime_on_the_same_store_is_refused() {
+    let mut s = Stack::start("trust-store-second", NO_POLLING).await;
+    let first = s.runtime_pid().expect("the first runtime");
+    let config = s.dir.join("l3map.toml");
+    let second = |log: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_l3map"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(["--listen", &format!("127.0.0.1:{}", stack::free_port())])
+            .env("ZENDESK_OAUTH_TOKEN", DEV_TOKEN)
+            .env("SF_CLIENT_ID", "l3map-emulator-client")
+            .env("SF_REFRESH_TOKEN", "l3map-emulator-refresh")
+            .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("L3MAP_AGENT_TOKEN", AGENT_TOKEN)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("l3map run starts")
+    };
+    let log = s.dir.join("second.log");
+    let mut child = Killed(second(&log));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the second runtime kept running: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("another `l3map run` is sending from it")
+            && stderr.contains(&format!("pid {first}")),
+        "{stderr}"
+    );
+    assert_eq!(healthz_status(&s).await, Some(200), "the first one goes on");
+
+    // The first one dies without a goodbye: its lock goes with it.
+    s.kill_runtime();
+    let log = s.dir.join("third.log");
+    let mut third = Killed(second(&log));
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("l3map is running") {
+            break;
+        }
+        assert!(
+            third.0.try_wait().expect("wait").is_none(),
+            "refused after the first one died: {text}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

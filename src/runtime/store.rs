@@ -206,6 +206,10 @@ pub struct Store {
     /// Stops the maintenance thread when the store is dropped.
     stop: Arc<AtomicBool>,
     _checkpoints: Checkpointer,
+    /// Held by the one process that sends from this store (see
+    /// [`Store::recover_in_flight`]); released when the store is dropped
+    /// or the process dies.
+    sender: Mutex<Option<std::fs::File>>,
 }
 
 impl Drop for Store {
@@ -303,6 +307,7 @@ impl Store {
             deleted: Arc::new(Deleted::default()),
             stop: Arc::new(AtomicBool::new(false)),
             _checkpoints: Checkpointer::start(path),
+            sender: Mutex::new(None),
         })
     }
 
@@ -355,7 +360,12 @@ impl Store {
     /// come back `pending` and unconfirmed, so the worker reads the record
     /// back before sending anything again. Only the process that sends
     /// may call this: another one would take back requests in flight.
+    ///
+    /// It first makes this process the store's only sender: a second
+    /// `l3map run` on the same file would take the first one's requests in
+    /// flight back and send them again, so it is refused in one line.
     pub fn recover_in_flight(&self) -> Result<usize, StoreError> {
+        self.claim_sender()?;
         self.tracked(|| {
             Ok(self.db().execute(
                 "UPDATE outbox SET state = 'pending', unconfirmed = 1 WHERE state = 'sending'",
@@ -366,6 +376,56 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// An OS lock on `<state>.lock` (not on the database file, whose
+    /// locks are SQLite's). The OS drops it when the process dies, so a
+    /// crash never leaves a store that cannot be started.
+    fn claim_sender(&self) -> Result<(), StoreError> {
+        use std::io::{Read, Seek, Write};
+        let mut held = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        if held.is_some() {
+            return Ok(());
+        }
+        let mut name = self.path.as_os_str().to_owned();
+        name.push(".lock");
+        let lock_path = PathBuf::from(name);
+        let refuse = |what: String| {
+            StoreError::Refused(format!("state store {}: {what}", self.path.display()))
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| refuse(format!("cannot open {}: {e}", lock_path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                let who = if pid.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {pid})")
+                };
+                return Err(refuse(format!(
+                    "another `l3map run` is sending from it{who}; two runtimes on one SQLite store would send the same actions twice. Stop that one, or give this one its own `state` in l3map.toml"
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(refuse(format!("cannot lock {}: {e}", lock_path.display())))
+            }
+        }
+        // Who holds it, for the next one's message; the lock is what counts.
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()));
+        *held = Some(file);
+        Ok(())
     }
 
     /// A panic elsewhere while holding the lock leaves SQLite consistent

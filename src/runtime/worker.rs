@@ -226,7 +226,7 @@ async fn record(engine: &Engine, g: &Group, ids: &[i64], outcome: &Outcome) {
                 failures += 1;
                 // Once, then every 20th failure (about every 100 s at the
                 // cap): a locked store must not flood the log.
-                if failures == 1 || failures % 20 == 0 {
+                if failures == 1 || failures.is_multiple_of(20) {
                     tracing::error!(
                         connection = %g.connection, record = %g.record, failures, error = %e,
                         "cannot record an outcome in the outbox; trying again"

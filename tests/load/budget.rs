@@ -212,7 +212,7 @@ workers_per_connection = 4
     let mut refused = Vec::new();
     let mut n = 0u64;
     while load_started.elapsed() < Duration::from_secs(75) {
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             let r = http
                 .put(format!(
                     "{zendesk}/api/v2/tickets/update_many.json?ids={ids}"

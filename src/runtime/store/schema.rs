@@ -81,11 +81,82 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         what: "the outbox's outage columns (failing_since, outage_tries, parked_for) and the index of outage-parked rows",
         apply: v3_outbox_outage_columns,
     },
+    Migration {
+        to: 4,
+        what: "outbox ids are never reused (AUTOINCREMENT), so an id `l3map outbox` printed always names the same action",
+        apply: v4_outbox_ids_never_reused,
+    },
 ];
 
 /// The schema this l3map reads and writes.
 pub(crate) fn latest() -> i64 {
     MIGRATIONS.last().map_or(1, |m| m.to)
+}
+
+/// Schema 4. SQLite gives a new row the largest id + 1, so after `l3map
+/// outbox drop` removed the newest dead letter, the next action got its id
+/// and a later `outbox retry ID`, typed from the old listing, hit another
+/// action. AUTOINCREMENT never hands an id out twice; SQLite cannot add it
+/// to a table, so the table is rebuilt with its rows, ids, indexes,
+/// triggers and view, in the migration's transaction.
+fn v4_outbox_ids_never_reused(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(
+        "
+CREATE TABLE outbox_v4 (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  key           TEXT NOT NULL UNIQUE,
+  event_id      INTEGER NOT NULL REFERENCES events(id),
+  connection    TEXT NOT NULL,
+  record        TEXT NOT NULL,
+  kind          TEXT NOT NULL,
+  op            TEXT NOT NULL,
+  rule          TEXT NOT NULL,
+  source_loc    TEXT NOT NULL,
+  revision      TEXT NOT NULL,
+  state         TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'done', 'dead')),
+  unconfirmed   INTEGER NOT NULL DEFAULT 0,
+  attempts      INTEGER NOT NULL DEFAULT 0,
+  not_before    INTEGER NOT NULL DEFAULT 0,
+  last_error    TEXT,
+  created_ms    INTEGER NOT NULL,
+  updated_ms    INTEGER NOT NULL,
+  failing_since INTEGER,
+  outage_tries  INTEGER NOT NULL DEFAULT 0,
+  parked_for    TEXT
+);
+INSERT INTO outbox_v4 (id, key, event_id, connection, record, kind, op, rule, source_loc,
+    revision, state, unconfirmed, attempts, not_before, last_error, created_ms, updated_ms,
+    failing_since, outage_tries, parked_for)
+  SELECT id, key, event_id, connection, record, kind, op, rule, source_loc,
+    revision, state, unconfirmed, attempts, not_before, last_error, created_ms, updated_ms,
+    failing_since, outage_tries, parked_for
+  FROM outbox;
+DROP VIEW dead_letters;
+DROP TABLE outbox;
+ALTER TABLE outbox_v4 RENAME TO outbox;
+CREATE INDEX outbox_queue ON outbox(connection, state, record, id);
+CREATE INDEX outbox_outage ON outbox(connection, record, id) WHERE parked_for = 'outage';
+CREATE INDEX outbox_waiting ON outbox(created_ms) WHERE state IN ('pending', 'sending');
+CREATE INDEX outbox_done ON outbox(updated_ms, id) WHERE state = 'done';
+CREATE INDEX outbox_event ON outbox(event_id);
+CREATE TRIGGER counts_action_in AFTER INSERT ON outbox BEGIN
+  INSERT INTO counts (name, n) VALUES (NEW.state, 1)
+    ON CONFLICT(name) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER counts_action_out AFTER DELETE ON outbox BEGIN
+  UPDATE counts SET n = n - 1 WHERE name = OLD.state;
+END;
+CREATE TRIGGER counts_action_moved AFTER UPDATE OF state ON outbox
+  WHEN OLD.state IS NOT NEW.state BEGIN
+  UPDATE counts SET n = n - 1 WHERE name = OLD.state;
+  INSERT INTO counts (name, n) VALUES (NEW.state, 1)
+    ON CONFLICT(name) DO UPDATE SET n = n + 1;
+END;
+CREATE VIEW dead_letters AS
+  SELECT id, key, connection, record, kind, rule, source_loc, revision, attempts, last_error, updated_ms
+  FROM outbox WHERE state = 'dead';
+",
+    )
 }
 
 /// Schema 3, the outbox's retry policy (docs/RUNTIME.md, "Limits and
@@ -164,8 +235,12 @@ pub(crate) fn refuse(path: &Path, what: &str) -> String {
 /// file that is empty, damaged, not an l3map store or from a newer l3map,
 /// and migrates an older one in place.
 pub(crate) fn open(path: &Path) -> Result<Connection, String> {
+    let mut created = false;
     match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create(path)?;
+            created = true;
+        }
         Err(e) => return Err(refuse(path, &format!("cannot be read: {e}"))),
         Ok(m) if m.is_dir() => {
             return Err(refuse(
@@ -207,7 +282,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection, String> {
     }
     conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
         .map_err(|e| refuse(path, &e.to_string()))?;
-    migrate(conn, path)
+    migrate(conn, path, created)
 }
 
 fn has_wal(path: &Path) -> bool {
@@ -258,8 +333,10 @@ fn not_a_database(e: &rusqlite::Error) -> String {
     }
 }
 
-/// Brings the store to [`latest`], in one transaction.
-fn migrate(mut conn: Connection, path: &Path) -> Result<Connection, String> {
+/// Brings the store to [`latest`], in one transaction. A store created a
+/// moment ago goes through the same steps, but is not announced as an
+/// upgrade: one line says it was created.
+fn migrate(mut conn: Connection, path: &Path, created: bool) -> Result<Connection, String> {
     let sql = |e: rusqlite::Error| refuse(path, &e.to_string());
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -314,7 +391,14 @@ fn migrate(mut conn: Connection, path: &Path) -> Result<Connection, String> {
                 ),
             )
         })?;
-        tracing::info!(state = %path.display(), from = m.to - 1, to = m.to, what = m.what, "state store upgraded");
+        if created {
+            tracing::debug!(state = %path.display(), to = m.to, "new state store: schema step");
+        } else {
+            tracing::info!(state = %path.display(), from = m.to - 1, to = m.to, what = m.what, "state store upgraded");
+        }
+    }
+    if created {
+        tracing::info!(state = %path.display(), schema = latest, "state store created");
     }
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
@@ -364,4 +448,53 @@ fn create(path: &Path) -> Result<(), String> {
         let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insert(conn: &Connection, key: &str) -> i64 {
+        conn.execute(
+            "INSERT INTO outbox (key, event_id, connection, record, kind, op, rule, source_loc,
+               revision, state, created_ms, updated_ms)
+             VALUES (?1, 1, 'desk', '1', 'comment', '{}', 'r', 'a.l3map:1:1', 'rev', 'dead', 0, 0)",
+            [key],
+        )
+        .expect("insert");
+        conn.last_insert_rowid()
+    }
+
+    #[test]
+    fn an_id_of_a_dropped_action_is_never_given_to_a_new_one() {
+        let dir = std::env::temp_dir().join(format!("l3map-schema-ids-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("state.db");
+        let conn = open(&path).expect("new store");
+        conn.execute(
+            "INSERT INTO events (id, key, source, received_ms, revision, event, refused)
+             VALUES (1, 'e', 'test', 0, 'rev', '{}', '[]')",
+            [],
+        )
+        .expect("event");
+        insert(&conn, "a");
+        let newest = insert(&conn, "b");
+        // `l3map outbox drop` of the newest dead letter.
+        conn.execute("DELETE FROM outbox WHERE id = ?1", [newest])
+            .expect("drop");
+        drop(conn);
+        // Also across a reopen: the sequence is in the file.
+        let conn = open(&path).expect("reopen");
+        let next = insert(&conn, "c");
+        assert!(next > newest, "id {newest} was given out again as {next}");
+        let dead: i64 = conn
+            .query_row("SELECT n FROM counts WHERE name = 'dead'", [], |r| r.get(0))
+            .expect("counts kept by the rebuilt triggers");
+        assert_eq!(dead, 2);
+        let listed: i64 = conn
+            .query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))
+            .expect("the view is back");
+        assert_eq!(listed, 2);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
