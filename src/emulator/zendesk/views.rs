@@ -1,7 +1,7 @@
 //! Tickets, comments and lists as the API shows them.
 
 use super::errors::{ok, Answer, ZdErr};
-use super::{rfc3339, CommentRec, Db, Ticket, ZendeskOptions, AGENT_ID};
+use super::{rfc3339, CommentRec, Db, Ticket, ZendeskOptions};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -26,7 +26,7 @@ pub(super) fn ticket_json(db: &Db, t: &Ticket, opts: &ZendeskOptions) -> Value {
         "group_id": t.group_id,
         "assignee_id": t.assignee_id,
         "requester_id": t.requester_id,
-        "submitter_id": t.requester_id,
+        "submitter_id": t.submitter_id.unwrap_or(t.requester_id),
         "organization_id": null,
         "tags": t.tags,
         "custom_fields": custom.clone(),
@@ -51,10 +51,6 @@ pub(super) fn comment_json(c: &CommentRec) -> Value {
         "attachments": [],
         "created_at": rfc3339(c.created_at),
     })
-}
-
-pub(super) fn agent_json() -> Value {
-    json!({"id": AGENT_ID, "name": "l3map AI agent", "role": "agent", "email": "ai-agent@l3map.invalid"})
 }
 
 pub(super) fn list(name: &str, items: Vec<Value>) -> Value {
