@@ -144,6 +144,34 @@ async fn zendesk_create_answers_with_the_audit() {
     assert_eq!(created("priority"), Some(json!("urgent")), "{audit}");
     assert_eq!(created("status"), Some(json!("new")), "{audit}");
     assert_eq!(created("subject"), Some(json!("My printer is on fire!")));
+    // "... when you create or update a ticket": an update's audit has a
+    // Change event with the previous value.
+    let r = zd(
+        reqwest::Method::PUT,
+        &format!("/api/v2/tickets/{}.json", ticket["id"]),
+        Some(json!({"ticket": {"priority": "low", "comment": {"body": "cooled down", "public": false}}})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let events = body["audit"]["events"].as_array().expect("events");
+    assert!(
+        events.iter().any(|e| e["type"] == "Change"
+            && e["field_name"] == "priority"
+            && e["value"] == "low"
+            && e["previous_value"] == "urgent"),
+        "{body}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "Comment" && e["body"] == "cooled down" && e["public"] == false),
+        "{body}"
+    );
+    assert!(
+        body["audit"]["id"].as_u64() > audit["id"].as_u64(),
+        "{body}"
+    );
 }
 
 /// "You can optionally append .json to the resource name ... Appending
@@ -218,12 +246,14 @@ async fn finished(job: &Value) -> Value {
 async fn zendesk_update_many_takes_the_batch_and_the_bulk_form() {
     let (a, _, _) = create(json!({"comment": {"body": "batch a"}})).await;
     let (b, _, _) = create(json!({"comment": {"body": "batch b"}})).await;
+    let (c, _, _) = create(json!({"comment": {"body": "batch c"}})).await;
     let r = zd(
         reqwest::Method::PUT,
         "/api/v2/tickets/update_many.json",
         Some(json!({"tickets": [
             {"id": a["id"], "status": "pending"},
-            {"id": b["id"], "priority": "high"}
+            {"id": b["id"], "priority": "high"},
+            {"id": c["id"], "priority": "whenever"}
         ]})),
     )
     .await;
@@ -234,9 +264,13 @@ async fn zendesk_update_many_takes_the_batch_and_the_bulk_form() {
         ["queued", "working", "completed"].contains(&job["status"].as_str().unwrap_or("")),
         "{body}"
     );
-    assert_eq!(job["total"], 2, "{body}");
+    assert_eq!(job["total"], 3, "{body}");
     let done = finished(job).await;
     let results = done["results"].as_array().expect("results");
+    // The ticket with an invalid change fails alone, in its result.
+    assert_eq!(results[2]["id"], c["id"], "{done}");
+    assert_eq!(results[2]["success"], false, "{done}");
+    assert_eq!(results[2]["error"], "RecordInvalid", "{done}");
     for (r, t) in results.iter().zip([&a, &b]) {
         assert_eq!(
             (&r["id"], &r["action"], &r["success"], &r["status"]),
@@ -307,6 +341,23 @@ async fn zendesk_ticket_without_requester_is_requested_by_the_caller() {
     let (other, _, _) =
         create(json!({"comment": {"body": "for a customer"}, "requester_id": 2000})).await;
     assert_eq!(other["requester_id"], 2000, "{other}");
+    assert_eq!(
+        other["submitter_id"], 2000,
+        "the requester submitted it: {other}"
+    );
+    // "passing the agent's user ID as the submitter_id ... the agent, who
+    // is the submitter, becomes the author of the ticket's first comment".
+    let (on_behalf, _, _) = create(json!({
+        "comment": {"body": "on behalf"}, "requester_id": 2000, "submitter_id": me["id"]
+    }))
+    .await;
+    assert_eq!(on_behalf["submitter_id"], me["id"], "{on_behalf}");
+    let (_, comments) = zd_get(&format!(
+        "/api/v2/tickets/{}/comments.json",
+        on_behalf["id"]
+    ))
+    .await;
+    assert_eq!(comments["comments"][0]["author_id"], me["id"], "{comments}");
 }
 
 /// Show User: `GET /api/v2/users/{user_id}` answers `{"user": {"id", "name", ...}}`.
@@ -355,6 +406,11 @@ async fn zendesk_searches_users() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["users"], json!([]), "{body}");
     assert_eq!(body["count"], 0);
+    let (_, body) = zd_get("/api/v2/users/search.json?query=role:end-user").await;
+    assert_eq!(body["users"][0]["id"], 2000, "{body}");
+    assert_eq!(body["count"], 1, "{body}");
+    let (status, body) = zd_get("/api/v2/users/search.json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
 /// List Search Results: `GET /api/v2/search?query=` with `type:ticket`,
@@ -432,6 +488,54 @@ async fn zendesk_searches_tickets_with_the_basic_syntax() {
     assert_eq!(second["results"].as_array().unwrap().len(), 1);
     assert_ne!(second["results"][0]["id"], first["results"][0]["id"]);
     assert!(second["previous_page"].is_string(), "{second}");
+    // status< in Zendesk's order, requester:me, types, sorting.
+    let (_, body) = search(format!("status<pending {w}")).await;
+    assert_eq!(body["count"], 3, "{body}");
+    let (_, body) = search(format!("requester:me {w}")).await;
+    assert_eq!(body["count"], 4, "{body}");
+    let (_, body) = search(format!("type:user {}", me["name"].as_str().unwrap())).await;
+    assert_eq!(body["results"][0]["result_type"], "user", "{body}");
+    assert_eq!(body["results"][0]["id"], me["id"], "{body}");
+    let sorted = reqwest::Url::parse_with_params(
+        &format!("{}/api/v2/search.json", emulators().zd),
+        &[
+            ("query", format!("type:ticket {w}").as_str()),
+            ("sort_by", "created_at"),
+            ("sort_order", "asc"),
+        ],
+    )
+    .unwrap();
+    let (_, body) = zd_get(sorted.as_str()).await;
+    let mut in_order = open.clone();
+    in_order.push(pending["id"].clone());
+    assert_eq!(ids(&body), in_order, "{body}");
+    // "If you request a page past the limit (page=11 at 100 results per
+    // page), a 422 Insufficient Resource Error is returned."
+    let (status, body) = zd_get(&format!(
+        "{}&page=11",
+        url.as_str().replace("per_page=1", "per_page=100")
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = zd_get(&format!("{}&page=two", url.as_str())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["title"], "Invalid attribute", "{body}");
+    // "Search for a ticket by id: 3245227"; groups by name.
+    let (_, body) = search("type:ticket 4211".into()).await;
+    assert_eq!(ids(&body), [json!(4211)], "{body}");
+    let (_, body) = search("type:group payments".into()).await;
+    assert_eq!(body["results"][0]["result_type"], "group", "{body}");
+    assert_eq!(body["results"][0]["name"], "Payments Tier 2", "{body}");
+    // A keyword the emulator does not implement is refused, by name.
+    let (status, body) = search(format!("created>2024-01-01 {w}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`created`"),
+        "{body}"
+    );
 }
 
 /// The Limits resource: `GET /services/data/vXX.X/limits/`, each limit

@@ -385,3 +385,47 @@ pub(super) fn offset_page(
     }
     ok(body)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_phrases_stay_together() {
+        assert_eq!(
+            tokens(r#"type:ticket "printer on fire" requester:"Ana Souza"  x"#),
+            ["type:ticket", "printer on fire", "requester:Ana Souza", "x"]
+        );
+    }
+
+    #[test]
+    fn terms_are_sorted_into_kinds_and_unknown_keys_refused() {
+        let keys: Vec<&str> = TICKET_KEYS
+            .iter()
+            .chain(USER_KEYS.iter())
+            .copied()
+            .collect();
+        let q = Query::parse("type:ticket status<solved tags:vip urgent", &keys).unwrap();
+        assert_eq!(q.kind.as_deref(), Some("ticket"));
+        assert_eq!(
+            q.ranges,
+            [("status".to_string(), '<', "solved".to_string())]
+        );
+        assert_eq!(q.props, [("tags".to_string(), "vip".to_string())]);
+        assert_eq!(q.text, ["urgent"]);
+        let e = Query::parse("assignee:me", &keys).unwrap_err();
+        assert!(e.body["description"]
+            .as_str()
+            .unwrap()
+            .contains("`assignee`"));
+        let e = Query::parse("priority>low", &keys).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        // Users search knows no `type:`; a URL-ish word is text.
+        assert!(Query::parse("type:user", &USER_KEYS).is_err());
+        assert!(Query::parse("a:b", &[]).is_err());
+        assert_eq!(
+            Query::parse("ana@example.com", &USER_KEYS).unwrap().text,
+            ["ana@example.com"]
+        );
+    }
+}
