@@ -327,6 +327,46 @@ async fn zendesk_location_is_an_absolute_url_to_the_ticket() {
     assert_eq!(shown["ticket"]["id"], ticket["id"]);
 }
 
+/// "Use the URL in the links[next] property to retrieve the next page of
+/// results" (cursor pagination; offset pagination's `next_page` is a URL
+/// too), https://developer.zendesk.com/api-reference/introduction/pagination/;
+/// a job status' `url` is "The URL to poll for status updates",
+/// https://developer.zendesk.com/api-reference/ticketing/ticket-management/job_statuses/;
+/// the export's `after_url` is the next page's URL,
+/// https://developer.zendesk.com/api-reference/ticketing/ticket-management/incremental_exports/.
+/// Followed as given, each must reach the API that gave it.
+#[tokio::test]
+async fn zendesk_urls_to_follow_lead_back_to_the_api() {
+    let (_, first) = zd_get("/api/v2/ticket_fields.json?page[size]=1").await;
+    let next = first["links"]["next"].as_str().expect("links.next");
+    let (status, second) = zd_get(next).await;
+    assert_eq!(status, StatusCode::OK, "{next}: {second}");
+    assert_ne!(
+        second["ticket_fields"][0]["id"],
+        first["ticket_fields"][0]["id"]
+    );
+    let (_, first) = zd_get("/api/v2/groups.json?per_page=1").await;
+    let next = first["next_page"].as_str().expect("next_page");
+    let (status, second) = zd_get(next).await;
+    assert_eq!(status, StatusCode::OK, "{next}: {second}");
+    assert_ne!(second["groups"][0]["id"], first["groups"][0]["id"]);
+    let r = zd(
+        reqwest::Method::PUT,
+        "/api/v2/tickets/update_many.json?ids=5105",
+        Some(json!({"ticket": {"additional_tags": ["followed"]}})),
+    )
+    .await;
+    let job = r.json::<Value>().await.unwrap()["job_status"].clone();
+    let url = job["url"].as_str().expect("a job url");
+    let (status, polled) = zd_get(url).await;
+    assert_eq!(status, StatusCode::OK, "{url}: {polled}");
+    assert_eq!(polled["job_status"]["id"], job["id"]);
+    let (_, page) = zd_get("/api/v2/incremental/tickets/cursor.json?start_time=0").await;
+    let after = page["after_url"].as_str().expect("after_url");
+    let (status, _) = zd_get(after).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+}
+
 /// "The submitter is the user who created a ticket. By default, the
 /// requester of a ticket is the submitter." Through the API, the creator is
 /// the authenticated user.

@@ -120,7 +120,9 @@ fn route(
         (Method::POST, ["api", "v2", "tickets"]) => {
             return create_ticket(sh, headers, grant, body, &base);
         }
-        (Method::PUT, ["api", "v2", "tickets", "update_many"]) => update_many(sh, &query, body),
+        (Method::PUT, ["api", "v2", "tickets", "update_many"]) => {
+            update_many(sh, &query, body, &base)
+        }
         (Method::GET, ["api", "v2", "tickets", id]) => path_id(id).and_then(|id| show(sh, id)),
         (Method::PUT, ["api", "v2", "tickets", id]) => {
             path_id(id).and_then(|id| update_ticket(sh, id, body))
@@ -129,13 +131,15 @@ fn route(
             path_id(id).and_then(|id| delete_ticket(sh, id))
         }
         (Method::GET, ["api", "v2", "tickets", id, "comments"]) => {
-            path_id(id).and_then(|id| list_comments(sh, id, &query))
+            path_id(id).and_then(|id| list_comments(sh, id, &query, &base))
         }
-        (Method::GET, ["api", "v2", "job_statuses", id]) => job_status(sh, id),
-        (Method::GET, ["api", "v2", "incremental", "tickets", "cursor"]) => incremental(sh, &query),
-        (Method::GET, ["api", "v2", "ticket_fields"]) => ticket_fields(sh, &query),
+        (Method::GET, ["api", "v2", "job_statuses", id]) => job_status(sh, id, &base),
+        (Method::GET, ["api", "v2", "incremental", "tickets", "cursor"]) => {
+            incremental(sh, &query, &base)
+        }
+        (Method::GET, ["api", "v2", "ticket_fields"]) => ticket_fields(sh, &query, &base),
         (Method::GET, ["api", "v2", "custom_statuses"]) => custom_statuses(sh),
-        (Method::GET, ["api", "v2", "groups"]) => groups(sh, &query),
+        (Method::GET, ["api", "v2", "groups"]) => groups(sh, &query, &base),
         (Method::GET, ["api", "v2", "users", "me"]) => ok(json!({"user": user_json(sh, AGENT_ID)})),
         (Method::GET, ["api", "v2", "users", "search"]) => search_users(sh, &query, &base),
         (Method::GET, ["api", "v2", "users", id]) => path_id(id).and_then(|id| show_user(sh, id)),
@@ -153,9 +157,10 @@ fn route(
 }
 
 /// Where this emulator was reached (`http://127.0.0.1:PORT`), for the URLs
-/// a client follows: `Location` and search's `next_page`. Zendesk sends
-/// them absolute; built from `Host` they lead back here, not to the
-/// internet. Without a usable `Host`, the account's zendesk.com URL.
+/// a client follows: `Location`, the lists' `next_page`/`links`, search's
+/// pages, a job's `url`, the export's `after_url`. Zendesk sends them
+/// absolute; built from `Host` they lead back here, not to the internet.
+/// Without a usable `Host`, the account's zendesk.com URL.
 pub(super) fn origin(sh: &Shared, headers: &HeaderMap) -> String {
     let host = headers
         .get(axum::http::header::HOST)

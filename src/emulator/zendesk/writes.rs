@@ -376,7 +376,12 @@ fn plan(db: &Db, query: &HashMap<String, String>, m: &Map<String, Value>) -> Res
     Ok(plan)
 }
 
-pub(super) fn update_many(sh: &Shared, query: &HashMap<String, String>, body: &Bytes) -> Answer {
+pub(super) fn update_many(
+    sh: &Shared,
+    query: &HashMap<String, String>,
+    body: &Bytes,
+    base: &str,
+) -> Answer {
     let m = parse_body(body)?;
     let mut published = Vec::new();
     let (job_id, total) = {
@@ -425,7 +430,7 @@ pub(super) fn update_many(sh: &Shared, query: &HashMap<String, String>, body: &B
         polls_left: 0,
         results: vec![],
     };
-    let mut view = job_json(&sh.opts, &job_id, &queued, "queued");
+    let mut view = job_json(base, &job_id, &queued, "queued");
     if let Some(o) = view.as_object_mut() {
         o.insert("progress".into(), Value::Null);
     }
