@@ -1,7 +1,8 @@
 //! The Salesforce REST API, emulated for what the connector uses: the
 //! OAuth refresh-token and JWT-bearer flows, sObject rows, sObject
 //! Collections, SOQL with `nextRecordsUrl` paging, describe, and the org's
-//! daily API limit with its `Sforce-Limit-Info` header. State lives in memory; the schema comes
+//! daily API limit with its `Sforce-Limit-Info` header and the Limits
+//! resource. State lives in memory; the schema comes
 //! from the compiled mappings when given one (see [`SalesforceOptions::with_program`]).
 //!
 //! Every answer is one Salesforce sends: errors are the JSON array
@@ -35,6 +36,7 @@ mod gate;
 /// characters, and the 3-character case-safe checksum Salesforce appends.
 pub mod ids;
 mod jwt;
+mod limits;
 mod oauth;
 mod query;
 pub mod schema;
@@ -334,6 +336,8 @@ fn router(state: Arc<Emu>, faults: Arc<Faults>) -> Router {
             "/services/data/{v}/composite/sobjects",
             post(collection_create).patch(collection_update),
         )
+        .route("/services/data/{v}/limits", get(limits::limits))
+        .route("/services/data/{v}/limits/", get(limits::limits))
         .route("/services/data/{v}/query", get(query))
         .route("/services/data/{v}/query/", get(query))
         .route("/services/data/{v}/query/{locator}", get(query_more))

@@ -8,9 +8,10 @@ use super::oauth::{expired_token, token};
 use super::reads::{
     custom_statuses, groups, job_status, list_comments, list_tickets, show, ticket_fields,
 };
-use super::views::agent_json;
+use super::search::search;
+use super::users::{search_users, show_user, user_json};
 use super::writes::{create_ticket, delete_ticket, update_many, update_ticket};
-use super::{Shared, TokenGrant};
+use super::{Shared, TokenGrant, AGENT_ID};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Request, StatusCode, Uri};
@@ -101,42 +102,48 @@ fn route(
     grant: &TokenGrant,
     body: &Bytes,
 ) -> Response {
-    let segs: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+    let mut segs: Vec<&str> = uri.path().trim_start_matches('/').split('/').collect();
+    // "You can optionally append .json to the resource name ... Appending
+    // .json doesn't change the way the endpoint works in any way"
+    // (developer.zendesk.com/api-reference/introduction/doc-conventions/).
+    if let Some(last) = segs.last_mut() {
+        *last = last.strip_suffix(".json").unwrap_or(last);
+    }
     let query = parse_query(uri.query());
     let writes = matches!(*method, Method::POST | Method::PUT | Method::DELETE);
     if writes && !grant.can_write() {
         return ZdErr::forbidden().into_response();
     }
+    let base = origin(sh, headers);
     let answer = match (method.clone(), segs.as_slice()) {
-        (Method::GET, ["api", "v2", "tickets.json"]) => list_tickets(sh),
-        (Method::POST, ["api", "v2", "tickets.json"]) => {
-            return create_ticket(sh, headers, grant, body);
+        (Method::GET, ["api", "v2", "tickets"]) => list_tickets(sh),
+        (Method::POST, ["api", "v2", "tickets"]) => {
+            return create_ticket(sh, headers, grant, body, &base);
         }
-        (Method::PUT, ["api", "v2", "tickets", "update_many.json"]) => {
-            update_many(sh, &query, body)
+        (Method::PUT, ["api", "v2", "tickets", "update_many"]) => {
+            update_many(sh, &query, body, &base)
         }
-        (Method::GET, ["api", "v2", "tickets", file]) => json_id(file).and_then(|id| show(sh, id)),
-        (Method::PUT, ["api", "v2", "tickets", file]) => {
-            json_id(file).and_then(|id| update_ticket(sh, id, body))
+        (Method::GET, ["api", "v2", "tickets", id]) => path_id(id).and_then(|id| show(sh, id)),
+        (Method::PUT, ["api", "v2", "tickets", id]) => {
+            path_id(id).and_then(|id| update_ticket(sh, id, body))
         }
-        (Method::DELETE, ["api", "v2", "tickets", file]) => {
-            json_id(file).and_then(|id| delete_ticket(sh, id))
+        (Method::DELETE, ["api", "v2", "tickets", id]) => {
+            path_id(id).and_then(|id| delete_ticket(sh, id))
         }
-        (Method::GET, ["api", "v2", "tickets", id, "comments.json"]) => id
-            .parse::<u64>()
-            .map_err(|_| ZdErr::not_found())
-            .and_then(|id| list_comments(sh, id, &query)),
-        (Method::GET, ["api", "v2", "job_statuses", file]) => match file.strip_suffix(".json") {
-            Some(id) => job_status(sh, id),
-            None => Err(ZdErr::not_found()),
-        },
-        (Method::GET, ["api", "v2", "incremental", "tickets", "cursor.json"]) => {
-            incremental(sh, &query)
+        (Method::GET, ["api", "v2", "tickets", id, "comments"]) => {
+            path_id(id).and_then(|id| list_comments(sh, id, &query, &base))
         }
-        (Method::GET, ["api", "v2", "ticket_fields.json"]) => ticket_fields(sh, &query),
-        (Method::GET, ["api", "v2", "custom_statuses.json"]) => custom_statuses(sh),
-        (Method::GET, ["api", "v2", "groups.json"]) => groups(sh, &query),
-        (Method::GET, ["api", "v2", "users", "me.json"]) => ok(json!({"user": agent_json()})),
+        (Method::GET, ["api", "v2", "job_statuses", id]) => job_status(sh, id, &base),
+        (Method::GET, ["api", "v2", "incremental", "tickets", "cursor"]) => {
+            incremental(sh, &query, &base)
+        }
+        (Method::GET, ["api", "v2", "ticket_fields"]) => ticket_fields(sh, &query, &base),
+        (Method::GET, ["api", "v2", "custom_statuses"]) => custom_statuses(sh),
+        (Method::GET, ["api", "v2", "groups"]) => groups(sh, &query, &base),
+        (Method::GET, ["api", "v2", "users", "me"]) => ok(json!({"user": user_json(sh, AGENT_ID)})),
+        (Method::GET, ["api", "v2", "users", "search"]) => search_users(sh, &query, &base),
+        (Method::GET, ["api", "v2", "users", id]) => path_id(id).and_then(|id| show_user(sh, id)),
+        (Method::GET, ["api", "v2", "search"]) => search(sh, &query, &base),
         _ => Err(ZdErr {
             status: StatusCode::NOT_FOUND,
             body: json!({"error": "InvalidEndpoint", "description": "Not found"}),
@@ -146,6 +153,26 @@ fn route(
         Ok((StatusCode::NO_CONTENT, _)) => StatusCode::NO_CONTENT.into_response(),
         Ok((status, body)) => (status, axum::Json(body)).into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+/// Where this emulator was reached (`http://127.0.0.1:PORT`), for the URLs
+/// a client follows: `Location`, the lists' `next_page`/`links`, search's
+/// pages, a job's `url`, the export's `after_url`. Zendesk sends them
+/// absolute; built from `Host` they lead back here, not to the internet.
+/// Without a usable `Host`, the account's zendesk.com URL.
+pub(super) fn origin(sh: &Shared, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        });
+    match host {
+        Some(h) => format!("http://{h}"),
+        None => format!("https://{}.zendesk.com", sh.opts.subdomain),
     }
 }
 
@@ -187,9 +214,7 @@ pub(super) fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// `35436.json` -> 35436.
-fn json_id(file: &str) -> Result<u64, ZdErr> {
-    file.strip_suffix(".json")
-        .and_then(|id| id.parse().ok())
-        .ok_or_else(ZdErr::not_found)
+/// A path's id segment (its `.json`, if any, already taken off).
+fn path_id(segment: &str) -> Result<u64, ZdErr> {
+    segment.parse().map_err(|_| ZdErr::not_found())
 }

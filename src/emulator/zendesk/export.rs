@@ -18,7 +18,7 @@ fn decode_cursor(c: &str) -> Option<u64> {
 
 /// Tickets changed at or after `start_time`, or after `cursor`, oldest
 /// change first; a ticket changed twice shows once, where it last changed.
-pub(super) fn incremental(sh: &Shared, q: &HashMap<String, String>) -> Answer {
+pub(super) fn incremental(sh: &Shared, q: &HashMap<String, String>, base: &str) -> Answer {
     let (after_seq, since) = match (q.get("cursor"), q.get("start_time")) {
         (Some(c), _) => (
             decode_cursor(c).ok_or_else(|| {
@@ -64,7 +64,7 @@ pub(super) fn incremental(sh: &Shared, q: &HashMap<String, String>) -> Answer {
         .collect();
     ok(json!({
         "tickets": tickets,
-        "after_url": format!("https://{}.zendesk.com/api/v2/incremental/tickets/cursor.json?cursor={cursor}", sh.opts.subdomain),
+        "after_url": format!("{base}/api/v2/incremental/tickets/cursor.json?cursor={cursor}"),
         "after_cursor": cursor,
         "before_url": null,
         "before_cursor": null,

@@ -28,6 +28,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+mod audit;
 mod auth;
 mod changes;
 mod dispatch;
@@ -35,8 +36,10 @@ mod errors;
 mod export;
 mod oauth;
 mod reads;
+mod search;
 mod seed;
 mod state;
+mod users;
 mod views;
 mod webhooks;
 mod writes;
@@ -225,6 +228,10 @@ struct Ticket {
     group_id: Option<u64>,
     assignee_id: Option<u64>,
     requester_id: u64,
+    /// Who created the ticket, when not its requester (Zendesk's
+    /// `submitter_id`: by default the requester is the submitter).
+    #[serde(default)]
+    submitter_id: Option<u64>,
     tags: Vec<String>,
     fields: BTreeMap<u64, Value>,
     created_at: i64,
@@ -355,6 +362,7 @@ impl Db {
                     group_id: None,
                     assignee_id: None,
                     requester_id: REQUESTER_ID,
+                    submitter_id: None,
                     tags: t.tags.clone(),
                     fields: t.fields.iter().cloned().collect(),
                     created_at: now,

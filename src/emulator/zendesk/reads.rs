@@ -3,7 +3,7 @@
 use super::errors::{ok, Answer, ZdErr};
 use super::seed::{FieldKind, SeedField};
 use super::views::{comment_json, list, paged, ticket_json};
-use super::{lock, Job, Shared, ZendeskOptions};
+use super::{lock, Job, Shared};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 
@@ -23,15 +23,20 @@ pub(super) fn show(sh: &Shared, id: u64) -> Answer {
     ok(json!({"ticket": ticket_json(&db, t, &sh.opts)}))
 }
 
-pub(super) fn list_comments(sh: &Shared, id: u64, q: &HashMap<String, String>) -> Answer {
+pub(super) fn list_comments(
+    sh: &Shared,
+    id: u64,
+    q: &HashMap<String, String>,
+    base: &str,
+) -> Answer {
     let db = lock(&sh.db);
     let t = db.tickets.get(&id).ok_or_else(ZdErr::not_found)?;
     let path = format!("/api/v2/tickets/{id}/comments.json");
     let items = t.comments.iter().map(comment_json).collect();
-    paged("comments", &path, items, q, &sh.opts)
+    paged("comments", &path, items, q, &sh.opts, base)
 }
 
-pub(super) fn ticket_fields(sh: &Shared, q: &HashMap<String, String>) -> Answer {
+pub(super) fn ticket_fields(sh: &Shared, q: &HashMap<String, String>, base: &str) -> Answer {
     let db = lock(&sh.db);
     let items = db.fields.iter().map(field_json).collect();
     paged(
@@ -40,6 +45,7 @@ pub(super) fn ticket_fields(sh: &Shared, q: &HashMap<String, String>) -> Answer 
         items,
         q,
         &sh.opts,
+        base,
     )
 }
 
@@ -91,33 +97,34 @@ pub(super) fn custom_statuses(sh: &Shared) -> Answer {
     ok(json!({"custom_statuses": items}))
 }
 
-pub(super) fn groups(sh: &Shared, q: &HashMap<String, String>) -> Answer {
+pub(super) fn groups(sh: &Shared, q: &HashMap<String, String>, base: &str) -> Answer {
     let db = lock(&sh.db);
     let items = db
         .groups
         .iter()
         .map(|(id, name)| json!({"id": id, "name": name, "default": false, "deleted": false, "is_public": true, "description": ""}))
         .collect();
-    paged("groups", "/api/v2/groups.json", items, q, &sh.opts)
+    paged("groups", "/api/v2/groups.json", items, q, &sh.opts, base)
 }
 
-pub(super) fn job_status(sh: &Shared, id: &str) -> Answer {
+pub(super) fn job_status(sh: &Shared, id: &str, base: &str) -> Answer {
     let mut db = lock(&sh.db);
     let job = db.jobs.get_mut(id).ok_or_else(ZdErr::not_found)?;
     let view = if job.polls_left > 0 {
         job.polls_left -= 1;
-        job_json(&sh.opts, id, job, "working")
+        job_json(base, id, job, "working")
     } else {
-        job_json(&sh.opts, id, job, "completed")
+        job_json(base, id, job, "completed")
     };
     ok(json!({"job_status": view}))
 }
 
-pub(super) fn job_json(opts: &ZendeskOptions, id: &str, job: &Job, status: &str) -> Value {
+/// The job status; its `url` absolute on `base`, the origin reached.
+pub(super) fn job_json(base: &str, id: &str, job: &Job, status: &str) -> Value {
     let done = status == "completed";
     json!({
         "id": id,
-        "url": format!("https://{}.zendesk.com/api/v2/job_statuses/{id}.json", opts.subdomain),
+        "url": format!("{base}/api/v2/job_statuses/{id}.json"),
         "job_type": "ThirdPartyTicketUpdate",
         "total": job.total,
         "progress": if done { job.total } else { job.total / 2 },

@@ -1,7 +1,7 @@
 //! Tickets, comments and lists as the API shows them.
 
 use super::errors::{ok, Answer, ZdErr};
-use super::{rfc3339, CommentRec, Db, Ticket, ZendeskOptions, AGENT_ID};
+use super::{rfc3339, CommentRec, Db, Ticket, ZendeskOptions};
 use base64::Engine as _;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -26,7 +26,7 @@ pub(super) fn ticket_json(db: &Db, t: &Ticket, opts: &ZendeskOptions) -> Value {
         "group_id": t.group_id,
         "assignee_id": t.assignee_id,
         "requester_id": t.requester_id,
-        "submitter_id": t.requester_id,
+        "submitter_id": t.submitter_id.unwrap_or(t.requester_id),
         "organization_id": null,
         "tags": t.tags,
         "custom_fields": custom.clone(),
@@ -53,10 +53,6 @@ pub(super) fn comment_json(c: &CommentRec) -> Value {
     })
 }
 
-pub(super) fn agent_json() -> Value {
-    json!({"id": AGENT_ID, "name": "l3map AI agent", "role": "agent", "email": "ai-agent@l3map.invalid"})
-}
-
 pub(super) fn list(name: &str, items: Vec<Value>) -> Value {
     json!({name: items.clone(), "next_page": null, "previous_page": null, "count": items.len()})
 }
@@ -64,13 +60,15 @@ pub(super) fn list(name: &str, items: Vec<Value>) -> Value {
 /// A list endpoint's page, as Zendesk paginates: cursor pagination when the
 /// request says `page[size]` (with `page[after]` from `meta.after_cursor`),
 /// otherwise offset pagination (`page`, `per_page`, `next_page`). Pages
-/// hold at most `max` items (Zendesk: 100).
+/// hold at most `max` items (Zendesk: 100). The links are absolute, on
+/// `base`: the origin the request reached (`dispatch::origin`).
 pub(super) fn paged(
     name: &str,
     path: &str,
     items: Vec<Value>,
     q: &HashMap<String, String>,
     opts: &ZendeskOptions,
+    base: &str,
 ) -> Answer {
     let max = opts.list_page_max.max(1);
     let bad = |what: &str| ZdErr::bad_request("InvalidPaginationParameter", what);
@@ -99,12 +97,9 @@ pub(super) fn paged(
         let after = (!page.is_empty()).then(|| encode_cursor(LIST_CURSOR, end as u64));
         let before = (!page.is_empty()).then(|| encode_cursor(LIST_CURSOR, start as u64));
         let link = |c: &Option<String>, dir: &str| match c {
-            Some(c) if dir == "after" && has_more || dir == "before" && start > 0 => {
-                Value::from(format!(
-                    "https://{}.zendesk.com{path}?page%5B{dir}%5D={c}&page%5Bsize%5D={size}",
-                    opts.subdomain
-                ))
-            }
+            Some(c) if dir == "after" && has_more || dir == "before" && start > 0 => Value::from(
+                format!("{base}{path}?page%5B{dir}%5D={c}&page%5Bsize%5D={size}"),
+            ),
             _ => Value::Null,
         };
         return ok(json!({
@@ -117,12 +112,7 @@ pub(super) fn paged(
     let page_no = number("page")?.unwrap_or(1).max(1);
     let start = (page_no - 1).saturating_mul(per_page);
     let page: Vec<Value> = items.iter().skip(start).take(per_page).cloned().collect();
-    let url = |n: usize| {
-        Value::from(format!(
-            "https://{}.zendesk.com{path}?page={n}&per_page={per_page}",
-            opts.subdomain
-        ))
-    };
+    let url = |n: usize| Value::from(format!("{base}{path}?page={n}&per_page={per_page}"));
     let next = if start + page.len() < items.len() {
         url(page_no + 1)
     } else {

@@ -71,7 +71,7 @@ fn webhook_detail(t: &Ticket) -> Value {
         "requester_id": t.requester_id.to_string(),
         "status": t.status.to_uppercase(),
         "subject": t.subject,
-        "submitter_id": t.requester_id.to_string(),
+        "submitter_id": t.submitter_id.unwrap_or(t.requester_id).to_string(),
         "tags": t.tags,
         "type": t.kind.as_ref().map(|k| k.to_uppercase()),
         "updated_at": rfc3339(t.updated_at),

@@ -1,12 +1,13 @@
 //! Ticket writes: update, create (with `Idempotency-Key`), bulk update.
 
+use super::audit::audit_json;
 use super::changes::{as_id, parse_body, read_changes, ticket_object, Changes};
 use super::errors::{ok, Answer, Problems, ZdErr};
 use super::reads::job_json;
 use super::views::ticket_json;
 use super::{
     lock, now_secs, CommentRec, Db, Job, Remembered, Shared, Ticket, TokenGrant, AGENT_ID,
-    IDEMPOTENCY_TTL, MAX_BULK_IDS, REQUESTER_ID,
+    IDEMPOTENCY_TTL, MAX_BULK_IDS,
 };
 use crate::emulator::bounded::insert_bounded;
 use axum::body::Bytes;
@@ -130,18 +131,22 @@ pub(super) fn delete_ticket(sh: &Shared, id: u64) -> Answer {
 pub(super) fn update_ticket(sh: &Shared, id: u64, body: &Bytes) -> Answer {
     let m = parse_body(body)?;
     let t = ticket_object(&m)?;
-    let (view, events) = {
+    let (view, audit, events) = {
         let mut db = lock(&sh.db);
-        if !db.tickets.contains_key(&id) {
+        let Some(before) = db.tickets.get(&id).cloned() else {
             return Err(ZdErr::not_found());
-        }
+        };
         let changes = read_changes(&db, t)?;
         let events = apply(&mut db, id, &changes, AGENT_ID);
-        let view = db.tickets.get(&id).map(|t| ticket_json(&db, t, &sh.opts));
-        (view, events)
+        let Some(after) = db.tickets.get(&id) else {
+            return Err(ZdErr::not_found());
+        };
+        let comment = changes.comment.as_ref().and(after.comments.last());
+        let audit = audit_json(Some(&before), after, AGENT_ID, comment);
+        (ticket_json(&db, after, &sh.opts), audit, events)
     };
     sh.publish(id, events);
-    ok(json!({"ticket": view, "audit": {"ticket_id": id, "author_id": AGENT_ID}}))
+    ok(json!({"ticket": view, "audit": audit}))
 }
 
 pub(super) fn create_ticket(
@@ -149,6 +154,7 @@ pub(super) fn create_ticket(
     headers: &HeaderMap,
     grant: &TokenGrant,
     body: &Bytes,
+    base: &str,
 ) -> Response {
     let key = headers
         .get("idempotency-key")
@@ -176,11 +182,10 @@ pub(super) fn create_ticket(
         }
     }
     let created = create_in(&mut db, sh, &parsed);
-    let (id, view, events) = match created {
+    let (id, response, events) = match created {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let response = json!({"ticket": view});
     if let Some(rk) = remembered.clone() {
         let r = Remembered {
             body: Value::Object(parsed),
@@ -193,7 +198,11 @@ pub(super) fn create_ticket(
     drop(db);
     sh.publish(id, events);
     let mut resp = (StatusCode::CREATED, axum::Json(response)).into_response();
-    if let Ok(loc) = HeaderValue::from_str(&format!("/api/v2/tickets/{id}.json")) {
+    // Absolute, as Zendesk sends it ("Location:
+    // https://{subdomain}.zendesk.com/api/v2/items/123.json",
+    // developer.zendesk.com/api-reference/introduction/requests/), on the
+    // origin the request reached so that following it stays here.
+    if let Ok(loc) = HeaderValue::from_str(&format!("{base}/api/v2/tickets/{id}.json")) {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
     if remembered.is_some() {
@@ -214,6 +223,7 @@ impl Db {
     }
 }
 
+/// The new ticket's id, the answer (`ticket` and `audit`), and its events.
 type Created = (u64, Value, Vec<(String, Value)>);
 
 fn create_in(db: &mut Db, sh: &Shared, m: &Map<String, Value>) -> Result<Created, ZdErr> {
@@ -238,10 +248,12 @@ fn create_in(db: &mut Db, sh: &Shared, m: &Map<String, Value>) -> Result<Created
     let id = db.next_ticket;
     db.next_ticket += 1;
     let now = now_secs();
-    let requester = t
-        .get("requester_id")
-        .and_then(as_id)
-        .unwrap_or(REQUESTER_ID);
+    // Zendesk: "By default, the requester of a ticket is the submitter",
+    // and the submitter is the user who created it: through the API, the
+    // authenticated user (every credential here is the agent). An explicit
+    // `submitter_id` makes that user "the author of the first comment".
+    let requester = t.get("requester_id").and_then(as_id).unwrap_or(AGENT_ID);
+    let submitter = t.get("submitter_id").and_then(as_id);
     db.tickets.insert(
         id,
         Ticket {
@@ -258,6 +270,7 @@ fn create_in(db: &mut Db, sh: &Shared, m: &Map<String, Value>) -> Result<Created
             group_id: None,
             assignee_id: None,
             requester_id: requester,
+            submitter_id: submitter.filter(|s| *s != requester),
             tags: vec![],
             fields: BTreeMap::new(),
             created_at: now,
@@ -267,48 +280,123 @@ fn create_in(db: &mut Db, sh: &Shared, m: &Map<String, Value>) -> Result<Created
         },
     );
     // The creation is one change: its events collapse into `created`.
-    apply(db, id, &c, requester);
-    let view = db
-        .tickets
-        .get(&id)
-        .map(|t| ticket_json(db, t, &sh.opts))
-        .unwrap_or(Value::Null);
-    Ok((id, view, vec![("created".into(), json!({}))]))
+    let author = submitter.unwrap_or(requester);
+    apply(db, id, &c, author);
+    let Some(t) = db.tickets.get(&id) else {
+        return Err(ZdErr::not_found());
+    };
+    let answer = json!({
+        "ticket": ticket_json(db, t, &sh.opts),
+        "audit": audit_json(None, t, author, t.comments.first()),
+    });
+    Ok((id, answer, vec![("created".into(), json!({}))]))
 }
 
-pub(super) fn update_many(sh: &Shared, query: &HashMap<String, String>, body: &Bytes) -> Answer {
-    let ids: Vec<u64> = match query.get("ids") {
-        Some(s) => s
-            .split(',')
-            .map(|x| x.trim().parse())
-            .collect::<Result<_, _>>()
-            .map_err(|_| {
-                ZdErr::bad_request(
-                    "InvalidParameter",
-                    "ids must be a comma-separated list of ticket ids",
-                )
-            })?,
-        None => return Err(ZdErr::bad_request("InvalidParameter", "ids is required")),
+/// The tickets of an `update_many` and what to do to each: the same
+/// validated changes for every id (bulk form), or each ticket's own
+/// (batch form), where a ticket whose changes are invalid fails alone.
+type Plan = Vec<(u64, Result<Changes, String>)>;
+
+fn parse_ids(s: &str) -> Result<Vec<u64>, ZdErr> {
+    s.split(',')
+        .map(|x| x.trim().parse())
+        .collect::<Result<_, _>>()
+        .map_err(|_| {
+            ZdErr::bad_request(
+                "InvalidParameter",
+                "ids must be a comma-separated list of ticket ids",
+            )
+        })
+}
+
+/// Why a ticket's changes were refused, for its job result.
+fn why(e: &ZdErr) -> String {
+    let described = e.body["details"]
+        .as_object()
+        .into_iter()
+        .flat_map(|d| d.values())
+        .flat_map(|v| v.as_array().into_iter().flatten())
+        .filter_map(|p| p["description"].as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    if described.is_empty() {
+        e.body["description"]
+            .as_str()
+            .unwrap_or("invalid")
+            .to_string()
+    } else {
+        described
+    }
+}
+
+/// "Accepts an array of up to 100 ticket objects, or a comma-separated
+/// list of up to 100 ticket ids" (developer.zendesk.com/api-reference/
+/// ticketing/tickets/tickets/#update-many-tickets): bulk
+/// `?ids=1,2,3` with `{"ticket": {...}}`, or batch `{"tickets": [{"id": 1,
+/// ...}, ...]}`.
+fn plan(db: &Db, query: &HashMap<String, String>, m: &Map<String, Value>) -> Result<Plan, ZdErr> {
+    let plan: Plan = match (query.get("ids"), m.get("tickets")) {
+        (Some(ids), _) => {
+            let ids = parse_ids(ids)?;
+            let changes = read_changes(db, ticket_object(m)?)?;
+            ids.into_iter().map(|id| (id, Ok(changes.clone()))).collect()
+        }
+        (None, Some(Value::Array(items))) => {
+            let mut plan = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let t = item.as_object().ok_or_else(|| {
+                    ZdErr::bad_request("InvalidParameter", format!("tickets[{i}] must be a ticket object"))
+                })?;
+                let id = t.get("id").and_then(as_id).ok_or_else(|| {
+                    ZdErr::bad_request("InvalidParameter", format!("tickets[{i}] needs the id of the ticket to update"))
+                })?;
+                plan.push((id, read_changes(db, t).map_err(|e| why(&e))));
+            }
+            plan
+        }
+        (None, Some(_)) => {
+            return Err(ZdErr::bad_request(
+                "InvalidParameter",
+                "tickets must be an array of ticket objects, each with its id",
+            ))
+        }
+        (None, None) => {
+            return Err(ZdErr::bad_request(
+                "InvalidParameter",
+                "update_many needs ?ids=1,2,3 with {\"ticket\": {...}}, or {\"tickets\": [{\"id\": 1, ...}]}",
+            ))
+        }
     };
-    if ids.is_empty() || ids.len() > MAX_BULK_IDS {
+    if plan.is_empty() || plan.len() > MAX_BULK_IDS {
         return Err(ZdErr::bad_request(
             "InvalidParameter",
-            format!("ids must list 1 to {MAX_BULK_IDS} tickets"),
+            format!("update_many takes 1 to {MAX_BULK_IDS} tickets"),
         ));
     }
+    Ok(plan)
+}
+
+pub(super) fn update_many(
+    sh: &Shared,
+    query: &HashMap<String, String>,
+    body: &Bytes,
+    base: &str,
+) -> Answer {
     let m = parse_body(body)?;
-    let t = ticket_object(&m)?;
     let mut published = Vec::new();
-    let job_id = {
+    let (job_id, total) = {
         let mut db = lock(&sh.db);
-        let changes = read_changes(&db, t)?;
+        let plan = plan(&db, query, &m)?;
+        let total = plan.len();
         let mut results = Vec::new();
-        for (index, id) in ids.iter().enumerate() {
-            if db.tickets.contains_key(id) {
-                published.push((*id, apply(&mut db, *id, &changes, AGENT_ID)));
-                results.push(json!({"index": index, "id": id, "action": "update", "success": true, "status": "Updated"}));
-            } else {
-                results.push(json!({"index": index, "id": id, "action": "update", "success": false, "status": "Failed", "error": "TicketNotFound", "details": "Ticket not found"}));
+        for (index, (id, changes)) in plan.into_iter().enumerate() {
+            match changes {
+                Ok(c) if db.tickets.contains_key(&id) => {
+                    published.push((id, apply(&mut db, id, &c, AGENT_ID)));
+                    results.push(json!({"index": index, "id": id, "action": "update", "success": true, "status": "Updated"}));
+                }
+                Ok(_) => results.push(json!({"index": index, "id": id, "action": "update", "success": false, "status": "Failed", "error": "TicketNotFound", "details": "Ticket not found"})),
+                Err(details) => results.push(json!({"index": index, "id": id, "action": "update", "success": false, "status": "Failed", "error": "RecordInvalid", "details": details})),
             }
         }
         let job_id = format!(
@@ -317,7 +405,7 @@ pub(super) fn update_many(sh: &Shared, query: &HashMap<String, String>, body: &B
         );
         let job = Job {
             serial: db.next_job,
-            total: ids.len(),
+            total,
             polls_left: sh.opts.job_polls,
             results,
         };
@@ -331,18 +419,18 @@ pub(super) fn update_many(sh: &Shared, query: &HashMap<String, String>, body: &B
             |_| false,
             |j| j.serial,
         );
-        job_id
+        (job_id, total)
     };
     for (id, events) in published {
         sh.publish(id, events);
     }
     let queued = Job {
         serial: 0,
-        total: ids.len(),
+        total,
         polls_left: 0,
         results: vec![],
     };
-    let mut view = job_json(&sh.opts, &job_id, &queued, "queued");
+    let mut view = job_json(base, &job_id, &queued, "queued");
     if let Some(o) = view.as_object_mut() {
         o.insert("progress".into(), Value::Null);
     }

@@ -1,0 +1,431 @@
+//! `GET /api/v2/search?query=`: tickets, users and groups found with the
+//! basic query syntax Zendesk documents (developer.zendesk.com/documentation/
+//! ticketing/using-the-zendesk-api/searching-with-the-zendesk-api): free
+//! words and "quoted phrases", `type:`, and `property:value` terms, all of
+//! which must match. Offset-paginated, at most 100 a page and 1,000 a
+//! query (developer.zendesk.com/api-reference/ticketing/ticket-management/search/).
+//!
+//! A keyword or operator the emulator does not implement is refused with a
+//! 400 naming it, rather than matched as text: a search that silently
+//! finds nothing would hide the difference.
+
+use super::errors::{ok, Answer, ZdErr};
+use super::users::{self, user_json, USERS};
+use super::views::ticket_json;
+use super::{lock, Db, Shared, Ticket, AGENT_ID};
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// Results per page at most, and per query at most (Zendesk's limits).
+const PAGE_MAX: usize = 100;
+const QUERY_MAX: usize = 1000;
+
+/// The ticket properties `search` filters on (`status` also with `<`, `>`).
+const TICKET_KEYS: [&str; 7] = [
+    "status",
+    "requester",
+    "tags",
+    "tag",
+    "priority",
+    "ticket_type",
+    "group",
+];
+const USER_KEYS: [&str; 3] = ["name", "email", "role"];
+/// Zendesk's status order, for `status<solved` and `status>new`.
+const STATUS_ORDER: [&str; 6] = ["new", "open", "pending", "hold", "solved", "closed"];
+
+/// A parsed query: words that must appear, and `key:value` terms.
+#[derive(Debug, Default)]
+pub(super) struct Query {
+    pub(super) text: Vec<String>,
+    pub(super) props: Vec<(String, String)>,
+    /// `status<solved`: (key, '<' or '>', value).
+    pub(super) ranges: Vec<(String, char, String)>,
+    /// `type:ticket`, `type:user`, ...
+    pub(super) kind: Option<String>,
+}
+
+fn invalid(description: String) -> ZdErr {
+    // The Search API's error shape: {"error": "invalid", "description"}.
+    ZdErr {
+        status: StatusCode::BAD_REQUEST,
+        body: json!({"error": "invalid", "description": description}),
+    }
+}
+
+/// Splits on spaces, keeping "quoted phrases" (also as a value:
+/// `requester:"Ana Souza"`) together.
+fn tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+impl Query {
+    /// `keys`: the properties this endpoint filters on; `type` is always
+    /// known where `keys` holds ticket keys.
+    pub(super) fn parse(text: &str, keys: &[&str]) -> Result<Query, ZdErr> {
+        let mut q = Query::default();
+        for tok in tokens(text) {
+            let op = tok
+                .char_indices()
+                .find(|(_, c)| matches!(c, ':' | '<' | '>'))
+                .filter(|(i, _)| {
+                    *i > 0
+                        && tok[..*i]
+                            .bytes()
+                            .all(|b| b.is_ascii_alphabetic() || b == b'_')
+                });
+            let Some((at, op)) = op else {
+                q.text.push(tok);
+                continue;
+            };
+            let key = tok[..at].to_ascii_lowercase();
+            let value = tok[at + 1..].trim_start_matches('=').to_string();
+            let searchable =
+                keys.contains(&key.as_str()) || (key == "type" && keys.contains(&"status"));
+            if !searchable {
+                return Err(invalid(format!(
+                    "the emulator does not search by `{key}`; it knows {}",
+                    if keys.contains(&"status") {
+                        "type, status, requester, tags, priority, ticket_type, group, name, email, role and free text"
+                    } else {
+                        "name, email, role and free text"
+                    }
+                )));
+            }
+            match (key.as_str(), op) {
+                ("type", ':') => q.kind = Some(value.to_ascii_lowercase()),
+                (_, ':') => q.props.push((key, value)),
+                ("status", op) => q.ranges.push((key, op, value.to_ascii_lowercase())),
+                (_, op) => {
+                    return Err(invalid(format!(
+                        "the emulator compares only status with `{op}`, not `{key}`"
+                    )))
+                }
+            }
+        }
+        Ok(q)
+    }
+}
+
+fn has(hay: &str, needle: &str) -> bool {
+    hay.to_lowercase().contains(&needle.to_lowercase())
+}
+
+/// The users a `requester:` value names: `me`, an id, an email, or part
+/// of a name.
+fn requesters(v: &str) -> Vec<u64> {
+    if v.eq_ignore_ascii_case("me") {
+        return vec![AGENT_ID];
+    }
+    if let Ok(id) = v.parse::<u64>() {
+        return vec![id];
+    }
+    USERS
+        .iter()
+        .filter(|u| u.email.eq_ignore_ascii_case(v) || has(u.name, v))
+        .map(|u| u.id)
+        .collect()
+}
+
+fn ticket_matches(db: &Db, t: &Ticket, q: &Query) -> bool {
+    let text_ok = q.text.iter().all(|w| {
+        w.parse::<u64>().is_ok_and(|id| id == t.id)
+            || has(&t.subject, w)
+            || has(&t.description, w)
+            || t.comments.iter().any(|c| has(&c.body, w))
+            || t.tags.iter().any(|tag| tag.eq_ignore_ascii_case(w))
+    });
+    let prop_ok = q.props.iter().all(|(k, v)| match k.as_str() {
+        "status" => t.status.eq_ignore_ascii_case(v),
+        "requester" => requesters(v).contains(&t.requester_id),
+        "tags" | "tag" => t.tags.iter().any(|tag| tag.eq_ignore_ascii_case(v)),
+        "priority" => t
+            .priority
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case(v)),
+        "ticket_type" => t.kind.as_deref().is_some_and(|p| p.eq_ignore_ascii_case(v)),
+        "group" => t.group_id.is_some_and(|g| {
+            v.parse::<u64>().is_ok_and(|id| id == g)
+                || db
+                    .groups
+                    .iter()
+                    .any(|(id, name)| *id == g && name.eq_ignore_ascii_case(v))
+        }),
+        _ => false,
+    });
+    let rank = |s: &str| STATUS_ORDER.iter().position(|x| *x == s);
+    let range_ok = q
+        .ranges
+        .iter()
+        .all(|(_, op, v)| match (rank(&t.status), rank(v)) {
+            (Some(a), Some(b)) => (*op == '<' && a < b) || (*op == '>' && a > b),
+            _ => false,
+        });
+    text_ok && prop_ok && range_ok
+}
+
+fn group_matches(name: &str, q: &Query) -> bool {
+    q.props.is_empty() && q.ranges.is_empty() && q.text.iter().all(|w| has(name, w))
+}
+
+/// `GET /api/v2/search?query=`.
+pub(super) fn search(sh: &Shared, q: &HashMap<String, String>, base: &str) -> Answer {
+    let text = q
+        .get("query")
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| {
+            invalid("query is required: /api/v2/search?query=type:ticket status:open".into())
+        })?;
+    let keys: Vec<&str> = TICKET_KEYS
+        .iter()
+        .chain(USER_KEYS.iter())
+        .copied()
+        .collect();
+    let parsed = Query::parse(text, &keys)?;
+    let kinds: &[&str] = match parsed.kind.as_deref() {
+        None => &["ticket", "user", "group"],
+        Some("ticket") => &["ticket"],
+        Some("user") => &["user"],
+        Some("group") => &["group"],
+        Some("organization") => &[],
+        Some(other) => {
+            return Err(invalid(format!(
+                "type:{other} is not a type: ticket, user, group or organization"
+            )))
+        }
+    };
+    let ticket_only = parsed
+        .props
+        .iter()
+        .any(|(k, _)| TICKET_KEYS.contains(&k.as_str()))
+        || !parsed.ranges.is_empty();
+    let user_only = parsed
+        .props
+        .iter()
+        .any(|(k, _)| USER_KEYS.contains(&k.as_str()));
+    let db = lock(&sh.db);
+    let mut tickets: Vec<&Ticket> = if kinds.contains(&"ticket") && !user_only {
+        db.tickets
+            .values()
+            .filter(|t| ticket_matches(&db, t, &parsed))
+            .collect()
+    } else {
+        vec![]
+    };
+    sort_tickets(&mut tickets, q)?;
+    let mut results: Vec<Value> = tickets
+        .into_iter()
+        .map(|t| with_type(ticket_json(&db, t, &sh.opts), "ticket"))
+        .collect();
+    if kinds.contains(&"user") && !ticket_only {
+        results.extend(
+            USERS
+                .iter()
+                .filter(|u| users::matches(u, &parsed))
+                .map(|u| with_type(user_json(sh, u.id), "user")),
+        );
+    }
+    if kinds.contains(&"group") && !ticket_only && !user_only {
+        results.extend(db.groups.iter().filter(|(_, n)| group_matches(n, &parsed)).map(
+            |(id, name)| {
+                json!({"id": id, "name": name, "default": false, "deleted": false,
+                       "description": "", "result_type": "group",
+                       "url": format!("https://{}.zendesk.com/api/v2/groups/{id}.json", sh.opts.subdomain)})
+            },
+        ));
+    }
+    drop(db);
+    offset_page(
+        "results",
+        "/api/v2/search",
+        results,
+        q,
+        base,
+        Some(QUERY_MAX),
+    )
+}
+
+fn with_type(mut v: Value, kind: &str) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        o.insert("result_type".into(), kind.into());
+    }
+    v
+}
+
+/// `sort_by` (`created_at`, `updated_at`, `priority`, `status`,
+/// `ticket_type`) and `sort_order` (`desc` by default). Without `sort_by`
+/// Zendesk ranks by relevance, which is not modelled: tickets come by id.
+fn sort_tickets(tickets: &mut [&Ticket], q: &HashMap<String, String>) -> Result<(), ZdErr> {
+    let desc = match q.get("sort_order").map(String::as_str) {
+        None | Some("") | Some("desc") => true,
+        Some("asc") => false,
+        Some(o) => return Err(invalid(format!("sort_order {o} is not asc or desc"))),
+    };
+    let Some(by) = q.get("sort_by").filter(|s| !s.is_empty()) else {
+        return Ok(());
+    };
+    let key = |t: &Ticket| -> (String, u64) {
+        let k = match by.as_str() {
+            "created_at" => format!("{:020}", t.created_at),
+            "updated_at" => format!("{:020}", t.updated_at),
+            "priority" => t.priority.clone().unwrap_or_default(),
+            "status" => t.status.clone(),
+            _ => t.kind.clone().unwrap_or_default(),
+        };
+        (k, t.id)
+    };
+    if ![
+        "created_at",
+        "updated_at",
+        "priority",
+        "status",
+        "ticket_type",
+    ]
+    .contains(&by.as_str())
+    {
+        return Err(invalid(format!(
+            "sort_by {by} is not one of updated_at, created_at, priority, status, ticket_type"
+        )));
+    }
+    tickets.sort_by_key(|t| key(t));
+    if desc {
+        tickets.reverse();
+    }
+    Ok(())
+}
+
+/// Enough percent-encoding for a query string value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One page of an offset-paginated search: `page` (from 1) and `per_page`
+/// (at most 100), `count` the number of matches, `next_page` and
+/// `previous_page` absolute URLs (on `base`) or null. With `cap`, pages
+/// past that many results are a 422, as Zendesk's 1,000-result limit.
+pub(super) fn offset_page(
+    name: &str,
+    path: &str,
+    items: Vec<Value>,
+    q: &HashMap<String, String>,
+    base: &str,
+    cap: Option<usize>,
+) -> Answer {
+    let number = |key: &str, default: usize| -> Result<usize, ZdErr> {
+        match q.get(key).filter(|v| !v.is_empty()) {
+            None => Ok(default),
+            Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| ZdErr {
+                status: StatusCode::BAD_REQUEST,
+                body: json!({"error": {"title": "Invalid attribute",
+                    "message": format!("You passed an invalid value for the {key} attribute. Invalid parameter: {key} must be a positive integer")}}),
+            }),
+        }
+    };
+    let per_page = number("per_page", PAGE_MAX)?.min(PAGE_MAX);
+    let page = number("page", 1)?;
+    let start = (page - 1).saturating_mul(per_page);
+    let reachable = cap.map_or(items.len(), |c| items.len().min(c));
+    if let Some(c) = cap {
+        if start >= c {
+            return Err(ZdErr {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                body: json!({"error": "InsufficientResourceError",
+                    "description": format!("Search returns at most {c} results; page {page} of {per_page} starts past them")}),
+            });
+        }
+    }
+    let count = items.len();
+    let shown: Vec<Value> = items
+        .into_iter()
+        .take(reachable)
+        .skip(start)
+        .take(per_page)
+        .collect();
+    let mut fixed = String::new();
+    for key in ["query", "external_id", "sort_by", "sort_order"] {
+        if let Some(v) = q.get(key) {
+            fixed.push_str(&format!("{key}={}&", encode(v)));
+        }
+    }
+    let url = |n: usize| Value::from(format!("{base}{path}?{fixed}page={n}&per_page={per_page}"));
+    let next = if start + shown.len() < reachable {
+        url(page + 1)
+    } else {
+        Value::Null
+    };
+    let prev = if page > 1 { url(page - 1) } else { Value::Null };
+    let mut body = json!({name: shown, "next_page": next, "previous_page": prev, "count": count});
+    if name == "results" {
+        body["facets"] = Value::Null;
+    }
+    ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_phrases_stay_together() {
+        assert_eq!(
+            tokens(r#"type:ticket "printer on fire" requester:"Ana Souza"  x"#),
+            ["type:ticket", "printer on fire", "requester:Ana Souza", "x"]
+        );
+    }
+
+    #[test]
+    fn terms_are_sorted_into_kinds_and_unknown_keys_refused() {
+        let keys: Vec<&str> = TICKET_KEYS
+            .iter()
+            .chain(USER_KEYS.iter())
+            .copied()
+            .collect();
+        let q = Query::parse("type:ticket status<solved tags:vip urgent", &keys).unwrap();
+        assert_eq!(q.kind.as_deref(), Some("ticket"));
+        assert_eq!(
+            q.ranges,
+            [("status".to_string(), '<', "solved".to_string())]
+        );
+        assert_eq!(q.props, [("tags".to_string(), "vip".to_string())]);
+        assert_eq!(q.text, ["urgent"]);
+        let e = Query::parse("assignee:me", &keys).unwrap_err();
+        assert!(e.body["description"]
+            .as_str()
+            .unwrap()
+            .contains("`assignee`"));
+        let e = Query::parse("priority>low", &keys).unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        // Users search knows no `type:`; a URL-ish word is text.
+        assert!(Query::parse("type:user", &USER_KEYS).is_err());
+        assert!(Query::parse("a:b", &[]).is_err());
+        assert_eq!(
+            Query::parse("ana@example.com", &USER_KEYS).unwrap().text,
+            ["ana@example.com"]
+        );
+    }
+}

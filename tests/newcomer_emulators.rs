@@ -1,0 +1,652 @@
+//! Issue 14, item 13: the emulators as a third-party client sees them.
+//! One `l3map emulate` process (the real binary) serves every test here,
+//! over HTTP on 127.0.0.1, and each test checks one documented behaviour
+//! of the real API, citing the page that documents it. Nothing here knows
+//! the emulator's code; the docs are the judge.
+//!
+//! Each test creates its own tickets (with a word of its own to search
+//! for), so they can share the process and run in parallel.
+
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const ZD_TOKEN: &str = "l3map-dev-token";
+
+struct Emulators {
+    zd: String,
+    sf: String,
+}
+
+/// `l3map emulate` on free ports, started once. It runs under a shell
+/// that waits on its stdin: the pipe's write end lives in this static
+/// until the test process exits (however it exits), and then the shell
+/// stops the emulator, so none outlives the tests. (Nothing waits for the
+/// shell: it ends after this process, and init reaps it.)
+#[allow(clippy::zombie_processes)]
+fn emulators() -> &'static Emulators {
+    static E: OnceLock<(Emulators, std::process::ChildStdin)> = OnceLock::new();
+    &E.get_or_init(|| {
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                r#""$0" emulate --zendesk-port 0 --salesforce-port 0 & pid=$!; read _; kill $pid"#,
+                env!("CARGO_BIN_EXE_l3map"),
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("l3map emulate starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut url = || {
+            let line = lines.next().expect("a line").expect("text");
+            line.split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+                .expect("a local URL")
+                .to_string()
+        };
+        let (zd, sf) = (url(), url());
+        (Emulators { zd, sf }, child.stdin.take().expect("stdin"))
+    })
+    .0
+}
+
+fn client() -> Client {
+    Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("a client")
+}
+
+/// A request to the Zendesk emulator with the development token.
+async fn zd(method: reqwest::Method, path: &str, body: Option<Value>) -> Response {
+    let url = if path.starts_with("http") {
+        path.to_string()
+    } else {
+        format!("{}{path}", emulators().zd)
+    };
+    let mut req = client().request(method, url).bearer_auth(ZD_TOKEN);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    req.send().await.expect("the emulator answers")
+}
+
+async fn zd_get(path: &str) -> (StatusCode, Value) {
+    let r = zd(reqwest::Method::GET, path, None).await;
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A word no other test uses, to find this test's tickets by.
+fn word(tag: &str) -> String {
+    format!("{tag}{}", std::process::id())
+}
+
+/// Creates a ticket; its JSON (`ticket`) and the whole answer.
+async fn create(ticket: Value) -> (Value, Value, reqwest::header::HeaderMap) {
+    let r = zd(
+        reqwest::Method::POST,
+        "/api/v2/tickets.json",
+        Some(json!({ "ticket": ticket })),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let headers = r.headers().clone();
+    let body: Value = r.json().await.expect("JSON");
+    (body["ticket"].clone(), body, headers)
+}
+
+async fn me() -> Value {
+    let (status, body) = zd_get("/api/v2/users/me.json").await;
+    assert_eq!(status, StatusCode::OK);
+    body["user"].clone()
+}
+
+/// "An audit object is generated and included in the response when you
+/// create or update a ticket. The audit object has an events array listing
+/// all the updates made to the new ticket."
+/// https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#create-ticket
+/// (audit format: https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_audits/)
+#[tokio::test]
+async fn zendesk_create_answers_with_the_audit() {
+    let (ticket, body, _) = create(json!({
+        "subject": "My printer is on fire!",
+        "comment": {"body": "The smoke is very colorful."},
+        "priority": "urgent"
+    }))
+    .await;
+    let audit = &body["audit"];
+    assert!(audit.is_object(), "no audit in {body}");
+    assert_eq!(audit["ticket_id"], ticket["id"], "{audit}");
+    assert!(
+        audit["id"].is_u64() && audit["author_id"].is_u64(),
+        "{audit}"
+    );
+    let events = audit["events"].as_array().expect("an events array");
+    let comment = events
+        .iter()
+        .find(|e| e["type"] == "Comment")
+        .expect("the first comment is an event");
+    assert_eq!(comment["body"], "The smoke is very colorful.");
+    assert_eq!(comment["public"], true);
+    let created = |field: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == "Create" && e["field_name"] == field)
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(created("priority"), Some(json!("urgent")), "{audit}");
+    assert_eq!(created("status"), Some(json!("new")), "{audit}");
+    assert_eq!(created("subject"), Some(json!("My printer is on fire!")));
+    // "... when you create or update a ticket": an update's audit has a
+    // Change event with the previous value.
+    let r = zd(
+        reqwest::Method::PUT,
+        &format!("/api/v2/tickets/{}.json", ticket["id"]),
+        Some(json!({"ticket": {"priority": "low", "comment": {"body": "cooled down", "public": false}}})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let events = body["audit"]["events"].as_array().expect("events");
+    assert!(
+        events.iter().any(|e| e["type"] == "Change"
+            && e["field_name"] == "priority"
+            && e["value"] == "low"
+            && e["previous_value"] == "urgent"),
+        "{body}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "Comment" && e["body"] == "cooled down" && e["public"] == false),
+        "{body}"
+    );
+    assert!(
+        body["audit"]["id"].as_u64() > audit["id"].as_u64(),
+        "{body}"
+    );
+}
+
+/// "You can optionally append .json to the resource name ... Appending
+/// .json doesn't change the way the endpoint works in any way."
+/// https://developer.zendesk.com/api-reference/introduction/doc-conventions/
+#[tokio::test]
+async fn zendesk_paths_work_the_same_without_json() {
+    for path in [
+        "/api/v2/tickets/4211",
+        "/api/v2/ticket_fields",
+        "/api/v2/custom_statuses",
+        "/api/v2/groups",
+        "/api/v2/users/me",
+        "/api/v2/tickets/4211/comments",
+    ] {
+        let (plain, without) = zd_get(path).await;
+        let (suffixed, with) = zd_get(&format!("{path}.json")).await;
+        assert_eq!(plain, StatusCode::OK, "{path}: {without}");
+        assert_eq!((plain, &without), (suffixed, &with), "{path}");
+    }
+    // Writes too: create, update and the bulk endpoint without `.json`.
+    let r = zd(
+        reqwest::Method::POST,
+        "/api/v2/tickets",
+        Some(json!({"ticket": {"comment": {"body": "no suffix"}}})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let id = r.json::<Value>().await.unwrap()["ticket"]["id"].clone();
+    let r = zd(
+        reqwest::Method::PUT,
+        &format!("/api/v2/tickets/{id}"),
+        Some(json!({"ticket": {"priority": "high"}})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = zd(
+        reqwest::Method::PUT,
+        &format!("/api/v2/tickets/update_many?ids={id}"),
+        Some(json!({"ticket": {"priority": "low"}})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let job = r.json::<Value>().await.unwrap()["job_status"]["id"].clone();
+    let (status, _) = zd_get(&format!("/api/v2/job_statuses/{}", job.as_str().unwrap())).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Polls a job status until it is `completed` (generous deadline).
+async fn finished(job: &Value) -> Value {
+    let id = job["id"].as_str().expect("a job id");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = zd_get(&format!("/api/v2/job_statuses/{id}.json")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if body["job_status"]["status"] == "completed" {
+            return body["job_status"].clone();
+        }
+        assert!(Instant::now() < deadline, "job never completed: {body}");
+    }
+}
+
+/// "Accepts an array of up to 100 ticket objects, or a comma-separated list
+/// of up to 100 ticket ids. This endpoint returns a job_status JSON object"
+/// - batch updates: `{"tickets": [{"id": 1, "status": "solved"}, ...]}`;
+/// - bulk updates: `update_many.json?ids=1,2,3` with `{"ticket": {...}}`.
+/// https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#update-many-tickets
+/// Job results of a bulk update: `{"id", "action": "update", "success",
+/// "status": "Updated"}`.
+/// https://developer.zendesk.com/api-reference/ticketing/ticket-management/job_statuses/
+#[tokio::test]
+async fn zendesk_update_many_takes_the_batch_and_the_bulk_form() {
+    let (a, _, _) = create(json!({"comment": {"body": "batch a"}})).await;
+    let (b, _, _) = create(json!({"comment": {"body": "batch b"}})).await;
+    let (c, _, _) = create(json!({"comment": {"body": "batch c"}})).await;
+    let r = zd(
+        reqwest::Method::PUT,
+        "/api/v2/tickets/update_many.json",
+        Some(json!({"tickets": [
+            {"id": a["id"], "status": "pending"},
+            {"id": b["id"], "priority": "high"},
+            {"id": c["id"], "priority": "whenever"}
+        ]})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let job = &body["job_status"];
+    assert!(
+        ["queued", "working", "completed"].contains(&job["status"].as_str().unwrap_or("")),
+        "{body}"
+    );
+    assert_eq!(job["total"], 3, "{body}");
+    let done = finished(job).await;
+    let results = done["results"].as_array().expect("results");
+    // The ticket with an invalid change fails alone, in its result.
+    assert_eq!(results[2]["id"], c["id"], "{done}");
+    assert_eq!(results[2]["success"], false, "{done}");
+    assert_eq!(results[2]["error"], "RecordInvalid", "{done}");
+    for (r, t) in results.iter().zip([&a, &b]) {
+        assert_eq!(
+            (&r["id"], &r["action"], &r["success"], &r["status"]),
+            (&t["id"], &json!("update"), &json!(true), &json!("Updated")),
+            "{done}"
+        );
+    }
+    let (_, shown_a) = zd_get(&format!("/api/v2/tickets/{}.json", a["id"])).await;
+    let (_, shown_b) = zd_get(&format!("/api/v2/tickets/{}.json", b["id"])).await;
+    assert_eq!(shown_a["ticket"]["status"], "pending");
+    assert_eq!(shown_b["ticket"]["priority"], "high");
+    assert_eq!(
+        shown_b["ticket"]["status"], "new",
+        "batch changes are per ticket"
+    );
+
+    // The bulk form: one change for every id.
+    let r = zd(
+        reqwest::Method::PUT,
+        &format!(
+            "/api/v2/tickets/update_many.json?ids={},{}",
+            a["id"], b["id"]
+        ),
+        Some(json!({"ticket": {"additional_tags": ["bulk_tag"]}})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let done = finished(&r.json::<Value>().await.unwrap()["job_status"]).await;
+    assert_eq!(done["total"], 2, "{done}");
+    for t in [&a, &b] {
+        let (_, shown) = zd_get(&format!("/api/v2/tickets/{}.json", t["id"])).await;
+        assert_eq!(shown["ticket"]["tags"], json!(["bulk_tag"]), "{shown}");
+    }
+}
+
+/// "When you create or update a resource, the API ... may set a Location
+/// header pointing to the resource. Example: Status: 201 Created Location:
+/// https://{subdomain}.zendesk.com/api/v2/items/123.json"
+/// https://developer.zendesk.com/api-reference/introduction/requests/
+#[tokio::test]
+async fn zendesk_location_is_an_absolute_url_to_the_ticket() {
+    let (ticket, _, headers) = create(json!({"comment": {"body": "where am I"}})).await;
+    let location = headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("a Location header");
+    let parsed = reqwest::Url::parse(location).expect("an absolute URL");
+    assert!(parsed
+        .path()
+        .ends_with(&format!("/api/v2/tickets/{}.json", ticket["id"])));
+    // Following it as a client would reaches the same ticket.
+    let (status, shown) = zd_get(location).await;
+    assert_eq!(status, StatusCode::OK, "{location}");
+    assert_eq!(shown["ticket"]["id"], ticket["id"]);
+}
+
+/// "Use the URL in the links[next] property to retrieve the next page of
+/// results" (cursor pagination; offset pagination's `next_page` is a URL
+/// too), https://developer.zendesk.com/api-reference/introduction/pagination/;
+/// a job status' `url` is "The URL to poll for status updates",
+/// https://developer.zendesk.com/api-reference/ticketing/ticket-management/job_statuses/;
+/// the export's `after_url` is the next page's URL,
+/// https://developer.zendesk.com/api-reference/ticketing/ticket-management/incremental_exports/.
+/// Followed as given, each must reach the API that gave it.
+#[tokio::test]
+async fn zendesk_urls_to_follow_lead_back_to_the_api() {
+    let (_, first) = zd_get("/api/v2/ticket_fields.json?page[size]=1").await;
+    let next = first["links"]["next"].as_str().expect("links.next");
+    let (status, second) = zd_get(next).await;
+    assert_eq!(status, StatusCode::OK, "{next}: {second}");
+    assert_ne!(
+        second["ticket_fields"][0]["id"],
+        first["ticket_fields"][0]["id"]
+    );
+    let (_, first) = zd_get("/api/v2/groups.json?per_page=1").await;
+    let next = first["next_page"].as_str().expect("next_page");
+    let (status, second) = zd_get(next).await;
+    assert_eq!(status, StatusCode::OK, "{next}: {second}");
+    assert_ne!(second["groups"][0]["id"], first["groups"][0]["id"]);
+    let r = zd(
+        reqwest::Method::PUT,
+        "/api/v2/tickets/update_many.json?ids=5105",
+        Some(json!({"ticket": {"additional_tags": ["followed"]}})),
+    )
+    .await;
+    let job = r.json::<Value>().await.unwrap()["job_status"].clone();
+    let url = job["url"].as_str().expect("a job url");
+    let (status, polled) = zd_get(url).await;
+    assert_eq!(status, StatusCode::OK, "{url}: {polled}");
+    assert_eq!(polled["job_status"]["id"], job["id"]);
+    let (_, page) = zd_get("/api/v2/incremental/tickets/cursor.json?start_time=0").await;
+    let after = page["after_url"].as_str().expect("after_url");
+    let (status, _) = zd_get(after).await;
+    assert_eq!(status, StatusCode::OK, "{after}");
+}
+
+/// "The submitter is the user who created a ticket. By default, the
+/// requester of a ticket is the submitter." Through the API, the creator is
+/// the authenticated user.
+/// https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/ (Requesters and submitters)
+#[tokio::test]
+async fn zendesk_ticket_without_requester_is_requested_by_the_caller() {
+    let me = me().await;
+    let (ticket, _, _) = create(json!({"comment": {"body": "who asked"}})).await;
+    assert_eq!(ticket["requester_id"], me["id"], "{ticket}");
+    assert_eq!(ticket["submitter_id"], me["id"], "{ticket}");
+    // An explicit requester is kept.
+    let (other, _, _) =
+        create(json!({"comment": {"body": "for a customer"}, "requester_id": 2000})).await;
+    assert_eq!(other["requester_id"], 2000, "{other}");
+    assert_eq!(
+        other["submitter_id"], 2000,
+        "the requester submitted it: {other}"
+    );
+    // "passing the agent's user ID as the submitter_id ... the agent, who
+    // is the submitter, becomes the author of the ticket's first comment".
+    let (on_behalf, _, _) = create(json!({
+        "comment": {"body": "on behalf"}, "requester_id": 2000, "submitter_id": me["id"]
+    }))
+    .await;
+    assert_eq!(on_behalf["submitter_id"], me["id"], "{on_behalf}");
+    let (_, comments) = zd_get(&format!(
+        "/api/v2/tickets/{}/comments.json",
+        on_behalf["id"]
+    ))
+    .await;
+    assert_eq!(comments["comments"][0]["author_id"], me["id"], "{comments}");
+}
+
+/// Show User: `GET /api/v2/users/{user_id}` answers `{"user": {"id", "name", ...}}`.
+/// https://developer.zendesk.com/api-reference/ticketing/users/users/#show-user
+#[tokio::test]
+async fn zendesk_shows_a_user_by_id() {
+    let me = me().await;
+    let (status, body) = zd_get(&format!("/api/v2/users/{}.json", me["id"])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["user"]["id"], me["id"]);
+    assert_eq!(body["user"]["name"], me["name"]);
+    assert_eq!(body["user"]["role"], "agent");
+    // The requester of a seeded ticket is a user the account knows.
+    let (_, t) = zd_get("/api/v2/tickets/4211.json").await;
+    let requester = &t["ticket"]["requester_id"];
+    let (status, body) = zd_get(&format!("/api/v2/users/{requester}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(&body["user"]["id"], requester);
+    assert!(body["user"]["email"].is_string(), "{body}");
+    let (status, body) = zd_get("/api/v2/users/987654321.json").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["error"], "RecordNotFound");
+}
+
+/// Search Users: `GET /api/v2/users/search?query=` "can specify a partial
+/// or full value of any user property, including name, email address";
+/// answers `{"users": [...]}`, offset pagination.
+/// https://developer.zendesk.com/api-reference/ticketing/users/users/#search-users
+#[tokio::test]
+async fn zendesk_searches_users() {
+    let me = me().await;
+    let email = me["email"].as_str().expect("an email");
+    let part = &email[..email.find('@').unwrap_or(email.len())];
+    for query in [part.to_string(), email.to_string()] {
+        let (status, body) = zd_get(&format!("/api/v2/users/search.json?query={query}")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let ids: Vec<&Value> = body["users"]
+            .as_array()
+            .expect("users")
+            .iter()
+            .map(|u| &u["id"])
+            .collect();
+        assert_eq!(ids, [&me["id"]], "{query}: {body}");
+    }
+    let (status, body) = zd_get("/api/v2/users/search?query=nobody-by-this-name").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["users"], json!([]), "{body}");
+    assert_eq!(body["count"], 0);
+    let (_, body) = zd_get("/api/v2/users/search.json?query=role:end-user").await;
+    assert_eq!(body["users"][0]["id"], 2000, "{body}");
+    assert_eq!(body["count"], 1, "{body}");
+    let (status, body) = zd_get("/api/v2/users/search.json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+/// List Search Results: `GET /api/v2/search?query=` with `type:ticket`,
+/// `status:`, `requester:` and free text ("Search by ticket status:
+/// type:ticket status:open"); results carry `result_type`; the answer has
+/// `count` (every match), `next_page`/`previous_page` (offset pagination,
+/// at most 100 a page).
+/// https://developer.zendesk.com/api-reference/ticketing/ticket-management/search/
+/// https://developer.zendesk.com/documentation/ticketing/using-the-zendesk-api/searching-with-the-zendesk-api
+#[tokio::test]
+async fn zendesk_searches_tickets_with_the_basic_syntax() {
+    let w = word("searchword");
+    let mut open = Vec::new();
+    for i in 0..3 {
+        let (t, _, _) = create(json!({"subject": format!("{w} printer {i}"), "comment": {"body": "x"}, "status": "open"})).await;
+        open.push(t["id"].clone());
+    }
+    let (pending, _, _) =
+        create(json!({"comment": {"body": format!("the {w} is pending")}, "status": "pending"}))
+            .await;
+    let search = |q: String| async move {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/v2/search.json", emulators().zd),
+            &[("query", q.as_str())],
+        )
+        .unwrap();
+        zd_get(url.as_str()).await
+    };
+    let ids = |body: &Value| -> Vec<Value> {
+        body["results"]
+            .as_array()
+            .expect("results")
+            .iter()
+            .map(|r| r["id"].clone())
+            .collect()
+    };
+    let (status, body) = search(format!("type:ticket status:open {w}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let mut found = ids(&body);
+    found.sort_by_key(|v| v.as_u64());
+    assert_eq!(found, open, "{body}");
+    assert_eq!(body["count"], 3);
+    assert!(body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["result_type"] == "ticket"));
+    // Free text finds the comment too; status narrows it.
+    let (_, body) = search(format!("{w} status:pending")).await;
+    assert_eq!(ids(&body), [pending["id"].clone()], "{body}");
+    // requester: the caller's own tickets (created without a requester).
+    let me = me().await;
+    let (_, body) = search(format!(
+        "type:ticket requester:{} {w}",
+        me["email"].as_str().unwrap()
+    ))
+    .await;
+    assert_eq!(body["count"], 4, "{body}");
+    // Offset pagination: one a page, next_page an absolute URL to follow.
+    let url = reqwest::Url::parse_with_params(
+        &format!("{}/api/v2/search.json", emulators().zd),
+        &[
+            ("query", format!("type:ticket {w}").as_str()),
+            ("per_page", "1"),
+        ],
+    )
+    .unwrap();
+    let (_, first) = zd_get(url.as_str()).await;
+    assert_eq!(first["count"], 4, "{first}");
+    assert_eq!(first["results"].as_array().unwrap().len(), 1);
+    assert_eq!(first["previous_page"], Value::Null);
+    let next = first["next_page"].as_str().expect("a next page");
+    let (status, second) = zd_get(next).await;
+    assert_eq!(status, StatusCode::OK, "{next}: {second}");
+    assert_eq!(second["results"].as_array().unwrap().len(), 1);
+    assert_ne!(second["results"][0]["id"], first["results"][0]["id"]);
+    assert!(second["previous_page"].is_string(), "{second}");
+    // status< in Zendesk's order, requester:me, types, sorting.
+    let (_, body) = search(format!("status<pending {w}")).await;
+    assert_eq!(body["count"], 3, "{body}");
+    let (_, body) = search(format!("requester:me {w}")).await;
+    assert_eq!(body["count"], 4, "{body}");
+    let (_, body) = search(format!("type:user {}", me["name"].as_str().unwrap())).await;
+    assert_eq!(body["results"][0]["result_type"], "user", "{body}");
+    assert_eq!(body["results"][0]["id"], me["id"], "{body}");
+    let sorted = reqwest::Url::parse_with_params(
+        &format!("{}/api/v2/search.json", emulators().zd),
+        &[
+            ("query", format!("type:ticket {w}").as_str()),
+            ("sort_by", "created_at"),
+            ("sort_order", "asc"),
+        ],
+    )
+    .unwrap();
+    let (_, body) = zd_get(sorted.as_str()).await;
+    let mut in_order = open.clone();
+    in_order.push(pending["id"].clone());
+    assert_eq!(ids(&body), in_order, "{body}");
+    // "If you request a page past the limit (page=11 at 100 results per
+    // page), a 422 Insufficient Resource Error is returned."
+    let (status, body) = zd_get(&format!(
+        "{}&page=11",
+        url.as_str().replace("per_page=1", "per_page=100")
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = zd_get(&format!("{}&page=two", url.as_str())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["title"], "Invalid attribute", "{body}");
+    // "Search for a ticket by id: 3245227"; groups by name.
+    let (_, body) = search("type:ticket 4211".into()).await;
+    assert_eq!(ids(&body), [json!(4211)], "{body}");
+    let (_, body) = search("type:group payments".into()).await;
+    assert_eq!(body["results"][0]["result_type"], "group", "{body}");
+    assert_eq!(body["results"][0]["name"], "Payments Tier 2", "{body}");
+    // A keyword the emulator does not implement is refused, by name.
+    let (status, body) = search(format!("created>2024-01-01 {w}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`created`"),
+        "{body}"
+    );
+}
+
+/// The Limits resource: `GET /services/data/vXX.X/limits/`, each limit
+/// `{"Max": the limit for the org, "Remaining": calls left}`, among them
+/// `DailyApiRequests`.
+/// https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/dome_limits.htm
+/// https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_limits.htm
+#[tokio::test]
+async fn salesforce_limits_reports_daily_api_requests_as_counted() {
+    let sf = &emulators().sf;
+    let c = client();
+    let token: Value = c
+        .post(format!("{sf}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "l3map-emulator-client"),
+            ("client_secret", "l3map-emulator-secret"),
+            ("refresh_token", "l3map-emulator-refresh"),
+        ])
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("JSON");
+    let bearer = token["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_string();
+    let limits = || async {
+        let r = c
+            .get(format!("{sf}/services/data/v60.0/limits/"))
+            .bearer_auth(&bearer)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(r.status(), StatusCode::OK);
+        let header = r.headers()["sforce-limit-info"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        (header, r.json::<Value>().await.expect("JSON"))
+    };
+    let (header, first) = limits().await;
+    for (name, l) in first.as_object().expect("an object of limits") {
+        assert!(l["Max"].is_u64() && l["Remaining"].is_u64(), "{name}: {l}");
+    }
+    let daily = &first["DailyApiRequests"];
+    let (max, remaining) = (
+        daily["Max"].as_u64().unwrap(),
+        daily["Remaining"].as_u64().unwrap(),
+    );
+    // The body agrees with the answer's own Sforce-Limit-Info.
+    assert_eq!(header, format!("api-usage={}/{max}", max - remaining));
+    // Three more calls, and the limits call after them: four fewer left.
+    for _ in 0..3 {
+        let r = c
+            .get(format!(
+                "{sf}/services/data/v60.0/query?q=SELECT+Id+FROM+Account"
+            ))
+            .bearer_auth(&bearer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let (_, second) = limits().await;
+    assert_eq!(second["DailyApiRequests"]["Max"], max);
+    assert_eq!(
+        second["DailyApiRequests"]["Remaining"],
+        remaining - 4,
+        "{second}"
+    );
+}
