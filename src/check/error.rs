@@ -159,14 +159,12 @@ pub enum CheckError {
     },
     /// Returned when the project does something its connection may not.
     #[error("`{conn}` lacks scope `{scope}`, needed because {because}")]
-    #[diagnostic(
-        code(l3map::scope::missing),
-        help("add `{scope}` to the `scopes` of `{conn}`")
-    )]
+    #[diagnostic(code(l3map::scope::missing), help("{help}"))]
     MissingScope {
         conn: String,
         scope: &'static str,
         because: String,
+        help: String,
         #[label("scopes declared here")]
         span: Span,
         #[label("needs `{scope}`")]
@@ -177,7 +175,7 @@ pub enum CheckError {
     #[diagnostic(
         code(l3map::scope::offline),
         severity(Warning),
-        help("`l3map run` refreshes the Salesforce session unattended; add `refresh_token, offline_access` to the scopes")
+        help("`l3map run` refreshes the Salesforce session unattended with a refresh token; add `refresh_token` (or its other name, `offline_access`: one is enough) to the scopes")
     )]
     NoOfflineScope {
         conn: String,
