@@ -18,6 +18,8 @@ enum Val {
     Count,
     Scopes,
     Objects,
+    /// ISO 4217 codes: `USD, EUR`.
+    Currencies,
 }
 
 struct Prop {
@@ -72,6 +74,11 @@ const ZENDESK: &[Prop] = &[
         key: "rate_limit",
         val: Val::Rate,
         example: "rate_limit 200 rpm",
+    },
+    Prop {
+        key: "currencies",
+        val: Val::Currencies,
+        example: "currencies USD, EUR",
     },
     Prop {
         key: "webhook_secret",
@@ -136,6 +143,11 @@ const SALESFORCE: &[Prop] = &[
         key: "rate_limit",
         val: Val::Rate,
         example: "rate_limit 1000 rpm",
+    },
+    Prop {
+        key: "currencies",
+        val: Val::Currencies,
+        example: "currencies USD, EUR",
     },
 ];
 
@@ -273,6 +285,7 @@ pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
         scopes: vec![],
         scopes_span: None,
         objects: vec![],
+        currencies: vec![],
         secrets: vec![],
         settings: BTreeMap::new(),
         rate_limit_rpm: None,
@@ -583,6 +596,34 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
                 info.scopes.push((s, v.span));
             }
         }
+        Val::Currencies => {
+            for v in &p.values {
+                match &v.kind {
+                    PropKind::Word(w)
+                        if w.len() == 3 && w.bytes().all(|b| b.is_ascii_uppercase()) =>
+                    {
+                        if info.currencies.iter().any(|(c, _)| c == w) {
+                            cx.duplicate(
+                                "currency",
+                                w.clone(),
+                                v.span,
+                                None,
+                                "list each currency once",
+                            );
+                        } else {
+                            info.currencies.push((w.clone(), v.span));
+                        }
+                    }
+                    _ => bad(
+                        cx,
+                        key,
+                        "three-letter ISO 4217 currency codes in capitals, such as USD or EUR",
+                        prop,
+                        v,
+                    ),
+                }
+            }
+        }
         Val::Objects => {
             for v in &p.values {
                 match &v.kind {
@@ -677,7 +718,13 @@ fn zendesk_scopes_used(cx: &mut Ctx, c: &ConnInfo, scopes_span: crate::syntax::S
             .any(|(s, _)| zendesk_grants(s, access, resource))
     };
     let mut writes = cx.usage.writes.get(&c.name).cloned().unwrap_or_default();
-    writes.extend(cx.usage.status_writes.get(&c.name).cloned().unwrap_or_default());
+    writes.extend(
+        cx.usage
+            .status_writes
+            .get(&c.name)
+            .cloned()
+            .unwrap_or_default(),
+    );
     writes.sort_by_key(|(_, at)| (at.file, at.start));
     if !grants("read", Some("tickets")) {
         missing(

@@ -195,6 +195,28 @@ pub enum CheckError {
         #[label("used here")]
         span: Span,
     },
+    /// Returned when a condition orders an amount whose currency comes
+    /// with the event (`turn.refund_amount`) only against thresholds in
+    /// some of the currencies the connections declare.
+    #[error(
+        "`{path}` is compared only with amounts in {covered}, but `{conn}` deals in {missing} too"
+    )]
+    #[diagnostic(
+        code(l3map::money::uncovered_currency),
+        severity(Warning),
+        help("l3map never converts currencies: an amount in {missing} cannot be held against this threshold, so the rule is refused for a person to decide. Give each currency its own threshold, e.g. `({path} > … {covered} or {path} > … {missing_one})`, or remove the currency from `currencies`")
+    )]
+    UncoveredCurrency {
+        path: String,
+        covered: String,
+        missing: String,
+        missing_one: String,
+        conn: String,
+        #[label("thresholds only in {covered}")]
+        span: Span,
+        #[label("`{conn}` declares its currencies here")]
+        declared: Option<Span>,
+    },
     /// Returned when a Salesforce object is declared but never used.
     #[error("Salesforce object `{object}` is declared but never used")]
     #[diagnostic(

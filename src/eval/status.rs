@@ -2,7 +2,7 @@
 //! transition is allowed only along one of them.
 
 use super::event::Event;
-use super::expr::{holds, Scope};
+use super::expr::{truth, Scope, Truth};
 use crate::check::Category;
 use crate::ir::{Loc, Program, StatusTable};
 
@@ -60,12 +60,31 @@ pub fn decide(p: &Program, table: &StatusTable, from: &str, to: &str, ev: &Event
         .iter()
         .filter(|t| t.from.iter().any(|f| f == from) && t.to.iter().any(|t| t == to))
         .collect();
+    let mut undecided = None;
     if let Some(t) = candidates.iter().find(|t| {
         t.when
             .as_ref()
-            .is_none_or(|w| holds(w, ev, Scope::default()))
+            .is_none_or(|w| match truth(w, ev, Scope::default()) {
+                Truth::Yes => true,
+                Truth::No => false,
+                Truth::Unknown(why) => {
+                    undecided.get_or_insert((t.condition.clone(), why));
+                    false
+                }
+            })
     }) {
         return Transition::Allowed { rule: t.loc };
+    }
+    // A permission whose condition cannot be decided is refused, saying so.
+    if let Some((condition, why)) = undecided {
+        return refuse(
+            format!(
+                "`{from} -> {to}` is allowed only when `{}`, and l3map cannot tell whether it holds: {}",
+                condition.as_deref().unwrap_or("its condition"),
+                why.reason
+            ),
+            Some(why.loc),
+        );
     }
     match candidates.first() {
         Some(t) => refuse(
