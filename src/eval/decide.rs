@@ -904,6 +904,30 @@ mod tests {
     }
 
     #[test]
+    fn an_undecided_hand_off_is_refused_and_later_escalations_still_run() {
+        let p = fintech();
+        // Yen: no threshold in the refund rule. The customer is an angry
+        // enterprise customer, which the next escalation hands off.
+        let ev = Event::from_json(
+            r#"{"id":"evt-7","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
+                "ticket":{"id":4214,"status":"open","custom_fields":{"360001234":"enterprise"}},
+                "turn":{"intent":"refund","sentiment":"angry",
+                        "refund_amount":{"amount":"25000","currency":"JPY"}},
+                "records":{"Case":{"Id":"5003k00001AbCdE"}}}"#,
+        )
+        .unwrap();
+        let d = decide(&p, &ev);
+        assert_eq!(d.refused.len(), 1, "{:#?}", d.refused);
+        assert_eq!(d.refused[0].what, "escalation refund_over_threshold");
+        assert!(d.refused[0].reason.contains("25,000.00 JPY"));
+        assert!(!d.actions.is_empty());
+        assert!(d
+            .actions
+            .iter()
+            .all(|a| a.rule == "escalation angry_enterprise_customer"));
+    }
+
+    #[test]
     fn nothing_fires_on_a_quiet_event() {
         let p = fintech();
         let ev = Event::from_json(

@@ -644,6 +644,16 @@ escalation e {{
             truth_of(per_currency, &refund("90000", "JPY")),
             Truth::Unknown(_)
         ));
+        // A bare number has no currency: an undeclared Salesforce amount.
+        match truth_of("Account.Contract_Value__c > $1000", &event()) {
+            Truth::Unknown(why) => assert!(
+                why.reason.contains("`Account.Contract_Value__c` (120000)")
+                    && why.reason.contains("money(CUR)"),
+                "{}",
+                why.reason
+            ),
+            other => panic!("{other:?}"),
+        }
         // Equality stays exact: 200 EUR is not $200.
         assert_eq!(
             truth_of("turn.refund_amount == $200", &refund("200", "EUR")),

@@ -126,6 +126,50 @@ mod tests {
     }
 
     #[test]
+    fn a_transition_whose_amount_cannot_be_compared_is_refused_saying_why() {
+        let mut s = crate::syntax::SourceMap::new();
+        s.add(
+            "t.l3map",
+            r#"
+connection desk: zendesk {
+  subdomain "acme"
+  token     env("ZENDESK_OAUTH_TOKEN")
+  scopes    read, tickets:write
+}
+statuses desk {
+  new     new     "New"
+  open    open    "Open"
+  solved  solved  "Solved"
+  new -> open
+  open -> solved  when turn.refund_amount <= $50
+  solved -> open  when comment.author == end_user
+}
+"#
+            .to_string(),
+        );
+        let c = check(&s);
+        assert!(!c.has_errors());
+        let p = lower(&c, &s).unwrap();
+        let ev = Event::from_json(
+            r#"{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
+                "ticket":{"id":1,"status":"open"},
+                "turn":{"intent":"refund","refund_amount":{"amount":"40","currency":"EUR"}}}"#,
+        )
+        .unwrap();
+        match decide(&p, &p.status_tables[0], "open", "solved", &ev) {
+            Transition::Refused { reason, rule } => {
+                assert!(reason.contains("cannot tell whether it holds"), "{reason}");
+                assert!(
+                    reason.contains("40.00 EUR") && reason.contains("50.00 USD"),
+                    "{reason}"
+                );
+                assert_eq!(rule.map(|l| l.line), Some(12));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn allowed_refused_and_why() {
         let p = fintech();
         let t = p
