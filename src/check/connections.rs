@@ -886,7 +886,6 @@ fn salesforce_scopes_used(cx: &mut Ctx, c: &ConnInfo, scopes_span: crate::syntax
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn missing(
     cx: &mut Ctx,
     c: &ConnInfo,
