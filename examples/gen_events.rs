@@ -774,7 +774,7 @@ mod fintech {
         Scenario { name: "routine_answer", weight: 6, what: "agent_turn answering a question; no status, no hand-off", build: routine_answer },
         Scenario { name: "refund_within_threshold", weight: 8, what: "refund up to $200 (exactly 200.00, 199.99, \"200\") stays with the agent", build: refund_within_threshold },
         Scenario { name: "refund_over_threshold", weight: 9, what: "refund above $200 (200.01 up): escalation refund_over_threshold, sometimes without a Case", build: refund_over_threshold },
-        Scenario { name: "refund_in_other_currency", weight: 2, what: "refund in EUR or GBP above 200: compares unequal to $200, so no hand-off", build: refund_in_other_currency },
+        Scenario { name: "refund_in_other_currency", weight: 2, what: "refund in EUR or GBP above 200: held against the threshold in its own currency (185 EUR, 160 GBP), so it hands off", build: refund_in_other_currency },
         Scenario { name: "fraud_report", weight: 5, what: "intent fraud_report, or a fraud_claim dispute on the ticket: escalation suspected_fraud", build: fraud_report },
         Scenario { name: "angry_enterprise", weight: 5, what: "angry enterprise-tier customer: escalation angry_enterprise_customer", build: angry_enterprise },
         Scenario { name: "kyc_check", weight: 5, what: "account unlock or limit increase; KYC Failed (escalation kyc_verification_failed), Passed or Pending", build: kyc_check },

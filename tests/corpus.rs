@@ -60,7 +60,12 @@ fn planted_mistakes_are_caught() {
         );
     };
     plant("scopes", "scopes full, ", "l3map::scope::unknown");
-    plant("tickets:write", "tickets:read", "l3map::scope::missing");
+    // Without `write` and `tickets:write` nothing may update a ticket.
+    plant(
+        "read, write, tickets:write",
+        "read, tickets:read",
+        "l3map::scope::missing",
+    );
     plant(" -> ", " -> nowhere_at_all, ", "l3map::unknown_name");
     plant(
         "test \"",

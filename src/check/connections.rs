@@ -3,6 +3,7 @@
 
 use super::{did_you_mean, CheckError, ConnInfo, Ctx, Kind, SecretRef};
 use crate::syntax::ast::{Connection, PropKind, PropValue, Property};
+use crate::syntax::Span;
 use std::collections::BTreeMap;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -17,6 +18,8 @@ enum Val {
     Count,
     Scopes,
     Objects,
+    /// ISO 4217 codes: `USD, EUR`.
+    Currencies,
 }
 
 struct Prop {
@@ -71,6 +74,11 @@ const ZENDESK: &[Prop] = &[
         key: "rate_limit",
         val: Val::Rate,
         example: "rate_limit 200 rpm",
+    },
+    Prop {
+        key: "currencies",
+        val: Val::Currencies,
+        example: "currencies USD, EUR",
     },
     Prop {
         key: "webhook_secret",
@@ -136,6 +144,11 @@ const SALESFORCE: &[Prop] = &[
         val: Val::Rate,
         example: "rate_limit 1000 rpm",
     },
+    Prop {
+        key: "currencies",
+        val: Val::Currencies,
+        example: "currencies USD, EUR",
+    },
 ];
 
 /// Whether `key` is a connection setting the language defines as holding
@@ -158,35 +171,61 @@ pub const ZENDESK_PLANS: &[(&str, u32)] = &[
     ("enterprise_plus", 2500),
 ];
 
-const ZENDESK_SCOPES: &[&str] = &[
-    "read",
-    "write",
-    "impersonate",
-    "tickets:read",
-    "tickets:write",
-    "users:read",
-    "users:write",
-    "organizations:read",
-    "organizations:write",
-    "hc:read",
-    "hc:write",
-    "macros:read",
-    "macros:write",
-    "requests:read",
-    "requests:write",
-    "satisfaction_ratings:read",
-    "satisfaction_ratings:write",
-    "webhooks:read",
-    "webhooks:write",
-    "triggers:read",
-    "triggers:write",
-    "automations:read",
-    "automations:write",
-    "targets:read",
-    "targets:write",
-    "apps:read",
-    "apps:write",
+/// Zendesk's OAuth scopes, as its OAuth Tokens API reference defines them
+/// (<https://developer.zendesk.com/api-reference/ticketing/oauth/oauth_tokens/>,
+/// "Scopes"): a scope is `[resource:]access`. `read` opens the GET
+/// endpoints, `write` the POST, PUT and DELETE ones; neither includes the
+/// other ("to give read and write access to a resource, specify both
+/// scopes"). Without a resource a scope covers every resource; a resource
+/// without an access (`tickets`) means read and write. `impersonate` lets an
+/// admin's token act as end users.
+///
+/// The resources a scope may name. Zendesk documents tickets, users,
+/// auditlogs (read only), organizations, hc, apps, triggers, automations,
+/// targets, webhooks and zis; macros, requests and satisfaction_ratings
+/// are kept so that projects written for earlier versions of l3map still
+/// check.
+const ZENDESK_RESOURCES: &[&str] = &[
+    "tickets",
+    "users",
+    "auditlogs",
+    "organizations",
+    "hc",
+    "apps",
+    "triggers",
+    "automations",
+    "targets",
+    "webhooks",
+    "zis",
+    "macros",
+    "requests",
+    "satisfaction_ratings",
 ];
+
+/// Every Zendesk scope name l3map accepts.
+fn zendesk_scopes() -> Vec<String> {
+    let mut all: Vec<String> = ["read", "write", "impersonate"].map(String::from).to_vec();
+    for r in ZENDESK_RESOURCES {
+        all.push(format!("{r}:read"));
+        // Audit logs are read only: there is no `auditlogs:write`.
+        if *r != "auditlogs" {
+            all.push(r.to_string());
+            all.push(format!("{r}:write"));
+        }
+    }
+    all
+}
+
+/// Whether the Zendesk scope `scope` grants `access` (`read` or `write`)
+/// to `resource` (`None`: an endpoint no resource scope covers, such as
+/// the account's groups, which only the global `read` and `write` open).
+fn zendesk_grants(scope: &str, access: &str, resource: Option<&str>) -> bool {
+    match scope.split_once(':') {
+        Some((r, a)) => a == access && Some(r) == resource,
+        None if scope == access => true,
+        None => Some(scope) == resource,
+    }
+}
 
 const SALESFORCE_SCOPES: &[&str] = &[
     "api",
@@ -246,6 +285,7 @@ pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
         scopes: vec![],
         scopes_span: None,
         objects: vec![],
+        currencies: vec![],
         secrets: vec![],
         settings: BTreeMap::new(),
         rate_limit_rpm: None,
@@ -532,10 +572,10 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
         }
         Val::Scopes => {
             info.scopes_span = Some(p.span);
-            let known = if info.kind == Kind::Zendesk {
-                ZENDESK_SCOPES
+            let known: Vec<String> = if info.kind == Kind::Zendesk {
+                zendesk_scopes()
             } else {
-                SALESFORCE_SCOPES
+                SALESFORCE_SCOPES.iter().map(|s| s.to_string()).collect()
             };
             for v in &p.values {
                 let s = match &v.kind {
@@ -545,15 +585,43 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
                         continue;
                     }
                 };
-                if !known.contains(&s.as_str()) {
+                if !known.contains(&s) {
                     cx.err(CheckError::UnknownScope {
                         kind: info.kind.as_str().into(),
-                        help: did_you_mean(&s, known.iter().copied()),
+                        help: did_you_mean(&s, known.iter().map(String::as_str)),
                         scope: s.clone(),
                         span: v.span,
                     });
                 }
                 info.scopes.push((s, v.span));
+            }
+        }
+        Val::Currencies => {
+            for v in &p.values {
+                match &v.kind {
+                    PropKind::Word(w)
+                        if w.len() == 3 && w.bytes().all(|b| b.is_ascii_uppercase()) =>
+                    {
+                        if info.currencies.iter().any(|(c, _)| c == w) {
+                            cx.duplicate(
+                                "currency",
+                                w.clone(),
+                                v.span,
+                                None,
+                                "list each currency once",
+                            );
+                        } else {
+                            info.currencies.push((w.clone(), v.span));
+                        }
+                    }
+                    _ => bad(
+                        cx,
+                        key,
+                        "three-letter ISO 4217 currency codes in capitals, such as USD or EUR",
+                        prop,
+                        v,
+                    ),
+                }
             }
         }
         Val::Objects => {
@@ -621,115 +689,199 @@ pub(super) fn lint_usage(cx: &mut Ctx) {
         let Some(scopes_span) = c.scopes_span else {
             continue;
         };
-        let has = |s: &str| c.scopes.iter().any(|(x, _)| x == s);
-        let scope_span = |s: &str| c.scopes.iter().find(|(x, _)| x == s).map(|(_, sp)| *sp);
-        let writes = cx.usage.writes.get(&c.name).cloned().unwrap_or_default();
-        let status_writes = cx
-            .usage
+        match c.kind {
+            Kind::Zendesk => zendesk_scopes_used(cx, c, scopes_span),
+            Kind::Salesforce => salesforce_scopes_used(cx, c, scopes_span),
+        }
+    }
+}
+
+/// What l3map does with a Zendesk connection, against the scope lattice
+/// of [`zendesk_grants`]:
+///
+/// * it always reads tickets (and their comments, and the incremental
+///   ticket export when polling): `read`, `tickets:read` or `tickets`;
+/// * every write — a status, a custom or standard field, a private
+///   comment, a group — is one update of the ticket (`PUT
+///   /api/v2/tickets/{id}`): `write`, `tickets:write` or `tickets`;
+/// * `assign` looks the group's id up in the account's groups
+///   (`/api/v2/groups`), a list no resource scope covers: `read`.
+///
+/// A scope for any other resource, and `impersonate`, open what l3map
+/// never uses. `write` is accepted although it covers every resource:
+/// it is half of Zendesk's default `read write`, and the docs recommend
+/// `tickets:write` instead.
+fn zendesk_scopes_used(cx: &mut Ctx, c: &ConnInfo, scopes_span: crate::syntax::Span) {
+    let grants = |access: &str, resource: Option<&str>| {
+        c.scopes
+            .iter()
+            .any(|(s, _)| zendesk_grants(s, access, resource))
+    };
+    let mut writes = cx.usage.writes.get(&c.name).cloned().unwrap_or_default();
+    writes.extend(
+        cx.usage
             .status_writes
             .get(&c.name)
             .cloned()
-            .unwrap_or_default();
-        match c.kind {
-            Kind::Zendesk => {
-                if !has("read") {
-                    missing(
-                        cx,
-                        c,
-                        "read",
-                        "l3map reads tickets to evaluate rules".into(),
-                        scopes_span,
-                        None,
-                    );
-                }
-                if let Some((what, at)) = writes.first() {
-                    if !has("write") {
-                        missing(cx, c, "write", what.clone(), scopes_span, Some(*at));
-                    }
-                } else if let Some(sp) = scope_span("write") {
-                    if status_writes.is_empty() {
+            .unwrap_or_default(),
+    );
+    writes.sort_by_key(|(_, at)| (at.file, at.start));
+    if !grants("read", Some("tickets")) {
+        missing(
+            cx,
+            c,
+            "read",
+            "l3map reads tickets to evaluate rules".into(),
+            format!(
+                "add `read` (or `tickets:read`, which reads only tickets) to the `scopes` of `{}`",
+                c.name
+            ),
+            scopes_span,
+            None,
+        );
+    }
+    match writes.first() {
+        Some((what, at)) if !grants("write", Some("tickets")) => missing(
+            cx,
+            c,
+            "tickets:write",
+            what.clone(),
+            format!(
+                "add `tickets:write` to the `scopes` of `{}`: it covers every ticket update l3map makes (statuses, fields, comments, groups)",
+                c.name
+            ),
+            scopes_span,
+            Some(*at),
+        ),
+        Some(_) => {}
+        None => {
+            for (s, sp) in &c.scopes {
+                if zendesk_grants(s, "write", Some("tickets")) {
+                    let scope = s.clone();
+                    if s == "tickets" {
+                        cx.err(CheckError::BroadScope {
+                            help: format!(
+                                "`tickets` grants reading and writing tickets, and nothing in the project writes to `{}`: use `tickets:read`",
+                                c.name
+                            ),
+                            scope,
+                            span: *sp,
+                        });
+                    } else {
                         cx.err(CheckError::UnusedScope {
-                            scope: "write".into(),
-                            needs_it: format!("writes to `{}`", c.name),
-                            span: sp,
-                        });
-                    }
-                }
-                if let Some((what, at)) = status_writes.first() {
-                    if !has("tickets:write") {
-                        missing(cx, c, "tickets:write", what.clone(), scopes_span, Some(*at));
-                    }
-                } else if let Some(sp) = scope_span("tickets:write") {
-                    cx.err(CheckError::UnusedScope {
-                        scope: "tickets:write".into(),
-                        needs_it: format!("changes the status of `{}` tickets", c.name),
-                        span: sp,
-                    });
-                }
-                for (s, sp) in &c.scopes {
-                    if s.starts_with("hc:") && ZENDESK_SCOPES.contains(&s.as_str()) {
-                        cx.err(CheckError::BroadScope {
-                            scope: s.clone(),
-                            help: "Help Center scopes are only for agents that write Help Center articles; nothing in this project does".into(),
-                            span: *sp,
-                        });
-                    }
-                    if s == "impersonate" {
-                        cx.err(CheckError::BroadScope {
-                            scope: s.clone(),
-                            help: "the agent should act as its own dedicated user, not impersonate people".into(),
+                            scope,
+                            needs_it: format!("writes to `{}` tickets", c.name),
                             span: *sp,
                         });
                     }
                 }
             }
-            Kind::Salesforce => {
-                if let Some(sp) = scope_span("full") {
-                    cx.err(CheckError::BroadScope {
-                        scope: "full".into(),
-                        help: "`full` grants every permission of the user; `api, refresh_token, offline_access` is all l3map needs".into(),
-                        span: sp,
-                    });
-                } else if !has("api") {
-                    missing(
-                        cx,
-                        c,
-                        "api",
-                        "l3map calls the REST API".into(),
-                        scopes_span,
-                        None,
-                    );
-                }
-                let lacking: Vec<&str> = ["refresh_token", "offline_access"]
-                    .into_iter()
-                    .filter(|s| !has(s))
-                    .collect();
-                // The JWT bearer flow signs in again with a new assertion,
-                // not a refresh token.
-                let jwt = c.settings.contains_key("username")
-                    || c.secrets
-                        .iter()
-                        .any(|s| s.key == "private_key" || s.key == "username");
-                if !has("full") && !jwt && !lacking.is_empty() {
-                    let scope = match lacking.as_slice() {
-                        [one] => format!("scope `{one}` is"),
-                        _ => "scopes `refresh_token` and `offline_access` are".into(),
-                    };
-                    cx.err(CheckError::NoOfflineScope {
-                        conn: c.name.clone(),
-                        scope,
-                        span: scopes_span,
-                    });
-                }
-                for (o, sp) in &c.objects {
-                    if !cx.usage.objects.contains(&(c.name.clone(), o.clone())) {
-                        cx.err(CheckError::UnusedObject {
-                            object: o.clone(),
-                            span: *sp,
-                        });
-                    }
-                }
-            }
+        }
+    }
+    let groups: Vec<Span> = cx
+        .usage
+        .groups
+        .iter()
+        .filter(|(conn, ..)| *conn == c.name)
+        .map(|(_, _, at)| *at)
+        .collect();
+    if let Some(at) = groups.first() {
+        if !grants("read", None) {
+            missing(
+                cx,
+                c,
+                "read",
+                "l3map finds the id of an assigned group in the account's list of groups (`/api/v2/groups`), which no resource scope such as `tickets:read` covers".into(),
+                format!("add `read` to the `scopes` of `{}`", c.name),
+                scopes_span,
+                Some(*at),
+            );
+        }
+    }
+    // Unknown scopes are errors already.
+    let known = zendesk_scopes();
+    for (s, sp) in c.scopes.iter().filter(|(s, _)| known.contains(s)) {
+        let resource = s.split_once(':').map_or(s.as_str(), |(r, _)| r);
+        let help = if s == "impersonate" {
+            "the agent should act as its own dedicated user, not impersonate people".to_string()
+        } else if resource == "hc" {
+            "Help Center scopes are only for agents that write Help Center articles; nothing in this project does".to_string()
+        } else if ZENDESK_RESOURCES.contains(&resource) && resource != "tickets" {
+            format!(
+                "l3map reads and writes only tickets; `{s}` opens Zendesk's {resource} as well: remove it"
+            )
+        } else {
+            continue;
+        };
+        cx.err(CheckError::BroadScope {
+            scope: s.clone(),
+            help,
+            span: *sp,
+        });
+    }
+}
+
+/// Salesforce scopes, as Salesforce Help's "OAuth Tokens and Scopes"
+/// (<https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_scopes.htm>)
+/// describes them: `api` opens the REST API; `refresh_token` and
+/// `offline_access` are two names of one scope ("Perform requests at any
+/// time"), which lets the refresh-token flow return a refresh token; `full`
+/// encompasses every other scope but does not by itself return a refresh
+/// token. The JWT bearer flow signs in anew with an assertion and needs no
+/// refresh token. The other scopes open APIs l3map never calls (`web`,
+/// `visualforce`, `chatter_api`, `content`, ...) or the user's identity
+/// (`id`, `profile`, `email`, ...).
+fn salesforce_scopes_used(cx: &mut Ctx, c: &ConnInfo, scopes_span: crate::syntax::Span) {
+    let has = |s: &str| c.scopes.iter().any(|(x, _)| x == s);
+    if !has("full") && !has("api") {
+        missing(
+            cx,
+            c,
+            "api",
+            "l3map calls the REST API".into(),
+            format!("add `api` to the `scopes` of `{}`", c.name),
+            scopes_span,
+            None,
+        );
+    }
+    // The JWT bearer flow signs in again with a new assertion, not a
+    // refresh token.
+    let jwt = c.settings.contains_key("username")
+        || c.secrets
+            .iter()
+            .any(|s| s.key == "private_key" || s.key == "username");
+    if !jwt && !has("refresh_token") && !has("offline_access") {
+        cx.err(CheckError::NoOfflineScope {
+            conn: c.name.clone(),
+            scope: "scope `refresh_token` (also called `offline_access`) is".into(),
+            span: scopes_span,
+        });
+    }
+    for (s, sp) in c
+        .scopes
+        .iter()
+        .filter(|(s, _)| SALESFORCE_SCOPES.contains(&s.as_str()))
+    {
+        let help = match s.as_str() {
+            "api" | "refresh_token" | "offline_access" => continue,
+            "full" => "`full` grants every permission of the user; `api, refresh_token` is all l3map needs".to_string(),
+            "id" | "profile" | "email" | "address" | "phone" | "openid" => format!(
+                "`{s}` reads the integration user's identity, which l3map never asks for: remove it"
+            ),
+            _ => format!("`{s}` opens an API l3map never calls; `api, refresh_token` is all it needs: remove it"),
+        };
+        cx.err(CheckError::BroadScope {
+            scope: s.clone(),
+            help,
+            span: *sp,
+        });
+    }
+    for (o, sp) in &c.objects {
+        if !cx.usage.objects.contains(&(c.name.clone(), o.clone())) {
+            cx.err(CheckError::UnusedObject {
+                object: o.clone(),
+                span: *sp,
+            });
         }
     }
 }
@@ -739,6 +891,7 @@ fn missing(
     c: &ConnInfo,
     scope: &'static str,
     because: String,
+    help: String,
     span: crate::syntax::Span,
     at: Option<crate::syntax::Span>,
 ) {
@@ -751,6 +904,7 @@ fn missing(
         conn: c.name.clone(),
         scope,
         because,
+        help,
         span,
         use_site,
     });

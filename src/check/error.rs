@@ -159,14 +159,12 @@ pub enum CheckError {
     },
     /// Returned when the project does something its connection may not.
     #[error("`{conn}` lacks scope `{scope}`, needed because {because}")]
-    #[diagnostic(
-        code(l3map::scope::missing),
-        help("add `{scope}` to the `scopes` of `{conn}`")
-    )]
+    #[diagnostic(code(l3map::scope::missing), help("{help}"))]
     MissingScope {
         conn: String,
         scope: &'static str,
         because: String,
+        help: String,
         #[label("scopes declared here")]
         span: Span,
         #[label("needs `{scope}`")]
@@ -177,7 +175,7 @@ pub enum CheckError {
     #[diagnostic(
         code(l3map::scope::offline),
         severity(Warning),
-        help("`l3map run` refreshes the Salesforce session unattended; add `refresh_token, offline_access` to the scopes")
+        help("`l3map run` refreshes the Salesforce session unattended with a refresh token; add `refresh_token` (or its other name, `offline_access`: one is enough) to the scopes")
     )]
     NoOfflineScope {
         conn: String,
@@ -196,6 +194,28 @@ pub enum CheckError {
         conn: String,
         #[label("used here")]
         span: Span,
+    },
+    /// Returned when a condition orders an amount whose currency comes
+    /// with the event (`turn.refund_amount`) only against thresholds in
+    /// some of the currencies the connections declare.
+    #[error(
+        "`{path}` is compared only with amounts in {covered}, but `{conn}` deals in {missing} too"
+    )]
+    #[diagnostic(
+        code(l3map::money::uncovered_currency),
+        severity(Warning),
+        help("l3map never converts currencies: an amount in {missing} cannot be held against this threshold, so the rule is refused for a person to decide. Give each currency its own threshold, e.g. `({path} > … {covered} or {path} > … {missing_one})`, or remove the currency from `currencies`")
+    )]
+    UncoveredCurrency {
+        path: String,
+        covered: String,
+        missing: String,
+        missing_one: String,
+        conn: String,
+        #[label("thresholds only in {covered}")]
+        span: Span,
+        #[label("`{conn}` declares its currencies here")]
+        declared: Option<Span>,
     },
     /// Returned when a Salesforce object is declared but never used.
     #[error("Salesforce object `{object}` is declared but never used")]

@@ -2,6 +2,7 @@
 //! is collected (never just the first) as a [`Diagnostic`].
 
 mod connections;
+mod currency;
 pub mod error;
 mod escalations;
 mod mappings;
@@ -81,6 +82,9 @@ pub struct ConnInfo {
     pub scopes: Vec<(String, Span)>,
     pub scopes_span: Option<Span>,
     pub objects: Vec<(String, Span)>,
+    /// The currencies the conversations on this connection deal in
+    /// (`currencies USD, EUR`), for the money lint.
+    pub currencies: Vec<(String, Span)>,
     pub secrets: Vec<SecretRef>,
     /// Plain settings (subdomain, url, instance, plan, ...), as text.
     pub settings: BTreeMap<String, String>,
@@ -320,6 +324,7 @@ fn error_span(e: &CheckError) -> Span {
         | NoOfflineScope { span, .. }
         | UndeclaredObject { span, .. }
         | UnusedObject { span, .. }
+        | UncoveredCurrency { span, .. }
         | Unused { span, .. }
         | UnknownCategory { span, .. }
         | TransitionToNew { span, .. }
@@ -573,4 +578,5 @@ fn check_files(cx: &mut Ctx, files: &[ast::File]) {
         }
     }
     connections::lint_usage(cx);
+    currency::lint(cx, files);
 }

@@ -6,7 +6,7 @@
 //! into each action cost more than deciding.
 
 use super::event::Event;
-use super::expr::{equal, eval, holds, resolve, Scope, Val};
+use super::expr::{equal, eval, resolve, truth, Incomparable, Scope, Truth, Val};
 use super::mapping::{fit, read, translate, Changes, Translated};
 use super::status::{decide as decide_status, Transition};
 use super::template::render;
@@ -367,11 +367,41 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
             idempotency_key,
         });
     };
-    // The escalation that hands off, if any: the first whose condition holds.
+    // The escalation that hands off, if any: the first whose condition
+    // holds. One whose condition cannot be decided (amounts in two
+    // currencies, see `truth`) neither hands off nor is passed over in
+    // silence: it is refused below, where the agent sees it.
+    let mut undecided: Vec<(&crate::ir::Escalation, Incomparable)> = vec![];
     let escalation = p
         .escalations
         .iter()
-        .find(|e| holds(&e.when, ev, Scope::default()));
+        .find(|e| match truth(&e.when, ev, Scope::default()) {
+            Truth::Yes => true,
+            Truth::No => false,
+            Truth::Unknown(why) => {
+                undecided.push((e, why));
+                false
+            }
+        });
+    for (e, why) in &undecided {
+        d.refused.push(Refusal {
+            what: format!("escalation {}", e.name),
+            reason: format!(
+                "cannot decide whether to hand off: {}; a person must decide",
+                why.reason
+            ),
+            loc: Some(why.loc),
+        });
+    }
+    // An undecided escalation that would set a table's status keeps the
+    // agent from moving that status meanwhile, as a hand-off would.
+    let may_hand_off = |table: &StatusTable| {
+        undecided.iter().map(|(e, _)| *e).find(|e| {
+            e.actions.iter().any(|a| {
+                matches!(a, EscAction::SetStatus { connection, .. } if *connection == table.connection)
+            })
+        })
+    };
     // The agent's own request for a status change.
     if let Some(to) = ev.turn.as_ref().and_then(|t| t.requested_status.as_deref()) {
         // A hand-off that moves the same record decides its status; two
@@ -392,6 +422,17 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
                 ),
                 loc: handed_off(table).map(|e| e.loc),
             }),
+            Some((table, _, from)) if may_hand_off(table).is_some() => {
+                let e = may_hand_off(table).expect("checked just above");
+                d.refused.push(Refusal {
+                    what: format!("status {from} -> {to}"),
+                    reason: format!(
+                        "escalation `{}` may hand the conversation off and set the status itself, and cannot be decided",
+                        e.name
+                    ),
+                    loc: Some(e.loc),
+                })
+            }
             Some((table, record, from)) => match decide_status(p, table, from, to, ev) {
                 Transition::Allowed { rule } => push(
                     &mut d,
@@ -860,6 +901,30 @@ mod tests {
         .unwrap();
         let d = decide(&p, &same);
         assert!(d.actions.is_empty() && d.refused.is_empty(), "{d:#?}");
+    }
+
+    #[test]
+    fn an_undecided_hand_off_is_refused_and_later_escalations_still_run() {
+        let p = fintech();
+        // Yen: no threshold in the refund rule. The customer is an angry
+        // enterprise customer, which the next escalation hands off.
+        let ev = Event::from_json(
+            r#"{"id":"evt-7","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
+                "ticket":{"id":4214,"status":"open","custom_fields":{"360001234":"enterprise"}},
+                "turn":{"intent":"refund","sentiment":"angry",
+                        "refund_amount":{"amount":"25000","currency":"JPY"}},
+                "records":{"Case":{"Id":"5003k00001AbCdE"}}}"#,
+        )
+        .unwrap();
+        let d = decide(&p, &ev);
+        assert_eq!(d.refused.len(), 1, "{:#?}", d.refused);
+        assert_eq!(d.refused[0].what, "escalation refund_over_threshold");
+        assert!(d.refused[0].reason.contains("25,000.00 JPY"));
+        assert!(!d.actions.is_empty());
+        assert!(d
+            .actions
+            .iter()
+            .all(|a| a.rule == "escalation angry_enterprise_customer"));
     }
 
     #[test]

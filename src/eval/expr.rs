@@ -7,7 +7,7 @@
 //! string they look at cost more than the comparisons themselves.
 
 use super::event::Event;
-use crate::ir::{Expr, ExprKind, Op, Ref, Type, Value};
+use crate::ir::{Expr, ExprKind, Loc, Op, Ref, Type, Value};
 use crate::syntax::decimal_units;
 use serde_json::Value as Json;
 
@@ -297,6 +297,185 @@ fn contains(list: &Val, item: &Val) -> bool {
     }
 }
 
+/// `a OP b` as conditions see it: an order between values of different
+/// kinds, or amounts in different currencies, is not there (false); see
+/// [`truth`] for the conditions that must not read that as "no".
+fn compare(op: Op, a: &Val, b: &Val) -> bool {
+    use std::cmp::Ordering::*;
+    match op {
+        Op::Eq => equal(a, b),
+        // A missing left side never fires: `turn.language != "en"`
+        // must not hand off every event that carries no turn.
+        Op::Ne => !a.is_null() && !equal(a, b),
+        Op::Lt => order(a, b) == Some(Less),
+        Op::Le => matches!(order(a, b), Some(Less | Equal)),
+        Op::Gt => order(a, b) == Some(Greater),
+        Op::Ge => matches!(order(a, b), Some(Greater | Equal)),
+        Op::In => contains(b, a),
+        Op::NotIn => !a.is_null() && !contains(b, a),
+        Op::Has => contains(a, b),
+    }
+}
+
+/// What a condition decides.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Truth {
+    Yes,
+    No,
+    /// The answer hinges on a comparison l3map cannot make.
+    Unknown(Incomparable),
+}
+
+/// A comparison of amounts l3map cannot make: two currencies (it never
+/// converts, and has no exchange rate to guess with), or an amount and a
+/// bare number whose currency nothing declares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incomparable {
+    /// The comparison, in the `.l3map` file.
+    pub loc: Loc,
+    /// Why, naming both sides and their currencies, for the agent to relay.
+    pub reason: String,
+}
+
+/// Whether a condition holds, in three-valued logic: an order between
+/// amounts in two currencies (`turn.refund_amount > $200` for a refund of
+/// 25,000 EUR) is neither true nor false, and so is every condition whose
+/// answer depends on it. `false and ?` is still false and `true or ?`
+/// still true, so a rule that does not need the comparison is decided.
+///
+/// A condition that compares the same amount with thresholds in several
+/// currencies (`turn.refund_amount > $200 or turn.refund_amount > 180 EUR`)
+/// has one threshold per currency: an amount is held against the threshold
+/// in its own currency, and the others are simply not its threshold (false).
+/// Only an amount in a currency the condition has no threshold for is
+/// unknown. Pure: no rates, no clock, no I/O.
+pub fn truth(e: &Expr, ev: &Event, scope: Scope) -> Truth {
+    truth_in(e, e, ev, scope)
+}
+
+fn truth_in(root: &Expr, e: &Expr, ev: &Event, scope: Scope) -> Truth {
+    match &e.kind {
+        ExprKind::Not(x) => match truth_in(root, x, ev, scope) {
+            Truth::Yes => Truth::No,
+            Truth::No => Truth::Yes,
+            unknown => unknown,
+        },
+        ExprKind::And(terms) => {
+            let mut unknown = None;
+            for t in terms {
+                match truth_in(root, t, ev, scope) {
+                    Truth::No => return Truth::No,
+                    Truth::Yes => {}
+                    Truth::Unknown(u) => {
+                        unknown.get_or_insert(u);
+                    }
+                }
+            }
+            unknown.map_or(Truth::Yes, Truth::Unknown)
+        }
+        ExprKind::Or(terms) => {
+            let mut unknown = None;
+            for t in terms {
+                match truth_in(root, t, ev, scope) {
+                    Truth::Yes => return Truth::Yes,
+                    Truth::No => {}
+                    Truth::Unknown(u) => {
+                        unknown.get_or_insert(u);
+                    }
+                }
+            }
+            unknown.map_or(Truth::No, Truth::Unknown)
+        }
+        ExprKind::Cmp(op @ (Op::Lt | Op::Le | Op::Gt | Op::Ge), l, r) => {
+            let (a, b) = (eval(l, ev, scope), eval(r, ev, scope));
+            if let Some(reason) = incomparable(root, l, r, &a, &b) {
+                return Truth::Unknown(Incomparable { loc: e.loc, reason });
+            }
+            if compare(*op, &a, &b) {
+                Truth::Yes
+            } else {
+                Truth::No
+            }
+        }
+        _ => {
+            if holds(e, ev, scope) {
+                Truth::Yes
+            } else {
+                Truth::No
+            }
+        }
+    }
+}
+
+/// Why `l` (worth `a`) and `r` (worth `b`) cannot be ordered, if they
+/// cannot: see [`truth`].
+fn incomparable(root: &Expr, l: &Expr, r: &Expr, a: &Val, b: &Val) -> Option<String> {
+    let side = |e: &Expr, v: &Val| match (&e.kind, v) {
+        (ExprKind::Lit(_), Val::Money(u, c)) => super::template::format_money(*u, c),
+        (_, Val::Money(u, c)) => format!(
+            "`{}` ({})",
+            path_of(e),
+            super::template::format_money(*u, c)
+        ),
+        (_, v) => format!(
+            "`{}` ({})",
+            path_of(e),
+            super::template::display(&v.to_value())
+        ),
+    };
+    match (a, b) {
+        (Val::Money(_, c), Val::Money(_, d)) if c != d => {
+            // The event's amount, and the threshold it is held against.
+            let (amount, currency) = match (&l.kind, &r.kind) {
+                (ExprKind::Lit(_), _) => (r, *d),
+                _ => (l, *c),
+            };
+            if has_threshold_in(root, amount, currency) {
+                return None;
+            }
+            Some(format!(
+                "cannot compare {} with {}: l3map does not convert currencies, and the condition has no threshold in {currency}",
+                side(l, a),
+                side(r, b)
+            ))
+        }
+        (Val::Money(..), Val::Num(_)) | (Val::Num(_), Val::Money(..)) => Some(format!(
+            "cannot compare {} with {}: a plain number has no currency (declare the field as `money(CUR)` in `fields`)",
+            side(l, a),
+            side(r, b)
+        )),
+        _ => None,
+    }
+}
+
+/// Whether `root` orders `amount` against a literal amount in `currency`.
+fn has_threshold_in(root: &Expr, amount: &Expr, currency: &str) -> bool {
+    match &root.kind {
+        ExprKind::Not(x) => has_threshold_in(x, amount, currency),
+        ExprKind::And(terms) | ExprKind::Or(terms) => {
+            terms.iter().any(|t| has_threshold_in(t, amount, currency))
+        }
+        ExprKind::Cmp(Op::Lt | Op::Le | Op::Gt | Op::Ge, l, r) => {
+            let threshold = |x: &Expr, y: &Expr| {
+                x.kind == amount.kind
+                    && matches!(&y.kind, ExprKind::Lit(Value::Money(_, c)) if c == currency)
+            };
+            threshold(l, r) || threshold(r, l)
+        }
+        _ => false,
+    }
+}
+
+/// How a reference reads in a message: `turn.refund_amount`.
+fn path_of(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Ref(Ref::Event { root, field }) => format!("{root}.{field}"),
+        ExprKind::Ref(Ref::TicketField { alias, .. }) => format!("ticket.{alias}"),
+        ExprKind::Ref(Ref::Salesforce { path, .. }) => path.clone(),
+        _ => "the value".into(),
+    }
+}
+
 /// Evaluates an expression to a value.
 pub fn eval<'a>(e: &'a Expr, ev: &'a Event, scope: Scope<'a>) -> Val<'a> {
     match &e.kind {
@@ -308,20 +487,7 @@ pub fn eval<'a>(e: &'a Expr, ev: &'a Event, scope: Scope<'a>) -> Val<'a> {
         ExprKind::Or(terms) => Val::Bool(terms.iter().any(|t| holds(t, ev, scope))),
         ExprKind::Cmp(op, l, r) => {
             let (a, b) = (eval(l, ev, scope), eval(r, ev, scope));
-            use std::cmp::Ordering::*;
-            Val::Bool(match op {
-                Op::Eq => equal(&a, &b),
-                // A missing left side never fires: `turn.language != "en"`
-                // must not hand off every event that carries no turn.
-                Op::Ne => !a.is_null() && !equal(&a, &b),
-                Op::Lt => order(&a, &b) == Some(Less),
-                Op::Le => matches!(order(&a, &b), Some(Less | Equal)),
-                Op::Gt => order(&a, &b) == Some(Greater),
-                Op::Ge => matches!(order(&a, &b), Some(Greater | Equal)),
-                Op::In => contains(&b, &a),
-                Op::NotIn => !a.is_null() && !contains(&b, &a),
-                Op::Has => contains(&a, &b),
-            })
+            Val::Bool(compare(*op, &a, &b))
         }
     }
 }
@@ -426,6 +592,73 @@ escalation e {{
         ] {
             assert_eq!(holds_for(cond), want, "{cond}");
         }
+    }
+
+    /// `event()` with a refund of `amount` `currency`.
+    fn refund(amount: &str, currency: &str) -> Event {
+        Event::from_json(&format!(
+            r#"{{"id":"e3","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
+                "ticket":{{"id":7,"status":"open","tags":["vip"]}},
+                "turn":{{"intent":"refund","refund_amount":{{"amount":"{amount}","currency":"{currency}"}}}}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn amounts_in_two_currencies_are_never_silently_compared() {
+        let truth_of = |cond: &str, ev: &Event| {
+            let p = program(cond);
+            truth(&p.escalations[0].when, ev, Scope::default())
+        };
+        let eur = refund("25000.00", "EUR");
+        match truth_of("turn.refund_amount > $200", &eur) {
+            Truth::Unknown(why) => {
+                assert!(why.reason.contains("25,000.00 EUR"), "{}", why.reason);
+                assert!(why.reason.contains("200.00 USD"), "{}", why.reason);
+                assert_eq!(why.loc.line, 17, "the `when` line");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Kleene: a rule that does not need the comparison is decided.
+        assert_eq!(
+            truth_of(
+                "turn.intent == \"question\" and turn.refund_amount > $200",
+                &eur
+            ),
+            Truth::No
+        );
+        assert_eq!(
+            truth_of("ticket.tags has \"vip\" or turn.refund_amount > $200", &eur),
+            Truth::Yes
+        );
+        assert!(matches!(
+            truth_of("not (turn.refund_amount > $200)", &eur),
+            Truth::Unknown(_)
+        ));
+        // One threshold per currency: each amount meets its own.
+        let per_currency = "turn.refund_amount > $200 or turn.refund_amount > 180 EUR";
+        assert_eq!(truth_of(per_currency, &eur), Truth::Yes);
+        assert_eq!(truth_of(per_currency, &refund("100", "USD")), Truth::No);
+        assert_eq!(truth_of(per_currency, &refund("100", "EUR")), Truth::No);
+        assert!(matches!(
+            truth_of(per_currency, &refund("90000", "JPY")),
+            Truth::Unknown(_)
+        ));
+        // A bare number has no currency: an undeclared Salesforce amount.
+        match truth_of("Account.Contract_Value__c > $1000", &event()) {
+            Truth::Unknown(why) => assert!(
+                why.reason.contains("`Account.Contract_Value__c` (120000)")
+                    && why.reason.contains("money(CUR)"),
+                "{}",
+                why.reason
+            ),
+            other => panic!("{other:?}"),
+        }
+        // Equality stays exact: 200 EUR is not $200.
+        assert_eq!(
+            truth_of("turn.refund_amount == $200", &refund("200", "EUR")),
+            Truth::No
+        );
     }
 
     #[test]

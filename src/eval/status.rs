@@ -2,7 +2,7 @@
 //! transition is allowed only along one of them.
 
 use super::event::Event;
-use super::expr::{holds, Scope};
+use super::expr::{truth, Scope, Truth};
 use crate::check::Category;
 use crate::ir::{Loc, Program, StatusTable};
 
@@ -60,12 +60,31 @@ pub fn decide(p: &Program, table: &StatusTable, from: &str, to: &str, ev: &Event
         .iter()
         .filter(|t| t.from.iter().any(|f| f == from) && t.to.iter().any(|t| t == to))
         .collect();
+    let mut undecided = None;
     if let Some(t) = candidates.iter().find(|t| {
         t.when
             .as_ref()
-            .is_none_or(|w| holds(w, ev, Scope::default()))
+            .is_none_or(|w| match truth(w, ev, Scope::default()) {
+                Truth::Yes => true,
+                Truth::No => false,
+                Truth::Unknown(why) => {
+                    undecided.get_or_insert((t.condition.clone(), why));
+                    false
+                }
+            })
     }) {
         return Transition::Allowed { rule: t.loc };
+    }
+    // A permission whose condition cannot be decided is refused, saying so.
+    if let Some((condition, why)) = undecided {
+        return refuse(
+            format!(
+                "`{from} -> {to}` is allowed only when `{}`, and l3map cannot tell whether it holds: {}",
+                condition.as_deref().unwrap_or("its condition"),
+                why.reason
+            ),
+            Some(why.loc),
+        );
     }
     match candidates.first() {
         Some(t) => refuse(
@@ -104,6 +123,50 @@ mod tests {
             r#"{{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z","ticket":{ticket}}}"#
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn a_transition_whose_amount_cannot_be_compared_is_refused_saying_why() {
+        let mut s = crate::syntax::SourceMap::new();
+        s.add(
+            "t.l3map",
+            r#"
+connection desk: zendesk {
+  subdomain "acme"
+  token     env("ZENDESK_OAUTH_TOKEN")
+  scopes    read, tickets:write
+}
+statuses desk {
+  new     new     "New"
+  open    open    "Open"
+  solved  solved  "Solved"
+  new -> open
+  open -> solved  when turn.refund_amount <= $50
+  solved -> open  when comment.author == end_user
+}
+"#
+            .to_string(),
+        );
+        let c = check(&s);
+        assert!(!c.has_errors());
+        let p = lower(&c, &s).unwrap();
+        let ev = Event::from_json(
+            r#"{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
+                "ticket":{"id":1,"status":"open"},
+                "turn":{"intent":"refund","refund_amount":{"amount":"40","currency":"EUR"}}}"#,
+        )
+        .unwrap();
+        match decide(&p, &p.status_tables[0], "open", "solved", &ev) {
+            Transition::Refused { reason, rule } => {
+                assert!(reason.contains("cannot tell whether it holds"), "{reason}");
+                assert!(
+                    reason.contains("40.00 EUR") && reason.contains("50.00 USD"),
+                    "{reason}"
+                );
+                assert_eq!(rule.map(|l| l.line), Some(12));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
