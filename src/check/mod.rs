@@ -7,6 +7,7 @@ mod escalations;
 mod mappings;
 mod sku;
 mod statuses;
+mod test_event;
 mod tests;
 pub mod types;
 
@@ -144,6 +145,9 @@ pub(crate) struct Usage {
     pub sf_writes: Vec<(String, String, Span)>,
     /// Zendesk groups assigned: (connection, group name, where).
     pub groups: Vec<(String, String, Span)>,
+    /// Salesforce `Object.Field` paths read or written anywhere: what a
+    /// test's `records` may carry.
+    pub sf_paths: BTreeSet<String>,
 }
 
 pub(crate) struct Ctx<'a> {
@@ -353,6 +357,7 @@ fn error_span(e: &CheckError) -> Span {
         | EmptyEscalation { span, .. }
         | TestShape { span, .. }
         | TestEvent { span, .. }
+        | TestEventKey { span, .. }
         | NotInInstance { span, .. }
         | NotAnOption { span, .. }
         | NotUpdateable { span, .. }
