@@ -278,7 +278,13 @@ fn records(r: &Readable, v: &Json, path: &[String], out: &mut Vec<Stray>) {
                     )
                 })
             };
-            out.push(unread(p, "the Salesforce objects the project reads", help));
+            out.push(Stray {
+                message: format!(
+                    "`{object}` is not an object a Salesforce connection lists: nothing reads it, so a test with it cannot fail on it"
+                ),
+                path: p,
+                help,
+            });
             continue;
         }
         record_fields(&known, object, fields, &p, out);
