@@ -190,10 +190,11 @@ test enterprise_goes_first {{
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
 }
 
-/// A transition permits a change, it does not make it: the failure says so
-/// and names the transition.
+/// A transition permits a change, it does not make it; a value the event
+/// does not carry never makes a comparison true. Each failure says which
+/// documented rule explains it.
 #[test]
-fn a_failing_status_expectation_says_transitions_permit() {
+fn a_failing_expectation_says_which_documented_rule_explains_it() {
     let source = format!(
         r#"{DESK}
 test a_reply_reopens_the_ticket {{
@@ -202,6 +203,14 @@ test a_reply_reopens_the_ticket {{
    "comment": {{"body": "Still broken", "author": "end_user"}}}}
   """
   expect status desk open
+}}
+
+test an_enterprise_customer_goes_first {{
+  event """
+  {{"kind": "agent_turn", "ticket": {{"id": 8, "status": "open"}},
+   "turn": {{"summary": "Login fails"}}}}
+  """
+  expect comment desk contains "Enterprise customer"
 }}
 "#
     );
@@ -215,6 +224,13 @@ test a_reply_reopens_the_ticket {{
         text(&run)
     );
     assert!(out.contains("turn.requested_status"), "{}", text(&run));
+    assert!(
+        out.contains("why:      escalation `enterprise_first`")
+            && out
+                .contains("its condition reads `ticket.sla_tier`, which this event does not carry"),
+        "{}",
+        text(&run)
+    );
 
     let json = l3map(&["test", "--format", "json"], dir.path());
     let report: Value = serde_json::from_slice(&json.stdout).expect("a JSON report");
@@ -334,11 +350,19 @@ struct Block {
 fn doc_blocks() -> Vec<Block> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut docs = vec![root.join("README.md")];
-    let mut more: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
-        .expect("docs/")
-        .map(|e| e.expect("an entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
+    // docs/ and its sub-folders.
+    let mut dirs = vec![root.join("docs")];
+    let mut more: Vec<PathBuf> = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("a docs folder") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|x| x == "md") {
+                more.push(path);
+            }
+        }
+    }
     more.sort();
     docs.extend(more);
     let mut out = Vec::new();
@@ -382,7 +406,7 @@ fn doc_blocks() -> Vec<Block> {
     out
 }
 
-/// Every ```l3map block in README.md and docs/*.md is a project that the
+/// Every ```l3map block in README.md and docs/**/*.md is a project that the
 /// real binary checks clean with `--deny warnings`, and whose tests pass;
 /// a block marked ```l3map,fails does fail. One process per verdict: each
 /// block is its own project folder under one directory.

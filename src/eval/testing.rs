@@ -121,7 +121,7 @@ pub fn run(p: &Program, case: &TestCase) -> Outcome {
                 expected,
                 actual,
                 diff,
-                why: why(p, &ev, e, &d),
+                why: super::explain::why(p, &ev, e, &d),
             });
         }
     }
@@ -317,59 +317,6 @@ fn holds(e: &Expect, d: &Decision) -> Option<Miss> {
             (!ok).then(|| (format!("a refusal mentioning {text:?}"), refusals(d), None))
         }
     }
-}
-
-/// The documented rule that explains a miss, when one does. A status
-/// table lists permissions: `pending -> open when comment.author ==
-/// end_user` lets the change happen, it does not make it (LANGUAGE.md
-/// section 14). A status changes only on the agent's `requested_status`
-/// or an escalation's `status`.
-fn why(p: &Program, ev: &Event, e: &Expect, d: &Decision) -> Option<String> {
-    let Expectation::Status { connection, status } = &e.what else {
-        return None;
-    };
-    let moved = d
-        .actions
-        .iter()
-        .any(|a| matches!(&a.kind, ActionKind::SetStatus { connection: c, .. } if c == connection));
-    let requested = ev
-        .turn
-        .as_ref()
-        .is_some_and(|t| t.requested_status.is_some());
-    if moved || requested {
-        // A refusal in `actual` already says why.
-        return None;
-    }
-    let table = p
-        .status_tables
-        .iter()
-        .find(|t| t.connection == *connection)?;
-    let rule = "a status changes only when the agent's turn asks for it (`turn.requested_status`) or an escalation that fires sets it (`status`)";
-    let from = super::decide::current_status(p, table, ev).map(|(_, s)| s);
-    let permit = from.and_then(|from| {
-        table
-            .transitions
-            .iter()
-            .find(|t| t.from.iter().any(|f| f == from) && t.to.iter().any(|x| x == status))
-            .map(|t| (from, t))
-    });
-    Some(match permit {
-        Some((from, t)) => {
-            let when = t
-                .condition
-                .as_deref()
-                .map(|c| format!(" when {c}"))
-                .unwrap_or_default();
-            format!(
-                "transitions permit, they do not trigger: `{from} -> {status}{when}` ({}:{}) allows this change but does not make it; {rule}, and this event does neither (docs/LANGUAGE.md, section 14)",
-                p.files.get(t.loc.file as usize).map_or("?", |f| f.as_str()),
-                t.loc.line
-            )
-        }
-        None => format!(
-            "nothing in this event asks for a status change: {rule} (docs/LANGUAGE.md, section 14)"
-        ),
-    })
 }
 
 fn kind_name(k: &ActionKind) -> &'static str {
