@@ -39,7 +39,9 @@ fn escalation_rule(p: &Program, ev: &Event, e: &Expect) -> Option<String> {
         )
     };
     match fired {
-        Some(f) if f.name == would.name => None,
+        // The escalation that handed off does this: the miss is in what it
+        // wrote, which `actual` shows.
+        Some(f) if f.actions.iter().any(|a| does(a, &e.what)) => None,
         Some(f) if holds(&would.when, ev, Scope::default()) => Some(format!(
             "escalation {} would do this and its condition holds, but only the first escalation whose condition holds hands off, and that is {} (docs/LANGUAGE.md, section 10)",
             place(would),
@@ -48,12 +50,13 @@ fn escalation_rule(p: &Program, ev: &Event, e: &Expect) -> Option<String> {
         _ => {
             let mut refs = Vec::new();
             would.when.refs(&mut refs);
-            let mut missing: Vec<String> = refs
-                .into_iter()
-                .filter(|r| resolve(r, ev, Scope::default()).is_null())
-                .map(path)
-                .collect();
-            missing.dedup();
+            let mut missing: Vec<String> = Vec::new();
+            for r in refs {
+                let name = path(r);
+                if resolve(r, ev, Scope::default()).is_null() && !missing.contains(&name) {
+                    missing.push(name);
+                }
+            }
             Some(if missing.is_empty() {
                 format!(
                     "escalation {} would do this, but its condition does not hold for this event",
@@ -193,4 +196,90 @@ fn transition_rule(
             "nothing in this event asks for a status change: {rule} (docs/LANGUAGE.md, section 14)"
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::check::check;
+    use crate::eval::testing::run;
+    use crate::ir::{lower, lower_tests};
+    use crate::syntax::SourceMap;
+
+    const DESK: &str = r#"
+connection desk: zendesk {
+  subdomain "acme"
+  token     env("ZENDESK_OAUTH_TOKEN")
+  scopes    read, write, tickets:write
+}
+statuses desk {
+  new      new      "New"
+  open     open     "Open"
+  pending  pending  "Waiting"
+  solved   solved   "Solved"
+  new -> open
+  open -> pending, solved
+  pending, solved -> open  when comment.author == end_user
+}
+escalation angry_first {
+  when    turn.sentiment == angry
+  reason  "Angry"
+  assign  desk "Tier 1"
+}
+escalation refund {
+  when    turn.intent == "refund" and turn.refund_amount > $200
+  reason  "Refund"
+  assign  desk "Payments"
+}
+test no_amount {
+  event """{"kind": "agent_turn", "ticket": {"id": 1}, "turn": {"intent": "refund"}}"""
+  expect group desk "Payments"
+}
+test angry_wins {
+  event """{"kind": "agent_turn", "ticket": {"id": 1}, "turn": {"intent": "refund",
+    "sentiment": "angry", "refund_amount": {"amount": "250.00", "currency": "USD"}}}"""
+  expect group desk "Payments"
+}
+test reply {
+  event """{"kind": "comment_added", "ticket": {"id": 1, "status": "pending"},
+    "comment": {"author": "end_user"}}"""
+  expect status desk open
+}
+test right {
+  event """{"kind": "agent_turn", "ticket": {"id": 1}, "turn": {"sentiment": "angry"}}"""
+  expect group desk "Tier 1"
+}
+"#;
+
+    #[test]
+    fn each_miss_names_its_rule() {
+        let mut sources = SourceMap::new();
+        sources.add("desk.l3map", DESK);
+        let checked = check(&sources);
+        assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
+        let program = lower(&checked, &sources).expect("compiles");
+        let why = |name: &str| {
+            let case = lower_tests(&checked, &sources)
+                .into_iter()
+                .find(|t| t.name == name)
+                .expect("the test");
+            let out = run(&program, &case);
+            out.failures.first().and_then(|f| f.why.clone())
+        };
+        let w = why("no_amount").expect("a why");
+        assert!(
+            w.contains("reads `turn.refund_amount`, which this event does not carry"),
+            "{w}"
+        );
+        let w = why("angry_wins").expect("a why");
+        assert!(
+            w.contains("only the first escalation") && w.contains("`angry_first`"),
+            "{w}"
+        );
+        let w = why("reply").expect("a why");
+        assert!(
+            w.starts_with("transitions permit, they do not trigger: `pending -> open when"),
+            "{w}"
+        );
+        assert_eq!(why("right"), None, "a passing test has no failure");
+    }
 }
