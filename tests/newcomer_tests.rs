@@ -305,12 +305,26 @@ test a_tab {{
     Please call back.
   """
 }}
+
+test a_double_space {{
+  event """
+  {{"kind": "agent_turn", "ticket": {{"id": 9, "custom_fields": {{"360001234": "enterprise"}}}},
+   "turn": {{"summary": "Login  fails"}}}}
+  """
+  expect comment desk contains "Login fails"
+}}
 "#
     );
     let dir = project(&source);
     let run = l3map(&["test"], dir.path());
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        out.contains("has the text but for whitespace")
+            && out.contains("Customer␠asked:␠Login␠␠fails"),
+        "{}",
+        text(&run)
+    );
     assert!(
         out.contains("- Customer␠asked:␠Login␠fails\n")
             && out.contains("+ Customer␠asked:␠Login␠fails␠\n"),

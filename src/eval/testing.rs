@@ -255,7 +255,19 @@ fn holds(e: &Expect, d: &Decision) -> Option<Miss> {
                 Some(b) => {
                     let got = trim_blank_lines(b);
                     let diff = (!*contains).then(|| line_diff(want, got));
-                    Some((expected, format!("a comment on {connection}:\n{got}"), diff))
+                    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+                    // The text is there but for whitespace: show the
+                    // comment's spaces and tabs, or the miss looks like none.
+                    let actual = if *contains && squeeze(b).contains(&squeeze(text)) {
+                        let lines: Vec<String> = got.lines().map(|l| visible(l, true).0).collect();
+                        format!(
+                            "a comment on {connection} that has the text but for whitespace (␠ is a space, → a tab):\n{}",
+                            lines.join("\n")
+                        )
+                    } else {
+                        format!("a comment on {connection}:\n{got}")
+                    };
+                    Some((expected, actual, diff))
                 }
             }
         }
