@@ -661,6 +661,16 @@ pub enum CheckError {
         #[label("here")]
         span: Span,
     },
+    /// Returned when a test's event carries a key nothing reads: the test
+    /// could not fail on it (a mistyped custom field id, a misspelt field).
+    #[error("{message}")]
+    #[diagnostic(code(l3map::test::unknown_key), help("{help}"))]
+    TestEventKey {
+        message: String,
+        help: String,
+        #[label("nothing reads this")]
+        span: Span,
+    },
 
     // ------------------------------------------------------------ schema lockfile
     /// Returned when a declared id or name is not in the instance (per the lockfile).

@@ -246,6 +246,7 @@ pub(super) fn field(
                 .map(|s| s.name.as_str())
                 .collect::<Vec<_>>()
                 .join(".");
+            cx.usage.sf_paths.insert(full.clone());
             if writing {
                 let span = segs[0].span.to(segs[segs.len() - 1].span);
                 cx.usage.sf_writes.push((c.clone(), full.clone(), span));

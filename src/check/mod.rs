@@ -8,6 +8,7 @@ mod escalations;
 mod mappings;
 mod sku;
 mod statuses;
+mod test_event;
 mod tests;
 pub mod types;
 
@@ -148,6 +149,9 @@ pub(crate) struct Usage {
     pub sf_writes: Vec<(String, String, Span)>,
     /// Zendesk groups assigned: (connection, group name, where).
     pub groups: Vec<(String, String, Span)>,
+    /// Salesforce `Object.Field` paths read or written anywhere: what a
+    /// test's `records` may carry.
+    pub sf_paths: BTreeSet<String>,
 }
 
 pub(crate) struct Ctx<'a> {
@@ -358,6 +362,7 @@ fn error_span(e: &CheckError) -> Span {
         | EmptyEscalation { span, .. }
         | TestShape { span, .. }
         | TestEvent { span, .. }
+        | TestEventKey { span, .. }
         | NotInInstance { span, .. }
         | NotAnOption { span, .. }
         | NotUpdateable { span, .. }

@@ -2,10 +2,11 @@
 //! something the project declares, so a typo fails `check`, not a test run.
 
 use super::mappings::field;
+use super::test_event::{key_spans, strays, Readable};
 use super::types::{Scope, Ty};
 use super::{did_you_mean, CheckError, Ctx};
 use crate::check::Kind;
-use crate::syntax::ast::{Expectation, ExprKind, TestBlock};
+use crate::syntax::ast::{Expectation, ExprKind, TestBlock, Text};
 use crate::syntax::Span;
 
 pub(super) fn check(cx: &mut Ctx, t: &TestBlock) {
@@ -26,21 +27,9 @@ pub(super) fn check(cx: &mut Ctx, t: &TestBlock) {
                     first: Some(ev.span),
                 });
             }
-            if let Err(e) = crate::eval::testing::test_event(&t.name.name, &ev.value) {
-                // In a raw string the JSON is the source text, so the error
-                // can point at the exact byte.
-                let span = match e.offset {
-                    Some(at) if ev.raw => {
-                        let start = ev.body.start as usize + at;
-                        let len = ev.value[at..].chars().next().map_or(0, char::len_utf8);
-                        Span::new(ev.span.file, start, start + len)
-                    }
-                    _ => ev.span,
-                };
-                cx.err(CheckError::TestEvent {
-                    message: e.message,
-                    span,
-                });
+            match crate::eval::testing::test_event(&t.name.name, &ev.value) {
+                Ok(_) => unread_keys(cx, ev),
+                Err(e) => event_error(cx, ev, e),
             }
         }
     }
@@ -114,5 +103,56 @@ pub(super) fn check(cx: &mut Ctx, t: &TestBlock) {
                 }
             }
         }
+    }
+}
+
+/// A JSON mistake; in a raw string the JSON is the source text, so the
+/// error can point at the exact byte.
+fn event_error(cx: &mut Ctx, ev: &Text, e: crate::eval::testing::TestEventError) {
+    let span = match e.offset {
+        Some(at) if ev.raw => {
+            let start = ev.body.start as usize + at;
+            let len = ev.value[at..].chars().next().map_or(0, char::len_utf8);
+            Span::new(ev.span.file, start, start + len)
+        }
+        _ => ev.span,
+    };
+    cx.err(CheckError::TestEvent {
+        message: e.message,
+        span,
+    });
+}
+
+/// Keys of a valid event that nothing reads, each pointed at (in a raw
+/// string) or at the whole event (in an escaped one, whose text is not the
+/// source's).
+fn unread_keys(cx: &mut Ctx, ev: &Text) {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&ev.value) else {
+        return;
+    };
+    let strays = {
+        let readable = Readable {
+            env: &cx.env,
+            sf_paths: &cx.usage.sf_paths,
+        };
+        strays(&readable, &json)
+    };
+    if strays.is_empty() {
+        return;
+    }
+    let spans = if ev.raw { key_spans(&ev.value) } else { vec![] };
+    for s in strays {
+        let span = spans
+            .iter()
+            .find(|(p, _)| *p == s.path)
+            .map_or(ev.span, |(_, r)| {
+                let start = ev.body.start as usize;
+                Span::new(ev.span.file, start + r.start, start + r.end)
+            });
+        cx.err(CheckError::TestEventKey {
+            message: s.message,
+            help: s.help,
+            span,
+        });
     }
 }

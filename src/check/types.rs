@@ -320,6 +320,7 @@ impl<'a> Ctx<'a> {
             .map(|i| i.name.as_str())
             .collect::<Vec<_>>()
             .join(".");
+        self.usage.sf_paths.insert(full.clone());
         let ty = self
             .env
             .fields

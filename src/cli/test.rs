@@ -225,5 +225,8 @@ fn pointed(p: &Project, files: &[String], f: &Failure) -> String {
             s.push_str(&indent("actual:", &f.actual));
         }
     }
+    if let Some(why) = &f.why {
+        s.push_str(&indent("why:", why));
+    }
     s
 }

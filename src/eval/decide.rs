@@ -278,7 +278,7 @@ fn kind_of(p: &Program, table: &StatusTable) -> Option<Kind> {
 /// The record a status table governs and its current status: the ticket
 /// for Zendesk, the Case for Salesforce (whose `Status` holds the picklist
 /// value: the status's label, or its name).
-fn current_status<'a>(
+pub(crate) fn current_status<'a>(
     p: &'a Program,
     table: &'a StatusTable,
     ev: &'a Event,

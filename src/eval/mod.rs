@@ -4,6 +4,7 @@
 pub mod convert;
 pub mod decide;
 pub mod event;
+pub mod explain;
 pub mod expr;
 pub mod mapping;
 pub mod status;

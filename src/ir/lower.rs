@@ -397,7 +397,12 @@ impl Lower<'_> {
             } => Expectation::Comment {
                 connection: conn.name.clone(),
                 contains: *contains,
-                text: text.value.clone(),
+                // A `"""` block is indented with the test around it.
+                text: if text.raw {
+                    crate::eval::testing::block_text(&text.value)
+                } else {
+                    text.value.clone()
+                },
             },
             E::Group { conn, group } => Expectation::Group {
                 connection: conn.name.clone(),

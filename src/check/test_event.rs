@@ -1,0 +1,443 @@
+//! A test's event may only carry what something reads. At run time unknown
+//! keys are ignored (payloads carry more than l3map reads), but in a test a
+//! key nothing reads is a test that cannot fail: a mistyped custom field id
+//! leaves the field unset and the `expect` lines pass without it.
+
+use super::{did_you_mean, Env, Kind};
+use serde_json::Value as Json;
+use std::collections::BTreeSet;
+use std::ops::Range;
+
+const TOP: &[&str] = &[
+    "id", "kind", "at", "ticket", "comment", "turn", "records", "changed",
+];
+const TICKET: &[&str] = &[
+    "id",
+    "subject",
+    "description",
+    "status",
+    "custom_status_id",
+    "priority",
+    "type",
+    "tags",
+    "group",
+    "assignee",
+    "requester_email",
+    "requester_name",
+    "channel",
+    "created_at",
+    "updated_at",
+    "custom_fields",
+];
+const COMMENT: &[&str] = &["body", "author", "public"];
+const TURN: &[&str] = &[
+    "intent",
+    "summary",
+    "attempts",
+    "sentiment",
+    "refund_amount",
+    "requested_status",
+    "confidence",
+    "language",
+    "order_id",
+    "product",
+];
+const MONEY: &[&str] = &["amount", "currency"];
+
+/// A key of the event that nothing reads.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Stray {
+    /// The JSON path of the key, the key last.
+    pub path: Vec<String>,
+    pub message: String,
+    pub help: String,
+}
+
+/// What a project can read from an event beyond the fixed shape.
+pub(super) struct Readable<'a> {
+    pub env: &'a Env,
+    /// Salesforce `Object.Field` paths that a condition, mapping or
+    /// template of the project names.
+    pub sf_paths: &'a BTreeSet<String>,
+}
+
+/// Every key of `event` (already a valid event) that nothing reads.
+pub(super) fn strays(r: &Readable, event: &Json) -> Vec<Stray> {
+    let mut out = Vec::new();
+    let Some(top) = event.as_object() else {
+        return out;
+    };
+    for (k, v) in top {
+        let path = vec![k.clone()];
+        if !TOP.contains(&k.as_str()) {
+            let help = if TICKET.contains(&k.as_str()) && k != "id" {
+                format!("`{k}` is a field of the ticket: write it inside `\"ticket\": {{...}}`")
+            } else if TURN.contains(&k.as_str()) {
+                format!("`{k}` is a field of the agent's turn: write it inside `\"turn\": {{...}}`")
+            } else {
+                suggest(k, TOP, "an event has")
+            };
+            out.push(unread(path, "the event", help));
+            continue;
+        }
+        match k.as_str() {
+            "ticket" => ticket(r, v, &path, &mut out),
+            "comment" => fixed(v, &path, COMMENT, "a comment", &mut out),
+            "turn" => {
+                fixed(v, &path, TURN, "an agent turn", &mut out);
+                if let Some(m) = v.get("refund_amount") {
+                    let p = [path.clone(), vec!["refund_amount".into()]].concat();
+                    fixed(m, &p, MONEY, "an amount", &mut out);
+                }
+            }
+            "records" => records(r, v, &path, &mut out),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn unread(path: Vec<String>, of: &str, help: String) -> Stray {
+    let key = path.last().cloned().unwrap_or_default();
+    Stray {
+        message: format!(
+            "`{key}` is not part of {of}: nothing reads it, so a test with it cannot fail on it"
+        ),
+        path,
+        help,
+    }
+}
+
+fn suggest(key: &str, known: &[&str], what: &str) -> String {
+    did_you_mean(key, known.iter().copied())
+        .unwrap_or_else(|| format!("{what}: {}", known.join(", ")))
+}
+
+fn fixed(v: &Json, path: &[String], known: &[&str], of: &str, out: &mut Vec<Stray>) {
+    for k in v.as_object().into_iter().flat_map(|o| o.keys()) {
+        if !known.contains(&k.as_str()) {
+            let p = [path.to_vec(), vec![k.clone()]].concat();
+            out.push(unread(p, of, suggest(k, known, &format!("{of} has"))));
+        }
+    }
+}
+
+/// The declared Zendesk custom fields: (id, alias).
+fn zendesk_fields(env: &Env) -> Vec<(u64, &str)> {
+    env.conns
+        .values()
+        .filter(|c| c.kind == Kind::Zendesk)
+        .flat_map(|c| env.fields.get(&c.name).into_iter().flatten())
+        .filter_map(|(alias, f)| f.id.map(|id| (id, alias.as_str())))
+        .collect()
+}
+
+fn ticket(r: &Readable, v: &Json, path: &[String], out: &mut Vec<Stray>) {
+    let Some(obj) = v.as_object() else {
+        return;
+    };
+    let declared = zendesk_fields(r.env);
+    for (k, val) in obj {
+        let p = [path.to_vec(), vec![k.clone()]].concat();
+        if k == "custom_fields" {
+            for key in val.as_object().into_iter().flat_map(|o| o.keys()) {
+                if let Some(s) = custom_field(&declared, key, &p) {
+                    out.push(s);
+                }
+            }
+        } else if !TICKET.contains(&k.as_str()) {
+            let help = match declared.iter().find(|(_, a)| a == k) {
+                Some((id, _)) => format!(
+                    "`{k}` is a custom field: write it as `\"custom_fields\": {{\"{id}\": ...}}` (Zendesk keys custom fields by id)"
+                ),
+                None => suggest(k, TICKET, "a ticket has"),
+            };
+            out.push(unread(p, "a ticket", help));
+        }
+    }
+}
+
+/// A `custom_fields` key is a declared field id, as Zendesk keys them.
+fn custom_field(declared: &[(u64, &str)], key: &str, path: &[String]) -> Option<Stray> {
+    let digits = key.strip_prefix('#').unwrap_or(key);
+    let id = digits.parse::<u64>().ok();
+    if key == digits && id.is_some_and(|id| declared.iter().any(|(d, _)| *d == id)) {
+        return None;
+    }
+    let p = [path.to_vec(), vec![key.to_string()]].concat();
+    let near = closest_ids(declared, digits);
+    let by_alias = |alias: &str| declared.iter().find(|(_, a)| *a == alias).copied();
+    let help = if let Some((id, alias)) = by_alias(key) {
+        format!("`{alias}` is the alias of field id {id}; write \"{id}\"")
+    } else if let Some(id) = id.filter(|id| declared.iter().any(|(d, _)| d == id)) {
+        format!("write the id without `#`: \"{id}\"")
+    } else if let Some((id, alias)) = closest_alias(declared, key) {
+        format!("did you mean `{alias}`? it is the alias of field id {id}; write \"{id}\"")
+    } else if !near.is_empty() {
+        let named: Vec<String> = near
+            .iter()
+            .map(|(id, a)| format!("\"{id}\" (`{a}`)"))
+            .collect();
+        format!("did you mean {}?", named.join(" or "))
+    } else if declared.is_empty() {
+        "the project declares no Zendesk custom field: declare it in `fields CONN { ALIAS #ID TYPE }`".into()
+    } else {
+        let list: Vec<String> = declared
+            .iter()
+            .take(8)
+            .map(|(id, a)| format!("\"{id}\" ({a})"))
+            .collect();
+        format!("the declared field ids are {}", list.join(", "))
+    };
+    Some(Stray {
+        message: format!(
+            "`custom_fields` key `{key}` is not a declared field id: nothing reads it, so a test with it cannot fail on it"
+        ),
+        path: p,
+        help,
+    })
+}
+
+fn closest_alias<'a>(declared: &[(u64, &'a str)], key: &str) -> Option<(u64, &'a str)> {
+    let key = key.to_lowercase();
+    declared
+        .iter()
+        .map(|(id, a)| (strsim::jaro_winkler(&key, &a.to_lowercase()), *id, *a))
+        .filter(|(s, _, _)| *s > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, id, a)| (id, a))
+}
+
+/// Ids are long digit strings: a slip is one or two digits off. Every id
+/// as close as the closest is named; the help does not pick among equals.
+fn closest_ids<'a>(declared: &[(u64, &'a str)], digits: &str) -> Vec<(u64, &'a str)> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return vec![];
+    }
+    let scored: Vec<(usize, u64, &str)> = declared
+        .iter()
+        .map(|(id, a)| {
+            (
+                strsim::damerau_levenshtein(digits, &id.to_string()),
+                *id,
+                *a,
+            )
+        })
+        .filter(|(d, _, _)| *d <= 2)
+        .collect();
+    let best = scored.iter().map(|(d, _, _)| *d).min();
+    scored
+        .into_iter()
+        .filter(|(d, _, _)| Some(*d) == best)
+        .map(|(_, id, a)| (id, a))
+        .collect()
+}
+
+/// `records` holds Salesforce objects the connections list; their fields
+/// must be ones the project reads (declared, mapped or named in a rule),
+/// `Id` (what a write is addressed to), or `Case.Status` (what a Salesforce
+/// status table reads).
+fn records(r: &Readable, v: &Json, path: &[String], out: &mut Vec<Stray>) {
+    let Some(obj) = v.as_object() else {
+        return;
+    };
+    let sf: Vec<_> = r
+        .env
+        .conns
+        .values()
+        .filter(|c| c.kind == Kind::Salesforce)
+        .collect();
+    let objects: Vec<&str> = sf
+        .iter()
+        .flat_map(|c| c.objects.iter().map(|(o, _)| o.as_str()))
+        .collect();
+    let mut known: BTreeSet<String> = r.sf_paths.clone();
+    for c in &sf {
+        known.extend(
+            r.env
+                .fields
+                .get(&c.name)
+                .into_iter()
+                .flatten()
+                .map(|(p, _)| p.clone()),
+        );
+        if r.env.tables.contains_key(&c.name) {
+            known.insert("Case.Status".into());
+        }
+    }
+    for (object, fields) in obj {
+        let p = [path.to_vec(), vec![object.clone()]].concat();
+        if !objects.contains(&object.as_str()) {
+            let help = if sf.is_empty() {
+                "the project has no Salesforce connection, so nothing reads `records`".into()
+            } else {
+                did_you_mean(object, objects.iter().copied()).unwrap_or_else(|| {
+                    format!(
+                        "the Salesforce connections list these objects: {}",
+                        objects.join(", ")
+                    )
+                })
+            };
+            out.push(Stray {
+                message: format!(
+                    "`{object}` is not an object a Salesforce connection lists: nothing reads it, so a test with it cannot fail on it"
+                ),
+                path: p,
+                help,
+            });
+            continue;
+        }
+        record_fields(&known, object, fields, &p, out);
+    }
+}
+
+fn record_fields(
+    known: &BTreeSet<String>,
+    prefix: &str,
+    v: &Json,
+    path: &[String],
+    out: &mut Vec<Stray>,
+) {
+    let Some(obj) = v.as_object() else {
+        return;
+    };
+    let below = format!("{prefix}.");
+    for (k, val) in obj {
+        let full = format!("{prefix}.{k}");
+        let p = [path.to_vec(), vec![k.clone()]].concat();
+        let relation = known.iter().any(|f| f.starts_with(&format!("{full}.")));
+        if relation && val.is_object() {
+            record_fields(known, &full, val, &p, out);
+            continue;
+        }
+        if k == "Id" || known.contains(&full) {
+            continue;
+        }
+        let siblings: BTreeSet<&str> = known
+            .iter()
+            .filter_map(|f| f.strip_prefix(&below))
+            .map(|rest| rest.split('.').next().unwrap_or(rest))
+            .chain(["Id"])
+            .collect();
+        let help = did_you_mean(k, siblings.iter().copied()).unwrap_or_else(|| {
+            format!(
+                "the project reads these fields of `{prefix}`: {}; a field counts once a `fields` block, a `map` or a condition names it",
+                siblings.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        });
+        out.push(Stray {
+            message: format!(
+                "nothing in the project reads `{full}`, so a test with it cannot fail on it"
+            ),
+            path: p,
+            help,
+        });
+    }
+}
+
+/// Byte ranges of the keys of `text` (JSON that already parsed), by the
+/// path of each key: `["ticket", "custom_fields", "360001234"]`. serde_json
+/// keeps no positions; over text known to be valid, strings and brackets
+/// are all a scan needs to tell keys from values.
+pub(super) fn key_spans(text: &str) -> Vec<(Vec<String>, Range<usize>)> {
+    enum Frame {
+        Obj { key: Option<String>, want_key: bool },
+        Arr { index: usize },
+    }
+    let elem = |f: &Frame| match f {
+        Frame::Obj { key, .. } => key.clone().unwrap_or_default(),
+        Frame::Arr { index } => index.to_string(),
+    };
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                let end = (i + 1).min(b.len());
+                let depth = stack.len();
+                if let Some(Frame::Obj { key, want_key }) = stack.last_mut() {
+                    if *want_key {
+                        let k: String = serde_json::from_str(&text[start..end]).unwrap_or_default();
+                        *key = Some(k.clone());
+                        *want_key = false;
+                        let mut path: Vec<String> = stack[..depth - 1].iter().map(elem).collect();
+                        path.push(k);
+                        out.push((path, start..end));
+                    }
+                }
+                i = end;
+                continue;
+            }
+            b'{' => stack.push(Frame::Obj {
+                key: None,
+                want_key: true,
+            }),
+            b'[' => stack.push(Frame::Arr { index: 0 }),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Obj { want_key, .. }) => *want_key = true,
+                Some(Frame::Arr { index }) => *index += 1,
+                None => {}
+            },
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_spans_follow_paths() {
+        let text = r#"{"a": {"b": [1, {"c\"d": 2}], "e": "}"}, "f": 3}"#;
+        let spans = key_spans(text);
+        let at = |p: &[&str]| {
+            let p: Vec<String> = p.iter().map(|s| s.to_string()).collect();
+            let r = spans
+                .iter()
+                .find(|(q, _)| *q == p)
+                .expect("a span")
+                .1
+                .clone();
+            &text[r]
+        };
+        assert_eq!(at(&["a"]), "\"a\"");
+        assert_eq!(at(&["a", "b", "1", "c\"d"]), r#""c\"d""#);
+        assert_eq!(at(&["a", "e"]), "\"e\"");
+        assert_eq!(at(&["f"]), "\"f\"");
+        assert_eq!(spans.len(), 5);
+    }
+
+    #[test]
+    fn custom_field_help_names_the_id_of_an_alias() {
+        let declared = [(360001241, "refund_reason"), (360001242, "tier")];
+        let p = vec!["ticket".to_string(), "custom_fields".to_string()];
+        assert_eq!(custom_field(&declared, "360001241", &p), None);
+        let s = custom_field(&declared, "refund_reason", &p).unwrap();
+        assert!(
+            s.help
+                .contains("alias of field id 360001241; write \"360001241\""),
+            "{}",
+            s.help
+        );
+        let s = custom_field(&declared, "refund_reasn", &p).unwrap();
+        assert!(s.help.contains("write \"360001241\""), "{}", s.help);
+        let s = custom_field(&declared, "#360001241", &p).unwrap();
+        assert!(s.help.contains("without `#`"), "{}", s.help);
+        let s = custom_field(&declared, "360001214", &p).unwrap();
+        assert!(s.help.contains("did you mean \"360001241\""), "{}", s.help);
+        assert_eq!(s.path.last().map(String::as_str), Some("360001214"));
+    }
+}
