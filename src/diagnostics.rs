@@ -96,7 +96,13 @@ impl Diagnostic {
         };
         WithSource {
             diag: self,
-            src: NamedSource::new(f.path.clone(), CharColumns(text)),
+            src: NamedSource::new(
+                f.path.clone(),
+                CharColumns {
+                    shown: text,
+                    original: f.text.clone(),
+                },
+            ),
         }
     }
 }
@@ -106,7 +112,13 @@ impl Diagnostic {
 /// count them. miette counts the column of its `[file:line:col]` header in
 /// bytes: after Thai or Japanese text on the line it would name another
 /// column than the JSON and GitHub renderings of the same diagnostic.
-struct CharColumns(Arc<str>);
+struct CharColumns {
+    /// What the frame shows: the text with credentials masked (byte for
+    /// byte, so spans stay valid).
+    shown: Arc<str>,
+    /// What columns are counted in: a masked Thai letter became three `*`.
+    original: Arc<str>,
+}
 
 impl miette::SourceCode for CharColumns {
     fn read_span<'a>(
@@ -116,12 +128,12 @@ impl miette::SourceCode for CharColumns {
         context_lines_after: usize,
     ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
         let inner = self
-            .0
+            .shown
             .read_span(span, context_lines_before, context_lines_after)?;
         // miette gives a column only for a span read without lines before
         // it (the header's); otherwise it is 0 and stays so.
         let column = if context_lines_before == 0 {
-            char_column(&self.0, span.offset())
+            char_column(&self.original, span.offset())
         } else {
             inner.column()
         };
@@ -334,4 +346,29 @@ pub fn render_github(diags: &[Diagnostic], sources: &SourceMap) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `[file:line:col]` of miette's frame and the JSON rendering name
+    /// the same place, counted in characters, on lines with Japanese and
+    /// Thai text, and when a masked credential holds a Thai letter.
+    #[test]
+    fn the_frame_counts_columns_in_characters_like_json() {
+        let text = "connection desk: zendesk {\n  subdomain \"acme\"\n  token     \"ลับ\" bogus\n}\n\nescalation e {\n  when turn.intent == \"返金\" and turn.summary == \"คืนเงิน\" and ticket.nope > 1\n  reason \"x\"\n}\n";
+        let mut sources = SourceMap::new();
+        sources.add("a.l3map", text);
+        let checked = crate::check::check(&sources);
+        assert!(!checked.diagnostics.is_empty());
+        for d in &checked.diagnostics {
+            let human = render_human(std::slice::from_ref(d), &sources, false);
+            let j = to_json(d, &sources);
+            let place = format!("[a.l3map:{}:{}]", j.line, j.column);
+            assert!(human.contains(&place), "{place} in\n{human}");
+        }
+        assert_eq!(char_column("ab\n返金x", "ab\n返金x".len() - 1), 2);
+        assert_eq!(char_column("返", 1), 0);
+    }
 }

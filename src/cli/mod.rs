@@ -336,6 +336,13 @@ enum SchemaAction {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    // Services keep going when nobody reads their output, and say so with
+    // writes that drop what cannot be written; only the other commands
+    // end on a failed write (src/cli/output.rs).
+    let service = matches!(
+        cli.command,
+        Command::Run { .. } | Command::Emulate { .. } | Command::Lsp | Command::E2e { .. }
+    );
     let code = match cli.command {
         Command::Check {
             paths,
@@ -435,7 +442,9 @@ pub fn run() -> ExitCode {
             table,
         } => graph::run(&path, format, table.as_deref()),
     };
-    output::flush();
+    if !service {
+        output::flush();
+    }
     ExitCode::from(code)
 }
 
