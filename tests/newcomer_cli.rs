@@ -124,10 +124,11 @@ fn fixtures(root: &Path) {
     big.push_str("  s1499 -> done\n}\n");
     write("workflow/desk.l3map", &big);
 
-    // 1500 files `fmt --check` would reformat.
+    // 1500 files `fmt --check` would reformat, with long paths.
+    let folder = "a_folder_with_a_long_name_".repeat(6);
     for i in 0..1500 {
         write(
-            &format!("unformatted/file_{i:04}.l3map"),
+            &format!("unformatted/{folder}/file_{i:04}.l3map"),
             "connection   desk: zendesk {\nsubdomain \"acme\"\n}\n",
         );
     }
@@ -242,7 +243,7 @@ fn a_closed_pipe_ends_check_test_and_fmt_quietly() {
         (&["test", "failing"], Stream::Stdout),
         (&["test", "--format", "json", "failing"], Stream::Stdout),
         (&["test", "--format", "github", "failing"], Stream::Stdout),
-        (&["fmt", "--check", "unformatted"], Stream::Stdout),
+        (&["fmt", "--check", "unformatted/"], Stream::Stdout),
     ]);
 }
 
