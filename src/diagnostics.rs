@@ -7,7 +7,10 @@ pub use redact::redact;
 
 use crate::check::CheckError;
 use crate::syntax::{FileId, SourceMap, SyntaxError};
-use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, Severity};
+use miette::{
+    GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
+    NamedSource, Severity, SourceSpan, SpanContents,
+};
 use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
@@ -93,15 +96,72 @@ impl Diagnostic {
         };
         WithSource {
             diag: self,
-            src: NamedSource::new(f.path.clone(), text),
+            src: NamedSource::new(
+                f.path.clone(),
+                CharColumns {
+                    shown: text,
+                    original: f.text.clone(),
+                },
+            ),
         }
     }
+}
+
+/// A file's text for miette, with columns counted in characters (Unicode
+/// scalar values), as editors, GitHub and every other output of l3map
+/// count them. miette counts the column of its `[file:line:col]` header in
+/// bytes: after Thai or Japanese text on the line it would name another
+/// column than the JSON and GitHub renderings of the same diagnostic.
+struct CharColumns {
+    /// What the frame shows: the text with credentials masked (byte for
+    /// byte, so spans stay valid).
+    shown: Arc<str>,
+    /// What columns are counted in: a masked Thai letter became three `*`.
+    original: Arc<str>,
+}
+
+impl miette::SourceCode for CharColumns {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let inner = self
+            .shown
+            .read_span(span, context_lines_before, context_lines_after)?;
+        // miette gives a column only for a span read without lines before
+        // it (the header's); otherwise it is 0 and stays so.
+        let column = if context_lines_before == 0 {
+            char_column(&self.original, span.offset())
+        } else {
+            inner.column()
+        };
+        Ok(Box::new(MietteSpanContents::new(
+            inner.data(),
+            *inner.span(),
+            inner.line(),
+            column,
+            inner.line_count(),
+        )))
+    }
+}
+
+/// Characters between the start of the line holding byte `offset` and
+/// `offset` (0-based). Lines end at `\n` or `\r`, as miette counts them.
+fn char_column(text: &str, offset: usize) -> usize {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let start = text[..end].rfind(['\n', '\r']).map_or(0, |i| i + 1);
+    text[start..end].chars().count()
 }
 
 /// A diagnostic together with its file, ready for miette's handlers.
 pub struct WithSource<'a> {
     diag: &'a Diagnostic,
-    src: NamedSource<Arc<str>>,
+    src: NamedSource<CharColumns>,
 }
 
 impl fmt::Debug for WithSource<'_> {
@@ -245,16 +305,22 @@ pub fn to_json(d: &Diagnostic, sources: &SourceMap) -> JsonDiagnostic {
     }
 }
 
+/// The message of a GitHub workflow command, escaped as the runner
+/// expects (`%`, CR and LF), so a multi-line message stays one command.
+pub fn github_data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// A property of a GitHub workflow command (`file=`, `title=`): also `:`
+/// and `,`, which would end the property.
+pub fn github_prop(s: &str) -> String {
+    github_data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
 /// GitHub Actions workflow commands: one `::error ...::message` line each.
 pub fn render_github(diags: &[Diagnostic], sources: &SourceMap) -> String {
-    fn esc_data(s: &str) -> String {
-        s.replace('%', "%25")
-            .replace('\r', "%0D")
-            .replace('\n', "%0A")
-    }
-    fn esc_prop(s: &str) -> String {
-        esc_data(s).replace(':', "%3A").replace(',', "%2C")
-    }
     let mut out = String::new();
     for d in diags {
         let j = to_json(d, sources);
@@ -270,14 +336,39 @@ pub fn render_github(diags: &[Diagnostic], sources: &SourceMap) -> String {
         }
         out.push_str(&format!(
             "::{level} file={},line={},col={},endLine={},endColumn={},title={}::{}\n",
-            esc_prop(&j.file),
+            github_prop(&j.file),
             j.line,
             j.column,
             j.end_line,
             j.end_column,
-            esc_prop(&j.code),
-            esc_data(&msg)
+            github_prop(&j.code),
+            github_data(&msg)
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `[file:line:col]` of miette's frame and the JSON rendering name
+    /// the same place, counted in characters, on lines with Japanese and
+    /// Thai text, and when a masked credential holds a Thai letter.
+    #[test]
+    fn the_frame_counts_columns_in_characters_like_json() {
+        let text = "connection desk: zendesk {\n  subdomain \"acme\"\n  token     \"ลับ\" bogus\n}\n\nescalation e {\n  when turn.intent == \"返金\" and turn.summary == \"คืนเงิน\" and ticket.nope > 1\n  reason \"x\"\n}\n";
+        let mut sources = SourceMap::new();
+        sources.add("a.l3map", text);
+        let checked = crate::check::check(&sources);
+        assert!(!checked.diagnostics.is_empty());
+        for d in &checked.diagnostics {
+            let human = render_human(std::slice::from_ref(d), &sources, false);
+            let j = to_json(d, &sources);
+            let place = format!("[a.l3map:{}:{}]", j.line, j.column);
+            assert!(human.contains(&place), "{place} in\n{human}");
+        }
+        assert_eq!(char_column("ab\n返金x", "ab\n返金x".len() - 1), 2);
+        assert_eq!(char_column("返", 1), 0);
+    }
 }

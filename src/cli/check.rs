@@ -33,7 +33,7 @@ pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
         let lock = match crate::schema::Lockfile::find(&p.dir) {
             Ok(lock) => lock,
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 errors += 1;
                 None
             }
@@ -44,20 +44,20 @@ pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
         errors += diags.iter().filter(|d| d.is_error()).count();
         warnings += diags.iter().filter(|d| !d.is_error()).count();
         match format {
-            Format::Human => eprint!("{}", render_human(&diags, &p.sources, color())),
-            Format::Github => print!("{}", render_github(&diags, &p.sources)),
+            Format::Human => err!("{}", render_human(&diags, &p.sources, color())),
+            Format::Github => out!("{}", render_github(&diags, &p.sources)),
             Format::Json => json.extend(diags.iter().map(|d| to_json(d, &p.sources))),
         }
     }
     if format == Format::Json {
         match serde_json::to_string_pretty(&json) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => outln!("{s}"),
             Err(e) => return fail(e),
         }
     }
     if format == Format::Human {
         let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-        eprintln!(
+        errln!(
             "{}: {}, {} in {} ({})",
             if errors > 0 || (deny_warnings && warnings > 0) {
                 "failed"
@@ -114,17 +114,17 @@ pub fn compile(path: &Path, emit: Emit) -> u8 {
         Ok(c) => c,
         Err(code) => return code,
     };
-    eprint!(
+    err!(
         "{}",
         render_human(&checked.diagnostics, &p.sources, color())
     );
     let Some(program) = crate::ir::lower(&checked, &p.sources) else {
-        eprintln!("failed: the project has errors; nothing compiled");
+        errln!("failed: the project has errors; nothing compiled");
         return 1;
     };
     match emit {
         Emit::Ir => match serde_json::to_string_pretty(&program) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => outln!("{s}"),
             Err(e) => return fail(e),
         },
     }

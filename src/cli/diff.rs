@@ -3,7 +3,7 @@
 //! This is how a mapping change is reviewed in a pull request.
 
 use super::check::{color, load_one, relevant};
-use super::{fail, Format};
+use super::{fail, DataFormat};
 use crate::diagnostics::render_human;
 use crate::eval::decide::{decide, ActionKind, Decision, Record, Refusal};
 use crate::eval::testing::describe;
@@ -80,11 +80,11 @@ fn compile(path: &Path, which: &str) -> Result<Program, u8> {
     match crate::ir::lower(&checked, &p.sources) {
         Some(program) => Ok(program),
         None => {
-            eprint!(
+            err!(
                 "{}",
                 render_human(&relevant(&p, &checked), &p.sources, color())
             );
-            eprintln!(
+            errln!(
                 "failed: the {which} mappings ({}) have errors; nothing compared",
                 p.name()
             );
@@ -97,7 +97,7 @@ pub fn run(
     old: &Path,
     new: &Path,
     events: &Path,
-    format: Format,
+    format: DataFormat,
     exit_code: bool,
     ticket_field: Option<String>,
 ) -> u8 {
@@ -120,11 +120,11 @@ pub fn run(
     let (mut total, mut changed, mut unreadable) = (0usize, 0usize, 0usize);
     let emit = |out: Out| -> Result<(), u8> {
         match format {
-            Format::Json => match serde_json::to_string(&out) {
-                Ok(s) => println!("{s}"),
+            DataFormat::Json => match serde_json::to_string(&out) {
+                Ok(s) => outln!("{s}"),
                 Err(e) => return Err(fail(e)),
             },
-            _ => print!("{}", human(&out)),
+            DataFormat::Human => out!("{}", human(&out)),
         }
         Ok(())
     };
@@ -178,7 +178,7 @@ pub fn run(
             String::new()
         }
     );
-    eprintln!("{summary}");
+    errln!("{summary}");
     if exit_code && changed > 0 {
         1
     } else {

@@ -57,7 +57,7 @@ fn programs(paths: &[PathBuf]) -> Result<Vec<Program>, u8> {
         match crate::ir::lower(&checked, &p.sources) {
             Some(program) => out.push(program),
             None => {
-                eprint!(
+                err!(
                     "{}",
                     render_human(&relevant(p, &checked), &p.sources, color())
                 );
@@ -200,7 +200,11 @@ async fn keep_state(path: &Path, zd: &zendesk::Handle, sf: &salesforce::Handle) 
                 }
                 match snapshot::save(path, &now) {
                     Ok(()) => written = now,
-                    Err(e) => eprintln!("warning: cannot write the state file {}: {e}", path.display()),
+                    // Still serving: a closed stderr must not stop the emulators.
+                    Err(e) => super::output::note(format_args!(
+                        "warning: cannot write the state file {}: {e}",
+                        path.display()
+                    )),
                 }
             }
         }

@@ -23,7 +23,7 @@ pub fn run(paths: &[PathBuf], check: bool) -> u8 {
             let formatted = match format(&file.text) {
                 Ok(f) => f,
                 Err(e) => {
-                    eprintln!("{}: {e}", file.path);
+                    errln!("{}: {e}", file.path);
                     broken += 1;
                     continue;
                 }
@@ -33,7 +33,7 @@ pub fn run(paths: &[PathBuf], check: bool) -> u8 {
             }
             changed += 1;
             if check {
-                println!("{}", file.path);
+                outln!("{}", file.path);
             } else if let Err(e) = write(Path::new(&file.path), &file.text, &formatted) {
                 return fail(e);
             }
@@ -44,7 +44,7 @@ pub fn run(paths: &[PathBuf], check: bool) -> u8 {
     } else {
         "reformatted"
     };
-    eprintln!(
+    errln!(
         "{verb} {changed} of {total} file{}{}",
         if total == 1 { "" } else { "s" },
         if broken > 0 {

@@ -19,8 +19,8 @@ pub fn run(path: &Path, format: GraphFormat, table: Option<&str>) -> u8 {
         let checked = check(&p.sources);
         let diags = relevant(p, &checked);
         if checked.has_errors() {
-            eprint!("{}", render_human(&diags, &p.sources, color()));
-            eprintln!("failed: fix the errors above before drawing");
+            err!("{}", render_human(&diags, &p.sources, color()));
+            errln!("failed: fix the errors above before drawing");
             return 1;
         }
         let Some(program) = ir::lower(&checked, &p.sources) else {
@@ -58,7 +58,7 @@ pub fn run(path: &Path, format: GraphFormat, table: Option<&str>) -> u8 {
             names.join(", ")
         ));
     };
-    print!(
+    out!(
         "{}",
         match format {
             GraphFormat::Mermaid => mermaid(&t, &sources),

@@ -1,5 +1,11 @@
 //! The `l3map` command line.
 
+// Output goes through `output`'s macros: `print!` panics on a closed pipe.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+#[macro_use]
+mod output;
+
 mod check;
 mod diff;
 mod e2e;
@@ -39,8 +45,9 @@ pub enum OutboxAction {
         only: Option<outbox::Only>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
+        /// `human` (a table) or `json` (an array of rows).
+        #[arg(long, value_enum, default_value_t = DataFormat::Human)]
+        format: DataFormat,
     },
     /// Send dead letters again (all of them, or the ids named).
     Retry {
@@ -59,11 +66,22 @@ pub enum OutboxAction {
     },
 }
 
+/// How `check` and `test` report: they find problems at places in the
+/// files, which GitHub shows as annotations.
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Human,
     Json,
     Github,
+}
+
+/// How `plan`, `diff` and `outbox list` print what they found: for a
+/// person, or JSON for a program. Nothing there is a problem at a place in
+/// a file, so there is no `github`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataFormat {
+    Human,
+    Json,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -135,9 +153,9 @@ enum Command {
         /// Salesforce payloads are converted).
         #[arg(long)]
         events: PathBuf,
-        /// `human` or `json` (one decision per line).
+        /// `human`, or `json`: one decision per line.
         #[arg(long, value_enum, default_value = "human")]
-        format: Format,
+        format: DataFormat,
         /// The Salesforce field that holds a record's Zendesk ticket id
         /// (e.g. `Zendesk_Ticket_Id__c`), so raw Salesforce payloads can
         /// write to their ticket (docs/EVENTS.md).
@@ -158,9 +176,9 @@ enum Command {
         /// Salesforce payloads are converted).
         #[arg(long)]
         events: PathBuf,
-        /// `human` or `json` (one changed event per line).
+        /// `human`, or `json`: one changed event per line.
         #[arg(long, value_enum, default_value = "human")]
-        format: Format,
+        format: DataFormat,
         /// Exit with 1 when any event is decided differently.
         #[arg(long)]
         exit_code: bool,
@@ -178,7 +196,8 @@ enum Command {
         /// Files or directories (each directory holding .l3map files is one project).
         #[arg(default_value = ".")]
         paths: Vec<PathBuf>,
-        /// `human` or `json`.
+        /// `human`, `json` (one report), or `github`: a workflow annotation
+        /// on each failing `expect` line.
         #[arg(long, value_enum, default_value = "human")]
         format: Format,
         /// Run only the tests whose name contains this text.
@@ -317,6 +336,13 @@ enum SchemaAction {
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    // Services keep going when nobody reads their output, and say so with
+    // writes that drop what cannot be written; only the other commands
+    // end on a failed write (src/cli/output.rs).
+    let service = matches!(
+        cli.command,
+        Command::Run { .. } | Command::Emulate { .. } | Command::Lsp | Command::E2e { .. }
+    );
     let code = match cli.command {
         Command::Check {
             paths,
@@ -416,11 +442,14 @@ pub fn run() -> ExitCode {
             table,
         } => graph::run(&path, format, table.as_deref()),
     };
+    if !service {
+        output::flush();
+    }
     ExitCode::from(code)
 }
 
 /// Prints a one-line reason and returns the usage/I/O exit status.
 pub(crate) fn fail(msg: impl std::fmt::Display) -> u8 {
-    eprintln!("error: {msg}");
+    errln!("error: {msg}");
     2
 }

@@ -2,7 +2,7 @@
 //! are actions that failed for good (a validation error, a missing record,
 //! too many attempts); a human fixes the cause, then retries or drops them.
 
-use super::{fail, Format, OutboxAction};
+use super::{fail, DataFormat, OutboxAction};
 use crate::runtime::store::{State, Store};
 use std::path::Path;
 
@@ -46,15 +46,17 @@ pub fn run(action: OutboxAction) -> u8 {
                 Ok(r) => r,
                 Err(e) => return fail(e.to_string()),
             };
-            if format == Format::Json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).unwrap_or_default()
-                );
-                return 0;
+            if format == DataFormat::Json {
+                return match serde_json::to_string_pretty(&rows) {
+                    Ok(s) => {
+                        outln!("{s}");
+                        0
+                    }
+                    Err(e) => fail(e),
+                };
             }
             for r in &rows {
-                println!(
+                outln!(
                     "{:>6}  {:<8} {:<6} {:<22} {:<13} {:<34} {:<24} attempts {}{}",
                     r.id,
                     format!("{:?}", r.state).to_lowercase(),
@@ -70,13 +72,13 @@ pub fn run(action: OutboxAction) -> u8 {
                         .unwrap_or_default()
                 );
             }
-            eprintln!("{} action(s)", rows.len());
+            errln!("{} action(s)", rows.len());
             0
         }
         OutboxAction::Retry { state, ids } => match open(&state) {
             Ok(store) => match store.requeue_dead(&ids) {
                 Ok(n) => {
-                    eprintln!("{n} dead letter(s) queued again; a running l3map sends them next");
+                    errln!("{n} dead letter(s) queued again; a running l3map sends them next");
                     0
                 }
                 Err(e) => fail(e.to_string()),
@@ -90,7 +92,7 @@ pub fn run(action: OutboxAction) -> u8 {
             match open(&state) {
                 Ok(store) => match store.drop_dead(&ids) {
                     Ok(n) => {
-                        eprintln!("{n} dead letter(s) dropped");
+                        errln!("{n} dead letter(s) dropped");
                         0
                     }
                     Err(e) => fail(e.to_string()),

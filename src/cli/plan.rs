@@ -2,7 +2,7 @@
 //! is sent anywhere.
 
 use super::check::{color, load_one, relevant};
-use super::{fail, Format};
+use super::{fail, DataFormat};
 use crate::diagnostics::render_human;
 use crate::eval::decide::{decide, Decision};
 use serde::Serialize;
@@ -15,10 +15,7 @@ enum Line<'a> {
     Unreadable { line: usize, error: String },
 }
 
-pub fn run(path: &Path, events: &Path, format: Format, ticket_field: Option<String>) -> u8 {
-    if format == Format::Github {
-        return fail("plan prints `human` or `json`; `github` annotations are for `l3map check`");
-    }
+pub fn run(path: &Path, events: &Path, format: DataFormat, ticket_field: Option<String>) -> u8 {
     let p = match load_one(path) {
         Ok(p) => p,
         Err(code) => return code,
@@ -29,11 +26,11 @@ pub fn run(path: &Path, events: &Path, format: Format, ticket_field: Option<Stri
         Err(code) => return code,
     };
     let Some(program) = crate::ir::lower(&checked, &p.sources) else {
-        eprint!(
+        err!(
             "{}",
             render_human(&relevant(p, &checked), &p.sources, color())
         );
-        eprintln!("failed: the mappings have errors; nothing planned");
+        errln!("failed: the mappings have errors; nothing planned");
         return 1;
     };
     let lines = match super::events::read(events, &super::events::context(&program, ticket_field)) {
@@ -58,19 +55,19 @@ pub fn run(path: &Path, events: &Path, format: Format, ticket_field: Option<Stri
         };
         for out in outs {
             match format {
-                Format::Json => match serde_json::to_value(&out) {
+                DataFormat::Json => match serde_json::to_value(&out) {
                     Ok(mut v) => {
                         with_sources(&mut v, &program.files);
-                        println!("{v}");
+                        outln!("{v}");
                     }
                     Err(e) => return fail(e),
                 },
-                _ => print!("{}", human(&out, &program.files)),
+                DataFormat::Human => out!("{}", human(&out, &program.files)),
             }
         }
     }
     if unreadable > 0 {
-        eprintln!("{unreadable} event(s) could not be read");
+        errln!("{unreadable} event(s) could not be read");
         1
     } else {
         0

@@ -23,7 +23,7 @@ pub fn run(path: &Path, connection: &str, mode: Mode) -> u8 {
     };
     let checked = check(&p.sources);
     let Some(program) = crate::ir::lower(&checked, &p.sources) else {
-        eprint!(
+        err!(
             "{}",
             render_human(&relevant(&p, &checked), &p.sources, color())
         );
@@ -74,18 +74,18 @@ pub fn run(path: &Path, connection: &str, mode: Mode) -> u8 {
             if let Err(e) = std::fs::write(&file, lock.to_json()) {
                 return fail(format!("{}: {e}", file.display()));
             }
-            eprintln!("wrote {} (connection `{connection}`)", file.display());
+            errln!("wrote {} (connection `{connection}`)", file.display());
             0
         }
         Mode::Diff => {
             let old = existing.map(|l| l.to_json()).unwrap_or_default();
             let new = lock.to_json();
             if old == new {
-                eprintln!("no drift: `{connection}` matches {}", file.display());
+                errln!("no drift: `{connection}` matches {}", file.display());
                 return 0;
             }
-            print!("{}", crate::eval::testing::line_diff(&old, &new));
-            eprintln!(
+            out!("{}", crate::eval::testing::line_diff(&old, &new));
+            errln!(
                 "drift: the instance behind `{connection}` differs from {} (- lockfile, + instance); run `l3map schema pull --connection {connection}` to record it",
                 file.display()
             );

@@ -2,13 +2,14 @@
 
 use super::check::{color, relevant};
 use super::{fail, Format};
-use crate::diagnostics::render_human;
+use crate::diagnostics::{github_data, github_prop, render_github, render_human};
 use crate::eval::testing::{run as run_test, Failure, Outcome};
 use crate::ir::{lower, lower_tests, Loc};
 use crate::project::{load, Project};
 use crate::syntax::FileId;
 use serde::Serialize;
 use std::path::PathBuf;
+use unicode_width::UnicodeWidthStr;
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -59,11 +60,16 @@ pub fn run(paths: &[PathBuf], format: Format, filter: Option<&str>) -> u8 {
             Err(code) => return code,
         };
         let Some(program) = lower(&checked, &p.sources) else {
-            eprint!(
-                "{}",
-                render_human(&relevant(p, &checked), &p.sources, color())
-            );
-            eprintln!("failed: {} has errors; its tests did not run", p.name());
+            // In a workflow the errors are annotations on their lines too.
+            if format == Format::Github {
+                out!("{}", render_github(&relevant(p, &checked), &p.sources));
+            } else {
+                err!(
+                    "{}",
+                    render_human(&relevant(p, &checked), &p.sources, color())
+                );
+            }
+            errln!("failed: {} has errors; its tests did not run", p.name());
             broken.push(Broken {
                 project: p.name(),
                 errors: checked
@@ -103,19 +109,25 @@ pub fn run(paths: &[PathBuf], format: Format, filter: Option<&str>) -> u8 {
                     .collect(),
             };
             match serde_json::to_string_pretty(&report) {
-                Ok(s) => println!("{s}"),
+                Ok(s) => outln!("{s}"),
                 Err(e) => return fail(e),
             }
         }
-        _ => {
+        Format::Github | Format::Human => {
             for (p, files, outs) in &results {
-                if outs.is_empty() {
-                    println!("{}: no tests", p.name());
+                if format == Format::Github {
+                    for o in outs {
+                        out!("{}", github(files, o));
+                    }
                     continue;
                 }
-                println!("{}", p.name());
+                if outs.is_empty() {
+                    outln!("{}: no tests", p.name());
+                    continue;
+                }
+                outln!("{}", p.name());
                 for o in outs {
-                    print!("{}", human(p, files, o));
+                    out!("{}", human(p, files, o));
                 }
             }
             let verdict = if failed > 0 || broken_count > 0 {
@@ -127,7 +139,7 @@ pub fn run(paths: &[PathBuf], format: Format, filter: Option<&str>) -> u8 {
             if broken_count > 0 {
                 line.push_str(&format!("; {broken_count} project(s) did not compile"));
             }
-            println!("{line}");
+            outln!("{line}");
         }
     }
     if broken_count > 0 {
@@ -164,6 +176,47 @@ fn json<'a>(p: &Project, files: &'a [String], o: &'a Outcome) -> TestJson<'a> {
     }
 }
 
+/// GitHub workflow commands: an `::error` on each failing `expect` line
+/// (on the test's own line when its event cannot be read), so the pull
+/// request shows the failure where it is. Passing tests print nothing.
+fn github(files: &[String], o: &Outcome) -> String {
+    let annotate = |loc: &Loc, what: &str| {
+        format!(
+            "::error file={},line={},col={},title={}::{}\n",
+            github_prop(file_of(files, loc)),
+            loc.line,
+            loc.col,
+            github_prop(&format!("l3map test {}", o.name)),
+            github_data(what)
+        )
+    };
+    let mut s = String::new();
+    if let Some(e) = &o.error {
+        s.push_str(&annotate(
+            &o.loc,
+            &format!("test `{}`: the event cannot be read: {e}", o.name),
+        ));
+    }
+    for f in &o.failures {
+        let mut detail = match &f.diff {
+            Some(diff) => format!("the comment differs (- expected, + actual):\n{diff}"),
+            None => format!("expected: {}\nactual:   {}", f.expected, f.actual),
+        };
+        if let Some(why) = &f.why {
+            detail.push_str(&format!("\nwhy: {why}"));
+        }
+        s.push_str(&annotate(
+            &f.loc,
+            &format!(
+                "test `{}` failed: {}\n{detail}",
+                o.name,
+                f.expect.lines().next().unwrap_or("")
+            ),
+        ));
+    }
+    s
+}
+
 /// `ok name (file:line)`, or the failure with the `expect` line it is about.
 fn human(p: &Project, files: &[String], o: &Outcome) -> String {
     let place = format!("{}:{}", file_of(files, &o.loc), o.loc.line);
@@ -185,13 +238,13 @@ fn pointed(p: &Project, files: &[String], f: &Failure) -> String {
     let line_text = text.lines().nth(f.loc.line as usize - 1).unwrap_or("");
     let num = f.loc.line.to_string();
     let pad = " ".repeat(num.len());
-    let col = f.loc.col as usize;
-    let width = f
-        .expect
-        .lines()
-        .next()
-        .map_or(1, |l| l.chars().count())
-        .max(1);
+    // `col` counts characters; the caret goes under them as a terminal
+    // draws them (a Japanese character takes two cells, a Thai vowel mark none).
+    let before: String = line_text
+        .chars()
+        .take((f.loc.col as usize).saturating_sub(1))
+        .collect();
+    let width = f.expect.lines().next().map_or(1, |l| l.width()).max(1);
     let indent = |label: &str, body: &str| {
         let mut out = String::new();
         for (i, l) in body.lines().enumerate() {
@@ -208,7 +261,7 @@ fn pointed(p: &Project, files: &[String], f: &Failure) -> String {
         file_of(files, &f.loc),
         f.loc.line,
         f.loc.col,
-        " ".repeat(col.saturating_sub(1)),
+        " ".repeat(before.width()),
         "^".repeat(width),
     );
     match &f.diff {
