@@ -133,6 +133,10 @@ pub fn run(o: Options) -> u8 {
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(async move {
+        // Listened for before anything is served: a SIGTERM right after
+        // the banner stops the emulators cleanly instead of killing them
+        // before the handler is in place.
+        let stop = stop_signal();
         let zd_emu = ZendeskEmulator::new(zendesk);
         let sf_emu = SalesforceEmulator::new(salesforce);
         let handles = (zd_emu.handle(), sf_emu.handle());
@@ -174,11 +178,11 @@ pub fn run(o: Options) -> u8 {
             say(format!("State                {how} {}", path.display()));
         }
         match &o.state {
-            None => match tokio::signal::ctrl_c().await {
-                Ok(()) => 0,
-                Err(e) => fail(format!("cannot wait for Ctrl-C: {e}")),
-            },
-            Some(path) => keep_state(path, &handles.0, &handles.1).await,
+            None => {
+                stop.await;
+                0
+            }
+            Some(path) => keep_state(path, &handles.0, &handles.1, stop).await,
         }
     })
 }
@@ -186,10 +190,15 @@ pub fn run(o: Options) -> u8 {
 /// Writes the records to `path` every [`SAVE_EVERY`] when they changed,
 /// and once more on Ctrl-C or SIGTERM. A failed periodic write is reported
 /// and tried again; a failed final write is the exit status.
-async fn keep_state(path: &Path, zd: &zendesk::Handle, sf: &salesforce::Handle) -> u8 {
+async fn keep_state(
+    path: &Path,
+    zd: &zendesk::Handle,
+    sf: &salesforce::Handle,
+    stop: impl std::future::Future<Output = ()>,
+) -> u8 {
     let mut written = Snapshot::capture(zd, sf).encode();
     let mut tick = tokio::time::interval(SAVE_EVERY);
-    let mut stop = std::pin::pin!(stopped());
+    let mut stop = std::pin::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -219,22 +228,33 @@ async fn keep_state(path: &Path, zd: &zendesk::Handle, sf: &salesforce::Handle) 
 }
 
 /// Ctrl-C, or SIGTERM where there is one (what `kill` and service
-/// managers send).
-async fn stopped() {
+/// managers send). The handlers are registered when this is called, not
+/// when the future is first polled.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
+    {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {}
+                _ = wait(int) => {}
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+    {
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
