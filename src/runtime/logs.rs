@@ -11,7 +11,7 @@
 //!   no spans, so there is nothing to nest.
 
 use crate::runtime::config::LogFormat;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::cell::Cell;
 use std::fmt;
 use std::io::IsTerminal;
@@ -90,36 +90,56 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        let mut fields = Fields(Map::new());
-        fields.0.insert(
-            "timestamp".into(),
-            Value::String(jiff::Timestamp::now().to_string()),
-        );
-        fields
-            .0
-            .insert("level".into(), Value::String(meta.level().to_string()));
-        fields
-            .0
-            .insert("target".into(), Value::String(meta.target().to_owned()));
+        let mut fields = Fields::default();
         event.record(&mut fields);
-        let line = serde_json::to_string(&Value::Object(fields.0)).map_err(|_| fmt::Error)?;
+        // Built by hand, not as a map: the key order is fixed (ours, then
+        // the event's in the order it names them) whatever serde_json's
+        // features in the build.
+        let mut line = String::with_capacity(256);
+        let mut put = |key: &str, value: &Value| {
+            line.push(if line.is_empty() { '{' } else { ',' });
+            line.push_str(&Value::from(key).to_string());
+            line.push(':');
+            line.push_str(&value.to_string());
+        };
+        put(
+            "timestamp",
+            &Value::String(jiff::Timestamp::now().to_string()),
+        );
+        put("level", &Value::String(meta.level().to_string()));
+        put("target", &Value::String(meta.target().to_owned()));
+        if let Some(message) = &fields.message {
+            put("message", message);
+        }
+        for (key, value) in &fields.rest {
+            put(key, value);
+        }
+        line.push('}');
         writeln!(writer, "{line}")
     }
 }
 
-/// An event's fields as JSON values, at the top level.
-struct Fields(Map<String, Value>);
+/// An event's fields as JSON values, to go at the top level.
+#[derive(Default)]
+struct Fields {
+    message: Option<Value>,
+    rest: Vec<(String, Value)>,
+}
 
 impl Fields {
     fn put(&mut self, field: &Field, value: Value) {
         let name = field.name();
+        if name == "message" {
+            self.message = Some(value);
+            return;
+        }
         // A field named like one of ours keeps both: ours first.
         let key = if matches!(name, "timestamp" | "level" | "target") {
             format!("field_{name}")
         } else {
             name.to_owned()
         };
-        self.0.insert(key, value);
+        self.rest.push((key, value));
     }
 }
 
@@ -199,7 +219,7 @@ mod tests {
     }
 
     /// The JSON line `log` writes.
-    fn json_line(log: impl FnOnce()) -> Value {
+    fn json_line(log: impl FnOnce()) -> (String, Value) {
         let buf = Buf::default();
         let out = buf.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -210,12 +230,13 @@ mod tests {
         tracing::subscriber::with_default(subscriber, log);
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+        let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        (text, v)
     }
 
     #[test]
     fn json_fields_are_flat_and_typed() {
-        let v = json_line(|| {
+        let (text, v) = json_line(|| {
             let files = vec!["a.l3map", "b\"c.l3map"];
             tracing::info!(
                 connection = "desk",
@@ -245,5 +266,10 @@ mod tests {
         assert_eq!(v["ok"], true);
         assert!(v["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
         assert!(v.get("fields").is_none() && v.get("span").is_none());
+        // Ours first, in this order, then the event's own.
+        let at = |key: &str| text.find(&format!("\"{key}\":")).unwrap();
+        assert!(text.starts_with("{\"timestamp\":"), "{text}");
+        assert!(at("level") < at("target") && at("target") < at("message"));
+        assert!(at("message") < at("connection") && at("connection") < at("files"));
     }
 }
