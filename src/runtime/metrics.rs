@@ -352,7 +352,7 @@ impl Metrics {
         );
         registry.register_with_unit(
             "l3map_turn_latency",
-            "Time from an event's arrival to its actions being decided",
+            "Agent turns, from the request to the answer (Zendesk read, decision and store write included)",
             Unit::Seconds,
             turn_latency.clone(),
         );
@@ -667,7 +667,7 @@ impl Metrics {
             .set(1);
     }
 
-    /// `l3map_turn_latency_seconds`: event arrival → actions decided.
+    /// `l3map_turn_latency_seconds`: an agent turn, request → answer.
     pub fn turn_latency(&self, seconds: f64) {
         self.0.turn_latency.observe(non_negative(seconds));
     }
