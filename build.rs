@@ -26,9 +26,14 @@ fn main() {
     let revision = given
         .or_else(|| git(&["rev-parse", "--short=12", "HEAD"]))
         .unwrap_or_else(|| "unknown".to_owned());
-    // Rebuilt when HEAD moves: HEAD itself (a checkout), the branch it
-    // names (a commit) and packed-refs (a gc). Only files that exist, or
-    // cargo would rerun this on every build.
+    // Rebuilt when HEAD moves: HEAD itself (a checkout or a detached
+    // commit), the file of the branch it names (a commit) and packed-refs
+    // (a gc). Not all of refs/heads: worktrees share it, and a commit on
+    // another branch must not rebuild this one. Only paths that exist, or
+    // cargo would rerun this on every build. (A branch only in
+    // packed-refs has no file of its own; its next commit creates one this
+    // does not watch, so the revision lags until something here changes or
+    // `touch build.rs`.)
     let mut watched = vec!["HEAD".to_owned(), "packed-refs".to_owned()];
     if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
         watched.push(branch);
