@@ -238,6 +238,7 @@ pub fn refusal_kind(what: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn refusals_count_under_the_kind_they_would_have_been() {
@@ -258,7 +259,6 @@ mod tests {
             assert_eq!(refusal_kind(what), kind, "{what}");
         }
     }
-    use std::path::Path;
 
     fn engine(name: &str) -> Arc<Engine> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -105,7 +105,8 @@ pub const API_ERROR_KINDS: [&str; 10] = [
 /// The runtime's routes, as their templates (`route` label of
 /// `l3map_http_request_duration_seconds`), with the method each serves.
 /// Anything else is `other`, so a scanner trying random paths adds no
-/// series.
+/// series. A new route in `server::router_with` belongs here too, or its
+/// requests count as `other`.
 pub const HTTP_ROUTES: [(&str, &str); 5] = [
     ("/webhooks/zendesk", "POST"),
     ("/healthz", "GET"),

@@ -58,7 +58,8 @@ pub fn router_with(app: Arc<App>, limits: &HttpLimits) -> Router {
         .route("/metrics", get(metrics))
         .merge(super::agent_api::routes(gate))
         .fallback(not_found)
-        // Outermost, so a refusal by a gate is timed and counted too.
+        // Around every route and the fallback, outside the gates, so a
+        // request a gate refuses is timed and counted too.
         .layer(from_fn_with_state(app.clone(), timed))
         // A second net: a body the gates did not read is never buffered
         // past the limit either.
