@@ -72,6 +72,9 @@ fn programs(paths: &[PathBuf]) -> Result<Vec<Program>, u8> {
 }
 
 pub fn run(o: Options) -> u8 {
+    // The emulators' own warnings (a webhook delivery that failed, a bad
+    // JWT key) on stderr, coloured only on a terminal; RUST_LOG for more.
+    crate::runtime::logs::init(crate::runtime::config::LogFormat::Human, "warn");
     if !(0.0..=1.0).contains(&o.error_rate) {
         return fail(format!(
             "--error-rate {} is not a share between 0 and 1 (0.005 is 0.5 %)",

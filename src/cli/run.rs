@@ -61,17 +61,7 @@ pub fn run(o: Options) -> u8 {
 }
 
 fn init_logs(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // A second init (tests run several in one process) keeps the first.
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Human => builder.try_init(),
-    };
+    crate::runtime::logs::init(format, level);
 }
 
 /// A write past the file size limit (`ulimit -f`) raises SIGXFSZ, whose

@@ -171,7 +171,7 @@ impl RetryPolicy {
                 });
             }
             tell(Err(&err), true);
-            tracing::debug!(%system, attempt, ?wait, error = %err, "retrying");
+            tracing::debug!(%system, attempt, wait_ms = wait.as_millis() as u64, error = %err, "retrying");
             tokio::time::sleep(wait).await;
             attempt += 1;
         }

@@ -195,6 +195,11 @@ impl Engine {
             Accepted::Duplicate => self.metrics.event_duplicate(source),
             Accepted::New { queued, .. } => {
                 self.metrics.events_in(source);
+                // Counted once, when the event is first recorded: a
+                // redelivery is decided again but refused nothing new.
+                for r in &refused {
+                    self.metrics.action(refusal_kind(&r.what), "refused");
+                }
                 if queued > 0 {
                     self.wake.notify_waiters();
                 }
@@ -209,10 +214,51 @@ impl Engine {
     }
 }
 
+/// The action kind a refused request would have been, from its `what`
+/// as `eval::decide` writes it: `status new -> closed`, `map a -> b: f`,
+/// `sku t: "input"`, `escalation e: comment on desk`, `escalation e:
+/// status …`, `escalation e: field`. A refusal names no action, so its
+/// description is all there is; anything unrecognised writes a field.
+pub fn refusal_kind(what: &str) -> &'static str {
+    let what = match what.strip_prefix("escalation ") {
+        Some(rest) => rest.split_once(": ").map_or(rest, |(_, r)| r),
+        None => what,
+    };
+    if what.starts_with("status ") {
+        "set_status"
+    } else if what.starts_with("sku ") {
+        "normalize_sku"
+    } else if what.starts_with("comment on ") {
+        "comment"
+    } else {
+        "set_field"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn refusals_count_under_the_kind_they_would_have_been() {
+        for (what, kind) in [
+            ("status new -> closed", "set_status"),
+            ("status -> solved", "set_status"),
+            ("map tier -> sla: sla_tier", "set_field"),
+            ("sku catalogue: \"gold card\"", "normalize_sku"),
+            ("sku catalogue: product", "normalize_sku"),
+            ("escalation chargeback: comment on desk", "comment"),
+            (
+                "escalation chargeback: status open -> pending",
+                "set_status",
+            ),
+            ("escalation chargeback: status -> pending", "set_status"),
+            ("escalation chargeback: order_id", "set_field"),
+        ] {
+            assert_eq!(refusal_kind(what), kind, "{what}");
+        }
+    }
 
     fn engine(name: &str) -> Arc<Engine> {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));

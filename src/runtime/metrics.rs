@@ -18,7 +18,12 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
+
+/// The git commit this binary was built from (`build.rs`), or `unknown`
+/// when it was built outside a git checkout without `L3MAP_REVISION`.
+pub const BUILD_REVISION: &str = env!("L3MAP_BUILD_REVISION");
 
 /// The content type of [`Metrics::render`]'s output. prometheus-client
 /// writes OpenMetrics, not the older Prometheus 0.0.4 format (`# EOF`, and
@@ -38,6 +43,93 @@ pub const TURN_LATENCY_BUCKETS: [f64; 12] = [
 pub const ACTION_LATENCY_BUCKETS: [f64; 12] = [
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
+
+/// The runtime's own HTTP API latency buckets (the Prometheus client
+/// libraries' defaults): a health check or scrape takes milliseconds, a
+/// turn includes a Zendesk read and so can take seconds.
+pub const HTTP_LATENCY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Event sources (`source` label).
+pub const SOURCES: [&str; 4] = ["webhook", "zendesk_poll", "salesforce_poll", "agent"];
+
+/// The `reason`s each source can be refused for (`l3map_events_rejected_total`).
+pub const REJECTED: [(&str, &[&str]); 3] = [
+    (
+        "webhook",
+        &[
+            "unsigned",
+            "bad_signature",
+            "replayed",
+            "malformed",
+            "ticket_not_found",
+            "busy",
+            "body_timeout",
+        ],
+    ),
+    (
+        "agent",
+        &["unauthorized", "malformed", "busy", "body_timeout"],
+    ),
+    ("zendesk_poll", &["malformed"]),
+];
+
+/// Action kinds (`kind` of `l3map_actions_total`), as the outbox names them.
+pub const ACTION_KINDS: [&str; 5] = [
+    "set_status",
+    "set_field",
+    "comment",
+    "assign_group",
+    "normalize_sku",
+];
+
+/// What became of an action (`result` of `l3map_actions_total`).
+pub const ACTION_RESULTS: [&str; 5] = ["applied", "refused", "failed", "parked", "requeued"];
+
+/// Error classes of `l3map_api_errors_total` (`runtime::apply::error_kind`,
+/// plus `budget`: held by our own rate limiter, never sent).
+pub const API_ERROR_KINDS: [&str; 10] = [
+    "auth",
+    "permission",
+    "not_found",
+    "validation",
+    "rate_limited",
+    "transient",
+    "protocol",
+    "quota",
+    "unconfirmed",
+    "budget",
+];
+
+/// The runtime's routes, as their templates (`route` label of
+/// `l3map_http_request_duration_seconds`), with the method each serves.
+/// Anything else is `other`, so a scanner trying random paths adds no
+/// series. A new route in `server::router_with` belongs here too, or its
+/// requests count as `other`.
+pub const HTTP_ROUTES: [(&str, &str); 5] = [
+    ("/webhooks/zendesk", "POST"),
+    ("/healthz", "GET"),
+    ("/metrics", "GET"),
+    ("/v1/turns", "POST"),
+    ("/v1/context/{ticket}", "GET"),
+];
+
+/// Status classes every route starts with at 0 (`status` label).
+const HTTP_STATUS_CLASSES: [&str; 3] = ["2xx", "4xx", "5xx"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    revision: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: String,
+    method: String,
+    status: String,
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SourceLabels {
@@ -113,6 +205,7 @@ struct Inner {
     revision: Family<RevisionLabels, Gauge>,
     turn_latency: Histogram,
     action_latency: Histogram,
+    http: Family<HttpLabels, Histogram, fn() -> Histogram>,
     // Swapping the revision is clear-then-set; holding this across the swap
     // and across every render keeps a scrape from seeing no revision, and
     // two concurrent reloads from leaving two.
@@ -157,6 +250,19 @@ impl Metrics {
         let revision = Family::default();
         let turn_latency = Histogram::new(TURN_LATENCY_BUCKETS);
         let action_latency = Histogram::new(ACTION_LATENCY_BUCKETS);
+        let http: Family<HttpLabels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(HTTP_LATENCY_BUCKETS));
+
+        // `l3map_build_info{version,revision} 1`: which build is running,
+        // to join on and to see a rollout progress.
+        registry.register(
+            "l3map_build",
+            "The l3map build running (always 1): its version and the git commit it was built from",
+            Info::new(BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                revision: label(BUILD_REVISION),
+            }),
+        );
 
         // Counter names go in without `_total`: the encoder appends it.
         registry.register(
@@ -176,7 +282,7 @@ impl Metrics {
         );
         registry.register(
             "l3map_actions",
-            "Decided actions by kind and result (applied, refused, failed, parked, requeued)",
+            "Actions by kind and result: applied, failed (will retry), parked, requeued (back from an outage park), or refused (a change the mappings refused when its event was decided)",
             actions.clone(),
         );
         registry.register(
@@ -247,7 +353,7 @@ impl Metrics {
         );
         registry.register_with_unit(
             "l3map_turn_latency",
-            "Time from an event's arrival to its actions being decided",
+            "Agent turns, from the request to the answer (Zendesk read, decision and store write included)",
             Unit::Seconds,
             turn_latency.clone(),
         );
@@ -257,8 +363,14 @@ impl Metrics {
             Unit::Seconds,
             action_latency.clone(),
         );
+        registry.register_with_unit(
+            "l3map_http_request_duration",
+            "Requests to the runtime's own HTTP API (webhooks, agent API, health, metrics), from the request to its response's head, by route template, method and status class",
+            Unit::Seconds,
+            http.clone(),
+        );
 
-        Metrics(Arc::new(Inner {
+        let m = Metrics(Arc::new(Inner {
             registry,
             events,
             duplicates,
@@ -280,8 +392,116 @@ impl Metrics {
             revision,
             turn_latency,
             action_latency,
+            http,
             revision_swap: Mutex::new(()),
-        }))
+        }));
+        m.known_at_zero();
+        m
+    }
+
+    /// Creates every series whose label values are known before anything
+    /// happens, at 0 (Prometheus' advice: a series that appears only on
+    /// its first increment makes `rate()` and absence alerts blind to it).
+    fn known_at_zero(&self) {
+        let i = &self.0;
+        for source in SOURCES {
+            let s = SourceLabels {
+                source: source.into(),
+            };
+            drop(i.events.get_or_create(&s));
+            drop(i.duplicates.get_or_create(&s));
+        }
+        for (source, reasons) in REJECTED {
+            for reason in reasons {
+                drop(i.rejected.get_or_create(&RejectedLabels {
+                    source: source.into(),
+                    reason: (*reason).into(),
+                }));
+            }
+        }
+        for kind in ACTION_KINDS {
+            for result in ACTION_RESULTS {
+                drop(i.actions.get_or_create(&ActionLabels {
+                    kind: kind.into(),
+                    result: result.into(),
+                }));
+            }
+        }
+        for what in ["events", "done_actions"] {
+            drop(
+                i.retention_deleted
+                    .get_or_create(&WhatLabels { what: what.into() }),
+            );
+        }
+        for result in ["ok", "failed"] {
+            drop(i.reloads.get_or_create(&ResultLabels {
+                result: result.into(),
+            }));
+        }
+        for (route, method) in HTTP_ROUTES {
+            for status in HTTP_STATUS_CLASSES {
+                drop(i.http.get_or_create(&HttpLabels {
+                    route: route.into(),
+                    method: method.into(),
+                    status: status.into(),
+                }));
+            }
+        }
+    }
+
+    /// Creates a connection's series at 0: `l3map_api_calls_total`
+    /// (ok, error), `l3map_api_errors_total` (every kind),
+    /// `l3map_api_429_total` and `l3map_retries_total`. `name` comes from
+    /// the mappings.
+    pub fn connection(&self, name: &str) {
+        let i = &self.0;
+        for outcome in ["ok", "error"] {
+            drop(i.api_calls.get_or_create(&CallLabels {
+                connection: label(name),
+                outcome: outcome.into(),
+            }));
+        }
+        for kind in API_ERROR_KINDS {
+            drop(i.api_errors.get_or_create(&ErrorLabels {
+                connection: label(name),
+                kind: kind.into(),
+            }));
+        }
+        let c = ConnectionLabels {
+            connection: label(name),
+        };
+        drop(i.rate_limited.get_or_create(&c));
+        drop(i.retries.get_or_create(&c));
+    }
+
+    /// `l3map_http_request_duration_seconds{route,method,status}`: one
+    /// request to the runtime's own API. `route` is the matched route's
+    /// template (`/v1/context/{ticket}`), never the path; anything not in
+    /// [`HTTP_ROUTES`] is `other`, and a method other than GET, HEAD or
+    /// POST is `other`, so no client can add series.
+    pub fn http_request(&self, route: Option<&str>, method: &str, status: u16, seconds: f64) {
+        let route = route
+            .and_then(|r| HTTP_ROUTES.iter().find(|(known, _)| *known == r))
+            .map_or("other", |(known, _)| known);
+        let method = match method {
+            "GET" | "HEAD" | "POST" => method,
+            _ => "other",
+        };
+        let status = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.0
+            .http
+            .get_or_create(&HttpLabels {
+                route: route.into(),
+                method: method.into(),
+                status: status.into(),
+            })
+            .observe(non_negative(seconds));
     }
 
     /// `l3map_events_total{source}`; source: webhook, zendesk_poll,
@@ -319,8 +539,9 @@ impl Metrics {
     }
 
     /// `l3map_actions_total{kind,result}`; kind: set_status, set_field,
-    /// comment, assign_group, normalize_sku; result: applied, refused,
-    /// failed, parked, requeued.
+    /// comment, assign_group, normalize_sku; result: applied, failed,
+    /// parked, requeued (by the workers), or refused (a change the
+    /// mappings refused when the event was decided, by the engine).
     pub fn action(&self, kind: &str, result: &str) {
         self.0
             .actions
@@ -447,7 +668,7 @@ impl Metrics {
             .set(1);
     }
 
-    /// `l3map_turn_latency_seconds`: event arrival → actions decided.
+    /// `l3map_turn_latency_seconds`: an agent turn, request → answer.
     pub fn turn_latency(&self, seconds: f64) {
         self.0.turn_latency.observe(non_negative(seconds));
     }
@@ -474,8 +695,8 @@ impl Metrics {
     /// The value of one counter sample as [`render`](Self::render) shows
     /// it, for tests and the CLI. `name` is the exposition name, with
     /// `_total` (`l3map_api_429_total`); `labels` must be the sample's
-    /// whole label set, in any order. A series never incremented is not in
-    /// the exposition yet; it reads 0, which is what it counts.
+    /// whole label set, in any order. A series not in the exposition
+    /// (a label value nobody used) reads 0, which is what it counts.
     pub fn counter_value(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
         let mut want: Vec<(&str, &str)> = labels.to_vec();
         want.sort_unstable();
@@ -663,17 +884,69 @@ mod tests {
     }
 
     #[test]
-    fn fresh_registry_renders_unlabelled_metrics_and_eof() {
-        // Labelled families have no series until first used, and
-        // prometheus-client leaves an empty family out entirely.
-        let text = Metrics::new().render();
+    fn a_fresh_registry_has_every_known_series_at_zero() {
+        let m = Metrics::new();
+        m.connection("desk");
+        let text = m.render();
         assert!(text.ends_with("\n# EOF\n"), "{text}");
-        assert!(has_line(&text, "l3map_outbox_depth 0"), "{text}");
+        for line in [
+            "l3map_outbox_depth 0",
+            "l3map_turn_latency_seconds_count 0",
+            r#"l3map_events_total{source="agent"} 0"#,
+            r#"l3map_events_duplicate_total{source="salesforce_poll"} 0"#,
+            r#"l3map_events_rejected_total{source="webhook",reason="bad_signature"} 0"#,
+            r#"l3map_actions_total{kind="set_status",result="refused"} 0"#,
+            r#"l3map_actions_total{kind="normalize_sku",result="requeued"} 0"#,
+            r#"l3map_retention_deleted_total{what="done_actions"} 0"#,
+            r#"l3map_reloads_total{result="failed"} 0"#,
+            r#"l3map_api_calls_total{connection="desk",outcome="error"} 0"#,
+            r#"l3map_api_errors_total{connection="desk",kind="budget"} 0"#,
+            r#"l3map_api_429_total{connection="desk"} 0"#,
+            r#"l3map_retries_total{connection="desk"} 0"#,
+            r#"l3map_http_request_duration_seconds_count{route="/v1/turns",method="POST",status="5xx"} 0"#,
+        ] {
+            assert!(has_line(&text, line), "no {line:?} in:\n{text}");
+        }
+        let build = text
+            .lines()
+            .find(|l| l.starts_with("l3map_build_info{"))
+            .unwrap_or_else(|| panic!("no build info in:\n{text}"));
         assert!(
-            has_line(&text, "l3map_turn_latency_seconds_count 0"),
-            "{text}"
+            build.starts_with(&format!(
+                "l3map_build_info{{version=\"{}\",revision=\"",
+                env!("CARGO_PKG_VERSION")
+            )) && build.ends_with("\"} 1"),
+            "{build}"
         );
-        assert!(!text.contains("l3map_events_total"), "{text}");
+        assert!(has_line(&text, "# TYPE l3map_build info"), "{text}");
+    }
+
+    #[test]
+    fn http_labels_are_route_templates_from_a_fixed_set() {
+        let m = Metrics::new();
+        m.http_request(Some("/v1/context/{ticket}"), "GET", 200, 0.02);
+        m.http_request(Some("/v1/turns"), "POST", 422, 0.01);
+        // An unknown path, an odd method: one bounded series each.
+        m.http_request(None, "PROPFIND", 404, 0.001);
+        m.http_request(Some("/wp-admin/x.php"), "GET", 404, 0.001);
+        let count = |labels: &str| {
+            let line = format!("l3map_http_request_duration_seconds_count{{{labels}}} ");
+            m.render()
+                .lines()
+                .find_map(|l| l.strip_prefix(&line).map(str::to_owned))
+                .unwrap_or_else(|| panic!("no {line}"))
+        };
+        assert_eq!(
+            count(r#"route="/v1/context/{ticket}",method="GET",status="2xx""#),
+            "1"
+        );
+        assert_eq!(
+            count(r#"route="/v1/turns",method="POST",status="4xx""#),
+            "1"
+        );
+        assert_eq!(count(r#"route="other",method="other",status="4xx""#), "1");
+        assert_eq!(count(r#"route="other",method="GET",status="4xx""#), "1");
+        assert!(!m.render().contains("wp-admin"));
     }
 
     #[test]
@@ -703,6 +976,8 @@ mod tests {
             ("l3map_store_writable", "gauge"),
             ("l3map_store_write_failures", "counter"),
             ("l3map_retention_deleted", "counter"),
+            ("l3map_build", "info"),
+            ("l3map_http_request_duration_seconds", "histogram"),
         ] {
             let help = format!("# HELP {family} ");
             let line = text
@@ -715,8 +990,8 @@ mod tests {
                 "{family} is not a {kind}"
             );
         }
-        // 19 families, each HELP and TYPE, plus # EOF and three # UNIT.
-        assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 42);
+        // 21 families, each HELP and TYPE, plus # EOF and four # UNIT.
+        assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 47);
         // The store's totals, brought up to by a scrape, never past them.
         assert!(has_line(&text, "l3map_store_writable 0"), "{text}");
         assert!(

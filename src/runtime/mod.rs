@@ -11,6 +11,7 @@ pub mod demo;
 pub mod engine;
 pub mod intake;
 pub mod listen;
+pub mod logs;
 pub mod metrics;
 pub mod ops;
 pub mod poll;

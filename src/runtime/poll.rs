@@ -424,7 +424,7 @@ pub async fn salesforce(
     // Objects whose derived field list the org refused: polled without
     // relationship paths from then on, so one bad path cannot stop them.
     let mut basic: HashSet<String> = HashSet::new();
-    tracing::info!(connection, objects = ?objects, interval_ms = interval.as_millis() as u64, "polling Salesforce by SystemModstamp");
+    tracing::info!(connection, objects = ?super::logs::LogJson(&objects), interval_ms = interval.as_millis() as u64, "polling Salesforce by SystemModstamp");
     loop {
         let mut failed = None;
         for object in &objects {

@@ -352,7 +352,7 @@ async fn settled(
         if !w.open.is_empty() {
             if !told_open {
                 tracing::info!(
-                    files = ?w.open,
+                    files = ?super::logs::LogJson(&w.open),
                     "a mapping file is being written and not yet closed: waiting for its close before compiling"
                 );
                 told_open = true;
@@ -365,7 +365,7 @@ async fn settled(
                 }
                 Next::Quiet => {
                     tracing::warn!(
-                        files = ?w.open,
+                        files = ?super::logs::LogJson(&w.open),
                         cap_s = OPEN_CAP.as_secs(),
                         "a mapping file written and never closed had no change for the cap: believing it as it is"
                     );
@@ -379,7 +379,7 @@ async fn settled(
             return Some((snap, hup));
         }
         tracing::info!(
-            files = ?cut,
+            files = ?super::logs::LogJson(&cut),
             hold_ms = HOLD.as_millis() as u64,
             "a mapping file is gone, empty or cut by more than half: waiting for the save to finish before compiling"
         );

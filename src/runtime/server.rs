@@ -11,15 +11,15 @@ use crate::connectors::salesforce::SalesforceClient;
 use crate::connectors::zendesk::ZendeskClient;
 use crate::connectors::Secret;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Zendesk caps webhook payloads well below this; anything larger is not
 /// a webhook.
@@ -58,10 +58,30 @@ pub fn router_with(app: Arc<App>, limits: &HttpLimits) -> Router {
         .route("/metrics", get(metrics))
         .merge(super::agent_api::routes(gate))
         .fallback(not_found)
+        // Around every route and the fallback, outside the gates, so a
+        // request a gate refuses is timed and counted too.
+        .layer(from_fn_with_state(app.clone(), timed))
         // A second net: a body the gates did not read is never buffered
         // past the limit either.
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
+}
+
+/// Times each request into `l3map_http_request_duration_seconds`, labelled
+/// with the route's template (axum's [`MatchedPath`], which a
+/// `Router::layer` sees), never the raw path.
+async fn timed(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    app.engine.metrics.http_request(
+        route.as_ref().map(MatchedPath::as_str),
+        method.as_str(),
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    resp
 }
 
 pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {

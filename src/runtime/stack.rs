@@ -53,6 +53,8 @@ pub struct Setup {
 /// what the connectors absorb with their own retries shows too.
 pub fn observe(clients: &HashMap<String, Client>, metrics: &Metrics) {
     for (name, client) in clients {
+        // Every series of the connection exists from the start, at 0.
+        metrics.connection(name);
         let (m, name) = (metrics.clone(), name.clone());
         client
             .observer()
