@@ -10,8 +10,7 @@
 //!   docs/RUNTIME.md both ways, counts refused requests, and times the
 //!   runtime's own API by route template.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+use crate::stack;
 
 use serde_json::{json, Value};
 use stack::{Stack, AGENT_TOKEN, DEV_TOKEN, WEBHOOK_SECRET};

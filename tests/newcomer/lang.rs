@@ -14,8 +14,7 @@
 //!   see it, never a silent "no"; `check` warns when a connection's
 //!   `currencies` lists one the rule has no threshold for.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+use crate::stack;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

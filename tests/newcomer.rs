@@ -1,0 +1,18 @@
+//! Issue 14: what a first-time user and the real APIs contradicted, each
+//! item driven through the real binary. One test binary for all of them:
+//! a binary per file cost CI a link each, and the harness runs these
+//! modules' tests side by side.
+
+#[path = "e2e/stack.rs"]
+mod stack;
+
+#[path = "newcomer/cli.rs"]
+mod cli;
+#[path = "newcomer/emulators.rs"]
+mod emulators;
+#[path = "newcomer/lang.rs"]
+mod lang;
+#[path = "newcomer/obs.rs"]
+mod obs;
+#[path = "newcomer/tests.rs"]
+mod tests;
