@@ -73,7 +73,7 @@ fn check_never_prints_a_pasted_token() {
         if name == "quoted" {
             assert!(human.contains("literal_secret"), "{human}");
             // The frame is still drawn, pointing at the masked value.
-            assert!(human.contains("token      \"*******"), "{human}");
+            assert!(human.contains("token       \"*******"), "{human}");
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -176,8 +176,8 @@ fn project_edited(name: &str, edit: impl Fn(&str) -> String) -> PathBuf {
 fn check_never_prints_a_token_after_a_mistyped_key() {
     let dir = project_edited("typo", |t| {
         t.replace(
-            "token      env(\"ZENDESK_OAUTH_TOKEN\")",
-            &format!("token      env(\"ZENDESK_OAUTH_TOKEN\")\n  tokne \"{TYPO}\""),
+            "token       env(\"ZENDESK_OAUTH_TOKEN\")",
+            &format!("token       env(\"ZENDESK_OAUTH_TOKEN\")\n  tokne \"{TYPO}\""),
         )
     });
     for format in ["human", "json", "github"] {
@@ -208,7 +208,7 @@ fn check_never_prints_a_token_after_a_mistyped_key() {
 fn check_never_prints_a_password_inside_a_url() {
     let dir = project_edited("url", |t| {
         t.replace(
-            "subdomain  \"acme-fintech\"",
+            "subdomain   \"acme-fintech\"",
             &format!("url \"https://admin:{IN_URL}@acme.zendesk.com\"\n  tokne \"{TYPO}\""),
         )
     });
@@ -265,8 +265,8 @@ fn syntax_errors_after_a_mistyped_key_never_quote_the_value() {
     ] {
         let dir = project_edited(name, |t| {
             t.replace(
-                "token      env(\"ZENDESK_OAUTH_TOKEN\")",
-                &format!("token      env(\"ZENDESK_OAUTH_TOKEN\")\n  tokne {literal}"),
+                "token       env(\"ZENDESK_OAUTH_TOKEN\")",
+                &format!("token       env(\"ZENDESK_OAUTH_TOKEN\")\n  tokne {literal}"),
             )
         });
         for format in ["human", "json", "github"] {
