@@ -32,9 +32,10 @@ pub struct Cli {
 pub enum OutboxAction {
     /// The newest actions, or only those in one state.
     List {
-        /// The state store (default: .l3map/state.db).
-        #[arg(long, default_value = ".l3map/state.db")]
-        state: PathBuf,
+        /// The state store (default: $L3MAP_STATE, else the `state` of
+        /// l3map.toml found as `run` finds it, else .l3map/state.db).
+        #[arg(long)]
+        state: Option<PathBuf>,
         #[arg(long, value_enum)]
         only: Option<outbox::Only>,
         #[arg(long, default_value_t = 50)]
@@ -44,14 +45,14 @@ pub enum OutboxAction {
     },
     /// Send dead letters again (all of them, or the ids named).
     Retry {
-        #[arg(long, default_value = ".l3map/state.db")]
-        state: PathBuf,
+        #[arg(long)]
+        state: Option<PathBuf>,
         ids: Vec<i64>,
     },
     /// Delete dead letters a human decided not to apply (all, or the ids).
     Drop {
-        #[arg(long, default_value = ".l3map/state.db")]
-        state: PathBuf,
+        #[arg(long)]
+        state: Option<PathBuf>,
         ids: Vec<i64>,
         /// Required when no id is named: drops every dead letter.
         #[arg(long)]
@@ -300,9 +301,13 @@ enum SchemaAction {
     Pull {
         #[arg(long)]
         connection: String,
-        /// The project directory (or one of its files).
-        #[arg(default_value = ".")]
-        path: PathBuf,
+        /// The project directory (or one of its files); default: the
+        /// config's `mappings`, else the working directory.
+        path: Option<PathBuf>,
+        /// l3map.toml (default: $L3MAP_CONFIG, else ./l3map.toml when
+        /// present): its `[connections.NAME]` overrides apply.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Show how the instance differs from the lockfile (- lockfile, + instance).
     ///
@@ -310,8 +315,9 @@ enum SchemaAction {
     Diff {
         #[arg(long)]
         connection: String,
-        #[arg(default_value = ".")]
-        path: PathBuf,
+        path: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -403,12 +409,26 @@ pub fn run() -> ExitCode {
             state,
         }),
         Command::Schema { action } => match action {
-            SchemaAction::Pull { connection, path } => {
-                schema::run(&path, &connection, schema::Mode::Pull)
-            }
-            SchemaAction::Diff { connection, path } => {
-                schema::run(&path, &connection, schema::Mode::Diff)
-            }
+            SchemaAction::Pull {
+                connection,
+                path,
+                config,
+            } => schema::run(
+                path.as_deref(),
+                config.as_deref(),
+                &connection,
+                schema::Mode::Pull,
+            ),
+            SchemaAction::Diff {
+                connection,
+                path,
+                config,
+            } => schema::run(
+                path.as_deref(),
+                config.as_deref(),
+                &connection,
+                schema::Mode::Diff,
+            ),
         },
         Command::Graph {
             path,

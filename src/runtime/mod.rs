@@ -14,6 +14,7 @@ pub mod listen;
 pub mod metrics;
 pub mod ops;
 pub mod poll;
+pub mod reach;
 pub mod reload;
 pub mod server;
 pub mod stack;
