@@ -510,3 +510,29 @@ fn the_webhook_secret_follows_the_documented_precedence() {
     config(false);
     assert_eq!(accepted_secrets(&dir, &vars, &all), ["mapping-secret"]);
 }
+
+/// docs/EMULATORS.md names every development credential the emulators
+/// accept (the Salesforce client secret used to be only in the source).
+#[test]
+fn the_docs_name_every_development_credential() {
+    use l3map::emulator::salesforce::SalesforceOptions;
+    use l3map::emulator::zendesk::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TOKEN};
+    let docs = std::fs::read_to_string(Path::new(ROOT).join("docs/EMULATORS.md")).unwrap();
+    let sf = SalesforceOptions::default();
+    for credential in [
+        DEV_TOKEN,
+        DEV_CLIENT_ID,
+        DEV_CLIENT_SECRET,
+        &sf.client_id,
+        &sf.client_secret,
+        &sf.refresh_token,
+        "l3map-demo-agent-token",
+    ] {
+        assert!(
+            docs.contains(&format!("`{credential}`")),
+            "docs/EMULATORS.md does not name {credential}"
+        );
+    }
+    let runtime = std::fs::read_to_string(Path::new(ROOT).join("docs/RUNTIME.md")).unwrap();
+    assert!(runtime.contains("### Which webhook secret wins"));
+}

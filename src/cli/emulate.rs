@@ -118,8 +118,9 @@ pub fn run(o: Options) -> u8 {
         },
         |opts, p| opts.with_program(p),
     );
-    let (sf_client, sf_refresh) = (
+    let (sf_client, sf_secret, sf_refresh) = (
         salesforce.client_id.clone(),
+        salesforce.client_secret.clone(),
         salesforce.refresh_token.clone(),
     );
     // Read before anything listens: a file that cannot be read stops here,
@@ -165,7 +166,7 @@ pub fn run(o: Options) -> u8 {
             o.rate_limit
         ));
         say(format!(
-            "Salesforce emulator  {}  (client_id {sf_client:?}, refresh token {sf_refresh:?}; POST /services/oauth2/token)",
+            "Salesforce emulator  {}  (client_id {sf_client:?}, client_secret {sf_secret:?}, refresh token {sf_refresh:?}; POST /services/oauth2/token)",
             sf.base_url()
         ));
         say("These are local test credentials, not secrets. Ctrl-C stops both.".into());

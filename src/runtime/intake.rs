@@ -153,7 +153,7 @@ pub async fn webhook_gate(State(gate): State<Gate>, req: Request, next: Next) ->
         return error(
             StatusCode::NOT_FOUND,
             "not_configured",
-            "webhooks are off: set [webhook] secret_env in l3map.toml",
+            "webhooks are off: set $L3MAP_WEBHOOK_SECRET, [webhook] secret_env in l3map.toml, or the Zendesk connection's webhook_secret",
         );
     }
     if let Some(r) = unsigned_or_stale(req.headers(), app.tolerance) {
