@@ -56,6 +56,10 @@ pub fn run(o: Options) -> u8 {
             Ok(None) => embedded(o).await,
         }
     });
+    // Everything was stopped in order above; a name lookup still running
+    // in a blocking thread (the start-up reachability check) must not hold
+    // the exit.
+    runtime.shutdown_timeout(Duration::from_millis(500));
     match result {
         Ok(code) => code,
         Err(message) => fail(message),
@@ -175,6 +179,24 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
         limits: cfg.server.limits,
     })
     .await?;
+    // Not a reason to refuse the start (an outage is waited out, the
+    // outbox keeps the actions), but said at once: a mistyped subdomain
+    // should not first show up as retries minutes later.
+    for c in &running.engine.live().program.connections {
+        let o = cfg.connections.get(&c.name).cloned().unwrap_or_default();
+        if let Some(url) = clients::endpoint(c, &o) {
+            let name = c.name.clone();
+            tokio::spawn(async move {
+                let within = crate::runtime::reach::CONNECT_TIMEOUT;
+                if let Err(e) = crate::runtime::reach::reach(&url, within).await {
+                    tracing::warn!(
+                        connection = %name,
+                        "{e}; its actions wait in the outbox until it answers"
+                    );
+                }
+            });
+        }
+    }
     let mut polling = Vec::new();
     for (name, client) in pollers {
         let (engine, stop) = (running.engine.clone(), running.stop.subscribe());
