@@ -95,22 +95,34 @@ fn survive_file_size_limit() {
     }
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called, not
+/// when it is first awaited: called before the port opens, a SIGTERM sent
+/// as soon as `/healthz` answers stops the runtime in order instead of
+/// killing it with the signal's default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        if let (Some(mut term), Some(mut int)) = signals {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
+    let stopped = shutdown_signal();
     if let Some(m) = o.mappings {
         cfg.mappings = m;
     }
@@ -239,7 +251,7 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
         state = %cfg.state.display(),
         "l3map is running"
     );
-    shutdown_signal().await;
+    stopped.await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;
     let _ = watcher.await;
@@ -279,6 +291,8 @@ fn report_line(r: &Report) -> String {
 
 async fn embedded(o: Options) -> Result<u8, String> {
     init_logs(LogFormat::Human, "warn");
+    // Only when serving: the demo alone stops on SIGTERM as any program.
+    let stopped: Option<Stopped> = o.serve.then(|| Box::pin(shutdown_signal()) as Stopped);
     let started = Instant::now();
     // A folder named on the command line, or the fintech desk built into
     // the binary: the embedded default runs from any directory.
@@ -400,7 +414,7 @@ async fn embedded(o: Options) -> Result<u8, String> {
         zd,
         sf: sf_client,
         started,
-        serve: o.serve,
+        stopped,
         folder: o.mappings.as_deref(),
     };
     // Whatever happens in the demo, the runtime is stopped in order (workers
@@ -412,6 +426,8 @@ async fn embedded(o: Options) -> Result<u8, String> {
     outcome
 }
 
+type Stopped = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// The embedded default once everything is running.
 struct Demo<'a> {
     program: &'a crate::ir::Program,
@@ -419,7 +435,8 @@ struct Demo<'a> {
     zd: crate::connectors::zendesk::ZendeskClient,
     sf: Option<crate::connectors::salesforce::SalesforceClient>,
     started: Instant,
-    serve: bool,
+    /// `Some` with `--serve`: armed before the port opened.
+    stopped: Option<Stopped>,
     /// The project folder, when one was named (hot reload watches it).
     folder: Option<&'a std::path::Path>,
 }
@@ -466,7 +483,7 @@ impl Demo<'_> {
             s.pending + s.sending
         ));
         let clean = s.dead == 0 && s.pending + s.sending == 0;
-        if self.serve {
+        if let Some(stopped) = self.stopped {
             // Only a folder on disk can be edited; the built-in desk is
             // served as it is.
             let _watcher = match self.folder {
@@ -497,7 +514,7 @@ impl Demo<'_> {
                     None
                 }
             };
-            shutdown_signal().await;
+            stopped.await;
         }
         Ok(if clean { 0 } else { 1 })
     }
