@@ -223,14 +223,16 @@ enum Command {
         state: Option<PathBuf>,
     },
     /// Run the mappings against Zendesk and Salesforce: webhooks in, the
-    /// decided actions applied through a durable outbox. Without --config,
-    /// the embedded default: both emulators in-process and a demo stream.
+    /// decided actions applied through a durable outbox. Without a
+    /// configuration (--config, $L3MAP_CONFIG or ./l3map.toml), the
+    /// embedded default: both emulators in-process and a demo stream.
     Run {
-        /// The project folder (default: the config's `mappings`, or
-        /// mappings/fintech for the embedded default).
+        /// The project folder (default: the config's `mappings`, or the
+        /// fintech desk built into the binary for the embedded default).
         mappings: Option<PathBuf>,
         /// l3map.toml: listen address, webhook secret, agents, state file,
-        /// per-connection overrides. Without it: the embedded default.
+        /// per-connection overrides (default: $L3MAP_CONFIG, else
+        /// ./l3map.toml when present; none: the embedded default).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Listen here (default 127.0.0.1:8780; the demo picks a free port).
@@ -248,7 +250,8 @@ enum Command {
     /// against a 200/min token with nothing lost, then cleanup. Exit 1 if
     /// any step fails.
     E2e {
-        /// l3map.toml of the sandbox (required with --target live).
+        /// l3map.toml of the sandbox (--target live; default:
+        /// $L3MAP_CONFIG, else ./l3map.toml when present).
         #[arg(long)]
         config: Option<PathBuf>,
         /// The project folder (default: mappings/fintech, or the config's).
