@@ -475,7 +475,8 @@ fn accepted_secrets(dir: &Path, env: &[(&str, &str)], secrets: &[&str]) -> Vec<S
 }
 
 /// Which webhook secret wins, as docs/RUNTIME.md says: $L3MAP_WEBHOOK_SECRET,
-/// then `[webhook]` in l3map.toml, then the connection's `webhook_secret`.
+/// then `[webhook]` in l3map.toml, then the connection's `webhook_secret`;
+/// and the variable alone turns nothing on.
 #[test]
 fn the_webhook_secret_follows_the_documented_precedence() {
     let dir = temp_dir("webhook");
@@ -509,6 +510,10 @@ fn the_webhook_secret_follows_the_documented_precedence() {
     // ignored, and webhooks refused).
     config(false);
     assert_eq!(accepted_secrets(&dir, &vars, &all), ["mapping-secret"]);
+    // The variable supplies the value, never the switch: with neither
+    // [webhook] nor a webhook_secret, webhooks stay off.
+    desk_project(&dir, "");
+    assert!(accepted_secrets(&dir, &with_env, &all).is_empty());
 }
 
 /// docs/EMULATORS.md names every development credential the emulators

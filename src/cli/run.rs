@@ -154,7 +154,14 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
             }
             Some(secret)
         }
-        None => None,
+        None => {
+            if std::env::var_os(crate::runtime::config::WEBHOOK_SECRET_VAR).is_some() {
+                tracing::warn!(
+                    "$L3MAP_WEBHOOK_SECRET is set, but webhooks are off: it only replaces a secret; add [webhook] to l3map.toml or webhook_secret to the Zendesk connection to accept webhooks"
+                );
+            }
+            None
+        }
     };
     let tolerance = cfg
         .webhook

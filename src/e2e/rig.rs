@@ -247,7 +247,7 @@ impl Rig {
             .map_err(|d| format!("{} does not compile:\n{d}", cfg.mappings.display()))?;
         let Some((secret, _)) = crate::runtime::config::check_credentials(&cfg, &program)? else {
             return Err(
-                "no webhook secret ($L3MAP_WEBHOOK_SECRET, [webhook] in the config, or the Zendesk connection's webhook_secret): the sequence checks that Zendesk's webhook reaches the runtime"
+                "webhooks are off (add [webhook] to the config, or webhook_secret to the Zendesk connection): the sequence checks that Zendesk's webhook reaches the runtime"
                     .into(),
             );
         };

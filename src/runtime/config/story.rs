@@ -140,8 +140,10 @@ pub struct WebhookSecret {
     pub overridden: Vec<String>,
 }
 
-/// The webhook signing secret `run` verifies with. One rule, highest
-/// first: `$L3MAP_WEBHOOK_SECRET`; `[webhook] secret_env`/`secret_file` in
+/// The webhook signing secret `run` verifies with. Webhooks are on when
+/// l3map.toml has a `[webhook]` section or a Zendesk connection declares
+/// `webhook_secret`; then the secret is, highest first:
+/// `$L3MAP_WEBHOOK_SECRET`; `[webhook] secret_env`/`secret_file` in
 /// l3map.toml (the deployment's file wins over the mapping); the first
 /// Zendesk connection's `webhook_secret` in the mappings (by name). `None`:
 /// webhooks are not accepted.
@@ -179,6 +181,13 @@ fn webhook_secret_with(cfg: &Config, program: &Program, env_set: bool) -> Option
             places.push((source, format!("connection `{}` `webhook_secret`", c.name)));
             break;
         }
+    }
+    // The variable supplies the value, never the switch: webhooks are on
+    // only where the file or the mappings turn them on, so a variable left
+    // in a shell (it is also what `l3map emulate` signs with) does not open
+    // an endpoint a polling-only deployment does not want.
+    if places.len() == usize::from(env_set) {
+        return None;
     }
     let mut places = places.into_iter();
     let (source, from) = places.next()?;
@@ -277,6 +286,10 @@ mod tests {
 
         let bare = program("connection desk: zendesk {\n  subdomain \"acme\"\n  token env(\"ZD\")\n  scopes read\n}\n");
         assert_eq!(webhook_secret_with(&plain, &bare, false), None);
+        // The variable alone does not turn webhooks on.
+        assert_eq!(webhook_secret_with(&plain, &bare, true), None);
+        let w = webhook_secret_with(&plain, &p, true).unwrap();
+        assert_eq!(w.source, SecretSource::Env(WEBHOOK_SECRET_VAR.into()));
     }
 
     #[test]
