@@ -541,3 +541,40 @@ fn the_docs_name_every_development_credential() {
     let runtime = std::fs::read_to_string(Path::new(ROOT).join("docs/RUNTIME.md")).unwrap();
     assert!(runtime.contains("### Which webhook secret wins"));
 }
+
+/// A port in use stops the start with one line, before the state store is
+/// created (it used to be created, or upgraded, first), in both modes.
+#[test]
+fn a_port_in_use_stops_the_start_before_the_store_is_created() {
+    let dir = temp_dir("port");
+    desk_project(&dir, "");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    std::fs::write(
+        dir.join("l3map.toml"),
+        format!(
+            "mappings = \".\"\nstate = \"state.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = l3map(&dir);
+    cmd.arg("run").env("ZD_NEWCOMER_TOKEN", "t");
+    let (code, err, _) = within(cmd, Duration::from_secs(60));
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+    assert!(!dir.join("state.db").exists(), "the store was created");
+
+    let empty = temp_dir("port-demo");
+    let mut cmd = l3map(&empty);
+    cmd.args(["run", "--state", "demo.db", "--listen"])
+        .arg(format!("127.0.0.1:{port}"));
+    let (code, err, _) = within(cmd, Duration::from_secs(60));
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!empty.join("demo.db").exists(), "the store was created");
+    drop(busy);
+}
