@@ -558,7 +558,9 @@ fn a_port_in_use_stops_the_start_before_the_store_is_created() {
     )
     .unwrap();
     let mut cmd = l3map(&dir);
-    cmd.arg("run").env("ZD_NEWCOMER_TOKEN", "t");
+    // --config named, so the old code reached the store too.
+    cmd.args(["run", "--config", "l3map.toml"])
+        .env("ZD_NEWCOMER_TOKEN", "t");
     let (code, err, _) = within(cmd, Duration::from_secs(60));
     assert_eq!(code, Some(2), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
