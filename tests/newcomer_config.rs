@@ -580,3 +580,21 @@ fn a_port_in_use_stops_the_start_before_the_store_is_created() {
     assert!(!empty.join("demo.db").exists(), "the store was created");
     drop(busy);
 }
+
+/// `l3map emulate` stops with exit 0 on SIGTERM, as its help says, even
+/// without --state and even when the signal follows its first line at once
+/// (the handler used to be installed late, or not at all without --state).
+#[test]
+fn emulate_stops_cleanly_on_sigterm_at_once() {
+    let dir = temp_dir("emulate-term");
+    let mut emu = l3map(&dir)
+        .args(["emulate", "--zendesk-port", "0", "--salesforce-port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rx = lines(&mut emu);
+    let first = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+    assert!(first.starts_with("Zendesk emulator"), "{first}");
+    assert_eq!(terminate(&mut emu).code(), Some(0));
+}

@@ -134,6 +134,8 @@ pub fn run(o: Options) -> u8 {
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(async move {
+        // Armed before anything listens (see `stopped`).
+        let stop = stopped();
         let zd_emu = ZendeskEmulator::new(zendesk);
         let sf_emu = SalesforceEmulator::new(salesforce);
         let handles = (zd_emu.handle(), sf_emu.handle());
@@ -175,11 +177,11 @@ pub fn run(o: Options) -> u8 {
             say(format!("State                {how} {}", path.display()));
         }
         match &o.state {
-            None => match tokio::signal::ctrl_c().await {
-                Ok(()) => 0,
-                Err(e) => fail(format!("cannot wait for Ctrl-C: {e}")),
-            },
-            Some(path) => keep_state(path, &handles.0, &handles.1).await,
+            None => {
+                stop.await;
+                0
+            }
+            Some(path) => keep_state(path, &handles.0, &handles.1, stop).await,
         }
     })
 }
@@ -187,10 +189,15 @@ pub fn run(o: Options) -> u8 {
 /// Writes the records to `path` every [`SAVE_EVERY`] when they changed,
 /// and once more on Ctrl-C or SIGTERM. A failed periodic write is reported
 /// and tried again; a failed final write is the exit status.
-async fn keep_state(path: &Path, zd: &zendesk::Handle, sf: &salesforce::Handle) -> u8 {
+async fn keep_state(
+    path: &Path,
+    zd: &zendesk::Handle,
+    sf: &salesforce::Handle,
+    stop: impl std::future::Future<Output = ()>,
+) -> u8 {
     let mut written = Snapshot::capture(zd, sf).encode();
     let mut tick = tokio::time::interval(SAVE_EVERY);
-    let mut stop = std::pin::pin!(stopped());
+    let mut stop = std::pin::pin!(stop);
     loop {
         tokio::select! {
             _ = &mut stop => break,
@@ -216,22 +223,27 @@ async fn keep_state(path: &Path, zd: &zendesk::Handle, sf: &salesforce::Handle) 
 }
 
 /// Ctrl-C, or SIGTERM where there is one (what `kill` and service
-/// managers send).
-async fn stopped() {
+/// managers send). The handlers are installed when this is called, before
+/// the emulators listen: a SIGTERM sent as soon as they answer stops them
+/// in order (exit 0, the state written) instead of killing the process.
+fn stopped() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
+    let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
+    async move {
+        #[cfg(unix)]
+        if let (Some(mut term), Some(mut int)) = signals {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
