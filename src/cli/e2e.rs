@@ -35,9 +35,15 @@ pub fn run(a: Args) -> u8 {
         TargetArg::Emulator => Target::Emulator,
         TargetArg::Live => Target::Live,
     };
-    if target == Target::Live && a.config.is_none() {
-        return fail("--target live needs --config l3map.toml (the sandbox's instances, credentials and webhook secret)");
-    }
+    // The sandbox's l3map.toml, found as `run` finds it: --config, else
+    // $L3MAP_CONFIG, else ./l3map.toml.
+    let config = match target {
+        Target::Live => match crate::runtime::config::locate(a.config.as_deref()) {
+            Some(c) => Some(c),
+            None => return fail("--target live needs the sandbox's l3map.toml (its instances, credentials and webhook secret): pass --config, set $L3MAP_CONFIG, or run where l3map.toml is"),
+        },
+        Target::Emulator => a.config.clone(),
+    };
     let mut o = Options::new(target);
     if a.quick {
         o = o.quick();
@@ -45,8 +51,8 @@ pub fn run(a: Args) -> u8 {
     if let Some(s) = a.load_secs {
         o.load = Duration::from_secs(s);
     }
-    o.config = a.config;
-    o.mappings = a.mappings;
+    o.config = config.clone();
+    o.mappings = a.mappings.clone();
     o.keep = a.keep;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -55,6 +61,11 @@ pub fn run(a: Args) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
+    if let (Target::Live, Some(path)) = (target, &config) {
+        if let Err(e) = runtime.block_on(reachable(path, a.mappings.as_deref())) {
+            return fail(e);
+        }
+    }
     let progress = |line: String| {
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{line}");
@@ -77,4 +88,32 @@ pub fn run(a: Args) -> u8 {
     } else {
         1
     }
+}
+
+/// Before a live run: every credential and every instance of the sandbox,
+/// checked at once and in seconds (one line naming what is missing or the
+/// host that cannot be reached), not after the first step's retries.
+async fn reachable(
+    config: &std::path::Path,
+    mappings: Option<&std::path::Path>,
+) -> Result<(), String> {
+    use crate::runtime::{clients, config::discover, reach};
+    let Some(mut cfg) = discover(Some(config)).map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    if let Some(m) = mappings {
+        cfg.mappings = m.to_path_buf();
+    }
+    let program = crate::runtime::compile::compile(&cfg.mappings)
+        .map_err(|d| format!("{} does not compile:\n{d}", cfg.mappings.display()))?;
+    crate::runtime::config::check_credentials(&cfg, &program)?;
+    for c in &program.connections {
+        let o = cfg.connections.get(&c.name).cloned().unwrap_or_default();
+        if let Some(url) = clients::endpoint(c, &o) {
+            reach::reach(&url, reach::CONNECT_TIMEOUT)
+                .await
+                .map_err(|e| format!("connection `{}`: {e}", c.name))?;
+        }
+    }
+    Ok(())
 }

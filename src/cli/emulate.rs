@@ -121,8 +121,9 @@ pub fn run(o: Options) -> u8 {
         },
         |opts, p| opts.with_program(p),
     );
-    let (sf_client, sf_refresh) = (
+    let (sf_client, sf_secret, sf_refresh) = (
         salesforce.client_id.clone(),
+        salesforce.client_secret.clone(),
         salesforce.refresh_token.clone(),
     );
     // Read before anything listens: a file that cannot be read stops here,
@@ -136,10 +137,8 @@ pub fn run(o: Options) -> u8 {
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(async move {
-        // Listened for before anything is served: a SIGTERM right after
-        // the banner stops the emulators cleanly instead of killing them
-        // before the handler is in place.
-        let stop = stop_signal();
+        // Armed before anything listens (see `stopped`).
+        let stop = stopped();
         let zd_emu = ZendeskEmulator::new(zendesk);
         let sf_emu = SalesforceEmulator::new(salesforce);
         let handles = (zd_emu.handle(), sf_emu.handle());
@@ -172,7 +171,7 @@ pub fn run(o: Options) -> u8 {
             o.rate_limit
         ));
         say(format!(
-            "Salesforce emulator  {}  (client_id {sf_client:?}, refresh token {sf_refresh:?}; POST /services/oauth2/token)",
+            "Salesforce emulator  {}  (client_id {sf_client:?}, client_secret {sf_secret:?}, refresh token {sf_refresh:?}; POST /services/oauth2/token)",
             sf.base_url()
         ));
         say("These are local test credentials, not secrets. Ctrl-C stops both.".into());
@@ -231,33 +230,27 @@ async fn keep_state(
 }
 
 /// Ctrl-C, or SIGTERM where there is one (what `kill` and service
-/// managers send). The handlers are registered when this is called, not
-/// when the future is first polled.
-fn stop_signal() -> impl std::future::Future<Output = ()> {
+/// managers send). The handlers are installed when this is called, before
+/// the emulators listen: a SIGTERM sent as soon as they answer stops them
+/// in order (exit 0, the state written) instead of killing the process.
+fn stopped() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        let term = signal(SignalKind::terminate()).ok();
-        let int = signal(SignalKind::interrupt()).ok();
-        async move {
-            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
-                match s {
-                    Some(mut s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        if let (Some(mut term), Some(mut int)) = signals {
             tokio::select! {
-                _ = wait(term) => {}
-                _ = wait(int) => {}
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        async {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

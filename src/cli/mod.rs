@@ -38,9 +38,10 @@ pub struct Cli {
 pub enum OutboxAction {
     /// The newest actions, or only those in one state.
     List {
-        /// The state store (default: .l3map/state.db).
-        #[arg(long, default_value = ".l3map/state.db")]
-        state: PathBuf,
+        /// The state store (default: $L3MAP_STATE, else the `state` of
+        /// l3map.toml found as `run` finds it, else .l3map/state.db).
+        #[arg(long)]
+        state: Option<PathBuf>,
         #[arg(long, value_enum)]
         only: Option<outbox::Only>,
         #[arg(long, default_value_t = 50)]
@@ -51,14 +52,14 @@ pub enum OutboxAction {
     },
     /// Send dead letters again (all of them, or the ids named).
     Retry {
-        #[arg(long, default_value = ".l3map/state.db")]
-        state: PathBuf,
+        #[arg(long)]
+        state: Option<PathBuf>,
         ids: Vec<i64>,
     },
     /// Delete dead letters a human decided not to apply (all, or the ids).
     Drop {
-        #[arg(long, default_value = ".l3map/state.db")]
-        state: PathBuf,
+        #[arg(long)]
+        state: Option<PathBuf>,
         ids: Vec<i64>,
         /// Required when no id is named: drops every dead letter.
         #[arg(long)]
@@ -241,14 +242,16 @@ enum Command {
         state: Option<PathBuf>,
     },
     /// Run the mappings against Zendesk and Salesforce: webhooks in, the
-    /// decided actions applied through a durable outbox. Without --config,
-    /// the embedded default: both emulators in-process and a demo stream.
+    /// decided actions applied through a durable outbox. Without a
+    /// configuration (--config, $L3MAP_CONFIG or ./l3map.toml), the
+    /// embedded default: both emulators in-process and a demo stream.
     Run {
-        /// The project folder (default: the config's `mappings`, or
-        /// mappings/fintech for the embedded default).
+        /// The project folder (default: the config's `mappings`, or the
+        /// fintech desk built into the binary for the embedded default).
         mappings: Option<PathBuf>,
         /// l3map.toml: listen address, webhook secret, agents, state file,
-        /// per-connection overrides. Without it: the embedded default.
+        /// per-connection overrides (default: $L3MAP_CONFIG, else
+        /// ./l3map.toml when present; none: the embedded default).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Listen here (default 127.0.0.1:8780; the demo picks a free port).
@@ -266,7 +269,8 @@ enum Command {
     /// against a 200/min token with nothing lost, then cleanup. Exit 1 if
     /// any step fails.
     E2e {
-        /// l3map.toml of the sandbox (required with --target live).
+        /// l3map.toml of the sandbox (--target live; default:
+        /// $L3MAP_CONFIG, else ./l3map.toml when present).
         #[arg(long)]
         config: Option<PathBuf>,
         /// The project folder (default: mappings/fintech, or the config's).
@@ -319,9 +323,13 @@ enum SchemaAction {
     Pull {
         #[arg(long)]
         connection: String,
-        /// The project directory (or one of its files).
-        #[arg(default_value = ".")]
-        path: PathBuf,
+        /// The project directory (or one of its files); default: the
+        /// config's `mappings`, else the working directory.
+        path: Option<PathBuf>,
+        /// l3map.toml (default: $L3MAP_CONFIG, else ./l3map.toml when
+        /// present): its `[connections.NAME]` overrides apply.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Show how the instance differs from the lockfile (- lockfile, + instance).
     ///
@@ -329,8 +337,9 @@ enum SchemaAction {
     Diff {
         #[arg(long)]
         connection: String,
-        #[arg(default_value = ".")]
-        path: PathBuf,
+        path: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -429,12 +438,26 @@ pub fn run() -> ExitCode {
             state,
         }),
         Command::Schema { action } => match action {
-            SchemaAction::Pull { connection, path } => {
-                schema::run(&path, &connection, schema::Mode::Pull)
-            }
-            SchemaAction::Diff { connection, path } => {
-                schema::run(&path, &connection, schema::Mode::Diff)
-            }
+            SchemaAction::Pull {
+                connection,
+                path,
+                config,
+            } => schema::run(
+                path.as_deref(),
+                config.as_deref(),
+                &connection,
+                schema::Mode::Pull,
+            ),
+            SchemaAction::Diff {
+                connection,
+                path,
+                config,
+            } => schema::run(
+                path.as_deref(),
+                config.as_deref(),
+                &connection,
+                schema::Mode::Diff,
+            ),
         },
         Command::Graph {
             path,

@@ -4,7 +4,7 @@
 
 use super::{fail, DataFormat, OutboxAction};
 use crate::runtime::store::{State, Store};
-use std::path::Path;
+use std::path::PathBuf;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Only {
@@ -14,7 +14,11 @@ pub enum Only {
     Dead,
 }
 
-fn open(state: &Path) -> Result<Store, u8> {
+/// The store named by `--state`, or found as `run` finds it
+/// (`$L3MAP_STATE`, l3map.toml's `state`, `.l3map/state.db`).
+fn open(state: &Option<PathBuf>) -> Result<Store, u8> {
+    let state = crate::runtime::config::state_path(state.as_deref()).map_err(fail)?;
+    let state = state.as_path();
     if !state.exists() {
         return Err(fail(format!(
             "no state store at {}; pass --state with the path `l3map run` uses",

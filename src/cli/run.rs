@@ -8,13 +8,14 @@ use crate::connectors::Secret;
 use crate::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
 use crate::emulator::zendesk::{WebhookTarget, ZendeskEmulator, ZendeskOptions};
 use crate::runtime::apply::{Client, Outcome};
+use crate::runtime::compile::{compile, compile_embedded, EMBEDDED_DIR};
 use crate::runtime::config::{Config, LogFormat};
 use crate::runtime::listen::HttpLimits;
 use crate::runtime::reload::{OnReload, Reloaded};
 use crate::runtime::stack::{first_salesforce, first_zendesk, start, Setup};
 use crate::runtime::store::Store;
 use crate::runtime::worker::{Report, ReportSink};
-use crate::runtime::{clients, compile::compile, demo};
+use crate::runtime::{clients, demo};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,9 +37,6 @@ pub struct Options {
 pub const DEMO_AGENT: &str = "demo-agent";
 pub const DEMO_AGENT_TOKEN: &str = "l3map-demo-agent-token";
 
-/// The demo's mappings when none are named.
-const DEMO_MAPPINGS: &str = "mappings/fintech";
-
 pub fn run(o: Options) -> u8 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -49,11 +47,19 @@ pub fn run(o: Options) -> u8 {
     };
     let result = runtime.block_on(async move {
         survive_file_size_limit();
-        match o.config.clone() {
-            Some(path) => production(&path, o).await,
-            None => embedded(o).await,
+        // One configuration story (docs/RUNTIME.md): --config, else
+        // $L3MAP_CONFIG, else ./l3map.toml; none of them is the embedded
+        // default.
+        match crate::runtime::config::discover(o.config.as_deref()) {
+            Err(e) => Err(e.to_string()),
+            Ok(Some(cfg)) => production(cfg, o).await,
+            Ok(None) => embedded(o).await,
         }
     });
+    // Everything was stopped in order above; a name lookup still running
+    // in a blocking thread (the start-up reachability check) must not hold
+    // the exit.
+    runtime.shutdown_timeout(Duration::from_millis(500));
     match result {
         Ok(code) => code,
         Err(message) => fail(message),
@@ -79,23 +85,34 @@ fn survive_file_size_limit() {
     }
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called, not
+/// when it is first awaited: called before the port opens, a SIGTERM sent
+/// as soon as `/healthz` answers stops the runtime in order instead of
+/// killing it with the signal's default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+        (
+            signal(SignalKind::terminate()).ok(),
+            signal(SignalKind::interrupt()).ok(),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        if let (Some(mut term), Some(mut int)) = signals {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
+                _ = int.recv() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
-    let mut cfg = Config::load(path).map_err(|e| e.to_string())?;
+async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
+    let stopped = shutdown_signal();
     if let Some(m) = o.mappings {
         cfg.mappings = m;
     }
@@ -106,17 +123,35 @@ async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
         cfg.state = s;
     }
     init_logs(cfg.log.format, &cfg.log.level);
-    cfg.check_secrets().map_err(|e| e.to_string())?;
     let program = compile(&cfg.mappings).map_err(|d| {
         format!(
             "{} does not compile; fix it and start again:\n{d}",
             cfg.mappings.display()
         )
     })?;
+    // Every credential at once: one start names every missing variable.
+    let webhook = crate::runtime::config::check_credentials(&cfg, &program)?;
     let clients = clients::from_config(&program, &cfg.connections).map_err(|e| e.to_string())?;
-    let webhook_secret = match &cfg.webhook {
-        Some(w) => Some(w.secret.resolve().map_err(|e| e.to_string())?),
-        None => None,
+    let webhook_secret = match webhook {
+        Some((secret, from)) => {
+            tracing::info!(from = %from.from, "webhook signatures are checked with this secret");
+            for loser in &from.overridden {
+                tracing::warn!(
+                    ignored = %loser,
+                    used = %from.from,
+                    "two places name a webhook secret; the first wins (docs/RUNTIME.md, \"Which webhook secret wins\")"
+                );
+            }
+            Some(secret)
+        }
+        None => {
+            if std::env::var_os(crate::runtime::config::WEBHOOK_SECRET_VAR).is_some() {
+                tracing::warn!(
+                    "$L3MAP_WEBHOOK_SECRET is set, but webhooks are off: it only replaces a secret; add [webhook] to l3map.toml or webhook_secret to the Zendesk connection to accept webhooks"
+                );
+            }
+            None
+        }
     };
     let tolerance = cfg
         .webhook
@@ -126,11 +161,13 @@ async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
     for (name, a) in &cfg.agents {
         agents.push((name.clone(), a.token.resolve().map_err(|e| e.to_string())?));
     }
-    let store = Store::open(&cfg.state).map_err(|e| e.to_string())?;
-    store.maintain(cfg.retention);
+    // The port first: a port in use stops the start before the store is
+    // created or opened.
     let listener = tokio::net::TcpListener::bind(cfg.server.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.listen))?;
+    let store = Store::open(&cfg.state).map_err(|e| e.to_string())?;
+    store.maintain(cfg.retention);
     let objects: HashMap<String, Vec<String>> = program
         .connections
         .iter()
@@ -151,6 +188,24 @@ async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
         limits: cfg.server.limits,
     })
     .await?;
+    // Not a reason to refuse the start (an outage is waited out, the
+    // outbox keeps the actions), but said at once: a mistyped subdomain
+    // should not first show up as retries minutes later.
+    for c in &running.engine.live().program.connections {
+        let o = cfg.connections.get(&c.name).cloned().unwrap_or_default();
+        if let Some(url) = clients::endpoint(c, &o) {
+            let name = c.name.clone();
+            tokio::spawn(async move {
+                let within = crate::runtime::reach::CONNECT_TIMEOUT;
+                if let Err(e) = crate::runtime::reach::reach(&url, within).await {
+                    tracing::warn!(
+                        connection = %name,
+                        "{e}; its actions wait in the outbox until it answers"
+                    );
+                }
+            });
+        }
+    }
     let mut polling = Vec::new();
     for (name, client) in pollers {
         let (engine, stop) = (running.engine.clone(), running.stop.subscribe());
@@ -171,19 +226,29 @@ async fn production(path: &std::path::Path, o: Options) -> Result<u8, String> {
             _ => {}
         }
     }
-    let watcher = crate::runtime::reload::spawn(
+    let watcher = match crate::runtime::reload::spawn(
         cfg.mappings.clone(),
         running.engine.clone(),
         running.stop.subscribe(),
         None,
-    )?;
+    ) {
+        Ok(w) => w,
+        Err(e) => {
+            // Stopped in order, so the one error line is the only one.
+            running.shutdown().await;
+            for p in polling {
+                let _ = p.await;
+            }
+            return Err(e);
+        }
+    };
     tracing::info!(
         listen = %running.addr,
         revision = %running.engine.live().program.revision,
         state = %cfg.state.display(),
         "l3map is running"
     );
-    shutdown_signal().await;
+    stopped.await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown().await;
     let _ = watcher.await;
@@ -223,16 +288,39 @@ fn report_line(r: &Report) -> String {
 
 async fn embedded(o: Options) -> Result<u8, String> {
     init_logs(LogFormat::Human, "warn");
+    // Only when serving: the demo alone stops on SIGTERM as any program.
+    let stopped: Option<Stopped> = o.serve.then(|| Box::pin(shutdown_signal()) as Stopped);
     let started = Instant::now();
-    let mappings = o.mappings.unwrap_or_else(|| PathBuf::from(DEMO_MAPPINGS));
-    if !mappings.exists() {
+    // A folder named on the command line, or the fintech desk built into
+    // the binary: the embedded default runs from any directory.
+    let (program, shown) = match &o.mappings {
+        Some(dir) => {
+            if !dir.exists() {
+                return Err(format!(
+                    "{}: no such folder; name a folder of .l3map files, or leave it out to run the built-in {EMBEDDED_DIR}",
+                    dir.display()
+                ));
+            }
+            let program =
+                compile(dir).map_err(|d| format!("{} does not compile:\n{d}", dir.display()))?;
+            (program, dir.display().to_string())
+        }
+        None => (
+            compile_embedded()
+                .map_err(|d| format!("the built-in {EMBEDDED_DIR} does not compile:\n{d}"))?,
+            format!("{EMBEDDED_DIR} (built in)"),
+        ),
+    };
+    // Checked before anything starts: the demo creates Zendesk tickets.
+    if !program
+        .connections
+        .iter()
+        .any(|c| c.kind == crate::check::Kind::Zendesk)
+    {
         return Err(format!(
-            "no l3map.toml given and no {} here: run from the repository, name a mappings folder, or pass --config l3map.toml",
-            mappings.display()
+            "{shown} declares no Zendesk connection, and the demo creates Zendesk tickets; run it with --config l3map.toml instead"
         ));
     }
-    let program =
-        compile(&mappings).map_err(|d| format!("{} does not compile:\n{d}", mappings.display()))?;
     let listen = o
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -268,8 +356,8 @@ async fn embedded(o: Options) -> Result<u8, String> {
         .map_err(|e| e.to_string())?;
     let zd_client = first_zendesk(&clients).map(|(_, c)| c);
     let sf_client = first_salesforce(&clients).map(|(_, c)| c);
-    let (state, _temp) = match o.state {
-        Some(s) => (s, None),
+    let (state, _temp) = match &o.state {
+        Some(s) => (s.clone(), None),
         None => {
             let dir = std::env::temp_dir().join(format!("l3map-demo-{}", std::process::id()));
             (dir.join("state.db"), Some(TempDir(dir)))
@@ -286,8 +374,7 @@ async fn embedded(o: Options) -> Result<u8, String> {
         say(report_line(r));
     });
     say(format!(
-        "l3map run — embedded default: {} (revision {})",
-        mappings.display(),
+        "l3map run — embedded default: {shown} (revision {})",
         &program.revision
     ));
     say(format!(
@@ -301,7 +388,7 @@ async fn embedded(o: Options) -> Result<u8, String> {
     ));
     say(String::new());
     let running = start(Setup {
-        program,
+        program: program.clone(),
         clients,
         store,
         listener,
@@ -315,75 +402,129 @@ async fn embedded(o: Options) -> Result<u8, String> {
     })
     .await?;
     let Some(zd) = zd_client else {
+        running.shutdown().await;
         return Err("the demo needs a Zendesk connection in the mappings".into());
     };
-    let run_id = format!("{:08x}", fastrand::u32(..));
-    let url = format!("http://{}", running.addr);
-    let agent = demo::Agent {
-        url: &url,
-        token: DEMO_AGENT_TOKEN,
+    let demo = Demo {
+        program: &program,
+        running: &running,
+        zd,
+        sf: sf_client,
+        started,
+        stopped,
+        folder: o.mappings.as_deref(),
     };
-    let fed = demo::feed(agent, zd, sf_client, &run_id, &|l| say(l)).await?;
-    // Wait for the webhooks to arrive and the outbox to drain: quiet for
-    // a second, or a minute at most.
-    let mut quiet_since = Instant::now();
-    let mut last = None;
-    while started.elapsed() < Duration::from_secs(60) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let store = running.engine.store.clone();
-        let s = tokio::task::spawn_blocking(move || store.stats())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        let now = (s.events, s.pending + s.sending, s.done, s.dead);
-        if last != Some(now) {
-            last = Some(now);
-            quiet_since = Instant::now();
-        }
-        if s.pending + s.sending == 0 && quiet_since.elapsed() > Duration::from_secs(1) {
-            break;
-        }
-    }
-    let store = running.engine.store.clone();
-    let s = tokio::task::spawn_blocking(move || store.stats())
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    say(String::new());
-    say(format!(
-        "done in {:.1} s: {} tickets created, {} updated, {} agent turns; {} events decided, {} actions applied, {} refused, {} parked, {} still queued",
-        started.elapsed().as_secs_f64(),
-        fed.tickets_created,
-        fed.ticket_updates,
-        fed.turns,
-        s.events,
-        s.done,
-        fed.refused.len(),
-        s.dead,
-        s.pending + s.sending
-    ));
-    let clean = s.dead == 0 && s.pending + s.sending == 0;
-    if o.serve {
-        let printed: OnReload = Arc::new(|r: &Reloaded| match r {
-            Reloaded::Swapped { from, to } => say(format!("  reloaded: revision {from} -> {to}")),
-            Reloaded::Refused(why) => say(format!("  reload refused: {why}")),
-            Reloaded::Unchanged | Reloaded::Superseded => {}
-        });
-        let _watcher = crate::runtime::reload::spawn(
-            mappings.clone(),
-            running.engine.clone(),
-            running.stop.subscribe(),
-            Some(printed),
-        )?;
-        say(format!(
-            "serving until Ctrl-C (the emulators too); edit {} to see it reload",
-            mappings.display()
-        ));
-        shutdown_signal().await;
-    }
+    // Whatever happens in the demo, the runtime is stopped in order (workers
+    // drained, server closed) before the one error line is printed: a
+    // failed step must not leave tasks to be cancelled mid-read.
+    let outcome = demo.drive().await;
     running.shutdown().await;
     drop((zd_run, sf_run));
-    Ok(if clean { 0 } else { 1 })
+    outcome
+}
+
+type Stopped = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The embedded default once everything is running.
+struct Demo<'a> {
+    program: &'a crate::ir::Program,
+    running: &'a crate::runtime::stack::Running,
+    zd: crate::connectors::zendesk::ZendeskClient,
+    sf: Option<crate::connectors::salesforce::SalesforceClient>,
+    started: Instant,
+    /// `Some` with `--serve`: armed before the port opened.
+    stopped: Option<Stopped>,
+    /// The project folder, when one was named (hot reload watches it).
+    folder: Option<&'a std::path::Path>,
+}
+
+impl Demo<'_> {
+    async fn drive(self) -> Result<u8, String> {
+        let running = self.running;
+        let started = self.started;
+        let run_id = format!("{:08x}", fastrand::u32(..));
+        let url = format!("http://{}", running.addr);
+        let agent = demo::Agent {
+            url: &url,
+            token: DEMO_AGENT_TOKEN,
+        };
+        let fed = demo::feed(self.program, agent, self.zd, self.sf, &run_id, &|l| say(l)).await?;
+        // Wait for the webhooks to arrive and the outbox to drain: quiet for
+        // a second, or a minute at most.
+        let mut quiet_since = Instant::now();
+        let mut last = None;
+        while started.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let s = stats(running).await?;
+            let now = (s.events, s.pending + s.sending, s.done, s.dead);
+            if last != Some(now) {
+                last = Some(now);
+                quiet_since = Instant::now();
+            }
+            if s.pending + s.sending == 0 && quiet_since.elapsed() > Duration::from_secs(1) {
+                break;
+            }
+        }
+        let s = stats(running).await?;
+        say(String::new());
+        say(format!(
+            "done in {:.1} s: {} tickets created, {} updated, {} agent turns; {} events decided, {} actions applied, {} refused, {} parked, {} still queued",
+            started.elapsed().as_secs_f64(),
+            fed.tickets_created,
+            fed.ticket_updates,
+            fed.turns,
+            s.events,
+            s.done,
+            fed.refused.len(),
+            s.dead,
+            s.pending + s.sending
+        ));
+        let clean = s.dead == 0 && s.pending + s.sending == 0;
+        if let Some(stopped) = self.stopped {
+            // Only a folder on disk can be edited; the built-in desk is
+            // served as it is.
+            let _watcher = match self.folder {
+                Some(folder) => {
+                    let printed: OnReload = Arc::new(|r: &Reloaded| match r {
+                        Reloaded::Swapped { from, to } => {
+                            say(format!("  reloaded: revision {from} -> {to}"))
+                        }
+                        Reloaded::Refused(why) => say(format!("  reload refused: {why}")),
+                        Reloaded::Unchanged | Reloaded::Superseded => {}
+                    });
+                    let w = crate::runtime::reload::spawn(
+                        folder.to_path_buf(),
+                        running.engine.clone(),
+                        running.stop.subscribe(),
+                        Some(printed),
+                    )?;
+                    say(format!(
+                        "serving until Ctrl-C (the emulators too); edit {} to see it reload",
+                        folder.display()
+                    ));
+                    Some(w)
+                }
+                None => {
+                    say(format!(
+                        "serving until Ctrl-C (the emulators too); the built-in mappings cannot be edited: name a folder (l3map run {EMBEDDED_DIR} --serve in a checkout) to see hot reload"
+                    ));
+                    None
+                }
+            };
+            stopped.await;
+        }
+        Ok(if clean { 0 } else { 1 })
+    }
+}
+
+async fn stats(
+    running: &crate::runtime::stack::Running,
+) -> Result<crate::runtime::store::Stats, String> {
+    let store = running.engine.store.clone();
+    tokio::task::spawn_blocking(move || store.stats())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// The demo's state folder, removed when the demo ends.

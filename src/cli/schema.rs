@@ -6,9 +6,12 @@ use super::check::{color, load_one, relevant};
 use super::fail;
 use crate::check::check;
 use crate::diagnostics::render_human;
-use crate::schema::pull::{pull, Pulled};
+use crate::schema::pull::{pull_with, Pulled};
 use crate::schema::{Lockfile, LOCKFILE, LOCK_VERSION};
-use std::path::Path;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -16,8 +19,24 @@ pub enum Mode {
     Diff,
 }
 
-pub fn run(path: &Path, connection: &str, mode: Mode) -> u8 {
-    let p = match load_one(path) {
+/// `path`: the project named on the command line; without it, the
+/// configuration's `mappings` (l3map.toml found as `run` finds it), else
+/// the working directory.
+pub fn run(path: Option<&Path>, config: Option<&Path>, connection: &str, mode: Mode) -> u8 {
+    let cfg = match crate::runtime::config::discover(config) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let path: PathBuf = match (path, &cfg) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(c)) => c.mappings.clone(),
+        (None, None) => PathBuf::from("."),
+    };
+    let over = cfg
+        .as_ref()
+        .and_then(|c| c.connections.get(connection).cloned())
+        .unwrap_or_default();
+    let p = match load_one(&path) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -48,7 +67,20 @@ pub fn run(path: &Path, connection: &str, mode: Mode) -> u8 {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
-    let pulled = match runtime.block_on(pull(conn)) {
+    let step = Mutex::new(String::from("starting"));
+    let what = format!(
+        "schema {}: `{connection}`",
+        if mode == Mode::Pull { "pull" } else { "diff" }
+    );
+    let pulled = match runtime.block_on(with_progress(
+        &what,
+        &step,
+        pull_with(conn, &over, &|s| {
+            if let Ok(mut g) = step.lock() {
+                *g = s.to_string();
+            }
+        }),
+    )) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
@@ -90,6 +122,29 @@ pub fn run(path: &Path, connection: &str, mode: Mode) -> u8 {
                 file.display()
             );
             1
+        }
+    }
+}
+
+/// Runs `work`, and when it takes more than 2 s says on stderr what it is
+/// waiting on (`step`), again every 5 s, so a slow instance is never
+/// silence.
+pub(crate) async fn with_progress<T>(
+    what: &str,
+    step: &Mutex<String>,
+    work: impl Future<Output = T>,
+) -> T {
+    let started = Instant::now();
+    let mut work = std::pin::pin!(work);
+    let mut wait = Duration::from_secs(2);
+    loop {
+        match tokio::time::timeout(wait, &mut work).await {
+            Ok(done) => return done,
+            Err(_) => {
+                let now = step.lock().map(|s| s.clone()).unwrap_or_default();
+                errln!("{what}: {now}... ({} s)", started.elapsed().as_secs());
+                wait = Duration::from_secs(5);
+            }
         }
     }
 }

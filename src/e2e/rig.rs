@@ -237,20 +237,25 @@ impl Rig {
     /// config says (Zendesk's webhook must point there), with the config's
     /// credentials, webhook secret and first agent's token.
     pub async fn live(config: &Path, mappings: Option<PathBuf>) -> Result<Rig, String> {
+        // The configuration as `run` reads it: L3MAP_* overrides, every
+        // missing credential at once, the webhook secret that wins.
         let mut cfg = Config::load(config).map_err(|e| e.to_string())?;
+        cfg.apply_env().map_err(|e| e.to_string())?;
         if let Some(m) = mappings {
             cfg.mappings = m;
         }
-        cfg.check_secrets().map_err(|e| e.to_string())?;
         let program = crate::runtime::compile::compile(&cfg.mappings)
             .map_err(|d| format!("{} does not compile:\n{d}", cfg.mappings.display()))?;
-        let Some(webhook) = &cfg.webhook else {
+        let Some((secret, _)) = crate::runtime::config::check_credentials(&cfg, &program)? else {
             return Err(
-                "the config has no [webhook] section: the sequence checks that Zendesk's webhook reaches the runtime"
+                "webhooks are off (add [webhook] to the config, or webhook_secret to the Zendesk connection): the sequence checks that Zendesk's webhook reaches the runtime"
                     .into(),
             );
         };
-        let secret = webhook.secret.resolve().map_err(|e| e.to_string())?;
+        let tolerance = cfg
+            .webhook
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(300), |w| w.tolerance);
         let Some((agent, a)) = cfg.agents.iter().next() else {
             return Err("the config has no [agents.NAME] section: the sequence speaks the agent API as an agent".into());
         };
@@ -284,7 +289,7 @@ impl Rig {
                 store,
                 listener,
                 webhook_secret: Some(secret),
-                tolerance: webhook.tolerance,
+                tolerance,
                 retries: cfg.outbox.retries(),
                 concurrency: cfg.outbox.workers_per_connection,
                 report: None,

@@ -23,6 +23,20 @@ pub fn runtime_retry() -> RetryPolicy {
     }
 }
 
+/// The retry budget of a command a person waits on (`schema pull|diff`,
+/// `e2e`): a 429 or a 5xx is tried again a couple of times, but within
+/// seconds, not the runtime's half minute; an unreachable instance is
+/// caught before it by [`super::reach`].
+pub fn interactive_retry() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_secs(1),
+        cap: Duration::from_secs(5),
+        max_total: Duration::from_secs(15),
+        max_attempts: 3,
+        ..RetryPolicy::default()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     #[error(transparent)]
@@ -47,7 +61,7 @@ pub fn from_config(
     for c in &program.connections {
         let secrets = connection_secrets(c)?;
         let o = overrides.get(&c.name).cloned().unwrap_or_default();
-        let client = build(c, &o, &secrets, None)?;
+        let client = build(c, &o, &secrets, None, runtime_retry())?;
         out.insert(c.name.clone(), client);
     }
     Ok(out)
@@ -60,6 +74,7 @@ fn build(
     o: &ConnectionOverride,
     secrets: &BTreeMap<String, Secret>,
     window: Option<Duration>,
+    retry: RetryPolicy,
 ) -> Result<Client, SetupError> {
     let fail = |e: crate::connectors::error::ApiError| SetupError::Connection {
         connection: c.name.clone(),
@@ -88,7 +103,7 @@ fn build(
             })
             .map_err(|key| missing(c, key))?;
             let mut cfg = SalesforceConfig::with_auth(login, client_id, auth);
-            cfg.retry = runtime_retry();
+            cfg.retry = retry.clone();
             if let Some(rpm) = o.rpm.or(c.rate_limit_rpm) {
                 cfg.rpm = rpm;
             }
@@ -124,7 +139,7 @@ fn build(
                 (None, None, Some(sub)) => ZendeskConfig::for_subdomain(sub, credentials),
                 (None, None, None) => return Err(missing(c, "subdomain")),
             };
-            cfg.retry = runtime_retry();
+            cfg.retry = retry.clone();
             if let Some(rpm) = o.rpm.or(c.rate_limit_rpm) {
                 cfg.rpm = rpm;
             }
@@ -139,6 +154,35 @@ fn build(
                 .map_err(fail)
         }
     }
+}
+
+/// The first URL a client of `c` opens: the Zendesk base URL, or the
+/// Salesforce login URL (as [`build`] picks them, overrides first).
+pub fn endpoint(c: &Connection, o: &ConnectionOverride) -> Option<String> {
+    match c.kind {
+        Kind::Salesforce => o
+            .login_url
+            .clone()
+            .or_else(|| c.settings.get("instance").cloned()),
+        _ => o
+            .base_url
+            .clone()
+            .or_else(|| c.settings.get("url").cloned())
+            .or_else(|| {
+                c.settings
+                    .get("subdomain")
+                    .map(|s| format!("https://{s}.zendesk.com"))
+            }),
+    }
+}
+
+/// A client of one connection for a command a person waits on: the
+/// configuration's overrides applied, every missing credential named in
+/// one message, and [`interactive_retry`].
+pub fn interactive(c: &Connection, o: &ConnectionOverride) -> Result<Client, String> {
+    super::config::all_at_once(super::config::connection_secret_problems(c))?;
+    let secrets = connection_secrets(c).map_err(|e| e.to_string())?;
+    build(c, o, &secrets, None, interactive_retry()).map_err(|e| e.to_string())
 }
 
 /// Clients for the embedded default: every Zendesk connection talks to the
@@ -215,7 +259,10 @@ pub fn for_emulators_tuned(
         // block declares (the emulator has no certificate by default).
         plain.settings.remove("username");
         let window = (scale > 1).then(|| Duration::from_secs(60) / scale);
-        out.insert(c.name.clone(), build(&plain, &o, &secrets, window)?);
+        out.insert(
+            c.name.clone(),
+            build(&plain, &o, &secrets, window, runtime_retry())?,
+        );
     }
     Ok(out)
 }

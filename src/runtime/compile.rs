@@ -32,3 +32,70 @@ pub fn compile_with_tests(dir: &Path) -> Result<(Program, Vec<TestCase>), String
         .ok_or_else(|| render_human(&checked.diagnostics, &project.sources, false))?;
     Ok((program, crate::ir::lower_tests(&checked, &project.sources)))
 }
+
+/// Where the built-in project's files appear to come from in source
+/// locations (`mappings/fintech/escalations.l3map:20:3`), as in a checkout.
+pub const EMBEDDED_DIR: &str = "mappings/fintech";
+
+/// The fintech desk, compiled into the binary so the embedded default
+/// (`l3map run` with no project and no configuration) runs from any
+/// directory, not only from a checkout.
+const EMBEDDED: [(&str, &str); 5] = [
+    (
+        "connections.l3map",
+        include_str!("../../mappings/fintech/connections.l3map"),
+    ),
+    (
+        "escalations.l3map",
+        include_str!("../../mappings/fintech/escalations.l3map"),
+    ),
+    (
+        "fields.l3map",
+        include_str!("../../mappings/fintech/fields.l3map"),
+    ),
+    (
+        "kyc.l3map",
+        include_str!("../../mappings/fintech/kyc.l3map"),
+    ),
+    (
+        "statuses.l3map",
+        include_str!("../../mappings/fintech/statuses.l3map"),
+    ),
+];
+
+/// The built-in fintech desk, checked exactly as [`compile`] checks a
+/// folder.
+pub fn compile_embedded() -> Result<Program, String> {
+    let mut sources = crate::syntax::SourceMap::new();
+    for (name, text) in EMBEDDED {
+        sources.add(format!("{EMBEDDED_DIR}/{name}"), text);
+    }
+    let checked = crate::check::check_against(&sources, None);
+    if checked.has_errors() {
+        return Err(render_human(&checked.diagnostics, &sources, false));
+    }
+    crate::ir::lower(&checked, &sources)
+        .ok_or_else(|| render_human(&checked.diagnostics, &sources, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file added to mappings/fintech must be added to the binary too.
+    #[test]
+    fn the_embedded_project_is_the_whole_fintech_folder_and_compiles() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(EMBEDDED_DIR);
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".l3map"))
+            .collect();
+        on_disk.sort();
+        let embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
+        assert_eq!(on_disk, embedded);
+        let from_disk = compile(&dir).unwrap();
+        let built_in = compile_embedded().unwrap();
+        assert_eq!(from_disk.revision, built_in.revision);
+    }
+}

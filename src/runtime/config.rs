@@ -99,6 +99,12 @@ use toml::Spanned;
 use crate::connectors::Secret;
 use crate::runtime::listen::HttpLimits;
 
+mod story;
+pub use story::{
+    all_at_once, check_credentials, discover, locate, state_path, webhook_secret, WebhookSecret,
+    CONFIG_FILE, CONFIG_VAR, OVERRIDES, WEBHOOK_SECRET_VAR,
+};
+
 /// The longest poll interval or webhook tolerance: beyond a day, polling is
 /// effectively off and a signature check no longer stops replays.
 const MAX_SECS: i64 = 86_400;
@@ -346,6 +352,9 @@ pub enum ConfigError {
     },
     #[error("{}unknown secret source `{kind}`; use env(\"VAR\") or file(\"/path\")", owner_prefix(.owner))]
     SecretKind { owner: String, kind: String },
+    /// An `L3MAP_*` override holding a value its key does not take.
+    #[error("environment variable `{var}`: {message}")]
+    Env { var: String, message: String },
 }
 
 fn owner_prefix(owner: &str) -> String {
@@ -440,6 +449,31 @@ pub fn connection_secrets(
                 }
             };
             Ok((r.key.clone(), source.resolve_for(&owner)?))
+        })
+        .collect()
+}
+
+/// Every secret reference of `conn` that cannot be read now, each as one
+/// message naming the connection, the key and the variable or file.
+pub fn connection_secret_problems(conn: &crate::ir::Connection) -> Vec<String> {
+    conn.secrets
+        .iter()
+        .filter_map(|r| {
+            let owner = format!("connection `{}` `{}`", conn.name, r.key);
+            let source = match r.source.as_str() {
+                "env" => SecretSource::Env(r.name.clone()),
+                "file" => SecretSource::File(PathBuf::from(&r.name)),
+                other => {
+                    return Some(
+                        ConfigError::SecretKind {
+                            owner,
+                            kind: other.into(),
+                        }
+                        .to_string(),
+                    )
+                }
+            };
+            source.resolve_for(&owner).err().map(|e| e.to_string())
         })
         .collect()
 }

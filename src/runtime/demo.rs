@@ -3,17 +3,64 @@
 //! webhooks, as Zendesk would), and AI agent turns on them, sent to the
 //! agent API as an agent sends them: refunds above
 //! and below the threshold, a fraud report, an angry enterprise customer,
-//! allowed and forbidden status requests. Written for the fintech desk in
-//! `mappings/fintech`; with other mappings the same events simply decide
-//! what those mappings say.
+//! allowed and forbidden status requests. The tickets are seeded from the
+//! project being run: a custom field is set only when the project declares
+//! it (by its name, with the value among its options), so the fintech desk
+//! sees its tiers and disputes and any other project gets tickets its own
+//! emulator accepts, with its first drop-down filled in turn.
 
 use crate::connectors::salesforce::SalesforceClient;
 use crate::connectors::zendesk::{TicketChanges, ZendeskClient};
+use crate::emulator::zendesk::{FieldKind, Seed, SeedField};
+use crate::ir::Program;
 use serde_json::{json, Map, Value as Json};
 
-/// Custom field ids of the fintech desk (mappings/fintech/fields.l3map).
-const SLA_TIER: u64 = 360001234;
-const DISPUTE_TYPE: u64 = 360001238;
+/// The field a person changes on the second ticket (a dispute recorded by
+/// hand), when the project declares it.
+const HUMAN_CHANGE: (&str, &str) = ("dispute_type", "fraud_claim");
+
+/// The custom fields of the project's Zendesk desk, as the emulator is
+/// seeded with them (ids from the mappings).
+pub struct DemoFields(Vec<SeedField>);
+
+impl DemoFields {
+    pub fn of(program: &Program) -> DemoFields {
+        DemoFields(Seed::from_programs(std::slice::from_ref(program)).fields)
+    }
+
+    /// The id of the field named `name`, when `value` is a value it takes.
+    fn accepting(&self, name: &str, value: &str) -> Option<u64> {
+        self.0
+            .iter()
+            .find(|f| f.title == name)
+            .filter(|f| match &f.kind {
+                FieldKind::Tagger(options) => options.iter().any(|o| o == value),
+                FieldKind::Text => true,
+                _ => false,
+            })
+            .map(|f| f.id)
+    }
+
+    /// The first drop-down and its options: what a project without the
+    /// demo's named fields gets filled in, one option per ticket.
+    fn first_dropdown(&self) -> Option<(u64, &[String])> {
+        self.0.iter().find_map(|f| match &f.kind {
+            FieldKind::Tagger(options) if !options.is_empty() => Some((f.id, options.as_slice())),
+            _ => None,
+        })
+    }
+
+    /// The fields a demo ticket is created with.
+    fn for_ticket(&self, n: usize, tier: &str) -> Vec<(u64, String)> {
+        if let Some(id) = self.accepting("sla_tier", tier) {
+            return vec![(id, tier.to_string())];
+        }
+        match self.first_dropdown() {
+            Some((id, options)) => vec![(id, options[n % options.len()].clone())],
+            None => vec![],
+        }
+    }
+}
 
 /// What the demo did, for its summary.
 #[derive(Debug, Default, Clone)]
@@ -119,6 +166,7 @@ impl Agent<'_> {
 /// Runs the demo stream. Zendesk and Salesforce are the emulators' clients
 /// (development credentials); `run_id` keeps ids unique across runs.
 pub async fn feed(
+    program: &Program,
     agent: Agent<'_>,
     zd: ZendeskClient,
     sf: Option<SalesforceClient>,
@@ -126,16 +174,19 @@ pub async fn feed(
     say: &(dyn Fn(String) + Sync),
 ) -> Result<Fed, String> {
     let mut fed = Fed::default();
+    let fields = DemoFields::of(program);
     let specs = turns();
     let mut tickets = Vec::new();
     for (n, spec) in specs.iter().enumerate() {
         let summary = spec.turn["summary"]
             .as_str()
             .unwrap_or("A customer question");
-        let changes = TicketChanges::default()
+        let mut changes = TicketChanges::default()
             .subject(summary.to_string())
-            .public_comment(format!("{summary} (demo ticket {n})"))
-            .field(SLA_TIER, spec.tier);
+            .public_comment(format!("{summary} (demo ticket {n})"));
+        for (id, value) in fields.for_ticket(n, spec.tier) {
+            changes = changes.field(id, value);
+        }
         let key = format!("l3map-demo-{run_id}-{n}");
         let t = zd
             .create_ticket(&changes, Some(&key))
@@ -160,17 +211,13 @@ pub async fn feed(
     }
     // A dispute recorded on the ticket by a human: reaches l3map as a
     // webhook, like any change made in Zendesk.
-    if let Some((id, _)) = tickets.get(1) {
-        zd.update_ticket(
-            *id,
-            &TicketChanges::default().field(DISPUTE_TYPE, "fraud_claim"),
-        )
-        .await
-        .map_err(|e| format!("updating a demo ticket: {e}"))?;
+    let (name, value) = HUMAN_CHANGE;
+    if let (Some((id, _)), Some(field)) = (tickets.get(1), fields.accepting(name, value)) {
+        zd.update_ticket(*id, &TicketChanges::default().field(field, value))
+            .await
+            .map_err(|e| format!("updating a demo ticket: {e}"))?;
         fed.ticket_updates += 1;
-        say(format!(
-            "  ~ ticket {id}: a human set dispute type = fraud_claim"
-        ));
+        say(format!("  ~ ticket {id}: a human set {name} = {value}"));
     }
     // A person picks the tickets up (all but the one left new), so the
     // agent's turns find them open, as in a real queue.

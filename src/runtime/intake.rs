@@ -153,7 +153,7 @@ pub async fn webhook_gate(State(gate): State<Gate>, req: Request, next: Next) ->
         return error(
             StatusCode::NOT_FOUND,
             "not_configured",
-            "webhooks are off: set [webhook] secret_env in l3map.toml",
+            "webhooks are off: add [webhook] secret_env to l3map.toml, or webhook_secret to the Zendesk connection",
         );
     }
     if let Some(r) = unsigned_or_stale(req.headers(), app.tolerance) {

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod metrics;
 pub mod ops;
 pub mod poll;
+pub mod reach;
 pub mod reload;
 pub mod server;
 pub mod stack;

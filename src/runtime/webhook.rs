@@ -108,7 +108,7 @@ pub async fn zendesk_webhook(
         return error(
             StatusCode::NOT_FOUND,
             "not_configured",
-            "webhooks are off: set [webhook] secret_env in l3map.toml",
+            "webhooks are off: add [webhook] secret_env to l3map.toml, or webhook_secret to the Zendesk connection",
         );
     };
     let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());

@@ -5,11 +5,11 @@ use super::{
     CustomStatus, Group, SalesforceField, SalesforceObject, SalesforceSchema, TicketField,
     ZendeskSchema,
 };
-use crate::check::Kind;
-use crate::connectors::salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
-use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
-use crate::connectors::{ApiError, Secret};
+use crate::connectors::ApiError;
 use crate::ir::Connection;
+use crate::runtime::apply::Client;
+use crate::runtime::config::ConnectionOverride;
+use crate::runtime::reach::{reach, CONNECT_TIMEOUT};
 
 /// What one connection's instance holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,53 +18,40 @@ pub enum Pulled {
     Salesforce(SalesforceSchema),
 }
 
-/// A credential or setting the connection declares: a secret reference is
-/// resolved (environment variable or file), a plain setting is taken as is.
-fn value(conn: &Connection, key: &str) -> Result<Option<String>, String> {
-    if let Some(s) = conn.secrets.iter().find(|s| s.key == key) {
-        let got = match s.source.as_str() {
-            "env" => std::env::var(&s.name).ok().filter(|v| !v.is_empty()),
-            _ => std::fs::read_to_string(&s.name)
-                .ok()
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty()),
-        };
-        return match got {
-            Some(v) => Ok(Some(v)),
-            None => Err(format!(
-                "connection `{}`: `{key} {}(\"{}\")` is not set; provide it (never write the value into a .l3map file)",
-                conn.name, s.source, s.name
-            )),
-        };
-    }
-    Ok(conn.settings.get(key).cloned())
-}
-
-fn required(conn: &Connection, key: &str) -> Result<String, String> {
-    value(conn, key)?.ok_or_else(|| format!("connection `{}` has no `{key}`", conn.name))
-}
-
-/// Reads the instance behind `conn`.
+/// Reads the instance behind `conn`, as the mapping declares it.
 pub async fn pull(conn: &Connection) -> Result<Pulled, String> {
+    pull_with(conn, &ConnectionOverride::default(), &|_| {}).await
+}
+
+/// Reads the instance behind `conn` with the configuration's overrides
+/// (`[connections.NAME]` of l3map.toml: another base URL, login URL or
+/// timeout). Every missing credential is named in one message, an
+/// unreachable host fails within seconds with its name and the reason
+/// ([`reach`]), and `step` is told what is being read, for progress.
+pub async fn pull_with(
+    conn: &Connection,
+    o: &ConnectionOverride,
+    step: &(dyn Fn(&str) + Sync),
+) -> Result<Pulled, String> {
+    let client = crate::runtime::clients::interactive(conn, o)?;
+    let Some(url) = crate::runtime::clients::endpoint(conn, o) else {
+        return Err(format!(
+            "connection `{}` names no instance; add its `subdomain` (Zendesk) or `instance` (Salesforce)",
+            conn.name
+        ));
+    };
+    step(&format!("connecting to {url}"));
+    reach(&url, CONNECT_TIMEOUT)
+        .await
+        .map_err(|e| format!("connection `{}`: {e}", conn.name))?;
     let api = |e: ApiError| format!("connection `{}`: {e}", conn.name);
-    match conn.kind {
-        Kind::Zendesk => {
-            let token = Secret::new(required(conn, "token")?);
-            let credentials = match value(conn, "email")? {
-                Some(email)
-                    if conn.settings.get("auth").map(String::as_str) == Some("api_token") =>
-                {
-                    Credentials::ApiToken { email, token }
-                }
-                _ => Credentials::OAuth(token),
-            };
-            let cfg = match value(conn, "url")? {
-                Some(url) => ZendeskConfig::new(url, credentials),
-                None => ZendeskConfig::for_subdomain(&required(conn, "subdomain")?, credentials),
-            };
-            let client = ZendeskClient::new(cfg).map_err(api)?;
+    match client {
+        Client::Zendesk(client) => {
+            step("reading ticket fields");
             let fields = client.ticket_fields().await.map_err(api)?;
+            step("reading custom statuses");
             let statuses = client.custom_statuses().await.map_err(api)?;
+            step("reading groups");
             let groups = client.groups().await.map_err(api)?;
             let mut schema = ZendeskSchema {
                 ticket_fields: fields
@@ -102,21 +89,10 @@ pub async fn pull(conn: &Connection) -> Result<Pulled, String> {
             schema.groups.sort_by_key(|g| g.id);
             Ok(Pulled::Zendesk(schema))
         }
-        Kind::Salesforce => {
-            let login = required(conn, "instance")?;
-            // Only what the block declares is read: one flow's credentials.
-            let mut declared = std::collections::BTreeMap::new();
-            for key in ["client_secret", "refresh_token", "username", "private_key"] {
-                if let Some(v) = value(conn, key)? {
-                    declared.insert(key, Secret::new(v));
-                }
-            }
-            let auth = SalesforceAuth::from_properties(&login, |key| declared.get(key).cloned())
-                .map_err(|key| format!("connection `{}` has no `{key}`", conn.name))?;
-            let cfg = SalesforceConfig::with_auth(login, required(conn, "client_id")?, auth);
-            let client = SalesforceClient::new(cfg).map_err(api)?;
+        Client::Salesforce(client) => {
             let mut schema = SalesforceSchema::default();
             for object in &conn.objects {
+                step(&format!("describing {object}"));
                 let d = client.describe(object).await.map_err(api)?;
                 let fields = d
                     .fields
