@@ -38,7 +38,7 @@ pub struct Cli {
 pub enum OutboxAction {
     /// The newest actions, or only those in one state.
     List {
-        /// The state store (default: .l3map/state.db).
+        /// The state store.
         #[arg(long, default_value = ".l3map/state.db")]
         state: PathBuf,
         #[arg(long, value_enum)]
