@@ -323,6 +323,21 @@ fn a_table_never_closed_still_declares_its_statuses() {
     assert_eq!(diags[0]["line"].as_u64(), Some(table_line));
 }
 
+/// An SKU table's `test "input" => PRODUCT` written at column 0 is not a
+/// block of its own: a mistake after it is not blamed on a missing `}`.
+#[test]
+fn an_sku_test_line_at_column_0_is_no_unclosed_block() {
+    let text = "sku phones {\n  \"iphone 15 pro max\" => IPH15PM\ntest \"iphone 15 pro max\" => IPH15PM\n  \"pixel\" = > PIX8\n}\n";
+    let p = Project::new("sku-col0", &[("phones.l3map", text)]);
+    let (code, diags) = check(p.path());
+    assert_eq!(code, 1);
+    assert!(
+        diags.iter().all(|d| d["code"] != "l3map::syntax::unclosed"),
+        "{}",
+        summary(&diags)
+    );
+}
+
 // ---------------------------------------------------------------- item 4
 
 /// GitHub's anchor for a heading: lower case, punctuation dropped, spaces

@@ -114,7 +114,17 @@ fn unclosed(
             InputLocation::Pos(p) => p,
             InputLocation::Span((s, _)) => s,
         };
-    let next = resync(text, pos).filter(|&n| n <= at)?;
+    // A top-level block names something next (`test NAME {`); an SKU
+    // table's `test "input" => ...` at column 0 is no block of its own.
+    let names_something = |n: usize| {
+        let mut words = text[n..].split_whitespace();
+        words.next();
+        words
+            .next()
+            .and_then(|w| w.chars().next())
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+    };
+    let next = resync(text, pos).filter(|&n| n <= at && names_something(n))?;
     let (braces, _) = open_brackets(&text[pos..at]);
     if braces <= 0 {
         return None;
