@@ -8,11 +8,15 @@ mod stack;
 
 #[path = "newcomer/cli.rs"]
 mod cli;
+#[path = "newcomer/config.rs"]
+mod config;
 #[path = "newcomer/emulators.rs"]
 mod emulators;
 #[path = "newcomer/lang.rs"]
 mod lang;
 #[path = "newcomer/obs.rs"]
 mod obs;
+#[path = "newcomer/polish_lang.rs"]
+mod polish_lang;
 #[path = "newcomer/tests.rs"]
 mod tests;

@@ -671,6 +671,17 @@ pub enum CheckError {
         #[label("nothing reads this")]
         span: Span,
     },
+    /// Returned when a test's event names a status the project cannot
+    /// see in a real event: the test would fail (or pass) on a typo.
+    #[error("{message}")]
+    #[diagnostic(code(l3map::test::unknown_status), help("{help}"))]
+    TestEventStatus {
+        message: String,
+        help: String,
+        #[label("{label}")]
+        span: Span,
+        label: String,
+    },
 
     // ------------------------------------------------------------ schema lockfile
     /// Returned when a declared id or name is not in the instance (per the lockfile).

@@ -363,6 +363,7 @@ fn error_span(e: &CheckError) -> Span {
         | TestShape { span, .. }
         | TestEvent { span, .. }
         | TestEventKey { span, .. }
+        | TestEventStatus { span, .. }
         | NotInInstance { span, .. }
         | NotAnOption { span, .. }
         | NotUpdateable { span, .. }

@@ -53,6 +53,101 @@ pub(super) struct Stray {
     pub help: String,
 }
 
+/// A status in the event that no real event could carry: a typo.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct BadStatus {
+    /// The JSON path of the key whose value it is.
+    pub path: Vec<String>,
+    pub message: String,
+    pub help: String,
+    pub label: String,
+}
+
+/// Zendesk's own ticket statuses (the `status` of the Tickets API). A
+/// ticket in a category the table does not name is read as the category
+/// itself (docs/EVENTS.md, "Which status a Zendesk ticket is in"), so these
+/// are statuses an event can carry whatever the table declares.
+const ZENDESK_STATUSES: &[&str] = &["new", "open", "pending", "hold", "solved", "closed"];
+
+/// The statuses `ticket.status` and `turn.requested_status` may hold, where
+/// the project makes that certain. `ticket.status` is a name of a Zendesk
+/// status table or a Zendesk status; `turn.requested_status` a name of any
+/// status table. A test that expects a refusal may ask for a status no
+/// table declares (that is what it tests), so the request is not checked
+/// then.
+pub(super) fn bad_statuses(env: &Env, event: &Json, expects_refusal: bool) -> Vec<BadStatus> {
+    let mut out = Vec::new();
+    let zendesk: Vec<(&str, Vec<&str>)> = env
+        .tables
+        .iter()
+        .filter(|(c, _)| env.conns.get(*c).is_some_and(|c| c.kind == Kind::Zendesk))
+        .map(|(c, t)| {
+            (
+                c.as_str(),
+                t.statuses.iter().map(|s| s.name.as_str()).collect(),
+            )
+        })
+        .collect();
+    if let (Some(Json::String(v)), false) = (event.pointer("/ticket/status"), zendesk.is_empty()) {
+        let mut known: Vec<&str> = zendesk
+            .iter()
+            .flat_map(|(_, n)| n.iter().copied())
+            .collect();
+        for z in ZENDESK_STATUSES {
+            if !known.contains(z) {
+                known.push(z);
+            }
+        }
+        if !known.contains(&v.as_str()) {
+            let conns: Vec<String> = zendesk.iter().map(|(c, _)| format!("`{c}`")).collect();
+            out.push(BadStatus {
+                path: vec!["ticket".into(), "status".into()],
+                message: format!(
+                    "`{v}` is not a status a ticket of {} can be in",
+                    conns.join(" or ")
+                ),
+                help: status_help(v, &known, "the statuses of the table, or Zendesk's own (new, open, pending, hold, solved, closed)"),
+                label: "no such status".into(),
+            });
+        }
+    }
+    if let (Some(Json::String(v)), false, false) = (
+        event.pointer("/turn/requested_status"),
+        env.tables.is_empty(),
+        expects_refusal,
+    ) {
+        let known: Vec<&str> = env
+            .tables
+            .values()
+            .flat_map(|t| t.statuses.iter().map(|s| s.name.as_str()))
+            .collect();
+        if !known.contains(&v.as_str()) {
+            let tables: Vec<String> = env.tables.keys().map(|c| format!("`{c}`")).collect();
+            out.push(BadStatus {
+                path: vec!["turn".into(), "requested_status".into()],
+                message: format!(
+                    "the agent requests `{v}`, which is not a status of {}",
+                    tables.join(" or ")
+                ),
+                help: status_help(
+                    v,
+                    &known,
+                    "the statuses of the table (a test of a refused request says `expect refused ...`)",
+                ),
+                label: "no such status".into(),
+            });
+        }
+    }
+    out
+}
+
+fn status_help(v: &str, known: &[&str], what: &str) -> String {
+    did_you_mean(v, known.iter().copied()).unwrap_or_else(|| {
+        let list: Vec<&str> = known.iter().copied().take(16).collect();
+        format!("{what}: {}", list.join(", "))
+    })
+}
+
 /// What a project can read from an event beyond the fixed shape.
 pub(super) struct Readable<'a> {
     pub env: &'a Env,

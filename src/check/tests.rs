@@ -2,7 +2,7 @@
 //! something the project declares, so a typo fails `check`, not a test run.
 
 use super::mappings::field;
-use super::test_event::{key_spans, strays, Readable};
+use super::test_event::{bad_statuses, key_spans, strays, Readable};
 use super::types::{Scope, Ty};
 use super::{did_you_mean, CheckError, Ctx};
 use crate::check::Kind;
@@ -28,7 +28,14 @@ pub(super) fn check(cx: &mut Ctx, t: &TestBlock) {
                 });
             }
             match crate::eval::testing::test_event(&t.name.name, &ev.value) {
-                Ok(_) => unread_keys(cx, ev),
+                Ok(_) => {
+                    unread_keys(cx, ev);
+                    let refusal = t
+                        .expects
+                        .iter()
+                        .any(|e| matches!(e.what, Expectation::Refused(_)));
+                    statuses(cx, ev, refusal);
+                }
                 Err(e) => event_error(cx, ev, e),
             }
         }
@@ -155,4 +162,52 @@ fn unread_keys(cx: &mut Ctx, ev: &Text) {
             span,
         });
     }
+}
+
+/// Statuses in the event that no real event could carry, pointed at the
+/// value (in a raw string) or at the whole event.
+fn statuses(cx: &mut Ctx, ev: &Text, expects_refusal: bool) {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&ev.value) else {
+        return;
+    };
+    let bad = bad_statuses(&cx.env, &json, expects_refusal);
+    if bad.is_empty() {
+        return;
+    }
+    let spans = if ev.raw { key_spans(&ev.value) } else { vec![] };
+    for b in bad {
+        let span = spans
+            .iter()
+            .find(|(p, _)| *p == b.path)
+            .and_then(|(_, r)| string_after(&ev.value, r.end))
+            .map_or(ev.span, |r| {
+                let start = ev.body.start as usize;
+                Span::new(ev.span.file, start + r.start, start + r.end)
+            });
+        cx.err(CheckError::TestEventStatus {
+            message: b.message,
+            help: b.help,
+            label: b.label,
+            span,
+        });
+    }
+}
+
+/// The byte range of the JSON string value after a key ending at `from`
+/// (`"key": "value"`), quotes included.
+fn string_after(text: &str, from: usize) -> Option<std::ops::Range<usize>> {
+    let rest = &text[from..];
+    let colon = rest.find(|c: char| !c.is_whitespace())?;
+    let after = rest[colon..].strip_prefix(':')?;
+    let lead = after.len() - after.trim_start().len();
+    let start = from + colon + 1 + lead;
+    let b = text.as_bytes();
+    if b.get(start) != Some(&b'"') {
+        return None;
+    }
+    let mut i = start + 1;
+    while i < b.len() && b[i] != b'"' {
+        i += if b[i] == b'\\' { 2 } else { 1 };
+    }
+    Some(start..(i + 1).min(b.len()))
 }

@@ -1,5 +1,5 @@
-//! `l3map fmt`: rewrite `.l3map` files in the canonical layout, or with
-//! `--check` only list the ones that are not.
+//! `l3map fmt`: rewrite `.l3map` files in the canonical layout, naming each
+//! one it rewrites, or with `--check` only list the ones that are not.
 
 use super::fail;
 use crate::fmt::format;
@@ -32,11 +32,15 @@ pub fn run(paths: &[PathBuf], check: bool) -> u8 {
                 continue;
             }
             changed += 1;
-            if check {
-                outln!("{}", file.path);
-            } else if let Err(e) = write(Path::new(&file.path), &file.text, &formatted) {
-                return fail(e);
+            // Each file is named on stdout, one per line, as it is rewritten
+            // (or, with --check, as it is found), so a count is never all
+            // a user learns and a script can read the list.
+            if !check {
+                if let Err(e) = write(Path::new(&file.path), &file.text, &formatted) {
+                    return fail(e);
+                }
             }
+            outln!("{}", file.path);
         }
     }
     let verb = if check {

@@ -24,8 +24,8 @@ pub(crate) fn against(env: &Env, usage: &Usage, lock: &Lockfile) -> Vec<CheckErr
         let fields = env.fields.get(name);
         match schema {
             Schema::Zendesk(z) => {
-                for f in fields.iter().flat_map(|m| m.values()) {
-                    zendesk_field(z, f, &mut out);
+                for (alias, f) in fields.iter().flat_map(|m| m.iter()) {
+                    zendesk_field(z, alias, f, &mut out);
                 }
                 for (_, group, span) in usage.groups.iter().filter(|(c, ..)| c == name) {
                     if !z.groups.iter().any(|g| &g.name == group) {
@@ -74,19 +74,14 @@ enum Schema<'l> {
     Salesforce(&'l SalesforceSchema),
 }
 
-fn zendesk_field(z: &ZendeskSchema, f: &FieldInfo, out: &mut Vec<CheckError>) {
+fn zendesk_field(z: &ZendeskSchema, alias: &str, f: &FieldInfo, out: &mut Vec<CheckError>) {
     // Standard fields have no id; they exist in every instance.
     let Some(id) = f.id else { return };
     let Some(locked) = z.ticket_fields.iter().find(|t| t.id == id) else {
-        let by_title = f
-            .label
-            .as_ref()
-            .and_then(|l| z.ticket_fields.iter().find(|t| &t.title == l))
-            .map(|t| format!("the instance has \"{}\" as #{}", t.title, t.id));
         out.push(CheckError::NotInInstance {
             what: format!("ticket field #{id}"),
             system: "Zendesk",
-            help: by_title.unwrap_or_else(|| {
+            help: likely_field(z, id, alias, f.label.as_deref()).unwrap_or_else(|| {
                 "check the id in Admin Center (Objects and rules > Tickets > Fields), then run `l3map schema pull`".into()
             }),
             span: f.span,
@@ -104,6 +99,43 @@ fn zendesk_field(z: &ZendeskSchema, f: &FieldInfo, out: &mut Vec<CheckError>) {
             });
         }
     }
+}
+
+/// The locked field a declared id that is not in the instance most likely
+/// meant: one titled like the declaration's label or its alias (`nights`
+/// for "Nights"), else the ids one or two digits off (a slip in copying).
+fn likely_field(z: &ZendeskSchema, id: u64, alias: &str, label: Option<&str>) -> Option<String> {
+    // "Refund reason", "refund_reason" and "Refund-Reason" name one field.
+    let words = |s: &str| {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+    };
+    let titled = z.ticket_fields.iter().find(|t| {
+        label.is_some_and(|l| t.title == l)
+            || (!words(alias).is_empty() && words(&t.title) == words(alias))
+    });
+    if let Some(t) = titled {
+        return Some(format!("the instance has \"{}\" as #{}", t.title, t.id));
+    }
+    let digits = id.to_string();
+    let scored: Vec<(usize, &super::TicketField)> = z
+        .ticket_fields
+        .iter()
+        .map(|t| (strsim::damerau_levenshtein(&digits, &t.id.to_string()), t))
+        .filter(|(d, _)| *d <= 2)
+        .collect();
+    let best = scored.iter().map(|(d, _)| *d).min()?;
+    let near: Vec<String> = scored
+        .iter()
+        .filter(|(d, _)| *d == best)
+        .map(|(_, t)| format!("#{} (\"{}\")", t.id, t.title))
+        .collect();
+    Some(format!(
+        "did you mean {}? the lockfile has no #{id}; if the field is new, run `l3map schema pull`",
+        near.join(" or ")
+    ))
 }
 
 fn salesforce_field(sf: &SalesforceSchema, path: &str, f: &FieldInfo, out: &mut Vec<CheckError>) {

@@ -20,6 +20,18 @@ pub enum SyntaxError {
         #[help]
         help: Option<String>,
     },
+    /// Returned when a block's `}` is missing: the parse ran on into the
+    /// next block.
+    #[error("`{head} {{` is never closed")]
+    #[diagnostic(code(l3map::syntax::unclosed), help("{help}"))]
+    Unclosed {
+        head: String,
+        help: String,
+        #[label("this block is never closed")]
+        span: Span,
+        #[label("the next block starts here")]
+        next: Span,
+    },
     /// Returned when a string contains an escape l3map does not know.
     #[error("unknown escape `{escape}` in a string")]
     #[diagnostic(
@@ -93,6 +105,7 @@ impl SyntaxError {
     pub fn span(&self) -> Span {
         match self {
             SyntaxError::Unexpected { span, .. }
+            | SyntaxError::Unclosed { span, .. }
             | SyntaxError::BadEscape { span, .. }
             | SyntaxError::BadNumber { span, .. }
             | SyntaxError::BadTemplate { span, .. }

@@ -28,7 +28,7 @@ pub fn parse_file(file: FileId, text: &str) -> (ast::File, Vec<SyntaxError>) {
         errors: Vec::new(),
     };
     let mut items = Vec::new();
-    let mut errors = parser::parse_items(file, text, |pair, base| {
+    let mut errors = parser::parse_items_recovering(file, text, |pair, base| {
         b.base = base;
         if let Some(item) = b.item(pair) {
             items.push(item);

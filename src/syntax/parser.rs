@@ -44,6 +44,27 @@ pub fn parse_items<'i>(
     text: &'i str,
     mut on_item: impl FnMut(Pair<'i>, usize),
 ) -> Vec<SyntaxError> {
+    items(file, text, OnItem::Borrowed(&mut on_item))
+}
+
+/// As [`parse_items`], and a block never closed is also passed to
+/// `on_item`, parsed as if its `}` stood before the next block (that pair
+/// borrows a patched copy of the text, hence the callback for any lifetime).
+pub fn parse_items_recovering(
+    file: FileId,
+    text: &str,
+    mut on_item: impl FnMut(Pair<'_>, usize),
+) -> Vec<SyntaxError> {
+    items(file, text, OnItem::Any(&mut on_item))
+}
+
+/// Where parsed items go: pairs of the file's text only, or any pair.
+enum OnItem<'a, 'i> {
+    Borrowed(&'a mut dyn FnMut(Pair<'i>, usize)),
+    Any(&'a mut dyn FnMut(Pair<'_>, usize)),
+}
+
+fn items<'i>(file: FileId, text: &'i str, mut on_item: OnItem<'_, 'i>) -> Vec<SyntaxError> {
     let mut errors = Vec::new();
     let bom = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
     let mut pos = skip_gap(text, bom);
@@ -52,10 +73,18 @@ pub fn parse_items<'i>(
             Ok(mut pairs) => {
                 let pair = pairs.next().expect("pest returns the item pair");
                 let end = pos + pair.as_span().end();
-                on_item(pair, pos);
+                match &mut on_item {
+                    OnItem::Borrowed(f) => f(pair, pos),
+                    OnItem::Any(f) => f(pair, pos),
+                }
                 pos = skip_gap(text, end);
             }
             Err(e) => {
+                if let Some((mut errs, next)) = unclosed(file, text, pos, &e, &mut on_item) {
+                    errors.append(&mut errs);
+                    pos = next;
+                    continue;
+                }
                 errors.push(humanize(file, text, pos, &e));
                 match resync(text, pos) {
                     Some(next) => pos = next,
@@ -65,6 +94,106 @@ pub fn parse_items<'i>(
         }
     }
     errors
+}
+
+/// A block whose `}` is missing runs on into the next block, and the parse
+/// fails there, far from the mistake. When the failure comes after a line
+/// that opens a top-level block while the item still has a `{` open, the
+/// item is reported as never closed (pointing at its `{`), then parsed as
+/// if closed right before that line: its names stay declared, so the
+/// blocks that use them do not fail too.
+fn unclosed(
+    file: FileId,
+    text: &str,
+    pos: usize,
+    e: &pest::error::Error<Rule>,
+    on_item: &mut OnItem<'_, '_>,
+) -> Option<(Vec<SyntaxError>, usize)> {
+    let at = pos
+        + match e.location {
+            InputLocation::Pos(p) => p,
+            InputLocation::Span((s, _)) => s,
+        };
+    // A top-level block names something next (`test NAME {`); an SKU
+    // table's `test "input" => ...` at column 0 is no block of its own.
+    let names_something = |n: usize| {
+        let mut words = text[n..].split_whitespace();
+        words.next();
+        words
+            .next()
+            .and_then(|w| w.chars().next())
+            .is_some_and(|c| c.is_alphabetic() || c == '_')
+    };
+    let next = resync(text, pos).filter(|&n| n <= at && names_something(n))?;
+    let (braces, _) = open_brackets(&text[pos..at]);
+    if braces <= 0 {
+        return None;
+    }
+    let open = pos + first_brace(&text[pos..next])?;
+    let head = text[pos..open]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let next_word = text[next..]
+        .split(|c: char| c.is_whitespace())
+        .next()
+        .unwrap_or_default();
+    let line = text[..next].matches('\n').count() + 1;
+    let err = SyntaxError::Unclosed {
+        head,
+        span: Span::new(file, open, open + 1),
+        next: Span::new(file, next, next + next_word.len()),
+        help: format!("add `}}` at the end of the block, before `{next_word}` on line {line}"),
+    };
+    // The same text with the `}` added: offsets up to `next` are the file's.
+    // As many `}` as the block leaves open (a table inside it may be open too).
+    let (open_at_next, _) = open_brackets(&text[pos..next]);
+    let patched = format!(
+        "{}{}",
+        &text[..next],
+        "}".repeat(open_at_next.max(1) as usize)
+    );
+    let mut errors = vec![err];
+    match L3Parser::parse(Rule::item, &patched[pos..]) {
+        Ok(mut pairs) => {
+            let pair = pairs.next().expect("pest returns the item pair");
+            if let OnItem::Any(f) = on_item {
+                f(pair, pos);
+            }
+        }
+        // Something else is wrong inside the block as well: say that too.
+        Err(inner) => {
+            let inner = humanize(file, &patched, pos, &inner);
+            if inner.span().end as usize <= next {
+                errors.push(inner);
+            }
+        }
+    }
+    Some((errors, next))
+}
+
+/// The offset of the first `{` outside strings and comments.
+fn first_brace(item: &str) -> Option<usize> {
+    let mut in_str = false;
+    let mut it = item.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        match c {
+            '\\' if in_str => {
+                it.next();
+            }
+            '"' => in_str = !in_str,
+            '/' if !in_str && it.peek().is_some_and(|(_, c)| *c == '/') => {
+                for (_, c) in it.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '{' if !in_str => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Skips white space and `//` comments between blocks, exactly as the
