@@ -30,7 +30,7 @@ use notify::{RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -58,6 +58,116 @@ pub enum Reloaded {
     /// The files changed while they were compiled: nothing was swapped,
     /// and the newer files are compiled once they settle.
     Superseded,
+}
+
+/// Whether the mapping files on disk are what is served, for `/healthz`:
+/// a save that does not compile (or changes a connection) is refused and
+/// the previous revision keeps serving, which is right, but an operator
+/// must be able to see that the files and the service now differ.
+#[derive(Debug, Default)]
+pub struct FilesState(Mutex<Option<Refusal>>);
+
+/// The files on disk were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// When the first refused compile of this run of refusals ended (ms
+    /// since 1970): a later refused save keeps it.
+    pub since_ms: i64,
+    /// The latest refusal's first diagnostic, on one line.
+    pub error: String,
+}
+
+impl FilesState {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Refusal>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The refusal in force, if the files on disk are refused.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.lock().clone()
+    }
+
+    fn refused(&self, error: String) {
+        let mut r = self.lock();
+        let since_ms = r
+            .as_ref()
+            .map_or_else(super::store::now_ms, |was| was.since_ms);
+        *r = Some(Refusal { since_ms, error });
+    }
+
+    /// The files compile to what is served again: the refusal that ends.
+    fn cleared(&self) -> Option<Refusal> {
+        self.lock().take()
+    }
+}
+
+/// The first error of a compile's rendered diagnostics, on one line
+/// (`file:line:col: message (help: ...)`), or the first line of any other
+/// failure.
+fn first_error(rendered: &str) -> String {
+    const MAX: usize = 400;
+    let lines: Vec<&str> = rendered.lines().map(str::trim).collect();
+    let found = lines.iter().enumerate().find_map(|(i, l)| {
+        let mut message = l.strip_prefix('×')?.trim().to_string();
+        let rest = &lines[i + 1..];
+        // The diagnostic ends where the next one starts.
+        let rest = &rest[..rest
+            .iter()
+            .position(|l| l.starts_with(['×', '⚠']))
+            .unwrap_or(rest.len())];
+        let mut at = None;
+        for next in rest {
+            // miette draws the place as `╭─[file:line:col]`; a snippet
+            // too long to draw is written `at file:line:col`.
+            if let Some((_, loc)) = next.split_once("─[") {
+                at = Some(loc.trim_end_matches(']').to_string());
+                break;
+            }
+            if let Some(loc) = next.strip_prefix("at ") {
+                at = Some(loc.to_string());
+                break;
+            }
+            if next.is_empty() || next.starts_with("help:") {
+                break;
+            }
+            // A long message wraps onto the next lines.
+            message.push(' ');
+            message.push_str(next);
+        }
+        if let Some(help) = rest.iter().find_map(|l| l.strip_prefix("help:")) {
+            message = format!("{message} (help: {})", help.trim());
+        }
+        Some(match at {
+            Some(at) => format!("{at}: {message}"),
+            None => message,
+        })
+    });
+    let line = found.unwrap_or_else(|| {
+        lines.iter().find(|l| !l.is_empty()).map_or_else(
+            || "the mappings do not compile".to_string(),
+            |l| l.to_string(),
+        )
+    });
+    match line.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
+}
+
+/// The files were refused and are now served again: said once.
+fn compiles_again(engine: &Engine, revision: &str, swapped: bool) {
+    if let Some(was) = engine.files.cleared() {
+        let refused_for_ms = super::store::now_ms() - was.since_ms;
+        if swapped {
+            tracing::info!(revision = %revision, refused_for_ms, "the mapping files on disk compile again");
+        } else {
+            tracing::info!(
+                revision = %revision,
+                refused_for_ms,
+                "the mapping files on disk compile again, to the revision already served: nothing to reload"
+            );
+        }
+    }
 }
 
 /// The part of a connection the running clients were built from.
@@ -152,16 +262,23 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
         Err(e) => Err(format!("the compiler task failed: {e}")),
     };
     let current = engine.live();
+    let mut error = None;
     let outcome = match compiled {
-        Err(diagnostics) => Reloaded::Refused(format!(
-            "the edited mappings do not compile; still serving revision {}:\n{diagnostics}",
-            current.program.revision
-        )),
+        Err(diagnostics) => {
+            error = Some(first_error(&diagnostics));
+            Reloaded::Refused(format!(
+                "the edited mappings do not compile; still serving revision {}:\n{diagnostics}",
+                current.program.revision
+            ))
+        }
         Ok(p) if p.revision == current.program.revision => Reloaded::Unchanged,
-        Ok(p) if !same_connections(&p, &current.program) => Reloaded::Refused(format!(
-            "a connection block changed; restart l3map to apply it (still serving revision {})",
-            current.program.revision
-        )),
+        Ok(p) if !same_connections(&p, &current.program) => {
+            error = Some("a connection block changed; restart l3map to apply it".to_string());
+            Reloaded::Refused(format!(
+                "a connection block changed; restart l3map to apply it (still serving revision {})",
+                current.program.revision
+            ))
+        }
         Ok(p) => {
             let to = p.revision.clone();
             engine.swap(Live::new(p));
@@ -175,11 +292,16 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
         Reloaded::Swapped { from, to } => {
             engine.metrics.reload("ok");
             tracing::info!(from = %from, to = %to, "mappings reloaded");
+            compiles_again(engine, to, true);
         }
-        Reloaded::Unchanged | Reloaded::Superseded => {}
+        Reloaded::Unchanged => compiles_again(engine, &current.program.revision, false),
+        Reloaded::Superseded => {}
         Reloaded::Refused(why) => {
             engine.metrics.reload("failed");
             tracing::error!("{why}");
+            engine
+                .files
+                .refused(error.unwrap_or_else(|| first_error(why)));
         }
     }
     outcome
@@ -469,6 +591,14 @@ pub fn spawn(
                 if snap == compiled && !hup {
                     break None;
                 }
+                // The bytes the live revision was compiled from (a broken
+                // edit undone): nothing to compile, but the files are no
+                // longer refused.
+                if snap == live && !hup {
+                    compiled = snap;
+                    compiles_again(&engine, &engine.live().program.revision, false);
+                    break Some(Reloaded::Unchanged);
+                }
                 let outcome = reload_exactly(&dir, &engine, Some(&snap)).await;
                 if outcome == Reloaded::Superseded {
                     continue;
@@ -513,6 +643,28 @@ mod tests {
         );
         // Writing an unrelated file (the store, a log) is nothing.
         assert!(seen(&ev(data, "p/state.db-wal")).is_empty());
+    }
+
+    #[test]
+    fn a_refusal_is_summed_up_in_one_line_naming_the_place() {
+        let dir = std::env::temp_dir().join(format!("l3map-first-error-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech");
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            let text = std::fs::read_to_string(&p).unwrap();
+            let text = text.replace("-> closed", "-> closd ");
+            std::fs::write(dir.join(p.file_name().unwrap()), text).unwrap();
+        }
+        let rendered = compile(&dir).expect_err("a broken project");
+        let line = first_error(&rendered);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("statuses.l3map:"), "{line}");
+        assert!(line.contains("unknown status `closd`"), "{line}");
+        assert!(line.contains("(help: did you mean `closed`?)"), "{line}");
+        assert_eq!(first_error("cannot read x: gone\n"), "cannot read x: gone");
     }
 
     #[test]
