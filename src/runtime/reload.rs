@@ -514,6 +514,16 @@ async fn settled(
     }
 }
 
+/// The revision the `.l3map` files under `dir` would compile to (its
+/// content hash: no compile), `None` when they cannot be read.
+fn revision_on_disk(dir: &Path) -> Option<String> {
+    let projects = crate::project::load(&[dir.to_path_buf()]).ok()?;
+    let [project] = projects.as_slice() else {
+        return None;
+    };
+    Some(crate::ir::lower_revision(&project.sources))
+}
+
 async fn read(dir: &Path) -> Snapshot {
     let d = dir.to_path_buf();
     tokio::task::spawn_blocking(move || Snapshot::read(&d))
@@ -562,10 +572,19 @@ pub fn spawn(
             });
         }
     }
-    drop(tx);
     // The files the live revision was compiled from (at start, a moment
     // ago), and the last files compiled, live or refused.
     let mut live = Snapshot::read(&dir);
+    // The runtime serves before this watcher exists: a save in between
+    // would raise no event, and its bytes would be taken for the live
+    // ones. When the sources on disk are not the live revision, nothing is
+    // known about them: compile once they settle.
+    if revision_on_disk(&dir).is_some_and(|r| r != engine.live().program.revision) {
+        tracing::info!("the mapping files changed while l3map was starting: compiling them");
+        live = Snapshot::default();
+        let _ = tx.send(Wake::Change(Seen::Changed));
+    }
+    drop(tx);
     let mut compiled = live.clone();
     Ok(tokio::spawn(async move {
         // The watcher stops watching when dropped: it lives here.
