@@ -161,6 +161,10 @@ async fn a_refused_reload_shows_in_healthz_and_the_docs_match_the_answer() {
         1,
     );
     assert_ne!(broken, text, "the edit applies");
+    let line = 1 + text
+        .lines()
+        .position(|l| l.contains("solved, solved_refunded      -> closed"))
+        .expect("the edited line");
     std::fs::write(&file, &broken).expect("break the file");
     let refused = until("/healthz to show the refused files", || async {
         let r = stack
@@ -179,8 +183,11 @@ async fn a_refused_reload_shows_in_healthz_and_the_docs_match_the_answer() {
     assert_eq!(m["revision"], revision, "still serving the old revision");
     let error = m["error"].as_str().expect("the first error");
     assert!(
-        error.contains("statuses.l3map:") && error.contains("closd") && !error.contains('\n'),
-        "one line naming the place: {error}"
+        error.starts_with(&format!("statuses.l3map:{line}:"))
+            && error.contains("unknown status `closd`")
+            && error.contains("did you mean `closed`?")
+            && !error.contains('\n'),
+        "one line naming the place within the project: {error}"
     );
     let since = m["refused_since"].as_str().expect("since when");
     assert!(since.parse::<jiff::Timestamp>().is_ok(), "{since}");

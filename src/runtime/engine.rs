@@ -58,7 +58,7 @@ pub struct Engine {
     /// read each update once, and l3map's own updates not at all.
     pub tickets: super::tickets::Tickets,
     /// Whether the mapping files on disk are refused (`/healthz`).
-    pub files: super::reload::FilesState,
+    pub files: super::files::FilesState,
     commits: mpsc::Sender<Pending>,
 }
 
@@ -138,7 +138,7 @@ impl Engine {
             metrics,
             wake: Notify::new(),
             tickets: super::tickets::Tickets::default(),
-            files: super::reload::FilesState::default(),
+            files: super::files::FilesState::default(),
             commits,
         }
     }

@@ -24,13 +24,14 @@
 
 use super::compile::compile;
 use super::engine::{Engine, Live};
+use super::files::first_error;
 use crate::ir::{Connection, Program};
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
@@ -58,100 +59,6 @@ pub enum Reloaded {
     /// The files changed while they were compiled: nothing was swapped,
     /// and the newer files are compiled once they settle.
     Superseded,
-}
-
-/// Whether the mapping files on disk are what is served, for `/healthz`:
-/// a save that does not compile (or changes a connection) is refused and
-/// the previous revision keeps serving, which is right, but an operator
-/// must be able to see that the files and the service now differ.
-#[derive(Debug, Default)]
-pub struct FilesState(Mutex<Option<Refusal>>);
-
-/// The files on disk were refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// When the first refused compile of this run of refusals ended (ms
-    /// since 1970): a later refused save keeps it.
-    pub since_ms: i64,
-    /// The latest refusal's first diagnostic, on one line.
-    pub error: String,
-}
-
-impl FilesState {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Refusal>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The refusal in force, if the files on disk are refused.
-    pub fn refusal(&self) -> Option<Refusal> {
-        self.lock().clone()
-    }
-
-    fn refused(&self, error: String) {
-        let mut r = self.lock();
-        let since_ms = r
-            .as_ref()
-            .map_or_else(super::store::now_ms, |was| was.since_ms);
-        *r = Some(Refusal { since_ms, error });
-    }
-
-    /// The files compile to what is served again: the refusal that ends.
-    fn cleared(&self) -> Option<Refusal> {
-        self.lock().take()
-    }
-}
-
-/// The first error of a compile's rendered diagnostics, on one line
-/// (`file:line:col: message (help: ...)`), or the first line of any other
-/// failure.
-fn first_error(rendered: &str) -> String {
-    const MAX: usize = 400;
-    let lines: Vec<&str> = rendered.lines().map(str::trim).collect();
-    let found = lines.iter().enumerate().find_map(|(i, l)| {
-        let mut message = l.strip_prefix('×')?.trim().to_string();
-        let rest = &lines[i + 1..];
-        // The diagnostic ends where the next one starts.
-        let rest = &rest[..rest
-            .iter()
-            .position(|l| l.starts_with(['×', '⚠']))
-            .unwrap_or(rest.len())];
-        let mut at = None;
-        for next in rest {
-            // miette draws the place as `╭─[file:line:col]`; a snippet
-            // too long to draw is written `at file:line:col`.
-            if let Some((_, loc)) = next.split_once("─[") {
-                at = Some(loc.trim_end_matches(']').to_string());
-                break;
-            }
-            if let Some(loc) = next.strip_prefix("at ") {
-                at = Some(loc.to_string());
-                break;
-            }
-            if next.is_empty() || next.starts_with("help:") {
-                break;
-            }
-            // A long message wraps onto the next lines.
-            message.push(' ');
-            message.push_str(next);
-        }
-        if let Some(help) = rest.iter().find_map(|l| l.strip_prefix("help:")) {
-            message = format!("{message} (help: {})", help.trim());
-        }
-        Some(match at {
-            Some(at) => format!("{at}: {message}"),
-            None => message,
-        })
-    });
-    let line = found.unwrap_or_else(|| {
-        lines.iter().find(|l| !l.is_empty()).map_or_else(
-            || "the mappings do not compile".to_string(),
-            |l| l.to_string(),
-        )
-    });
-    match line.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}…", &line[..cut]),
-        None => line,
-    }
 }
 
 /// The files were refused and are now served again: said once.
@@ -265,7 +172,10 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
     let mut error = None;
     let outcome = match compiled {
         Err(diagnostics) => {
-            error = Some(first_error(&diagnostics));
+            // Named from the project folder: `/healthz` is unauthenticated
+            // and has no use for where the folder is.
+            let prefix = format!("{}{}", dir.display(), std::path::MAIN_SEPARATOR);
+            error = Some(first_error(&diagnostics).replace(&prefix, ""));
             Reloaded::Refused(format!(
                 "the edited mappings do not compile; still serving revision {}:\n{diagnostics}",
                 current.program.revision

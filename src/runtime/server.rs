@@ -139,7 +139,7 @@ async fn store_stats(app: &App) -> Option<super::store::Stats> {
 
 async fn health(State(app): State<Arc<App>>) -> Response {
     if let Some(f) = app.engine.store.write_failure() {
-        let since = rfc3339(f.since_ms);
+        let since = super::files::rfc3339(f.since_ms);
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unwritable",
@@ -162,7 +162,9 @@ async fn health(State(app): State<Arc<App>>) -> Response {
             Json(json!({
                 "status": "ok",
                 "revision": revision,
-                "mappings": mappings(&app, &revision),
+                // Still 200 when the files on disk are refused: serving
+                // the previous revision is right, and this shows it.
+                "mappings": super::files::health_json(&app.engine.files, &revision),
                 "outbox": outbox,
             }))
             .into_response()
@@ -173,31 +175,6 @@ async fn health(State(app): State<Arc<App>>) -> Response {
             "the state store cannot be read",
         ),
     }
-}
-
-/// The served revision, and whether the files on disk are refused: still
-/// 200 (serving the previous revision is right), but visible.
-fn mappings(app: &App, revision: &str) -> serde_json::Value {
-    match app.engine.files.refusal() {
-        None => json!({
-            "revision": revision,
-            "files": "current",
-            "refused_since": null,
-            "error": null,
-        }),
-        Some(r) => json!({
-            "revision": revision,
-            "files": "refused",
-            "refused_since": rfc3339(r.since_ms),
-            "error": r.error,
-        }),
-    }
-}
-
-fn rfc3339(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| ms.to_string())
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
