@@ -429,7 +429,11 @@ fn sample_value(f: &SeedField, i: usize, ticket: u64) -> Value {
         FieldKind::Tagger(options) if !options.is_empty() => json!(options[i % options.len()]),
         FieldKind::Tagger(_) => Value::Null,
         FieldKind::Checkbox => json!(!i.is_multiple_of(2)),
-        FieldKind::Decimal => json!(DECIMALS[i % DECIMALS.len()]),
+        FieldKind::Decimal => match DECIMALS[i % DECIMALS.len()] {
+            // Whole amounts as integers, as a client would send them.
+            n if n.fract() == 0.0 => json!(n as i64),
+            n => json!(n),
+        },
         FieldKind::Date => json!(format!("2027-{:02}-15", i % 12 + 1)),
         FieldKind::Text => json!(format!("{} {ticket}", f.title)),
     }
