@@ -139,3 +139,16 @@ pub(super) fn create_group(sh: &Shared, body: &Bytes) -> Result<(u64, Value), Zd
 pub(super) fn created(answer: Result<(u64, Value), ZdErr>) -> Answer {
     answer.map(|(_, v)| (StatusCode::CREATED, v))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_file_from_before_groups_could_be_created_still_reads() {
+        let old: GroupRec =
+            serde_json::from_value(json!({"id": 360100001, "name": "Payments Tier 2"})).unwrap();
+        assert_eq!(old, GroupRec::seeded(360100001, "Payments Tier 2"));
+        assert!(old.is_public && old.description.is_empty());
+    }
+}
