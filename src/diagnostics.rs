@@ -2,8 +2,10 @@
 //! JSON and GitHub Actions annotations.
 
 mod redact;
+mod suggest;
 
 pub use redact::redact;
+pub use suggest::did_you_mean;
 
 use crate::check::CheckError;
 use crate::syntax::{FileId, SourceMap, SyntaxError};

@@ -371,18 +371,8 @@ fn error_span(e: &CheckError) -> Span {
     }
 }
 
-/// The closest candidate to `name`, phrased as a suggestion.
-pub fn did_you_mean<'c>(name: &str, candidates: impl Iterator<Item = &'c str>) -> Option<String> {
-    let lname = name.to_lowercase();
-    let mut best: Option<(f64, &str)> = None;
-    for c in candidates {
-        let score = strsim::jaro_winkler(&lname, &c.to_lowercase());
-        if score > 0.8 && best.is_none_or(|(b, _)| score > b) {
-            best = Some((score, c));
-        }
-    }
-    best.map(|(_, c)| format!("did you mean `{c}`?"))
-}
+/// Shared with the runtime, which must not depend on the checker.
+pub use crate::diagnostics::did_you_mean;
 
 /// The result of checking a project.
 pub struct Checked {

@@ -57,6 +57,8 @@ pub struct Engine {
     /// Zendesk tickets as the API last showed them, by update: webhooks
     /// read each update once, and l3map's own updates not at all.
     pub tickets: super::tickets::Tickets,
+    /// Whether the mapping files on disk are refused (`/healthz`).
+    pub files: super::files::FilesState,
     commits: mpsc::Sender<Pending>,
 }
 
@@ -136,6 +138,7 @@ impl Engine {
             metrics,
             wake: Notify::new(),
             tickets: super::tickets::Tickets::default(),
+            files: super::files::FilesState::default(),
             commits,
         }
     }

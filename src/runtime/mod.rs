@@ -9,6 +9,7 @@ pub mod compile;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod files;
 pub mod intake;
 pub mod listen;
 pub mod logs;

@@ -24,6 +24,7 @@
 
 use super::compile::compile;
 use super::engine::{Engine, Live};
+use super::files::first_error;
 use crate::ir::{Connection, Program};
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
@@ -58,6 +59,22 @@ pub enum Reloaded {
     /// The files changed while they were compiled: nothing was swapped,
     /// and the newer files are compiled once they settle.
     Superseded,
+}
+
+/// The files were refused and are now served again: said once.
+fn compiles_again(engine: &Engine, revision: &str, swapped: bool) {
+    if let Some(was) = engine.files.cleared() {
+        let refused_for_ms = super::store::now_ms() - was.since_ms;
+        if swapped {
+            tracing::info!(revision = %revision, refused_for_ms, "the mapping files on disk compile again");
+        } else {
+            tracing::info!(
+                revision = %revision,
+                refused_for_ms,
+                "the mapping files on disk compile again, to the revision already served: nothing to reload"
+            );
+        }
+    }
 }
 
 /// The part of a connection the running clients were built from.
@@ -152,16 +169,26 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
         Err(e) => Err(format!("the compiler task failed: {e}")),
     };
     let current = engine.live();
+    let mut error = None;
     let outcome = match compiled {
-        Err(diagnostics) => Reloaded::Refused(format!(
-            "the edited mappings do not compile; still serving revision {}:\n{diagnostics}",
-            current.program.revision
-        )),
+        Err(diagnostics) => {
+            // Named from the project folder: `/healthz` is unauthenticated
+            // and has no use for where the folder is.
+            let prefix = format!("{}{}", dir.display(), std::path::MAIN_SEPARATOR);
+            error = Some(first_error(&diagnostics).replace(&prefix, ""));
+            Reloaded::Refused(format!(
+                "the edited mappings do not compile; still serving revision {}:\n{diagnostics}",
+                current.program.revision
+            ))
+        }
         Ok(p) if p.revision == current.program.revision => Reloaded::Unchanged,
-        Ok(p) if !same_connections(&p, &current.program) => Reloaded::Refused(format!(
-            "a connection block changed; restart l3map to apply it (still serving revision {})",
-            current.program.revision
-        )),
+        Ok(p) if !same_connections(&p, &current.program) => {
+            error = Some("a connection block changed; restart l3map to apply it".to_string());
+            Reloaded::Refused(format!(
+                "a connection block changed; restart l3map to apply it (still serving revision {})",
+                current.program.revision
+            ))
+        }
         Ok(p) => {
             let to = p.revision.clone();
             engine.swap(Live::new(p));
@@ -175,11 +202,16 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
         Reloaded::Swapped { from, to } => {
             engine.metrics.reload("ok");
             tracing::info!(from = %from, to = %to, "mappings reloaded");
+            compiles_again(engine, to, true);
         }
-        Reloaded::Unchanged | Reloaded::Superseded => {}
+        Reloaded::Unchanged => compiles_again(engine, &current.program.revision, false),
+        Reloaded::Superseded => {}
         Reloaded::Refused(why) => {
             engine.metrics.reload("failed");
             tracing::error!("{why}");
+            engine
+                .files
+                .refused(error.unwrap_or_else(|| first_error(why)));
         }
     }
     outcome
@@ -392,6 +424,16 @@ async fn settled(
     }
 }
 
+/// The revision the `.l3map` files under `dir` would compile to (its
+/// content hash: no compile), `None` when they cannot be read.
+fn revision_on_disk(dir: &Path) -> Option<String> {
+    let projects = crate::project::load(&[dir.to_path_buf()]).ok()?;
+    let [project] = projects.as_slice() else {
+        return None;
+    };
+    Some(crate::ir::lower_revision(&project.sources))
+}
+
 async fn read(dir: &Path) -> Snapshot {
     let d = dir.to_path_buf();
     tokio::task::spawn_blocking(move || Snapshot::read(&d))
@@ -440,10 +482,19 @@ pub fn spawn(
             });
         }
     }
-    drop(tx);
     // The files the live revision was compiled from (at start, a moment
     // ago), and the last files compiled, live or refused.
     let mut live = Snapshot::read(&dir);
+    // The runtime serves before this watcher exists: a save in between
+    // would raise no event, and its bytes would be taken for the live
+    // ones. When the sources on disk are not the live revision, nothing is
+    // known about them: compile once they settle.
+    if revision_on_disk(&dir).is_some_and(|r| r != engine.live().program.revision) {
+        tracing::info!("the mapping files changed while l3map was starting: compiling them");
+        live = Snapshot::default();
+        let _ = tx.send(Wake::Change(Seen::Changed));
+    }
+    drop(tx);
     let mut compiled = live.clone();
     Ok(tokio::spawn(async move {
         // The watcher stops watching when dropped: it lives here.
@@ -468,6 +519,14 @@ pub fn spawn(
                 // operator asked.
                 if snap == compiled && !hup {
                     break None;
+                }
+                // The bytes the live revision was compiled from (a broken
+                // edit undone): nothing to compile, but the files are no
+                // longer refused.
+                if snap == live && !hup {
+                    compiled = snap;
+                    compiles_again(&engine, &engine.live().program.revision, false);
+                    break Some(Reloaded::Unchanged);
                 }
                 let outcome = reload_exactly(&dir, &engine, Some(&snap)).await;
                 if outcome == Reloaded::Superseded {
@@ -513,6 +572,28 @@ mod tests {
         );
         // Writing an unrelated file (the store, a log) is nothing.
         assert!(seen(&ev(data, "p/state.db-wal")).is_empty());
+    }
+
+    #[test]
+    fn a_refusal_is_summed_up_in_one_line_naming_the_place() {
+        let dir = std::env::temp_dir().join(format!("l3map-first-error-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech");
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            let text = std::fs::read_to_string(&p).unwrap();
+            let text = text.replace("-> closed", "-> closd ");
+            std::fs::write(dir.join(p.file_name().unwrap()), text).unwrap();
+        }
+        let rendered = compile(&dir).expect_err("a broken project");
+        let line = first_error(&rendered);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("statuses.l3map:"), "{line}");
+        assert!(line.contains("unknown status `closd`"), "{line}");
+        assert!(line.contains("(help: did you mean `closed`?)"), "{line}");
+        assert_eq!(first_error("cannot read x: gone\n"), "cannot read x: gone");
     }
 
     #[test]

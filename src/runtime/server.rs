@@ -139,9 +139,7 @@ async fn store_stats(app: &App) -> Option<super::store::Stats> {
 
 async fn health(State(app): State<Arc<App>>) -> Response {
     if let Some(f) = app.engine.store.write_failure() {
-        let since = jiff::Timestamp::from_millisecond(f.since_ms)
-            .map(|t| t.to_string())
-            .unwrap_or_else(|_| f.since_ms.to_string());
+        let since = super::files::rfc3339(f.since_ms);
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unwritable",
@@ -160,9 +158,13 @@ async fn health(State(app): State<Arc<App>>) -> Response {
             if let Some(o) = outbox.as_object_mut() {
                 o.insert("oldest_waiting_age_ms".into(), json!(age));
             }
+            let revision = app.engine.live().program.revision.clone();
             Json(json!({
                 "status": "ok",
-                "revision": app.engine.live().program.revision,
+                "revision": revision,
+                // Still 200 when the files on disk are refused: serving
+                // the previous revision is right, and this shows it.
+                "mappings": super::files::health_json(&app.engine.files, &revision),
                 "outbox": outbox,
             }))
             .into_response()

@@ -20,6 +20,9 @@ pub(super) struct Changes {
     pub(super) remove_tags: Vec<String>,
     pub(super) fields: Vec<(u64, Value)>,
     pub(super) comment: Option<(String, bool)>,
+    /// The comment's `author_id`, one of the account's users: the comment
+    /// is theirs ("The id of the comment author", Ticket Comments).
+    pub(super) comment_author: Option<u64>,
 }
 
 pub(super) fn parse_body(body: &Bytes) -> Result<Map<String, Value>, ZdErr> {
@@ -87,6 +90,7 @@ pub(super) fn read_changes(db: &Db, t: &Map<String, Value>) -> Result<Changes, Z
         c.fields = read_fields(db, v, &mut p);
     }
     c.comment = read_comment(t, &mut p);
+    c.comment_author = read_author(t, &mut p);
     p.finish()?;
     Ok(c)
 }
@@ -161,7 +165,7 @@ fn read_group(db: &Db, t: &Map<String, Value>, c: &mut Changes, p: &mut Problems
     match t.get("group_id") {
         None => {}
         Some(Value::Null) => c.group_id = Some(None),
-        Some(v) => match as_id(v).filter(|id| db.groups.iter().any(|(g, _)| g == id)) {
+        Some(v) => match as_id(v).filter(|id| db.groups.iter().any(|g| g.id == *id)) {
             Some(id) => c.group_id = Some(Some(id)),
             None => p.attr(
                 "group_id",
@@ -225,6 +229,28 @@ fn check_value(f: &SeedField, v: &Value) -> Result<Value, String> {
         }
         (FieldKind::Text, Value::String(_) | Value::Number(_) | Value::Bool(_)) => Ok(v.clone()),
         (kind, _) => Err(format!("{v} is not a valid {} value", kind.zendesk_type())),
+    }
+}
+
+/// `comment.author_id`: Zendesk creates comments through the ticket, and
+/// `{"ticket": {"comment": {"body", "author_id"}}}` posts one as that user
+/// (developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/,
+/// "Creating ticket comments"). Only the account's users can author one
+/// here: any other id is refused (422), never silently given to the agent.
+fn read_author(t: &Map<String, Value>, p: &mut Problems) -> Option<u64> {
+    let v = t.get("comment")?.as_object()?.get("author_id")?;
+    if v.is_null() {
+        return None;
+    }
+    match as_id(v).filter(|id| super::users::find(*id).is_some()) {
+        Some(id) => Some(id),
+        None => {
+            p.attr(
+                "comment",
+                format!("Comment: author_id {v} is not a user of this account"),
+            );
+            None
+        }
     }
 }
 

@@ -4,17 +4,16 @@
 use super::auth::{authenticate, Refused};
 use super::errors::{ok, ZdErr};
 use super::export::incremental;
+use super::groups::{create_group, created, list_groups};
 use super::oauth::{expired_token, token};
-use super::reads::{
-    custom_statuses, groups, job_status, list_comments, list_tickets, show, ticket_fields,
-};
+use super::reads::{custom_statuses, job_status, list_comments, list_tickets, show, ticket_fields};
 use super::search::search;
 use super::users::{search_users, show_user, user_json};
 use super::writes::{create_ticket, delete_ticket, update_many, update_ticket};
 use super::{Shared, TokenGrant, AGENT_ID};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Request, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use std::collections::HashMap;
@@ -139,7 +138,19 @@ fn route(
         }
         (Method::GET, ["api", "v2", "ticket_fields"]) => ticket_fields(sh, &query, &base),
         (Method::GET, ["api", "v2", "custom_statuses"]) => custom_statuses(sh),
-        (Method::GET, ["api", "v2", "groups"]) => groups(sh, &query, &base),
+        (Method::GET, ["api", "v2", "groups"]) => list_groups(sh, &query, &base),
+        (Method::POST, ["api", "v2", "groups"]) => {
+            let answer = create_group(sh, body);
+            let id = answer.as_ref().ok().map(|(id, _)| *id);
+            let mut resp = into_response(created(answer));
+            // Absolute, as Zendesk sends `Location`, on the origin reached.
+            if let Some(loc) = id.and_then(|id| {
+                HeaderValue::from_str(&format!("{base}/api/v2/groups/{id}.json")).ok()
+            }) {
+                resp.headers_mut().insert(header::LOCATION, loc);
+            }
+            return resp;
+        }
         (Method::GET, ["api", "v2", "users", "me"]) => ok(json!({"user": user_json(sh, AGENT_ID)})),
         (Method::GET, ["api", "v2", "users", "search"]) => search_users(sh, &query, &base),
         (Method::GET, ["api", "v2", "users", id]) => path_id(id).and_then(|id| show_user(sh, id)),
@@ -149,6 +160,10 @@ fn route(
             body: json!({"error": "InvalidEndpoint", "description": "Not found"}),
         }),
     };
+    into_response(answer)
+}
+
+fn into_response(answer: super::errors::Answer) -> Response {
     match answer {
         Ok((StatusCode::NO_CONTENT, _)) => StatusCode::NO_CONTENT.into_response(),
         Ok((status, body)) => (status, axum::Json(body)).into_response(),

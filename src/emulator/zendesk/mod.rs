@@ -34,6 +34,7 @@ mod changes;
 mod dispatch;
 mod errors;
 mod export;
+mod groups;
 mod oauth;
 mod reads;
 mod search;
@@ -263,7 +264,7 @@ struct Db {
     tickets: BTreeMap<u64, Ticket>,
     fields: Vec<SeedField>,
     statuses: Vec<SeedStatus>,
-    groups: Vec<(u64, String)>,
+    groups: Vec<groups::GroupRec>,
     jobs: HashMap<String, Job>,
     /// (token fingerprint, key) -> the first request's body and answer.
     idempotency: HashMap<(String, String), Remembered>,
@@ -338,7 +339,7 @@ impl Db {
                 .groups
                 .iter()
                 .enumerate()
-                .map(|(i, g)| (360_100_001 + i as u64, g.clone()))
+                .map(|(i, g)| groups::GroupRec::seeded(groups::FIRST_GROUP_ID + i as u64, g))
                 .collect(),
             next_ticket: 1,
             next_comment: 1,
@@ -520,8 +521,8 @@ impl Handle {
         lock(&self.shared.db)
             .groups
             .iter()
-            .find(|(_, n)| n == name)
-            .map(|(id, _)| *id)
+            .find(|g| g.name == name)
+            .map(|g| g.id)
     }
 
     /// The fault switches: `faults().burst_5xx.store(3, ..)` fails the next

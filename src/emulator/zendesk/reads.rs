@@ -1,4 +1,4 @@
-//! The read endpoints: tickets, comments, fields, statuses, groups, jobs.
+//! The read endpoints: tickets, comments, fields, statuses, jobs.
 
 use super::errors::{ok, Answer, ZdErr};
 use super::seed::{FieldKind, SeedField};
@@ -95,16 +95,6 @@ pub(super) fn custom_statuses(sh: &Shared) -> Answer {
         })
         .collect();
     ok(json!({"custom_statuses": items}))
-}
-
-pub(super) fn groups(sh: &Shared, q: &HashMap<String, String>, base: &str) -> Answer {
-    let db = lock(&sh.db);
-    let items = db
-        .groups
-        .iter()
-        .map(|(id, name)| json!({"id": id, "name": name, "default": false, "deleted": false, "is_public": true, "description": ""}))
-        .collect();
-    paged("groups", "/api/v2/groups.json", items, q, &sh.opts, base)
 }
 
 pub(super) fn job_status(sh: &Shared, id: &str, base: &str) -> Answer {

@@ -167,7 +167,7 @@ fn ticket_matches(db: &Db, t: &Ticket, q: &Query) -> bool {
                 || db
                     .groups
                     .iter()
-                    .any(|(id, name)| *id == g && name.eq_ignore_ascii_case(v))
+                    .any(|x| x.id == g && x.name.eq_ignore_ascii_case(v))
         }),
         _ => false,
     });
@@ -244,13 +244,12 @@ pub(super) fn search(sh: &Shared, q: &HashMap<String, String>, base: &str) -> An
         );
     }
     if kinds.contains(&"group") && !ticket_only && !user_only {
-        results.extend(db.groups.iter().filter(|(_, n)| group_matches(n, &parsed)).map(
-            |(id, name)| {
-                json!({"id": id, "name": name, "default": false, "deleted": false,
-                       "description": "", "result_type": "group",
-                       "url": format!("https://{}.zendesk.com/api/v2/groups/{id}.json", sh.opts.subdomain)})
-            },
-        ));
+        results.extend(
+            db.groups
+                .iter()
+                .filter(|g| group_matches(&g.name, &parsed))
+                .map(|g| with_type(super::groups::group_json(sh, g), "group")),
+        );
     }
     drop(db);
     offset_page(

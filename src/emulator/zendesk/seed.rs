@@ -178,47 +178,7 @@ impl Seed {
     /// The same desks written out by hand: used only if the embedded
     /// mappings fail to compile.
     pub fn fallback() -> Seed {
-        let tagger = |v: &[&str]| FieldKind::Tagger(v.iter().map(|s| s.to_string()).collect());
-        let f = |id, title: &str, kind| SeedField {
-            id,
-            title: title.into(),
-            kind,
-        };
-        let fields = vec![
-            f(
-                360001234,
-                "sla_tier",
-                tagger(&["enterprise", "premium", "standard"]),
-            ),
-            f(360001235, "contract_value", FieldKind::Decimal),
-            f(360001236, "risk_score", FieldKind::Decimal),
-            f(
-                360001237,
-                "risk_decision",
-                tagger(&["pending", "cleared", "escalate"]),
-            ),
-            f(
-                360001238,
-                "dispute_type",
-                tagger(&[
-                    "no_dispute",
-                    "chargeback",
-                    "retrieval_request",
-                    "fraud_claim",
-                ]),
-            ),
-            f(360001239, "refund_issued", FieldKind::Checkbox),
-            f(360001240, "renewal_date", FieldKind::Date),
-            f(360001241, "handoff_reason", FieldKind::Text),
-            f(900000101, "product", FieldKind::Text),
-            f(900000102, "order_id", FieldKind::Text),
-            f(
-                900000103,
-                "marketplace",
-                tagger(&["own_store", "shopee", "tokopedia", "lazada", "rakuten"]),
-            ),
-            f(900000104, "product_id", FieldKind::Text),
-        ];
+        let fields = demo_fields();
         let names = [
             ("new", "new"),
             ("open", "open"),
@@ -254,6 +214,53 @@ impl Seed {
             tickets,
         }
     }
+}
+
+/// The fintech desk's and the shop's custom fields, written out by hand:
+/// the fallback seed's, and the ones the sample tickets hold hand-written
+/// values for.
+fn demo_fields() -> Vec<SeedField> {
+    let tagger = |v: &[&str]| FieldKind::Tagger(v.iter().map(|s| s.to_string()).collect());
+    let f = |id, title: &str, kind| SeedField {
+        id,
+        title: title.into(),
+        kind,
+    };
+    vec![
+        f(
+            360001234,
+            "sla_tier",
+            tagger(&["enterprise", "premium", "standard"]),
+        ),
+        f(360001235, "contract_value", FieldKind::Decimal),
+        f(360001236, "risk_score", FieldKind::Decimal),
+        f(
+            360001237,
+            "risk_decision",
+            tagger(&["pending", "cleared", "escalate"]),
+        ),
+        f(
+            360001238,
+            "dispute_type",
+            tagger(&[
+                "no_dispute",
+                "chargeback",
+                "retrieval_request",
+                "fraud_claim",
+            ]),
+        ),
+        f(360001239, "refund_issued", FieldKind::Checkbox),
+        f(360001240, "renewal_date", FieldKind::Date),
+        f(360001241, "handoff_reason", FieldKind::Text),
+        f(900000101, "product", FieldKind::Text),
+        f(900000102, "order_id", FieldKind::Text),
+        f(
+            900000103,
+            "marketplace",
+            tagger(&["own_store", "shopee", "tokopedia", "lazada", "rakuten"]),
+        ),
+        f(900000104, "product_id", FieldKind::Text),
+    ]
 }
 
 /// Every custom field a program reads or writes, with the best type known:
@@ -344,9 +351,14 @@ fn number_statuses(mut declared: Vec<(String, String, String, Option<u64>)>) -> 
 }
 
 /// A few tickets like the mappings' tests describe, with only the fields
-/// and statuses the seed has.
+/// and statuses the seed has. The demo desks' fields keep their
+/// hand-written values; every other field (a user's own project) gets a
+/// sample value of its type on every ticket ([`sample_value`]), so a
+/// project's own fields are never all empty.
 fn sample_tickets(fields: &[SeedField], statuses: &[SeedStatus]) -> Vec<SeedTicket> {
     let has_field = |id: u64| fields.iter().any(|f| f.id == id);
+    let demo: BTreeSet<u64> = demo_fields().iter().map(|f| f.id).collect();
+    let own: Vec<&SeedField> = fields.iter().filter(|f| !demo.contains(&f.id)).collect();
     let status = |name: &str, fallback: &str| {
         if statuses.iter().any(|s| s.name == name) {
             name.to_string()
@@ -361,7 +373,7 @@ fn sample_tickets(fields: &[SeedField], statuses: &[SeedStatus]) -> Vec<SeedTick
         fields: fs.into_iter().filter(|(f, _)| has_field(*f)).collect(),
         tags: tags.iter().map(|s| s.to_string()).collect(),
     };
-    vec![
+    let mut tickets = vec![
         t(
             4211,
             "Refund for order 1182",
@@ -397,7 +409,34 @@ fn sample_tickets(fields: &[SeedField], statuses: &[SeedStatus]) -> Vec<SeedTick
             vec![(900000101, json!("iph15pm"))],
             &[],
         ),
-    ]
+    ];
+    for (i, ticket) in tickets.iter_mut().enumerate() {
+        for f in &own {
+            ticket.fields.push((f.id, sample_value(f, i, ticket.id)));
+        }
+    }
+    tickets
+}
+
+/// The `i`th sample ticket's value of a field of the user's project:
+/// drop-down values in turn (ticket `i` gets option `i` modulo their
+/// number), a checkbox false then true in turn, decimals 250, 1200,
+/// 18000, 64000, 99.5, dates 2027-01-15 to 2027-05-15, text
+/// `"<field alias> <ticket id>"`.
+fn sample_value(f: &SeedField, i: usize, ticket: u64) -> Value {
+    const DECIMALS: [f64; 5] = [250.0, 1200.0, 18000.0, 64000.0, 99.5];
+    match &f.kind {
+        FieldKind::Tagger(options) if !options.is_empty() => json!(options[i % options.len()]),
+        FieldKind::Tagger(_) => Value::Null,
+        FieldKind::Checkbox => json!(!i.is_multiple_of(2)),
+        FieldKind::Decimal => match DECIMALS[i % DECIMALS.len()] {
+            // Whole amounts as integers, as a client would send them.
+            n if n.fract() == 0.0 => json!(n as i64),
+            n => json!(n),
+        },
+        FieldKind::Date => json!(format!("2027-{:02}-15", i % 12 + 1)),
+        FieldKind::Text => json!(format!("{} {ticket}", f.title)),
+    }
 }
 
 #[cfg(test)]

@@ -2,10 +2,11 @@
 //! can keep them across restarts (`emulator::snapshot` writes the file).
 //!
 //! Tickets with their comments and custom field values, the ticket fields,
-//! custom statuses and groups, and the counters new ids come from. Not
+//! custom statuses and groups (created ones included), and the counters new ids come from. Not
 //! kept: bulk jobs, idempotency keys and issued OAuth tokens, which a real
 //! client re-creates after a restart anyway, and request statistics.
 
+use super::groups::GroupRec;
 use super::seed::{SeedField, SeedStatus};
 use super::{lock, Db, Handle, Ticket};
 use serde::{Deserialize, Serialize};
@@ -15,18 +16,12 @@ pub struct ZendeskState {
     tickets: Vec<Ticket>,
     fields: Vec<SeedField>,
     statuses: Vec<SeedStatus>,
-    groups: Vec<Group>,
+    groups: Vec<GroupRec>,
     next_ticket: u64,
     next_comment: u64,
     /// Position in the change stream: the incremental export's cursors
     /// stay valid across a restart.
     seq: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Group {
-    id: u64,
-    name: String,
 }
 
 impl Handle {
@@ -37,14 +32,7 @@ impl Handle {
             tickets: db.tickets.values().cloned().collect(),
             fields: db.fields.clone(),
             statuses: db.statuses.clone(),
-            groups: db
-                .groups
-                .iter()
-                .map(|(id, name)| Group {
-                    id: *id,
-                    name: name.clone(),
-                })
-                .collect(),
+            groups: db.groups.clone(),
             next_ticket: db.next_ticket,
             next_comment: db.next_comment,
             seq: db.seq,
@@ -68,7 +56,7 @@ impl Handle {
             tickets: state.tickets.into_iter().map(|t| (t.id, t)).collect(),
             fields: state.fields,
             statuses: state.statuses,
-            groups: state.groups.into_iter().map(|g| (g.id, g.name)).collect(),
+            groups: state.groups,
             next_ticket: state.next_ticket.max(max_ticket.saturating_add(1)),
             next_comment: state.next_comment.max(max_comment.saturating_add(1)),
             next_job: db.next_job,

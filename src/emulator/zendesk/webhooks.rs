@@ -183,7 +183,31 @@ async fn deliver_one(
         tokio::time::sleep(wait).await;
         wait = wait.saturating_mul(2);
     }
+    warn_failed(&target.url, &delivery);
     delivery
+}
+
+/// A delivery the receiver never accepted, said on the emulator's side
+/// too: a refused signature is otherwise visible only in the receiver's
+/// log (`webhook refused reason="bad_signature"`).
+fn warn_failed(url: &str, d: &Delivery) {
+    // The path only: a query could carry a token.
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let event = d.event_type.as_str();
+    match d.status {
+        Some(status @ (401 | 403)) => tracing::warn!(
+            %url, status, event, ticket = d.ticket_id, attempts = d.attempts,
+            "webhook delivery refused: the receiver does not accept the signature; sign with the secret it checks (l3map emulate reads --webhook-secret-env, L3MAP_WEBHOOK_SECRET by default; l3map run checks [webhook] secret_env)"
+        ),
+        Some(status) => tracing::warn!(
+            %url, status, event, ticket = d.ticket_id, attempts = d.attempts,
+            "webhook delivery failed: the receiver answered {status} to every attempt"
+        ),
+        None => tracing::warn!(
+            %url, event, ticket = d.ticket_id, attempts = d.attempts,
+            "webhook delivery failed: the receiver did not answer (is it running at that address?)"
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -17,11 +17,18 @@ use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 use tokio::time::Instant;
 
+/// Status categories an end user's comment reopens.
+const REOPENED_BY_END_USERS: [&str; 3] = ["pending", "hold", "solved"];
+
 /// Applies validated changes; the events a webhook subscriber would get.
+/// `author` writes the comment unless the comment names its own
+/// `author_id`.
 fn apply(db: &mut Db, id: u64, c: &Changes, author: u64) -> Vec<(String, Value)> {
+    let author = c.comment_author.unwrap_or(author);
     db.seq += 1;
     let seq = db.seq;
     let comment_id = db.next_comment;
+    let default_open = db.default_status("open").map(|s| s.id);
     let Some(t) = db.tickets.get_mut(&id) else {
         return vec![];
     };
@@ -35,6 +42,24 @@ fn apply(db: &mut Db, id: u64, c: &Changes, author: u64) -> Vec<(String, Value)>
     }
     if let Some(cs) = c.custom_status_id {
         t.custom_status_id = cs;
+    }
+    // Zendesk's native rule: "If an end user comments on a ticket with a
+    // status set to Pending, Solved, or On-hold, the ticket status is
+    // changed to Open", with custom statuses "to your default ticket status
+    // in the Open category" (support.zendesk.com/hc/en-us/articles/
+    // 4408894213018, About native system ticket rules). A status set in the
+    // same request wins (the emulator's choice).
+    let by_end_user = super::users::find(author).is_some_and(|u| u.role == "end-user");
+    if c.comment.is_some()
+        && by_end_user
+        && c.status.is_none()
+        && c.custom_status_id.is_none()
+        && REOPENED_BY_END_USERS.contains(&t.status.as_str())
+    {
+        t.status = "open".into();
+        if let Some(open) = default_open {
+            t.custom_status_id = open;
+        }
     }
     if c.priority.is_some() {
         t.priority.clone_from(&c.priority);
@@ -58,10 +83,20 @@ fn apply(db: &mut Db, id: u64, c: &Changes, author: u64) -> Vec<(String, Value)>
             public: *public,
             created_at: now,
         });
-        events.push(("comment_added".to_string(), json!({"comment": {
-            "id": comment_id.to_string(), "body": body, "is_public": public,
-            "author": {"id": author.to_string(), "is_staff": author == AGENT_ID, "name": "l3map AI agent"}
-        }})));
+        // The author as event subscriptions show it: `is_staff` is what
+        // tells an agent's comment from an end user's.
+        let user = super::users::find(author);
+        events.push((
+            "comment_added".to_string(),
+            json!({"comment": {
+                "id": comment_id.to_string(), "body": body, "is_public": public,
+                "author": {
+                    "id": author.to_string(),
+                    "is_staff": user.is_some_and(|u| u.role != "end-user"),
+                    "name": user.map_or("", |u| u.name),
+                }
+            }}),
+        ));
     }
     t.updated_at = now;
     t.seq = seq;
