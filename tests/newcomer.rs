@@ -18,5 +18,7 @@ mod lang;
 mod obs;
 #[path = "newcomer/polish_lang.rs"]
 mod polish_lang;
+#[path = "newcomer/polish_runtime.rs"]
+mod polish_runtime;
 #[path = "newcomer/tests.rs"]
 mod tests;

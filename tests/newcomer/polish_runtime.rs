@@ -16,8 +16,7 @@
 //! 7. a webhook the receiver refuses is logged by the emulator too, and
 //!    `emulate PROJECT` seeds that project's own fields.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+use crate::stack;
 
 use reqwest::Method;
 use serde_json::{json, Value};
