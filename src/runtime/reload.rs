@@ -365,11 +365,16 @@ impl Wakes {
 /// text in the `live` snapshot is gone, empty or less than half as long,
 /// no change event for [`HOLD`] and the same bytes before and after it.
 /// Any event during a wait starts the wait again.
+///
+/// `hold`: wait as for a cut file whatever the files look like (the files
+/// changed while l3map was starting, and what they were compiled from is
+/// not known, so a truncated save cannot be told from a finished one).
 async fn settled(
     dir: &Path,
     live: &Snapshot,
     mut hup: bool,
     w: &mut Wakes,
+    hold: bool,
 ) -> Option<(Snapshot, bool)> {
     let mut told_open = false;
     loop {
@@ -407,14 +412,21 @@ async fn settled(
         }
         let snap = read(dir).await;
         let cut = snap.cut_since(live);
-        if cut.is_empty() {
+        if cut.is_empty() && !hold {
             return Some((snap, hup));
         }
-        tracing::info!(
-            files = ?super::logs::LogJson(&cut),
-            hold_ms = HOLD.as_millis() as u64,
-            "a mapping file is gone, empty or cut by more than half: waiting for the save to finish before compiling"
-        );
+        if cut.is_empty() {
+            tracing::info!(
+                hold_ms = HOLD.as_millis() as u64,
+                "the mapping files changed while l3map was starting: waiting for the save to finish before compiling"
+            );
+        } else {
+            tracing::info!(
+                files = ?super::logs::LogJson(&cut),
+                hold_ms = HOLD.as_millis() as u64,
+                "a mapping file is gone, empty or cut by more than half: waiting for the save to finish before compiling"
+            );
+        }
         match w.next(Some(HOLD)).await {
             Next::Stop => return None,
             Next::Wake(k) => hup |= k == Wake::Hup,
@@ -488,10 +500,12 @@ pub fn spawn(
     // The runtime serves before this watcher exists: a save in between
     // would raise no event, and its bytes would be taken for the live
     // ones. When the sources on disk are not the live revision, nothing is
-    // known about them: compile once they settle.
+    // known about them (a save cut short looks like any other): compile
+    // once they have held still as long as a cut file must.
+    let mut start_hold = false;
     if revision_on_disk(&dir).is_some_and(|r| r != engine.live().program.revision) {
-        tracing::info!("the mapping files changed while l3map was starting: compiling them");
         live = Snapshot::default();
+        start_hold = true;
         let _ = tx.send(Wake::Change(Seen::Changed));
     }
     drop(tx);
@@ -511,7 +525,8 @@ pub fn spawn(
             };
             let mut hup = hup;
             let outcome = loop {
-                let Some((snap, asked)) = settled(&dir, &live, hup, &mut w).await else {
+                let hold = std::mem::take(&mut start_hold);
+                let Some((snap, asked)) = settled(&dir, &live, hup, &mut w, hold).await else {
                     return;
                 };
                 hup = asked;
