@@ -80,13 +80,19 @@ pub fn run(action: OutboxAction) -> u8 {
             0
         }
         OutboxAction::Retry { state, ids } => match open(&state) {
-            Ok(store) => match store.requeue_dead(&ids) {
-                Ok(n) => {
-                    errln!("{n} dead letter(s) queued again; a running l3map sends them next");
-                    0
+            Ok(store) => {
+                let missing = match not_dead(&store, &ids) {
+                    Ok(m) => m,
+                    Err(e) => return fail(e),
+                };
+                match store.requeue_dead(&ids) {
+                    Ok(n) => {
+                        errln!("{n} dead letter(s) queued again; a running l3map sends them next");
+                        unknown_ids(&missing)
+                    }
+                    Err(e) => fail(e.to_string()),
                 }
-                Err(e) => fail(e.to_string()),
-            },
+            }
             Err(code) => code,
         },
         OutboxAction::Drop { state, ids, all } => {
@@ -94,15 +100,49 @@ pub fn run(action: OutboxAction) -> u8 {
                 return fail("name the dead letters to drop, or pass --all to drop every one");
             }
             match open(&state) {
-                Ok(store) => match store.drop_dead(&ids) {
-                    Ok(n) => {
-                        errln!("{n} dead letter(s) dropped");
-                        0
+                Ok(store) => {
+                    let missing = match not_dead(&store, &ids) {
+                        Ok(m) => m,
+                        Err(e) => return fail(e),
+                    };
+                    match store.drop_dead(&ids) {
+                        Ok(n) => {
+                            errln!("{n} dead letter(s) dropped");
+                            unknown_ids(&missing)
+                        }
+                        Err(e) => fail(e.to_string()),
                     }
-                    Err(e) => fail(e.to_string()),
-                },
+                }
                 Err(code) => code,
             }
         }
     }
+}
+
+/// The ids named that are not dead letters now (never were, applied, or
+/// already retried or dropped): a typo must not read as done.
+fn not_dead(store: &Store, ids: &[i64]) -> Result<Vec<i64>, String> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dead: std::collections::BTreeSet<i64> = store
+        .list(Some(State::Dead), usize::MAX)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    Ok(ids.iter().copied().filter(|i| !dead.contains(i)).collect())
+}
+
+/// Exit 1 and one line when some named ids were not dead letters.
+fn unknown_ids(missing: &[i64]) -> u8 {
+    if missing.is_empty() {
+        return 0;
+    }
+    let list: Vec<String> = missing.iter().map(i64::to_string).collect();
+    errln!(
+        "error: not a dead letter: {} (see `l3map outbox list --only dead`)",
+        list.join(", ")
+    );
+    1
 }

@@ -97,6 +97,13 @@ pub fn run(paths: &[PathBuf], format: Format, filter: Option<&str>) -> u8 {
         .filter(|o| o.passed)
         .count();
     let failed = results.iter().flat_map(|r| &r.2).count() - passed;
+    // A mistyped filter must not read as a green run in CI.
+    if let Some(f) = filter {
+        if passed + failed == 0 && broken_count == 0 {
+            errln!("error: no test name contains `{f}`, so no test ran; check the --filter text");
+            return 1;
+        }
+    }
     match format {
         Format::Json => {
             let report = Report {

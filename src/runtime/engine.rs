@@ -202,6 +202,20 @@ impl Engine {
                 // redelivery is decided again but refused nothing new.
                 for r in &refused {
                     self.metrics.action(refusal_kind(&r.what), "refused");
+                    // An operator sees why, not only a count: the agent
+                    // API answers the agent, nobody else hears of it.
+                    let at = r
+                        .loc
+                        .as_ref()
+                        .map(|l| {
+                            let file = live.program.files.get(l.file as usize);
+                            format!("{}:{}:{}", file.map_or("?", |f| f.as_str()), l.line, l.col)
+                        })
+                        .unwrap_or_default();
+                    tracing::info!(
+                        event = %ev.id, source, what = %r.what, reason = %r.reason, at = %at,
+                        "refused"
+                    );
                 }
                 if queued > 0 {
                     self.wake.notify_waiters();

@@ -517,3 +517,45 @@ fn an_events_line_names_its_column_in_characters() {
         text(&o.stdout)
     );
 }
+
+/// The final newcomer review: a mistyped `--filter` printed "no tests"
+/// and exited 0, so CI passed without running anything.
+#[test]
+fn a_filter_that_matches_no_test_fails() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech");
+    let o = l3map(&[
+        "test",
+        dir.to_str().expect("utf-8"),
+        "--filter",
+        "no-such-test-zz",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("no test name contains `no-such-test-zz`"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A filter that matches still runs just those.
+    let o = l3map(&["test", dir.to_str().expect("utf-8"), "--filter", "kyc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("kyc_hold_only_for_kyc_tickets"));
+}
+
+/// The final newcomer review: `outbox retry 999` (no such dead letter)
+/// said "0 dead letter(s) queued again" and exited 0.
+#[test]
+fn retrying_or_dropping_an_id_that_is_no_dead_letter_says_so() {
+    let state = root().join("retry-ids.db");
+    let _ = std::fs::remove_file(&state);
+    drop(Store::open(&state).expect("a new store"));
+    let s = state.to_str().expect("utf-8");
+    for action in ["retry", "drop"] {
+        let o = l3map(&["outbox", action, "999", "--state", s]);
+        assert_eq!(o.status.code(), Some(1), "{action}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains("not a dead letter: 999"),
+            "{action}: {}",
+            text(&o.stderr)
+        );
+    }
+}

@@ -191,10 +191,12 @@ fn webhook_secret_with(cfg: &Config, program: &Program, env_set: bool) -> Option
     }
     let mut places = places.into_iter();
     let (source, from) = places.next()?;
+    // A place that names the same variable or file as the winner loses
+    // nothing: `[webhook] secret_env = "L3MAP_WEBHOOK_SECRET"` is common.
     Some(WebhookSecret {
+        overridden: places.filter(|(s, _)| *s != source).map(|(_, f)| f).collect(),
         source,
         from,
-        overridden: places.map(|(_, f)| f).collect(),
     })
 }
 
@@ -290,6 +292,15 @@ mod tests {
         assert_eq!(webhook_secret_with(&plain, &bare, true), None);
         let w = webhook_secret_with(&plain, &p, true).unwrap();
         assert_eq!(w.source, SecretSource::Env(WEBHOOK_SECRET_VAR.into()));
+
+        // The file naming the same variable as the winner overrides nothing.
+        let same = Config::parse(
+            "mappings = \"m\"\n[webhook]\nsecret_env = \"L3MAP_WEBHOOK_SECRET\"\n",
+            Path::new("."),
+        )
+        .unwrap();
+        let w = webhook_secret_with(&same, &p, true).unwrap();
+        assert_eq!(w.overridden, vec!["connection `desk` `webhook_secret`"]);
     }
 
     #[test]
