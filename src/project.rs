@@ -99,6 +99,37 @@ fn project_dirs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// Reads a file a user names (a config, a secret file, a state file) with a
+/// bound: a regular file of at most `max` bytes. `--config /dev/zero`, a
+/// FIFO or a huge file used to be read until memory ran out or forever; now
+/// each is one clear error.
+pub fn read_limited(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let meta = f.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a device, a pipe or a folder)",
+        ));
+    }
+    let mut bytes = Vec::new();
+    f.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {} KiB, which no such file needs", max / 1024),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_limited`] as UTF-8 text.
+pub fn read_limited_text(path: &Path, max: u64) -> std::io::Result<String> {
+    String::from_utf8(read_limited(path, max)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
 pub fn read_source(path: &Path) -> Result<String, LoadError> {
     let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
     String::from_utf8(bytes).map_err(|e| LoadError::NotUtf8 {

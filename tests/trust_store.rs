@@ -624,11 +624,13 @@ async fn a_second_runtime_on_the_same_store_is_refused() {
     let mut s = Stack::start("trust-store-second", NO_POLLING).await;
     let first = s.runtime_pid().expect("the first runtime");
     let config = s.dir.join("l3map.toml");
-    let second = |log: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_l3map"))
-            .args(["run", "--config"])
-            .arg(&config)
-            .args(["--listen", &format!("127.0.0.1:{}", stack::free_port())])
+    let second_at = |log: &Path, state: Option<&Path>| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_l3map"));
+        c.args(["run", "--config"]).arg(&config);
+        if let Some(state) = state {
+            c.arg("--state").arg(state);
+        }
+        c.args(["--listen", &format!("127.0.0.1:{}", stack::free_port())])
             .env("ZENDESK_OAUTH_TOKEN", DEV_TOKEN)
             .env("SF_CLIENT_ID", "l3map-emulator-client")
             .env("SF_REFRESH_TOKEN", "l3map-emulator-refresh")
@@ -639,6 +641,7 @@ async fn a_second_runtime_on_the_same_store_is_refused() {
             .spawn()
             .expect("l3map run starts")
     };
+    let second = |log: &Path| second_at(log, None);
     let log = s.dir.join("second.log");
     let mut child = Killed(second(&log));
     let started = Instant::now();
@@ -661,6 +664,40 @@ async fn a_second_runtime_on_the_same_store_is_refused() {
         "{stderr}"
     );
     assert_eq!(healthz_status(&s).await, Some(200), "the first one goes on");
+
+    // The same file by another name: a symlink, and a hard link (where
+    // SQLite would even keep a second write-ahead log beside it).
+    let state = s.state();
+    let symlink = s.dir.join("link.db");
+    let hardlink = s.dir.join("hard.db");
+    std::os::unix::fs::symlink(&state, &symlink).expect("symlink");
+    std::fs::hard_link(&state, &hardlink).expect("hard link");
+    for other in [&symlink, &hardlink] {
+        let log = s.dir.join("other-name.log");
+        let mut child = Killed(second_at(&log, Some(other)));
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.0.try_wait().expect("wait") {
+                break status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{} kept running: {}",
+                other.display(),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(status.code(), Some(2), "{}: {stderr}", other.display());
+        assert!(
+            stderr.contains("another `l3map run` is sending from it"),
+            "{}: {stderr}",
+            other.display()
+        );
+    }
+    let _ = std::fs::remove_file(&symlink);
+    let _ = std::fs::remove_file(&hardlink);
 
     // The first one dies without a goodbye: its lock goes with it.
     s.kill_runtime();

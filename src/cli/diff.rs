@@ -179,7 +179,14 @@ pub fn run(
         }
     );
     errln!("{summary}");
-    if exit_code && changed > 0 {
+    // A gate that compared nothing must not pass: an unreadable line is an
+    // event whose decisions were never compared.
+    if exit_code && (changed > 0 || unreadable > 0) {
+        if unreadable > 0 {
+            errln!(
+                "error: --exit-code: {unreadable} line(s) were not compared; fix or remove them"
+            );
+        }
         1
     } else {
         0

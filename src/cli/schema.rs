@@ -51,6 +51,11 @@ pub fn run(path: Option<&Path>, config: Option<&Path>, connection: &str, mode: M
             p.name()
         ));
     };
+    if let Some(cfg) = &cfg {
+        if let Err(e) = crate::runtime::clients::check_overrides(&program, &cfg.connections) {
+            return fail(e.to_string());
+        }
+    }
     let Some(conn) = program.connections.iter().find(|c| c.name == connection) else {
         let names: Vec<&str> = program
             .connections

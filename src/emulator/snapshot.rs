@@ -52,7 +52,9 @@ impl Snapshot {
 /// one line naming the file and what is wrong with it.
 pub fn load(path: &Path) -> Result<Option<Snapshot>, String> {
     let shown = path.display();
-    let bytes = match std::fs::read(path) {
+    // Records of a local emulator: 256 MiB is far more than any test
+    // writes, and `--state /dev/zero` is refused instead of read forever.
+    let bytes = match crate::project::read_limited(path, 256 * 1024 * 1024) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read the state file {shown}: {e}")),

@@ -52,11 +52,56 @@ fn missing(c: &Connection, what: &str) -> SetupError {
     }
 }
 
+/// Every `[connections.NAME]` of l3map.toml must name a connection of the
+/// mappings, with keys of its kind: a typo (`[connections.dsk]`, or
+/// `login_url` on a Zendesk desk) used to be ignored, and the runtime went
+/// to the host the mapping names, production, instead of the sandbox.
+pub fn check_overrides(
+    program: &Program,
+    overrides: &BTreeMap<String, ConnectionOverride>,
+) -> Result<(), SetupError> {
+    for (name, o) in overrides {
+        let Some(c) = program.connections.iter().find(|c| &c.name == name) else {
+            let names: Vec<&str> = program
+                .connections
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
+            return Err(SetupError::Connection {
+                connection: name.clone(),
+                message: format!(
+                    "`[connections.{name}]` in l3map.toml names no connection of the mappings (they declare: {}); fix the name, or its settings would be ignored",
+                    names.join(", ")
+                ),
+            });
+        };
+        let wrong = match c.kind {
+            Kind::Zendesk if o.login_url.is_some() => Some(("login_url", "base_url")),
+            Kind::Salesforce if o.base_url.is_some() => Some(("base_url", "login_url")),
+            _ => None,
+        };
+        if let Some((key, right)) = wrong {
+            return Err(SetupError::Connection {
+                connection: name.clone(),
+                message: format!(
+                    "`{key}` in `[connections.{name}]` does not apply to a {} connection; it takes `{right}`",
+                    match c.kind {
+                        Kind::Zendesk => "Zendesk",
+                        _ => "Salesforce",
+                    }
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Clients for every connection of `program`, with real credentials.
 pub fn from_config(
     program: &Program,
     overrides: &BTreeMap<String, ConnectionOverride>,
 ) -> Result<HashMap<String, Client>, SetupError> {
+    check_overrides(program, overrides)?;
     let mut out = HashMap::new();
     for c in &program.connections {
         let secrets = connection_secrets(c)?;

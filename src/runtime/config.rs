@@ -291,7 +291,9 @@ impl SecretSource {
                     path: path.clone(),
                     reason,
                 };
-                let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
+                // A credential is short; 64 KiB leaves room for a PEM key.
+                let text = crate::project::read_limited_text(path, 64 * 1024)
+                    .map_err(|e| unreadable(e.to_string()))?;
                 // Only the line ending goes: `echo secret > file` adds one,
                 // but any other whitespace may be part of the credential.
                 let value = text.trim_end_matches(['\n', '\r']);
@@ -370,9 +372,11 @@ impl Config {
     /// file's directory, so the result does not depend on where `run` is
     /// started.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
+        let text = crate::project::read_limited_text(path, 1024 * 1024).map_err(|source| {
+            ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         let base_dir = path.parent().unwrap_or(Path::new(""));
         parse_file(&text, base_dir, path)
@@ -431,11 +435,20 @@ fn source_key(stem: &str, source: &SecretSource) -> String {
 /// `client_secret file("/path")`) into secrets keyed by the property they
 /// are for. File paths are taken as written (relative to the working
 /// directory), as `l3map schema pull` does.
+/// A connection's `webhook_secret` is no credential of its client: it is
+/// read where the webhook story picks the one secret that wins (see
+/// `config::story::webhook_secret`), and only when it wins, so a secret
+/// another place overrides need not be set.
+fn is_webhook_secret(r: &crate::ir::SecretRef) -> bool {
+    r.key == "webhook_secret"
+}
+
 pub fn connection_secrets(
     conn: &crate::ir::Connection,
 ) -> Result<BTreeMap<String, Secret>, ConfigError> {
     conn.secrets
         .iter()
+        .filter(|r| !is_webhook_secret(r))
         .map(|r| {
             let owner = format!("connection `{}` `{}`", conn.name, r.key);
             let source = match r.source.as_str() {
@@ -458,6 +471,7 @@ pub fn connection_secrets(
 pub fn connection_secret_problems(conn: &crate::ir::Connection) -> Vec<String> {
     conn.secrets
         .iter()
+        .filter(|r| !is_webhook_secret(r))
         .filter_map(|r| {
             let owner = format!("connection `{}` `{}`", conn.name, r.key);
             let source = match r.source.as_str() {

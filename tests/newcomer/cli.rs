@@ -559,3 +559,102 @@ fn retrying_or_dropping_an_id_that_is_no_dead_letter_says_so() {
         );
     }
 }
+
+/// The red team: a mistyped `[connections.NAME]` (or a key of the other
+/// vendor) was ignored, so `schema diff` and `run` went to the host the
+/// mapping names (production) instead of the sandbox.
+#[test]
+fn a_connection_override_that_matches_nothing_is_refused() {
+    let fintech = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech");
+    for (name, section, says) in [
+        (
+            "typo",
+            "[connections.dsk]\nbase_url = \"http://127.0.0.1:9\"\n",
+            "`[connections.dsk]` in l3map.toml names no connection",
+        ),
+        (
+            "wrong-key",
+            "[connections.desk]\nlogin_url = \"http://127.0.0.1:9\"\n",
+            "`login_url` in `[connections.desk]` does not apply to a Zendesk connection",
+        ),
+    ] {
+        let config = root().join(format!("override-{name}.toml"));
+        std::fs::write(
+            &config,
+            format!("mappings = {:?}\n{section}", fintech.display().to_string()),
+        )
+        .expect("config");
+        let o = l3map(&[
+            "schema",
+            "diff",
+            "--connection",
+            "desk",
+            "--config",
+            config.to_str().expect("utf-8"),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o.stderr));
+        assert!(
+            text(&o.stderr).contains(says),
+            "{name}: {}",
+            text(&o.stderr)
+        );
+    }
+}
+
+/// The red team: `L3MAP_CONFIG=/dev/zero` (or a FIFO, or a secret file
+/// that is a device) was read until memory ran out. Each is refused in
+/// one line.
+#[test]
+fn a_config_that_is_a_device_is_refused_not_read_forever() {
+    let o = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(["outbox", "list"])
+        .current_dir(root())
+        .env("L3MAP_CONFIG", "/dev/zero")
+        .output()
+        .expect("the binary runs");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("not a regular file"),
+        "{}",
+        text(&o.stderr)
+    );
+    let o = l3map(&[
+        "emulate",
+        "--state",
+        "/dev/zero",
+        "--zendesk-port",
+        "0",
+        "--salesforce-port",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("not a regular file"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+/// The red team: `diff --exit-code` over a file whose every line was
+/// unreadable compared nothing and exited 0, so the CI gate passed.
+#[test]
+fn diff_exit_code_fails_when_lines_were_not_compared() {
+    let fintech = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech");
+    let events = root().join("unreadable.jsonl");
+    std::fs::write(&events, "not json\n{\"kind\": \"nonsense\"}\n").expect("events");
+    let f = fintech.to_str().expect("utf-8");
+    let o = l3map(&[
+        "diff",
+        f,
+        f,
+        "--events",
+        events.to_str().expect("utf-8"),
+        "--exit-code",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("2 line(s) were not compared"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -194,7 +194,10 @@ fn webhook_secret_with(cfg: &Config, program: &Program, env_set: bool) -> Option
     // A place that names the same variable or file as the winner loses
     // nothing: `[webhook] secret_env = "L3MAP_WEBHOOK_SECRET"` is common.
     Some(WebhookSecret {
-        overridden: places.filter(|(s, _)| *s != source).map(|(_, f)| f).collect(),
+        overridden: places
+            .filter(|(s, _)| *s != source)
+            .map(|(_, f)| f)
+            .collect(),
         source,
         from,
     })
@@ -301,6 +304,17 @@ mod tests {
         .unwrap();
         let w = webhook_secret_with(&same, &p, true).unwrap();
         assert_eq!(w.overridden, vec!["connection `desk` `webhook_secret`"]);
+    }
+
+    /// The red team: a mapping's `webhook_secret` that `[webhook]` or
+    /// `$L3MAP_WEBHOOK_SECRET` overrides was still required (and, when
+    /// missing, listed twice).
+    #[test]
+    fn a_webhook_secret_is_no_connection_credential() {
+        let p = program(DESK);
+        let problems = super::super::connection_secret_problems(&p.connections[0]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("`ZD`"), "{problems:?}");
     }
 
     #[test]
