@@ -277,7 +277,7 @@ impl Metrics {
         );
         registry.register(
             "l3map_events_rejected",
-            "Events refused before evaluation, by source and reason (bad_signature, replayed, malformed)",
+            "Events refused before evaluation, by source and reason (unsigned, bad_signature, replayed, malformed, ticket_not_found, unauthorized, busy, body_timeout)",
             rejected.clone(),
         );
         registry.register(
