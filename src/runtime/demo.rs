@@ -275,7 +275,7 @@ pub async fn feed_tests(
         }
     }
     if picked.is_empty() {
-        say("  no agent turns to send: the project has no test block whose event is an agent turn on a ticket (\"kind\": \"agent_turn\", docs/EVENTS.md) that the demo can replay; add one to see its rules act here".into());
+        say("  no agent turns to send: the project has no test block whose event is an agent turn on a ticket (\"kind\": \"agent_turn\", docs/EVENTS.md) that the demo can replay; add a `test` block with one (docs/LANGUAGE.md, section 11) to see its rules act here".into());
         return Ok(fed);
     }
     let mut sent = Vec::new();
