@@ -331,6 +331,8 @@ pub async fn feed_tests(
                 .any(|e| expects_refusal(&e.what, &what, &reason));
             let note = if expected {
                 " (the test expects this)"
+            } else if refused_offline(program, case).contains(&what) {
+                " (its test's event is refused this too, offline)"
             } else {
                 ""
             };
@@ -354,5 +356,19 @@ fn expects_refusal(e: &Expectation, what: &str, reason: &str) -> bool {
             product: None,
         } => what.starts_with(&format!("sku {table}:")),
         _ => false,
+    }
+}
+
+/// What the block's own event is refused when decided offline, as `l3map
+/// test` decides it: a live refusal among these comes from the example
+/// itself, one not among them from what the live run could not see.
+fn refused_offline(program: &Program, case: &TestCase) -> Vec<String> {
+    match crate::eval::testing::test_event(&case.name, &case.event) {
+        Ok(ev) => crate::eval::decide::decide(program, &ev)
+            .refused
+            .into_iter()
+            .map(|r| r.what)
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
