@@ -254,8 +254,8 @@ pub async fn feed(
 /// created; a Contact or an Account would have to be found linked to the
 /// ticket, so those blocks are named and left out). Tickets are created
 /// with the event's status, priority, tags and custom fields; a Case when
-/// the event names one. A refusal a block expects (`expect refused`) is
-/// marked as such.
+/// the event names one. A refusal the block expects, or that its event
+/// gets offline too, is marked as such.
 pub async fn feed_tests(
     program: &Program,
     tests: &[TestCase],
