@@ -8,7 +8,7 @@ use crate::connectors::Secret;
 use crate::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
 use crate::emulator::zendesk::{WebhookTarget, ZendeskEmulator, ZendeskOptions};
 use crate::runtime::apply::{Client, Outcome};
-use crate::runtime::compile::{compile, compile_embedded, EMBEDDED_DIR};
+use crate::runtime::compile::{compile, compile_embedded, compile_with_tests, EMBEDDED_DIR};
 use crate::runtime::config::{Config, LogFormat};
 use crate::runtime::listen::HttpLimits;
 use crate::runtime::reload::{OnReload, Reloaded};
@@ -293,7 +293,12 @@ async fn embedded(o: Options) -> Result<u8, String> {
     let started = Instant::now();
     // A folder named on the command line, or the fintech desk built into
     // the binary: the embedded default runs from any directory.
-    let (program, shown) = match &o.mappings {
+    let built_in = compile_embedded()
+        .map_err(|d| format!("the built-in {EMBEDDED_DIR} does not compile:\n{d}"))?;
+    // The built-in desk has a demo story of its own; any other project
+    // (an edited copy of the desk too) is shown with its own test blocks,
+    // since turns written for one desk could only be refused by another.
+    let (program, shown, tests) = match &o.mappings {
         Some(dir) => {
             if !dir.exists() {
                 return Err(format!(
@@ -301,15 +306,12 @@ async fn embedded(o: Options) -> Result<u8, String> {
                     dir.display()
                 ));
             }
-            let program =
-                compile(dir).map_err(|d| format!("{} does not compile:\n{d}", dir.display()))?;
-            (program, dir.display().to_string())
+            let (program, tests) = compile_with_tests(dir)
+                .map_err(|d| format!("{} does not compile:\n{d}", dir.display()))?;
+            let tests = (program.revision != built_in.revision).then_some(tests);
+            (program, dir.display().to_string(), tests)
         }
-        None => (
-            compile_embedded()
-                .map_err(|d| format!("the built-in {EMBEDDED_DIR} does not compile:\n{d}"))?,
-            format!("{EMBEDDED_DIR} (built in)"),
-        ),
+        None => (built_in, format!("{EMBEDDED_DIR} (built in)"), None),
     };
     // Checked before anything starts: the demo creates Zendesk tickets.
     if !program
@@ -413,6 +415,7 @@ async fn embedded(o: Options) -> Result<u8, String> {
         started,
         stopped,
         folder: o.mappings.as_deref(),
+        tests,
     };
     // Whatever happens in the demo, the runtime is stopped in order (workers
     // drained, server closed) before the one error line is printed: a
@@ -436,6 +439,9 @@ struct Demo<'a> {
     stopped: Option<Stopped>,
     /// The project folder, when one was named (hot reload watches it).
     folder: Option<&'a std::path::Path>,
+    /// The project's test blocks, whose agent turns are the demo; `None`
+    /// for the built-in fintech desk, which has a story of its own.
+    tests: Option<Vec<crate::ir::TestCase>>,
 }
 
 impl Demo<'_> {
@@ -448,7 +454,21 @@ impl Demo<'_> {
             url: &url,
             token: DEMO_AGENT_TOKEN,
         };
-        let fed = demo::feed(self.program, agent, self.zd, self.sf, &run_id, &|l| say(l)).await?;
+        let fed = match &self.tests {
+            None => demo::feed(self.program, agent, self.zd, self.sf, &run_id, &|l| say(l)).await?,
+            Some(tests) => {
+                demo::feed_tests(
+                    self.program,
+                    tests,
+                    agent,
+                    self.zd,
+                    self.sf,
+                    &run_id,
+                    &|l| say(l),
+                )
+                .await?
+            }
+        };
         // Wait for the webhooks to arrive and the outbox to drain: quiet for
         // a second, or a minute at most.
         let mut quiet_since = Instant::now();

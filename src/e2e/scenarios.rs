@@ -42,11 +42,7 @@ const TURN_FIELDS: &[&str] = &[
 /// sequence cannot create (a Case, yes; a Contact or Account the runtime
 /// would have to find linked to the ticket, no).
 pub fn runnable(case: &TestCase) -> Result<(), String> {
-    let ev = serde_json::from_str::<Json>(&case.event)
-        .map_err(|_| "its event is not JSON".to_string())?;
-    if ev["kind"] != "agent_turn" || !ev["ticket"].is_object() {
-        return Err("not an agent turn on a ticket (l3map test covers it offline)".into());
-    }
+    let ev = agent_turn(case)?;
     let writes = case.expects.iter().any(|e| {
         matches!(
             e.what,
@@ -59,18 +55,43 @@ pub fn runnable(case: &TestCase) -> Result<(), String> {
     if !writes {
         return Err("expects no writes".into());
     }
+    creatable_records(&ev)?;
+    if ["requester_name", "requester_email"]
+        .iter()
+        .any(|k| ev["ticket"].get(*k).is_some())
+    {
+        return Err("needs a named requester, which the sequence does not create".into());
+    }
+    Ok(())
+}
+
+/// Whether a test block's turn can be replayed on records created from
+/// its event, whatever it expects: what the demo of `l3map run DIR`
+/// sends (docs/RUNTIME.md, "The embedded default"). Its expectations are
+/// not checked there, so a named requester does not matter.
+pub fn replayable(case: &TestCase) -> Result<(), String> {
+    creatable_records(&agent_turn(case)?)
+}
+
+/// The event of a test block that is an agent turn on a ticket.
+pub fn agent_turn(case: &TestCase) -> Result<Json, String> {
+    let ev = serde_json::from_str::<Json>(&case.event)
+        .map_err(|_| "its event is not JSON".to_string())?;
+    if ev["kind"] != "agent_turn" || !ev["ticket"].is_object() {
+        return Err("not an agent turn on a ticket (l3map test covers it offline)".into());
+    }
+    Ok(ev)
+}
+
+/// A Case is created with the ticket; any other record the event names
+/// would have to be found linked to the ticket.
+fn creatable_records(ev: &Json) -> Result<(), String> {
     if let Some(records) = ev["records"].as_object() {
         if let Some(other) = records.keys().find(|k| k.as_str() != "Case") {
             return Err(format!(
                 "needs a Salesforce {other} linked to the ticket, which the sequence does not create"
             ));
         }
-    }
-    if ["requester_name", "requester_email"]
-        .iter()
-        .any(|k| ev["ticket"].get(*k).is_some())
-    {
-        return Err("needs a named requester, which the sequence does not create".into());
     }
     Ok(())
 }
@@ -136,18 +157,37 @@ pub fn plan(program: &Program, case: &TestCase, title: &str, tags: &[String]) ->
     }
 }
 
+/// The fields a test event gives its Case, as a Case can be created with
+/// them: the plain values (`Status`, `Type`, ...), not its `Id` (the
+/// created Case has its own) nor related records.
+pub fn case_fields(case: &TestCase) -> Map<String, Json> {
+    let ev: Json = serde_json::from_str(&case.event).unwrap_or(Json::Null);
+    ev["records"]["Case"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| k.as_str() != "Id" && !v.is_object() && !v.is_array() && !v.is_null())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Where a test block is, `file:line`.
+pub fn place(program: &Program, case: &TestCase) -> String {
+    format!(
+        "{}:{}",
+        program
+            .files
+            .get(case.loc.file as usize)
+            .map_or("?", String::as_str),
+        case.loc.line
+    )
+}
+
 /// Runs one test block live.
 pub async fn run(rig: &Rig, program: &Program, case: &TestCase, n: usize) -> Scenario {
     let mut sc = Scenario {
         test: case.name.clone(),
-        at: format!(
-            "{}:{}",
-            program
-                .files
-                .get(case.loc.file as usize)
-                .map_or("?", String::as_str),
-            case.loc.line
-        ),
+        at: place(program, case),
         ticket: 0,
         case: None,
         turn_ms: 0,

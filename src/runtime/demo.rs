@@ -1,18 +1,24 @@
-//! The embedded default's stream of demo events: tickets created and
-//! changed on the Zendesk emulator (which sends them back as signed
-//! webhooks, as Zendesk would), and AI agent turns on them, sent to the
-//! agent API as an agent sends them: refunds above
-//! and below the threshold, a fraud report, an angry enterprise customer,
-//! allowed and forbidden status requests. The tickets are seeded from the
-//! project being run: a custom field is set only when the project declares
-//! it (by its name, with the value among its options), so the fintech desk
-//! sees its tiers and disputes and any other project gets tickets its own
-//! emulator accepts, with its first drop-down filled in turn.
+//! The embedded default's stream of demo events: tickets created on the
+//! Zendesk emulator (which sends them back as signed webhooks, as Zendesk
+//! would), and AI agent turns on them, sent to the agent API as an agent
+//! sends them.
+//!
+//! Two scripts. The fintech desk built into the binary has its own story
+//! ([`feed`]): refunds above and below the threshold, a fraud report, an
+//! angry enterprise customer, allowed and forbidden status requests, on
+//! tickets with its tiers and disputes. Any other project (an edited
+//! fintech desk too) is shown with its own examples ([`feed_tests`]): each
+//! `test` block whose event is an agent turn becomes a ticket created as
+//! the event describes it and that turn, sent live, as `l3map e2e` sends
+//! them (the same plan, `e2e::scenarios`). Turns written for one desk
+//! name statuses and fields another desk does not have, so they could
+//! only be refused there.
 
 use crate::connectors::salesforce::SalesforceClient;
 use crate::connectors::zendesk::{TicketChanges, ZendeskClient};
+use crate::e2e::scenarios;
 use crate::emulator::zendesk::{FieldKind, Seed, SeedField};
-use crate::ir::Program;
+use crate::ir::{Expectation, Program, TestCase};
 use serde_json::{json, Map, Value as Json};
 
 /// The field a person changes on the second ticket (a dispute recorded by
@@ -41,24 +47,11 @@ impl DemoFields {
             .map(|f| f.id)
     }
 
-    /// The first drop-down and its options: what a project without the
-    /// demo's named fields gets filled in, one option per ticket.
-    fn first_dropdown(&self) -> Option<(u64, &[String])> {
-        self.0.iter().find_map(|f| match &f.kind {
-            FieldKind::Tagger(options) if !options.is_empty() => Some((f.id, options.as_slice())),
-            _ => None,
-        })
-    }
-
     /// The fields a demo ticket is created with.
-    fn for_ticket(&self, n: usize, tier: &str) -> Vec<(u64, String)> {
-        if let Some(id) = self.accepting("sla_tier", tier) {
-            return vec![(id, tier.to_string())];
-        }
-        match self.first_dropdown() {
-            Some((id, options)) => vec![(id, options[n % options.len()].clone())],
-            None => vec![],
-        }
+    fn for_ticket(&self, tier: &str) -> Vec<(u64, String)> {
+        self.accepting("sla_tier", tier)
+            .map(|id| vec![(id, tier.to_string())])
+            .unwrap_or_default()
     }
 }
 
@@ -163,7 +156,7 @@ impl Agent<'_> {
     }
 }
 
-/// Runs the demo stream. Zendesk and Salesforce are the emulators' clients
+/// Runs the fintech desk's demo stream. Zendesk and Salesforce are the emulators' clients
 /// (development credentials); `run_id` keeps ids unique across runs.
 pub async fn feed(
     program: &Program,
@@ -184,7 +177,7 @@ pub async fn feed(
         let mut changes = TicketChanges::default()
             .subject(summary.to_string())
             .public_comment(format!("{summary} (demo ticket {n})"));
-        for (id, value) in fields.for_ticket(n, spec.tier) {
+        for (id, value) in fields.for_ticket(spec.tier) {
             changes = changes.field(id, value);
         }
         let key = format!("l3map-demo-{run_id}-{n}");
@@ -254,4 +247,128 @@ pub async fn feed(
         }
     }
     Ok(fed)
+}
+
+/// Runs the demo from the project's own test blocks: every agent turn on
+/// a ticket whose event needs no record the demo cannot create (a Case is
+/// created; a Contact or an Account would have to be found linked to the
+/// ticket, so those blocks are named and left out). Tickets are created
+/// with the event's status, priority, tags and custom fields; a Case when
+/// the event names one. A refusal the block expects, or that its event
+/// gets offline too, is marked as such.
+pub async fn feed_tests(
+    program: &Program,
+    tests: &[TestCase],
+    agent: Agent<'_>,
+    zd: ZendeskClient,
+    sf: Option<SalesforceClient>,
+    run_id: &str,
+    say: &(dyn Fn(String) + Sync),
+) -> Result<Fed, String> {
+    let mut fed = Fed::default();
+    let mut picked = Vec::new();
+    for case in tests.iter().filter(|c| scenarios::agent_turn(c).is_ok()) {
+        let at = scenarios::place(program, case);
+        match scenarios::replayable(case) {
+            Ok(()) => picked.push((case, at)),
+            Err(why) => say(format!("  - test {} ({at}) left out: {why}", case.name)),
+        }
+    }
+    if picked.is_empty() {
+        say("  no agent turns to send: the project has no test block whose event is an agent turn on a ticket (\"kind\": \"agent_turn\", docs/EVENTS.md) that the demo can replay; add a `test` block with one (docs/LANGUAGE.md, section 11) to see its rules act here".into());
+        return Ok(fed);
+    }
+    let mut sent = Vec::new();
+    for (n, (case, at)) in picked.iter().enumerate() {
+        let plan = scenarios::plan(program, case, &format!("l3map demo: {}", case.name), &[]);
+        let key = format!("l3map-demo-{run_id}-{n}");
+        let t = zd
+            .create_ticket(&plan.ticket, Some(&key))
+            .await
+            .map_err(|e| format!("creating the ticket of test {} ({at}): {e}", case.name))?;
+        fed.tickets_created += 1;
+        let case_id =
+            match (&sf, plan.wants_case) {
+                (Some(sf), true) => {
+                    let mut f = scenarios::case_fields(case);
+                    f.entry("Subject")
+                        .or_insert_with(|| json!(format!("l3map demo: {}", case.name)));
+                    f.entry("Origin").or_insert_with(|| json!("Web"));
+                    Some(sf.create("Case", &f).await.map_err(|e| {
+                        format!("creating the Case of test {} ({at}): {e}", case.name)
+                    })?)
+                }
+                _ => None,
+            };
+        say(format!(
+            "  + ticket {} created from test {} ({at})",
+            t.id, case.name
+        ));
+        sent.push((t.id, case_id, plan.turn));
+    }
+    let http = reqwest::Client::new();
+    for (n, ((case, _), (ticket, case_id, turn))) in picked.iter().zip(&sent).enumerate() {
+        let body = Agent::body(
+            turn,
+            &format!("demo-{run_id}-{n}"),
+            *ticket,
+            case_id.as_deref(),
+        );
+        let got = agent.send(&http, &body).await?;
+        fed.turns += 1;
+        let accepted = got["accepted"].as_array().map_or(0, Vec::len);
+        say(format!(
+            "  > agent turn on ticket {ticket} (test {}): {} -> {accepted} action(s)",
+            case.name,
+            turn.get("intent").and_then(Json::as_str).unwrap_or("?"),
+        ));
+        for r in got["refused"].as_array().into_iter().flatten() {
+            let what = r["what"].as_str().unwrap_or("?").to_string();
+            let reason = r["reason"].as_str().unwrap_or("?").to_string();
+            let expected = case
+                .expects
+                .iter()
+                .any(|e| expects_refusal(&e.what, &what, &reason));
+            let note = if expected {
+                " (the test expects this)"
+            } else if refused_offline(program, case).contains(&what) {
+                " (its test's event is refused this too, offline)"
+            } else {
+                ""
+            };
+            say(format!("  x refused {what}: {reason}{note}"));
+            fed.refused.push((what, reason));
+        }
+    }
+    Ok(fed)
+}
+
+/// Whether a test block's `expect` line asks for this refusal, as `l3map
+/// test` reads it: `expect refused "text"` by its text, and `expect sku
+/// TABLE none` by the table's refused match (the agent is told to ask).
+fn expects_refusal(e: &Expectation, what: &str, reason: &str) -> bool {
+    match e {
+        Expectation::Refused { text } => {
+            what.contains(text.as_str()) || reason.contains(text.as_str())
+        }
+        Expectation::Sku {
+            table,
+            product: None,
+        } => what.starts_with(&format!("sku {table}:")),
+        _ => false,
+    }
+}
+
+/// What the block's own event is refused when decided offline, as `l3map
+/// test` decides it: a live refusal among these comes from the example
+/// itself, one not among them from what the live run could not see.
+fn refused_offline(program: &Program, case: &TestCase) -> Vec<String> {
+    match crate::eval::testing::test_event(&case.name, &case.event) {
+        Ok(ev) => crate::eval::decide::decide(program, &ev)
+            .refused
+            .into_iter()
+            .map(|r| r.what)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
 }
