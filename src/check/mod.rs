@@ -152,6 +152,25 @@ pub(crate) struct Usage {
     /// Salesforce `Object.Field` paths read or written anywhere: what a
     /// test's `records` may carry.
     pub sf_paths: BTreeSet<String>,
+    /// What `map` translation tables write into Zendesk fields, for the
+    /// help on a test event that holds the source value instead.
+    pub translations: Vec<Translated>,
+}
+
+/// One translation arm's pattern into a Zendesk field: `"Infusion Pump" =>
+/// infusion` of `map crm -> desk { Asset.Device_Class__c -> device_class {...} }`.
+#[derive(Debug, Clone)]
+pub(crate) struct Translated {
+    /// `map crm -> desk`.
+    pub map: String,
+    /// The Zendesk connection and field alias written.
+    pub conn: String,
+    pub target: String,
+    /// The source field and the value the arm matches.
+    pub source: String,
+    pub from: String,
+    /// What the arm writes.
+    pub to: String,
 }
 
 pub(crate) struct Ctx<'a> {
@@ -364,6 +383,7 @@ fn error_span(e: &CheckError) -> Span {
         | TestEvent { span, .. }
         | TestEventKey { span, .. }
         | TestEventStatus { span, .. }
+        | TestEventValue { span, .. }
         | NotInInstance { span, .. }
         | NotAnOption { span, .. }
         | NotUpdateable { span, .. }

@@ -550,3 +550,150 @@ fn no_help_repeats_a_default() {
     assert!(seen > 8, "only {seen} commands");
     assert!(bad.is_empty(), "defaults said twice:\n{}", bad.join("\n"));
 }
+
+// ---------------------------------------------------------------- item 7
+
+/// A device-tracking org: a Zendesk drop-down fed by a Salesforce picklist.
+const DEVICES: &str = r#"connection desk: zendesk {
+  subdomain  "acme"
+  token      env("ZENDESK_OAUTH_TOKEN")
+  scopes     read, write
+}
+
+connection crm: salesforce {
+  instance       "https://acme.my.salesforce.com"
+  client_id      env("SF_CLIENT_ID")
+  client_secret  env("SF_CLIENT_SECRET")
+  refresh_token  env("SF_REFRESH_TOKEN")
+  scopes         api, refresh_token, offline_access
+  objects        Asset
+}
+
+fields desk {
+  device_class  #24100001  enum(imaging, infusion, monitoring)
+  risk_score    #24100002  number
+  contract      #24100003  money(USD)
+}
+
+fields crm {
+  Asset.Device_Class__c  enum("Imaging System", "Infusion Pump", "Patient Monitor")
+}
+
+map crm -> desk {
+  Asset.Device_Class__c -> device_class {
+    "Imaging System"   => imaging
+    "Infusion Pump"    => infusion
+    "Patient Monitor"  => monitoring
+  }
+}
+
+escalation pump_at_risk {
+  when    ticket.device_class == infusion and ticket.risk_score > 7 and ticket.contract > $1000
+  reason  "An infusion pump at risk gets a person"
+  assign  desk "Clinical"
+}
+"#;
+
+/// `"custom_fields": {"24100001": "Infusion Pump"}` for an
+/// `enum(imaging, infusion, ...)` field used to pass `check`, and the test
+/// then failed with an obscure actual. Now `check` points at the value:
+/// the picklist label gets the tag the `map` writes, a misspelt tag a
+/// did-you-mean, text in a number or money field says what to write.
+/// Values a real ticket carries (the tag, a number, decimal text) pass.
+#[test]
+fn a_custom_field_value_outside_its_type_fails_check_at_the_value() {
+    let text = format!(
+        "{DEVICES}{}{}",
+        test_block(
+            "label_not_tag",
+            r#"{"kind": "agent_turn", "ticket": {"id": 1, "custom_fields": {"24100001": "Infusion Pump", "24100002": "high", "24100003": "lots"}}}"#,
+            "expect group desk \"Clinical\"",
+        ),
+        test_block(
+            "misspelt_tag",
+            r#"{"kind": "agent_turn", "ticket": {"id": 2, "custom_fields": {"24100001": "infusoin", "24100002": 8, "24100003": "1500.00"}}}"#,
+            "expect group desk \"Clinical\"",
+        ),
+    );
+    let p = Project::new("field-value", &[("desk.l3map", &text)]);
+    let (code, diags) = check(p.path());
+    assert_eq!(code, 1, "{}", summary(&diags));
+    let bad: Vec<&Value> = diags
+        .iter()
+        .filter(|d| d["code"] == "l3map::test::field_value")
+        .collect();
+    assert_eq!(bad.len(), 4, "{}", summary(&diags));
+    assert_eq!(diags.len(), 4, "nothing else: {}", summary(&diags));
+    // In the events, not in the `map` above them.
+    let line_of = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains("custom_fields") && l.contains(needle))
+            .map(|i| i as u64 + 1)
+            .expect("the line")
+    };
+    let col_of = |needle: &str| {
+        let l = text
+            .lines()
+            .find(|l| l.contains("custom_fields") && l.contains(needle))
+            .expect("the line");
+        l[..l.find(needle).expect("on the line")].chars().count() as u64 + 1
+    };
+    let at = |needle: &str| {
+        bad.iter()
+            .find(|d| {
+                d["line"].as_u64() == Some(line_of(needle))
+                    && d["column"].as_u64() == Some(col_of(needle))
+            })
+            .unwrap_or_else(|| panic!("no diagnostic at {needle}: {}", summary(&diags)))
+    };
+    let label = at("\"Infusion Pump\"");
+    assert_eq!(label["end_column"], col_of("\"Infusion Pump\"") + 15);
+    assert!(
+        label["message"]
+            .as_str()
+            .unwrap()
+            .contains("`Infusion Pump`"),
+        "{}",
+        summary(&diags)
+    );
+    let help = label["help"].as_str().unwrap();
+    assert!(
+        help.contains("`map crm -> desk` writes it to `device_class` as `infusion`")
+            && help.contains("write \"infusion\""),
+        "{help}"
+    );
+    assert_eq!(at("\"infusoin\"")["help"], "did you mean `infusion`?");
+    assert!(
+        at("\"high\"")["help"]
+            .as_str()
+            .unwrap()
+            .contains("write a number"),
+        "{}",
+        summary(&diags)
+    );
+    assert!(
+        at("\"lots\"")["help"]
+            .as_str()
+            .unwrap()
+            .contains("\"64000.00\""),
+        "{}",
+        summary(&diags)
+    );
+
+    // Written as a real ticket carries them, the same tests check and pass.
+    let fixed = text
+        .replace("\"Infusion Pump\"", "\"infusion\"")
+        .replace("\"infusoin\"", "\"infusion\"")
+        .replace("\"high\"", "\"8.5\"")
+        .replace("\"lots\"", "\"2000.00\"");
+    let p = Project::new("field-value-ok", &[("desk.l3map", &fixed)]);
+    let (code, diags) = check(p.path());
+    assert_eq!(code, 0, "{}", summary(&diags));
+    let out = l3map(&["test", p.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
