@@ -391,6 +391,57 @@ fn error_span(e: &CheckError) -> Span {
     }
 }
 
+/// A field named by its id or as `ticket.ALIAS` where its alias belongs: the
+/// parser cannot know the declared fields (they may be in another file);
+/// here they are known, so the help names the alias to write.
+fn field_ref_help(env: &Env, e: &mut SyntaxError) {
+    let SyntaxError::FieldRef {
+        help,
+        id,
+        alias,
+        conn,
+        ..
+    } = e
+    else {
+        return;
+    };
+    let kind = conn
+        .as_deref()
+        .and_then(|c| env.conns.get(c))
+        .map(|c| c.kind);
+    if let Some(id) = *id {
+        let declared: Vec<(&str, &str)> = env
+            .fields
+            .iter()
+            .filter(|(c, _)| conn.as_deref().is_none_or(|n| n == c.as_str()))
+            .flat_map(|(c, fs)| {
+                fs.iter()
+                    .filter(|(_, f)| f.id == Some(id))
+                    .map(move |(a, _)| (c.as_str(), a.as_str()))
+            })
+            .collect();
+        *help = match declared.as_slice() {
+            [(_, a), ..] => format!("write the field's alias (`{a}`), not its id"),
+            [] => match conn {
+                Some(c) if kind == Some(Kind::Zendesk) => format!(
+                    "no `fields {c}` block declares #{id}: declare it (`ALIAS #{id} TYPE`) and write the alias here"
+                ),
+                _ => format!(
+                    "no `fields` block declares #{id}: declare it (`ALIAS #{id} TYPE`) and write the alias here"
+                ),
+            },
+        };
+    } else if let (Some(a), Some(Kind::Salesforce), Some(c)) =
+        (alias.as_deref(), kind, conn.as_deref())
+    {
+        *help = format!("`{c}` is Salesforce: name the field `Object.Field`, e.g. `Case.{a}`");
+    } else if let Some(a) = alias {
+        if kind == Some(Kind::Zendesk) {
+            *help = format!("write `{a}` without `ticket.`");
+        }
+    }
+}
+
 /// Shared with the runtime, which must not depend on the checker.
 pub use crate::diagnostics::did_you_mean;
 
@@ -493,6 +544,11 @@ fn check_inner(
         usage: Usage::default(),
     };
     check_files(&mut cx, &files);
+    for d in &mut diagnostics {
+        if let DiagKind::Syntax(e) = &mut d.kind {
+            field_ref_help(&cx.env, e);
+        }
+    }
     if let Some(lock) = lock {
         for e in crate::schema::validate::against(&cx.env, &cx.usage, lock) {
             cx.err(e);

@@ -697,3 +697,69 @@ fn a_custom_field_value_outside_its_type_fails_check_at_the_value() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+// ---------------------------------------------------------------- item 8
+
+/// `expect field desk 24100001 = imaging` said "unexpected 24100001;
+/// expected a field name or }", `#24100001` "unexpected #", and `set desk
+/// ticket.device_class = ...` talked about Salesforce fields on a Zendesk
+/// connection. Each now says what to write, naming the alias even when the
+/// `fields` block is in another file.
+#[test]
+fn a_field_written_by_id_or_path_gets_its_alias() {
+    let fields =
+        format!("{DESK}\nfields desk {{\n  device_class  #24100001  enum(imaging, infusion)\n}}\n");
+    let rules = "escalation imaging_fault {\n  when    ticket.device_class == imaging\n  reason  \"Imaging faults\"\n  set     desk ticket.device_class = infusion\n}\n\ntest by_id {\n  event \"\"\"{\"kind\": \"agent_turn\", \"ticket\": {\"id\": 1}}\"\"\"\n  expect field desk 24100001 = imaging\n}\n\ntest by_hash_id {\n  event \"\"\"{\"kind\": \"agent_turn\", \"ticket\": {\"id\": 1}}\"\"\"\n  expect field desk #24100001 = imaging\n}\n\ntest by_unknown_id {\n  event \"\"\"{\"kind\": \"agent_turn\", \"ticket\": {\"id\": 1}}\"\"\"\n  expect field desk #777 = imaging\n}\n";
+    let p = Project::new(
+        "field-ref",
+        &[("desk.l3map", &fields), ("rules.l3map", rules)],
+    );
+    let (code, diags) = check(p.path());
+    assert_eq!(code, 1, "{}", summary(&diags));
+    let got: Vec<(String, String)> = diags
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap_or_default().to_string(),
+                d["help"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let code = "l3map::syntax::field_ref".to_string();
+    assert_eq!(
+        got,
+        vec![
+            (code.clone(), "write `device_class` without `ticket.`".into()),
+            (
+                code.clone(),
+                "write the field's alias (`device_class`), not its id".into()
+            ),
+            (
+                code.clone(),
+                "write the field's alias (`device_class`), not its id".into()
+            ),
+            (
+                code,
+                "no `fields desk` block declares #777: declare it (`ALIAS #777 TYPE`) and write the alias here".into()
+            ),
+        ],
+        "{}",
+        summary(&diags)
+    );
+    // Pointed at what was written, `#` included.
+    let hash = diags
+        .iter()
+        .find(|d| {
+            d["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("`#24100001`")
+        })
+        .unwrap_or_else(|| panic!("{}", summary(&diags)));
+    assert_eq!(hash["column"], 21);
+    assert_eq!(hash["end_column"], 30);
+    assert!(diags.iter().all(|d| !d["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("Salesforce")));
+}
