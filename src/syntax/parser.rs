@@ -339,7 +339,7 @@ fn humanize(file: FileId, text: &str, base: usize, e: &pest::error::Error<Rule>)
         }
     }
     let rest = &text[at..];
-    if let Some(e) = field_ref(file, text, at, &expected) {
+    if let Some(e) = field_ref(file, text, (base, at), &expected) {
         return e;
     }
     // An error inside a pasted credential must not quote it.
@@ -392,7 +392,12 @@ fn humanize(file: FileId, text: &str, base: usize, e: &pest::error::Error<Rule>)
 /// written as another place writes it: by its Zendesk id, with or without
 /// `#`, or as a condition's path `ticket.ALIAS`. Pest only sees "not a
 /// field name"; the user needs to hear what to write instead.
-fn field_ref(file: FileId, text: &str, at: usize, expected: &[&str]) -> Option<SyntaxError> {
+fn field_ref(
+    file: FileId,
+    text: &str,
+    (base, at): (usize, usize),
+    expected: &[&str],
+) -> Option<SyntaxError> {
     let wants_field = expected
         .iter()
         .any(|e| *e == "a field name" || e.starts_with("a Salesforce field"));
@@ -416,6 +421,21 @@ fn field_ref(file: FileId, text: &str, at: usize, expected: &[&str]) -> Option<S
     if n > 0 && word_len(digits) == n {
         let len = rest.len() - digits.len() + n;
         let written = &rest[..len];
+        if text[base..].starts_with("fields") {
+            // A declaration without its alias: nothing to look up.
+            return Some(SyntaxError::FieldRef {
+                message: format!("the field `{written}` has no alias"),
+                help: format!(
+                    "declare it with a name of your choice first, `ALIAS #{} TYPE`; `set`, `map` and `expect field` then name it by that alias",
+                    &digits[..n]
+                ),
+                span: Span::new(file, at, at + len),
+                label: "an id without an alias".into(),
+                id: None,
+                alias: None,
+                conn: None,
+            });
+        }
         return Some(SyntaxError::FieldRef {
             message: format!("`{written}` is a field id; a field is named here by its alias"),
             help: format!(

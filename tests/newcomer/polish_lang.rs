@@ -763,3 +763,26 @@ fn a_field_written_by_id_or_path_gets_its_alias() {
         .unwrap_or_default()
         .contains("Salesforce")));
 }
+
+/// In a `fields` block the id without an alias is a declaration missing its
+/// name, not a use of the id: the help says how to declare it.
+#[test]
+fn a_field_declared_without_an_alias_is_told_to_name_it() {
+    let text = format!("{DESK}\nfields desk {{\n  #24100009  number\n}}\n");
+    let p = Project::new("field-no-alias", &[("desk.l3map", &text)]);
+    let (code, diags) = check(p.path());
+    assert_eq!(code, 1, "{}", summary(&diags));
+    let d = diags
+        .iter()
+        .find(|d| d["code"] == "l3map::syntax::field_ref")
+        .unwrap_or_else(|| panic!("{}", summary(&diags)));
+    assert_eq!(d["message"], "the field `#24100009` has no alias");
+    assert!(
+        d["help"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`ALIAS #24100009 TYPE`"),
+        "{}",
+        summary(&diags)
+    );
+}
