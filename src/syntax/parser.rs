@@ -401,7 +401,9 @@ fn field_ref(
     let wants_field = expected
         .iter()
         .any(|e| *e == "a field name" || e.starts_with("a Salesforce field"));
-    if !wants_field {
+    // A connection's property values may be Salesforce paths too; no
+    // field is named there.
+    if !wants_field || text[base..].starts_with("connection") {
         return None;
     }
     let rest = &text[at..];

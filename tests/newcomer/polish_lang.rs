@@ -7,6 +7,10 @@
 //! * a block whose `}` is missing is reported at its `{`, once;
 //! * every section reference in docs/LANGUAGE.md resolves;
 //! * `l3map fmt` names the files it rewrites; no help repeats a default.
+//! * a custom field value its declared type cannot hold fails `check` at
+//!   the value (the tag a `map` writes for a Salesforce value);
+//! * a field written by its id or as `ticket.ALIAS` where its alias belongs
+//!   gets the alias to write.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
