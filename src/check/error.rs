@@ -683,6 +683,19 @@ pub enum CheckError {
         label: String,
     },
 
+    /// Returned when a test's event gives a declared custom field a value
+    /// its type cannot hold (a tag not in the enum, a number that is not
+    /// one): the rules would read a value no real ticket carries.
+    #[error("{message}")]
+    #[diagnostic(code(l3map::test::field_value), help("{help}"))]
+    TestEventValue {
+        message: String,
+        help: String,
+        #[label("{label}")]
+        span: Span,
+        label: String,
+    },
+
     // ------------------------------------------------------------ schema lockfile
     /// Returned when a declared id or name is not in the instance (per the lockfile).
     #[error("{what} is not in the {system} instance")]

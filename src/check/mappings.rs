@@ -335,7 +335,12 @@ pub(super) fn check_map(cx: &mut Ctx, m: &Mapping, writers: &mut BTreeMap<(Strin
                 &dst_ty,
                 r.span,
             ),
-            Some(table) => translation(cx, r.source.display(), &src_ty, &dst_ty, table, &scope),
+            Some(table) => {
+                if to == Kind::Zendesk {
+                    record_translations(cx, m, r, table);
+                }
+                translation(cx, r.source.display(), &src_ty, &dst_ty, table, &scope)
+            }
         }
     }
 }
@@ -446,6 +451,28 @@ fn translation(
                 source_field: source,
                 missing: missing.join(", "),
                 span: table.span,
+            });
+        }
+    }
+}
+
+/// Remembers what each arm of a table into a Zendesk field matches and
+/// writes (see [`super::Translated`]).
+fn record_translations(
+    cx: &mut Ctx,
+    m: &Mapping,
+    r: &crate::syntax::ast::MapRule,
+    table: &crate::syntax::ast::Translation,
+) {
+    for arm in &table.arms {
+        for p in arm.patterns.iter().flatten() {
+            cx.usage.translations.push(super::Translated {
+                map: format!("map {} -> {}", m.from.name, m.to.name),
+                conn: m.to.name.clone(),
+                target: r.target.display(),
+                source: r.source.display(),
+                from: literal_key(p),
+                to: literal_key(&arm.value),
             });
         }
     }

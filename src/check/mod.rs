@@ -152,6 +152,25 @@ pub(crate) struct Usage {
     /// Salesforce `Object.Field` paths read or written anywhere: what a
     /// test's `records` may carry.
     pub sf_paths: BTreeSet<String>,
+    /// What `map` translation tables write into Zendesk fields, for the
+    /// help on a test event that holds the source value instead.
+    pub translations: Vec<Translated>,
+}
+
+/// One translation arm's pattern into a Zendesk field: `"Infusion Pump" =>
+/// infusion` of `map crm -> desk { Asset.Device_Class__c -> device_class {...} }`.
+#[derive(Debug, Clone)]
+pub(crate) struct Translated {
+    /// `map crm -> desk`.
+    pub map: String,
+    /// The Zendesk connection and field alias written.
+    pub conn: String,
+    pub target: String,
+    /// The source field and the value the arm matches.
+    pub source: String,
+    pub from: String,
+    /// What the arm writes.
+    pub to: String,
 }
 
 pub(crate) struct Ctx<'a> {
@@ -364,10 +383,62 @@ fn error_span(e: &CheckError) -> Span {
         | TestEvent { span, .. }
         | TestEventKey { span, .. }
         | TestEventStatus { span, .. }
+        | TestEventValue { span, .. }
         | NotInInstance { span, .. }
         | NotAnOption { span, .. }
         | NotUpdateable { span, .. }
         | NotLocked { span, .. } => *span,
+    }
+}
+
+/// A field named by its id or as `ticket.ALIAS` where its alias belongs: the
+/// parser cannot know the declared fields (they may be in another file);
+/// here they are known, so the help names the alias to write.
+fn field_ref_help(env: &Env, e: &mut SyntaxError) {
+    let SyntaxError::FieldRef {
+        help,
+        id,
+        alias,
+        conn,
+        ..
+    } = e
+    else {
+        return;
+    };
+    let kind = conn
+        .as_deref()
+        .and_then(|c| env.conns.get(c))
+        .map(|c| c.kind);
+    if let Some(id) = *id {
+        let declared: Vec<(&str, &str)> = env
+            .fields
+            .iter()
+            .filter(|(c, _)| conn.as_deref().is_none_or(|n| n == c.as_str()))
+            .flat_map(|(c, fs)| {
+                fs.iter()
+                    .filter(|(_, f)| f.id == Some(id))
+                    .map(move |(a, _)| (c.as_str(), a.as_str()))
+            })
+            .collect();
+        *help = match declared.as_slice() {
+            [(_, a), ..] => format!("write the field's alias (`{a}`), not its id"),
+            [] => match conn {
+                Some(c) if kind == Some(Kind::Zendesk) => format!(
+                    "no `fields {c}` block declares #{id}: declare it (`ALIAS #{id} TYPE`) and write the alias here"
+                ),
+                _ => format!(
+                    "no `fields` block declares #{id}: declare it (`ALIAS #{id} TYPE`) and write the alias here"
+                ),
+            },
+        };
+    } else if let (Some(a), Some(Kind::Salesforce), Some(c)) =
+        (alias.as_deref(), kind, conn.as_deref())
+    {
+        *help = format!("`{c}` is Salesforce: name the field `Object.Field`, e.g. `Case.{a}`");
+    } else if let Some(a) = alias {
+        if kind == Some(Kind::Zendesk) {
+            *help = format!("write `{a}` without `ticket.`");
+        }
     }
 }
 
@@ -473,6 +544,11 @@ fn check_inner(
         usage: Usage::default(),
     };
     check_files(&mut cx, &files);
+    for d in &mut diagnostics {
+        if let DiagKind::Syntax(e) = &mut d.kind {
+            field_ref_help(&cx.env, e);
+        }
+    }
     if let Some(lock) = lock {
         for e in crate::schema::validate::against(&cx.env, &cx.usage, lock) {
             cx.err(e);

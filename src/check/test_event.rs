@@ -3,7 +3,7 @@
 //! key nothing reads is a test that cannot fail: a mistyped custom field id
 //! leaves the field unset and the `expect` lines pass without it.
 
-use super::{did_you_mean, Env, Kind};
+use super::{did_you_mean, Env, Kind, Ty};
 use serde_json::Value as Json;
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -146,6 +146,121 @@ fn status_help(v: &str, known: &[&str], what: &str) -> String {
         let list: Vec<&str> = known.iter().copied().take(16).collect();
         format!("{what}: {}", list.join(", "))
     })
+}
+
+/// A custom field value in the event that the field's declared type cannot
+/// hold: the rules would read a value no real ticket carries (an enum
+/// compares unequal to every value, a number is no number), and the test
+/// fails or passes for that reason, not for the rule it means to test.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct BadValue {
+    /// The JSON path of the key whose value it is.
+    pub path: Vec<String>,
+    pub message: String,
+    pub help: String,
+    pub label: String,
+}
+
+/// Every `ticket.custom_fields` value of a declared Zendesk field that its
+/// type cannot hold, read as the runtime reads it (`crate::eval::expr::typed`):
+/// an enum takes one of its values (the drop-down's tags), a number a JSON
+/// number or decimal text (Zendesk sends decimal fields as text), money
+/// the same, a bool `true`/`false`. `null` is a field with no value.
+pub(super) fn bad_values(
+    env: &Env,
+    translations: &[super::Translated],
+    event: &Json,
+) -> Vec<BadValue> {
+    let mut out = Vec::new();
+    let Some(values) = event
+        .pointer("/ticket/custom_fields")
+        .and_then(Json::as_object)
+    else {
+        return out;
+    };
+    let declared: Vec<(&str, u64, &str, &Ty)> = env
+        .conns
+        .values()
+        .filter(|c| c.kind == Kind::Zendesk)
+        .flat_map(|c| {
+            env.fields
+                .get(&c.name)
+                .into_iter()
+                .flatten()
+                .filter_map(move |(a, f)| f.id.map(|id| (c.name.as_str(), id, a.as_str(), &f.ty)))
+        })
+        .collect();
+    for (key, v) in values {
+        let Ok(id) = key.parse::<u64>() else {
+            continue;
+        };
+        let decls: Vec<_> = declared.iter().filter(|d| d.1 == id).collect();
+        if decls.is_empty() || decls.iter().any(|d| fits(v, d.3)) {
+            continue;
+        }
+        let (conn, _, alias, ty) = *decls[0];
+        let shown = match v {
+            Json::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let help = match (ty, v) {
+            (Ty::Enum(values), _) => {
+                let text = v.as_str().unwrap_or(&shown);
+                let arm = translations
+                    .iter()
+                    .filter(|t| t.conn == conn && t.target == alias)
+                    .find(|t| t.from == text)
+                    .or_else(|| {
+                        translations
+                            .iter()
+                            .filter(|t| t.conn == conn && t.target == alias)
+                            .find(|t| t.from.eq_ignore_ascii_case(text))
+                    });
+                match arm {
+                    Some(t) => format!(
+                        "`{}` is a value of `{}`; `{}` writes it to `{alias}` as `{}`: write \"{}\", as Zendesk sends the tag",
+                        t.from, t.source, t.map, t.to, t.to
+                    ),
+                    None => did_you_mean(text, values.iter().map(String::as_str)).unwrap_or_else(
+                        || {
+                            let list: Vec<&str> =
+                                values.iter().take(16).map(String::as_str).collect();
+                            format!("`{alias}` takes one of its tags: {}", list.join(", "))
+                        },
+                    ),
+                }
+            }
+            (Ty::Money(_), _) => format!(
+                "write the amount as Zendesk sends a decimal field, as text: `\"{id}\": \"64000.00\"` (a JSON number works too)"
+            ),
+            _ if matches!(ty, Ty::Bool) => "write `true` or `false`".to_string(),
+            _ => format!("write a number: `\"{id}\": 72` (or decimal text, `\"72.5\"`, as Zendesk sends it)"),
+        };
+        out.push(BadValue {
+            path: vec!["ticket".into(), "custom_fields".into(), key.clone()],
+            message: format!("`{shown}` is not a value of field `{alias}` ({key}), which is {ty}"),
+            help,
+            label: format!("not a value of `{alias}`"),
+        });
+    }
+    out
+}
+
+/// Whether the runtime reads `v` as a value of `ty` (see [`bad_values`]).
+fn fits(v: &Json, ty: &Ty) -> bool {
+    match (ty, v) {
+        (_, Json::Null) => true,
+        (Ty::Enum(values), Json::String(s)) => values.iter().any(|x| x == s),
+        (Ty::Enum(_), _) => false,
+        (Ty::Num | Ty::Money(_), Json::Number(_)) => true,
+        (Ty::Num, Json::String(s)) => s.trim().parse::<f64>().is_ok_and(f64::is_finite),
+        (Ty::Money(_), Json::String(s)) => crate::syntax::decimal_units(s.trim()).is_some(),
+        (Ty::Num | Ty::Money(_), _) => false,
+        (Ty::Bool, Json::Bool(_)) => true,
+        (Ty::Bool, Json::String(s)) => s == "true" || s == "false",
+        (Ty::Bool, _) => false,
+        _ => true,
+    }
 }
 
 /// What a project can read from an event beyond the fixed shape.

@@ -2,7 +2,7 @@
 //! something the project declares, so a typo fails `check`, not a test run.
 
 use super::mappings::field;
-use super::test_event::{bad_statuses, key_spans, strays, Readable};
+use super::test_event::{bad_statuses, bad_values, key_spans, strays, Readable};
 use super::types::{Scope, Ty};
 use super::{did_you_mean, CheckError, Ctx};
 use crate::check::Kind;
@@ -35,6 +35,7 @@ pub(super) fn check(cx: &mut Ctx, t: &TestBlock) {
                         .iter()
                         .any(|e| matches!(e.what, Expectation::Refused(_)));
                     statuses(cx, ev, refusal);
+                    field_values(cx, ev);
                 }
                 Err(e) => event_error(cx, ev, e),
             }
@@ -191,6 +192,52 @@ fn statuses(cx: &mut Ctx, ev: &Text, expects_refusal: bool) {
             span,
         });
     }
+}
+
+/// Custom field values their declared type cannot hold, pointed at the
+/// value (in a raw string) or at the whole event.
+fn field_values(cx: &mut Ctx, ev: &Text) {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&ev.value) else {
+        return;
+    };
+    let bad = bad_values(&cx.env, &cx.usage.translations, &json);
+    if bad.is_empty() {
+        return;
+    }
+    let spans = if ev.raw { key_spans(&ev.value) } else { vec![] };
+    for b in bad {
+        let span = spans
+            .iter()
+            .find(|(p, _)| *p == b.path)
+            .and_then(|(_, r)| value_after(&ev.value, r.end))
+            .map_or(ev.span, |r| {
+                let start = ev.body.start as usize;
+                Span::new(ev.span.file, start + r.start, start + r.end)
+            });
+        cx.err(CheckError::TestEventValue {
+            message: b.message,
+            help: b.help,
+            label: b.label,
+            span,
+        });
+    }
+}
+
+/// The byte range of a scalar JSON value after a key ending at `from`: a
+/// string (quotes included) or a number, `true`, `false`, `null`.
+fn value_after(text: &str, from: usize) -> Option<std::ops::Range<usize>> {
+    if let Some(r) = string_after(text, from) {
+        return Some(r);
+    }
+    let rest = &text[from..];
+    let colon = rest.find(|c: char| !c.is_whitespace())?;
+    let after = rest[colon..].strip_prefix(':')?;
+    let lead = after.len() - after.trim_start().len();
+    let start = from + colon + 1 + lead;
+    let len = text[start..]
+        .find(|c: char| c.is_whitespace() || matches!(c, ',' | '}' | ']'))
+        .unwrap_or(text.len() - start);
+    (len > 0 && !text[start..].starts_with(['{', '['])).then_some(start..start + len)
 }
 
 /// The byte range of the JSON string value after a key ending at `from`

@@ -32,6 +32,26 @@ pub enum SyntaxError {
         #[label("the next block starts here")]
         next: Span,
     },
+    /// Returned when a field is named as another place names it: by its
+    /// Zendesk id (`24100001`, `#24100001`) where its alias belongs, or as a
+    /// condition reads it (`ticket.device_class`) where it is named alone
+    /// (`set`, `expect field`, `map`). The checker, which knows the declared
+    /// fields, fills in `help` with the alias to write.
+    #[error("{message}")]
+    #[diagnostic(code(l3map::syntax::field_ref), help("{help}"))]
+    FieldRef {
+        message: String,
+        help: String,
+        #[label("{label}")]
+        span: Span,
+        label: String,
+        /// The id written, when it is one.
+        id: Option<u64>,
+        /// The alias written after `ticket.`, when it is that.
+        alias: Option<String>,
+        /// The connection named before the field (`set desk ...`), if any.
+        conn: Option<String>,
+    },
     /// Returned when a string contains an escape l3map does not know.
     #[error("unknown escape `{escape}` in a string")]
     #[diagnostic(
@@ -106,6 +126,7 @@ impl SyntaxError {
         match self {
             SyntaxError::Unexpected { span, .. }
             | SyntaxError::Unclosed { span, .. }
+            | SyntaxError::FieldRef { span, .. }
             | SyntaxError::BadEscape { span, .. }
             | SyntaxError::BadNumber { span, .. }
             | SyntaxError::BadTemplate { span, .. }

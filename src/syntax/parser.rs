@@ -339,6 +339,9 @@ fn humanize(file: FileId, text: &str, base: usize, e: &pest::error::Error<Rule>)
         }
     }
     let rest = &text[at..];
+    if let Some(e) = field_ref(file, text, (base, at), &expected) {
+        return e;
+    }
     // An error inside a pasted credential must not quote it.
     let masked = crate::diagnostics::redact(text);
     let found = if masked.as_bytes().get(at) == text.as_bytes().get(at) {
@@ -383,6 +386,89 @@ fn humanize(file: FileId, text: &str, base: usize, e: &pest::error::Error<Rule>)
         block,
         help,
     }
+}
+
+/// A field named where `set`, `expect field` or `map` name a field, but
+/// written as another place writes it: by its Zendesk id, with or without
+/// `#`, or as a condition's path `ticket.ALIAS`. Pest only sees "not a
+/// field name"; the user needs to hear what to write instead.
+fn field_ref(
+    file: FileId,
+    text: &str,
+    (base, at): (usize, usize),
+    expected: &[&str],
+) -> Option<SyntaxError> {
+    let wants_field = expected
+        .iter()
+        .any(|e| *e == "a field name" || e.starts_with("a Salesforce field"));
+    // A connection's property values may be Salesforce paths too; no
+    // field is named there.
+    if !wants_field || text[base..].starts_with("connection") {
+        return None;
+    }
+    let rest = &text[at..];
+    let word_len = |s: &str| {
+        s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(s.len())
+    };
+    // The connection named right before, as in `set desk 24100001`.
+    let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let words: Vec<&str> = text[line_start..at].split_whitespace().collect();
+    let conn = match words.as_slice() {
+        [.., "set" | "field", conn] => Some(conn.to_string()),
+        _ => None,
+    };
+    let digits = rest.strip_prefix('#').unwrap_or(rest);
+    let n = digits.bytes().take_while(u8::is_ascii_digit).count();
+    if n > 0 && word_len(digits) == n {
+        let len = rest.len() - digits.len() + n;
+        let written = &rest[..len];
+        if text[base..].starts_with("fields") {
+            // A declaration without its alias: nothing to look up.
+            return Some(SyntaxError::FieldRef {
+                message: format!("the field `{written}` has no alias"),
+                help: format!(
+                    "declare it with a name of your choice first, `ALIAS #{} TYPE`; `set`, `map` and `expect field` then name it by that alias",
+                    &digits[..n]
+                ),
+                span: Span::new(file, at, at + len),
+                label: "an id without an alias".into(),
+                id: None,
+                alias: None,
+                conn: None,
+            });
+        }
+        return Some(SyntaxError::FieldRef {
+            message: format!("`{written}` is a field id; a field is named here by its alias"),
+            help: format!(
+                "write the alias the `fields` block declares for it (`ALIAS #{} TYPE`), not its id",
+                &digits[..n]
+            ),
+            span: Span::new(file, at, at + len),
+            label: "an id, not an alias".into(),
+            id: digits[..n].parse().ok(),
+            alias: None,
+            conn,
+        });
+    }
+    let after = rest.strip_prefix("ticket.")?;
+    let n = word_len(after);
+    if n == 0 {
+        return None;
+    }
+    let written = &rest[.."ticket.".len() + n];
+    let alias = &after[..n];
+    Some(SyntaxError::FieldRef {
+        message: format!(
+            "`{written}` is how a condition reads the field; here the field is named alone"
+        ),
+        help: format!("on a Zendesk connection, write `{alias}` without `ticket.`"),
+        span: Span::new(file, at, at + written.len()),
+        label: "write the field's alias".into(),
+        id: None,
+        alias: Some(alias.to_string()),
+        conn,
+    })
 }
 
 /// How many `{` and `(`/`[` the text of an item leaves unclosed.

@@ -7,6 +7,10 @@
 //! * a block whose `}` is missing is reported at its `{`, once;
 //! * every section reference in docs/LANGUAGE.md resolves;
 //! * `l3map fmt` names the files it rewrites; no help repeats a default.
+//! * a custom field value its declared type cannot hold fails `check` at
+//!   the value (the tag a `map` writes for a Salesforce value);
+//! * a field written by its id or as `ticket.ALIAS` where its alias belongs
+//!   gets the alias to write.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -549,4 +553,240 @@ fn no_help_repeats_a_default() {
     }
     assert!(seen > 8, "only {seen} commands");
     assert!(bad.is_empty(), "defaults said twice:\n{}", bad.join("\n"));
+}
+
+// ---------------------------------------------------------------- item 7
+
+/// A device-tracking org: a Zendesk drop-down fed by a Salesforce picklist.
+const DEVICES: &str = r#"connection desk: zendesk {
+  subdomain  "acme"
+  token      env("ZENDESK_OAUTH_TOKEN")
+  scopes     read, write
+}
+
+connection crm: salesforce {
+  instance       "https://acme.my.salesforce.com"
+  client_id      env("SF_CLIENT_ID")
+  client_secret  env("SF_CLIENT_SECRET")
+  refresh_token  env("SF_REFRESH_TOKEN")
+  scopes         api, refresh_token, offline_access
+  objects        Asset
+}
+
+fields desk {
+  device_class  #24100001  enum(imaging, infusion, monitoring)
+  risk_score    #24100002  number
+  contract      #24100003  money(USD)
+}
+
+fields crm {
+  Asset.Device_Class__c  enum("Imaging System", "Infusion Pump", "Patient Monitor")
+}
+
+map crm -> desk {
+  Asset.Device_Class__c -> device_class {
+    "Imaging System"   => imaging
+    "Infusion Pump"    => infusion
+    "Patient Monitor"  => monitoring
+  }
+}
+
+escalation pump_at_risk {
+  when    ticket.device_class == infusion and ticket.risk_score > 7 and ticket.contract > $1000
+  reason  "An infusion pump at risk gets a person"
+  assign  desk "Clinical"
+}
+"#;
+
+/// `"custom_fields": {"24100001": "Infusion Pump"}` for an
+/// `enum(imaging, infusion, ...)` field used to pass `check`, and the test
+/// then failed with an obscure actual. Now `check` points at the value:
+/// the picklist label gets the tag the `map` writes, a misspelt tag a
+/// did-you-mean, text in a number or money field says what to write.
+/// Values a real ticket carries (the tag, a number, decimal text) pass.
+#[test]
+fn a_custom_field_value_outside_its_type_fails_check_at_the_value() {
+    let text = format!(
+        "{DEVICES}{}{}",
+        test_block(
+            "label_not_tag",
+            r#"{"kind": "agent_turn", "ticket": {"id": 1, "custom_fields": {"24100001": "Infusion Pump", "24100002": "high", "24100003": "lots"}}}"#,
+            "expect group desk \"Clinical\"",
+        ),
+        test_block(
+            "misspelt_tag",
+            r#"{"kind": "agent_turn", "ticket": {"id": 2, "custom_fields": {"24100001": "infusoin", "24100002": 8, "24100003": "1500.00"}}}"#,
+            "expect group desk \"Clinical\"",
+        ),
+    );
+    let p = Project::new("field-value", &[("desk.l3map", &text)]);
+    let (code, diags) = check(p.path());
+    assert_eq!(code, 1, "{}", summary(&diags));
+    let bad: Vec<&Value> = diags
+        .iter()
+        .filter(|d| d["code"] == "l3map::test::field_value")
+        .collect();
+    assert_eq!(bad.len(), 4, "{}", summary(&diags));
+    assert_eq!(diags.len(), 4, "nothing else: {}", summary(&diags));
+    // In the events, not in the `map` above them.
+    let line_of = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains("custom_fields") && l.contains(needle))
+            .map(|i| i as u64 + 1)
+            .expect("the line")
+    };
+    let col_of = |needle: &str| {
+        let l = text
+            .lines()
+            .find(|l| l.contains("custom_fields") && l.contains(needle))
+            .expect("the line");
+        l[..l.find(needle).expect("on the line")].chars().count() as u64 + 1
+    };
+    let at = |needle: &str| {
+        bad.iter()
+            .find(|d| {
+                d["line"].as_u64() == Some(line_of(needle))
+                    && d["column"].as_u64() == Some(col_of(needle))
+            })
+            .unwrap_or_else(|| panic!("no diagnostic at {needle}: {}", summary(&diags)))
+    };
+    let label = at("\"Infusion Pump\"");
+    assert_eq!(label["end_column"], col_of("\"Infusion Pump\"") + 15);
+    assert!(
+        label["message"]
+            .as_str()
+            .unwrap()
+            .contains("`Infusion Pump`"),
+        "{}",
+        summary(&diags)
+    );
+    let help = label["help"].as_str().unwrap();
+    assert!(
+        help.contains("`map crm -> desk` writes it to `device_class` as `infusion`")
+            && help.contains("write \"infusion\""),
+        "{help}"
+    );
+    assert_eq!(at("\"infusoin\"")["help"], "did you mean `infusion`?");
+    assert!(
+        at("\"high\"")["help"]
+            .as_str()
+            .unwrap()
+            .contains("write a number"),
+        "{}",
+        summary(&diags)
+    );
+    assert!(
+        at("\"lots\"")["help"]
+            .as_str()
+            .unwrap()
+            .contains("\"64000.00\""),
+        "{}",
+        summary(&diags)
+    );
+
+    // Written as a real ticket carries them, the same tests check and pass.
+    let fixed = text
+        .replace("\"Infusion Pump\"", "\"infusion\"")
+        .replace("\"infusoin\"", "\"infusion\"")
+        .replace("\"high\"", "\"8.5\"")
+        .replace("\"lots\"", "\"2000.00\"");
+    let p = Project::new("field-value-ok", &[("desk.l3map", &fixed)]);
+    let (code, diags) = check(p.path());
+    assert_eq!(code, 0, "{}", summary(&diags));
+    let out = l3map(&["test", p.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+// ---------------------------------------------------------------- item 8
+
+/// `expect field desk 24100001 = imaging` said "unexpected 24100001;
+/// expected a field name or }", `#24100001` "unexpected #", and `set desk
+/// ticket.device_class = ...` talked about Salesforce fields on a Zendesk
+/// connection. Each now says what to write, naming the alias even when the
+/// `fields` block is in another file.
+#[test]
+fn a_field_written_by_id_or_path_gets_its_alias() {
+    let fields =
+        format!("{DESK}\nfields desk {{\n  device_class  #24100001  enum(imaging, infusion)\n}}\n");
+    let rules = "escalation imaging_fault {\n  when    ticket.device_class == imaging\n  reason  \"Imaging faults\"\n  set     desk ticket.device_class = infusion\n}\n\ntest by_id {\n  event \"\"\"{\"kind\": \"agent_turn\", \"ticket\": {\"id\": 1}}\"\"\"\n  expect field desk 24100001 = imaging\n}\n\ntest by_hash_id {\n  event \"\"\"{\"kind\": \"agent_turn\", \"ticket\": {\"id\": 1}}\"\"\"\n  expect field desk #24100001 = imaging\n}\n\ntest by_unknown_id {\n  event \"\"\"{\"kind\": \"agent_turn\", \"ticket\": {\"id\": 1}}\"\"\"\n  expect field desk #777 = imaging\n}\n";
+    let p = Project::new(
+        "field-ref",
+        &[("desk.l3map", &fields), ("rules.l3map", rules)],
+    );
+    let (code, diags) = check(p.path());
+    assert_eq!(code, 1, "{}", summary(&diags));
+    let got: Vec<(String, String)> = diags
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap_or_default().to_string(),
+                d["help"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let code = "l3map::syntax::field_ref".to_string();
+    assert_eq!(
+        got,
+        vec![
+            (code.clone(), "write `device_class` without `ticket.`".into()),
+            (
+                code.clone(),
+                "write the field's alias (`device_class`), not its id".into()
+            ),
+            (
+                code.clone(),
+                "write the field's alias (`device_class`), not its id".into()
+            ),
+            (
+                code,
+                "no `fields desk` block declares #777: declare it (`ALIAS #777 TYPE`) and write the alias here".into()
+            ),
+        ],
+        "{}",
+        summary(&diags)
+    );
+    // Pointed at what was written, `#` included.
+    let hash = diags
+        .iter()
+        .find(|d| {
+            d["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("`#24100001`")
+        })
+        .unwrap_or_else(|| panic!("{}", summary(&diags)));
+    assert_eq!(hash["column"], 21);
+    assert_eq!(hash["end_column"], 30);
+    assert!(diags.iter().all(|d| !d["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("Salesforce")));
+}
+
+/// In a `fields` block the id without an alias is a declaration missing its
+/// name, not a use of the id: the help says how to declare it.
+#[test]
+fn a_field_declared_without_an_alias_is_told_to_name_it() {
+    let text = format!("{DESK}\nfields desk {{\n  #24100009  number\n}}\n");
+    let p = Project::new("field-no-alias", &[("desk.l3map", &text)]);
+    let (code, diags) = check(p.path());
+    assert_eq!(code, 1, "{}", summary(&diags));
+    let d = diags
+        .iter()
+        .find(|d| d["code"] == "l3map::syntax::field_ref")
+        .unwrap_or_else(|| panic!("{}", summary(&diags)));
+    assert_eq!(d["message"], "the field `#24100009` has no alias");
+    assert!(
+        d["help"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`ALIAS #24100009 TYPE`"),
+        "{}",
+        summary(&diags)
+    );
 }

@@ -421,7 +421,8 @@ fn doc_blocks() -> Vec<Block> {
 }
 
 /// Every ```l3map block in README.md and docs/**/*.md is a project that the
-/// real binary checks clean with `--deny warnings`, and whose tests pass;
+/// real binary checks clean with `--deny warnings`, whose tests pass, and
+/// that `l3map fmt --check` leaves as it is;
 /// a block marked ```l3map,fails does fail. One process per verdict: each
 /// block is its own project folder under one directory.
 #[test]
@@ -470,6 +471,27 @@ fn every_l3map_example_in_the_docs_checks_clean() {
         Some(0),
         "a test in a docs example fails:\n{}",
         text(&tests)
+    );
+
+    // In the layout `l3map fmt` writes, so a reader who copies an example
+    // starts from the one layout (3.1.1) and `fmt --check` in CI passes.
+    let fmt = l3map(&["fmt", "--check"], &clean);
+    let unformatted: Vec<String> = String::from_utf8_lossy(&fmt.stdout)
+        .lines()
+        .map(|file| {
+            blocks
+                .iter()
+                .filter(|b| !b.fails)
+                .find(|b| file.contains(&*folder(b).file_name().unwrap().to_string_lossy()))
+                .map_or(file.to_string(), |b| format!("{}:{}", b.doc, b.line))
+        })
+        .collect();
+    assert!(
+        fmt.status.code() == Some(0) && unformatted.is_empty(),
+        "examples in the docs that `l3map fmt` would reformat (run `l3map fmt` on \
+         the block and paste it back):\n{}\n{}",
+        unformatted.join("\n"),
+        text(&fmt)
     );
 
     let failing: Vec<&Block> = blocks.iter().filter(|b| b.fails).collect();
