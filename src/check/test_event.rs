@@ -371,7 +371,10 @@ fn ticket(r: &Readable, v: &Json, path: &[String], out: &mut Vec<Stray>) {
 fn custom_field(declared: &[(u64, &str)], key: &str, path: &[String]) -> Option<Stray> {
     let digits = key.strip_prefix('#').unwrap_or(key);
     let id = digits.parse::<u64>().ok();
-    if key == digits && id.is_some_and(|id| declared.iter().any(|(d, _)| *d == id)) {
+    // Zendesk keys custom fields by the id as it writes it: "0360001234"
+    // or "+360001234" parse to a declared id but are never read.
+    let canonical = id.is_some_and(|id| id.to_string() == digits);
+    if key == digits && canonical && id.is_some_and(|id| declared.iter().any(|(d, _)| *d == id)) {
         return None;
     }
     let p = [path.to_vec(), vec![key.to_string()]].concat();
@@ -380,7 +383,11 @@ fn custom_field(declared: &[(u64, &str)], key: &str, path: &[String]) -> Option<
     let help = if let Some((id, alias)) = by_alias(key) {
         format!("`{alias}` is the alias of field id {id}; write \"{id}\"")
     } else if let Some(id) = id.filter(|id| declared.iter().any(|(d, _)| d == id)) {
-        format!("write the id without `#`: \"{id}\"")
+        if key.starts_with('#') {
+            format!("write the id without `#`: \"{id}\"")
+        } else {
+            format!("write the id as Zendesk keys it, digits only: \"{id}\"")
+        }
     } else if let Some((id, alias)) = closest_alias(declared, key) {
         format!("did you mean `{alias}`? it is the alias of field id {id}; write \"{id}\"")
     } else if !near.is_empty() {
@@ -649,5 +656,11 @@ mod tests {
         let s = custom_field(&declared, "360001214", &p).unwrap();
         assert!(s.help.contains("did you mean \"360001241\""), "{}", s.help);
         assert_eq!(s.path.last().map(String::as_str), Some("360001214"));
+        // The red team: these parse to a declared id, but Zendesk never
+        // keys a field so, and the runtime never reads them.
+        for odd in ["0360001241", "+360001241"] {
+            let s = custom_field(&declared, odd, &p).expect(odd);
+            assert!(s.help.contains("digits only: \"360001241\""), "{}", s.help);
+        }
     }
 }

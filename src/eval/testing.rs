@@ -255,7 +255,13 @@ fn holds(e: &Expect, d: &Decision) -> Option<Miss> {
                 Some(b) => {
                     let got = trim_blank_lines(b);
                     let diff = (!*contains).then(|| line_diff(want, got));
-                    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+                    // Zero-width characters count as whitespace here: a reader cannot
+                    // see them either.
+                    let squeeze = |s: &str| {
+                        s.split_whitespace()
+                            .flat_map(|w| w.chars().filter(|c| !zero_width(*c)))
+                            .collect::<String>()
+                    };
                     // The text is there but for whitespace: show the
                     // comment's spaces and tabs, or the miss looks like none.
                     let actual = if *contains && squeeze(b).contains(&squeeze(text)) {
@@ -513,7 +519,13 @@ pub fn dedent(text: &str) -> String {
 /// carriage returns, no-break spaces, and spaces at either end of a line;
 /// every space when the texts differ in nothing else), with a legend.
 pub fn line_diff(expected: &str, actual: &str) -> String {
-    let squeeze = |s: &str| s.split_whitespace().collect::<String>();
+    // Zero-width characters count as whitespace here: a reader cannot
+    // see them either.
+    let squeeze = |s: &str| {
+        s.split_whitespace()
+            .flat_map(|w| w.chars().filter(|c| !zero_width(*c)))
+            .collect::<String>()
+    };
     let only_whitespace = squeeze(expected) == squeeze(actual);
     let diff = similar::TextDiff::from_lines(expected, actual);
     let mut out = String::new();
@@ -540,7 +552,7 @@ pub fn line_diff(expected: &str, actual: &str) -> String {
         out.push_str("(the comments differ only in whitespace)\n");
     }
     if marked {
-        out.push_str("(␠ is a space, → a tab, ␍ a carriage return, ⍽ a no-break space)\n");
+        out.push_str("(␠ is a space, → a tab, ␍ a carriage return, ⍽ a no-break space, ⟨U+XXXX⟩ another invisible character)\n");
     }
     out
 }
@@ -564,6 +576,12 @@ fn visible(line: &str, every_space: bool) -> (String, bool) {
             '\t' => '→',
             '\r' => '␍',
             '\u{a0}' => '⍽',
+            // An em space, a zero-width space, a BOM...: shown by code.
+            c if c != ' ' && (c.is_whitespace() || zero_width(c)) => {
+                out.push_str(&format!("⟨U+{:04X}⟩", c as u32));
+                marked = true;
+                continue;
+            }
             other => other,
         };
         marked |= shown != c;
@@ -572,9 +590,24 @@ fn visible(line: &str, every_space: bool) -> (String, bool) {
     (out, marked)
 }
 
+/// Characters that take no space on screen.
+fn zero_width(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{2060}' | '\u{feff}'
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invisible_unicode_is_shown_by_code() {
+        let d = line_diff("a b\n", "a\u{2003}b\u{200b}\n");
+        assert!(d.contains("⟨U+2003⟩") && d.contains("⟨U+200B⟩"), "{d}");
+        assert!(d.contains("differ only in whitespace"), "{d}");
+    }
 
     #[test]
     fn defaults_fill_id_and_time() {
