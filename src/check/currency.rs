@@ -12,6 +12,9 @@ use crate::syntax::Span;
 use std::collections::BTreeMap;
 
 pub(super) fn lint(cx: &mut Ctx, files: &[ast::File]) {
+    for cond in conditions(files) {
+        never_both(cx, cond);
+    }
     // Currency -> the connection that first declares it, and where.
     let mut declared: BTreeMap<String, (String, Span)> = BTreeMap::new();
     for c in cx.env.conns.values() {
@@ -24,20 +27,7 @@ pub(super) fn lint(cx: &mut Ctx, files: &[ast::File]) {
     if declared.is_empty() {
         return;
     }
-    let mut conditions: Vec<&Expr> = Vec::new();
-    for item in files.iter().flat_map(|f| f.items.iter()) {
-        match item {
-            Item::Escalation(e) => conditions.extend(e.stmts.iter().filter_map(|s| match s {
-                EscStmt::When(w) => Some(w),
-                _ => None,
-            })),
-            Item::Statuses(t) => {
-                conditions.extend(t.transitions.iter().filter_map(|t| t.when.as_ref()))
-            }
-            _ => {}
-        }
-    }
-    for cond in conditions {
+    for cond in conditions(files) {
         // Per amount: the currencies it has thresholds in, and where it is
         // first compared.
         let mut thresholds: BTreeMap<String, (Vec<String>, Span)> = BTreeMap::new();
@@ -61,6 +51,55 @@ pub(super) fn lint(cx: &mut Ctx, files: &[ast::File]) {
                 declared: declared_here,
             });
         }
+    }
+}
+
+/// Every escalation and transition condition.
+fn conditions(files: &[ast::File]) -> Vec<&Expr> {
+    let mut conditions: Vec<&Expr> = Vec::new();
+    for item in files.iter().flat_map(|f| f.items.iter()) {
+        match item {
+            Item::Escalation(e) => conditions.extend(e.stmts.iter().filter_map(|s| match s {
+                EscStmt::When(w) => Some(w),
+                _ => None,
+            })),
+            Item::Statuses(t) => {
+                conditions.extend(t.transitions.iter().filter_map(|t| t.when.as_ref()))
+            }
+            _ => {}
+        }
+    }
+    conditions
+}
+
+/// `turn.refund_amount > $200 and turn.refund_amount > 180 EUR`: each
+/// `and` whose own terms order one amount against two currencies. (Under
+/// `or`, one threshold per currency is the documented way to cover them.)
+fn never_both(cx: &mut Ctx, e: &Expr) {
+    match &e.kind {
+        ExprKind::Not(x) => never_both(cx, x),
+        ExprKind::Or(terms) => terms.iter().for_each(|t| never_both(cx, t)),
+        ExprKind::And(terms) => {
+            let mut direct: BTreeMap<String, (Vec<String>, Span)> = BTreeMap::new();
+            for t in terms {
+                if matches!(t.kind, ExprKind::Binary(..)) {
+                    collect(t, &mut direct);
+                }
+                never_both(cx, t);
+            }
+            for (path, (currencies, _)) in direct {
+                if let [first, second, ..] = currencies.as_slice() {
+                    cx.err(CheckError::NeverBoth {
+                        currencies: currencies.join(" and "),
+                        first: first.clone(),
+                        second: second.clone(),
+                        path,
+                        span: e.span,
+                    });
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -217,6 +217,26 @@ pub enum CheckError {
         #[label("`{conn}` declares its currencies here")]
         declared: Option<Span>,
     },
+    /// Returned when `and` joins orderings of one event-currency amount
+    /// against thresholds in different currencies: an amount has one
+    /// currency, so one of the two is always undecided and the rule can
+    /// never hold for any currency.
+    #[error(
+        "`{path}` is held against thresholds in {currencies} at once, but an amount has one currency: this condition never holds"
+    )]
+    #[diagnostic(
+        code(l3map::money::never_both),
+        severity(Warning),
+        help("give each currency its own threshold and join them with `or`: `({path} > … {first} or {path} > … {second})`")
+    )]
+    NeverBoth {
+        path: String,
+        currencies: String,
+        first: String,
+        second: String,
+        #[label("thresholds in {currencies} joined by `and`")]
+        span: Span,
+    },
     /// Returned when a Salesforce object is declared but never used.
     #[error("Salesforce object `{object}` is declared but never used")]
     #[diagnostic(

@@ -348,6 +348,7 @@ fn error_span(e: &CheckError) -> Span {
         | UndeclaredObject { span, .. }
         | UnusedObject { span, .. }
         | UncoveredCurrency { span, .. }
+        | NeverBoth { span, .. }
         | Unused { span, .. }
         | UnknownCategory { span, .. }
         | TransitionToNew { span, .. }
