@@ -166,8 +166,8 @@ enum Command {
     /// Replay recorded events through two versions of a project and show
     /// every event they decide differently: how a mapping change is reviewed.
     ///
-    /// Exit status: 0 compared (1 with --exit-code when any decision differs
-    /// or any line could not be read and so was not compared), 2 mapping
+    /// Exit status: 0 compared (1 with --exit-code when any decision differs,
+    /// or when no line could be read and so nothing was compared), 2 mapping
     /// errors, usage or I/O. Unreadable lines are reported and skipped.
     Diff {
         /// The project as it was (e.g. a `git worktree` of the base branch).
@@ -181,8 +181,8 @@ enum Command {
         /// `human`, or `json`: one changed event per line.
         #[arg(long, value_enum, default_value = "human")]
         format: DataFormat,
-        /// Exit with 1 when any event is decided differently, or a line
-        /// could not be read (and so was not compared).
+        /// Exit with 1 when any event is decided differently, or no line
+        /// could be read (and so nothing was compared).
         #[arg(long)]
         exit_code: bool,
         /// The Salesforce field that holds a record's Zendesk ticket id
