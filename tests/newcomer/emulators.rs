@@ -650,3 +650,119 @@ async fn salesforce_limits_reports_daily_api_requests_as_counted() {
         "{second}"
     );
 }
+
+// ------------------------------------------------ hostile upstream (issue 14, red team)
+
+/// A fake Zendesk on 127.0.0.1 that answers every request 200 with a
+/// chunked body that never ends (`{"ticket_fields":[{…},{…},…`), until
+/// the client hangs up. Returns its URL and the most bytes it managed to
+/// send on one connection.
+fn endless_zendesk() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    let most = Arc::new(AtomicUsize::new(0));
+    let seen = most.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { return };
+            let most = seen.clone();
+            std::thread::spawn(move || {
+                // The request head; its body (none for a GET) is ignored.
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match s.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let start = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                             Transfer-Encoding: chunked\r\n\r\n12\r\n{\"ticket_fields\":[\r\n";
+                if s.write_all(start.as_bytes()).is_err() {
+                    return;
+                }
+                let item = r#"{"id":360001234,"type":"text","title":"padding padding padding"},"#;
+                let piece = item.repeat(1000);
+                let frame = format!("{:x}\r\n{piece}\r\n", piece.len());
+                let mut sent = 0;
+                while s.write_all(frame.as_bytes()).is_ok() {
+                    sent += frame.len();
+                    most.fetch_max(sent, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (url, most)
+}
+
+/// The red team's endless `{"ticket_fields":[…` grew `schema diff` to
+/// 1.7 GB. Every response body is now read against a 32 MiB bound
+/// (docs/RUNTIME.md, "Limits and guarantees"): the request fails with a
+/// permanent error naming the limit, the client stops reading, and the
+/// process stays small.
+#[test]
+fn an_endless_upstream_body_fails_the_request_at_the_limit() {
+    use std::sync::atomic::Ordering;
+    let (url, most) = endless_zendesk();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::write(
+        dir.path().join("desk.l3map"),
+        format!(
+            r#"connection desk: zendesk {{
+  url     "{url}"
+  token   env("L3MAP_TEST_ZD_TOKEN")
+  scopes  read, write
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(["schema", "diff", "--connection", "desk"])
+        .arg(dir.path())
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env("L3MAP_TEST_ZD_TOKEN", "l3map-dev-token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // The most memory it held, sampled while it runs (a missed sample
+    // can only make this smaller, never flake the bound).
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let code = loop {
+        if let Some(s) = child.try_wait().expect("waits") {
+            break s.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("schema diff still running after 180 s (peak {peak_kib} KiB)");
+        }
+        if let Ok(text) = std::fs::read_to_string(&status) {
+            let rss = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0);
+            peak_kib = peak_kib.max(rss);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_ne!(code, Some(0), "{err}");
+    assert_ne!(code, None, "a signal, not an error: {err}");
+    assert!(err.contains("larger than the 32 MiB limit"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Reading stopped at the bound: what one connection got out is the
+    // limit plus what the socket buffers held, not gigabytes.
+    let sent = most.load(Ordering::Relaxed);
+    assert!(sent < 96 << 20, "the client read on: {sent} bytes sent");
+    assert!(peak_kib < 512 * 1024, "peak RSS {peak_kib} KiB");
+}
