@@ -766,3 +766,135 @@ fn an_endless_upstream_body_fails_the_request_at_the_limit() {
     assert!(sent < 96 << 20, "the client read on: {sent} bytes sent");
     assert!(peak_kib < 512 * 1024, "peak RSS {peak_kib} KiB");
 }
+
+// ------------------------------------------------ Zendesk's status rules
+
+async fn put_ticket(id: &Value, ticket: Value) -> (StatusCode, Value) {
+    let r = zd(
+        reqwest::Method::PUT,
+        &format!("/api/v2/tickets/{id}.json"),
+        Some(json!({ "ticket": ticket })),
+    )
+    .await;
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The 422 `RecordInvalid` that blames `status`, with `description`.
+fn refused_status(status: StatusCode, body: &Value, description: &str) {
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"], "RecordInvalid", "{body}");
+    let said = body["details"]["status"][0]["description"]
+        .as_str()
+        .unwrap_or("");
+    assert!(said.contains(description), "{body}");
+}
+
+/// "Tickets with a status set to Closed can't be updated in most cases
+/// ... Requesters can create a follow-up request that references a closed
+/// ticket, but they can't reopen the closed ticket."
+/// https://support.zendesk.com/hc/en-us/articles/4408894213018 (About
+/// native system ticket rules); "Once a ticket is closed (as distinct from
+/// solved), it can't be reopened",
+/// https://developer.zendesk.com/documentation/ticketing/managing-tickets/creating-and-updating-tickets/
+/// Zendesk's answer: 422 RecordInvalid, `details.status`: "Status: closed
+/// prevents ticket update".
+#[tokio::test]
+async fn zendesk_refuses_updates_to_a_closed_ticket() {
+    let (t, _, _) = create(json!({"comment": {"body": "to be closed"}})).await;
+    let id = &t["id"];
+    for status in ["solved", "closed"] {
+        let (code, body) = put_ticket(id, json!({"status": status})).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+    }
+    for change in [
+        json!({"comment": {"body": "one more thing", "public": false}}),
+        json!({"status": "open"}),
+        json!({"priority": "urgent", "tags": ["late"]}),
+    ] {
+        let (code, body) = put_ticket(id, change.clone()).await;
+        refused_status(code, &body, "Status: closed prevents ticket update");
+    }
+    // Nothing changed: still closed, one comment, no priority.
+    let (_, shown) = zd_get(&format!("/api/v2/tickets/{id}.json")).await;
+    assert_eq!(shown["ticket"]["status"], "closed", "{shown}");
+    assert_eq!(shown["ticket"]["priority"], Value::Null, "{shown}");
+    let (_, comments) = zd_get(&format!("/api/v2/tickets/{id}/comments.json")).await;
+    assert_eq!(comments["comments"].as_array().map(Vec::len), Some(1));
+    // In a batch update the closed ticket fails alone.
+    let (other, _, _) = create(json!({"comment": {"body": "still open"}})).await;
+    let r = zd(
+        reqwest::Method::PUT,
+        "/api/v2/tickets/update_many.json",
+        Some(json!({"tickets": [
+            {"id": id, "priority": "high"},
+            {"id": other["id"], "priority": "high"}
+        ]})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let done = finished(&r.json::<Value>().await.unwrap()["job_status"]).await;
+    assert_eq!(done["results"][0]["success"], false, "{done}");
+    assert_eq!(done["results"][0]["error"], "RecordInvalid", "{done}");
+    assert!(
+        done["results"][0]["details"]
+            .as_str()
+            .unwrap_or("")
+            .contains("closed prevents ticket update"),
+        "{done}"
+    );
+    assert_eq!(done["results"][1]["success"], true, "{done}");
+}
+
+/// "After a ticket's status has been changed from New, it can never be set
+/// back to New." https://support.zendesk.com/hc/en-us/articles/4408894213018
+/// (About native system ticket rules; also "Once a New ticket's status has
+/// been changed, it can never be set back to New",
+/// https://support.zendesk.com/hc/en-us/articles/4408832151834).
+#[tokio::test]
+async fn zendesk_never_sets_a_ticket_back_to_new() {
+    let (t, _, _) = create(json!({"comment": {"body": "new, then open"}})).await;
+    let id = &t["id"];
+    assert_eq!(t["status"], "new");
+    // Still New: saying so again is no change, and allowed.
+    let (code, body) = put_ticket(id, json!({"status": "new"})).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, body) = put_ticket(id, json!({"status": "open"})).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, body) = put_ticket(id, json!({"status": "new"})).await;
+    refused_status(code, &body, "can never be set back to New");
+    // Nor through a custom status of the New category.
+    let (_, statuses) = zd_get("/api/v2/custom_statuses.json").await;
+    let new_one = statuses["custom_statuses"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["status_category"] == "new"))
+        .map(|s| s["id"].clone())
+        .expect("a custom status in the New category");
+    let (code, body) = put_ticket(id, json!({"custom_status_id": new_one})).await;
+    refused_status(code, &body, "can never be set back to New");
+    let (_, shown) = zd_get(&format!("/api/v2/tickets/{id}.json")).await;
+    assert_eq!(shown["ticket"]["status"], "open", "{shown}");
+}
+
+/// Tickets reach Closed through the account's automations after they are
+/// solved ("Understanding how tickets are closed",
+/// https://support.zendesk.com/hc/en-us/articles/8263915942938); closed
+/// historical tickets come in through the Ticket Import API ("any ticket
+/// created with a closed status bypasses the normal ticket lifecycle",
+/// https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_import/).
+/// A ticket created through the Tickets API cannot start out closed.
+#[tokio::test]
+async fn zendesk_does_not_create_a_closed_ticket() {
+    let r = zd(
+        reqwest::Method::POST,
+        "/api/v2/tickets.json",
+        Some(json!({"ticket": {"comment": {"body": "born closed"}, "status": "closed"}})),
+    )
+    .await;
+    let code = r.status();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    refused_status(code, &body, "Status: closed is not valid for a new ticket");
+    // Every other status may start a ticket.
+    let (t, _, _) = create(json!({"comment": {"body": "born solved"}, "status": "solved"})).await;
+    assert_eq!(t["status"], "solved");
+}

@@ -35,6 +35,7 @@ mod dispatch;
 mod errors;
 mod export;
 mod groups;
+mod lifecycle;
 mod oauth;
 mod reads;
 mod search;
