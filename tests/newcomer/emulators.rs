@@ -898,3 +898,100 @@ async fn zendesk_does_not_create_a_closed_ticket() {
     let (t, _, _) = create(json!({"comment": {"body": "born solved"}, "status": "solved"})).await;
     assert_eq!(t["status"], "solved");
 }
+
+async fn search_for(q: &str) -> (StatusCode, Value) {
+    let url = reqwest::Url::parse_with_params(
+        &format!("{}/api/v2/search.json", emulators().zd),
+        &[("query", q)],
+    )
+    .unwrap();
+    zd_get(url.as_str()).await
+}
+
+fn result_ids(body: &Value) -> Vec<Value> {
+    let mut ids: Vec<Value> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    ids.sort_by_key(|v| v.as_u64());
+    ids
+}
+
+/// "Minus sign (-): Excludes items containing a word (or property value)
+/// from the search results. For example, the following search returns
+/// tickets with the status pending but excludes tickets with the tag
+/// invoice: status:pending -tags:invoice" (Zendesk Support search
+/// reference, https://support.zendesk.com/hc/en-us/articles/4408886879258;
+/// the API takes the same operators: "the minus sign - (negation), and
+/// the wildcard (*) character",
+/// https://developer.zendesk.com/documentation/ticketing/using-the-zendesk-api/searching-with-the-zendesk-api).
+/// A query the emulator cannot answer (`*` alone) is a 400 naming it, never
+/// a silent `count: 0`.
+#[tokio::test]
+async fn zendesk_search_negates_terms_and_refuses_a_bare_wildcard() {
+    let w = word("negword");
+    let (open, _, _) = create(
+        json!({"subject": format!("{w} open one"), "comment": {"body": "x"}, "status": "open"}),
+    )
+    .await;
+    let (pending, _, _) = create(json!({
+        "subject": format!("{w} pending one"), "comment": {"body": "x"},
+        "status": "pending", "tags": ["invoice"]
+    }))
+    .await;
+    let (other, _, _) = create(json!({
+        "subject": format!("{w} pending two"), "comment": {"body": "x"}, "status": "pending"
+    }))
+    .await;
+    let (code, body) = search_for(&format!("{w} -status:open")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        result_ids(&body),
+        [pending["id"].clone(), other["id"].clone()],
+        "{body}"
+    );
+    // The documented example: pending, but not tagged invoice.
+    let (_, body) = search_for(&format!("{w} status:pending -tags:invoice")).await;
+    assert_eq!(result_ids(&body), [other["id"].clone()], "{body}");
+    // A negated word; a negated phrase.
+    let (_, body) = search_for(&format!("{w} -two")).await;
+    assert_eq!(
+        result_ids(&body),
+        [open["id"].clone(), pending["id"].clone()],
+        "{body}"
+    );
+    let (_, body) = search_for(&format!("{w} -\"pending one\"")).await;
+    assert_eq!(
+        result_ids(&body),
+        [open["id"].clone(), other["id"].clone()],
+        "{body}"
+    );
+    // A negated ticket property alone: tickets only, none of them open.
+    let (code, body) = search_for("-status:open").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().expect("results");
+    assert!(!results.is_empty(), "{body}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["result_type"] == "ticket" && r["status"] != "open"),
+        "{body}"
+    );
+    // A trailing wildcard: words that start with the stem.
+    let stem = &w[..w.len() - 2];
+    let (code, body) = search_for(&format!("type:ticket {stem}*")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["count"], 3, "{body}");
+    // `*` alone, or inside a word: refused, naming it.
+    for q in ["*", "type:ticket *", "neg*word"] {
+        let (code, body) = search_for(q).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{q}: {body}");
+        assert_eq!(body["error"], "invalid", "{q}: {body}");
+        assert!(
+            body["description"].as_str().unwrap_or("").contains('*'),
+            "{q}: {body}"
+        );
+    }
+}
