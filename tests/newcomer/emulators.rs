@@ -995,3 +995,98 @@ async fn zendesk_search_negates_terms_and_refuses_a_bare_wildcard() {
         );
     }
 }
+
+/// One raw request to the Zendesk emulator (so the test chooses exactly
+/// what `Host` says, or that there is none); the answer's head and body.
+fn raw_zd(request_head: &str, body: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let addr = emulators().zd.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{request_head}\r\nAuthorization: Bearer {ZD_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.to_string(), body.to_string())
+}
+
+/// Zendesk's `Location` is absolute and names the API that created the
+/// resource (https://developer.zendesk.com/api-reference/introduction/requests/);
+/// the emulator's always leads back to the emulator: from `Host` when it
+/// is a host and port, else (HTTP/1.0 sends none; a broken one) from the
+/// address it listens on, never to a zendesk.com that is not there.
+#[tokio::test]
+async fn zendesk_location_leads_back_to_the_emulator_without_a_usable_host() {
+    let zd = emulators().zd.clone();
+    let create = r#"{"ticket": {"comment": {"body": "no host"}}}"#;
+    for head in [
+        "POST /api/v2/tickets.json HTTP/1.0".to_string(),
+        "POST /api/v2/tickets.json HTTP/1.1\r\nHost: bad host!".to_string(),
+        "POST /api/v2/tickets.json HTTP/1.1\r\nHost: 127.0.0.1:99999".to_string(),
+    ] {
+        let (answer, body) = raw_zd(&head, create);
+        assert!(answer.contains(" 201 "), "{head}: {answer}\n{body}");
+        let location = answer
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("{head}: no Location in {answer}"));
+        assert!(
+            location.starts_with(&format!("{zd}/api/v2/tickets/")),
+            "{head}: {location}, not on {zd}"
+        );
+        // And following it reaches the ticket.
+        let (status, shown) = zd_get(&location).await;
+        assert_eq!(status, StatusCode::OK, "{location}");
+        assert_eq!(shown["ticket"]["description"], "no host", "{shown}");
+    }
+    // The search's next_page too, on an HTTP/1.0 request.
+    let (answer, body) = raw_zd(
+        "GET /api/v2/search.json?query=type:ticket&per_page=1 HTTP/1.0",
+        "",
+    );
+    assert!(answer.contains(" 200 "), "{answer}");
+    let page: Value = serde_json::from_str(&body).expect("JSON");
+    assert!(
+        page["next_page"]
+            .as_str()
+            .is_some_and(|n| n.starts_with(&zd)),
+        "{page}"
+    );
+}
+
+/// Ticket ids are plain decimal numbers; `GET /api/v2/tickets/{ticket_id}`
+/// for an id no ticket has is 404 RecordNotFound
+/// (https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#show-ticket):
+/// `+5106` and `05106` are not the id 5106.
+#[tokio::test]
+async fn zendesk_ticket_ids_in_paths_are_plain_decimal() {
+    let (t, _, _) = create(json!({"comment": {"body": "plain id"}})).await;
+    let id = t["id"].as_u64().expect("an id");
+    let (status, _) = zd_get(&format!("/api/v2/tickets/{id}.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    for path in [
+        format!("/api/v2/tickets/+{id}.json"),
+        format!("/api/v2/tickets/0{id}"),
+        format!("/api/v2/tickets/0{id}.json"),
+        format!("/api/v2/users/+{}", me().await["id"]),
+    ] {
+        let (status, body) = zd_get(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    let r = zd(
+        reqwest::Method::PUT,
+        &format!("/api/v2/tickets/0{id}.json"),
+        Some(json!({"ticket": {"priority": "high"}})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
