@@ -1,7 +1,8 @@
 //! Zendesk and Salesforce clients (reqwest). Shared here: typed errors,
 //! credentials that never print, the per-token rate limiter, the one retry
-//! layer, and the read-through cache.
+//! layer, the read-through cache, and the bound on every response body.
 
+pub mod body;
 pub mod cache;
 pub mod error;
 pub mod jwt_bearer;

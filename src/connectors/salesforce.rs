@@ -5,6 +5,7 @@
 //! every call through the one [`RetryPolicy`], and the org's
 //! `Sforce-Limit-Info` usage read from every answer.
 
+use super::body::{read_capped, MAX_RESPONSE_BODY};
 use super::cache::{ReadCache, DEFAULT_TTL};
 use super::error::{ApiError, System};
 use super::jwt_bearer::{self, JwtBearer, Signer};
@@ -690,11 +691,9 @@ impl SalesforceClient {
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok()),
         );
-        let body = resp
-            .bytes()
+        let body = read_capped(SF, resp, MAX_RESPONSE_BODY)
             .await
-            .map_err(|e| Failure::Error(ApiError::transport(SF, &e)))?
-            .to_vec();
+            .map_err(Failure::Error)?;
         if status.is_success() {
             return Ok(Reply { status, body });
         }
@@ -784,10 +783,7 @@ impl SalesforceClient {
             .await
             .map_err(|e| ApiError::transport(SF, &e))?;
         let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| ApiError::transport(SF, &e))?;
+        let body = read_capped(SF, resp, MAX_RESPONSE_BODY).await?;
         if status.is_server_error() {
             return Err(ApiError::Transient {
                 system: SF,

@@ -9,6 +9,7 @@
 //! URL), not in `Debug`, not in logs; the `Authorization` header is marked
 //! sensitive.
 
+use super::body::{read_capped, MAX_RESPONSE_BODY};
 use super::cache::{ReadCache, DEFAULT_TTL};
 use super::error::{ApiError, System};
 use super::limit::{parse_retry_after, Lane, Limiters, TokenLimiter};
@@ -938,11 +939,8 @@ impl ZendeskClient {
         let status = resp.status();
         let headers = resp.headers().clone();
         self.observe(&headers);
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ApiError::transport(SYSTEM, &e))?;
-        Ok((status, headers, bytes.to_vec()))
+        let bytes = read_capped(SYSTEM, resp, MAX_RESPONSE_BODY).await?;
+        Ok((status, headers, bytes))
     }
 
     // ------------------------------------------------------------ session
@@ -1027,10 +1025,7 @@ impl ZendeskClient {
             .await
             .map_err(|e| ApiError::transport(SYSTEM, &e))?;
         let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ApiError::transport(SYSTEM, &e))?;
+        let bytes = read_capped(SYSTEM, resp, MAX_RESPONSE_BODY).await?;
         if !status.is_success() {
             return Err(ApiError::from_token_endpoint(
                 SYSTEM,

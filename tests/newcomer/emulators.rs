@@ -650,3 +650,443 @@ async fn salesforce_limits_reports_daily_api_requests_as_counted() {
         "{second}"
     );
 }
+
+// ------------------------------------------------ hostile upstream (issue 14, red team)
+
+/// A fake Zendesk on 127.0.0.1 that answers every request 200 with a
+/// chunked body that never ends (`{"ticket_fields":[{…},{…},…`), until
+/// the client hangs up. Returns its URL and the most bytes it managed to
+/// send on one connection.
+fn endless_zendesk() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    let url = format!("http://{}", listener.local_addr().expect("an address"));
+    let most = Arc::new(AtomicUsize::new(0));
+    let seen = most.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut s) = conn else { return };
+            let most = seen.clone();
+            std::thread::spawn(move || {
+                // The request head; its body (none for a GET) is ignored.
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match s.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let start = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                             Transfer-Encoding: chunked\r\n\r\n12\r\n{\"ticket_fields\":[\r\n";
+                if s.write_all(start.as_bytes()).is_err() {
+                    return;
+                }
+                let item = r#"{"id":360001234,"type":"text","title":"padding padding padding"},"#;
+                let piece = item.repeat(1000);
+                let frame = format!("{:x}\r\n{piece}\r\n", piece.len());
+                let mut sent = 0;
+                while s.write_all(frame.as_bytes()).is_ok() {
+                    sent += frame.len();
+                    most.fetch_max(sent, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    (url, most)
+}
+
+/// The red team's endless `{"ticket_fields":[…` grew `schema diff` to
+/// 1.7 GB. Every response body is now read against a 32 MiB bound
+/// (docs/RUNTIME.md, "Limits and guarantees"): the request fails with a
+/// permanent error naming the limit, the client stops reading, and the
+/// process stays small.
+#[test]
+fn an_endless_upstream_body_fails_the_request_at_the_limit() {
+    use std::sync::atomic::Ordering;
+    let (url, most) = endless_zendesk();
+    let dir = tempfile::tempdir().expect("a temp dir");
+    std::fs::write(
+        dir.path().join("desk.l3map"),
+        format!(
+            r#"connection desk: zendesk {{
+  url     "{url}"
+  token   env("L3MAP_TEST_ZD_TOKEN")
+  scopes  read, write
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(["schema", "diff", "--connection", "desk"])
+        .arg(dir.path())
+        .current_dir(dir.path())
+        .env("NO_COLOR", "1")
+        .env("L3MAP_TEST_ZD_TOKEN", "l3map-dev-token")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starts");
+    // The most memory it held, sampled while it runs (a missed sample
+    // can only make this smaller, never flake the bound).
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let code = loop {
+        if let Some(s) = child.try_wait().expect("waits") {
+            break s.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("schema diff still running after 180 s (peak {peak_kib} KiB)");
+        }
+        if let Ok(text) = std::fs::read_to_string(&status) {
+            let rss = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0);
+            peak_kib = peak_kib.max(rss);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_ne!(code, Some(0), "{err}");
+    assert_ne!(code, None, "a signal, not an error: {err}");
+    assert!(err.contains("larger than the 32 MiB limit"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Reading stopped at the bound: what one connection got out is the
+    // limit plus what the socket buffers held, not gigabytes.
+    let sent = most.load(Ordering::Relaxed);
+    assert!(sent < 96 << 20, "the client read on: {sent} bytes sent");
+    assert!(peak_kib < 512 * 1024, "peak RSS {peak_kib} KiB");
+}
+
+// ------------------------------------------------ Zendesk's status rules
+
+async fn put_ticket(id: &Value, ticket: Value) -> (StatusCode, Value) {
+    let r = zd(
+        reqwest::Method::PUT,
+        &format!("/api/v2/tickets/{id}.json"),
+        Some(json!({ "ticket": ticket })),
+    )
+    .await;
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The 422 `RecordInvalid` that blames `status`, with `description`.
+fn refused_status(status: StatusCode, body: &Value, description: &str) {
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"], "RecordInvalid", "{body}");
+    let said = body["details"]["status"][0]["description"]
+        .as_str()
+        .unwrap_or("");
+    assert!(said.contains(description), "{body}");
+}
+
+/// "Tickets with a status set to Closed can't be updated in most cases
+/// ... Requesters can create a follow-up request that references a closed
+/// ticket, but they can't reopen the closed ticket."
+/// https://support.zendesk.com/hc/en-us/articles/4408894213018 (About
+/// native system ticket rules); "Once a ticket is closed (as distinct from
+/// solved), it can't be reopened",
+/// https://developer.zendesk.com/documentation/ticketing/managing-tickets/creating-and-updating-tickets/
+/// Zendesk's answer: 422 RecordInvalid, `details.status`: "Status: closed
+/// prevents ticket update".
+#[tokio::test]
+async fn zendesk_refuses_updates_to_a_closed_ticket() {
+    let (t, _, _) = create(json!({"comment": {"body": "to be closed"}})).await;
+    let id = &t["id"];
+    for status in ["solved", "closed"] {
+        let (code, body) = put_ticket(id, json!({"status": status})).await;
+        assert_eq!(code, StatusCode::OK, "{body}");
+    }
+    for change in [
+        json!({"comment": {"body": "one more thing", "public": false}}),
+        json!({"status": "open"}),
+        json!({"priority": "urgent", "tags": ["late"]}),
+    ] {
+        let (code, body) = put_ticket(id, change.clone()).await;
+        refused_status(code, &body, "Status: closed prevents ticket update");
+    }
+    // Nothing changed: still closed, one comment, no priority.
+    let (_, shown) = zd_get(&format!("/api/v2/tickets/{id}.json")).await;
+    assert_eq!(shown["ticket"]["status"], "closed", "{shown}");
+    assert_eq!(shown["ticket"]["priority"], Value::Null, "{shown}");
+    let (_, comments) = zd_get(&format!("/api/v2/tickets/{id}/comments.json")).await;
+    assert_eq!(comments["comments"].as_array().map(Vec::len), Some(1));
+    // In a batch update the closed ticket fails alone.
+    let (other, _, _) = create(json!({"comment": {"body": "still open"}})).await;
+    let r = zd(
+        reqwest::Method::PUT,
+        "/api/v2/tickets/update_many.json",
+        Some(json!({"tickets": [
+            {"id": id, "priority": "high"},
+            {"id": other["id"], "priority": "high"}
+        ]})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let done = finished(&r.json::<Value>().await.unwrap()["job_status"]).await;
+    assert_eq!(done["results"][0]["success"], false, "{done}");
+    assert_eq!(done["results"][0]["error"], "RecordInvalid", "{done}");
+    assert!(
+        done["results"][0]["details"]
+            .as_str()
+            .unwrap_or("")
+            .contains("closed prevents ticket update"),
+        "{done}"
+    );
+    assert_eq!(done["results"][1]["success"], true, "{done}");
+}
+
+/// "After a ticket's status has been changed from New, it can never be set
+/// back to New." https://support.zendesk.com/hc/en-us/articles/4408894213018
+/// (About native system ticket rules; also "Once a New ticket's status has
+/// been changed, it can never be set back to New",
+/// https://support.zendesk.com/hc/en-us/articles/4408832151834).
+#[tokio::test]
+async fn zendesk_never_sets_a_ticket_back_to_new() {
+    let (t, _, _) = create(json!({"comment": {"body": "new, then open"}})).await;
+    let id = &t["id"];
+    assert_eq!(t["status"], "new");
+    // Still New: saying so again is no change, and allowed.
+    let (code, body) = put_ticket(id, json!({"status": "new"})).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, body) = put_ticket(id, json!({"status": "open"})).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (code, body) = put_ticket(id, json!({"status": "new"})).await;
+    refused_status(code, &body, "can never be set back to New");
+    // Nor through a custom status of the New category.
+    let (_, statuses) = zd_get("/api/v2/custom_statuses.json").await;
+    let new_one = statuses["custom_statuses"]
+        .as_array()
+        .and_then(|all| all.iter().find(|s| s["status_category"] == "new"))
+        .map(|s| s["id"].clone())
+        .expect("a custom status in the New category");
+    let (code, body) = put_ticket(id, json!({"custom_status_id": new_one})).await;
+    refused_status(code, &body, "can never be set back to New");
+    let (_, shown) = zd_get(&format!("/api/v2/tickets/{id}.json")).await;
+    assert_eq!(shown["ticket"]["status"], "open", "{shown}");
+}
+
+/// Tickets reach Closed through the account's automations after they are
+/// solved ("Understanding how tickets are closed",
+/// https://support.zendesk.com/hc/en-us/articles/8263915942938); closed
+/// historical tickets come in through the Ticket Import API ("any ticket
+/// created with a closed status bypasses the normal ticket lifecycle",
+/// https://developer.zendesk.com/api-reference/ticketing/tickets/ticket_import/).
+/// A ticket created through the Tickets API cannot start out closed.
+#[tokio::test]
+async fn zendesk_does_not_create_a_closed_ticket() {
+    let r = zd(
+        reqwest::Method::POST,
+        "/api/v2/tickets.json",
+        Some(json!({"ticket": {"comment": {"body": "born closed"}, "status": "closed"}})),
+    )
+    .await;
+    let code = r.status();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    refused_status(code, &body, "Status: closed is not valid for a new ticket");
+    // Every other status may start a ticket.
+    let (t, _, _) = create(json!({"comment": {"body": "born solved"}, "status": "solved"})).await;
+    assert_eq!(t["status"], "solved");
+}
+
+async fn search_for(q: &str) -> (StatusCode, Value) {
+    let url = reqwest::Url::parse_with_params(
+        &format!("{}/api/v2/search.json", emulators().zd),
+        &[("query", q)],
+    )
+    .unwrap();
+    zd_get(url.as_str()).await
+}
+
+fn result_ids(body: &Value) -> Vec<Value> {
+    let mut ids: Vec<Value> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    ids.sort_by_key(|v| v.as_u64());
+    ids
+}
+
+/// "Minus sign (-): Excludes items containing a word (or property value)
+/// from the search results. For example, the following search returns
+/// tickets with the status pending but excludes tickets with the tag
+/// invoice: status:pending -tags:invoice" (Zendesk Support search
+/// reference, https://support.zendesk.com/hc/en-us/articles/4408886879258;
+/// the API takes the same operators: "the minus sign - (negation), and
+/// the wildcard (*) character",
+/// https://developer.zendesk.com/documentation/ticketing/using-the-zendesk-api/searching-with-the-zendesk-api).
+/// A query the emulator cannot answer (`*` alone) is a 400 naming it, never
+/// a silent `count: 0`.
+#[tokio::test]
+async fn zendesk_search_negates_terms_and_refuses_a_bare_wildcard() {
+    let w = word("negword");
+    let (open, _, _) = create(
+        json!({"subject": format!("{w} open one"), "comment": {"body": "x"}, "status": "open"}),
+    )
+    .await;
+    let (pending, _, _) = create(json!({
+        "subject": format!("{w} pending one"), "comment": {"body": "x"},
+        "status": "pending", "tags": ["invoice"]
+    }))
+    .await;
+    let (other, _, _) = create(json!({
+        "subject": format!("{w} pending two"), "comment": {"body": "x"}, "status": "pending"
+    }))
+    .await;
+    let (code, body) = search_for(&format!("{w} -status:open")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(
+        result_ids(&body),
+        [pending["id"].clone(), other["id"].clone()],
+        "{body}"
+    );
+    // The documented example: pending, but not tagged invoice.
+    let (_, body) = search_for(&format!("{w} status:pending -tags:invoice")).await;
+    assert_eq!(result_ids(&body), [other["id"].clone()], "{body}");
+    // A negated word; a negated phrase.
+    let (_, body) = search_for(&format!("{w} -two")).await;
+    assert_eq!(
+        result_ids(&body),
+        [open["id"].clone(), pending["id"].clone()],
+        "{body}"
+    );
+    let (_, body) = search_for(&format!("{w} -\"pending one\"")).await;
+    assert_eq!(
+        result_ids(&body),
+        [open["id"].clone(), other["id"].clone()],
+        "{body}"
+    );
+    // A negated ticket property alone: tickets only, none of them open.
+    let (code, body) = search_for("-status:open").await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let results = body["results"].as_array().expect("results");
+    assert!(!results.is_empty(), "{body}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["result_type"] == "ticket" && r["status"] != "open"),
+        "{body}"
+    );
+    // A trailing wildcard: words that start with the stem.
+    let stem = &w[..w.len() - 2];
+    let (code, body) = search_for(&format!("type:ticket {stem}*")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    assert_eq!(body["count"], 3, "{body}");
+    // `*` alone, or inside a word: refused, naming it.
+    for q in ["*", "type:ticket *", "neg*word"] {
+        let (code, body) = search_for(q).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{q}: {body}");
+        assert_eq!(body["error"], "invalid", "{q}: {body}");
+        assert!(
+            body["description"].as_str().unwrap_or("").contains('*'),
+            "{q}: {body}"
+        );
+    }
+}
+
+/// One raw request to the Zendesk emulator (so the test chooses exactly
+/// what `Host` says, or that there is none); the answer's head and body.
+fn raw_zd(request_head: &str, body: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let addr = emulators().zd.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&addr).expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{request_head}\r\nAuthorization: Bearer {ZD_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.to_string(), body.to_string())
+}
+
+/// Zendesk's `Location` is absolute and names the API that created the
+/// resource (https://developer.zendesk.com/api-reference/introduction/requests/);
+/// the emulator's always leads back to the emulator: from `Host` when it
+/// is a host and port, else (HTTP/1.0 sends none; a broken one) from the
+/// address it listens on, never to a zendesk.com that is not there.
+#[tokio::test]
+async fn zendesk_location_leads_back_to_the_emulator_without_a_usable_host() {
+    let zd = emulators().zd.clone();
+    let create = r#"{"ticket": {"comment": {"body": "no host"}}}"#;
+    for head in [
+        "POST /api/v2/tickets.json HTTP/1.0".to_string(),
+        "POST /api/v2/tickets.json HTTP/1.1\r\nHost: bad host!".to_string(),
+        "POST /api/v2/tickets.json HTTP/1.1\r\nHost: 127.0.0.1:99999".to_string(),
+    ] {
+        let (answer, body) = raw_zd(&head, create);
+        assert!(answer.contains(" 201 "), "{head}: {answer}\n{body}");
+        let location = answer
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("{head}: no Location in {answer}"));
+        assert!(
+            location.starts_with(&format!("{zd}/api/v2/tickets/")),
+            "{head}: {location}, not on {zd}"
+        );
+        // And following it reaches the ticket.
+        let (status, shown) = zd_get(&location).await;
+        assert_eq!(status, StatusCode::OK, "{location}");
+        assert_eq!(shown["ticket"]["description"], "no host", "{shown}");
+    }
+    // The search's next_page too, on an HTTP/1.0 request.
+    let (answer, body) = raw_zd(
+        "GET /api/v2/search.json?query=type:ticket&per_page=1 HTTP/1.0",
+        "",
+    );
+    assert!(answer.contains(" 200 "), "{answer}");
+    let page: Value = serde_json::from_str(&body).expect("JSON");
+    assert!(
+        page["next_page"]
+            .as_str()
+            .is_some_and(|n| n.starts_with(&zd)),
+        "{page}"
+    );
+}
+
+/// Ticket ids are plain decimal numbers; `GET /api/v2/tickets/{ticket_id}`
+/// for an id no ticket has is 404 RecordNotFound
+/// (https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#show-ticket):
+/// `+5106` and `05106` are not the id 5106.
+#[tokio::test]
+async fn zendesk_ticket_ids_in_paths_are_plain_decimal() {
+    let (t, _, _) = create(json!({"comment": {"body": "plain id"}})).await;
+    let id = t["id"].as_u64().expect("an id");
+    let (status, _) = zd_get(&format!("/api/v2/tickets/{id}.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    for path in [
+        format!("/api/v2/tickets/+{id}.json"),
+        format!("/api/v2/tickets/0{id}"),
+        format!("/api/v2/tickets/0{id}.json"),
+        format!("/api/v2/users/+{}", me().await["id"]),
+    ] {
+        let (status, body) = zd_get(&path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+    }
+    let r = zd(
+        reqwest::Method::PUT,
+        &format!("/api/v2/tickets/0{id}.json"),
+        Some(json!({"ticket": {"priority": "high"}})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}

@@ -175,20 +175,36 @@ fn into_response(answer: super::errors::Answer) -> Response {
 /// a client follows: `Location`, the lists' `next_page`/`links`, search's
 /// pages, a job's `url`, the export's `after_url`. Zendesk sends them
 /// absolute; built from `Host` they lead back here, not to the internet.
-/// Without a usable `Host`, the account's zendesk.com URL.
+/// Without a usable `Host` (HTTP/1.0 sends none; anything that is not a
+/// host with an optional port is not one), the address the emulator
+/// listens on. Only a router mounted without [`super::ZendeskEmulator::start`]
+/// has no address; it names the account's zendesk.com URL.
 pub(super) fn origin(sh: &Shared, headers: &HeaderMap) -> String {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        });
-    match host {
-        Some(h) => format!("http://{h}"),
-        None => format!("https://{}.zendesk.com", sh.opts.subdomain),
+        .filter(|h| usable_host(h));
+    match (host, sh.listen.get()) {
+        (Some(h), _) => format!("http://{h}"),
+        (None, Some(addr)) => format!("http://{addr}"),
+        (None, None) => format!("https://{}.zendesk.com", sh.opts.subdomain),
     }
+}
+
+/// `host` or `host:port` (a name, an IPv4 address or a bracketed IPv6
+/// one; a port that fits in 16 bits), nothing else: no user info, path or
+/// spaces can reach a URL the emulator hands out.
+fn usable_host(h: &str) -> bool {
+    let allowed = h
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    let Ok(authority) = h.parse::<axum::http::uri::Authority>() else {
+        return false;
+    };
+    // `port()` is `None` both without a port and with one out of range.
+    let has_port = h.len() > authority.host().len();
+    let port_ok = !has_port || authority.port_u16().is_some();
+    allowed && !authority.host().is_empty() && port_ok
 }
 
 pub(super) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
@@ -229,7 +245,56 @@ pub(super) fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// A path's id segment (its `.json`, if any, already taken off).
+/// A path's id segment (its `.json`, if any, already taken off): plain
+/// decimal as Zendesk writes ids, so `+5106` and `05106` are 404 there
+/// and here (Rust's `u64::from_str` would take both as 5106).
 fn path_id(segment: &str) -> Result<u64, ZdErr> {
-    segment.parse().map_err(|_| ZdErr::not_found())
+    let plain = !segment.is_empty()
+        && segment.bytes().all(|b| b.is_ascii_digit())
+        && !segment.starts_with('0');
+    plain
+        .then(|| segment.parse().ok())
+        .flatten()
+        .ok_or_else(ZdErr::not_found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_plain_decimal() {
+        assert_eq!(path_id("5106").ok(), Some(5106));
+        for bad in [
+            "+5106",
+            "05106",
+            "0",
+            "",
+            "-1",
+            "5106 ",
+            "99999999999999999999",
+        ] {
+            assert!(path_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_host_and_port_is_a_usable_host() {
+        for good in ["127.0.0.1:8080", "localhost", "emulator:80", "[::1]:9000"] {
+            assert!(usable_host(good), "{good}");
+        }
+        for bad in [
+            "",
+            ":80",
+            "127.0.0.1:99999",
+            "a:b",
+            "127.0.0.1:",
+            "u@h",
+            "h/x",
+            "a b",
+            "[::1",
+        ] {
+            assert!(!usable_host(bad), "{bad}");
+        }
+    }
 }

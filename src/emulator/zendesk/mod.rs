@@ -35,6 +35,7 @@ mod dispatch;
 mod errors;
 mod export;
 mod groups;
+mod lifecycle;
 mod oauth;
 mod reads;
 mod search;
@@ -307,6 +308,10 @@ struct Shared {
     stats: Arc<Mutex<Stats>>,
     hooks: Option<HookQueue>,
     oauth: Mutex<oauth::OAuthState>,
+    /// Where [`ZendeskEmulator::start`] listens: the origin of the URLs it
+    /// hands out when a request's `Host` cannot say (HTTP/1.0 without one,
+    /// or one that is not a host and port).
+    listen: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 struct HookQueue {
@@ -430,6 +435,7 @@ impl ZendeskEmulator {
             stats: Arc::new(Mutex::new(Stats::default())),
             hooks,
             oauth: Mutex::new(oauth::OAuthState::default()),
+            listen: std::sync::OnceLock::new(),
             opts,
         };
         ZendeskEmulator {
@@ -458,6 +464,9 @@ impl ZendeskEmulator {
     /// Serves on 127.0.0.1:`port` (0 picks a free port).
     pub async fn start(self, port: u16) -> std::io::Result<(Running, Handle)> {
         let running = super::serve(self.router(), port).await?;
+        // Set before anyone learns the port (from `running`), so every
+        // request sees it.
+        let _ = self.shared.listen.set(running.addr);
         Ok((running, self.handle()))
     }
 }

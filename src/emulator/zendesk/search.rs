@@ -44,6 +44,11 @@ pub(super) struct Query {
     pub(super) ranges: Vec<(String, char, String)>,
     /// `type:ticket`, `type:user`, ...
     pub(super) kind: Option<String>,
+    /// `-word`, `-key:value`: one term each, and an item matching any of
+    /// them is left out ("Minus sign (-): Excludes items containing a word
+    /// (or property value) from the search results", Zendesk Support
+    /// search reference, support.zendesk.com/hc/en-us/articles/4408886879258).
+    pub(super) not: Vec<Query>,
 }
 
 fn invalid(description: String) -> ZdErr {
@@ -83,46 +88,105 @@ impl Query {
     pub(super) fn parse(text: &str, keys: &[&str]) -> Result<Query, ZdErr> {
         let mut q = Query::default();
         for tok in tokens(text) {
-            let op = tok
-                .char_indices()
-                .find(|(_, c)| matches!(c, ':' | '<' | '>'))
-                .filter(|(i, _)| {
-                    *i > 0
-                        && tok[..*i]
-                            .bytes()
-                            .all(|b| b.is_ascii_alphabetic() || b == b'_')
-                });
-            let Some((at, op)) = op else {
-                q.text.push(tok);
-                continue;
-            };
-            let key = tok[..at].to_ascii_lowercase();
-            let value = tok[at + 1..].trim_start_matches('=').to_string();
-            let searchable =
-                keys.contains(&key.as_str()) || (key == "type" && keys.contains(&"status"));
-            if !searchable {
-                return Err(invalid(format!(
-                    "the emulator does not search by `{key}`; it knows {}",
-                    if keys.contains(&"status") {
-                        "type, status, requester, tags, priority, ticket_type, group, name, email, role and free text"
-                    } else {
-                        "name, email, role and free text"
+            match tok.strip_prefix('-').filter(|rest| !rest.is_empty()) {
+                Some(rest) => {
+                    let mut term = Query::default();
+                    term.add(rest, keys)?;
+                    if term.kind.is_some() {
+                        return Err(invalid(format!(
+                            "the emulator does not negate `type:` (`{tok}`); name the type you want"
+                        )));
                     }
-                )));
-            }
-            match (key.as_str(), op) {
-                ("type", ':') => q.kind = Some(value.to_ascii_lowercase()),
-                (_, ':') => q.props.push((key, value)),
-                ("status", op) => q.ranges.push((key, op, value.to_ascii_lowercase())),
-                (_, op) => {
-                    return Err(invalid(format!(
-                        "the emulator compares only status with `{op}`, not `{key}`"
-                    )))
+                    q.not.push(term);
                 }
+                None => q.add(&tok, keys)?,
             }
         }
         Ok(q)
     }
+
+    /// Every `key:value` term, kept or negated: what kind of result the
+    /// query is about.
+    pub(super) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.props
+            .iter()
+            .chain(self.not.iter().flat_map(|n| n.props.iter()))
+            .map(|(k, _)| k.as_str())
+    }
+
+    /// Whether the query compares a status (`status<solved`), kept or
+    /// negated.
+    fn has_ranges(&self) -> bool {
+        !self.ranges.is_empty() || self.not.iter().any(|n| !n.ranges.is_empty())
+    }
+
+    /// `matches(term)` for the kept terms, and for none of the negated.
+    pub(super) fn admits(&self, matches: impl Fn(&Query) -> bool) -> bool {
+        matches(self) && !self.not.iter().any(&matches)
+    }
+
+    /// One token: a word (`photo*`: words starting with `photo`, the one
+    /// wildcard the emulator has), or a `key:value` / `key<value` term.
+    fn add(&mut self, tok: &str, keys: &[&str]) -> Result<(), ZdErr> {
+        let q = self;
+        let op = tok
+            .char_indices()
+            .find(|(_, c)| matches!(c, ':' | '<' | '>'))
+            .filter(|(i, _)| {
+                *i > 0
+                    && tok[..*i]
+                        .bytes()
+                        .all(|b| b.is_ascii_alphabetic() || b == b'_')
+            });
+        let Some((at, op)) = op else {
+            q.text.push(word(tok)?);
+            return Ok(());
+        };
+        let key = tok[..at].to_ascii_lowercase();
+        let value = tok[at + 1..].trim_start_matches('=').to_string();
+        if value.contains('*') {
+            return Err(invalid(format!(
+                "the emulator does not match wildcards in a property value (`{tok}`)"
+            )));
+        }
+        let searchable =
+            keys.contains(&key.as_str()) || (key == "type" && keys.contains(&"status"));
+        if !searchable {
+            return Err(invalid(format!(
+                "the emulator does not search by `{key}`; it knows {}",
+                if keys.contains(&"status") {
+                    "type, status, requester, tags, priority, ticket_type, group, name, email, role and free text"
+                } else {
+                    "name, email, role and free text"
+                }
+            )));
+        }
+        match (key.as_str(), op) {
+            ("type", ':') => q.kind = Some(value.to_ascii_lowercase()),
+            (_, ':') => q.props.push((key, value)),
+            ("status", op) => q.ranges.push((key, op, value.to_ascii_lowercase())),
+            (_, op) => {
+                return Err(invalid(format!(
+                    "the emulator compares only status with `{op}`, not `{key}`"
+                )))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A free word, its trailing `*` taken off: "Wildcard search (*)"
+/// matches words that start with what precedes it (the emulator's words
+/// match anywhere in the text already). A `*` anywhere else, or alone, is
+/// refused: `query=*` is not a search for everything.
+fn word(tok: &str) -> Result<String, ZdErr> {
+    let stem = tok.strip_suffix('*').unwrap_or(tok);
+    if stem.is_empty() || stem.contains('*') {
+        return Err(invalid(format!(
+            "the emulator does not search for `{tok}`: a wildcard `*` goes at the end of a word (`photo*`), and a query of `*` alone is not supported"
+        )));
+    }
+    Ok(stem.to_string())
 }
 
 fn has(hay: &str, needle: &str) -> bool {
@@ -146,6 +210,10 @@ fn requesters(v: &str) -> Vec<u64> {
 }
 
 fn ticket_matches(db: &Db, t: &Ticket, q: &Query) -> bool {
+    q.admits(|term| ticket_term(db, t, term))
+}
+
+fn ticket_term(db: &Db, t: &Ticket, q: &Query) -> bool {
     let text_ok = q.text.iter().all(|w| {
         w.parse::<u64>().is_ok_and(|id| id == t.id)
             || has(&t.subject, w)
@@ -183,7 +251,7 @@ fn ticket_matches(db: &Db, t: &Ticket, q: &Query) -> bool {
 }
 
 fn group_matches(name: &str, q: &Query) -> bool {
-    q.props.is_empty() && q.ranges.is_empty() && q.text.iter().all(|w| has(name, w))
+    q.admits(|q| q.props.is_empty() && q.ranges.is_empty() && q.text.iter().all(|w| has(name, w)))
 }
 
 /// `GET /api/v2/search?query=`.
@@ -212,15 +280,8 @@ pub(super) fn search(sh: &Shared, q: &HashMap<String, String>, base: &str) -> An
             )))
         }
     };
-    let ticket_only = parsed
-        .props
-        .iter()
-        .any(|(k, _)| TICKET_KEYS.contains(&k.as_str()))
-        || !parsed.ranges.is_empty();
-    let user_only = parsed
-        .props
-        .iter()
-        .any(|(k, _)| USER_KEYS.contains(&k.as_str()));
+    let ticket_only = parsed.keys().any(|k| TICKET_KEYS.contains(&k)) || parsed.has_ranges();
+    let user_only = parsed.keys().any(|k| USER_KEYS.contains(&k));
     let db = lock(&sh.db);
     let mut tickets: Vec<&Ticket> = if kinds.contains(&"ticket") && !user_only {
         db.tickets
@@ -426,5 +487,30 @@ mod tests {
             Query::parse("ana@example.com", &USER_KEYS).unwrap().text,
             ["ana@example.com"]
         );
+    }
+
+    #[test]
+    fn negated_terms_and_wildcards() {
+        let keys: Vec<&str> = TICKET_KEYS
+            .iter()
+            .chain(USER_KEYS.iter())
+            .copied()
+            .collect();
+        let q = Query::parse("photo* -status:open -tags:invoice -x", &keys).unwrap();
+        assert_eq!(q.text, ["photo"]);
+        assert_eq!(q.not.len(), 3);
+        assert_eq!(q.not[0].props, [("status".to_string(), "open".to_string())]);
+        assert_eq!(q.not[2].text, ["x"]);
+        assert_eq!(q.keys().collect::<Vec<_>>(), ["status", "tags"]);
+        for bad in [
+            "*",
+            "-*",
+            "a*b",
+            "tags:vip*",
+            "-type:ticket",
+            "-assignee:me",
+        ] {
+            assert!(Query::parse(bad, &keys).is_err(), "{bad}");
+        }
     }
 }

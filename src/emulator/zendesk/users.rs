@@ -76,6 +76,10 @@ pub(super) fn show_user(sh: &Shared, id: u64) -> Answer {
 /// free text, each a case-insensitive part of the value ("a partial or
 /// full value of any user property", Zendesk's Search Users).
 pub(super) fn matches(u: &User, q: &Query) -> bool {
+    q.admits(|term| user_term(u, term))
+}
+
+fn user_term(u: &User, q: &Query) -> bool {
     let has = |hay: &str, needle: &str| hay.to_lowercase().contains(&needle.to_lowercase());
     q.text
         .iter()

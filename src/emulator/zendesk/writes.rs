@@ -3,6 +3,7 @@
 use super::audit::audit_json;
 use super::changes::{as_id, parse_body, read_changes, ticket_object, Changes};
 use super::errors::{ok, Answer, Problems, ZdErr};
+use super::lifecycle;
 use super::reads::job_json;
 use super::views::ticket_json;
 use super::{
@@ -172,6 +173,7 @@ pub(super) fn update_ticket(sh: &Shared, id: u64, body: &Bytes) -> Answer {
             return Err(ZdErr::not_found());
         };
         let changes = read_changes(&db, t)?;
+        lifecycle::check(Some(&before), &changes)?;
         let events = apply(&mut db, id, &changes, AGENT_ID);
         let Some(after) = db.tickets.get(&id) else {
             return Err(ZdErr::not_found());
@@ -275,6 +277,7 @@ fn create_in(db: &mut Db, sh: &Shared, m: &Map<String, Value>) -> Result<Created
         return Err(ZdErr::invalid(p.0));
     };
     c.comment = Some(description.clone());
+    lifecycle::check(None, &c)?;
     let status = c.status.clone().unwrap_or_else(|| "new".into());
     let custom = c
         .custom_status_id
@@ -427,8 +430,13 @@ pub(super) fn update_many(
         for (index, (id, changes)) in plan.into_iter().enumerate() {
             match changes {
                 Ok(c) if db.tickets.contains_key(&id) => {
-                    published.push((id, apply(&mut db, id, &c, AGENT_ID)));
-                    results.push(json!({"index": index, "id": id, "action": "update", "success": true, "status": "Updated"}));
+                    match lifecycle::check(db.tickets.get(&id), &c) {
+                        Ok(()) => {
+                            published.push((id, apply(&mut db, id, &c, AGENT_ID)));
+                            results.push(json!({"index": index, "id": id, "action": "update", "success": true, "status": "Updated"}));
+                        }
+                        Err(e) => results.push(json!({"index": index, "id": id, "action": "update", "success": false, "status": "Failed", "error": "RecordInvalid", "details": why(&e)})),
+                    }
                 }
                 Ok(_) => results.push(json!({"index": index, "id": id, "action": "update", "success": false, "status": "Failed", "error": "TicketNotFound", "details": "Ticket not found"})),
                 Err(details) => results.push(json!({"index": index, "id": id, "action": "update", "success": false, "status": "Failed", "error": "RecordInvalid", "details": details})),
