@@ -69,6 +69,7 @@ impl Intake {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
         if declared.is_some_and(|n| n > MAX_BODY as u64) {
+            linger(body);
             return Err(too_large());
         }
         // A body without a length may grow to the limit: it reserves that.
@@ -116,6 +117,32 @@ impl Intake {
             }),
         }
     }
+}
+
+/// How long, and how much, a refused upload is still read (and thrown
+/// away) after its 413 is answered.
+const LINGER_FOR: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 16 << 20;
+
+/// A lingering close, as web servers do: answered 413 and closed at once,
+/// a client still writing its body got a reset and lost the answer
+/// (reqwest saw "broken pipe", not the JSON). The body is read and
+/// discarded, bounded in time and bytes (no memory is held), then the
+/// connection closes.
+fn linger(body: Body) {
+    tokio::spawn(async move {
+        let mut body = body;
+        let mut seen = 0usize;
+        let _ = tokio::time::timeout(LINGER_FOR, async {
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, |d| d.len());
+                if seen > LINGER_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
 }
 
 fn too_large() -> Refusal {
