@@ -93,6 +93,12 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let signals = {
         use tokio::signal::unix::{signal, SignalKind};
+        // SIGHUP asks the watcher for a reload, but the watcher starts
+        // after the port opens; until then SIGHUP's default action killed
+        // the runtime. tokio keeps a signal's handler for the life of the
+        // process once registered, so registering it here is enough; the
+        // watcher's own stream receives every SIGHUP from its start.
+        drop(signal(SignalKind::hangup()));
         (
             signal(SignalKind::terminate()).ok(),
             signal(SignalKind::interrupt()).ok(),
