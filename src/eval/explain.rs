@@ -4,7 +4,8 @@
 use super::decide::{current_status, ActionKind, Decision};
 use super::event::Event;
 use super::expr::{holds, resolve, Scope};
-use crate::ir::{EscAction, Escalation, Expect, Expectation, FieldRef, Program, Ref};
+use super::testing::same_field;
+use crate::ir::{EscAction, Escalation, Expect, Expectation, Program, Ref};
 
 /// The rule that explains why `e` missed, if one does.
 pub fn why(p: &Program, ev: &Event, e: &Expect, d: &Decision) -> Option<String> {
@@ -101,36 +102,6 @@ fn does(a: &EscAction, what: &Expectation) -> bool {
         (EscAction::SetField { field, .. }, Expectation::Field { field: f, .. }) => {
             same_field(field, f)
         }
-        _ => false,
-    }
-}
-
-fn same_field(a: &FieldRef, b: &FieldRef) -> bool {
-    match (a, b) {
-        (
-            FieldRef::Zendesk {
-                connection: c1,
-                field: f1,
-                ..
-            },
-            FieldRef::Zendesk {
-                connection: c2,
-                field: f2,
-                ..
-            },
-        ) => c1 == c2 && f1 == f2,
-        (
-            FieldRef::Salesforce {
-                connection: c1,
-                path: p1,
-                ..
-            },
-            FieldRef::Salesforce {
-                connection: c2,
-                path: p2,
-                ..
-            },
-        ) => c1 == c2 && p1 == p2,
         _ => false,
     }
 }

@@ -347,7 +347,8 @@ fn kind_name(k: &ActionKind) -> &'static str {
     }
 }
 
-fn same_field(a: &FieldRef, b: &FieldRef) -> bool {
+/// Whether two references name the same field (the span aside).
+pub(crate) fn same_field(a: &FieldRef, b: &FieldRef) -> bool {
     match (a, b) {
         (
             FieldRef::Zendesk {
