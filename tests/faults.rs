@@ -14,8 +14,9 @@
 //! Each test runs on one thread so its thread-local log subscriber sees
 //! every task it starts (as tests/connector_logs.rs does).
 
+use l3map::e2e::plan::{plan, Plan};
 use l3map::e2e::rig::{Created, EmulatorTarget, Rig, Tuning};
-use l3map::e2e::scenarios::{plan, verify, Plan};
+use l3map::e2e::scenarios::verify;
 use l3map::emulator::chaos::Chaos;
 use l3map::emulator::faults::Faults;
 use l3map::ir::TestCase;

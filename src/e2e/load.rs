@@ -9,9 +9,11 @@
 //! Then the outbox must drain, and every action must be applied once:
 //! read back from the API, and each private comment present exactly once.
 
+use super::plan::{plan, Plan};
 use super::report::Load;
 use super::rig::Rig;
-use super::scenarios::{plan, verify, Plan, READ_BACK_AT_ONCE};
+use super::rig::READ_BACK_AT_ONCE;
+use super::scenarios::verify;
 use crate::emulator::zendesk::DEV_TOKEN;
 use crate::ir::TestCase;
 use crate::runtime::ops::Op;

@@ -21,6 +21,7 @@
 //! and talks to the instances the config names.
 
 pub mod load;
+pub mod plan;
 pub mod report;
 pub mod rig;
 pub mod scenarios;
@@ -196,7 +197,7 @@ pub async fn run(mut o: Options, progress: &(dyn Fn(String) + Sync)) -> Result<R
     let mut cost: Vec<(String, u64)> = Vec::new();
     let mut skipped = Vec::new();
     for (n, case) in tests.iter().enumerate() {
-        match scenarios::runnable(case) {
+        match plan::runnable(case) {
             Ok(()) => {
                 let calls = desk_calls();
                 let sc = scenarios::run(&rig, &rig.program, case, n).await;
@@ -393,7 +394,7 @@ async fn webhook(rig: &Rig) -> Step {
         passed: false,
         detail,
     };
-    let plan = scenarios::Plan {
+    let plan = plan::Plan {
         ticket: changes,
         wants_case: false,
         turn: Default::default(),

@@ -9,8 +9,8 @@
 //! its own, so the runtime's token budget is the runtime's alone; on a live
 //! instance both share the configured credentials, as they would.
 
+use super::plan::Plan;
 use super::report::Cleanup;
-use super::scenarios::{Plan, READ_BACK_AT_ONCE};
 use crate::connectors::salesforce::SalesforceClient;
 use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
 use crate::connectors::Secret;
@@ -34,6 +34,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// How many records the read-back and the cleanup handle at once.
+pub const READ_BACK_AT_ONCE: usize = 8;
 
 /// The emulator's token for the sequence's own requests.
 const SETUP_TOKEN: &str = "l3map-e2e-setup-token";

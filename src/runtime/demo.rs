@@ -10,13 +10,13 @@
 //! fintech desk too) is shown with its own examples ([`feed_tests`]): each
 //! `test` block whose event is an agent turn becomes a ticket created as
 //! the event describes it and that turn, sent live, as `l3map e2e` sends
-//! them (the same plan, `e2e::scenarios`). Turns written for one desk
+//! them (the same plan, `e2e::plan`). Turns written for one desk
 //! name statuses and fields another desk does not have, so they could
 //! only be refused there.
 
 use crate::connectors::salesforce::SalesforceClient;
 use crate::connectors::zendesk::{TicketChanges, ZendeskClient};
-use crate::e2e::scenarios;
+use crate::e2e::plan;
 use crate::emulator::zendesk::{FieldKind, Seed, SeedField};
 use crate::ir::{Expectation, Program, TestCase};
 use serde_json::{json, Map, Value as Json};
@@ -267,9 +267,9 @@ pub async fn feed_tests(
 ) -> Result<Fed, String> {
     let mut fed = Fed::default();
     let mut picked = Vec::new();
-    for case in tests.iter().filter(|c| scenarios::agent_turn(c).is_ok()) {
-        let at = scenarios::place(program, case);
-        match scenarios::replayable(case) {
+    for case in tests.iter().filter(|c| plan::agent_turn(c).is_ok()) {
+        let at = plan::place(program, case);
+        match plan::replayable(case) {
             Ok(()) => picked.push((case, at)),
             Err(why) => say(format!("  - test {} ({at}) left out: {why}", case.name)),
         }
@@ -280,7 +280,7 @@ pub async fn feed_tests(
     }
     let mut sent = Vec::new();
     for (n, (case, at)) in picked.iter().enumerate() {
-        let plan = scenarios::plan(program, case, &format!("l3map demo: {}", case.name), &[]);
+        let plan = plan::plan(program, case, &format!("l3map demo: {}", case.name), &[]);
         let key = format!("l3map-demo-{run_id}-{n}");
         let t = zd
             .create_ticket(&plan.ticket, Some(&key))
@@ -290,7 +290,7 @@ pub async fn feed_tests(
         let case_id =
             match (&sf, plan.wants_case) {
                 (Some(sf), true) => {
-                    let mut f = scenarios::case_fields(case);
+                    let mut f = plan::case_fields(case);
                     f.entry("Subject")
                         .or_insert_with(|| json!(format!("l3map demo: {}", case.name)));
                     f.entry("Origin").or_insert_with(|| json!("Web"));
