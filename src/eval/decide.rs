@@ -480,7 +480,7 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
                     what: format!("{rule}: {}", field_name(&r.source)),
                     reason: format!(
                         "no translation for {} and no default arm `_`",
-                        super::template::display(&v.to_value())
+                        super::display::display(&v.to_value())
                     ),
                     loc: Some(r.loc),
                 }),

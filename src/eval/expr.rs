@@ -411,16 +411,14 @@ fn truth_in(root: &Expr, e: &Expr, ev: &Event, scope: Scope) -> Truth {
 /// cannot: see [`truth`].
 fn incomparable(root: &Expr, l: &Expr, r: &Expr, a: &Val, b: &Val) -> Option<String> {
     let side = |e: &Expr, v: &Val| match (&e.kind, v) {
-        (ExprKind::Lit(_), Val::Money(u, c)) => super::template::format_money(*u, c),
-        (_, Val::Money(u, c)) => format!(
-            "`{}` ({})",
-            path_of(e),
-            super::template::format_money(*u, c)
-        ),
+        (ExprKind::Lit(_), Val::Money(u, c)) => super::display::format_money(*u, c),
+        (_, Val::Money(u, c)) => {
+            format!("`{}` ({})", path_of(e), super::display::format_money(*u, c))
+        }
         (_, v) => format!(
             "`{}` ({})",
             path_of(e),
-            super::template::display(&v.to_value())
+            super::display::display(&v.to_value())
         ),
     };
     match (a, b) {

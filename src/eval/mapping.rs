@@ -90,7 +90,7 @@ pub fn fit(v: &Val, ty: &Type) -> Result<Value, String> {
         (Type::String, Val::Str(_)) => true,
         // A number or a flag written to a text field reads as it displays.
         (Type::String, Val::Num(_) | Val::Bool(_)) => {
-            return Ok(Value::Str(super::template::display(&v.to_value())))
+            return Ok(Value::Str(super::display::display(&v.to_value())))
         }
         (Type::Number, Val::Num(n)) => n.is_finite(),
         (Type::Bool, Val::Bool(_)) => true,
@@ -108,7 +108,7 @@ pub fn fit(v: &Val, ty: &Type) -> Result<Value, String> {
             "{} is not {}",
             match v {
                 Val::Str(s) => format!("{s:?}"),
-                other => super::template::display(&other.to_value()),
+                other => super::display::display(&other.to_value()),
             },
             type_name(ty)
         ))

@@ -3,6 +3,7 @@
 
 pub mod convert;
 pub mod decide;
+pub mod display;
 pub mod event;
 pub mod explain;
 pub mod expr;

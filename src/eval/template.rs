@@ -6,14 +6,12 @@
 //! event holds and `join` repeats its separator once per list item, so a
 //! large template over a large event could otherwise ask for gigabytes.
 
+use super::display::{display, format_money, join_capped};
 use super::event::Event;
 use super::expr::{resolve, Scope};
 use crate::ir::{Filter, TemplatePart, Value};
 
-/// The longest comment [`render`] produces, in bytes, the closing `…`
-/// included: far beyond any hand-off a person reads, small enough that no
-/// template and event can make one turn hold much memory.
-pub const MAX_RENDER: usize = 64 * 1024;
+pub use super::display::MAX_RENDER;
 
 /// What a comment cut at [`MAX_RENDER`] ends with.
 const CUT: &str = "…";
@@ -100,55 +98,6 @@ fn apply(f: &Filter, v: Value) -> Value {
             other => other,
         },
         _ => v,
-    }
-}
-
-/// `1234.5 USD` -> `1,234.50 USD` (amounts are ×10⁴, see `Value::Money`).
-pub fn format_money(units: i64, currency: &str) -> String {
-    let neg = units < 0;
-    let cents = (units.unsigned_abs() + 50) / 100;
-    let (whole, frac) = (cents / 100, cents % 100);
-    let digits = whole.to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    format!(
-        "{}{grouped}.{frac:02} {currency}",
-        if neg { "-" } else { "" }
-    )
-}
-
-/// `items` joined by `sep`, stopping once past [`MAX_RENDER`]: the render
-/// cuts there anyway, and a long separator times a long list must not be
-/// built first.
-fn join_capped(items: &[Value], sep: &str) -> String {
-    let mut s = String::new();
-    for (i, item) in items.iter().enumerate() {
-        if s.len() > MAX_RENDER {
-            break;
-        }
-        if i > 0 {
-            s.push_str(sep);
-        }
-        s.push_str(&display(item));
-    }
-    s
-}
-
-/// How a value reads in a comment.
-pub fn display(v: &Value) -> String {
-    match v {
-        Value::Null => String::new(),
-        Value::Bool(b) => b.to_string(),
-        Value::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => format!("{}", *n as i64),
-        Value::Num(n) => n.to_string(),
-        Value::Str(s) => s.clone(),
-        Value::Money(u, c) => format_money(*u, c),
-        Value::List(items) => join_capped(items, ", "),
     }
 }
 

@@ -2,9 +2,9 @@
 //! each expectation. Pure, like the rest of the interpreter.
 
 use super::decide::{decide, Action, ActionKind, Decision};
+use super::display::display;
 use super::event::Event;
 use super::expr::equal_values;
-use super::template::display;
 use crate::ir::{Expect, Expectation, FieldRef, Loc, Program, TestCase, Value};
 use serde::Serialize;
 use serde_json::Value as Json;
