@@ -174,7 +174,8 @@ pub trait Upkeep {
 }
 
 /// A whole backend: what [`Store`](super::Store) holds. Implement the five
-/// concern traits and this follows.
+/// concern traits, keeping the guarantees listed at the top of this file,
+/// and this follows; then let `Store::open` (or the configuration) choose it.
 pub trait StoreBackend:
     Inbox + Cursors + Outbox + Audit + Upkeep + std::fmt::Debug + Send + Sync
 {

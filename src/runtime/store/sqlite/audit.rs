@@ -4,7 +4,8 @@
 
 use super::SqliteStore;
 use crate::runtime::store::api::Audit;
-use crate::runtime::store::{now_ms, Row, State, Stats, StoreError};
+use crate::runtime::store::error::StoreError;
+use crate::runtime::store::types::{now_ms, Row, State, Stats};
 use rusqlite::{params, Connection};
 
 impl Audit for SqliteStore {

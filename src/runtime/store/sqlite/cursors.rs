@@ -3,7 +3,8 @@
 
 use super::SqliteStore;
 use crate::runtime::store::api::Cursors;
-use crate::runtime::store::{now_ms, StoreError};
+use crate::runtime::store::error::StoreError;
+use crate::runtime::store::types::now_ms;
 use rusqlite::{params, Connection, OptionalExtension};
 
 impl Cursors for SqliteStore {

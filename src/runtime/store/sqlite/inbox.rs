@@ -4,7 +4,8 @@
 use super::cursors::set_cursor;
 use super::SqliteStore;
 use crate::runtime::store::api::Inbox;
-use crate::runtime::store::{now_ms, Accepted, StoreError, Submission};
+use crate::runtime::store::error::StoreError;
+use crate::runtime::store::types::{now_ms, Accepted, Submission};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 impl Inbox for SqliteStore {

@@ -3,7 +3,7 @@
 //! twice.
 
 use super::SqliteStore;
-use crate::runtime::store::StoreError;
+use crate::runtime::store::error::StoreError;
 use std::path::{Path, PathBuf};
 
 impl SqliteStore {

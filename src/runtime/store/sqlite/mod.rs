@@ -28,9 +28,9 @@ pub(crate) mod schema;
 mod tests;
 
 use super::api::Upkeep;
+use super::error::StoreError;
 use super::health::WriteHealth;
 use super::retention::{Deleted, Retention};
-use super::StoreError;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -4,7 +4,8 @@
 
 use super::SqliteStore;
 use crate::runtime::store::api::Outbox;
-use crate::runtime::store::{now_ms, Claimed, Group, StoreError};
+use crate::runtime::store::error::StoreError;
+use crate::runtime::store::types::{now_ms, Claimed, Group};
 use rusqlite::{params, TransactionBehavior};
 
 impl Outbox for SqliteStore {

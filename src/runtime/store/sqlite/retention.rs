@@ -7,9 +7,10 @@
 //! any other write, never holding the store for more than one batch.
 
 use super::write;
+use crate::runtime::store::error::StoreError;
 use crate::runtime::store::health::WriteHealth;
 use crate::runtime::store::retention::{Deleted, Retention, HANDOFF_KEY_PREFIX};
-use crate::runtime::store::{now_ms, StoreError};
+use crate::runtime::store::types::now_ms;
 use rusqlite::{params, Connection};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
