@@ -23,7 +23,7 @@ mod inbox;
 mod lock;
 mod outbox;
 mod retention;
-pub(crate) mod schema;
+mod schema;
 #[cfg(test)]
 mod tests;
 
@@ -45,6 +45,8 @@ impl From<rusqlite::Error> for StoreError {
     }
 }
 
+/// The store in one SQLite file: what [`Store::open`](super::Store::open)
+/// puts behind the handle.
 pub struct SqliteStore {
     path: PathBuf,
     /// The one connection every write goes through (shared with the
