@@ -9,8 +9,8 @@
 //! a failure; the maintenance thread probes with a one-row write instead, so
 //! recovery shows without waiting for traffic.
 
-use super::StoreError;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use super::error::StoreError;
+use super::types::now_ms;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -20,12 +20,14 @@ use std::sync::Mutex;
 pub struct WriteFailure {
     /// When the first write of this run of failures failed (ms since 1970).
     pub since_ms: i64,
-    /// SQLite's message for the latest failure (no data, no credentials).
+    /// The backend's message for the latest failure (no data, no credentials).
     pub error: String,
 }
 
+/// Every write's outcome, kept by the backend that wrote (see the module
+/// doc); the [`Store`](super::Store) handle reads it.
 #[derive(Debug, Default)]
-pub(crate) struct WriteHealth {
+pub struct WriteHealth {
     failure: Mutex<Option<WriteFailure>>,
     failures: AtomicU64,
     /// Successful writes since start: a stats snapshot taken before the
@@ -38,22 +40,22 @@ impl WriteHealth {
         self.failure.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn current(&self) -> Option<WriteFailure> {
+    pub fn current(&self) -> Option<WriteFailure> {
         self.lock().clone()
     }
 
     /// Successful writes (that changed rows) since start.
-    pub(crate) fn writes(&self) -> u64 {
+    pub fn writes(&self) -> u64 {
         self.writes.load(Ordering::Acquire)
     }
 
     /// Failed writes since start.
-    pub(crate) fn failures(&self) -> u64 {
+    pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }
 
     /// Records a write's outcome; `changed`: it changed rows.
-    pub(crate) fn record<T>(&self, result: &Result<T, StoreError>, changed: bool) {
+    pub fn record<T>(&self, result: &Result<T, StoreError>, changed: bool) {
         match result {
             Ok(_) if changed => {
                 self.writes.fetch_add(1, Ordering::AcqRel);
@@ -68,7 +70,7 @@ impl WriteHealth {
         let mut f = self.lock();
         if let Some(was) = f.take() {
             tracing::info!(
-                failing_for_ms = super::now_ms() - was.since_ms,
+                failing_for_ms = now_ms() - was.since_ms,
                 "the state store takes writes again"
             );
         }
@@ -76,8 +78,9 @@ impl WriteHealth {
 
     fn failed(&self, e: &StoreError) {
         self.failures.fetch_add(1, Ordering::Relaxed);
+        // The backend's own message, without the "state store:" prefix.
         let error = match e {
-            StoreError::Sql(e) => e.to_string(),
+            StoreError::Backend(message) => message.clone(),
             other => other.to_string(),
         };
         let mut f = self.lock();
@@ -86,28 +89,10 @@ impl WriteHealth {
             None => {
                 tracing::error!(%error, "the state store cannot be written; /healthz answers 503 until a write succeeds");
                 *f = Some(WriteFailure {
-                    since_ms: super::now_ms(),
+                    since_ms: now_ms(),
                     error,
                 });
             }
         }
     }
-}
-
-/// Runs `f` in an IMMEDIATE transaction on `db` and records the outcome in
-/// `health`.
-pub(crate) fn write<T>(
-    db: &mut Connection,
-    health: &WriteHealth,
-    f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
-    let before = db.total_changes();
-    let result = (|| {
-        let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&tx)?;
-        tx.commit()?;
-        Ok(value)
-    })();
-    health.record(&result, db.total_changes() > before);
-    result
 }

@@ -1,0 +1,187 @@
+//! What a store backend does, one trait per concern. The engine, the
+//! workers, the agent API, webhook intake, the pollers and `l3map outbox`
+//! hold a [`Store`](super::Store), which calls these; SQLite
+//! ([`super::sqlite`]) is the one backend today.
+//!
+//! # What a second backend must guarantee
+//!
+//! The crash, store and outbox suites (tests/crash.rs, tests/trust_store.rs,
+//! tests/trust_outbox.rs) and `runtime::store::tests` are the contract; in
+//! words:
+//! - **Durable before answered.** Every method that writes returns only
+//!   after its change is durable (SQLite: WAL with `synchronous=FULL`); a
+//!   crash at any moment keeps all of a call's changes or none of them.
+//! - **Dedupe by event key.** [`Inbox::accept_all`] records an event, its
+//!   actions and its source's cursor in one transaction; an event key seen
+//!   before (even earlier in the same batch) is a duplicate and writes
+//!   nothing but the cursor.
+//! - **Exactly-once action keys.** An action's key is unique for all time
+//!   (retention never deletes hand-off keys, see
+//!   [`HANDOFF_KEY_PREFIX`](super::retention::HANDOFF_KEY_PREFIX)): an action
+//!   decided twice (a hand-off decided again by a later event) is queued
+//!   once, and the second insert is counted as `already`.
+//! - **Atomic claim.** [`Outbox::claim`] moves rows from `pending` to
+//!   `sending` in one transaction; no two claims ever return the same row,
+//!   and a record never has two groups in flight or one overtaking an
+//!   older event's actions (waiting for a retry or parked for an outage).
+//! - **Only rows in flight settle.** `retry_later` and `park` change rows
+//!   still `sending` and nothing else.
+//! - **One sender.** [`Outbox::recover_in_flight`] makes this process the
+//!   store's only sender (SQLite: an flock on the file) before it takes
+//!   back what a dead one left `sending`; a second sender is refused in one
+//!   line, and the claim is released when the process dies.
+//! - **Cursors move with their events.** A cursor written with an event is
+//!   in the same transaction as the event, so it never points past an
+//!   event the store does not hold; the last value written wins.
+//! - **Ids are never reused**, even after a dead letter is dropped.
+//! - **Health.** Every write's outcome goes to [`Upkeep::health`], so
+//!   `/healthz` says "unwritable" until a write that changes rows succeeds.
+
+use super::error::StoreError;
+use super::health::WriteHealth;
+use super::retention::{Deleted, Retention};
+use super::types::{Accepted, Group, Row, State, Stats, Submission};
+use std::path::Path;
+
+/// Events in: what makes a redelivery a duplicate.
+pub trait Inbox {
+    /// Each submission as if accepted alone, in order, all in one
+    /// transaction (group commit): one `fsync` makes all of them durable,
+    /// or none of them are. A key repeated within the batch is a duplicate
+    /// the second time.
+    fn accept_all(&self, batch: &[Submission<'_>]) -> Result<Vec<Accepted>, StoreError>;
+
+    /// The stored (normalised) event with this key, if accepted.
+    fn event(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// How many accepted events have a key starting with `prefix`.
+    fn events_with_prefix(&self, prefix: &str) -> Result<u64, StoreError>;
+
+    /// The first `limit` accepted events (as recorded, JSON) whose key
+    /// starts with `prefix`, in key order.
+    fn events_by_prefix(&self, prefix: &str, limit: u32) -> Result<Vec<String>, StoreError>;
+}
+
+/// Where each source's polling stopped.
+pub trait Cursors {
+    fn cursor(&self, source: &str) -> Result<Option<String>, StoreError>;
+
+    /// Moves a cursor on its own (a poll that found no event).
+    fn set_cursor(&self, source: &str, value: &str) -> Result<(), StoreError>;
+}
+
+/// Actions out: claimed, sent, settled.
+pub trait Outbox {
+    /// Claims up to `max` groups of one connection that are due at `now`:
+    /// for each record, the oldest event's pending actions, unless a
+    /// request for the record is in flight or its oldest actions wait for
+    /// a retry (later ones wait behind them, so a record's writes land in
+    /// the order they were decided). Actions parked by an outage count as
+    /// waiting too: they come back when the connection recovers, and the
+    /// record's later writes must not overtake them. Claimed rows become
+    /// `sending`.
+    fn claim(&self, connection: &str, now: i64, max: usize) -> Result<Vec<Group>, StoreError>;
+
+    /// Applied: never sent again.
+    fn done(&self, ids: &[i64]) -> Result<(), StoreError>;
+
+    /// Failed in a way worth another try at `not_before` (ms since 1970).
+    /// `unconfirmed`: the failure leaves unknown whether it was applied.
+    /// `transient`: an outage (connect error, timeout, 5xx, 429, quota),
+    /// which does not count toward `max_attempts`; the first one starts
+    /// the action's outage clock (`failing_since`). Only rows in flight
+    /// change: one a crashed send already recorded `done` stays done.
+    fn retry_later(
+        &self,
+        ids: &[i64],
+        error: &str,
+        not_before: i64,
+        unconfirmed: bool,
+        transient: bool,
+    ) -> Result<(), StoreError>;
+
+    /// Given up: kept as a dead letter with the reason, for a human.
+    /// `outage`: parked because its connection stayed down past the outage
+    /// window; such letters come back by themselves when the connection
+    /// recovers ([`Outbox::requeue_outage`]). Only rows in flight change.
+    fn park(&self, ids: &[i64], reason: &str, outage: bool) -> Result<(), StoreError>;
+
+    /// The connection answered again: every letter it parked for an outage
+    /// goes back to the queue, unconfirmed (read back before sending) and
+    /// with a fresh outage window. Returns the kinds of the rows requeued.
+    fn requeue_outage(&self, connection: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Puts the oldest group this connection parked for an outage back in
+    /// the queue as a probe: one real request tells whether the connection
+    /// is back. Its outage clock is kept, so if the connection is still
+    /// down it is parked again after that one try. Returns the kinds of the
+    /// rows requeued.
+    fn probe_outage(&self, connection: &str) -> Result<Vec<String>, StoreError>;
+
+    /// At the runtime's start: actions left `sending` by a process that
+    /// died (`kill -9`, power loss) may or may not have been applied; they
+    /// come back `pending` and unconfirmed, so the worker reads the record
+    /// back before sending anything again. Only the process that sends
+    /// may call this: another one would take back requests in flight.
+    ///
+    /// It first makes this process the store's only sender: a second
+    /// `l3map run` on the same store would take the first one's requests in
+    /// flight back and send them again, so it is refused in one line.
+    fn recover_in_flight(&self) -> Result<usize, StoreError>;
+}
+
+/// What operators read and do: `l3map outbox`, `/healthz`, `/metrics`.
+pub trait Audit {
+    /// Rows, newest first, optionally of one state.
+    fn list(&self, state: Option<State>, limit: usize) -> Result<Vec<Row>, StoreError>;
+
+    /// The outbox rows decided from the event with this key, oldest first.
+    fn actions_of(&self, event_key: &str) -> Result<Vec<Row>, StoreError>;
+
+    /// Dead letters back to the queue (all when `ids` is empty), with a
+    /// fresh count of attempts, unconfirmed. Returns how many.
+    fn requeue_dead(&self, ids: &[i64]) -> Result<usize, StoreError>;
+
+    /// Deletes dead letters (all when `ids` is empty): for actions a human
+    /// decided not to apply. Returns how many.
+    fn drop_dead(&self, ids: &[i64]) -> Result<usize, StoreError>;
+
+    /// Counts of events and actions by state, and the oldest action not
+    /// yet applied, as committed now. Must be cheap (O(1) in SQLite) and
+    /// must never wait for a write: `/healthz` polls it.
+    fn stats(&self) -> Result<Stats, StoreError>;
+}
+
+/// Keeping the store healthy and small.
+pub trait Upkeep {
+    /// Where the store is, as the operator named it: for messages.
+    fn path(&self) -> &Path;
+
+    /// Starts the maintenance thread (retention sweeps, and write probes
+    /// while writes fail); `l3map run` does, one-shot commands do not. It
+    /// stops when the backend is dropped.
+    fn maintain(&self, retention: Retention);
+
+    /// One retention sweep at `now` (ms since 1970), at once: (events, done
+    /// actions) deleted.
+    fn sweep(&self, retention: &Retention, now: i64) -> Result<(u64, u64), StoreError>;
+
+    /// Every write's outcome, for `/healthz` and the stats snapshot.
+    fn health(&self) -> &WriteHealth;
+
+    /// Rows retention deleted since the store was opened.
+    fn deleted(&self) -> &Deleted;
+}
+
+/// A whole backend: what [`Store`](super::Store) holds. Implement the five
+/// concern traits, keeping the guarantees listed at the top of this file,
+/// and this follows; then let `Store::open` (or the configuration) choose it.
+pub trait StoreBackend:
+    Inbox + Cursors + Outbox + Audit + Upkeep + std::fmt::Debug + Send + Sync
+{
+}
+
+impl<T> StoreBackend for T where
+    T: Inbox + Cursors + Outbox + Audit + Upkeep + std::fmt::Debug + Send + Sync
+{
+}

@@ -1,0 +1,183 @@
+//! SQLite's own: its schema and migrations, files that are not stores,
+//! counts kept by triggers whoever writes, a lock held by another process.
+
+use super::schema;
+use super::SqliteStore;
+use crate::runtime::store::tests::{action, event, temp};
+use crate::runtime::store::*;
+use rusqlite::{Connection, TransactionBehavior};
+use std::time::Duration;
+
+#[test]
+fn schema_3_adds_the_outage_columns_to_a_schema_2_store_in_place() {
+    let path = temp("columns");
+    {
+        let s = Store::open(&path).unwrap();
+        s.accept(&event("e1"), &[action("a", "7")], None).unwrap();
+    }
+    {
+        // The outbox as schema 2 had it, with its row kept.
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP INDEX outbox_outage;
+             ALTER TABLE outbox DROP COLUMN failing_since;
+             ALTER TABLE outbox DROP COLUMN outage_tries;
+             ALTER TABLE outbox DROP COLUMN parked_for;
+             UPDATE meta SET value = '2' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    let g = s.claim("desk", now_ms(), 10).unwrap();
+    assert_eq!(g[0].items[0].key, "a");
+    assert_eq!(g[0].items[0].failing_since, None);
+    s.retry_later(&[g[0].items[0].id], "HTTP 503", 0, false, true)
+        .unwrap();
+    drop(s);
+    // Opening again adds nothing twice, and keeps what was written.
+    let s = Store::open(&path).unwrap();
+    let g = s.claim("desk", now_ms(), 10).unwrap();
+    assert!(g[0].items[0].failing_since.is_some());
+}
+
+#[test]
+fn a_store_from_another_version_is_refused() {
+    let path = temp("version");
+    drop(Store::open(&path).unwrap());
+    let c = Connection::open(&path).unwrap();
+    c.execute(
+        "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    let err = Store::open(&path).unwrap_err().to_string();
+    assert!(err.contains("newer l3map (schema 99"), "{err}");
+    let junk = temp("junk");
+    std::fs::create_dir_all(junk.parent().unwrap()).unwrap();
+    std::fs::write(&junk, b"this is not a database at all, not even close").unwrap();
+    let err = Store::open(&junk).unwrap_err().to_string();
+    assert!(err.contains("not an SQLite database"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn counts_follow_every_writer_including_another_process() {
+    let path = temp("counts");
+    let s = Store::open(&path).unwrap();
+    s.accept(&event("e1"), &[action("a", "7"), action("b", "8")], None)
+        .unwrap();
+    let g = s.claim("desk", now_ms(), 10).unwrap();
+    s.park(&[g[0].items[0].id], "HTTP 422", false).unwrap();
+    // `l3map outbox retry` and `drop` run in another process, on
+    // another connection.
+    // Opening it changes nothing in flight: `b` stays `sending`.
+    let other = Store::open(&path).unwrap();
+    assert_eq!(other.requeue_dead(&[]).unwrap(), 1);
+    let st = s.stats().unwrap();
+    assert_eq!(
+        (st.events, st.pending, st.sending, st.done, st.dead),
+        (1, 1, 1, 0, 0)
+    );
+    s.done(&[g[1].items[0].id]).unwrap();
+    let direct = Connection::open(&path).unwrap();
+    let (pending, done): (u64, u64) = direct
+        .query_row(
+            "SELECT SUM(state = 'pending'), SUM(state = 'done') FROM outbox",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let st = s.stats().unwrap();
+    assert_eq!((st.pending, st.done, st.sending), (pending, done, 0));
+    assert_eq!((pending, done), (1, 1));
+    // The snapshot is served until this store writes again, or until
+    // it is older than asked (another process's writes).
+    let cached = s.stats_cached(Duration::from_secs(60)).unwrap();
+    assert_eq!(s.fresh(Duration::from_secs(60)), Some(cached));
+    s.accept(&event("e2"), &[], None).unwrap();
+    assert_eq!(s.fresh(Duration::from_secs(60)), None);
+    let now = s.stats_cached(Duration::from_secs(60)).unwrap();
+    assert_eq!(now.events, 2);
+    other.accept(&event("e3"), &[], None).unwrap();
+    assert_eq!(s.stats_cached(Duration::from_secs(60)).unwrap(), now);
+    assert_eq!(s.stats_cached(Duration::ZERO).unwrap().events, 3);
+}
+
+#[test]
+fn a_schema_1_store_is_upgraded_in_place_keeping_everything() {
+    let path = temp("upgrade");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(schema::V1).unwrap();
+        c.execute_batch(
+            "INSERT INTO meta VALUES ('schema_version', '1');
+             INSERT INTO events VALUES (1, 'zd:1', 'webhook', 5, 'r1', '{}', '[]');
+             INSERT INTO outbox (id, key, event_id, connection, record, kind, op, rule, source_loc, revision, state, created_ms, updated_ms)
+               VALUES (1, 'k1', 1, 'desk', '7', 'set_field', '{}', 'r', 'f:1:1', 'r1', 'dead', 5, 5);
+             INSERT INTO cursors VALUES ('zendesk_poll', 'c-42', 5);",
+        )
+        .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.cursor("zendesk_poll").unwrap().as_deref(), Some("c-42"));
+    assert_eq!(
+        s.accept(&event("zd:1"), &[], None).unwrap(),
+        Accepted::Duplicate
+    );
+    let st = s.stats().unwrap();
+    assert_eq!((st.events, st.dead), (1, 1));
+    let v: String = Connection::open(&path)
+        .unwrap()
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(v, schema::latest().to_string());
+}
+
+#[test]
+fn an_empty_file_or_a_foreign_database_is_not_a_store() {
+    let path = temp("empty");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, b"").unwrap();
+    let err = Store::open(&path).unwrap_err().to_string();
+    assert!(err.contains("is empty (0 bytes)"), "{err}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "left as found");
+    let other = temp("foreign");
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let err = Store::open(&other).unwrap_err().to_string();
+    assert!(err.contains("not an l3map store"), "{err}");
+}
+
+#[test]
+fn a_failed_write_marks_the_store_unwritable_until_one_succeeds() {
+    let path = temp("unwritable");
+    // The store's writer gives up on a held lock after 50 ms.
+    let sqlite = SqliteStore::open(&path).unwrap();
+    sqlite.db().busy_timeout(Duration::from_millis(50)).unwrap();
+    let s = Store::with_backend(Box::new(sqlite));
+    assert!(s.write_failure().is_none());
+    // Another process holds the write lock past the busy timeout.
+    let mut blocker = Connection::open(&path).unwrap();
+    let tx = blocker
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .unwrap();
+    assert!(s.accept(&event("e1"), &[], None).is_err());
+    let f = s.write_failure().expect("unwritable");
+    assert!(f.error.contains("locked"), "{f:?}");
+    assert_eq!(s.write_failures(), 1);
+    drop(tx);
+    // A write that changes nothing proves nothing.
+    assert!(s.claim("desk", now_ms(), 10).unwrap().is_empty());
+    assert!(s.write_failure().is_some());
+    s.accept(&event("e1"), &[], None).unwrap();
+    assert!(s.write_failure().is_none());
+}

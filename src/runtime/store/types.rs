@@ -1,0 +1,156 @@
+//! What goes in and comes out of the store, whichever backend keeps it:
+//! events as accepted, actions as decided and as claimed, outbox rows and
+//! their states, the counts `/healthz` serves.
+
+use serde::Serialize;
+
+/// One event as it is accepted.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    /// The source's delivery id, prefixed by the source: its dedup key.
+    pub key: &'a str,
+    pub source: &'a str,
+    pub revision: &'a str,
+    /// The normalised event, JSON.
+    pub event: &'a str,
+    /// The refusals, JSON (the audit trail keeps them too).
+    pub refused: &'a str,
+}
+
+/// One event, its actions and its source's new cursor: what
+/// [`Store::accept_all`](super::Store::accept_all) records together.
+#[derive(Debug, Clone)]
+pub struct Submission<'a> {
+    pub event: NewEvent<'a>,
+    pub actions: &'a [NewAction],
+    pub cursor: Option<(&'a str, &'a str)>,
+}
+
+/// One decided action, ready for the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAction {
+    pub key: String,
+    pub connection: String,
+    pub record: String,
+    pub kind: String,
+    /// What to send, JSON (the runtime's `Op`).
+    pub op: String,
+    pub rule: String,
+    /// `file:line:col` of the rule in the mappings.
+    pub source_loc: String,
+    pub revision: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// New: its id, how many of its actions were queued, and how many were
+    /// already in the outbox from an earlier event (a hand-off decided
+    /// twice, say).
+    New {
+        event_id: i64,
+        queued: usize,
+        already: usize,
+    },
+    /// Seen before: nothing was written (the cursor, if given, still moved).
+    Duplicate,
+}
+
+/// Actions claimed for one request: one record, one event, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Group {
+    pub connection: String,
+    pub record: String,
+    pub event_id: i64,
+    /// Some action may have been applied already (a crash or a lost
+    /// answer): read the record back before sending.
+    pub unconfirmed: bool,
+    pub items: Vec<Claimed>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claimed {
+    pub id: i64,
+    pub key: String,
+    pub kind: String,
+    pub op: String,
+    pub rule: String,
+    pub source_loc: String,
+    pub revision: String,
+    /// Every try, this one included (outages too).
+    pub attempts: u32,
+    /// The tries that count toward `max_attempts`, this one included:
+    /// every try except those that failed for a transient reason.
+    pub counted: u32,
+    /// When this action first failed for a transient reason (ms since
+    /// 1970), if it has: the outage window is measured from here.
+    pub failing_since: Option<i64>,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Pending,
+    Sending,
+    Done,
+    Dead,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Sending => "sending",
+            State::Done => "done",
+            State::Dead => "dead",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> State {
+        match s {
+            "sending" => State::Sending,
+            "done" => State::Done,
+            "dead" => State::Dead,
+            _ => State::Pending,
+        }
+    }
+}
+
+/// An outbox row, for `l3map outbox list` and the tests.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub id: i64,
+    pub key: String,
+    pub event_key: String,
+    pub connection: String,
+    pub record: String,
+    pub kind: String,
+    pub op: serde_json::Value,
+    pub rule: String,
+    pub source_loc: String,
+    pub revision: String,
+    pub state: State,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    pub events: u64,
+    pub pending: u64,
+    pub sending: u64,
+    pub done: u64,
+    pub dead: u64,
+    /// When the oldest action not yet applied was decided (ms since 1970).
+    pub oldest_waiting_ms: Option<i64>,
+}
+
+/// Now, in ms since 1970: the clock every stored time is read on.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
