@@ -185,6 +185,53 @@ pub(super) struct ContextTicket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// The answers were `json!` objects (keys sorted) before they were
+    /// types: the types must write the same bytes.
+    #[test]
+    fn typed_answers_write_what_the_json_they_replaced_wrote() {
+        let mut account = SfRecord::new();
+        account.insert("Tier__c".into(), json!("Ent"));
+        account.insert("Id".into(), json!("001A"));
+        let mut fields = Map::new();
+        fields.insert("plan".into(), json!("premium"));
+        let typed = ContextAnswer {
+            account: Some(account.clone()),
+            account_as_ticket_fields: Some(fields.clone()),
+            cached: Cached {
+                account: Some(true),
+                ticket: false,
+            },
+            revision: "r1".into(),
+            ticket: ContextTicket {
+                fields: fields.clone(),
+                id: 4211,
+                priority: None,
+                status: Some("open".into()),
+                tags: vec!["vip".into()],
+            },
+        };
+        let was = json!({
+            "ticket": {"id": 4211, "status": "open", "priority": null, "tags": ["vip"], "fields": fields},
+            "account": account,
+            "account_as_ticket_fields": fields,
+            "cached": {"ticket": false, "account": true},
+            "revision": "r1",
+        });
+        assert_eq!(
+            serde_json::to_string(&typed).unwrap(),
+            serde_json::to_string(&was).unwrap()
+        );
+        let seen = SeenTicket {
+            id: 7,
+            status: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&seen).unwrap(),
+            serde_json::to_string(&json!({"id": 7, "status": null})).unwrap()
+        );
+    }
 
     #[test]
     fn sources_name_the_file_line_and_column() {
