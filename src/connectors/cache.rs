@@ -56,6 +56,23 @@ where
             .map_err(|e: Arc<ApiError>| (*e).clone())
     }
 
+    /// As [`ReadCache::get_or_load`], and whether the value was cached:
+    /// `false` when this lookup's `load` ran, `true` when it made no call
+    /// (the value was kept, or another lookup's concurrent load gave it).
+    pub async fn get_or_load_cached<F>(&self, key: K, load: F) -> Result<(V, bool), ApiError>
+    where
+        F: Future<Output = Result<V, ApiError>>,
+    {
+        let entry = self
+            .inner
+            .entry(key)
+            .or_try_insert_with(load)
+            .await
+            .map_err(|e: Arc<ApiError>| (*e).clone())?;
+        let cached = !entry.is_fresh();
+        Ok((entry.into_value(), cached))
+    }
+
     pub async fn invalidate(&self, key: &K) {
         self.inner.invalidate(key).await;
     }
@@ -109,6 +126,24 @@ mod tests {
             cache.inner.entry_count() <= 3,
             "{}",
             cache.inner.entry_count()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_lookup_says_whether_it_was_cached() {
+        let cache: ReadCache<&'static str, u32> = ReadCache::new(DEFAULT_TTL, 10);
+        assert_eq!(
+            cache.get_or_load_cached("k", async { Ok(1) }).await,
+            Ok((1, false))
+        );
+        assert_eq!(
+            cache.get_or_load_cached("k", async { Ok(2) }).await,
+            Ok((1, true))
+        );
+        cache.invalidate(&"k").await;
+        assert_eq!(
+            cache.get_or_load_cached("k", async { Ok(3) }).await,
+            Ok((3, false))
         );
     }
 

@@ -567,12 +567,18 @@ impl SalesforceClient {
     /// The Account's tier and SLA fields (`account_fields`), cached for
     /// `cache_ttl`; concurrent lookups of one account make one request.
     pub async fn account(&self, id: &str) -> Result<Arc<Record>, ApiError> {
+        self.account_cached(id).await.map(|(record, _)| record)
+    }
+
+    /// As [`SalesforceClient::account`], and whether it came from the
+    /// cache without a request (the agent API's `cached.account`).
+    pub async fn account_cached(&self, id: &str) -> Result<(Arc<Record>, bool), ApiError> {
         let path = format!("sobjects/Account/{}", seg(id)?);
         let fields = self.inner.cfg.account_fields.join(",");
         let this = self.clone();
         self.inner
             .accounts
-            .get_or_load(id.to_string(), async move {
+            .get_or_load_cached(id.to_string(), async move {
                 let mut call = this.call(Method::GET, path);
                 call.query.push(("fields", fields));
                 this.json::<Record>(call).await.map(Arc::new)

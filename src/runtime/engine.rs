@@ -7,9 +7,9 @@ use super::metrics::Metrics;
 use super::ops::outbox_actions;
 use super::store::{Accepted, NewAction, NewEvent, Store, StoreError, Submission};
 use crate::eval::convert::ConvertContext;
-use crate::eval::decide::{decide, Refusal};
+use crate::eval::decide::{decide, ActionKind, Refusal};
 use crate::eval::event::Event;
-use crate::ir::Program;
+use crate::ir::{Loc, Program};
 use arc_swap::ArcSwap;
 use serde_json::Value as Json;
 use std::sync::Arc;
@@ -43,9 +43,19 @@ impl Live {
 pub struct Ingested {
     pub accepted: Accepted,
     pub revision: String,
-    /// The decision's actions as `l3map plan --format json` shows them.
-    pub actions: Vec<Json>,
+    pub actions: Vec<Decided>,
     pub refused: Vec<Refusal>,
+}
+
+/// One decided action, owned, so it outlives the revision that decided it.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// As `l3map plan --format json` shows it.
+    pub plan: Json,
+    /// Where its rule is.
+    pub loc: Loc,
+    /// A comment's body, when the action writes one.
+    pub comment: Option<String>,
 }
 
 pub struct Engine {
@@ -167,10 +177,17 @@ impl Engine {
         let (rows, actions, refused, event_json) = {
             let d = decide(&live.program, &ev);
             let rows = outbox_actions(&live.program, &d);
-            let actions: Vec<Json> = d
+            let actions: Vec<Decided> = d
                 .actions
                 .iter()
-                .map(|a| serde_json::to_value(a).unwrap_or(Json::Null))
+                .map(|a| Decided {
+                    plan: serde_json::to_value(a).unwrap_or(Json::Null),
+                    loc: a.loc,
+                    comment: match &a.kind {
+                        ActionKind::Comment { body, .. } => Some(body.clone()),
+                        _ => None,
+                    },
+                })
                 .collect();
             (
                 rows,

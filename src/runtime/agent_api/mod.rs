@@ -1,0 +1,192 @@
+//! The agent API: the AI support agent submits its turns here and reads
+//! the context it decides on (docs/AGENT_API.md).
+//!
+//! - `POST /v1/turns`: the turn is decided against the current mappings on
+//!   the ticket as Zendesk has it now, its actions are recorded in the
+//!   outbox before the answer, and the answer says what was accepted and
+//!   what was refused, and why.
+//! - `GET /v1/context/{ticket}`: the ticket and its Salesforce Account,
+//!   the Account from the connector's 15-minute cache.
+//!
+//! Budget: one turn reads Zendesk once (the ticket) and Salesforce not at
+//! all; one context read costs one Zendesk request and at most one
+//! Salesforce request, none while the Account is cached.
+//!
+//! Here the routes and their handlers; beside them, by concern:
+//! [`auth`] (the bearer token, before any body is read), [`request`]
+//! (reading and checking a turn), [`turn`] (deciding and recording it),
+//! [`idempotency`] (a retry's answer), [`context`] (the context read),
+//! [`reads`] (the Zendesk and Salesforce reads both make), [`answer`]
+//! (what the API answers, as types), [`fields`] (the ticket fields the
+//! mappings name) and [`fail`] (refusals as JSON errors).
+
+mod answer;
+mod auth;
+mod context;
+mod fail;
+mod fields;
+mod idempotency;
+mod reads;
+mod request;
+mod turn;
+
+pub use idempotency::MEMO_BYTES;
+
+use auth::{agent_gate, AgentName};
+use context::ContextQuery;
+use idempotency::{Memo, Remembered};
+use request::{known_fields, parse_turn, turn_key};
+use turn::SOURCE;
+
+use crate::runtime::intake::Gate;
+use crate::runtime::server::{body_error, error, App};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the agent API keeps beside the runtime's [`App`]: built with its
+/// routes, so each router (one per runtime) has its own.
+struct AgentApi {
+    app: Arc<App>,
+    memo: Memo,
+}
+
+/// The agent API's routes, with their state.
+pub fn routes(gate: Gate) -> Router<Arc<App>> {
+    let api = Arc::new(AgentApi {
+        app: gate.app.clone(),
+        memo: Memo::new(),
+    });
+    Router::new()
+        .route("/v1/turns", post(post_turn).fallback(method_not_allowed))
+        .route(
+            "/v1/context/{ticket}",
+            get(get_context).fallback(method_not_allowed),
+        )
+        .route_layer(from_fn_with_state(gate, agent_gate))
+        .with_state(api)
+}
+
+async fn method_not_allowed() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "POST /v1/turns, GET /v1/context/{ticket}; see docs/AGENT_API.md",
+    )
+}
+
+/// Authenticated by [`agent_gate`]; the body was read within the bounds.
+async fn post_turn(
+    State(api): State<Arc<AgentApi>>,
+    Extension(AgentName(agent)): Extension<AgentName>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let app = &api.app;
+    let started = Instant::now();
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            app.engine.metrics.event_rejected(SOURCE, "malformed");
+            return body_error(e);
+        }
+    };
+    let checked = parse_turn(&body).and_then(|c| {
+        known_fields(
+            &c.req.fields,
+            &fields::ticket_field_ids(&app.engine.live().program),
+        )?;
+        Ok(c)
+    });
+    let checked = match checked {
+        Ok(c) => c,
+        Err(f) => {
+            app.engine.metrics.event_rejected(SOURCE, "malformed");
+            return f.into_response();
+        }
+    };
+    let digest = checked.digest;
+    let event_id = match &checked.req.turn_id {
+        Some(t) => turn_key(&agent, t),
+        None => turn_key(&agent, &format!("{:032x}", fastrand::u128(..))),
+    };
+    let turn_id = checked.req.turn_id.clone();
+    let memoized = turn_id.is_some();
+    // Spawned, so an agent that hangs up does not cancel a turn halfway:
+    // once recorded, its answer is kept for the retry.
+    let task = {
+        let api = api.clone();
+        tokio::spawn(async move {
+            let decide = async {
+                turn::execute(&api.app, &event_id, checked)
+                    .await
+                    .map(Arc::new)
+            };
+            if memoized {
+                api.memo.answer(event_id.clone(), decide).await
+            } else {
+                decide.await.map(|answer| Remembered {
+                    answer,
+                    decided_here: true,
+                })
+            }
+        })
+    };
+    let remembered = match task.await {
+        Ok(Ok(r)) => r,
+        Ok(Err(f)) => return f.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "agent API: a turn's task failed");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the turn could not be decided; send it again with the same turn_id",
+            );
+        }
+    };
+    let answer = if remembered.decided_here {
+        remembered.answer
+    } else {
+        // Another request with this turn id ran it: this one is the retry.
+        if remembered.answer.digest != digest {
+            return error(
+                StatusCode::CONFLICT,
+                "turn_id_reused",
+                format!(
+                    "turn_id {:?} was already used for a different turn; use a new turn_id for a new turn",
+                    turn_id.unwrap_or_default()
+                ),
+            );
+        }
+        app.engine.metrics.event_duplicate(SOURCE);
+        let mut a = (*remembered.answer).clone();
+        a.duplicate = true;
+        Arc::new(a)
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    app.engine.metrics.turn_latency(seconds);
+    tracing::info!(
+        agent = %agent, turn = %answer.turn, duplicate = answer.duplicate,
+        accepted = answer.accepted.len(), refused = answer.refused.len(),
+        latency_ms = (seconds * 1000.0) as u64, "agent turn"
+    );
+    Json(&*answer).into_response()
+}
+
+/// Authenticated by [`agent_gate`].
+async fn get_context(
+    State(api): State<Arc<AgentApi>>,
+    ticket: Result<Path<String>, PathRejection>,
+    query: Result<Query<ContextQuery>, QueryRejection>,
+) -> Response {
+    match context::context(&api.app, ticket, query).await {
+        Ok(body) => Json(body).into_response(),
+        Err(f) => f.into_response(),
+    }
+}

@@ -1,0 +1,91 @@
+//! The upstream reads a turn or a context read makes: the ticket from
+//! Zendesk, the Account from Salesforce (through its client's cache).
+
+use super::fail::{fail, not_found, upstream, Fail};
+use crate::connectors::salesforce::Record as SfRecord;
+use crate::connectors::zendesk::Ticket as ZdTicket;
+use crate::eval::convert::{zendesk::from_ticket, StatusIndex};
+use crate::eval::event::Ticket;
+use crate::runtime::server::App;
+use axum::http::StatusCode;
+use serde_json::json;
+use std::sync::Arc;
+
+pub(super) async fn read_ticket(app: &App, id: u64) -> Result<ZdTicket, Fail> {
+    let Some((_, zd)) = &app.zendesk else {
+        return Err(fail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_configured",
+            "the mappings declare no Zendesk connection, so no ticket can be read",
+        ));
+    };
+    // Interactive: the agent is waiting, the outbox's writes are not.
+    zd.interactive().get_ticket(id).await.map_err(|e| {
+        if not_found(&e) {
+            fail(
+                StatusCode::NOT_FOUND,
+                "no_ticket",
+                format!("no ticket {id}"),
+            )
+        } else {
+            upstream(&e, &format!("ticket {id}"))
+        }
+    })
+}
+
+/// The Account, and whether it came from the client's cache without a
+/// Salesforce request (the context's `cached.account`).
+pub(super) async fn read_account(app: &App, id: &str) -> Result<(Arc<SfRecord>, bool), Fail> {
+    let Some((_, sf)) = &app.salesforce else {
+        return Err(fail(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "not_configured",
+            "the mappings declare no Salesforce connection, so no Account can be read",
+        ));
+    };
+    sf.account_cached(id).await.map_err(|e| {
+        if not_found(&e) {
+            fail(
+                StatusCode::NOT_FOUND,
+                "no_account",
+                format!("no Salesforce Account {id}"),
+            )
+        } else {
+            upstream(&e, &format!("Account {id}"))
+        }
+    })
+}
+
+/// The ticket as the converters read a Tickets API answer, so a turn sees
+/// the same `ticket` a webhook or a poll of it would.
+pub(super) fn convert_ticket(t: &ZdTicket, statuses: &StatusIndex) -> Result<Ticket, Fail> {
+    let payload = json!({"ticket": {
+        "id": t.id,
+        "subject": t.subject,
+        "description": t.description,
+        "status": t.status,
+        "custom_status_id": t.custom_status_id,
+        "priority": t.priority,
+        "tags": t.tags,
+        "custom_fields": t.custom_fields,
+        // Only the event's id and time come from it, and a turn has both.
+        "updated_at": t.updated_at.clone().unwrap_or_else(|| jiff::Timestamp::now().to_string()),
+    }});
+    let unreadable = |message: String| {
+        tracing::warn!(ticket = t.id, error = %message, "agent API: unreadable ticket");
+        fail(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!(
+                "Zendesk answered ticket {} in a shape l3map cannot read",
+                t.id
+            ),
+        )
+    };
+    let events = from_ticket(&payload, statuses).map_err(|e| unreadable(e.message))?;
+    events
+        .into_iter()
+        .next()
+        .and_then(|e| e.ticket)
+        .ok_or_else(|| unreadable("no ticket in the answer".into()))
+}

@@ -1,0 +1,155 @@
+//! Deciding a turn: the ticket as Zendesk has it now, the agent's turn as
+//! an event, decided and recorded by the engine like any other.
+
+use super::answer::{Read, SeenTicket, Stale, TurnAnswer};
+use super::fail::{fail, Fail};
+use super::fields::ticket_field_ids;
+use super::reads::{convert_ticket, read_ticket};
+use super::request::Checked;
+use crate::connectors::zendesk::CustomFieldValue;
+use crate::eval::event::{Event, EventKind, MoneyJson, Turn};
+use crate::runtime::server::App;
+use axum::http::StatusCode;
+use serde_json::{Map, Value as JsonValue};
+use std::collections::BTreeMap;
+
+/// The event source the store and the metrics know agent turns by.
+pub(super) const SOURCE: &str = "agent";
+
+/// Reads the ticket, decides the turn and records it: the part of a turn
+/// that runs once per turn id.
+pub(super) async fn execute(
+    app: &App,
+    event_id: &str,
+    checked: Checked,
+) -> Result<TurnAnswer, Fail> {
+    let Checked {
+        req,
+        ticket,
+        digest,
+    } = checked;
+    let live = app.engine.live();
+    // A Case-only turn has no ticket to compare the agent's fields with.
+    let (ticket, stale_fields) = match ticket {
+        Some(id) => {
+            let raw = read_ticket(app, id).await?;
+            let seen = convert_ticket(&raw, &live.convert.statuses)?;
+            let names = ticket_field_ids(&live.program);
+            (Some(seen), stale(&req.fields, &names, &raw.custom_fields))
+        }
+        None => (None, Vec::new()),
+    };
+    let mut records = BTreeMap::new();
+    if let Some(case) = &req.case {
+        let mut m = Map::new();
+        m.insert("Id".into(), JsonValue::String(case.clone()));
+        records.insert("Case".to_string(), m);
+    }
+    let seen_ticket = ticket.as_ref().map(|t| SeenTicket {
+        id: t.id,
+        status: t.status.clone(),
+    });
+    let ev = Event {
+        id: event_id.to_string(),
+        kind: EventKind::AgentTurn,
+        at: jiff::Timestamp::now().to_string(),
+        ticket,
+        comment: None,
+        turn: Some(Turn {
+            intent: Some(req.intent),
+            summary: req.summary,
+            attempts: req.attempts,
+            sentiment: req.sentiment,
+            refund_amount: req.refund_amount.map(|m| MoneyJson {
+                amount: m.amount,
+                currency: m.currency,
+            }),
+            requested_status: req.requested_status,
+            confidence: req.confidence,
+            language: req.language,
+            order_id: req.order_id,
+            product: req.product,
+        }),
+        records,
+        changed: vec![],
+    };
+    let ingested = app.engine.ingest(SOURCE, ev, None).await.map_err(|e| {
+        tracing::error!(error = %e, "agent API: cannot record a turn");
+        fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the turn could not be recorded; send it again with the same turn_id",
+        )
+    })?;
+    // `source` is computed from the revision that decided, which a reload
+    // may have replaced since; the one now live is used only if it is that
+    // revision.
+    let live = app.engine.live();
+    let files: &[String] = if live.program.revision == ingested.revision {
+        &live.program.files
+    } else {
+        &[]
+    };
+    let read = Read {
+        ticket: seen_ticket,
+        stale_fields,
+        digest,
+    };
+    Ok(TurnAnswer::new(event_id, ingested, read, files))
+}
+
+/// Fields the agent reported that Zendesk holds differently.
+fn stale(
+    agent: &BTreeMap<String, JsonValue>,
+    names: &BTreeMap<String, u64>,
+    zendesk: &[CustomFieldValue],
+) -> Vec<Stale> {
+    let mut out = Vec::new();
+    for (name, said) in agent {
+        // Unknown names were refused up front; one missing here went
+        // with a reload in between and has nothing to compare with.
+        let Some(id) = names.get(name) else {
+            continue;
+        };
+        let has = zendesk
+            .iter()
+            .find(|f| f.id == *id)
+            .map_or(JsonValue::Null, |f| f.value.clone());
+        if !same_value(said, &has) {
+            out.push(Stale {
+                field: name.clone(),
+                agent: said.clone(),
+                zendesk: has,
+            });
+        }
+    }
+    out
+}
+
+/// Zendesk keeps decimals as text (`"72.0"`) and an agent sends numbers
+/// (`72`): both are the same value.
+fn same_value(a: &JsonValue, b: &JsonValue) -> bool {
+    let num = |v: &JsonValue| match v {
+        JsonValue::Number(n) => n.as_f64(),
+        JsonValue::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match (num(a), num(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn zendesk_text_decimals_equal_agent_numbers() {
+        assert!(same_value(&json!(72), &json!("72.0")));
+        assert!(same_value(&json!("premium"), &json!("premium")));
+        assert!(!same_value(&json!("premium"), &json!("enterprise")));
+        assert!(!same_value(&json!(true), &JsonValue::Null));
+    }
+}
