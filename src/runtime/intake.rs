@@ -1,5 +1,5 @@
 //! Reading request bodies, only after the request's credentials passed,
-//! and within bounds: at most [`MAX_BODY`](super::server::MAX_BODY)
+//! and within bounds: at most [`MAX_BODY`](super::app::MAX_BODY)
 //! bytes (a declared larger length is refused before a byte is read), the
 //! whole body within `body_timeout`, at most `body_reads` bodies read at
 //! once and `body_buffer_bytes` of them held at once. Past the last two, a
@@ -12,8 +12,8 @@
 //! checked after, by the handler; a forged fresh timestamp costs at most a
 //! bounded read.
 
+use super::app::{error, App, MAX_BODY};
 use super::listen::HttpLimits;
-use super::server::{error, App, MAX_BODY};
 use super::webhook::{Refused, SIGNATURE, TIMESTAMP};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};

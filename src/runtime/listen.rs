@@ -170,7 +170,7 @@ fn service(
             let Some(busy) = busy else {
                 // Closed to make room a moment ago; the connection is
                 // about to be dropped.
-                return Ok(super::server::error(
+                return Ok(super::app::error(
                     axum::http::StatusCode::SERVICE_UNAVAILABLE,
                     "closing",
                     "the connection was closed to make room; send the request again",

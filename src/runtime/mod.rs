@@ -3,6 +3,7 @@
 //! the connectors, with nothing lost and nothing applied twice.
 
 pub mod agent_api;
+pub mod app;
 pub mod apply;
 pub mod clients;
 pub mod compile;

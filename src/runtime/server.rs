@@ -1,16 +1,12 @@
 //! The runtime's HTTP face: Zendesk's webhooks, health and metrics. Every
 //! refusal is a 4xx with a JSON body saying what was wrong.
 
-use super::engine::Engine;
+use super::app::error;
 use super::intake::{webhook_gate, Gate, Intake};
 use super::listen::HttpLimits;
 use super::metrics::CONTENT_TYPE;
 use super::store::now_ms;
 use super::webhook::zendesk_webhook;
-use crate::connectors::salesforce::SalesforceClient;
-use crate::connectors::zendesk::ZendeskClient;
-use crate::connectors::Secret;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
@@ -21,21 +17,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Zendesk caps webhook payloads well below this; anything larger is not
-/// a webhook.
-pub const MAX_BODY: usize = 1024 * 1024;
-
-pub struct App {
-    pub engine: Arc<Engine>,
-    pub webhook_secret: Option<Secret>,
-    pub tolerance: Duration,
-    /// Agent name and bearer token, for the agent API.
-    pub agents: Vec<(String, Secret)>,
-    /// The first Zendesk and Salesforce connections' clients: webhooks
-    /// read the ticket they announce, the agent API reads context.
-    pub zendesk: Option<(String, ZendeskClient)>,
-    pub salesforce: Option<(String, SalesforceClient)>,
-}
+pub use super::app::{App, MAX_BODY};
 
 /// The routes with the default [`HttpLimits`] on body reads.
 pub fn router(app: Arc<App>) -> Router {
@@ -84,33 +66,12 @@ async fn timed(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
     resp
 }
 
-pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({"error": code, "message": message.into()})),
-    )
-        .into_response()
-}
-
 async fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
         "not_found",
         "no such endpoint; see docs/RUNTIME.md",
     )
-}
-
-/// A body that could not be read: too large, or cut off.
-pub fn body_error(e: BytesRejection) -> Response {
-    let status = e.status();
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        return error(
-            status,
-            "too_large",
-            format!("the body is larger than {MAX_BODY} bytes"),
-        );
-    }
-    error(status, "unreadable_body", e.body_text())
 }
 
 /// How old the outbox counts `/healthz` and `/metrics` show may be when

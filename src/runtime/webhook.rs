@@ -12,7 +12,7 @@
 //! (docs/EVENTS.md, "Event keys"): a comment by the comment, every other
 //! event by the ticket's state after the update, as polling keys it.
 
-use super::server::{body_error, error, App};
+use super::app::{body_error, error, App};
 use super::store::Accepted;
 use crate::connectors::Secret;
 use crate::eval::convert::from_zendesk_webhook;

@@ -3,8 +3,8 @@
 
 use super::turn::SOURCE;
 use crate::connectors::Secret;
+use crate::runtime::app::{error, App};
 use crate::runtime::intake::{with_body, Gate};
-use crate::runtime::server::{error, App};
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};

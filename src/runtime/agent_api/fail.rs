@@ -2,8 +2,8 @@
 //! upstream failure means for the agent.
 
 use crate::connectors::error::ApiError;
+use crate::runtime::app::error;
 use crate::runtime::apply::error_kind;
-use crate::runtime::server::error;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;

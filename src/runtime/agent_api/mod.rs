@@ -38,8 +38,8 @@ use idempotency::{Memo, Remembered};
 use request::{known_fields, parse_turn, turn_key};
 use turn::SOURCE;
 
+use crate::runtime::app::{body_error, error, App};
 use crate::runtime::intake::Gate;
-use crate::runtime::server::{body_error, error, App};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};

@@ -6,7 +6,7 @@ use crate::connectors::salesforce::Record as SfRecord;
 use crate::connectors::zendesk::Ticket as ZdTicket;
 use crate::eval::convert::{zendesk::from_ticket, StatusIndex};
 use crate::eval::event::Ticket;
-use crate::runtime::server::App;
+use crate::runtime::app::App;
 use axum::http::StatusCode;
 use serde_json::json;
 use std::sync::Arc;

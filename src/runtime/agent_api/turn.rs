@@ -8,7 +8,7 @@ use super::reads::{convert_ticket, read_ticket};
 use super::request::Checked;
 use crate::connectors::zendesk::CustomFieldValue;
 use crate::eval::event::{Event, EventKind, MoneyJson, Turn};
-use crate::runtime::server::App;
+use crate::runtime::app::App;
 use axum::http::StatusCode;
 use serde_json::{Map, Value as JsonValue};
 use std::collections::BTreeMap;

@@ -1,0 +1,54 @@
+//! What every HTTP endpoint of the runtime shares: the application state
+//! handlers receive, the body bound, and the JSON error every refusal is.
+//! Its own file so the router (server.rs) can use the endpoints and the
+//! endpoints (intake, webhook, agent API, listen) can use this without
+//! using the router.
+
+use super::engine::Engine;
+use crate::connectors::salesforce::SalesforceClient;
+use crate::connectors::zendesk::ZendeskClient;
+use crate::connectors::Secret;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Zendesk caps webhook payloads well below this; anything larger is not
+/// a webhook.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+pub struct App {
+    pub engine: Arc<Engine>,
+    pub webhook_secret: Option<Secret>,
+    pub tolerance: Duration,
+    /// Agent name and bearer token, for the agent API.
+    pub agents: Vec<(String, Secret)>,
+    /// The first Zendesk and Salesforce connections' clients: webhooks
+    /// read the ticket they announce, the agent API reads context.
+    pub zendesk: Option<(String, ZendeskClient)>,
+    pub salesforce: Option<(String, SalesforceClient)>,
+}
+
+pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({"error": code, "message": message.into()})),
+    )
+        .into_response()
+}
+
+/// A body that could not be read: too large, or cut off.
+pub fn body_error(e: BytesRejection) -> Response {
+    let status = e.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return error(
+            status,
+            "too_large",
+            format!("the body is larger than {MAX_BODY} bytes"),
+        );
+    }
+    error(status, "unreadable_body", e.body_text())
+}
