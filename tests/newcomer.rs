@@ -3,8 +3,9 @@
 //! a binary per file cost CI a link each, and the harness runs these
 //! modules' tests side by side.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
 
 #[path = "newcomer/cli.rs"]
 mod cli;

@@ -1,8 +1,9 @@
 //! `l3map run --config` against `l3map emulate`: two real processes over
 //! 127.0.0.1, configured as a user configures them.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};

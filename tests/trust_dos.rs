@@ -3,8 +3,9 @@
 //! an attacker would, and measures the runtime process itself (its RSS
 //! from /proc, its answers).
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
 
 use serde_json::{json, Value};
 use stack::{Stack, AGENT_TOKEN, DEV_TOKEN, WEBHOOK_SECRET};

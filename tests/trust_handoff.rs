@@ -10,8 +10,9 @@
 //! an escalation's meaning checks its keys (and only its) move; and the
 //! real binary, edited while serving, never hands a ticket off twice.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
 
 use l3map::eval::decide::decide;
 use l3map::eval::Event;

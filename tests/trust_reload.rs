@@ -7,8 +7,9 @@
 //! written and the file still open never goes live (Linux); and a
 //! Kubernetes ConfigMap-style symlink swap reloads.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
 
 use stack::{Stack, AGENT_TOKEN};
 use std::time::{Duration, Instant};

@@ -4,8 +4,9 @@
 //! refusal. The frame still shows where the problem is, with the value
 //! masked.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
 
 use stack::{Stack, AGENT_TOKEN, DEV_TOKEN, WEBHOOK_SECRET};
 use std::path::{Path, PathBuf};

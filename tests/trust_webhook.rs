@@ -10,8 +10,9 @@
 //! * 17: a person's update is read at most once however many events it
 //!   sends; an update l3map made itself is not read back at all.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};

@@ -15,8 +15,7 @@
 //!   request, turns included, until the window reopened (p99 7.5 s and
 //!   more); the bound here leaves headroom for a loaded 2-core machine.
 
-#[path = "../e2e/stack.rs"]
-mod stack;
+use crate::common::stack;
 
 use l3map::connectors::Secret;
 use l3map::emulator::zendesk::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TOKEN, STATS_PATH};
