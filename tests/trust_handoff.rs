@@ -235,11 +235,8 @@ fn keep() -> impl Strategy<Value = Keep> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 48,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    // 48 cases: each compiles the fintech project twice.
+    #![proptest_config(common::proptest_config(48, 0x4a_0ff5))]
 
     #[test]
     fn meaning_preserving_edits_never_move_a_handoff_key(edits in prop::collection::vec(keep(), 1..6)) {
