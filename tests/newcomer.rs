@@ -5,6 +5,7 @@
 
 mod common;
 
+// The newcomer modules reach the production-shaped stack as `crate::stack`.
 use common::stack;
 
 #[path = "newcomer/cli.rs"]

@@ -473,10 +473,8 @@ async fn turns_replies_and_refused_webhooks_say_what_happened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_are_created_and_kept_and_a_project_seeds_its_own_fields() {
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("l3map-polrt-emulate-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tmp = crate::common::temp_dir("polrt-emulate");
+    let dir: PathBuf = tmp.path().to_path_buf();
     let state = dir.join("state.json");
     let state_arg = state.display().to_string();
     let http = reqwest::Client::new();
@@ -577,5 +575,4 @@ async fn groups_are_created_and_kept_and_a_project_seeds_its_own_fields() {
     .await
     .expect("json");
     assert_eq!(t["ticket"]["group_id"], id);
-    let _ = std::fs::remove_dir_all(&dir);
 }
