@@ -49,9 +49,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saturated_token_stays_under_its_limit_in_every_sliding_minute_and_turns_go_first() {
-    let dir = std::env::temp_dir().join(format!("l3map-budget-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tmp = crate::common::temp_dir("budget");
+    let dir = tmp.path();
     let secret_file = dir.join("sf_client_secret");
     std::fs::write(&secret_file, "l3map-emulator-secret\n").expect("secret file");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -303,5 +302,5 @@ workers_per_connection = 4
         "turn p99 {p99:?} (p50 {p50:?}) while background work saturates the token"
     );
     drop(procs);
-    let _ = std::fs::remove_dir_all(&dir);
+    crate::common::keep_on_panic(tmp);
 }
