@@ -13,6 +13,7 @@
 mod common;
 
 use common::stack;
+use common::wait_for;
 
 use l3map::eval::decide::decide;
 use l3map::eval::Event;
@@ -23,7 +24,7 @@ use reqwest::Method;
 use stack::Stack;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Files = Vec<(String, String)>;
 
@@ -329,18 +330,6 @@ fn meaning_changes_rearm_only_the_escalation_changed() {
                 if same { "kept its key" } else { "was re-armed" }
             );
         }
-    }
-}
-
-async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

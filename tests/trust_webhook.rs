@@ -13,6 +13,7 @@
 mod common;
 
 use common::stack;
+use common::wait_for;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -50,18 +51,6 @@ async fn deliver(s: &Stack, secret: &str, payload: &Value) -> (u16, Value) {
         .expect("answered");
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// `GET /api/v2/tickets/{id}.json` requests the emulator has answered.

@@ -120,6 +120,21 @@ where
     }
 }
 
+/// Waits until the async `check` holds, looking every [`TICK`]; fails
+/// naming `what` after `within`. How long it took.
+pub async fn wait_for<F, Fut>(what: impl Display, within: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < within, "not within {within:?}: {what}");
+        tokio::time::sleep(TICK).await;
+    }
+    started.elapsed()
+}
+
 /// [`until`] for tests without an async runtime.
 pub fn until_blocking(what: impl Display, within: Duration, mut ok: impl FnMut() -> bool) {
     let started = Instant::now();
