@@ -722,7 +722,6 @@ fn check_reads_the_lockfile_beside_the_mappings() {
 
 /// `l3map emulate` on free ports; the child and the two base URLs.
 fn emulators(extra: &[&str]) -> (std::process::Child, String, String) {
-    use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_l3map"))
         .args(["emulate", "--zendesk-port", "0", "--salesforce-port", "0"])
         .args(extra)
@@ -730,16 +729,7 @@ fn emulators(extra: &[&str]) -> (std::process::Child, String, String) {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("starts");
-    let out = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(out).lines();
-    let mut url = || {
-        let line = lines.next().expect("a line").expect("text");
-        line.split_whitespace()
-            .find(|w| w.starts_with("http://127.0.0.1:"))
-            .expect("a local URL")
-            .to_string()
-    };
-    let (zd, sf) = (url(), url());
+    let (zd, sf, _) = common::emulator_urls(&mut child);
     (child, zd, sf)
 }
 

@@ -16,8 +16,9 @@ use proptest::test_runner::{Config as ProptestConfig, RngSeed};
 use serde_json::Value;
 use std::fmt::Display;
 use std::future::Future;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, ChildStdout, Command};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
@@ -142,6 +143,33 @@ pub fn until_blocking(what: impl Display, within: Duration, mut ok: impl FnMut()
         assert!(started.elapsed() < within, "waited {within:?} for {what}");
         std::thread::sleep(TICK);
     }
+}
+
+// ------------------------------------------------------------------ processes
+
+/// The rest of a child's stdout, line by line.
+pub type Lines = std::io::Lines<BufReader<ChildStdout>>;
+
+/// The Zendesk and Salesforce base URLs a spawned `l3map emulate` prints
+/// first (its stdout piped), and the lines after them: a caller that keeps
+/// the emulator running drains them ([`drain`]) so it never blocks on a
+/// full pipe.
+pub fn emulator_urls(child: &mut Child) -> (String, String, Lines) {
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout piped")).lines();
+    let mut url = || {
+        let line = lines.next().expect("a line").expect("utf-8");
+        line.split_whitespace()
+            .find(|w| w.starts_with("http://127.0.0.1:"))
+            .expect("a local URL")
+            .to_string()
+    };
+    let (zendesk, salesforce) = (url(), url());
+    (zendesk, salesforce, lines)
+}
+
+/// Reads `lines` to their end on a thread of their own.
+pub fn drain(lines: Lines) {
+    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
 }
 
 // ------------------------------------------------------------------ HTTP

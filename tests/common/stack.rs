@@ -9,7 +9,6 @@
 
 pub use super::free_port;
 use super::{copy_mappings, keep_on_panic, temp_dir};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -97,16 +96,7 @@ impl Stack {
             )
             .spawn()
             .expect("l3map emulate starts");
-        let out = emulate.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(out).lines();
-        let mut url = || {
-            let line = lines.next().expect("a line").expect("utf-8");
-            line.split_whitespace()
-                .find(|w| w.starts_with("http://127.0.0.1:"))
-                .expect("a local URL")
-                .to_string()
-        };
-        let (zendesk, salesforce) = (url(), url());
+        let (zendesk, salesforce, lines) = super::emulator_urls(&mut emulate);
         // Keep draining the emulator's output so it never blocks on a full
         // pipe; kept in emulate.out for the secrets scan.
         let out_file = dir.join("emulate.out");

@@ -21,7 +21,6 @@ use l3map::connectors::Secret;
 use l3map::emulator::zendesk::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TOKEN, STATS_PATH};
 use serde_json::{json, Value};
 use stack::{copy_project, free_port};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -80,16 +79,8 @@ async fn a_saturated_token_stays_under_its_limit_in_every_sliding_minute_and_tur
         .stderr(Stdio::null())
         .spawn()
         .expect("l3map emulate starts");
-    let mut lines = BufReader::new(emulate.stdout.take().expect("stdout")).lines();
-    let mut url = || {
-        let line = lines.next().expect("a line").expect("utf-8");
-        line.split_whitespace()
-            .find(|w| w.starts_with("http://127.0.0.1:"))
-            .expect("a local URL")
-            .to_string()
-    };
-    let (zendesk, salesforce) = (url(), url());
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let (zendesk, salesforce, lines) = crate::common::emulator_urls(&mut emulate);
+    crate::common::drain(lines);
     let mut procs = Procs(vec![emulate]);
 
     std::fs::write(

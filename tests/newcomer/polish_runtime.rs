@@ -22,7 +22,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use stack::{Stack, AGENT_TOKEN, DEV_TOKEN};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -247,15 +246,8 @@ fn emulate(args: &[&str], secret: &str, log: &Path) -> (Child, String) {
         .stderr(std::fs::File::create(log).expect("log"))
         .spawn()
         .expect("l3map emulate starts");
-    let out = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(out).lines();
-    let first = lines.next().expect("a line").expect("utf-8");
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .expect("the Zendesk URL")
-        .to_string();
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let (url, _, lines) = crate::common::emulator_urls(&mut child);
+    crate::common::drain(lines);
     (child, url)
 }
 
