@@ -13,6 +13,7 @@
 //! | `refusals: N` | ... and exactly `N` refusals |
 //! | `rule: TEXT` | every action comes from this rule (`escalation NAME`, `map A -> B`) |
 //! | `record: SYSTEM ID` | every action goes to this record (`ticket 77`) |
+//! | `refused at: FILE:LINE` | every refusal names this rule's place (`statuses.l3map:26`) |
 //! | `replaces: ...` | the unit test the case took over (for the reader) |
 //!
 //! Its tests are named `case_...`, apart from the tests of the mappings
@@ -144,7 +145,7 @@ fn case(path: &Path, outcome: &str) -> Result<(), String> {
     }
 
     // The header: what the whole decision holds.
-    let checks = ["actions", "refusals", "rule", "record"];
+    let checks = ["actions", "refusals", "rule", "record", "refused at"];
     if !checks.iter().any(|k| get(k).is_some()) {
         return Ok(());
     }
@@ -185,6 +186,16 @@ fn case(path: &Path, outcome: &str) -> Result<(), String> {
             };
             if let Some(a) = actions.iter().find(|a| of(a) != record) {
                 return wrong(&format!("an action on {}, not {record}", of(a)));
+            }
+        }
+        if let Some(at) = get("refused at") {
+            let place = |r: &Value| {
+                let source = r["source"].as_str().unwrap_or("");
+                let (file, _col) = source.rsplit_once(':').unwrap_or((source, ""));
+                file.rsplit('/').next().unwrap_or(file).to_string()
+            };
+            if let Some(r) = refused.iter().find(|r| place(r) != at) {
+                return wrong(&format!("a refusal at {:?}, not {at}", place(r)));
             }
         }
     }

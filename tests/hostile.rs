@@ -745,11 +745,11 @@ async fn declared_gigabyte(t: &Target, framing: Framing) -> (u16, Value) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => got.extend_from_slice(&buf[..n]),
             }
-            if let Some(v) = parse_response(&got) {
+            if let Some(v) = common::parse_response(&got) {
                 return Some(v);
             }
         }
-        parse_response(&got)
+        common::parse_response(&got)
     })
     .await;
     writer.abort();
@@ -765,21 +765,6 @@ async fn declared_gigabyte(t: &Target, framing: Framing) -> (u16, Value) {
             t.name
         ),
     }
-}
-
-/// A complete HTTP/1.1 response with a content-length: its status and JSON.
-fn parse_response(raw: &[u8]) -> Option<(u16, Value)> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..end]);
-    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
-    let len: usize = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("content-length")
-            .then(|| v.trim().parse().ok())
-            .flatten()
-    })?;
-    let body = raw.get(end + 4..end + 4 + len)?;
-    Some((status, serde_json::from_slice(body).ok()?))
 }
 
 /// A body over the limit is a 413 with a JSON error, answered before the

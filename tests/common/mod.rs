@@ -196,6 +196,22 @@ pub async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
     (status, v)
 }
 
+/// A complete HTTP/1.1 response read off a raw socket, with a
+/// content-length: its status and JSON body (`None` until all of it came).
+pub fn parse_response(raw: &[u8]) -> Option<(u16, Value)> {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
+    let len: usize = head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse().ok())
+            .flatten()
+    })?;
+    let body = raw.get(end + 4..end + 4 + len)?;
+    Some((status, serde_json::from_slice(body).ok()?))
+}
+
 // ------------------------------------------------------------------ proptest
 
 /// The one proptest configuration: `cases` per property (each suite's
