@@ -3,26 +3,16 @@
 //! Salesforce emulators seeded from mappings/fintech. What the agent is
 //! told is checked against what the emulators end up holding.
 
+mod common;
+
+use common::rig::{fintech, Emulators, Rig};
 use l3map::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
 use l3map::connectors::Secret;
-use l3map::emulator::salesforce::{self, SalesforceEmulator, SalesforceOptions};
-use l3map::emulator::zendesk::{self, ZendeskEmulator, ZendeskOptions};
-use l3map::emulator::Running;
-use l3map::runtime::apply::{Applier, Client};
-use l3map::runtime::clients::for_emulators;
-use l3map::runtime::compile::compile;
-use l3map::runtime::engine::{Engine, Live};
-use l3map::runtime::metrics::Metrics;
-use l3map::runtime::server::{router, App};
-use l3map::runtime::store::{Stats, Store};
-use l3map::runtime::worker;
+use l3map::runtime::server::App;
+use l3map::runtime::store::Stats;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 const TOKEN: &str = "agent-api-test-token-6f1c2a9b";
 const AGENT: &str = "support-bot";
@@ -34,131 +24,50 @@ const ENTERPRISE_TICKET: u64 = 4214; // open, enterprise
 const NEW_TICKET: u64 = 5105; // new
 const SLA_TIER: u64 = 360001234;
 
-struct Rig {
+/// The in-process rig ([`common::rig`]) with the agent API served on it,
+/// its outbox applied by a worker per connection.
+struct Api {
+    rig: Rig,
     base: String,
     http: reqwest::Client,
-    zd: zendesk::Handle,
-    sf: salesforce::Handle,
-    engine: Arc<Engine>,
     app: Arc<App>,
-    zd_url: String,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-    _emulators: (Running, Running),
-    dir: PathBuf,
 }
 
-impl Drop for Rig {
-    fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        for t in &self.tasks {
-            t.abort();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
+impl std::ops::Deref for Api {
+    type Target = Rig;
+    fn deref(&self) -> &Rig {
+        &self.rig
     }
 }
 
-fn state_dir() -> PathBuf {
-    static N: AtomicU32 = AtomicU32::new(0);
-    std::env::temp_dir().join(format!(
-        "l3map-agent-api-{}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::SeqCst),
-        fastrand::u32(..)
-    ))
+impl std::ops::DerefMut for Api {
+    fn deref_mut(&mut self) -> &mut Rig {
+        &mut self.rig
+    }
 }
 
-async fn serve(app: Arc<App>) -> (String, JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1");
-    let addr = listener.local_addr().expect("address");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router(app)).await;
-    });
-    (format!("http://{addr}"), task)
-}
-
-async fn rig() -> Rig {
-    let program = compile(&Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech"))
-        .expect("mappings/fintech compiles");
+async fn rig() -> Api {
     // The emulator's window is generous: these tests are about the API,
     // not Zendesk's rate limit (tests/zendesk.rs covers that).
-    let zd_opts = ZendeskOptions {
-        rate_limit: 100_000,
-        ..ZendeskOptions::default().with_programs(std::slice::from_ref(&program))
-    };
-    let (zd_run, zd) = ZendeskEmulator::new(zd_opts)
-        .start(0)
-        .await
-        .expect("Zendesk emulator");
-    let (sf_run, sf) = SalesforceEmulator::new(SalesforceOptions::default().with_program(&program))
-        .start(0)
-        .await
-        .expect("Salesforce emulator");
-    let clients = for_emulators(&program, &zd_run.base_url(), &sf_run.base_url()).expect("clients");
-    let zendesk = clients.iter().find_map(|(n, c)| match c {
-        Client::Zendesk(z) => Some((n.clone(), (**z).clone())),
-        _ => None,
-    });
-    let salesforce = clients.iter().find_map(|(n, c)| match c {
-        Client::Salesforce(s) => Some((n.clone(), s.clone())),
-        _ => None,
-    });
-    let dir = state_dir();
-    let store = Store::open(&dir.join("state.db")).expect("store");
-    let engine = Arc::new(Engine::new(
-        Live::new(program),
-        Arc::new(store),
-        Metrics::new(),
-    ));
-    let applier = Arc::new(Applier::new(clients, 8));
-    let (stop, stopped) = watch::channel(false);
-    let mut tasks: Vec<JoinHandle<()>> = applier
-        .connections()
-        .cloned()
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|conn| {
-            tokio::spawn(worker::run(
-                engine.clone(),
-                applier.clone(),
-                conn,
-                4,
-                stopped.clone(),
-                None,
-            ))
-        })
-        .collect();
+    let mut rig = Rig::start(Emulators::start(fintech(), Some(100_000)).await).await;
+    rig.start_workers(8, 4);
     let app = Arc::new(App {
-        engine: engine.clone(),
-        webhook_secret: None,
-        tolerance: Duration::from_secs(300),
         agents: vec![
             ("other-bot".to_string(), Secret::new("another-agent-token")),
             (AGENT.to_string(), Secret::new(TOKEN)),
         ],
-        zendesk,
-        salesforce,
+        ..rig.app()
     });
-    let (base, server) = serve(app.clone()).await;
-    tasks.push(server);
-    Rig {
+    let base = rig.serve(app.clone()).await;
+    Api {
+        rig,
         base,
         http: reqwest::Client::new(),
-        zd,
-        sf,
-        engine,
         app,
-        zd_url: zd_run.base_url(),
-        stop,
-        tasks,
-        _emulators: (zd_run, sf_run),
-        dir,
     }
 }
 
-impl Rig {
+impl Api {
     async fn post_raw(&self, body: impl Into<reqwest::Body>, token: Option<&str>) -> (u16, Value) {
         let mut req = self
             .http
@@ -201,26 +110,27 @@ impl Rig {
 
     /// Until the outbox has nothing pending or in flight, at most 10 s.
     async fn drained(&self) -> Stats {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        common::eventually("the outbox to drain", Duration::from_secs(10), || async {
             let s = self.stats().await;
             if s.pending + s.sending == 0 {
-                return s;
+                Ok(s)
+            } else {
+                Err(format!("{s:?}"))
             }
-            assert!(Instant::now() < deadline, "the outbox did not drain: {s:?}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     fn case_id(&self) -> String {
-        self.sf.records("Case")[0]["Id"]
+        self.emulators.sf.records("Case")[0]["Id"]
             .as_str()
             .expect("a seeded Case")
             .to_string()
     }
 
     fn zd_writes(&self, ticket: u64) -> u32 {
-        self.zd
+        self.emulators
+            .zd
             .requests(&format!("PUT /api/v2/tickets/{ticket}.json"))
     }
 }
@@ -244,7 +154,7 @@ fn refund_turn(turn_id: &str, case: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_forbidden_transition_is_refused_and_nothing_is_written() {
     let rig = rig().await;
-    let before = rig.zd.ticket(NEW_TICKET).expect("seeded");
+    let before = rig.emulators.zd.ticket(NEW_TICKET).expect("seeded");
     let (status, v) = rig
         .turn(&json!({"turn_id": "close-1", "ticket": NEW_TICKET, "intent": "question",
                       "summary": "Asked to close the ticket right away", "requested_status": "closed"}))
@@ -266,8 +176,8 @@ async fn a_forbidden_transition_is_refused_and_nothing_is_written() {
     let s = rig.drained().await;
     assert_eq!((s.events, s.done, s.dead), (1, 0, 0));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(rig.zd.ticket(NEW_TICKET).unwrap(), before);
-    assert!(rig.zd.comments(NEW_TICKET).is_empty());
+    assert_eq!(rig.emulators.zd.ticket(NEW_TICKET).unwrap(), before);
+    assert!(rig.emulators.zd.comments(NEW_TICKET).is_empty());
     assert_eq!(rig.zd_writes(NEW_TICKET), 0);
 }
 
@@ -303,18 +213,19 @@ async fn a_refund_over_the_threshold_is_handed_off_on_both_systems() {
     assert_eq!(s.dead, 0, "{s:?}");
     assert_eq!(s.done as usize, accepted.len());
     // Zendesk: the private comment, the group and the status.
-    let comments = rig.zd.comments(REFUND_TICKET);
+    let comments = rig.emulators.zd.comments(REFUND_TICKET);
     assert_eq!(comments.len(), 1, "{comments:?}");
     assert_eq!(comments[0]["body"], handoff);
     assert_eq!(comments[0]["public"], false);
-    let t = rig.zd.ticket(REFUND_TICKET).unwrap();
+    let t = rig.emulators.zd.ticket(REFUND_TICKET).unwrap();
     assert_eq!(
         t["group_id"].as_u64(),
-        rig.zd.group_id("Payments Tier 2"),
+        rig.emulators.zd.group_id("Payments Tier 2"),
         "{t}"
     );
     // Salesforce: the internal CaseComment and the hand-off reason.
     let case_comments: Vec<Value> = rig
+        .emulators
         .sf
         .records("CaseComment")
         .into_iter()
@@ -324,13 +235,13 @@ async fn a_refund_over_the_threshold_is_handed_off_on_both_systems() {
     assert_eq!(case_comments.len(), 1, "{case_comments:?}");
     assert_eq!(case_comments[0]["CommentBody"], handoff);
     assert_eq!(case_comments[0]["IsPublished"], false);
-    let record = rig.sf.record("Case", &case).expect("the Case");
+    let record = rig.emulators.sf.record("Case", &case).expect("the Case");
     assert_eq!(record["AI_Handoff_Reason__c"], "refund_threshold");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wrong_or_missing_tokens_are_refused_without_echoing_them() {
-    let rig = rig().await;
+    let mut rig = rig().await;
     let body = json!({"ticket": FRAUD_TICKET, "intent": "question"}).to_string();
     let wrong = "not-the-token-7d3e91";
     for token in [Some(wrong), None, Some(""), Some(&TOKEN[..TOKEN.len() - 1])] {
@@ -381,7 +292,7 @@ async fn wrong_or_missing_tokens_are_refused_without_echoing_them() {
         zendesk: rig.app.zendesk.clone(),
         salesforce: rig.app.salesforce.clone(),
     });
-    let (base, server) = serve(closed).await;
+    let base = rig.serve(closed).await;
     let resp = rig
         .http
         .post(format!("{base}/v1/turns"))
@@ -396,7 +307,6 @@ async fn wrong_or_missing_tokens_are_refused_without_echoing_them() {
         v["message"].as_str().unwrap().contains("[agents.NAME]"),
         "{v}"
     );
-    server.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -409,10 +319,11 @@ async fn a_retried_turn_is_a_duplicate_and_writes_nothing_new() {
     assert_eq!(first["duplicate"], false);
     assert!(first["queued"].as_u64().unwrap() > 0, "{first}");
     let s = rig.drained().await;
-    let comments = rig.zd.comments(ENTERPRISE_TICKET).len();
+    let comments = rig.emulators.zd.comments(ENTERPRISE_TICKET).len();
     let (writes, reads) = (
         rig.zd_writes(ENTERPRISE_TICKET),
-        rig.zd
+        rig.emulators
+            .zd
             .requests(&format!("GET /api/v2/tickets/{ENTERPRISE_TICKET}.json")),
     );
     assert_eq!(comments, 1);
@@ -449,10 +360,11 @@ async fn a_retried_turn_is_a_duplicate_and_writes_nothing_new() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let after = rig.drained().await;
     assert_eq!((after.events, after.done), (s.events, s.done));
-    assert_eq!(rig.zd.comments(ENTERPRISE_TICKET).len(), comments);
+    assert_eq!(rig.emulators.zd.comments(ENTERPRISE_TICKET).len(), comments);
     assert_eq!(rig.zd_writes(ENTERPRISE_TICKET), writes);
     assert_eq!(
-        rig.zd
+        rig.emulators
+            .zd
             .requests(&format!("GET /api/v2/tickets/{ENTERPRISE_TICKET}.json")),
         reads
     );
@@ -532,7 +444,7 @@ async fn malformed_turns_are_400_json_and_record_nothing() {
     assert_eq!(rig.stats().await.events, 0);
     // None of the refused requests cost a Zendesk read; the one missing
     // ticket cost one.
-    assert_eq!(rig.zd.total_requests(), 1);
+    assert_eq!(rig.emulators.zd.total_requests(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -556,10 +468,10 @@ async fn agent_fields_that_disagree_with_zendesk_are_reported_not_used() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_upstream_failure_is_a_502_that_names_its_kind_only() {
-    let rig = rig().await;
+    let mut rig = rig().await;
     let bad_token = "zendesk-token-that-is-wrong-5b8e";
     let client = ZendeskClient::new(ZendeskConfig::new(
-        rig.zd_url.clone(),
+        rig.emulators.zendesk_url.clone(),
         Credentials::OAuth(Secret::new(bad_token)),
     ))
     .unwrap();
@@ -571,7 +483,7 @@ async fn an_upstream_failure_is_a_502_that_names_its_kind_only() {
         zendesk: Some(("desk".into(), client)),
         salesforce: rig.app.salesforce.clone(),
     });
-    let (base, server) = serve(app).await;
+    let base = rig.serve(app).await;
     let resp = rig
         .http
         .post(format!("{base}/v1/turns"))
@@ -587,19 +499,19 @@ async fn an_upstream_failure_is_a_502_that_names_its_kind_only() {
     assert!(v["message"].as_str().unwrap().contains("auth"), "{v}");
     assert!(!text.contains(bad_token) && !text.contains(TOKEN), "{text}");
     assert_eq!(rig.stats().await.events, 0);
-    server.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn context_comes_from_the_cache_within_the_ttl() {
     let rig = rig().await;
-    let account = rig.sf.records("Account")[0].clone();
+    let account = rig.emulators.sf.records("Account")[0].clone();
     let account_id = account["Id"].as_str().unwrap().to_string();
     let tier = account["SLA_Tier__c"].as_str().unwrap().to_string();
     assert_eq!(tier, "Ent");
-    let account_reads = || rig.sf.count("GET", "/sobjects/Account/");
+    let account_reads = || rig.emulators.sf.count("GET", "/sobjects/Account/");
     let ticket_reads = || {
-        rig.zd
+        rig.emulators
+            .zd
             .requests(&format!("GET /api/v2/tickets/{ENTERPRISE_TICKET}.json"))
     };
 
@@ -633,7 +545,7 @@ async fn context_comes_from_the_cache_within_the_ttl() {
     assert_eq!(v["account"], Value::Null);
     assert_eq!(v["ticket"]["fields"]["sla_tier"], "premium");
     assert_eq!(
-        rig.zd.ticket(REFUND_TICKET).unwrap()["custom_fields"]
+        rig.emulators.zd.ticket(REFUND_TICKET).unwrap()["custom_fields"]
             .as_array()
             .unwrap()
             .iter()
@@ -702,9 +614,8 @@ async fn fifty_concurrent_turns_are_all_answered() {
 
 /// The `json` code blocks of docs/AGENT_API.md, in order.
 fn doc_json_blocks() -> Vec<Value> {
-    let doc =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/AGENT_API.md"))
-            .expect("docs/AGENT_API.md");
+    let doc = std::fs::read_to_string(common::root().join("docs/AGENT_API.md"))
+        .expect("docs/AGENT_API.md");
     let mut out = Vec::new();
     let mut current: Option<String> = None;
     for line in doc.lines() {
@@ -767,9 +678,8 @@ async fn the_documented_example_is_answered_as_documented() {
 /// The error codes the API answers with are the ones the docs list.
 #[test]
 fn every_error_code_is_documented() {
-    let doc =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/AGENT_API.md"))
-            .expect("docs/AGENT_API.md");
+    let doc = std::fs::read_to_string(common::root().join("docs/AGENT_API.md"))
+        .expect("docs/AGENT_API.md");
     for code in [
         "unauthorized",
         "malformed",

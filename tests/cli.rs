@@ -1,10 +1,13 @@
 //! The real `l3map` binary: exit codes, output formats, subcommands.
 
+mod common;
+
 use l3map::emulator::salesforce::SalesforceOptions;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 fn l3map(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_l3map"))
@@ -82,12 +85,11 @@ fn directory_without_files_is_a_usage_error() {
 
 #[test]
 fn non_utf8_file_is_reported_not_panicked() {
-    let dir = std::env::temp_dir().join(format!("l3map-cli-utf8-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let f = dir.join("bad.l3map");
+    let dir = common::temp_dir("cli-utf8");
+    let f = dir.path().join("bad.l3map");
     std::fs::write(&f, b"template t \"\xff\xfe\"").unwrap();
     let o = l3map(&["check", f.to_str().unwrap()]);
-    std::fs::remove_dir_all(&dir).ok();
+    drop(dir);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not UTF-8"), "{}", stderr(&o));
 }
@@ -391,9 +393,9 @@ fn test_filter_and_no_tests() {
 
 /// A copy of the fintech project with a higher refund threshold, `Legacy`
 /// mapped to premium, and the SLA tier in capitals in the hand-off comment.
-fn changed_fintech() -> std::path::PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("diff_new_fintech");
-    std::fs::create_dir_all(&dir).unwrap();
+fn changed_fintech() -> TempDir {
+    let tmp = common::temp_dir("diff-new-fintech");
+    let dir = tmp.path();
     for entry in
         std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech")).unwrap()
     {
@@ -411,13 +413,13 @@ fn changed_fintech() -> std::path::PathBuf {
             );
         std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
     }
-    dir
+    tmp
 }
 
 #[test]
 fn diff_shows_each_event_decided_differently() {
-    let new = changed_fintech();
-    let new = new.to_str().unwrap();
+    let new_dir = changed_fintech();
+    let new = new_dir.path().to_str().unwrap();
     let events = "tests/fixtures/events/diff.jsonl";
     let o = l3map(&["diff", "mappings/fintech", new, "--events", events]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -459,7 +461,7 @@ fn diff_json_has_before_and_after() {
         "--format",
         "json",
         "mappings/fintech",
-        new.to_str().unwrap(),
+        new.path().to_str().unwrap(),
         "--events",
         "tests/fixtures/events/diff.jsonl",
     ]);
@@ -508,8 +510,8 @@ fn diff_refuses_a_broken_version() {
 fn diff_of_identical_copies_in_two_directories_is_empty() {
     // The README's review workflow compares a worktree with the checkout:
     // same files, other paths. Nothing may differ, not even a refusal.
-    let copy = Path::new(env!("CARGO_TARGET_TMPDIR")).join("diff_same_fintech");
-    std::fs::create_dir_all(&copy).unwrap();
+    let tmp = common::temp_dir("diff-same-fintech");
+    let copy = tmp.path().to_path_buf();
     for entry in std::fs::read_dir("mappings/fintech").unwrap() {
         let path = entry.unwrap().path();
         std::fs::copy(&path, copy.join(path.file_name().unwrap())).unwrap();
@@ -533,7 +535,8 @@ fn diff_of_identical_copies_in_two_directories_is_empty() {
 
 #[test]
 fn a_line_that_is_not_utf8_is_one_bad_event() {
-    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("not_utf8.jsonl");
+    let tmp = common::temp_dir("not-utf8");
+    let path = tmp.path().join("not_utf8.jsonl");
     let good = r#"{"id":"u-1","kind":"ticket_updated","at":"2026-11-11T10:00:00Z","ticket":{"id":1,"status":"open"}}"#;
     let mut bytes = format!("{good}\n").into_bytes();
     bytes.extend_from_slice(b"{\"id\":\"u-2\",\"kind\":\"\xff\"}\n");
@@ -571,8 +574,8 @@ fn test_json_lists_projects_that_do_not_compile() {
 fn diff_shows_a_change_of_order() {
     // The comment is written before the reassignment; swapping them is a
     // change a reviewer must see, even though the same actions remain.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("diff_order_fintech");
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = common::temp_dir("diff-order-fintech");
+    let dir = tmp.path().to_path_buf();
     for entry in std::fs::read_dir("mappings/fintech").unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap().replace(
@@ -686,8 +689,8 @@ fn emulate_refuses_bad_options_in_one_line() {
 
 #[test]
 fn check_reads_the_lockfile_beside_the_mappings() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("locked_project");
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = common::temp_dir("locked-project");
+    let dir = tmp.path().to_path_buf();
     let fixture = Path::new("tests/fixtures/check/err");
     std::fs::copy(fixture.join("schema_drift.l3map"), dir.join("desk.l3map")).unwrap();
     std::fs::copy(
@@ -719,7 +722,6 @@ fn check_reads_the_lockfile_beside_the_mappings() {
 
 /// `l3map emulate` on free ports; the child and the two base URLs.
 fn emulators(extra: &[&str]) -> (std::process::Child, String, String) {
-    use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_l3map"))
         .args(["emulate", "--zendesk-port", "0", "--salesforce-port", "0"])
         .args(extra)
@@ -727,25 +729,15 @@ fn emulators(extra: &[&str]) -> (std::process::Child, String, String) {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("starts");
-    let out = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(out).lines();
-    let mut url = || {
-        let line = lines.next().expect("a line").expect("text");
-        line.split_whitespace()
-            .find(|w| w.starts_with("http://127.0.0.1:"))
-            .expect("a local URL")
-            .to_string()
-    };
-    let (zd, sf) = (url(), url());
+    let (zd, sf, _) = common::emulator_urls(&mut child);
     (child, zd, sf)
 }
 
 #[test]
 fn schema_pull_against_the_emulators_then_check_catches_drift() {
     let (mut child, zd, sf) = emulators(&[]);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("schema_pull");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = common::temp_dir("schema-pull");
+    let dir = tmp.path().to_path_buf();
     let project = |field_id: &str| {
         format!(
             r#"connection desk: zendesk {{
@@ -850,11 +842,8 @@ fn emulate_burst_answers_the_first_requests_503() {
 const ZD_TOKEN: &str = "l3map-dev-token";
 const SLA_TIER: u64 = 360001234;
 
-fn state_dir(name: &str) -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("emulate_state_{name}"));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+fn state_dir(name: &str) -> TempDir {
+    common::temp_dir(&format!("emulate-state-{name}"))
 }
 
 fn wait(child: &mut Child, within: Duration) -> ExitStatus {
@@ -970,8 +959,8 @@ fn field(ticket: &Value, id: u64) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_survive_a_restart_and_a_crash() {
-    let dir = state_dir("restart");
-    let file = dir.join("emulators.json");
+    let tmp = state_dir("restart");
+    let file = tmp.path().join("emulators.json");
     let path = file.to_str().expect("a UTF-8 path");
 
     let (mut child, zd, sf) = emulators(&["--state", path]);
@@ -1014,7 +1003,7 @@ async fn records_survive_a_restart_and_a_crash() {
     assert_eq!(case["Subject"], "Persisted case");
     signal(&child, "-TERM");
     assert!(wait(&mut child, Duration::from_secs(10)).success());
-    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
         .expect("list")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name())
@@ -1025,7 +1014,8 @@ async fn records_survive_a_restart_and_a_crash() {
 
 #[test]
 fn a_state_file_it_cannot_read_is_refused_and_left_alone() {
-    let dir = state_dir("refused");
+    let tmp = state_dir("refused");
+    let dir = tmp.path();
     for (name, body, says) in [
         (
             "corrupt.json",

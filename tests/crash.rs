@@ -14,8 +14,9 @@
 //! turn again with the same `turn_id` until one is answered 200, as an
 //! agent must. The seed is printed, and `L3MAP_CRASH_SEED=N` replays a run.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
 
 use serde_json::json;
 use stack::{Stack, AGENT_TOKEN};

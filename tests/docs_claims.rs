@@ -7,6 +7,8 @@
 //!   line `Report::human` prints (numbers aside), its targets must be the
 //!   code's, its numbers must meet them, and the prose must quote them.
 
+mod common;
+
 use l3map::e2e::report::{Cleanup, Load, Report};
 use l3map::e2e::{MAX_REQUESTS_PER_ACTION, MAX_TURN_MS};
 use std::process::Command;
@@ -56,8 +58,7 @@ fn summary_counts(line: &str) -> Vec<(String, u64)> {
 #[test]
 fn runtime_md_demo_summary_is_what_l3map_run_prints() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let dir = std::env::temp_dir().join(format!("l3map-docs-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::temp_dir("docs-demo");
     let out = Command::new(env!("CARGO_BIN_EXE_l3map"))
         .args([
             "run",
@@ -65,7 +66,7 @@ fn runtime_md_demo_summary_is_what_l3map_run_prints() {
             "--listen",
             "127.0.0.1:0",
         ])
-        .current_dir(&dir)
+        .current_dir(dir.path())
         .output()
         .expect("l3map run");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -97,7 +98,6 @@ fn runtime_md_demo_summary_is_what_l3map_run_prints() {
         keep(summary_counts(printed)),
         "RUNTIME.md says\n  {documented}\nl3map run prints\n  {printed}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A report with a load section, to see the lines `Report::human` prints.

@@ -2,6 +2,7 @@
 //! mapping file and on generated projects, the same IR before and after,
 //! no comment ever lost, and the command's exit statuses.
 
+mod common;
 #[path = "../benches/corpus/mod.rs"]
 #[allow(dead_code)]
 mod corpus;
@@ -229,15 +230,15 @@ fn l3map(args: &[&str], dir: &Path) -> (i32, String, String) {
 
 #[test]
 fn the_command_checks_rewrites_and_leaves_broken_files_alone() {
-    let dir = std::env::temp_dir().join(format!("l3map-fmt-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let tmp = common::temp_dir("fmt");
+    let dir = tmp.path();
     std::fs::create_dir_all(dir.join("p")).unwrap();
     let messy = "template   t  \"x\"\n";
     let broken = "statuses desk {\n  open -> \n";
     std::fs::write(dir.join("p/a.l3map"), messy).unwrap();
     std::fs::write(dir.join("p/b.l3map"), "template u \"y\"\n").unwrap();
 
-    let (code, stdout, _) = l3map(&["fmt", "--check", "p"], &dir);
+    let (code, stdout, _) = l3map(&["fmt", "--check", "p"], dir);
     assert_eq!(code, 1);
     assert_eq!(stdout.trim(), "p/a.l3map");
     assert_eq!(
@@ -245,17 +246,17 @@ fn the_command_checks_rewrites_and_leaves_broken_files_alone() {
         messy
     );
 
-    let (code, _, stderr) = l3map(&["fmt", "p"], &dir);
+    let (code, _, stderr) = l3map(&["fmt", "p"], dir);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         std::fs::read_to_string(dir.join("p/a.l3map")).unwrap(),
         "template t \"x\"\n"
     );
-    let (code, _, _) = l3map(&["fmt", "--check", "p"], &dir);
+    let (code, _, _) = l3map(&["fmt", "--check", "p"], dir);
     assert_eq!(code, 0);
 
     std::fs::write(dir.join("p/c.l3map"), broken).unwrap();
-    let (code, _, stderr) = l3map(&["fmt", "p"], &dir);
+    let (code, _, stderr) = l3map(&["fmt", "p"], dir);
     assert_eq!(code, 1);
     let reason: Vec<&str> = stderr.lines().filter(|l| l.contains("c.l3map")).collect();
     assert_eq!(reason.len(), 1, "one line per broken file: {stderr}");
@@ -264,7 +265,6 @@ fn the_command_checks_rewrites_and_leaves_broken_files_alone() {
         std::fs::read_to_string(dir.join("p/c.l3map")).unwrap(),
         broken
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ------------------------------------------------------------------ comments
@@ -401,7 +401,7 @@ fn messy(seps: &[u8]) -> (String, Vec<String>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(common::proptest_config(200, 0xf0_4a7))]
 
     #[test]
     fn comments_are_never_lost_and_the_layout_is_stable(seps in separators()) {

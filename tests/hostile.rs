@@ -16,35 +16,32 @@
 //! `PROPTEST_RNG_SEED` the seed. docs/RELIABILITY.md ("Hostile input")
 //! lists every test with its figures.
 
+mod common;
+
+use common::answer;
+use common::rig::{fintech, Emulators, Rig};
 use l3map::check::check;
 use l3map::connectors::Secret;
-use l3map::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
-use l3map::emulator::zendesk::{webhook_signature, ZendeskEmulator, ZendeskOptions, DEV_TOKEN};
-use l3map::emulator::Running;
+use l3map::emulator::salesforce::SalesforceOptions;
+use l3map::emulator::zendesk::{webhook_signature, DEV_TOKEN};
 use l3map::eval::convert::{from_source_json, ConvertContext, SalesforceOptions as SfLink};
 use l3map::eval::decide::{decide, ActionKind};
 use l3map::eval::event::Event;
 use l3map::eval::expr::Scope;
 use l3map::eval::template::{render, MAX_RENDER};
-use l3map::ir::{lower, Program};
-use l3map::runtime::apply::Client;
-use l3map::runtime::clients::for_emulators;
+use l3map::ir::lower;
 use l3map::runtime::compile::compile;
-use l3map::runtime::engine::{Engine, Live};
-use l3map::runtime::metrics::Metrics;
-use l3map::runtime::server::{router, App};
-use l3map::runtime::store::Store;
+use l3map::runtime::server::App;
 use l3map::syntax::SourceMap;
 use proptest::prelude::*;
-use proptest::test_runner::{RngSeed, TestRunner};
+use proptest::test_runner::TestRunner;
 use serde_json::{json, Value};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::task::JoinHandle;
 
 // ------------------------------------------------------------------ config
 
@@ -52,39 +49,17 @@ const SEED: u64 = 0x0405_711e;
 const AGENT_TOKEN: &str = "hostile-agent-token-3b7e";
 const WEBHOOK_SECRET: &str = "hostile-webhook-secret";
 
-/// `cases` per property unless `PROPTEST_CASES` says otherwise; a fixed
-/// seed (plus `salt`) unless `PROPTEST_RNG_SEED` says otherwise.
+/// `cases` per property ([`common::proptest_config`]), the seed `SEED`
+/// plus `salt` so properties sharing a strategy draw different inputs.
 fn runner(cases: u32, salt: u64) -> TestRunner {
-    let base = ProptestConfig::default();
-    TestRunner::new(ProptestConfig {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            base.cases
-        } else {
-            cases
-        },
-        rng_seed: match base.rng_seed {
-            RngSeed::Random => RngSeed::Fixed(SEED.wrapping_add(salt)),
-            fixed => fixed,
-        },
-        failure_persistence: None,
-        max_shrink_iters: 256,
-        ..base
-    })
-}
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn fintech() -> Program {
-    compile(&root().join("mappings/fintech")).expect("mappings/fintech compiles")
+    TestRunner::new(common::proptest_config(cases, SEED.wrapping_add(salt)))
 }
 
 /// The source payloads of tests/fixtures/sources and the first recorded
 /// events of each stream: what the fuzz corpus is seeded with too.
 fn payloads() -> Vec<String> {
     let mut out = Vec::new();
-    let dir = root().join("tests/fixtures/sources");
+    let dir = common::root().join("tests/fixtures/sources");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("tests/fixtures/sources")
         .map(|e| e.expect("entry").path())
@@ -94,9 +69,10 @@ fn payloads() -> Vec<String> {
         out.push(std::fs::read_to_string(f).expect("fixture"));
     }
     for stream in ["fintech", "saas", "shop"] {
-        let text =
-            std::fs::read_to_string(root().join(format!("tests/data/events/{stream}.jsonl")))
-                .expect("sample events");
+        let text = std::fs::read_to_string(
+            common::root().join(format!("tests/data/events/{stream}.jsonl")),
+        )
+        .expect("sample events");
         out.extend(text.lines().take(10).map(str::to_string));
     }
     out
@@ -220,88 +196,36 @@ fn payload(seeds: Vec<String>) -> impl Strategy<Value = String> {
 /// The runtime's router on 127.0.0.1 twice over one engine: `full` reads
 /// tickets from the Zendesk emulator (the agent API needs it), `bare` has
 /// no clients, so a webhook's answer depends on its body alone.
-struct Rig {
+struct Hostile {
     full: String,
     bare: String,
     zendesk: String,
     salesforce: String,
     http: reqwest::Client,
-    tasks: Vec<JoinHandle<()>>,
-    _emulators: (Running, Running),
-    dir: PathBuf,
+    _rig: Rig,
 }
 
-impl Drop for Rig {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn serve(app: Arc<App>) -> (String, JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind 127.0.0.1");
-    let addr = listener.local_addr().expect("address");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router(app)).await;
-    });
-    (format!("http://{addr}"), task)
-}
-
-async fn rig() -> Rig {
-    let program = fintech();
-    let zd_opts = ZendeskOptions {
-        rate_limit: 1_000_000,
-        ..ZendeskOptions::default().with_programs(std::slice::from_ref(&program))
-    };
-    let (zd_run, _) = ZendeskEmulator::new(zd_opts)
-        .start(0)
-        .await
-        .expect("Zendesk emulator");
-    let (sf_run, _) = SalesforceEmulator::new(SalesforceOptions::default().with_program(&program))
-        .start(0)
-        .await
-        .expect("Salesforce emulator");
-    let clients = for_emulators(&program, &zd_run.base_url(), &sf_run.base_url()).expect("clients");
-    let zendesk = clients.iter().find_map(|(n, c)| match c {
-        Client::Zendesk(z) => Some((n.clone(), (**z).clone())),
-        _ => None,
-    });
-    let dir = std::env::temp_dir().join(format!(
-        "l3map-hostile-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    let store = Store::open(&dir.join("state.db")).expect("store");
-    let engine = Arc::new(Engine::new(
-        Live::new(program),
-        Arc::new(store),
-        Metrics::new(),
-    ));
+async fn rig() -> Hostile {
+    let mut rig = Rig::start(Emulators::start(fintech(), Some(1_000_000)).await).await;
     let app = |zendesk| {
         Arc::new(App {
-            engine: engine.clone(),
             webhook_secret: Some(Secret::new(WEBHOOK_SECRET)),
-            tolerance: Duration::from_secs(300),
             agents: vec![("bot".to_string(), Secret::new(AGENT_TOKEN))],
             zendesk,
             salesforce: None,
+            ..rig.app()
         })
     };
-    let (full, a) = serve(app(zendesk)).await;
-    let (bare, b) = serve(app(None)).await;
-    Rig {
+    let (full, bare) = (app(rig.zendesk()), app(None));
+    let full = rig.serve(full).await;
+    let bare = rig.serve(bare).await;
+    Hostile {
         full,
         bare,
-        zendesk: zd_run.base_url(),
-        salesforce: sf_run.base_url(),
+        zendesk: rig.emulators.zendesk_url.clone(),
+        salesforce: rig.emulators.salesforce_url.clone(),
         http: reqwest::Client::new(),
-        tasks: vec![a, b],
-        _emulators: (zd_run, sf_run),
-        dir,
+        _rig: rig,
     }
 }
 
@@ -319,20 +243,6 @@ fn signed(req: reqwest::RequestBuilder, body: &[u8]) -> reqwest::RequestBuilder 
     let sig = webhook_signature(&Secret::new(WEBHOOK_SECRET), &ts, body);
     req.header("x-zendesk-webhook-signature", sig)
         .header("x-zendesk-webhook-signature-timestamp", ts)
-}
-
-/// Sends `req` and returns its status and body, asserting the body is JSON.
-async fn answer(req: reqwest::RequestBuilder) -> (u16, Value) {
-    let resp = req.send().await.expect("the server answers");
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.expect("a body");
-    let v = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-        panic!(
-            "{status}: the answer is not JSON: {:?}",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
-        )
-    });
-    (status, v)
 }
 
 /// A refusal: the status is in `allowed` and the JSON says what was wrong.
@@ -582,7 +492,7 @@ fn template_rendering_is_bounded() {
         .iter()
         .map(|f| {
             let path = format!("mappings/fintech/{f}.l3map");
-            let text = std::fs::read_to_string(root().join(&path)).expect("fintech");
+            let text = std::fs::read_to_string(common::root().join(&path)).expect("fintech");
             (path, text)
         })
         .collect();
@@ -672,7 +582,7 @@ async fn salesforce_token(base: &str) -> String {
         .to_string()
 }
 
-async fn targets(rig: &Rig) -> Vec<Target> {
+async fn targets(rig: &Hostile) -> Vec<Target> {
     let sf_token = salesforce_token(&rig.salesforce).await;
     vec![
         Target {
@@ -706,7 +616,7 @@ async fn targets(rig: &Rig) -> Vec<Target> {
     ]
 }
 
-async fn send(rig: &Rig, t: &Target, body: Vec<u8>) -> (u16, Value) {
+async fn send(rig: &Hostile, t: &Target, body: Vec<u8>) -> (u16, Value) {
     let method = reqwest::Method::from_bytes(t.method.as_bytes()).expect("a method");
     let mut req = rig
         .http
@@ -835,11 +745,11 @@ async fn declared_gigabyte(t: &Target, framing: Framing) -> (u16, Value) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => got.extend_from_slice(&buf[..n]),
             }
-            if let Some(v) = parse_response(&got) {
+            if let Some(v) = common::parse_response(&got) {
                 return Some(v);
             }
         }
-        parse_response(&got)
+        common::parse_response(&got)
     })
     .await;
     writer.abort();
@@ -855,21 +765,6 @@ async fn declared_gigabyte(t: &Target, framing: Framing) -> (u16, Value) {
             t.name
         ),
     }
-}
-
-/// A complete HTTP/1.1 response with a content-length: its status and JSON.
-fn parse_response(raw: &[u8]) -> Option<(u16, Value)> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..end]);
-    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
-    let len: usize = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("content-length")
-            .then(|| v.trim().parse().ok())
-            .flatten()
-    })?;
-    let body = raw.get(end + 4..end + 4 + len)?;
-    Some((status, serde_json::from_slice(body).ok()?))
 }
 
 /// A body over the limit is a 413 with a JSON error, answered before the
@@ -895,20 +790,10 @@ fn oversized_bodies_are_a_413_before_they_are_read() {
 
 /// A copy of mappings/fintech in a fresh folder, plus `extra` as
 /// `hostile.l3map`.
-fn project_with(extra: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "l3map-hostile-project-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).expect("a folder");
-    for e in std::fs::read_dir(root().join("mappings/fintech")).expect("fintech") {
-        let p = e.expect("entry").path();
-        if p.extension().is_some_and(|x| x == "l3map") {
-            std::fs::copy(&p, dir.join(p.file_name().expect("a name"))).expect("copy");
-        }
-    }
-    std::fs::write(dir.join("hostile.l3map"), extra).expect("write");
+fn project_with(extra: &str) -> TempDir {
+    let dir = common::temp_dir("hostile-project");
+    common::copy_mappings(&common::example("fintech"), dir.path(), str::to_string);
+    std::fs::write(dir.path().join("hostile.l3map"), extra).expect("write");
     dir
 }
 
@@ -925,8 +810,8 @@ fn a_huge_template_renders_within_the_cap() {
     );
     let body = chunk.repeat(4_000_000 / chunk.len());
     let dir = project_with(&template_file(&body));
-    let program = compile(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
+    let program = compile(dir.path());
+    drop(dir);
     let program = program.expect("a huge template is still a template");
     let t = program
         .templates
@@ -992,8 +877,8 @@ fn a_huge_or_deep_mapping_file_is_a_diagnostic() {
     ] {
         let dir = project_with(&text);
         let started = std::time::Instant::now();
-        let result = compile(&dir);
-        let _ = std::fs::remove_dir_all(&dir);
+        let result = compile(dir.path());
+        drop(dir);
         let message = result.expect_err(what);
         assert!(
             message.contains("hostile.l3map") && message.contains(says),

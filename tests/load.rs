@@ -3,6 +3,8 @@
 //! harness runs them side by side: one binary each ran them one after the
 //! other and cost CI a minute and a half.
 
+mod common;
+
 #[path = "load/budget.rs"]
 mod budget;
 #[path = "load/e2e_command.rs"]

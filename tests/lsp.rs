@@ -2,12 +2,15 @@
 //! its stdin and stdout, every wait bounded so a hung server fails the test
 //! instead of hanging CI.
 
+mod common;
+
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -119,11 +122,8 @@ impl Server {
     }
 }
 
-fn project(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("l3map-lsp-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn project(name: &str) -> TempDir {
+    common::temp_dir(&format!("lsp-{name}"))
 }
 
 fn uri(p: &Path) -> String {
@@ -211,19 +211,20 @@ fn shifted((line, col): (u32, u32), by: u32) -> (u32, u32) {
 
 #[test]
 fn an_editor_session() {
-    let dir = project("session");
+    let tmp = project("session");
+    let dir = tmp.path();
     std::fs::write(dir.join("desk.l3map"), DESK).unwrap();
     let esc = dir.join("escalation.l3map");
     std::fs::write(&esc, BROKEN).unwrap();
     let mut s = Server::start();
-    init(&mut s, &dir);
+    init(&mut s, dir);
 
     // Diagnostics: the same message and span as `l3map check --format json`.
     open(&mut s, &esc, BROKEN);
     let diags = s.diagnostics_for(&uri(&esc));
     let check = Command::new(env!("CARGO_BIN_EXE_l3map"))
         .args(["check", "--format", "json"])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     let cli: Vec<Value> = serde_json::from_slice(&check.stdout).unwrap();
@@ -384,12 +385,12 @@ fn an_editor_session() {
         assert!(Instant::now() < deadline, "the server did not exit");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn completion_offers_the_lockfile_field_ids_and_salesforce_fields() {
-    let dir = project("lock");
+    let tmp = project("lock");
+    let dir = tmp.path();
     std::fs::write(dir.join("desk.l3map"), DESK).unwrap();
     std::fs::write(
         dir.join("l3map.lock.json"),
@@ -402,7 +403,7 @@ fn completion_offers_the_lockfile_field_ids_and_salesforce_fields() {
     )
     .unwrap();
     let mut s = Server::start();
-    init(&mut s, &dir);
+    init(&mut s, dir);
     let desk = dir.join("desk.l3map");
     let typing = DESK.replace("tier  #360001234", "tier  #3600");
     open(&mut s, &desk, &typing);
@@ -418,5 +419,4 @@ fn completion_offers_the_lockfile_field_ids_and_salesforce_fields() {
     let pos = shifted(position_of(&typing, "Account.Re"), 10);
     let c = at(&mut s, "textDocument/completion", &desk, pos, json!({}));
     assert_eq!(field(&c, "label"), vec!["Account.Region__c"]);
-    let _ = std::fs::remove_dir_all(&dir);
 }

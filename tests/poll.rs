@@ -4,88 +4,53 @@
 //! records sharing a `SystemModstamp` (even more than a page of them) are
 //! all read.
 
+mod common;
+
+use common::rig::{fintech, Emulators};
 use l3map::connectors::salesforce::SalesforceClient;
 use l3map::connectors::zendesk::{TicketChanges, ZendeskClient};
-use l3map::emulator::salesforce::{self as sfemu, SalesforceEmulator, SalesforceOptions};
-use l3map::emulator::zendesk::{ZendeskEmulator, ZendeskOptions};
-use l3map::emulator::Running;
-use l3map::ir::Program;
 use l3map::runtime::apply::Client;
 use l3map::runtime::engine::{Engine, Live};
 use l3map::runtime::metrics::Metrics;
 use l3map::runtime::poll::{self, salesforce_cursor_key, zendesk_cursor_key};
 use l3map::runtime::store::Store;
-use l3map::runtime::{clients, compile::compile};
 use serde_json::{json, Map, Value as Json};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tempfile::TempDir;
 use tokio::sync::watch;
 
 const INTERVAL: Duration = Duration::from_millis(100);
 const PATIENCE: Duration = Duration::from_secs(4);
 
-fn program() -> Program {
-    compile(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/mappings/fintech"
-    )))
-    .expect("the fintech mappings compile")
-}
-
+/// The emulators seeded from mappings/fintech, their clients, and a store
+/// path in a temp dir that each [`Rig::engine`] opens afresh.
 struct Rig {
-    program: Program,
-    _zd_run: Running,
-    _sf_run: Running,
-    sf: sfemu::Handle,
+    emulators: Emulators,
     zendesk: ZendeskClient,
     salesforce: SalesforceClient,
     db: PathBuf,
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        if let Some(dir) = self.db.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
+    _dir: TempDir,
 }
 
 async fn rig(name: &str) -> Rig {
-    let program = program();
-    let (zd_run, _) = ZendeskEmulator::new(
-        ZendeskOptions::default().with_programs(std::slice::from_ref(&program)),
-    )
-    .start(0)
-    .await
-    .expect("the Zendesk emulator starts");
-    let (sf_run, sf) = SalesforceEmulator::new(SalesforceOptions::default().with_program(&program))
-        .start(0)
-        .await
-        .expect("the Salesforce emulator starts");
-    let mut clients = clients::for_emulators(&program, &zd_run.base_url(), &sf_run.base_url())
-        .expect("clients for the emulators");
+    let emulators = Emulators::start(fintech(), None).await;
+    let mut clients = emulators.clients();
     let Some(Client::Zendesk(zendesk)) = clients.remove("desk") else {
         panic!("fintech has a Zendesk connection `desk`");
     };
     let Some(Client::Salesforce(salesforce)) = clients.remove("crm") else {
         panic!("fintech has a Salesforce connection `crm`");
     };
-    let dir = std::env::temp_dir().join(format!(
-        "l3map-poll-{name}-{}-{}",
-        std::process::id(),
-        jiff::Timestamp::now().as_millisecond()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::temp_dir(&format!("poll-{name}"));
     Rig {
-        program,
-        _zd_run: zd_run,
-        _sf_run: sf_run,
-        sf,
+        emulators,
         zendesk: *zendesk,
         salesforce,
-        db: dir.join("state.db"),
+        db: dir.path().join("state.db"),
+        _dir: dir,
     }
 }
 
@@ -94,7 +59,7 @@ impl Rig {
     fn engine(&self) -> Arc<Engine> {
         let store = Store::open(&self.db).expect("the store opens");
         Arc::new(Engine::new(
-            Live::new(self.program.clone()),
+            Live::new(self.emulators.program.clone()),
             Arc::new(store),
             Metrics::new(),
         ))
@@ -180,23 +145,19 @@ impl Poller {
     }
 }
 
-async fn until(what: &str, mut ok: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(start.elapsed() < PATIENCE, "waited {PATIENCE:?} for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn until(what: &str, ok: impl FnMut() -> bool) {
+    common::until(what, PATIENCE, ok).await
 }
 
 async fn cursor_stored(engine: &Engine, key: &str) -> String {
-    let start = Instant::now();
-    loop {
-        if let Some(c) = engine.store.cursor(key).expect("the store reads") {
-            return c;
-        }
-        assert!(start.elapsed() < PATIENCE, "no cursor {key} stored");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::eventually(format!("cursor {key}"), PATIENCE, || async {
+        engine
+            .store
+            .cursor(key)
+            .expect("the store reads")
+            .ok_or_else(|| "none stored".to_string())
+    })
+    .await
 }
 
 /// Zendesk stamps to the second and a ticket's event id is its id and
@@ -432,7 +393,7 @@ async fn salesforce_changes_are_ingested_and_a_restart_resumes() {
     tokio::time::sleep(INTERVAL * 3).await;
     assert_eq!(first.store.stats().unwrap().events, 0);
 
-    let account = rig.sf.records("Account")[0]["Id"]
+    let account = rig.emulators.sf.records("Account")[0]["Id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -440,7 +401,7 @@ async fn salesforce_changes_are_ingested_and_a_restart_resumes() {
         .update("Account", &account, &fields(json!({"SLA_Tier__c": "Prem"})))
         .await
         .unwrap();
-    let stamp = rig.sf.record("Account", &account).unwrap()["SystemModstamp"]
+    let stamp = rig.emulators.sf.record("Account", &account).unwrap()["SystemModstamp"]
         .as_str()
         .unwrap()
         .to_string();
@@ -466,6 +427,7 @@ async fn salesforce_changes_are_ingested_and_a_restart_resumes() {
     let mut tied = vec![];
     for name in ["Tie One", "Tie Two"] {
         let id = rig
+            .emulators
             .sf
             .insert(
                 "Account",
@@ -485,7 +447,7 @@ async fn salesforce_changes_are_ingested_and_a_restart_resumes() {
 
     // While it is down, a Case changes.
     tokio::time::sleep(Duration::from_millis(10)).await;
-    let case = rig.sf.records("Case")[0]["Id"]
+    let case = rig.emulators.sf.records("Case")[0]["Id"]
         .as_str()
         .unwrap()
         .to_string();
@@ -493,7 +455,7 @@ async fn salesforce_changes_are_ingested_and_a_restart_resumes() {
         .set_case_status(&case, "Escalated")
         .await
         .unwrap();
-    let stamp = rig.sf.record("Case", &case).unwrap()["SystemModstamp"]
+    let stamp = rig.emulators.sf.record("Case", &case).unwrap()["SystemModstamp"]
         .as_str()
         .unwrap()
         .to_string();
@@ -529,6 +491,7 @@ async fn more_records_on_one_stamp_than_a_page_are_all_read() {
     let mut want = BTreeSet::new();
     for i in 0..n {
         let id = rig
+            .emulators
             .sf
             .insert(
                 "Account",

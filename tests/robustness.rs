@@ -24,13 +24,14 @@
 //! aborting the whole file. Coverage-guided fuzzing of the same invariants
 //! lives in `fuzz/` (cargo-fuzz, nightly).
 
+mod common;
+
 use l3map::check::{check, Checked};
 use l3map::diagnostics::{render_github, render_human, to_json, DiagKind};
 use l3map::ir::{lower, Program};
 use l3map::syntax::{parse_file, SourceMap};
 use proptest::prelude::*;
 use proptest::sample::Index;
-use proptest::test_runner::RngSeed;
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -39,31 +40,11 @@ use std::sync::OnceLock;
 /// The default seed of every property (override with `PROPTEST_RNG_SEED`).
 const SEED: u64 = 0x13_5eed;
 
-/// Cases per property unless `PROPTEST_CASES` says otherwise; a fixed seed
-/// (`SEED` plus `salt`, so that blocks sharing a strategy do not all draw
-/// the same inputs) unless `PROPTEST_RNG_SEED` says otherwise.
+/// Cases per property ([`common::proptest_config`]); the seed is `SEED`
+/// plus `salt`, so that blocks sharing a strategy do not all draw the same
+/// inputs.
 fn config(cases: u32, salt: u64) -> ProptestConfig {
-    let base = ProptestConfig::default();
-    ProptestConfig {
-        cases: if std::env::var_os("PROPTEST_CASES").is_some() {
-            base.cases
-        } else {
-            cases
-        },
-        rng_seed: match base.rng_seed {
-            RngSeed::Random => RngSeed::Fixed(SEED.wrapping_add(salt)),
-            fixed => fixed,
-        },
-        failure_persistence: None,
-        // Shrinking a slow input can take long; a few hundred steps find a
-        // small reproducer in practice.
-        max_shrink_iters: if std::env::var_os("PROPTEST_MAX_SHRINK_ITERS").is_some() {
-            base.max_shrink_iters
-        } else {
-            512
-        },
-        ..base
-    }
+    common::proptest_config(cases, SEED.wrapping_add(salt))
 }
 
 // ------------------------------------------------------------------ the invariants

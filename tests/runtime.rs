@@ -1,6 +1,8 @@
 //! `l3map run` end to end: the real binary, its emulators and its runtime
 //! talking over 127.0.0.1.
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -10,8 +12,8 @@ use std::time::{Duration, Instant};
 /// parked or left queued.
 #[test]
 fn the_embedded_default_runs_the_demo_to_the_end() {
-    let state = std::env::temp_dir().join(format!("l3map-run-demo-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&state);
+    let tmp = common::temp_dir("run-demo");
+    let state = tmp.path();
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_l3map"))
         .args(["run", "--state"])
@@ -58,13 +60,11 @@ fn the_embedded_default_runs_the_demo_to_the_end() {
     assert!(rows
         .iter()
         .all(|r| r["revision"].as_str().is_some_and(|s| s.len() == 16)));
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 fn run_with_config(name: &str, toml: &str, env: &[(&str, &str)]) -> std::process::Output {
-    let dir = std::env::temp_dir().join(format!("l3map-run-cfg-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
+    let tmp = common::temp_dir(&format!("run-cfg-{name}"));
+    let dir = tmp.path();
     std::fs::write(dir.join("l3map.toml"), toml).expect("config");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_l3map"));
     cmd.args(["run", "--config"])
@@ -75,9 +75,7 @@ fn run_with_config(name: &str, toml: &str, env: &[(&str, &str)]) -> std::process
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("l3map runs");
-    let _ = std::fs::remove_dir_all(&dir);
-    out
+    cmd.output().expect("l3map runs")
 }
 
 /// A literal credential in l3map.toml stops the start, with one line that

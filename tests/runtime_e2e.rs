@@ -1,8 +1,10 @@
 //! `l3map run --config` against `l3map emulate`: two real processes over
 //! 127.0.0.1, configured as a user configures them.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
+use common::wait_for;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -10,21 +12,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use stack::{Stack, WEBHOOK_SECRET};
 use std::time::{Duration, Instant};
-
-async fn wait_for<F, Fut>(within: Duration, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < within, "not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
 
 /// A ticket created on Zendesk reaches the runtime by signed webhook and
 /// the escalation's writes appear on Zendesk within 5 s: the private
@@ -40,7 +27,7 @@ async fn a_new_ticket_is_handed_off_within_five_seconds() {
             Some("fraud_claim"),
         )
         .await;
-    wait_for(Duration::from_secs(5), || async {
+    wait_for("the hand-off note", Duration::from_secs(5), || async {
         !s.private_notes(id).await.is_empty()
     })
     .await;
@@ -202,7 +189,7 @@ async fn mapping_edits_reload_live_and_broken_ones_are_refused() {
             .unwrap_or("")
             .to_string()
     };
-    wait_for(Duration::from_secs(10), || async {
+    wait_for("the new revision", Duration::from_secs(10), || async {
         revision().await != first
     })
     .await;
@@ -211,9 +198,11 @@ async fn mapping_edits_reload_live_and_broken_ones_are_refused() {
     let id = s
         .create_ticket("Unknown charge", "standard", Some("fraud_claim"))
         .await;
-    wait_for(Duration::from_secs(5), || async {
-        !s.private_notes(id).await.is_empty()
-    })
+    wait_for(
+        "the hand-off note after the reload",
+        Duration::from_secs(5),
+        || async { !s.private_notes(id).await.is_empty() },
+    )
     .await;
     let notes = s.private_notes(id).await;
     assert!(
@@ -245,9 +234,11 @@ async fn mapping_edits_reload_live_and_broken_ones_are_refused() {
         ),
     )
     .expect("break");
-    wait_for(Duration::from_secs(10), || async {
-        s.log().contains("do not compile")
-    })
+    wait_for(
+        "the refused reload in the log",
+        Duration::from_secs(10),
+        || async { s.log().contains("do not compile") },
+    )
     .await;
     assert_eq!(revision().await, second, "the old revision keeps serving");
     assert!(
@@ -257,7 +248,7 @@ async fn mapping_edits_reload_live_and_broken_ones_are_refused() {
     let id = s
         .create_ticket("Another unknown charge", "standard", Some("fraud_claim"))
         .await;
-    wait_for(Duration::from_secs(5), || async {
+    wait_for("the hand-off note", Duration::from_secs(5), || async {
         !s.private_notes(id).await.is_empty()
     })
     .await;
@@ -303,15 +294,19 @@ async fn a_kill_during_a_burst_loses_nothing_and_doubles_nothing() {
         let s = &s;
         async move { s.private_notes(id).await }
     };
-    wait_for(Duration::from_secs(30), || async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        for id in &ids {
-            if notes(*id).await.is_empty() {
-                return false;
+    wait_for(
+        "a hand-off note on every ticket",
+        Duration::from_secs(30),
+        || async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            for id in &ids {
+                if notes(*id).await.is_empty() {
+                    return false;
+                }
             }
-        }
-        true
-    })
+            true
+        },
+    )
     .await;
     s.drained(Duration::from_secs(10)).await;
     // A poll round after the drain must not add a second note anywhere.
@@ -338,7 +333,7 @@ async fn polling_alone_processes_the_same_scenario() {
     let id = s
         .create_ticket("Charge I do not recognise", "standard", Some("fraud_claim"))
         .await;
-    wait_for(Duration::from_secs(15), || async {
+    wait_for("the hand-off note", Duration::from_secs(15), || async {
         tokio::time::sleep(Duration::from_millis(100)).await;
         !s.private_notes(id).await.is_empty()
     })
@@ -377,15 +372,19 @@ async fn sigterm_drains_and_a_restart_finishes_the_rest() {
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(s.log().contains("shutting down"), "{}", s.log());
     s.start_runtime().await;
-    wait_for(Duration::from_secs(20), || async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        for id in &ids {
-            if s.private_notes(*id).await.is_empty() {
-                return false;
+    wait_for(
+        "a hand-off note on every ticket after the restart",
+        Duration::from_secs(20),
+        || async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            for id in &ids {
+                if s.private_notes(*id).await.is_empty() {
+                    return false;
+                }
             }
-        }
-        true
-    })
+            true
+        },
+    )
     .await;
     s.drained(Duration::from_secs(10)).await;
     for id in &ids {

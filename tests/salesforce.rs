@@ -2,6 +2,8 @@
 //! HTTP on 127.0.0.1: every operation, session refresh, errors, limits,
 //! paging, batching, the cache, concurrency, and the SOQL parser.
 
+mod common;
+
 use l3map::connectors::jwt_bearer::JwtBearer;
 use l3map::connectors::retry::RetryPolicy;
 use l3map::connectors::salesforce::{
@@ -1157,8 +1159,8 @@ async fn run_and_schema_pull_sign_in_with_a_jwt_connection_block() {
     use l3map::runtime::apply::Client;
     use l3map::schema::pull::{pull, Pulled};
     let (run, h) = start(jwt_options()).await;
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("salesforce_jwt_block");
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = common::temp_dir("salesforce-jwt-block");
+    let dir = tmp.path();
     let key_path = dir.join("sf_key.pem");
     std::fs::write(&key_path, &keys().0.pkcs1).unwrap();
     let compile = |key_file: &std::path::Path| {

@@ -6,8 +6,9 @@
 //! every snapshot and doc in the repository, is searched for each token
 //! the suite uses.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
 
 use reqwest::Method;
 use serde_json::json;

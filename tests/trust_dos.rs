@@ -3,8 +3,9 @@
 //! an attacker would, and measures the runtime process itself (its RSS
 //! from /proc, its answers).
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
 
 use serde_json::{json, Value};
 use stack::{Stack, AGENT_TOKEN, DEV_TOKEN, WEBHOOK_SECRET};
@@ -132,27 +133,13 @@ async fn read_response(s: &mut TcpStream, within: Duration) -> Option<(u16, Valu
                 Ok(0) | Err(_) => return,
                 Ok(n) => got.extend_from_slice(&buf[..n]),
             }
-            if parse(&got).is_some() {
+            if common::parse_response(&got).is_some() {
                 return;
             }
         }
     })
     .await;
-    parse(&got)
-}
-
-fn parse(raw: &[u8]) -> Option<(u16, Value)> {
-    let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
-    let head = String::from_utf8_lossy(&raw[..end]);
-    let status: u16 = head.split_whitespace().nth(1)?.parse().ok()?;
-    let len: usize = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("content-length")
-            .then(|| v.trim().parse().ok())
-            .flatten()
-    })?;
-    let body = raw.get(end + 4..end + 4 + len)?;
-    Some((status, serde_json::from_slice(body).ok()?))
+    common::parse_response(&got)
 }
 
 /// Whether the server closes `s` within `within` (reads until EOF).

@@ -10,8 +10,10 @@
 //! an escalation's meaning checks its keys (and only its) move; and the
 //! real binary, edited while serving, never hands a ticket off twice.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
+use common::wait_for;
 
 use l3map::eval::decide::decide;
 use l3map::eval::Event;
@@ -22,7 +24,7 @@ use reqwest::Method;
 use stack::Stack;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 type Files = Vec<(String, String)>;
 
@@ -234,11 +236,8 @@ fn keep() -> impl Strategy<Value = Keep> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 48,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    // 48 cases: each compiles the fintech project twice.
+    #![proptest_config(common::proptest_config(48, 0x4a_0ff5))]
 
     #[test]
     fn meaning_preserving_edits_never_move_a_handoff_key(edits in prop::collection::vec(keep(), 1..6)) {
@@ -331,18 +330,6 @@ fn meaning_changes_rearm_only_the_escalation_changed() {
                 if same { "kept its key" } else { "was re-armed" }
             );
         }
-    }
-}
-
-async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -16,8 +16,9 @@
 //!   store's busy timeout: the record completes without a restart, later
 //!   actions of the same record follow, nothing twice.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
 
 use serde_json::{json, Value};
 use stack::{Stack, AGENT_TOKEN};

@@ -7,23 +7,13 @@
 //! written and the file still open never goes live (Linux); and a
 //! Kubernetes ConfigMap-style symlink swap reloads.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
+use common::wait_for;
 
 use stack::{Stack, AGENT_TOKEN};
 use std::time::{Duration, Instant};
-
-async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// A sample's value in the metrics text (`None`: no such series).
 fn sample(metrics: &str, series: &str) -> Option<f64> {

@@ -4,38 +4,31 @@
 //! refusal. The frame still shows where the problem is, with the value
 //! masked.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
 
 use stack::{Stack, AGENT_TOKEN, DEV_TOKEN, WEBHOOK_SECRET};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 const PASTED: &str = "zd-LIVE-5f3a9c2e7b1d40869e";
 
 /// The fintech project with the Zendesk token written in, as `literal`
 /// (for example `"…"`, or a bare word).
-fn project_with(name: &str, literal: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("l3map-secrets-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech");
-    for e in std::fs::read_dir(&from).expect("fintech") {
-        let p = e.expect("entry").path();
-        if p.extension().is_some_and(|x| x == "l3map") {
-            let text = std::fs::read_to_string(&p).expect("read");
-            let text = text.replace("env(\"ZENDESK_OAUTH_TOKEN\")", literal);
-            std::fs::write(dir.join(p.file_name().expect("name")), text).expect("write");
-        }
-    }
+fn project_with(name: &str, literal: &str) -> TempDir {
+    let dir = common::temp_dir(&format!("secrets-{name}"));
+    common::copy_mappings(&common::example("fintech"), dir.path(), |text| {
+        text.replace("env(\"ZENDESK_OAUTH_TOKEN\")", literal)
+    });
     dir
 }
 
-fn l3map(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_l3map"))
+fn l3map(args: &[&str], dir: &TempDir) -> Output {
+    Command::new(common::BIN)
         .args(args)
-        .arg(dir)
+        .arg(dir.path())
         .env("NO_COLOR", "1")
         .output()
         .expect("l3map runs")
@@ -75,7 +68,6 @@ fn check_never_prints_a_pasted_token() {
             // The frame is still drawn, pointing at the masked value.
             assert!(human.contains("token       \"*******"), "{human}");
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }
 
@@ -159,9 +151,9 @@ const TYPO: &str = "LEAKB-2222-typo";
 const IN_URL: &str = "LEAKF-6666";
 
 /// The fintech project with `edit` applied to its connections file.
-fn project_edited(name: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+fn project_edited(name: &str, edit: impl Fn(&str) -> String) -> TempDir {
     let dir = project_with(name, "env(\"ZENDESK_OAUTH_TOKEN\")");
-    let file = dir.join("connections.l3map");
+    let file = dir.path().join("connections.l3map");
     let text = std::fs::read_to_string(&file).expect("read");
     let edited = edit(&text);
     assert_ne!(edited, text, "{name}: the edit changed nothing");
@@ -199,7 +191,6 @@ fn check_never_prints_a_token_after_a_mistyped_key() {
         json.contains("\"code\": \"l3map::connection::property\""),
         "{json}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A password inside a URL is masked wherever the file is drawn; a frame
@@ -227,7 +218,6 @@ fn check_never_prints_a_password_inside_a_url() {
         human.contains("url \"https://*****:**********@acme.zendesk.com\""),
         "{human}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A Salesforce or Zendesk address carrying `user:password@` is a
@@ -251,7 +241,6 @@ fn check_refuses_a_url_with_a_password_without_printing_it() {
             "{format}: {out}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// After a mistyped key, a value that does not even parse (bare with
@@ -279,6 +268,5 @@ fn syntax_errors_after_a_mistyped_key_never_quote_the_value() {
             );
             assert!(out.contains("syntax"), "{name}/{format}: {out}");
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -12,8 +12,9 @@
 //! * `/healthz` answers 503 while writes fail (a file size limit standing
 //!   in for a full disk) and 200 again once they succeed.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
 
 use rusqlite::{params, Connection, OpenFlags};
 use serde_json::json;

@@ -10,16 +10,19 @@
 //! * 17: a person's update is read at most once however many events it
 //!   sends; an update l3map made itself is not read back at all.
 
-#[path = "e2e/stack.rs"]
-mod stack;
+mod common;
+
+use common::stack;
+use common::wait_for;
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{json, Value};
 use stack::{Stack, AGENT_TOKEN, DISPUTE_TYPE, WEBHOOK_SECRET};
-use std::path::PathBuf;
+use std::io::Write;
 use std::time::{Duration, Instant};
+use tempfile::TempPath;
 
 /// The fintech desk's `pending_risk_review` status (mappings/fintech).
 const PENDING_RISK_REVIEW: u64 = 18794539035106;
@@ -48,18 +51,6 @@ async fn deliver(s: &Stack, secret: &str, payload: &Value) -> (u16, Value) {
         .expect("answered");
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn wait_for<F, Fut>(what: &str, within: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < within, "{what}: not within {within:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// `GET /api/v2/tickets/{id}.json` requests the emulator has answered.
@@ -227,12 +218,14 @@ fn permutations(n: usize) -> Vec<Vec<usize>> {
 /// A secret only this test signs with: the emulator's own deliveries
 /// (signed with the stack's secret) are refused, so the test alone
 /// decides which events arrive, and in which order.
-fn own_secret(name: &str) -> (PathBuf, String) {
+fn own_secret(name: &str) -> (TempPath, String) {
     let secret = format!("trust-webhook-{name}-{:016x}", fastrand::u64(..));
-    let path =
-        std::env::temp_dir().join(format!("l3map-trust-webhook-{name}-{}", std::process::id()));
-    std::fs::write(&path, format!("{secret}\n")).expect("secret file");
-    (path, secret)
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!("l3map-trust-webhook-{name}-"))
+        .tempfile()
+        .expect("secret file");
+    writeln!(file, "{secret}").expect("secret file");
+    (file.into_temp_path(), secret)
 }
 
 /// Item 4. A customer's reply that reopens a ticket and a field change
@@ -305,7 +298,6 @@ async fn every_order_of_one_updates_events_decides_the_comment_and_applies_once(
             "order {order:?}"
         );
     }
-    let _ = std::fs::remove_file(secret_file);
 }
 
 /// Item 17. A person's update sends several events (the reply, the
@@ -580,7 +572,6 @@ async fn two_updates_in_one_second_are_both_decided_once() {
     let t = ticket(&s, id).await;
     assert_eq!(t["group_id"], fraud_ops);
     assert_eq!(t["custom_status_id"], PENDING_RISK_REVIEW);
-    let _ = std::fs::remove_file(secret_file);
 }
 
 /// Red team F2, the webhook of the second update lost: the poller sees
@@ -606,7 +597,6 @@ async fn the_poller_decides_the_second_update_of_a_second() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     s.drained(Duration::from_secs(30)).await;
     assert_eq!(s.private_notes(id).await.len(), 1);
-    let _ = std::fs::remove_file(secret_file);
 }
 
 /// Red team F9. A signed webhook for a ticket that no longer exists
@@ -655,5 +645,4 @@ async fn a_webhook_for_a_deleted_ticket_is_answered_and_skipped() {
         "{m}"
     );
     assert_eq!(counter(&m, r#"l3map_events_total{source="webhook"}"#), 0);
-    let _ = std::fs::remove_file(secret_file);
 }

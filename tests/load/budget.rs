@@ -15,14 +15,12 @@
 //!   request, turns included, until the window reopened (p99 7.5 s and
 //!   more); the bound here leaves headroom for a loaded 2-core machine.
 
-#[path = "../e2e/stack.rs"]
-mod stack;
+use crate::common::stack;
 
 use l3map::connectors::Secret;
 use l3map::emulator::zendesk::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, DEV_TOKEN, STATS_PATH};
 use serde_json::{json, Value};
 use stack::{copy_project, free_port};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -50,9 +48,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saturated_token_stays_under_its_limit_in_every_sliding_minute_and_turns_go_first() {
-    let dir = std::env::temp_dir().join(format!("l3map-budget-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tmp = crate::common::temp_dir("budget");
+    let dir = tmp.path();
     let secret_file = dir.join("sf_client_secret");
     std::fs::write(&secret_file, "l3map-emulator-secret\n").expect("secret file");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -82,16 +79,8 @@ async fn a_saturated_token_stays_under_its_limit_in_every_sliding_minute_and_tur
         .stderr(Stdio::null())
         .spawn()
         .expect("l3map emulate starts");
-    let mut lines = BufReader::new(emulate.stdout.take().expect("stdout")).lines();
-    let mut url = || {
-        let line = lines.next().expect("a line").expect("utf-8");
-        line.split_whitespace()
-            .find(|w| w.starts_with("http://127.0.0.1:"))
-            .expect("a local URL")
-            .to_string()
-    };
-    let (zendesk, salesforce) = (url(), url());
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let (zendesk, salesforce, lines) = crate::common::emulator_urls(&mut emulate);
+    crate::common::drain(lines);
     let mut procs = Procs(vec![emulate]);
 
     std::fs::write(
@@ -304,5 +293,5 @@ workers_per_connection = 4
         "turn p99 {p99:?} (p50 {p50:?}) while background work saturates the token"
     );
     drop(procs);
-    let _ = std::fs::remove_dir_all(&dir);
+    crate::common::keep_on_panic(tmp);
 }

@@ -10,20 +10,18 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_l3map");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// A fresh, empty directory of this test's own.
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("newcomer_config-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn temp_dir(name: &str) -> TempDir {
+    crate::common::temp_dir(&format!("newcomer-config-{name}"))
 }
 
 /// A port nothing listens on (bound, then released).
@@ -195,7 +193,8 @@ fn assert_no_errors(what: &str, stderr: &str) {
 /// inside the binary, not read from a checkout.
 #[test]
 fn the_embedded_default_runs_from_an_empty_directory() {
-    let dir = temp_dir("empty");
+    let dir_tmp = temp_dir("empty");
+    let dir = dir_tmp.path().to_path_buf();
     let (summary, err) = demo(&dir, None);
     assert!(summary.contains("6 tickets created"), "{summary}");
     assert!(summary.contains("0 parked, 0 still queued"), "{summary}");
@@ -386,7 +385,8 @@ fn within(mut cmd: Command, bound: Duration) -> (Option<i32>, String, Duration) 
 #[test]
 fn schema_pull_fails_fast_on_a_closed_port_and_an_unresolvable_host() {
     let bound = Duration::from_secs(15);
-    let dir = temp_dir("unreachable");
+    let dir_tmp = temp_dir("unreachable");
+    let dir = dir_tmp.path().to_path_buf();
     desk_project(&dir, "");
     let port = closed_port();
     std::fs::write(
@@ -405,7 +405,8 @@ fn schema_pull_fails_fast_on_a_closed_port_and_an_unresolvable_host() {
     assert!(took < bound, "{took:?}");
 
     // `.invalid` never resolves (RFC 6761): answered locally, at once.
-    let other = temp_dir("unreachable-config");
+    let other_tmp = temp_dir("unreachable-config");
+    let other = other_tmp.path().to_path_buf();
     std::fs::write(
         other.join("sandbox.toml"),
         format!(
@@ -430,7 +431,8 @@ fn schema_pull_fails_fast_on_a_closed_port_and_an_unresolvable_host() {
 /// reads the instance l3map.toml points the connection at.
 #[test]
 fn a_slow_pull_shows_progress_and_uses_the_configured_instance() {
-    let dir = temp_dir("slow");
+    let dir_tmp = temp_dir("slow");
+    let dir = dir_tmp.path().to_path_buf();
     desk_project(&dir, "");
     let (zd_port, sf_port) = (closed_port(), closed_port());
     let mut emu = l3map(&dir)
@@ -471,7 +473,8 @@ fn a_slow_pull_shows_progress_and_uses_the_configured_instance() {
 /// Four missing variables and a missing file: one start names them all.
 #[test]
 fn every_missing_credential_is_named_in_one_message() {
-    let dir = temp_dir("missing");
+    let dir_tmp = temp_dir("missing");
+    let dir = dir_tmp.path().to_path_buf();
     std::fs::write(
         dir.join("l3map.toml"),
         format!(
@@ -579,7 +582,8 @@ fn accepted_secrets(dir: &Path, env: &[(&str, &str)], secrets: &[&str]) -> Vec<S
 /// and the variable alone turns nothing on.
 #[test]
 fn the_webhook_secret_follows_the_documented_precedence() {
-    let dir = temp_dir("webhook");
+    let dir_tmp = temp_dir("webhook");
+    let dir = dir_tmp.path().to_path_buf();
     desk_project(&dir, "  webhook_secret env(\"NC_MAPPING_SECRET\")\n");
     let config = |webhook: bool| {
         let port = closed_port();
@@ -646,7 +650,8 @@ fn the_docs_name_every_development_credential() {
 /// created (it used to be created, or upgraded, first), in both modes.
 #[test]
 fn a_port_in_use_stops_the_start_before_the_store_is_created() {
-    let dir = temp_dir("port");
+    let dir_tmp = temp_dir("port");
+    let dir = dir_tmp.path().to_path_buf();
     desk_project(&dir, "");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
@@ -670,7 +675,8 @@ fn a_port_in_use_stops_the_start_before_the_store_is_created() {
     );
     assert!(!dir.join("state.db").exists(), "the store was created");
 
-    let empty = temp_dir("port-demo");
+    let empty_tmp = temp_dir("port-demo");
+    let empty = empty_tmp.path().to_path_buf();
     let mut cmd = l3map(&empty);
     cmd.args(["run", "--state", "demo.db", "--listen"])
         .arg(format!("127.0.0.1:{port}"));
@@ -686,7 +692,8 @@ fn a_port_in_use_stops_the_start_before_the_store_is_created() {
 /// (the handler used to be installed late, or not at all without --state).
 #[test]
 fn emulate_stops_cleanly_on_sigterm_at_once() {
-    let dir = temp_dir("emulate-term");
+    let dir_tmp = temp_dir("emulate-term");
+    let dir = dir_tmp.path().to_path_buf();
     let mut emu = l3map(&dir)
         .args(["emulate", "--zendesk-port", "0", "--salesforce-port", "0"])
         .stdout(Stdio::piped())

@@ -9,7 +9,6 @@
 
 use reqwest::{Client, Response, StatusCode};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -41,15 +40,7 @@ fn emulators() -> &'static Emulators {
             .stdout(Stdio::piped())
             .spawn()
             .expect("l3map emulate starts");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut url = || {
-            let line = lines.next().expect("a line").expect("text");
-            line.split_whitespace()
-                .find(|w| w.starts_with("http://127.0.0.1:"))
-                .expect("a local URL")
-                .to_string()
-        };
-        let (zd, sf) = (url(), url());
+        let (zd, sf, _) = crate::common::emulator_urls(&mut child);
         (Emulators { zd, sf }, child.stdin.take().expect("stdin"))
     })
     .0

@@ -17,30 +17,23 @@
 use crate::stack;
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+use tempfile::TempDir;
 
 /// A project folder of its own: one `desk.l3map` holding `text`.
-struct Project(PathBuf);
+struct Project(TempDir);
 
 impl Project {
     fn new(name: &str, text: &str) -> Project {
-        let dir =
-            std::env::temp_dir().join(format!("l3map-newcomer-lang-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        std::fs::write(dir.join("desk.l3map"), text).expect("write project");
-        Project(dir)
+        Project(crate::common::project(
+            &format!("newcomer-lang-{name}"),
+            &[("desk.l3map", text)],
+        ))
     }
 
     fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 

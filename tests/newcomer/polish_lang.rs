@@ -13,34 +13,23 @@
 //!   gets the alias to write.
 
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
+use tempfile::TempDir;
 
 /// A project folder of its own, with the files given.
-struct Project(PathBuf);
+struct Project(TempDir);
 
 impl Project {
     fn new(name: &str, files: &[(&str, &str)]) -> Project {
-        let dir = std::env::temp_dir().join(format!(
-            "l3map-newcomer-polish-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        for (file, text) in files {
-            std::fs::write(dir.join(file), text).expect("write project file");
-        }
-        Project(dir)
+        Project(crate::common::project(
+            &format!("newcomer-polish-{name}"),
+            files,
+        ))
     }
 
     fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 

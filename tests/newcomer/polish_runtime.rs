@@ -22,7 +22,6 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use stack::{Stack, AGENT_TOKEN, DEV_TOKEN};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -247,15 +246,8 @@ fn emulate(args: &[&str], secret: &str, log: &Path) -> (Child, String) {
         .stderr(std::fs::File::create(log).expect("log"))
         .spawn()
         .expect("l3map emulate starts");
-    let out = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(out).lines();
-    let first = lines.next().expect("a line").expect("utf-8");
-    let url = first
-        .split_whitespace()
-        .find(|w| w.starts_with("http://127.0.0.1:"))
-        .expect("the Zendesk URL")
-        .to_string();
-    std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});
+    let (url, _, lines) = crate::common::emulator_urls(&mut child);
+    crate::common::drain(lines);
     (child, url)
 }
 
@@ -473,10 +465,8 @@ async fn turns_replies_and_refused_webhooks_say_what_happened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn groups_are_created_and_kept_and_a_project_seeds_its_own_fields() {
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("l3map-polrt-emulate-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tmp = crate::common::temp_dir("polrt-emulate");
+    let dir: PathBuf = tmp.path().to_path_buf();
     let state = dir.join("state.json");
     let state_arg = state.display().to_string();
     let http = reqwest::Client::new();
@@ -577,5 +567,4 @@ async fn groups_are_created_and_kept_and_a_project_seeds_its_own_fields() {
     .await
     .expect("json");
     assert_eq!(t["ticket"]["group_id"], id);
-    let _ = std::fs::remove_dir_all(&dir);
 }

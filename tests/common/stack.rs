@@ -4,13 +4,15 @@
 //! environment and a secret file, overrides pointing the connections at
 //! the emulators).
 //!
-//! Each test binary that includes this module uses part of it.
-#![allow(dead_code)]
+//! Its directory is a [`tempfile::TempDir`], kept when a test fails so
+//! `run.log` and `emulate.log` can be read.
 
-use std::io::{BufRead, BufReader};
+pub use super::free_port;
+use super::{copy_mappings, keep_on_panic, temp_dir};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tempfile::TempDir;
 
 pub const DEV_TOKEN: &str = "l3map-dev-token";
 pub const WEBHOOK_SECRET: &str = "e2e-webhook-secret-5d1c";
@@ -21,6 +23,7 @@ pub const DISPUTE_TYPE: u64 = 360001238;
 
 pub struct Stack {
     pub dir: PathBuf,
+    tmp: Option<TempDir>,
     pub zendesk: String,
     pub salesforce: String,
     pub runtime: String,
@@ -33,27 +36,16 @@ pub struct Stack {
     webhooks: bool,
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
+/// Copies the mappings of `from` to `to`, the Salesforce client secret
+/// read from `secret_file`: the secret file lives where the test can
+/// write it.
 pub fn copy_project(from: &Path, to: &Path, secret_file: &Path) {
-    std::fs::create_dir_all(to).expect("project dir");
-    for entry in std::fs::read_dir(from).expect("mappings/fintech") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "l3map") {
-            let text = std::fs::read_to_string(&path).expect("read");
-            // The secret file lives where the test can write it.
-            let text = text.replace(
-                "/run/secrets/sf_client_secret",
-                &secret_file.display().to_string(),
-            );
-            std::fs::write(to.join(path.file_name().expect("name")), text).expect("write");
-        }
-    }
+    copy_mappings(from, to, |text| {
+        text.replace(
+            "/run/secrets/sf_client_secret",
+            &secret_file.display().to_string(),
+        )
+    });
 }
 
 impl Stack {
@@ -66,9 +58,8 @@ impl Stack {
     /// `[webhook]` section, so the emulator's deliveries are refused and
     /// only polling brings changes in.
     pub async fn start_with(name: &str, extra: &str, webhooks: bool) -> Stack {
-        let dir = std::env::temp_dir().join(format!("l3map-e2e-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let tmp = temp_dir(&format!("e2e-{name}"));
+        let dir = tmp.path().to_path_buf();
         let secret_file = dir.join("sf_client_secret");
         std::fs::write(&secret_file, "l3map-emulator-secret\n").expect("secret file");
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -105,16 +96,7 @@ impl Stack {
             )
             .spawn()
             .expect("l3map emulate starts");
-        let out = emulate.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(out).lines();
-        let mut url = || {
-            let line = lines.next().expect("a line").expect("utf-8");
-            line.split_whitespace()
-                .find(|w| w.starts_with("http://127.0.0.1:"))
-                .expect("a local URL")
-                .to_string()
-        };
-        let (zendesk, salesforce) = (url(), url());
+        let (zendesk, salesforce, lines) = super::emulator_urls(&mut emulate);
         // Keep draining the emulator's output so it never blocks on a full
         // pipe; kept in emulate.out for the secrets scan.
         let out_file = dir.join("emulate.out");
@@ -162,6 +144,7 @@ workers_per_connection = 4
         .expect("config");
         let mut stack = Stack {
             dir,
+            tmp: Some(tmp),
             zendesk,
             salesforce,
             runtime,
@@ -282,16 +265,16 @@ workers_per_connection = 4
 
     /// Waits until the outbox has nothing pending or in flight.
     pub async fn drained(&self, within: Duration) {
-        let started = Instant::now();
-        loop {
+        super::eventually("the outbox to drain", within, || async {
             let h = self.health().await;
             let o = &h["outbox"];
             if o["pending"] == 0 && o["sending"] == 0 {
-                return;
+                Ok(())
+            } else {
+                Err(h.to_string())
             }
-            assert!(started.elapsed() < within, "outbox not drained: {h}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await
     }
 
     /// A Zendesk API call on the emulator, as a person or another tool.
@@ -361,8 +344,8 @@ impl Drop for Stack {
         self.kill_runtime();
         let _ = self.emulate.kill();
         let _ = self.emulate.wait();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(tmp) = self.tmp.take() {
+            keep_on_panic(tmp);
         }
     }
 }
