@@ -16,7 +16,7 @@
 //! `PROPTEST_RNG_SEED` the seed. docs/RELIABILITY.md ("Hostile input")
 //! lists every test with its figures.
 
-use l3map::check::check;
+use l3map::compile::{check, lower};
 use l3map::connectors::Secret;
 use l3map::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
 use l3map::emulator::zendesk::{webhook_signature, ZendeskEmulator, ZendeskOptions, DEV_TOKEN};
@@ -26,7 +26,7 @@ use l3map::eval::decide::{decide, ActionKind};
 use l3map::eval::event::Event;
 use l3map::eval::expr::Scope;
 use l3map::eval::template::{render, MAX_RENDER};
-use l3map::ir::{lower, Program};
+use l3map::ir::Program;
 use l3map::runtime::apply::Client;
 use l3map::runtime::clients::for_emulators;
 use l3map::runtime::compile::compile;
@@ -594,8 +594,8 @@ fn template_rendering_is_bounded() {
                 sources.add(path.clone(), text.as_str());
             }
             sources.add("hostile.l3map", template_file(&body));
-            let checked = check(&sources);
-            let Some(program) = lower(&checked, &sources) else {
+            let checked = check(&sources, None);
+            let Ok(program) = lower(&checked, &sources) else {
                 diagnosed.set(diagnosed.get() + 1);
                 prop_assert!(checked.has_errors());
                 return Ok(());

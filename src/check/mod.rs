@@ -12,6 +12,9 @@ mod test_event;
 mod tests;
 pub mod types;
 
+pub use crate::model::{
+    Category, ConnInfo, Env, FieldInfo, Kind, SecretRef, StatusInfo, TableInfo,
+};
 pub(crate) use connections::holds_no_secret;
 pub use error::CheckError;
 pub use types::{Resolved, Scope, Ty};
@@ -20,121 +23,6 @@ use crate::diagnostics::{DiagKind, Diagnostic};
 use crate::syntax::ast::{self, Item};
 use crate::syntax::{parse_file, FileId, SourceMap, Span, SyntaxError};
 use std::collections::{BTreeMap, BTreeSet};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Zendesk,
-    Salesforce,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Zendesk => "zendesk",
-            Kind::Salesforce => "salesforce",
-        }
-    }
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Category {
-    New,
-    Open,
-    Pending,
-    Hold,
-    Solved,
-}
-
-impl Category {
-    pub const ALL: [(&'static str, Category); 5] = [
-        ("new", Category::New),
-        ("open", Category::Open),
-        ("pending", Category::Pending),
-        ("hold", Category::Hold),
-        ("solved", Category::Solved),
-    ];
-    pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, c)| *c == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("open")
-    }
-}
-
-/// A credential reference as declared (`env("X")` / `file("/p")`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct SecretRef {
-    pub key: String,
-    pub source: ast::SecretSource,
-    pub name: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub name: String,
-    pub kind: Kind,
-    pub span: Span,
-    pub decl: Span,
-    pub scopes: Vec<(String, Span)>,
-    pub scopes_span: Option<Span>,
-    pub objects: Vec<(String, Span)>,
-    /// The currencies the conversations on this connection deal in
-    /// (`currencies USD, EUR`), for the money lint.
-    pub currencies: Vec<(String, Span)>,
-    pub secrets: Vec<SecretRef>,
-    /// Plain settings (subdomain, url, instance, plan, ...), as text.
-    pub settings: BTreeMap<String, String>,
-    pub rate_limit_rpm: Option<u32>,
-    pub max_concurrent: Option<u32>,
-}
-
-#[derive(Debug, Clone)]
-pub struct FieldInfo {
-    pub id: Option<u64>,
-    pub ty: Ty,
-    pub span: Span,
-    pub label: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct StatusInfo {
-    pub name: String,
-    pub category: Category,
-    pub label: Option<String>,
-    pub terminal: Option<Span>,
-    pub initial: bool,
-    pub id: Option<u64>,
-    pub span: Span,
-}
-
-#[derive(Debug, Clone)]
-pub struct TableInfo {
-    pub statuses: Vec<StatusInfo>,
-    pub span: Span,
-}
-
-impl TableInfo {
-    pub fn get(&self, name: &str) -> Option<&StatusInfo> {
-        self.statuses.iter().find(|s| s.name == name)
-    }
-}
-
-/// The resolved symbol tables of a project: what lowering needs.
-#[derive(Debug, Clone, Default)]
-pub struct Env {
-    pub conns: BTreeMap<String, ConnInfo>,
-    /// Per connection: Zendesk alias or Salesforce `Object.Field` -> field.
-    pub fields: BTreeMap<String, BTreeMap<String, FieldInfo>>,
-    pub tables: BTreeMap<String, TableInfo>,
-    pub templates: BTreeMap<String, Span>,
-    /// SKU table -> its declared products.
-    pub skus: BTreeMap<String, Vec<String>>,
-}
 
 /// What the project does with each connection, for the scope lints.
 #[derive(Debug, Default)]

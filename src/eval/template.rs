@@ -155,8 +155,7 @@ pub fn display(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::check;
-    use crate::ir::lower;
+    use crate::compile::{check, lower};
     use crate::syntax::SourceMap;
 
     fn render_template(body: &str, event: &str) -> String {
@@ -179,7 +178,7 @@ escalation e {{
 "#
             ),
         );
-        let c = check(&s);
+        let c = check(&s, None);
         assert!(
             !c.has_errors(),
             "{:?}",

@@ -4,7 +4,7 @@
 //! it, against the project's `l3map.lock.json` when there is one.
 
 use super::index::Index;
-use crate::check::{check_against, Checked};
+use crate::compile::{check, Checked};
 use crate::schema::Lockfile;
 use crate::syntax::{FileId, SourceMap};
 use lsp_types::Url;
@@ -87,7 +87,7 @@ impl Workspace {
             Some(Err(e)) => (None, Some(e.to_string())),
             None => (None, None),
         };
-        let checked = check_against(&sources, lock.as_ref());
+        let checked = check(&sources, lock.as_ref());
         let index = Index::build(&checked.files, &checked.env, |s| {
             sources.get(s.file).slice(s).to_string()
         });
