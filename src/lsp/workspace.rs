@@ -42,10 +42,6 @@ impl Analysis {
     }
 }
 
-fn is_l3map(p: &Path) -> bool {
-    p.extension().is_some_and(|e| e == "l3map")
-}
-
 impl Workspace {
     /// The project `uri` belongs to, checked.
     pub fn analyse(&self, uri: &Url) -> Analysis {
@@ -102,15 +98,8 @@ impl Workspace {
     }
 }
 
-/// The `.l3map` files directly in `dir` (a project is one directory).
+/// The `.l3map` files directly in `dir` (a project is one directory), as
+/// `l3map check` finds them; none when the folder cannot be read.
 fn disk_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && is_l3map(p))
-        .collect();
-    out.sort();
-    out
+    crate::project::files_in(dir).unwrap_or_default()
 }

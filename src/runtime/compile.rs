@@ -65,12 +65,11 @@ mod tests {
     #[test]
     fn the_embedded_project_is_the_whole_fintech_folder_and_compiles() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(EMBEDDED_DIR);
-        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        let on_disk: Vec<String> = crate::project::files_in(&dir)
             .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".l3map"))
+            .iter()
+            .filter_map(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
             .collect();
-        on_disk.sort();
         let embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
         assert_eq!(on_disk, embedded);
         let from_disk = compile(&dir).unwrap();
