@@ -6,6 +6,7 @@ mod currency;
 pub mod error;
 mod escalations;
 mod mappings;
+mod parse;
 mod sku;
 mod statuses;
 mod test_event;
@@ -21,7 +22,7 @@ pub use types::{Resolved, Scope, Ty};
 
 use crate::diagnostics::{DiagKind, Diagnostic};
 use crate::syntax::ast::{self, Item};
-use crate::syntax::{parse_file, FileId, SourceMap, Span, SyntaxError};
+use crate::syntax::{SourceMap, Span, SyntaxError};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the project does with each connection, for the scope lints.
@@ -347,56 +348,6 @@ impl Checked {
     }
 }
 
-/// Below this much text, parsing on one thread is faster than starting more.
-const PARALLEL_PARSE_BYTES: usize = 512 * 1024;
-
-/// Parses every file, in file order. Files are independent, so a large
-/// project is parsed on every core (names are resolved afterwards, on one).
-fn parse_all(sources: &SourceMap, threads: usize) -> Vec<(FileId, (ast::File, Vec<SyntaxError>))> {
-    let files: Vec<(FileId, &str)> = sources.files().map(|(id, f)| (id, &*f.text)).collect();
-    let bytes: usize = files.iter().map(|(_, t)| t.len()).sum();
-    if threads < 2 || files.len() < 2 || bytes < PARALLEL_PARSE_BYTES {
-        return files
-            .into_iter()
-            .map(|(id, t)| (id, parse_file(id, t)))
-            .collect();
-    }
-    // Chunks of roughly equal size in bytes, so one huge file does not
-    // leave the other threads idle for long.
-    let per_thread = bytes.div_ceil(threads);
-    let mut chunks: Vec<Vec<(FileId, &str)>> = vec![Vec::new()];
-    let mut filled = 0;
-    for f in files {
-        if filled >= per_thread {
-            chunks.push(Vec::new());
-            filled = 0;
-        }
-        filled += f.1.len();
-        chunks.last_mut().expect("one chunk at least").push(f);
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .into_iter()
-                        .map(|(id, t)| (id, parse_file(id, t)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(parsed) => parsed,
-                // A panic in a parser thread is a bug; surface it as one.
-                Err(e) => std::panic::resume_unwind(e),
-            })
-            .collect()
-    })
-}
-
 /// Parses and checks every file of a project, parsing on every core.
 pub fn check(sources: &SourceMap) -> Checked {
     check_against(sources, None)
@@ -422,7 +373,7 @@ fn check_inner(
 ) -> Checked {
     let mut diagnostics = Vec::new();
     let mut files = Vec::with_capacity(sources.len());
-    for (id, (ast, errs)) in parse_all(sources, threads) {
+    for (id, (ast, errs)) in parse::parse_all(sources, threads) {
         diagnostics.extend(errs.into_iter().map(|e| Diagnostic::syntax(id, e)));
         files.push(ast);
     }

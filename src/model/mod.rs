@@ -2,8 +2,9 @@
 //! the IR, evaluation, the runtime and the emulators all speak of connection
 //! kinds, status categories, value types and event fields; they live here,
 //! below all of them, so no stage reaches back up into the one before it.
-//! Nothing in this module imports a stage (only [`crate::syntax`] spans, in
-//! [`symbols`]).
+//! Nothing here imports a stage; only [`symbols`] names [`crate::syntax`]
+//! (spans, and the secret source as declared), since the symbol tables point
+//! back at the declarations.
 
 pub mod event;
 pub mod symbols;

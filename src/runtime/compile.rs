@@ -1,6 +1,6 @@
-//! Mapping files to a program the runtime can run: the same checks as
-//! `l3map check` (the schema lockfile included), errors rendered as the
-//! terminal shows them.
+//! Mapping files to a program the runtime can run, through
+//! [`crate::compile`]: the same checks as `l3map check` (the schema lockfile
+//! included), errors rendered as the terminal shows them.
 
 use crate::ir::{Program, TestCase};
 use std::path::Path;
