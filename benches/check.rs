@@ -10,7 +10,7 @@
 //!   large projects are parsed on every core)
 //! * `check/check_1_thread` the same on one thread: the ratio's numerator,
 //!   so that it compares like with like against `parse_file`
-//! * `check/check_lower` `check` followed by `ir::lower` (what `l3map compile` runs)
+//! * `check/check_lower` `compile::check` then `compile::lower` (what `l3map compile` runs)
 //!
 //! After the run it prints a summary with the check/parse ratio, read back
 //! from the estimates criterion wrote in this same run.
@@ -104,8 +104,8 @@ fn main() {
         });
         g.bench_function("check_lower", |b| {
             b.iter(|| {
-                let checked = l3map::check::check(black_box(&sources));
-                l3map::ir::lower(&checked, &sources)
+                let checked = l3map::compile::check(black_box(&sources), None);
+                l3map::compile::lower(&checked, &sources)
             })
         });
         g.finish();
@@ -140,7 +140,7 @@ fn sanity(sources: &SourceMap) {
     }
     assert!(
         checked.diagnostics.iter().any(|d| d.is_error())
-            || l3map::ir::lower(&checked, sources).is_some(),
+            || l3map::compile::lower(&checked, sources).is_ok(),
         "a clean corpus must lower to IR"
     );
 }

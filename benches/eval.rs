@@ -168,7 +168,7 @@ def sku: norm as $n
 "#;
 
 fn compile(sources: &SourceMap) -> Program {
-    let checked = l3map::check::check(sources);
+    let checked = l3map::compile::check(sources, None);
     let errors: Vec<String> = checked
         .diagnostics
         .iter()
@@ -176,7 +176,7 @@ fn compile(sources: &SourceMap) -> Program {
         .map(|d| d.message())
         .collect();
     assert!(errors.is_empty(), "benchmark mappings: {errors:?}");
-    l3map::ir::lower(&checked, sources).expect("compiles")
+    l3map::compile::lower(&checked, sources).expect("compiles")
 }
 
 fn example(name: &str) -> Program {

@@ -362,7 +362,7 @@ mod tests {
         let text = "connection desk: zendesk {\n  subdomain \"acme\"\n  token     \"ลับ\" bogus\n}\n\nescalation e {\n  when turn.intent == \"返金\" and turn.summary == \"คืนเงิน\" and ticket.nope > 1\n  reason \"x\"\n}\n";
         let mut sources = SourceMap::new();
         sources.add("a.l3map", text);
-        let checked = crate::check::check(&sources);
+        let checked = crate::compile::check(&sources, None);
         assert!(!checked.diagnostics.is_empty());
         for d in &checked.diagnostics {
             let human = render_human(std::slice::from_ref(d), &sources, false);

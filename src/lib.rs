@@ -3,10 +3,14 @@
 //!
 //! The pipeline is visible in the modules: [`syntax`] (text to a typed
 //! tree with spans), [`check`] (names, types, lints), [`ir`] (the versioned
-//! IR the runtime executes). The whole path, from text to IR:
+//! IR the runtime executes), [`eval`] (decisions) and [`runtime`]; the
+//! vocabulary they share (connection kinds, status categories, value types,
+//! event fields) is the floor below them all, [`model`]. [`compile`] runs
+//! the front end one stage at a time; the whole path, from text to IR:
 //!
 //! ```
-//! use l3map::{check::check, ir::lower, syntax::SourceMap};
+//! use l3map::compile::{check, lower};
+//! use l3map::syntax::SourceMap;
 //!
 //! let mut sources = SourceMap::new();
 //! sources.add("desk.l3map", r#"
@@ -23,7 +27,7 @@
 //!       open -> solved  when ticket.priority != urgent
 //!     }
 //! "#);
-//! let checked = check(&sources);
+//! let checked = check(&sources, None);
 //! assert!(checked.diagnostics.is_empty());
 //! let program = lower(&checked, &sources).expect("no errors");
 //! assert_eq!(program.status_tables[0].transitions.len(), 2);
@@ -31,14 +35,16 @@
 //! // A mistake is a diagnostic with a place and a fix, never a panic.
 //! let mut broken = SourceMap::new();
 //! broken.add("desk.l3map", "statuses desk { open opn }");
-//! let checked = check(&broken);
+//! let checked = check(&broken, None);
 //! assert!(checked.has_errors());
-//! assert!(lower(&checked, &broken).is_none());
+//! let error = lower(&checked, &broken).unwrap_err();
+//! assert_eq!(error.diagnostics(), checked.diagnostics);
 //! ```
 #![forbid(unsafe_code)]
 
 pub mod check;
 pub mod cli;
+pub mod compile;
 pub mod connectors;
 pub mod diagnostics;
 pub mod e2e;
@@ -47,6 +53,7 @@ pub mod eval;
 pub mod fmt;
 pub mod ir;
 pub mod lsp;
+pub mod model;
 pub mod project;
 pub mod runtime;
 pub mod schema;

@@ -5,6 +5,7 @@ use crate::syntax::{FileId, SourceMap};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
+use walkdir::WalkDir;
 
 /// Problems with the paths given, before any file is parsed.
 #[derive(Debug, Error)]
@@ -62,41 +63,59 @@ fn io(path: &Path, e: std::io::Error) -> LoadError {
     }
 }
 
-/// The `.l3map` files directly inside `dir`, sorted.
-fn files_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+fn walk_error(e: walkdir::Error) -> LoadError {
+    let path = e.path().map(display).unwrap_or_default();
+    match e.into_io_error() {
+        Some(e) => LoadError::Io {
+            path,
+            message: e.to_string(),
+        },
+        // A loop of links: never met, since links are not followed.
+        None => LoadError::Io {
+            path,
+            message: "a symbolic link loop".into(),
+        },
+    }
+}
+
+/// The `.l3map` files directly inside `dir` (a project is one folder),
+/// sorted. A symbolic link to a file counts: the ConfigMap layout links
+/// every file (`kyc.l3map -> ..data/kyc.l3map`).
+pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
-        let p = entry.map_err(|e| io(dir, e))?.path();
+    let walk = WalkDir::new(dir)
+        .min_depth(1)
+        .max_depth(1)
+        .sort_by_file_name();
+    for entry in walk {
+        let p = entry.map_err(walk_error)?.into_path();
         if p.is_file() && is_l3map(&p) {
             out.push(p);
         }
     }
-    out.sort();
     Ok(out)
 }
 
-/// Every directory at or below `dir` that directly holds `.l3map` files.
-fn project_dirs(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {
-    let mut subdirs = Vec::new();
-    let mut has_files = false;
-    for entry in std::fs::read_dir(dir).map_err(|e| io(dir, e))? {
-        let entry = entry.map_err(|e| io(dir, e))?;
-        let p = entry.path();
-        let ft = entry.file_type().map_err(|e| io(&p, e))?;
-        if ft.is_dir() && !entry.file_name().to_string_lossy().starts_with('.') {
-            subdirs.push(p);
-        } else if is_l3map(&p) {
-            has_files = true;
+/// Every directory at or below `dir` that directly holds `.l3map` files,
+/// sorted (a folder before its sub-folders).
+/// Folders whose name starts with `.` are skipped (`.git`, `..data`), and
+/// links to folders are not followed, so a link cannot make a loop or
+/// check a project twice. `.gitignore` is not read: a folder named on the
+/// command line is checked whole, in a checkout or a deployment alike.
+fn project_dirs(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let mut out = BTreeSet::new();
+    let hidden = |e: &walkdir::DirEntry| {
+        e.depth() > 0 && e.file_type().is_dir() && e.file_name().to_string_lossy().starts_with('.')
+    };
+    let walk = WalkDir::new(dir).sort_by_file_name().into_iter();
+    for entry in walk.filter_entry(|e| !hidden(e)) {
+        let entry = entry.map_err(walk_error)?;
+        if entry.depth() == 0 || entry.file_type().is_dir() || !is_l3map(entry.path()) {
+            continue;
         }
+        out.insert(entry.path().parent().unwrap_or(dir).to_path_buf());
     }
-    if has_files {
-        out.push(dir.to_path_buf());
-    }
-    subdirs.sort();
-    for s in subdirs {
-        project_dirs(&s, out)?;
-    }
-    Ok(())
+    Ok(out.into_iter().collect())
 }
 
 /// Reads a file a user names (a config, a secret file, a state file) with a
@@ -147,8 +166,7 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Project>, LoadError> {
             return Err(LoadError::NotFound(display(p)));
         }
         if p.is_dir() {
-            let mut found = Vec::new();
-            project_dirs(p, &mut found)?;
+            let found = project_dirs(p)?;
             if found.is_empty() {
                 return Err(LoadError::NoFiles(display(p)));
             }
@@ -197,4 +215,67 @@ pub fn load(paths: &[PathBuf]) -> Result<Vec<Project>, LoadError> {
         });
     }
     Ok(projects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(p: &Path) {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "").unwrap();
+    }
+
+    /// What `l3map check DIR` promises (docs/LANGUAGE.md, "Projects and
+    /// files"): every folder at any depth that directly holds `.l3map`
+    /// files is a project, a folder before its sub-folders; folders named
+    /// `.…` are skipped unless named on the command line; a linked file
+    /// counts, a linked folder is not entered.
+    #[test]
+    fn a_folder_is_every_project_below_it_in_order() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        touch(&r.join("top.l3map"));
+        touch(&r.join("b/b.l3map"));
+        touch(&r.join("a/z.l3map"));
+        touch(&r.join("a/deep/er/x.l3map"));
+        touch(&r.join("a/notes.txt"));
+        touch(&r.join("empty/readme.md"));
+        touch(&r.join(".git/hooks/x.l3map"));
+        touch(&r.join("c/.hidden/x.l3map"));
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(r.join("b"), r.join("linked")).unwrap();
+            std::os::unix::fs::symlink(r.join("b/b.l3map"), r.join("a/link.l3map")).unwrap();
+        }
+        let projects = load(&[r.to_path_buf()]).unwrap();
+        let dirs: Vec<&Path> = projects.iter().map(|p| p.dir.as_path()).collect();
+        assert_eq!(
+            dirs,
+            [
+                r.to_path_buf(),
+                r.join("a"),
+                r.join("a/deep/er"),
+                r.join("b")
+            ]
+        );
+        let a: Vec<&str> = projects[1]
+            .sources
+            .files()
+            .map(|(_, f)| f.path.as_str())
+            .collect();
+        let mut want = vec![r.join("a/z.l3map").display().to_string()];
+        if cfg!(unix) {
+            want.insert(0, r.join("a/link.l3map").display().to_string());
+        }
+        assert_eq!(a, want);
+
+        // Named on the command line, a hidden folder is checked.
+        let hidden = load(&[r.join("c/.hidden")]).unwrap();
+        assert_eq!(hidden[0].dir, r.join("c/.hidden"));
+        assert!(matches!(
+            load(&[r.join("empty")]),
+            Err(LoadError::NoFiles(_))
+        ));
+    }
 }

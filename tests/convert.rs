@@ -2,9 +2,8 @@
 //! normalised events, pinned. `broken_*` samples must be refused; their
 //! snapshot is the error message.
 
-use l3map::check::check;
+use l3map::compile::{check, lower};
 use l3map::eval::convert::{from_source_json, ConvertContext, SalesforceOptions};
-use l3map::ir::lower;
 use l3map::syntax::SourceMap;
 
 /// A desk whose statuses are Zendesk custom statuses (with their ids), and
@@ -36,7 +35,7 @@ statuses desk {
 fn context() -> ConvertContext {
     let mut sources = SourceMap::new();
     sources.add("desk.l3map", DESK);
-    let checked = check(&sources);
+    let checked = check(&sources, None);
     assert!(
         !checked.has_errors(),
         "{:?}",

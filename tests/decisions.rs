@@ -17,8 +17,8 @@ fn project_dir(name: &str) -> PathBuf {
 }
 
 fn compile(sources: &SourceMap) -> Program {
-    let checked = l3map::check::check(sources);
-    l3map::ir::lower(&checked, sources).expect("compiles")
+    let checked = l3map::compile::check(sources, None);
+    l3map::compile::lower(&checked, sources).expect("compiles")
 }
 
 fn program(name: &str) -> Program {

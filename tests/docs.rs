@@ -1,7 +1,7 @@
 //! Every `l3map` code block in the docs compiles: examples that do not
 //! work are worse than none.
 
-use l3map::check::check;
+use l3map::compile::{check, lower, lower_tests};
 use l3map::syntax::SourceMap;
 
 fn blocks(doc: &str) -> Vec<(usize, String)> {
@@ -32,7 +32,7 @@ fn language_reference_examples_have_no_errors() {
     for (line, body) in all {
         let mut sources = SourceMap::new();
         sources.add(format!("docs/LANGUAGE.md:{line}"), body.as_str());
-        let checked = check(&sources);
+        let checked = check(&sources, None);
         let errors: Vec<String> = checked
             .diagnostics
             .iter()
@@ -44,8 +44,8 @@ fn language_reference_examples_have_no_errors() {
             "example at docs/LANGUAGE.md:{line} has errors: {errors:#?}\n{body}"
         );
         // The tests an example shows must pass, too.
-        let program = l3map::ir::lower(&checked, &sources).expect("compiles");
-        for t in l3map::ir::lower_tests(&checked, &sources) {
+        let program = lower(&checked, &sources).expect("compiles");
+        for t in lower_tests(&checked, &sources).expect("compiles") {
             let out = l3map::eval::testing::run(&program, &t);
             assert!(
                 out.passed,

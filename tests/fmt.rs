@@ -7,7 +7,7 @@ mod common;
 #[allow(dead_code)]
 mod corpus;
 
-use l3map::check::check;
+use l3map::compile::{check, lower};
 use l3map::fmt::{format, FmtError};
 use l3map::syntax::SourceMap;
 use proptest::prelude::*;
@@ -70,8 +70,8 @@ fn ir_without_places(files: &[(String, String)]) -> serde_json::Value {
     for (path, text) in files {
         sources.add(path.clone(), text.as_str());
     }
-    let checked = check(&sources);
-    let program = l3map::ir::lower(&checked, &sources).expect("the project compiles");
+    let checked = check(&sources, None);
+    let program = lower(&checked, &sources).expect("the project compiles");
     let mut v = serde_json::to_value(&program).unwrap();
     strip_places(&mut v);
     v

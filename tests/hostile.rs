@@ -20,7 +20,7 @@ mod common;
 
 use common::answer;
 use common::rig::{fintech, Emulators, Rig};
-use l3map::check::check;
+use l3map::compile::{check, lower};
 use l3map::connectors::Secret;
 use l3map::emulator::salesforce::SalesforceOptions;
 use l3map::emulator::zendesk::{webhook_signature, DEV_TOKEN};
@@ -29,7 +29,6 @@ use l3map::eval::decide::{decide, ActionKind};
 use l3map::eval::event::Event;
 use l3map::eval::expr::Scope;
 use l3map::eval::template::{render, MAX_RENDER};
-use l3map::ir::lower;
 use l3map::runtime::compile::compile;
 use l3map::runtime::server::App;
 use l3map::syntax::SourceMap;
@@ -504,8 +503,8 @@ fn template_rendering_is_bounded() {
                 sources.add(path.clone(), text.as_str());
             }
             sources.add("hostile.l3map", template_file(&body));
-            let checked = check(&sources);
-            let Some(program) = lower(&checked, &sources) else {
+            let checked = check(&sources, None);
+            let Ok(program) = lower(&checked, &sources) else {
                 diagnosed.set(diagnosed.get() + 1);
                 prop_assert!(checked.has_errors());
                 return Ok(());

@@ -1,8 +1,8 @@
 //! The IR of every example project, pinned. A change here is a change to
 //! what the runtime executes: review it like code.
 
-use l3map::check::check;
-use l3map::ir::{lower, Program, IR_VERSION};
+use l3map::compile::{check, lower};
+use l3map::ir::{Program, IR_VERSION};
 use l3map::project::load;
 use std::path::PathBuf;
 
@@ -13,7 +13,7 @@ fn examples() -> Vec<(String, Program)> {
     projects
         .into_iter()
         .map(|p| {
-            let checked = check(&p.sources);
+            let checked = check(&p.sources, None);
             assert!(
                 checked.diagnostics.is_empty(),
                 "{} is not clean: {:?}",

@@ -27,8 +27,9 @@
 mod common;
 
 use l3map::check::{check, Checked};
+use l3map::compile::lower;
 use l3map::diagnostics::{render_github, render_human, to_json, DiagKind};
-use l3map::ir::{lower, Program};
+use l3map::ir::Program;
 use l3map::syntax::{parse_file, SourceMap};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -192,7 +193,7 @@ fn examine_checked(checked: &Checked, sources: &SourceMap, syntax_errors: &[usiz
     }
 
     // Lowering: exactly when there is no error, and the IR round-trips.
-    let program = lower(checked, sources);
+    let program = lower(checked, sources).ok();
     assert_eq!(
         program.is_some(),
         !checked.has_errors(),

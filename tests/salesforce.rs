@@ -143,8 +143,8 @@ fn saas_program() -> l3map::ir::Program {
     let p = l3map::project::load(&[std::path::PathBuf::from("mappings/saas")])
         .expect("loads")
         .remove(0);
-    let checked = l3map::check::check(&p.sources);
-    l3map::ir::lower(&checked, &p.sources).expect("compiles")
+    let checked = l3map::compile::check(&p.sources, None);
+    l3map::compile::lower(&checked, &p.sources).expect("compiles")
 }
 
 #[tokio::test]
@@ -1179,9 +1179,9 @@ async fn run_and_schema_pull_sign_in_with_a_jwt_connection_block() {
         );
         let mut sources = l3map::syntax::SourceMap::new();
         sources.add("jwt.l3map", text);
-        let checked = l3map::check::check(&sources);
+        let checked = l3map::compile::check(&sources, None);
         assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
-        l3map::ir::lower(&checked, &sources).expect("compiles")
+        l3map::compile::lower(&checked, &sources).expect("compiles")
     };
     let program = compile(&key_path);
 

@@ -10,7 +10,7 @@
 mod gen;
 
 use gen::Project;
-use l3map::check::check;
+use l3map::compile::{check, lower};
 use l3map::eval::convert::{from_source_json, ConvertContext};
 use l3map::eval::decide::{decide, Decision};
 use l3map::eval::Event;
@@ -31,9 +31,8 @@ fn compile(p: Project) -> Program {
     let project = l3map::project::load(&[dir])
         .expect("the example project loads")
         .remove(0);
-    let checked = check(&project.sources);
-    l3map::ir::lower(&checked, &project.sources)
-        .unwrap_or_else(|| panic!("mappings/{} has errors", p.name()))
+    let checked = check(&project.sources, None);
+    lower(&checked, &project.sources).unwrap_or_else(|_| panic!("mappings/{} has errors", p.name()))
 }
 
 /// A sample file, read the way `l3map plan` and `diff` read it.

@@ -48,13 +48,13 @@ fn compile(files: &Files) -> Program {
     for (name, text) in files {
         sources.add(format!("mappings/fintech/{name}"), text.clone());
     }
-    let checked = l3map::check::check(&sources);
+    let checked = l3map::compile::check(&sources, None);
     assert!(
         !checked.has_errors(),
         "the edit broke the project: {}",
         l3map::diagnostics::render_human(&checked.diagnostics, &sources, false)
     );
-    l3map::ir::lower(&checked, &sources).expect("compiles")
+    l3map::compile::lower(&checked, &sources).expect("compiles")
 }
 
 const REFUND: &str = r#"{"id":"evt-refund-1","kind":"agent_turn","at":"2026-11-11T10:00:00Z",

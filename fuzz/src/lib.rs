@@ -1,8 +1,9 @@
 //! The invariants the fuzz targets assert; the same as `tests/robustness.rs`.
 
 use l3map::check::check;
+use l3map::compile::lower;
 use l3map::diagnostics::{render_github, render_human, to_json};
-use l3map::ir::{lower, Program};
+use l3map::ir::Program;
 use l3map::syntax::{parse_file, FileId, SourceMap};
 
 /// The real projects, compiled in: a fuzzed file is also checked next to
@@ -99,7 +100,7 @@ pub fn check_project(files: &[(&str, &str)]) {
             );
         }
     }
-    let program = lower(&checked, &sources);
+    let program = lower(&checked, &sources).ok();
     assert_eq!(program.is_some(), !checked.has_errors());
     if let Some(p) = program {
         let s = serde_json::to_string(&p).expect("IR serialises");
@@ -207,7 +208,7 @@ pub fn template_input(data: &[u8]) {
     }
     sources.add("fuzz.l3map", text.as_str());
     let checked = check(&sources);
-    let Some(program) = lower(&checked, &sources) else {
+    let Ok(program) = lower(&checked, &sources) else {
         return;
     };
     let ev = Event::from_json(&String::from_utf8_lossy(event))

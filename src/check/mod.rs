@@ -6,135 +6,24 @@ mod currency;
 pub mod error;
 mod escalations;
 mod mappings;
+mod parse;
 mod sku;
 mod statuses;
 mod test_event;
 mod tests;
 pub mod types;
 
+pub use crate::model::{
+    Category, ConnInfo, Env, FieldInfo, Kind, SecretRef, StatusInfo, TableInfo,
+};
 pub(crate) use connections::holds_no_secret;
 pub use error::CheckError;
 pub use types::{Resolved, Scope, Ty};
 
 use crate::diagnostics::{DiagKind, Diagnostic};
 use crate::syntax::ast::{self, Item};
-use crate::syntax::{parse_file, FileId, SourceMap, Span, SyntaxError};
+use crate::syntax::{SourceMap, Span, SyntaxError};
 use std::collections::{BTreeMap, BTreeSet};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Zendesk,
-    Salesforce,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Zendesk => "zendesk",
-            Kind::Salesforce => "salesforce",
-        }
-    }
-}
-
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Category {
-    New,
-    Open,
-    Pending,
-    Hold,
-    Solved,
-}
-
-impl Category {
-    pub const ALL: [(&'static str, Category); 5] = [
-        ("new", Category::New),
-        ("open", Category::Open),
-        ("pending", Category::Pending),
-        ("hold", Category::Hold),
-        ("solved", Category::Solved),
-    ];
-    pub fn as_str(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(_, c)| *c == self)
-            .map(|(n, _)| *n)
-            .unwrap_or("open")
-    }
-}
-
-/// A credential reference as declared (`env("X")` / `file("/p")`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct SecretRef {
-    pub key: String,
-    pub source: ast::SecretSource,
-    pub name: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub name: String,
-    pub kind: Kind,
-    pub span: Span,
-    pub decl: Span,
-    pub scopes: Vec<(String, Span)>,
-    pub scopes_span: Option<Span>,
-    pub objects: Vec<(String, Span)>,
-    /// The currencies the conversations on this connection deal in
-    /// (`currencies USD, EUR`), for the money lint.
-    pub currencies: Vec<(String, Span)>,
-    pub secrets: Vec<SecretRef>,
-    /// Plain settings (subdomain, url, instance, plan, ...), as text.
-    pub settings: BTreeMap<String, String>,
-    pub rate_limit_rpm: Option<u32>,
-    pub max_concurrent: Option<u32>,
-}
-
-#[derive(Debug, Clone)]
-pub struct FieldInfo {
-    pub id: Option<u64>,
-    pub ty: Ty,
-    pub span: Span,
-    pub label: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct StatusInfo {
-    pub name: String,
-    pub category: Category,
-    pub label: Option<String>,
-    pub terminal: Option<Span>,
-    pub initial: bool,
-    pub id: Option<u64>,
-    pub span: Span,
-}
-
-#[derive(Debug, Clone)]
-pub struct TableInfo {
-    pub statuses: Vec<StatusInfo>,
-    pub span: Span,
-}
-
-impl TableInfo {
-    pub fn get(&self, name: &str) -> Option<&StatusInfo> {
-        self.statuses.iter().find(|s| s.name == name)
-    }
-}
-
-/// The resolved symbol tables of a project: what lowering needs.
-#[derive(Debug, Clone, Default)]
-pub struct Env {
-    pub conns: BTreeMap<String, ConnInfo>,
-    /// Per connection: Zendesk alias or Salesforce `Object.Field` -> field.
-    pub fields: BTreeMap<String, BTreeMap<String, FieldInfo>>,
-    pub tables: BTreeMap<String, TableInfo>,
-    pub templates: BTreeMap<String, Span>,
-    /// SKU table -> its declared products.
-    pub skus: BTreeMap<String, Vec<String>>,
-}
 
 /// What the project does with each connection, for the scope lints.
 #[derive(Debug, Default)]
@@ -459,56 +348,6 @@ impl Checked {
     }
 }
 
-/// Below this much text, parsing on one thread is faster than starting more.
-const PARALLEL_PARSE_BYTES: usize = 512 * 1024;
-
-/// Parses every file, in file order. Files are independent, so a large
-/// project is parsed on every core (names are resolved afterwards, on one).
-fn parse_all(sources: &SourceMap, threads: usize) -> Vec<(FileId, (ast::File, Vec<SyntaxError>))> {
-    let files: Vec<(FileId, &str)> = sources.files().map(|(id, f)| (id, &*f.text)).collect();
-    let bytes: usize = files.iter().map(|(_, t)| t.len()).sum();
-    if threads < 2 || files.len() < 2 || bytes < PARALLEL_PARSE_BYTES {
-        return files
-            .into_iter()
-            .map(|(id, t)| (id, parse_file(id, t)))
-            .collect();
-    }
-    // Chunks of roughly equal size in bytes, so one huge file does not
-    // leave the other threads idle for long.
-    let per_thread = bytes.div_ceil(threads);
-    let mut chunks: Vec<Vec<(FileId, &str)>> = vec![Vec::new()];
-    let mut filled = 0;
-    for f in files {
-        if filled >= per_thread {
-            chunks.push(Vec::new());
-            filled = 0;
-        }
-        filled += f.1.len();
-        chunks.last_mut().expect("one chunk at least").push(f);
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .into_iter()
-                        .map(|(id, t)| (id, parse_file(id, t)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| match h.join() {
-                Ok(parsed) => parsed,
-                // A panic in a parser thread is a bug; surface it as one.
-                Err(e) => std::panic::resume_unwind(e),
-            })
-            .collect()
-    })
-}
-
 /// Parses and checks every file of a project, parsing on every core.
 pub fn check(sources: &SourceMap) -> Checked {
     check_against(sources, None)
@@ -534,7 +373,7 @@ fn check_inner(
 ) -> Checked {
     let mut diagnostics = Vec::new();
     let mut files = Vec::with_capacity(sources.len());
-    for (id, (ast, errs)) in parse_all(sources, threads) {
+    for (id, (ast, errs)) in parse::parse_all(sources, threads) {
         diagnostics.extend(errs.into_iter().map(|e| Diagnostic::syntax(id, e)));
         files.push(ast);
     }

@@ -1,7 +1,7 @@
 //! `l3map check` and `l3map compile`.
 
 use super::{fail, Emit, Format};
-use crate::check::Checked;
+use crate::compile::Checked;
 use crate::diagnostics::{render_github, render_human, to_json, Diagnostic};
 use crate::project::{load, Project};
 use std::io::IsTerminal;
@@ -38,7 +38,7 @@ pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
                 None
             }
         };
-        let checked = crate::check::check_against(&p.sources, lock.as_ref());
+        let checked = crate::compile::check(&p.sources, lock.as_ref());
         let diags = relevant(p, &checked);
         files += p.sources.len();
         errors += diags.iter().filter(|d| d.is_error()).count();
@@ -82,7 +82,7 @@ pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
 /// that cannot be read is the usage/I/O exit status, after a one-line reason.
 pub(crate) fn checked(p: &Project) -> Result<Checked, u8> {
     let lock = crate::schema::Lockfile::find(&p.dir).map_err(fail)?;
-    Ok(crate::check::check_against(&p.sources, lock.as_ref()))
+    Ok(crate::compile::check(&p.sources, lock.as_ref()))
 }
 
 /// Loads the one project `path` names; otherwise the usage exit status,
@@ -118,7 +118,7 @@ pub fn compile(path: &Path, emit: Emit) -> u8 {
         "{}",
         render_human(&checked.diagnostics, &p.sources, color())
     );
-    let Some(program) = crate::ir::lower(&checked, &p.sources) else {
+    let Ok(program) = crate::compile::lower(&checked, &p.sources) else {
         errln!("failed: the project has errors; nothing compiled");
         return 1;
     };

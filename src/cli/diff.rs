@@ -77,9 +77,9 @@ fn side<'a>(d: &Decision<'a>) -> Side<'a> {
 fn compile(path: &Path, which: &str) -> Result<Program, u8> {
     let p = load_one(path)?;
     let checked = super::check::checked(&p)?;
-    match crate::ir::lower(&checked, &p.sources) {
-        Some(program) => Ok(program),
-        None => {
+    match crate::compile::lower(&checked, &p.sources) {
+        Ok(program) => Ok(program),
+        Err(_) => {
             err!(
                 "{}",
                 render_human(&relevant(&p, &checked), &p.sources, color())

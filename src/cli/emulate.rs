@@ -5,7 +5,6 @@
 
 use super::check::{color, relevant};
 use super::fail;
-use crate::check::check;
 use crate::connectors::Secret;
 use crate::diagnostics::render_human;
 use crate::emulator::faults::Faults;
@@ -53,10 +52,10 @@ fn programs(paths: &[PathBuf]) -> Result<Vec<Program>, u8> {
     let projects = crate::project::load(&paths).map_err(fail)?;
     let mut out = Vec::new();
     for p in &projects {
-        let checked = check(&p.sources);
-        match crate::ir::lower(&checked, &p.sources) {
-            Some(program) => out.push(program),
-            None => {
+        let checked = crate::compile::check(&p.sources, None);
+        match crate::compile::lower(&checked, &p.sources) {
+            Ok(program) => out.push(program),
+            Err(_) => {
                 err!(
                     "{}",
                     render_human(&relevant(p, &checked), &p.sources, color())

@@ -2,9 +2,9 @@
 
 use super::check::{color, relevant};
 use super::{fail, GraphFormat};
-use crate::check::{check, Category};
 use crate::diagnostics::render_human;
 use crate::ir::{self, StatusTable};
+use crate::model::Category;
 use crate::project::load;
 use crate::syntax::SourceMap;
 use std::path::Path;
@@ -16,14 +16,14 @@ pub fn run(path: &Path, format: GraphFormat, table: Option<&str>) -> u8 {
     };
     let mut candidates: Vec<(StatusTable, SourceMap)> = Vec::new();
     for p in &projects {
-        let checked = check(&p.sources);
+        let checked = crate::compile::check(&p.sources, None);
         let diags = relevant(p, &checked);
         if checked.has_errors() {
             err!("{}", render_human(&diags, &p.sources, color()));
             errln!("failed: fix the errors above before drawing");
             return 1;
         }
-        let Some(program) = ir::lower(&checked, &p.sources) else {
+        let Ok(program) = crate::compile::lower(&checked, &p.sources) else {
             return 1;
         };
         for t in program.status_tables {

@@ -25,7 +25,7 @@ pub fn run(path: &Path, events: &Path, format: DataFormat, ticket_field: Option<
         Ok(c) => c,
         Err(code) => return code,
     };
-    let Some(program) = crate::ir::lower(&checked, &p.sources) else {
+    let Ok(program) = crate::compile::lower(&checked, &p.sources) else {
         err!(
             "{}",
             render_human(&relevant(p, &checked), &p.sources, color())

@@ -323,7 +323,7 @@ async fn embedded(o: Options) -> Result<u8, String> {
     if !program
         .connections
         .iter()
-        .any(|c| c.kind == crate::check::Kind::Zendesk)
+        .any(|c| c.kind == crate::model::Kind::Zendesk)
     {
         return Err(format!(
             "{shown} declares no Zendesk connection, and the demo creates Zendesk tickets; run it with --config l3map.toml instead"

@@ -4,7 +4,6 @@
 
 use super::check::{color, load_one, relevant};
 use super::fail;
-use crate::check::check;
 use crate::diagnostics::render_human;
 use crate::schema::pull::{pull_with, Pulled};
 use crate::schema::{Lockfile, LOCKFILE, LOCK_VERSION};
@@ -40,8 +39,8 @@ pub fn run(path: Option<&Path>, config: Option<&Path>, connection: &str, mode: M
         Ok(p) => p,
         Err(code) => return code,
     };
-    let checked = check(&p.sources);
-    let Some(program) = crate::ir::lower(&checked, &p.sources) else {
+    let checked = crate::compile::check(&p.sources, None);
+    let Ok(program) = crate::compile::lower(&checked, &p.sources) else {
         err!(
             "{}",
             render_human(&relevant(&p, &checked), &p.sources, color())

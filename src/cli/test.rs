@@ -2,9 +2,10 @@
 
 use super::check::{color, relevant};
 use super::{fail, Format};
+use crate::compile::{lower, lower_tests};
 use crate::diagnostics::{github_data, github_prop, render_github, render_human};
 use crate::eval::testing::{run as run_test, Failure, Outcome};
-use crate::ir::{lower, lower_tests, Loc};
+use crate::ir::Loc;
 use crate::project::{load, Project};
 use crate::syntax::FileId;
 use serde::Serialize;
@@ -59,7 +60,7 @@ pub fn run(paths: &[PathBuf], format: Format, filter: Option<&str>) -> u8 {
             Ok(c) => c,
             Err(code) => return code,
         };
-        let Some(program) = lower(&checked, &p.sources) else {
+        let Ok(program) = lower(&checked, &p.sources) else {
             // In a workflow the errors are annotations on their lines too.
             if format == Format::Github {
                 out!("{}", render_github(&relevant(p, &checked), &p.sources));
@@ -82,6 +83,7 @@ pub fn run(paths: &[PathBuf], format: Format, filter: Option<&str>) -> u8 {
             continue;
         };
         let outcomes = lower_tests(&checked, &p.sources)
+            .unwrap_or_default()
             .iter()
             .filter(|t| p.wants(FileId(t.loc.file)))
             .filter(|t| filter.is_none_or(|f| t.name.contains(f)))

@@ -710,7 +710,7 @@ fn escalate<'a>(
 mod tests {
     use super::*;
     use crate::check::check;
-    use crate::ir::lower;
+    use crate::compile::lower;
     use crate::project::load;
     use std::path::PathBuf;
 

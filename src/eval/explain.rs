@@ -171,9 +171,8 @@ fn transition_rule(
 
 #[cfg(test)]
 mod tests {
-    use crate::check::check;
+    use crate::compile::{check, lower, lower_tests};
     use crate::eval::testing::run;
-    use crate::ir::{lower, lower_tests};
     use crate::syntax::SourceMap;
 
     const DESK: &str = r#"
@@ -225,11 +224,12 @@ test right {
     fn each_miss_names_its_rule() {
         let mut sources = SourceMap::new();
         sources.add("desk.l3map", DESK);
-        let checked = check(&sources);
+        let checked = check(&sources, None);
         assert!(!checked.has_errors(), "{:?}", checked.diagnostics);
         let program = lower(&checked, &sources).expect("compiles");
         let why = |name: &str| {
             let case = lower_tests(&checked, &sources)
+                .expect("compiles")
                 .into_iter()
                 .find(|t| t.name == name)
                 .expect("the test");

@@ -498,8 +498,8 @@ pub fn holds(e: &Expr, ev: &Event, scope: Scope) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::check;
-    use crate::ir::{lower, Program};
+    use crate::compile::{check, lower};
+    use crate::ir::Program;
     use crate::syntax::SourceMap;
 
     /// Compiles a project whose one escalation has condition `cond`.
@@ -532,7 +532,7 @@ escalation e {{
 "#
             ),
         );
-        let c = check(&s);
+        let c = check(&s, None);
         assert!(
             !c.has_errors(),
             "{cond}: {:?}",

@@ -94,7 +94,7 @@ pub fn fit(v: &Val, ty: &Type) -> Result<Value, String> {
         }
         (Type::Number, Val::Num(n)) => n.is_finite(),
         (Type::Bool, Val::Bool(_)) => true,
-        (Type::Date, Val::Str(s)) => crate::check::types::looks_like_date(s),
+        (Type::Date, Val::Str(s)) => crate::model::looks_like_date(s),
         (Type::Money(None), Val::Money(..)) => true,
         (Type::Money(Some(cur)), Val::Money(_, c)) => c == cur,
         (Type::Enum(options), Val::Str(s)) => options.iter().any(|o| o == s),

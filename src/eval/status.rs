@@ -3,8 +3,8 @@
 
 use super::event::Event;
 use super::expr::{truth, Scope, Truth};
-use crate::check::Category;
 use crate::ir::{Loc, Program, StatusTable};
+use crate::model::{Category, Kind};
 
 /// The answer to "may this ticket go from `from` to `to`?".
 #[derive(Debug, Clone, PartialEq)]
@@ -21,7 +21,7 @@ pub fn decide(p: &Program, table: &StatusTable, from: &str, to: &str, ev: &Event
     let zendesk = p
         .connections
         .iter()
-        .any(|c| c.name == table.connection && c.kind == crate::check::Kind::Zendesk);
+        .any(|c| c.name == table.connection && c.kind == Kind::Zendesk);
     let record = if zendesk { "ticket" } else { "Case" };
     let Some(target) = table.statuses.iter().find(|s| s.name == to) else {
         // A typo is the likeliest reason: say which status was meant.
@@ -111,15 +111,14 @@ pub fn decide(p: &Program, table: &StatusTable, from: &str, to: &str, ev: &Event
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::check;
-    use crate::ir::lower;
+    use crate::compile::{check, lower};
     use crate::project::load;
     use std::path::PathBuf;
 
     fn fintech() -> Program {
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech");
         let p = load(&[dir]).unwrap().remove(0);
-        let c = check(&p.sources);
+        let c = check(&p.sources, None);
         lower(&c, &p.sources).expect("the fintech example compiles")
     }
 
@@ -152,7 +151,7 @@ statuses desk {
 "#
             .to_string(),
         );
-        let c = check(&s);
+        let c = check(&s, None);
         assert!(!c.has_errors());
         let p = lower(&c, &s).unwrap();
         let ev = Event::from_json(

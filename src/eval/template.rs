@@ -104,8 +104,7 @@ fn apply(f: &Filter, v: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::check;
-    use crate::ir::lower;
+    use crate::compile::{check, lower};
     use crate::syntax::SourceMap;
 
     fn render_template(body: &str, event: &str) -> String {
@@ -128,7 +127,7 @@ escalation e {{
 "#
             ),
         );
-        let c = check(&s);
+        let c = check(&s, None);
         assert!(
             !c.has_errors(),
             "{:?}",

@@ -1,9 +1,13 @@
 //! AST + resolved symbol tables -> IR. Runs only on a project that checked
-//! without errors, so every name here resolves.
+//! without errors, so every name here resolves: call it through
+//! [`crate::compile`], which refuses a project with errors first.
+
+mod expect;
+mod sku;
 
 use super::*;
-use crate::check::types::{Ty, COMMENT, ESCALATION, TICKET, TURN};
-use crate::check::{Checked, Env};
+use crate::model::event::{COMMENT, ESCALATION, TICKET, TURN};
+use crate::model::{ConnInfo, Env, Ty};
 use crate::syntax::ast::{self, Item};
 use crate::syntax::{SourceMap, Span};
 use sha2::{Digest, Sha256};
@@ -13,15 +17,10 @@ struct Lower<'a> {
     sources: &'a SourceMap,
 }
 
-/// Lowers a checked project. Returns `None` if it has errors.
-pub fn lower(checked: &Checked, sources: &SourceMap) -> Option<Program> {
-    if checked.has_errors() {
-        return None;
-    }
-    let l = Lower {
-        env: &checked.env,
-        sources,
-    };
+/// Lowers the files of a project that checked without errors, with the
+/// symbol tables the checker resolved.
+pub fn lower(files: &[ast::File], env: &Env, sources: &SourceMap) -> Program {
+    let l = Lower { env, sources };
     let mut p = Program {
         ir_version: IR_VERSION,
         revision: revision(sources),
@@ -33,7 +32,7 @@ pub fn lower(checked: &Checked, sources: &SourceMap) -> Option<Program> {
         templates: vec![],
         escalations: vec![],
     };
-    for item in checked.files.iter().flat_map(|f| f.items.iter()) {
+    for item in files.iter().flat_map(|f| f.items.iter()) {
         match item {
             Item::Connection(c) => p.connections.push(l.connection(c)),
             Item::Statuses(t) => p.status_tables.push(l.statuses(t)),
@@ -49,20 +48,13 @@ pub fn lower(checked: &Checked, sources: &SourceMap) -> Option<Program> {
             Item::Test(_) => {}
         }
     }
-    Some(p)
+    p
 }
 
-/// The `test` blocks of a checked project. Empty if it has errors.
-pub fn lower_tests(checked: &Checked, sources: &SourceMap) -> Vec<TestCase> {
-    if checked.has_errors() {
-        return vec![];
-    }
-    let l = Lower {
-        env: &checked.env,
-        sources,
-    };
-    checked
-        .files
+/// The `test` blocks of a project that checked without errors.
+pub fn lower_tests(files: &[ast::File], env: &Env, sources: &SourceMap) -> Vec<TestCase> {
+    let l = Lower { env, sources };
+    files
         .iter()
         .flat_map(|f| f.items.iter())
         .filter_map(|item| match item {
@@ -143,8 +135,8 @@ impl Lower<'_> {
                 .map(|s| SecretRef {
                     key: s.key.clone(),
                     source: match s.source {
-                        ast::SecretSource::Env => "env".into(),
-                        ast::SecretSource::File => "file".into(),
+                        ast::SecretSource::Env => SecretSource::Env,
+                        ast::SecretSource::File => SecretSource::File,
                     },
                     name: s.name.clone(),
                 })
@@ -236,8 +228,7 @@ impl Lower<'_> {
             ast::FieldName::Sf(segs, _) => {
                 let path = name.display();
                 let object = segs[0].name.clone();
-                let lists =
-                    |c: &crate::check::ConnInfo| c.objects.iter().any(|(o, _)| *o == object);
+                let lists = |c: &ConnInfo| c.objects.iter().any(|(o, _)| *o == object);
                 let holder = match self.env.conns.get(conn) {
                     Some(c) if lists(c) => conn.to_string(),
                     _ => self
@@ -300,121 +291,6 @@ impl Lower<'_> {
                 })
                 .collect(),
             loc: self.loc(m.span),
-        }
-    }
-
-    fn sku(&self, s: &ast::SkuTable) -> SkuTable {
-        let steps = steps_of(s);
-        SkuTable {
-            name: s.name.name.clone(),
-            products: s.products.iter().map(|(p, _)| p.clone()).collect(),
-            rules: s
-                .rules
-                .iter()
-                .map(|r| SkuRule {
-                    patterns: r
-                        .patterns
-                        .iter()
-                        .map(|p| match p {
-                            ast::SkuPattern::Alias(a) => {
-                                Pattern::Alias(crate::sku::normalize(&steps, &a.value))
-                            }
-                            ast::SkuPattern::Regex { source, .. } => Pattern::Regex(source.clone()),
-                        })
-                        .collect(),
-                    target: r.target.0.clone(),
-                    loc: self.loc(r.span),
-                })
-                .collect(),
-            tests: s
-                .tests
-                .iter()
-                .map(|t| SkuTest {
-                    input: t.input.value.clone(),
-                    expected: t.expected.as_ref().map(|(p, _)| p.clone()),
-                    loc: self.loc(t.span),
-                })
-                .collect(),
-            applies: s
-                .applies
-                .iter()
-                .map(|a| SkuApply {
-                    source: self.resolve(&a.source, None),
-                    target: self.field_ref(&a.conn.name, &a.field).0,
-                    loc: self.loc(a.span),
-                })
-                .collect(),
-            steps,
-            loc: self.loc(s.span),
-            compiled: CompiledSku::default(),
-        }
-    }
-
-    fn test(&self, t: &ast::TestBlock) -> TestCase {
-        TestCase {
-            name: t.name.name.clone(),
-            event: t
-                .events
-                .first()
-                .map(|e| e.value.clone())
-                .unwrap_or_default(),
-            expects: t
-                .expects
-                .iter()
-                .map(|e| Expect {
-                    what: self.expectation(&e.what),
-                    source: self.text_of(e.span),
-                    loc: self.loc(e.span),
-                })
-                .collect(),
-            loc: self.loc(t.name.span),
-        }
-    }
-
-    fn expectation(&self, e: &ast::Expectation) -> Expectation {
-        use ast::Expectation as E;
-        match e {
-            E::Nothing => Expectation::Nothing,
-            E::No(kind) => Expectation::No {
-                kind: kind.name.clone(),
-            },
-            E::Status { conn, status } => Expectation::Status {
-                connection: conn.name.clone(),
-                status: status.name.clone(),
-            },
-            E::Field {
-                conn,
-                field,
-                value: v,
-            } => Expectation::Field {
-                field: self.field_ref(&conn.name, field).0,
-                value: value(v),
-            },
-            E::Comment {
-                conn,
-                contains,
-                text,
-            } => Expectation::Comment {
-                connection: conn.name.clone(),
-                contains: *contains,
-                // A `"""` block is indented with the test around it.
-                text: if text.raw {
-                    crate::eval::testing::block_text(&text.value)
-                } else {
-                    text.value.clone()
-                },
-            },
-            E::Group { conn, group } => Expectation::Group {
-                connection: conn.name.clone(),
-                group: group.value.clone(),
-            },
-            E::Sku { table, product } => Expectation::Sku {
-                table: table.name.clone(),
-                product: product.as_ref().map(|(p, _)| p.clone()),
-            },
-            E::Refused(t) => Expectation::Refused {
-                text: t.value.clone(),
-            },
         }
     }
 
@@ -616,12 +492,4 @@ fn value(e: &ast::Expr) -> Value {
         ast::ExprKind::List(items) => Value::List(items.iter().map(value).collect()),
         _ => Value::Null,
     }
-}
-
-/// Unknown steps were reported by the checker; lowering only runs clean.
-fn steps_of(s: &ast::SkuTable) -> Vec<Step> {
-    s.normalize
-        .iter()
-        .filter_map(|st| Step::from_name(&st.name.name, st.arg.as_ref().map(|a| a.value.as_str())))
-        .collect()
 }

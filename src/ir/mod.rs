@@ -6,7 +6,7 @@ mod lower;
 
 pub use lower::{lower, lower_tests, revision as lower_revision};
 
-use crate::check::{Category, Kind};
+pub use crate::model::{Category, Kind, SecretSource};
 use crate::sku::{Pattern, Step};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -42,8 +42,8 @@ pub struct Loc {
 pub struct SecretRef {
     /// The property it is for: `token`, `client_secret`, ...
     pub key: String,
-    /// `env` or `file`.
-    pub source: String,
+    /// Where it is read from; serialised `"env"` or `"file"`.
+    pub source: SecretSource,
     pub name: String,
 }
 

@@ -4,7 +4,7 @@
 //! it, against the project's `l3map.lock.json` when there is one.
 
 use super::index::Index;
-use crate::check::{check_against, Checked};
+use crate::compile::{check, Checked};
 use crate::schema::Lockfile;
 use crate::syntax::{FileId, SourceMap};
 use lsp_types::Url;
@@ -40,10 +40,6 @@ impl Analysis {
     pub fn text(&self, file: FileId) -> &str {
         &self.sources.get(file).text
     }
-}
-
-fn is_l3map(p: &Path) -> bool {
-    p.extension().is_some_and(|e| e == "l3map")
 }
 
 impl Workspace {
@@ -87,7 +83,7 @@ impl Workspace {
             Some(Err(e)) => (None, Some(e.to_string())),
             None => (None, None),
         };
-        let checked = check_against(&sources, lock.as_ref());
+        let checked = check(&sources, lock.as_ref());
         let index = Index::build(&checked.files, &checked.env, |s| {
             sources.get(s.file).slice(s).to_string()
         });
@@ -102,15 +98,8 @@ impl Workspace {
     }
 }
 
-/// The `.l3map` files directly in `dir` (a project is one directory).
+/// The `.l3map` files directly in `dir` (a project is one directory), as
+/// `l3map check` finds them; none when the folder cannot be read.
 fn disk_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && is_l3map(p))
-        .collect();
-    out.sort();
-    out
+    crate::project::files_in(dir).unwrap_or_default()
 }

@@ -4,12 +4,12 @@
 
 use super::apply::Client;
 use super::config::{connection_secrets, ConfigError, ConnectionOverride};
-use crate::check::Kind;
 use crate::connectors::retry::RetryPolicy;
 use crate::connectors::salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
 use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
 use crate::connectors::Secret;
 use crate::ir::{Connection, Program};
+use crate::model::Kind;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 

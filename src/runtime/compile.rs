@@ -1,10 +1,8 @@
-//! Mapping files to a program the runtime can run: the same checks as
-//! `l3map check` (the schema lockfile included), errors rendered as the
-//! terminal shows them.
+//! Mapping files to a program the runtime can run, through
+//! [`crate::compile`]: the same checks as `l3map check` (the schema lockfile
+//! included), errors rendered as the terminal shows them.
 
-use crate::diagnostics::render_human;
 use crate::ir::{Program, TestCase};
-use crate::project::load;
 use std::path::Path;
 
 /// The one project at `dir`, compiled; or why not (diagnostics included).
@@ -15,22 +13,8 @@ pub fn compile(dir: &Path) -> Result<Program, String> {
 /// [`compile`], with the project's `test` blocks (`l3map e2e` runs them
 /// live).
 pub fn compile_with_tests(dir: &Path) -> Result<(Program, Vec<TestCase>), String> {
-    let projects = load(&[dir.to_path_buf()]).map_err(|e| e.to_string())?;
-    let [project] = projects.as_slice() else {
-        return Err(format!(
-            "{} holds {} projects; the runtime runs one: name its folder",
-            dir.display(),
-            projects.len()
-        ));
-    };
-    let lock = crate::schema::Lockfile::find(&project.dir).map_err(|e| e.to_string())?;
-    let checked = crate::check::check_against(&project.sources, lock.as_ref());
-    if checked.has_errors() {
-        return Err(render_human(&checked.diagnostics, &project.sources, false));
-    }
-    let program = crate::ir::lower(&checked, &project.sources)
-        .ok_or_else(|| render_human(&checked.diagnostics, &project.sources, false))?;
-    Ok((program, crate::ir::lower_tests(&checked, &project.sources)))
+    let project = crate::compile::load_project(dir).map_err(|e| e.to_string())?;
+    crate::compile::compile_project(&project).map_err(|e| e.to_string())
 }
 
 /// Where the built-in project's files appear to come from in source
@@ -70,12 +54,7 @@ pub fn compile_embedded() -> Result<Program, String> {
     for (name, text) in EMBEDDED {
         sources.add(format!("{EMBEDDED_DIR}/{name}"), text);
     }
-    let checked = crate::check::check_against(&sources, None);
-    if checked.has_errors() {
-        return Err(render_human(&checked.diagnostics, &sources, false));
-    }
-    crate::ir::lower(&checked, &sources)
-        .ok_or_else(|| render_human(&checked.diagnostics, &sources, false))
+    crate::compile::compile(&sources).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -86,12 +65,11 @@ mod tests {
     #[test]
     fn the_embedded_project_is_the_whole_fintech_folder_and_compiles() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(EMBEDDED_DIR);
-        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        let on_disk: Vec<String> = crate::project::files_in(&dir)
             .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".l3map"))
+            .iter()
+            .filter_map(|p| Some(p.file_name()?.to_string_lossy().into_owned()))
             .collect();
-        on_disk.sort();
         let embedded: Vec<String> = EMBEDDED.iter().map(|(n, _)| n.to_string()).collect();
         assert_eq!(on_disk, embedded);
         let from_disk = compile(&dir).unwrap();

@@ -2,9 +2,9 @@
 //! owned, serialisable form of the request it needs, with the rule,
 //! source location and revision that produced it (the audit trail).
 
-use crate::check::Kind;
 use crate::eval::decide::{Action, ActionKind, Decision, Record};
 use crate::ir::{FieldRef, Program, Value};
+use crate::model::Kind;
 use crate::runtime::store::NewAction;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;

@@ -25,13 +25,13 @@
 
 use super::engine::Engine;
 use super::store::StoreError;
-use crate::check::Kind;
 use crate::connectors::error::ApiError;
 use crate::connectors::salesforce::{Record, SalesforceClient};
 use crate::connectors::zendesk::{ExportFrom, ZendeskClient};
 use crate::eval::convert::{self, salesforce as sf_convert, zendesk as zd_convert};
 use crate::eval::event::Event;
 use crate::ir::Program;
+use crate::model::Kind;
 use serde_json::Value as Json;
 use std::collections::{BTreeSet, HashSet};
 use std::future::Future;

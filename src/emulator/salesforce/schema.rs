@@ -1,8 +1,8 @@
 //! The org's objects and fields: a standard core (Account, Contact,
 //! Case, CaseComment) plus what the compiled mappings declare.
 
-use crate::check::Kind;
 use crate::ir::{EscAction, FieldRef, Program, Type};
+use crate::model::Kind;
 use serde_json::{json, Value as Json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -114,8 +114,7 @@ fn compile(files: &[(&str, &str)]) -> Option<Program> {
     for (path, text) in files {
         sources.add(*path, *text);
     }
-    let checked = crate::check::check(&sources);
-    crate::ir::lower(&checked, &sources)
+    crate::compile::compile(&sources).ok()
 }
 
 impl Seed {

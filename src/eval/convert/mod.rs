@@ -8,8 +8,8 @@ pub mod salesforce;
 pub mod zendesk;
 
 use super::event::{Event, EventError};
-use crate::check::Kind;
 use crate::ir::Program;
+use crate::model::{Category, Kind};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value as Json};
 use std::fmt::Display;
@@ -44,7 +44,7 @@ impl StatusIndex {
             }
             index.names.insert(s.name.clone());
         }
-        for (category, _) in crate::check::Category::ALL {
+        for (category, _) in Category::ALL {
             let mut without = table
                 .iter()
                 .flat_map(|t| &t.statuses)

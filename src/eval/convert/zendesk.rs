@@ -427,8 +427,7 @@ fn array<'a>(m: &'a Map<String, Json>, key: &str) -> Result<&'a [Json], EventErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::check;
-    use crate::ir::lower as lower_ir;
+    use crate::compile::{check, lower as lower_ir};
     use crate::syntax::SourceMap;
 
     /// The status index of a desk whose status table is `table`.
@@ -446,7 +445,7 @@ mod tests {
 {table}"#
             ),
         );
-        let checked = check(&sources);
+        let checked = check(&sources, None);
         assert!(checked.diagnostics.is_empty(), "{:?}", checked.diagnostics);
         StatusIndex::new(&lower_ir(&checked, &sources).expect("compiles"))
     }

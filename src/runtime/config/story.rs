@@ -7,9 +7,9 @@
 //! the file, the default.
 
 use super::{Config, ConfigError, LogFormat, SecretSource};
-use crate::check::Kind;
 use crate::connectors::Secret;
 use crate::ir::Program;
+use crate::model::Kind;
 use std::path::{Path, PathBuf};
 
 /// The file found in the working directory when no other is named.
@@ -261,8 +261,7 @@ mod tests {
     fn program(text: &str) -> Program {
         let mut sources = crate::syntax::SourceMap::new();
         sources.add("c.l3map", text);
-        let checked = crate::check::check(&sources);
-        crate::ir::lower(&checked, &sources).expect("compiles")
+        crate::compile::compile(&sources).expect("compiles")
     }
 
     const DESK: &str = "connection desk: zendesk {\n  subdomain \"acme\"\n  token env(\"ZD\")\n  scopes read\n  webhook_secret env(\"FROM_MAPPING\")\n}\n";
