@@ -1197,7 +1197,7 @@ level = "info"
 
     #[test]
     fn the_module_doc_example_parses() {
-        let doc: String = include_str!("config.rs")
+        let doc: String = include_str!("mod.rs")
             .lines()
             .skip_while(|l| !l.starts_with("//! ```toml"))
             .skip(1)
