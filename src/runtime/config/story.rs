@@ -291,7 +291,7 @@ mod tests {
     #[test]
     fn a_webhook_secret_is_no_connection_credential() {
         let p = program(DESK);
-        let problems = super::super::connection_secret_problems(&p.connections[0]);
+        let problems = connection_secret_problems(&p.connections[0]);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].to_string().contains("`ZD`"), "{problems:?}");
     }

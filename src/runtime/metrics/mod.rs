@@ -11,13 +11,15 @@
 //! Where each part lives: `names.rs` the fixed label values and buckets;
 //! `labels.rs` the label sets; `families.rs` the registry and every metric
 //! in it as a typed handle; `record.rs` and `http.rs` the recording
-//! methods; `read.rs` reading counters back for the runtime's own reports;
+//! methods; `read.rs` reading counters back for the runtime's own reports (into
+//! `counts.rs`);
 //! `scrape.rs` reading the rendered text, as a scraper (and a test) does.
 
 use std::sync::{Arc, MutexGuard};
 
 use prometheus_client::encoding::text::encode;
 
+mod counts;
 mod families;
 mod http;
 mod labels;
@@ -26,12 +28,12 @@ mod read;
 mod record;
 mod scrape;
 
+pub use counts::ApiCounts;
 use families::Families;
 pub use names::{
     ACTION_KINDS, ACTION_LATENCY_BUCKETS, ACTION_RESULTS, API_ERROR_KINDS, BUILD_REVISION,
     CONTENT_TYPE, HTTP_LATENCY_BUCKETS, HTTP_ROUTES, REJECTED, SOURCES, TURN_LATENCY_BUCKETS,
 };
-pub use read::ApiCounts;
 
 /// The runtime's metrics. Cloning is cheap and every clone records into, and
 /// renders, the same series.

@@ -2,35 +2,10 @@
 //! API cost and load step): straight from the typed handles the recording
 //! methods write, never by rendering and parsing the exposition.
 
+use super::counts::ApiCounts;
 use super::labels::{label, CallLabels, ConnectionLabels, ErrorLabels};
 use super::names::API_ERROR_KINDS;
 use super::Metrics;
-
-/// What the `l3map_api_*` counters say, of one connection or of all.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ApiCounts {
-    /// `l3map_api_calls_total`, both outcomes.
-    pub calls: u64,
-    /// `l3map_api_errors_total`, every kind.
-    pub errors: u64,
-    /// `l3map_api_429_total`.
-    pub rate_limited: u64,
-    /// `l3map_retries_total`.
-    pub retries: u64,
-}
-
-impl std::ops::Add for ApiCounts {
-    type Output = ApiCounts;
-
-    fn add(self, o: ApiCounts) -> ApiCounts {
-        ApiCounts {
-            calls: self.calls + o.calls,
-            errors: self.errors + o.errors,
-            rate_limited: self.rate_limited + o.rate_limited,
-            retries: self.retries + o.retries,
-        }
-    }
-}
 
 impl Metrics {
     /// One connection's API counters. Errors are added up over
