@@ -106,7 +106,7 @@ async fn reachable(
     }
     let program = crate::runtime::compile::compile(&cfg.mappings)
         .map_err(|d| format!("{} does not compile:\n{d}", cfg.mappings.display()))?;
-    crate::runtime::config::check_credentials(&cfg, &program)?;
+    crate::runtime::config::check_credentials(&cfg, &program).map_err(|e| e.to_string())?;
     clients::check_overrides(&program, &cfg.connections).map_err(|e| e.to_string())?;
     for c in &program.connections {
         let o = cfg.connections.get(&c.name).cloned().unwrap_or_default();

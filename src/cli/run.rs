@@ -136,7 +136,8 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
         )
     })?;
     // Every credential at once: one start names every missing variable.
-    let webhook = crate::runtime::config::check_credentials(&cfg, &program)?;
+    let webhook =
+        crate::runtime::config::check_credentials(&cfg, &program).map_err(|e| e.to_string())?;
     let clients = clients::from_config(&program, &cfg.connections).map_err(|e| e.to_string())?;
     let webhook_secret = match webhook {
         Some((secret, from)) => {

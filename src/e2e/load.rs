@@ -58,13 +58,13 @@ struct Counters {
 
 fn counters(rig: &Rig, desk: &str) -> Counters {
     let m = &rig.engine().metrics;
-    let all = |name: &str| m.counter_sum(name, &[]);
+    let all = m.api_totals();
     Counters {
-        desk_calls: m.counter_sum("l3map_api_calls_total", &[("connection", desk)]),
-        calls: all("l3map_api_calls_total"),
-        errors: all("l3map_api_errors_total"),
-        limited: all("l3map_api_429_total"),
-        retries: all("l3map_retries_total"),
+        desk_calls: m.api_counts(desk).calls,
+        calls: all.calls,
+        errors: all.errors,
+        limited: all.rate_limited,
+        retries: all.retries,
     }
 }
 

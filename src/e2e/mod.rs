@@ -185,11 +185,7 @@ pub async fn run(mut o: Options, progress: &(dyn Fn(String) + Sync)) -> Result<R
     let tests = crate::runtime::compile::compile_with_tests(&rig_mappings(&o, &mappings))
         .map(|(_, tests)| tests)
         .unwrap_or_default();
-    let desk_calls = || {
-        rig.engine()
-            .metrics
-            .counter_sum("l3map_api_calls_total", &[("connection", &rig.desk)])
-    };
+    let desk_calls = || rig.engine().metrics.api_counts(&rig.desk).calls;
     let calls_before = desk_calls();
     // What each scenario cost the runtime's Zendesk token: the load is
     // sized by the scenario it repeats, not by the average (scenarios of

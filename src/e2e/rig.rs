@@ -249,7 +249,9 @@ impl Rig {
         }
         let program = crate::runtime::compile::compile(&cfg.mappings)
             .map_err(|d| format!("{} does not compile:\n{d}", cfg.mappings.display()))?;
-        let Some((secret, _)) = crate::runtime::config::check_credentials(&cfg, &program)? else {
+        let Some((secret, _)) =
+            crate::runtime::config::check_credentials(&cfg, &program).map_err(|e| e.to_string())?
+        else {
             return Err(
                 "webhooks are off (add [webhook] to the config, or webhook_secret to the Zendesk connection): the sequence checks that Zendesk's webhook reaches the runtime"
                     .into(),

@@ -225,7 +225,8 @@ pub fn endpoint(c: &Connection, o: &ConnectionOverride) -> Option<String> {
 /// configuration's overrides applied, every missing credential named in
 /// one message, and [`interactive_retry`].
 pub fn interactive(c: &Connection, o: &ConnectionOverride) -> Result<Client, String> {
-    super::config::all_at_once(super::config::connection_secret_problems(c))?;
+    super::config::all_at_once(super::config::connection_secret_problems(c))
+        .map_err(|e| e.to_string())?;
     let secrets = connection_secrets(c).map_err(|e| e.to_string())?;
     build(c, o, &secrets, None, interactive_retry()).map_err(|e| e.to_string())
 }

@@ -6,7 +6,9 @@
 //! Precedence, highest first: a command-line flag, an `L3MAP_*` variable,
 //! the file, the default.
 
-use super::{Config, ConfigError, LogFormat, SecretSource};
+use super::error::{all_at_once, ConfigError};
+use super::model::{Config, LogFormat};
+use super::secrets::{connection_secret_problems, SecretSource};
 use crate::connectors::Secret;
 use crate::ir::Program;
 use crate::model::Kind;
@@ -160,10 +162,7 @@ fn webhook_secret_with(cfg: &Config, program: &Program, env_set: bool) -> Option
         ));
     }
     if let Some(w) = &cfg.webhook {
-        let key = match &w.secret {
-            SecretSource::Env(_) => "secret_env",
-            SecretSource::File(_) => "secret_file",
-        };
+        let key = w.secret.key("secret");
         places.push((w.secret.clone(), format!("`webhook.{key}` in l3map.toml")));
     }
     let mut zendesk: Vec<&crate::ir::Connection> = program
@@ -174,9 +173,9 @@ fn webhook_secret_with(cfg: &Config, program: &Program, env_set: bool) -> Option
     zendesk.sort_by(|a, b| a.name.cmp(&b.name));
     for c in zendesk {
         if let Some(r) = c.secrets.iter().find(|r| r.key == "webhook_secret") {
-            let source = match r.source.as_str() {
-                "file" => SecretSource::File(PathBuf::from(&r.name)),
-                _ => SecretSource::Env(r.name.clone()),
+            let source = match r.source {
+                crate::model::SecretSource::File => SecretSource::File(PathBuf::from(&r.name)),
+                crate::model::SecretSource::Env => SecretSource::Env(r.name.clone()),
             };
             places.push((source, format!("connection `{}` `webhook_secret`", c.name)));
             break;
@@ -205,53 +204,33 @@ fn webhook_secret_with(cfg: &Config, program: &Program, env_set: bool) -> Option
 
 /// Every credential `run` needs (the webhook secret that wins, each
 /// agent's token, each connection's references), read now. All that are
-/// missing or unreadable are reported in one line, so one run finds them
-/// all.
+/// missing or unreadable are reported in one error
+/// ([`ConfigError::Credentials`] when there are several), so one run finds
+/// them all.
 pub fn check_credentials(
     cfg: &Config,
     program: &Program,
-) -> Result<Option<(Secret, WebhookSecret)>, String> {
+) -> Result<Option<(Secret, WebhookSecret)>, ConfigError> {
     let mut problems = Vec::new();
     let webhook = webhook_secret(cfg, program);
     let mut secret = None;
     if let Some(w) = &webhook {
         match w.source.resolve_for(&w.from) {
             Ok(s) => secret = Some(s),
-            Err(e) => problems.push(e.to_string()),
+            Err(e) => problems.push(e),
         }
     }
     for (name, agent) in &cfg.agents {
-        let key = match &agent.token {
-            SecretSource::Env(_) => "token_env",
-            SecretSource::File(_) => "token_file",
-        };
-        if let Err(e) = agent.token.resolve_for(&format!("`agents.{name}.{key}`")) {
-            problems.push(e.to_string());
+        let owner = format!("`agents.{name}.{}`", agent.token.key("token"));
+        if let Err(e) = agent.token.resolve_for(&owner) {
+            problems.push(e);
         }
     }
     for c in &program.connections {
-        problems.extend(super::connection_secret_problems(c));
+        problems.extend(connection_secret_problems(c));
     }
     all_at_once(problems)?;
     Ok(secret.zip(webhook))
-}
-
-/// Credential problems as one line: one as it is, several counted and
-/// listed, so one run names every variable to export.
-pub fn all_at_once(mut problems: Vec<String>) -> Result<(), String> {
-    const EXPORT: &str = "; export it before starting l3map";
-    match problems.len() {
-        0 => Ok(()),
-        1 => Err(problems.remove(0)),
-        n => Err(format!(
-            "{n} credentials are missing or unreadable: {}; export the variables (or write the files) and start again",
-            problems
-                .iter()
-                .map(|p| p.strip_suffix(EXPORT).unwrap_or(p))
-                .collect::<Vec<_>>()
-                .join("; ")
-        )),
-    }
 }
 
 #[cfg(test)]
@@ -311,9 +290,9 @@ mod tests {
     #[test]
     fn a_webhook_secret_is_no_connection_credential() {
         let p = program(DESK);
-        let problems = super::super::connection_secret_problems(&p.connections[0]);
+        let problems = connection_secret_problems(&p.connections[0]);
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("`ZD`"), "{problems:?}");
+        assert!(problems[0].to_string().contains("`ZD`"), "{problems:?}");
     }
 
     #[test]

@@ -1,0 +1,183 @@
+//! What `l3map run` is configured with, as the rest of the runtime reads
+//! it: typed, checked and with every default filled in. How these values
+//! are read from l3map.toml is `raw.rs` (the file's shape) and `build.rs`
+//! (checking it into these).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::error::ConfigError;
+use super::secrets::SecretSource;
+use crate::runtime::listen::HttpLimits;
+
+/// What `l3map run` needs besides the mappings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub mappings: PathBuf,
+    pub state: PathBuf,
+    pub server: Server,
+    /// `None`: webhooks are not accepted.
+    pub webhook: Option<Webhook>,
+    pub agents: BTreeMap<String, Agent>,
+    pub poll: Poll,
+    /// Keyed by the mapping's connection name.
+    pub connections: BTreeMap<String, ConnectionOverride>,
+    pub outbox: Outbox,
+    pub retention: crate::runtime::store::Retention,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub limits: HttpLimits,
+}
+
+impl Default for Server {
+    fn default() -> Server {
+        Server {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8780)),
+            limits: HttpLimits::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub secret: SecretSource,
+    pub tolerance: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub token: SecretSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Poll {
+    /// `None`: not polled.
+    pub zendesk_interval: Option<Duration>,
+    pub salesforce_interval: Option<Duration>,
+}
+
+impl Default for Poll {
+    fn default() -> Poll {
+        Poll {
+            zendesk_interval: Some(Duration::from_secs(30)),
+            salesforce_interval: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// Replaces, for this deployment, what the mapping's connection declares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionOverride {
+    pub base_url: Option<String>,
+    pub login_url: Option<String>,
+    pub rpm: Option<u32>,
+    pub max_concurrent: Option<u32>,
+    /// Per HTTP attempt: a slow sandbox may need more than the 30 s
+    /// default, fault tests far less.
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outbox {
+    /// Tries failed for a reason other than an outage, then parked.
+    pub max_attempts: u32,
+    pub workers_per_connection: usize,
+    /// How long an outage (connect errors, timeouts, 5xx, 429) is retried,
+    /// from an action's first such failure, before it is parked until the
+    /// connection answers again.
+    pub outage_window: Duration,
+    /// The backoff's first bound (doubling each try, full jitter)...
+    pub retry_min: Duration,
+    /// ...and its cap.
+    pub retry_max: Duration,
+}
+
+impl Default for Outbox {
+    fn default() -> Outbox {
+        let r = crate::runtime::apply::Retries::default();
+        Outbox {
+            max_attempts: r.max_attempts,
+            workers_per_connection: 4,
+            outage_window: r.outage_window,
+            retry_min: r.min,
+            retry_max: r.max,
+        }
+    }
+}
+
+impl Outbox {
+    /// The applier's retry policy.
+    pub fn retries(&self) -> crate::runtime::apply::Retries {
+        crate::runtime::apply::Retries {
+            max_attempts: self.max_attempts,
+            outage_window: self.outage_window,
+            min: self.retry_min,
+            max: self.retry_max,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    pub format: LogFormat,
+    /// A level or an `EnvFilter` directive list.
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Log {
+        Log {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+impl Config {
+    /// The configuration when there is no file: every default, no webhook,
+    /// no agents.
+    pub fn default_for(mappings: PathBuf) -> Config {
+        Config {
+            mappings,
+            state: PathBuf::from(".l3map/state.db"),
+            server: Server::default(),
+            webhook: None,
+            agents: BTreeMap::new(),
+            poll: Poll::default(),
+            connections: BTreeMap::new(),
+            outbox: Outbox::default(),
+            retention: crate::runtime::store::Retention::default(),
+            log: Log::default(),
+        }
+    }
+
+    /// Resolves every secret the config names (webhook, agents) so `run` can
+    /// refuse to start before serving.
+    pub fn check_secrets(&self) -> Result<(), ConfigError> {
+        if let Some(webhook) = &self.webhook {
+            let owner = format!("`webhook.{}`", webhook.secret.key("secret"));
+            webhook.secret.resolve_for(&owner)?;
+        }
+        for (name, agent) in &self.agents {
+            let owner = format!("`agents.{name}.{}`", agent.token.key("token"));
+            agent.token.resolve_for(&owner)?;
+        }
+        Ok(())
+    }
+}
