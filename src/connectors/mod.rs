@@ -1,7 +1,10 @@
-//! Zendesk and Salesforce clients (reqwest). Shared here: typed errors,
-//! credentials that never print, the per-token rate limiter, the one retry
-//! layer, the read-through cache, and the bound on every response body.
+//! Zendesk and Salesforce clients (reqwest), one folder each, on one
+//! transport (`transport/`: budget, session, send, observe, with a small
+//! per-vendor policy). Shared here: typed errors, credentials that never
+//! print, the per-token rate limiter, the one retry layer and the one
+//! backoff, the read-through cache, and the bound on every response body.
 
+pub mod backoff;
 pub mod body;
 pub mod cache;
 pub mod error;
@@ -11,6 +14,7 @@ pub mod retry;
 pub mod salesforce;
 pub mod salesforce_id;
 pub mod secret;
+pub mod transport;
 pub mod zendesk;
 
 pub use error::{ApiError, System};

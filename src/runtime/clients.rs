@@ -1,10 +1,17 @@
 //! A connector client for each connection of the mappings: from the
 //! connection block (instance, plan, secret references) and the runtime
 //! configuration's overrides, or pointed at the local emulators.
+//!
+//! Every client built by one call shares one [`Limiters`]: the 200 a
+//! minute of a Zendesk plan, and a connected app's concurrency cap, are
+//! per token, so two connections of one token must wait in one line. A
+//! process that builds clients more than once (`l3map e2e`: the runtime's
+//! and the setup's) passes one registry to every call (`*_in`).
 
 use super::apply::Client;
 use super::config::{connection_secrets, ConfigError, ConnectionOverride};
 use crate::check::Kind;
+use crate::connectors::limit::Limiters;
 use crate::connectors::retry::RetryPolicy;
 use crate::connectors::salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
 use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
@@ -96,17 +103,27 @@ pub fn check_overrides(
     Ok(())
 }
 
-/// Clients for every connection of `program`, with real credentials.
+/// Clients for every connection of `program`, with real credentials,
+/// sharing one new registry of limiters.
 pub fn from_config(
     program: &Program,
     overrides: &BTreeMap<String, ConnectionOverride>,
+) -> Result<HashMap<String, Client>, SetupError> {
+    from_config_in(program, overrides, &Limiters::default())
+}
+
+/// [`from_config`], the clients' tokens limited in `limiters`.
+pub fn from_config_in(
+    program: &Program,
+    overrides: &BTreeMap<String, ConnectionOverride>,
+    limiters: &Limiters,
 ) -> Result<HashMap<String, Client>, SetupError> {
     check_overrides(program, overrides)?;
     let mut out = HashMap::new();
     for c in &program.connections {
         let secrets = connection_secrets(c)?;
         let o = overrides.get(&c.name).cloned().unwrap_or_default();
-        let client = build(c, &o, &secrets, None, runtime_retry())?;
+        let client = build(c, &o, &secrets, None, runtime_retry(), limiters)?;
         out.insert(c.name.clone(), client);
     }
     Ok(out)
@@ -120,6 +137,7 @@ fn build(
     secrets: &BTreeMap<String, Secret>,
     window: Option<Duration>,
     retry: RetryPolicy,
+    limiters: &Limiters,
 ) -> Result<Client, SetupError> {
     let fail = |e: crate::connectors::error::ApiError| SetupError::Connection {
         connection: c.name.clone(),
@@ -158,7 +176,7 @@ fn build(
             if let Some(t) = o.timeout {
                 cfg.timeout = t;
             }
-            SalesforceClient::new(cfg)
+            SalesforceClient::with_limiters(cfg, limiters)
                 .map(Client::Salesforce)
                 .map_err(fail)
         }
@@ -194,7 +212,7 @@ fn build(
             if let Some(t) = o.timeout {
                 cfg.timeout = t;
             }
-            ZendeskClient::new(cfg)
+            ZendeskClient::with_limiters(cfg, limiters)
                 .map(|c| Client::Zendesk(Box::new(c)))
                 .map_err(fail)
         }
@@ -227,7 +245,16 @@ pub fn endpoint(c: &Connection, o: &ConnectionOverride) -> Option<String> {
 pub fn interactive(c: &Connection, o: &ConnectionOverride) -> Result<Client, String> {
     super::config::all_at_once(super::config::connection_secret_problems(c))?;
     let secrets = connection_secrets(c).map_err(|e| e.to_string())?;
-    build(c, o, &secrets, None, interactive_retry()).map_err(|e| e.to_string())
+    // One client, for one command: a budget of its own.
+    build(
+        c,
+        o,
+        &secrets,
+        None,
+        interactive_retry(),
+        &Limiters::default(),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Clients for the embedded default: every Zendesk connection talks to the
@@ -252,7 +279,14 @@ pub fn for_emulators_scaled(
     salesforce_url: &str,
     scale: u32,
 ) -> Result<HashMap<String, Client>, SetupError> {
-    for_emulators_tuned(program, zendesk_url, salesforce_url, scale, None)
+    for_emulators_in(
+        program,
+        zendesk_url,
+        salesforce_url,
+        scale,
+        None,
+        &Limiters::default(),
+    )
 }
 
 /// [`for_emulators_scaled`] with a per-attempt `timeout` other than the
@@ -263,6 +297,26 @@ pub fn for_emulators_tuned(
     salesforce_url: &str,
     scale: u32,
     timeout: Option<Duration>,
+) -> Result<HashMap<String, Client>, SetupError> {
+    let limiters = Limiters::default();
+    for_emulators_in(
+        program,
+        zendesk_url,
+        salesforce_url,
+        scale,
+        timeout,
+        &limiters,
+    )
+}
+
+/// [`for_emulators_tuned`], the clients' tokens limited in `limiters`.
+pub fn for_emulators_in(
+    program: &Program,
+    zendesk_url: &str,
+    salesforce_url: &str,
+    scale: u32,
+    timeout: Option<Duration>,
+    limiters: &Limiters,
 ) -> Result<HashMap<String, Client>, SetupError> {
     let scale = scale.max(1);
     use crate::emulator::salesforce::SalesforceOptions;
@@ -306,7 +360,7 @@ pub fn for_emulators_tuned(
         let window = (scale > 1).then(|| Duration::from_secs(60) / scale);
         out.insert(
             c.name.clone(),
-            build(&plain, &o, &secrets, window, runtime_retry())?,
+            build(&plain, &o, &secrets, window, runtime_retry(), limiters)?,
         );
     }
     Ok(out)
