@@ -365,3 +365,41 @@ pub fn for_emulators_in(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One process's clients wait in one line per token (the plan's
+    /// budget is per token, docs/RUNTIME.md): two connections of one
+    /// token built by one call share its limiter, and a second call (a
+    /// second process, a second test) shares nothing with the first.
+    #[test]
+    fn connections_of_one_token_share_its_limiter_within_one_call() {
+        let mut program = crate::runtime::compile::compile_embedded().expect("the fintech desk");
+        let desk = program
+            .connections
+            .iter()
+            .find(|c| c.kind == Kind::Zendesk)
+            .expect("a Zendesk connection")
+            .clone();
+        program.connections.push(Connection {
+            name: format!("{}_twin", desk.name),
+            ..desk.clone()
+        });
+        let zendesk = |clients: &HashMap<String, Client>, name: &str| match &clients[name] {
+            Client::Zendesk(z) => (**z).clone(),
+            Client::Salesforce(_) => panic!("{name} is not Zendesk"),
+        };
+        let twin = format!("{}_twin", desk.name);
+        let one = for_emulators(&program, "http://127.0.0.1:1", "http://127.0.0.1:2").unwrap();
+        let (a, b) = (zendesk(&one, &desk.name), zendesk(&one, &twin));
+        assert!(a.budget().shares_with(b.budget()).0);
+        let other = for_emulators(&program, "http://127.0.0.1:1", "http://127.0.0.1:2").unwrap();
+        assert!(
+            !a.budget()
+                .shares_with(zendesk(&other, &desk.name).budget())
+                .0
+        );
+    }
+}

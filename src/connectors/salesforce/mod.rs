@@ -185,7 +185,7 @@ impl SalesforceClient {
     }
 
     #[cfg(test)]
-    fn budget(&self) -> &Budget {
+    pub(crate) fn budget(&self) -> &Budget {
         self.inner.transport.budget()
     }
 }

@@ -147,7 +147,7 @@ impl ZendeskClient {
     }
 
     #[cfg(test)]
-    fn budget(&self) -> &Budget {
+    pub(crate) fn budget(&self) -> &Budget {
         self.transport.budget()
     }
 }
