@@ -8,14 +8,14 @@ pub mod backoff;
 pub mod body;
 pub mod cache;
 pub mod error;
-pub mod jwt_bearer;
 pub mod limit;
 pub mod retry;
 pub mod salesforce;
-pub mod salesforce_id;
 pub mod secret;
 pub mod transport;
 pub mod zendesk;
 
 pub use error::{ApiError, System};
+/// Salesforce's JWT-bearer signing and record ids, at their old paths.
+pub use salesforce::{id as salesforce_id, jwt_bearer};
 pub use secret::Secret;

@@ -220,7 +220,7 @@ fn build(
 }
 
 /// The first URL a client of `c` opens: the Zendesk base URL, or the
-/// Salesforce login URL (as [`build`] picks them, overrides first).
+/// Salesforce login URL (as `build` picks them, overrides first).
 pub fn endpoint(c: &Connection, o: &ConnectionOverride) -> Option<String> {
     match c.kind {
         Kind::Salesforce => o

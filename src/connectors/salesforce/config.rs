@@ -2,9 +2,9 @@
 //! connected app, how it signs in, and its budgets.
 
 use super::super::cache::DEFAULT_TTL;
-use super::super::jwt_bearer::JwtBearer;
 use super::super::retry::RetryPolicy;
 use super::super::secret::Secret;
+use super::jwt_bearer::JwtBearer;
 use std::fmt;
 use std::time::Duration;
 

@@ -2,15 +2,21 @@
 //! JWT-bearer assertion ([`SalesforceAuth`]; the access token lives in
 //! memory and is replaced once, single-flight, when Salesforce answers
 //! `INVALID_SESSION_ID`), a cap on concurrent requests per connected app,
-//! every call through the one [`RetryPolicy`], and the org's
-//! `Sforce-Limit-Info` usage read from every answer.//!
+//! every call through the one
+//! [`RetryPolicy`](super::retry::RetryPolicy), and the org's
+//! `Sforce-Limit-Info` usage read from every answer.
+//!
 //! The files: `config.rs` (the connected app and how it signs in),
-//! `types.rs` (records and answers), `policy.rs` (Salesforce's side of the
+//! `types.rs` (records and answers), `jwt_bearer.rs` (the signing half of
+//! the JWT-bearer flow), `id.rs` (15- and 18-character record ids),
+//! `policy.rs` (Salesforce's side of the
 //! shared [`transport`](super::transport): signing, replay, usage header,
 //! token grant, error bodies), `endpoints.rs` (the operations).
 
 mod config;
 mod endpoints;
+pub mod id;
+pub mod jwt_bearer;
 mod policy;
 mod types;
 
@@ -22,10 +28,10 @@ pub use types::{
 
 use super::cache::ReadCache;
 use super::error::ApiError;
-use super::jwt_bearer::Signer;
 use super::limit::{Lane, Limiters};
 use super::secret::Secret;
 use super::transport::{send, Answer, Budget, Request, Session, Transport};
+use jwt_bearer::Signer;
 use policy::{protocol, SalesforcePolicy, SignIn, SF};
 use reqwest::Method;
 use std::fmt;

@@ -5,11 +5,11 @@
 //! Salesforce's `errorCode`.
 
 use super::super::error::{ApiError, System};
-use super::super::jwt_bearer::{self, Signer};
 use super::super::limit::parse_retry_after;
 use super::super::retry::Replay;
 use super::super::secret::Secret;
 use super::super::transport::{send, Answer, Grant, Policy, Rate, Request, Verdict};
+use super::jwt_bearer::{self, Signer};
 use super::types::ApiUsage;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};

@@ -5,9 +5,10 @@
 //! Zendesk's own description, and the slow-changing lists (groups, ticket
 //! fields, custom statuses) behind the 15-minute cache.
 //!
-//! Tokens never leave [`Secret`]: not in errors (transport errors carry no
+//! Tokens never leave [`Secret`](super::Secret): not in errors (transport errors carry no
 //! URL), not in `Debug`, not in logs; the `Authorization` header is marked
-//! sensitive.//!
+//! sensitive.
+//!
 //! The files: `config.rs` (credentials, plan, settings), `types.rs` (the
 //! resources), `policy.rs` (Zendesk's side of the shared
 //! [`transport`](super::transport): signing, replay, rate headers, token
