@@ -552,9 +552,11 @@ async fn concurrency_is_capped_per_connected_app() {
     let mut cfg = config(&run);
     cfg.max_concurrent = 3;
     // Two clients of one connected app (two runtimes' worth of callers in
-    // one process) share the app's cap.
-    let sf = SalesforceClient::new(cfg.clone()).unwrap();
-    let other = SalesforceClient::new(cfg).unwrap();
+    // one process, built with the process's one registry) share the
+    // app's cap.
+    let limiters = l3map::connectors::limit::Limiters::default();
+    let sf = SalesforceClient::with_limiters(cfg.clone(), &limiters).unwrap();
+    let other = SalesforceClient::with_limiters(cfg, &limiters).unwrap();
     let id = first_id(&h, "Case");
     sf.get("Case", &id, None).await.unwrap();
     other.get("Case", &id, None).await.unwrap();

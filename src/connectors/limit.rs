@@ -42,6 +42,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 /// Who is waiting for the answer.
@@ -303,10 +304,15 @@ impl TokenLimiter {
     }
 }
 
-/// One limiter per token, created on first use.
+/// One limiter per token, created on first use, and one concurrency cap
+/// per key that has one (a Salesforce connected app). A value, passed to
+/// every client that should share: the runtime builds one per process
+/// (`runtime::clients`), so all connections of one token share its budget
+/// there, while two registries (two tests) never share anything.
 #[derive(Debug, Default)]
 pub struct Limiters {
     by_token: Mutex<HashMap<String, Arc<TokenLimiter>>>,
+    caps: Mutex<HashMap<String, Arc<Semaphore>>>,
 }
 
 impl Limiters {
@@ -325,6 +331,16 @@ impl Limiters {
         let mut m = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(token_key.to_string())
             .or_insert_with(|| Arc::new(TokenLimiter::per_window(limit, window)))
+            .clone()
+    }
+
+    /// The cap on requests in flight for `key`, `max` of them (at least
+    /// one), created on first use: a second client of the key shares the
+    /// first one's permits (and its cap).
+    pub fn concurrency(&self, key: &str, max: usize) -> Arc<Semaphore> {
+        let mut m = self.caps.lock().unwrap_or_else(|e| e.into_inner());
+        m.entry(key.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(max.max(1))))
             .clone()
     }
 }

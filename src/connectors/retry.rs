@@ -1,11 +1,11 @@
 //! The one retry layer: exponential backoff from 2 s with full jitter and a
 //! cap, at least what the API's `Retry-After` asks, and a maximum total wait
-//! after which the call fails with the last error. backon computes the
-//! exponential bounds; the policy (jitter, Retry-After, the budget, which
-//! writes may be repeated) is ours.
+//! after which the call fails with the last error. The bounds and the
+//! jitter are the one backoff mechanism ([`super::backoff`]); the policy
+//! (Retry-After, the budget, which writes may be repeated) is this file's.
 
+use super::backoff::Backoff;
 use super::error::{ApiError, System};
-use backon::BackoffBuilder;
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -103,13 +103,7 @@ impl RetryPolicy {
     /// The waits before attempts 2, 3, ...: full jitter, a uniform draw in
     /// `[0, min(cap, base * 2^n))`.
     pub fn delays(&self) -> impl Iterator<Item = Duration> {
-        backon::ExponentialBuilder::default()
-            .with_min_delay(self.base)
-            .with_max_delay(self.cap)
-            .with_factor(2.0)
-            .without_max_times()
-            .build()
-            .map(|bound| bound.mul_f64(fastrand::f64()))
+        Backoff::new(self.base, self.cap).draws()
     }
 
     /// Runs `op` until it succeeds, fails with an error that is not worth

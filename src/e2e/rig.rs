@@ -11,6 +11,7 @@
 
 use super::plan::Plan;
 use super::report::Cleanup;
+use crate::connectors::limit::Limiters;
 use crate::connectors::salesforce::SalesforceClient;
 use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
 use crate::connectors::Secret;
@@ -183,8 +184,11 @@ impl Rig {
             }
             None => (zd_run.base_url(), sf_run.base_url()),
         };
+        // One registry for every client of this process, as `l3map run`
+        // has: the setup's Salesforce client shares the runtime's app.
+        let limiters = Limiters::default();
         let runtime_clients =
-            clients::for_emulators_tuned(&program, &zd_url, &sf_url, t.scale, tune.timeout)
+            clients::for_emulators_in(&program, &zd_url, &sf_url, t.scale, tune.timeout, &limiters)
                 .map_err(|e| e.to_string())?;
         let (desk, _) = zendesk_of(&runtime_clients)?;
         // The setup client: its own token, a budget far above the load's.
@@ -194,10 +198,16 @@ impl Rig {
         );
         cfg.rpm = t.limit;
         cfg.rate_window = window;
-        let setup_zd = ZendeskClient::new(cfg).map_err(|e| e.to_string())?;
-        let setup_clients =
-            clients::for_emulators(&program, &zd_run.base_url(), &sf_run.base_url())
-                .map_err(|e| e.to_string())?;
+        let setup_zd = ZendeskClient::with_limiters(cfg, &limiters).map_err(|e| e.to_string())?;
+        let setup_clients = clients::for_emulators_in(
+            &program,
+            &zd_run.base_url(),
+            &sf_run.base_url(),
+            1,
+            None,
+            &limiters,
+        )
+        .map_err(|e| e.to_string())?;
         let setup_sf = first_salesforce(&setup_clients).map(|(_, c)| c);
         let state_dir = std::env::temp_dir().join(format!(
             "l3map-e2e-{}-{:08x}",
@@ -266,10 +276,13 @@ impl Rig {
         };
         let agent_token = a.token.resolve().map_err(|e| e.to_string())?;
         let agent = agent.clone();
-        let runtime_clients =
-            clients::from_config(&program, &cfg.connections).map_err(|e| e.to_string())?;
-        let setup_clients =
-            clients::from_config(&program, &cfg.connections).map_err(|e| e.to_string())?;
+        // One registry, as `l3map run` has: the setup's clients spend the
+        // same tokens' budgets as the runtime's.
+        let limiters = Limiters::default();
+        let runtime_clients = clients::from_config_in(&program, &cfg.connections, &limiters)
+            .map_err(|e| e.to_string())?;
+        let setup_clients = clients::from_config_in(&program, &cfg.connections, &limiters)
+            .map_err(|e| e.to_string())?;
         let (desk, _) = zendesk_of(&runtime_clients)?;
         let (_, setup_zd) = zendesk_of(&setup_clients)?;
         let setup_sf = first_salesforce(&setup_clients).map(|(_, c)| c);

@@ -1,9 +1,16 @@
 //! A connector client for each connection of the mappings: from the
 //! connection block (instance, plan, secret references) and the runtime
 //! configuration's overrides, or pointed at the local emulators.
+//!
+//! Every client built by one call shares one [`Limiters`]: the 200 a
+//! minute of a Zendesk plan, and a connected app's concurrency cap, are
+//! per token, so two connections of one token must wait in one line. A
+//! process that builds clients more than once (`l3map e2e`: the runtime's
+//! and the setup's) passes one registry to every call (`*_in`).
 
 use super::apply::Client;
 use super::config::{connection_secrets, ConfigError, ConnectionOverride};
+use crate::connectors::limit::Limiters;
 use crate::connectors::retry::RetryPolicy;
 use crate::connectors::salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
 use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
@@ -96,17 +103,27 @@ pub fn check_overrides(
     Ok(())
 }
 
-/// Clients for every connection of `program`, with real credentials.
+/// Clients for every connection of `program`, with real credentials,
+/// sharing one new registry of limiters.
 pub fn from_config(
     program: &Program,
     overrides: &BTreeMap<String, ConnectionOverride>,
+) -> Result<HashMap<String, Client>, SetupError> {
+    from_config_in(program, overrides, &Limiters::default())
+}
+
+/// [`from_config`], the clients' tokens limited in `limiters`.
+pub fn from_config_in(
+    program: &Program,
+    overrides: &BTreeMap<String, ConnectionOverride>,
+    limiters: &Limiters,
 ) -> Result<HashMap<String, Client>, SetupError> {
     check_overrides(program, overrides)?;
     let mut out = HashMap::new();
     for c in &program.connections {
         let secrets = connection_secrets(c)?;
         let o = overrides.get(&c.name).cloned().unwrap_or_default();
-        let client = build(c, &o, &secrets, None, runtime_retry())?;
+        let client = build(c, &o, &secrets, None, runtime_retry(), limiters)?;
         out.insert(c.name.clone(), client);
     }
     Ok(out)
@@ -120,6 +137,7 @@ fn build(
     secrets: &BTreeMap<String, Secret>,
     window: Option<Duration>,
     retry: RetryPolicy,
+    limiters: &Limiters,
 ) -> Result<Client, SetupError> {
     let fail = |e: crate::connectors::error::ApiError| SetupError::Connection {
         connection: c.name.clone(),
@@ -158,7 +176,7 @@ fn build(
             if let Some(t) = o.timeout {
                 cfg.timeout = t;
             }
-            SalesforceClient::new(cfg)
+            SalesforceClient::with_limiters(cfg, limiters)
                 .map(Client::Salesforce)
                 .map_err(fail)
         }
@@ -194,7 +212,7 @@ fn build(
             if let Some(t) = o.timeout {
                 cfg.timeout = t;
             }
-            ZendeskClient::new(cfg)
+            ZendeskClient::with_limiters(cfg, limiters)
                 .map(|c| Client::Zendesk(Box::new(c)))
                 .map_err(fail)
         }
@@ -202,7 +220,7 @@ fn build(
 }
 
 /// The first URL a client of `c` opens: the Zendesk base URL, or the
-/// Salesforce login URL (as [`build`] picks them, overrides first).
+/// Salesforce login URL (as `build` picks them, overrides first).
 pub fn endpoint(c: &Connection, o: &ConnectionOverride) -> Option<String> {
     match c.kind {
         Kind::Salesforce => o
@@ -228,7 +246,16 @@ pub fn interactive(c: &Connection, o: &ConnectionOverride) -> Result<Client, Str
     super::config::all_at_once(super::config::connection_secret_problems(c))
         .map_err(|e| e.to_string())?;
     let secrets = connection_secrets(c).map_err(|e| e.to_string())?;
-    build(c, o, &secrets, None, interactive_retry()).map_err(|e| e.to_string())
+    // One client, for one command: a budget of its own.
+    build(
+        c,
+        o,
+        &secrets,
+        None,
+        interactive_retry(),
+        &Limiters::default(),
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Clients for the embedded default: every Zendesk connection talks to the
@@ -253,7 +280,14 @@ pub fn for_emulators_scaled(
     salesforce_url: &str,
     scale: u32,
 ) -> Result<HashMap<String, Client>, SetupError> {
-    for_emulators_tuned(program, zendesk_url, salesforce_url, scale, None)
+    for_emulators_in(
+        program,
+        zendesk_url,
+        salesforce_url,
+        scale,
+        None,
+        &Limiters::default(),
+    )
 }
 
 /// [`for_emulators_scaled`] with a per-attempt `timeout` other than the
@@ -264,6 +298,26 @@ pub fn for_emulators_tuned(
     salesforce_url: &str,
     scale: u32,
     timeout: Option<Duration>,
+) -> Result<HashMap<String, Client>, SetupError> {
+    let limiters = Limiters::default();
+    for_emulators_in(
+        program,
+        zendesk_url,
+        salesforce_url,
+        scale,
+        timeout,
+        &limiters,
+    )
+}
+
+/// [`for_emulators_tuned`], the clients' tokens limited in `limiters`.
+pub fn for_emulators_in(
+    program: &Program,
+    zendesk_url: &str,
+    salesforce_url: &str,
+    scale: u32,
+    timeout: Option<Duration>,
+    limiters: &Limiters,
 ) -> Result<HashMap<String, Client>, SetupError> {
     let scale = scale.max(1);
     use crate::emulator::salesforce::SalesforceOptions;
@@ -307,8 +361,46 @@ pub fn for_emulators_tuned(
         let window = (scale > 1).then(|| Duration::from_secs(60) / scale);
         out.insert(
             c.name.clone(),
-            build(&plain, &o, &secrets, window, runtime_retry())?,
+            build(&plain, &o, &secrets, window, runtime_retry(), limiters)?,
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One process's clients wait in one line per token (the plan's
+    /// budget is per token, docs/RUNTIME.md): two connections of one
+    /// token built by one call share its limiter, and a second call (a
+    /// second process, a second test) shares nothing with the first.
+    #[test]
+    fn connections_of_one_token_share_its_limiter_within_one_call() {
+        let mut program = crate::runtime::compile::compile_embedded().expect("the fintech desk");
+        let desk = program
+            .connections
+            .iter()
+            .find(|c| c.kind == Kind::Zendesk)
+            .expect("a Zendesk connection")
+            .clone();
+        program.connections.push(Connection {
+            name: format!("{}_twin", desk.name),
+            ..desk.clone()
+        });
+        let zendesk = |clients: &HashMap<String, Client>, name: &str| match &clients[name] {
+            Client::Zendesk(z) => (**z).clone(),
+            Client::Salesforce(_) => panic!("{name} is not Zendesk"),
+        };
+        let twin = format!("{}_twin", desk.name);
+        let one = for_emulators(&program, "http://127.0.0.1:1", "http://127.0.0.1:2").unwrap();
+        let (a, b) = (zendesk(&one, &desk.name), zendesk(&one, &twin));
+        assert!(a.budget().shares_with(b.budget()).0);
+        let other = for_emulators(&program, "http://127.0.0.1:1", "http://127.0.0.1:2").unwrap();
+        assert!(
+            !a.budget()
+                .shares_with(zendesk(&other, &desk.name).budget())
+                .0
+        );
+    }
 }

@@ -9,8 +9,8 @@
 //! The key never leaves this module except as a signature: errors say what
 //! is wrong with it, never what it is.
 
-use super::error::{ApiError, System};
-use super::secret::Secret;
+use super::super::error::{ApiError, System};
+use super::super::secret::Secret;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 use std::fmt;

@@ -1,0 +1,232 @@
+//! Salesforce's side of the transport: requests signed with the session's
+//! bearer token at the instance its sign-in named, which writes may be
+//! sent twice, the org's `Sforce-Limit-Info` usage, the OAuth 2.0 token
+//! grant (refresh token or JWT-bearer assertion), and errors typed by
+//! Salesforce's `errorCode`.
+
+use super::super::error::{ApiError, System};
+use super::super::limit::parse_retry_after;
+use super::super::retry::Replay;
+use super::super::secret::Secret;
+use super::super::transport::{send, Answer, Grant, Policy, Rate, Request, Verdict};
+use super::jwt_bearer::{self, Signer};
+use super::types::ApiUsage;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub(super) const SF: System = System::Salesforce;
+
+pub(super) fn protocol(message: impl Into<String>) -> ApiError {
+    ApiError::Protocol {
+        system: SF,
+        message: message.into(),
+    }
+}
+
+/// The session's access token and the instance it is good for.
+#[derive(Clone)]
+pub struct Token {
+    access: Secret,
+    instance_url: String,
+}
+
+/// `cfg.auth`, ready to use: the JWT-bearer key is parsed once.
+pub(super) enum SignIn {
+    RefreshToken {
+        client_secret: Secret,
+        refresh_token: Secret,
+    },
+    Jwt(Signer),
+}
+
+pub struct SalesforcePolicy {
+    pub(super) login_url: String,
+    pub(super) client_id: String,
+    pub(super) sign_in: SignIn,
+    pub(super) query_batch_size: Option<u32>,
+    /// The org's usage as of the last answer.
+    pub(super) usage: Mutex<Option<ApiUsage>>,
+}
+
+#[derive(Deserialize)]
+struct RawGrant {
+    access_token: String,
+    instance_url: String,
+}
+
+impl Grant for SalesforcePolicy {
+    type Token = Token;
+
+    /// Signs in: the refresh-token grant, or (with a JWT-bearer key) a new
+    /// assertion, built per grant since it expires in minutes.
+    async fn grant(&self, http: &reqwest::Client, _: Option<&Token>) -> Result<Token, ApiError> {
+        let url = format!(
+            "{}/services/oauth2/token",
+            self.login_url.trim_end_matches('/')
+        );
+        let assertion;
+        let form: Vec<(&str, &str)> = match &self.sign_in {
+            SignIn::Jwt(signer) => {
+                assertion = signer.assertion(SF)?;
+                vec![
+                    ("grant_type", jwt_bearer::GRANT_TYPE),
+                    ("assertion", assertion.expose()),
+                ]
+            }
+            SignIn::RefreshToken {
+                client_secret,
+                refresh_token,
+            } => vec![
+                ("grant_type", "refresh_token"),
+                ("client_id", self.client_id.as_str()),
+                ("client_secret", client_secret.expose()),
+                ("refresh_token", refresh_token.expose()),
+            ],
+        };
+        let answer = send::exchange(SF, http.post(url).form(&form), |_| {}).await?;
+        if !answer.status.is_success() {
+            return Err(ApiError::from_token_endpoint(
+                SF,
+                answer.status.as_u16(),
+                &answer.body,
+            ));
+        }
+        let raw: RawGrant = serde_json::from_slice(&answer.body)
+            .map_err(|_| protocol("the token endpoint answered without a token"))?;
+        Ok(Token {
+            access: Secret::new(raw.access_token),
+            instance_url: raw.instance_url.trim_end_matches('/').to_string(),
+        })
+    }
+
+    fn renewed(&self, generation: u64) {
+        tracing::debug!(
+            target: "l3map::connectors::salesforce",
+            generation,
+            "salesforce session refreshed"
+        );
+    }
+}
+
+impl Policy for SalesforcePolicy {
+    const SYSTEM: System = SF;
+
+    fn build(
+        &self,
+        http: &reqwest::Client,
+        token: &Token,
+        req: &Request<'_>,
+    ) -> reqwest::RequestBuilder {
+        let url = format!("{}{}", token.instance_url, req.path);
+        let mut b = http
+            .request(req.method.clone(), url)
+            .bearer_auth(token.access.expose())
+            .query(&req.query);
+        if let Some(n) = self.query_batch_size {
+            b = b.header("Sforce-Query-Options", format!("batchSize={n}"));
+        }
+        if let Some(body) = req.body {
+            b = b.json(body);
+        }
+        b
+    }
+
+    /// A POST creates a record (or a CaseComment): a second send is a
+    /// second record. PATCH sets fields and lands the same every time.
+    fn replay(&self, req: &Request<'_>) -> Replay {
+        if req.method == Method::POST {
+            Replay::IfUnapplied
+        } else {
+            Replay::Safe
+        }
+    }
+
+    /// Records the org's usage for `SalesforceClient::api_usage`; nothing
+    /// here paces the token. At zero the org answers
+    /// `REQUEST_LIMIT_EXCEEDED` (TotalRequests), which fails fast as
+    /// [`ApiError::QuotaExhausted`]: the rolling 24-hour quota is not
+    /// something a pause of minutes would fix.
+    fn rate(&self, headers: &HeaderMap) -> Rate {
+        if let Some(usage) = headers
+            .get("sforce-limit-info")
+            .and_then(|v| v.to_str().ok())
+            .and_then(ApiUsage::parse)
+        {
+            *self.usage.lock().unwrap_or_else(|e| e.into_inner()) = Some(usage);
+        }
+        Rate::default()
+    }
+
+    fn classify(&self, answer: &Answer) -> Verdict {
+        let retry_after = parse_retry_after(
+            answer
+                .headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+        );
+        classify(answer.status, &answer.body, retry_after)
+    }
+
+    fn still_expired(&self, _: &Answer) -> ApiError {
+        ApiError::Auth {
+            system: SF,
+            status: 401,
+            message: "INVALID_SESSION_ID: Session expired or invalid (after a refresh)".into(),
+        }
+    }
+}
+
+/// Salesforce's error body: `[{"message", "errorCode", "fields"}]`.
+#[derive(Deserialize)]
+struct SfErrorBody {
+    #[serde(default)]
+    message: String,
+    #[serde(rename = "errorCode", default)]
+    error_code: String,
+    #[serde(default)]
+    fields: Vec<String>,
+}
+
+/// Types an error answer by status and Salesforce's `errorCode`.
+pub(super) fn classify(status: StatusCode, body: &[u8], retry_after: Option<Duration>) -> Verdict {
+    let errors: Vec<SfErrorBody> = serde_json::from_slice(body).unwrap_or_default();
+    let code = errors
+        .first()
+        .map(|e| e.error_code.as_str())
+        .unwrap_or_default();
+    let message = if errors.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("unexpected status")
+            .to_string()
+    } else {
+        errors
+            .iter()
+            .map(|e| format!("{}: {}", e.error_code, e.message))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let fields: Vec<String> = errors.iter().flat_map(|e| e.fields.clone()).collect();
+    let s = status.as_u16();
+    Verdict::Failed(match s {
+        401 if code == "INVALID_SESSION_ID" || errors.is_empty() => return Verdict::Expired,
+        // The rolling 24-hour request quota does not reopen within any
+        // retry budget; the other REQUEST_LIMIT_EXCEEDED (concurrent
+        // long-running requests) does.
+        403 if code == "REQUEST_LIMIT_EXCEEDED" && message.contains("TotalRequests") => {
+            ApiError::QuotaExhausted {
+                system: SF,
+                message,
+            }
+        }
+        403 if code == "REQUEST_LIMIT_EXCEEDED" => ApiError::RateLimited {
+            system: SF,
+            retry_after,
+            message,
+        },
+        _ => ApiError::from_status(SF, s, message, retry_after, fields),
+    })
+}

@@ -1,0 +1,82 @@
+//! A token's budget: its rate limiter (one per token in the registry the
+//! client was built with, [`Limiters`]) and, for a vendor that caps
+//! concurrent requests, its permits. A request waits for both under the
+//! call's deadline; one the limiter would hold past it is never sent.
+
+use super::super::error::{ApiError, System};
+use super::super::limit::{over_budget, Lane, Limiters, TokenLimiter};
+use super::observe::{self, Rate};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+/// What one token may spend.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    limiter: Arc<TokenLimiter>,
+    permits: Option<Arc<Semaphore>>,
+    /// The window the client's `rpm` counts in (its own pace is
+    /// `window / limit`).
+    window: Duration,
+}
+
+impl Budget {
+    /// The budget of `key` (a fingerprint of the token, or of the app at
+    /// its instance) in `limiters`: `limit` per `window`, and at most
+    /// `max_concurrent` requests in flight when the vendor caps them.
+    /// Clients built from one registry with one key share it; clients of
+    /// two registries never do.
+    pub fn of(
+        limiters: &Limiters,
+        key: &str,
+        limit: u32,
+        window: Duration,
+        max_concurrent: Option<usize>,
+    ) -> Budget {
+        Budget {
+            limiter: limiters.for_token_per(key, limit, window),
+            permits: max_concurrent.map(|max| limiters.concurrency(key, max)),
+            window,
+        }
+    }
+
+    /// Waits for a permit (where there are any) and then the limiter's
+    /// slot in `lane`, both before `deadline`. The permit is held while
+    /// the returned guard lives.
+    pub async fn slot(
+        &self,
+        system: System,
+        lane: Lane,
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<SemaphorePermit<'_>>, ApiError> {
+        let ready = async {
+            let permit = match &self.permits {
+                Some(p) => Some(p.acquire().await),
+                None => None,
+            };
+            self.limiter.acquire_in(lane).await;
+            permit
+        };
+        let permit = tokio::time::timeout_at(deadline, ready)
+            .await
+            .map_err(|_| over_budget(system))?;
+        permit.transpose().map_err(|_| ApiError::Protocol {
+            system,
+            message: "the client is shutting down".into(),
+        })
+    }
+
+    /// Feeds what the API said about the token's budget to its limiter.
+    pub fn observe(&self, rate: &Rate) {
+        observe::apply(rate, &self.limiter, self.window);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shares_with(&self, other: &Budget) -> (bool, bool) {
+        let permits = match (&self.permits, &other.permits) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        (Arc::ptr_eq(&self.limiter, &other.limiter), permits)
+    }
+}

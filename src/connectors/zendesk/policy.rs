@@ -1,0 +1,246 @@
+//! Zendesk's side of the transport: requests signed with the configured
+//! token's header or the OAuth client's access token, which writes may be
+//! sent twice, Zendesk's rate headers, the `/oauth/tokens` grant, and
+//! errors typed with Zendesk's own description.
+
+use super::super::error::ApiError;
+use super::super::limit::parse_retry_after;
+use super::super::retry::Replay;
+use super::super::secret::Secret;
+use super::super::transport::{Answer, Grant, Policy, Rate, Request, Verdict};
+use super::config::{sensitive_header, Credentials, ZendeskConfig, SYSTEM};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a request is signed with: the `Authorization` value, and for an
+/// OAuth client the newest refresh token (Zendesk rotates it on every
+/// use; the client keeps the newest in memory).
+#[derive(Clone)]
+pub struct Token {
+    pub(super) header: HeaderValue,
+    refresh: Option<Secret>,
+}
+
+impl Token {
+    /// A configured token's fixed header.
+    pub(super) fn fixed(header: HeaderValue) -> Token {
+        Token {
+            header,
+            refresh: None,
+        }
+    }
+}
+
+pub struct ZendeskPolicy {
+    pub(super) cfg: Arc<ZendeskConfig>,
+}
+
+impl Grant for ZendeskPolicy {
+    type Token = Token;
+
+    /// `POST /oauth/tokens`: the refresh-token grant with the newest
+    /// refresh token, else client credentials. Zendesk's error code and
+    /// description are kept; the client's secret and tokens never reach
+    /// the error.
+    async fn grant(
+        &self,
+        http: &reqwest::Client,
+        previous: Option<&Token>,
+    ) -> Result<Token, ApiError> {
+        let Credentials::OAuthClient {
+            client_id,
+            client_secret,
+            scopes,
+            refresh_token,
+        } = &self.cfg.credentials
+        else {
+            return Err(ApiError::Protocol {
+                system: SYSTEM,
+                message: "not an OAuth client".into(),
+            });
+        };
+        let refresh = match previous {
+            Some(t) => t.refresh.as_ref(),
+            None => refresh_token.as_ref(),
+        };
+        let mut body = serde_json::json!({
+            "grant_type": if refresh.is_some() { "refresh_token" } else { "client_credentials" },
+            "client_id": client_id,
+            "client_secret": client_secret.expose(),
+        });
+        if let Some(r) = refresh {
+            body["refresh_token"] = Value::from(r.expose());
+        }
+        if !scopes.is_empty() {
+            body["scope"] = Value::from(scopes.join(" "));
+        }
+        let req = http
+            .post(format!("{}/oauth/tokens", self.cfg.base_url))
+            .json(&body);
+        let answer = super::super::transport::send::exchange(SYSTEM, req, |_| {}).await?;
+        if !answer.status.is_success() {
+            return Err(ApiError::from_token_endpoint(
+                SYSTEM,
+                answer.status.as_u16(),
+                &answer.body,
+            ));
+        }
+        #[derive(Deserialize)]
+        struct Raw {
+            access_token: String,
+            #[serde(default)]
+            refresh_token: Option<String>,
+        }
+        let raw: Raw = serde_json::from_slice(&answer.body).map_err(|_| ApiError::Protocol {
+            system: SYSTEM,
+            message: "the token endpoint answered without an access token".into(),
+        })?;
+        let access = Secret::new(raw.access_token);
+        Ok(Token {
+            header: sensitive_header(&format!("Bearer {}", access.expose()))?,
+            refresh: raw.refresh_token.map(Secret::new).or(refresh.cloned()),
+        })
+    }
+
+    fn renewed(&self, generation: u64) {
+        tracing::debug!(
+            target: "l3map::connectors::zendesk",
+            generation,
+            "zendesk access token renewed"
+        );
+    }
+}
+
+impl Policy for ZendeskPolicy {
+    const SYSTEM: super::super::error::System = SYSTEM;
+
+    fn build(
+        &self,
+        http: &reqwest::Client,
+        token: &Token,
+        req: &Request<'_>,
+    ) -> reqwest::RequestBuilder {
+        let url = format!("{}{}", self.cfg.base_url, req.path);
+        let mut b = http
+            .request(req.method.clone(), url)
+            .header(AUTHORIZATION, token.header.clone());
+        if !req.query.is_empty() {
+            b = b.query(&req.query);
+        }
+        if let Some(body) = req.body {
+            b = b.json(body);
+        }
+        if let Some(k) = req.idempotency_key {
+            b = b.header("Idempotency-Key", k);
+        }
+        b
+    }
+
+    /// Reads, field writes and creates with an idempotency key are
+    /// [`Replay::Safe`]; anything with a comment is not (a second send is
+    /// a second comment).
+    fn replay(&self, req: &Request<'_>) -> Replay {
+        let adds_comment = req
+            .body
+            .and_then(|b| b.get("ticket"))
+            .is_some_and(|t| t.get("comment").is_some());
+        match req.method {
+            Method::GET => Replay::Safe,
+            Method::POST if req.idempotency_key.is_none() => Replay::IfUnapplied,
+            _ if adds_comment && req.idempotency_key.is_none() => Replay::IfUnapplied,
+            _ => Replay::Safe,
+        }
+    }
+
+    /// Zendesk's rate headers
+    /// (developer.zendesk.com/api-reference/introduction/rate-limits):
+    /// `X-Rate-Limit` / `ratelimit-limit` is the account's limit a minute,
+    /// `X-Rate-Limit-Remaining` / `ratelimit-remaining` what is left of
+    /// this minute, `ratelimit-reset` the seconds until it reopens,
+    /// `Retry-After` on a 429.
+    fn rate(&self, headers: &HeaderMap) -> Rate {
+        let num = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<u64>().ok();
+        Rate {
+            limit: num("x-rate-limit").or_else(|| num("ratelimit-limit")),
+            remaining: num("x-rate-limit-remaining").or_else(|| num("ratelimit-remaining")),
+            window_left: num("ratelimit-reset").map(Duration::from_secs),
+            retry_after: parse_retry_after(
+                headers.get("retry-after").and_then(|v| v.to_str().ok()),
+            ),
+        }
+    }
+
+    /// A 401 refuses the request before anything is done: an OAuth
+    /// client's token is renewed and the request sent again.
+    fn classify(&self, answer: &Answer) -> Verdict {
+        if answer.status == StatusCode::UNAUTHORIZED {
+            return Verdict::Expired;
+        }
+        Verdict::Failed(error_for(answer.status, &answer.headers, &answer.body))
+    }
+
+    fn still_expired(&self, answer: &Answer) -> ApiError {
+        error_for(answer.status, &answer.headers, &answer.body)
+    }
+}
+
+/// The typed error for a non-2xx answer, with Zendesk's own message.
+pub(super) fn error_for(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ApiError {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let message = describe(&json, status);
+    let retry_after = parse_retry_after(headers.get("retry-after").and_then(|v| v.to_str().ok()));
+    ApiError::from_status(
+        SYSTEM,
+        status.as_u16(),
+        message,
+        retry_after,
+        blamed_fields(&json),
+    )
+}
+
+/// Zendesk says it in `description`, sometimes in `message`, or only in
+/// `error` (a code, or an object with `title`/`message`).
+pub(super) fn describe(json: &Value, status: StatusCode) -> String {
+    let text = |v: &Value| v.as_str().map(String::from);
+    let error = json.get("error");
+    json.get("description")
+        .and_then(text)
+        .or_else(|| json.get("message").and_then(text))
+        .or_else(|| error.and_then(|e| e.get("message")).and_then(text))
+        .or_else(|| error.and_then(|e| e.get("title")).and_then(text))
+        .or_else(|| error.and_then(text))
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string())
+}
+
+/// The fields `details` blames: attribute names, and custom fields by their
+/// `field_key` (their id) when Zendesk files them under `base`.
+fn blamed_fields(json: &Value) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let Some(details) = json.get("details").and_then(Value::as_object) else {
+        return out;
+    };
+    for (attr, problems) in details {
+        let keys: Vec<String> = problems
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter_map(|p| match p.get("field_key") {
+                        Some(Value::Number(n)) => Some(n.to_string()),
+                        Some(Value::String(s)) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if keys.is_empty() && attr != "base" {
+            out.push(attr.clone());
+        }
+        out.extend(keys);
+    }
+    out.dedup();
+    out
+}

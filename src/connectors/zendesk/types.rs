@@ -1,0 +1,220 @@
+//! Zendesk's resources as the API answers them, and the changes a client
+//! sends.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomFieldValue {
+    pub id: u64,
+    #[serde(default)]
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Ticket {
+    pub id: u64,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub status: String,
+    #[serde(default)]
+    pub custom_status_id: Option<u64>,
+    #[serde(default)]
+    pub priority: Option<String>,
+    #[serde(default)]
+    pub group_id: Option<u64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub custom_fields: Vec<CustomFieldValue>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+impl Ticket {
+    /// A custom field's value, `None` if unset.
+    pub fn field(&self, id: u64) -> Option<&Value> {
+        self.custom_fields
+            .iter()
+            .find(|f| f.id == id)
+            .map(|f| &f.value)
+            .filter(|v| !v.is_null())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewComment {
+    pub body: String,
+    pub public: bool,
+}
+
+/// What to set on a ticket: create, update and bulk update take it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TicketChanges {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The status category: new, open, pending, hold, solved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_status_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub custom_fields: Vec<CustomFieldValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<NewComment>,
+}
+
+impl TicketChanges {
+    /// A status by category, with the custom status when the table has one.
+    pub fn status(mut self, category: &str, custom_status_id: Option<u64>) -> Self {
+        self.status = Some(category.into());
+        self.custom_status_id = custom_status_id;
+        self
+    }
+
+    pub fn field(mut self, id: u64, value: impl Into<Value>) -> Self {
+        self.custom_fields.push(CustomFieldValue {
+            id,
+            value: value.into(),
+        });
+        self
+    }
+
+    /// An internal note: `public: false`, agents only.
+    pub fn private_comment(mut self, body: impl Into<String>) -> Self {
+        self.comment = Some(NewComment {
+            body: body.into(),
+            public: false,
+        });
+        self
+    }
+
+    pub fn public_comment(mut self, body: impl Into<String>) -> Self {
+        self.comment = Some(NewComment {
+            body: body.into(),
+            public: true,
+        });
+        self
+    }
+
+    pub fn group(mut self, group_id: u64) -> Self {
+        self.group_id = Some(group_id);
+        self
+    }
+
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Comment {
+    pub id: u64,
+    #[serde(default)]
+    pub author_id: Option<u64>,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FieldOption {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TicketField {
+    pub id: u64,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    #[serde(default)]
+    pub active: bool,
+    #[serde(default)]
+    pub custom_field_options: Vec<FieldOption>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CustomStatus {
+    pub id: u64,
+    pub status_category: String,
+    pub agent_label: String,
+    #[serde(default)]
+    pub active: bool,
+    #[serde(default)]
+    pub default: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Group {
+    pub id: u64,
+    pub name: String,
+}
+
+/// One ticket's outcome in a bulk update.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct JobResult {
+    #[serde(default)]
+    pub id: Option<u64>,
+    #[serde(default)]
+    pub success: Option<bool>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub details: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct JobStatus {
+    pub id: String,
+    pub status: String,
+    #[serde(default)]
+    pub total: Option<u64>,
+    #[serde(default)]
+    pub progress: Option<u64>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub results: Option<Vec<JobResult>>,
+}
+
+impl JobStatus {
+    pub(super) fn finished(&self) -> bool {
+        matches!(self.status.as_str(), "completed" | "failed" | "killed")
+    }
+}
+
+/// Where an incremental export starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExportFrom {
+    /// Unix seconds: tickets changed at or after this time.
+    StartTime(i64),
+    /// The `after_cursor` of the previous page.
+    Cursor(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportPage {
+    pub tickets: Vec<Ticket>,
+    /// The same tickets as the API sent them, every attribute kept, for
+    /// the event converters.
+    pub raw: Vec<Value>,
+    /// Where the next poll starts; keep it even at the end of the stream.
+    pub after_cursor: Option<String>,
+    pub end_of_stream: bool,
+}
