@@ -1,7 +1,7 @@
 //! Connection blocks: properties, credentials by reference, scopes, and the
 //! least-privilege lints that need the whole project's usage.
 
-use super::{did_you_mean, CheckError, ConnInfo, Ctx, Kind, SecretRef};
+use super::{did_you_mean, CheckErrorKind, ConnInfo, Ctx, Kind, SecretRef};
 use crate::syntax::ast::{Connection, PropKind, PropValue, Property};
 use crate::syntax::Span;
 use std::collections::BTreeMap;
@@ -265,10 +265,12 @@ pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
         "zendesk" => Kind::Zendesk,
         "salesforce" => Kind::Salesforce,
         _ => {
-            cx.err(CheckError::UnknownConnectionKind {
-                kind: c.kind.name.clone(),
-                span: c.kind.span,
-            });
+            cx.err(
+                CheckErrorKind::UnknownConnectionKind {
+                    kind: c.kind.name.clone(),
+                }
+                .at(c.kind.span),
+            );
             return;
         }
     };
@@ -301,12 +303,14 @@ pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
                     spec.iter().map(|s| s.key).collect::<Vec<_>>().join(", ")
                 ))
             });
-            cx.err(CheckError::UnknownProperty {
-                key: p.key.name.clone(),
-                kind: kind.as_str().into(),
-                span: p.key.span,
-                help,
-            });
+            cx.err(
+                CheckErrorKind::UnknownProperty {
+                    key: p.key.name.clone(),
+                    kind: kind.as_str().into(),
+                    help,
+                }
+                .at(p.key.span),
+            );
             continue;
         };
         if let Some(first) = seen.get(prop.key) {
@@ -335,35 +339,41 @@ pub(super) fn declare(cx: &mut Ctx, c: &Connection) {
                 .iter()
                 .find(|s| s.key == *key)
                 .expect("spec has required keys");
-            cx.err(CheckError::MissingProperty {
-                kind: kind.as_str().into(),
-                conn: c.name.name.clone(),
-                key: prop.key,
-                example: prop.example,
-                span: c.name.span,
-            });
+            cx.err(
+                CheckErrorKind::MissingProperty {
+                    kind: kind.as_str().into(),
+                    conn: c.name.name.clone(),
+                    key: prop.key,
+                    example: prop.example,
+                }
+                .at(c.name.span),
+            );
         }
     }
     if kind == Kind::Zendesk {
         if !seen.contains_key("subdomain") && !seen.contains_key("url") {
-            cx.err(CheckError::MissingProperty {
-                kind: "zendesk".into(),
-                conn: c.name.name.clone(),
-                key: "subdomain",
-                example: "subdomain \"acme\"` (or `url \"https://...\"",
-                span: c.name.span,
-            });
+            cx.err(
+                CheckErrorKind::MissingProperty {
+                    kind: "zendesk".into(),
+                    conn: c.name.name.clone(),
+                    key: "subdomain",
+                    example: "subdomain \"acme\"` (or `url \"https://...\"",
+                }
+                .at(c.name.span),
+            );
         }
         if info.settings.get("auth").map(String::as_str) == Some("api_token")
             && !seen.contains_key("email")
         {
-            cx.err(CheckError::MissingProperty {
-                kind: "zendesk".into(),
-                conn: c.name.name.clone(),
-                key: "email",
-                example: "email \"ai-agent@acme.com\"",
-                span: c.name.span,
-            });
+            cx.err(
+                CheckErrorKind::MissingProperty {
+                    kind: "zendesk".into(),
+                    conn: c.name.name.clone(),
+                    key: "email",
+                    example: "email \"ai-agent@acme.com\"",
+                }
+                .at(c.name.span),
+            );
         }
         if info.rate_limit_rpm.is_none() {
             let plan = info
@@ -397,15 +407,16 @@ fn salesforce_credentials(
             .min_by_key(|p| p.span.start)
     };
     let flows = "sign in with a refresh token (`client_secret` and `refresh_token`) or with the JWT bearer flow (`username` and `private_key file(\"/run/secrets/sf_key.pem\")`)";
-    let problem =
-        |problem: &str, help: &str, label: &str, span, other| CheckError::SalesforceCredentials {
+    let problem = |problem: &str, help: &str, label: &str, span, other| {
+        CheckErrorKind::SalesforceCredentials {
             conn: c.name.name.clone(),
             problem: problem.into(),
             help: format!("{flows}{help}"),
-            span,
             label: label.into(),
             other,
-        };
+        }
+        .at(span)
+    };
     let flow = match (first(REFRESH), first(JWT)) {
         (Some(r), Some(j)) => {
             let (earlier, later) = if r.span.start <= j.span.start {
@@ -437,13 +448,15 @@ fn salesforce_credentials(
     };
     for key in flow.iter().filter(|k| !seen.contains_key(*k)) {
         if let Some(prop) = spec.iter().find(|s| s.key == *key) {
-            cx.err(CheckError::MissingProperty {
-                kind: "salesforce".into(),
-                conn: c.name.name.clone(),
-                key: prop.key,
-                example: prop.example,
-                span: c.name.span,
-            });
+            cx.err(
+                CheckErrorKind::MissingProperty {
+                    kind: "salesforce".into(),
+                    conn: c.name.name.clone(),
+                    key: prop.key,
+                    example: prop.example,
+                }
+                .at(c.name.span),
+            );
         }
     }
 }
@@ -452,11 +465,13 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
     let key = prop.key;
     let single = |cx: &mut Ctx, _expected: &str| -> Option<&PropValue> {
         if p.values.len() > 1 {
-            cx.err(CheckError::TooManyValues {
-                key: key.into(),
-                example: prop.example.into(),
-                span: p.values[1].span.to(p.values[p.values.len() - 1].span),
-            });
+            cx.err(
+                CheckErrorKind::TooManyValues {
+                    key: key.into(),
+                    example: prop.example.into(),
+                }
+                .at(p.values[1].span.to(p.values[p.values.len() - 1].span)),
+            );
         }
         p.values.first()
     };
@@ -468,12 +483,14 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
             match &v.kind {
                 PropKind::Secret { source, name } => {
                     if name.is_empty() {
-                        cx.err(CheckError::BadPropertyValue {
-                            key: key.into(),
-                            expected: "a variable or file name".into(),
-                            help: format!("write `{}`", prop.example),
-                            span: v.span,
-                        });
+                        cx.err(
+                            CheckErrorKind::BadPropertyValue {
+                                key: key.into(),
+                                expected: "a variable or file name".into(),
+                                help: format!("write `{}`", prop.example),
+                            }
+                            .at(v.span),
+                        );
                     }
                     info.secrets.push(SecretRef {
                         key: key.into(),
@@ -485,15 +502,17 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
                     info.settings.insert(key.into(), t.clone());
                 }
                 PropKind::Text(_) | PropKind::Word(_) | PropKind::Number(_) => {
-                    cx.err(CheckError::LiteralSecret {
-                        key: key.into(),
-                        suggested_env: format!(
-                            "{}_{}",
-                            info.name.to_uppercase(),
-                            key.to_uppercase()
-                        ),
-                        span: v.span,
-                    });
+                    cx.err(
+                        CheckErrorKind::LiteralSecret {
+                            key: key.into(),
+                            suggested_env: format!(
+                                "{}_{}",
+                                info.name.to_uppercase(),
+                                key.to_uppercase()
+                            ),
+                        }
+                        .at(v.span),
+                    );
                 }
                 _ => bad(cx, key, "env(\"NAME\") or file(\"path\")", prop, v),
             }
@@ -507,25 +526,26 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
                     if (key == "url" || key == "instance")
                         && !(t.starts_with("https://") || t.starts_with("http://"))
                     {
-                        cx.err(CheckError::BadPropertyValue {
-                            key: key.into(),
-                            expected: "an http(s) URL".into(),
-                            help: format!("write `{}`", prop.example),
-                            span: v.span,
-                        });
+                        cx.err(
+                            CheckErrorKind::BadPropertyValue {
+                                key: key.into(),
+                                expected: "an http(s) URL".into(),
+                                help: format!("write `{}`", prop.example),
+                            }
+                            .at(v.span),
+                        );
                     }
                     if (key == "url" || key == "instance") && has_user_info(t) {
                         // `https://user:password@host` is a credential
                         // written in the file, like `token "…"`.
-                        cx.err(CheckError::BadPropertyValue {
+                        cx.err(CheckErrorKind::BadPropertyValue {
                             key: key.into(),
                             expected: "a URL without a user name or password".into(),
                             help: format!(
                                 "remove the `user:password@` part (write `{}`; credentials go in env(\"…\") or file(\"…\") references) and rotate the password that was committed",
                                 prop.example
                             ),
-                            span: v.span,
-                        });
+                        }.at(v.span));
                     }
                     info.settings.insert(key.into(), t.clone());
                 }
@@ -540,13 +560,15 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
                 PropKind::Word(w) if allowed.contains(&w.as_str()) => {
                     info.settings.insert(key.into(), w.clone());
                 }
-                PropKind::Word(w) => cx.err(CheckError::BadPropertyValue {
-                    key: key.into(),
-                    expected: format!("one of {}", allowed.join(", ")),
-                    help: did_you_mean(w, allowed.iter().copied())
-                        .unwrap_or_else(|| format!("write `{}`", prop.example)),
-                    span: v.span,
-                }),
+                PropKind::Word(w) => cx.err(
+                    CheckErrorKind::BadPropertyValue {
+                        key: key.into(),
+                        expected: format!("one of {}", allowed.join(", ")),
+                        help: did_you_mean(w, allowed.iter().copied())
+                            .unwrap_or_else(|| format!("write `{}`", prop.example)),
+                    }
+                    .at(v.span),
+                ),
                 _ => bad(cx, key, &format!("one of {}", allowed.join(", ")), prop, v),
             }
         }
@@ -586,12 +608,14 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
                     }
                 };
                 if !known.contains(&s) {
-                    cx.err(CheckError::UnknownScope {
-                        kind: info.kind.as_str().into(),
-                        help: did_you_mean(&s, known.iter().map(String::as_str)),
-                        scope: s.clone(),
-                        span: v.span,
-                    });
+                    cx.err(
+                        CheckErrorKind::UnknownScope {
+                            kind: info.kind.as_str().into(),
+                            help: did_you_mean(&s, known.iter().map(String::as_str)),
+                            scope: s.clone(),
+                        }
+                        .at(v.span),
+                    );
                 }
                 info.scopes.push((s, v.span));
             }
@@ -665,12 +689,14 @@ fn has_user_info(url: &str) -> bool {
 }
 
 fn bad(cx: &mut Ctx, key: &str, expected: &str, prop: &Prop, v: &PropValue) {
-    cx.err(CheckError::BadPropertyValue {
-        key: key.into(),
-        expected: expected.into(),
-        help: format!("write `{}`", prop.example),
-        span: v.span,
-    });
+    cx.err(
+        CheckErrorKind::BadPropertyValue {
+            key: key.into(),
+            expected: expected.into(),
+            help: format!("write `{}`", prop.example),
+        }
+        .at(v.span),
+    );
 }
 
 /// Least privilege: scopes must match what the project actually does.
@@ -678,12 +704,14 @@ pub(super) fn lint_usage(cx: &mut Ctx) {
     let conns: Vec<ConnInfo> = cx.env.conns.values().cloned().collect();
     for c in &conns {
         if !cx.usage.conns.contains(&c.name) {
-            cx.err(CheckError::Unused {
-                kind: "connection",
-                name: c.name.clone(),
-                help: "remove it, or use it in a statuses, map or escalation block".into(),
-                span: c.span,
-            });
+            cx.err(
+                CheckErrorKind::Unused {
+                    kind: "connection",
+                    name: c.name.clone(),
+                    help: "remove it, or use it in a statuses, map or escalation block".into(),
+                }
+                .at(c.span),
+            );
             continue;
         }
         let Some(scopes_span) = c.scopes_span else {
@@ -759,20 +787,18 @@ fn zendesk_scopes_used(cx: &mut Ctx, c: &ConnInfo, scopes_span: crate::syntax::S
                 if zendesk_grants(s, "write", Some("tickets")) {
                     let scope = s.clone();
                     if s == "tickets" {
-                        cx.err(CheckError::BroadScope {
+                        cx.err(CheckErrorKind::BroadScope {
                             help: format!(
                                 "`tickets` grants reading and writing tickets, and nothing in the project writes to `{}`: use `tickets:read`",
                                 c.name
                             ),
                             scope,
-                            span: *sp,
-                        });
+                        }.at(*sp));
                     } else {
-                        cx.err(CheckError::UnusedScope {
+                        cx.err(CheckErrorKind::UnusedScope {
                             scope,
                             needs_it: format!("writes to `{}` tickets", c.name),
-                            span: *sp,
-                        });
+                        }.at(*sp));
                     }
                 }
             }
@@ -813,11 +839,13 @@ fn zendesk_scopes_used(cx: &mut Ctx, c: &ConnInfo, scopes_span: crate::syntax::S
         } else {
             continue;
         };
-        cx.err(CheckError::BroadScope {
-            scope: s.clone(),
-            help,
-            span: *sp,
-        });
+        cx.err(
+            CheckErrorKind::BroadScope {
+                scope: s.clone(),
+                help,
+            }
+            .at(*sp),
+        );
     }
 }
 
@@ -851,11 +879,13 @@ fn salesforce_scopes_used(cx: &mut Ctx, c: &ConnInfo, scopes_span: crate::syntax
             .iter()
             .any(|s| s.key == "private_key" || s.key == "username");
     if !jwt && !has("refresh_token") && !has("offline_access") {
-        cx.err(CheckError::NoOfflineScope {
-            conn: c.name.clone(),
-            scope: "scope `refresh_token` (also called `offline_access`) is".into(),
-            span: scopes_span,
-        });
+        cx.err(
+            CheckErrorKind::NoOfflineScope {
+                conn: c.name.clone(),
+                scope: "scope `refresh_token` (also called `offline_access`) is".into(),
+            }
+            .at(scopes_span),
+        );
     }
     for (s, sp) in c
         .scopes
@@ -870,18 +900,17 @@ fn salesforce_scopes_used(cx: &mut Ctx, c: &ConnInfo, scopes_span: crate::syntax
             ),
             _ => format!("`{s}` opens an API l3map never calls; `api, refresh_token` is all it needs: remove it"),
         };
-        cx.err(CheckError::BroadScope {
-            scope: s.clone(),
-            help,
-            span: *sp,
-        });
+        cx.err(
+            CheckErrorKind::BroadScope {
+                scope: s.clone(),
+                help,
+            }
+            .at(*sp),
+        );
     }
     for (o, sp) in &c.objects {
         if !cx.usage.objects.contains(&(c.name.clone(), o.clone())) {
-            cx.err(CheckError::UnusedObject {
-                object: o.clone(),
-                span: *sp,
-            });
+            cx.err(CheckErrorKind::UnusedObject { object: o.clone() }.at(*sp));
         }
     }
 }
@@ -900,12 +929,14 @@ fn missing(
         (Some(a), None) => format!("{because} ({})", cx.sources.locate(a)),
         _ => because,
     };
-    cx.err(CheckError::MissingScope {
-        conn: c.name.clone(),
-        scope,
-        because,
-        help,
-        span,
-        use_site,
-    });
+    cx.err(
+        CheckErrorKind::MissingScope {
+            conn: c.name.clone(),
+            scope,
+            because,
+            help,
+            use_site,
+        }
+        .at(span),
+    );
 }

@@ -1,7 +1,7 @@
 //! Value types, the event schema, and type checking of expressions.
 
 use super::{Ctx, Kind};
-use crate::check::error::CheckError;
+use crate::check::error::CheckErrorKind;
 use crate::syntax::ast::{BinOp, Expr, ExprKind, Ident, Lit};
 use crate::syntax::Span;
 use std::fmt;
@@ -200,12 +200,14 @@ impl<'a> Ctx<'a> {
                         roots.join(", ")
                     )))
                 };
-                self.err(CheckError::Unknown {
-                    kind: "root",
-                    name: root.name.clone(),
-                    span: root.span,
-                    help,
-                });
+                self.err(
+                    CheckErrorKind::Unknown {
+                        kind: "root",
+                        name: root.name.clone(),
+                        help,
+                    }
+                    .at(root.span),
+                );
                 return None;
             }
         };
@@ -217,16 +219,18 @@ impl<'a> Ctx<'a> {
         };
         let field = &path[1];
         if path.len() > 2 {
-            self.err(CheckError::Unknown {
-                kind: "field",
-                name: path[1..]
-                    .iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join("."),
-                span: path[2].span.to(path[path.len() - 1].span),
-                help: Some(format!("`{}.{}` has no sub-fields", root.name, field.name)),
-            });
+            self.err(
+                CheckErrorKind::Unknown {
+                    kind: "field",
+                    name: path[1..]
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join("."),
+                    help: Some(format!("`{}.{}` has no sub-fields", root.name, field.name)),
+                }
+                .at(path[2].span.to(path[path.len() - 1].span)),
+            );
             return None;
         }
         if let Some(f) = table.iter().find(|f| f.name == field.name) {
@@ -268,12 +272,14 @@ impl<'a> Ctx<'a> {
                     "custom ticket fields must be declared in a `fields` block with their id".into()
                 })
             });
-        self.err(CheckError::Unknown {
-            kind: "field",
-            name: format!("{}.{}", root.name, field.name),
-            span: field.span,
-            help,
-        });
+        self.err(
+            CheckErrorKind::Unknown {
+                kind: "field",
+                name: format!("{}.{}", root.name, field.name),
+                help,
+            }
+            .at(field.span),
+        );
         None
     }
 
@@ -382,10 +388,12 @@ impl<'a> Ctx<'a> {
                 }
                 Some(Ty::Any) => Ty::Any,
                 _ => {
-                    self.err(CheckError::BareName {
-                        name: id.name.clone(),
-                        span: id.span,
-                    });
+                    self.err(
+                        CheckErrorKind::BareName {
+                            name: id.name.clone(),
+                        }
+                        .at(id.span),
+                    );
                     Ty::Any
                 }
             },
@@ -413,11 +421,13 @@ impl<'a> Ctx<'a> {
                 Ty::Num | Ty::Money(_) => "... > 0".into(),
                 _ => "... == \"value\"".into(),
             };
-            self.err(CheckError::NotBool {
-                found: t.to_string(),
-                example,
-                span: e.span,
-            });
+            self.err(
+                CheckErrorKind::NotBool {
+                    found: t.to_string(),
+                    example,
+                }
+                .at(e.span),
+            );
         }
     }
 
@@ -464,15 +474,17 @@ impl<'a> Ctx<'a> {
             {
                 let lt = self.expr(l, None, scope);
                 self.expr(r, Some(&lt), scope);
-                self.err(CheckError::TypeMismatch {
-                    message: format!("`{}` needs a list on its right", op.symbol()),
-                    span: r.span,
-                    found: "not a list".into(),
-                    help: Some(format!(
-                        "write the choices as a list: `[{}]`",
-                        source_text(r)
-                    )),
-                });
+                self.err(
+                    CheckErrorKind::TypeMismatch {
+                        message: format!("`{}` needs a list on its right", op.symbol()),
+                        found: "not a list".into(),
+                        help: Some(format!(
+                            "write the choices as a list: `[{}]`",
+                            source_text(r)
+                        )),
+                    }
+                    .at(r.span),
+                );
             }
             BinOp::In | BinOp::NotIn => {
                 let (lt, rt) = if is_untyped(l) {
@@ -537,12 +549,14 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn mismatch(&mut self, message: String, span: Span, found: &Ty, help: Option<String>) {
-        self.err(CheckError::TypeMismatch {
-            message,
-            span,
-            found: found.to_string(),
-            help,
-        });
+        self.err(
+            CheckErrorKind::TypeMismatch {
+                message,
+                found: found.to_string(),
+                help,
+            }
+            .at(span),
+        );
     }
 
     /// Checks that `name` is a value of an enum or status type.
@@ -554,12 +568,14 @@ impl<'a> Ctx<'a> {
                 if values.len() > 8 {
                     of.push("...");
                 }
-                self.err(CheckError::UnknownValue {
-                    name: name.to_string(),
-                    of: of.join(", "),
-                    span,
-                    help,
-                });
+                self.err(
+                    CheckErrorKind::UnknownValue {
+                        name: name.to_string(),
+                        of: of.join(", "),
+                        help,
+                    }
+                    .at(span),
+                );
             }
             Ty::Status(Some(conn)) => {
                 let known = self
@@ -577,12 +593,14 @@ impl<'a> Ctx<'a> {
                         super::did_you_mean(name, names.iter().map(|s| s.as_str())).or_else(|| {
                             Some(format!("the statuses of `{conn}` are {}", names.join(", ")))
                         });
-                    self.err(CheckError::Unknown {
-                        kind: "status",
-                        name: name.to_string(),
-                        span,
-                        help,
-                    });
+                    self.err(
+                        CheckErrorKind::Unknown {
+                            kind: "status",
+                            name: name.to_string(),
+                            help,
+                        }
+                        .at(span),
+                    );
                 }
             }
             _ => {}

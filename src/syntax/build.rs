@@ -1,7 +1,7 @@
 //! pest pairs -> typed AST. Shape only: names are not resolved here.
 
 use super::ast::*;
-use super::error::SyntaxError;
+use super::error::{SyntaxError, SyntaxErrorKind};
 use super::parser::{L3Parser, Pair, Rule};
 use super::span::{FileId, Span};
 use pest::pratt_parser::{Assoc, Op, PrattParser};
@@ -53,11 +53,13 @@ impl<'s> Builder<'s> {
     fn decl(&mut self, p: Pair, what: &'static str) -> Ident {
         let id = self.ident(p);
         if super::parser::is_keyword(&id.name) {
-            self.errors.push(SyntaxError::Reserved {
-                name: id.name.clone(),
-                what,
-                span: id.span,
-            });
+            self.errors.push(
+                SyntaxErrorKind::Reserved {
+                    name: id.name.clone(),
+                    what,
+                }
+                .at(id.span),
+            );
         }
         id
     }
@@ -140,17 +142,26 @@ impl<'s> Builder<'s> {
                             // Show what was written, e.g. `\u00e9` (braces missing).
                             let shown: String = s[i..].chars().take(6).collect();
                             let len = shown.len();
-                            self.errors.push(SyntaxError::BadEscape {
-                                escape: shown,
-                                span: Span::new(self.file, offset + i, offset + i + len),
-                            })
+                            self.errors.push(
+                                SyntaxErrorKind::BadEscape { escape: shown }.at(Span::new(
+                                    self.file,
+                                    offset + i,
+                                    offset + i + len,
+                                )),
+                            )
                         }
                     }
                 }
-                other => self.errors.push(SyntaxError::BadEscape {
-                    escape: format!("\\{other}"),
-                    span: Span::new(self.file, offset + i, offset + i + 1 + other.len_utf8()),
-                }),
+                other => self.errors.push(
+                    SyntaxErrorKind::BadEscape {
+                        escape: format!("\\{other}"),
+                    }
+                    .at(Span::new(
+                        self.file,
+                        offset + i,
+                        offset + i + 1 + other.len_utf8(),
+                    )),
+                ),
             }
         }
         out
@@ -160,11 +171,13 @@ impl<'s> Builder<'s> {
         match p.as_str().parse::<f64>() {
             Ok(n) if n.is_finite() => n,
             _ => {
-                self.errors.push(SyntaxError::BadNumber {
-                    text: p.as_str().into(),
-                    help: "numbers must stay within ±1.7e308".into(),
-                    span: self.span(p),
-                });
+                self.errors.push(
+                    SyntaxErrorKind::BadNumber {
+                        text: p.as_str().into(),
+                        help: "numbers must stay within ±1.7e308".into(),
+                    }
+                    .at(self.span(p)),
+                );
                 0.0
             }
         }
@@ -174,11 +187,13 @@ impl<'s> Builder<'s> {
         match p.as_str().parse::<u64>() {
             Ok(n) => n,
             Err(_) => {
-                self.errors.push(SyntaxError::BadNumber {
-                    text: p.as_str().into(),
-                    help: format!("{what} must be below 18446744073709551616"),
-                    span: self.span(p),
-                });
+                self.errors.push(
+                    SyntaxErrorKind::BadNumber {
+                        text: p.as_str().into(),
+                        help: format!("{what} must be below 18446744073709551616"),
+                    }
+                    .at(self.span(p)),
+                );
                 0
             }
         }
@@ -197,11 +212,13 @@ impl<'s> Builder<'s> {
             }
         }
         let units = decimal_units(num).unwrap_or_else(|| {
-            self.errors.push(SyntaxError::BadNumber {
-                text: whole.into(),
-                help: "amounts are limited to 4 decimal places and ±900 trillion".into(),
-                span,
-            });
+            self.errors.push(
+                SyntaxErrorKind::BadNumber {
+                    text: whole.into(),
+                    help: "amounts are limited to 4 decimal places and ±900 trillion".into(),
+                }
+                .at(span),
+            );
             0
         });
         Money { units, currency }
@@ -292,10 +309,7 @@ impl<'s> Builder<'s> {
                     // refusing it also keeps left-deep chains out of the tree.
                     cell.borrow_mut()
                         .errors
-                        .push(SyntaxError::ChainedComparison {
-                            span: op_span,
-                            op: op.symbol(),
-                        });
+                        .push(SyntaxErrorKind::ChainedComparison { op: op.symbol() }.at(op_span));
                     return lhs;
                 }
                 Expr {
@@ -476,11 +490,13 @@ impl<'s> Builder<'s> {
         let name = self.field_name(it.next().expect("name"));
         if let FieldName::Alias(a) = &name {
             if super::parser::is_keyword(&a.name) {
-                self.errors.push(SyntaxError::Reserved {
-                    name: a.name.clone(),
-                    what: "field",
-                    span: a.span,
-                });
+                self.errors.push(
+                    SyntaxErrorKind::Reserved {
+                        name: a.name.clone(),
+                        what: "field",
+                    }
+                    .at(a.span),
+                );
             }
         }
         let mut id = None;
@@ -865,14 +881,16 @@ impl<'s> Builder<'s> {
                 if !expected.contains(&"`}}`") {
                     expected.push("`}}`");
                 }
-                self.errors.push(SyntaxError::BadTemplate {
-                    expected: super::parser::join_or(&expected),
-                    span: Span::new(
+                self.errors.push(
+                    SyntaxErrorKind::BadTemplate {
+                        expected: super::parser::join_or(&expected),
+                    }
+                    .at(Span::new(
                         self.file,
                         offset + at,
                         offset + at + body_src[at..].chars().next().map_or(1, char::len_utf8),
-                    ),
-                });
+                    )),
+                );
                 parts.push(TemplatePart::Text(text.value.clone()));
             }
         }

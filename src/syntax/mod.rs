@@ -3,10 +3,12 @@
 pub mod ast;
 mod build;
 pub mod error;
+mod located;
 pub mod parser;
 pub mod span;
 
-pub use error::SyntaxError;
+pub use error::{SyntaxError, SyntaxErrorKind};
+pub use located::{Located, PrimaryLabel};
 pub use span::{FileId, SourceFile, SourceMap, Span};
 
 /// Parses one file. Returns every item that parsed and every syntax error;
@@ -15,10 +17,7 @@ pub fn parse_file(file: FileId, text: &str) -> (ast::File, Vec<SyntaxError>) {
     // pest and the passes after it recurse once per nesting level; refuse
     // absurd nesting up front instead of overflowing the stack.
     if let Some(at) = too_deep(text) {
-        let err = SyntaxError::TooDeep {
-            limit: MAX_DEPTH,
-            span: Span::new(file, at, at + 1),
-        };
+        let err = SyntaxErrorKind::TooDeep { limit: MAX_DEPTH }.at(Span::new(file, at, at + 1));
         return (ast::File { items: vec![] }, vec![err]);
     }
     let mut b = build::Builder {
@@ -35,7 +34,7 @@ pub fn parse_file(file: FileId, text: &str) -> (ast::File, Vec<SyntaxError>) {
         }
     });
     errors.append(&mut b.errors);
-    errors.sort_by_key(|e| e.span().start);
+    errors.sort_by_key(|e| e.span.start);
     (ast::File { items }, errors)
 }
 
