@@ -93,7 +93,7 @@ pub(super) fn check(cx: &mut Ctx, t: &StatusTable) {
     let Some(table) = cx.env.tables.get(&t.conn.name).cloned() else {
         return;
     };
-    if !table.span.same_place(&t.conn.span) {
+    if table.span != t.conn.span {
         return; // a duplicate table, already reported
     }
     let kind = cx.env.conns.get(&t.conn.name).map(|c| c.kind);

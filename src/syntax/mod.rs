@@ -97,3 +97,22 @@ fn too_deep(text: &str) -> Option<usize> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Trees compare by structure, spans by place: `l3map fmt` relies on the
+    /// first (its output must parse to the same tree), diagnostics on the
+    /// second.
+    #[test]
+    fn trees_ignore_places_spans_do_not() {
+        let (a, _) = parse_file(FileId(0), "template t \"\"\"hi\"\"\"\n");
+        let (b, _) = parse_file(FileId(0), "\n\ntemplate   t   \"\"\"hi\"\"\"\n");
+        let (c, _) = parse_file(FileId(0), "template u \"\"\"hi\"\"\"\n");
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a.items[0].name().span, b.items[0].name().span);
+        assert_eq!(a.items[0].name().span, a.items[0].name().span);
+    }
+}
