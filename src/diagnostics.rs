@@ -31,16 +31,18 @@ pub enum DiagKind {
 }
 
 impl Diagnostic {
-    pub fn syntax(file: FileId, e: SyntaxError) -> Self {
+    /// A syntax error, in the file its location names.
+    pub fn syntax(e: SyntaxError) -> Self {
         Diagnostic {
-            file,
+            file: e.span.file,
             kind: DiagKind::Syntax(e),
         }
     }
 
-    pub fn check(file: FileId, e: CheckError) -> Self {
+    /// A checker error or lint, in the file its location names.
+    pub fn check(e: CheckError) -> Self {
         Diagnostic {
-            file,
+            file: e.span.file,
             kind: DiagKind::Check(e),
         }
     }

@@ -6,7 +6,7 @@
 //! condition that gives such an amount thresholds in some currencies, while
 //! a connection's `currencies` lists others.
 
-use super::{CheckError, Ctx};
+use super::{CheckErrorKind, Ctx};
 use crate::syntax::ast::{self, BinOp, EscStmt, Expr, ExprKind, Item, Lit};
 use crate::syntax::Span;
 use std::collections::BTreeMap;
@@ -41,15 +41,17 @@ pub(super) fn lint(cx: &mut Ctx, files: &[ast::File]) {
             let declared_here = cx.same_file(at, *decl);
             let list = |v: &[&String]| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
             let covered: Vec<&String> = covered.iter().collect();
-            cx.err(CheckError::UncoveredCurrency {
-                path,
-                covered: list(&covered),
-                missing: list(&missing),
-                missing_one: first.to_string(),
-                conn: conn.clone(),
-                span: at,
-                declared: declared_here,
-            });
+            cx.err(
+                CheckErrorKind::UncoveredCurrency {
+                    path,
+                    covered: list(&covered),
+                    missing: list(&missing),
+                    missing_one: first.to_string(),
+                    conn: conn.clone(),
+                    declared: declared_here,
+                }
+                .at(at),
+            );
         }
     }
 }
@@ -89,13 +91,15 @@ fn never_both(cx: &mut Ctx, e: &Expr) {
             }
             for (path, (currencies, _)) in direct {
                 if let [first, second, ..] = currencies.as_slice() {
-                    cx.err(CheckError::NeverBoth {
-                        currencies: currencies.join(" and "),
-                        first: first.clone(),
-                        second: second.clone(),
-                        path,
-                        span: e.span,
-                    });
+                    cx.err(
+                        CheckErrorKind::NeverBoth {
+                            currencies: currencies.join(" and "),
+                            first: first.clone(),
+                            second: second.clone(),
+                            path,
+                        }
+                        .at(e.span),
+                    );
                 }
             }
         }

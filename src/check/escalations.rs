@@ -1,7 +1,7 @@
 //! Templates and escalation rules: the hand-off to a human.
 
 use super::mappings::field;
-use super::{did_you_mean, Category, CheckError, Ctx, Kind, Scope, Ty};
+use super::{did_you_mean, Category, CheckErrorKind, Ctx, Kind, Scope, Ty};
 use crate::syntax::ast::{
     CommentBody, EscStmt, Escalation, ExprKind, Lit, Template, TemplateBody, TemplatePart,
 };
@@ -30,10 +30,9 @@ fn check_body(cx: &mut Ctx, body: &TemplateBody) {
             continue;
         };
         let ty = if path.len() < 2 {
-            cx.err(CheckError::Unknown {
+            cx.err(CheckErrorKind::Unknown {
                 kind: "template variable",
                 name: path[0].name.clone(),
-                span: path[0].span,
                 help: Some(match path[0].name.as_str() {
                     "reason" | "name" => format!("write `escalation.{}`", path[0].name),
                     "summary" | "attempts" | "sentiment" | "intent" => {
@@ -42,7 +41,7 @@ fn check_body(cx: &mut Ctx, body: &TemplateBody) {
                     _ => "variables are paths such as turn.summary, ticket.id or escalation.reason"
                         .into(),
                 }),
-            });
+            }.at(path[0].span));
             Ty::Any
         } else {
             cx.resolve_path(path, &scope)
@@ -53,19 +52,21 @@ fn check_body(cx: &mut Ctx, body: &TemplateBody) {
         for f in filters {
             let arity = |cx: &mut Ctx, n: usize, example: &str| {
                 if f.args.len() != n {
-                    cx.err(CheckError::BadFilter {
-                        message: format!(
-                            "`{}` takes {}",
-                            f.name.name,
-                            if n == 0 {
-                                "no arguments"
-                            } else {
-                                "one argument"
-                            }
-                        ),
-                        help: format!("write `{example}`"),
-                        span: f.span,
-                    });
+                    cx.err(
+                        CheckErrorKind::BadFilter {
+                            message: format!(
+                                "`{}` takes {}",
+                                f.name.name,
+                                if n == 0 {
+                                    "no arguments"
+                                } else {
+                                    "one argument"
+                                }
+                            ),
+                            help: format!("write `{example}`"),
+                        }
+                        .at(f.span),
+                    );
                     false
                 } else {
                     true
@@ -80,19 +81,23 @@ fn check_body(cx: &mut Ctx, body: &TemplateBody) {
                     if arity(cx, 1, "| join(\", \")")
                         && !matches!(f.args[0].kind, ExprKind::Lit(Lit::Str(_)))
                     {
-                        cx.err(CheckError::BadFilter {
-                            message: "`join` takes the separator as text".into(),
-                            help: "write `| join(\", \")`".into(),
-                            span: f.args[0].span,
-                        });
+                        cx.err(
+                            CheckErrorKind::BadFilter {
+                                message: "`join` takes the separator as text".into(),
+                                help: "write `| join(\", \")`".into(),
+                            }
+                            .at(f.args[0].span),
+                        );
                     }
                     if !matches!(current, Ty::List(_) | Ty::Any) {
-                        cx.err(CheckError::BadFilter {
-                            message: format!("`join` needs a list, but this is {current}"),
-                            help: "remove `| join(...)`; it is for lists such as turn.attempts"
-                                .into(),
-                            span: f.span,
-                        });
+                        cx.err(
+                            CheckErrorKind::BadFilter {
+                                message: format!("`join` needs a list, but this is {current}"),
+                                help: "remove `| join(...)`; it is for lists such as turn.attempts"
+                                    .into(),
+                            }
+                            .at(f.span),
+                        );
                     }
                     Ty::Str
                 }
@@ -104,42 +109,47 @@ fn check_body(cx: &mut Ctx, body: &TemplateBody) {
                     if arity(cx, 1, "| truncate(200)")
                         && !matches!(f.args[0].kind, ExprKind::Lit(Lit::Num(n)) if n >= 1.0 && n.fract() == 0.0)
                     {
-                        cx.err(CheckError::BadFilter {
-                            message: "`truncate` takes a whole number of characters".into(),
-                            help: "write `| truncate(200)`".into(),
-                            span: f.args[0].span,
-                        });
+                        cx.err(
+                            CheckErrorKind::BadFilter {
+                                message: "`truncate` takes a whole number of characters".into(),
+                                help: "write `| truncate(200)`".into(),
+                            }
+                            .at(f.args[0].span),
+                        );
                     }
                     Ty::Str
                 }
                 "money" => {
                     arity(cx, 0, "| money");
                     if !matches!(current, Ty::Money(_) | Ty::Any) {
-                        cx.err(CheckError::BadFilter {
-                            message: format!("`money` formats amounts, but this is {current}"),
-                            help: "remove `| money`".into(),
-                            span: f.span,
-                        });
+                        cx.err(
+                            CheckErrorKind::BadFilter {
+                                message: format!("`money` formats amounts, but this is {current}"),
+                                help: "remove `| money`".into(),
+                            }
+                            .at(f.span),
+                        );
                     }
                     Ty::Str
                 }
                 other => {
-                    cx.err(CheckError::BadFilter {
-                        message: format!("unknown filter `{other}`"),
-                        help: did_you_mean(other, FILTERS.iter().map(|(n, _)| *n)).unwrap_or_else(
-                            || {
-                                format!(
-                                    "filters are {}",
-                                    FILTERS
-                                        .iter()
-                                        .map(|(n, _)| *n)
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                )
-                            },
-                        ),
-                        span: f.name.span,
-                    });
+                    cx.err(
+                        CheckErrorKind::BadFilter {
+                            message: format!("unknown filter `{other}`"),
+                            help: did_you_mean(other, FILTERS.iter().map(|(n, _)| *n))
+                                .unwrap_or_else(|| {
+                                    format!(
+                                        "filters are {}",
+                                        FILTERS
+                                            .iter()
+                                            .map(|(n, _)| *n)
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
+                                    )
+                                }),
+                        }
+                        .at(f.name.span),
+                    );
                     Ty::Any
                 }
             };
@@ -155,31 +165,37 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
         match s {
             EscStmt::When(x) => {
                 if let Some(prev) = when.replace(x.span) {
-                    cx.err(CheckError::EscalationShape {
-                        message: format!("escalation `{}` has two `when` conditions", e.name.name),
-                        help: "join them into one: `when A or B`".into(),
-                        span: x.span,
-                        first: Some(prev),
-                    });
+                    cx.err(
+                        CheckErrorKind::EscalationShape {
+                            message: format!(
+                                "escalation `{}` has two `when` conditions",
+                                e.name.name
+                            ),
+                            help: "join them into one: `when A or B`".into(),
+                            first: Some(prev),
+                        }
+                        .at(x.span),
+                    );
                 }
                 cx.condition(x, &Scope::default());
             }
             EscStmt::Reason(t) => {
                 if let Some(prev) = reason.replace(t.span) {
-                    cx.err(CheckError::EscalationShape {
-                        message: format!("escalation `{}` has two reasons", e.name.name),
-                        help: "keep one `reason`; it is what the human reads first".into(),
-                        span: t.span,
-                        first: Some(prev),
-                    });
+                    cx.err(
+                        CheckErrorKind::EscalationShape {
+                            message: format!("escalation `{}` has two reasons", e.name.name),
+                            help: "keep one `reason`; it is what the human reads first".into(),
+                            first: Some(prev),
+                        }
+                        .at(t.span),
+                    );
                 }
                 if t.value.trim().is_empty() {
-                    cx.err(CheckError::EscalationShape {
+                    cx.err(CheckErrorKind::EscalationShape {
                         message: "the reason is empty".into(),
                         help: "say why the AI hands off, e.g. \"refund above the $200 pre-authorised threshold\"".into(),
-                        span: t.span,
             first: None,
-        });
+        }.at(t.span));
                 }
             }
             EscStmt::Comment { conn, body, span } => {
@@ -203,18 +219,20 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
                             cx.usage.templates.insert(t.name.clone());
                         } else {
                             let names: Vec<String> = cx.env.templates.keys().cloned().collect();
-                            cx.err(CheckError::Unknown {
-                                kind: "template",
-                                name: t.name.clone(),
-                                span: t.span,
-                                help: did_you_mean(&t.name, names.iter().map(|s| s.as_str()))
-                                    .or_else(|| {
-                                        Some(format!(
-                                            "declare it: `template {} \"\"\"...\"\"\"`",
-                                            t.name
-                                        ))
-                                    }),
-                            });
+                            cx.err(
+                                CheckErrorKind::Unknown {
+                                    kind: "template",
+                                    name: t.name.clone(),
+                                    help: did_you_mean(&t.name, names.iter().map(|s| s.as_str()))
+                                        .or_else(|| {
+                                            Some(format!(
+                                                "declare it: `template {} \"\"\"...\"\"\"`",
+                                                t.name
+                                            ))
+                                        }),
+                                }
+                                .at(t.span),
+                            );
                         }
                     }
                     CommentBody::Inline(b) => check_body(cx, b),
@@ -267,12 +285,14 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
                         .push((conn.name.clone(), group.value.clone(), group.span));
                 }
                 if group.value.trim().is_empty() {
-                    cx.err(CheckError::EscalationShape {
-                        message: "the group name is empty".into(),
-                        help: "write the Zendesk group's name, e.g. \"Payments Tier 2\"".into(),
-                        span: group.span,
-                        first: None,
-                    });
+                    cx.err(
+                        CheckErrorKind::EscalationShape {
+                            message: "the group name is empty".into(),
+                            help: "write the Zendesk group's name, e.g. \"Payments Tier 2\"".into(),
+                            first: None,
+                        }
+                        .at(group.span),
+                    );
                 }
             }
             EscStmt::Status { conn, status, span } => {
@@ -281,10 +301,12 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
                     continue;
                 };
                 if let Some(Category::New) = super::statuses::lookup(cx, conn, status) {
-                    cx.err(CheckError::TransitionToNew {
-                        status: status.name.clone(),
-                        span: status.span,
-                    });
+                    cx.err(
+                        CheckErrorKind::TransitionToNew {
+                            status: status.name.clone(),
+                        }
+                        .at(status.span),
+                    );
                 }
                 let what = format!("escalation `{}` sets the status", e.name.name);
                 match kind {
@@ -300,26 +322,32 @@ pub(super) fn check_escalation(cx: &mut Ctx, e: &Escalation) {
         }
     }
     if when.is_none() {
-        cx.err(CheckError::EscalationShape {
-            message: format!("escalation `{}` has no `when` condition", e.name.name),
-            help: "add `when ...`, e.g. `when turn.refund_amount > $200`".into(),
-            span: e.name.span,
-            first: None,
-        });
+        cx.err(
+            CheckErrorKind::EscalationShape {
+                message: format!("escalation `{}` has no `when` condition", e.name.name),
+                help: "add `when ...`, e.g. `when turn.refund_amount > $200`".into(),
+                first: None,
+            }
+            .at(e.name.span),
+        );
     }
     if reason.is_none() {
-        cx.err(CheckError::EscalationShape {
-            message: format!("escalation `{}` has no `reason`", e.name.name),
-            help: "add `reason \"...\"`: the human agent needs to know why the AI handed off"
-                .into(),
-            span: e.name.span,
-            first: None,
-        });
+        cx.err(
+            CheckErrorKind::EscalationShape {
+                message: format!("escalation `{}` has no `reason`", e.name.name),
+                help: "add `reason \"...\"`: the human agent needs to know why the AI handed off"
+                    .into(),
+                first: None,
+            }
+            .at(e.name.span),
+        );
     }
     if acts == 0 {
-        cx.err(CheckError::EmptyEscalation {
-            name: e.name.name.clone(),
-            span: e.name.span,
-        });
+        cx.err(
+            CheckErrorKind::EmptyEscalation {
+                name: e.name.name.clone(),
+            }
+            .at(e.name.span),
+        );
     }
 }

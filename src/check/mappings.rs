@@ -1,7 +1,7 @@
 //! `fields` declarations, types, and `map` blocks with translation tables.
 
 use super::types::{Ty, TICKET, TICKET_WRITABLE};
-use super::{did_you_mean, CheckError, Ctx, FieldInfo, Kind, Scope};
+use super::{did_you_mean, CheckErrorKind, Ctx, FieldInfo, Kind, Scope};
 use crate::syntax::ast::{Expr, ExprKind, FieldBlock, FieldName, Lit, Mapping, TypeExpr};
 use crate::syntax::Span;
 use std::collections::BTreeMap;
@@ -11,11 +11,13 @@ const TYPES: &[&str] = &["string", "number", "bool", "date", "money", "enum"];
 pub(super) fn type_of(cx: &mut Ctx, t: &TypeExpr) -> Ty {
     let no_args = |cx: &mut Ctx, ty: Ty| {
         if let Some((_, s)) = t.args.first() {
-            cx.err(CheckError::BadTypeArgs {
-                message: format!("type `{}` takes no arguments", t.name.name),
-                help: format!("write just `{}`", t.name.name),
-                span: *s,
-            });
+            cx.err(
+                CheckErrorKind::BadTypeArgs {
+                    message: format!("type `{}` takes no arguments", t.name.name),
+                    help: format!("write just `{}`", t.name.name),
+                }
+                .at(*s),
+            );
         }
         ty
     };
@@ -30,41 +32,46 @@ pub(super) fn type_of(cx: &mut Ctx, t: &TypeExpr) -> Ty {
                 if c.len() == 3 && c.chars().all(|x| x.is_ascii_uppercase()) {
                     Ty::Money(Some(c.clone()))
                 } else {
-                    cx.err(CheckError::BadTypeArgs {
-                        message: format!("`{c}` is not a currency code"),
-                        help: "use a three-letter ISO 4217 code such as USD, EUR, JPY".into(),
-                        span: *s,
-                    });
+                    cx.err(
+                        CheckErrorKind::BadTypeArgs {
+                            message: format!("`{c}` is not a currency code"),
+                            help: "use a three-letter ISO 4217 code such as USD, EUR, JPY".into(),
+                        }
+                        .at(*s),
+                    );
                     Ty::Money(None)
                 }
             }
             [_, (_, s), ..] => {
-                cx.err(CheckError::BadTypeArgs {
-                    message: "money takes one currency".into(),
-                    help: "write `money(USD)`".into(),
-                    span: *s,
-                });
+                cx.err(
+                    CheckErrorKind::BadTypeArgs {
+                        message: "money takes one currency".into(),
+                        help: "write `money(USD)`".into(),
+                    }
+                    .at(*s),
+                );
                 Ty::Money(None)
             }
         },
         "enum" => {
             if t.args.is_empty() {
-                cx.err(CheckError::BadTypeArgs {
-                    message: "an enum needs its values".into(),
-                    help: "write `enum(gold, silver, bronze)`".into(),
-                    span: t.span,
-                });
+                cx.err(
+                    CheckErrorKind::BadTypeArgs {
+                        message: "an enum needs its values".into(),
+                        help: "write `enum(gold, silver, bronze)`".into(),
+                    }
+                    .at(t.span),
+                );
                 return Ty::Any;
             }
             let mut values: Vec<String> = Vec::new();
             let mut spans: Vec<Span> = Vec::new();
             for (v, s) in &t.args {
                 if ["none", "true", "false"].contains(&v.as_str()) {
-                    cx.err(CheckError::BadTypeArgs {
+                    cx.err(CheckErrorKind::BadTypeArgs {
                         message: format!("`{v}` cannot be an enum value"),
                         help: format!("`{v}` is a reserved word in conditions; name the value differently, e.g. `no_{v}`"),
-                        span: *s,
-                    });
+                    }.at(*s));
                 }
                 if let Some(pos) = values.iter().position(|x| x == v) {
                     let first = spans[pos];
@@ -83,12 +90,14 @@ pub(super) fn type_of(cx: &mut Ctx, t: &TypeExpr) -> Ty {
             Ty::Enum(values.into())
         }
         other => {
-            cx.err(CheckError::UnknownType {
-                name: other.into(),
-                span: t.name.span,
-                help: did_you_mean(other, TYPES.iter().copied())
-                    .or_else(|| Some(format!("types are {}", TYPES.join(", ")))),
-            });
+            cx.err(
+                CheckErrorKind::UnknownType {
+                    name: other.into(),
+                    help: did_you_mean(other, TYPES.iter().copied())
+                        .or_else(|| Some(format!("types are {}", TYPES.join(", ")))),
+                }
+                .at(t.name.span),
+            );
             Ty::Any
         }
     }
@@ -117,31 +126,35 @@ pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
         let name = match (&f.name, kind) {
             (FieldName::Alias(a), Kind::Zendesk) => {
                 if f.id.is_none() {
-                    cx.err(CheckError::BadFieldDecl {
-                        message: format!("Zendesk field `{}` has no id", a.name),
-                        help: format!(
-                            "write its numeric id from Admin Center: `{} #360001234 {}`",
-                            a.name, f.ty.name.name
-                        ),
-                        span: a.span,
-                    });
+                    cx.err(
+                        CheckErrorKind::BadFieldDecl {
+                            message: format!("Zendesk field `{}` has no id", a.name),
+                            help: format!(
+                                "write its numeric id from Admin Center: `{} #360001234 {}`",
+                                a.name, f.ty.name.name
+                            ),
+                        }
+                        .at(a.span),
+                    );
                 }
                 if TICKET.iter().any(|s| s.name == a.name) {
-                    cx.err(CheckError::BadFieldDecl {
+                    cx.err(CheckErrorKind::BadFieldDecl {
                         message: format!("`{}` is a standard ticket field", a.name),
                         help: "custom fields need their own alias; standard fields are always available".into(),
-                        span: a.span,
-                    });
+                    }.at(a.span));
                 }
                 a.name.clone()
             }
             (FieldName::Sf(segs, _), Kind::Salesforce) => {
                 if let Some((_, s)) = f.id {
-                    cx.err(CheckError::BadFieldDecl {
-                        message: "Salesforce fields have no numeric id".into(),
-                        help: "remove the `#id`; Salesforce fields are named by API name".into(),
-                        span: s,
-                    });
+                    cx.err(
+                        CheckErrorKind::BadFieldDecl {
+                            message: "Salesforce fields have no numeric id".into(),
+                            help: "remove the `#id`; Salesforce fields are named by API name"
+                                .into(),
+                        }
+                        .at(s),
+                    );
                 }
                 segs.iter()
                     .map(|s| s.name.as_str())
@@ -149,22 +162,24 @@ pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
                     .join(".")
             }
             (FieldName::Alias(a), Kind::Salesforce) => {
-                cx.err(CheckError::BadFieldDecl {
-                    message: format!("`{}` is not a Salesforce field name", a.name),
-                    help: "Salesforce fields are written Object.Field, e.g. Account.SLA_Tier__c"
-                        .into(),
-                    span: a.span,
-                });
+                cx.err(
+                    CheckErrorKind::BadFieldDecl {
+                        message: format!("`{}` is not a Salesforce field name", a.name),
+                        help:
+                            "Salesforce fields are written Object.Field, e.g. Account.SLA_Tier__c"
+                                .into(),
+                    }
+                    .at(a.span),
+                );
                 continue;
             }
             (FieldName::Sf(_, s), Kind::Zendesk) => {
-                cx.err(CheckError::BadFieldDecl {
+                cx.err(CheckErrorKind::BadFieldDecl {
                     message: "Zendesk fields are declared by alias and id".into(),
                     help:
                         "write `alias #360001234 type`; dotted Object.Field names are Salesforce's"
                             .into(),
-                    span: *s,
-                });
+                }.at(*s));
                 continue;
             }
         };
@@ -223,17 +238,19 @@ pub(super) fn field(
                 .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default();
             cands.extend(TICKET_WRITABLE.iter().map(|s| s.to_string()));
-            cx.err(CheckError::Unknown {
-                kind: "Zendesk field",
-                name: a.name.clone(),
-                span: a.span,
-                help: did_you_mean(&a.name, cands.iter().map(|s| s.as_str())).or_else(|| {
-                    Some(format!(
-                        "declare it: `fields {conn} {{ {} #360001234 string }}`",
-                        a.name
-                    ))
-                }),
-            });
+            cx.err(
+                CheckErrorKind::Unknown {
+                    kind: "Zendesk field",
+                    name: a.name.clone(),
+                    help: did_you_mean(&a.name, cands.iter().map(|s| s.as_str())).or_else(|| {
+                        Some(format!(
+                            "declare it: `fields {conn} {{ {} #360001234 string }}`",
+                            a.name
+                        ))
+                    }),
+                }
+                .at(a.span),
+            );
             None
         }
         (FieldName::Sf(segs, _), Kind::Salesforce) => {
@@ -261,26 +278,30 @@ pub(super) fn field(
             )
         }
         (FieldName::Alias(a), Kind::Salesforce) => {
-            cx.err(CheckError::Unknown {
-                kind: "Salesforce field",
-                name: a.name.clone(),
-                span: a.span,
-                help: Some(format!(
-                    "`{conn}` is Salesforce: write Object.Field, e.g. Case.{}",
-                    a.name
-                )),
-            });
+            cx.err(
+                CheckErrorKind::Unknown {
+                    kind: "Salesforce field",
+                    name: a.name.clone(),
+                    help: Some(format!(
+                        "`{conn}` is Salesforce: write Object.Field, e.g. Case.{}",
+                        a.name
+                    )),
+                }
+                .at(a.span),
+            );
             None
         }
         (FieldName::Sf(_, s), Kind::Zendesk) => {
-            cx.err(CheckError::Unknown {
-                kind: "Zendesk field",
-                name: name.display(),
-                span: *s,
-                help: Some(format!(
-                    "`{conn}` is Zendesk: use a field alias declared in `fields {conn}`"
-                )),
-            });
+            cx.err(
+                CheckErrorKind::Unknown {
+                    kind: "Zendesk field",
+                    name: name.display(),
+                    help: Some(format!(
+                        "`{conn}` is Zendesk: use a field alias declared in `fields {conn}`"
+                    )),
+                }
+                .at(*s),
+            );
             None
         }
     }
@@ -293,10 +314,12 @@ pub(super) fn check_map(cx: &mut Ctx, m: &Mapping, writers: &mut BTreeMap<(Strin
         return;
     };
     if from == to {
-        cx.err(CheckError::MapSides {
-            span: m.from.span.to(m.to.span),
-            kind: from.as_str().into(),
-        });
+        cx.err(
+            CheckErrorKind::MapSides {
+                kind: from.as_str().into(),
+            }
+            .at(m.from.span.to(m.to.span)),
+        );
         return;
     }
     let scope = Scope::default();
@@ -316,11 +339,13 @@ pub(super) fn check_map(cx: &mut Ctx, m: &Mapping, writers: &mut BTreeMap<(Strin
         let key = (m.to.name.clone(), r.target.display());
         if let Some(first) = writers.get(&key) {
             let first = *first;
-            cx.err(CheckError::ConflictingWrite {
-                field: r.target.display(),
-                span: r.target.span(),
-                first: cx.same_file(r.target.span(), first),
-            });
+            cx.err(
+                CheckErrorKind::ConflictingWrite {
+                    field: r.target.display(),
+                    first: cx.same_file(r.target.span(), first),
+                }
+                .at(r.target.span()),
+            );
         } else {
             writers.insert(key, r.target.span());
         }
@@ -388,10 +413,12 @@ fn translation(
     let mut default_at: Option<Span> = None;
     for arm in &table.arms {
         if default_at.is_some() {
-            cx.err(CheckError::UnreachableArm {
-                help: "the default arm `_` takes every value; put it last".into(),
-                span: arm.span,
-            });
+            cx.err(
+                CheckErrorKind::UnreachableArm {
+                    help: "the default arm `_` takes every value; put it last".into(),
+                }
+                .at(arm.span),
+            );
         }
         match &arm.patterns {
             None => default_at = Some(arm.span),
@@ -447,11 +474,13 @@ fn translation(
             _ => vec!["any other value".into()],
         };
         if !missing.is_empty() {
-            cx.err(CheckError::NotExhaustive {
-                source_field: source,
-                missing: missing.join(", "),
-                span: table.span,
-            });
+            cx.err(
+                CheckErrorKind::NotExhaustive {
+                    source_field: source,
+                    missing: missing.join(", "),
+                }
+                .at(table.span),
+            );
         }
     }
 }

@@ -17,12 +17,12 @@ pub use crate::model::{
     Category, ConnInfo, Env, FieldInfo, Kind, SecretRef, StatusInfo, TableInfo,
 };
 pub(crate) use connections::holds_no_secret;
-pub use error::CheckError;
+pub use error::{CheckError, CheckErrorKind};
 pub use types::{Resolved, Scope, Ty};
 
 use crate::diagnostics::{DiagKind, Diagnostic};
 use crate::syntax::ast::{self, Item};
-use crate::syntax::{SourceMap, Span, SyntaxError};
+use crate::syntax::{SourceMap, Span, SyntaxError, SyntaxErrorKind};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the project does with each connection, for the scope lints.
@@ -71,8 +71,7 @@ pub(crate) struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn err(&mut self, e: CheckError) {
-        let file = error_span(&e).file;
-        self.diags.push(Diagnostic::check(file, e));
+        self.diags.push(Diagnostic::check(e));
     }
 
     /// Only keeps a secondary span if it is in the same file as the primary
@@ -96,13 +95,15 @@ impl<'a> Ctx<'a> {
         if let (Some(f), None) = (first, label) {
             help = format!("{help} (first declared at {})", self.sources.locate(f));
         }
-        self.err(CheckError::Duplicate {
-            kind,
-            name: name.into(),
-            span,
-            first: label,
-            help,
-        });
+        self.err(
+            CheckErrorKind::Duplicate {
+                kind,
+                name: name.into(),
+                first: label,
+                help,
+            }
+            .at(span),
+        );
     }
 
     pub fn use_conn(
@@ -120,12 +121,14 @@ impl<'a> Ctx<'a> {
                     format!("declared connections: {}", names.join(", "))
                 })
             });
-            self.err(CheckError::Unknown {
-                kind: "connection",
-                name: id.name.clone(),
-                span: id.span,
-                help,
-            });
+            self.err(
+                CheckErrorKind::Unknown {
+                    kind: "connection",
+                    name: id.name.clone(),
+                    help,
+                }
+                .at(id.span),
+            );
             return None;
         };
         let kind = info.kind;
@@ -139,18 +142,20 @@ impl<'a> Ctx<'a> {
                     .filter(|c| c.kind == exp)
                     .map(|c| format!("`{}`", c.name))
                     .collect();
-                self.err(CheckError::WrongConnectionKind {
-                    name: id.name.clone(),
-                    actual: kind.as_str().into(),
-                    expected: exp.as_str(),
-                    what: what.into(),
-                    help: if others.is_empty() {
-                        format!("declare a {} connection", exp.as_str())
-                    } else {
-                        format!("use {}", others.join(" or "))
-                    },
-                    span: id.span,
-                });
+                self.err(
+                    CheckErrorKind::WrongConnectionKind {
+                        name: id.name.clone(),
+                        actual: kind.as_str().into(),
+                        expected: exp.as_str(),
+                        what: what.into(),
+                        help: if others.is_empty() {
+                            format!("declare a {} connection", exp.as_str())
+                        } else {
+                            format!("use {}", others.join(" or "))
+                        },
+                    }
+                    .at(id.span),
+                );
                 return None;
             }
         }
@@ -182,23 +187,27 @@ impl<'a> Ctx<'a> {
             Some(c) => {
                 let conn = c.name.clone();
                 self.usage.conns.insert(conn.clone());
-                self.err(CheckError::UndeclaredObject {
-                    object: object.into(),
-                    conn: conn.clone(),
-                    span,
-                });
+                self.err(
+                    CheckErrorKind::UndeclaredObject {
+                        object: object.into(),
+                        conn: conn.clone(),
+                    }
+                    .at(span),
+                );
                 Some(conn)
             }
             None => {
-                self.err(CheckError::Unknown {
-                    kind: "Salesforce object",
-                    name: object.into(),
-                    span,
-                    help: Some(
-                        "declare a `connection NAME: salesforce { objects ... }` that lists it"
-                            .into(),
-                    ),
-                });
+                self.err(
+                    CheckErrorKind::Unknown {
+                        kind: "Salesforce object",
+                        name: object.into(),
+                        help: Some(
+                            "declare a `connection NAME: salesforce { objects ... }` that lists it"
+                                .into(),
+                        ),
+                    }
+                    .at(span),
+                );
                 None
             }
         }
@@ -213,85 +222,17 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn error_span(e: &CheckError) -> Span {
-    use CheckError::*;
-    match e {
-        Duplicate { span, .. }
-        | Unknown { span, .. }
-        | WrongConnectionKind { span, .. }
-        | UnknownConnectionKind { span, .. }
-        | UnknownProperty { span, .. }
-        | MissingProperty { span, .. }
-        | SalesforceCredentials { span, .. }
-        | BadPropertyValue { span, .. }
-        | LiteralSecret { span, .. }
-        | TooManyValues { span, .. }
-        | EmptyAlias { span, .. }
-        | UnknownValue { span, .. }
-        | NoStatusTable { span, .. }
-        | UnknownScope { span, .. }
-        | BroadScope { span, .. }
-        | UnusedScope { span, .. }
-        | MissingScope { span, .. }
-        | NoOfflineScope { span, .. }
-        | UndeclaredObject { span, .. }
-        | UnusedObject { span, .. }
-        | UncoveredCurrency { span, .. }
-        | NeverBoth { span, .. }
-        | Unused { span, .. }
-        | UnknownCategory { span, .. }
-        | TransitionToNew { span, .. }
-        | TransitionFromTerminal { span, .. }
-        | DuplicateTransition { span, .. }
-        | ShadowedTransition { span, .. }
-        | SelfTransition { span, .. }
-        | Unreachable { span, .. }
-        | IndistinctStatuses { span, .. }
-        | DeadEnd { span, .. }
-        | MissingReopen { span, .. }
-        | UnknownType { span, .. }
-        | BadTypeArgs { span, .. }
-        | BadFieldDecl { span, .. }
-        | TypeMismatch { span, .. }
-        | NotExhaustive { span, .. }
-        | UnreachableArm { span, .. }
-        | ConflictingWrite { span, .. }
-        | MapSides { span, .. }
-        | NotBool { span, .. }
-        | BareName { span, .. }
-        | BadRegex { span, .. }
-        | ShadowedSkuRule { span, .. }
-        | AmbiguousSku { span, .. }
-        | OverlappingSku { span, .. }
-        | BadCapture { span, .. }
-        | SkuTestFailed { span, .. }
-        | UnreachedProduct { span, .. }
-        | BadFilter { span, .. }
-        | EscalationShape { span, .. }
-        | EmptyEscalation { span, .. }
-        | TestShape { span, .. }
-        | TestEvent { span, .. }
-        | TestEventKey { span, .. }
-        | TestEventStatus { span, .. }
-        | TestEventValue { span, .. }
-        | NotInInstance { span, .. }
-        | NotAnOption { span, .. }
-        | NotUpdateable { span, .. }
-        | NotLocked { span, .. } => *span,
-    }
-}
-
 /// A field named by its id or as `ticket.ALIAS` where its alias belongs: the
 /// parser cannot know the declared fields (they may be in another file);
 /// here they are known, so the help names the alias to write.
 fn field_ref_help(env: &Env, e: &mut SyntaxError) {
-    let SyntaxError::FieldRef {
+    let SyntaxErrorKind::FieldRef {
         help,
         id,
         alias,
         conn,
         ..
-    } = e
+    } = &mut e.kind
     else {
         return;
     };
@@ -373,8 +314,8 @@ fn check_inner(
 ) -> Checked {
     let mut diagnostics = Vec::new();
     let mut files = Vec::with_capacity(sources.len());
-    for (id, (ast, errs)) in parse::parse_all(sources, threads) {
-        diagnostics.extend(errs.into_iter().map(|e| Diagnostic::syntax(id, e)));
+    for (_, (ast, errs)) in parse::parse_all(sources, threads) {
+        diagnostics.extend(errs.into_iter().map(Diagnostic::syntax));
         files.push(ast);
     }
     let mut cx = Ctx {
@@ -400,12 +341,13 @@ fn check_inner(
         cx.diags.retain(|d| {
             !matches!(
                 &d.kind,
-                DiagKind::Check(
-                    CheckError::Unused { .. }
-                        | CheckError::UnusedScope { .. }
-                        | CheckError::UnusedObject { .. }
-                        | CheckError::UnreachedProduct { .. }
-                )
+                DiagKind::Check(CheckError {
+                    kind: CheckErrorKind::Unused { .. }
+                        | CheckErrorKind::UnusedScope { .. }
+                        | CheckErrorKind::UnusedObject { .. }
+                        | CheckErrorKind::UnreachedProduct { .. },
+                    ..
+                })
             )
         });
     }
@@ -480,12 +422,14 @@ fn check_files(cx: &mut Ctx, files: &[ast::File]) {
     for item in items() {
         if let Item::Template(t) = item {
             if !cx.usage.templates.contains(&t.name.name) {
-                cx.err(CheckError::Unused {
-                    kind: "template",
-                    name: t.name.name.clone(),
-                    help: "use it in an escalation (`comment CONN NAME`) or remove it".into(),
-                    span: t.name.span,
-                });
+                cx.err(
+                    CheckErrorKind::Unused {
+                        kind: "template",
+                        name: t.name.name.clone(),
+                        help: "use it in an escalation (`comment CONN NAME`) or remove it".into(),
+                    }
+                    .at(t.name.span),
+                );
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use super::mappings::field;
 use super::types::{Scope, Ty};
-use super::{did_you_mean, CheckError, Ctx};
+use super::{did_you_mean, CheckErrorKind, Ctx};
 use crate::sku::{normalize, Matcher, Pattern, Step, STEP_NAMES};
 use crate::syntax::ast::{SkuApply, SkuPattern, SkuTable};
 use crate::syntax::Span;
@@ -70,27 +70,33 @@ pub(super) fn steps(cx: &mut Ctx, t: &SkuTable) -> Vec<Step> {
         }
         match (s.name.name.as_str(), &s.arg) {
             ("strip", None) => {
-                cx.err(CheckError::BadTypeArgs {
-                    message: "`strip` needs the characters to remove".into(),
-                    help: "write `strip \" -_\"`".into(),
-                    span: s.span,
-                });
+                cx.err(
+                    CheckErrorKind::BadTypeArgs {
+                        message: "`strip` needs the characters to remove".into(),
+                        help: "write `strip \" -_\"`".into(),
+                    }
+                    .at(s.span),
+                );
             }
             (n, Some(a)) if STEP_NAMES.contains(&n) => {
-                cx.err(CheckError::BadTypeArgs {
-                    message: format!("`{n}` takes no argument"),
-                    help: format!("write just `{n}`"),
-                    span: a.span,
-                });
+                cx.err(
+                    CheckErrorKind::BadTypeArgs {
+                        message: format!("`{n}` takes no argument"),
+                        help: format!("write just `{n}`"),
+                    }
+                    .at(a.span),
+                );
             }
             (n, _) => {
-                cx.err(CheckError::Unknown {
-                    kind: "normalisation step",
-                    name: n.into(),
-                    span: s.name.span,
-                    help: did_you_mean(n, STEP_NAMES.iter().copied())
-                        .or_else(|| Some(format!("steps are {}", STEP_NAMES.join(", ")))),
-                });
+                cx.err(
+                    CheckErrorKind::Unknown {
+                        kind: "normalisation step",
+                        name: n.into(),
+                        help: did_you_mean(n, STEP_NAMES.iter().copied())
+                            .or_else(|| Some(format!("steps are {}", STEP_NAMES.join(", ")))),
+                    }
+                    .at(s.name.span),
+                );
             }
         }
     }
@@ -109,22 +115,23 @@ pub(super) fn check(cx: &mut Ctx, t: &SkuTable) {
                 SkuPattern::Alias(a) => {
                     let norm = normalize(&steps, &a.value);
                     if norm.is_empty() {
-                        cx.err(CheckError::EmptyAlias {
-                            alias: a.value.clone(),
-                            span: a.span,
-                        });
+                        cx.err(
+                            CheckErrorKind::EmptyAlias {
+                                alias: a.value.clone(),
+                            }
+                            .at(a.span),
+                        );
                         continue;
                     }
                     if let Some((first, other)) = aliases.get(&norm) {
                         if other != target {
-                            cx.err(CheckError::AmbiguousSku {
+                            cx.err(CheckErrorKind::AmbiguousSku {
                                 input: norm.clone(),
                                 help: format!("after normalisation both aliases are {norm:?}; keep it for one product only"),
-                                span: a.span,
                                 this: target.clone(),
                                 other_span: *first,
                                 other: other.clone(),
-                            });
+                            }.at(a.span));
                         }
                         continue;
                     }
@@ -132,10 +139,12 @@ pub(super) fn check(cx: &mut Ctx, t: &SkuTable) {
                     rules.push((Pattern::Alias(norm), ri, target.clone()));
                 }
                 SkuPattern::Regex { source, span } => match Regex::new(source) {
-                    Err(e) => cx.err(CheckError::BadRegex {
-                        message: regex_error(&e),
-                        span: *span,
-                    }),
+                    Err(e) => cx.err(
+                        CheckErrorKind::BadRegex {
+                            message: regex_error(&e),
+                        }
+                        .at(*span),
+                    ),
                     Ok(re) => {
                         check_captures(cx, &re, target, r.target.1);
                         compiled.push(Compiled {
@@ -184,13 +193,15 @@ pub(super) fn check(cx: &mut Ctx, t: &SkuTable) {
                 ),
                 None => String::new(),
             };
-            cx.err(CheckError::SkuTestFailed {
-                input: test.input.value.clone(),
-                got: got_s.unwrap_or_else(|| "no match".into()),
-                expected: want.unwrap_or_else(|| "no match".into()),
-                help: format!("the input normalises to {normalized:?}{via}"),
-                span: test.span,
-            });
+            cx.err(
+                CheckErrorKind::SkuTestFailed {
+                    input: test.input.value.clone(),
+                    got: got_s.unwrap_or_else(|| "no match".into()),
+                    expected: want.unwrap_or_else(|| "no match".into()),
+                    help: format!("the input normalises to {normalized:?}{via}"),
+                }
+                .at(test.span),
+            );
         }
     }
 }
@@ -232,11 +243,13 @@ fn check_captures(cx: &mut Ctx, re: &Regex, target: &str, span: Span) {
             Err(_) => names.contains(&name),
         };
         if !ok {
-            cx.err(CheckError::BadCapture {
-                group: name.into(),
-                groups,
-                span,
-            });
+            cx.err(
+                CheckErrorKind::BadCapture {
+                    group: name.into(),
+                    groups,
+                }
+                .at(span),
+            );
         }
         rest = &rest[len.min(rest.len())..];
     }
@@ -411,11 +424,13 @@ fn overlaps(
                     caps.expand(&c.target, &mut out);
                 }
                 if out != *target {
-                    cx.err(CheckError::OverlappingSku {
-                        input: (*alias).clone(),
-                        span: c.span,
-                        first: *aspan,
-                    });
+                    cx.err(
+                        CheckErrorKind::OverlappingSku {
+                            input: (*alias).clone(),
+                            first: *aspan,
+                        }
+                        .at(c.span),
+                    );
                 }
             }
         }
@@ -433,11 +448,13 @@ fn overlaps(
             let escapes = witness(later, Some(earlier), false, &alphabet);
             if matches!(escapes, Witness::None) {
                 if let Witness::Found(_) = witness(later, None, true, &alphabet) {
-                    cx.err(CheckError::ShadowedSkuRule {
-                        by: format!("/{}/", earlier.regex.as_str()),
-                        span: later.span,
-                        first: earlier.span,
-                    });
+                    cx.err(
+                        CheckErrorKind::ShadowedSkuRule {
+                            by: format!("/{}/", earlier.regex.as_str()),
+                            first: earlier.span,
+                        }
+                        .at(later.span),
+                    );
                     break;
                 }
             } else if earlier.target != later.target || template_has_captures(&later.target) {
@@ -451,11 +468,13 @@ fn overlaps(
                         cb.expand(&later.target, &mut b);
                     }
                     if a != b {
-                        cx.err(CheckError::OverlappingSku {
-                            input: w,
-                            span: later.span,
-                            first: earlier.span,
-                        });
+                        cx.err(
+                            CheckErrorKind::OverlappingSku {
+                                input: w,
+                                first: earlier.span,
+                            }
+                            .at(later.span),
+                        );
                     }
                 }
             }
@@ -533,21 +552,25 @@ fn products(cx: &mut Ctx, t: &SkuTable) {
         if declared.contains_key(target) {
             reached.push(target);
         } else {
-            cx.err(CheckError::Unknown {
-                kind: "product",
-                name: target.into(),
-                span: r.target.1,
-                help: did_you_mean(target, declared.keys().copied())
-                    .or_else(|| Some("add it to `products`, or fix the id".into())),
-            });
+            cx.err(
+                CheckErrorKind::Unknown {
+                    kind: "product",
+                    name: target.into(),
+                    help: did_you_mean(target, declared.keys().copied())
+                        .or_else(|| Some("add it to `products`, or fix the id".into())),
+                }
+                .at(r.target.1),
+            );
         }
     }
     for (p, s) in &declared {
         if !reached.contains(p) {
-            cx.err(CheckError::UnreachedProduct {
-                product: (*p).into(),
-                span: *s,
-            });
+            cx.err(
+                CheckErrorKind::UnreachedProduct {
+                    product: (*p).into(),
+                }
+                .at(*s),
+            );
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Status tables: declarations, transitions, and the workflow lints
 //! (reachability, dead ends, Zendesk's own rules).
 
-use super::{did_you_mean, Category, CheckError, Ctx, Kind, Scope, StatusInfo, TableInfo};
+use super::{did_you_mean, Category, CheckErrorKind, Ctx, Kind, Scope, StatusInfo, TableInfo};
 use crate::syntax::ast::{self, StatusTable};
 use crate::syntax::Span;
 use std::collections::{BTreeMap, VecDeque};
@@ -36,14 +36,16 @@ pub(super) fn declare(cx: &mut Ctx, t: &StatusTable) {
         let category = match Category::ALL.iter().find(|(n, _)| *n == d.category.name) {
             Some((_, c)) => *c,
             None => {
-                cx.err(CheckError::UnknownCategory {
-                    category: d.category.name.clone(),
-                    span: d.category.span,
-                    help: did_you_mean(&d.category.name, Category::ALL.iter().map(|(n, _)| *n))
-                        .or_else(|| {
-                            Some("categories are new, open, pending, hold and solved".into())
-                        }),
-                });
+                cx.err(
+                    CheckErrorKind::UnknownCategory {
+                        category: d.category.name.clone(),
+                        help: did_you_mean(&d.category.name, Category::ALL.iter().map(|(n, _)| *n))
+                            .or_else(|| {
+                                Some("categories are new, open, pending, hold and solved".into())
+                            }),
+                    }
+                    .at(d.category.span),
+                );
                 Category::Open
             }
         };
@@ -91,7 +93,7 @@ pub(super) fn check(cx: &mut Ctx, t: &StatusTable) {
     let Some(table) = cx.env.tables.get(&t.conn.name).cloned() else {
         return;
     };
-    if !table.span.same_place(&t.conn.span) {
+    if table.span != t.conn.span {
         return; // a duplicate table, already reported
     }
     let kind = cx.env.conns.get(&t.conn.name).map(|c| c.kind);
@@ -117,10 +119,12 @@ pub(super) fn check(cx: &mut Ctx, t: &StatusTable) {
             match index(&to.name) {
                 Some(i) => {
                     if table.statuses[i].category == Category::New {
-                        cx.err(CheckError::TransitionToNew {
-                            status: to.name.clone(),
-                            span: to.span,
-                        });
+                        cx.err(
+                            CheckErrorKind::TransitionToNew {
+                                status: to.name.clone(),
+                            }
+                            .at(to.span),
+                        );
                     }
                     tos.push((i, to.span));
                 }
@@ -140,11 +144,13 @@ pub(super) fn check(cx: &mut Ctx, t: &StatusTable) {
                     match index(&f.name) {
                         Some(i) => {
                             if let Some(decl) = table.statuses[i].terminal {
-                                cx.err(CheckError::TransitionFromTerminal {
-                                    status: f.name.clone(),
-                                    span: f.span,
-                                    decl,
-                                });
+                                cx.err(
+                                    CheckErrorKind::TransitionFromTerminal {
+                                        status: f.name.clone(),
+                                        decl,
+                                    }
+                                    .at(f.span),
+                                );
                             } else {
                                 v.push(i);
                             }
@@ -166,10 +172,12 @@ pub(super) fn check(cx: &mut Ctx, t: &StatusTable) {
             for &(to, to_span) in &tos {
                 if f == to {
                     if !wildcard {
-                        cx.err(CheckError::SelfTransition {
-                            status: table.statuses[f].name.clone(),
-                            span: to_span,
-                        });
+                        cx.err(
+                            CheckErrorKind::SelfTransition {
+                                status: table.statuses[f].name.clone(),
+                            }
+                            .at(to_span),
+                        );
                     }
                     continue;
                 }
@@ -227,27 +235,31 @@ fn indistinct(cx: &mut Ctx, table: &TableInfo, t: &StatusTable) {
         let Some((last, rest)) = names.split_last() else {
             continue;
         };
-        cx.err(CheckError::IndistinctStatuses {
-            category: cat_name.to_string(),
-            statuses: format!("{} and {last}", rest.join(", ")),
-            status: first.name.clone(),
-            span: first.span,
-        });
+        cx.err(
+            CheckErrorKind::IndistinctStatuses {
+                category: cat_name.to_string(),
+                statuses: format!("{} and {last}", rest.join(", ")),
+                status: first.name.clone(),
+            }
+            .at(first.span),
+        );
     }
 }
 
 fn unknown_status(cx: &mut Ctx, id: &ast::Ident, names: &[&str], conn: &str) {
-    cx.err(CheckError::Unknown {
-        kind: "status",
-        name: id.name.clone(),
-        span: id.span,
-        help: did_you_mean(&id.name, names.iter().copied()).or_else(|| {
-            Some(format!(
-                "declare it in the table: `{} open \"Label\"` (statuses of `{conn}`)",
-                id.name
-            ))
-        }),
-    });
+    cx.err(
+        CheckErrorKind::Unknown {
+            kind: "status",
+            name: id.name.clone(),
+            help: did_you_mean(&id.name, names.iter().copied()).or_else(|| {
+                Some(format!(
+                    "declare it in the table: `{} open \"Label\"` (statuses of `{conn}`)",
+                    id.name
+                ))
+            }),
+        }
+        .at(id.span),
+    );
 }
 
 fn normalize_ws(s: &str) -> String {
@@ -272,23 +284,27 @@ fn duplicates(cx: &mut Ctx, table: &TableInfo, edges: &[Edge]) {
                 .find(|p| p.condition == e.condition && !(p.wildcard && e.wildcard));
             if let Some(p) = explicit_first {
                 if !e.wildcard || !p.wildcard {
-                    cx.err(CheckError::DuplicateTransition {
-                        from: from.clone(),
-                        to: to.clone(),
-                        span: e.span,
-                        first: p.span,
-                    });
+                    cx.err(
+                        CheckErrorKind::DuplicateTransition {
+                            from: from.clone(),
+                            to: to.clone(),
+                            first: p.span,
+                        }
+                        .at(e.span),
+                    );
                 }
                 continue;
             }
             if let Some(u) = unconditional {
                 if e.conditional {
-                    cx.err(CheckError::ShadowedTransition {
-                        from: from.clone(),
-                        to: to.clone(),
-                        span: e.span,
-                        by: u.span,
-                    });
+                    cx.err(
+                        CheckErrorKind::ShadowedTransition {
+                            from: from.clone(),
+                            to: to.clone(),
+                            by: u.span,
+                        }
+                        .at(e.span),
+                    );
                 }
             }
         }
@@ -323,16 +339,20 @@ fn workflow_lints(cx: &mut Ctx, table: &TableInfo, edges: &[Edge], zendesk: bool
         .map(|s| s.name.clone());
     for (i, s) in table.statuses.iter().enumerate() {
         if !reached[i] {
-            cx.err(CheckError::Unreachable {
-                status: s.name.clone(),
-                span: s.span,
-            });
+            cx.err(
+                CheckErrorKind::Unreachable {
+                    status: s.name.clone(),
+                }
+                .at(s.span),
+            );
         }
         if s.terminal.is_none() && out[i].is_empty() {
-            cx.err(CheckError::DeadEnd {
-                status: s.name.clone(),
-                span: s.span,
-            });
+            cx.err(
+                CheckErrorKind::DeadEnd {
+                    status: s.name.clone(),
+                }
+                .at(s.span),
+            );
             continue;
         }
         if zendesk
@@ -345,12 +365,14 @@ fn workflow_lints(cx: &mut Ctx, table: &TableInfo, edges: &[Edge], zendesk: bool
                 .iter()
                 .any(|&j| table.statuses[j].category == Category::Open)
         {
-            cx.err(CheckError::MissingReopen {
-                status: s.name.clone(),
-                open: first_open.clone().unwrap_or_else(|| "open".into()),
-                category: s.category.as_str().into(),
-                span: s.span,
-            });
+            cx.err(
+                CheckErrorKind::MissingReopen {
+                    status: s.name.clone(),
+                    open: first_open.clone().unwrap_or_else(|| "open".into()),
+                    category: s.category.as_str().into(),
+                }
+                .at(s.span),
+            );
         }
     }
 }
@@ -359,21 +381,25 @@ fn workflow_lints(cx: &mut Ctx, table: &TableInfo, edges: &[Edge], zendesk: bool
 /// without a table, or a status the table does not declare.
 pub(super) fn lookup(cx: &mut Ctx, conn: &ast::Ident, status: &ast::Ident) -> Option<Category> {
     let Some(table) = cx.env.tables.get(&conn.name) else {
-        cx.err(CheckError::NoStatusTable {
-            conn: conn.name.clone(),
-            span: conn.span,
-        });
+        cx.err(
+            CheckErrorKind::NoStatusTable {
+                conn: conn.name.clone(),
+            }
+            .at(conn.span),
+        );
         return None;
     };
     if let Some(s) = table.get(&status.name) {
         return Some(s.category);
     }
     let names: Vec<String> = table.statuses.iter().map(|s| s.name.clone()).collect();
-    cx.err(CheckError::Unknown {
-        kind: "status",
-        name: status.name.clone(),
-        span: status.span,
-        help: did_you_mean(&status.name, names.iter().map(|s| s.as_str())),
-    });
+    cx.err(
+        CheckErrorKind::Unknown {
+            kind: "status",
+            name: status.name.clone(),
+            help: did_you_mean(&status.name, names.iter().map(|s| s.as_str())),
+        }
+        .at(status.span),
+    );
     None
 }

@@ -4,28 +4,33 @@
 use super::mappings::field;
 use super::test_event::{bad_statuses, bad_values, key_spans, strays, Readable};
 use super::types::{Scope, Ty};
-use super::{did_you_mean, CheckError, Ctx};
+use super::{did_you_mean, CheckErrorKind, Ctx};
 use crate::check::Kind;
 use crate::syntax::ast::{Expectation, ExprKind, TestBlock, Text};
 use crate::syntax::Span;
 
 pub(super) fn check(cx: &mut Ctx, t: &TestBlock) {
     match t.events.as_slice() {
-        [] => cx.err(CheckError::TestShape {
-            message: format!("test `{}` has no event", t.name.name),
-            help: "add `event \"\"\" {\"kind\": \"agent_turn\", ...} \"\"\"` (see docs/EVENTS.md)"
-                .into(),
-            span: t.name.span,
-            first: None,
-        }),
+        [] => cx.err(
+            CheckErrorKind::TestShape {
+                message: format!("test `{}` has no event", t.name.name),
+                help:
+                    "add `event \"\"\" {\"kind\": \"agent_turn\", ...} \"\"\"` (see docs/EVENTS.md)"
+                        .into(),
+                first: None,
+            }
+            .at(t.name.span),
+        ),
         [ev, rest @ ..] => {
             for extra in rest {
-                cx.err(CheckError::TestShape {
-                    message: format!("test `{}` has two events", t.name.name),
-                    help: "one event per test: split it into two tests".into(),
-                    span: extra.span,
-                    first: Some(ev.span),
-                });
+                cx.err(
+                    CheckErrorKind::TestShape {
+                        message: format!("test `{}` has two events", t.name.name),
+                        help: "one event per test: split it into two tests".into(),
+                        first: Some(ev.span),
+                    }
+                    .at(extra.span),
+                );
             }
             match crate::eval::testing::test_event(&t.name.name, &ev.value) {
                 Ok(_) => {
@@ -42,12 +47,15 @@ pub(super) fn check(cx: &mut Ctx, t: &TestBlock) {
         }
     }
     if t.expects.is_empty() {
-        cx.err(CheckError::TestShape {
-            message: format!("test `{}` expects nothing", t.name.name),
-            help: "add `expect ...` lines, or `expect nothing` if the event must do nothing".into(),
-            span: t.name.span,
-            first: None,
-        });
+        cx.err(
+            CheckErrorKind::TestShape {
+                message: format!("test `{}` expects nothing", t.name.name),
+                help: "add `expect ...` lines, or `expect nothing` if the event must do nothing"
+                    .into(),
+                first: None,
+            }
+            .at(t.name.span),
+        );
     }
     for e in &t.expects {
         match &e.what {
@@ -90,23 +98,27 @@ pub(super) fn check(cx: &mut Ctx, t: &TestBlock) {
             Expectation::Sku { table, product } => {
                 let Some(products) = cx.env.skus.get(&table.name) else {
                     let names: Vec<String> = cx.env.skus.keys().cloned().collect();
-                    cx.err(CheckError::Unknown {
-                        kind: "sku table",
-                        name: table.name.clone(),
-                        span: table.span,
-                        help: did_you_mean(&table.name, names.iter().map(|s| s.as_str())),
-                    });
+                    cx.err(
+                        CheckErrorKind::Unknown {
+                            kind: "sku table",
+                            name: table.name.clone(),
+                            help: did_you_mean(&table.name, names.iter().map(|s| s.as_str())),
+                        }
+                        .at(table.span),
+                    );
                     continue;
                 };
                 if let Some((p, span)) = product {
                     if !products.is_empty() && !products.contains(p) {
                         let help = did_you_mean(p, products.iter().map(|s| s.as_str()));
-                        cx.err(CheckError::Unknown {
-                            kind: "product",
-                            name: p.clone(),
-                            span: *span,
-                            help,
-                        });
+                        cx.err(
+                            CheckErrorKind::Unknown {
+                                kind: "product",
+                                name: p.clone(),
+                                help,
+                            }
+                            .at(*span),
+                        );
                     }
                 }
             }
@@ -125,10 +137,7 @@ fn event_error(cx: &mut Ctx, ev: &Text, e: crate::eval::testing::TestEventError)
         }
         _ => ev.span,
     };
-    cx.err(CheckError::TestEvent {
-        message: e.message,
-        span,
-    });
+    cx.err(CheckErrorKind::TestEvent { message: e.message }.at(span));
 }
 
 /// Keys of a valid event that nothing reads, each pointed at (in a raw
@@ -157,11 +166,13 @@ fn unread_keys(cx: &mut Ctx, ev: &Text) {
                 let start = ev.body.start as usize;
                 Span::new(ev.span.file, start + r.start, start + r.end)
             });
-        cx.err(CheckError::TestEventKey {
-            message: s.message,
-            help: s.help,
-            span,
-        });
+        cx.err(
+            CheckErrorKind::TestEventKey {
+                message: s.message,
+                help: s.help,
+            }
+            .at(span),
+        );
     }
 }
 
@@ -185,12 +196,14 @@ fn statuses(cx: &mut Ctx, ev: &Text, expects_refusal: bool) {
                 let start = ev.body.start as usize;
                 Span::new(ev.span.file, start + r.start, start + r.end)
             });
-        cx.err(CheckError::TestEventStatus {
-            message: b.message,
-            help: b.help,
-            label: b.label,
-            span,
-        });
+        cx.err(
+            CheckErrorKind::TestEventStatus {
+                message: b.message,
+                help: b.help,
+                label: b.label,
+            }
+            .at(span),
+        );
     }
 }
 
@@ -214,12 +227,14 @@ fn field_values(cx: &mut Ctx, ev: &Text) {
                 let start = ev.body.start as usize;
                 Span::new(ev.span.file, start + r.start, start + r.end)
             });
-        cx.err(CheckError::TestEventValue {
-            message: b.message,
-            help: b.help,
-            label: b.label,
-            span,
-        });
+        cx.err(
+            CheckErrorKind::TestEventValue {
+                message: b.message,
+                help: b.help,
+                label: b.label,
+            }
+            .at(span),
+        );
     }
 }
 

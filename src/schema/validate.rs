@@ -3,7 +3,7 @@
 //! picklist value, and every Salesforce field written is updateable.
 
 use super::{Lockfile, SalesforceSchema, ZendeskSchema};
-use crate::check::error::CheckError;
+use crate::check::error::{CheckError, CheckErrorKind};
 use crate::check::types::Ty;
 use crate::check::{did_you_mean, Env, FieldInfo, Kind, Usage};
 
@@ -15,10 +15,7 @@ pub(crate) fn against(env: &Env, usage: &Usage, lock: &Lockfile) -> Vec<CheckErr
             Kind::Salesforce => lock.salesforce.get(name).map(Schema::Salesforce),
         };
         let Some(schema) = schema else {
-            out.push(CheckError::NotLocked {
-                conn: name.clone(),
-                span: conn.span,
-            });
+            out.push(CheckErrorKind::NotLocked { conn: name.clone() }.at(conn.span));
             continue;
         };
         let fields = env.fields.get(name);
@@ -29,24 +26,25 @@ pub(crate) fn against(env: &Env, usage: &Usage, lock: &Lockfile) -> Vec<CheckErr
                 }
                 for (_, group, span) in usage.groups.iter().filter(|(c, ..)| c == name) {
                     if !z.groups.iter().any(|g| &g.name == group) {
-                        out.push(CheckError::NotInInstance {
+                        out.push(CheckErrorKind::NotInInstance {
                             what: format!("group \"{group}\""),
                             system: "Zendesk",
                             help: did_you_mean(group, z.groups.iter().map(|g| g.name.as_str()))
                                 .unwrap_or_else(|| "create the group in Admin Center (People > Groups), or assign an existing one".into()),
-                            span: *span,
-                        });
+                        }.at(*span));
                     }
                 }
                 for s in env.tables.get(name).iter().flat_map(|t| &t.statuses) {
                     if let Some(id) = s.id {
                         if !z.custom_statuses.iter().any(|c| c.id == id) {
-                            out.push(CheckError::NotInInstance {
-                                what: format!("custom status #{id} (`{}`)", s.name),
-                                system: "Zendesk",
-                                help: statuses_help(z),
-                                span: s.span,
-                            });
+                            out.push(
+                                CheckErrorKind::NotInInstance {
+                                    what: format!("custom status #{id} (`{}`)", s.name),
+                                    system: "Zendesk",
+                                    help: statuses_help(z),
+                                }
+                                .at(s.span),
+                            );
                         }
                     }
                 }
@@ -57,10 +55,12 @@ pub(crate) fn against(env: &Env, usage: &Usage, lock: &Lockfile) -> Vec<CheckErr
                 }
                 for (_, path, span) in usage.sf_writes.iter().filter(|(c, ..)| c == name) {
                     if sf_lookup(sf, path).is_some_and(|f| !f.updateable) {
-                        out.push(CheckError::NotUpdateable {
-                            field: path.clone(),
-                            span: *span,
-                        });
+                        out.push(
+                            CheckErrorKind::NotUpdateable {
+                                field: path.clone(),
+                            }
+                            .at(*span),
+                        );
                     }
                 }
             }
@@ -78,25 +78,26 @@ fn zendesk_field(z: &ZendeskSchema, alias: &str, f: &FieldInfo, out: &mut Vec<Ch
     // Standard fields have no id; they exist in every instance.
     let Some(id) = f.id else { return };
     let Some(locked) = z.ticket_fields.iter().find(|t| t.id == id) else {
-        out.push(CheckError::NotInInstance {
+        out.push(CheckErrorKind::NotInInstance {
             what: format!("ticket field #{id}"),
             system: "Zendesk",
             help: likely_field(z, id, alias, f.label.as_deref()).unwrap_or_else(|| {
                 "check the id in Admin Center (Objects and rules > Tickets > Fields), then run `l3map schema pull`".into()
             }),
-            span: f.span,
-        });
+        }.at(f.span));
         return;
     };
     if let (Ty::Enum(values), false) = (&f.ty, locked.options.is_empty()) {
         for v in values.iter().filter(|v| !locked.options.contains(v)) {
-            out.push(CheckError::NotAnOption {
-                value: v.clone(),
-                field: format!("ticket field #{id} (\"{}\")", locked.title),
-                system: "Zendesk",
-                help: option_help(v, &locked.options),
-                span: f.span,
-            });
+            out.push(
+                CheckErrorKind::NotAnOption {
+                    value: v.clone(),
+                    field: format!("ticket field #{id} (\"{}\")", locked.title),
+                    system: "Zendesk",
+                    help: option_help(v, &locked.options),
+                }
+                .at(f.span),
+            );
         }
     }
 }
@@ -149,23 +150,27 @@ fn salesforce_field(sf: &SalesforceSchema, path: &str, f: &FieldInfo, out: &mut 
                     .unwrap_or_else(|| "check the field's API name in Setup > Object Manager".into())
             }
         };
-        out.push(CheckError::NotInInstance {
-            what: format!("field `{path}`"),
-            system: "Salesforce",
-            help,
-            span: f.span,
-        });
+        out.push(
+            CheckErrorKind::NotInInstance {
+                what: format!("field `{path}`"),
+                system: "Salesforce",
+                help,
+            }
+            .at(f.span),
+        );
         return;
     };
     if let (Ty::Enum(values), false) = (&f.ty, locked.picklist.is_empty()) {
         for v in values.iter().filter(|v| !locked.picklist.contains(v)) {
-            out.push(CheckError::NotAnOption {
-                value: v.clone(),
-                field: format!("picklist `{path}`"),
-                system: "Salesforce",
-                help: option_help(v, &locked.picklist),
-                span: f.span,
-            });
+            out.push(
+                CheckErrorKind::NotAnOption {
+                    value: v.clone(),
+                    field: format!("picklist `{path}`"),
+                    system: "Salesforce",
+                    help: option_help(v, &locked.picklist),
+                }
+                .at(f.span),
+            );
         }
     }
 }

@@ -1,20 +1,52 @@
 //! The typed syntax tree. Pure data with spans; no logic lives here.
+//!
+//! Trees compare by structure: equality ignores where a node stands in the
+//! text (each span field is `#[educe(PartialEq(ignore))]`, Cedar's `Node<T>`
+//! in spirit), so `l3map fmt` can check that its output parses to the same
+//! tree. A [`Span`] itself compares for real. Where a span is the only sign
+//! of something written (`terminal`), its presence still counts.
 
 use super::span::Span;
+use educe::Educe;
 use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `terminal` written on both sides or on neither, wherever it stands.
+fn same_presence(a: &Option<Span>, b: &Option<Span>) -> bool {
+    a.is_some() == b.is_some()
+}
+
+/// The same optional value (an id, a product), wherever it stands.
+fn same_value<T: PartialEq>(a: &Option<(T, Span)>, b: &Option<(T, Span)>) -> bool {
+    a.as_ref().map(|(v, _)| v) == b.as_ref().map(|(v, _)| v)
+}
+
+/// The same name, wherever it stands.
+fn same_name(a: &(String, Span), b: &(String, Span)) -> bool {
+    a.0 == b.0
+}
+
+/// The same names in the same order, wherever they stand.
+fn same_names(a: &[(String, Span)], b: &[(String, Span)]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.0 == y.0)
+}
+
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct Ident {
     pub name: String,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
 /// A string literal: `"..."` (escapes processed) or `"""..."""` (raw).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct Text {
     pub value: String,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
     /// Span of the body between the quotes, as written in the source.
+    #[educe(PartialEq(ignore))]
     pub body: Span,
     pub raw: bool,
 }
@@ -53,24 +85,30 @@ impl Item {
 
 // ------------------------------------------------------------- connections
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct Connection {
     pub name: Ident,
     pub kind: Ident,
     pub props: Vec<Property>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct Property {
     pub key: Ident,
     pub values: Vec<PropValue>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct PropValue {
     pub kind: PropKind,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
@@ -107,54 +145,67 @@ pub struct Money {
 
 // ------------------------------------------------------------- statuses
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct StatusTable {
     /// The connection whose ticket (or Case) statuses these are.
     pub conn: Ident,
     pub statuses: Vec<StatusDecl>,
     pub transitions: Vec<Transition>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct StatusDecl {
     pub name: Ident,
     pub category: Ident,
     pub label: Option<Text>,
+    #[educe(PartialEq(method(same_presence)))]
     pub terminal: Option<Span>,
+    #[educe(PartialEq(method(same_presence)))]
     pub initial: Option<Span>,
+    #[educe(PartialEq(method(same_value)))]
     pub id: Option<(u64, Span)>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub enum From {
-    Any(Span),
+    Any(#[educe(PartialEq(ignore))] Span),
     List(Vec<Ident>),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct Transition {
     pub from: From,
     pub to: Vec<Ident>,
     pub when: Option<Expr>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
 // ------------------------------------------------------------- fields
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct FieldBlock {
     pub conn: Ident,
     pub fields: Vec<FieldDecl>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
 /// A Zendesk field alias (`sla_tier`) or a Salesforce path (`Account.SLA_Tier__c`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub enum FieldName {
     Alias(Ident),
-    Sf(Vec<Ident>, Span),
+    Sf(Vec<Ident>, #[educe(PartialEq(ignore))] Span),
 }
 
 impl FieldName {
@@ -177,143 +228,186 @@ impl FieldName {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct FieldDecl {
     pub name: FieldName,
+    #[educe(PartialEq(method(same_value)))]
     pub id: Option<(u64, Span)>,
     pub ty: TypeExpr,
     pub label: Option<Text>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct TypeExpr {
     pub name: Ident,
+    #[educe(PartialEq(method(same_names)))]
     pub args: Vec<(String, Span)>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
 // ------------------------------------------------------------- mappings
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct Mapping {
     pub from: Ident,
     pub to: Ident,
     pub rules: Vec<MapRule>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct MapRule {
     pub source: FieldName,
     pub target: FieldName,
     pub table: Option<Translation>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct Translation {
     pub arms: Vec<Arm>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct Arm {
     /// `None` for the default arm `_`.
     pub patterns: Option<Vec<Expr>>,
     pub value: Expr,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
 // ------------------------------------------------------------- sku
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct SkuTable {
     pub name: Ident,
     pub normalize: Vec<NormStep>,
+    #[educe(PartialEq(method(same_names)))]
     pub products: Vec<(String, Span)>,
     pub rules: Vec<SkuRule>,
     pub tests: Vec<SkuTest>,
     pub applies: Vec<SkuApply>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
 /// `apply turn.product -> helpdesk product_id`: where the table is used.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct SkuApply {
     pub source: Vec<Ident>,
+    #[educe(PartialEq(ignore))]
     pub source_span: Span,
     pub conn: Ident,
     pub field: FieldName,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct NormStep {
     pub name: Ident,
     pub arg: Option<Text>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub enum SkuPattern {
     Alias(Text),
-    Regex { source: String, span: Span },
+    Regex {
+        source: String,
+        #[educe(PartialEq(ignore))]
+        span: Span,
+    },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct SkuRule {
     pub patterns: Vec<SkuPattern>,
+    #[educe(PartialEq(method(same_name)))]
     pub target: (String, Span),
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct SkuTest {
     pub input: Text,
     /// `None` for `=> none`.
+    #[educe(PartialEq(method(same_value)))]
     pub expected: Option<(String, Span)>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
 // ------------------------------------------------------------- templates
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct Template {
     pub name: Ident,
     pub body: TemplateBody,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct TemplateBody {
     pub parts: Vec<TemplatePart>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub enum TemplatePart {
     Text(String),
     Var {
         path: Vec<Ident>,
         filters: Vec<Filter>,
+        #[educe(PartialEq(ignore))]
         span: Span,
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct Filter {
     pub name: Ident,
     pub args: Vec<Expr>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
 // ------------------------------------------------------------- escalations
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct Escalation {
     pub name: Ident,
     pub stmts: Vec<EscStmt>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
@@ -323,51 +417,61 @@ pub enum CommentBody {
     Inline(TemplateBody),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub enum EscStmt {
     When(Expr),
     Reason(Text),
     Comment {
         conn: Ident,
         body: CommentBody,
+        #[educe(PartialEq(ignore))]
         span: Span,
     },
     Set {
         conn: Ident,
         field: FieldName,
         value: Expr,
+        #[educe(PartialEq(ignore))]
         span: Span,
     },
     Assign {
         conn: Ident,
         group: Text,
+        #[educe(PartialEq(ignore))]
         span: Span,
     },
     Status {
         conn: Ident,
         status: Ident,
+        #[educe(PartialEq(ignore))]
         span: Span,
     },
 }
 
 // ------------------------------------------------------------- tests
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct TestBlock {
     pub name: Ident,
     /// The event as JSON text; more than one is an error the checker reports.
     pub events: Vec<Text>,
     pub expects: Vec<Expect>,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct Expect {
     pub what: Expectation,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub enum Expectation {
     /// No action and no refusal at all.
     Nothing,
@@ -394,6 +498,7 @@ pub enum Expectation {
     /// `None` for `expect sku products none`: the input matches no product.
     Sku {
         table: Ident,
+        #[educe(PartialEq(method(same_value)))]
         product: Option<(String, Span)>,
     },
     Refused(Text),
@@ -401,9 +506,11 @@ pub enum Expectation {
 
 // ------------------------------------------------------------- expressions
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
 pub struct Expr {
     pub kind: ExprKind,
+    #[educe(PartialEq(ignore))]
     pub span: Span,
 }
 

@@ -1,20 +1,20 @@
 //! Errors of the syntax layer.
 
+use super::located::{Located, PrimaryLabel};
 use super::span::Span;
 use miette::Diagnostic;
 use thiserror::Error;
 
-/// Everything that can go wrong turning text into a syntax tree.
+/// Everything that can go wrong turning text into a syntax tree; where it
+/// went wrong is beside it, in [`SyntaxError`].
 #[derive(Debug, Clone, Error, Diagnostic, PartialEq)]
-pub enum SyntaxError {
+pub enum SyntaxErrorKind {
     /// Returned when the text does not match the grammar.
     #[error("unexpected {found}; expected {expected}")]
     #[diagnostic(code(l3map::syntax))]
     Unexpected {
         found: String,
         expected: String,
-        #[label("{found} here")]
-        span: Span,
         #[label("this block starts here")]
         block: Option<Span>,
         #[help]
@@ -27,8 +27,6 @@ pub enum SyntaxError {
     Unclosed {
         head: String,
         help: String,
-        #[label("this block is never closed")]
-        span: Span,
         #[label("the next block starts here")]
         next: Span,
     },
@@ -42,8 +40,6 @@ pub enum SyntaxError {
     FieldRef {
         message: String,
         help: String,
-        #[label("{label}")]
-        span: Span,
         label: String,
         /// The id written, when it is one.
         id: Option<u64>,
@@ -58,32 +54,18 @@ pub enum SyntaxError {
         code(l3map::syntax::escape),
         help("known escapes are \\\" \\\\ \\n \\t \\r and \\u{{XXXX}}; write \"\"\"...\"\"\" for text taken literally")
     )]
-    BadEscape {
-        escape: String,
-        #[label("not an escape")]
-        span: Span,
-    },
+    BadEscape { escape: String },
     /// Returned when a number does not fit (ids, amounts, rates).
     #[error("number `{text}` is out of range")]
     #[diagnostic(code(l3map::syntax::number), help("{help}"))]
-    BadNumber {
-        text: String,
-        help: String,
-        #[label("out of range")]
-        span: Span,
-    },
+    BadNumber { text: String, help: String },
     /// Returned when something is named with a keyword.
     #[error("`{name}` is a reserved word and cannot name a {what}")]
     #[diagnostic(
         code(l3map::syntax::reserved),
         help("choose another name, e.g. `{name}_{what}`")
     )]
-    Reserved {
-        name: String,
-        what: &'static str,
-        #[label("reserved word")]
-        span: Span,
-    },
+    Reserved { name: String, what: &'static str },
     /// Returned when brackets or `not`s nest deeper than anyone writes by hand.
     #[error("nesting deeper than {limit} levels")]
     #[diagnostic(
@@ -92,47 +74,46 @@ pub enum SyntaxError {
             "split the condition up; l3map refuses deeper nesting to keep checking fast and safe"
         )
     )]
-    TooDeep {
-        limit: usize,
-        #[label("too deep")]
-        span: Span,
-    },
+    TooDeep { limit: usize },
     /// Returned when comparisons are chained (`a < b < c`).
     #[error("comparisons cannot be chained")]
     #[diagnostic(
         code(l3map::syntax::chained_comparison),
         help("compare twice and join with `and`, e.g. `a < b and b < c`")
     )]
-    ChainedComparison {
-        op: &'static str,
-        #[label("second `{op}`")]
-        span: Span,
-    },
+    ChainedComparison { op: &'static str },
     /// Returned when a `{{ ... }}` interpolation in a template is malformed.
     #[error("malformed template interpolation; expected {expected}")]
     #[diagnostic(
         code(l3map::syntax::template),
         help("interpolations look like {{{{ turn.summary }}}} or {{{{ turn.attempts | join(\", \") }}}}")
     )]
-    BadTemplate {
-        expected: String,
-        #[label("here")]
-        span: Span,
-    },
+    BadTemplate { expected: String },
 }
 
-impl SyntaxError {
-    pub fn span(&self) -> Span {
+/// A syntax error: its kind at its place.
+pub type SyntaxError = Located<SyntaxErrorKind>;
+
+impl SyntaxErrorKind {
+    /// This error at `span`.
+    pub fn at(self, span: Span) -> SyntaxError {
+        Located::new(self, span)
+    }
+}
+
+impl PrimaryLabel for SyntaxErrorKind {
+    fn primary_label(&self) -> String {
+        use SyntaxErrorKind::*;
         match self {
-            SyntaxError::Unexpected { span, .. }
-            | SyntaxError::Unclosed { span, .. }
-            | SyntaxError::FieldRef { span, .. }
-            | SyntaxError::BadEscape { span, .. }
-            | SyntaxError::BadNumber { span, .. }
-            | SyntaxError::BadTemplate { span, .. }
-            | SyntaxError::TooDeep { span, .. }
-            | SyntaxError::Reserved { span, .. }
-            | SyntaxError::ChainedComparison { span, .. } => *span,
+            Unexpected { found, .. } => format!("{found} here"),
+            Unclosed { .. } => "this block is never closed".into(),
+            FieldRef { label, .. } => label.to_string(),
+            BadEscape { .. } => "not an escape".into(),
+            BadNumber { .. } => "out of range".into(),
+            Reserved { .. } => "reserved word".into(),
+            TooDeep { .. } => "too deep".into(),
+            ChainedComparison { op, .. } => format!("second `{op}`"),
+            BadTemplate { .. } => "here".into(),
         }
     }
 }

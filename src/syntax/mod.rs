@@ -3,10 +3,12 @@
 pub mod ast;
 mod build;
 pub mod error;
+mod located;
 pub mod parser;
 pub mod span;
 
-pub use error::SyntaxError;
+pub use error::{SyntaxError, SyntaxErrorKind};
+pub use located::{Located, PrimaryLabel};
 pub use span::{FileId, SourceFile, SourceMap, Span};
 
 /// Parses one file. Returns every item that parsed and every syntax error;
@@ -15,10 +17,7 @@ pub fn parse_file(file: FileId, text: &str) -> (ast::File, Vec<SyntaxError>) {
     // pest and the passes after it recurse once per nesting level; refuse
     // absurd nesting up front instead of overflowing the stack.
     if let Some(at) = too_deep(text) {
-        let err = SyntaxError::TooDeep {
-            limit: MAX_DEPTH,
-            span: Span::new(file, at, at + 1),
-        };
+        let err = SyntaxErrorKind::TooDeep { limit: MAX_DEPTH }.at(Span::new(file, at, at + 1));
         return (ast::File { items: vec![] }, vec![err]);
     }
     let mut b = build::Builder {
@@ -35,7 +34,7 @@ pub fn parse_file(file: FileId, text: &str) -> (ast::File, Vec<SyntaxError>) {
         }
     });
     errors.append(&mut b.errors);
-    errors.sort_by_key(|e| e.span().start);
+    errors.sort_by_key(|e| e.span.start);
     (ast::File { items }, errors)
 }
 
@@ -97,4 +96,23 @@ fn too_deep(text: &str) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Trees compare by structure, spans by place: `l3map fmt` relies on the
+    /// first (its output must parse to the same tree), diagnostics on the
+    /// second.
+    #[test]
+    fn trees_ignore_places_spans_do_not() {
+        let (a, _) = parse_file(FileId(0), "template t \"\"\"hi\"\"\"\n");
+        let (b, _) = parse_file(FileId(0), "\n\ntemplate   t   \"\"\"hi\"\"\"\n");
+        let (c, _) = parse_file(FileId(0), "template u \"\"\"hi\"\"\"\n");
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a.items[0].name().span, b.items[0].name().span);
+        assert_eq!(a.items[0].name().span, a.items[0].name().span);
+    }
 }

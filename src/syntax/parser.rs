@@ -1,7 +1,7 @@
 //! The pest layer: the derived parser, item-by-item parsing with recovery,
 //! and pest errors rewritten for humans.
 
-use super::error::SyntaxError;
+use super::error::{SyntaxError, SyntaxErrorKind};
 use super::span::{FileId, Span};
 use pest::error::{ErrorVariant, InputLocation};
 use pest::Parser as _;
@@ -139,12 +139,12 @@ fn unclosed(
         .next()
         .unwrap_or_default();
     let line = text[..next].matches('\n').count() + 1;
-    let err = SyntaxError::Unclosed {
+    let err = SyntaxErrorKind::Unclosed {
         head,
-        span: Span::new(file, open, open + 1),
         next: Span::new(file, next, next + next_word.len()),
         help: format!("add `}}` at the end of the block, before `{next_word}` on line {line}"),
-    };
+    }
+    .at(Span::new(file, open, open + 1));
     // The same text with the `}` added: offsets up to `next` are the file's.
     // As many `}` as the block leaves open (a table inside it may be open too).
     let (open_at_next, _) = open_brackets(&text[pos..next]);
@@ -375,17 +375,17 @@ fn humanize(file: FileId, text: &str, base: usize, e: &pest::error::Error<Rule>)
         Span::new(file, base, line_end)
     });
     let help = hint(rest, &expected, closing_brace_possible, &text[base..at]);
-    SyntaxError::Unexpected {
+    SyntaxErrorKind::Unexpected {
         found,
         expected: if expected_s.is_empty() {
             "something else".into()
         } else {
             expected_s
         },
-        span,
         block,
         help,
     }
+    .at(span)
 }
 
 /// A field named where `set`, `expect field` or `map` name a field, but
@@ -425,31 +425,32 @@ fn field_ref(
         let written = &rest[..len];
         if text[base..].starts_with("fields") {
             // A declaration without its alias: nothing to look up.
-            return Some(SyntaxError::FieldRef {
+            return Some(SyntaxErrorKind::FieldRef {
                 message: format!("the field `{written}` has no alias"),
                 help: format!(
                     "declare it with a name of your choice first, `ALIAS #{} TYPE`; `set`, `map` and `expect field` then name it by that alias",
                     &digits[..n]
                 ),
-                span: Span::new(file, at, at + len),
                 label: "an id without an alias".into(),
                 id: None,
                 alias: None,
                 conn: None,
-            });
+            }.at(Span::new(file, at, at + len)));
         }
-        return Some(SyntaxError::FieldRef {
-            message: format!("`{written}` is a field id; a field is named here by its alias"),
-            help: format!(
+        return Some(
+            SyntaxErrorKind::FieldRef {
+                message: format!("`{written}` is a field id; a field is named here by its alias"),
+                help: format!(
                 "write the alias the `fields` block declares for it (`ALIAS #{} TYPE`), not its id",
                 &digits[..n]
             ),
-            span: Span::new(file, at, at + len),
-            label: "an id, not an alias".into(),
-            id: digits[..n].parse().ok(),
-            alias: None,
-            conn,
-        });
+                label: "an id, not an alias".into(),
+                id: digits[..n].parse().ok(),
+                alias: None,
+                conn,
+            }
+            .at(Span::new(file, at, at + len)),
+        );
     }
     let after = rest.strip_prefix("ticket.")?;
     let n = word_len(after);
@@ -458,17 +459,19 @@ fn field_ref(
     }
     let written = &rest[.."ticket.".len() + n];
     let alias = &after[..n];
-    Some(SyntaxError::FieldRef {
-        message: format!(
-            "`{written}` is how a condition reads the field; here the field is named alone"
-        ),
-        help: format!("on a Zendesk connection, write `{alias}` without `ticket.`"),
-        span: Span::new(file, at, at + written.len()),
-        label: "write the field's alias".into(),
-        id: None,
-        alias: Some(alias.to_string()),
-        conn,
-    })
+    Some(
+        SyntaxErrorKind::FieldRef {
+            message: format!(
+                "`{written}` is how a condition reads the field; here the field is named alone"
+            ),
+            help: format!("on a Zendesk connection, write `{alias}` without `ticket.`"),
+            label: "write the field's alias".into(),
+            id: None,
+            alias: Some(alias.to_string()),
+            conn,
+        }
+        .at(Span::new(file, at, at + written.len())),
+    )
 }
 
 /// How many `{` and `(`/`[` the text of an item leaves unclosed.

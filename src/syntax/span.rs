@@ -9,23 +9,15 @@ use std::sync::Arc;
 )]
 pub struct FileId(pub u32);
 
-/// A byte range in one source file.
-///
-/// Spans are ignored by AST equality on purpose (see [`Span::eq`]): tests
-/// compare structure, snapshots show positions.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default)]
+/// A byte range in one source file. Two spans are equal when they are the
+/// same place; syntax trees ignore their spans when compared (structure is
+/// what they mean: see `ast`), errors and diagnostics do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Span {
     pub file: FileId,
     pub start: u32,
     pub end: u32,
 }
-
-impl PartialEq for Span {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for Span {}
 
 impl Span {
     pub fn new(file: FileId, start: usize, end: usize) -> Self {
@@ -51,10 +43,6 @@ impl Span {
 
     pub fn is_empty(&self) -> bool {
         self.end == self.start
-    }
-
-    pub fn same_place(&self, other: &Span) -> bool {
-        self.file == other.file && self.start == other.start && self.end == other.end
     }
 }
 

@@ -1,41 +1,13 @@
-//! Type checking of expressions. The value types and the event schema
-//! they are checked against live in [`crate::model`], shared with lowering.
+//! Resolving paths and typing expressions: the checker's methods that
+//! read the schema of `mod.rs`.
 
-use super::{Ctx, Kind};
-use crate::check::error::CheckError;
-pub use crate::model::event::{
-    StdField, COMMENT, ESCALATION, ROOTS, TICKET, TICKET_WRITABLE, TURN,
+use super::{
+    looks_like_date, Resolved, Scope, StdField, Ty, COMMENT, ESCALATION, ROOTS, TICKET, TURN,
 };
-pub use crate::model::{looks_like_date, Ty};
+use crate::check::error::CheckErrorKind;
+use crate::check::{did_you_mean, Ctx, Kind};
 use crate::syntax::ast::{BinOp, Expr, ExprKind, Ident, Lit};
 use crate::syntax::Span;
-
-/// What a path in an expression refers to, once resolved.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Resolved {
-    Std {
-        root: &'static str,
-        field: String,
-    },
-    Custom {
-        conn: String,
-        alias: String,
-        id: u64,
-    },
-    Salesforce {
-        conn: String,
-        path: String,
-    },
-}
-
-/// Where an expression is checked: decides what `ticket` and statuses mean.
-#[derive(Debug, Clone, Default)]
-pub struct Scope {
-    /// The Zendesk connection `ticket.*` and bare status names refer to.
-    pub ticket_conn: Option<String>,
-    /// Whether `escalation.*` exists (templates).
-    pub in_template: bool,
-}
 
 impl<'a> Ctx<'a> {
     /// Resolves a dotted path to its referent and type, reporting unknown parts.
@@ -57,17 +29,19 @@ impl<'a> Ctx<'a> {
                 let help = if root.name == "escalation" {
                     Some("`escalation.*` only exists inside templates".into())
                 } else {
-                    super::did_you_mean(&root.name, roots.iter().copied()).or(Some(format!(
+                    did_you_mean(&root.name, roots.iter().copied()).or(Some(format!(
                         "paths start with {}, or a Salesforce object such as Case or Account",
                         roots.join(", ")
                     )))
                 };
-                self.err(CheckError::Unknown {
-                    kind: "root",
-                    name: root.name.clone(),
-                    span: root.span,
-                    help,
-                });
+                self.err(
+                    CheckErrorKind::Unknown {
+                        kind: "root",
+                        name: root.name.clone(),
+                        help,
+                    }
+                    .at(root.span),
+                );
                 return None;
             }
         };
@@ -79,16 +53,18 @@ impl<'a> Ctx<'a> {
         };
         let field = &path[1];
         if path.len() > 2 {
-            self.err(CheckError::Unknown {
-                kind: "field",
-                name: path[1..]
-                    .iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join("."),
-                span: path[2].span.to(path[path.len() - 1].span),
-                help: Some(format!("`{}.{}` has no sub-fields", root.name, field.name)),
-            });
+            self.err(
+                CheckErrorKind::Unknown {
+                    kind: "field",
+                    name: path[1..]
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join("."),
+                    help: Some(format!("`{}.{}` has no sub-fields", root.name, field.name)),
+                }
+                .at(path[2].span.to(path[path.len() - 1].span)),
+            );
             return None;
         }
         if let Some(f) = table.iter().find(|f| f.name == field.name) {
@@ -124,18 +100,19 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        let help =
-            super::did_you_mean(&field.name, candidates.iter().map(|s| s.as_str())).or_else(|| {
-                (root_name == "ticket").then(|| {
-                    "custom ticket fields must be declared in a `fields` block with their id".into()
-                })
-            });
-        self.err(CheckError::Unknown {
-            kind: "field",
-            name: format!("{}.{}", root.name, field.name),
-            span: field.span,
-            help,
+        let help = did_you_mean(&field.name, candidates.iter().map(|s| s.as_str())).or_else(|| {
+            (root_name == "ticket").then(|| {
+                "custom ticket fields must be declared in a `fields` block with their id".into()
+            })
         });
+        self.err(
+            CheckErrorKind::Unknown {
+                kind: "field",
+                name: format!("{}.{}", root.name, field.name),
+                help,
+            }
+            .at(field.span),
+        );
         None
     }
 
@@ -244,10 +221,12 @@ impl<'a> Ctx<'a> {
                 }
                 Some(Ty::Any) => Ty::Any,
                 _ => {
-                    self.err(CheckError::BareName {
-                        name: id.name.clone(),
-                        span: id.span,
-                    });
+                    self.err(
+                        CheckErrorKind::BareName {
+                            name: id.name.clone(),
+                        }
+                        .at(id.span),
+                    );
                     Ty::Any
                 }
             },
@@ -275,11 +254,13 @@ impl<'a> Ctx<'a> {
                 Ty::Num | Ty::Money(_) => "... > 0".into(),
                 _ => "... == \"value\"".into(),
             };
-            self.err(CheckError::NotBool {
-                found: t.to_string(),
-                example,
-                span: e.span,
-            });
+            self.err(
+                CheckErrorKind::NotBool {
+                    found: t.to_string(),
+                    example,
+                }
+                .at(e.span),
+            );
         }
     }
 
@@ -326,15 +307,17 @@ impl<'a> Ctx<'a> {
             {
                 let lt = self.expr(l, None, scope);
                 self.expr(r, Some(&lt), scope);
-                self.err(CheckError::TypeMismatch {
-                    message: format!("`{}` needs a list on its right", op.symbol()),
-                    span: r.span,
-                    found: "not a list".into(),
-                    help: Some(format!(
-                        "write the choices as a list: `[{}]`",
-                        source_text(r)
-                    )),
-                });
+                self.err(
+                    CheckErrorKind::TypeMismatch {
+                        message: format!("`{}` needs a list on its right", op.symbol()),
+                        found: "not a list".into(),
+                        help: Some(format!(
+                            "write the choices as a list: `[{}]`",
+                            source_text(r)
+                        )),
+                    }
+                    .at(r.span),
+                );
             }
             BinOp::In | BinOp::NotIn => {
                 let (lt, rt) = if is_untyped(l) {
@@ -399,29 +382,33 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn mismatch(&mut self, message: String, span: Span, found: &Ty, help: Option<String>) {
-        self.err(CheckError::TypeMismatch {
-            message,
-            span,
-            found: found.to_string(),
-            help,
-        });
+        self.err(
+            CheckErrorKind::TypeMismatch {
+                message,
+                found: found.to_string(),
+                help,
+            }
+            .at(span),
+        );
     }
 
     /// Checks that `name` is a value of an enum or status type.
     pub fn member(&mut self, name: &str, span: Span, t: &Ty) {
         match t {
             Ty::Enum(values) if !values.iter().any(|v| v == name) => {
-                let help = super::did_you_mean(name, values.iter().map(|s| s.as_str()));
+                let help = did_you_mean(name, values.iter().map(|s| s.as_str()));
                 let mut of: Vec<&str> = values.iter().take(8).map(|s| s.as_str()).collect();
                 if values.len() > 8 {
                     of.push("...");
                 }
-                self.err(CheckError::UnknownValue {
-                    name: name.to_string(),
-                    of: of.join(", "),
-                    span,
-                    help,
-                });
+                self.err(
+                    CheckErrorKind::UnknownValue {
+                        name: name.to_string(),
+                        of: of.join(", "),
+                        help,
+                    }
+                    .at(span),
+                );
             }
             Ty::Status(Some(conn)) => {
                 let known = self
@@ -435,16 +422,17 @@ impl<'a> Ctx<'a> {
                         .iter()
                         .map(|s| s.name.clone())
                         .collect();
-                    let help =
-                        super::did_you_mean(name, names.iter().map(|s| s.as_str())).or_else(|| {
-                            Some(format!("the statuses of `{conn}` are {}", names.join(", ")))
-                        });
-                    self.err(CheckError::Unknown {
-                        kind: "status",
-                        name: name.to_string(),
-                        span,
-                        help,
+                    let help = did_you_mean(name, names.iter().map(|s| s.as_str())).or_else(|| {
+                        Some(format!("the statuses of `{conn}` are {}", names.join(", ")))
                     });
+                    self.err(
+                        CheckErrorKind::Unknown {
+                            kind: "status",
+                            name: name.to_string(),
+                            help,
+                        }
+                        .at(span),
+                    );
                 }
             }
             _ => {}

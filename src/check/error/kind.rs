@@ -1,13 +1,14 @@
-//! Errors and lints of the checker. One variant per distinct problem; the
-//! code (`l3map::...`) is stable and documented in docs/LANGUAGE.md.
+//! What the checker can say, one variant per distinct problem. Where it
+//! applies is not here: [`super::CheckError`] holds it beside the kind.
 
 use crate::syntax::Span;
 use miette::Diagnostic;
 use thiserror::Error;
 
-/// Everything `l3map check` can say about a well-formed file.
+/// Everything `l3map check` can say about a well-formed file. The words of
+/// the underline at the error's place are in `labels.rs`.
 #[derive(Debug, Clone, Error, Diagnostic, PartialEq)]
-pub enum CheckError {
+pub enum CheckErrorKind {
     // ------------------------------------------------------------ names
     /// Returned when two items of the same kind share a name.
     #[error("{kind} `{name}` is declared twice")]
@@ -15,8 +16,6 @@ pub enum CheckError {
     Duplicate {
         kind: &'static str,
         name: String,
-        #[label("declared again here")]
-        span: Span,
         #[label("first declared here")]
         first: Option<Span>,
         help: String,
@@ -27,8 +26,6 @@ pub enum CheckError {
     Unknown {
         kind: &'static str,
         name: String,
-        #[label("not declared")]
-        span: Span,
         #[help]
         help: Option<String>,
     },
@@ -41,8 +38,6 @@ pub enum CheckError {
         expected: &'static str,
         what: String,
         help: String,
-        #[label("{actual} connection")]
-        span: Span,
     },
 
     // ------------------------------------------------------------ connections
@@ -52,19 +47,13 @@ pub enum CheckError {
         code(l3map::connection::kind),
         help("l3map connects to `zendesk` and `salesforce`")
     )]
-    UnknownConnectionKind {
-        kind: String,
-        #[label("not zendesk or salesforce")]
-        span: Span,
-    },
+    UnknownConnectionKind { kind: String },
     /// Returned when a connection property is not known for its kind.
     #[error("unknown property `{key}` for a {kind} connection")]
     #[diagnostic(code(l3map::connection::property))]
     UnknownProperty {
         key: String,
         kind: String,
-        #[label("unknown property")]
-        span: Span,
         #[help]
         help: Option<String>,
     },
@@ -76,8 +65,6 @@ pub enum CheckError {
         conn: String,
         key: &'static str,
         example: &'static str,
-        #[label("declared here")]
-        span: Span,
     },
     /// Returned when a Salesforce connection declares the credentials of
     /// both sign-in flows (refresh token and JWT bearer), or of neither.
@@ -87,8 +74,6 @@ pub enum CheckError {
         conn: String,
         problem: String,
         help: String,
-        #[label("{label}")]
-        span: Span,
         label: String,
         #[label("the other flow")]
         other: Option<Span>,
@@ -100,50 +85,31 @@ pub enum CheckError {
         key: String,
         expected: String,
         help: String,
-        #[label("not {expected}")]
-        span: Span,
     },
     /// Returned when a single-valued property is given several values.
     #[error("`{key}` takes one value")]
     #[diagnostic(code(l3map::connection::values), help("write `{example}`"))]
-    TooManyValues {
-        key: String,
-        example: String,
-        #[label("extra value")]
-        span: Span,
-    },
+    TooManyValues { key: String, example: String },
     /// Returned when a credential is written inline instead of by reference.
     #[error("`{key}` is a credential and must not be written in the file")]
     #[diagnostic(
         code(l3map::connection::literal_secret),
         help("reference it instead: `{key} env(\"{suggested_env}\")` or `{key} file(\"/run/secrets/{key}\")`, and rotate the value that was committed")
     )]
-    LiteralSecret {
-        key: String,
-        suggested_env: String,
-        #[label("literal credential")]
-        span: Span,
-    },
+    LiteralSecret { key: String, suggested_env: String },
     /// Returned when a scope is not one the service defines.
     #[error("unknown {kind} scope `{scope}`")]
     #[diagnostic(code(l3map::scope::unknown))]
     UnknownScope {
         kind: String,
         scope: String,
-        #[label("unknown scope")]
-        span: Span,
         #[help]
         help: Option<String>,
     },
     /// Returned when a scope grants far more than the integration needs.
     #[error("scope `{scope}` is broader than l3map needs")]
     #[diagnostic(code(l3map::scope::too_broad), severity(Warning), help("{help}"))]
-    BroadScope {
-        scope: String,
-        help: String,
-        #[label("over-broad scope")]
-        span: Span,
-    },
+    BroadScope { scope: String, help: String },
     /// Returned when a write scope is requested but nothing writes.
     #[error("scope `{scope}` is requested but nothing in the project {needs_it}")]
     #[diagnostic(
@@ -151,12 +117,7 @@ pub enum CheckError {
         severity(Warning),
         help("remove `{scope}`: an integration should hold only the scopes it uses")
     )]
-    UnusedScope {
-        scope: String,
-        needs_it: String,
-        #[label("unused scope")]
-        span: Span,
-    },
+    UnusedScope { scope: String, needs_it: String },
     /// Returned when the project does something its connection may not.
     #[error("`{conn}` lacks scope `{scope}`, needed because {because}")]
     #[diagnostic(code(l3map::scope::missing), help("{help}"))]
@@ -165,8 +126,6 @@ pub enum CheckError {
         scope: &'static str,
         because: String,
         help: String,
-        #[label("scopes declared here")]
-        span: Span,
         #[label("needs `{scope}`")]
         use_site: Option<Span>,
     },
@@ -177,24 +136,14 @@ pub enum CheckError {
         severity(Warning),
         help("`l3map run` refreshes the Salesforce session unattended with a refresh token; add `refresh_token` (or its other name, `offline_access`: one is enough) to the scopes")
     )]
-    NoOfflineScope {
-        conn: String,
-        scope: String,
-        #[label("scopes declared here")]
-        span: Span,
-    },
+    NoOfflineScope { conn: String, scope: String },
     /// Returned when a Salesforce object is used but not declared.
     #[error("Salesforce object `{object}` is not in the `objects` of `{conn}`")]
     #[diagnostic(
         code(l3map::salesforce::object),
         help("add `{object}` to `objects` so the integration user's permission set can be scoped to it")
     )]
-    UndeclaredObject {
-        object: String,
-        conn: String,
-        #[label("used here")]
-        span: Span,
-    },
+    UndeclaredObject { object: String, conn: String },
     /// Returned when a condition orders an amount whose currency comes
     /// with the event (`turn.refund_amount`) only against thresholds in
     /// some of the currencies the connections declare.
@@ -212,8 +161,6 @@ pub enum CheckError {
         missing: String,
         missing_one: String,
         conn: String,
-        #[label("thresholds only in {covered}")]
-        span: Span,
         #[label("`{conn}` declares its currencies here")]
         declared: Option<Span>,
     },
@@ -234,8 +181,6 @@ pub enum CheckError {
         currencies: String,
         first: String,
         second: String,
-        #[label("thresholds in {currencies} joined by `and`")]
-        span: Span,
     },
     /// Returned when a Salesforce object is declared but never used.
     #[error("Salesforce object `{object}` is declared but never used")]
@@ -244,11 +189,7 @@ pub enum CheckError {
         severity(Warning),
         help("remove it from `objects`: least privilege means the integration user only sees what it uses")
     )]
-    UnusedObject {
-        object: String,
-        #[label("never used")]
-        span: Span,
-    },
+    UnusedObject { object: String },
     /// Returned when an item is declared and never used.
     #[error("{kind} `{name}` is never used")]
     #[diagnostic(code(l3map::unused), severity(Warning), help("{help}"))]
@@ -256,8 +197,6 @@ pub enum CheckError {
         kind: &'static str,
         name: String,
         help: String,
-        #[label("never used")]
-        span: Span,
     },
 
     // ------------------------------------------------------------ statuses
@@ -266,8 +205,6 @@ pub enum CheckError {
     #[diagnostic(code(l3map::status::category))]
     UnknownCategory {
         category: String,
-        #[label("not a category")]
-        span: Span,
         #[help]
         help: Option<String>,
     },
@@ -277,11 +214,7 @@ pub enum CheckError {
         code(l3map::status::back_to_new),
         help("Zendesk never lets a ticket return to a `new` status once it has left it; target an `open` status instead")
     )]
-    TransitionToNew {
-        status: String,
-        #[label("`{status}` is in category new")]
-        span: Span,
-    },
+    TransitionToNew { status: String },
     /// Returned when a transition leaves a terminal status.
     #[error("transition out of terminal status `{status}`")]
     #[diagnostic(
@@ -290,8 +223,6 @@ pub enum CheckError {
     )]
     TransitionFromTerminal {
         status: String,
-        #[label("leaves a terminal status")]
-        span: Span,
         #[label("declared terminal here")]
         decl: Span,
     },
@@ -305,8 +236,6 @@ pub enum CheckError {
     DuplicateTransition {
         from: String,
         to: String,
-        #[label("again here")]
-        span: Span,
         #[label("first here")]
         first: Span,
     },
@@ -320,8 +249,6 @@ pub enum CheckError {
     ShadowedTransition {
         from: String,
         to: String,
-        #[label("this condition is ignored")]
-        span: Span,
         #[label("allowed unconditionally here")]
         by: Span,
     },
@@ -332,11 +259,7 @@ pub enum CheckError {
         severity(Warning),
         help("remove it")
     )]
-    SelfTransition {
-        status: String,
-        #[label("a status to itself")]
-        span: Span,
-    },
+    SelfTransition { status: String },
     /// Returned when two or more Zendesk statuses of one category have no
     /// custom status id.
     #[error("{statuses} are `{category}` statuses without a custom status id: Zendesk cannot tell them apart")]
@@ -349,8 +272,6 @@ pub enum CheckError {
         category: String,
         statuses: String,
         status: String,
-        #[label("no custom status id")]
-        span: Span,
     },
     /// Returned when no path leads into a status.
     #[error("status `{status}` can never be reached")]
@@ -359,11 +280,7 @@ pub enum CheckError {
         severity(Warning),
         help("no transition chain from a `new` (or `initial`) status leads here; add a transition into `{status}`, or mark it `initial` if tickets are created in it")
     )]
-    Unreachable {
-        status: String,
-        #[label("unreachable")]
-        span: Span,
-    },
+    Unreachable { status: String },
     /// Returned when a non-terminal status has no way out.
     #[error("status `{status}` is a dead end")]
     #[diagnostic(
@@ -371,11 +288,7 @@ pub enum CheckError {
         severity(Warning),
         help("add a transition out of `{status}`, or mark it `terminal` if tickets are meant to stay there")
     )]
-    DeadEnd {
-        status: String,
-        #[label("no transition leaves this status")]
-        span: Span,
-    },
+    DeadEnd { status: String },
     /// Returned when a table ignores Zendesk's reopen-on-reply rule.
     #[error("Zendesk reopens `{status}` when the requester replies, but the table has no way from it to an open status")]
     #[diagnostic(
@@ -386,8 +299,6 @@ pub enum CheckError {
     MissingReopen {
         status: String,
         open: String,
-        #[label("{category} status")]
-        span: Span,
         category: String,
     },
 
@@ -397,36 +308,22 @@ pub enum CheckError {
     #[diagnostic(code(l3map::types::unknown))]
     UnknownType {
         name: String,
-        #[label("not a type")]
-        span: Span,
         #[help]
         help: Option<String>,
     },
     /// Returned when a type is given the wrong arguments.
     #[error("{message}")]
     #[diagnostic(code(l3map::types::arguments), help("{help}"))]
-    BadTypeArgs {
-        message: String,
-        help: String,
-        #[label("here")]
-        span: Span,
-    },
+    BadTypeArgs { message: String, help: String },
     /// Returned when a field declaration has the wrong shape for its connection.
     #[error("{message}")]
     #[diagnostic(code(l3map::field::shape), help("{help}"))]
-    BadFieldDecl {
-        message: String,
-        help: String,
-        #[label("here")]
-        span: Span,
-    },
+    BadFieldDecl { message: String, help: String },
     /// Returned when a value or expression has the wrong type.
     #[error("type mismatch: {message}")]
     #[diagnostic(code(l3map::types::mismatch))]
     TypeMismatch {
         message: String,
-        #[label("{found}")]
-        span: Span,
         found: String,
         #[help]
         help: Option<String>,
@@ -440,17 +337,11 @@ pub enum CheckError {
     NotExhaustive {
         source_field: String,
         missing: String,
-        #[label("table")]
-        span: Span,
     },
     /// Returned when a translation arm can never be chosen.
     #[error("this arm can never be chosen")]
     #[diagnostic(code(l3map::map::unreachable_arm), severity(Warning), help("{help}"))]
-    UnreachableArm {
-        help: String,
-        #[label("unreachable arm")]
-        span: Span,
-    },
+    UnreachableArm { help: String },
     /// Returned when two mapping rules write the same field.
     #[error("`{field}` is written by two mapping rules")]
     #[diagnostic(
@@ -459,8 +350,6 @@ pub enum CheckError {
     )]
     ConflictingWrite {
         field: String,
-        #[label("second writer")]
-        span: Span,
         #[label("first writer")]
         first: Option<Span>,
     },
@@ -470,11 +359,7 @@ pub enum CheckError {
         code(l3map::map::sides),
         help("write `map crm -> desk {{ ... }}` (Salesforce to Zendesk) or `map desk -> crm {{ ... }}`")
     )]
-    MapSides {
-        #[label("both sides are {kind}")]
-        span: Span,
-        kind: String,
-    },
+    MapSides { kind: String },
 
     // ------------------------------------------------------------ expressions
     /// Returned when a name is not one of the values of an enum.
@@ -483,8 +368,6 @@ pub enum CheckError {
     UnknownValue {
         name: String,
         of: String,
-        #[label("not a value of this enum")]
-        span: Span,
         #[help]
         help: Option<String>,
     },
@@ -494,23 +377,14 @@ pub enum CheckError {
         code(l3map::status::no_table),
         help("declare its statuses first: `statuses {conn} {{ open open \"Open\" ... }}`")
     )]
-    NoStatusTable {
-        conn: String,
-        #[label("no `statuses {conn}` block")]
-        span: Span,
-    },
+    NoStatusTable { conn: String },
     /// Returned when a condition is not a yes/no question.
     #[error("a condition must be true or false, but this is {found}")]
     #[diagnostic(
         code(l3map::expr::not_bool),
         help("compare it with something, e.g. `{example}`")
     )]
-    NotBool {
-        found: String,
-        example: String,
-        #[label("{found}")]
-        span: Span,
-    },
+    NotBool { found: String, example: String },
     /// Returned when a bare name appears where its meaning cannot be known.
     #[error("`{name}` is not a value here")]
     #[diagnostic(
@@ -519,11 +393,7 @@ pub enum CheckError {
             "quote it if it is text (\"{name}\"), or compare it with a field whose type lists it"
         )
     )]
-    BareName {
-        name: String,
-        #[label("bare name")]
-        span: Span,
-    },
+    BareName { name: String },
 
     // ------------------------------------------------------------ sku
     /// Returned when an alias normalises to nothing.
@@ -532,22 +402,14 @@ pub enum CheckError {
         code(l3map::sku::empty_alias),
         help("the `normalize` steps remove every character of it, so it could never match; remove it or change the steps")
     )]
-    EmptyAlias {
-        alias: String,
-        #[label("matches nothing")]
-        span: Span,
-    },
+    EmptyAlias { alias: String },
     /// Returned when a SKU regex does not compile.
     #[error("invalid regex: {message}")]
     #[diagnostic(
         code(l3map::sku::regex),
         help("l3map uses Rust regex syntax (https://docs.rs/regex); escape `/` as `\\/`")
     )]
-    BadRegex {
-        message: String,
-        #[label("does not compile")]
-        span: Span,
-    },
+    BadRegex { message: String },
     /// Returned when a SKU rule can never fire because earlier rules take all its inputs.
     #[error("this rule never fires: {by} matches every input it does")]
     #[diagnostic(
@@ -556,8 +418,6 @@ pub enum CheckError {
     )]
     ShadowedSkuRule {
         by: String,
-        #[label("shadowed")]
-        span: Span,
         #[label("matches first")]
         first: Span,
     },
@@ -567,8 +427,6 @@ pub enum CheckError {
     AmbiguousSku {
         input: String,
         help: String,
-        #[label("gives {this}")]
-        span: Span,
         this: String,
         #[label("gives {other}")]
         other_span: Span,
@@ -583,8 +441,6 @@ pub enum CheckError {
     )]
     OverlappingSku {
         input: String,
-        #[label("also matches")]
-        span: Span,
         #[label("wins")]
         first: Span,
     },
@@ -594,12 +450,7 @@ pub enum CheckError {
         code(l3map::sku::capture),
         help("the pattern has {groups} capture group(s); number them from $1")
     )]
-    BadCapture {
-        group: String,
-        groups: usize,
-        #[label("no such group")]
-        span: Span,
-    },
+    BadCapture { group: String, groups: usize },
     /// Returned when a SKU test vector does not hold.
     #[error("SKU test failed: {input:?} gives {got}, expected {expected}")]
     #[diagnostic(code(l3map::sku::test), help("{help}"))]
@@ -608,8 +459,6 @@ pub enum CheckError {
         got: String,
         expected: String,
         help: String,
-        #[label("fails")]
-        span: Span,
     },
     /// Returned when a declared product no rule produces.
     #[error("product `{product}` is declared but no rule produces it")]
@@ -618,30 +467,19 @@ pub enum CheckError {
         severity(Warning),
         help("add an alias for it, or remove it from `products`")
     )]
-    UnreachedProduct {
-        product: String,
-        #[label("never produced")]
-        span: Span,
-    },
+    UnreachedProduct { product: String },
 
     // ------------------------------------------------------------ templates and escalations
     /// Returned when a template filter is unknown or misused.
     #[error("{message}")]
     #[diagnostic(code(l3map::template::filter), help("{help}"))]
-    BadFilter {
-        message: String,
-        help: String,
-        #[label("here")]
-        span: Span,
-    },
+    BadFilter { message: String, help: String },
     /// Returned when an escalation statement is missing or repeated.
     #[error("{message}")]
     #[diagnostic(code(l3map::escalation::shape), help("{help}"))]
     EscalationShape {
         message: String,
         help: String,
-        #[label("here")]
-        span: Span,
         #[label("first here")]
         first: Option<Span>,
     },
@@ -652,11 +490,7 @@ pub enum CheckError {
         severity(Warning),
         help("a human needs the context: add `comment CONN TEMPLATE` (and a status or group)")
     )]
-    EmptyEscalation {
-        name: String,
-        #[label("no comment, field, group or status")]
-        span: Span,
-    },
+    EmptyEscalation { name: String },
 
     // ------------------------------------------------------------ tests
     /// Returned when a test block has no event, two events, or no expectation.
@@ -665,8 +499,6 @@ pub enum CheckError {
     TestShape {
         message: String,
         help: String,
-        #[label("here")]
-        span: Span,
         #[label("first here")]
         first: Option<Span>,
     },
@@ -676,21 +508,12 @@ pub enum CheckError {
         code(l3map::test::event),
         help("events are JSON as described in docs/EVENTS.md; `id` and `at` may be left out")
     )]
-    TestEvent {
-        message: String,
-        #[label("here")]
-        span: Span,
-    },
+    TestEvent { message: String },
     /// Returned when a test's event carries a key nothing reads: the test
     /// could not fail on it (a mistyped custom field id, a misspelt field).
     #[error("{message}")]
     #[diagnostic(code(l3map::test::unknown_key), help("{help}"))]
-    TestEventKey {
-        message: String,
-        help: String,
-        #[label("nothing reads this")]
-        span: Span,
-    },
+    TestEventKey { message: String, help: String },
     /// Returned when a test's event names a status the project cannot
     /// see in a real event: the test would fail (or pass) on a typo.
     #[error("{message}")]
@@ -698,8 +521,6 @@ pub enum CheckError {
     TestEventStatus {
         message: String,
         help: String,
-        #[label("{label}")]
-        span: Span,
         label: String,
     },
 
@@ -711,8 +532,6 @@ pub enum CheckError {
     TestEventValue {
         message: String,
         help: String,
-        #[label("{label}")]
-        span: Span,
         label: String,
     },
 
@@ -724,8 +543,6 @@ pub enum CheckError {
         what: String,
         system: &'static str,
         help: String,
-        #[label("not in l3map.lock.json")]
-        span: Span,
     },
     /// Returned when an enum value has no matching drop-down option or picklist value.
     #[error("`{value}` is not an option of {field} in the {system} instance")]
@@ -735,8 +552,6 @@ pub enum CheckError {
         field: String,
         system: &'static str,
         help: String,
-        #[label("no such option")]
-        span: Span,
     },
     /// Returned when the mappings write a field the integration user may not update.
     #[error("`{field}` is not updateable by the integration user")]
@@ -744,11 +559,7 @@ pub enum CheckError {
         code(l3map::schema::not_updateable),
         help("ask the Salesforce admin for edit access to the field (field-level security), or do not write it")
     )]
-    NotUpdateable {
-        field: String,
-        #[label("written here")]
-        span: Span,
-    },
+    NotUpdateable { field: String },
     /// Returned when the lockfile has nothing for a connection the project uses.
     #[error("l3map.lock.json has no schema for connection `{conn}`")]
     #[diagnostic(
@@ -756,9 +567,5 @@ pub enum CheckError {
         severity(Warning),
         help("run `l3map schema pull --connection {conn}` to record it")
     )]
-    NotLocked {
-        conn: String,
-        #[label("not in the lockfile")]
-        span: Span,
-    },
+    NotLocked { conn: String },
 }
