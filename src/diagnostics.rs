@@ -1,14 +1,12 @@
-//! One diagnostic type for every layer, and its renderings: human (miette),
-//! JSON and GitHub Actions annotations.
+//! The renderings of a diagnostic ([`Diagnostic`], which the checker
+//! makes): human (miette), JSON and GitHub Actions annotations.
 
 mod redact;
-mod suggest;
 
+pub use crate::check::{DiagKind, Diagnostic};
 pub use redact::redact;
-pub use suggest::did_you_mean;
 
-use crate::check::CheckError;
-use crate::syntax::{FileId, SourceMap, SyntaxError};
+use crate::syntax::SourceMap;
 use miette::{
     GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents,
     NamedSource, Severity, SourceSpan, SpanContents,
@@ -17,79 +15,7 @@ use serde::Serialize;
 use std::fmt;
 use std::sync::Arc;
 
-/// A problem in one file, from any layer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Diagnostic {
-    pub file: FileId,
-    pub kind: DiagKind,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum DiagKind {
-    Syntax(SyntaxError),
-    Check(CheckError),
-}
-
 impl Diagnostic {
-    /// A syntax error, in the file its location names.
-    pub fn syntax(e: SyntaxError) -> Self {
-        Diagnostic {
-            file: e.span.file,
-            kind: DiagKind::Syntax(e),
-        }
-    }
-
-    /// A checker error or lint, in the file its location names.
-    pub fn check(e: CheckError) -> Self {
-        Diagnostic {
-            file: e.span.file,
-            kind: DiagKind::Check(e),
-        }
-    }
-
-    fn inner(&self) -> &(dyn miette::Diagnostic + Send + Sync + 'static) {
-        match &self.kind {
-            DiagKind::Syntax(e) => e,
-            DiagKind::Check(e) => e,
-        }
-    }
-
-    pub fn severity(&self) -> Severity {
-        self.inner().severity().unwrap_or(Severity::Error)
-    }
-
-    pub fn is_error(&self) -> bool {
-        self.severity() == Severity::Error
-    }
-
-    pub fn code(&self) -> String {
-        self.inner()
-            .code()
-            .map(|c| c.to_string())
-            .unwrap_or_default()
-    }
-
-    pub fn message(&self) -> String {
-        self.inner().to_string()
-    }
-
-    pub fn help(&self) -> Option<String> {
-        self.inner().help().map(|h| h.to_string())
-    }
-
-    /// Labels in source order of declaration; the first is the primary one.
-    pub fn labels(&self) -> Vec<LabeledSpan> {
-        self.inner()
-            .labels()
-            .map(|l| l.collect())
-            .unwrap_or_default()
-    }
-
-    /// Byte offset of the primary label, for sorting.
-    pub fn offset(&self) -> usize {
-        self.labels().first().map(|l| l.offset()).unwrap_or(0)
-    }
-
     /// Attaches the file's text so miette can draw the snippet, literal
     /// credentials masked ([`redact`]): a frame must never print one.
     pub fn with_source<'a>(&'a self, sources: &SourceMap) -> WithSource<'a> {

@@ -3,6 +3,7 @@
 
 mod connections;
 mod currency;
+mod diagnostic;
 pub mod error;
 mod escalations;
 mod mappings;
@@ -17,10 +18,10 @@ pub use crate::model::{
     Category, ConnInfo, Env, FieldInfo, Kind, SecretRef, StatusInfo, TableInfo,
 };
 pub(crate) use connections::holds_no_secret;
+pub use diagnostic::{DiagKind, Diagnostic};
 pub use error::{CheckError, CheckErrorKind};
 pub use types::{Resolved, Scope, Ty};
 
-use crate::diagnostics::{DiagKind, Diagnostic};
 use crate::syntax::ast::{self, Item};
 use crate::syntax::{SourceMap, Span, SyntaxError, SyntaxErrorKind};
 use std::collections::{BTreeMap, BTreeSet};
@@ -274,7 +275,7 @@ fn field_ref_help(env: &Env, e: &mut SyntaxError) {
 }
 
 /// Shared with the runtime, which must not depend on the checker.
-pub use crate::diagnostics::did_you_mean;
+pub use crate::model::did_you_mean;
 
 /// The result of checking a project.
 pub struct Checked {

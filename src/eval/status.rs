@@ -25,10 +25,9 @@ pub fn decide(p: &Program, table: &StatusTable, from: &str, to: &str, ev: &Event
     let record = if zendesk { "ticket" } else { "Case" };
     let Some(target) = table.statuses.iter().find(|s| s.name == to) else {
         // A typo is the likeliest reason: say which status was meant.
-        let hint =
-            crate::diagnostics::did_you_mean(to, table.statuses.iter().map(|s| s.name.as_str()))
-                .map(|h| format!("; {h}"))
-                .unwrap_or_default();
+        let hint = crate::model::did_you_mean(to, table.statuses.iter().map(|s| s.name.as_str()))
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
         return refuse(
             format!("`{to}` is not a status of `{}`{hint}", table.connection),
             None,

@@ -7,9 +7,11 @@
 //! back at the declarations.
 
 pub mod event;
+mod suggest;
 pub mod symbols;
 mod ty;
 
+pub use suggest::did_you_mean;
 pub use symbols::{ConnInfo, Env, FieldInfo, SecretRef, StatusInfo, TableInfo};
 pub use ty::{looks_like_date, Ty};
 

@@ -1,5 +1,5 @@
 //! "Did you mean …?": the closest known name to a mistyped one. Pure and
-//! shared, so the checker and the runtime (the agent API's refusals)
+//! shared, so the checker and the runtime (a refused status transition)
 //! suggest the same way without the runtime depending on the checker.
 
 /// The closest candidate to `name`, phrased as a suggestion: compared
