@@ -35,6 +35,8 @@ impl Diagnostic {
         }
     }
 
+    /// The error itself, as miette reads it: `crate::diagnostics` renders
+    /// through this.
     pub(crate) fn inner(&self) -> &(dyn miette::Diagnostic + Send + Sync + 'static) {
         match &self.kind {
             DiagKind::Syntax(e) => e,
