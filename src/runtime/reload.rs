@@ -109,23 +109,26 @@ impl Snapshot {
     /// out, as a removed one is.
     pub fn read(dir: &Path) -> Snapshot {
         let mut files = BTreeMap::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
+        // Links are not followed into folders (walkdir's default), as the
+        // loader does not; a linked file is read through its link.
+        let hidden = |e: &walkdir::DirEntry| {
+            e.depth() > 0
+                && e.file_type().is_dir()
+                && e.file_name().to_string_lossy().starts_with('.')
+        };
+        for entry in walkdir::WalkDir::new(dir)
+            .into_iter()
+            .filter_entry(|e| !hidden(e))
+            .flatten()
+        {
+            if entry.file_type().is_dir() {
                 continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let Ok(ft) = entry.file_type() else { continue };
-                if ft.is_dir() {
-                    if !entry.file_name().to_string_lossy().starts_with('.') {
-                        stack.push(path);
-                    }
-                } else if relevant(&path) {
-                    if let Ok(bytes) = std::fs::read(&path) {
-                        let hash: [u8; 32] = Sha256::digest(&bytes).into();
-                        files.insert(path, (bytes.len() as u64, hash));
-                    }
+            }
+            let path = entry.into_path();
+            if relevant(&path) {
+                if let Ok(bytes) = std::fs::read(&path) {
+                    let hash: [u8; 32] = Sha256::digest(&bytes).into();
+                    files.insert(path, (bytes.len() as u64, hash));
                 }
             }
         }

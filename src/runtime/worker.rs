@@ -15,6 +15,7 @@
 use super::apply::{Applier, Outcome, Results, Tries};
 use super::engine::Engine;
 use super::store::{now_ms, Group, Store, StoreError};
+use crate::connectors::backoff::Backoff;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -193,7 +194,7 @@ async fn blocking<T: Send + 'static>(
 /// until a restart. A shutdown meanwhile leaves it `sending`, which the
 /// next start reads back, so nothing is lost or doubled either way.
 async fn record(engine: &Engine, g: &Group, ids: &[i64], outcome: &Outcome) {
-    let mut wait = RECORD_RETRY_MIN;
+    let mut waits = Backoff::new(RECORD_RETRY_MIN, RECORD_RETRY_MAX).bounds();
     let mut failures = 0u32;
     loop {
         let (ids2, o) = (ids.to_vec(), outcome.clone());
@@ -232,8 +233,7 @@ async fn record(engine: &Engine, g: &Group, ids: &[i64], outcome: &Outcome) {
                         "cannot record an outcome in the outbox; trying again"
                     );
                 }
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(RECORD_RETRY_MAX);
+                tokio::time::sleep(waits.next().unwrap_or(RECORD_RETRY_MAX)).await;
             }
         }
     }
