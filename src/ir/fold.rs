@@ -152,3 +152,16 @@ pub fn walk_expr<'p, V: Visit<'p> + ?Sized>(v: &mut V, e: &'p Expr) {
         }
     }
 }
+
+impl Expr {
+    /// Every reference the condition reads, in source order.
+    pub fn refs<'a>(&'a self, out: &mut Vec<&'a Ref>) {
+        struct Refs<'o, 'a>(&'o mut Vec<&'a Ref>);
+        impl<'a> Visit<'a> for Refs<'_, 'a> {
+            fn read(&mut self, r: &'a Ref) {
+                self.0.push(r);
+            }
+        }
+        Refs(out).expr(self);
+    }
+}

@@ -467,19 +467,6 @@ pub struct Expr {
     pub loc: Loc,
 }
 
-impl Expr {
-    /// Every reference the condition reads, in source order.
-    pub fn refs<'a>(&'a self, out: &mut Vec<&'a Ref>) {
-        struct Refs<'o, 'a>(&'o mut Vec<&'a Ref>);
-        impl<'a> fold::Visit<'a> for Refs<'_, 'a> {
-            fn read(&mut self, r: &'a Ref) {
-                self.0.push(r);
-            }
-        }
-        fold::Visit::expr(&mut Refs(out), self);
-    }
-}
-
 /// A `test` block: not part of a [`Program`] (the runtime never needs it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TestCase {

@@ -1,6 +1,6 @@
 //! Zendesk: the cursor-based incremental ticket export.
 
-use super::{
+use super::shared::{
     api, ingest_page, load_cursor, pause, report, save_cursor, zendesk_cursor_key, Backoff,
     PollError, ZENDESK_SOURCE,
 };

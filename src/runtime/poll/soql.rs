@@ -1,6 +1,6 @@
 //! Salesforce: SOQL on `SystemModstamp`, object by object.
 
-use super::{
+use super::shared::{
     api, ingest_page, load_cursor, pause, report, salesforce_cursor_key, save_cursor, Backoff,
     PollError, SALESFORCE_PAGE, SALESFORCE_SOURCE,
 };
