@@ -365,3 +365,184 @@ impl Program {
         self.mappings.get(i)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{CommentBody, TemplatePart};
+    use serde_json::Value as Json;
+
+    fn examples() -> Vec<Program> {
+        ["fintech", "saas", "shop"]
+            .iter()
+            .map(|name| {
+                let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("mappings")
+                    .join(name);
+                crate::runtime::compile::compile(&dir).expect("the example compiles")
+            })
+            .collect()
+    }
+
+    /// The agent API's own walk before the index, kept here as the
+    /// reference the index must answer alike.
+    fn agent_api_walk(p: &Program) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        let mut field = |r: &FieldRef| {
+            if let FieldRef::Zendesk {
+                field,
+                id: Some(id),
+                ..
+            } = r
+            {
+                out.entry(field.clone()).or_insert(*id);
+            }
+        };
+        let parts = |ps: &'_ [TemplatePart], out: &mut Vec<Ref>| {
+            for p in ps {
+                if let TemplatePart::Var { var, .. } = p {
+                    out.push(var.clone());
+                }
+            }
+        };
+        let mut refs: Vec<Ref> = Vec::new();
+        let push = |e: &crate::ir::Expr, refs: &mut Vec<Ref>| {
+            let mut v = Vec::new();
+            e.refs(&mut v);
+            refs.extend(v.into_iter().cloned());
+        };
+        for m in &p.mappings {
+            for r in &m.rules {
+                field(&r.source);
+                field(&r.target);
+            }
+        }
+        for t in &p.sku_tables {
+            for a in &t.applies {
+                field(&a.target);
+                refs.push(a.source.clone());
+            }
+        }
+        for t in &p.status_tables {
+            for tr in &t.transitions {
+                if let Some(w) = &tr.when {
+                    push(w, &mut refs);
+                }
+            }
+        }
+        for e in &p.escalations {
+            push(&e.when, &mut refs);
+            for a in &e.actions {
+                match a {
+                    EscAction::SetField {
+                        field: f, value, ..
+                    } => {
+                        field(f);
+                        push(value, &mut refs);
+                    }
+                    EscAction::Comment {
+                        body: CommentBody::Inline(ps),
+                        ..
+                    } => parts(ps, &mut refs),
+                    _ => {}
+                }
+            }
+        }
+        for t in &p.templates {
+            parts(&t.parts, &mut refs);
+        }
+        for r in refs {
+            if let Ref::TicketField { alias, id, .. } = r {
+                out.entry(alias).or_insert(id);
+            }
+        }
+        out
+    }
+
+    /// The poller's JSON search before the index: every Salesforce path
+    /// credited to `connection`, reads credited to every Salesforce one.
+    fn poll_json_walk(p: &Program, connection: &str) -> BTreeSet<String> {
+        let mut paths = BTreeSet::new();
+        let is_sf = p.kind_of(connection) == Some(Kind::Salesforce);
+        let v = serde_json::to_value(p).expect("serialises");
+        let mut stack = vec![&v];
+        while let Some(node) = stack.pop() {
+            match node {
+                Json::Object(m) => {
+                    if m.get("system").and_then(Json::as_str) == Some("salesforce")
+                        && m.get("connection").and_then(Json::as_str) == Some(connection)
+                    {
+                        if let Some(p) = m.get("path").and_then(Json::as_str) {
+                            paths.insert(p.to_string());
+                        }
+                    }
+                    if let Some(p) = m
+                        .get("salesforce")
+                        .and_then(|r| r.get("path"))
+                        .and_then(Json::as_str)
+                    {
+                        if is_sf {
+                            paths.insert(p.to_string());
+                        }
+                    }
+                    stack.extend(m.values());
+                }
+                Json::Array(a) => stack.extend(a),
+                _ => {}
+            }
+        }
+        paths
+    }
+
+    #[test]
+    fn the_index_answers_the_agent_api_walk_alike() {
+        for p in examples() {
+            assert_eq!(p.index().ticket_field_ids(), &agent_api_walk(&p));
+        }
+    }
+
+    /// The examples have one Salesforce connection each, so crediting a
+    /// read to its own connection changes nothing for them.
+    #[test]
+    fn the_index_answers_the_pollers_search_alike_with_one_org() {
+        for p in examples() {
+            for c in &p.connections {
+                let before = poll_json_walk(&p, &c.name);
+                let objects: BTreeSet<&str> = before
+                    .iter()
+                    .filter_map(|path| path.split_once('.').map(|(o, _)| o))
+                    .collect();
+                let mut after = BTreeSet::new();
+                for o in objects {
+                    for f in p.salesforce_fields(&c.name, o) {
+                        after.insert(format!("{o}.{f}"));
+                    }
+                }
+                assert_eq!(after, before, "{}", c.name);
+            }
+        }
+    }
+
+    #[test]
+    fn lookups_by_name_find_the_first_of_each() {
+        for p in examples() {
+            for t in &p.templates {
+                assert!(std::ptr::eq(p.template(&t.name).unwrap(), t));
+            }
+            for e in &p.escalations {
+                assert!(std::ptr::eq(p.escalation(&e.name).unwrap(), e));
+            }
+            for m in &p.mappings {
+                assert!(std::ptr::eq(p.mapping(&m.from, &m.to).unwrap(), m));
+            }
+            for t in &p.status_tables {
+                assert!(std::ptr::eq(p.status_table(&t.connection).unwrap(), t));
+                for s in &t.statuses {
+                    assert!(std::ptr::eq(p.status(&t.connection, &s.name).unwrap(), s));
+                }
+            }
+            assert!(p.template("no such template").is_none());
+            assert!(p.kind_of("no such connection").is_none());
+        }
+    }
+}
