@@ -12,7 +12,7 @@ mod gen;
 use gen::Project;
 use l3map::compile::{check, lower};
 use l3map::eval::convert::{from_source_json, ConvertContext};
-use l3map::eval::decide::{decide, Decision};
+use l3map::eval::decide::{self, decide, Decision};
 use l3map::eval::Event;
 use l3map::ir::{EscAction, Loc, Program};
 use std::collections::{BTreeMap, BTreeSet};
@@ -141,7 +141,7 @@ fn fired(decisions: &[Decision], p: &Program) -> BTreeSet<Key> {
     decisions
         .iter()
         .flat_map(|d| &d.actions)
-        .filter(|a| !transitions.contains(&key(&a.loc)) || a.rule == "transition")
+        .filter(|a| !transitions.contains(&key(&a.loc)) || a.rule == decide::Rule::Transition)
         .map(|a| key(&a.loc))
         .collect()
 }

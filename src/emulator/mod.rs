@@ -18,6 +18,15 @@ pub mod window;
 pub mod zendesk;
 
 use std::net::SocketAddr;
+
+/// Whether a presented credential (token, client secret, refresh token)
+/// is the expected one, compared in constant time: how long a refusal
+/// takes must not tell a client how much of a secret it guessed right.
+/// (Only a length mismatch returns early; lengths are not secret.)
+pub(crate) fn same_secret(given: &str, expected: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    given.as_bytes().ct_eq(expected.as_bytes()).into()
+}
 use tokio::task::JoinHandle;
 
 /// A running emulator: where it listens, and the task serving it.

@@ -96,7 +96,7 @@ pub fn resolve<'a>(r: &'a Ref, ev: &'a Event, scope: Scope<'a>) -> Val<'a> {
     match r {
         Ref::Event { root, field } => event_field(root, field, ev, scope),
         Ref::TicketField { id, ty, .. } => custom_field(*id, ty.as_ref(), ev),
-        Ref::Salesforce { path, ty } => salesforce_field(path, ty.as_ref(), ev),
+        Ref::Salesforce { path, ty, .. } => salesforce_field(path, ty.as_ref(), ev),
     }
 }
 

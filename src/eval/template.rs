@@ -145,57 +145,6 @@ escalation e {{
         render(&p.templates[0].parts, &ev, scope)
     }
 
-    const TURN: &str = r#"{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
-        "turn":{"intent":"refund","summary":"Wants 250 € back for a broken kettle — «urgent»",
-                "attempts":["checked order","offered credit"],"sentiment":"angry",
-                "refund_amount":{"amount":"1234.5","currency":"EUR"}}}"#;
-
-    #[test]
-    fn hand_off_context_is_complete() {
-        let out = render_template(
-            "Why: {{ escalation.reason }}\nAsked: {{ turn.summary }}\nTried: {{ turn.attempts | join(\"; \") }}\nSentiment: {{ turn.sentiment | upper }}\nAmount: {{ turn.refund_amount | money }}",
-            TURN,
-        );
-        assert_eq!(
-            out,
-            "Why: Refund above the $200 pre-authorised threshold\nAsked: Wants 250 € back for a broken kettle — «urgent»\nTried: checked order; offered credit\nSentiment: ANGRY\nAmount: 1,234.50 EUR"
-        );
-    }
-
-    #[test]
-    fn missing_variables_and_defaults() {
-        let bare = r#"{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z","turn":{"intent":"refund"}}"#;
-        assert_eq!(render_template("[{{ turn.summary }}]", bare), "[]");
-        assert_eq!(
-            render_template("{{ turn.summary | default(\"n/a\") }}", bare),
-            "n/a"
-        );
-        assert_eq!(
-            render_template(
-                "{{ turn.attempts | join(\", \") | default(\"nothing yet\") }}",
-                bare
-            ),
-            "nothing yet"
-        );
-        assert_eq!(
-            render_template("{{ turn.sentiment | upper | default(\"unknown\") }}", bare),
-            "unknown"
-        );
-    }
-
-    #[test]
-    fn unicode_is_cut_on_characters() {
-        assert_eq!(
-            render_template("{{ turn.summary | truncate(10) }}", TURN),
-            "Wants 250 …"
-        );
-        let jp = r#"{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z","turn":{"intent":"refund","summary":"アイフォンの返金をお願いします"}}"#;
-        assert_eq!(
-            render_template("{{ turn.summary | truncate(5) | upper }}", jp),
-            "アイフォン…"
-        );
-    }
-
     /// Placeholders repeat the event and `join` repeats its separator:
     /// both stop at the cap instead of building the whole text.
     #[test]

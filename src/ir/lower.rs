@@ -31,6 +31,7 @@ pub fn lower(files: &[ast::File], env: &Env, sources: &SourceMap) -> Program {
         sku_tables: vec![],
         templates: vec![],
         escalations: vec![],
+        index: Default::default(),
     };
     for item in files.iter().flat_map(|f| f.items.iter()) {
         match item {
@@ -408,9 +409,28 @@ impl Lower<'_> {
                 .map(|i| i.name.as_str())
                 .collect::<Vec<_>>()
                 .join(".");
-            let declared = self.env.fields.values().find_map(|m| m.get(&path));
+            let declared = self
+                .env
+                .fields
+                .iter()
+                .find_map(|(c, m)| m.get(&path).map(|f| (c, f)));
+            // The connection declaring the field, else the one the checker
+            // resolved the object to (the first Salesforce connection
+            // listing it).
+            let connection = declared.map(|(c, _)| c.clone()).or_else(|| {
+                let sf = || {
+                    self.env
+                        .conns
+                        .values()
+                        .filter(|c| c.kind == Kind::Salesforce)
+                };
+                sf().find(|c| c.objects.iter().any(|(o, _)| o == root))
+                    .or_else(|| sf().next())
+                    .map(|c| c.name.clone())
+            });
             return Ref::Salesforce {
-                ty: declared.map(|f| ty(&f.ty)),
+                connection: connection.unwrap_or_default(),
+                ty: declared.map(|(_, f)| ty(&f.ty)),
                 path,
             };
         }

@@ -2,8 +2,11 @@
 //! AST. Every rule carries a [`Loc`] so a runtime error can point at the
 //! `.l3map` line that caused it.
 
+pub mod fold;
+pub mod index;
 mod lower;
 
+pub use index::{Index, Named, Site, Use};
 pub use lower::{lower, lower_tests, revision as lower_revision};
 
 pub use crate::model::{Category, Kind, SecretSource};
@@ -26,6 +29,9 @@ pub struct Program {
     pub sku_tables: Vec<SkuTable>,
     pub templates: Vec<Template>,
     pub escalations: Vec<Escalation>,
+    /// [`Program::index`], made on first use.
+    #[serde(skip)]
+    index: index::IndexCache,
 }
 
 /// Where a rule came from: index into `files`, 1-based line/column, bytes.
@@ -337,14 +343,13 @@ impl Escalation {
                 "actions": actions,
             });
             strip_locs(&mut meaning);
+            strip_read_connections(&mut meaning);
             let mut h = Sha256::new();
             h.update(b"l3map hand-off\0");
             h.update(meaning.to_string().as_bytes());
             let mut id = String::with_capacity(21);
             id.push('h');
-            for b in &h.finalize()[..10] {
-                id.push_str(&format!("{b:02x}"));
-            }
+            id.push_str(&hex::encode(&h.finalize()[..10]));
             id
         })
     }
@@ -368,6 +373,27 @@ fn strip_locs(v: &mut serde_json::Value) {
     }
 }
 
+/// Removes the connection of every Salesforce read (`Ref::Salesforce`,
+/// serialised `{"salesforce": {"connection", "path", ...}}`) from a
+/// hand-off's meaning. Reads gained their connection after hand-off ids
+/// were first issued; hashing it would re-arm every escalation that reads
+/// a Salesforce field or renders one. It adds no meaning: it follows from
+/// the object, which is hashed, and the connections' declarations.
+/// (`FieldRef::Salesforce` is tagged `"system"` and keeps its connection,
+/// which it always had.)
+fn strip_read_connections(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            if let Some(serde_json::Value::Object(read)) = m.get_mut("salesforce") {
+                read.remove("connection");
+            }
+            m.values_mut().for_each(strip_read_connections);
+        }
+        serde_json::Value::Array(xs) => xs.iter_mut().for_each(strip_read_connections),
+        _ => {}
+    }
+}
+
 /// What a path refers to in the event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -382,8 +408,14 @@ pub enum Ref {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ty: Option<Type>,
     },
-    /// A Salesforce record field, e.g. `Account.SLA_Tier__c`.
+    /// A Salesforce record field, e.g. `Account.SLA_Tier__c`, of the
+    /// connection it is read from: the one declaring it, else the first
+    /// listing its object (as the checker resolves it). IR written before
+    /// reads carried it reads back with none, which counts as every
+    /// Salesforce connection: an addition, so `IR_VERSION` stays.
     Salesforce {
+        #[serde(default)]
+        connection: String,
         path: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ty: Option<Type>,
@@ -433,25 +465,6 @@ pub struct Expr {
     #[serde(flatten)]
     pub kind: ExprKind,
     pub loc: Loc,
-}
-
-impl Expr {
-    /// Every reference the condition reads, in source order (what the
-    /// emulator seeds, the agent API names and the pollers select).
-    pub fn refs<'a>(&'a self, out: &mut Vec<&'a Ref>) {
-        match &self.kind {
-            ExprKind::Ref(r) => out.push(r),
-            ExprKind::Lit(_) => {}
-            ExprKind::Not(x) => x.refs(out),
-            ExprKind::List(xs) | ExprKind::And(xs) | ExprKind::Or(xs) => {
-                xs.iter().for_each(|x| x.refs(out));
-            }
-            ExprKind::Cmp(_, a, b) => {
-                a.refs(out);
-                b.refs(out);
-            }
-        }
-    }
 }
 
 /// A `test` block: not part of a [`Program`] (the runtime never needs it).

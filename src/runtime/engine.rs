@@ -33,6 +33,8 @@ pub struct Live {
 
 impl Live {
     pub fn new(program: Program) -> Live {
+        // Built here, once per revision, rather than by the first event.
+        program.index();
         let convert = ConvertContext::new(&program);
         Live { program, convert }
     }

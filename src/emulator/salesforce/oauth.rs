@@ -8,6 +8,7 @@
 
 use super::{jwt, lock, Emu};
 use crate::emulator::bounded::insert_bounded;
+use crate::emulator::same_secret;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -124,14 +125,14 @@ pub(super) async fn token(
             )
         }
     }
-    if get("client_id") != st.client_id || get("client_secret") != st.client_secret {
+    if get("client_id") != st.client_id || !same_secret(get("client_secret"), &st.client_secret) {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_client",
             "invalid client credentials",
         );
     }
-    if get("refresh_token") != st.refresh_token {
+    if !same_secret(get("refresh_token"), &st.refresh_token) {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_grant",
@@ -182,35 +183,10 @@ fn signature(access: &str, issued: i64) -> String {
 /// `application/x-www-form-urlencoded`, decoded leniently: a bad escape
 /// keeps its bytes rather than failing the whole form.
 fn form_pairs(body: &Bytes) -> HashMap<String, String> {
-    String::from_utf8_lossy(body)
-        .split('&')
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (!k.is_empty()).then(|| (percent_decode(k), percent_decode(v)))
-        })
+    form_urlencoded::parse(body)
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push((h * 16 + l) as u8);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The org's objects and fields: a standard core (Account, Contact,
 //! Case, CaseComment) plus what the compiled mappings declare.
 
-use crate::ir::{EscAction, FieldRef, Program, Type};
+use crate::ir::{FieldRef, Named, Program, Site, Type};
 use crate::model::Kind;
 use serde_json::{json, Value as Json};
 
@@ -346,27 +346,21 @@ impl Schema {
 /// when declared. Relationship paths (`Case.Account.Name`) are left
 /// out: the field lives on another object, found through its Id.
 fn declared_fields(p: &Program) -> Vec<(String, String, Option<Type>)> {
-    let mut out = vec![];
-    let mut push = |f: &FieldRef, ty: Option<&'_ Type>| {
-        if let FieldRef::Salesforce { object, path, .. } = f {
-            let field = path.strip_prefix(&format!("{object}.")).unwrap_or(path);
-            if !field.contains('.') && !field.is_empty() {
-                out.push((object.clone(), field.to_string(), ty.cloned()));
+    p.index()
+        .uses()
+        // The fields rules map or `set` (a SKU table's target, and what
+        // conditions read, are not declared here: they never were).
+        .filter(|u| matches!(u.site, Site::MapRule | Site::SetTarget))
+        .filter_map(|u| match &u.named {
+            Named::Field {
+                field: FieldRef::Salesforce { object, path, .. },
+                ty,
+            } => {
+                let field = path.strip_prefix(&format!("{object}.")).unwrap_or(path);
+                (!field.contains('.') && !field.is_empty())
+                    .then(|| (object.clone(), field.to_string(), ty.clone()))
             }
-        }
-    };
-    for m in &p.mappings {
-        for r in &m.rules {
-            push(&r.source, Some(&r.source_type));
-            push(&r.target, Some(&r.target_type));
-        }
-    }
-    for e in &p.escalations {
-        for a in &e.actions {
-            if let EscAction::SetField { field, .. } = a {
-                push(field, None);
-            }
-        }
-    }
-    out
+            _ => None,
+        })
+        .collect()
 }

@@ -2,6 +2,7 @@
 
 use super::oauth::Looked;
 use super::{lock, Shared, TokenGrant};
+use crate::emulator::same_secret;
 use crate::emulator::window::Count;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +31,12 @@ pub(super) fn authenticate(
     headers: &HeaderMap,
 ) -> Result<(TokenGrant, String), Refused> {
     let (token, bearer) = credential(headers).ok_or(Refused::Unknown)?;
-    if let Some(g) = sh.opts.tokens.iter().find(|g| g.token.expose() == token) {
+    if let Some(g) = sh
+        .opts
+        .tokens
+        .iter()
+        .find(|g| same_secret(&token, g.token.expose()))
+    {
         return Ok((g.clone(), g.token.fingerprint()));
     }
     if !bearer {

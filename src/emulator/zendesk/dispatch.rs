@@ -207,42 +207,14 @@ fn usable_host(h: &str) -> bool {
     allowed && !authority.host().is_empty() && port_ok
 }
 
+/// A query string (or a form body) as names and values: decoded
+/// leniently, a bad escape keeping its bytes; a repeated name keeps its
+/// last value.
 pub(super) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
-    q.unwrap_or("")
-        .split('&')
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (!k.is_empty()).then(|| (percent_decode(k), percent_decode(v)))
-        })
+    form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
-}
-
-/// Enough of percent-decoding for ids and cursors (`%2C`, `%3D`).
-pub(super) fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A path's id segment (its `.json`, if any, already taken off): plain

@@ -75,13 +75,14 @@ pub(super) fn incremental(sh: &Shared, q: &HashMap<String, String>, base: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::zendesk::dispatch::percent_decode;
+    use crate::emulator::zendesk::dispatch::parse_query;
 
     #[test]
     fn cursors_round_trip_and_bad_ones_are_refused() {
         assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
         assert_eq!(decode_cursor("!!"), None);
         assert_eq!(decode_cursor(""), None);
-        assert_eq!(percent_decode("1%2C2+3%zz"), "1,2 3%zz");
+        let q = parse_query(Some("cursor=1%2C2+3%zz"));
+        assert_eq!(q.get("cursor").map(String::as_str), Some("1,2 3%zz"));
     }
 }

@@ -12,6 +12,7 @@ use super::dispatch::parse_query;
 use super::{lock, Shared, TokenGrant};
 use crate::connectors::Secret;
 use crate::emulator::bounded;
+use crate::emulator::same_secret;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -296,7 +297,9 @@ fn grant(sh: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthE
         .opts
         .oauth_clients
         .iter()
-        .find(|c| c.identifier == get("client_id") && c.secret.expose() == get("client_secret"))
+        .find(|c| {
+            c.identifier == get("client_id") && same_secret(get("client_secret"), c.secret.expose())
+        })
         .ok_or_else(|| {
             oauth_error(
                 StatusCode::UNAUTHORIZED,

@@ -1,7 +1,7 @@
 //! What the emulator starts with, compiled from the mappings.
 
 use super::CATEGORIES;
-use crate::ir::{EscAction, FieldRef, Program, Ref, Type};
+use crate::ir::{EscAction, FieldRef, Named, Program, Ref, Site, Type, Use};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -279,36 +279,23 @@ fn collect_fields(p: &Program, out: &mut BTreeMap<u64, (String, FieldKind)>) {
             }
         }
     };
-    for m in &p.mappings {
-        for r in &m.rules {
-            add(&r.source, Some(&r.source_type));
-            add(&r.target, Some(&r.target_type));
+    let index = p.index();
+    for u in index.uses() {
+        if let Named::Field { field, ty } = &u.named {
+            add(field, ty.as_ref());
         }
     }
-    for t in &p.sku_tables {
-        for a in &t.applies {
-            add(&a.target, None);
-        }
-    }
-    let mut refs = Vec::new();
-    for t in &p.status_tables {
-        for tr in &t.transitions {
-            if let Some(w) = &tr.when {
-                w.refs(&mut refs);
-            }
-        }
-    }
-    for e in &p.escalations {
-        e.when.refs(&mut refs);
-        for a in &e.actions {
-            if let EscAction::SetField { field, value, .. } = a {
-                add(field, None);
-                value.refs(&mut refs);
-            }
-        }
-    }
-    for r in refs {
-        if let Ref::TicketField { alias, id, ty } = r {
+    // Then the fields conditions and `set` values read, typed by their
+    // declaration. (Fields only templates or SKU tables read are not
+    // seeded: they never were.)
+    let read = |u: &&Use| {
+        matches!(
+            u.site,
+            Site::Transition | Site::EscalationWhen | Site::SetValue
+        )
+    };
+    for u in index.uses().filter(read) {
+        if let Named::Read(Ref::TicketField { alias, id, ty }) = &u.named {
             let r = FieldRef::Zendesk {
                 connection: String::new(),
                 field: alias.clone(),

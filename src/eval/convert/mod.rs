@@ -30,11 +30,10 @@ impl StatusIndex {
     /// Zendesk connection, the same one the interpreter decides against.
     pub fn new(p: &Program) -> StatusIndex {
         let mut index = StatusIndex::default();
-        let table = p.status_tables.iter().find(|t| {
-            p.connections
-                .iter()
-                .any(|c| c.name == t.connection && c.kind == Kind::Zendesk)
-        });
+        let table = p
+            .status_tables
+            .iter()
+            .find(|t| p.kind_of(&t.connection) == Some(Kind::Zendesk));
         for s in table.iter().flat_map(|t| &t.statuses) {
             if let Some(id) = s.custom_status_id {
                 index

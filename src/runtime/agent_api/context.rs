@@ -3,7 +3,6 @@
 
 use super::answer::{Cached, ContextAnswer, ContextTicket};
 use super::fail::{bad, Fail};
-use super::fields::ticket_field_ids;
 use super::reads::{convert_ticket, read_account, read_ticket};
 use crate::connectors::salesforce::Record as SfRecord;
 use crate::connectors::salesforce_id;
@@ -49,7 +48,7 @@ pub(super) async fn context(
         }
     }
     let live = app.engine.live();
-    let names = ticket_field_ids(&live.program);
+    let names = live.program.index().ticket_field_ids();
     // With the Account named up front, both systems are asked at once.
     let (raw, account) = match q.account {
         Some(a) => {
@@ -58,7 +57,7 @@ pub(super) async fn context(
         }
         None => {
             let t = read_ticket(app, id).await?;
-            let linked = linked_account(&t, &names);
+            let linked = linked_account(&t, names);
             let acc = match linked {
                 Some(a) if app.salesforce.is_some() => Some(read_account(app, &a).await?),
                 _ => None,

@@ -24,7 +24,6 @@ mod answer;
 mod auth;
 mod context;
 mod fail;
-mod fields;
 mod idempotency;
 mod reads;
 mod request;
@@ -100,7 +99,7 @@ async fn post_turn(
     let checked = parse_turn(&body).and_then(|c| {
         known_fields(
             &c.req.fields,
-            &fields::ticket_field_ids(&app.engine.live().program),
+            app.engine.live().program.index().ticket_field_ids(),
         )?;
         Ok(c)
     });

@@ -3,7 +3,6 @@
 
 use super::answer::{Read, SeenTicket, Stale, TurnAnswer};
 use super::fail::{fail, Fail};
-use super::fields::ticket_field_ids;
 use super::reads::{convert_ticket, read_ticket};
 use super::request::Checked;
 use crate::connectors::zendesk::CustomFieldValue;
@@ -34,8 +33,8 @@ pub(super) async fn execute(
         Some(id) => {
             let raw = read_ticket(app, id).await?;
             let seen = convert_ticket(&raw, &live.convert.statuses)?;
-            let names = ticket_field_ids(&live.program);
-            (Some(seen), stale(&req.fields, &names, &raw.custom_fields))
+            let names = live.program.index().ticket_field_ids();
+            (Some(seen), stale(&req.fields, names, &raw.custom_fields))
         }
         None => (None, Vec::new()),
     };

@@ -1,0 +1,65 @@
+use super::*;
+use crate::compile::compile;
+use crate::project::load;
+use std::path::PathBuf;
+
+fn fintech() -> Program {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech");
+    let p = load(&[dir]).unwrap().remove(0);
+    compile(&p.sources).expect("the fintech example compiles")
+}
+
+const REFUND: &str = r#"{"id":"evt-1","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
+    "ticket":{"id":4211,"status":"in_progress","custom_fields":{"360001234":"premium"}},
+    "turn":{"intent":"refund","summary":"Wants a refund for order 1182",
+            "attempts":["looked up order 1182","offered store credit"],"sentiment":"negative",
+            "refund_amount":{"amount":"250.00","currency":"USD"}},
+    "records":{"Case":{"Id":"5003k00001AbCdE"}}}"#;
+
+#[test]
+fn idempotency_keys_are_stable_and_distinct() {
+    let p = fintech();
+    let ev = Event::from_json(REFUND).unwrap();
+    let a = decide(&p, &ev);
+    let b = decide(&p, &ev);
+    assert_eq!(a, b, "a redelivered event decides the same, keys included");
+    let keys: std::collections::BTreeSet<_> =
+        a.actions.iter().map(|x| &x.idempotency_key).collect();
+    assert_eq!(keys.len(), a.actions.len(), "one key per action");
+    // A hand-off is keyed by its escalation, not by the revision or
+    // the event: another revision, or another event of the ticket,
+    // hands it off no second time.
+    let mut other_revision = p.clone();
+    other_revision.revision = "0000000000000000".into();
+    let c = decide(&other_revision, &ev);
+    let later = Event::from_json(&REFUND.replace("evt-1", "evt-9")).unwrap();
+    let l = decide(&p, &later);
+    for other in [&c, &l] {
+        let theirs: Vec<_> = other.actions.iter().map(|x| &x.idempotency_key).collect();
+        let ours: Vec<_> = a.actions.iter().map(|x| &x.idempotency_key).collect();
+        assert_eq!(ours, theirs);
+    }
+    assert!(a.actions.iter().all(|x| x.idempotency_key.starts_with('h')));
+}
+
+#[test]
+fn field_writes_are_keyed_by_revision_and_event() {
+    let p = fintech();
+    let json = r#"{"id":"evt-4","kind":"record_changed","at":"2026-11-11T10:00:00Z",
+            "ticket":{"id":77,"status":"open"},
+            "records":{"Account":{"Id":"001A","SLA_Tier__c":"Legacy"}},
+            "changed":["Account.SLA_Tier__c"]}"#;
+    let ev = Event::from_json(json).unwrap();
+    let key = |p: &Program, ev: &Event| decide(p, ev).actions[0].idempotency_key.clone();
+    let first = key(&p, &ev);
+    assert_eq!(first, key(&p, &ev), "a redelivery gets the same key");
+    let mut other_revision = p.clone();
+    other_revision.revision = "0000000000000000".into();
+    assert_ne!(first, key(&other_revision, &ev));
+    let later = Event::from_json(&json.replace("evt-4", "evt-5")).unwrap();
+    assert_ne!(
+        first,
+        key(&p, &later),
+        "a later write of the field is a new write"
+    );
+}
