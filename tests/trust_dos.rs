@@ -369,14 +369,25 @@ async fn stalled_unauthenticated_uploads_keep_memory_bounded() {
     let ticket = stack
         .create_ticket("after the uploads", "premium", None)
         .await;
-    let r = stack
-        .http
-        .post(format!("{}/v1/turns", stack.runtime))
-        .bearer_auth(AGENT_TOKEN)
-        .json(&json!({"ticket": ticket, "intent": "question", "turn_id": "after-uploads"}))
-        .send()
-        .await
-        .expect("a turn");
+    // Until the runtime has seen every dropped upload close, its body
+    // readers may all be taken: it answers 503 `busy` ("send it again
+    // shortly"), as documented, and a client sends again. Within the body
+    // timeout (10 s, plus headroom on a loaded machine) it takes the turn.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        let r = stack
+            .http
+            .post(format!("{}/v1/turns", stack.runtime))
+            .bearer_auth(AGENT_TOKEN)
+            .json(&json!({"ticket": ticket, "intent": "question", "turn_id": "after-uploads"}))
+            .send()
+            .await
+            .expect("a turn");
+        if r.status() != 503 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
 }
 
