@@ -4,7 +4,6 @@
 use super::decide::{current_status, ActionKind, Decision};
 use super::event::Event;
 use super::expr::{holds, resolve, Scope};
-use super::testing::same_field;
 use crate::ir::{EscAction, Escalation, Expect, Expectation, Program, Ref};
 
 /// The rule that explains why `e` missed, if one does.
@@ -100,7 +99,7 @@ fn does(a: &EscAction, what: &Expectation) -> bool {
             },
         ) => connection == c && group == g,
         (EscAction::SetField { field, .. }, Expectation::Field { field: f, .. }) => {
-            same_field(field, f)
+            field.same_field(f)
         }
         _ => false,
     }

@@ -129,6 +129,41 @@ pub enum FieldRef {
     },
 }
 
+impl FieldRef {
+    /// Whether two references name the same field: one connection and one
+    /// field name or path (a custom field's id and the Salesforce object
+    /// aside, which the name already decides).
+    pub fn same_field(&self, other: &FieldRef) -> bool {
+        match (self, other) {
+            (
+                FieldRef::Zendesk {
+                    connection: c1,
+                    field: f1,
+                    ..
+                },
+                FieldRef::Zendesk {
+                    connection: c2,
+                    field: f2,
+                    ..
+                },
+            ) => c1 == c2 && f1 == f2,
+            (
+                FieldRef::Salesforce {
+                    connection: c1,
+                    path: p1,
+                    ..
+                },
+                FieldRef::Salesforce {
+                    connection: c2,
+                    path: p2,
+                    ..
+                },
+            ) => c1 == c2 && p1 == p2,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Arm {
     /// `None` for the default arm.

@@ -4,11 +4,12 @@
 use super::auth::{authenticate, Refused};
 use super::errors::{ok, ZdErr};
 use super::export::incremental;
+use super::form::parse_query;
 use super::groups::{create_group, created, list_groups};
 use super::oauth::{expired_token, token};
 use super::reads::{custom_statuses, job_status, list_comments, list_tickets, show, ticket_fields};
-use super::search::search;
-use super::users::{search_users, show_user, user_json};
+use super::search::{search, search_users};
+use super::users::{show_user, user_json};
 use super::writes::{create_ticket, delete_ticket, update_many, update_ticket};
 use super::{Shared, TokenGrant, AGENT_ID};
 use axum::body::{Body, Bytes};
@@ -16,7 +17,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// `GET` it for what the emulator measured: requests, 429s, and per token
@@ -205,16 +205,6 @@ fn usable_host(h: &str) -> bool {
     let has_port = h.len() > authority.host().len();
     let port_ok = !has_port || authority.port_u16().is_some();
     allowed && !authority.host().is_empty() && port_ok
-}
-
-/// A query string (or a form body) as names and values: decoded
-/// leniently, a bad escape keeping its bytes; a repeated name keeps its
-/// last value.
-pub(super) fn parse_query(q: Option<&str>) -> HashMap<String, String> {
-    form_urlencoded::parse(q.unwrap_or("").as_bytes())
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
 }
 
 /// A path's id segment (its `.json`, if any, already taken off): plain

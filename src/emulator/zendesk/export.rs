@@ -75,7 +75,7 @@ pub(super) fn incremental(sh: &Shared, q: &HashMap<String, String>, base: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emulator::zendesk::dispatch::parse_query;
+    use crate::emulator::zendesk::form::parse_query;
 
     #[test]
     fn cursors_round_trip_and_bad_ones_are_refused() {

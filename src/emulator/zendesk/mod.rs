@@ -34,6 +34,7 @@ mod changes;
 mod dispatch;
 mod errors;
 mod export;
+mod form;
 mod groups;
 mod lifecycle;
 mod oauth;

@@ -8,7 +8,7 @@
 //! the emulator runs. Refresh tokens rotate as Zendesk's do: using one
 //! deletes it and the access token issued with it.
 
-use super::dispatch::parse_query;
+use super::form::parse_query;
 use super::{lock, Shared, TokenGrant};
 use crate::connectors::Secret;
 use crate::emulator::bounded;

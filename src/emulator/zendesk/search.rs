@@ -10,7 +10,7 @@
 //! finds nothing would hide the difference.
 
 use super::errors::{ok, Answer, ZdErr};
-use super::users::{self, user_json, USERS};
+use super::users::{user_json, User, USERS};
 use super::views::ticket_json;
 use super::{lock, Db, Shared, Ticket, AGENT_ID};
 use axum::http::StatusCode;
@@ -300,7 +300,7 @@ pub(super) fn search(sh: &Shared, q: &HashMap<String, String>, base: &str) -> An
         results.extend(
             USERS
                 .iter()
-                .filter(|u| users::matches(u, &parsed))
+                .filter(|u| matches(u, &parsed))
                 .map(|u| with_type(user_json(sh, u.id), "user")),
         );
     }
@@ -382,6 +382,50 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Whether the user matches every term: `name:`, `email:`, `role:` or
+/// free text, each a case-insensitive part of the value ("a partial or
+/// full value of any user property", Zendesk's Search Users).
+pub(super) fn matches(u: &User, q: &Query) -> bool {
+    q.admits(|term| user_term(u, term))
+}
+
+fn user_term(u: &User, q: &Query) -> bool {
+    let has = |hay: &str, needle: &str| hay.to_lowercase().contains(&needle.to_lowercase());
+    q.text
+        .iter()
+        .all(|t| has(u.name, t) || has(u.email, t) || u.id.to_string() == *t)
+        && q.props.iter().all(|(k, v)| match k.as_str() {
+            "name" => has(u.name, v),
+            "email" => has(u.email, v),
+            "role" => u.role.eq_ignore_ascii_case(v),
+            _ => false,
+        })
+}
+
+/// `GET /api/v2/users/search?query=` (or `external_id=`): offset
+/// pagination only, as Zendesk documents for this endpoint.
+pub(super) fn search_users(sh: &Shared, q: &HashMap<String, String>, base: &str) -> Answer {
+    let found: Vec<Value> = match (q.get("query"), q.get("external_id")) {
+        // No user here has an external id.
+        (_, Some(_)) => vec![],
+        (Some(text), None) => {
+            let parsed = Query::parse(text, &["name", "email", "role"])?;
+            USERS
+                .iter()
+                .filter(|u| matches(u, &parsed))
+                .map(|u| user_json(sh, u.id))
+                .collect()
+        }
+        (None, None) => {
+            return Err(ZdErr::bad_request(
+                "InvalidParameter",
+                "Search Users needs query= (or external_id=)",
+            ))
+        }
+    };
+    offset_page("users", "/api/v2/users/search", found, q, base, None)
 }
 
 /// One page of an offset-paginated search: `page` (from 1) and `per_page`

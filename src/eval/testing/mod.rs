@@ -189,7 +189,7 @@ fn holds(e: &Expect, d: &Decision) -> Option<Miss> {
             let written: Vec<(&Action, &Value)> = acts
                 .iter()
                 .filter_map(|a| match &a.kind {
-                    ActionKind::SetField { field: f, value } if same_field(f, field) => {
+                    ActionKind::SetField { field: f, value } if f.same_field(field) => {
                         Some((a, value))
                     }
                     _ => None,
@@ -198,7 +198,7 @@ fn holds(e: &Expect, d: &Decision) -> Option<Miss> {
             let sku: Vec<(&Action, Value)> = acts
                 .iter()
                 .filter_map(|a| match &a.kind {
-                    ActionKind::NormalizeSku { field: f, sku, .. } if same_field(f, field) => {
+                    ActionKind::NormalizeSku { field: f, sku, .. } if f.same_field(field) => {
                         Some((a, Value::Str(sku.clone())))
                     }
                     _ => None,
@@ -349,37 +349,6 @@ fn kind_name(k: &ActionKind) -> &'static str {
         ActionKind::Comment { .. } => "comment",
         ActionKind::AssignGroup { .. } => "group",
         ActionKind::NormalizeSku { .. } => "sku",
-    }
-}
-
-/// Whether two references name the same field (the span aside).
-pub(crate) fn same_field(a: &FieldRef, b: &FieldRef) -> bool {
-    match (a, b) {
-        (
-            FieldRef::Zendesk {
-                connection: c1,
-                field: f1,
-                ..
-            },
-            FieldRef::Zendesk {
-                connection: c2,
-                field: f2,
-                ..
-            },
-        ) => c1 == c2 && f1 == f2,
-        (
-            FieldRef::Salesforce {
-                connection: c1,
-                path: p1,
-                ..
-            },
-            FieldRef::Salesforce {
-                connection: c2,
-                path: p2,
-                ..
-            },
-        ) => c1 == c2 && p1 == p2,
-        _ => false,
     }
 }
 
