@@ -39,20 +39,24 @@ pub(super) fn event(key: &str) -> NewEvent<'_> {
     }
 }
 
+/// How many of a new event's actions were queued and how many were
+/// already there; `None` for a duplicate.
+fn counts(a: &Accepted) -> Option<(usize, usize)> {
+    match a {
+        Accepted::New {
+            queued, already, ..
+        } => Some((*queued, *already)),
+        Accepted::Duplicate => None,
+    }
+}
+
 #[test]
 fn an_event_is_accepted_once_and_its_actions_queued_once() {
     let s = Store::open(&temp("accept")).unwrap();
     let got = s
         .accept(&event("zd:1"), &[action("a", "7"), action("b", "7")], None)
         .unwrap();
-    assert!(matches!(
-        got,
-        Accepted::New {
-            queued: 2,
-            already: 0,
-            ..
-        }
-    ));
+    assert_eq!(counts(&got), Some((2, 0)));
     assert_eq!(
         s.accept(&event("zd:1"), &[action("a", "7")], None).unwrap(),
         Accepted::Duplicate
@@ -61,14 +65,7 @@ fn an_event_is_accepted_once_and_its_actions_queued_once() {
     let got = s
         .accept(&event("zd:2"), &[action("b", "7"), action("c", "7")], None)
         .unwrap();
-    assert!(matches!(
-        got,
-        Accepted::New {
-            queued: 1,
-            already: 1,
-            ..
-        }
-    ));
+    assert_eq!(counts(&got), Some((1, 1)));
     let st = s.stats().unwrap();
     assert_eq!((st.events, st.pending), (2, 3));
     assert!(st.oldest_waiting_ms.is_some());
@@ -110,23 +107,9 @@ fn a_group_commit_decides_each_event_as_if_alone() {
             },
         ])
         .unwrap();
-    assert!(matches!(
-        got[0],
-        Accepted::New {
-            queued: 1,
-            already: 0,
-            ..
-        }
-    ));
+    assert_eq!(counts(&got[0]), Some((1, 0)));
     assert_eq!(got[1], Accepted::Duplicate);
-    assert!(matches!(
-        got[2],
-        Accepted::New {
-            queued: 1,
-            already: 1,
-            ..
-        }
-    ));
+    assert_eq!(counts(&got[2]), Some((1, 1)));
     assert_eq!(got[3], Accepted::Duplicate);
     let st = s.stats().unwrap();
     // old, e1, e2; k-old, k1, k2 (k3 belonged only to duplicates).
