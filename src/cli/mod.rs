@@ -321,28 +321,24 @@ pub fn run() -> ExitCode {
         Command::E2e(a) => e2e::run(a),
         Command::Outbox { action } => outbox::run(action),
         Command::Emulate(o) => emulate::run(o),
-        Command::Schema { action } => match action {
-            SchemaAction::Pull {
-                connection,
-                path,
-                config,
-            } => schema::run(
-                path.as_deref(),
-                config.as_deref(),
-                &connection,
-                schema::Mode::Pull,
-            ),
-            SchemaAction::Diff {
-                connection,
-                path,
-                config,
-            } => schema::run(
-                path.as_deref(),
-                config.as_deref(),
-                &connection,
-                schema::Mode::Diff,
-            ),
-        },
+        Command::Schema { action } => {
+            let mode = match action {
+                SchemaAction::Pull { .. } => schema::Mode::Pull,
+                SchemaAction::Diff { .. } => schema::Mode::Diff,
+            };
+            match action {
+                SchemaAction::Pull {
+                    connection,
+                    path,
+                    config,
+                }
+                | SchemaAction::Diff {
+                    connection,
+                    path,
+                    config,
+                } => schema::run(path.as_deref(), config.as_deref(), &connection, mode),
+            }
+        }
         Command::Graph {
             path,
             format,
