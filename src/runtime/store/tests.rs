@@ -128,13 +128,19 @@ fn the_cursor_moves_with_the_event_even_when_it_is_a_duplicate() {
     assert_eq!(s.cursor("zendesk_poll").unwrap().as_deref(), Some("c2"));
 }
 
-#[test]
-fn a_record_is_claimed_one_event_at_a_time_in_order() {
-    let s = Store::open(&temp("claim")).unwrap();
+/// Three events on two records: e1 (a1, a2) and e2 (b1) on record 7, e3
+/// (c1) on record 8.
+fn two_records(s: &Store) {
     s.accept(&event("e1"), &[action("a1", "7"), action("a2", "7")], None)
         .unwrap();
     s.accept(&event("e2"), &[action("b1", "7")], None).unwrap();
     s.accept(&event("e3"), &[action("c1", "8")], None).unwrap();
+}
+
+#[test]
+fn a_record_is_claimed_one_event_at_a_time_in_order() {
+    let s = Store::open(&temp("claim")).unwrap();
+    two_records(&s);
     let now = now_ms();
     let g = s.claim("desk", now, 10).unwrap();
     let keys: Vec<Vec<&str>> = g
@@ -238,10 +244,7 @@ fn outage_retries_do_not_count_and_start_the_outage_clock_once() {
 #[test]
 fn an_outage_letter_holds_its_record_and_comes_back_on_recovery() {
     let s = Store::open(&temp("outage-park")).unwrap();
-    s.accept(&event("e1"), &[action("a1", "7"), action("a2", "7")], None)
-        .unwrap();
-    s.accept(&event("e2"), &[action("b1", "7")], None).unwrap();
-    s.accept(&event("e3"), &[action("c1", "8")], None).unwrap();
+    two_records(&s);
     let now = now_ms();
     let g = s.claim("desk", now, 10).unwrap();
     let (seven, eight): (Vec<i64>, Vec<i64>) = (
