@@ -8,15 +8,8 @@ use crate::syntax::ast::{Connection, PropKind, PropValue, Property};
 use std::collections::BTreeMap;
 
 pub(in crate::check) fn declare(cx: &mut Ctx, c: &Connection) {
-    if let Some(prev) = cx.env.conns.get(&c.name.name) {
-        let first = prev.span;
-        cx.duplicate(
-            "connection",
-            c.name.name.clone(),
-            c.name.span,
-            Some(first),
-            "rename one",
-        );
+    let first = cx.env.conns.get(&c.name.name).map(|prev| prev.span);
+    if cx.declared_again("connection", &c.name, first, "rename one") {
         return;
     }
     let kind = match c.kind.name.as_str() {
