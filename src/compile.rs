@@ -92,6 +92,15 @@ pub fn compile(sources: &SourceMap) -> Result<Program, CompileError> {
     lower(&check(sources, None), sources)
 }
 
+/// The program of one file of text, for unit tests: text that does not
+/// compile fails the test, showing its diagnostics.
+#[cfg(test)]
+pub(crate) fn program_of(text: &str) -> Program {
+    let mut sources = SourceMap::new();
+    sources.add("t.l3map", text);
+    compile(&sources).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// The one project in `dir` (its `.l3map` files), loaded from disk.
 pub fn load_project(dir: &Path) -> Result<Project, CompileError> {
     let mut projects = crate::project::load(&[dir.to_path_buf()])?;

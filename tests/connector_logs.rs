@@ -4,6 +4,9 @@
 //! the connectors' own log lines (so it is not empty by accident) and none
 //! of the secrets used.
 
+mod common;
+
+use common::logs::Capture;
 use l3map::connectors::limit::Limiters;
 use l3map::connectors::retry::RetryPolicy;
 use l3map::connectors::salesforce::{SalesforceClient, SalesforceConfig};
@@ -11,38 +14,13 @@ use l3map::connectors::zendesk::{Credentials, TicketChanges, ZendeskClient, Zend
 use l3map::connectors::Secret;
 use l3map::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
 use l3map::emulator::zendesk::{TokenGrant, ZendeskEmulator, ZendeskOptions};
-use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const ZD_OAUTH: &str = "zd-oauth-9f2c41d7";
 const ZD_API: &str = "zd-api-token-3e8a0b55";
 const SF_SECRET: &str = "sf-client-secret-71c0";
 const SF_REFRESH: &str = "sf-refresh-token-d4a9";
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
 
 fn quick() -> RetryPolicy {
     RetryPolicy {
@@ -149,7 +127,7 @@ async fn no_credential_is_ever_logged() {
         .unwrap_err();
     tracing::error!(error = %e, debug = ?e, ?sf, "salesforce failure as the runtime would log it");
 
-    let logs = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    let logs = capture.text();
     assert!(logs.contains("retrying"), "the retry was logged:\n{logs}");
     assert!(logs.contains("session refreshed"), "the refresh was logged");
     assert!(logs.contains("failure as the runtime would log it"));

@@ -3,6 +3,9 @@
 //! (missing values, `default`, Unicode), SKU normalisation in several
 //! scripts, and idempotency keys.
 
+mod common;
+
+use common::REFUND_TURN as REFUND;
 use l3map::eval::decide::decide;
 use l3map::eval::Event;
 use l3map::ir::Program;
@@ -42,13 +45,6 @@ fn decided(p: &Program, json: &str) -> serde_json::Value {
 fn actions(d: &serde_json::Value) -> &Vec<serde_json::Value> {
     d["actions"].as_array().expect("actions")
 }
-
-const REFUND: &str = r#"{"id":"evt-refund-1","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
-  "ticket":{"id":4211,"status":"in_progress","custom_fields":{"360001234":"premium"}},
-  "turn":{"intent":"refund","summary":"Wants a refund for order 1182",
-          "attempts":["looked up order 1182","offered store credit"],"sentiment":"negative",
-          "refund_amount":{"amount":"250.00","currency":"USD"}},
-  "records":{"Case":{"Id":"5003k00001AbCdE"}}}"#;
 
 #[test]
 fn every_escalation_action_kind() {

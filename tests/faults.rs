@@ -14,6 +14,9 @@
 //! Each test runs on one thread so its thread-local log subscriber sees
 //! every task it starts (as tests/connector_logs.rs does).
 
+mod common;
+
+use common::logs::Capture;
 use l3map::e2e::plan::{plan, Plan};
 use l3map::e2e::rig::{Created, EmulatorTarget, Rig, Tuning};
 use l3map::e2e::scenarios::verify;
@@ -24,7 +27,6 @@ use l3map::runtime::ops::Op;
 use l3map::runtime::store::{Row, State, Stats};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,36 +40,6 @@ const TURNS: usize = 40;
 const SETTLE: Duration = Duration::from_secs(60);
 
 // ------------------------------------------------------------ log capture
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        lock(&self.0).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
-impl Capture {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&lock(&self.0)).into_owned()
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        self.text().matches(needle).count()
-    }
-}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

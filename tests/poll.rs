@@ -119,6 +119,12 @@ impl Rig {
             .id
     }
 
+    /// The event key of the ticket as it is now.
+    async fn key_of(&self, id: u64) -> String {
+        let t = self.zendesk.get_ticket(id).await.unwrap();
+        ticket_key(id, &t.updated_at.unwrap())
+    }
+
     async fn retouch(&self, id: u64, subject: &str) -> String {
         self.zendesk
             .update_ticket(id, &TicketChanges::default().subject(subject))
@@ -239,10 +245,7 @@ async fn a_restarted_zendesk_poller_resumes_from_its_cursor() {
     let poller = rig.zendesk_poller(&first);
     cursor_stored(&first, &zendesk_cursor_key("desk")).await;
     let a = rig.ticket("Before the restart").await;
-    let a_key = ticket_key(
-        a,
-        &rig.zendesk.get_ticket(a).await.unwrap().updated_at.unwrap(),
-    );
+    let a_key = rig.key_of(a).await;
     until("ticket A", || rig.keys().contains(&a_key)).await;
     poller.stop().await;
     drop(first);
@@ -252,10 +255,7 @@ async fn a_restarted_zendesk_poller_resumes_from_its_cursor() {
     next_second().await;
     let a_again = ticket_key(a, &rig.retouch(a, "Changed while down").await);
     let b = rig.ticket("Created while down").await;
-    let b_key = ticket_key(
-        b,
-        &rig.zendesk.get_ticket(b).await.unwrap().updated_at.unwrap(),
-    );
+    let b_key = rig.key_of(b).await;
 
     let second = rig.engine();
     let poller = rig.zendesk_poller(&second);
@@ -284,15 +284,7 @@ async fn a_zendesk_change_seen_twice_is_a_duplicate() {
     first.store.set_cursor(&key, &started).unwrap();
     let poller = rig.zendesk_poller(&first);
     let id = rig.ticket("Seen twice").await;
-    let k = ticket_key(
-        id,
-        &rig.zendesk
-            .get_ticket(id)
-            .await
-            .unwrap()
-            .updated_at
-            .unwrap(),
-    );
+    let k = rig.key_of(id).await;
     until("the ticket's event", || rig.keys().contains(&k)).await;
     poller.stop().await;
     let polled = new_events(&first, "zendesk_poll");
@@ -347,15 +339,7 @@ async fn a_refused_cursor_is_counted_and_polling_goes_on() {
         .set_cursor(&key, &format!("start_time:{now}"))
         .unwrap();
     let id = rig.ticket("After the fix").await;
-    let k = ticket_key(
-        id,
-        &rig.zendesk
-            .get_ticket(id)
-            .await
-            .unwrap()
-            .updated_at
-            .unwrap(),
-    );
+    let k = rig.key_of(id).await;
     until("the ticket after the fix", || rig.keys().contains(&k)).await;
     poller.stop().await;
 }

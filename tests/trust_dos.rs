@@ -8,7 +8,7 @@ mod common;
 use common::stack;
 
 use serde_json::{json, Value};
-use stack::{Stack, AGENT_TOKEN, DEV_TOKEN, WEBHOOK_SECRET};
+use stack::{Stack, StackEnv, AGENT_TOKEN};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,11 +48,7 @@ impl Runtime {
             .arg(format!("{limit}exec \"$0\" run --config \"$1\""))
             .arg(env!("CARGO_BIN_EXE_l3map"))
             .arg(&config)
-            .env("ZENDESK_OAUTH_TOKEN", DEV_TOKEN)
-            .env("SF_CLIENT_ID", "l3map-emulator-client")
-            .env("SF_REFRESH_TOKEN", "l3map-emulator-refresh")
-            .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
-            .env("L3MAP_AGENT_TOKEN", AGENT_TOKEN)
+            .stack_env()
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))

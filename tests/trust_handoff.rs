@@ -14,6 +14,7 @@ mod common;
 
 use common::stack;
 use common::wait_for;
+use common::REFUND_TURN as REFUND;
 
 use l3map::eval::decide::decide;
 use l3map::eval::Event;
@@ -56,13 +57,6 @@ fn compile(files: &Files) -> Program {
     );
     l3map::compile::lower(&checked, &sources).expect("compiles")
 }
-
-const REFUND: &str = r#"{"id":"evt-refund-1","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
-  "ticket":{"id":4211,"status":"in_progress","custom_fields":{"360001234":"premium"}},
-  "turn":{"intent":"refund","summary":"Wants a refund for order 1182",
-          "attempts":["looked up order 1182","offered store credit"],"sentiment":"negative",
-          "refund_amount":{"amount":"250.00","currency":"USD"}},
-  "records":{"Case":{"Id":"5003k00001AbCdE"}}}"#;
 
 const FRAUD: &str = r#"{"id":"evt-fraud-1","kind":"ticket_updated","at":"2026-11-11T10:00:00Z",
   "ticket":{"id":4300,"status":"open","custom_fields":{"360001238":"fraud_claim"}}}"#;

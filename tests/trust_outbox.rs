@@ -303,6 +303,32 @@ async fn turn(s: &Stack, body: Value) {
     }
 }
 
+/// A stack whose Salesforce answers after `slow`, and a refund hand-off
+/// (turn `TAG-1` on a new ticket and Case) whose request to Salesforce is
+/// out.
+async fn refund_in_flight(
+    name: &str,
+    tag: &str,
+    slow: Duration,
+) -> (Stack, Proxy, Org, u64, String) {
+    let (s, proxy) = stack(name, "max_attempts = 8").await;
+    let org = Org::connect(&s).await;
+    let ticket = s
+        .create_ticket(&format!("{tag} refund"), "enterprise", None)
+        .await;
+    let case = org.new_case(&format!("{tag} refund")).await;
+    proxy.set(Mode::Slow(slow));
+    turn(&s, refund(&format!("{tag}-1"), ticket, &case)).await;
+    until(
+        "a request to Salesforce is out",
+        Duration::from_secs(30),
+        &s,
+        || async { proxy.held.load(Ordering::SeqCst) >= 1 },
+    )
+    .await;
+    (s, proxy, org, ticket, case)
+}
+
 fn refund(turn_id: &str, ticket: u64, case: &str) -> Value {
     json!({
         "turn_id": turn_id,
@@ -557,21 +583,10 @@ async fn actions_parked_by_an_outage_come_back_when_the_connection_does() {
 /// and nothing is written twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_error_while_sending_recovers_without_a_restart() {
-    let (s, proxy) = stack("trust-lock", "max_attempts = 8").await;
-    let org = Org::connect(&s).await;
-    let ticket = s.create_ticket("lock refund", "enterprise", None).await;
-    let case = org.new_case("lock refund").await;
     // Salesforce answers slowly: the request is out while the lock is
     // taken, and its answer comes back while the lock is held.
-    proxy.set(Mode::Slow(Duration::from_millis(1500)));
-    turn(&s, refund("lock-1", ticket, &case)).await;
-    until(
-        "a request to Salesforce is out",
-        Duration::from_secs(30),
-        &s,
-        || async { proxy.held.load(Ordering::SeqCst) >= 1 },
-    )
-    .await;
+    let (s, proxy, org, ticket, case) =
+        refund_in_flight("trust-lock", "lock", Duration::from_millis(1500)).await;
     let state = s.state();
     let lock = std::thread::spawn(move || {
         let db = rusqlite::Connection::open(&state).expect("the store");
@@ -642,21 +657,10 @@ async fn a_store_error_while_sending_recovers_without_a_restart() {
 /// found nothing applied yet and sent it again: two CaseComments.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbox_commands_while_sending_take_nothing_in_flight_back() {
-    let (s, proxy) = stack("trust-cli-open", "max_attempts = 8").await;
-    let org = Org::connect(&s).await;
-    let ticket = s.create_ticket("cli refund", "enterprise", None).await;
-    let case = org.new_case("cli refund").await;
     // Salesforce answers slowly: the CaseComment's create is out while
     // ops look at the outbox.
-    proxy.set(Mode::Slow(Duration::from_millis(3000)));
-    turn(&s, refund("cli-1", ticket, &case)).await;
-    until(
-        "a request to Salesforce is out",
-        Duration::from_secs(30),
-        &s,
-        || async { proxy.held.load(Ordering::SeqCst) >= 1 },
-    )
-    .await;
+    let (s, proxy, org, _, case) =
+        refund_in_flight("trust-cli-open", "cli", Duration::from_millis(3000)).await;
     for args in [
         vec!["outbox", "list", "--only", "sending"],
         vec!["outbox", "list", "--format", "json"],

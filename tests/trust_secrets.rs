@@ -8,7 +8,7 @@ mod common;
 
 use common::stack;
 
-use stack::{Stack, AGENT_TOKEN, DEV_TOKEN, WEBHOOK_SECRET};
+use stack::{Stack, StackEnv};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -117,11 +117,7 @@ async fn run_and_reload_refusals_never_print_a_pasted_token() {
     let mut run = Command::new(env!("CARGO_BIN_EXE_l3map"))
         .args(["run", "--config"])
         .arg(s.dir.join("l3map.toml"))
-        .env("ZENDESK_OAUTH_TOKEN", DEV_TOKEN)
-        .env("SF_CLIENT_ID", "l3map-emulator-client")
-        .env("SF_REFRESH_TOKEN", "l3map-emulator-refresh")
-        .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("L3MAP_AGENT_TOKEN", AGENT_TOKEN)
+        .stack_env()
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

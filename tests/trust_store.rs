@@ -18,7 +18,7 @@ use common::stack;
 
 use rusqlite::{params, Connection, OpenFlags};
 use serde_json::json;
-use stack::{Stack, AGENT_TOKEN, DEV_TOKEN, WEBHOOK_SECRET};
+use stack::{Stack, StackEnv, AGENT_TOKEN};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -95,11 +95,7 @@ fn spawn_run(s: &Stack, wrapper: &[String], log: &Path) -> Child {
         .args(args)
         .args(["run", "--config"])
         .arg(s.dir.join("l3map.toml"))
-        .env("ZENDESK_OAUTH_TOKEN", DEV_TOKEN)
-        .env("SF_CLIENT_ID", "l3map-emulator-client")
-        .env("SF_REFRESH_TOKEN", "l3map-emulator-refresh")
-        .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("L3MAP_AGENT_TOKEN", AGENT_TOKEN)
+        .stack_env()
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("log file"))
@@ -632,11 +628,7 @@ async fn a_second_runtime_on_the_same_store_is_refused() {
             c.arg("--state").arg(state);
         }
         c.args(["--listen", &format!("127.0.0.1:{}", stack::free_port())])
-            .env("ZENDESK_OAUTH_TOKEN", DEV_TOKEN)
-            .env("SF_CLIENT_ID", "l3map-emulator-client")
-            .env("SF_REFRESH_TOKEN", "l3map-emulator-refresh")
-            .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
-            .env("L3MAP_AGENT_TOKEN", AGENT_TOKEN)
+            .stack_env()
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).expect("log file"))
             .spawn()

@@ -622,6 +622,25 @@ async fn a_lost_answer_never_writes_a_comment_twice() {
 
 // ---------------------------------------------------------------- rate limits
 
+/// A GET of `path` by another process holding `token`, outside the client
+/// under test.
+async fn raw_get(http: &reqwest::Client, base: &str, path: &str, token: &str) -> reqwest::Response {
+    http.get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("answer")
+}
+
+/// `n` such GETs, each answered: another process spending the token's
+/// window.
+async fn spend(http: &reqwest::Client, base: &str, path: &str, token: &str, n: usize) {
+    for _ in 0..n {
+        let r = raw_get(http, base, path, token).await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+}
+
 #[tokio::test]
 async fn a_429_waits_the_retry_after() {
     let (srv, h) = start(ZendeskOptions {
@@ -632,21 +651,8 @@ async fn a_429_waits_the_retry_after() {
     .await;
     // Another process spends the token's window...
     let http = reqwest::Client::new();
-    for _ in 0..3 {
-        let r = http
-            .get(format!("{}/api/v2/groups.json", srv.base_url()))
-            .bearer_auth("tok-429")
-            .send()
-            .await
-            .expect("answer");
-        assert_eq!(r.status(), StatusCode::OK);
-    }
-    let r = http
-        .get(format!("{}/api/v2/groups.json", srv.base_url()))
-        .bearer_auth("tok-429")
-        .send()
-        .await
-        .expect("answer");
+    spend(&http, &srv.base_url(), "/api/v2/groups.json", "tok-429", 3).await;
+    let r = raw_get(&http, &srv.base_url(), "/api/v2/groups.json", "tok-429").await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry_after: u64 = r.headers()["retry-after"]
         .to_str()
@@ -681,15 +687,14 @@ async fn a_window_shared_with_another_integration_is_paced_not_hit() {
     })
     .await;
     let http = reqwest::Client::new();
-    for _ in 0..16 {
-        let r = http
-            .get(format!("{}/api/v2/tickets/4211.json", srv.base_url()))
-            .bearer_auth("tok-shared")
-            .send()
-            .await
-            .expect("answer");
-        assert_eq!(r.status(), StatusCode::OK);
-    }
+    spend(
+        &http,
+        &srv.base_url(),
+        "/api/v2/tickets/4211.json",
+        "tok-shared",
+        16,
+    )
+    .await;
     // This client believes it has 6000 a window; the headers say otherwise.
     let zd = client_per_window(&srv.base_url(), "tok-shared", 6000, Duration::from_secs(2));
     zd.get_ticket(4211).await.expect("first");

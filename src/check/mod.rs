@@ -81,6 +81,22 @@ impl<'a> Ctx<'a> {
         (primary.file == other.file).then_some(other)
     }
 
+    /// Reports `ident` declared again when `first` is where it was declared
+    /// before; whether it was, so the caller skips the second declaration.
+    pub fn declared_again(
+        &mut self,
+        kind: &'static str,
+        ident: &crate::syntax::ast::Ident,
+        first: Option<Span>,
+        help: &str,
+    ) -> bool {
+        let Some(first) = first else {
+            return false;
+        };
+        self.duplicate(kind, ident.name.clone(), ident.span, Some(first), help);
+        true
+    }
+
     /// Reports a second declaration of `name`; `first` is where it was first
     /// declared (shown as a label when in the same file, else as a location).
     pub fn duplicate(

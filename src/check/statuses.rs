@@ -7,30 +7,21 @@ use crate::syntax::Span;
 use std::collections::{BTreeMap, VecDeque};
 
 pub(super) fn declare(cx: &mut Ctx, t: &StatusTable) {
-    if let Some(prev) = cx.env.tables.get(&t.conn.name) {
-        let first = prev.span;
-        cx.duplicate(
-            "status table for",
-            t.conn.name.clone(),
-            t.conn.span,
-            Some(first),
-            "a connection has one status table; merge the two",
-        );
+    let first = cx.env.tables.get(&t.conn.name).map(|prev| prev.span);
+    let help = "a connection has one status table; merge the two";
+    if cx.declared_again("status table for", &t.conn, first, help) {
         return;
     }
     cx.use_conn(&t.conn, None, "a status table");
     let mut statuses: Vec<StatusInfo> = Vec::new();
     let mut ids: BTreeMap<u64, Span> = BTreeMap::new();
     for d in &t.statuses {
-        if let Some(prev) = statuses.iter().find(|s| s.name == d.name.name) {
-            let first = prev.span;
-            cx.duplicate(
-                "status",
-                d.name.name.clone(),
-                d.name.span,
-                Some(first),
-                "each status is declared once; give the other a different name",
-            );
+        let first = statuses
+            .iter()
+            .find(|s| s.name == d.name.name)
+            .map(|prev| prev.span);
+        let help = "each status is declared once; give the other a different name";
+        if cx.declared_again("status", &d.name, first, help) {
             continue;
         }
         let category = match Category::ALL.iter().find(|(n, _)| *n == d.category.name) {

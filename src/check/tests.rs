@@ -8,6 +8,7 @@ use super::{did_you_mean, CheckErrorKind, Ctx};
 use crate::check::Kind;
 use crate::syntax::ast::{Expectation, ExprKind, TestBlock, Text};
 use crate::syntax::Span;
+use std::ops::Range;
 
 pub(super) fn check(cx: &mut Ctx, t: &TestBlock) {
     match t.events.as_slice() {
@@ -34,13 +35,15 @@ pub(super) fn check(cx: &mut Ctx, t: &TestBlock) {
             }
             match crate::eval::testing::test_event(&t.name.name, &ev.value) {
                 Ok(_) => {
-                    unread_keys(cx, ev);
-                    let refusal = t
-                        .expects
-                        .iter()
-                        .any(|e| matches!(e.what, Expectation::Refused(_)));
-                    statuses(cx, ev, refusal);
-                    field_values(cx, ev);
+                    if let Ok(json) = serde_json::from_str(&ev.value) {
+                        unread_keys(cx, ev, &json);
+                        let refusal = t
+                            .expects
+                            .iter()
+                            .any(|e| matches!(e.what, Expectation::Refused(_)));
+                        statuses(cx, ev, &json, refusal);
+                        field_values(cx, ev, &json);
+                    }
                 }
                 Err(e) => event_error(cx, ev, e),
             }
@@ -140,32 +143,37 @@ fn event_error(cx: &mut Ctx, ev: &Text, e: crate::eval::testing::TestEventError)
     cx.err(CheckErrorKind::TestEvent { message: e.message }.at(span));
 }
 
-/// Keys of a valid event that nothing reads, each pointed at (in a raw
-/// string) or at the whole event (in an escaped one, whose text is not the
-/// source's).
-fn unread_keys(cx: &mut Ctx, ev: &Text) {
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(&ev.value) else {
-        return;
-    };
+/// Where a finding about the key at `path` of the event points: in a raw
+/// string, at the part of the text `part` finds from the key's range (the
+/// key itself, or its value); else, or when there is none, at the whole
+/// event (an escaped string's text is not the source's).
+fn point(
+    ev: &Text,
+    path: &[String],
+    part: impl Fn(&str, Range<usize>) -> Option<Range<usize>>,
+) -> Span {
+    let spans = if ev.raw { key_spans(&ev.value) } else { vec![] };
+    spans
+        .into_iter()
+        .find(|(p, _)| p == path)
+        .and_then(|(_, r)| part(&ev.value, r))
+        .map_or(ev.span, |r| {
+            let start = ev.body.start as usize;
+            Span::new(ev.span.file, start + r.start, start + r.end)
+        })
+}
+
+/// Keys of a valid event that nothing reads, each pointed at.
+fn unread_keys(cx: &mut Ctx, ev: &Text, json: &serde_json::Value) {
     let strays = {
         let readable = Readable {
             env: &cx.env,
             sf_paths: &cx.usage.sf_paths,
         };
-        strays(&readable, &json)
+        strays(&readable, json)
     };
-    if strays.is_empty() {
-        return;
-    }
-    let spans = if ev.raw { key_spans(&ev.value) } else { vec![] };
     for s in strays {
-        let span = spans
-            .iter()
-            .find(|(p, _)| *p == s.path)
-            .map_or(ev.span, |(_, r)| {
-                let start = ev.body.start as usize;
-                Span::new(ev.span.file, start + r.start, start + r.end)
-            });
+        let span = point(ev, &s.path, |_, r| Some(r));
         cx.err(
             CheckErrorKind::TestEventKey {
                 message: s.message,
@@ -177,25 +185,10 @@ fn unread_keys(cx: &mut Ctx, ev: &Text) {
 }
 
 /// Statuses in the event that no real event could carry, pointed at the
-/// value (in a raw string) or at the whole event.
-fn statuses(cx: &mut Ctx, ev: &Text, expects_refusal: bool) {
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(&ev.value) else {
-        return;
-    };
-    let bad = bad_statuses(&cx.env, &json, expects_refusal);
-    if bad.is_empty() {
-        return;
-    }
-    let spans = if ev.raw { key_spans(&ev.value) } else { vec![] };
-    for b in bad {
-        let span = spans
-            .iter()
-            .find(|(p, _)| *p == b.path)
-            .and_then(|(_, r)| string_after(&ev.value, r.end))
-            .map_or(ev.span, |r| {
-                let start = ev.body.start as usize;
-                Span::new(ev.span.file, start + r.start, start + r.end)
-            });
+/// value.
+fn statuses(cx: &mut Ctx, ev: &Text, json: &serde_json::Value, expects_refusal: bool) {
+    for b in bad_statuses(&cx.env, json, expects_refusal) {
+        let span = point(ev, &b.path, |t, r| string_after(t, r.end));
         cx.err(
             CheckErrorKind::TestEventStatus {
                 message: b.message,
@@ -208,25 +201,10 @@ fn statuses(cx: &mut Ctx, ev: &Text, expects_refusal: bool) {
 }
 
 /// Custom field values their declared type cannot hold, pointed at the
-/// value (in a raw string) or at the whole event.
-fn field_values(cx: &mut Ctx, ev: &Text) {
-    let Ok(json) = serde_json::from_str::<serde_json::Value>(&ev.value) else {
-        return;
-    };
-    let bad = bad_values(&cx.env, &cx.usage.translations, &json);
-    if bad.is_empty() {
-        return;
-    }
-    let spans = if ev.raw { key_spans(&ev.value) } else { vec![] };
-    for b in bad {
-        let span = spans
-            .iter()
-            .find(|(p, _)| *p == b.path)
-            .and_then(|(_, r)| value_after(&ev.value, r.end))
-            .map_or(ev.span, |r| {
-                let start = ev.body.start as usize;
-                Span::new(ev.span.file, start + r.start, start + r.end)
-            });
+/// value.
+fn field_values(cx: &mut Ctx, ev: &Text, json: &serde_json::Value) {
+    for b in bad_values(&cx.env, &cx.usage.translations, json) {
+        let span = point(ev, &b.path, |t, r| value_after(t, r.end));
         cx.err(
             CheckErrorKind::TestEventValue {
                 message: b.message,
@@ -240,15 +218,11 @@ fn field_values(cx: &mut Ctx, ev: &Text) {
 
 /// The byte range of a scalar JSON value after a key ending at `from`: a
 /// string (quotes included) or a number, `true`, `false`, `null`.
-fn value_after(text: &str, from: usize) -> Option<std::ops::Range<usize>> {
+fn value_after(text: &str, from: usize) -> Option<Range<usize>> {
     if let Some(r) = string_after(text, from) {
         return Some(r);
     }
-    let rest = &text[from..];
-    let colon = rest.find(|c: char| !c.is_whitespace())?;
-    let after = rest[colon..].strip_prefix(':')?;
-    let lead = after.len() - after.trim_start().len();
-    let start = from + colon + 1 + lead;
+    let start = value_start(text, from)?;
     let len = text[start..]
         .find(|c: char| c.is_whitespace() || matches!(c, ',' | '}' | ']'))
         .unwrap_or(text.len() - start);
@@ -257,12 +231,8 @@ fn value_after(text: &str, from: usize) -> Option<std::ops::Range<usize>> {
 
 /// The byte range of the JSON string value after a key ending at `from`
 /// (`"key": "value"`), quotes included.
-fn string_after(text: &str, from: usize) -> Option<std::ops::Range<usize>> {
-    let rest = &text[from..];
-    let colon = rest.find(|c: char| !c.is_whitespace())?;
-    let after = rest[colon..].strip_prefix(':')?;
-    let lead = after.len() - after.trim_start().len();
-    let start = from + colon + 1 + lead;
+fn string_after(text: &str, from: usize) -> Option<Range<usize>> {
+    let start = value_start(text, from)?;
     let b = text.as_bytes();
     if b.get(start) != Some(&b'"') {
         return None;
@@ -272,4 +242,14 @@ fn string_after(text: &str, from: usize) -> Option<std::ops::Range<usize>> {
         i += if b[i] == b'\\' { 2 } else { 1 };
     }
     Some(start..(i + 1).min(b.len()))
+}
+
+/// Where the value after a key ending at `from` starts: past the colon and
+/// the white space around it.
+fn value_start(text: &str, from: usize) -> Option<usize> {
+    let rest = &text[from..];
+    let colon = rest.find(|c: char| !c.is_whitespace())?;
+    let after = rest[colon..].strip_prefix(':')?;
+    let lead = after.len() - after.trim_start().len();
+    Some(from + colon + 1 + lead)
 }

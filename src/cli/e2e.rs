@@ -20,13 +20,27 @@ pub enum ReportFormat {
     Json,
 }
 
+#[derive(clap::Args)]
 pub struct Args {
+    /// l3map.toml of the sandbox (--target live; default:
+    /// $L3MAP_CONFIG, else ./l3map.toml when present).
+    #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The project folder (default: mappings/fintech, or the config's).
+    #[arg(long)]
     pub mappings: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "emulator")]
     pub target: TargetArg,
+    /// CI-sized: 20 s of load with emulator time ×6 (30 s live).
+    #[arg(long)]
     pub quick: bool,
+    /// Seconds of load (default 120; --quick: 20).
+    #[arg(long)]
     pub load_secs: Option<u64>,
+    /// Keep the tickets and Cases the run created.
+    #[arg(long)]
     pub keep: bool,
+    #[arg(long, value_enum, default_value = "human")]
     pub format: ReportFormat,
 }
 

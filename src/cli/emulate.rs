@@ -19,17 +19,36 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[derive(clap::Args)]
 pub struct Options {
+    /// Projects to seed from (default: `mappings/` when it exists).
     pub mappings: Vec<PathBuf>,
+    #[arg(long, default_value_t = 8801)]
     pub zendesk_port: u16,
+    #[arg(long, default_value_t = 8802)]
     pub salesforce_port: u16,
+    /// Zendesk requests per minute per token (Team 200, Enterprise 700).
+    #[arg(long, default_value_t = 200)]
     pub rate_limit: u32,
+    /// Share of requests answered 503 (fault injection), 0 to 1.
+    #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
+    /// Latency added to every answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    /// Answer the first N requests 503, then serve normally.
+    #[arg(long, default_value_t = 0)]
     pub burst_5xx: u32,
+    /// Deliver Zendesk webhooks (signed) to this URL.
+    #[arg(long)]
     pub webhook_url: Option<String>,
+    /// The environment variable holding the webhook signing secret.
+    #[arg(long, default_value = "L3MAP_WEBHOOK_SECRET")]
     pub webhook_secret_env: String,
-    /// Where the records are kept across restarts.
+    /// Keep the records in this file: loaded at start if it exists,
+    /// written every 2 s when something changed and on the way out. A
+    /// file that cannot be read is refused, never overwritten.
+    #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
 }
 
@@ -136,8 +155,9 @@ pub fn run(o: Options) -> u8 {
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
     };
     runtime.block_on(async move {
-        // Armed before anything listens (see `stopped`).
-        let stop = stopped();
+        // Armed before anything listens: a SIGTERM sent as soon as the
+        // emulators answer stops them in order (exit 0, the state written).
+        let stop = super::signals::stop_requested();
         let zd_emu = ZendeskEmulator::new(zendesk);
         let sf_emu = SalesforceEmulator::new(salesforce);
         let handles = (zd_emu.handle(), sf_emu.handle());
@@ -225,31 +245,5 @@ async fn keep_state(
             "cannot write the state file {}: {e}",
             path.display()
         )),
-    }
-}
-
-/// Ctrl-C, or SIGTERM where there is one (what `kill` and service
-/// managers send). The handlers are installed when this is called, before
-/// the emulators listen: a SIGTERM sent as soon as they answer stops them
-/// in order (exit 0, the state written) instead of killing the process.
-fn stopped() -> impl std::future::Future<Output = ()> {
-    #[cfg(unix)]
-    let signals = {
-        use tokio::signal::unix::{signal, SignalKind};
-        (
-            signal(SignalKind::terminate()).ok(),
-            signal(SignalKind::interrupt()).ok(),
-        )
-    };
-    async move {
-        #[cfg(unix)]
-        if let (Some(mut term), Some(mut int)) = signals {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

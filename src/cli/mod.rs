@@ -17,6 +17,7 @@ mod outbox;
 mod plan;
 mod run;
 mod schema;
+mod signals;
 mod test;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -212,86 +213,17 @@ enum Command {
     ///
     /// Exit status: 0 stopped by Ctrl-C or SIGTERM, 2 a port in use, bad
     /// options, mapping errors, or a state file that cannot be read or written.
-    Emulate {
-        /// Projects to seed from (default: `mappings/` when it exists).
-        mappings: Vec<PathBuf>,
-        #[arg(long, default_value_t = 8801)]
-        zendesk_port: u16,
-        #[arg(long, default_value_t = 8802)]
-        salesforce_port: u16,
-        /// Zendesk requests per minute per token (Team 200, Enterprise 700).
-        #[arg(long, default_value_t = 200)]
-        rate_limit: u32,
-        /// Share of requests answered 503 (fault injection), 0 to 1.
-        #[arg(long, default_value_t = 0.0)]
-        error_rate: f64,
-        /// Latency added to every answer, in milliseconds.
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-        /// Answer the first N requests 503, then serve normally.
-        #[arg(long, default_value_t = 0)]
-        burst_5xx: u32,
-        /// Deliver Zendesk webhooks (signed) to this URL.
-        #[arg(long)]
-        webhook_url: Option<String>,
-        /// The environment variable holding the webhook signing secret.
-        #[arg(long, default_value = "L3MAP_WEBHOOK_SECRET")]
-        webhook_secret_env: String,
-        /// Keep the records in this file: loaded at start if it exists,
-        /// written every 2 s when something changed and on the way out. A
-        /// file that cannot be read is refused, never overwritten.
-        #[arg(long, value_name = "FILE")]
-        state: Option<PathBuf>,
-    },
+    Emulate(emulate::Options),
     /// Run the mappings against Zendesk and Salesforce: webhooks in, the
     /// decided actions applied through a durable outbox. Without a
     /// configuration (--config, $L3MAP_CONFIG or ./l3map.toml), the
     /// embedded default: both emulators in-process and a demo stream.
-    Run {
-        /// The project folder (default: the config's `mappings`, or the
-        /// fintech desk built into the binary for the embedded default).
-        mappings: Option<PathBuf>,
-        /// l3map.toml: listen address, webhook secret, agents, state file,
-        /// per-connection overrides (default: $L3MAP_CONFIG, else
-        /// ./l3map.toml when present; none: the embedded default).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Listen here (default 127.0.0.1:8780; the demo picks a free port).
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-        /// The state store (SQLite) to use.
-        #[arg(long)]
-        state: Option<PathBuf>,
-        /// Embedded default: keep serving after the demo stream.
-        #[arg(long)]
-        serve: bool,
-    },
+    Run(run::Options),
     /// The go-live test sequence (docs/E2E.md): a ticket by webhook within
     /// 5 s, every test block run live and read back, 250 requests/min
     /// against a 200/min token with nothing lost, then cleanup. Exit 1 if
     /// any step fails.
-    E2e {
-        /// l3map.toml of the sandbox (--target live; default:
-        /// $L3MAP_CONFIG, else ./l3map.toml when present).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// The project folder (default: mappings/fintech, or the config's).
-        #[arg(long)]
-        mappings: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "emulator")]
-        target: e2e::TargetArg,
-        /// CI-sized: 20 s of load with emulator time ×6 (30 s live).
-        #[arg(long)]
-        quick: bool,
-        /// Seconds of load (default 120; --quick: 20).
-        #[arg(long)]
-        load_secs: Option<u64>,
-        /// Keep the tickets and Cases the run created.
-        #[arg(long)]
-        keep: bool,
-        #[arg(long, value_enum, default_value = "human")]
-        format: e2e::ReportFormat,
-    },
+    E2e(e2e::Args),
     /// Inspect and repair the runtime's outbox: list actions, send dead
     /// letters again, or drop them.
     Outbox {
@@ -352,7 +284,7 @@ pub fn run() -> ExitCode {
     // end on a failed write (src/cli/output.rs).
     let service = matches!(
         cli.command,
-        Command::Run { .. } | Command::Emulate { .. } | Command::Lsp | Command::E2e { .. }
+        Command::Run(_) | Command::Emulate(_) | Command::Lsp | Command::E2e(_)
     );
     let code = match cli.command {
         Command::Check {
@@ -385,82 +317,28 @@ pub fn run() -> ExitCode {
             format,
             filter,
         } => test::run(&paths, format, filter.as_deref()),
-        Command::Run {
-            mappings,
-            config,
-            listen,
-            state,
-            serve,
-        } => run::run(run::Options {
-            config,
-            mappings,
-            listen,
-            state,
-            serve,
-        }),
-        Command::E2e {
-            config,
-            mappings,
-            target,
-            quick,
-            load_secs,
-            keep,
-            format,
-        } => e2e::run(e2e::Args {
-            config,
-            mappings,
-            target,
-            quick,
-            load_secs,
-            keep,
-            format,
-        }),
+        Command::Run(o) => run::run(o),
+        Command::E2e(a) => e2e::run(a),
         Command::Outbox { action } => outbox::run(action),
-        Command::Emulate {
-            mappings,
-            zendesk_port,
-            salesforce_port,
-            rate_limit,
-            error_rate,
-            latency_ms,
-            burst_5xx,
-            webhook_url,
-            webhook_secret_env,
-            state,
-        } => emulate::run(emulate::Options {
-            mappings,
-            zendesk_port,
-            salesforce_port,
-            rate_limit,
-            error_rate,
-            latency_ms,
-            burst_5xx,
-            webhook_url,
-            webhook_secret_env,
-            state,
-        }),
-        Command::Schema { action } => match action {
-            SchemaAction::Pull {
-                connection,
-                path,
-                config,
-            } => schema::run(
-                path.as_deref(),
-                config.as_deref(),
-                &connection,
-                schema::Mode::Pull,
-            ),
-            SchemaAction::Diff {
-                connection,
-                path,
-                config,
-            } => schema::run(
-                path.as_deref(),
-                config.as_deref(),
-                &connection,
-                schema::Mode::Diff,
-            ),
-        },
+        Command::Emulate(o) => emulate::run(o),
+        Command::Schema { action } => {
+            let mode = match action {
+                SchemaAction::Pull { .. } => schema::Mode::Pull,
+                SchemaAction::Diff { .. } => schema::Mode::Diff,
+            };
+            match action {
+                SchemaAction::Pull {
+                    connection,
+                    path,
+                    config,
+                }
+                | SchemaAction::Diff {
+                    connection,
+                    path,
+                    config,
+                } => schema::run(path.as_deref(), config.as_deref(), &connection, mode),
+            }
+        }
         Command::Graph {
             path,
             format,

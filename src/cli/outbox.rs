@@ -3,7 +3,7 @@
 //! too many attempts); a human fixes the cause, then retries or drops them.
 
 use super::{fail, DataFormat, OutboxAction};
-use crate::runtime::store::{State, Store};
+use crate::runtime::store::{State, Store, StoreError};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -79,48 +79,47 @@ pub fn run(action: OutboxAction) -> u8 {
             errln!("{} action(s)", rows.len());
             0
         }
-        OutboxAction::Retry { state, ids } => match open(&state) {
-            Ok(store) => {
-                let missing = match not_dead(&store, &ids) {
-                    Ok(m) => m,
-                    Err(e) => return fail(e),
-                };
-                match store.requeue_dead(&ids) {
-                    Ok(n) => {
-                        errln!("{n} dead letter(s) queued again; a running l3map sends them next");
-                        unknown_ids(&missing)
-                    }
-                    Err(e) => fail(e.to_string()),
-                }
-            }
-            Err(code) => code,
-        },
+        OutboxAction::Retry { state, ids } => on_dead(
+            &state,
+            &ids,
+            Store::requeue_dead,
+            "queued again; a running l3map sends them next",
+        ),
         OutboxAction::Drop { state, ids, all } => {
             if ids.is_empty() && !all {
                 return fail("name the dead letters to drop, or pass --all to drop every one");
             }
-            match open(&state) {
-                Ok(store) => {
-                    let missing = match not_dead(&store, &ids) {
-                        Ok(m) => m,
-                        Err(e) => return fail(e),
-                    };
-                    match store.drop_dead(&ids) {
-                        Ok(n) => {
-                            errln!("{n} dead letter(s) dropped");
-                            unknown_ids(&missing)
-                        }
-                        Err(e) => fail(e.to_string()),
-                    }
-                }
-                Err(code) => code,
-            }
+            on_dead(&state, &ids, Store::drop_dead, "dropped")
         }
     }
 }
 
-/// The ids named that are not dead letters now (never were, applied, or
-/// already retried or dropped): a typo must not read as done.
+/// Does `op` to the dead letters `ids` (every one when none is named) of
+/// the store at `state`, says what they became, and names the ids that
+/// were no dead letter.
+fn on_dead(
+    state: &Option<PathBuf>,
+    ids: &[i64],
+    op: fn(&Store, &[i64]) -> Result<usize, StoreError>,
+    became: &str,
+) -> u8 {
+    let store = match open(state) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let missing = match not_dead(&store, ids) {
+        Ok(m) => m,
+        Err(e) => return fail(e),
+    };
+    match op(&store, ids) {
+        Ok(n) => {
+            errln!("{n} dead letter(s) {became}");
+            unknown_ids(&missing)
+        }
+        Err(e) => fail(e.to_string()),
+    }
+}
+
 fn not_dead(store: &Store, ids: &[i64]) -> Result<Vec<i64>, String> {
     if ids.is_empty() {
         return Ok(Vec::new());

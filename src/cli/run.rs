@@ -4,15 +4,15 @@
 //! per-action log of what it does.
 
 use super::fail;
+use super::signals::stop_requested;
 use crate::connectors::Secret;
 use crate::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
 use crate::emulator::zendesk::{WebhookTarget, ZendeskEmulator, ZendeskOptions};
 use crate::runtime::apply::{Client, Outcome};
 use crate::runtime::compile::{compile, compile_embedded, compile_with_tests, EMBEDDED_DIR};
 use crate::runtime::config::{Config, LogFormat};
-use crate::runtime::listen::HttpLimits;
 use crate::runtime::reload::{OnReload, Reloaded};
-use crate::runtime::stack::{first_salesforce, first_zendesk, start, Setup};
+use crate::runtime::stack::{bind, first_salesforce, first_zendesk, start, Setup};
 use crate::runtime::store::Store;
 use crate::runtime::worker::{Report, ReportSink};
 use crate::runtime::{clients, demo};
@@ -23,12 +23,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[derive(clap::Args)]
 pub struct Options {
-    pub config: Option<PathBuf>,
+    /// The project folder (default: the config's `mappings`, or the
+    /// fintech desk built into the binary for the embedded default).
     pub mappings: Option<PathBuf>,
-    pub listen: Option<SocketAddr>,
+    /// l3map.toml: listen address, webhook secret, agents, state file,
+    /// per-connection overrides (default: $L3MAP_CONFIG, else
+    /// ./l3map.toml when present; none: the embedded default).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Listen here (default 127.0.0.1:8780; the demo picks a free port).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// The state store (SQLite) to use.
+    #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Demo: keep serving after the demo stream instead of exiting.
+    /// Embedded default: keep serving after the demo stream.
+    #[arg(long)]
     pub serve: bool,
 }
 
@@ -85,36 +97,19 @@ fn survive_file_size_limit() {
     }
 }
 
-/// Ctrl-C or SIGTERM. The handlers are installed when this is called, not
-/// when it is first awaited: called before the port opens, a SIGTERM sent
-/// as soon as `/healthz` answers stops the runtime in order instead of
-/// killing it with the signal's default action.
+/// Ctrl-C or SIGTERM ([`stop_requested`]), with SIGHUP kept from killing
+/// the runtime before the watcher listens for it.
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    // SIGHUP asks the watcher for a reload, but the watcher starts after
+    // the port opens; until then SIGHUP's default action killed the
+    // runtime. tokio keeps a signal's handler for the life of the process
+    // once registered, so registering it here is enough; the watcher's own
+    // stream receives every SIGHUP from its start.
     #[cfg(unix)]
-    let signals = {
-        use tokio::signal::unix::{signal, SignalKind};
-        // SIGHUP asks the watcher for a reload, but the watcher starts
-        // after the port opens; until then SIGHUP's default action killed
-        // the runtime. tokio keeps a signal's handler for the life of the
-        // process once registered, so registering it here is enough; the
-        // watcher's own stream receives every SIGHUP from its start.
-        drop(signal(SignalKind::hangup()));
-        (
-            signal(SignalKind::terminate()).ok(),
-            signal(SignalKind::interrupt()).ok(),
-        )
-    };
-    async move {
-        #[cfg(unix)]
-        if let (Some(mut term), Some(mut int)) = signals {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-        let _ = tokio::signal::ctrl_c().await;
-    }
+    drop(tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::hangup(),
+    ));
+    stop_requested()
 }
 
 async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
@@ -160,19 +155,13 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
             None
         }
     };
-    let tolerance = cfg
-        .webhook
-        .as_ref()
-        .map_or(Duration::from_secs(300), |w| w.tolerance);
     let mut agents = Vec::new();
     for (name, a) in &cfg.agents {
         agents.push((name.clone(), a.token.resolve().map_err(|e| e.to_string())?));
     }
     // The port first: a port in use stops the start before the store is
     // created or opened.
-    let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.listen))?;
+    let (listener, _) = bind(cfg.server.listen).await?;
     let store = Store::open(&cfg.state).map_err(|e| e.to_string())?;
     store.maintain(cfg.retention);
     let objects: HashMap<String, Vec<String>> = program
@@ -182,17 +171,9 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
         .collect();
     let pollers = clients.clone();
     let running = start(Setup {
-        program,
-        clients,
-        store,
-        listener,
         webhook_secret,
-        tolerance,
-        retries: cfg.outbox.retries(),
-        concurrency: cfg.outbox.workers_per_connection,
-        report: None,
         agents,
-        limits: cfg.server.limits,
+        ..Setup::new(program, clients, store, listener).tuned(&cfg)
     })
     .await?;
     // Not a reason to refuse the start (an outage is waited out, the
@@ -333,12 +314,7 @@ async fn embedded(o: Options) -> Result<u8, String> {
     let listen = o
         .listen
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("the listening socket: {e}"))?;
+    let (listener, addr) = bind(listen).await?;
     // A fresh signing secret per run: the emulator signs, the runtime checks.
     let secret = Secret::new(format!(
         "demo-{:016x}{:016x}",
@@ -397,17 +373,10 @@ async fn embedded(o: Options) -> Result<u8, String> {
     ));
     say(String::new());
     let running = start(Setup {
-        program: program.clone(),
-        clients,
-        store,
-        listener,
         webhook_secret: Some(secret),
-        tolerance: Duration::from_secs(300),
-        retries: Default::default(),
-        concurrency: 4,
         report: Some(sink),
         agents: vec![(DEMO_AGENT.to_string(), Secret::new(DEMO_AGENT_TOKEN))],
-        limits: HttpLimits::default(),
+        ..Setup::new(program.clone(), clients, store, listener)
     })
     .await?;
     let Some(zd) = zd_client else {

@@ -9,6 +9,25 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How many bytes `value` takes as JSON, which counts every string it
+/// holds once: what a cache weighed by bytes charges for it. A value that
+/// cannot be serialised weighs what was written before the failure.
+pub fn json_bytes(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    let _ = serde_json::to_writer(&mut n, value);
+    n.0
+}
+
 /// The article's 15 minutes.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
 

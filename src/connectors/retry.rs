@@ -200,28 +200,43 @@ mod tests {
         }
     }
 
+    fn rate_limited(secs: u64, message: &str) -> ApiError {
+        ApiError::RateLimited {
+            system: System::Zendesk,
+            retry_after: Some(Duration::from_secs(secs)),
+            message: message.into(),
+        }
+    }
+
+    /// `p` run over a call that fails with `errors` in turn, then answers
+    /// its call number; and how many calls it made.
+    async fn scripted(
+        p: &RetryPolicy,
+        replay: Replay,
+        errors: Vec<ApiError>,
+    ) -> (Result<usize, ApiError>, usize) {
+        let mut errors = errors.into_iter();
+        let mut calls = 0;
+        let got = p
+            .run(System::Zendesk, replay, |_| {
+                calls += 1;
+                let (n, next) = (calls, errors.next());
+                async move { next.map_or(Ok(n), Err) }
+            })
+            .await;
+        (got, calls)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn retries_transient_errors_and_honours_retry_after() {
         let p = RetryPolicy::default();
         let started = Instant::now();
-        let mut attempt = 0;
-        let got = p
-            .run(System::Zendesk, Replay::Safe, |_| {
-                attempt += 1;
-                let n = attempt;
-                async move {
-                    match n {
-                        1 => Err(ApiError::RateLimited {
-                            system: System::Zendesk,
-                            retry_after: Some(Duration::from_secs(7)),
-                            message: "slow down".into(),
-                        }),
-                        2 => Err(transient(503, true)),
-                        _ => Ok(n),
-                    }
-                }
-            })
-            .await;
+        let (got, _) = scripted(
+            &p,
+            Replay::Safe,
+            vec![rate_limited(7, "slow down"), transient(503, true)],
+        )
+        .await;
         assert_eq!(got, Ok(3));
         assert!(
             started.elapsed() >= Duration::from_secs(7),
@@ -233,14 +248,8 @@ mod tests {
     async fn writes_that_may_have_landed_are_not_repeated() {
         let p = RetryPolicy::default();
         // A 502 after the request went out: the API may have acted.
-        let mut calls = 0;
-        let err = p
-            .run(System::Zendesk, Replay::IfUnapplied, |_| {
-                calls += 1;
-                async { Err::<(), _>(transient(502, true)) }
-            })
-            .await
-            .unwrap_err();
+        let (got, calls) = scripted(&p, Replay::IfUnapplied, vec![transient(502, true)]).await;
+        let err = got.unwrap_err();
         assert_eq!(calls, 1);
         match err {
             ApiError::Unconfirmed { last, .. } => {
@@ -250,45 +259,23 @@ mod tests {
         }
         // Refused for rate, or never connected: certainly not applied, so
         // sent again.
-        let mut calls = 0;
-        let got = p
-            .run(System::Zendesk, Replay::IfUnapplied, |_| {
-                calls += 1;
-                let n = calls;
-                async move {
-                    match n {
-                        1 => Err(ApiError::RateLimited {
-                            system: System::Zendesk,
-                            retry_after: Some(Duration::from_secs(1)),
-                            message: "429".into(),
-                        }),
-                        2 => Err(ApiError::Transient {
-                            system: System::Zendesk,
-                            status: None,
-                            message: "could not connect".into(),
-                            sent: false,
-                        }),
-                        _ => Ok(n),
-                    }
-                }
-            })
-            .await;
+        let (got, _) = scripted(
+            &p,
+            Replay::IfUnapplied,
+            vec![
+                rate_limited(1, "429"),
+                ApiError::Transient {
+                    system: System::Zendesk,
+                    status: None,
+                    message: "could not connect".into(),
+                    sent: false,
+                },
+            ],
+        )
+        .await;
         assert_eq!(got, Ok(3));
         // The same 502 on a safe call is retried.
-        let mut calls = 0;
-        let got = p
-            .run(System::Zendesk, Replay::Safe, |_| {
-                calls += 1;
-                let n = calls;
-                async move {
-                    if n == 1 {
-                        Err(transient(502, true))
-                    } else {
-                        Ok(n)
-                    }
-                }
-            })
-            .await;
+        let (got, _) = scripted(&p, Replay::Safe, vec![transient(502, true)]).await;
         assert_eq!(got, Ok(2));
     }
 
@@ -302,24 +289,12 @@ mod tests {
         p.clone().observer.attach(move |a: &Attempt<'_>| {
             log.lock().unwrap().push((a.outcome.is_ok(), a.retrying));
         });
-        let mut calls = 0;
-        let got = p
-            .run(System::Zendesk, Replay::Safe, |_| {
-                calls += 1;
-                let n = calls;
-                async move {
-                    if n < 3 {
-                        Err(ApiError::RateLimited {
-                            system: System::Zendesk,
-                            retry_after: Some(Duration::from_secs(1)),
-                            message: "429".into(),
-                        })
-                    } else {
-                        Ok(n)
-                    }
-                }
-            })
-            .await;
+        let (got, _) = scripted(
+            &p,
+            Replay::Safe,
+            vec![rate_limited(1, "429"), rate_limited(1, "429")],
+        )
+        .await;
         assert_eq!(got, Ok(3));
         assert_eq!(
             *seen.lock().unwrap(),

@@ -8,20 +8,6 @@ use crate::connectors::zendesk::TicketChanges;
 use crate::ir::{Expectation, Program, TestCase};
 use serde_json::{Map, Value as Json};
 
-/// The fields of a test event's `turn` the agent API takes.
-const TURN_FIELDS: &[&str] = &[
-    "intent",
-    "summary",
-    "attempts",
-    "sentiment",
-    "refund_amount",
-    "requested_status",
-    "confidence",
-    "language",
-    "order_id",
-    "product",
-];
-
 /// Whether a test block can run live, or why not. Runnable: an agent
 /// turn on a ticket, expecting writes, whose event needs nothing the
 /// sequence cannot create (a Case, yes; a Contact or Account the runtime
@@ -130,9 +116,10 @@ pub fn plan(program: &Program, case: &TestCase, title: &str, tags: &[String]) ->
         }
     }
     let mut turn = Map::new();
-    for k in TURN_FIELDS {
-        if let Some(v) = ev["turn"].get(*k) {
-            turn.insert((*k).to_string(), v.clone());
+    // The agent API takes a turn's standard fields, those a mapping reads.
+    for f in crate::model::event::TURN {
+        if let Some(v) = ev["turn"].get(f.name) {
+            turn.insert(f.name.to_string(), v.clone());
         }
     }
     Plan {

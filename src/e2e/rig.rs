@@ -26,12 +26,12 @@ use crate::runtime::clients;
 use crate::runtime::config::Config;
 use crate::runtime::demo::Agent;
 use crate::runtime::engine::Engine;
-use crate::runtime::listen::HttpLimits;
-use crate::runtime::stack::{self, first_salesforce, first_zendesk, Running, Setup};
+use crate::runtime::stack::{self, bind, first_salesforce, first_zendesk, Running, Setup};
 use crate::runtime::store::{Row, State, Store};
 use futures_util::{stream, StreamExt};
 use serde_json::{json, Map, Value as Json};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -130,12 +130,7 @@ impl Rig {
     pub async fn emulator_tuned(t: EmulatorTarget<'_>, tune: Tuning) -> Result<Rig, String> {
         let program = crate::runtime::compile::compile(t.mappings)
             .map_err(|d| format!("{} does not compile:\n{d}", t.mappings.display()))?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("the listening socket: {e}"))?;
+        let (listener, addr) = bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         let secret = Secret::new(format!(
             "e2e-{:016x}{:016x}",
             fastrand::u64(..),
@@ -218,17 +213,9 @@ impl Rig {
         let agent_token = Secret::new(format!("e2e-agent-{:016x}", fastrand::u64(..)));
         assemble(Wiring {
             setup: Setup {
-                program,
-                clients: runtime_clients,
-                store,
-                listener,
                 webhook_secret: Some(secret),
-                tolerance: Duration::from_secs(300),
-                retries: Default::default(),
-                concurrency: 4,
-                report: None,
                 agents: vec![(AGENT.to_string(), agent_token.clone())],
-                limits: HttpLimits::default(),
+                ..Setup::new(program, runtime_clients, store, listener)
             },
             desk,
             setup_zd,
@@ -267,10 +254,6 @@ impl Rig {
                     .into(),
             );
         };
-        let tolerance = cfg
-            .webhook
-            .as_ref()
-            .map_or(std::time::Duration::from_secs(300), |w| w.tolerance);
         let Some((agent, a)) = cfg.agents.iter().next() else {
             return Err("the config has no [agents.NAME] section: the sequence speaks the agent API as an agent".into());
         };
@@ -286,12 +269,7 @@ impl Rig {
         let (desk, _) = zendesk_of(&runtime_clients)?;
         let (_, setup_zd) = zendesk_of(&setup_clients)?;
         let setup_sf = first_salesforce(&setup_clients).map(|(_, c)| c);
-        let listener = tokio::net::TcpListener::bind(cfg.server.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", cfg.server.listen))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| format!("the listening socket: {e}"))?;
+        let (listener, addr) = bind(cfg.server.listen).await?;
         // A state file of its own: the sequence must not mix its events
         // with a production runtime's outbox.
         let state_dir = cfg
@@ -302,17 +280,9 @@ impl Rig {
         let store = Store::open(&state_dir.join("state.db")).map_err(|e| e.to_string())?;
         assemble(Wiring {
             setup: Setup {
-                program,
-                clients: runtime_clients,
-                store,
-                listener,
                 webhook_secret: Some(secret),
-                tolerance,
-                retries: cfg.outbox.retries(),
-                concurrency: cfg.outbox.workers_per_connection,
-                report: None,
                 agents: vec![(agent, agent_token.clone())],
-                limits: cfg.server.limits,
+                ..Setup::new(program, runtime_clients, store, listener).tuned(&cfg)
             },
             desk,
             setup_zd,
@@ -479,7 +449,7 @@ struct Wiring {
     setup_zd: ZendeskClient,
     setup_sf: Option<SalesforceClient>,
     agent_token: Secret,
-    addr: std::net::SocketAddr,
+    addr: SocketAddr,
     emulators: Option<(crate::emulator::Running, crate::emulator::Running)>,
     emulated: Option<Emulated>,
     state_dir: PathBuf,

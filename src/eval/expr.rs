@@ -498,17 +498,13 @@ pub fn holds(e: &Expr, ev: &Event, scope: Scope) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::{check, lower};
+    use crate::compile::program_of;
     use crate::ir::Program;
-    use crate::syntax::SourceMap;
 
     /// Compiles a project whose one escalation has condition `cond`.
     fn program(cond: &str) -> Program {
-        let mut s = SourceMap::new();
-        s.add(
-            "t.l3map",
-            format!(
-                r#"
+        program_of(&format!(
+            r#"
 connection desk: zendesk {{
   subdomain "acme"
   token     env("ZENDESK_OAUTH_TOKEN")
@@ -530,18 +526,7 @@ escalation e {{
   set    crm Case.Note__c = "x"
 }}
 "#
-            ),
-        );
-        let c = check(&s, None);
-        assert!(
-            !c.has_errors(),
-            "{cond}: {:?}",
-            c.diagnostics
-                .iter()
-                .map(|d| d.message())
-                .collect::<Vec<_>>()
-        );
-        lower(&c, &s).unwrap()
+        ))
     }
 
     fn event() -> Event {

@@ -104,15 +104,11 @@ fn apply(f: &Filter, v: Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::{check, lower};
-    use crate::syntax::SourceMap;
+    use crate::compile::program_of;
 
     fn render_template(body: &str, event: &str) -> String {
-        let mut s = SourceMap::new();
-        s.add(
-            "t.l3map",
-            format!(
-                r#"
+        let p = program_of(&format!(
+            r#"
 connection desk: zendesk {{
   subdomain "acme"
   token     env("ZENDESK_OAUTH_TOKEN")
@@ -125,18 +121,7 @@ escalation e {{
   comment desk t
 }}
 "#
-            ),
-        );
-        let c = check(&s, None);
-        assert!(
-            !c.has_errors(),
-            "{:?}",
-            c.diagnostics
-                .iter()
-                .map(|d| d.message())
-                .collect::<Vec<_>>()
-        );
-        let p = lower(&c, &s).unwrap();
+        ));
         let ev = Event::from_json(event).unwrap();
         let e = &p.escalations[0];
         let scope = Scope {

@@ -156,6 +156,32 @@ impl Agent<'_> {
     }
 }
 
+impl Agent<'_> {
+    /// Sends one of the demo's turns: how many actions the runtime
+    /// accepted, and what it refused and why.
+    async fn turn(
+        &self,
+        http: &reqwest::Client,
+        turn: &Map<String, Json>,
+        turn_id: &str,
+        ticket: u64,
+        case: Option<&str>,
+    ) -> Result<(usize, Vec<(String, String)>), String> {
+        let got = self
+            .send(http, &Agent::body(turn, turn_id, ticket, case))
+            .await?;
+        let accepted = got["accepted"].as_array().map_or(0, Vec::len);
+        let text = |v: &Json| v.as_str().unwrap_or("?").to_string();
+        let refused = got["refused"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| (text(&r["what"]), text(&r["reason"])))
+            .collect();
+        Ok((accepted, refused))
+    }
+}
+
 /// Runs the fintech desk's demo stream. Zendesk and Salesforce are the emulators' clients
 /// (development credentials); `run_id` keeps ids unique across runs.
 pub async fn feed(
@@ -226,22 +252,16 @@ pub async fn feed(
     let http = reqwest::Client::new();
     for (n, (spec, (ticket, case))) in specs.iter().zip(&tickets).enumerate() {
         let turn = spec.turn.as_object().cloned().unwrap_or_default();
-        let body = Agent::body(
-            &turn,
-            &format!("demo-{run_id}-{n}"),
-            *ticket,
-            case.as_deref(),
-        );
-        let got = agent.send(&http, &body).await?;
+        let turn_id = format!("demo-{run_id}-{n}");
+        let (accepted, refused) = agent
+            .turn(&http, &turn, &turn_id, *ticket, case.as_deref())
+            .await?;
         fed.turns += 1;
-        let accepted = got["accepted"].as_array().map_or(0, Vec::len);
         say(format!(
             "  > agent turn on ticket {ticket}: {} -> {accepted} action(s)",
             spec.turn["intent"].as_str().unwrap_or("?"),
         ));
-        for r in got["refused"].as_array().into_iter().flatten() {
-            let what = r["what"].as_str().unwrap_or("?").to_string();
-            let reason = r["reason"].as_str().unwrap_or("?").to_string();
+        for (what, reason) in refused {
             say(format!("  x refused {what}: {reason}"));
             fed.refused.push((what, reason));
         }
@@ -308,23 +328,17 @@ pub async fn feed_tests(
     }
     let http = reqwest::Client::new();
     for (n, ((case, _), (ticket, case_id, turn))) in picked.iter().zip(&sent).enumerate() {
-        let body = Agent::body(
-            turn,
-            &format!("demo-{run_id}-{n}"),
-            *ticket,
-            case_id.as_deref(),
-        );
-        let got = agent.send(&http, &body).await?;
+        let turn_id = format!("demo-{run_id}-{n}");
+        let (accepted, refused) = agent
+            .turn(&http, turn, &turn_id, *ticket, case_id.as_deref())
+            .await?;
         fed.turns += 1;
-        let accepted = got["accepted"].as_array().map_or(0, Vec::len);
         say(format!(
             "  > agent turn on ticket {ticket} (test {}): {} -> {accepted} action(s)",
             case.name,
             turn.get("intent").and_then(Json::as_str).unwrap_or("?"),
         ));
-        for r in got["refused"].as_array().into_iter().flatten() {
-            let what = r["what"].as_str().unwrap_or("?").to_string();
-            let reason = r["reason"].as_str().unwrap_or("?").to_string();
+        for (what, reason) in refused {
             let expected = case
                 .expects
                 .iter()

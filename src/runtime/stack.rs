@@ -3,6 +3,7 @@
 //! exercise exactly what production runs.
 
 use super::apply::{error_kind, Applier, Client, Retries};
+use super::config::Config;
 use super::engine::{Engine, Live};
 use super::listen::{serve, HttpLimits};
 use super::metrics::Metrics;
@@ -47,6 +48,51 @@ pub struct Setup {
     pub limits: HttpLimits,
 }
 
+impl Setup {
+    /// The runtime on `listener` with the defaults of the embedded demo
+    /// and the emulator target: no webhook secret, no agent, five minutes
+    /// of webhook tolerance, four workers a connection, the default retry
+    /// policy and HTTP bounds.
+    pub fn new(
+        program: Program,
+        clients: HashMap<String, Client>,
+        store: Store,
+        listener: tokio::net::TcpListener,
+    ) -> Setup {
+        Setup {
+            program,
+            clients,
+            store,
+            listener,
+            webhook_secret: None,
+            tolerance: DEFAULT_TOLERANCE,
+            retries: Retries::default(),
+            concurrency: 4,
+            report: None,
+            agents: Vec::new(),
+            limits: HttpLimits::default(),
+        }
+    }
+
+    /// As `l3map.toml` tunes it: `[webhook]`'s tolerance, `[outbox]`'s
+    /// retries and workers, `[server]`'s bounds.
+    pub fn tuned(self, cfg: &Config) -> Setup {
+        Setup {
+            tolerance: cfg
+                .webhook
+                .as_ref()
+                .map_or(DEFAULT_TOLERANCE, |w| w.tolerance),
+            retries: cfg.outbox.retries(),
+            concurrency: cfg.outbox.workers_per_connection,
+            limits: cfg.server.limits,
+            ..self
+        }
+    }
+}
+
+/// How old a signed webhook may be when no `[webhook]` says otherwise.
+const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
 /// Counts every HTTP attempt of every client in `metrics`:
 /// `l3map_api_calls_total` and `l3map_api_errors_total` per attempt,
 /// `l3map_api_429_total` per 429 and `l3map_retries_total` per retry, so
@@ -79,38 +125,44 @@ pub fn observe(clients: &HashMap<String, Client>, metrics: &Metrics) {
     }
 }
 
-pub async fn start(s: Setup) -> Result<Running, String> {
-    let Setup {
-        program,
-        clients,
-        store,
-        listener,
-        webhook_secret,
-        tolerance,
-        retries,
-        concurrency,
-        report,
-        agents,
-        limits,
-    } = s;
-    let addr = listener
+/// A socket listening at `at` (port 0: a free one) and the address it got.
+/// The runtime's URL is known before it starts, so the emulators' webhooks
+/// can be pointed at it.
+pub async fn bind(at: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), String> {
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .map_err(|e| format!("cannot listen on {at}: {e}"))?;
+    let addr = local_addr(&listener)?;
+    Ok((listener, addr))
+}
+
+fn local_addr(listener: &tokio::net::TcpListener) -> Result<SocketAddr, String> {
+    listener
         .local_addr()
-        .map_err(|e| format!("the listening socket: {e}"))?;
+        .map_err(|e| format!("the listening socket: {e}"))
+}
+
+pub async fn start(s: Setup) -> Result<Running, String> {
+    let addr = local_addr(&s.listener)?;
     let metrics = Metrics::new();
-    observe(&clients, &metrics);
+    observe(&s.clients, &metrics);
     // This process sends: what a dead one left `sending` is read back
     // before it is sent again.
-    let recovered = store.recover_in_flight().map_err(|e| e.to_string())?;
+    let recovered = s.store.recover_in_flight().map_err(|e| e.to_string())?;
     if recovered > 0 {
         tracing::warn!(
             actions = recovered,
             "actions were in flight when the runtime last stopped; each record is read back before anything is sent again"
         );
     }
-    let engine = Arc::new(Engine::new(Live::new(program), Arc::new(store), metrics));
-    let applier_clients = clients.clone();
+    let engine = Arc::new(Engine::new(
+        Live::new(s.program),
+        Arc::new(s.store),
+        metrics,
+    ));
+    let applier_clients = s.clients.clone();
     let applier =
-        Arc::new(Applier::with_retries(clients, retries).with_tickets(engine.tickets.clone()));
+        Arc::new(Applier::with_retries(s.clients, s.retries).with_tickets(engine.tickets.clone()));
     let (stop, stopped) = watch::channel(false);
     let workers = applier
         .connections()
@@ -119,24 +171,24 @@ pub async fn start(s: Setup) -> Result<Running, String> {
                 engine.clone(),
                 applier.clone(),
                 name.clone(),
-                concurrency,
+                s.concurrency,
                 stopped.clone(),
-                report.clone(),
+                s.report.clone(),
             ))
         })
         .collect();
     let app = Arc::new(App {
         engine: engine.clone(),
-        webhook_secret,
-        tolerance,
-        agents,
+        webhook_secret: s.webhook_secret,
+        tolerance: s.tolerance,
+        agents: s.agents,
         zendesk: first_zendesk(&applier_clients),
         salesforce: first_salesforce(&applier_clients),
     });
     let server = tokio::spawn(serve(
-        listener,
-        router_with(app, &limits),
-        limits,
+        s.listener,
+        router_with(app, &s.limits),
+        s.limits,
         stopped.clone(),
     ));
     Ok(Running {

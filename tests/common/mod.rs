@@ -9,6 +9,7 @@
 //! uses every helper: unused ones are not dead code, only unused here.
 #![allow(dead_code)]
 
+pub mod logs;
 pub mod rig;
 pub mod stack;
 
@@ -21,6 +22,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
+
+/// The fintech desk's refund hand-off: an agent turn asking for $250 back
+/// on premium ticket 4211, whose Case is named.
+pub const REFUND_TURN: &str = r#"{"id":"evt-refund-1","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
+  "ticket":{"id":4211,"status":"in_progress","custom_fields":{"360001234":"premium"}},
+  "turn":{"intent":"refund","summary":"Wants a refund for order 1182",
+          "attempts":["looked up order 1182","offered store credit"],"sentiment":"negative",
+          "refund_amount":{"amount":"250.00","currency":"USD"}},
+  "records":{"Case":{"Id":"5003k00001AbCdE"}}}"#;
 
 /// The checkout: examples, docs and fixtures are read from here.
 pub fn root() -> &'static Path {

@@ -21,6 +21,23 @@ pub const AGENT_TOKEN: &str = "e2e-agent-token-9a3f";
 pub const SLA_TIER: u64 = 360001234;
 pub const DISPUTE_TYPE: u64 = 360001238;
 
+/// The stack's credentials in the environment of an `l3map run`: the
+/// emulators' development token and Salesforce client, the webhook secret
+/// and the agent's token, as `l3map.toml` names them.
+pub trait StackEnv {
+    fn stack_env(&mut self) -> &mut Self;
+}
+
+impl StackEnv for Command {
+    fn stack_env(&mut self) -> &mut Command {
+        self.env("ZENDESK_OAUTH_TOKEN", DEV_TOKEN)
+            .env("SF_CLIENT_ID", "l3map-emulator-client")
+            .env("SF_REFRESH_TOKEN", "l3map-emulator-refresh")
+            .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("L3MAP_AGENT_TOKEN", AGENT_TOKEN)
+    }
+}
+
 pub struct Stack {
     pub dir: PathBuf,
     tmp: Option<TempDir>,
@@ -173,18 +190,13 @@ workers_per_connection = 4
             .open(self.dir.join("run.log"))
             .expect("log file");
         let mut run = Command::new(env!("CARGO_BIN_EXE_l3map"));
-        if self.webhooks {
-            run.env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET);
-        } else {
+        run.stack_env();
+        if !self.webhooks {
             run.env_remove("L3MAP_WEBHOOK_SECRET");
         }
         let child = run
             .args(["run", "--config"])
             .arg(self.dir.join("l3map.toml"))
-            .env("ZENDESK_OAUTH_TOKEN", DEV_TOKEN)
-            .env("SF_CLIENT_ID", "l3map-emulator-client")
-            .env("SF_REFRESH_TOKEN", "l3map-emulator-refresh")
-            .env("L3MAP_AGENT_TOKEN", AGENT_TOKEN)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)

@@ -13,7 +13,7 @@
 use crate::stack;
 
 use serde_json::{json, Value};
-use stack::{Stack, AGENT_TOKEN, DEV_TOKEN, WEBHOOK_SECRET};
+use stack::{Stack, StackEnv, AGENT_TOKEN};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -36,11 +36,7 @@ async fn run_with_log(stack: &Stack, config: &Path, log: &Path) -> Runtime {
     let child = Command::new(env!("CARGO_BIN_EXE_l3map"))
         .args(["run", "--config"])
         .arg(config)
-        .env("ZENDESK_OAUTH_TOKEN", DEV_TOKEN)
-        .env("SF_CLIENT_ID", "l3map-emulator-client")
-        .env("SF_REFRESH_TOKEN", "l3map-emulator-refresh")
-        .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("L3MAP_AGENT_TOKEN", AGENT_TOKEN)
+        .stack_env()
         .env("RUST_LOG", "info")
         .env_remove("NO_COLOR")
         .stdout(Stdio::null())

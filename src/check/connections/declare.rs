@@ -5,18 +5,12 @@ use super::props::{Prop, Val, SALESFORCE, ZENDESK, ZENDESK_PLANS};
 use super::scopes::{zendesk_scopes, SALESFORCE_SCOPES};
 use crate::check::{did_you_mean, CheckErrorKind, ConnInfo, Ctx, Kind, SecretRef};
 use crate::syntax::ast::{Connection, PropKind, PropValue, Property};
+use crate::syntax::Span;
 use std::collections::BTreeMap;
 
 pub(in crate::check) fn declare(cx: &mut Ctx, c: &Connection) {
-    if let Some(prev) = cx.env.conns.get(&c.name.name) {
-        let first = prev.span;
-        cx.duplicate(
-            "connection",
-            c.name.name.clone(),
-            c.name.span,
-            Some(first),
-            "rename one",
-        );
+    let first = cx.env.conns.get(&c.name.name).map(|prev| prev.span);
+    if cx.declared_again("connection", &c.name, first, "rename one") {
         return;
     }
     let kind = match c.kind.name.as_str() {
@@ -378,62 +372,8 @@ fn property(cx: &mut Ctx, info: &mut ConnInfo, prop: &Prop, p: &Property) {
                 info.scopes.push((s, v.span));
             }
         }
-        Val::Currencies => {
-            for v in &p.values {
-                match &v.kind {
-                    PropKind::Word(w)
-                        if w.len() == 3 && w.bytes().all(|b| b.is_ascii_uppercase()) =>
-                    {
-                        if info.currencies.iter().any(|(c, _)| c == w) {
-                            cx.duplicate(
-                                "currency",
-                                w.clone(),
-                                v.span,
-                                None,
-                                "list each currency once",
-                            );
-                        } else {
-                            info.currencies.push((w.clone(), v.span));
-                        }
-                    }
-                    _ => bad(
-                        cx,
-                        key,
-                        "three-letter ISO 4217 currency codes in capitals, such as USD or EUR",
-                        prop,
-                        v,
-                    ),
-                }
-            }
-        }
-        Val::Objects => {
-            for v in &p.values {
-                match &v.kind {
-                    PropKind::Word(w)
-                        if w.starts_with(|c: char| c.is_ascii_uppercase()) && !w.contains('.') =>
-                    {
-                        if info.objects.iter().any(|(o, _)| o == w) {
-                            cx.duplicate(
-                                "object",
-                                w.clone(),
-                                v.span,
-                                None,
-                                "list each object once",
-                            );
-                        } else {
-                            info.objects.push((w.clone(), v.span));
-                        }
-                    }
-                    _ => bad(
-                        cx,
-                        key,
-                        "Salesforce object names such as Case or Order__c",
-                        prop,
-                        v,
-                    ),
-                }
-            }
-        }
+        Val::Currencies => distinct_words(cx, key, prop, p, &mut info.currencies, &CURRENCIES),
+        Val::Objects => distinct_words(cx, key, prop, p, &mut info.objects, &OBJECTS),
     }
 }
 
@@ -444,6 +384,51 @@ fn has_user_info(url: &str) -> bool {
             .next()
             .is_some_and(|authority| authority.contains('@'))
     })
+}
+
+/// A property listing distinct words of one kind.
+struct Words {
+    kind: &'static str,
+    fits: fn(&str) -> bool,
+    /// What a value that does not fit should have been.
+    wanted: &'static str,
+}
+
+const CURRENCIES: Words = Words {
+    kind: "currency",
+    fits: |w| w.len() == 3 && w.bytes().all(|b| b.is_ascii_uppercase()),
+    wanted: "three-letter ISO 4217 currency codes in capitals, such as USD or EUR",
+};
+
+const OBJECTS: Words = Words {
+    kind: "object",
+    fits: |w| w.starts_with(|c: char| c.is_ascii_uppercase()) && !w.contains('.'),
+    wanted: "Salesforce object names such as Case or Order__c",
+};
+
+/// Each value of `p` that fits `words` goes on `list` once (twice is a
+/// duplicate); any other is a bad value.
+fn distinct_words(
+    cx: &mut Ctx,
+    key: &str,
+    prop: &Prop,
+    p: &Property,
+    list: &mut Vec<(String, Span)>,
+    words: &Words,
+) {
+    for v in &p.values {
+        match &v.kind {
+            PropKind::Word(w) if (words.fits)(w) => {
+                if list.iter().any(|(x, _)| x == w) {
+                    let help = format!("list each {} once", words.kind);
+                    cx.duplicate(words.kind, w.clone(), v.span, None, help);
+                } else {
+                    list.push((w.clone(), v.span));
+                }
+            }
+            _ => bad(cx, key, words.wanted, prop, v),
+        }
+    }
 }
 
 fn bad(cx: &mut Ctx, key: &str, expected: &str, prop: &Prop, v: &PropValue) {

@@ -26,7 +26,7 @@ pub use types::{
     RecordUpdate, SaveResult, BATCH_LIMIT,
 };
 
-use super::cache::ReadCache;
+use super::cache::{json_bytes, ReadCache};
 use super::error::ApiError;
 use super::limit::{Lane, Limiters};
 use super::secret::Secret;
@@ -48,19 +48,7 @@ pub const ACCOUNT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 /// cache's weigher is a `fn(&K, &V)` with `K = String`.)
 #[allow(clippy::ptr_arg)]
 fn account_bytes(id: &String, record: &Arc<Record>) -> u32 {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut n = Count(0);
-    let _ = serde_json::to_writer(&mut n, &**record);
-    u32::try_from(n.0 + id.len() + 256).unwrap_or(u32::MAX)
+    u32::try_from(json_bytes(&**record) + id.len() + 256).unwrap_or(u32::MAX)
 }
 struct Inner {
     cfg: SalesforceConfig,

@@ -120,18 +120,13 @@ impl Policy for SalesforcePolicy {
         token: &Token,
         req: &Request<'_>,
     ) -> reqwest::RequestBuilder {
-        let url = format!("{}{}", token.instance_url, req.path);
-        let mut b = http
-            .request(req.method.clone(), url)
-            .bearer_auth(token.access.expose())
-            .query(&req.query);
-        if let Some(n) = self.query_batch_size {
-            b = b.header("Sforce-Query-Options", format!("batchSize={n}"));
+        let b = req
+            .on(http, &token.instance_url)
+            .bearer_auth(token.access.expose());
+        match self.query_batch_size {
+            Some(n) => b.header("Sforce-Query-Options", format!("batchSize={n}")),
+            None => b,
         }
-        if let Some(body) = req.body {
-            b = b.json(body);
-        }
-        b
     }
 
     /// A POST creates a record (or a CaseComment): a second send is a

@@ -33,6 +33,19 @@ impl<'a> Request<'a> {
             idempotency_key: None,
         }
     }
+
+    /// The request to `base` and its path, with its query and JSON body:
+    /// what every vendor sends alike; its policy adds its own headers.
+    pub fn on(&self, http: &reqwest::Client, base: &str) -> reqwest::RequestBuilder {
+        let mut b = http.request(self.method.clone(), format!("{base}{}", self.path));
+        if !self.query.is_empty() {
+            b = b.query(&self.query);
+        }
+        if let Some(body) = self.body {
+            b = b.json(body);
+        }
+        b
+    }
 }
 
 /// What came back.

@@ -124,20 +124,13 @@ impl Policy for ZendeskPolicy {
         token: &Token,
         req: &Request<'_>,
     ) -> reqwest::RequestBuilder {
-        let url = format!("{}{}", self.cfg.base_url, req.path);
-        let mut b = http
-            .request(req.method.clone(), url)
+        let b = req
+            .on(http, &self.cfg.base_url)
             .header(AUTHORIZATION, token.header.clone());
-        if !req.query.is_empty() {
-            b = b.query(&req.query);
+        match req.idempotency_key {
+            Some(k) => b.header("Idempotency-Key", k),
+            None => b,
         }
-        if let Some(body) = req.body {
-            b = b.json(body);
-        }
-        if let Some(k) = req.idempotency_key {
-            b = b.header("Idempotency-Key", k);
-        }
-        b
     }
 
     /// Reads, field writes and creates with an idempotency key are

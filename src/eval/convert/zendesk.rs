@@ -475,6 +475,10 @@ mod tests {
         from_ticket(&parse(s), &statuses()).unwrap_err().message
     }
 
+    fn webhook(s: &str) -> Event {
+        from_webhook(&parse(s), &statuses()).unwrap()
+    }
+
     fn hook_err(s: &str) -> String {
         from_webhook(&parse(s), &statuses()).unwrap_err().message
     }
@@ -578,15 +582,11 @@ mod tests {
     #[test]
     fn webhook_kinds_and_upper_case_values() {
         let hook = |ty: &str, event: &str| {
-            from_webhook(
-                &parse(&format!(
-                    r#"{{"type":"zen:event-type:ticket.{ty}","id":"e-1","time":"2026-11-11T10:00:00.123456789Z",
+            webhook(&format!(
+                r#"{{"type":"zen:event-type:ticket.{ty}","id":"e-1","time":"2026-11-11T10:00:00.123456789Z",
                     "subject":"zen:ticket:5","detail":{{"id":"5","status":"PENDING","priority":"HIGH","type":"QUESTION"}},
                     "event":{event}}}"#
-                )),
-                &statuses(),
-            )
-            .unwrap()
+            ))
         };
         let ev = hook("created", "{}");
         assert_eq!(ev.kind, EventKind::TicketCreated);
@@ -634,14 +634,10 @@ mod tests {
     #[test]
     fn webhook_keys_say_what_the_event_is_about() {
         let hook = |ty: &str, event: &str| {
-            from_webhook(
-                &parse(&format!(
-                    r#"{{"type":"zen:event-type:ticket.{ty}","id":"{ty}-delivery","time":"2026-11-11T10:00:01Z",
+            webhook(&format!(
+                r#"{{"type":"zen:event-type:ticket.{ty}","id":"{ty}-delivery","time":"2026-11-11T10:00:01Z",
                     "detail":{{"id":"5","status":"OPEN","updated_at":"2026-11-11T10:00:00.250Z"}},"event":{event}}}"#
-                )),
-                &statuses(),
-            )
-            .unwrap()
+            ))
             .id
         };
         let state = hook("status_changed", "{}");
@@ -739,27 +735,19 @@ mod tests {
 
     #[test]
     fn sparse_webhook_detail_takes_the_current_value() {
-        let ev = from_webhook(
-            &parse(
-                r#"{"type":"zen:event-type:ticket.custom_status_changed","id":"e","time":"2026-11-11T10:00:00Z",
+        let ev = webhook(
+            r#"{"type":"zen:event-type:ticket.custom_status_changed","id":"e","time":"2026-11-11T10:00:00Z",
                 "detail":{"id":"5"},"event":{"current":"9001","previous":"1"}}"#,
-            ),
-            &statuses(),
-        )
-        .unwrap();
+        );
         let t = ev.ticket.unwrap();
         assert_eq!(
             (t.status.as_deref(), t.custom_status_id),
             (Some("in_progress"), Some(9001))
         );
-        let ev = from_webhook(
-            &parse(
-                r#"{"type":"zen:event-type:ticket.status_changed","id":"e","time":"2026-11-11T10:00:00Z",
+        let ev = webhook(
+            r#"{"type":"zen:event-type:ticket.status_changed","id":"e","time":"2026-11-11T10:00:00Z",
                 "detail":{"id":"5"},"event":{"current":"SOLVED","previous":"OPEN"}}"#,
-            ),
-            &statuses(),
-        )
-        .unwrap();
+        );
         assert_eq!(ev.ticket.unwrap().status.as_deref(), Some("solved"));
     }
 

@@ -76,21 +76,9 @@ impl Memo {
 /// What an answer costs in memory: its JSON's length, which counts every
 /// string it holds (the agent's fields among them) once.
 fn answer_bytes(answer: &TurnAnswer) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut n = Count(0);
     // Serialising a TurnAnswer cannot fail (string keys, no maps of
     // non-string keys); a failure would weigh the fixed overhead only.
-    let _ = serde_json::to_writer(&mut n, answer);
-    n.0
+    crate::connectors::cache::json_bytes(answer)
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! Zendesk, the Account from Salesforce (through its client's cache).
 
 use super::fail::{fail, not_found, upstream, Fail};
+use crate::connectors::error::ApiError;
 use crate::connectors::salesforce::Record as SfRecord;
 use crate::connectors::zendesk::Ticket as ZdTicket;
 use crate::eval::convert::{zendesk::from_ticket, StatusIndex};
@@ -13,23 +14,18 @@ use std::sync::Arc;
 
 pub(super) async fn read_ticket(app: &App, id: u64) -> Result<ZdTicket, Fail> {
     let Some((_, zd)) = &app.zendesk else {
-        return Err(fail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_configured",
+        return Err(not_configured(
             "the mappings declare no Zendesk connection, so no ticket can be read",
         ));
     };
     // Interactive: the agent is waiting, the outbox's writes are not.
     zd.interactive().get_ticket(id).await.map_err(|e| {
-        if not_found(&e) {
-            fail(
-                StatusCode::NOT_FOUND,
-                "no_ticket",
-                format!("no ticket {id}"),
-            )
-        } else {
-            upstream(&e, &format!("ticket {id}"))
-        }
+        read_failed(
+            &e,
+            "no_ticket",
+            format!("no ticket {id}"),
+            &format!("ticket {id}"),
+        )
     })
 }
 
@@ -37,23 +33,33 @@ pub(super) async fn read_ticket(app: &App, id: u64) -> Result<ZdTicket, Fail> {
 /// Salesforce request (the context's `cached.account`).
 pub(super) async fn read_account(app: &App, id: &str) -> Result<(Arc<SfRecord>, bool), Fail> {
     let Some((_, sf)) = &app.salesforce else {
-        return Err(fail(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "not_configured",
+        return Err(not_configured(
             "the mappings declare no Salesforce connection, so no Account can be read",
         ));
     };
     sf.account_cached(id).await.map_err(|e| {
-        if not_found(&e) {
-            fail(
-                StatusCode::NOT_FOUND,
-                "no_account",
-                format!("no Salesforce Account {id}"),
-            )
-        } else {
-            upstream(&e, &format!("Account {id}"))
-        }
+        read_failed(
+            &e,
+            "no_account",
+            format!("no Salesforce Account {id}"),
+            &format!("Account {id}"),
+        )
     })
+}
+
+/// 422: the read needs a connection the mappings do not declare.
+fn not_configured(message: &'static str) -> Fail {
+    fail(StatusCode::UNPROCESSABLE_ENTITY, "not_configured", message)
+}
+
+/// Why the read of `what` failed: 404 `code` (saying `missing`) when the
+/// upstream has no such record, else the upstream's own failure.
+fn read_failed(e: &ApiError, code: &'static str, missing: String, what: &str) -> Fail {
+    if not_found(e) {
+        fail(StatusCode::NOT_FOUND, code, missing)
+    } else {
+        upstream(e, what)
+    }
 }
 
 /// The ticket as the converters read a Tickets API answer, so a turn sees

@@ -236,12 +236,7 @@ pub fn check_credentials(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn program(text: &str) -> Program {
-        let mut sources = crate::syntax::SourceMap::new();
-        sources.add("c.l3map", text);
-        crate::compile::compile(&sources).expect("compiles")
-    }
+    use crate::compile::program_of as program;
 
     const DESK: &str = "connection desk: zendesk {\n  subdomain \"acme\"\n  token env(\"ZD\")\n  scopes read\n  webhook_secret env(\"FROM_MAPPING\")\n}\n";
 

@@ -39,20 +39,24 @@ pub(super) fn event(key: &str) -> NewEvent<'_> {
     }
 }
 
+/// How many of a new event's actions were queued and how many were
+/// already there; `None` for a duplicate.
+fn counts(a: &Accepted) -> Option<(usize, usize)> {
+    match a {
+        Accepted::New {
+            queued, already, ..
+        } => Some((*queued, *already)),
+        Accepted::Duplicate => None,
+    }
+}
+
 #[test]
 fn an_event_is_accepted_once_and_its_actions_queued_once() {
     let s = Store::open(&temp("accept")).unwrap();
     let got = s
         .accept(&event("zd:1"), &[action("a", "7"), action("b", "7")], None)
         .unwrap();
-    assert!(matches!(
-        got,
-        Accepted::New {
-            queued: 2,
-            already: 0,
-            ..
-        }
-    ));
+    assert_eq!(counts(&got), Some((2, 0)));
     assert_eq!(
         s.accept(&event("zd:1"), &[action("a", "7")], None).unwrap(),
         Accepted::Duplicate
@@ -61,14 +65,7 @@ fn an_event_is_accepted_once_and_its_actions_queued_once() {
     let got = s
         .accept(&event("zd:2"), &[action("b", "7"), action("c", "7")], None)
         .unwrap();
-    assert!(matches!(
-        got,
-        Accepted::New {
-            queued: 1,
-            already: 1,
-            ..
-        }
-    ));
+    assert_eq!(counts(&got), Some((1, 1)));
     let st = s.stats().unwrap();
     assert_eq!((st.events, st.pending), (2, 3));
     assert!(st.oldest_waiting_ms.is_some());
@@ -110,23 +107,9 @@ fn a_group_commit_decides_each_event_as_if_alone() {
             },
         ])
         .unwrap();
-    assert!(matches!(
-        got[0],
-        Accepted::New {
-            queued: 1,
-            already: 0,
-            ..
-        }
-    ));
+    assert_eq!(counts(&got[0]), Some((1, 0)));
     assert_eq!(got[1], Accepted::Duplicate);
-    assert!(matches!(
-        got[2],
-        Accepted::New {
-            queued: 1,
-            already: 1,
-            ..
-        }
-    ));
+    assert_eq!(counts(&got[2]), Some((1, 1)));
     assert_eq!(got[3], Accepted::Duplicate);
     let st = s.stats().unwrap();
     // old, e1, e2; k-old, k1, k2 (k3 belonged only to duplicates).
@@ -145,13 +128,19 @@ fn the_cursor_moves_with_the_event_even_when_it_is_a_duplicate() {
     assert_eq!(s.cursor("zendesk_poll").unwrap().as_deref(), Some("c2"));
 }
 
-#[test]
-fn a_record_is_claimed_one_event_at_a_time_in_order() {
-    let s = Store::open(&temp("claim")).unwrap();
+/// Three events on two records: e1 (a1, a2) and e2 (b1) on record 7, e3
+/// (c1) on record 8.
+fn two_records(s: &Store) {
     s.accept(&event("e1"), &[action("a1", "7"), action("a2", "7")], None)
         .unwrap();
     s.accept(&event("e2"), &[action("b1", "7")], None).unwrap();
     s.accept(&event("e3"), &[action("c1", "8")], None).unwrap();
+}
+
+#[test]
+fn a_record_is_claimed_one_event_at_a_time_in_order() {
+    let s = Store::open(&temp("claim")).unwrap();
+    two_records(&s);
     let now = now_ms();
     let g = s.claim("desk", now, 10).unwrap();
     let keys: Vec<Vec<&str>> = g
@@ -255,10 +244,7 @@ fn outage_retries_do_not_count_and_start_the_outage_clock_once() {
 #[test]
 fn an_outage_letter_holds_its_record_and_comes_back_on_recovery() {
     let s = Store::open(&temp("outage-park")).unwrap();
-    s.accept(&event("e1"), &[action("a1", "7"), action("a2", "7")], None)
-        .unwrap();
-    s.accept(&event("e2"), &[action("b1", "7")], None).unwrap();
-    s.accept(&event("e3"), &[action("c1", "8")], None).unwrap();
+    two_records(&s);
     let now = now_ms();
     let g = s.claim("desk", now, 10).unwrap();
     let (seven, eight): (Vec<i64>, Vec<i64>) = (
