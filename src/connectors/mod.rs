@@ -19,3 +19,22 @@ pub use error::{ApiError, System};
 /// Salesforce's JWT-bearer signing and record ids, at their old paths.
 pub use salesforce::{id as salesforce_id, jwt_bearer};
 pub use secret::Secret;
+
+/// What a query-string value keeps as is: RFC 3986's unreserved
+/// characters; every other byte is `%XX` (a base64 cursor's `+`, `/`, `=`
+/// among them).
+pub const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn query_values_keep_only_unreserved_characters() {
+        let encoded =
+            percent_encoding::utf8_percent_encode("aZ09-_.~+/= é&", super::QUERY_VALUE).to_string();
+        assert_eq!(encoded, "aZ09-_.~%2B%2F%3D%20%C3%A9%26");
+    }
+}

@@ -351,14 +351,7 @@ impl ZendeskClient {
 
 /// `cursor` values are base64: `+`, `/` and `=` need escaping in a query.
 pub(super) fn encode_query(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, crate::connectors::QUERY_VALUE).to_string()
 }
 
 fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {

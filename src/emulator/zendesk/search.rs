@@ -372,16 +372,9 @@ fn sort_tickets(tickets: &mut [&Ticket], q: &HashMap<String, String>) -> Result<
     Ok(())
 }
 
-/// Enough percent-encoding for a query string value.
+/// A query string value, percent-encoded as the connector encodes it.
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(s, crate::connectors::QUERY_VALUE).to_string()
 }
 
 /// Whether the user matches every term: `name:`, `email:`, `role:` or
