@@ -143,6 +143,16 @@ async fn logs_in_a_file_have_no_colour_and_json_logs_are_flat_and_typed() {
     let p = polling.unwrap_or_else(|| panic!("no polling line in:\n{text}"));
     assert_eq!(p["connection"], "crm", "{p}");
     assert_eq!(p["level"], "INFO", "{p}");
+    // The target is part of the line's contract (RUST_LOG filters, alerts
+    // on it; docs/RUNTIME.md shows this one): moving code between files
+    // must not rename it. Every poller line keeps the poller's target.
+    assert_eq!(p["target"], "l3map::runtime::poll", "{p}");
+    for line in text.lines().filter(|l| l.contains("poll")) {
+        let v: Value = serde_json::from_str(line).expect("json");
+        if v["message"].as_str().is_some_and(|m| m.contains("polling")) {
+            assert_eq!(v["target"], "l3map::runtime::poll", "{line}");
+        }
+    }
     // A list is a JSON array of strings, a number a JSON number.
     let objects = p["objects"]
         .as_array()

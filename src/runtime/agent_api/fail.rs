@@ -8,6 +8,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
+/// The target its log lines had before the module was split, so operators'
+/// filters (`RUST_LOG`, alerts on the JSON `target`) keep matching.
+const LOG_TARGET: &str = "l3map::runtime::agent_api";
+
 /// A refusal on its way to becoming a JSON error. Clone and Sync, so a
 /// turn's failure can travel through the memo's single-flight.
 #[derive(Debug, Clone)]
@@ -60,7 +64,7 @@ pub(super) fn upstream(e: &ApiError, what: &str) -> Fail {
         | ApiError::GaveUp { system, .. } => *system,
     };
     let kind = error_kind(e);
-    tracing::warn!(error = %e, "agent API: {what} failed");
+    tracing::warn!(target: LOG_TARGET, error = %e, "agent API: {what} failed");
     Fail {
         retry_after: retry_after(e).map(|d| d.as_secs().max(1)),
         ..fail(

@@ -12,6 +12,10 @@ use axum::http::StatusCode;
 use serde_json::json;
 use std::sync::Arc;
 
+/// The target its log lines had before the module was split, so operators'
+/// filters (`RUST_LOG`, alerts on the JSON `target`) keep matching.
+const LOG_TARGET: &str = "l3map::runtime::agent_api";
+
 pub(super) async fn read_ticket(app: &App, id: u64) -> Result<ZdTicket, Fail> {
     let Some((_, zd)) = &app.zendesk else {
         return Err(not_configured(
@@ -78,7 +82,7 @@ pub(super) fn convert_ticket(t: &ZdTicket, statuses: &StatusIndex) -> Result<Tic
         "updated_at": t.updated_at.clone().unwrap_or_else(|| jiff::Timestamp::now().to_string()),
     }});
     let unreadable = |message: String| {
-        tracing::warn!(ticket = t.id, error = %message, "agent API: unreadable ticket");
+        tracing::warn!(target: LOG_TARGET, ticket = t.id, error = %message, "agent API: unreadable ticket");
         fail(
             StatusCode::BAD_GATEWAY,
             "upstream_error",

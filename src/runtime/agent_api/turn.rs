@@ -12,6 +12,10 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value as JsonValue};
 use std::collections::BTreeMap;
 
+/// The target its log lines had before the module was split, so operators'
+/// filters (`RUST_LOG`, alerts on the JSON `target`) keep matching.
+const LOG_TARGET: &str = "l3map::runtime::agent_api";
+
 /// The event source the store and the metrics know agent turns by.
 pub(super) const SOURCE: &str = "agent";
 
@@ -73,7 +77,7 @@ pub(super) async fn execute(
         changed: vec![],
     };
     let ingested = app.engine.ingest(SOURCE, ev, None).await.map_err(|e| {
-        tracing::error!(error = %e, "agent API: cannot record a turn");
+        tracing::error!(target: LOG_TARGET, error = %e, "agent API: cannot record a turn");
         fail(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

@@ -56,8 +56,7 @@ pub async fn zendesk(
 ) {
     let key = zendesk_cursor_key(&connection);
     let mut backoff = Backoff::new(interval);
-    tracing::info!(
-        connection,
+    tracing::info!(target: super::shared::LOG_TARGET, connection,
         interval_ms = interval.as_millis() as u64,
         "polling Zendesk's incremental export"
     );
@@ -67,7 +66,7 @@ pub async fn zendesk(
             Ok(new) => {
                 backoff.reset();
                 if new > 0 {
-                    tracing::debug!(connection, new, "Zendesk poll ingested events");
+                    tracing::debug!(target: super::shared::LOG_TARGET, connection, new, "Zendesk poll ingested events");
                 }
                 interval
             }
@@ -76,7 +75,7 @@ pub async fn zendesk(
                 if matches!(e, PollError::Api(ApiError::Validation { .. })) {
                     // A refused cursor stays refused: only a person can say
                     // where to resume without losing changes.
-                    tracing::warn!(connection, cursor_key = %key, "to resume from a point in time, set this cursor to start_time:<unix seconds>");
+                    tracing::warn!(target: super::shared::LOG_TARGET, connection, cursor_key = %key, "to resume from a point in time, set this cursor to start_time:<unix seconds>");
                 }
                 backoff.failed(&e)
             }
@@ -85,7 +84,7 @@ pub async fn zendesk(
             break;
         }
     }
-    tracing::info!(connection, "Zendesk polling stopped");
+    tracing::info!(target: super::shared::LOG_TARGET, connection, "Zendesk polling stopped");
 }
 
 /// One round: from the stored cursor to the end of the stream. Returns how
@@ -115,7 +114,7 @@ async fn zendesk_round(
                 Ok(mut evs) => events.append(&mut evs),
                 Err(e) => {
                     engine.metrics.event_rejected(ZENDESK_SOURCE, "malformed");
-                    tracing::warn!(connection, ticket = t.id, error = %e, "skipped a ticket the converter cannot read");
+                    tracing::warn!(target: super::shared::LOG_TARGET, connection, ticket = t.id, error = %e, "skipped a ticket the converter cannot read");
                 }
             }
         }
@@ -137,8 +136,7 @@ async fn zendesk_round(
             return Ok(new);
         }
         if !moved {
-            tracing::warn!(
-                connection,
+            tracing::warn!(target: super::shared::LOG_TARGET, connection,
                 "the export says there is more but gave no new cursor; trying again next round"
             );
             return Ok(new);

@@ -9,6 +9,10 @@ use std::future::Future;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// The target its log lines had before the module was split, so operators'
+/// filters (`RUST_LOG`, alerts on the JSON `target`) keep matching.
+pub(super) const LOG_TARGET: &str = "l3map::runtime::poll";
+
 /// The `source` of events read from the Zendesk export.
 pub const ZENDESK_SOURCE: &str = "zendesk_poll";
 /// The `source` of events read by SOQL.
@@ -93,10 +97,10 @@ pub(super) fn report(connection: &str, what: &str, e: &PollError) {
     match e {
         // ApiError's text is the API's message and status, never a credential.
         PollError::Api(e) => {
-            tracing::warn!(connection, source = what, error = %e, "polling failed; will retry");
+            tracing::warn!(target: LOG_TARGET, connection, source = what, error = %e, "polling failed; will retry");
         }
         PollError::Store(e) => {
-            tracing::error!(connection, source = what, error = %e, "polling could not record events; will retry");
+            tracing::error!(target: LOG_TARGET, connection, source = what, error = %e, "polling could not record events; will retry");
         }
         PollError::Stopped => {}
     }

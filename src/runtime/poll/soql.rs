@@ -88,7 +88,7 @@ pub async fn salesforce(
         .filter(|o| {
             let ok = is_soql_name(o) && !o.contains('.');
             if !ok {
-                tracing::warn!(connection, object = %o, "not an object name; not polled");
+                tracing::warn!(target: super::shared::LOG_TARGET, connection, object = %o, "not an object name; not polled");
             }
             ok
         })
@@ -97,7 +97,7 @@ pub async fn salesforce(
     // Objects whose derived field list the org refused: polled without
     // relationship paths from then on, so one bad path cannot stop them.
     let mut basic: HashSet<String> = HashSet::new();
-    tracing::info!(connection, objects = ?crate::runtime::logs::LogJson(&objects), interval_ms = interval.as_millis() as u64, "polling Salesforce by SystemModstamp");
+    tracing::info!(target: super::shared::LOG_TARGET, connection, objects = ?crate::runtime::logs::LogJson(&objects), interval_ms = interval.as_millis() as u64, "polling Salesforce by SystemModstamp");
     loop {
         let mut failed = None;
         for object in &objects {
@@ -107,7 +107,7 @@ pub async fn salesforce(
                 Err(PollError::Stopped) => return stopped(&connection),
                 Ok(new) => {
                     if new > 0 {
-                        tracing::debug!(connection, object = %object, new, "Salesforce poll ingested events");
+                        tracing::debug!(target: super::shared::LOG_TARGET, connection, object = %object, new, "Salesforce poll ingested events");
                     }
                 }
                 Err(e) => {
@@ -131,7 +131,7 @@ pub async fn salesforce(
 }
 
 fn stopped(connection: &str) {
-    tracing::info!(connection, "Salesforce polling stopped");
+    tracing::info!(target: super::shared::LOG_TARGET, connection, "Salesforce polling stopped");
 }
 
 /// One object, from its stored cursor to its newest change. Returns how
@@ -149,7 +149,7 @@ async fn salesforce_object(
         Some(v) => match SfPos::decode(&v) {
             Some(p) => p,
             None => {
-                tracing::warn!(connection, object, cursor = %v, "unreadable cursor; starting from the newest change");
+                tracing::warn!(target: super::shared::LOG_TARGET, connection, object, cursor = %v, "unreadable cursor; starting from the newest change");
                 start_position(engine, client, object, &key, stop).await?
             }
         },
@@ -180,7 +180,7 @@ async fn salesforce_object(
         let records = match api(stop, client.query(&soql)).await {
             Ok(r) => r.records,
             Err(PollError::Api(e @ ApiError::Validation { .. })) if !basic.contains(object) => {
-                tracing::warn!(connection, object, error = %e, "the org refused the fields the mappings read; polling without relationship paths from now on");
+                tracing::warn!(target: super::shared::LOG_TARGET, connection, object, error = %e, "the org refused the fields the mappings read; polling without relationship paths from now on");
                 basic.insert(object.to_string());
                 return Err(e.into());
             }
@@ -258,7 +258,7 @@ async fn salesforce_object(
                     engine
                         .metrics
                         .event_rejected(SALESFORCE_SOURCE, "malformed");
-                    tracing::warn!(connection, object, error = %e, "skipped a record the converter cannot read");
+                    tracing::warn!(target: super::shared::LOG_TARGET, connection, object, error = %e, "skipped a record the converter cannot read");
                 }
             }
         }

@@ -16,6 +16,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The target its log lines had before the module was split, so operators'
+/// filters (`RUST_LOG`, alerts on the JSON `target`) keep matching.
+const LOG_TARGET: &str = "l3map::runtime::store::retention";
+
 /// Rows deleted per transaction.
 const BATCH: i64 = 500;
 /// Between batches, so queued writes go first.
@@ -167,14 +171,13 @@ pub(crate) fn spawn(
                     Ok((events, actions)) => {
                         deleted.events.fetch_add(events, Ordering::Relaxed);
                         deleted.done_actions.fetch_add(actions, Ordering::Relaxed);
-                        tracing::info!(
-                            events,
+                        tracing::info!(target: LOG_TARGET, events,
                             done_actions = actions,
                             "retention: deleted what the store no longer keeps"
                         );
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "retention sweep failed; tried again later")
+                        tracing::warn!(target: LOG_TARGET, error = %e, "retention sweep failed; tried again later")
                     }
                 }
             }

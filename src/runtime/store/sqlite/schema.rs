@@ -15,6 +15,10 @@
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Transaction};
 use std::path::{Path, PathBuf};
 
+/// The target its log lines had before the module was split, so operators'
+/// filters (`RUST_LOG`, alerts on the JSON `target`) keep matching.
+const LOG_TARGET: &str = "l3map::runtime::store::schema";
+
 /// The tables as l3map first wrote them (schema 1). Never edited: a change
 /// is a new step in [`MIGRATIONS`].
 pub(crate) const V1: &str = "
@@ -392,13 +396,13 @@ fn migrate(mut conn: Connection, path: &Path, created: bool) -> Result<Connectio
             )
         })?;
         if created {
-            tracing::debug!(state = %path.display(), to = m.to, "new state store: schema step");
+            tracing::debug!(target: LOG_TARGET, state = %path.display(), to = m.to, "new state store: schema step");
         } else {
-            tracing::info!(state = %path.display(), from = m.to - 1, to = m.to, what = m.what, "state store upgraded");
+            tracing::info!(target: LOG_TARGET, state = %path.display(), from = m.to - 1, to = m.to, what = m.what, "state store upgraded");
         }
     }
     if created {
-        tracing::info!(state = %path.display(), schema = latest, "state store created");
+        tracing::info!(target: LOG_TARGET, state = %path.display(), schema = latest, "state store created");
     }
     tx.execute(
         "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
