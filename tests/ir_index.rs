@@ -5,8 +5,9 @@
 //! that has no such field refused the whole query, and that connection's
 //! polling dropped to its basic field list.
 
+mod common;
+
 use l3map::ir::Program;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -151,26 +152,10 @@ fn emulate(cwd: &Path, mappings: Option<&Path>) -> (Kill, String, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("l3map emulate starts");
-    let out = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(out).lines();
-    let mut url = || {
-        let line = lines.next().expect("a line").expect("utf-8");
-        line.split_whitespace()
-            .find(|w| w.starts_with("http://127.0.0.1:"))
-            .expect("a local URL")
-            .to_string()
-    };
-    let (zd, sf) = (url(), url());
+    let (zd, sf, lines) = common::emulator_urls(&mut child);
     // Keep reading so the emulator never blocks on a full pipe.
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    common::drain(lines);
     (Kill(child), zd, sf)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// A Case created in an org, as a person would; its Id.
@@ -216,7 +201,7 @@ async fn a_field_read_through_one_connection_is_not_polled_on_another() {
     std::fs::create_dir_all(&bare).expect("org b dir");
     let (_b, _zd_b, sf_b) = emulate(&bare, None);
 
-    let port = free_port();
+    let port = common::free_port();
     std::fs::write(
         dir.path().join("l3map.toml"),
         format!(
