@@ -31,6 +31,7 @@ pub fn lower(files: &[ast::File], env: &Env, sources: &SourceMap) -> Program {
         sku_tables: vec![],
         templates: vec![],
         escalations: vec![],
+        links: vec![],
         index: Default::default(),
     };
     for item in files.iter().flat_map(|f| f.items.iter()) {

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod engine;
 pub mod files;
 pub mod intake;
+pub mod links;
 pub mod listen;
 pub mod logs;
 pub mod metrics;

@@ -17,6 +17,7 @@ mod config;
 mod endpoints;
 pub mod id;
 pub mod jwt_bearer;
+pub mod pubsub;
 mod policy;
 mod types;
 

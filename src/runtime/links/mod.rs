@@ -1,0 +1,12 @@
+//! Record links at run time (`link` blocks in the mappings): from a ticket
+//! to the Salesforce records it is linked to (`resolve`), and from a
+//! Salesforce change to every ticket it governs (`fanout`). Both go
+//! through the connectors' caches; neither decides anything: the engine
+//! decides the events they build.
+//!
+//! `change.rs`: a Salesforce change as every source reports it (CDC,
+//! polling), the one input of the fan-out.
+
+pub mod change;
+
+pub use change::{ChangeType, CrmChange};
