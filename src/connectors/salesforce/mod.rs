@@ -187,3 +187,9 @@ impl SalesforceClient {
 
 #[cfg(test)]
 mod tests;
+
+/// The client name l3map sends in `Sforce-Call-Options` on every write,
+/// which Salesforce stamps into a change event's `changeOrigin`
+/// (`com/salesforce/api/rest/60.0;client=l3map`): how l3map recognises its
+/// own writes coming back as changes and skips them.
+pub const CALL_OPTIONS_CLIENT: &str = "l3map";

@@ -8,5 +8,6 @@
 //! polling), the one input of the fan-out.
 
 pub mod change;
+pub mod fanout;
 
 pub use change::{ChangeType, CrmChange};
