@@ -8,7 +8,7 @@ use super::fail;
 use crate::connectors::Secret;
 use crate::diagnostics::render_human;
 use crate::emulator::faults::Faults;
-use crate::emulator::salesforce::{self, SalesforceEmulator, SalesforceOptions};
+use crate::emulator::salesforce::{self, PubSubOptions, SalesforceEmulator, SalesforceOptions};
 use crate::emulator::snapshot::{self, Snapshot};
 use crate::emulator::zendesk::{
     self, Seed, WebhookTarget, ZendeskEmulator, ZendeskOptions, DEV_CLIENT_ID, DEV_CLIENT_SECRET,
@@ -27,6 +27,17 @@ pub struct Options {
     pub zendesk_port: u16,
     #[arg(long, default_value_t = 8802)]
     pub salesforce_port: u16,
+    /// The Salesforce Pub/Sub API (gRPC, Change Data Capture events).
+    /// Default 8803, or a free port when `--salesforce-port 0` asks for one.
+    #[arg(long)]
+    pub pubsub_port: Option<u16>,
+    /// How long a Pub/Sub subscription with requested events waits for
+    /// events before an empty keepalive response (Salesforce: within 270 s).
+    #[arg(long, default_value_t = 5000)]
+    pub pubsub_keepalive_ms: u64,
+    /// How long change events are kept for replay (Salesforce: 72 hours).
+    #[arg(long, default_value_t = 72)]
+    pub pubsub_retention_hours: u64,
     /// Zendesk requests per minute per token (Team 200, Enterprise 700).
     #[arg(long, default_value_t = 200)]
     pub rate_limit: u32,
@@ -138,6 +149,10 @@ pub fn run(o: Options) -> u8 {
     let salesforce = programs.iter().fold(
         SalesforceOptions {
             faults,
+            pubsub: PubSubOptions {
+                keepalive: Duration::from_millis(o.pubsub_keepalive_ms.max(1)),
+                retention: Duration::from_secs(o.pubsub_retention_hours.saturating_mul(3600)),
+            },
             ..SalesforceOptions::default()
         },
         |opts, p| opts.with_program(p),
@@ -181,6 +196,17 @@ pub fn run(o: Options) -> u8 {
                 ))
             }
         };
+        let pubsub_port = o
+            .pubsub_port
+            .unwrap_or(if o.salesforce_port == 0 { 0 } else { 8803 });
+        let pubsub = match handles.1.serve_pubsub(pubsub_port).await {
+            Ok(running) => running,
+            Err(e) => {
+                return fail(format!(
+                    "Salesforce Pub/Sub emulator on port {pubsub_port}: {e}"
+                ))
+            }
+        };
         // A closed stdout (`| head -2`) must not stop the emulators.
         let say = |line: String| {
             use std::io::Write;
@@ -196,7 +222,13 @@ pub fn run(o: Options) -> u8 {
             "Salesforce emulator  {}  (client_id {sf_client:?}, client_secret {sf_secret:?}, refresh token {sf_refresh:?}; POST /services/oauth2/token)",
             sf.base_url()
         ));
-        say("These are local test credentials, not secrets. Ctrl-C stops both.".into());
+        say(format!(
+            "Salesforce Pub/Sub   {}  (gRPC eventbus.v1, Change Data Capture; metadata accesstoken, instanceurl, tenantid {:?}; keepalive {} ms)",
+            pubsub.base_url(),
+            salesforce::pubsub::ORG_ID,
+            o.pubsub_keepalive_ms.max(1)
+        ));
+        say("These are local test credentials, not secrets. Ctrl-C stops them.".into());
         if let Some(path) = &o.state {
             let how = if resumed { "resumed from" } else { "will be kept in" };
             say(format!("State                {how} {}", path.display()));

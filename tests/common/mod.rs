@@ -177,6 +177,20 @@ pub fn emulator_urls(child: &mut Child) -> (String, String, Lines) {
     (zendesk, salesforce, lines)
 }
 
+/// [`emulator_urls`] and the Salesforce Pub/Sub (gRPC) endpoint, which
+/// `l3map emulate` prints on the line after the Salesforce one.
+pub fn emulator_endpoints(child: &mut Child) -> (String, String, String, Lines) {
+    let (zendesk, salesforce, mut lines) = emulator_urls(child);
+    let line = lines.next().expect("a line").expect("utf-8");
+    assert!(line.starts_with("Salesforce Pub/Sub"), "{line}");
+    let pubsub = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .expect("a local URL")
+        .to_string();
+    (zendesk, salesforce, pubsub, lines)
+}
+
 /// Reads `lines` to their end on a thread of their own.
 pub fn drain(lines: Lines) {
     std::thread::spawn(move || for _ in lines.map_while(Result::ok) {});

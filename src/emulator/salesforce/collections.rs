@@ -1,13 +1,14 @@
 use super::bodies::{ok_json, read_object};
 use super::errors::{Answer, SfError};
+use super::pubsub::Origin;
 use super::schema::ObjectSchema;
 use super::store::Store;
 use super::validate::write_one;
 use super::{lock, Emu, Record};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
 
@@ -81,7 +82,13 @@ fn collection_item<'a>(
     }
 }
 
-fn collection_write(st: &Emu, records: &[Json], all_or_none: bool, update: bool) -> Vec<Json> {
+fn collection_write(
+    st: &Emu,
+    records: &[Json],
+    all_or_none: bool,
+    update: bool,
+    origin: &Origin,
+) -> Vec<Json> {
     let mut store = lock(&st.store);
     let attempt = |store: &mut Store, item: &Json, dry_run: bool| {
         let (obj, id, fields) = collection_item(st, item, update)?;
@@ -96,10 +103,13 @@ fn collection_write(st: &Emu, records: &[Json], all_or_none: bool, update: bool)
             return checks.into_iter().map(rolled_back).collect();
         }
     }
-    records
+    let results = records
         .iter()
         .map(|r| save_result(attempt(&mut store, r, false)))
-        .collect()
+        .collect();
+    // One request, one transaction: its events share a transactionKey.
+    st.commit(&mut store, origin);
+    results
 }
 
 fn save_result(r: Result<String, SfError>) -> Json {
@@ -124,22 +134,28 @@ fn rolled_back(r: Result<String, SfError>) -> Json {
 
 pub(super) async fn collection_create(
     State(st): State<Arc<Emu>>,
+    Path(v): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let (all_or_none, records) = collection_body(body)?;
+    let origin = Origin::rest(&v, &headers);
     ok_json(
         StatusCode::OK,
-        Json::Array(collection_write(&st, &records, all_or_none, false)),
+        Json::Array(collection_write(&st, &records, all_or_none, false, &origin)),
     )
 }
 
 pub(super) async fn collection_update(
     State(st): State<Arc<Emu>>,
+    Path(v): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let (all_or_none, records) = collection_body(body)?;
+    let origin = Origin::rest(&v, &headers);
     ok_json(
         StatusCode::OK,
-        Json::Array(collection_write(&st, &records, all_or_none, true)),
+        Json::Array(collection_write(&st, &records, all_or_none, true, &origin)),
     )
 }

@@ -38,6 +38,8 @@ pub mod ids;
 mod jwt;
 mod limits;
 mod oauth;
+/// The Pub/Sub API (gRPC) and the Change Data Capture events it serves.
+pub mod pubsub;
 mod query;
 pub mod schema;
 mod sobjects;
@@ -55,6 +57,7 @@ use store::{seed, Store};
 pub use collections::COLLECTION_LIMIT;
 pub use errors::SfError;
 pub use jwt::JwtApp;
+pub use pubsub::{Bus, Cut, Keepalive, PubSubOptions};
 pub use schema::{FieldSchema, FieldType, ObjectSchema, Schema};
 pub use store::SalesforceState;
 
@@ -91,6 +94,8 @@ pub struct SalesforceOptions {
     /// The integration user lacks "API Enabled": every data request is
     /// answered 403 `API_DISABLED_FOR_ORG` (sign-in still works).
     pub api_disabled: bool,
+    /// The Pub/Sub API side: keepalive interval and event retention.
+    pub pubsub: PubSubOptions,
 }
 
 impl Default for SalesforceOptions {
@@ -109,6 +114,7 @@ impl Default for SalesforceOptions {
             seed: true,
             faults: Faults::none(),
             api_disabled: false,
+            pubsub: PubSubOptions::default(),
         }
     }
 }
@@ -233,7 +239,22 @@ impl Handle {
     /// object existing), for seeding tests. Returns its Id.
     pub fn insert(&self, object: &str, fields: Record) -> Option<String> {
         let obj = self.state.schema.object(object)?;
-        Some(lock(&self.state.store).create(obj, fields))
+        let mut store = lock(&self.state.store);
+        let id = store.create(obj, fields);
+        self.state.commit(&mut store, &pubsub::Origin::person());
+        Some(id)
+    }
+
+    /// The Pub/Sub event bus: inject gaps, overflows, stream cuts,
+    /// keepalive faults and expired replay ids.
+    pub fn pubsub(&self) -> &Bus {
+        &self.state.bus
+    }
+
+    /// Serves the Pub/Sub API (gRPC) on 127.0.0.1 (`port` 0 picks a free
+    /// one), next to the REST API: the same org, tokens and records.
+    pub async fn serve_pubsub(&self, port: u16) -> std::io::Result<Running> {
+        pubsub::serve(self.state.clone(), port).await
     }
 
     pub fn faults(&self) -> &Arc<Faults> {
@@ -260,6 +281,7 @@ struct Emu {
     stats: Stats,
     token_serial: AtomicU64,
     api_disabled: bool,
+    bus: Bus,
 }
 
 #[derive(Default)]
@@ -281,7 +303,10 @@ impl Emu {
         let mut store = Store::default();
         if opts.seed {
             seed(&opts.schema, &mut store);
+            // The seed is the org as it was before anyone subscribed.
+            store.journal.clear();
         }
+        let bus = Bus::new(&opts.schema, opts.pubsub.clone());
         Emu {
             client_id: opts.client_id,
             client_secret: opts.client_secret,
@@ -300,7 +325,16 @@ impl Emu {
             stats: Stats::default(),
             token_serial: AtomicU64::new(0),
             api_disabled: opts.api_disabled,
+            bus,
         }
+    }
+
+    /// Publishes what the store changed since the last commit, as one
+    /// transaction made by `origin`. Called under the store lock, so
+    /// events are published in the order the changes were made.
+    fn commit(&self, store: &mut Store, origin: &pubsub::Origin) {
+        let changes = std::mem::take(&mut store.journal);
+        self.bus.commit(changes, origin);
     }
 
     fn limit_header(&self) -> HeaderValue {
@@ -345,6 +379,7 @@ fn router(state: Arc<Emu>, faults: Arc<Faults>) -> Router {
     Router::new()
         .route("/services/oauth2/token", post(token))
         .merge(data)
+        .merge(pubsub::admin_routes())
         .fallback(|| async { SfError::not_found() })
         .method_not_allowed_fallback(|| async {
             SfError::new(

@@ -2,13 +2,14 @@
 
 use super::bodies::{object_of, ok_json, read_object};
 use super::errors::{Answer, SfError};
+use super::pubsub::Origin;
 use super::schema::{FieldSchema, FieldType, ObjectSchema};
 use super::validate::write_one;
 use super::{lock, Emu, Record};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde_json::{json, Value as Json};
 use std::collections::HashMap;
@@ -85,12 +86,15 @@ pub(super) async fn list(
 /// `POST /sobjects/{Object}/`: 201 `{"id", "success", "errors"}`.
 pub(super) async fn create(
     State(st): State<Arc<Emu>>,
-    Path((_v, object)): Path<(String, String)>,
+    Path((v, object)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let obj = object_of(&st, &object)?;
     let body = read_object(body)?;
-    let id = write_one(obj, &mut lock(&st.store), None, &body, false)?;
+    let mut store = lock(&st.store);
+    let id = write_one(obj, &mut store, None, &body, false)?;
+    st.commit(&mut store, &Origin::rest(&v, &headers));
     ok_json(
         StatusCode::CREATED,
         json!({"id": id, "success": true, "errors": []}),
@@ -135,7 +139,8 @@ fn field_list(obj: &ObjectSchema, list: &str) -> Result<Vec<String>, SfError> {
 /// `PATCH /sobjects/{Object}/{Id}`: 204 and no body.
 pub(super) async fn update_record(
     State(st): State<Arc<Emu>>,
-    Path((_v, object, id)): Path<(String, String, String)>,
+    Path((v, object, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let obj = object_of(&st, &object)?;
@@ -145,20 +150,23 @@ pub(super) async fn update_record(
         return Err(SfError::not_found());
     }
     write_one(obj, &mut store, Some(&id), &body, false)?;
+    st.commit(&mut store, &Origin::rest(&v, &headers));
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `DELETE .../sobjects/{object}/{id}`: 204, or the 404 error array.
 pub(super) async fn delete_record(
     State(st): State<Arc<Emu>>,
-    Path((_v, object, id)): Path<(String, String, String)>,
+    Path((v, object, id)): Path<(String, String, String)>,
+    headers: HeaderMap,
 ) -> Answer {
     let obj = object_of(&st, &object)?;
     let mut store = lock(&st.store);
-    match store.records.get_mut(&obj.name).and_then(|r| r.remove(&id)) {
-        Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
-        None => Err(SfError::not_found()),
+    if !store.delete(&obj.name, &id) {
+        return Err(SfError::not_found());
     }
+    st.commit(&mut store, &Origin::rest(&v, &headers));
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub(super) async fn describe(

@@ -1,6 +1,7 @@
 //! The records in memory, the timestamps Salesforce writes, and the seed.
 
 use super::ids;
+use super::pubsub::{Kind, StoreChange};
 use super::schema::{ObjectSchema, Schema};
 use super::{lock, Handle, Record};
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,9 @@ pub(super) struct Store {
     pub(super) records: BTreeMap<String, BTreeMap<String, Record>>,
     serial: u64,
     case_number: u64,
+    /// Changes made since the last publish: the caller commits them to the
+    /// Pub/Sub bus with its origin (`Emu::commit`).
+    pub(super) journal: Vec<StoreChange>,
 }
 
 /// The org's records and the counters new Ids and CaseNumbers come from,
@@ -43,6 +47,7 @@ impl Handle {
         store.records = state.records;
         store.serial = state.serial;
         store.case_number = state.case_number;
+        store.journal.clear();
     }
 }
 
@@ -92,11 +97,47 @@ impl Store {
             };
             fields.insert(f.name.clone(), v);
         }
+        self.journal.push(StoreChange {
+            object: obj.name.clone(),
+            id: id.clone(),
+            kind: Kind::Create,
+            fields: fields
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            changed: Default::default(),
+            nulled: Default::default(),
+        });
         self.records
             .entry(obj.name.clone())
             .or_default()
             .insert(id.clone(), fields);
         id
+    }
+
+    /// Removes a record (either Id form); whether it was there.
+    pub(super) fn delete(&mut self, object: &str, id: &str) -> bool {
+        let Some(id) = self.canonical_id(object, id) else {
+            return false;
+        };
+        if self
+            .records
+            .get_mut(object)
+            .and_then(|m| m.remove(&id))
+            .is_none()
+        {
+            return false;
+        }
+        self.journal.push(StoreChange {
+            object: object.into(),
+            id,
+            kind: Kind::Delete,
+            fields: Record::new(),
+            changed: Default::default(),
+            nulled: Default::default(),
+        });
+        true
     }
 
     /// Merges `changes` into the record and stamps the modification.
@@ -105,10 +146,35 @@ impl Store {
             return false;
         };
         let now = now_stamp();
+        // What the change event carries: the fields whose value changed,
+        // and LastModifiedDate, which every update changes.
+        let mut change = StoreChange {
+            object: object.into(),
+            id: id.into(),
+            kind: Kind::Update,
+            fields: Record::new(),
+            changed: Default::default(),
+            nulled: Default::default(),
+        };
+        for (k, v) in &changes {
+            if rec.get(k).unwrap_or(&Json::Null) != v {
+                change.changed.insert(k.clone());
+                if v.is_null() {
+                    change.nulled.insert(k.clone());
+                } else {
+                    change.fields.insert(k.clone(), v.clone());
+                }
+            }
+        }
         rec.extend(changes);
         for f in ["LastModifiedDate", "SystemModstamp"] {
             rec.insert(f.into(), Json::String(now.clone()));
         }
+        change.changed.insert("LastModifiedDate".into());
+        change
+            .fields
+            .insert("LastModifiedDate".into(), Json::String(now));
+        self.journal.push(change);
         true
     }
 }
