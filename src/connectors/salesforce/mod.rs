@@ -17,11 +17,13 @@ mod config;
 mod endpoints;
 pub mod id;
 pub mod jwt_bearer;
-pub mod pubsub;
 mod policy;
+pub mod pubsub;
+mod session;
 mod types;
 
 pub use config::{SalesforceAuth, SalesforceConfig};
+pub use session::PubSubSession;
 pub use types::{
     ApiUsage, Describe, DescribeField, PicklistValue, QueryResult, Record, RecordError,
     RecordUpdate, SaveResult, BATCH_LIMIT,
