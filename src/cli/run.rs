@@ -170,6 +170,7 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
         .map(|c| (c.name.clone(), c.objects.clone()))
         .collect();
     let pollers = clients.clone();
+    let pollers_all = clients.clone();
     let running = start(Setup {
         webhook_secret,
         agents,
@@ -213,6 +214,29 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
             }
             _ => {}
         }
+    }
+    // Change Data Capture: one stream per channel the mappings need, kept
+    // in step with hot reloads (runtime::cdc).
+    if cfg.cdc.enabled {
+        let salesforce: HashMap<String, crate::connectors::salesforce::SalesforceClient> =
+            pollers_all
+                .iter()
+                .filter_map(|(n, c)| match c {
+                    Client::Salesforce(sf) => Some((n.clone(), sf.clone())),
+                    _ => None,
+                })
+                .collect();
+        let fanout = std::sync::Arc::new(crate::runtime::links::fanout::Fanout::new(
+            running.engine.clone(),
+            pollers_all.clone(),
+        ));
+        polling.push(crate::runtime::cdc::spawn(
+            running.engine.clone(),
+            fanout,
+            salesforce,
+            cfg.cdc.clone(),
+            running.stop.subscribe(),
+        ));
     }
     let watcher = match crate::runtime::reload::spawn(
         cfg.mappings.clone(),

@@ -5,6 +5,7 @@
 pub mod agent_api;
 pub mod app;
 pub mod apply;
+pub mod cdc;
 pub mod clients;
 pub mod compile;
 pub mod config;

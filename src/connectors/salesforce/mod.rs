@@ -19,9 +19,11 @@ pub mod id;
 pub mod jwt_bearer;
 mod policy;
 pub mod pubsub;
+mod session;
 mod types;
 
 pub use config::{SalesforceAuth, SalesforceConfig};
+pub use session::PubSubSession;
 pub use types::{
     ApiUsage, Describe, DescribeField, PicklistValue, QueryResult, Record, RecordError,
     RecordUpdate, SaveResult, BATCH_LIMIT,

@@ -19,6 +19,14 @@ use std::time::Duration;
 
 pub(super) const SF: System = System::Salesforce;
 
+/// https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/headers_calloptions.htm
+pub(super) const CALL_OPTIONS_HEADER: &str = "Sforce-Call-Options";
+
+/// `client=l3map`: what `Sforce-Call-Options` carries on every request.
+pub(super) fn call_options() -> String {
+    format!("client={}", super::CALL_OPTIONS_CLIENT)
+}
+
 pub(super) fn protocol(message: impl Into<String>) -> ApiError {
     ApiError::Protocol {
         system: SF,
@@ -26,11 +34,13 @@ pub(super) fn protocol(message: impl Into<String>) -> ApiError {
     }
 }
 
-/// The session's access token and the instance it is good for.
+/// The session's access token, the instance it is good for, and the org
+/// it signed in to (from the identity URL the grant answers with).
 #[derive(Clone)]
 pub struct Token {
-    access: Secret,
-    instance_url: String,
+    pub(super) access: Secret,
+    pub(super) instance_url: String,
+    pub(super) org_id: Option<String>,
 }
 
 /// `cfg.auth`, ready to use: the JWT-bearer key is parsed once.
@@ -55,6 +65,17 @@ pub struct SalesforcePolicy {
 struct RawGrant {
     access_token: String,
     instance_url: String,
+    /// The identity URL, `https://login.salesforce.com/id/<org id>/<user id>`.
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// The org id in an identity URL (`…/id/00D…/005…`): the Pub/Sub API's
+/// `tenantid` header.
+pub(super) fn org_of_identity(url: &str) -> Option<String> {
+    let (_, rest) = url.rsplit_once("/id/")?;
+    let org = rest.split('/').next()?;
+    (!org.is_empty()).then(|| org.to_string())
 }
 
 impl Grant for SalesforcePolicy {
@@ -99,6 +120,7 @@ impl Grant for SalesforcePolicy {
         Ok(Token {
             access: Secret::new(raw.access_token),
             instance_url: raw.instance_url.trim_end_matches('/').to_string(),
+            org_id: raw.id.as_deref().and_then(org_of_identity),
         })
     }
 
@@ -120,9 +142,13 @@ impl Policy for SalesforcePolicy {
         token: &Token,
         req: &Request<'_>,
     ) -> reqwest::RequestBuilder {
+        // Every call names l3map as its client, so Salesforce stamps it in
+        // the `changeOrigin` of the change events it causes and the CDC
+        // stream can recognise them (runtime::cdc).
         let b = req
             .on(http, &token.instance_url)
-            .bearer_auth(token.access.expose());
+            .bearer_auth(token.access.expose())
+            .header(CALL_OPTIONS_HEADER, call_options());
         match self.query_batch_size {
             Some(n) => b.header("Sforce-Query-Options", format!("batchSize={n}")),
             None => b,

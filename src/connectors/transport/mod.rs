@@ -119,6 +119,19 @@ impl<P: Policy> Transport<P> {
         &self.retry
     }
 
+    /// The session's token (signing in first if it has none) and its
+    /// generation: for a protocol that carries the credential itself, such
+    /// as Salesforce's Pub/Sub API over gRPC.
+    pub async fn token(&self) -> Result<(P::Token, u64), ApiError> {
+        self.session.current(&self.policy, &self.http).await
+    }
+
+    /// A new token unless one newer than generation `seen` exists: what
+    /// such a protocol calls when its server says the token expired.
+    pub async fn renew_token(&self, seen: u64) -> Result<(P::Token, u64), ApiError> {
+        self.session.renew(seen, &self.policy, &self.http).await
+    }
+
     /// One logical request: retried by the retry policy, each attempt in
     /// `lane`. A success is any 2xx answer; the endpoint reads its body.
     pub async fn call(&self, lane: Lane, req: &Request<'_>) -> Result<Answer, ApiError> {

@@ -32,6 +32,7 @@ impl Doc<'_> {
             webhook: raw.webhook.map(|w| self.webhook(w)).transpose()?,
             agents: self.agents(raw.agents)?,
             poll: self.poll(raw.poll)?,
+            cdc: self.cdc(raw.cdc)?,
             connections: self.connections(raw.connections)?,
             outbox: self.outbox(raw.outbox)?,
             retention: self.retention(raw.retention)?,

@@ -52,6 +52,17 @@
 //! [connections.crm]
 //! login_url = "https://login.salesforce.com"
 //!
+//! # Salesforce Change Data Capture over the Pub/Sub API (docs/RUNTIME.md,
+//! # "Change Data Capture"): off unless enabled; set salesforce_interval_secs
+//! # = 0 under [poll] to rely on it alone.
+//! [cdc]
+//! enabled = false
+//! endpoint = "api.pubsub.salesforce.com:7443"   # TLS; "http://host:port" for an emulator
+//! # channels = ["/data/AccountChangeEvent"]     # default: one per object the mappings name
+//! batch = 100                                   # events asked for at a time, 1 to 100
+//! # [cdc.endpoints]                             # one connection's own endpoint
+//! # crm = "http://127.0.0.1:7443"
+//!
 //! [outbox]
 //! max_attempts = 8                        # failures other than an outage, then parked
 //! workers_per_connection = 4
@@ -101,6 +112,7 @@ use serde::Deserialize;
 use toml::de::DeTable;
 
 mod build;
+mod cdc;
 mod doc;
 mod error;
 mod literal;
@@ -110,6 +122,7 @@ mod secrets;
 mod story;
 mod values;
 
+pub use cdc::{Cdc, DEFAULT_PUBSUB_ENDPOINT};
 pub use error::{all_at_once, ConfigError};
 pub use model::{Agent, Config, ConnectionOverride, Log, LogFormat, Outbox, Poll, Server, Webhook};
 pub use secrets::{connection_secret_problems, connection_secrets, SecretSource};

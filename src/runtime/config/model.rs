@@ -24,6 +24,8 @@ pub struct Config {
     pub webhook: Option<Webhook>,
     pub agents: BTreeMap<String, Agent>,
     pub poll: Poll,
+    /// `[cdc]`: Change Data Capture over the Pub/Sub API.
+    pub cdc: super::cdc::Cdc,
     /// Keyed by the mapping's connection name.
     pub connections: BTreeMap<String, ConnectionOverride>,
     pub outbox: Outbox,
@@ -160,6 +162,7 @@ impl Config {
             webhook: None,
             agents: BTreeMap::new(),
             poll: Poll::default(),
+            cdc: super::cdc::Cdc::default(),
             connections: BTreeMap::new(),
             outbox: Outbox::default(),
             retention: crate::runtime::store::Retention::default(),

@@ -21,6 +21,7 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) agents: BTreeMap<String, Spanned<RawAgent>>,
     pub(super) poll: Option<RawPoll>,
+    pub(super) cdc: Option<super::cdc::RawCdc>,
     #[serde(default)]
     pub(super) connections: BTreeMap<String, RawConnection>,
     pub(super) outbox: Option<RawOutbox>,

@@ -58,6 +58,8 @@ pub(super) struct Families {
     /// The connections [`Families::connection`] created series for: the
     /// label values the API readers add up (a family cannot be iterated).
     pub(super) connections: Mutex<BTreeSet<String>>,
+    /// Change Data Capture's series (`cdc.rs`).
+    pub(super) cdc: super::cdc::CdcFamilies,
 }
 
 impl Families {
@@ -203,7 +205,9 @@ impl Families {
             Unit::Seconds,
             http.clone(),
         );
+        let cdc = super::cdc::CdcFamilies::register(&mut registry);
         let families = Families {
+            cdc,
             registry,
             events,
             duplicates,

@@ -19,6 +19,7 @@ use std::sync::{Arc, MutexGuard};
 
 use prometheus_client::encoding::text::encode;
 
+mod cdc;
 mod counts;
 mod families;
 mod http;
@@ -28,6 +29,7 @@ mod read;
 mod record;
 mod scrape;
 
+pub use cdc::CDC_OUTCOMES;
 pub use counts::ApiCounts;
 use families::Families;
 pub use names::{

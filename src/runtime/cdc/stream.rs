@@ -1,0 +1,475 @@
+//! One channel of one connection: subscribe, pass every change on, store
+//! where it is, reconnect when the stream breaks.
+//!
+//! The Subscribe call
+//! (https://developer.salesforce.com/docs/platform/pub-sub-api/references/methods/subscribe-rpc.html)
+//! is a bidirectional stream: the first `FetchRequest` names the topic,
+//! where to start (`LATEST`, `EARLIEST`, or `CUSTOM` with a replay id) and
+//! how many events to send (at most 100); later requests ask for more.
+//! The server answers with batches of events and, when it has none for a
+//! while, an empty response carrying the latest replay id (a keepalive,
+//! within 270 s). Requests for more go out once half of what was asked
+//! has arrived, so the server never sits at 0 pending.
+//!
+//! A change is passed to [`Fanout::apply`] until it returns Ok (retried
+//! with backoff, never skipped); only then is its replay id stored, so a
+//! crash replays it, and the fan-out's event ids (built from the change's
+//! key) make the replay decide nothing twice.
+
+use super::cursor::{self, Position};
+use super::decode::{decode, Decoded};
+use super::grpc::{self, Failure, Schemas};
+use super::{heal, LOG_TARGET};
+use crate::connectors::backoff::Backoff;
+use crate::connectors::error::ApiError;
+use crate::connectors::salesforce::pubsub::proto::pub_sub_client::PubSubClient;
+use crate::connectors::salesforce::pubsub::proto::{ConsumerEvent, FetchRequest, ReplayPreset};
+use crate::connectors::salesforce::{PubSubSession, SalesforceClient};
+use crate::runtime::engine::Engine;
+use crate::runtime::links::fanout::Fanout;
+use crate::runtime::links::CrmChange;
+use crate::runtime::metrics::Metrics;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tonic::transport::Channel;
+
+/// Events asked for at a time: the API's maximum.
+pub const MAX_REQUESTED: i32 = 100;
+/// No message at all (keepalives come within 270 s) for this long: the
+/// connection is dead though no error said so.
+const SILENCE: Duration = Duration::from_secs(300);
+
+/// `stop` turned true: the task ends without storing anything more.
+#[derive(Debug)]
+pub struct Stopped;
+
+/// What one channel's task needs.
+pub struct Ctx {
+    pub engine: Arc<Engine>,
+    pub fanout: Arc<Fanout>,
+    pub client: SalesforceClient,
+    pub schemas: Schemas,
+    pub connection: String,
+    pub channel: String,
+    /// The object the channel's events are about (`Account`).
+    pub object: String,
+    pub endpoint: String,
+    pub batch: i32,
+    pub stop: watch::Receiver<bool>,
+    pub metrics: Metrics,
+}
+
+/// Why a subscription ended.
+enum Ended {
+    Stopped,
+    Failed(tonic::Status),
+    /// The server closed the stream, or fell silent.
+    Closed,
+    /// Could not get as far as subscribing (sign-in, a bad endpoint).
+    Local(String),
+}
+
+impl Ctx {
+    fn key(&self) -> String {
+        cursor::replay_key(&self.connection, &self.channel)
+    }
+
+    /// Sleeps `d`; `Err(Stopped)` when stopped meanwhile.
+    async fn pause(&mut self, d: Duration) -> Result<(), Stopped> {
+        tokio::select! {
+            biased;
+            _ = self.stop.wait_for(|s| *s) => Err(Stopped),
+            _ = tokio::time::sleep(d) => Ok(()),
+        }
+    }
+
+    /// `work` until it succeeds, with backoff, or until stopped.
+    pub async fn retrying<T, F, Fut>(&mut self, what: &str, mut work: F) -> Result<T, Stopped>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+        let mut n = 0;
+        loop {
+            let attempt = tokio::select! {
+                biased;
+                _ = self.stop.wait_for(|s| *s) => return Err(Stopped),
+                r = work() => r,
+            };
+            match attempt {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    tracing::warn!(target: LOG_TARGET, connection = %self.connection, channel = %self.channel, error = %e, "could not {what}; will retry");
+                    self.pause(backoff.bound(n)).await?;
+                    n = n.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Passes `change` on until the fan-out takes it (never skipped);
+    /// `Err(Stopped)` only when stopped first.
+    pub async fn apply(&mut self, change: &CrmChange) -> Result<(), Stopped> {
+        let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
+        let mut n = 0;
+        loop {
+            let fanout = self.fanout.clone();
+            let got = tokio::select! {
+                biased;
+                _ = self.stop.wait_for(|s| *s) => return Err(Stopped),
+                r = fanout.apply(change) => r,
+            };
+            match got {
+                Ok(_) => {
+                    self.metrics
+                        .cdc_event(&self.connection, &self.channel, "applied");
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.metrics
+                        .cdc_event(&self.connection, &self.channel, "retried");
+                    tracing::warn!(target: LOG_TARGET, connection = %self.connection, channel = %self.channel, key = %change.key, error = %e, "the change could not be passed on; trying it again");
+                    self.pause(backoff.bound(n)).await?;
+                    n = n.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    pub fn metrics_catch_up(&self) {
+        self.metrics.cdc_catch_up(&self.connection, &self.channel);
+    }
+
+    async fn save(&self, p: &Position) {
+        if let Err(e) = cursor::save(&self.engine, &self.key(), p).await {
+            // The next event stores it again; a crash before then replays
+            // what is already decided, which decides nothing twice.
+            tracing::error!(target: LOG_TARGET, connection = %self.connection, channel = %self.channel, error = %e, "could not store the replay id");
+        }
+    }
+}
+
+/// l3map's own write, by the client name its REST calls send in
+/// `Sforce-Call-Options` (`…;client=l3map`, maybe with a trailing `/`).
+pub fn is_own(origin: Option<&str>) -> bool {
+    let want = format!(
+        "client={}",
+        crate::connectors::salesforce::CALL_OPTIONS_CLIENT
+    );
+    origin.is_some_and(|o| {
+        o.split(';')
+            .any(|part| part.trim().trim_end_matches('/') == want)
+    })
+}
+
+/// The channel's task: runs until `stop` turns true.
+pub async fn run(mut ctx: Ctx) {
+    let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    let mut failures: u32 = 0;
+    let mut session: Option<PubSubSession> = None;
+    tracing::info!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, endpoint = %ctx.endpoint, "subscribing to Change Data Capture");
+    loop {
+        let ended = subscribe(&mut ctx, &mut session, &mut failures).await;
+        ctx.metrics.cdc_up(&ctx.connection, &ctx.channel, false);
+        let wait = match ended {
+            Ended::Stopped => break,
+            Ended::Failed(status) => {
+                let code = grpc::error_code(&status).unwrap_or_default();
+                match grpc::classify(&status) {
+                    Failure::ReplayIdRejected => {
+                        // Beyond the 72-hour retention, or not this topic's.
+                        tracing::error!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, error_code = %code, status = %status.message(), "Salesforce refused the stored replay id (older than the 72-hour retention, or invalid); subscribing from LATEST and catching up by SystemModstamp from the last change passed on");
+                        let mut p = load(&ctx).await.unwrap_or_default();
+                        p.replay = None;
+                        ctx.save(&p).await;
+                        Duration::ZERO
+                    }
+                    Failure::Unauthenticated => {
+                        tracing::info!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, error_code = %code, "the Pub/Sub API refused the session; signing in again");
+                        if let Some(stale) = session.take() {
+                            match ctx.client.renew_pubsub_session(&stale).await {
+                                Ok(s) => session = Some(s),
+                                Err(e) => {
+                                    tracing::warn!(target: LOG_TARGET, connection = %ctx.connection, error = %e, "could not sign in again")
+                                }
+                            }
+                        }
+                        next_wait(&backoff, &mut failures)
+                    }
+                    Failure::Refused => {
+                        tracing::error!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, code = ?status.code(), error_code = %code, status = %status.message(), "the Pub/Sub API refused the subscription (is Change Data Capture enabled for the object, and may the user subscribe?); trying again later");
+                        failures = failures.max(5);
+                        next_wait(&backoff, &mut failures)
+                    }
+                    Failure::Transient => {
+                        tracing::warn!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, code = ?status.code(), error_code = %code, status = %status.message(), "the change stream broke; reconnecting");
+                        next_wait(&backoff, &mut failures)
+                    }
+                }
+            }
+            Ended::Closed => {
+                tracing::info!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, "the change stream ended; reconnecting");
+                next_wait(&backoff, &mut failures)
+            }
+            Ended::Local(e) => {
+                tracing::warn!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, error = %e, "could not subscribe; will retry");
+                next_wait(&backoff, &mut failures)
+            }
+        };
+        ctx.metrics.cdc_reconnect(&ctx.connection, &ctx.channel);
+        if ctx.pause(wait).await.is_err() {
+            break;
+        }
+    }
+    ctx.metrics.cdc_up(&ctx.connection, &ctx.channel, false);
+    tracing::info!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, "Change Data Capture stream stopped");
+}
+
+fn next_wait(backoff: &Backoff, failures: &mut u32) -> Duration {
+    let d = backoff.bound(*failures);
+    *failures = failures.saturating_add(1);
+    d
+}
+
+async fn load(ctx: &Ctx) -> Option<Position> {
+    match cursor::load(&ctx.engine, &ctx.key()).await {
+        Ok(Some(v)) => match Position::decode(&v) {
+            Some(p) => Some(p),
+            None => {
+                tracing::warn!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, cursor = %v, "unreadable stored replay id; subscribing from LATEST");
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(e) => {
+            tracing::error!(target: LOG_TARGET, error = %e, "could not read the stored replay id");
+            None
+        }
+    }
+}
+
+/// One subscription, from connecting to its end.
+async fn subscribe(
+    ctx: &mut Ctx,
+    session: &mut Option<PubSubSession>,
+    failures: &mut u32,
+) -> Ended {
+    if *ctx.stop.borrow() {
+        return Ended::Stopped;
+    }
+    let s = match session.clone() {
+        Some(s) => s,
+        None => match ctx.client.pubsub_session().await {
+            Ok(s) => {
+                *session = Some(s.clone());
+                s
+            }
+            Err(e) => return Ended::Local(format!("signing in: {e}")),
+        },
+    };
+    let endpoint = match grpc::endpoint(&ctx.endpoint) {
+        Ok(e) => e,
+        Err(e) => return Ended::Local(e),
+    };
+    let channel = tokio::select! {
+        biased;
+        _ = ctx.stop.wait_for(|s| *s) => return Ended::Stopped,
+        c = endpoint.connect() => match c {
+            Ok(c) => c,
+            Err(e) => return Ended::Local(format!("connecting to {}: {e}", ctx.endpoint)),
+        },
+    };
+    let mut client = PubSubClient::new(channel);
+    // GetTopic first: a topic that does not exist, or that the user may
+    // not read, is said plainly instead of as a broken stream.
+    match grpc::topic(&mut client, &s, &ctx.channel).await {
+        Ok(t) if !t.can_subscribe => {
+            return Ended::Local(format!(
+                "the user may not subscribe to {} (GetTopic: can_subscribe is false)",
+                ctx.channel
+            ))
+        }
+        Ok(_) => {}
+        Err(status) => return Ended::Failed(status),
+    }
+    let mut pos = load(ctx).await.unwrap_or_default();
+    let (preset, replay_id) = match &pos.replay {
+        Some(r) => (ReplayPreset::Custom, r.clone()),
+        None => (ReplayPreset::Latest, Vec::new()),
+    };
+    let (tx, rx) = mpsc::channel::<FetchRequest>(4);
+    let first = FetchRequest {
+        topic_name: ctx.channel.clone(),
+        replay_preset: preset as i32,
+        replay_id,
+        num_requested: ctx.batch,
+        auth_refresh: String::new(),
+    };
+    if tx.send(first).await.is_err() {
+        return Ended::Closed;
+    }
+    let req = match grpc::authed(&s, tokio_stream::wrappers::ReceiverStream::new(rx)) {
+        Ok(r) => r,
+        Err(e) => return Ended::Local(e),
+    };
+    let mut stream = tokio::select! {
+        biased;
+        _ = ctx.stop.wait_for(|s| *s) => return Ended::Stopped,
+        r = client.subscribe(req) => match r {
+            Ok(r) => r.into_inner(),
+            Err(status) => return Ended::Failed(status),
+        },
+    };
+    ctx.metrics.cdc_up(&ctx.connection, &ctx.channel, true);
+    tracing::info!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, from = if pos.replay.is_some() { "the stored replay id" } else { "LATEST" }, "Change Data Capture stream up");
+    // From LATEST with a time stored: the events in between are read by
+    // SystemModstamp (the stream is already open, so nothing falls
+    // between the poll and the stream; what both see is keyed apart but
+    // equal, and the fan-out writes nothing twice for equal values).
+    if pos.replay.is_none() {
+        if let Some(since) = pos.at {
+            let object = ctx.object.clone();
+            match heal::catch_up(ctx, &object, since).await {
+                Ok(newest) => {
+                    pos.at = Some(newest);
+                    ctx.save(&pos).await;
+                }
+                Err(Stopped) => return Ended::Stopped,
+            }
+        }
+    }
+    let mut pending = ctx.batch;
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = ctx.stop.wait_for(|s| *s) => return Ended::Stopped,
+            m = tokio::time::timeout(SILENCE, stream.message()) => m,
+        };
+        let resp = match msg {
+            Err(_) => return Ended::Closed,
+            Ok(Ok(None)) => return Ended::Closed,
+            Ok(Err(status)) => return Ended::Failed(status),
+            Ok(Ok(Some(r))) => r,
+        };
+        *failures = 0;
+        if resp.events.is_empty() {
+            // A keepalive: nothing is pending before its replay id, so a
+            // restart may resume from it (and stays inside retention
+            // through quiet days).
+            if !resp.latest_replay_id.is_empty() && pending > 0 {
+                pos.replay = Some(resp.latest_replay_id.clone());
+                if pos.at.is_none() {
+                    pos.at = Some(jiff::Timestamp::now());
+                }
+                ctx.save(&pos).await;
+            }
+        }
+        for ev in resp.events {
+            pending -= 1;
+            match handle(ctx, &mut client, &s, &ev, &mut pos).await {
+                Ok(()) => {}
+                Err(e) => return e,
+            }
+            pos.replay = Some(ev.replay_id.clone());
+            ctx.save(&pos).await;
+        }
+        if pending <= ctx.batch / 2 {
+            let more = FetchRequest {
+                topic_name: ctx.channel.clone(),
+                num_requested: ctx.batch - pending.max(0),
+                ..Default::default()
+            };
+            if tx.send(more).await.is_err() {
+                return Ended::Closed;
+            }
+            pending = ctx.batch;
+        }
+    }
+}
+
+/// One event: decoded, then passed on (or healed); `Ok` once it may be
+/// stored as handled.
+async fn handle(
+    ctx: &mut Ctx,
+    client: &mut PubSubClient<Channel>,
+    s: &PubSubSession,
+    ev: &ConsumerEvent,
+    pos: &mut Position,
+) -> Result<(), Ended> {
+    let Some(event) = &ev.event else {
+        return Ok(());
+    };
+    let schema = match ctx.schemas.get(client, s, &event.schema_id).await {
+        Ok(schema) => schema,
+        Err(grpc::SchemaError::Call(status)) => return Err(Ended::Failed(status)),
+        Err(grpc::SchemaError::Local(e)) => {
+            ctx.metrics
+                .cdc_event(&ctx.connection, &ctx.channel, "undecodable");
+            tracing::error!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, event_id = %event.id, error = %e, "skipped an event whose schema cannot be read");
+            return Ok(());
+        }
+    };
+    let decoded = match decode(&schema, &event.payload, &ctx.connection) {
+        Ok(d) => d,
+        Err(e) => {
+            ctx.metrics
+                .cdc_event(&ctx.connection, &ctx.channel, "undecodable");
+            tracing::error!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, event_id = %event.id, error = %e, "skipped an event that does not decode");
+            return Ok(());
+        }
+    };
+    let at: Option<jiff::Timestamp> = decoded.change().at.parse().ok();
+    match decoded {
+        Decoded::Change(c) if is_own(c.origin.as_deref()) => {
+            ctx.metrics.cdc_event(&ctx.connection, &ctx.channel, "own");
+        }
+        Decoded::Change(c) => ctx.apply(&c).await.map_err(|_| Ended::Stopped)?,
+        Decoded::Gap(gap) => {
+            ctx.metrics.cdc_gap(&ctx.connection, &ctx.channel);
+            tracing::info!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, object = %gap.object, records = gap.ids.len(), "a gap event: reading its records again");
+            for c in heal::refetch(ctx, &gap).await.map_err(|_| Ended::Stopped)? {
+                ctx.apply(&c).await.map_err(|_| Ended::Stopped)?;
+            }
+        }
+        Decoded::Overflow(o) => {
+            ctx.metrics.cdc_overflow(&ctx.connection, &ctx.channel);
+            // From the last change passed on, or a minute before the
+            // overflow's commit when nothing was yet.
+            let since = pos
+                .at
+                .or_else(|| {
+                    at.and_then(|t| t.checked_sub(jiff::SignedDuration::from_secs(60)).ok())
+                })
+                .unwrap_or_else(jiff::Timestamp::now);
+            tracing::info!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, object = %o.object, "an overflow event: catching up by SystemModstamp");
+            heal::catch_up(ctx, &o.object, since)
+                .await
+                .map_err(|_| Ended::Stopped)?;
+        }
+    }
+    if let Some(t) = at {
+        pos.at = Some(pos.at.map_or(t, |p| p.max(t)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_writes_are_recognised_by_the_client_name() {
+        assert!(is_own(Some("com/salesforce/api/rest/60.0;client=l3map")));
+        assert!(is_own(Some("com/salesforce/api/rest/60.0;client=l3map/")));
+        assert!(!is_own(Some(
+            "com/salesforce/api/rest/60.0;client=l3mapper"
+        )));
+        assert!(!is_own(Some(
+            "com/salesforce/api/soap/60.0;client=SfdcInternalAPI/"
+        )));
+        assert!(!is_own(None));
+    }
+}
