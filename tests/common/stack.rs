@@ -43,6 +43,8 @@ pub struct Stack {
     tmp: Option<TempDir>,
     pub zendesk: String,
     pub salesforce: String,
+    /// The Salesforce emulator's Pub/Sub API (gRPC) endpoint.
+    pub pubsub: String,
     pub runtime: String,
     emulate: Child,
     run: Option<Child>,
@@ -113,7 +115,7 @@ impl Stack {
             )
             .spawn()
             .expect("l3map emulate starts");
-        let (zendesk, salesforce, lines) = super::emulator_urls(&mut emulate);
+        let (zendesk, salesforce, pubsub, lines) = super::emulator_endpoints(&mut emulate);
         // Keep draining the emulator's output so it never blocks on a full
         // pipe; kept in emulate.out for the secrets scan.
         let out_file = dir.join("emulate.out");
@@ -164,6 +166,7 @@ workers_per_connection = 4
             tmp: Some(tmp),
             zendesk,
             salesforce,
+            pubsub,
             runtime,
             emulate,
             run: None,

@@ -37,22 +37,21 @@ fn bad(msg: impl Into<String>) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({"error": msg.into()}))).into_response()
 }
 
-fn body_json(body: Result<Bytes, BytesRejection>) -> Result<Value, Response> {
-    let bytes = body.map_err(|e| bad(e.to_string()))?;
+/// The body as a JSON object (empty: `{}`), or why not.
+fn body_json(body: Result<Bytes, BytesRejection>) -> Result<Value, String> {
+    let bytes = body.map_err(|e| e.to_string())?;
     if bytes.is_empty() {
         return Ok(json!({}));
     }
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| format!("not JSON: {e}"))?;
     if !v.is_object() {
-        return Err(bad("the body must be a JSON object"));
+        return Err("the body must be a JSON object".into());
     }
     Ok(v)
 }
 
-fn object_of<'a>(st: &'a Emu, name: &str) -> Result<&'a super::super::ObjectSchema, Response> {
-    st.schema
-        .object(name)
-        .ok_or_else(|| SfError::not_found().into_response())
+fn object_of<'a>(st: &'a Emu, name: &str) -> Option<&'a super::super::ObjectSchema> {
+    st.schema.object(name)
 }
 
 /// `PATCH /emulator/person/sobjects/{object}/{id}`: the same body and
@@ -63,9 +62,8 @@ async fn person_update(
     Path((object, id)): Path<(String, String)>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let obj = match object_of(&st, &object) {
-        Ok(o) => o,
-        Err(r) => return r,
+    let Some(obj) = object_of(&st, &object) else {
+        return SfError::not_found().into_response();
     };
     let body = match read_object(body) {
         Ok(b) => b,
@@ -89,9 +87,8 @@ async fn person_create(
     Path(object): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let obj = match object_of(&st, &object) {
-        Ok(o) => o,
-        Err(r) => return r,
+    let Some(obj) = object_of(&st, &object) else {
+        return SfError::not_found().into_response();
     };
     let body = match read_object(body) {
         Ok(b) => b,
@@ -115,9 +112,8 @@ async fn person_delete(
     State(st): State<Arc<Emu>>,
     Path((object, id)): Path<(String, String)>,
 ) -> Response {
-    let obj = match object_of(&st, &object) {
-        Ok(o) => o,
-        Err(r) => return r,
+    let Some(obj) = object_of(&st, &object) else {
+        return SfError::not_found().into_response();
     };
     let mut store = lock(&st.store);
     if !store.delete(&obj.name, &id) {
@@ -143,7 +139,7 @@ async fn status(State(st): State<Arc<Emu>>) -> Response {
 async fn gap(State(st): State<Arc<Emu>>, body: Result<Bytes, BytesRejection>) -> Response {
     let b = match body_json(body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     let object = b["object"].as_str().unwrap_or_default();
     let kind = b["change_type"].as_str().unwrap_or("GAP_UPDATE");
@@ -165,7 +161,7 @@ async fn gap(State(st): State<Arc<Emu>>, body: Result<Bytes, BytesRejection>) ->
 async fn overflow(State(st): State<Arc<Emu>>, body: Result<Bytes, BytesRejection>) -> Response {
     let b = match body_json(body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     let object = b["object"].as_str().unwrap_or_default();
     injected(st.bus.inject(object, "GAP_OVERFLOW", &[]))
@@ -194,7 +190,7 @@ fn code_of(v: &Value) -> Option<tonic::Code> {
 async fn cut(State(st): State<Arc<Emu>>, body: Result<Bytes, BytesRejection>) -> Response {
     let b = match body_json(body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     let Some(code) = code_of(&b["code"]) else {
         return bad("code: a gRPC status, by number (14) or name (UNAVAILABLE)");
@@ -217,7 +213,7 @@ async fn cut(State(st): State<Arc<Emu>>, body: Result<Bytes, BytesRejection>) ->
 async fn keepalive(State(st): State<Arc<Emu>>, body: Result<Bytes, BytesRejection>) -> Response {
     let b = match body_json(body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     let k = match b["mode"].as_str() {
         Some("normal") => Keepalive::Normal,
@@ -237,7 +233,7 @@ async fn keepalive(State(st): State<Arc<Emu>>, body: Result<Bytes, BytesRejectio
 async fn expire(State(st): State<Arc<Emu>>, body: Result<Bytes, BytesRejection>) -> Response {
     let b = match body_json(body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     let through = match &b["through"] {
         Value::Null => None,

@@ -117,6 +117,10 @@ impl EventLog {
     pub fn len(&self) -> usize {
         self.events.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
 }
 
 #[cfg(test)]
