@@ -5,7 +5,7 @@
 //! (a `SystemModstamp` catch-up poll, as `runtime::poll` does).
 //! https://developer.salesforce.com/docs/atlas.en-us.change_data_capture.meta/change_data_capture/cdc_other_events_gap.htm
 
-use super::stream::{Ctx, Stopped};
+use super::ctx::{Ctx, Stopped};
 use crate::connectors::error::ApiError;
 use crate::connectors::salesforce::Record;
 use crate::runtime::links::{ChangeType, CrmChange};

@@ -6,11 +6,12 @@
 //! The files: `grpc.rs` (channel, credentials, schema cache, errors),
 //! `decode.rs` (Avro to [`CrmChange`](crate::runtime::links::CrmChange)),
 //! `bitmap.rs` (`changedFields` and friends), `cursor.rs` (the stored
-//! replay id), `stream.rs` (one channel's subscription), `heal.rs` (gaps,
+//! replay id), `ctx.rs` (a task's state and its retried waits), `stream.rs` (one channel's subscription), `heal.rs` (gaps,
 //! overflows, catch-up polls). This file keeps exactly one task per
 //! channel alive, also across hot reloads.
 
 mod bitmap;
+mod ctx;
 mod cursor;
 mod decode;
 mod grpc;
@@ -147,7 +148,7 @@ pub fn spawn(
                 };
                 engine.metrics.cdc_channel(&connection, &channel);
                 let (tx, rx) = watch::channel(false);
-                let ctx = stream::Ctx {
+                let ctx = ctx::Ctx {
                     engine: engine.clone(),
                     fanout: fanout.clone(),
                     client: client.clone(),
