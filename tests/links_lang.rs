@@ -126,7 +126,7 @@ fn each_link_mistake_is_a_diagnostic_with_its_fix() {
                 .replace("crm.Account", "desk.Account"),
             "read, tickets:write",
             "l3map::wrong_connection_kind",
-            vec!["needs a salesforce connection"],
+            vec!["use `crm`"],
         ),
         (
             "link desk.requester <-> crm.Account {\n  on requester.external_id == Account.Id\n}\n"
