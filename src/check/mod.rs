@@ -376,6 +376,20 @@ fn check_inner(
         });
     }
     diagnostics.append(&mut cx.diags);
+    if diagnostics.iter().any(|d| d.is_error()) {
+        // "Never reaches a ticket in `l3map run`" is about running; a
+        // project with errors does not run, and the warning would only
+        // bury the errors that stop it.
+        diagnostics.retain(|d| {
+            !matches!(
+                &d.kind,
+                DiagKind::Check(CheckError {
+                    kind: CheckErrorKind::UnlinkedMap { .. },
+                    ..
+                })
+            )
+        });
+    }
     diagnostics.sort_by_key(|d| (d.file, d.offset()));
     Checked {
         files,
