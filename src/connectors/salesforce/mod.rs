@@ -13,14 +13,16 @@
 //! shared [`transport`](super::transport): signing, replay, usage header,
 //! token grant, error bodies), `endpoints.rs` (the operations).
 
+mod composite;
 mod config;
 mod endpoints;
 pub mod id;
 pub mod jwt_bearer;
-pub mod pubsub;
 mod policy;
+pub mod pubsub;
 mod types;
 
+pub use composite::{QueryOutcome, SubResult, COMPOSITE_BATCH_LIMIT};
 pub use config::{SalesforceAuth, SalesforceConfig};
 pub use types::{
     ApiUsage, Describe, DescribeField, PicklistValue, QueryResult, Record, RecordError,
