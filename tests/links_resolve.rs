@@ -1,5 +1,5 @@
 //! Linked records at run time, through the real binaries (`l3map emulate`
-//! + `l3map run`) over 127.0.0.1, with reqwest as the agent: a turn finds
+//! and `l3map run`) over 127.0.0.1, with reqwest as the agent: a turn finds
 //! the ticket's Case through a `link` without naming it, says through
 //! which link, costs no Salesforce request the second time, and a ticket
 //! with no match answers cleanly, the miss cached.
