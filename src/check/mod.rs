@@ -6,6 +6,7 @@ mod currency;
 mod diagnostic;
 pub mod error;
 mod escalations;
+pub(crate) mod links;
 mod mappings;
 mod parse;
 mod sku;
@@ -45,6 +46,12 @@ pub(crate) struct Usage {
     /// What `map` translation tables write into Zendesk fields, for the
     /// help on a test event that holds the source value instead.
     pub translations: Vec<Translated>,
+    /// Salesforce objects a `link` ties to Zendesk (what a test's
+    /// `records` may carry, and what `map` rules reach tickets through).
+    pub linked: BTreeSet<String>,
+    /// Zendesk resources links read: (connection, `organizations` /
+    /// `users`, where), for the scope lints.
+    pub zd_reads: Vec<(String, &'static str, Span)>,
 }
 
 /// One translation arm's pattern into a Zendesk field: `"Infusion Pump" =>
@@ -419,6 +426,12 @@ fn check_files(cx: &mut Ctx, files: &[ast::File]) {
             }
         }
     }
+    let mut linked = BTreeMap::new();
+    for item in items() {
+        if let Item::Link(l) = item {
+            links::check(cx, l, &mut linked);
+        }
+    }
     let mut writers = BTreeMap::new();
     for item in items() {
         match item {
@@ -450,6 +463,7 @@ fn check_files(cx: &mut Ctx, files: &[ast::File]) {
             }
         }
     }
+    links::lint_unlinked(cx, files);
     connections::lint_usage(cx);
     currency::lint(cx, files);
 }
