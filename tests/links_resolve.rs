@@ -22,6 +22,16 @@ link desk.ticket <-> crm.Case {
 }
 "#;
 
+/// A hand-off that reads the linked Account's tier: the agent names no
+/// Account.
+const ACCOUNT_RULE: &str = r#"
+escalation angry_enterprise_account {
+  when    turn.sentiment == angry and Account.SLA_Tier__c == "Ent"
+  reason  "Enterprise Account, found through its organization, is angry"
+  comment desk handoff
+}
+"#;
+
 /// Polls far apart, so the only Salesforce requests are the test's.
 const QUIET: &str = "[poll]\nzendesk_interval_secs = 3600\nsalesforce_interval_secs = 3600\n";
 
@@ -93,15 +103,142 @@ async fn crm_calls(s: &Stack) -> f64 {
         .sum()
 }
 
+/// The `crm` call count once the startup poll's requests are over.
+async fn settled_crm_calls(s: &Stack) -> f64 {
+    let mut last = crm_calls(s).await;
+    loop {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let now = crm_calls(s).await;
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache() {
     let s = Stack::start_with_files(
         "links-resolve",
         QUIET,
         false,
-        &[("case_link.l3map", CASE_LINK)],
+        &[
+            ("case_link.l3map", CASE_LINK),
+            ("account_rule.l3map", ACCOUNT_RULE),
+        ],
     )
     .await;
+
+    // A ticket of Nimbus Analytics (seeded organization 360200001, whose
+    // external_id is the Enterprise Account's Id), requested by Ana.
+    let ids = s
+        .zendesk(
+            reqwest::Method::POST,
+            "/__l3map/tickets",
+            Some(
+                json!({"count": 1, "ticket": {"subject": "Card declined", "status": "open",
+                        "organization_id": 360200001u64, "requester_id": 2000}}),
+            ),
+        )
+        .await;
+    let nimbus = ids["ids"][0].as_u64().expect("a ticket id");
+    let v = turn(
+        &s,
+        json!({"ticket": nimbus, "intent": "complaint", "sentiment": "angry",
+                            "summary": "Card declined again"}),
+    )
+    .await;
+    assert_eq!(
+        v["linked"]["records"]["Account"]["SLA_Tier__c"], "Ent",
+        "{v}"
+    );
+    let via = v["linked"]["via"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["object"] == "Account")
+        .cloned()
+        .expect("a via for the Account");
+    assert_eq!(via["link"], "desk.organization <-> crm.Account");
+    assert_eq!(via["on"], "organization.external_id == Account.Id");
+    assert!(
+        via["source"].as_str().unwrap().contains("/links.l3map:"),
+        "{via}"
+    );
+    assert!(
+        v["handoff_comment"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Enterprise Account, found through its organization"),
+        "the Enterprise hand-off, without the agent naming the Account: {v}"
+    );
+    assert_eq!(
+        v["linked"]["records"]["Contact"]["Email"], "ana@example.com",
+        "{v}"
+    );
+
+    // An organization no Account matches: a clean answer, a miss, cached.
+    let org = s
+        .zendesk(
+            reqwest::Method::POST,
+            "/__l3map/organizations",
+            Some(json!({"organization": {"name": "Unlinked Ltd", "external_id": "001000000000000AAA"}})),
+        )
+        .await;
+    let org_id = org["organization"]["id"].as_u64().expect("an org id");
+    let ids = s
+        .zendesk(
+            reqwest::Method::POST,
+            "/__l3map/tickets",
+            Some(
+                json!({"count": 1, "ticket": {"subject": "Hello", "status": "open",
+                        "organization_id": org_id}}),
+            ),
+        )
+        .await;
+    let unlinked = ids["ids"][0].as_u64().expect("a ticket id");
+    let v = turn(
+        &s,
+        json!({"ticket": unlinked, "intent": "complaint", "sentiment": "angry",
+                            "summary": "Hello"}),
+    )
+    .await;
+    assert!(v["linked"]["records"].get("Account").is_none(), "{v}");
+    let miss = v["linked"]["misses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["object"] == "Account")
+        .cloned()
+        .expect("a miss");
+    assert!(
+        miss["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no Account has Id"),
+        "{miss}"
+    );
+    assert!(
+        v["handoff_comment"].is_null(),
+        "no Account, no Enterprise hand-off: {v}"
+    );
+    s.drained(Duration::from_secs(20)).await;
+    let before = settled_crm_calls(&s).await;
+    let v = turn(
+        &s,
+        json!({"ticket": unlinked, "intent": "question", "summary": "Again"}),
+    )
+    .await;
+    assert!(
+        v["linked"]["misses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["object"] == "Account"),
+        "{v}"
+    );
+    assert_eq!(crm_calls(&s).await, before, "the negative entry is cached");
+
     let ticket = s
         .create_ticket("Chargeback on my card", "enterprise", None)
         .await;
@@ -131,7 +268,7 @@ async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache()
         via["source"]
             .as_str()
             .unwrap()
-            .starts_with("case_link.l3map:"),
+            .contains("/case_link.l3map:"),
         "{via}"
     );
     let set_case = v["accepted"]
@@ -157,7 +294,7 @@ async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache()
     // A second turn on the ticket: the Case comes from the cache, and no
     // Salesforce request is made (this turn decides no Salesforce write).
     s.drained(Duration::from_secs(20)).await;
-    let before = crm_calls(&s).await;
+    let before = settled_crm_calls(&s).await;
     let v = turn(
         &s,
         json!({"ticket": ticket, "intent": "question", "summary": "And now?"}),
@@ -205,7 +342,7 @@ async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache()
         "{miss}"
     );
     assert_eq!(v["linked"]["errors"], json!([]), "{v}");
-    let before = crm_calls(&s).await;
+    let before = settled_crm_calls(&s).await;
     turn(
         &s,
         json!({"ticket": other, "intent": "question", "summary": "Hi again"}),

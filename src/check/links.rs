@@ -174,7 +174,11 @@ fn shape(cx: &mut Ctx, span: Span, message: String, help: String) {
 /// connection and object, for "linked twice".
 pub(super) fn check(cx: &mut Ctx, l: &ast::Link, seen: &mut BTreeMap<(String, String), Span>) {
     let desk = cx.use_conn(&l.desk, Some(Kind::Zendesk), "the Zendesk side of a link");
-    let crm = cx.use_conn(&l.crm, Some(Kind::Salesforce), "the Salesforce side of a link");
+    let crm = cx.use_conn(
+        &l.crm,
+        Some(Kind::Salesforce),
+        "the Salesforce side of a link",
+    );
     let zd_ok = ZD_OBJECTS.contains(&l.zendesk.name.as_str());
     if !zd_ok {
         let help = match l.zendesk.name.as_str() {
@@ -332,8 +336,7 @@ pub(super) fn check(cx: &mut Ctx, l: &ast::Link, seen: &mut BTreeMap<(String, St
     let rest: Vec<&str> = zd[1..].iter().map(|s| s.name.as_str()).collect();
     let zd_ty = match zd_key(&l.zendesk.name, &rest) {
         Some(ZdKeyRef::TicketField(alias)) => {
-            match desk.and_then(|_| cx.env.fields.get(&l.desk.name).and_then(|m| m.get(&alias)))
-            {
+            match desk.and_then(|_| cx.env.fields.get(&l.desk.name).and_then(|m| m.get(&alias))) {
                 Some(f) => Some(f.ty.clone()),
                 None if desk.is_none() => None,
                 None => {
@@ -371,17 +374,16 @@ pub(super) fn check(cx: &mut Ctx, l: &ast::Link, seen: &mut BTreeMap<(String, St
                 _ => &["id", "external_id", "email", "fields.KEY"],
             };
             let written = rest.join(".");
-            let help = did_you_mean(&written, valid.iter().copied())
-                .unwrap_or_else(|| {
-                    format!(
-                        "a link compares {}",
-                        valid
-                            .iter()
-                            .map(|v| format!("`{}.{v}`", l.zendesk.name))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                });
+            let help = did_you_mean(&written, valid.iter().copied()).unwrap_or_else(|| {
+                format!(
+                    "a link compares {}",
+                    valid
+                        .iter()
+                        .map(|v| format!("`{}.{v}`", l.zendesk.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
             cx.err(
                 CheckErrorKind::LinkZendeskKey {
                     path: join(zd),
@@ -411,7 +413,10 @@ pub(super) fn check(cx: &mut Ctx, l: &ast::Link, seen: &mut BTreeMap<(String, St
             let has = |a: &str| f.attrs.iter().any(|x| x == a);
             (
                 f.ty.clone(),
-                std.is_some_and(|s| s.indexed) || has("external_id") || has("unique") || has("indexed"),
+                std.is_some_and(|s| s.indexed)
+                    || has("external_id")
+                    || has("unique")
+                    || has("indexed"),
                 std.is_some_and(|s| s.unique) || has("unique"),
             )
         }

@@ -231,10 +231,7 @@ fn zendesk_scopes_used(cx: &mut Ctx, c: &ConnInfo, scopes_span: Span) {
                 c,
                 scope,
                 format!("a link reads Zendesk {resource}"),
-                format!(
-                    "add `{scope}` (or `read`) to the `scopes` of `{}`",
-                    c.name
-                ),
+                format!("add `{scope}` (or `read`) to the `scopes` of `{}`", c.name),
                 scopes_span,
                 Some(*at),
             );
@@ -248,7 +245,10 @@ fn zendesk_scopes_used(cx: &mut Ctx, c: &ConnInfo, scopes_span: Span) {
             "the agent should act as its own dedicated user, not impersonate people".to_string()
         } else if resource == "hc" {
             "Help Center scopes are only for agents that write Help Center articles; nothing in this project does".to_string()
-        } else if reads.iter().any(|(r, _)| *r == resource) && !s.ends_with(":write") && s != resource {
+        } else if reads.iter().any(|(r, _)| *r == resource)
+            && !s.ends_with(":write")
+            && s != resource
+        {
             continue;
         } else if ZENDESK_RESOURCES.contains(&resource) && resource != "tickets" {
             format!(
