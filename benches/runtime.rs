@@ -208,6 +208,7 @@ async fn serve(engine: Arc<Engine>) -> String {
         agents: Vec::new(),
         zendesk: None,
         salesforce: None,
+        resolver: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

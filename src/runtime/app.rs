@@ -30,6 +30,9 @@ pub struct App {
     /// read the ticket they announce, the agent API reads context.
     pub zendesk: Option<(String, ZendeskClient)>,
     pub salesforce: Option<(String, SalesforceClient)>,
+    /// Ticket -> linked Salesforce records, with its caches: one per
+    /// runtime, shared by agent turns, context reads and webhooks.
+    pub resolver: Arc<crate::runtime::links::resolve::Resolver>,
 }
 
 pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {

@@ -184,6 +184,7 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         agents: s.agents,
         zendesk: first_zendesk(&applier_clients),
         salesforce: first_salesforce(&applier_clients),
+        resolver: Arc::default(),
     });
     let server = tokio::spawn(serve(
         s.listener,

@@ -139,6 +139,7 @@ impl Rig {
             agents: Vec::new(),
             zendesk: self.zendesk(),
             salesforce: self.salesforce(),
+            resolver: Default::default(),
         }
     }
 

@@ -77,6 +77,17 @@ impl Stack {
     /// `[webhook]` section, so the emulator's deliveries are refused and
     /// only polling brings changes in.
     pub async fn start_with(name: &str, extra: &str, webhooks: bool) -> Stack {
+        Stack::start_with_files(name, extra, webhooks, &[]).await
+    }
+
+    /// As [`Stack::start_with`], with `files` (name, text) added to the
+    /// copied mappings before either process reads them.
+    pub async fn start_with_files(
+        name: &str,
+        extra: &str,
+        webhooks: bool,
+        files: &[(&str, &str)],
+    ) -> Stack {
         let tmp = temp_dir(&format!("e2e-{name}"));
         let dir = tmp.path().to_path_buf();
         let secret_file = dir.join("sf_client_secret");
@@ -87,6 +98,9 @@ impl Stack {
             &dir.join("mappings"),
             &secret_file,
         );
+        for (file, text) in files {
+            std::fs::write(dir.join("mappings").join(file), text).expect("a mappings file");
+        }
         let port = free_port();
         let runtime = format!("http://127.0.0.1:{port}");
 

@@ -13,6 +13,7 @@
 //! shared [`transport`](super::transport): signing, replay, usage header,
 //! token grant, error bodies), `endpoints.rs` (the operations).
 
+mod composite;
 mod config;
 mod endpoints;
 pub mod id;
@@ -22,6 +23,7 @@ pub mod pubsub;
 mod session;
 mod types;
 
+pub use composite::{QueryOutcome, SubResult, COMPOSITE_BATCH_LIMIT};
 pub use config::{SalesforceAuth, SalesforceConfig};
 pub use session::PubSubSession;
 pub use types::{

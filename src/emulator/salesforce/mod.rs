@@ -29,6 +29,7 @@ use tokio::time::Instant;
 
 mod bodies;
 mod collections;
+mod composite;
 mod errors;
 mod exec;
 mod gate;
@@ -370,6 +371,7 @@ fn router(state: Arc<Emu>, faults: Arc<Faults>) -> Router {
             "/services/data/{v}/composite/sobjects",
             post(collection_create).patch(collection_update),
         )
+        .route("/services/data/{v}/composite/batch", post(composite::batch))
         .route("/services/data/{v}/limits", get(limits::limits))
         .route("/services/data/{v}/limits/", get(limits::limits))
         .route("/services/data/{v}/query", get(query))

@@ -6,6 +6,7 @@ use crate::connectors::salesforce::Record as SfRecord;
 use crate::eval::decide::Refusal;
 use crate::ir::Loc;
 use crate::runtime::engine::Ingested;
+use crate::runtime::links::resolve::Linked;
 use crate::runtime::store::Accepted;
 use serde::Serialize;
 use serde_json::{Map, Value as JsonValue};
@@ -18,6 +19,10 @@ pub(super) struct TurnAnswer {
     pub duplicate: bool,
     /// The ticket as read for this turn: its id and l3map status.
     pub ticket: Option<SeenTicket>,
+    /// The ticket's linked Salesforce records and through which link each
+    /// was found; absent when the mappings declare no links.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linked: Option<Linked>,
     /// The decided actions as `l3map plan --format json` shows them, each
     /// with its `source`.
     pub accepted: Vec<JsonValue>,
@@ -62,6 +67,7 @@ pub(super) struct Stale {
 /// agent saw differently.
 pub(super) struct Read {
     pub ticket: Option<SeenTicket>,
+    pub linked: Option<Linked>,
     pub stale_fields: Vec<Stale>,
     pub digest: [u8; 32],
 }
@@ -79,6 +85,7 @@ impl TurnAnswer {
         } = ingested;
         let Read {
             ticket,
+            linked,
             stale_fields,
             digest,
         } = read;
@@ -93,6 +100,7 @@ impl TurnAnswer {
                     revision,
                     duplicate: true,
                     ticket,
+                    linked,
                     accepted: vec![],
                     refused: vec![],
                     queued: 0,
@@ -127,6 +135,7 @@ impl TurnAnswer {
             revision,
             duplicate: false,
             ticket,
+            linked,
             accepted,
             refused,
             queued,
@@ -160,6 +169,11 @@ pub(super) struct ContextAnswer {
     /// The Account's fields as the mappings translate them onto the ticket.
     pub account_as_ticket_fields: Option<Map<String, JsonValue>>,
     pub cached: Cached,
+    /// The ticket's linked records and through which link each was found
+    /// (absent when the mappings declare no links, or `?account=` named
+    /// the Account).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linked: Option<Linked>,
     pub revision: String,
     pub ticket: ContextTicket,
 }
@@ -203,6 +217,7 @@ mod tests {
                 account: Some(true),
                 ticket: false,
             },
+            linked: None,
             revision: "r1".into(),
             ticket: ContextTicket {
                 fields: fields.clone(),

@@ -3,7 +3,7 @@
 
 use super::answer::{Cached, ContextAnswer, ContextTicket};
 use super::fail::{bad, Fail};
-use super::reads::{convert_ticket, read_account, read_ticket};
+use super::reads::{convert_ticket, read_account, read_linked, read_ticket, resolve_links};
 use crate::connectors::salesforce::Record as SfRecord;
 use crate::connectors::salesforce_id;
 use crate::connectors::zendesk::Ticket as ZdTicket;
@@ -49,20 +49,30 @@ pub(super) async fn context(
     }
     let live = app.engine.live();
     let names = live.program.index().ticket_field_ids();
-    // With the Account named up front, both systems are asked at once.
-    let (raw, account) = match q.account {
+    // With the Account named up front, both systems are asked at once;
+    // otherwise the ticket's links find it (or, without links, a ticket
+    // field naming it).
+    let (raw, account, linked) = match q.account {
         Some(a) => {
             let (t, acc) = tokio::join!(read_ticket(app, id), read_account(app, &a));
-            (t?, Some(acc?))
+            (t?, Some(acc?), None)
         }
         None => {
-            let t = read_ticket(app, id).await?;
-            let linked = linked_account(&t, names);
-            let acc = match linked {
-                Some(a) if app.salesforce.is_some() => Some(read_account(app, &a).await?),
+            let (t, side) = read_linked(app, id).await?;
+            let linked = resolve_links(app, &side).await;
+            let from_link = linked.as_ref().and_then(|l| {
+                let rec = l.records.get("Account")?;
+                let cached = l.via.iter().find(|v| v.object == "Account")?.cached;
+                Some((std::sync::Arc::new(rec.clone()), cached))
+            });
+            let acc = match (from_link, linked_account(&t, names)) {
+                (Some(found), _) => Some(found),
+                (None, Some(a)) if app.salesforce.is_some() && linked.is_none() => {
+                    Some(read_account(app, &a).await?)
+                }
                 _ => None,
             };
-            (t, acc)
+            (t, acc, linked)
         }
     };
     let seen = convert_ticket(&raw, &live.convert.statuses)?;
@@ -73,9 +83,16 @@ pub(super) async fn context(
             fields.insert((*name).to_string(), f.value.clone());
         }
     }
+    let mut records: BTreeMap<String, SfRecord> = linked
+        .as_ref()
+        .map(|l| l.records.clone())
+        .unwrap_or_default();
+    if let Some((a, _)) = &account {
+        records.insert("Account".to_string(), (**a).clone());
+    }
     let account_as_ticket_fields = account
         .as_ref()
-        .map(|(a, _)| mapped_fields(&live.program, &seen, a));
+        .map(|_| mapped_fields(&live.program, &seen, records));
     let cached = Cached {
         account: account.as_ref().map(|(_, cached)| *cached),
         ticket: false,
@@ -89,6 +106,7 @@ pub(super) async fn context(
         account,
         account_as_ticket_fields,
         cached,
+        linked,
         revision: live.program.revision.clone(),
         ticket: ContextTicket {
             fields,
@@ -112,9 +130,11 @@ fn linked_account(t: &ZdTicket, names: &BTreeMap<String, u64>) -> Option<String>
 /// The Account's fields as the mappings translate them onto the ticket
 /// (`map crm -> desk`): the tier in the desk's words (`enterprise`, not
 /// `Ent`). Decided like any record change, and nothing is recorded.
-fn mapped_fields(p: &Program, ticket: &Ticket, account: &SfRecord) -> Map<String, JsonValue> {
-    let mut records = BTreeMap::new();
-    records.insert("Account".to_string(), account.clone());
+fn mapped_fields(
+    p: &Program,
+    ticket: &Ticket,
+    records: BTreeMap<String, SfRecord>,
+) -> Map<String, JsonValue> {
     // A ticket without its fields: a mapping writes only what differs, and
     // here every translated value is wanted, even one the ticket has.
     let bare = Ticket {

@@ -92,6 +92,7 @@ mod tests {
             revision: "r1".into(),
             duplicate: false,
             ticket: None,
+            linked: None,
             accepted: vec![],
             refused: vec![],
             queued: 0,

@@ -8,6 +8,8 @@ use crate::connectors::zendesk::Ticket as ZdTicket;
 use crate::eval::convert::{zendesk::from_ticket, StatusIndex};
 use crate::eval::event::Ticket;
 use crate::runtime::app::App;
+use crate::runtime::links::resolve::{Linked, Resolver};
+use crate::runtime::links::ticket_side::TicketSide;
 use axum::http::StatusCode;
 use serde_json::json;
 use std::sync::Arc;
@@ -98,4 +100,51 @@ pub(super) fn convert_ticket(t: &ZdTicket, statuses: &StatusIndex) -> Result<Tic
         .next()
         .and_then(|e| e.ticket)
         .ok_or_else(|| unreadable("no ticket in the answer".into()))
+}
+
+/// The ticket and what its links compare, from one Zendesk read: with
+/// the organization and requester sideloaded when a link needs more of
+/// them than their ids.
+pub(super) async fn read_linked(app: &App, id: u64) -> Result<(ZdTicket, TicketSide), Fail> {
+    let Some((desk, zd)) = &app.zendesk else {
+        return Err(not_configured(
+            "the mappings declare no Zendesk connection, so no ticket can be read",
+        ));
+    };
+    let parties = Resolver::needs_parties(&app.engine.live().program, desk);
+    let zd = zd.interactive();
+    let answer = crate::runtime::links::ticket_read::ticket_answer(&zd, id, parties)
+        .await
+        .map_err(|e| {
+            read_failed(
+                &e,
+                "no_ticket",
+                format!("no ticket {id}"),
+                &format!("ticket {id}"),
+            )
+        })?;
+    let unreadable = || {
+        fail(
+            StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!("Zendesk answered ticket {id} in a shape l3map cannot read"),
+        )
+    };
+    let ticket: ZdTicket = answer
+        .get("ticket")
+        .cloned()
+        .and_then(|t| serde_json::from_value(t).ok())
+        .ok_or_else(unreadable)?;
+    let side = TicketSide::from_answer(&answer).ok_or_else(unreadable)?;
+    Ok((ticket, side))
+}
+
+/// The ticket's linked records, when the mappings declare links for its
+/// Zendesk connection.
+pub(super) async fn resolve_links(app: &App, side: &TicketSide) -> Option<Linked> {
+    let (desk, _) = app.zendesk.as_ref()?;
+    let live = app.engine.live();
+    Resolver::links(&live.program, desk).next()?;
+    let sf = app.salesforce.as_ref().map(|(n, c)| (n.as_str(), c));
+    Some(app.resolver.for_ticket(&live.program, desk, side, sf).await)
 }

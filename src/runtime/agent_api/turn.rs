@@ -3,7 +3,7 @@
 
 use super::answer::{Read, SeenTicket, Stale, TurnAnswer};
 use super::fail::{fail, Fail};
-use super::reads::{convert_ticket, read_ticket};
+use super::reads::{convert_ticket, read_linked, resolve_links};
 use super::request::Checked;
 use crate::connectors::zendesk::CustomFieldValue;
 use crate::eval::event::{Event, EventKind, MoneyJson, Turn};
@@ -33,17 +33,28 @@ pub(super) async fn execute(
     } = checked;
     let live = app.engine.live();
     // A Case-only turn has no ticket to compare the agent's fields with.
-    let (ticket, stale_fields) = match ticket {
+    let (ticket, stale_fields, linked) = match ticket {
         Some(id) => {
-            let raw = read_ticket(app, id).await?;
+            let (raw, side) = read_linked(app, id).await?;
             let seen = convert_ticket(&raw, &live.convert.statuses)?;
             let names = live.program.index().ticket_field_ids();
-            (Some(seen), stale(&req.fields, names, &raw.custom_fields))
+            let linked = resolve_links(app, &side).await;
+            (
+                Some(seen),
+                stale(&req.fields, names, &raw.custom_fields),
+                linked,
+            )
         }
-        None => (None, Vec::new()),
+        None => (None, Vec::new(), None),
     };
-    let mut records = BTreeMap::new();
+    // The linked records (the ticket's Account, Contact, Case), as a
+    // record change would carry them.
+    let mut records: BTreeMap<String, Map<String, JsonValue>> = linked
+        .as_ref()
+        .map(|l| l.records.clone())
+        .unwrap_or_default();
     if let Some(case) = &req.case {
+        // The Case the agent names wins over a linked one.
         let mut m = Map::new();
         m.insert("Id".into(), JsonValue::String(case.clone()));
         records.insert("Case".to_string(), m);
@@ -95,6 +106,7 @@ pub(super) async fn execute(
     };
     let read = Read {
         ticket: seen_ticket,
+        linked,
         stale_fields,
         digest,
     };

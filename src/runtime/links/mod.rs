@@ -4,10 +4,15 @@
 //! through the connectors' caches; neither decides anything: the engine
 //! decides the events they build.
 //!
+//! `ticket_side.rs`: the values a ticket's links compare, from one
+//! Tickets API answer; `resolve.rs`: the cached lookups behind them.
 //! `change.rs`: a Salesforce change as every source reports it (CDC,
 //! polling), the one input of the fan-out.
 
 pub mod change;
 pub mod fanout;
+pub mod resolve;
+pub mod ticket_read;
+pub mod ticket_side;
 
 pub use change::{ChangeType, CrmChange};
