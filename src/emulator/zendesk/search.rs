@@ -11,11 +11,10 @@
 
 use super::errors::{Answer, ZdErr};
 use super::parties::{org_json, person_json, Org, Person};
-use super::search_pages::{offset_page, sort_tickets};
+use super::search_pages::{invalid, offset_page, sort_tickets};
 use super::views::ticket_json;
 use super::{lock, Db, Shared, Ticket, AGENT_ID};
-use axum::http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 
 /// Results per query at most (Zendesk's limit).
@@ -54,14 +53,6 @@ pub(super) struct Query {
     /// (or property value) from the search results", Zendesk Support
     /// search reference, support.zendesk.com/hc/en-us/articles/4408886879258).
     pub(super) not: Vec<Query>,
-}
-
-pub(super) fn invalid(description: String) -> ZdErr {
-    // The Search API's error shape: {"error": "invalid", "description"}.
-    ZdErr {
-        status: StatusCode::BAD_REQUEST,
-        body: json!({"error": "invalid", "description": description}),
-    }
 }
 
 /// Splits on spaces, keeping "quoted phrases" (also as a value:
@@ -498,6 +489,7 @@ pub(super) fn search_users(sh: &Shared, q: &HashMap<String, String>, base: &str)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     #[test]
     fn quoted_phrases_stay_together() {

@@ -2,11 +2,18 @@
 //! (`page`, `per_page`), as `/api/v2/search` and `users/search` answer.
 
 use super::errors::{ok, Answer, ZdErr};
-use super::search::invalid;
 use super::Ticket;
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+
+pub(super) fn invalid(description: String) -> ZdErr {
+    // The Search API's error shape: {"error": "invalid", "description"}.
+    ZdErr {
+        status: StatusCode::BAD_REQUEST,
+        body: json!({"error": "invalid", "description": description}),
+    }
+}
 
 /// Results per page at most (Zendesk's limit).
 const PAGE_MAX: usize = 100;
