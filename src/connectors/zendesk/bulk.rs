@@ -124,13 +124,11 @@ impl<'de> Deserialize<'de> for JobResult {
         let error = r.error.and_then(text);
         // A result that names an error failed, whatever else it says;
         // without `success`, the status word is the outcome.
-        let success = error.is_none()
-            && r.success.unwrap_or_else(|| {
-                matches!(
-                    r.status.as_deref(),
-                    Some("Updated" | "Created" | "Deleted" | "Completed")
-                )
-            });
+        let worded = matches!(
+            r.status.as_deref(),
+            Some("Updated" | "Created" | "Deleted" | "Completed")
+        );
+        let success = error.is_none() && r.success.unwrap_or(worded);
         Ok(JobResult {
             id: r.id.unwrap_or(0),
             success,

@@ -182,7 +182,7 @@ fn field_is(fields: &Map<String, Value>, key: &str, value: &str) -> bool {
     match fields.get(key) {
         Some(Value::String(s)) => s == value,
         Some(Value::Null) | None => false,
-        Some(other) => other.to_string() == value,
+        Some(other) => serde_json::from_str::<Value>(value).is_ok_and(|v| &v == other),
     }
 }
 

@@ -87,14 +87,14 @@ impl TicketFilter {
             .as_ref()
             .is_none_or(|(id, v)| match t.field(*id) {
                 Some(Value::String(s)) => s == v,
-                Some(other) => other.to_string() == *v,
+                Some(other) => serde_json::from_str::<Value>(v).is_ok_and(|x| &x == other),
                 None => false,
             });
         let ext = self
             .external_id
             .as_ref()
             .is_none_or(|x| t.external_id.as_ref() == Some(x));
-        let status = self.statuses.is_empty() || self.statuses.iter().any(|s| *s == t.status);
+        let status = self.statuses.is_empty() || self.statuses.contains(&t.status);
         org && req && field && ext && status
     }
 }

@@ -107,7 +107,10 @@ fn failed(index: usize, id: u64, error: &str, details: &str) -> Value {
 /// Runs a job's plan: each ticket updated (as the authenticated user,
 /// `via: api`) or its failure recorded; the events of each updated
 /// ticket, for its webhooks.
-fn run(db: &mut Db, plan: Plan) -> (Vec<Value>, Vec<(u64, Vec<(String, Value)>)>) {
+/// Each updated ticket and its webhook events.
+type Published = Vec<(u64, Vec<(String, Value)>)>;
+
+fn run(db: &mut Db, plan: Plan) -> (Vec<Value>, Published) {
     let mut results = Vec::with_capacity(plan.len());
     let mut published = Vec::new();
     for (index, (id, changes)) in plan.into_iter().enumerate() {

@@ -44,6 +44,7 @@ mod parties;
 mod reads;
 mod search;
 mod search_export;
+mod search_pages;
 mod seed;
 mod state;
 mod users;

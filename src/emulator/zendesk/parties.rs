@@ -209,6 +209,15 @@ pub(super) fn search_orgs(sh: &Shared, q: &std::collections::HashMap<String, Str
     )
 }
 
+/// An id given as a number or as its text.
+fn id_of(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 /// A `{"organization": {...}}` or `{"user": {...}}` body's object.
 fn object<'a>(m: &'a Map<String, Value>, key: &str) -> Result<&'a Map<String, Value>, ZdErr> {
     m.get(key).and_then(Value::as_object).ok_or_else(|| {
@@ -287,7 +296,7 @@ pub(super) fn put_person(
     let org = match u.get("organization_id") {
         None => None,
         Some(Value::Null) => Some(None),
-        Some(v) => match super::changes::as_id(v).filter(|o| db.orgs.contains_key(o)) {
+        Some(v) => match id_of(v).filter(|o| db.orgs.contains_key(o)) {
             Some(o) => Some(Some(o)),
             None => {
                 return Err(ZdErr::bad_request(
