@@ -17,8 +17,8 @@ mod config;
 mod endpoints;
 pub mod id;
 pub mod jwt_bearer;
-pub mod pubsub;
 mod policy;
+pub mod pubsub;
 mod types;
 
 pub use config::{SalesforceAuth, SalesforceConfig};
