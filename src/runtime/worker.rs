@@ -242,7 +242,7 @@ async fn finished(
 }
 
 async fn panicked(engine: &Engine, applier: &Applier, g: &Group, err: &tokio::task::JoinError) {
-    let tries = Tries::of(&g, now_ms());
+    let tries = Tries::of(g, now_ms());
     let error = format!("l3map failed while sending this ({err}); this is a bug, please report it");
     let outcome = if tries.counted >= applier.retries().max_attempts {
         Outcome::Park {
