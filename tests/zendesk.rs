@@ -261,12 +261,12 @@ async fn bulk_updates_poll_the_job_until_it_completes() {
     let zd = client_for(&srv.base_url(), "tok-bulk", 6000);
     let ids = [4211, 4213, 4214, 999_999];
     let results = zd
-        .update_many(&ids, &TicketChanges::default().field(SLA_TIER, "standard"))
+        .update_many_same(&ids, &TicketChanges::default().field(SLA_TIER, "standard"))
         .await
         .expect("bulk");
     assert_eq!(results.len(), 4);
-    let ok: Vec<Option<bool>> = results.iter().map(|r| r.success).collect();
-    assert_eq!(ok, vec![Some(true), Some(true), Some(true), Some(false)]);
+    let ok: Vec<bool> = results.iter().map(|r| r.success).collect();
+    assert_eq!(ok, vec![true, true, true, false]);
     assert_eq!(h.requests("PUT /api/v2/tickets/update_many.json"), 1);
     // One update_many, then two polls answered `working` and the third `completed`.
     assert_eq!(h.total_requests(), 4);
@@ -274,7 +274,7 @@ async fn bulk_updates_poll_the_job_until_it_completes() {
     // More than Zendesk's 100 per request: split, each job awaited.
     let many: Vec<u64> = (1..=150).collect();
     let results = zd
-        .update_many(&many, &TicketChanges::default().field(SLA_TIER, "premium"))
+        .update_many_same(&many, &TicketChanges::default().field(SLA_TIER, "premium"))
         .await
         .expect("bulk");
     assert_eq!(results.len(), 150);

@@ -130,6 +130,9 @@ pub fn run(o: Options) -> u8 {
         rate_limit: o.rate_limit,
         faults: faults.clone(),
         webhook,
+        // Bulk jobs run in the background, as Zendesk's do: a client must
+        // poll them, not take the answer for the outcome.
+        job_delay: Duration::from_millis(100),
         ..ZendeskOptions::default()
     };
     let salesforce = programs.iter().fold(

@@ -1,5 +1,4 @@
-//! Zendesk's operations: tickets, bulk updates and their jobs, comments,
-//! the incremental export, and the slow-changing lists (groups, ticket
+//! Zendesk's operations: tickets, comments, the incremental export, and the slow-changing lists (groups, ticket
 //! fields, custom statuses) behind the 15-minute cache. Each is one or
 //! more [`ZendeskClient::call`]s.
 
@@ -7,10 +6,9 @@ use super::super::cache::ReadCache;
 use super::super::error::ApiError;
 use super::config::SYSTEM;
 use super::types::{
-    Comment, CustomStatus, ExportFrom, ExportPage, Group, JobResult, JobStatus, Ticket,
-    TicketChanges, TicketField,
+    Comment, CustomStatus, ExportFrom, ExportPage, Group, Ticket, TicketChanges, TicketField,
 };
-use super::{ZendeskClient, MAX_BULK};
+use super::ZendeskClient;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::Value;
@@ -106,81 +104,6 @@ impl ZendeskClient {
             None,
         )
         .await
-    }
-
-    /// The same changes on many tickets: one request per 100 tickets, each
-    /// job polled until it finishes (at most `job_max_polls` times). The
-    /// results of every job, in order, and one per ticket: a ticket the
-    /// job did not report on gets `success: None` and an error saying so.
-    pub async fn update_many(
-        &self,
-        ids: &[u64],
-        changes: &TicketChanges,
-    ) -> Result<Vec<JobResult>, ApiError> {
-        let body = serde_json::json!({ "ticket": changes });
-        let mut results = Vec::new();
-        for chunk in ids.chunks(MAX_BULK) {
-            let list: Vec<String> = chunk.iter().map(u64::to_string).collect();
-            let path = format!("/api/v2/tickets/update_many.json?ids={}", list.join(","));
-            let v = self.call(Method::PUT, &path, Some(&body), None).await?;
-            let job: JobStatus = field(v, "job_status")?;
-            let done = self.wait_for_job(job).await?;
-            let mut got = done.results.unwrap_or_default();
-            // A ticket the job says nothing about is reported, not dropped:
-            // the caller must not take silence for success.
-            let seen: std::collections::HashSet<u64> = got.iter().filter_map(|r| r.id).collect();
-            got.extend(
-                chunk
-                    .iter()
-                    .filter(|id| !seen.contains(id))
-                    .map(|id| JobResult {
-                        id: Some(*id),
-                        success: None,
-                        status: Some("Unknown".into()),
-                        error: Some(format!(
-                            "job {} reported no result for this ticket",
-                            done.id
-                        )),
-                        details: None,
-                    }),
-            );
-            results.extend(got);
-        }
-        Ok(results)
-    }
-
-    pub async fn job_status(&self, id: &str) -> Result<JobStatus, ApiError> {
-        let v = self
-            .call(
-                Method::GET,
-                &format!("/api/v2/job_statuses/{id}.json"),
-                None,
-                None,
-            )
-            .await?;
-        field(v, "job_status")
-    }
-
-    async fn wait_for_job(&self, mut job: JobStatus) -> Result<JobStatus, ApiError> {
-        for _ in 0..self.cfg.job_max_polls {
-            if job.finished() {
-                return Ok(job);
-            }
-            tokio::time::sleep(self.cfg.job_poll_interval).await;
-            job = self.job_status(&job.id).await?;
-        }
-        if job.finished() {
-            return Ok(job);
-        }
-        Err(ApiError::Transient {
-            system: SYSTEM,
-            status: None,
-            message: format!(
-                "job {} still {} after {} polls",
-                job.id, job.status, self.cfg.job_max_polls
-            ),
-            sent: true,
-        })
     }
 
     /// Every comment of the ticket, oldest first, across all pages.
@@ -354,7 +277,7 @@ pub(super) fn encode_query(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, crate::connectors::QUERY_VALUE).to_string()
 }
 
-fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
     serde_json::from_value(v).map_err(|e| ApiError::Protocol {
         system: SYSTEM,
         message: format!("unexpected response shape: {e}"),
@@ -362,7 +285,10 @@ fn decode<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, ApiError> {
 }
 
 /// `{"ticket": {...}}` -> the ticket.
-fn field<T: serde::de::DeserializeOwned>(mut v: Value, key: &str) -> Result<T, ApiError> {
+pub(super) fn field<T: serde::de::DeserializeOwned>(
+    mut v: Value,
+    key: &str,
+) -> Result<T, ApiError> {
     match v.get_mut(key).map(Value::take) {
         Some(inner) => decode(inner),
         None => Err(ApiError::Protocol {

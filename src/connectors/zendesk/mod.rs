@@ -12,18 +12,27 @@
 //! The files: `config.rs` (credentials, plan, settings), `types.rs` (the
 //! resources), `policy.rs` (Zendesk's side of the shared
 //! [`transport`](super::transport): signing, replay, rate headers, token
-//! grant, error bodies), `endpoints.rs` (the operations).
+//! grant, error bodies), `endpoints.rs` (the operations), `parties.rs`
+//! (organizations, users, a ticket with both side-loaded), `search.rs`
+//! (tickets by filter through the search export), `bulk.rs`
+//! (`update_many` and its job statuses).
 
+mod bulk;
 mod config;
 mod endpoints;
+mod parties;
 mod policy;
+mod search;
 mod types;
 
+pub use bulk::{JobResult, JobState, JobStatus, TicketUpdate};
 use config::SYSTEM;
 pub use config::{Credentials, Plan, ZendeskConfig};
+pub use parties::{Organization, TicketParties, User};
+pub use search::{TicketFilter, TicketPage, EXPORT_PAGE, STATUS_ORDER};
 pub use types::{
-    Comment, CustomFieldValue, CustomStatus, ExportFrom, ExportPage, FieldOption, Group, JobResult,
-    JobStatus, NewComment, Ticket, TicketChanges, TicketField,
+    Comment, CustomFieldValue, CustomStatus, ExportFrom, ExportPage, FieldOption, Group,
+    NewComment, Ticket, TicketChanges, TicketField,
 };
 
 use super::cache::ReadCache;
@@ -153,5 +162,7 @@ impl ZendeskClient {
     }
 }
 
+#[cfg(test)]
+mod shapes;
 #[cfg(test)]
 mod tests;

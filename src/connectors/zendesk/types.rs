@@ -31,6 +31,14 @@ pub struct Ticket {
     pub custom_fields: Vec<CustomFieldValue>,
     #[serde(default)]
     pub updated_at: Option<String>,
+    /// The ticket's organization (its requester's, unless set otherwise):
+    /// the way to a linked Salesforce Account.
+    #[serde(default)]
+    pub organization_id: Option<u64>,
+    #[serde(default)]
+    pub requester_id: Option<u64>,
+    #[serde(default)]
+    pub external_id: Option<String>,
 }
 
 impl Ticket {
@@ -162,41 +170,6 @@ pub struct CustomStatus {
 pub struct Group {
     pub id: u64,
     pub name: String,
-}
-
-/// One ticket's outcome in a bulk update.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct JobResult {
-    #[serde(default)]
-    pub id: Option<u64>,
-    #[serde(default)]
-    pub success: Option<bool>,
-    #[serde(default)]
-    pub status: Option<String>,
-    #[serde(default)]
-    pub error: Option<String>,
-    #[serde(default)]
-    pub details: Option<Value>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct JobStatus {
-    pub id: String,
-    pub status: String,
-    #[serde(default)]
-    pub total: Option<u64>,
-    #[serde(default)]
-    pub progress: Option<u64>,
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub results: Option<Vec<JobResult>>,
-}
-
-impl JobStatus {
-    pub(super) fn finished(&self) -> bool {
-        matches!(self.status.as_str(), "completed" | "failed" | "killed")
-    }
 }
 
 /// Where an incremental export starts.

@@ -90,7 +90,7 @@ pub(super) fn read_changes(db: &Db, t: &Map<String, Value>) -> Result<Changes, Z
         c.fields = read_fields(db, v, &mut p);
     }
     c.comment = read_comment(t, &mut p);
-    c.comment_author = read_author(t, &mut p);
+    c.comment_author = read_author(db, t, &mut p);
     p.finish()?;
     Ok(c)
 }
@@ -237,12 +237,12 @@ fn check_value(f: &SeedField, v: &Value) -> Result<Value, String> {
 /// (developer.zendesk.com/api-reference/ticketing/tickets/ticket_comments/,
 /// "Creating ticket comments"). Only the account's users can author one
 /// here: any other id is refused (422), never silently given to the agent.
-fn read_author(t: &Map<String, Value>, p: &mut Problems) -> Option<u64> {
+fn read_author(db: &Db, t: &Map<String, Value>, p: &mut Problems) -> Option<u64> {
     let v = t.get("comment")?.as_object()?.get("author_id")?;
     if v.is_null() {
         return None;
     }
-    match as_id(v).filter(|id| super::users::find(*id).is_some()) {
+    match as_id(v).filter(|id| db.person(*id).is_some()) {
         Some(id) => Some(id),
         None => {
             p.attr(

@@ -6,11 +6,14 @@ use super::errors::{ok, ZdErr};
 use super::export::incremental;
 use super::form::parse_query;
 use super::groups::{create_group, created, list_groups};
+use super::jobs::{job_status, update_many};
 use super::oauth::{expired_token, token};
-use super::reads::{custom_statuses, job_status, list_comments, list_tickets, show, ticket_fields};
+use super::parties::{search_orgs, show_org};
+use super::reads::{custom_statuses, list_comments, list_tickets, show, ticket_fields};
 use super::search::{search, search_users};
+use super::search_export::search_export;
 use super::users::{show_user, user_json};
-use super::writes::{create_ticket, delete_ticket, update_many, update_ticket};
+use super::writes::{create_ticket, delete_ticket, update_ticket};
 use super::{Shared, TokenGrant, AGENT_ID};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -36,6 +39,15 @@ pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) 
             "windows": sh.sliding.stats(),
         }))
         .into_response();
+    }
+    if let Some(rest) = parts.uri.path().strip_prefix("/__l3map/") {
+        // The emulator's admin calls (admin.rs): not Zendesk paths, not
+        // counted, no token, as the stats.
+        let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        return match read_body(&sh, body).await {
+            Ok(bytes) => into_response(super::admin::route(&sh, &parts.method, &segs, &bytes)),
+            Err(too_large) => too_large,
+        };
     }
     sh.count(&parts.method, parts.uri.path());
     if parts.uri.path() == "/oauth/tokens" {
@@ -94,7 +106,7 @@ async fn read_body(sh: &Shared, body: Body) -> Result<Bytes, Response> {
 }
 
 fn route(
-    sh: &Shared,
+    sh: &Arc<Shared>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -122,7 +134,9 @@ fn route(
         (Method::PUT, ["api", "v2", "tickets", "update_many"]) => {
             update_many(sh, &query, body, &base)
         }
-        (Method::GET, ["api", "v2", "tickets", id]) => path_id(id).and_then(|id| show(sh, id)),
+        (Method::GET, ["api", "v2", "tickets", id]) => {
+            path_id(id).and_then(|id| show(sh, id, &query))
+        }
         (Method::PUT, ["api", "v2", "tickets", id]) => {
             path_id(id).and_then(|id| update_ticket(sh, id, body))
         }
@@ -151,7 +165,14 @@ fn route(
             }
             return resp;
         }
-        (Method::GET, ["api", "v2", "users", "me"]) => ok(json!({"user": user_json(sh, AGENT_ID)})),
+        (Method::GET, ["api", "v2", "users", "me"]) => {
+            ok(json!({"user": user_json(sh, &super::lock(&sh.db), AGENT_ID)}))
+        }
+        (Method::GET, ["api", "v2", "organizations", "search"]) => search_orgs(sh, &query),
+        (Method::GET, ["api", "v2", "organizations", id]) => {
+            path_id(id).and_then(|id| show_org(sh, id))
+        }
+        (Method::GET, ["api", "v2", "search", "export"]) => search_export(sh, &query, &base),
         (Method::GET, ["api", "v2", "users", "search"]) => search_users(sh, &query, &base),
         (Method::GET, ["api", "v2", "users", id]) => path_id(id).and_then(|id| show_user(sh, id)),
         (Method::GET, ["api", "v2", "search"]) => search(sh, &query, &base),

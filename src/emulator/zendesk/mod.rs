@@ -19,7 +19,6 @@ use super::faults::{self, Faults};
 use super::window::{Sliding, WindowStats, Windows};
 use super::Running;
 use crate::connectors::Secret;
-use crate::ir::Program;
 use axum::http::StatusCode;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -28,6 +27,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+mod admin;
 mod audit;
 mod auth;
 mod changes;
@@ -36,10 +36,14 @@ mod errors;
 mod export;
 mod form;
 mod groups;
+mod jobs;
 mod lifecycle;
 mod oauth;
+mod options;
+mod parties;
 mod reads;
 mod search;
+mod search_export;
 mod seed;
 mod state;
 mod users;
@@ -52,6 +56,8 @@ use views::{comment_json, ticket_json};
 
 pub use dispatch::STATS_PATH;
 pub use oauth::OAuthClient;
+pub use options::{TokenGrant, WebhookTarget, ZendeskOptions};
+pub use parties::salesforce_account_ids;
 pub use seed::{FieldKind, Seed, SeedField, SeedStatus, SeedTicket};
 pub use state::ZendeskState;
 pub use webhooks::webhook_signature;
@@ -76,139 +82,6 @@ const AGENT_ID: u64 = 1000;
 const REQUESTER_ID: u64 = 2000;
 /// Zendesk's status categories; `closed` has no custom statuses of its own.
 const CATEGORIES: [&str; 5] = ["new", "open", "pending", "hold", "solved"];
-
-/// A credential the emulator accepts: an OAuth access token, or an API
-/// token (sent as Basic `email/token:TOKEN`), with its scopes.
-#[derive(Debug, Clone)]
-pub struct TokenGrant {
-    pub token: Secret,
-    /// `read`, `write`, `tickets:read`, `tickets:write`, ...
-    pub scopes: Vec<String>,
-}
-
-impl TokenGrant {
-    pub fn new(token: impl Into<String>, scopes: &[&str]) -> TokenGrant {
-        TokenGrant {
-            token: Secret::new(token),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        }
-    }
-
-    /// Writes need `write` or `tickets:write`, as in Zendesk's OAuth scopes.
-    fn can_write(&self) -> bool {
-        self.scopes
-            .iter()
-            .any(|s| s == "write" || s == "tickets:write")
-    }
-}
-
-/// Where ticket events are delivered, and the key they are signed with.
-#[derive(Debug, Clone)]
-pub struct WebhookTarget {
-    pub url: String,
-    pub secret: Secret,
-    /// Delivery attempts per event before it is recorded as failed.
-    pub attempts: u32,
-    /// Wait before the second attempt; doubled for each further one.
-    pub backoff: Duration,
-    /// Every event is delivered twice (Zendesk delivers at least once).
-    pub redeliver: bool,
-    /// Events queued together are delivered in a shuffled order, drawn
-    /// from this seed (Zendesk does not promise order either).
-    pub reorder: Option<u64>,
-}
-
-impl WebhookTarget {
-    pub fn new(url: impl Into<String>, secret: Secret) -> WebhookTarget {
-        WebhookTarget {
-            url: url.into(),
-            secret,
-            attempts: 4,
-            backoff: Duration::from_millis(200),
-            redeliver: false,
-            reorder: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ZendeskOptions {
-    pub seed: Seed,
-    pub tokens: Vec<TokenGrant>,
-    /// The OAuth clients `POST /oauth/tokens` accepts.
-    pub oauth_clients: Vec<OAuthClient>,
-    /// What an issued access token lives unless the request asks for
-    /// another `expires_in` (Zendesk's default: 30 minutes).
-    pub access_token_lifetime: Duration,
-    /// The same for refresh tokens (Zendesk's default: 30 days).
-    pub refresh_token_lifetime: Duration,
-    /// Issued access tokens, refresh tokens and codes kept, each.
-    pub max_oauth_tokens: usize,
-    /// Idempotency keys remembered at once (each holds a request and its
-    /// answer); past it the oldest are forgotten before their TTL.
-    pub max_idempotency_keys: usize,
-    /// Bulk job statuses kept (each holds up to 100 results); a job polled
-    /// after it made room answers 404, as an expired Zendesk job does.
-    pub max_jobs: usize,
-    /// Requests per window per token.
-    pub rate_limit: u32,
-    /// Zendesk's window is one minute; tests shrink it.
-    pub window: Duration,
-    pub faults: Arc<Faults>,
-    pub webhook: Option<WebhookTarget>,
-    pub max_body: usize,
-    /// How many polls of a job status answer `working` before `completed`.
-    pub job_polls: u32,
-    /// Tickets per incremental export page (Zendesk: up to 1000).
-    pub export_page: usize,
-    /// Items per page of the list endpoints (ticket fields, groups,
-    /// comments); Zendesk's is 100, tests shrink it to exercise paging.
-    pub list_page_max: usize,
-    pub account_id: u64,
-    /// Used in `url` fields only.
-    pub subdomain: String,
-}
-
-impl Default for ZendeskOptions {
-    fn default() -> Self {
-        ZendeskOptions {
-            seed: Seed::embedded(),
-            tokens: vec![TokenGrant::new(
-                DEV_TOKEN,
-                &["read", "write", "tickets:write"],
-            )],
-            oauth_clients: vec![OAuthClient::new(
-                DEV_CLIENT_ID,
-                DEV_CLIENT_SECRET,
-                &["read", "write", "tickets:read", "tickets:write"],
-            )],
-            access_token_lifetime: Duration::from_secs(30 * 60),
-            refresh_token_lifetime: Duration::from_secs(30 * 24 * 3600),
-            max_oauth_tokens: 10_000,
-            max_idempotency_keys: 10_000,
-            max_jobs: 1_000,
-            rate_limit: DEFAULT_RPM,
-            window: Duration::from_secs(60),
-            faults: Faults::none(),
-            webhook: None,
-            max_body: DEFAULT_MAX_BODY,
-            job_polls: 1,
-            export_page: 1000,
-            list_page_max: 100,
-            account_id: 12514403,
-            subdomain: "l3map".into(),
-        }
-    }
-}
-
-impl ZendeskOptions {
-    /// Seeds from the caller's compiled mappings instead of the embedded
-    /// desks (what `l3map run` does with the project it runs).
-    pub fn with_programs(mut self, programs: &[Program]) -> ZendeskOptions {
-        self.seed = Seed::from_programs(programs);
-        self
-    }
-}
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct CommentRec {
@@ -237,6 +110,18 @@ struct Ticket {
     submitter_id: Option<u64>,
     tags: Vec<String>,
     fields: BTreeMap<u64, Value>,
+    /// Set on create from the requester's organization, as Zendesk does.
+    #[serde(default)]
+    organization_id: Option<u64>,
+    #[serde(default)]
+    external_id: Option<String>,
+    /// Who made the latest change and through what (`api` for every API
+    /// write: the authenticated user; `web` for a person's change made
+    /// through the admin call): how l3map tells its own updates apart.
+    #[serde(default)]
+    updater_id: Option<u64>,
+    #[serde(default)]
+    updated_via: Option<String>,
     created_at: i64,
     updated_at: i64,
     /// Position in the change stream, for the incremental export cursor.
@@ -251,6 +136,10 @@ struct Job {
     total: usize,
     polls_left: u32,
     results: Vec<Value>,
+    /// Whether it has run (until then it answers `queued`).
+    done: bool,
+    /// A job-level failure: `failed` with this message, nothing applied.
+    failed: Option<String>,
 }
 
 #[derive(Debug)]
@@ -267,6 +156,14 @@ struct Db {
     fields: Vec<SeedField>,
     statuses: Vec<SeedStatus>,
     groups: Vec<groups::GroupRec>,
+    orgs: BTreeMap<u64, parties::Org>,
+    people: BTreeMap<u64, parties::Person>,
+    next_org: u64,
+    next_user: u64,
+    /// Ticket -> the error its next update fails with (admin call).
+    fail_next: HashMap<u64, String>,
+    /// The next bulk job fails as a whole with this message (admin call).
+    fail_next_job: Option<String>,
     jobs: HashMap<String, Job>,
     /// (token fingerprint, key) -> the first request's body and answer.
     idempotency: HashMap<(String, String), Remembered>,
@@ -352,6 +249,7 @@ impl Db {
             next_job: 1,
             ..Db::default()
         };
+        db.seed_parties(now_secs());
         for t in &seed.tickets {
             let (status, custom) = db.resolve_seed_status(&t.status);
             db.seq += 1;
@@ -368,10 +266,14 @@ impl Db {
                     kind: Some("question".into()),
                     group_id: None,
                     assignee_id: None,
-                    requester_id: REQUESTER_ID,
+                    requester_id: t.requester_id.unwrap_or(REQUESTER_ID),
                     submitter_id: None,
                     tags: t.tags.clone(),
                     fields: t.fields.iter().cloned().collect(),
+                    organization_id: t.organization_id,
+                    external_id: None,
+                    updater_id: None,
+                    updated_via: None,
                     created_at: now,
                     updated_at: now,
                     seq: db.seq,

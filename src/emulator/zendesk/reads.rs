@@ -3,7 +3,7 @@
 use super::errors::{ok, Answer, ZdErr};
 use super::seed::{FieldKind, SeedField};
 use super::views::{comment_json, list, paged, ticket_json};
-use super::{lock, Job, Shared};
+use super::{lock, Shared};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 
@@ -17,10 +17,40 @@ pub(super) fn list_tickets(sh: &Shared) -> Answer {
     ok(list("tickets", items))
 }
 
-pub(super) fn show(sh: &Shared, id: u64) -> Answer {
+/// `GET /api/v2/tickets/{id}.json`, with `include=users,organizations`
+/// ("Side-loading related records",
+/// developer.zendesk.com/documentation/ticketing/using-the-zendesk-api/side_loading/):
+/// top-level `users` (requester, submitter, assignee) and
+/// `organizations` (the ticket's). Other sideloads are ignored.
+pub(super) fn show(sh: &Shared, id: u64, q: &HashMap<String, String>) -> Answer {
     let db = lock(&sh.db);
     let t = db.tickets.get(&id).ok_or_else(ZdErr::not_found)?;
-    ok(json!({"ticket": ticket_json(&db, t, &sh.opts)}))
+    let mut body = json!({"ticket": ticket_json(&db, t, &sh.opts)});
+    let include: Vec<&str> = q
+        .get("include")
+        .map(|s| s.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    if include.contains(&"users") {
+        let mut ids = vec![t.requester_id, t.submitter_id.unwrap_or(t.requester_id)];
+        ids.extend(t.assignee_id);
+        ids.dedup();
+        let users: Vec<Value> = ids
+            .into_iter()
+            .filter_map(|u| db.person(u))
+            .map(|u| super::parties::person_json(sh, u))
+            .collect();
+        body["users"] = Value::Array(users);
+    }
+    if include.contains(&"organizations") {
+        let orgs: Vec<Value> = t
+            .organization_id
+            .and_then(|o| db.orgs.get(&o))
+            .map(|o| super::parties::org_json(sh, o))
+            .into_iter()
+            .collect();
+        body["organizations"] = Value::Array(orgs);
+    }
+    ok(body)
 }
 
 pub(super) fn list_comments(
@@ -95,31 +125,4 @@ pub(super) fn custom_statuses(sh: &Shared) -> Answer {
         })
         .collect();
     ok(json!({"custom_statuses": items}))
-}
-
-pub(super) fn job_status(sh: &Shared, id: &str, base: &str) -> Answer {
-    let mut db = lock(&sh.db);
-    let job = db.jobs.get_mut(id).ok_or_else(ZdErr::not_found)?;
-    let view = if job.polls_left > 0 {
-        job.polls_left -= 1;
-        job_json(base, id, job, "working")
-    } else {
-        job_json(base, id, job, "completed")
-    };
-    ok(json!({"job_status": view}))
-}
-
-/// The job status; its `url` absolute on `base`, the origin reached.
-pub(super) fn job_json(base: &str, id: &str, job: &Job, status: &str) -> Value {
-    let done = status == "completed";
-    json!({
-        "id": id,
-        "url": format!("{base}/api/v2/job_statuses/{id}.json"),
-        "job_type": "ThirdPartyTicketUpdate",
-        "total": job.total,
-        "progress": if done { job.total } else { job.total / 2 },
-        "status": status,
-        "message": if done { Value::from("Completed at now") } else { Value::Null },
-        "results": if done { Value::Array(job.results.clone()) } else { Value::Null },
-    })
 }

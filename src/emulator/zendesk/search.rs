@@ -10,7 +10,7 @@
 //! finds nothing would hide the difference.
 
 use super::errors::{ok, Answer, ZdErr};
-use super::users::{user_json, User, USERS};
+use super::parties::{org_json, person_json, Org, Person};
 use super::views::ticket_json;
 use super::{lock, Db, Shared, Ticket, AGENT_ID};
 use axum::http::StatusCode;
@@ -22,7 +22,7 @@ const PAGE_MAX: usize = 100;
 const QUERY_MAX: usize = 1000;
 
 /// The ticket properties `search` filters on (`status` also with `<`, `>`).
-const TICKET_KEYS: [&str; 7] = [
+pub(super) const TICKET_KEYS: [&str; 9] = [
     "status",
     "requester",
     "tags",
@@ -30,8 +30,13 @@ const TICKET_KEYS: [&str; 7] = [
     "priority",
     "ticket_type",
     "group",
+    "organization",
+    "external_id",
 ];
-const USER_KEYS: [&str; 3] = ["name", "email", "role"];
+pub(super) const USER_KEYS: [&str; 3] = ["name", "email", "role"];
+/// In `keys`: any other key is a custom field of the organizations or
+/// users searched (`type:organization sla_tier:gold`).
+pub(super) const ANY_FIELD: &str = "*";
 /// Zendesk's status order, for `status<solved` and `status>new`.
 const STATUS_ORDER: [&str; 6] = ["new", "open", "pending", "hold", "solved", "closed"];
 
@@ -134,9 +139,10 @@ impl Query {
             .find(|(_, c)| matches!(c, ':' | '<' | '>'))
             .filter(|(i, _)| {
                 *i > 0
+                    && tok.as_bytes()[0].is_ascii_alphabetic()
                     && tok[..*i]
                         .bytes()
-                        .all(|b| b.is_ascii_alphabetic() || b == b'_')
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
             });
         let Some((at, op)) = op else {
             q.text.push(word(tok)?);
@@ -149,13 +155,16 @@ impl Query {
                 "the emulator does not match wildcards in a property value (`{tok}`)"
             )));
         }
-        let searchable =
-            keys.contains(&key.as_str()) || (key == "type" && keys.contains(&"status"));
+        let tickets = keys.contains(&"status");
+        let searchable = keys.contains(&key.as_str())
+            || (key == "type" && tickets)
+            || (tickets && custom_field_id(&key).is_some())
+            || (keys.contains(&ANY_FIELD) && key != "type");
         if !searchable {
             return Err(invalid(format!(
                 "the emulator does not search by `{key}`; it knows {}",
                 if keys.contains(&"status") {
-                    "type, status, requester, tags, priority, ticket_type, group, name, email, role and free text"
+                    "type, status, requester, organization, external_id, custom_field_<id>, tags, priority, ticket_type, group, name, email, role and free text"
                 } else {
                     "name, email, role and free text"
                 }
@@ -193,23 +202,53 @@ fn has(hay: &str, needle: &str) -> bool {
     hay.to_lowercase().contains(&needle.to_lowercase())
 }
 
+/// `custom_field_360001234` -> 360001234.
+pub(super) fn custom_field_id(key: &str) -> Option<u64> {
+    key.strip_prefix("custom_field_")?.parse().ok()
+}
+
+/// A custom field value equal to a search value: text without regard to
+/// case, numbers and checkboxes by their JSON text.
+pub(super) fn value_is(v: Option<&Value>, want: &str) -> bool {
+    match v {
+        Some(Value::String(s)) => s.eq_ignore_ascii_case(want),
+        Some(Value::Null) | None => false,
+        Some(other) => other.to_string().eq_ignore_ascii_case(want),
+    }
+}
+
 /// The users a `requester:` value names: `me`, an id, an email, or part
 /// of a name.
-fn requesters(v: &str) -> Vec<u64> {
+fn requesters(db: &Db, v: &str) -> Vec<u64> {
     if v.eq_ignore_ascii_case("me") {
         return vec![AGENT_ID];
     }
     if let Ok(id) = v.parse::<u64>() {
         return vec![id];
     }
-    USERS
-        .iter()
-        .filter(|u| u.email.eq_ignore_ascii_case(v) || has(u.name, v))
+    db.people
+        .values()
+        .filter(|u| {
+            u.email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(v))
+                || has(&u.name, v)
+        })
         .map(|u| u.id)
         .collect()
 }
 
-fn ticket_matches(db: &Db, t: &Ticket, q: &Query) -> bool {
+/// `organization:` names an organization by id or by name.
+fn organization_is(db: &Db, org: Option<u64>, v: &str) -> bool {
+    let Some(o) = org else { return false };
+    v.parse::<u64>().is_ok_and(|id| id == o)
+        || db
+            .orgs
+            .get(&o)
+            .is_some_and(|x| x.name.eq_ignore_ascii_case(v))
+}
+
+pub(super) fn ticket_matches(db: &Db, t: &Ticket, q: &Query) -> bool {
     q.admits(|term| ticket_term(db, t, term))
 }
 
@@ -223,7 +262,15 @@ fn ticket_term(db: &Db, t: &Ticket, q: &Query) -> bool {
     });
     let prop_ok = q.props.iter().all(|(k, v)| match k.as_str() {
         "status" => t.status.eq_ignore_ascii_case(v),
-        "requester" => requesters(v).contains(&t.requester_id),
+        "requester" => requesters(db, v).contains(&t.requester_id),
+        "organization" => organization_is(db, t.organization_id, v),
+        "external_id" => t
+            .external_id
+            .as_deref()
+            .is_some_and(|x| x.eq_ignore_ascii_case(v)),
+        k if custom_field_id(k).is_some() => {
+            custom_field_id(k).is_some_and(|id| value_is(t.fields.get(&id), v))
+        }
         "tags" | "tag" => t.tags.iter().any(|tag| tag.eq_ignore_ascii_case(v)),
         "priority" => t
             .priority
@@ -262,31 +309,71 @@ pub(super) fn search(sh: &Shared, q: &HashMap<String, String>, base: &str) -> An
         .ok_or_else(|| {
             invalid("query is required: /api/v2/search?query=type:ticket status:open".into())
         })?;
-    let keys: Vec<&str> = TICKET_KEYS
+    let (parsed, kinds) = parse_typed(text)?;
+    let results = find(sh, &parsed, kinds, q)?;
+    offset_page(
+        "results",
+        "/api/v2/search",
+        results,
+        q,
+        base,
+        Some(QUERY_MAX),
+    )
+}
+
+/// The query, and the kinds of result it is about.
+pub(super) fn parse_typed(text: &str) -> Result<(Query, &'static [&'static str]), ZdErr> {
+    let mut keys: Vec<&str> = TICKET_KEYS
         .iter()
         .chain(USER_KEYS.iter())
         .copied()
         .collect();
+    // Organization and user custom fields are searched by their keys.
+    let typed = |k: &str| {
+        tokens(text)
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(&format!("type:{k}")))
+    };
+    if typed("organization") || typed("user") {
+        keys.push(ANY_FIELD);
+    }
     let parsed = Query::parse(text, &keys)?;
-    let kinds: &[&str] = match parsed.kind.as_deref() {
+    let kinds: &'static [&'static str] = match parsed.kind.as_deref() {
         None => &["ticket", "user", "group"],
         Some("ticket") => &["ticket"],
         Some("user") => &["user"],
         Some("group") => &["group"],
-        Some("organization") => &[],
+        Some("organization") => &["organization"],
         Some(other) => {
             return Err(invalid(format!(
                 "type:{other} is not a type: ticket, user, group or organization"
             )))
         }
     };
-    let ticket_only = parsed.keys().any(|k| TICKET_KEYS.contains(&k)) || parsed.has_ranges();
-    let user_only = parsed.keys().any(|k| USER_KEYS.contains(&k));
+    Ok((parsed, kinds))
+}
+
+/// Every result of a parsed query, tickets (sorted as asked), then
+/// users, organizations and groups, each with its `result_type`.
+pub(super) fn find(
+    sh: &Shared,
+    parsed: &Query,
+    kinds: &[&str],
+    q: &HashMap<String, String>,
+) -> Result<Vec<Value>, ZdErr> {
+    let untyped = parsed.kind.is_none();
+    let ticket_only = untyped
+        && (parsed
+            .keys()
+            .any(|k| TICKET_KEYS.contains(&k) || custom_field_id(k).is_some())
+            || parsed.has_ranges());
+    let user_only = untyped && parsed.keys().any(|k| USER_KEYS.contains(&k));
+    let parsed = parsed;
     let db = lock(&sh.db);
     let mut tickets: Vec<&Ticket> = if kinds.contains(&"ticket") && !user_only {
         db.tickets
             .values()
-            .filter(|t| ticket_matches(&db, t, &parsed))
+            .filter(|t| ticket_matches(&db, t, parsed))
             .collect()
     } else {
         vec![]
@@ -298,32 +385,49 @@ pub(super) fn search(sh: &Shared, q: &HashMap<String, String>, base: &str) -> An
         .collect();
     if kinds.contains(&"user") && !ticket_only {
         results.extend(
-            USERS
-                .iter()
-                .filter(|u| matches(u, &parsed))
-                .map(|u| with_type(user_json(sh, u.id), "user")),
+            db.people
+                .values()
+                .filter(|u| matches(&db, u, parsed))
+                .map(|u| with_type(person_json(sh, u), "user")),
+        );
+    }
+    if kinds.contains(&"organization") {
+        results.extend(
+            db.orgs
+                .values()
+                .filter(|o| parsed.admits(|term| org_term(o, term)))
+                .map(|o| with_type(org_json(sh, o), "organization")),
         );
     }
     if kinds.contains(&"group") && !ticket_only && !user_only {
         results.extend(
             db.groups
                 .iter()
-                .filter(|g| group_matches(&g.name, &parsed))
+                .filter(|g| group_matches(&g.name, parsed))
                 .map(|g| with_type(super::groups::group_json(sh, g), "group")),
         );
     }
-    drop(db);
-    offset_page(
-        "results",
-        "/api/v2/search",
-        results,
-        q,
-        base,
-        Some(QUERY_MAX),
-    )
+    Ok(results)
 }
 
-fn with_type(mut v: Value, kind: &str) -> Value {
+/// An organization: free text in its name; `name:`, `external_id:`, or
+/// a custom field by key.
+fn org_term(o: &Org, q: &Query) -> bool {
+    q.ranges.is_empty()
+        && q.text
+            .iter()
+            .all(|w| has(&o.name, w) || o.id.to_string() == *w)
+        && q.props.iter().all(|(k, v)| match k.as_str() {
+            "name" => has(&o.name, v),
+            "external_id" => o
+                .external_id
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(v)),
+            k => value_is(o.fields.get(k), v),
+        })
+}
+
+pub(super) fn with_type(mut v: Value, kind: &str) -> Value {
     if let Some(o) = v.as_object_mut() {
         o.insert("result_type".into(), kind.into());
     }
@@ -333,7 +437,10 @@ fn with_type(mut v: Value, kind: &str) -> Value {
 /// `sort_by` (`created_at`, `updated_at`, `priority`, `status`,
 /// `ticket_type`) and `sort_order` (`desc` by default). Without `sort_by`
 /// Zendesk ranks by relevance, which is not modelled: tickets come by id.
-fn sort_tickets(tickets: &mut [&Ticket], q: &HashMap<String, String>) -> Result<(), ZdErr> {
+pub(super) fn sort_tickets(
+    tickets: &mut [&Ticket],
+    q: &HashMap<String, String>,
+) -> Result<(), ZdErr> {
     let desc = match q.get("sort_order").map(String::as_str) {
         None | Some("") | Some("desc") => true,
         Some("asc") => false,
@@ -379,36 +486,53 @@ fn encode(s: &str) -> String {
 
 /// Whether the user matches every term: `name:`, `email:`, `role:` or
 /// free text, each a case-insensitive part of the value ("a partial or
-/// full value of any user property", Zendesk's Search Users).
-pub(super) fn matches(u: &User, q: &Query) -> bool {
-    q.admits(|term| user_term(u, term))
+/// full value of any user property", Zendesk's Search Users);
+/// `external_id:`, `organization:` and custom fields by key, whole.
+pub(super) fn matches(db: &Db, u: &Person, q: &Query) -> bool {
+    q.admits(|term| user_term(db, u, term))
 }
 
-fn user_term(u: &User, q: &Query) -> bool {
-    let has = |hay: &str, needle: &str| hay.to_lowercase().contains(&needle.to_lowercase());
-    q.text
-        .iter()
-        .all(|t| has(u.name, t) || has(u.email, t) || u.id.to_string() == *t)
+fn user_term(db: &Db, u: &Person, q: &Query) -> bool {
+    let email = u.email.as_deref().unwrap_or("");
+    q.ranges.is_empty()
+        && q.text
+            .iter()
+            .all(|t| has(&u.name, t) || has(email, t) || u.id.to_string() == *t)
         && q.props.iter().all(|(k, v)| match k.as_str() {
-            "name" => has(u.name, v),
-            "email" => has(u.email, v),
+            "name" => has(&u.name, v),
+            "email" => has(email, v),
             "role" => u.role.eq_ignore_ascii_case(v),
-            _ => false,
+            "external_id" => u
+                .external_id
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(v)),
+            "organization" => organization_is(db, u.organization_id, v),
+            k => value_is(u.fields.get(k), v),
         })
 }
 
 /// `GET /api/v2/users/search?query=` (or `external_id=`): offset
 /// pagination only, as Zendesk documents for this endpoint.
 pub(super) fn search_users(sh: &Shared, q: &HashMap<String, String>, base: &str) -> Answer {
+    let db = lock(&sh.db);
     let found: Vec<Value> = match (q.get("query"), q.get("external_id")) {
-        // No user here has an external id.
-        (_, Some(_)) => vec![],
+        // "The external_id parameter does not support the search syntax.
+        // It only accepts ids": matched whole.
+        (_, Some(x)) => db
+            .people
+            .values()
+            .filter(|u| u.external_id.as_deref() == Some(x.as_str()))
+            .map(|u| person_json(sh, u))
+            .collect(),
         (Some(text), None) => {
-            let parsed = Query::parse(text, &["name", "email", "role"])?;
-            USERS
-                .iter()
-                .filter(|u| matches(u, &parsed))
-                .map(|u| user_json(sh, u.id))
+            let parsed = Query::parse(
+                text,
+                &["name", "email", "role", "external_id", "organization"],
+            )?;
+            db.people
+                .values()
+                .filter(|u| matches(&db, u, &parsed))
+                .map(|u| person_json(sh, u))
                 .collect()
         }
         (None, None) => {
@@ -418,6 +542,7 @@ pub(super) fn search_users(sh: &Shared, q: &HashMap<String, String>, base: &str)
             ))
         }
     };
+    drop(db);
     offset_page("users", "/api/v2/users/search", found, q, base, None)
 }
 

@@ -64,6 +64,11 @@ pub struct SeedTicket {
     pub status: String,
     pub fields: Vec<(u64, Value)>,
     pub tags: Vec<String>,
+    /// `None`: no organization (the seeded tickets 4211..5105 predate their
+    /// requester joining one).
+    pub organization_id: Option<u64>,
+    /// `None`: the end user Ana Souza (2000).
+    pub requester_id: Option<u64>,
 }
 
 /// What the emulator starts with: the desks' fields, statuses and groups.
@@ -358,6 +363,8 @@ fn sample_tickets(fields: &[SeedField], statuses: &[SeedStatus]) -> Vec<SeedTick
         status: st,
         fields: fs.into_iter().filter(|(f, _)| has_field(*f)).collect(),
         tags: tags.iter().map(|s| s.to_string()).collect(),
+        organization_id: None,
+        requester_id: None,
     };
     let mut tickets = vec![
         t(
@@ -396,6 +403,21 @@ fn sample_tickets(fields: &[SeedField], statuses: &[SeedStatus]) -> Vec<SeedTick
             &[],
         ),
     ];
+    // Acme Payments (the second seeded Account's organization): three
+    // unsolved tickets and a solved one, requested by its Contact, for a
+    // fan-out to reach the three and leave the fourth alone.
+    let acme = super::parties::FIRST_ORG_ID + 1;
+    for (id, subject, st) in [
+        (6101, "Payout delayed", "open"),
+        (6102, "API key rotation", "open"),
+        (6103, "Invoice missing VAT number", "open"),
+        (6104, "Password reset", "solved"),
+    ] {
+        let mut ticket = t(id, subject, st.to_string(), vec![], &[]);
+        ticket.organization_id = Some(acme);
+        ticket.requester_id = Some(super::REQUESTER_ID + 1);
+        tickets.push(ticket);
+    }
     for (i, ticket) in tickets.iter_mut().enumerate() {
         for f in &own {
             ticket.fields.push((f.id, sample_value(f, i, ticket.id)));

@@ -17,6 +17,12 @@ pub struct ZendeskState {
     fields: Vec<SeedField>,
     statuses: Vec<SeedStatus>,
     groups: Vec<GroupRec>,
+    /// Organizations and users (absent in files written before they
+    /// existed: those keep the seeded ones).
+    #[serde(default)]
+    orgs: Vec<super::parties::Org>,
+    #[serde(default)]
+    people: Vec<super::parties::Person>,
     next_ticket: u64,
     next_comment: u64,
     /// Position in the change stream: the incremental export's cursors
@@ -33,6 +39,8 @@ impl Handle {
             fields: db.fields.clone(),
             statuses: db.statuses.clone(),
             groups: db.groups.clone(),
+            orgs: db.orgs.values().cloned().collect(),
+            people: db.people.values().cloned().collect(),
             next_ticket: db.next_ticket,
             next_comment: db.next_comment,
             seq: db.seq,
@@ -52,7 +60,29 @@ impl Handle {
             .unwrap_or(0);
         let max_ticket = state.tickets.iter().map(|t| t.id).max().unwrap_or(0);
         let max_seq = state.tickets.iter().map(|t| t.seq).max().unwrap_or(0);
+        let (orgs, people) = if state.orgs.is_empty() && state.people.is_empty() {
+            (db.orgs.clone(), db.people.clone())
+        } else {
+            (
+                state.orgs.into_iter().map(|o| (o.id, o)).collect(),
+                state.people.into_iter().map(|u| (u.id, u)).collect(),
+            )
+        };
+        let next_org = orgs
+            .keys()
+            .max()
+            .map_or(db.next_org, |m| m + 1)
+            .max(db.next_org);
+        let next_user = people
+            .keys()
+            .max()
+            .map_or(db.next_user, |m| m + 1)
+            .max(db.next_user);
         *db = Db {
+            orgs,
+            people,
+            next_org,
+            next_user,
             tickets: state.tickets.into_iter().map(|t| (t.id, t)).collect(),
             fields: state.fields,
             statuses: state.statuses,

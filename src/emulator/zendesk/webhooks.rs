@@ -55,18 +55,18 @@ impl Shared {
 /// The ticket as event subscriptions show it: ids as strings, enums upper case.
 fn webhook_detail(t: &Ticket) -> Value {
     json!({
-        "actor_id": AGENT_ID.to_string(),
+        "actor_id": t.updater_id.unwrap_or(AGENT_ID).to_string(),
         "assignee_id": t.assignee_id.map(|a| a.to_string()),
         "brand_id": "360000123",
         "created_at": rfc3339(t.created_at),
         "custom_status": t.custom_status_id.to_string(),
         "description": t.description,
-        "external_id": null,
+        "external_id": t.external_id,
         "form_id": "360000456",
         "group_id": t.group_id.map(|g| g.to_string()),
         "id": t.id.to_string(),
         "is_public": true,
-        "organization_id": null,
+        "organization_id": t.organization_id.map(|o| o.to_string()),
         "priority": t.priority.as_ref().map(|p| p.to_uppercase()),
         "requester_id": t.requester_id.to_string(),
         "status": t.status.to_uppercase(),
@@ -75,7 +75,7 @@ fn webhook_detail(t: &Ticket) -> Value {
         "tags": t.tags,
         "type": t.kind.as_ref().map(|k| k.to_uppercase()),
         "updated_at": rfc3339(t.updated_at),
-        "via": {"channel": "api"},
+        "via": {"channel": t.updated_via.as_deref().unwrap_or("api")},
     })
 }
 

@@ -4,28 +4,42 @@ use super::audit::audit_json;
 use super::changes::{as_id, parse_body, read_changes, ticket_object, Changes};
 use super::errors::{ok, Answer, Problems, ZdErr};
 use super::lifecycle;
-use super::reads::job_json;
 use super::views::ticket_json;
 use super::{
-    lock, now_secs, CommentRec, Db, Job, Remembered, Shared, Ticket, TokenGrant, AGENT_ID,
-    IDEMPOTENCY_TTL, MAX_BULK_IDS,
+    lock, now_secs, CommentRec, Db, Remembered, Shared, Ticket, TokenGrant, AGENT_ID,
+    IDEMPOTENCY_TTL,
 };
 use crate::emulator::bounded::insert_bounded;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use tokio::time::Instant;
 
 /// Status categories an end user's comment reopens.
 const REOPENED_BY_END_USERS: [&str; 3] = ["pending", "hold", "solved"];
 
+/// Who makes a change and through what: the authenticated user through
+/// the API, or a person through the agent interface (admin calls).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Updater {
+    pub(super) id: u64,
+    pub(super) via: &'static str,
+}
+
+/// Every API request: the user every credential signs in as.
+pub(super) const API: Updater = Updater {
+    id: AGENT_ID,
+    via: "api",
+};
+
 /// Applies validated changes; the events a webhook subscriber would get.
-/// `author` writes the comment unless the comment names its own
-/// `author_id`.
-fn apply(db: &mut Db, id: u64, c: &Changes, author: u64) -> Vec<(String, Value)> {
-    let author = c.comment_author.unwrap_or(author);
+/// `by` makes the change and writes the comment unless the comment names
+/// its own `author_id`.
+pub(super) fn apply(db: &mut Db, id: u64, c: &Changes, by: Updater) -> Vec<(String, Value)> {
+    let author = c.comment_author.unwrap_or(by.id);
+    let user = db.person(author).map(|u| (u.role.clone(), u.name.clone()));
     db.seq += 1;
     let seq = db.seq;
     let comment_id = db.next_comment;
@@ -50,7 +64,7 @@ fn apply(db: &mut Db, id: u64, c: &Changes, author: u64) -> Vec<(String, Value)>
     // in the Open category" (support.zendesk.com/hc/en-us/articles/
     // 4408894213018, About native system ticket rules). A status set in the
     // same request wins (the emulator's choice).
-    let by_end_user = super::users::find(author).is_some_and(|u| u.role == "end-user");
+    let by_end_user = user.as_ref().is_some_and(|(role, _)| role == "end-user");
     if c.comment.is_some()
         && by_end_user
         && c.status.is_none()
@@ -86,21 +100,22 @@ fn apply(db: &mut Db, id: u64, c: &Changes, author: u64) -> Vec<(String, Value)>
         });
         // The author as event subscriptions show it: `is_staff` is what
         // tells an agent's comment from an end user's.
-        let user = super::users::find(author);
         events.push((
             "comment_added".to_string(),
             json!({"comment": {
                 "id": comment_id.to_string(), "body": body, "is_public": public,
                 "author": {
                     "id": author.to_string(),
-                    "is_staff": user.is_some_and(|u| u.role != "end-user"),
-                    "name": user.map_or("", |u| u.name),
+                    "is_staff": user.as_ref().is_some_and(|(role, _)| role != "end-user"),
+                    "name": user.as_ref().map_or("", |(_, name)| name.as_str()),
                 }
             }}),
         ));
     }
     t.updated_at = now;
     t.seq = seq;
+    t.updater_id = Some(by.id);
+    t.updated_via = Some(by.via.to_string());
     events.extend(change_events(&before, t));
     if c.comment.is_some() {
         db.next_comment += 1;
@@ -174,7 +189,10 @@ pub(super) fn update_ticket(sh: &Shared, id: u64, body: &Bytes) -> Answer {
         };
         let changes = read_changes(&db, t)?;
         lifecycle::check(Some(&before), &changes)?;
-        let events = apply(&mut db, id, &changes, AGENT_ID);
+        if let Some(why) = db.fail_next.remove(&id) {
+            return Err(injected(&why));
+        }
+        let events = apply(&mut db, id, &changes, API);
         let Some(after) = db.tickets.get(&id) else {
             return Err(ZdErr::not_found());
         };
@@ -292,6 +310,16 @@ fn create_in(db: &mut Db, sh: &Shared, m: &Map<String, Value>) -> Result<Created
     // `submitter_id` makes that user "the author of the first comment".
     let requester = t.get("requester_id").and_then(as_id).unwrap_or(AGENT_ID);
     let submitter = t.get("submitter_id").and_then(as_id);
+    // "The organization of the requester" unless the ticket names one.
+    let organization = t
+        .get("organization_id")
+        .and_then(as_id)
+        .filter(|o| db.orgs.contains_key(o))
+        .or_else(|| db.person(requester).and_then(|p| p.organization_id));
+    let external_id = t
+        .get("external_id")
+        .and_then(Value::as_str)
+        .map(String::from);
     db.tickets.insert(
         id,
         Ticket {
@@ -311,6 +339,10 @@ fn create_in(db: &mut Db, sh: &Shared, m: &Map<String, Value>) -> Result<Created
             submitter_id: submitter.filter(|s| *s != requester),
             tags: vec![],
             fields: BTreeMap::new(),
+            organization_id: organization,
+            external_id,
+            updater_id: None,
+            updated_via: None,
             created_at: now,
             updated_at: now,
             seq: 0,
@@ -319,7 +351,15 @@ fn create_in(db: &mut Db, sh: &Shared, m: &Map<String, Value>) -> Result<Created
     );
     // The creation is one change: its events collapse into `created`.
     let author = submitter.unwrap_or(requester);
-    apply(db, id, &c, author);
+    apply(db, id, &c, API);
+    if let Some(t) = db.tickets.get_mut(&id) {
+        // The creation's comment is the submitter's, not the caller's.
+        if let Some(first) = t.comments.first_mut() {
+            if c.comment_author.is_none() {
+                first.author_id = author;
+            }
+        }
+    }
     let Some(t) = db.tickets.get(&id) else {
         return Err(ZdErr::not_found());
     };
@@ -330,154 +370,11 @@ fn create_in(db: &mut Db, sh: &Shared, m: &Map<String, Value>) -> Result<Created
     Ok((id, answer, vec![("created".into(), json!({}))]))
 }
 
-/// The tickets of an `update_many` and what to do to each: the same
-/// validated changes for every id (bulk form), or each ticket's own
-/// (batch form), where a ticket whose changes are invalid fails alone.
-type Plan = Vec<(u64, Result<Changes, String>)>;
-
-fn parse_ids(s: &str) -> Result<Vec<u64>, ZdErr> {
-    s.split(',')
-        .map(|x| x.trim().parse())
-        .collect::<Result<_, _>>()
-        .map_err(|_| {
-            ZdErr::bad_request(
-                "InvalidParameter",
-                "ids must be a comma-separated list of ticket ids",
-            )
-        })
-}
-
-/// Why a ticket's changes were refused, for its job result.
-fn why(e: &ZdErr) -> String {
-    let described = e.body["details"]
-        .as_object()
-        .into_iter()
-        .flat_map(|d| d.values())
-        .flat_map(|v| v.as_array().into_iter().flatten())
-        .filter_map(|p| p["description"].as_str())
-        .collect::<Vec<_>>()
-        .join("; ");
-    if described.is_empty() {
-        e.body["description"]
-            .as_str()
-            .unwrap_or("invalid")
-            .to_string()
-    } else {
-        described
-    }
-}
-
-/// "Accepts an array of up to 100 ticket objects, or a comma-separated
-/// list of up to 100 ticket ids" (developer.zendesk.com/api-reference/
-/// ticketing/tickets/tickets/#update-many-tickets): bulk
-/// `?ids=1,2,3` with `{"ticket": {...}}`, or batch `{"tickets": [{"id": 1,
-/// ...}, ...]}`.
-fn plan(db: &Db, query: &HashMap<String, String>, m: &Map<String, Value>) -> Result<Plan, ZdErr> {
-    let plan: Plan = match (query.get("ids"), m.get("tickets")) {
-        (Some(ids), _) => {
-            let ids = parse_ids(ids)?;
-            let changes = read_changes(db, ticket_object(m)?)?;
-            ids.into_iter().map(|id| (id, Ok(changes.clone()))).collect()
-        }
-        (None, Some(Value::Array(items))) => {
-            let mut plan = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                let t = item.as_object().ok_or_else(|| {
-                    ZdErr::bad_request("InvalidParameter", format!("tickets[{i}] must be a ticket object"))
-                })?;
-                let id = t.get("id").and_then(as_id).ok_or_else(|| {
-                    ZdErr::bad_request("InvalidParameter", format!("tickets[{i}] needs the id of the ticket to update"))
-                })?;
-                plan.push((id, read_changes(db, t).map_err(|e| why(&e))));
-            }
-            plan
-        }
-        (None, Some(_)) => {
-            return Err(ZdErr::bad_request(
-                "InvalidParameter",
-                "tickets must be an array of ticket objects, each with its id",
-            ))
-        }
-        (None, None) => {
-            return Err(ZdErr::bad_request(
-                "InvalidParameter",
-                "update_many needs ?ids=1,2,3 with {\"ticket\": {...}}, or {\"tickets\": [{\"id\": 1, ...}]}",
-            ))
-        }
-    };
-    if plan.is_empty() || plan.len() > MAX_BULK_IDS {
-        return Err(ZdErr::bad_request(
-            "InvalidParameter",
-            format!("update_many takes 1 to {MAX_BULK_IDS} tickets"),
-        ));
-    }
-    Ok(plan)
-}
-
-pub(super) fn update_many(
-    sh: &Shared,
-    query: &HashMap<String, String>,
-    body: &Bytes,
-    base: &str,
-) -> Answer {
-    let m = parse_body(body)?;
-    let mut published = Vec::new();
-    let (job_id, total) = {
-        let mut db = lock(&sh.db);
-        let plan = plan(&db, query, &m)?;
-        let total = plan.len();
-        let mut results = Vec::new();
-        for (index, (id, changes)) in plan.into_iter().enumerate() {
-            match changes {
-                Ok(c) if db.tickets.contains_key(&id) => {
-                    match lifecycle::check(db.tickets.get(&id), &c) {
-                        Ok(()) => {
-                            published.push((id, apply(&mut db, id, &c, AGENT_ID)));
-                            results.push(json!({"index": index, "id": id, "action": "update", "success": true, "status": "Updated"}));
-                        }
-                        Err(e) => results.push(json!({"index": index, "id": id, "action": "update", "success": false, "status": "Failed", "error": "RecordInvalid", "details": why(&e)})),
-                    }
-                }
-                Ok(_) => results.push(json!({"index": index, "id": id, "action": "update", "success": false, "status": "Failed", "error": "TicketNotFound", "details": "Ticket not found"})),
-                Err(details) => results.push(json!({"index": index, "id": id, "action": "update", "success": false, "status": "Failed", "error": "RecordInvalid", "details": details})),
-            }
-        }
-        let job_id = format!(
-            "{:032x}",
-            u128::from(db.next_job) << 64 | u128::from(fastrand::u64(..))
-        );
-        let job = Job {
-            serial: db.next_job,
-            total,
-            polls_left: sh.opts.job_polls,
-            results,
-        };
-        db.next_job += 1;
-        let cap = sh.opts.max_jobs;
-        insert_bounded(
-            &mut db.jobs,
-            job_id.clone(),
-            job,
-            cap,
-            |_| false,
-            |j| j.serial,
-        );
-        (job_id, total)
-    };
-    for (id, events) in published {
-        sh.publish(id, events);
-    }
-    let queued = Job {
-        serial: 0,
-        total,
-        polls_left: 0,
-        results: vec![],
-    };
-    let mut view = job_json(base, &job_id, &queued, "queued");
-    if let Some(o) = view.as_object_mut() {
-        o.insert("progress".into(), Value::Null);
-    }
-    ok(json!({"job_status": view}))
+/// The 422 an injected failure answers (`Handle::fail_next_update`).
+pub(super) fn injected(why: &str) -> ZdErr {
+    let mut p = Problems::default();
+    p.attr("base", why.to_string());
+    ZdErr::invalid(p.0)
 }
 
 #[cfg(test)]
