@@ -360,7 +360,12 @@ mod tests {
         let mut accounts: Vec<(String, String)> = sf
             .records("Account")
             .iter()
-            .map(|r| (r["Id"].as_str().unwrap_or("").to_string(), r["Name"].as_str().unwrap_or("").to_string()))
+            .map(|r| {
+                (
+                    r["Id"].as_str().unwrap_or("").to_string(),
+                    r["Name"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect();
         accounts.sort();
         let mut db = Db::default();

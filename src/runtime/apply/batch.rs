@@ -16,10 +16,9 @@
 
 use super::outcome::{Outcome, Results, Tries};
 use super::{Applier, Client};
-use crate::connectors::zendesk::{JobResult, TicketChanges};
+use crate::connectors::zendesk::{JobResult, TicketChanges, TicketUpdate};
 use crate::runtime::ops::Op;
 use crate::runtime::store::{now_ms, Group};
-use std::collections::HashMap;
 
 /// Tickets in one bulk update: Zendesk's limit.
 pub const MAX_BATCH: usize = 100;
@@ -33,82 +32,68 @@ impl Applier {
     /// The update `g` would send, when it can share a bulk update with
     /// other tickets: a confirmed Zendesk ticket group of custom field and
     /// status writes only (comments, groups and standard fields keep the
-    /// single path). Returned with its text, the key of groups that may
-    /// share one request.
-    pub fn batchable(&self, g: &Group) -> Option<(u64, String)> {
-        if g.unconfirmed || g.items.is_empty() {
-            return None;
-        }
-        if !matches!(self.clients.get(&g.connection), Some(Client::Zendesk(_))) {
+    /// single path).
+    pub fn batchable(&self, g: &Group) -> Option<TicketUpdate> {
+        if g.unconfirmed || g.items.is_empty() || !self.batches(&g.connection) {
             return None;
         }
         let ticket = g.record.parse::<u64>().ok()?;
-        let changes = changes_of(g)?;
-        Some((ticket, serde_json::to_string(&changes).ok()?))
+        Some(TicketUpdate::from_changes(ticket, &changes_of(g)?))
     }
 
-    /// Sends `groups` (each a different ticket, all [`Applier::batchable`]
-    /// with one key) as one bulk update and returns each group's results,
-    /// in order.
+    /// Sends `groups` (each a different ticket, all [`Applier::batchable`])
+    /// as one bulk update, waits for its job, and returns each group's
+    /// results, in order.
     pub async fn apply_batch(&self, groups: &[Group]) -> Vec<Results> {
         let all = |g: &Group| g.items.iter().map(|c| c.id).collect::<Vec<i64>>();
-        let (Some(first), Some(Client::Zendesk(zd))) = (
-            groups.first(),
-            groups.first().and_then(|g| self.clients.get(&g.connection)),
-        ) else {
-            return groups.iter().map(|g| self.apply_sync_park(g)).collect();
+        let zd = match groups.first().and_then(|g| self.clients.get(&g.connection)) {
+            Some(Client::Zendesk(zd)) => zd,
+            _ => return groups.iter().map(|g| self.apply_sync_park(g)).collect(),
         };
-        let Some(changes) = changes_of(first) else {
-            return groups.iter().map(|g| self.apply_sync_park(g)).collect();
-        };
-        let ids: Vec<u64> = groups
-            .iter()
-            .filter_map(|g| g.record.parse().ok())
-            .collect();
+        let updates: Vec<Option<TicketUpdate>> = groups.iter().map(|g| self.batchable(g)).collect();
+        let sent: Vec<TicketUpdate> = updates.iter().flatten().cloned().collect();
         let now = now_ms();
-        match zd.update_many(&ids, &changes).await {
+        let job = match zd.update_many(&sent).await {
+            Ok(job) => zd.wait_for_job(job).await,
+            Err(e) => Err(e),
+        };
+        match job {
             Err(e) => groups
                 .iter()
                 .map(|g| vec![(all(g), self.outcome(&e, Tries::of(g, now).at_now()))])
                 .collect(),
-            Ok(results) => {
-                let by_id: HashMap<u64, &JobResult> =
-                    results.iter().filter_map(|r| Some((r.id?, r))).collect();
-                groups
-                    .iter()
-                    .map(|g| {
-                        let r = g.record.parse::<u64>().ok().and_then(|id| by_id.get(&id));
-                        vec![(all(g), self.ticket_result(r.copied(), Tries::of(g, now)))]
-                    })
-                    .collect()
-            }
+            Ok(done) => groups
+                .iter()
+                .zip(&updates)
+                .map(|(g, u)| match u {
+                    None => self.apply_sync_park(g),
+                    Some(u) => vec![(
+                        all(g),
+                        self.ticket_result(done.result_for(u.id, &sent), Tries::of(g, now)),
+                    )],
+                })
+                .collect(),
         }
     }
 
-    /// One ticket's result in the job.
+    /// One ticket's result in the finished job.
     fn ticket_result(&self, r: Option<&JobResult>, tries: Tries) -> Outcome {
-        let Some(r) = r.filter(|r| r.success.is_some()) else {
+        let Some(r) = r else {
             // The job did not say: it may have been applied. Read back on
             // the next try (the single path), which sends only what is
             // not there.
             return Outcome::Retry {
-                error: r.and_then(|r| r.error.clone()).unwrap_or_else(|| {
-                    "the bulk update's job did not report on this ticket".into()
-                }),
+                error: "the bulk update's job did not report on this ticket".into(),
                 after: self.retries.backoff(tries.total),
                 unconfirmed: true,
                 transient: false,
                 kind: "job",
             };
         };
-        if r.success == Some(true) {
+        if r.success {
             return Outcome::Applied;
         }
-        let details = r
-            .details
-            .as_ref()
-            .map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_string))
-            .unwrap_or_default();
+        let details = r.details.clone().unwrap_or_default();
         let error = format!(
             "the bulk update failed for this ticket: {} {details}",
             r.error.as_deref().unwrap_or("(no error given)")
@@ -168,30 +153,21 @@ fn changes_of(g: &Group) -> Option<TicketChanges> {
     Some(changes)
 }
 
-/// Splits claimed groups into bulk updates (groups with one update key,
-/// at most [`MAX_BATCH`] each, two or more) and groups sent alone.
+/// Splits claimed groups into bulk updates (at most [`MAX_BATCH`]
+/// tickets each, two or more; each ticket its own values) and groups sent
+/// alone.
 pub fn plan(applier: &Applier, groups: Vec<Group>) -> (Vec<Vec<Group>>, Vec<Group>) {
-    let mut by_key: Vec<(String, Vec<Group>)> = Vec::new();
-    let mut single = Vec::new();
-    for g in groups {
-        match applier.batchable(&g) {
-            Some((_, key)) => match by_key.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, v)) => v.push(g),
-                None => by_key.push((key, vec![g])),
-            },
-            None => single.push(g),
-        }
-    }
+    let (bulk, mut single): (Vec<Group>, Vec<Group>) = groups
+        .into_iter()
+        .partition(|g| applier.batchable(g).is_some());
     let mut batches = Vec::new();
-    for (_, v) in by_key {
-        let mut v = v.into_iter().peekable();
-        while v.peek().is_some() {
-            let chunk: Vec<Group> = v.by_ref().take(MAX_BATCH).collect();
-            if chunk.len() == 1 {
-                single.extend(chunk);
-            } else {
-                batches.push(chunk);
-            }
+    let mut it = bulk.into_iter().peekable();
+    while it.peek().is_some() {
+        let chunk: Vec<Group> = it.by_ref().take(MAX_BATCH).collect();
+        if chunk.len() == 1 {
+            single.extend(chunk);
+        } else {
+            batches.push(chunk);
         }
     }
     (batches, single)
@@ -204,6 +180,7 @@ mod tests {
     use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
     use crate::runtime::store::Claimed;
     use serde_json::json;
+    use std::collections::HashMap;
 
     fn applier() -> Applier {
         let zd = ZendeskClient::new(ZendeskConfig::new(
@@ -262,11 +239,11 @@ mod tests {
             1,
         ));
         let (bulk, single) = plan(&a, groups);
+        // Different values share a job: each ticket carries its own.
         let sizes: Vec<usize> = bulk.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [100, 100, 50]);
-        let mut alone: Vec<&str> = single.iter().map(|g| g.record.as_str()).collect();
-        alone.sort();
-        assert_eq!(alone, ["900", "901", "902"]);
+        assert_eq!(sizes, [100, 100, 51]);
+        let alone: Vec<&str> = single.iter().map(|g| g.record.as_str()).collect();
+        assert_eq!(alone, ["901", "902"]);
     }
 
     #[test]
@@ -278,31 +255,32 @@ mod tests {
             failing_since: None,
             now: 0,
         };
-        let r = |success: Option<bool>, details: &str| JobResult {
-            id: Some(1),
+        let r = |success: bool, details: &str| JobResult {
+            id: 1,
             success,
             status: None,
             error: Some("TicketUpdateFailed".into()),
-            details: Some(json!(details)),
+            details: Some(details.into()),
+            index: None,
         };
         assert_eq!(
-            a.ticket_result(Some(&r(Some(true), "")), tries(1)),
+            a.ticket_result(Some(&r(true, "")), tries(1)),
             Outcome::Applied
         );
         assert!(matches!(
-            a.ticket_result(Some(&r(Some(false), "Locked")), tries(1)),
+            a.ticket_result(Some(&r(false, "Locked")), tries(1)),
             Outcome::Retry {
                 unconfirmed: false,
                 ..
             }
         ));
         assert!(matches!(
-            a.ticket_result(Some(&r(Some(false), "Locked")), tries(3)),
+            a.ticket_result(Some(&r(false, "Locked")), tries(3)),
             Outcome::Park { .. }
         ));
         assert!(matches!(
             a.ticket_result(
-                Some(&r(Some(false), "Status: closed prevents ticket update")),
+                Some(&r(false, "Status: closed prevents ticket update")),
                 tries(1)
             ),
             Outcome::Park { .. }
