@@ -123,6 +123,7 @@ pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
         .unwrap_or_default();
     for f in &b.fields {
         let ty = type_of(cx, &f.ty);
+        super::links::field_attrs(cx, kind, f);
         let name = match (&f.name, kind) {
             (FieldName::Alias(a), Kind::Zendesk) => {
                 if f.id.is_none() {
@@ -208,6 +209,7 @@ pub(super) fn declare_fields(cx: &mut Ctx, b: &FieldBlock) {
                 ty,
                 span,
                 label: f.label.as_ref().map(|l| l.value.clone()),
+                attrs: f.attrs.iter().map(|a| a.name.clone()).collect(),
             },
         );
     }

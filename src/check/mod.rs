@@ -6,6 +6,7 @@ mod currency;
 mod diagnostic;
 pub mod error;
 mod escalations;
+pub(crate) mod links;
 mod mappings;
 mod parse;
 mod sku;
@@ -45,6 +46,12 @@ pub(crate) struct Usage {
     /// What `map` translation tables write into Zendesk fields, for the
     /// help on a test event that holds the source value instead.
     pub translations: Vec<Translated>,
+    /// Salesforce objects a `link` ties to Zendesk (what a test's
+    /// `records` may carry, and what `map` rules reach tickets through).
+    pub linked: BTreeSet<String>,
+    /// Zendesk resources links read: (connection, `organizations` /
+    /// `users`, where), for the scope lints.
+    pub zd_reads: Vec<(String, &'static str, Span)>,
 }
 
 /// One translation arm's pattern into a Zendesk field: `"Infusion Pump" =>
@@ -369,6 +376,20 @@ fn check_inner(
         });
     }
     diagnostics.append(&mut cx.diags);
+    if diagnostics.iter().any(|d| d.is_error()) {
+        // "Never reaches a ticket in `l3map run`" is about running; a
+        // project with errors does not run, and the warning would only
+        // bury the errors that stop it.
+        diagnostics.retain(|d| {
+            !matches!(
+                &d.kind,
+                DiagKind::Check(CheckError {
+                    kind: CheckErrorKind::UnlinkedMap { .. },
+                    ..
+                })
+            )
+        });
+    }
     diagnostics.sort_by_key(|d| (d.file, d.offset()));
     Checked {
         files,
@@ -419,6 +440,12 @@ fn check_files(cx: &mut Ctx, files: &[ast::File]) {
             }
         }
     }
+    let mut linked = BTreeMap::new();
+    for item in items() {
+        if let Item::Link(l) = item {
+            links::check(cx, l, &mut linked);
+        }
+    }
     let mut writers = BTreeMap::new();
     for item in items() {
         match item {
@@ -450,6 +477,7 @@ fn check_files(cx: &mut Ctx, files: &[ast::File]) {
             }
         }
     }
+    links::lint_unlinked(cx, files);
     connections::lint_usage(cx);
     currency::lint(cx, files);
 }

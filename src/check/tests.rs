@@ -169,6 +169,7 @@ fn unread_keys(cx: &mut Ctx, ev: &Text, json: &serde_json::Value) {
         let readable = Readable {
             env: &cx.env,
             sf_paths: &cx.usage.sf_paths,
+            linked: &cx.usage.linked,
         };
         strays(&readable, json)
     };

@@ -30,6 +30,8 @@ pub(crate) enum Kind {
     SkuTest,
     SkuApply,
     Escalation,
+    /// `on`, `tickets`, `pick` of a link: their values align.
+    LinkStmt,
     /// A statement that aligns with nothing (`products`, `expect`, ...).
     Plain,
 }
@@ -305,6 +307,10 @@ impl<'t> Builder<'t> {
                 row.kind = Kind::Escalation;
                 let after_keyword = if p.as_rule() == Rule::esc_when { 1 } else { 0 };
                 stop(&mut row, 0, children.get(after_keyword).map(at), 1);
+            }
+            Rule::link_on | Rule::link_tickets | Rule::link_pick => {
+                row.kind = Kind::LinkStmt;
+                stop(&mut row, 0, children.get(1).map(at), 1);
             }
             // normalize, products, event, expect: hang under the first value.
             _ => row.anchors.extend((first < last).then_some(first + 1)),

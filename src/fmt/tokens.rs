@@ -40,6 +40,7 @@ const WHOLE: &[Rule] = &[
     Rule::path,
     Rule::sf_path,
     Rule::status_id,
+    Rule::link_end,
 ];
 
 /// The byte ranges of the atoms of one item, in source order.

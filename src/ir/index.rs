@@ -7,8 +7,8 @@
 
 use super::fold::{self, Visit};
 use super::{
-    Connection, EscAction, Escalation, FieldRef, Kind, MapRule, Mapping, Program, Ref, SkuApply,
-    Status, StatusTable, Template, Transition, Type,
+    Connection, EscAction, Escalation, FieldRef, Kind, Link, MapRule, Mapping, Program, Ref,
+    SkuApply, Status, StatusTable, Template, Transition, Type, ZdObject,
 };
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,9 +99,20 @@ impl Index {
             .iter()
             .map(|t| first(t.statuses.iter().map(|s| s.name.clone()).collect()))
             .collect();
+        let mut salesforce = salesforce_fields(&walk.uses);
+        // A link's field is read on every lookup and every change: it is
+        // one of the fields the program names.
+        for l in &p.links {
+            salesforce
+                .entry(l.crm.clone())
+                .or_default()
+                .entry(l.object.clone())
+                .or_default()
+                .insert(l.field.clone());
+        }
         let mut index = Index {
             ticket_fields: ticket_fields(&walk.uses),
-            salesforce: salesforce_fields(&walk.uses),
+            salesforce,
             uses: walk.uses,
             status_tables: first(
                 p.status_tables
@@ -357,6 +368,30 @@ impl Program {
             out.extend(of(""));
         }
         out
+    }
+
+    /// The links to Salesforce object `object` of connection `crm`: what a
+    /// change of one of its records fans out through.
+    pub fn links_for_object<'a>(
+        &'a self,
+        crm: &'a str,
+        object: &'a str,
+    ) -> impl Iterator<Item = &'a Link> + 'a {
+        self.links
+            .iter()
+            .filter(move |l| l.crm == crm && l.object == object)
+    }
+
+    /// The links from Zendesk record `zendesk` of connection `desk`: what a
+    /// ticket's organization, requester or the ticket itself resolves through.
+    pub fn links_from<'a>(
+        &'a self,
+        desk: &'a str,
+        zendesk: ZdObject,
+    ) -> impl Iterator<Item = &'a Link> + 'a {
+        self.links
+            .iter()
+            .filter(move |l| l.desk == desk && l.zendesk == zendesk)
     }
 
     /// The `map from -> to` block.

@@ -3,6 +3,7 @@
 //! [`crate::compile`], which refuses a project with errors first.
 
 mod expect;
+mod links;
 mod sku;
 
 use super::*;
@@ -48,6 +49,7 @@ pub fn lower(files: &[ast::File], env: &Env, sources: &SourceMap) -> Program {
             }),
             Item::Escalation(e) => p.escalations.push(l.escalation(e)),
             Item::Test(_) => {}
+            Item::Link(k) => p.links.push(l.link(k)),
         }
     }
     p

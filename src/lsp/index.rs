@@ -215,6 +215,17 @@ impl Walker<'_> {
                 self.template(&t.body);
             }
             Item::Escalation(e) => self.escalation(e),
+            Item::Link(l) => {
+                self.conn(&l.desk);
+                self.conn(&l.crm);
+                self.rule(
+                    l.span,
+                    format!(
+                        "**Record link**: a Zendesk {} is the `{}` record of `{}` whose field matches (see `on`); a change of that record reaches the linked tickets.",
+                        l.zendesk.name, l.object.name, l.crm.name
+                    ),
+                );
+            }
             Item::Test(t) => {
                 for x in &t.expects {
                     use ast::Expectation::*;

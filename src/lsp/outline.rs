@@ -164,6 +164,17 @@ pub fn outline(file: &ast::File, text: &str) -> Vec<DocumentSymbol> {
                 t.name.span,
                 None,
             ),
+            Item::Link(l) => sym(
+                format!(
+                    "link {}.{} <-> {}.{}",
+                    l.desk.name, l.zendesk.name, l.crm.name, l.object.name
+                ),
+                None,
+                SymbolKind::INTERFACE,
+                l.span,
+                l.object.span,
+                None,
+            ),
         };
         out.push(s);
     }

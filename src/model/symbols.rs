@@ -40,6 +40,9 @@ pub struct FieldInfo {
     pub ty: Ty,
     pub span: Span,
     pub label: Option<String>,
+    /// Salesforce field attributes as declared: `external_id`, `unique`,
+    /// `indexed` (what a record link may look a record up by).
+    pub attrs: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -66,6 +66,7 @@ pub enum Item {
     Template(Template),
     Escalation(Escalation),
     Test(TestBlock),
+    Link(Link),
 }
 
 impl Item {
@@ -79,6 +80,7 @@ impl Item {
             Item::Template(t) => &t.name,
             Item::Escalation(e) => &e.name,
             Item::Test(t) => &t.name,
+            Item::Link(l) => &l.object,
         }
     }
 }
@@ -235,6 +237,8 @@ pub struct FieldDecl {
     #[educe(PartialEq(method(same_value)))]
     pub id: Option<(u64, Span)>,
     pub ty: TypeExpr,
+    /// `external_id`, `unique`, `indexed`, as written.
+    pub attrs: Vec<Ident>,
     pub label: Option<Text>,
     #[educe(PartialEq(ignore))]
     pub span: Span,
@@ -246,6 +250,48 @@ pub struct TypeExpr {
     pub name: Ident,
     #[educe(PartialEq(method(same_names)))]
     pub args: Vec<(String, Span)>,
+    #[educe(PartialEq(ignore))]
+    pub span: Span,
+}
+
+// ------------------------------------------------------------- links
+
+/// `link desk.organization <-> crm.Account { on ... tickets ... pick ... }`.
+/// Statements are kept as lists (each may be written more than once) so
+/// the checker can say "twice" instead of the parser refusing.
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
+pub struct Link {
+    pub desk: Ident,
+    pub zendesk: Ident,
+    pub crm: Ident,
+    pub object: Ident,
+    pub on: Vec<LinkOn>,
+    pub tickets: Vec<LinkTickets>,
+    pub pick: Vec<Ident>,
+    #[educe(PartialEq(ignore))]
+    pub span: Span,
+}
+
+/// `on organization.external_id == Account.Id` (sides in either order).
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
+pub struct LinkOn {
+    pub left: Vec<Ident>,
+    #[educe(PartialEq(ignore))]
+    pub left_span: Span,
+    pub right: Vec<Ident>,
+    #[educe(PartialEq(ignore))]
+    pub right_span: Span,
+    #[educe(PartialEq(ignore))]
+    pub span: Span,
+}
+
+/// `tickets unsolved` / `tickets all` / `tickets new, open`.
+#[derive(Debug, Clone, Educe, Serialize)]
+#[educe(PartialEq)]
+pub struct LinkTickets {
+    pub names: Vec<Ident>,
     #[educe(PartialEq(ignore))]
     pub span: Span,
 }

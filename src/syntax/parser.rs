@@ -23,6 +23,7 @@ pub const ITEM_KEYWORDS: &[&str] = &[
     "template",
     "escalation",
     "test",
+    "link",
 ];
 
 /// Words with a meaning in conditions and blocks: never names. The block
@@ -234,7 +235,7 @@ fn resync(text: &str, pos: usize) -> Option<usize> {
 pub fn rule_name(rule: Rule) -> Option<&'static str> {
     use Rule::*;
     Some(match rule {
-        item => "a block (connection, statuses, fields, map, sku, template, escalation or test)",
+        item => "a block (connection, statuses, fields, map, link, sku, template, escalation or test)",
         ident | symbol => "a name",
         word => "a word",
         int => "a whole number",
@@ -318,6 +319,13 @@ pub fn rule_name(rule: Rule) -> Option<&'static str> {
         sku => "`sku`",
         template => "`template`",
         escalation => "`escalation`",
+        link => "`link`",
+        link_end => "a connection and object such as `desk.organization` or `crm.Account`",
+        link_arrow => "`<->`",
+        link_on | kw_on => "`on`",
+        link_tickets | kw_tickets => "`tickets`",
+        link_pick | kw_pick => "`pick`",
+        field_attr => "`external_id`, `unique` or `indexed`",
         _ => return None,
     })
 }

@@ -208,6 +208,35 @@ fn zendesk_scopes_used(cx: &mut Ctx, c: &ConnInfo, scopes_span: Span) {
             );
         }
     }
+    // Links read organizations and users (the ticket's own, and searches
+    // by value for fan-out).
+    let mut reads: Vec<(&'static str, Span)> = cx
+        .usage
+        .zd_reads
+        .iter()
+        .filter(|(conn, ..)| *conn == c.name)
+        .map(|(_, r, at)| (*r, *at))
+        .collect();
+    reads.sort_by_key(|(r, _)| *r);
+    reads.dedup_by_key(|(r, _)| *r);
+    for (resource, at) in &reads {
+        if !grants("read", Some(resource)) {
+            let scope: &'static str = if *resource == "users" {
+                "users:read"
+            } else {
+                "organizations:read"
+            };
+            missing(
+                cx,
+                c,
+                scope,
+                format!("a link reads Zendesk {resource}"),
+                format!("add `{scope}` (or `read`) to the `scopes` of `{}`", c.name),
+                scopes_span,
+                Some(*at),
+            );
+        }
+    }
     // Unknown scopes are errors already.
     let known = zendesk_scopes();
     for (s, sp) in c.scopes.iter().filter(|(s, _)| known.contains(s)) {
@@ -216,6 +245,11 @@ fn zendesk_scopes_used(cx: &mut Ctx, c: &ConnInfo, scopes_span: Span) {
             "the agent should act as its own dedicated user, not impersonate people".to_string()
         } else if resource == "hc" {
             "Help Center scopes are only for agents that write Help Center articles; nothing in this project does".to_string()
+        } else if reads.iter().any(|(r, _)| *r == resource)
+            && !s.ends_with(":write")
+            && s != resource
+        {
+            continue;
         } else if ZENDESK_RESOURCES.contains(&resource) && resource != "tickets" {
             format!(
                 "l3map reads and writes only tickets; `{s}` opens Zendesk's {resource} as well: remove it"

@@ -272,6 +272,9 @@ pub(super) struct Readable<'a> {
     /// Salesforce `Object.Field` paths that a condition, mapping or
     /// template of the project names.
     pub sf_paths: &'a BTreeSet<String>,
+    /// Salesforce objects a `link` ties to Zendesk: a test event states
+    /// the linked records under `records` as the runtime fills them.
+    pub linked: &'a BTreeSet<String>,
 }
 
 /// Every key of `event` (already a valid event) that nothing reads.
@@ -467,10 +470,11 @@ fn records(r: &Readable, v: &Json, path: &[String], out: &mut Vec<Stray>) {
         .values()
         .filter(|c| c.kind == Kind::Salesforce)
         .collect();
-    let objects: Vec<&str> = sf
+    let mut objects: Vec<&str> = sf
         .iter()
         .flat_map(|c| c.objects.iter().map(|(o, _)| o.as_str()))
         .collect();
+    objects.extend(r.linked.iter().map(|o| o.as_str()));
     let mut known: BTreeSet<String> = r.sf_paths.clone();
     for c in &sf {
         known.extend(

@@ -186,10 +186,12 @@ impl Builder<'_> {
         let mut id = None;
         let mut ty = None;
         let mut label = None;
+        let mut attrs = Vec::new();
         for c in it {
             match c.as_rule() {
                 Rule::status_id => id = Some(self.hash_id(c)),
                 Rule::field_type => ty = Some(self.type_expr(c)),
+                Rule::field_attr => attrs.push(self.ident(c)),
                 Rule::string | Rule::raw_string => label = Some(self.text(c)),
                 _ => {}
             }
@@ -198,6 +200,7 @@ impl Builder<'_> {
             name,
             id,
             ty: ty.expect("grammar requires a type"),
+            attrs,
             label,
             span,
         }

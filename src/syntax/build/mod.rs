@@ -7,6 +7,7 @@
 
 mod decls;
 mod expr;
+mod links;
 mod literals;
 mod sku;
 mod templates;
@@ -67,6 +68,7 @@ impl<'s> Builder<'s> {
             Rule::template => Item::Template(self.template(inner)),
             Rule::escalation => Item::Escalation(self.escalation(inner)),
             Rule::test_block => Item::Test(self.test_block(inner)),
+            Rule::link => Item::Link(self.link(inner)),
             _ => return None,
         })
     }
