@@ -11,6 +11,7 @@ use l3map::connectors::salesforce::SalesforceClient;
 use l3map::connectors::zendesk::{TicketChanges, ZendeskClient};
 use l3map::runtime::apply::Client;
 use l3map::runtime::engine::{Engine, Live};
+use l3map::runtime::links::fanout::Fanout;
 use l3map::runtime::metrics::Metrics;
 use l3map::runtime::poll::{self, salesforce_cursor_key, zendesk_cursor_key};
 use l3map::runtime::store::Store;
@@ -79,8 +80,10 @@ impl Rig {
 
     fn salesforce_poller(&self, engine: &Arc<Engine>, objects: &[&str]) -> Poller {
         let (stop, stopped) = watch::channel(false);
+        let fanout = Arc::new(Fanout::new(engine.clone(), self.emulators.clients()));
         let task = tokio::spawn(poll::salesforce(
             engine.clone(),
+            fanout,
             self.salesforce.clone(),
             "crm".into(),
             objects.iter().map(|o| o.to_string()).collect(),

@@ -209,7 +209,13 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
             (Client::Salesforce(sf), _, Some(every)) => {
                 let objects = objects.get(&name).cloned().unwrap_or_default();
                 polling.push(tokio::spawn(crate::runtime::poll::salesforce(
-                    engine, sf, name, objects, every, stop,
+                    engine,
+                    running.fanout.clone(),
+                    sf,
+                    name,
+                    objects,
+                    every,
+                    stop,
                 )))
             }
             _ => {}

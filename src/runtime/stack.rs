@@ -25,6 +25,9 @@ use tokio::sync::watch;
 /// The pieces every mode shares, running.
 pub struct Running {
     pub engine: Arc<Engine>,
+    /// The one fan-out every source of Salesforce changes hands its
+    /// changes to (the SOQL pollers, the CDC streams).
+    pub fanout: Arc<crate::runtime::links::fanout::Fanout>,
     pub stop: watch::Sender<bool>,
     pub workers: Vec<tokio::task::JoinHandle<()>>,
     pub server: tokio::task::JoinHandle<()>,
@@ -161,6 +164,10 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         metrics,
     ));
     let applier_clients = s.clients.clone();
+    let fanout = Arc::new(crate::runtime::links::fanout::Fanout::new(
+        engine.clone(),
+        s.clients.clone(),
+    ));
     let applier =
         Arc::new(Applier::with_retries(s.clients, s.retries).with_tickets(engine.tickets.clone()));
     let (stop, stopped) = watch::channel(false);
@@ -194,6 +201,7 @@ pub async fn start(s: Setup) -> Result<Running, String> {
     ));
     Ok(Running {
         engine,
+        fanout,
         stop,
         workers,
         server,

@@ -12,6 +12,7 @@
 //!   the connection requeues them all, and while none does, one of them is
 //!   put back as a probe every `retry_max_secs`.
 
+use super::apply::batch::{self, MAX_BATCH};
 use super::apply::{Applier, Outcome, Results, Tries};
 use super::engine::Engine;
 use super::store::{now_ms, Group, Store, StoreError};
@@ -69,7 +70,10 @@ pub async fn run(
     let mut in_flight: JoinSet<()> = JoinSet::new();
     // Each in-flight task's group, so a task that panics (a bug) does not
     // leave its record `sending` until a restart.
-    let mut groups: HashMap<tokio::task::Id, Group> = HashMap::new();
+    let mut groups: HashMap<tokio::task::Id, Vec<Group>> = HashMap::new();
+    // A Zendesk connection claims up to a bulk update's worth of tickets
+    // per free slot: groups sharing one update go out as one job.
+    let batching = applier.batches(&connection);
     let concurrency = concurrency.max(1);
     let conn = Arc::new(Connection {
         name: connection.clone(),
@@ -91,25 +95,49 @@ pub async fn run(
         if room > 0 {
             let store = engine.store.clone();
             let name = connection.clone();
-            let claimed = tokio::task::spawn_blocking(move || store.claim(&name, now_ms(), room))
+            let want = if batching { room * MAX_BATCH } else { room };
+            let claimed = tokio::task::spawn_blocking(move || store.claim(&name, now_ms(), want))
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|r| r.map_err(|e| e.to_string()));
             match claimed {
                 Ok(claimed_groups) => {
-                    for g in claimed_groups {
+                    let (bulk, single) = if batching {
+                        batch::plan(&applier, claimed_groups)
+                    } else {
+                        (vec![], claimed_groups)
+                    };
+                    for b in bulk {
                         let (engine, applier, report, conn) = (
                             engine.clone(),
                             applier.clone(),
                             report.clone(),
                             conn.clone(),
                         );
-                        let task = g.clone();
+                        let task = b.clone();
                         let handle = in_flight.spawn(async move {
-                            let results = applier.apply(&task).await;
-                            settle(&engine, &conn, &task, results, report.as_ref()).await;
+                            let results = applier.apply_batch(&task).await;
+                            settle_batch(&engine, &conn, &task, results, report.as_ref()).await;
                         });
-                        groups.insert(handle.id(), g);
+                        groups.insert(handle.id(), b);
+                    }
+                    // Groups sent alone share the free slots: at most
+                    // `room` tasks, each sending its groups one by one.
+                    for chunk in spread(single, room) {
+                        let (engine, applier, report, conn) = (
+                            engine.clone(),
+                            applier.clone(),
+                            report.clone(),
+                            conn.clone(),
+                        );
+                        let task = chunk.clone();
+                        let handle = in_flight.spawn(async move {
+                            for g in &task {
+                                let results = applier.apply(g).await;
+                                settle(&engine, &conn, g, results, report.as_ref()).await;
+                            }
+                        });
+                        groups.insert(handle.id(), chunk);
                     }
                 }
                 Err(e) => {
@@ -133,6 +161,58 @@ pub async fn run(
     }
 }
 
+/// `groups` in at most `n` lists (none empty), in order.
+fn spread(groups: Vec<Group>, n: usize) -> Vec<Vec<Group>> {
+    let per = groups.len().div_ceil(n.max(1)).max(1);
+    let mut out = Vec::new();
+    let mut it = groups.into_iter().peekable();
+    while it.peek().is_some() {
+        out.push(it.by_ref().take(per).collect());
+    }
+    out
+}
+
+/// Records a bulk update's results, ticket by ticket, and counts the job.
+async fn settle_batch(
+    engine: &Engine,
+    conn: &Connection,
+    groups: &[Group],
+    results: Vec<Results>,
+    report: Option<&ReportSink>,
+) {
+    let count = |want: fn(&Outcome) -> bool| {
+        results
+            .iter()
+            .filter(|r| r.iter().any(|(_, o)| want(o)))
+            .count() as u64
+    };
+    let applied = count(|o| matches!(o, Outcome::Applied));
+    let retried = count(|o| matches!(o, Outcome::Retry { .. }));
+    let parked = count(|o| matches!(o, Outcome::Park { .. }));
+    let whole_failed = applied == 0
+        && results.iter().all(|r| {
+            r.iter().all(|(_, o)| {
+                !matches!(
+                    o,
+                    Outcome::Retry { kind: "job", .. } | Outcome::Park { kind: "job", .. }
+                )
+            })
+        });
+    engine
+        .metrics
+        .batch(if whole_failed { "failed" } else { "completed" });
+    engine.metrics.batch_tickets("applied", applied);
+    engine.metrics.batch_tickets("retried", retried);
+    engine.metrics.batch_tickets("parked", parked);
+    tracing::info!(
+        connection = %conn.name, tickets = groups.len(), applied, retried, parked,
+        "bulk update finished"
+    );
+    for (g, r) in groups.iter().zip(results) {
+        settle(engine, conn, g, r, report).await;
+    }
+}
+
 /// A task ended. One that panicked never recorded its outcome: its group
 /// goes back to the queue unconfirmed (read back before anything is sent
 /// again), counting as a failed try, and is parked after `max_attempts`
@@ -140,20 +220,29 @@ pub async fn run(
 async fn finished(
     engine: &Engine,
     applier: &Applier,
-    groups: &mut HashMap<tokio::task::Id, Group>,
+    groups: &mut HashMap<tokio::task::Id, Vec<Group>>,
     done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
 ) {
     let (id, err) = match done {
         Ok((id, ())) => (id, None),
         Err(e) => (e.id(), Some(e)),
     };
-    let Some(g) = groups.remove(&id) else {
+    let Some(gs) = groups.remove(&id) else {
         return;
     };
     let Some(err) = err else {
         return;
     };
-    let tries = Tries::of(&g, now_ms());
+    // A group the task settled before it failed is `done` or waiting;
+    // recording the failure again only touches rows still `sending`
+    // (read back before anything is sent again).
+    for g in gs {
+        panicked(engine, applier, &g, &err).await;
+    }
+}
+
+async fn panicked(engine: &Engine, applier: &Applier, g: &Group, err: &tokio::task::JoinError) {
+    let tries = Tries::of(g, now_ms());
     let error = format!("l3map failed while sending this ({err}); this is a bug, please report it");
     let outcome = if tries.counted >= applier.retries().max_attempts {
         Outcome::Park {
@@ -172,7 +261,7 @@ async fn finished(
     };
     tracing::error!(connection = %g.connection, record = %g.record, error = %err, "a send failed inside l3map");
     let ids: Vec<i64> = g.items.iter().map(|c| c.id).collect();
-    record(engine, &g, &ids, &outcome).await;
+    record(engine, g, &ids, &outcome).await;
 }
 
 /// Runs a store call on the blocking pool.

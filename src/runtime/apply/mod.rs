@@ -14,8 +14,11 @@
 
 //!
 //! `outcome.rs` judges a failed try (retry after a backoff, or park);
+//! `batch.rs` sends the same field/status update to up to 100 tickets as
+//! one Zendesk bulk update, each ticket's result settling its own actions;
 //! `zendesk.rs` and `salesforce.rs` send a group and read one back.
 
+pub mod batch;
 mod outcome;
 mod salesforce;
 mod zendesk;

@@ -47,6 +47,11 @@ pub(super) struct Families {
     pub(super) store_sync: Mutex<()>,
     pub(super) reloads: Family<ResultLabels, Counter>,
     pub(super) reload_compiles: Counter,
+    pub(super) fanout_changes: Family<ResultLabels, Counter>,
+    pub(super) fanout_tickets: Counter,
+    pub(super) fanout_new_events: Counter,
+    pub(super) batches: Family<ResultLabels, Counter>,
+    pub(super) batch_tickets: Family<ResultLabels, Counter>,
     pub(super) revision: Family<RevisionLabels, Gauge>,
     pub(super) turn_latency: Histogram,
     pub(super) action_latency: Histogram,
@@ -83,6 +88,11 @@ impl Families {
         let retention_deleted = Family::default();
         let reloads = Family::default();
         let reload_compiles = Counter::default();
+        let fanout_changes = Family::default();
+        let fanout_tickets = Counter::default();
+        let fanout_new_events = Counter::default();
+        let batches = Family::default();
+        let batch_tickets = Family::default();
         let revision = Family::default();
         let turn_latency = Histogram::new(TURN_LATENCY_BUCKETS);
         let action_latency = Histogram::new(ACTION_LATENCY_BUCKETS);
@@ -183,6 +193,31 @@ impl Families {
             reload_compiles.clone(),
         );
         registry.register(
+            "l3map_fanout_changes",
+            "Salesforce changes taken by the fan-out, by result (applied, own, unlinked, failed)",
+            fanout_changes.clone(),
+        );
+        registry.register(
+            "l3map_fanout_tickets",
+            "Tickets Salesforce changes reached through links (each one event)",
+            fanout_tickets.clone(),
+        );
+        registry.register(
+            "l3map_fanout_new_events",
+            "Events the fan-out recorded for the first time (a replayed change adds none)",
+            fanout_new_events.clone(),
+        );
+        registry.register(
+            "l3map_batches",
+            "Zendesk update_many jobs, by result (completed, failed, unknown)",
+            batches.clone(),
+        );
+        registry.register(
+            "l3map_batch_tickets",
+            "Tickets in Zendesk update_many jobs, by result (applied, retried, parked)",
+            batch_tickets.clone(),
+        );
+        registry.register(
             "l3map_mappings_revision_info",
             "The revision of the compiled mappings in use (always 1, on the current revision only)",
             revision.clone(),
@@ -226,6 +261,11 @@ impl Families {
             store_sync: Mutex::new(()),
             reloads,
             reload_compiles,
+            fanout_changes,
+            fanout_tickets,
+            fanout_new_events,
+            batches,
+            batch_tickets,
             revision,
             turn_latency,
             action_latency,

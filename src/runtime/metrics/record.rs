@@ -163,6 +163,44 @@ impl Metrics {
             .inc();
     }
 
+    /// `l3map_fanout_changes_total{result}`; result: applied, own (l3map's
+    /// own write, skipped), unlinked (no link reaches a ticket), failed.
+    pub fn fanout_change(&self, result: &str) {
+        self.0
+            .fanout_changes
+            .get_or_create(&ResultLabels {
+                result: label(result),
+            })
+            .inc();
+    }
+
+    /// `l3map_fanout_tickets_total` and `l3map_fanout_new_events_total`.
+    pub fn fanout_tickets(&self, tickets: u64, new_events: u64) {
+        self.0.fanout_tickets.inc_by(tickets);
+        self.0.fanout_new_events.inc_by(new_events);
+    }
+
+    /// `l3map_batches_total{result}`; result: completed, failed (the job
+    /// or its request failed), unknown (the outcome could not be read).
+    pub fn batch(&self, result: &str) {
+        self.0
+            .batches
+            .get_or_create(&ResultLabels {
+                result: label(result),
+            })
+            .inc();
+    }
+
+    /// `l3map_batch_tickets_total{result}`; result: applied, retried, parked.
+    pub fn batch_tickets(&self, result: &str, n: u64) {
+        self.0
+            .batch_tickets
+            .get_or_create(&ResultLabels {
+                result: label(result),
+            })
+            .inc_by(n);
+    }
+
     /// `l3map_reload_compiles_total`: one more compile by hot reload.
     pub fn reload_compiled(&self) {
         self.0.reload_compiles.inc();

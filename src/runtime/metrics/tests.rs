@@ -13,6 +13,10 @@ fn assert_line(m: &Metrics, line: &str) {
 
 /// Calls every recording method once.
 fn exercise(m: &Metrics) {
+    m.fanout_change("applied");
+    m.fanout_tickets(3, 3);
+    m.batch("completed");
+    m.batch_tickets("applied", 3);
     m.events_in("webhook");
     m.event_duplicate("webhook");
     m.event_rejected("webhook", "replayed");
@@ -129,6 +133,11 @@ fn every_metric_has_help_and_type_and_the_text_parses() {
         ("l3map_retention_deleted", "counter"),
         ("l3map_build", "info"),
         ("l3map_http_request_duration_seconds", "histogram"),
+        ("l3map_fanout_changes", "counter"),
+        ("l3map_fanout_tickets", "counter"),
+        ("l3map_fanout_new_events", "counter"),
+        ("l3map_batches", "counter"),
+        ("l3map_batch_tickets", "counter"),
     ] {
         let help = format!("# HELP {family} ");
         let line = text
@@ -141,8 +150,8 @@ fn every_metric_has_help_and_type_and_the_text_parses() {
             "{family} is not a {kind}"
         );
     }
-    // 21 families, each HELP and TYPE, plus # EOF and four # UNIT.
-    assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 47);
+    // 26 families, each HELP and TYPE, plus # EOF and four # UNIT.
+    assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 57);
     // The store's totals, brought up to by a scrape, never past them.
     assert!(has_line(&text, "l3map_store_writable 0"), "{text}");
     assert!(

@@ -35,6 +35,9 @@ pub fn salesforce_cursor_key(connection: &str, object: &str) -> String {
 pub(super) enum PollError {
     Api(ApiError),
     Store(StoreError),
+    /// The fan-out could not record a change's events (the store, or no
+    /// Zendesk connection to read).
+    Fanout(String),
     /// `stop` turned true while waiting for the API.
     Stopped,
 }
@@ -101,6 +104,9 @@ pub(super) fn report(connection: &str, what: &str, e: &PollError) {
         }
         PollError::Store(e) => {
             tracing::error!(target: LOG_TARGET, connection, source = what, error = %e, "polling could not record events; will retry");
+        }
+        PollError::Fanout(e) => {
+            tracing::error!(target: LOG_TARGET, connection, source = what, error = %e, "polling could not fan a change out to its tickets; will retry");
         }
         PollError::Stopped => {}
     }

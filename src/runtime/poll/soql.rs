@@ -9,6 +9,9 @@ use crate::connectors::salesforce::{Record, SalesforceClient};
 use crate::eval::convert::{self, salesforce as sf_convert};
 use crate::ir::Program;
 use crate::runtime::engine::Engine;
+use crate::runtime::links::fanout::Fanout;
+use crate::runtime::links::{ChangeType, CrmChange};
+use serde_json::Map;
 use serde_json::Value as Json;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -75,8 +78,12 @@ fn is_soql_name(s: &str) -> bool {
 /// Polls `objects` of one Salesforce connection every `interval` until
 /// `stop` turns true. Never returns early: failures are logged, counted
 /// and retried with backoff, one object's failure not holding the others.
+/// A record of an object the mappings link to tickets goes to `fanout`
+/// (one event per ticket it governs); any other becomes one
+/// `record_changed` event of its own, as before links.
 pub async fn salesforce(
     engine: Arc<Engine>,
+    fanout: Arc<Fanout>,
     client: SalesforceClient,
     connection: String,
     objects: Vec<String>,
@@ -101,8 +108,15 @@ pub async fn salesforce(
     loop {
         let mut failed = None;
         for object in &objects {
-            let round =
-                salesforce_object(&engine, &client, &connection, object, &mut basic, &mut stop);
+            let round = salesforce_object(
+                &engine,
+                &fanout,
+                &client,
+                &connection,
+                object,
+                &mut basic,
+                &mut stop,
+            );
             match round.await {
                 Err(PollError::Stopped) => return stopped(&connection),
                 Ok(new) => {
@@ -138,6 +152,7 @@ fn stopped(connection: &str) {
 /// many events were new.
 async fn salesforce_object(
     engine: &Engine,
+    fanout: &Fanout,
     client: &SalesforceClient,
     connection: &str,
     object: &str,
@@ -250,8 +265,31 @@ async fn salesforce_object(
             continue;
         }
         let live = engine.live();
+        let linked = live
+            .program
+            .links
+            .iter()
+            .any(|l| l.crm == connection && l.object == object);
         let mut events = Vec::with_capacity(page.len());
         for (_, r) in page {
+            if linked {
+                // Every ticket's event is recorded before the cursor moves
+                // past the record; a restart in between re-reads it and
+                // records nothing new (the event ids come from its stamp).
+                match crm_change(connection, object, r) {
+                    Some(change) => {
+                        let applied = unless_stopped_apply(stop, fanout, &change).await?;
+                        new += applied.new_events;
+                    }
+                    None => {
+                        engine
+                            .metrics
+                            .event_rejected(SALESFORCE_SOURCE, "malformed");
+                        tracing::warn!(target: super::shared::LOG_TARGET, connection, object, "skipped a record without a readable Id or SystemModstamp");
+                    }
+                }
+                continue;
+            }
             match sf_convert::from_records(&Json::Object(r), &live.convert.salesforce) {
                 Ok(mut evs) => events.append(&mut evs),
                 Err(e) => {
@@ -267,6 +305,75 @@ async fn salesforce_object(
         if done {
             return Ok(new);
         }
+    }
+}
+
+/// The fan-out of one change, given up when `stop` turns true (its events
+/// so far are kept; the record is read again on the next start).
+async fn unless_stopped_apply(
+    stop: &mut watch::Receiver<bool>,
+    fanout: &Fanout,
+    change: &CrmChange,
+) -> Result<crate::runtime::links::fanout::Applied, PollError> {
+    use crate::runtime::links::fanout::FanoutError;
+    tokio::select! {
+        biased;
+        _ = stop.wait_for(|s| *s) => Err(PollError::Stopped),
+        r = fanout.apply(change) => r.map_err(|e| match e {
+            FanoutError::Api(e) => PollError::Api(e),
+            other => PollError::Fanout(other.to_string()),
+        }),
+    }
+}
+
+/// A polled record as a change: key `OBJECT:ID:SYSTEMMODSTAMP`, every
+/// field read counted as changed (a poll sees states, not changes).
+fn crm_change(connection: &str, object: &str, mut r: Record) -> Option<CrmChange> {
+    let id = r
+        .get("Id")
+        .and_then(Json::as_str)
+        .filter(|i| is_id(i))?
+        .to_string();
+    let stamp = r
+        .get("SystemModstamp")
+        .and_then(Json::as_str)
+        .and_then(parse_stamp)?;
+    r.remove("attributes");
+    let fields: Map<String, Json> = r
+        .into_iter()
+        .map(|(k, v)| (k, strip_attributes(v)))
+        .collect();
+    let changed = fields
+        .keys()
+        .filter(|k| !matches!(k.as_str(), "Id" | "SystemModstamp"))
+        .cloned()
+        .collect();
+    let at = soql_stamp(stamp);
+    Some(CrmChange {
+        connection: connection.to_string(),
+        object: object.to_string(),
+        ids: vec![id.clone()],
+        change_type: ChangeType::Update,
+        fields,
+        changed,
+        key: format!("{object}:{id}:{at}"),
+        at,
+        origin: None,
+    })
+}
+
+/// A related record's `attributes` is REST metadata, not a field.
+fn strip_attributes(v: Json) -> Json {
+    match v {
+        Json::Object(mut m) => {
+            m.remove("attributes");
+            Json::Object(
+                m.into_iter()
+                    .map(|(k, v)| (k, strip_attributes(v)))
+                    .collect(),
+            )
+        }
+        other => other,
     }
 }
 
@@ -296,7 +403,8 @@ async fn start_position(
 /// The SELECT list for `object`: Id, SystemModstamp, the fields the live
 /// mappings read or write on it (a write is compared with the current
 /// value), the Case `Status` when a status table is on this connection,
-/// and the field linking a record to its ticket. Kept to what the
+/// and the fields the links compare (so the fan-out need not read them
+/// again). Kept to what the
 /// object's describe lists when it can be read; `basic` keeps only its
 /// own fields (no relationship paths).
 async fn select_list(
@@ -308,12 +416,7 @@ async fn select_list(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<String, PollError> {
     let live = engine.live();
-    let wanted = mapped_fields(
-        &live.program,
-        connection,
-        object,
-        live.convert.salesforce.ticket_field.as_deref(),
-    );
+    let wanted = mapped_fields(&live.program, connection, object);
     let describe = match api(stop, client.describe(object)).await {
         Ok(d) => Some(d),
         Err(PollError::Stopped) => return Err(PollError::Stopped),
@@ -345,13 +448,8 @@ async fn select_list(
 /// relative to the object (`SLA_Tier__c`, `Account.Name`): mappings,
 /// conditions, templates, escalation writes (the program's index), with
 /// the Case `Status` when a status table is on this connection and the
-/// field linking a record to its ticket.
-fn mapped_fields(
-    program: &Program,
-    connection: &str,
-    object: &str,
-    ticket_field: Option<&str>,
-) -> BTreeSet<String> {
+/// fields of the links on this object.
+fn mapped_fields(program: &Program, connection: &str, object: &str) -> BTreeSet<String> {
     let mut out: BTreeSet<String> = program
         .salesforce_fields(connection, object)
         .into_iter()
@@ -361,8 +459,10 @@ fn mapped_fields(
     if object == "Case" && program.status_table(connection).is_some() {
         out.insert("Status".into());
     }
-    if let Some(f) = ticket_field.filter(|f| is_soql_name(f)) {
-        out.insert(f.to_string());
+    for l in &program.links {
+        if l.crm == connection && l.object == object && is_soql_name(&l.field) {
+            out.insert(l.field.clone());
+        }
     }
     out
 }
@@ -405,13 +505,32 @@ mod tests {
             "/mappings/fintech"
         )))
         .expect("fintech compiles");
-        let account = mapped_fields(&program, "crm", "Account", None);
+        let mut program = program;
+        let account = mapped_fields(&program, "crm", "Account");
         for f in ["SLA_Tier__c", "Contract_Value__c", "Renewal_Date__c"] {
             assert!(account.contains(f), "{f} in {account:?}");
         }
-        let contact = mapped_fields(&program, "crm", "Contact", None);
+        let contact = mapped_fields(&program, "crm", "Contact");
         assert!(contact.contains("KYC_Status__c"), "{contact:?}");
-        let case = mapped_fields(&program, "crm", "Case", Some("Zendesk_Ticket_Id__c"));
+        // A link's field is read with the record, for the fan-out.
+        program.links.push(crate::ir::Link {
+            desk: "desk".into(),
+            zendesk: crate::ir::ZdObject::Ticket,
+            zendesk_key: crate::ir::ZdKey::Id,
+            crm: "crm".into(),
+            object: "Case".into(),
+            field: "Zendesk_Ticket_Id__c".into(),
+            pick: crate::ir::Pick::One,
+            tickets: vec!["open".into()],
+            loc: crate::ir::Loc {
+                file: 0,
+                line: 1,
+                col: 1,
+                start: 0,
+                end: 0,
+            },
+        });
+        let case = mapped_fields(&program, "crm", "Case");
         for f in [
             "Risk_Decision__c",
             "AI_Handoff_Reason__c",
@@ -419,6 +538,6 @@ mod tests {
         ] {
             assert!(case.contains(f), "{f} in {case:?}");
         }
-        assert!(mapped_fields(&program, "desk", "Account", None).is_empty());
+        assert!(mapped_fields(&program, "desk", "Account").is_empty());
     }
 }

@@ -1,0 +1,297 @@
+//! Many tickets, one request: the head groups of up to 100 tickets that
+//! would each send the same field/status update go out as one Zendesk
+//! bulk update (`PUT /api/v2/tickets/update_many.json?ids=…`, a job),
+//! polled to completion; each ticket's result in the job decides its own
+//! actions (applied, retried, parked), never all-or-nothing.
+//!
+//! Zendesk: "Update Many Tickets" takes up to 100 ticket ids and returns a
+//! job status; `GET /api/v2/job_statuses/{id}` gives per-ticket `results`
+//! (`success`, `error`, `details`) once the job is `completed`
+//! (https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/#update-many-tickets,
+//! https://developer.zendesk.com/api-reference/ticketing/ticket-management/job_statuses/).
+//!
+//! A group that may already have been applied (unconfirmed: a crash while
+//! its job ran) is never batched: it takes the single path, which reads
+//! the ticket back first.
+
+use super::outcome::{Outcome, Results, Tries};
+use super::{Applier, Client};
+use crate::connectors::zendesk::{JobResult, TicketChanges, TicketUpdate};
+use crate::runtime::ops::Op;
+use crate::runtime::store::{now_ms, Group};
+
+/// Tickets in one bulk update: Zendesk's limit.
+pub const MAX_BATCH: usize = 100;
+
+impl Applier {
+    /// Whether `connection` sends bulk updates (a Zendesk connection).
+    pub fn batches(&self, connection: &str) -> bool {
+        matches!(self.clients.get(connection), Some(Client::Zendesk(_)))
+    }
+
+    /// The update `g` would send, when it can share a bulk update with
+    /// other tickets: a confirmed Zendesk ticket group of custom field and
+    /// status writes only (comments, groups and standard fields keep the
+    /// single path).
+    pub fn batchable(&self, g: &Group) -> Option<TicketUpdate> {
+        if g.unconfirmed || g.items.is_empty() || !self.batches(&g.connection) {
+            return None;
+        }
+        let ticket = g.record.parse::<u64>().ok()?;
+        Some(TicketUpdate::from_changes(ticket, &changes_of(g)?))
+    }
+
+    /// Sends `groups` (each a different ticket, all [`Applier::batchable`])
+    /// as one bulk update, waits for its job, and returns each group's
+    /// results, in order.
+    pub async fn apply_batch(&self, groups: &[Group]) -> Vec<Results> {
+        let all = |g: &Group| g.items.iter().map(|c| c.id).collect::<Vec<i64>>();
+        let zd = match groups.first().and_then(|g| self.clients.get(&g.connection)) {
+            Some(Client::Zendesk(zd)) => zd,
+            _ => return groups.iter().map(|g| self.apply_sync_park(g)).collect(),
+        };
+        let updates: Vec<Option<TicketUpdate>> = groups.iter().map(|g| self.batchable(g)).collect();
+        let sent: Vec<TicketUpdate> = updates.iter().flatten().cloned().collect();
+        let now = now_ms();
+        let job = match zd.update_many(&sent).await {
+            Ok(job) => zd.wait_for_job(job).await,
+            Err(e) => Err(e),
+        };
+        match job {
+            Err(e) => groups
+                .iter()
+                .map(|g| vec![(all(g), self.outcome(&e, Tries::of(g, now).at_now()))])
+                .collect(),
+            Ok(done) => groups
+                .iter()
+                .zip(&updates)
+                .map(|(g, u)| match u {
+                    None => self.apply_sync_park(g),
+                    Some(u) => vec![(
+                        all(g),
+                        self.ticket_result(done.result_for(u.id, &sent), Tries::of(g, now)),
+                    )],
+                })
+                .collect(),
+        }
+    }
+
+    /// One ticket's result in the finished job.
+    fn ticket_result(&self, r: Option<&JobResult>, tries: Tries) -> Outcome {
+        let Some(r) = r else {
+            // The job did not say: it may have been applied. Read back on
+            // the next try (the single path), which sends only what is
+            // not there.
+            return Outcome::Retry {
+                error: "the bulk update's job did not report on this ticket".into(),
+                after: self.retries.backoff(tries.total),
+                unconfirmed: true,
+                transient: false,
+                kind: "job",
+            };
+        };
+        if r.success {
+            return Outcome::Applied;
+        }
+        let details = r.details.clone().unwrap_or_default();
+        let error = format!(
+            "the bulk update failed for this ticket: {} {details}",
+            r.error.as_deref().unwrap_or("(no error given)")
+        )
+        .trim_end()
+        .to_string();
+        // A closed ticket cannot be updated again, by anyone: no retry
+        // will change that.
+        let closed = details.to_ascii_lowercase().contains("closed");
+        if closed || tries.counted >= self.retries.max_attempts {
+            return Outcome::Park {
+                reason: error,
+                kind: "job",
+                outage: false,
+            };
+        }
+        Outcome::Retry {
+            error,
+            after: self.retries.backoff(tries.total),
+            unconfirmed: false,
+            transient: false,
+            kind: "job",
+        }
+    }
+
+    fn apply_sync_park(&self, g: &Group) -> Results {
+        vec![(
+            g.items.iter().map(|c| c.id).collect(),
+            Outcome::Park {
+                reason: format!("{:?} cannot be sent in a bulk update", g.record),
+                kind: "config",
+                outage: false,
+            },
+        )]
+    }
+}
+
+/// The changes of a group of custom field and status writes, in the
+/// order they were decided; `None` when any action is of another kind.
+fn changes_of(g: &Group) -> Option<TicketChanges> {
+    let mut changes = TicketChanges::default();
+    for c in &g.items {
+        match serde_json::from_str::<Op>(&c.op).ok()? {
+            Op::ZendeskStatus {
+                category,
+                custom_status_id,
+                ..
+            } => changes = changes.status(&category, custom_status_id),
+            Op::ZendeskField {
+                id: Some(id),
+                value,
+                ..
+            } => changes = changes.field(id, value),
+            _ => return None,
+        }
+    }
+    Some(changes)
+}
+
+/// Splits claimed groups into bulk updates (at most [`MAX_BATCH`]
+/// tickets each, two or more; each ticket its own values) and groups sent
+/// alone.
+pub fn plan(applier: &Applier, groups: Vec<Group>) -> (Vec<Vec<Group>>, Vec<Group>) {
+    let (bulk, mut single): (Vec<Group>, Vec<Group>) = groups
+        .into_iter()
+        .partition(|g| applier.batchable(g).is_some());
+    let mut batches = Vec::new();
+    let mut it = bulk.into_iter().peekable();
+    while it.peek().is_some() {
+        let chunk: Vec<Group> = it.by_ref().take(MAX_BATCH).collect();
+        if chunk.len() == 1 {
+            single.extend(chunk);
+        } else {
+            batches.push(chunk);
+        }
+    }
+    (batches, single)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::secret::Secret;
+    use crate::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};
+    use crate::runtime::store::Claimed;
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    fn applier() -> Applier {
+        let zd = ZendeskClient::new(ZendeskConfig::new(
+            "http://127.0.0.1:9",
+            Credentials::OAuth(Secret::new("t")),
+        ))
+        .expect("a client");
+        Applier::new(
+            HashMap::from([("desk".to_string(), Client::Zendesk(Box::new(zd)))]),
+            3,
+        )
+    }
+
+    fn group(ticket: &str, ops: &[serde_json::Value], unconfirmed: bool, counted: u32) -> Group {
+        Group {
+            connection: "desk".into(),
+            record: ticket.into(),
+            event_id: 1,
+            unconfirmed,
+            items: ops
+                .iter()
+                .enumerate()
+                .map(|(i, op)| Claimed {
+                    id: i as i64 + ticket.len() as i64 * 1000,
+                    key: format!("k{ticket}{i}"),
+                    kind: "set_field".into(),
+                    op: op.to_string(),
+                    rule: "r".into(),
+                    source_loc: "f:1:1".into(),
+                    revision: "rev".into(),
+                    attempts: counted,
+                    counted,
+                    failing_since: None,
+                    created_ms: 0,
+                })
+                .collect(),
+        }
+    }
+
+    fn tier(v: &str) -> serde_json::Value {
+        json!({"op": "zendesk_field", "field": "sla_tier", "id": 360001234u64, "value": v})
+    }
+
+    #[test]
+    fn groups_with_one_update_share_a_job_and_others_go_alone() {
+        let a = applier();
+        let mut groups: Vec<Group> = (1..=250)
+            .map(|t| group(&t.to_string(), &[tier("enterprise")], false, 1))
+            .collect();
+        groups.push(group("900", &[tier("premium")], false, 1));
+        groups.push(group("901", &[tier("enterprise")], true, 1));
+        groups.push(group(
+            "902",
+            &[json!({"op": "zendesk_comment", "body": "hi"})],
+            false,
+            1,
+        ));
+        let (bulk, single) = plan(&a, groups);
+        // Different values share a job: each ticket carries its own.
+        let sizes: Vec<usize> = bulk.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [100, 100, 51]);
+        let alone: Vec<&str> = single.iter().map(|g| g.record.as_str()).collect();
+        assert_eq!(alone, ["901", "902"]);
+    }
+
+    #[test]
+    fn each_ticket_result_settles_its_own_actions() {
+        let a = applier();
+        let tries = |counted| Tries {
+            total: counted,
+            counted,
+            failing_since: None,
+            now: 0,
+        };
+        let r = |success: bool, details: &str| JobResult {
+            id: 1,
+            success,
+            status: None,
+            error: Some("TicketUpdateFailed".into()),
+            details: Some(details.into()),
+            index: None,
+        };
+        assert_eq!(
+            a.ticket_result(Some(&r(true, "")), tries(1)),
+            Outcome::Applied
+        );
+        assert!(matches!(
+            a.ticket_result(Some(&r(false, "Locked")), tries(1)),
+            Outcome::Retry {
+                unconfirmed: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            a.ticket_result(Some(&r(false, "Locked")), tries(3)),
+            Outcome::Park { .. }
+        ));
+        assert!(matches!(
+            a.ticket_result(
+                Some(&r(false, "Status: closed prevents ticket update")),
+                tries(1)
+            ),
+            Outcome::Park { .. }
+        ));
+        // No word on the ticket: read back before anything is sent again.
+        assert!(matches!(
+            a.ticket_result(None, tries(1)),
+            Outcome::Retry {
+                unconfirmed: true,
+                ..
+            }
+        ));
+    }
+}

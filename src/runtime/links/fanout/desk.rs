@@ -1,0 +1,66 @@
+//! What the fan-out reads from Zendesk: the records a link value matches
+//! and their tickets, a page at a time. A trait so the fan-out's logic is
+//! tested against a desk of fixed records; the one real implementation is
+//! [`ZendeskClient`](crate::connectors::zendesk::ZendeskClient) (`zendesk.rs`).
+
+use crate::connectors::error::ApiError;
+use crate::connectors::zendesk::Ticket;
+use crate::ir::ZdKey;
+use std::future::Future;
+
+/// Which tickets one page request covers (the search export's query:
+/// `type:ticket organization:ID status:open …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub organization: Option<u64>,
+    pub requester: Option<u64>,
+    /// A ticket custom field (id, value).
+    pub field: Option<(u64, String)>,
+    pub external_id: Option<String>,
+    /// Zendesk status categories (`new`, `open`, …); never empty.
+    pub statuses: Vec<String>,
+}
+
+impl Scope {
+    pub fn new(statuses: &[String]) -> Scope {
+        Scope {
+            organization: None,
+            requester: None,
+            field: None,
+            external_id: None,
+            statuses: statuses.to_vec(),
+        }
+    }
+}
+
+/// One page of tickets and where the next starts (`None`: the last).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    pub tickets: Vec<Ticket>,
+    pub next: Option<String>,
+}
+
+/// The Zendesk reads of a fan-out. Each goes through the connector's
+/// transport (budget, retries, metrics) in the real implementation.
+pub trait Desk: Sync {
+    /// Ids of the organizations whose `key` (external_id, a field) is `value`.
+    fn organizations(
+        &self,
+        key: &ZdKey,
+        value: &str,
+    ) -> impl Future<Output = Result<Vec<u64>, ApiError>> + Send;
+    /// Ids of the users whose `key` (email, external_id, a field) is `value`.
+    fn users(
+        &self,
+        key: &ZdKey,
+        value: &str,
+    ) -> impl Future<Output = Result<Vec<u64>, ApiError>> + Send;
+    /// One ticket by id; `None` when there is no such ticket.
+    fn ticket(&self, id: u64) -> impl Future<Output = Result<Option<Ticket>, ApiError>> + Send;
+    /// The tickets in `scope`, one page from `cursor`.
+    fn tickets_page(
+        &self,
+        scope: &Scope,
+        cursor: Option<&str>,
+    ) -> impl Future<Output = Result<Page, ApiError>> + Send;
+}

@@ -1,0 +1,69 @@
+//! One ticket's `record_changed` event for a Salesforce change (docs/EVENTS.md,
+//! "Salesforce changes that reach tickets through links").
+
+use crate::connectors::zendesk::Ticket as ZdTicket;
+use crate::eval::convert::StatusIndex;
+use crate::eval::event::{Event, EventKind, Ticket};
+use crate::runtime::links::CrmChange;
+use serde_json::{Map, Value as Json};
+use std::collections::BTreeMap;
+
+/// The event id: the change's key and the ticket, so a change delivered
+/// again (a CDC replay, a poll re-reading a page) records nothing new,
+/// and each ticket of one change is its own event.
+pub fn event_id(change: &CrmChange, ticket: u64) -> String {
+    format!("sf:{}:{}:t{ticket}", change.connection, change.key)
+}
+
+/// The changed record as the event carries it: the change's fields and
+/// the record's `Id`.
+pub fn record(change: &CrmChange, id: &str) -> Map<String, Json> {
+    let mut fields = change.fields.clone();
+    fields.insert("Id".into(), Json::String(id.to_string()));
+    fields
+}
+
+/// The ticket as the page showed it: the engine compares what a rule
+/// would write with these values, so an equal value is not written again.
+pub fn ticket(t: &ZdTicket, statuses: &StatusIndex) -> Ticket {
+    Ticket {
+        id: t.id,
+        subject: t.subject.clone(),
+        description: t.description.clone(),
+        status: statuses.resolve(Some(&t.status), t.custom_status_id),
+        custom_status_id: t.custom_status_id,
+        priority: t.priority.clone(),
+        tags: t.tags.clone(),
+        updated_at: t.updated_at.clone(),
+        custom_fields: t
+            .custom_fields
+            .iter()
+            .filter(|f| !f.value.is_null())
+            .map(|f| (f.id.to_string(), f.value.clone()))
+            .collect(),
+        ..Ticket::default()
+    }
+}
+
+/// The event for one ticket reached by `change` through `record`.
+pub fn build(
+    change: &CrmChange,
+    record: &Map<String, Json>,
+    t: &ZdTicket,
+    statuses: &StatusIndex,
+) -> Event {
+    Event {
+        id: event_id(change, t.id),
+        kind: EventKind::RecordChanged,
+        at: change.at.clone(),
+        ticket: Some(ticket(t, statuses)),
+        comment: None,
+        turn: None,
+        records: BTreeMap::from([(change.object.clone(), record.clone())]),
+        changed: change
+            .changed
+            .iter()
+            .map(|f| format!("{}.{f}", change.object))
+            .collect(),
+    }
+}
