@@ -232,10 +232,8 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
                     _ => None,
                 })
                 .collect();
-        let fanout = std::sync::Arc::new(crate::runtime::links::fanout::Fanout::new(
-            running.engine.clone(),
-            pollers_all.clone(),
-        ));
+        // The same fan-out as the poller's: one place decides a change.
+        let fanout = running.fanout.clone();
         polling.push(crate::runtime::cdc::spawn(
             running.engine.clone(),
             fanout,
