@@ -11,8 +11,8 @@
 //! Unique; other fields need a custom index from Salesforce Support
 //! (<https://developer.salesforce.com/docs/platform/salesforce-large-data-volumes-bp/guide/ldv-deployments-infrastructure-indexes.html>).
 
-use super::{did_you_mean, CheckErrorKind, Ctx, Kind, Ty};
-use crate::syntax::ast::{self, FieldDecl, Ident, Item};
+use super::{did_you_mean, CheckErrorKind, Ctx, Kind, LinkErrorKind, Ty};
+use crate::syntax::ast::{self, FieldDecl, Ident};
 use crate::syntax::Span;
 use std::collections::BTreeMap;
 
@@ -167,7 +167,7 @@ pub(super) fn field_attrs(cx: &mut Ctx, kind: Kind, f: &FieldDecl) {
 }
 
 fn shape(cx: &mut Ctx, span: Span, message: String, help: String) {
-    cx.err(CheckErrorKind::LinkShape { message, help }.at(span));
+    cx.err(CheckErrorKind::from(LinkErrorKind::LinkShape { message, help }).at(span));
 }
 
 /// Checks one link; `seen` holds the links checked so far by Salesforce
@@ -193,10 +193,10 @@ pub(super) fn check(cx: &mut Ctx, l: &ast::Link, seen: &mut BTreeMap<(String, St
             }),
         };
         cx.err(
-            CheckErrorKind::LinkZendeskObject {
+            CheckErrorKind::from(LinkErrorKind::LinkZendeskObject {
                 name: l.zendesk.name.clone(),
                 help,
-            }
+            })
             .at(l.zendesk.span),
         );
     }
@@ -354,11 +354,11 @@ pub(super) fn check(cx: &mut Ctx, l: &ast::Link, seen: &mut BTreeMap<(String, St
                             )
                         });
                     cx.err(
-                        CheckErrorKind::LinkZendeskKey {
+                        CheckErrorKind::from(LinkErrorKind::LinkZendeskKey {
                             path: join(zd),
                             object: "ticket".into(),
                             help,
-                        }
+                        })
                         .at(zd_span),
                     );
                     return;
@@ -385,11 +385,11 @@ pub(super) fn check(cx: &mut Ctx, l: &ast::Link, seen: &mut BTreeMap<(String, St
                 )
             });
             cx.err(
-                CheckErrorKind::LinkZendeskKey {
+                CheckErrorKind::from(LinkErrorKind::LinkZendeskKey {
                     path: join(zd),
                     object: l.zendesk.name.clone(),
                     help,
-                }
+                })
                 .at(zd_span),
             );
             return;
@@ -441,11 +441,11 @@ pub(super) fn check(cx: &mut Ctx, l: &ast::Link, seen: &mut BTreeMap<(String, St
                 )
             });
             cx.err(
-                CheckErrorKind::LinkSalesforceField {
+                CheckErrorKind::from(LinkErrorKind::LinkSalesforceField {
                     object: object.clone(),
                     field,
                     help,
-                }
+                })
                 .at(sf[1].span),
             );
             return;
@@ -454,13 +454,13 @@ pub(super) fn check(cx: &mut Ctx, l: &ast::Link, seen: &mut BTreeMap<(String, St
     if let Some(zd_ty) = zd_ty {
         if let Some(help) = incomparable(&zd_ty, &sf_ty, zd_key(&l.zendesk.name, &rest)) {
             cx.err(
-                CheckErrorKind::LinkTypes {
+                CheckErrorKind::from(LinkErrorKind::LinkTypes {
                     zendesk: join(zd),
                     zd_ty: zd_ty.to_string(),
                     salesforce: full.clone(),
                     sf_ty: sf_ty.to_string(),
                     help,
-                }
+                })
                 .at(on.span),
             );
             return;
@@ -468,7 +468,7 @@ pub(super) fn check(cx: &mut Ctx, l: &ast::Link, seen: &mut BTreeMap<(String, St
     }
     if !indexed {
         cx.err(
-            CheckErrorKind::LinkNotIndexed {
+            CheckErrorKind::from(LinkErrorKind::LinkNotIndexed {
                 object: object.clone(),
                 field: field.clone(),
                 zendesk: l.zendesk.name.clone(),
@@ -477,19 +477,19 @@ pub(super) fn check(cx: &mut Ctx, l: &ast::Link, seen: &mut BTreeMap<(String, St
                     type_word(&sf_ty),
                     l.crm.name
                 ),
-            }
+            })
             .at(sf[1].span),
         );
     }
     if !unique && l.pick.is_empty() {
         cx.err(
-            CheckErrorKind::LinkMany {
+            CheckErrorKind::from(LinkErrorKind::LinkMany {
                 object: object.clone(),
                 field,
                 help: format!(
                     "add `pick newest` to the link (the most recently modified {object} wins), or declare `{full}` `unique` if Salesforce enforces it"
                 ),
-            }
+            })
             .at(sf[1].span),
         );
     }
@@ -508,10 +508,10 @@ fn check_tickets(cx: &mut Ctx, t: &ast::LinkTickets) {
                 "write `unsolved` (the default), `all`, or Zendesk statuses: new, open, pending, hold, solved, closed".into()
             });
             cx.err(
-                CheckErrorKind::LinkTickets {
+                CheckErrorKind::from(LinkErrorKind::LinkTickets {
                     name: name.into(),
                     help,
-                }
+                })
                 .at(n.span),
             );
         } else if matches!(name, "unsolved" | "all") && t.names.len() > 1 {
@@ -555,64 +555,4 @@ fn join(p: &[Ident]) -> String {
         .map(|s| s.name.as_str())
         .collect::<Vec<_>>()
         .join(".")
-}
-
-/// A `map` rule from Salesforce to Zendesk whose object no link ties to
-/// Zendesk can never reach a ticket in `l3map run`: warn, with the link
-/// to add.
-pub(super) fn lint_unlinked(cx: &mut Ctx, files: &[ast::File]) {
-    let links: Vec<(String, String)> = files
-        .iter()
-        .flat_map(|f| f.items.iter())
-        .filter_map(|i| match i {
-            Item::Link(l) => Some((l.crm.name.clone(), l.object.name.clone())),
-            _ => None,
-        })
-        .collect();
-    let kind = |cx: &Ctx, c: &str| cx.env.conns.get(c).map(|c| c.kind);
-    for item in files.iter().flat_map(|f| f.items.iter()) {
-        let Item::Map(m) = item else { continue };
-        if kind(cx, &m.from.name) != Some(Kind::Salesforce)
-            || kind(cx, &m.to.name) != Some(Kind::Zendesk)
-        {
-            continue;
-        }
-        let mut warned: Vec<String> = Vec::new();
-        for r in &m.rules {
-            let ast::FieldName::Sf(segs, span) = &r.source else {
-                continue;
-            };
-            let Some(object) = segs.first().map(|s| s.name.clone()) else {
-                continue;
-            };
-            if links.iter().any(|(c, o)| *c == m.from.name && *o == object)
-                || warned.contains(&object)
-            {
-                continue;
-            }
-            warned.push(object.clone());
-            let example = match object.as_str() {
-                "Contact" => format!(
-                    "link {}.user <-> {}.Contact {{ on user.email == Contact.Email  pick newest }}",
-                    m.to.name, m.from.name
-                ),
-                "Case" => format!(
-                    "link {}.ticket <-> {}.Case {{ on ticket.id == Case.Zendesk_Ticket_Id__c }}",
-                    m.to.name, m.from.name
-                ),
-                o => format!(
-                    "link {}.organization <-> {}.{o} {{ on organization.external_id == {o}.Id }}",
-                    m.to.name, m.from.name
-                ),
-            };
-            cx.err(
-                CheckErrorKind::UnlinkedMap {
-                    conn: m.from.name.clone(),
-                    object,
-                    help: format!("add a link that says which tickets it governs: `{example}`"),
-                }
-                .at(*span),
-            );
-        }
-    }
 }

@@ -14,13 +14,14 @@ mod statuses;
 mod test_event;
 mod tests;
 pub mod types;
+mod unlinked;
 
 pub use crate::model::{
     Category, ConnInfo, Env, FieldInfo, Kind, SecretRef, StatusInfo, TableInfo,
 };
 pub(crate) use connections::holds_no_secret;
 pub use diagnostic::{DiagKind, Diagnostic};
-pub use error::{CheckError, CheckErrorKind};
+pub use error::{CheckError, CheckErrorKind, LinkErrorKind};
 pub use types::{Resolved, Scope, Ty};
 
 use crate::syntax::ast::{self, Item};
@@ -384,7 +385,7 @@ fn check_inner(
             !matches!(
                 &d.kind,
                 DiagKind::Check(CheckError {
-                    kind: CheckErrorKind::UnlinkedMap { .. },
+                    kind: CheckErrorKind::Link(LinkErrorKind::UnlinkedMap { .. }),
                     ..
                 })
             )
@@ -477,7 +478,7 @@ fn check_files(cx: &mut Ctx, files: &[ast::File]) {
             }
         }
     }
-    links::lint_unlinked(cx, files);
+    unlinked::lint(cx, files);
     connections::lint_usage(cx);
     currency::lint(cx, files);
 }

@@ -1,6 +1,4 @@
-//! Record links (`link` blocks): which Salesforce record a Zendesk record
-//! is, lowered from the language and read by the runtime's resolution and
-//! fan-out.
+//! Record links in the IR: which Salesforce record a Zendesk record is.
 
 use super::Loc;
 use serde::{Deserialize, Serialize};

@@ -7,8 +7,8 @@ pub mod index;
 mod link;
 mod lower;
 
-pub use link::{Link, Pick, ZdKey, ZdObject};
 pub use index::{Index, Named, Site, Use};
+pub use link::{Link, Pick, ZdKey, ZdObject};
 pub use lower::{lower, lower_tests, revision as lower_revision};
 
 pub use crate::model::{Category, Kind, SecretSource};

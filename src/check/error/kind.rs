@@ -137,78 +137,10 @@ pub enum CheckErrorKind {
         help("`l3map run` refreshes the Salesforce session unattended with a refresh token; add `refresh_token` (or its other name, `offline_access`: one is enough) to the scopes")
     )]
     NoOfflineScope { conn: String, scope: String },
-    // ------------------------------------------------------------ links
-    /// Returned when a link starts from something that is not a Zendesk
-    /// ticket, organization or user.
-    #[error("`{name}` is not a Zendesk record a link can start from")]
-    #[diagnostic(code(l3map::link::zendesk_object), help("{help}"))]
-    LinkZendeskObject { name: String, help: String },
-    /// Returned when the Zendesk side of `on` names no value of the record
-    /// that a link can compare (or a ticket field no `fields` block declares).
-    #[error("`{path}` is not a value of a Zendesk {object} a link can compare")]
-    #[diagnostic(code(l3map::link::zendesk_key), help("{help}"))]
-    LinkZendeskKey {
-        path: String,
-        object: String,
-        help: String,
-    },
-    /// Returned when a link block is missing `on`, says something twice,
-    /// or its `on` does not compare the two linked records.
-    #[error("{message}")]
-    #[diagnostic(code(l3map::link::shape), help("{help}"))]
-    LinkShape { message: String, help: String },
-    /// Returned when the Salesforce side of `on` is neither a standard
-    /// field l3map knows nor declared in the connection's `fields` block.
-    #[error("unknown Salesforce field `{object}.{field}`")]
-    #[diagnostic(code(l3map::link::salesforce_field), help("{help}"))]
-    LinkSalesforceField {
-        object: String,
-        field: String,
-        help: String,
-    },
-    /// Returned when a link looks Salesforce records up by a field that is
-    /// not indexed: the SOQL query would not be selective.
-    #[error("`{object}.{field}` is not indexed in Salesforce, so finding the {object} of a Zendesk {zendesk} by it scans every {object}")]
-    #[diagnostic(code(l3map::link::not_indexed), help("{help}"))]
-    LinkNotIndexed {
-        object: String,
-        field: String,
-        zendesk: String,
-        help: String,
-    },
-    /// Returned when the Salesforce field of a link is not unique and the
-    /// link does not say which of several matches wins.
-    #[error("`{object}.{field}` is not unique: the link can match many {object} records where one is required")]
-    #[diagnostic(code(l3map::link::many), help("{help}"))]
-    LinkMany {
-        object: String,
-        field: String,
-        help: String,
-    },
-    /// Returned when the two sides of `on` hold values that can never be equal.
-    #[error("`{zendesk}` ({zd_ty}) cannot be compared with `{salesforce}` ({sf_ty})")]
-    #[diagnostic(code(l3map::link::types), help("{help}"))]
-    LinkTypes {
-        zendesk: String,
-        zd_ty: String,
-        salesforce: String,
-        sf_ty: String,
-        help: String,
-    },
-    /// Returned when `tickets` names something that is not a Zendesk ticket
-    /// status (nor `unsolved` / `all`).
-    #[error("`{name}` is not a Zendesk ticket status")]
-    #[diagnostic(code(l3map::link::tickets), help("{help}"))]
-    LinkTickets { name: String, help: String },
-    /// Returned when a `map` rule reads a Salesforce object no link ties to
-    /// Zendesk: in `l3map run` its changes can never reach a ticket.
-    #[error("no link ties `{conn}.{object}` to Zendesk: this rule can never reach a ticket in `l3map run`")]
-    #[diagnostic(code(l3map::link::unlinked), severity(Warning), help("{help}"))]
-    UnlinkedMap {
-        conn: String,
-        object: String,
-        help: String,
-    },
+    /// A record link mistake (`link.rs`).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Link(#[from] super::link::LinkErrorKind),
     /// Returned when a Salesforce object is used but not declared.
     #[error("Salesforce object `{object}` is not in the `objects` of `{conn}`")]
     #[diagnostic(

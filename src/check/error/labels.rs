@@ -70,15 +70,7 @@ impl PrimaryLabel for CheckErrorKind {
             NotAnOption { .. } => "no such option".into(),
             NotUpdateable { .. } => "written here".into(),
             NotLocked { .. } => "not in the lockfile".into(),
-            LinkZendeskObject { .. } => "not ticket, organization or user".into(),
-            LinkZendeskKey { .. } => "not comparable".into(),
-            LinkShape { .. } => "here".into(),
-            LinkSalesforceField { .. } => "not declared".into(),
-            LinkNotIndexed { .. } => "not indexed".into(),
-            LinkMany { .. } => "not unique".into(),
-            LinkTypes { .. } => "never equal".into(),
-            LinkTickets { .. } => "not a status".into(),
-            UnlinkedMap { .. } => "no link reaches a ticket".into(),
+            Link(l) => crate::syntax::PrimaryLabel::primary_label(l),
         }
     }
 }

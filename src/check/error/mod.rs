@@ -7,8 +7,10 @@
 
 mod kind;
 mod labels;
+mod link;
 
 pub use kind::CheckErrorKind;
+pub use link::LinkErrorKind;
 
 use crate::syntax::{Located, Span};
 
