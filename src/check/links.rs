@@ -556,3 +556,48 @@ fn join(p: &[Ident]) -> String {
         .collect::<Vec<_>>()
         .join(".")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zendesk_keys_by_object() {
+        assert_eq!(zd_key("user", &["email"]), Some(ZdKeyRef::Email));
+        assert_eq!(zd_key("organization", &["email"]), None);
+        assert_eq!(
+            zd_key("organization", &["fields", "sf_account"]),
+            Some(ZdKeyRef::Field("sf_account".into()))
+        );
+        assert_eq!(
+            zd_key("ticket", &["case_ref"]),
+            Some(ZdKeyRef::TicketField("case_ref".into()))
+        );
+        assert_eq!(zd_key("ticket", &["fields", "x"]), None);
+    }
+
+    #[test]
+    fn salesforce_indexes_and_uniqueness() {
+        assert!(sf_standard("Account", "Id").is_some_and(|f| f.indexed && f.unique));
+        assert!(sf_standard("Contact", "Email").is_some_and(|f| f.indexed && !f.unique));
+        assert_eq!(sf_standard("Account", "Email"), None);
+        assert_eq!(sf_standard("Case", "Name"), None);
+        assert!(sf_standard("Case", "CaseNumber").is_some_and(|f| f.unique));
+    }
+
+    #[test]
+    fn tickets_expand_in_zendesk_order() {
+        let (file, errs) = crate::syntax::parse_file(
+            crate::syntax::FileId(0),
+            "link desk.organization <-> crm.Account {\n  on organization.id == Account.Id\n  tickets solved, new, unsolved\n}\n",
+        );
+        assert!(errs.is_empty(), "{errs:?}");
+        let Some(ast::Item::Link(l)) = file.items.first() else {
+            panic!("a link")
+        };
+        assert_eq!(
+            ticket_statuses(l),
+            ["new", "open", "pending", "hold", "solved"]
+        );
+    }
+}
