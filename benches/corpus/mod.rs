@@ -141,10 +141,9 @@ pub fn generate(p: Params) -> Project {
     // One file per CRM with its field declarations.
     for c in 0..p.crms {
         let served: Vec<&Desk> = desks.iter().filter(|d| d.crm == c).collect();
-        out.push((
-            format!("crm_{:02}.l3map", c),
-            crm_fields(&mut rng, c, &served),
-        ));
+        let mut text = crm_fields(&mut rng, c, &served);
+        text.push_str(&crm_links(c, &served[0].name));
+        out.push((format!("crm_{:02}.l3map", c), text));
     }
 
     // One file per desk.
@@ -1216,6 +1215,17 @@ fn salesforce_connection(s: &mut String, rng: &mut Rng, c: usize) {
         writeln!(s, "  max_concurrent {}", rng.pick(&[25, 50, 100])).unwrap();
     }
     s.push_str("}\n\n");
+}
+
+/// How the CRM's records reach the desk's tickets: without links every
+/// `map crm -> desk` rule is dead in `l3map run` (and `check` says so).
+fn crm_links(c: usize, desk: &str) -> String {
+    format!(
+        "link {desk}.organization <-> crm_{c:02}.Account {{\n  on organization.external_id == Account.Id\n}}\n\n\
+         link {desk}.user <-> crm_{c:02}.Contact {{\n  on   user.email == Contact.Email\n  pick newest\n}}\n\n\
+         link {desk}.ticket <-> crm_{c:02}.Case {{\n  on ticket.external_id == Case.Id\n}}\n\n\
+         link {desk}.organization <-> crm_{c:02}.Subscription__c {{\n  on      organization.fields.subscription_id == Subscription__c.Id\n  tickets all\n}}\n\n"
+    )
 }
 
 fn slug(s: &str) -> String {

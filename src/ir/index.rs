@@ -542,7 +542,11 @@ mod tests {
     fn the_index_answers_the_pollers_search_alike_with_one_org() {
         for p in examples() {
             for c in &p.connections {
-                let before = poll_json_walk(&p, &c.name);
+                let mut before = poll_json_walk(&p, &c.name);
+                // A link's Salesforce field is read too (the lookup key).
+                for l in p.links.iter().filter(|l| l.crm == c.name) {
+                    before.insert(format!("{}.{}", l.object, l.field));
+                }
                 let objects: BTreeSet<&str> = before
                     .iter()
                     .filter_map(|path| path.split_once('.').map(|(o, _)| o))

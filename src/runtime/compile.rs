@@ -24,7 +24,7 @@ pub const EMBEDDED_DIR: &str = "mappings/fintech";
 /// The fintech desk, compiled into the binary so the embedded default
 /// (`l3map run` with no project and no configuration) runs from any
 /// directory, not only from a checkout.
-const EMBEDDED: [(&str, &str); 5] = [
+const EMBEDDED: [(&str, &str); 6] = [
     (
         "connections.l3map",
         include_str!("../../mappings/fintech/connections.l3map"),
@@ -40,6 +40,10 @@ const EMBEDDED: [(&str, &str); 5] = [
     (
         "kyc.l3map",
         include_str!("../../mappings/fintech/kyc.l3map"),
+    ),
+    (
+        "links.l3map",
+        include_str!("../../mappings/fintech/links.l3map"),
     ),
     (
         "statuses.l3map",
