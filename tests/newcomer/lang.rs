@@ -200,6 +200,10 @@ connection crm: salesforce {{
   objects        Case
 }}
 
+link desk.ticket <-> crm.Case {{
+  on ticket.external_id == Case.Id
+}}
+
 map crm -> desk {{
   Case.Subject -> subject
 }}
