@@ -239,3 +239,296 @@ async fn a_tier_change_reaches_the_open_tickets_through_the_stream_in_one_bulk_w
         s.metrics().await
     );
 }
+
+/// The unsolved tickets of `org` (what the link's `tickets unsolved` governs).
+async fn unsolved(s: &Stack, org: u64) -> Vec<u64> {
+    let path = format!(
+        "/api/v2/search/export.json?query=organization:{org}&filter%5Btype%5D=ticket&page%5Bsize%5D=1000"
+    );
+    let v = s.zendesk(reqwest::Method::GET, &path, None).await;
+    let mut ids: Vec<u64> = v["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter(|t| !matches!(t["status"].as_str(), Some("solved" | "closed")))
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// The store's Salesforce change events: (change key, ticket) pairs, one
+/// row each (the key column is unique, so a row is one decision).
+fn cdc_events(s: &Stack) -> Vec<(String, u64)> {
+    let db = rusqlite::Connection::open_with_flags(
+        s.state(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("the store opens");
+    let mut st = db
+        .prepare("SELECT key FROM events WHERE source = 'salesforce_cdc' ORDER BY id")
+        .unwrap();
+    let rows = st
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>();
+    rows.iter()
+        .map(|k| {
+            let (change, t) = k.rsplit_once(":t").expect("sf:crm:KEY:tTICKET");
+            (change.to_string(), t.parse().unwrap())
+        })
+        .collect()
+}
+
+fn cursor(s: &Stack, source: &str) -> Option<String> {
+    let db = rusqlite::Connection::open_with_flags(
+        s.state(),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .ok()?;
+    db.query_row(
+        "SELECT value FROM cursors WHERE source = ?1",
+        [source],
+        |r| r.get(0),
+    )
+    .ok()
+}
+
+async fn pubsub_status(s: &Stack) -> Value {
+    s.http
+        .get(format!("{}/__l3map/pubsub", s.salesforce))
+        .send()
+        .await
+        .expect("pubsub status")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_mid_stream_decides_every_change_once_after_the_restart() {
+    let mut s = cdc_stack("crm-desk-kill", &[], "").await;
+    let accounts = salesforce_account_ids();
+    let mut governed = Vec::new();
+    for i in 0..3u64 {
+        load(&s, 3, FIRST_ORG + i, "open").await;
+        governed.push(unsolved(&s, FIRST_ORG + i).await);
+    }
+    // Seeded: Ent, Prem, Std. Six changes, each a new value, fired at once.
+    let first = [
+        ("Std", 0),
+        ("Ent", 1),
+        ("Prem", 2),
+        ("Prem", 0),
+        ("Std", 1),
+        ("Ent", 2),
+    ];
+    for (tier, i) in first {
+        person_change(&s, &accounts[i], json!({"SLA_Tier__c": tier})).await;
+    }
+    // Killed as soon as the first change is passed on: the rest in flight.
+    common::eventually("a change applied", Duration::from_secs(5), || async {
+        if metric(&s, "l3map_cdc_events_total", &["outcome=\"applied\""]).await >= 1.0 {
+            Ok(())
+        } else {
+            Err("none yet".to_string())
+        }
+    })
+    .await;
+    s.kill_runtime();
+    let at_kill = cdc_events(&s).len();
+    eprintln!("events recorded at the kill: {at_kill}");
+    // Three more while it is down.
+    // Final values none of the earlier changes gave.
+    let down = [("Ent", 0), ("Prem", 1), ("Std", 2)];
+    for (tier, i) in down {
+        person_change(&s, &accounts[i], json!({"SLA_Tier__c": tier})).await;
+    }
+    s.start_runtime().await;
+    stream_up(&s).await;
+    let finals = ["enterprise", "premium", "standard"];
+    for i in 0..3 {
+        all_tier(
+            &s,
+            FIRST_ORG + i as u64,
+            &governed[i],
+            finals[i],
+            Duration::from_secs(15),
+        )
+        .await;
+    }
+    s.drained(Duration::from_secs(10)).await;
+
+    // Every change reached every ticket its Account governs, once.
+    let events = cdc_events(&s);
+    let mut by_change: HashMap<String, Vec<u64>> = HashMap::new();
+    for (change, t) in &events {
+        by_change.entry(change.clone()).or_default().push(*t);
+    }
+    assert_eq!(
+        by_change.len(),
+        9,
+        "nine changes, at kill {at_kill}: {by_change:?}"
+    );
+    let mut counts: Vec<usize> = by_change.values().map(Vec::len).collect();
+    counts.sort_unstable();
+    let mut want: Vec<usize> = governed.iter().flat_map(|g| [g.len(); 3]).collect();
+    want.sort_unstable();
+    assert_eq!(counts, want, "each change once per governed ticket");
+    for tickets in by_change.values() {
+        let mut t = tickets.clone();
+        t.sort_unstable();
+        assert!(governed.contains(&t), "{t:?} is one organization's tickets");
+    }
+    // The stored replay id is the bus's last: the replay resumed from it.
+    let last = pubsub_status(&s).await["last_replay"].as_u64().unwrap();
+    let c = cursor(&s, "salesforce_cdc:crm:/data/AccountChangeEvent").expect("a cursor");
+    assert!(c.starts_with(&format!("{last:016x}|")), "{c} vs {last}");
+    // Nothing twice in the outbox: one action per event at most.
+    assert!(
+        s.health().await["outbox"]["dead"] == 0,
+        "{}",
+        s.health().await
+    );
+}
+
+/// A REST write to an Account as l3map makes it (`Sforce-Call-Options:
+/// client=l3map`): its change event is l3map's own and skipped, so the
+/// value reaches tickets only when a gap or a catch-up reads it.
+async fn own_write(s: &Stack, account: &str, fields: Value) {
+    let token = sf_token(s).await;
+    let r = s
+        .http
+        .patch(format!(
+            "{}/services/data/v60.0/sobjects/Account/{account}",
+            s.salesforce
+        ))
+        .bearer_auth(token)
+        .header("Sforce-Call-Options", "client=l3map")
+        .json(&fields)
+        .send()
+        .await
+        .expect("patch");
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+async fn sf_token(s: &Stack) -> String {
+    let v: Value = s
+        .http
+        .post(format!("{}/services/oauth2/token", s.salesforce))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "l3map-emulator-client"),
+            ("client_secret", "l3map-emulator-secret"),
+            ("refresh_token", "l3map-emulator-refresh"),
+        ])
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("json");
+    v["access_token"].as_str().expect("a token").to_string()
+}
+
+async fn metric_at_least(s: &Stack, name: &str, has: &[&str], n: f64) {
+    common::eventually(
+        format!("{name} {has:?} >= {n}"),
+        Duration::from_secs(10),
+        || async {
+            let v = metric(s, name, has).await;
+            if v >= n {
+                Ok(())
+            } else {
+                Err(format!("{v}"))
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_is_read_again_and_an_overflow_caught_up() {
+    let s = cdc_stack("crm-desk-gap", &[], "").await;
+    let accounts = salesforce_account_ids();
+    let (a0, a2) = (FIRST_ORG, FIRST_ORG + 2);
+    let t0 = load(&s, 3, a0, "open").await;
+    let t2 = load(&s, 3, a2, "open").await;
+    // A change passed on first, so the channel has a commit time stored.
+    person_change(&s, &accounts[1], json!({"SLA_Tier__c": "Std"})).await;
+    metric_at_least(
+        &s,
+        "l3map_cdc_events_total",
+        &["Account", "outcome=\"applied\""],
+        1.0,
+    )
+    .await;
+
+    // Account 2 changes without a usable event (own write, skipped); a
+    // GAP_UPDATE names it: read again, its tickets get the value.
+    own_write(&s, &accounts[2], json!({"SLA_Tier__c": "Ent"})).await;
+    metric_at_least(
+        &s,
+        "l3map_cdc_events_total",
+        &["Account", "outcome=\"own\""],
+        1.0,
+    )
+    .await;
+    sf_admin(
+        &s,
+        "gap",
+        json!({"object": "Account", "ids": [accounts[2]], "change_type": "GAP_UPDATE"}),
+    )
+    .await;
+    all_tier(&s, a2, &t2, "enterprise", Duration::from_secs(5)).await;
+    metric_at_least(&s, "l3map_cdc_gaps_total", &["Account"], 1.0).await;
+
+    // Account 0 likewise; a GAP_OVERFLOW names nothing: the catch-up poll
+    // from the stored commit time finds it.
+    own_write(&s, &accounts[0], json!({"SLA_Tier__c": "Prem"})).await;
+    metric_at_least(
+        &s,
+        "l3map_cdc_events_total",
+        &["Account", "outcome=\"own\""],
+        2.0,
+    )
+    .await;
+    sf_admin(&s, "overflow", json!({"object": "Account"})).await;
+    all_tier(&s, a0, &t0, "premium", Duration::from_secs(5)).await;
+    metric_at_least(&s, "l3map_cdc_overflows_total", &["Account"], 1.0).await;
+    metric_at_least(&s, "l3map_cdc_catch_up_polls_total", &["Account"], 1.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_stream_reconnects_and_later_changes_arrive() {
+    let s = cdc_stack("crm-desk-cut", &[], "").await;
+    let accounts = salesforce_account_ids();
+    let org = FIRST_ORG + 2;
+    let tickets = load(&s, 3, org, "open").await;
+    let cut = sf_admin(
+        &s,
+        "cut",
+        json!({"code": "UNAVAILABLE",
+               "error_code": "sfdc.platform.eventbus.grpc.service.unavailable",
+               "message": "the test cut the stream"}),
+    )
+    .await;
+    assert!(cut["streams"].as_u64().unwrap_or(0) >= 1, "{cut}");
+    metric_at_least(
+        &s,
+        "l3map_cdc_reconnects_total",
+        &["AccountChangeEvent"],
+        1.0,
+    )
+    .await;
+    stream_up(&s).await;
+    person_change(&s, &accounts[2], json!({"SLA_Tier__c": "Prem"})).await;
+    all_tier(&s, org, &tickets, "premium", Duration::from_secs(5)).await;
+    assert!(
+        s.log()
+            .contains("sfdc.platform.eventbus.grpc.service.unavailable"),
+        "the trailer's error code is logged"
+    );
+}
