@@ -30,7 +30,11 @@ fn cdc_config(s_pubsub: &str) -> String {
 /// Starts the stack with CDC pointing at the emulator's Pub/Sub port
 /// (known only once the emulator runs: the runtime is restarted on it).
 async fn cdc_stack(name: &str, files: &[(&str, &str)], extra: &str) -> Stack {
-    let mut s = Stack::start_with_files(name, QUIET_START, false, files).await;
+    cdc_stack_limited(name, files, extra, 100_000).await
+}
+
+async fn cdc_stack_limited(name: &str, files: &[(&str, &str)], extra: &str, rate: u32) -> Stack {
+    let mut s = Stack::start_limited(name, QUIET_START, false, files, rate).await;
     s.kill_runtime();
     let toml = s.dir.join("l3map.toml");
     let text = std::fs::read_to_string(&toml)
@@ -145,22 +149,15 @@ fn by_path(stats: &Value, part: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The SLA tier of every ticket of `org` (search export, a page of up
-/// to 1,000 at a time).
-async fn org_tiers(s: &Stack, org: u64) -> HashMap<u64, Value> {
-    let mut out = HashMap::new();
+/// Every ticket of `org` (search export, a page of up to 1,000 at a time).
+async fn org_tickets(s: &Stack, org: u64) -> Vec<Value> {
+    let mut out = Vec::new();
     let mut path = format!(
         "/api/v2/search/export.json?query=organization:{org}&filter%5Btype%5D=ticket&page%5Bsize%5D=1000"
     );
     loop {
         let v = s.zendesk(reqwest::Method::GET, &path, None).await;
-        for t in v["results"].as_array().cloned().unwrap_or_default() {
-            let tier = t["custom_fields"]
-                .as_array()
-                .and_then(|f| f.iter().find(|f| f["id"] == json!(SLA_TIER)))
-                .map_or(Value::Null, |f| f["value"].clone());
-            out.insert(t["id"].as_u64().unwrap(), tier);
-        }
+        out.extend(v["results"].as_array().cloned().unwrap_or_default());
         match v["links"]["next"].as_str() {
             Some(next) if v["meta"]["has_more"] == json!(true) => {
                 path = next.strip_prefix(&s.zendesk).unwrap_or(next).to_string()
@@ -168,6 +165,21 @@ async fn org_tiers(s: &Stack, org: u64) -> HashMap<u64, Value> {
             _ => return out,
         }
     }
+}
+
+/// The SLA tier of every ticket of `org`.
+async fn org_tiers(s: &Stack, org: u64) -> HashMap<u64, Value> {
+    org_tickets(s, org)
+        .await
+        .iter()
+        .map(|t| {
+            let tier = t["custom_fields"]
+                .as_array()
+                .and_then(|f| f.iter().find(|f| f["id"] == json!(SLA_TIER)))
+                .map_or(Value::Null, |f| f["value"].clone());
+            (t["id"].as_u64().unwrap(), tier)
+        })
+        .collect()
 }
 
 async fn tiers(s: &Stack, org: u64, ids: &[u64]) -> HashMap<u64, Value> {
@@ -242,14 +254,8 @@ async fn a_tier_change_reaches_the_open_tickets_through_the_stream_in_one_bulk_w
 
 /// The unsolved tickets of `org` (what the link's `tickets unsolved` governs).
 async fn unsolved(s: &Stack, org: u64) -> Vec<u64> {
-    let path = format!(
-        "/api/v2/search/export.json?query=organization:{org}&filter%5Btype%5D=ticket&page%5Bsize%5D=1000"
-    );
-    let v = s.zendesk(reqwest::Method::GET, &path, None).await;
-    let mut ids: Vec<u64> = v["results"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let mut ids: Vec<u64> = org_tickets(s, org)
+        .await
         .iter()
         .filter(|t| !matches!(t["status"].as_str(), Some("solved" | "closed")))
         .map(|t| t["id"].as_u64().unwrap())
@@ -530,5 +536,59 @@ async fn a_cut_stream_reconnects_and_later_changes_arrive() {
         s.log()
             .contains("sfdc.platform.eventbus.grpc.service.unavailable"),
         "the trailer's error code is logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_tickets_fan_out_once_each_within_the_budget() {
+    // Zendesk's Team plan: 200 requests a minute per token.
+    let s = cdc_stack_limited("crm-desk-2000", &[], "", 200).await;
+    let account = salesforce_account_ids()[0].clone();
+    let org = FIRST_ORG;
+    load(&s, 2_000, org, "open").await;
+    let governed = unsolved(&s, org).await;
+    assert!(governed.len() >= 2_000);
+    let started = Instant::now();
+    person_change(&s, &account, json!({"SLA_Tier__c": "Prem"})).await;
+    // The runtime's own view, so the test spends none of the token's budget.
+    common::eventually("2,000 actions settled", Duration::from_secs(90), || async {
+        let h = s.health().await;
+        let o = &h["outbox"];
+        let settled = o["done"].as_u64().unwrap_or(0) + o["dead"].as_u64().unwrap_or(0);
+        if settled >= governed.len() as u64 && o["pending"] == 0 && o["sending"] == 0 {
+            Ok(())
+        } else {
+            Err(h.to_string())
+        }
+    })
+    .await;
+    let took = started.elapsed();
+    let h = s.health().await;
+    assert_eq!(h["outbox"]["dead"], 0, "{h}");
+    assert_eq!(
+        h["outbox"]["done"],
+        json!(governed.len()),
+        "one action a ticket: {h}"
+    );
+    let events = cdc_events(&s);
+    assert_eq!(events.len(), governed.len(), "one event a ticket");
+    let mut seen: Vec<u64> = events.iter().map(|(_, t)| *t).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, governed, "every governed ticket, none twice");
+    all_tier(&s, org, &governed, "premium", Duration::from_secs(5)).await;
+    let stats = zd_stats(&s).await;
+    let jobs = by_path(&stats, UPDATE_MANY);
+    assert!(
+        (20..=40).contains(&jobs),
+        "{jobs} bulk updates: {}",
+        stats["by_path"]
+    );
+    assert_eq!(stats["rate_limited"], 0, "{stats}");
+    for w in stats["windows"].as_array().unwrap() {
+        assert_eq!(w["windows_over"], 0, "no window over the limit: {w}");
+    }
+    eprintln!(
+        "2,000 tickets in {took:?}: {} requests, {jobs} jobs",
+        stats["requests"]
     );
 }
