@@ -592,3 +592,195 @@ async fn two_thousand_tickets_fan_out_once_each_within_the_budget() {
         stats["requests"]
     );
 }
+
+/// The renewal date both ways: the Account's feeds the tickets (fields.l3map),
+/// and a ticket's, set by a person, goes back to the Account.
+const BOTH_WAYS: &str = r#"
+map desk -> crm {
+  renewal_date -> Account.Renewal_Date__c
+}
+"#;
+const RENEWAL_DATE: u64 = 360001240;
+
+async fn account(s: &Stack, id: &str) -> Value {
+    let token = sf_token(s).await;
+    s.http
+        .get(format!(
+            "{}/services/data/v60.0/sobjects/Account/{id}",
+            s.salesforce
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("account")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Writes on both sides: Zendesk ticket writes, Salesforce record changes
+/// (every one publishes a change event), and CDC events by outcome.
+async fn activity(s: &Stack) -> (u64, u64, f64, f64) {
+    let stats = zd_stats(s).await;
+    let zd_writes = by_path(&stats, "PUT /api/v2/tickets");
+    let sf_changes = pubsub_status(s).await["last_replay"].as_u64().unwrap_or(0);
+    let applied = metric(s, "l3map_cdc_events_total", &["outcome=\"applied\""]).await;
+    let own = metric(s, "l3map_cdc_events_total", &["outcome=\"own\""]).await;
+    (zd_writes, sf_changes, applied, own)
+}
+
+/// Waits until `activity` holds still for 3 s, and returns it.
+async fn quiet(s: &Stack) -> (u64, u64, f64, f64) {
+    let started = Instant::now();
+    let mut last = activity(s).await;
+    let mut still = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = activity(s).await;
+        if now != last {
+            last = now;
+            still = Instant::now();
+        } else if still.elapsed() >= Duration::from_secs(3) {
+            return now;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still busy after 20 s: {now:?}"
+        );
+    }
+}
+
+/// A stack with [`BOTH_WAYS`], webhooks on and Zendesk polled every
+/// second (l3map's own ticket writes come back as Zendesk events), CDC on;
+/// three open tickets of the second Account's organization.
+async fn both_ways_stack(name: &str) -> (Stack, String, u64, Vec<u64>) {
+    // Webhooks on and Zendesk polled every second: l3map's own ticket
+    // writes come back as Zendesk events and must write nothing.
+    let mut s = Stack::start_limited(
+        name,
+        QUIET_START,
+        true,
+        &[("both_ways.l3map", BOTH_WAYS)],
+        100_000,
+    )
+    .await;
+    s.kill_runtime();
+    let toml = s.dir.join("l3map.toml");
+    let text = std::fs::read_to_string(&toml).unwrap().replace(
+        QUIET_START,
+        &cdc_config(&s.pubsub).replace("zendesk_interval_secs = 3600", "zendesk_interval_secs = 1"),
+    );
+    std::fs::write(&toml, text).unwrap();
+    let _ = std::fs::remove_dir_all(s.dir.join("state"));
+    s.start_runtime().await;
+    stream_up(&s).await;
+
+    let id = salesforce_account_ids()[1].clone();
+    let org = FIRST_ORG + 1;
+    let tickets = load(&s, 3, org, "open").await;
+    (s, id, org, tickets)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mappings_both_ways_end_quiet_after_the_crm_write() {
+    let (s, id, org, tickets) = both_ways_stack("crm-desk-pingpong").await;
+    let governed = unsolved(&s, org).await;
+    let base = quiet(&s).await;
+
+    // Salesforce -> Zendesk: one batched write, then nothing.
+    person_change(&s, &id, json!({"Renewal_Date__c": "2028-01-31"})).await;
+    common::eventually(
+        "the tickets' renewal date",
+        Duration::from_secs(5),
+        || async {
+            let all = org_tickets(&s, org).await;
+            let done = all
+                .iter()
+                .filter(|t| tickets.contains(&t["id"].as_u64().unwrap()))
+                .all(|t| {
+                    t["custom_fields"].as_array().is_some_and(|f| {
+                        f.iter()
+                            .any(|f| f["id"] == json!(RENEWAL_DATE) && f["value"] == "2028-01-31")
+                    })
+                });
+            if done {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            }
+        },
+    )
+    .await;
+    let one = quiet(&s).await;
+    assert_eq!(
+        one.0 - base.0,
+        1,
+        "one update_many for {} tickets: {one:?}",
+        governed.len()
+    );
+    assert_eq!(
+        one.1 - base.1,
+        1,
+        "no Salesforce write back (only the person's change): {one:?}"
+    );
+    assert_eq!(one.2 - base.2, 1.0, "{one:?}");
+
+    // l3map's own ticket writes came back (webhooks, the poller) and
+    // wrote nothing: another 3 s adds nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(activity(&s).await, one, "counts stopped growing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "ticket events do not resolve links yet: a Zendesk webhook or poll event carries no Account, so `map desk -> crm` to a linked record is refused (runtime/intake.rs, another helper's)"]
+async fn mappings_both_ways_end_quiet_after_one_write_each_way() {
+    let (s, id, org, tickets) = both_ways_stack("crm-desk-pingpong2").await;
+    let base = quiet(&s).await;
+    person_change(&s, &id, json!({"Renewal_Date__c": "2028-01-31"})).await;
+    let _ = org;
+    common::eventually("the CRM write", Duration::from_secs(5), || async {
+        let n = by_path(&zd_stats(&s).await, UPDATE_MANY);
+        if n >= 1 {
+            Ok(())
+        } else {
+            Err(n.to_string())
+        }
+    })
+    .await;
+    let one = quiet(&s).await;
+    assert_eq!(one.1 - base.1, 1, "{one:?}");
+    // Zendesk -> Salesforce: a person sets one ticket's date; the Account
+    // gets it once, and its change event is l3map's own.
+    s.zendesk(
+        reqwest::Method::PUT,
+        &format!("/__l3map/tickets/{}", tickets[0]),
+        Some(json!({"ticket": {"custom_fields": [{"id": RENEWAL_DATE, "value": "2029-06-30"}]}})),
+    )
+    .await;
+    common::eventually(
+        "the Account's renewal date",
+        Duration::from_secs(10),
+        || async {
+            let a = account(&s, &id).await;
+            if a["Renewal_Date__c"] == "2029-06-30" {
+                Ok(())
+            } else {
+                Err(a["Renewal_Date__c"].to_string())
+            }
+        },
+    )
+    .await;
+    let two = quiet(&s).await;
+    assert_eq!(two.1 - one.1, 1, "one Salesforce write: {two:?}");
+    assert!(
+        two.3 - one.3 >= 1.0,
+        "its change event skipped as own: {two:?}"
+    );
+    assert_eq!(
+        two.2, one.2,
+        "nothing applied from l3map's own write: {two:?}"
+    );
+    // Quiet for good: another 3 s adds nothing.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(activity(&s).await, two, "counts stopped growing");
+}
