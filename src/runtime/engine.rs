@@ -71,7 +71,9 @@ pub struct Engine {
     pub tickets: super::tickets::Tickets,
     /// Whether the mapping files on disk are refused (`/healthz`).
     pub files: super::files::FilesState,
-    commits: mpsc::Sender<Pending>,
+    /// Events to record, a group at a time: a group is committed in one
+    /// transaction.
+    commits: mpsc::Sender<Vec<Pending>>,
 }
 
 /// One decided event on its way into the store, and who to tell.
@@ -86,18 +88,26 @@ struct Pending {
     reply: oneshot::Sender<Result<Accepted, StoreError>>,
 }
 
+/// A decided event waiting for its commit.
+struct Made {
+    id: String,
+    revision: String,
+    actions: Vec<Decided>,
+    refused: Vec<Refusal>,
+}
+
 /// Group commit: one thread owns the writes of accepted events. It takes
 /// every event waiting and commits them in one transaction, so N events
 /// arriving together cost one `fsync`, not N; an event arriving alone is
 /// committed at once (no timer, no added latency). Each source is answered
 /// only after the transaction holding its event has committed.
-fn committer(store: Arc<Store>, mut queue: mpsc::Receiver<Pending>) {
+fn committer(store: Arc<Store>, mut queue: mpsc::Receiver<Vec<Pending>>) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
-        batch.push(first);
+        batch.extend(first);
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(group) => batch.extend(group),
                 Err(_) => break,
             }
         }
@@ -176,6 +186,58 @@ impl Engine {
         cursor: Option<(String, String)>,
     ) -> Result<Ingested, StoreError> {
         let live = self.live();
+        let (pending, answer, made) = self.prepare(&live, source, ev, cursor);
+        let gone = || StoreError::Batch("the outbox committer has stopped".into());
+        self.commits.send(vec![pending]).await.map_err(|_| gone())?;
+        let accepted = answer.await.map_err(|_| gone())??;
+        Ok(self.finish(&live, source, made, accepted))
+    }
+
+    /// [`Engine::ingest`] for events that arrive together (a fan-out
+    /// page): recorded in one transaction, so their actions reach the
+    /// outbox at once and a batch worker claims them together (one Zendesk
+    /// `update_many`, not one per commit that happened to split them).
+    /// The results are in the order of `events`.
+    pub async fn ingest_group(
+        &self,
+        source: &'static str,
+        events: Vec<Event>,
+    ) -> Vec<Result<Ingested, StoreError>> {
+        let live = self.live();
+        let (mut group, mut waits) = (Vec::new(), Vec::new());
+        for ev in events {
+            let (pending, answer, made) = self.prepare(&live, source, ev, None);
+            group.push(pending);
+            waits.push((answer, made));
+        }
+        let gone = || StoreError::Batch("the outbox committer has stopped".into());
+        if self.commits.send(group).await.is_err() {
+            return waits.iter().map(|_| Err(gone())).collect();
+        }
+        let mut out = Vec::with_capacity(waits.len());
+        for (answer, made) in waits {
+            out.push(match answer.await {
+                Ok(Ok(accepted)) => Ok(self.finish(&live, source, made, accepted)),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(gone()),
+            });
+        }
+        out
+    }
+
+    /// Decides `ev`: the row to commit, where its answer comes, and what
+    /// [`Engine::finish`] needs.
+    fn prepare(
+        &self,
+        live: &Live,
+        source: &'static str,
+        ev: Event,
+        cursor: Option<(String, String)>,
+    ) -> (
+        Pending,
+        oneshot::Receiver<Result<Accepted, StoreError>>,
+        Made,
+    ) {
         let (rows, actions, refused, event_json) = {
             let d = decide(&live.program, &ev);
             let rows = outbox_actions(&live.program, &d);
@@ -210,9 +272,32 @@ impl Engine {
             cursor,
             reply,
         };
-        let gone = || StoreError::Batch("the outbox committer has stopped".into());
-        self.commits.send(pending).await.map_err(|_| gone())?;
-        let accepted = answer.await.map_err(|_| gone())??;
+        (
+            pending,
+            answer,
+            Made {
+                id: ev.id,
+                revision,
+                actions,
+                refused,
+            },
+        )
+    }
+
+    /// Counts and logs a recorded event; its answer to the source.
+    fn finish(
+        &self,
+        live: &Live,
+        source: &'static str,
+        made: Made,
+        accepted: Accepted,
+    ) -> Ingested {
+        let Made {
+            id,
+            revision,
+            actions,
+            refused,
+        } = made;
         match accepted {
             Accepted::Duplicate => self.metrics.event_duplicate(source),
             Accepted::New { queued, .. } => {
@@ -232,7 +317,7 @@ impl Engine {
                         })
                         .unwrap_or_default();
                     tracing::info!(
-                        event = %ev.id, source, what = %r.what, reason = %r.reason, at = %at,
+                        event = %id, source, what = %r.what, reason = %r.reason, at = %at,
                         "refused"
                     );
                 }
@@ -241,12 +326,12 @@ impl Engine {
                 }
             }
         }
-        Ok(Ingested {
+        Ingested {
             accepted,
             revision,
             actions,
             refused,
-        })
+        }
     }
 }
 

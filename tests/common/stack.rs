@@ -88,6 +88,18 @@ impl Stack {
         webhooks: bool,
         files: &[(&str, &str)],
     ) -> Stack {
+        Stack::start_limited(name, extra, webhooks, files, 100_000).await
+    }
+
+    /// As [`Stack::start_with_files`], the Zendesk emulator limiting each
+    /// token to `rate_limit` requests a minute (the others give 100,000).
+    pub async fn start_limited(
+        name: &str,
+        extra: &str,
+        webhooks: bool,
+        files: &[(&str, &str)],
+        rate_limit: u32,
+    ) -> Stack {
         let tmp = temp_dir(&format!("e2e-{name}"));
         let dir = tmp.path().to_path_buf();
         let secret_file = dir.join("sf_client_secret");
@@ -115,7 +127,7 @@ impl Stack {
                 "--salesforce-port",
                 "0",
                 "--rate-limit",
-                "100000",
+                &rate_limit.to_string(),
                 "--webhook-url",
             ])
             .arg(format!("{runtime}/webhooks/zendesk"))

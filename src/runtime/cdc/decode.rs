@@ -209,27 +209,25 @@ fn unwrap_union(v: &Value) -> &Value {
     }
 }
 
-/// A field's value as JSON. Salesforce sends date-times as epoch
-/// milliseconds (`long`) and names the type in the field's `doc`; those
-/// become RFC 3339, as REST answers them.
+/// A field's value as JSON. Salesforce sends dates and date-times in
+/// epoch time (https://developer.salesforce.com/docs/atlas.en-us.api_streaming.meta/api_streaming/cdc_event_diff_pubsub_cometd.htm)
+/// and names the type in the field's `doc` (`Data:Date`, `Data:DateTime`);
+/// those become `2027-06-30` and RFC 3339, as REST answers them.
 fn json(v: &Value, doc: Option<&str>) -> Option<Json> {
     let is = |t: &str| doc.is_some_and(|d| d.ends_with(&format!(":{t}")) || d == t);
     Some(match v {
         Value::Null => return None,
         Value::Boolean(b) => Json::Bool(*b),
+        Value::Int(n) if is("Date") => day(i64::from(*n))?,
         Value::Int(n) => Json::from(*n),
         Value::Long(n) if is("DateTime") => stamp(*n)?,
+        Value::Long(n) if is("Date") => day(n.div_euclid(86_400_000))?,
         Value::Long(n) | Value::TimeMicros(n) => Json::from(*n),
         Value::TimestampMillis(n) => stamp(*n)?,
         Value::Float(f) => Json::from(f64::from(*f)),
         Value::Double(f) => Json::from(*f),
         Value::String(s) | Value::Enum(_, s) => Json::String(s.clone()),
-        Value::Date(days) => Json::String(
-            jiff::civil::date(1970, 1, 1)
-                .checked_add(jiff::Span::new().days(i64::from(*days)))
-                .ok()?
-                .to_string(),
-        ),
+        Value::Date(days) => day(i64::from(*days))?,
         Value::Array(items) => Json::Array(
             items
                 .iter()
@@ -239,6 +237,16 @@ fn json(v: &Value, doc: Option<&str>) -> Option<Json> {
         Value::Union(_, inner) => return json(inner, doc),
         _ => return None,
     })
+}
+
+/// Days since 1970-01-01 as REST writes a date: `2027-06-30`.
+fn day(days: i64) -> Option<Json> {
+    Some(Json::String(
+        jiff::civil::date(1970, 1, 1)
+            .checked_add(jiff::Span::new().days(days))
+            .ok()?
+            .to_string(),
+    ))
 }
 
 fn stamp(ms: i64) -> Option<Json> {
@@ -436,6 +444,28 @@ mod tests {
             assert_eq!(matches!(d, Decoded::Gap(_)), gap, "{kind}");
             assert_eq!(matches!(d, Decoded::Overflow(_)), !gap, "{kind}");
         }
+    }
+
+    #[test]
+    fn dates_and_date_times_read_as_rest_writes_them() {
+        // A date is days since 1970-01-01 (an `int`), a date-time epoch
+        // milliseconds (a `long`), told from numbers by the field's `doc`.
+        assert_eq!(
+            json(&Value::Int(21214), Some("Data:Date")),
+            Some(Json::from("2028-01-31"))
+        );
+        assert_eq!(
+            json(&Value::Long(1_832_889_600_000), Some("Data:Date")),
+            Some(Json::from("2028-01-31"))
+        );
+        assert_eq!(
+            json(&Value::Int(21214), Some("Data")),
+            Some(Json::from(21214))
+        );
+        assert_eq!(
+            json(&Value::Long(1_700_000_000_000), Some("Data:DateTime")),
+            Some(Json::from("2023-11-14T22:13:20Z"))
+        );
     }
 
     #[test]

@@ -109,14 +109,26 @@ pub async fn refetch(ctx: &mut Ctx, gap: &CrmChange) -> Result<Vec<CrmChange>, S
     Ok(out)
 }
 
-/// Passes on every `object` record stamped at or after `since`, oldest
-/// first, each as a change keyed as the SOQL poll keys it
-/// (`OBJECT:ID:SYSTEMMODSTAMP`); returns the newest stamp read.
+/// How far before the stored commit time a catch-up starts. A record's
+/// `SystemModstamp` is set while its transaction runs, before the commit
+/// (`commitTimestamp`), so a record stamped a moment before the commit time
+/// of the last change passed on (another transaction, or l3map's own
+/// skipped write) can still be one no event brought. Records read twice
+/// carry equal values and the fan-out writes them once.
+const OVERLAP: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
+
+/// Passes on every `object` record stamped at or after `since` (less
+/// [`OVERLAP`]), oldest first, each as a change keyed as the SOQL poll
+/// keys it (`OBJECT:ID:SYSTEMMODSTAMP`); returns the newest stamp read.
 pub async fn catch_up(
     ctx: &mut Ctx,
     object: &str,
     since: jiff::Timestamp,
 ) -> Result<jiff::Timestamp, Stopped> {
+    // The stored time never moves back: what is read from before it only
+    // re-reads.
+    let stored = since;
+    let since = since.checked_sub(OVERLAP).unwrap_or(since);
     ctx.metrics_catch_up();
     tracing::info!(target: super::LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, object, since = %since, "catching up by SystemModstamp");
     let mut select = vec!["Id".to_string(), "SystemModstamp".to_string()];
@@ -127,7 +139,7 @@ pub async fn catch_up(
     }
     let select = select.join(", ");
     let (mut since, mut inclusive) = (since, true);
-    let mut newest = since;
+    let mut newest = stored;
     loop {
         let op = if inclusive { ">=" } else { ">" };
         let soql = format!(

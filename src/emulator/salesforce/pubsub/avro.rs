@@ -86,8 +86,16 @@ fn avro_type(t: FieldType) -> &'static str {
     }
 }
 
+/// Salesforce names each field's type in its `doc` (`Data:DateTime`), which
+/// is how a subscriber tells a date (`int` days) or a date-time (`long`
+/// milliseconds) from a number.
 fn nullable(name: &str, t: FieldType) -> Json {
-    json!({"name": name, "type": ["null", avro_type(t)], "default": null})
+    let doc = match t {
+        FieldType::Date => "Data:Date",
+        FieldType::DateTime => "Data:DateTime",
+        _ => "Data",
+    };
+    json!({"name": name, "type": ["null", avro_type(t)], "doc": doc, "default": null})
 }
 
 fn header_json() -> Json {

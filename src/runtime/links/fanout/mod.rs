@@ -177,11 +177,11 @@ pub async fn fan_out<D: Desk>(
                 let events = page
                     .tickets
                     .iter()
-                    .map(|t| event::build(change, &record, t, &live.convert.statuses));
-                let results = futures_util::future::join_all(
-                    events.map(|ev| engine.ingest(source, ev, None)),
-                )
-                .await;
+                    .map(|t| event::build(change, &record, t, &live.convert.statuses))
+                    .collect();
+                // One transaction for the page: its actions reach the
+                // outbox together and go out in as few jobs as can be.
+                let results = engine.ingest_group(source, events).await;
                 for r in results {
                     let got = r.map_err(|e| FanoutError::Store(e.to_string()))?;
                     out.tickets += 1;
