@@ -87,6 +87,11 @@ pub struct LinkError {
     pub link: String,
     pub message: String,
     pub source: Option<String>,
+    /// A failed read (Salesforce down, a refused query): asking again may
+    /// succeed, so an event needing the record waits for it. Several
+    /// matches or a missing client will not heal by retrying.
+    #[serde(skip)]
+    pub transient: bool,
 }
 
 /// What a ticket's links came to.
@@ -180,6 +185,7 @@ impl Resolver {
                     link: link.describe(),
                     message: format!("no client for the Salesforce connection {}", link.crm),
                     source,
+                    transient: false,
                 });
                 continue;
             }
@@ -243,12 +249,14 @@ impl Resolver {
                         link.object, link.field, key.value
                     ),
                     source,
+                    transient: false,
                 }),
                 Lookup::Failed(message) => out.errors.push(LinkError {
                     object: link.object.clone(),
                     link: link.describe(),
                     message,
                     source,
+                    transient: true,
                 }),
             }
         }
