@@ -131,12 +131,15 @@ impl Resolver {
             lookups: moka::future::Cache::builder()
                 .time_to_live(ttl)
                 .max_capacity(MAX_LOOKUPS)
+                // `forget`: without it, invalidate_entries_if refuses.
+                .support_invalidation_closures()
                 .build(),
             // Only long enough to share a load between concurrent callers;
             // what was loaded lives in `lookups`.
             loading: moka::future::Cache::builder()
                 .time_to_live(Duration::from_secs(2))
                 .max_capacity(1_000)
+                .support_invalidation_closures()
                 .build(),
         }
     }
@@ -299,9 +302,18 @@ impl Resolver {
     /// (after l3map wrote one, or a change said it changed).
     pub async fn forget(&self, connection: &str, object: &str) {
         let (c, o) = (connection.to_string(), object.to_string());
-        let _ = self
+        let (c2, o2) = (c.clone(), o.clone());
+        let forgot = self
             .lookups
             .invalidate_entries_if(move |k, _| k.connection == c && k.object == o);
+        // A load of the last seconds is shared from `loading`: it would
+        // hand the record as it was to the next caller.
+        let loads = self.loading.invalidate_entries_if(move |keys, _| {
+            keys.iter().any(|k| k.connection == c2 && k.object == o2)
+        });
+        if let Err(e) = forgot.and(loads) {
+            tracing::error!(error = %e, "linked records could not be forgotten");
+        }
     }
 }
 

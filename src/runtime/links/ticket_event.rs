@@ -18,6 +18,34 @@ use crate::connectors::salesforce::SalesforceClient;
 use crate::eval::event::Event;
 use crate::ir::Program;
 use serde_json::Value as Json;
+use std::sync::Arc;
+
+/// What a source of ticket events needs to give them their linked
+/// records: the runtime's one resolver (its caches shared with webhooks
+/// and agent turns) and the Salesforce connection it reads.
+#[derive(Clone)]
+pub struct TicketLinks {
+    pub resolver: Arc<Resolver>,
+    pub salesforce: Option<(String, SalesforceClient)>,
+}
+
+/// One ticket of a page that side-loaded `users` and `organizations`, as a
+/// single read answers it: `{"ticket", "organizations", "users"}` with
+/// only its own organization and requester.
+pub fn answer_of(ticket: &Json, users: &[Json], organizations: &[Json]) -> Json {
+    let own = |list: &[Json], key: &str| -> Vec<Json> {
+        let id = ticket.get(key).and_then(Json::as_u64);
+        list.iter()
+            .filter(|x| id.is_some() && x.get("id").and_then(Json::as_u64) == id)
+            .cloned()
+            .collect()
+    };
+    serde_json::json!({
+        "ticket": ticket,
+        "organizations": own(organizations, "organization_id"),
+        "users": own(users, "requester_id"),
+    })
+}
 
 /// Whether `desk` has links at all: no link, no resolution.
 pub fn has_links(program: &Program, desk: &str) -> bool {
