@@ -40,6 +40,11 @@ pub struct Tickets {
     /// known yet: a webhook about one waits for the read-back
     /// ([`Writing`]) rather than reading the ticket itself.
     writing: Arc<Mutex<HashMap<u64, watch::Receiver<()>>>>,
+    /// The organization and requester last side-loaded with each ticket
+    /// (`{"organizations", "users"}`): the answer to l3map's own `PUT`
+    /// carries none, and takes these when the ticket still names the same
+    /// ones, so its webhooks need no read for the links either.
+    parties: moka::future::Cache<u64, Arc<(Json, Json)>>,
 }
 
 /// How long a webhook about a ticket in a bulk update waits for its
@@ -116,6 +121,43 @@ impl Tickets {
                 .time_to_live(ttl)
                 .build(),
             writing: Arc::default(),
+            parties: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// Keeps the side-loads of `shown`, or gives `shown` those kept for
+    /// its ticket when it has none and names the same organization and
+    /// requester.
+    async fn parties_of(&self, shown: &mut Json) {
+        let Some((id, _)) = key_of(shown) else {
+            return;
+        };
+        if let (Some(o), Some(u)) = (shown.get("organizations"), shown.get("users")) {
+            self.parties
+                .insert(id, Arc::new((o.clone(), u.clone())))
+                .await;
+            return;
+        }
+        let Some(kept) = self.parties.get(&id).await else {
+            return;
+        };
+        let t = &shown["ticket"];
+        let names = |list: &Json, key: &str| {
+            let want = t.get(key).and_then(Json::as_u64);
+            want.is_none()
+                || list.as_array().is_some_and(|l| {
+                    l.iter()
+                        .any(|x| x.get("id").and_then(Json::as_u64) == want)
+                })
+        };
+        if names(&kept.0, "organization_id") && names(&kept.1, "requester_id") {
+            if let Some(o) = shown.as_object_mut() {
+                o.insert("organizations".into(), kept.0.clone());
+                o.insert("users".into(), kept.1.clone());
+            }
         }
     }
 
@@ -149,7 +191,8 @@ impl Tickets {
 
     /// Keeps an API answer (the `PUT` that applied l3map's own actions):
     /// the webhook events of that update then need no read.
-    pub async fn remember(&self, shown: Json) {
+    pub async fn remember(&self, mut shown: Json) {
+        self.parties_of(&mut shown).await;
         if let Some(key) = key_of(&shown) {
             self.inner.insert(key, Arc::new(shown)).await;
         }
@@ -180,6 +223,7 @@ impl Tickets {
             // No update named: nothing to share it with, but what it
             // shows is kept for the events of its own update.
             let shown = Arc::new(read.await?);
+            self.parties_of(&mut (*shown).clone()).await;
             if let Some(key) = key_of(&shown) {
                 self.inner.insert(key, shown.clone()).await;
             }
@@ -194,6 +238,7 @@ impl Tickets {
         let fresh = entry.is_fresh();
         let shown = entry.into_value();
         if fresh {
+            self.parties_of(&mut (*shown).clone()).await;
             // Read later than the update it was asked for, it may show a
             // newer one: the events of that update need no read either.
             if let Some(key) = key_of(&shown).filter(|k| *k != (id, s)) {
