@@ -148,10 +148,9 @@ impl Tickets {
         let names = |list: &Json, key: &str| {
             let want = t.get(key).and_then(Json::as_u64);
             want.is_none()
-                || list.as_array().is_some_and(|l| {
-                    l.iter()
-                        .any(|x| x.get("id").and_then(Json::as_u64) == want)
-                })
+                || list
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|x| x.get("id").and_then(Json::as_u64) == want))
         };
         if names(&kept.0, "organization_id") && names(&kept.1, "requester_id") {
             if let Some(o) = shown.as_object_mut() {
