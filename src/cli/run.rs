@@ -203,9 +203,22 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
             cfg.poll.zendesk_interval,
             cfg.poll.salesforce_interval,
         ) {
-            (Client::Zendesk(zd), Some(every), _) => polling.push(tokio::spawn(
-                crate::runtime::poll::zendesk(engine, *zd, name, every, stop),
-            )),
+            (Client::Zendesk(zd), Some(every), _) => {
+                // Ticket events carry their linked records (the first
+                // Salesforce connection, as webhooks and turns use).
+                let links = crate::runtime::links::ticket_event::TicketLinks {
+                    resolver: running.resolver.clone(),
+                    salesforce: crate::runtime::stack::first_salesforce(&pollers_all),
+                };
+                polling.push(tokio::spawn(crate::runtime::poll::zendesk_linked(
+                    engine,
+                    *zd,
+                    name,
+                    every,
+                    stop,
+                    Some(links),
+                )))
+            }
             (Client::Salesforce(sf), _, Some(every)) => {
                 let objects = objects.get(&name).cloned().unwrap_or_default();
                 polling.push(tokio::spawn(crate::runtime::poll::salesforce(

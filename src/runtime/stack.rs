@@ -28,6 +28,9 @@ pub struct Running {
     /// The one fan-out every source of Salesforce changes hands its
     /// changes to (the SOQL pollers, the CDC streams).
     pub fanout: Arc<crate::runtime::links::fanout::Fanout>,
+    /// Ticket -> linked records, one per runtime: webhooks, agent turns
+    /// and the Zendesk poller share its caches.
+    pub resolver: Arc<crate::runtime::links::resolve::Resolver>,
     pub stop: watch::Sender<bool>,
     pub workers: Vec<tokio::task::JoinHandle<()>>,
     pub server: tokio::task::JoinHandle<()>,
@@ -164,10 +167,11 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         metrics,
     ));
     let applier_clients = s.clients.clone();
-    let fanout = Arc::new(crate::runtime::links::fanout::Fanout::new(
-        engine.clone(),
-        s.clients.clone(),
-    ));
+    let resolver: Arc<crate::runtime::links::resolve::Resolver> = Arc::default();
+    let fanout = Arc::new(
+        crate::runtime::links::fanout::Fanout::new(engine.clone(), s.clients.clone())
+            .with_resolver(resolver.clone()),
+    );
     let applier =
         Arc::new(Applier::with_retries(s.clients, s.retries).with_tickets(engine.tickets.clone()));
     let (stop, stopped) = watch::channel(false);
@@ -191,7 +195,7 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         agents: s.agents,
         zendesk: first_zendesk(&applier_clients),
         salesforce: first_salesforce(&applier_clients),
-        resolver: Arc::default(),
+        resolver: resolver.clone(),
     });
     let server = tokio::spawn(serve(
         s.listener,
@@ -202,6 +206,7 @@ pub async fn start(s: Setup) -> Result<Running, String> {
     Ok(Running {
         engine,
         fanout,
+        resolver,
         stop,
         workers,
         server,

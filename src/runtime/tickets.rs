@@ -13,9 +13,11 @@
 
 use crate::connectors::error::ApiError;
 use serde_json::Value as Json;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::watch;
 
 /// 16 MiB of ticket JSON: some thousands of typical tickets.
 pub const DEFAULT_MAX_BYTES: u64 = 16 * 1024 * 1024;
@@ -34,6 +36,42 @@ pub type Shown = Arc<Json>;
 #[derive(Clone)]
 pub struct Tickets {
     inner: moka::future::Cache<Key, Shown>,
+    /// Tickets l3map is writing in a bulk update whose states are not
+    /// known yet: a webhook about one waits for the read-back
+    /// ([`Writing`]) rather than reading the ticket itself.
+    writing: Arc<Mutex<HashMap<u64, watch::Receiver<()>>>>,
+    /// The organization and requester last side-loaded with each ticket
+    /// (`{"organizations", "users"}`): the answer to l3map's own `PUT`
+    /// carries none, and takes these when the ticket still names the same
+    /// ones, so its webhooks need no read for the links either.
+    parties: moka::future::Cache<u64, Arc<(Json, Json)>>,
+}
+
+/// How long a webhook about a ticket in a bulk update waits for its
+/// read-back: under Zendesk's 12 s webhook timeout.
+pub const WRITING_WAIT: Duration = Duration::from_secs(8);
+
+/// Tickets being written in one bulk update; dropped once their states
+/// are kept (or the job failed), which lets waiting webhooks go on.
+pub struct Writing {
+    tickets: Arc<Mutex<HashMap<u64, watch::Receiver<()>>>>,
+    ids: Vec<u64>,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let mut w = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        for id in &self.ids {
+            // Only this update's marks: a later one may have marked it
+            // again.
+            if w.get(id)
+                .is_some_and(|rx| rx.same_channel(&self._done.subscribe()))
+            {
+                w.remove(id);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Tickets {
@@ -82,12 +120,78 @@ impl Tickets {
                 .weigher(|_: &Key, v: &Shown| weight(v))
                 .time_to_live(ttl)
                 .build(),
+            writing: Arc::default(),
+            parties: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// Keeps the side-loads of `shown`, or gives `shown` those kept for
+    /// its ticket when it has none and names the same organization and
+    /// requester.
+    async fn parties_of(&self, shown: &mut Json) {
+        let Some((id, _)) = key_of(shown) else {
+            return;
+        };
+        if let (Some(o), Some(u)) = (shown.get("organizations"), shown.get("users")) {
+            self.parties
+                .insert(id, Arc::new((o.clone(), u.clone())))
+                .await;
+            return;
+        }
+        let Some(kept) = self.parties.get(&id).await else {
+            return;
+        };
+        let t = &shown["ticket"];
+        let names = |list: &Json, key: &str| {
+            let want = t.get(key).and_then(Json::as_u64);
+            want.is_none()
+                || list
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|x| x.get("id").and_then(Json::as_u64) == want))
+        };
+        if names(&kept.0, "organization_id") && names(&kept.1, "requester_id") {
+            if let Some(o) = shown.as_object_mut() {
+                o.insert("organizations".into(), kept.0.clone());
+                o.insert("users".into(), kept.1.clone());
+            }
+        }
+    }
+
+    /// Marks `ids` as being written by l3map until the guard drops.
+    pub fn writing(&self, ids: &[u64]) -> Writing {
+        let (tx, rx) = watch::channel(());
+        let mut w = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            w.insert(*id, rx.clone());
+        }
+        Writing {
+            tickets: self.writing.clone(),
+            ids: ids.to_vec(),
+            _done: tx,
+        }
+    }
+
+    /// Waits, at most `limit`, while ticket `id` is in a bulk update of
+    /// l3map's whose result is not kept yet.
+    pub async fn settled(&self, id: u64, limit: Duration) {
+        let rx = {
+            let w = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+            w.get(&id).cloned()
+        };
+        if let Some(mut rx) = rx {
+            // Err once the sender is gone: the update is settled.
+            let _ =
+                tokio::time::timeout(limit, async { while rx.changed().await.is_ok() {} }).await;
         }
     }
 
     /// Keeps an API answer (the `PUT` that applied l3map's own actions):
     /// the webhook events of that update then need no read.
-    pub async fn remember(&self, shown: Json) {
+    pub async fn remember(&self, mut shown: Json) {
+        self.parties_of(&mut shown).await;
         if let Some(key) = key_of(&shown) {
             self.inner.insert(key, Arc::new(shown)).await;
         }
@@ -113,10 +217,12 @@ impl Tickets {
     where
         F: Future<Output = Result<Json, ApiError>>,
     {
+        self.settled(id, WRITING_WAIT).await;
         let Some(s) = updated_at.and_then(stamp) else {
             // No update named: nothing to share it with, but what it
             // shows is kept for the events of its own update.
             let shown = Arc::new(read.await?);
+            self.parties_of(&mut (*shown).clone()).await;
             if let Some(key) = key_of(&shown) {
                 self.inner.insert(key, shown.clone()).await;
             }
@@ -131,6 +237,7 @@ impl Tickets {
         let fresh = entry.is_fresh();
         let shown = entry.into_value();
         if fresh {
+            self.parties_of(&mut (*shown).clone()).await;
             // Read later than the update it was asked for, it may show a
             // newer one: the events of that update need no read either.
             if let Some(key) = key_of(&shown).filter(|k| *k != (id, s)) {

@@ -13,7 +13,11 @@
 //! event by the ticket's state after the update, as polling keys it.
 
 use super::app::{body_error, error, App};
+use super::links::resolve::Resolver;
+use super::links::ticket_event::{answer_suffices, attach, has_links, ticket_only, Unresolved};
+use super::links::ticket_read::ticket_answer;
 use super::store::Accepted;
+use crate::connectors::error::ApiError;
 use crate::connectors::Secret;
 use crate::eval::convert::from_zendesk_webhook;
 use crate::eval::event::{Event, EventKind, Ticket};
@@ -290,18 +294,19 @@ async fn read_ticket(app: &App, ev: &mut Event) -> Result<Read, Box<Response>> {
             format!("reading ticket {id} failed ({what}); deliver it again"),
         ))
     };
+    let parties = Resolver::needs_parties(&app.engine.live().program, connection);
     let update = announced.updated_at.clone();
     let mut tries = 0;
-    let state = loop {
+    let (state, mut shown) = loop {
         tries += 1;
         let got = app
             .engine
             .tickets
-            .get_or_read(id, update.as_deref(), zd.get_ticket_json(id))
+            .get_or_read(id, update.as_deref(), ticket_answer(zd, id, parties))
             .await;
         let (shown, read) = match got {
             Ok(found) => found,
-            Err(crate::connectors::error::ApiError::NotFound { .. }) => return Ok(Read::Gone(id)),
+            Err(ApiError::NotFound { .. }) => return Ok(Read::Gone(id)),
             Err(e) => {
                 // Counted by the connector's observer; logged here with
                 // the ticket it was for.
@@ -311,8 +316,12 @@ async fn read_ticket(app: &App, ev: &mut Event) -> Result<Read, Box<Response>> {
             }
         };
         let live = app.engine.live();
-        let state = match crate::eval::convert::zendesk::from_ticket(&shown, &live.convert.statuses)
-        {
+        // The state (and so the key) from the ticket alone: sideloads
+        // or not, one update keys alike.
+        let state = match crate::eval::convert::zendesk::from_ticket(
+            &ticket_only(&shown),
+            &live.convert.statuses,
+        ) {
             Ok(mut fresh) if fresh.len() == 1 => fresh.swap_remove(0),
             _ => return Err(unavailable("the API's answer could not be read".into())),
         };
@@ -321,13 +330,46 @@ async fn read_ticket(app: &App, ev: &mut Event) -> Result<Read, Box<Response>> {
         let agrees = state.ticket.as_ref().is_some_and(|t| agrees(announced, t));
         match (&update, read || agrees || tries > 1) {
             (Some(u), false) => app.engine.tickets.forget(id, u).await,
-            _ => break state,
+            _ => break (state, shown),
         }
     };
+    let live = app.engine.live();
+    if has_links(&live.program, connection) && !answer_suffices(&live.program, connection, &shown) {
+        // Kept from l3map's own `PUT`, which carries no sideloads: the
+        // organization and requester the links compare are read once,
+        // and kept for the other events of this update.
+        match ticket_answer(zd, id, true).await {
+            Ok(a) => {
+                app.engine.tickets.remember(a.clone()).await;
+                shown = Arc::new(a);
+            }
+            Err(ApiError::NotFound { .. }) => return Ok(Read::Gone(id)),
+            Err(e) => {
+                tracing::warn!(%connection, ticket = id, error = %e, "cannot read the organization and requester of a ticket a webhook announced");
+                return Err(unavailable(super::apply::error_kind(&e).to_string()));
+            }
+        }
+    }
     if ev.kind != EventKind::CommentAdded {
         ev.id = state.id;
     }
     ev.ticket = state.ticket;
+    let sf = app.salesforce.as_ref().map(|(n, c)| (n.as_str(), c));
+    if let Err(Unresolved(why)) =
+        attach(&app.resolver, &live.program, connection, &shown, sf, ev).await
+    {
+        // Not decided without its records: a 503, so Zendesk delivers
+        // it again, as in an outage.
+        app.engine
+            .metrics
+            .event_rejected("webhook", "links_unavailable");
+        tracing::warn!(%connection, ticket = id, error = %why, "a webhook event waits for its linked records");
+        return Err(Box::new(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "links_unavailable",
+            format!("{why}; deliver it again"),
+        )));
+    }
     Ok(Read::Found)
 }
 

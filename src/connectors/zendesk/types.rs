@@ -190,4 +190,9 @@ pub struct ExportPage {
     /// Where the next poll starts; keep it even at the end of the stream.
     pub after_cursor: Option<String>,
     pub end_of_stream: bool,
+    /// Side-loaded with `include=users,organizations`
+    /// ([`ZendeskClient::export_tickets_with_parties`](super::ZendeskClient::export_tickets_with_parties)):
+    /// the tickets' users and organizations; empty otherwise.
+    pub users: Vec<Value>,
+    pub organizations: Vec<Value>,
 }

@@ -9,7 +9,7 @@ use super::groups::{create_group, created, list_groups};
 use super::jobs::{job_status, update_many};
 use super::oauth::{expired_token, token};
 use super::parties::{search_orgs, show_org};
-use super::reads::{custom_statuses, list_comments, list_tickets, show, ticket_fields};
+use super::reads::{custom_statuses, list_comments, list_tickets, show, show_many, ticket_fields};
 use super::search::{search, search_users};
 use super::search_export::search_export;
 use super::users::{show_user, user_json};
@@ -134,6 +134,7 @@ fn route(
         (Method::PUT, ["api", "v2", "tickets", "update_many"]) => {
             update_many(sh, &query, body, &base)
         }
+        (Method::GET, ["api", "v2", "tickets", "show_many"]) => show_many(sh, &query),
         (Method::GET, ["api", "v2", "tickets", id]) => {
             path_id(id).and_then(|id| show(sh, id, &query))
         }

@@ -62,14 +62,47 @@ pub(super) fn incremental(sh: &Shared, q: &HashMap<String, String>, base: &str) 
         .iter()
         .map(|t| ticket_json(&db, t, &sh.opts))
         .collect();
-    ok(json!({
+    // Side-loads, as the Tickets API gives them ("Side-loading related
+    // records": the incremental ticket export takes `include`).
+    let include: Vec<&str> = q
+        .get("include")
+        .map(|s| s.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    let mut users: Vec<Value> = Vec::new();
+    let mut orgs: Vec<Value> = Vec::new();
+    for t in &changed {
+        if include.contains(&"users") {
+            if let Some(u) = db.person(t.requester_id) {
+                let u = super::parties::person_json(sh, u);
+                if !users.iter().any(|x| x["id"] == u["id"]) {
+                    users.push(u);
+                }
+            }
+        }
+        if include.contains(&"organizations") {
+            if let Some(o) = t.organization_id.and_then(|o| db.orgs.get(&o)) {
+                let o = super::parties::org_json(sh, o);
+                if !orgs.iter().any(|x| x["id"] == o["id"]) {
+                    orgs.push(o);
+                }
+            }
+        }
+    }
+    let mut body = json!({
         "tickets": tickets,
         "after_url": format!("{base}/api/v2/incremental/tickets/cursor.json?cursor={cursor}"),
         "after_cursor": cursor,
         "before_url": null,
         "before_cursor": null,
         "end_of_stream": end_of_stream,
-    }))
+    });
+    if include.contains(&"users") {
+        body["users"] = Value::Array(users);
+    }
+    if include.contains(&"organizations") {
+        body["organizations"] = Value::Array(orgs);
+    }
+    ok(body)
 }
 
 #[cfg(test)]

@@ -53,6 +53,41 @@ pub(super) fn show(sh: &Shared, id: u64, q: &HashMap<String, String>) -> Answer 
     ok(body)
 }
 
+/// `GET /api/v2/tickets/show_many.json?ids=1,2,3`: up to 100 tickets,
+/// those that exist, with the side-loads [`show`] gives each, merged.
+pub(super) fn show_many(sh: &Shared, q: &HashMap<String, String>) -> Answer {
+    let ids: Vec<u64> = q
+        .get("ids")
+        .map(|s| s.split(',').filter_map(|i| i.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    if ids.len() > 100 {
+        return Err(ZdErr::bad_request(
+            "InvalidValue",
+            "show_many takes at most 100 ids",
+        ));
+    }
+    let (mut tickets, mut users, mut orgs) = (vec![], vec![], vec![]);
+    for id in ids {
+        let Ok((_, one)) = show(sh, id, q) else {
+            continue;
+        };
+        tickets.push(one["ticket"].clone());
+        for (key, into) in [("users", &mut users), ("organizations", &mut orgs)] {
+            for x in one[key].as_array().into_iter().flatten() {
+                if !into.iter().any(|y: &Value| y["id"] == x["id"]) {
+                    into.push(x.clone());
+                }
+            }
+        }
+    }
+    let mut body = json!({"tickets": tickets});
+    if q.contains_key("include") {
+        body["users"] = Value::Array(users);
+        body["organizations"] = Value::Array(orgs);
+    }
+    ok(body)
+}
+
 pub(super) fn list_comments(
     sh: &Shared,
     id: u64,

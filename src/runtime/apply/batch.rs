@@ -16,9 +16,10 @@
 
 use super::outcome::{Outcome, Results, Tries};
 use super::{Applier, Client};
-use crate::connectors::zendesk::{JobResult, TicketChanges, TicketUpdate};
+use crate::connectors::zendesk::{JobResult, TicketChanges, TicketUpdate, ZendeskClient};
 use crate::runtime::ops::Op;
 use crate::runtime::store::{now_ms, Group};
+use crate::runtime::tickets::Tickets;
 
 /// Tickets in one bulk update: Zendesk's limit.
 pub const MAX_BATCH: usize = 100;
@@ -53,10 +54,22 @@ impl Applier {
         let updates: Vec<Option<TicketUpdate>> = groups.iter().map(|g| self.batchable(g)).collect();
         let sent: Vec<TicketUpdate> = updates.iter().flatten().cloned().collect();
         let now = now_ms();
+        let ids: Vec<u64> = sent.iter().map(|u| u.id).collect();
+        // Webhooks about these tickets wait for the read-back below.
+        let writing = self.tickets.as_ref().map(|t| t.writing(&ids));
         let job = match zd.update_many(&sent).await {
             Ok(job) => zd.wait_for_job(job).await,
             Err(e) => Err(e),
         };
+        if let (Ok(done), Some(tickets)) = (&job, &self.tickets) {
+            let applied: Vec<u64> = ids
+                .iter()
+                .copied()
+                .filter(|id| done.result_for(*id, &sent).is_some_and(|r| r.success))
+                .collect();
+            read_back(zd, tickets, &applied).await;
+        }
+        drop(writing);
         match job {
             Err(e) => groups
                 .iter()
@@ -128,6 +141,31 @@ impl Applier {
                 outage: false,
             },
         )]
+    }
+}
+
+/// Keeps the tickets a finished job updated, as the answer to a single
+/// `PUT` is kept: a job's results carry no ticket state, so the webhooks
+/// Zendesk sends for these updates would each read their ticket and
+/// decide it anew. One `show_many` per job (a job holds at most 100
+/// tickets, the call's limit), with the organization and requester
+/// side-loaded for the links. Recognising the updates by the webhook's
+/// actor or `via` instead is not sound on the real API: `via.channel:
+/// api` is every integration's, and the API user may be shared with
+/// people or other tools, so their changes would be skipped. A failed
+/// read-back loses nothing: the webhooks then read their tickets.
+async fn read_back(zd: &ZendeskClient, tickets: &Tickets, ids: &[u64]) {
+    for chunk in ids.chunks(MAX_BATCH) {
+        match zd.show_many(chunk).await {
+            Ok(answers) => {
+                for a in answers {
+                    tickets.remember(a).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, tickets = chunk.len(), "could not read back the tickets a bulk update wrote; their webhooks will read them");
+            }
+        }
     }
 }
 

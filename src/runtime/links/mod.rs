@@ -7,11 +7,13 @@
 //! `ticket_side.rs`: the values a ticket's links compare, from one
 //! Tickets API answer; `resolve.rs`: the cached lookups behind them.
 //! `change.rs`: a Salesforce change as every source reports it (CDC,
-//! polling), the one input of the fan-out.
+//! polling), the one input of the fan-out. `ticket_event.rs`: webhooks'
+//! and the poller's ticket events carry their linked records.
 
 pub mod change;
 pub mod fanout;
 pub mod resolve;
+pub mod ticket_event;
 pub mod ticket_read;
 pub mod ticket_side;
 

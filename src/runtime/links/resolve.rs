@@ -87,6 +87,11 @@ pub struct LinkError {
     pub link: String,
     pub message: String,
     pub source: Option<String>,
+    /// A failed read (Salesforce down, a refused query): asking again may
+    /// succeed, so an event needing the record waits for it. Several
+    /// matches or a missing client will not heal by retrying.
+    #[serde(skip)]
+    pub transient: bool,
 }
 
 /// What a ticket's links came to.
@@ -126,12 +131,15 @@ impl Resolver {
             lookups: moka::future::Cache::builder()
                 .time_to_live(ttl)
                 .max_capacity(MAX_LOOKUPS)
+                // `forget`: without it, invalidate_entries_if refuses.
+                .support_invalidation_closures()
                 .build(),
             // Only long enough to share a load between concurrent callers;
             // what was loaded lives in `lookups`.
             loading: moka::future::Cache::builder()
                 .time_to_live(Duration::from_secs(2))
                 .max_capacity(1_000)
+                .support_invalidation_closures()
                 .build(),
         }
     }
@@ -180,6 +188,7 @@ impl Resolver {
                     link: link.describe(),
                     message: format!("no client for the Salesforce connection {}", link.crm),
                     source,
+                    transient: false,
                 });
                 continue;
             }
@@ -243,12 +252,14 @@ impl Resolver {
                         link.object, link.field, key.value
                     ),
                     source,
+                    transient: false,
                 }),
                 Lookup::Failed(message) => out.errors.push(LinkError {
                     object: link.object.clone(),
                     link: link.describe(),
                     message,
                     source,
+                    transient: true,
                 }),
             }
         }
@@ -291,9 +302,18 @@ impl Resolver {
     /// (after l3map wrote one, or a change said it changed).
     pub async fn forget(&self, connection: &str, object: &str) {
         let (c, o) = (connection.to_string(), object.to_string());
-        let _ = self
+        let (c2, o2) = (c.clone(), o.clone());
+        let forgot = self
             .lookups
             .invalidate_entries_if(move |k, _| k.connection == c && k.object == o);
+        // A load of the last seconds is shared from `loading`: it would
+        // hand the record as it was to the next caller.
+        let loads = self.loading.invalidate_entries_if(move |keys, _| {
+            keys.iter().any(|k| k.connection == c2 && k.object == o2)
+        });
+        if let Err(e) = forgot.and(loads) {
+            tracing::error!(error = %e, "linked records could not be forgotten");
+        }
     }
 }
 

@@ -8,6 +8,8 @@ use crate::connectors::error::ApiError;
 use crate::connectors::zendesk::{ExportFrom, ZendeskClient};
 use crate::eval::convert::zendesk as zd_convert;
 use crate::runtime::engine::Engine;
+use crate::runtime::links::resolve::Resolver;
+use crate::runtime::links::ticket_event::{answer_of, attach, has_links, TicketLinks, Unresolved};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -52,7 +54,24 @@ pub async fn zendesk(
     client: ZendeskClient,
     connection: String,
     interval: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    zendesk_linked(engine, client, connection, interval, stop, None).await;
+}
+
+/// As [`zendesk`], each ticket event carrying its linked records when the
+/// mappings link `connection`'s tickets (`links`): the organizations and
+/// requesters side-loaded in the same export request, the Salesforce side
+/// through the runtime's resolver. A failed Salesforce read fails the
+/// round before the page is recorded: its cursor stays, and the page is
+/// read again with the backoff, as in an outage.
+pub async fn zendesk_linked(
+    engine: Arc<Engine>,
+    client: ZendeskClient,
+    connection: String,
+    interval: Duration,
     mut stop: watch::Receiver<bool>,
+    links: Option<TicketLinks>,
 ) {
     let key = zendesk_cursor_key(&connection);
     let mut backoff = Backoff::new(interval);
@@ -61,7 +80,8 @@ pub async fn zendesk(
         "polling Zendesk's incremental export"
     );
     loop {
-        let wait = match zendesk_round(&engine, &client, &connection, &key, &mut stop).await {
+        let round = zendesk_round(&engine, &client, &connection, &key, &mut stop, &links);
+        let wait = match round.await {
             Err(PollError::Stopped) => break,
             Ok(new) => {
                 backoff.reset();
@@ -95,6 +115,7 @@ async fn zendesk_round(
     connection: &str,
     key: &str,
     stop: &mut watch::Receiver<bool>,
+    links: &Option<TicketLinks>,
 ) -> Result<usize, PollError> {
     let mut pos = match load_cursor(engine, key).await? {
         Some(v) => ZdPos::decode(&v),
@@ -106,12 +127,32 @@ async fn zendesk_round(
     };
     let mut new = 0;
     loop {
-        let page = api(stop, client.export_tickets(&pos.export_from())).await?;
         let live = engine.live();
+        let linked = links
+            .as_ref()
+            .filter(|_| has_links(&live.program, connection));
+        let parties = linked.is_some() && Resolver::needs_parties(&live.program, connection);
+        let from = pos.export_from();
+        let page = if parties {
+            api(stop, client.export_tickets_with_parties(&from)).await?
+        } else {
+            api(stop, client.export_tickets(&from)).await?
+        };
         let mut events = Vec::with_capacity(page.tickets.len());
         for (t, raw) in page.tickets.iter().zip(&page.raw) {
             match zd_convert::from_ticket(raw, &live.convert.statuses) {
-                Ok(mut evs) => events.append(&mut evs),
+                Ok(mut evs) => {
+                    if let Some(l) = linked {
+                        let answer = answer_of(raw, &page.users, &page.organizations);
+                        let sf = l.salesforce.as_ref().map(|(n, c)| (n.as_str(), c));
+                        for ev in &mut evs {
+                            attach(&l.resolver, &live.program, connection, &answer, sf, ev)
+                                .await
+                                .map_err(|Unresolved(why)| PollError::Links(why))?;
+                        }
+                    }
+                    events.append(&mut evs);
+                }
                 Err(e) => {
                     engine.metrics.event_rejected(ZENDESK_SOURCE, "malformed");
                     tracing::warn!(target: super::shared::LOG_TARGET, connection, ticket = t.id, error = %e, "skipped a ticket the converter cannot read");

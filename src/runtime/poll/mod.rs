@@ -27,7 +27,7 @@ mod export;
 mod shared;
 mod soql;
 
-pub use export::zendesk;
+pub use export::{zendesk, zendesk_linked};
 pub use shared::{
     salesforce_cursor_key, zendesk_cursor_key, SALESFORCE_PAGE, SALESFORCE_SOURCE, ZENDESK_SOURCE,
 };

@@ -38,6 +38,9 @@ pub(super) enum PollError {
     /// The fan-out could not record a change's events (the store, or no
     /// Zendesk connection to read).
     Fanout(String),
+    /// A ticket's linked records could not be read (Salesforce down): the
+    /// page is not recorded, its cursor not moved; it is read again.
+    Links(String),
     /// `stop` turned true while waiting for the API.
     Stopped,
 }
@@ -107,6 +110,9 @@ pub(super) fn report(connection: &str, what: &str, e: &PollError) {
         }
         PollError::Fanout(e) => {
             tracing::error!(target: LOG_TARGET, connection, source = what, error = %e, "polling could not fan a change out to its tickets; will retry");
+        }
+        PollError::Links(e) => {
+            tracing::warn!(target: LOG_TARGET, connection, source = what, error = %e, "a ticket's linked records could not be read; the page is read again");
         }
         PollError::Stopped => {}
     }

@@ -74,11 +74,26 @@ pub fn is_own(origin: Option<&str>) -> bool {
 pub struct Fanout {
     engine: Arc<Engine>,
     clients: HashMap<String, Client>,
+    /// The runtime's ticket -> record lookups: a change to a record makes
+    /// what they keep of its object stale.
+    resolver: Option<Arc<super::resolve::Resolver>>,
 }
 
 impl Fanout {
     pub fn new(engine: Arc<Engine>, clients: HashMap<String, Client>) -> Fanout {
-        Fanout { engine, clients }
+        Fanout {
+            engine,
+            clients,
+            resolver: None,
+        }
+    }
+
+    /// Forgets the resolver's lookups of a changed object, so a ticket
+    /// event decided after the change never carries the record as it was
+    /// (and writes the old value back to the tickets the change reached).
+    pub fn with_resolver(mut self, resolver: Arc<super::resolve::Resolver>) -> Fanout {
+        self.resolver = Some(resolver);
+        self
     }
 
     /// Decides `change` for every ticket it governs and returns once each
@@ -86,6 +101,10 @@ impl Fanout {
     /// its cursor or replay id past it). A change already applied records
     /// nothing new.
     pub async fn apply(&self, change: &CrmChange) -> Result<Applied, FanoutError> {
+        if let Some(r) = &self.resolver {
+            // l3map's own changes too: the cached record predates them.
+            r.forget(&change.connection, &change.object).await;
+        }
         let metrics = &self.engine.metrics;
         if is_own(change.origin.as_deref()) {
             metrics.fanout_change("own");
