@@ -23,6 +23,11 @@ pub(crate) const ZD_OBJECTS: &[&str] = &["ticket", "organization", "user"];
 /// (<https://developer.zendesk.com/api-reference/ticketing/tickets/tickets/>, `status`).
 pub(crate) const ZD_STATUSES: &[&str] = &["new", "open", "pending", "hold", "solved", "closed"];
 
+/// The statuses a ticket can still be updated in: Zendesk answers every
+/// update of a closed ticket with `Status: closed prevents ticket update`
+/// (https://developer.zendesk.com/documentation/ticketing/managing-tickets/creating-and-updating-tickets/).
+const UPDATABLE: &[&str] = &["new", "open", "pending", "hold", "solved"];
+
 /// `unsolved`, the default: every status before `solved`.
 pub(crate) const UNSOLVED: &[&str] = &["new", "open", "pending", "hold"];
 
@@ -126,7 +131,9 @@ pub(crate) fn ticket_statuses(l: &ast::Link) -> Vec<String> {
     for n in &t.names {
         let add: Vec<&str> = match n.name.as_str() {
             "unsolved" => UNSOLVED.to_vec(),
-            "all" => ZD_STATUSES.to_vec(),
+            // Every status a ticket can still be written in: Zendesk
+            // refuses updates to closed tickets.
+            "all" => UPDATABLE.to_vec(),
             s => vec![s],
         };
         for s in add {
@@ -513,6 +520,13 @@ fn check_tickets(cx: &mut Ctx, t: &ast::LinkTickets) {
                     help,
                 })
                 .at(n.span),
+            );
+        } else if name == "closed" {
+            shape(
+                cx,
+                n.span,
+                "closed tickets cannot be written: Zendesk refuses every update to a closed ticket, so each change would only leave a parked action per ticket".into(),
+                "leave `closed` out (`all` means every status a ticket can still be updated in: new, open, pending, hold, solved)".into(),
             );
         } else if matches!(name, "unsolved" | "all") && t.names.len() > 1 {
             shape(

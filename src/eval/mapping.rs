@@ -1,7 +1,7 @@
 //! Field mappings: a source value present in the event, translated and
 //! written to the target field.
 
-use super::event::Event;
+use super::event::{Event, EventKind};
 use super::expr::{custom_field, equal, event_field, salesforce_field, Scope, Val};
 use crate::ir::{FieldRef, MapRule, Type, Value};
 
@@ -18,11 +18,22 @@ pub fn read<'a>(field: &'a FieldRef, ty: &'a Type, ev: &'a Event) -> Val<'a> {
     }
 }
 
-/// What the event says changed: record changes list their changed
-/// fields; other events carry the whole record, so anything present
-/// counts. Many mapped fields meet many changed ones, so a long list is
-/// hashed once per event.
-pub enum Changes<'e> {
+/// What the event says changed, by side. A Salesforce record change
+/// lists its changed fields and says nothing of the ticket: the ticket it
+/// carries is context, so rules from a Zendesk field do not run on it (they
+/// would write the ticket's old value back over a person's Salesforce
+/// edit). A ticket update is about the ticket: the linked records it
+/// carries are context, so rules from a Salesforce field do not run on it
+/// (they would undo a person's Zendesk edit). A new ticket, an agent turn,
+/// or a record change without a list take everything present. Many mapped
+/// fields meet many changed ones, so a long list is hashed once per event.
+pub struct Changes<'e> {
+    zendesk: bool,
+    salesforce: Listed<'e>,
+}
+
+enum Listed<'e> {
+    None,
     Everything,
     Few(&'e [String]),
     Many(rustc_hash::FxHashSet<&'e str>),
@@ -30,22 +41,37 @@ pub enum Changes<'e> {
 
 impl<'e> Changes<'e> {
     pub fn new(ev: &'e Event) -> Changes<'e> {
-        match ev.changed.len() {
-            0 => Changes::Everything,
-            1..=4 => Changes::Few(&ev.changed),
-            _ => Changes::Many(ev.changed.iter().map(String::as_str).collect()),
+        let listed = match ev.changed.len() {
+            0 => Listed::Everything,
+            1..=4 => Listed::Few(&ev.changed),
+            _ => Listed::Many(ev.changed.iter().map(String::as_str).collect()),
+        };
+        match ev.kind {
+            EventKind::RecordChanged => Changes {
+                zendesk: false,
+                salesforce: listed,
+            },
+            EventKind::TicketUpdated | EventKind::CommentAdded => Changes {
+                zendesk: true,
+                salesforce: Listed::None,
+            },
+            EventKind::TicketCreated | EventKind::AgentTurn => Changes {
+                zendesk: true,
+                salesforce: listed,
+            },
         }
     }
 
-    /// Whether `field` changed. Only Salesforce sources come with a list.
+    /// Whether a rule reading `field` runs on this event.
     pub fn includes(&self, field: &FieldRef) -> bool {
         let FieldRef::Salesforce { path, .. } = field else {
-            return true;
+            return self.zendesk;
         };
-        match self {
-            Changes::Everything => true,
-            Changes::Few(list) => list.iter().any(|c| c == path),
-            Changes::Many(set) => set.contains(path.as_str()),
+        match &self.salesforce {
+            Listed::None => false,
+            Listed::Everything => true,
+            Listed::Few(list) => list.iter().any(|c| c == path),
+            Listed::Many(set) => set.contains(path.as_str()),
         }
     }
 }
