@@ -27,7 +27,7 @@ pub const MAX_BATCH: usize = 100;
 impl Applier {
     /// Whether `connection` sends bulk updates (a Zendesk connection).
     pub fn batches(&self, connection: &str) -> bool {
-        matches!(self.clients.get(connection), Some(Client::Zendesk(_)))
+        !self.unbatched && matches!(self.clients.get(connection), Some(Client::Zendesk(_)))
     }
 
     /// The update `g` would send, when it can share a bulk update with

@@ -55,6 +55,9 @@ pub struct Applier {
     /// Where a Zendesk update's answer (the updated ticket) is kept, so
     /// the webhooks it causes need no read back.
     tickets: Option<super::tickets::Tickets>,
+    /// Zendesk groups go out one request per ticket even when they could
+    /// share a bulk update (`benches/fanout.rs`' baseline).
+    unbatched: bool,
 }
 
 impl Applier {
@@ -77,7 +80,16 @@ impl Applier {
                 ..retries
             },
             tickets: None,
+            unbatched: false,
         }
+    }
+
+    /// Sends every group on its own path, one request per ticket, never a
+    /// bulk update: the baseline `benches/fanout.rs` measures batching
+    /// against.
+    pub fn without_batches(mut self) -> Applier {
+        self.unbatched = true;
+        self
     }
 
     /// Keeps the answers of Zendesk updates in `tickets`.
