@@ -196,7 +196,9 @@ pub async fn fan_out<D: Desk>(
                 let events = page
                     .tickets
                     .iter()
-                    .map(|t| event::build(change, &record, t, &live.convert.statuses))
+                    .map(|t| {
+                        event::build(change, &record, t, &live.convert.statuses, &live.program)
+                    })
                     .collect();
                 // One transaction for the page: its actions reach the
                 // outbox together and go out in as few jobs as can be.

@@ -190,7 +190,9 @@ async fn a_tier_change_reaches_the_unsolved_tickets_of_the_linked_organization_o
 }
 
 #[tokio::test]
-async fn a_ticket_already_holding_the_value_is_not_written_again() {
+/// The page may predate a write still in the outbox (two quick changes of
+/// one Account), so the value is written even where the page shows it.
+async fn a_ticket_showing_the_value_is_written_anyway() {
     let engine = engine("equal", vec![org_link()]);
     let desk = desk(
         vec![
@@ -211,8 +213,8 @@ async fn a_ticket_already_holding_the_value_is_not_written_again() {
     assert_eq!(got.new_events, 2);
     assert_eq!(
         engine.store.stats().unwrap().pending,
-        1,
-        "only ticket 2 changes"
+        2,
+        "both tickets are written: the page is not trusted for equality"
     );
 }
 
