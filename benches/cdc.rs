@@ -200,7 +200,13 @@ impl Runtime {
         let mut n = 0;
         for id in &change.ids {
             let record = event::record(&change, id);
-            let ev = event::build(&change, &record, &w.ticket, &self.convert.statuses);
+            let ev = event::build(
+                &change,
+                &record,
+                &w.ticket,
+                &self.convert.statuses,
+                &self.program,
+            );
             n += decide(&self.program, &ev).actions.len();
         }
         n
@@ -216,7 +222,13 @@ impl Runtime {
                     other => panic!("an update, not {other:?}"),
                 };
                 let record = event::record(&change, &change.ids[0]);
-                event::build(&change, &record, &w.ticket, &self.convert.statuses)
+                event::build(
+                    &change,
+                    &record,
+                    &w.ticket,
+                    &self.convert.statuses,
+                    &self.program,
+                )
             })
             .collect()
     }
