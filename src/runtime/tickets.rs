@@ -36,7 +36,7 @@ pub type Shown = Arc<Json>;
 #[derive(Clone)]
 pub struct Tickets {
     inner: moka::future::Cache<Key, Shown>,
-    /// Tickets l3map is writing in a bulk update whose states are not
+    /// Tickets l3map is writing (a bulk update, or one `PUT`) whose states are not
     /// known yet: a webhook about one waits for the read-back
     /// ([`Writing`]) rather than reading the ticket itself.
     writing: Arc<Mutex<HashMap<u64, watch::Receiver<()>>>>,
@@ -45,13 +45,17 @@ pub struct Tickets {
     /// carries none, and takes these when the ticket still names the same
     /// ones, so its webhooks need no read for the links either.
     parties: moka::future::Cache<u64, Arc<(Json, Json)>>,
+    /// What an answer of l3map's replaced under the same key: one second
+    /// can hold a person's update and l3map's answer to it, and the
+    /// person's later events describe the former.
+    earlier: moka::future::Cache<Key, Shown>,
 }
 
-/// How long a webhook about a ticket in a bulk update waits for its
-/// read-back: under Zendesk's 12 s webhook timeout.
+/// How long a webhook about a ticket l3map is writing waits for its
+/// read-back or answer: under Zendesk's 12 s webhook timeout.
 pub const WRITING_WAIT: Duration = Duration::from_secs(8);
 
-/// Tickets being written in one bulk update; dropped once their states
+/// Tickets being written in one update (bulk or `PUT`); dropped once their states
 /// are kept (or the job failed), which lets waiting webhooks go on.
 pub struct Writing {
     tickets: Arc<Mutex<HashMap<u64, watch::Receiver<()>>>>,
@@ -120,6 +124,11 @@ impl Tickets {
                 .weigher(|_: &Key, v: &Shown| weight(v))
                 .time_to_live(ttl)
                 .build(),
+            earlier: moka::future::Cache::builder()
+                .max_capacity(max_bytes / 4)
+                .weigher(|_: &Key, v: &Shown| weight(v))
+                .time_to_live(ttl)
+                .build(),
             writing: Arc::default(),
             parties: moka::future::Cache::builder()
                 .max_capacity(100_000)
@@ -174,7 +183,7 @@ impl Tickets {
         }
     }
 
-    /// Waits, at most `limit`, while ticket `id` is in a bulk update of
+    /// Waits, at most `limit`, while ticket `id` is in an update of
     /// l3map's whose result is not kept yet.
     pub async fn settled(&self, id: u64, limit: Duration) {
         let rx = {
@@ -193,8 +202,19 @@ impl Tickets {
     pub async fn remember(&self, mut shown: Json) {
         self.parties_of(&mut shown).await;
         if let Some(key) = key_of(&shown) {
+            if let Some(before) = self.inner.get(&key).await {
+                if before.get("ticket") != shown.get("ticket") {
+                    self.earlier.insert(key, before).await;
+                }
+            }
             self.inner.insert(key, Arc::new(shown)).await;
         }
+    }
+
+    /// What l3map's own answer replaced for the update stamped
+    /// `updated_at`, if it replaced anything.
+    pub async fn earlier(&self, id: u64, updated_at: &str) -> Option<Shown> {
+        self.earlier.get(&(id, stamp(updated_at)?)).await
     }
 
     /// Forgets what is kept for one update: it was found stale.
@@ -303,6 +323,32 @@ mod tests {
             .unwrap();
         assert!(!read);
         assert_eq!(shown["ticket"]["subject"], "ours");
+    }
+
+    #[tokio::test]
+    async fn an_answer_in_the_same_second_keeps_what_it_replaced() {
+        let cache = Tickets::default();
+        let at = "2026-11-25T10:00:00Z";
+        let (_, read) = cache
+            .get_or_read(9, Some(at), async { Ok(ticket(9, at, "person's")) })
+            .await
+            .unwrap();
+        assert!(read);
+        assert!(cache.earlier(9, at).await.is_none());
+        cache.remember(ticket(9, at, "ours")).await;
+        let (shown, _) = cache
+            .get_or_read(9, Some(at), async { panic!("kept") })
+            .await
+            .unwrap();
+        assert_eq!(shown["ticket"]["subject"], "ours");
+        let earlier = cache.earlier(9, at).await.expect("the person's state");
+        assert_eq!(earlier["ticket"]["subject"], "person's");
+        // The same answer again replaces nothing.
+        cache.remember(ticket(9, at, "ours")).await;
+        assert_eq!(
+            cache.earlier(9, at).await.unwrap()["ticket"]["subject"],
+            "person's"
+        );
     }
 
     #[tokio::test]

@@ -318,20 +318,33 @@ async fn read_ticket(app: &App, ev: &mut Event) -> Result<Read, Box<Response>> {
         let live = app.engine.live();
         // The state (and so the key) from the ticket alone: sideloads
         // or not, one update keys alike.
-        let state = match crate::eval::convert::zendesk::from_ticket(
-            &ticket_only(&shown),
+        let state_of = |shown: &serde_json::Value| match crate::eval::convert::zendesk::from_ticket(
+            &ticket_only(shown),
             &live.convert.statuses,
         ) {
-            Ok(mut fresh) if fresh.len() == 1 => fresh.swap_remove(0),
-            _ => return Err(unavailable("the API's answer could not be read".into())),
+            Ok(mut fresh) if fresh.len() == 1 => Ok(fresh.swap_remove(0)),
+            _ => Err(unavailable("the API's answer could not be read".into())),
+        };
+        let agrees_with =
+            |state: &Event| state.ticket.as_ref().is_some_and(|t| agrees(announced, t));
+        let state = state_of(&shown)?;
+        let Some(u) = update
+            .as_deref()
+            .filter(|_| !read && !agrees_with(&state) && tries == 1)
+        else {
+            break (state, shown);
         };
         // A kept ticket that contradicts the event's own view of the same
-        // update is another update of the same second: read it anew.
-        let agrees = state.ticket.as_ref().is_some_and(|t| agrees(announced, t));
-        match (&update, read || agrees || tries > 1) {
-            (Some(u), false) => app.engine.tickets.forget(id, u).await,
-            _ => break (state, shown),
+        // update is another update of the same second (l3map's answer to a
+        // person's update, written within the second): the state it
+        // replaced may be this event's; else the ticket is read anew.
+        if let Some(earlier) = app.engine.tickets.earlier(id, u).await {
+            let state = state_of(&earlier)?;
+            if agrees_with(&state) {
+                break (state, earlier);
+            }
         }
+        app.engine.tickets.forget(id, u).await;
     };
     let live = app.engine.live();
     if has_links(&live.program, connection) && !answer_suffices(&live.program, connection, &shown) {

@@ -80,6 +80,10 @@ impl Applier {
         if ops.is_empty() {
             return results;
         }
+        // Zendesk may deliver this update's webhooks before its answer
+        // reaches us: they wait for the answer to be kept, not read the
+        // ticket themselves.
+        let writing = self.tickets.as_ref().map(|t| t.writing(&[ticket_id]));
         let outcome = match zd.update_ticket_json(ticket_id, &changes).await {
             Ok(mut answer) => {
                 if let Some(tickets) = &self.tickets {
@@ -93,6 +97,7 @@ impl Applier {
             }
             Err(e) => self.outcome(&e, tries.at_now()),
         };
+        drop(writing);
         results.push((ids(&ops), outcome));
         results
     }
