@@ -677,16 +677,19 @@ async fn quiet(s: &Stack) -> (u64, u64, f64, f64) {
 /// second (l3map's own ticket writes come back as Zendesk events), CDC on;
 /// three open tickets of the second Account's organization.
 async fn both_ways_stack(name: &str) -> (Stack, String, u64, Vec<u64>) {
+    let s = both_ways_with(name, &[("both_ways.l3map", BOTH_WAYS)]).await;
+    let id = salesforce_account_ids()[1].clone();
+    let org = FIRST_ORG + 1;
+    let tickets = load(&s, 3, org, "open").await;
+    (s, id, org, tickets)
+}
+
+/// A CDC stack with `files` beside the fintech project, webhooks on and
+/// Zendesk polled every second.
+async fn both_ways_with(name: &str, files: &[(&str, &str)]) -> Stack {
     // Webhooks on and Zendesk polled every second: l3map's own ticket
     // writes come back as Zendesk events and must write nothing.
-    let mut s = Stack::start_limited(
-        name,
-        QUIET_START,
-        true,
-        &[("both_ways.l3map", BOTH_WAYS)],
-        100_000,
-    )
-    .await;
+    let mut s = Stack::start_limited(name, QUIET_START, true, files, 100_000).await;
     s.kill_runtime();
     let toml = s.dir.join("l3map.toml");
     let text = std::fs::read_to_string(&toml).unwrap().replace(
@@ -697,11 +700,7 @@ async fn both_ways_stack(name: &str) -> (Stack, String, u64, Vec<u64>) {
     let _ = std::fs::remove_dir_all(s.dir.join("state"));
     s.start_runtime().await;
     stream_up(&s).await;
-
-    let id = salesforce_account_ids()[1].clone();
-    let org = FIRST_ORG + 1;
-    let tickets = load(&s, 3, org, "open").await;
-    (s, id, org, tickets)
+    s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -755,12 +754,10 @@ async fn mappings_both_ways_end_quiet_after_the_crm_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "ticket events do not resolve links yet: a Zendesk webhook or poll event carries no Account, so `map desk -> crm` to a linked record is refused (runtime/intake.rs, another helper's)"]
 async fn mappings_both_ways_end_quiet_after_one_write_each_way() {
-    let (s, id, org, tickets) = both_ways_stack("crm-desk-pingpong2").await;
+    let (s, id, _org, tickets) = both_ways_stack("crm-desk-pingpong2").await;
     let base = quiet(&s).await;
     person_change(&s, &id, json!({"Renewal_Date__c": "2028-01-31"})).await;
-    let _ = org;
     common::eventually("the CRM write", Duration::from_secs(5), || async {
         let n = by_path(&zd_stats(&s).await, UPDATE_MANY);
         if n >= 1 {
@@ -806,4 +803,165 @@ async fn mappings_both_ways_end_quiet_after_one_write_each_way() {
     // Quiet for good: another 3 s adds nothing.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(activity(&s).await, two, "counts stopped growing");
+}
+
+/// A ticket and a Case linked through the Case's ticket-id field, with
+/// the priority mapped both ways.
+const CASE_BOTH_WAYS: &str = r#"
+fields crm {
+  Case.Zendesk_Ticket_Id__c  string  external_id unique  "Zendesk ticket"
+  Case.Priority              enum("High", "Medium", "Low")
+}
+
+link desk.ticket <-> crm.Case {
+  on ticket.id == Case.Zendesk_Ticket_Id__c
+}
+
+map crm -> desk {
+  Case.Priority -> priority {
+    "High"   => high
+    "Medium" => normal
+    "Low"    => low
+  }
+}
+
+map desk -> crm {
+  priority -> Case.Priority {
+    high   => "High"
+    normal => "Medium"
+    low    => "Low"
+    urgent => "High"
+  }
+}
+"#;
+
+/// A Salesforce record as a person in the UI would change it (`POST`
+/// creates, `PATCH` updates); the created record's Id.
+async fn as_person(s: &Stack, method: reqwest::Method, path: &str, body: Value) -> Option<String> {
+    let r = s
+        .http
+        .request(
+            method,
+            format!("{}/__l3map/person/sobjects/{path}", s.salesforce),
+        )
+        .json(&body)
+        .send()
+        .await
+        .expect("the admin call answers");
+    assert!(r.status().is_success(), "{path}: {}", r.status());
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    v["id"].as_str().map(str::to_string)
+}
+
+async fn case_priority(s: &Stack, id: &str) -> Value {
+    let token = sf_token(s).await;
+    let c: Value = s
+        .http
+        .get(format!(
+            "{}/services/data/v60.0/sobjects/Case/{id}",
+            s.salesforce
+        ))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("case")
+        .json()
+        .await
+        .expect("json");
+    c["Priority"].clone()
+}
+
+async fn ticket_priority(s: &Stack, id: u64) -> Value {
+    s.zendesk(
+        reqwest::Method::GET,
+        &format!("/api/v2/tickets/{id}.json"),
+        None,
+    )
+    .await["ticket"]["priority"]
+        .clone()
+}
+
+/// The red team's first finding: with a field mapped both ways, one
+/// decision of a person's Case edit wrote the Case's new priority to the
+/// ticket and the ticket's old one back to the Case, so the two sides
+/// ended swapped and the person's edit was lost. A change now runs only
+/// the rules from its own side: an edit on either side is kept there and
+/// copied to the other once, and it ends quiet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_edit_on_either_side_is_kept_with_a_field_mapped_both_ways() {
+    let s = both_ways_with(
+        "crm-desk-case-both",
+        &[("case_priority.l3map", CASE_BOTH_WAYS)],
+    )
+    .await;
+    let ticket = load(&s, 1, FIRST_ORG, "open").await[0];
+    s.zendesk(
+        reqwest::Method::PUT,
+        &format!("/__l3map/tickets/{ticket}"),
+        Some(json!({"ticket": {"priority": "normal"}})),
+    )
+    .await;
+    let case = as_person(
+        &s,
+        reqwest::Method::POST,
+        "Case",
+        json!({"Subject": "both ways", "Status": "New", "Priority": "Medium",
+               "Zendesk_Ticket_Id__c": ticket.to_string()}),
+    )
+    .await
+    .expect("the new Case's Id");
+    quiet(&s).await;
+    assert_eq!(ticket_priority(&s, ticket).await, "normal");
+    assert_eq!(case_priority(&s, &case).await, "Medium");
+
+    // Salesforce -> Zendesk: the person's High reaches the ticket, and the
+    // Case keeps it.
+    as_person(
+        &s,
+        reqwest::Method::PATCH,
+        &format!("Case/{case}"),
+        json!({"Priority": "High"}),
+    )
+    .await;
+    common::eventually("the ticket's priority", Duration::from_secs(5), || async {
+        match ticket_priority(&s, ticket).await {
+            p if p == "high" => Ok(()),
+            p => Err(p.to_string()),
+        }
+    })
+    .await;
+    let one = quiet(&s).await;
+    assert_eq!(
+        case_priority(&s, &case).await,
+        "High",
+        "the person's edit stays"
+    );
+    assert_eq!(ticket_priority(&s, ticket).await, "high");
+
+    // Zendesk -> Salesforce: a person lowers the ticket's priority; the
+    // Case follows once, and the ticket keeps it.
+    s.zendesk(
+        reqwest::Method::PUT,
+        &format!("/__l3map/tickets/{ticket}"),
+        Some(json!({"ticket": {"priority": "low"}})),
+    )
+    .await;
+    common::eventually("the Case's priority", Duration::from_secs(10), || async {
+        match case_priority(&s, &case).await {
+            p if p == "Low" => Ok(()),
+            p => Err(p.to_string()),
+        }
+    })
+    .await;
+    let two = quiet(&s).await;
+    assert_eq!(
+        ticket_priority(&s, ticket).await,
+        "low",
+        "the person's edit stays"
+    );
+    assert_eq!(two.1 - one.1, 1, "one Salesforce write: {two:?}");
+    assert_eq!(two.0, one.0, "no ticket write back: {two:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(activity(&s).await, two, "counts stopped growing");
+    assert_eq!(case_priority(&s, &case).await, "Low");
 }
