@@ -965,3 +965,81 @@ async fn a_persons_edit_on_either_side_is_kept_with_a_field_mapped_both_ways() {
     assert_eq!(activity(&s).await, two, "counts stopped growing");
     assert_eq!(case_priority(&s, &case).await, "Low");
 }
+
+/// Salesforce ends the session (revoked, timed out): the reconnect is
+/// refused `UNAUTHENTICATED`, the runtime signs in again and the stream
+/// goes on; a later change reaches its tickets.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_the_pub_sub_api_refuses_is_signed_in_again() {
+    let s = cdc_stack("crm-desk-reauth", &[], "").await;
+    let accounts = salesforce_account_ids();
+    let org = FIRST_ORG + 1;
+    let tickets = load(&s, 3, org, "open").await;
+    let r = s
+        .http
+        .post(format!("{}/__l3map/sessions/expire", s.salesforce))
+        .send()
+        .await
+        .expect("the admin call answers");
+    assert!(r.status().is_success(), "{}", r.status());
+    // Open streams outlive the session, as on Salesforce: cut them. The
+    // change is made while the stream is down, before it ever carried an
+    // event or a keepalive: the reconnect (from LATEST) catches up on it.
+    sf_admin(
+        &s,
+        "cut",
+        json!({"code": "UNAVAILABLE", "message": "the test cut the stream"}),
+    )
+    .await;
+    person_change(&s, &accounts[1], json!({"SLA_Tier__c": "Ent"})).await;
+    common::eventually("the re-sign-in", Duration::from_secs(15), || async {
+        let log = s.log();
+        if log.contains("the Pub/Sub API refused the session; signing in again") {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
+    })
+    .await;
+    all_tier(&s, org, &tickets, "enterprise", Duration::from_secs(15)).await;
+    // And the stream carries the next change.
+    stream_up(&s).await;
+    person_change(&s, &accounts[1], json!({"SLA_Tier__c": "Std"})).await;
+    all_tier(&s, org, &tickets, "standard", Duration::from_secs(10)).await;
+}
+
+/// Down for longer than Salesforce keeps events (72 hours; purged here):
+/// the stored replay id is refused, the runtime subscribes from LATEST and
+/// catches up by SystemModstamp, so the change made while it was down
+/// still reaches the tickets, and the catch-up is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_id_past_the_retention_is_caught_up_by_a_poll() {
+    let mut s = cdc_stack("crm-desk-retention", &[], "").await;
+    let accounts = salesforce_account_ids();
+    let org = FIRST_ORG + 1;
+    let tickets = load(&s, 3, org, "open").await;
+    person_change(&s, &accounts[1], json!({"SLA_Tier__c": "Std"})).await;
+    all_tier(&s, org, &tickets, "standard", Duration::from_secs(5)).await;
+    s.drained(Duration::from_secs(5)).await;
+    let stored = cursor(&s, "salesforce_cdc:crm:/data/AccountChangeEvent");
+    assert!(stored.is_some(), "a replay id is stored");
+
+    s.kill_runtime();
+    person_change(&s, &accounts[1], json!({"SLA_Tier__c": "Prem"})).await;
+    let purged = sf_admin(&s, "expire", json!({})).await;
+    assert_eq!(purged["stored"], 0, "{purged}");
+    s.start_runtime().await;
+    all_tier(&s, org, &tickets, "premium", Duration::from_secs(15)).await;
+    assert!(
+        s.log().contains("Salesforce refused the stored replay id"),
+        "the refusal is said: {}",
+        s.log()
+    );
+    metric_at_least(
+        &s,
+        "l3map_cdc_catch_up_polls_total",
+        &["AccountChangeEvent"],
+        1.0,
+    )
+    .await;
+}

@@ -223,14 +223,25 @@ async fn subscribe(
     // between the poll and the stream; what both see is keyed apart but
     // equal, and the fan-out writes nothing twice for equal values).
     if pos.replay.is_none() {
-        if let Some(since) = pos.at {
-            let object = ctx.object.clone();
-            match heal::catch_up(ctx, &object, since).await {
-                Ok(newest) => {
-                    pos.at = Some(newest);
-                    ctx.save(&pos).await;
+        match pos.at {
+            // The first stream, from LATEST: nothing is owed before now.
+            // Stored at once, so a stream that breaks before its first
+            // event or keepalive (which store a replay id) catches up from
+            // here on reconnecting, rather than losing the changes made
+            // while it was down to another LATEST.
+            None => {
+                pos.at = Some(jiff::Timestamp::now());
+                ctx.save(&pos).await;
+            }
+            Some(since) => {
+                let object = ctx.object.clone();
+                match heal::catch_up(ctx, &object, since).await {
+                    Ok(newest) => {
+                        pos.at = Some(newest);
+                        ctx.save(&pos).await;
+                    }
+                    Err(Stopped) => return Ended::Stopped,
                 }
-                Err(Stopped) => return Ended::Stopped,
             }
         }
     }

@@ -31,6 +31,16 @@ pub(in crate::emulator::salesforce) fn routes() -> Router<Arc<Emu>> {
         .route("/__l3map/pubsub/cut", post(cut))
         .route("/__l3map/pubsub/keepalive", post(keepalive))
         .route("/__l3map/pubsub/expire", post(expire))
+        .route("/__l3map/sessions/expire", post(expire_sessions))
+}
+
+/// Ends every session now, as an admin revoking them or a session timeout
+/// would: the next REST call with an issued token is answered 401
+/// `INVALID_SESSION_ID`, and the next Pub/Sub call `UNAUTHENTICATED`.
+/// Streams already open stay open, as on Salesforce.
+async fn expire_sessions(State(st): State<Arc<Emu>>) -> Response {
+    lock(&st.tokens).expire_all(tokio::time::Instant::now());
+    StatusCode::NO_CONTENT.into_response()
 }
 
 fn bad(msg: impl Into<String>) -> Response {
