@@ -90,8 +90,13 @@ async fn stats(s: &Stack) -> Value {
 
 /// The emulator's counts once the runtime has stopped calling it.
 async fn quiet(s: &Stack) -> Value {
+    let started = std::time::Instant::now();
     let mut last = stats(s).await;
     loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the emulator's counts still move after 60 s: {last}"
+        );
         tokio::time::sleep(Duration::from_millis(1500)).await;
         s.drained(Duration::from_secs(20)).await;
         let now = stats(s).await;
@@ -273,4 +278,117 @@ async fn the_webhooks_of_a_bulk_write_cause_no_action_and_no_read() {
         !log.contains("cannot read the ticket a webhook announced"),
         "{log}"
     );
+}
+
+/// Salesforce unreachable: a webhook about a ticket with links is answered
+/// 503 `links_unavailable` (Zendesk delivers it again) and the poller's
+/// round fails before its page is recorded; once Salesforce answers, the
+/// update is decided, once, onto the linked Case. Nothing is decided
+/// without its records and nothing is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_salesforce_down_a_ticket_event_waits_and_is_decided_once_it_is_back() {
+    let mut s = Stack::start_with_files(
+        "ticket-links-sf-down",
+        "[poll]\nzendesk_interval_secs = 1\nsalesforce_interval_secs = 3600\n",
+        true,
+        &[("case_link.l3map", CASE_LINK)],
+    )
+    .await;
+    let ticket = load(
+        &s,
+        1,
+        json!({"subject": "Chargeback", "status": "open", "organization_id": NIMBUS}),
+    )
+    .await[0];
+    let case = sf(
+        &s,
+        reqwest::Method::POST,
+        "/services/data/v60.0/sobjects/Case",
+        Some(json!({"Subject": "Chargeback", "Status": "New",
+                    "Zendesk_Ticket_Id__c": ticket.to_string()})),
+    )
+    .await["id"]
+        .as_str()
+        .expect("a Case id")
+        .to_string();
+    s.drained(Duration::from_secs(10)).await;
+
+    // Salesforce moves out of reach: nothing listens on the port.
+    s.kill_runtime();
+    let toml = s.dir.join("l3map.toml");
+    let up = std::fs::read_to_string(&toml).expect("l3map.toml");
+    let down = up.replace(
+        &format!("login_url = \"{}\"", s.salesforce),
+        "login_url = \"http://127.0.0.1:9\"",
+    );
+    assert_ne!(up, down);
+    std::fs::write(&toml, &down).expect("l3map.toml");
+    s.start_runtime().await;
+    s.zendesk(
+        reqwest::Method::PUT,
+        &format!("/__l3map/tickets/{ticket}"),
+        Some(
+            json!({"ticket": {"custom_fields": [{"id": RISK_DECISION, "value": "cleared"}]},
+                    "author_id": 1001}),
+        ),
+    )
+    .await;
+    let refused = "l3map_events_rejected_total{source=\"webhook\",reason=\"links_unavailable\"}";
+    common::eventually("a webhook refused 503", Duration::from_secs(20), || async {
+        match counter(&s.metrics().await, refused) {
+            0 => Err("none yet".to_string()),
+            _ => Ok(()),
+        }
+    })
+    .await;
+    let path = format!("/services/data/v60.0/sobjects/Case/{case}");
+    assert_ne!(
+        sf(&s, reqwest::Method::GET, &path, None).await["Risk_Decision__c"],
+        "Cleared"
+    );
+    // Waiting is not a read storm: the update's deliveries share one read.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let reads = count(
+        &stats(&s).await,
+        &format!("GET /api/v2/tickets/{ticket}.json"),
+    );
+    assert!(
+        reads <= 2,
+        "{reads} reads of the ticket while Salesforce is down: {}",
+        stats(&s).await
+    );
+    assert!(
+        s.log()
+            .contains("a webhook event waits for its linked records"),
+        "{}",
+        s.log()
+    );
+
+    // Salesforce is back: the poller reads the update again and decides it.
+    s.kill_runtime();
+    std::fs::write(&toml, &up).expect("l3map.toml");
+    s.start_runtime().await;
+    common::eventually(
+        "the linked Case shows the decision",
+        Duration::from_secs(20),
+        || async {
+            let c = sf(&s, reqwest::Method::GET, &path, None).await;
+            if c["Risk_Decision__c"] == "Cleared" {
+                Ok(())
+            } else {
+                Err(c.to_string())
+            }
+        },
+    )
+    .await;
+    s.drained(Duration::from_secs(10)).await;
+    let db = rusqlite::Connection::open(s.state()).expect("the store");
+    let writes: i64 = db
+        .query_row(
+            "SELECT count(*) FROM outbox WHERE connection = 'crm' AND op LIKE '%Risk_Decision__c%'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(writes, 1, "the decision is written once");
 }

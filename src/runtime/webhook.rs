@@ -282,6 +282,11 @@ async fn recorded(app: &App, key: &str) -> bool {
 /// ticket within a second share the cache's entry, so a kept ticket that
 /// contradicts the event (`agrees`) is read once more; their states differ,
 /// so do their keys.
+/// How long a webhook waits for its ticket's linked records: with the
+/// ticket's read and [`super::tickets::WRITING_WAIT`], under the 10 s
+/// Zendesk waits for a webhook's answer before counting it failed.
+const LINKS_WAIT: std::time::Duration = std::time::Duration::from_secs(4);
+
 async fn read_ticket(app: &App, ev: &mut Event) -> Result<Read, Box<Response>> {
     let (Some((connection, zd)), Some(announced)) = (&app.zendesk, ev.ticket.as_ref()) else {
         return Ok(Read::Found);
@@ -368,9 +373,21 @@ async fn read_ticket(app: &App, ev: &mut Event) -> Result<Read, Box<Response>> {
     }
     ev.ticket = state.ticket;
     let sf = app.salesforce.as_ref().map(|(n, c)| (n.as_str(), c));
-    if let Err(Unresolved(why)) =
-        attach(&app.resolver, &live.program, connection, &shown, sf, ev).await
-    {
+    // Bounded: the connector retries an unreachable Salesforce for up to
+    // 30 s, and Zendesk gives up on a webhook after 10 s and counts it
+    // failed; a 503 in time makes it deliver the event again.
+    let attached = tokio::time::timeout(
+        LINKS_WAIT,
+        attach(&app.resolver, &live.program, connection, &shown, sf, ev),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(Unresolved(format!(
+            "Salesforce did not answer the lookups of ticket {id}'s links within {} s",
+            LINKS_WAIT.as_secs()
+        )))
+    });
+    if let Err(Unresolved(why)) = attached {
         // Not decided without its records: a 503, so Zendesk delivers
         // it again, as in an outage.
         app.engine

@@ -12,6 +12,7 @@ use serde_json::{json, Value as Json};
 /// (the connector's `ticket_with_parties`) when `parties`. A missing
 /// ticket is `ApiError::NotFound`, as the plain read answers it.
 pub async fn ticket_answer(zd: &ZendeskClient, id: u64, parties: bool) -> Result<Json, ApiError> {
+    tracing::debug!(ticket = id, parties, "reading a ticket for its event");
     if !parties {
         return zd.get_ticket_json(id).await;
     }
