@@ -89,9 +89,16 @@ impl Ctx {
                 r = fanout.apply(change) => r,
             };
             match got {
-                Ok(_) => {
+                Ok(a) => {
+                    // A change refused for good is passed over as applied
+                    // is: its replay id is stored, later changes flow.
+                    let outcome = if a.refused.is_some() {
+                        "refused"
+                    } else {
+                        "applied"
+                    };
                     self.metrics
-                        .cdc_event(&self.connection, &self.channel, "applied");
+                        .cdc_event(&self.connection, &self.channel, outcome);
                     return Ok(());
                 }
                 Err(e) => {
