@@ -1,9 +1,10 @@
-//! The fan-out's Zendesk lookups through the real binaries (`l3map
-//! emulate`, `l3map run` with CDC on): a value Zendesk's search would
-//! read as syntax (`*`, `"`) or cannot look up at all never holds the
-//! change stream, and the changes after it reach their tickets; an
-//! organization holding the Account Id as 15 characters, or as 18 in
-//! another case, is reached as the agent's turn reaches it.
+//! The fan-out through the real binaries (`l3map emulate`, `l3map run`
+//! with CDC on): a value Zendesk's search would read as syntax (`*`,
+//! `"`) or cannot look up at all never holds the change stream, and the
+//! changes after it reach their tickets; an organization holding the
+//! Account Id as 15 characters, or as 18 in another case, is reached as
+//! the agent's turn reaches it; a bulk job that fails costs one more bulk
+//! update, not a read and a PUT per ticket.
 
 mod common;
 
@@ -105,30 +106,36 @@ async fn open_tickets(s: &Stack, n: u64, org: u64) -> Vec<u64> {
         .collect()
 }
 
-async fn tier(s: &Stack, ticket: u64) -> Value {
-    let t = s
+/// The SLA tier of each of `tickets`, read in one show_many (a
+/// test reading tickets one by one would blur the runtime's own reads).
+async fn tiers(s: &Stack, tickets: &[u64]) -> Vec<(u64, Value)> {
+    let ids: Vec<String> = tickets.iter().map(u64::to_string).collect();
+    let v = s
         .zendesk(
             reqwest::Method::GET,
-            &format!("/api/v2/tickets/{ticket}.json"),
+            &format!("/api/v2/tickets/show_many.json?ids={}", ids.join(",")),
             None,
         )
         .await;
-    t["ticket"]["custom_fields"]
+    v["tickets"]
         .as_array()
-        .and_then(|f| f.iter().find(|f| f["id"] == json!(SLA_TIER)))
-        .map_or(Value::Null, |f| f["value"].clone())
+        .expect("tickets")
+        .iter()
+        .map(|t| {
+            let tier = t["custom_fields"]
+                .as_array()
+                .and_then(|f| f.iter().find(|f| f["id"] == json!(SLA_TIER)))
+                .map_or(Value::Null, |f| f["value"].clone());
+            (t["id"].as_u64().unwrap(), tier)
+        })
+        .collect()
 }
 
 async fn all_tier(s: &Stack, tickets: &[u64], want: &str, within: Duration) {
     common::eventually(format!("tickets {tickets:?} at {want}"), within, || async {
-        let mut off = Vec::new();
-        for t in tickets {
-            let got = tier(s, *t).await;
-            if got != json!(want) {
-                off.push((*t, got));
-            }
-        }
-        if off.is_empty() {
+        let got = tiers(s, tickets).await;
+        let off: Vec<_> = got.iter().filter(|(_, t)| t != &json!(want)).collect();
+        if off.is_empty() && got.len() == tickets.len() {
             Ok(())
         } else {
             Err(format!("{off:?}\n{}", s.log()))
@@ -247,4 +254,88 @@ async fn every_spelling_of_the_account_id_is_reached() {
     )
     .await;
     all_tier(&s, &tickets, "premium", Duration::from_secs(20)).await;
+}
+
+async fn zd_stats(s: &Stack) -> Value {
+    s.http
+        .get(format!("{}/__l3map/stats", s.zendesk))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Requests whose `METHOD /path` key starts with `prefix`.
+fn requests(stats: &Value, prefix: &str) -> u64 {
+    stats["by_path"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(_, v)| v.as_u64().unwrap_or(0))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_bulk_job_costs_one_more_bulk_update() {
+    let s = cdc_stack("job-failed", &[]).await;
+    let made = person(
+        &s,
+        reqwest::Method::POST,
+        "Account",
+        json!({"Name": "Jobs", "SLA_Tier__c": "Std"}),
+    )
+    .await;
+    let account = made["id"].as_str().expect("an Account id").to_string();
+    // The creation's change passes before the organization exists.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let org = new_org(&s, json!({"name": "Jobs", "external_id": &account})).await;
+    let tickets = open_tickets(&s, 30, org).await;
+    s.drained(Duration::from_secs(10)).await;
+    let before = zd_stats(&s).await;
+    let r = s
+        .http
+        .post(format!("{}/__l3map/jobs/fail_next", s.zendesk))
+        .json(&json!({"message": "job boom"}))
+        .send()
+        .await
+        .expect("the admin call answers");
+    assert!(r.status().is_success());
+
+    person(
+        &s,
+        reqwest::Method::PATCH,
+        &format!("Account/{account}"),
+        json!({"SLA_Tier__c": "Ent"}),
+    )
+    .await;
+    all_tier(&s, &tickets, "enterprise", Duration::from_secs(30)).await;
+    s.drained(Duration::from_secs(10)).await;
+    let after = zd_stats(&s).await;
+    let diff = |prefix: &str| requests(&after, prefix) - requests(&before, prefix);
+    let jobs = diff("PUT /api/v2/tickets/update_many");
+    assert!(
+        (2..=4).contains(&jobs),
+        "{jobs} bulk updates: {}",
+        after["by_path"]
+    );
+    let mut singles = 0;
+    for t in &tickets {
+        singles += diff(&format!("PUT /api/v2/tickets/{t}."));
+        singles += diff(&format!("GET /api/v2/tickets/{t}."));
+    }
+    assert_eq!(
+        singles, 0,
+        "a read and a PUT per ticket: {}",
+        after["by_path"]
+    );
+    assert!(
+        metric(&s, "l3map_batch_tickets_total", &["result=\"retried\""]).await >= 30.0,
+        "{}",
+        s.metrics().await
+    );
 }
