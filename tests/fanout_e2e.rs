@@ -193,6 +193,14 @@ async fn search_syntax_in_a_value_never_holds_the_stream() {
         json!({"Name": "**", "SLA_Tier__c": "Std"}),
     )
     .await;
+    // A Contact whose email is a wildcard on Zendesk.
+    person(
+        &s,
+        reqwest::Method::POST,
+        "Contact",
+        json!({"LastName": "Evil", "Email": "*@example.com"}),
+    )
+    .await;
     // Then a change that governs the Legit tickets: it flows.
     person(
         &s,
@@ -225,6 +233,30 @@ async fn search_syntax_in_a_value_never_holds_the_stream() {
     assert!(
         log.contains("refused for good") && log.contains("has no letter or digit"),
         "{log}"
+    );
+    common::eventually(
+        "the Contact's change is passed on",
+        Duration::from_secs(10),
+        || async {
+            let n = metric(
+                &s,
+                "l3map_cdc_events_total",
+                &["ContactChangeEvent", "outcome=\"applied\""],
+            )
+            .await;
+            if n >= 1.0 {
+                Ok(())
+            } else {
+                Err(s.metrics().await)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        metric(&s, "l3map_cdc_events_total", &["outcome=\"retried\""]).await,
+        0.0,
+        "{}",
+        s.log()
     );
 }
 
