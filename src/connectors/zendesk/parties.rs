@@ -107,13 +107,25 @@ impl ZendeskClient {
         &self,
         external_id: &str,
     ) -> Result<Vec<Organization>, ApiError> {
+        self.organizations_by_external_id_where(external_id, |x| x == external_id)
+            .await
+    }
+
+    /// As [`ZendeskClient::organizations_by_external_id`], keeping the
+    /// organizations whose external id `keep` accepts (one Salesforce
+    /// record id in another spelling, say).
+    pub async fn organizations_by_external_id_where(
+        &self,
+        external_id: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<Organization>, ApiError> {
         let path = format!(
             "/api/v2/organizations/search.json?external_id={}",
             encode_query(external_id)
         );
         let v = self.call(Method::GET, &path, None, None).await?;
         let mut orgs: Vec<Organization> = field(v, "organizations")?;
-        orgs.retain(|o| o.external_id.as_deref() == Some(external_id));
+        orgs.retain(|o| o.external_id.as_deref().is_some_and(&keep));
         Ok(orgs)
     }
 
@@ -125,7 +137,7 @@ impl ZendeskClient {
         key: &str,
         value: &str,
     ) -> Result<Vec<Organization>, ApiError> {
-        let query = format!("type:organization {key}:{}", quote(value));
+        let query = format!("type:organization {key}:{}", quote(value)?);
         let mut orgs: Vec<Organization> = self.export_all(&query, "organization").await?;
         orgs.retain(|o| field_is(&o.organization_fields, key, value));
         Ok(orgs)
@@ -141,7 +153,7 @@ impl ZendeskClient {
     /// `GET /api/v2/users/search.json?query=email:...`; emails compared
     /// without regard to case, as Zendesk does, and only whole matches kept.
     pub async fn users_by_email(&self, email: &str) -> Result<Vec<User>, ApiError> {
-        let query = format!("email:{}", quote(email));
+        let query = format!("email:{}", quote(email)?);
         let path = format!("/api/v2/users/search.json?query={}", encode_query(&query));
         let v = self.call(Method::GET, &path, None, None).await?;
         let mut users: Vec<User> = field(v, "users")?;
@@ -156,20 +168,31 @@ impl ZendeskClient {
     /// `GET /api/v2/users/search.json?external_id=` ("does not support the
     /// search syntax. It only accepts ids").
     pub async fn users_by_external_id(&self, external_id: &str) -> Result<Vec<User>, ApiError> {
+        self.users_by_external_id_where(external_id, |x| x == external_id)
+            .await
+    }
+
+    /// As [`ZendeskClient::users_by_external_id`], keeping the users whose
+    /// external id `keep` accepts.
+    pub async fn users_by_external_id_where(
+        &self,
+        external_id: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Vec<User>, ApiError> {
         let path = format!(
             "/api/v2/users/search.json?external_id={}",
             encode_query(external_id)
         );
         let v = self.call(Method::GET, &path, None, None).await?;
         let mut users: Vec<User> = field(v, "users")?;
-        users.retain(|u| u.external_id.as_deref() == Some(external_id));
+        users.retain(|u| u.external_id.as_deref().is_some_and(&keep));
         Ok(users)
     }
 
     /// Users whose custom field `key` is `value` (search export,
     /// `type:user key:"value"`, whole matches kept).
     pub async fn users_by_field(&self, key: &str, value: &str) -> Result<Vec<User>, ApiError> {
-        let query = format!("type:user {key}:{}", quote(value));
+        let query = format!("type:user {key}:{}", quote(value)?);
         let mut users: Vec<User> = self.export_all(&query, "user").await?;
         users.retain(|u| field_is(&u.user_fields, key, value));
         Ok(users)

@@ -65,10 +65,10 @@ impl TicketFilter {
             q.push(format!("requester:{r}"));
         }
         if let Some((id, v)) = &self.field {
-            q.push(format!("custom_field_{id}:{}", quote(v)));
+            q.push(format!("custom_field_{id}:{}", quote(v)?));
         }
         if let Some(x) = &self.external_id {
-            q.push(format!("external_id:{}", quote(x)));
+            q.push(format!("external_id:{}", quote(x)?));
         }
         if let Some(term) = status_term(&self.statuses)? {
             q.push(term);
@@ -139,11 +139,44 @@ fn status_term(statuses: &[String]) -> Result<Option<String>, ApiError> {
     })
 }
 
-/// A search phrase: `"value"`. Zendesk's syntax has no escape for a quote
-/// inside a phrase, so one becomes a space (the results are compared with
-/// the real value afterwards).
-pub(super) fn quote(v: &str) -> String {
-    format!("\"{}\"", v.replace('"', " "))
+/// A value as a search phrase that can only match it literally:
+/// `"value"`. Zendesk's query syntax gives meaning to `:` (equality), `<`
+/// and `>`, a leading `-` (negation), `*` (a wildcard) and `""` (a
+/// phrase), and documents no escape character
+/// (<https://developer.zendesk.com/api-reference/ticketing/ticket-management/search/>,
+/// "Query basics"; the operators in the Zendesk Support search reference,
+/// <https://support.zendesk.com/hc/en-us/articles/4408886879258>). Inside
+/// a phrase `:`, `<`, `>`, `-` and spaces are text, so the value is
+/// quoted; a `"` would end the phrase and a `*` would widen it (on real
+/// Zendesk `*@example.com` is every address at the domain), and a `\` is
+/// an escape to the search engine behind it, so each of those becomes a
+/// space. Search matches words, so the phrase finds at least the records
+/// holding the value (and maybe others): every caller compares the
+/// results with the real value afterwards.
+///
+/// A value with no letter or digit left has nothing a search can match
+/// literally: it is refused (a 400 the fan-out records as refused) rather
+/// than sent as a query that would match everything or nothing.
+pub(super) fn quote(v: &str) -> Result<String, ApiError> {
+    let text: String = v
+        .chars()
+        .map(|c| match c {
+            '"' | '*' | '\\' => ' ',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect();
+    if !text.chars().any(char::is_alphanumeric) {
+        return Err(ApiError::Validation {
+            system: SYSTEM,
+            status: 400,
+            message: format!(
+                "{v:?} has no letter or digit, so Zendesk's search cannot look it up literally"
+            ),
+            fields: vec![],
+        });
+    }
+    Ok(format!("\"{text}\""))
 }
 
 #[derive(Deserialize, Default)]

@@ -16,10 +16,12 @@
 
 use super::outcome::{Outcome, Results, Tries};
 use super::{Applier, Client};
-use crate::connectors::zendesk::{JobResult, TicketChanges, TicketUpdate, ZendeskClient};
+use crate::connectors::zendesk::{JobResult, Ticket, TicketChanges, TicketUpdate, ZendeskClient};
 use crate::runtime::ops::Op;
-use crate::runtime::store::{now_ms, Group};
+use crate::runtime::store::{now_ms, Claimed, Group};
 use crate::runtime::tickets::Tickets;
+use std::collections::HashMap;
+use std::time::Duration;
 
 /// Tickets in one bulk update: Zendesk's limit.
 pub const MAX_BATCH: usize = 100;
@@ -61,15 +63,35 @@ impl Applier {
             Ok(job) => zd.wait_for_job(job).await,
             Err(e) => Err(e),
         };
-        if let (Ok(done), Some(tickets)) = (&job, &self.tickets) {
+        // The tickets the job wrote are kept for their webhooks; those it
+        // did not report on (a failed job, a partial report) are read in
+        // the same request, to settle them here rather than one read and
+        // one PUT each.
+        let mut shown = HashMap::new();
+        if let Ok(done) = &job {
+            let report = |id: &u64| done.result_for(*id, &sent);
             let applied: Vec<u64> = ids
                 .iter()
                 .copied()
-                .filter(|id| done.result_for(*id, &sent).is_some_and(|r| r.success))
+                .filter(|id| report(id).is_some_and(|r| r.success))
                 .collect();
-            read_back(zd, tickets, &applied).await;
+            let unreported: Vec<u64> = ids
+                .iter()
+                .copied()
+                .filter(|id| report(id).is_none())
+                .collect();
+            let keep = self.tickets.as_ref().filter(|_| !applied.is_empty());
+            shown = read_back(zd, keep, &applied, &unreported).await;
         }
         drop(writing);
+        // One wait for every ticket the job left unsettled, so they come
+        // due together and go out again as one bulk update.
+        let worst = groups
+            .iter()
+            .map(|g| Tries::of(g, now).total)
+            .max()
+            .unwrap_or(1);
+        let again = self.retries.backoff(worst);
         match job {
             Err(e) => groups
                 .iter()
@@ -80,13 +102,58 @@ impl Applier {
                 .zip(&updates)
                 .map(|(g, u)| match u {
                     None => self.apply_sync_park(g),
-                    Some(u) => vec![(
-                        all(g),
-                        self.ticket_result(done.result_for(u.id, &sent), Tries::of(g, now)),
-                    )],
+                    Some(u) => match done.result_for(u.id, &sent) {
+                        Some(r) => vec![(all(g), self.ticket_result(Some(r), Tries::of(g, now)))],
+                        None => self.unreported(g, shown.get(&u.id), Tries::of(g, now), again),
+                    },
                 })
                 .collect(),
         }
+    }
+
+    /// A ticket the finished job did not report on, as read back after
+    /// it: the actions it shows are applied; the rest go out again in a
+    /// bulk update after `again` (the values are set, not added, so
+    /// sending one twice changes nothing). Not read back: the single path
+    /// reads it before sending anything.
+    fn unreported(
+        &self,
+        g: &Group,
+        shown: Option<&Ticket>,
+        tries: Tries,
+        again: Duration,
+    ) -> Results {
+        let all: Vec<i64> = g.items.iter().map(|c| c.id).collect();
+        let Some(t) = shown else {
+            return vec![(all, self.ticket_result(None, tries))];
+        };
+        let (there, rest) = shown_on(&g.items, t);
+        let mut out = Vec::new();
+        if !there.is_empty() {
+            out.push((there, Outcome::Applied));
+        }
+        if !rest.is_empty() {
+            let error = "the bulk update's job did not report on this ticket, which does not show the update; sent again in a bulk update".to_string();
+            out.push((
+                rest,
+                if tries.counted >= self.retries.max_attempts {
+                    Outcome::Park {
+                        reason: format!("gave up after {} attempts: {error}", tries.counted),
+                        kind: "job",
+                        outage: false,
+                    }
+                } else {
+                    Outcome::Retry {
+                        error,
+                        after: again,
+                        unconfirmed: false,
+                        transient: false,
+                        kind: "job",
+                    }
+                },
+            ));
+        }
+        out
     }
 
     /// One ticket's result in the finished job.
@@ -154,19 +221,73 @@ impl Applier {
 /// api` is every integration's, and the API user may be shared with
 /// people or other tools, so their changes would be skipped. A failed
 /// read-back loses nothing: the webhooks then read their tickets.
-async fn read_back(zd: &ZendeskClient, tickets: &Tickets, ids: &[u64]) {
-    for chunk in ids.chunks(MAX_BATCH) {
+///
+/// The same request reads the `unreported` tickets (the job said nothing
+/// of them); they are returned, not kept. `keep` is `None` when nothing is
+/// kept for webhooks (then only the unreported are read).
+async fn read_back(
+    zd: &ZendeskClient,
+    keep: Option<&Tickets>,
+    applied: &[u64],
+    unreported: &[u64],
+) -> HashMap<u64, Ticket> {
+    let mut want: Vec<u64> = unreported.to_vec();
+    if keep.is_some() {
+        want.extend_from_slice(applied);
+    }
+    let mut shown = HashMap::new();
+    for chunk in want.chunks(MAX_BATCH) {
         match zd.show_many(chunk).await {
             Ok(answers) => {
                 for a in answers {
-                    tickets.remember(a).await;
+                    let Some(t) = a
+                        .get("ticket")
+                        .and_then(|t| serde_json::from_value::<Ticket>(t.clone()).ok())
+                    else {
+                        continue;
+                    };
+                    if unreported.contains(&t.id) {
+                        shown.insert(t.id, t);
+                    } else if let Some(tickets) = keep {
+                        tickets.remember(a).await;
+                    }
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, tickets = chunk.len(), "could not read back the tickets a bulk update wrote; their webhooks will read them");
+                tracing::warn!(error = %e, tickets = chunk.len(), "could not read back the tickets of a bulk update; their webhooks will read them, and tickets its job did not report on are read one by one");
             }
         }
     }
+    shown
+}
+
+/// A group's actions (by outbox row id): those the ticket already shows,
+/// and the rest.
+fn shown_on(items: &[Claimed], t: &Ticket) -> (Vec<i64>, Vec<i64>) {
+    let mut there = Vec::new();
+    let mut rest = Vec::new();
+    for c in items {
+        let shows = match serde_json::from_str::<Op>(&c.op) {
+            Ok(Op::ZendeskStatus {
+                category,
+                custom_status_id,
+                ..
+            }) => {
+                t.status == category
+                    && custom_status_id.is_none_or(|s| t.custom_status_id == Some(s))
+            }
+            Ok(Op::ZendeskField {
+                id: Some(f), value, ..
+            }) => t.field(f).unwrap_or(&serde_json::Value::Null) == &value,
+            _ => false,
+        };
+        if shows {
+            there.push(c.id);
+        } else {
+            rest.push(c.id);
+        }
+    }
+    (there, rest)
 }
 
 /// The changes of a group of custom field and status writes, in the
@@ -326,6 +447,59 @@ mod tests {
         // No word on the ticket: read back before anything is sent again.
         assert!(matches!(
             a.ticket_result(None, tries(1)),
+            Outcome::Retry {
+                unconfirmed: true,
+                ..
+            }
+        ));
+    }
+
+    /// A ticket the job did not report on: what the read-back shows is
+    /// applied, the rest goes out again in a bulk update (not the single
+    /// path's read and PUT); not read back, the single path reads it.
+    #[test]
+    fn an_unreported_ticket_is_settled_by_the_read_back() {
+        let a = applier();
+        let tries = Tries {
+            total: 1,
+            counted: 1,
+            failing_since: None,
+            now: 0,
+        };
+        let g = group(
+            "7",
+            &[
+                tier("enterprise"),
+                json!({"op": "zendesk_status", "status": "pending", "category": "pending"}),
+            ],
+            false,
+            1,
+        );
+        let t = |tier: &str| -> Ticket {
+            serde_json::from_value(json!({"id": 7, "status": "open",
+                "custom_fields": [{"id": 360001234u64, "value": tier}]}))
+            .unwrap()
+        };
+        let again = Duration::from_secs(3);
+        let got = a.unreported(&g, Some(&t("enterprise")), tries, again);
+        assert_eq!(got[0], (vec![g.items[0].id], Outcome::Applied));
+        assert!(matches!(
+            &got[1],
+            (ids, Outcome::Retry { unconfirmed: false, after, kind: "job", .. })
+                if ids == &vec![g.items[1].id] && *after == again
+        ));
+        let got = a.unreported(&g, Some(&t("standard")), tries, again);
+        assert_eq!(got.len(), 1);
+        assert!(matches!(
+            &got[0].1,
+            Outcome::Retry {
+                unconfirmed: false,
+                ..
+            }
+        ));
+        let got = a.unreported(&g, None, tries, again);
+        assert!(matches!(
+            &got[0].1,
             Outcome::Retry {
                 unconfirmed: true,
                 ..

@@ -76,8 +76,10 @@ impl Ctx {
         }
     }
 
-    /// Passes `change` on until the fan-out takes it (never skipped);
-    /// `Err(Stopped)` only when stopped first.
+    /// Passes `change` on until the fan-out takes it (never skipped; the
+    /// fan-out takes a change whose lookup is refused for good as
+    /// refused, so it cannot hold the channel); `Err(Stopped)` only when
+    /// stopped first.
     pub async fn apply(&mut self, change: &CrmChange) -> Result<(), Stopped> {
         let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
         let mut n = 0;
@@ -89,9 +91,16 @@ impl Ctx {
                 r = fanout.apply(change) => r,
             };
             match got {
-                Ok(_) => {
+                Ok(a) => {
+                    // A change refused for good is passed over as applied
+                    // is: its replay id is stored, later changes flow.
+                    let outcome = if a.refused.is_some() {
+                        "refused"
+                    } else {
+                        "applied"
+                    };
                     self.metrics
-                        .cdc_event(&self.connection, &self.channel, "applied");
+                        .cdc_event(&self.connection, &self.channel, outcome);
                     return Ok(());
                 }
                 Err(e) => {

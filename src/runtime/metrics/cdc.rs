@@ -13,7 +13,7 @@ use super::labels::label;
 use super::Metrics;
 
 /// What became of an event (`l3map_cdc_events_total{outcome}`).
-pub const CDC_OUTCOMES: [&str; 4] = ["applied", "own", "retried", "undecodable"];
+pub const CDC_OUTCOMES: [&str; 5] = ["applied", "own", "refused", "retried", "undecodable"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct ChannelLabels {
@@ -43,7 +43,7 @@ impl CdcFamilies {
         let f = CdcFamilies::default();
         registry.register(
             "l3map_cdc_events",
-            "Change Data Capture events by connection, channel and outcome: applied (passed to the fan-out, replay id stored), own (l3map's own write, by changeOrigin, skipped), retried (the fan-out failed; the same event is tried again), undecodable (skipped, logged)",
+            "Change Data Capture events by connection, channel and outcome: applied (passed to the fan-out, replay id stored), own (l3map's own write, by changeOrigin, skipped), refused (a lookup the change needs was refused for good, HTTP 400/422: passed over, logged), retried (the fan-out failed; the same event is tried again), undecodable (skipped, logged)",
             f.events.clone(),
         );
         registry.register(

@@ -194,7 +194,7 @@ impl Families {
         );
         registry.register(
             "l3map_fanout_changes",
-            "Salesforce changes taken by the fan-out, by result (applied, own, unlinked, failed)",
+            "Salesforce changes taken by the fan-out, by result (applied, own, unlinked, refused: a lookup refused for good, passed over; failed: tried again)",
             fanout_changes.clone(),
         );
         registry.register(

@@ -40,6 +40,30 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// How a record's key must equal the link value to be matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Same {
+    /// Character for character.
+    Exactly,
+    /// As one Salesforce record id: the 15-character id (case-sensitive)
+    /// or the 18-character one in any case (its last three characters
+    /// encode the case of the first fifteen), e.g. `0015e0000000001`,
+    /// `0015e0000000001AAA` and `0015e0000000001aaa` are one Account.
+    RecordId,
+}
+
+impl Same {
+    pub fn holds(self, key: &str, value: &str) -> bool {
+        match self {
+            Same::Exactly => key == value,
+            Same::RecordId => {
+                use crate::connectors::salesforce::id::canonical;
+                key == value || canonical(key).is_some_and(|k| Some(k) == canonical(value))
+            }
+        }
+    }
+}
+
 /// The Zendesk reads of a fan-out. Each goes through the connector's
 /// transport (budget, retries, metrics) in the real implementation.
 pub trait Desk: Sync {
@@ -48,12 +72,14 @@ pub trait Desk: Sync {
         &self,
         key: &ZdKey,
         value: &str,
+        same: Same,
     ) -> impl Future<Output = Result<Vec<u64>, ApiError>> + Send;
     /// Ids of the users whose `key` (email, external_id, a field) is `value`.
     fn users(
         &self,
         key: &ZdKey,
         value: &str,
+        same: Same,
     ) -> impl Future<Output = Result<Vec<u64>, ApiError>> + Send;
     /// One ticket by id; `None` when there is no such ticket.
     fn ticket(&self, id: u64) -> impl Future<Output = Result<Option<Ticket>, ApiError>> + Send;

@@ -18,7 +18,7 @@ use crate::ir::{Link, ZdKey, ZdObject};
 use crate::runtime::apply::Client;
 use crate::runtime::engine::Engine;
 use crate::runtime::store::Accepted;
-use desk::{Desk, Scope};
+use desk::{Desk, Same, Scope};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -32,6 +32,11 @@ pub struct Applied {
     /// The change was l3map's own write, recognised by its origin, and
     /// skipped.
     pub own: bool,
+    /// Why Zendesk (or Salesforce) refused a lookup the change needs, for
+    /// good: the change was recorded as refused and passed over, so the
+    /// changes after it flow (tickets it reached before the refusal keep
+    /// their events).
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +151,7 @@ impl Fanout {
                 Ok(a) => {
                     total.tickets += a.tickets;
                     total.new_events += a.new_events;
+                    total.refused = total.refused.or(a.refused);
                 }
                 Err(e) => {
                     metrics.fanout_change("failed");
@@ -153,9 +159,26 @@ impl Fanout {
                 }
             }
         }
-        metrics.fanout_change("applied");
+        metrics.fanout_change(if total.refused.is_some() {
+            "refused"
+        } else {
+            "applied"
+        });
         metrics.fanout_tickets(total.tickets as u64, total.new_events as u64);
         Ok(total)
+    }
+}
+
+/// A refusal no retry changes: the API judged the request itself (HTTP
+/// 400 or 422: a query it cannot run, a value it will not take). A 429,
+/// a 5xx, an auth or permission error, a missing record, or a timeout may
+/// pass, and keep the change being tried.
+pub fn refused_for_good(e: &crate::connectors::error::ApiError) -> bool {
+    use crate::connectors::error::ApiError;
+    match e {
+        ApiError::Validation { status, .. } => matches!(status, 400 | 422),
+        ApiError::GaveUp { last, .. } => refused_for_good(last),
+        _ => false,
     }
 }
 
@@ -173,53 +196,111 @@ pub async fn fan_out<D: Desk>(
     let source = source_of(change);
     let mut out = Applied::default();
     for id in &change.ids {
-        let record = event::record(change, id);
-        let Some(value) = value::link_value(link, id, &record, crm).await? else {
-            continue;
-        };
-        for scope in scopes(desk, link, &value).await? {
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = match &scope {
-                    Reach::Ticket(tid) => desk::Page {
-                        tickets: desk
-                            .ticket(*tid)
-                            .await?
-                            .into_iter()
-                            .filter(|t| link.tickets.contains(&t.status))
-                            .collect(),
-                        next: None,
-                    },
-                    Reach::Scope(s) => desk.tickets_page(s, cursor.as_deref()).await?,
-                };
-                let live = engine.live();
-                let events = page
-                    .tickets
-                    .iter()
-                    .map(|t| {
-                        event::build(change, &record, t, &live.convert.statuses, &live.program)
-                    })
-                    .collect();
-                // One transaction for the page: its actions reach the
-                // outbox together and go out in as few jobs as can be.
-                let results = engine.ingest_group(source, events).await;
-                for r in results {
-                    let got = r.map_err(|e| FanoutError::Store(e.to_string()))?;
-                    out.tickets += 1;
-                    if matches!(got.accepted, Accepted::New { .. }) {
-                        out.new_events += 1;
-                    }
-                }
-                match page.next {
-                    Some(n) if !page.tickets.is_empty() && cursor.as_deref() != Some(&n) => {
-                        cursor = Some(n)
-                    }
-                    _ => break,
-                }
+        match fan_out_record(engine, desk, crm, link, change, id, source, &mut out).await {
+            Ok(()) => {}
+            Err(FanoutError::Api(e)) if refused_for_good(&e) => {
+                // The same request would be refused on every try: trying
+                // again would hold every later change of the channel
+                // behind this one.
+                tracing::warn!(
+                    connection = %change.connection, object = %change.object,
+                    record = %id, key = %change.key, link = %link.describe(), error = %e,
+                    "a lookup for this record was refused for good; the change is recorded as refused and passed over (the record reaches no ticket through this link until it changes again)"
+                );
+                out.refused = Some(format!("{} {id}: {e}", change.object));
             }
+            Err(e) => return Err(e),
         }
     }
     Ok(out)
+}
+
+/// One changed record through one link: its value, the Zendesk records
+/// it matches, their tickets page by page.
+#[allow(clippy::too_many_arguments)]
+async fn fan_out_record<D: Desk>(
+    engine: &Engine,
+    desk: &D,
+    crm: Option<&SalesforceClient>,
+    link: &Link,
+    change: &CrmChange,
+    id: &str,
+    source: &'static str,
+    out: &mut Applied,
+) -> Result<(), FanoutError> {
+    let record = event::record(change, id);
+    let Some(value) = value::link_value(link, id, &record, crm).await? else {
+        return Ok(());
+    };
+    for scope in scopes(desk, link, &value).await? {
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = match &scope {
+                Reach::Ticket(tid) => desk::Page {
+                    tickets: desk
+                        .ticket(*tid)
+                        .await?
+                        .into_iter()
+                        .filter(|t| link.tickets.contains(&t.status))
+                        .collect(),
+                    next: None,
+                },
+                Reach::Scope(s) => desk.tickets_page(s, cursor.as_deref()).await?,
+            };
+            let live = engine.live();
+            let events = page
+                .tickets
+                .iter()
+                .map(|t| event::build(change, &record, t, &live.convert.statuses, &live.program))
+                .collect();
+            // One transaction for the page: its actions reach the
+            // outbox together and go out in as few jobs as can be.
+            let results = engine.ingest_group(source, events).await;
+            for r in results {
+                let got = r.map_err(|e| FanoutError::Store(e.to_string()))?;
+                out.tickets += 1;
+                if matches!(got.accepted, Accepted::New { .. }) {
+                    out.new_events += 1;
+                }
+            }
+            match page.next {
+                Some(n) if !page.tickets.is_empty() && cursor.as_deref() != Some(&n) => {
+                    cursor = Some(n)
+                }
+                _ => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The values to look a link value up by, and how a record's key must
+/// equal it. A Salesforce record Id in an `external_id` is written the
+/// way whoever set it up copied it: the 18-character form the API gives,
+/// the 15-character one Salesforce shows in URLs and reports, or the 18
+/// in another case. The agent's turn finds the Account from any of them
+/// (SOQL takes either length); the fan-out looks up the 18- and the
+/// 15-character form (a lookup by external id matches the whole value;
+/// Zendesk's does so without regard to case, which finds the 18 in
+/// another case) and keeps the records holding one spelling of the same
+/// Id. Two lookups instead of one per changed record: nothing next to
+/// the tickets' pages and writes.
+fn lookups(link: &Link, value: &str) -> (Same, Vec<String>) {
+    use crate::connectors::salesforce::id::canonical;
+    let by_id = link.field == "Id" && link.zendesk_key == ZdKey::ExternalId;
+    match canonical(value).filter(|_| by_id) {
+        Some(id18) => {
+            let id15 = id18[..15].to_string();
+            (Same::RecordId, vec![id18, id15])
+        }
+        None => (Same::Exactly, vec![value.to_string()]),
+    }
+}
+
+/// `ids` without repeats, in their first order.
+fn dedup(ids: Vec<u64>) -> Vec<u64> {
+    let mut seen = std::collections::HashSet::new();
+    ids.into_iter().filter(|i| seen.insert(*i)).collect()
 }
 
 /// Where a link value leads: one ticket by id, or a search for tickets.
@@ -233,29 +314,38 @@ enum Reach {
 /// organization or requester, or the tickets holding the value.
 async fn scopes<D: Desk>(desk: &D, link: &Link, value: &str) -> Result<Vec<Reach>, FanoutError> {
     let base = Scope::new(&link.tickets);
+    let (same, forms) = lookups(link, value);
     Ok(match link.zendesk {
-        ZdObject::Organization => desk
-            .organizations(&link.zendesk_key, value)
-            .await?
-            .into_iter()
-            .map(|o| {
-                Reach::Scope(Scope {
-                    organization: Some(o),
-                    ..base.clone()
+        ZdObject::Organization => {
+            let mut found = Vec::new();
+            for v in &forms {
+                found.extend(desk.organizations(&link.zendesk_key, v, same).await?);
+            }
+            dedup(found)
+                .into_iter()
+                .map(|o| {
+                    Reach::Scope(Scope {
+                        organization: Some(o),
+                        ..base.clone()
+                    })
                 })
-            })
-            .collect(),
-        ZdObject::User => desk
-            .users(&link.zendesk_key, value)
-            .await?
-            .into_iter()
-            .map(|u| {
-                Reach::Scope(Scope {
-                    requester: Some(u),
-                    ..base.clone()
+                .collect()
+        }
+        ZdObject::User => {
+            let mut found = Vec::new();
+            for v in &forms {
+                found.extend(desk.users(&link.zendesk_key, v, same).await?);
+            }
+            dedup(found)
+                .into_iter()
+                .map(|u| {
+                    Reach::Scope(Scope {
+                        requester: Some(u),
+                        ..base.clone()
+                    })
                 })
-            })
-            .collect(),
+                .collect()
+        }
         ZdObject::Ticket => match &link.zendesk_key {
             // `ticket.id == Case.X`: the value names the ticket.
             ZdKey::Id => value

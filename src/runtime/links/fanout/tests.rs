@@ -2,7 +2,7 @@
 //! API, not for any l3map code): which tickets a change reaches, event
 //! ids, replays, l3map's own changes, paging, equal values.
 
-use super::desk::{Desk, Page, Scope};
+use super::desk::{Desk, Page, Same, Scope};
 use super::*;
 use crate::connectors::error::ApiError;
 use crate::connectors::zendesk::Ticket;
@@ -21,6 +21,8 @@ struct FixedDesk {
     tickets: Vec<(Ticket, u64)>,
     page: usize,
     pages: AtomicUsize,
+    /// Organization lookups answer this error (a stand-in for Zendesk's).
+    refuse: Option<ApiError>,
 }
 
 fn ticket(id: u64, status: &str, tier: Option<&str>) -> Ticket {
@@ -33,16 +35,24 @@ fn ticket(id: u64, status: &str, tier: Option<&str>) -> Ticket {
 }
 
 impl Desk for FixedDesk {
-    async fn organizations(&self, key: &ZdKey, value: &str) -> Result<Vec<u64>, ApiError> {
+    async fn organizations(
+        &self,
+        key: &ZdKey,
+        value: &str,
+        same: Same,
+    ) -> Result<Vec<u64>, ApiError> {
         assert_eq!(key, &ZdKey::ExternalId);
+        if let Some(e) = &self.refuse {
+            return Err(e.clone());
+        }
         Ok(self
             .orgs
             .iter()
-            .filter(|(_, x)| x == value)
+            .filter(|(_, x)| same.holds(x, value))
             .map(|(id, _)| *id)
             .collect())
     }
-    async fn users(&self, _: &ZdKey, _: &str) -> Result<Vec<u64>, ApiError> {
+    async fn users(&self, _: &ZdKey, _: &str, _: Same) -> Result<Vec<u64>, ApiError> {
         Ok(vec![])
     }
     async fn ticket(&self, id: u64) -> Result<Option<Ticket>, ApiError> {
@@ -136,6 +146,7 @@ fn desk(tickets: Vec<(Ticket, u64)>, page: usize) -> FixedDesk {
         tickets,
         page,
         pages: AtomicUsize::new(0),
+        refuse: None,
     }
 }
 
@@ -305,4 +316,85 @@ fn origins_and_sources_are_told_apart() {
     let mut cdc = poll.clone();
     cdc.key = "0002a7e5-9b1c-4b3e-8f3a-1c2d3e4f5a6b:1".into();
     assert_eq!(source_of(&cdc), CDC_SOURCE);
+}
+
+/// A lookup Zendesk refuses for good (400/422) passes the change over as
+/// refused; one that may pass (429, 5xx) fails it, to be tried again.
+#[tokio::test]
+async fn a_lookup_refused_for_good_passes_the_change_over() {
+    use crate::connectors::error::System;
+    let engine = engine("refused", vec![org_link()]);
+    let mut d = desk(vec![(ticket(1, "open", None), 7)], 100);
+    d.refuse = Some(ApiError::Validation {
+        system: System::Zendesk,
+        status: 400,
+        message: "bad query".into(),
+        fields: vec![],
+    });
+    let c = change("001A000001", "Ent", None);
+    let got = fan_out(&engine, &d, None, &org_link(), &c).await.unwrap();
+    assert_eq!(got.tickets, 0);
+    let why = got.refused.expect("recorded as refused");
+    assert!(
+        why.contains("001A000001") && why.contains("bad query"),
+        "{why}"
+    );
+    d.refuse = Some(ApiError::RateLimited {
+        system: System::Zendesk,
+        retry_after: None,
+        message: "slow down".into(),
+    });
+    assert!(fan_out(&engine, &d, None, &org_link(), &c).await.is_err());
+    d.refuse = Some(ApiError::Transient {
+        system: System::Zendesk,
+        status: Some(503),
+        message: "down".into(),
+        sent: true,
+    });
+    assert!(fan_out(&engine, &d, None, &org_link(), &c).await.is_err());
+}
+
+/// An organization holding the Account Id as 15 characters, or as 18 in
+/// another case, is reached; a 15-character id differing in case is
+/// another record and is not.
+#[tokio::test]
+async fn every_spelling_of_the_account_id_is_reached() {
+    let id18 = "0015e0000000001AAA";
+    let engine = engine("spellings", vec![org_link()]);
+    let mut d = desk(
+        vec![
+            (ticket(1, "open", None), 7),
+            (ticket(2, "open", None), 8),
+            (ticket(3, "open", None), 9),
+            (ticket(4, "open", None), 10),
+        ],
+        100,
+    );
+    d.orgs = vec![
+        (7, id18.into()),
+        (8, "0015e0000000001".into()),
+        (9, "0015e0000000001aaa".into()),
+        (10, "0015E0000000001".into()),
+    ];
+    let got = fan_out(&engine, &d, None, &org_link(), &change(id18, "Ent", None))
+        .await
+        .unwrap();
+    assert_eq!(got.tickets, 3, "{got:?}");
+    assert_eq!(
+        lookups(&org_link(), id18),
+        (
+            Same::RecordId,
+            vec![id18.to_string(), "0015e0000000001".into()]
+        )
+    );
+    // Not an Id link: the value is looked up as it is.
+    let mut by_name = org_link();
+    by_name.field = "Name".into();
+    assert_eq!(
+        lookups(&by_name, id18),
+        (Same::Exactly, vec![id18.to_string()])
+    );
+    assert!(Same::RecordId.holds("0015e0000000001aaa", id18));
+    assert!(!Same::RecordId.holds("0015E0000000001", id18));
+    assert!(!Same::Exactly.holds("0015e0000000001", id18));
 }

@@ -2,7 +2,7 @@
 //! and metrics): organizations and users by the link's key, one ticket by
 //! id, and tickets a page at a time through the search export.
 
-use super::desk::{Desk, Page, Scope};
+use super::desk::{Desk, Page, Same, Scope};
 use crate::connectors::error::{ApiError, System};
 use crate::connectors::zendesk::{Ticket, TicketFilter, ZendeskClient};
 use crate::ir::ZdKey;
@@ -17,9 +17,17 @@ fn unsupported(what: &str, key: &ZdKey) -> ApiError {
 }
 
 impl Desk for ZendeskClient {
-    async fn organizations(&self, key: &ZdKey, value: &str) -> Result<Vec<u64>, ApiError> {
+    async fn organizations(
+        &self,
+        key: &ZdKey,
+        value: &str,
+        same: Same,
+    ) -> Result<Vec<u64>, ApiError> {
         let found = match key {
-            ZdKey::ExternalId => self.organizations_by_external_id(value).await?,
+            ZdKey::ExternalId => {
+                self.organizations_by_external_id_where(value, |x| same.holds(x, value))
+                    .await?
+            }
             ZdKey::Field { key } => self.organizations_by_field(key, value).await?,
             ZdKey::Id => match value.parse::<u64>() {
                 Ok(id) => self.organization(id).await?.into_iter().collect(),
@@ -30,10 +38,13 @@ impl Desk for ZendeskClient {
         Ok(found.into_iter().map(|o| o.id).collect())
     }
 
-    async fn users(&self, key: &ZdKey, value: &str) -> Result<Vec<u64>, ApiError> {
+    async fn users(&self, key: &ZdKey, value: &str, same: Same) -> Result<Vec<u64>, ApiError> {
         let found = match key {
             ZdKey::Email => self.users_by_email(value).await?,
-            ZdKey::ExternalId => self.users_by_external_id(value).await?,
+            ZdKey::ExternalId => {
+                self.users_by_external_id_where(value, |x| same.holds(x, value))
+                    .await?
+            }
             ZdKey::Field { key } => self.users_by_field(key, value).await?,
             ZdKey::Id => match value.parse::<u64>() {
                 Ok(id) => self.user(id).await?.into_iter().collect(),
