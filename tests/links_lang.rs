@@ -260,3 +260,50 @@ fn fmt_lays_out_links_and_field_attributes_idempotently() {
     let o = run(&["check", "."], dir.path());
     assert!(!text(&o).contains("error["), "{}", text(&o));
 }
+
+/// `l3map test` reaches tickets the way `l3map run`'s fan-out does: an
+/// Account change on a ticket outside the link's `tickets` (the default
+/// `unsolved`) decides nothing, so a test pinning "a solved ticket keeps
+/// its SLA" passes and one claiming the opposite fails, saying why.
+#[test]
+fn l3map_test_applies_the_links_ticket_statuses() {
+    let event = |status: &str| {
+        format!(
+            r#"  event """
+  {{"kind": "record_changed",
+   "ticket": {{"id": 7202, "status": "{status}"}},
+   "records": {{"Account": {{"Id": "0015e00000Lnk01AAA", "SLA_Tier__c": "Ent"}}}},
+   "changed": ["Account.SLA_Tier__c"]}}
+  """"#
+        )
+    };
+    let tests = format!(
+        "{GOOD_LINKS}\ntest solved_keeps_its_sla {{\n{}\n  expect nothing\n}}\n\n\
+         test pending_gets_the_tier {{\n{}\n  expect field desk sla_tier = enterprise\n}}\n",
+        event("solved"),
+        event("pending")
+    );
+    let dir = project(&tests, "read, tickets:write");
+    let o = run(&["test", "."], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("2 passed; 0 failed"), "{}", text(&o));
+
+    // The opposite claim fails, and the failure names the link's scope.
+    let wrong = format!(
+        "{GOOD_LINKS}\ntest solved_gets_the_tier {{\n{}\n  expect field desk sla_tier = enterprise\n}}\n",
+        event("solved")
+    );
+    let dir2 = project(&wrong, "read, tickets:write");
+    let o = run(&["test", "."], dir2.path());
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("0 passed; 1 failed"), "{out}");
+    assert!(
+        out.contains("outside the statuses the link reaches")
+            && out.contains("desk.organization <-> crm.Account")
+            && out.contains("tickets new, open, pending, hold"),
+        "{out}"
+    );
+    common::keep_on_panic(dir);
+    common::keep_on_panic(dir2);
+}
