@@ -118,7 +118,8 @@ fn each_link_mistake_is_a_diagnostic_with_its_fix() {
     let org = |on: &str, extra: &str| {
         format!("link desk.organization <-> crm.Account {{\n  on {on}\n{extra}}}\n")
     };
-    let cases: Vec<(String, &str, &str, Vec<&str>)> = vec![
+    let cases: Vec<(String, &str, &str, Vec<&str>)> =
+        vec![
         (
             org("organization.external_id == Account.Id", "").replace("desk.", "dsk."),
             "read, tickets:write",
@@ -176,6 +177,18 @@ fn each_link_mistake_is_a_diagnostic_with_its_fix() {
             vec!["cannot be compared"],
         ),
         (
+            "link desk.user <-> crm.Contact {\n  on user.email == Contact.Id\n}\n".into(),
+            "read, tickets:write",
+            "l3map::link::types",
+            vec!["`user.email` (an email address)", "compare `user.email` with `Contact.Email`"],
+        ),
+        (
+            org("organization.id == Account.Id", ""),
+            "read, tickets:write",
+            "l3map::link::types",
+            vec!["a Salesforce record Id", "organization.external_id"],
+        ),
+        (
             format!(
                 "{}\nlink desk.user <-> crm.Account {{\n  on user.external_id == Account.Id\n}}\n",
                 org("organization.external_id == Account.Id", "")
@@ -214,6 +227,23 @@ fn each_link_mistake_is_a_diagnostic_with_its_fix() {
             assert!(out.contains(s), "{code}: `{s}` not said:\n{out}");
         }
     }
+}
+
+/// A Zendesk id against an Account Name is a warning: `check` exits 0.
+#[test]
+fn an_id_against_a_name_is_a_warning() {
+    let dir = project(
+        "link desk.organization <-> crm.Account {\n  on organization.id == Account.Name\n  pick newest\n}\n",
+        "read, tickets:write",
+    );
+    let o = run(&["check", "."], dir.path());
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("l3map::link::unlikely") && out.contains("only by accident"),
+        "{out}"
+    );
+    common::keep_on_panic(dir);
 }
 
 #[test]
