@@ -9,8 +9,18 @@
 //! text field, an external id or a custom field may hold anything, and is
 //! never judged.
 
-use super::links::ZdKeyRef;
 use super::{LinkErrorKind, Ty};
+
+/// Which Zendesk value a link compares, as far as its form goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum ZdValue {
+    /// The record's `id`.
+    Id,
+    /// `user.email`.
+    Email,
+    /// `external_id` or a field.
+    Other,
+}
 
 /// What a Zendesk value of a link is.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,10 +61,10 @@ enum Verdict {
     Unlikely(String, String, String),
 }
 
-fn zd_kind(key: &ZdKeyRef, ty: &Ty) -> Zd {
+fn zd_kind(key: ZdValue, ty: &Ty) -> Zd {
     match key {
-        ZdKeyRef::Id => Zd::Digits,
-        ZdKeyRef::Email => Zd::Email,
+        ZdValue::Id => Zd::Digits,
+        ZdValue::Email => Zd::Email,
         _ if matches!(ty, Ty::Num) => Zd::Digits,
         _ => Zd::Text,
     }
@@ -73,18 +83,11 @@ fn sf_kind(object: &str, field: &str) -> Sf {
 
 /// Judges `zd` (the Zendesk path as written, e.g. `user.email`, of the
 /// `zendesk` record) against `object.field`.
-fn judge(
-    zendesk: &str,
-    zd: &str,
-    key: &ZdKeyRef,
-    zd_ty: &Ty,
-    object: &str,
-    field: &str,
-) -> Verdict {
+fn judge(zendesk: &str, zd: &str, key: ZdValue, zd_ty: &Ty, object: &str, field: &str) -> Verdict {
     let z = zd_kind(key, zd_ty);
     let s = sf_kind(object, field);
     let zd_said = match z {
-        Zd::Digits if *key == ZdKeyRef::Id => format!("a Zendesk {zendesk} id, digits only"),
+        Zd::Digits if key == ZdValue::Id => format!("a Zendesk {zendesk} id, digits only"),
         Zd::Digits => "a number".to_string(),
         Zd::Email => "an email address".to_string(),
         Zd::Text => return Verdict::Comparable,
@@ -143,7 +146,7 @@ fn judge(
 pub(crate) fn diagnostic(
     zendesk: &str,
     said: (String, String),
-    key: &ZdKeyRef,
+    key: ZdValue,
     zd_ty: &Ty,
     object: &str,
     field: &str,
@@ -178,13 +181,13 @@ pub(crate) fn diagnostic(
 mod tests {
     use super::*;
 
-    fn j(zendesk: &str, key: ZdKeyRef, ty: Ty, object: &str, field: &str) -> Verdict {
-        judge(zendesk, "x", &key, &ty, object, field)
+    fn j(zendesk: &str, key: ZdValue, ty: Ty, object: &str, field: &str) -> Verdict {
+        judge(zendesk, "x", key, &ty, object, field)
     }
 
     #[test]
     fn never_equal_by_what_the_values_are() {
-        use ZdKeyRef::*;
+        use ZdValue::*;
         let never = |v: Verdict| matches!(v, Verdict::Never(..));
         assert!(never(j("user", Email, Ty::Str, "Contact", "Id")));
         assert!(never(j("organization", Id, Ty::Num, "Account", "Id")));
@@ -197,14 +200,14 @@ mod tests {
         ));
         // What may hold anything is never judged.
         for (key, object, field) in [
-            (ExternalId, "Account", "Id"),
-            (Field("k".into()), "Account", "Name"),
+            (Other, "Account", "Id"),
+            (Other, "Account", "Name"),
             (Email, "Contact", "Email"),
             (Id, "Case", "Zendesk_Ticket_Id__c"),
             (Id, "Case", "CaseNumber"),
         ] {
             assert_eq!(
-                j("user", key.clone(), Ty::Str, object, field),
+                j("user", key, Ty::Str, object, field),
                 Verdict::Comparable,
                 "{key:?} {object}.{field}"
             );
