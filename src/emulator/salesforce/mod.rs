@@ -128,6 +128,23 @@ impl SalesforceOptions {
         self.schema.extend_from(program);
         self
     }
+
+    /// Adds every field a project declares in `fields CRM { ... }` with its
+    /// type (`Object.Field`, type), also those no rule maps (a field only
+    /// a link compares): describe, REST, SOQL and CDC then know them.
+    pub fn with_fields<'a>(
+        mut self,
+        fields: impl IntoIterator<Item = (&'a str, &'a crate::ir::Type)>,
+    ) -> Self {
+        for (path, ty) in fields {
+            if let Some((object, field)) = path.split_once('.') {
+                if !field.is_empty() && !field.contains('.') {
+                    self.schema.declare(object, field, Some(ty));
+                }
+            }
+        }
+        self
+    }
 }
 
 /// The emulator before it serves: build the router or start it.

@@ -293,6 +293,15 @@ impl Schema {
         for (object, field, ty) in declared_fields(p) {
             self.declare(&object, &field, ty.as_ref());
         }
+        // The field a link looks records up by (`Account.Acct_Key__c`),
+        // which no rule may map: a text field unless the schema knows it.
+        for l in p
+            .links
+            .iter()
+            .filter(|l| sf_conns.contains(&l.crm.as_str()))
+        {
+            self.declare(&l.object, &l.field, None);
+        }
         for t in p
             .status_tables
             .iter()
@@ -311,7 +320,7 @@ impl Schema {
 
     /// A field the mappings name: typed from its declaration, unless
     /// the standard schema knows it better (read-only, references).
-    fn declare(&mut self, object: &str, field: &str, ty: Option<&Type>) {
+    pub(super) fn declare(&mut self, object: &str, field: &str, ty: Option<&Type>) {
         let obj = self.object_mut(object);
         let known = obj.fields.iter().find(|f| f.name == field).cloned();
         let declared = match ty {
