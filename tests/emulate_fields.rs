@@ -197,3 +197,26 @@ async fn declared_fields_no_rule_maps_exist_in_the_emulator() {
     }
     common::keep_on_panic(dir);
 }
+
+/// EMULATORS.md's `l3map.toml` for running a project against the
+/// emulators is a valid configuration, and turns Change Data Capture on
+/// against the emulator's plain HTTP/2 Pub/Sub port.
+#[test]
+fn the_documented_emulator_configuration_parses_with_cdc_on() {
+    let doc = std::fs::read_to_string(common::root().join("docs/EMULATORS.md")).unwrap();
+    let section = doc
+        .split("### Running your own project against the emulators")
+        .nth(1)
+        .expect("the section");
+    let toml = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a toml block");
+    let dir = common::temp_dir("emu-config");
+    let config = l3map::runtime::config::Config::parse(toml, dir.path())
+        .unwrap_or_else(|e| panic!("EMULATORS.md's l3map.toml: {e}\n{toml}"));
+    assert!(config.cdc.enabled, "{toml}");
+    assert_eq!(config.cdc.endpoint, "http://127.0.0.1:8803");
+    assert!(section.contains("Change Data Capture is off by default"));
+}
