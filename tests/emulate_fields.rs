@@ -112,6 +112,10 @@ async fn declared_fields_no_rule_maps_exist_in_the_emulator() {
             .unwrap_or_else(|| panic!("{name} not in describe: {describe:#}"))
     };
     assert_eq!(field("Acct_Key__c")["type"], "string");
+    // Marked as the declaration says (describe's externalId / unique).
+    assert_eq!(field("Acct_Key__c")["externalId"], true);
+    assert_eq!(field("Acct_Key__c")["unique"], true);
+    assert_eq!(field("Seats__c")["externalId"], false);
     assert_eq!(field("Seats__c")["type"], "double");
     assert_eq!(field("Region__c")["type"], "picklist");
     assert_eq!(

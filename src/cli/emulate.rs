@@ -68,8 +68,8 @@ pub struct Options {
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 
 /// A compiled project and the Salesforce fields its `fields` blocks
-/// declare (`Object.Field`, type), used by a rule or not.
-type Seeded = (Program, Vec<(String, Type)>);
+/// declare (`Object.Field`, type, attributes), used by a rule or not.
+type Seeded = (Program, Vec<(String, Type, Vec<String>)>);
 
 /// The compiled projects the seed data comes from; none when no path was
 /// given and there is no `mappings/` here (the emulators' own seed then).
@@ -101,7 +101,7 @@ fn programs(paths: &[PathBuf]) -> Result<Vec<Seeded>, u8> {
                             .is_some_and(|c| c.kind == crate::model::Kind::Salesforce)
                     })
                     .flat_map(|(_, fs)| fs.iter())
-                    .map(|(path, f)| (path.clone(), crate::ir::lower_ty(&f.ty)))
+                    .map(|(path, f)| (path.clone(), crate::ir::lower_ty(&f.ty), f.attrs.clone()))
                     .collect();
                 out.push((program, fields))
             }
@@ -181,7 +181,7 @@ pub fn run(o: Options) -> u8 {
         fields
             .iter()
             .flatten()
-            .map(|(path, ty)| (path.as_str(), ty)),
+            .map(|(path, ty, attrs)| (path.as_str(), ty, attrs.as_slice())),
     );
     let (sf_client, sf_secret, sf_refresh) = (
         salesforce.client_id.clone(),
