@@ -69,7 +69,11 @@ fn readme_example_parses() {
 fn every_diagnostic_code_is_documented() {
     let doc = std::fs::read_to_string(format!("{}/docs/LANGUAGE.md", env!("CARGO_MANIFEST_DIR")))
         .unwrap();
-    for src in ["src/check/error/kind.rs", "src/syntax/error.rs"] {
+    for src in [
+        "src/check/error/kind.rs",
+        "src/check/error/link.rs",
+        "src/syntax/error.rs",
+    ] {
         let text =
             std::fs::read_to_string(format!("{}/{src}", env!("CARGO_MANIFEST_DIR"))).unwrap();
         for (at, _) in text.match_indices("code(l3map") {

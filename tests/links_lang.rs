@@ -118,7 +118,8 @@ fn each_link_mistake_is_a_diagnostic_with_its_fix() {
     let org = |on: &str, extra: &str| {
         format!("link desk.organization <-> crm.Account {{\n  on {on}\n{extra}}}\n")
     };
-    let cases: Vec<(String, &str, &str, Vec<&str>)> = vec![
+    let cases: Vec<(String, &str, &str, Vec<&str>)> =
+        vec![
         (
             org("organization.external_id == Account.Id", "").replace("desk.", "dsk."),
             "read, tickets:write",
@@ -176,6 +177,18 @@ fn each_link_mistake_is_a_diagnostic_with_its_fix() {
             vec!["cannot be compared"],
         ),
         (
+            "link desk.user <-> crm.Contact {\n  on user.email == Contact.Id\n}\n".into(),
+            "read, tickets:write",
+            "l3map::link::types",
+            vec!["`user.email` (an email address)", "compare `user.email` with `Contact.Email`"],
+        ),
+        (
+            org("organization.id == Account.Id", ""),
+            "read, tickets:write",
+            "l3map::link::types",
+            vec!["a Salesforce record Id", "organization.external_id"],
+        ),
+        (
             format!(
                 "{}\nlink desk.user <-> crm.Account {{\n  on user.external_id == Account.Id\n}}\n",
                 org("organization.external_id == Account.Id", "")
@@ -214,6 +227,23 @@ fn each_link_mistake_is_a_diagnostic_with_its_fix() {
             assert!(out.contains(s), "{code}: `{s}` not said:\n{out}");
         }
     }
+}
+
+/// A Zendesk id against an Account Name is a warning: `check` exits 0.
+#[test]
+fn an_id_against_a_name_is_a_warning() {
+    let dir = project(
+        "link desk.organization <-> crm.Account {\n  on organization.id == Account.Name\n  pick newest\n}\n",
+        "read, tickets:write",
+    );
+    let o = run(&["check", "."], dir.path());
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("l3map::link::unlikely") && out.contains("only by accident"),
+        "{out}"
+    );
+    common::keep_on_panic(dir);
 }
 
 #[test]
@@ -259,4 +289,51 @@ fn fmt_lays_out_links_and_field_attributes_idempotently() {
     assert_eq!(o.status.code(), Some(0), "not idempotent:\n{once}");
     let o = run(&["check", "."], dir.path());
     assert!(!text(&o).contains("error["), "{}", text(&o));
+}
+
+/// `l3map test` reaches tickets the way `l3map run`'s fan-out does: an
+/// Account change on a ticket outside the link's `tickets` (the default
+/// `unsolved`) decides nothing, so a test pinning "a solved ticket keeps
+/// its SLA" passes and one claiming the opposite fails, saying why.
+#[test]
+fn l3map_test_applies_the_links_ticket_statuses() {
+    let event = |status: &str| {
+        format!(
+            r#"  event """
+  {{"kind": "record_changed",
+   "ticket": {{"id": 7202, "status": "{status}"}},
+   "records": {{"Account": {{"Id": "0015e00000Lnk01AAA", "SLA_Tier__c": "Ent"}}}},
+   "changed": ["Account.SLA_Tier__c"]}}
+  """"#
+        )
+    };
+    let tests = format!(
+        "{GOOD_LINKS}\ntest solved_keeps_its_sla {{\n{}\n  expect nothing\n}}\n\n\
+         test pending_gets_the_tier {{\n{}\n  expect field desk sla_tier = enterprise\n}}\n",
+        event("solved"),
+        event("pending")
+    );
+    let dir = project(&tests, "read, tickets:write");
+    let o = run(&["test", "."], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("2 passed; 0 failed"), "{}", text(&o));
+
+    // The opposite claim fails, and the failure names the link's scope.
+    let wrong = format!(
+        "{GOOD_LINKS}\ntest solved_gets_the_tier {{\n{}\n  expect field desk sla_tier = enterprise\n}}\n",
+        event("solved")
+    );
+    let dir2 = project(&wrong, "read, tickets:write");
+    let o = run(&["test", "."], dir2.path());
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("0 passed; 1 failed"), "{out}");
+    assert!(
+        out.contains("outside the statuses the link reaches")
+            && out.contains("desk.organization <-> crm.Account")
+            && out.contains("tickets new, open, pending, hold"),
+        "{out}"
+    );
+    common::keep_on_panic(dir);
+    common::keep_on_panic(dir2);
 }

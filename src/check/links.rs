@@ -11,6 +11,7 @@
 //! Unique; other fields need a custom index from Salesforce Support
 //! (<https://developer.salesforce.com/docs/platform/salesforce-large-data-volumes-bp/guide/ldv-deployments-infrastructure-indexes.html>).
 
+use super::link_values::{diagnostic, ZdValue};
 use super::{did_you_mean, CheckErrorKind, Ctx, Kind, LinkErrorKind, Ty};
 use crate::syntax::ast::{self, FieldDecl, Ident};
 use crate::syntax::Span;
@@ -471,6 +472,22 @@ pub(super) fn check(cx: &mut Ctx, l: &ast::Link, seen: &mut BTreeMap<(String, St
                 .at(on.span),
             );
             return;
+        }
+        if let Some(key) = zd_key(&l.zendesk.name, &rest) {
+            let key = match key {
+                ZdKeyRef::Id => ZdValue::Id,
+                ZdKeyRef::Email => ZdValue::Email,
+                _ => ZdValue::Other,
+            };
+            let said = (join(zd), full.clone());
+            if let Some((kind, never)) =
+                diagnostic(&l.zendesk.name, said, key, &zd_ty, &object, &field)
+            {
+                cx.err(CheckErrorKind::from(kind).at(on.span));
+                if never {
+                    return;
+                }
+            }
         }
     }
     if !indexed {

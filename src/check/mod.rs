@@ -6,6 +6,7 @@ mod currency;
 mod diagnostic;
 pub mod error;
 mod escalations;
+mod link_values;
 pub(crate) mod links;
 mod mappings;
 mod parse;

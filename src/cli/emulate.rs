@@ -14,7 +14,7 @@ use crate::emulator::zendesk::{
     self, Seed, WebhookTarget, ZendeskEmulator, ZendeskOptions, DEV_CLIENT_ID, DEV_CLIENT_SECRET,
     DEV_TOKEN,
 };
-use crate::ir::Program;
+use crate::ir::{Program, Type};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,9 +67,13 @@ pub struct Options {
 /// changed: a crash loses at most this much.
 const SAVE_EVERY: Duration = Duration::from_secs(2);
 
+/// A compiled project and the Salesforce fields its `fields` blocks
+/// declare (`Object.Field`, type, attributes), used by a rule or not.
+type Seeded = (Program, Vec<(String, Type, Vec<String>)>);
+
 /// The compiled projects the seed data comes from; none when no path was
 /// given and there is no `mappings/` here (the emulators' own seed then).
-fn programs(paths: &[PathBuf]) -> Result<Vec<Program>, u8> {
+fn programs(paths: &[PathBuf]) -> Result<Vec<Seeded>, u8> {
     let paths: Vec<PathBuf> = if paths.is_empty() {
         let default = PathBuf::from("mappings");
         if !default.is_dir() {
@@ -84,7 +88,23 @@ fn programs(paths: &[PathBuf]) -> Result<Vec<Program>, u8> {
     for p in &projects {
         let checked = crate::compile::check(&p.sources, None);
         match crate::compile::lower(&checked, &p.sources) {
-            Ok(program) => out.push(program),
+            Ok(program) => {
+                let fields = checked
+                    .env
+                    .fields
+                    .iter()
+                    .filter(|(conn, _)| {
+                        checked
+                            .env
+                            .conns
+                            .get(*conn)
+                            .is_some_and(|c| c.kind == crate::model::Kind::Salesforce)
+                    })
+                    .flat_map(|(_, fs)| fs.iter())
+                    .map(|(path, f)| (path.clone(), crate::ir::lower_ty(&f.ty), f.attrs.clone()))
+                    .collect();
+                out.push((program, fields))
+            }
             Err(_) => {
                 err!(
                     "{}",
@@ -110,8 +130,8 @@ pub fn run(o: Options) -> u8 {
             o.error_rate
         ));
     }
-    let programs = match programs(&o.mappings) {
-        Ok(p) => p,
+    let (programs, fields): (Vec<Program>, Vec<_>) = match programs(&o.mappings) {
+        Ok(p) => p.into_iter().unzip(),
         Err(code) => return code,
     };
     let webhook = match &o.webhook_url {
@@ -156,6 +176,12 @@ pub fn run(o: Options) -> u8 {
             ..SalesforceOptions::default()
         },
         |opts, p| opts.with_program(p),
+    );
+    let salesforce = salesforce.with_fields(
+        fields
+            .iter()
+            .flatten()
+            .map(|(path, ty, attrs)| (path.as_str(), ty, attrs.as_slice())),
     );
     let (sf_client, sf_secret, sf_refresh) = (
         salesforce.client_id.clone(),

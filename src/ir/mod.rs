@@ -9,7 +9,7 @@ mod lower;
 
 pub use index::{Index, Named, Site, Use};
 pub use link::{Link, Pick, ZdKey, ZdObject};
-pub use lower::{lower, lower_tests, revision as lower_revision};
+pub use lower::{lower, lower_tests, revision as lower_revision, ty as lower_ty};
 
 pub use crate::model::{Category, Kind, SecretSource};
 use crate::sku::{Pattern, Step};

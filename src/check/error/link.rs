@@ -64,6 +64,17 @@ pub enum LinkErrorKind {
         sf_ty: String,
         help: String,
     },
+    /// Returned when the two sides of `on` can hold the same value only by
+    /// accident: a Zendesk id or an email against a name people type.
+    #[error("`{zendesk}` ({zd_ty}) equals `{salesforce}` ({sf_ty}) only by accident")]
+    #[diagnostic(code(l3map::link::unlikely), severity(Warning), help("{help}"))]
+    LinkUnlikely {
+        zendesk: String,
+        zd_ty: String,
+        salesforce: String,
+        sf_ty: String,
+        help: String,
+    },
     /// Returned when `tickets` names something that is not a Zendesk ticket
     /// status (nor `unsolved` / `all`).
     #[error("`{name}` is not a Zendesk ticket status")]
@@ -91,6 +102,7 @@ impl crate::syntax::PrimaryLabel for LinkErrorKind {
             LinkNotIndexed { .. } => "not indexed".into(),
             LinkMany { .. } => "not unique".into(),
             LinkTypes { .. } => "never equal".into(),
+            LinkUnlikely { .. } => "equal only by accident".into(),
             LinkTickets { .. } => "not a status".into(),
             UnlinkedMap { .. } => "no link reaches a ticket".into(),
         }

@@ -128,6 +128,27 @@ impl SalesforceOptions {
         self.schema.extend_from(program);
         self
     }
+
+    /// Adds every field a project declares in `fields CRM { ... }` with its
+    /// type and attributes (`Object.Field`, type, `external_id` /
+    /// `unique` / `indexed`), also those no rule maps (a field only a link
+    /// compares): describe, REST, SOQL and CDC then know them.
+    pub fn with_fields<'a>(
+        mut self,
+        fields: impl IntoIterator<Item = (&'a str, &'a crate::ir::Type, &'a [String])>,
+    ) -> Self {
+        for (path, ty, attrs) in fields {
+            if let Some((object, field)) = path.split_once('.') {
+                if !field.is_empty() && !field.contains('.') {
+                    self.schema.declare(object, field, Some(ty));
+                    let has = |a: &str| attrs.iter().any(|x| x == a);
+                    self.schema
+                        .mark(object, field, has("external_id"), has("unique"));
+                }
+            }
+        }
+        self
+    }
 }
 
 /// The emulator before it serves: build the router or start it.

@@ -65,6 +65,10 @@ pub struct FieldSchema {
     pub reference_to: Vec<String>,
     /// Set on create when the body leaves the field out.
     pub default: Json,
+    /// Marked External ID / Unique in Setup (describe's `externalId`,
+    /// `unique`), as a project's `fields` block declares it.
+    pub external_id: bool,
+    pub unique: bool,
 }
 
 impl FieldSchema {
@@ -78,6 +82,8 @@ impl FieldSchema {
             picklist: vec![],
             reference_to: vec![],
             default: Json::Null,
+            external_id: false,
+            unique: false,
         }
     }
 
@@ -293,6 +299,15 @@ impl Schema {
         for (object, field, ty) in declared_fields(p) {
             self.declare(&object, &field, ty.as_ref());
         }
+        // The field a link looks records up by (`Account.Acct_Key__c`),
+        // which no rule may map: a text field unless the schema knows it.
+        for l in p
+            .links
+            .iter()
+            .filter(|l| sf_conns.contains(&l.crm.as_str()))
+        {
+            self.declare(&l.object, &l.field, None);
+        }
         for t in p
             .status_tables
             .iter()
@@ -311,7 +326,20 @@ impl Schema {
 
     /// A field the mappings name: typed from its declaration, unless
     /// the standard schema knows it better (read-only, references).
-    fn declare(&mut self, object: &str, field: &str, ty: Option<&Type>) {
+    /// Marks a declared field External ID and/or Unique.
+    pub(super) fn mark(&mut self, object: &str, field: &str, external_id: bool, unique: bool) {
+        if let Some(f) = self
+            .object_mut(object)
+            .fields
+            .iter_mut()
+            .find(|f| f.name == field)
+        {
+            f.external_id |= external_id;
+            f.unique |= unique;
+        }
+    }
+
+    pub(super) fn declare(&mut self, object: &str, field: &str, ty: Option<&Type>) {
         let obj = self.object_mut(object);
         let known = obj.fields.iter().find(|f| f.name == field).cloned();
         let declared = match ty {

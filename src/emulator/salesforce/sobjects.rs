@@ -201,6 +201,8 @@ fn describe_field(f: &FieldSchema) -> Json {
         "createable": f.createable,
         "nillable": !f.required && f.name != "Id",
         "custom": f.name.ends_with("__c"),
+        "externalId": f.external_id,
+        "unique": f.unique,
         "picklistValues": picklist,
         "restrictedPicklist": f.ty == FieldType::Picklist,
         "referenceTo": f.reference_to,

@@ -87,6 +87,48 @@ pub fn endpoint(url: &str) -> Result<Endpoint, String> {
     Ok(e)
 }
 
+/// Why connecting to the Pub/Sub endpoint `written` (as configured)
+/// failed, said so a person can act on it: tonic's own text is only
+/// "transport error", the causes under it say what happened, and the most
+/// common mistake, a bare `host:port` (TLS) in front of a plain HTTP/2
+/// server such as `l3map emulate`'s Pub/Sub port, gets its fix.
+pub fn connect_error(written: &str, e: &(dyn std::error::Error + 'static)) -> String {
+    let mut causes: Vec<String> = Vec::new();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !causes.iter().any(|k| k.contains(&t)) {
+            causes.push(t);
+        }
+        cur = c.source();
+    }
+    let detail = if causes.is_empty() {
+        e.to_string()
+    } else {
+        causes.join(": ")
+    };
+    let lower = detail.to_lowercase();
+    let tls = !written.contains("://") || written.starts_with("https://");
+    let hint = if lower.contains("refused") {
+        format!(
+            "; nothing accepts connections at {written}: is the Pub/Sub server running, and is this its port (`l3map emulate` prints its Pub/Sub port)?"
+        )
+    } else if tls {
+        let host = written.strip_prefix("https://").unwrap_or(written);
+        format!(
+            "; l3map speaks TLS to {written} ({}), and the TLS handshake likely failed: if the server speaks plain HTTP/2, as `l3map emulate`'s Pub/Sub port does, write `endpoint = \"http://{host}\"` in [cdc]",
+            if written.contains("://") {
+                "it says https://"
+            } else {
+                "an endpoint without a scheme means TLS"
+            }
+        )
+    } else {
+        String::new()
+    };
+    format!("connecting to {written}: {detail}{hint}")
+}
+
 /// `req` with the session's credentials as metadata.
 pub fn authed<T>(session: &PubSubSession, body: T) -> Result<tonic::Request<T>, String> {
     let mut req = tonic::Request::new(body);
@@ -205,6 +247,38 @@ mod tests {
         assert_eq!(classify(&with_code(NotFound, None)), Failure::Refused);
         assert_eq!(classify(&with_code(Unavailable, None)), Failure::Transient);
         assert_eq!(classify(&with_code(Internal, None)), Failure::Transient);
+    }
+
+    #[test]
+    fn a_connect_error_says_its_cause_and_the_fix() {
+        #[derive(Debug)]
+        struct E(&'static str, Option<Box<E>>);
+        impl std::fmt::Display for E {
+            fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for E {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                self.1.as_deref().map(|e| e as _)
+            }
+        }
+        let eof = E(
+            "transport error",
+            Some(Box::new(E("tls handshake eof", None))),
+        );
+        let m = connect_error("127.0.0.1:8803", &eof);
+        assert!(m.contains("tls handshake eof"), "{m}");
+        assert!(m.contains("without a scheme means TLS"), "{m}");
+        assert!(m.contains("endpoint = \"http://127.0.0.1:8803\""), "{m}");
+        let refused = E(
+            "transport error",
+            Some(Box::new(E("Connection refused (os error 111)", None))),
+        );
+        let m = connect_error("http://127.0.0.1:8803", &refused);
+        assert!(m.contains("nothing accepts connections"), "{m}");
+        let m = connect_error("http://127.0.0.1:8803", &E("transport error", None));
+        assert_eq!(m, "connecting to http://127.0.0.1:8803: transport error");
     }
 
     #[test]

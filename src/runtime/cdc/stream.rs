@@ -63,10 +63,13 @@ pub async fn run(mut ctx: Ctx) {
     let backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
     let mut failures: u32 = 0;
     let mut session: Option<PubSubSession> = None;
+    // The last "could not subscribe" said, so a repeat is not said again.
+    let mut last_local: Option<String> = None;
     tracing::info!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, endpoint = %ctx.endpoint, "subscribing to Change Data Capture");
     loop {
         let ended = subscribe(&mut ctx, &mut session, &mut failures).await;
         ctx.metrics.cdc_up(&ctx.connection, &ctx.channel, false);
+        let local = matches!(ended, Ended::Local(_));
         let wait = match ended {
             Ended::Stopped => break,
             Ended::Failed(status) => {
@@ -108,10 +111,20 @@ pub async fn run(mut ctx: Ctx) {
                 next_wait(&backoff, &mut failures)
             }
             Ended::Local(e) => {
-                tracing::warn!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, error = %e, "could not subscribe; will retry");
+                // Once per distinct error: the same failure every retry
+                // would bury everything else (debug keeps the count).
+                if last_local.as_ref() == Some(&e) {
+                    tracing::debug!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, error = %e, "could not subscribe; will retry");
+                } else {
+                    tracing::warn!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, error = %e, "could not subscribe; will retry (logged again only if the error changes)");
+                    last_local = Some(e);
+                }
                 next_wait(&backoff, &mut failures)
             }
         };
+        if !local {
+            last_local = None;
+        }
         ctx.metrics.cdc_reconnect(&ctx.connection, &ctx.channel);
         if ctx.pause(wait).await.is_err() {
             break;
@@ -172,7 +185,7 @@ async fn subscribe(
         _ = ctx.stop.wait_for(|s| *s) => return Ended::Stopped,
         c = endpoint.connect() => match c {
             Ok(c) => c,
-            Err(e) => return Ended::Local(format!("connecting to {}: {e}", ctx.endpoint)),
+            Err(e) => return Ended::Local(grpc::connect_error(&ctx.endpoint, &e)),
         },
     };
     let mut client = PubSubClient::new(channel);
