@@ -103,6 +103,18 @@ async fn crm_calls(s: &Stack) -> f64 {
         .sum()
 }
 
+/// `l3map_link_lookups_total` of the link (`link="..."`) and result.
+async fn lookups(s: &Stack, link: &str, result: &str) -> f64 {
+    let result = format!("result=\"{result}\"");
+    s.metrics()
+        .await
+        .lines()
+        .filter(|l| l.starts_with("l3map_link_lookups_total"))
+        .filter(|l| l.contains(link) && l.contains(&result))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// The `crm` call count once the startup poll's requests are over.
 async fn settled_crm_calls(s: &Stack) -> f64 {
     let mut last = crm_calls(s).await;
@@ -150,6 +162,12 @@ async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache()
     .await;
     assert_eq!(
         v["linked"]["records"]["Account"]["SLA_Tier__c"], "Ent",
+        "{v}"
+    );
+    // What an agent calls the customer, though no rule reads it
+    // (AGENT_API.md: `Id`, `Name` and the fields the mappings read).
+    assert_eq!(
+        v["linked"]["records"]["Account"]["Name"], "Nimbus Analytics",
         "{v}"
     );
     let via = v["linked"]["via"]
@@ -238,6 +256,14 @@ async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache()
         "{v}"
     );
     assert_eq!(crm_calls(&s).await, before, "the negative entry is cached");
+    // Each lookup counted by its link and what it came to.
+    let account = "link=\"desk.organization <-> crm.Account\"";
+    assert!(
+        lookups(&s, account, "miss").await >= 2.0,
+        "{}",
+        s.metrics().await
+    );
+    assert!(lookups(&s, account, "negative_hit").await >= 1.0);
 
     let ticket = s
         .create_ticket("Chargeback on my card", "enterprise", None)

@@ -122,10 +122,14 @@ impl Fanout {
             .cloned()
             .collect();
         drop(live);
-        if links.is_empty() || change.change_type == ChangeType::Delete {
-            // A deleted record has no values to decide on; an unlinked
-            // object reaches no ticket.
+        if links.is_empty() {
+            // An unlinked object reaches no ticket.
             metrics.fanout_change("unlinked");
+            return Ok(Applied::default());
+        }
+        if change.change_type == ChangeType::Delete {
+            // A deleted record has no values to decide on.
+            metrics.fanout_change("deleted");
             return Ok(Applied::default());
         }
         let crm = match self.clients.get(&change.connection) {
@@ -172,11 +176,15 @@ pub async fn fan_out<D: Desk>(
 ) -> Result<Applied, FanoutError> {
     let source = source_of(change);
     let mut out = Applied::default();
+    let mut unique = super::unique::UniqueCheck::new(crm, link, &engine.metrics);
     for id in &change.ids {
         let record = event::record(change, id);
         let Some(value) = value::link_value(link, id, &record, crm).await? else {
             continue;
         };
+        if unique.refuses(id, &value).await? {
+            continue;
+        }
         for scope in scopes(desk, link, &value).await? {
             let mut cursor: Option<String> = None;
             loop {
