@@ -242,3 +242,62 @@ fn queries_escape_values_and_pick_newest() {
     };
     assert!(soql_of(&bad).is_err());
 }
+
+#[tokio::test]
+async fn a_lookup_answered_across_a_forget_is_not_cached() {
+    let p = linked_program();
+    let faults = Arc::new(crate::emulator::faults::Faults {
+        latency: std::time::Duration::from_millis(400),
+        ..Default::default()
+    });
+    let opts = SalesforceOptions {
+        client_id: "app".into(),
+        client_secret: "s".into(),
+        refresh_token: "r".into(),
+        faults,
+        ..SalesforceOptions::default()
+    }
+    .with_program(&p);
+    let (run, h) = SalesforceEmulator::new(opts).start(0).await.unwrap();
+    let cfg = SalesforceConfig::new(run.base_url(), "app", Secret::new("s"), Secret::new("r"));
+    let sf = SalesforceClient::new(cfg).unwrap();
+    let ids: Vec<String> = h
+        .records("Account")
+        .iter()
+        .map(|a| a["Id"].as_str().unwrap().to_string())
+        .collect();
+    let r = Arc::new(Resolver::default());
+    // The client signs in first, so the next lookup is one slow query.
+    r.for_ticket(
+        &p,
+        "desk",
+        &side(&ids[0], "x@example.com", None),
+        Some(("crm", &sf)),
+    )
+    .await;
+    let (p2, r2, sf2, id) = (p.clone(), r.clone(), sf.clone(), ids[1].clone());
+    let asking = tokio::spawn(async move {
+        let s = side(&id, "y@example.com", None);
+        r2.for_ticket(&p2, "desk", &s, Some(("crm", &sf2))).await
+    });
+    // A change of an Account is known while the query is out.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    r.forget("crm", "Account").await;
+    let got = asking.await.unwrap();
+    assert_eq!(got.records["Account"]["Id"], json!(ids[1]), "{got:?}");
+    let key = key_of(&p, &p.links[0], ids[1].clone());
+    assert!(
+        r.lookups.get(&key).await.is_none(),
+        "an answer that may predate the change is not cached"
+    );
+    let again = r
+        .for_ticket(
+            &p,
+            "desk",
+            &side(&ids[1], "y@example.com", None),
+            Some(("crm", &sf)),
+        )
+        .await;
+    assert!(again.via.iter().all(|v| !v.cached), "{again:?}");
+    assert!(r.lookups.get(&key).await.is_some(), "a fresh answer is");
+}
