@@ -215,6 +215,7 @@ async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache()
         )
         .await;
     let unlinked = ids["ids"][0].as_u64().expect("a ticket id");
+    let before = settled_crm_calls(&s).await;
     let v = turn(
         &s,
         json!({"ticket": unlinked, "intent": "complaint", "sentiment": "angry",
@@ -239,6 +240,14 @@ async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache()
     assert!(
         v["handoff_comment"].is_null(),
         "no Account, no Enterprise hand-off: {v}"
+    );
+    // Its Account and its Case were looked up, neither cached: one
+    // Salesforce request (a Composite request, which the org's daily
+    // limit counts once).
+    assert_eq!(
+        crm_calls(&s).await,
+        before + 1.0,
+        "one request for two lookups"
     );
     s.drained(Duration::from_secs(20)).await;
     let before = settled_crm_calls(&s).await;

@@ -9,7 +9,8 @@
 //! needs more than their ids). The Salesforce side is cached per lookup
 //! for the connectors' 15 minutes, "no match" included (a negative
 //! entry), and what is not cached is asked in one request: one query, or
-//! one Composite Batch of queries for several objects. Concurrent
+//! one Composite request of queries for several objects (up to 5, which
+//! Salesforce counts as one call of the daily limit). Concurrent
 //! resolutions missing the same lookups share one request (moka's
 //! single-flight `try_get_with`).
 //!
@@ -410,7 +411,7 @@ pub fn many_message(link: &Link, value: &str) -> String {
     )
 }
 
-/// The lookups as one query or one Composite Batch.
+/// The lookups as one query or one Composite request (per 5 queries).
 async fn ask(sf: &SalesforceClient, keys: &[LookupKey]) -> Result<Vec<Lookup>, ApiError> {
     let mut out = vec![Lookup::NoMatch; keys.len()];
     let mut asked = Vec::new();
@@ -427,7 +428,7 @@ async fn ask(sf: &SalesforceClient, keys: &[LookupKey]) -> Result<Vec<Lookup>, A
         [(_, q)] => vec![Ok(sf.query(q).await?.records)],
         many => {
             let qs: Vec<String> = many.iter().map(|(_, q)| q.clone()).collect();
-            sf.query_batch(&qs).await?
+            sf.query_composite(&qs).await?
         }
     };
     for ((i, _), got) in asked.iter().zip(answers) {

@@ -126,7 +126,15 @@ async fn linked_records_in_one_request_then_none() {
     assert_eq!(got.misses.len(), 1, "{:?}", got.misses);
     assert_eq!(got.misses[0].object, "Case");
     assert_eq!(got.salesforce_reads, 1);
-    assert_eq!(h.count("POST", "composite/batch"), 1, "{:?}", h.requests());
+    // One Composite request, one call of the daily limit (a Composite
+    // Batch would count each query).
+    assert_eq!(
+        h.requests().get("POST /services/data/v60.0/composite"),
+        Some(&1),
+        "{:?}",
+        h.requests()
+    );
+    assert_eq!(h.count("POST", "composite/batch"), 0);
 
     let before = data_requests(&h);
     let again = r.for_ticket(&p, "desk", &s, Some(("crm", &sf))).await;
@@ -300,4 +308,36 @@ async fn a_lookup_answered_across_a_forget_is_not_cached() {
         .await;
     assert!(again.via.iter().all(|v| !v.cached), "{again:?}");
     assert!(r.lookups.get(&key).await.is_some(), "a fresh answer is");
+}
+
+#[tokio::test]
+async fn composite_queries_go_five_to_a_request_and_fail_one_by_one() {
+    let p = linked_program();
+    let (_run, h, sf) = emulator(&p).await;
+    let ids: Vec<String> = h
+        .records("Account")
+        .iter()
+        .map(|a| a["Id"].as_str().unwrap().to_string())
+        .collect();
+    let mut qs: Vec<String> = (0..6)
+        .map(|i| format!("SELECT Id FROM Account WHERE Id = '{}'", ids[i % ids.len()]))
+        .collect();
+    qs.insert(2, "SELECT Nope__c FROM Account".into());
+    let got = sf.query_composite(&qs).await.unwrap();
+    assert_eq!(got.len(), 7);
+    for (i, g) in got.iter().enumerate() {
+        if i == 2 {
+            let e = g.as_ref().unwrap_err();
+            assert!(e.contains("HTTP 400"), "{e}");
+        } else {
+            let recs = g.as_ref().unwrap();
+            assert_eq!(recs.len(), 1, "{i}: {recs:?}");
+        }
+    }
+    assert_eq!(
+        h.requests().get("POST /services/data/v60.0/composite"),
+        Some(&2),
+        "{:?}",
+        h.requests()
+    );
 }
