@@ -103,6 +103,18 @@ async fn crm_calls(s: &Stack) -> f64 {
         .sum()
 }
 
+/// `l3map_link_lookups_total` of the link (`link="..."`) and result.
+async fn lookups(s: &Stack, link: &str, result: &str) -> f64 {
+    let result = format!("result=\"{result}\"");
+    s.metrics()
+        .await
+        .lines()
+        .filter(|l| l.starts_with("l3map_link_lookups_total"))
+        .filter(|l| l.contains(link) && l.contains(&result))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// The `crm` call count once the startup poll's requests are over.
 async fn settled_crm_calls(s: &Stack) -> f64 {
     let mut last = crm_calls(s).await;
@@ -152,6 +164,12 @@ async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache()
         v["linked"]["records"]["Account"]["SLA_Tier__c"], "Ent",
         "{v}"
     );
+    // What an agent calls the customer, though no rule reads it
+    // (AGENT_API.md: `Id`, `Name` and the fields the mappings read).
+    assert_eq!(
+        v["linked"]["records"]["Account"]["Name"], "Nimbus Analytics",
+        "{v}"
+    );
     let via = v["linked"]["via"]
         .as_array()
         .unwrap()
@@ -197,6 +215,7 @@ async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache()
         )
         .await;
     let unlinked = ids["ids"][0].as_u64().expect("a ticket id");
+    let before = settled_crm_calls(&s).await;
     let v = turn(
         &s,
         json!({"ticket": unlinked, "intent": "complaint", "sentiment": "angry",
@@ -222,6 +241,14 @@ async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache()
         v["handoff_comment"].is_null(),
         "no Account, no Enterprise hand-off: {v}"
     );
+    // Its Account and its Case were looked up, neither cached: one
+    // Salesforce request (a Composite request, which the org's daily
+    // limit counts once).
+    assert_eq!(
+        crm_calls(&s).await,
+        before + 1.0,
+        "one request for two lookups"
+    );
     s.drained(Duration::from_secs(20)).await;
     let before = settled_crm_calls(&s).await;
     let v = turn(
@@ -238,6 +265,14 @@ async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache()
         "{v}"
     );
     assert_eq!(crm_calls(&s).await, before, "the negative entry is cached");
+    // Each lookup counted by its link and what it came to.
+    let account = "link=\"desk.organization <-> crm.Account\"";
+    assert!(
+        lookups(&s, account, "miss").await >= 2.0,
+        "{}",
+        s.metrics().await
+    );
+    assert!(lookups(&s, account, "negative_hit").await >= 1.0);
 
     let ticket = s
         .create_ticket("Chargeback on my card", "enterprise", None)

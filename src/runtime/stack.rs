@@ -167,7 +167,9 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         metrics,
     ));
     let applier_clients = s.clients.clone();
-    let resolver: Arc<crate::runtime::links::resolve::Resolver> = Arc::default();
+    let resolver = Arc::new(
+        crate::runtime::links::resolve::Resolver::default().with_metrics(engine.metrics.clone()),
+    );
     let fanout = Arc::new(
         crate::runtime::links::fanout::Fanout::new(engine.clone(), s.clients.clone())
             .with_resolver(resolver.clone()),

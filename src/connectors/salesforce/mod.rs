@@ -23,7 +23,7 @@ pub mod pubsub;
 mod session;
 mod types;
 
-pub use composite::{QueryOutcome, SubResult, COMPOSITE_BATCH_LIMIT};
+pub use composite::{QueryOutcome, SubResult, COMPOSITE_BATCH_LIMIT, COMPOSITE_QUERY_LIMIT};
 pub use config::{SalesforceAuth, SalesforceConfig};
 pub use session::PubSubSession;
 pub use types::{

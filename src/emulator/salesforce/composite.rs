@@ -11,6 +11,17 @@
 //! daily limit). `haltOnError: true` answers 412 `BATCH_PROCESSING_HALTED`
 //! for the subrequests after a failure, as Salesforce does.
 //! <https://developer.salesforce.com/docs/atlas.en-us.api_rest.meta/api_rest/resources_composite_batch.htm>
+//!
+//! `POST /services/data/vXX.X/composite`: up to 25 subrequests, at most 5
+//! queries, `{"allOrNone", "compositeRequest": [{"method", "url",
+//! "referenceId"}]}`, each `url` the full path (`/services/data/v60.0/
+//! query?q=...`); answered `{"compositeResponse": [{"body", "httpHeaders",
+//! "httpStatusCode", "referenceId"}]}`. Emulated: the same GET
+//! subrequests as the batch, run independently (`allOrNone: false`; the
+//! emulator writes nothing through it, so there is nothing to roll back);
+//! references to earlier answers (`@{ref.field}`) are not. One request
+//! against the limit window, as Salesforce counts it.
+//! <https://developer.salesforce.com/docs/platform/api-rest/guide/resources-composite-composite-post.html>
 
 use super::bodies::{ok_json, read_object};
 use super::errors::{Answer, SfError};
@@ -88,6 +99,69 @@ pub(super) async fn batch(
         StatusCode::OK,
         json!({"hasErrors": has_errors, "results": results}),
     )
+}
+
+/// Salesforce's cap on query subrequests in one Composite request.
+const MAX_COMPOSITE_QUERIES: usize = 5;
+
+pub(super) async fn composite(
+    State(st): State<Arc<Emu>>,
+    Path(v): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body = read_object(body)?;
+    let subs = body
+        .get("compositeRequest")
+        .and_then(Json::as_array)
+        .ok_or_else(|| SfError::bad("JSON_PARSER_ERROR", "compositeRequest is required"))?;
+    if subs.len() > MAX_SUBREQUESTS {
+        return Err(SfError::bad(
+            "LIMIT_EXCEEDED",
+            format!("The request can't contain more than {MAX_SUBREQUESTS} operations."),
+        ));
+    }
+    let mut parsed = Vec::with_capacity(subs.len());
+    for s in subs {
+        let field = |k: &str| s.get(k).and_then(Json::as_str).map(str::to_string);
+        match (field("method"), field("url"), field("referenceId")) {
+            (Some(m), Some(u), Some(r)) => parsed.push((m.to_ascii_uppercase(), u, r)),
+            _ => {
+                return Err(SfError::bad(
+                    "JSON_PARSER_ERROR",
+                    "every subrequest needs a method, a url and a referenceId",
+                ))
+            }
+        }
+    }
+    let queries = parsed
+        .iter()
+        .filter(|(_, u, _)| u.contains("/query"))
+        .count();
+    if queries > MAX_COMPOSITE_QUERIES {
+        return Err(SfError::bad(
+            "LIMIT_EXCEEDED",
+            format!(
+                "The request can't contain more than {MAX_COMPOSITE_QUERIES} query operations."
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(parsed.len());
+    for (method, url, reference) in parsed {
+        let (status, result) = if url.starts_with("/services/data/") {
+            run(&st, &v, &headers, &method, &url).await
+        } else {
+            (
+                400,
+                json!([{"errorCode": "INVALID_URL", "message": "a subrequest's url starts with /services/data/"}]),
+            )
+        };
+        out.push(
+            json!({"body": result, "httpHeaders": {}, "httpStatusCode": status,
+                        "referenceId": reference}),
+        );
+    }
+    ok_json(StatusCode::OK, json!({"compositeResponse": out}))
 }
 
 /// One subrequest, through the same handler a lone request reaches.

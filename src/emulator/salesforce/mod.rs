@@ -393,6 +393,7 @@ fn router(state: Arc<Emu>, faults: Arc<Faults>) -> Router {
             post(collection_create).patch(collection_update),
         )
         .route("/services/data/{v}/composite/batch", post(composite::batch))
+        .route("/services/data/{v}/composite", post(composite::composite))
         .route("/services/data/{v}/limits", get(limits::limits))
         .route("/services/data/{v}/limits/", get(limits::limits))
         .route("/services/data/{v}/query", get(query))

@@ -9,6 +9,8 @@
 //! `change.rs`: a Salesforce change as every source reports it (CDC,
 //! polling), the one input of the fan-out. `ticket_event.rs`: webhooks'
 //! and the poller's ticket events carry their linked records.
+//! `unique.rs`: the fan-out refuses a record that shares a unique link's
+//! value with another, as the turn does.
 
 pub mod change;
 pub mod fanout;
@@ -16,5 +18,6 @@ pub mod resolve;
 pub mod ticket_event;
 pub mod ticket_read;
 pub mod ticket_side;
+pub mod unique;
 
 pub use change::{ChangeType, CrmChange};

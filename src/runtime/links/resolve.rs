@@ -9,7 +9,8 @@
 //! needs more than their ids). The Salesforce side is cached per lookup
 //! for the connectors' 15 minutes, "no match" included (a negative
 //! entry), and what is not cached is asked in one request: one query, or
-//! one Composite Batch of queries for several objects. Concurrent
+//! one Composite request of queries for several objects (up to 5, which
+//! Salesforce counts as one call of the daily limit). Concurrent
 //! resolutions missing the same lookups share one request (moka's
 //! single-flight `try_get_with`).
 //!
@@ -23,9 +24,10 @@ use crate::connectors::error::ApiError;
 use crate::connectors::salesforce::{Record, SalesforceClient};
 use crate::connectors::salesforce_id;
 use crate::ir::{Link, Pick, Program};
+use crate::runtime::metrics::Metrics;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One Salesforce lookup, as cached.
@@ -113,7 +115,20 @@ pub struct Resolver {
     lookups: moka::future::Cache<LookupKey, Lookup>,
     /// Lookups being loaded, by the set of keys one request asks for: the
     /// single flight of concurrent resolutions of one ticket.
-    loading: moka::future::Cache<Vec<LookupKey>, Arc<Vec<Lookup>>>,
+    loading: moka::future::Cache<Vec<LookupKey>, Arc<Loaded>>,
+    /// How many times each (connection, object) was forgotten: a load
+    /// that began before a forget of one of its objects is neither cached
+    /// nor shared (it may hold the record as it was before the change).
+    forgotten: Mutex<HashMap<(String, String), u64>>,
+    /// `l3map_link_lookups_total`; none in unit tests.
+    metrics: Option<Metrics>,
+}
+
+/// One request's answers, and the forget count of its objects when it
+/// was sent.
+struct Loaded {
+    lookups: Vec<Lookup>,
+    generation: u64,
 }
 
 impl Default for Resolver {
@@ -141,7 +156,29 @@ impl Resolver {
                 .max_capacity(1_000)
                 .support_invalidation_closures()
                 .build(),
+            forgotten: Mutex::new(HashMap::new()),
+            metrics: None,
         }
+    }
+
+    /// Counts every lookup in `metrics` (`l3map_link_lookups_total`).
+    pub fn with_metrics(mut self, metrics: Metrics) -> Resolver {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The forget count of the objects `keys` look up: it grows whenever
+    /// one of them is forgotten.
+    fn generation(&self, keys: &[LookupKey]) -> u64 {
+        let forgotten = self.forgotten.lock().unwrap_or_else(|e| e.into_inner());
+        let objects: BTreeSet<(&str, &str)> = keys
+            .iter()
+            .map(|k| (k.connection.as_str(), k.object.as_str()))
+            .collect();
+        objects
+            .into_iter()
+            .filter_map(|(c, o)| forgotten.get(&(c.to_string(), o.to_string())))
+            .sum()
     }
 
     /// The links of `desk` (the ticket's Zendesk connection).
@@ -218,6 +255,9 @@ impl Resolver {
             let source = source_of(program, link);
             let on = format!("{} == {}.{}", zendesk_side(link), link.object, link.field);
             let (lookup, cached) = got.unwrap_or((Lookup::Failed("not read".into()), false));
+            if let Some(m) = &self.metrics {
+                m.link_lookup(&link.describe(), result_of(&lookup, cached));
+            }
             match lookup {
                 Lookup::Found(rec) => {
                     if out.records.contains_key(&link.object) {
@@ -247,10 +287,7 @@ impl Resolver {
                 Lookup::Many => out.errors.push(LinkError {
                     object: link.object.clone(),
                     link: link.describe(),
-                    message: format!(
-                        "more than one {} has {} = {:?}, and the link allows one: make the field unique in Salesforce, or say `pick newest`",
-                        link.object, link.field, key.value
-                    ),
+                    message: many_message(link, &key.value),
                     source,
                     transient: false,
                 }),
@@ -271,29 +308,60 @@ impl Resolver {
 
     /// Loads `keys` in one request, shared with concurrent callers asking
     /// for the same set; whether this call's request ran.
-    async fn load(&self, sf: &SalesforceClient, keys: Vec<LookupKey>) -> (Arc<Vec<Lookup>>, bool) {
-        let to_ask = keys.clone();
-        let entry = self
-            .loading
-            .entry(keys.clone())
-            .or_try_insert_with(async move { ask(sf, &to_ask).await.map(Arc::new) })
-            .await;
-        match entry {
-            Ok(e) => {
-                let ran = e.is_fresh();
-                let loaded = e.into_value();
-                if ran {
-                    for (k, l) in keys.iter().zip(loaded.iter()) {
-                        if matches!(l, Lookup::Found(_) | Lookup::NoMatch) {
-                            self.lookups.insert(k.clone(), l.clone()).await;
+    ///
+    /// A change forgotten while the request was out makes its answer
+    /// suspect (Salesforce may have answered before the change): it is
+    /// handed to this caller, whose resolution began before the change was
+    /// known, but not cached; and a caller that finds it shared after the
+    /// forget asks again.
+    async fn load(&self, sf: &SalesforceClient, keys: Vec<LookupKey>) -> (Vec<Lookup>, bool) {
+        for _ in 0..2 {
+            let to_ask = keys.clone();
+            let generation = self.generation(&keys);
+            let entry = self
+                .loading
+                .entry(keys.clone())
+                .or_try_insert_with(async move {
+                    ask(sf, &to_ask).await.map(|lookups| {
+                        Arc::new(Loaded {
+                            lookups,
+                            generation,
+                        })
+                    })
+                })
+                .await;
+            match entry {
+                Ok(e) => {
+                    let ran = e.is_fresh();
+                    let loaded = e.into_value();
+                    let current = loaded.generation == self.generation(&keys);
+                    if !current {
+                        self.loading.invalidate(&keys).await;
+                    }
+                    if ran && current {
+                        for (k, l) in keys.iter().zip(loaded.lookups.iter()) {
+                            if matches!(l, Lookup::Found(_) | Lookup::NoMatch) {
+                                self.lookups.insert(k.clone(), l.clone()).await;
+                            }
                         }
                     }
+                    if ran || current {
+                        return (loaded.lookups.clone(), ran);
+                    }
                 }
-                (loaded, ran)
+                Err(e) => {
+                    let failed = Lookup::Failed(format!("Salesforce: {e}"));
+                    return (vec![failed; keys.len()], true);
+                }
             }
+        }
+        // Forgotten again while asking again: this answer is as fresh as
+        // any, and is not cached.
+        match ask(sf, &keys).await {
+            Ok(lookups) => (lookups, true),
             Err(e) => {
                 let failed = Lookup::Failed(format!("Salesforce: {e}"));
-                (Arc::new(vec![failed; keys.len()]), true)
+                (vec![failed; keys.len()], true)
             }
         }
     }
@@ -302,6 +370,12 @@ impl Resolver {
     /// (after l3map wrote one, or a change said it changed).
     pub async fn forget(&self, connection: &str, object: &str) {
         let (c, o) = (connection.to_string(), object.to_string());
+        *self
+            .forgotten
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((c.clone(), o.clone()))
+            .or_default() += 1;
         let (c2, o2) = (c.clone(), o.clone());
         let forgot = self
             .lookups
@@ -317,7 +391,27 @@ impl Resolver {
     }
 }
 
-/// The lookups as one query or one Composite Batch.
+/// The `result` label of a lookup (`l3map_link_lookups_total`).
+fn result_of(lookup: &Lookup, cached: bool) -> &'static str {
+    match (lookup, cached) {
+        (Lookup::Found(_), true) => "hit",
+        (Lookup::NoMatch, true) => "negative_hit",
+        (Lookup::Found(_) | Lookup::NoMatch, false) => "miss",
+        (Lookup::Many, _) => "many",
+        (Lookup::Failed(_), _) => "error",
+    }
+}
+
+/// What a link that allows one record says when `value` matches several:
+/// the agent turn's error and the fan-out's refusal alike.
+pub fn many_message(link: &Link, value: &str) -> String {
+    format!(
+        "more than one {} has {} = {value:?}, and the link allows one: make the field unique in Salesforce, or say `pick newest`",
+        link.object, link.field
+    )
+}
+
+/// The lookups as one query or one Composite request (per 5 queries).
 async fn ask(sf: &SalesforceClient, keys: &[LookupKey]) -> Result<Vec<Lookup>, ApiError> {
     let mut out = vec![Lookup::NoMatch; keys.len()];
     let mut asked = Vec::new();
@@ -334,7 +428,7 @@ async fn ask(sf: &SalesforceClient, keys: &[LookupKey]) -> Result<Vec<Lookup>, A
         [(_, q)] => vec![Ok(sf.query(q).await?.records)],
         many => {
             let qs: Vec<String> = many.iter().map(|(_, q)| q.clone()).collect();
-            sf.query_batch(&qs).await?
+            sf.query_composite(&qs).await?
         }
     };
     for ((i, _), got) in asked.iter().zip(answers) {
@@ -355,7 +449,7 @@ async fn ask(sf: &SalesforceClient, keys: &[LookupKey]) -> Result<Vec<Lookup>, A
 /// two, so a second match of a unique link shows; `pick newest` orders by
 /// `SystemModstamp` and takes one. `None` when the value cannot match
 /// (not an Id where an Id is compared).
-fn soql_of(k: &LookupKey) -> Result<Option<String>, String> {
+pub(super) fn soql_of(k: &LookupKey) -> Result<Option<String>, String> {
     let names = std::iter::once(&k.object)
         .chain(std::iter::once(&k.field))
         .chain(&k.fields);
@@ -408,8 +502,9 @@ fn escape(v: &str) -> String {
 }
 
 /// The lookup a link makes for `value`, reading what the program reads on
-/// the object, its Id, the link's field, and a Case's Status (which
-/// `status crm ...` compares).
+/// the object, its Id, the link's field, a Case's Status (which `status
+/// crm ...` compares) and an Account's Name (what an agent calls the
+/// customer; every Account has one, so the query cannot fail on it).
 fn key_of(program: &Program, link: &Link, value: String) -> LookupKey {
     let mut fields: BTreeSet<String> = program
         .salesforce_fields(&link.crm, &link.object)
@@ -418,8 +513,14 @@ fn key_of(program: &Program, link: &Link, value: String) -> LookupKey {
         .collect();
     fields.insert("Id".into());
     fields.insert(link.field.clone());
-    if link.object == "Case" {
-        fields.insert("Status".into());
+    match link.object.as_str() {
+        "Case" => {
+            fields.insert("Status".into());
+        }
+        "Account" => {
+            fields.insert("Name".into());
+        }
+        _ => {}
     }
     LookupKey {
         connection: link.crm.clone(),

@@ -126,7 +126,15 @@ async fn linked_records_in_one_request_then_none() {
     assert_eq!(got.misses.len(), 1, "{:?}", got.misses);
     assert_eq!(got.misses[0].object, "Case");
     assert_eq!(got.salesforce_reads, 1);
-    assert_eq!(h.count("POST", "composite/batch"), 1, "{:?}", h.requests());
+    // One Composite request, one call of the daily limit (a Composite
+    // Batch would count each query).
+    assert_eq!(
+        h.requests().get("POST /services/data/v60.0/composite"),
+        Some(&1),
+        "{:?}",
+        h.requests()
+    );
+    assert_eq!(h.count("POST", "composite/batch"), 0);
 
     let before = data_requests(&h);
     let again = r.for_ticket(&p, "desk", &s, Some(("crm", &sf))).await;
@@ -241,4 +249,95 @@ fn queries_escape_values_and_pick_newest() {
         ..k
     };
     assert!(soql_of(&bad).is_err());
+}
+
+#[tokio::test]
+async fn a_lookup_answered_across_a_forget_is_not_cached() {
+    let p = linked_program();
+    let faults = Arc::new(crate::emulator::faults::Faults {
+        latency: std::time::Duration::from_millis(400),
+        ..Default::default()
+    });
+    let opts = SalesforceOptions {
+        client_id: "app".into(),
+        client_secret: "s".into(),
+        refresh_token: "r".into(),
+        faults,
+        ..SalesforceOptions::default()
+    }
+    .with_program(&p);
+    let (run, h) = SalesforceEmulator::new(opts).start(0).await.unwrap();
+    let cfg = SalesforceConfig::new(run.base_url(), "app", Secret::new("s"), Secret::new("r"));
+    let sf = SalesforceClient::new(cfg).unwrap();
+    let ids: Vec<String> = h
+        .records("Account")
+        .iter()
+        .map(|a| a["Id"].as_str().unwrap().to_string())
+        .collect();
+    let r = Arc::new(Resolver::default());
+    // The client signs in first, so the next lookup is one slow query.
+    r.for_ticket(
+        &p,
+        "desk",
+        &side(&ids[0], "x@example.com", None),
+        Some(("crm", &sf)),
+    )
+    .await;
+    let (p2, r2, sf2, id) = (p.clone(), r.clone(), sf.clone(), ids[1].clone());
+    let asking = tokio::spawn(async move {
+        let s = side(&id, "y@example.com", None);
+        r2.for_ticket(&p2, "desk", &s, Some(("crm", &sf2))).await
+    });
+    // A change of an Account is known while the query is out.
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    r.forget("crm", "Account").await;
+    let got = asking.await.unwrap();
+    assert_eq!(got.records["Account"]["Id"], json!(ids[1]), "{got:?}");
+    let key = key_of(&p, &p.links[0], ids[1].clone());
+    assert!(
+        r.lookups.get(&key).await.is_none(),
+        "an answer that may predate the change is not cached"
+    );
+    let again = r
+        .for_ticket(
+            &p,
+            "desk",
+            &side(&ids[1], "y@example.com", None),
+            Some(("crm", &sf)),
+        )
+        .await;
+    assert!(again.via.iter().all(|v| !v.cached), "{again:?}");
+    assert!(r.lookups.get(&key).await.is_some(), "a fresh answer is");
+}
+
+#[tokio::test]
+async fn composite_queries_go_five_to_a_request_and_fail_one_by_one() {
+    let p = linked_program();
+    let (_run, h, sf) = emulator(&p).await;
+    let ids: Vec<String> = h
+        .records("Account")
+        .iter()
+        .map(|a| a["Id"].as_str().unwrap().to_string())
+        .collect();
+    let mut qs: Vec<String> = (0..6)
+        .map(|i| format!("SELECT Id FROM Account WHERE Id = '{}'", ids[i % ids.len()]))
+        .collect();
+    qs.insert(2, "SELECT Nope__c FROM Account".into());
+    let got = sf.query_composite(&qs).await.unwrap();
+    assert_eq!(got.len(), 7);
+    for (i, g) in got.iter().enumerate() {
+        if i == 2 {
+            let e = g.as_ref().unwrap_err();
+            assert!(e.contains("HTTP 400"), "{e}");
+        } else {
+            let recs = g.as_ref().unwrap();
+            assert_eq!(recs.len(), 1, "{i}: {recs:?}");
+        }
+    }
+    assert_eq!(
+        h.requests().get("POST /services/data/v60.0/composite"),
+        Some(&2),
+        "{:?}",
+        h.requests()
+    );
 }

@@ -65,6 +65,8 @@ pub(super) struct Families {
     pub(super) connections: Mutex<BTreeSet<String>>,
     /// Change Data Capture's series (`cdc.rs`).
     pub(super) cdc: super::cdc::CdcFamilies,
+    /// Record links' series (`links.rs`).
+    pub(super) links: super::links::LinkFamilies,
 }
 
 impl Families {
@@ -194,7 +196,7 @@ impl Families {
         );
         registry.register(
             "l3map_fanout_changes",
-            "Salesforce changes taken by the fan-out, by result (applied, own, unlinked, refused: a lookup refused for good, passed over; failed: tried again)",
+            "Salesforce changes taken by the fan-out, by result (applied, own, unlinked, deleted: the record is gone, refused: a lookup refused for good, passed over; failed: tried again)",
             fanout_changes.clone(),
         );
         registry.register(
@@ -241,8 +243,10 @@ impl Families {
             http.clone(),
         );
         let cdc = super::cdc::CdcFamilies::register(&mut registry);
+        let links = super::links::LinkFamilies::register(&mut registry);
         let families = Families {
             cdc,
+            links,
             registry,
             events,
             duplicates,

@@ -24,6 +24,7 @@ mod counts;
 mod families;
 mod http;
 mod labels;
+mod links;
 mod names;
 mod read;
 mod record;
@@ -32,6 +33,7 @@ mod scrape;
 pub use cdc::CDC_OUTCOMES;
 pub use counts::ApiCounts;
 use families::Families;
+pub use links::LINK_LOOKUP_RESULTS;
 pub use names::{
     ACTION_KINDS, ACTION_LATENCY_BUCKETS, ACTION_RESULTS, API_ERROR_KINDS, BUILD_REVISION,
     CONTENT_TYPE, HTTP_LATENCY_BUCKETS, HTTP_ROUTES, REJECTED, SOURCES, TURN_LATENCY_BUCKETS,

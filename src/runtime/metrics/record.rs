@@ -164,7 +164,8 @@ impl Metrics {
     }
 
     /// `l3map_fanout_changes_total{result}`; result: applied, own (l3map's
-    /// own write, skipped), unlinked (no link reaches a ticket), failed.
+    /// own write, skipped), unlinked (no link reaches a ticket), deleted
+    /// (the record was deleted: no values to decide on), failed.
     pub fn fanout_change(&self, result: &str) {
         self.0
             .fanout_changes

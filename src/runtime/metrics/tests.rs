@@ -15,6 +15,8 @@ fn assert_line(m: &Metrics, line: &str) {
 fn exercise(m: &Metrics) {
     m.fanout_change("applied");
     m.fanout_tickets(3, 3);
+    m.link_lookup("desk.organization <-> crm.Account", "hit");
+    m.fanout_refused("desk.ticket <-> crm.Case");
     m.batch("completed");
     m.batch_tickets("applied", 3);
     m.events_in("webhook");
@@ -138,6 +140,8 @@ fn every_metric_has_help_and_type_and_the_text_parses() {
         ("l3map_fanout_new_events", "counter"),
         ("l3map_batches", "counter"),
         ("l3map_batch_tickets", "counter"),
+        ("l3map_link_lookups", "counter"),
+        ("l3map_fanout_refused", "counter"),
     ] {
         let help = format!("# HELP {family} ");
         let line = text
@@ -150,8 +154,8 @@ fn every_metric_has_help_and_type_and_the_text_parses() {
             "{family} is not a {kind}"
         );
     }
-    // 26 families, each HELP and TYPE, plus # EOF and four # UNIT.
-    assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 57);
+    // 28 families, each HELP and TYPE, plus # EOF and four # UNIT.
+    assert_eq!(text.lines().filter(|l| l.starts_with('#')).count(), 61);
     // The store's totals, brought up to by a scrape, never past them.
     assert!(has_line(&text, "l3map_store_writable 0"), "{text}");
     assert!(

@@ -127,10 +127,14 @@ impl Fanout {
             .cloned()
             .collect();
         drop(live);
-        if links.is_empty() || change.change_type == ChangeType::Delete {
-            // A deleted record has no values to decide on; an unlinked
-            // object reaches no ticket.
+        if links.is_empty() {
+            // An unlinked object reaches no ticket.
             metrics.fanout_change("unlinked");
+            return Ok(Applied::default());
+        }
+        if change.change_type == ChangeType::Delete {
+            // A deleted record has no values to decide on.
+            metrics.fanout_change("deleted");
             return Ok(Applied::default());
         }
         let crm = match self.clients.get(&change.connection) {
@@ -195,8 +199,9 @@ pub async fn fan_out<D: Desk>(
 ) -> Result<Applied, FanoutError> {
     let source = source_of(change);
     let mut out = Applied::default();
+    let mut unique = super::unique::UniqueCheck::new(crm, link, &engine.metrics);
     for id in &change.ids {
-        match fan_out_record(engine, desk, crm, link, change, id, source, &mut out).await {
+        match fan_out_record(engine, desk, crm, link, change, id, source, &mut out, &mut unique).await {
             Ok(()) => {}
             Err(FanoutError::Api(e)) if refused_for_good(&e) => {
                 // The same request would be refused on every try: trying
@@ -227,11 +232,15 @@ async fn fan_out_record<D: Desk>(
     id: &str,
     source: &'static str,
     out: &mut Applied,
+    unique: &mut super::unique::UniqueCheck<'_>,
 ) -> Result<(), FanoutError> {
     let record = event::record(change, id);
     let Some(value) = value::link_value(link, id, &record, crm).await? else {
         return Ok(());
     };
+    if unique.refuses(id, &value).await? {
+        return Ok(());
+    }
     for scope in scopes(desk, link, &value).await? {
         let mut cursor: Option<String> = None;
         loop {
