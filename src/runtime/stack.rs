@@ -174,8 +174,11 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         crate::runtime::links::fanout::Fanout::new(engine.clone(), s.clients.clone())
             .with_resolver(resolver.clone()),
     );
-    let applier =
-        Arc::new(Applier::with_retries(s.clients, s.retries).with_tickets(engine.tickets.clone()));
+    let applier = Arc::new(
+        Applier::with_retries(s.clients, s.retries)
+            .with_tickets(engine.tickets.clone())
+            .with_resolver(resolver.clone()),
+    );
     let (stop, stopped) = watch::channel(false);
     let workers = applier
         .connections()

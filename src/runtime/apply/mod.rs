@@ -58,6 +58,9 @@ pub struct Applier {
     /// Zendesk groups go out one request per ticket even when they could
     /// share a bulk update (`benches/fanout.rs`' baseline).
     unbatched: bool,
+    /// Told of every Salesforce record l3map writes: its cached lookups of
+    /// that object predate the write.
+    resolver: Option<std::sync::Arc<super::links::resolve::Resolver>>,
 }
 
 impl Applier {
@@ -81,7 +84,20 @@ impl Applier {
             },
             tickets: None,
             unbatched: false,
+            resolver: None,
         }
+    }
+
+    /// Makes the links' resolver forget its lookups of an object once l3map
+    /// wrote one of its records: a ticket event decided after the write
+    /// (its own webhooks among them) compares with the record as written,
+    /// not as cached before, and writes nothing again.
+    pub fn with_resolver(
+        mut self,
+        resolver: std::sync::Arc<super::links::resolve::Resolver>,
+    ) -> Applier {
+        self.resolver = Some(resolver);
+        self
     }
 
     /// Sends every group on its own path, one request per ticket, never a

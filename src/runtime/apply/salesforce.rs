@@ -79,7 +79,12 @@ impl Applier {
         }
         if !field_ids.is_empty() {
             let outcome = match sf.update(object, record_id, &fields).await {
-                Ok(()) => Outcome::Applied,
+                Ok(()) => {
+                    if let Some(r) = &self.resolver {
+                        r.forget(&g.connection, object).await;
+                    }
+                    Outcome::Applied
+                }
                 Err(e) => self.outcome(&e, tries.at_now()),
             };
             results.push((field_ids, outcome));

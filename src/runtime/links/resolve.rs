@@ -109,6 +109,14 @@ pub struct Linked {
     pub salesforce_reads: u32,
 }
 
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("lookups", &self.lookups.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Built once per runtime and shared (`Arc`): its caches outlive reloads,
 /// whose new field sets simply miss.
 pub struct Resolver {

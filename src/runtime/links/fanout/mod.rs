@@ -201,7 +201,19 @@ pub async fn fan_out<D: Desk>(
     let mut out = Applied::default();
     let mut unique = super::unique::UniqueCheck::new(crm, link, &engine.metrics);
     for id in &change.ids {
-        match fan_out_record(engine, desk, crm, link, change, id, source, &mut out, &mut unique).await {
+        match fan_out_record(
+            engine,
+            desk,
+            crm,
+            link,
+            change,
+            id,
+            source,
+            &mut out,
+            &mut unique,
+        )
+        .await
+        {
             Ok(()) => {}
             Err(FanoutError::Api(e)) if refused_for_good(&e) => {
                 // The same request would be refused on every try: trying
