@@ -8,7 +8,7 @@ use crate::connectors::zendesk::Ticket as ZdTicket;
 use crate::eval::convert::{zendesk::from_ticket, StatusIndex};
 use crate::eval::event::Ticket;
 use crate::runtime::app::App;
-use crate::runtime::links::resolve::{Linked, Resolver};
+use crate::runtime::links::resolve::{LinkError, Linked, Resolver};
 use crate::runtime::links::ticket_side::TicketSide;
 use axum::http::StatusCode;
 use serde_json::json;
@@ -139,12 +139,57 @@ pub(super) async fn read_linked(app: &App, id: u64) -> Result<(ZdTicket, TicketS
     Ok((ticket, side))
 }
 
+/// How long an agent waits for a ticket's linked records: the connector
+/// retries an unreachable Salesforce for up to 30 s, longer than an agent
+/// mid-conversation should hang.
+const LINKS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The ticket's linked records, when the mappings declare links for its
-/// Zendesk connection.
+/// Zendesk connection. Past [`LINKS_WAIT`], every link is an error that
+/// asking again may heal.
 pub(super) async fn resolve_links(app: &App, side: &TicketSide) -> Option<Linked> {
     let (desk, _) = app.zendesk.as_ref()?;
     let live = app.engine.live();
     Resolver::links(&live.program, desk).next()?;
     let sf = app.salesforce.as_ref().map(|(n, c)| (n.as_str(), c));
-    Some(app.resolver.for_ticket(&live.program, desk, side, sf).await)
+    let resolving = app.resolver.for_ticket(&live.program, desk, side, sf);
+    Some(match tokio::time::timeout(LINKS_WAIT, resolving).await {
+        Ok(linked) => linked,
+        Err(_) => Linked {
+            errors: Resolver::links(&live.program, desk)
+                .map(|l| LinkError {
+                    object: l.object.clone(),
+                    link: l.describe(),
+                    message: format!(
+                        "Salesforce did not answer within {} s",
+                        LINKS_WAIT.as_secs()
+                    ),
+                    source: None,
+                    transient: true,
+                })
+                .collect(),
+            ..Linked::default()
+        },
+    })
+}
+
+/// A turn is not decided without a linked record Salesforce failed to
+/// give (an outage): the answer is a 502 with nothing recorded, and the
+/// agent retries with the same `turn_id`, as after any failed read.
+pub(super) fn links_complete(linked: Option<&Linked>) -> Result<(), Fail> {
+    match linked.and_then(|l| l.errors.iter().find(|e| e.transient)) {
+        None => Ok(()),
+        Some(e) => {
+            let mut f = fail(
+                StatusCode::BAD_GATEWAY,
+                "upstream_error",
+                format!(
+                    "Salesforce: transient: the ticket's linked {} could not be read through `{}` ({}); nothing was recorded: retry with the same turn_id",
+                    e.object, e.link, e.message
+                ),
+            );
+            f.retry_after = Some(5);
+            Err(f)
+        }
+    }
 }
