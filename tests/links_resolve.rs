@@ -316,6 +316,9 @@ async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache()
         "the Case is written through the link: {v}"
     );
 
+    // The first turn's write of the Case made the resolver forget Cases
+    // (what it kept predates the write): the context read reads it again.
+    s.drained(Duration::from_secs(20)).await;
     // The context shows the linked records, no `?account=` needed.
     let (status, ctx) = common::answer(
         s.http
@@ -326,9 +329,8 @@ async fn a_turn_finds_the_linked_case_through_its_link_and_then_from_the_cache()
     assert_eq!(status, 200, "{ctx}");
     assert_eq!(ctx["linked"]["records"]["Case"]["Id"], json!(case), "{ctx}");
 
-    // A second turn on the ticket: the Case comes from the cache, and no
-    // Salesforce request is made (this turn decides no Salesforce write).
-    s.drained(Duration::from_secs(20)).await;
+    // A second turn: the Case comes from the cache, and no Salesforce
+    // request is made (this turn decides no Salesforce write).
     let before = settled_crm_calls(&s).await;
     let v = turn(
         &s,

@@ -1,6 +1,7 @@
 //! Name resolution, types and lints over the whole project. Every problem
 //! is collected (never just the first) as a [`Diagnostic`].
 
+mod both_ways;
 mod connections;
 mod currency;
 mod diagnostic;
@@ -480,6 +481,7 @@ fn check_files(cx: &mut Ctx, files: &[ast::File]) {
         }
     }
     unlinked::lint(cx, files);
+    both_ways::lint(cx, files);
     connections::lint_usage(cx);
     currency::lint(cx, files);
 }

@@ -194,6 +194,9 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
         }
         Ok(p) => {
             let to = p.revision.clone();
+            for link in &p.links {
+                engine.metrics.link_declared(&link.describe());
+            }
             engine.swap(Live::new(p));
             Reloaded::Swapped {
                 from: current.program.revision.clone(),

@@ -161,6 +161,9 @@ pub async fn start(s: Setup) -> Result<Running, String> {
             "actions were in flight when the runtime last stopped; each record is read back before anything is sent again"
         );
     }
+    for link in &s.program.links {
+        metrics.link_declared(&link.describe());
+    }
     let engine = Arc::new(Engine::new(
         Live::new(s.program),
         Arc::new(s.store),

@@ -1,6 +1,7 @@
 //! What the checker can say about record links (`link` blocks), apart
 //! from [`super::CheckErrorKind`] so each file stays one concern.
 
+use crate::syntax::span::Span;
 use miette::Diagnostic;
 use thiserror::Error;
 
@@ -89,6 +90,38 @@ pub enum LinkErrorKind {
         object: String,
         help: String,
     },
+    /// Returned when a field is mapped both ways: each side's edit is
+    /// copied to the other, but edits of both sides within seconds of each
+    /// other cross and can end swapped.
+    #[error("`{field}` is mapped both ways")]
+    #[diagnostic(
+        code(l3map::map::both_ways),
+        severity(Warning),
+        help("an edit on either side is copied to the other once, but a person editing `{field}` on one side while someone edits its partner on the other (within seconds) can have the two edits cross and end swapped: neither API says which edit came last. Let one side own the field and keep one direction, or accept that such edits need a person to reconcile")
+    )]
+    BothWays {
+        field: String,
+        #[label("mapped the other way here")]
+        other: Option<Span>,
+    },
+    /// Returned when a field is mapped both ways through a link that ties
+    /// many tickets to one record: the tickets would fight over it.
+    #[error(
+        "`{field}` is mapped both ways through `{link}`, which ties many tickets to one {object}"
+    )]
+    #[diagnostic(
+        code(l3map::map::both_ways_many),
+        help("every ticket's value would be written to the one {object}, and every change of the {object} to all its tickets, whose writes would come back as ticket changes: the tickets would fight over the record and a person's edit of it would be overwritten. Keep one direction: `map {crm} -> {desk}` if Salesforce owns the field")
+    )]
+    BothWaysMany {
+        field: String,
+        link: String,
+        object: String,
+        crm: String,
+        desk: String,
+        #[label("mapped the other way here")]
+        other: Option<Span>,
+    },
 }
 
 impl crate::syntax::PrimaryLabel for LinkErrorKind {
@@ -105,6 +138,9 @@ impl crate::syntax::PrimaryLabel for LinkErrorKind {
             LinkUnlikely { .. } => "equal only by accident".into(),
             LinkTickets { .. } => "not a status".into(),
             UnlinkedMap { .. } => "no link reaches a ticket".into(),
+            BothWays { .. } | BothWaysMany { .. } => {
+                "read here, written by the other direction".into()
+            }
         }
     }
 }

@@ -172,24 +172,3 @@ pub(super) async fn resolve_links(app: &App, side: &TicketSide) -> Option<Linked
         },
     })
 }
-
-/// A turn is not decided without a linked record Salesforce failed to
-/// give (an outage): the answer is a 502 with nothing recorded, and the
-/// agent retries with the same `turn_id`, as after any failed read.
-pub(super) fn links_complete(linked: Option<&Linked>) -> Result<(), Fail> {
-    match linked.and_then(|l| l.errors.iter().find(|e| e.transient)) {
-        None => Ok(()),
-        Some(e) => {
-            let mut f = fail(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                format!(
-                    "Salesforce: transient: the ticket's linked {} could not be read through `{}` ({}); nothing was recorded: retry with the same turn_id",
-                    e.object, e.link, e.message
-                ),
-            );
-            f.retry_after = Some(5);
-            Err(f)
-        }
-    }
-}

@@ -3,7 +3,7 @@
 
 use super::answer::{Read, SeenTicket, Stale, TurnAnswer};
 use super::fail::{fail, Fail};
-use super::reads::{convert_ticket, links_complete, read_linked, resolve_links};
+use super::reads::{convert_ticket, read_linked, resolve_links};
 use super::request::Checked;
 use crate::connectors::zendesk::CustomFieldValue;
 use crate::eval::event::{Event, EventKind, MoneyJson, Turn};
@@ -39,7 +39,6 @@ pub(super) async fn execute(
             let seen = convert_ticket(&raw, &live.convert.statuses)?;
             let names = live.program.index().ticket_field_ids();
             let linked = resolve_links(app, &side).await;
-            links_complete(linked.as_ref())?;
             (
                 Some(seen),
                 stale(&req.fields, names, &raw.custom_fields),

@@ -73,6 +73,18 @@ impl Metrics {
         }
     }
 
+    /// Creates `link`'s lookup series at 0 (every link of the mappings,
+    /// at start and on reload), so they exist from the first scrape.
+    pub fn link_declared(&self, link: &str) {
+        let f = &self.0.links;
+        for r in LINK_LOOKUP_RESULTS {
+            let _ = f.lookups.get_or_create(&LinkResultLabels {
+                link: label(link),
+                result: r.into(),
+            });
+        }
+    }
+
     /// `l3map_fanout_refused_total{link}`: one changed record not fanned
     /// out through `link`.
     pub fn fanout_refused(&self, link: &str) {
