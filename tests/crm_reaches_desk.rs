@@ -618,9 +618,6 @@ async fn two_thousand_tickets_fan_out_once_each_within_the_budget() {
     );
 }
 
-/// The renewal date both ways: the Account's feeds the tickets (fields.l3map),
-/// and a ticket's, set by a person, goes back to the Account.
-
 /// Writes on both sides: Zendesk ticket writes, Salesforce record changes
 /// (every one publishes a change event), and CDC events by outcome.
 async fn activity(s: &Stack) -> (u64, u64, f64, f64) {
