@@ -125,7 +125,7 @@ impl Families {
         );
         registry.register(
             "l3map_events_rejected",
-            "Events refused before evaluation, by source and reason (unsigned, bad_signature, replayed, malformed, ticket_not_found, unauthorized, busy, body_timeout)",
+            "Events refused before evaluation, by source and reason (unsigned, bad_signature, replayed, malformed, ticket_not_found, links_unavailable, unauthorized, busy, body_timeout)",
             rejected.clone(),
         );
         registry.register(

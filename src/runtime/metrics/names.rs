@@ -46,6 +46,7 @@ pub const REJECTED: [(&str, &[&str]); 3] = [
             "replayed",
             "malformed",
             "ticket_not_found",
+            "links_unavailable",
             "busy",
             "body_timeout",
         ],
