@@ -73,16 +73,6 @@ async fn stream_up(s: &Stack) {
     .await;
 }
 
-/// The sum of a metric's samples whose line contains every one of `has`.
-async fn metric(s: &Stack, name: &str, has: &[&str]) -> f64 {
-    s.metrics()
-        .await
-        .lines()
-        .filter(|l| l.starts_with(name) && has.iter().all(|h| l.contains(h)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// A change to an Account made as a person in the Salesforce UI would.
 async fn person_change(s: &Stack, account: &str, fields: Value) {
     let r = s
@@ -127,28 +117,17 @@ async fn load(s: &Stack, n: u64, org: u64, status: &str) -> Vec<u64> {
         .collect()
 }
 
-async fn zd_stats(s: &Stack) -> Value {
-    s.http
-        .get(format!("{}/__l3map/stats", s.zendesk))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json")
-}
-
 /// The Zendesk emulator's counters once the runtime has settled: new
 /// tickets are read by the poller and take their linked Account's values
 /// (a ticket event resolves its links), which costs writes of their own;
 /// a test counting one change's writes starts after those.
 async fn settled_stats(s: &Stack) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut last = zd_stats(s).await;
+    let mut last = s.zendesk_stats().await;
     loop {
         s.drained(Duration::from_secs(10)).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let now = zd_stats(s).await;
+        let now = s.zendesk_stats().await;
         if now["by_path"] == last["by_path"] || std::time::Instant::now() > deadline {
             return now;
         }
@@ -250,7 +229,7 @@ async fn a_tier_change_reaches_the_open_tickets_through_the_stream_in_one_bulk_w
     s.drained(Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let after = zd_stats(&s).await;
+    let after = s.zendesk_stats().await;
     assert_eq!(
         tiers(&s, org, &solved).await[&solved[0]],
         Value::Null,
@@ -266,7 +245,9 @@ async fn a_tier_change_reaches_the_open_tickets_through_the_stream_in_one_bulk_w
         assert_eq!(by_path(&after, &format!("PUT /api/v2/tickets/{t}")), 0);
     }
     assert!(
-        metric(&s, "l3map_cdc_events_total", &["outcome=\"applied\""]).await >= 1.0,
+        s.metric_sum("l3map_cdc_events_total", &["outcome=\"applied\""])
+            .await
+            >= 1.0,
         "{}",
         s.metrics().await
     );
@@ -356,7 +337,10 @@ async fn a_kill_mid_stream_decides_every_change_once_after_the_restart() {
     }
     // Killed as soon as the first change is passed on: the rest in flight.
     common::eventually("a change applied", Duration::from_secs(5), || async {
-        if metric(&s, "l3map_cdc_events_total", &["outcome=\"applied\""]).await >= 1.0 {
+        if s.metric_sum("l3map_cdc_events_total", &["outcome=\"applied\""])
+            .await
+            >= 1.0
+        {
             Ok(())
         } else {
             Err("none yet".to_string())
@@ -424,7 +408,7 @@ async fn a_kill_mid_stream_decides_every_change_once_after_the_restart() {
 /// client=l3map`): its change event is l3map's own and skipped, so the
 /// value reaches tickets only when a gap or a catch-up reads it.
 async fn own_write(s: &Stack, account: &str, fields: Value) {
-    let token = sf_token(s).await;
+    let token = s.sf_token().await;
     let r = s
         .http
         .patch(format!(
@@ -440,31 +424,12 @@ async fn own_write(s: &Stack, account: &str, fields: Value) {
     assert!(r.status().is_success(), "{}", r.status());
 }
 
-async fn sf_token(s: &Stack) -> String {
-    let v: Value = s
-        .http
-        .post(format!("{}/services/oauth2/token", s.salesforce))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", "l3map-emulator-client"),
-            ("client_secret", "l3map-emulator-secret"),
-            ("refresh_token", "l3map-emulator-refresh"),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("json");
-    v["access_token"].as_str().expect("a token").to_string()
-}
-
 async fn metric_at_least(s: &Stack, name: &str, has: &[&str], n: f64) {
     common::eventually(
         format!("{name} {has:?} >= {n}"),
         Duration::from_secs(10),
         || async {
-            let v = metric(s, name, has).await;
+            let v = s.metric_sum(name, has).await;
             if v >= n {
                 Ok(())
             } else {
@@ -601,7 +566,7 @@ async fn two_thousand_tickets_fan_out_once_each_within_the_budget() {
     seen.sort_unstable();
     assert_eq!(seen, governed, "every governed ticket, none twice");
     all_tier(&s, org, &governed, "premium", Duration::from_secs(5)).await;
-    let stats = zd_stats(&s).await;
+    let stats = s.zendesk_stats().await;
     let jobs = by_path(&stats, UPDATE_MANY);
     assert!(
         (20..=40).contains(&jobs),
@@ -621,11 +586,15 @@ async fn two_thousand_tickets_fan_out_once_each_within_the_budget() {
 /// Writes on both sides: Zendesk ticket writes, Salesforce record changes
 /// (every one publishes a change event), and CDC events by outcome.
 async fn activity(s: &Stack) -> (u64, u64, f64, f64) {
-    let stats = zd_stats(s).await;
+    let stats = s.zendesk_stats().await;
     let zd_writes = by_path(&stats, "PUT /api/v2/tickets");
     let sf_changes = pubsub_status(s).await["last_replay"].as_u64().unwrap_or(0);
-    let applied = metric(s, "l3map_cdc_events_total", &["outcome=\"applied\""]).await;
-    let own = metric(s, "l3map_cdc_events_total", &["outcome=\"own\""]).await;
+    let applied = s
+        .metric_sum("l3map_cdc_events_total", &["outcome=\"applied\""])
+        .await;
+    let own = s
+        .metric_sum("l3map_cdc_events_total", &["outcome=\"own\""])
+        .await;
     (zd_writes, sf_changes, applied, own)
 }
 
@@ -718,7 +687,7 @@ async fn as_person(s: &Stack, method: reqwest::Method, path: &str, body: Value) 
 }
 
 async fn case_priority(s: &Stack, id: &str) -> Value {
-    let token = sf_token(s).await;
+    let token = s.sf_token().await;
     let c: Value = s
         .http
         .get(format!(
@@ -885,8 +854,15 @@ async fn a_replay_id_past_the_retention_is_caught_up_by_a_poll() {
     person_change(&s, &accounts[1], json!({"SLA_Tier__c": "Std"})).await;
     all_tier(&s, org, &tickets, "standard", Duration::from_secs(5)).await;
     s.drained(Duration::from_secs(5)).await;
-    let stored = cursor(&s, "salesforce_cdc:crm:/data/AccountChangeEvent");
-    assert!(stored.is_some(), "a replay id is stored");
+    // The change's replay id stored (a cursor without one, `|time`, is
+    // the first stream's start).
+    common::eventually("a replay id stored", Duration::from_secs(10), || async {
+        match cursor(&s, "salesforce_cdc:crm:/data/AccountChangeEvent") {
+            Some(c) if !c.starts_with('|') => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
 
     s.kill_runtime();
     person_change(&s, &accounts[1], json!({"SLA_Tier__c": "Prem"})).await;
@@ -894,11 +870,14 @@ async fn a_replay_id_past_the_retention_is_caught_up_by_a_poll() {
     assert_eq!(purged["stored"], 0, "{purged}");
     s.start_runtime().await;
     all_tier(&s, org, &tickets, "premium", Duration::from_secs(15)).await;
-    assert!(
-        s.log().contains("Salesforce refused the stored replay id"),
-        "the refusal is said: {}",
-        s.log()
-    );
+    common::eventually("the refusal said", Duration::from_secs(5), || async {
+        if s.log().contains("Salesforce refused the stored replay id") {
+            Ok(())
+        } else {
+            Err(s.log())
+        }
+    })
+    .await;
     metric_at_least(
         &s,
         "l3map_cdc_catch_up_polls_total",

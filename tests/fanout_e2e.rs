@@ -49,16 +49,6 @@ async fn cdc_stack(name: &str, files: &[(&str, &str)]) -> Stack {
     s
 }
 
-/// The sum of a metric's samples whose line contains every one of `has`.
-async fn metric(s: &Stack, name: &str, has: &[&str]) -> f64 {
-    s.metrics()
-        .await
-        .lines()
-        .filter(|l| l.starts_with(name) && has.iter().all(|h| l.contains(h)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// A change (PATCH) or a new record (POST) made as a person in the
 /// Salesforce UI would.
 async fn person(s: &Stack, method: reqwest::Method, path: &str, fields: Value) -> Value {
@@ -214,17 +204,22 @@ async fn search_syntax_in_a_value_never_holds_the_stream() {
     // The value with no letter or digit was refused, named, and passed
     // over; nothing was tried again.
     assert!(
-        metric(&s, "l3map_fanout_changes_total", &["result=\"refused\""]).await >= 1.0,
+        s.metric_sum("l3map_fanout_changes_total", &["result=\"refused\""])
+            .await
+            >= 1.0,
         "{}",
         s.metrics().await
     );
     assert!(
-        metric(&s, "l3map_cdc_events_total", &["outcome=\"refused\""]).await >= 1.0,
+        s.metric_sum("l3map_cdc_events_total", &["outcome=\"refused\""])
+            .await
+            >= 1.0,
         "{}",
         s.metrics().await
     );
     assert_eq!(
-        metric(&s, "l3map_cdc_events_total", &["outcome=\"retried\""]).await,
+        s.metric_sum("l3map_cdc_events_total", &["outcome=\"retried\""])
+            .await,
         0.0,
         "{}",
         s.log()
@@ -238,12 +233,12 @@ async fn search_syntax_in_a_value_never_holds_the_stream() {
         "the Contact's change is passed on",
         Duration::from_secs(10),
         || async {
-            let n = metric(
-                &s,
-                "l3map_cdc_events_total",
-                &["ContactChangeEvent", "outcome=\"applied\""],
-            )
-            .await;
+            let n = s
+                .metric_sum(
+                    "l3map_cdc_events_total",
+                    &["ContactChangeEvent", "outcome=\"applied\""],
+                )
+                .await;
             if n >= 1.0 {
                 Ok(())
             } else {
@@ -253,7 +248,8 @@ async fn search_syntax_in_a_value_never_holds_the_stream() {
     )
     .await;
     assert_eq!(
-        metric(&s, "l3map_cdc_events_total", &["outcome=\"retried\""]).await,
+        s.metric_sum("l3map_cdc_events_total", &["outcome=\"retried\""])
+            .await,
         0.0,
         "{}",
         s.log()
@@ -288,17 +284,6 @@ async fn every_spelling_of_the_account_id_is_reached() {
     all_tier(&s, &tickets, "premium", Duration::from_secs(20)).await;
 }
 
-async fn zd_stats(s: &Stack) -> Value {
-    s.http
-        .get(format!("{}/__l3map/stats", s.zendesk))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json")
-}
-
 /// Requests whose `METHOD /path` key starts with `prefix`.
 fn requests(stats: &Value, prefix: &str) -> u64 {
     stats["by_path"]
@@ -328,7 +313,7 @@ async fn a_failed_bulk_job_costs_one_more_bulk_update() {
     let org = new_org(&s, json!({"name": "Jobs", "external_id": &account})).await;
     let tickets = open_tickets(&s, 30, org).await;
     s.drained(Duration::from_secs(10)).await;
-    let before = zd_stats(&s).await;
+    let before = s.zendesk_stats().await;
     let r = s
         .http
         .post(format!("{}/__l3map/jobs/fail_next", s.zendesk))
@@ -347,7 +332,7 @@ async fn a_failed_bulk_job_costs_one_more_bulk_update() {
     .await;
     all_tier(&s, &tickets, "enterprise", Duration::from_secs(30)).await;
     s.drained(Duration::from_secs(10)).await;
-    let after = zd_stats(&s).await;
+    let after = s.zendesk_stats().await;
     let diff = |prefix: &str| requests(&after, prefix) - requests(&before, prefix);
     let jobs = diff("PUT /api/v2/tickets/update_many");
     assert!(
@@ -366,7 +351,9 @@ async fn a_failed_bulk_job_costs_one_more_bulk_update() {
         after["by_path"]
     );
     assert!(
-        metric(&s, "l3map_batch_tickets_total", &["result=\"retried\""]).await >= 30.0,
+        s.metric_sum("l3map_batch_tickets_total", &["result=\"retried\""])
+            .await
+            >= 30.0,
         "{}",
         s.metrics().await
     );

@@ -70,20 +70,9 @@ async fn cdc_stack(name: &str) -> Stack {
     s
 }
 
-/// The sum of a metric's samples whose line contains every one of `has`.
-async fn metric(s: &Stack, name: &str, has: &[&str]) -> f64 {
-    s.metrics()
-        .await
-        .lines()
-        .filter(|l| l.starts_with(name) && has.iter().all(|h| l.contains(h)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 /// Changes of Cases the fan-out has taken, whatever became of them.
 async fn case_changes_taken(s: &Stack) -> f64 {
-    metric(
-        s,
+    s.metric_sum(
         "l3map_cdc_events_total",
         &["CaseChangeEvent", "outcome=\"applied\""],
     )
@@ -194,7 +183,9 @@ async fn a_second_record_for_a_unique_link_is_reported_by_both_directions() {
         .expect("a via for the Case");
     assert_eq!(via["cached"], true, "{v}");
     assert!(
-        metric(&s, "l3map_link_lookups_total", &[LINK, "result=\"hit\""]).await >= 1.0,
+        s.metric_sum("l3map_link_lookups_total", &[LINK, "result=\"hit\""])
+            .await
+            >= 1.0,
         "{}",
         s.metrics().await
     );
@@ -222,7 +213,7 @@ async fn a_second_record_for_a_unique_link_is_reported_by_both_directions() {
         s.log()
     );
     assert_eq!(
-        metric(&s, "l3map_fanout_refused_total", &[LINK]).await,
+        s.metric_sum("l3map_fanout_refused_total", &[LINK]).await,
         1.0,
         "{}",
         s.metrics().await
@@ -245,7 +236,9 @@ async fn a_second_record_for_a_unique_link_is_reported_by_both_directions() {
         "{v}"
     );
     assert!(
-        metric(&s, "l3map_link_lookups_total", &[LINK, "result=\"many\""]).await >= 1.0,
+        s.metric_sum("l3map_link_lookups_total", &[LINK, "result=\"many\""])
+            .await
+            >= 1.0,
         "{}",
         s.metrics().await
     );
@@ -260,20 +253,25 @@ async fn a_second_record_for_a_unique_link_is_reported_by_both_directions() {
     .await;
     taken(&s, 3.0).await;
     assert_eq!(priority(&s, ticket).await, "high", "{}", s.log());
-    assert_eq!(metric(&s, "l3map_fanout_refused_total", &[LINK]).await, 2.0);
+    assert_eq!(
+        s.metric_sum("l3map_fanout_refused_total", &[LINK]).await,
+        2.0
+    );
 
     // The duplicate is deleted (counted as deleted, not as unlinked): A's
     // next change reaches the ticket again, and the agent sees A.
     person(&s, reqwest::Method::DELETE, &format!("/{b}"), None).await;
     taken(&s, 4.0).await;
     assert_eq!(
-        metric(&s, "l3map_fanout_changes_total", &["result=\"deleted\""]).await,
+        s.metric_sum("l3map_fanout_changes_total", &["result=\"deleted\""])
+            .await,
         1.0,
         "{}",
         s.metrics().await
     );
     assert_eq!(
-        metric(&s, "l3map_fanout_changes_total", &["result=\"unlinked\""]).await,
+        s.metric_sum("l3map_fanout_changes_total", &["result=\"unlinked\""])
+            .await,
         0.0
     );
     person(
@@ -297,7 +295,10 @@ async fn a_second_record_for_a_unique_link_is_reported_by_both_directions() {
         },
     )
     .await;
-    assert_eq!(metric(&s, "l3map_fanout_refused_total", &[LINK]).await, 2.0);
+    assert_eq!(
+        s.metric_sum("l3map_fanout_refused_total", &[LINK]).await,
+        2.0
+    );
     let v = context(&s, ticket).await;
     assert_eq!(v["linked"]["records"]["Case"]["Id"], json!(a), "{v}");
     assert_eq!(v["linked"]["errors"], json!([]), "{v}");

@@ -35,31 +35,9 @@ escalation angry_enterprise_account {
 /// Polls far apart, so the only Salesforce requests are the test's.
 const QUIET: &str = "[poll]\nzendesk_interval_secs = 3600\nsalesforce_interval_secs = 3600\n";
 
-async fn sf_token(s: &Stack) -> String {
-    let v: Value = s
-        .http
-        .post(format!("{}/services/oauth2/token", s.salesforce))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", "l3map-emulator-client"),
-            ("client_secret", "l3map-emulator-secret"),
-            ("refresh_token", "l3map-emulator-refresh"),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("json");
-    v["access_token"]
-        .as_str()
-        .expect("an access token")
-        .to_string()
-}
-
 /// A Case for `ticket`, created as a person would; its Id.
 async fn case_for(s: &Stack, ticket: u64) -> String {
-    let token = sf_token(s).await;
+    let token = s.sf_token().await;
     let created: Value = s
         .http
         .post(format!(

@@ -26,27 +26,8 @@ const NIMBUS: u64 = 360200001;
 const RISK_DECISION: u64 = 360001237;
 const SLA_TIER: u64 = 360001234;
 
-async fn sf_token(s: &Stack) -> String {
-    let v: Value = s
-        .http
-        .post(format!("{}/services/oauth2/token", s.salesforce))
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("client_id", "l3map-emulator-client"),
-            ("client_secret", "l3map-emulator-secret"),
-            ("refresh_token", "l3map-emulator-refresh"),
-        ])
-        .send()
-        .await
-        .expect("token")
-        .json()
-        .await
-        .expect("json");
-    v["access_token"].as_str().expect("a token").to_string()
-}
-
 async fn sf(s: &Stack, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let token = sf_token(s).await;
+    let token = s.sf_token().await;
     let mut req = s
         .http
         .request(method, format!("{}{path}", s.salesforce))
@@ -77,21 +58,10 @@ async fn load(s: &Stack, n: u64, ticket: Value) -> Vec<u64> {
         .collect()
 }
 
-async fn stats(s: &Stack) -> Value {
-    s.http
-        .get(format!("{}/__l3map/stats", s.zendesk))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("json")
-}
-
 /// The emulator's counts once the runtime has stopped calling it.
 async fn quiet(s: &Stack) -> Value {
     let started = std::time::Instant::now();
-    let mut last = stats(s).await;
+    let mut last = s.zendesk_stats().await;
     loop {
         assert!(
             started.elapsed() < Duration::from_secs(60),
@@ -99,7 +69,7 @@ async fn quiet(s: &Stack) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(1500)).await;
         s.drained(Duration::from_secs(20)).await;
-        let now = stats(s).await;
+        let now = s.zendesk_stats().await;
         if now["by_path"] == last["by_path"] {
             return now;
         }
@@ -349,13 +319,13 @@ async fn with_salesforce_down_a_ticket_event_waits_and_is_decided_once_it_is_bac
     // Waiting is not a read storm: the update's deliveries share one read.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let reads = count(
-        &stats(&s).await,
+        &s.zendesk_stats().await,
         &format!("GET /api/v2/tickets/{ticket}.json"),
     );
     assert!(
         reads <= 2,
         "{reads} reads of the ticket while Salesforce is down: {}",
-        stats(&s).await
+        s.zendesk_stats().await
     );
     assert!(
         s.log()

@@ -304,6 +304,50 @@ workers_per_connection = 4
             .expect("text")
     }
 
+    /// The sum of a metric's samples whose line contains every one of
+    /// `has` (0 when none).
+    pub async fn metric_sum(&self, name: &str, has: &[&str]) -> f64 {
+        self.metrics()
+            .await
+            .lines()
+            .filter(|l| l.starts_with(name) && has.iter().all(|h| l.contains(h)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// The Zendesk emulator's request counts (`/__l3map/stats`).
+    pub async fn zendesk_stats(&self) -> serde_json::Value {
+        self.http
+            .get(format!("{}/__l3map/stats", self.zendesk))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// A Salesforce access token from the emulator, as the runtime gets
+    /// one (a test reads and writes records with it).
+    pub async fn sf_token(&self) -> String {
+        let v: serde_json::Value = self
+            .http
+            .post(format!("{}/services/oauth2/token", self.salesforce))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", "l3map-emulator-client"),
+                ("client_secret", "l3map-emulator-secret"),
+                ("refresh_token", "l3map-emulator-refresh"),
+            ])
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("json");
+        v["access_token"].as_str().expect("a token").to_string()
+    }
+
     /// Waits until the outbox has nothing pending or in flight.
     pub async fn drained(&self, within: Duration) {
         super::eventually("the outbox to drain", within, || async {

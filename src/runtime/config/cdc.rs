@@ -85,11 +85,13 @@ impl Doc<'_> {
                 let name = c.get_ref().trim();
                 let ok = name.strip_prefix("/data/").is_some_and(|t| {
                     !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                });
+                }) && crate::runtime::cdc::object_of(name).is_some();
                 if !ok {
+                    // `/data/ChangeEvents` and custom channels carry many
+                    // objects' events: l3map subscribes one object each.
                     return Err(self.invalid(
                         c.span(),
-                        format!("`cdc.channels`: \"{name}\" is not a change event channel; write it like \"/data/AccountChangeEvent\" or \"/data/Ticket__ChangeEvent\""),
+                        format!("`cdc.channels`: \"{name}\" is not one object's change event channel (l3map subscribes to one object per channel, not to `/data/ChangeEvents` or a custom channel); write it like \"/data/AccountChangeEvent\" or \"/data/Ticket__ChangeEvent\""),
                     ));
                 }
                 out.push(name.to_string());
@@ -160,7 +162,11 @@ mod tests {
             ("[cdc]\nbatch = 101\n", "cdc.batch"),
             (
                 "[cdc]\nchannels = [\"Account\"]\n",
-                "not a change event channel",
+                "not one object's change event channel",
+            ),
+            (
+                "[cdc]\nchannels = [\"/data/ChangeEvents\"]\n",
+                "not one object's change event channel",
             ),
             ("[cdc]\nendpoint = \"nowhere\"\n", "cdc.endpoint"),
             ("[cdc]\nenpoint = \"x:1\"\n", "enpoint"),
