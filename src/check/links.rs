@@ -525,9 +525,16 @@ fn check_tickets(cx: &mut Ctx, t: &ast::LinkTickets) {
         .copied()
         .chain(["unsolved", "all"])
         .collect();
-    for n in &t.names {
+    for (i, n) in t.names.iter().enumerate() {
         let name = n.name.as_str();
-        if !all.contains(&name) {
+        if t.names[..i].iter().any(|m| m.name == n.name) {
+            shape(
+                cx,
+                n.span,
+                format!("`{name}` is listed twice in `tickets`"),
+                "list each status once".into(),
+            );
+        } else if !all.contains(&name) {
             let help = did_you_mean(name, all.iter().copied()).unwrap_or_else(|| {
                 "write `unsolved` (the default), `all`, or Zendesk statuses: new, open, pending, hold, solved, closed".into()
             });
