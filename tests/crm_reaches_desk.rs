@@ -21,32 +21,15 @@ use std::time::{Duration, Instant};
 const FIRST_ORG: u64 = 360200001;
 const UPDATE_MANY: &str = "update_many";
 
-/// CDC on, Salesforce polling off, Zendesk polling out of the way.
-fn cdc_config(s_pubsub: &str) -> String {
-    format!(
-        "[poll]\nzendesk_interval_secs = 3600\nsalesforce_interval_secs = 0\n\n\
-         [cdc]\nenabled = true\nendpoint = \"{s_pubsub}\"\n"
-    )
-}
-
-/// Starts the stack with CDC pointing at the emulator's Pub/Sub port
-/// (known only once the emulator runs: the runtime is restarted on it).
+/// Starts the stack with CDC on (Zendesk polling out of the way).
 async fn cdc_stack(name: &str, files: &[(&str, &str)], extra: &str) -> Stack {
     cdc_stack_limited(name, files, extra, 100_000).await
 }
 
 async fn cdc_stack_limited(name: &str, files: &[(&str, &str)], extra: &str, rate: u32) -> Stack {
     let mut s = Stack::start_limited(name, QUIET_START, false, files, rate).await;
-    s.kill_runtime();
-    let toml = s.dir.join("l3map.toml");
-    let text = std::fs::read_to_string(&toml)
-        .unwrap()
-        .replace(QUIET_START, &format!("{}{extra}", cdc_config(&s.pubsub)));
-    std::fs::write(&toml, text).unwrap();
-    // A fresh store: the first start subscribes from LATEST.
-    let _ = std::fs::remove_dir_all(s.dir.join("state"));
-    s.start_runtime().await;
-    stream_up(&s).await;
+    s.restart_with_cdc(QUIET_START, 3600, extra, "AccountChangeEvent")
+        .await;
     s
 }
 
@@ -54,23 +37,7 @@ const QUIET_START: &str = "[poll]\nzendesk_interval_secs = 3600\nsalesforce_inte
 
 /// Waits for the Account channel's stream to be open.
 async fn stream_up(s: &Stack) {
-    common::eventually("the CDC stream is up", Duration::from_secs(15), || async {
-        let m = s.metrics().await;
-        if m.lines().any(|l| {
-            l.starts_with("l3map_cdc_stream_up")
-                && l.contains("AccountChangeEvent")
-                && l.ends_with(" 1")
-        }) {
-            Ok(())
-        } else {
-            Err(m
-                .lines()
-                .filter(|l| l.contains("cdc"))
-                .collect::<Vec<_>>()
-                .join("\n"))
-        }
-    })
-    .await;
+    s.stream_up("AccountChangeEvent").await;
 }
 
 /// A change to an Account made as a person in the Salesforce UI would.
@@ -625,16 +592,8 @@ async fn both_ways_with(name: &str, files: &[(&str, &str)]) -> Stack {
     // Webhooks on and Zendesk polled every second: l3map's own ticket
     // writes come back as Zendesk events and must write nothing.
     let mut s = Stack::start_limited(name, QUIET_START, true, files, 100_000).await;
-    s.kill_runtime();
-    let toml = s.dir.join("l3map.toml");
-    let text = std::fs::read_to_string(&toml).unwrap().replace(
-        QUIET_START,
-        &cdc_config(&s.pubsub).replace("zendesk_interval_secs = 3600", "zendesk_interval_secs = 1"),
-    );
-    std::fs::write(&toml, text).unwrap();
-    let _ = std::fs::remove_dir_all(s.dir.join("state"));
-    s.start_runtime().await;
-    stream_up(&s).await;
+    s.restart_with_cdc(QUIET_START, 1, "", "AccountChangeEvent")
+        .await;
     s
 }
 

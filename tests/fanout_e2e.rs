@@ -19,33 +19,8 @@ const QUIET_START: &str = "[poll]\nzendesk_interval_secs = 3600\nsalesforce_inte
 /// once the emulator runs: the runtime is restarted on it).
 async fn cdc_stack(name: &str, files: &[(&str, &str)]) -> Stack {
     let mut s = Stack::start_with_files(name, QUIET_START, false, files).await;
-    s.kill_runtime();
-    let toml = s.dir.join("l3map.toml");
-    let cdc = format!(
-        "[poll]\nzendesk_interval_secs = 3600\nsalesforce_interval_secs = 0\n\n\
-         [cdc]\nenabled = true\nendpoint = \"{}\"\n",
-        s.pubsub
-    );
-    let text = std::fs::read_to_string(&toml)
-        .unwrap()
-        .replace(QUIET_START, &cdc);
-    std::fs::write(&toml, text).unwrap();
-    let _ = std::fs::remove_dir_all(s.dir.join("state"));
-    s.start_runtime().await;
-    common::eventually("the CDC stream is up", Duration::from_secs(15), || async {
-        let m = s.metrics().await;
-        let up = m.lines().any(|l| {
-            l.starts_with("l3map_cdc_stream_up")
-                && l.contains("AccountChangeEvent")
-                && l.ends_with(" 1")
-        });
-        if up {
-            Ok(())
-        } else {
-            Err(m)
-        }
-    })
-    .await;
+    s.restart_with_cdc(QUIET_START, 3600, "", "AccountChangeEvent")
+        .await;
     s
 }
 

@@ -348,6 +348,54 @@ workers_per_connection = 4
         v["access_token"].as_str().expect("a token").to_string()
     }
 
+    /// Restarts the runtime from a fresh store with Change Data Capture on
+    /// against the emulator's Pub/Sub port (known only once the emulator
+    /// runs), Salesforce polling off and Zendesk polled every
+    /// `zendesk_secs`, then `extra`; the `[poll]` block the stack started
+    /// with (`started`) is replaced. Returns once `channel`'s stream
+    /// (`AccountChangeEvent`, ...) is up.
+    pub async fn restart_with_cdc(
+        &mut self,
+        started: &str,
+        zendesk_secs: u64,
+        extra: &str,
+        channel: &str,
+    ) {
+        self.kill_runtime();
+        let toml = self.dir.join("l3map.toml");
+        let cdc = format!(
+            "[poll]\nzendesk_interval_secs = {zendesk_secs}\nsalesforce_interval_secs = 0\n\n\
+             [cdc]\nenabled = true\nendpoint = \"{}\"\n{extra}",
+            self.pubsub
+        );
+        let text = std::fs::read_to_string(&toml).expect("l3map.toml");
+        assert!(text.contains(started), "{text}");
+        std::fs::write(&toml, text.replace(started, &cdc)).expect("l3map.toml");
+        // A fresh store: the first start subscribes from LATEST.
+        let _ = std::fs::remove_dir_all(self.dir.join("state"));
+        self.start_runtime().await;
+        self.stream_up(channel).await;
+    }
+
+    /// Waits until the CDC stream of `channel` is up.
+    pub async fn stream_up(&self, channel: &str) {
+        super::eventually("the CDC stream is up", Duration::from_secs(20), || async {
+            let m = self.metrics().await;
+            if m.lines().any(|l| {
+                l.starts_with("l3map_cdc_stream_up") && l.contains(channel) && l.ends_with(" 1")
+            }) {
+                Ok(())
+            } else {
+                Err(m
+                    .lines()
+                    .filter(|l| l.contains("cdc"))
+                    .collect::<Vec<_>>()
+                    .join("\n"))
+            }
+        })
+        .await;
+    }
+
     /// Waits until the outbox has nothing pending or in flight.
     pub async fn drained(&self, within: Duration) {
         super::eventually("the outbox to drain", within, || async {
