@@ -3,7 +3,7 @@
 //! Salesforce emulators seeded from mappings/fintech. What the agent is
 //! told is checked against what the emulators end up holding.
 
-mod common;
+use crate::common;
 
 use common::rig::{fintech, Emulators, Rig};
 use l3map::connectors::zendesk::{Credentials, ZendeskClient, ZendeskConfig};

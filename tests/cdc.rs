@@ -6,7 +6,7 @@
 //! `kill -9` resumes from the stored replay id, and a stream cut is
 //! reconnected.
 
-mod common;
+use crate::common;
 
 use common::stack::Stack;
 use l3map::connectors::salesforce::pubsub::proto::pub_sub_server::{PubSub, PubSubServer};

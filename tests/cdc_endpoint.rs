@@ -4,7 +4,7 @@
 //! (`http://HOST:PORT`), instead of "transport error" on every retry; with
 //! the fix the stream comes up.
 
-mod common;
+use crate::common;
 
 use common::stack::Stack;
 use std::time::Duration;

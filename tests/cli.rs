@@ -1,6 +1,6 @@
 //! The real `l3map` binary: exit codes, output formats, subcommands.
 
-mod common;
+use crate::common;
 
 use l3map::emulator::salesforce::SalesforceOptions;
 use serde_json::{json, Value};

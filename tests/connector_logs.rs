@@ -4,7 +4,7 @@
 //! the connectors' own log lines (so it is not empty by accident) and none
 //! of the secrets used.
 
-mod common;
+use crate::common;
 
 use common::logs::Capture;
 use l3map::connectors::limit::Limiters;

@@ -14,7 +14,7 @@
 //! turn again with the same `turn_id` until one is answered 200, as an
 //! agent must. The seed is printed, and `L3MAP_CRASH_SEED=N` replays a run.
 
-mod common;
+use crate::common;
 
 use common::stack;
 

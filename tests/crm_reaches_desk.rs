@@ -9,7 +9,7 @@
 //! 2,000 tickets fan out with nothing lost, nothing twice, no window over
 //! the limit.
 
-mod common;
+use crate::common;
 
 use common::stack::{Stack, SLA_TIER};
 use l3map::emulator::zendesk::salesforce_account_ids;

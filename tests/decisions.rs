@@ -3,7 +3,7 @@
 //! (missing values, `default`, Unicode), SKU normalisation in several
 //! scripts, and idempotency keys.
 
-mod common;
+use crate::common;
 
 use common::REFUND_TURN as REFUND;
 use l3map::eval::decide::decide;

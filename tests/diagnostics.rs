@@ -15,7 +15,7 @@
 //! snapshots are updated carelessly. `every_code_has_a_fixture` keeps the
 //! fixtures in step with the error enums.
 //!
-//! Update the snapshots with `INSTA_UPDATE=always cargo test --test diagnostics`
+//! Update the snapshots with `INSTA_UPDATE=always cargo test --test language diagnostics::`
 //! (or `cargo insta review`), then read every changed `.snap`.
 
 use l3map::check::check;

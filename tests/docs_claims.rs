@@ -7,7 +7,7 @@
 //!   line `Report::human` prints (numbers aside), its targets must be the
 //!   code's, its numbers must meet them, and the prose must quote them.
 
-mod common;
+use crate::common;
 
 use l3map::e2e::report::{Cleanup, Load, Report};
 use l3map::e2e::{MAX_REQUESTS_PER_ACTION, MAX_TURN_MS};

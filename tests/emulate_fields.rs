@@ -3,7 +3,7 @@
 //! (a key only a link compares): describe, REST, SOQL and the Change Data
 //! Capture schema over gRPC all know them. Driven through the real binary.
 
-mod common;
+use crate::common;
 
 use l3map::connectors::salesforce::pubsub::proto::pub_sub_client::PubSubClient;
 use l3map::connectors::salesforce::pubsub::proto::{SchemaRequest, TopicRequest};

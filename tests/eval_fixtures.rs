@@ -23,7 +23,7 @@
 //! says `expect no refusal` (or `expect nothing`) in every test; a case in
 //! `refused/` says `expect refused`. A failure names the file.
 
-mod common;
+use crate::common;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

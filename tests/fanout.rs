@@ -5,7 +5,7 @@
 //! ticket failing inside a job is retried alone; a replayed change records
 //! nothing new.
 
-mod common;
+use crate::common;
 
 use common::rig::{fintech, Emulators, Rig};
 use l3map::emulator::zendesk::salesforce_account_ids;

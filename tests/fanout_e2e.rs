@@ -6,7 +6,7 @@
 //! the agent's turn reaches it; a bulk job that fails costs one more bulk
 //! update, not a read and a PUT per ticket.
 
-mod common;
+use crate::common;
 
 use common::stack::{Stack, SLA_TIER};
 use l3map::emulator::zendesk::salesforce_account_ids;

@@ -14,7 +14,7 @@
 //! Each test runs on one thread so its thread-local log subscriber sees
 //! every task it starts (as tests/connector_logs.rs does).
 
-mod common;
+use crate::common;
 
 use common::logs::Capture;
 use l3map::e2e::plan::{plan, Plan};

@@ -2,7 +2,7 @@
 //! mapping file and on generated projects, the same IR before and after,
 //! no comment ever lost, and the command's exit statuses.
 
-mod common;
+use crate::common;
 #[path = "../benches/corpus/mod.rs"]
 #[allow(dead_code)]
 mod corpus;

@@ -16,7 +16,7 @@
 //! `PROPTEST_RNG_SEED` the seed. docs/RELIABILITY.md ("Hostile input")
 //! lists every test with its figures.
 
-mod common;
+use crate::common;
 
 use common::answer;
 use common::rig::{fintech, Emulators, Rig};

@@ -5,7 +5,7 @@
 //! that has no such field refused the whole query, and that connection's
 //! polling dropped to its basic field list.
 
-mod common;
+use crate::common;
 
 use l3map::ir::Program;
 use std::path::Path;

@@ -7,7 +7,7 @@
 //! reports the two Cases (the cache of the first lookup was forgotten by
 //! the change), and once the duplicate is deleted the link works again.
 
-mod common;
+use crate::common;
 
 use common::stack::{Stack, AGENT_TOKEN};
 use serde_json::{json, Value};

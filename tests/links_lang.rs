@@ -2,7 +2,7 @@
 //! each link mistake (exit code and the diagnostic), `l3map compile` shows
 //! the links in the IR, and `l3map fmt` lays link blocks out idempotently.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

@@ -4,7 +4,7 @@
 //! which link, costs no Salesforce request the second time, and a ticket
 //! with no match answers cleanly, the miss cached.
 
-mod common;
+use crate::common;
 
 use common::stack::{Stack, AGENT_TOKEN};
 use serde_json::{json, Value};

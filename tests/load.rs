@@ -1,9 +1,6 @@
-//! The two load tests in one binary. Each spends most of its time waiting
-//! on the emulators' 300 ms answers and sliding windows, so the test
-//! harness runs them side by side: one binary each ran them one after the
-//! other and cost CI a minute and a half.
-
-mod common;
+//! The two load tests. Each spends most of its time waiting on the
+//! emulators' 300 ms answers and sliding windows, so the harness runs them
+//! beside the other end-to-end tests.
 
 #[path = "load/budget.rs"]
 mod budget;

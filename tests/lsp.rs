@@ -2,7 +2,7 @@
 //! its stdin and stdout, every wait bounded so a hung server fails the test
 //! instead of hanging CI.
 
-mod common;
+use crate::common;
 
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};

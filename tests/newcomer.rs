@@ -1,12 +1,5 @@
 //! Issue 14: what a first-time user and the real APIs contradicted, each
-//! item driven through the real binary. One test binary for all of them:
-//! a binary per file cost CI a link each, and the harness runs these
-//! modules' tests side by side.
-
-mod common;
-
-// The newcomer modules reach the production-shaped stack as `crate::stack`.
-use common::stack;
+//! item driven through the real binary.
 
 #[path = "newcomer/cli.rs"]
 mod cli;

@@ -4,7 +4,7 @@
 //! records sharing a `SystemModstamp` (even more than a page of them) are
 //! all read.
 
-mod common;
+use crate::common;
 
 use common::rig::{fintech, Emulators};
 use l3map::connectors::salesforce::SalesforceClient;

@@ -4,7 +4,7 @@
 //! sends in `Sforce-Call-Options`) and for a person's change, flow control,
 //! replay from a stored id, and the error for an expired one.
 
-mod common;
+use crate::common;
 
 use apache_avro::types::Value as Avro;
 use apache_avro::Schema;

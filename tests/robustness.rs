@@ -24,7 +24,7 @@
 //! aborting the whole file. Coverage-guided fuzzing of the same invariants
 //! lives in `fuzz/` (cargo-fuzz, nightly).
 
-mod common;
+use crate::common;
 
 use l3map::check::{check, Checked};
 use l3map::compile::lower;
@@ -637,7 +637,7 @@ fn token_soup() -> impl Strategy<Value = String> {
 // Case counts keep the whole file under ~30 s in debug mode on 2 cores:
 // checking the shop project costs ~60 ms in debug (its SKU analysis), the
 // others ~5 ms, garbage alone well under 1 ms. Raise them locally with
-// `PROPTEST_CASES=5000 cargo test --release --test robustness`.
+// `PROPTEST_CASES=5000 cargo test --release --test language robustness::`.
 
 proptest! {
     #![proptest_config(config(512, 1))]
@@ -848,8 +848,11 @@ fn isolated(name: &str, body: impl FnOnce()) {
         body();
         return;
     }
+    // libtest names a test by its path below the crate: `robustness::name`.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let path = format!("{module}::{name}");
     let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .args([path.as_str(), "--exact", "--test-threads=1", "--nocapture"])
         .env(CHILD, "1")
         .env("RUST_BACKTRACE", "0")
         .output()

@@ -1,7 +1,7 @@
 //! `l3map run` end to end: the real binary, its emulators and its runtime
 //! talking over 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

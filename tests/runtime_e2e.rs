@@ -1,7 +1,7 @@
 //! `l3map run --config` against `l3map emulate`: two real processes over
 //! 127.0.0.1, configured as a user configures them.
 
-mod common;
+use crate::common;
 
 use common::stack;
 use common::wait_for;

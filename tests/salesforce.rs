@@ -2,7 +2,7 @@
 //! HTTP on 127.0.0.1: every operation, session refresh, errors, limits,
 //! paging, batching, the cache, concurrency, and the SOQL parser.
 
-mod common;
+use crate::common;
 
 use l3map::connectors::jwt_bearer::JwtBearer;
 use l3map::connectors::retry::RetryPolicy;

@@ -6,7 +6,7 @@
 //! every snapshot and doc in the repository, is searched for each token
 //! the suite uses.
 
-mod common;
+use crate::common;
 
 use common::stack;
 

@@ -4,7 +4,7 @@
 //! a bulk fan-out write, the webhooks Zendesk sends for those updates cause
 //! no further action and no ticket read beyond the one `show_many`.
 
-mod common;
+use crate::common;
 
 use common::stack::Stack;
 use serde_json::{json, Value};

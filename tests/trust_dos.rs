@@ -3,7 +3,7 @@
 //! an attacker would, and measures the runtime process itself (its RSS
 //! from /proc, its answers).
 
-mod common;
+use crate::common;
 
 use common::stack;
 

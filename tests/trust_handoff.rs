@@ -10,7 +10,7 @@
 //! an escalation's meaning checks its keys (and only its) move; and the
 //! real binary, edited while serving, never hands a ticket off twice.
 
-mod common;
+use crate::common;
 
 use common::stack;
 use common::wait_for;

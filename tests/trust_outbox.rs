@@ -16,7 +16,7 @@
 //!   store's busy timeout: the record completes without a restart, later
 //!   actions of the same record follow, nothing twice.
 
-mod common;
+use crate::common;
 
 use common::stack;
 

@@ -7,7 +7,7 @@
 //! written and the file still open never goes live (Linux); and a
 //! Kubernetes ConfigMap-style symlink swap reloads.
 
-mod common;
+use crate::common;
 
 use common::stack;
 use common::wait_for;

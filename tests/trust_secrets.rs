@@ -4,7 +4,7 @@
 //! refusal. The frame still shows where the problem is, with the value
 //! masked.
 
-mod common;
+use crate::common;
 
 use common::stack;
 

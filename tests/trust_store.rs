@@ -12,7 +12,7 @@
 //! * `/healthz` answers 503 while writes fail (a file size limit standing
 //!   in for a full disk) and 200 again once they succeed.
 
-mod common;
+use crate::common;
 
 use common::stack;
 

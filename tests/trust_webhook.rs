@@ -10,7 +10,7 @@
 //! * 17: a person's update is read at most once however many events it
 //!   sends; an update l3map made itself is not read back at all.
 
-mod common;
+use crate::common;
 
 use common::stack;
 use common::wait_for;

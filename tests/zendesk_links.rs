@@ -3,7 +3,7 @@
 //! with reqwest as any client would, and with the connector
 //! (`l3map::connectors::zendesk`) as l3map does.
 
-mod common;
+use crate::common;
 
 use l3map::connectors::zendesk::{
     Credentials, JobState, TicketFilter, TicketUpdate, ZendeskClient, ZendeskConfig,

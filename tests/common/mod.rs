@@ -4,9 +4,9 @@
 //! real processes, as a user runs them; [`rig`]: in process, when a test
 //! reads the engine or the emulators' state directly).
 //!
-//! A test file opts in with `mod common;`. Cargo builds every `tests/*.rs`
-//! as its own binary and this folder as a module of each, so no binary
-//! uses every helper: unused ones are not dead code, only unused here.
+//! The three test binaries (`tests/language.rs`, `vendors.rs`, `e2e.rs`)
+//! each hold this folder as `crate::common`, and none uses every helper:
+//! unused ones are not dead code, only unused there.
 #![allow(dead_code)]
 
 pub mod logs;

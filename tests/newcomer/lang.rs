@@ -14,7 +14,7 @@
 //!   see it, never a silent "no"; `check` warns when a connection's
 //!   `currencies` lists one the rule has no threshold for.
 
-use crate::stack;
+use crate::common::stack;
 
 use serde_json::Value;
 use std::path::Path;

@@ -10,7 +10,7 @@
 //!   docs/RUNTIME.md both ways, counts refused requests, and times the
 //!   runtime's own API by route template.
 
-use crate::stack;
+use crate::common::stack;
 
 use serde_json::{json, Value};
 use stack::{Stack, StackEnv, AGENT_TOKEN};

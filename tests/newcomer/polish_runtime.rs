@@ -16,7 +16,7 @@
 //! 7. a webhook the receiver refuses is logged by the emulator too, and
 //!    `emulate PROJECT` seeds that project's own fields.
 
-use crate::stack;
+use crate::common::stack;
 
 use reqwest::Method;
 use serde_json::{json, Value};

@@ -1,0 +1,36 @@
+//! The real binaries end to end over 127.0.0.1: `l3map run` beside `l3map
+//! emulate`, restarts, outages, attacks, load.
+//!
+//! One test binary per group, not one per file: each binary links the
+//! whole library (a minute of CI per dozen), and one harness runs a group's
+//! tests side by side, so a file's slow test no longer waits alone. A file
+//! here is a module; it reaches the shared helpers as `crate::common`.
+//! Run one file's tests with `cargo test --test e2e {file}::`.
+
+mod common;
+
+mod agent_api;
+mod cdc;
+mod cli;
+mod crash;
+mod crm_reaches_desk;
+mod fanout;
+mod fanout_e2e;
+mod faults;
+mod hostile;
+mod link_unique;
+mod links_resolve;
+mod load;
+mod newcomer;
+mod poll;
+mod runtime;
+mod runtime_e2e;
+mod secrets;
+mod ticket_links;
+mod trust_dos;
+mod trust_handoff;
+mod trust_outbox;
+mod trust_reload;
+mod trust_secrets;
+mod trust_store;
+mod trust_webhook;
