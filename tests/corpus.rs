@@ -3,9 +3,7 @@
 //! caught objects credited to the wrong Salesforce org), and a few planted
 //! mistakes must each be caught.
 
-#[path = "../benches/corpus/mod.rs"]
-#[allow(dead_code)]
-mod corpus;
+use crate::bench_corpus as corpus;
 
 use l3map::check::check;
 use l3map::syntax::SourceMap;

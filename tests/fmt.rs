@@ -2,10 +2,8 @@
 //! mapping file and on generated projects, the same IR before and after,
 //! no comment ever lost, and the command's exit statuses.
 
+use crate::bench_corpus as corpus;
 use crate::common;
-#[path = "../benches/corpus/mod.rs"]
-#[allow(dead_code)]
-mod corpus;
 
 use l3map::compile::{check, lower};
 use l3map::fmt::{format, FmtError};

@@ -9,6 +9,11 @@
 
 mod common;
 
+// The benchmarks' project generator, for corpus.rs and fmt.rs.
+#[path = "../benches/corpus/mod.rs"]
+#[allow(dead_code)]
+mod bench_corpus;
+
 mod architecture;
 mod convert;
 mod corpus;
