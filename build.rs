@@ -3,10 +3,6 @@
 //! `/metrics`. A release built outside a checkout (a source tarball) can
 //! pass `L3MAP_REVISION`; otherwise the revision is `unknown`.
 //!
-//! It also compiles `proto/pubsub_api.proto` (Salesforce's Pub/Sub API)
-//! into the gRPC client and server code, with protox: a Rust protobuf
-//! compiler, so a build needs no `protoc` on the machine.
-//!
 //! Hand-written rather than vergen: one `git rev-parse`, and vergen's
 //! dependency tree would cost more build time than it saves.
 
@@ -23,7 +19,6 @@ fn git(args: &[&str]) -> Option<String> {
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
-    pubsub();
     println!("cargo:rerun-if-env-changed=L3MAP_REVISION");
     let given = std::env::var("L3MAP_REVISION")
         .ok()
@@ -61,17 +56,4 @@ fn main() {
         revision
     };
     println!("cargo:rustc-env=L3MAP_BUILD_REVISION={revision}");
-}
-
-/// The Pub/Sub API's messages and service, client and server (the
-/// Salesforce emulator serves it).
-fn pubsub() {
-    println!("cargo:rerun-if-changed=proto/pubsub_api.proto");
-    let descriptors = protox::compile(["pubsub_api.proto"], ["proto"])
-        .unwrap_or_else(|e| panic!("proto/pubsub_api.proto: {e}"));
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_fds(descriptors)
-        .unwrap_or_else(|e| panic!("generating the Pub/Sub API code: {e}"));
 }
