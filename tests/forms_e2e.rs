@@ -24,9 +24,11 @@ async fn turn(s: &Stack, ticket: u64, id: &str) -> Value {
         .http
         .post(format!("{}/v1/turns", s.runtime))
         .bearer_auth(AGENT_TOKEN)
-        .json(&json!({"turn_id": id, "ticket": ticket, "intent": "question",
+        .json(
+            &json!({"turn_id": id, "ticket": ticket, "intent": "question",
                       "summary": "Asked the customer for the order number",
-                      "requested_status": "pending_customer"}))
+                      "requested_status": "pending_customer"}),
+        )
         .send()
         .await
         .expect("the runtime answers");
@@ -46,7 +48,11 @@ async fn a_status_the_tickets_form_lacks_is_refused_and_one_it_offers_is_applied
         .filter_map(|c| c["id"].as_u64())
         .collect();
     assert!(all.contains(&PENDING_CUSTOMER), "{all:?}");
-    let billing_ids: Vec<u64> = all.iter().copied().filter(|i| *i != PENDING_CUSTOMER).collect();
+    let billing_ids: Vec<u64> = all
+        .iter()
+        .copied()
+        .filter(|i| *i != PENDING_CUSTOMER)
+        .collect();
     let form = |name: &str, ids: Vec<u64>| {
         let s = &s;
         let name = name.to_string();
@@ -86,7 +92,9 @@ async fn a_status_the_tickets_form_lacks_is_refused_and_one_it_offers_is_applied
     let lock = std::fs::read_to_string(s.mappings().join("l3map.lock.json")).expect("lockfile");
     let lock: Value = serde_json::from_str(&lock).expect("JSON");
     assert_eq!(lock["lock_version"], 2);
-    let forms = lock["zendesk"]["desk"]["ticket_forms"].as_array().expect("forms");
+    let forms = lock["zendesk"]["desk"]["ticket_forms"]
+        .as_array()
+        .expect("forms");
     assert!(forms.iter().any(|f| f["name"] == "Billing"), "{forms:?}");
     // `check` warns, naming the form and the status.
     let checked = std::process::Command::new(common::BIN)
@@ -108,7 +116,9 @@ async fn a_status_the_tickets_form_lacks_is_refused_and_one_it_offers_is_applied
     let reason = refused["refused"][0]["reason"].as_str().unwrap_or_default();
     assert!(
         reason.contains("`pending_customer`")
-            && reason.contains(&format!("not offered on ticket form \"Billing\" (#{billing})")),
+            && reason.contains(&format!(
+                "not offered on ticket form \"Billing\" (#{billing})"
+            )),
         "{refused}"
     );
     let applied = turn(&s, ON_VENDORS, "forms-vendors-1").await;
@@ -122,23 +132,39 @@ async fn a_status_the_tickets_form_lacks_is_refused_and_one_it_offers_is_applied
     assert!(actions.contains(&"set_status"), "{applied}");
 
     let status = |t: Value| t["ticket"]["custom_status_id"].as_u64();
-    common::eventually("the Vendors ticket to move", Duration::from_secs(15), || {
-        let s = &s;
-        async move {
-            let t = s
-                .zendesk(Method::GET, &format!("/api/v2/tickets/{ON_VENDORS}.json"), None)
-                .await;
-            match status(t.clone()) {
-                Some(PENDING_CUSTOMER) => Ok(()),
-                _ => Err(t.to_string()),
+    common::eventually(
+        "the Vendors ticket to move",
+        Duration::from_secs(15),
+        || {
+            let s = &s;
+            async move {
+                let t = s
+                    .zendesk(
+                        Method::GET,
+                        &format!("/api/v2/tickets/{ON_VENDORS}.json"),
+                        None,
+                    )
+                    .await;
+                match status(t.clone()) {
+                    Some(PENDING_CUSTOMER) => Ok(()),
+                    _ => Err(t.to_string()),
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     let billing_ticket = s
-        .zendesk(Method::GET, &format!("/api/v2/tickets/{ON_BILLING}.json"), None)
+        .zendesk(
+            Method::GET,
+            &format!("/api/v2/tickets/{ON_BILLING}.json"),
+            None,
+        )
         .await;
-    assert_ne!(status(billing_ticket.clone()), Some(PENDING_CUSTOMER), "{billing_ticket}");
+    assert_ne!(
+        status(billing_ticket.clone()),
+        Some(PENDING_CUSTOMER),
+        "{billing_ticket}"
+    );
     assert_eq!(billing_ticket["ticket"]["ticket_form_id"], billing);
     // The operator hears why, too.
     let log = s.log();

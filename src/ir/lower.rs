@@ -172,10 +172,7 @@ impl Lower<'_> {
                     terminal: s.terminal.is_some(),
                     initial: s.initial,
                     custom_status_id: s.id,
-                    instance_status_id: info
-                        .locked
-                        .as_ref()
-                        .and_then(|l| l.resolved(s)),
+                    instance_status_id: info.locked.as_ref().and_then(|l| l.resolved(s)),
                     loc: self.loc(s.span),
                 })
                 .collect(),

@@ -100,11 +100,15 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
                     CheckErrorKind::NotOnForm {
                         status: status.clone(),
                         custom: custom.clone(),
-                        form: f.name.clone(),
-                        form_id: f.id,
+                        form: format!("\"{}\" (#{})", f.name, f.id),
                         help: format!(
-                            "l3map refuses this move for tickets on \"{}\"; offer the status on that form in Admin Center (Objects and rules > Tickets > Forms) and run `l3map schema pull`, or leave the form out of the table's `forms`",
-                            f.name
+                            "l3map refuses this move for tickets on \"{}\"; offer the status on that form in Admin Center (Objects and rules > Tickets > Forms) and run `l3map schema pull`, or {}",
+                            f.name,
+                            if table.forms.is_empty() {
+                                "name the forms this table is for with `forms \"...\"` (without it, every active form)"
+                            } else {
+                                "leave the form out of the table's `forms`"
+                            }
                         ),
                     }
                     .at(span),
@@ -176,7 +180,10 @@ fn targets(files: &[ast::File], conn: &str) -> Vec<(String, Span)> {
             }
             Item::Escalation(e) => {
                 for s in &e.stmts {
-                    if let EscStmt::Status { conn: c, status, .. } = s {
+                    if let EscStmt::Status {
+                        conn: c, status, ..
+                    } = s
+                    {
                         if c.name == conn {
                             add(&status.name, status.span);
                         }

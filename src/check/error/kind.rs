@@ -573,13 +573,12 @@ pub enum CheckErrorKind {
     )]
     NotLocked { conn: String },
     /// Returned when a transition's target status is not offered on a ticket form the table applies to.
-    #[error("status `{status}` ({custom}) is not offered on ticket form \"{form}\" (#{form_id})")]
+    #[error("status `{status}` ({custom}) is not offered on ticket form {form}")]
     #[diagnostic(code(l3map::status::not_on_form), severity(Warning), help("{help}"))]
     NotOnForm {
         status: String,
         custom: String,
         form: String,
-        form_id: u64,
         help: String,
     },
     /// Returned when a transition's target status is offered on none of the forms the table applies to.

@@ -67,7 +67,8 @@ struct Id {
 impl ZendeskClient {
     /// Every ticket form of the account, active or not.
     pub async fn ticket_forms(&self) -> Result<Vec<TicketForm>, ApiError> {
-        self.every("/api/v2/ticket_forms.json", "ticket_forms").await
+        self.every("/api/v2/ticket_forms.json", "ticket_forms")
+            .await
     }
 
     /// Every (form, custom status) pair of the account.
@@ -79,7 +80,10 @@ impl ZendeskClient {
     /// The ids of each category's default custom status.
     pub async fn default_custom_statuses(&self) -> Result<Vec<u64>, ApiError> {
         let ids: Vec<Id> = self
-            .every("/api/v2/custom_statuses.json?default=true", "custom_statuses")
+            .every(
+                "/api/v2/custom_statuses.json?default=true",
+                "custom_statuses",
+            )
             .await?;
         Ok(ids.into_iter().map(|i| i.id).collect())
     }

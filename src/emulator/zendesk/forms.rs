@@ -24,9 +24,7 @@
 //! documents the mapping as what the agent's status picker shows, not as
 //! an API rule, so l3map must refuse it itself.
 
-use super::changes::{as_id, parse_body};
 use super::errors::{ok, Answer, ZdErr};
-use super::seed::SeedStatus;
 use super::{lock, Shared};
 use axum::body::Bytes;
 use serde::{Deserialize, Serialize};
@@ -60,14 +58,14 @@ pub struct Forms {
 impl Forms {
     /// One default form offering every status: an account without forms
     /// of its own.
-    pub fn default_for(statuses: &[SeedStatus]) -> Forms {
+    pub fn default_for(statuses: impl IntoIterator<Item = u64>) -> Forms {
         Forms {
             forms: vec![SeedForm {
                 id: DEFAULT_FORM_ID,
                 name: "Default Ticket Form".into(),
                 active: true,
                 default: true,
-                custom_status_ids: statuses.iter().map(|s| s.id).collect(),
+                custom_status_ids: statuses.into_iter().collect(),
             }],
             defaults: BTreeMap::new(),
         }
@@ -117,7 +115,9 @@ pub(super) fn list(sh: &Shared) -> Answer {
     let items: Vec<Value> = (db.forms.forms.iter().enumerate())
         .map(|(i, f)| form_json(f, i + 1))
         .collect();
-    ok(json!({"ticket_forms": items, "next_page": null, "previous_page": null, "count": items.len()}))
+    ok(
+        json!({"ticket_forms": items, "next_page": null, "previous_page": null, "count": items.len()}),
+    )
 }
 
 pub(super) fn show(sh: &Shared, id: u64) -> Answer {
@@ -146,7 +146,8 @@ pub(super) fn statuses(sh: &Shared, form: Option<u64>) -> Answer {
 /// two of one category are refused, and nothing changes unless all are
 /// good.
 pub(super) fn put_defaults(sh: &Shared, body: &Bytes) -> Answer {
-    let m = parse_body(body)?;
+    let m: serde_json::Map<String, Value> =
+        serde_json::from_slice(body).map_err(|_| ZdErr::bad_json())?;
     let ids: Option<Vec<u64>> = match m.get("ids") {
         Some(Value::String(s)) => s.split(',').map(|p| p.trim().parse().ok()).collect(),
         Some(Value::Array(a)) => a.iter().map(as_id).collect(),
@@ -211,7 +212,14 @@ pub(super) fn create(sh: &Shared, m: &serde_json::Map<String, Value>) -> Result<
     }
     let flag = |k: &str, d: bool| f.get(k).and_then(Value::as_bool).unwrap_or(d);
     let form = SeedForm {
-        id: db.forms.forms.iter().map(|f| f.id).max().unwrap_or(DEFAULT_FORM_ID) + 1,
+        id: db
+            .forms
+            .forms
+            .iter()
+            .map(|f| f.id)
+            .max()
+            .unwrap_or(DEFAULT_FORM_ID)
+            + 1,
         name: name.to_string(),
         active: flag("active", true),
         default: flag("default", false),
@@ -226,6 +234,15 @@ pub(super) fn create(sh: &Shared, m: &serde_json::Map<String, Value>) -> Result<
     Ok(json!({"ticket_form": v}))
 }
 
+/// An id as JSON gives it: a number or a numeric string.
+fn as_id(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
 /// Whether `id` is a form of the account (a ticket write naming another
 /// is refused).
 pub(super) fn exists(forms: &Forms, id: u64) -> bool {
@@ -238,13 +255,7 @@ mod tests {
 
     #[test]
     fn the_default_form_offers_every_status() {
-        let s = |id, c: &str| SeedStatus {
-            id,
-            name: c.into(),
-            category: c.into(),
-            label: c.into(),
-        };
-        let f = Forms::default_for(&[s(1, "open"), s(2, "solved")]);
+        let f = Forms::default_for([1, 2]);
         assert_eq!(f.default_form(), Some(DEFAULT_FORM_ID));
         assert_eq!(f.forms[0].custom_status_ids, vec![1, 2]);
         assert!(exists(&f, DEFAULT_FORM_ID) && !exists(&f, 9));

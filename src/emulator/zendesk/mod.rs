@@ -57,10 +57,10 @@ use dispatch::dispatch;
 use views::{comment_json, ticket_json};
 
 pub use dispatch::STATS_PATH;
+pub use forms::{Forms, SeedForm, DEFAULT_FORM_ID};
 pub use oauth::OAuthClient;
 pub use options::{TokenGrant, WebhookTarget, ZendeskOptions};
 pub use parties::salesforce_account_ids;
-pub use forms::{Forms, SeedForm, DEFAULT_FORM_ID};
 pub use seed::{FieldKind, Seed, SeedField, SeedStatus, SeedTicket};
 pub use state::ZendeskState;
 pub use webhooks::webhook_signature;

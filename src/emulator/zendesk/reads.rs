@@ -148,7 +148,12 @@ pub(super) fn custom_statuses(sh: &Shared, q: &HashMap<String, String>) -> Answe
     let items: Vec<Value> = db
         .statuses
         .iter()
-        .map(|s| (s, db.default_status(&s.category).map(|d| d.id) == Some(s.id)))
+        .map(|s| {
+            (
+                s,
+                db.default_status(&s.category).map(|d| d.id) == Some(s.id),
+            )
+        })
         .filter(|(_, default)| wanted.is_none_or(|w| w == *default))
         .map(|(s, default)| {
             json!({

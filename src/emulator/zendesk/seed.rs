@@ -198,7 +198,7 @@ impl Seed {
         let statuses = number_statuses(statuses);
         let tickets = sample_tickets(&fields, &statuses);
         let forms = match locked_forms.is_empty() {
-            true => Forms::default_for(&statuses),
+            true => Forms::default_for(statuses.iter().map(|st| st.id)),
             false => {
                 // The first active form stands for the account's default
                 // (the IR does not carry which one it is).
@@ -253,7 +253,7 @@ impl Seed {
         .to_vec();
         let tickets = sample_tickets(&fields, &statuses);
         Seed {
-            forms: Forms::default_for(&statuses),
+            forms: Forms::default_for(statuses.iter().map(|st| st.id)),
             fields,
             statuses,
             groups,

@@ -118,12 +118,17 @@ pub fn state_key(id: u64, updated_at: &str, ticket: &Ticket) -> Option<String> {
 /// 12 hex digits of the SHA-256 of the ticket as the rules read it (the
 /// normalised `Ticket`, not the raw JSON, so every API read of one state
 /// hashes alike). The stamps are left out: they are in the key already,
-/// and their spelling may differ between reads. Tags are a set.
+/// and their spelling may differ between reads, and so is the ticket form.
+/// Tags are a set.
 pub fn state_hash(ticket: &Ticket) -> String {
     use sha2::Digest as _;
     let mut t = ticket.clone();
     t.created_at = None;
     t.updated_at = None;
+    // Not every source carries the form (an event subscription without
+    // `form_id`): left out, so one change read by webhook and by poll still
+    // keys alike, and keys stay those of the l3map that had no forms.
+    t.ticket_form_id = None;
     t.tags.sort();
     t.tags.dedup();
     // A `Ticket` of strings, numbers and a BTreeMap always serialises.
