@@ -8,16 +8,20 @@
 
 use crate::common;
 
-use common::stack::{Stack, StackEnv, AGENT_TOKEN};
+use common::stack::{Stack, StackEnv, AGENT_TOKEN, DISPUTE_TYPE};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// Seeded open tickets of the fintech desk.
-const ON_BILLING: u64 = 4213;
-const ON_VENDORS: u64 = 4214;
+/// Seeded tickets of the fintech desk that no escalation hands off by
+/// themselves (4213, the fraud claim, would be, as soon as it changes).
+const ON_BILLING: u64 = 4214; // open
+const ON_VENDORS: u64 = 4211; // in_progress
 /// `pending_customer` ("Waiting on the customer") in mappings/fintech.
 const PENDING_CUSTOMER: u64 = 18794539035104;
+/// `pending_risk_review`, where the `suspected_fraud` escalation moves a
+/// ticket whose dispute type is `fraud_claim`.
+const PENDING_RISK_REVIEW: u64 = 18794539035106;
 
 async fn turn(s: &Stack, ticket: u64, id: &str) -> Value {
     let r = s
@@ -51,7 +55,7 @@ async fn a_status_the_tickets_form_lacks_is_refused_and_one_it_offers_is_applied
     let billing_ids: Vec<u64> = all
         .iter()
         .copied()
-        .filter(|i| *i != PENDING_CUSTOMER)
+        .filter(|i| ![PENDING_CUSTOMER, PENDING_RISK_REVIEW].contains(i))
         .collect();
     let form = |name: &str, ids: Vec<u64>| {
         let s = &s;
@@ -171,5 +175,56 @@ async fn a_status_the_tickets_form_lacks_is_refused_and_one_it_offers_is_applied
     assert!(
         log.contains("refused") && log.contains("not offered on ticket form"),
         "{log}"
+    );
+
+    // A webhook: a person marks the Billing ticket a fraud claim; the
+    // hand-off's other actions are applied, its status move is refused.
+    s.zendesk(
+        Method::PUT,
+        &format!("/__l3map/tickets/{ON_BILLING}"),
+        Some(json!({"ticket": {"custom_fields": [{"id": DISPUTE_TYPE, "value": "fraud_claim"}]}})),
+    )
+    .await;
+    common::eventually(
+        "the fraud hand-off to be decided",
+        Duration::from_secs(15),
+        || {
+            let log = s.log();
+            async move {
+                let refused = log.lines().any(|l| {
+                    l.contains("suspected_fraud")
+                        && l.contains("pending_risk_review")
+                        && l.contains("not offered on ticket form")
+                });
+                if refused {
+                    Ok(())
+                } else {
+                    Err("no refusal logged yet".to_string())
+                }
+            }
+        },
+    )
+    .await;
+    let notes = common::eventually("the hand-off note", Duration::from_secs(15), || async {
+        let notes = s.private_notes(ON_BILLING).await;
+        if notes.is_empty() {
+            Err("no note yet".to_string())
+        } else {
+            Ok(notes)
+        }
+    })
+    .await;
+    assert!(!notes.is_empty());
+    let billing_ticket = s
+        .zendesk(
+            Method::GET,
+            &format!("/api/v2/tickets/{ON_BILLING}.json"),
+            None,
+        )
+        .await;
+    assert_ne!(
+        status(billing_ticket.clone()),
+        Some(PENDING_RISK_REVIEW),
+        "{billing_ticket}"
     );
 }
