@@ -17,6 +17,7 @@ mod crm_reaches_desk;
 mod fanout;
 mod fanout_e2e;
 mod faults;
+mod forms_e2e;
 mod hostile;
 mod link_unique;
 mod links_resolve;

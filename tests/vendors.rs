@@ -15,4 +15,5 @@ mod emulate_fields;
 mod pubsub_emulator;
 mod salesforce;
 mod zendesk;
+mod zendesk_forms;
 mod zendesk_links;

@@ -361,6 +361,9 @@ fn check_inner(
         for e in crate::schema::validate::against(&cx.env, &cx.usage, lock) {
             cx.err(e);
         }
+        for e in crate::schema::forms::check(&mut cx.env, &files, lock) {
+            cx.err(e);
+        }
     }
     if !diagnostics.is_empty() {
         // A block that did not parse uses things too; "never used" lints

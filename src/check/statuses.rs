@@ -66,6 +66,8 @@ pub(super) fn declare(cx: &mut Ctx, t: &StatusTable) {
         TableInfo {
             statuses,
             span: t.conn.span,
+            forms: t.forms.iter().map(|f| (f.value.clone(), f.span)).collect(),
+            locked: None,
         },
     );
 }

@@ -92,10 +92,10 @@ pub fn run(path: Option<&Path>, config: Option<&Path>, connection: &str, mode: M
         Ok(l) => l,
         Err(e) => return fail(e),
     };
-    let mut lock = existing.clone().unwrap_or(Lockfile {
-        lock_version: LOCK_VERSION,
-        ..Lockfile::default()
-    });
+    let mut lock = existing.clone().unwrap_or_default();
+    // A version 1 file gains the forms of what is pulled now; the other
+    // connections keep theirs unknown until pulled.
+    lock.lock_version = LOCK_VERSION;
     match pulled {
         Pulled::Zendesk(z) => {
             lock.zendesk.insert(connection.to_string(), z);

@@ -53,6 +53,10 @@ pub struct Ticket {
     /// Custom field values by field id (as text, the way Zendesk keys them).
     #[serde(default)]
     pub custom_fields: BTreeMap<String, Json>,
+    /// The ticket form the ticket uses: which custom statuses it may take
+    /// (a status table's `forms`, docs/LANGUAGE.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_form_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -172,6 +172,7 @@ impl Lower<'_> {
                     terminal: s.terminal.is_some(),
                     initial: s.initial,
                     custom_status_id: s.id,
+                    instance_status_id: info.locked.as_ref().and_then(|l| l.resolved(s)),
                     loc: self.loc(s.span),
                 })
                 .collect(),
@@ -204,6 +205,11 @@ impl Lower<'_> {
                 })
                 .collect(),
             loc: self.loc(t.span),
+            forms: info
+                .locked
+                .as_ref()
+                .map(|l| l.forms.clone())
+                .unwrap_or_default(),
         }
     }
 

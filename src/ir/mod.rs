@@ -11,7 +11,7 @@ pub use index::{Index, Named, Site, Use};
 pub use link::{Link, Pick, ZdKey, ZdObject};
 pub use lower::{lower, lower_tests, revision as lower_revision, ty as lower_ty};
 
-pub use crate::model::{Category, Kind, SecretSource};
+pub use crate::model::{Category, FormFacts as Form, Kind, SecretSource};
 use crate::sku::{Pattern, Step};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -79,6 +79,10 @@ pub struct Status {
     pub terminal: bool,
     pub initial: bool,
     pub custom_status_id: Option<u64>,
+    /// The custom status it is on the instance: `custom_status_id`, else
+    /// its category's default (from the lockfile; unknown without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_status_id: Option<u64>,
     pub loc: Loc,
 }
 
@@ -101,6 +105,11 @@ pub struct StatusTable {
     pub statuses: Vec<Status>,
     pub transitions: Vec<Transition>,
     pub loc: Loc,
+    /// Every ticket form of the instance and the custom statuses each
+    /// offers (from the lockfile; empty: unknown). A move to a status the
+    /// ticket's form does not offer is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forms: Vec<Form>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,9 @@ pub mod symbols;
 mod ty;
 
 pub use suggest::did_you_mean;
-pub use symbols::{ConnInfo, Env, FieldInfo, SecretRef, StatusInfo, TableInfo};
+pub use symbols::{
+    ConnInfo, Env, FieldInfo, FormFacts, LockedForms, SecretRef, StatusInfo, TableInfo,
+};
 pub use ty::{looks_like_date, Ty};
 
 use serde::{Deserialize, Serialize};

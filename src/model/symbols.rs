@@ -60,6 +60,42 @@ pub struct StatusInfo {
 pub struct TableInfo {
     pub statuses: Vec<StatusInfo>,
     pub span: Span,
+    /// `forms "Billing", ...` as declared (empty: every active form).
+    pub forms: Vec<(String, Span)>,
+    /// What the lockfile says about the connection's forms, when it says
+    /// (filled in by the lockfile check; the IR carries it to the runtime).
+    pub locked: Option<LockedForms>,
+}
+
+/// A Zendesk connection's ticket forms and default custom statuses, from
+/// the schema lockfile.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LockedForms {
+    pub forms: Vec<FormFacts>,
+    /// Each category's default custom status.
+    pub defaults: Vec<(Category, u64)>,
+}
+
+impl LockedForms {
+    /// The custom status a declared status is on the instance: its `#id`,
+    /// else its category's default.
+    pub fn resolved(&self, info: &StatusInfo) -> Option<u64> {
+        info.id.or_else(|| {
+            self.defaults
+                .iter()
+                .find(|(c, _)| *c == info.category)
+                .map(|(_, id)| *id)
+        })
+    }
+}
+
+/// A ticket form and the custom statuses it offers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FormFacts {
+    pub id: u64,
+    pub name: String,
+    pub active: bool,
+    pub custom_status_ids: Vec<u64>,
 }
 
 impl TableInfo {

@@ -8,14 +8,21 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod forms;
 pub mod pull;
 pub mod validate;
 
 /// The file name, in a project's directory.
 pub const LOCKFILE: &str = "l3map.lock.json";
 
-/// Bumped on every incompatible change of the file's shape.
-pub const LOCK_VERSION: u32 = 1;
+/// Bumped on every incompatible change of the file's shape. Version 2
+/// added ticket forms and each category's default custom status; a
+/// version 1 file is still read (forms unknown: the form checks are
+/// skipped, with a note).
+pub const LOCK_VERSION: u32 = 2;
+
+/// The versions this l3map reads.
+pub const LOCK_VERSIONS_READ: [u32; 2] = [1, LOCK_VERSION];
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,6 +43,28 @@ pub struct ZendeskSchema {
     pub custom_statuses: Vec<CustomStatus>,
     #[serde(default)]
     pub groups: Vec<Group>,
+    /// The account's ticket forms and the custom statuses each offers
+    /// (lock_version 2). `None`: not recorded (a version 1 file), so the
+    /// form checks are skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_forms: Option<Vec<TicketForm>>,
+}
+
+/// A ticket form (`GET /api/v2/ticket_forms`) and the custom statuses it
+/// offers (`GET /api/v2/ticket_form_statuses`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketForm {
+    pub id: u64,
+    pub name: String,
+    /// Inactive forms are kept (tickets may still use them) but a status
+    /// table without `forms` applies only to the active ones.
+    pub active: bool,
+    /// The account's default form.
+    #[serde(default)]
+    pub default: bool,
+    /// Sorted.
+    pub custom_status_ids: Vec<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +86,15 @@ pub struct CustomStatus {
     pub id: u64,
     pub agent_label: String,
     pub status_category: String,
+    /// The default status of its category: a status given by category
+    /// only resolves to it (lock_version 2; only Zendesk's
+    /// `PUT /api/v2/custom_status/default` changes it, never l3map).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub default: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,7 +138,7 @@ pub enum LockError {
     Io { path: String, message: String },
     #[error("{path}: not a valid lockfile: {message} (regenerate it with `l3map schema pull`)")]
     Invalid { path: String, message: String },
-    #[error("{path}: lock_version {found} is not supported (this l3map reads {LOCK_VERSION}); regenerate it with `l3map schema pull`")]
+    #[error("{path}: lock_version {found} is not supported (this l3map reads 1 and {LOCK_VERSION}); regenerate it with `l3map schema pull`")]
     Version { path: String, found: u32 },
 }
 
@@ -116,7 +154,7 @@ impl Lockfile {
                     at => format!("{at}: {}", e.inner()),
                 },
             })?;
-        if lock.lock_version != LOCK_VERSION {
+        if !LOCK_VERSIONS_READ.contains(&lock.lock_version) {
             return Err(LockError::Version {
                 path: path.into(),
                 found: lock.lock_version,
@@ -173,6 +211,19 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_file_is_still_read_with_forms_unknown() {
+        let lock = Lockfile::parse(
+            "l.json",
+            r#"{"lock_version": 1, "zendesk": {"desk": {"ticket_fields": [],
+                "custom_statuses": [{"id": 1, "agent_label": "Open", "status_category": "open"}]}}}"#,
+        )
+        .unwrap();
+        let desk = &lock.zendesk["desk"];
+        assert_eq!(desk.ticket_forms, None);
+        assert!(!desk.custom_statuses[0].default);
+    }
+
+    #[test]
     fn round_trips() {
         let mut lock = Lockfile {
             lock_version: LOCK_VERSION,
@@ -187,6 +238,19 @@ mod tests {
                     kind: "tagger".into(),
                     options: vec!["enterprise".into()],
                 }],
+                custom_statuses: vec![CustomStatus {
+                    id: 7,
+                    agent_label: "Open".into(),
+                    status_category: "open".into(),
+                    default: true,
+                }],
+                ticket_forms: Some(vec![TicketForm {
+                    id: 55,
+                    name: "Billing".into(),
+                    active: true,
+                    default: false,
+                    custom_status_ids: vec![7],
+                }]),
                 ..ZendeskSchema::default()
             },
         );

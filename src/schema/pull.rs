@@ -3,8 +3,9 @@
 
 use super::{
     CustomStatus, Group, SalesforceField, SalesforceObject, SalesforceSchema, TicketField,
-    ZendeskSchema,
+    TicketForm, ZendeskSchema,
 };
+use crate::connectors::zendesk::ZendeskClient;
 use crate::connectors::ApiError;
 use crate::ir::Connection;
 use crate::runtime::apply::Client;
@@ -53,6 +54,10 @@ pub async fn pull_with(
             let statuses = client.custom_statuses().await.map_err(api)?;
             step("reading groups");
             let groups = client.groups().await.map_err(api)?;
+            step("reading ticket forms");
+            let forms = forms(&client).await.map_err(api)?;
+            step("reading default custom statuses");
+            let defaults = client.default_custom_statuses().await.map_err(api)?;
             let mut schema = ZendeskSchema {
                 ticket_fields: fields
                     .iter()
@@ -73,6 +78,7 @@ pub async fn pull_with(
                         id: s.id,
                         agent_label: s.agent_label.clone(),
                         status_category: s.status_category.clone(),
+                        default: defaults.contains(&s.id),
                     })
                     .collect(),
                 groups: groups
@@ -82,6 +88,7 @@ pub async fn pull_with(
                         name: g.name.clone(),
                     })
                     .collect(),
+                ticket_forms: forms,
             };
             // Sorted, so a pull that finds nothing new changes no byte.
             schema.ticket_fields.sort_by_key(|f| f.id);
@@ -120,4 +127,38 @@ pub async fn pull_with(
             Ok(Pulled::Salesforce(schema))
         }
     }
+}
+
+/// The account's forms with the statuses each offers, sorted by id. A plan
+/// without ticket forms (Zendesk offers them from Suite Growth and Support
+/// Enterprise) answers 403 or 404: no forms, recorded as such, so the form
+/// checks have nothing to check rather than nothing known.
+async fn forms(client: &ZendeskClient) -> Result<Option<Vec<TicketForm>>, ApiError> {
+    let forms = match client.ticket_forms().await {
+        Ok(f) => f,
+        Err(ApiError::Permission { .. } | ApiError::NotFound { .. }) => return Ok(Some(vec![])),
+        Err(e) => return Err(e),
+    };
+    let offered = client.ticket_form_statuses().await?;
+    let mut out: Vec<TicketForm> = forms
+        .into_iter()
+        .map(|f| {
+            let mut ids: Vec<u64> = offered
+                .iter()
+                .filter(|o| o.ticket_form_id == f.id)
+                .map(|o| o.custom_status_id)
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            TicketForm {
+                id: f.id,
+                name: f.name,
+                active: f.active,
+                default: f.default,
+                custom_status_ids: ids,
+            }
+        })
+        .collect();
+    out.sort_by_key(|f| f.id);
+    Ok(Some(out))
 }

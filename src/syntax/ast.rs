@@ -152,6 +152,9 @@ pub struct Money {
 pub struct StatusTable {
     /// The connection whose ticket (or Case) statuses these are.
     pub conn: Ident,
+    /// `forms "Billing", "Refunds"`: the Zendesk ticket forms the table
+    /// applies to; empty: every active form.
+    pub forms: Vec<Text>,
     pub statuses: Vec<StatusDecl>,
     pub transitions: Vec<Transition>,
     #[educe(PartialEq(ignore))]

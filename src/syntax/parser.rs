@@ -251,6 +251,7 @@ pub fn rule_name(rule: Rule) -> Option<&'static str> {
         rate => "a rate such as `200 rpm`",
         scope => "a scope such as tickets:write",
         status_decl => "a status (`name category \"label\"`)",
+        status_forms | kw_forms => "`forms \"Form name\", ...`",
         status_attr | terminal | initial => "`terminal` or `initial`",
         status_id => "an id such as `#360001234`",
         transition => "a transition (`from -> to`)",

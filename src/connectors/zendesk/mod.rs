@@ -20,6 +20,7 @@
 mod bulk;
 mod config;
 mod endpoints;
+mod forms;
 mod parties;
 mod policy;
 mod search;
@@ -28,6 +29,7 @@ mod types;
 pub use bulk::{JobResult, JobState, JobStatus, TicketUpdate};
 use config::SYSTEM;
 pub use config::{Credentials, Plan, ZendeskConfig};
+pub use forms::{FormStatus, TicketForm};
 pub use parties::{Organization, TicketParties, User};
 pub use search::{TicketFilter, TicketPage, EXPORT_PAGE, STATUS_ORDER};
 pub use types::{

@@ -39,6 +39,10 @@ pub struct Ticket {
     pub requester_id: Option<u64>,
     #[serde(default)]
     pub external_id: Option<String>,
+    /// The ticket form the ticket uses (which custom statuses it may take:
+    /// see `forms.rs`).
+    #[serde(default)]
+    pub ticket_form_id: Option<u64>,
 }
 
 impl Ticket {

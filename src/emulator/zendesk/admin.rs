@@ -14,6 +14,10 @@
 //!   the ticket's next API update fails (alone, in a bulk job);
 //! * `POST /__l3map/jobs/fail_next` `{"message": "..."}`: the next bulk job
 //!   fails as a whole, nothing applied.
+//! * `POST /__l3map/ticket_forms` `{"ticket_form": {"name": "Billing",
+//!   "custom_status_ids": [...], "active": true, "default": false}}`: a
+//!   ticket form offering those statuses, as an admin would set it up
+//!   (Admin Center > Objects and rules > Tickets > Forms).
 
 use super::changes::{as_id, parse_body, read_changes, ticket_object};
 use super::errors::{ok, Answer, ZdErr};
@@ -66,6 +70,7 @@ pub(super) fn route(sh: &Shared, method: &Method, segs: &[&str], body: &[u8]) ->
             db.fail_next.insert(t, details);
             Ok((StatusCode::NO_CONTENT, Value::Null))
         }
+        (Method::POST, ["ticket_forms"]) => created(super::forms::create(sh, &m()?)?),
         (Method::POST, ["jobs", "fail_next"]) => {
             let message = text(&m()?, "message", "Injected failure: the job failed");
             lock(&sh.db).fail_next_job = Some(message);
@@ -144,6 +149,7 @@ fn create_many(db: &mut Db, m: &Map<String, Value>) -> Result<Vec<u64>, ZdErr> {
                 fields: fields.clone(),
                 organization_id: organization,
                 external_id: None,
+                ticket_form_id: c.ticket_form_id,
                 updater_id: Some(HUMAN_AGENT_ID),
                 updated_via: Some("web".into()),
                 created_at: now,

@@ -23,6 +23,8 @@ pub(super) struct Changes {
     /// The comment's `author_id`, one of the account's users: the comment
     /// is theirs ("The id of the comment author", Ticket Comments).
     pub(super) comment_author: Option<u64>,
+    /// A form of the account.
+    pub(super) ticket_form_id: Option<u64>,
 }
 
 pub(super) fn parse_body(body: &Bytes) -> Result<Map<String, Value>, ZdErr> {
@@ -90,6 +92,16 @@ pub(super) fn read_changes(db: &Db, t: &Map<String, Value>) -> Result<Changes, Z
         c.fields = read_fields(db, v, &mut p);
     }
     c.comment = read_comment(t, &mut p);
+    match t.get("ticket_form_id").filter(|v| !v.is_null()) {
+        None => {}
+        Some(v) => match as_id(v).filter(|id| super::forms::exists(&db.forms, *id)) {
+            Some(id) => c.ticket_form_id = Some(id),
+            None => p.attr(
+                "ticket_form_id",
+                format!("Ticket form: {v} is not a ticket form of this account"),
+            ),
+        },
+    }
     c.comment_author = read_author(db, t, &mut p);
     p.finish()?;
     Ok(c)

@@ -152,7 +152,18 @@ fn route(
             incremental(sh, &query, &base)
         }
         (Method::GET, ["api", "v2", "ticket_fields"]) => ticket_fields(sh, &query, &base),
-        (Method::GET, ["api", "v2", "custom_statuses"]) => custom_statuses(sh),
+        (Method::GET, ["api", "v2", "custom_statuses"]) => custom_statuses(sh, &query),
+        (Method::PUT, ["api", "v2", "custom_status", "default"]) => {
+            super::forms::put_defaults(sh, body)
+        }
+        (Method::GET, ["api", "v2", "ticket_forms"]) => super::forms::list(sh),
+        (Method::GET, ["api", "v2", "ticket_forms", id]) => {
+            path_id(id).and_then(|id| super::forms::show(sh, id))
+        }
+        (Method::GET, ["api", "v2", "ticket_forms", id, "ticket_form_statuses"]) => {
+            path_id(id).and_then(|id| super::forms::statuses(sh, Some(id)))
+        }
+        (Method::GET, ["api", "v2", "ticket_form_statuses"]) => super::forms::statuses(sh, None),
         (Method::GET, ["api", "v2", "groups"]) => list_groups(sh, &query, &base),
         (Method::POST, ["api", "v2", "groups"]) => {
             let answer = create_group(sh, body);

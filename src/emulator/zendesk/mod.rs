@@ -35,6 +35,7 @@ mod dispatch;
 mod errors;
 mod export;
 mod form;
+mod forms;
 mod groups;
 mod jobs;
 mod lifecycle;
@@ -56,6 +57,7 @@ use dispatch::dispatch;
 use views::{comment_json, ticket_json};
 
 pub use dispatch::STATS_PATH;
+pub use forms::{Forms, SeedForm, DEFAULT_FORM_ID};
 pub use oauth::OAuthClient;
 pub use options::{TokenGrant, WebhookTarget, ZendeskOptions};
 pub use parties::salesforce_account_ids;
@@ -116,6 +118,9 @@ struct Ticket {
     organization_id: Option<u64>,
     #[serde(default)]
     external_id: Option<String>,
+    /// The ticket's form; `None`: the account's default form.
+    #[serde(default)]
+    ticket_form_id: Option<u64>,
     /// Who made the latest change and through what (`api` for every API
     /// write: the authenticated user; `web` for a person's change made
     /// through the admin call): how l3map tells its own updates apart.
@@ -156,6 +161,7 @@ struct Db {
     tickets: BTreeMap<u64, Ticket>,
     fields: Vec<SeedField>,
     statuses: Vec<SeedStatus>,
+    forms: forms::Forms,
     groups: Vec<groups::GroupRec>,
     orgs: BTreeMap<u64, parties::Org>,
     people: BTreeMap<u64, parties::Person>,
@@ -239,6 +245,7 @@ impl Db {
         let mut db = Db {
             fields: seed.fields.clone(),
             statuses: seed.statuses.clone(),
+            forms: seed.forms.clone(),
             groups: seed
                 .groups
                 .iter()
@@ -273,6 +280,7 @@ impl Db {
                     fields: t.fields.iter().cloned().collect(),
                     organization_id: t.organization_id,
                     external_id: None,
+                    ticket_form_id: None,
                     updater_id: None,
                     updated_via: None,
                     created_at: now,
@@ -298,14 +306,18 @@ impl Db {
         }
     }
 
-    /// The first status of a category is its default.
+    /// A category's default status: the one set by the seed or by
+    /// `PUT /api/v2/custom_status/default`, else its first.
     fn default_status(&self, category: &str) -> Option<&SeedStatus> {
         let category = if category == "closed" {
             "solved"
         } else {
             category
         };
-        self.statuses.iter().find(|s| s.category == category)
+        let chosen = self.forms.defaults.get(category);
+        chosen
+            .and_then(|id| self.statuses.iter().find(|s| s.id == *id))
+            .or_else(|| self.statuses.iter().find(|s| s.category == category))
     }
 }
 

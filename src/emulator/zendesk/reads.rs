@@ -5,7 +5,7 @@ use super::seed::{FieldKind, SeedField};
 use super::views::{comment_json, list, paged, ticket_json};
 use super::{lock, Shared};
 use serde_json::{json, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 pub(super) fn list_tickets(sh: &Shared) -> Answer {
     let db = lock(&sh.db);
@@ -140,13 +140,22 @@ fn field_json(f: &SeedField) -> Value {
     v
 }
 
-pub(super) fn custom_statuses(sh: &Shared) -> Answer {
+/// Every custom status ("No pagination is provided"), `?default=true`
+/// or `false` filtering on `default`.
+pub(super) fn custom_statuses(sh: &Shared, q: &HashMap<String, String>) -> Answer {
     let db = lock(&sh.db);
-    let mut seen = BTreeSet::new();
+    let wanted = q.get("default").map(|v| v == "true");
     let items: Vec<Value> = db
         .statuses
         .iter()
         .map(|s| {
+            (
+                s,
+                db.default_status(&s.category).map(|d| d.id) == Some(s.id),
+            )
+        })
+        .filter(|(_, default)| wanted.is_none_or(|w| w == *default))
+        .map(|(s, default)| {
             json!({
                 "id": s.id,
                 "status_category": s.category,
@@ -154,8 +163,7 @@ pub(super) fn custom_statuses(sh: &Shared) -> Answer {
                 "end_user_label": s.label,
                 "description": s.name,
                 "active": true,
-                // The first of each category is its default, as in Zendesk.
-                "default": seen.insert(s.category.clone()),
+                "default": default,
             })
         })
         .collect();

@@ -1,5 +1,6 @@
 //! What the emulator starts with, compiled from the mappings.
 
+use super::forms::{Forms, SeedForm};
 use super::CATEGORIES;
 use crate::ir::{EscAction, FieldRef, Named, Program, Ref, Site, Type, Use};
 use serde::{Deserialize, Serialize};
@@ -78,6 +79,8 @@ pub struct Seed {
     pub statuses: Vec<SeedStatus>,
     pub groups: Vec<String>,
     pub tickets: Vec<SeedTicket>,
+    /// Ticket forms with the statuses each offers, and category defaults.
+    pub forms: Forms,
 }
 
 const FINTECH: [(&str, &str); 5] = [
@@ -144,14 +147,37 @@ impl Seed {
         let mut fields = BTreeMap::new();
         let mut statuses: Vec<(String, String, String, Option<u64>)> = Vec::new();
         let mut groups = Vec::new();
+        // From the lockfile, through the IR: its forms, and the category
+        // defaults its category-only statuses resolve to.
+        let mut locked_forms = Vec::new();
+        let mut defaults = BTreeMap::new();
         for p in programs {
             collect_fields(p, &mut fields);
             for table in &p.status_tables {
+                for f in &table.forms {
+                    if locked_forms.iter().all(|l: &SeedForm| l.id != f.id) {
+                        locked_forms.push(SeedForm {
+                            id: f.id,
+                            name: f.name.clone(),
+                            active: f.active,
+                            default: false,
+                            custom_status_ids: f.custom_status_ids.clone(),
+                        });
+                    }
+                }
                 for s in &table.statuses {
+                    let cat = s.category.as_str().to_string();
+                    let id = s.custom_status_id.or_else(|| {
+                        // A category-only status is its category's default.
+                        let d = s.instance_status_id?;
+                        (!defaults.contains_key(&cat)).then(|| {
+                            defaults.insert(cat.clone(), d);
+                            d
+                        })
+                    });
                     if statuses.iter().all(|(n, ..)| *n != s.name) {
                         let label = s.label.clone().unwrap_or_else(|| s.name.clone());
-                        let cat = s.category.as_str().to_string();
-                        statuses.push((s.name.clone(), cat, label, s.custom_status_id));
+                        statuses.push((s.name.clone(), cat, label, id));
                     }
                 }
             }
@@ -171,11 +197,26 @@ impl Seed {
             .collect();
         let statuses = number_statuses(statuses);
         let tickets = sample_tickets(&fields, &statuses);
+        let forms = match locked_forms.is_empty() {
+            true => Forms::default_for(statuses.iter().map(|st| st.id)),
+            false => {
+                // The first active form stands for the account's default
+                // (the IR does not carry which one it is).
+                if let Some(f) = locked_forms.iter_mut().find(|f| f.active) {
+                    f.default = true;
+                }
+                Forms {
+                    forms: locked_forms,
+                    defaults,
+                }
+            }
+        };
         Seed {
             fields,
             statuses,
             groups,
             tickets,
+            forms,
         }
     }
 
@@ -212,6 +253,7 @@ impl Seed {
         .to_vec();
         let tickets = sample_tickets(&fields, &statuses);
         Seed {
+            forms: Forms::default_for(statuses.iter().map(|st| st.id)),
             fields,
             statuses,
             groups,

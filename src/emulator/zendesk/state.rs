@@ -23,6 +23,10 @@ pub struct ZendeskState {
     orgs: Vec<super::parties::Org>,
     #[serde(default)]
     people: Vec<super::parties::Person>,
+    /// Ticket forms and category defaults (absent in files written before
+    /// them: those keep the seeded ones).
+    #[serde(default)]
+    forms: Option<super::forms::Forms>,
     next_ticket: u64,
     next_comment: u64,
     /// Position in the change stream: the incremental export's cursors
@@ -41,6 +45,7 @@ impl Handle {
             groups: db.groups.clone(),
             orgs: db.orgs.values().cloned().collect(),
             people: db.people.values().cloned().collect(),
+            forms: Some(db.forms.clone()),
             next_ticket: db.next_ticket,
             next_comment: db.next_comment,
             seq: db.seq,
@@ -86,6 +91,7 @@ impl Handle {
             tickets: state.tickets.into_iter().map(|t| (t.id, t)).collect(),
             fields: state.fields,
             statuses: state.statuses,
+            forms: state.forms.unwrap_or_else(|| db.forms.clone()),
             groups: state.groups,
             next_ticket: state.next_ticket.max(max_ticket.saturating_add(1)),
             next_comment: state.next_comment.max(max_comment.saturating_add(1)),

@@ -29,6 +29,7 @@ pub(super) fn ticket_json(db: &Db, t: &Ticket, opts: &ZendeskOptions) -> Value {
         "submitter_id": t.submitter_id.unwrap_or(t.requester_id),
         "organization_id": t.organization_id,
         "external_id": t.external_id,
+        "ticket_form_id": t.ticket_form_id.or(db.forms.default_form()),
         "tags": t.tags,
         "custom_fields": custom.clone(),
         "fields": custom,

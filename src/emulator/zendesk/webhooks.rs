@@ -23,7 +23,8 @@ impl Shared {
         }
         let detail = {
             let db = lock(&self.db);
-            db.tickets.get(&ticket_id).map(webhook_detail)
+            let form = db.forms.default_form();
+            db.tickets.get(&ticket_id).map(|t| webhook_detail(t, form))
         };
         let Some(detail) = detail else { return };
         let total = events.len();
@@ -53,7 +54,9 @@ impl Shared {
 }
 
 /// The ticket as event subscriptions show it: ids as strings, enums upper case.
-fn webhook_detail(t: &Ticket) -> Value {
+/// `form_id` is the ticket's form, else the account's default
+/// (developer.zendesk.com/api-reference/webhooks/event-types/ticket-events).
+fn webhook_detail(t: &Ticket, default_form: Option<u64>) -> Value {
     json!({
         "actor_id": t.updater_id.unwrap_or(AGENT_ID).to_string(),
         "assignee_id": t.assignee_id.map(|a| a.to_string()),
@@ -62,7 +65,7 @@ fn webhook_detail(t: &Ticket) -> Value {
         "custom_status": t.custom_status_id.to_string(),
         "description": t.description,
         "external_id": t.external_id,
-        "form_id": "360000456",
+        "form_id": t.ticket_form_id.or(default_form).map(|f| f.to_string()),
         "group_id": t.group_id.map(|g| g.to_string()),
         "id": t.id.to_string(),
         "is_public": true,

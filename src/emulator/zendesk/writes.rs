@@ -58,6 +58,9 @@ pub(super) fn apply(db: &mut Db, id: u64, c: &Changes, by: Updater) -> Vec<(Stri
     if let Some(cs) = c.custom_status_id {
         t.custom_status_id = cs;
     }
+    if let Some(f) = c.ticket_form_id {
+        t.ticket_form_id = Some(f);
+    }
     // Zendesk's native rule: "If an end user comments on a ticket with a
     // status set to Pending, Solved, or On-hold, the ticket status is
     // changed to Open", with custom statuses "to your default ticket status
@@ -341,6 +344,7 @@ fn create_in(db: &mut Db, sh: &Shared, m: &Map<String, Value>) -> Result<Created
             fields: BTreeMap::new(),
             organization_id: organization,
             external_id,
+            ticket_form_id: None,
             updater_id: None,
             updated_via: None,
             created_at: now,

@@ -118,12 +118,17 @@ pub fn state_key(id: u64, updated_at: &str, ticket: &Ticket) -> Option<String> {
 /// 12 hex digits of the SHA-256 of the ticket as the rules read it (the
 /// normalised `Ticket`, not the raw JSON, so every API read of one state
 /// hashes alike). The stamps are left out: they are in the key already,
-/// and their spelling may differ between reads. Tags are a set.
+/// and their spelling may differ between reads, and so is the ticket form.
+/// Tags are a set.
 pub fn state_hash(ticket: &Ticket) -> String {
     use sha2::Digest as _;
     let mut t = ticket.clone();
     t.created_at = None;
     t.updated_at = None;
+    // Not every source carries the form (an event subscription without
+    // `form_id`): left out, so one change read by webhook and by poll still
+    // keys alike, and keys stay those of the l3map that had no forms.
+    t.ticket_form_id = None;
     t.tags.sort();
     t.tags.dedup();
     // A `Ticket` of strings, numbers and a BTreeMap always serialises.
@@ -353,6 +358,11 @@ fn read_ticket(
         created_at: opt_str(m, base, "created_at")?,
         updated_at: opt_str(m, base, "updated_at")?,
         custom_fields: custom_fields(m, base)?,
+        // The API's `ticket_form_id`; a webhook's `detail` says `form_id`.
+        ticket_form_id: match opt_id(m, base, "ticket_form_id")? {
+            Some(id) => Some(id),
+            None => opt_id(m, base, "form_id")?,
+        },
     })
 }
 
@@ -488,7 +498,7 @@ mod tests {
         let ev = from_ticket(
             &parse(
                 r#"{"ticket":{"id":35436,"subject":"Refund","description":"Please",
-                "status":"open","custom_status_id":9001,"priority":"high","type":"question",
+                "status":"open","custom_status_id":9001,"ticket_form_id":55,"priority":"high","type":"question",
                 "tags":["vip"],"group_id":7,"assignee_id":2,"requester_id":1,
                 "via":{"channel":"email","source":{}},
                 "created_at":"2026-11-11T09:00:00Z","updated_at":"2026-11-11T10:00:00Z",
@@ -512,6 +522,7 @@ mod tests {
         assert_eq!(ev.kind, EventKind::TicketUpdated);
         assert_eq!(t.status.as_deref(), Some("in_progress"));
         assert_eq!(t.custom_status_id, Some(9001));
+        assert_eq!(t.ticket_form_id, Some(55));
         assert_eq!(t.group.as_deref(), Some("Payments"));
         assert_eq!(t.assignee.as_deref(), Some("Bo"));
         assert_eq!(t.requester_email.as_deref(), Some("ana@example.com"));

@@ -80,6 +80,8 @@ pub(super) fn convert_ticket(t: &ZdTicket, statuses: &StatusIndex) -> Result<Tic
         "priority": t.priority,
         "tags": t.tags,
         "custom_fields": t.custom_fields,
+        // Which custom statuses the ticket may take (its form's).
+        "ticket_form_id": t.ticket_form_id,
         // Only the event's id and time come from it, and a turn has both.
         "updated_at": t.updated_at.clone().unwrap_or_else(|| jiff::Timestamp::now().to_string()),
     }});

@@ -66,8 +66,14 @@ impl Builder<'_> {
         let conn = self.ident(it.next().expect("conn"));
         let mut statuses = Vec::new();
         let mut transitions = Vec::new();
+        let mut forms = Vec::new();
         for c in it {
             match c.as_rule() {
+                Rule::status_forms => forms.extend(
+                    c.into_inner()
+                        .filter(|t| matches!(t.as_rule(), Rule::string | Rule::raw_string))
+                        .map(|t| self.text(t)),
+                ),
                 Rule::status_decl => statuses.push(self.status_decl(c)),
                 Rule::transition => transitions.push(self.transition(c)),
                 _ => {}
@@ -75,6 +81,7 @@ impl Builder<'_> {
         }
         StatusTable {
             conn,
+            forms,
             statuses,
             transitions,
             span,

@@ -33,6 +33,7 @@ pub fn ticket(t: &ZdTicket, statuses: &StatusIndex) -> Ticket {
         description: t.description.clone(),
         status: statuses.resolve(Some(&t.status), t.custom_status_id),
         custom_status_id: t.custom_status_id,
+        ticket_form_id: t.ticket_form_id,
         priority: t.priority.clone(),
         tags: t.tags.clone(),
         updated_at: t.updated_at.clone(),

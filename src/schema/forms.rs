@@ -1,0 +1,214 @@
+//! Statuses per ticket form, against the lockfile: which Zendesk ticket
+//! forms a status table applies to (its `forms`, else every active form),
+//! and whether each status the project moves tickets to is offered on
+//! them. A status declared by category only (no `#id`) is the category's
+//! default custom status, which Zendesk assigns when only `status` is sent
+//! (<https://support.zendesk.com/hc/en-us/articles/4959212269210>).
+//!
+//! It also records the lockfile's forms in the symbol tables, so the IR
+//! carries them to the runtime, which refuses a move to a status the
+//! ticket's form does not offer (`eval::status`).
+
+use super::{Lockfile, ZendeskSchema};
+use crate::check::error::{CheckError, CheckErrorKind};
+use crate::check::{did_you_mean, Category, Env, Kind};
+use crate::model::{FormFacts, LockedForms, StatusInfo};
+use crate::syntax::ast::{self, EscStmt, Item};
+use crate::syntax::Span;
+
+pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<CheckError> {
+    let mut out = Vec::new();
+    let zendesk: Vec<String> = env
+        .conns
+        .iter()
+        .filter(|(_, c)| c.kind == Kind::Zendesk)
+        .map(|(n, _)| n.clone())
+        .collect();
+    for name in zendesk {
+        let (Some(z), Some(table)) = (lock.zendesk.get(&name), env.tables.get_mut(&name)) else {
+            continue;
+        };
+        let Some(forms) = &z.ticket_forms else {
+            out.push(CheckErrorKind::FormsNotLocked { conn: name.clone() }.at(table.span));
+            continue;
+        };
+        let locked = locked(z, forms);
+        table.locked = Some(locked.clone());
+        let table = table.clone();
+        let mut applies: Vec<&FormFacts> = Vec::new();
+        if table.forms.is_empty() {
+            applies.extend(locked.forms.iter().filter(|f| f.active));
+        }
+        for (wanted, span) in &table.forms {
+            match locked.forms.iter().find(|f| &f.name == wanted) {
+                Some(f) => applies.push(f),
+                None => out.push(
+                    CheckErrorKind::NotInInstance {
+                        what: format!("ticket form \"{wanted}\""),
+                        system: "Zendesk",
+                        help: did_you_mean(wanted, locked.forms.iter().map(|f| f.name.as_str()))
+                            .unwrap_or_else(|| names_help(&locked.forms)),
+                    }
+                    .at(*span),
+                ),
+            }
+        }
+        if applies.is_empty() {
+            continue;
+        }
+        for (status, span) in targets(files, &name) {
+            let Some(info) = table.get(&status) else {
+                continue; // an unknown status, reported elsewhere
+            };
+            let Some(id) = locked.resolved(info) else {
+                continue;
+            };
+            let custom = custom_name(z, id, info);
+            let missing: Vec<&&FormFacts> = applies
+                .iter()
+                .filter(|f| !f.custom_status_ids.contains(&id))
+                .collect();
+            if missing.len() == applies.len() {
+                let offering: Vec<String> = locked
+                    .forms
+                    .iter()
+                    .filter(|f| f.custom_status_ids.contains(&id))
+                    .map(|f| format!("\"{}\"", f.name))
+                    .collect();
+                let help = if offering.is_empty() {
+                    "offer it on a form in Admin Center (Objects and rules > Tickets > Forms), then run `l3map schema pull`".into()
+                } else {
+                    format!(
+                        "it is offered on {}: add those to the table's `forms`, or offer it on {} in Admin Center (Objects and rules > Tickets > Forms) and run `l3map schema pull`",
+                        offering.join(", "),
+                        quoted(&applies)
+                    )
+                };
+                out.push(
+                    CheckErrorKind::OnNoForm {
+                        status,
+                        custom,
+                        forms: quoted(&applies),
+                        help,
+                    }
+                    .at(span),
+                );
+                continue;
+            }
+            for f in missing {
+                out.push(
+                    CheckErrorKind::NotOnForm {
+                        status: status.clone(),
+                        custom: custom.clone(),
+                        form: format!("\"{}\" (#{})", f.name, f.id),
+                        help: format!(
+                            "l3map refuses this move for tickets on \"{}\"; offer the status on that form in Admin Center (Objects and rules > Tickets > Forms) and run `l3map schema pull`, or {}",
+                            f.name,
+                            if table.forms.is_empty() {
+                                "name the forms this table is for with `forms \"...\"` (without it, every active form)"
+                            } else {
+                                "leave the form out of the table's `forms`"
+                            }
+                        ),
+                    }
+                    .at(span),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The lockfile's forms and category defaults, as the symbol tables keep them.
+fn locked(z: &ZendeskSchema, forms: &[super::TicketForm]) -> LockedForms {
+    LockedForms {
+        forms: forms
+            .iter()
+            .map(|f| FormFacts {
+                id: f.id,
+                name: f.name.clone(),
+                active: f.active,
+                custom_status_ids: f.custom_status_ids.clone(),
+            })
+            .collect(),
+        defaults: z
+            .custom_statuses
+            .iter()
+            .filter(|s| s.default)
+            .filter_map(|s| {
+                let c = Category::ALL
+                    .iter()
+                    .find(|(n, _)| *n == s.status_category)?;
+                Some((c.1, s.id))
+            })
+            .collect(),
+    }
+}
+
+/// `custom status #4401 "With tier 2"`, or the category default's words.
+fn custom_name(z: &ZendeskSchema, id: u64, info: &StatusInfo) -> String {
+    let label = z
+        .custom_statuses
+        .iter()
+        .find(|c| c.id == id)
+        .map(|c| format!(" \"{}\"", c.agent_label))
+        .unwrap_or_default();
+    match info.id {
+        Some(_) => format!("custom status #{id}{label}"),
+        None => format!(
+            "the {} category's default, custom status #{id}{label}",
+            info.category.as_str()
+        ),
+    }
+}
+
+/// Every status the project moves a ticket of `conn` to, once each, at its
+/// first place: transitions' targets and escalations' `status`.
+fn targets(files: &[ast::File], conn: &str) -> Vec<(String, Span)> {
+    let mut out: Vec<(String, Span)> = Vec::new();
+    let mut add = |name: &str, span: Span| {
+        if !out.iter().any(|(n, _)| n == name) {
+            out.push((name.to_string(), span));
+        }
+    };
+    for item in files.iter().flat_map(|f| &f.items) {
+        match item {
+            Item::Statuses(t) if t.conn.name == conn => {
+                for to in t.transitions.iter().flat_map(|tr| &tr.to) {
+                    add(&to.name, to.span);
+                }
+            }
+            Item::Escalation(e) => {
+                for s in &e.stmts {
+                    if let EscStmt::Status {
+                        conn: c, status, ..
+                    } = s
+                    {
+                        if c.name == conn {
+                            add(&status.name, status.span);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn quoted(forms: &[&FormFacts]) -> String {
+    let names: Vec<String> = forms.iter().map(|f| format!("\"{}\"", f.name)).collect();
+    names.join(", ")
+}
+
+fn names_help(forms: &[FormFacts]) -> String {
+    if forms.is_empty() {
+        return "the instance has no ticket forms: remove `forms`".into();
+    }
+    let shown: Vec<String> = forms
+        .iter()
+        .take(8)
+        .map(|f| format!("\"{}\"", f.name))
+        .collect();
+    format!("the instance has: {}", shown.join(", "))
+}
