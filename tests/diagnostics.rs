@@ -168,6 +168,7 @@ fn codes_in(file: &str) -> BTreeSet<String> {
 fn every_code_has_a_fixture() {
     let mut check_codes = codes_in("src/check/error/kind.rs");
     check_codes.extend(codes_in("src/check/error/link.rs"));
+    check_codes.extend(codes_in("src/check/error/form.rs"));
     let syntax_codes = codes_in("src/syntax/error.rs");
     // Sanity: the scan found the enums (45 checker and 5 syntax variants when
     // this was written; only ever more).

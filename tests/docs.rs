@@ -72,6 +72,7 @@ fn every_diagnostic_code_is_documented() {
     for src in [
         "src/check/error/kind.rs",
         "src/check/error/link.rs",
+        "src/check/error/form.rs",
         "src/syntax/error.rs",
     ] {
         let text =

@@ -10,7 +10,7 @@
 //! ticket's form does not offer (`eval::status`).
 
 use super::{Lockfile, ZendeskSchema};
-use crate::check::error::{CheckError, CheckErrorKind};
+use crate::check::error::{CheckError, CheckErrorKind, FormErrorKind};
 use crate::check::{did_you_mean, Category, Env, Kind};
 use crate::model::{FormFacts, LockedForms, StatusInfo};
 use crate::syntax::ast::{self, EscStmt, Item};
@@ -29,7 +29,7 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
             continue;
         };
         let Some(forms) = &z.ticket_forms else {
-            out.push(CheckErrorKind::FormsNotLocked { conn: name.clone() }.at(table.span));
+            out.push(FormErrorKind::FormsNotLocked { conn: name.clone() }.at(table.span));
             continue;
         };
         let locked = locked(z, forms);
@@ -85,7 +85,7 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
                     )
                 };
                 out.push(
-                    CheckErrorKind::OnNoForm {
+                    FormErrorKind::OnNoForm {
                         status,
                         custom,
                         forms: quoted(&applies),
@@ -97,7 +97,7 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
             }
             for f in missing {
                 out.push(
-                    CheckErrorKind::NotOnForm {
+                    FormErrorKind::NotOnForm {
                         status: status.clone(),
                         custom: custom.clone(),
                         form: format!("\"{}\" (#{})", f.name, f.id),

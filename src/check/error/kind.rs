@@ -141,6 +141,10 @@ pub enum CheckErrorKind {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Link(#[from] super::link::LinkErrorKind),
+    /// A ticket form mistake (`form.rs`).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Form(#[from] super::form::FormErrorKind),
     /// Returned when a Salesforce object is used but not declared.
     #[error("Salesforce object `{object}` is not in the `objects` of `{conn}`")]
     #[diagnostic(
@@ -572,30 +576,4 @@ pub enum CheckErrorKind {
         help("run `l3map schema pull --connection {conn}` to record it")
     )]
     NotLocked { conn: String },
-    /// Returned when a transition's target status is not offered on a ticket form the table applies to.
-    #[error("status `{status}` ({custom}) is not offered on ticket form {form}")]
-    #[diagnostic(code(l3map::status::not_on_form), severity(Warning), help("{help}"))]
-    NotOnForm {
-        status: String,
-        custom: String,
-        form: String,
-        help: String,
-    },
-    /// Returned when a transition's target status is offered on none of the forms the table applies to.
-    #[error("status `{status}` ({custom}) is offered on none of the ticket forms {forms}")]
-    #[diagnostic(code(l3map::status::on_no_form), help("{help}"))]
-    OnNoForm {
-        status: String,
-        custom: String,
-        forms: String,
-        help: String,
-    },
-    /// Returned when the lockfile predates ticket forms (lock_version 1): the form checks are skipped.
-    #[error("l3map.lock.json does not record the ticket forms of `{conn}`: form checks skipped")]
-    #[diagnostic(
-        code(l3map::schema::forms_not_locked),
-        severity(Advice),
-        help("run `l3map schema pull --connection {conn}` to record them (lock_version 2)")
-    )]
-    FormsNotLocked { conn: String },
 }

@@ -70,10 +70,8 @@ impl PrimaryLabel for CheckErrorKind {
             NotAnOption { .. } => "no such option".into(),
             NotUpdateable { .. } => "written here".into(),
             NotLocked { .. } => "not in the lockfile".into(),
-            NotOnForm { .. } => "the table moves tickets here".into(),
-            OnNoForm { .. } => "on no form".into(),
-            FormsNotLocked { .. } => "forms unknown".into(),
             Link(l) => crate::syntax::PrimaryLabel::primary_label(l),
+            Form(f) => crate::syntax::PrimaryLabel::primary_label(f),
         }
     }
 }

@@ -5,10 +5,12 @@
 //!   the other places they point at;
 //! - `labels.rs`: what the underline at the error's own place says.
 
+mod form;
 mod kind;
 mod labels;
 mod link;
 
+pub use form::FormErrorKind;
 pub use kind::CheckErrorKind;
 pub use link::LinkErrorKind;
 

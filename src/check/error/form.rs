@@ -1,0 +1,57 @@
+//! What the checker can say about status tables and ticket forms (a
+//! table's `forms`, checked against the lockfile), apart from
+//! [`super::CheckErrorKind`] so each file stays one concern.
+
+use super::{CheckError, CheckErrorKind};
+use crate::syntax::Span;
+use miette::Diagnostic;
+use thiserror::Error;
+
+/// A status table's target status and the ticket forms it applies to.
+#[derive(Debug, Clone, Error, Diagnostic, PartialEq)]
+pub enum FormErrorKind {
+    /// Returned when a transition's target status is not offered on a ticket form the table applies to.
+    #[error("status `{status}` ({custom}) is not offered on ticket form {form}")]
+    #[diagnostic(code(l3map::status::not_on_form), severity(Warning), help("{help}"))]
+    NotOnForm {
+        status: String,
+        custom: String,
+        form: String,
+        help: String,
+    },
+    /// Returned when a transition's target status is offered on none of the forms the table applies to.
+    #[error("status `{status}` ({custom}) is offered on none of the ticket forms {forms}")]
+    #[diagnostic(code(l3map::status::on_no_form), help("{help}"))]
+    OnNoForm {
+        status: String,
+        custom: String,
+        forms: String,
+        help: String,
+    },
+    /// Returned when the lockfile predates ticket forms (lock_version 1): the form checks are skipped.
+    #[error("l3map.lock.json does not record the ticket forms of `{conn}`: form checks skipped")]
+    #[diagnostic(
+        code(l3map::schema::forms_not_locked),
+        severity(Advice),
+        help("run `l3map schema pull --connection {conn}` to record them (lock_version 2)")
+    )]
+    FormsNotLocked { conn: String },
+}
+
+impl crate::syntax::PrimaryLabel for FormErrorKind {
+    fn primary_label(&self) -> String {
+        use FormErrorKind::*;
+        match self {
+            NotOnForm { .. } => "the table moves tickets here".into(),
+            OnNoForm { .. } => "on no form".into(),
+            FormsNotLocked { .. } => "forms unknown".into(),
+        }
+    }
+}
+
+impl FormErrorKind {
+    /// This error at `span`.
+    pub fn at(self, span: Span) -> CheckError {
+        CheckErrorKind::from(self).at(span)
+    }
+}
