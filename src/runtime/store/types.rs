@@ -68,7 +68,9 @@ pub struct Group {
     /// The ticket the event's actions were decided on, as its stored
     /// event carries it (JSON of `eval::event::Ticket`, `updated_at` as
     /// the Tickets API returned it): the basis of a Zendesk safe update.
-    /// `None` for other records or an event without a ticket.
+    /// `None` unless the event is a Zendesk ticket event (created,
+    /// updated, comment added): a Salesforce change fanned out to tickets
+    /// and an agent turn carry no API read of the ticket.
     pub basis: Option<String>,
 }
 

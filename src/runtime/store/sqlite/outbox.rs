@@ -178,8 +178,13 @@ impl SqliteStore {
             }
             let basis: Option<String> = tx
                 .prepare_cached(
+                    // Only a Zendesk ticket event's ticket is the API's
+                    // read of the state decided on; a Salesforce change
+                    // fanned out to tickets, or an agent turn, has none.
                     "SELECT json_extract(event, '$.ticket') FROM events
-                     WHERE id = ?1 AND json_valid(event)",
+                     WHERE id = ?1 AND json_valid(event)
+                       AND json_extract(event, '$.kind')
+                           IN ('ticket_created', 'ticket_updated', 'comment_added')",
                 )?
                 .query_row(params![event_id], |r| r.get(0))
                 .optional()?
