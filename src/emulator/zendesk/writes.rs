@@ -461,40 +461,6 @@ pub(super) fn injected(why: &str) -> ZdErr {
     ZdErr::invalid(p.0)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn remembered(at: Instant) -> Remembered {
-        Remembered {
-            body: json!({}),
-            status: StatusCode::CREATED,
-            response: json!({}),
-            at,
-        }
-    }
-
-    fn key(k: &str) -> (String, String) {
-        ("fp".into(), k.into())
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn idempotency_keys_expire_on_insert_and_stay_under_the_cap() {
-        let mut db = Db::default();
-        db.remember(key("stale"), remembered(Instant::now()), 3);
-        tokio::time::advance(IDEMPOTENCY_TTL).await;
-        db.remember(key("a"), remembered(Instant::now()), 3);
-        assert!(!db.idempotency.contains_key(&key("stale")), "past its TTL");
-        for k in ["b", "c", "d", "e"] {
-            tokio::time::advance(std::time::Duration::from_secs(1)).await;
-            db.remember(key(k), remembered(Instant::now()), 3);
-        }
-        let mut kept: Vec<&str> = db.idempotency.keys().map(|(_, k)| k.as_str()).collect();
-        kept.sort_unstable();
-        assert_eq!(kept, ["c", "d", "e"], "the oldest made room");
-    }
-}
-
 /// A person's change: the agent `author_id` (a human agent by default)
 /// through the agent interface (`via: web`), with its webhooks, never
 /// taken for l3map's own.
@@ -533,4 +499,38 @@ pub(super) fn person_lands(sh: &Shared, id: u64, m: &Map<String, Value>) -> Resu
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn remembered(at: Instant) -> Remembered {
+        Remembered {
+            body: json!({}),
+            status: StatusCode::CREATED,
+            response: json!({}),
+            at,
+        }
+    }
+
+    fn key(k: &str) -> (String, String) {
+        ("fp".into(), k.into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idempotency_keys_expire_on_insert_and_stay_under_the_cap() {
+        let mut db = Db::default();
+        db.remember(key("stale"), remembered(Instant::now()), 3);
+        tokio::time::advance(IDEMPOTENCY_TTL).await;
+        db.remember(key("a"), remembered(Instant::now()), 3);
+        assert!(!db.idempotency.contains_key(&key("stale")), "past its TTL");
+        for k in ["b", "c", "d", "e"] {
+            tokio::time::advance(std::time::Duration::from_secs(1)).await;
+            db.remember(key(k), remembered(Instant::now()), 3);
+        }
+        let mut kept: Vec<&str> = db.idempotency.keys().map(|(_, k)| k.as_str()).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, ["c", "d", "e"], "the oldest made room");
+    }
 }
