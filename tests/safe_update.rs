@@ -118,3 +118,25 @@ async fn one_ticket_takes_its_budget_of_updates_then_429_with_retry_after() {
         .expect("emulator");
     assert_eq!(other.status(), 200);
 }
+
+/// A create whose answer was lost, sent again with its idempotency key:
+/// Zendesk answers `x-idempotency-lookup: hit` with the same ticket, and
+/// the client counts it as a replay.
+#[tokio::test]
+async fn a_replayed_create_is_read_as_a_hit_and_counted() {
+    let (_srv, zd) = emulator(ZendeskOptions::default()).await;
+    let new = TicketChanges::default()
+        .subject("Replayed create")
+        .public_comment("created once");
+    let first = zd
+        .create_ticket(&new, Some("key-replay-1"))
+        .await
+        .expect("create");
+    assert_eq!(zd.idempotent_creates(), (0, 1), "a miss: it was made");
+    let again = zd
+        .create_ticket(&new, Some("key-replay-1"))
+        .await
+        .expect("replay");
+    assert_eq!(again.id, first.id, "the same ticket, not a second");
+    assert_eq!(zd.idempotent_creates(), (1, 1), "a hit: a replay");
+}
