@@ -12,6 +12,7 @@ mod common;
 mod agent_api;
 mod cdc;
 mod cli;
+mod collision;
 mod crash;
 mod crm_reaches_desk;
 mod fanout;

@@ -13,6 +13,7 @@ mod cdc_endpoint;
 mod connector_logs;
 mod emulate_fields;
 mod pubsub_emulator;
+mod safe_update;
 mod salesforce;
 mod zendesk;
 mod zendesk_forms;

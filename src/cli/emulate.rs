@@ -41,6 +41,10 @@ pub struct Options {
     /// Zendesk requests per minute per token (Team 200, Enterprise 700).
     #[arg(long, default_value_t = 200)]
     pub rate_limit: u32,
+    /// Zendesk API updates of one ticket per 10 minutes before a 429
+    /// (Zendesk: 30 per user per ticket); 0 turns the limit off.
+    #[arg(long, default_value_t = 30)]
+    pub ticket_update_limit: u32,
     /// Share of requests answered 503 (fault injection), 0 to 1.
     #[arg(long, default_value_t = 0.0)]
     pub error_rate: f64,
@@ -159,6 +163,7 @@ pub fn run(o: Options) -> u8 {
             Seed::from_programs(&programs)
         },
         rate_limit: o.rate_limit,
+        ticket_update_limit: o.ticket_update_limit,
         faults: faults.clone(),
         webhook,
         // Bulk jobs run in the background, as Zendesk's do: a client must

@@ -297,6 +297,11 @@ fn say(line: String) {
 fn report_line(r: &Report) -> String {
     let (mark, what) = match &r.outcome {
         Outcome::Applied => ("ok", "applied".to_string()),
+        Outcome::Settled {
+            note,
+            superseded: false,
+        } => ("ok", format!("applied: {note}")),
+        Outcome::Settled { note, .. } => ("--", note.clone()),
         Outcome::Retry { error, .. } => ("..", format!("will retry: {error}")),
         Outcome::Park { reason, .. } => ("!!", format!("parked: {reason}")),
     };

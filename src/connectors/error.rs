@@ -43,6 +43,12 @@ pub enum ApiError {
         message: String,
         fields: Vec<String>,
     },
+    /// 409: the record changed since the state the write was based on (a
+    /// Zendesk ticket update with `safe_update: true` whose
+    /// `updated_stamp` is stale). Not retried as is: the caller reads the
+    /// record again and decides what still holds.
+    #[error("{system}: conflict (HTTP 409): {message}")]
+    Conflict { system: System, message: String },
     /// 429 (or Salesforce's REQUEST_LIMIT_EXCEEDED): wait and try again.
     #[error("{system}: rate limited{}: {message}", after_note(.retry_after))]
     RateLimited {
@@ -121,6 +127,7 @@ impl ApiError {
             },
             403 => ApiError::Permission { system, message },
             404 => ApiError::NotFound { system, message },
+            409 => ApiError::Conflict { system, message },
             // A 503 with Retry-After is load shedding: wait as asked.
             429 | 503 if status == 429 || retry_after.is_some() => ApiError::RateLimited {
                 system,

@@ -218,6 +218,16 @@ impl Tickets {
         self.earlier.get(&(id, stamp(updated_at)?)).await
     }
 
+    /// The ticket as kept for the update stamped `updated_at`, without a
+    /// read: the state a decision was made on, while it is still kept.
+    pub async fn kept(&self, id: u64, updated_at: &str) -> Option<Shown> {
+        let key = (id, stamp(updated_at)?);
+        match self.earlier.get(&key).await {
+            Some(before) => Some(before),
+            None => self.inner.get(&key).await,
+        }
+    }
+
     /// Forgets what is kept for one update: it was found stale.
     pub async fn forget(&self, id: u64, updated_at: &str) {
         if let Some(s) = stamp(updated_at) {

@@ -186,7 +186,16 @@ async fn settle_batch(
             .filter(|r| r.iter().any(|(_, o)| want(o)))
             .count() as u64
     };
-    let applied = count(|o| matches!(o, Outcome::Applied));
+    let applied = count(|o| {
+        matches!(
+            o,
+            Outcome::Applied
+                | Outcome::Settled {
+                    superseded: false,
+                    ..
+                }
+        )
+    });
     let retried = count(|o| matches!(o, Outcome::Retry { .. }));
     let parked = count(|o| matches!(o, Outcome::Park { .. }));
     let whole_failed = applied == 0
@@ -289,6 +298,7 @@ async fn record(engine: &Engine, g: &Group, ids: &[i64], outcome: &Outcome) {
         let (ids2, o) = (ids.to_vec(), outcome.clone());
         let saved = blocking(&engine.store, move |store| match &o {
             Outcome::Applied => store.done(&ids2),
+            Outcome::Settled { note, .. } => store.done_noted(&ids2, note),
             Outcome::Retry {
                 error,
                 after,
@@ -391,14 +401,21 @@ async fn settle(
     for (ids, outcome) in results {
         record(engine, g, &ids, &outcome).await;
         match &outcome {
-            Outcome::Applied => applied = true,
+            Outcome::Applied
+            | Outcome::Settled {
+                superseded: false, ..
+            } => applied = true,
             Outcome::Park { outage: true, .. } => conn.outage_parked.store(true, Ordering::SeqCst),
             _ => {}
         }
         let now = now_ms();
         for c in g.items.iter().filter(|c| ids.contains(&c.id)) {
             let result = match &outcome {
-                Outcome::Applied => "applied",
+                Outcome::Applied
+                | Outcome::Settled {
+                    superseded: false, ..
+                } => "applied",
+                Outcome::Settled { .. } => "superseded",
                 Outcome::Retry { .. } => "failed",
                 Outcome::Park { .. } => "parked",
             };
@@ -412,6 +429,12 @@ async fn settle(
                     connection = %g.connection, record = %g.record, rule = %c.rule,
                     kind = %c.kind, at = %c.source_loc, revision = %c.revision,
                     latency_ms = latency.as_millis() as u64, "applied"
+                ),
+                Outcome::Settled { note, superseded } => tracing::info!(
+                    connection = %g.connection, record = %g.record, rule = %c.rule,
+                    kind = %c.kind, at = %c.source_loc, revision = %c.revision,
+                    superseded = *superseded, note = %note,
+                    "{}", if *superseded { "superseded by a person's change" } else { "applied after a collision" }
                 ),
                 Outcome::Retry {
                     error,

@@ -56,15 +56,33 @@ impl ZendeskClient {
         idempotency_key: Option<&str>,
     ) -> Result<Ticket, ApiError> {
         let body = serde_json::json!({ "ticket": changes });
-        let v = self
-            .call(
+        let (v, headers) = self
+            .call_with_headers(
                 Method::POST,
                 "/api/v2/tickets.json",
                 Some(&body),
                 idempotency_key,
             )
             .await?;
-        field(v, "ticket")
+        // "x-idempotency-lookup: hit" answers a replay of a create Zendesk
+        // already made (developer.zendesk.com/api-reference/ticketing/
+        // introduction/, Idempotency): the lost answer of an earlier try.
+        let lookup = headers
+            .get("x-idempotency-lookup")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let ticket: Ticket = field(v, "ticket")?;
+        if lookup.eq_ignore_ascii_case("hit") {
+            tracing::info!(
+                ticket = ticket.id,
+                replayed = true,
+                "Zendesk answered a ticket create from its idempotency key: an earlier try had created it"
+            );
+        }
+        if idempotency_key.is_some() && !lookup.is_empty() {
+            self.note_idempotent_create(lookup.eq_ignore_ascii_case("hit"));
+        }
+        Ok(ticket)
     }
 
     /// Deletes a ticket (Zendesk keeps it in the trash for 30 days).

@@ -60,6 +60,9 @@ pub struct ZendeskClient {
     /// Names looked up and not found, each with the list it was missing
     /// from: while that list is the cached one, the answer stands.
     group_misses: Arc<Mutex<HashMap<String, Arc<Vec<Group>>>>>,
+    /// Ticket creates sent with an idempotency key, by Zendesk's
+    /// `x-idempotency-lookup`: `[hit, miss]` (a hit is a replay).
+    idempotent_creates: Arc<[std::sync::atomic::AtomicU64; 2]>,
     /// Goes ahead of the token's queued background work (see
     /// [`ZendeskClient::interactive`]).
     urgent: bool,
@@ -107,6 +110,7 @@ impl ZendeskClient {
             fields: ReadCache::new(ttl, 4),
             statuses: ReadCache::new(ttl, 4),
             group_misses: Arc::default(),
+            idempotent_creates: Arc::default(),
             cfg,
             urgent: false,
         })
@@ -124,6 +128,22 @@ impl ZendeskClient {
         }
     }
 
+    /// Ticket creates Zendesk answered from their idempotency key
+    /// (`x-idempotency-lookup: hit`: replays of a create it had made) and
+    /// those it made (`miss`), since this client was built.
+    pub fn idempotent_creates(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.idempotent_creates[0].load(Ordering::Relaxed),
+            self.idempotent_creates[1].load(Ordering::Relaxed),
+        )
+    }
+
+    fn note_idempotent_create(&self, hit: bool) {
+        self.idempotent_creates[usize::from(!hit)]
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Told of every HTTP attempt (the runtime's metrics attach here).
     pub fn observer(&self) -> &crate::connectors::retry::Observer {
         &self.cfg.retry.observer
@@ -138,6 +158,19 @@ impl ZendeskClient {
         body: Option<&Value>,
         idempotency_key: Option<&str>,
     ) -> Result<Value, ApiError> {
+        self.call_with_headers(method, path, body, idempotency_key)
+            .await
+            .map(|(v, _)| v)
+    }
+
+    /// [`call`](Self::call), with the answer's headers.
+    async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<(Value, reqwest::header::HeaderMap), ApiError> {
         let lane = if self.urgent {
             Lane::Interactive
         } else {
@@ -150,12 +183,14 @@ impl ZendeskClient {
         };
         let answer = self.transport.call(lane, &req).await?;
         if answer.body.is_empty() {
-            return Ok(Value::Null);
+            return Ok((Value::Null, answer.headers));
         }
-        serde_json::from_slice(&answer.body).map_err(|e| ApiError::Protocol {
-            system: SYSTEM,
-            message: format!("response is not JSON: {e}"),
-        })
+        serde_json::from_slice(&answer.body)
+            .map(|v| (v, answer.headers))
+            .map_err(|e| ApiError::Protocol {
+                system: SYSTEM,
+                message: format!("response is not JSON: {e}"),
+            })
     }
 
     #[cfg(test)]

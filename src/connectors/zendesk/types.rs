@@ -26,6 +26,8 @@ pub struct Ticket {
     #[serde(default)]
     pub group_id: Option<u64>,
     #[serde(default)]
+    pub assignee_id: Option<u64>,
+    #[serde(default)]
     pub tags: Vec<String>,
     #[serde(default)]
     pub custom_fields: Vec<CustomFieldValue>,
@@ -82,6 +84,18 @@ pub struct TicketChanges {
     pub custom_fields: Vec<CustomFieldValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub comment: Option<NewComment>,
+    /// With `updated_stamp`: Zendesk refuses the update with 409 Conflict
+    /// when the ticket changed since that stamp, instead of writing over a
+    /// person's newer change ("Protecting against ticket update
+    /// collisions",
+    /// developer.zendesk.com/documentation/ticketing/managing-tickets/creating-and-updating-tickets/).
+    /// Single-ticket `PUT` only: `update_many` does not document it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub safe_update: Option<bool>,
+    /// The ticket's `updated_at` as the Tickets API returned it for the
+    /// state the change was decided on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_stamp: Option<String>,
 }
 
 impl TicketChanges {
@@ -119,6 +133,14 @@ impl TicketChanges {
 
     pub fn group(mut self, group_id: u64) -> Self {
         self.group_id = Some(group_id);
+        self
+    }
+
+    /// Refused with 409 if the ticket changed since `updated_at` (the
+    /// ticket's stamp as the API returned it).
+    pub fn safe(mut self, updated_at: impl Into<String>) -> Self {
+        self.safe_update = Some(true);
+        self.updated_stamp = Some(updated_at.into());
         self
     }
 

@@ -12,6 +12,13 @@
 //!   webhooks;
 //! * `POST /__l3map/tickets/{id}/fail_next_update` `{"details": "..."}`:
 //!   the ticket's next API update fails (alone, in a bulk job);
+//! * `POST /__l3map/tickets/{id}/person_before_next_update` `{"ticket":
+//!   {...}, "author_id": 1001}`: that person's change lands just before
+//!   the ticket's next API update is processed (at least a second after
+//!   the ticket's last change, so a stamp tells them apart): a person
+//!   acting between l3map's read and its write, deterministically;
+//! * `POST /__l3map/tickets/{id}/stall_next_update` `{"secs": 60}`: the
+//!   ticket's next API update is applied and its answer withheld that long;
 //! * `POST /__l3map/jobs/fail_next` `{"message": "..."}`: the next bulk job
 //!   fails as a whole, nothing applied.
 //! * `POST /__l3map/ticket_forms` `{"ticket_form": {"name": "Billing",
@@ -22,7 +29,7 @@
 use super::changes::{as_id, parse_body, read_changes, ticket_object};
 use super::errors::{ok, Answer, ZdErr};
 use super::parties::{org_json, person_json, put_org, put_person, HUMAN_AGENT_ID};
-use super::writes::{apply, Updater};
+use super::writes::as_a_person;
 use super::{lock, now_secs, Db, Shared, Ticket, REQUESTER_ID};
 use axum::http::{Method, StatusCode};
 use serde_json::{json, Map, Value};
@@ -71,6 +78,33 @@ pub(super) fn route(sh: &Shared, method: &Method, segs: &[&str], body: &[u8]) ->
             Ok((StatusCode::NO_CONTENT, Value::Null))
         }
         (Method::POST, ["ticket_forms"]) => created(super::forms::create(sh, &m()?)?),
+        (Method::POST, ["tickets", t, "person_before_next_update"]) => {
+            let t = id(t)?;
+            let body = m()?;
+            let mut db = lock(&sh.db);
+            if !db.tickets.contains_key(&t) {
+                return Err(ZdErr::not_found());
+            }
+            // Checked now, so a bad one is the test's 4xx, not l3map's.
+            read_changes(&db, ticket_object(&body)?)?;
+            db.person_next.insert(t, body);
+            Ok((StatusCode::NO_CONTENT, Value::Null))
+        }
+        (Method::POST, ["tickets", t, "stall_next_update"]) => {
+            let t = id(t)?;
+            let secs = m()?
+                .get("secs")
+                .and_then(Value::as_u64)
+                .unwrap_or(60)
+                .min(3600);
+            let mut db = lock(&sh.db);
+            if !db.tickets.contains_key(&t) {
+                return Err(ZdErr::not_found());
+            }
+            db.stall_next
+                .insert(t, std::time::Duration::from_secs(secs));
+            Ok((StatusCode::NO_CONTENT, Value::Null))
+        }
         (Method::POST, ["jobs", "fail_next"]) => {
             let message = text(&m()?, "message", "Injected failure: the job failed");
             lock(&sh.db).fail_next_job = Some(message);
@@ -161,33 +195,6 @@ fn create_many(db: &mut Db, m: &Map<String, Value>) -> Result<Vec<u64>, ZdErr> {
         ids.push(id);
     }
     Ok(ids)
-}
-
-/// A person's change: the agent `author_id` (a human agent by default)
-/// through the agent interface (`via: web`), with its webhooks, never
-/// taken for l3map's own.
-fn as_a_person(sh: &Shared, id: u64, m: &Map<String, Value>) -> Answer {
-    let (view, events) = {
-        let mut db = lock(&sh.db);
-        let before = db.tickets.get(&id).cloned().ok_or_else(ZdErr::not_found)?;
-        let by = m.get("author_id").and_then(as_id).unwrap_or(HUMAN_AGENT_ID);
-        if db.person(by).is_none() {
-            return Err(ZdErr::bad_request(
-                "RecordInvalid",
-                format!("author_id {by} is not a user of this account"),
-            ));
-        }
-        let changes = read_changes(&db, ticket_object(m)?)?;
-        super::lifecycle::check(Some(&before), &changes)?;
-        let events = apply(&mut db, id, &changes, Updater { id: by, via: "web" });
-        let view = db
-            .tickets
-            .get(&id)
-            .map(|t| super::views::ticket_json(&db, t, &sh.opts));
-        (view, events)
-    };
-    sh.publish(id, events);
-    ok(json!({"ticket": view}))
 }
 
 impl super::Handle {

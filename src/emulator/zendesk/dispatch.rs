@@ -89,8 +89,16 @@ pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) 
         Err(too_large) => too_large,
     };
     resp.headers_mut().extend(limits);
+    if let Some(StallAnswer(d)) = resp.extensions().get::<StallAnswer>().cloned() {
+        tokio::time::sleep(d).await;
+    }
     resp
 }
+
+/// An answer withheld this long after its request took effect
+/// (`/__l3map/tickets/{id}/stall_next_update`).
+#[derive(Clone, Copy)]
+struct StallAnswer(std::time::Duration);
 
 /// The body, or the 413 when it is over `max_body`.
 async fn read_body(sh: &Shared, body: Body) -> Result<Bytes, Response> {
@@ -139,7 +147,16 @@ fn route(
             path_id(id).and_then(|id| show(sh, id, &query))
         }
         (Method::PUT, ["api", "v2", "tickets", id]) => {
-            path_id(id).and_then(|id| update_ticket(sh, id, body))
+            let stall = path_id(id)
+                .ok()
+                .and_then(|id| super::lock(&sh.db).stall_next.remove(&id));
+            let answer = path_id(id).and_then(|id| update_ticket(sh, id, body));
+            if let Some(d) = stall {
+                let mut resp = into_response(answer);
+                resp.extensions_mut().insert(StallAnswer(d));
+                return resp;
+            }
+            answer
         }
         (Method::DELETE, ["api", "v2", "tickets", id]) => {
             path_id(id).and_then(|id| delete_ticket(sh, id))

@@ -54,9 +54,40 @@ impl ZdErr {
     }
 }
 
+/// Where [`ZdErr::too_many`] keeps its `Retry-After` until the answer is
+/// made; never sent in the body.
+const RETRY_AFTER_KEY: &str = "__l3map_retry_after";
+
+impl ZdErr {
+    /// 429 with `Retry-After: secs`, in the shape Zendesk's rate limits
+    /// answer.
+    pub(super) fn too_many(secs: u64) -> ZdErr {
+        ZdErr {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            body: json!({
+                "error": "APIRateLimitExceeded",
+                "description": format!("Number of allowed updates of this ticket per 10 minutes exceeded. Try again in {secs} seconds."),
+                RETRY_AFTER_KEY: secs,
+            }),
+        }
+    }
+}
+
 impl IntoResponse for ZdErr {
-    fn into_response(self) -> Response {
-        (self.status, axum::Json(self.body)).into_response()
+    fn into_response(mut self) -> Response {
+        let retry_after = self
+            .body
+            .as_object_mut()
+            .and_then(|m| m.remove(RETRY_AFTER_KEY))
+            .and_then(|v| v.as_u64());
+        let mut resp = (self.status, axum::Json(self.body)).into_response();
+        if let Some(secs) = retry_after {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        resp
     }
 }
 

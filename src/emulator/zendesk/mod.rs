@@ -171,6 +171,16 @@ struct Db {
     fail_next: HashMap<u64, String>,
     /// The next bulk job fails as a whole with this message (admin call).
     fail_next_job: Option<String>,
+    /// Ticket -> a person's change that lands just before the ticket's
+    /// next API update (admin call): between l3map's read and its write.
+    person_next: HashMap<u64, serde_json::Map<String, Value>>,
+    /// Ticket -> how long the answer to its next API update is withheld
+    /// after the update is applied (admin call): a client that times out
+    /// or dies meanwhile cannot know the update landed.
+    stall_next: HashMap<u64, Duration>,
+    /// Ticket -> when its recent API updates were made, for the per-ticket
+    /// limit (`ZendeskOptions::ticket_update_limit`).
+    ticket_updates: HashMap<u64, std::collections::VecDeque<Instant>>,
     jobs: HashMap<String, Job>,
     /// (token fingerprint, key) -> the first request's body and answer.
     idempotency: HashMap<(String, String), Remembered>,

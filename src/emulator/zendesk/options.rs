@@ -95,6 +95,18 @@ pub struct ZendeskOptions {
     /// How long a bulk job waits before it runs (Zendesk runs them in the
     /// background); zero runs it within the request.
     pub job_delay: Duration,
+    /// Update Ticket's per-ticket limit: API updates of one ticket per
+    /// `ticket_update_period`, past which the update is answered 429 with
+    /// `Retry-After` ("30 updates per 10 minutes per user per ticket",
+    /// developer.zendesk.com/api-reference/introduction/rate-limits/).
+    /// Every API credential signs in as the one agent, so per ticket here
+    /// is per user per ticket. 0 turns it off: the default in process,
+    /// where tests measure other limits on a few seeded tickets; `l3map
+    /// emulate` sets Zendesk's 30 (`--ticket-update-limit`).
+    pub ticket_update_limit: u32,
+    pub ticket_update_period: Duration,
+    /// Tickets whose recent updates are remembered for that limit.
+    pub max_limited_tickets: usize,
     /// Tickets per incremental export page (Zendesk: up to 1000).
     pub export_page: usize,
     /// Items per page of the list endpoints (ticket fields, groups,
@@ -130,6 +142,9 @@ impl Default for ZendeskOptions {
             max_body: DEFAULT_MAX_BODY,
             job_polls: 1,
             job_delay: Duration::ZERO,
+            ticket_update_limit: 0,
+            ticket_update_period: Duration::from_secs(600),
+            max_limited_tickets: 10_000,
             export_page: 1000,
             list_page_max: 100,
             account_id: 12514403,

@@ -56,6 +56,7 @@ pub(super) fn upstream(e: &ApiError, what: &str) -> Fail {
         | ApiError::Permission { system, .. }
         | ApiError::NotFound { system, .. }
         | ApiError::Validation { system, .. }
+        | ApiError::Conflict { system, .. }
         | ApiError::RateLimited { system, .. }
         | ApiError::Transient { system, .. }
         | ApiError::QuotaExhausted { system, .. }

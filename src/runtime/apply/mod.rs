@@ -19,7 +19,9 @@
 //! `zendesk.rs` and `salesforce.rs` send a group and read one back.
 
 pub mod batch;
+mod conflict;
 mod outcome;
+pub mod pace;
 mod salesforce;
 mod zendesk;
 
@@ -61,6 +63,8 @@ pub struct Applier {
     /// Told of every Salesforce record l3map writes: its cached lookups of
     /// that object predate the write.
     resolver: Option<std::sync::Arc<super::links::resolve::Resolver>>,
+    /// Zendesk's per-ticket update budget (`pace.rs`).
+    pace: pace::TicketPace,
 }
 
 impl Applier {
@@ -85,6 +89,7 @@ impl Applier {
             tickets: None,
             unbatched: false,
             resolver: None,
+            pace: pace::TicketPace::default(),
         }
     }
 

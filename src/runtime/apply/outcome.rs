@@ -12,6 +12,15 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Applied,
+    /// Settled with words for the audit trail (`outbox list`, the log):
+    /// applied after a collision with a person's change
+    /// (`superseded: false`), or not applied because a person changed
+    /// what it would write after l3map read the ticket (`superseded:
+    /// true`). Either way the action is finished and never sent again.
+    Settled {
+        note: String,
+        superseded: bool,
+    },
     /// Worth another try after `after`; `unconfirmed` when it may have
     /// been applied (read back before sending again); `transient` when it
     /// failed for an outage (connect error, timeout, 5xx, 429, quota),
@@ -118,6 +127,7 @@ pub fn error_kind(e: &ApiError) -> &'static str {
         ApiError::Permission { .. } => "permission",
         ApiError::NotFound { .. } => "not_found",
         ApiError::Validation { .. } => "validation",
+        ApiError::Conflict { .. } => "conflict",
         ApiError::RateLimited { .. } => "rate_limited",
         ApiError::Transient { .. } => "transient",
         ApiError::Protocol { .. } => "protocol",

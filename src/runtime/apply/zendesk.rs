@@ -1,11 +1,14 @@
 //! A group on a Zendesk ticket: one ticket update carries the hand-off
 //! comment, the group, the status and the fields, so the comment is there
-//! with the reassignment; an unconfirmed group is read back first.
+//! with the reassignment; an unconfirmed group is read back first. A
+//! group decided on a ticket state goes as a safe update stamped with that
+//! state: a person's newer change wins (`conflict.rs`).
 
+use super::conflict::{self, basis_of, BasisTicket, CONFLICT_ROUNDS};
 use super::outcome::{drop_applied, park_config, Outcome, Results, Tries};
 use super::Applier;
 use crate::connectors::error::ApiError;
-use crate::connectors::zendesk::{TicketChanges, ZendeskClient};
+use crate::connectors::zendesk::{Ticket, TicketChanges, ZendeskClient};
 use crate::runtime::ops::Op;
 use crate::runtime::store::Group;
 use serde_json::Value as Json;
@@ -25,6 +28,31 @@ impl Applier {
                 park_config(format!("{:?} is not a Zendesk ticket id", g.record)),
             )];
         };
+        // Zendesk's 30 updates per 10 minutes per ticket: a ticket out of
+        // budget waits for its next slot, reading nothing, and the wait
+        // spends no attempt.
+        if let Err(wait) = self
+            .pace
+            .take(&g.connection, ticket_id, std::time::Instant::now())
+            .await
+        {
+            return vec![(
+                ids(&ops),
+                Outcome::Retry {
+                    error: format!(
+                        "ticket {ticket_id} has used Zendesk's {} updates per {} minutes; \
+                         its next update waits {}s",
+                        super::pace::TICKET_UPDATES,
+                        super::pace::TICKET_PERIOD.as_secs() / 60,
+                        wait.as_secs()
+                    ),
+                    after: wait,
+                    unconfirmed: g.unconfirmed,
+                    transient: true,
+                    kind: "ticket_budget",
+                },
+            )];
+        }
         let mut results = Vec::new();
         if g.unconfirmed {
             match self.zendesk_already(zd, ticket_id, &ops).await {
@@ -35,9 +63,174 @@ impl Applier {
         if ops.is_empty() {
             return results;
         }
+        let (changes, unsupported) = match self.changes_of(zd, &ops).await {
+            Ok(x) => x,
+            Err(e) => return vec![(ids(&ops), self.outcome(&e, tries.at_now()))],
+        };
+        for (id, reason) in unsupported {
+            ops.retain(|(i, _)| *i != id);
+            results.push((vec![id], park_config(reason)));
+        }
+        if ops.is_empty() {
+            return results;
+        }
+        let basis = basis_of(g, ticket_id);
+        let changes = match basis.as_ref().and_then(|b| b.updated_at.clone()) {
+            Some(stamp) => changes.safe(stamp),
+            None => changes,
+        };
+        self.send_safely(
+            zd,
+            ticket_id,
+            basis.as_ref(),
+            ops,
+            changes,
+            tries,
+            &mut results,
+        )
+        .await;
+        results
+    }
+
+    /// Sends `changes` (the update of `ops`); on a 409 (a person changed
+    /// the ticket after the state l3map decided on) re-reads the ticket,
+    /// drops the ops a person overrode and sends the rest with the fresh
+    /// stamp, a few rounds at most (`conflict.rs`).
+    #[allow(clippy::too_many_arguments)]
+    async fn send_safely(
+        &self,
+        zd: &ZendeskClient,
+        ticket_id: u64,
+        basis: Option<&BasisTicket>,
+        mut ops: Vec<(i64, Op)>,
+        mut changes: TicketChanges,
+        tries: Tries,
+        results: &mut Results,
+    ) {
+        let ids = |ops: &[(i64, Op)]| ops.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+        let mut notes: Vec<String> = Vec::new();
+        let mut rounds = 0;
+        loop {
+            // Zendesk may deliver this update's webhooks before its answer
+            // reaches us: they wait for the answer to be kept, not read the
+            // ticket themselves.
+            let writing = self.tickets.as_ref().map(|t| t.writing(&[ticket_id]));
+            let sent = zd.update_ticket_json(ticket_id, &changes).await;
+            let outcome = match sent {
+                Ok(mut answer) => {
+                    if let Some(tickets) = &self.tickets {
+                        // Only the ticket: the audit is not what a read shows.
+                        if let Some(o) = answer.as_object_mut() {
+                            o.retain(|k, _| k == "ticket");
+                        }
+                        tickets.remember(answer).await;
+                    }
+                    if notes.is_empty() {
+                        Outcome::Applied
+                    } else {
+                        Outcome::Settled {
+                            note: format!("applied after {}", notes.join("; then ")),
+                            superseded: false,
+                        }
+                    }
+                }
+                Err(e @ ApiError::Conflict { .. }) if rounds < CONFLICT_ROUNDS => {
+                    drop(writing);
+                    rounds += 1;
+                    let Some(basis) = basis else {
+                        results.push((ids(&ops), self.outcome(&e, tries.at_now())));
+                        return;
+                    };
+                    // A lost answer of l3map's own earlier try moved the
+                    // stamp too: what the ticket already shows is applied.
+                    match self.zendesk_already(zd, ticket_id, &ops).await {
+                        Ok(there) => drop_applied(&mut ops, &there, results),
+                        Err(e) => {
+                            results.push((ids(&ops), self.outcome(&e, tries.at_now())));
+                            return;
+                        }
+                    }
+                    if ops.is_empty() {
+                        return;
+                    }
+                    let fresh = match zd.get_ticket(ticket_id).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            results.push((ids(&ops), self.outcome(&e, tries.at_now())));
+                            return;
+                        }
+                    };
+                    let kept = self.tickets_kept(ticket_id, basis).await;
+                    let (keep, dropped) =
+                        conflict::redecide(zd, basis, kept.as_ref(), &fresh, ops).await;
+                    let when = fresh.updated_at.clone().unwrap_or_else(|| "?".into());
+                    let said = conflict::collision_note(basis, &when, &keep, &dropped);
+                    tracing::warn!(
+                        ticket = ticket_id, basis = ?basis.updated_at, person_at = %when,
+                        kept = keep.len(), dropped = dropped.len(),
+                        "{said}"
+                    );
+                    for (id, why) in dropped {
+                        results.push((
+                            vec![id],
+                            Outcome::Settled {
+                                note: why,
+                                superseded: true,
+                            },
+                        ));
+                    }
+                    notes.push(said);
+                    ops = keep;
+                    if ops.is_empty() {
+                        return;
+                    }
+                    changes = match self.changes_of(zd, &ops).await {
+                        Ok((c, _)) => c,
+                        Err(e) => {
+                            results.push((ids(&ops), self.outcome(&e, tries.at_now())));
+                            return;
+                        }
+                    };
+                    if let Some(stamp) = fresh.updated_at {
+                        changes = changes.safe(stamp);
+                    }
+                    continue;
+                }
+                Err(e @ ApiError::Conflict { .. }) => Outcome::Retry {
+                    error: format!(
+                        "the ticket kept changing under l3map's update ({rounds} collisions in a row); \
+                         tried again later: {e}"
+                    ),
+                    after: self.retries.backoff(tries.total),
+                    unconfirmed: false,
+                    transient: true,
+                    kind: "conflict",
+                },
+                Err(e) => self.outcome(&e, tries.at_now()),
+            };
+            drop(writing);
+            results.push((ids(&ops), outcome));
+            return;
+        }
+    }
+
+    /// The basis ticket as the API showed it, while still kept: it names
+    /// the group and assignee by id, which the stored event may not.
+    async fn tickets_kept(&self, id: u64, basis: &BasisTicket) -> Option<Ticket> {
+        let tickets = self.tickets.as_ref()?;
+        let shown = tickets.kept(id, basis.updated_at.as_deref()?).await?;
+        serde_json::from_value(shown.get("ticket")?.clone()).ok()
+    }
+
+    /// The update `ops` send, and the ops it cannot carry (with why).
+    async fn changes_of(
+        &self,
+        zd: &ZendeskClient,
+        ops: &[(i64, Op)],
+    ) -> Result<(TicketChanges, Vec<(i64, String)>), ApiError> {
         let mut changes = TicketChanges::default();
         let mut unsupported = Vec::new();
-        for (id, op) in &ops {
+        for (id, op) in ops {
             match op {
                 Op::ZendeskStatus {
                     category,
@@ -68,38 +261,12 @@ impl Applier {
                     // A group that does not exist parks its own action;
                     // the hand-off note and the rest still go.
                     Err(e @ ApiError::NotFound { .. }) => unsupported.push((*id, e.to_string())),
-                    Err(e) => return vec![(ids(&ops), self.outcome(&e, tries.at_now()))],
+                    Err(e) => return Err(e),
                 },
                 other => unsupported.push((*id, format!("{other:?} is not a Zendesk write"))),
             }
         }
-        for (id, reason) in unsupported {
-            ops.retain(|(i, _)| *i != id);
-            results.push((vec![id], park_config(reason)));
-        }
-        if ops.is_empty() {
-            return results;
-        }
-        // Zendesk may deliver this update's webhooks before its answer
-        // reaches us: they wait for the answer to be kept, not read the
-        // ticket themselves.
-        let writing = self.tickets.as_ref().map(|t| t.writing(&[ticket_id]));
-        let outcome = match zd.update_ticket_json(ticket_id, &changes).await {
-            Ok(mut answer) => {
-                if let Some(tickets) = &self.tickets {
-                    // Only the ticket: the audit is not what a read shows.
-                    if let Some(o) = answer.as_object_mut() {
-                        o.retain(|k, _| k == "ticket");
-                    }
-                    tickets.remember(answer).await;
-                }
-                Outcome::Applied
-            }
-            Err(e) => self.outcome(&e, tries.at_now()),
-        };
-        drop(writing);
-        results.push((ids(&ops), outcome));
-        results
+        Ok((changes, unsupported))
     }
 
     /// The rows of `ops` whose effect the ticket already shows.

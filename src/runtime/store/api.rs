@@ -85,6 +85,11 @@ pub trait Outbox {
     /// Applied: never sent again.
     fn done(&self, ids: &[i64]) -> Result<(), StoreError>;
 
+    /// Finished with a note for the audit trail (kept in `last_error`,
+    /// which `outbox list` shows): applied after a collision with a
+    /// person's change, or superseded by it. Never sent again.
+    fn done_noted(&self, ids: &[i64], note: &str) -> Result<(), StoreError>;
+
     /// Failed in a way worth another try at `not_before` (ms since 1970).
     /// `unconfirmed`: the failure leaves unknown whether it was applied.
     /// `transient`: an outage (connect error, timeout, 5xx, 429, quota),

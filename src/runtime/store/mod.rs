@@ -159,6 +159,11 @@ impl Store {
         self.backend.done(ids)
     }
 
+    /// See [`api::Outbox::done_noted`].
+    pub fn done_noted(&self, ids: &[i64], note: &str) -> Result<(), StoreError> {
+        self.backend.done_noted(ids, note)
+    }
+
     /// See [`api::Outbox::retry_later`].
     pub fn retry_later(
         &self,

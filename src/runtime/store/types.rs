@@ -65,6 +65,13 @@ pub struct Group {
     /// answer): read the record back before sending.
     pub unconfirmed: bool,
     pub items: Vec<Claimed>,
+    /// The ticket the event's actions were decided on, as its stored
+    /// event carries it (JSON of `eval::event::Ticket`, `updated_at` as
+    /// the Tickets API returned it): the basis of a Zendesk safe update.
+    /// `None` unless the event is a Zendesk ticket event (created,
+    /// updated, comment added): a Salesforce change fanned out to tickets
+    /// and an agent turn carry no API read of the ticket.
+    pub basis: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,7 @@ use super::SqliteStore;
 use crate::runtime::store::api::Outbox;
 use crate::runtime::store::error::StoreError;
 use crate::runtime::store::types::{now_ms, Claimed, Group};
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 impl Outbox for SqliteStore {
     fn claim(&self, connection: &str, now: i64, max: usize) -> Result<Vec<Group>, StoreError> {
@@ -20,6 +20,18 @@ impl Outbox for SqliteStore {
                  WHERE id = ?1",
                 ids,
                 |id, now| vec![Box::new(id), Box::new(now)],
+            )
+        })
+    }
+
+    fn done_noted(&self, ids: &[i64], note: &str) -> Result<(), StoreError> {
+        let note = note.to_string();
+        self.tracked(|| {
+            self.update_each(
+                "UPDATE outbox SET state = 'done', not_before = 0, unconfirmed = 0, last_error = ?3,
+                   updated_ms = ?2 WHERE id = ?1",
+                ids,
+                |id, now| vec![Box::new(id), Box::new(now), Box::new(note.clone())],
             )
         })
     }
@@ -164,6 +176,19 @@ impl SqliteStore {
                     items.push(c);
                 }
             }
+            let basis: Option<String> = tx
+                .prepare_cached(
+                    // Only a Zendesk ticket event's ticket is the API's
+                    // read of the state decided on; a Salesforce change
+                    // fanned out to tickets, or an agent turn, has none.
+                    "SELECT json_extract(event, '$.ticket') FROM events
+                     WHERE id = ?1 AND json_valid(event)
+                       AND json_extract(event, '$.kind')
+                           IN ('ticket_created', 'ticket_updated', 'comment_added')",
+                )?
+                .query_row(params![event_id], |r| r.get(0))
+                .optional()?
+                .flatten();
             let mut mark = tx.prepare_cached(
                 "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_ms = ?2 WHERE id = ?1",
             )?;
@@ -176,6 +201,7 @@ impl SqliteStore {
                 event_id,
                 unconfirmed,
                 items,
+                basis,
             });
         }
         tx.commit()?;

@@ -1,0 +1,142 @@
+//! The Zendesk emulator's side of writes that respect people (issue 17):
+//! a stale safe update is refused 409 and applies nothing, a current one
+//! goes through, and one ticket takes at most its per-ticket budget of API
+//! updates before 429 with `Retry-After`, through the real connector.
+
+use l3map::connectors::limit::Limiters;
+use l3map::connectors::retry::RetryPolicy;
+use l3map::connectors::zendesk::{Credentials, TicketChanges, ZendeskClient, ZendeskConfig};
+use l3map::connectors::{ApiError, Secret};
+use l3map::emulator::zendesk::{TokenGrant, ZendeskEmulator, ZendeskOptions};
+use std::time::Duration;
+
+const TOKEN: &str = "tok-safe";
+
+async fn emulator(opts: ZendeskOptions) -> (l3map::emulator::Running, ZendeskClient) {
+    let (srv, zd, _) = emulator_at(opts).await;
+    (srv, zd)
+}
+
+async fn emulator_at(opts: ZendeskOptions) -> (l3map::emulator::Running, ZendeskClient, String) {
+    let (srv, _) = ZendeskEmulator::new(ZendeskOptions {
+        tokens: vec![TokenGrant::new(TOKEN, &["read", "write"])],
+        ..opts
+    })
+    .start(0)
+    .await
+    .expect("bind 127.0.0.1");
+    let mut cfg = ZendeskConfig::new(srv.base_url(), Credentials::OAuth(Secret::new(TOKEN)));
+    cfg.rpm = 6000;
+    // One try: the 429 is the answer under test, not something to wait out.
+    cfg.retry = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
+    cfg.timeout = Duration::from_secs(10);
+    let zd = ZendeskClient::with_limiters(cfg, &Limiters::default()).expect("client");
+    let base = srv.base_url();
+    (srv, zd, base)
+}
+
+#[tokio::test]
+async fn a_stale_safe_update_is_refused_with_409_and_applies_nothing() {
+    let (_srv, zd) = emulator(ZendeskOptions::default()).await;
+    let read = zd.get_ticket(4211).await.expect("ticket");
+    let basis = read.updated_at.clone().expect("updated_at");
+    // Stamped with the current state: goes through.
+    let t = zd
+        .update_ticket(
+            4211,
+            &TicketChanges::default().subject("first").safe(&basis),
+        )
+        .await
+        .expect("a current safe update");
+    assert_eq!(t.subject.as_deref(), Some("first"));
+    // Someone changed it since: the same stamp is stale now.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    zd.update_ticket(4211, &TicketChanges::default().subject("second"))
+        .await
+        .expect("an unsafe update");
+    let e = zd
+        .update_ticket(
+            4211,
+            &TicketChanges::default().subject("stale").safe(&basis),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ApiError::Conflict { .. }), "{e:?}");
+    assert!(e.to_string().contains("409"), "{e}");
+    let now = zd.get_ticket(4211).await.expect("ticket");
+    assert_eq!(now.subject.as_deref(), Some("second"), "nothing applied");
+    // A webhook payload's stamp may carry fractions: the same second is
+    // current, not stale.
+    let fresh = now.updated_at.expect("updated_at");
+    let fractional = fresh.replace('Z', ".250Z");
+    zd.update_ticket(
+        4211,
+        &TicketChanges::default().subject("third").safe(fractional),
+    )
+    .await
+    .expect("the same second, with fractions");
+}
+
+#[tokio::test]
+async fn one_ticket_takes_its_budget_of_updates_then_429_with_retry_after() {
+    let (_srv, zd, base) = emulator_at(ZendeskOptions {
+        ticket_update_limit: 3,
+        ..ZendeskOptions::default()
+    })
+    .await;
+    for i in 0..3 {
+        zd.update_ticket(4211, &TicketChanges::default().subject(format!("n{i}")))
+            .await
+            .expect("within the budget");
+    }
+    let e = zd
+        .update_ticket(4211, &TicketChanges::default().subject("over"))
+        .await
+        .unwrap_err();
+    let wait = match &e {
+        ApiError::RateLimited { retry_after, .. } => *retry_after,
+        ApiError::GaveUp { last, .. } => last.retry_after(),
+        other => panic!("not a 429: {other:?}"),
+    };
+    let wait = wait.expect("Retry-After");
+    assert!(
+        wait > Duration::from_secs(590) && wait <= Duration::from_secs(600),
+        "{wait:?}"
+    );
+    // Another ticket has a budget of its own. Asked directly: the
+    // connector's transport takes any 429 for the token's, and pauses the
+    // token until its Retry-After (a limit of the transport today).
+    let other = reqwest::Client::new()
+        .put(format!("{base}/api/v2/tickets/4213.json"))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"ticket": {"subject": "other"}}))
+        .send()
+        .await
+        .expect("emulator");
+    assert_eq!(other.status(), 200);
+}
+
+/// A create whose answer was lost, sent again with its idempotency key:
+/// Zendesk answers `x-idempotency-lookup: hit` with the same ticket, and
+/// the client counts it as a replay.
+#[tokio::test]
+async fn a_replayed_create_is_read_as_a_hit_and_counted() {
+    let (_srv, zd) = emulator(ZendeskOptions::default()).await;
+    let new = TicketChanges::default()
+        .subject("Replayed create")
+        .public_comment("created once");
+    let first = zd
+        .create_ticket(&new, Some("key-replay-1"))
+        .await
+        .expect("create");
+    assert_eq!(zd.idempotent_creates(), (0, 1), "a miss: it was made");
+    let again = zd
+        .create_ticket(&new, Some("key-replay-1"))
+        .await
+        .expect("replay");
+    assert_eq!(again.id, first.id, "the same ticket, not a second");
+    assert_eq!(zd.idempotent_creates(), (1, 1), "a hit: a replay");
+}
