@@ -21,6 +21,7 @@ pub mod ops;
 pub mod poll;
 pub mod reach;
 pub mod reload;
+pub mod seal;
 pub mod server;
 pub mod stack;
 pub mod store;
