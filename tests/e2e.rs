@@ -13,6 +13,7 @@ mod agent_api;
 mod cdc;
 mod cli;
 mod crash;
+mod credentials;
 mod crm_reaches_desk;
 mod fanout;
 mod fanout_e2e;

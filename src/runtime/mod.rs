@@ -13,6 +13,7 @@ pub mod demo;
 pub mod engine;
 pub mod files;
 pub mod intake;
+pub mod keeper;
 pub mod links;
 pub mod listen;
 pub mod logs;
