@@ -320,3 +320,61 @@ async fn a_wrong_key_is_undecryptable_and_loud_never_a_fallback() {
         .unwrap();
     assert_eq!(st, "undecryptable");
 }
+
+#[tokio::test]
+async fn a_revoked_grant_is_loud_once_and_not_hammered() {
+    let (mut s, _) = soak("revoked", 2).await;
+    s.start_runtime();
+    s.healthy(Duration::from_secs(30)).await;
+    let state = s.dir.join("state/state.db");
+    common::until("the grant is stored", Duration::from_secs(30), || {
+        rusqlite::Connection::open(&state)
+            .and_then(|c| {
+                c.query_row("SELECT COUNT(*) FROM credentials", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+            })
+            .is_ok_and(|n| n == 1)
+    })
+    .await;
+    // An admin deletes the grant in Admin Center.
+    s.http
+        .post(format!("{}/__l3map/oauth/revoke", s.zendesk))
+        .send()
+        .await
+        .unwrap();
+    let dir = s.dir.clone();
+    common::until("the refusal is logged", Duration::from_secs(30), || {
+        std::fs::read_to_string(dir.join("run.log")).is_ok_and(|l| l.contains("grant was refused"))
+    })
+    .await;
+    let refused = s.oauth_stats().await["refused"].as_u64().unwrap();
+    // Polled every second for 5 more seconds: no more refresh requests
+    // with the dead token, and no second ERROR line.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(s.oauth_stats().await["refused"].as_u64().unwrap(), refused);
+    let log = s.log();
+    let errors = log
+        .lines()
+        .filter(|l| l.contains("ERROR") && l.contains("grant was refused"))
+        .count();
+    assert_eq!(errors, 1, "one ERROR per change of state:\n{log}");
+    // The connection's actions wait as in an outage, never dead letters.
+    let dead: i64 = rusqlite::Connection::open(&state)
+        .unwrap()
+        .query_row(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'dead'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(dead, 0);
+    assert!(log.contains("l3map auth login --connection desk"), "{log}");
+    let st: String = rusqlite::Connection::open(&state)
+        .unwrap()
+        .query_row("SELECT state FROM credentials", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(st, "needs_login");
+    // The runtime itself is still up (other connections keep working).
+    s.healthy(Duration::from_secs(5)).await;
+}

@@ -106,6 +106,10 @@ impl Keeper for StoreKeeper {
     }
 
     fn refused(&self, generation: i64, error: &ApiError) {
+        // One ERROR per change of state, not per request.
+        if let Ok(Some(CredentialState::NeedsLogin)) = self.vault.state(&self.connection) {
+            return;
+        }
         tracing::error!(target: LOG_TARGET, connection = %self.connection, error = %error, "the OAuth grant was refused; run `l3map auth login --connection {}`", self.connection);
         if let Err(e) = self.vault.mark(
             &self.connection,

@@ -294,6 +294,11 @@ impl Vault {
         Ok(self.store.commit_credential(expected, &row)?)
     }
 
+    /// The stored state of the connection's grant (no key needed).
+    pub fn state(&self, connection: &str) -> Result<Option<CredentialState>, SealError> {
+        Ok(self.store.load_credential(connection)?.map(|r| r.state))
+    }
+
     /// Records the vendor's refusal of `generation` (`needs_login`) or
     /// its return to health.
     pub fn mark(

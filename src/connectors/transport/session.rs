@@ -116,6 +116,9 @@ pub struct State<T> {
     /// or when the store has none.
     stored: Option<i64>,
     loaded: bool,
+    /// The store's generation the vendor refused (`invalid_grant`): not
+    /// sent again; only a new generation (a login) is tried.
+    refused: Option<i64>,
 }
 
 /// `min(margin, ttl / 4)` before `ttl` runs out, from `now`. A lifetime
@@ -156,6 +159,7 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
             margin,
             stored: None,
             loaded: false,
+            refused: None,
         }))
     }
 
@@ -216,6 +220,23 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
                     return Ok((s.token.clone().expect("just set"), s.generation));
                 }
             }
+            if s.refused.is_some() && s.refused == s.stored {
+                // Refused before: only a grant stored since (a login, or
+                // another process) is worth a request.
+                self.adopt_stored(&mut s, &keeper, grant).await?;
+                if s.refused == s.stored {
+                    return Err(ApiError::GrantRevoked {
+                        system: super::super::error::System::Zendesk,
+                        message: "invalid_grant: waiting for `l3map auth login`".into(),
+                    });
+                }
+                s.refused = None;
+                if let Some(t) = &s.token {
+                    if fresh(&s) {
+                        return Ok((t.clone(), s.generation));
+                    }
+                }
+            }
             if let Some(g) = s.stored {
                 let k = keeper.clone();
                 if !blocking(&k, move |k| k.begin(g)).await? {
@@ -244,6 +265,7 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
                         }
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
+                    s.refused = s.stored;
                     if let Some(g) = s.stored {
                         let err = e.clone();
                         let _ = blocking(&keeper, move |k| {
