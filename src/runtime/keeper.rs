@@ -121,3 +121,111 @@ impl Keeper for StoreKeeper {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::transport::session::{Grant, Session};
+    use crate::connectors::Secret;
+    use crate::runtime::seal::SealKey;
+    use crate::runtime::store::Store;
+    use std::sync::{Arc, Mutex};
+
+    /// A vendor with single-use refresh tokens: `r{n}` is good once.
+    #[derive(Default)]
+    struct Rotating {
+        issued: Mutex<u64>,
+        used: Mutex<Vec<String>>,
+    }
+
+    impl Grant for Rotating {
+        type Token = (String, String);
+        async fn grant(
+            &self,
+            _: &reqwest::Client,
+            previous: Option<&(String, String)>,
+        ) -> Result<(String, String), ApiError> {
+            let refresh = previous.map_or("r0".to_string(), |p| p.1.clone());
+            let mut used = self.used.lock().unwrap();
+            if used.contains(&refresh) {
+                return Err(ApiError::GrantRevoked {
+                    system: System::Zendesk,
+                    message: "invalid_grant: reused".into(),
+                });
+            }
+            used.push(refresh);
+            let mut n = self.issued.lock().unwrap();
+            *n += 1;
+            Ok((format!("a{n}"), format!("r{n}")))
+        }
+        fn renewed(&self, _: u64) {}
+        fn keep(&self, t: &(String, String)) -> Option<Kept> {
+            Some(Kept {
+                access: Secret::new(&t.0),
+                refresh: Some(Secret::new(&t.1)),
+                expires_in: Some(Duration::from_secs(3600)),
+                refresh_expires_in: None,
+                instance_url: None,
+            })
+        }
+        fn adopt(&self, k: Kept) -> Result<(String, String), ApiError> {
+            Ok((
+                k.access.expose().into(),
+                k.refresh
+                    .map(|r| r.expose().to_string())
+                    .unwrap_or_default(),
+            ))
+        }
+    }
+
+    fn keeper(store: &Arc<Store>) -> Arc<dyn Keeper> {
+        let key = SealKey::parse(&Secret::new("ab".repeat(32))).unwrap();
+        Arc::new(StoreKeeper {
+            vault: Vault::new(store.clone(), Arc::new(key)),
+            connection: "desk".into(),
+            flow: "zendesk_code".into(),
+            system: System::Zendesk,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_renewal_is_stored_before_use_and_another_process_adopts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("state.db")).unwrap());
+        let vendor = Rotating::default();
+        let http = reqwest::Client::new();
+        // Two processes (two sessions) on one store.
+        let a = Session::renewable_kept(Some(keeper(&store)), Duration::from_secs(120));
+        let b = Session::renewable_kept(Some(keeper(&store)), Duration::from_secs(120));
+        let vault = Vault::new(
+            store.clone(),
+            Arc::new(SealKey::parse(&Secret::new("ab".repeat(32))).unwrap()),
+        );
+
+        // A's first use redeems the seed (r0) and stores generation 1.
+        let (t, g) = a.current(&vendor, &http).await.unwrap();
+        assert_eq!(t.0, "a1");
+        let stored = vault.load("desk").unwrap().unwrap();
+        assert_eq!((stored.generation, stored.grant.access.expose()), (1, "a1"));
+        // B starts later and takes the stored grant: no request.
+        assert_eq!(b.current(&vendor, &http).await.unwrap().0 .0, "a1");
+        assert_eq!(*vendor.issued.lock().unwrap(), 1);
+
+        // A's token is refused (a 401): A refreshes with r1; the new grant
+        // is in the store when A gets it.
+        let (t, _) = a.renew(g, &vendor, &http).await.unwrap();
+        assert_eq!(t.0, "a2");
+        let stored = vault.load("desk").unwrap().unwrap();
+        assert_eq!((stored.generation, stored.grant.access.expose()), (2, "a2"));
+
+        // B's (older) token is refused too: B sees the store moved on and
+        // adopts A's grant instead of reusing r1.
+        let (_, gb) = b.current(&vendor, &http).await.unwrap();
+        let (t, _) = b.renew(gb, &vendor, &http).await.unwrap();
+        assert_eq!(t.0, "a2");
+        assert_eq!(*vendor.issued.lock().unwrap(), 2);
+        // No refresh token was ever sent twice.
+        let used = vendor.used.lock().unwrap().clone();
+        assert_eq!(used, ["r0", "r1"]);
+    }
+}
