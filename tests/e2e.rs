@@ -14,6 +14,7 @@ mod cdc;
 mod cli;
 mod collision;
 mod crash;
+mod credentials;
 mod crm_reaches_desk;
 mod fanout;
 mod fanout_e2e;

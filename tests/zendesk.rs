@@ -1054,7 +1054,7 @@ async fn an_expired_token_is_refreshed_once_and_the_requests_sent_again() {
     .await;
     let creds = Credentials::OAuthClient {
         client_id: CLIENT.into(),
-        client_secret: Secret::new(CLIENT_SECRET),
+        client_secret: Some(Secret::new(CLIENT_SECRET)),
         refresh_token: Some(Secret::new(text(&tok, "refresh_token"))),
         scopes: vec![],
     };
@@ -1104,7 +1104,7 @@ async fn an_expired_token_is_refreshed_once_and_the_requests_sent_again() {
     // A client-credentials client needs no refresh token at all.
     let cc = Credentials::OAuthClient {
         client_id: CLIENT.into(),
-        client_secret: Secret::new(CLIENT_SECRET),
+        client_secret: Some(Secret::new(CLIENT_SECRET)),
         refresh_token: None,
         scopes: vec!["read".into()],
     };
@@ -1127,7 +1127,7 @@ async fn a_wrong_client_secret_is_an_auth_error_that_keeps_the_secret_out() {
     for refresh in [None, Some(Secret::new("zd-refresh-SECRET-1234"))] {
         let creds = Credentials::OAuthClient {
             client_id: CLIENT.into(),
-            client_secret: Secret::new(wrong),
+            client_secret: Some(Secret::new(wrong)),
             refresh_token: refresh,
             scopes: vec![],
         };

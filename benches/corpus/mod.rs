@@ -1150,15 +1150,11 @@ fn zendesk_connection(s: &mut String, rng: &mut Rng, d: &Desk) {
     }
     let var = format!("ZD_{:03}", d.no);
     if rng.chance(30) {
-        writeln!(s, "  auth       api_token").unwrap();
-        writeln!(
-            s,
-            "  email      \"ai-agent+{}@{}.example.com\"",
-            d.no,
-            slug(d.brand)
-        )
-        .unwrap();
-        writeln!(s, "  token      env(\"{var}_API_TOKEN\")").unwrap();
+        // An OAuth client l3map refreshes (API tokens are retired by
+        // Zendesk in 2027, and `check` warns about them).
+        writeln!(s, "  auth       oauth_code").unwrap();
+        writeln!(s, "  client_id  \"l3map_{}_{}\"", slug(d.brand), d.no).unwrap();
+        writeln!(s, "  refresh_token env(\"{var}_REFRESH_TOKEN\")").unwrap();
     } else {
         writeln!(s, "  token      env(\"{var}_OAUTH_TOKEN\")").unwrap();
     }

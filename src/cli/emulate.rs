@@ -54,6 +54,11 @@ pub struct Options {
     /// Answer the first N requests 503, then serve normally.
     #[arg(long, default_value_t = 0)]
     pub burst_5xx: u32,
+    /// Lifetime of the Zendesk OAuth access tokens the emulator issues, in
+    /// seconds (Zendesk: 30 minutes by default, at least 300 s when a
+    /// client asks). Values below 300 are allowed here, for tests only.
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    pub oauth_access_ttl: u64,
     /// Deliver Zendesk webhooks (signed) to this URL.
     #[arg(long)]
     pub webhook_url: Option<String>,
@@ -169,6 +174,7 @@ pub fn run(o: Options) -> u8 {
         // Bulk jobs run in the background, as Zendesk's do: a client must
         // poll them, not take the answer for the outcome.
         job_delay: Duration::from_millis(100),
+        access_token_lifetime: Duration::from_secs(o.oauth_access_ttl.max(1)),
         ..ZendeskOptions::default()
     };
     let salesforce = programs.iter().fold(

@@ -133,7 +133,14 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
     // Every credential at once: one start names every missing variable.
     let webhook =
         crate::runtime::config::check_credentials(&cfg, &program).map_err(|e| e.to_string())?;
-    let clients = clients::from_config(&program, &cfg.connections).map_err(|e| e.to_string())?;
+    // Refused before the port opens: a grant the key cannot seal.
+    let key = if program.connections.iter().any(clients::keeps_grant) {
+        Some(std::sync::Arc::new(
+            cfg.credentials.key().map_err(|e| e.to_string())?,
+        ))
+    } else {
+        None
+    };
     let webhook_secret = match webhook {
         Some((secret, from)) => {
             tracing::info!(from = %from.from, "webhook signatures are checked with this secret");
@@ -164,6 +171,24 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
     let (listener, _) = bind(cfg.server.listen).await?;
     let store = Store::open(&cfg.state).map_err(|e| e.to_string())?;
     store.maintain(cfg.retention);
+    // OAuth grants are kept in the same file, on a handle of their own.
+    let grants = match key {
+        Some(key) => Some(clients::Grants {
+            vault: crate::runtime::seal::Vault::new(
+                std::sync::Arc::new(Store::open(&cfg.state).map_err(|e| e.to_string())?),
+                key,
+            ),
+            margin: cfg.credentials.refresh_margin,
+        }),
+        None => None,
+    };
+    let clients = clients::from_config_kept(
+        &program,
+        &cfg.connections,
+        &crate::connectors::limit::Limiters::default(),
+        grants.as_ref(),
+    )
+    .map_err(|e| e.to_string())?;
     let objects: HashMap<String, Vec<String>> = program
         .connections
         .iter()

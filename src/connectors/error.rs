@@ -28,6 +28,11 @@ pub enum ApiError {
         status: u16,
         message: String,
     },
+    /// The token endpoint refused the grant itself (`invalid_grant`: the
+    /// refresh token was revoked, expired or already used). Not retried:
+    /// a person must sign in again (`l3map auth login --connection NAME`).
+    #[error("{system}: the OAuth grant was refused ({message}); sign in again")]
+    GrantRevoked { system: System, message: String },
     /// 403: the token lacks a scope or the integration user a permission.
     #[error("{system}: permission denied (HTTP 403): {message}")]
     Permission { system: System, message: String },
@@ -201,6 +206,17 @@ impl ApiError {
             error_description: String,
         }
         let e: OAuthError = serde_json::from_slice(body).unwrap_or_default();
+        // RFC 6749 5.2: "invalid_grant" names the grant (a refresh token
+        // revoked, expired or reused), not the client. Zendesk's only, so
+        // far: Salesforce also answers it for a bad JWT assertion (a
+        // configuration error), and its grants are not kept in the store
+        // yet (docs/RUNTIME.md, "Credentials").
+        if e.error == "invalid_grant" && system == System::Zendesk {
+            return ApiError::GrantRevoked {
+                system,
+                message: format!("{}: {}", e.error, e.error_description),
+            };
+        }
         ApiError::Auth {
             system,
             status,

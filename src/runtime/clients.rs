@@ -118,15 +118,68 @@ pub fn from_config_in(
     overrides: &BTreeMap<String, ConnectionOverride>,
     limiters: &Limiters,
 ) -> Result<HashMap<String, Client>, SetupError> {
+    from_config_kept(program, overrides, limiters, None)
+}
+
+/// The store OAuth clients keep their grants in, and how early they renew.
+#[derive(Clone, Debug)]
+pub struct Grants {
+    pub vault: crate::runtime::seal::Vault,
+    pub margin: Duration,
+}
+
+/// Whether a connection keeps an OAuth grant in the store (and so needs
+/// the credentials key): Zendesk `auth oauth_code`.
+pub fn keeps_grant(c: &Connection) -> bool {
+    c.kind == Kind::Zendesk && c.settings.get("auth").map(String::as_str) == Some("oauth_code")
+}
+
+/// [`from_config_in`], OAuth clients keeping their grants in `grants`
+/// (required when a connection [`keeps_grant`]).
+pub fn from_config_kept(
+    program: &Program,
+    overrides: &BTreeMap<String, ConnectionOverride>,
+    limiters: &Limiters,
+    grants: Option<&Grants>,
+) -> Result<HashMap<String, Client>, SetupError> {
     check_overrides(program, overrides)?;
     let mut out = HashMap::new();
     for c in &program.connections {
         let secrets = connection_secrets(c)?;
         let o = overrides.get(&c.name).cloned().unwrap_or_default();
-        let client = build(c, &o, &secrets, None, runtime_retry(), limiters)?;
+        let client = match grants {
+            Some(g) if keeps_grant(c) => rebuild_kept(c, &o, &secrets, limiters, g)?,
+            _ => build(c, &o, &secrets, None, runtime_retry(), limiters)?,
+        };
         out.insert(c.name.clone(), client);
     }
     Ok(out)
+}
+
+/// A Zendesk OAuth client whose grant lives in the store.
+fn rebuild_kept(
+    c: &Connection,
+    o: &ConnectionOverride,
+    secrets: &BTreeMap<String, Secret>,
+    limiters: &Limiters,
+    g: &Grants,
+) -> Result<Client, SetupError> {
+    let mut cfg = zendesk_config(c, o, secrets, None, runtime_retry())?;
+    cfg.refresh_margin = g.margin;
+    cfg.keeper = Some(crate::connectors::transport::session::KeeperHandle(
+        std::sync::Arc::new(crate::runtime::keeper::StoreKeeper {
+            vault: g.vault.clone(),
+            connection: c.name.clone(),
+            flow: "zendesk_code".into(),
+            system: crate::connectors::error::System::Zendesk,
+        }),
+    ));
+    ZendeskClient::with_limiters(cfg, limiters)
+        .map(|c| Client::Zendesk(Box::new(c)))
+        .map_err(|e| SetupError::Connection {
+            connection: c.name.clone(),
+            message: e.to_string(),
+        })
 }
 
 /// `window`: the rate-limit window when it is not a minute (an emulator
@@ -143,7 +196,15 @@ fn build(
         connection: c.name.clone(),
         message: e.to_string(),
     };
-    let secret = |key: &str| secrets.get(key).cloned().ok_or_else(|| missing(c, key));
+    if keeps_grant(c) {
+        // Its refresh token rotates on every use and lives in the store: a
+        // client without the store would spend the configured seed (or a
+        // stale copy) behind the runtime's back.
+        return Err(SetupError::Connection {
+            connection: c.name.clone(),
+            message: "`auth oauth_code` keeps its grant in l3map's state store; only `l3map run` opens it so far".into(),
+        });
+    }
     match c.kind {
         Kind::Salesforce => {
             let login = o
@@ -181,42 +242,72 @@ fn build(
                 .map_err(fail)
         }
         _ => {
-            let token = secret("token")?;
-            let credentials = match c.settings.get("email") {
-                Some(email) if c.settings.get("auth").map(String::as_str) == Some("api_token") => {
-                    Credentials::ApiToken {
-                        email: email.clone(),
-                        token,
-                    }
-                }
-                _ => Credentials::OAuth(token),
-            };
-            let mut cfg = match (
-                o.base_url.as_ref(),
-                c.settings.get("url"),
-                c.settings.get("subdomain"),
-            ) {
-                (Some(url), _, _) | (None, Some(url), _) => {
-                    ZendeskConfig::new(url.clone(), credentials)
-                }
-                (None, None, Some(sub)) => ZendeskConfig::for_subdomain(sub, credentials),
-                (None, None, None) => return Err(missing(c, "subdomain")),
-            };
-            cfg.retry = retry.clone();
-            if let Some(rpm) = o.rpm.or(c.rate_limit_rpm) {
-                cfg.rpm = rpm;
-            }
-            if let Some(w) = window {
-                cfg.rate_window = w;
-            }
-            if let Some(t) = o.timeout {
-                cfg.timeout = t;
-            }
+            let cfg = zendesk_config(c, o, secrets, window, retry)?;
             ZendeskClient::with_limiters(cfg, limiters)
                 .map(|c| Client::Zendesk(Box::new(c)))
                 .map_err(fail)
         }
     }
+}
+
+/// A Zendesk connection's configuration: its credentials by `auth`, its
+/// address and its budget.
+fn zendesk_config(
+    c: &Connection,
+    o: &ConnectionOverride,
+    secrets: &BTreeMap<String, Secret>,
+    window: Option<Duration>,
+    retry: RetryPolicy,
+) -> Result<ZendeskConfig, SetupError> {
+    let secret = |key: &str| secrets.get(key).cloned().ok_or_else(|| missing(c, key));
+    let auth = c.settings.get("auth").map(String::as_str);
+    let credentials = match auth {
+        Some("oauth_code" | "client_credentials") => Credentials::OAuthClient {
+            client_id: secrets
+                .get("client_id")
+                .map(|s| s.expose().to_string())
+                .or_else(|| c.settings.get("client_id").cloned())
+                .ok_or_else(|| missing(c, "client_id"))?,
+            client_secret: secrets.get("client_secret").cloned(),
+            // A seed: used only while the store has no grant.
+            refresh_token: if auth == Some("oauth_code") {
+                secrets.get("refresh_token").cloned()
+            } else {
+                None
+            },
+            scopes: vec![],
+        },
+        _ => {
+            let token = secret("token")?;
+            match c.settings.get("email") {
+                Some(email) if auth == Some("api_token") => Credentials::ApiToken {
+                    email: email.clone(),
+                    token,
+                },
+                _ => Credentials::OAuth(token),
+            }
+        }
+    };
+    let mut cfg = match (
+        o.base_url.as_ref(),
+        c.settings.get("url"),
+        c.settings.get("subdomain"),
+    ) {
+        (Some(url), _, _) | (None, Some(url), _) => ZendeskConfig::new(url.clone(), credentials),
+        (None, None, Some(sub)) => ZendeskConfig::for_subdomain(sub, credentials),
+        (None, None, None) => return Err(missing(c, "subdomain")),
+    };
+    cfg.retry = retry;
+    if let Some(rpm) = o.rpm.or(c.rate_limit_rpm) {
+        cfg.rpm = rpm;
+    }
+    if let Some(w) = window {
+        cfg.rate_window = w;
+    }
+    if let Some(t) = o.timeout {
+        cfg.timeout = t;
+    }
+    Ok(cfg)
 }
 
 /// The first URL a client of `c` opens: the Zendesk base URL, or the

@@ -78,10 +78,16 @@ pub(in crate::check) fn declare(cx: &mut Ctx, c: &Connection) {
         seen.insert(prop.key, p);
         property(cx, &mut info, prop, p);
     }
+    let auth = info.settings.get("auth").map(String::as_str);
     if kind == Kind::Salesforce {
-        salesforce_credentials(cx, c, spec, &seen);
+        match info.settings.get("flow") {
+            Some(flow) => super::auth::salesforce_flow(cx, c, flow, spec, &seen),
+            None => salesforce_credentials(cx, c, spec, &seen),
+        }
     }
     let required: &[&str] = match kind {
+        // An OAuth client's tokens live in l3map's store, not in the block.
+        Kind::Zendesk if matches!(auth, Some("oauth_code" | "client_credentials")) => &["scopes"],
         Kind::Zendesk => &["token", "scopes"],
         Kind::Salesforce => &["instance", "client_id", "scopes", "objects"],
     };
@@ -114,9 +120,8 @@ pub(in crate::check) fn declare(cx: &mut Ctx, c: &Connection) {
                 .at(c.name.span),
             );
         }
-        if info.settings.get("auth").map(String::as_str) == Some("api_token")
-            && !seen.contains_key("email")
-        {
+        super::auth::zendesk_auth(cx, c, auth.unwrap_or("oauth"), spec, &seen);
+        if auth == Some("api_token") && !seen.contains_key("email") {
             cx.err(
                 CheckErrorKind::MissingProperty {
                     kind: "zendesk".into(),

@@ -3,8 +3,10 @@
 //!
 //! - `props.rs`: which properties each kind takes, and their value forms;
 //! - `declare.rs`: checking one block against that table;
+//! - `auth.rs`: which properties go with each way of signing in;
 //! - `scopes.rs`: the scope vocabularies and the least-privilege lints.
 
+mod auth;
 mod declare;
 mod props;
 mod scopes;

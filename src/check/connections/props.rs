@@ -39,10 +39,34 @@ pub(super) const ZENDESK: &[Prop] = &[
         val: Val::Secret,
         example: "token env(\"ZENDESK_OAUTH_TOKEN\")",
     },
+    // `oauth`: a fixed access `token`; `oauth_code`: an OAuth client whose
+    // grant (from `l3map auth login`, or seeded by `refresh_token`) l3map
+    // keeps and refreshes in its store; `client_credentials`: a confidential
+    // client that signs in alone; `api_token`: retired by Zendesk in 2027.
     Prop {
         key: "auth",
-        val: Val::Words(&["oauth", "api_token"]),
-        example: "auth oauth",
+        val: Val::Words(&["oauth", "oauth_code", "client_credentials", "api_token"]),
+        example: "auth oauth_code",
+    },
+    Prop {
+        key: "client_id",
+        val: Val::SecretOrText,
+        example: "client_id \"l3map_acme\"",
+    },
+    Prop {
+        key: "client_secret",
+        val: Val::Secret,
+        example: "client_secret env(\"ZENDESK_CLIENT_SECRET\")",
+    },
+    Prop {
+        key: "refresh_token",
+        val: Val::Secret,
+        example: "refresh_token env(\"ZENDESK_REFRESH_TOKEN\")",
+    },
+    Prop {
+        key: "redirect_uri",
+        val: Val::Text,
+        example: "redirect_uri \"http://127.0.0.1:8789/callback\"",
     },
     Prop {
         key: "email",
@@ -92,6 +116,18 @@ pub(super) const SALESFORCE: &[Prop] = &[
         key: "client_id",
         val: Val::SecretOrText,
         example: "client_id env(\"SF_CLIENT_ID\")",
+    },
+    // Which OAuth flow signs in; without it, the one whose properties are
+    // there (`client_secret` + `refresh_token`, or `username` + `private_key`).
+    Prop {
+        key: "flow",
+        val: Val::Words(&["web_server", "jwt_bearer", "refresh_token"]),
+        example: "flow web_server",
+    },
+    Prop {
+        key: "redirect_uri",
+        val: Val::Text,
+        example: "redirect_uri \"http://127.0.0.1:8789/callback\"",
     },
     Prop {
         key: "client_secret",

@@ -78,6 +78,26 @@ pub enum CheckErrorKind {
         #[label("the other flow")]
         other: Option<Span>,
     },
+    /// Returned when a connection's property does not belong to the way it
+    /// signs in (`token` on an `auth oauth_code` connection, say).
+    #[error("{kind} connection `{conn}`: `{key}` does not go with {auth}")]
+    #[diagnostic(code(l3map::connection::auth), help("{help}"))]
+    AuthProperty {
+        kind: String,
+        conn: String,
+        key: String,
+        auth: String,
+        help: String,
+    },
+    /// Returned when a Zendesk connection signs in with an API token,
+    /// which Zendesk retires (developer.zendesk.com/documentation/api-basics/authentication/oauth-migration/).
+    #[error("zendesk connection `{conn}` signs in with an API token: Zendesk stopped issuing API tokens on 2026-10-27 and deactivates all of them on 2027-04-30")]
+    #[diagnostic(
+        code(l3map::connection::api_token_retired),
+        severity(Warning),
+        help("use `auth oauth_code` with an OAuth client (`client_id`, `client_secret`), then run `l3map auth login --connection {conn}`; see https://developer.zendesk.com/documentation/api-basics/authentication/oauth-migration/")
+    )]
+    ApiTokenRetired { conn: String },
     /// Returned when a property is given a value of the wrong form.
     #[error("`{key}` expects {expected}")]
     #[diagnostic(code(l3map::connection::value), help("{help}"))]

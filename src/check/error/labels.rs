@@ -15,6 +15,8 @@ impl PrimaryLabel for CheckErrorKind {
             UnknownProperty { .. } => "unknown property".into(),
             MissingProperty { .. } => "declared here".into(),
             SalesforceCredentials { label, .. } => label.to_string(),
+            AuthProperty { .. } => "not for this sign-in".into(),
+            ApiTokenRetired { .. } => "API token".into(),
             BadPropertyValue { expected, .. } => format!("not {expected}"),
             TooManyValues { .. } => "extra value".into(),
             LiteralSecret { .. } => "literal credential".into(),

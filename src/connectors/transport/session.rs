@@ -1,14 +1,67 @@
 //! The credential a request carries, and its renewal. A configured token
 //! is fixed; a session (an OAuth client, a Salesforce sign-in) starts empty,
-//! signs in on first use and is renewed when the API says it expired.
+//! signs in on first use and is renewed when the API says it expired, or
+//! shortly before the lifetime the token endpoint gave it runs out.
 //!
 //! `generation` counts renewals. A caller that got "expired" renews only if
 //! the generation is still the one its token came from: the lock is held
 //! across the token request, so concurrent 401s wait for one renewal and
 //! then all use the token it got.
+//!
+//! A session may keep its grant in a [`Keeper`] (the runtime's sealed
+//! store): loaded at first use, the refresh intent written before the
+//! token request, and the answer committed (compare-and-swap on the
+//! store's generation) **before** the new access token is handed to any
+//! caller. A vendor that rotates refresh tokens on every use (Zendesk,
+//! Salesforce with rotation) thus never has us hold a token the store
+//! does not, except in the window between the vendor applying a refresh
+//! and our commit of its answer (docs/RUNTIME.md, "Credentials").
 
 use super::super::error::ApiError;
+use super::super::secret::Secret;
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A grant as it is kept across restarts: what a vendor's token is made of.
+#[derive(Clone, Debug)]
+pub struct Kept {
+    pub access: Secret,
+    pub refresh: Option<Secret>,
+    /// The access token's lifetime as the token endpoint said
+    /// (`expires_in`), or what is left of it for a loaded grant.
+    pub expires_in: Option<Duration>,
+    pub refresh_expires_in: Option<Duration>,
+    pub instance_url: Option<String>,
+}
+
+/// Where a session keeps its grant across restarts. Calls are synchronous
+/// and durable before they return (the session runs them on the blocking
+/// pool). `generation` is the store's, not the session's.
+pub trait Keeper: Send + Sync + 'static {
+    /// The stored grant and its generation.
+    fn load(&self) -> Result<Option<(i64, Kept)>, ApiError>;
+    /// The durable intent before a refresh of `generation` is sent; `false`
+    /// when the store moved on (another process refreshed).
+    fn begin(&self, generation: i64) -> Result<bool, ApiError>;
+    /// Stores `grant` as `expected + 1` if the store is still at
+    /// `expected`; `false` when another writer got there first.
+    fn commit(&self, expected: Option<i64>, grant: &Kept) -> Result<bool, ApiError>;
+    /// The vendor refused `generation`'s grant (`invalid_grant`).
+    fn refused(&self, generation: i64, error: &ApiError);
+}
+
+/// A [`Keeper`] in a client's configuration: cloned with it, and shown in
+/// `Debug` as what it is, never what it holds.
+#[derive(Clone)]
+pub struct KeeperHandle(pub Arc<dyn Keeper>);
+
+impl std::fmt::Debug for KeeperHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keeper")
+    }
+}
 
 /// How a vendor gets a token: the sign-in half of its policy.
 pub trait Grant: Send + Sync {
@@ -28,6 +81,20 @@ pub trait Grant: Send + Sync {
 
     /// Told after every renewal (the vendor logs it under its own name).
     fn renewed(&self, generation: u64);
+
+    /// The token as kept in a store, and its lifetime; `None`: this
+    /// vendor's tokens are not kept (and are renewed on a 401 only).
+    fn keep(&self, _token: &Self::Token) -> Option<Kept> {
+        None
+    }
+
+    /// A token from a kept grant.
+    fn adopt(&self, _kept: Kept) -> Result<Self::Token, ApiError> {
+        Err(ApiError::Protocol {
+            system: super::super::error::System::Zendesk,
+            message: "this sign-in keeps no grant".into(),
+        })
+    }
 }
 
 /// A fixed credential, or a session that renews itself.
@@ -39,14 +106,60 @@ pub enum Session<T> {
 pub struct State<T> {
     token: Option<T>,
     generation: u64,
+    /// When the current token should be renewed before use (its lifetime
+    /// less the margin), on the monotonic clock.
+    renew_at: Option<Instant>,
+    keeper: Option<Arc<dyn Keeper>>,
+    /// The most a token is renewed ahead of its expiry.
+    margin: Duration,
+    /// The store's generation of the current grant; `None` before a load,
+    /// or when the store has none.
+    stored: Option<i64>,
+    loaded: bool,
+    /// The store's generation the vendor refused (`invalid_grant`): not
+    /// sent again; only a new generation (a login) is tried.
+    refused: Option<i64>,
+}
+
+/// `min(margin, ttl / 4)` before `ttl` runs out, from `now`. A lifetime
+/// of 0 (an `expires_in` rounded down) says nothing: such a token is
+/// renewed on its 401 only, not before every use.
+fn renew_at(now: Instant, ttl: Option<Duration>, margin: Duration) -> Option<Instant> {
+    ttl.filter(|t| !t.is_zero())
+        .map(|ttl| now + ttl.saturating_sub(margin.min(ttl / 4)))
+}
+
+async fn blocking<R: Send + 'static>(
+    keeper: &Arc<dyn Keeper>,
+    f: impl FnOnce(&dyn Keeper) -> Result<R, ApiError> + Send + 'static,
+) -> Result<R, ApiError> {
+    let k = keeper.clone();
+    tokio::task::spawn_blocking(move || f(&*k))
+        .await
+        .map_err(|_| ApiError::Protocol {
+            system: super::super::error::System::Zendesk,
+            message: "the credential store call was cancelled".into(),
+        })?
 }
 
 impl<T: Clone + Send + Sync + 'static> Session<T> {
     /// A session that signs in on first use.
     pub fn renewable() -> Session<T> {
+        Session::renewable_kept(None, Duration::from_secs(120))
+    }
+
+    /// A session whose grant lives in `keeper` (when given), renewed at
+    /// most `margin` before its access token expires.
+    pub fn renewable_kept(keeper: Option<Arc<dyn Keeper>>, margin: Duration) -> Session<T> {
         Session::Renewable(tokio::sync::Mutex::new(State {
             token: None,
             generation: 0,
+            renew_at: None,
+            keeper,
+            margin,
+            stored: None,
+            loaded: false,
+            refused: None,
         }))
     }
 
@@ -55,7 +168,8 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
     }
 
     /// The token to send and the generation it belongs to (a fixed token
-    /// is generation 0 forever); a session without one signs in first.
+    /// is generation 0 forever); a session without one, or whose token is
+    /// about to expire, renews first.
     pub async fn current<G: Grant<Token = T>>(
         &self,
         grant: &G,
@@ -68,7 +182,9 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
         let seen = {
             let s = state.lock().await;
             if let Some(t) = &s.token {
-                return Ok((t.clone(), s.generation));
+                if s.renew_at.is_none_or(|at| Instant::now() < at) {
+                    return Ok((t.clone(), s.generation));
+                }
             }
             s.generation
         };
@@ -89,16 +205,125 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
             Session::Renewable(s) => s,
         };
         let mut s = state.lock().await;
-        if s.generation != seen {
+        let fresh = |s: &State<T>| s.renew_at.is_none_or(|at| Instant::now() < at);
+        if s.generation != seen && fresh(&s) {
             if let Some(t) = &s.token {
                 return Ok((t.clone(), s.generation));
             }
         }
-        let token = grant.grant(http, s.token.as_ref()).await?;
+        if let Some(keeper) = s.keeper.clone() {
+            // First use: the store's grant, if it has one.
+            if !s.loaded {
+                self.adopt_stored(&mut s, &keeper, grant).await?;
+                s.loaded = true;
+                if s.token.is_some() && fresh(&s) && seen == 0 {
+                    return Ok((s.token.clone().expect("just set"), s.generation));
+                }
+            }
+            if s.refused.is_some() && s.refused == s.stored {
+                // Refused before: only a grant stored since (a login, or
+                // another process) is worth a request.
+                self.adopt_stored(&mut s, &keeper, grant).await?;
+                if s.refused == s.stored {
+                    return Err(ApiError::GrantRevoked {
+                        system: super::super::error::System::Zendesk,
+                        message: "invalid_grant: waiting for `l3map auth login`".into(),
+                    });
+                }
+                s.refused = None;
+                if let Some(t) = &s.token {
+                    if fresh(&s) {
+                        return Ok((t.clone(), s.generation));
+                    }
+                }
+            }
+            if let Some(g) = s.stored {
+                let k = keeper.clone();
+                if !blocking(&k, move |k| k.begin(g)).await? {
+                    // Another process refreshed: theirs, without a request.
+                    self.adopt_stored(&mut s, &keeper, grant).await?;
+                    if let Some(t) = &s.token {
+                        return Ok((t.clone(), s.generation));
+                    }
+                }
+            }
+        }
+        let answer = grant.grant(http, s.token.as_ref()).await;
+        let token = match answer {
+            Ok(t) => t,
+            Err(e @ ApiError::GrantRevoked { .. }) => {
+                if let Some(keeper) = s.keeper.clone() {
+                    // Refused because another process used the refresh
+                    // token first? Its commit follows its answer closely.
+                    for _ in 0..3 {
+                        let before = s.stored;
+                        self.adopt_stored(&mut s, &keeper, grant).await?;
+                        if s.stored != before {
+                            if let Some(t) = &s.token {
+                                return Ok((t.clone(), s.generation));
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    s.refused = s.stored;
+                    if let Some(g) = s.stored {
+                        let err = e.clone();
+                        let _ = blocking(&keeper, move |k| {
+                            k.refused(g, &err);
+                            Ok(())
+                        })
+                        .await;
+                    }
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let kept = grant.keep(&token);
+        if let (Some(keeper), Some(kept)) = (s.keeper.clone(), kept.clone()) {
+            // Durable before anyone uses the new access token.
+            let expected = s.stored;
+            let won = blocking(&keeper, move |k| k.commit(expected, &kept)).await?;
+            if !won {
+                // Another writer stored a newer grant in between: the
+                // store wins.
+                self.adopt_stored(&mut s, &keeper, grant).await?;
+                if let Some(t) = &s.token {
+                    return Ok((t.clone(), s.generation));
+                }
+            }
+            s.stored = Some(expected.unwrap_or(0) + 1);
+        }
+        s.renew_at = renew_at(Instant::now(), kept.and_then(|k| k.expires_in), s.margin);
         s.token = Some(token.clone());
         s.generation += 1;
         grant.renewed(s.generation);
         Ok((token, s.generation))
+    }
+
+    /// Replaces the session's token by the store's (if the store has one).
+    async fn adopt_stored<G: Grant<Token = T>>(
+        &self,
+        s: &mut State<T>,
+        keeper: &Arc<dyn Keeper>,
+        grant: &G,
+    ) -> Result<(), ApiError> {
+        let Some((g, kept)) = blocking(keeper, |k| k.load()).await? else {
+            return Ok(());
+        };
+        if s.stored == Some(g) && s.token.is_some() {
+            return Ok(());
+        }
+        let ttl = kept.expires_in;
+        s.token = Some(grant.adopt(kept)?);
+        s.stored = Some(g);
+        s.renew_at = match ttl {
+            // Expired by the store's wall clock: renewed before first use.
+            Some(d) if d.is_zero() => Some(Instant::now()),
+            ttl => renew_at(Instant::now(), ttl, s.margin),
+        };
+        s.generation += 1;
+        Ok(())
     }
 }
 

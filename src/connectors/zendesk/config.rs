@@ -26,7 +26,8 @@ pub enum Credentials {
     /// sent again.
     OAuthClient {
         client_id: String,
-        client_secret: Secret,
+        /// `None` for a public client (PKCE at sign-in, no secret).
+        client_secret: Option<Secret>,
         refresh_token: Option<Secret>,
         /// Scopes to ask for; empty asks for all the grant allows.
         scopes: Vec<String>,
@@ -137,6 +138,12 @@ pub struct ZendeskConfig {
     pub job_max_polls: u32,
     /// Groups, ticket fields and custom statuses are cached this long.
     pub cache_ttl: Duration,
+    /// Where an OAuth client keeps its grant across restarts (the
+    /// runtime's sealed store); `None`: in memory only.
+    pub keeper: Option<super::super::transport::session::KeeperHandle>,
+    /// An OAuth client's access token is renewed at most this long before
+    /// it expires (a quarter of its lifetime when that is less).
+    pub refresh_margin: Duration,
 }
 
 impl ZendeskConfig {
@@ -152,6 +159,8 @@ impl ZendeskConfig {
             job_poll_interval: Duration::from_secs(1),
             job_max_polls: 60,
             cache_ttl: DEFAULT_TTL,
+            keeper: None,
+            refresh_margin: Duration::from_secs(120),
         }
     }
 

@@ -96,7 +96,10 @@ impl ZendeskClient {
         let key = cfg.credentials.limiter_key(&cfg.base_url);
         let session = match cfg.credentials.header() {
             Some(h) => Session::Fixed(Token::fixed(h?)),
-            None => Session::renewable(),
+            None => Session::renewable_kept(
+                cfg.keeper.as_ref().map(|k| k.0.clone()),
+                cfg.refresh_margin,
+            ),
         };
         let http = send::http_client(SYSTEM, cfg.timeout)?;
         let budget = Budget::of(limiters, &key, cfg.rpm, cfg.rate_window, None);

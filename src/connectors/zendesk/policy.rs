@@ -7,6 +7,7 @@ use super::super::error::ApiError;
 use super::super::limit::parse_retry_after;
 use super::super::retry::Replay;
 use super::super::secret::Secret;
+use super::super::transport::session::Kept;
 use super::super::transport::{Answer, Grant, Policy, Rate, Request, Verdict};
 use super::config::{sensitive_header, Credentials, ZendeskConfig, SYSTEM};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
@@ -22,7 +23,13 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Token {
     pub(super) header: HeaderValue,
+    /// The access token itself, for the store (an OAuth client's only).
+    access: Option<Secret>,
     refresh: Option<Secret>,
+    /// `expires_in` and `refresh_token_expires_in` of the grant's answer
+    /// (support.zendesk.com/hc/en-us/articles/9182123625370).
+    expires_in: Option<Duration>,
+    refresh_expires_in: Option<Duration>,
 }
 
 impl Token {
@@ -30,7 +37,10 @@ impl Token {
     pub(super) fn fixed(header: HeaderValue) -> Token {
         Token {
             header,
+            access: None,
             refresh: None,
+            expires_in: None,
+            refresh_expires_in: None,
         }
     }
 }
@@ -70,8 +80,10 @@ impl Grant for ZendeskPolicy {
         let mut body = serde_json::json!({
             "grant_type": if refresh.is_some() { "refresh_token" } else { "client_credentials" },
             "client_id": client_id,
-            "client_secret": client_secret.expose(),
         });
+        if let Some(secret) = client_secret {
+            body["client_secret"] = Value::from(secret.expose());
+        }
         if let Some(r) = refresh {
             body["refresh_token"] = Value::from(r.expose());
         }
@@ -94,6 +106,10 @@ impl Grant for ZendeskPolicy {
             access_token: String,
             #[serde(default)]
             refresh_token: Option<String>,
+            #[serde(default)]
+            expires_in: Option<u64>,
+            #[serde(default)]
+            refresh_token_expires_in: Option<u64>,
         }
         let raw: Raw = serde_json::from_slice(&answer.body).map_err(|_| ApiError::Protocol {
             system: SYSTEM,
@@ -102,7 +118,30 @@ impl Grant for ZendeskPolicy {
         let access = Secret::new(raw.access_token);
         Ok(Token {
             header: sensitive_header(&format!("Bearer {}", access.expose()))?,
+            access: Some(access),
             refresh: raw.refresh_token.map(Secret::new).or(refresh.cloned()),
+            expires_in: raw.expires_in.map(Duration::from_secs),
+            refresh_expires_in: raw.refresh_token_expires_in.map(Duration::from_secs),
+        })
+    }
+
+    fn keep(&self, token: &Token) -> Option<Kept> {
+        Some(Kept {
+            access: token.access.clone()?,
+            refresh: token.refresh.clone(),
+            expires_in: token.expires_in,
+            refresh_expires_in: token.refresh_expires_in,
+            instance_url: None,
+        })
+    }
+
+    fn adopt(&self, kept: Kept) -> Result<Token, ApiError> {
+        Ok(Token {
+            header: sensitive_header(&format!("Bearer {}", kept.access.expose()))?,
+            access: Some(kept.access),
+            refresh: kept.refresh,
+            expires_in: kept.expires_in,
+            refresh_expires_in: kept.refresh_expires_in,
         })
     }
 

@@ -44,6 +44,9 @@ pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) 
         // The emulator's admin calls (admin.rs): not Zendesk paths, not
         // counted, no token, as the stats.
         let segs: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+        if segs.first() == Some(&"oauth") {
+            return super::oauth::admin(&sh, &parts.method, &segs[1..]);
+        }
         return match read_body(&sh, body).await {
             Ok(bytes) => into_response(super::admin::route(&sh, &parts.method, &segs, &bytes)),
             Err(too_large) => too_large,

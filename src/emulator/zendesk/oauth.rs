@@ -67,6 +67,9 @@ pub(super) struct OAuthState {
     codes: HashMap<String, Issued>,
     lineages: u64,
     pub(super) grants: u32,
+    /// Refresh-token grants refused `invalid_grant` (a reused, revoked or
+    /// expired refresh token).
+    refused: u32,
 }
 
 /// What an access token the emulator issued turned out to be.
@@ -338,8 +341,11 @@ fn grant(sh: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthE
                 .refresh
                 .get(get("refresh_token"))
                 .filter(|r| r.client == client.identifier && r.expires > now)
-                .cloned()
-                .ok_or_else(invalid_grant)?;
+                .cloned();
+            let Some(old) = old else {
+                st.refused += 1;
+                return Err(invalid_grant());
+            };
             st.refresh.remove(get("refresh_token"));
             if let Some(access) = &old.pair {
                 st.access.remove(access);
@@ -393,6 +399,68 @@ fn grant(sh: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthE
     }
     st.grants += 1;
     Ok(answer)
+}
+
+/// The emulator's OAuth admin calls (`/__l3map/oauth/...`), what a test
+/// does in place of a person at the authorization page or an admin in
+/// Admin Center:
+/// - `POST grant?client_id=ID&scope=read+write`: a user approved the
+///   client; the answer is the token endpoint's for the code exchange
+///   (access and refresh token);
+/// - `POST revoke`: every token issued so far is revoked (as deleting the
+///   grant in Admin Center does);
+/// - `GET stats`: grants issued and refresh grants refused.
+pub(super) fn admin(sh: &Shared, method: &axum::http::Method, segs: &[&str]) -> Response {
+    use axum::http::Method;
+    match (method.clone(), segs) {
+        (Method::POST, ["grant", client]) => {
+            let Some(registered) = sh
+                .opts
+                .oauth_clients
+                .iter()
+                .find(|c| c.identifier == *client)
+                .cloned()
+            else {
+                return invalid_request("unknown client").into_response();
+            };
+            let scopes: Vec<&str> = registered.scopes.iter().map(String::as_str).collect();
+            let Some(code) = sh.authorization_code(client, &scopes) else {
+                return invalid_request("the client may not have these scopes").into_response();
+            };
+            let body = json!({
+                "grant_type": "authorization_code",
+                "code": code,
+                "client_id": registered.identifier,
+                "client_secret": registered.secret.expose(),
+            });
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            token(sh, &headers, &Bytes::from(body.to_string()))
+        }
+        (Method::POST, ["revoke"]) => {
+            let mut st = lock(&sh.oauth);
+            let revoked = st.access.len() + st.refresh.len();
+            st.access.clear();
+            st.refresh.clear();
+            (StatusCode::OK, axum::Json(json!({"revoked": revoked}))).into_response()
+        }
+        (Method::GET, ["stats"]) => {
+            let st = lock(&sh.oauth);
+            (
+                StatusCode::OK,
+                axum::Json(json!({"grants": st.grants, "refused": st.refused})),
+            )
+                .into_response()
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "InvalidEndpoint"})),
+        )
+            .into_response(),
+    }
 }
 
 #[cfg(test)]

@@ -53,6 +53,7 @@ impl IntoResponse for Fail {
 pub(super) fn upstream(e: &ApiError, what: &str) -> Fail {
     let system = match e {
         ApiError::Auth { system, .. }
+        | ApiError::GrantRevoked { system, .. }
         | ApiError::Permission { system, .. }
         | ApiError::NotFound { system, .. }
         | ApiError::Validation { system, .. }

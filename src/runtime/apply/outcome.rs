@@ -124,6 +124,7 @@ impl Tries {
 pub fn error_kind(e: &ApiError) -> &'static str {
     match e {
         ApiError::Auth { .. } => "auth",
+        ApiError::GrantRevoked { .. } => "grant_revoked",
         ApiError::Permission { .. } => "permission",
         ApiError::NotFound { .. } => "not_found",
         ApiError::Validation { .. } => "validation",
@@ -142,9 +143,12 @@ pub fn error_kind(e: &ApiError) -> &'static str {
 /// itself. The same request succeeds once the API is back.
 pub fn is_outage(e: &ApiError) -> bool {
     match e {
+        // A refused OAuth grant waits like an outage: the actions resume by
+        // themselves once a person signs in again, never dead letters.
         ApiError::RateLimited { .. }
         | ApiError::Transient { .. }
-        | ApiError::QuotaExhausted { .. } => true,
+        | ApiError::QuotaExhausted { .. }
+        | ApiError::GrantRevoked { .. } => true,
         ApiError::Unconfirmed { last, .. } | ApiError::GaveUp { last, .. } => is_outage(last),
         _ => false,
     }

@@ -10,10 +10,12 @@ use toml::Spanned;
 
 use super::doc::Doc;
 use super::error::ConfigError;
-use super::model::{Agent, Config, ConnectionOverride, Log, Outbox, Poll, Server, Webhook};
+use super::model::{
+    Agent, Config, ConnectionOverride, Credentials, Log, Outbox, Poll, Server, Webhook,
+};
 use super::raw::{
-    RawAgent, RawConfig, RawConnection, RawLog, RawOutbox, RawPoll, RawRetention, RawServer,
-    RawWebhook,
+    RawAgent, RawConfig, RawConnection, RawCredentials, RawLog, RawOutbox, RawPoll, RawRetention,
+    RawServer, RawWebhook,
 };
 use super::values::MAX_SECS;
 use crate::runtime::store::Retention;
@@ -34,6 +36,11 @@ impl Doc<'_> {
             poll: self.poll(raw.poll)?,
             cdc: self.cdc(raw.cdc)?,
             connections: self.connections(raw.connections)?,
+            credentials: raw
+                .credentials
+                .map(|c| self.credentials(c))
+                .transpose()?
+                .unwrap_or_default(),
             outbox: self.outbox(raw.outbox)?,
             retention: self.retention(raw.retention)?,
             log: self.log(raw.log)?,
@@ -174,6 +181,26 @@ impl Doc<'_> {
                 .transpose()?
                 .map(Duration::from_secs),
         })
+    }
+
+    fn credentials(&self, raw: Spanned<RawCredentials>) -> Result<Credentials, ConfigError> {
+        let span = raw.span();
+        let c = raw.into_inner();
+        let mut out = Credentials::default();
+        if c.key_env.is_some() || c.key_file.is_some() {
+            out.key = self.secret_source(
+                "credentials",
+                "key",
+                span,
+                c.key_env.as_ref(),
+                c.key_file.as_ref(),
+            )?;
+        }
+        if let Some(v) = &c.refresh_margin_secs {
+            out.refresh_margin =
+                Duration::from_secs(self.ranged("credentials.refresh_margin_secs", v, 1, 3600)?);
+        }
+        Ok(out)
     }
 
     fn outbox(&self, raw: Option<RawOutbox>) -> Result<Outbox, ConfigError> {

@@ -83,6 +83,10 @@ pub enum ConfigError {
         var: String,
         problem: &'static str,
     },
+    /// Returned when the credentials key was read but is not 32 bytes.
+    #[error("{owner}: {reason}")]
+    #[diagnostic(code(l3map::config::credentials_key))]
+    CredentialsKey { owner: String, reason: String },
     /// Returned when a credential's file cannot be read or is empty.
     #[error("{}cannot read secret file {}: {reason}", owner_prefix(.owner), path.display())]
     #[diagnostic(

@@ -63,6 +63,16 @@
 //! # [cdc.endpoints]                             # one connection's own endpoint
 //! # crm = "http://127.0.0.1:7443"
 //!
+//! # The key OAuth grants are sealed with in the state store (32 random
+//! # bytes, base64 or hex: `openssl rand -base64 32`), read only when a
+//! # connection uses `auth oauth_code` or `auth client_credentials`
+//! # (Zendesk) or a Salesforce refresh flow; and how long before an access
+//! # token expires it is renewed (1 to 3600 seconds; a quarter of the
+//! # token's lifetime when that is less). docs/RUNTIME.md, "Credentials".
+//! [credentials]
+//! key_env = "L3MAP_CREDENTIALS_KEY"        # or key_file = "/run/secrets/l3map_key"
+//! refresh_margin_secs = 120
+//!
 //! [outbox]
 //! max_attempts = 8                        # failures other than an outage, then parked
 //! workers_per_connection = 4
@@ -124,7 +134,10 @@ mod values;
 
 pub use cdc::{Cdc, DEFAULT_PUBSUB_ENDPOINT};
 pub use error::{all_at_once, ConfigError};
-pub use model::{Agent, Config, ConnectionOverride, Log, LogFormat, Outbox, Poll, Server, Webhook};
+pub use model::{
+    Agent, Config, ConnectionOverride, Credentials, Log, LogFormat, Outbox, Poll, Server, Webhook,
+    CREDENTIALS_KEY_VAR,
+};
 pub use secrets::{connection_secret_problems, connection_secrets, SecretSource};
 pub use story::{
     check_credentials, discover, locate, state_path, webhook_secret, WebhookSecret, CONFIG_FILE,

@@ -28,6 +28,8 @@ pub struct Config {
     pub cdc: super::cdc::Cdc,
     /// Keyed by the mapping's connection name.
     pub connections: BTreeMap<String, ConnectionOverride>,
+    /// `[credentials]`: the key OAuth grants are sealed with in the store.
+    pub credentials: Credentials,
     pub outbox: Outbox,
     pub retention: crate::runtime::store::Retention,
     pub log: Log,
@@ -85,6 +87,44 @@ pub struct ConnectionOverride {
     /// Per HTTP attempt: a slow sandbox may need more than the 30 s
     /// default, fault tests far less.
     pub timeout: Option<Duration>,
+}
+
+/// Where the key that seals stored OAuth grants comes from, and how early
+/// an access token is renewed (docs/RUNTIME.md, "Credentials").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// 32 random bytes, base64 or hex. Read only when a connection keeps
+    /// its grant in the store.
+    pub key: SecretSource,
+    /// At most this long before an access token's `expires_in` runs out it
+    /// is renewed (a quarter of its lifetime when that is shorter).
+    pub refresh_margin: Duration,
+}
+
+/// The variable the credentials key is read from unless l3map.toml names
+/// another (`[credentials] key_env`) or a file (`key_file`).
+pub const CREDENTIALS_KEY_VAR: &str = "L3MAP_CREDENTIALS_KEY";
+
+impl Default for Credentials {
+    fn default() -> Credentials {
+        Credentials {
+            key: SecretSource::Env(CREDENTIALS_KEY_VAR.into()),
+            refresh_margin: Duration::from_secs(120),
+        }
+    }
+}
+
+impl Credentials {
+    /// Reads the key now: one line naming the variable or file, or why its
+    /// value is no key (never the value).
+    pub fn key(&self) -> Result<crate::runtime::seal::SealKey, ConfigError> {
+        let owner = format!("`credentials.{}`", self.key.key("key"));
+        let text = self.key.resolve_for(&owner)?;
+        crate::runtime::seal::SealKey::parse(&text).map_err(|e| ConfigError::CredentialsKey {
+            owner,
+            reason: e.to_string(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +204,7 @@ impl Config {
             poll: Poll::default(),
             cdc: super::cdc::Cdc::default(),
             connections: BTreeMap::new(),
+            credentials: Credentials::default(),
             outbox: Outbox::default(),
             retention: crate::runtime::store::Retention::default(),
             log: Log::default(),

@@ -24,6 +24,7 @@ pub(super) struct RawConfig {
     pub(super) cdc: Option<super::cdc::RawCdc>,
     #[serde(default)]
     pub(super) connections: BTreeMap<String, RawConnection>,
+    pub(super) credentials: Option<Spanned<RawCredentials>>,
     pub(super) outbox: Option<RawOutbox>,
     pub(super) retention: Option<RawRetention>,
     pub(super) log: Option<RawLog>,
@@ -93,4 +94,12 @@ pub(super) struct RawRetention {
 pub(super) struct RawLog {
     pub(super) format: Option<LogFormat>,
     pub(super) level: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [credentials] table")]
+pub(super) struct RawCredentials {
+    pub(super) key_env: Option<Spanned<String>>,
+    pub(super) key_file: Option<Spanned<String>>,
+    pub(super) refresh_margin_secs: Option<Spanned<i64>>,
 }

@@ -774,3 +774,41 @@ fn several_credential_problems_are_one_error_with_each_related() {
         Some("l3map::config::credentials")
     );
 }
+
+#[test]
+fn credentials_key_source_and_margin() {
+    let c = parse("mappings = \"m\"\n").unwrap();
+    assert_eq!(c.credentials, Credentials::default());
+    assert_eq!(
+        c.credentials.key,
+        SecretSource::Env(CREDENTIALS_KEY_VAR.into())
+    );
+    let c = parse(
+        "mappings = \"m\"\n[credentials]\nkey_file = \"keys/l3map\"\nrefresh_margin_secs = 30\n",
+    )
+    .unwrap();
+    assert_eq!(
+        c.credentials.key,
+        SecretSource::File(base().join("keys/l3map"))
+    );
+    assert_eq!(c.credentials.refresh_margin, Duration::from_secs(30));
+    let (_, shown) = err("mappings = \"m\"\n[credentials]\nkey_env = \"A\"\nkey_file = \"b\"\n");
+    assert!(shown.contains("keep one"), "{shown}");
+    let (_, shown) = err("mappings = \"m\"\n[credentials]\nrefresh_margin_secs = 0\n");
+    assert!(shown.contains("credentials.refresh_margin_secs"), "{shown}");
+    // A key that is no key: named, never shown.
+    let path = temp_path("bad-key");
+    std::fs::write(&path, "not-a-key-value\n").unwrap();
+    let c = Credentials {
+        key: SecretSource::File(path.clone()),
+        ..Credentials::default()
+    };
+    let shown = c.key().unwrap_err().to_string();
+    assert!(
+        shown.contains("credentials.key_file") && shown.contains("32 bytes")
+            || shown.contains("base64"),
+        "{shown}"
+    );
+    assert!(!shown.contains("not-a-key-value"), "{shown}");
+    std::fs::remove_file(path).unwrap();
+}

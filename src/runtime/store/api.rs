@@ -40,7 +40,10 @@
 use super::error::StoreError;
 use super::health::WriteHealth;
 use super::retention::{Deleted, Retention};
-use super::types::{Accepted, Group, Row, State, Stats, Submission};
+use super::types::{
+    Accepted, CredentialState, Group, Row, SealedCredential, State, Stats, StoredCredential,
+    Submission,
+};
 use std::path::Path;
 
 /// Events in: what makes a redelivery a duplicate.
@@ -178,15 +181,60 @@ pub trait Upkeep {
     fn deleted(&self) -> &Deleted;
 }
 
+/// OAuth grants that survive a restart, sealed by the caller (the store
+/// never holds a token in the clear). Every write is durable before it
+/// returns; [`Credentials::commit_credential`] is a compare-and-swap on the
+/// generation, so two processes refreshing one grant (`l3map run` and
+/// `l3map schema pull`) cannot both store theirs: the loser reads the
+/// winner's.
+pub trait Credentials {
+    /// The connection's stored grant, if any.
+    fn load_credential(&self, connection: &str) -> Result<Option<StoredCredential>, StoreError>;
+
+    /// Records, durably, that a refresh of `generation` is about to be
+    /// sent (at `now`, ms since 1970). `false` when the stored generation
+    /// is another one (someone else refreshed: read theirs).
+    fn begin_refresh(
+        &self,
+        connection: &str,
+        generation: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Stores `new` (whose generation must be `expected + 1`, or 1 with
+    /// `expected` = `None` for a connection without a row) if the stored
+    /// generation is still `expected`; clears the refresh intent and the
+    /// state. `false`: another writer got there first, nothing written.
+    fn commit_credential(
+        &self,
+        expected: Option<i64>,
+        new: &SealedCredential,
+    ) -> Result<bool, StoreError>;
+
+    /// Sets the state of `generation` (a later one is left alone) with a
+    /// short reason (never a token).
+    fn mark_credential(
+        &self,
+        connection: &str,
+        generation: i64,
+        state: CredentialState,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Every stored grant, by connection (the sealed bytes included, for
+    /// a caller that holds the key; `auth status` shows none of them).
+    fn credentials(&self) -> Result<Vec<StoredCredential>, StoreError>;
+}
+
 /// A whole backend: what [`Store`](super::Store) holds. Implement the five
 /// concern traits, keeping the guarantees listed at the top of this file,
 /// and this follows; then let `Store::open` (or the configuration) choose it.
 pub trait StoreBackend:
-    Inbox + Cursors + Outbox + Audit + Upkeep + std::fmt::Debug + Send + Sync
+    Inbox + Cursors + Outbox + Audit + Upkeep + Credentials + std::fmt::Debug + Send + Sync
 {
 }
 
 impl<T> StoreBackend for T where
-    T: Inbox + Cursors + Outbox + Audit + Upkeep + std::fmt::Debug + Send + Sync
+    T: Inbox + Cursors + Outbox + Audit + Upkeep + Credentials + std::fmt::Debug + Send + Sync
 {
 }

@@ -29,7 +29,8 @@ pub use error::StoreError;
 pub use health::{WriteFailure, WriteHealth};
 pub use retention::{Deleted, Retention};
 pub use types::{
-    now_ms, Accepted, Claimed, Group, NewAction, NewEvent, Row, State, Stats, Submission,
+    now_ms, Accepted, Claimed, CredentialState, Group, NewAction, NewEvent, Row, SealedCredential,
+    State, Stats, StoredCredential, Submission,
 };
 
 use api::StoreBackend;
@@ -265,6 +266,50 @@ impl Store {
             }
             _ => None,
         }
+    }
+
+    /// See [`api::Credentials::load_credential`].
+    pub fn load_credential(
+        &self,
+        connection: &str,
+    ) -> Result<Option<StoredCredential>, StoreError> {
+        self.backend.load_credential(connection)
+    }
+
+    /// See [`api::Credentials::begin_refresh`].
+    pub fn begin_refresh(
+        &self,
+        connection: &str,
+        generation: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.backend.begin_refresh(connection, generation, now)
+    }
+
+    /// See [`api::Credentials::commit_credential`].
+    pub fn commit_credential(
+        &self,
+        expected: Option<i64>,
+        new: &SealedCredential,
+    ) -> Result<bool, StoreError> {
+        self.backend.commit_credential(expected, new)
+    }
+
+    /// See [`api::Credentials::mark_credential`].
+    pub fn mark_credential(
+        &self,
+        connection: &str,
+        generation: i64,
+        state: CredentialState,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.backend
+            .mark_credential(connection, generation, state, error)
+    }
+
+    /// See [`api::Credentials::credentials`].
+    pub fn credentials(&self) -> Result<Vec<StoredCredential>, StoreError> {
+        self.backend.credentials()
     }
 
     /// The revision and rule behind every action applied to a record,

@@ -161,3 +161,67 @@ pub fn now_ms() -> i64 {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
+
+/// What a connection's stored grant is fit for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialState {
+    Ok,
+    /// The vendor refused the grant (`invalid_grant`): a person must sign
+    /// in again (`l3map auth login --connection NAME`).
+    NeedsLogin,
+    /// The key configured cannot open the row (another key, or the row was
+    /// changed by hand).
+    Undecryptable,
+}
+
+impl CredentialState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialState::Ok => "ok",
+            CredentialState::NeedsLogin => "needs_login",
+            CredentialState::Undecryptable => "undecryptable",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CredentialState> {
+        Some(match s {
+            "ok" => CredentialState::Ok,
+            "needs_login" => CredentialState::NeedsLogin,
+            "undecryptable" => CredentialState::Undecryptable,
+            _ => return None,
+        })
+    }
+}
+
+/// One connection's grant as the store keeps it: sealed, with the
+/// plaintext facts `l3map auth status` shows. The store never sees a
+/// token; sealing and opening are `runtime::seal`'s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedCredential {
+    pub connection: String,
+    /// +1 on every stored grant: the compare-and-swap key, and part of the
+    /// sealed blob's associated data.
+    pub generation: i64,
+    pub flow: String,
+    pub key_id: String,
+    pub nonce: Vec<u8>,
+    pub sealed: Vec<u8>,
+    /// Wall clock (ms since 1970), for status and for a restart's first
+    /// decision; the runtime's own expiry is monotonic.
+    pub access_expires_ms: Option<i64>,
+    pub refresh_expires_ms: Option<i64>,
+}
+
+/// A stored grant, with what happened to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCredential {
+    pub sealed: SealedCredential,
+    pub updated_ms: i64,
+    /// Set while a refresh request may be on the wire (see
+    /// [`Credentials::begin_refresh`](super::api::Credentials::begin_refresh)).
+    pub refreshing_since_ms: Option<i64>,
+    pub state: CredentialState,
+    /// A category and the vendor's error code, never a token.
+    pub last_error: Option<String>,
+}

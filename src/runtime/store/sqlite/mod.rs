@@ -13,11 +13,12 @@
 //!   sending it again.
 //!
 //! Each concern implements its trait of [`super::api`] in its own file:
-//! [`inbox`], [`cursors`], [`outbox`], [`audit`]; [`lock`] is the
+//! [`inbox`], [`cursors`], [`outbox`], [`audit`], [`credentials`]; [`lock`] is the
 //! one-sender flock, [`schema`] the tables and their migrations,
 //! [`retention`] the sweeps. Upkeep is here, beside the connections.
 
 mod audit;
+mod credentials;
 mod cursors;
 mod inbox;
 mod lock;

@@ -16,10 +16,12 @@ fn schema_3_adds_the_outage_columns_to_a_schema_2_store_in_place() {
         s.accept(&event("e1"), &[action("a", "7")], None).unwrap();
     }
     {
-        // The outbox as schema 2 had it, with its row kept.
+        // The outbox as schema 2 had it, with its row kept (and no
+        // table of a later schema).
         let c = Connection::open(&path).unwrap();
         c.execute_batch(
-            "DROP INDEX outbox_outage;
+            "DROP TABLE credentials;
+             DROP INDEX outbox_outage;
              ALTER TABLE outbox DROP COLUMN failing_since;
              ALTER TABLE outbox DROP COLUMN outage_tries;
              ALTER TABLE outbox DROP COLUMN parked_for;
@@ -180,4 +182,37 @@ fn a_failed_write_marks_the_store_unwritable_until_one_succeeds() {
     assert!(s.write_failure().is_some());
     s.accept(&event("e1"), &[], None).unwrap();
     assert!(s.write_failure().is_none());
+}
+
+#[test]
+fn schema_5_adds_the_credentials_table_to_a_schema_4_store_keeping_its_rows() {
+    let path = temp("credentials");
+    {
+        let s = Store::open(&path).unwrap();
+        s.accept(&event("e1"), &[action("a", "7")], None).unwrap();
+    }
+    {
+        let c = Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP TABLE credentials;
+             UPDATE meta SET value = '4' WHERE key = 'schema_version';",
+        )
+        .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    assert_eq!(s.claim("desk", now_ms(), 10).unwrap()[0].items[0].key, "a");
+    assert!(s.credentials().unwrap().is_empty());
+    let row = crate::runtime::store::SealedCredential {
+        connection: "desk".into(),
+        generation: 1,
+        flow: "zendesk_code".into(),
+        key_id: "00000000".into(),
+        nonce: vec![0; 12],
+        sealed: vec![1, 2, 3],
+        access_expires_ms: None,
+        refresh_expires_ms: None,
+    };
+    assert!(s.commit_credential(None, &row).unwrap());
+    // A generation that does not follow the expected one is a bug, refused.
+    assert!(s.commit_credential(Some(3), &row).is_err());
 }

@@ -1,0 +1,231 @@
+//! A connection's grant in the sealed store, as the connectors' sessions
+//! keep it ([`Keeper`]): the bridge between `runtime::seal` (rows, keys,
+//! wall-clock expiries) and `connectors::transport::session` (tokens,
+//! lifetimes on the monotonic clock).
+
+use crate::connectors::error::{ApiError, System};
+use crate::connectors::transport::session::{Keeper, Kept};
+use crate::runtime::seal::{Grant, SealError, Vault};
+use crate::runtime::store::{now_ms, CredentialState};
+use std::time::Duration;
+
+const LOG_TARGET: &str = "l3map::runtime::credentials";
+
+/// One connection's slot in the store.
+pub struct StoreKeeper {
+    pub vault: Vault,
+    pub connection: String,
+    /// `zendesk_code`, `salesforce_refresh`, ...: bound into the sealed
+    /// row's associated data.
+    pub flow: String,
+    pub system: System,
+}
+
+impl StoreKeeper {
+    fn fail(&self, e: SealError) -> ApiError {
+        match e {
+            // Loud, and the connection waits (like a refused grant) for a
+            // person: never a fallback to a configured token.
+            SealError::Undecryptable { .. } => {
+                tracing::error!(target: LOG_TARGET, connection = %self.connection, "{e}; check [credentials] key_env/key_file, or run `l3map auth login --connection {}`", self.connection);
+                ApiError::GrantRevoked {
+                    system: self.system,
+                    message: "stored credentials are undecryptable".into(),
+                }
+            }
+            other => ApiError::Transient {
+                system: self.system,
+                status: None,
+                message: format!("credential store: {other}"),
+                sent: false,
+            },
+        }
+    }
+}
+
+fn left(expires_ms: Option<i64>, now: i64) -> Option<Duration> {
+    expires_ms.map(|at| Duration::from_millis(at.saturating_sub(now).max(0) as u64))
+}
+
+fn at(ttl: Option<Duration>, now: i64) -> Option<i64> {
+    ttl.map(|d| now.saturating_add(d.as_millis().min(i64::MAX as u128) as i64))
+}
+
+impl Keeper for StoreKeeper {
+    fn load(&self) -> Result<Option<(i64, Kept)>, ApiError> {
+        let Some(l) = self
+            .vault
+            .load(&self.connection)
+            .map_err(|e| self.fail(e))?
+        else {
+            return Ok(None);
+        };
+        if l.flow != self.flow {
+            tracing::warn!(target: LOG_TARGET, connection = %self.connection, stored = %l.flow, configured = %self.flow, "the stored grant is of another flow; it is used until its next refresh");
+        }
+        let now = now_ms();
+        Ok(Some((
+            l.generation,
+            Kept {
+                access: l.grant.access,
+                refresh: l.grant.refresh,
+                expires_in: left(l.grant.access_expires_ms, now),
+                refresh_expires_in: left(l.grant.refresh_expires_ms, now),
+                instance_url: l.grant.instance_url,
+            },
+        )))
+    }
+
+    fn begin(&self, generation: i64) -> Result<bool, ApiError> {
+        self.vault
+            .begin_refresh(&self.connection, generation)
+            .map_err(|e| self.fail(e))
+    }
+
+    fn commit(&self, expected: Option<i64>, grant: &Kept) -> Result<bool, ApiError> {
+        let now = now_ms();
+        let won = self
+            .vault
+            .commit(
+                &self.connection,
+                &self.flow,
+                expected,
+                &Grant {
+                    access: grant.access.clone(),
+                    refresh: grant.refresh.clone(),
+                    access_expires_ms: at(grant.expires_in, now),
+                    refresh_expires_ms: at(grant.refresh_expires_in, now),
+                    instance_url: grant.instance_url.clone(),
+                },
+            )
+            .map_err(|e| self.fail(e))?;
+        if won && expected.is_none() {
+            tracing::info!(target: LOG_TARGET, connection = %self.connection, "stored the first grant (from the configured refresh_token); from now on the store's grant wins over the configured one");
+        }
+        Ok(won)
+    }
+
+    fn refused(&self, generation: i64, error: &ApiError) {
+        // One ERROR per change of state, not per request.
+        if let Ok(Some(CredentialState::NeedsLogin)) = self.vault.state(&self.connection) {
+            return;
+        }
+        tracing::error!(target: LOG_TARGET, connection = %self.connection, error = %error, "the OAuth grant was refused; run `l3map auth login --connection {}`", self.connection);
+        if let Err(e) = self.vault.mark(
+            &self.connection,
+            generation,
+            CredentialState::NeedsLogin,
+            Some("invalid_grant"),
+        ) {
+            tracing::warn!(target: LOG_TARGET, connection = %self.connection, "cannot record needs_login: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::transport::session::{Grant, Session};
+    use crate::connectors::Secret;
+    use crate::runtime::seal::SealKey;
+    use crate::runtime::store::Store;
+    use std::sync::{Arc, Mutex};
+
+    /// A vendor with single-use refresh tokens: `r{n}` is good once.
+    #[derive(Default)]
+    struct Rotating {
+        issued: Mutex<u64>,
+        used: Mutex<Vec<String>>,
+    }
+
+    impl Grant for Rotating {
+        type Token = (String, String);
+        async fn grant(
+            &self,
+            _: &reqwest::Client,
+            previous: Option<&(String, String)>,
+        ) -> Result<(String, String), ApiError> {
+            let refresh = previous.map_or("r0".to_string(), |p| p.1.clone());
+            let mut used = self.used.lock().unwrap();
+            if used.contains(&refresh) {
+                return Err(ApiError::GrantRevoked {
+                    system: System::Zendesk,
+                    message: "invalid_grant: reused".into(),
+                });
+            }
+            used.push(refresh);
+            let mut n = self.issued.lock().unwrap();
+            *n += 1;
+            Ok((format!("a{n}"), format!("r{n}")))
+        }
+        fn renewed(&self, _: u64) {}
+        fn keep(&self, t: &(String, String)) -> Option<Kept> {
+            Some(Kept {
+                access: Secret::new(&t.0),
+                refresh: Some(Secret::new(&t.1)),
+                expires_in: Some(Duration::from_secs(3600)),
+                refresh_expires_in: None,
+                instance_url: None,
+            })
+        }
+        fn adopt(&self, k: Kept) -> Result<(String, String), ApiError> {
+            Ok((
+                k.access.expose().into(),
+                k.refresh
+                    .map(|r| r.expose().to_string())
+                    .unwrap_or_default(),
+            ))
+        }
+    }
+
+    fn keeper(store: &Arc<Store>) -> Arc<dyn Keeper> {
+        let key = SealKey::parse(&Secret::new("ab".repeat(32))).unwrap();
+        Arc::new(StoreKeeper {
+            vault: Vault::new(store.clone(), Arc::new(key)),
+            connection: "desk".into(),
+            flow: "zendesk_code".into(),
+            system: System::Zendesk,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_renewal_is_stored_before_use_and_another_process_adopts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("state.db")).unwrap());
+        let vendor = Rotating::default();
+        let http = reqwest::Client::new();
+        // Two processes (two sessions) on one store.
+        let a = Session::renewable_kept(Some(keeper(&store)), Duration::from_secs(120));
+        let b = Session::renewable_kept(Some(keeper(&store)), Duration::from_secs(120));
+        let vault = Vault::new(
+            store.clone(),
+            Arc::new(SealKey::parse(&Secret::new("ab".repeat(32))).unwrap()),
+        );
+
+        // A's first use redeems the seed (r0) and stores generation 1.
+        let (t, g) = a.current(&vendor, &http).await.unwrap();
+        assert_eq!(t.0, "a1");
+        let stored = vault.load("desk").unwrap().unwrap();
+        assert_eq!((stored.generation, stored.grant.access.expose()), (1, "a1"));
+        // B starts later and takes the stored grant: no request.
+        assert_eq!(b.current(&vendor, &http).await.unwrap().0 .0, "a1");
+        assert_eq!(*vendor.issued.lock().unwrap(), 1);
+
+        // A's token is refused (a 401): A refreshes with r1; the new grant
+        // is in the store when A gets it.
+        let (t, _) = a.renew(g, &vendor, &http).await.unwrap();
+        assert_eq!(t.0, "a2");
+        let stored = vault.load("desk").unwrap().unwrap();
+        assert_eq!((stored.generation, stored.grant.access.expose()), (2, "a2"));
+
+        // B's (older) token is refused too: B sees the store moved on and
+        // adopts A's grant instead of reusing r1.
+        let (_, gb) = b.current(&vendor, &http).await.unwrap();
+        let (t, _) = b.renew(gb, &vendor, &http).await.unwrap();
+        assert_eq!(t.0, "a2");
+        assert_eq!(*vendor.issued.lock().unwrap(), 2);
+        // No refresh token was ever sent twice.
+        let used = vendor.used.lock().unwrap().clone();
+        assert_eq!(used, ["r0", "r1"]);
+    }
+}
