@@ -199,6 +199,12 @@ async fn a_ticket_failing_inside_a_job_is_retried_alone() {
         ids.iter().all(|t| tier_of(&rig, *t) == json!("standard"))
     })
     .await;
+    // The last write's row is marked done a moment after the ticket shows it.
+    common::until("every action settled", Duration::from_secs(10), || {
+        let s = rig.engine.store.stats().unwrap();
+        s.done + s.dead == 5
+    })
+    .await;
     let stats = rig.engine.store.stats().unwrap();
     assert_eq!((stats.done, stats.dead), (5, 0));
     // One job for the five, then the failed ticket again on its own path.
