@@ -144,8 +144,14 @@ async fn a_persons_change_between_read_and_write_wins() {
 
     let rows = outbox_rows(&s, id);
     let by_kind = |kind: &str| -> Value {
+        // The hand-off's rows (the crm -> desk maps write the ticket too).
         rows.iter()
-            .find(|r| r["kind"] == kind)
+            .find(|r| {
+                r["kind"] == kind
+                    && r["rule"]
+                        .as_str()
+                        .is_some_and(|rule| rule.contains("suspected_fraud"))
+            })
             .cloned()
             .unwrap_or_else(|| panic!("no {kind} row in {rows:#?}"))
     };

@@ -216,10 +216,17 @@ impl Applier {
 
     /// The basis ticket as the API showed it, while still kept: it names
     /// the group and assignee by id, which the stored event may not.
+    /// Only that very state: the cache keeps a ticket "as of an update or
+    /// later", and a person's change read meanwhile (its webhook) may sit
+    /// under the basis's key; compared with it, the person's change would
+    /// look like no change at all and be written over.
     async fn tickets_kept(&self, id: u64, basis: &BasisTicket) -> Option<Ticket> {
         let tickets = self.tickets.as_ref()?;
-        let shown = tickets.kept(id, basis.updated_at.as_deref()?).await?;
-        serde_json::from_value(shown.get("ticket")?.clone()).ok()
+        let at = basis.updated_at.as_deref()?;
+        let shown = tickets.kept(id, at).await?;
+        let t: Ticket = serde_json::from_value(shown.get("ticket")?.clone()).ok()?;
+        let same = |s: Option<&str>| s.and_then(crate::runtime::tickets::stamp);
+        (same(t.updated_at.as_deref()) == same(Some(at))).then_some(t)
     }
 
     /// The update `ops` send, and the ops it cannot carry (with why).
