@@ -34,6 +34,7 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
         };
         let locked = locked(z, forms);
         table.locked = Some(locked.clone());
+        out.extend(default_clashes(table, &locked));
         let table = table.clone();
         let mut applies: Vec<&FormFacts> = Vec::new();
         if table.forms.is_empty() {
@@ -117,6 +118,30 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
         }
     }
     out
+}
+
+/// A status by category only is its category's default custom status; an
+/// `#id` status declaring that same custom status could not be told from it
+/// (l3map writes both as that id and reads the id back as one of them).
+fn default_clashes(table: &crate::model::TableInfo, locked: &LockedForms) -> Vec<CheckError> {
+    table
+        .statuses
+        .iter()
+        .filter(|s| s.id.is_none())
+        .filter_map(|s| {
+            let id = locked.resolved(s)?;
+            let other = table.statuses.iter().find(|t| t.id == Some(id))?;
+            Some(
+                FormErrorKind::DefaultIndistinct {
+                    status: s.name.clone(),
+                    other: other.name.clone(),
+                    category: s.category.as_str().to_string(),
+                    id,
+                }
+                .at(s.span),
+            )
+        })
+        .collect()
 }
 
 /// The lockfile's forms and category defaults, as the symbol tables keep them.

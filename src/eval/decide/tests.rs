@@ -63,3 +63,58 @@ fn field_writes_are_keyed_by_revision_and_event() {
         "a later write of the field is a new write"
     );
 }
+
+/// A status by category only is written as the custom status the form
+/// checks used: the lockfile's default for its category, not a bare
+/// `status` that takes whatever default the instance has by then; and a
+/// ticket there reads back as that status.
+#[test]
+fn a_category_only_status_is_written_as_the_lockfiles_default() {
+    let mut p = crate::compile::program_of(
+        r#"
+connection desk: zendesk {
+  subdomain "acme"
+  token     env("ZD_TOKEN")
+  scopes    tickets:read, tickets:write
+}
+statuses desk {
+  new       new     "New"
+  open      open    "Open"
+  waiting   pending "Waiting on the customer"
+  solved    solved  "Solved"
+  new -> open
+  open -> waiting, solved
+  waiting -> open
+  solved -> open
+}
+"#,
+    );
+    let ev = Event::from_json(
+        r#"{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z","ticket":{"id":1,"status":"open"},
+            "turn":{"intent":"question","requested_status":"waiting"}}"#,
+    )
+    .unwrap();
+    let written = |p: &Program| {
+        decide(p, &ev)
+            .actions
+            .iter()
+            .find_map(|a| match &a.kind {
+                ActionKind::SetStatus {
+                    value,
+                    custom_status_id,
+                    ..
+                } => Some((value.to_string(), *custom_status_id)),
+                _ => None,
+            })
+            .expect("a status move")
+    };
+    // No lockfile: the default is unknown, only the category is sent.
+    assert_eq!(written(&p), ("pending".to_string(), None));
+    p.status_tables[0].statuses[2].instance_status_id = Some(7001);
+    assert_eq!(written(&p), ("pending".to_string(), Some(7001)));
+    let index = crate::eval::convert::StatusIndex::new(&p);
+    assert_eq!(
+        index.resolve(Some("pending"), Some(7001)).as_deref(),
+        Some("waiting")
+    );
+}
