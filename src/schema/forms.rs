@@ -41,9 +41,18 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
             applies.extend(locked.forms.iter().filter(|f| f.active));
         }
         for (wanted, span) in &table.forms {
-            match locked.forms.iter().find(|f| &f.name == wanted) {
-                Some(f) => applies.push(f),
-                None => out.push(
+            // Zendesk does not make form names unique: a name means every
+            // form of that name, as at run time (which goes by the
+            // ticket's form id), each named with its id in the messages.
+            let named: Vec<&FormFacts> = locked
+                .forms
+                .iter()
+                .filter(|f| &f.name == wanted && !applies.iter().any(|a| a.id == f.id))
+                .collect();
+            match named.is_empty() {
+                false => applies.extend(named),
+                true if applies.iter().any(|a| &a.name == wanted) => {}
+                true => out.push(
                     CheckErrorKind::NotInInstance {
                         what: format!("ticket form \"{wanted}\""),
                         system: "Zendesk",
@@ -70,26 +79,25 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
                 .filter(|f| !f.custom_status_ids.contains(&id))
                 .collect();
             if missing.len() == applies.len() {
-                let offering: Vec<String> = locked
+                let offering: Vec<&FormFacts> = locked
                     .forms
                     .iter()
                     .filter(|f| f.custom_status_ids.contains(&id))
-                    .map(|f| format!("\"{}\"", f.name))
                     .collect();
                 let help = if offering.is_empty() {
                     "offer it on a form in Admin Center (Objects and rules > Tickets > Forms), then run `l3map schema pull`".into()
                 } else {
                     format!(
                         "it is offered on {}: add those to the table's `forms`, or offer it on {} in Admin Center (Objects and rules > Tickets > Forms) and run `l3map schema pull`",
-                        offering.join(", "),
-                        quoted(&applies)
+                        quoted_in(&offering, &locked.forms),
+                        quoted_in(&applies, &locked.forms)
                     )
                 };
                 out.push(
                     FormErrorKind::OnNoForm {
                         status,
                         custom,
-                        forms: quoted(&applies),
+                        forms: quoted_in(&applies, &locked.forms),
                         help,
                     }
                     .at(span),
@@ -221,8 +229,16 @@ fn targets(files: &[ast::File], conn: &str) -> Vec<(String, Span)> {
     out
 }
 
-fn quoted(forms: &[&FormFacts]) -> String {
-    let names: Vec<String> = forms.iter().map(|f| format!("\"{}\"", f.name)).collect();
+/// `"Billing", "Refunds"`; a name two forms of `all` share gets its id,
+/// `"Billing" (#501)`, so the two can be told apart.
+fn quoted_in(forms: &[&FormFacts], all: &[FormFacts]) -> String {
+    let names: Vec<String> = forms
+        .iter()
+        .map(|f| match all.iter().filter(|o| o.name == f.name).count() {
+            1 => format!("\"{}\"", f.name),
+            _ => format!("\"{}\" (#{})", f.name, f.id),
+        })
+        .collect();
     names.join(", ")
 }
 
