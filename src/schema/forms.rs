@@ -82,7 +82,8 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
                 let offering: Vec<&FormFacts> = locked
                     .forms
                     .iter()
-                    .filter(|f| f.custom_status_ids.contains(&id))
+                    // An inactive form takes no tickets: not worth adding.
+                    .filter(|f| f.active && f.custom_status_ids.contains(&id))
                     .collect();
                 let help = if offering.is_empty() {
                     "offer it on a form in Admin Center (Objects and rules > Tickets > Forms), then run `l3map schema pull`".into()
