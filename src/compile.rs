@@ -64,7 +64,12 @@ pub fn check(sources: &SourceMap, lock: Option<&Lockfile>) -> Checked {
 /// Stage 2: the IR of a project that checked without errors.
 pub fn lower(checked: &Checked, sources: &SourceMap) -> Result<Program, CompileError> {
     refuse_errors(checked, sources)?;
-    Ok(crate::ir::lower(&checked.files, &checked.env, sources))
+    Ok(crate::ir::lower(
+        &checked.files,
+        &checked.env,
+        sources,
+        checked.lock_json.as_deref(),
+    ))
 }
 
 /// Stage 2 for the `test` blocks, which are not part of a [`Program`].

@@ -64,6 +64,33 @@ fn warnings_pass_unless_denied() {
     assert_eq!(o.status.code(), Some(1));
 }
 
+/// `schema::forms_not_locked` is advice (LANGUAGE.md 13.10): shown and
+/// counted as advice, never failing `--deny warnings`.
+#[test]
+fn advice_does_not_fail_denied_warnings() {
+    let dir = common::project(
+        "advice",
+        &[
+            (
+                "desk.l3map",
+                &std::fs::read_to_string("tests/fixtures/check/err/forms_not_locked.l3map")
+                    .expect("fixture"),
+            ),
+            (
+                "l3map.lock.json",
+                &std::fs::read_to_string("tests/fixtures/check/err/forms_not_locked.lock.json")
+                    .expect("fixture"),
+            ),
+        ],
+    );
+    let path = dir.path().to_str().expect("UTF-8 path");
+    let o = l3map(&["check", "--deny", "warnings", path]);
+    let err = stderr(&o);
+    assert!(err.contains("l3map::schema::forms_not_locked"), "{err}");
+    assert!(err.contains("ok: 0 errors, 0 warnings, 1 advice"), "{err}");
+    assert_eq!(o.status.code(), Some(0), "{err}");
+}
+
 #[test]
 fn missing_path_is_a_usage_error_on_one_line() {
     let o = l3map(&["check", "no/such/dir"]);

@@ -224,3 +224,83 @@ fn the_documented_emulator_configuration_parses_with_cdc_on() {
     assert_eq!(config.cdc.endpoint, "http://127.0.0.1:8803");
     assert!(section.contains("Change Data Capture is off by default"));
 }
+
+/// `l3map emulate PROJECT` with a schema lockfile creates the ticket forms
+/// it records, with the statuses each offers (docs/EMULATORS.md, "Ticket
+/// forms"), not only "Default Ticket Form".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lockfiles_ticket_forms_exist_in_the_emulator() {
+    const DESK: &str = r#"connection desk: zendesk {
+  subdomain "acme"
+  token     env("ZD_TOKEN")
+  scopes    read, tickets:write
+}
+
+statuses desk {
+  forms "Billing", "Vendors"
+  new      new      "New"
+  open     open     "Open"
+  vendor   pending  "Waiting on vendor"  #7001
+  solved   solved   "Solved"
+
+  new -> open
+  open -> vendor, solved
+  vendor -> open
+  solved -> open
+}
+"#;
+    let lock = json!({"lock_version": 2, "zendesk": {"desk": {
+    "ticket_fields": [],
+    "custom_statuses": [
+        {"id": 7000, "agent_label": "Pending", "status_category": "pending", "default": true},
+        {"id": 7001, "agent_label": "Waiting on vendor", "status_category": "pending"},
+        {"id": 7002, "agent_label": "Open", "status_category": "open", "default": true},
+        {"id": 7003, "agent_label": "Solved", "status_category": "solved", "default": true},
+        {"id": 7004, "agent_label": "New", "status_category": "new", "default": true}
+    ],
+    "ticket_forms": [
+        {"id": 501, "name": "Billing", "active": true, "default": true, "custom_status_ids": [7001, 7002, 7003, 7004]},
+        {"id": 502, "name": "Vendors", "active": true, "custom_status_ids": [7000, 7001, 7002, 7003, 7004]}
+    ]}}});
+    let dir = common::project(
+        "forms",
+        &[("desk.l3map", DESK), ("l3map.lock.json", &lock.to_string())],
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(["emulate", "--zendesk-port", "0", "--salesforce-port", "0"])
+        .arg(dir.path())
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("l3map emulate starts");
+    let (zd, _sf, _pubsub, lines) = common::emulator_endpoints(&mut child);
+    let _emulate = Emulate(child);
+    common::drain(lines);
+    let forms: Value = reqwest::Client::new()
+        .get(format!("{zd}/api/v2/ticket_forms"))
+        .bearer_auth("l3map-dev-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut got: Vec<(u64, String)> = forms["ticket_forms"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{forms}"))
+        .iter()
+        .map(|f| {
+            (
+                f["id"].as_u64().unwrap_or_default(),
+                f["name"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![(501, "Billing".to_string()), (502, "Vendors".to_string())],
+        "{forms}"
+    );
+}

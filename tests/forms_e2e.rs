@@ -228,3 +228,81 @@ async fn a_status_the_tickets_form_lacks_is_refused_and_one_it_offers_is_applied
         "{billing_ticket}"
     );
 }
+
+/// Runs `l3map schema pull` for the stack's desk, as an operator would.
+fn pull(s: &Stack) {
+    let pulled = std::process::Command::new(common::BIN)
+        .stack_env()
+        .args(["schema", "pull", "--connection", "desk", "--config"])
+        .arg(s.dir.join("l3map.toml"))
+        .output()
+        .expect("schema pull runs");
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+}
+
+/// A lockfile-only change (the forms a `schema pull` recorded while `run`
+/// runs) is a new revision: hot reload applies it, and the form it records
+/// decides the next turn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pulled_lockfile_reaches_the_running_runtime() {
+    let s = Stack::start("forms-reload", "").await;
+    let before = s.health().await["mappings"]["revision"].clone();
+    assert!(before.is_string(), "{before}");
+    let all: Vec<u64> = s
+        .zendesk(Method::GET, "/api/v2/custom_statuses.json", None)
+        .await["custom_statuses"]
+        .as_array()
+        .expect("statuses")
+        .iter()
+        .filter_map(|c| c["id"].as_u64())
+        .filter(|i| ![PENDING_CUSTOMER, PENDING_RISK_REVIEW].contains(i))
+        .collect();
+    let billing = s
+        .zendesk(
+            Method::POST,
+            "/__l3map/ticket_forms",
+            Some(json!({"ticket_form": {"name": "Billing", "custom_status_ids": all}})),
+        )
+        .await["ticket_form"]["id"]
+        .as_u64()
+        .expect("form id");
+    s.zendesk(
+        Method::PUT,
+        &format!("/__l3map/tickets/{ON_BILLING}"),
+        Some(json!({"ticket": {"ticket_form_id": billing}})),
+    )
+    .await;
+    pull(&s);
+    let after = common::eventually(
+        "the pulled lockfile to be a new revision",
+        Duration::from_secs(20),
+        || {
+            let s = &s;
+            let before = before.clone();
+            async move {
+                let h = s.health().await;
+                let r = h["mappings"]["revision"].clone();
+                if r != before && h["mappings"]["files"] == "current" {
+                    Ok(r)
+                } else {
+                    Err(h.to_string())
+                }
+            }
+        },
+    )
+    .await;
+    assert!(after.is_string(), "{after}");
+    let refused = turn(&s, ON_BILLING, "forms-reload-1").await;
+    assert_eq!(refused["accepted"], json!([]), "{refused}");
+    let reason = refused["refused"][0]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&format!(
+            "not offered on ticket form \"Billing\" (#{billing})"
+        )),
+        "{refused}"
+    );
+}

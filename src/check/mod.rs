@@ -308,6 +308,9 @@ pub struct Checked {
     pub files: Vec<ast::File>,
     pub env: Env,
     pub diagnostics: Vec<Diagnostic>,
+    /// The schema lockfile checked against, as canonical JSON: part of the
+    /// program's revision.
+    pub lock_json: Option<String>,
 }
 
 impl Checked {
@@ -401,6 +404,7 @@ fn check_inner(
         files,
         env: cx.env,
         diagnostics,
+        lock_json: lock.map(crate::schema::Lockfile::to_json),
     }
 }
 

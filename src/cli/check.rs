@@ -26,6 +26,9 @@ pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
         Err(e) => return fail(e),
     };
     let (mut errors, mut warnings, mut files) = (0usize, 0usize, 0usize);
+    // Advice (a note such as `schema::forms_not_locked`) is neither an
+    // error nor a warning: `--deny warnings` does not fail on it.
+    let mut advice = 0usize;
     let mut json = Vec::new();
     for p in &projects {
         // With a schema lockfile beside the mappings, check against the
@@ -42,7 +45,14 @@ pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
         let diags = relevant(p, &checked);
         files += p.sources.len();
         errors += diags.iter().filter(|d| d.is_error()).count();
-        warnings += diags.iter().filter(|d| !d.is_error()).count();
+        warnings += diags
+            .iter()
+            .filter(|d| d.severity() == miette::Severity::Warning)
+            .count();
+        advice += diags
+            .iter()
+            .filter(|d| d.severity() == miette::Severity::Advice)
+            .count();
         match format {
             Format::Human => err!("{}", render_human(&diags, &p.sources, color())),
             Format::Github => out!("{}", render_github(&diags, &p.sources)),
@@ -58,7 +68,7 @@ pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
     if format == Format::Human {
         let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
         errln!(
-            "{}: {}, {} in {} ({})",
+            "{}: {}, {}{} in {} ({})",
             if errors > 0 || (deny_warnings && warnings > 0) {
                 "failed"
             } else {
@@ -66,6 +76,10 @@ pub fn run(paths: &[PathBuf], format: Format, deny_warnings: bool) -> u8 {
             },
             plural(errors, "error"),
             plural(warnings, "warning"),
+            match advice {
+                0 => String::new(),
+                n => format!(", {n} advice"),
+            },
             plural(files, "file"),
             plural(projects.len(), "project"),
         );

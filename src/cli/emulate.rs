@@ -95,7 +95,11 @@ fn programs(paths: &[PathBuf]) -> Result<Vec<Seeded>, u8> {
     let projects = crate::project::load(&paths).map_err(fail)?;
     let mut out = Vec::new();
     for p in &projects {
-        let checked = crate::compile::check(&p.sources, None);
+        // Against its lockfile, as `l3map check` does: the forms a `schema
+        // pull` recorded (and each category's default) reach the seed
+        // through the program.
+        let lock = crate::schema::Lockfile::find(&p.dir).map_err(fail)?;
+        let checked = crate::compile::check(&p.sources, lock.as_ref());
         match crate::compile::lower(&checked, &p.sources) {
             Ok(program) => {
                 let fields = checked

@@ -20,11 +20,19 @@ struct Lower<'a> {
 
 /// Lowers the files of a project that checked without errors, with the
 /// symbol tables the checker resolved.
-pub fn lower(files: &[ast::File], env: &Env, sources: &SourceMap) -> Program {
+/// `lock_json` is the schema lockfile the project was checked against (its
+/// canonical JSON, [`crate::schema::Lockfile::to_json`]): the form data it
+/// holds decides refusals, so it is part of the revision.
+pub fn lower(
+    files: &[ast::File],
+    env: &Env,
+    sources: &SourceMap,
+    lock_json: Option<&str>,
+) -> Program {
     let l = Lower { env, sources };
     let mut p = Program {
         ir_version: IR_VERSION,
-        revision: revision(sources),
+        revision: revision_with_lock(sources, lock_json),
         files: sources.files().map(|(_, f)| f.path.clone()).collect(),
         connections: vec![],
         status_tables: vec![],
@@ -73,6 +81,15 @@ pub fn lower_tests(files: &[ast::File], env: &Env, sources: &SourceMap) -> Vec<T
 /// named from another working directory, are the same revision (a project's
 /// files sit in one directory, so their names are unique).
 pub fn revision(sources: &SourceMap) -> String {
+    revision_with_lock(sources, None)
+}
+
+/// [`revision`] of the files plus the schema lockfile they were checked
+/// against (its canonical JSON): a lockfile-only change (a form's statuses,
+/// a category's default) is a new revision, so hot reload applies it and
+/// the audit's revision tells which form data decided. Without a lockfile
+/// it is [`revision`].
+pub fn revision_with_lock(sources: &SourceMap, lock_json: Option<&str>) -> String {
     let name = |p: &str| {
         std::path::Path::new(p)
             .file_name()
@@ -88,6 +105,12 @@ pub fn revision(sources: &SourceMap) -> String {
         h.update(path.as_bytes());
         h.update([0]);
         h.update(text.as_bytes());
+        h.update([0]);
+    }
+    if let Some(lock) = lock_json {
+        // A name no `.l3map` file can have, so the lockfile cannot pose as one.
+        h.update(b"l3map.lock.json\0");
+        h.update(lock.as_bytes());
         h.update([0]);
     }
     h.finalize()[..8]

@@ -9,7 +9,10 @@ mod lower;
 
 pub use index::{Index, Named, Site, Use};
 pub use link::{Link, Pick, ZdKey, ZdObject};
-pub use lower::{lower, lower_tests, revision as lower_revision, ty as lower_ty};
+pub use lower::{
+    lower, lower_tests, revision as lower_revision, revision_with_lock as lower_revision_with_lock,
+    ty as lower_ty,
+};
 
 pub use crate::model::{Category, FormFacts as Form, Kind, SecretSource};
 use crate::sku::{Pattern, Step};

@@ -9,6 +9,11 @@
 //!   through [`LogJson`] (a list of objects or files) as its JSON value.
 //!   Anything else logged with `%` or `?` is a string. The runtime opens
 //!   no spans, so there is nothing to nest.
+//! - Human: every field value (and the message) has its control
+//!   characters escaped (`\n`, `\u{1b}`, ...), and the Unicode line
+//!   separators and bidi controls too: a value from a vendor (a ticket
+//!   form's name, a reason quoting it) cannot start a forged log line or
+//!   send escapes to a terminal. One event is one line.
 
 use crate::runtime::config::LogFormat;
 use serde_json::Value;
@@ -46,8 +51,74 @@ pub fn init(format: LogFormat, level: &str) {
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Json => builder.with_ansi(false).event_format(FlatJson).try_init(),
-        LogFormat::Human => builder.with_ansi(colour()).try_init(),
+        LogFormat::Human => builder
+            .with_ansi(colour())
+            .fmt_fields(HumanFields)
+            .try_init(),
     };
+}
+
+/// The human format's fields: `message` then `name=value`, each value
+/// [`escaped`] (the default formatter writes `%` values and the message raw).
+pub struct HumanFields;
+
+impl<'w> FormatFields<'w> for HumanFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: Writer<'w>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut v = HumanVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut v);
+        v.result
+    }
+}
+
+struct HumanVisitor<'w> {
+    writer: Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl Visit for HumanVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() {
+            return;
+        }
+        let text = format!("{value:?}");
+        let text = escaped(&text);
+        let sep = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = match field.name() {
+            "message" => write!(self.writer, "{sep}{text}"),
+            name => write!(self.writer, "{sep}{name}={text}"),
+        };
+    }
+}
+
+/// `text` with its control characters, Unicode line separators and bidi
+/// controls written as escapes, so it stays on one line and inert.
+pub fn escaped(text: &str) -> std::borrow::Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A log field value shown as JSON: `files = ?LogJson(&paths)` is a JSON
@@ -232,6 +303,38 @@ mod tests {
         assert_eq!(text.lines().count(), 1, "{text}");
         let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
         (text, v)
+    }
+
+    /// A value from a vendor (a form name in a refusal's reason) cannot
+    /// forge a second human log line nor send a terminal escape.
+    #[test]
+    fn human_values_cannot_forge_lines_or_escapes() {
+        let buf = Buf::default();
+        let out = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .with_ansi(false)
+            .fmt_fields(HumanFields)
+            .finish();
+        let evil = "Evil\n2026-12-06T22:00:00.000000Z ERROR l3map::forged: fake line\u{1b}[31mRED\u{2028}x\u{202E}";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(reason = %evil, form = evil, "refused: not offered on ticket form \"{evil}\"");
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{2028}') && !text.contains('\u{202E}'),
+            "{text}"
+        );
+        // The message: the form name, escaped, on the event's own line.
+        assert!(
+            text.contains("ticket form \"Evil\\n2026-12-06T22:00:00.000000Z ERROR l3map::forged"),
+            "{text}"
+        );
+        assert!(text.contains("\\u{1b}[31mRED"), "{text}");
+        // A `?` value is Debug-quoted (escaped already), a `%` value escaped.
+        assert!(text.contains("form=\"Evil\\n2026"), "{text}");
+        assert!(text.contains("reason=Evil\\n2026"), "{text}");
     }
 
     #[test]

@@ -442,14 +442,21 @@ async fn settled(
     }
 }
 
-/// The revision the `.l3map` files under `dir` would compile to (its
-/// content hash: no compile), `None` when they cannot be read.
+/// The revision the `.l3map` files and the lockfile under `dir` would
+/// compile to (their content hash: no compile), `None` when they cannot be
+/// read.
 fn revision_on_disk(dir: &Path) -> Option<String> {
     let projects = crate::project::load(&[dir.to_path_buf()]).ok()?;
     let [project] = projects.as_slice() else {
         return None;
     };
-    Some(crate::ir::lower_revision(&project.sources))
+    let lock = crate::schema::Lockfile::find(dir).ok()?;
+    Some(crate::ir::lower_revision_with_lock(
+        &project.sources,
+        lock.as_ref()
+            .map(crate::schema::Lockfile::to_json)
+            .as_deref(),
+    ))
 }
 
 async fn read(dir: &Path) -> Snapshot {

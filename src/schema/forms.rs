@@ -34,15 +34,25 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
         };
         let locked = locked(z, forms);
         table.locked = Some(locked.clone());
+        out.extend(default_clashes(table, &locked));
         let table = table.clone();
         let mut applies: Vec<&FormFacts> = Vec::new();
         if table.forms.is_empty() {
             applies.extend(locked.forms.iter().filter(|f| f.active));
         }
         for (wanted, span) in &table.forms {
-            match locked.forms.iter().find(|f| &f.name == wanted) {
-                Some(f) => applies.push(f),
-                None => out.push(
+            // Zendesk does not make form names unique: a name means every
+            // form of that name, as at run time (which goes by the
+            // ticket's form id), each named with its id in the messages.
+            let named: Vec<&FormFacts> = locked
+                .forms
+                .iter()
+                .filter(|f| &f.name == wanted && !applies.iter().any(|a| a.id == f.id))
+                .collect();
+            match named.is_empty() {
+                false => applies.extend(named),
+                true if applies.iter().any(|a| &a.name == wanted) => {}
+                true => out.push(
                     CheckErrorKind::NotInInstance {
                         what: format!("ticket form \"{wanted}\""),
                         system: "Zendesk",
@@ -69,26 +79,26 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
                 .filter(|f| !f.custom_status_ids.contains(&id))
                 .collect();
             if missing.len() == applies.len() {
-                let offering: Vec<String> = locked
+                let offering: Vec<&FormFacts> = locked
                     .forms
                     .iter()
-                    .filter(|f| f.custom_status_ids.contains(&id))
-                    .map(|f| format!("\"{}\"", f.name))
+                    // An inactive form takes no tickets: not worth adding.
+                    .filter(|f| f.active && f.custom_status_ids.contains(&id))
                     .collect();
                 let help = if offering.is_empty() {
                     "offer it on a form in Admin Center (Objects and rules > Tickets > Forms), then run `l3map schema pull`".into()
                 } else {
                     format!(
                         "it is offered on {}: add those to the table's `forms`, or offer it on {} in Admin Center (Objects and rules > Tickets > Forms) and run `l3map schema pull`",
-                        offering.join(", "),
-                        quoted(&applies)
+                        quoted_in(&offering, &locked.forms),
+                        quoted_in(&applies, &locked.forms)
                     )
                 };
                 out.push(
                     FormErrorKind::OnNoForm {
                         status,
                         custom,
-                        forms: quoted(&applies),
+                        forms: quoted_in(&applies, &locked.forms),
                         help,
                     }
                     .at(span),
@@ -117,6 +127,30 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
         }
     }
     out
+}
+
+/// A status by category only is its category's default custom status; an
+/// `#id` status declaring that same custom status could not be told from it
+/// (l3map writes both as that id and reads the id back as one of them).
+fn default_clashes(table: &crate::model::TableInfo, locked: &LockedForms) -> Vec<CheckError> {
+    table
+        .statuses
+        .iter()
+        .filter(|s| s.id.is_none())
+        .filter_map(|s| {
+            let id = locked.resolved(s)?;
+            let other = table.statuses.iter().find(|t| t.id == Some(id))?;
+            Some(
+                FormErrorKind::DefaultIndistinct {
+                    status: s.name.clone(),
+                    other: other.name.clone(),
+                    category: s.category.as_str().to_string(),
+                    id,
+                }
+                .at(s.span),
+            )
+        })
+        .collect()
 }
 
 /// The lockfile's forms and category defaults, as the symbol tables keep them.
@@ -196,8 +230,16 @@ fn targets(files: &[ast::File], conn: &str) -> Vec<(String, Span)> {
     out
 }
 
-fn quoted(forms: &[&FormFacts]) -> String {
-    let names: Vec<String> = forms.iter().map(|f| format!("\"{}\"", f.name)).collect();
+/// `"Billing", "Refunds"`; a name two forms of `all` share gets its id,
+/// `"Billing" (#501)`, so the two can be told apart.
+fn quoted_in(forms: &[&FormFacts], all: &[FormFacts]) -> String {
+    let names: Vec<String> = forms
+        .iter()
+        .map(|f| match all.iter().filter(|o| o.name == f.name).count() {
+            1 => format!("\"{}\"", f.name),
+            _ => format!("\"{}\" (#{})", f.name, f.id),
+        })
+        .collect();
     names.join(", ")
 }
 

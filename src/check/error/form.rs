@@ -36,6 +36,20 @@ pub enum FormErrorKind {
         help("run `l3map schema pull --connection {conn}` to record them (lock_version 2)")
     )]
     FormsNotLocked { conn: String },
+    /// Returned when a status declared by category only is, by the
+    /// lockfile's default, the same custom status as an `#id` status.
+    #[error("`{status}` (the `{category}` category's default, custom status #{id}) and `{other}` (#{id}) are one custom status: Zendesk cannot tell them apart")]
+    #[diagnostic(
+        code(l3map::status::indistinct),
+        severity(Warning),
+        help("give `{status}` its own custom status id, `{status} ... #ID`, or drop one of the two: l3map writes both as #{id} and reads a ticket there as `{other}`")
+    )]
+    DefaultIndistinct {
+        status: String,
+        other: String,
+        category: String,
+        id: u64,
+    },
 }
 
 impl crate::syntax::PrimaryLabel for FormErrorKind {
@@ -45,6 +59,7 @@ impl crate::syntax::PrimaryLabel for FormErrorKind {
             NotOnForm { .. } => "the table moves tickets here".into(),
             OnNoForm { .. } => "on no form".into(),
             FormsNotLocked { .. } => "forms unknown".into(),
+            DefaultIndistinct { .. } => "the category's default".into(),
         }
     }
 }

@@ -43,6 +43,17 @@ impl StatusIndex {
             }
             index.names.insert(s.name.clone());
         }
+        // A status by category only is its lockfile default's custom
+        // status: l3map writes that id, so a ticket there reads back as it
+        // (an `#id` status declaring the same id keeps it: the checker warns).
+        for s in table.iter().flat_map(|t| &t.statuses) {
+            if let (None, Some(id)) = (s.custom_status_id, s.instance_status_id) {
+                index
+                    .by_custom_id
+                    .entry(id)
+                    .or_insert_with(|| s.name.clone());
+            }
+        }
         for (category, _) in Category::ALL {
             let mut without = table
                 .iter()

@@ -99,14 +99,38 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
             })
         };
         match requested_table(p, ev) {
-            Some((table, _, from)) if handed_off(table).is_some() => d.refused.push(Refusal {
-                what: format!("status {from} -> {to}"),
-                reason: format!(
-                    "escalation `{}` hands the conversation off and sets the status itself",
-                    handed_off(table).map_or("", |e| e.name.as_str())
-                ),
-                loc: handed_off(table).map(|e| e.loc),
-            }),
+            Some((table, _, from)) if handed_off(table).is_some() => {
+                let e = handed_off(table).expect("checked just above");
+                // Its own move may be refused too (the ticket's form does
+                // not offer it): then say so, not that it sets the status.
+                let own = e.actions.iter().find_map(|a| match a {
+                    EscAction::SetStatus {
+                        connection, status, ..
+                    } if *connection == table.connection => Some(status.as_str()),
+                    _ => None,
+                });
+                let own_refused = own.filter(|s| {
+                    *s != from
+                        && matches!(
+                            decide_status(p, table, from, s, ev),
+                            Transition::Refused { .. }
+                        )
+                });
+                d.refused.push(Refusal {
+                    what: format!("status {from} -> {to}"),
+                    reason: match own_refused {
+                        None => format!(
+                            "escalation `{}` hands the conversation off and sets the status itself",
+                            e.name
+                        ),
+                        Some(s) => format!(
+                            "escalation `{}` hands the conversation off and decides the status; its own move to `{s}` is refused too (see its refusal), so the status stays `{from}`",
+                            e.name
+                        ),
+                    },
+                    loc: Some(e.loc),
+                })
+            }
             Some((table, _, from)) if may_hand_off(table).is_some() => {
                 let e = may_hand_off(table).expect("checked just above");
                 d.refused.push(Refusal {

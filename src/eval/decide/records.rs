@@ -94,6 +94,12 @@ pub(super) fn set_status<'a>(
         from,
         to,
         value,
-        custom_status_id: status.and_then(|s| s.custom_status_id).filter(|_| zendesk),
+        // A status by category only is written as the lockfile's default
+        // for its category (`instance_status_id`), the custom status the
+        // form checks used: a bare `status` would take whatever default
+        // the instance has by then, which its form may not offer.
+        custom_status_id: status
+            .and_then(|s| s.custom_status_id.or(s.instance_status_id))
+            .filter(|_| zendesk),
     }
 }

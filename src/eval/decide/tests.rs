@@ -63,3 +63,128 @@ fn field_writes_are_keyed_by_revision_and_event() {
         "a later write of the field is a new write"
     );
 }
+
+/// A status by category only is written as the custom status the form
+/// checks used: the lockfile's default for its category, not a bare
+/// `status` that takes whatever default the instance has by then; and a
+/// ticket there reads back as that status.
+#[test]
+fn a_category_only_status_is_written_as_the_lockfiles_default() {
+    let mut p = crate::compile::program_of(
+        r#"
+connection desk: zendesk {
+  subdomain "acme"
+  token     env("ZD_TOKEN")
+  scopes    tickets:read, tickets:write
+}
+statuses desk {
+  new       new     "New"
+  open      open    "Open"
+  waiting   pending "Waiting on the customer"
+  solved    solved  "Solved"
+  new -> open
+  open -> waiting, solved
+  waiting -> open
+  solved -> open
+}
+"#,
+    );
+    let ev = Event::from_json(
+        r#"{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z","ticket":{"id":1,"status":"open"},
+            "turn":{"intent":"question","requested_status":"waiting"}}"#,
+    )
+    .unwrap();
+    let written = |p: &Program| {
+        decide(p, &ev)
+            .actions
+            .iter()
+            .find_map(|a| match &a.kind {
+                ActionKind::SetStatus {
+                    value,
+                    custom_status_id,
+                    ..
+                } => Some((value.to_string(), *custom_status_id)),
+                _ => None,
+            })
+            .expect("a status move")
+    };
+    // No lockfile: the default is unknown, only the category is sent.
+    assert_eq!(written(&p), ("pending".to_string(), None));
+    p.status_tables[0].statuses[2].instance_status_id = Some(7001);
+    assert_eq!(written(&p), ("pending".to_string(), Some(7001)));
+    let index = crate::eval::convert::StatusIndex::new(&p);
+    assert_eq!(
+        index.resolve(Some("pending"), Some(7001)).as_deref(),
+        Some("waiting")
+    );
+}
+
+/// A hand-off whose own status move the ticket's form refuses: the agent's
+/// request is refused naming the hand-off, without claiming the hand-off
+/// sets the status (it does not: the ticket stays).
+#[test]
+fn a_handoff_whose_status_is_refused_does_not_claim_to_set_it() {
+    let mut p = crate::compile::program_of(
+        r#"
+connection desk: zendesk {
+  subdomain "acme"
+  token     env("ZD_TOKEN")
+  scopes    tickets:read, tickets:write
+}
+statuses desk {
+  open      open    "Open"
+  vendor    pending "Waiting on vendor"  #7001
+  hold      hold    "On hold"            #7002
+  open -> vendor, hold
+  vendor, hold -> open
+}
+escalation vendor_handoff {
+  when   turn.intent == "vendor_issue"
+  reason "A vendor must act"
+  status desk vendor
+}
+"#,
+    );
+    let t = &mut p.status_tables[0];
+    t.statuses[1].instance_status_id = Some(7001);
+    t.statuses[2].instance_status_id = Some(7002);
+    t.forms = vec![crate::ir::Form {
+        id: 9,
+        name: "Refunds".into(),
+        active: true,
+        custom_status_ids: vec![7002],
+    }];
+    let ev = |form: u64| {
+        Event::from_json(&format!(
+            r#"{{"id":"e","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
+                "ticket":{{"id":1,"status":"open","ticket_form_id":{form}}},
+                "turn":{{"intent":"vendor_issue","summary":"s","requested_status":"hold"}}}}"#
+        ))
+        .unwrap()
+    };
+    let on_refunds = ev(9);
+    let d = decide(&p, &on_refunds);
+    let reasons: Vec<&str> = d.refused.iter().map(|r| r.reason.as_str()).collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("`vendor_handoff`")
+            && r.contains("its own move to `vendor` is refused too")
+            && !r.contains("sets the status itself")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("not offered on ticket form")),
+        "{reasons:?}"
+    );
+    // On a form the lockfile does not know, the hand-off does set it.
+    let elsewhere = ev(10);
+    let d = decide(&p, &elsewhere);
+    assert!(
+        d.refused
+            .iter()
+            .any(|r| r.reason.contains("sets the status itself")),
+        "{:?}",
+        d.refused
+    );
+}
