@@ -143,6 +143,12 @@ async fn a_broken_save_is_refused_once_not_in_a_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_compiles_once() {
     let s = Stack::start("trust-reload-hup", "").await;
+    // The watcher takes SIGHUP from when `run` says it is running (it
+    // serves /healthz a moment before that).
+    wait_for("l3map is running", Duration::from_secs(15), || async {
+        s.log().contains("l3map is running")
+    })
+    .await;
     let first = revision(&s).await;
     let pid = s.runtime_pid().expect("running");
     let hup = std::process::Command::new("kill")
