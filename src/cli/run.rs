@@ -4,7 +4,7 @@
 //! per-action log of what it does.
 
 use super::fail;
-use super::signals::stop_requested;
+use super::signals::{shutdown_signal, survive_file_size_limit};
 use crate::connectors::Secret;
 use crate::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
 use crate::emulator::zendesk::{WebhookTarget, ZendeskEmulator, ZendeskOptions};
@@ -80,36 +80,6 @@ pub fn run(o: Options) -> u8 {
 
 fn init_logs(format: LogFormat, level: &str) {
     crate::runtime::logs::init(format, level);
-}
-
-/// A write past the file size limit (`ulimit -f`) raises SIGXFSZ, whose
-/// default action kills the process; caught, the write fails with EFBIG
-/// instead, the store reports it, and `/healthz` says so (503) rather than
-/// the runtime vanishing mid-transaction.
-fn survive_file_size_limit() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        // SIGXFSZ is 25 on Linux and the BSDs, macOS included.
-        if let Ok(mut xfsz) = signal(SignalKind::from_raw(25)) {
-            tokio::spawn(async move { while xfsz.recv().await.is_some() {} });
-        }
-    }
-}
-
-/// Ctrl-C or SIGTERM ([`stop_requested`]), with SIGHUP kept from killing
-/// the runtime before the watcher listens for it.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    // SIGHUP asks the watcher for a reload, but the watcher starts after
-    // the port opens; until then SIGHUP's default action killed the
-    // runtime. tokio keeps a signal's handler for the life of the process
-    // once registered, so registering it here is enough; the watcher's own
-    // stream receives every SIGHUP from its start.
-    #[cfg(unix)]
-    drop(tokio::signal::unix::signal(
-        tokio::signal::unix::SignalKind::hangup(),
-    ));
-    stop_requested()
 }
 
 async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
