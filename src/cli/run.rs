@@ -84,6 +84,8 @@ fn init_logs(format: LogFormat, level: &str) {
 
 async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
     let stopped = shutdown_signal();
+    // Before the port opens: a SIGHUP from then on is a reload.
+    let hangup = crate::runtime::reload::Hangup::listen();
     if let Some(m) = o.mappings {
         cfg.mappings = m;
     }
@@ -255,6 +257,7 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
         running.engine.clone(),
         running.stop.subscribe(),
         None,
+        hangup,
     ) {
         Ok(w) => w,
         Err(e) => {
@@ -534,6 +537,7 @@ impl Demo<'_> {
                         running.engine.clone(),
                         running.stop.subscribe(),
                         Some(printed),
+                        None,
                     )?;
                     say(format!(
                         "serving until Ctrl-C (the emulators too); edit {} to see it reload",

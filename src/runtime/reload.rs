@@ -466,13 +466,35 @@ async fn read(dir: &Path) -> Snapshot {
         .unwrap_or_default()
 }
 
-/// Watches `dir` (and SIGHUP) until `stop`, reloading on every change.
-/// `on_reload` sees each outcome (the demo prints it).
+/// SIGHUP, heard from the moment this was made. `run` makes it before its
+/// port opens and hands it to [`spawn`]: a SIGHUP sent once `/healthz`
+/// answers but before the watcher starts is then a reload, not lost.
+pub struct Hangup(#[cfg(unix)] tokio::signal::unix::Signal);
+
+impl Hangup {
+    /// Listens for SIGHUP (which also keeps its default action, killing
+    /// the process, from happening); `None` where there is no SIGHUP.
+    pub fn listen() -> Option<Hangup> {
+        #[cfg(unix)]
+        {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .ok()
+                .map(Hangup)
+        }
+        #[cfg(not(unix))]
+        None
+    }
+}
+
+/// Watches `dir` (and SIGHUP: `hangup`, or one made now) until `stop`,
+/// reloading on every change. `on_reload` sees each outcome (the demo
+/// prints it).
 pub fn spawn(
     dir: PathBuf,
     engine: Arc<Engine>,
     stop: watch::Receiver<bool>,
     on_reload: Option<OnReload>,
+    hangup: Option<Hangup>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     let (tx, rx) = mpsc::unbounded_channel::<Wake>();
     let watcher_tx = tx.clone();
@@ -496,8 +518,7 @@ pub fn spawn(
     #[cfg(unix)]
     {
         let hup_tx = tx.clone();
-        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
+        if let Some(Hangup(mut hup)) = hangup.or_else(Hangup::listen) {
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
                     if hup_tx.send(Wake::Hup).is_err() {
@@ -507,6 +528,8 @@ pub fn spawn(
             });
         }
     }
+    #[cfg(not(unix))]
+    drop(hangup);
     // The files the live revision was compiled from (at start, a moment
     // ago), and the last files compiled, live or refused.
     let mut live = Snapshot::read(&dir);
