@@ -394,7 +394,7 @@ async fn reloads(samples: &[Json], count: usize) -> ReloadFigures {
     copy_dir(&root().join("mappings/fintech"), &mappings);
     let engine = engine_at(&dir, &mappings);
     let (stop_tx, stop) = watch::channel(false);
-    let watcher = l3map::runtime::reload::spawn(mappings.clone(), engine.clone(), stop, None)
+    let watcher = l3map::runtime::reload::spawn(mappings.clone(), engine.clone(), stop, None, None)
         .expect("watching the mappings");
 
     // Load: 8 sources ingesting without pause while the files change.
