@@ -360,6 +360,19 @@ fn every_example_project_passes_its_tests() {
     assert!(out.contains("test result: ok."), "{out}");
 }
 
+/// A test block carries the ticket's form (`ticket.ticket_form_id`), so
+/// the runtime's refusal of a status the form does not offer is testable
+/// offline, from the lockfile's forms.
+#[test]
+fn a_test_block_can_ask_for_a_status_the_tickets_form_lacks() {
+    let o = l3map(&["test", "tests/fixtures/cli/forms_refused"]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(0), "{out}{}", stderr(&o));
+    assert!(out.contains("ok    vendor_on_refunds_is_refused"), "{out}");
+    assert!(out.contains("ok    vendor_on_billing_is_applied"), "{out}");
+    assert!(out.contains("2 passed; 0 failed"), "{out}");
+}
+
 #[test]
 fn a_wrong_expectation_fails_with_a_pointed_diff() {
     let o = l3map(&["test", "tests/fixtures/cli/wrong_expectation"]);

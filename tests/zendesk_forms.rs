@@ -68,7 +68,8 @@ async fn forms_their_statuses_and_category_defaults_read_and_change() {
         &http,
         reqwest::Method::POST,
         format!("{base}/__l3map/ticket_forms"),
-        json!({"ticket_form": {"name": "Billing", "custom_status_ids": [open[0]]}}),
+        // Listed twice, offered once.
+        json!({"ticket_form": {"name": "Billing", "custom_status_ids": [open[0], open[0]]}}),
     )
     .await;
     assert_eq!(code, 201, "{v}");

@@ -360,6 +360,9 @@ fn check_inner(
             field_ref_help(&cx.env, e);
         }
     }
+    for e in crate::schema::forms::declared(&cx.env) {
+        cx.err(e);
+    }
     if let Some(lock) = lock {
         for e in crate::schema::validate::against(&cx.env, &cx.usage, lock) {
             cx.err(e);

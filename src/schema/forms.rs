@@ -40,18 +40,30 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
         if table.forms.is_empty() {
             applies.extend(locked.forms.iter().filter(|f| f.active));
         }
+        let mut seen: Vec<&str> = Vec::new();
         for (wanted, span) in &table.forms {
+            if seen.iter().any(|s| same_name(s, wanted)) {
+                continue; // said by `declared`
+            }
+            seen.push(wanted);
             // Zendesk does not make form names unique: a name means every
             // form of that name, as at run time (which goes by the
             // ticket's form id), each named with its id in the messages.
             let named: Vec<&FormFacts> = locked
                 .forms
                 .iter()
-                .filter(|f| &f.name == wanted && !applies.iter().any(|a| a.id == f.id))
+                .filter(|f| same_name(&f.name, wanted))
                 .collect();
+            if !named.is_empty() && named.iter().all(|f| !f.active) {
+                out.push(
+                    FormErrorKind::InactiveForm {
+                        form: quoted_in(&named, &locked.forms),
+                    }
+                    .at(*span),
+                );
+            }
             match named.is_empty() {
                 false => applies.extend(named),
-                true if applies.iter().any(|a| &a.name == wanted) => {}
                 true => out.push(
                     CheckErrorKind::NotInInstance {
                         what: format!("ticket form \"{wanted}\""),
@@ -89,8 +101,9 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
                     "offer it on a form in Admin Center (Objects and rules > Tickets > Forms), then run `l3map schema pull`".into()
                 } else {
                     format!(
-                        "it is offered on {}: add those to the table's `forms`, or offer it on {} in Admin Center (Objects and rules > Tickets > Forms) and run `l3map schema pull`",
+                        "it is offered on {}: add {} to the table's `forms`, or offer it on {} in Admin Center (Objects and rules > Tickets > Forms) and run `l3map schema pull`",
                         quoted_in(&offering, &locked.forms),
+                        if offering.len() == 1 { "it" } else { "them" },
                         quoted_in(&applies, &locked.forms)
                     )
                 };
@@ -123,6 +136,35 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
                     }
                     .at(span),
                 );
+            }
+        }
+    }
+    out
+}
+
+/// Two names for one form as Zendesk shows it: equal once both are in
+/// Unicode NFC, so an accent typed precomposed matches one the lockfile
+/// holds decomposed (the two look the same in every editor).
+fn same_name(a: &str, b: &str) -> bool {
+    use unicode_normalization::UnicodeNormalization;
+    a == b || a.nfc().eq(b.nfc())
+}
+
+/// What a table's `forms` says wrong without a lockfile: a form named twice,
+/// and `forms` on a Salesforce table (forms are Zendesk's, so nothing
+/// checks or refuses by them there; said once, at its first form).
+pub(crate) fn declared(env: &Env) -> Vec<CheckError> {
+    let mut out = Vec::new();
+    for (name, t) in &env.tables {
+        if env.conns.get(name).is_some_and(|c| c.kind != Kind::Zendesk) {
+            if let Some((_, span)) = t.forms.first() {
+                out.push(FormErrorKind::FormsOffZendesk { conn: name.clone() }.at(*span));
+            }
+            continue;
+        }
+        for (i, (form, span)) in t.forms.iter().enumerate() {
+            if t.forms[..i].iter().any(|(f, _)| same_name(f, form)) {
+                out.push(FormErrorKind::FormNamedTwice { form: form.clone() }.at(*span));
             }
         }
     }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 
+mod consistent;
 pub mod forms;
 pub mod pull;
 pub mod validate;
@@ -158,6 +159,12 @@ impl Lockfile {
             return Err(LockError::Version {
                 path: path.into(),
                 found: lock.lock_version,
+            });
+        }
+        if let Some(message) = consistent::problem(&lock) {
+            return Err(LockError::Invalid {
+                path: path.into(),
+                message,
             });
         }
         Ok(lock)

@@ -50,6 +50,30 @@ pub enum FormErrorKind {
         category: String,
         id: u64,
     },
+    /// Returned when a table's `forms` names a form twice.
+    #[error("ticket form \"{form}\" is named twice in this table's `forms`")]
+    #[diagnostic(
+        code(l3map::status::form_named_twice),
+        severity(Warning),
+        help("name each form once: the table applies to the forms named, however often")
+    )]
+    FormNamedTwice { form: String },
+    /// Returned when a table's `forms` names only inactive forms by that name.
+    #[error("ticket form {form} is inactive: no new ticket takes it")]
+    #[diagnostic(
+        code(l3map::status::inactive_form),
+        severity(Warning),
+        help("tickets already on it are still checked and refused by it; drop it from `forms` once none are left, or activate it in Admin Center (Objects and rules > Tickets > Forms) and run `l3map schema pull`")
+    )]
+    InactiveForm { form: String },
+    /// Returned when a table of a connection that is not Zendesk names ticket forms.
+    #[error("`forms` on `{conn}`, which is not a Zendesk connection: ticket forms are Zendesk's, so nothing checks or refuses by them here")]
+    #[diagnostic(
+        code(l3map::status::forms_off_zendesk),
+        severity(Warning),
+        help("remove `forms` from this table")
+    )]
+    FormsOffZendesk { conn: String },
 }
 
 impl crate::syntax::PrimaryLabel for FormErrorKind {
@@ -60,6 +84,9 @@ impl crate::syntax::PrimaryLabel for FormErrorKind {
             OnNoForm { .. } => "on no form".into(),
             FormsNotLocked { .. } => "forms unknown".into(),
             DefaultIndistinct { .. } => "the category's default".into(),
+            FormNamedTwice { .. } => "again".into(),
+            InactiveForm { .. } => "inactive".into(),
+            FormsOffZendesk { .. } => "not a Zendesk table".into(),
         }
     }
 }

@@ -20,6 +20,7 @@ const TICKET: &[&str] = &[
     "description",
     "status",
     "custom_status_id",
+    "ticket_form_id",
     "priority",
     "type",
     "tags",

@@ -203,6 +203,10 @@ pub(super) fn create(sh: &Shared, m: &serde_json::Map<String, Value>) -> Result<
             ))
         }
     };
+    // A status listed twice is offered once (one ticket_form_statuses row).
+    let mut ids = ids;
+    let mut seen = std::collections::BTreeSet::new();
+    ids.retain(|i| seen.insert(*i));
     let mut db = lock(&sh.db);
     if let Some(bad) = ids.iter().find(|i| db.statuses.iter().all(|s| s.id != **i)) {
         return Err(ZdErr::bad_request(
