@@ -82,17 +82,7 @@ async fn a_status_the_tickets_form_lacks_is_refused_and_one_it_offers_is_applied
         .await;
     }
     // What the account offers, recorded as an operator would.
-    let pulled = std::process::Command::new(common::BIN)
-        .stack_env()
-        .args(["schema", "pull", "--connection", "desk", "--config"])
-        .arg(s.dir.join("l3map.toml"))
-        .output()
-        .expect("schema pull runs");
-    assert!(
-        pulled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pulled.stderr)
-    );
+    pull(&s);
     let lock = std::fs::read_to_string(s.mappings().join("l3map.lock.json")).expect("lockfile");
     let lock: Value = serde_json::from_str(&lock).expect("JSON");
     assert_eq!(lock["lock_version"], 2);
@@ -142,13 +132,7 @@ async fn a_status_the_tickets_form_lacks_is_refused_and_one_it_offers_is_applied
         || {
             let s = &s;
             async move {
-                let t = s
-                    .zendesk(
-                        Method::GET,
-                        &format!("/api/v2/tickets/{ON_VENDORS}.json"),
-                        None,
-                    )
-                    .await;
+                let t = ticket(s, ON_VENDORS).await;
                 match status(t.clone()) {
                     Some(PENDING_CUSTOMER) => Ok(()),
                     _ => Err(t.to_string()),
@@ -157,13 +141,7 @@ async fn a_status_the_tickets_form_lacks_is_refused_and_one_it_offers_is_applied
         },
     )
     .await;
-    let billing_ticket = s
-        .zendesk(
-            Method::GET,
-            &format!("/api/v2/tickets/{ON_BILLING}.json"),
-            None,
-        )
-        .await;
+    let billing_ticket = ticket(&s, ON_BILLING).await;
     assert_ne!(
         status(billing_ticket.clone()),
         Some(PENDING_CUSTOMER),
@@ -215,18 +193,18 @@ async fn a_status_the_tickets_form_lacks_is_refused_and_one_it_offers_is_applied
     })
     .await;
     assert!(!notes.is_empty());
-    let billing_ticket = s
-        .zendesk(
-            Method::GET,
-            &format!("/api/v2/tickets/{ON_BILLING}.json"),
-            None,
-        )
-        .await;
+    let billing_ticket = ticket(&s, ON_BILLING).await;
     assert_ne!(
         status(billing_ticket.clone()),
         Some(PENDING_RISK_REVIEW),
         "{billing_ticket}"
     );
+}
+
+/// The ticket as Zendesk's API shows it.
+async fn ticket(s: &Stack, id: u64) -> Value {
+    s.zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
+        .await
 }
 
 /// Runs `l3map schema pull` for the stack's desk, as an operator would.
