@@ -25,6 +25,7 @@ mod types;
 
 pub use composite::{QueryOutcome, SubResult, COMPOSITE_BATCH_LIMIT, COMPOSITE_QUERY_LIMIT};
 pub use config::{SalesforceAuth, SalesforceConfig};
+pub use policy::kept_instance_url;
 pub use session::PubSubSession;
 pub use types::{
     ApiUsage, Describe, DescribeField, PicklistValue, QueryResult, Record, RecordError,

@@ -69,6 +69,14 @@ fn pack(instance_url: &str, org_id: Option<&str>) -> String {
     }
 }
 
+/// What a kept grant holds for the instance: the instance URL and the org
+/// of the identity URL (`l3map auth login` stores its code exchange's
+/// answer the way the session keeps a refresh's).
+pub fn kept_instance_url(instance_url: &str, identity_url: Option<&str>) -> String {
+    let org = identity_url.and_then(org_of_identity);
+    pack(instance_url.trim_end_matches('/'), org.as_deref())
+}
+
 fn unpack(kept: &str) -> (String, Option<String>) {
     match kept.split_once(' ') {
         Some((url, org)) => (url.to_string(), Some(org.to_string())),
