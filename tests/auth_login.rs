@@ -388,6 +388,29 @@ async fn zendesk_login_stores_a_grant_that_status_shows_without_the_key() {
     let (code, _, err) = r.login("desk", &[]).finish();
     assert_eq!(code, 2);
     assert!(one_error(&err).contains("credentials"), "{err}");
+    // With another key (the old one lost), a login replaces the row the
+    // new key cannot open: the next generation, sealed with the new key.
+    std::fs::write(
+        r.dir.join("key"),
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+    )
+    .unwrap();
+    let key_id = |r: &Rig| -> String {
+        r.db()
+            .query_row(
+                "SELECT key_id FROM credentials WHERE connection = 'desk'",
+                [],
+                |x| x.get(0),
+            )
+            .unwrap()
+    };
+    let before = key_id(&r);
+    let login = r.login("desk", &["--timeout-secs", "30"]);
+    r.browse(&login.url, |l| l).await;
+    let (code, out, err) = login.finish();
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(r.row("desk"), Some(("ok".into(), 2)));
+    assert_ne!(key_id(&r), before);
 }
 
 #[tokio::test]
