@@ -193,7 +193,12 @@ struct Row {
 }
 
 fn status(config_path: Option<&Path>, state: Option<PathBuf>, format: DataFormat) -> u8 {
-    let cfg = crate::runtime::config::discover(config_path).ok().flatten();
+    // No configuration is fine (then only the store's rows are shown); a
+    // configuration that cannot be read is said, not ignored.
+    let cfg = match crate::runtime::config::discover(config_path) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
     let state = match state.or_else(|| cfg.as_ref().map(|c| c.state.clone())) {
         Some(s) => s,
         None => match crate::runtime::config::state_path(None) {

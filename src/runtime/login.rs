@@ -304,7 +304,16 @@ impl Pending {
             .await
             .map_err(|e| LoginError::Exchange(format!("{} did not answer: {e}", t.token)))?;
         let status = resp.status();
-        let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+        let system = match t.kind {
+            Kind::Salesforce => crate::connectors::System::Salesforce,
+            _ => crate::connectors::System::Zendesk,
+        };
+        // A token answer is a few hundred bytes.
+        let bytes = crate::connectors::body::read_capped(system, resp, 64 * 1024)
+            .await
+            .map_err(|e| LoginError::Exchange(e.to_string()))?;
+        let body: serde_json::Value =
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
         let text = |k: &str| body.get(k).and_then(|v| v.as_str()).map(String::from);
         if !status.is_success() {
             let error = text("error").unwrap_or_else(|| format!("HTTP {}", status.as_u16()));
