@@ -20,6 +20,7 @@ pub enum AuthAction {
     /// Exit status: 0 stored, 1 the sign-in was refused, timed out or did
     /// not match, 2 configuration or usage problems.
     Login {
+        /// The connection of the mappings to sign in (`connection NAME: ...`).
         #[arg(long)]
         connection: String,
         /// l3map.toml (default: $L3MAP_CONFIG, else ./l3map.toml): the
@@ -41,11 +42,14 @@ pub enum AuthAction {
     /// Exit status: 0 every grant ok, 1 one is missing, needs a login or
     /// does not open, 2 usage or I/O problems.
     Status {
+        /// l3map.toml: its state store, and its mappings to list the
+        /// connections with no grant yet (`none`).
         #[arg(long)]
         config: Option<PathBuf>,
         /// The state store (default: as `outbox list` finds it).
         #[arg(long)]
         state: Option<PathBuf>,
+        /// `human` (a table) or `json` (an array of rows).
         #[arg(long, value_enum, default_value_t = DataFormat::Human)]
         format: DataFormat,
     },
