@@ -396,3 +396,53 @@ pub fn save(
         "another process kept storing a newer grant; try again".into(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compile::program_of;
+    use std::collections::BTreeMap;
+
+    fn desk(redirect: &str) -> Connection {
+        let text = format!(
+            "connection desk: zendesk {{\n  subdomain \"acme\"\n  auth oauth_code\n  client_id \"app\"\n  redirect_uri \"{redirect}\"\n  scopes read, write\n}}\n"
+        );
+        program_of(&text).connections.remove(0)
+    }
+
+    #[test]
+    fn the_redirect_uri_is_the_loopback_listener() {
+        let none = BTreeMap::new();
+        let o = ConnectionOverride::default();
+        let t = target(&desk("http://127.0.0.1:8789/callback"), &o, &none, None).unwrap();
+        assert_eq!(t.redirect.as_str(), "http://127.0.0.1:8789/callback");
+        assert_eq!(
+            t.authorize,
+            "https://acme.zendesk.com/oauth/authorizations/new"
+        );
+        assert_eq!(t.scopes, ["read", "write"]);
+        let t = target(&desk("http://localhost:8789/cb"), &o, &none, Some(0)).unwrap();
+        assert_eq!(t.redirect.port(), Some(0));
+        // https is fine for `check`, but login cannot receive it here.
+        let Err(e) = target(&desk("https://example.com/cb"), &o, &none, None) else {
+            panic!("an https redirect_uri is not this machine's");
+        };
+        assert!(e.to_string().contains("127.0.0.1 or localhost"), "{e}");
+    }
+
+    #[test]
+    fn only_connections_that_keep_a_grant_log_in() {
+        let p = program_of(
+            "connection desk: zendesk {\n  subdomain \"acme\"\n  token env(\"ZD\")\n  scopes read\n}\n",
+        );
+        let Err(e) = target(
+            &p.connections[0],
+            &ConnectionOverride::default(),
+            &BTreeMap::new(),
+            None,
+        ) else {
+            panic!("a fixed token does not log in");
+        };
+        assert!(e.to_string().contains("auth oauth_code"), "{e}");
+    }
+}
