@@ -10,6 +10,7 @@
 mod common;
 
 mod agent_api;
+mod auth_login;
 mod cdc;
 mod cli;
 mod collision;

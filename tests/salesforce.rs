@@ -889,7 +889,7 @@ fn jwt_config(run: &Running, private_key: &str) -> SalesforceConfig {
 fn jwt_of(cfg: &mut SalesforceConfig) -> &mut JwtBearer {
     match &mut cfg.auth {
         SalesforceAuth::JwtBearer(j) => j,
-        SalesforceAuth::RefreshToken { .. } => panic!("not a JWT-bearer config"),
+        _ => panic!("not a JWT-bearer config"),
     }
 }
 

@@ -117,6 +117,22 @@ async fn no_credential_appears_in_logs_answers_metrics_or_reports() {
         answers.push_str(&String::from_utf8_lossy(&out.stdout));
         answers.push_str(&String::from_utf8_lossy(&out.stderr));
     }
+    // `auth status` (plaintext columns only) and a refused `auth login`
+    // (this stack's desk signs in with a fixed token).
+    for args in [
+        &["auth", "status", "--format", "human", "--config"][..],
+        &["auth", "status", "--format", "json", "--config"],
+        &["auth", "login", "--connection", "desk", "--config"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_l3map"))
+            .args(args)
+            .arg(s.dir.join("l3map.toml"))
+            .env("ZENDESK_OAUTH_TOKEN", DEV_TOKEN)
+            .output()
+            .expect("l3map auth");
+        answers.push_str(&String::from_utf8_lossy(&out.stdout));
+        answers.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
     // A start refused for a missing secret names the variable, not a value.
     s.kill_runtime();
     let out = Command::new(env!("CARGO_BIN_EXE_l3map"))

@@ -12,6 +12,7 @@ mod common;
 mod cdc_endpoint;
 mod connector_logs;
 mod emulate_fields;
+mod oauth_pkce;
 mod pubsub_emulator;
 mod safe_update;
 mod salesforce;

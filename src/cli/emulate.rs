@@ -59,6 +59,11 @@ pub struct Options {
     /// client asks). Values below 300 are allowed here, for tests only.
     #[arg(long, value_name = "SECS", default_value_t = 1800)]
     pub oauth_access_ttl: u64,
+    /// Salesforce refresh token rotation (an app setting in Salesforce):
+    /// `on` answers every refresh with a new refresh token and invalidates
+    /// the one used.
+    #[arg(long, value_enum, default_value_t = Switch::Off)]
+    pub sf_refresh_rotation: Switch,
     /// Deliver Zendesk webhooks (signed) to this URL.
     #[arg(long)]
     pub webhook_url: Option<String>,
@@ -70,6 +75,12 @@ pub struct Options {
     /// file that cannot be read is refused, never overwritten.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 /// How often the records are compared with the file, and written if they
@@ -184,6 +195,7 @@ pub fn run(o: Options) -> u8 {
     let salesforce = programs.iter().fold(
         SalesforceOptions {
             faults,
+            rotate_refresh_tokens: o.sf_refresh_rotation == Switch::On,
             pubsub: PubSubOptions {
                 keepalive: Duration::from_millis(o.pubsub_keepalive_ms.max(1)),
                 retention: Duration::from_secs(o.pubsub_retention_hours.saturating_mul(3600)),

@@ -6,6 +6,7 @@
 #[macro_use]
 mod output;
 
+mod auth;
 mod check;
 mod diff;
 mod e2e;
@@ -230,6 +231,12 @@ enum Command {
         #[command(subcommand)]
         action: OutboxAction,
     },
+    /// OAuth grants in the state store: sign a connection in (`login`), or
+    /// see each connection's grant (`status`, no token shown).
+    Auth {
+        #[command(subcommand)]
+        action: auth::AuthAction,
+    },
     /// Record or compare a live instance's schema (`l3map.lock.json`), which
     /// `l3map check` then validates the mappings against, offline.
     Schema {
@@ -320,6 +327,7 @@ pub fn run() -> ExitCode {
         Command::Run(o) => run::run(o),
         Command::E2e(a) => e2e::run(a),
         Command::Outbox { action } => outbox::run(action),
+        Command::Auth { action } => auth::run(action),
         Command::Emulate(o) => emulate::run(o),
         Command::Schema { action } => {
             let mode = match action {

@@ -9,6 +9,7 @@ pub mod body;
 pub mod cache;
 pub mod error;
 pub mod limit;
+pub mod pkce;
 pub mod retry;
 pub mod salesforce;
 pub mod secret;

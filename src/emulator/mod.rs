@@ -12,6 +12,7 @@
 pub mod bounded;
 pub mod chaos;
 pub mod faults;
+pub(crate) mod redirect;
 pub mod salesforce;
 pub mod snapshot;
 pub mod window;

@@ -129,9 +129,26 @@ pub struct Grants {
 }
 
 /// Whether a connection keeps an OAuth grant in the store (and so needs
-/// the credentials key): Zendesk `auth oauth_code`.
+/// the credentials key): Zendesk `auth oauth_code`, Salesforce `flow
+/// web_server` and `flow refresh_token` (their refresh tokens rotate when
+/// the app says so). `flow jwt_bearer` mints a new token from a signed
+/// assertion each time and keeps nothing.
 pub fn keeps_grant(c: &Connection) -> bool {
-    c.kind == Kind::Zendesk && c.settings.get("auth").map(String::as_str) == Some("oauth_code")
+    grant_flow(c).is_some()
+}
+
+/// The flow a kept grant is stored under (bound into the sealed row).
+pub fn grant_flow(c: &Connection) -> Option<&'static str> {
+    let setting = |k: &str| c.settings.get(k).map(String::as_str);
+    match c.kind {
+        Kind::Zendesk if setting("auth") == Some("oauth_code") => Some("zendesk_code"),
+        Kind::Salesforce => match setting("flow") {
+            Some("web_server") => Some("salesforce_web_server"),
+            Some("refresh_token") => Some("salesforce_refresh_token"),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// [`from_config_in`], OAuth clients keeping their grants in `grants`
@@ -156,7 +173,8 @@ pub fn from_config_kept(
     Ok(out)
 }
 
-/// A Zendesk OAuth client whose grant lives in the store.
+/// An OAuth client whose grant lives in the store: Zendesk `auth
+/// oauth_code`, Salesforce `flow web_server|refresh_token`.
 fn rebuild_kept(
     c: &Connection,
     o: &ConnectionOverride,
@@ -164,22 +182,35 @@ fn rebuild_kept(
     limiters: &Limiters,
     g: &Grants,
 ) -> Result<Client, SetupError> {
+    use crate::connectors::error::System;
+    let keeper = |system: System| {
+        Some(crate::connectors::transport::session::KeeperHandle(
+            std::sync::Arc::new(crate::runtime::keeper::StoreKeeper {
+                vault: g.vault.clone(),
+                connection: c.name.clone(),
+                flow: grant_flow(c).unwrap_or("zendesk_code").into(),
+                system,
+            }),
+        ))
+    };
+    let fail = |e: crate::connectors::error::ApiError| SetupError::Connection {
+        connection: c.name.clone(),
+        message: e.to_string(),
+    };
+    if c.kind == Kind::Salesforce {
+        let mut cfg = salesforce_config(c, o, secrets, runtime_retry())?;
+        cfg.refresh_margin = g.margin;
+        cfg.keeper = keeper(System::Salesforce);
+        return SalesforceClient::with_limiters(cfg, limiters)
+            .map(Client::Salesforce)
+            .map_err(fail);
+    }
     let mut cfg = zendesk_config(c, o, secrets, None, runtime_retry())?;
     cfg.refresh_margin = g.margin;
-    cfg.keeper = Some(crate::connectors::transport::session::KeeperHandle(
-        std::sync::Arc::new(crate::runtime::keeper::StoreKeeper {
-            vault: g.vault.clone(),
-            connection: c.name.clone(),
-            flow: "zendesk_code".into(),
-            system: crate::connectors::error::System::Zendesk,
-        }),
-    ));
+    cfg.keeper = keeper(System::Zendesk);
     ZendeskClient::with_limiters(cfg, limiters)
         .map(|c| Client::Zendesk(Box::new(c)))
-        .map_err(|e| SetupError::Connection {
-            connection: c.name.clone(),
-            message: e.to_string(),
-        })
+        .map_err(fail)
 }
 
 /// `window`: the rate-limit window when it is not a minute (an emulator
@@ -202,42 +233,18 @@ fn build(
         // stale copy) behind the runtime's back.
         return Err(SetupError::Connection {
             connection: c.name.clone(),
-            message: "`auth oauth_code` keeps its grant in l3map's state store; only `l3map run` opens it so far".into(),
+            message: format!(
+                "{} keeps its grant in l3map's state store; only `l3map run` opens it so far",
+                match c.kind {
+                    Kind::Salesforce => "a Salesforce `flow web_server|refresh_token` connection",
+                    _ => "`auth oauth_code`",
+                }
+            ),
         });
     }
     match c.kind {
         Kind::Salesforce => {
-            let login = o
-                .login_url
-                .clone()
-                .or_else(|| c.settings.get("instance").cloned())
-                .ok_or_else(|| missing(c, "instance"))?;
-            let client_id = secrets
-                .get("client_id")
-                .map(|s| s.expose().to_string())
-                .or_else(|| c.settings.get("client_id").cloned())
-                .ok_or_else(|| missing(c, "client_id"))?;
-            // A plain setting (`username "..."`) counts as well as a
-            // reference (`username env("SF_USERNAME")`).
-            let auth = SalesforceAuth::from_properties(&login, |key| {
-                secrets
-                    .get(key)
-                    .cloned()
-                    .or_else(|| c.settings.get(key).map(Secret::new))
-            })
-            .map_err(|key| missing(c, key))?;
-            let mut cfg = SalesforceConfig::with_auth(login, client_id, auth);
-            cfg.retry = retry.clone();
-            if let Some(rpm) = o.rpm.or(c.rate_limit_rpm) {
-                cfg.rpm = rpm;
-            }
-            if let Some(n) = o.max_concurrent.or(c.max_concurrent) {
-                cfg.max_concurrent = n as usize;
-            }
-            if let Some(t) = o.timeout {
-                cfg.timeout = t;
-            }
-            SalesforceClient::with_limiters(cfg, limiters)
+            SalesforceClient::with_limiters(salesforce_config(c, o, secrets, retry)?, limiters)
                 .map(Client::Salesforce)
                 .map_err(fail)
         }
@@ -248,6 +255,55 @@ fn build(
                 .map_err(fail)
         }
     }
+}
+
+/// A Salesforce connection's configuration: its login URL, connected
+/// app, sign-in by its properties, and its budget.
+fn salesforce_config(
+    c: &Connection,
+    o: &ConnectionOverride,
+    secrets: &BTreeMap<String, Secret>,
+    retry: RetryPolicy,
+) -> Result<SalesforceConfig, SetupError> {
+    let login = o
+        .login_url
+        .clone()
+        .or_else(|| c.settings.get("instance").cloned())
+        .ok_or_else(|| missing(c, "instance"))?;
+    let client_id = secrets
+        .get("client_id")
+        .map(|s| s.expose().to_string())
+        .or_else(|| c.settings.get("client_id").cloned())
+        .ok_or_else(|| missing(c, "client_id"))?;
+    let auth = if keeps_grant(c) {
+        // From the store; the configured token is a seed at most.
+        SalesforceAuth::WebServer {
+            client_secret: secrets.get("client_secret").cloned(),
+            refresh_token: secrets.get("refresh_token").cloned(),
+        }
+    } else {
+        // A plain setting (`username "..."`) counts as well as a
+        // reference (`username env("SF_USERNAME")`).
+        SalesforceAuth::from_properties(&login, |key| {
+            secrets
+                .get(key)
+                .cloned()
+                .or_else(|| c.settings.get(key).map(Secret::new))
+        })
+        .map_err(|key| missing(c, key))?
+    };
+    let mut cfg = SalesforceConfig::with_auth(login, client_id, auth);
+    cfg.retry = retry;
+    if let Some(rpm) = o.rpm.or(c.rate_limit_rpm) {
+        cfg.rpm = rpm;
+    }
+    if let Some(n) = o.max_concurrent.or(c.max_concurrent) {
+        cfg.max_concurrent = n as usize;
+    }
+    if let Some(t) = o.timeout {
+        cfg.timeout = t;
+    }
+    Ok(cfg)
 }
 
 /// A Zendesk connection's configuration: its credentials by `auth`, its
@@ -449,6 +505,7 @@ pub fn for_emulators_in(
         // And its session the emulator's refresh token, whatever flow the
         // block declares (the emulator has no certificate by default).
         plain.settings.remove("username");
+        plain.settings.remove("flow");
         let window = (scale > 1).then(|| Duration::from_secs(60) / scale);
         out.insert(
             c.name.clone(),

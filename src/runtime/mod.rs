@@ -16,6 +16,7 @@ pub mod intake;
 pub mod keeper;
 pub mod links;
 pub mod listen;
+pub mod login;
 pub mod logs;
 pub mod metrics;
 pub mod ops;

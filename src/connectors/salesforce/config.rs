@@ -34,6 +34,13 @@ pub struct SalesforceConfig {
     /// query cannot hold the connector.
     pub max_query_pages: usize,
     pub timeout: Duration,
+    /// Where the grant of a `flow web_server` / `flow refresh_token`
+    /// connection is kept (the runtime's sealed store): a rotated refresh
+    /// token survives a restart. `None`: in memory only.
+    pub keeper: Option<super::super::transport::session::KeeperHandle>,
+    /// Access tokens are renewed on a 401 (Salesforce answers no
+    /// `expires_in`); the margin applies if one ever comes.
+    pub refresh_margin: Duration,
 }
 
 impl fmt::Debug for SalesforceConfig {
@@ -57,6 +64,13 @@ pub enum SalesforceAuth {
         client_secret: Secret,
         refresh_token: Secret,
     },
+    /// The web server flow (`l3map auth login`): the grant comes from the
+    /// store; a configured `refresh_token` only seeds an empty store. A
+    /// public client (PKCE only) has no secret.
+    WebServer {
+        client_secret: Option<Secret>,
+        refresh_token: Option<Secret>,
+    },
     /// A connected app with a digital certificate: no secret and no
     /// refresh token, an assertion signed with the certificate's key.
     JwtBearer(JwtBearer),
@@ -70,6 +84,14 @@ impl fmt::Debug for SalesforceAuth {
                 refresh_token,
             } => f
                 .debug_struct("RefreshToken")
+                .field("client_secret", client_secret)
+                .field("refresh_token", refresh_token)
+                .finish(),
+            SalesforceAuth::WebServer {
+                client_secret,
+                refresh_token,
+            } => f
+                .debug_struct("WebServer")
                 .field("client_secret", client_secret)
                 .field("refresh_token", refresh_token)
                 .finish(),
@@ -157,6 +179,8 @@ impl SalesforceConfig {
             query_batch_size: None,
             max_query_pages: 500,
             timeout: Duration::from_secs(30),
+            keeper: None,
+            refresh_margin: Duration::from_secs(120),
         }
     }
 }

@@ -25,6 +25,7 @@ mod types;
 
 pub use composite::{QueryOutcome, SubResult, COMPOSITE_BATCH_LIMIT, COMPOSITE_QUERY_LIMIT};
 pub use config::{SalesforceAuth, SalesforceConfig};
+pub use policy::kept_instance_url;
 pub use session::PubSubSession;
 pub use types::{
     ApiUsage, Describe, DescribeField, PicklistValue, QueryResult, Record, RecordError,
@@ -101,6 +102,13 @@ impl SalesforceClient {
                 client_secret,
                 refresh_token,
             } => SignIn::RefreshToken {
+                client_secret: Some(client_secret.clone()),
+                refresh_token: Some(refresh_token.clone()),
+            },
+            SalesforceAuth::WebServer {
+                client_secret,
+                refresh_token,
+            } => SignIn::RefreshToken {
                 client_secret: client_secret.clone(),
                 refresh_token: refresh_token.clone(),
             },
@@ -126,7 +134,7 @@ impl SalesforceClient {
         let transport = Transport::new(
             http,
             policy,
-            Session::renewable(),
+            Session::renewable_kept(cfg.keeper.as_ref().map(|k| k.0.clone()), cfg.refresh_margin),
             budget,
             cfg.retry.clone(),
         );

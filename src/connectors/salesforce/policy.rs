@@ -8,6 +8,7 @@ use super::super::error::{ApiError, System};
 use super::super::limit::parse_retry_after;
 use super::super::retry::Replay;
 use super::super::secret::Secret;
+use super::super::transport::session::Kept;
 use super::super::transport::{send, Answer, Grant, Policy, Rate, Request, Verdict};
 use super::jwt_bearer::{self, Signer};
 use super::types::ApiUsage;
@@ -34,22 +35,53 @@ pub(super) fn protocol(message: impl Into<String>) -> ApiError {
     }
 }
 
-/// The session's access token, the instance it is good for, and the org
-/// it signed in to (from the identity URL the grant answers with).
+/// The session's access token, the instance it is good for, the org it
+/// signed in to (from the identity URL the grant answers with), and the
+/// newest refresh token (with rotation on, every refresh answers a new
+/// one and the old one is dead:
+/// help.salesforce.com/apex/HTViewHelpDoc?id=xcloud.remoteaccess_oauth_refresh_token_flow_ca.htm).
 #[derive(Clone)]
 pub struct Token {
     pub(super) access: Secret,
     pub(super) instance_url: String,
     pub(super) org_id: Option<String>,
+    pub(super) refresh: Option<Secret>,
 }
 
-/// `cfg.auth`, ready to use: the JWT-bearer key is parsed once.
+/// `cfg.auth`, ready to use: the JWT-bearer key is parsed once. The
+/// refresh-token sign-in's token is a seed when the grant is kept in a
+/// store (`None`: only `l3map auth login` can give one); a public client
+/// has no secret.
 pub(super) enum SignIn {
     RefreshToken {
-        client_secret: Secret,
-        refresh_token: Secret,
+        client_secret: Option<Secret>,
+        refresh_token: Option<Secret>,
     },
     Jwt(Signer),
+}
+
+/// How the instance URL and the org id ride in [`Kept::instance_url`]
+/// (one field of the sealed grant): `URL ORG`. A space is in no URL.
+fn pack(instance_url: &str, org_id: Option<&str>) -> String {
+    match org_id {
+        Some(org) => format!("{instance_url} {org}"),
+        None => instance_url.to_string(),
+    }
+}
+
+/// What a kept grant holds for the instance: the instance URL and the org
+/// of the identity URL (`l3map auth login` stores its code exchange's
+/// answer the way the session keeps a refresh's).
+pub fn kept_instance_url(instance_url: &str, identity_url: Option<&str>) -> String {
+    let org = identity_url.and_then(org_of_identity);
+    pack(instance_url.trim_end_matches('/'), org.as_deref())
+}
+
+fn unpack(kept: &str) -> (String, Option<String>) {
+    match kept.split_once(' ') {
+        Some((url, org)) => (url.to_string(), Some(org.to_string())),
+        None => (kept.to_string(), None),
+    }
 }
 
 pub struct SalesforcePolicy {
@@ -68,6 +100,10 @@ struct RawGrant {
     /// The identity URL, `https://login.salesforce.com/id/<org id>/<user id>`.
     #[serde(default)]
     id: Option<String>,
+    /// After a code exchange, and after a refresh when the app rotates
+    /// refresh tokens.
+    #[serde(default)]
+    refresh_token: Option<String>,
 }
 
 /// The org id in an identity URL (`…/id/00D…/005…`): the Pub/Sub API's
@@ -83,12 +119,19 @@ impl Grant for SalesforcePolicy {
 
     /// Signs in: the refresh-token grant, or (with a JWT-bearer key) a new
     /// assertion, built per grant since it expires in minutes.
-    async fn grant(&self, http: &reqwest::Client, _: Option<&Token>) -> Result<Token, ApiError> {
+    async fn grant(
+        &self,
+        http: &reqwest::Client,
+        previous: Option<&Token>,
+    ) -> Result<Token, ApiError> {
         let url = format!(
             "{}/services/oauth2/token",
             self.login_url.trim_end_matches('/')
         );
         let assertion;
+        // The newest refresh token: the session's (rotated), else the
+        // configured seed.
+        let mut used = None;
         let form: Vec<(&str, &str)> = match &self.sign_in {
             SignIn::Jwt(signer) => {
                 assertion = signer.assertion(SF)?;
@@ -100,12 +143,28 @@ impl Grant for SalesforcePolicy {
             SignIn::RefreshToken {
                 client_secret,
                 refresh_token,
-            } => vec![
-                ("grant_type", "refresh_token"),
-                ("client_id", self.client_id.as_str()),
-                ("client_secret", client_secret.expose()),
-                ("refresh_token", refresh_token.expose()),
-            ],
+            } => {
+                let Some(refresh) = previous
+                    .and_then(|t| t.refresh.as_ref())
+                    .or(refresh_token.as_ref())
+                else {
+                    return Err(ApiError::GrantRevoked {
+                        system: SF,
+                        message: "no grant stored yet; run `l3map auth login` for this connection"
+                            .into(),
+                    });
+                };
+                used = Some(refresh.clone());
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("client_id", self.client_id.as_str()),
+                    ("refresh_token", refresh.expose()),
+                ];
+                if let Some(secret) = client_secret {
+                    form.push(("client_secret", secret.expose()));
+                }
+                form
+            }
         };
         let answer = send::exchange(SF, http.post(url).form(&form), |_| {}).await?;
         if !answer.status.is_success() {
@@ -121,6 +180,37 @@ impl Grant for SalesforcePolicy {
             access: Secret::new(raw.access_token),
             instance_url: raw.instance_url.trim_end_matches('/').to_string(),
             org_id: raw.id.as_deref().and_then(org_of_identity),
+            // A rotated one replaces the one used; without rotation the
+            // answer has none and the one used stays good.
+            refresh: raw.refresh_token.map(Secret::new).or(used),
+        })
+    }
+
+    /// Kept when the sign-in has a refresh token (the JWT bearer flow
+    /// mints a fresh assertion each time and keeps nothing). Salesforce
+    /// answers no `expires_in`: the session timeout of the app governs,
+    /// and the token is renewed on its 401.
+    fn keep(&self, token: &Token) -> Option<Kept> {
+        Some(Kept {
+            access: token.access.clone(),
+            refresh: Some(token.refresh.clone()?),
+            expires_in: None,
+            refresh_expires_in: None,
+            instance_url: Some(pack(&token.instance_url, token.org_id.as_deref())),
+        })
+    }
+
+    fn adopt(&self, kept: Kept) -> Result<Token, ApiError> {
+        let (instance_url, org_id) = unpack(
+            kept.instance_url
+                .as_deref()
+                .ok_or_else(|| protocol("the stored grant has no instance URL"))?,
+        );
+        Ok(Token {
+            access: kept.access,
+            instance_url,
+            org_id,
+            refresh: kept.refresh,
         })
     }
 
@@ -250,4 +340,22 @@ pub(super) fn classify(status: StatusCode, body: &[u8], retry_after: Option<Dura
         },
         _ => ApiError::from_status(SF, s, message, retry_after, fields),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_org_id_rides_with_the_instance_url_in_a_kept_grant() {
+        let packed = pack("https://acme.my.salesforce.com", Some("00Dxx0000001gPL"));
+        assert_eq!(
+            unpack(&packed),
+            (
+                "https://acme.my.salesforce.com".to_string(),
+                Some("00Dxx0000001gPL".to_string())
+            )
+        );
+        assert_eq!(unpack("http://127.0.0.1:9").1, None);
+    }
 }

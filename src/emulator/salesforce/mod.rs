@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
 
+mod authorize;
 mod bodies;
 mod collections;
 mod composite;
@@ -73,6 +74,10 @@ pub struct SalesforceOptions {
     pub client_id: String,
     pub client_secret: String,
     pub refresh_token: String,
+    /// The app has refresh token rotation on: every refresh answers a new
+    /// `refresh_token` and the one used is invalid from then on (reusing
+    /// it also ends the newer one). Off by default, as in Salesforce.
+    pub rotate_refresh_tokens: bool,
     /// The JWT-bearer flow: the connected app's certificate key and its
     /// pre-authorized user. `None`: every assertion is refused.
     pub jwt: Option<JwtApp>,
@@ -105,6 +110,7 @@ impl Default for SalesforceOptions {
             client_id: "l3map-emulator-client".into(),
             client_secret: "l3map-emulator-secret".into(),
             refresh_token: "l3map-emulator-refresh".into(),
+            rotate_refresh_tokens: false,
             jwt: None,
             token_lifetime: Duration::from_secs(2 * 3600),
             api_limit: 100_000,
@@ -287,7 +293,10 @@ impl Handle {
 struct Emu {
     client_id: String,
     client_secret: String,
-    refresh_token: String,
+    /// The refresh tokens issued (the configured one first) and the
+    /// authorization page's codes.
+    grants: Mutex<authorize::Grants>,
+    rotate_refresh_tokens: bool,
     jwt: Option<jwt::Verifier>,
     token_lifetime: Duration,
     api_limit: u32,
@@ -332,7 +341,8 @@ impl Emu {
         Emu {
             client_id: opts.client_id,
             client_secret: opts.client_secret,
-            refresh_token: opts.refresh_token,
+            grants: Mutex::new(authorize::Grants::new(&opts.refresh_token)),
+            rotate_refresh_tokens: opts.rotate_refresh_tokens,
             jwt: opts.jwt.as_ref().map(jwt::Verifier::new),
             token_lifetime: opts.token_lifetime,
             api_limit: opts.api_limit,
@@ -402,6 +412,7 @@ fn router(state: Arc<Emu>, faults: Arc<Faults>) -> Router {
         .route_layer(from_fn_with_state(state.clone(), api_gate));
     Router::new()
         .route("/services/oauth2/token", post(token))
+        .merge(authorize::routes())
         .merge(data)
         .merge(pubsub::admin_routes())
         .fallback(|| async { SfError::not_found() })

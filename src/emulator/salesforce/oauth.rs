@@ -1,5 +1,7 @@
-//! The token endpoint: the refresh-token grant and the JWT-bearer grant
-//! ([`super::jwt`]), each answered with Salesforce's bodies.
+//! The token endpoint: the web server flow's code exchange
+//! ([`super::authorize`]), the refresh-token grant (rotating when the app
+//! says so) and the JWT-bearer grant ([`super::jwt`]), each answered with
+//! Salesforce's bodies.
 //!
 //! Every grant issues a new access token and clients re-grant whenever a
 //! session ends, so the live tokens are pruned of expired ones on each
@@ -93,6 +95,20 @@ pub(super) async fn token(
     let get = |k: &str| params.get(k).map(String::as_str).unwrap_or("");
     match get("grant_type") {
         "refresh_token" => {}
+        // The web server flow's code exchange (super::authorize).
+        "authorization_code" => {
+            return match super::authorize::redeem(&st, &params) {
+                Ok(refresh) => issue(
+                    &st,
+                    &headers,
+                    "api refresh_token offline_access",
+                    Some(refresh),
+                ),
+                Err((error, description)) => {
+                    oauth_error(StatusCode::BAD_REQUEST, error, description)
+                }
+            };
+        }
         jwt::GRANT_TYPE => {
             let audiences = [
                 "https://login.salesforce.com".to_string(),
@@ -111,7 +127,7 @@ pub(super) async fn token(
             return match checked {
                 // No refresh token in this flow: the client signs a new
                 // assertion when the session ends.
-                Ok(_user) => issue(&st, &headers, "api"),
+                Ok(_user) => issue(&st, &headers, "api", None),
                 Err((error, description)) => {
                     oauth_error(StatusCode::BAD_REQUEST, error, description)
                 }
@@ -132,14 +148,16 @@ pub(super) async fn token(
             "invalid client credentials",
         );
     }
-    if !same_secret(get("refresh_token"), &st.refresh_token) {
-        return oauth_error(
+    let refreshed = lock(&st.grants).refresh(get("refresh_token"), st.rotate_refresh_tokens);
+    match refreshed {
+        Err(()) => oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_grant",
             "expired access/refresh token",
-        );
+        ),
+        // With rotation, the new refresh token is in the answer.
+        Ok(rotated) => issue(&st, &headers, "api refresh_token offline_access", rotated),
     }
-    issue(&st, &headers, "api refresh_token offline_access")
 }
 
 fn host(headers: &HeaderMap) -> &str {
@@ -149,9 +167,10 @@ fn host(headers: &HeaderMap) -> &str {
         .unwrap_or("127.0.0.1")
 }
 
-/// A new access token, answered as Salesforce does (no `refresh_token`
-/// in the body: a refresh grant reuses the one it has).
-fn issue(st: &Emu, headers: &HeaderMap, scope: &str) -> Response {
+/// A new access token, answered as Salesforce does: a `refresh_token` in
+/// the body after a code exchange, and after a refresh only when the app
+/// rotates refresh tokens (otherwise the client reuses the one it has).
+fn issue(st: &Emu, headers: &HeaderMap, scope: &str, refresh: Option<String>) -> Response {
     let serial = st.token_serial.fetch_add(1, Ordering::SeqCst) + 1;
     let access = format!("00D5e0000000001!AQ{serial:08}{:016x}", fastrand::u64(..));
     let now = Instant::now();
@@ -159,7 +178,7 @@ fn issue(st: &Emu, headers: &HeaderMap, scope: &str) -> Response {
     st.stats.grants.fetch_add(1, Ordering::SeqCst);
     let host = host(headers);
     let issued = jiff::Timestamp::now().as_millisecond();
-    axum::Json(json!({
+    let mut body = json!({
         "access_token": access,
         "instance_url": format!("http://{host}"),
         "id": format!("http://{host}/id/00D5e0000000001/0055e0000000001"),
@@ -167,8 +186,11 @@ fn issue(st: &Emu, headers: &HeaderMap, scope: &str) -> Response {
         "issued_at": issued.to_string(),
         "scope": scope,
         "signature": signature(&access, issued),
-    }))
-    .into_response()
+    });
+    if let Some(r) = refresh {
+        body["refresh_token"] = json!(r);
+    }
+    axum::Json(body).into_response()
 }
 
 /// base64(HMAC-SHA256(id + issued_at)) in Salesforce; here a stand-in of

@@ -53,6 +53,9 @@ pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) 
         };
     }
     sh.count(&parts.method, parts.uri.path());
+    if parts.uri.path() == "/oauth/authorizations/new" && parts.method == Method::GET {
+        return super::authorize::authorize(&sh, parts.uri.query());
+    }
     if parts.uri.path() == "/oauth/tokens" {
         return match (parts.method.clone(), read_body(&sh, body).await) {
             (Method::POST, Ok(bytes)) => token(&sh, &parts.headers, &bytes),

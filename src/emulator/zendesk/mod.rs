@@ -30,6 +30,7 @@ use tokio::time::Instant;
 mod admin;
 mod audit;
 mod auth;
+mod authorize;
 mod changes;
 mod dispatch;
 mod errors;
@@ -223,6 +224,8 @@ struct Shared {
     stats: Arc<Mutex<Stats>>,
     hooks: Option<HookQueue>,
     oauth: Mutex<oauth::OAuthState>,
+    /// Codes the authorization page issued, with their PKCE challenge.
+    authorize: Mutex<authorize::Pending>,
     /// Where [`ZendeskEmulator::start`] listens: the origin of the URLs it
     /// hands out when a request's `Host` cannot say (HTTP/1.0 without one,
     /// or one that is not a host and port).
@@ -361,6 +364,7 @@ impl ZendeskEmulator {
             stats: Arc::new(Mutex::new(Stats::default())),
             hooks,
             oauth: Mutex::new(oauth::OAuthState::default()),
+            authorize: Mutex::new(authorize::Pending::default()),
             listen: std::sync::OnceLock::new(),
             opts,
         };

@@ -322,6 +322,11 @@ fn grant(sh: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthE
         REFRESH_TTL_RANGE,
         sh.opts.refresh_token_lifetime,
     )?;
+    if grant_type == "authorization_code" {
+        // A code from the authorization page: its PKCE binding first.
+        super::authorize::redeem(sh, &p, &client.identifier)
+            .map_err(|(error, why)| oauth_error(StatusCode::BAD_REQUEST, error, &why))?;
+    }
     let mut st = lock(&sh.oauth);
     let now = Instant::now();
     // The authorization this grant continues, its scopes, and whether it
