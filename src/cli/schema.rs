@@ -67,6 +67,15 @@ pub fn run(path: Option<&Path>, config: Option<&Path>, connection: &str, mode: M
             names.join(", ")
         ));
     };
+    // A grant kept in the runtime's store is used from there (and a
+    // refresh stored there), never spent behind the runtime's back.
+    let grants = match (&cfg, crate::runtime::clients::keeps_grant(conn)) {
+        (Some(cfg), true) => match crate::runtime::clients::Grants::open(cfg) {
+            Ok(g) => Some(g),
+            Err(e) => return fail(format!("connection `{connection}`: {e}")),
+        },
+        _ => None,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => return fail(format!("cannot start the async runtime: {e}")),
@@ -79,7 +88,7 @@ pub fn run(path: Option<&Path>, config: Option<&Path>, connection: &str, mode: M
     let pulled = match runtime.block_on(with_progress(
         &what,
         &step,
-        pull_with(conn, &over, &|s| {
+        pull_with(conn, &over, grants.as_ref(), &|s| {
             if let Ok(mut g) = step.lock() {
                 *g = s.to_string();
             }

@@ -262,10 +262,29 @@ impl Rig {
         // One registry, as `l3map run` has: the setup's clients spend the
         // same tokens' budgets as the runtime's.
         let limiters = Limiters::default();
-        let runtime_clients = clients::from_config_in(&program, &cfg.connections, &limiters)
-            .map_err(|e| e.to_string())?;
-        let setup_clients = clients::from_config_in(&program, &cfg.connections, &limiters)
-            .map_err(|e| e.to_string())?;
+        // A grant kept in the runtime's store (OAuth with rotating refresh
+        // tokens) is used from there, and the setup shares the runtime's
+        // session of it: one refresh serves both.
+        let grants = if program.connections.iter().any(clients::keeps_grant) {
+            Some(clients::Grants::open(&cfg)?)
+        } else {
+            None
+        };
+        let build = || {
+            clients::from_config_kept(&program, &cfg.connections, &limiters, grants.as_ref())
+                .map_err(|e| e.to_string())
+        };
+        let runtime_clients = build()?;
+        let mut setup_clients = build()?;
+        for c in program
+            .connections
+            .iter()
+            .filter(|c| clients::keeps_grant(c))
+        {
+            if let Some(shared) = runtime_clients.get(&c.name) {
+                setup_clients.insert(c.name.clone(), shared.clone());
+            }
+        }
         let (desk, _) = zendesk_of(&runtime_clients)?;
         let (_, setup_zd) = zendesk_of(&setup_clients)?;
         let setup_sf = first_salesforce(&setup_clients).map(|(_, c)| c);

@@ -128,6 +128,25 @@ pub struct Grants {
     pub margin: Duration,
 }
 
+impl Grants {
+    /// The state store of `cfg` and its credentials key, for a command
+    /// that uses a kept grant beside `l3map run` (`schema pull`, `e2e
+    /// --target live`): the same sealed row, so a refresh by either is
+    /// seen by the other (compare-and-swap on its generation) and a
+    /// rotating refresh token is never spent behind the runtime's back.
+    pub fn open(cfg: &crate::runtime::config::Config) -> Result<Grants, String> {
+        let key = cfg.credentials.key().map_err(|e| e.to_string())?;
+        let store = crate::runtime::store::Store::open(&cfg.state).map_err(|e| e.to_string())?;
+        Ok(Grants {
+            vault: crate::runtime::seal::Vault::new(
+                std::sync::Arc::new(store),
+                std::sync::Arc::new(key),
+            ),
+            margin: cfg.credentials.refresh_margin,
+        })
+    }
+}
+
 /// Whether a connection keeps an OAuth grant in the store (and so needs
 /// the credentials key): Zendesk `auth oauth_code`, Salesforce `flow
 /// web_server` and `flow refresh_token` (their refresh tokens rotate when
@@ -165,7 +184,9 @@ pub fn from_config_kept(
         let secrets = connection_secrets(c)?;
         let o = overrides.get(&c.name).cloned().unwrap_or_default();
         let client = match grants {
-            Some(g) if keeps_grant(c) => rebuild_kept(c, &o, &secrets, limiters, g)?,
+            Some(g) if keeps_grant(c) => {
+                rebuild_kept(c, &o, &secrets, limiters, g, runtime_retry())?
+            }
             _ => build(c, &o, &secrets, None, runtime_retry(), limiters)?,
         };
         out.insert(c.name.clone(), client);
@@ -181,6 +202,7 @@ fn rebuild_kept(
     secrets: &BTreeMap<String, Secret>,
     limiters: &Limiters,
     g: &Grants,
+    retry: RetryPolicy,
 ) -> Result<Client, SetupError> {
     use crate::connectors::error::System;
     let keeper = |system: System| {
@@ -198,14 +220,14 @@ fn rebuild_kept(
         message: e.to_string(),
     };
     if c.kind == Kind::Salesforce {
-        let mut cfg = salesforce_config(c, o, secrets, runtime_retry())?;
+        let mut cfg = salesforce_config(c, o, secrets, retry)?;
         cfg.refresh_margin = g.margin;
         cfg.keeper = keeper(System::Salesforce);
         return SalesforceClient::with_limiters(cfg, limiters)
             .map(Client::Salesforce)
             .map_err(fail);
     }
-    let mut cfg = zendesk_config(c, o, secrets, None, runtime_retry())?;
+    let mut cfg = zendesk_config(c, o, secrets, None, retry)?;
     cfg.refresh_margin = g.margin;
     cfg.keeper = keeper(System::Zendesk);
     ZendeskClient::with_limiters(cfg, limiters)
@@ -234,7 +256,7 @@ fn build(
         return Err(SetupError::Connection {
             connection: c.name.clone(),
             message: format!(
-                "{} keeps its grant in l3map's state store; only `l3map run` opens it so far",
+                "{} keeps its grant in l3map's state store: give the command the l3map.toml of the runtime (--config), whose `state` and [credentials] key hold it",
                 match c.kind {
                     Kind::Salesforce => "a Salesforce `flow web_server|refresh_token` connection",
                     _ => "`auth oauth_code`",
@@ -389,10 +411,20 @@ pub fn endpoint(c: &Connection, o: &ConnectionOverride) -> Option<String> {
 /// A client of one connection for a command a person waits on: the
 /// configuration's overrides applied, every missing credential named in
 /// one message, and [`interactive_retry`].
-pub fn interactive(c: &Connection, o: &ConnectionOverride) -> Result<Client, String> {
+/// A connection that keeps its grant in the store needs `grants` (see
+/// [`Grants::open`]).
+pub fn interactive(
+    c: &Connection,
+    o: &ConnectionOverride,
+    grants: Option<&Grants>,
+) -> Result<Client, String> {
     super::config::all_at_once(super::config::connection_secret_problems(c))
         .map_err(|e| e.to_string())?;
     let secrets = connection_secrets(c).map_err(|e| e.to_string())?;
+    if let (Some(g), true) = (grants, keeps_grant(c)) {
+        return rebuild_kept(c, o, &secrets, &Limiters::default(), g, interactive_retry())
+            .map_err(|e| e.to_string());
+    }
     // One client, for one command: a budget of its own.
     build(
         c,

@@ -21,20 +21,22 @@ pub enum Pulled {
 
 /// Reads the instance behind `conn`, as the mapping declares it.
 pub async fn pull(conn: &Connection) -> Result<Pulled, String> {
-    pull_with(conn, &ConnectionOverride::default(), &|_| {}).await
+    pull_with(conn, &ConnectionOverride::default(), None, &|_| {}).await
 }
 
 /// Reads the instance behind `conn` with the configuration's overrides
 /// (`[connections.NAME]` of l3map.toml: another base URL, login URL or
 /// timeout). Every missing credential is named in one message, an
 /// unreachable host fails within seconds with its name and the reason
-/// ([`reach`]), and `step` is told what is being read, for progress.
+/// ([`reach`]), and `step` is told what is being read, for progress. A
+/// connection keeping its grant in the store signs in with `grants`.
 pub async fn pull_with(
     conn: &Connection,
     o: &ConnectionOverride,
+    grants: Option<&crate::runtime::clients::Grants>,
     step: &(dyn Fn(&str) + Sync),
 ) -> Result<Pulled, String> {
-    let client = crate::runtime::clients::interactive(conn, o)?;
+    let client = crate::runtime::clients::interactive(conn, o, grants)?;
     let Some(url) = crate::runtime::clients::endpoint(conn, o) else {
         return Err(format!(
             "connection `{}` names no instance; add its `subdomain` (Zendesk) or `instance` (Salesforce)",
