@@ -142,6 +142,7 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
     let store = Store::open(&cfg.state).map_err(|e| e.to_string())?;
     store.maintain(cfg.retention);
     // OAuth grants are kept in the same file, on a handle of their own.
+    let metrics = crate::runtime::metrics::Metrics::new();
     let grants = match key {
         Some(key) => Some(clients::Grants {
             vault: crate::runtime::seal::Vault::new(
@@ -149,6 +150,7 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
                 key,
             ),
             margin: cfg.credentials.refresh_margin,
+            metrics: Some(metrics.clone()),
         }),
         None => None,
     };
@@ -169,6 +171,7 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
     let running = start(Setup {
         webhook_secret,
         agents,
+        metrics,
         ..Setup::new(program, clients, store, listener).tuned(&cfg)
     })
     .await?;

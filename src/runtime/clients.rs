@@ -126,6 +126,8 @@ pub fn from_config_in(
 pub struct Grants {
     pub vault: crate::runtime::seal::Vault,
     pub margin: Duration,
+    /// Refreshes are counted here (`l3map_credential_refresh_total`).
+    pub metrics: Option<crate::runtime::metrics::Metrics>,
 }
 
 /// Whether a connection keeps an OAuth grant in the store (and so needs
@@ -166,12 +168,16 @@ fn rebuild_kept(
 ) -> Result<Client, SetupError> {
     let mut cfg = zendesk_config(c, o, secrets, None, runtime_retry())?;
     cfg.refresh_margin = g.margin;
+    if let Some(m) = &g.metrics {
+        m.credential(&c.name);
+    }
     cfg.keeper = Some(crate::connectors::transport::session::KeeperHandle(
         std::sync::Arc::new(crate::runtime::keeper::StoreKeeper {
             vault: g.vault.clone(),
             connection: c.name.clone(),
             flow: "zendesk_code".into(),
             system: crate::connectors::error::System::Zendesk,
+            metrics: g.metrics.clone(),
         }),
     ));
     ZendeskClient::with_limiters(cfg, limiters)

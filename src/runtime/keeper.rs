@@ -4,7 +4,9 @@
 //! lifetimes on the monotonic clock).
 
 use crate::connectors::error::{ApiError, System};
-use crate::connectors::transport::session::{Keeper, Kept};
+use crate::connectors::transport::session::{Keeper, Kept, Standby};
+use crate::connectors::Secret;
+use crate::runtime::metrics::Metrics;
 use crate::runtime::seal::{Grant, SealError, Vault};
 use crate::runtime::store::{now_ms, CredentialState};
 use std::time::Duration;
@@ -19,6 +21,8 @@ pub struct StoreKeeper {
     /// row's associated data.
     pub flow: String,
     pub system: System,
+    /// `l3map_credential_refresh_total` is counted here (`l3map run`).
+    pub metrics: Option<Metrics>,
 }
 
 impl StoreKeeper {
@@ -83,10 +87,39 @@ impl Keeper for StoreKeeper {
     }
 
     fn commit(&self, expected: Option<i64>, grant: &Kept) -> Result<bool, ApiError> {
+        self.commit_standby(expected, grant, None)
+    }
+
+    fn standby(&self) -> Result<Standby, ApiError> {
+        let Some(l) = self
+            .vault
+            .load(&self.connection)
+            .map_err(|e| self.fail(e))?
+        else {
+            return Ok(Standby::default());
+        };
+        Ok(Standby {
+            refresh: l.standby,
+            unanswered: l.refreshing_since_ms.is_some(),
+        })
+    }
+
+    fn counted(&self, result: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.credential_refresh(&self.connection, result);
+        }
+    }
+
+    fn commit_standby(
+        &self,
+        expected: Option<i64>,
+        grant: &Kept,
+        standby: Option<&Secret>,
+    ) -> Result<bool, ApiError> {
         let now = now_ms();
         let won = self
             .vault
-            .commit(
+            .commit_standby(
                 &self.connection,
                 &self.flow,
                 expected,
@@ -97,6 +130,7 @@ impl Keeper for StoreKeeper {
                     refresh_expires_ms: at(grant.refresh_expires_in, now),
                     instance_url: grant.instance_url.clone(),
                 },
+                standby,
             )
             .map_err(|e| self.fail(e))?;
         if won && expected.is_none() {
@@ -185,6 +219,7 @@ mod tests {
             connection: "desk".into(),
             flow: "zendesk_code".into(),
             system: System::Zendesk,
+            metrics: None,
         })
     }
 
