@@ -34,6 +34,8 @@ const WEBHOOK_SECRET: &str = "cred-webhook-secret-7c2e";
 /// The emulator's development token: the test's own reads and writes (a
 /// person's), never the runtime's.
 const DEV_TOKEN: &str = "l3map-dev-token";
+/// The agent API's token (the storm test reads tickets through it).
+const AGENT_TOKEN: &str = "cred-agent-token-3b9d";
 /// The fintech desk's custom fields (mappings/fintech/fields.l3map).
 const SLA_TIER: u64 = 360001234;
 const DISPUTE_TYPE: u64 = 360001238;
@@ -61,6 +63,7 @@ impl Soak {
             .env("SF_REFRESH_TOKEN", "l3map-emulator-refresh")
             .env("RUST_LOG", "info")
             .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .env("L3MAP_AGENT_TOKEN", AGENT_TOKEN)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -295,6 +298,9 @@ login_url = "{salesforce}"
 [outbox]
 retry_min_ms = 200
 retry_max_secs = 2
+
+[agents.cred]
+token_env = "L3MAP_AGENT_TOKEN"
 
 [credentials]
 key_file = "key"
@@ -740,4 +746,126 @@ async fn a_revoked_grant_is_loud_once_waits_and_resumes_after_a_login() {
         "{m}"
     );
     s.healthy(Duration::from_secs(5)).await;
+}
+
+/// Sets the stored access token's wall-clock expiry (a plaintext column,
+/// outside the sealed bytes): what a clock skewed ahead or behind makes
+/// of it.
+fn store_expiry(s: &Soak, at_ms: i64) {
+    rusqlite::Connection::open(s.dir.join("state/state.db"))
+        .unwrap()
+        .execute(
+            "UPDATE credentials SET access_expires_ms = ?1",
+            rusqlite::params![at_ms],
+        )
+        .unwrap();
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Waits until the grant is stored and its standby minted.
+async fn settled(s: &mut Soak) {
+    s.start_runtime();
+    s.healthy(Duration::from_secs(30)).await;
+    stat_reaches(s, "created", 1, Duration::from_secs(30)).await;
+}
+
+/// A skewed view of the clock: the store says the access token is good
+/// for a day while Zendesk has expired it (a 401 forces exactly one
+/// refresh), then that it expired an hour ago while it is good (it is
+/// refreshed once before use); neither loops.
+#[tokio::test]
+async fn a_skewed_expiry_costs_one_refresh_and_never_loops() {
+    let (mut s, _) = soak("skew", 600).await;
+    settled(&mut s).await;
+    s.kill();
+    store_expiry(&s, now_ms() + 86_400_000);
+    s.oauth(reqwest::Method::POST, "expire").await;
+    let before = s.oauth_stats().await["refreshes"].as_u64().unwrap();
+    s.start_runtime();
+    s.healthy(Duration::from_secs(30)).await;
+    stat_reaches(&s, "refreshes", before + 1, Duration::from_secs(20)).await;
+    // Polled every second for five more: nothing more.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let st = s.oauth_stats().await;
+    assert_eq!(
+        st["refreshes"].as_u64(),
+        Some(before + 1),
+        "{st}\n{}",
+        s.log()
+    );
+    assert_eq!(st["refused"], 0, "{st}");
+    s.kill();
+    store_expiry(&s, now_ms() - 3_600_000);
+    let before = before + 1;
+    let requests = s.requests().await;
+    s.start_runtime();
+    s.healthy(Duration::from_secs(30)).await;
+    stat_reaches(&s, "refreshes", before + 1, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let st = s.oauth_stats().await;
+    assert_eq!(
+        st["refreshes"].as_u64(),
+        Some(before + 1),
+        "{st}\n{}",
+        s.log()
+    );
+    assert_eq!(st["refused"], 0, "{st}");
+    assert!(s.requests().await > requests + 3, "{}", s.log());
+    assert_eq!(s.health().await.0, 200);
+}
+
+/// 200 concurrent agent reads through one process on an expired access
+/// token: one refresh for all of them, and again one for the next
+/// generation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_on_an_expired_token_refreshes_once_per_generation() {
+    let (mut s, _) = soak("storm", 600).await;
+    settled(&mut s).await;
+    let mut tickets = Vec::new();
+    for i in 0..20 {
+        tickets.push(s.disputed_ticket(&format!("Storm {i}")).await);
+    }
+    // The webhooks and polls of those settle first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for generation in 0..2 {
+        let before = s.oauth_stats().await["refreshes"].as_u64().unwrap();
+        s.oauth(reqwest::Method::POST, "expire").await;
+        let calls: Vec<_> = (0..200)
+            .map(|i| {
+                let req = s
+                    .http
+                    .get(format!(
+                        "{}/v1/context/{}",
+                        s.runtime,
+                        tickets[i % tickets.len()]
+                    ))
+                    .bearer_auth(AGENT_TOKEN)
+                    .timeout(Duration::from_secs(30));
+                tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+            })
+            .collect();
+        let mut ok = 0;
+        for c in calls {
+            let status = c.await.unwrap().expect("answered");
+            // The API may shed load (503 busy); never a credential error.
+            assert!(matches!(status, 200 | 503 | 429), "{status}");
+            ok += usize::from(status == 200);
+        }
+        assert!(ok > 0);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let st = s.oauth_stats().await;
+        assert_eq!(
+            st["refreshes"].as_u64(),
+            Some(before + 1),
+            "storm {generation}: {st}\n{}",
+            s.log()
+        );
+        assert_eq!(st["refused"], 0, "{st}");
+    }
 }

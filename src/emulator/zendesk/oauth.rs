@@ -504,6 +504,8 @@ fn grant(sh: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthE
 /// - `POST hold/{ms}`: the next refresh grant is applied (the old tokens
 ///   deleted) and its answer held `ms` milliseconds: the window in which
 ///   a client killed, or timing out, loses the new refresh token;
+/// - `POST expire`: every access token issued so far expires now (a
+///   clock that ran ahead, or tokens that lived their lifetime);
 /// - `GET issued`: every token issued (the most recent `max_oauth_tokens`),
 ///   for a test to scan its outputs with;
 /// - `GET stats`: grants issued, refreshes applied, refresh grants refused
@@ -553,6 +555,10 @@ pub(super) fn admin(sh: &Shared, method: &axum::http::Method, segs: &[&str]) -> 
             }
             Err(_) => invalid_request("hold/{milliseconds}").into_response(),
         },
+        (Method::POST, ["expire"]) => {
+            sh.expire_access_tokens();
+            (StatusCode::OK, axum::Json(json!({"expired": true}))).into_response()
+        }
         (Method::GET, ["issued"]) => (
             StatusCode::OK,
             axum::Json(json!({"tokens": lock(&sh.oauth).issued})),
