@@ -108,6 +108,15 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
         Some(std::sync::Arc::new(
             cfg.credentials.key().map_err(|e| e.to_string())?,
         ))
+    } else if program.connections.iter().any(clients::may_keep_grant) {
+        // Client-credentials tokens are kept when a key is configured.
+        match cfg.credentials.key() {
+            Ok(k) => Some(std::sync::Arc::new(k)),
+            Err(e) => {
+                tracing::info!("client_credentials tokens are kept in memory only ({e})");
+                None
+            }
+        }
     } else {
         None
     };

@@ -136,6 +136,14 @@ pub fn keeps_grant(c: &Connection) -> bool {
     c.kind == Kind::Zendesk && c.settings.get("auth").map(String::as_str) == Some("oauth_code")
 }
 
+/// Whether a connection's tokens may be kept in the store when a key is
+/// configured (its access token then survives a restart): Zendesk `auth
+/// client_credentials`. It needs none: a new token is one request away.
+pub fn may_keep_grant(c: &Connection) -> bool {
+    c.kind == Kind::Zendesk
+        && c.settings.get("auth").map(String::as_str) == Some("client_credentials")
+}
+
 /// [`from_config_in`], OAuth clients keeping their grants in `grants`
 /// (required when a connection [`keeps_grant`]).
 pub fn from_config_kept(
@@ -150,7 +158,9 @@ pub fn from_config_kept(
         let secrets = connection_secrets(c)?;
         let o = overrides.get(&c.name).cloned().unwrap_or_default();
         let client = match grants {
-            Some(g) if keeps_grant(c) => rebuild_kept(c, &o, &secrets, limiters, g)?,
+            Some(g) if keeps_grant(c) || may_keep_grant(c) => {
+                rebuild_kept(c, &o, &secrets, limiters, g)?
+            }
             _ => build(c, &o, &secrets, None, runtime_retry(), limiters)?,
         };
         out.insert(c.name.clone(), client);
@@ -175,7 +185,12 @@ fn rebuild_kept(
         std::sync::Arc::new(crate::runtime::keeper::StoreKeeper {
             vault: g.vault.clone(),
             connection: c.name.clone(),
-            flow: "zendesk_code".into(),
+            flow: if may_keep_grant(c) {
+                "zendesk_client_credentials"
+            } else {
+                "zendesk_code"
+            }
+            .into(),
             system: crate::connectors::error::System::Zendesk,
             metrics: g.metrics.clone(),
         }),

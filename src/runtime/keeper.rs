@@ -133,7 +133,7 @@ impl Keeper for StoreKeeper {
                 standby,
             )
             .map_err(|e| self.fail(e))?;
-        if won && expected.is_none() {
+        if won && expected.is_none() && grant.refresh.is_some() {
             tracing::info!(target: LOG_TARGET, connection = %self.connection, "stored the first grant (from the configured refresh_token); from now on the store's grant wins over the configured one");
         }
         Ok(won)

@@ -164,7 +164,11 @@ impl Grant for ZendeskPolicy {
         http: &reqwest::Client,
         token: &Token,
     ) -> Result<Option<Secret>, ApiError> {
-        if !matches!(self.cfg.credentials, Credentials::OAuthClient { .. }) {
+        // Client credentials need no standby: a new token is one request
+        // away, and nothing rotates.
+        if !matches!(self.cfg.credentials, Credentials::OAuthClient { .. })
+            || token.refresh.is_none()
+        {
             return Ok(None);
         }
         let base = &self.cfg.base_url;
