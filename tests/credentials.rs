@@ -56,6 +56,11 @@ impl Soak {
             .append(true)
             .open(self.dir.join("run.log"))
             .unwrap();
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("run.out"))
+            .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_l3map"))
             .args(["run", "--config"])
             .arg(self.dir.join("l3map.toml"))
@@ -64,7 +69,7 @@ impl Soak {
             .env("RUST_LOG", "info")
             .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .env("L3MAP_AGENT_TOKEN", AGENT_TOKEN)
-            .stdout(Stdio::null())
+            .stdout(out)
             .stderr(log)
             .spawn()
             .expect("l3map run starts");
@@ -351,8 +356,8 @@ async fn kill_in_held_refresh(s: &mut Soak, within: Duration) {
     s.kill();
 }
 
-/// No token the emulator ever issued is in the run's log, its metrics, or
-/// the store file, its WAL or its shared memory.
+/// No token the emulator ever issued is in the run's stderr (its log) or
+/// stdout, its metrics, or the store file, its WAL or its shared memory.
 async fn no_token_anywhere(s: &Soak, metrics: &str) {
     let issued = s.oauth(reqwest::Method::GET, "issued").await;
     let tokens: Vec<String> = issued["tokens"]
@@ -362,7 +367,7 @@ async fn no_token_anywhere(s: &Soak, metrics: &str) {
         .map(|t| t.as_str().unwrap().to_string())
         .collect();
     assert!(tokens.len() >= 3, "{issued}");
-    let log = s.log();
+    let log = s.log() + &std::fs::read_to_string(s.dir.join("run.out")).unwrap_or_default();
     let mut files = Vec::new();
     for f in ["state.db", "state.db-wal", "state.db-shm"] {
         if let Ok(bytes) = std::fs::read(s.dir.join("state").join(f)) {
@@ -370,7 +375,7 @@ async fn no_token_anywhere(s: &Soak, metrics: &str) {
         }
     }
     for t in &tokens {
-        assert!(!log.contains(t.as_str()), "a token in run.log");
+        assert!(!log.contains(t.as_str()), "a token in run.log or run.out");
         assert!(!metrics.contains(t.as_str()), "a token in /metrics");
         for (f, bytes) in &files {
             assert!(!contains(bytes, t), "a token in {f}");
