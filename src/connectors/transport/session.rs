@@ -410,10 +410,16 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
         let via = grant.adopt(via)?;
         let token = match grant.grant(http, Some(&via)).await {
             Ok(t) => t,
-            Err(e) => {
+            Err(e @ ApiError::GrantRevoked { .. }) => {
                 tracing::warn!(target: LOG_TARGET, error = %e, "the standby grant was refused too");
                 s.standby = None;
                 return Ok(None);
+            }
+            // No answer: the standby is kept and tried again with the next
+            // request (not a reason for a login).
+            Err(e) => {
+                keeper.counted("transient");
+                return Err(e);
             }
         };
         let Some(kept) = grant.keep(&token) else {
