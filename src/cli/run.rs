@@ -110,6 +110,15 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
         Some(std::sync::Arc::new(
             cfg.credentials.key().map_err(|e| e.to_string())?,
         ))
+    } else if program.connections.iter().any(clients::may_keep_grant) {
+        // Client-credentials tokens are kept when a key is configured.
+        match cfg.credentials.key() {
+            Ok(k) => Some(std::sync::Arc::new(k)),
+            Err(e) => {
+                tracing::info!("client_credentials tokens are kept in memory only ({e})");
+                None
+            }
+        }
     } else {
         None
     };
@@ -144,6 +153,7 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
     let store = Store::open(&cfg.state).map_err(|e| e.to_string())?;
     store.maintain(cfg.retention);
     // OAuth grants are kept in the same file, on a handle of their own.
+    let metrics = crate::runtime::metrics::Metrics::new();
     let grants = match key {
         Some(key) => Some(clients::Grants {
             vault: crate::runtime::seal::Vault::new(
@@ -151,6 +161,7 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
                 key,
             ),
             margin: cfg.credentials.refresh_margin,
+            metrics: Some(metrics.clone()),
         }),
         None => None,
     };
@@ -171,6 +182,7 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
     let running = start(Setup {
         webhook_secret,
         agents,
+        metrics,
         ..Setup::new(program, clients, store, listener).tuned(&cfg)
     })
     .await?;

@@ -126,6 +126,8 @@ pub fn from_config_in(
 pub struct Grants {
     pub vault: crate::runtime::seal::Vault,
     pub margin: Duration,
+    /// Refreshes are counted here (`l3map_credential_refresh_total`).
+    pub metrics: Option<crate::runtime::metrics::Metrics>,
 }
 
 impl Grants {
@@ -143,6 +145,7 @@ impl Grants {
                 std::sync::Arc::new(key),
             ),
             margin: cfg.credentials.refresh_margin,
+            metrics: None,
         })
     }
 }
@@ -170,6 +173,14 @@ pub fn grant_flow(c: &Connection) -> Option<&'static str> {
     }
 }
 
+/// Whether a connection's tokens may be kept in the store when a key is
+/// configured (its access token then survives a restart): Zendesk `auth
+/// client_credentials`. It needs none: a new token is one request away.
+pub fn may_keep_grant(c: &Connection) -> bool {
+    c.kind == Kind::Zendesk
+        && c.settings.get("auth").map(String::as_str) == Some("client_credentials")
+}
+
 /// [`from_config_in`], OAuth clients keeping their grants in `grants`
 /// (required when a connection [`keeps_grant`]).
 pub fn from_config_kept(
@@ -184,7 +195,7 @@ pub fn from_config_kept(
         let secrets = connection_secrets(c)?;
         let o = overrides.get(&c.name).cloned().unwrap_or_default();
         let client = match grants {
-            Some(g) if keeps_grant(c) => {
+            Some(g) if keeps_grant(c) || may_keep_grant(c) => {
                 rebuild_kept(c, &o, &secrets, limiters, g, runtime_retry())?
             }
             _ => build(c, &o, &secrets, None, runtime_retry(), limiters)?,
@@ -205,13 +216,22 @@ fn rebuild_kept(
     retry: RetryPolicy,
 ) -> Result<Client, SetupError> {
     use crate::connectors::error::System;
+    if let Some(m) = &g.metrics {
+        m.credential(&c.name);
+    }
+    let flow = match grant_flow(c) {
+        Some(f) => f,
+        None if may_keep_grant(c) => "zendesk_client_credentials",
+        None => "zendesk_code",
+    };
     let keeper = |system: System| {
         Some(crate::connectors::transport::session::KeeperHandle(
             std::sync::Arc::new(crate::runtime::keeper::StoreKeeper {
                 vault: g.vault.clone(),
                 connection: c.name.clone(),
-                flow: grant_flow(c).unwrap_or("zendesk_code").into(),
+                flow: flow.into(),
                 system,
+                metrics: g.metrics.clone(),
             }),
         ))
     };

@@ -4,7 +4,9 @@
 //! lifetimes on the monotonic clock).
 
 use crate::connectors::error::{ApiError, System};
-use crate::connectors::transport::session::{Keeper, Kept};
+use crate::connectors::transport::session::{Keeper, Kept, Standby};
+use crate::connectors::Secret;
+use crate::runtime::metrics::Metrics;
 use crate::runtime::seal::{Grant, SealError, Vault};
 use crate::runtime::store::{now_ms, CredentialState};
 use std::time::Duration;
@@ -19,6 +21,8 @@ pub struct StoreKeeper {
     /// row's associated data.
     pub flow: String,
     pub system: System,
+    /// `l3map_credential_refresh_total` is counted here (`l3map run`).
+    pub metrics: Option<Metrics>,
 }
 
 impl StoreKeeper {
@@ -83,10 +87,39 @@ impl Keeper for StoreKeeper {
     }
 
     fn commit(&self, expected: Option<i64>, grant: &Kept) -> Result<bool, ApiError> {
+        self.commit_standby(expected, grant, None)
+    }
+
+    fn standby(&self) -> Result<Standby, ApiError> {
+        let Some(l) = self
+            .vault
+            .load(&self.connection)
+            .map_err(|e| self.fail(e))?
+        else {
+            return Ok(Standby::default());
+        };
+        Ok(Standby {
+            refresh: l.standby,
+            unanswered: l.refreshing_since_ms.is_some(),
+        })
+    }
+
+    fn counted(&self, result: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.credential_refresh(&self.connection, result);
+        }
+    }
+
+    fn commit_standby(
+        &self,
+        expected: Option<i64>,
+        grant: &Kept,
+        standby: Option<&Secret>,
+    ) -> Result<bool, ApiError> {
         let now = now_ms();
         let won = self
             .vault
-            .commit(
+            .commit_standby(
                 &self.connection,
                 &self.flow,
                 expected,
@@ -97,9 +130,10 @@ impl Keeper for StoreKeeper {
                     refresh_expires_ms: at(grant.refresh_expires_in, now),
                     instance_url: grant.instance_url.clone(),
                 },
+                standby,
             )
             .map_err(|e| self.fail(e))?;
-        if won && expected.is_none() {
+        if won && expected.is_none() && grant.refresh.is_some() {
             tracing::info!(target: LOG_TARGET, connection = %self.connection, "stored the first grant (from the configured refresh_token); from now on the store's grant wins over the configured one");
         }
         Ok(won)
@@ -131,11 +165,15 @@ mod tests {
     use crate::runtime::store::Store;
     use std::sync::{Arc, Mutex};
 
-    /// A vendor with single-use refresh tokens: `r{n}` is good once.
+    /// A vendor with single-use refresh tokens: `r{n}` is good once; a
+    /// standby `sb{n}` likewise. With `lose` set, the next refresh is
+    /// applied and its answer lost (an error comes back instead).
     #[derive(Default)]
     struct Rotating {
         issued: Mutex<u64>,
         used: Mutex<Vec<String>>,
+        minted: Mutex<u64>,
+        lose: Mutex<bool>,
     }
 
     impl Grant for Rotating {
@@ -156,7 +194,24 @@ mod tests {
             used.push(refresh);
             let mut n = self.issued.lock().unwrap();
             *n += 1;
+            if std::mem::take(&mut *self.lose.lock().unwrap()) {
+                return Err(ApiError::Transient {
+                    system: System::Zendesk,
+                    status: None,
+                    message: "connection reset".into(),
+                    sent: true,
+                });
+            }
             Ok((format!("a{n}"), format!("r{n}")))
+        }
+        async fn standby(
+            &self,
+            _: &reqwest::Client,
+            _: &(String, String),
+        ) -> Result<Option<Secret>, ApiError> {
+            let mut n = self.minted.lock().unwrap();
+            *n += 1;
+            Ok(Some(Secret::new(format!("sb{n}"))))
         }
         fn renewed(&self, _: u64) {}
         fn keep(&self, t: &(String, String)) -> Option<Kept> {
@@ -185,6 +240,7 @@ mod tests {
             connection: "desk".into(),
             flow: "zendesk_code".into(),
             system: System::Zendesk,
+            metrics: None,
         })
     }
 
@@ -206,7 +262,8 @@ mod tests {
         let (t, g) = a.current(&vendor, &http).await.unwrap();
         assert_eq!(t.0, "a1");
         let stored = vault.load("desk").unwrap().unwrap();
-        assert_eq!((stored.generation, stored.grant.access.expose()), (1, "a1"));
+        // (Generation 2: the first grant, then its standby.)
+        assert_eq!((stored.generation, stored.grant.access.expose()), (2, "a1"));
         // B starts later and takes the stored grant: no request.
         assert_eq!(b.current(&vendor, &http).await.unwrap().0 .0, "a1");
         assert_eq!(*vendor.issued.lock().unwrap(), 1);
@@ -216,7 +273,8 @@ mod tests {
         let (t, _) = a.renew(g, &vendor, &http).await.unwrap();
         assert_eq!(t.0, "a2");
         let stored = vault.load("desk").unwrap().unwrap();
-        assert_eq!((stored.generation, stored.grant.access.expose()), (2, "a2"));
+        assert_eq!((stored.generation, stored.grant.access.expose()), (3, "a2"));
+        assert_eq!(stored.standby.as_ref().map(Secret::expose), Some("sb1"));
 
         // B's (older) token is refused too: B sees the store moved on and
         // adopts A's grant instead of reusing r1.
@@ -227,5 +285,51 @@ mod tests {
         // No refresh token was ever sent twice.
         let used = vendor.used.lock().unwrap().clone();
         assert_eq!(used, ["r0", "r1"]);
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_is_recovered_with_the_standby_and_a_revocation_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("state.db")).unwrap());
+        let vendor = Rotating::default();
+        let http = reqwest::Client::new();
+        let a = Session::renewable_kept(Some(keeper(&store)), Duration::from_secs(120));
+        let vault = Vault::new(
+            store.clone(),
+            Arc::new(SealKey::parse(&Secret::new("ab".repeat(32))).unwrap()),
+        );
+        let (_, g) = a.current(&vendor, &http).await.unwrap();
+        // The first grant, then its standby, are stored.
+        let l = vault.load("desk").unwrap().unwrap();
+        assert_eq!(l.standby.as_ref().map(Secret::expose), Some("sb1"));
+        // The vendor applies the refresh of r1; its answer is lost.
+        *vendor.lose.lock().unwrap() = true;
+        assert!(a.renew(g, &vendor, &http).await.is_err());
+        // Sent again, r1 is refused: the standby takes its place, stored
+        // before use, and a new standby is minted.
+        let (t, _) = a.renew(g, &vendor, &http).await.unwrap();
+        assert_eq!(t, ("a3".to_string(), "r3".to_string()));
+        let l = vault.load("desk").unwrap().unwrap();
+        assert_eq!(l.grant.access.expose(), "a3");
+        assert_eq!(l.standby.as_ref().map(Secret::expose), Some("sb2"));
+        assert_eq!(
+            *vendor.used.lock().unwrap(),
+            ["r0", "r1", "sb1"],
+            "r1 was refused once, never stored"
+        );
+        // A refusal with no unanswered refresh (a revocation) leaves the
+        // standby alone: needs_login.
+        vendor.used.lock().unwrap().push("r3".into());
+        let (_, g) = a.current(&vendor, &http).await.unwrap();
+        let e = a.renew(g, &vendor, &http).await.unwrap_err();
+        assert!(matches!(e, ApiError::GrantRevoked { .. }), "{e}");
+        assert_eq!(
+            vendor.used.lock().unwrap().last().map(String::as_str),
+            Some("r3")
+        );
+        assert_eq!(
+            vault.state("desk").unwrap(),
+            Some(CredentialState::NeedsLogin)
+        );
     }
 }

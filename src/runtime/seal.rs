@@ -175,6 +175,10 @@ struct Plain {
     refresh: Option<String>,
     #[serde(default)]
     instance_url: Option<String>,
+    /// The standby lineage's refresh token (docs/RUNTIME.md, "The
+    /// standby"): absent in rows written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    standby: Option<String>,
 }
 
 /// A grant as loaded: its generation and what the store says of it.
@@ -187,6 +191,9 @@ pub struct Loaded {
     /// [`Vault::begin_refresh`]).
     pub refreshing_since_ms: Option<i64>,
     pub grant: Grant,
+    /// The refresh token of an independent lineage, kept to recover from a
+    /// refresh whose answer was lost (docs/RUNTIME.md, "The standby").
+    pub standby: Option<Secret>,
 }
 
 /// The store and the key together: what the connectors' sessions persist
@@ -252,6 +259,7 @@ impl Vault {
                 refresh_expires_ms: row.sealed.refresh_expires_ms,
                 instance_url: plain.instance_url,
             },
+            standby: plain.standby.map(Secret::new),
         }))
     }
 
@@ -273,11 +281,25 @@ impl Vault {
         expected: Option<i64>,
         grant: &Grant,
     ) -> Result<bool, SealError> {
+        self.commit_standby(connection, flow, expected, grant, None)
+    }
+
+    /// [`Vault::commit`], sealing `standby` (a second lineage's refresh
+    /// token) with the grant; `None` stores none.
+    pub fn commit_standby(
+        &self,
+        connection: &str,
+        flow: &str,
+        expected: Option<i64>,
+        grant: &Grant,
+        standby: Option<&Secret>,
+    ) -> Result<bool, SealError> {
         let generation = expected.unwrap_or(0) + 1;
         let plain = serde_json::to_vec(&Plain {
             access: grant.access.expose().into(),
             refresh: grant.refresh.as_ref().map(|s| s.expose().into()),
             instance_url: grant.instance_url.clone(),
+            standby: standby.map(|s| s.expose().into()),
         })
         .map_err(|_| SealError::Seal(connection.into()))?;
         let (nonce, sealed) = self.key.seal(connection, generation, flow, &plain)?;
@@ -382,6 +404,32 @@ mod tests {
         let l = v.load("desk").unwrap().unwrap();
         assert_eq!((l.generation, l.grant.refresh.unwrap().expose()), (2, "r2"));
         assert_eq!(l.refreshing_since_ms, None);
+    }
+
+    #[test]
+    fn a_standby_is_sealed_with_the_grant_and_dropped_by_a_plain_commit() {
+        let (_d, store) = store();
+        let v = Vault::new(store.clone(), key(9));
+        let standby = Secret::new("standby-refresh");
+        assert!(v
+            .commit_standby(
+                "desk",
+                "zendesk_code",
+                None,
+                &grant("a1", "r1"),
+                Some(&standby)
+            )
+            .unwrap());
+        let l = v.load("desk").unwrap().unwrap();
+        assert_eq!(
+            l.standby.as_ref().map(Secret::expose),
+            Some("standby-refresh")
+        );
+        // A login (a plain commit) starts a new lineage: no standby yet.
+        assert!(v
+            .commit("desk", "zendesk_code", Some(1), &grant("a2", "r2"))
+            .unwrap());
+        assert!(v.load("desk").unwrap().unwrap().standby.is_none());
     }
 
     #[test]

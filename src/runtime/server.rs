@@ -98,7 +98,45 @@ async fn store_stats(app: &App) -> Option<super::store::Stats> {
     }
 }
 
+/// The OAuth grants in the store (plaintext columns only: no key, no
+/// token), or none when they cannot be read.
+async fn grants(app: &App) -> Vec<super::store::StoredCredential> {
+    let store = app.engine.store.clone();
+    match tokio::task::spawn_blocking(move || store.credentials()).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read the stored OAuth grants");
+            Vec::new()
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Why a stored grant needs a person, naming the command to run.
+fn needs_login(c: &super::store::StoredCredential) -> Option<String> {
+    use super::store::CredentialState;
+    let name = &c.sealed.connection;
+    let why = match c.state {
+        CredentialState::Ok => return None,
+        CredentialState::NeedsLogin => "its OAuth grant was refused (revoked, expired or already used)",
+        CredentialState::Undecryptable => {
+            "its stored grant cannot be opened with the configured key ([credentials] key_env/key_file)"
+        }
+    };
+    Some(format!(
+        "connection {name}: {why}; its actions wait in the outbox; run: l3map auth login --connection {name}"
+    ))
+}
+
 async fn health(State(app): State<Arc<App>>) -> Response {
+    let waiting: Vec<String> = grants(&app).await.iter().filter_map(needs_login).collect();
+    if !waiting.is_empty() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "credentials_need_login",
+            waiting.join("; "),
+        );
+    }
     if let Some(f) = app.engine.store.write_failure() {
         let since = super::files::rfc3339(f.since_ms);
         return error(
@@ -139,6 +177,13 @@ async fn health(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let now = now_ms();
+    for c in grants(&app).await {
+        let left = c.sealed.access_expires_ms.map(|at| (at - now) / 1000);
+        app.engine
+            .metrics
+            .credential_state(&c.sealed.connection, needs_login(&c).is_some(), left);
+    }
     if let Some(s) = store_stats(&app).await {
         let age = s
             .oldest_waiting_ms

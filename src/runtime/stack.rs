@@ -52,6 +52,9 @@ pub struct Setup {
     pub agents: Vec<(String, Secret)>,
     /// `[server]` bounds on connections, request heads and bodies.
     pub limits: HttpLimits,
+    /// Where the runtime's series are recorded (the OAuth keepers record
+    /// into the same, built before the runtime starts).
+    pub metrics: Metrics,
 }
 
 impl Setup {
@@ -77,6 +80,7 @@ impl Setup {
             report: None,
             agents: Vec::new(),
             limits: HttpLimits::default(),
+            metrics: Metrics::new(),
         }
     }
 
@@ -150,7 +154,7 @@ fn local_addr(listener: &tokio::net::TcpListener) -> Result<SocketAddr, String> 
 
 pub async fn start(s: Setup) -> Result<Running, String> {
     let addr = local_addr(&s.listener)?;
-    let metrics = Metrics::new();
+    let metrics = s.metrics.clone();
     observe(&s.clients, &metrics);
     // This process sends: what a dead one left `sending` is read back
     // before it is sent again.

@@ -24,6 +24,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
+const LOG_TARGET: &str = "l3map::credentials";
+
 /// A grant as it is kept across restarts: what a vendor's token is made of.
 #[derive(Clone, Debug)]
 pub struct Kept {
@@ -50,6 +52,36 @@ pub trait Keeper: Send + Sync + 'static {
     fn commit(&self, expected: Option<i64>, grant: &Kept) -> Result<bool, ApiError>;
     /// The vendor refused `generation`'s grant (`invalid_grant`).
     fn refused(&self, generation: i64, error: &ApiError);
+
+    /// The stored grant's standby refresh token (an independent lineage,
+    /// docs/RUNTIME.md "The standby"), and whether the store shows a
+    /// refresh intent no commit followed (`refreshing_since_ms`): the
+    /// vendor may have applied that refresh and its answer been lost.
+    fn standby(&self) -> Result<Standby, ApiError> {
+        Ok(Standby::default())
+    }
+
+    /// [`Keeper::commit`], sealing `standby` with the grant (`None`: none).
+    fn commit_standby(
+        &self,
+        expected: Option<i64>,
+        grant: &Kept,
+        _standby: Option<&Secret>,
+    ) -> Result<bool, ApiError> {
+        self.commit(expected, grant)
+    }
+
+    /// A refresh ended: `ok`, `transient`, `invalid_grant` or `recovered`
+    /// (by the standby). For the runtime's metrics.
+    fn counted(&self, _result: &'static str) {}
+}
+
+/// What [`Keeper::standby`] finds in the store.
+#[derive(Clone, Debug, Default)]
+pub struct Standby {
+    pub refresh: Option<Secret>,
+    /// A refresh of the stored generation was sent and never committed.
+    pub unanswered: bool,
 }
 
 /// A [`Keeper`] in a client's configuration: cloned with it, and shown in
@@ -95,6 +127,17 @@ pub trait Grant: Send + Sync {
             message: "this sign-in keeps no grant".into(),
         })
     }
+
+    /// A refresh token of a second, independent lineage, minted with
+    /// `token` (Zendesk: the OAuth Tokens API); `None`: this vendor has
+    /// none to give.
+    fn standby(
+        &self,
+        _http: &reqwest::Client,
+        _token: &Self::Token,
+    ) -> impl Future<Output = Result<Option<Secret>, ApiError>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// A fixed credential, or a session that renews itself.
@@ -119,7 +162,19 @@ pub struct State<T> {
     /// The store's generation the vendor refused (`invalid_grant`): not
     /// sent again; only a new generation (a login) is tried.
     refused: Option<i64>,
+    /// The stored grant's standby refresh token.
+    standby: Option<Secret>,
+    /// The stored generation whose refresh may have been applied by the
+    /// vendor without its answer reaching the store (an intent found at
+    /// load, or a request that failed in transit).
+    unanswered: Option<i64>,
+    /// No standby is minted before this (the vendor had none to give, or
+    /// minting failed).
+    mint_after: Option<Instant>,
 }
+
+/// How long a vendor that gave no standby is left alone before asking again.
+const MINT_AGAIN: Duration = Duration::from_secs(600);
 
 /// `min(margin, ttl / 4)` before `ttl` runs out, from `now`. A lifetime
 /// of 0 (an `expires_in` rounded down) says nothing: such a token is
@@ -160,6 +215,9 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
             stored: None,
             loaded: false,
             refused: None,
+            standby: None,
+            unanswered: None,
+            mint_after: None,
         }))
     }
 
@@ -253,6 +311,10 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
             Ok(t) => t,
             Err(e @ ApiError::GrantRevoked { .. }) => {
                 if let Some(keeper) = s.keeper.clone() {
+                    // The answer to an earlier refresh of this generation
+                    // never reached the store: the vendor deleted the
+                    // stored refresh token when it applied it.
+                    let lost = s.unanswered.is_some() && s.unanswered == s.stored;
                     // Refused because another process used the refresh
                     // token first? Its commit follows its answer closely.
                     for _ in 0..3 {
@@ -265,6 +327,12 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
                         }
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
+                    if lost {
+                        if let Some(t) = self.recover(&mut s, &keeper, grant, http).await? {
+                            return Ok(t);
+                        }
+                    }
+                    keeper.counted("invalid_grant");
                     s.refused = s.stored;
                     if let Some(g) = s.stored {
                         let err = e.clone();
@@ -277,13 +345,27 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
                 }
                 return Err(e);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                if let Some(keeper) = s.keeper.clone() {
+                    // It may have been applied all the same.
+                    if s.stored.is_some() {
+                        s.unanswered = s.stored;
+                    }
+                    keeper.counted("transient");
+                }
+                return Err(e);
+            }
         };
         let kept = grant.keep(&token);
         if let (Some(keeper), Some(kept)) = (s.keeper.clone(), kept.clone()) {
-            // Durable before anyone uses the new access token.
+            // Durable before anyone uses the new access token, with the
+            // standby it came with.
             let expected = s.stored;
-            let won = blocking(&keeper, move |k| k.commit(expected, &kept)).await?;
+            let standby = s.standby.clone();
+            let won = blocking(&keeper, move |k| {
+                k.commit_standby(expected, &kept, standby.as_ref())
+            })
+            .await?;
             if !won {
                 // Another writer stored a newer grant in between: the
                 // store wins.
@@ -293,12 +375,120 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
                 }
             }
             s.stored = Some(expected.unwrap_or(0) + 1);
+            s.unanswered = None;
+            keeper.counted("ok");
         }
         s.renew_at = renew_at(Instant::now(), kept.and_then(|k| k.expires_in), s.margin);
         s.token = Some(token.clone());
         s.generation += 1;
         grant.renewed(s.generation);
+        if let Some(keeper) = s.keeper.clone() {
+            self.mint(&mut s, &keeper, grant, http).await;
+        }
         Ok((token, s.generation))
+    }
+
+    /// The lost-answer window closed: the stored refresh token was refused
+    /// after a refresh of it went unanswered, so the standby lineage's
+    /// refresh token is redeemed instead and its answer becomes the
+    /// primary grant (committed before use, as always), then a new standby
+    /// is minted. `None`: no standby, or it was refused too.
+    async fn recover<G: Grant<Token = T>>(
+        &self,
+        s: &mut State<T>,
+        keeper: &Arc<dyn Keeper>,
+        grant: &G,
+        http: &reqwest::Client,
+    ) -> Result<Option<(T, u64)>, ApiError> {
+        let (Some(standby), Some(current)) = (s.standby.clone(), s.token.as_ref()) else {
+            return Ok(None);
+        };
+        let Some(mut via) = grant.keep(current) else {
+            return Ok(None);
+        };
+        via.refresh = Some(standby);
+        let via = grant.adopt(via)?;
+        let token = match grant.grant(http, Some(&via)).await {
+            Ok(t) => t,
+            Err(e @ ApiError::GrantRevoked { .. }) => {
+                tracing::warn!(target: LOG_TARGET, error = %e, "the standby grant was refused too");
+                s.standby = None;
+                return Ok(None);
+            }
+            // No answer: the standby is kept and tried again with the next
+            // request (not a reason for a login).
+            Err(e) => {
+                keeper.counted("transient");
+                return Err(e);
+            }
+        };
+        let Some(kept) = grant.keep(&token) else {
+            return Ok(None);
+        };
+        let expected = s.stored;
+        let ttl = kept.expires_in;
+        // The standby is spent: stored without one.
+        let won = blocking(keeper, move |k| k.commit_standby(expected, &kept, None)).await?;
+        if !won {
+            self.adopt_stored(s, keeper, grant).await?;
+            return Ok(s.token.clone().map(|t| (t, s.generation)));
+        }
+        s.stored = Some(expected.unwrap_or(0) + 1);
+        s.standby = None;
+        s.unanswered = None;
+        s.refused = None;
+        s.renew_at = renew_at(Instant::now(), ttl, s.margin);
+        s.token = Some(token.clone());
+        s.generation += 1;
+        keeper.counted("recovered");
+        tracing::warn!(target: LOG_TARGET, "a refresh answer was lost (the vendor had already rotated the stored refresh token); recovered with the standby grant");
+        grant.renewed(s.generation);
+        s.mint_after = None;
+        self.mint(s, keeper, grant, http).await;
+        Ok(Some((token, s.generation)))
+    }
+
+    /// Mints and stores a standby when the grant has none (after the first
+    /// grant is stored, and after the standby was spent). Best effort: a
+    /// vendor that gives none, or refuses, is asked again later.
+    async fn mint<G: Grant<Token = T>>(
+        &self,
+        s: &mut State<T>,
+        keeper: &Arc<dyn Keeper>,
+        grant: &G,
+        http: &reqwest::Client,
+    ) {
+        if s.standby.is_some() || s.mint_after.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        let Some(token) = s.token.clone() else {
+            return;
+        };
+        let minted = match grant.standby(http, &token).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                s.mint_after = Some(Instant::now() + MINT_AGAIN);
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(target: LOG_TARGET, error = %e, "no standby grant could be minted; a refresh answer lost from now on needs a login (docs/RUNTIME.md, \"The standby\")");
+                s.mint_after = Some(Instant::now() + MINT_AGAIN);
+                return;
+            }
+        };
+        let Some(kept) = grant.keep(&token) else {
+            return;
+        };
+        let expected = s.stored;
+        let r = minted.clone();
+        // Another writer moved on (its grant wins; this lineage is left
+        // unused), or the store failed: tried after the next refresh.
+        if let Ok(true) =
+            blocking(keeper, move |k| k.commit_standby(expected, &kept, Some(&r))).await
+        {
+            s.stored = Some(expected.unwrap_or(0) + 1);
+            s.standby = Some(minted);
+        }
     }
 
     /// Replaces the session's token by the store's (if the store has one).
@@ -315,8 +505,11 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
             return Ok(());
         }
         let ttl = kept.expires_in;
+        let extra = blocking(keeper, |k| k.standby()).await?;
         s.token = Some(grant.adopt(kept)?);
         s.stored = Some(g);
+        s.standby = extra.refresh;
+        s.unanswered = extra.unanswered.then_some(g);
         s.renew_at = match ttl {
             // Expired by the store's wall clock: renewed before first use.
             Some(d) if d.is_zero() => Some(Instant::now()),

@@ -145,6 +145,68 @@ impl Grant for ZendeskPolicy {
         })
     }
 
+    /// A standby lineage (docs/RUNTIME.md, "The standby"): the OAuth
+    /// Tokens API's Create Token, `POST /api/v2/oauth/tokens` with a
+    /// `token` object of the client's resource `id` (an integer, not its
+    /// unique identifier) and `scopes`, authenticated by the current
+    /// access token
+    /// (developer.zendesk.com/api-reference/ticketing/oauth/oauth_tokens/;
+    /// "If you already have a valid OAuth access token, you can use the
+    /// API to create additional access tokens",
+    /// developer.zendesk.com/documentation/authentication/creating-and-using-oauth-tokens-with-the-api).
+    /// The client's id and the scopes are read from Show Token
+    /// (`GET /api/v2/oauth/tokens/current.json`). The token it answers has
+    /// a `refresh_token` "if generated": `None` when it has none. Create
+    /// Token is documented "Allowed for Admins": a grant of an agent is
+    /// refused (403), and the connection runs without a standby.
+    async fn standby(
+        &self,
+        http: &reqwest::Client,
+        token: &Token,
+    ) -> Result<Option<Secret>, ApiError> {
+        // Client credentials need no standby: a new token is one request
+        // away, and nothing rotates.
+        if !matches!(self.cfg.credentials, Credentials::OAuthClient { .. })
+            || token.refresh.is_none()
+        {
+            return Ok(None);
+        }
+        let base = &self.cfg.base_url;
+        let call = |req: reqwest::RequestBuilder| async {
+            let answer = super::super::transport::send::exchange(
+                SYSTEM,
+                req.header(AUTHORIZATION, token.header.clone())
+                    .timeout(self.cfg.timeout),
+                |_| {},
+            )
+            .await?;
+            if !answer.status.is_success() {
+                return Err(error_for(answer.status, &answer.headers, &answer.body));
+            }
+            serde_json::from_slice::<Value>(&answer.body).map_err(|_| ApiError::Protocol {
+                system: SYSTEM,
+                message: "the OAuth Tokens API answered something other than JSON".into(),
+            })
+        };
+        let current = call(http.get(format!("{base}/api/v2/oauth/tokens/current.json"))).await?;
+        let Some(client_id) = current["token"]["client_id"].as_u64() else {
+            return Err(ApiError::Protocol {
+                system: SYSTEM,
+                message: "Show Token answered without the token's client_id".into(),
+            });
+        };
+        let scopes = current["token"]["scopes"].clone();
+        let created = call(
+            http.post(format!("{base}/api/v2/oauth/tokens.json"))
+                .json(&serde_json::json!({"token": {"client_id": client_id, "scopes": scopes}})),
+        )
+        .await?;
+        Ok(created["token"]["refresh_token"]
+            .as_str()
+            .filter(|r| !r.is_empty())
+            .map(Secret::new))
+    }
+
     fn renewed(&self, generation: u64) {
         tracing::debug!(
             target: "l3map::connectors::zendesk",

@@ -58,7 +58,13 @@ pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) 
     }
     if parts.uri.path() == "/oauth/tokens" {
         return match (parts.method.clone(), read_body(&sh, body).await) {
-            (Method::POST, Ok(bytes)) => token(&sh, &parts.headers, &bytes),
+            (Method::POST, Ok(bytes)) => {
+                let resp = token(&sh, &parts.headers, &bytes);
+                if let Some(super::oauth::HeldAnswer(d)) = resp.extensions().get().copied() {
+                    tokio::time::sleep(d).await;
+                }
+                resp
+            }
             (Method::POST, Err(too_large)) => too_large,
             _ => ZdErr {
                 status: StatusCode::METHOD_NOT_ALLOWED,
@@ -84,6 +90,27 @@ pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) 
         Err(resp) => return *resp,
     };
     let mut resp = match read_body(&sh, body).await {
+        Ok(bytes) if parts.uri.path().starts_with("/api/v2/oauth/tokens") => {
+            let segs: Vec<&str> = parts
+                .uri
+                .path()
+                .trim_start_matches('/')
+                .trim_end_matches(".json")
+                .split('/')
+                .collect();
+            super::oauth_tokens::route(&sh, &parts.method, &segs, &grant, &bytes).unwrap_or_else(
+                || {
+                    route(
+                        &sh,
+                        &parts.method,
+                        &parts.uri,
+                        &parts.headers,
+                        &grant,
+                        &bytes,
+                    )
+                },
+            )
+        }
         Ok(bytes) => route(
             &sh,
             &parts.method,

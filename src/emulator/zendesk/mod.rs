@@ -41,6 +41,7 @@ mod groups;
 mod jobs;
 mod lifecycle;
 mod oauth;
+mod oauth_tokens;
 mod options;
 mod parties;
 mod reads;

@@ -17,7 +17,7 @@ use axum::body::Bytes;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -51,10 +51,10 @@ const REFRESH_TTL_RANGE: (u64, u64) = (604_800, 7_776_000);
 /// One issued token. `lineage` names the authorization it descends from:
 /// it survives refreshes, and the rate limit is counted against it.
 #[derive(Debug, Clone)]
-struct Issued {
-    client: String,
-    scopes: Vec<String>,
-    expires: Instant,
+pub(super) struct Issued {
+    pub(super) client: String,
+    pub(super) scopes: Vec<String>,
+    pub(super) expires: Instant,
     lineage: u64,
     /// The token issued with this one (access <-> refresh), if any.
     pair: Option<String>,
@@ -70,7 +70,37 @@ pub(super) struct OAuthState {
     /// Refresh-token grants refused `invalid_grant` (a reused, revoked or
     /// expired refresh token).
     refused: u32,
+    /// Of those, refresh tokens that had been used before.
+    reused: u32,
+    /// Refresh-token grants applied.
+    refreshes: u32,
+    /// Tokens made by the OAuth Tokens API's Create Token.
+    pub(super) created: u32,
+    /// Refresh tokens already used (bounded: cleared past the token cap).
+    spent: HashSet<String>,
+    /// The next refresh grant is applied and its answer then held this
+    /// long (`POST /__l3map/oauth/hold/{ms}`).
+    hold: Option<Duration>,
+    /// Answers held so far.
+    held: u32,
+    /// Every token issued (bounded like the maps): for a test's secrets
+    /// scan (`GET /__l3map/oauth/issued`).
+    issued: Vec<String>,
 }
+
+impl OAuthState {
+    fn remember(&mut self, cap: usize, tokens: &[&String]) {
+        if self.issued.len() + tokens.len() > cap {
+            self.issued.clear();
+        }
+        self.issued.extend(tokens.iter().map(|t| t.to_string()));
+    }
+}
+
+/// An answer withheld this long after its refresh took effect: the
+/// lost-answer window, for tests (`/__l3map/oauth/hold/{ms}`).
+#[derive(Clone, Copy)]
+pub(super) struct HeldAnswer(pub(super) Duration);
 
 /// What an access token the emulator issued turned out to be.
 pub(super) enum Looked {
@@ -138,6 +168,41 @@ impl Shared {
         let cap = self.opts.max_oauth_tokens;
         insert_bounded(&mut st.codes, code.clone(), issued, cap);
         Some(code)
+    }
+
+    /// The issued access token `token` describes, if it is still valid.
+    pub(super) fn access_entry(&self, token: &str) -> Option<Issued> {
+        lock(&self.oauth)
+            .access
+            .get(token)
+            .filter(|i| i.expires > Instant::now())
+            .cloned()
+    }
+
+    /// A new lineage for `client` (the OAuth Tokens API's Create Token):
+    /// an access token and, as Zendesk's token object has one "if
+    /// generated", a refresh token, with the emulator's default lifetimes.
+    pub(super) fn create_lineage(&self, client: &str, scopes: Vec<String>) -> (String, String) {
+        let mut st = lock(&self.oauth);
+        st.lineages += 1;
+        let lineage = st.lineages;
+        st.created += 1;
+        let now = Instant::now();
+        let (access, refresh) = (new_token(), new_token());
+        let cap = self.opts.max_oauth_tokens;
+        let issued = |expires, pair: &String| Issued {
+            client: client.into(),
+            scopes: scopes.clone(),
+            expires,
+            lineage,
+            pair: Some(pair.clone()),
+        };
+        let a = issued(now + self.opts.access_token_lifetime, &refresh);
+        let r = issued(now + self.opts.refresh_token_lifetime, &access);
+        insert_bounded(&mut st.access, access.clone(), a, cap);
+        insert_bounded(&mut st.refresh, refresh.clone(), r, cap);
+        st.remember(cap, &[&access, &refresh]);
+        (access, refresh)
     }
 
     pub(super) fn expire_access_tokens(&self) {
@@ -271,10 +336,25 @@ fn scopes(p: &HashMap<String, String>, allowed: &[String]) -> Result<Vec<String>
     Ok(asked.into_iter().map(String::from).collect())
 }
 
-/// `POST /oauth/tokens`.
+/// `POST /oauth/tokens`. A refresh applied while a hold is armed carries
+/// [`HeldAnswer`]: the dispatcher sends it that much later.
 pub(super) fn token(sh: &Shared, headers: &HeaderMap, body: &Bytes) -> Response {
     match grant(sh, headers, body) {
-        Ok(answer) => no_store((StatusCode::OK, axum::Json(answer)).into_response()),
+        Ok(answer) => {
+            let refreshed = answer.get("refresh_token").is_some()
+                && params(headers, body).ok().is_some_and(|p| {
+                    p.get("grant_type").map(String::as_str) == Some("refresh_token")
+                });
+            let mut resp = no_store((StatusCode::OK, axum::Json(answer)).into_response());
+            if refreshed {
+                let mut st = lock(&sh.oauth);
+                if let Some(d) = st.hold.take() {
+                    st.held += 1;
+                    resp.extensions_mut().insert(HeldAnswer(d));
+                }
+            }
+            resp
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -349,9 +429,17 @@ fn grant(sh: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthE
                 .cloned();
             let Some(old) = old else {
                 st.refused += 1;
+                if st.spent.contains(get("refresh_token")) {
+                    st.reused += 1;
+                }
                 return Err(invalid_grant());
             };
             st.refresh.remove(get("refresh_token"));
+            if st.spent.len() >= sh.opts.max_oauth_tokens {
+                st.spent.clear();
+            }
+            st.spent.insert(get("refresh_token").to_string());
+            st.refreshes += 1;
             if let Some(access) = &old.pair {
                 st.access.remove(access);
             }
@@ -366,6 +454,10 @@ fn grant(sh: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthE
     let cap = sh.opts.max_oauth_tokens;
     let access = new_token();
     let refresh = refreshable.then(new_token);
+    st.remember(cap, &[&access]);
+    if let Some(r) = &refresh {
+        st.remember(cap, &[r]);
+    }
     insert_bounded(
         &mut st.access,
         access.clone(),
@@ -414,7 +506,16 @@ fn grant(sh: &Shared, headers: &HeaderMap, body: &Bytes) -> Result<Value, OAuthE
 ///   (access and refresh token);
 /// - `POST revoke`: every token issued so far is revoked (as deleting the
 ///   grant in Admin Center does);
-/// - `GET stats`: grants issued and refresh grants refused.
+/// - `POST hold/{ms}`: the next refresh grant is applied (the old tokens
+///   deleted) and its answer held `ms` milliseconds: the window in which
+///   a client killed, or timing out, loses the new refresh token;
+/// - `POST expire`: every access token issued so far expires now (a
+///   clock that ran ahead, or tokens that lived their lifetime);
+/// - `GET issued`: every token issued (the most recent `max_oauth_tokens`),
+///   for a test to scan its outputs with;
+/// - `GET stats`: grants issued, refreshes applied, refresh grants refused
+///   (and of those, `reused`: a refresh token used before), tokens made
+///   by Create Token, answers held.
 pub(super) fn admin(sh: &Shared, method: &axum::http::Method, segs: &[&str]) -> Response {
     use axum::http::Method;
     match (method.clone(), segs) {
@@ -452,11 +553,35 @@ pub(super) fn admin(sh: &Shared, method: &axum::http::Method, segs: &[&str]) -> 
             st.refresh.clear();
             (StatusCode::OK, axum::Json(json!({"revoked": revoked}))).into_response()
         }
+        (Method::POST, ["hold", ms]) => match ms.parse::<u64>() {
+            Ok(ms) => {
+                lock(&sh.oauth).hold = Some(Duration::from_millis(ms));
+                (StatusCode::OK, axum::Json(json!({"hold_ms": ms}))).into_response()
+            }
+            Err(_) => invalid_request("hold/{milliseconds}").into_response(),
+        },
+        (Method::POST, ["expire"]) => {
+            sh.expire_access_tokens();
+            (StatusCode::OK, axum::Json(json!({"expired": true}))).into_response()
+        }
+        (Method::GET, ["issued"]) => (
+            StatusCode::OK,
+            axum::Json(json!({"tokens": lock(&sh.oauth).issued})),
+        )
+            .into_response(),
         (Method::GET, ["stats"]) => {
             let st = lock(&sh.oauth);
             (
                 StatusCode::OK,
-                axum::Json(json!({"grants": st.grants, "refused": st.refused})),
+                axum::Json(json!({
+                    "grants": st.grants,
+                    "refreshes": st.refreshes,
+                    "refused": st.refused,
+                    "reused": st.reused,
+                    "created": st.created,
+                    "held": st.held,
+                    "hold_armed": st.hold.is_some(),
+                })),
             )
                 .into_response()
         }

@@ -67,6 +67,8 @@ pub(super) struct Families {
     pub(super) cdc: super::cdc::CdcFamilies,
     /// Record links' series (`links.rs`).
     pub(super) links: super::links::LinkFamilies,
+    /// OAuth grants' series (`credentials.rs`).
+    pub(super) credentials: super::credentials::CredentialFamilies,
 }
 
 impl Families {
@@ -244,9 +246,11 @@ impl Families {
         );
         let cdc = super::cdc::CdcFamilies::register(&mut registry);
         let links = super::links::LinkFamilies::register(&mut registry);
+        let credentials = super::credentials::CredentialFamilies::register(&mut registry);
         let families = Families {
             cdc,
             links,
+            credentials,
             registry,
             events,
             duplicates,

@@ -21,6 +21,7 @@ use prometheus_client::encoding::text::encode;
 
 mod cdc;
 mod counts;
+mod credentials;
 mod families;
 mod http;
 mod labels;
@@ -32,6 +33,7 @@ mod scrape;
 
 pub use cdc::CDC_OUTCOMES;
 pub use counts::ApiCounts;
+pub use credentials::CREDENTIAL_REFRESH_RESULTS;
 use families::Families;
 pub use links::LINK_LOOKUP_RESULTS;
 pub use names::{

@@ -133,7 +133,9 @@ impl Credentials for SqliteStore {
     }
 
     fn credentials(&self) -> Result<Vec<StoredCredential>, StoreError> {
-        let db = self.db();
+        // On the reader: `/healthz` and `/metrics` list these on every
+        // request and must not wait for a write.
+        let db = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         let mut stmt = db.prepare(&format!(
             "SELECT {COLUMNS} FROM credentials ORDER BY connection"
         ))?;
