@@ -932,3 +932,57 @@ async fn client_credentials_tokens_are_kept_in_the_store_across_a_restart() {
     s.kill();
     no_token_anywhere(&s, "").await;
 }
+
+/// `l3map schema pull --config` beside a running `l3map run` on the same
+/// `auth oauth_code` connection, its access token expired: the pull signs
+/// in with the grant in the runtime's store (a refresh it stores there),
+/// and the runtime goes on without a login: it adopts the stored grant
+/// instead of needing one, and still applies a hand-off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_pull_beside_run_shares_the_stored_grant() {
+    let (mut s, _) = soak("pull", 600).await;
+    settled(&mut s).await;
+    s.oauth(reqwest::Method::POST, "expire").await;
+    let before = s.oauth_stats().await;
+    let pulled = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(["schema", "pull", "--connection", "desk", "--config"])
+        .arg(s.dir.join("l3map.toml"))
+        .output()
+        .expect("schema pull runs");
+    let err = String::from_utf8_lossy(&pulled.stderr).to_string();
+    assert!(pulled.status.success(), "{err}");
+    assert!(s.dir.join("mappings/l3map.lock.json").exists());
+    let after = s.oauth_stats().await;
+    assert_eq!(
+        after["refreshes"].as_u64(),
+        before["refreshes"].as_u64().map(|n| n + 1),
+        "the pull refreshed once: {after}"
+    );
+    // The runtime's own copy of the spent refresh token is never the end:
+    // it rereads the store and uses the pull's grant.
+    let ticket = s.disputed_ticket("Pulled beside run").await;
+    let started = Instant::now();
+    while s.private_notes(ticket).await < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the hand-off never landed: {}\n{}",
+            s.oauth_stats().await,
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.private_notes(ticket).await, 1);
+    // It adopted the pull's access token: no refresh of its own, no
+    // refused (spent) refresh token.
+    let end = s.oauth_stats().await;
+    assert_eq!(end["refreshes"], after["refreshes"], "{end}");
+    assert_eq!(end["refused"], 0, "{end}");
+    assert_eq!(s.health().await.0, 200, "{}", s.log());
+    let m = s.metrics().await;
+    assert!(
+        m.contains("l3map_credential_needs_login{connection=\"desk\"} 0"),
+        "{m}"
+    );
+    no_token_anywhere(&s, &m).await;
+    assert!(!err.contains("refresh_token"), "{err}");
+}
