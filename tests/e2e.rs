@@ -12,6 +12,7 @@ mod common;
 mod agent_api;
 mod cdc;
 mod cli;
+mod coalesce;
 mod collision;
 mod crash;
 mod credentials;

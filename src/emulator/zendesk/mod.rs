@@ -207,6 +207,9 @@ struct Stats {
     /// Token fingerprint (or OAuth lineage) -> requests.
     by_token: Counts,
     rate_limited: u32,
+    /// Ticket id -> API updates applied (not those refused 409 or 429):
+    /// what Zendesk's per-ticket limit counts.
+    ticket_updates: Counts,
     /// The latest `MAX_DELIVERIES`, oldest first.
     deliveries: VecDeque<Delivery>,
 }

@@ -210,6 +210,7 @@ pub(super) fn update_ticket(sh: &Shared, id: u64, body: &Bytes) -> Answer {
         let audit = audit_json(Some(&before), after, AGENT_ID, comment);
         (ticket_json(&db, after, &sh.opts), audit, events)
     };
+    lock(&sh.stats).ticket_updates.bump(&id.to_string());
     sh.publish(id, events);
     ok(json!({"ticket": view, "audit": audit}))
 }

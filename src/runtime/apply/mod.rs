@@ -19,6 +19,7 @@
 //! `zendesk.rs` and `salesforce.rs` send a group and read one back.
 
 pub mod batch;
+mod coalesce;
 mod conflict;
 mod outcome;
 pub mod pace;
