@@ -385,6 +385,7 @@ mod tests {
                 .collect(),
             basis: None,
             bases: Vec::new(),
+            events: Vec::new(),
             recent_updates: Vec::new(),
         }
     }

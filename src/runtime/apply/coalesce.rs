@@ -241,6 +241,7 @@ mod tests {
                 .collect(),
             basis: bases.last().map(|(_, b)| b.to_string()),
             bases: bases.iter().map(|(e, b)| (*e, b.to_string())).collect(),
+            events: vec![],
             recent_updates: vec![],
         }
     }

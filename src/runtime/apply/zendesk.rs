@@ -123,6 +123,7 @@ impl Applier {
         };
         self.send_safely(
             zd,
+            g,
             ticket_id,
             basis.as_ref(),
             ops,
@@ -142,6 +143,7 @@ impl Applier {
     async fn send_safely(
         &self,
         zd: &ZendeskClient,
+        g: &Group,
         ticket_id: u64,
         basis: Option<&BasisTicket>,
         mut ops: Vec<(i64, Op)>,
@@ -195,18 +197,47 @@ impl Applier {
                     if ops.is_empty() {
                         return;
                     }
-                    let fresh = match zd.get_ticket(ticket_id).await {
-                        Ok(t) => t,
+                    let read = zd.get_ticket_json(ticket_id).await.and_then(|v| {
+                        let t = serde_json::from_value::<Ticket>(v["ticket"].clone())
+                            .map_err(|e| ApiError::Protocol {
+                                system: crate::connectors::error::System::Zendesk,
+                                message: format!("the ticket read after a collision: {e}"),
+                            })?;
+                        Ok((v, t))
+                    });
+                    let (fresh_json, fresh) = match read {
+                        Ok(x) => x,
                         Err(e) => {
                             results.push((ids(&ops), self.outcome(&e, tries.at_now())));
                             return;
                         }
                     };
+                    // What a person changed since the basis stays theirs ...
                     let kept = self.tickets_kept(ticket_id, basis).await;
                     let (keep, dropped) =
                         conflict::redecide(zd, basis, kept.as_ref(), &fresh, ops).await;
+                    // ... and of the rest, only what the rules, decided
+                    // again against the fresh ticket, still write goes.
+                    let again = self.decide_again(g, &fresh_json, keep);
+                    let undecided = again.dropped.len();
+                    for (id, why) in again.dropped {
+                        results.push((
+                            vec![id],
+                            Outcome::Settled {
+                                note: why,
+                                superseded: true,
+                            },
+                        ));
+                    }
+                    let keep = again.keep;
                     let when = fresh.updated_at.clone().unwrap_or_else(|| "?".into());
-                    let said = conflict::collision_note(basis, &when, &keep, &dropped);
+                    let said = conflict::collision_note(
+                        basis,
+                        &when,
+                        &keep,
+                        &dropped,
+                        (again.redecided, undecided),
+                    );
                     tracing::warn!(
                         ticket = ticket_id, basis = ?basis.updated_at, person_at = %when,
                         kept = keep.len(), dropped = dropped.len(),

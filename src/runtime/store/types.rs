@@ -78,6 +78,9 @@ pub struct Group {
     /// Every coalesced event's basis, by event id (oldest first); `basis`
     /// is the last of them.
     pub bases: Vec<(i64, String)>,
+    /// The same events whole (JSON of `eval::event::Event`), by event id:
+    /// what a 409 decides again against the fresh ticket.
+    pub events: Vec<(i64, String)>,
     /// When the record's recent updates were settled (ms since 1970, the
     /// last 10 minutes): seeds Zendesk's per-ticket budget after a restart.
     pub recent_updates: Vec<i64>,

@@ -245,22 +245,23 @@ impl SqliteStore {
                 i = end;
             }
             let mut bases = Vec::new();
+            let mut whole = Vec::new();
             for ev in &events {
-                let basis: Option<String> = tx
+                let basis: Option<(Option<String>, String)> = tx
                     .prepare_cached(
                         // Only a Zendesk ticket event's ticket is the API's
                         // read of the state decided on; a Salesforce change
                         // fanned out to tickets, or an agent turn, has none.
-                        "SELECT json_extract(event, '$.ticket') FROM events
+                        "SELECT json_extract(event, '$.ticket'), event FROM events
                          WHERE id = ?1 AND json_valid(event)
                            AND json_extract(event, '$.kind')
                                IN ('ticket_created', 'ticket_updated', 'comment_added')",
                     )?
-                    .query_row(params![ev], |r| r.get(0))
-                    .optional()?
-                    .flatten();
-                if let Some(b) = basis {
+                    .query_row(params![ev], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((Some(b), event)) = basis {
                     bases.push((*ev, b));
+                    whole.push((*ev, event));
                 }
             }
             // The newest state any of the decisions was made on.
@@ -295,6 +296,7 @@ impl SqliteStore {
                 items,
                 basis,
                 bases,
+                events: whole,
                 recent_updates,
             });
         }
