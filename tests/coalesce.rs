@@ -229,3 +229,73 @@ async fn a_kill_in_the_middle_of_the_burst_keeps_the_ticket_within_its_budget() 
     }
     ends_as_the_last_decision_says(&s, id).await;
 }
+
+/// Zendesk's per-ticket limit is the ticket's, not the token's: its 429
+/// comes while the account has requests left (`X-Rate-Limit-Remaining`
+/// above zero), so it holds that ticket's update only. Another client
+/// spent ticket A's 30 updates; l3map's write to A waits for A's
+/// `Retry-After`, and its write to B goes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_ticket_at_its_limit_does_not_stall_the_others() {
+    let s =
+        Stack::start_with_files("ticket-limit", "", true, &[("products.l3map", &products())]).await;
+    let a = quiet_ticket(&s).await;
+    let b = quiet_ticket(&s).await;
+    for i in 0..30 {
+        s.zendesk(
+            Method::PUT,
+            &format!("/api/v2/tickets/{a}.json"),
+            Some(json!({"ticket": {"subject": format!("another tool's update {i}")}})),
+        )
+        .await;
+    }
+    change(&s, a, 2).await;
+    common::eventually(
+        format!("l3map's update of ticket {a} refused 429"),
+        Duration::from_secs(30),
+        || async {
+            let rows = outbox_rows(&s, a);
+            // Its first write (the links' fields on its creation, or
+            // the product) waits; the rest wait behind it, in order.
+            let waiting = rows.iter().any(|r| {
+                r["state"] == "pending"
+                    && r["last_error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("rate limited, retry after"))
+            });
+            if waiting {
+                Ok(())
+            } else {
+                Err(format!("{rows:#?}\n{}", s.log()))
+            }
+        },
+    )
+    .await;
+    change(&s, b, 3).await;
+    common::eventually(
+        format!("ticket {b} written while {a} waits"),
+        Duration::from_secs(15),
+        || async {
+            let t = s
+                .zendesk(Method::GET, &format!("/api/v2/tickets/{b}.json"), None)
+                .await;
+            if field(&t, PRODUCT_ID) == json!("P-03") {
+                Ok(())
+            } else {
+                Err(format!("{t}\n{}", s.log()))
+            }
+        },
+    )
+    .await;
+    let t = s
+        .zendesk(Method::GET, &format!("/api/v2/tickets/{a}.json"), None)
+        .await;
+    assert_eq!(field(&t, PRODUCT_ID), Value::Null, "A waits: {t}");
+    // For its Retry-After, not a backoff of seconds: tried once.
+    let rows = outbox_rows(&s, a);
+    let row = rows
+        .iter()
+        .find(|r| !r["last_error"].is_null())
+        .expect("A's waiting row");
+    assert_eq!(row["attempts"], 1, "{row:#}");
+}
