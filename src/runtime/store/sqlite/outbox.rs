@@ -133,11 +133,17 @@ impl SqliteStore {
         record: &str,
     ) -> Result<Vec<Row>, StoreError> {
         let mut q = tx.prepare_cached(
+            // Two searches, each on its own index (an OR would read
+            // every row of the record, done ones included).
             "SELECT id, key, kind, op, rule, source_loc, revision, attempts, created_ms, unconfirmed,
                     outage_tries, failing_since, event_id, state, not_before
              FROM outbox
-             WHERE connection = ?1 AND record = ?2
-               AND (state IN ('pending', 'sending') OR parked_for = 'outage')
+             WHERE connection = ?1 AND record = ?2 AND state IN ('pending', 'sending')
+             UNION ALL
+             SELECT id, key, kind, op, rule, source_loc, revision, attempts, created_ms, unconfirmed,
+                    outage_tries, failing_since, event_id, state, not_before
+             FROM outbox
+             WHERE connection = ?1 AND record = ?2 AND parked_for = 'outage'
              ORDER BY id
              LIMIT 1000",
         )?;
