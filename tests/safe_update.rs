@@ -140,3 +140,51 @@ async fn a_replayed_create_is_read_as_a_hit_and_counted() {
     assert_eq!(again.id, first.id, "the same ticket, not a second");
     assert_eq!(zd.idempotent_creates(), (1, 1), "a hit: a replay");
 }
+
+/// A create whose answer is lost after Zendesk made it (the emulator's
+/// `drop_next_create`: made, remembered under its key, answered 502): the
+/// connector sends it again with the same `Idempotency-Key`, Zendesk
+/// answers `x-idempotency-lookup: hit` with the ticket it made, and there
+/// is one ticket, not two.
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_sent_again_and_makes_one_ticket() {
+    let (_srv, _, base) = emulator_at(ZendeskOptions::default()).await;
+    let mut cfg = ZendeskConfig::new(base.clone(), Credentials::OAuth(Secret::new(TOKEN)));
+    cfg.rpm = 6000;
+    cfg.timeout = Duration::from_secs(10);
+    let zd = ZendeskClient::with_limiters(cfg, &Limiters::default()).expect("client");
+    let admin = reqwest::Client::new()
+        .post(format!("{base}/__l3map/tickets/drop_next_create"))
+        .send()
+        .await
+        .expect("emulator");
+    assert!(admin.status().is_success(), "{}", admin.status());
+    let subject = "Lost answer, one ticket";
+    let t = zd
+        .create_ticket(
+            &TicketChanges::default()
+                .subject(subject)
+                .public_comment("made once"),
+            Some("key-lost-answer-1"),
+        )
+        .await
+        .expect("the create, sent again with its key");
+    assert_eq!(zd.idempotent_creates(), (1, 0), "the second send was a hit");
+    let all: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v2/tickets.json"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("emulator")
+        .json()
+        .await
+        .expect("json");
+    let same: Vec<u64> = all["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .filter(|x| x["subject"] == subject)
+        .filter_map(|x| x["id"].as_u64())
+        .collect();
+    assert_eq!(same, vec![t.id], "one ticket");
+}

@@ -338,8 +338,17 @@ pub(super) fn create_ticket(
         };
         db.remember(rk, r, sh.opts.max_idempotency_keys);
     }
+    let lost = std::mem::take(&mut db.drop_next_create);
     drop(db);
     sh.publish(id, events);
+    if lost {
+        // Made, remembered under its key, and the answer lost on the way.
+        return ZdErr {
+            status: StatusCode::BAD_GATEWAY,
+            body: json!({"error": "BadGateway", "description": "the answer was lost (emulator fault)"}),
+        }
+        .into_response();
+    }
     let mut resp = (StatusCode::CREATED, axum::Json(response)).into_response();
     // Absolute, as Zendesk sends it ("Location:
     // https://{subdomain}.zendesk.com/api/v2/items/123.json",
