@@ -250,3 +250,169 @@ async fn an_unconfirmed_write_read_back_after_a_kill_keeps_a_persons_newer_edit(
         s.log()
     );
 }
+
+const PRODUCT: u64 = 360009901;
+const PRODUCT_ID: u64 = 360009902;
+
+/// Two ticket fields and a product table: a change of `product` makes
+/// l3map write the catalogue id to `product_id`. The escalation reads
+/// `product` so that the emulator's seed has the field.
+const PRODUCTS: &str = r#"
+fields desk {
+  product     #360009901  string  "Product as written"
+  product_id  #360009902  string  "Catalogue product"
+}
+
+sku phones {
+  normalize upper, strip " -_/."
+  products PHONE-A, PHONE-B
+  "PHONEA" => PHONE-A
+  "PHONEB" => PHONE-B
+  apply ticket.product -> desk product_id
+}
+
+escalation product_unknown {
+  when    ticket.product == "never written"
+  reason  "unused"
+  comment desk "unused"
+}
+"#;
+
+/// A ticket whose first event was decided and whose first writes (the
+/// links' fields, on its creation) are done: the next API update of it is
+/// the one under test.
+async fn settled_ticket(s: &Stack) -> u64 {
+    let id = quiet_ticket(s).await;
+    admin(
+        s,
+        Method::PUT,
+        &format!("tickets/{id}"),
+        json!({"ticket": {"custom_fields": [{"id": PRODUCT, "value": "nothing known"}]}}),
+    )
+    .await;
+    common::wait_for(
+        "the ticket's first event",
+        Duration::from_secs(20),
+        || async { s.log().contains("no product matches \"nothing known\"") },
+    )
+    .await;
+    s.drained(Duration::from_secs(10)).await;
+    // The stamps have one-second resolution.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    id
+}
+
+/// The 409 re-decision: l3map decided `product_id = PHONE-A` on "phone a";
+/// before its write lands a person rewrites the product as something no
+/// product matches. Compared field by field, nothing l3map writes was
+/// touched by the person and PHONE-A would be written; decided again
+/// against the fresh ticket, the table no longer matches and nothing is
+/// written: the row is done, superseded, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_collision_the_rules_decide_again_on_the_fresh_ticket() {
+    let s = Stack::start_with_files(
+        "collision-redecide",
+        "",
+        true,
+        &[("products.l3map", PRODUCTS)],
+    )
+    .await;
+    let id = settled_ticket(&s).await;
+    admin(
+        &s,
+        Method::POST,
+        &format!("tickets/{id}/person_before_next_update"),
+        json!({"ticket": {"custom_fields": [{"id": PRODUCT, "value": "a phone, any"}]}}),
+    )
+    .await;
+    admin(
+        &s,
+        Method::PUT,
+        &format!("tickets/{id}"),
+        json!({"ticket": {"custom_fields": [{"id": PRODUCT, "value": "phone a"}]}}),
+    )
+    .await;
+    common::wait_for(
+        "the decision to settle",
+        Duration::from_secs(20),
+        || async {
+            outbox_rows(&s, id)
+                .iter()
+                .any(|r| r["kind"] == "normalize_sku" && r["state"] == "done")
+        },
+    )
+    .await;
+    s.drained(Duration::from_secs(10)).await;
+    let t = s
+        .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
+        .await;
+    assert_eq!(field(&t, PRODUCT), "a phone, any", "{t}");
+    assert_eq!(field(&t, PRODUCT_ID), Value::Null, "{t}\n{}", s.log());
+    let rows = outbox_rows(&s, id);
+    let row = rows
+        .iter()
+        .find(|r| r["kind"] == "normalize_sku")
+        .expect("the product row");
+    assert_eq!(row["state"], "done", "{row:#}");
+    let note = row["last_error"].as_str().unwrap_or("");
+    assert!(
+        note.contains("decided again against the ticket as of")
+            && note.contains("no longer writes")
+            && note.contains("not applied"),
+        "{note}"
+    );
+    let log = s.log();
+    assert!(log.contains("a collision"), "{log}");
+    assert!(log.contains("no longer make 1"), "{log}");
+}
+
+/// The re-decision writes what the rules say now: the person rewrote the
+/// product as another one between l3map's read and its write, and the
+/// catalogue id written is the new product's, by the same outbox row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_collision_the_value_written_is_the_one_decided_on_the_fresh_ticket() {
+    let s = Stack::start_with_files(
+        "collision-revalue",
+        "",
+        true,
+        &[("products.l3map", PRODUCTS)],
+    )
+    .await;
+    let id = settled_ticket(&s).await;
+    admin(
+        &s,
+        Method::POST,
+        &format!("tickets/{id}/person_before_next_update"),
+        json!({"ticket": {"custom_fields": [{"id": PRODUCT, "value": "phone b"}]}}),
+    )
+    .await;
+    admin(
+        &s,
+        Method::PUT,
+        &format!("tickets/{id}"),
+        json!({"ticket": {"custom_fields": [{"id": PRODUCT, "value": "phone a"}]}}),
+    )
+    .await;
+    common::wait_for("PHONE-B", Duration::from_secs(20), || async {
+        let t = s
+            .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
+            .await;
+        field(&t, PRODUCT_ID) == "PHONE-B"
+    })
+    .await;
+    s.drained(Duration::from_secs(10)).await;
+    let rows = outbox_rows(&s, id);
+    let first = rows
+        .iter()
+        .find(|r| r["kind"] == "normalize_sku" && r["op"]["value"] == "PHONE-A")
+        .expect("the row decided on \"phone a\"");
+    let note = first["last_error"].as_str().unwrap_or("");
+    assert!(
+        first["state"] == "done"
+            && note.contains("a collision")
+            && note.contains("re-decided")
+            && note.contains("still sent (product_id = \"PHONE-B\")"),
+        "{first:#}\n{}",
+        s.log()
+    );
+}

@@ -13,6 +13,7 @@ mod agent_api;
 mod auth_login;
 mod cdc;
 mod cli;
+mod coalesce;
 mod collision;
 mod crash;
 mod credentials;

@@ -82,7 +82,7 @@ async fn a_stale_safe_update_is_refused_with_409_and_applies_nothing() {
 
 #[tokio::test]
 async fn one_ticket_takes_its_budget_of_updates_then_429_with_retry_after() {
-    let (_srv, zd, base) = emulator_at(ZendeskOptions {
+    let (_srv, zd, _) = emulator_at(ZendeskOptions {
         ticket_update_limit: 3,
         ..ZendeskOptions::default()
     })
@@ -106,17 +106,17 @@ async fn one_ticket_takes_its_budget_of_updates_then_429_with_retry_after() {
         wait > Duration::from_secs(590) && wait <= Duration::from_secs(600),
         "{wait:?}"
     );
-    // Another ticket has a budget of its own. Asked directly: the
-    // connector's transport takes any 429 for the token's, and pauses the
-    // token until its Retry-After (a limit of the transport today).
-    let other = reqwest::Client::new()
-        .put(format!("{base}/api/v2/tickets/4213.json"))
-        .bearer_auth(TOKEN)
-        .json(&serde_json::json!({"ticket": {"subject": "other"}}))
-        .send()
-        .await
-        .expect("emulator");
-    assert_eq!(other.status(), 200);
+    // Another ticket has a budget of its own, and the 429 came while the
+    // account had requests left: it held that ticket's update only, not
+    // the token (the same client writes ticket 4213 at once).
+    let other = tokio::time::timeout(
+        Duration::from_secs(5),
+        zd.update_ticket(4213, &TicketChanges::default().subject("other")),
+    )
+    .await
+    .expect("the token is not paused by one ticket's limit")
+    .expect("another ticket's update");
+    assert_eq!(other.subject.as_deref(), Some("other"));
 }
 
 /// A create whose answer was lost, sent again with its idempotency key:
@@ -139,4 +139,52 @@ async fn a_replayed_create_is_read_as_a_hit_and_counted() {
         .expect("replay");
     assert_eq!(again.id, first.id, "the same ticket, not a second");
     assert_eq!(zd.idempotent_creates(), (1, 1), "a hit: a replay");
+}
+
+/// A create whose answer is lost after Zendesk made it (the emulator's
+/// `drop_next_create`: made, remembered under its key, answered 502): the
+/// connector sends it again with the same `Idempotency-Key`, Zendesk
+/// answers `x-idempotency-lookup: hit` with the ticket it made, and there
+/// is one ticket, not two.
+#[tokio::test]
+async fn a_create_whose_answer_is_lost_is_sent_again_and_makes_one_ticket() {
+    let (_srv, _, base) = emulator_at(ZendeskOptions::default()).await;
+    let mut cfg = ZendeskConfig::new(base.clone(), Credentials::OAuth(Secret::new(TOKEN)));
+    cfg.rpm = 6000;
+    cfg.timeout = Duration::from_secs(10);
+    let zd = ZendeskClient::with_limiters(cfg, &Limiters::default()).expect("client");
+    let admin = reqwest::Client::new()
+        .post(format!("{base}/__l3map/tickets/drop_next_create"))
+        .send()
+        .await
+        .expect("emulator");
+    assert!(admin.status().is_success(), "{}", admin.status());
+    let subject = "Lost answer, one ticket";
+    let t = zd
+        .create_ticket(
+            &TicketChanges::default()
+                .subject(subject)
+                .public_comment("made once"),
+            Some("key-lost-answer-1"),
+        )
+        .await
+        .expect("the create, sent again with its key");
+    assert_eq!(zd.idempotent_creates(), (1, 0), "the second send was a hit");
+    let all: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v2/tickets.json"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("emulator")
+        .json()
+        .await
+        .expect("json");
+    let same: Vec<u64> = all["tickets"]
+        .as_array()
+        .expect("tickets")
+        .iter()
+        .filter(|x| x["subject"] == subject)
+        .filter_map(|x| x["id"].as_u64())
+        .collect();
+    assert_eq!(same, vec![t.id], "one ticket");
 }

@@ -294,6 +294,15 @@ impl TokenLimiter {
         }
     }
 
+    /// How long the token is paused for from now (a 429's `Retry-After`,
+    /// or a window with nothing left), if it is.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let s = self.lock();
+        s.paused_until
+            .map(|u| u.saturating_duration_since(Instant::now()))
+            .filter(|d| !d.is_zero())
+    }
+
     /// The gap to keep between requests from now on (zero: none).
     pub fn set_spacing(&self, gap: Duration) {
         let mut s = self.lock();

@@ -2,7 +2,7 @@
 //! HTTP server — for `l3map run` (both modes) and `l3map e2e`, which must
 //! exercise exactly what production runs.
 
-use super::apply::{error_kind, Applier, Client, Retries};
+use super::apply::{error_kind, Applier, Client, Redecide, Redecided, Retries};
 use super::config::Config;
 use super::engine::{Engine, Live};
 use super::listen::{serve, HttpLimits};
@@ -184,7 +184,8 @@ pub async fn start(s: Setup) -> Result<Running, String> {
     let applier = Arc::new(
         Applier::with_retries(s.clients, s.retries)
             .with_tickets(engine.tickets.clone())
-            .with_resolver(resolver.clone()),
+            .with_resolver(resolver.clone())
+            .with_redecide(redecider(engine.clone())),
     );
     let (stop, stopped) = watch::channel(false);
     let workers = applier
@@ -263,4 +264,29 @@ pub fn first_salesforce(clients: &HashMap<String, Client>) -> Option<(String, Sa
         Client::Salesforce(s) => Some((n.clone(), s.clone())),
         _ => None,
     })
+}
+
+/// After a 409: a stored event decided again by the running revision with
+/// its ticket replaced by the fresh read (the same conversion the webhook
+/// path uses, the same pure `decide`), its rows' keys unchanged (the
+/// event keeps its id).
+fn redecider(engine: Arc<Engine>) -> Redecide {
+    Redecide(Arc::new(move |event: &str, fresh: &serde_json::Value| {
+        let live = engine.live();
+        let mut ev: crate::eval::event::Event = serde_json::from_str(event).ok()?;
+        let state = crate::eval::convert::zendesk::from_ticket(fresh, &live.convert.statuses)
+            .ok()?
+            .into_iter()
+            .next()?;
+        ev.ticket = Some(state.ticket?);
+        let d = crate::eval::decide::decide(&live.program, &ev);
+        let actions = crate::runtime::ops::outbox_actions(&live.program, &d)
+            .into_iter()
+            .filter_map(|a| Some((a.key, serde_json::from_str(&a.op).ok()?)))
+            .collect();
+        Some(Redecided {
+            revision: live.program.revision.clone(),
+            actions,
+        })
+    }))
 }

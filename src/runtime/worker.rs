@@ -434,7 +434,7 @@ async fn settle(
                     connection = %g.connection, record = %g.record, rule = %c.rule,
                     kind = %c.kind, at = %c.source_loc, revision = %c.revision,
                     superseded = *superseded, note = %note,
-                    "{}", if *superseded { "superseded by a person's change" } else { "applied after a collision" }
+                    "{}", if *superseded { "superseded, not applied" } else { "applied, with a note" }
                 ),
                 Outcome::Retry {
                     error,

@@ -66,9 +66,10 @@ impl Budget {
         })
     }
 
-    /// Feeds what the API said about the token's budget to its limiter.
-    pub fn observe(&self, rate: &Rate) {
-        observe::apply(rate, &self.limiter, self.window);
+    /// Feeds what the API said about the token's budget to its limiter;
+    /// `refused`: the answer was a 429.
+    pub fn observe(&self, refused: bool, rate: &Rate) {
+        observe::apply(rate, &self.limiter, self.window, refused);
     }
 
     #[cfg(test)]

@@ -179,8 +179,11 @@ impl<P: Policy> Transport<P> {
 
     async fn exchange(&self, token: &P::Token, req: &Request<'_>) -> Result<Answer, ApiError> {
         let built = self.policy.build(&self.http, token, req);
-        send::exchange(P::SYSTEM, built, |headers| {
-            self.budget.observe(&self.policy.rate(headers))
+        send::exchange_seen(P::SYSTEM, built, |status, headers| {
+            self.budget.observe(
+                status == reqwest::StatusCode::TOO_MANY_REQUESTS,
+                &self.policy.rate(headers),
+            )
         })
         .await
     }

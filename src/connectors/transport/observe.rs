@@ -28,11 +28,26 @@ pub struct Rate {
 /// fewer requests than this client's own pace would send before it reopens
 /// (another integration shares the account), requests are spread evenly
 /// over what is left instead of spending it and collecting 429s.
-pub fn apply(rate: &Rate, limiter: &TokenLimiter, window: Duration) {
+///
+/// A 429 (`refused`) while the account still has requests left this
+/// window is an endpoint's own limit, not the token's: Zendesk's Update
+/// Ticket allows "30 updates per 10 minutes per user per ticket", Update
+/// User 5 a minute per user (developer.zendesk.com/api-reference/
+/// introduction/rate-limits/), and its best practices say to "Always
+/// check the account wide limits header first, and if you receive a 429
+/// response, then look for endpoint-specific headers"
+/// (developer.zendesk.com/documentation/api-basics/best-practices/
+/// best-practices-for-avoiding-rate-limiting). Its `Retry-After` then
+/// holds that request (and, in the outbox, that ticket) only: the rest of
+/// the token keeps going. A 429 with no remaining count, or with none
+/// left, pauses the token as before.
+pub fn apply(rate: &Rate, limiter: &TokenLimiter, window: Duration, refused: bool) {
     if let Some(l) = rate.limit {
         limiter.observe_limit(l);
     }
+    let endpoint_only = refused && rate.remaining.is_some_and(|r| r > 0);
     let reset = match (rate.retry_after, rate.remaining) {
+        _ if endpoint_only => None,
         (None, Some(0)) => rate.window_left,
         _ => rate.retry_after,
     };
@@ -63,6 +78,35 @@ fn spread(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_429_with_room_left_in_the_account_holds_only_its_request() {
+        let minute = Duration::from_secs(60);
+        let limiter = TokenLimiter::per_window(200, minute);
+        // The per-ticket limit: the account has 150 left this minute.
+        let ticket = Rate {
+            limit: Some(200),
+            remaining: Some(150),
+            window_left: Some(Duration::from_secs(30)),
+            retry_after: Some(Duration::from_secs(590)),
+        };
+        apply(&ticket, &limiter, minute, true);
+        assert!(limiter.paused_for().is_none(), "the token goes on");
+        // The account's own limit: nothing left, or no count at all.
+        let account = Rate {
+            remaining: Some(0),
+            ..ticket
+        };
+        apply(&account, &limiter, minute, true);
+        assert!(limiter.paused_for().is_some());
+        let other = TokenLimiter::per_window(200, minute);
+        let bare = Rate {
+            retry_after: Some(Duration::from_secs(5)),
+            ..Rate::default()
+        };
+        apply(&bare, &other, minute, true);
+        assert!(other.paused_for().is_some());
+    }
 
     #[test]
     fn a_short_window_is_spread_over_what_is_left() {

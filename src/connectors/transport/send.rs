@@ -75,13 +75,23 @@ pub async fn exchange(
     req: reqwest::RequestBuilder,
     observe: impl FnOnce(&HeaderMap),
 ) -> Result<Answer, ApiError> {
+    exchange_seen(system, req, |_, headers| observe(headers)).await
+}
+
+/// [`exchange`], `observe` seeing the status too (whether a
+/// `Retry-After` came with a 429).
+pub async fn exchange_seen(
+    system: System,
+    req: reqwest::RequestBuilder,
+    observe: impl FnOnce(StatusCode, &HeaderMap),
+) -> Result<Answer, ApiError> {
     let resp = req
         .send()
         .await
         .map_err(|e| ApiError::transport(system, &e))?;
     let status = resp.status();
     let headers = resp.headers().clone();
-    observe(&headers);
+    observe(status, &headers);
     let body = read_capped(system, resp, MAX_RESPONSE_BODY).await?;
     Ok(Answer {
         status,

@@ -94,3 +94,16 @@ fn limiters_are_values_passed_in() {
     );
     assert!(!e.budget().shares_with(f.budget()).0);
 }
+
+#[test]
+fn a_later_value_for_a_field_replaces_the_earlier_one() {
+    let c = TicketChanges::default()
+        .field(7, "a")
+        .field(8, "x")
+        .field(7, "b");
+    let v = serde_json::to_value(&c).unwrap();
+    assert_eq!(
+        v["custom_fields"],
+        serde_json::json!([{"id": 7, "value": "b"}, {"id": 8, "value": "x"}])
+    );
+}

@@ -106,11 +106,15 @@ impl TicketChanges {
         self
     }
 
+    /// Sets custom field `id`; a later value for the same field replaces
+    /// an earlier one (coalesced writes: the later decision wins), so an
+    /// update never names a field twice.
     pub fn field(mut self, id: u64, value: impl Into<Value>) -> Self {
-        self.custom_fields.push(CustomFieldValue {
-            id,
-            value: value.into(),
-        });
+        let value = value.into();
+        match self.custom_fields.iter_mut().find(|f| f.id == id) {
+            Some(f) => f.value = value,
+            None => self.custom_fields.push(CustomFieldValue { id, value }),
+        }
         self
     }
 

@@ -19,6 +19,9 @@
 //!   acting between l3map's read and its write, deterministically;
 //! * `POST /__l3map/tickets/{id}/stall_next_update` `{"secs": 60}`: the
 //!   ticket's next API update is applied and its answer withheld that long;
+//! * `POST /__l3map/tickets/drop_next_create`: the next ticket create is
+//!   made (and remembered under its `Idempotency-Key`) and its answer lost:
+//!   502;
 //! * `POST /__l3map/jobs/fail_next` `{"message": "..."}`: the next bulk job
 //!   fails as a whole, nothing applied.
 //! * `POST /__l3map/ticket_forms` `{"ticket_form": {"name": "Billing",
@@ -78,6 +81,10 @@ pub(super) fn route(sh: &Shared, method: &Method, segs: &[&str], body: &[u8]) ->
             Ok((StatusCode::NO_CONTENT, Value::Null))
         }
         (Method::POST, ["ticket_forms"]) => created(super::forms::create(sh, &m()?)?),
+        (Method::POST, ["tickets", "drop_next_create"]) => {
+            lock(&sh.db).drop_next_create = true;
+            Ok((StatusCode::NO_CONTENT, Value::Null))
+        }
         (Method::POST, ["tickets", t, "person_before_next_update"]) => {
             let t = id(t)?;
             let body = m()?;

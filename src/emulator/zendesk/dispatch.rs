@@ -32,9 +32,11 @@ pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) 
         // The emulator's own report, for tests and the e2e: not a
         // Zendesk path, not counted, no token (it shows fingerprints).
         let by_path = super::lock(&sh.stats).by_path.map().clone();
+        let ticket_updates = super::lock(&sh.stats).ticket_updates.map().clone();
         return axum::Json(json!({
             "requests": sh.total_requests(),
             "by_path": by_path,
+            "ticket_updates": ticket_updates,
             "rate_limited": sh.rate_limited_count(),
             "windows": sh.sliding.stats(),
         }))

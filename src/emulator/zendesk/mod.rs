@@ -180,6 +180,9 @@ struct Db {
     /// after the update is applied (admin call): a client that times out
     /// or dies meanwhile cannot know the update landed.
     stall_next: HashMap<u64, Duration>,
+    /// The next ticket create is made and its answer lost (admin call): a
+    /// 502 as a proxy in between would give.
+    drop_next_create: bool,
     /// Ticket -> when its recent API updates were made, for the per-ticket
     /// limit (`ZendeskOptions::ticket_update_limit`).
     ticket_updates: HashMap<u64, std::collections::VecDeque<Instant>>,
@@ -209,6 +212,9 @@ struct Stats {
     /// Token fingerprint (or OAuth lineage) -> requests.
     by_token: Counts,
     rate_limited: u32,
+    /// Ticket id -> API updates applied (not those refused 409 or 429):
+    /// what Zendesk's per-ticket limit counts.
+    ticket_updates: Counts,
     /// The latest `MAX_DELIVERIES`, oldest first.
     deliveries: VecDeque<Delivery>,
 }

@@ -210,6 +210,7 @@ pub(super) fn update_ticket(sh: &Shared, id: u64, body: &Bytes) -> Answer {
         let audit = audit_json(Some(&before), after, AGENT_ID, comment);
         (ticket_json(&db, after, &sh.opts), audit, events)
     };
+    lock(&sh.stats).ticket_updates.bump(&id.to_string());
     sh.publish(id, events);
     ok(json!({"ticket": view, "audit": audit}))
 }
@@ -337,8 +338,17 @@ pub(super) fn create_ticket(
         };
         db.remember(rk, r, sh.opts.max_idempotency_keys);
     }
+    let lost = std::mem::take(&mut db.drop_next_create);
     drop(db);
     sh.publish(id, events);
+    if lost {
+        // Made, remembered under its key, and the answer lost on the way.
+        return ZdErr {
+            status: StatusCode::BAD_GATEWAY,
+            body: json!({"error": "BadGateway", "description": "the answer was lost (emulator fault)"}),
+        }
+        .into_response();
+    }
     let mut resp = (StatusCode::CREATED, axum::Json(response)).into_response();
     // Absolute, as Zendesk sends it ("Location:
     // https://{subdomain}.zendesk.com/api/v2/items/123.json",

@@ -380,9 +380,13 @@ mod tests {
                     counted,
                     failing_since: None,
                     created_ms: 0,
+                    event_id: 1,
                 })
                 .collect(),
             basis: None,
+            bases: Vec::new(),
+            events: Vec::new(),
+            recent_updates: Vec::new(),
         }
     }
 

@@ -212,12 +212,14 @@ pub(super) fn collision_note(
     when: &str,
     keep: &[(i64, Op)],
     dropped: &[(i64, String)],
+    (redecided, undecided): (usize, usize),
 ) -> String {
     let kept: Vec<String> = keep.iter().map(|(_, op)| describe(op)).collect();
     format!(
         "a collision: the ticket changed at {when}, after l3map decided on it as of {}; \
-         re-decided against the fresh ticket: {} of l3map's changes dropped as superseded by a \
-         person, {} still sent ({})",
+         re-decided against the fresh ticket: the rules decided {redecided} of l3map's changes \
+         again and no longer make {undecided}; {} dropped as superseded by a person, {} still \
+         sent ({})",
         basis.updated_at.as_deref().unwrap_or("?"),
         dropped.len(),
         kept.len(),

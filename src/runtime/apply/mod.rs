@@ -19,13 +19,16 @@
 //! `zendesk.rs` and `salesforce.rs` send a group and read one back.
 
 pub mod batch;
+mod coalesce;
 mod conflict;
 mod outcome;
 pub mod pace;
+mod redecide;
 mod salesforce;
 mod zendesk;
 
 pub use outcome::{error_kind, is_outage, Outcome, Results, Retries, Tries};
+pub use redecide::{Redecide, Redecided};
 
 use super::ops::{split_record, Op};
 use super::store::Group;
@@ -65,6 +68,9 @@ pub struct Applier {
     resolver: Option<std::sync::Arc<super::links::resolve::Resolver>>,
     /// Zendesk's per-ticket update budget (`pace.rs`).
     pace: pace::TicketPace,
+    /// Decides a stored event again against a fresh ticket after a 409
+    /// (`redecide.rs`); without it, the per-field comparison alone.
+    redecide: Option<Redecide>,
 }
 
 impl Applier {
@@ -90,7 +96,14 @@ impl Applier {
             unbatched: false,
             resolver: None,
             pace: pace::TicketPace::default(),
+            redecide: None,
         }
+    }
+
+    /// Decides events again with `redecide` after a collision (a 409).
+    pub fn with_redecide(mut self, redecide: Redecide) -> Applier {
+        self.redecide = Some(redecide);
+        self
     }
 
     /// Makes the links' resolver forget its lookups of an object once l3map

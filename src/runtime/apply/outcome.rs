@@ -210,9 +210,16 @@ impl Retries {
             };
         }
         let backoff = self.backoff(tries.total);
-        let after = match e {
-            // What the API asked for; a quota that reopens over a rolling
-            // day is not worth asking about more than every 15 minutes.
+        // What the API asked for, also when the connector gave up on it
+        // at once (a `Retry-After` past its budget: Zendesk's per-ticket
+        // limit, which holds the ticket, not the token); a quota that
+        // reopens over a rolling day is not worth asking about more than
+        // every 15 minutes.
+        let last = match e {
+            ApiError::GaveUp { last, .. } | ApiError::Unconfirmed { last, .. } => last.as_ref(),
+            other => other,
+        };
+        let after = match last {
             ApiError::RateLimited {
                 retry_after: Some(d),
                 ..

@@ -16,6 +16,15 @@
 //! is back to a full budget anyway, so it expires then, and past the cap
 //! the least recently used go (their tickets get a fresh budget, which can
 //! cost one 429, still waited for by its `Retry-After`).
+//!
+//! Spent gradually: the first two thirds of the budget go as they come;
+//! past that, a ticket's updates are spaced by `period / updates` (20 s).
+//! Meanwhile its queued writes pile up in the outbox and go as one
+//! coalesced update (`coalesce.rs`), so a burst of decisions about one
+//! ticket never waits out a whole period with its budget spent at the
+//! start. After a restart the budget is seeded from when the outbox
+//! settled the ticket's updates of the last period (`Group::recent_updates`),
+//! so a restart mid-burst does not grant a fresh one.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -62,12 +71,28 @@ impl TicketPace {
     }
 
     /// Takes one update of the ticket's budget at `now`, or says how long
-    /// to wait for one (nothing taken then).
-    pub async fn take(&self, connection: &str, ticket: u64, now: Instant) -> Result<(), Duration> {
+    /// to wait for one (nothing taken then). `seed`: when the ticket's
+    /// recent updates were made (ms since 1970, `now_ms` being now), used
+    /// when the ticket is not tracked yet (after a restart).
+    pub async fn take(
+        &self,
+        connection: &str,
+        ticket: u64,
+        now: Instant,
+        seed: &[i64],
+        now_ms: i64,
+    ) -> Result<(), Duration> {
         let cell = self
             .sent
             .get_with((connection.to_string(), ticket), async {
-                Arc::new(Mutex::new(VecDeque::new()))
+                let past: VecDeque<Instant> = seed
+                    .iter()
+                    .filter_map(|ms| {
+                        let ago = Duration::from_millis(u64::try_from(now_ms - ms).ok()?);
+                        (ago < self.period).then(|| now.checked_sub(ago)).flatten()
+                    })
+                    .collect();
+                Arc::new(Mutex::new(past))
             })
             .await;
         let mut sent = cell.lock().unwrap_or_else(|e| e.into_inner());
@@ -81,6 +106,16 @@ impl TicketPace {
             let oldest = sent.front().copied().unwrap_or(now);
             return Err((oldest + self.period).saturating_duration_since(now));
         }
+        // Past two thirds of the budget: spaced, the rest coalesced.
+        if sent.len() >= self.updates * 2 / 3 {
+            let gap = self.period / self.updates as u32;
+            if let Some(last) = sent.back() {
+                let since = now.saturating_duration_since(*last);
+                if since < gap {
+                    return Err(gap - since);
+                }
+            }
+        }
         sent.push_back(now);
         Ok(())
     }
@@ -91,22 +126,42 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn thirty_go_at_once_then_the_next_when_the_first_is_ten_minutes_old() {
+    async fn twenty_go_at_once_then_one_every_twenty_seconds_up_to_thirty() {
         let p = TicketPace::default();
         let t0 = Instant::now();
-        for i in 0..30 {
-            assert_eq!(p.take("desk", 7, t0).await, Ok(()), "update {i}");
+        for i in 0..20 {
+            assert_eq!(p.take("desk", 7, t0, &[], 0).await, Ok(()), "update {i}");
         }
-        let wait = p.take("desk", 7, t0).await.unwrap_err();
-        assert_eq!(wait, TICKET_PERIOD);
+        let gap = TICKET_PERIOD / TICKET_UPDATES;
+        assert_eq!(p.take("desk", 7, t0, &[], 0).await, Err(gap));
         // Another ticket, another connection: budgets of their own.
-        assert_eq!(p.take("desk", 8, t0).await, Ok(()));
-        assert_eq!(p.take("other", 7, t0).await, Ok(()));
-        let later = t0 + wait;
-        for i in 0..30 {
-            assert_eq!(p.take("desk", 7, later).await, Ok(()), "update {i} later");
+        assert_eq!(p.take("desk", 8, t0, &[], 0).await, Ok(()));
+        assert_eq!(p.take("other", 7, t0, &[], 0).await, Ok(()));
+        let mut now = t0;
+        for i in 20..30 {
+            now += gap;
+            assert_eq!(p.take("desk", 7, now, &[], 0).await, Ok(()), "update {i}");
         }
-        assert!(p.take("desk", 7, later).await.is_err());
+        // Thirty in the period: the next waits for the first to leave it.
+        let wait = p.take("desk", 7, now + gap, &[], 0).await.unwrap_err();
+        assert_eq!(wait, TICKET_PERIOD - gap * 11);
+        let later = t0 + TICKET_PERIOD;
+        assert_eq!(p.take("desk", 7, later, &[], 0).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_restart_seeds_the_budget_from_the_updates_the_outbox_settled() {
+        let p = TicketPace::default();
+        let t0 = Instant::now() + TICKET_PERIOD;
+        let now_ms = 10_000_000;
+        // 30 updates in the last five minutes, one 11 minutes ago.
+        let mut seed: Vec<i64> = (0..30).map(|i| now_ms - 300_000 + i * 1000).collect();
+        seed.insert(0, now_ms - 660_000);
+        let wait = p.take("desk", 7, t0, &seed, now_ms).await.unwrap_err();
+        assert_eq!(wait, Duration::from_secs(300));
+        // Seeds count only for a ticket not tracked yet.
+        assert!(p.take("desk", 7, t0, &[], now_ms).await.is_err());
+        assert_eq!(p.take("desk", 8, t0, &[], now_ms).await, Ok(()));
     }
 
     #[tokio::test]
@@ -116,7 +171,7 @@ mod tests {
         let mut sent = Vec::new();
         let mut now = t0;
         while now < t0 + Duration::from_secs(3600) {
-            match p.take("desk", 1, now).await {
+            match p.take("desk", 1, now, &[], 0).await {
                 Ok(()) => sent.push(now),
                 Err(w) => now += w,
             }

@@ -4,6 +4,7 @@
 //! group decided on a ticket state goes as a safe update stamped with that
 //! state: a person's newer change wins (`conflict.rs`).
 
+use super::coalesce;
 use super::conflict::{self, basis_of, BasisTicket, CONFLICT_ROUNDS};
 use super::outcome::{drop_applied, park_config, Outcome, Results, Tries};
 use super::Applier;
@@ -18,7 +19,7 @@ impl Applier {
         &self,
         zd: &ZendeskClient,
         g: &Group,
-        mut ops: Vec<(i64, Op)>,
+        ops: Vec<(i64, Op)>,
         tries: Tries,
     ) -> Results {
         let ids = |ops: &[(i64, Op)]| ops.iter().map(|(id, _)| *id).collect::<Vec<_>>();
@@ -28,20 +29,61 @@ impl Applier {
                 park_config(format!("{:?} is not a Zendesk ticket id", g.record)),
             )];
         };
+        // Several events' writes to the ticket, as one update.
+        let merged = coalesce::merge(g, ops);
+        let mut results: Results = merged
+            .stale
+            .into_iter()
+            .map(|(id, note)| {
+                (
+                    vec![id],
+                    Outcome::Settled {
+                        note,
+                        superseded: true,
+                    },
+                )
+            })
+            .collect();
+        if !merged.send.is_empty() {
+            let sent = self
+                .zendesk_update(zd, g, ticket_id, merged.send, tries)
+                .await;
+            results.extend(sent);
+        }
+        coalesce::settle_overtaken(merged.overtaken, &mut results);
+        results
+    }
+
+    /// One update of `ticket_id` carrying `ops`.
+    async fn zendesk_update(
+        &self,
+        zd: &ZendeskClient,
+        g: &Group,
+        ticket_id: u64,
+        mut ops: Vec<(i64, Op)>,
+        tries: Tries,
+    ) -> Results {
+        let ids = |ops: &[(i64, Op)]| ops.iter().map(|(id, _)| *id).collect::<Vec<_>>();
         // Zendesk's 30 updates per 10 minutes per ticket: a ticket out of
         // budget waits for its next slot, reading nothing, and the wait
         // spends no attempt.
         if let Err(wait) = self
             .pace
-            .take(&g.connection, ticket_id, std::time::Instant::now())
+            .take(
+                &g.connection,
+                ticket_id,
+                std::time::Instant::now(),
+                &g.recent_updates,
+                crate::runtime::store::now_ms(),
+            )
             .await
         {
             return vec![(
                 ids(&ops),
                 Outcome::Retry {
                     error: format!(
-                        "ticket {ticket_id} has used Zendesk's {} updates per {} minutes; \
-                         its next update waits {}s",
+                        "ticket {ticket_id}'s updates are paced under Zendesk's {} per {} \
+                         minutes; its next update (with what is queued for it meanwhile) waits {}s",
                         super::pace::TICKET_UPDATES,
                         super::pace::TICKET_PERIOD.as_secs() / 60,
                         wait.as_secs()
@@ -81,6 +123,7 @@ impl Applier {
         };
         self.send_safely(
             zd,
+            g,
             ticket_id,
             basis.as_ref(),
             ops,
@@ -100,6 +143,7 @@ impl Applier {
     async fn send_safely(
         &self,
         zd: &ZendeskClient,
+        g: &Group,
         ticket_id: u64,
         basis: Option<&BasisTicket>,
         mut ops: Vec<(i64, Op)>,
@@ -153,18 +197,47 @@ impl Applier {
                     if ops.is_empty() {
                         return;
                     }
-                    let fresh = match zd.get_ticket(ticket_id).await {
-                        Ok(t) => t,
+                    let read = zd.get_ticket_json(ticket_id).await.and_then(|v| {
+                        let t = serde_json::from_value::<Ticket>(v["ticket"].clone())
+                            .map_err(|e| ApiError::Protocol {
+                                system: crate::connectors::error::System::Zendesk,
+                                message: format!("the ticket read after a collision: {e}"),
+                            })?;
+                        Ok((v, t))
+                    });
+                    let (fresh_json, fresh) = match read {
+                        Ok(x) => x,
                         Err(e) => {
                             results.push((ids(&ops), self.outcome(&e, tries.at_now())));
                             return;
                         }
                     };
+                    // What a person changed since the basis stays theirs ...
                     let kept = self.tickets_kept(ticket_id, basis).await;
                     let (keep, dropped) =
                         conflict::redecide(zd, basis, kept.as_ref(), &fresh, ops).await;
+                    // ... and of the rest, only what the rules, decided
+                    // again against the fresh ticket, still write goes.
+                    let again = self.decide_again(g, &fresh_json, keep);
+                    let undecided = again.dropped.len();
+                    for (id, why) in again.dropped {
+                        results.push((
+                            vec![id],
+                            Outcome::Settled {
+                                note: why,
+                                superseded: true,
+                            },
+                        ));
+                    }
+                    let keep = again.keep;
                     let when = fresh.updated_at.clone().unwrap_or_else(|| "?".into());
-                    let said = conflict::collision_note(basis, &when, &keep, &dropped);
+                    let said = conflict::collision_note(
+                        basis,
+                        &when,
+                        &keep,
+                        &dropped,
+                        (again.redecided, undecided),
+                    );
                     tracing::warn!(
                         ticket = ticket_id, basis = ?basis.updated_at, person_at = %when,
                         kept = keep.len(), dropped = dropped.len(),

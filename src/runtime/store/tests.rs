@@ -128,13 +128,65 @@ fn the_cursor_moves_with_the_event_even_when_it_is_a_duplicate() {
     assert_eq!(s.cursor("zendesk_poll").unwrap().as_deref(), Some("c2"));
 }
 
-/// Three events on two records: e1 (a1, a2) and e2 (b1) on record 7, e3
-/// (c1) on record 8.
+/// Three events on two records: e1 (a1, a2) and e2 (b1) on record
+/// Case/7, e3 (c1) on record Case/8 (records that are not Zendesk tickets:
+/// one event at a time).
 fn two_records(s: &Store) {
-    s.accept(&event("e1"), &[action("a1", "7"), action("a2", "7")], None)
+    s.accept(
+        &event("e1"),
+        &[action("a1", "Case/7"), action("a2", "Case/7")],
+        None,
+    )
+    .unwrap();
+    s.accept(&event("e2"), &[action("b1", "Case/7")], None)
         .unwrap();
-    s.accept(&event("e2"), &[action("b1", "7")], None).unwrap();
-    s.accept(&event("e3"), &[action("c1", "8")], None).unwrap();
+    s.accept(&event("e3"), &[action("c1", "Case/8")], None)
+        .unwrap();
+}
+
+fn comment(key: &str, record: &str) -> NewAction {
+    NewAction {
+        kind: "comment".into(),
+        op: r#"{"op":"zendesk_comment","body":"n"}"#.into(),
+        ..action(key, record)
+    }
+}
+
+#[test]
+fn a_tickets_queued_events_are_claimed_as_one_group_with_at_most_one_comment() {
+    let s = Store::open(&temp("coalesce")).unwrap();
+    s.accept(&event("e1"), &[action("a1", "7")], None).unwrap();
+    s.accept(&event("e2"), &[comment("n2", "7"), action("b2", "7")], None)
+        .unwrap();
+    s.accept(&event("e3"), &[action("c3", "7")], None).unwrap();
+    s.accept(&event("e4"), &[comment("n4", "7")], None).unwrap();
+    s.accept(&event("e5"), &[action("e5", "7")], None).unwrap();
+    let now = now_ms();
+    let g = s.claim("desk", now, 10).unwrap();
+    assert_eq!(g.len(), 1);
+    let keys: Vec<&str> = g[0].items.iter().map(|c| c.key.as_str()).collect();
+    // The second comment (e4) waits for the next update, and e5 behind it.
+    assert_eq!(keys, vec!["a1", "n2", "b2", "c3"]);
+    let events: Vec<i64> = g[0].items.iter().map(|c| c.event_id).collect();
+    assert!(events.windows(2).all(|w| w[0] <= w[1]), "{events:?}");
+    assert!(g[0].bases.is_empty(), "no Zendesk ticket events here");
+    assert!(s.claim("desk", now, 10).unwrap().is_empty(), "in flight");
+    let ids: Vec<i64> = g[0].items.iter().map(|c| c.id).collect();
+    s.done(&ids).unwrap();
+    let next = s.claim("desk", now, 10).unwrap();
+    let keys: Vec<&str> = next[0].items.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys, vec!["n4", "e5"]);
+    assert_eq!(next[0].recent_updates.len(), 1, "the settled update");
+    // A follower waiting for a retry is not taken before its time.
+    let ids: Vec<i64> = next[0].items.iter().map(|c| c.id).collect();
+    s.retry_later(&ids[1..], "429", now + 60_000, false, true)
+        .unwrap();
+    s.done(&ids[..1]).unwrap();
+    s.accept(&event("e6"), &[action("f6", "7")], None).unwrap();
+    assert!(s.claim("desk", now, 10).unwrap().is_empty());
+    let later = s.claim("desk", now + 60_000, 10).unwrap();
+    let keys: Vec<&str> = later[0].items.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys, vec!["e5", "f6"]);
 }
 
 #[test]

@@ -55,7 +55,10 @@ pub enum Accepted {
     Duplicate,
 }
 
-/// Actions claimed for one request: one record, one event, in order.
+/// Actions claimed for one request: one record, in decision order. On a
+/// Zendesk ticket the pending actions of consecutive events are coalesced
+/// into one group (one ticket update; at most one comment); elsewhere one
+/// event's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Group {
     pub connection: String,
@@ -72,6 +75,15 @@ pub struct Group {
     /// updated, comment added): a Salesforce change fanned out to tickets
     /// and an agent turn carry no API read of the ticket.
     pub basis: Option<String>,
+    /// Every coalesced event's basis, by event id (oldest first); `basis`
+    /// is the last of them.
+    pub bases: Vec<(i64, String)>,
+    /// The same events whole (JSON of `eval::event::Event`), by event id:
+    /// what a 409 decides again against the fresh ticket.
+    pub events: Vec<(i64, String)>,
+    /// When the record's recent updates were settled (ms since 1970, the
+    /// last 10 minutes): seeds Zendesk's per-ticket budget after a restart.
+    pub recent_updates: Vec<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,6 +104,8 @@ pub struct Claimed {
     /// 1970), if it has: the outage window is measured from here.
     pub failing_since: Option<i64>,
     pub created_ms: i64,
+    /// The event whose decision this action is.
+    pub event_id: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

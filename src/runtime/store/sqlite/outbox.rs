@@ -106,7 +106,75 @@ impl Outbox for SqliteStore {
     }
 }
 
+/// Events coalesced into one update of a ticket, at most.
+const MAX_COALESCED_EVENTS: usize = 50;
+/// Actions in one coalesced update, at most.
+const MAX_COALESCED_ROWS: usize = 200;
+/// How far back a ticket's settled updates seed its per-ticket budget
+/// (Zendesk's period, `apply/pace.rs`).
+const RECENT_MS: i64 = 600_000;
+
+/// One unfinished row of a record, in decision order.
+struct Row {
+    event: i64,
+    state: String,
+    not_before: i64,
+    unconfirmed: bool,
+    kind: String,
+    claimed: Claimed,
+}
+
 impl SqliteStore {
+    /// The record's unfinished rows (pending, sending, parked for an
+    /// outage), oldest first.
+    fn claimable(
+        tx: &rusqlite::Transaction<'_>,
+        connection: &str,
+        record: &str,
+    ) -> Result<Vec<Row>, StoreError> {
+        let mut q = tx.prepare_cached(
+            // Two searches, each on its own index (an OR would read
+            // every row of the record, done ones included).
+            "SELECT id, key, kind, op, rule, source_loc, revision, attempts, created_ms, unconfirmed,
+                    outage_tries, failing_since, event_id, state, not_before
+             FROM outbox
+             WHERE connection = ?1 AND record = ?2 AND state IN ('pending', 'sending')
+             UNION ALL
+             SELECT id, key, kind, op, rule, source_loc, revision, attempts, created_ms, unconfirmed,
+                    outage_tries, failing_since, event_id, state, not_before
+             FROM outbox
+             WHERE connection = ?1 AND record = ?2 AND parked_for = 'outage'
+             ORDER BY id
+             LIMIT 1000",
+        )?;
+        let rows = q.query_map(params![connection, record], |r| {
+            let attempts = r.get::<_, u32>(7)?.saturating_add(1);
+            let kind: String = r.get(2)?;
+            Ok(Row {
+                event: r.get(12)?,
+                state: r.get(13)?,
+                not_before: r.get(14)?,
+                unconfirmed: r.get(9)?,
+                kind: kind.clone(),
+                claimed: Claimed {
+                    id: r.get(0)?,
+                    key: r.get(1)?,
+                    kind,
+                    op: r.get(3)?,
+                    rule: r.get(4)?,
+                    source_loc: r.get(5)?,
+                    revision: r.get(6)?,
+                    attempts,
+                    counted: attempts.saturating_sub(r.get::<_, u32>(10)?).max(1),
+                    failing_since: r.get(11)?,
+                    created_ms: r.get(8)?,
+                    event_id: r.get(12)?,
+                },
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn claim_once(&self, connection: &str, now: i64, max: usize) -> Result<Vec<Group>, StoreError> {
         let mut db = self.db();
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -141,54 +209,85 @@ impl SqliteStore {
             if state != "pending" || not_before > now {
                 continue;
             }
-            let mut items = Vec::new();
+            let rows = Self::claimable(&tx, connection, &record)?;
+            let mut items: Vec<Claimed> = Vec::new();
             let mut unconfirmed = false;
-            {
-                let mut q = tx.prepare_cached(
-                    "SELECT id, key, kind, op, rule, source_loc, revision, attempts, created_ms, unconfirmed,
-                            outage_tries, failing_since
-                     FROM outbox
-                     WHERE connection = ?1 AND record = ?2 AND event_id = ?3 AND state = 'pending'
-                     ORDER BY id",
-                )?;
-                let rows = q.query_map(params![connection, record, event_id], |r| {
-                    let attempts = r.get::<_, u32>(7)?.saturating_add(1);
-                    Ok((
-                        Claimed {
-                            id: r.get(0)?,
-                            key: r.get(1)?,
-                            kind: r.get(2)?,
-                            op: r.get(3)?,
-                            rule: r.get(4)?,
-                            source_loc: r.get(5)?,
-                            revision: r.get(6)?,
-                            attempts,
-                            counted: attempts.saturating_sub(r.get::<_, u32>(10)?).max(1),
-                            failing_since: r.get(11)?,
-                            created_ms: r.get(8)?,
-                        },
-                        r.get::<_, bool>(9)?,
-                    ))
-                })?;
-                for row in rows {
-                    let (c, u) = row?;
-                    unconfirmed |= u;
-                    items.push(c);
+            let mut events: Vec<i64> = Vec::new();
+            // The head event's pending actions always go; on a Zendesk
+            // ticket, the next events' follow in one update while every
+            // one of their actions is ready and at most one comment rides
+            // along (Zendesk takes one `comment` per update).
+            let mut comments = 0;
+            let coalesce = record.parse::<u64>().is_ok();
+            let mut i = 0;
+            while i < rows.len() {
+                let ev = rows[i].event;
+                let end = rows[i..]
+                    .iter()
+                    .position(|r| r.event != ev)
+                    .map_or(rows.len(), |n| i + n);
+                let batch = &rows[i..end];
+                let head = ev == event_id;
+                if !head {
+                    let ready = batch
+                        .iter()
+                        .all(|r| r.state == "pending" && r.not_before <= now);
+                    let more = batch.iter().filter(|r| r.kind == "comment").count();
+                    if !coalesce
+                        || !ready
+                        || comments + more > 1
+                        || events.len() >= MAX_COALESCED_EVENTS
+                        || items.len() + batch.len() > MAX_COALESCED_ROWS
+                    {
+                        break;
+                    }
+                }
+                for r in batch.iter().filter(|r| r.state == "pending") {
+                    unconfirmed |= r.unconfirmed;
+                    comments += usize::from(r.kind == "comment");
+                    items.push(r.claimed.clone());
+                }
+                events.push(ev);
+                i = end;
+            }
+            let mut bases = Vec::new();
+            let mut whole = Vec::new();
+            for ev in &events {
+                let basis: Option<(Option<String>, String)> = tx
+                    .prepare_cached(
+                        // Only a Zendesk ticket event's ticket is the API's
+                        // read of the state decided on; a Salesforce change
+                        // fanned out to tickets, or an agent turn, has none.
+                        "SELECT json_extract(event, '$.ticket'), event FROM events
+                         WHERE id = ?1 AND json_valid(event)
+                           AND json_extract(event, '$.kind')
+                               IN ('ticket_created', 'ticket_updated', 'comment_added')",
+                    )?
+                    .query_row(params![ev], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                if let Some((Some(b), event)) = basis {
+                    bases.push((*ev, b));
+                    whole.push((*ev, event));
                 }
             }
-            let basis: Option<String> = tx
-                .prepare_cached(
-                    // Only a Zendesk ticket event's ticket is the API's
-                    // read of the state decided on; a Salesforce change
-                    // fanned out to tickets, or an agent turn, has none.
-                    "SELECT json_extract(event, '$.ticket') FROM events
-                     WHERE id = ?1 AND json_valid(event)
-                       AND json_extract(event, '$.kind')
-                           IN ('ticket_created', 'ticket_updated', 'comment_added')",
-                )?
-                .query_row(params![event_id], |r| r.get(0))
-                .optional()?
-                .flatten();
+            // The newest state any of the decisions was made on.
+            let basis = bases.last().map(|(_, b)| b.clone());
+            // When the ticket's recent updates were settled (a restart
+            // forgets the per-ticket budget; the outbox does not).
+            let recent_updates: Vec<i64> = {
+                if coalesce {
+                    let mut q = tx.prepare_cached(
+                        "SELECT DISTINCT updated_ms FROM outbox
+                         WHERE connection = ?1 AND record = ?2 AND state = 'done' AND updated_ms >= ?3
+                         ORDER BY updated_ms",
+                    )?;
+                    let rows =
+                        q.query_map(params![connection, record, now - RECENT_MS], |r| r.get(0))?;
+                    rows.collect::<Result<_, _>>()?
+                } else {
+                    Vec::new()
+                }
+            };
             let mut mark = tx.prepare_cached(
                 "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_ms = ?2 WHERE id = ?1",
             )?;
@@ -202,6 +301,9 @@ impl SqliteStore {
                 unconfirmed,
                 items,
                 basis,
+                bases,
+                events: whole,
+                recent_updates,
             });
         }
         tx.commit()?;
