@@ -68,7 +68,14 @@ pub const ACTION_KINDS: [&str; 5] = [
 ];
 
 /// What became of an action (`result` of `l3map_actions_total`).
-pub const ACTION_RESULTS: [&str; 5] = ["applied", "refused", "failed", "parked", "requeued"];
+pub const ACTION_RESULTS: [&str; 6] = [
+    "applied",
+    "refused",
+    "failed",
+    "parked",
+    "requeued",
+    "superseded",
+];
 
 /// Error classes of `l3map_api_errors_total` (`runtime::apply::error_kind`,
 /// plus `budget`: held by our own rate limiter, never sent).
