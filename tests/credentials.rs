@@ -583,9 +583,11 @@ async fn a_wrong_key_is_undecryptable_and_loud_never_a_fallback() {
     common::until("the grant is stored", Duration::from_secs(30), || {
         rusqlite::Connection::open(&state)
             .and_then(|c| {
-                c.query_row("SELECT COUNT(*) FROM credentials", [], |r| {
-                    r.get::<_, i64>(0)
-                })
+                c.query_row(
+                    "SELECT COUNT(*) FROM credentials WHERE connection = 'desk'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
             })
             .is_ok_and(|n| n == 1)
     })
@@ -619,7 +621,11 @@ async fn a_wrong_key_is_undecryptable_and_loud_never_a_fallback() {
     );
     let st: String = rusqlite::Connection::open(&state)
         .unwrap()
-        .query_row("SELECT state FROM credentials", [], |r| r.get(0))
+        .query_row(
+            "SELECT state FROM credentials WHERE connection = 'desk'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(st, "undecryptable");
 }
@@ -657,9 +663,11 @@ async fn a_revoked_grant_is_loud_once_waits_and_resumes_after_a_login() {
     common::until("the grant is stored", Duration::from_secs(30), || {
         rusqlite::Connection::open(&state)
             .and_then(|c| {
-                c.query_row("SELECT COUNT(*) FROM credentials", [], |r| {
-                    r.get::<_, i64>(0)
-                })
+                c.query_row(
+                    "SELECT COUNT(*) FROM credentials WHERE connection = 'desk'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
             })
             .is_ok_and(|n| n == 1)
     })
@@ -704,7 +712,11 @@ async fn a_revoked_grant_is_loud_once_waits_and_resumes_after_a_login() {
     assert!(log.contains("l3map auth login --connection desk"), "{log}");
     let st: String = rusqlite::Connection::open(&state)
         .unwrap()
-        .query_row("SELECT state FROM credentials", [], |r| r.get(0))
+        .query_row(
+            "SELECT state FROM credentials WHERE connection = 'desk'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(st, "needs_login");
     // Loud: not ready, saying what to run; the metric says so too.
@@ -760,7 +772,7 @@ fn store_expiry(s: &Soak, at_ms: i64) {
     rusqlite::Connection::open(s.dir.join("state/state.db"))
         .unwrap()
         .execute(
-            "UPDATE credentials SET access_expires_ms = ?1",
+            "UPDATE credentials SET access_expires_ms = ?1 WHERE connection = 'desk'",
             rusqlite::params![at_ms],
         )
         .unwrap();
@@ -901,9 +913,11 @@ async fn client_credentials_tokens_are_kept_in_the_store_across_a_restart() {
     common::until("the token is stored", Duration::from_secs(30), || {
         rusqlite::Connection::open(&state)
             .and_then(|c| {
-                c.query_row("SELECT flow FROM credentials", [], |r| {
-                    r.get::<_, String>(0)
-                })
+                c.query_row(
+                    "SELECT flow FROM credentials WHERE connection = 'desk'",
+                    [],
+                    |r| r.get::<_, String>(0),
+                )
             })
             .is_ok_and(|f| f == "zendesk_client_credentials")
     })
@@ -985,4 +999,157 @@ async fn schema_pull_beside_run_shares_the_stored_grant() {
     );
     no_token_anywhere(&s, &m).await;
     assert!(!err.contains("refresh_token"), "{err}");
+}
+
+/// The Salesforce emulator's URL, as the soak's l3map.toml names it.
+fn salesforce_url(s: &Soak) -> String {
+    let toml = std::fs::read_to_string(s.dir.join("l3map.toml")).unwrap();
+    toml.lines()
+        .find_map(|l| l.strip_prefix("login_url = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("login_url")
+        .to_string()
+}
+
+/// Red team F2/F1: a Salesforce refresh token (the block's older form,
+/// without `flow`, kept in the store since a key is configured) that
+/// Salesforce refuses is as loud as a Zendesk one: /healthz names the
+/// connection and the command, the gauge is 1, and `auth status` says
+/// `needs_login`; nothing is sent again with the refused token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_salesforce_refresh_token_is_loud() {
+    let (mut s, _) = soak("sf-revoked", 600).await;
+    settled(&mut s).await;
+    let sf = salesforce_url(&s);
+    let post = |what: &str| s.http.post(format!("{sf}/__l3map/oauth/{what}")).send();
+    assert!(post("revoke").await.unwrap().status().is_success());
+    // A ticket's links look its requester up in Salesforce.
+    s.disputed_ticket("Salesforce revoked").await;
+    let started = Instant::now();
+    loop {
+        let (code, body) = s.health().await;
+        if code == 503 && body.to_string().contains("auth login --connection crm") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "{code} {body}\n{}",
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let m = s.metrics().await;
+    assert!(
+        m.contains("l3map_credential_needs_login{connection=\"crm\"} 1"),
+        "{m}"
+    );
+    let status = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(["auth", "status", "--config"])
+        .arg(s.dir.join("l3map.toml"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("crm") && l.contains("needs_login")),
+        "{out}"
+    );
+    assert!(!out.contains("l3map-emulator-refresh"), "{out}");
+}
+
+/// Red team F9/F8: a configured seed that the vendor refuses (a typo, an
+/// old token) is loud from the first refusal and across a restart, and is
+/// not sent again: the store keeps the refusal until a login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_seed_is_loud_and_not_sent_again() {
+    let (mut s, _) = soak("bad-seed", 600).await;
+    std::fs::write(
+        s.dir.join("refresh_token"),
+        "not-a-refresh-token-of-zendesk",
+    )
+    .unwrap();
+    s.start_runtime();
+    let wait_503 = |s: &Soak| {
+        let (http, url) = (s.http.clone(), format!("{}/healthz", s.runtime));
+        async move {
+            let started = Instant::now();
+            loop {
+                if let Ok(r) = http.get(&url).send().await {
+                    let code = r.status().as_u16();
+                    let body = r.text().await.unwrap_or_default();
+                    if code == 503 && body.contains("auth login --connection desk") {
+                        return;
+                    }
+                }
+                assert!(started.elapsed() < Duration::from_secs(40), "never 503");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    wait_503(&s).await;
+    let refused = s.oauth_stats().await["refused"].as_u64().unwrap();
+    assert!(refused >= 1);
+    let errors = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("ERROR") && l.contains("the OAuth grant was refused"))
+            .count()
+    };
+    assert_eq!(errors(&s.log()), 1, "{}", s.log());
+    s.kill();
+    s.start_runtime();
+    wait_503(&s).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        s.oauth_stats().await["refused"].as_u64(),
+        Some(refused),
+        "the refused seed was sent again:\n{}",
+        s.log()
+    );
+}
+
+/// Red team F3: another process (`schema diff --config`) killed inside its
+/// refresh, after Zendesk applied it: the running `l3map run`, whose next
+/// refresh is refused, sees that process's unanswered intent in the store
+/// and recovers with the standby instead of asking for a login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_killed_in_its_refresh_is_recovered_by_the_standby() {
+    let (mut s, _) = soak("other-killed", 600).await;
+    settled(&mut s).await;
+    // Expired as the store says (the other process refreshes first), not
+    // yet for the runtime, whose clock says an hour is left.
+    store_expiry(&s, now_ms() - 3_600_000);
+    let held = s.oauth_stats().await["held"].as_u64().unwrap();
+    s.oauth(reqwest::Method::POST, "hold/10000").await;
+    let mut diff = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(["schema", "diff", "--connection", "desk", "--config"])
+        .arg(s.dir.join("l3map.toml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    stat_reaches(&s, "held", held + 1, Duration::from_secs(20)).await;
+    diff.kill().unwrap();
+    diff.wait().unwrap();
+    // The runtime's next call: its token expired, its refresh is refused.
+    let ticket = s.disputed_ticket("After the other process died").await;
+    let started = Instant::now();
+    while s.private_notes(ticket).await < 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "{}\n{}",
+            s.oauth_stats().await,
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(s.health().await.0, 200, "{}", s.log());
+    let m = s.metrics().await;
+    assert!(
+        m.contains("l3map_credential_refresh_total{connection=\"desk\",result=\"recovered\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("l3map_credential_needs_login{connection=\"desk\"} 0"),
+        "{m}"
+    );
 }

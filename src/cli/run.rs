@@ -115,7 +115,17 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
         match cfg.credentials.key() {
             Ok(k) => Some(std::sync::Arc::new(k)),
             Err(e) => {
-                tracing::info!("client_credentials tokens are kept in memory only ({e})");
+                let salesforce: Vec<&str> = program
+                    .connections
+                    .iter()
+                    .filter(|c| c.kind == crate::ir::Kind::Salesforce && clients::may_keep_grant(c))
+                    .map(|c| c.name.as_str())
+                    .collect();
+                if salesforce.is_empty() {
+                    tracing::info!("client_credentials tokens are kept in memory only ({e})");
+                } else {
+                    tracing::warn!(connections = %salesforce.join(", "), "Salesforce refresh tokens are kept in memory only ({e}): if the connected app rotates them, a restart sends a rotated-out token and the connection needs a login; configure [credentials] key_env or key_file to keep them in the store");
+                }
                 None
             }
         }

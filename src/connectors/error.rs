@@ -205,7 +205,12 @@ impl ApiError {
             #[serde(default)]
             error_description: String,
         }
-        let e: OAuthError = serde_json::from_slice(body).unwrap_or_default();
+        let mut e: OAuthError = serde_json::from_slice(body).unwrap_or_default();
+        // What the endpoint says back may quote what it was sent (a
+        // refresh token, a client secret): long token-like words are cut
+        // before the text reaches a log, a metric or `outbox` output.
+        e.error = scrub(&e.error);
+        e.error_description = scrub(&e.error_description);
         // RFC 6749 5.2: "invalid_grant" names the grant (a refresh token
         // revoked, expired or reused), not the client. Zendesk's only, so
         // far: Salesforce also answers it for a bad JWT assertion (a
@@ -245,5 +250,51 @@ impl ApiError {
             message: what.into(),
             sent,
         }
+    }
+}
+
+/// `text` at most 200 characters, with every word of 16 or more
+/// characters of a token's alphabet (letters, digits, `-._~+/=`) replaced
+/// by `[redacted]`: an OAuth error's text is for people, and never needs
+/// a token to be understood.
+fn scrub(text: &str) -> String {
+    let tokenish = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.chars().count() >= 16 {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if tokenish(c) {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out.chars().take(200).collect()
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    #[test]
+    fn token_like_words_are_cut_from_token_endpoint_errors() {
+        let e = super::ApiError::from_token_endpoint(
+            super::System::Zendesk,
+            400,
+            br#"{"error":"invalid_grant","error_description":"refresh token zd_r_9f8e7d6c5b4a3210ffee is invalid"}"#,
+        );
+        let shown = e.to_string();
+        assert!(!shown.contains("zd_r_9f8e7d6c5b4a3210ffee"), "{shown}");
+        assert!(
+            shown.contains("invalid_grant") && shown.contains("[redacted] is invalid"),
+            "{shown}"
+        );
     }
 }

@@ -177,8 +177,23 @@ pub fn grant_flow(c: &Connection) -> Option<&'static str> {
 /// configured (its access token then survives a restart): Zendesk `auth
 /// client_credentials`. It needs none: a new token is one request away.
 pub fn may_keep_grant(c: &Connection) -> bool {
-    c.kind == Kind::Zendesk
-        && c.settings.get("auth").map(String::as_str) == Some("client_credentials")
+    match c.kind {
+        Kind::Zendesk => c.settings.get("auth").map(String::as_str) == Some("client_credentials"),
+        // A refresh token without a `flow` (the older form of the block):
+        // Salesforce may rotate it (an app setting l3map cannot see), so it
+        // is kept when a key is configured, as `flow refresh_token` is.
+        _ => sf_refresh_without_flow(c),
+    }
+}
+
+/// A Salesforce block signing in with a refresh token and no `flow`.
+fn sf_refresh_without_flow(c: &Connection) -> bool {
+    let has = |k: &str| c.settings.contains_key(k) || c.secrets.iter().any(|r| r.key == k);
+    c.kind == Kind::Salesforce
+        && !c.settings.contains_key("flow")
+        && has("refresh_token")
+        && !has("private_key")
+        && !has("username")
 }
 
 /// [`from_config_in`], OAuth clients keeping their grants in `grants`
@@ -221,6 +236,7 @@ fn rebuild_kept(
     }
     let flow = match grant_flow(c) {
         Some(f) => f,
+        None if sf_refresh_without_flow(c) => "salesforce_refresh_token",
         None if may_keep_grant(c) => "zendesk_client_credentials",
         None => "zendesk_code",
     };
@@ -240,7 +256,7 @@ fn rebuild_kept(
         message: e.to_string(),
     };
     if c.kind == Kind::Salesforce {
-        let mut cfg = salesforce_config(c, o, secrets, retry)?;
+        let mut cfg = salesforce_config(c, o, secrets, retry, true)?;
         cfg.refresh_margin = g.margin;
         cfg.keeper = keeper(System::Salesforce);
         return SalesforceClient::with_limiters(cfg, limiters)
@@ -285,11 +301,12 @@ fn build(
         });
     }
     match c.kind {
-        Kind::Salesforce => {
-            SalesforceClient::with_limiters(salesforce_config(c, o, secrets, retry)?, limiters)
-                .map(Client::Salesforce)
-                .map_err(fail)
-        }
+        Kind::Salesforce => SalesforceClient::with_limiters(
+            salesforce_config(c, o, secrets, retry, false)?,
+            limiters,
+        )
+        .map(Client::Salesforce)
+        .map_err(fail),
         _ => {
             let cfg = zendesk_config(c, o, secrets, window, retry)?;
             ZendeskClient::with_limiters(cfg, limiters)
@@ -306,6 +323,7 @@ fn salesforce_config(
     o: &ConnectionOverride,
     secrets: &BTreeMap<String, Secret>,
     retry: RetryPolicy,
+    kept: bool,
 ) -> Result<SalesforceConfig, SetupError> {
     let login = o
         .login_url
@@ -317,7 +335,7 @@ fn salesforce_config(
         .map(|s| s.expose().to_string())
         .or_else(|| c.settings.get("client_id").cloned())
         .ok_or_else(|| missing(c, "client_id"))?;
-    let auth = if keeps_grant(c) {
+    let auth = if kept {
         // From the store; the configured token is a seed at most.
         SalesforceAuth::WebServer {
             client_secret: secrets.get("client_secret").cloned(),

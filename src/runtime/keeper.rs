@@ -64,6 +64,18 @@ impl Keeper for StoreKeeper {
         else {
             return Ok(None);
         };
+        // Refused before (by this process or one before a restart): not
+        // sent again; the connection waits for a new generation (`l3map
+        // auth login`), as an outage.
+        if l.state == CredentialState::NeedsLogin {
+            return Err(ApiError::GrantRevoked {
+                system: self.system,
+                message: format!(
+                    "invalid_grant: waiting for `l3map auth login --connection {}`",
+                    self.connection
+                ),
+            });
+        }
         if l.flow != self.flow {
             tracing::warn!(target: LOG_TARGET, connection = %self.connection, stored = %l.flow, configured = %self.flow, "the stored grant is of another flow; it is used until its next refresh");
         }

@@ -168,11 +168,21 @@ impl Grant for SalesforcePolicy {
         };
         let answer = send::exchange(SF, http.post(url).form(&form), |_| {}).await?;
         if !answer.status.is_success() {
-            return Err(ApiError::from_token_endpoint(
-                SF,
-                answer.status.as_u16(),
-                &answer.body,
-            ));
+            let e = ApiError::from_token_endpoint(SF, answer.status.as_u16(), &answer.body);
+            // A refresh token Salesforce refuses (`invalid_grant`: revoked,
+            // expired, or rotated out) needs a login, as on Zendesk; for a
+            // JWT assertion the same word is a configuration error.
+            return Err(match (&self.sign_in, e) {
+                (SignIn::RefreshToken { .. }, ApiError::Auth { message, .. })
+                    if message.starts_with("invalid_grant") =>
+                {
+                    ApiError::GrantRevoked {
+                        system: SF,
+                        message,
+                    }
+                }
+                (_, e) => e,
+            });
         }
         let raw: RawGrant = serde_json::from_slice(&answer.body)
             .map_err(|_| protocol("the token endpoint answered without a token"))?;

@@ -296,6 +296,17 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
                 }
             }
             if let Some(g) = s.stored {
+                // Another process's refresh of this generation that has
+                // not committed (it died, or is slow): if ours is refused,
+                // that is the lost-answer window, not a revocation. A
+                // standby it minted is picked up too.
+                let now = blocking(&keeper, |k| k.standby()).await?;
+                if now.unanswered {
+                    s.unanswered = s.stored;
+                }
+                if now.refresh.is_some() {
+                    s.standby = now.refresh;
+                }
                 let k = keeper.clone();
                 if !blocking(&k, move |k| k.begin(g)).await? {
                     // Another process refreshed: theirs, without a request.
@@ -333,6 +344,22 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
                         }
                     }
                     keeper.counted("invalid_grant");
+                    if s.stored.is_none() {
+                        // The configured seed was refused: an empty grant
+                        // is stored to be marked, so the refusal is as
+                        // loud as any (/healthz, the gauge, `auth status`)
+                        // and survives a restart; a login replaces it.
+                        let empty = Kept {
+                            access: Secret::new(String::new()),
+                            refresh: None,
+                            expires_in: Some(Duration::ZERO),
+                            refresh_expires_in: None,
+                            instance_url: None,
+                        };
+                        if blocking(&keeper, move |k| k.commit(None, &empty)).await? {
+                            s.stored = Some(1);
+                        }
+                    }
                     s.refused = s.stored;
                     if let Some(g) = s.stored {
                         let err = e.clone();
