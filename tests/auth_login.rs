@@ -388,8 +388,8 @@ async fn zendesk_login_stores_a_grant_that_status_shows_without_the_key() {
     let (code, _, err) = r.login("desk", &[]).finish();
     assert_eq!(code, 2);
     assert!(one_error(&err).contains("credentials"), "{err}");
-    // With another key (the old one lost), a login replaces the row the
-    // new key cannot open: the next generation, sealed with the new key.
+    // With another key (the old one lost), a login with --replace-key
+    // replaces the row: the next generation, sealed with the new key.
     std::fs::write(
         r.dir.join("key"),
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
@@ -405,7 +405,17 @@ async fn zendesk_login_stores_a_grant_that_status_shows_without_the_key() {
             .unwrap()
     };
     let before = key_id(&r);
-    let login = r.login("desk", &["--timeout-secs", "30"]);
+    // Refused while the grant works (a running service with the other key
+    // could not open a new one), before the browser: --replace-key says
+    // the key is being replaced.
+    let (code, _, err) = r.login("desk", &["--timeout-secs", "30"]).finish();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        one_error(&err).contains("sealed with another key") && err.contains("--replace-key"),
+        "{err}"
+    );
+    assert_eq!(key_id(&r), before);
+    let login = r.login("desk", &["--timeout-secs", "30", "--replace-key"]);
     r.browse(&login.url, |l| l).await;
     let (code, out, err) = login.finish();
     assert_eq!(code, 0, "{out}{err}");

@@ -34,6 +34,11 @@ pub enum AuthAction {
         /// Give up when no sign-in came back within this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 300)]
         timeout_secs: u64,
+        /// Replace a working grant sealed with another key (a key being
+        /// replaced): without it, such a login is refused, since a running
+        /// `l3map run` with the other key could not open the new grant.
+        #[arg(long)]
+        replace_key: bool,
     },
     /// Per connection: flow, state (ok, needs_login, undecryptable, none),
     /// access and refresh expiry, last change and generation. Reads no key
@@ -62,7 +67,14 @@ pub fn run(action: AuthAction) -> u8 {
             config,
             port,
             timeout_secs,
-        } => login(&connection, config.as_deref(), port, timeout_secs),
+            replace_key,
+        } => login(
+            &connection,
+            config.as_deref(),
+            port,
+            timeout_secs,
+            replace_key,
+        ),
         AuthAction::Status {
             config,
             state,
@@ -79,7 +91,13 @@ fn config(path: Option<&Path>) -> Result<Config, String> {
         })
 }
 
-fn login(connection: &str, config_path: Option<&Path>, port: Option<u16>, secs: u64) -> u8 {
+fn login(
+    connection: &str,
+    config_path: Option<&Path>,
+    port: Option<u16>,
+    secs: u64,
+    replace_key: bool,
+) -> u8 {
     let cfg = match config(config_path) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -122,6 +140,22 @@ fn login(connection: &str, config_path: Option<&Path>, port: Option<u16>, secs: 
         Ok(s) => std::sync::Arc::new(s),
         Err(e) => return fail(e),
     };
+    // A working grant sealed with another key is the running service's:
+    // replacing it under this key would leave that service unable to open
+    // it (red team F11). A refused or undecryptable one is what a login
+    // is for.
+    if let Ok(Some(row)) = store.load_credential(connection) {
+        if row.sealed.key_id != key.id()
+            && row.state == crate::runtime::store::CredentialState::Ok
+            && !replace_key
+        {
+            return fail(format!(
+                "connection `{connection}` has a working grant sealed with another key (key id {}; the configured key's id is {}): a running `l3map run` with that key could not open a new one; use the [credentials] key `run` uses, or pass --replace-key when the key is being replaced",
+                row.sealed.key_id,
+                key.id()
+            ));
+        }
+    }
     let vault = crate::runtime::seal::Vault::new(store.clone(), key);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
