@@ -125,13 +125,8 @@ pub(crate) fn check(env: &mut Env, files: &[ast::File], lock: &Lockfile) -> Vec<
                         custom: custom.clone(),
                         form: format!("\"{}\" (#{})", f.name, f.id),
                         help: format!(
-                            "l3map refuses this move for tickets on \"{}\"; offer the status on that form in Admin Center (Objects and rules > Tickets > Forms) and run `l3map schema pull`, or {}",
-                            f.name,
-                            if table.forms.is_empty() {
-                                "name the forms this table is for with `forms \"...\"` (without it, every active form)"
-                            } else {
-                                "leave the form out of the table's `forms`"
-                            }
+                            "l3map refuses this move for tickets on \"{}\"; offer the status on that form in Admin Center (Objects and rules > Tickets > Forms) and run `l3map schema pull`. The table's `forms` only narrows what `check` looks at: at run time each ticket's own form decides",
+                            f.name
                         ),
                     }
                     .at(span),

@@ -116,7 +116,9 @@ pub(super) fn apply(db: &mut Db, id: u64, c: &Changes, by: Updater) -> Vec<(Stri
             }}),
         ));
     }
-    t.updated_at = now;
+    // Never backwards: a person's change the hooks stamped a second ahead
+    // stays the older one (red team F12).
+    t.updated_at = now.max(t.updated_at);
     t.seq = seq;
     t.updater_id = Some(by.id);
     t.updated_via = Some(by.via.to_string());

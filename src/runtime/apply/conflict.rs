@@ -161,6 +161,16 @@ async fn touched(
                         ids_text(fresh.group_id, None),
                         "group",
                     ),
+                    // No group when decided, and none now, nor an
+                    // assignee: nobody reassigned it (red team F1: a
+                    // person's status change dropped the hand-off's
+                    // reassignment, and its note with it).
+                    None if basis.group.is_none()
+                        && fresh.group_id.is_none()
+                        && fresh.assignee_id.is_none() =>
+                    {
+                        None
+                    }
                     // The stored event does not name the group by id and
                     // the read is no longer kept: a person may have
                     // reassigned it, and a person wins.
