@@ -453,3 +453,62 @@ async fn after_a_collision_the_value_written_is_the_one_decided_on_the_fresh_tic
         s.log()
     );
 }
+
+/// Red team F1: a person changes only the status of a ticket with no group
+/// after l3map read it: the person's status stays, and the hand-off's
+/// reassignment and note are still written (no group before, none now, no
+/// assignee: nobody reassigned it), not dropped as "cannot tell".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_status_change_keeps_the_handoffs_reassignment_and_note() {
+    let s = Stack::start("collision-status-only", "").await;
+    let id = quiet_ticket(&s).await;
+    let fraud_ops = group_id(&s, "Fraud Operations").await;
+    let before = s
+        .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
+        .await;
+    assert_eq!(before["ticket"]["group_id"], Value::Null, "{before}");
+    admin(
+        &s,
+        Method::POST,
+        &format!("tickets/{id}/person_before_next_update"),
+        json!({"ticket": {"status": "hold", "custom_status_id": FRAUD_INVESTIGATION}}),
+    )
+    .await;
+    admin(
+        &s,
+        Method::PUT,
+        &format!("tickets/{id}"),
+        json!({"ticket": {"custom_fields": [{"id": DISPUTE_TYPE, "value": "fraud_claim"}]}}),
+    )
+    .await;
+    common::wait_for("the hand-off's group", Duration::from_secs(20), || async {
+        let t = s
+            .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
+            .await;
+        t["ticket"]["group_id"] == fraud_ops
+    })
+    .await;
+    s.drained(Duration::from_secs(10)).await;
+    let t = s
+        .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
+        .await;
+    assert_eq!(
+        t["ticket"]["custom_status_id"],
+        FRAUD_INVESTIGATION,
+        "{t}\n{}",
+        s.log()
+    );
+    assert_eq!(s.private_notes(id).await.len(), 1, "{}", s.log());
+    let rows = outbox_rows(&s, id);
+    assert!(rows.iter().all(|r| r["state"] == "done"), "{rows:#?}");
+    let status = rows
+        .iter()
+        .find(|r| r["kind"] == "set_status")
+        .expect("status row");
+    assert!(
+        status["last_error"]
+            .as_str()
+            .is_some_and(|n| n.contains("superseded")),
+        "{status:#}"
+    );
+}
