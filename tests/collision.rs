@@ -512,3 +512,56 @@ async fn a_persons_status_change_keeps_the_handoffs_reassignment_and_note() {
         "{status:#}"
     );
 }
+
+/// Red team F3: a hand-off whose trigger a person withdrew between
+/// l3map's read and write is dropped by the re-decision, and nothing of it
+/// was written, so it does not count as the one write: when the trigger
+/// comes back, the hand-off is written (once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handoff_withdrawn_by_a_collision_is_written_when_its_trigger_returns() {
+    let s = Stack::start("collision-withdrawn", "").await;
+    let id = quiet_ticket(&s).await;
+    let fraud_ops = group_id(&s, "Fraud Operations").await;
+    admin(
+        &s,
+        Method::POST,
+        &format!("tickets/{id}/person_before_next_update"),
+        json!({"ticket": {"custom_fields": [{"id": DISPUTE_TYPE, "value": "chargeback"}]}}),
+    )
+    .await;
+    admin(
+        &s,
+        Method::PUT,
+        &format!("tickets/{id}"),
+        json!({"ticket": {"custom_fields": [{"id": DISPUTE_TYPE, "value": "fraud_claim"}]}}),
+    )
+    .await;
+    common::wait_for(
+        "the withdrawn hand-off",
+        Duration::from_secs(20),
+        || async {
+            let rows = outbox_rows(&s, id);
+            rows.iter().any(|r| r["kind"] == "comment") && rows.iter().all(|r| r["state"] == "done")
+        },
+    )
+    .await;
+    assert!(s.private_notes(id).await.is_empty(), "{}", s.log());
+    // The trigger comes back: now the hand-off is written.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    admin(
+        &s,
+        Method::PUT,
+        &format!("tickets/{id}"),
+        json!({"ticket": {"custom_fields": [{"id": DISPUTE_TYPE, "value": "fraud_claim"}]}}),
+    )
+    .await;
+    common::wait_for("the hand-off's group", Duration::from_secs(20), || async {
+        let t = s
+            .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
+            .await;
+        t["ticket"]["group_id"] == fraud_ops
+    })
+    .await;
+    s.drained(Duration::from_secs(10)).await;
+    assert_eq!(s.private_notes(id).await.len(), 1, "{}", s.log());
+}

@@ -320,6 +320,7 @@ fn report_line(r: &Report) -> String {
         Outcome::Settled {
             note,
             superseded: false,
+            ..
         } => ("ok", format!("applied: {note}")),
         Outcome::Settled { note, .. } => ("--", note.clone()),
         Outcome::Retry { error, .. } => ("..", format!("will retry: {error}")),

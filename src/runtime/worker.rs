@@ -298,6 +298,9 @@ async fn record(engine: &Engine, g: &Group, ids: &[i64], outcome: &Outcome) {
         let (ids2, o) = (ids.to_vec(), outcome.clone());
         let saved = blocking(&engine.store, move |store| match &o {
             Outcome::Applied => store.done(&ids2),
+            Outcome::Settled {
+                note, rearm: true, ..
+            } => store.done_rearmed(&ids2, note),
             Outcome::Settled { note, .. } => store.done_noted(&ids2, note),
             Outcome::Retry {
                 error,
@@ -430,7 +433,9 @@ async fn settle(
                     kind = %c.kind, at = %c.source_loc, revision = %c.revision,
                     latency_ms = latency.as_millis() as u64, "applied"
                 ),
-                Outcome::Settled { note, superseded } => tracing::info!(
+                Outcome::Settled {
+                    note, superseded, ..
+                } => tracing::info!(
                     connection = %g.connection, record = %g.record, rule = %c.rule,
                     kind = %c.kind, at = %c.source_loc, revision = %c.revision,
                     superseded = *superseded, note = %note,

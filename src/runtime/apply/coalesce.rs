@@ -197,13 +197,16 @@ pub(super) fn settle_overtaken(overtaken: Vec<(i64, i64, String)>, results: &mut
             Some(Outcome::Settled {
                 note: why,
                 superseded: true,
+                ..
             }) => Outcome::Settled {
                 note: format!("{note}; that later value was itself superseded: {why}"),
                 superseded: true,
+                rearm: false,
             },
             _ => Outcome::Settled {
                 note,
                 superseded: true,
+                rearm: false,
             },
         };
         more.push((vec![id], outcome));

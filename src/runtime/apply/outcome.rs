@@ -20,6 +20,11 @@ pub enum Outcome {
     Settled {
         note: String,
         superseded: bool,
+        /// Nothing of the decision was written (a collision withdrew all
+        /// of an update's actions): the actions' keys are freed, so a later
+        /// event on which the rule or hand-off holds again writes it; a
+        /// hand-off no person ever saw does not count as written once.
+        rearm: bool,
     },
     /// Worth another try after `after`; `unconfirmed` when it may have
     /// been applied (read back before sending again); `transient` when it

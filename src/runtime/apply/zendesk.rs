@@ -40,6 +40,7 @@ impl Applier {
                     Outcome::Settled {
                         note,
                         superseded: true,
+                        rearm: false,
                     },
                 )
             })
@@ -175,6 +176,7 @@ impl Applier {
                         Outcome::Settled {
                             note: format!("applied after {}", notes.join("; then ")),
                             superseded: false,
+                            rearm: false,
                         }
                     }
                 }
@@ -187,6 +189,11 @@ impl Applier {
                     };
                     // A lost answer of l3map's own earlier try moved the
                     // stamp too: what the ticket already shows is applied.
+                    // Nothing of this decision written yet (no earlier
+                    // round, nothing found applied): if the collision
+                    // withdraws all of it, its keys are freed.
+                    let untouched = notes.is_empty();
+                    let found = results.len();
                     match self.zendesk_already(zd, ticket_id, &ops).await {
                         Ok(there) => drop_applied(&mut ops, &there, results),
                         Err(e) => {
@@ -220,16 +227,25 @@ impl Applier {
                     // again against the fresh ticket, still write goes.
                     let again = self.decide_again(g, &fresh_json, keep);
                     let undecided = again.dropped.len();
+                    let keep = again.keep;
+                    // Freed only when the rules themselves no longer write
+                    // any of it (its trigger was withdrawn): what a person's
+                    // change superseded stays written-once, so a later
+                    // event does not write it over the person.
+                    let rearm = untouched
+                        && results.len() == found
+                        && keep.is_empty()
+                        && dropped.is_empty();
                     for (id, why) in again.dropped {
                         results.push((
                             vec![id],
                             Outcome::Settled {
                                 note: why,
                                 superseded: true,
+                                rearm,
                             },
                         ));
                     }
-                    let keep = again.keep;
                     let when = fresh.updated_at.clone().unwrap_or_else(|| "?".into());
                     let said = conflict::collision_note(
                         basis,
@@ -249,6 +265,7 @@ impl Applier {
                             Outcome::Settled {
                                 note: why,
                                 superseded: true,
+                                rearm: false,
                             },
                         ));
                     }

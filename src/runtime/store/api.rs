@@ -93,6 +93,11 @@ pub trait Outbox {
     /// person's change, or superseded by it. Never sent again.
     fn done_noted(&self, ids: &[i64], note: &str) -> Result<(), StoreError>;
 
+    /// [`Self::done_noted`] for actions of which nothing was written, their
+    /// keys freed (each becomes `KEY~withdrawn-ID`): a later decision with
+    /// the same key is queued and written, not taken for this one.
+    fn done_rearmed(&self, ids: &[i64], note: &str) -> Result<(), StoreError>;
+
     /// Failed in a way worth another try at `not_before` (ms since 1970).
     /// `unconfirmed`: the failure leaves unknown whether it was applied.
     /// `transient`: an outage (connect error, timeout, 5xx, 429, quota),

@@ -165,6 +165,11 @@ impl Store {
         self.backend.done_noted(ids, note)
     }
 
+    /// See [`api::Outbox::done_rearmed`].
+    pub fn done_rearmed(&self, ids: &[i64], note: &str) -> Result<(), StoreError> {
+        self.backend.done_rearmed(ids, note)
+    }
+
     /// See [`api::Outbox::retry_later`].
     pub fn retry_later(
         &self,

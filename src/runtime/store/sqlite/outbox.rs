@@ -36,6 +36,18 @@ impl Outbox for SqliteStore {
         })
     }
 
+    fn done_rearmed(&self, ids: &[i64], note: &str) -> Result<(), StoreError> {
+        let note = note.to_string();
+        self.tracked(|| {
+            self.update_each(
+                "UPDATE outbox SET state = 'done', not_before = 0, unconfirmed = 0, last_error = ?3,
+                   updated_ms = ?2, key = key || '~withdrawn-' || id WHERE id = ?1",
+                ids,
+                |id, now| vec![Box::new(id), Box::new(now), Box::new(note.clone())],
+            )
+        })
+    }
+
     fn retry_later(
         &self,
         ids: &[i64],
