@@ -105,6 +105,20 @@ async fn answered_ticket(s: &Stack) -> u64 {
     id
 }
 
+/// A person's change queued to land just before l3map's next write to
+/// the ticket (after l3map read it), then the change l3map decides on.
+async fn person_then_event(s: &Stack, id: u64, person: Value, event: Value) {
+    let before = format!("tickets/{id}/person_before_next_update");
+    admin(s, Method::POST, &before, person).await;
+    admin(s, Method::PUT, &format!("tickets/{id}"), event).await;
+}
+
+/// The ticket as Zendesk's API shows it.
+async fn ticket(s: &Stack, id: u64) -> Value {
+    s.zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
+        .await
+}
+
 fn outbox_rows(s: &Stack, ticket: u64) -> Vec<Value> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_l3map"))
         .args(["outbox", "list", "--format", "json", "--state"])
@@ -145,33 +159,22 @@ async fn a_persons_change_between_read_and_write_wins() {
     let payments = group_id(&s, "Payments Tier 2").await;
     // The person's change lands just before l3map's next write to the
     // ticket: after l3map read it for the event below.
-    admin(
+    // The event l3map decides on: a person files the dispute.
+    person_then_event(
         &s,
-        Method::POST,
-        &format!("tickets/{id}/person_before_next_update"),
+        id,
         json!({"ticket": {"status": "hold", "custom_status_id": FRAUD_INVESTIGATION,
                           "group_id": payments}}),
-    )
-    .await;
-    // The event l3map decides on: a person files the dispute.
-    admin(
-        &s,
-        Method::PUT,
-        &format!("tickets/{id}"),
         json!({"ticket": {"custom_fields": [{"id": DISPUTE_TYPE, "value": "fraud_claim"}]}}),
     )
     .await;
     common::wait_for("l3map's field", Duration::from_secs(15), || async {
-        let t = s
-            .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
-            .await;
+        let t = ticket(&s, id).await;
         field(&t, HANDOFF_REASON) == "fraud"
     })
     .await;
     s.drained(Duration::from_secs(10)).await;
-    let t = s
-        .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
-        .await;
+    let t = ticket(&s, id).await;
     assert_eq!(t["ticket"]["status"], "hold", "{t}\n{}", s.log());
     assert_eq!(t["ticket"]["custom_status_id"], FRAUD_INVESTIGATION, "{t}");
     assert_eq!(t["ticket"]["group_id"], payments, "{t}");
@@ -241,9 +244,7 @@ async fn an_unconfirmed_write_read_back_after_a_kill_keeps_a_persons_newer_edit(
     .await;
     // l3map's update is applied (its answer withheld): the group shows it.
     common::wait_for("l3map's write to land", Duration::from_secs(15), || async {
-        let t = s
-            .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
-            .await;
+        let t = ticket(&s, id).await;
         t["ticket"]["group_id"] == fraud_ops
     })
     .await;
@@ -260,9 +261,7 @@ async fn an_unconfirmed_write_read_back_after_a_kill_keeps_a_persons_newer_edit(
     .await;
     s.start_runtime().await;
     s.drained(Duration::from_secs(20)).await;
-    let t = s
-        .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
-        .await;
+    let t = ticket(&s, id).await;
     assert_eq!(t["ticket"]["status"], "hold", "{t}\n{}", s.log());
     assert_eq!(t["ticket"]["custom_status_id"], FRAUD_INVESTIGATION, "{t}");
     assert_eq!(t["ticket"]["group_id"], fraud_ops, "{t}");
@@ -355,17 +354,10 @@ async fn after_a_collision_the_rules_decide_again_on_the_fresh_ticket() {
     )
     .await;
     let id = settled_ticket(&s).await;
-    admin(
+    person_then_event(
         &s,
-        Method::POST,
-        &format!("tickets/{id}/person_before_next_update"),
+        id,
         json!({"ticket": {"custom_fields": [{"id": PRODUCT, "value": "a phone, any"}]}}),
-    )
-    .await;
-    admin(
-        &s,
-        Method::PUT,
-        &format!("tickets/{id}"),
         json!({"ticket": {"custom_fields": [{"id": PRODUCT, "value": "phone a"}]}}),
     )
     .await;
@@ -380,9 +372,7 @@ async fn after_a_collision_the_rules_decide_again_on_the_fresh_ticket() {
     )
     .await;
     s.drained(Duration::from_secs(10)).await;
-    let t = s
-        .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
-        .await;
+    let t = ticket(&s, id).await;
     assert_eq!(field(&t, PRODUCT), "a phone, any", "{t}");
     assert_eq!(field(&t, PRODUCT_ID), Value::Null, "{t}\n{}", s.log());
     let rows = outbox_rows(&s, id);
@@ -416,24 +406,15 @@ async fn after_a_collision_the_value_written_is_the_one_decided_on_the_fresh_tic
     )
     .await;
     let id = settled_ticket(&s).await;
-    admin(
+    person_then_event(
         &s,
-        Method::POST,
-        &format!("tickets/{id}/person_before_next_update"),
+        id,
         json!({"ticket": {"custom_fields": [{"id": PRODUCT, "value": "phone b"}]}}),
-    )
-    .await;
-    admin(
-        &s,
-        Method::PUT,
-        &format!("tickets/{id}"),
         json!({"ticket": {"custom_fields": [{"id": PRODUCT, "value": "phone a"}]}}),
     )
     .await;
     common::wait_for("PHONE-B", Duration::from_secs(20), || async {
-        let t = s
-            .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
-            .await;
+        let t = ticket(&s, id).await;
         field(&t, PRODUCT_ID) == "PHONE-B"
     })
     .await;
@@ -463,35 +444,22 @@ async fn a_persons_status_change_keeps_the_handoffs_reassignment_and_note() {
     let s = Stack::start("collision-status-only", "").await;
     let id = quiet_ticket(&s).await;
     let fraud_ops = group_id(&s, "Fraud Operations").await;
-    let before = s
-        .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
-        .await;
+    let before = ticket(&s, id).await;
     assert_eq!(before["ticket"]["group_id"], Value::Null, "{before}");
-    admin(
+    person_then_event(
         &s,
-        Method::POST,
-        &format!("tickets/{id}/person_before_next_update"),
+        id,
         json!({"ticket": {"status": "hold", "custom_status_id": FRAUD_INVESTIGATION}}),
-    )
-    .await;
-    admin(
-        &s,
-        Method::PUT,
-        &format!("tickets/{id}"),
         json!({"ticket": {"custom_fields": [{"id": DISPUTE_TYPE, "value": "fraud_claim"}]}}),
     )
     .await;
     common::wait_for("the hand-off's group", Duration::from_secs(20), || async {
-        let t = s
-            .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
-            .await;
+        let t = ticket(&s, id).await;
         t["ticket"]["group_id"] == fraud_ops
     })
     .await;
     s.drained(Duration::from_secs(10)).await;
-    let t = s
-        .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
-        .await;
+    let t = ticket(&s, id).await;
     assert_eq!(
         t["ticket"]["custom_status_id"],
         FRAUD_INVESTIGATION,
@@ -522,17 +490,10 @@ async fn a_handoff_withdrawn_by_a_collision_is_written_when_its_trigger_returns(
     let s = Stack::start("collision-withdrawn", "").await;
     let id = quiet_ticket(&s).await;
     let fraud_ops = group_id(&s, "Fraud Operations").await;
-    admin(
+    person_then_event(
         &s,
-        Method::POST,
-        &format!("tickets/{id}/person_before_next_update"),
+        id,
         json!({"ticket": {"custom_fields": [{"id": DISPUTE_TYPE, "value": "chargeback"}]}}),
-    )
-    .await;
-    admin(
-        &s,
-        Method::PUT,
-        &format!("tickets/{id}"),
         json!({"ticket": {"custom_fields": [{"id": DISPUTE_TYPE, "value": "fraud_claim"}]}}),
     )
     .await;
@@ -556,9 +517,7 @@ async fn a_handoff_withdrawn_by_a_collision_is_written_when_its_trigger_returns(
     )
     .await;
     common::wait_for("the hand-off's group", Duration::from_secs(20), || async {
-        let t = s
-            .zendesk(Method::GET, &format!("/api/v2/tickets/{id}.json"), None)
-            .await;
+        let t = ticket(&s, id).await;
         t["ticket"]["group_id"] == fraud_ops
     })
     .await;
