@@ -116,6 +116,10 @@ impl Keeper for StoreKeeper {
         })
     }
 
+    fn connection(&self) -> &str {
+        &self.connection
+    }
+
     fn counted(&self, result: &'static str) {
         if let Some(m) = &self.metrics {
             m.credential_refresh(&self.connection, result);

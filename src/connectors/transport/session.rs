@@ -74,6 +74,11 @@ pub trait Keeper: Send + Sync + 'static {
     /// A refresh ended: `ok`, `transient`, `invalid_grant` or `recovered`
     /// (by the standby). For the runtime's metrics.
     fn counted(&self, _result: &'static str) {}
+
+    /// The connection whose grant this is, for the log.
+    fn connection(&self) -> &str {
+        ""
+    }
 }
 
 /// What [`Keeper::standby`] finds in the store.
@@ -438,7 +443,7 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
         let token = match grant.grant(http, Some(&via)).await {
             Ok(t) => t,
             Err(e @ ApiError::GrantRevoked { .. }) => {
-                tracing::warn!(target: LOG_TARGET, error = %e, "the standby grant was refused too");
+                tracing::warn!(target: LOG_TARGET, connection = keeper.connection(), error = %e, "the standby grant was refused too");
                 s.standby = None;
                 return Ok(None);
             }
@@ -468,7 +473,7 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
         s.token = Some(token.clone());
         s.generation += 1;
         keeper.counted("recovered");
-        tracing::warn!(target: LOG_TARGET, "a refresh answer was lost (the vendor had already rotated the stored refresh token); recovered with the standby grant");
+        tracing::warn!(target: LOG_TARGET, connection = keeper.connection(), "a refresh answer was lost (the vendor had already rotated the stored refresh token); recovered with the standby grant");
         grant.renewed(s.generation);
         s.mint_after = None;
         self.mint(s, keeper, grant, http).await;
@@ -498,7 +503,7 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
                 return;
             }
             Err(e) => {
-                tracing::warn!(target: LOG_TARGET, error = %e, "no standby grant could be minted; a refresh answer lost from now on needs a login (docs/RUNTIME.md, \"The standby\")");
+                tracing::warn!(target: LOG_TARGET, connection = keeper.connection(), error = %e, "no standby grant could be minted; a refresh answer lost from now on needs a login (docs/RUNTIME.md, \"The standby\")");
                 s.mint_after = Some(Instant::now() + MINT_AGAIN);
                 return;
             }
