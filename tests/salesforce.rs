@@ -368,8 +368,10 @@ async fn a_refused_refresh_token_is_an_auth_error_without_secrets() {
         .get("Case", &first_id(&h, "Case"), None)
         .await
         .unwrap_err();
+    // A refused refresh token is a refused grant (it needs a login), not
+    // an authentication error of the request.
     assert!(
-        matches!(&err, ApiError::Auth { status: 400, message, .. } if message.starts_with("invalid_grant")),
+        matches!(&err, ApiError::GrantRevoked { message, .. } if message.starts_with("invalid_grant")),
         "{err:?}"
     );
     let shown = format!("{err} {err:?} {sf:?}");

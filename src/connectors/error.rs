@@ -254,15 +254,19 @@ impl ApiError {
 }
 
 /// `text` at most 200 characters, with every word of 16 or more
-/// characters of a token's alphabet (letters, digits, `-._~+/=`) replaced
-/// by `[redacted]`: an OAuth error's text is for people, and never needs
-/// a token to be understood.
+/// characters of a token's alphabet (letters, digits, `-._~+/=`), other
+/// than lowercase letters and `_` only, replaced by `[redacted]`: an
+/// OAuth error's text is for people, and never needs a token to be
+/// understood.
 fn scrub(text: &str) -> String {
     let tokenish = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
     let mut out = String::new();
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {
-        if word.chars().count() >= 16 {
+        // A word of lowercase letters and `_` is an error code
+        // (`unsupported_grant_type`), not a token.
+        let coded = word.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+        if word.chars().count() >= 16 && !coded {
             out.push_str("[redacted]");
         } else {
             out.push_str(word);
