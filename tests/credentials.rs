@@ -1115,6 +1115,21 @@ async fn a_refused_seed_is_loud_and_not_sent_again() {
 async fn another_process_killed_in_its_refresh_is_recovered_by_the_standby() {
     let (mut s, _) = soak("other-killed", 600).await;
     settled(&mut s).await;
+    // The standby the runtime minted is committed (generation 2) before
+    // the expiry is edited: that commit writes the expiry again.
+    let state = s.dir.join("state/state.db");
+    common::until("the standby is stored", Duration::from_secs(30), || {
+        rusqlite::Connection::open(&state)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT generation FROM credentials WHERE connection = 'desk'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .is_ok_and(|g| g >= 2)
+    })
+    .await;
     // Expired as the store says (the other process refreshes first), not
     // yet for the runtime, whose clock says an hour is left.
     store_expiry(&s, now_ms() - 3_600_000);
@@ -1124,10 +1139,20 @@ async fn another_process_killed_in_its_refresh_is_recovered_by_the_standby() {
         .args(["schema", "diff", "--connection", "desk", "--config"])
         .arg(s.dir.join("l3map.toml"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(s.dir.join("diff.err")).unwrap())
         .spawn()
         .unwrap();
-    stat_reaches(&s, "held", held + 1, Duration::from_secs(20)).await;
+    let started = Instant::now();
+    while s.oauth_stats().await["held"].as_u64().unwrap() < held + 1 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the other process never refreshed: {}
+{}",
+            s.oauth_stats().await,
+            std::fs::read_to_string(s.dir.join("diff.err")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     diff.kill().unwrap();
     diff.wait().unwrap();
     // The runtime's next call: its token expired, its refresh is refused.
