@@ -127,6 +127,9 @@ link desk.user <-> crm.Contact {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_syntax_in_a_value_never_holds_the_stream() {
     let s = cdc_stack("lookup-syntax", &[("links.l3map", BY_NAME)]).await;
+    // The Contact below is seen only by a stream that is up (one subscribed
+    // later starts from the latest event and misses it).
+    s.stream_up("ContactChangeEvent").await;
     let account = salesforce_account_ids()[1].clone();
     let org = new_org(
         &s,
