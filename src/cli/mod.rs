@@ -18,6 +18,7 @@ mod outbox;
 mod plan;
 mod run;
 mod schema;
+mod sealing;
 mod signals;
 mod test;
 

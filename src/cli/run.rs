@@ -106,32 +106,7 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
     let webhook =
         crate::runtime::config::check_credentials(&cfg, &program).map_err(|e| e.to_string())?;
     // Refused before the port opens: a grant the key cannot seal.
-    let key = if program.connections.iter().any(clients::keeps_grant) {
-        Some(std::sync::Arc::new(
-            cfg.credentials.key().map_err(|e| e.to_string())?,
-        ))
-    } else if program.connections.iter().any(clients::may_keep_grant) {
-        // Client-credentials tokens are kept when a key is configured.
-        match cfg.credentials.key() {
-            Ok(k) => Some(std::sync::Arc::new(k)),
-            Err(e) => {
-                let salesforce: Vec<&str> = program
-                    .connections
-                    .iter()
-                    .filter(|c| c.kind == crate::ir::Kind::Salesforce && clients::may_keep_grant(c))
-                    .map(|c| c.name.as_str())
-                    .collect();
-                if salesforce.is_empty() {
-                    tracing::info!("client_credentials tokens are kept in memory only ({e})");
-                } else {
-                    tracing::warn!(connections = %salesforce.join(", "), "Salesforce refresh tokens are kept in memory only ({e}): if the connected app rotates them, a restart sends a rotated-out token and the connection needs a login; configure [credentials] key_env or key_file to keep them in the store");
-                }
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let key = super::sealing::key_for(&cfg, &program)?;
     let webhook_secret = match webhook {
         Some((secret, from)) => {
             tracing::info!(from = %from.from, "webhook signatures are checked with this secret");
