@@ -1155,7 +1155,9 @@ async fn another_process_killed_in_its_refresh_is_recovered_by_the_standby() {
     }
     diff.kill().unwrap();
     diff.wait().unwrap();
-    // The runtime's next call: its token expired, its refresh is refused.
+    // The runtime's next call: its token expired. The dead process's
+    // intent does not hold it off (its OS lock died with it); its refresh
+    // is refused.
     let ticket = s.disputed_ticket("After the other process died").await;
     let started = Instant::now();
     while s.private_notes(ticket).await < 1 {

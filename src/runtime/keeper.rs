@@ -4,11 +4,11 @@
 //! lifetimes on the monotonic clock).
 
 use crate::connectors::error::{ApiError, System};
-use crate::connectors::transport::session::{Keeper, Kept, Standby};
+use crate::connectors::transport::session::{Begin, Keeper, Kept, Standby};
 use crate::connectors::Secret;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::seal::{Grant, SealError, Vault};
-use crate::runtime::store::{now_ms, CredentialState};
+use crate::runtime::store::{now_ms, CredentialState, RefreshLease};
 use std::time::Duration;
 
 const LOG_TARGET: &str = "l3map::runtime::credentials";
@@ -92,10 +92,23 @@ impl Keeper for StoreKeeper {
         )))
     }
 
-    fn begin(&self, generation: i64) -> Result<bool, ApiError> {
-        self.vault
-            .begin_refresh(&self.connection, generation)
-            .map_err(|e| self.fail(e))
+    fn begin(
+        &self,
+        generation: i64,
+        mine: Option<i64>,
+        lease: Duration,
+    ) -> Result<Begin, ApiError> {
+        Ok(
+            match self
+                .vault
+                .begin_refresh(&self.connection, generation, mine, lease)
+                .map_err(|e| self.fail(e))?
+            {
+                RefreshLease::Taken(stamp) => Begin::Go(stamp),
+                RefreshLease::MovedOn => Begin::MovedOn,
+                RefreshLease::Held => Begin::Held,
+            },
+        )
     }
 
     fn commit(&self, expected: Option<i64>, grant: &Kept) -> Result<bool, ApiError> {
@@ -190,6 +203,9 @@ mod tests {
         used: Mutex<Vec<String>>,
         minted: Mutex<u64>,
         lose: Mutex<bool>,
+        refusals: Mutex<u64>,
+        /// Each token request takes this long (ms): refreshes overlap.
+        slow: std::sync::atomic::AtomicU64,
     }
 
     impl Grant for Rotating {
@@ -199,9 +215,12 @@ mod tests {
             _: &reqwest::Client,
             previous: Option<&(String, String)>,
         ) -> Result<(String, String), ApiError> {
+            let slow = self.slow.load(std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(slow)).await;
             let refresh = previous.map_or("r0".to_string(), |p| p.1.clone());
             let mut used = self.used.lock().unwrap();
             if used.contains(&refresh) {
+                *self.refusals.lock().unwrap() += 1;
                 return Err(ApiError::GrantRevoked {
                     system: System::Zendesk,
                     message: "invalid_grant: reused".into(),
@@ -267,8 +286,16 @@ mod tests {
         let vendor = Rotating::default();
         let http = reqwest::Client::new();
         // Two processes (two sessions) on one store.
-        let a = Session::renewable_kept(Some(keeper(&store)), Duration::from_secs(120));
-        let b = Session::renewable_kept(Some(keeper(&store)), Duration::from_secs(120));
+        let a = Session::renewable_kept(
+            Some(keeper(&store)),
+            Duration::from_secs(120),
+            Duration::from_secs(35),
+        );
+        let b = Session::renewable_kept(
+            Some(keeper(&store)),
+            Duration::from_secs(120),
+            Duration::from_secs(35),
+        );
         let vault = Vault::new(
             store.clone(),
             Arc::new(SealKey::parse(&Secret::new("ab".repeat(32))).unwrap()),
@@ -309,7 +336,11 @@ mod tests {
         let store = Arc::new(Store::open(&dir.path().join("state.db")).unwrap());
         let vendor = Rotating::default();
         let http = reqwest::Client::new();
-        let a = Session::renewable_kept(Some(keeper(&store)), Duration::from_secs(120));
+        let a = Session::renewable_kept(
+            Some(keeper(&store)),
+            Duration::from_secs(120),
+            Duration::from_secs(35),
+        );
         let vault = Vault::new(
             store.clone(),
             Arc::new(SealKey::parse(&Secret::new("ab".repeat(32))).unwrap()),
@@ -346,6 +377,42 @@ mod tests {
         assert_eq!(
             vault.state("desk").unwrap(),
             Some(CredentialState::NeedsLogin)
+        );
+    }
+
+    /// Two processes whose tokens expire together: the second waits for
+    /// the first one's refresh (the intent is a lease) and adopts it; the
+    /// refresh token is sent once, and nothing is refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_refreshing_at_once_send_the_refresh_token_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("state.db")).unwrap());
+        let vendor = Arc::new(Rotating::default());
+        let http = reqwest::Client::new();
+        let session = || {
+            Arc::new(Session::renewable_kept(
+                Some(keeper(&store)),
+                Duration::from_secs(120),
+                Duration::from_secs(35),
+            ))
+        };
+        let (a, b) = (session(), session());
+        let (_, ga) = a.current(&*vendor, &http).await.unwrap();
+        let (_, gb) = b.current(&*vendor, &http).await.unwrap();
+        vendor.slow.store(300, std::sync::atomic::Ordering::SeqCst);
+        let renew = |s: Arc<Session<(String, String)>>, g| {
+            let (vendor, http) = (vendor.clone(), http.clone());
+            tokio::spawn(async move { s.renew(g, &*vendor, &http).await })
+        };
+        let (ra, rb) = (renew(a, ga), renew(b, gb));
+        let (ta, tb) = (ra.await.unwrap().unwrap(), rb.await.unwrap().unwrap());
+        assert_eq!(ta.0, tb.0, "both use the one new grant");
+        assert_eq!(ta.0 .0, "a2");
+        assert_eq!(*vendor.used.lock().unwrap(), ["r0", "r1"]);
+        assert_eq!(
+            *vendor.refusals.lock().unwrap(),
+            0,
+            "r1 was never sent twice"
         );
     }
 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::connectors::Secret;
-use crate::runtime::store::{CredentialState, SealedCredential, Store, StoreError};
+use crate::runtime::store::{CredentialState, RefreshLease, SealedCredential, Store, StoreError};
 
 /// The version tag at the head of the associated data: a later format
 /// changes it, and an old reader refuses the new blob instead of guessing.
@@ -263,12 +263,25 @@ impl Vault {
         }))
     }
 
-    /// Durable intent before a refresh request goes out; `false` when the
-    /// stored generation moved on (another process refreshed: load it).
-    pub fn begin_refresh(&self, connection: &str, generation: i64) -> Result<bool, SealError> {
-        Ok(self
-            .store
-            .begin_refresh(connection, generation, crate::runtime::store::now_ms())?)
+    /// Durable intent before a refresh request goes out, held as a lease
+    /// of `lease` (see [`RefreshLease`]); `mine`: the stamp this writer's
+    /// own earlier intent was written with.
+    pub fn begin_refresh(
+        &self,
+        connection: &str,
+        generation: i64,
+        mine: Option<i64>,
+        lease: std::time::Duration,
+    ) -> Result<RefreshLease, SealError> {
+        let now = crate::runtime::store::now_ms();
+        let lease = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        Ok(self.store.begin_refresh(
+            connection,
+            generation,
+            now,
+            mine,
+            now.saturating_sub(lease),
+        )?)
     }
 
     /// Seals and stores `grant` as generation `expected + 1` (1 when the
@@ -386,8 +399,31 @@ mod tests {
             .unwrap());
         let l = v.load("desk").unwrap().unwrap();
         assert_eq!((l.generation, l.grant.access.expose()), (1, "a1"));
-        assert!(v.begin_refresh("desk", 1).unwrap());
-        assert!(!v.begin_refresh("desk", 2).unwrap());
+        let lease = std::time::Duration::from_secs(30);
+        let RefreshLease::Taken(mine) = v.begin_refresh("desk", 1, None, lease).unwrap() else {
+            panic!("the first intent is taken");
+        };
+        // Another writer waits for it; its writer may renew it; a
+        // generation that is not stored has moved on.
+        assert_eq!(
+            v.begin_refresh("desk", 1, None, lease).unwrap(),
+            RefreshLease::Held
+        );
+        assert!(matches!(
+            v.begin_refresh("desk", 1, Some(mine), lease).unwrap(),
+            RefreshLease::Taken(_)
+        ));
+        assert_eq!(
+            v.begin_refresh("desk", 2, None, lease).unwrap(),
+            RefreshLease::MovedOn
+        );
+        // A lease past its time (its writer died) is taken over.
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        assert!(matches!(
+            v.begin_refresh("desk", 1, None, std::time::Duration::ZERO)
+                .unwrap(),
+            RefreshLease::Taken(_)
+        ));
         assert!(v
             .load("desk")
             .unwrap()
@@ -504,5 +540,34 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Two processes on one store file: the second is held off while the
+    /// first lives, and takes its intent over the moment it dies (its OS
+    /// lock goes with it), long before the lease runs out.
+    #[test]
+    fn a_dead_writers_intent_is_taken_over_at_once() {
+        let (dir, store) = store();
+        let v = Vault::new(store.clone(), key(4));
+        assert!(v
+            .commit("desk", "zendesk_code", None, &grant("a1", "r1"))
+            .unwrap());
+        let lease = std::time::Duration::from_secs(3600);
+        assert!(matches!(
+            v.begin_refresh("desk", 1, None, lease).unwrap(),
+            RefreshLease::Taken(_)
+        ));
+        let other = Arc::new(Store::open(&dir.path().join("state.db")).unwrap());
+        let w = Vault::new(other, key(4));
+        assert_eq!(
+            w.begin_refresh("desk", 1, None, lease).unwrap(),
+            RefreshLease::Held
+        );
+        drop(v);
+        drop(store);
+        assert!(matches!(
+            w.begin_refresh("desk", 1, None, lease).unwrap(),
+            RefreshLease::Taken(_)
+        ));
     }
 }

@@ -134,7 +134,11 @@ impl SalesforceClient {
         let transport = Transport::new(
             http,
             policy,
-            Session::renewable_kept(cfg.keeper.as_ref().map(|k| k.0.clone()), cfg.refresh_margin),
+            Session::renewable_kept(
+                cfg.keeper.as_ref().map(|k| k.0.clone()),
+                cfg.refresh_margin,
+                cfg.timeout + super::transport::session::REFRESH_LEASE_SLACK,
+            ),
             budget,
             cfg.retry.clone(),
         );

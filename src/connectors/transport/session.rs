@@ -44,9 +44,12 @@ pub struct Kept {
 pub trait Keeper: Send + Sync + 'static {
     /// The stored grant and its generation.
     fn load(&self) -> Result<Option<(i64, Kept)>, ApiError>;
-    /// The durable intent before a refresh of `generation` is sent; `false`
-    /// when the store moved on (another process refreshed).
-    fn begin(&self, generation: i64) -> Result<bool, ApiError>;
+    /// The durable intent before a refresh of `generation` is sent, held
+    /// as a lease of `lease` so that two processes never send one refresh
+    /// token at once; `mine`: the stamp of this session's own earlier
+    /// intent on it (a refresh that failed in transit).
+    fn begin(&self, generation: i64, mine: Option<i64>, lease: Duration)
+        -> Result<Begin, ApiError>;
     /// Stores `grant` as `expected + 1` if the store is still at
     /// `expected`; `false` when another writer got there first.
     fn commit(&self, expected: Option<i64>, grant: &Kept) -> Result<bool, ApiError>;
@@ -79,6 +82,17 @@ pub trait Keeper: Send + Sync + 'static {
     fn connection(&self) -> &str {
         ""
     }
+}
+
+/// What [`Keeper::begin`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Begin {
+    /// The intent is this session's, written with this stamp: send.
+    Go(i64),
+    /// Another process refreshed: its grant is in the store.
+    MovedOn,
+    /// Another process's refresh of this generation is on the wire.
+    Held,
 }
 
 /// What [`Keeper::standby`] finds in the store.
@@ -148,7 +162,7 @@ pub trait Grant: Send + Sync {
 /// A fixed credential, or a session that renews itself.
 pub enum Session<T> {
     Fixed(T),
-    Renewable(tokio::sync::Mutex<State<T>>),
+    Renewable(Box<tokio::sync::Mutex<State<T>>>),
 }
 
 pub struct State<T> {
@@ -176,7 +190,16 @@ pub struct State<T> {
     /// No standby is minted before this (the vendor had none to give, or
     /// minting failed).
     mint_after: Option<Instant>,
+    /// The stored generation and stamp of this session's refresh intent.
+    intent: Option<(i64, i64)>,
+    /// How long another process's refresh intent holds this one off: the
+    /// longest a token request may take, and a little more.
+    lease: Duration,
 }
+
+/// A refresh intent's lease beyond the token request's own timeout: the
+/// commit that follows the answer.
+pub const REFRESH_LEASE_SLACK: Duration = Duration::from_secs(5);
 
 /// How long a vendor that gave no standby is left alone before asking again.
 const MINT_AGAIN: Duration = Duration::from_secs(600);
@@ -205,13 +228,19 @@ async fn blocking<R: Send + 'static>(
 impl<T: Clone + Send + Sync + 'static> Session<T> {
     /// A session that signs in on first use.
     pub fn renewable() -> Session<T> {
-        Session::renewable_kept(None, Duration::from_secs(120))
+        Session::renewable_kept(None, Duration::from_secs(120), Duration::from_secs(35))
     }
 
     /// A session whose grant lives in `keeper` (when given), renewed at
-    /// most `margin` before its access token expires.
-    pub fn renewable_kept(keeper: Option<Arc<dyn Keeper>>, margin: Duration) -> Session<T> {
-        Session::Renewable(tokio::sync::Mutex::new(State {
+    /// most `margin` before its access token expires; another process's
+    /// refresh is awaited for at most `lease` (more than a token request
+    /// may take) before it is taken for dead.
+    pub fn renewable_kept(
+        keeper: Option<Arc<dyn Keeper>>,
+        margin: Duration,
+        lease: Duration,
+    ) -> Session<T> {
+        Session::Renewable(Box::new(tokio::sync::Mutex::new(State {
             token: None,
             generation: 0,
             renew_at: None,
@@ -223,7 +252,9 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
             standby: None,
             unanswered: None,
             mint_after: None,
-        }))
+            intent: None,
+            lease,
+        })))
     }
 
     pub fn is_renewable(&self) -> bool {
@@ -312,12 +343,35 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
                 if now.refresh.is_some() {
                     s.standby = now.refresh;
                 }
-                let k = keeper.clone();
-                if !blocking(&k, move |k| k.begin(g)).await? {
-                    // Another process refreshed: theirs, without a request.
-                    self.adopt_stored(&mut s, &keeper, grant).await?;
-                    if let Some(t) = &s.token {
-                        return Ok((t.clone(), s.generation));
+                let mine = s.intent.filter(|(at, _)| *at == g).map(|(_, stamp)| stamp);
+                let lease = s.lease;
+                let waiting = Instant::now();
+                loop {
+                    match blocking(&keeper, move |k| k.begin(g, mine, lease)).await? {
+                        Begin::Go(stamp) => {
+                            s.intent = Some((g, stamp));
+                            break;
+                        }
+                        Begin::MovedOn => {
+                            // Another process refreshed: theirs, without a
+                            // request.
+                            self.adopt_stored(&mut s, &keeper, grant).await?;
+                            if let Some(t) = &s.token {
+                                return Ok((t.clone(), s.generation));
+                            }
+                            break;
+                        }
+                        // Another process is sending this refresh token:
+                        // sent twice, one of the two is refused and the
+                        // other answer is the only copy of the next one.
+                        // Its commit is awaited; a writer that died is
+                        // taken over when its lease runs out (its clock
+                        // ahead of ours: once ours has run out twice).
+                        Begin::Held if waiting.elapsed() < lease * 2 => {
+                            s.unanswered = Some(g);
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                        Begin::Held => break,
                     }
                 }
             }

@@ -99,6 +99,7 @@ impl ZendeskClient {
             None => Session::renewable_kept(
                 cfg.keeper.as_ref().map(|k| k.0.clone()),
                 cfg.refresh_margin,
+                cfg.timeout + super::transport::session::REFRESH_LEASE_SLACK,
             ),
         };
         let http = send::http_client(SYSTEM, cfg.timeout)?;

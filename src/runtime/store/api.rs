@@ -41,8 +41,8 @@ use super::error::StoreError;
 use super::health::WriteHealth;
 use super::retention::{Deleted, Retention};
 use super::types::{
-    Accepted, CredentialState, Group, Row, SealedCredential, State, Stats, StoredCredential,
-    Submission,
+    Accepted, CredentialState, Group, RefreshLease, Row, SealedCredential, State, Stats,
+    StoredCredential, Submission,
 };
 use std::path::Path;
 
@@ -197,14 +197,18 @@ pub trait Credentials {
     fn load_credential(&self, connection: &str) -> Result<Option<StoredCredential>, StoreError>;
 
     /// Records, durably, that a refresh of `generation` is about to be
-    /// sent (at `now`, ms since 1970). `false` when the stored generation
-    /// is another one (someone else refreshed: read theirs).
+    /// sent (at `now`, ms since 1970), if no other writer's intent on it is
+    /// younger than `stale_before`; `mine` is the stamp of this writer's
+    /// own earlier intent (a refresh that failed in transit), which it may
+    /// renew.
     fn begin_refresh(
         &self,
         connection: &str,
         generation: i64,
         now: i64,
-    ) -> Result<bool, StoreError>;
+        mine: Option<i64>,
+        stale_before: i64,
+    ) -> Result<RefreshLease, StoreError>;
 
     /// Stores `new` (whose generation must be `expected + 1`, or 1 with
     /// `expected` = `None` for a connection without a row) if the stored

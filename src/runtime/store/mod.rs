@@ -29,8 +29,8 @@ pub use error::StoreError;
 pub use health::{WriteFailure, WriteHealth};
 pub use retention::{Deleted, Retention};
 pub use types::{
-    now_ms, Accepted, Claimed, CredentialState, Group, NewAction, NewEvent, Row, SealedCredential,
-    State, Stats, StoredCredential, Submission,
+    now_ms, Accepted, Claimed, CredentialState, Group, NewAction, NewEvent, RefreshLease, Row,
+    SealedCredential, State, Stats, StoredCredential, Submission,
 };
 
 use api::StoreBackend;
@@ -287,8 +287,11 @@ impl Store {
         connection: &str,
         generation: i64,
         now: i64,
-    ) -> Result<bool, StoreError> {
-        self.backend.begin_refresh(connection, generation, now)
+        mine: Option<i64>,
+        stale_before: i64,
+    ) -> Result<RefreshLease, StoreError> {
+        self.backend
+            .begin_refresh(connection, generation, now, mine, stale_before)
     }
 
     /// See [`api::Credentials::commit_credential`].

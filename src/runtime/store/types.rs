@@ -227,6 +227,21 @@ pub struct SealedCredential {
     pub refresh_expires_ms: Option<i64>,
 }
 
+/// What [`Credentials::begin_refresh`](super::api::Credentials::begin_refresh)
+/// found: the refresh intent is a lease, so two processes never send one
+/// rotating refresh token at once (the second would be refused, and the
+/// first one's answer is the only copy of the next token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshLease {
+    /// The intent is ours, written at this stamp (ms since 1970): send.
+    Taken(i64),
+    /// The stored generation is another one: someone refreshed; read it.
+    MovedOn,
+    /// Another writer's intent on this generation is younger than the
+    /// lease: its answer is awaited (its commit moves the generation on).
+    Held,
+}
+
 /// A stored grant, with what happened to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredCredential {

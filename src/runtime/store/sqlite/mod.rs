@@ -64,6 +64,9 @@ pub struct SqliteStore {
     /// Held by the one process that sends from this store (see
     /// [`lock`]); released when the store is dropped or the process dies.
     sender: Mutex<Option<std::fs::File>>,
+    /// The OS locks this process holds on connections whose refresh it
+    /// sent and has not yet stored (see [`credentials`]).
+    refreshing: Mutex<std::collections::HashMap<String, std::fs::File>>,
 }
 
 impl Drop for SqliteStore {
@@ -156,6 +159,7 @@ impl SqliteStore {
             stop: Arc::new(AtomicBool::new(false)),
             _checkpoints: Checkpointer::start(path),
             sender: Mutex::new(None),
+            refreshing: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
