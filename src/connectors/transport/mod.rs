@@ -27,6 +27,7 @@
 //! `connectors/error.rs`; nothing here changes.
 
 pub mod budget;
+pub mod keep;
 pub mod observe;
 pub mod send;
 pub mod session;
