@@ -18,7 +18,9 @@
 
 pub mod api;
 pub mod error;
+mod group;
 mod health;
+pub mod postgres;
 mod retention;
 pub mod sqlite;
 #[cfg(test)]
@@ -74,6 +76,14 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         Ok(Store::with_backend(Box::new(sqlite::SqliteStore::open(
             path,
+        )?)))
+    }
+
+    /// Connects to the PostgreSQL store `target` names (see
+    /// [`postgres::PgStore::open`]): what several replicas share.
+    pub fn open_postgres(target: &postgres::PgTarget) -> Result<Store, StoreError> {
+        Ok(Store::with_backend(Box::new(postgres::PgStore::open(
+            target,
         )?)))
     }
 

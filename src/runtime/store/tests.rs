@@ -1,7 +1,8 @@
-//! What every backend must do, through the [`Store`] handle: the same
-//! tests run on SQLite today and on any backend added later (open it in
-//! `temp`'s place). SQLite's own (schema, migrations, locks) are in
-//! `sqlite/tests.rs`.
+//! What every backend must do, through the [`Store`] handle: each test
+//! body runs on SQLite (`on_sqlite::`) and on PostgreSQL (`on_postgres::`,
+//! a database of its own on the test cluster, `postgres::cluster`). Each
+//! backend's own (schema, migrations, locks, leases) are in its
+//! `tests.rs`.
 
 use super::*;
 use std::path::PathBuf;
@@ -50,9 +51,7 @@ fn counts(a: &Accepted) -> Option<(usize, usize)> {
     }
 }
 
-#[test]
-fn an_event_is_accepted_once_and_its_actions_queued_once() {
-    let s = Store::open(&temp("accept")).unwrap();
+fn an_event_is_accepted_once_and_its_actions_queued_once(s: &Store) {
     let got = s
         .accept(&event("zd:1"), &[action("a", "7"), action("b", "7")], None)
         .unwrap();
@@ -71,9 +70,7 @@ fn an_event_is_accepted_once_and_its_actions_queued_once() {
     assert!(st.oldest_waiting_ms.is_some());
 }
 
-#[test]
-fn a_group_commit_decides_each_event_as_if_alone() {
-    let s = Store::open(&temp("batch")).unwrap();
+fn a_group_commit_decides_each_event_as_if_alone(s: &Store) {
     s.accept(&event("old"), &[action("k-old", "7")], None)
         .unwrap();
     let (a1, a2, a3) = (
@@ -117,9 +114,7 @@ fn a_group_commit_decides_each_event_as_if_alone() {
     assert_eq!(s.cursor("zendesk_poll").unwrap().as_deref(), Some("c2"));
 }
 
-#[test]
-fn the_cursor_moves_with_the_event_even_when_it_is_a_duplicate() {
-    let s = Store::open(&temp("cursor")).unwrap();
+fn the_cursor_moves_with_the_event_even_when_it_is_a_duplicate(s: &Store) {
     assert_eq!(s.cursor("zendesk_poll").unwrap(), None);
     s.accept(&event("e1"), &[], Some(("zendesk_poll", "c1")))
         .unwrap();
@@ -152,9 +147,7 @@ fn comment(key: &str, record: &str) -> NewAction {
     }
 }
 
-#[test]
-fn a_tickets_queued_events_are_claimed_as_one_group_with_at_most_one_comment() {
-    let s = Store::open(&temp("coalesce")).unwrap();
+fn a_tickets_queued_events_are_claimed_as_one_group_with_at_most_one_comment(s: &Store) {
     s.accept(&event("e1"), &[action("a1", "7")], None).unwrap();
     s.accept(&event("e2"), &[comment("n2", "7"), action("b2", "7")], None)
         .unwrap();
@@ -189,10 +182,8 @@ fn a_tickets_queued_events_are_claimed_as_one_group_with_at_most_one_comment() {
     assert_eq!(keys, vec!["e5", "f6"]);
 }
 
-#[test]
-fn a_record_is_claimed_one_event_at_a_time_in_order() {
-    let s = Store::open(&temp("claim")).unwrap();
-    two_records(&s);
+fn a_record_is_claimed_one_event_at_a_time_in_order(s: &Store) {
+    two_records(s);
     let now = now_ms();
     let g = s.claim("desk", now, 10).unwrap();
     let keys: Vec<Vec<&str>> = g
@@ -239,9 +230,7 @@ fn a_crash_while_sending_leaves_the_action_unconfirmed() {
     assert_eq!(g[0].items[0].attempts, 2);
 }
 
-#[test]
-fn dead_letters_are_listed_requeued_and_dropped() {
-    let s = Store::open(&temp("dead")).unwrap();
+fn dead_letters_are_listed_requeued_and_dropped(s: &Store) {
     s.accept(&event("e1"), &[action("a", "7"), action("b", "8")], None)
         .unwrap();
     let g = s.claim("desk", now_ms(), 10).unwrap();
@@ -269,9 +258,7 @@ fn dead_letters_are_listed_requeued_and_dropped() {
     assert_eq!(s.drop_dead(&[again[0].items[0].id]).unwrap(), 0);
 }
 
-#[test]
-fn outage_retries_do_not_count_and_start_the_outage_clock_once() {
-    let s = Store::open(&temp("outage-tries")).unwrap();
+fn outage_retries_do_not_count_and_start_the_outage_clock_once(s: &Store) {
     s.accept(&event("e1"), &[action("a", "7")], None).unwrap();
     let now = now_ms();
     let ids = |g: &[Group]| g[0].items.iter().map(|c| c.id).collect::<Vec<_>>();
@@ -293,10 +280,8 @@ fn outage_retries_do_not_count_and_start_the_outage_clock_once() {
     assert_eq!((g[0].items[0].attempts, g[0].items[0].counted), (4, 2));
 }
 
-#[test]
-fn an_outage_letter_holds_its_record_and_comes_back_on_recovery() {
-    let s = Store::open(&temp("outage-park")).unwrap();
-    two_records(&s);
+fn an_outage_letter_holds_its_record_and_comes_back_on_recovery(s: &Store) {
+    two_records(s);
     let now = now_ms();
     let g = s.claim("desk", now, 10).unwrap();
     let (seven, eight): (Vec<i64>, Vec<i64>) = (
@@ -325,9 +310,7 @@ fn an_outage_letter_holds_its_record_and_comes_back_on_recovery() {
     assert_eq!(back[0].items[0].failing_since, None, "a fresh window");
 }
 
-#[test]
-fn retention_keeps_what_is_still_needed() {
-    let s = Store::open(&temp("retention")).unwrap();
+fn retention_keeps_what_is_still_needed(s: &Store) {
     let mut handoff = action("h0123-1.2.0-t7", "7");
     handoff.kind = "comment".into();
     s.accept(&event("old-done"), &[action("x1", "1")], None)
@@ -368,3 +351,54 @@ fn retention_keeps_what_is_still_needed() {
     };
     assert_eq!(s.sweep(&keep, later + 10_000_000).unwrap(), (0, 0));
 }
+
+/// A store on a new database of the test cluster; `None` (said loudly)
+/// without PostgreSQL, unless CI requires it.
+pub(super) fn pg(name: &str) -> Option<Store> {
+    let url = postgres::cluster::database(name)?;
+    Some(
+        Store::open_postgres(&postgres::PgTarget {
+            url,
+            password: None,
+            pool: 4,
+            lease: Duration::from_secs(30),
+        })
+        .expect("the test database opens"),
+    )
+}
+
+/// Each body as a test on each backend.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name(&super::Store::open(&super::temp(stringify!($name))).unwrap())
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(s) = super::pg(stringify!($name)) {
+                        super::$name(&s)
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both!(
+    an_event_is_accepted_once_and_its_actions_queued_once,
+    a_group_commit_decides_each_event_as_if_alone,
+    the_cursor_moves_with_the_event_even_when_it_is_a_duplicate,
+    a_tickets_queued_events_are_claimed_as_one_group_with_at_most_one_comment,
+    a_record_is_claimed_one_event_at_a_time_in_order,
+    dead_letters_are_listed_requeued_and_dropped,
+    outage_retries_do_not_count_and_start_the_outage_clock_once,
+    an_outage_letter_holds_its_record_and_comes_back_on_recovery,
+    retention_keeps_what_is_still_needed,
+);

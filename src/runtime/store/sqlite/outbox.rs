@@ -5,6 +5,7 @@
 use super::SqliteStore;
 use crate::runtime::store::api::Outbox;
 use crate::runtime::store::error::StoreError;
+use crate::runtime::store::group::{take, OpenRow, Taken, OPEN_ROWS, RECENT_MS};
 use crate::runtime::store::types::{now_ms, Claimed, Group};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
@@ -118,24 +119,6 @@ impl Outbox for SqliteStore {
     }
 }
 
-/// Events coalesced into one update of a ticket, at most.
-const MAX_COALESCED_EVENTS: usize = 50;
-/// Actions in one coalesced update, at most.
-const MAX_COALESCED_ROWS: usize = 200;
-/// How far back a ticket's settled updates seed its per-ticket budget
-/// (Zendesk's period, `apply/pace.rs`).
-const RECENT_MS: i64 = 600_000;
-
-/// One unfinished row of a record, in decision order.
-struct Row {
-    event: i64,
-    state: String,
-    not_before: i64,
-    unconfirmed: bool,
-    kind: String,
-    claimed: Claimed,
-}
-
 impl SqliteStore {
     /// The record's unfinished rows (pending, sending, parked for an
     /// outage), oldest first.
@@ -143,7 +126,7 @@ impl SqliteStore {
         tx: &rusqlite::Transaction<'_>,
         connection: &str,
         record: &str,
-    ) -> Result<Vec<Row>, StoreError> {
+    ) -> Result<Vec<OpenRow>, StoreError> {
         let mut q = tx.prepare_cached(
             // Two searches, each on its own index (an OR would read
             // every row of the record, done ones included).
@@ -157,21 +140,19 @@ impl SqliteStore {
              FROM outbox
              WHERE connection = ?1 AND record = ?2 AND parked_for = 'outage'
              ORDER BY id
-             LIMIT 1000",
+             LIMIT ?3",
         )?;
-        let rows = q.query_map(params![connection, record], |r| {
+        let rows = q.query_map(params![connection, record, OPEN_ROWS], |r| {
             let attempts = r.get::<_, u32>(7)?.saturating_add(1);
-            let kind: String = r.get(2)?;
-            Ok(Row {
+            Ok(OpenRow {
                 event: r.get(12)?,
                 state: r.get(13)?,
                 not_before: r.get(14)?,
                 unconfirmed: r.get(9)?,
-                kind: kind.clone(),
                 claimed: Claimed {
                     id: r.get(0)?,
                     key: r.get(1)?,
-                    kind,
+                    kind: r.get(2)?,
                     op: r.get(3)?,
                     rule: r.get(4)?,
                     source_loc: r.get(5)?,
@@ -222,46 +203,12 @@ impl SqliteStore {
                 continue;
             }
             let rows = Self::claimable(&tx, connection, &record)?;
-            let mut items: Vec<Claimed> = Vec::new();
-            let mut unconfirmed = false;
-            let mut events: Vec<i64> = Vec::new();
-            // The head event's pending actions always go; on a Zendesk
-            // ticket, the next events' follow in one update while every
-            // one of their actions is ready and at most one comment rides
-            // along (Zendesk takes one `comment` per update).
-            let mut comments = 0;
             let coalesce = record.parse::<u64>().is_ok();
-            let mut i = 0;
-            while i < rows.len() {
-                let ev = rows[i].event;
-                let end = rows[i..]
-                    .iter()
-                    .position(|r| r.event != ev)
-                    .map_or(rows.len(), |n| i + n);
-                let batch = &rows[i..end];
-                let head = ev == event_id;
-                if !head {
-                    let ready = batch
-                        .iter()
-                        .all(|r| r.state == "pending" && r.not_before <= now);
-                    let more = batch.iter().filter(|r| r.kind == "comment").count();
-                    if !coalesce
-                        || !ready
-                        || comments + more > 1
-                        || events.len() >= MAX_COALESCED_EVENTS
-                        || items.len() + batch.len() > MAX_COALESCED_ROWS
-                    {
-                        break;
-                    }
-                }
-                for r in batch.iter().filter(|r| r.state == "pending") {
-                    unconfirmed |= r.unconfirmed;
-                    comments += usize::from(r.kind == "comment");
-                    items.push(r.claimed.clone());
-                }
-                events.push(ev);
-                i = end;
-            }
+            let Taken {
+                items,
+                unconfirmed,
+                events,
+            } = take(&rows, event_id, coalesce, now);
             let mut bases = Vec::new();
             let mut whole = Vec::new();
             for ev in &events {

@@ -1,0 +1,131 @@
+//! The schema's versions: `migrations/V{n}__*.sql`, embedded in the
+//! binary and applied by refinery (its history table records each one
+//! with a checksum). At start a schema newer than this binary is refused
+//! and an older one brought up to date; `l3map migrate` does the latter on
+//! its own, which is how a fleet is upgraded before its replicas are.
+//!
+//! Two replicas starting at once must not both migrate: the migration runs
+//! under a session advisory lock on its own connection, taken only while
+//! migrating (PgBouncer in transaction mode does not keep session locks:
+//! run `l3map migrate` against the database directly, docs/RUNTIME.md).
+
+use super::PgError;
+use crate::runtime::store::error::StoreError;
+use deadpool_postgres::Pool;
+
+mod embedded {
+    refinery::embed_migrations!("src/runtime/store/postgres/migrations");
+}
+
+/// `hashtext('l3map migrate')`, fixed: the advisory lock's key.
+const LOCK_KEY: i64 = 0x6c33_6d61_7000_0001;
+
+/// What a migration found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaReport {
+    /// The version the database was at (0: an empty database).
+    pub from: i64,
+    /// The version it is at now.
+    pub to: i64,
+    /// `V{n}__{name}` of each migration applied.
+    pub applied: Vec<String>,
+}
+
+/// The newest version this binary knows.
+pub fn latest() -> i64 {
+    embedded::migrations::runner()
+        .get_migrations()
+        .iter()
+        .map(|m| i64::from(m.version()))
+        .max()
+        .unwrap_or(0)
+}
+
+/// The version the database is at: the highest refinery recorded.
+async fn current(client: &tokio_postgres::Client) -> Result<i64, PgError> {
+    let exists: bool = client
+        .query_one(
+            "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    let v: Option<i32> = client
+        .query_one("SELECT MAX(version) FROM refinery_schema_history", &[])
+        .await?
+        .get(0);
+    Ok(v.map_or(0, i64::from))
+}
+
+fn newer(shown: &str, at: i64, latest: i64) -> StoreError {
+    StoreError::Refused(format!(
+        "state store {shown}: its schema is version {at}, written by a newer l3map (this one knows up to {latest}); run that version or a later one"
+    ))
+}
+
+/// At start: refuses a newer schema, migrates an older (or empty) one.
+pub(super) async fn at_start(pool: &Pool, shown: &str) -> Result<(), StoreError> {
+    let client = pool.get().await.map_err(|e| connect_failed(shown, &e))?;
+    let at = current(&client).await.map_err(StoreError::from)?;
+    let latest = latest();
+    if at > latest {
+        return Err(newer(shown, at, latest));
+    }
+    if at < latest {
+        drop(client);
+        let report = migrate(pool, shown).await?;
+        tracing::info!(target: super::LOG_TARGET, store = %shown, from = report.from, to = report.to, "state store migrated");
+    }
+    Ok(())
+}
+
+/// One line for a database that cannot be reached: where, and what the
+/// driver said (never the password).
+fn connect_failed(shown: &str, e: &deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Refused(format!(
+        "state store {shown}: cannot connect ({e}); check [store] url, the password reference and that PostgreSQL is running"
+    ))
+}
+
+/// Brings the database to the newest schema (`l3map migrate`).
+pub async fn migrate(pool: &Pool, shown: &str) -> Result<SchemaReport, StoreError> {
+    let mut client = pool.get().await.map_err(|e| connect_failed(shown, &e))?;
+    let sql = |e: tokio_postgres::Error| StoreError::from(PgError::Db(e));
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY])
+        .await
+        .map_err(sql)?;
+    let result = async {
+        let from = current(&client).await.map_err(StoreError::from)?;
+        let latest = latest();
+        if from > latest {
+            return Err(newer(shown, from, latest));
+        }
+        let runner = embedded::migrations::runner()
+            .set_abort_divergent(true)
+            .set_abort_missing(true);
+        let c: &mut tokio_postgres::Client = &mut client;
+        let report = runner.run_async(c).await.map_err(|e| {
+            StoreError::Refused(format!(
+                "state store {shown}: cannot be migrated to schema {latest} ({e}); nothing of the failed step was kept"
+            ))
+        })?;
+        Ok(SchemaReport {
+            from,
+            to: current(&client).await.map_err(StoreError::from)?,
+            applied: report
+                .applied_migrations()
+                .iter()
+                .map(|m| format!("V{}__{}", m.version(), m.name()))
+                .collect(),
+        })
+    }
+    .await;
+    let _ = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&LOCK_KEY])
+        .await;
+    result
+}

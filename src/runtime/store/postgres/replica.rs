@@ -1,0 +1,83 @@
+//! This process as one replica of the fleet: its name, its row in
+//! `replicas`, and the heartbeat that keeps its claims' leases alive.
+//! A replica that stops beating (killed, stopped, cut off from the
+//! database) loses its claims when their lease runs out; the others claim
+//! them again, and its own late answers are fenced off.
+
+use super::PgStore;
+use crate::runtime::store::error::StoreError;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// `host:pid:random`: unique per process start, readable in `l3map status`.
+pub(super) fn name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}:{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+impl PgStore {
+    /// Writes this replica's row and starts its heartbeat (every third of
+    /// the lease) on the store's runtime; idempotent.
+    pub(super) fn start_heartbeat(&self) -> Result<(), StoreError> {
+        let (pool, replica) = (self.pool.clone(), self.replica.clone());
+        self.write(move || {
+            let (pool, replica) = (pool.clone(), replica.clone());
+            async move {
+                let c = pool.get().await?;
+                let host = replica.split(':').next().unwrap_or("").to_string();
+                c.execute(
+                    "INSERT INTO replicas (id, host, pid, started_ms, heartbeat_ms)
+                     VALUES ($1, $2, $3, l3map_now_ms(), l3map_now_ms())
+                     ON CONFLICT (id) DO UPDATE SET heartbeat_ms = l3map_now_ms()",
+                    &[&&*replica, &host, &i64::from(std::process::id())],
+                )
+                .await?;
+                Ok(())
+            }
+        })?;
+        if self.beating.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let Some(rt) = &self.rt else {
+            return Ok(());
+        };
+        let (pool, replica, stop) = (self.pool.clone(), self.replica.clone(), self.stop.clone());
+        let lease = self.lease_ms;
+        let every = Duration::from_millis(u64::try_from(lease / 3).unwrap_or(1000).max(100));
+        rt.spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(every).await;
+                if let Err(e) = beat(&pool, &replica, lease).await {
+                    tracing::warn!(target: super::LOG_TARGET, error = %crate::runtime::store::StoreError::from(e), "heartbeat failed; this replica's claims run out if it keeps failing");
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// One heartbeat: the replica's row, and the lease of every row it holds.
+async fn beat(
+    pool: &deadpool_postgres::Pool,
+    replica: &str,
+    lease: i64,
+) -> Result<(), super::PgError> {
+    let c = pool.get().await?;
+    c.execute(
+        "UPDATE replicas SET heartbeat_ms = l3map_now_ms() WHERE id = $1",
+        &[&replica],
+    )
+    .await?;
+    c.execute(
+        "UPDATE outbox SET lease_until = l3map_now_ms() + $2
+         WHERE claimed_by = $1 AND state = 'sending'",
+        &[&replica, &lease],
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! What only a shared store has to do: migrations checked at start, and
+//! several replicas (stores on one database) claiming, settling and
+//! deduplicating without stepping on each other. What every backend does
+//! is in `store/tests.rs`, run here too.
+
+use super::*;
+use crate::runtime::store::tests::{action, event};
+use crate::runtime::store::{Accepted, Store};
+
+fn target(url: &str, lease: Duration) -> PgTarget {
+    PgTarget {
+        url: url.into(),
+        password: None,
+        pool: 4,
+        lease,
+    }
+}
+
+fn two(name: &str, lease: Duration) -> Option<(Store, Store)> {
+    let url = cluster::database(name)?;
+    let a = Store::open_postgres(&target(&url, lease)).unwrap();
+    let b = Store::open_postgres(&target(&url, lease)).unwrap();
+    Some((a, b))
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_migrating_twice_changes_nothing() {
+    let Some(url) = cluster::database("schema") else {
+        return;
+    };
+    let t = target(&url, Duration::from_secs(30));
+    let s = PgStore::open(&t).unwrap();
+    let pool = s.pool.clone();
+    let again = s
+        .block(async move { migrate(&pool, "test").await })
+        .unwrap();
+    assert_eq!(
+        (again.from, again.to),
+        (migrate::latest(), migrate::latest())
+    );
+    assert!(again.applied.is_empty());
+    let pool = s.pool.clone();
+    s.block(async move {
+        let c = pool.get().await.map_err(PgError::from)?;
+        c.execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+             VALUES (999, 'from_the_future', '2030-01-01', '0')",
+            &[],
+        )
+        .await
+        .map_err(PgError::from)?;
+        Ok(())
+    })
+    .unwrap();
+    let err = PgStore::open(&t).unwrap_err().to_string();
+    assert!(
+        err.contains("version 999") && err.contains("newer l3map"),
+        "{err}"
+    );
+    assert!(!err.contains("password"), "{err}");
+}
+
+#[test]
+fn an_unreachable_database_is_one_line_naming_it_without_the_password() {
+    let t = PgTarget {
+        url: "host=127.0.0.1 port=1 user=l3map dbname=nowhere connect_timeout=2".into(),
+        password: Some(crate::connectors::Secret::new("hunter2-secret")),
+        pool: 1,
+        lease: Duration::from_secs(30),
+    };
+    let err = PgStore::open(&t).unwrap_err().to_string();
+    assert!(
+        err.contains("postgres://l3map@127.0.0.1:1/nowhere"),
+        "{err}"
+    );
+    assert!(err.contains("cannot connect"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn an_event_reaching_two_replicas_at_once_is_accepted_once() {
+    let Some((a, b)) = two("dedupe", Duration::from_secs(30)) else {
+        return;
+    };
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let mut news = 0;
+    for i in 0..50 {
+        let key = format!("zd:{i}");
+        let handles: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .map(|s| {
+                let key = key.clone();
+                std::thread::spawn(move || {
+                    s.accept(&event(&key), &[action(&format!("k{key}"), "7")], None)
+                        .unwrap()
+                })
+            })
+            .collect();
+        for h in handles {
+            if matches!(h.join().unwrap(), Accepted::New { .. }) {
+                news += 1;
+            }
+        }
+    }
+    assert_eq!(news, 50);
+    assert_eq!(a.stats().unwrap().pending, 50);
+}
+
+/// Two replicas claiming one queue as fast as they can: no row is ever
+/// claimed twice, and each record's rows are claimed in their order.
+#[test]
+fn two_replicas_claiming_at_once_never_share_a_row_and_keep_each_records_order() {
+    let Some((a, b)) = two("claims", Duration::from_secs(30)) else {
+        return;
+    };
+    for e in 0..60 {
+        let record = format!("Case/{}", e % 6);
+        a.accept(
+            &event(&format!("e{e}")),
+            &[action(&format!("k{e}"), &record)],
+            None,
+        )
+        .unwrap();
+    }
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let seen = std::sync::Arc::new(Mutex::new(Vec::<(String, i64)>::new()));
+    let workers: Vec<_> = [a, b]
+        .into_iter()
+        .flat_map(|s| [s.clone(), s])
+        .map(|s| {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let mut idle = 0;
+                while idle < 20 {
+                    let groups = s.claim("desk", crate::runtime::store::now_ms(), 3).unwrap();
+                    if groups.is_empty() {
+                        idle += 1;
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                    idle = 0;
+                    for g in groups {
+                        let ids: Vec<i64> = g.items.iter().map(|c| c.id).collect();
+                        seen.lock()
+                            .unwrap()
+                            .extend(ids.iter().map(|id| (g.record.clone(), *id)));
+                        s.done(&ids).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    let seen = seen.lock().unwrap().clone();
+    let mut ids: Vec<i64> = seen.iter().map(|(_, id)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 60, "every row once");
+    assert_eq!(seen.len(), 60, "no row twice");
+    for r in 0..6 {
+        let order: Vec<i64> = seen
+            .iter()
+            .filter(|(rec, _)| *rec == format!("Case/{r}"))
+            .map(|(_, id)| *id)
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "Case/{r}: {order:?}");
+    }
+}
+
+/// A replica that stalls past its lease loses its claim: another claims
+/// the row again (unconfirmed: it may have been sent), and the stalled
+/// one's late answer changes nothing.
+#[test]
+fn a_stalled_replicas_claim_is_taken_over_and_its_late_answer_fenced() {
+    let Some((a, b)) = two("lease", Duration::from_millis(300)) else {
+        return;
+    };
+    a.accept(&event("e1"), &[action("k1", "7")], None).unwrap();
+    // No heartbeat for `a` (recover_in_flight starts it): it is stalled.
+    let mine = a
+        .claim("desk", crate::runtime::store::now_ms(), 10)
+        .unwrap();
+    assert_eq!(mine.len(), 1);
+    assert!(
+        b.claim("desk", crate::runtime::store::now_ms(), 10)
+            .unwrap()
+            .is_empty(),
+        "leased"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let theirs = b
+        .claim("desk", crate::runtime::store::now_ms(), 10)
+        .unwrap();
+    assert_eq!(theirs.len(), 1, "taken over after the lease");
+    assert!(theirs[0].unconfirmed);
+    assert_eq!(theirs[0].items[0].attempts, 2);
+    let id = theirs[0].items[0].id;
+    // The stalled replica wakes up and says "retry later": fenced.
+    a.retry_later(&[id], "late", 0, false, true).unwrap();
+    assert_eq!(a.stats().unwrap().sending, 1, "still b's");
+    b.done(&[id]).unwrap();
+    assert_eq!(b.stats().unwrap().done, 1);
+}
+
+/// With a heartbeat, a claim held longer than its lease is kept.
+#[test]
+fn a_live_replicas_heartbeat_keeps_its_claims() {
+    let Some((a, b)) = two("heartbeat", Duration::from_millis(600)) else {
+        return;
+    };
+    assert_eq!(a.recover_in_flight().unwrap(), 0);
+    a.accept(&event("e1"), &[action("k1", "7")], None).unwrap();
+    assert_eq!(
+        a.claim("desk", crate::runtime::store::now_ms(), 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        b.claim("desk", crate::runtime::store::now_ms(), 10)
+            .unwrap()
+            .is_empty(),
+        "the heartbeat kept the lease"
+    );
+}
