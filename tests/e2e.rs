@@ -21,6 +21,7 @@ mod crm_reaches_desk;
 mod fanout;
 mod fanout_e2e;
 mod faults;
+mod fleet;
 mod forms_e2e;
 mod hostile;
 mod link_unique;

@@ -136,7 +136,7 @@ fn login(
         Ok(k) => std::sync::Arc::new(k),
         Err(e) => return fail(e),
     };
-    let store = match Store::open(&cfg.state) {
+    let store = match cfg.open_store() {
         Ok(s) => std::sync::Arc::new(s),
         Err(e) => return fail(e),
     };
@@ -237,6 +237,11 @@ fn status(config_path: Option<&Path>, state: Option<PathBuf>, format: DataFormat
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    // `--state` (a SQLite file) wins; then the configuration's store
+    // (PostgreSQL, or its SQLite file); a store not created yet has no rows.
+    let pg = cfg
+        .as_ref()
+        .filter(|c| state.is_none() && c.store.is_some());
     let state = match state.or_else(|| cfg.as_ref().map(|c| c.state.clone())) {
         Some(s) => s,
         None => match crate::runtime::config::state_path(None) {
@@ -245,8 +250,12 @@ fn status(config_path: Option<&Path>, state: Option<PathBuf>, format: DataFormat
         },
     };
     let mut rows: Vec<Row> = Vec::new();
-    if state.exists() {
-        let store = match Store::open(&state) {
+    if pg.is_some() || state.exists() {
+        let opened = match pg {
+            Some(c) => c.open_store(),
+            None => Store::open(&state).map_err(|e| e.to_string()),
+        };
+        let store = match opened {
             Ok(s) => s,
             Err(e) => return fail(e),
         };

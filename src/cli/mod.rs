@@ -14,6 +14,7 @@ mod emulate;
 mod events;
 mod fmt;
 mod graph;
+mod migrate;
 mod outbox;
 mod plan;
 mod run;
@@ -41,10 +42,8 @@ pub struct Cli {
 pub enum OutboxAction {
     /// The newest actions, or only those in one state.
     List {
-        /// The state store (default: $L3MAP_STATE, else the `state` of
-        /// l3map.toml found as `run` finds it, else .l3map/state.db).
-        #[arg(long)]
-        state: Option<PathBuf>,
+        #[command(flatten)]
+        state: outbox::Where,
         #[arg(long, value_enum)]
         only: Option<outbox::Only>,
         #[arg(long, default_value_t = 50)]
@@ -55,14 +54,14 @@ pub enum OutboxAction {
     },
     /// Send dead letters again (all of them, or the ids named).
     Retry {
-        #[arg(long)]
-        state: Option<PathBuf>,
+        #[command(flatten)]
+        state: outbox::Where,
         ids: Vec<i64>,
     },
     /// Delete dead letters a human decided not to apply (all, or the ids).
     Drop {
-        #[arg(long)]
-        state: Option<PathBuf>,
+        #[command(flatten)]
+        state: outbox::Where,
         ids: Vec<i64>,
         /// Required when no id is named: drops every dead letter.
         #[arg(long)]
@@ -232,6 +231,9 @@ enum Command {
         #[command(subcommand)]
         action: OutboxAction,
     },
+    /// Bring the state store's schema up to date (PostgreSQL with `[store]`
+    /// in l3map.toml; `--check` only says whether migrations are pending).
+    Migrate(migrate::Args),
     /// OAuth grants in the state store: sign a connection in (`login`), or
     /// see each connection's grant (`status`, no token shown).
     Auth {
@@ -329,6 +331,7 @@ pub fn run() -> ExitCode {
         Command::E2e(a) => e2e::run(a),
         Command::Outbox { action } => outbox::run(action),
         Command::Auth { action } => auth::run(action),
+        Command::Migrate(a) => migrate::run(a),
         Command::Emulate(o) => emulate::run(o),
         Command::Schema { action } => {
             let mode = match action {

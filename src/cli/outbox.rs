@@ -14,9 +14,31 @@ pub enum Only {
     Dead,
 }
 
-/// The store named by `--state`, or found as `run` finds it
-/// (`$L3MAP_STATE`, l3map.toml's `state`, `.l3map/state.db`).
-fn open(state: &Option<PathBuf>) -> Result<Store, u8> {
+/// Which store: `--state` (a SQLite file), else `$L3MAP_STATE`, else the
+/// store of the configuration (`--config`, `$L3MAP_CONFIG` or
+/// ./l3map.toml: its `[store]` PostgreSQL or its `state`), else
+/// .l3map/state.db.
+#[derive(clap::Args, Clone)]
+pub struct Where {
+    /// The SQLite state store `l3map run` uses.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// The l3map.toml whose store to open (PostgreSQL with `[store]`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+fn open(w: &Where) -> Result<Store, u8> {
+    let mut state = w.state.clone();
+    if state.is_none() && std::env::var_os("L3MAP_STATE").is_none() {
+        let cfg = crate::runtime::config::discover(w.config.as_deref()).map_err(fail)?;
+        if let Some(cfg) = cfg {
+            if cfg.store.is_some() {
+                return cfg.open_store().map_err(fail);
+            }
+            state = Some(cfg.state);
+        }
+    }
     let state = crate::runtime::config::state_path(state.as_deref()).map_err(fail)?;
     let state = state.as_path();
     if !state.exists() {
@@ -98,7 +120,7 @@ pub fn run(action: OutboxAction) -> u8 {
 /// the store at `state`, says what they became, and names the ids that
 /// were no dead letter.
 fn on_dead(
-    state: &Option<PathBuf>,
+    state: &Where,
     ids: &[i64],
     op: fn(&Store, &[i64]) -> Result<usize, StoreError>,
     became: &str,

@@ -93,7 +93,9 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
         cfg.server.listen = l;
     }
     if let Some(s) = o.state {
+        // `--state` names a SQLite file: it replaces `[store]` too.
         cfg.state = s;
+        cfg.store = None;
     }
     init_logs(cfg.log.format, &cfg.log.level);
     let program = compile(&cfg.mappings).map_err(|d| {
@@ -135,16 +137,13 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
     // The port first: a port in use stops the start before the store is
     // created or opened.
     let (listener, _) = bind(cfg.server.listen).await?;
-    let store = Store::open(&cfg.state).map_err(|e| e.to_string())?;
+    let store = cfg.open_store()?;
     store.maintain(cfg.retention);
     // OAuth grants are kept in the same file, on a handle of their own.
     let metrics = crate::runtime::metrics::Metrics::new();
     let grants = match key {
         Some(key) => Some(clients::Grants {
-            vault: crate::runtime::seal::Vault::new(
-                std::sync::Arc::new(Store::open(&cfg.state).map_err(|e| e.to_string())?),
-                key,
-            ),
+            vault: crate::runtime::seal::Vault::new(std::sync::Arc::new(cfg.open_store()?), key),
             margin: cfg.credentials.refresh_margin,
             metrics: Some(metrics.clone()),
         }),
@@ -269,7 +268,7 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
     tracing::info!(
         listen = %running.addr,
         revision = %running.engine.live().program.revision,
-        state = %cfg.state.display(),
+        state = %cfg.store_shown(),
         "l3map is running"
     );
     stopped.await;

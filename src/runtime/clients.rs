@@ -138,7 +138,7 @@ impl Grants {
     /// rotating refresh token is never spent behind the runtime's back.
     pub fn open(cfg: &crate::runtime::config::Config) -> Result<Grants, String> {
         let key = cfg.credentials.key().map_err(|e| e.to_string())?;
-        let store = crate::runtime::store::Store::open(&cfg.state).map_err(|e| e.to_string())?;
+        let store = cfg.open_store()?;
         Ok(Grants {
             vault: crate::runtime::seal::Vault::new(
                 std::sync::Arc::new(store),

@@ -71,6 +71,9 @@ pub struct Engine {
     pub tickets: super::tickets::Tickets,
     /// Whether the mapping files on disk are refused (`/healthz`).
     pub files: super::files::FilesState,
+    /// Set on SIGTERM: `/readyz` answers 503 so a load balancer sends no
+    /// more traffic while in-flight work finishes.
+    pub draining: std::sync::atomic::AtomicBool,
     /// Events to record, a group at a time: a group is committed in one
     /// transaction.
     commits: mpsc::Sender<Vec<Pending>>,
@@ -155,6 +158,7 @@ impl Engine {
             .spawn(move || committer(writer, queue))
             .expect("the OS refused a thread for the outbox committer");
         Engine {
+            draining: std::sync::atomic::AtomicBool::new(false),
             live: ArcSwap::from_pointee(live),
             store,
             metrics,

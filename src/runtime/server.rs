@@ -37,6 +37,7 @@ pub fn router_with(app: Arc<App>, limits: &HttpLimits) -> Router {
             post(zendesk_webhook).route_layer(from_fn_with_state(gate.clone(), webhook_gate)),
         )
         .route("/healthz", get(health))
+        .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .merge(super::agent_api::routes(gate))
         .fallback(not_found)
@@ -126,6 +127,45 @@ fn needs_login(c: &super::store::StoredCredential) -> Option<String> {
     Some(format!(
         "connection {name}: {why}; its actions wait in the outbox; run: l3map auth login --connection {name}"
     ))
+}
+
+/// Whether a load balancer should send this replica traffic: not
+/// draining (SIGTERM), and the store answering a read now (not a cached
+/// count). The loaded revision is named; the process does not start
+/// without one.
+async fn ready(State(app): State<Arc<App>>) -> Response {
+    let revision = app.engine.live().program.revision.clone();
+    if app
+        .engine
+        .draining
+        .load(std::sync::atomic::Ordering::SeqCst)
+    {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "this replica is shutting down: finishing in-flight work and handing its leases back",
+        );
+    }
+    let store = app.engine.store.clone();
+    let reached = tokio::task::spawn_blocking(move || store.cursor("readyz")).await;
+    match reached {
+        Ok(Ok(_)) => Json(json!({
+            "ready": true,
+            "revision": revision,
+            "store": app.engine.store.path().display().to_string(),
+        }))
+        .into_response(),
+        Ok(Err(e)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unreachable",
+            format!("the state store does not answer: {e}"),
+        ),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unreachable",
+            "the state store read was cancelled",
+        ),
+    }
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {

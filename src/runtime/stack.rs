@@ -230,6 +230,11 @@ pub async fn start(s: Setup) -> Result<Running, String> {
 impl Running {
     /// Stops taking work, lets what is in flight finish, and returns.
     pub async fn shutdown(self) {
+        // Out of the load balancer first (`/readyz` says draining), then
+        // every loop stops and in-flight work finishes.
+        self.engine
+            .draining
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = self.stop.send(true);
         let drain = async {
             for w in self.workers {
@@ -245,6 +250,9 @@ impl Running {
                 "in-flight work did not finish within 30 s; it resumes on the next start"
             );
         }
+        // Singletons go to another replica at once, not after their lease.
+        let store = self.engine.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.release_all()).await;
     }
 }
 

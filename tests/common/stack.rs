@@ -100,6 +100,41 @@ impl Stack {
         files: &[(&str, &str)],
         rate_limit: u32,
     ) -> Stack {
+        let mut stack = Stack::build(name, extra, webhooks, files, rate_limit, None);
+        stack.start_runtime().await;
+        stack
+    }
+
+    /// The emulators and an l3map.toml whose store is the PostgreSQL
+    /// database `store_url` (`[store]`, no `state`); no runtime is started:
+    /// a fleet test starts its replicas ([`Stack::replica_config`]).
+    pub fn fleet(name: &str, extra: &str, store_url: &str) -> Stack {
+        Stack::build(name, extra, true, &[], 100_000, Some(store_url))
+    }
+
+    /// A copy of l3map.toml for replica `n` (1, 2, ...): the same store
+    /// and emulators, its own port (replica 1 keeps the stack's, which the
+    /// emulator delivers webhooks to). Returns the config and the URL.
+    pub fn replica_config(&self, n: usize) -> (PathBuf, String) {
+        let text = std::fs::read_to_string(self.dir.join("l3map.toml")).expect("config");
+        if n == 1 {
+            return (self.dir.join("l3map.toml"), self.runtime.clone());
+        }
+        let port = free_port();
+        let own = self.runtime.trim_start_matches("http://");
+        let path = self.dir.join(format!("l3map-{n}.toml"));
+        std::fs::write(&path, text.replace(own, &format!("127.0.0.1:{port}"))).expect("config");
+        (path, format!("http://127.0.0.1:{port}"))
+    }
+
+    fn build(
+        name: &str,
+        extra: &str,
+        webhooks: bool,
+        files: &[(&str, &str)],
+        rate_limit: u32,
+        store_url: Option<&str>,
+    ) -> Stack {
         let tmp = temp_dir(&format!("e2e-{name}"));
         let dir = tmp.path().to_path_buf();
         let secret_file = dir.join("sf_client_secret");
@@ -158,7 +193,7 @@ impl Stack {
             dir.join("l3map.toml"),
             format!(
                 r#"mappings = "mappings"
-state = "state/state.db"
+{store}
 
 [server]
 listen = "127.0.0.1:{port}"
@@ -179,6 +214,10 @@ workers_per_connection = 4
 
 {extra}
 "#,
+                store = match store_url {
+                    Some(url) => format!("[store]\nurl = \"{url}\"\nlease_secs = 3\n"),
+                    None => "state = \"state/state.db\"".to_string(),
+                },
                 webhook = if webhooks {
                     "[webhook]\nsecret_env = \"L3MAP_WEBHOOK_SECRET\"\ntolerance_secs = 300\n"
                 } else {
@@ -187,7 +226,7 @@ workers_per_connection = 4
             ),
         )
         .expect("config");
-        let mut stack = Stack {
+        Stack {
             dir,
             tmp: Some(tmp),
             zendesk,
@@ -198,9 +237,7 @@ workers_per_connection = 4
             run: None,
             http: reqwest::Client::new(),
             webhooks,
-        };
-        stack.start_runtime().await;
-        stack
+        }
     }
 
     pub fn state(&self) -> PathBuf {

@@ -67,7 +67,22 @@ pub async fn run(mut ctx: Ctx) {
     let mut last_local: Option<String> = None;
     tracing::info!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, endpoint = %ctx.endpoint, "subscribing to Change Data Capture");
     loop {
-        let ended = subscribe(&mut ctx, &mut session, &mut failures).await;
+        // A fleet subscribes each channel on one replica at a time (its
+        // replay id's lease); the others wait to take it over.
+        let (engine, key) = (ctx.engine.clone(), ctx.key());
+        if lease(&engine, &key).await.is_none() {
+            if ctx.pause(LEASE_RENEW).await.is_err() {
+                break;
+            }
+            continue;
+        }
+        let ended = tokio::select! {
+            ended = subscribe(&mut ctx, &mut session, &mut failures) => ended,
+            () = lost(&engine, &key) => {
+                tracing::info!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, "another replica holds this channel now; this one stops its subscription");
+                Ended::Closed
+            }
+        };
         ctx.metrics.cdc_up(&ctx.connection, &ctx.channel, false);
         let local = matches!(ended, Ended::Local(_));
         let wait = match ended {
@@ -132,6 +147,32 @@ pub async fn run(mut ctx: Ctx) {
     }
     ctx.metrics.cdc_up(&ctx.connection, &ctx.channel, false);
     tracing::info!(target: LOG_TARGET, connection = %ctx.connection, channel = %ctx.channel, "Change Data Capture stream stopped");
+}
+
+/// How often a subscribed channel's lease is renewed, and how often a
+/// replica without it asks again.
+const LEASE_RENEW: Duration = Duration::from_secs(5);
+/// How long the lease outlives a silent holder.
+const LEASE_TTL: Duration = Duration::from_secs(20);
+
+/// Takes or renews the channel's lease; `None`: another replica holds it
+/// (or the store cannot say, which counts as not held).
+async fn lease(engine: &std::sync::Arc<crate::runtime::engine::Engine>, key: &str) -> Option<i64> {
+    let (store, name) = (engine.store.clone(), key.to_string());
+    match tokio::task::spawn_blocking(move || store.lease(&name, LEASE_TTL)).await {
+        Ok(Ok(held)) => held,
+        _ => None,
+    }
+}
+
+/// Returns when the channel's lease can no longer be renewed.
+async fn lost(engine: &std::sync::Arc<crate::runtime::engine::Engine>, key: &str) {
+    loop {
+        tokio::time::sleep(LEASE_RENEW).await;
+        if lease(engine, key).await.is_none() {
+            return;
+        }
+    }
 }
 
 fn next_wait(backoff: &Backoff, failures: &mut u32) -> Duration {

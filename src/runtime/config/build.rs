@@ -11,11 +11,11 @@ use toml::Spanned;
 use super::doc::Doc;
 use super::error::ConfigError;
 use super::model::{
-    Agent, Config, ConnectionOverride, Credentials, Log, Outbox, Poll, Server, Webhook,
+    Agent, Config, ConnectionOverride, Credentials, Log, Outbox, Poll, Server, StoreConfig, Webhook,
 };
 use super::raw::{
     RawAgent, RawConfig, RawConnection, RawCredentials, RawLog, RawOutbox, RawPoll, RawRetention,
-    RawServer, RawWebhook,
+    RawServer, RawStore, RawWebhook,
 };
 use super::values::MAX_SECS;
 use crate::runtime::store::Retention;
@@ -30,6 +30,10 @@ impl Doc<'_> {
                 Some(s) => self.path_value("state", s)?,
                 None => self.resolve_path(".l3map/state.db"),
             },
+            store: raw
+                .store
+                .map(|s| self.store(s, raw.state.as_ref()))
+                .transpose()?,
             server: self.server(raw.server)?,
             webhook: raw.webhook.map(|w| self.webhook(w)).transpose()?,
             agents: self.agents(raw.agents)?,
@@ -55,6 +59,60 @@ impl Doc<'_> {
                 "`mappings` is missing; name the directory of .l3map files, e.g. mappings = \"mappings/fintech\"",
             )),
         }
+    }
+
+    /// `[store]`: a PostgreSQL URL without a password (the password by
+    /// reference, like every secret here), instead of `state`.
+    fn store(
+        &self,
+        raw: Spanned<RawStore>,
+        state: Option<&Spanned<String>>,
+    ) -> Result<StoreConfig, ConfigError> {
+        let span = raw.span();
+        let r = raw.into_inner();
+        if let Some(state) = state {
+            return Err(self.invalid(
+                state.span(),
+                "`state` (the SQLite store) and `[store]` (PostgreSQL) are both set; keep the one this runtime uses",
+            ));
+        }
+        let Some(url) = r.url else {
+            return Err(self.invalid(
+                span,
+                "`[store]` needs its `url`, e.g. url = \"postgres://l3map@db.internal:5432/l3map\"",
+            ));
+        };
+        let parsed: tokio_postgres::Config = url.get_ref().parse().map_err(|_| {
+            self.invalid(
+                url.span(),
+                "`store.url` is not a PostgreSQL connection string; write postgres://USER@HOST:PORT/DATABASE",
+            )
+        })?;
+        // Never repeated: the message names the key, not the value.
+        if parsed.get_password().is_some() {
+            return Err(self.invalid(
+                url.span(),
+                "`store.url` holds a password; take it out of the URL and name where it is read from with password_env = \"VAR\" or password_file = \"/path\"",
+            ));
+        }
+        let password = match (&r.password_env, &r.password_file) {
+            (None, None) => None,
+            (env, file) => {
+                Some(self.secret_source("store", "password", span, env.as_ref(), file.as_ref())?)
+            }
+        };
+        Ok(StoreConfig {
+            url: url.into_inner(),
+            password,
+            pool: match &r.pool_size {
+                Some(v) => self.ranged("store.pool_size", v, 1, 200)? as usize,
+                None => 8,
+            },
+            lease: Duration::from_secs(match &r.lease_secs {
+                Some(v) => self.ranged("store.lease_secs", v, 2, 600)?,
+                None => 15,
+            }),
+        })
     }
 
     fn server(&self, raw: Option<RawServer>) -> Result<Server, ConfigError> {

@@ -18,7 +18,10 @@ use crate::runtime::listen::HttpLimits;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub mappings: PathBuf,
+    /// The SQLite store, unless `store` names a PostgreSQL one.
     pub state: PathBuf,
+    /// `[store]`: PostgreSQL, shared by a fleet of replicas.
+    pub store: Option<StoreConfig>,
     pub server: Server,
     /// `None`: webhooks are not accepted.
     pub webhook: Option<Webhook>,
@@ -33,6 +36,37 @@ pub struct Config {
     pub outbox: Outbox,
     pub retention: crate::runtime::store::Retention,
     pub log: Log,
+}
+
+/// `[store]`: the PostgreSQL store several replicas share (docs/RUNTIME.md,
+/// "Running several replicas").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// A libpq URL or key=value string, without a password.
+    pub url: String,
+    /// `password_env` / `password_file`; `None`: the server needs none
+    /// (peer or trust authentication, a `.pgpass`).
+    pub password: Option<SecretSource>,
+    /// Connections in each replica's pool.
+    pub pool: usize,
+    /// How long a silent replica keeps its claims and singleton leases.
+    pub lease: Duration,
+}
+
+impl StoreConfig {
+    /// Where to connect, the password resolved.
+    pub fn target(&self) -> Result<crate::runtime::store::postgres::PgTarget, ConfigError> {
+        Ok(crate::runtime::store::postgres::PgTarget {
+            url: self.url.clone(),
+            password: self
+                .password
+                .as_ref()
+                .map(|p| p.resolve_for(&format!("`store.{}`", p.key("password"))))
+                .transpose()?,
+            pool: self.pool,
+            lease: self.lease,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +232,7 @@ impl Config {
         Config {
             mappings,
             state: PathBuf::from(".l3map/state.db"),
+            store: None,
             server: Server::default(),
             webhook: None,
             agents: BTreeMap::new(),
@@ -208,6 +243,32 @@ impl Config {
             outbox: Outbox::default(),
             retention: crate::runtime::store::Retention::default(),
             log: Log::default(),
+        }
+    }
+
+    /// Opens the store this configuration names: PostgreSQL (`[store]`)
+    /// or the SQLite file at `state`. One line on failure.
+    pub fn open_store(&self) -> Result<crate::runtime::store::Store, String> {
+        match &self.store {
+            Some(pg) => {
+                let target = pg.target().map_err(|e| e.to_string())?;
+                crate::runtime::store::Store::open_postgres(&target).map_err(|e| e.to_string())
+            }
+            None => crate::runtime::store::Store::open(&self.state).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Where the store is, for messages (never a password).
+    pub fn store_shown(&self) -> String {
+        match &self.store {
+            Some(pg) => crate::runtime::store::postgres::PgTarget {
+                url: pg.url.clone(),
+                password: None,
+                pool: pg.pool,
+                lease: pg.lease,
+            }
+            .shown(),
+            None => self.state.display().to_string(),
         }
     }
 

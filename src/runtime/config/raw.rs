@@ -16,6 +16,7 @@ use super::model::LogFormat;
 pub(super) struct RawConfig {
     pub(super) mappings: Option<Spanned<String>>,
     pub(super) state: Option<Spanned<String>>,
+    pub(super) store: Option<Spanned<RawStore>>,
     pub(super) server: Option<RawServer>,
     pub(super) webhook: Option<Spanned<RawWebhook>>,
     #[serde(default)]
@@ -28,6 +29,16 @@ pub(super) struct RawConfig {
     pub(super) outbox: Option<RawOutbox>,
     pub(super) retention: Option<RawRetention>,
     pub(super) log: Option<RawLog>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a [store] table")]
+pub(super) struct RawStore {
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) password_env: Option<Spanned<String>>,
+    pub(super) password_file: Option<Spanned<String>>,
+    pub(super) pool_size: Option<Spanned<i64>>,
+    pub(super) lease_secs: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]

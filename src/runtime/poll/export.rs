@@ -80,6 +80,13 @@ pub async fn zendesk_linked(
         "polling Zendesk's incremental export"
     );
     loop {
+        // A fleet polls each source from one replica at a time.
+        if !super::shared::holds(&engine, &key, interval).await {
+            if !pause(&mut stop, interval).await {
+                break;
+            }
+            continue;
+        }
         let round = zendesk_round(&engine, &client, &connection, &key, &mut stop, &links);
         let wait = match round.await {
             Err(PollError::Stopped) => break,

@@ -144,6 +144,24 @@ pub(super) async fn api<T>(
 }
 
 /// Sleeps `d`; false when stopped meanwhile (or the sender is gone).
+/// Whether this process holds the singleton lease `key` (a source's
+/// cursor key) for its next round: in a fleet each source is polled by one
+/// replica at a time, taken over by another when the holder stops renewing
+/// (two rounds and 15 seconds). On SQLite the one process always holds it.
+/// A store that cannot answer counts as not held: the round waits.
+pub(super) async fn holds(engine: &Engine, key: &str, interval: Duration) -> bool {
+    let ttl = interval * 2 + Duration::from_secs(15);
+    let (store, name) = (engine.store.clone(), key.to_string());
+    match tokio::task::spawn_blocking(move || store.lease(&name, ttl)).await {
+        Ok(Ok(held)) => held.is_some(),
+        Ok(Err(e)) => {
+            tracing::warn!(target: LOG_TARGET, source = key, error = %e, "the source's lease could not be read; this round waits");
+            false
+        }
+        Err(_) => false,
+    }
+}
+
 pub(super) async fn pause(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     unless_stopped(stop, tokio::time::sleep(d)).await.is_some()
 }

@@ -108,6 +108,11 @@ pub async fn salesforce(
     loop {
         let mut failed = None;
         for object in &objects {
+            // A fleet polls each object from one replica at a time.
+            let key = super::shared::salesforce_cursor_key(&connection, object);
+            if !super::shared::holds(&engine, &key, interval).await {
+                continue;
+            }
             let round = salesforce_object(
                 &engine,
                 &fanout,

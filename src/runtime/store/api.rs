@@ -235,15 +235,42 @@ pub trait Credentials {
     fn credentials(&self) -> Result<Vec<StoredCredential>, StoreError>;
 }
 
+/// Singletons: a poller, a CDC subscription, the retention sweep run on
+/// one process of those sharing the store at a time.
+pub trait Leases {
+    /// Takes or renews the singleton `name` for `ttl`: `Some(epoch)` while
+    /// this process holds it (the epoch changes only when the holder
+    /// does), `None` while another does. A cursor of the same name is then
+    /// written only by its holder: one whose lease was taken over cannot
+    /// move it.
+    fn lease(&self, name: &str, ttl: std::time::Duration) -> Result<Option<i64>, StoreError>;
+
+    /// Gives `name` back (a drain), if this process holds it.
+    fn release(&self, name: &str) -> Result<(), StoreError>;
+
+    /// Gives back every lease this process holds and leaves the fleet (a
+    /// graceful stop): its singletons are taken over at once.
+    fn release_all(&self) -> Result<(), StoreError>;
+}
+
 /// A whole backend: what [`Store`](super::Store) holds. Implement the five
 /// concern traits, keeping the guarantees listed at the top of this file,
 /// and this follows; then let `Store::open` (or the configuration) choose it.
 pub trait StoreBackend:
-    Inbox + Cursors + Outbox + Audit + Upkeep + Credentials + std::fmt::Debug + Send + Sync
+    Inbox + Cursors + Outbox + Audit + Upkeep + Credentials + Leases + std::fmt::Debug + Send + Sync
 {
 }
 
 impl<T> StoreBackend for T where
-    T: Inbox + Cursors + Outbox + Audit + Upkeep + Credentials + std::fmt::Debug + Send + Sync
+    T: Inbox
+        + Cursors
+        + Outbox
+        + Audit
+        + Upkeep
+        + Credentials
+        + Leases
+        + std::fmt::Debug
+        + Send
+        + Sync
 {
 }

@@ -121,6 +121,21 @@ impl Store {
         self.backend.deleted()
     }
 
+    /// See [`api::Leases::lease`].
+    pub fn lease(&self, name: &str, ttl: Duration) -> Result<Option<i64>, StoreError> {
+        self.backend.lease(name, ttl)
+    }
+
+    /// See [`api::Leases::release`].
+    pub fn release(&self, name: &str) -> Result<(), StoreError> {
+        self.backend.release(name)
+    }
+
+    /// See [`api::Leases::release_all`].
+    pub fn release_all(&self) -> Result<(), StoreError> {
+        self.backend.release_all()
+    }
+
     /// See [`api::Outbox::recover_in_flight`].
     pub fn recover_in_flight(&self) -> Result<usize, StoreError> {
         self.backend.recover_in_flight()

@@ -39,8 +39,9 @@ impl Inbox for PgStore {
             .collect();
         let owned = std::sync::Arc::new(owned);
         let pool = self.pool.clone();
+        let fence = self.fence();
         self.write(move || {
-            let (pool, batch) = (pool.clone(), owned.clone());
+            let (pool, batch, fence) = (pool.clone(), owned.clone(), fence.clone());
             async move {
                 let mut c = pool.get().await?;
                 let tx = c.transaction().await?;
@@ -81,7 +82,7 @@ impl Inbox for PgStore {
                 let mut results = Vec::with_capacity(batch.len());
                 for s in batch.iter() {
                     if let Some((source, value)) = &s.cursor {
-                        set_cursor(&tx, source, value, now).await?;
+                        set_cursor(&tx, source, value, now, &fence).await?;
                     }
                     let id = tx
                         .query_opt(
@@ -188,27 +189,62 @@ impl Cursors for PgStore {
 
     fn set_cursor(&self, source: &str, value: &str) -> Result<(), StoreError> {
         let (pool, source, value) = (self.pool.clone(), source.to_string(), value.to_string());
+        let fence = self.fence();
         self.write(move || {
-            let (pool, source, value) = (pool.clone(), source.clone(), value.clone());
+            let (pool, source, value, fence) =
+                (pool.clone(), source.clone(), value.clone(), fence.clone());
             async move {
                 let c = pool.get().await?;
-                set_cursor(&c, &source, &value, now_ms()).await
+                set_cursor(&c, &source, &value, now_ms(), &fence).await
             }
         })
     }
 }
 
-/// Moves `source`'s cursor, inside whatever transaction `c` is.
+/// The singleton leases this replica holds, for fencing cursor writes.
+#[derive(Clone)]
+struct Fence {
+    holder: std::sync::Arc<str>,
+    held: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
+}
+
+impl PgStore {
+    fn fence(&self) -> Fence {
+        Fence {
+            holder: self.replica.clone(),
+            held: self.held.clone(),
+        }
+    }
+}
+
+/// Moves `source`'s cursor, inside whatever transaction `c` is. A cursor
+/// whose singleton lease this replica holds is written with the lease's
+/// epoch, and only while the lease is still this replica's: a holder that
+/// stalled past its lease and woke up cannot move a cursor its successor
+/// moved on (an older epoch never overwrites a newer one).
 async fn set_cursor(
     c: &impl GenericClient,
     source: &str,
     value: &str,
     now: i64,
+    fence: &Fence,
 ) -> Result<(), PgError> {
+    let epoch: i64 = fence
+        .held
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(source)
+        .copied()
+        .unwrap_or(0);
     c.execute(
-        "INSERT INTO cursors (source, value, updated_ms) VALUES ($1, $2, $3)
-         ON CONFLICT (source) DO UPDATE SET value = EXCLUDED.value, updated_ms = EXCLUDED.updated_ms",
-        &[&source, &value, &now],
+        "INSERT INTO cursors (source, value, updated_ms, epoch)
+         SELECT $1::TEXT, $2::TEXT, $3::BIGINT, $4::BIGINT
+         WHERE $4::BIGINT = 0 OR EXISTS (
+           SELECT 1 FROM leases WHERE name = $1::TEXT AND holder = $5::TEXT AND epoch = $4::BIGINT)
+         ON CONFLICT (source) DO UPDATE SET value = EXCLUDED.value,
+           updated_ms = EXCLUDED.updated_ms, epoch = EXCLUDED.epoch
+         WHERE cursors.epoch <= EXCLUDED.epoch",
+        &[&source, &value, &now, &epoch, &&*fence.holder],
     )
     .await?;
     Ok(())

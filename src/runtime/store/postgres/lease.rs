@@ -34,7 +34,6 @@ pub(super) async fn acquire(
 }
 
 /// Gives `name` back (a drain), if `holder` holds it.
-#[allow(dead_code)]
 pub(super) async fn release(pool: &Pool, name: &str, holder: &str) -> Result<(), PgError> {
     let c = pool.get().await?;
     c.execute(
@@ -43,4 +42,63 @@ pub(super) async fn release(pool: &Pool, name: &str, holder: &str) -> Result<(),
     )
     .await?;
     Ok(())
+}
+
+impl crate::runtime::store::api::Leases for super::PgStore {
+    fn lease(
+        &self,
+        name: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<i64>, crate::runtime::store::StoreError> {
+        let (pool, n, holder) = (self.pool.clone(), name.to_string(), self.replica.clone());
+        let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let got = self.write(move || {
+            let (pool, n, holder) = (pool.clone(), n.clone(), holder.clone());
+            async move { acquire(&pool, &n, &holder, ttl).await }
+        })?;
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        match got {
+            Some(epoch) => held.insert(name.to_string(), epoch),
+            None => held.remove(name),
+        };
+        Ok(got)
+    }
+
+    fn release(&self, name: &str) -> Result<(), crate::runtime::store::StoreError> {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
+        let (pool, n, holder) = (self.pool.clone(), name.to_string(), self.replica.clone());
+        self.write(move || {
+            let (pool, n, holder) = (pool.clone(), n.clone(), holder.clone());
+            async move { release(&pool, &n, &holder).await }
+        })
+    }
+
+    fn release_all(&self) -> Result<(), crate::runtime::store::StoreError> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (pool, holder) = (self.pool.clone(), self.replica.clone());
+        self.write(move || {
+            let (pool, holder) = (pool.clone(), holder.clone());
+            async move {
+                let c = pool.get().await?;
+                c.execute("DELETE FROM leases WHERE holder = $1", &[&&*holder])
+                    .await?;
+                // Claims still held (work that did not finish within the
+                // drain) are released to the others, unconfirmed.
+                c.execute(
+                    "UPDATE outbox SET state = 'pending', unconfirmed = TRUE, claimed_by = NULL,
+                       lease_until = NULL
+                     WHERE claimed_by = $1 AND state = 'sending'",
+                    &[&&*holder],
+                )
+                .await?;
+                c.execute("DELETE FROM replicas WHERE id = $1", &[&&*holder])
+                    .await?;
+                Ok::<_, PgError>(())
+            }
+        })
+    }
 }

@@ -82,6 +82,17 @@ pub(super) async fn at_start(pool: &Pool, shown: &str) -> Result<(), StoreError>
     Ok(())
 }
 
+/// Where the schema is, changing nothing (`l3map migrate --check`).
+pub(super) async fn status(pool: &Pool, shown: &str) -> Result<SchemaReport, StoreError> {
+    let client = pool.get().await.map_err(|e| connect_failed(shown, &e))?;
+    let at = current(&client).await.map_err(StoreError::from)?;
+    Ok(SchemaReport {
+        from: at,
+        to: at,
+        applied: Vec::new(),
+    })
+}
+
 /// One line for a database that cannot be reached: where, and what the
 /// driver said (never the password).
 fn connect_failed(shown: &str, e: &deadpool_postgres::PoolError) -> StoreError {

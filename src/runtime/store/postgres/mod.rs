@@ -49,7 +49,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use migrate::{migrate, SchemaReport};
+pub use migrate::{latest, migrate, SchemaReport};
 
 const LOG_TARGET: &str = "l3map::runtime::store::postgres";
 
@@ -144,6 +144,9 @@ pub struct PgStore {
     fences: Arc<Mutex<HashMap<i64, i64>>>,
     /// The heartbeat is running.
     beating: AtomicBool,
+    /// The singleton leases this replica holds, by name, with their epoch:
+    /// a cursor of that name is written under it.
+    held: Arc<Mutex<HashMap<String, i64>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -211,12 +214,45 @@ impl PgStore {
             lease_ms: i64::try_from(target.lease.as_millis()).unwrap_or(i64::MAX),
             fences: Arc::new(Mutex::new(HashMap::new())),
             beating: AtomicBool::new(false),
+            held: Arc::new(Mutex::new(HashMap::new())),
             stop: Arc::new(AtomicBool::new(false)),
         };
         let pool = store.pool.clone();
         let name = shown.clone();
         store.block(async move { migrate::at_start(&pool, &name).await })?;
         Ok(store)
+    }
+
+    /// `l3map migrate`: connects to `target` and brings its schema up to
+    /// date, or with `check` only reads where it is (`to` < `latest()`:
+    /// migrations are pending). Called outside any async runtime.
+    pub fn migrate_target(target: &PgTarget, check: bool) -> Result<SchemaReport, StoreError> {
+        let shown = target.shown();
+        let cfg = target.config().map_err(StoreError::Refused)?;
+        let manager = Manager::from_config(
+            cfg,
+            tokio_postgres::NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(1)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        rt.block_on(async move {
+            if check {
+                migrate::status(&pool, &shown).await
+            } else {
+                migrate(&pool, &shown).await
+            }
+        })
     }
 
     /// This replica's name.

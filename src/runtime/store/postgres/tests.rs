@@ -226,3 +226,48 @@ fn a_live_replicas_heartbeat_keeps_its_claims() {
         "the heartbeat kept the lease"
     );
 }
+
+/// A singleton's lease goes to one replica at a time; its successor takes
+/// it when it runs out, with a new epoch, and the old holder can no longer
+/// move the cursor of that name.
+#[test]
+fn a_singletons_cursor_is_moved_only_by_its_lease_holder() {
+    let Some((a, b)) = two("singleton", Duration::from_secs(30)) else {
+        return;
+    };
+    let ttl = Duration::from_millis(300);
+    let first = a
+        .lease("zendesk_poll:desk", ttl)
+        .unwrap()
+        .expect("a holds it");
+    assert_eq!(b.lease("zendesk_poll:desk", ttl).unwrap(), None);
+    assert_eq!(
+        a.lease("zendesk_poll:desk", ttl).unwrap(),
+        Some(first),
+        "renewed, same epoch"
+    );
+    a.accept(&event("e1"), &[], Some(("zendesk_poll:desk", "c1")))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    let second = b
+        .lease("zendesk_poll:desk", ttl)
+        .unwrap()
+        .expect("taken over");
+    assert!(second > first);
+    b.set_cursor("zendesk_poll:desk", "c2").unwrap();
+    // `a` wakes up and writes what it read before it stalled: ignored.
+    a.accept(&event("e2"), &[], Some(("zendesk_poll:desk", "c-stale")))
+        .unwrap();
+    a.set_cursor("zendesk_poll:desk", "c-stale").unwrap();
+    assert_eq!(
+        b.cursor("zendesk_poll:desk").unwrap().as_deref(),
+        Some("c2")
+    );
+    assert!(
+        b.event("e2").unwrap().is_some(),
+        "its event is kept all the same"
+    );
+    // A drain hands the lease over at once.
+    b.release_all().unwrap();
+    assert!(a.lease("zendesk_poll:desk", ttl).unwrap().is_some());
+}

@@ -76,3 +76,19 @@ impl SqliteStore {
         Ok(())
     }
 }
+
+/// One process sends from a SQLite store (the lock above): it holds every
+/// singleton, always under the same epoch.
+impl crate::runtime::store::api::Leases for SqliteStore {
+    fn lease(&self, _name: &str, _ttl: std::time::Duration) -> Result<Option<i64>, StoreError> {
+        Ok(Some(0))
+    }
+
+    fn release(&self, _name: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn release_all(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

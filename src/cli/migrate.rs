@@ -1,0 +1,83 @@
+//! `l3map migrate [--config l3map.toml] [--check]`: brings the store's
+//! schema up to date before a fleet's replicas are rolled onto a new
+//! l3map (each replica also migrates an older schema at start, and
+//! refuses a newer one). `--check` changes nothing and exits 1 while
+//! migrations are pending, for a deploy pipeline.
+
+use super::fail;
+use crate::runtime::store::postgres::{latest, PgStore};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The l3map.toml whose store to migrate (default: $L3MAP_CONFIG,
+    /// else ./l3map.toml; without one, the SQLite store at .l3map/state.db).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Say where the schema is and exit 1 if migrations are pending;
+    /// change nothing.
+    #[arg(long)]
+    check: bool,
+}
+
+pub fn run(a: Args) -> u8 {
+    let cfg = match crate::runtime::config::discover(a.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let Some(pg) = cfg.as_ref().and_then(|c| c.store.as_ref()) else {
+        // SQLite migrates in place when opened, in one transaction.
+        let state = match crate::runtime::config::state_path(cfg.map(|c| c.state).as_deref()) {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        if a.check {
+            outln!(
+                "{}: SQLite stores are migrated when opened (l3map run, l3map outbox)",
+                state.display()
+            );
+            return 0;
+        }
+        return match crate::runtime::store::Store::open(&state) {
+            Ok(_) => {
+                outln!("{}: up to date", state.display());
+                0
+            }
+            Err(e) => fail(e),
+        };
+    };
+    let target = match pg.target() {
+        Ok(t) => t,
+        Err(e) => return fail(e),
+    };
+    let shown = target.shown();
+    match PgStore::migrate_target(&target, a.check) {
+        Ok(r) if a.check => {
+            let latest = latest();
+            if r.to < latest {
+                outln!(
+                    "{shown}: schema {} of {latest}; `l3map migrate` applies the rest",
+                    r.to
+                );
+                1
+            } else {
+                outln!("{shown}: schema {} (up to date)", r.to);
+                0
+            }
+        }
+        Ok(r) if r.applied.is_empty() => {
+            outln!("{shown}: schema {} (up to date)", r.to);
+            0
+        }
+        Ok(r) => {
+            outln!(
+                "{shown}: migrated from schema {} to {} ({})",
+                r.from,
+                r.to,
+                r.applied.join(", ")
+            );
+            0
+        }
+        Err(e) => fail(e),
+    }
+}

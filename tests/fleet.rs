@@ -1,0 +1,259 @@
+//! `l3map run` as a fleet (issue 18): several replicas of the real binary
+//! on one PostgreSQL store (a database of its own on the test cluster,
+//! `l3map::runtime::store::postgres::cluster`), beside the emulators,
+//! checked from the emulator's side.
+
+use crate::common::stack::{Stack, StackEnv};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One `l3map run --config` replica, its log in `replica-N.log`.
+struct Replica {
+    child: Child,
+    url: String,
+}
+
+async fn start(s: &Stack, n: usize) -> Replica {
+    let (config, url) = s.replica_config(n);
+    let log = std::fs::File::create(s.dir.join(format!("replica-{n}.log"))).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .stack_env()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("a replica starts");
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{url}/healthz")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "replica {n} did not answer /healthz:\n{}",
+            std::fs::read_to_string(s.dir.join(format!("replica-{n}.log"))).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Replica { child, url }
+}
+
+fn logs(s: &Stack) -> String {
+    (1..=3)
+        .map(|n| {
+            format!(
+                "--- replica {n}\n{}",
+                std::fs::read_to_string(s.dir.join(format!("replica-{n}.log"))).unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// Three replicas polling one Zendesk and taking its webhooks; one is
+/// killed (SIGKILL) in the middle of a burst of escalations. Every ticket
+/// gets its hand-off note once: nothing lost with the replica, nothing
+/// done twice by the three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_and_a_kill_hand_each_ticket_off_once() {
+    let Some(url) = l3map::runtime::store::postgres::cluster::database("fleet_kill") else {
+        return;
+    };
+    let s = Stack::fleet(
+        "fleet-kill",
+        "[poll]\nzendesk_interval_secs = 1\nsalesforce_interval_secs = 0\n",
+        &url,
+    );
+    let mut replicas = Vec::new();
+    for n in 1..=3 {
+        replicas.push(start(&s, n).await);
+    }
+    let log = std::fs::read_to_string(s.dir.join("replica-2.log")).unwrap();
+    assert!(log.contains("postgres://l3map@127.0.0.1"), "{log}");
+    assert!(
+        !s.dir.join("state").exists(),
+        "no SQLite store beside the fleet"
+    );
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        if n == 10 {
+            // The replica the emulator delivers webhooks to: the other two
+            // find its events by polling.
+            replicas[0].child.kill().unwrap();
+            replicas[0].child.wait().unwrap();
+        }
+        ids.push(
+            s.create_ticket(
+                &format!("Disputed charge {n}"),
+                "standard",
+                Some("fraud_claim"),
+            )
+            .await,
+        );
+    }
+    let started = Instant::now();
+    loop {
+        let mut missing = 0;
+        for id in &ids {
+            if s.private_notes(*id).await.is_empty() {
+                missing += 1;
+            }
+        }
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{missing} tickets without a hand-off note\n{}",
+            logs(&s)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // A few more poll rounds on the survivors: nothing more is written.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for id in &ids {
+        let notes = s.private_notes(*id).await;
+        assert_eq!(notes.len(), 1, "ticket {id}: {notes:?}\n{}", logs(&s));
+    }
+    let http = reqwest::Client::new();
+    let health: serde_json::Value = http
+        .get(format!("{}/healthz", replicas[1].url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["outbox"]["dead"], 0, "{health}");
+    for r in &mut replicas[1..] {
+        let _ = r.child.kill();
+        let _ = r.child.wait();
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill {sig}");
+}
+
+async fn each_once(s: &Stack, ids: &[u64], within: Duration) {
+    let started = Instant::now();
+    loop {
+        let mut missing = Vec::new();
+        for id in ids {
+            if s.private_notes(*id).await.is_empty() {
+                missing.push(*id);
+            }
+        }
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < within,
+            "tickets without a hand-off note: {missing:?}\n{}",
+            logs(s)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // More poll rounds: nothing more is written.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for id in ids {
+        let notes = s.private_notes(*id).await;
+        assert_eq!(notes.len(), 1, "ticket {id}: {notes:?}\n{}", logs(s));
+    }
+}
+
+/// A replica stopped (SIGSTOP) past its lease while it holds claims and
+/// the pollers' leases, then continued; PostgreSQL restarted (`pg_ctl
+/// restart -m immediate`) under traffic; a replica drained with SIGTERM
+/// hands its leases back and says so on /readyz. Every ticket is handed
+/// off once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_replica_and_a_database_restart_lose_nothing_and_double_nothing() {
+    let Some(url) = l3map::runtime::store::postgres::cluster::database("fleet_stall") else {
+        return;
+    };
+    let s = Stack::fleet(
+        "fleet-stall",
+        "[poll]\nzendesk_interval_secs = 1\nsalesforce_interval_secs = 0\n",
+        &url,
+    );
+    let mut a = start(&s, 1).await;
+    let mut b = start(&s, 2).await;
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.push(
+            s.create_ticket(
+                &format!("Before the stall {n}"),
+                "standard",
+                Some("fraud_claim"),
+            )
+            .await,
+        );
+    }
+    // Replica 1 takes the webhooks: stopped, its deliveries time out and
+    // replica 2 must find those tickets by polling, and take over what
+    // replica 1 had claimed once the lease (3 s) runs out.
+    signal(&a.child, "-STOP");
+    for n in 0..10 {
+        ids.push(
+            s.create_ticket(
+                &format!("During the stall {n}"),
+                "standard",
+                Some("fraud_claim"),
+            )
+            .await,
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    signal(&a.child, "-CONT");
+    l3map::runtime::store::postgres::cluster::restart_immediate().expect("pg_ctl restart");
+    for n in 0..10 {
+        ids.push(
+            s.create_ticket(
+                &format!("After the restart {n}"),
+                "standard",
+                Some("fraud_claim"),
+            )
+            .await,
+        );
+    }
+    each_once(&s, &ids, Duration::from_secs(90)).await;
+    // A drain: /readyz is 503 `draining` or the port is closed, and the
+    // replica's leases are given back at once (the other polls on).
+    let http = reqwest::Client::new();
+    let ready = http.get(format!("{}/readyz", b.url)).send().await.unwrap();
+    assert_eq!(
+        ready.status(),
+        200,
+        "{}",
+        ready.text().await.unwrap_or_default()
+    );
+    signal(&b.child, "-TERM");
+    let status = b.child.wait().unwrap();
+    assert!(status.success(), "{status}\n{}", logs(&s));
+    let more: Vec<u64> = {
+        let mut v = Vec::new();
+        for n in 0..5 {
+            v.push(
+                s.create_ticket(
+                    &format!("After the drain {n}"),
+                    "standard",
+                    Some("fraud_claim"),
+                )
+                .await,
+            );
+        }
+        v
+    };
+    each_once(&s, &more, Duration::from_secs(60)).await;
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+}
