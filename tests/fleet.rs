@@ -95,30 +95,7 @@ async fn three_replicas_and_a_kill_hand_each_ticket_off_once() {
             .await,
         );
     }
-    let started = Instant::now();
-    loop {
-        let mut missing = 0;
-        for id in &ids {
-            if s.private_notes(*id).await.is_empty() {
-                missing += 1;
-            }
-        }
-        if missing == 0 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "{missing} tickets without a hand-off note\n{}",
-            logs(&s)
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    // A few more poll rounds on the survivors: nothing more is written.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    for id in &ids {
-        let notes = s.private_notes(*id).await;
-        assert_eq!(notes.len(), 1, "ticket {id}: {notes:?}\n{}", logs(&s));
-    }
+    each_once(&s, &ids, Duration::from_secs(60)).await;
     let http = reqwest::Client::new();
     let health: serde_json::Value = http
         .get(format!("{}/healthz", replicas[1].url))

@@ -179,24 +179,7 @@ impl PgStore {
             path: PathBuf::from(&shown),
             message,
         };
-        let cfg = target.config().map_err(StoreError::Refused)?;
-        let manager = Manager::from_config(
-            cfg,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                // A connection that broke (failover, cut link) is found on
-                // its next use and replaced; a full check per checkout
-                // would cost a round trip on every call.
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(target.pool.max(1))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(Duration::from_secs(10)))
-            .recycle_timeout(Some(Duration::from_secs(5)))
-            .build()
+        let pool = pool(target, target.pool)
             .map_err(|e| fail(format!("cannot build the connection pool: {e}")))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -228,20 +211,7 @@ impl PgStore {
     /// migrations are pending). Called outside any async runtime.
     pub fn migrate_target(target: &PgTarget, check: bool) -> Result<SchemaReport, StoreError> {
         let shown = target.shown();
-        let cfg = target.config().map_err(StoreError::Refused)?;
-        let manager = Manager::from_config(
-            cfg,
-            tokio_postgres::NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(1)
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .create_timeout(Some(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let pool = pool(target, 1).map_err(StoreError::Backend)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -306,6 +276,28 @@ impl PgStore {
     {
         self.block(async move { f.await.map_err(StoreError::from) })
     }
+}
+
+/// A pool of at most `size` connections to `target`.
+fn pool(target: &PgTarget, size: usize) -> Result<Pool, String> {
+    let manager = Manager::from_config(
+        target.config()?,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            // A connection that broke (failover, cut link) is found on its
+            // next use and replaced; a full check per checkout would cost
+            // a round trip on every call.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 /// Runs `make()` until it is not a deadlock or serialization failure (at
