@@ -149,13 +149,13 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
         }),
         None => None,
     };
-    let clients = clients::from_config_kept(
-        &program,
-        &cfg.connections,
-        &crate::connectors::limit::Limiters::default(),
-        grants.as_ref(),
-    )
-    .map_err(|e| e.to_string())?;
+    // A fleet's replicas share each token's budget through the store.
+    let limiters = match store.shared_budget() {
+        Some(shared) => crate::connectors::limit::Limiters::with_shared(shared),
+        None => crate::connectors::limit::Limiters::default(),
+    };
+    let clients = clients::from_config_kept(&program, &cfg.connections, &limiters, grants.as_ref())
+        .map_err(|e| e.to_string())?;
     let objects: HashMap<String, Vec<String>> = program
         .connections
         .iter()

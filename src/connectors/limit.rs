@@ -322,9 +322,25 @@ impl TokenLimiter {
 pub struct Limiters {
     by_token: Mutex<HashMap<String, Arc<TokenLimiter>>>,
     caps: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// The budget other processes share (a fleet's PostgreSQL), if any.
+    shared: Option<Arc<dyn super::shared_budget::SharedBudget>>,
 }
 
 impl Limiters {
+    /// A registry whose budgets are also kept in `shared`, with every
+    /// other process that uses it.
+    pub fn with_shared(shared: Arc<dyn super::shared_budget::SharedBudget>) -> Limiters {
+        Limiters {
+            shared: Some(shared),
+            ..Limiters::default()
+        }
+    }
+
+    /// The shared budget, if the registry has one.
+    pub fn shared(&self) -> Option<Arc<dyn super::shared_budget::SharedBudget>> {
+        self.shared.clone()
+    }
+
     /// `token_key` is a fingerprint of the token, never the token itself.
     pub fn for_token(&self, token_key: &str, rpm: u32) -> Arc<TokenLimiter> {
         self.for_token_per(token_key, rpm, Duration::from_secs(60))

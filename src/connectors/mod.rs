@@ -13,6 +13,7 @@ pub mod pkce;
 pub mod retry;
 pub mod salesforce;
 pub mod secret;
+pub mod shared_budget;
 pub mod transport;
 pub mod zendesk;
 

@@ -5,6 +5,7 @@
 
 use super::super::error::{ApiError, System};
 use super::super::limit::{over_budget, Lane, Limiters, TokenLimiter};
+use super::super::shared_budget::SharedBudget;
 use super::observe::{self, Rate};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,8 @@ pub struct Budget {
     /// The window the client's `rpm` counts in (its own pace is
     /// `window / limit`).
     window: Duration,
+    /// The same token's bucket shared with other processes, and its key.
+    shared: Option<(Arc<dyn SharedBudget>, String)>,
 }
 
 impl Budget {
@@ -37,6 +40,7 @@ impl Budget {
             limiter: limiters.for_token_per(key, limit, window),
             permits: max_concurrent.map(|max| limiters.concurrency(key, max)),
             window,
+            shared: limiters.shared().map(|s| (s, key.to_string())),
         }
     }
 
@@ -55,6 +59,7 @@ impl Budget {
                 None => None,
             };
             self.limiter.acquire_in(lane).await;
+            self.shared_slot(deadline).await;
             permit
         };
         let permit = tokio::time::timeout_at(deadline, ready)
@@ -66,10 +71,39 @@ impl Budget {
         })
     }
 
+    /// The shared bucket's go (see [`SharedBudget`]), asked again as it
+    /// says; a bucket that cannot be reached is left to the local limiter
+    /// (logged once per outage). Past `deadline` the caller's timeout
+    /// ends the wait.
+    async fn shared_slot(&self, deadline: tokio::time::Instant) {
+        let Some((shared, key)) = &self.shared else {
+            return;
+        };
+        let limit = self.limiter.limit();
+        loop {
+            match shared.take(key, limit, self.window).await {
+                Ok(wait) if wait.is_zero() => return,
+                Ok(wait) => {
+                    let until = tokio::time::Instant::now() + wait;
+                    tokio::time::sleep_until(until.min(deadline)).await;
+                }
+                Err(e) => {
+                    tracing::debug!(target: "l3map::connectors::budget", error = %e, "the shared rate budget cannot be reached; the local limiter alone paces this request");
+                    return;
+                }
+            }
+        }
+    }
+
     /// Feeds what the API said about the token's budget to its limiter;
-    /// `refused`: the answer was a 429.
+    /// `refused`: the answer was a 429. A pause (a `Retry-After`, an
+    /// exhausted window) is pushed to the shared bucket: every process
+    /// backs off together.
     pub fn observe(&self, refused: bool, rate: &Rate) {
         observe::apply(rate, &self.limiter, self.window, refused);
+        if let (Some((shared, key)), Some(pause)) = (&self.shared, self.limiter.paused_for()) {
+            shared.hold(key, pause, self.limiter.limit(), self.window);
+        }
     }
 
     #[cfg(test)]

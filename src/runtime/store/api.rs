@@ -251,6 +251,14 @@ pub trait Leases {
     /// Gives back every lease this process holds and leaves the fleet (a
     /// graceful stop): its singletons are taken over at once.
     fn release_all(&self) -> Result<(), StoreError>;
+
+    /// The rate budgets shared with the other processes on this store, if
+    /// it has any (PostgreSQL; one process sends from a SQLite store).
+    fn shared_budget(
+        &self,
+    ) -> Option<std::sync::Arc<dyn crate::connectors::shared_budget::SharedBudget>> {
+        None
+    }
 }
 
 /// A whole backend: what [`Store`](super::Store) holds. Implement the five

@@ -131,6 +131,13 @@ impl Store {
         self.backend.release(name)
     }
 
+    /// See [`api::Leases::shared_budget`].
+    pub fn shared_budget(
+        &self,
+    ) -> Option<std::sync::Arc<dyn crate::connectors::shared_budget::SharedBudget>> {
+        self.backend.shared_budget()
+    }
+
     /// See [`api::Leases::release_all`].
     pub fn release_all(&self) -> Result<(), StoreError> {
         self.backend.release_all()

@@ -76,6 +76,16 @@ impl crate::runtime::store::api::Leases for super::PgStore {
         })
     }
 
+    fn shared_budget(
+        &self,
+    ) -> Option<std::sync::Arc<dyn crate::connectors::shared_budget::SharedBudget>> {
+        let rt = self.rt.as_ref()?.handle().clone();
+        Some(std::sync::Arc::new(super::budget::PgBudget {
+            pool: self.pool.clone(),
+            rt,
+        }))
+    }
+
     fn release_all(&self) -> Result<(), crate::runtime::store::StoreError> {
         self.held.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -23,6 +23,7 @@
 //!   one transaction, run again from the start).
 
 mod audit;
+mod budget;
 mod claim;
 #[doc(hidden)]
 pub mod cluster;

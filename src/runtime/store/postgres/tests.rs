@@ -271,3 +271,73 @@ fn a_singletons_cursor_is_moved_only_by_its_lease_holder() {
     b.release_all().unwrap();
     assert!(a.lease("zendesk_poll:desk", ttl).unwrap().is_some());
 }
+
+/// Two replicas asking one shared bucket as fast as they can: no window
+/// holds more than the limit between them; a hold stops both.
+#[test]
+fn two_replicas_share_one_rate_budget() {
+    let Some((a, b)) = two("budget", Duration::from_secs(30)) else {
+        return;
+    };
+    let window = Duration::from_millis(2000);
+    let limit = 20;
+    let sent = std::sync::Arc::new(Mutex::new(Vec::<std::time::Instant>::new()));
+    let start = std::time::Instant::now();
+    let threads: Vec<_> = [a, b]
+        .into_iter()
+        .map(|s| {
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                let budget = s.shared_budget().expect("PostgreSQL shares budgets");
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    while start.elapsed() < Duration::from_secs(5) {
+                        match budget.take("zendesk:token", limit, window).await {
+                            Ok(w) if w.is_zero() => {
+                                sent.lock().unwrap().push(std::time::Instant::now())
+                            }
+                            Ok(w) => tokio::time::sleep(w).await,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                });
+                s
+            })
+        })
+        .collect();
+    let stores: Vec<Store> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    let mut sent = sent.lock().unwrap().clone();
+    sent.sort();
+    assert!(sent.len() >= 40, "the budget was used: {}", sent.len());
+    // Seen by the callers, after each answer's trip back: one more than
+    // the bucket allows may fall in a window by that jitter (the bound
+    // itself, on the bucket's clock, is shared_budget.rs's test).
+    for (i, t) in sent.iter().enumerate() {
+        let n = sent[i..].iter().take_while(|s| **s < *t + window).count();
+        assert!(n <= limit as usize + 1, "{n} requests in one window");
+    }
+    // Without sharing, two replicas would have sent twice the limit.
+    let per_window = sent.len() as f64 / (5.0 / window.as_secs_f64());
+    assert!(
+        per_window <= f64::from(limit) + 2.0,
+        "{per_window} per window"
+    );
+    // A 429 seen by one replica holds the other too.
+    let (one, other) = (
+        stores[0].shared_budget().unwrap(),
+        stores[1].shared_budget().unwrap(),
+    );
+    one.hold("zendesk:token", Duration::from_millis(1500), limit, window);
+    std::thread::sleep(Duration::from_millis(200));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let wait = rt
+        .block_on(other.take("zendesk:token", limit, window))
+        .unwrap();
+    assert!(wait >= Duration::from_millis(1000), "held: {wait:?}");
+}

@@ -1,0 +1,69 @@
+//! The shared rate budget ([`SharedBudget`]) on PostgreSQL: a GCRA bucket
+//! per token key in `budgets`, taken by `l3map_budget_take` in one round
+//! trip on the store's runtime (the caller's task awaits it, no thread is
+//! blocked).
+
+use super::PgError;
+use crate::connectors::shared_budget::{gcra, SharedBudget, Wait};
+use deadpool_postgres::Pool;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+#[derive(Clone)]
+pub(super) struct PgBudget {
+    pub(super) pool: Pool,
+    pub(super) rt: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for PgBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PgBudget")
+    }
+}
+
+/// The most one answer may make a request wait before asking again: a
+/// long hold is re-read, so a shorter one set meanwhile is seen.
+const MAX_WAIT: Duration = Duration::from_secs(5);
+
+impl SharedBudget for PgBudget {
+    fn take<'a>(
+        &'a self,
+        key: &'a str,
+        limit: u32,
+        window: Duration,
+    ) -> Pin<Box<dyn Future<Output = Wait> + Send + 'a>> {
+        let (t, tau) = gcra(limit, window);
+        let (pool, k) = (self.pool.clone(), key.to_string());
+        let asked = self.rt.spawn(async move {
+            let c = pool.get().await.map_err(PgError::from)?;
+            let wait: f64 = c
+                .query_one("SELECT l3map_budget_take($1, $2, $3)", &[&k, &t, &tau])
+                .await
+                .map_err(PgError::from)?
+                .get(0);
+            Ok::<f64, PgError>(wait)
+        });
+        Box::pin(async move {
+            match asked.await {
+                Ok(Ok(ms)) => Ok(Duration::from_secs_f64(ms.max(0.0) / 1000.0).min(MAX_WAIT)),
+                Ok(Err(e)) => Err(crate::runtime::store::StoreError::from(e).to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    fn hold(&self, key: &str, pause: Duration, limit: u32, window: Duration) {
+        let (pool, k) = (self.pool.clone(), key.to_string());
+        let ms = pause.as_secs_f64() * 1000.0;
+        // Past the pause by the bucket's tolerance: the first request
+        // goes when the pause ends, not `tau` before.
+        let (_, tau) = gcra(limit, window);
+        self.rt.spawn(async move {
+            let Ok(c) = pool.get().await else { return };
+            let _ = c
+                .execute("SELECT l3map_budget_hold($1, $2, $3)", &[&k, &ms, &tau])
+                .await;
+        });
+    }
+}
