@@ -78,6 +78,7 @@ async fn three_replicas_and_a_kill_hand_each_ticket_off_once() {
         !s.dir.join("state").exists(),
         "no SQLite store beside the fleet"
     );
+    let replicas_0_pid = replicas[0].child.id();
     let mut ids = Vec::new();
     for n in 0..30 {
         if n == 10 {
@@ -106,6 +107,40 @@ async fn three_replicas_and_a_kill_hand_each_ticket_off_once() {
         .await
         .unwrap();
     assert_eq!(health["outbox"]["dead"], 0, "{health}");
+    // `l3map status` sees the fleet: the replicas on one revision, the
+    // Zendesk poller held by a live one, nothing dead.
+    let (config, _) = s.replica_config(2);
+    let out = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .args(["status", "--format", "json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let rows = st["replicas"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{st}");
+    let revisions: std::collections::BTreeSet<&str> =
+        rows.iter().filter_map(|r| r["revision"].as_str()).collect();
+    assert_eq!(revisions.len(), 1, "{st}");
+    let killed = format!(":{replicas_0_pid}:");
+    let poller = st["leases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "zendesk_poll:desk")
+        .unwrap_or_else(|| panic!("{st}"));
+    assert!(
+        !poller["holder"].as_str().unwrap().contains(&killed),
+        "{st}"
+    );
+    assert!(
+        st["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|q| q["dead"] == 0),
+        "{st}"
+    );
     for r in &mut replicas[1..] {
         let _ = r.child.kill();
         let _ = r.child.wait();

@@ -21,6 +21,7 @@ mod run;
 mod schema;
 mod sealing;
 mod signals;
+mod status;
 mod test;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -231,6 +232,9 @@ enum Command {
         #[command(subcommand)]
         action: OutboxAction,
     },
+    /// The fleet as its store sees it: replicas, revisions, lease holders,
+    /// queues and shared rate budgets (exit 1 if a replica is unwell).
+    Status(status::Args),
     /// Bring the state store's schema up to date (PostgreSQL with `[store]`
     /// in l3map.toml; `--check` only says whether migrations are pending).
     Migrate(migrate::Args),
@@ -332,6 +336,7 @@ pub fn run() -> ExitCode {
         Command::Outbox { action } => outbox::run(action),
         Command::Auth { action } => auth::run(action),
         Command::Migrate(a) => migrate::run(a),
+        Command::Status(a) => status::run(a),
         Command::Emulate(o) => emulate::run(o),
         Command::Schema { action } => {
             let mode = match action {

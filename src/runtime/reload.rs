@@ -204,6 +204,22 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
             }
         }
     };
+    // The fleet's view of this replica (`l3map status`): what it serves,
+    // and why the files on disk were refused.
+    let (served, refused) = match &outcome {
+        Reloaded::Swapped { to, .. } => (Some(to.clone()), None),
+        Reloaded::Unchanged => (Some(current.program.revision.clone()), None),
+        Reloaded::Refused(_) => (Some(current.program.revision.clone()), error.clone()),
+        Reloaded::Superseded => (None, None),
+    };
+    if let Some(rev) = served {
+        let store = engine.store.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.report_loaded(&rev, refused.as_deref()) {
+                tracing::warn!(error = %e, "could not record the loaded revision in the store");
+            }
+        });
+    }
     match &outcome {
         Reloaded::Swapped { from, to } => {
             engine.metrics.reload("ok");

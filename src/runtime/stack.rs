@@ -165,6 +165,10 @@ pub async fn start(s: Setup) -> Result<Running, String> {
             "actions were in flight when the runtime last stopped; each record is read back before anything is sent again"
         );
     }
+    // The fleet's view of this replica (`l3map status`).
+    if let Err(e) = s.store.report_loaded(&s.program.revision, None) {
+        tracing::warn!(error = %e, "could not record the loaded revision in the store");
+    }
     for link in &s.program.links {
         metrics.link_declared(&link.describe());
     }

@@ -252,6 +252,15 @@ pub trait Leases {
     /// graceful stop): its singletons are taken over at once.
     fn release_all(&self) -> Result<(), StoreError>;
 
+    /// Records which revision this process serves and why its last load
+    /// was refused, for `l3map status` (a fleet's replicas row).
+    fn report_loaded(&self, _revision: &str, _error: Option<&str>) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Replicas, leases, queues and shared budgets (`l3map status`).
+    fn fleet_status(&self) -> Result<super::types::FleetStatus, StoreError>;
+
     /// The rate budgets shared with the other processes on this store, if
     /// it has any (PostgreSQL; one process sends from a SQLite store).
     fn shared_budget(

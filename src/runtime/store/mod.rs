@@ -31,8 +31,8 @@ pub use error::StoreError;
 pub use health::{WriteFailure, WriteHealth};
 pub use retention::{Deleted, Retention};
 pub use types::{
-    now_ms, Accepted, Claimed, CredentialState, Group, NewAction, NewEvent, RefreshLease, Row,
-    SealedCredential, State, Stats, StoredCredential, Submission,
+    now_ms, Accepted, Claimed, CredentialState, FleetStatus, Group, NewAction, NewEvent,
+    RefreshLease, Row, SealedCredential, State, Stats, StoredCredential, Submission,
 };
 
 use api::StoreBackend;
@@ -129,6 +129,16 @@ impl Store {
     /// See [`api::Leases::release`].
     pub fn release(&self, name: &str) -> Result<(), StoreError> {
         self.backend.release(name)
+    }
+
+    /// See [`api::Leases::report_loaded`].
+    pub fn report_loaded(&self, revision: &str, error: Option<&str>) -> Result<(), StoreError> {
+        self.backend.report_loaded(revision, error)
+    }
+
+    /// See [`api::Leases::fleet_status`].
+    pub fn fleet_status(&self) -> Result<FleetStatus, StoreError> {
+        self.backend.fleet_status()
     }
 
     /// See [`api::Leases::shared_budget`].

@@ -254,3 +254,52 @@ pub struct StoredCredential {
     /// A category and the vendor's error code, never a token.
     pub last_error: Option<String>,
 }
+
+/// What `l3map status` shows of the processes sharing a store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct FleetStatus {
+    /// The replicas (PostgreSQL; none on SQLite, where one process sends).
+    pub replicas: Vec<ReplicaStatus>,
+    /// Who holds each singleton, until when.
+    pub leases: Vec<LeaseStatus>,
+    /// Actions waiting, in flight and parked, per connection.
+    pub queues: Vec<QueueStatus>,
+    /// Each shared rate budget: how far ahead of now it is booked (ms; 0:
+    /// idle).
+    pub budgets: Vec<BudgetStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReplicaStatus {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    pub started_ms: i64,
+    /// How long ago its last heartbeat was (ms).
+    pub heartbeat_age_ms: i64,
+    pub revision: Option<String>,
+    pub load_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LeaseStatus {
+    pub name: String,
+    pub holder: String,
+    pub epoch: i64,
+    /// Until it runs out (ms; negative: ran out, not yet taken over).
+    pub expires_in_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueStatus {
+    pub connection: String,
+    pub pending: u64,
+    pub sending: u64,
+    pub dead: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetStatus {
+    pub key: String,
+    pub booked_ahead_ms: i64,
+}

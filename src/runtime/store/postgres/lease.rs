@@ -76,6 +76,20 @@ impl crate::runtime::store::api::Leases for super::PgStore {
         })
     }
 
+    fn report_loaded(
+        &self,
+        revision: &str,
+        error: Option<&str>,
+    ) -> Result<(), crate::runtime::store::StoreError> {
+        self.report(revision, error)
+    }
+
+    fn fleet_status(
+        &self,
+    ) -> Result<crate::runtime::store::types::FleetStatus, crate::runtime::store::StoreError> {
+        self.status()
+    }
+
     fn shared_budget(
         &self,
     ) -> Option<std::sync::Arc<dyn crate::connectors::shared_budget::SharedBudget>> {

@@ -6,6 +6,9 @@
 
 use super::PgStore;
 use crate::runtime::store::error::StoreError;
+use crate::runtime::store::types::{
+    BudgetStatus, FleetStatus, LeaseStatus, QueueStatus, ReplicaStatus,
+};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -80,4 +83,106 @@ async fn beat(
     )
     .await?;
     Ok(())
+}
+
+impl PgStore {
+    pub(super) fn report(&self, revision: &str, error: Option<&str>) -> Result<(), StoreError> {
+        let (pool, replica) = (self.pool.clone(), self.replica.clone());
+        let (revision, error) = (revision.to_string(), error.map(str::to_string));
+        self.write(move || {
+            let (pool, replica, revision, error) =
+                (pool.clone(), replica.clone(), revision.clone(), error.clone());
+            async move {
+                let c = pool.get().await?;
+                let host = replica.split(':').next().unwrap_or("").to_string();
+                c.execute(
+                    "INSERT INTO replicas (id, host, pid, started_ms, heartbeat_ms, revision, load_error)
+                     VALUES ($1, $2, $3, l3map_now_ms(), l3map_now_ms(), $4, $5)
+                     ON CONFLICT (id) DO UPDATE SET revision = $4, load_error = $5",
+                    &[&&*replica, &host, &i64::from(std::process::id()), &revision, &error],
+                )
+                .await?;
+                Ok::<_, super::PgError>(())
+            }
+        })
+    }
+
+    pub(super) fn status(&self) -> Result<FleetStatus, StoreError> {
+        let pool = self.pool.clone();
+        self.read(async move {
+            let c = pool.get().await?;
+            let replicas = c
+                .query(
+                    "SELECT id, host, pid, started_ms, l3map_now_ms() - heartbeat_ms, revision,
+                            load_error
+                     FROM replicas ORDER BY started_ms, id",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| ReplicaStatus {
+                    id: r.get(0),
+                    host: r.get(1),
+                    pid: r.get(2),
+                    started_ms: r.get(3),
+                    heartbeat_age_ms: r.get(4),
+                    revision: r.get(5),
+                    load_error: r.get(6),
+                })
+                .collect();
+            let leases = c
+                .query(
+                    "SELECT name, holder, epoch, expires_ms - l3map_now_ms() FROM leases
+                     ORDER BY name",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| LeaseStatus {
+                    name: r.get(0),
+                    holder: r.get(1),
+                    epoch: r.get(2),
+                    expires_in_ms: r.get(3),
+                })
+                .collect();
+            let queues = c
+                .query(
+                    "SELECT connection,
+                            COUNT(*) FILTER (WHERE state = 'pending'),
+                            COUNT(*) FILTER (WHERE state = 'sending'),
+                            COUNT(*) FILTER (WHERE state = 'dead')
+                     FROM outbox WHERE state IN ('pending', 'sending', 'dead')
+                     GROUP BY connection ORDER BY connection",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| QueueStatus {
+                    connection: r.get(0),
+                    pending: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+                    sending: u64::try_from(r.get::<_, i64>(2)).unwrap_or(0),
+                    dead: u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
+                })
+                .collect();
+            let budgets = c
+                .query(
+                    "SELECT key, GREATEST(tat_ms - l3map_now_ms(), 0)::BIGINT FROM budgets
+                     ORDER BY key",
+                    &[],
+                )
+                .await?
+                .iter()
+                .map(|r| BudgetStatus {
+                    key: r.get(0),
+                    booked_ahead_ms: r.get(1),
+                })
+                .collect();
+            Ok(FleetStatus {
+                replicas,
+                leases,
+                queues,
+                budgets,
+            })
+        })
+    }
 }

@@ -50,6 +50,14 @@ pub(super) async fn sweep(pool: &Pool, r: &Retention, now: i64) -> Result<(u64, 
         )
         .await?;
     }
+    // Replicas gone for a day (killed, scaled away): their rows only.
+    let c = pool.get().await.map_err(super::PgError::from)?;
+    c.execute(
+        "DELETE FROM replicas WHERE heartbeat_ms < l3map_now_ms() - 86400000",
+        &[],
+    )
+    .await
+    .map_err(super::PgError::from)?;
     Ok((events, actions))
 }
 

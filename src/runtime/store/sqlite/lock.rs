@@ -91,4 +91,29 @@ impl crate::runtime::store::api::Leases for SqliteStore {
     fn release_all(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    fn fleet_status(&self) -> Result<crate::runtime::store::types::FleetStatus, StoreError> {
+        use crate::runtime::store::types::{FleetStatus, QueueStatus};
+        let db = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = db.prepare(
+            "SELECT connection,
+                    SUM(state = 'pending'), SUM(state = 'sending'), SUM(state = 'dead')
+             FROM outbox WHERE state IN ('pending', 'sending', 'dead')
+             GROUP BY connection ORDER BY connection",
+        )?;
+        let queues = q
+            .query_map([], |r| {
+                Ok(QueueStatus {
+                    connection: r.get(0)?,
+                    pending: r.get::<_, i64>(1)?.max(0) as u64,
+                    sending: r.get::<_, i64>(2)?.max(0) as u64,
+                    dead: r.get::<_, i64>(3)?.max(0) as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(FleetStatus {
+            queues,
+            ..FleetStatus::default()
+        })
+    }
 }

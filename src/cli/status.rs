@@ -1,0 +1,119 @@
+//! `l3map status [--config l3map.toml] [--format human|json]`: the fleet
+//! as its store sees it: each replica (heartbeat, revision, last load
+//! error), who holds each singleton, the queues per connection and the
+//! shared rate budgets. On a SQLite store: its queues (one process sends).
+//! Exit 1 when a replica reports a load error or a heartbeat is stale.
+
+use super::{fail, DataFormat};
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The l3map.toml whose store to read (default: $L3MAP_CONFIG, else
+    /// ./l3map.toml; without one, .l3map/state.db).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = DataFormat::Human)]
+    format: DataFormat,
+}
+
+/// A heartbeat older than this (three beats of the default lease) is
+/// reported as stale...
+const STALE_MS: i64 = 15_000;
+/// ... and one older than this as gone (a replica killed or scaled away;
+/// its row is deleted by retention after a day).
+const GONE_MS: i64 = 600_000;
+
+pub fn run(a: Args) -> u8 {
+    let cfg = match crate::runtime::config::discover(a.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let opened = match &cfg {
+        Some(c) => c.open_store(),
+        None => match crate::runtime::config::state_path(None) {
+            Ok(s) if s.exists() => {
+                crate::runtime::store::Store::open(&s).map_err(|e| e.to_string())
+            }
+            Ok(s) => Err(format!(
+                "no state store at {}; pass --config with the l3map.toml `l3map run` uses",
+                s.display()
+            )),
+            Err(e) => Err(e.to_string()),
+        },
+    };
+    let store = match opened {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let st = match store.fleet_status() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let unwell = st
+        .replicas
+        .iter()
+        .filter(|r| r.heartbeat_age_ms <= GONE_MS)
+        .any(|r| r.load_error.is_some() || r.heartbeat_age_ms > STALE_MS);
+    if a.format == DataFormat::Json {
+        return match serde_json::to_string_pretty(&st) {
+            Ok(s) => {
+                outln!("{s}");
+                u8::from(unwell)
+            }
+            Err(e) => fail(e),
+        };
+    }
+    outln!("store {}", store.path().display());
+    if !st.replicas.is_empty() {
+        outln!("replicas ({}):", st.replicas.len());
+        for r in &st.replicas {
+            let health = match (&r.load_error, r.heartbeat_age_ms > STALE_MS) {
+                _ if r.heartbeat_age_ms > GONE_MS => {
+                    format!("gone (last heartbeat {} s ago)", r.heartbeat_age_ms / 1000)
+                }
+                (_, true) => format!("STALE (last heartbeat {} s ago)", r.heartbeat_age_ms / 1000),
+                (Some(e), _) => format!("load error: {e}"),
+                (None, false) => "ok".into(),
+            };
+            outln!(
+                "  {}  revision {}  {}",
+                r.id,
+                r.revision.as_deref().unwrap_or("-"),
+                health
+            );
+        }
+    }
+    if !st.leases.is_empty() {
+        outln!("leases:");
+        for l in &st.leases {
+            outln!(
+                "  {}  held by {} (epoch {}, {} s left)",
+                l.name,
+                l.holder,
+                l.epoch,
+                l.expires_in_ms / 1000
+            );
+        }
+    }
+    outln!("queues:");
+    if st.queues.is_empty() {
+        outln!("  (empty)");
+    }
+    for q in &st.queues {
+        outln!(
+            "  {}  pending {}  sending {}  dead {}",
+            q.connection,
+            q.pending,
+            q.sending,
+            q.dead
+        );
+    }
+    if !st.budgets.is_empty() {
+        outln!("shared rate budgets:");
+        for b in &st.budgets {
+            outln!("  {}  booked {} ms ahead", b.key, b.booked_ahead_ms);
+        }
+    }
+    u8::from(unwell)
+}
