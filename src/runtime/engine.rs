@@ -174,6 +174,18 @@ impl Engine {
         self.live.load_full()
     }
 
+    /// Records in the store which revision this process serves and why the
+    /// files on disk were last refused (a fleet's `l3map status`), off the
+    /// async workers.
+    pub fn report_loaded(&self, revision: &str, refused: Option<String>) {
+        let (store, revision) = (self.store.clone(), revision.to_string());
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.report_loaded(&revision, refused.as_deref()) {
+                tracing::warn!(error = %e, "could not record the loaded revision in the store");
+            }
+        });
+    }
+
     /// Installs a new revision: events that arrive from now on are decided
     /// against it; one being decided keeps the one it started with.
     pub fn swap(&self, live: Live) {

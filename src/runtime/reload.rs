@@ -63,6 +63,7 @@ pub enum Reloaded {
 
 /// The files were refused and are now served again: said once.
 fn compiles_again(engine: &Engine, revision: &str, swapped: bool) {
+    engine.report_loaded(revision, None);
     if let Some(was) = engine.files.cleared() {
         let refused_for_ms = super::store::now_ms() - was.since_ms;
         if swapped {
@@ -204,22 +205,6 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
             }
         }
     };
-    // The fleet's view of this replica (`l3map status`): what it serves,
-    // and why the files on disk were refused.
-    let (served, refused) = match &outcome {
-        Reloaded::Swapped { to, .. } => (Some(to.clone()), None),
-        Reloaded::Unchanged => (Some(current.program.revision.clone()), None),
-        Reloaded::Refused(_) => (Some(current.program.revision.clone()), error.clone()),
-        Reloaded::Superseded => (None, None),
-    };
-    if let Some(rev) = served {
-        let store = engine.store.clone();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.report_loaded(&rev, refused.as_deref()) {
-                tracing::warn!(error = %e, "could not record the loaded revision in the store");
-            }
-        });
-    }
     match &outcome {
         Reloaded::Swapped { from, to } => {
             engine.metrics.reload("ok");
@@ -231,9 +216,9 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
         Reloaded::Refused(why) => {
             engine.metrics.reload("failed");
             tracing::error!("{why}");
-            engine
-                .files
-                .refused(error.unwrap_or_else(|| first_error(why)));
+            let error = error.unwrap_or_else(|| first_error(why));
+            engine.report_loaded(&current.program.revision, Some(error.clone()));
+            engine.files.refused(error);
         }
     }
     outcome

@@ -15,6 +15,10 @@ pub(crate) const MAX_COALESCED_ROWS: usize = 200;
 pub(crate) const RECENT_MS: i64 = 600_000;
 /// A record's unfinished rows read per claim, at most.
 pub(crate) const OPEN_ROWS: i64 = 1000;
+/// The same over the network (PostgreSQL): what one group can take (its
+/// rows and the next event's, to see it is not ready), so a ticket with
+/// 20,000 queued actions costs a claim what one with 200 does.
+pub(crate) const OPEN_ROWS_SHIPPED: i64 = MAX_COALESCED_ROWS as i64 + 56;
 
 /// One unfinished row of a record, in decision order.
 pub(crate) struct OpenRow {

@@ -46,7 +46,12 @@ impl SharedBudget for PgBudget {
         });
         Box::pin(async move {
             match asked.await {
-                Ok(Ok(ms)) => Ok(Duration::from_secs_f64(ms.max(0.0) / 1000.0).min(MAX_WAIT)),
+                Ok(Ok(ms)) if ms <= 0.0 => Ok(Duration::ZERO),
+                // A wait is never rounded down to a go.
+                Ok(Ok(ms)) => {
+                    Ok(Duration::from_secs_f64(ms / 1000.0)
+                        .clamp(Duration::from_millis(1), MAX_WAIT))
+                }
                 Ok(Err(e)) => Err(crate::runtime::store::StoreError::from(e).to_string()),
                 Err(e) => Err(e.to_string()),
             }

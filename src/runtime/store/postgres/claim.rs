@@ -17,7 +17,7 @@
 
 use super::{PgError, PgStore};
 use crate::runtime::store::error::StoreError;
-use crate::runtime::store::group::{basis_of, take, OpenRow, Taken, OPEN_ROWS, RECENT_MS};
+use crate::runtime::store::group::{basis_of, take, OpenRow, Taken, OPEN_ROWS_SHIPPED, RECENT_MS};
 use crate::runtime::store::types::{Claimed, Group};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -192,7 +192,7 @@ async fn open_rows(
                  WHERE connection = $1 AND record = $2 AND {OPEN}
                  ORDER BY id LIMIT $3"
             ),
-            &[&connection, &record, &OPEN_ROWS],
+            &[&connection, &record, &OPEN_ROWS_SHIPPED],
         )
         .await?;
     Ok(rows
