@@ -186,7 +186,7 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     println!("store                     events/s   actions/s");
     let sqlite = Arc::new(Store::open(&tmp.path().join("state.db")).unwrap());
-    let e = events_per_sec(&[sqlite.clone()], secs, "sqlite");
+    let e = events_per_sec(std::slice::from_ref(&sqlite), secs, "sqlite");
     let a = actions_per_sec(&[sqlite], secs);
     println!("sqlite (baseline)        {e:>9.0}   {a:>9.0}");
     let (base_e, base_a) = (e, a);

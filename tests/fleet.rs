@@ -269,3 +269,49 @@ async fn a_stalled_replica_and_a_database_restart_lose_nothing_and_double_nothin
     let _ = a.child.kill();
     let _ = a.child.wait();
 }
+
+/// Red team: a replica started with `--state` (or `$L3MAP_STATE`) beside a
+/// configuration with `[store]` would run on a SQLite store of its own,
+/// outside the fleet, and hand tickets off a second time: refused in one
+/// line, before anything starts.
+#[test]
+fn a_replica_pointed_at_a_store_of_its_own_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = dir.path().join("l3map.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "mappings = \"{}\"\n[store]\nurl = \"postgres://l3map@127.0.0.1:1/fleet\"\n",
+            root.join("mappings/fintech").display()
+        ),
+    )
+    .unwrap();
+    let stray = dir.path().join("stray.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .stack_env()
+        .args(["run", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--state")
+        .arg(&stray)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("[store]"), "{err}");
+    assert!(!stray.exists(), "no store of its own was created");
+    for args in [&["run"][..], &["outbox", "list"][..], &["status"][..]] {
+        let out = Command::new(env!("CARGO_BIN_EXE_l3map"))
+            .stack_env()
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env("L3MAP_STATE", &stray)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}: {err}");
+        assert!(err.contains("L3MAP_STATE"), "{args:?}: {err}");
+        assert!(!stray.exists(), "{args:?}");
+    }
+}

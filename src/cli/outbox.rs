@@ -30,7 +30,18 @@ pub struct Where {
 
 fn open(w: &Where) -> Result<Store, u8> {
     let mut state = w.state.clone();
-    if state.is_none() && std::env::var_os("L3MAP_STATE").is_none() {
+    if let (Some(s), Some(_)) = (&state, &w.config) {
+        let cfg = crate::runtime::config::discover(w.config.as_deref()).map_err(fail)?;
+        if cfg.is_some_and(|c| c.store.is_some()) {
+            return Err(fail(format!(
+                "--state {} names a SQLite store, but --config names a [store] (PostgreSQL); keep one",
+                s.display()
+            )));
+        }
+    }
+    // `--config` is read whenever it is named: $L3MAP_STATE beside a
+    // [store] is refused there, as `run` refuses it.
+    if state.is_none() && (w.config.is_some() || std::env::var_os("L3MAP_STATE").is_none()) {
         let cfg = crate::runtime::config::discover(w.config.as_deref()).map_err(fail)?;
         if let Some(cfg) = cfg {
             if cfg.store.is_some() {

@@ -93,9 +93,15 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
         cfg.server.listen = l;
     }
     if let Some(s) = o.state {
-        // `--state` names a SQLite file: it replaces `[store]` too.
+        // A replica on a store of its own would leave the fleet silently
+        // and send what the fleet sends too.
+        if cfg.store.is_some() {
+            return Err(format!(
+                "--state {} names a SQLite store, but the configuration has [store] (PostgreSQL, shared by the fleet); drop --state, or remove [store]",
+                s.display()
+            ));
+        }
         cfg.state = s;
-        cfg.store = None;
     }
     init_logs(cfg.log.format, &cfg.log.level);
     let program = compile(&cfg.mappings).map_err(|d| {
@@ -137,7 +143,7 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
     // The port first: a port in use stops the start before the store is
     // created or opened.
     let (listener, _) = bind(cfg.server.listen).await?;
-    let store = cfg.open_store()?;
+    let store = cfg.open_store_migrating()?;
     store.maintain(cfg.retention);
     // OAuth grants are kept in the same file, on a handle of their own.
     let metrics = crate::runtime::metrics::Metrics::new();

@@ -89,13 +89,29 @@ async fn store_stats(app: &App) -> Option<super::store::Stats> {
         return Some(s);
     }
     let store = store.clone();
-    match tokio::task::spawn_blocking(move || store.stats_cached(STATS_MAX_AGE)).await {
-        Ok(Ok(s)) => Some(s),
-        Ok(Err(e)) => {
+    match bounded(move || store.stats_cached(STATS_MAX_AGE)).await {
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => {
             tracing::warn!(error = %e, "cannot read the outbox counts");
             None
         }
-        Err(_) => None,
+        None => None,
+    }
+}
+
+/// How long `/healthz`, `/readyz` and `/metrics` wait for a store read: a
+/// database that stalls (a failover, a cut link) must not stall the
+/// probes and scrapes that are there to notice it.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
+
+/// `read` on the blocking pool, its answer if it came within
+/// [`PROBE_WAIT`] (the read itself goes on and is dropped).
+async fn bounded<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, super::store::StoreError> + Send + 'static,
+) -> Option<Result<T, super::store::StoreError>> {
+    match tokio::time::timeout(PROBE_WAIT, tokio::task::spawn_blocking(read)).await {
+        Ok(Ok(answer)) => Some(answer),
+        _ => None,
     }
 }
 
@@ -103,13 +119,13 @@ async fn store_stats(app: &App) -> Option<super::store::Stats> {
 /// token), or none when they cannot be read.
 async fn grants(app: &App) -> Vec<super::store::StoredCredential> {
     let store = app.engine.store.clone();
-    match tokio::task::spawn_blocking(move || store.credentials()).await {
-        Ok(Ok(rows)) => rows,
-        Ok(Err(e)) => {
+    match bounded(move || store.credentials()).await {
+        Some(Ok(rows)) => rows,
+        Some(Err(e)) => {
             tracing::warn!(error = %e, "cannot read the stored OAuth grants");
             Vec::new()
         }
-        Err(_) => Vec::new(),
+        None => Vec::new(),
     }
 }
 
@@ -147,23 +163,25 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
         );
     }
     let store = app.engine.store.clone();
-    let reached = tokio::task::spawn_blocking(move || store.cursor("readyz")).await;
-    match reached {
-        Ok(Ok(_)) => Json(json!({
+    match bounded(move || store.cursor("readyz")).await {
+        Some(Ok(_)) => Json(json!({
             "ready": true,
             "revision": revision,
             "store": app.engine.store.path().display().to_string(),
         }))
         .into_response(),
-        Ok(Err(e)) => error(
+        Some(Err(e)) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unreachable",
             format!("the state store does not answer: {e}"),
         ),
-        Err(_) => error(
+        None => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unreachable",
-            "the state store read was cancelled",
+            format!(
+                "the state store did not answer within {} s",
+                PROBE_WAIT.as_secs()
+            ),
         ),
     }
 }
@@ -179,11 +197,16 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     }
     if let Some(f) = app.engine.store.write_failure() {
         let since = super::files::rfc3339(f.since_ms);
+        let fix = if app.engine.store.path().starts_with("postgres:") {
+            "check that PostgreSQL is up, reachable and accepting writes"
+        } else {
+            "free disk space or fix the file system"
+        };
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unwritable",
             format!(
-                "the state store cannot be written since {since} ({}); events are refused until a write succeeds: free disk space or fix the file system",
+                "the state store cannot be written since {since} ({}); events are refused until a write succeeds: {fix}",
                 f.error
             ),
         );

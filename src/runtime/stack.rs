@@ -240,6 +240,9 @@ impl Running {
             .draining
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = self.stop.send(true);
+        // Singletons go to another replica at once, not after their lease.
+        let store = self.engine.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.release_singletons()).await;
         let drain = async {
             for w in self.workers {
                 let _ = w.await;
@@ -254,7 +257,7 @@ impl Running {
                 "in-flight work did not finish within 30 s; it resumes on the next start"
             );
         }
-        // Singletons go to another replica at once, not after their lease.
+        // Claims still held (work past the drain) go back, unconfirmed.
         let store = self.engine.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.release_all()).await;
     }

@@ -72,9 +72,8 @@ impl Budget {
     }
 
     /// The shared bucket's go (see [`SharedBudget`]), asked again as it
-    /// says; a bucket that cannot be reached is left to the local limiter
-    /// (logged once per outage). Past `deadline` the caller's timeout
-    /// ends the wait.
+    /// says, and again while it cannot be reached. Past `deadline` the
+    /// caller's timeout ends the wait.
     async fn shared_slot(&self, deadline: tokio::time::Instant) {
         let Some((shared, key)) = &self.shared else {
             return;
@@ -87,9 +86,15 @@ impl Budget {
                     let until = tokio::time::Instant::now() + wait;
                     tokio::time::sleep_until(until.min(deadline)).await;
                 }
+                // Closed, not open: N replicas each spending the whole
+                // limit alone while the bucket is unreachable would be N
+                // times the limit (and the API's 429s after). The request
+                // waits for the bucket; past the call's deadline it is
+                // never sent.
                 Err(e) => {
-                    tracing::debug!(target: "l3map::connectors::budget", error = %e, "the shared rate budget cannot be reached; the local limiter alone paces this request");
-                    return;
+                    tracing::debug!(target: "l3map::connectors::budget", error = %e, "the shared rate budget cannot be reached; the request waits for it");
+                    let again = tokio::time::Instant::now() + Duration::from_millis(250);
+                    tokio::time::sleep_until(again.min(deadline)).await;
                 }
             }
         }

@@ -88,8 +88,13 @@ impl Doc<'_> {
                 "`store.url` is not a PostgreSQL connection string; write postgres://USER@HOST:PORT/DATABASE",
             )
         })?;
-        // Never repeated: the message names the key, not the value.
-        if parsed.get_password().is_some() {
+        // Never repeated: the message names the key, not the value. A user
+        // name with a `:` is a password percent-encoded into it, and a
+        // `#` fragment is no part of a PostgreSQL URL: both would end up
+        // in messages and the server's log.
+        let smuggled =
+            parsed.get_user().is_some_and(|u| u.contains(':')) || url.get_ref().contains('#');
+        if parsed.get_password().is_some() || smuggled {
             return Err(self.invalid(
                 url.span(),
                 "`store.url` holds a password; take it out of the URL and name where it is read from with password_env = \"VAR\" or password_file = \"/path\"",

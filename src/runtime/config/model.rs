@@ -248,13 +248,31 @@ impl Config {
 
     /// Opens the store this configuration names: PostgreSQL (`[store]`)
     /// or the SQLite file at `state`. One line on failure.
+    /// A PostgreSQL schema older than this l3map is refused (`l3map
+    /// migrate`); SQLite migrates in place as it always has.
     pub fn open_store(&self) -> Result<crate::runtime::store::Store, String> {
+        self.open_store_with(false)
+    }
+
+    /// [`Config::open_store`] for `l3map run`: an older PostgreSQL schema
+    /// is migrated (under a lock, once for the fleet).
+    pub fn open_store_migrating(&self) -> Result<crate::runtime::store::Store, String> {
+        self.open_store_with(true)
+    }
+
+    fn open_store_with(&self, migrate: bool) -> Result<crate::runtime::store::Store, String> {
+        use crate::runtime::store::Store;
         match &self.store {
             Some(pg) => {
                 let target = pg.target().map_err(|e| e.to_string())?;
-                crate::runtime::store::Store::open_postgres(&target).map_err(|e| e.to_string())
+                let opened = if migrate {
+                    Store::open_postgres(&target)
+                } else {
+                    Store::open_postgres_existing(&target)
+                };
+                opened.map_err(|e| e.to_string())
             }
-            None => crate::runtime::store::Store::open(&self.state).map_err(|e| e.to_string()),
+            None => Store::open(&self.state).map_err(|e| e.to_string()),
         }
     }
 

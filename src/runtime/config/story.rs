@@ -89,7 +89,10 @@ impl Config {
         self.apply_vars(var)
     }
 
-    fn apply_vars(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+    pub(super) fn apply_vars(
+        &mut self,
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
         let bad = |var: &str, message: String| ConfigError::Env {
             var: var.to_string(),
             message,
@@ -99,6 +102,14 @@ impl Config {
             let value = value.trim().to_string();
             match key {
                 "mappings" => self.mappings = PathBuf::from(value),
+                // Two stores would each decide and send on their own: a
+                // replica on another store leaves the fleet silently.
+                "state" if self.store.is_some() => {
+                    return Err(bad(
+                        name,
+                        "names a SQLite store, but l3map.toml has [store] (PostgreSQL, shared by the fleet); unset it, or remove [store]".into(),
+                    ))
+                }
                 "state" => self.state = PathBuf::from(value),
                 "server.listen" => {
                     self.server.listen = value.parse().map_err(|_| {

@@ -812,3 +812,28 @@ fn credentials_key_source_and_margin() {
     assert!(!shown.contains("not-a-key-value"), "{shown}");
     std::fs::remove_file(path).unwrap();
 }
+
+/// `[store]`: a password anywhere in the URL (as a password, smuggled
+/// into the user name, in a fragment) is refused without being repeated;
+/// `state` beside it, or `$L3MAP_STATE`, too.
+#[test]
+fn a_store_url_with_a_password_or_beside_state_is_refused() {
+    for url in [
+        "postgres://app:S3cr3tXyz@db/l3map",
+        "postgres://app%3AS3cr3tXyz@db/l3map",
+        "postgres://app@db/l3map#S3cr3tXyz",
+        "host=db user=app password=S3cr3tXyz dbname=l3map",
+    ] {
+        let (e, text) = err(&format!("mappings = \"m\"\n[store]\nurl = \"{url}\"\n"));
+        assert!(text.contains("holds a password"), "{url}: {e}");
+        assert!(!text.contains("S3cr3tXyz"), "{url}: {text}");
+    }
+    let (_, text) =
+        err("mappings = \"m\"\nstate = \"s.db\"\n[store]\nurl = \"postgres://app@db/l3map\"\n");
+    assert!(text.contains("both set"), "{text}");
+    let mut cfg = parse("mappings = \"m\"\n[store]\nurl = \"postgres://app@db/l3map\"\n").unwrap();
+    let e = cfg
+        .apply_vars(|v| (v == "L3MAP_STATE").then(|| "/tmp/x.db".to_string()))
+        .unwrap_err();
+    assert!(e.to_string().contains("[store]"), "{e}");
+}

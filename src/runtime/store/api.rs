@@ -248,8 +248,15 @@ pub trait Leases {
     /// Gives `name` back (a drain), if this process holds it.
     fn release(&self, name: &str) -> Result<(), StoreError>;
 
-    /// Gives back every lease this process holds and leaves the fleet (a
-    /// graceful stop): its singletons are taken over at once.
+    /// Gives back every singleton lease this process holds (the first
+    /// step of a graceful stop): taken over at once by another process;
+    /// what this one still writes under them is fenced off.
+    fn release_singletons(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Gives back every lease and claim this process holds and leaves the
+    /// fleet (the last step of a graceful stop).
     fn release_all(&self) -> Result<(), StoreError>;
 
     /// Records which revision this process serves and why its last load

@@ -87,6 +87,14 @@ impl Store {
         )?)))
     }
 
+    /// [`Store::open_postgres`] for a command that must not change the
+    /// schema: an older one is refused (`l3map migrate` first).
+    pub fn open_postgres_existing(target: &postgres::PgTarget) -> Result<Store, StoreError> {
+        Ok(Store::with_backend(Box::new(
+            postgres::PgStore::open_existing(target)?,
+        )))
+    }
+
     /// A store on any backend.
     pub fn with_backend(backend: Box<dyn StoreBackend>) -> Store {
         Store {
@@ -146,6 +154,11 @@ impl Store {
         &self,
     ) -> Option<std::sync::Arc<dyn crate::connectors::shared_budget::SharedBudget>> {
         self.backend.shared_budget()
+    }
+
+    /// See [`api::Leases::release_singletons`].
+    pub fn release_singletons(&self) -> Result<(), StoreError> {
+        self.backend.release_singletons()
     }
 
     /// See [`api::Leases::release_all`].

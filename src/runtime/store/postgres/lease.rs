@@ -100,8 +100,22 @@ impl crate::runtime::store::api::Leases for super::PgStore {
         }))
     }
 
+    fn release_singletons(&self) -> Result<(), crate::runtime::store::StoreError> {
+        // `held` keeps its epochs: a cursor write still on its way is
+        // checked against a lease row that is gone, and refused.
+        let (pool, holder) = (self.pool.clone(), self.replica.clone());
+        self.write(move || {
+            let (pool, holder) = (pool.clone(), holder.clone());
+            async move {
+                let c = pool.get().await?;
+                c.execute("DELETE FROM leases WHERE holder = $1", &[&&*holder])
+                    .await?;
+                Ok::<_, PgError>(())
+            }
+        })
+    }
+
     fn release_all(&self) -> Result<(), crate::runtime::store::StoreError> {
-        self.held.lock().unwrap_or_else(|e| e.into_inner()).clear();
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let (pool, holder) = (self.pool.clone(), self.replica.clone());
         self.write(move || {

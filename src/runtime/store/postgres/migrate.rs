@@ -66,15 +66,73 @@ fn newer(shown: &str, at: i64, latest: i64) -> StoreError {
     ))
 }
 
-/// At start: refuses a newer schema, migrates an older (or empty) one.
-pub(super) async fn at_start(pool: &Pool, shown: &str) -> Result<(), StoreError> {
-    let client = pool.get().await.map_err(|e| connect_failed(shown, &e))?;
-    let at = current(&client).await.map_err(StoreError::from)?;
+/// What the database holds, checked against this binary's migrations:
+/// the version it is at. Refused: a database with tables of its own and no
+/// l3map schema history (a mistyped database name must not get l3map's
+/// tables), a version newer than this binary's, and an applied migration
+/// whose checksum differs from this binary's (edited after it was applied).
+async fn checked(client: &tokio_postgres::Client, shown: &str) -> Result<i64, StoreError> {
+    let at = current(client).await.map_err(StoreError::from)?;
+    if at == 0 {
+        let tables: i64 = client
+            .query_one(
+                "SELECT COUNT(*) FROM information_schema.tables
+                 WHERE table_schema = current_schema()",
+                &[],
+            )
+            .await
+            .map_err(|e| StoreError::from(PgError::Db(e)))?
+            .get(0);
+        if tables > 0 {
+            return Err(StoreError::Refused(format!(
+                "state store {shown}: the database has {tables} table(s) and no l3map schema history, so it is not an l3map store; point [store] url at an empty database (or one l3map created)"
+            )));
+        }
+        return Ok(0);
+    }
     let latest = latest();
     if at > latest {
         return Err(newer(shown, at, latest));
     }
+    let applied = client
+        .query(
+            "SELECT version, name, checksum FROM refinery_schema_history ORDER BY version",
+            &[],
+        )
+        .await
+        .map_err(|e| StoreError::from(PgError::Db(e)))?;
+    let ours = embedded::migrations::runner().get_migrations().clone();
+    for row in applied {
+        let (version, name, checksum): (i32, String, String) = (row.get(0), row.get(1), row.get(2));
+        let same = ours.iter().any(|m| {
+            m.version() == version && m.name() == name && m.checksum().to_string() == checksum
+        });
+        if !same {
+            return Err(StoreError::Refused(format!(
+                "state store {shown}: applied migration V{version}__{name} differs from this l3map's (edited after it was applied, or from another build); restore the schema or run the l3map that applied it"
+            )));
+        }
+    }
+    Ok(at)
+}
+
+/// At start: refuses what [`checked`] refuses; an older (or empty) schema
+/// is migrated when `migrate` (`l3map run`), refused otherwise (a command
+/// that only reads or repairs never changes the schema under a fleet).
+pub(super) async fn at_start(
+    pool: &Pool,
+    shown: &str,
+    migrate_older: bool,
+) -> Result<(), StoreError> {
+    let client = pool.get().await.map_err(|e| connect_failed(shown, &e))?;
+    let at = checked(&client, shown).await?;
+    let latest = latest();
     if at < latest {
+        if !migrate_older {
+            return Err(StoreError::Refused(format!(
+                "state store {shown}: its schema is version {at} and this l3map needs {latest}; run `l3map migrate` first (or start `l3map run`, which migrates)"
+            )));
+        }
         drop(client);
         let report = migrate(pool, shown).await?;
         tracing::info!(target: super::LOG_TARGET, store = %shown, from = report.from, to = report.to, "state store migrated");
@@ -82,23 +140,29 @@ pub(super) async fn at_start(pool: &Pool, shown: &str) -> Result<(), StoreError>
     Ok(())
 }
 
+/// One line for a database that cannot be reached: where, and what the
+/// driver and the server said (never the password).
+fn connect_failed(shown: &str, e: &deadpool_postgres::PoolError) -> StoreError {
+    let mut why = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        why = format!("{why}: {s}");
+        source = s.source();
+    }
+    StoreError::Refused(format!(
+        "state store {shown}: cannot connect ({why}); check [store] url, the password reference and that PostgreSQL is running"
+    ))
+}
+
 /// Where the schema is, changing nothing (`l3map migrate --check`).
 pub(super) async fn status(pool: &Pool, shown: &str) -> Result<SchemaReport, StoreError> {
     let client = pool.get().await.map_err(|e| connect_failed(shown, &e))?;
-    let at = current(&client).await.map_err(StoreError::from)?;
+    let at = checked(&client, shown).await?;
     Ok(SchemaReport {
         from: at,
         to: at,
         applied: Vec::new(),
     })
-}
-
-/// One line for a database that cannot be reached: where, and what the
-/// driver said (never the password).
-fn connect_failed(shown: &str, e: &deadpool_postgres::PoolError) -> StoreError {
-    StoreError::Refused(format!(
-        "state store {shown}: cannot connect ({e}); check [store] url, the password reference and that PostgreSQL is running"
-    ))
 }
 
 /// Brings the database to the newest schema (`l3map migrate`).
@@ -110,11 +174,8 @@ pub async fn migrate(pool: &Pool, shown: &str) -> Result<SchemaReport, StoreErro
         .await
         .map_err(sql)?;
     let result = async {
-        let from = current(&client).await.map_err(StoreError::from)?;
+        let from = checked(&client, shown).await?;
         let latest = latest();
-        if from > latest {
-            return Err(newer(shown, from, latest));
-        }
         let runner = embedded::migrations::runner()
             .set_abort_divergent(true)
             .set_abort_missing(true);

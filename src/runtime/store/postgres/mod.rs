@@ -175,6 +175,16 @@ impl PgStore {
     /// Connects, checks the schema (a newer one is refused, an older one
     /// migrated) and returns the store. Changes no outbox row.
     pub fn open(target: &PgTarget) -> Result<PgStore, StoreError> {
+        PgStore::open_with(target, true)
+    }
+
+    /// [`PgStore::open`], an older schema refused instead of migrated
+    /// (every command but `l3map run` and `l3map migrate`).
+    pub fn open_existing(target: &PgTarget) -> Result<PgStore, StoreError> {
+        PgStore::open_with(target, false)
+    }
+
+    fn open_with(target: &PgTarget, migrate_older: bool) -> Result<PgStore, StoreError> {
         let shown = target.shown();
         let fail = |message: String| StoreError::Open {
             path: PathBuf::from(&shown),
@@ -203,7 +213,7 @@ impl PgStore {
         };
         let pool = store.pool.clone();
         let name = shown.clone();
-        store.block(async move { migrate::at_start(&pool, &name).await })?;
+        store.block(async move { migrate::at_start(&pool, &name, migrate_older).await })?;
         Ok(store)
     }
 

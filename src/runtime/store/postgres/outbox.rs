@@ -31,9 +31,13 @@ impl PgStore {
         settle: &'static Settle,
         args: Vec<Arg>,
     ) -> Result<(), StoreError> {
+        // Read, not taken: a settle that fails is tried again (the
+        // worker's record loop) and must be fenced the same way.
         let fenced: Vec<(i64, Option<i64>)> = {
-            let mut fences = self.fences.lock().unwrap_or_else(|e| e.into_inner());
-            ids.iter().map(|id| (*id, fences.remove(id))).collect()
+            let fences = self.fences.lock().unwrap_or_else(|e| e.into_inner());
+            ids.iter()
+                .map(|id| (*id, fences.get(id).copied()))
+                .collect()
         };
         let (pool, fenced, args) = (self.pool.clone(), Arc::new(fenced), Arc::new(args));
         self.write(move || {
@@ -62,7 +66,12 @@ impl PgStore {
                 tx.commit().await?;
                 Ok(())
             }
-        })
+        })?;
+        let mut fences = self.fences.lock().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            fences.remove(id);
+        }
+        Ok(())
     }
 }
 

@@ -50,12 +50,22 @@ impl PgStore {
             return Ok(());
         };
         let (pool, replica, stop) = (self.pool.clone(), self.replica.clone(), self.stop.clone());
+        let fences = self.fences.clone();
         let lease = self.lease_ms;
         let every = Duration::from_millis(u64::try_from(lease / 3).unwrap_or(1000).max(100));
         rt.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 tokio::time::sleep(every).await;
-                if let Err(e) = beat(&pool, &replica, lease).await {
+                // Only the rows a worker here holds: a claim whose answer
+                // was lost on the way back (its commit went through) is
+                // no one's here, and must run out for another to take.
+                let held: Vec<i64> = fences
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keys()
+                    .copied()
+                    .collect();
+                if let Err(e) = beat(&pool, &replica, lease, &held).await {
                     tracing::warn!(target: super::LOG_TARGET, error = %crate::runtime::store::StoreError::from(e), "heartbeat failed; this replica's claims run out if it keeps failing");
                 }
             }
@@ -69,6 +79,7 @@ async fn beat(
     pool: &deadpool_postgres::Pool,
     replica: &str,
     lease: i64,
+    held: &[i64],
 ) -> Result<(), super::PgError> {
     let c = pool.get().await?;
     c.execute(
@@ -78,8 +89,8 @@ async fn beat(
     .await?;
     c.execute(
         "UPDATE outbox SET lease_until = l3map_now_ms() + $2
-         WHERE claimed_by = $1 AND state = 'sending'",
-        &[&replica, &lease],
+         WHERE claimed_by = $1 AND state = 'sending' AND id = ANY($3)",
+        &[&replica, &lease, &held],
     )
     .await?;
     Ok(())

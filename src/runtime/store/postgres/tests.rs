@@ -341,3 +341,61 @@ fn two_replicas_share_one_rate_budget() {
         .unwrap();
     assert!(wait >= Duration::from_millis(1000), "held: {wait:?}");
 }
+
+/// What a command must not do to a database: give l3map's tables to one
+/// that is not a store (a mistyped name), run on an edited migration, or
+/// migrate when it only reads (`status`, `outbox`: `l3map migrate` or
+/// `l3map run` do).
+#[test]
+fn a_foreign_an_edited_or_an_older_schema_is_refused_by_what_only_reads() {
+    let Some(url) = cluster::database("refusals") else {
+        return;
+    };
+    let t = target(&url, Duration::from_secs(30));
+    let err = PgStore::open_existing(&t).unwrap_err().to_string();
+    assert!(err.contains("run `l3map migrate` first"), "{err}");
+    let check = PgStore::migrate_target(&t, true).unwrap();
+    assert_eq!((check.to, migrate::latest() > 0), (0, true));
+    // An application's database.
+    let foreign = cluster::database("foreign").unwrap();
+    let ft = target(&foreign, Duration::from_secs(30));
+    let s = PgStore::open(&t).unwrap();
+    let f = foreign.clone();
+    s.block(async move {
+        let (c, conn) = tokio_postgres::connect(&f, tokio_postgres::NoTls)
+            .await
+            .map_err(PgError::from)?;
+        tokio::spawn(conn);
+        c.batch_execute("CREATE TABLE customers (id INT)")
+            .await
+            .map_err(PgError::from)?;
+        Ok(())
+    })
+    .unwrap();
+    for e in [
+        PgStore::open(&ft).unwrap_err().to_string(),
+        PgStore::migrate_target(&ft, true).unwrap_err().to_string(),
+        PgStore::migrate_target(&ft, false).unwrap_err().to_string(),
+    ] {
+        assert!(e.contains("not an l3map store"), "{e}");
+    }
+    // An applied migration edited.
+    let pool = s.pool.clone();
+    s.block(async move {
+        let c = pool.get().await.map_err(PgError::from)?;
+        c.execute(
+            "UPDATE refinery_schema_history SET checksum = '1' WHERE version = 1",
+            &[],
+        )
+        .await
+        .map_err(PgError::from)?;
+        Ok(())
+    })
+    .unwrap();
+    for e in [
+        PgStore::open(&t).unwrap_err().to_string(),
+        PgStore::migrate_target(&t, true).unwrap_err().to_string(),
+    ] {
+        assert!(e.contains("differs from this l3map's"), "{e}");
+    }
+}
