@@ -44,6 +44,25 @@ fn action(key: String, record: String) -> NewAction {
     }
 }
 
+/// Accepts one batch of `(event key, its actions)`.
+fn accept(s: &Store, keys: &[(String, Vec<NewAction>)]) {
+    let batch: Vec<Submission<'_>> = keys
+        .iter()
+        .map(|(k, a)| Submission {
+            event: NewEvent {
+                key: k,
+                source: "bench",
+                revision: "r1",
+                event: "{}",
+                refused: "[]",
+            },
+            actions: a,
+            cursor: None,
+        })
+        .collect();
+    s.accept_all(&batch).expect("accepted");
+}
+
 fn pg(label: &str, url: &str) -> Store {
     Store::open_postgres(&PgTarget {
         url: url.into(),
@@ -74,21 +93,7 @@ fn events_per_sec(stores: &[Arc<Store>], secs: f64, tag: &str) -> f64 {
                             (k, a)
                         })
                         .collect();
-                    let batch: Vec<Submission<'_>> = keys
-                        .iter()
-                        .map(|(k, a)| Submission {
-                            event: NewEvent {
-                                key: k,
-                                source: "bench",
-                                revision: "r1",
-                                event: "{}",
-                                refused: "[]",
-                            },
-                            actions: a,
-                            cursor: None,
-                        })
-                        .collect();
-                    s.accept_all(&batch).expect("accepted");
+                    accept(&s, &keys);
                     done.fetch_add(50, Ordering::Relaxed);
                     n += 1;
                 }
@@ -158,21 +163,7 @@ fn hot(s: &Store, depth: usize, tag: &str) {
                 (k.clone(), vec![action(format!("a{k}"), "Case/hot".into())])
             })
             .collect();
-        let batch: Vec<Submission<'_>> = keys
-            .iter()
-            .map(|(k, a)| Submission {
-                event: NewEvent {
-                    key: k,
-                    source: "bench",
-                    revision: "r1",
-                    event: "{}",
-                    refused: "[]",
-                },
-                actions: a,
-                cursor: None,
-            })
-            .collect();
-        s.accept_all(&batch).expect("accepted");
+        accept(s, &keys);
     }
 }
 

@@ -38,6 +38,15 @@ pub fn run(a: Args) -> u8 {
             );
             return 0;
         }
+        // Nothing there is nothing to migrate: `l3map run` creates the
+        // store at the current schema, where it is meant to live.
+        if !state.exists() {
+            outln!(
+                "{}: no store yet; `l3map run` creates it at the current schema",
+                state.display()
+            );
+            return 0;
+        }
         return match crate::runtime::store::Store::open(&state) {
             Ok(_) => {
                 outln!("{}: up to date", state.display());

@@ -29,9 +29,10 @@ pub fn run(a: Args) -> u8 {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    // A SQLite store that does not exist is said, never created here.
     let opened = match &cfg {
-        Some(c) => c.open_store(),
-        None => match crate::runtime::config::state_path(None) {
+        Some(c) if c.store.is_some() => c.open_store(),
+        _ => match crate::runtime::config::state_path(cfg.as_ref().map(|c| c.state.as_path())) {
             Ok(s) if s.exists() => {
                 crate::runtime::store::Store::open(&s).map_err(|e| e.to_string())
             }
