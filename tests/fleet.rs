@@ -315,3 +315,33 @@ fn a_replica_pointed_at_a_store_of_its_own_is_refused() {
         assert!(!stray.exists(), "{args:?}");
     }
 }
+
+/// `migrate` and `status` where no store exists yet say so and create
+/// none (they used to leave an empty store behind, "up to date").
+#[test]
+fn migrate_and_status_create_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, code) in [(&["migrate"][..], 0), (&["status"][..], 2)] {
+        let out = Command::new(env!("CARGO_BIN_EXE_l3map"))
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("L3MAP_CONFIG")
+            .env_remove("L3MAP_STATE")
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {said}");
+        assert!(
+            said.contains("no store yet") || said.contains("no state store"),
+            "{args:?}: {said}"
+        );
+        assert!(
+            !dir.path().join(".l3map").exists(),
+            "{args:?} created a store"
+        );
+    }
+}
