@@ -17,6 +17,7 @@ mod graph;
 mod migrate;
 mod outbox;
 mod plan;
+mod publish;
 mod run;
 mod schema;
 mod sealing;
@@ -235,6 +236,9 @@ enum Command {
     /// The fleet as its store sees it: replicas, revisions, lease holders,
     /// queues and shared rate budgets (exit 1 if a replica is unwell).
     Status(status::Args),
+    /// Switch a fleet of replicas (PostgreSQL `[store]`) to the mappings
+    /// in a folder, checked first, and wait until they decide by them.
+    Publish(publish::Args),
     /// Bring the state store's schema up to date (PostgreSQL with `[store]`
     /// in l3map.toml; `--check` only says whether migrations are pending).
     Migrate(migrate::Args),
@@ -336,6 +340,7 @@ pub fn run() -> ExitCode {
         Command::Outbox { action } => outbox::run(action),
         Command::Auth { action } => auth::run(action),
         Command::Migrate(a) => migrate::run(a),
+        Command::Publish(a) => publish::run(a),
         Command::Status(a) => status::run(a),
         Command::Emulate(o) => emulate::run(o),
         Command::Schema { action } => {

@@ -9,7 +9,7 @@ use crate::connectors::Secret;
 use crate::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
 use crate::emulator::zendesk::{WebhookTarget, ZendeskEmulator, ZendeskOptions};
 use crate::runtime::apply::{Client, Outcome};
-use crate::runtime::compile::{compile, compile_embedded, compile_with_tests, EMBEDDED_DIR};
+use crate::runtime::compile::{compile_embedded, compile_with_tests, load_bundle, EMBEDDED_DIR};
 use crate::runtime::config::{Config, LogFormat};
 use crate::runtime::reload::{OnReload, Reloaded};
 use crate::runtime::stack::{bind, first_salesforce, first_zendesk, start, Setup};
@@ -104,7 +104,8 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
         cfg.state = s;
     }
     init_logs(cfg.log.format, &cfg.log.level);
-    let program = compile(&cfg.mappings).map_err(|d| {
+    // Read once: what is compiled is what a fleet is given.
+    let (bundle, program) = load_bundle(&cfg.mappings).map_err(|d| {
         format!(
             "{} does not compile; fix it and start again:\n{d}",
             cfg.mappings.display()
@@ -254,8 +255,16 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
             running.stop.subscribe(),
         ));
     }
+    // One revision across a fleet (PostgreSQL; nothing on SQLite).
+    let started = bundle.revision.clone();
+    crate::runtime::fleet::join(&running.engine, bundle).await;
+    polling.push(crate::runtime::fleet::follow(
+        running.engine.clone(),
+        running.stop.subscribe(),
+    ));
     let watcher = match crate::runtime::reload::spawn(
         cfg.mappings.clone(),
+        started,
         running.engine.clone(),
         running.stop.subscribe(),
         None,
@@ -537,6 +546,7 @@ impl Demo<'_> {
                     });
                     let w = crate::runtime::reload::spawn(
                         folder.to_path_buf(),
+                        running.engine.live().program.revision.clone(),
                         running.engine.clone(),
                         running.stop.subscribe(),
                         Some(printed),

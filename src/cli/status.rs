@@ -19,7 +19,7 @@ pub struct Args {
 
 /// A heartbeat older than this (three beats of the default lease) is
 /// reported as stale...
-const STALE_MS: i64 = 15_000;
+pub(super) const STALE_MS: i64 = 15_000;
 /// ... and one older than this as gone (a replica killed or scaled away;
 /// its row is deleted by retention after a day).
 const GONE_MS: i64 = 600_000;
@@ -55,7 +55,7 @@ pub fn run(a: Args) -> u8 {
         .replicas
         .iter()
         .filter(|r| r.heartbeat_age_ms <= GONE_MS)
-        .any(|r| r.load_error.is_some() || r.heartbeat_age_ms > STALE_MS);
+        .any(|r| r.load_error.is_some() || r.heartbeat_age_ms > STALE_MS || behind(&st, r));
     if a.format == DataFormat::Json {
         return match serde_json::to_string_pretty(&st) {
             Ok(s) => {
@@ -66,6 +66,14 @@ pub fn run(a: Args) -> u8 {
         };
     }
     outln!("store {}", store.path().display());
+    if let Some(a) = &st.active_revision {
+        outln!(
+            "revision {} (active since {}, published by {})",
+            a.revision,
+            crate::runtime::files::rfc3339(a.switched_ms),
+            a.published_by
+        );
+    }
     if !st.replicas.is_empty() {
         outln!("replicas ({}):", st.replicas.len());
         for r in &st.replicas {
@@ -75,6 +83,7 @@ pub fn run(a: Args) -> u8 {
                 }
                 (_, true) => format!("STALE (last heartbeat {} s ago)", r.heartbeat_age_ms / 1000),
                 (Some(e), _) => format!("load error: {e}"),
+                (None, false) if behind(&st, r) => "NOT ON THE ACTIVE REVISION".into(),
                 (None, false) => "ok".into(),
             };
             outln!(
@@ -117,4 +126,16 @@ pub fn run(a: Args) -> u8 {
         }
     }
     u8::from(unwell)
+}
+
+/// A live replica deciding by another revision than the fleet's active
+/// one (a load it has not finished, or one it cannot do).
+fn behind(
+    st: &crate::runtime::store::FleetStatus,
+    r: &crate::runtime::store::types::ReplicaStatus,
+) -> bool {
+    match (&st.active_revision, &r.revision) {
+        (Some(a), Some(mine)) => a.revision != *mine,
+        _ => false,
+    }
 }

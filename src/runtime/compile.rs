@@ -2,6 +2,7 @@
 //! [`crate::compile`]: the same checks as `l3map check` (the schema lockfile
 //! included), errors rendered as the terminal shows them.
 
+use super::store::Bundle;
 use crate::ir::{Program, TestCase};
 use std::path::Path;
 
@@ -15,6 +16,57 @@ pub fn compile(dir: &Path) -> Result<Program, String> {
 pub fn compile_with_tests(dir: &Path) -> Result<(Program, Vec<TestCase>), String> {
     let project = crate::compile::load_project(dir).map_err(|e| e.to_string())?;
     crate::compile::compile_project(&project).map_err(|e| e.to_string())
+}
+
+/// The project at `dir` as a fleet stores it: its files' text and its
+/// lockfile, read once, and the revision they compile to (checked: a
+/// project that does not compile is refused here with its diagnostics).
+pub fn load_bundle(dir: &Path) -> Result<(Bundle, Program), String> {
+    let project = crate::compile::load_project(dir).map_err(|e| e.to_string())?;
+    let lock = crate::schema::Lockfile::find(&project.dir).map_err(|e| e.to_string())?;
+    let bundle = Bundle {
+        revision: String::new(),
+        files: project
+            .sources
+            .files()
+            .map(|(_, f)| (f.path.clone(), f.text.to_string()))
+            .collect(),
+        lock: lock.as_ref().map(crate::schema::Lockfile::to_json),
+    };
+    let program = compile_bundle(&bundle)?;
+    Ok((
+        Bundle {
+            revision: program.revision.clone(),
+            ..bundle
+        },
+        program,
+    ))
+}
+
+/// A stored revision compiled from memory, as [`compile`] compiles a
+/// folder: a replica deciding by a revision another one published.
+/// Refused when it does not compile to the revision it claims to be.
+pub fn compile_bundle(bundle: &Bundle) -> Result<Program, String> {
+    let mut sources = crate::syntax::SourceMap::new();
+    for (path, text) in &bundle.files {
+        sources.add(path.clone(), text.as_str());
+    }
+    let lock = match &bundle.lock {
+        Some(text) => Some(
+            crate::schema::Lockfile::parse(crate::schema::LOCKFILE, text)
+                .map_err(|e| e.to_string())?,
+        ),
+        None => None,
+    };
+    let checked = crate::compile::check(&sources, lock.as_ref());
+    let program = crate::compile::lower(&checked, &sources).map_err(|e| e.to_string())?;
+    if !bundle.revision.is_empty() && program.revision != bundle.revision {
+        return Err(format!(
+            "the stored sources of revision {} compile to revision {}; publish them again",
+            bundle.revision, program.revision
+        ));
+    }
+    Ok(program)
 }
 
 /// Where the built-in project's files appear to come from in source

@@ -23,6 +23,10 @@ const QUEUE: usize = 8192;
 /// stays bounded under a flood.
 const MAX_BATCH: usize = 512;
 
+/// How many times one event is decided again because the fleet switched
+/// revisions under it before it is refused (a switch storm).
+const MOVES: u32 = 3;
+
 /// One compiled revision of the mappings, with what reading payloads for
 /// it needs.
 #[derive(Debug)]
@@ -74,6 +78,8 @@ pub struct Engine {
     /// Set on SIGTERM: `/readyz` answers 503 so a load balancer sends no
     /// more traffic while in-flight work finishes.
     pub draining: std::sync::atomic::AtomicBool,
+    /// The fleet's revision as this replica follows it (PostgreSQL).
+    pub fleet: super::fleet::Following,
     /// Events to record, a group at a time: a group is committed in one
     /// transaction.
     commits: mpsc::Sender<Vec<Pending>>,
@@ -136,6 +142,13 @@ fn committer(store: Arc<Store>, mut queue: mpsc::Receiver<Vec<Pending>>) {
                     let _ = p.reply.send(Ok(a));
                 }
             }
+            Err(StoreError::RevisionMoved { active }) => {
+                for p in batch.drain(..) {
+                    let _ = p.reply.send(Err(StoreError::RevisionMoved {
+                        active: active.clone(),
+                    }));
+                }
+            }
             Err(e) => {
                 let message = e.to_string();
                 for p in batch.drain(..) {
@@ -165,6 +178,7 @@ impl Engine {
             wake: Notify::new(),
             tickets: super::tickets::Tickets::default(),
             files: super::files::FilesState::default(),
+            fleet: super::fleet::Following::default(),
             commits,
         }
     }
@@ -201,12 +215,22 @@ impl Engine {
         ev: Event,
         cursor: Option<(String, String)>,
     ) -> Result<Ingested, StoreError> {
-        let live = self.live();
-        let (pending, answer, made) = self.prepare(&live, source, ev, cursor);
-        let gone = || StoreError::Batch("the outbox committer has stopped".into());
-        self.commits.send(vec![pending]).await.map_err(|_| gone())?;
-        let accepted = answer.await.map_err(|_| gone())??;
-        Ok(self.finish(&live, source, made, accepted))
+        let mut tries = 0;
+        loop {
+            let live = self.live();
+            let (pending, answer, made) = self.prepare(&live, source, ev.clone(), cursor.clone());
+            let gone = || StoreError::Batch("the outbox committer has stopped".into());
+            self.commits.send(vec![pending]).await.map_err(|_| gone())?;
+            match answer.await.map_err(|_| gone())? {
+                Ok(accepted) => return Ok(self.finish(&live, source, made, accepted)),
+                // Decided by a revision the fleet left: by the new one.
+                Err(StoreError::RevisionMoved { active }) if tries < MOVES => {
+                    tries += 1;
+                    self.adopt(&active).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// [`Engine::ingest`] for events that arrive together (a fan-out
@@ -215,6 +239,35 @@ impl Engine {
     /// `update_many`, not one per commit that happened to split them).
     /// The results are in the order of `events`.
     pub async fn ingest_group(
+        &self,
+        source: &'static str,
+        events: Vec<Event>,
+    ) -> Vec<Result<Ingested, StoreError>> {
+        let mut tries = 0;
+        loop {
+            let out = self.ingest_group_once(source, events.clone()).await;
+            let moved = out.iter().find_map(|r| match r {
+                Err(StoreError::RevisionMoved { active }) => Some(active.clone()),
+                _ => None,
+            });
+            match moved {
+                // One transaction: all of the group was refused.
+                Some(active) if tries < MOVES => {
+                    tries += 1;
+                    if let Err(e) = self.adopt(&active).await {
+                        let message = e.to_string();
+                        return out
+                            .iter()
+                            .map(|_| Err(StoreError::Batch(message.clone())))
+                            .collect();
+                    }
+                }
+                _ => return out,
+            }
+        }
+    }
+
+    async fn ingest_group_once(
         &self,
         source: &'static str,
         events: Vec<Event>,

@@ -12,6 +12,7 @@ pub mod config;
 pub mod demo;
 pub mod engine;
 pub mod files;
+pub mod fleet;
 pub mod intake;
 pub mod keeper;
 pub mod links;

@@ -22,7 +22,7 @@
 //! built at start, so a change to a connection block is refused (restart
 //! to apply it) rather than half-applied.
 
-use super::compile::compile;
+use super::compile::load_bundle;
 use super::engine::{Engine, Live};
 use super::files::first_error;
 use crate::ir::{Connection, Program};
@@ -91,7 +91,7 @@ fn wiring(c: &Connection) -> (String, String, Vec<(String, String)>, String) {
     )
 }
 
-fn same_connections(a: &Program, b: &Program) -> bool {
+pub fn same_connections(a: &Program, b: &Program) -> bool {
     let mut x: Vec<_> = a.connections.iter().map(wiring).collect();
     let mut y: Vec<_> = b.connections.iter().map(wiring).collect();
     x.sort();
@@ -163,7 +163,7 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
     let d = dir.to_path_buf();
     engine.metrics.reload_compiled();
     let compiled = match tokio::task::spawn_blocking(move || {
-        let compiled = compile(&d);
+        let compiled = load_bundle(&d);
         (compiled, Snapshot::read(&d))
     })
     .await
@@ -185,23 +185,34 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
                 current.program.revision
             ))
         }
-        Ok(p) if p.revision == current.program.revision => Reloaded::Unchanged,
-        Ok(p) if !same_connections(&p, &current.program) => {
+        Ok((_, p)) if p.revision == current.program.revision => Reloaded::Unchanged,
+        Ok((_, p)) if !same_connections(&p, &current.program) => {
             error = Some("a connection block changed; restart l3map to apply it".to_string());
             Reloaded::Refused(format!(
                 "a connection block changed; restart l3map to apply it (still serving revision {})",
                 current.program.revision
             ))
         }
-        Ok(p) => {
+        Ok((bundle, p)) => {
             let to = p.revision.clone();
             for link in &p.links {
                 engine.metrics.link_declared(&link.describe());
             }
-            engine.swap(Live::new(p));
-            Reloaded::Swapped {
-                from: current.program.revision.clone(),
-                to,
+            // A fleet switches with this replica (an operator's edit).
+            match engine.publish_and_swap(bundle, Live::new(p)).await {
+                Ok(()) => Reloaded::Swapped {
+                    from: current.program.revision.clone(),
+                    to,
+                },
+                Err(e) => {
+                    error = Some(format!(
+                        "revision {to} could not be published to the fleet: {e}"
+                    ));
+                    Reloaded::Refused(format!(
+                        "revision {to} could not be published to the fleet ({e}); still serving revision {}; save again or send SIGHUP once the store answers",
+                        current.program.revision
+                    ))
+                }
             }
         }
     };
@@ -492,6 +503,7 @@ impl Hangup {
 /// prints it).
 pub fn spawn(
     dir: PathBuf,
+    started: String,
     engine: Arc<Engine>,
     stop: watch::Receiver<bool>,
     on_reload: Option<OnReload>,
@@ -540,7 +552,9 @@ pub fn spawn(
     // known about them (a save cut short looks like any other): compile
     // once they have held still as long as a cut file must.
     let mut start_hold = false;
-    if revision_on_disk(&dir).is_some_and(|r| r != engine.live().program.revision) {
+    // `started`: the files' revision at start (a fleet's replica may
+    // decide by another, which its files need not be).
+    if revision_on_disk(&dir).is_some_and(|r| r != started) {
         live = Snapshot::default();
         start_hold = true;
         let _ = tx.send(Wake::Change(Seen::Changed));
@@ -638,7 +652,7 @@ mod tests {
             let text = text.replace("-> closed", "-> closd ");
             std::fs::write(dir.join(p.file_name().unwrap()), text).unwrap();
         }
-        let rendered = compile(&dir).expect_err("a broken project");
+        let rendered = super::super::compile::compile(&dir).expect_err("a broken project");
         let line = first_error(&rendered);
         let _ = std::fs::remove_dir_all(&dir);
         assert!(!line.contains('\n'), "{line}");

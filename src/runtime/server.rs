@@ -162,6 +162,9 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
             "this replica is shutting down: finishing in-flight work and handing its leases back",
         );
     }
+    if let Some(why) = app.engine.fleet.unloadable() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "revision_not_loaded", why);
+    }
     let store = app.engine.store.clone();
     match bounded(move || store.cursor("readyz")).await {
         Some(Ok(_)) => Json(json!({

@@ -277,11 +277,50 @@ pub trait Leases {
     }
 }
 
+/// One mapping revision across a fleet (PostgreSQL): revisions are stored
+/// with their sources, one is active, and an event decided by another is
+/// refused by [`Inbox::accept_all`] with
+/// [`StoreError::RevisionMoved`] (the check and the switch serialise on
+/// one row, so nothing decided by the old revision commits after the
+/// switch). A SQLite store has none of this: one process decides.
+pub trait Revisions {
+    /// Stores `bundle` (once per revision) and switches the fleet to it as
+    /// `how` says; the active revision afterwards. `None`: no fleet.
+    fn publish(
+        &self,
+        _bundle: &super::types::Bundle,
+        _how: super::types::Publish,
+        _by: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
+    /// The revision the fleet decides by (`None`: no fleet, or none yet).
+    fn active_revision(&self) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
+    /// A stored revision's sources.
+    fn bundle(&self, _revision: &str) -> Result<Option<super::types::Bundle>, StoreError> {
+        Ok(None)
+    }
+}
+
 /// A whole backend: what [`Store`](super::Store) holds. Implement the five
 /// concern traits, keeping the guarantees listed at the top of this file,
 /// and this follows; then let `Store::open` (or the configuration) choose it.
 pub trait StoreBackend:
-    Inbox + Cursors + Outbox + Audit + Upkeep + Credentials + Leases + std::fmt::Debug + Send + Sync
+    Inbox
+    + Cursors
+    + Outbox
+    + Audit
+    + Upkeep
+    + Credentials
+    + Leases
+    + Revisions
+    + std::fmt::Debug
+    + Send
+    + Sync
 {
 }
 
@@ -293,6 +332,7 @@ impl<T> StoreBackend for T where
         + Upkeep
         + Credentials
         + Leases
+        + Revisions
         + std::fmt::Debug
         + Send
         + Sync

@@ -24,4 +24,9 @@ pub enum StoreError {
     /// a group commit gets the same answer).
     #[error("state store: {0}")]
     Batch(String),
+    /// Not recorded: the fleet switched to revision `active` while the
+    /// event was decided by another. Decide it again by `active` (see
+    /// [`api::Revisions`](super::api::Revisions)); nothing was written.
+    #[error("the fleet serves mapping revision {active} now; the event is decided again by it")]
+    RevisionMoved { active: String },
 }

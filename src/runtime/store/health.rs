@@ -62,6 +62,8 @@ impl WriteHealth {
                 self.succeeded();
             }
             Ok(_) => {}
+            // Refused by the store on purpose, which took the write.
+            Err(StoreError::RevisionMoved { .. }) => {}
             Err(e) => self.failed(e),
         }
     }

@@ -31,8 +31,8 @@ pub use error::StoreError;
 pub use health::{WriteFailure, WriteHealth};
 pub use retention::{Deleted, Retention};
 pub use types::{
-    now_ms, Accepted, Claimed, CredentialState, FleetStatus, Group, NewAction, NewEvent,
-    RefreshLease, Row, SealedCredential, State, Stats, StoredCredential, Submission,
+    now_ms, Accepted, Bundle, Claimed, CredentialState, FleetStatus, Group, NewAction, NewEvent,
+    Publish, RefreshLease, Row, SealedCredential, State, Stats, StoredCredential, Submission,
 };
 
 use api::StoreBackend;
@@ -142,6 +142,26 @@ impl Store {
     /// See [`api::Leases::report_loaded`].
     pub fn report_loaded(&self, revision: &str, error: Option<&str>) -> Result<(), StoreError> {
         self.backend.report_loaded(revision, error)
+    }
+
+    /// See [`api::Revisions::publish`].
+    pub fn publish(
+        &self,
+        bundle: &Bundle,
+        how: Publish,
+        by: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.backend.publish(bundle, how, by)
+    }
+
+    /// See [`api::Revisions::active_revision`].
+    pub fn active_revision(&self) -> Result<Option<String>, StoreError> {
+        self.backend.active_revision()
+    }
+
+    /// See [`api::Revisions::bundle`].
+    pub fn bundle(&self, revision: &str) -> Result<Option<Bundle>, StoreError> {
+        self.backend.bundle(revision)
     }
 
     /// See [`api::Leases::fleet_status`].

@@ -258,6 +258,9 @@ pub struct StoredCredential {
 /// What `l3map status` shows of the processes sharing a store.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct FleetStatus {
+    /// The mapping revision the fleet decides by (PostgreSQL; none on
+    /// SQLite, or before a replica first started).
+    pub active_revision: Option<ActiveRevision>,
     /// The replicas (PostgreSQL; none on SQLite, where one process sends).
     pub replicas: Vec<ReplicaStatus>,
     /// Who holds each singleton, until when.
@@ -302,4 +305,38 @@ pub struct QueueStatus {
 pub struct BudgetStatus {
     pub key: String,
     pub booked_ahead_ms: i64,
+}
+
+/// The revision a fleet decides by, and who made it so.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActiveRevision {
+    pub revision: String,
+    /// The replica (or `l3map publish`) that switched to it.
+    pub published_by: String,
+    pub switched_ms: i64,
+}
+
+/// One revision of a project's mappings as the fleet stores it: what a
+/// replica compiles from memory when it must decide by it. Paths are as
+/// the publishing process read them (they appear in source locations).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Bundle {
+    /// The content hash the files and lockfile compile to.
+    pub revision: String,
+    /// `(path, text)` of every `.l3map` file, in load order.
+    pub files: Vec<(String, String)>,
+    /// The schema lockfile's canonical JSON, when the project has one.
+    pub lock: Option<String>,
+}
+
+/// How a revision is published to the fleet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// A replica starting: its files become active only when the fleet
+    /// has never seen them (new files rolled out); files the fleet already
+    /// moved on from (an old image restarting) do not switch it back.
+    IfNew,
+    /// An operator's act (a hot reload, SIGHUP, `l3map publish`): the
+    /// fleet switches to them, whatever it served before.
+    Switch,
 }

@@ -45,6 +45,8 @@ impl Inbox for PgStore {
             async move {
                 let mut c = pool.get().await?;
                 let tx = c.transaction().await?;
+                super::revisions::check_decided_by(&tx, batch.iter().map(|s| s.revision.as_str()))
+                    .await?;
                 let now = now_ms();
                 let insert_event = tx
                     .prepare_cached(

@@ -34,6 +34,7 @@ mod migrate;
 mod outbox;
 mod replica;
 mod retention;
+mod revisions;
 #[cfg(test)]
 mod tests;
 
@@ -336,6 +337,9 @@ pub(crate) enum PgError {
     Db(tokio_postgres::Error),
     Pool(String),
     Other(String),
+    /// An event decided by another revision than the fleet's (the active
+    /// one): refused, nothing written.
+    Moved(String),
 }
 
 impl PgError {
@@ -366,6 +370,9 @@ impl From<deadpool_postgres::PoolError> for PgError {
 
 impl From<PgError> for StoreError {
     fn from(e: PgError) -> StoreError {
+        if let PgError::Moved(active) = e {
+            return StoreError::RevisionMoved { active };
+        }
         StoreError::Backend(match e {
             // The server's own message and code (`as_db_error`), or the
             // connection's: never the URL or a password.
@@ -374,7 +381,7 @@ impl From<PgError> for StoreError {
                 None => format!("PostgreSQL: {e}"),
             },
             PgError::Pool(m) => format!("PostgreSQL: {m}"),
-            PgError::Other(m) => m,
+            PgError::Other(m) | PgError::Moved(m) => m,
         })
     }
 }

@@ -189,6 +189,7 @@ impl PgStore {
                 })
                 .collect();
             Ok(FleetStatus {
+                active_revision: super::revisions::active(&c).await?,
                 replicas,
                 leases,
                 queues,

@@ -399,3 +399,138 @@ fn a_foreign_an_edited_or_an_older_schema_is_refused_by_what_only_reads() {
         assert!(e.contains("differs from this l3map's"), "{e}");
     }
 }
+
+fn bundle(revision: &str) -> crate::runtime::store::Bundle {
+    crate::runtime::store::Bundle {
+        revision: revision.into(),
+        files: vec![("m/a.l3map".into(), format!("// {revision}\n"))],
+        lock: None,
+    }
+}
+
+#[test]
+fn a_switch_refuses_events_decided_by_the_revision_it_left() {
+    use crate::runtime::store::{NewEvent, Publish, StoreError};
+    let Some((a, b)) = two("revisions", Duration::from_secs(30)) else {
+        return;
+    };
+    assert_eq!(a.active_revision().unwrap(), None);
+    // No active revision yet: any event is taken.
+    a.accept(&event("before"), &[], None).unwrap();
+    assert_eq!(
+        a.publish(&bundle("r1"), Publish::IfNew, "").unwrap(),
+        Some("r1".into())
+    );
+    // New files rolled out switch the fleet; files it moved on from do not.
+    assert_eq!(
+        b.publish(&bundle("r2"), Publish::IfNew, "").unwrap(),
+        Some("r2".into())
+    );
+    assert_eq!(
+        a.publish(&bundle("r1"), Publish::IfNew, "").unwrap(),
+        Some("r2".into())
+    );
+    let by = |key, revision| NewEvent {
+        key,
+        source: "webhook",
+        revision,
+        event: "{}",
+        refused: "[]",
+    };
+    match a.accept(&by("old", "r1"), &[action("k-old", "7")], None) {
+        Err(StoreError::RevisionMoved { active }) => assert_eq!(active, "r2"),
+        other => panic!("an event decided by r1 after the switch: {other:?}"),
+    }
+    assert_eq!(a.event("old").unwrap(), None, "nothing of it written");
+    assert!(a.write_failure().is_none(), "a refusal is no write failure");
+    a.accept(&by("new", "r2"), &[action("k-new", "7")], None)
+        .unwrap();
+    // An operator's publish switches back; the sources stay fetchable.
+    assert_eq!(
+        b.publish(&bundle("r1"), Publish::Switch, "l3map publish")
+            .unwrap(),
+        Some("r1".into())
+    );
+    assert_eq!(a.active_revision().unwrap(), Some("r1".into()));
+    assert_eq!(a.bundle("r2").unwrap(), Some(bundle("r2")));
+    assert_eq!(a.bundle("r9").unwrap(), None);
+    let st = a.fleet_status().unwrap();
+    let active = st.active_revision.expect("an active revision");
+    assert_eq!(
+        (active.revision.as_str(), active.published_by.as_str()),
+        ("r1", "l3map publish")
+    );
+}
+
+/// A switch waits for the event transactions that read the old revision
+/// and they for it: with events and switches racing, no event is ever
+/// recorded with a revision that was not active when it committed.
+#[test]
+fn events_and_switches_racing_never_record_a_left_revision() {
+    use crate::runtime::store::{NewEvent, Publish, StoreError};
+    let Some(url) = cluster::database("revision-race") else {
+        return;
+    };
+    let t = target(&url, Duration::from_secs(30));
+    let (a, b) = (
+        Store::open_postgres(&t).unwrap(),
+        Store::open_postgres(&t).unwrap(),
+    );
+    let raw = PgStore::open(&t).unwrap();
+    a.publish(&bundle("r0"), Publish::IfNew, "").unwrap();
+    let a = std::sync::Arc::new(a);
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                let mut revision = "r0".to_string();
+                let mut stored = 0;
+                for i in 0..150 {
+                    let key = format!("w{w}-{i}");
+                    let ev = NewEvent {
+                        key: &key,
+                        source: "webhook",
+                        revision: &revision,
+                        event: "{}",
+                        refused: "[]",
+                    };
+                    match a.accept(&ev, &[], None) {
+                        Ok(_) => stored += 1,
+                        Err(StoreError::RevisionMoved { active }) => revision = active,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                stored
+            })
+        })
+        .collect();
+    for n in 1..=20 {
+        b.publish(&bundle(&format!("r{n}")), Publish::Switch, "")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stored: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert!(stored > 0);
+    // Every event's revision was active from before its id was taken to
+    // after its commit: ids (taken in the transaction) never go back to
+    // an earlier revision.
+    let pool = raw.pool.clone();
+    let rows: Vec<(i64, String)> = raw
+        .block(async move {
+            let c = pool.get().await.map_err(PgError::from)?;
+            Ok(c.query("SELECT id, revision FROM events ORDER BY id", &[])
+                .await
+                .map_err(PgError::from)?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect())
+        })
+        .unwrap();
+    let number = |r: &str| r[1..].parse::<u32>().unwrap();
+    for w in rows.windows(2) {
+        assert!(
+            number(&w[0].1) <= number(&w[1].1),
+            "{w:?}: an event decided by a left revision committed after the switch"
+        );
+    }
+}

@@ -79,6 +79,9 @@ impl SqliteStore {
 
 /// One process sends from a SQLite store (the lock above): it holds every
 /// singleton, always under the same epoch.
+/// One process decides from a SQLite store: no fleet revision.
+impl crate::runtime::store::api::Revisions for SqliteStore {}
+
 impl crate::runtime::store::api::Leases for SqliteStore {
     fn lease(&self, _name: &str, _ttl: std::time::Duration) -> Result<Option<i64>, StoreError> {
         Ok(Some(0))

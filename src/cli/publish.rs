@@ -1,0 +1,115 @@
+//! `l3map publish [--config l3map.toml] [DIR]`: switches a fleet of
+//! replicas (a PostgreSQL `[store]`) to the mappings in DIR (default: the
+//! configuration's `mappings`), compiled and checked here first, and waits
+//! until the live replicas decide by them. The deploy step for mappings
+//! that does not restart anything; a replica's hot reload and SIGHUP do the
+//! same from its own folder.
+
+use super::fail;
+use crate::runtime::store::{FleetStatus, Publish};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The folder to publish (default: `mappings` of the l3map.toml).
+    dir: Option<PathBuf>,
+    /// The l3map.toml of the fleet (default: $L3MAP_CONFIG, else
+    /// ./l3map.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// How long to wait for the replicas to load it (seconds; 0: do not
+    /// wait).
+    #[arg(long, default_value_t = 15)]
+    wait: u64,
+}
+
+pub fn run(a: Args) -> u8 {
+    let cfg = match crate::runtime::config::discover(a.config.as_deref()) {
+        Ok(Some(c)) if c.store.is_some() => c,
+        Ok(_) => {
+            return fail(
+                "publish switches a fleet on a PostgreSQL [store] (l3map.toml); a single `l3map run` reloads its mappings folder by itself when a file is saved or on SIGHUP",
+            )
+        }
+        Err(e) => return fail(e),
+    };
+    let dir = a.dir.unwrap_or_else(|| cfg.mappings.clone());
+    let (bundle, program) = match crate::runtime::compile::load_bundle(&dir) {
+        Ok(b) => b,
+        Err(d) => {
+            return fail(format!(
+                "{} does not compile; nothing was published:\n{d}",
+                dir.display()
+            ))
+        }
+    };
+    let store = match cfg.open_store() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    // Replicas cannot swap connections live: every one would stop
+    // deciding. A connection change is rolled out by restarting them.
+    if let Ok(Some(active)) = store.active_revision() {
+        if let Ok(Some(b)) = store.bundle(&active) {
+            if let Ok(p) = crate::runtime::compile::compile_bundle(&b) {
+                if !crate::runtime::reload::same_connections(&program, &p) {
+                    return fail(format!(
+                        "{} changes a connection block of revision {active}, which replicas cannot load while running; restart them with these files instead (each publishes them as it starts)",
+                        dir.display()
+                    ));
+                }
+            }
+        }
+    }
+    let revision = bundle.revision.clone();
+    if let Err(e) = store.publish(&bundle, Publish::Switch, "l3map publish") {
+        return fail(e);
+    }
+    outln!("published revision {revision} from {}", dir.display());
+    let deadline = Instant::now() + Duration::from_secs(a.wait);
+    loop {
+        let st = match store.fleet_status() {
+            Ok(s) => s,
+            Err(e) => return fail(e),
+        };
+        let live: Vec<_> = st
+            .replicas
+            .iter()
+            .filter(|r| r.heartbeat_age_ms <= super::status::STALE_MS)
+            .collect();
+        let on = live
+            .iter()
+            .filter(|r| r.revision.as_deref() == Some(&revision))
+            .count();
+        if on == live.len() || Instant::now() >= deadline {
+            outln!("{on} of {} live replicas decide by it", live.len());
+            return report(&st, &revision, on < live.len());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Names each live replica not on `revision`, with why; exit 1 if any.
+fn report(st: &FleetStatus, revision: &str, behind: bool) -> u8 {
+    if !behind {
+        return 0;
+    }
+    for r in st
+        .replicas
+        .iter()
+        .filter(|r| r.heartbeat_age_ms <= super::status::STALE_MS)
+        .filter(|r| r.revision.as_deref() != Some(revision))
+    {
+        outln!(
+            "  {}  still on {}{}",
+            r.id,
+            r.revision.as_deref().unwrap_or("-"),
+            r.load_error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        );
+    }
+    1
+}
