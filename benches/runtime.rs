@@ -394,8 +394,15 @@ async fn reloads(samples: &[Json], count: usize) -> ReloadFigures {
     copy_dir(&root().join("mappings/fintech"), &mappings);
     let engine = engine_at(&dir, &mappings);
     let (stop_tx, stop) = watch::channel(false);
-    let watcher = l3map::runtime::reload::spawn(mappings.clone(), engine.clone(), stop, None, None)
-        .expect("watching the mappings");
+    let watcher = l3map::runtime::reload::spawn(
+        mappings.clone(),
+        engine.live().program.revision.clone(),
+        engine.clone(),
+        stop,
+        None,
+        None,
+    )
+    .expect("watching the mappings");
 
     // Load: 8 sources ingesting without pause while the files change.
     let running = Arc::new(AtomicBool::new(true));

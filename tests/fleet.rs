@@ -8,13 +8,20 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// One `l3map run --config` replica, its log in `replica-N.log`.
-struct Replica {
-    child: Child,
-    url: String,
+pub(crate) struct Replica {
+    pub(crate) child: Child,
+    pub(crate) url: String,
 }
 
-async fn start(s: &Stack, n: usize) -> Replica {
+pub(crate) async fn start(s: &Stack, n: usize) -> Replica {
+    start_edited(s, n, |t| t).await
+}
+
+/// [`start`] with its l3map.toml edited by `edit` first.
+pub(crate) async fn start_edited(s: &Stack, n: usize, edit: impl Fn(String) -> String) -> Replica {
     let (config, url) = s.replica_config(n);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, edit(text)).unwrap();
     let log = std::fs::File::create(s.dir.join(format!("replica-{n}.log"))).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_l3map"))
         .stack_env()
@@ -43,7 +50,7 @@ async fn start(s: &Stack, n: usize) -> Replica {
     Replica { child, url }
 }
 
-fn logs(s: &Stack) -> String {
+pub(crate) fn logs(s: &Stack) -> String {
     (1..=3)
         .map(|n| {
             format!(
@@ -147,7 +154,7 @@ async fn three_replicas_and_a_kill_hand_each_ticket_off_once() {
     }
 }
 
-fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status()

@@ -50,17 +50,22 @@ pub fn run(a: Args) -> u8 {
     };
     // Replicas cannot swap connections live: every one would stop
     // deciding. A connection change is rolled out by restarting them.
-    if let Ok(Some(active)) = store.active_revision() {
-        if let Ok(Some(b)) = store.bundle(&active) {
-            if let Ok(p) = crate::runtime::compile::compile_bundle(&b) {
-                if !crate::runtime::reload::same_connections(&program, &p) {
-                    return fail(format!(
-                        "{} changes a connection block of revision {active}, which replicas cannot load while running; restart them with these files instead (each publishes them as it starts)",
-                        dir.display()
-                    ));
-                }
-            }
+    let active = store
+        .active_revision()
+        .and_then(|a| a.map_or(Ok(None), |a| store.bundle(&a)));
+    match active.map(|b| b.map(|b| crate::runtime::compile::compile_bundle(&b))) {
+        Ok(Some(Ok(p))) if !crate::runtime::compile::same_connections(&program, &p) => {
+            return fail(format!(
+                "{} changes a connection block of revision {}, which replicas cannot load while running; restart them with these files instead (each publishes them as it starts)",
+                dir.display(),
+                p.revision
+            ))
         }
+        Ok(Some(Err(e))) => {
+            errln!("warning: the fleet's active revision does not compile here ({e}); publishing anyway")
+        }
+        Err(e) => return fail(e),
+        _ => {}
     }
     let revision = bundle.revision.clone();
     if let Err(e) = store.publish(&bundle, Publish::Switch, "l3map publish") {

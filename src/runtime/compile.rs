@@ -3,7 +3,7 @@
 //! included), errors rendered as the terminal shows them.
 
 use super::store::Bundle;
-use crate::ir::{Program, TestCase};
+use crate::ir::{Connection, Program, TestCase};
 use std::path::Path;
 
 /// The one project at `dir`, compiled; or why not (diagnostics included).
@@ -67,6 +67,27 @@ pub fn compile_bundle(bundle: &Bundle) -> Result<Program, String> {
         ));
     }
     Ok(program)
+}
+
+/// The part of a connection the running clients were built from.
+fn wiring(c: &Connection) -> (String, String, Vec<(String, String)>, String) {
+    (
+        c.name.clone(),
+        format!("{:?}", c.kind),
+        c.settings
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        format!("{:?}", c.secrets),
+    )
+}
+
+pub fn same_connections(a: &Program, b: &Program) -> bool {
+    let mut x: Vec<_> = a.connections.iter().map(wiring).collect();
+    let mut y: Vec<_> = b.connections.iter().map(wiring).collect();
+    x.sort();
+    y.sort();
+    x == y
 }
 
 /// Where the built-in project's files appear to come from in source

@@ -5,7 +5,7 @@
 
 use super::metrics::Metrics;
 use super::ops::outbox_actions;
-use super::store::{Accepted, NewAction, NewEvent, Store, StoreError, Submission};
+use super::store::{Accepted, Bundle, NewAction, NewEvent, Publish, Store, StoreError, Submission};
 use crate::eval::convert::ConvertContext;
 use crate::eval::decide::{decide, ActionKind, Refusal};
 use crate::eval::event::Event;
@@ -79,7 +79,7 @@ pub struct Engine {
     /// more traffic while in-flight work finishes.
     pub draining: std::sync::atomic::AtomicBool,
     /// The fleet's revision as this replica follows it (PostgreSQL).
-    pub fleet: super::fleet::Following,
+    pub fleet: super::revision::Following,
     /// Events to record, a group at a time: a group is committed in one
     /// transaction.
     commits: mpsc::Sender<Vec<Pending>>,
@@ -178,7 +178,7 @@ impl Engine {
             wake: Notify::new(),
             tickets: super::tickets::Tickets::default(),
             files: super::files::FilesState::default(),
-            fleet: super::fleet::Following::default(),
+            fleet: super::revision::Following::default(),
             commits,
         }
     }
@@ -205,6 +205,68 @@ impl Engine {
     pub fn swap(&self, live: Live) {
         self.metrics.set_revision_info(&live.program.revision);
         self.live.store(Arc::new(live));
+    }
+
+    /// Makes the fleet's revision `active` the one events are decided by
+    /// here, from its stored sources (see [`super::fleet`]); nothing to do
+    /// when it already is.
+    pub async fn adopt(&self, active: &str) -> Result<(), StoreError> {
+        let _one = self.fleet.loading.lock().await;
+        let current = self.live();
+        if current.program.revision == active {
+            return Ok(());
+        }
+        let (store, was, revision) = (self.store.clone(), current.clone(), active.to_string());
+        let loaded = tokio::task::spawn_blocking(move || {
+            super::revision::load(&store, &was.program, &revision)
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("the compiler task failed: {e}")));
+        match loaded {
+            Ok(p) => {
+                for link in &p.links {
+                    self.metrics.link_declared(&link.describe());
+                }
+                self.swap(Live::new(p));
+                self.fleet.set(None);
+                self.report_loaded(active, None);
+                tracing::info!(from = %current.program.revision, to = %active, "deciding by the fleet's mapping revision");
+                Ok(())
+            }
+            Err(why) => {
+                let message = format!("cannot load the fleet's mapping revision {active}: {why}");
+                if self.fleet.set(Some(message.clone())) {
+                    tracing::error!(serving = %current.program.revision, "{message}");
+                    self.report_loaded(&current.program.revision, Some(message.clone()));
+                }
+                Err(StoreError::Batch(message))
+            }
+        }
+    }
+
+    /// Publishes `bundle` to the fleet (see [`Publish`]) and returns the
+    /// revision the fleet decides by now (`None`: no fleet, a SQLite
+    /// store).
+    pub async fn publish(
+        &self,
+        bundle: Bundle,
+        how: Publish,
+    ) -> Result<Option<String>, StoreError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.publish(&bundle, how, ""))
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Backend(format!("the publish task failed: {e}"))))
+    }
+
+    /// [`Engine::publish`] and the local swap under one load lock, so an
+    /// event refused meanwhile finds `bundle` already live: a hot reload's
+    /// new files.
+    pub async fn publish_and_swap(&self, bundle: Bundle, live: Live) -> Result<(), StoreError> {
+        let _one = self.fleet.loading.lock().await;
+        self.publish(bundle, Publish::Switch).await?;
+        self.swap(live);
+        self.fleet.set(None);
+        Ok(())
     }
 
     /// Decides `ev` and records it with its actions and, when the source

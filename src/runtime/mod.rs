@@ -24,6 +24,7 @@ pub mod ops;
 pub mod poll;
 pub mod reach;
 pub mod reload;
+pub mod revision;
 pub mod seal;
 pub mod server;
 pub mod stack;

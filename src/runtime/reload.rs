@@ -22,10 +22,9 @@
 //! built at start, so a change to a connection block is refused (restart
 //! to apply it) rather than half-applied.
 
-use super::compile::load_bundle;
+use super::compile::{load_bundle, same_connections};
 use super::engine::{Engine, Live};
 use super::files::first_error;
-use crate::ir::{Connection, Program};
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
@@ -76,27 +75,6 @@ fn compiles_again(engine: &Engine, revision: &str, swapped: bool) {
             );
         }
     }
-}
-
-/// The part of a connection the running clients were built from.
-fn wiring(c: &Connection) -> (String, String, Vec<(String, String)>, String) {
-    (
-        c.name.clone(),
-        format!("{:?}", c.kind),
-        c.settings
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        format!("{:?}", c.secrets),
-    )
-}
-
-pub fn same_connections(a: &Program, b: &Program) -> bool {
-    let mut x: Vec<_> = a.connections.iter().map(wiring).collect();
-    let mut y: Vec<_> = b.connections.iter().map(wiring).collect();
-    x.sort();
-    y.sort();
-    x == y
 }
 
 /// The files a reload compiles, as they are on disk: each relevant file
