@@ -29,6 +29,37 @@ pub trait SharedBudget: Send + Sync + std::fmt::Debug {
     /// Holds every process's requests of `key` (at `limit` per `window`)
     /// for `pause` (best effort).
     fn hold(&self, key: &str, pause: Duration, limit: u32, window: Duration);
+
+    /// One permit of `key`'s pool of `cap` requests in flight across the
+    /// processes, held for `lease` at most: `Ok(Some(id))` to go (give it
+    /// back with [`SharedBudget::give_back`]), `Ok(None)` while the pool
+    /// is full, `Err` when it cannot be reached. A store without a pool
+    /// lets every request go.
+    fn permit<'a>(
+        &'a self,
+        _key: &'a str,
+        _cap: usize,
+        _lease: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<i64>, String>> + Send + 'a>> {
+        Box::pin(async { Ok(Some(0)) })
+    }
+
+    /// Returns permit `id` to its pool (best effort: one never returned is
+    /// taken back when its lease or its process's heartbeat runs out).
+    fn give_back(&self, _id: i64) {}
+}
+
+/// A permit of a shared pool, given back when dropped (its request ended,
+/// however).
+pub struct SharedPermit {
+    pub(crate) shared: std::sync::Arc<dyn SharedBudget>,
+    pub(crate) id: i64,
+}
+
+impl Drop for SharedPermit {
+    fn drop(&mut self) {
+        self.shared.give_back(self.id);
+    }
 }
 
 /// GCRA's parameters for `limit` per `window`: the emission interval and

@@ -5,7 +5,7 @@
 
 use super::super::error::{ApiError, System};
 use super::super::limit::{over_budget, Lane, Limiters, TokenLimiter};
-use super::super::shared_budget::SharedBudget;
+use super::super::shared_budget::{SharedBudget, SharedPermit};
 use super::observe::{self, Rate};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +21,18 @@ pub struct Budget {
     window: Duration,
     /// The same token's bucket shared with other processes, and its key.
     shared: Option<(Arc<dyn SharedBudget>, String)>,
+    /// The requests in flight the vendor allows the key across processes.
+    cap: Option<usize>,
+}
+
+/// How long a shared permit outlives its call's deadline before the pool
+/// takes it back: past any request's own timeout (at most 600 s).
+pub const PERMIT_LEASE: Duration = Duration::from_secs(660);
+
+/// What [`Budget::slot`] gave: held while the request runs.
+pub struct Slot<'a> {
+    _local: Option<SemaphorePermit<'a>>,
+    _shared: Option<SharedPermit>,
 }
 
 impl Budget {
@@ -41,34 +53,71 @@ impl Budget {
             permits: max_concurrent.map(|max| limiters.concurrency(key, max)),
             window,
             shared: limiters.shared().map(|s| (s, key.to_string())),
+            cap: max_concurrent.map(|m| m.max(1)),
         }
     }
 
-    /// Waits for a permit (where there are any) and then the limiter's
-    /// slot in `lane`, both before `deadline`. The permit is held while
-    /// the returned guard lives.
+    /// Waits for a permit (where there are any: this process's, then the
+    /// fleet's pool) and then the limiter's slot in `lane`, all before
+    /// `deadline`. The permits are held while the returned guard lives.
     pub async fn slot(
         &self,
         system: System,
         lane: Lane,
         deadline: tokio::time::Instant,
-    ) -> Result<Option<SemaphorePermit<'_>>, ApiError> {
+    ) -> Result<Slot<'_>, ApiError> {
         let ready = async {
             let permit = match &self.permits {
                 Some(p) => Some(p.acquire().await),
                 None => None,
             };
+            let shared = self.shared_permit(deadline).await;
             self.limiter.acquire_in(lane).await;
             self.shared_slot(deadline).await;
-            permit
+            (permit, shared)
         };
-        let permit = tokio::time::timeout_at(deadline, ready)
+        let (permit, shared) = tokio::time::timeout_at(deadline, ready)
             .await
             .map_err(|_| over_budget(system))?;
-        permit.transpose().map_err(|_| ApiError::Protocol {
+        let local = permit.transpose().map_err(|_| ApiError::Protocol {
             system,
             message: "the client is shutting down".into(),
+        })?;
+        Ok(Slot {
+            _local: local,
+            _shared: shared,
         })
+    }
+
+    /// A permit of the fleet's pool for a capped key (a Salesforce
+    /// connected app), waited for while the pool is full or cannot be
+    /// reached (closed, as the rate bucket: each replica using the whole
+    /// cap alone would be N times the vendor's). Its lease outlives the
+    /// request: the wait left before `deadline` and [`PERMIT_LEASE`].
+    async fn shared_permit(&self, deadline: tokio::time::Instant) -> Option<SharedPermit> {
+        let (Some((shared, key)), Some(cap)) = (&self.shared, &self.cap) else {
+            return None;
+        };
+        let mut wait = Duration::from_millis(20);
+        loop {
+            let lease =
+                deadline.saturating_duration_since(tokio::time::Instant::now()) + PERMIT_LEASE;
+            match shared.permit(key, *cap, lease).await {
+                Ok(Some(id)) => {
+                    return Some(SharedPermit {
+                        shared: shared.clone(),
+                        id,
+                    })
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::debug!(target: "l3map::connectors::budget", error = %e, "the shared permit pool cannot be reached; the request waits for it");
+                }
+            }
+            let again = tokio::time::Instant::now() + wait;
+            tokio::time::sleep_until(again.min(deadline)).await;
+            wait = (wait * 2).min(Duration::from_millis(500));
+        }
     }
 
     /// The shared bucket's go (see [`SharedBudget`]), asked again as it

@@ -14,6 +14,10 @@ use std::time::Duration;
 pub(super) struct PgBudget {
     pub(super) pool: Pool,
     pub(super) rt: tokio::runtime::Handle,
+    /// This replica, which holds the permits it takes.
+    pub(super) holder: std::sync::Arc<str>,
+    /// A replica whose heartbeat is older than this holds no permit.
+    pub(super) stale_ms: i64,
 }
 
 impl std::fmt::Debug for PgBudget {
@@ -56,6 +60,43 @@ impl SharedBudget for PgBudget {
                 Err(e) => Err(e.to_string()),
             }
         })
+    }
+
+    fn permit<'a>(
+        &'a self,
+        key: &'a str,
+        cap: usize,
+        lease: Duration,
+    ) -> Pin<Box<dyn Future<Output = Result<Option<i64>, String>> + Send + 'a>> {
+        let (pool, k, holder) = (self.pool.clone(), key.to_string(), self.holder.clone());
+        let (cap, stale) = (i32::try_from(cap).unwrap_or(i32::MAX), self.stale_ms);
+        let lease = lease.as_secs_f64() * 1000.0;
+        let asked = self.rt.spawn(async move {
+            let c = pool.get().await.map_err(PgError::from)?;
+            let id: Option<i64> = c
+                .query_one(
+                    "SELECT l3map_permit_take($1, $2, $3, $4, $5)",
+                    &[&k, &cap, &lease, &&*holder, &stale],
+                )
+                .await
+                .map_err(PgError::from)?
+                .get(0);
+            Ok::<Option<i64>, PgError>(id)
+        });
+        Box::pin(async move {
+            match asked.await {
+                Ok(r) => r.map_err(|e| crate::runtime::store::StoreError::from(e).to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    fn give_back(&self, id: i64) {
+        let pool = self.pool.clone();
+        self.rt.spawn(async move {
+            let Ok(c) = pool.get().await else { return };
+            let _ = c.execute("DELETE FROM permits WHERE id = $1", &[&id]).await;
+        });
     }
 
     fn hold(&self, key: &str, pause: Duration, limit: u32, window: Duration) {

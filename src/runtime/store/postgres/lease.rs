@@ -97,6 +97,9 @@ impl crate::runtime::store::api::Leases for super::PgStore {
         Some(std::sync::Arc::new(super::budget::PgBudget {
             pool: self.pool.clone(),
             rt,
+            holder: self.replica.clone(),
+            // Three missed beats (a beat is a third of the lease).
+            stale_ms: self.lease_ms,
         }))
     }
 

@@ -58,6 +58,19 @@ pub(super) async fn sweep(pool: &Pool, r: &Retention, now: i64) -> Result<(u64, 
     )
     .await
     .map_err(super::PgError::from)?;
+    // Mapping revisions: the active one and the 50 newest are kept (a
+    // switch back stays one `l3map publish` away), older ones after 30
+    // days. An event names its revision by hash, not by reference.
+    c.execute(
+        "DELETE FROM revisions r
+         WHERE r.published_ms < l3map_now_ms() - 2592000000
+           AND r.revision NOT IN (SELECT revision FROM fleet_revision)
+           AND r.revision NOT IN (SELECT revision FROM revisions
+                                  ORDER BY published_ms DESC LIMIT 50)",
+        &[],
+    )
+    .await
+    .map_err(super::PgError::from)?;
     Ok((events, actions))
 }
 

@@ -534,3 +534,85 @@ fn events_and_switches_racing_never_record_a_left_revision() {
         );
     }
 }
+
+/// Salesforce's concurrent long-request cap is one pool for the fleet: a
+/// replica cannot take a permit the others hold, gets one given back, and
+/// gets the permits of a replica that stopped beating.
+#[test]
+fn the_permit_pool_is_one_for_the_fleet() {
+    let Some(url) = cluster::database("permits") else {
+        return;
+    };
+    let t = target(&url, Duration::from_secs(3));
+    let (a, b) = (PgStore::open(&t).unwrap(), PgStore::open(&t).unwrap());
+    // Both are replicas (rows in `replicas`, beating).
+    a.start_heartbeat().unwrap();
+    b.start_heartbeat().unwrap();
+    let (pa, pb) = (
+        crate::runtime::store::api::Leases::shared_budget(&a).unwrap(),
+        crate::runtime::store::api::Leases::shared_budget(&b).unwrap(),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let lease = Duration::from_secs(60);
+    rt.block_on(async {
+        let one = pa
+            .permit("sf-app", 2, lease)
+            .await
+            .unwrap()
+            .expect("a permit");
+        let two = pa
+            .permit("sf-app", 2, lease)
+            .await
+            .unwrap()
+            .expect("a permit");
+        assert_eq!(pb.permit("sf-app", 2, lease).await.unwrap(), None, "full");
+        // Another key has a pool of its own.
+        assert!(pb.permit("other-app", 2, lease).await.unwrap().is_some());
+        pa.give_back(one);
+        let mut got = None;
+        for _ in 0..50 {
+            got = pb.permit("sf-app", 2, lease).await.unwrap();
+            if got.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(got.is_some(), "a permit given back is taken");
+        assert_eq!(pb.permit("sf-app", 2, lease).await.unwrap(), None);
+        // A replica that stopped beating (killed) holds the last permit:
+        // it goes back once its heartbeat is older than the lease.
+        pa.give_back(two);
+        let c = a.pool.get().await.unwrap();
+        c.execute(
+            "INSERT INTO replicas (id, host, pid, started_ms, heartbeat_ms)
+             VALUES ('ghost', 'gone', 1, 0, l3map_now_ms() - 60000)",
+            &[],
+        )
+        .await
+        .unwrap();
+        let mut ghost = None;
+        for _ in 0..50 {
+            let took: Option<i64> = c
+                .query_one(
+                    "SELECT l3map_permit_take('sf-app', 2, 60000, 'ghost', 3000)",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if took.is_some() {
+                ghost = took;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ghost.is_some(), "the ghost took the pool's last permit");
+        assert!(
+            pb.permit("sf-app", 2, lease).await.unwrap().is_some(),
+            "a dead replica's permit is taken back"
+        );
+    });
+}
