@@ -72,6 +72,7 @@ pub fn run(a: Args) -> u8 {
         return fail(e);
     }
     outln!("published revision {revision} from {}", dir.display());
+    let stale = super::status::stale_ms(Some(&cfg));
     let deadline = Instant::now() + Duration::from_secs(a.wait);
     loop {
         let st = match store.fleet_status() {
@@ -81,7 +82,7 @@ pub fn run(a: Args) -> u8 {
         let live: Vec<_> = st
             .replicas
             .iter()
-            .filter(|r| r.heartbeat_age_ms <= super::status::STALE_MS)
+            .filter(|r| r.heartbeat_age_ms <= stale)
             .collect();
         let on = live
             .iter()
@@ -89,21 +90,21 @@ pub fn run(a: Args) -> u8 {
             .count();
         if on == live.len() || Instant::now() >= deadline {
             outln!("{on} of {} live replicas decide by it", live.len());
-            return report(&st, &revision, on < live.len());
+            return report(&st, &revision, stale, on < live.len());
         }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 /// Names each live replica not on `revision`, with why; exit 1 if any.
-fn report(st: &FleetStatus, revision: &str, behind: bool) -> u8 {
+fn report(st: &FleetStatus, revision: &str, stale: i64, behind: bool) -> u8 {
     if !behind {
         return 0;
     }
     for r in st
         .replicas
         .iter()
-        .filter(|r| r.heartbeat_age_ms <= super::status::STALE_MS)
+        .filter(|r| r.heartbeat_age_ms <= stale)
         .filter(|r| r.revision.as_deref() != Some(revision))
     {
         outln!(

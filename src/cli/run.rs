@@ -144,13 +144,20 @@ async fn production(mut cfg: Config, o: Options) -> Result<u8, String> {
     // The port first: a port in use stops the start before the store is
     // created or opened.
     let (listener, _) = bind(cfg.server.listen).await?;
-    let store = cfg.open_store_migrating()?;
+    let store = std::sync::Arc::new(cfg.open_store_migrating()?);
     store.maintain(cfg.retention);
-    // OAuth grants are kept in the same file, on a handle of their own.
+    // OAuth grants are kept in the same store: in a SQLite file on a
+    // handle of their own, in PostgreSQL on the same pool (a second one
+    // would be a second set of connections).
     let metrics = crate::runtime::metrics::Metrics::new();
+    let vault_store = if cfg.store.is_some() {
+        store.clone()
+    } else {
+        std::sync::Arc::new(cfg.open_store()?)
+    };
     let grants = match key {
         Some(key) => Some(clients::Grants {
-            vault: crate::runtime::seal::Vault::new(std::sync::Arc::new(cfg.open_store()?), key),
+            vault: crate::runtime::seal::Vault::new(vault_store, key),
             margin: cfg.credentials.refresh_margin,
             metrics: Some(metrics.clone()),
         }),

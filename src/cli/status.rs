@@ -17,9 +17,12 @@ pub struct Args {
     format: DataFormat,
 }
 
-/// A heartbeat older than this (three beats of the default lease) is
-/// reported as stale...
-pub(super) const STALE_MS: i64 = 15_000;
+/// A heartbeat older than the store's lease (`lease_secs`: three beats)
+/// is reported as stale: the replica's claims have run out.
+pub(super) fn stale_ms(cfg: Option<&crate::runtime::config::Config>) -> i64 {
+    cfg.and_then(|c| c.store.as_ref())
+        .map_or(15_000, |s| i64::try_from(s.lease.as_millis()).unwrap_or(i64::MAX))
+}
 /// ... and one older than this as gone (a replica killed or scaled away;
 /// its row is deleted by retention after a day).
 const GONE_MS: i64 = 600_000;
@@ -43,6 +46,7 @@ pub fn run(a: Args) -> u8 {
             Err(e) => Err(e.to_string()),
         },
     };
+    let stale = stale_ms(cfg.as_ref());
     let store = match opened {
         Ok(s) => s,
         Err(e) => return fail(e),
@@ -55,7 +59,7 @@ pub fn run(a: Args) -> u8 {
         .replicas
         .iter()
         .filter(|r| r.heartbeat_age_ms <= GONE_MS)
-        .any(|r| r.load_error.is_some() || r.heartbeat_age_ms > STALE_MS || behind(&st, r));
+        .any(|r| r.load_error.is_some() || r.heartbeat_age_ms > stale || behind(&st, r));
     if a.format == DataFormat::Json {
         return match serde_json::to_string_pretty(&st) {
             Ok(s) => {
@@ -77,7 +81,7 @@ pub fn run(a: Args) -> u8 {
     if !st.replicas.is_empty() {
         outln!("replicas ({}):", st.replicas.len());
         for r in &st.replicas {
-            let health = match (&r.load_error, r.heartbeat_age_ms > STALE_MS) {
+            let health = match (&r.load_error, r.heartbeat_age_ms > stale) {
                 _ if r.heartbeat_age_ms > GONE_MS => {
                     format!("gone (last heartbeat {} s ago)", r.heartbeat_age_ms / 1000)
                 }

@@ -41,7 +41,7 @@ pub struct Running {
 pub struct Setup {
     pub program: Program,
     pub clients: HashMap<String, Client>,
-    pub store: Store,
+    pub store: Arc<Store>,
     pub listener: tokio::net::TcpListener,
     pub webhook_secret: Option<Secret>,
     pub tolerance: Duration,
@@ -65,13 +65,13 @@ impl Setup {
     pub fn new(
         program: Program,
         clients: HashMap<String, Client>,
-        store: Store,
+        store: impl Into<Arc<Store>>,
         listener: tokio::net::TcpListener,
     ) -> Setup {
         Setup {
             program,
             clients,
-            store,
+            store: store.into(),
             listener,
             webhook_secret: None,
             tolerance: DEFAULT_TOLERANCE,
@@ -174,7 +174,7 @@ pub async fn start(s: Setup) -> Result<Running, String> {
     }
     let engine = Arc::new(Engine::new(
         Live::new(s.program),
-        Arc::new(s.store),
+        s.store,
         metrics,
     ));
     let applier_clients = s.clients.clone();
