@@ -20,8 +20,9 @@ pub struct Args {
 /// A heartbeat older than the store's lease (`lease_secs`: three beats)
 /// is reported as stale: the replica's claims have run out.
 pub(super) fn stale_ms(cfg: Option<&crate::runtime::config::Config>) -> i64 {
-    cfg.and_then(|c| c.store.as_ref())
-        .map_or(15_000, |s| i64::try_from(s.lease.as_millis()).unwrap_or(i64::MAX))
+    cfg.and_then(|c| c.store.as_ref()).map_or(15_000, |s| {
+        i64::try_from(s.lease.as_millis()).unwrap_or(i64::MAX)
+    })
 }
 /// ... and one older than this as gone (a replica killed or scaled away;
 /// its row is deleted by retention after a day).

@@ -172,11 +172,7 @@ pub async fn start(s: Setup) -> Result<Running, String> {
     for link in &s.program.links {
         metrics.link_declared(&link.describe());
     }
-    let engine = Arc::new(Engine::new(
-        Live::new(s.program),
-        s.store,
-        metrics,
-    ));
+    let engine = Arc::new(Engine::new(Live::new(s.program), s.store, metrics));
     let applier_clients = s.clients.clone();
     let resolver = Arc::new(
         crate::runtime::links::resolve::Resolver::default().with_metrics(engine.metrics.clone()),

@@ -47,82 +47,7 @@ impl Inbox for PgStore {
                 let tx = c.transaction().await?;
                 super::revisions::check_decided_by(&tx, batch.iter().map(|s| s.revision.as_str()))
                     .await?;
-                let now = now_ms();
-                let insert_event = tx
-                    .prepare_cached(
-                        "INSERT INTO events (key, source, received_ms, revision, event, refused)
-                         VALUES ($1, $2, $3, $4, $5, $6)
-                         ON CONFLICT (key) DO NOTHING RETURNING id",
-                    )
-                    .await?;
-                let insert_action = tx
-                    .prepare_cached(
-                        "INSERT INTO outbox (key, event_id, connection, record, kind, op, rule,
-                           source_loc, revision, state, created_ms, updated_ms)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $10)
-                         ON CONFLICT (key) DO NOTHING",
-                    )
-                    .await?;
-                // A record's actions must get ids in the order they
-                // commit (its head is its lowest id): two replicas queueing
-                // for one record take turns, each record's lock taken in
-                // one order so that two batches never wait on each other.
-                let mut records: Vec<String> = batch
-                    .iter()
-                    .flat_map(|s| s.actions.iter())
-                    .map(|a| format!("{}\u{1f}{}", a.connection, a.record))
-                    .collect();
-                records.sort_unstable();
-                records.dedup();
-                for r in &records {
-                    tx.execute(
-                        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                        &[r],
-                    )
-                    .await?;
-                }
-                let mut results = Vec::with_capacity(batch.len());
-                for s in batch.iter() {
-                    if let Some((source, value)) = &s.cursor {
-                        set_cursor(&tx, source, value, now, &fence).await?;
-                    }
-                    let id = tx
-                        .query_opt(
-                            &insert_event,
-                            &[&s.key, &s.source, &now, &s.revision, &s.event, &s.refused],
-                        )
-                        .await?;
-                    let Some(id) = id else {
-                        results.push(Accepted::Duplicate);
-                        continue;
-                    };
-                    let event_id: i64 = id.get(0);
-                    let mut queued = 0;
-                    for a in &s.actions {
-                        queued += tx
-                            .execute(
-                                &insert_action,
-                                &[
-                                    &a.key,
-                                    &event_id,
-                                    &a.connection,
-                                    &a.record,
-                                    &a.kind,
-                                    &a.op,
-                                    &a.rule,
-                                    &a.source_loc,
-                                    &a.revision,
-                                    &now,
-                                ],
-                            )
-                            .await? as usize;
-                    }
-                    results.push(Accepted::New {
-                        event_id,
-                        queued,
-                        already: s.actions.len() - queued,
-                    });
-                }
+                let results = record(&tx, &batch, &fence).await?;
                 tx.commit().await?;
                 Ok(results)
             }
@@ -201,6 +126,136 @@ impl Cursors for PgStore {
             }
         })
     }
+}
+
+/// Records `batch` in `tx` in a handful of statements, whatever its size
+/// (a statement is a round trip): the record locks, one multi-row insert
+/// of the events, one of their actions, and the cursors. What a batch
+/// repeats is settled here as if its submissions came one at a time: a
+/// key seen earlier in the batch is a duplicate, an action key queued
+/// earlier in it is `already`.
+async fn record(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &[Owned],
+    fence: &Fence,
+) -> Result<Vec<Accepted>, PgError> {
+    let now = now_ms();
+    // A record's actions must get ids in the order they commit (its head
+    // is its lowest id): two replicas queueing for one record take turns,
+    // each record's lock taken in one order (sorted) so that two batches
+    // never wait on each other.
+    let mut records: Vec<String> = batch
+        .iter()
+        .flat_map(|s| s.actions.iter())
+        .map(|a| format!("{}\u{1f}{}", a.connection, a.record))
+        .collect();
+    records.sort_unstable();
+    records.dedup();
+    if !records.is_empty() {
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(r, 0))
+             FROM unnest($1::TEXT[]) WITH ORDINALITY AS u(r, n) ORDER BY n",
+            &[&records],
+        )
+        .await?;
+    }
+    // The first submission of each key; the rest are duplicates.
+    let mut firsts = std::collections::HashSet::new();
+    let first: Vec<&Owned> = batch.iter().filter(|s| firsts.insert(&s.key)).collect();
+    let column = |f: fn(&Owned) -> &str| -> Vec<&str> { first.iter().map(|s| f(s)).collect() };
+    let rows = tx
+        .query(
+            "INSERT INTO events (key, source, received_ms, revision, event, refused)
+             SELECT k, s, $6, r, e, f
+             FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[])
+               WITH ORDINALITY AS u(k, s, r, e, f, n)
+             ORDER BY n
+             ON CONFLICT (key) DO NOTHING RETURNING key, id",
+            &[
+                &column(|s| &s.key),
+                &column(|s| &s.source),
+                &column(|s| &s.revision),
+                &column(|s| &s.event),
+                &column(|s| &s.refused),
+                &now,
+            ],
+        )
+        .await?;
+    let ids: std::collections::HashMap<String, i64> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    // The actions of the new events, in batch order, each key once.
+    let mut keys = std::collections::HashSet::new();
+    let actions: Vec<(i64, &NewAction)> = first
+        .iter()
+        .filter_map(|s| Some((*ids.get(&s.key)?, s)))
+        .flat_map(|(id, s)| s.actions.iter().map(move |a| (id, a)))
+        .filter(|(_, a)| keys.insert(a.key.as_str()))
+        .collect();
+    let mut queued_keys = std::collections::HashSet::new();
+    if !actions.is_empty() {
+        let text = |f: fn(&NewAction) -> &str| -> Vec<&str> {
+            actions.iter().map(|(_, a)| f(a)).collect()
+        };
+        let event_ids: Vec<i64> = actions.iter().map(|(id, _)| *id).collect();
+        for r in tx
+            .query(
+                "INSERT INTO outbox (key, event_id, connection, record, kind, op, rule,
+                   source_loc, revision, state, created_ms, updated_ms)
+                 SELECT k, e, c, r, kd, o, ru, sl, rv, 'pending', $10, $10
+                 FROM unnest($1::TEXT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+                             $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[])
+                   WITH ORDINALITY AS u(k, e, c, r, kd, o, ru, sl, rv, n)
+                 ORDER BY n
+                 ON CONFLICT (key) DO NOTHING RETURNING key",
+                &[
+                    &text(|a| &a.key),
+                    &event_ids,
+                    &text(|a| &a.connection),
+                    &text(|a| &a.record),
+                    &text(|a| &a.kind),
+                    &text(|a| &a.op),
+                    &text(|a| &a.rule),
+                    &text(|a| &a.source_loc),
+                    &text(|a| &a.revision),
+                    &now,
+                ],
+            )
+            .await?
+        {
+            queued_keys.insert(r.get::<_, String>(0));
+        }
+    }
+    // Cursors move with their events: the last value of each source.
+    let mut cursors: Vec<(&str, &str)> = Vec::new();
+    for (source, value) in batch.iter().filter_map(|s| s.cursor.as_ref()) {
+        cursors.retain(|(s, _)| *s != source.as_str());
+        cursors.push((source, value));
+    }
+    for (source, value) in cursors {
+        set_cursor(tx, source, value, now, fence).await?;
+    }
+    // Each submission's answer, in batch order; an action key counts as
+    // queued for the first new event that carries it.
+    let mut counted = std::collections::HashSet::new();
+    let mut answered = std::collections::HashSet::new();
+    Ok(batch
+        .iter()
+        .map(|s| match ids.get(&s.key) {
+            Some(&event_id) if answered.insert(&s.key) => {
+                let queued = s
+                    .actions
+                    .iter()
+                    .filter(|a| queued_keys.contains(&a.key) && counted.insert(a.key.as_str()))
+                    .count();
+                Accepted::New {
+                    event_id,
+                    queued,
+                    already: s.actions.len() - queued,
+                }
+            }
+            _ => Accepted::Duplicate,
+        })
+        .collect())
 }
 
 /// The singleton leases this replica holds, for fencing cursor writes.
