@@ -209,6 +209,7 @@ async fn serve(engine: Arc<Engine>) -> String {
         zendesk: None,
         salesforce: None,
         resolver: Default::default(),
+        probes: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -292,6 +292,7 @@ async fn wrong_or_missing_tokens_are_refused_without_echoing_them() {
         zendesk: rig.app.zendesk.clone(),
         salesforce: rig.app.salesforce.clone(),
         resolver: Default::default(),
+        probes: Default::default(),
     });
     let base = rig.serve(closed).await;
     let resp = rig
@@ -484,6 +485,7 @@ async fn an_upstream_failure_is_a_502_that_names_its_kind_only() {
         zendesk: Some(("desk".into(), client)),
         salesforce: rig.app.salesforce.clone(),
         resolver: Default::default(),
+        probes: Default::default(),
     });
     let base = rig.serve(app).await;
     let resp = rig

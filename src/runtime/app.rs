@@ -33,6 +33,10 @@ pub struct App {
     /// Ticket -> linked Salesforce records, with its caches: one per
     /// runtime, shared by agent turns, context reads and webhooks.
     pub resolver: Arc<crate::runtime::links::resolve::Resolver>,
+    /// Probe reads (`/healthz`, `/readyz`, `/metrics`) still waiting on
+    /// the store: while it stalls, later probes answer at once instead of
+    /// each parking one more blocking thread.
+    pub probes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {

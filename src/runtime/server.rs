@@ -89,7 +89,7 @@ async fn store_stats(app: &App) -> Option<super::store::Stats> {
         return Some(s);
     }
     let store = store.clone();
-    match bounded(move || store.stats_cached(STATS_MAX_AGE)).await {
+    match bounded(app, move || store.stats_cached(STATS_MAX_AGE)).await {
         Some(Ok(s)) => Some(s),
         Some(Err(e)) => {
             tracing::warn!(error = %e, "cannot read the outbox counts");
@@ -104,11 +104,30 @@ async fn store_stats(app: &App) -> Option<super::store::Stats> {
 /// probes and scrapes that are there to notice it.
 const PROBE_WAIT: Duration = Duration::from_secs(2);
 
+/// Probe reads left waiting on a stalled store before further probes stop
+/// asking it (each waits on a blocking thread until the store's own call
+/// timeout).
+const STALLED_PROBES: usize = 4;
+
 /// `read` on the blocking pool, its answer if it came within
-/// [`PROBE_WAIT`] (the read itself goes on and is dropped).
+/// [`PROBE_WAIT`] (the read itself goes on and is dropped). While
+/// [`STALLED_PROBES`] reads are still waiting, none is started: `None` at
+/// once, as for a timeout.
 async fn bounded<T: Send + 'static>(
+    app: &App,
     read: impl FnOnce() -> Result<T, super::store::StoreError> + Send + 'static,
 ) -> Option<Result<T, super::store::StoreError>> {
+    use std::sync::atomic::Ordering;
+    let probes = app.probes.clone();
+    if probes.fetch_add(1, Ordering::SeqCst) >= STALLED_PROBES {
+        probes.fetch_sub(1, Ordering::SeqCst);
+        return None;
+    }
+    let read = move || {
+        let answer = read();
+        probes.fetch_sub(1, Ordering::SeqCst);
+        answer
+    };
     match tokio::time::timeout(PROBE_WAIT, tokio::task::spawn_blocking(read)).await {
         Ok(Ok(answer)) => Some(answer),
         _ => None,
@@ -119,7 +138,7 @@ async fn bounded<T: Send + 'static>(
 /// token), or none when they cannot be read.
 async fn grants(app: &App) -> Vec<super::store::StoredCredential> {
     let store = app.engine.store.clone();
-    match bounded(move || store.credentials()).await {
+    match bounded(app, move || store.credentials()).await {
         Some(Ok(rows)) => rows,
         Some(Err(e)) => {
             tracing::warn!(error = %e, "cannot read the stored OAuth grants");
@@ -166,7 +185,7 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
         return error(StatusCode::SERVICE_UNAVAILABLE, "revision_not_loaded", why);
     }
     let store = app.engine.store.clone();
-    match bounded(move || store.cursor("readyz")).await {
+    match bounded(&app, move || store.cursor("readyz")).await {
         Some(Ok(_)) => Json(json!({
             "ready": true,
             "revision": revision,

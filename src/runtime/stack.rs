@@ -209,6 +209,7 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         zendesk: first_zendesk(&applier_clients),
         salesforce: first_salesforce(&applier_clients),
         resolver: resolver.clone(),
+        probes: Arc::default(),
     });
     let server = tokio::spawn(serve(
         s.listener,

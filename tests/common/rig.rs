@@ -140,6 +140,7 @@ impl Rig {
             zendesk: self.zendesk(),
             salesforce: self.salesforce(),
             resolver: Default::default(),
+            probes: Default::default(),
         }
     }
 
