@@ -14,14 +14,15 @@
 //!
 //! Each concern implements its trait of [`super::api`] in its own file:
 //! [`inbox`], [`cursors`], [`outbox`], [`audit`], [`credentials`]; [`lock`] is the
-//! one-sender flock, [`schema`] the tables and their migrations,
-//! [`retention`] the sweeps. Upkeep is here, beside the connections.
+//! one-sender flock, [`schema`] opening (and creating) the file,
+//! [`migrate`] the schema's versions, [`retention`] the sweeps. Upkeep is here, beside the connections.
 
 mod audit;
 mod credentials;
 mod cursors;
 mod inbox;
 mod lock;
+mod migrate;
 mod outbox;
 mod retention;
 mod schema;

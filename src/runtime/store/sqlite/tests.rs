@@ -1,7 +1,7 @@
 //! SQLite's own: its schema and migrations, files that are not stores,
 //! counts kept by triggers whoever writes, a lock held by another process.
 
-use super::schema;
+use super::migrate;
 use super::SqliteStore;
 use crate::runtime::store::tests::{action, event, temp};
 use crate::runtime::store::*;
@@ -17,10 +17,11 @@ fn schema_3_adds_the_outage_columns_to_a_schema_2_store_in_place() {
     }
     {
         // The outbox as schema 2 had it, with its row kept (and no
-        // table of a later schema).
+        // table of a later schema), as an l3map before refinery left it.
         let c = Connection::open(&path).unwrap();
         c.execute_batch(
-            "DROP TABLE credentials;
+            "DROP TABLE refinery_schema_history;
+             DROP TABLE credentials;
              DROP INDEX outbox_outage;
              ALTER TABLE outbox DROP COLUMN failing_since;
              ALTER TABLE outbox DROP COLUMN outage_tries;
@@ -112,7 +113,7 @@ fn a_schema_1_store_is_upgraded_in_place_keeping_everything() {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     {
         let c = Connection::open(&path).unwrap();
-        c.execute_batch(schema::V1).unwrap();
+        c.execute_batch(STEPS[0]).unwrap();
         c.execute_batch(
             "INSERT INTO meta VALUES ('schema_version', '1');
              INSERT INTO events VALUES (1, 'zd:1', 'webhook', 5, 'r1', '{}', '[]');
@@ -138,7 +139,7 @@ fn a_schema_1_store_is_upgraded_in_place_keeping_everything() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(v, schema::latest().to_string());
+    assert_eq!(v, migrate::latest().to_string());
 }
 
 #[test]
@@ -193,8 +194,10 @@ fn schema_5_adds_the_credentials_table_to_a_schema_4_store_keeping_its_rows() {
     }
     {
         let c = Connection::open(&path).unwrap();
+        // Schema 4 as an l3map before refinery left it.
         c.execute_batch(
-            "DROP TABLE credentials;
+            "DROP TABLE refinery_schema_history;
+             DROP TABLE credentials;
              UPDATE meta SET value = '4' WHERE key = 'schema_version';",
         )
         .unwrap();
@@ -216,3 +219,14 @@ fn schema_5_adds_the_credentials_table_to_a_schema_4_store_keeping_its_rows() {
     // A generation that does not follow the expected one is a bug, refused.
     assert!(s.commit_credential(Some(3), &row).is_err());
 }
+
+/// The steps as the l3map before refinery ran them (schema 1, then each
+/// upgrade): the statements its `V1` and migration functions held, to the
+/// byte; the files add only the comments at their head.
+const STEPS: [&str; 5] = [
+    include_str!("migrations/V1__first_release_tables.sql"),
+    include_str!("migrations/V2__counts_and_retention_indexes.sql"),
+    include_str!("migrations/V3__outbox_outage_columns.sql"),
+    include_str!("migrations/V4__outbox_ids_never_reused.sql"),
+    include_str!("migrations/V5__credentials.sql"),
+];
