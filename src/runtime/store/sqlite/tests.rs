@@ -230,3 +230,162 @@ const STEPS: [&str; 5] = [
     include_str!("migrations/V4__outbox_ids_never_reused.sql"),
     include_str!("migrations/V5__credentials.sql"),
 ];
+
+/// A store at schema `version` as the l3map before refinery left it:
+/// in WAL mode, its tables, `meta.schema_version`, one event, one dead letter and a
+/// cursor, and no refinery history.
+fn before_refinery(name: &str, version: usize) -> std::path::PathBuf {
+    let path = temp(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let c = Connection::open(&path).unwrap();
+    c.query_row("PRAGMA journal_mode=WAL", [], |_| Ok(()))
+        .unwrap();
+    for step in &STEPS[..version] {
+        c.execute_batch(step).unwrap();
+    }
+    c.execute_batch(&format!(
+        "INSERT INTO meta VALUES ('schema_version', '{version}');
+         INSERT INTO events (id, key, source, received_ms, revision, event, refused)
+           VALUES (1, 'zd:1', 'webhook', 5, 'r1', '{{}}', '[]');
+         INSERT INTO outbox (id, key, event_id, connection, record, kind, op, rule, source_loc, revision, state, created_ms, updated_ms)
+           VALUES (1, 'k1', 1, 'desk', '7', 'set_field', '{{}}', 'r', 'f:1:1', 'r1', 'dead', 5, 5);
+         INSERT INTO cursors VALUES ('zendesk_poll', 'c-42', 5);"
+    ))
+    .unwrap();
+    path
+}
+
+/// refinery's history of a store: version, name, checksum.
+fn history(path: &std::path::Path) -> Vec<(i64, String, String)> {
+    let c = Connection::open(path).unwrap();
+    let mut q = c
+        .prepare("SELECT version, name, checksum FROM refinery_schema_history ORDER BY version")
+        .unwrap();
+    let rows = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap();
+    rows.collect::<Result<_, _>>().unwrap()
+}
+
+fn meta_version(path: &std::path::Path) -> String {
+    Connection::open(path)
+        .unwrap()
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+/// Opening `path` is refused in one line that says `says`.
+fn refused(path: &std::path::Path, says: &str) -> String {
+    let err = Store::open(path).unwrap_err().to_string();
+    assert!(err.contains(says), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
+#[test]
+fn a_store_from_before_refinery_is_adopted_and_upgraded_in_one_open() {
+    let fresh = temp("adopt-fresh");
+    drop(Store::open(&fresh).unwrap());
+    let ours = history(&fresh);
+    assert_eq!(ours.len() as i64, migrate::latest());
+    // The release before refinery's newest schema (nothing to apply) and
+    // an older one (adopted up to 4, then V5 applied).
+    for version in [STEPS.len(), 4] {
+        let path = before_refinery(&format!("adopt-{version}"), version);
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.cursor("zendesk_poll").unwrap().as_deref(), Some("c-42"));
+        assert_eq!(
+            s.accept(&event("zd:1"), &[], None).unwrap(),
+            Accepted::Duplicate
+        );
+        assert_eq!(s.stats().unwrap().dead, 1);
+        assert!(s.credentials().unwrap().is_empty());
+        drop(s);
+        // The rows refinery itself writes for these migrations: the
+        // same versions, names and checksums.
+        assert_eq!(history(&path), ours, "schema {version}");
+        assert_eq!(meta_version(&path), migrate::latest().to_string());
+        // And it opens again, its history checked against this binary's.
+        drop(Store::open(&path).unwrap());
+    }
+}
+
+#[test]
+fn a_store_whose_upgrade_fails_is_left_as_the_older_l3map_wrote_it() {
+    let path = before_refinery("adopt-fails", 4);
+    // Something that stops V5 (a table of its name already there).
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("CREATE TABLE credentials (x)")
+        .unwrap();
+    let err = refused(&path, "cannot be upgraded to schema 5");
+    assert!(err.contains("already exists"), "{err}");
+    // Neither the adoption nor any step was kept.
+    let c = Connection::open(&path).unwrap();
+    let adopted: bool = c
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'refinery_schema_history')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!adopted);
+    assert_eq!(meta_version(&path), "4");
+}
+
+#[test]
+fn a_refinery_history_newer_than_this_l3map_is_refused() {
+    let path = temp("history-newer");
+    drop(Store::open(&path).unwrap());
+    let (latest, next) = (migrate::latest(), migrate::latest() + 1);
+    Connection::open(&path)
+        .unwrap()
+        .execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+             VALUES (?1, 'from_a_newer_l3map', '2030-01-01T00:00:00Z', '1')",
+            [next],
+        )
+        .unwrap();
+    refused(
+        &path,
+        &format!("was written by a newer l3map (schema {next}; this one reads up to {latest})"),
+    );
+    assert_eq!(history(&path).len() as i64, next, "left as found");
+}
+
+#[test]
+fn an_applied_migration_edited_since_is_refused() {
+    let path = temp("history-edited");
+    drop(Store::open(&path).unwrap());
+    let (_, name, checksum) = history(&path).remove(2);
+    Connection::open(&path)
+        .unwrap()
+        .execute(
+            "UPDATE refinery_schema_history SET checksum = ?1 WHERE version = 3",
+            [format!("{checksum}1")],
+        )
+        .unwrap();
+    refused(
+        &path,
+        &format!("applied migration V3__{name} differs from this l3map's"),
+    );
+}
+
+#[test]
+fn openers_at_once_of_a_store_from_before_refinery_upgrade_it_once() {
+    let path = before_refinery("adopt-race", 1);
+    let opens: Vec<_> = (0..4)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || Store::open(&path).map(drop))
+        })
+        .collect();
+    for o in opens {
+        o.join().unwrap().unwrap();
+    }
+    assert_eq!(history(&path).len() as i64, migrate::latest());
+}
