@@ -8,7 +8,8 @@
 //!   still needed (dead letters, hand-offs, events still referred to).
 //! * An empty or damaged store is refused at start with one line, and the
 //!   file is left as found; a store of the first schema is upgraded in
-//!   place, keeping its cursors and its dedup history.
+//!   place, keeping its cursors and its dedup history; `l3map migrate`
+//!   does the same on its own and names the steps it applied.
 //! * `/healthz` answers 503 while writes fail (a file size limit standing
 //!   in for a full disk) and 200 again once they succeed.
 
@@ -708,5 +709,62 @@ async fn a_second_runtime_on_the_same_store_is_refused() {
         );
         assert!(started.elapsed() < Duration::from_secs(60), "{text}");
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `l3map migrate` on a SQLite store of the first schema: `--check` says
+/// what is pending and exits 1 (changing nothing), `migrate` names the
+/// steps it applied, and then both say it is up to date. A file that is
+/// not an l3map store is refused (exit 2).
+#[test]
+fn migrate_brings_a_first_release_sqlite_store_up_to_date_and_says_so() {
+    let dir = tempfile::tempdir().expect("dir");
+    let state = dir.path().join("state.db");
+    {
+        let c = Connection::open(&state).expect("v1");
+        c.execute_batch(SCHEMA_V1).expect("schema 1");
+        c.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', '1')",
+            [],
+        )
+        .expect("version");
+    }
+    let migrate = |state: &Path, check: bool| {
+        let out = Command::new(env!("CARGO_BIN_EXE_l3map"))
+            .arg("migrate")
+            .args(check.then_some("--check"))
+            .current_dir(dir.path())
+            .env_remove("L3MAP_CONFIG")
+            .env("L3MAP_STATE", state)
+            .output()
+            .expect("l3map migrate");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), said)
+    };
+    let (code, said) = migrate(&state, true);
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains(": schema 1 of "), "{said}");
+    let (code, said) = migrate(&state, false);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains(": migrated from schema 1 to "), "{said}");
+    assert!(said.contains("V2__") && said.contains("V5__"), "{said}");
+    for check in [false, true] {
+        let (code, said) = migrate(&state, check);
+        assert_eq!(code, Some(0), "{said}");
+        assert!(said.contains("(up to date)"), "{said}");
+    }
+    let foreign = dir.path().join("other.db");
+    Connection::open(&foreign)
+        .expect("other")
+        .execute_batch("CREATE TABLE t (x)")
+        .expect("table");
+    for check in [false, true] {
+        let (code, said) = migrate(&foreign, check);
+        assert_eq!(code, Some(2), "{said}");
+        assert!(said.contains("not an l3map store"), "{said}");
     }
 }

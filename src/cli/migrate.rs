@@ -2,10 +2,13 @@
 //! schema up to date before a fleet's replicas are rolled onto a new
 //! l3map (each replica also migrates an older schema at start, and
 //! refuses a newer one). `--check` changes nothing and exits 1 while
-//! migrations are pending, for a deploy pipeline.
+//! migrations are pending, for a deploy pipeline. The same for a SQLite
+//! store, which every open also brings up to date.
 
 use super::fail;
-use crate::runtime::store::postgres::{latest, PgStore};
+use crate::runtime::store::postgres::PgStore;
+use crate::runtime::store::sqlite::SqliteStore;
+use crate::runtime::store::{postgres, sqlite, SchemaReport, StoreError};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -26,18 +29,10 @@ pub fn run(a: Args) -> u8 {
         Err(e) => return fail(e),
     };
     let Some(pg) = cfg.as_ref().and_then(|c| c.store.as_ref()) else {
-        // SQLite migrates in place when opened, in one transaction.
         let state = match crate::runtime::config::state_path(cfg.map(|c| c.state).as_deref()) {
             Ok(s) => s,
             Err(e) => return fail(e),
         };
-        if a.check {
-            outln!(
-                "{}: SQLite stores are migrated when opened (l3map run, l3map outbox)",
-                state.display()
-            );
-            return 0;
-        }
         // Nothing there is nothing to migrate: `l3map run` creates the
         // store at the current schema, where it is meant to live.
         if !state.exists() {
@@ -47,32 +42,28 @@ pub fn run(a: Args) -> u8 {
             );
             return 0;
         }
-        return match crate::runtime::store::Store::open(&state) {
-            Ok(_) => {
-                outln!("{}: up to date", state.display());
-                0
-            }
-            Err(e) => fail(e),
-        };
+        let shown = state.display().to_string();
+        let report = SqliteStore::migrate_path(&state, a.check);
+        return said(&shown, report, a.check, sqlite::latest());
     };
     let target = match pg.target() {
         Ok(t) => t,
         Err(e) => return fail(e),
     };
-    let shown = target.shown();
-    match PgStore::migrate_target(&target, a.check) {
-        Ok(r) if a.check => {
-            let latest = latest();
-            if r.to < latest {
-                outln!(
-                    "{shown}: schema {} of {latest}; `l3map migrate` applies the rest",
-                    r.to
-                );
-                1
-            } else {
-                outln!("{shown}: schema {} (up to date)", r.to);
-                0
-            }
+    let report = PgStore::migrate_target(&target, a.check);
+    said(&target.shown(), report, a.check, postgres::latest())
+}
+
+/// One line for what was found or done, and the exit code: 1 when `check`
+/// finds migrations pending, 2 on a refusal.
+fn said(shown: &str, report: Result<SchemaReport, StoreError>, check: bool, latest: i64) -> u8 {
+    match report {
+        Ok(r) if check && r.to < latest => {
+            outln!(
+                "{shown}: schema {} of {latest}; `l3map migrate` applies the rest",
+                r.to
+            );
+            1
         }
         Ok(r) if r.applied.is_empty() => {
             outln!("{shown}: schema {} (up to date)", r.to);

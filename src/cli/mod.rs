@@ -239,8 +239,9 @@ enum Command {
     /// Switch a fleet of replicas (PostgreSQL `[store]`) to the mappings
     /// in a folder, checked first, and wait until they decide by them.
     Publish(publish::Args),
-    /// Bring the state store's schema up to date (PostgreSQL with `[store]`
-    /// in l3map.toml; `--check` only says whether migrations are pending).
+    /// Bring the state store's schema up to date (SQLite, or PostgreSQL
+    /// with `[store]` in l3map.toml; `--check` only says whether
+    /// migrations are pending).
     Migrate(migrate::Args),
     /// OAuth grants in the state store: sign a connection in (`login`), or
     /// see each connection's grant (`status`, no token shown).

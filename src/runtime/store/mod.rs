@@ -32,7 +32,8 @@ pub use health::{WriteFailure, WriteHealth};
 pub use retention::{Deleted, Retention};
 pub use types::{
     now_ms, Accepted, Bundle, Claimed, CredentialState, FleetStatus, Group, NewAction, NewEvent,
-    Publish, RefreshLease, Row, SealedCredential, State, Stats, StoredCredential, Submission,
+    Publish, RefreshLease, Row, SchemaReport, SealedCredential, State, Stats, StoredCredential,
+    Submission,
 };
 
 use api::StoreBackend;

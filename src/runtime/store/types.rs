@@ -340,3 +340,14 @@ pub enum Publish {
     /// fleet switches to them, whatever it served before.
     Switch,
 }
+
+/// What a migration found and did (`l3map migrate`), on either backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaReport {
+    /// The version the store was at (0: an empty PostgreSQL database).
+    pub from: i64,
+    /// The version it is at now.
+    pub to: i64,
+    /// `V{n}__{name}` of each migration applied.
+    pub applied: Vec<String>,
+}

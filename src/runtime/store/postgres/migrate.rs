@@ -20,16 +20,7 @@ mod embedded {
 /// `hashtext('l3map migrate')`, fixed: the advisory lock's key.
 const LOCK_KEY: i64 = 0x6c33_6d61_7000_0001;
 
-/// What a migration found and did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemaReport {
-    /// The version the database was at (0: an empty database).
-    pub from: i64,
-    /// The version it is at now.
-    pub to: i64,
-    /// `V{n}__{name}` of each migration applied.
-    pub applied: Vec<String>,
-}
+pub use crate::runtime::store::types::SchemaReport;
 
 /// The newest version this binary knows.
 pub fn latest() -> i64 {

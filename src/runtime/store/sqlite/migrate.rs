@@ -37,7 +37,7 @@ mod embedded {
 const HISTORY: &str = "refinery_schema_history";
 
 /// The newest version this binary knows.
-pub(crate) fn latest() -> i64 {
+pub fn latest() -> i64 {
     ours()
         .iter()
         .map(|m| i64::from(m.version()))
@@ -177,6 +177,14 @@ fn checked(conn: &Connection) -> Result<At, String> {
         }
     }
     Ok(at.map_or(At::Meta(meta), At::History))
+}
+
+/// The version the store is at, changing nothing; refused as [`upgrade`]
+/// refuses.
+pub(crate) fn version(conn: &Connection) -> Result<i64, String> {
+    match checked(conn)? {
+        At::History(v) | At::Meta(v) => Ok(v),
+    }
 }
 
 /// Brings an l3map store to [`latest`] inside `tx`, adopting one written

@@ -29,10 +29,13 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
+pub use migrate::latest;
+
 use super::api::Upkeep;
 use super::error::StoreError;
 use super::health::WriteHealth;
 use super::retention::{Deleted, Retention};
+use super::types::SchemaReport;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -138,7 +141,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             message,
         };
-        let conn = schema::open(path).map_err(StoreError::Refused)?;
+        let (conn, _) = schema::open(path).map_err(StoreError::Refused)?;
         // 10,000 pages (about 40 MB): only if the checkpoint thread falls
         // behind.
         conn.execute_batch("PRAGMA wal_autocheckpoint=10000;")
@@ -161,6 +164,31 @@ impl SqliteStore {
             _checkpoints: Checkpointer::start(path),
             sender: Mutex::new(None),
             refreshing: Mutex::new(std::collections::HashMap::new()),
+        })
+    }
+
+    /// `l3map migrate`: opens the store at `path` (which brings an older
+    /// schema up to date, as every open does) and says what it applied;
+    /// with `check`, only reads where the schema is (`to` < [`latest`]:
+    /// migrations are pending). No file there is refused: `l3map run`
+    /// creates the store.
+    pub fn migrate_path(path: &Path, check: bool) -> Result<SchemaReport, StoreError> {
+        if check {
+            let at = schema::status(path).map_err(StoreError::Refused)?;
+            return Ok(SchemaReport {
+                from: at,
+                to: at,
+                applied: Vec::new(),
+            });
+        }
+        if !path.exists() {
+            return Err(StoreError::Refused(schema::refuse(path, "does not exist")));
+        }
+        let (_, steps) = schema::open(path).map_err(StoreError::Refused)?;
+        Ok(SchemaReport {
+            from: steps.first().map_or_else(latest, |s| s.from),
+            to: latest(),
+            applied: steps.into_iter().map(|s| s.name).collect(),
         })
     }
 

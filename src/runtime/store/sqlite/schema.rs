@@ -28,41 +28,13 @@ pub(crate) fn refuse(path: &Path, what: &str) -> String {
 
 /// Opens the store at `path`: creates it when there is no file, refuses a
 /// file that is empty, damaged, not an l3map store or from a newer l3map,
-/// and migrates an older one in place.
-pub(crate) fn open(path: &Path) -> Result<Connection, String> {
-    let mut created = false;
-    match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            create(path)?;
-            created = true;
-        }
-        Err(e) => return Err(refuse(path, &format!("cannot be read: {e}"))),
-        Ok(m) if m.is_dir() => {
-            return Err(refuse(
-                path,
-                "is a folder; `state` names the database file, e.g. .l3map/state.db",
-            ))
-        }
-        // An empty file is not a new store: it is one whose contents were
-        // lost (a failed copy, a truncation). Starting on it would forget
-        // which events were already decided and where polling stopped. A
-        // store whose data is all still in its write-ahead log is not
-        // empty, though: SQLite recovers it from the -wal file.
-        Ok(m) if m.len() == 0 && !has_wal(path) => {
-            return Err(refuse(
-                path,
-                "is empty (0 bytes), so it is not an l3map store: restore it from a backup, or delete it to start a new store (which forgets the events already decided and the poll cursors)",
-            ))
-        }
-        Ok(_) => {}
+/// and migrates an older one in place (the steps it applied are returned).
+pub(crate) fn open(path: &Path) -> Result<(Connection, Vec<migrate::Step>), String> {
+    let created = !found(path)?;
+    if created {
+        create(path)?;
     }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| refuse(path, &format!("cannot be opened: {e}")))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(|e| refuse(path, &e.to_string()))?;
+    let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     check_integrity(&conn, path)?;
     // WAL: readers never block the writer, and a committed transaction
     // survives the process being killed. FULL: it survives power loss.
@@ -78,6 +50,52 @@ pub(crate) fn open(path: &Path) -> Result<Connection, String> {
     conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;")
         .map_err(|e| refuse(path, &e.to_string()))?;
     migrate(conn, path, created)
+}
+
+/// Whether there is a file at `path` that may be a store: `false` when
+/// there is none; refused when it is a folder, unreadable or empty.
+fn found(path: &Path) -> Result<bool, String> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(refuse(path, &format!("cannot be read: {e}"))),
+        Ok(m) if m.is_dir() => Err(refuse(
+            path,
+            "is a folder; `state` names the database file, e.g. .l3map/state.db",
+        )),
+        // An empty file is not a new store: it is one whose contents were
+        // lost (a failed copy, a truncation). Starting on it would forget
+        // which events were already decided and where polling stopped. A
+        // store whose data is all still in its write-ahead log is not
+        // empty, though: SQLite recovers it from the -wal file.
+        Ok(m) if m.len() == 0 && !has_wal(path) => Err(refuse(
+            path,
+            "is empty (0 bytes), so it is not an l3map store: restore it from a backup, or delete it to start a new store (which forgets the events already decided and the poll cursors)",
+        )),
+        Ok(_) => Ok(true),
+    }
+}
+
+/// The schema version of the store at `path`, read on a read-only
+/// connection, changing nothing (`l3map migrate --check`): refused as
+/// [`open`] refuses, except that the file's pages are not checked.
+pub(crate) fn status(path: &Path) -> Result<i64, String> {
+    if !found(path)? {
+        return Err(refuse(path, "does not exist"));
+    }
+    let conn = connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))
+        .map_err(|e| refuse(path, &format!("cannot be read ({})", not_a_database(&e))))?;
+    migrate::version(&conn).map_err(|e| refuse(path, &e))
+}
+
+/// A connection to the existing file at `path` that waits up to 5 seconds
+/// for another process's lock.
+fn connect(path: &Path, mode: OpenFlags) -> Result<Connection, String> {
+    let conn = Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| refuse(path, &format!("cannot be opened: {e}")))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| refuse(path, &e.to_string()))?;
+    Ok(conn)
 }
 
 fn has_wal(path: &Path) -> bool {
@@ -131,20 +149,24 @@ fn not_a_database(e: &rusqlite::Error) -> String {
 /// Brings the store to the latest schema, in one transaction. A store
 /// created a moment ago was built at it, so nothing is pending; one line
 /// says it was created. An upgrade logs each step once it is committed.
-fn migrate(mut conn: Connection, path: &Path, created: bool) -> Result<Connection, String> {
+fn migrate(
+    mut conn: Connection,
+    path: &Path,
+    created: bool,
+) -> Result<(Connection, Vec<migrate::Step>), String> {
     let sql = |e: rusqlite::Error| refuse(path, &e.to_string());
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sql)?;
     let steps = migrate::upgrade(&tx).map_err(|e| refuse(path, &e))?;
     tx.commit().map_err(sql)?;
-    for s in steps {
+    for s in &steps {
         tracing::info!(target: LOG_TARGET, state = %path.display(), from = s.from, to = s.to, what = %s.what, "state store upgraded");
     }
     if created {
         tracing::info!(target: LOG_TARGET, state = %path.display(), schema = migrate::latest(), "state store created");
     }
-    Ok(conn)
+    Ok((conn, steps))
 }
 
 /// Creates a complete store at `path`: built as `path.new-PID` by every
@@ -208,7 +230,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("l3map-schema-ids-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("state.db");
-        let conn = open(&path).expect("new store");
+        let (conn, _) = open(&path).expect("new store");
         conn.execute(
             "INSERT INTO events (id, key, source, received_ms, revision, event, refused)
              VALUES (1, 'e', 'test', 0, 'rev', '{}', '[]')",
@@ -222,7 +244,7 @@ mod tests {
             .expect("drop");
         drop(conn);
         // Also across a reopen: the sequence is in the file.
-        let conn = open(&path).expect("reopen");
+        let (conn, _) = open(&path).expect("reopen");
         let next = insert(&conn, "c");
         assert!(next > newest, "id {newest} was given out again as {next}");
         let dead: i64 = conn
