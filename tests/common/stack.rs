@@ -100,7 +100,7 @@ impl Stack {
         files: &[(&str, &str)],
         rate_limit: u32,
     ) -> Stack {
-        let mut stack = Stack::build(name, extra, webhooks, files, rate_limit, None);
+        let mut stack = Stack::build(name, extra, webhooks, files, rate_limit, None, &[]);
         stack.start_runtime().await;
         stack
     }
@@ -109,7 +109,19 @@ impl Stack {
     /// database `store_url` (`[store]`, no `state`); no runtime is started:
     /// a fleet test starts its replicas ([`Stack::replica_config`]).
     pub fn fleet(name: &str, extra: &str, store_url: &str) -> Stack {
-        Stack::build(name, extra, true, &[], 100_000, Some(store_url))
+        Stack::fleet_with(name, extra, store_url, &[], &[])
+    }
+
+    /// [`Stack::fleet`] with mapping files added and `emulate` given
+    /// more arguments (`--latency-ms 300`).
+    pub fn fleet_with(
+        name: &str,
+        extra: &str,
+        store_url: &str,
+        files: &[(&str, &str)],
+        emulate: &[&str],
+    ) -> Stack {
+        Stack::build(name, extra, true, files, 100_000, Some(store_url), emulate)
     }
 
     /// A copy of l3map.toml for replica `n` (1, 2, ...): the same store
@@ -134,6 +146,7 @@ impl Stack {
         files: &[(&str, &str)],
         rate_limit: u32,
         store_url: Option<&str>,
+        emulate_args: &[&str],
     ) -> Stack {
         let tmp = temp_dir(&format!("e2e-{name}"));
         let dir = tmp.path().to_path_buf();
@@ -166,6 +179,7 @@ impl Stack {
                 "--webhook-url",
             ])
             .arg(format!("{runtime}/webhooks/zendesk"))
+            .args(emulate_args)
             .arg(dir.join("mappings"))
             .env("L3MAP_WEBHOOK_SECRET", WEBHOOK_SECRET)
             .stdout(Stdio::piped())

@@ -22,14 +22,46 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Counts requests per path and the peak number in flight.
+/// Counts requests per path and the peak number in flight (of all, and of
+/// API requests).
 pub(super) async fn track(State(st): State<Arc<Emu>>, req: Request<Body>, next: Next) -> Response {
     let key = format!("{} {}", req.method(), req.uri().path());
     lock(&st.stats.by_path).bump(&key);
     let now = st.stats.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     st.stats.peak.fetch_max(now, Ordering::SeqCst);
     let _guard = InFlight(&st.stats.in_flight);
+    let _api = req.uri().path().starts_with("/services/data/").then(|| {
+        let now = st.stats.api_in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        st.stats.api_peak.fetch_max(now, Ordering::SeqCst);
+        InFlight(&st.stats.api_in_flight)
+    });
     next.run(req).await
+}
+
+/// `GET /__l3map/stats`: the most requests in flight at once, all and API
+/// only; `DELETE` starts the peaks again from what is in flight now.
+pub(super) fn routes() -> axum::Router<Arc<Emu>> {
+    axum::Router::new().route("/__l3map/stats", axum::routing::get(stats).delete(reset))
+}
+
+async fn stats(State(st): State<Arc<Emu>>) -> Response {
+    axum::Json(serde_json::json!({
+        "peak_in_flight": st.stats.peak.load(Ordering::SeqCst),
+        "api_peak_in_flight": st.stats.api_peak.load(Ordering::SeqCst),
+        "api_in_flight": st.stats.api_in_flight.load(Ordering::SeqCst),
+    }))
+    .into_response()
+}
+
+async fn reset(State(st): State<Arc<Emu>>) -> Response {
+    st.stats
+        .peak
+        .store(st.stats.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    st.stats.api_peak.store(
+        st.stats.api_in_flight.load(Ordering::SeqCst),
+        Ordering::SeqCst,
+    );
+    StatusCode::NO_CONTENT.into_response()
 }
 
 /// `v60.0`: any version Salesforce could have.

@@ -220,6 +220,7 @@ impl Handle {
     pub fn reset_counts(&self) {
         lock(&self.state.stats.by_path).clear();
         self.state.stats.peak.store(0, Ordering::SeqCst);
+        self.state.stats.api_peak.store(0, Ordering::SeqCst);
     }
 
     /// Access tokens issued by the token endpoint so far.
@@ -321,6 +322,10 @@ struct Stats {
     grants: AtomicU32,
     in_flight: AtomicU32,
     peak: AtomicU32,
+    /// The same for API requests (`/services/data/…`) only: what
+    /// Salesforce's concurrent-request limit counts.
+    api_in_flight: AtomicU32,
+    api_peak: AtomicU32,
 }
 
 /// A poisoned lock only means another request panicked mid-update; the
@@ -415,6 +420,7 @@ fn router(state: Arc<Emu>, faults: Arc<Faults>) -> Router {
         .merge(authorize::routes())
         .merge(data)
         .merge(pubsub::admin_routes())
+        .merge(gate::routes())
         .fallback(|| async { SfError::not_found() })
         .method_not_allowed_fallback(|| async {
             SfError::new(
