@@ -8,29 +8,26 @@ use super::PgError;
 use deadpool_postgres::Pool;
 
 /// Takes or renews `name` for `holder` for `ttl_ms`; the lease's epoch if
-/// `holder` holds it now, `None` if another replica does.
+/// `holder` holds it now, `None` if another replica does, or if `holder`
+/// already holds its share of the fleet's leases (`l3map_lease_take`,
+/// migration V6: singletons spread across the replicas whose heartbeat is
+/// younger than `stale_ms`).
 pub(super) async fn acquire(
     pool: &Pool,
     name: &str,
     holder: &str,
     ttl_ms: i64,
+    stale_ms: i64,
 ) -> Result<Option<i64>, PgError> {
     let c = pool.get().await?;
-    let row = c
-        .query_opt(
-            "INSERT INTO leases (name, holder, epoch, expires_ms)
-             VALUES ($1, $2, nextval('epochs'), l3map_now_ms() + $3)
-             ON CONFLICT (name) DO UPDATE SET
-               holder = EXCLUDED.holder,
-               epoch = CASE WHEN leases.holder = EXCLUDED.holder THEN leases.epoch
-                            ELSE EXCLUDED.epoch END,
-               expires_ms = EXCLUDED.expires_ms
-             WHERE leases.holder = EXCLUDED.holder OR leases.expires_ms < l3map_now_ms()
-             RETURNING epoch",
-            &[&name, &holder, &ttl_ms],
+    let epoch: Option<i64> = c
+        .query_one(
+            "SELECT l3map_lease_take($1, $2, $3, $4)",
+            &[&name, &holder, &ttl_ms, &stale_ms],
         )
-        .await?;
-    Ok(row.map(|r| r.get(0)))
+        .await?
+        .get(0);
+    Ok(epoch)
 }
 
 /// Gives `name` back (a drain), if `holder` holds it.
@@ -52,9 +49,10 @@ impl crate::runtime::store::api::Leases for super::PgStore {
     ) -> Result<Option<i64>, crate::runtime::store::StoreError> {
         let (pool, n, holder) = (self.pool.clone(), name.to_string(), self.replica.clone());
         let ttl = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let stale = self.lease_ms;
         let got = self.write(move || {
             let (pool, n, holder) = (pool.clone(), n.clone(), holder.clone());
-            async move { acquire(&pool, &n, &holder, ttl).await }
+            async move { acquire(&pool, &n, &holder, ttl, stale).await }
         })?;
         let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
         match got {

@@ -104,7 +104,7 @@ pub(super) async fn run(
     tokio::time::sleep(FIRST_SWEEP).await;
     while !stop.load(Ordering::Relaxed) {
         let ttl = ms(EVERY) + lease_ms;
-        match lease::acquire(&pool, "retention", &replica, ttl).await {
+        match lease::acquire(&pool, "retention", &replica, ttl, lease_ms).await {
             Ok(Some(_)) => {
                 let result = sweep(&pool, &r, now_ms()).await;
                 health.record(&result, result.is_ok());

@@ -616,3 +616,52 @@ fn the_permit_pool_is_one_for_the_fleet() {
         );
     });
 }
+
+/// Singletons spread across the live replicas: the first replica takes
+/// every lease while it is alone, gives back what is over its share when a
+/// second one joins, and the second takes those; neither takes a lease
+/// the other holds.
+#[test]
+fn singletons_spread_across_the_replicas() {
+    use crate::runtime::store::api::Leases;
+    let Some(url) = cluster::database("spread") else {
+        return;
+    };
+    let t = target(&url, Duration::from_secs(30));
+    let (a, b) = (PgStore::open(&t).unwrap(), PgStore::open(&t).unwrap());
+    let ttl = Duration::from_secs(60);
+    let names = [
+        "zendesk_poll:desk",
+        "salesforce_poll:crm:Case",
+        "cdc:x",
+        "retention",
+    ];
+    a.start_heartbeat().unwrap();
+    for n in names {
+        assert!(a.lease(n, ttl).unwrap().is_some(), "{n}: alone, a takes it");
+    }
+    b.start_heartbeat().unwrap();
+    // a's renewals give back what is over half.
+    let kept: Vec<&str> = names
+        .into_iter()
+        .filter(|n| a.lease(n, ttl).unwrap().is_some())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let taken: Vec<&str> = names
+        .into_iter()
+        .filter(|n| b.lease(n, ttl).unwrap().is_some())
+        .collect();
+    assert_eq!(taken.len(), 2, "{taken:?}");
+    assert!(
+        kept.iter().all(|n| !taken.contains(n)),
+        "{kept:?} {taken:?}"
+    );
+    // Steady: renewals change nothing.
+    for n in &kept {
+        assert!(a.lease(n, ttl).unwrap().is_some());
+        assert!(b.lease(n, ttl).unwrap().is_none());
+    }
+    for n in &taken {
+        assert!(b.lease(n, ttl).unwrap().is_some());
+    }
+}
