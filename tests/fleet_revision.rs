@@ -155,6 +155,21 @@ async fn an_edit_on_one_replica_is_what_every_replica_decides_by() {
         logs(&s)
     );
     eventually_on(&s, &b, &second).await;
+    let started = Instant::now();
+    loop {
+        let ready: Value = reqwest::get(format!("{}/readyz", b.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready["fleet_revision"] == json!(second) {
+            assert_eq!(ready["revision"], json!(second), "{ready}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // `l3map publish` of replica 2's folder (the first files): the fleet
     // goes back, and says so once both replicas decide by it.

@@ -47,10 +47,12 @@ pub fn follow(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) -> tokio::ta
         loop {
             let store = engine.store.clone();
             match tokio::task::spawn_blocking(move || store.active_revision()).await {
-                Ok(Ok(Some(active))) if active != engine.live().program.revision => {
-                    let _ = engine.adopt(&active).await;
+                Ok(Ok(Some(active))) => {
+                    engine.fleet.saw(&active);
+                    if active != engine.live().program.revision {
+                        let _ = engine.adopt(&active).await;
+                    }
                 }
-                Ok(Ok(Some(_))) => {}
                 // No fleet: nothing to follow.
                 Ok(Ok(None)) if !engine.store.path().starts_with("postgres:") => return,
                 // The store unreachable is reported by `/readyz`.

@@ -14,6 +14,8 @@ pub struct Following {
     pub(super) loading: tokio::sync::Mutex<()>,
     /// Why the active revision cannot be loaded here, while it cannot.
     unloadable: Mutex<Option<String>>,
+    /// The fleet's active revision when the follower last looked.
+    active: Mutex<Option<String>>,
 }
 
 impl Following {
@@ -23,6 +25,19 @@ impl Following {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The fleet's active revision as last seen (`/readyz`); `None` on
+    /// SQLite or before the first look.
+    pub fn active(&self) -> Option<String> {
+        self.active
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(super) fn saw(&self, active: &str) {
+        *self.active.lock().unwrap_or_else(|e| e.into_inner()) = Some(active.to_string());
     }
 
     pub(super) fn set(&self, why: Option<String>) -> bool {

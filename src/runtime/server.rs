@@ -189,6 +189,8 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
         Some(Ok(_)) => Json(json!({
             "ready": true,
             "revision": revision,
+            // The fleet's, as this replica last saw it (null on SQLite).
+            "fleet_revision": app.engine.fleet.active(),
             "store": app.engine.store.path().display().to_string(),
         }))
         .into_response(),
