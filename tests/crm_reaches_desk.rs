@@ -335,6 +335,19 @@ async fn a_kill_mid_stream_decides_every_change_once_after_the_restart() {
         )
         .await;
     }
+    // The finals are the seeded tiers (so a ticket can show them before
+    // anything was replayed): wait for the nine changes themselves, which
+    // a loaded machine replays after the tiers already look right.
+    common::eventually("nine changes recorded", Duration::from_secs(20), || async {
+        let changes: std::collections::HashSet<String> =
+            cdc_events(&s).into_iter().map(|(c, _)| c).collect();
+        if changes.len() >= 9 {
+            Ok(())
+        } else {
+            Err(format!("{} changes so far", changes.len()))
+        }
+    })
+    .await;
     s.drained(Duration::from_secs(10)).await;
 
     // Every change reached every ticket its Account governs, once.

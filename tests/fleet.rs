@@ -196,9 +196,11 @@ async fn each_once(s: &Stack, ids: &[u64], within: Duration) {
 /// off once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_replica_and_a_database_restart_lose_nothing_and_double_nothing() {
-    let Some(url) = l3map::runtime::store::postgres::cluster::database("fleet_stall") else {
+    // A server of its own: its restart must not cut the other tests'.
+    let Some(pg) = l3map::runtime::store::postgres::cluster::private("fleet_stall") else {
         return;
     };
+    let url = pg.database("fleet_stall");
     let s = Stack::fleet(
         "fleet-stall",
         "[poll]\nzendesk_interval_secs = 1\nsalesforce_interval_secs = 0\n",
@@ -233,7 +235,7 @@ async fn a_stalled_replica_and_a_database_restart_lose_nothing_and_double_nothin
     }
     tokio::time::sleep(Duration::from_secs(6)).await;
     signal(&a.child, "-CONT");
-    l3map::runtime::store::postgres::cluster::restart_immediate().expect("pg_ctl restart");
+    pg.restart_immediate().expect("pg_ctl restart");
     for n in 0..10 {
         ids.push(
             s.create_ticket(

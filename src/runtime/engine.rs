@@ -260,10 +260,22 @@ impl Engine {
 
     /// [`Engine::publish`] and the local swap under one load lock, so an
     /// event refused meanwhile finds `bundle` already live: a hot reload's
-    /// new files.
+    /// new files. A store that does not answer is asked again for a few
+    /// seconds (a database restart or failover), then the save is refused.
     pub async fn publish_and_swap(&self, bundle: Bundle, live: Live) -> Result<(), StoreError> {
         let _one = self.fleet.loading.lock().await;
-        self.publish(bundle, Publish::Switch).await?;
+        let mut wait = std::time::Duration::from_millis(250);
+        loop {
+            match self.publish(bundle.clone(), Publish::Switch).await {
+                Ok(_) => break,
+                Err(e) if wait > std::time::Duration::from_secs(4) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the new revision could not be published to the fleet yet; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            }
+        }
         self.swap(live);
         self.fleet.set(None);
         Ok(())

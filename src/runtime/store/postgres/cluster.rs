@@ -79,33 +79,83 @@ pub fn database(label: &str) -> Option<String> {
         }
         Err(e) => panic!("PostgreSQL is required (L3MAP_REQUIRE_POSTGRES=1) but unavailable: {e}"),
     };
-    let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    let name = format!("l3map_{}_{}_{n}", sanitize(label), std::process::id());
-    let sql = format!("CREATE DATABASE {name}");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    // A thread of its own: the caller may be inside a runtime.
-    let admin = c.admin_url.clone();
-    let created = std::thread::spawn(move || {
-        rt.block_on(async move {
-            let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
-                .await
-                .map_err(|e| e.to_string())?;
-            tokio::spawn(conn);
-            client.batch_execute(&sql).await.map_err(|e| e.to_string())
-        })
-    })
-    .join()
-    .expect("create database");
-    if let Err(e) = created {
-        panic!("cannot create a test database: {e}");
+    Some(c.database(label))
+}
+
+/// A server of the caller's own (for a test that restarts or stops it:
+/// on the shared one it would cut every other test's connections), or
+/// `None` as [`database`] says. Stopped when the process exits.
+pub fn private(label: &str) -> Option<Cluster> {
+    if std::env::var("L3MAP_TEST_DATABASE_URL").is_ok() {
+        // Not ours to restart: such tests skip, loudly.
+        eprintln!("SKIPPED ({label}): restarts its own PostgreSQL, which L3MAP_TEST_DATABASE_URL does not allow");
+        return None;
     }
-    Some(format!(
-        "host={} port={} user={} dbname={name}",
-        c.host, c.port, c.user
-    ))
+    match start_local() {
+        Ok(c) => Some(c),
+        Err(e) if !required() => {
+            eprintln!("SKIPPED ({label}): no PostgreSQL for this test: {e}");
+            None
+        }
+        Err(e) => panic!("PostgreSQL is required (L3MAP_REQUIRE_POSTGRES=1) but unavailable: {e}"),
+    }
+}
+
+impl Cluster {
+    /// A new, empty database on this server, as a URL.
+    pub fn database(&self, label: &str) -> String {
+        let c = self;
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let name = format!("l3map_{}_{}_{n}", sanitize(label), std::process::id());
+        let sql = format!("CREATE DATABASE {name}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        // A thread of its own: the caller may be inside a runtime.
+        let admin = c.admin_url.clone();
+        let created = std::thread::spawn(move || {
+            rt.block_on(async move {
+                let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                tokio::spawn(conn);
+                client.batch_execute(&sql).await.map_err(|e| e.to_string())
+            })
+        })
+        .join()
+        .expect("create database");
+        if let Err(e) = created {
+            panic!("cannot create a test database: {e}");
+        }
+        format!(
+            "host={} port={} user={} dbname={name}",
+            c.host, c.port, c.user
+        )
+    }
+
+    /// `pg_ctl restart -m immediate`: the chaos tests' database crash.
+    pub fn restart_immediate(&self) -> Result<(), String> {
+        let (Some(bin), Some(data), Some(log)) = (&self.bin, &self.data, &self.log) else {
+            return Err("the cluster is L3MAP_TEST_DATABASE_URL's, not ours to restart".into());
+        };
+        run_as(
+            is_root(),
+            &bin.join("pg_ctl"),
+            &[
+                "-D",
+                path(data),
+                "-l",
+                path(log),
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ],
+        )
+    }
 }
 
 fn sanitize(label: &str) -> String {
@@ -142,6 +192,11 @@ fn start() -> Result<Cluster, String> {
             log: None,
         });
     }
+    start_local()
+}
+
+/// A cluster of this process's own, in a new temporary folder.
+fn start_local() -> Result<Cluster, String> {
     let bin = server_bin().ok_or("no PostgreSQL server binaries (initdb, pg_ctl) were found")?;
     let root = is_root();
     let base = std::env::temp_dir().join(format!(
@@ -288,27 +343,8 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Restarts the shared cluster (`pg_ctl restart -m immediate`): the
-/// chaos tests' database crash.
+/// Restarts the shared cluster (`pg_ctl restart -m immediate`), cutting
+/// every test's connections: prefer a [`private`] one.
 pub fn restart_immediate() -> Result<(), String> {
-    let c = cluster()?;
-    let (Some(bin), Some(data), Some(log)) = (&c.bin, &c.data, &c.log) else {
-        return Err("the cluster is L3MAP_TEST_DATABASE_URL's, not ours to restart".into());
-    };
-    run_as(
-        is_root(),
-        &bin.join("pg_ctl"),
-        &[
-            "-D",
-            path(data),
-            "-l",
-            path(log),
-            "-m",
-            "immediate",
-            "-w",
-            "-t",
-            "60",
-            "restart",
-        ],
-    )
+    cluster()?.restart_immediate()
 }
