@@ -33,7 +33,7 @@ pub fn latest() -> i64 {
 }
 
 /// The version the database is at: the highest refinery recorded.
-async fn current(client: &tokio_postgres::Client) -> Result<i64, PgError> {
+async fn current(client: &impl tokio_postgres::GenericClient) -> Result<i64, PgError> {
     let exists: bool = client
         .query_one(
             "SELECT to_regclass('refinery_schema_history') IS NOT NULL",
@@ -62,7 +62,10 @@ fn newer(shown: &str, at: i64, latest: i64) -> StoreError {
 /// l3map schema history (a mistyped database name must not get l3map's
 /// tables), a version newer than this binary's, and an applied migration
 /// whose checksum differs from this binary's (edited after it was applied).
-async fn checked(client: &tokio_postgres::Client, shown: &str) -> Result<i64, StoreError> {
+async fn checked(
+    client: &impl tokio_postgres::GenericClient,
+    shown: &str,
+) -> Result<i64, StoreError> {
     let at = current(client).await.map_err(StoreError::from)?;
     if at == 0 {
         let tables: i64 = client
@@ -115,8 +118,19 @@ pub(super) async fn at_start(
     shown: &str,
     migrate_older: bool,
 ) -> Result<(), StoreError> {
-    let client = pool.get().await.map_err(|e| connect_failed(shown, &e))?;
-    let at = checked(&client, shown).await?;
+    let mut client = pool.get().await.map_err(|e| connect_failed(shown, &e))?;
+    // Checked under the migration's lock, taken for this transaction only
+    // (PgBouncer's transaction pooling keeps it): a replica starting while
+    // another one migrates waits for that migration, rather than finding
+    // a schema half made (tables, no history yet) and refusing the store.
+    let sql = |e: tokio_postgres::Error| StoreError::from(PgError::Db(e));
+    let tx = client.transaction().await.map_err(sql)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+        .await
+        .map_err(sql)?;
+    let at = checked(&*tx, shown).await;
+    tx.commit().await.map_err(sql)?;
+    let at = at?;
     let latest = latest();
     if at < latest {
         if !migrate_older {
@@ -126,7 +140,9 @@ pub(super) async fn at_start(
         }
         drop(client);
         let report = migrate(pool, shown).await?;
-        tracing::info!(target: super::LOG_TARGET, store = %shown, from = report.from, to = report.to, "state store migrated");
+        if !report.applied.is_empty() {
+            tracing::info!(target: super::LOG_TARGET, store = %shown, from = report.from, to = report.to, "state store migrated");
+        }
     }
     Ok(())
 }
@@ -148,7 +164,7 @@ fn connect_failed(shown: &str, e: &deadpool_postgres::PoolError) -> StoreError {
 /// Where the schema is, changing nothing (`l3map migrate --check`).
 pub(super) async fn status(pool: &Pool, shown: &str) -> Result<SchemaReport, StoreError> {
     let client = pool.get().await.map_err(|e| connect_failed(shown, &e))?;
-    let at = checked(&client, shown).await?;
+    let at = checked(&**client, shown).await?;
     Ok(SchemaReport {
         from: at,
         to: at,
@@ -165,7 +181,7 @@ pub async fn migrate(pool: &Pool, shown: &str) -> Result<SchemaReport, StoreErro
         .await
         .map_err(sql)?;
     let result = async {
-        let from = checked(&client, shown).await?;
+        let from = checked(&**client, shown).await?;
         let latest = latest();
         let runner = embedded::migrations::runner()
             .set_abort_divergent(true)
@@ -178,7 +194,7 @@ pub async fn migrate(pool: &Pool, shown: &str) -> Result<SchemaReport, StoreErro
         })?;
         Ok(SchemaReport {
             from,
-            to: current(&client).await.map_err(StoreError::from)?,
+            to: current(&**client).await.map_err(StoreError::from)?,
             applied: report
                 .applied_migrations()
                 .iter()
