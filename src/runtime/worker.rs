@@ -116,8 +116,11 @@ pub async fn run(
                         );
                         let task = b.clone();
                         let handle = in_flight.spawn(async move {
-                            let results = applier.apply_batch(&task).await;
-                            settle_batch(&engine, &conn, &task, results, report.as_ref()).await;
+                            let ids: Vec<i64> = task.iter().flat_map(ids_of).collect();
+                            let sent = fenced(&engine.store, ids, applier.apply_batch(&task));
+                            if let Some(results) = sent.await {
+                                settle_batch(&engine, &conn, &task, results, report.as_ref()).await;
+                            }
                         });
                         groups.insert(handle.id(), b);
                     }
@@ -133,8 +136,11 @@ pub async fn run(
                         let task = chunk.clone();
                         let handle = in_flight.spawn(async move {
                             for g in &task {
-                                let results = applier.apply(g).await;
-                                settle(&engine, &conn, g, results, report.as_ref()).await;
+                                let sent =
+                                    fenced(&engine.store, ids_of(g).collect(), applier.apply(g));
+                                if let Some(results) = sent.await {
+                                    settle(&engine, &conn, g, results, report.as_ref()).await;
+                                }
                             }
                         });
                         groups.insert(handle.id(), chunk);
@@ -158,6 +164,49 @@ pub async fn run(
     // was not claimed stays queued for the next start.
     while let Some(done) = in_flight.join_next_with_id().await {
         finished(&engine, &applier, &mut groups, done).await;
+    }
+}
+
+fn ids_of(g: &Group) -> impl Iterator<Item = i64> + '_ {
+    g.items.iter().map(|c| c.id)
+}
+
+/// `send`, unless the claim of `ids` may have run out first (this
+/// replica stalled, or was cut off from the store, past its lease): then
+/// it is dropped, before its request if it was still waiting for the
+/// token's budget, and the rows are left for their lease to run out
+/// (another replica claims them again, reads the record back, and sends
+/// what is missing). Checked first whenever the task wakes (`biased`), so
+/// a replica continued after a stall never sends on a claim it lost.
+async fn fenced<T>(
+    store: &Store,
+    ids: Vec<i64>,
+    send: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    if store.held_until(&ids).is_none() {
+        return Some(send.await);
+    }
+    let lost = async {
+        loop {
+            let now = tokio::time::Instant::now();
+            match store.held_until(&ids) {
+                Some(t) if t <= now.into_std() => return,
+                Some(t) => {
+                    let at = tokio::time::Instant::from_std(t);
+                    tokio::time::sleep_until(at.min(now + Duration::from_millis(250))).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        }
+    };
+    tokio::select! {
+        biased;
+        _ = lost => {
+            store.abandon(&ids);
+            tracing::warn!(actions = ?ids, "a claim ran out before its request was sent (this replica stalled or lost the store); left for another replica, which reads the record back first");
+            None
+        }
+        r = send => Some(r),
     }
 }
 

@@ -85,6 +85,18 @@ pub trait Outbox {
     /// `sending`.
     fn claim(&self, connection: &str, now: i64, max: usize) -> Result<Vec<Group>, StoreError>;
 
+    /// Until when (this process's clock) the claimed rows `ids` are
+    /// surely still this process's to send; `None`: as long as it runs (one
+    /// sender per store, SQLite). Past it, a row may have been claimed
+    /// again by another replica: it is not sent from here.
+    fn held_until(&self, _ids: &[i64]) -> Option<std::time::Instant> {
+        None
+    }
+
+    /// Gives up sending claimed rows `ids` without settling them: their
+    /// lease runs out and they are claimed again (read back first).
+    fn abandon(&self, _ids: &[i64]) {}
+
     /// Applied: never sent again.
     fn done(&self, ids: &[i64]) -> Result<(), StoreError>;
 

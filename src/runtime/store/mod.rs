@@ -165,6 +165,16 @@ impl Store {
         self.backend.bundle(revision)
     }
 
+    /// See [`api::Outbox::held_until`].
+    pub fn held_until(&self, ids: &[i64]) -> Option<std::time::Instant> {
+        self.backend.held_until(ids)
+    }
+
+    /// See [`api::Outbox::abandon`].
+    pub fn abandon(&self, ids: &[i64]) {
+        self.backend.abandon(ids)
+    }
+
     /// See [`api::Leases::fleet_status`].
     pub fn fleet_status(&self) -> Result<FleetStatus, StoreError> {
         self.backend.fleet_status()

@@ -35,14 +35,25 @@ impl PgStore {
     ) -> Result<Vec<Group>, StoreError> {
         let (pool, connection) = (self.pool.clone(), connection.to_string());
         let (replica, lease, fences) = (self.replica.clone(), self.lease_ms, self.fences.clone());
+        let until = self.until.clone();
         self.write(move || {
-            let (pool, connection, replica, fences) = (
+            let (pool, connection, replica, fences, until) = (
                 pool.clone(),
                 connection.clone(),
                 replica.clone(),
                 fences.clone(),
+                until.clone(),
             );
-            async move { claim(&pool, &connection, now, max, &replica, lease, &fences).await }
+            async move {
+                let asked = std::time::Instant::now();
+                let claimed = claim(&pool, &connection, now, max, &replica, lease, &fences).await?;
+                let safe = super::safe_until(asked, lease);
+                let mut until = until.lock().unwrap_or_else(|e| e.into_inner());
+                for g in &claimed.1 {
+                    until.insert(*g, safe);
+                }
+                Ok(claimed.0)
+            }
         })
     }
 }
@@ -55,7 +66,7 @@ async fn claim(
     replica: &str,
     lease: i64,
     fences: &Arc<Mutex<HashMap<i64, i64>>>,
-) -> Result<Vec<Group>, PgError> {
+) -> Result<(Vec<Group>, Vec<i64>), PgError> {
     let mut c = pool.get().await?;
     let tx = c.transaction().await?;
     tx.execute(
@@ -91,7 +102,7 @@ async fn claim(
     let heads: Vec<i64> = heads.iter().map(|r| r.get(0)).collect();
     if heads.is_empty() {
         tx.commit().await?;
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let locked = tx
         .query(
@@ -169,11 +180,12 @@ async fn claim(
         });
     }
     tx.commit().await?;
+    let ids = claimed.iter().map(|(id, _)| *id).collect();
     fences
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .extend(claimed);
-    Ok(groups)
+    Ok((groups, ids))
 }
 
 /// The record's unfinished rows (pending, sending, parked for an outage),

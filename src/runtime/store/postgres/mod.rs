@@ -144,6 +144,10 @@ pub struct PgStore {
     /// The epoch of each row this replica claimed and has not settled:
     /// settling changes a row only while it still carries that epoch.
     fences: Arc<Mutex<HashMap<i64, i64>>>,
+    /// Until when (this process's clock) each claimed row is surely still
+    /// this replica's: set at the claim and moved by each heartbeat that
+    /// renewed it; past it, the row may be another replica's.
+    until: Arc<Mutex<HashMap<i64, std::time::Instant>>>,
     /// The heartbeat is running.
     beating: AtomicBool,
     /// The singleton leases this replica holds, by name, with their epoch:
@@ -208,6 +212,7 @@ impl PgStore {
             replica: replica::name().into(),
             lease_ms: i64::try_from(target.lease.as_millis()).unwrap_or(i64::MAX),
             fences: Arc::new(Mutex::new(HashMap::new())),
+            until: Arc::new(Mutex::new(HashMap::new())),
             beating: AtomicBool::new(false),
             held: Arc::new(Mutex::new(HashMap::new())),
             stop: Arc::new(AtomicBool::new(false)),
@@ -366,6 +371,14 @@ impl From<deadpool_postgres::PoolError> for PgError {
     fn from(e: deadpool_postgres::PoolError) -> PgError {
         PgError::Pool(e.to_string())
     }
+}
+
+/// How long before its lease runs out (on this process's clock) a claim
+/// is no longer sent: a tenth of the lease and 100 ms, for the time a
+/// heartbeat takes and clocks that run at slightly different rates.
+fn safe_until(asked: std::time::Instant, lease_ms: i64) -> std::time::Instant {
+    let lease = std::time::Duration::from_millis(u64::try_from(lease_ms).unwrap_or(0));
+    asked + lease.saturating_sub(lease / 10 + std::time::Duration::from_millis(100))
 }
 
 impl From<PgError> for StoreError {

@@ -67,10 +67,7 @@ impl PgStore {
                 Ok(())
             }
         })?;
-        let mut fences = self.fences.lock().unwrap_or_else(|e| e.into_inner());
-        for id in ids {
-            fences.remove(id);
-        }
+        self.let_go(ids);
         Ok(())
     }
 }
@@ -93,7 +90,41 @@ impl Arg {
     }
 }
 
+impl PgStore {
+    /// Forgets rows this replica held: their heartbeat stops (settled, or
+    /// left for their lease to run out).
+    fn let_go(&self, ids: &[i64]) {
+        let mut fences = self.fences.lock().unwrap_or_else(|e| e.into_inner());
+        let mut until = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            fences.remove(id);
+            until.remove(id);
+        }
+    }
+}
+
 impl Outbox for PgStore {
+    fn held_until(&self, ids: &[i64]) -> Option<std::time::Instant> {
+        let until = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        // A row this process does not hold (settled meanwhile) is held by
+        // no one here: now.
+        Some(
+            ids.iter()
+                .map(|id| {
+                    until
+                        .get(id)
+                        .copied()
+                        .unwrap_or_else(std::time::Instant::now)
+                })
+                .min()
+                .unwrap_or_else(std::time::Instant::now),
+        )
+    }
+
+    fn abandon(&self, ids: &[i64]) {
+        self.let_go(ids);
+    }
+
     fn claim(&self, connection: &str, now: i64, max: usize) -> Result<Vec<Group>, StoreError> {
         self.claim_groups(connection, now, max)
     }

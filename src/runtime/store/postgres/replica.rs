@@ -50,7 +50,7 @@ impl PgStore {
             return Ok(());
         };
         let (pool, replica, stop) = (self.pool.clone(), self.replica.clone(), self.stop.clone());
-        let fences = self.fences.clone();
+        let (fences, until) = (self.fences.clone(), self.until.clone());
         let lease = self.lease_ms;
         let every = Duration::from_millis(u64::try_from(lease / 3).unwrap_or(1000).max(100));
         rt.spawn(async move {
@@ -59,14 +59,30 @@ impl PgStore {
                 // Only the rows a worker here holds: a claim whose answer
                 // was lost on the way back (its commit went through) is
                 // no one's here, and must run out for another to take.
-                let held: Vec<i64> = fences
+                let (held, epochs): (Vec<i64>, Vec<i64>) = fences
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .keys()
-                    .copied()
-                    .collect();
-                if let Err(e) = beat(&pool, &replica, lease, &held).await {
-                    tracing::warn!(target: super::LOG_TARGET, error = %crate::runtime::store::StoreError::from(e), "heartbeat failed; this replica's claims run out if it keeps failing");
+                    .iter()
+                    .map(|(id, epoch)| (*id, *epoch))
+                    .unzip();
+                let asked = std::time::Instant::now();
+                match beat(&pool, &replica, lease, &held, &epochs).await {
+                    Ok(renewed) => {
+                        // A row not renewed is another replica's now (or
+                        // settled): it must not be sent from here.
+                        let safe = super::safe_until(asked, lease);
+                        let mut until = until.lock().unwrap_or_else(|e| e.into_inner());
+                        for id in &held {
+                            if renewed.contains(id) {
+                                until.insert(*id, safe);
+                            } else if let Some(u) = until.get_mut(id) {
+                                *u = asked;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(target: super::LOG_TARGET, error = %crate::runtime::store::StoreError::from(e), "heartbeat failed; this replica's claims run out if it keeps failing");
+                    }
                 }
             }
         });
@@ -80,20 +96,27 @@ async fn beat(
     replica: &str,
     lease: i64,
     held: &[i64],
-) -> Result<(), super::PgError> {
+    epochs: &[i64],
+) -> Result<std::collections::HashSet<i64>, super::PgError> {
     let c = pool.get().await?;
     c.execute(
         "UPDATE replicas SET heartbeat_ms = l3map_now_ms() WHERE id = $1",
         &[&replica],
     )
     .await?;
-    c.execute(
-        "UPDATE outbox SET lease_until = l3map_now_ms() + $2
-         WHERE claimed_by = $1 AND state = 'sending' AND id = ANY($3)",
-        &[&replica, &lease, &held],
-    )
-    .await?;
-    Ok(())
+    // Only rows still claimed by this replica with the epoch it got: one
+    // claimed again by another is not taken back by renewing it.
+    let renewed = c
+        .query(
+            "UPDATE outbox o SET lease_until = l3map_now_ms() + $2
+             FROM unnest($3::BIGINT[], $4::BIGINT[]) AS h(id, epoch)
+             WHERE o.id = h.id AND o.epoch = h.epoch AND o.claimed_by = $1
+               AND o.state = 'sending'
+             RETURNING o.id",
+            &[&replica, &lease, &held, &epochs],
+        )
+        .await?;
+    Ok(renewed.iter().map(|r| r.get(0)).collect())
 }
 
 impl PgStore {
