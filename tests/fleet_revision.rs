@@ -98,6 +98,25 @@ fn publish(config: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// Waits until `r`'s /readyz answers `code` (and, for a 503, `error`).
+async fn ready_is(r: &Replica, code: u16, error: &str) {
+    let started = Instant::now();
+    loop {
+        let resp = reqwest::get(format!("{}/readyz", r.url)).await.unwrap();
+        let status = resp.status().as_u16();
+        let v: Value = resp.json().await.unwrap_or_default();
+        if status == code && (code == 200 || v["error"] == error) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{}: /readyz {status} {v}, not {code} {error}",
+            r.url
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn status(config: &Path) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_l3map"))
         .args(["status", "--format", "json", "--config"])
@@ -230,6 +249,37 @@ async fn an_edit_on_one_replica_is_what_every_replica_decides_by() {
     );
     let st = status(&s.dir.join("l3map.toml"));
     assert_eq!(st["active_revision"]["revision"], json!(third), "{st}");
+
+    // Forced, it goes out: no running replica can load it, so both say
+    // so on /readyz; a forced publish of the files they run rolls back.
+    let forced = |dir: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_l3map"))
+            .args(["publish", "--force", "--wait", "0", "--config"])
+            .arg(s.dir.join("l3map.toml"))
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let out = forced(&s.dir.join("mappings-2"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for r in [&a, &b] {
+        ready_is(r, 503, "revision_not_loaded").await;
+    }
+    let out = forced(&s.mappings());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for r in [&a, &b] {
+        ready_is(r, 200, "").await;
+    }
+    let (reason, _) = fraud_turn(&s, &a).await;
+    assert_eq!(reason, "Fraud reported (third)");
     for mut r in [a, b] {
         let _ = r.child.kill();
         let _ = r.child.wait();

@@ -22,6 +22,11 @@ pub struct Args {
     /// wait).
     #[arg(long, default_value_t = 15)]
     wait: u64,
+    /// Publish a revision whose connection blocks differ from the active
+    /// one's: replicas that cannot load it stay unready until restarted
+    /// with these files (a rollout's rollback).
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(a: Args) -> u8 {
@@ -54,9 +59,9 @@ pub fn run(a: Args) -> u8 {
         .active_revision()
         .and_then(|a| a.map_or(Ok(None), |a| store.bundle(&a)));
     match active.map(|b| b.map(|b| crate::runtime::compile::compile_bundle(&b))) {
-        Ok(Some(Ok(p))) if !crate::runtime::compile::same_connections(&program, &p) => {
+        Ok(Some(Ok(p))) if !a.force && !crate::runtime::compile::same_connections(&program, &p) => {
             return fail(format!(
-                "{} changes a connection block of revision {}, which replicas cannot load while running; restart them with these files instead (each publishes them as it starts)",
+                "{} changes a connection block of revision {}, which running replicas cannot load: restart the replicas with these files, or publish with --force and then restart each replica that stays unready",
                 dir.display(),
                 p.revision
             ))
@@ -72,6 +77,9 @@ pub fn run(a: Args) -> u8 {
         return fail(e);
     }
     outln!("published revision {revision} from {}", dir.display());
+    if a.wait == 0 {
+        return 0;
+    }
     let stale = super::status::stale_ms(Some(&cfg));
     let deadline = Instant::now() + Duration::from_secs(a.wait);
     loop {

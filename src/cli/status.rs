@@ -92,9 +92,10 @@ pub fn run(a: Args) -> u8 {
                 (None, false) => "ok".into(),
             };
             outln!(
-                "  {}  revision {}  {}",
+                "  {}  revision {}  heartbeat {:.1} s ago  {}",
                 r.id,
                 r.revision.as_deref().unwrap_or("-"),
+                r.heartbeat_age_ms as f64 / 1000.0,
                 health
             );
         }
@@ -102,12 +103,19 @@ pub fn run(a: Args) -> u8 {
     if !st.leases.is_empty() {
         outln!("leases:");
         for l in &st.leases {
+            let left = if l.expires_in_ms >= 0 {
+                format!("{} s left", l.expires_in_ms / 1000)
+            } else {
+                format!(
+                    "ran out {} s ago, not taken over yet",
+                    (-l.expires_in_ms) / 1000
+                )
+            };
             outln!(
-                "  {}  held by {} (epoch {}, {} s left)",
+                "  {}  held by {} (epoch {}, {left})",
                 l.name,
                 l.holder,
-                l.epoch,
-                l.expires_in_ms / 1000
+                l.epoch
             );
         }
     }

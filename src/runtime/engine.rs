@@ -214,6 +214,11 @@ impl Engine {
         let _one = self.fleet.loading.lock().await;
         let current = self.live();
         if current.program.revision == active {
+            // The fleet came back to what this replica serves.
+            if self.fleet.set(None) {
+                tracing::info!(revision = %active, "deciding by the fleet's mapping revision again");
+                self.report_loaded(active, None);
+            }
             return Ok(());
         }
         let (store, was, revision) = (self.store.clone(), current.clone(), active.to_string());

@@ -49,7 +49,9 @@ pub fn follow(engine: Arc<Engine>, mut stop: watch::Receiver<bool>) -> tokio::ta
             match tokio::task::spawn_blocking(move || store.active_revision()).await {
                 Ok(Ok(Some(active))) => {
                     engine.fleet.saw(&active);
-                    if active != engine.live().program.revision {
+                    if active != engine.live().program.revision
+                        || engine.fleet.unloadable().is_some()
+                    {
                         let _ = engine.adopt(&active).await;
                     }
                 }

@@ -27,6 +27,7 @@ pub mod reload;
 pub mod revision;
 pub mod seal;
 pub mod server;
+pub mod snapshot;
 pub mod stack;
 pub mod store;
 pub mod tickets;

@@ -25,10 +25,11 @@
 use super::compile::{load_bundle, same_connections};
 use super::engine::{Engine, Live};
 use super::files::first_error;
+use super::snapshot::relevant;
+pub use super::snapshot::Snapshot;
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
-use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,57 +78,6 @@ fn compiles_again(engine: &Engine, revision: &str, swapped: bool) {
     }
 }
 
-/// The files a reload compiles, as they are on disk: each relevant file
-/// under the project folder with its length and a hash of its bytes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Snapshot(BTreeMap<PathBuf, (u64, [u8; 32])>);
-
-impl Snapshot {
-    /// Reads every `.l3map` file and the lockfile under `dir` (dot folders
-    /// skipped, as the loader does). A file that cannot be read is left
-    /// out, as a removed one is.
-    pub fn read(dir: &Path) -> Snapshot {
-        let mut files = BTreeMap::new();
-        // Links are not followed into folders (walkdir's default), as the
-        // loader does not; a linked file is read through its link.
-        let hidden = |e: &walkdir::DirEntry| {
-            e.depth() > 0
-                && e.file_type().is_dir()
-                && e.file_name().to_string_lossy().starts_with('.')
-        };
-        for entry in walkdir::WalkDir::new(dir)
-            .into_iter()
-            .filter_entry(|e| !hidden(e))
-            .flatten()
-        {
-            if entry.file_type().is_dir() {
-                continue;
-            }
-            let path = entry.into_path();
-            if relevant(&path) {
-                if let Ok(bytes) = std::fs::read(&path) {
-                    let hash: [u8; 32] = Sha256::digest(&bytes).into();
-                    files.insert(path, (bytes.len() as u64, hash));
-                }
-            }
-        }
-        Snapshot(files)
-    }
-
-    /// The files that had bytes in `before` and are now gone, empty or
-    /// less than half as long: what a save in progress looks like (an
-    /// editor truncates, then writes, maybe in chunks).
-    pub fn cut_since<'a>(&self, before: &'a Snapshot) -> Vec<&'a Path> {
-        before
-            .0
-            .iter()
-            .filter(|(_, (len, _))| *len > 0)
-            .filter(|(p, (was, _))| self.0.get(*p).is_none_or(|(len, _)| len * 2 < *was))
-            .map(|(p, _)| p.as_path())
-            .collect()
-    }
-}
-
 /// Compiles `dir` and swaps it in when it compiles and keeps the
 /// connections as they are.
 pub async fn reload(dir: &Path, engine: &Engine) -> Reloaded {
@@ -162,6 +112,19 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
                 "the edited mappings do not compile; still serving revision {}:\n{diagnostics}",
                 current.program.revision
             ))
+        }
+        // The files this replica serves, while the fleet is on a revision
+        // it cannot load: an operator's save or SIGHUP puts them forward.
+        Ok((bundle, p))
+            if p.revision == current.program.revision && engine.fleet.unloadable().is_some() =>
+        {
+            match engine.publish_and_swap(bundle, Live::new(p)).await {
+                Ok(()) => Reloaded::Unchanged,
+                Err(e) => Reloaded::Refused(format!(
+                    "revision {} could not be published to the fleet ({e})",
+                    current.program.revision
+                )),
+            }
         }
         Ok((_, p)) if p.revision == current.program.revision => Reloaded::Unchanged,
         Ok((_, p)) if !same_connections(&p, &current.program) => {
@@ -211,11 +174,6 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
         }
     }
     outcome
-}
-
-fn relevant(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e == "l3map")
-        || path.file_name().is_some_and(|n| n == "l3map.lock.json")
 }
 
 /// The longest a relevant file that was written and not yet closed holds

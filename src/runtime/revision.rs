@@ -58,7 +58,7 @@ pub fn load(store: &Store, current: &Program, active: &str) -> Result<Program, S
         .ok_or_else(|| format!("the store holds no sources for revision {active}"))?;
     let program = compile_bundle(&bundle)?;
     if !same_connections(&program, current) {
-        return Err("it changes a connection block; restart this replica to load it".into());
+        return Err("it changes a connection block: restart this replica with that revision's files, or switch the fleet back with `l3map publish --force` of the files this replica runs".into());
     }
     Ok(program)
 }

@@ -137,14 +137,20 @@ async fn bounded<T: Send + 'static>(
 /// The OAuth grants in the store (plaintext columns only: no key, no
 /// token), or none when they cannot be read.
 async fn grants(app: &App) -> Vec<super::store::StoredCredential> {
+    answered_grants(app).await.unwrap_or_default()
+}
+
+/// [`grants`]; `None` when the store did not answer in time (a probe then
+/// says so at once rather than wait for a second read).
+async fn answered_grants(app: &App) -> Option<Vec<super::store::StoredCredential>> {
     let store = app.engine.store.clone();
     match bounded(app, move || store.credentials()).await {
-        Some(Ok(rows)) => rows,
+        Some(Ok(rows)) => Some(rows),
         Some(Err(e)) => {
             tracing::warn!(error = %e, "cannot read the stored OAuth grants");
-            Vec::new()
+            Some(Vec::new())
         }
-        None => Vec::new(),
+        None => None,
     }
 }
 
@@ -211,7 +217,17 @@ async fn ready(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn health(State(app): State<Arc<App>>) -> Response {
-    let waiting: Vec<String> = grants(&app).await.iter().filter_map(needs_login).collect();
+    let Some(grants) = answered_grants(&app).await else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!(
+                "the state store did not answer within {} s",
+                PROBE_WAIT.as_secs()
+            ),
+        );
+    };
+    let waiting: Vec<String> = grants.iter().filter_map(needs_login).collect();
     if !waiting.is_empty() {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,

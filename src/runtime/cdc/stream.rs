@@ -159,6 +159,12 @@ const LEASE_TTL: Duration = Duration::from_secs(20);
 /// (or the store cannot say, which counts as not held).
 async fn lease(engine: &std::sync::Arc<crate::runtime::engine::Engine>, key: &str) -> Option<i64> {
     let (store, name) = (engine.store.clone(), key.to_string());
+    // A replica that cannot decide by the fleet's revision lets the
+    // channel go to one that can.
+    if engine.fleet.unloadable().is_some() {
+        let _ = tokio::task::spawn_blocking(move || store.release(&name)).await;
+        return None;
+    }
     match tokio::task::spawn_blocking(move || store.lease(&name, LEASE_TTL)).await {
         Ok(Ok(held)) => held,
         _ => None,

@@ -97,9 +97,10 @@ pub const API_ERROR_KINDS: [&str; 10] = [
 /// Anything else is `other`, so a scanner trying random paths adds no
 /// series. A new route in `server::router_with` belongs here too, or its
 /// requests count as `other`.
-pub const HTTP_ROUTES: [(&str, &str); 5] = [
+pub const HTTP_ROUTES: [(&str, &str); 6] = [
     ("/webhooks/zendesk", "POST"),
     ("/healthz", "GET"),
+    ("/readyz", "GET"),
     ("/metrics", "GET"),
     ("/v1/turns", "POST"),
     ("/v1/context/{ticket}", "GET"),
