@@ -24,6 +24,7 @@ mod faults;
 mod fleet;
 mod fleet_permits;
 mod fleet_revision;
+mod fleet_turns;
 mod forms_e2e;
 mod hostile;
 mod link_unique;

@@ -40,6 +40,10 @@ pub(super) struct TurnAnswer {
     /// never sent.
     #[serde(skip)]
     pub digest: [u8; 32],
+    /// The answer another replica of the fleet gave this turn (JSON),
+    /// sent as it is: this one only recorded that it was a duplicate.
+    #[serde(skip)]
+    pub replay: Option<JsonValue>,
 }
 
 /// A ticket as a turn read it.
@@ -112,6 +116,7 @@ impl TurnAnswer {
                             .into(),
                     ),
                     digest,
+                    replay: None,
                 };
             }
         };
@@ -143,6 +148,30 @@ impl TurnAnswer {
             stale_fields,
             message: None,
             digest,
+            replay: None,
+        }
+    }
+
+    /// The answer another replica kept for this turn (`answer`, JSON),
+    /// marked as a duplicate.
+    pub fn replayed(event_id: &str, mut answer: JsonValue, digest: [u8; 32]) -> TurnAnswer {
+        if let Some(o) = answer.as_object_mut() {
+            o.insert("duplicate".into(), JsonValue::Bool(true));
+        }
+        TurnAnswer {
+            turn: event_id.to_string(),
+            revision: String::new(),
+            duplicate: true,
+            ticket: None,
+            linked: None,
+            accepted: vec![],
+            refused: vec![],
+            queued: 0,
+            handoff_comment: None,
+            stale_fields: vec![],
+            message: None,
+            digest,
+            replay: Some(answer),
         }
     }
 }

@@ -100,6 +100,7 @@ mod tests {
             stale_fields: vec![],
             message: None,
             digest: [7; 32],
+            replay: None,
         }
     }
 

@@ -175,7 +175,10 @@ async fn post_turn(
         accepted = answer.accepted.len(), refused = answer.refused.len(),
         latency_ms = (seconds * 1000.0) as u64, "agent turn"
     );
-    Json(&*answer).into_response()
+    match &answer.replay {
+        Some(kept) => Json(kept).into_response(),
+        None => Json(&*answer).into_response(),
+    }
 }
 
 /// Authenticated by [`agent_gate`].

@@ -104,13 +104,87 @@ pub(super) async fn execute(
     } else {
         &[]
     };
+    let new = matches!(
+        ingested.accepted,
+        crate::runtime::store::Accepted::New { .. }
+    );
+    if !new {
+        // Decided by another replica of the fleet: its answer, when kept.
+        if let Some(kept) = kept_answer(app, event_id).await {
+            return replay(event_id, kept, digest);
+        }
+    }
     let read = Read {
         ticket: seen_ticket,
         linked,
         stale_fields,
         digest,
     };
-    Ok(TurnAnswer::new(event_id, ingested, read, files))
+    let answer = TurnAnswer::new(event_id, ingested, read, files);
+    if new {
+        keep_answer(app, event_id, &answer).await;
+    }
+    Ok(answer)
+}
+
+/// Keeps `answer` in the store for a retry another replica takes (a
+/// fleet's store; nothing on SQLite). Before the turn is answered, so a
+/// retry that finds the event finds the answer too.
+async fn keep_answer(app: &App, event_id: &str, answer: &TurnAnswer) {
+    let Ok(json) = serde_json::to_string(answer) else {
+        return;
+    };
+    let (store, key, digest) = (
+        app.engine.store.clone(),
+        event_id.to_string(),
+        hex(&answer.digest),
+    );
+    match tokio::task::spawn_blocking(move || store.keep_answer(&key, &json, &digest)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(target: LOG_TARGET, error = %e, "agent API: the turn's answer could not be kept for a retry on another replica")
+        }
+        Err(_) => {}
+    }
+}
+
+/// The answer kept for `event_id` by the replica that decided it, waited
+/// for a moment: its event commits a little before its answer is kept.
+async fn kept_answer(app: &App, event_id: &str) -> Option<(String, String)> {
+    for _ in 0..20 {
+        let (store, key) = (app.engine.store.clone(), event_id.to_string());
+        match tokio::task::spawn_blocking(move || store.kept_answer(&key)).await {
+            Ok(Ok(Some(kept))) => return Some(kept),
+            // No fleet, or nothing kept (over an hour ago).
+            Ok(Ok(None)) if !app.engine.store.path().starts_with("postgres:") => return None,
+            Ok(Ok(None)) => {}
+            _ => return None,
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// A kept answer as this turn's: refused when this request is another
+/// turn under the same turn id.
+fn replay(
+    event_id: &str,
+    (answer, kept_digest): (String, String),
+    digest: [u8; 32],
+) -> Result<TurnAnswer, Fail> {
+    if kept_digest != hex(&digest) {
+        return Err(fail(
+            StatusCode::CONFLICT,
+            "turn_id_reused",
+            "this turn_id was already used for a different turn; use a new turn_id for a new turn",
+        ));
+    }
+    let json = serde_json::from_str(&answer).unwrap_or(JsonValue::Null);
+    Ok(TurnAnswer::replayed(event_id, json, digest))
+}
+
+fn hex(digest: &[u8; 32]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Fields the agent reported that Zendesk holds differently.

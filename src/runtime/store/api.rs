@@ -318,6 +318,22 @@ pub trait Revisions {
     }
 }
 
+/// Agent turns' answers shared by a fleet's replicas (PostgreSQL), kept an
+/// hour: a retried turn another replica decided gets that answer. One
+/// process keeps its own in memory (SQLite): nothing here.
+pub trait TurnAnswers {
+    /// Keeps `answer` (JSON) for the turn event `key`, with the digest of
+    /// the request that decided it.
+    fn keep_answer(&self, _key: &str, _answer: &str, _digest: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The answer kept for `key` and its request's digest.
+    fn kept_answer(&self, _key: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(None)
+    }
+}
+
 /// A whole backend: what [`Store`](super::Store) holds. Implement the five
 /// concern traits, keeping the guarantees listed at the top of this file,
 /// and this follows; then let `Store::open` (or the configuration) choose it.
@@ -330,6 +346,7 @@ pub trait StoreBackend:
     + Credentials
     + Leases
     + Revisions
+    + TurnAnswers
     + std::fmt::Debug
     + Send
     + Sync
@@ -345,6 +362,7 @@ impl<T> StoreBackend for T where
         + Credentials
         + Leases
         + Revisions
+        + TurnAnswers
         + std::fmt::Debug
         + Send
         + Sync

@@ -175,6 +175,16 @@ impl Store {
         self.backend.abandon(ids)
     }
 
+    /// See [`api::TurnAnswers::keep_answer`].
+    pub fn keep_answer(&self, key: &str, answer: &str, digest: &str) -> Result<(), StoreError> {
+        self.backend.keep_answer(key, answer, digest)
+    }
+
+    /// See [`api::TurnAnswers::kept_answer`].
+    pub fn kept_answer(&self, key: &str) -> Result<Option<(String, String)>, StoreError> {
+        self.backend.kept_answer(key)
+    }
+
     /// See [`api::Leases::fleet_status`].
     pub fn fleet_status(&self) -> Result<FleetStatus, StoreError> {
         self.backend.fleet_status()

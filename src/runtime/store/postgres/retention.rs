@@ -58,6 +58,13 @@ pub(super) async fn sweep(pool: &Pool, r: &Retention, now: i64) -> Result<(u64, 
     )
     .await
     .map_err(super::PgError::from)?;
+    // Turns' answers past the hour a retry gets them.
+    c.execute(
+        "DELETE FROM turn_answers WHERE at_ms < l3map_now_ms() - 3600000",
+        &[],
+    )
+    .await
+    .map_err(super::PgError::from)?;
     // Mapping revisions: the active one and the 50 newest are kept (a
     // switch back stays one `l3map publish` away), older ones after 30
     // days. An event names its revision by hash, not by reference.

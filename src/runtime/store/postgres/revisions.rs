@@ -144,3 +144,42 @@ pub(super) async fn check_decided_by<'a>(
     }
     Ok(())
 }
+
+impl crate::runtime::store::api::TurnAnswers for PgStore {
+    fn keep_answer(&self, key: &str, answer: &str, digest: &str) -> Result<(), StoreError> {
+        let (pool, key, answer, digest) = (
+            self.pool.clone(),
+            key.to_string(),
+            answer.to_string(),
+            digest.to_string(),
+        );
+        self.write(move || {
+            let (pool, key, answer, digest) =
+                (pool.clone(), key.clone(), answer.clone(), digest.clone());
+            async move {
+                let c = pool.get().await?;
+                c.execute(
+                    "INSERT INTO turn_answers (key, answer, digest, at_ms)
+                     VALUES ($1, $2, $3, l3map_now_ms()) ON CONFLICT (key) DO NOTHING",
+                    &[&key, &answer, &digest],
+                )
+                .await?;
+                Ok(())
+            }
+        })
+    }
+
+    fn kept_answer(&self, key: &str) -> Result<Option<(String, String)>, StoreError> {
+        let (pool, key) = (self.pool.clone(), key.to_string());
+        self.read(async move {
+            let c = pool.get().await?;
+            Ok(c.query_opt(
+                "SELECT answer, digest FROM turn_answers
+                 WHERE key = $1 AND at_ms > l3map_now_ms() - 3600000",
+                &[&key],
+            )
+            .await?
+            .map(|r| (r.get(0), r.get(1))))
+        })
+    }
+}

@@ -82,6 +82,9 @@ impl SqliteStore {
 /// One process decides from a SQLite store: no fleet revision.
 impl crate::runtime::store::api::Revisions for SqliteStore {}
 
+/// One process answers its own retries from memory.
+impl crate::runtime::store::api::TurnAnswers for SqliteStore {}
+
 impl crate::runtime::store::api::Leases for SqliteStore {
     fn lease(&self, _name: &str, _ttl: std::time::Duration) -> Result<Option<i64>, StoreError> {
         Ok(Some(0))
