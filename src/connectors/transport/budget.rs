@@ -127,8 +127,10 @@ impl Budget {
         let Some((shared, key)) = &self.shared else {
             return;
         };
-        let limit = self.limiter.limit();
         loop {
+            // Read each time: the limit learned from the API's answers
+            // meanwhile paces this request too.
+            let limit = self.limiter.limit();
             match shared.take(key, limit, self.window).await {
                 Ok(wait) if wait.is_zero() => return,
                 Ok(wait) => {
