@@ -10,6 +10,7 @@ use super::jobs::{job_status, update_many};
 use super::oauth::{expired_token, token};
 use super::parties::{search_orgs, show_org};
 use super::reads::{custom_statuses, list_comments, list_tickets, show, show_many, ticket_fields};
+use super::requests::{now_ms, Logged};
 use super::search::{search, search_users};
 use super::search_export::search_export;
 use super::users::{show_user, user_json};
@@ -25,6 +26,8 @@ use std::sync::Arc;
 /// `GET` it for what the emulator measured: requests, 429s, and per token
 /// the most requests any sliding rate-limit window held.
 pub const STATS_PATH: &str = "/__l3map/stats";
+/// `GET` it for the request log (requests.rs): who called what, and when.
+pub const REQUESTS_PATH: &str = "/__l3map/requests";
 
 pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) -> Response {
     let (parts, body) = req.into_parts();
@@ -42,6 +45,11 @@ pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) 
         }))
         .into_response();
     }
+    if parts.method == Method::GET && parts.uri.path() == REQUESTS_PATH {
+        // The request log (requests.rs): not counted, no token, as the stats.
+        let q = parse_query(parts.uri.query());
+        return axum::Json(super::lock(&sh.stats).log.answer(&q)).into_response();
+    }
     if let Some(rest) = parts.uri.path().strip_prefix("/__l3map/") {
         // The emulator's admin calls (admin.rs): not Zendesk paths, not
         // counted, no token, as the stats.
@@ -50,7 +58,13 @@ pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) 
             return super::oauth::admin(&sh, &parts.method, &segs[1..]);
         }
         return match read_body(&sh, body).await {
-            Ok(bytes) => into_response(super::admin::route(&sh, &parts.method, &segs, &bytes)),
+            Ok(bytes) => into_response(super::admin::route(
+                &sh,
+                &parts.method,
+                &segs,
+                parts.uri.query(),
+                &bytes,
+            )),
             Err(too_large) => too_large,
         };
     }
@@ -87,11 +101,42 @@ pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) 
         }
     };
     sh.count_token(&key);
-    let limits = match sh.admit(&key) {
+    let arrived = Logged {
+        seq: 0,
+        method: parts.method.to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        host: parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string),
+        token: key.clone(),
+        status: 0,
+        at_ms: now_ms(),
+        done_ms: 0,
+    };
+    let resp = answer(&sh, &parts, body, &grant, &key).await;
+    let mut done = arrived;
+    done.status = resp.status().as_u16();
+    done.done_ms = now_ms();
+    super::lock(&sh.stats).log.push(done);
+    resp
+}
+
+/// An authenticated request past its count: the rate limit, then the route.
+async fn answer(
+    sh: &Arc<Shared>,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    grant: &TokenGrant,
+    key: &str,
+) -> Response {
+    let limits = match sh.admit(key) {
         Ok(h) => h,
         Err(resp) => return *resp,
     };
-    let mut resp = match read_body(&sh, body).await {
+    let mut resp = match read_body(sh, body).await {
         Ok(bytes) if parts.uri.path().starts_with("/api/v2/oauth/tokens") => {
             let segs: Vec<&str> = parts
                 .uri
@@ -100,27 +145,11 @@ pub(super) async fn dispatch(State(sh): State<Arc<Shared>>, req: Request<Body>) 
                 .trim_end_matches(".json")
                 .split('/')
                 .collect();
-            super::oauth_tokens::route(&sh, &parts.method, &segs, &grant, &bytes).unwrap_or_else(
-                || {
-                    route(
-                        &sh,
-                        &parts.method,
-                        &parts.uri,
-                        &parts.headers,
-                        &grant,
-                        &bytes,
-                    )
-                },
+            super::oauth_tokens::route(sh, &parts.method, &segs, grant, &bytes).unwrap_or_else(
+                || route(sh, &parts.method, &parts.uri, &parts.headers, grant, &bytes),
             )
         }
-        Ok(bytes) => route(
-            &sh,
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            &grant,
-            &bytes,
-        ),
+        Ok(bytes) => route(sh, &parts.method, &parts.uri, &parts.headers, grant, &bytes),
         Err(too_large) => too_large,
     };
     resp.headers_mut().extend(limits);

@@ -45,6 +45,7 @@ mod oauth_tokens;
 mod options;
 mod parties;
 mod reads;
+mod requests;
 mod search;
 mod search_export;
 mod search_pages;
@@ -217,6 +218,8 @@ struct Stats {
     ticket_updates: Counts,
     /// The latest `MAX_DELIVERIES`, oldest first.
     deliveries: VecDeque<Delivery>,
+    /// Every authenticated request, the latest `requests::MAX_LOGGED`.
+    log: requests::Log,
 }
 
 struct Shared {
