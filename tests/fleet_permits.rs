@@ -31,6 +31,7 @@ async fn two_replicas_share_one_salesforce_concurrency_cap() {
         "[poll]\nzendesk_interval_secs = 0\nsalesforce_interval_secs = 0\n",
         &url,
         &[("case_link.l3map", CASE_LINK)],
+        100_000,
         &["--latency-ms", "250"],
     );
     // Replica 2's configuration is copied from replica 1's, edited already.

@@ -109,19 +109,22 @@ impl Stack {
     /// database `store_url` (`[store]`, no `state`); no runtime is started:
     /// a fleet test starts its replicas ([`Stack::replica_config`]).
     pub fn fleet(name: &str, extra: &str, store_url: &str) -> Stack {
-        Stack::fleet_with(name, extra, store_url, &[], &[])
+        Stack::fleet_with(name, extra, store_url, &[], 100_000, &[])
     }
 
-    /// [`Stack::fleet`] with mapping files added and `emulate` given
-    /// more arguments (`--latency-ms 300`).
+    /// As [`Stack::fleet`], with `files` (name, text) added to the copied
+    /// mappings, the Zendesk emulator limiting each token to `rate_limit`
+    /// requests a minute, and `emulate` given more arguments
+    /// (`--latency-ms 300`).
     pub fn fleet_with(
         name: &str,
         extra: &str,
         store_url: &str,
         files: &[(&str, &str)],
+        rate_limit: u32,
         emulate: &[&str],
     ) -> Stack {
-        Stack::build(name, extra, true, files, 100_000, Some(store_url), emulate)
+        Stack::build(name, extra, true, files, rate_limit, Some(store_url), emulate)
     }
 
     /// A copy of l3map.toml for replica `n` (1, 2, ...): the same store
