@@ -22,6 +22,7 @@ mod fanout;
 mod fanout_e2e;
 mod faults;
 mod fleet;
+mod fleet_chaos;
 mod fleet_permits;
 mod fleet_revision;
 mod fleet_turns;
