@@ -47,6 +47,9 @@
 //! the seed, the round and its faults, with the test's timeline and the
 //! replicas' logs:
 //! `L3MAP_CHAOS_ROUNDS=200 cargo test --test e2e fleet_chaos -- --nocapture`.
+//!
+//! Below the chaos run, one test per product bug it found, each setting up
+//! deterministically what the run met by chance.
 
 use crate::common::proxy::Proxy;
 use crate::common::stack::{free_port, Stack, StackEnv, DEV_TOKEN, DISPUTE_TYPE, SLA_TIER};
@@ -309,6 +312,8 @@ struct Fleet {
     /// When a replica was killed: a poller it held is taken over only once
     /// its lease runs out.
     kills: Vec<i64>,
+    /// The store, directly (not through a replica's proxy).
+    store_url: String,
     /// The requester of the burst's tickets: a person with no organization
     /// and no Salesforce Contact, so the fintech desk's record links add
     /// no writes of their own to them (more requests and collisions per
@@ -426,6 +431,7 @@ impl Fleet {
             http,
             timeline: Vec::new(),
             kills: Vec::new(),
+            store_url: store_url.to_string(),
             customer: 0,
         };
         let person = fleet
@@ -441,7 +447,7 @@ impl Fleet {
         fleet.customer = person["user"]["id"].as_u64().expect("a user id");
         // Migrated first, as docs/RUNTIME.md says to roll a fleet out:
         // replicas started together on an empty database race their
-        // migration (one may be refused).
+        // migration (one may be refused: its own test, below).
         if setup.migrate {
             let out = Command::new(env!("CARGO_BIN_EXE_l3map"))
                 .args(["migrate", "--config"])
@@ -1358,4 +1364,259 @@ async fn a_fleet_under_chaos_loses_nothing_doubles_nothing_and_keeps_order_and_b
         "failover p99 {:?}",
         percentile(&all_done, 0.99)
     );
+}
+
+// ------------------------------------------------------------------ what the chaos found
+//
+// Each test below sets up, deterministically, a situation the chaos run
+// above met by chance, and fails while the product bug it names is there.
+
+/// One replica first (the others are started by the test), the token
+/// paced at 60 a minute (one request every 1.1 s once its burst is spent),
+/// no polling: what a replica does is what a test asked of it.
+const FOCUSED: Setup = Setup {
+    name: "fleet-chaos-focused",
+    limit: 60,
+    lease_secs: 3,
+    poll_secs: 0,
+    running: &[1],
+    migrate: true,
+};
+
+/// When the ticket's API updates reached the emulator (ms since the epoch).
+async fn updates_of(f: &Fleet, ticket: u64) -> Vec<i64> {
+    let log = f
+        .admin(
+            reqwest::Method::GET,
+            &format!("/__l3map/requests?path=/api/v2/tickets/{ticket}.json"),
+            None,
+        )
+        .await;
+    log["requests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["method"] == "PUT")
+        .filter_map(|e| e["at_ms"].as_i64())
+        .collect()
+}
+
+/// Replica 1, the only one running, decides the agent's first step on
+/// `ticket` and claims its write, which waits about a second for the
+/// token's budget (the agent's questions on `other` spent its burst);
+/// then it is stopped (SIGSTOP). `Err` when the fault missed that window (the write
+/// had reached Zendesk, or nothing was claimed): the caller tries again
+/// on fresh tickets.
+async fn hold_a_claim(f: &mut Fleet, ticket: u64, other: u64, tag: &str) -> Result<(), String> {
+    let to = f.replicas[0].url();
+    // Questions no rule hands off, a ticket read each, one after the other
+    // until the token is paced (the limit learned from the first answers,
+    // the burst spent): from then on each request waits about a second.
+    let mut paced = false;
+    for i in 0..30 {
+        let asked = Instant::now();
+        let answer = f
+            .http
+            .post(format!("{to}/v1/turns"))
+            .bearer_auth(crate::common::stack::AGENT_TOKEN)
+            .json(&json!({
+                "turn_id": format!("{tag}-question-{i}"),
+                "ticket": other,
+                "intent": "chaos_question",
+                "summary": "Where is my card?",
+            }))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .map(|r| r.status());
+        if !answer.as_ref().is_ok_and(|s| s.is_success()) {
+            return Err(format!("a question was not answered: {answer:?}"));
+        }
+        if asked.elapsed() > Duration::from_millis(600) {
+            paced = true;
+            break;
+        }
+    }
+    if !paced {
+        return Err("the token never got paced".into());
+    }
+    step(to, ticket, tag.to_string(), 0).await?;
+    // The write is claimed at once (the deciding replica's worker is woken)
+    // and waits about a second for the budget.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    f.replica(1).signal(libc::SIGSTOP);
+    let at = unix_ms();
+    f.note(format!("SIGSTOP replica 1, holding {ticket}'s first step"));
+    if updates_of(f, ticket).await.iter().any(|t| *t <= at) {
+        return Err(format!(
+            "ticket {ticket}'s write reached Zendesk before the fault"
+        ));
+    }
+    let pid = f.replicas[0].pid().unwrap_or(0);
+    if claimed_by(f, ticket, pid).await == 0 {
+        return Err(format!(
+            "replica 1 held no claim on {ticket} when the fault hit"
+        ));
+    }
+    Ok(())
+}
+
+/// How many of the ticket's desk actions process `pid` holds claimed, as
+/// the store says (the precondition of the focused tests, not a verdict).
+async fn claimed_by(f: &Fleet, ticket: u64, pid: u32) -> i64 {
+    let (c, conn) = tokio_postgres::connect(&f.store_url, tokio_postgres::NoTls)
+        .await
+        .expect("the store");
+    let conn = tokio::spawn(conn);
+    let n: i64 = c
+        .query_one(
+            "SELECT COUNT(*) FROM outbox WHERE connection = 'desk' AND record = $1 \
+             AND state = 'sending' AND claimed_by LIKE $2",
+            &[&ticket.to_string(), &format!("%:{pid}:%")],
+        )
+        .await
+        .expect("the outbox")
+        .get(0);
+    drop(c);
+    let _ = conn.await;
+    n
+}
+
+/// The ticket's private notes and hand-off reason, as a person sees them.
+async fn notes_of(f: &Fleet, ticket: u64) -> (Vec<String>, Value) {
+    let t = f.tickets(&[ticket]).await.pop().unwrap_or_default();
+    (private_notes(&t), field(&t, HANDOFF_REASON))
+}
+
+/// Found by the chaos run (seeds 1, 2, 3 and 7, and once the default seed:
+/// a SIGSTOP or a cut database link in the middle of a burst): a replica that
+/// claimed a write and stalled before sending it (stopped, or waiting for
+/// a shared budget it could not reach) sends it when it wakes, although
+/// its lease ran out meanwhile and another replica claimed the write
+/// again, read the ticket back, and applied it. The note lands twice (and,
+/// with later steps applied meanwhile, out of order). Settling is fenced by
+/// the claim's epoch; the send is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_stalled_between_its_claim_and_its_send_sends_nothing_once_its_lease_ran_out() {
+    let Some(url) = l3map::runtime::store::postgres::cluster::database("fleet_stale_claim") else {
+        return;
+    };
+    durable_commits(&url).await;
+    let mut f = Fleet::start(&url, &FOCUSED).await;
+    let mut held = None;
+    for attempt in 1..=3 {
+        let ids = create_tickets(&f, 2, &format!("stale claim {attempt}"), Some(f.customer)).await;
+        let (ticket, other) = (ids[0], ids[1]);
+        let tag = format!("stale-{attempt}");
+        match hold_a_claim(&mut f, ticket, other, &tag).await {
+            Ok(()) => {
+                held = Some((ticket, tag));
+                break;
+            }
+            Err(why) => {
+                eprintln!("attempt {attempt}: {why}; again");
+                f.replica(1).signal(libc::SIGCONT);
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+        }
+    }
+    let (ticket, tag) = held.unwrap_or_else(|| {
+        panic!(
+            "no claim was held in its send window in 3 tries\n{}",
+            f.logs()
+        )
+    });
+    // Replica 2 takes the write over once replica 1's lease has run out:
+    // it reads the ticket back (no note yet) and writes the note.
+    f.replica(2).spawn("started");
+    let started = Instant::now();
+    while notes_of(&f, ticket).await.0.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "replica 2 never wrote the note\n{}",
+            f.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Replica 1 wakes; its write waited for the budget, about a second.
+    f.replica(1).signal(libc::SIGCONT);
+    f.note("SIGCONT replica 1".into());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (notes, _) = notes_of(&f, ticket).await;
+    assert_eq!(
+        notes,
+        [format!("Chaos step {tag} s1")],
+        "ticket {ticket}: the note once (writes at {:?})\n{}{}",
+        updates_of(&f, ticket).await,
+        f.timeline_from(0),
+        f.logs()
+    );
+}
+
+/// `hashtext('l3map migrate')`: the advisory lock a migration holds
+/// (src/runtime/store/postgres/migrate.rs, `LOCK_KEY`).
+const MIGRATION_LOCK: i64 = 0x6c33_6d61_7000_0001;
+
+/// Found by starting the chaos fleet's three replicas at once on an empty
+/// database (2 runs in 4): one exits at start, "the database has 1 table(s)
+/// and no l3map schema history, so it is not an l3map store". `l3map run`
+/// checks the schema before it takes the migration's lock, so it can look
+/// while another replica is migrating: refinery has created its history
+/// table and not yet committed the first migration. docs/RUNTIME.md
+/// promises that replicas starting together migrate once. Here the other
+/// replica's migration is held in that state (its lock taken, the history
+/// table created), so the check is made there every time; a replica must
+/// wait for the lock, then migrate what it finds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_starting_while_another_migrates_waits_for_it_instead_of_refusing_the_store() {
+    let Some(url) = l3map::runtime::store::postgres::cluster::database("fleet_migrating") else {
+        return;
+    };
+    let setup = Setup {
+        running: &[],
+        migrate: false,
+        ..FOCUSED
+    };
+    let mut f = Fleet::start(&url, &setup).await;
+    let (other, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .expect("the test database");
+    let conn = tokio::spawn(conn);
+    other
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .expect("the migration's lock");
+    // What refinery creates first, before the first migration commits.
+    other
+        .batch_execute(
+            "CREATE TABLE refinery_schema_history (version INT4 PRIMARY KEY, \
+             name VARCHAR(255), applied_on VARCHAR(255), checksum VARCHAR(255))",
+        )
+        .await
+        .expect("refinery's history table");
+    f.replica(1).spawn("started while another replica migrates");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let exited = f.replicas[0]
+        .child
+        .as_mut()
+        .and_then(|c| c.try_wait().ok().flatten());
+    // The other migration ends (here: rolled back) and lets go.
+    other
+        .batch_execute("DROP TABLE refinery_schema_history")
+        .await
+        .expect("drop");
+    other
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await
+        .expect("unlock");
+    drop(other);
+    let _ = conn.await;
+    assert!(
+        exited.is_none(),
+        "replica 1 exited ({exited:?}) while another replica was migrating, instead of waiting for it:\n{}",
+        f.logs()
+    );
+    f.healthy(1, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", f.logs()));
 }
