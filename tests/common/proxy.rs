@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 /// How often a balancer asks each upstream's health URL, and how long it
 /// waits for the answer: a stopped process (SIGSTOP) takes connections
 /// into its backlog and never answers, so only the answer tells.
-const HEALTH_EVERY: Duration = Duration::from_millis(200);
+const HEALTH_EVERY: Duration = Duration::from_millis(300);
 const HEALTH_TIMEOUT: Duration = Duration::from_millis(500);
 
 pub struct Proxy {
