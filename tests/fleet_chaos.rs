@@ -9,7 +9,8 @@
 //!
 //! * SIGKILL of one replica, restarted a moment later;
 //! * SIGSTOP of one replica past its claim lease (3 s), then SIGCONT;
-//! * PostgreSQL restarted (`pg_ctl restart -m immediate`);
+//! * PostgreSQL restarted (`pg_ctl restart -m immediate`; a server of the
+//!   test's own, tests/common/pg.rs, so no other test sees it);
 //! * one replica's database link cut: its `[store]` url names a proxy
 //!   (tests/common/proxy.rs) that drops every connection and refuses new
 //!   ones for a few seconds, then heals.
@@ -51,6 +52,7 @@
 //! Below the chaos run, one test per product bug it found, each setting up
 //! deterministically what the run met by chance.
 
+use crate::common::pg::OwnCluster;
 use crate::common::proxy::Proxy;
 use crate::common::stack::{free_port, Stack, StackEnv, DEV_TOKEN, DISPUTE_TYPE, SLA_TIER};
 use serde_json::{json, Value};
@@ -84,7 +86,7 @@ const MIN_POLL_SPACING_MS: i64 = 900;
 const MAX_POLL_GAP_MS: i64 = 22_000;
 /// How long a round's work may take after its fault before the round
 /// fails: a sanity bound, far past any failover seen.
-const ROUND_DEADLINE: Duration = Duration::from_secs(60);
+const ROUND_DEADLINE: Duration = Duration::from_secs(45);
 
 /// The agent's three steps: each its own escalation (a hand-off is written
 /// once per escalation and ticket), each a note naming the step and the
@@ -314,6 +316,8 @@ struct Fleet {
     kills: Vec<i64>,
     /// The store, directly (not through a replica's proxy).
     store_url: String,
+    /// The PostgreSQL the chaos run restarts (its own).
+    server: Option<std::sync::Arc<OwnCluster>>,
     /// The requester of the burst's tickets: a person with no organization
     /// and no Salesforce Contact, so the fintech desk's record links add
     /// no writes of their own to them (more requests and collisions per
@@ -432,6 +436,7 @@ impl Fleet {
             timeline: Vec::new(),
             kills: Vec::new(),
             store_url: store_url.to_string(),
+            server: None,
             customer: 0,
         };
         let person = fleet
@@ -999,9 +1004,13 @@ async fn round(
                 due.push((fault_at + stopped, Due::Cont(slot)));
             }
             Fault::PgRestart => {
-                pg_restart = Some(tokio::task::spawn_blocking(
-                    l3map::runtime::store::postgres::cluster::restart_immediate,
-                ));
+                let server = f
+                    .server
+                    .clone()
+                    .ok_or("a PostgreSQL restart drawn without a server to restart")?;
+                pg_restart = Some(tokio::task::spawn_blocking(move || {
+                    server.restart_immediate()
+                }));
             }
             Fault::Cut { slot, down } => {
                 f.pg[slot - 1].cut();
@@ -1144,33 +1153,6 @@ fn env_number(name: &str, default: u64) -> u64 {
     }
 }
 
-/// Commits that survive `pg_ctl restart -m immediate`: the test cluster
-/// runs with `synchronous_commit = off` (fast, and nothing crashes it but
-/// this test), which answers a commit before its WAL is written, so an
-/// immediate restart loses the last acknowledged transactions: events
-/// already answered, claims, settles, budget takes. No production server
-/// runs so, and the faults here are the fleet's to survive, not the
-/// test cluster's, so this database commits durably.
-async fn durable_commits(url: &str) {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("the test database");
-    let conn = tokio::spawn(conn);
-    let name: String = client
-        .query_one("SELECT current_database()", &[])
-        .await
-        .expect("its name")
-        .get(0);
-    client
-        .batch_execute(&format!(
-            "ALTER DATABASE \"{name}\" SET synchronous_commit = on"
-        ))
-        .await
-        .expect("synchronous_commit = on");
-    drop(client);
-    let _ = conn.await;
-}
-
 /// `L3MAP_CHAOS_FAULTS`: the kinds of fault drawn from (`kill`, `stop`,
 /// `pg`, `cut`, comma-separated; default all), to look at one alone.
 fn fault_kinds() -> Vec<Kind> {
@@ -1192,20 +1174,32 @@ fn fault_kinds() -> Vec<Kind> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_under_chaos_loses_nothing_doubles_nothing_and_keeps_order_and_budget() {
-    let Some(url) = l3map::runtime::store::postgres::cluster::database("fleet_chaos") else {
-        return;
+    let started = Instant::now();
+    // A server of its own, restarted at will; without server binaries,
+    // the shared one (L3MAP_TEST_DATABASE_URL's, or a skip), not restarted.
+    let server = match OwnCluster::start("fleet-chaos") {
+        Ok(c) => Some(std::sync::Arc::new(c)),
+        Err(e) => {
+            eprintln!("fleet_chaos: no PostgreSQL of its own ({e}); no PostgreSQL restarts");
+            None
+        }
+    };
+    let url = match &server {
+        Some(c) => c.database("fleet_chaos"),
+        None => match l3map::runtime::store::postgres::cluster::database("fleet_chaos") {
+            Some(url) => url,
+            None => return,
+        },
     };
     let seed = env_number("L3MAP_CHAOS_SEED", DEFAULT_SEED);
     let rounds = env_number("L3MAP_CHAOS_ROUNDS", DEFAULT_ROUNDS as u64) as usize;
     let mut kinds = fault_kinds();
-    if std::env::var_os("L3MAP_TEST_DATABASE_URL").is_some() {
-        eprintln!("fleet_chaos: L3MAP_TEST_DATABASE_URL's server is not ours to restart; no PostgreSQL restarts");
+    if server.is_none() {
         kinds.retain(|k| *k != Kind::PgRestart);
     }
     assert!(!kinds.is_empty(), "no fault to inject");
-    durable_commits(&url).await;
-    let started = Instant::now();
     let mut f = Fleet::start(&url, &CHAOS).await;
+    f.server = server;
     eprintln!(
         "fleet_chaos: seed {seed:#x}, {rounds} rounds, fleet up in {:?}",
         started.elapsed()
@@ -1383,6 +1377,44 @@ const FOCUSED: Setup = Setup {
     migrate: true,
 };
 
+/// A connection to the shared test cluster, tried again for a while: the
+/// fleet tests of tests/fleet.rs restart it.
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let started = Instant::now();
+    loop {
+        match tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(conn);
+                return client;
+            }
+            Err(e) if started.elapsed() > Duration::from_secs(30) => {
+                panic!("the test database: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Commits that survive `pg_ctl restart -m immediate` (tests/fleet.rs
+/// restarts the shared cluster): it runs with `synchronous_commit = off`,
+/// which answers a commit before its WAL is written, so an immediate
+/// restart would lose the last acknowledged transactions, as no
+/// production server does.
+async fn durable_commits(url: &str) {
+    let client = connect(url).await;
+    let name: String = client
+        .query_one("SELECT current_database()", &[])
+        .await
+        .expect("its name")
+        .get(0);
+    client
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{name}\" SET synchronous_commit = on"
+        ))
+        .await
+        .expect("synchronous_commit = on");
+}
+
 /// When the ticket's API updates reached the emulator (ms since the epoch).
 async fn updates_of(f: &Fleet, ticket: u64) -> Vec<i64> {
     let log = f
@@ -1464,10 +1496,7 @@ async fn hold_a_claim(f: &mut Fleet, ticket: u64, other: u64, tag: &str) -> Resu
 /// How many of the ticket's desk actions process `pid` holds claimed, as
 /// the store says (the precondition of the focused tests, not a verdict).
 async fn claimed_by(f: &Fleet, ticket: u64, pid: u32) -> i64 {
-    let (c, conn) = tokio_postgres::connect(&f.store_url, tokio_postgres::NoTls)
-        .await
-        .expect("the store");
-    let conn = tokio::spawn(conn);
+    let c = connect(&f.store_url).await;
     let n: i64 = c
         .query_one(
             "SELECT COUNT(*) FROM outbox WHERE connection = 'desk' AND record = $1 \
@@ -1477,8 +1506,6 @@ async fn claimed_by(f: &Fleet, ticket: u64, pid: u32) -> i64 {
         .await
         .expect("the outbox")
         .get(0);
-    drop(c);
-    let _ = conn.await;
     n
 }
 
