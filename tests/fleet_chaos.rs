@@ -49,8 +49,9 @@
 //! replicas' logs:
 //! `L3MAP_CHAOS_ROUNDS=200 cargo test --test e2e fleet_chaos -- --nocapture`.
 //!
-//! Below the chaos run, one test per product bug it found, each setting up
-//! deterministically what the run met by chance.
+//! Below the chaos run, a test for each product bug it found that could be
+//! set up deterministically (what the run met by chance), and a note on
+//! the one that could not.
 
 use crate::common::pg::OwnCluster;
 use crate::common::proxy::Proxy;
@@ -1367,6 +1368,18 @@ async fn a_fleet_under_chaos_loses_nothing_doubles_nothing_and_keeps_order_and_b
 //
 // Each test below sets up, deterministically, a situation the chaos run
 // above met by chance, and fails while the product bug it names is there.
+//
+// Not set up here (the run meets it in most CI-sized runs: seeds 5, 8, 14,
+// 15, 16): an agent's step decided while an earlier step's write on the
+// same ticket was still held (a killed or stalled replica, a PostgreSQL
+// restart) is dropped as "superseded by a person's change" once the
+// earlier step lands: the update carrying it is stamped with the older
+// state (the step's rows coalesced with those of a ticket event decided
+// on it), Zendesk answers 409, and the per-field check takes l3map's own
+// earlier write to the hand-off reason for a person's. The agent was
+// answered 200 with the note accepted; the note never lands (the log says
+// "a collision ... 2 dropped as superseded by a person"). A turn alone is
+// sent without a stamp, so a test of two turns does not show it.
 
 /// One replica first (the others are started by the test), the token
 /// paced at 60 a minute (one request every 1.1 s once its burst is spent),
