@@ -380,6 +380,7 @@ impl Fleet {
             store_url,
             &[("chaos.l3map", CHAOS_MAPPINGS)],
             setup.limit,
+            &[],
         );
         let pg_port: u16 = store_url
             .split_whitespace()

@@ -124,7 +124,15 @@ impl Stack {
         rate_limit: u32,
         emulate: &[&str],
     ) -> Stack {
-        Stack::build(name, extra, true, files, rate_limit, Some(store_url), emulate)
+        Stack::build(
+            name,
+            extra,
+            true,
+            files,
+            rate_limit,
+            Some(store_url),
+            emulate,
+        )
     }
 
     /// A copy of l3map.toml for replica `n` (1, 2, ...): the same store
