@@ -10,7 +10,6 @@
 #![allow(dead_code)]
 
 pub mod logs;
-pub mod pg;
 pub mod proxy;
 pub mod rig;
 pub mod stack;

@@ -91,7 +91,7 @@ pub fn private(label: &str) -> Option<Cluster> {
         eprintln!("SKIPPED ({label}): restarts its own PostgreSQL, which L3MAP_TEST_DATABASE_URL does not allow");
         return None;
     }
-    match start_local() {
+    match start_local(true) {
         Ok(c) => Some(c),
         Err(e) if !required() => {
             eprintln!("SKIPPED ({label}): no PostgreSQL for this test: {e}");
@@ -192,11 +192,14 @@ fn start() -> Result<Cluster, String> {
             log: None,
         });
     }
-    start_local()
+    start_local(false)
 }
 
-/// A cluster of this process's own, in a new temporary folder.
-fn start_local() -> Result<Cluster, String> {
+/// A cluster of this process's own, in a new temporary folder. `durable`:
+/// commits are flushed before they are acknowledged (a test that crashes
+/// the server must not lose what it was told was written); the shared one
+/// is not, for speed.
+fn start_local(durable: bool) -> Result<Cluster, String> {
     let bin = server_bin().ok_or("no PostgreSQL server binaries (initdb, pg_ctl) were found")?;
     let root = is_root();
     let base = std::env::temp_dir().join(format!(
@@ -229,8 +232,9 @@ fn start_local() -> Result<Cluster, String> {
         ],
     )?;
     let opts = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-        path(&base)
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit={} -c full_page_writes=off -c max_connections=300",
+        path(&base),
+        if durable { "on" } else { "off" }
     );
     run_as(
         root,
