@@ -185,7 +185,8 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         Applier::with_retries(s.clients, s.retries)
             .with_tickets(engine.tickets.clone())
             .with_resolver(resolver.clone())
-            .with_redecide(redecider(engine.clone())),
+            .with_redecide(redecider(engine.clone()))
+            .with_store(engine.store.clone()),
     );
     let (stop, stopped) = watch::channel(false);
     let workers = applier

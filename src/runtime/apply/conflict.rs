@@ -44,12 +44,20 @@ pub(super) async fn redecide(
     kept: Option<&Ticket>,
     fresh: &Ticket,
     ops: Vec<(i64, Op)>,
+    own: &[Op],
 ) -> Split {
     let when = fresh.updated_at.as_deref().unwrap_or("an unknown time");
     let mut keep = Vec::new();
     let mut dropped = Vec::new();
     for (id, op) in ops {
-        match touched(zd, basis, kept, fresh, &op).await {
+        let changed = match touched(zd, basis, kept, fresh, &op).await {
+            // The ticket shows what l3map itself wrote there since the
+            // basis (an earlier step, maybe by another replica): no
+            // person's change to respect.
+            Some(_) if own.iter().any(|o| shows(fresh, o, &op)) => None,
+            other => other,
+        };
+        match changed {
             Some(what) => dropped.push((
                 id,
                 format!(
@@ -78,6 +86,31 @@ pub(super) async fn redecide(
         }
     }
     (keep, dropped)
+}
+
+/// Whether `fresh` shows l3map's own earlier write `own` on what `op`
+/// writes (the same field or the status, at the value `own` wrote).
+fn shows(fresh: &Ticket, own: &Op, op: &Op) -> bool {
+    match (own, op) {
+        (
+            Op::ZendeskField {
+                id: Some(f), value, ..
+            },
+            Op::ZendeskField { id: Some(g), .. },
+        ) => f == g && fresh.field(*f).unwrap_or(&Json::Null) == value,
+        (
+            Op::ZendeskStatus {
+                category,
+                custom_status_id,
+                ..
+            },
+            Op::ZendeskStatus { .. },
+        ) => {
+            fresh.status == *category
+                && custom_status_id.is_none_or(|c| fresh.custom_status_id == Some(c))
+        }
+        _ => false,
+    }
 }
 
 /// What a person changed that `op` would write, if anything.
@@ -239,4 +272,33 @@ pub(super) fn collision_note(
             kept.join(", ")
         }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(id: u64, value: &str) -> Op {
+        Op::ZendeskField {
+            field: "handoff_reason".into(),
+            id: Some(id),
+            value: Json::String(value.into()),
+        }
+    }
+
+    /// An earlier step of l3map's own, applied after this one was decided
+    /// (by another replica, maybe), is no person's change; a value no
+    /// l3map write gave is.
+    #[test]
+    fn a_field_showing_l3maps_own_earlier_write_is_not_a_persons_change() {
+        let fresh: Ticket = serde_json::from_value(serde_json::json!({
+            "id": 7, "status": "open",
+            "custom_fields": [{"id": 41, "value": "step_two"}]
+        }))
+        .unwrap();
+        let step_three = field(41, "step_three");
+        assert!(shows(&fresh, &field(41, "step_two"), &step_three));
+        assert!(!shows(&fresh, &field(41, "step_one"), &step_three));
+        assert!(!shows(&fresh, &field(42, "step_two"), &step_three));
+    }
 }

@@ -71,6 +71,9 @@ pub struct Applier {
     /// Decides a stored event again against a fresh ticket after a 409
     /// (`redecide.rs`); without it, the per-field comparison alone.
     redecide: Option<Redecide>,
+    /// The outbox, asked after a 409 which changes since the basis were
+    /// l3map's own (applied by this or another replica).
+    store: Option<std::sync::Arc<crate::runtime::store::Store>>,
 }
 
 impl Applier {
@@ -97,6 +100,7 @@ impl Applier {
             resolver: None,
             pace: pace::TicketPace::default(),
             redecide: None,
+            store: None,
         }
     }
 
@@ -127,6 +131,13 @@ impl Applier {
     }
 
     /// Keeps the answers of Zendesk updates in `tickets`.
+    /// Asks `store` which of a ticket's changes were l3map's own writes
+    /// when an update collides (`conflict.rs`).
+    pub fn with_store(mut self, store: std::sync::Arc<crate::runtime::store::Store>) -> Applier {
+        self.store = Some(store);
+        self
+    }
+
     pub fn with_tickets(mut self, tickets: super::tickets::Tickets) -> Applier {
         self.tickets = Some(tickets);
         self

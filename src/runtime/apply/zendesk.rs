@@ -221,8 +221,9 @@ impl Applier {
                     };
                     // What a person changed since the basis stays theirs ...
                     let kept = self.tickets_kept(ticket_id, basis).await;
+                    let own = self.own_writes(g, basis).await;
                     let (keep, dropped) =
-                        conflict::redecide(zd, basis, kept.as_ref(), &fresh, ops).await;
+                        conflict::redecide(zd, basis, kept.as_ref(), &fresh, ops, &own).await;
                     // ... and of the rest, only what the rules, decided
                     // again against the fresh ticket, still write goes.
                     let again = self.decide_again(g, &fresh_json, keep);
@@ -302,6 +303,30 @@ impl Applier {
             results.push((ids(&ops), outcome));
             return;
         }
+    }
+
+    /// What l3map itself wrote to the group's record since its basis (a
+    /// few seconds of clock skew allowed), by this replica or another: an
+    /// earlier step applied after this one was decided, which the ticket
+    /// now shows and which is no person's change.
+    async fn own_writes(&self, g: &Group, basis: &BasisTicket) -> Vec<Op> {
+        let (Some(store), Some(at)) = (&self.store, basis.updated_at.as_deref()) else {
+            return Vec::new();
+        };
+        let Ok(at) = at.parse::<jiff::Timestamp>() else {
+            return Vec::new();
+        };
+        let since = at.as_millisecond() - 5_000;
+        let (store, connection, record) = (store.clone(), g.connection.clone(), g.record.clone());
+        let ops =
+            tokio::task::spawn_blocking(move || store.applied_since(&connection, &record, since))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+        ops.iter()
+            .filter_map(|op| serde_json::from_str(op).ok())
+            .collect()
     }
 
     /// The basis ticket as the API showed it, while still kept: it names

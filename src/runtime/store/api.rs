@@ -97,6 +97,18 @@ pub trait Outbox {
     /// lease runs out and they are claimed again (read back first).
     fn abandon(&self, _ids: &[i64]) {}
 
+    /// The ops (as stored, JSON) of `record`'s actions applied since
+    /// `since_ms`, by any process: l3map's own writes, which a collision
+    /// must not take for a person's change.
+    fn applied_since(
+        &self,
+        _connection: &str,
+        _record: &str,
+        _since_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
+    }
+
     /// Applied: never sent again.
     fn done(&self, ids: &[i64]) -> Result<(), StoreError>;
 

@@ -165,6 +165,16 @@ impl Store {
         self.backend.bundle(revision)
     }
 
+    /// See [`api::Outbox::applied_since`].
+    pub fn applied_since(
+        &self,
+        connection: &str,
+        record: &str,
+        since_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.backend.applied_since(connection, record, since_ms)
+    }
+
     /// See [`api::Outbox::held_until`].
     pub fn held_until(&self, ids: &[i64]) -> Option<std::time::Instant> {
         self.backend.held_until(ids)

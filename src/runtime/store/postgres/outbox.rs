@@ -104,6 +104,31 @@ impl PgStore {
 }
 
 impl Outbox for PgStore {
+    fn applied_since(
+        &self,
+        connection: &str,
+        record: &str,
+        since_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let (pool, connection, record) = (
+            self.pool.clone(),
+            connection.to_string(),
+            record.to_string(),
+        );
+        self.read(async move {
+            let c = pool.get().await?;
+            Ok(c.query(
+                "SELECT op FROM outbox WHERE connection = $1 AND record = $2 AND state = 'done'
+                   AND updated_ms >= $3 ORDER BY id",
+                &[&connection, &record, &since_ms],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+        })
+    }
+
     fn held_until(&self, ids: &[i64]) -> Option<std::time::Instant> {
         let until = self.until.lock().unwrap_or_else(|e| e.into_inner());
         // A row this process does not hold (settled meanwhile) is held by

@@ -10,6 +10,23 @@ use crate::runtime::store::types::{now_ms, Claimed, Group};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 impl Outbox for SqliteStore {
+    fn applied_since(
+        &self,
+        connection: &str,
+        record: &str,
+        since_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let db = self.db();
+        let mut q = db.prepare_cached(
+            "SELECT op FROM outbox WHERE connection = ?1 AND record = ?2 AND state = 'done'
+               AND updated_ms >= ?3 ORDER BY id",
+        )?;
+        let ops = q.query_map(params![connection, record, since_ms], |r| {
+            r.get::<_, String>(0)
+        })?;
+        Ok(ops.collect::<Result<Vec<_>, _>>()?)
+    }
+
     fn claim(&self, connection: &str, now: i64, max: usize) -> Result<Vec<Group>, StoreError> {
         self.tracked(|| self.claim_once(connection, now, max))
     }
