@@ -131,6 +131,11 @@ pub(super) async fn execute(
 /// fleet's store; nothing on SQLite). Before the turn is answered, so a
 /// retry that finds the event finds the answer too.
 async fn keep_answer(app: &App, event_id: &str, answer: &TurnAnswer) {
+    // One process answers its own retries from memory: no hop to a store
+    // that keeps nothing.
+    if !app.engine.store.path().starts_with("postgres:") {
+        return;
+    }
     let Ok(json) = serde_json::to_string(answer) else {
         return;
     };

@@ -346,9 +346,3 @@ fn free_port() -> Result<u16, String> {
         .map(|a| a.port())
         .map_err(|e| e.to_string())
 }
-
-/// Restarts the shared cluster (`pg_ctl restart -m immediate`), cutting
-/// every test's connections: prefer a [`private`] one.
-pub fn restart_immediate() -> Result<(), String> {
-    cluster()?.restart_immediate()
-}
