@@ -10,7 +10,7 @@
 //! * SIGKILL of one replica, restarted a moment later;
 //! * SIGSTOP of one replica past its claim lease (3 s), then SIGCONT;
 //! * PostgreSQL restarted (`pg_ctl restart -m immediate`; a server of the
-//!   test's own, tests/common/pg.rs, so no other test sees it);
+//!   test's own, `cluster::private`, so no other test sees it);
 //! * one replica's database link cut: its `[store]` url names a proxy
 //!   (tests/common/proxy.rs) that drops every connection and refuses new
 //!   ones for a few seconds, then heals.
@@ -1178,7 +1178,6 @@ fn fault_kinds() -> Vec<Kind> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "issue 18: not in CI until it has passed many seeds in a row; run with --ignored (docs/RUNTIME.md, the chaos run)"]
 async fn a_fleet_under_chaos_loses_nothing_doubles_nothing_and_keeps_order_and_budget() {
     let started = Instant::now();
     // A server of its own (durable commits), restarted at will; without
