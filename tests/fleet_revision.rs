@@ -189,6 +189,22 @@ async fn an_edit_on_one_replica_is_what_every_replica_decides_by() {
         assert!(started.elapsed() < Duration::from_secs(10), "{ready}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Replica 2's own files are not what it decides by, and /healthz says
+    // so (not `current`); replica 1's are.
+    let health = |r: &Replica| {
+        let url = format!("{}/healthz", r.url);
+        async move {
+            let v: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            v["mappings"].clone()
+        }
+    };
+    let m = health(&b).await;
+    assert_eq!(
+        (&m["files"], &m["files_revision"], &m["revision"]),
+        (&json!("fleet"), &json!(first), &json!(second)),
+        "{m}"
+    );
+    assert_eq!(health(&a).await["files"], json!("current"));
 
     // `l3map publish` of replica 2's folder (the first files): the fleet
     // goes back, and says so once both replicas decide by it.
@@ -281,6 +297,96 @@ async fn an_edit_on_one_replica_is_what_every_replica_decides_by() {
     let (reason, _) = fraud_turn(&s, &a).await;
     assert_eq!(reason, "Fraud reported (third)");
     for mut r in [a, b] {
+        let _ = r.child.kill();
+        let _ = r.child.wait();
+    }
+}
+
+/// The first step of a rollout of a `connection` change: one replica
+/// restarted with the new files switches the fleet, the others cannot load
+/// them and give their pollers up. The one that can decide runs every
+/// singleton, so the fleet keeps polling (the red team's fleet stopped:
+/// the share of each replica counted the ones that cannot decide).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_connection_rollout_the_replica_that_decides_runs_every_poller() {
+    let Some(url) = l3map::runtime::store::postgres::cluster::database("fleet_rollout") else {
+        return;
+    };
+    let s = Stack::fleet(
+        "fleet-rollout",
+        "[poll]\nzendesk_interval_secs = 1\nsalesforce_interval_secs = 1\n",
+        &url,
+    );
+    let a = start(&s, 1).await;
+    let c = start(&s, 3).await;
+    // Replica 2 starts with the new connection block.
+    let edit = own_mappings(&s, 2);
+    let conn = s.dir.join("mappings-2").join("connections.l3map");
+    let text = std::fs::read_to_string(&conn).unwrap();
+    std::fs::write(
+        &conn,
+        text.replacen("plan        enterprise", "plan        professional", 1),
+    )
+    .unwrap();
+    let b = start_edited(&s, 2, edit).await;
+    for r in [&a, &c] {
+        ready_is(r, 503, "revision_not_loaded").await;
+    }
+    let pid = i64::from(b.child.id());
+    let started = Instant::now();
+    loop {
+        let st = status(&s.dir.join("l3map.toml"));
+        let holder = st["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["pid"] == json!(pid))
+            .map(|r| r["id"].clone())
+            .unwrap_or_default();
+        let leases = st["leases"].as_array().cloned().unwrap_or_default();
+        let polls = |prefix: &str| {
+            leases
+                .iter()
+                .any(|l| l["name"].as_str().unwrap_or("").starts_with(prefix))
+        };
+        // Retention may stay where it is: it decides nothing.
+        let all_b = leases
+            .iter()
+            .filter(|l| l["name"] != "retention")
+            .all(|l| l["holder"] == holder && l["expires_in_ms"].as_i64().unwrap_or(-1) > 0);
+        if all_b && polls("zendesk_poll:") && polls("salesforce_poll:") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "replica 2 ({holder}) does not run every singleton: {}\n{}",
+            st["leases"],
+            logs(&s)
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // And it polls: a ticket changed without a webhook is read by the
+    // export the deciding replica runs (the emulator's request log).
+    let exports = || async {
+        let st = s.zendesk_stats().await;
+        st["by_path"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(p, _)| p.contains("/incremental/tickets"))
+                    .filter_map(|(_, n)| n.as_u64())
+                    .sum::<u64>()
+            })
+            .unwrap_or(0)
+    };
+    let before = exports().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after = exports().await;
+    assert!(
+        after >= before + 2,
+        "{before} -> {after} export polls in 4 s"
+    );
+    for mut r in [a, b, c] {
         let _ = r.child.kill();
         let _ = r.child.wait();
     }

@@ -87,6 +87,24 @@ pub fn run(a: Args) -> u8 {
             Ok(s) => s,
             Err(e) => return fail(e),
         };
+        // Another publish (or a replica's save) switched the fleet since:
+        // nothing will decide by this revision, whatever the replicas do.
+        if let Some(a) = st
+            .active_revision
+            .as_ref()
+            .filter(|a| a.revision != revision)
+        {
+            errln!(
+                "revision {revision} is no longer the fleet's: {} switched it to {} since",
+                if a.published_by.is_empty() {
+                    "a replica"
+                } else {
+                    &a.published_by
+                },
+                a.revision
+            );
+            return 1;
+        }
         let live: Vec<_> = st
             .replicas
             .iter()

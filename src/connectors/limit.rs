@@ -383,10 +383,42 @@ pub fn over_budget(system: super::error::System) -> super::error::ApiError {
 
 const OVER_BUDGET: &str = "the token's rate limit would hold this request past the retry budget";
 
-/// Whether `e` is [`over_budget`]'s: held by our own limiter, never sent
-/// (the metrics must not count it as a call or a 429).
+/// The error of a request held past the call's retry budget because the
+/// fleet's shared budget (its PostgreSQL store) did not answer: never
+/// sent, and nothing to do with the vendor's rate limit, which the message
+/// and [`is_budget_unreachable`] say (a rate limit in the kind would send
+/// an operator to the wrong place).
+pub fn budget_unreachable(system: super::error::System) -> super::error::ApiError {
+    super::error::ApiError::RateLimited {
+        system,
+        retry_after: None,
+        message: BUDGET_UNREACHABLE.into(),
+    }
+}
+
+const BUDGET_UNREACHABLE: &str =
+    "the fleet's shared rate budget could not be reached (the store is down or cut off), so this request was never sent";
+
+/// Whether `e` is [`over_budget`]'s or [`budget_unreachable`]'s: held by
+/// our own limiter, never sent (the metrics must not count it as a call
+/// or a 429).
 pub fn is_over_budget(e: &super::error::ApiError) -> bool {
-    matches!(e, super::error::ApiError::RateLimited { retry_after: None, message, .. } if message == OVER_BUDGET)
+    matches!(e, super::error::ApiError::RateLimited { retry_after: None, message, .. } if message == OVER_BUDGET || message == BUDGET_UNREACHABLE)
+}
+
+/// Whether `e` (or the last error of a retried call) is
+/// [`budget_unreachable`]'s.
+pub fn is_budget_unreachable(e: &super::error::ApiError) -> bool {
+    match e {
+        super::error::ApiError::RateLimited {
+            retry_after: None,
+            message,
+            ..
+        } => message == BUDGET_UNREACHABLE,
+        super::error::ApiError::GaveUp { last, .. }
+        | super::error::ApiError::Unconfirmed { last, .. } => is_budget_unreachable(last),
+        _ => false,
+    }
 }
 
 /// The longest pause an API's header can impose. A larger value (or a

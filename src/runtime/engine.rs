@@ -235,7 +235,17 @@ impl Engine {
                 self.swap(Live::new(p));
                 self.fleet.set(None);
                 self.report_loaded(active, None);
-                tracing::info!(from = %current.program.revision, to = %active, "deciding by the fleet's mapping revision");
+                match self.files.on_disk().filter(|d| d != active) {
+                    // Another replica's save or a publish won over the
+                    // files here: said where an operator looks
+                    // (`/healthz` says `files: "fleet"` meanwhile).
+                    Some(disk) => {
+                        tracing::warn!(from = %current.program.revision, to = %active, files = %disk, "deciding by the fleet's mapping revision, not the files here (a save or SIGHUP puts them forward)")
+                    }
+                    None => {
+                        tracing::info!(from = %current.program.revision, to = %active, "deciding by the fleet's mapping revision")
+                    }
+                }
                 Ok(())
             }
             Err(why) => {

@@ -7,9 +7,11 @@
 use serde_json::{json, Value};
 use std::sync::Mutex;
 
-/// The refusal in force, if the files on disk are refused.
+/// The refusal in force, if the files on disk are refused; and the
+/// revision the files on disk last compiled to, when a fleet decides by
+/// another (a publish, another replica's save, an older image).
 #[derive(Debug, Default)]
-pub struct FilesState(Mutex<Option<Refusal>>);
+pub struct FilesState(Mutex<Option<Refusal>>, Mutex<Option<String>>);
 
 /// The files on disk were refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,17 @@ impl FilesState {
     /// The refusal in force, if the files on disk are refused.
     pub fn refusal(&self) -> Option<Refusal> {
         self.lock().clone()
+    }
+
+    /// The revision the files on disk last compiled to (`None` before a
+    /// fleet's replica knows it: a single process serves its files).
+    pub fn on_disk(&self) -> Option<String> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The files on disk compiled to `revision`.
+    pub(super) fn compiled(&self, revision: &str) {
+        *self.1.lock().unwrap_or_else(|e| e.into_inner()) = Some(revision.to_string());
     }
 
     pub(super) fn refused(&self, error: String) {
@@ -99,10 +112,19 @@ pub(super) fn first_error(rendered: &str) -> String {
 }
 
 /// The `mappings` object of `/healthz`: the revision served, and whether
-/// the files on disk are `current` or `refused` (with since when and the
-/// first error).
+/// the files on disk are `current`, `refused` (with since when and the
+/// first error), or compile to another revision than the fleet's, which
+/// this replica decides by (`fleet`, with the files' revision).
 pub fn health_json(files: &FilesState, revision: &str) -> Value {
+    let disk = files.on_disk().filter(|d| d != revision);
     match files.refusal() {
+        None if disk.is_some() => json!({
+            "revision": revision,
+            "files": "fleet",
+            "files_revision": disk,
+            "refused_since": null,
+            "error": null,
+        }),
         None => json!({
             "revision": revision,
             "files": "current",

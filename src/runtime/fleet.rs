@@ -28,6 +28,7 @@ pub const FOLLOW: Duration = Duration::from_secs(1);
 /// decides by when that is another one.
 pub async fn join(engine: &Engine, bundle: super::store::Bundle) {
     let mine = bundle.revision.clone();
+    engine.files.compiled(&mine);
     match engine.publish(bundle, Publish::IfNew).await {
         Ok(Some(active)) if active != mine => {
             tracing::warn!(files = %mine, fleet = %active, "the mapping files here are a revision the fleet has moved on from; deciding by the fleet's (a hot reload, SIGHUP or `l3map publish` switches the fleet to these files)");

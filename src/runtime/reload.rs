@@ -102,6 +102,9 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
     };
     let current = engine.live();
     let mut error = None;
+    if let Ok((_, p)) = &compiled {
+        engine.files.compiled(&p.revision);
+    }
     let outcome = match compiled {
         Err(diagnostics) => {
             // Named from the project folder: `/healthz` is unauthenticated

@@ -4,9 +4,10 @@
 //! call's deadline; one the limiter would hold past it is never sent.
 
 use super::super::error::{ApiError, System};
-use super::super::limit::{over_budget, Lane, Limiters, TokenLimiter};
+use super::super::limit::{budget_unreachable, over_budget, Lane, Limiters, TokenLimiter};
 use super::super::shared_budget::{SharedBudget, SharedPermit};
 use super::observe::{self, Rate};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -66,19 +67,26 @@ impl Budget {
         lane: Lane,
         deadline: tokio::time::Instant,
     ) -> Result<Slot<'_>, ApiError> {
+        // Whether the fleet's store did not answer the last ask: a request
+        // held past its deadline by that is reported as such, not as the
+        // token's rate limit (nothing was rate limited).
+        let unreachable = AtomicBool::new(false);
         let ready = async {
             let permit = match &self.permits {
                 Some(p) => Some(p.acquire().await),
                 None => None,
             };
-            let shared = self.shared_permit(deadline).await;
+            let shared = self.shared_permit(deadline, &unreachable).await;
             self.limiter.acquire_in(lane).await;
-            self.shared_slot(deadline).await;
+            self.shared_slot(deadline, &unreachable).await;
             (permit, shared)
         };
         let (permit, shared) = tokio::time::timeout_at(deadline, ready)
             .await
-            .map_err(|_| over_budget(system))?;
+            .map_err(|_| match unreachable.load(Ordering::Relaxed) {
+                true => budget_unreachable(system),
+                false => over_budget(system),
+            })?;
         let local = permit.transpose().map_err(|_| ApiError::Protocol {
             system,
             message: "the client is shutting down".into(),
@@ -94,7 +102,11 @@ impl Budget {
     /// reached (closed, as the rate bucket: each replica using the whole
     /// cap alone would be N times the vendor's). Its lease outlives the
     /// request: the wait left before `deadline` and [`PERMIT_LEASE`].
-    async fn shared_permit(&self, deadline: tokio::time::Instant) -> Option<SharedPermit> {
+    async fn shared_permit(
+        &self,
+        deadline: tokio::time::Instant,
+        unreachable: &AtomicBool,
+    ) -> Option<SharedPermit> {
         let (Some((shared, key)), Some(cap)) = (&self.shared, &self.cap) else {
             return None;
         };
@@ -102,7 +114,9 @@ impl Budget {
         loop {
             let lease =
                 deadline.saturating_duration_since(tokio::time::Instant::now()) + PERMIT_LEASE;
-            match shared.permit(key, *cap, lease).await {
+            let asked = shared.permit(key, *cap, lease).await;
+            unreachable.store(asked.is_err(), Ordering::Relaxed);
+            match asked {
                 Ok(Some(id)) => {
                     return Some(SharedPermit {
                         shared: shared.clone(),
@@ -123,7 +137,7 @@ impl Budget {
     /// The shared bucket's go (see [`SharedBudget`]), asked again as it
     /// says, and again while it cannot be reached. Past `deadline` the
     /// caller's timeout ends the wait.
-    async fn shared_slot(&self, deadline: tokio::time::Instant) {
+    async fn shared_slot(&self, deadline: tokio::time::Instant, unreachable: &AtomicBool) {
         let Some((shared, key)) = &self.shared else {
             return;
         };
@@ -131,7 +145,9 @@ impl Budget {
             // Read each time: the limit learned from the API's answers
             // meanwhile paces this request too.
             let limit = self.limiter.limit();
-            match shared.take(key, limit, self.window).await {
+            let asked = shared.take(key, limit, self.window).await;
+            unreachable.store(asked.is_err(), Ordering::Relaxed);
+            match asked {
                 Ok(wait) if wait.is_zero() => return,
                 Ok(wait) => {
                     let until = tokio::time::Instant::now() + wait;

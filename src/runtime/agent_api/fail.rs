@@ -67,6 +67,15 @@ pub(super) fn upstream(e: &ApiError, what: &str) -> Fail {
     };
     let kind = error_kind(e);
     tracing::warn!(target: LOG_TARGET, error = %e, "agent API: {what} failed");
+    if crate::connectors::limit::is_budget_unreachable(e) {
+        // This replica's link to the fleet's store, not the vendor: the
+        // load balancer's next try may reach a replica that has one.
+        return fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("the fleet's store could not be reached to share {system}'s rate budget while reading {what}, so nothing was sent; try again"),
+        );
+    }
     Fail {
         retry_after: retry_after(e).map(|d| d.as_secs().max(1)),
         ..fail(

@@ -127,6 +127,9 @@ impl Tries {
 
 /// The metrics name of an error's kind.
 pub fn error_kind(e: &ApiError) -> &'static str {
+    if crate::connectors::limit::is_budget_unreachable(e) {
+        return "store_unreachable";
+    }
     match e {
         ApiError::Auth { .. } => "auth",
         ApiError::GrantRevoked { .. } => "grant_revoked",

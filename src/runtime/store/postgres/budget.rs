@@ -1,5 +1,6 @@
 //! The shared rate budget ([`SharedBudget`]) on PostgreSQL: a GCRA bucket
-//! per token key in `budgets`, taken by `l3map_budget_take` in one round
+//! per token key in `budgets` and a log of the last window's requests in
+//! `budget_sends` (migration V9), taken by `l3map_budget_take` in one round
 //! trip on the store's runtime (the caller's task awaits it, no thread is
 //! blocked).
 
@@ -38,11 +39,16 @@ impl SharedBudget for PgBudget {
         window: Duration,
     ) -> Pin<Box<dyn Future<Output = Wait> + Send + 'a>> {
         let (t, tau) = gcra(limit, window);
+        let lim = i32::try_from(limit).unwrap_or(i32::MAX);
+        let win = window.as_secs_f64() * 1000.0;
         let (pool, k) = (self.pool.clone(), key.to_string());
         let asked = self.rt.spawn(async move {
             let c = pool.get().await.map_err(PgError::from)?;
             let wait: f64 = c
-                .query_one("SELECT l3map_budget_take($1, $2, $3)", &[&k, &t, &tau])
+                .query_one(
+                    "SELECT l3map_budget_take($1, $2, $3, $4, $5)",
+                    &[&k, &t, &tau, &lim, &win],
+                )
                 .await
                 .map_err(PgError::from)?
                 .get(0);

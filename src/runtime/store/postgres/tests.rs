@@ -665,3 +665,84 @@ fn singletons_spread_across_the_replicas() {
         assert!(b.lease(n, ttl).unwrap().is_some());
     }
 }
+
+/// A replica that cannot load the fleet's revision (a rollout of a
+/// `connection` change, half done) gives its singletons back; the one
+/// replica that can decide takes every one of them, not its share of a
+/// fleet that counted the others (the red team's fleet stopped polling).
+#[test]
+fn the_replicas_that_can_decide_take_every_singleton() {
+    use crate::runtime::store::api::{Leases, Revisions};
+    use crate::runtime::store::Publish;
+    let Some(url) = cluster::database("deciding_share") else {
+        return;
+    };
+    let t = target(&url, Duration::from_secs(30));
+    let stores: Vec<PgStore> = (0..3).map(|_| PgStore::open(&t).unwrap()).collect();
+    for s in &stores {
+        s.start_heartbeat().unwrap();
+    }
+    stores[0]
+        .publish(&bundle("new"), Publish::IfNew, "")
+        .unwrap();
+    stores[0].report("new", None).unwrap();
+    for s in &stores[1..] {
+        s.report("old", Some("cannot load the fleet's mapping revision new"))
+            .unwrap();
+    }
+    let ttl = Duration::from_secs(60);
+    let names = [
+        "zendesk_poll:desk",
+        "salesforce_poll:crm:Case",
+        "salesforce_poll:crm:Account",
+        "cdc:x",
+        "retention",
+    ];
+    for n in names {
+        assert!(stores[0].lease(n, ttl).unwrap().is_some(), "{n}");
+    }
+    // Renewals keep them all while the others cannot decide.
+    for n in names {
+        assert!(stores[0].lease(n, ttl).unwrap().is_some(), "{n}");
+    }
+    // Once another decides by the fleet's revision, they spread again.
+    stores[1].report("new", None).unwrap();
+    let kept = names
+        .into_iter()
+        .filter(|n| stores[0].lease(n, ttl).unwrap().is_some())
+        .count();
+    assert_eq!(kept, 3, "a share of five over two replicas");
+}
+
+/// The shared bucket's sliding window holds across a limit learned
+/// mid-window: what went at the plan's pace before a replica learned the
+/// account's lower limit counts against it (the red team's 105 requests
+/// in a minute against 100, replicas started together).
+#[test]
+fn a_limit_learned_mid_window_counts_what_already_went() {
+    let Some((a, _b)) = two("budget_window", Duration::from_secs(30)) else {
+        return;
+    };
+    let budget = a.shared_budget().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let window = Duration::from_secs(4);
+    rt.block_on(async {
+        // At the plan's 100 a window, ten go at once (its burst).
+        let mut went = 0;
+        for _ in 0..10 {
+            if budget.take("zd", 100, window).await.unwrap().is_zero() {
+                went += 1;
+            }
+        }
+        assert_eq!(went, 10);
+        // The account's answer says 10 a window: the window is full until
+        // those ten leave it, whatever GCRA's pace says.
+        let wait = budget.take("zd", 10, window).await.unwrap();
+        assert!(wait >= Duration::from_millis(3000), "{wait:?}");
+        tokio::time::sleep(wait).await;
+        assert!(budget.take("zd", 10, window).await.unwrap().is_zero());
+    });
+}
