@@ -30,6 +30,18 @@ pub struct Budget {
 /// takes it back: past any request's own timeout (at most 600 s).
 pub const PERMIT_LEASE: Duration = Duration::from_secs(660);
 
+/// How long an ask of the fleet's shared bucket or permit pool may go
+/// unanswered before it counts as the store being unreachable (a hung
+/// database link never errs by itself) and is asked again. Well past a
+/// busy store's answer (asks queue on the bucket's row lock and the
+/// pool): a turn held by a saturated budget is a rate limit, not an
+/// outage.
+const ASK: Duration = Duration::from_secs(5);
+
+fn no_answer() -> String {
+    format!("no answer from the fleet's store within {}s", ASK.as_secs())
+}
+
 /// What [`Budget::slot`] gave: held while the request runs.
 pub struct Slot<'a> {
     _local: Option<SemaphorePermit<'a>>,
@@ -67,7 +79,8 @@ impl Budget {
         lane: Lane,
         deadline: tokio::time::Instant,
     ) -> Result<Slot<'_>, ApiError> {
-        // Whether the fleet's store did not answer the last ask: a request
+        // Whether the fleet's store did not answer the last ask (an error,
+        // or no answer within `ASK`): a request
         // held past its deadline by that is reported as such, not as the
         // token's rate limit (nothing was rate limited).
         let unreachable = AtomicBool::new(false);
@@ -114,7 +127,9 @@ impl Budget {
         loop {
             let lease =
                 deadline.saturating_duration_since(tokio::time::Instant::now()) + PERMIT_LEASE;
-            let asked = shared.permit(key, *cap, lease).await;
+            let asked = tokio::time::timeout(ASK, shared.permit(key, *cap, lease))
+                .await
+                .unwrap_or_else(|_| Err(no_answer()));
             unreachable.store(asked.is_err(), Ordering::Relaxed);
             match asked {
                 Ok(Some(id)) => {
@@ -145,7 +160,9 @@ impl Budget {
             // Read each time: the limit learned from the API's answers
             // meanwhile paces this request too.
             let limit = self.limiter.limit();
-            let asked = shared.take(key, limit, self.window).await;
+            let asked = tokio::time::timeout(ASK, shared.take(key, limit, self.window))
+                .await
+                .unwrap_or_else(|_| Err(no_answer()));
             unreachable.store(asked.is_err(), Ordering::Relaxed);
             match asked {
                 Ok(wait) if wait.is_zero() => return,

@@ -44,19 +44,39 @@ pub(super) async fn redecide(
     kept: Option<&Ticket>,
     fresh: &Ticket,
     ops: Vec<(i64, Op)>,
-    own: &[Op],
+    (own, after): (&[Op], &[Op]),
 ) -> Split {
     let when = fresh.updated_at.as_deref().unwrap_or("an unknown time");
     let mut keep = Vec::new();
     let mut dropped = Vec::new();
     for (id, op) in ops {
-        let changed = match touched(zd, basis, kept, fresh, &op).await {
+        let mut changed = touched(zd, basis, kept, fresh, &op).await;
+        if changed.is_some() {
             // The ticket shows what l3map itself wrote there since the
             // basis (an earlier step, maybe by another replica): no
             // person's change to respect.
-            Some(_) if own.iter().any(|o| shows(fresh, o, &op)) => None,
-            other => other,
-        };
+            for o in own {
+                if shows(fresh, o, &op) || shows_group(zd, fresh, o, &op).await {
+                    changed = None;
+                    break;
+                }
+            }
+        } else {
+            // Back at the basis's value although l3map surely wrote
+            // another there since: a person undid l3map's write (the red
+            // team's revert, overwritten when only values were compared).
+            for o in after.iter().filter(|o| same_target(o, &op)) {
+                if !shows(fresh, o, &op) && !shows_group(zd, fresh, o, &op).await {
+                    changed = Some(format!(
+                        "the ticket's {} (l3map wrote {} there since, and a person set it back)",
+                        target_name(&op),
+                        describe(o)
+                    ));
+                } else {
+                    changed = None;
+                }
+            }
+        }
         match changed {
             Some(what) => dropped.push((
                 id,
@@ -86,6 +106,42 @@ pub(super) async fn redecide(
         }
     }
     (keep, dropped)
+}
+
+/// Whether `a` and `b` write the same thing: one field, the status, or
+/// the group.
+fn same_target(a: &Op, b: &Op) -> bool {
+    match (a, b) {
+        (Op::ZendeskField { id: Some(f), .. }, Op::ZendeskField { id: Some(g), .. }) => f == g,
+        (Op::ZendeskStatus { .. }, Op::ZendeskStatus { .. })
+        | (Op::ZendeskGroup { .. }, Op::ZendeskGroup { .. }) => true,
+        _ => false,
+    }
+}
+
+/// What `op` writes, in words.
+fn target_name(op: &Op) -> String {
+    match op {
+        Op::ZendeskField { id: Some(f), .. } => format!("field {f}"),
+        Op::ZendeskStatus { .. } => "status".into(),
+        Op::ZendeskGroup { .. } => "group".into(),
+        _ => "value".into(),
+    }
+}
+
+/// [`shows`] for a group: the group l3map assigned (its name read as an
+/// id), and nobody assigned within it since (an assignee is a person's
+/// doing: l3map assigns groups only). The red team's fleet dropped a fraud
+/// hand-off's reassignment as "a person's change" that was l3map's own.
+async fn shows_group(zd: &ZendeskClient, fresh: &Ticket, own: &Op, op: &Op) -> bool {
+    match (own, op) {
+        (Op::ZendeskGroup { group }, Op::ZendeskGroup { .. }) => {
+            fresh.assignee_id.is_none()
+                && fresh.group_id.is_some()
+                && zd.group_id(group).await.ok() == fresh.group_id
+        }
+        _ => false,
+    }
 }
 
 /// Whether `fresh` shows l3map's own earlier write `own` on what `op`

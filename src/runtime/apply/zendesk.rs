@@ -14,6 +14,11 @@ use crate::runtime::ops::Op;
 use crate::runtime::store::Group;
 use serde_json::Value as Json;
 
+/// The clock skew allowed between Zendesk's `updated_at` stamps and the
+/// store's clock when asking which of l3map's own writes came after a
+/// basis (ms).
+const SKEW_MS: i64 = 5_000;
+
 impl Applier {
     pub(super) async fn zendesk(
         &self,
@@ -221,9 +226,17 @@ impl Applier {
                     };
                     // What a person changed since the basis stays theirs ...
                     let kept = self.tickets_kept(ticket_id, basis).await;
-                    let own = self.own_writes(g, basis).await;
-                    let (keep, dropped) =
-                        conflict::redecide(zd, basis, kept.as_ref(), &fresh, ops, &own).await;
+                    let own = self.own_writes(g, basis, -SKEW_MS).await;
+                    let after = self.own_writes(g, basis, SKEW_MS).await;
+                    let (keep, dropped) = conflict::redecide(
+                        zd,
+                        basis,
+                        kept.as_ref(),
+                        &fresh,
+                        ops,
+                        (&own, &after),
+                    )
+                    .await;
                     // ... and of the rest, only what the rules, decided
                     // again against the fresh ticket, still write goes.
                     let again = self.decide_again(g, &fresh_json, keep);
@@ -305,18 +318,20 @@ impl Applier {
         }
     }
 
-    /// What l3map itself wrote to the group's record since its basis (a
-    /// few seconds of clock skew allowed), by this replica or another: an
-    /// earlier step applied after this one was decided, which the ticket
-    /// now shows and which is no person's change.
-    async fn own_writes(&self, g: &Group, basis: &BasisTicket) -> Vec<Op> {
+    /// What l3map itself wrote to the group's record since its basis,
+    /// shifted by `shift_ms` (the clock skew between Zendesk's stamps and
+    /// the store's: `-SKEW_MS` for every write that may be since, `SKEW_MS`
+    /// for those surely since), by this replica or another: an earlier
+    /// step applied after this one was decided, which the ticket now shows
+    /// and which is no person's change.
+    async fn own_writes(&self, g: &Group, basis: &BasisTicket, shift_ms: i64) -> Vec<Op> {
         let (Some(store), Some(at)) = (&self.store, basis.updated_at.as_deref()) else {
             return Vec::new();
         };
         let Ok(at) = at.parse::<jiff::Timestamp>() else {
             return Vec::new();
         };
-        let since = at.as_millisecond() - 5_000;
+        let since = at.as_millisecond() + shift_ms;
         let (store, connection, record) = (store.clone(), g.connection.clone(), g.record.clone());
         let ops =
             tokio::task::spawn_blocking(move || store.applied_since(&connection, &record, since))

@@ -27,6 +27,10 @@ impl std::fmt::Debug for PgBudget {
     }
 }
 
+/// How long a request let go by the bucket may take to reach the vendor
+/// (a loaded replica, a slow connection), in ms.
+const TRIP_MS: f64 = 1000.0;
+
 /// The most one answer may make a request wait before asking again: a
 /// long hold is re-read, so a shorter one set meanwhile is seen.
 const MAX_WAIT: Duration = Duration::from_secs(5);
@@ -40,7 +44,10 @@ impl SharedBudget for PgBudget {
     ) -> Pin<Box<dyn Future<Output = Wait> + Send + 'a>> {
         let (t, tau) = gcra(limit, window);
         let lim = i32::try_from(limit).unwrap_or(i32::MAX);
-        let win = window.as_secs_f64() * 1000.0;
+        // The vendor counts a request when it arrives, the log when it
+        // was let go: kept a trip longer than the window, so requests let
+        // go a window apart cannot arrive inside one.
+        let win = window.as_secs_f64() * 1000.0 + TRIP_MS;
         let (pool, k) = (self.pool.clone(), key.to_string());
         let asked = self.rt.spawn(async move {
             let c = pool.get().await.map_err(PgError::from)?;
