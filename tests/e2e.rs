@@ -23,6 +23,7 @@ mod fanout_e2e;
 mod faults;
 mod fleet;
 mod fleet_chaos;
+mod fleet_collision;
 mod fleet_permits;
 mod fleet_revision;
 mod fleet_turns;
