@@ -354,3 +354,53 @@ fn migrate_and_status_create_no_store() {
         );
     }
 }
+
+/// A replica whose database link is cut waits for the fleet's shared
+/// budget and sends nothing; the agent is told the store could not be
+/// reached (503, try again), not that Zendesk rate limited it (the third
+/// red team's F5: an operator chased a rate limit that was not there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_turn_held_by_an_unreachable_store_says_so_not_rate_limited() {
+    use crate::common::proxy::Proxy;
+    let Some(url) = l3map::runtime::store::postgres::cluster::database("fleet_store_cut") else {
+        return;
+    };
+    let s = Stack::fleet(
+        "fleet-store-cut",
+        "[poll]\nzendesk_interval_secs = 0\nsalesforce_interval_secs = 0\n",
+        &url,
+    );
+    let pg_port: u16 = url
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("port="))
+        .and_then(|p| p.parse().ok())
+        .expect("the store URL's port");
+    let link = Proxy::start(([127, 0, 0, 1], pg_port).into()).await;
+    let through = link.port;
+    let mut r = start_edited(&s, 1, move |t| {
+        t.replace(&format!("port={pg_port} "), &format!("port={through} "))
+    })
+    .await;
+    let ticket = s.create_ticket("Store cut", "standard", None).await;
+    link.cut();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/turns", r.url))
+        .bearer_auth(crate::common::stack::AGENT_TOKEN)
+        .json(&serde_json::json!({"turn_id": "cut-1", "ticket": ticket, "intent": "question"}))
+        .timeout(Duration::from_secs(90))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    assert_eq!(status, 503, "{body}\n{}", logs(&s));
+    assert_eq!(body["error"], "unavailable", "{body}");
+    let said = body["message"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("store could not be reached") && !said.contains("rate_limited"),
+        "{said}"
+    );
+    link.heal();
+    let _ = r.child.kill();
+    let _ = r.child.wait();
+}
