@@ -1429,6 +1429,12 @@ async fn durable_commits(url: &str) {
 
 /// When the ticket's API updates reached the emulator (ms since the epoch).
 async fn updates_of(f: &Fleet, ticket: u64) -> Vec<i64> {
+    requests_of(f, ticket, Some("PUT")).await
+}
+
+/// When the ticket's API requests (of `method`, or any) reached the
+/// emulator (ms since the epoch), from its request log.
+async fn requests_of(f: &Fleet, ticket: u64, method: Option<&str>) -> Vec<i64> {
     let log = f
         .admin(
             reqwest::Method::GET,
@@ -1440,7 +1446,7 @@ async fn updates_of(f: &Fleet, ticket: u64) -> Vec<i64> {
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|e| e["method"] == "PUT")
+        .filter(|e| method.is_none_or(|m| e["method"] == m))
         .filter_map(|e| e["at_ms"].as_i64())
         .collect()
 }
@@ -1649,18 +1655,9 @@ async fn a_replica_that_starts_on_a_spent_budget_waits_its_turn_like_the_others(
     // At the emulator: the fleet's ticket reads from then on. A spent
     // budget lets one request through every 1.1 s, whoever sends it, so
     // the first 1.5 s hold at most two (three with the clock's slack).
-    let log = f
-        .admin(
-            reqwest::Method::GET,
-            &format!("/__l3map/requests?path=/api/v2/tickets/{ticket}.json"),
-            None,
-        )
-        .await;
-    let mut reads: Vec<i64> = log["requests"]
-        .as_array()
+    let mut reads: Vec<i64> = requests_of(&f, ticket, None)
+        .await
         .into_iter()
-        .flatten()
-        .filter_map(|e| e["at_ms"].as_i64())
         .filter(|at| *at >= from)
         .collect();
     reads.sort();
