@@ -257,9 +257,18 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
                 if now.refresh.is_some() {
                     s.standby = now.refresh;
                 }
-                let mine = s.intent.filter(|(at, _)| *at == g).map(|(_, stamp)| stamp);
+                let mut g = g;
+                let mut mine = s.intent.filter(|(at, _)| *at == g).map(|(_, stamp)| stamp);
                 let lease = s.lease;
                 let waiting = Instant::now();
+                // The access token the vendor just called expired: a grant
+                // stored since that still carries it (another process only
+                // added a standby to it) is no answer.
+                let spent = s
+                    .token
+                    .as_ref()
+                    .and_then(|t| grant.keep(t))
+                    .map(|k| k.access);
                 loop {
                     match blocking(&keeper, move |k| k.begin(g, mine, lease)).await? {
                         Begin::Go(stamp) => {
@@ -270,10 +279,20 @@ impl<T: Clone + Send + Sync + 'static> Session<T> {
                             // Another process refreshed: theirs, without a
                             // request.
                             self.adopt_stored(&mut s, &keeper, grant).await?;
-                            if let Some(t) = &s.token {
-                                return Ok((t.clone(), s.generation));
+                            let access = s.token.as_ref().and_then(|t| grant.keep(t));
+                            match (&s.token, s.stored) {
+                                (Some(_), Some(now))
+                                    if spent.is_some()
+                                        && access.map(|k| k.access) == spent
+                                        && now != g =>
+                                {
+                                    g = now;
+                                    mine = None;
+                                    continue;
+                                }
+                                (Some(t), _) => return Ok((t.clone(), s.generation)),
+                                (None, _) => break,
                             }
-                            break;
                         }
                         // Another process is sending this refresh token:
                         // sent twice, one of the two is refused and the
@@ -557,5 +576,81 @@ mod tests {
         }
         assert_eq!(grant.0.load(Ordering::SeqCst), 2);
         assert!(Session::Fixed(7u64).current(&*grant, &http).await.unwrap() == (7, 0));
+    }
+
+    /// A store in memory: its generation and the grant's access token.
+    struct Memory(std::sync::Mutex<(i64, String)>);
+
+    fn kept(access: &str) -> Kept {
+        Kept {
+            access: Secret::new(access),
+            refresh: Some(Secret::new("r")),
+            expires_in: Some(Duration::from_secs(600)),
+            refresh_expires_in: None,
+            instance_url: None,
+        }
+    }
+
+    impl Keeper for Memory {
+        fn load(&self) -> Result<Option<(i64, Kept)>, ApiError> {
+            let m = self.0.lock().unwrap();
+            Ok(Some((m.0, kept(&m.1))))
+        }
+        fn begin(&self, g: i64, _: Option<i64>, _: Duration) -> Result<Begin, ApiError> {
+            Ok(if self.0.lock().unwrap().0 == g {
+                Begin::Go(1)
+            } else {
+                Begin::MovedOn
+            })
+        }
+        fn commit(&self, expected: Option<i64>, grant: &Kept) -> Result<bool, ApiError> {
+            let mut m = self.0.lock().unwrap();
+            if Some(m.0) != expected {
+                return Ok(false);
+            }
+            *m = (m.0 + 1, grant.access.expose().to_string());
+            Ok(true)
+        }
+        fn refused(&self, _: i64, _: &ApiError) {}
+    }
+
+    /// Access tokens `a1`, `a2`, ... for each refresh.
+    struct Refresher(AtomicU64);
+
+    impl Grant for Refresher {
+        type Token = String;
+        async fn grant(&self, _: &reqwest::Client, _: Option<&String>) -> Result<String, ApiError> {
+            Ok(format!("a{}", self.0.fetch_add(1, Ordering::SeqCst) + 2))
+        }
+        fn renewed(&self, _: u64) {}
+        fn keep(&self, token: &String) -> Option<Kept> {
+            Some(kept(token))
+        }
+        fn adopt(&self, kept: Kept) -> Result<String, ApiError> {
+            Ok(kept.access.expose().to_string())
+        }
+    }
+
+    /// Another process stored the grant again with the same access token
+    /// (it added a standby) while this one's was being called expired:
+    /// adopting it would hand back the token the vendor just refused, so
+    /// the session refreshes it instead, once.
+    #[tokio::test]
+    async fn a_grant_stored_again_with_the_expired_access_token_is_refreshed() {
+        let store = Arc::new(Memory(std::sync::Mutex::new((1, "a1".into()))));
+        let session = Session::<String>::renewable_kept(
+            Some(store.clone()),
+            Duration::from_secs(60),
+            Duration::from_secs(10),
+        );
+        let grant = Refresher(AtomicU64::new(0));
+        let http = reqwest::Client::new();
+        let (token, generation) = session.current(&grant, &http).await.unwrap();
+        assert_eq!(token, "a1");
+        *store.0.lock().unwrap() = (2, "a1".into());
+        let (token, _) = session.renew(generation, &grant, &http).await.unwrap();
+        assert_eq!(token, "a2");
+        assert_eq!(grant.0.load(Ordering::SeqCst), 1);
+        assert_eq!(*store.0.lock().unwrap(), (3, "a2".to_string()));
     }
 }
