@@ -89,6 +89,14 @@ pub struct Turn {
     pub language: Option<String>,
     pub order_id: Option<String>,
     pub product: Option<String>,
+    /// Ticket fields the agent asks to write, by alias: only fields the
+    /// mappings declare, of their type, and not fed by a `map`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub requested_fields: BTreeMap<String, Json>,
+    /// The escalation the agent asks for by name: it hands off only if it
+    /// is the one whose condition holds first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requested_escalation: Option<String>,
 }
 
 /// The normalised event.

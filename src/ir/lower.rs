@@ -3,6 +3,7 @@
 //! [`crate::compile`], which refuses a project with errors first.
 
 mod expect;
+mod fields;
 mod links;
 mod sku;
 
@@ -41,6 +42,7 @@ pub fn lower(
         templates: vec![],
         escalations: vec![],
         links: vec![],
+        ticket_fields: l.ticket_fields(),
         index: Default::default(),
     };
     for item in files.iter().flat_map(|f| f.items.iter()) {
@@ -222,7 +224,7 @@ impl Lower<'_> {
                             .when
                             .as_ref()
                             .map(|w| self.expr(w, ticket_conn.as_deref())),
-                        condition: tr.when.as_ref().map(|w| self.text_of(w.span)),
+                        condition: tr.when.as_ref().map(|w| self.condition_text(w.span)),
                         loc: self.loc(tr.span),
                     }
                 })
@@ -370,11 +372,15 @@ impl Lower<'_> {
 
     fn escalation(&self, e: &ast::Escalation) -> Escalation {
         let mut when = None;
+        let mut condition = None;
         let mut reason = String::new();
         let mut actions = Vec::new();
         for s in &e.stmts {
             match s {
-                ast::EscStmt::When(x) => when = Some(self.expr(x, None)),
+                ast::EscStmt::When(x) => {
+                    when = Some(self.expr(x, None));
+                    condition = Some(self.condition_text(x.span));
+                }
                 ast::EscStmt::Reason(t) => reason = t.value.clone(),
                 ast::EscStmt::Comment { conn, body, span } => actions.push(EscAction::Comment {
                     connection: conn.name.clone(),
@@ -415,6 +421,7 @@ impl Lower<'_> {
                 kind: ExprKind::Lit(Value::Bool(false)),
                 loc: self.loc(e.span),
             }),
+            condition,
             reason,
             actions,
             loc: self.loc(e.span),

@@ -2,11 +2,13 @@
 //! AST. Every rule carries a [`Loc`] so a runtime error can point at the
 //! `.l3map` line that caused it.
 
+mod field;
 pub mod fold;
 pub mod index;
 mod link;
 mod lower;
 
+pub use field::TicketField;
 pub use index::{Index, Named, Site, Use};
 pub use link::{Link, Pick, ZdKey, ZdObject};
 pub use lower::{
@@ -37,6 +39,11 @@ pub struct Program {
     /// How records of a Zendesk and a Salesforce connection correspond.
     #[serde(default)]
     pub links: Vec<Link>,
+    /// The custom ticket fields of Zendesk connections as `fields` declares
+    /// them: what an agent may ask to write (`turn.requested_fields`), and
+    /// the typed inputs the MCP tools offer. An addition: `IR_VERSION` stays.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ticket_fields: Vec<TicketField>,
     /// [`Program::index`], made on first use.
     #[serde(skip)]
     index: index::IndexCache,
@@ -336,6 +343,10 @@ pub enum EscAction {
 pub struct Escalation {
     pub name: String,
     pub when: Expr,
+    /// The condition as written, so a refusal and a tool's description can
+    /// quote it (not part of [`Escalation::handoff_id`]: `when` is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
     pub reason: String,
     pub actions: Vec<EscAction>,
     pub loc: Loc,

@@ -56,9 +56,15 @@ pub enum ActionKind<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule<'a> {
     Transition,
-    Map { from: &'a str, to: &'a str },
+    Map {
+        from: &'a str,
+        to: &'a str,
+    },
     Sku(&'a str),
     Escalation(&'a str),
+    /// The agent asked for it by name (`turn.requested_fields`), and the
+    /// field's declaration allows it.
+    Request,
 }
 
 impl fmt::Display for Rule<'_> {
@@ -68,6 +74,7 @@ impl fmt::Display for Rule<'_> {
             Rule::Map { from, to } => write!(f, "map {from} -> {to}"),
             Rule::Sku(t) => write!(f, "sku {t}"),
             Rule::Escalation(e) => write!(f, "escalation {e}"),
+            Rule::Request => f.write_str("agent request"),
         }
     }
 }

@@ -9,6 +9,7 @@ mod action;
 mod escalate;
 mod keys;
 mod records;
+mod requests;
 
 pub use action::{Action, ActionKind, Decision, Record, Refusal, Rule};
 pub(crate) use records::current_status;
@@ -268,6 +269,8 @@ pub fn decide<'a>(p: &'a Program, ev: &'a Event) -> Decision<'a> {
             }
         }
     }
+    requests::fields(p, ev, &mut d, &push);
+    requests::escalation(p, ev, escalation, &mut d);
     if let Some(e) = escalation {
         escalate(p, ev, e, &mut d, &push);
     }

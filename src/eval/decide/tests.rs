@@ -188,3 +188,105 @@ escalation vendor_handoff {
         d.refused
     );
 }
+
+fn turn(turn: &str, ticket: &str) -> Event {
+    Event::from_json(&format!(
+        r#"{{"id":"evt-r","kind":"agent_turn","at":"2026-11-11T10:00:00Z",
+            "ticket":{ticket},"turn":{turn}}}"#
+    ))
+    .unwrap()
+}
+
+const OPEN: &str = r#"{"id":4300,"status":"open","custom_fields":{"360001234":"premium"}}"#;
+
+#[test]
+fn a_requested_field_is_written_only_when_declared_typed_and_not_mapped() {
+    let p = fintech();
+    let ev = turn(
+        r#"{"intent":"x","requested_fields":{"risk_score":"72","dispute_type":"chargeback",
+            "refund_issued":"yes","sla_tier":"enterprise","colour":"red"}}"#,
+        OPEN,
+    );
+    let d = decide(&p, &ev);
+    let written: Vec<_> = d
+        .actions
+        .iter()
+        .map(|a| (a.rule.to_string(), serde_json::to_value(&a.kind).unwrap()))
+        .collect();
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert!(written.iter().all(|(r, _)| r == "agent request"));
+    assert_eq!(written[0].1["field"]["field"], "dispute_type");
+    assert_eq!(written[1].1["value"]["v"], 72.0);
+    let why = |f: &str| {
+        d.refused
+            .iter()
+            .find(|r| r.what == format!("field {f}"))
+            .map(|r| r.reason.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        why("refund_issued").contains("is not true or false"),
+        "{d:?}"
+    );
+    assert!(
+        why("sla_tier").contains("written by `map crm -> desk`"),
+        "{d:?}"
+    );
+    assert!(why("colour").contains("not a ticket field the mappings declare"));
+    // The value it already holds is no write.
+    let same = turn(
+        r#"{"intent":"x","requested_fields":{"risk_score":72}}"#,
+        r#"{"id":4300,"status":"open","custom_fields":{"360001236":"72.0"}}"#,
+    );
+    let d = decide(&p, &same);
+    assert!(d.actions.is_empty(), "{d:?}");
+    assert!(d.refused[0].reason.contains("already holds"), "{d:?}");
+}
+
+#[test]
+fn a_requested_escalation_hands_off_only_when_it_is_the_one_that_holds() {
+    let p = fintech();
+    let fraud = turn(
+        r#"{"intent":"fraud_report","summary":"card stolen","requested_escalation":"suspected_fraud"}"#,
+        OPEN,
+    );
+    let d = decide(&p, &fraud);
+    assert!(d.refused.is_empty(), "{d:?}");
+    assert!(d
+        .actions
+        .iter()
+        .any(|a| a.rule.to_string() == "escalation suspected_fraud"));
+    let not_yet = turn(
+        r#"{"intent":"refund","summary":"s","requested_escalation":"refund_over_threshold",
+            "refund_amount":{"amount":"20.00","currency":"USD"}}"#,
+        OPEN,
+    );
+    let d = decide(&p, &not_yet);
+    assert!(d.actions.is_empty(), "{d:?}");
+    assert!(
+        d.refused[0].reason.contains("condition does not hold"),
+        "{d:?}"
+    );
+    assert!(
+        d.refused[0].reason.contains("turn.refund_amount > $200"),
+        "{d:?}"
+    );
+    let other = turn(
+        r#"{"intent":"fraud_report","summary":"s","requested_escalation":"angry_enterprise_customer"}"#,
+        OPEN,
+    );
+    let d = decide(&p, &other);
+    assert!(
+        d.refused[0]
+            .reason
+            .contains("`suspected_fraud` comes first"),
+        "{d:?}"
+    );
+    let typo = turn(
+        r#"{"intent":"x","requested_escalation":"suspected_frod"}"#,
+        OPEN,
+    );
+    assert!(decide(&p, &typo).refused[0]
+        .reason
+        .contains("suspected_fraud"));
+}

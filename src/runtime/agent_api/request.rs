@@ -46,6 +46,12 @@ pub(super) struct TurnRequest {
     pub order_id: Option<String>,
     #[serde(default)]
     pub product: Option<String>,
+    /// Ticket fields to write, by the alias `fields` declares. Skipped when
+    /// empty, so a turn's digest is what it was before they existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requested_fields: BTreeMap<String, JsonValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_escalation: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -83,6 +83,8 @@ pub(super) async fn execute(
             language: req.language,
             order_id: req.order_id,
             product: req.product,
+            requested_fields: req.requested_fields,
+            requested_escalation: req.requested_escalation,
         }),
         records,
         changed: vec![],
