@@ -32,6 +32,7 @@ mod hostile;
 mod link_unique;
 mod links_resolve;
 mod load;
+mod mcp;
 mod newcomer;
 mod poll;
 mod runtime;

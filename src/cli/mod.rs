@@ -10,10 +10,12 @@ mod auth;
 mod check;
 mod diff;
 mod e2e;
+mod embedded;
 mod emulate;
 mod events;
 mod fmt;
 mod graph;
+mod mcp;
 mod migrate;
 mod outbox;
 mod plan;
@@ -21,6 +23,7 @@ mod publish;
 mod run;
 mod schema;
 mod sealing;
+mod service;
 mod signals;
 mod status;
 mod test;
@@ -221,7 +224,13 @@ enum Command {
     /// decided actions applied through a durable outbox. Without a
     /// configuration (--config, $L3MAP_CONFIG or ./l3map.toml), the
     /// embedded default: both emulators in-process and a demo stream.
-    Run(run::Options),
+    Run(service::Options),
+    /// Run the mappings as `l3map run --config` does, and serve MCP on
+    /// stdin/stdout for a local agent (docs/MCP.md): the tools, decided
+    /// against the mappings, as the agent `--agent` names (its `tools`
+    /// limit applies). Ends when the agent closes stdin, or on Ctrl-C or
+    /// SIGTERM. Logs go to stderr.
+    Mcp(mcp::McpOptions),
     /// The go-live test sequence (docs/E2E.md): a ticket by webhook within
     /// 5 s, every test block run live and read back, 250 requests/min
     /// against a 200/min token with nothing lost, then cleanup. Exit 1 if
@@ -303,7 +312,7 @@ pub fn run() -> ExitCode {
     // end on a failed write (src/cli/output.rs).
     let service = matches!(
         cli.command,
-        Command::Run(_) | Command::Emulate(_) | Command::Lsp | Command::E2e(_)
+        Command::Run(_) | Command::Mcp(_) | Command::Emulate(_) | Command::Lsp | Command::E2e(_)
     );
     let code = match cli.command {
         Command::Check {
@@ -337,6 +346,7 @@ pub fn run() -> ExitCode {
             filter,
         } => test::run(&paths, format, filter.as_deref()),
         Command::Run(o) => run::run(o),
+        Command::Mcp(o) => mcp::mcp(o),
         Command::E2e(a) => e2e::run(a),
         Command::Outbox { action } => outbox::run(action),
         Command::Auth { action } => auth::run(action),

@@ -26,6 +26,9 @@ pub struct App {
     pub tolerance: Duration,
     /// Agent name and bearer token, for the agent API.
     pub agents: Vec<(String, Secret)>,
+    /// The MCP tools an agent is limited to (`[agents.NAME] tools`); an
+    /// agent not named here may use every tool.
+    pub agent_tools: std::collections::BTreeMap<String, Vec<String>>,
     /// The first Zendesk and Salesforce connections' clients: webhooks
     /// read the ticket they announce, the agent API reads context.
     pub zendesk: Option<(String, ZendeskClient)>,

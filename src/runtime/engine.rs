@@ -83,6 +83,12 @@ pub struct Engine {
     /// Events to record, a group at a time: a group is committed in one
     /// transaction.
     commits: mpsc::Sender<Vec<Pending>>,
+    /// The revision now live, for those who follow it (MCP's
+    /// `notifications/tools/list_changed`).
+    revision: tokio::sync::watch::Sender<String>,
+    /// Cancelled when the runtime stops: long-lived streams (MCP's) end
+    /// with it instead of holding the drain.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 /// One decided event on its way into the store, and who to tell.
@@ -171,6 +177,8 @@ impl Engine {
             .spawn(move || committer(writer, queue))
             .expect("the OS refused a thread for the outbox committer");
         Engine {
+            revision: tokio::sync::watch::Sender::new(live.program.revision.clone()),
+            closing: tokio_util::sync::CancellationToken::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             live: ArcSwap::from_pointee(live),
             store,
@@ -204,7 +212,18 @@ impl Engine {
     /// against it; one being decided keeps the one it started with.
     pub fn swap(&self, live: Live) {
         self.metrics.set_revision_info(&live.program.revision);
+        let revision = live.program.revision.clone();
         self.live.store(Arc::new(live));
+        self.revision.send_if_modified(|r| {
+            let changed = *r != revision;
+            *r = revision;
+            changed
+        });
+    }
+
+    /// Told of each new live revision.
+    pub fn revisions(&self) -> tokio::sync::watch::Receiver<String> {
+        self.revision.subscribe()
     }
 
     /// Makes the fleet's revision `active` the one events are decided by

@@ -25,6 +25,8 @@ use tokio::sync::watch;
 /// The pieces every mode shares, running.
 pub struct Running {
     pub engine: Arc<Engine>,
+    /// What the HTTP API serves from; `l3map mcp` serves stdio from it too.
+    pub app: Arc<App>,
     /// The one fan-out every source of Salesforce changes hands its
     /// changes to (the SOQL pollers, the CDC streams).
     pub fanout: Arc<crate::runtime::links::fanout::Fanout>,
@@ -50,6 +52,8 @@ pub struct Setup {
     pub concurrency: usize,
     pub report: Option<ReportSink>,
     pub agents: Vec<(String, Secret)>,
+    /// `[agents.NAME] tools`: the MCP tools each agent is limited to.
+    pub agent_tools: std::collections::BTreeMap<String, Vec<String>>,
     /// `[server]` bounds on connections, request heads and bodies.
     pub limits: HttpLimits,
     /// Where the runtime's series are recorded (the OAuth keepers record
@@ -79,6 +83,7 @@ impl Setup {
             concurrency: 4,
             report: None,
             agents: Vec::new(),
+            agent_tools: Default::default(),
             limits: HttpLimits::default(),
             metrics: Metrics::new(),
         }
@@ -207,6 +212,7 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         webhook_secret: s.webhook_secret,
         tolerance: s.tolerance,
         agents: s.agents,
+        agent_tools: s.agent_tools,
         zendesk: first_zendesk(&applier_clients),
         salesforce: first_salesforce(&applier_clients),
         resolver: resolver.clone(),
@@ -214,12 +220,13 @@ pub async fn start(s: Setup) -> Result<Running, String> {
     });
     let server = tokio::spawn(serve(
         s.listener,
-        router_with(app, &s.limits),
+        router_with(app.clone(), &s.limits),
         s.limits,
         stopped.clone(),
     ));
     Ok(Running {
         engine,
+        app,
         fanout,
         resolver,
         stop,
@@ -237,6 +244,7 @@ impl Running {
         self.engine
             .draining
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.engine.closing.cancel();
         let _ = self.stop.send(true);
         // Singletons go to another replica at once, not after their lease.
         let store = self.engine.store.clone();

@@ -512,6 +512,31 @@ workers_per_connection = 4
         t["ticket"]["id"].as_u64().expect("ticket id")
     }
 
+    /// A ticket as the Zendesk emulator has it now.
+    pub async fn ticket(&self, id: u64) -> serde_json::Value {
+        self.zendesk(
+            reqwest::Method::GET,
+            &format!("/api/v2/tickets/{id}.json"),
+            None,
+        )
+        .await["ticket"]
+            .clone()
+    }
+
+    /// How many writes (PUTs) the Zendesk emulator took for a ticket.
+    pub async fn ticket_writes(&self, id: u64) -> usize {
+        let log = self
+            .zendesk(
+                reqwest::Method::GET,
+                &format!("/__l3map/requests?path=/api/v2/tickets/{id}.json"),
+                None,
+            )
+            .await;
+        log["requests"]
+            .as_array()
+            .map_or(0, |r| r.iter().filter(|e| e["method"] == "PUT").count())
+    }
+
     /// The bodies of a ticket's private comments (the hand-off notes).
     pub async fn private_notes(&self, ticket: u64) -> Vec<String> {
         self.comments(ticket)

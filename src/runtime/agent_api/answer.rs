@@ -44,6 +44,10 @@ pub(super) struct TurnAnswer {
     /// sent as it is: this one only recorded that it was a duplicate.
     #[serde(skip)]
     pub replay: Option<JsonValue>,
+    /// The event as decided, for what MCP's tools add to an answer (the
+    /// statuses the ticket may move to); never sent.
+    #[serde(skip)]
+    pub event: Option<std::sync::Arc<crate::eval::event::Event>>,
 }
 
 /// A ticket as a turn read it.
@@ -117,6 +121,7 @@ impl TurnAnswer {
                     ),
                     digest,
                     replay: None,
+                    event: None,
                 };
             }
         };
@@ -149,6 +154,7 @@ impl TurnAnswer {
             message: None,
             digest,
             replay: None,
+            event: None,
         }
     }
 
@@ -172,6 +178,7 @@ impl TurnAnswer {
             message: None,
             digest,
             replay: Some(answer),
+            event: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 /// The agent a request was authenticated as, by [`agent_gate`].
 #[derive(Debug, Clone)]
-pub(super) struct AgentName(pub String);
+pub(crate) struct AgentName(pub String);
 
 /// The bearer token before anything else: no body is read, and no byte of
 /// the budget spent, for a request without a valid one. A `POST`'s body is
@@ -24,7 +24,25 @@ pub(super) struct AgentName(pub String);
 pub(super) async fn agent_gate(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
     let agent = match authenticate(&gate.app, req.headers()) {
         Ok(a) => a,
-        Err(r) => return r.into_response(),
+        Err(r) => {
+            let mut resp = r.into_response();
+            if req.uri().path() == "/mcp" {
+                // The MCP authorization spec: the challenge names the
+                // protected resource's metadata (RFC 9728, section 5.1).
+                let challenge = format!(
+                    "{}, resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
+                    resp.headers()
+                        .get(header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("Bearer realm=\"l3map\""),
+                    origin(req.headers())
+                );
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            return resp;
+        }
     };
     req.extensions_mut().insert(AgentName(agent));
     if req.method() != Method::POST {
@@ -40,6 +58,43 @@ pub(super) async fn agent_gate(State(gate): State<Gate>, mut req: Request, next:
             r.response
         }
     }
+}
+
+/// This server as the client reached it: `X-Forwarded-Proto` (a TLS
+/// proxy in front) or http, and the `Host` it asked for.
+fn origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
+}
+
+/// `GET /.well-known/oauth-protected-resource[/mcp]` (RFC 9728): the MCP
+/// endpoint as a protected resource that takes bearer tokens in the
+/// `Authorization` header. l3map issues no tokens itself: each agent's is
+/// configured (`[agents.NAME]`, docs/MCP.md), so no authorization server
+/// is named.
+pub(super) async fn protected_resource(headers: HeaderMap) -> Response {
+    let base = origin(&headers);
+    axum::Json(serde_json::json!({
+        "resource": format!("{base}/mcp"),
+        "bearer_methods_supported": ["header"],
+        "resource_name": "l3map",
+    }))
+    .into_response()
 }
 
 /// Why a request's credentials were refused: the `error` of the

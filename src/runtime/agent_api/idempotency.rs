@@ -101,6 +101,7 @@ mod tests {
             message: None,
             digest: [7; 32],
             replay: None,
+            event: None,
         }
     }
 

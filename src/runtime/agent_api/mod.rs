@@ -25,6 +25,7 @@ mod auth;
 mod context;
 mod fail;
 mod idempotency;
+pub mod mcp;
 mod reads;
 mod request;
 mod turn;
@@ -63,14 +64,27 @@ pub fn routes(gate: Gate) -> Router<Arc<App>> {
         app: gate.app.clone(),
         memo: Memo::new(),
     });
-    Router::new()
+    let mcp = mcp::service(api.clone(), crate::runtime::app::MAX_BODY);
+    let gated = Router::new()
         .route("/v1/turns", post(post_turn).fallback(method_not_allowed))
         .route(
             "/v1/context/{ticket}",
             get(get_context).fallback(method_not_allowed),
         )
+        .route_service("/mcp", mcp)
         .route_layer(from_fn_with_state(gate, agent_gate))
-        .with_state(api)
+        .with_state(api);
+    // RFC 9728: where an OAuth-capable MCP client learns how this resource
+    // takes tokens (a 401 on /mcp points here).
+    gated
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(auth::protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/mcp",
+            get(auth::protected_resource),
+        )
 }
 
 async fn method_not_allowed() -> Response {
@@ -110,20 +124,49 @@ async fn post_turn(
             return f.into_response();
         }
     };
-    let digest = checked.digest;
     let event_id = match &checked.req.turn_id {
         Some(t) => turn_key(&agent, t),
         None => turn_key(&agent, &format!("{:032x}", fastrand::u128(..))),
     };
+    let memoized = checked.req.turn_id.is_some();
+    let answer = match run_turn(&api, event_id, checked, memoized, false).await {
+        Ok(a) => a,
+        Err(f) => return f.into_response(),
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    app.engine.metrics.turn_latency(seconds);
+    tracing::info!(
+        agent = %agent, turn = %answer.turn, duplicate = answer.duplicate,
+        accepted = answer.accepted.len(), refused = answer.refused.len(),
+        latency_ms = (seconds * 1000.0) as u64, "agent turn"
+    );
+    match &answer.replay {
+        Some(kept) => Json(kept).into_response(),
+        None => Json(&*answer).into_response(),
+    }
+}
+
+/// Decides a checked turn under `event_id` and answers it: once per id
+/// when `memoized` (a retry gets the first answer, or `turn_id_reused`
+/// when it says something else). `versioned`: the id is completed with
+/// the ticket's `updated_at` as read ([`turn::execute`]).
+async fn run_turn(
+    api: &Arc<AgentApi>,
+    event_id: String,
+    checked: request::Checked,
+    memoized: bool,
+    versioned: bool,
+) -> Result<Arc<answer::TurnAnswer>, fail::Fail> {
+    let app = &api.app;
+    let digest = checked.digest;
     let turn_id = checked.req.turn_id.clone();
-    let memoized = turn_id.is_some();
     // Spawned, so an agent that hangs up does not cancel a turn halfway:
     // once recorded, its answer is kept for the retry.
     let task = {
         let api = api.clone();
         tokio::spawn(async move {
             let decide = async {
-                turn::execute(&api.app, &event_id, checked)
+                turn::execute(&api.app, &event_id, checked, versioned)
                     .await
                     .map(Arc::new)
             };
@@ -138,47 +181,34 @@ async fn post_turn(
         })
     };
     let remembered = match task.await {
-        Ok(Ok(r)) => r,
-        Ok(Err(f)) => return f.into_response(),
+        Ok(r) => r?,
         Err(e) => {
             tracing::error!(error = %e, "agent API: a turn's task failed");
-            return error(
+            return Err(fail::fail(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "the turn could not be decided; send it again with the same turn_id",
-            );
+            ));
         }
     };
-    let answer = if remembered.decided_here {
-        remembered.answer
-    } else {
-        // Another request with this turn id ran it: this one is the retry.
-        if remembered.answer.digest != digest {
-            return error(
-                StatusCode::CONFLICT,
-                "turn_id_reused",
-                format!(
-                    "turn_id {:?} was already used for a different turn; use a new turn_id for a new turn",
-                    turn_id.unwrap_or_default()
-                ),
-            );
-        }
-        app.engine.metrics.event_duplicate(SOURCE);
-        let mut a = (*remembered.answer).clone();
-        a.duplicate = true;
-        Arc::new(a)
-    };
-    let seconds = started.elapsed().as_secs_f64();
-    app.engine.metrics.turn_latency(seconds);
-    tracing::info!(
-        agent = %agent, turn = %answer.turn, duplicate = answer.duplicate,
-        accepted = answer.accepted.len(), refused = answer.refused.len(),
-        latency_ms = (seconds * 1000.0) as u64, "agent turn"
-    );
-    match &answer.replay {
-        Some(kept) => Json(kept).into_response(),
-        None => Json(&*answer).into_response(),
+    if remembered.decided_here {
+        return Ok(remembered.answer);
     }
+    // Another request with this turn id ran it: this one is the retry.
+    if remembered.answer.digest != digest {
+        return Err(fail::fail(
+            StatusCode::CONFLICT,
+            "turn_id_reused",
+            format!(
+                "turn_id {:?} was already used for a different turn; use a new turn_id for a new turn",
+                turn_id.unwrap_or_default()
+            ),
+        ));
+    }
+    app.engine.metrics.event_duplicate(SOURCE);
+    let mut a = (*remembered.answer).clone();
+    a.duplicate = true;
+    Ok(Arc::new(a))
 }
 
 /// Authenticated by [`agent_gate`].

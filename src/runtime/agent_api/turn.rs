@@ -11,6 +11,7 @@ use crate::runtime::app::App;
 use axum::http::StatusCode;
 use serde_json::{Map, Value as JsonValue};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// The target its log lines had before the module was split, so operators'
 /// filters (`RUST_LOG`, alerts on the JSON `target`) keep matching.
@@ -25,6 +26,7 @@ pub(super) async fn execute(
     app: &App,
     event_id: &str,
     checked: Checked,
+    versioned: bool,
 ) -> Result<TurnAnswer, Fail> {
     let Checked {
         req,
@@ -59,6 +61,16 @@ pub(super) async fn execute(
         m.insert("Id".into(), JsonValue::String(case.clone()));
         records.insert("Case".to_string(), m);
     }
+    // A call without a key of its own is the same call only on the same
+    // ticket: its id ends with the ticket's version as read.
+    let versioned_id;
+    let event_id = match (versioned, &ticket) {
+        (true, Some(t)) => {
+            versioned_id = format!("{event_id}@{}", t.updated_at.as_deref().unwrap_or("-"));
+            versioned_id.as_str()
+        }
+        _ => event_id,
+    };
     let seen_ticket = ticket.as_ref().map(|t| SeenTicket {
         id: t.id,
         status: t.status.clone(),
@@ -89,6 +101,7 @@ pub(super) async fn execute(
         records,
         changed: vec![],
     };
+    let decided = ev.clone();
     let ingested = app.engine.ingest(SOURCE, ev, None).await.map_err(|e| {
         tracing::error!(target: LOG_TARGET, error = %e, "agent API: cannot record a turn");
         fail(
@@ -122,7 +135,8 @@ pub(super) async fn execute(
         stale_fields,
         digest,
     };
-    let answer = TurnAnswer::new(event_id, ingested, read, files);
+    let mut answer = TurnAnswer::new(event_id, ingested, read, files);
+    answer.event = Some(Arc::new(decided));
     if new {
         keep_answer(app, event_id, &answer).await;
     }

@@ -187,7 +187,28 @@ impl Doc<'_> {
                 agent.token_env.as_ref(),
                 agent.token_file.as_ref(),
             )?;
-            agents.insert(name, Agent { token });
+            let tools = match agent.tools {
+                None => None,
+                Some(list) => {
+                    let mut tools = Vec::new();
+                    for t in list.into_inner() {
+                        let known = super::model::MCP_TOOLS;
+                        if !known.contains(&t.get_ref().as_str()) {
+                            return Err(self.invalid(
+                                t.span(),
+                                format!(
+                                    "`agents.{name}.tools`: {:?} is not an MCP tool; the tools are {}",
+                                    t.get_ref(),
+                                    known.join(", ")
+                                ),
+                            ));
+                        }
+                        tools.push(t.into_inner());
+                    }
+                    Some(tools)
+                }
+            };
+            agents.insert(name, Agent { token, tools });
         }
         Ok(agents)
     }

@@ -136,7 +136,7 @@ pub use cdc::{Cdc, DEFAULT_PUBSUB_ENDPOINT};
 pub use error::{all_at_once, ConfigError};
 pub use model::{
     Agent, Config, ConnectionOverride, Credentials, Log, LogFormat, Outbox, Poll, Server, Webhook,
-    CREDENTIALS_KEY_VAR,
+    CREDENTIALS_KEY_VAR, MCP_TOOLS,
 };
 pub use secrets::{connection_secret_problems, connection_secrets, SecretSource};
 pub use story::{

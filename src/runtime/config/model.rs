@@ -93,7 +93,22 @@ pub struct Webhook {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Agent {
     pub token: SecretSource,
+    /// The MCP tools this agent may list and call (`tools = [...]`);
+    /// `None`: every tool.
+    pub tools: Option<Vec<String>>,
 }
+
+/// The MCP server's tools (docs/MCP.md), by name: what `[agents.NAME]
+/// tools` may list.
+pub const MCP_TOOLS: &[&str] = &[
+    "get_ticket_context",
+    "request_status_change",
+    "set_ticket_field",
+    "normalise_sku",
+    "escalate",
+    "explain_decision",
+    "submit_turn",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Poll {

@@ -64,6 +64,7 @@ pub(super) struct RawWebhook {
 pub(super) struct RawAgent {
     pub(super) token_env: Option<Spanned<String>>,
     pub(super) token_file: Option<Spanned<String>>,
+    pub(super) tools: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]

@@ -67,6 +67,8 @@ pub(super) struct Families {
     pub(super) cdc: super::cdc::CdcFamilies,
     /// Record links' series (`links.rs`).
     pub(super) links: super::links::LinkFamilies,
+    /// The MCP server's series (`mcp.rs`).
+    pub(super) mcp: super::mcp::McpFamilies,
     /// OAuth grants' series (`credentials.rs`).
     pub(super) credentials: super::credentials::CredentialFamilies,
 }
@@ -246,10 +248,12 @@ impl Families {
         );
         let cdc = super::cdc::CdcFamilies::register(&mut registry);
         let links = super::links::LinkFamilies::register(&mut registry);
+        let mcp = super::mcp::McpFamilies::register(&mut registry);
         let credentials = super::credentials::CredentialFamilies::register(&mut registry);
         let families = Families {
             cdc,
             links,
+            mcp,
             credentials,
             registry,
             events,

@@ -26,6 +26,7 @@ mod families;
 mod http;
 mod labels;
 mod links;
+mod mcp;
 mod names;
 mod read;
 mod record;
@@ -36,6 +37,7 @@ pub use counts::ApiCounts;
 pub use credentials::CREDENTIAL_REFRESH_RESULTS;
 use families::Families;
 pub use links::LINK_LOOKUP_RESULTS;
+pub use mcp::MCP_RESULTS;
 pub use names::{
     ACTION_KINDS, ACTION_LATENCY_BUCKETS, ACTION_RESULTS, API_ERROR_KINDS, BUILD_REVISION,
     CONTENT_TYPE, HTTP_LATENCY_BUCKETS, HTTP_ROUTES, REJECTED, SOURCES, TURN_LATENCY_BUCKETS,

@@ -1,0 +1,383 @@
+//! The MCP tools as the running mappings define them: each input schema
+//! enumerates what the mappings declare (statuses, fields and their types,
+//! escalations, SKU tables), and each description says what the rules
+//! allow, so an agent picks a legal call before it makes one. Rebuilt from
+//! the live program on every `tools/list`, so a hot reload changes them.
+
+use crate::ir::{Program, StatusTable, Type};
+use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// The tools an agent may see: all of them, or its `tools = [...]`.
+pub(super) fn tools(p: &Program, allowed: Option<&[String]>) -> Vec<Tool> {
+    let all = [
+        get_ticket_context(),
+        request_status_change(p),
+        set_ticket_field(p),
+        normalise_sku(p),
+        escalate(p),
+        explain_decision(),
+        submit_turn(p),
+    ];
+    all.into_iter()
+        .filter(|t| allowed.is_none_or(|a| a.iter().any(|n| n == t.name.as_ref())))
+        .collect()
+}
+
+fn object(v: Value) -> Arc<JsonObject> {
+    match v {
+        Value::Object(m) => Arc::new(m),
+        _ => Arc::new(JsonObject::new()),
+    }
+}
+
+fn tool(name: &'static str, title: &str, description: String, input: Value) -> Tool {
+    Tool::new(name, description, object(input)).with_title(title)
+}
+
+fn reads(title: &str) -> ToolAnnotations {
+    ToolAnnotations::with_title(title)
+        .read_only(true)
+        .destructive(false)
+        .idempotent(true)
+        .open_world(true)
+}
+
+/// A write: it changes a ticket, never deletes; the same call with the
+/// same `idempotency_key` (or on an unchanged ticket) is applied once.
+fn writes(title: &str) -> ToolAnnotations {
+    ToolAnnotations::with_title(title)
+        .read_only(false)
+        .destructive(false)
+        .idempotent(true)
+        .open_world(true)
+}
+
+const TICKET: &str = "The Zendesk ticket id (digits).";
+const KEY: &str = "Optional: a key of yours for this call. The same key with the same arguments is applied once and answered the same, however often it is sent; without one, a call repeated on a ticket nothing changed since is recognised too.";
+
+fn ticket() -> Value {
+    json!({"type": ["integer", "string"], "pattern": "^[0-9]+$", "description": TICKET})
+}
+
+fn key() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 100, "description": KEY})
+}
+
+fn sentiment() -> Value {
+    json!({"type": "string", "enum": ["positive", "neutral", "negative", "angry"]})
+}
+
+fn money() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "amount": {"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$", "description": "Decimal text, such as \"250.00\"."},
+            "currency": {"type": "string", "pattern": "^[A-Z]{3}$", "description": "ISO 4217, such as \"USD\"."}
+        },
+        "required": ["amount", "currency"],
+        "additionalProperties": false
+    })
+}
+
+/// What a write tool answers (its `structuredContent`).
+pub(super) fn outcome_schema() -> Arc<JsonObject> {
+    object(json!({
+        "type": "object",
+        "properties": {
+            "call_id": {"type": "string", "description": "Give it to explain_decision."},
+            "outcome": {"type": "string", "enum": ["accepted", "refused", "partly_refused", "nothing_to_do"]},
+            "duplicate": {"type": "boolean", "description": "This call was made before: nothing was queued again."},
+            "ticket": {"type": ["object", "null"]},
+            "accepted": {"type": "array", "items": {"type": "object"}},
+            "refused": {"type": "array", "items": {"type": "object"}},
+            "allowed_targets": {"type": "array", "items": {"type": "object"}},
+            "handoff_comment": {"type": ["string", "null"]},
+            "message": {"type": "string"}
+        },
+        "required": ["call_id", "outcome", "duplicate", "accepted", "refused"]
+    }))
+}
+
+fn get_ticket_context() -> Tool {
+    tool(
+        "get_ticket_context",
+        "Ticket context",
+        "The ticket as Zendesk has it now: its status (the desk's own status names), its custom fields by their names, its tags; and the linked Salesforce Account (tier, SLA) as the mappings translate it, from a 15-minute cache. Read-only.".into(),
+        json!({
+            "type": "object",
+            "properties": {"ticket": ticket()},
+            "required": ["ticket"],
+            "additionalProperties": false
+        }),
+    )
+    .annotate(reads("Ticket context"))
+}
+
+/// The first Zendesk table: the one an agent's status request is decided by.
+fn desk_table(p: &Program) -> Option<&StatusTable> {
+    p.status_tables_zendesk_first().next()
+}
+
+/// The transitions as `from -> to (when …)` lines.
+pub(super) fn transitions(t: &StatusTable) -> String {
+    t.transitions
+        .iter()
+        .map(|tr| {
+            let when = tr
+                .condition
+                .as_deref()
+                .map(|c| {
+                    format!(
+                        " (when {})",
+                        c.split_whitespace().collect::<Vec<_>>().join(" ")
+                    )
+                })
+                .unwrap_or_default();
+            format!("- {} -> {}{when}", tr.from.join(", "), tr.to.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn request_status_change(p: &Program) -> Tool {
+    let (names, rules) = match desk_table(p) {
+        Some(t) => (
+            t.statuses
+                .iter()
+                .filter(|s| !s.initial)
+                .map(|s| s.name.clone())
+                .collect::<Vec<_>>(),
+            transitions(t),
+        ),
+        None => (vec![], "(the mappings declare no status table)".into()),
+    };
+    tool(
+        "request_status_change",
+        "Request a status change",
+        format!(
+            "Ask to move the ticket to another status. l3map decides it against the desk's transition table and applies it only if a transition allows it from the ticket's current status; a refusal says why and lists the statuses the ticket may move to. The legal transitions:\n{rules}"
+        ),
+        json!({
+            "type": "object",
+            "properties": {
+                "ticket": ticket(),
+                "status": {"type": "string", "enum": names, "description": "The status wanted, by its name in the table."},
+                "intent": {"type": "string", "maxLength": 200, "description": "What the customer wants (\"refund\", \"fraud_report\"); some transitions depend on it. Default: \"status_change\"."},
+                "summary": {"type": "string", "maxLength": 4000},
+                "idempotency_key": key()
+            },
+            "required": ["ticket", "status"],
+            "additionalProperties": false
+        }),
+    )
+    .annotate(writes("Request a status change"))
+    .with_raw_output_schema(outcome_schema())
+}
+
+/// A field's type as JSON Schema, enums enumerated.
+fn field_schema(ty: &Type, label: Option<&str>) -> Value {
+    let mut s = match ty {
+        Type::String => json!({"type": "string", "maxLength": 10000}),
+        Type::Number => json!({"type": "number"}),
+        Type::Bool => json!({"type": "boolean"}),
+        Type::Date => json!({"type": "string", "format": "date"}),
+        Type::Money(Some(c)) => {
+            json!({"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]+)?$", "description": format!("An amount in {c}, as decimal text.")})
+        }
+        Type::Money(None) => money(),
+        Type::Enum(options) => json!({"type": "string", "enum": options}),
+        _ => json!({}),
+    };
+    if let (Some(l), Some(o)) = (label, s.as_object_mut()) {
+        let d = match o.get("description").and_then(Value::as_str) {
+            Some(d) => format!("{l}. {d}"),
+            None => l.to_string(),
+        };
+        o.insert("description".into(), Value::String(d));
+    }
+    s
+}
+
+/// The declared ticket fields an agent may write: those no `map` feeds.
+pub(super) fn writable(p: &Program) -> Vec<&crate::ir::TicketField> {
+    p.ticket_fields
+        .iter()
+        .filter(|f| {
+            !p.mappings
+                .iter()
+                .flat_map(|m| m.rules.iter())
+                .any(|r| r.target == f.field)
+        })
+        .collect()
+}
+
+fn set_ticket_field(p: &Program) -> Tool {
+    let fields = writable(p);
+    let properties: serde_json::Map<String, Value> = fields
+        .iter()
+        .map(|f| {
+            (
+                f.alias().to_string(),
+                field_schema(&f.ty, f.label.as_deref()),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = fields.iter().map(|f| f.alias()).collect();
+    tool(
+        "set_ticket_field",
+        "Set ticket fields",
+        format!(
+            "Write one or more of the ticket's custom fields, by the names the mappings declare: {}. Each value must be of the field's type (enums are listed). Fields fed from Salesforce by a mapping are not offered: they change in Salesforce. A value the ticket already holds is no write.",
+            if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
+        ),
+        json!({
+            "type": "object",
+            "properties": {
+                "ticket": ticket(),
+                "fields": {
+                    "type": "object",
+                    "properties": properties,
+                    "additionalProperties": false,
+                    "minProperties": 1
+                },
+                "idempotency_key": key()
+            },
+            "required": ["ticket", "fields"],
+            "additionalProperties": false
+        }),
+    )
+    .annotate(writes("Set ticket fields"))
+    .with_raw_output_schema(outcome_schema())
+}
+
+fn normalise_sku(p: &Program) -> Tool {
+    let tables: Vec<&str> = p.sku_tables.iter().map(|t| t.name.as_str()).collect();
+    tool(
+        "normalise_sku",
+        "Normalise a product name",
+        format!(
+            "The catalogue's product id for what the customer called a product, by the mappings' SKU tables ({}). No match: ask the customer which product they mean. Read-only.",
+            if tables.is_empty() { "none declared".to_string() } else { tables.join(", ") }
+        ),
+        json!({
+            "type": "object",
+            "properties": {
+                "product": {"type": "string", "minLength": 1, "maxLength": 500, "description": "The product as the customer wrote it."},
+                "table": {"type": "string", "enum": tables, "description": "Which SKU table (default: the first)."}
+            },
+            "required": ["product"],
+            "additionalProperties": false
+        }),
+    )
+    .annotate(reads("Normalise a product name"))
+    .with_raw_output_schema(object(json!({
+        "type": "object",
+        "properties": {
+            "table": {"type": "string"},
+            "input": {"type": "string"},
+            "sku": {"type": ["string", "null"]},
+            "source": {"type": ["string", "null"]},
+            "message": {"type": "string"}
+        },
+        "required": ["table", "input", "sku"]
+    })))
+}
+
+fn escalate(p: &Program) -> Tool {
+    let names: Vec<&str> = p.escalations.iter().map(|e| e.name.as_str()).collect();
+    let list = p
+        .escalations
+        .iter()
+        .map(|e| {
+            format!(
+                "- {}: {} (when {})",
+                e.name,
+                e.reason,
+                e.condition
+                    .as_deref()
+                    .map(|c| c.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    tool(
+        "escalate",
+        "Hand off to a person",
+        format!(
+            "Hand the conversation to a person through one of the escalations the mappings declare. It hands off only if its condition holds for this conversation and no earlier escalation's does (they are tried in order); then the hand-off comment is written from the escalation's template with your summary, attempts and sentiment, and its fields, group and status are set. Give the facts its condition reads (intent, refund_amount, sentiment). The escalations, in order:\n{list}"
+        ),
+        json!({
+            "type": "object",
+            "properties": {
+                "ticket": ticket(),
+                "escalation": {"type": "string", "enum": names},
+                "summary": {"type": "string", "minLength": 1, "maxLength": 4000, "description": "What the customer asked, for the person taking over."},
+                "attempts": {"type": "array", "items": {"type": "string", "maxLength": 1000}, "maxItems": 50, "description": "What you tried."},
+                "sentiment": sentiment(),
+                "intent": {"type": "string", "maxLength": 200},
+                "refund_amount": money(),
+                "case": {"type": "string", "pattern": "^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$", "description": "The Salesforce Case of this conversation, when the ticket's links do not find it: its comment and fields go there."},
+                "idempotency_key": key()
+            },
+            "required": ["ticket", "escalation", "summary"],
+            "additionalProperties": false
+        }),
+    )
+    .annotate(writes("Hand off to a person"))
+    .with_raw_output_schema(outcome_schema())
+}
+
+fn explain_decision() -> Tool {
+    tool(
+        "explain_decision",
+        "Explain a decision",
+        "Why a call of yours was decided as it was: each refusal with its reason, the rule that decided it (file:line) and that rule's text; each accepted action with its rule. Give the call_id a tool answered. Read-only.".into(),
+        json!({
+            "type": "object",
+            "properties": {"call_id": {"type": "string", "minLength": 1, "maxLength": 600}},
+            "required": ["call_id"],
+            "additionalProperties": false
+        }),
+    )
+    .annotate(reads("Explain a decision"))
+}
+
+fn submit_turn(p: &Program) -> Tool {
+    let statuses: Vec<String> = desk_table(p)
+        .map(|t| t.statuses.iter().map(|s| s.name.clone()).collect())
+        .unwrap_or_default();
+    let escalations: Vec<&str> = p.escalations.iter().map(|e| e.name.as_str()).collect();
+    tool(
+        "submit_turn",
+        "Submit a conversation turn",
+        "The whole turn in one call, as the agent API's POST /v1/turns takes it (docs/AGENT_API.md): l3map decides it against every rule at once (status table, escalations, field writes, SKU tables) and answers what it accepted and refused.".into(),
+        json!({
+            "type": "object",
+            "properties": {
+                "turn_id": {"type": "string", "minLength": 1, "maxLength": 100, "description": "Your id for this turn: a retry with it is answered the same and applied once."},
+                "ticket": ticket(),
+                "case": {"type": "string", "description": "A Salesforce Case Id, for a conversation on a Case."},
+                "intent": {"type": "string", "minLength": 1, "maxLength": 200},
+                "summary": {"type": "string", "maxLength": 4000},
+                "attempts": {"type": "array", "items": {"type": "string", "maxLength": 1000}, "maxItems": 50},
+                "sentiment": sentiment(),
+                "requested_status": {"type": "string", "enum": statuses},
+                "requested_escalation": {"type": "string", "enum": escalations},
+                "requested_fields": {"type": "object"},
+                "refund_amount": money(),
+                "fields": {"type": "object", "description": "Fields as you saw them: compared with Zendesk's."},
+                "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                "language": {"type": "string", "maxLength": 35},
+                "order_id": {"type": "string", "maxLength": 200},
+                "product": {"type": "string", "maxLength": 500}
+            },
+            "required": ["intent"],
+            "additionalProperties": false
+        }),
+    )
+    .annotate(writes("Submit a conversation turn"))
+    .with_raw_output_schema(outcome_schema())
+}

@@ -1,0 +1,537 @@
+//! The MCP server from outside: the real `l3map run` and `l3map mcp`
+//! binaries, the emulators, and clients nobody here wrote. Here the
+//! official Rust SDK's client (rmcp), which runs everywhere; the official
+//! TypeScript and Python SDKs drive the same binary in
+//! `mcp_sdks` (tests/mcp_sdks.rs).
+
+use crate::common::stack::{Stack, AGENT_TOKEN, DEV_TOKEN};
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::NotificationContext;
+use rmcp::service::RunningService;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{json, Map, Value};
+use std::time::{Duration, Instant};
+
+const LIMITED_TOKEN: &str = "mcp-limited-agent-token-77c1";
+
+/// The stack with a second agent limited to reading context.
+async fn stack(name: &str) -> Stack {
+    let dir_token = std::env::temp_dir().join(format!("l3map-mcp-{name}-{}", std::process::id()));
+    std::fs::write(&dir_token, LIMITED_TOKEN).unwrap();
+    let mut s = Stack::start(
+        name,
+        &format!(
+            "[agents.limited]\ntoken_file = \"{}\"\ntools = [\"get_ticket_context\", \"explain_decision\"]\n",
+            dir_token.display()
+        ),
+    )
+    .await;
+    s.start_runtime().await;
+    s
+}
+
+pub async fn connect(runtime: &str, token: &str) -> RunningService<RoleClient, ()> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{runtime}/mcp")).auth_header(token),
+    );
+    ().serve(transport).await.expect("the MCP client connects")
+}
+
+fn args(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+async fn call(c: &RunningService<RoleClient, ()>, tool: &'static str, a: Value) -> CallToolResult {
+    c.call_tool(CallToolRequestParams::new(tool).with_arguments(args(a)))
+        .await
+        .expect("a tool result")
+}
+
+/// The values a tool's input schema enumerates at `pointer`.
+fn enum_of(tools: &[rmcp::model::Tool], tool: &str, pointer: &str) -> Vec<String> {
+    let t = tools.iter().find(|t| t.name == tool).expect("the tool");
+    let schema = Value::Object((*t.input_schema).clone());
+    schema
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn structured(r: &CallToolResult) -> Value {
+    r.structured_content.clone().unwrap_or_else(|| {
+        let text = r
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect::<String>();
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    })
+}
+
+async fn wait_for(what: &str, within: Duration, mut ok: impl AsyncFnMut() -> bool) {
+    let started = Instant::now();
+    while !ok().await {
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Tools derived from the mappings, a refusal that names the allowed
+/// targets and writes nothing, a legal change applied once however often
+/// it is retried, and a read that costs no write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rust_sdk_lists_tools_and_calls_them_through_the_mappings() {
+    let s = stack("mcp-rust").await;
+    let c = connect(&s.runtime, AGENT_TOKEN).await;
+    let tools = c.list_all_tools().await.expect("tools/list");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(
+        names,
+        [
+            "get_ticket_context",
+            "request_status_change",
+            "set_ticket_field",
+            "normalise_sku",
+            "escalate",
+            "explain_decision",
+            "submit_turn"
+        ]
+    );
+    let status = tools
+        .iter()
+        .find(|t| t.name == "request_status_change")
+        .unwrap();
+    let statuses = enum_of(&tools, "request_status_change", "/properties/status/enum");
+    assert!(
+        statuses.contains(&"pending_kyc_documents".to_string()),
+        "{statuses:?}"
+    );
+    assert!(status
+        .description
+        .as_deref()
+        .unwrap()
+        .contains("pending_risk_review -> in_progress (when ticket.risk_decision == cleared)"));
+    assert_eq!(
+        status.annotations.as_ref().unwrap().read_only_hint,
+        Some(false)
+    );
+    let fields = tools.iter().find(|t| t.name == "set_ticket_field").unwrap();
+    let props = &fields.input_schema["properties"]["fields"]["properties"];
+    assert_eq!(
+        props["dispute_type"]["enum"],
+        json!([
+            "no_dispute",
+            "chargeback",
+            "retrieval_request",
+            "fraud_claim"
+        ])
+    );
+    assert!(
+        props.get("sla_tier").is_none(),
+        "sla_tier is fed by a map: {props}"
+    );
+
+    let id = s.create_ticket("MCP status", "standard", None).await;
+    // Illegal: refused with the reason and the targets, nothing written.
+    let r = call(
+        &c,
+        "request_status_change",
+        json!({"ticket": id, "status": "closed"}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(true));
+    let v = structured(&r);
+    assert_eq!(v["outcome"], "refused", "{v}");
+    assert!(
+        v["refused"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no transition"),
+        "{v}"
+    );
+    let targets: Vec<&str> = v["allowed_targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["status"].as_str())
+        .collect();
+    assert_eq!(targets, ["open", "in_progress"], "{v}");
+    // Legal, sent three times (twice at once): applied once.
+    let a =
+        json!({"ticket": id.to_string(), "status": "in_progress", "idempotency_key": "pickup-1"});
+    let (r1, r2) = tokio::join!(
+        call(&c, "request_status_change", a.clone()),
+        call(&c, "request_status_change", a.clone())
+    );
+    let r3 = call(&c, "request_status_change", a).await;
+    let outs: Vec<Value> = [&r1, &r2, &r3].iter().map(|r| structured(r)).collect();
+    assert!(outs.iter().all(|v| v["outcome"] == "accepted"), "{outs:?}");
+    assert_eq!(
+        outs.iter().filter(|v| v["duplicate"] == false).count(),
+        1,
+        "{outs:?}"
+    );
+    assert!(outs.iter().all(|v| v["call_id"] == outs[0]["call_id"]));
+    wait_for("the status change", Duration::from_secs(20), async || {
+        s.ticket(id).await["status"] == "open"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(s.ticket_writes(id).await, 1, "one write for three calls");
+    // The same call without a key, on the ticket it already moved: no write.
+    let again = structured(
+        &call(
+            &c,
+            "request_status_change",
+            json!({"ticket": id, "status": "in_progress"}),
+        )
+        .await,
+    );
+    assert_eq!(again["outcome"], "refused", "{again}");
+    assert!(
+        again["refused"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("already"),
+        "{again}"
+    );
+    // explain_decision quotes the rule that refused.
+    let first = structured(
+        &call(
+            &c,
+            "request_status_change",
+            json!({"ticket": id, "status": "solved_refunded"}),
+        )
+        .await,
+    );
+    let why = structured(&call(&c, "explain_decision", json!({"call_id": first["call_id"]})).await);
+    let rule = why["refused"][0]["rule"].as_str().unwrap_or_default();
+    assert!(rule.contains("refund_issued == true"), "{why}");
+    assert!(
+        why["refused"][0]["source"]
+            .as_str()
+            .unwrap()
+            .contains("statuses.l3map:"),
+        "{why}"
+    );
+    // Context: the desk's own status names.
+    let ctx = structured(&call(&c, "get_ticket_context", json!({"ticket": id})).await);
+    assert_eq!(ctx["ticket"]["status"], "in_progress", "{ctx}");
+    // A field write: typed, and applied.
+    let f = structured(
+        &call(
+            &c,
+            "set_ticket_field",
+            json!({"ticket": id, "fields": {"dispute_type": "chargeback"}}),
+        )
+        .await,
+    );
+    assert_eq!(f["outcome"], "accepted", "{f}");
+    let bad = call(
+        &c,
+        "set_ticket_field",
+        json!({"ticket": id, "fields": {"risk_score": "high"}}),
+    )
+    .await;
+    assert_eq!(bad.is_error, Some(true), "{bad:?}");
+    assert!(structured(&bad)["refused"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("not a number"));
+    // SKU: a read, from the mappings' table.
+    let sku = structured(
+        &call(
+            &c,
+            "normalise_sku",
+            json!({"product": "no such gadget 9000"}),
+        )
+        .await,
+    );
+    assert_eq!(sku["sku"], Value::Null, "{sku}");
+    // Per tool and result in /metrics.
+    let m = s.metrics().await;
+    assert!(
+        m.contains("l3map_mcp_tool_calls_total{tool=\"request_status_change\",result=\"refused\"}"),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "l3map_mcp_tool_calls_total{tool=\"request_status_change\",result=\"duplicate\"} 2"
+        ),
+        "{m}"
+    );
+    c.cancel().await.ok();
+}
+
+/// `escalate` hands off exactly as the escalation declares: the comment
+/// from its template, its fields, group and status on Zendesk, and its
+/// CaseComment and Case field on Salesforce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalate_writes_what_the_escalation_declares_on_both_emulators() {
+    let s = stack("mcp-escalate").await;
+    let c = connect(&s.runtime, AGENT_TOKEN).await;
+    let id = s.create_ticket("Refund please", "premium", None).await;
+    // in_progress first, as a person picking it up would.
+    s.zendesk(
+        reqwest::Method::PUT,
+        &format!("/api/v2/tickets/{id}.json"),
+        Some(json!({"ticket": {"status": "open", "custom_status_id": 18794539035103u64}})),
+    )
+    .await;
+    let token = s.sf_token().await;
+    let case: Value = s
+        .http
+        .post(format!(
+            "{}/services/data/v60.0/sobjects/Case/",
+            s.salesforce
+        ))
+        .bearer_auth(&token)
+        .json(&json!({"Subject": "Refund over threshold"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let case_id = case["id"].as_str().unwrap().to_string();
+    // Its condition does not hold yet: refused, nothing written.
+    let small = structured(&call(&c, "escalate", json!({"ticket": id, "escalation": "refund_over_threshold", "summary": "Refund", "intent": "refund", "refund_amount": {"amount": "20.00", "currency": "USD"}})).await);
+    assert_eq!(small["outcome"], "refused", "{small}");
+    assert!(
+        small["refused"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("condition does not hold"),
+        "{small}"
+    );
+    let r = structured(&call(&c, "escalate", json!({
+        "ticket": id, "escalation": "refund_over_threshold", "case": case_id,
+        "summary": "Wants a refund for order 1182", "attempts": ["looked up order 1182", "offered store credit"],
+        "sentiment": "negative", "intent": "refund", "refund_amount": {"amount": "250.00", "currency": "USD"}
+    })).await);
+    assert_eq!(r["outcome"], "accepted", "{r}");
+    let expected = "AI hand-off: Customer is requesting a refund above the $200 pre-authorised threshold\n\nCustomer asked: Wants a refund for order 1182\nWhat the AI tried: looked up order 1182; offered store credit\nSentiment: NEGATIVE\nSLA tier: premium";
+    assert_eq!(r["handoff_comment"], expected, "{r}");
+    wait_for(
+        "the hand-off on Zendesk",
+        Duration::from_secs(30),
+        async || {
+            let t = s.ticket(id).await;
+            t["custom_status_id"] == 18794539035111u64 && !s.private_notes(id).await.is_empty()
+        },
+    )
+    .await;
+    assert_eq!(s.private_notes(id).await, [expected]);
+    let t = s.ticket(id).await;
+    let reason = t["custom_fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == 360001241)
+        .map(|f| f["value"].clone());
+    assert_eq!(reason, Some(json!("refund_threshold")), "{t}");
+    assert!(t["group_id"].is_number(), "{t}");
+    let sf = |path: String| {
+        let (http, token) = (s.http.clone(), token.clone());
+        async move {
+            http.get(path)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let base = format!("{}/services/data/v60.0", s.salesforce);
+    wait_for(
+        "the hand-off on Salesforce",
+        Duration::from_secs(30),
+        async || {
+            sf(format!("{base}/sobjects/Case/{case_id}")).await["AI_Handoff_Reason__c"]
+                == "refund_threshold"
+        },
+    )
+    .await;
+    let q = format!("SELECT CommentBody FROM CaseComment WHERE ParentId = '{case_id}'");
+    let comments = sf(format!("{base}/query?q={}", urlencoding(&q))).await;
+    let bodies: Vec<&str> = comments["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["CommentBody"].as_str())
+        .collect();
+    assert_eq!(bodies, [expected], "{comments}");
+    c.cancel().await.ok();
+}
+
+fn urlencoding(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Least privilege and tokens: a limited agent sees and calls only its
+/// tools; no token, a wrong token, or another agent's session are refused;
+/// the 401 points at the protected-resource metadata (RFC 9728).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_see_their_tools_and_nothing_without_a_token() {
+    let s = stack("mcp-auth").await;
+    let limited = connect(&s.runtime, LIMITED_TOKEN).await;
+    let names: Vec<String> = limited
+        .list_all_tools()
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    assert_eq!(names, ["get_ticket_context", "explain_decision"]);
+    let id = s.create_ticket("Limited", "standard", None).await;
+    let denied = limited
+        .call_tool(
+            CallToolRequestParams::new("request_status_change")
+                .with_arguments(args(json!({"ticket": id, "status": "open"}))),
+        )
+        .await;
+    assert!(denied.is_err(), "{denied:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(s.ticket_writes(id).await, 0);
+    let r = s
+        .http
+        .post(format!("{}/mcp", s.runtime))
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        challenge.contains("resource_metadata=\"http://127.0.0.1:"),
+        "{challenge}"
+    );
+    let meta: Value = s
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-protected-resource/mcp",
+            s.runtime
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["resource"], format!("{}/mcp", s.runtime));
+    assert_eq!(meta["bearer_methods_supported"], json!(["header"]));
+    let wrong = s
+        .http
+        .post(format!("{}/mcp", s.runtime))
+        .bearer_auth("not-a-token")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    // A session opened by one agent refuses another's token.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let post = |token: &'static str, body: Value, sid: Option<String>| {
+        let mut r = s
+            .http
+            .post(format!("{}/mcp", s.runtime))
+            .bearer_auth(token)
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .json(&body);
+        if let Some(id) = sid {
+            r = r.header("Mcp-Session-Id", id);
+        }
+        r.send()
+    };
+    let opened = post(AGENT_TOKEN, init, None).await.unwrap();
+    let sid = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let _ = post(
+        AGENT_TOKEN,
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        Some(sid.clone()),
+    )
+    .await;
+    let hijack = post(
+        LIMITED_TOKEN,
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+        Some(sid),
+    )
+    .await
+    .unwrap();
+    let text = hijack.text().await.unwrap();
+    assert!(text.contains("belongs to another agent"), "{text}");
+    assert!(!text.contains("request_status_change"), "{text}");
+    let _ = DEV_TOKEN;
+}
+
+/// An edit to the mappings reaches a connected client as
+/// `notifications/tools/list_changed`, and the tools it lists next are
+/// the new revision's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mapping_edit_is_announced_and_changes_the_tools() {
+    let s = stack("mcp-reload").await;
+    let (told, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", s.runtime))
+            .auth_header(AGENT_TOKEN),
+    );
+    let c = Heard(told)
+        .serve(transport)
+        .await
+        .expect("the MCP client connects");
+    let path = s.mappings().join("escalations.l3map");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(
+            "escalation suspected_fraud {",
+            "escalation suspected_card_fraud {",
+        ),
+    )
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), heard.recv())
+        .await
+        .expect("notifications/tools/list_changed within 30 s")
+        .expect("the client is still connected");
+    let tools = c.list_all_tools().await.unwrap();
+    let names = enum_of(&tools, "escalate", "/properties/escalation/enum");
+    assert!(
+        names.contains(&"suspected_card_fraud".to_string()),
+        "{names:?}"
+    );
+    c.cancel().await.ok();
+}
+
+/// A client that says when the server announces new tools.
+#[derive(Clone)]
+struct Heard(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl rmcp::ClientHandler for Heard {
+    async fn on_tool_list_changed(&self, _: NotificationContext<RoleClient>) {
+        let _ = self.0.send(());
+    }
+}
