@@ -16,16 +16,30 @@ use std::time::{Duration, Instant};
 
 const LIMITED_TOKEN: &str = "mcp-limited-agent-token-77c1";
 
-/// The stack with a second agent limited to reading context.
-async fn stack(name: &str) -> Stack {
+/// A SKU table beside the fintech example's files, so every tool has
+/// something to work on.
+pub const CARDS: &str = "// The cards the desk supports, as customers name them.
+sku cards {
+  normalize upper, strip \" -_\"
+  products CARD-PLATINUM, CARD-BASIC
+  \"PLATINUM\" | \"PLAT\" | \"PLATINUMCARD\" => CARD-PLATINUM
+  \"BASIC\" | \"BASICCARD\"                => CARD-BASIC
+}
+";
+
+/// The stack with the cards' SKU table and a second agent limited to
+/// reading context.
+pub async fn stack(name: &str) -> Stack {
     let dir_token = std::env::temp_dir().join(format!("l3map-mcp-{name}-{}", std::process::id()));
     std::fs::write(&dir_token, LIMITED_TOKEN).unwrap();
-    let mut s = Stack::start(
+    let mut s = Stack::start_with_files(
         name,
         &format!(
             "[agents.limited]\ntoken_file = \"{}\"\ntools = [\"get_ticket_context\", \"explain_decision\"]\n",
             dir_token.display()
         ),
+        true,
+        &[("cards.l3map", CARDS)],
     )
     .await;
     s.start_runtime().await;

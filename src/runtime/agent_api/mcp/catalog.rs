@@ -11,16 +11,19 @@ use std::sync::Arc;
 
 /// The tools an agent may see: all of them, or its `tools = [...]`.
 pub(super) fn tools(p: &Program, allowed: Option<&[String]>) -> Vec<Tool> {
+    // A tool the mappings give nothing to work with is not offered: no
+    // status table, no status change; no SKU table, no normalising.
     let all = [
-        get_ticket_context(),
-        request_status_change(p),
-        set_ticket_field(p),
-        normalise_sku(p),
-        escalate(p),
-        explain_decision(),
-        submit_turn(p),
+        Some(get_ticket_context()),
+        desk_table(p).map(|_| request_status_change(p)),
+        (!writable(p).is_empty()).then(|| set_ticket_field(p)),
+        (!p.sku_tables.is_empty()).then(|| normalise_sku(p)),
+        (!p.escalations.is_empty()).then(|| escalate(p)),
+        Some(explain_decision()),
+        Some(submit_turn(p)),
     ];
     all.into_iter()
+        .flatten()
         .filter(|t| allowed.is_none_or(|a| a.iter().any(|n| n == t.name.as_ref())))
         .collect()
 }
@@ -63,6 +66,16 @@ fn ticket() -> Value {
 
 fn key() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 100, "description": KEY})
+}
+
+/// A string of `options` (any string when there are none: an empty
+/// `enum` would allow nothing).
+fn one_of<S: serde::Serialize>(options: &[S], description: &str) -> Value {
+    if options.is_empty() {
+        json!({"type": "string", "description": description})
+    } else {
+        json!({"type": "string", "enum": options, "description": description})
+    }
 }
 
 fn sentiment() -> Value {
@@ -146,7 +159,8 @@ fn request_status_change(p: &Program) -> Tool {
         Some(t) => (
             t.statuses
                 .iter()
-                .filter(|s| !s.initial)
+                // Zendesk never lets a ticket return to a status of category new.
+                .filter(|s| s.category != crate::model::Category::New)
                 .map(|s| s.name.clone())
                 .collect::<Vec<_>>(),
             transitions(t),
@@ -265,7 +279,7 @@ fn normalise_sku(p: &Program) -> Tool {
             "type": "object",
             "properties": {
                 "product": {"type": "string", "minLength": 1, "maxLength": 500, "description": "The product as the customer wrote it."},
-                "table": {"type": "string", "enum": tables, "description": "Which SKU table (default: the first)."}
+                "table": one_of(&tables, "Which SKU table (default: the first).")
             },
             "required": ["product"],
             "additionalProperties": false
@@ -364,8 +378,8 @@ fn submit_turn(p: &Program) -> Tool {
                 "summary": {"type": "string", "maxLength": 4000},
                 "attempts": {"type": "array", "items": {"type": "string", "maxLength": 1000}, "maxItems": 50},
                 "sentiment": sentiment(),
-                "requested_status": {"type": "string", "enum": statuses},
-                "requested_escalation": {"type": "string", "enum": escalations},
+                "requested_status": one_of(&statuses, "The status wanted."),
+                "requested_escalation": one_of(&escalations, "The escalation wanted."),
                 "requested_fields": {"type": "object"},
                 "refund_amount": money(),
                 "fields": {"type": "object", "description": "Fields as you saw them: compared with Zendesk's."},
@@ -380,4 +394,107 @@ fn submit_turn(p: &Program) -> Tool {
     )
     .annotate(writes("Submit a conversation turn"))
     .with_raw_output_schema(outcome_schema())
+}
+
+/// The tools as docs/MCP.md lists them: name, what it does, its inputs
+/// (enumerations spelled out) and whether it writes. Generated from a
+/// program, so the page shows what a project's agents see.
+pub fn reference(p: &Program) -> String {
+    let mut s = String::new();
+    for t in tools(p, None) {
+        let a = t.annotations.clone().unwrap_or_default();
+        let kind = if a.read_only_hint == Some(true) {
+            "read-only"
+        } else {
+            "writes through the mappings; idempotent"
+        };
+        s.push_str(&format!("### `{}` ({kind})\n\n", t.name));
+        if let Some(d) = &t.description {
+            s.push_str(d);
+            s.push_str("\n\n");
+        }
+        let props = t.input_schema.get("properties").and_then(Value::as_object);
+        let required: Vec<&str> = t
+            .input_schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        if let Some(props) = props {
+            s.push_str("| input | type | |\n|---|---|---|\n");
+            for (name, schema) in props {
+                let ty = schema_type(schema);
+                let need = if required.contains(&name.as_str()) {
+                    "required"
+                } else {
+                    ""
+                };
+                s.push_str(&format!("| `{name}` | {ty} | {need} |\n"));
+            }
+            s.push('\n');
+        }
+    }
+    s
+}
+
+fn schema_type(schema: &Value) -> String {
+    if let Some(e) = schema.get("enum").and_then(Value::as_array) {
+        let names: Vec<String> = e
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|v| format!("`{v}`"))
+            .collect();
+        return format!("one of {}", names.join(", "));
+    }
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        if !props.is_empty() && schema.get("required").is_none() {
+            let fields: Vec<String> = props
+                .iter()
+                .map(|(k, v)| format!("`{k}`: {}", schema_type(v)))
+                .collect();
+            return format!("object of {}", fields.join("; "));
+        }
+    }
+    match schema.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" or "),
+        _ => "any".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BEGIN: &str =
+        "<!-- tools: generated from mappings/fintech by `cargo test`; do not edit -->\n";
+    const END: &str = "<!-- tools: end -->";
+
+    /// docs/MCP.md's tool list is what the fintech example's agents see:
+    /// an edit to the tools or to the example fails here until the page
+    /// is regenerated (the failure prints the new text; `L3MAP_BLESS=1`
+    /// writes it).
+    #[test]
+    fn docs_list_the_tools_of_the_fintech_example() {
+        let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let project = crate::project::load(&[dir.join("mappings/fintech")])
+            .unwrap()
+            .remove(0);
+        let p = crate::compile::compile(&project.sources).expect("fintech compiles");
+        let want = reference(&p);
+        let path = dir.join("docs/MCP.md");
+        let page = std::fs::read_to_string(&path).expect("docs/MCP.md");
+        let (head, rest) = page.split_once(BEGIN).expect("the begin marker");
+        let (have, tail) = rest.split_once(END).expect("the end marker");
+        if have != want {
+            if std::env::var_os("L3MAP_BLESS").is_some() {
+                std::fs::write(&path, format!("{head}{BEGIN}{want}{END}{tail}")).unwrap();
+            }
+            panic!("docs/MCP.md's tool list is stale; it should read:\n{want}");
+        }
+    }
 }

@@ -11,7 +11,7 @@
 //! prompts).
 
 mod call;
-mod catalog;
+pub mod catalog;
 mod explain;
 mod guide;
 mod outcome;
