@@ -33,6 +33,7 @@ mod link_unique;
 mod links_resolve;
 mod load;
 mod mcp;
+mod mcp_sdks;
 mod newcomer;
 mod poll;
 mod runtime;

@@ -32,7 +32,7 @@ sku cards {
 pub async fn stack(name: &str) -> Stack {
     let dir_token = std::env::temp_dir().join(format!("l3map-mcp-{name}-{}", std::process::id()));
     std::fs::write(&dir_token, LIMITED_TOKEN).unwrap();
-    let mut s = Stack::start_with_files(
+    Stack::start_with_files(
         name,
         &format!(
             "[agents.limited]\ntoken_file = \"{}\"\ntools = [\"get_ticket_context\", \"explain_decision\"]\n",
@@ -41,9 +41,7 @@ pub async fn stack(name: &str) -> Stack {
         true,
         &[("cards.l3map", CARDS)],
     )
-    .await;
-    s.start_runtime().await;
-    s
+    .await
 }
 
 pub async fn connect(runtime: &str, token: &str) -> RunningService<RoleClient, ()> {

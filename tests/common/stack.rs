@@ -105,6 +105,12 @@ impl Stack {
         stack
     }
 
+    /// The emulators and the l3map.toml of [`Stack::start_with_files`],
+    /// no runtime: the test starts its own (`l3map mcp --config`).
+    pub fn without_runtime(name: &str, extra: &str, files: &[(&str, &str)]) -> Stack {
+        Stack::build(name, extra, true, files, 100_000, None, &[])
+    }
+
     /// The emulators and an l3map.toml whose store is the PostgreSQL
     /// database `store_url` (`[store]`, no `state`); no runtime is started:
     /// a fleet test starts its replicas ([`Stack::replica_config`]).
