@@ -206,7 +206,7 @@ async fn serve(engine: Arc<Engine>) -> String {
         webhook_secret: Some(Secret::new(SECRET)),
         tolerance: Duration::from_secs(300),
         agents: Vec::new(),
-        agent_tools: Default::default(),
+        agent_policy: Default::default(),
         zendesk: None,
         salesforce: None,
         resolver: Default::default(),

@@ -547,3 +547,165 @@ impl rmcp::ClientHandler for Heard {
         let _ = self.0.send(());
     }
 }
+
+/// An agent that only speaks OAuth (Zendesk's MCP connections) obtains
+/// tokens from l3map itself: the metadata of RFC 9728 and RFC 8414 lead to
+/// the token endpoint; client credentials, and an authorization code with
+/// PKCE sent only to a registered redirect URI, give access tokens the MCP
+/// endpoint takes; a wrong secret, verifier or signature gets nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth_client_gets_its_tokens_from_l3map() {
+    let secret = std::env::temp_dir().join(format!("l3map-mcp-oauth-{}", std::process::id()));
+    std::fs::write(&secret, "zendesk-ai-client-secret-81f0").unwrap();
+    let extra = format!(
+        "[agents.zendesk-ai]\ntoken_file = \"{0}\"\n[agents.zendesk-ai.oauth]\nclient_id = \"zendesk-ai\"\nclient_secret_file = \"{0}\"\nredirect_uris = [\"https://acme.zendesk.com/mcp/callback\"]\n",
+        secret.display()
+    );
+    let s = Stack::start_with_files("mcp-oauth", &extra, true, &[("cards.l3map", CARDS)]).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str| http.get(format!("{}{path}", s.runtime)).send();
+    let pr: Value = get("/.well-known/oauth-protected-resource/mcp")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(pr["authorization_servers"], json!([s.runtime]), "{pr}");
+    let meta: Value = get("/.well-known/oauth-authorization-server")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token_url = meta["token_endpoint"].as_str().unwrap().to_string();
+    assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+    let post = |form: Vec<(&str, String)>, basic: Option<(&str, &str)>| {
+        let mut r = http.post(&token_url).form(&form);
+        if let Some((id, pw)) = basic {
+            r = r.basic_auth(id, Some(pw));
+        }
+        r.send()
+    };
+    // Client credentials.
+    let wrong = post(
+        vec![("grant_type", "client_credentials".into())],
+        Some(("zendesk-ai", "guess")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let cc: Value = post(
+        vec![("grant_type", "client_credentials".into())],
+        Some(("zendesk-ai", "zendesk-ai-client-secret-81f0")),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let access = cc["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_string();
+    assert!(!access.contains("zendesk-ai-client-secret"), "{access}");
+    let c = connect(&s.runtime, &access).await;
+    assert!(!c.list_all_tools().await.unwrap().is_empty());
+    // An authorization code, with PKCE, to the registered URI only.
+    let verifier = "l3map-test-verifier-0123456789-abcdefghijklmnopqrstuvwxyz";
+    let challenge = {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()))
+    };
+    let elsewhere = get(&format!("/oauth/authorize?response_type=code&client_id=zendesk-ai&redirect_uri=https%3A%2F%2Fevil.example%2Fcb&code_challenge={challenge}&code_challenge_method=S256")).await.unwrap();
+    assert_eq!(elsewhere.status(), 400, "never redirected elsewhere");
+    let r = get(&format!("/oauth/authorize?response_type=code&client_id=zendesk-ai&redirect_uri=https%3A%2F%2Facme.zendesk.com%2Fmcp%2Fcallback&code_challenge={challenge}&code_challenge_method=S256&state=xyz")).await.unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(
+        location
+            .as_str()
+            .starts_with("https://acme.zendesk.com/mcp/callback?"),
+        "{location}"
+    );
+    let q: std::collections::HashMap<String, String> =
+        location.query_pairs().into_owned().collect();
+    assert_eq!(q["state"], "xyz");
+    let code = q["code"].clone();
+    let exchange = |v: &str| {
+        post(
+            vec![
+                ("grant_type", "authorization_code".into()),
+                ("code", code.clone()),
+                (
+                    "redirect_uri",
+                    "https://acme.zendesk.com/mcp/callback".into(),
+                ),
+                ("code_verifier", v.into()),
+                ("client_id", "zendesk-ai".into()),
+                ("client_secret", "zendesk-ai-client-secret-81f0".into()),
+            ],
+            None,
+        )
+    };
+    let bad: Value = exchange("not-the-verifier-at-all-not-the-verifier-at-all")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bad["error"], "invalid_grant", "{bad}");
+    let good: Value = exchange(verifier).await.unwrap().json().await.unwrap();
+    let refresh = good["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_string();
+    let renewed: Value = post(
+        vec![
+            ("grant_type", "refresh_token".into()),
+            ("refresh_token", refresh),
+        ],
+        Some(("zendesk-ai", "zendesk-ai-client-secret-81f0")),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let fresh = renewed["access_token"]
+        .as_str()
+        .expect("a renewed token")
+        .to_string();
+    let c2 = connect(&s.runtime, &fresh).await;
+    assert!(!c2.list_all_tools().await.unwrap().is_empty());
+    // A token signed with another key, or a refresh token used as an
+    // access token, is not a token.
+    let forged = {
+        let mut parts: Vec<String> = fresh.split('.').map(str::to_string).collect();
+        parts[2] = "AAAA".repeat(10);
+        parts.join(".")
+    };
+    for t in [
+        forged,
+        renewed["refresh_token"].as_str().unwrap().to_string(),
+    ] {
+        let r = http
+            .post(format!("{}/mcp", s.runtime))
+            .bearer_auth(t)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+    }
+    let log = s.log();
+    assert!(
+        !log.contains("zendesk-ai-client-secret-81f0"),
+        "the secret is never logged"
+    );
+    assert!(!log.contains(&access), "no token is logged");
+}

@@ -87,11 +87,19 @@ pub(super) async fn production(
         }
     };
     let mut agents = Vec::new();
-    let mut agent_tools = std::collections::BTreeMap::new();
+    let mut agent_policy = crate::runtime::app::AgentPolicy::default();
     for (name, a) in &cfg.agents {
         agents.push((name.clone(), a.token.resolve().map_err(|e| e.to_string())?));
         if let Some(t) = &a.tools {
-            agent_tools.insert(name.clone(), t.clone());
+            agent_policy.tools.insert(name.clone(), t.clone());
+        }
+        if let Some(o) = &a.oauth {
+            agent_policy.oauth.push(crate::runtime::app::OauthClient {
+                agent: name.clone(),
+                client_id: o.client_id.clone(),
+                secret: o.client_secret.resolve().map_err(|e| e.to_string())?,
+                redirect_uris: o.redirect_uris.clone(),
+            });
         }
     }
     // The port first: a port in use stops the start before the store is
@@ -133,7 +141,7 @@ pub(super) async fn production(
     let running = start(Setup {
         webhook_secret,
         agents,
-        agent_tools,
+        agent_policy,
         metrics,
         ..Setup::new(program, clients, store, listener).tuned(&cfg)
     })

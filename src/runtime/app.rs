@@ -26,9 +26,9 @@ pub struct App {
     pub tolerance: Duration,
     /// Agent name and bearer token, for the agent API.
     pub agents: Vec<(String, Secret)>,
-    /// The MCP tools an agent is limited to (`[agents.NAME] tools`); an
-    /// agent not named here may use every tool.
-    pub agent_tools: std::collections::BTreeMap<String, Vec<String>>,
+    /// What agents may do beyond their bearer token: their MCP tool
+    /// limits and their OAuth clients.
+    pub agent_policy: AgentPolicy,
     /// The first Zendesk and Salesforce connections' clients: webhooks
     /// read the ticket they announce, the agent API reads context.
     pub zendesk: Option<(String, ZendeskClient)>,
@@ -40,6 +40,25 @@ pub struct App {
     /// the store: while it stalls, later probes answer at once instead of
     /// each parking one more blocking thread.
     pub probes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// `[agents.NAME]` beyond the token.
+#[derive(Debug, Default)]
+pub struct AgentPolicy {
+    /// The MCP tools an agent is limited to (`tools`); an agent not named
+    /// here may use every tool.
+    pub tools: std::collections::BTreeMap<String, Vec<String>>,
+    /// The agents that may obtain access tokens from `/oauth/token`.
+    pub oauth: Vec<OauthClient>,
+}
+
+/// An agent as an OAuth client of l3map (`[agents.NAME.oauth]`).
+#[derive(Debug, Clone)]
+pub struct OauthClient {
+    pub agent: String,
+    pub client_id: String,
+    pub secret: Secret,
+    pub redirect_uris: Vec<String>,
 }
 
 pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {

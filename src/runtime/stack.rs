@@ -52,8 +52,8 @@ pub struct Setup {
     pub concurrency: usize,
     pub report: Option<ReportSink>,
     pub agents: Vec<(String, Secret)>,
-    /// `[agents.NAME] tools`: the MCP tools each agent is limited to.
-    pub agent_tools: std::collections::BTreeMap<String, Vec<String>>,
+    /// `[agents.NAME]` beyond the tokens: tool limits, OAuth clients.
+    pub agent_policy: crate::runtime::app::AgentPolicy,
     /// `[server]` bounds on connections, request heads and bodies.
     pub limits: HttpLimits,
     /// Where the runtime's series are recorded (the OAuth keepers record
@@ -83,7 +83,7 @@ impl Setup {
             concurrency: 4,
             report: None,
             agents: Vec::new(),
-            agent_tools: Default::default(),
+            agent_policy: Default::default(),
             limits: HttpLimits::default(),
             metrics: Metrics::new(),
         }
@@ -212,7 +212,7 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         webhook_secret: s.webhook_secret,
         tolerance: s.tolerance,
         agents: s.agents,
-        agent_tools: s.agent_tools,
+        agent_policy: s.agent_policy,
         zendesk: first_zendesk(&applier_clients),
         salesforce: first_salesforce(&applier_clients),
         resolver: resolver.clone(),

@@ -137,7 +137,7 @@ impl Rig {
             webhook_secret: None,
             tolerance: Duration::from_secs(300),
             agents: Vec::new(),
-            agent_tools: Default::default(),
+            agent_policy: Default::default(),
             zendesk: self.zendesk(),
             salesforce: self.salesforce(),
             resolver: Default::default(),

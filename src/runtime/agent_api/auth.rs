@@ -62,7 +62,7 @@ pub(super) async fn agent_gate(State(gate): State<Gate>, mut req: Request, next:
 
 /// This server as the client reached it: `X-Forwarded-Proto` (a TLS
 /// proxy in front) or http, and the `Host` it asked for.
-fn origin(headers: &HeaderMap) -> String {
+pub(super) fn origin(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -84,17 +84,24 @@ fn origin(headers: &HeaderMap) -> String {
 
 /// `GET /.well-known/oauth-protected-resource[/mcp]` (RFC 9728): the MCP
 /// endpoint as a protected resource that takes bearer tokens in the
-/// `Authorization` header. l3map issues no tokens itself: each agent's is
-/// configured (`[agents.NAME]`, docs/MCP.md), so no authorization server
-/// is named.
-pub(super) async fn protected_resource(headers: HeaderMap) -> Response {
+/// `Authorization` header: an agent's configured token, or one l3map
+/// issued to its OAuth client (`super::oauth`), when this l3map is named
+/// as the authorization server.
+pub(super) async fn protected_resource(
+    State(app): State<std::sync::Arc<App>>,
+    headers: HeaderMap,
+) -> Response {
     let base = origin(&headers);
-    axum::Json(serde_json::json!({
+    let mut meta = serde_json::json!({
         "resource": format!("{base}/mcp"),
         "bearer_methods_supported": ["header"],
         "resource_name": "l3map",
-    }))
-    .into_response()
+    });
+    // With OAuth clients configured, this l3map issues their tokens.
+    if !app.agent_policy.oauth.is_empty() {
+        meta["authorization_servers"] = serde_json::json!([base]);
+    }
+    axum::Json(meta).into_response()
 }
 
 /// Why a request's credentials were refused: the `error` of the
@@ -121,7 +128,19 @@ impl IntoResponse for Unauthorized {
 /// against every configured agent, so the time an answer takes says
 /// nothing about how much of a token was right.
 fn authenticate(app: &App, headers: &HeaderMap) -> Result<String, Unauthorized> {
-    let found = agent_for(&app.agents, headers);
+    let found = agent_for(&app.agents, headers).or_else(|e| {
+        // Not a configured token: an access token l3map issued?
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim());
+        match token.and_then(|t| super::oauth::agent_of(app, t)) {
+            Some(agent) => Ok(agent),
+            None => Err(e),
+        }
+    });
     if found.is_err() {
         app.engine.metrics.event_rejected(SOURCE, "unauthorized");
     }

@@ -26,6 +26,7 @@ mod context;
 mod fail;
 mod idempotency;
 pub mod mcp;
+mod oauth;
 mod reads;
 mod request;
 mod turn;
@@ -85,6 +86,12 @@ pub fn routes(gate: Gate) -> Router<Arc<App>> {
             "/.well-known/oauth-protected-resource/mcp",
             get(auth::protected_resource),
         )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::metadata),
+        )
+        .route("/oauth/authorize", get(oauth::authorize))
+        .route("/oauth/token", post(oauth::token))
 }
 
 async fn method_not_allowed() -> Response {

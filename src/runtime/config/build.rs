@@ -11,11 +11,11 @@ use toml::Spanned;
 use super::doc::Doc;
 use super::error::ConfigError;
 use super::model::{
-    Agent, Config, ConnectionOverride, Credentials, Log, Outbox, Poll, Server, StoreConfig, Webhook,
+    Config, ConnectionOverride, Credentials, Log, Outbox, Poll, Server, StoreConfig, Webhook,
 };
 use super::raw::{
-    RawAgent, RawConfig, RawConnection, RawCredentials, RawLog, RawOutbox, RawPoll, RawRetention,
-    RawServer, RawStore, RawWebhook,
+    RawConfig, RawConnection, RawCredentials, RawLog, RawOutbox, RawPoll, RawRetention, RawServer,
+    RawStore, RawWebhook,
 };
 use super::values::MAX_SECS;
 use crate::runtime::store::Retention;
@@ -170,47 +170,6 @@ impl Doc<'_> {
             }
         };
         Ok(Webhook { secret, tolerance })
-    }
-
-    fn agents(
-        &self,
-        raw: BTreeMap<String, Spanned<RawAgent>>,
-    ) -> Result<BTreeMap<String, Agent>, ConfigError> {
-        let mut agents = BTreeMap::new();
-        for (name, agent) in raw {
-            let span = agent.span();
-            let agent = agent.into_inner();
-            let token = self.secret_source(
-                &format!("agents.{name}"),
-                "token",
-                span,
-                agent.token_env.as_ref(),
-                agent.token_file.as_ref(),
-            )?;
-            let tools = match agent.tools {
-                None => None,
-                Some(list) => {
-                    let mut tools = Vec::new();
-                    for t in list.into_inner() {
-                        let known = super::model::MCP_TOOLS;
-                        if !known.contains(&t.get_ref().as_str()) {
-                            return Err(self.invalid(
-                                t.span(),
-                                format!(
-                                    "`agents.{name}.tools`: {:?} is not an MCP tool; the tools are {}",
-                                    t.get_ref(),
-                                    known.join(", ")
-                                ),
-                            ));
-                        }
-                        tools.push(t.into_inner());
-                    }
-                    Some(tools)
-                }
-            };
-            agents.insert(name, Agent { token, tools });
-        }
-        Ok(agents)
     }
 
     fn poll(&self, raw: Option<RawPoll>) -> Result<Poll, ConfigError> {

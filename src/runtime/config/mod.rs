@@ -121,6 +121,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::de::DeTable;
 
+mod agents;
 mod build;
 mod cdc;
 mod doc;
@@ -135,8 +136,8 @@ mod values;
 pub use cdc::{Cdc, DEFAULT_PUBSUB_ENDPOINT};
 pub use error::{all_at_once, ConfigError};
 pub use model::{
-    Agent, Config, ConnectionOverride, Credentials, Log, LogFormat, Outbox, Poll, Server, Webhook,
-    CREDENTIALS_KEY_VAR, MCP_TOOLS,
+    Agent, AgentOauth, Config, ConnectionOverride, Credentials, Log, LogFormat, Outbox, Poll,
+    Server, Webhook, CREDENTIALS_KEY_VAR, MCP_TOOLS,
 };
 pub use secrets::{connection_secret_problems, connection_secrets, SecretSource};
 pub use story::{

@@ -96,6 +96,17 @@ pub struct Agent {
     /// The MCP tools this agent may list and call (`tools = [...]`);
     /// `None`: every tool.
     pub tools: Option<Vec<String>>,
+    /// `[agents.NAME.oauth]`: the agent may also obtain access tokens
+    /// from l3map's OAuth endpoints (docs/MCP.md, "OAuth").
+    pub oauth: Option<AgentOauth>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentOauth {
+    pub client_id: String,
+    pub client_secret: SecretSource,
+    /// Where an authorization code may be sent; none: client credentials only.
+    pub redirect_uris: Vec<String>,
 }
 
 /// The MCP server's tools (docs/MCP.md), by name: what `[agents.NAME]

@@ -65,6 +65,17 @@ pub(super) struct RawAgent {
     pub(super) token_env: Option<Spanned<String>>,
     pub(super) token_file: Option<Spanned<String>>,
     pub(super) tools: Option<Spanned<Vec<Spanned<String>>>>,
+    pub(super) oauth: Option<Spanned<RawAgentOauth>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an [agents.NAME.oauth] table")]
+pub(super) struct RawAgentOauth {
+    pub(super) client_id: Spanned<String>,
+    pub(super) client_secret_env: Option<Spanned<String>>,
+    pub(super) client_secret_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) redirect_uris: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -79,7 +79,7 @@ impl Server {
 
     /// The tools `agent` may use (`[agents.NAME] tools`); `None`: all.
     fn allowed(&self, agent: &str) -> Option<Vec<String>> {
-        self.api.app.agent_tools.get(agent).cloned()
+        self.api.app.agent_policy.tools.get(agent).cloned()
     }
 
     /// Sends `notifications/tools/list_changed` (with prompts and
