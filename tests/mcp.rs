@@ -25,6 +25,11 @@ sku cards {
   \"PLATINUM\" | \"PLAT\" | \"PLATINUMCARD\" => CARD-PLATINUM
   \"BASIC\" | \"BASICCARD\"                => CARD-BASIC
 }
+
+// What the agent records about the conversation: no rule decides on it.
+fields desk {
+  preferred_channel  #360001299  enum(email, phone, chat)  \"Preferred channel\"
+}
 ";
 
 /// The stack with the cards' SKU table and a second agent limited to
@@ -140,18 +145,19 @@ async fn the_rust_sdk_lists_tools_and_calls_them_through_the_mappings() {
     let fields = tools.iter().find(|t| t.name == "set_ticket_field").unwrap();
     let props = &fields.input_schema["properties"]["fields"]["properties"];
     assert_eq!(
-        props["dispute_type"]["enum"],
-        json!([
-            "no_dispute",
-            "chargeback",
-            "retrieval_request",
-            "fraud_claim"
-        ])
+        props["preferred_channel"]["enum"],
+        json!(["email", "phone", "chat"])
     );
-    assert!(
-        props.get("sla_tier").is_none(),
-        "sla_tier is fed by a map: {props}"
-    );
+    // What a map feeds, or a rule decides on, is not the agent's to write.
+    for owned in [
+        "sla_tier",
+        "risk_decision",
+        "refund_issued",
+        "dispute_type",
+        "handoff_reason",
+    ] {
+        assert!(props.get(owned).is_none(), "{owned}: {props}");
+    }
 
     let id = s.create_ticket("MCP status", "standard", None).await;
     // Illegal: refused with the reason and the targets, nothing written.
@@ -244,7 +250,7 @@ async fn the_rust_sdk_lists_tools_and_calls_them_through_the_mappings() {
         &call(
             &c,
             "set_ticket_field",
-            json!({"ticket": id, "fields": {"dispute_type": "chargeback"}}),
+            json!({"ticket": id, "fields": {"preferred_channel": "chat"}}),
         )
         .await,
     );
@@ -252,24 +258,47 @@ async fn the_rust_sdk_lists_tools_and_calls_them_through_the_mappings() {
     let bad = call(
         &c,
         "set_ticket_field",
-        json!({"ticket": id, "fields": {"risk_score": "high"}}),
+        json!({"ticket": id, "fields": {"preferred_channel": "fax"}}),
     )
     .await;
     assert_eq!(bad.is_error, Some(true), "{bad:?}");
-    assert!(structured(&bad)["refused"][0]["reason"]
-        .as_str()
-        .unwrap()
-        .contains("not a number"));
-    // SKU: a read, from the mappings' table.
-    let sku = structured(
+    assert!(
+        structured(&bad)["refused"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is not one of"),
+        "{bad:?}"
+    );
+    // A field a transition decides on, asked for through submit_turn: the
+    // agent cannot unlock what it guards.
+    let sneak = structured(
         &call(
             &c,
-            "normalise_sku",
-            json!({"product": "no such gadget 9000"}),
+            "submit_turn",
+            json!({"ticket": id, "intent": "x", "requested_fields": {"risk_decision": "cleared"}}),
         )
         .await,
     );
-    assert_eq!(sku["sku"], Value::Null, "{sku}");
+    assert_eq!(sneak["outcome"], "refused", "{sneak}");
+    assert!(
+        sneak["refused"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("decides on"),
+        "{sneak}"
+    );
+    // SKU: a read, from the mappings' table.
+    let sku = structured(&call(&c, "normalise_sku", json!({"product": "plat-inum card"})).await);
+    assert_eq!(sku["sku"], "CARD-PLATINUM", "{sku}");
+    let none = structured(&call(&c, "normalise_sku", json!({"product": "gold card"})).await);
+    assert_eq!(none["sku"], Value::Null, "{none}");
+    assert!(
+        none["message"]
+            .as_str()
+            .unwrap()
+            .contains("ask the customer"),
+        "{none}"
+    );
     // Per tool and result in /metrics.
     let m = s.metrics().await;
     assert!(
@@ -494,8 +523,9 @@ async fn agents_see_their_tools_and_nothing_without_a_token() {
     )
     .await
     .unwrap();
+    assert_eq!(hijack.status(), 404);
     let text = hijack.text().await.unwrap();
-    assert!(text.contains("belongs to another agent"), "{text}");
+    assert!(text.contains("no such session"), "{text}");
     assert!(!text.contains("request_status_change"), "{text}");
     let _ = DEV_TOKEN;
 }
@@ -708,4 +738,195 @@ async fn an_oauth_client_gets_its_tokens_from_l3map() {
         "the secret is never logged"
     );
     assert!(!log.contains(&access), "no token is logged");
+}
+
+/// Red team: the `tools` limit holds at the agent API's door too; another
+/// agent can neither end nor listen on a session; an agent's sessions and
+/// streams are bounded, and probes still answer while it holds them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_agent_cannot_bypass_its_limit_or_hold_the_listener() {
+    let s = stack("mcp-bounds").await;
+    let id = s.create_ticket("Bounds", "standard", None).await;
+    let turn = s
+        .http
+        .post(format!("{}/v1/turns", s.runtime))
+        .bearer_auth(LIMITED_TOKEN)
+        .json(&json!({"ticket": id, "intent": "question", "requested_status": "open"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(turn.status(), 403, "a limited agent submits no turn");
+    let ctx = s
+        .http
+        .get(format!("{}/v1/context/{id}", s.runtime))
+        .bearer_auth(LIMITED_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ctx.status(), 200, "it may read context");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.ticket_writes(id).await, 0);
+
+    let url = format!("{}/mcp", s.runtime);
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let open = |token: &'static str| {
+        s.http
+            .post(&url)
+            .bearer_auth(token)
+            .header("Accept", "application/json, text/event-stream")
+            .json(&init)
+            .send()
+    };
+    let sid = open(AGENT_TOKEN).await.unwrap().headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let with = |m: reqwest::Method, token: &'static str| {
+        s.http
+            .request(m, &url)
+            .bearer_auth(token)
+            .header("Accept", "text/event-stream")
+            .header("Mcp-Session-Id", &sid)
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .send()
+    };
+    assert_eq!(
+        with(reqwest::Method::DELETE, LIMITED_TOKEN)
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        with(reqwest::Method::GET, LIMITED_TOKEN)
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    // The owner's session is intact.
+    let ping = s
+        .http
+        .post(&url)
+        .bearer_auth(AGENT_TOKEN)
+        .header("Accept", "application/json, text/event-stream")
+        .header("Mcp-Session-Id", &sid)
+        .header("MCP-Protocol-Version", "2025-11-25")
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ping.status(), 200);
+
+    // Sessions: bounded per agent.
+    let mut refused = 0;
+    for _ in 0..40 {
+        if open(LIMITED_TOKEN).await.unwrap().status() == 429 {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 8, "32 sessions, then 429");
+    // Streams: bounded per agent, held open and never read.
+    let mut held = vec![];
+    let mut statuses = vec![];
+    for _ in 0..6 {
+        let sid = open(AGENT_TOKEN).await.unwrap().headers()["mcp-session-id"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let r = s
+            .http
+            .get(&url)
+            .bearer_auth(AGENT_TOKEN)
+            .header("Accept", "text/event-stream")
+            .header("Mcp-Session-Id", &sid)
+            .header("MCP-Protocol-Version", "2025-11-25")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        held.push(r);
+    }
+    assert_eq!(
+        statuses.iter().filter(|c| **c == 200).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|c| **c == 429).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(s.health().await["status"], "ok");
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sid = open(AGENT_TOKEN).await.unwrap();
+    assert_eq!(
+        sid.status(),
+        200,
+        "streams given back when their clients go"
+    );
+}
+
+/// `l3map mcp` answers a line that is not JSON with a parse error and
+/// goes on serving; closing stdin ends it cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdio_answers_a_bad_line_and_goes_on() {
+    use crate::common::stack::StackEnv;
+    use std::io::{BufRead, Write};
+    let s = Stack::without_runtime("mcp-stdio-bad", "", &[("cards.l3map", CARDS)]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_l3map"))
+        .stack_env()
+        .args(["mcp", "--config"])
+        .arg(s.dir.join("l3map.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    writeln!(stdin, "garbage").unwrap();
+    writeln!(stdin, "{init}").unwrap();
+    writeln!(
+        stdin,
+        "{}",
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    )
+    .unwrap();
+    writeln!(stdin, "{{not json").unwrap();
+    writeln!(
+        stdin,
+        "{}",
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+    )
+    .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = vec![];
+    while seen
+        .iter()
+        .filter(|v: &&Value| v["id"] == 1 || v["id"] == 2)
+        .count()
+        < 2
+    {
+        let line = tokio::task::block_in_place(|| lines.next())
+            .expect("an answer")
+            .unwrap();
+        seen.push(serde_json::from_str::<Value>(&line).unwrap());
+    }
+    assert_eq!(
+        seen.iter().filter(|v| v["error"]["code"] == -32700).count(),
+        2,
+        "{seen:?}"
+    );
+    let tools = seen.iter().find(|v| v["id"] == 2).unwrap();
+    assert!(
+        tools["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| t.len() == 7),
+        "{tools}"
+    );
+    drop(stdin);
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    assert!(status.success(), "{status}");
 }

@@ -52,6 +52,17 @@ pub struct AgentPolicy {
     pub oauth: Vec<OauthClient>,
 }
 
+impl AgentPolicy {
+    /// Whether `agent` may use `tool` (an MCP tool, or the agent API's
+    /// equivalent: `submit_turn` for `POST /v1/turns`,
+    /// `get_ticket_context` for `GET /v1/context`).
+    pub fn permits(&self, agent: &str, tool: &str) -> bool {
+        self.tools
+            .get(agent)
+            .is_none_or(|t| t.iter().any(|x| x == tool))
+    }
+}
+
 /// An agent as an OAuth client of l3map (`[agents.NAME.oauth]`).
 #[derive(Debug, Clone)]
 pub struct OauthClient {

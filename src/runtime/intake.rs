@@ -30,6 +30,9 @@ pub struct Intake {
     reads: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
     timeout: Duration,
+    /// How many long-lived response streams (MCP's) may be open at once:
+    /// a quarter of the connections, so they never crowd out the rest.
+    pub streams: usize,
 }
 
 /// A body read whole, and its share of the budget, released on drop.
@@ -59,6 +62,7 @@ impl Intake {
             // u32::MAX at a time; a body is at most MAX_BODY.
             bytes: Arc::new(Semaphore::new(limits.body_buffer_bytes.max(MAX_BODY))),
             timeout: limits.body_timeout,
+            streams: limits.body_reads(),
         }
     }
 

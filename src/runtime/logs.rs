@@ -43,9 +43,24 @@ fn colour_for(terminal: bool, no_color: bool) -> bool {
 /// else `level`, else `info`. A second call (tests run several runtimes
 /// in one process) keeps the first.
 pub fn init(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The MCP SDK logs each client's `initialize` whole at INFO: a client
+    // could fill the disk with it. Its warnings and errors stay; a
+    // RUST_LOG that names `rmcp` still decides.
+    let quiet = |f: tracing_subscriber::EnvFilter| match "rmcp=warn".parse() {
+        Ok(d) => f.add_directive(d),
+        Err(_) => f,
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if v.contains("rmcp") => tracing_subscriber::EnvFilter::try_new(v).ok(),
+        _ => None,
+    }
+    .or_else(|| {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+            .ok()
+            .map(quiet)
+    })
+    .unwrap_or_else(|| quiet(tracing_subscriber::EnvFilter::new("info")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

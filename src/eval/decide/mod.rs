@@ -13,6 +13,7 @@ mod requests;
 
 pub use action::{Action, ActionKind, Decision, Record, Refusal, Rule};
 pub(crate) use records::current_status;
+pub use requests::guarded;
 
 use super::event::Event;
 use super::expr::{equal, resolve, truth, Incomparable, Scope, Truth, Val};

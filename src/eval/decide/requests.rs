@@ -41,6 +41,14 @@ pub(super) fn fields<'a>(p: &'a Program, ev: &'a Event, d: &mut Decision<'a>, pu
             );
             continue;
         };
+        if let Some((rule, loc)) = guarded(p, f) {
+            refuse(
+                d,
+                format!("`{alias}` is what {rule} decides on; a person sets it, not the agent"),
+                Some(loc),
+            );
+            continue;
+        }
         if let Some((from, to, loc)) = fed_by_map(p, f) {
             refuse(
                 d,
@@ -57,6 +65,21 @@ pub(super) fn fields<'a>(p: &'a Program, ev: &'a Event, d: &mut Decision<'a>, pu
             );
             continue;
         };
+        // An object (or a list) fits no field but an amount: refused as
+        // what it is, never written as text or read as "no value".
+        let shaped = match value {
+            Json::Object(_) => !matches!(f.ty, Type::Money(_)),
+            Json::Array(_) => !matches!(f.ty, Type::List(_) | Type::Any),
+            _ => false,
+        };
+        if shaped {
+            refuse(
+                d,
+                format!("an object or a list is not a value of `{alias}`, so it is not written"),
+                Some(f.loc),
+            );
+            continue;
+        }
         let val = as_val(value, &f.ty);
         match fit(&val, &f.ty) {
             Ok(v) if read_same(ev, f, value) => {
@@ -87,6 +110,52 @@ pub(super) fn fields<'a>(p: &'a Program, ev: &'a Event, d: &mut Decision<'a>, pu
                 Some(f.loc),
             ),
         }
+    }
+}
+
+/// The rule that reads `f` to decide (a transition's or an escalation's
+/// condition) or that an escalation writes, if any: an agent that could
+/// set it could unlock the transition it guards, or forge a hand-off's
+/// record.
+pub fn guarded(p: &Program, f: &TicketField) -> Option<(String, crate::ir::Loc)> {
+    let alias = f.alias();
+    for t in &p.status_tables {
+        for tr in &t.transitions {
+            if tr.when.as_ref().is_some_and(|w| reads(w, alias)) {
+                return Some((
+                    format!(
+                        "the transition `{} -> {}`",
+                        tr.from.join(", "),
+                        tr.to.join(", ")
+                    ),
+                    tr.loc,
+                ));
+            }
+        }
+    }
+    for e in &p.escalations {
+        let sets = e.actions.iter().any(|a| {
+            matches!(a, crate::ir::EscAction::SetField { field: FieldRef::Zendesk { field, .. }, .. } if field == alias)
+        });
+        if reads(&e.when, alias) || sets {
+            return Some((format!("escalation `{}`", e.name), e.loc));
+        }
+    }
+    None
+}
+
+/// Whether `e` reads the ticket field `alias`.
+fn reads(e: &crate::ir::Expr, alias: &str) -> bool {
+    use crate::ir::{ExprKind, Ref};
+    match &e.kind {
+        ExprKind::Ref(Ref::TicketField { alias: a, .. }) => a == alias,
+        ExprKind::Ref(Ref::Event { root, field }) => root == "ticket" && field == alias,
+        ExprKind::Ref(_) | ExprKind::Lit(_) => false,
+        ExprKind::List(xs) | ExprKind::And(xs) | ExprKind::Or(xs) => {
+            xs.iter().any(|x| reads(x, alias))
+        }
+        ExprKind::Not(x) => reads(x, alias),
+        ExprKind::Cmp(_, a, b) => reads(a, alias) || reads(b, alias),
     }
 }
 
@@ -147,7 +216,7 @@ fn as_val<'j>(value: &'j Json, ty: &'j Type) -> Val<'j> {
         }
         // Zendesk keeps numbers of a decimal field as text.
         (Type::Number, Json::String(s)) => s.trim().parse::<f64>().map_or(Val::Str(s), Val::Num),
-        (_, Json::Object(_)) => Val::Str("an object"),
+        (_, Json::Object(_)) => Val::Null,
         _ => from_json(value),
     }
 }

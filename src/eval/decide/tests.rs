@@ -199,24 +199,31 @@ fn turn(turn: &str, ticket: &str) -> Event {
 
 const OPEN: &str = r#"{"id":4300,"status":"open","custom_fields":{"360001234":"premium"}}"#;
 
+/// fintech plus a field no rule reads or writes.
+fn with_free_field() -> Program {
+    let mut p = fintech();
+    let mut f = p.ticket_fields[0].clone();
+    f.field = crate::ir::FieldRef::Zendesk {
+        connection: "desk".into(),
+        field: "preferred_channel".into(),
+        id: Some(360001299),
+    };
+    f.ty = crate::ir::Type::Enum(vec!["email".into(), "chat".into()]);
+    p.ticket_fields.push(f);
+    p
+}
+
 #[test]
-fn a_requested_field_is_written_only_when_declared_typed_and_not_mapped() {
-    let p = fintech();
+fn a_requested_field_is_written_only_when_declared_typed_and_no_rule_owns_it() {
+    let p = with_free_field();
     let ev = turn(
-        r#"{"intent":"x","requested_fields":{"risk_score":"72","dispute_type":"chargeback",
-            "refund_issued":"yes","sla_tier":"enterprise","colour":"red"}}"#,
+        r#"{"intent":"x","requested_fields":{"preferred_channel":"chat","risk_decision":"cleared",
+            "refund_issued":true,"handoff_reason":"x","sla_tier":"enterprise","colour":"red"}}"#,
         OPEN,
     );
     let d = decide(&p, &ev);
-    let written: Vec<_> = d
-        .actions
-        .iter()
-        .map(|a| (a.rule.to_string(), serde_json::to_value(&a.kind).unwrap()))
-        .collect();
-    assert_eq!(written.len(), 2, "{written:?}");
-    assert!(written.iter().all(|(r, _)| r == "agent request"));
-    assert_eq!(written[0].1["field"]["field"], "dispute_type");
-    assert_eq!(written[1].1["value"]["v"], 72.0);
+    assert_eq!(d.actions.len(), 1, "{d:?}");
+    assert_eq!(d.actions[0].rule.to_string(), "agent request");
     let why = |f: &str| {
         d.refused
             .iter()
@@ -224,19 +231,44 @@ fn a_requested_field_is_written_only_when_declared_typed_and_not_mapped() {
             .map(|r| r.reason.clone())
             .unwrap_or_default()
     };
+    // What a transition or an escalation decides on, or a hand-off writes,
+    // is a person's: the agent cannot unlock what it guards.
     assert!(
-        why("refund_issued").contains("is not true or false"),
+        why("risk_decision")
+            .contains("the transition `pending_risk_review -> in_progress` decides on"),
+        "{d:?}"
+    );
+    assert!(why("refund_issued").contains("decides on"), "{d:?}");
+    assert!(
+        why("handoff_reason").contains("escalation `refund_over_threshold`"),
         "{d:?}"
     );
     assert!(
-        why("sla_tier").contains("written by `map crm -> desk`"),
+        why("sla_tier").contains("decides on")
+            || why("sla_tier").contains("written by `map crm -> desk`"),
         "{d:?}"
     );
     assert!(why("colour").contains("not a ticket field the mappings declare"));
+    let wrong = turn(
+        r#"{"intent":"x","requested_fields":{"preferred_channel":{"a":1}}}"#,
+        OPEN,
+    );
+    let d = decide(&p, &wrong);
+    assert!(
+        d.actions.is_empty() && d.refused[0].reason.contains("an object"),
+        "{d:?}"
+    );
+    let typo = turn(
+        r#"{"intent":"x","requested_fields":{"preferred_channel":"fax"}}"#,
+        OPEN,
+    );
+    assert!(decide(&p, &typo).refused[0]
+        .reason
+        .contains("is not one of email, chat"));
     // The value it already holds is no write.
     let same = turn(
-        r#"{"intent":"x","requested_fields":{"risk_score":72}}"#,
-        r#"{"id":4300,"status":"open","custom_fields":{"360001236":"72.0"}}"#,
+        r#"{"intent":"x","requested_fields":{"preferred_channel":"chat"}}"#,
+        r#"{"id":4300,"status":"open","custom_fields":{"360001299":"chat"}}"#,
     );
     let d = decide(&p, &same);
     assert!(d.actions.is_empty(), "{d:?}");

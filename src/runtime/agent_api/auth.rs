@@ -1,6 +1,7 @@
 //! Who is asking: the bearer token is checked before anything else, and
 //! before a byte of a body is read.
 
+use super::oauth::origin;
 use super::turn::SOURCE;
 use crate::connectors::Secret;
 use crate::runtime::app::{error, App};
@@ -58,28 +59,6 @@ pub(super) async fn agent_gate(State(gate): State<Gate>, mut req: Request, next:
             r.response
         }
     }
-}
-
-/// This server as the client reached it: `X-Forwarded-Proto` (a TLS
-/// proxy in front) or http, and the `Host` it asked for.
-pub(super) fn origin(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-        })
-        .unwrap_or("localhost");
-    let scheme = match headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-    {
-        Some("https") => "https",
-        _ => "http",
-    };
-    format!("{scheme}://{host}")
 }
 
 /// `GET /.well-known/oauth-protected-resource[/mcp]` (RFC 9728): the MCP

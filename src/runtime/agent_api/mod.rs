@@ -59,13 +59,20 @@ struct AgentApi {
     memo: Memo,
 }
 
+/// The largest MCP message: tool arguments are a ticket id, a summary and
+/// a few fields, and an `initialize` names a client.
+const MCP_BODY: usize = 256 * 1024;
+
 /// The agent API's routes, with their state.
 pub fn routes(gate: Gate) -> Router<Arc<App>> {
     let api = Arc::new(AgentApi {
         app: gate.app.clone(),
         memo: Memo::new(),
     });
-    let mcp = mcp::service(api.clone(), crate::runtime::app::MAX_BODY);
+    let sessions = mcp::sessions::Sessions::new(gate.intake.streams);
+    let mcp = tower::ServiceBuilder::new()
+        .layer(from_fn_with_state(sessions, mcp::sessions::guard))
+        .service(mcp::service(api.clone(), MCP_BODY));
     let gated = Router::new()
         .route("/v1/turns", post(post_turn).fallback(method_not_allowed))
         .route(
@@ -94,6 +101,17 @@ pub fn routes(gate: Gate) -> Router<Arc<App>> {
         .route("/oauth/token", post(oauth::token))
 }
 
+/// `403`: the agent's `tools` in l3map.toml leave this out.
+fn forbidden(agent: &str, tool: &str, route: &str) -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!(
+            "agent {agent} may not use {route}: its `tools` in l3map.toml do not include {tool}"
+        ),
+    )
+}
+
 async fn method_not_allowed() -> Response {
     error(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -110,6 +128,11 @@ async fn post_turn(
 ) -> Response {
     let app = &api.app;
     let started = Instant::now();
+    // The agent's `tools` limit holds at both doors: a turn is `submit_turn`.
+    if !app.agent_policy.permits(&agent, "submit_turn") {
+        app.engine.metrics.event_rejected(SOURCE, "unauthorized");
+        return forbidden(&agent, "submit_turn", "POST /v1/turns");
+    }
     let body = match body {
         Ok(b) => b,
         Err(e) => {
@@ -221,9 +244,13 @@ async fn run_turn(
 /// Authenticated by [`agent_gate`].
 async fn get_context(
     State(api): State<Arc<AgentApi>>,
+    Extension(AgentName(agent)): Extension<AgentName>,
     ticket: Result<Path<String>, PathRejection>,
     query: Result<Query<ContextQuery>, QueryRejection>,
 ) -> Response {
+    if !api.app.agent_policy.permits(&agent, "get_ticket_context") {
+        return forbidden(&agent, "get_ticket_context", "GET /v1/context");
+    }
     match context::context(&api.app, ticket, query).await {
         Ok(body) => Json(body).into_response(),
         Err(f) => f.into_response(),

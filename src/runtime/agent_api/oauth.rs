@@ -17,7 +17,6 @@
 //! protected resource's (RFC 9728) names this server when any agent has a
 //! client.
 
-use super::auth::origin;
 use crate::connectors::Secret;
 use crate::runtime::app::{App, OauthClient};
 use axum::extract::{Query, State};
@@ -32,6 +31,28 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+
+/// This server as the client reached it: `X-Forwarded-Proto` (a TLS
+/// proxy in front) or http, and the `Host` it asked for.
+pub(super) fn origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("localhost");
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+    {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
+}
 
 const ACCESS_SECS: u64 = 3600;
 const REFRESH_SECS: u64 = 30 * 86_400;

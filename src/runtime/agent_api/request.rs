@@ -98,6 +98,12 @@ pub(super) fn parse_turn(body: &[u8]) -> Result<Checked, Fail> {
     // Id (in any case) are one record, so its hand-off is keyed once.
     if let Some(case) = &mut req.case {
         match crate::connectors::salesforce_id::canonical(case) {
+            // Every Case Id starts with the Case object's key prefix, 500.
+            Some(id) if !id.starts_with("500") => {
+                return Err(bad(format!(
+                    "case: {case:?} is a Salesforce Id, but not a Case's (Case Ids start with 500)"
+                )))
+            }
             Some(id) => *case = id,
             None => {
                 return Err(bad(format!(

@@ -46,7 +46,7 @@ async def main():
         out(step="legal", **await call("request_status_change", legal))
         out(step="retry", **await call("request_status_change", legal))
         out(step="context", **await call("get_ticket_context", {"ticket": ticket}))
-        out(step="field", **await call("set_ticket_field", {"ticket": ticket, "fields": {"risk_score": 12}}))
+        out(step="field", **await call("set_ticket_field", {"ticket": ticket, "fields": {"preferred_channel": "chat"}}))
         out(step="sku", **await call("normalise_sku", {"product": "Platinum card"}))
         out(step="escalate", **await call("escalate", {
             "ticket": ticket, "escalation": "suspected_fraud", "intent": "fraud_report",

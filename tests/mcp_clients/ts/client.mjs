@@ -44,7 +44,7 @@ const legal = { ticket, status: "in_progress", idempotency_key: `ts-${mode}-1` }
 out({ step: "legal", ...(await call("request_status_change", legal)) });
 out({ step: "retry", ...(await call("request_status_change", legal)) });
 out({ step: "context", ...(await call("get_ticket_context", { ticket })) });
-out({ step: "field", ...(await call("set_ticket_field", { ticket, fields: { risk_score: 12 } })) });
+out({ step: "field", ...(await call("set_ticket_field", { ticket, fields: { preferred_channel: "chat" } })) });
 out({ step: "sku", ...(await call("normalise_sku", { product: "Platinum card" })) });
 out({ step: "escalate", ...(await call("escalate", { ticket, escalation: "suspected_fraud",
   intent: "fraud_report", summary: "Card used abroad", attempts: ["froze the card"], sentiment: "negative" })) });

@@ -214,7 +214,9 @@ fn field_schema(ty: &Type, label: Option<&str>) -> Value {
     s
 }
 
-/// The declared ticket fields an agent may write: those no `map` feeds.
+/// The declared ticket fields an agent may write: those no `map` feeds
+/// and no rule decides on or hands off with
+/// ([`crate::eval::decide::guarded`]).
 pub(super) fn writable(p: &Program) -> Vec<&crate::ir::TicketField> {
     p.ticket_fields
         .iter()
@@ -223,6 +225,7 @@ pub(super) fn writable(p: &Program) -> Vec<&crate::ir::TicketField> {
                 .iter()
                 .flat_map(|m| m.rules.iter())
                 .any(|r| r.target == f.field)
+                && crate::eval::decide::guarded(p, f).is_none()
         })
         .collect()
 }
@@ -243,7 +246,7 @@ fn set_ticket_field(p: &Program) -> Tool {
         "set_ticket_field",
         "Set ticket fields",
         format!(
-            "Write one or more of the ticket's custom fields, by the names the mappings declare: {}. Each value must be of the field's type (enums are listed). Fields fed from Salesforce by a mapping are not offered: they change in Salesforce. A value the ticket already holds is no write.",
+            "Write one or more of the ticket's custom fields, by the names the mappings declare: {}. Each value must be of the field's type (enums are listed). Fields fed from Salesforce by a mapping, and fields a transition or an escalation decides on or writes, are not offered: a person or Salesforce sets those. A value the ticket already holds is no write.",
             if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
         ),
         json!({

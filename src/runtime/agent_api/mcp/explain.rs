@@ -127,7 +127,16 @@ fn text(p: &Program, l: &Loc) -> Option<String> {
             return Some(format!("{} {}{terminal}", s.name, s.category.as_str()));
         }
     }
-    if let Some(e) = p.escalations.iter().find(|e| e.loc == *l) {
+    let statement = |e: &crate::ir::Escalation| {
+        e.actions.iter().any(|a| {
+            serde_json::to_value(a)
+                .ok()
+                .and_then(|v| v.get("loc").cloned())
+                .and_then(|v| serde_json::from_value::<Loc>(v).ok())
+                == Some(*l)
+        })
+    };
+    if let Some(e) = p.escalations.iter().find(|e| e.loc == *l || statement(e)) {
         return Some(format!(
             "escalation {} {{ when {}  reason {:?} }}",
             e.name,

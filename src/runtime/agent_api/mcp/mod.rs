@@ -15,6 +15,7 @@ pub mod catalog;
 mod explain;
 mod guide;
 mod outcome;
+pub(super) mod sessions;
 
 use super::auth::AgentName;
 use super::AgentApi;
@@ -333,26 +334,116 @@ pub(super) fn service(
     )
 }
 
+/// The longest line `l3map mcp` reads from stdin: a tool call is small.
+const STDIO_LINE: usize = 4 * 1024 * 1024;
+
 /// Serves MCP on stdin/stdout as `agent` until the client closes stdin or
 /// the runtime stops. Nothing else may write to stdout meanwhile (logs go
-/// to stderr).
+/// to stderr). Lines reach the SDK only when they are JSON, within
+/// [`STDIO_LINE`]: any other line is answered with a JSON-RPC parse error
+/// (`-32700`) and the session goes on (the SDK would stop reading).
 pub async fn serve_stdio(app: Arc<crate::runtime::app::App>, agent: String) -> Result<(), String> {
     use rmcp::ServiceExt;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let api = Arc::new(AgentApi {
         app: app.clone(),
         memo: super::idempotency::Memo::new(),
     });
+    let (sdk_side, our_side) = tokio::io::duplex(256 * 1024);
+    let (sdk_read, sdk_write) = tokio::io::split(sdk_side);
+    let (from_sdk, mut to_sdk) = tokio::io::split(our_side);
+    let (out, mut lines) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
+    // One writer to stdout, whole lines at a time.
+    let writer = tokio::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        while let Some(line) = lines.recv().await {
+            if stdout.write_all(&line).await.is_err() || stdout.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    let answers = {
+        let out = out.clone();
+        tokio::spawn(async move {
+            let mut r = tokio::io::BufReader::new(from_sdk);
+            loop {
+                let mut line = Vec::new();
+                match r.read_until(b'\n', &mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if out.send(line).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+    };
+    let reader = tokio::spawn(async move {
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        let mut line: Vec<u8> = Vec::new();
+        let mut too_long = false;
+        loop {
+            let buf = match stdin.fill_buf().await {
+                Ok([]) | Err(_) => break,
+                Ok(b) => b,
+            };
+            let (chunk, ends) = match buf.iter().position(|&c| c == b'\n') {
+                Some(i) => (&buf[..i], Some(i + 1)),
+                None => (buf, None),
+            };
+            if !too_long {
+                if line.len() + chunk.len() > STDIO_LINE {
+                    too_long = true;
+                    line = Vec::new();
+                } else {
+                    line.extend_from_slice(chunk);
+                }
+            }
+            let used = ends.unwrap_or(buf.len());
+            stdin.consume(used);
+            if ends.is_none() {
+                continue;
+            }
+            let bad = if too_long {
+                Some(format!("the message is longer than {STDIO_LINE} bytes"))
+            } else if line.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                serde_json::from_slice::<serde_json::Value>(&line)
+                    .err()
+                    .map(|e| format!("not JSON: {e}"))
+            };
+            match bad {
+                Some(why) => {
+                    let answer = serde_json::json!({"jsonrpc": "2.0", "id": null,
+                        "error": {"code": -32700, "message": why}});
+                    let _ = out.send(format!("{answer}\n").into_bytes()).await;
+                }
+                None if !line.is_empty() => {
+                    line.push(b'\n');
+                    if to_sdk.write_all(&line).await.is_err() {
+                        break;
+                    }
+                }
+                None => {}
+            }
+            line.clear();
+            too_long = false;
+        }
+        // stdin closed: so is the SDK's input.
+        let _ = to_sdk.shutdown().await;
+    });
     let server = Server::new(api, Some(agent));
     let running = server
-        .serve_with_ct(
-            rmcp::transport::io::stdio(),
-            app.engine.closing.child_token(),
-        )
+        .serve_with_ct((sdk_read, sdk_write), app.engine.closing.child_token())
         .await
         .map_err(|e| format!("MCP over stdio: {e}"))?;
-    running
-        .waiting()
-        .await
+    let ended = running.waiting().await;
+    reader.abort();
+    let _ = answers.await;
+    let _ = writer.await;
+    ended
         .map(|_| ())
         .map_err(|e| format!("MCP over stdio: {e}"))
 }
