@@ -930,3 +930,50 @@ async fn stdio_answers_a_bad_line_and_goes_on() {
     let status = tokio::task::block_in_place(|| child.wait()).unwrap();
     assert!(status.success(), "{status}");
 }
+
+/// The status table as a resource (with its Mermaid graph) and the
+/// escalation policy as a prompt, from the mappings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_table_and_the_escalation_policy_are_readable() {
+    let s = stack("mcp-guide").await;
+    let c = connect(&s.runtime, AGENT_TOKEN).await;
+    let resources = c.list_resources(None).await.expect("resources/list");
+    let uris: Vec<String> = resources.resources.iter().map(|r| r.uri.clone()).collect();
+    assert!(
+        uris.contains(&"l3map://statuses/desk".to_string()),
+        "{uris:?}"
+    );
+    let read = c
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "l3map://statuses/desk",
+        ))
+        .await
+        .expect("resources/read");
+    let text = serde_json::to_string(&read).unwrap();
+    assert!(
+        text.contains("```mermaid") && text.contains("flowchart LR"),
+        "{text}"
+    );
+    assert!(text.contains("s_pending_risk_review[pending_risk_review] -->|\\\"ticket.risk_decision == cleared\\\"| s_in_progress"), "{text}");
+    let missing = c
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "file:///etc/passwd",
+        ))
+        .await;
+    assert!(missing.is_err(), "{missing:?}");
+    let prompts = c.list_prompts(None).await.expect("prompts/list");
+    assert_eq!(prompts.prompts[0].name, "escalation_policy");
+    let policy = c
+        .get_prompt(rmcp::model::GetPromptRequestParams::new(
+            "escalation_policy",
+        ))
+        .await
+        .expect("prompts/get");
+    let text = serde_json::to_string(&policy).unwrap();
+    assert!(text.contains("1. `refund_over_threshold`"), "{text}");
+    assert!(
+        text.contains("the ticket assigned to the group Payments Tier 2"),
+        "{text}"
+    );
+    c.cancel().await.ok();
+}
