@@ -206,6 +206,17 @@ async fn the_rust_sdk_lists_tools_and_calls_them_through_the_mappings() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(s.ticket_writes(id).await, 1, "one write for three calls");
+    // A refused call retried under its key is answered as refused again.
+    let closed = json!({"ticket": id, "status": "closed", "idempotency_key": "close-1"});
+    let _ = call(&c, "request_status_change", closed.clone()).await;
+    let again_closed = call(&c, "request_status_change", closed).await;
+    assert_eq!(again_closed.is_error, Some(true));
+    let v = structured(&again_closed);
+    assert_eq!(
+        (v["outcome"].as_str(), v["duplicate"].as_bool()),
+        (Some("refused"), Some(true)),
+        "{v}"
+    );
     // The same call without a key, on the ticket it already moved: no write.
     let again = structured(
         &call(
@@ -307,7 +318,7 @@ async fn the_rust_sdk_lists_tools_and_calls_them_through_the_mappings() {
     );
     assert!(
         m.contains(
-            "l3map_mcp_tool_calls_total{tool=\"request_status_change\",result=\"duplicate\"} 2"
+            "l3map_mcp_tool_calls_total{tool=\"request_status_change\",result=\"duplicate\"} 3"
         ),
         "{m}"
     );
@@ -694,6 +705,23 @@ async fn an_oauth_client_gets_its_tokens_from_l3map() {
         .as_str()
         .expect("a refresh token")
         .to_string();
+    // A code is good once.
+    let replayed: Value = exchange(verifier).await.unwrap().json().await.unwrap();
+    assert_eq!(replayed["error"], "invalid_grant", "{replayed}");
+    // Tokens are for this server's /mcp only.
+    let elsewhere: Value = post(
+        vec![
+            ("grant_type", "client_credentials".into()),
+            ("resource", "https://evil.example/mcp".into()),
+        ],
+        Some(("zendesk-ai", "zendesk-ai-client-secret-81f0")),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(elsewhere["error"], "invalid_target", "{elsewhere}");
     let renewed: Value = post(
         vec![
             ("grant_type", "refresh_token".into()),
@@ -710,6 +738,23 @@ async fn an_oauth_client_gets_its_tokens_from_l3map() {
         .as_str()
         .expect("a renewed token")
         .to_string();
+    // The refresh token sent was rotated out.
+    let stale: Value = post(
+        vec![
+            ("grant_type", "refresh_token".into()),
+            (
+                "refresh_token",
+                good["refresh_token"].as_str().unwrap().into(),
+            ),
+        ],
+        Some(("zendesk-ai", "zendesk-ai-client-secret-81f0")),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(stale["error"], "invalid_grant", "{stale}");
     let c2 = connect(&s.runtime, &fresh).await;
     assert!(!c2.list_all_tools().await.unwrap().is_empty());
     // A token signed with another key, or a refresh token used as an
@@ -756,6 +801,15 @@ async fn one_agent_cannot_bypass_its_limit_or_hold_the_listener() {
         .await
         .unwrap();
     assert_eq!(turn.status(), 403, "a limited agent submits no turn");
+    let long = s
+        .http
+        .post(format!("{}/v1/turns", s.runtime))
+        .bearer_auth(AGENT_TOKEN)
+        .json(&json!({"ticket": id, "intent": "x", "requested_fields": {"x".repeat(5000): 1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(long.status(), 400, "a field name is at most 100 bytes");
     let ctx = s
         .http
         .get(format!("{}/v1/context/{id}", s.runtime))
@@ -857,6 +911,18 @@ async fn one_agent_cannot_bypass_its_limit_or_hold_the_listener() {
         2,
         "{statuses:?}"
     );
+    // A stateless (2026-07-28) subscriptions/listen is a stream too.
+    let listen = s
+        .http
+        .post(&url)
+        .bearer_auth(AGENT_TOKEN)
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", "2026-07-28")
+        .json(&json!({"jsonrpc": "2.0", "id": 9, "method": "subscriptions/listen", "params": {"notifications": {"toolsListChanged": true}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listen.status(), 429, "the agent's four streams are taken");
     assert_eq!(s.health().await["status"], "ok");
     drop(held);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -93,4 +93,23 @@ pub fn looks_like_date(s: &str) -> bool {
         && b.iter()
             .enumerate()
             .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        // A day the calendar has: Zendesk refuses 2027-02-30.
+        && s.parse::<jiff::civil::Date>().is_ok()
+}
+
+#[cfg(test)]
+mod date_tests {
+    #[test]
+    fn a_date_is_a_day_the_calendar_has() {
+        assert!(super::looks_like_date("2028-02-29"));
+        for no in [
+            "2027-02-30",
+            "2027-13-45",
+            "0000-00-00",
+            "2027-1-1",
+            "2027-01-01T00",
+        ] {
+            assert!(!super::looks_like_date(no), "{no}");
+        }
+    }
 }

@@ -50,6 +50,9 @@ pub struct AgentPolicy {
     pub tools: std::collections::BTreeMap<String, Vec<String>>,
     /// The agents that may obtain access tokens from `/oauth/token`.
     pub oauth: Vec<OauthClient>,
+    /// Authorization codes and refresh tokens already redeemed, by their
+    /// `jti`, until they expire: each is good once (in this process).
+    pub spent: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl AgentPolicy {

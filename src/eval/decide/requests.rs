@@ -44,7 +44,7 @@ pub(super) fn fields<'a>(p: &'a Program, ev: &'a Event, d: &mut Decision<'a>, pu
         if let Some((rule, loc)) = guarded(p, f) {
             refuse(
                 d,
-                format!("`{alias}` is what {rule} decides on; a person sets it, not the agent"),
+                format!("`{alias}` is what {rule} decides on or writes; a person sets it, not the agent"),
                 Some(loc),
             );
             continue;

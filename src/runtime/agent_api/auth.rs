@@ -115,7 +115,7 @@ fn authenticate(app: &App, headers: &HeaderMap) -> Result<String, Unauthorized> 
             .and_then(|v| v.trim().split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim());
-        match token.and_then(|t| super::oauth::agent_of(app, t)) {
+        match token.and_then(|t| super::oauth::agent_of(app, t, headers)) {
             Some(agent) => Ok(agent),
             None => Err(e),
         }

@@ -130,11 +130,27 @@ fn verify<'a>(app: &'a App, token: &str, typ: &str) -> Option<(&'a OauthClient, 
 }
 
 /// The agent an OAuth access token of this server was issued to.
-pub(super) fn agent_of(app: &App, token: &str) -> Option<String> {
+/// Only for this server's `/mcp` (RFC 8707): a token minted for another
+/// resource is not one here.
+pub(super) fn agent_of(app: &App, token: &str, headers: &HeaderMap) -> Option<String> {
     if app.agent_policy.oauth.is_empty() || token.matches('.').count() != 2 {
         return None;
     }
-    verify(app, token, "access").map(|(c, _)| c.agent.clone())
+    let (c, claims) = verify(app, token, "access")?;
+    (claims.aud == format!("{}/mcp", origin(headers))).then(|| c.agent.clone())
+}
+
+/// Marks a code's or refresh token's `jti` redeemed; `false` when it was
+/// already. Expired entries are dropped as it goes.
+fn redeem(app: &App, claims: &Claims) -> bool {
+    let mut spent = app
+        .agent_policy
+        .spent
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let now = now();
+    spent.retain(|_, exp| *exp >= now);
+    spent.insert(claims.jti.clone(), claims.exp).is_none()
 }
 
 /// `GET /.well-known/oauth-authorization-server` (RFC 8414).
@@ -261,7 +277,16 @@ pub(super) async fn authorize(
             ])
         }
     };
-    let aud = q.resource.clone().unwrap_or_else(|| format!("{base}/mcp"));
+    let aud = format!("{base}/mcp");
+    if q.resource.as_ref().is_some_and(|r| *r != aud) {
+        return back(&[
+            ("error", "invalid_target"),
+            (
+                "error_description",
+                "resource: this server's tokens are for its /mcp only",
+            ),
+        ]);
+    }
     let code = mint(
         client,
         "code",
@@ -360,16 +385,19 @@ pub(super) async fn token(
             "unknown client, or a wrong secret",
         );
     };
-    let base = origin(&headers);
+    let aud = format!("{}/mcp", origin(&headers));
+    if f.resource.as_ref().is_some_and(|r| *r != aud) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_target",
+            "resource: this server's tokens are for its /mcp only",
+        );
+    }
     let invalid_grant = |why: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", why);
     match f.grant_type.as_deref() {
         Some("client_credentials") => {
             tracing::info!(agent = %c.agent, "OAuth: client credentials exchanged for an access token");
-            tokens(
-                c,
-                &f.resource.unwrap_or_else(|| format!("{base}/mcp")),
-                false,
-            )
+            tokens(c, &aud, false)
         }
         Some("authorization_code") => {
             let Some((owner, claims)) = f
@@ -391,6 +419,9 @@ pub(super) async fn token(
             if claims.cc.as_deref() != Some(computed.as_str()) {
                 return invalid_grant("code_verifier does not match the code_challenge");
             }
+            if !redeem(&app, &claims) {
+                return invalid_grant("the code was already redeemed");
+            }
             tokens(c, &claims.aud, true)
         }
         Some("refresh_token") => {
@@ -399,7 +430,13 @@ pub(super) async fn token(
                 .as_deref()
                 .and_then(|t| verify(&app, t, "refresh"))
             {
+                // Rotated: the one sent is good no more.
                 Some((owner, claims)) if owner.client_id == c.client_id => {
+                    if !redeem(&app, &claims) {
+                        return invalid_grant(
+                            "the refresh token was already used; use the one its renewal gave",
+                        );
+                    }
                     tokens(c, &claims.aud, true)
                 }
                 _ => invalid_grant("the refresh token is not valid, or it expired"),

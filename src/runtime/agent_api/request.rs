@@ -13,6 +13,10 @@ use std::collections::BTreeMap;
 /// store, so it is kept short and printable.
 const MAX_TURN_ID: usize = 128;
 
+/// The most fields a turn names, and the longest name.
+const MAX_FIELDS: usize = 100;
+const MAX_FIELD_NAME: usize = 100;
+
 /// `POST /v1/turns`'s body (docs/AGENT_API.md). Serialised again, as
 /// read, for its digest: a retry must say the same thing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +115,31 @@ pub(super) fn parse_turn(body: &[u8]) -> Result<Checked, Fail> {
                 )))
             }
         }
+    }
+    // Names are the mappings' aliases: short. A long one would be echoed
+    // into refusals, logs and the store.
+    for (map, name) in [
+        (&req.fields, "fields"),
+        (&req.requested_fields, "requested_fields"),
+    ] {
+        if map.len() > MAX_FIELDS {
+            return Err(bad(format!("{name}: at most {MAX_FIELDS} fields")));
+        }
+        if let Some(long) = map.keys().find(|k| k.len() > MAX_FIELD_NAME) {
+            return Err(bad(format!(
+                "{name}: a field name of {} bytes; names are at most {MAX_FIELD_NAME}",
+                long.len()
+            )));
+        }
+    }
+    if req
+        .requested_escalation
+        .as_ref()
+        .is_some_and(|e| e.len() > MAX_FIELD_NAME)
+    {
+        return Err(bad(format!(
+            "requested_escalation: at most {MAX_FIELD_NAME} bytes"
+        )));
     }
     if ticket.is_none() && req.case.is_none() {
         return Err(bad(

@@ -199,7 +199,7 @@ fn outcome(api: &AgentApi, a: &TurnAnswer, targets: bool) -> Outcome {
     if let Some(kept) = &a.replay {
         // Decided by another replica of the fleet: its answer, as it is.
         return Outcome {
-            value: json!({"call_id": a.turn, "outcome": "accepted", "duplicate": true,
+            value: json!({"call_id": a.turn, "outcome": "duplicate", "duplicate": true,
                 "accepted": [], "refused": [], "answer": kept}),
             is_error: false,
             result: "duplicate",
@@ -212,13 +212,17 @@ fn outcome(api: &AgentApi, a: &TurnAnswer, targets: bool) -> Outcome {
         .iter()
         .map(|r| json!({"what": r.what, "reason": r.reason, "source": r.source.as_deref().map(file_name)}))
         .collect();
-    let (label, result) = match (accepted.is_empty(), refused.is_empty()) {
-        _ if a.duplicate => ("accepted", "duplicate"),
-        (false, true) => ("accepted", "accepted"),
-        (false, false) => ("partly_refused", "partly_refused"),
-        (true, false) => ("refused", "refused"),
-        (true, true) => ("nothing_to_do", "nothing_to_do"),
+    // A retry is answered as the first call was: its lists tell. A retry
+    // that found only the stored event (no first answer to replay) says
+    // so, never "accepted".
+    let label = match (accepted.is_empty(), refused.is_empty()) {
+        (true, true) if a.duplicate => "duplicate",
+        (false, true) => "accepted",
+        (false, false) => "partly_refused",
+        (true, false) => "refused",
+        (true, true) => "nothing_to_do",
     };
+    let result = if a.duplicate { "duplicate" } else { label };
     let mut value = json!({
         "call_id": a.turn,
         "outcome": label,

@@ -100,7 +100,7 @@ pub(super) fn outcome_schema() -> Arc<JsonObject> {
         "type": "object",
         "properties": {
             "call_id": {"type": "string", "description": "Give it to explain_decision."},
-            "outcome": {"type": "string", "enum": ["accepted", "refused", "partly_refused", "nothing_to_do"]},
+            "outcome": {"type": "string", "enum": ["accepted", "refused", "partly_refused", "nothing_to_do", "duplicate"], "description": "duplicate: this call was made before and its first answer is not at hand (see message); nothing was queued again."},
             "duplicate": {"type": "boolean", "description": "This call was made before: nothing was queued again."},
             "ticket": {"type": ["object", "null"]},
             "accepted": {"type": "array", "items": {"type": "object"}},

@@ -6,7 +6,8 @@
 //!   session that does not exist;
 //! - an agent has at most [`SESSIONS_PER_AGENT`] sessions seen in the last
 //!   [`IDLE`] (the SDK closes a session idle that long);
-//! - long-lived streams (`GET /mcp`) are at most [`STREAMS_PER_AGENT`] per
+//! - long-lived streams (`GET /mcp`, and a 2026-07-28
+//!   `subscriptions/listen`) are at most [`STREAMS_PER_AGENT`] per
 //!   agent and a quarter of the server's connections in all, so no agent
 //!   can hold every connection and lock out webhooks and probes.
 
@@ -74,9 +75,27 @@ fn refused(status: StatusCode, code: &str, message: String) -> Response {
     error(status, code, message)
 }
 
+/// Whether a POST is a `subscriptions/listen` (2026-07-28): its answer is
+/// a stream held open like a `GET`'s. The body was read whole by the gate.
+async fn listens(req: Request) -> (Request, bool) {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let listen = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .is_some_and(|v| v.get("method").and_then(|m| m.as_str()) == Some("subscriptions/listen"));
+    (Request::from_parts(parts, Body::from(bytes)), listen)
+}
+
 pub async fn guard(State(sessions): State<Arc<Sessions>>, req: Request, next: Next) -> Response {
     let Some(agent) = req.extensions().get::<AgentName>().map(|a| a.0.clone()) else {
         return next.run(req).await;
+    };
+    let (req, listen) = if req.method() == Method::POST {
+        listens(req).await
+    } else {
+        (req, false)
     };
     let session = req
         .headers()
@@ -114,7 +133,7 @@ pub async fn guard(State(sessions): State<Arc<Sessions>>, req: Request, next: Ne
             }
             None => {}
         }
-        if method == Method::GET {
+        if method == Method::GET || listen {
             let mine = b.streams.get(&agent).copied().unwrap_or(0);
             let all: usize = b.streams.values().sum();
             if mine >= STREAMS_PER_AGENT || all >= sessions.max_streams {
