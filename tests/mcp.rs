@@ -266,6 +266,15 @@ async fn the_rust_sdk_lists_tools_and_calls_them_through_the_mappings() {
         .await,
     );
     assert_eq!(f["outcome"], "accepted", "{f}");
+    wait_for("the field write", Duration::from_secs(20), async || {
+        s.ticket(id).await["custom_fields"]
+            .as_array()
+            .is_some_and(|fs| {
+                fs.iter()
+                    .any(|f| f["id"] == 360001299 && f["value"] == "chat")
+            })
+    })
+    .await;
     let bad = call(
         &c,
         "set_ticket_field",

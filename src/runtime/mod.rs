@@ -25,6 +25,7 @@ pub mod poll;
 pub mod reach;
 pub mod reload;
 pub mod revision;
+pub mod screen;
 pub mod seal;
 pub mod server;
 pub mod snapshot;

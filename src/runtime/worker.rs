@@ -102,6 +102,7 @@ pub async fn run(
                 .and_then(|r| r.map_err(|e| e.to_string()));
             match claimed {
                 Ok(claimed_groups) => {
+                    let claimed_groups = super::screen::screen(&engine, claimed_groups).await;
                     let (bulk, single) = if batching {
                         batch::plan(&applier, claimed_groups)
                     } else {

@@ -351,6 +351,11 @@ fn collect_fields(p: &Program, out: &mut BTreeMap<u64, (String, FieldKind)>) {
             add(&r, ty.as_ref());
         }
     }
+    // And every field `fields` declares: the instance has them whether a
+    // rule names them or not (an agent may write one through MCP).
+    for f in &p.ticket_fields {
+        add(&f.field, Some(&f.ty));
+    }
 }
 
 /// Declared custom status ids are kept; the others get fresh ids, and every
