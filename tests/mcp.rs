@@ -49,11 +49,32 @@ pub async fn stack(name: &str) -> Stack {
     .await
 }
 
-pub async fn connect(runtime: &str, token: &str) -> RunningService<RoleClient, ()> {
-    let transport = StreamableHttpClientTransport::from_config(
+/// The Rust SDK's Streamable HTTP transport to `runtime`'s `/mcp`.
+fn transport(runtime: &str, token: &str) -> impl rmcp::transport::Transport<RoleClient> {
+    StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(format!("{runtime}/mcp")).auth_header(token),
-    );
-    ().serve(transport).await.expect("the MCP client connects")
+    )
+}
+
+pub async fn connect(runtime: &str, token: &str) -> RunningService<RoleClient, ()> {
+    ().serve(transport(runtime, token))
+        .await
+        .expect("the MCP client connects")
+}
+
+/// The edit a reload test makes: `suspected_fraud` renamed
+/// `suspected_card_fraud`, so the tools change.
+pub fn rename_an_escalation(s: &Stack) {
+    let path = s.mappings().join("escalations.l3map");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(
+            "escalation suspected_fraud {",
+            "escalation suspected_card_fraud {",
+        ),
+    )
+    .unwrap();
 }
 
 fn args(v: Value) -> Map<String, Value> {
@@ -462,6 +483,15 @@ async fn agents_see_their_tools_and_nothing_without_a_token() {
         .collect();
     assert_eq!(names, ["get_ticket_context", "explain_decision"]);
     let id = s.create_ticket("Limited", "standard", None).await;
+    // Another agent's call is not this one's to explain: as if none.
+    let theirs = call(
+        &limited,
+        "explain_decision",
+        json!({"call_id": "agent:e2e:mcp.request_status_change.pickup-1"}),
+    )
+    .await;
+    assert_eq!(theirs.is_error, Some(true));
+    assert!(format!("{theirs:?}").contains("not_found"), "{theirs:?}");
     let denied = limited
         .call_tool(
             CallToolRequestParams::new("request_status_change")
@@ -557,24 +587,12 @@ async fn agents_see_their_tools_and_nothing_without_a_token() {
 async fn a_mapping_edit_is_announced_and_changes_the_tools() {
     let s = stack("mcp-reload").await;
     let (told, mut heard) = tokio::sync::mpsc::unbounded_channel();
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", s.runtime))
-            .auth_header(AGENT_TOKEN),
-    );
+    let transport = transport(&s.runtime, AGENT_TOKEN);
     let c = Heard(told)
         .serve(transport)
         .await
         .expect("the MCP client connects");
-    let path = s.mappings().join("escalations.l3map");
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(
-        &path,
-        text.replace(
-            "escalation suspected_fraud {",
-            "escalation suspected_card_fraud {",
-        ),
-    )
-    .unwrap();
+    rename_an_escalation(&s);
     tokio::time::timeout(Duration::from_secs(30), heard.recv())
         .await
         .expect("notifications/tools/list_changed within 30 s")
@@ -632,30 +650,34 @@ async fn an_oauth_client_gets_its_tokens_from_l3map() {
         .unwrap();
     let token_url = meta["token_endpoint"].as_str().unwrap().to_string();
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+    // A token request: its status and its JSON.
     let post = |form: Vec<(&str, String)>, basic: Option<(&str, &str)>| {
         let mut r = http.post(&token_url).form(&form);
         if let Some((id, pw)) = basic {
             r = r.basic_auth(id, Some(pw));
         }
-        r.send()
+        async move {
+            let r = r.send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
     };
+    const SECRET: (&str, &str) = ("zendesk-ai", "zendesk-ai-client-secret-81f0");
     // Client credentials.
-    let wrong = post(
+    let (wrong, _) = post(
         vec![("grant_type", "client_credentials".into())],
         Some(("zendesk-ai", "guess")),
     )
-    .await
-    .unwrap();
-    assert_eq!(wrong.status(), 401);
-    let cc: Value = post(
+    .await;
+    assert_eq!(wrong, 401);
+    let cc = post(
         vec![("grant_type", "client_credentials".into())],
-        Some(("zendesk-ai", "zendesk-ai-client-secret-81f0")),
+        Some(SECRET),
     )
     .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .1;
     let access = cc["access_token"]
         .as_str()
         .expect("an access token")
@@ -702,53 +724,44 @@ async fn an_oauth_client_gets_its_tokens_from_l3map() {
             None,
         )
     };
-    let bad: Value = exchange("not-the-verifier-at-all-not-the-verifier-at-all")
+    let bad = exchange("not-the-verifier-at-all-not-the-verifier-at-all")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .1;
     assert_eq!(bad["error"], "invalid_grant", "{bad}");
-    let good: Value = exchange(verifier).await.unwrap().json().await.unwrap();
+    let good = exchange(verifier).await.1;
     let refresh = good["refresh_token"]
         .as_str()
         .expect("a refresh token")
         .to_string();
     // A code is good once.
-    let replayed: Value = exchange(verifier).await.unwrap().json().await.unwrap();
+    let replayed = exchange(verifier).await.1;
     assert_eq!(replayed["error"], "invalid_grant", "{replayed}");
     // Tokens are for this server's /mcp only.
-    let elsewhere: Value = post(
+    let elsewhere = post(
         vec![
             ("grant_type", "client_credentials".into()),
             ("resource", "https://evil.example/mcp".into()),
         ],
-        Some(("zendesk-ai", "zendesk-ai-client-secret-81f0")),
+        Some(SECRET),
     )
     .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .1;
     assert_eq!(elsewhere["error"], "invalid_target", "{elsewhere}");
-    let renewed: Value = post(
+    let renewed = post(
         vec![
             ("grant_type", "refresh_token".into()),
             ("refresh_token", refresh),
         ],
-        Some(("zendesk-ai", "zendesk-ai-client-secret-81f0")),
+        Some(SECRET),
     )
     .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .1;
     let fresh = renewed["access_token"]
         .as_str()
         .expect("a renewed token")
         .to_string();
     // The refresh token sent was rotated out.
-    let stale: Value = post(
+    let stale = post(
         vec![
             ("grant_type", "refresh_token".into()),
             (
@@ -756,13 +769,10 @@ async fn an_oauth_client_gets_its_tokens_from_l3map() {
                 good["refresh_token"].as_str().unwrap().into(),
             ),
         ],
-        Some(("zendesk-ai", "zendesk-ai-client-secret-81f0")),
+        Some(SECRET),
     )
     .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    .1;
     assert_eq!(stale["error"], "invalid_grant", "{stale}");
     let c2 = connect(&s.runtime, &fresh).await;
     assert!(!c2.list_all_tools().await.unwrap().is_empty());

@@ -96,16 +96,7 @@ fn drive(mut cmd: Command, s: &Stack, label: &str) -> serde_json::Map<String, Va
         };
         let step = v["step"].as_str().unwrap_or("").to_string();
         if step == "ready" {
-            let path = s.mappings().join("escalations.l3map");
-            let text = std::fs::read_to_string(&path).unwrap();
-            std::fs::write(
-                &path,
-                text.replace(
-                    "escalation suspected_fraud {",
-                    "escalation suspected_card_fraud {",
-                ),
-            )
-            .unwrap();
+            crate::mcp::rename_an_escalation(s);
         }
         steps.insert(step.clone(), v);
         if step == "done" {

@@ -6,8 +6,8 @@
 //! live now still lets an agent write that field; otherwise it is settled
 //! unsent, with the reason in the audit trail.
 
-use crate::eval::decide::guarded;
-use crate::ir::{FieldRef, Program};
+use crate::eval::decide::not_the_agents;
+use crate::ir::Program;
 use crate::runtime::engine::Engine;
 use crate::runtime::ops::Op;
 use crate::runtime::store::Group;
@@ -25,19 +25,7 @@ fn refused(p: &Program, op: &Op) -> Option<String> {
             "not applied: `{field}` is no longer a ticket field the running mappings declare"
         ));
     };
-    if let Some((rule, _)) = guarded(p, f) {
-        return Some(format!(
-            "not applied: since the agent asked, `{field}` became what {rule} decides on or writes; a person sets it"
-        ));
-    }
-    let mapped = p
-        .mappings
-        .iter()
-        .flat_map(|m| m.rules.iter())
-        .any(|r| matches!(&r.target, FieldRef::Zendesk { field: t, .. } if t == field));
-    mapped.then(|| {
-        format!("not applied: `{field}` is now written by a `map` of the running mappings")
-    })
+    not_the_agents(p, f).map(|(why, _)| format!("not applied: since the agent asked, {why}"))
 }
 
 /// `groups` without the agent writes the live revision refuses; those are
@@ -77,6 +65,7 @@ pub async fn screen(engine: &Engine, groups: Vec<Group>) -> Vec<Group> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::FieldRef;
 
     fn fintech() -> Program {
         let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings/fintech");
@@ -97,7 +86,10 @@ mod tests {
     fn a_queued_agent_write_to_a_field_that_became_a_guard_is_not_sent() {
         let p = fintech();
         let why = refused(&p, &write("risk_decision")).expect("refused");
-        assert!(why.contains("decides on or writes"), "{why}");
+        assert!(
+            why.contains("decides on or writes") && why.starts_with("not applied"),
+            "{why}"
+        );
         assert!(refused(&p, &write("no_such_field")).is_some());
         let mut free = p.clone();
         let mut f = free.ticket_fields[0].clone();

@@ -13,7 +13,7 @@ mod requests;
 
 pub use action::{Action, ActionKind, Decision, Record, Refusal, Rule};
 pub(crate) use records::current_status;
-pub use requests::guarded;
+pub use requests::not_the_agents;
 
 use super::event::Event;
 use super::expr::{equal, resolve, truth, Incomparable, Scope, Truth, Val};

@@ -41,20 +41,8 @@ pub(super) fn fields<'a>(p: &'a Program, ev: &'a Event, d: &mut Decision<'a>, pu
             );
             continue;
         };
-        if let Some((rule, loc)) = guarded(p, f) {
-            refuse(
-                d,
-                format!("`{alias}` is what {rule} decides on or writes; a person sets it, not the agent"),
-                Some(loc),
-            );
-            continue;
-        }
-        if let Some((from, to, loc)) = fed_by_map(p, f) {
-            refuse(
-                d,
-                format!("`{alias}` is written by `map {from} -> {to}`; change its source there, not the ticket"),
-                Some(loc),
-            );
+        if let Some((reason, loc)) = not_the_agents(p, f) {
+            refuse(d, reason, Some(loc));
             continue;
         }
         let Some(ticket) = ev.ticket.as_ref() else {
@@ -111,6 +99,28 @@ pub(super) fn fields<'a>(p: &'a Program, ev: &'a Event, d: &mut Decision<'a>, pu
             ),
         }
     }
+}
+
+/// Why an agent may not write the declared field `f`, and the rule that
+/// owns it: a `map` feeds it, or a rule decides on or writes it
+/// ([`guarded`]). The one answer the eval, the MCP tool's schema and the
+/// outbox's last look (`runtime::screen`) all use.
+pub fn not_the_agents(p: &Program, f: &TicketField) -> Option<(String, crate::ir::Loc)> {
+    let alias = f.alias();
+    if let Some((rule, loc)) = guarded(p, f) {
+        return Some((
+            format!(
+                "`{alias}` is what {rule} decides on or writes; a person sets it, not the agent"
+            ),
+            loc,
+        ));
+    }
+    fed_by_map(p, f).map(|(from, to, loc)| {
+        (
+            format!("`{alias}` is written by `map {from} -> {to}`; change its source there, not the ticket"),
+            loc,
+        )
+    })
 }
 
 /// The rule that reads `f` to decide (a transition's or an escalation's

@@ -214,19 +214,12 @@ fn field_schema(ty: &Type, label: Option<&str>) -> Value {
     s
 }
 
-/// The declared ticket fields an agent may write: those no `map` feeds
-/// and no rule decides on or hands off with
-/// ([`crate::eval::decide::guarded`]).
+/// The declared ticket fields an agent may write
+/// ([`crate::eval::decide::not_the_agents`]).
 pub(super) fn writable(p: &Program) -> Vec<&crate::ir::TicketField> {
     p.ticket_fields
         .iter()
-        .filter(|f| {
-            !p.mappings
-                .iter()
-                .flat_map(|m| m.rules.iter())
-                .any(|r| r.target == f.field)
-                && crate::eval::decide::guarded(p, f).is_none()
-        })
+        .filter(|f| crate::eval::decide::not_the_agents(p, f).is_none())
         .collect()
 }
 

@@ -27,7 +27,7 @@ use rmcp::model::{
 };
 use rmcp::service::{NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 const LOG_TARGET: &str = "l3map::runtime::mcp";
 
@@ -39,43 +39,25 @@ pub struct Server {
     /// stdio: the agent it serves as. HTTP: `None`, each request's bearer
     /// token says (the agent gate checked it before this saw the request).
     fixed: Option<String>,
-    /// The agent this session belongs to: another agent's token on it is
-    /// refused, so a session id is worth nothing to anyone else.
-    bound: Arc<Mutex<Option<String>>>,
 }
 
 impl Server {
     pub(super) fn new(api: Arc<AgentApi>, fixed: Option<String>) -> Server {
-        Server {
-            api,
-            fixed,
-            bound: Arc::default(),
-        }
+        Server { api, fixed }
     }
 
+    /// Who asks: the stdio agent, or the one the bearer gate found for this
+    /// request (a session's owner is held to it by `sessions::guard`).
     fn agent(&self, ext: &rmcp::model::Extensions) -> Result<String, McpError> {
         if let Some(a) = &self.fixed {
             return Ok(a.clone());
         }
-        let agent = ext
-            .get::<axum::http::request::Parts>()
+        ext.get::<axum::http::request::Parts>()
             .and_then(|p| p.extensions.get::<AgentName>())
             .map(|a| a.0.clone())
             .ok_or_else(|| {
                 McpError::invalid_request("no agent: send Authorization: Bearer <token>", None)
-            })?;
-        let mut bound = self.bound.lock().unwrap_or_else(|e| e.into_inner());
-        match bound.as_deref() {
-            None => *bound = Some(agent.clone()),
-            Some(b) if b == agent => {}
-            Some(_) => {
-                return Err(McpError::invalid_request(
-                    "this session belongs to another agent: open a session of your own",
-                    None,
-                ))
-            }
-        }
-        Ok(agent)
+            })
     }
 
     /// The tools `agent` may use (`[agents.NAME] tools`); `None`: all.
@@ -128,17 +110,6 @@ impl ServerHandler for Server {
         .with_instructions(
             "l3map decides every change against the org's mappings: ask with these tools instead of writing to Zendesk or Salesforce yourself. A refusal says why and what is allowed; explain_decision quotes the rule.",
         )
-    }
-
-    async fn initialize(
-        &self,
-        request: rmcp::model::InitializeRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<rmcp::model::InitializeResult, McpError> {
-        // The session is the opening agent's from its first message.
-        self.agent(&context.extensions)?;
-        context.peer.set_peer_info(request.clone());
-        self.negotiate_initialize(&request)
     }
 
     async fn list_tools(
