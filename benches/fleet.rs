@@ -55,6 +55,8 @@ fn accept(s: &Store, keys: &[(String, Vec<NewAction>)]) {
                 revision: "r1",
                 event: "{}",
                 refused: "[]",
+                record: None,
+                tallies: &[],
             },
             actions: a,
             cursor: None,

@@ -211,6 +211,7 @@ async fn serve(engine: Arc<Engine>) -> String {
         salesforce: None,
         resolver: Default::default(),
         probes: Default::default(),
+        console: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -294,6 +294,7 @@ async fn wrong_or_missing_tokens_are_refused_without_echoing_them() {
         salesforce: rig.app.salesforce.clone(),
         resolver: Default::default(),
         probes: Default::default(),
+        console: Default::default(),
     });
     let base = rig.serve(closed).await;
     let resp = rig
@@ -488,6 +489,7 @@ async fn an_upstream_failure_is_a_502_that_names_its_kind_only() {
         salesforce: rig.app.salesforce.clone(),
         resolver: Default::default(),
         probes: Default::default(),
+        console: Default::default(),
     });
     let base = rig.serve(app).await;
     let resp = rig

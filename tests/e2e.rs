@@ -15,6 +15,7 @@ mod cdc;
 mod cli;
 mod coalesce;
 mod collision;
+mod console;
 mod crash;
 mod credentials;
 mod crm_reaches_desk;

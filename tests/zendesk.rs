@@ -447,7 +447,11 @@ async fn errors_are_typed_with_zendesks_message() {
                 ..
             } => {
                 assert_eq!(fields, &vec![blamed.to_string()]);
-                assert_eq!(message, "Record validation errors");
+                // The summary, then what `details` says of each problem.
+                assert!(
+                    message.starts_with("Record validation errors: "),
+                    "{message}"
+                );
             }
             other => panic!("{blamed}: {other:?}"),
         }

@@ -76,30 +76,15 @@ fn condition(t: &ir::Transition, sources: &SourceMap) -> Option<String> {
     Some(text.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
-const STYLE: [(Category, &str, &str); 5] = [
-    (Category::New, "#fef3c7", "#d97706"),
-    (Category::Open, "#fee2e2", "#dc2626"),
-    (Category::Pending, "#dbeafe", "#2563eb"),
-    (Category::Hold, "#e5e7eb", "#374151"),
-    (Category::Solved, "#dcfce7", "#16a34a"),
-];
+/// Each category with its fill and stroke (the ops console draws the
+/// same).
+const STYLE: [(Category, &str, &str); 5] = Category::PALETTE;
 
-/// Edges in source order, with `*` drawn once from a pseudo-node.
 fn edges(t: &StatusTable) -> Vec<(String, String, Option<usize>)> {
-    let mut out = Vec::new();
-    for (i, tr) in t.transitions.iter().enumerate() {
-        let froms: Vec<String> = if tr.wildcard {
-            vec!["*".into()]
-        } else {
-            tr.from.clone()
-        };
-        for f in &froms {
-            for to in &tr.to {
-                out.push((f.clone(), to.clone(), Some(i)));
-            }
-        }
-    }
-    out
+    t.edges()
+        .into_iter()
+        .map(|(f, to, i)| (f, to, Some(i)))
+        .collect()
 }
 
 pub fn mermaid(t: &StatusTable, sources: &SourceMap) -> String {

@@ -86,6 +86,17 @@ pub(super) async fn production(
             None
         }
     };
+    let ops = cfg
+        .ops
+        .iter()
+        .map(|(name, o)| {
+            Ok(crate::runtime::app::OpsUser {
+                name: name.clone(),
+                token: o.token.resolve().map_err(|e| e.to_string())?,
+                actions: o.actions,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
     let mut agents = Vec::new();
     let mut agent_policy = crate::runtime::app::AgentPolicy::default();
     for (name, a) in &cfg.agents {
@@ -125,10 +136,10 @@ pub(super) async fn production(
         None => None,
     };
     // A fleet's replicas share each token's budget through the store.
-    let limiters = match store.shared_budget() {
+    let limiters = std::sync::Arc::new(match store.shared_budget() {
         Some(shared) => crate::connectors::limit::Limiters::with_shared(shared),
         None => crate::connectors::limit::Limiters::default(),
-    };
+    });
     let clients = clients::from_config_kept(&program, &cfg.connections, &limiters, grants.as_ref())
         .map_err(|e| e.to_string())?;
     let objects: HashMap<String, Vec<String>> = program
@@ -143,6 +154,9 @@ pub(super) async fn production(
         agents,
         agent_policy,
         metrics,
+        ops,
+        sources: Some(bundle.clone()),
+        limiters: Some(limiters.clone()),
         ..Setup::new(program, clients, store, listener).tuned(&cfg)
     })
     .await?;

@@ -91,6 +91,30 @@ struct State {
     /// window has room), applied as each request leaves.
     spacing: Duration,
     next_spaced: Option<Instant>,
+    /// What the API last said was left this window.
+    remaining: Option<u64>,
+    /// 429s answered to this token since start.
+    refused: u64,
+}
+
+/// A token's budget as the ops console shows it: nothing secret (the key
+/// is a fingerprint).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BudgetView {
+    pub key: String,
+    /// Requests per window: configured, and paced by now (lower when the
+    /// API's `X-Rate-Limit` says so).
+    pub configured: u32,
+    pub limit: u32,
+    pub window_ms: u64,
+    /// Requests this process sent within the last window.
+    pub used: usize,
+    /// What the API last said was left (`X-Rate-Limit-Remaining`).
+    pub remaining: Option<u64>,
+    /// Paused for this long from now (a 429's `Retry-After`).
+    pub paused_ms: Option<u64>,
+    /// 429s since start.
+    pub rate_limited: u64,
 }
 
 /// The numbers the pacing derives from a limit.
@@ -148,6 +172,8 @@ impl TokenLimiter {
                 paused_until: None,
                 spacing: Duration::ZERO,
                 next_spaced: None,
+                remaining: None,
+                refused: 0,
             }),
         }
     }
@@ -303,6 +329,41 @@ impl TokenLimiter {
             .filter(|d| !d.is_zero())
     }
 
+    /// Notes what an answer said of the budget: what is left, and whether
+    /// it was a 429.
+    pub fn note(&self, remaining: Option<u64>, refused: bool) {
+        let mut s = self.lock();
+        if remaining.is_some() {
+            s.remaining = remaining;
+        }
+        s.refused += u64::from(refused);
+    }
+
+    /// This token's budget now.
+    pub fn view(&self, key: &str) -> BudgetView {
+        let now = Instant::now();
+        let s = self.lock();
+        let since = now.checked_sub(self.window);
+        BudgetView {
+            key: key.to_string(),
+            configured: self.configured,
+            limit: s.limit,
+            window_ms: u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX),
+            used: s
+                .sent
+                .iter()
+                .filter(|t| since.is_none_or(|w| **t > w))
+                .count(),
+            remaining: s.remaining,
+            paused_ms: s
+                .paused_until
+                .map(|u| u.saturating_duration_since(now))
+                .filter(|d| !d.is_zero())
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            rate_limited: s.refused,
+        }
+    }
+
     /// The gap to keep between requests from now on (zero: none).
     pub fn set_spacing(&self, gap: Duration) {
         let mut s = self.lock();
@@ -357,6 +418,14 @@ impl Limiters {
         m.entry(token_key.to_string())
             .or_insert_with(|| Arc::new(TokenLimiter::per_window(limit, window)))
             .clone()
+    }
+
+    /// Every token's budget, by key.
+    pub fn views(&self) -> Vec<BudgetView> {
+        let m = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<BudgetView> = m.iter().map(|(k, l)| l.view(k)).collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
     }
 
     /// The cap on requests in flight for `key`, `max` of them (at least

@@ -4,6 +4,7 @@
 
 mod field;
 pub mod fold;
+mod graph;
 pub mod index;
 mod link;
 mod lower;

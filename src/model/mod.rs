@@ -49,6 +49,16 @@ pub enum Category {
 }
 
 impl Category {
+    /// Each category's fill and stroke, as `l3map graph` and the ops
+    /// console draw a status of it.
+    pub const PALETTE: [(Category, &'static str, &'static str); 5] = [
+        (Category::New, "#fef3c7", "#d97706"),
+        (Category::Open, "#fee2e2", "#dc2626"),
+        (Category::Pending, "#dbeafe", "#2563eb"),
+        (Category::Hold, "#e5e7eb", "#374151"),
+        (Category::Solved, "#dcfce7", "#16a34a"),
+    ];
+
     pub const ALL: [(&'static str, Category); 5] = [
         ("new", Category::New),
         ("open", Category::Open),

@@ -40,6 +40,29 @@ pub struct App {
     /// the store: while it stalls, later probes answer at once instead of
     /// each parking one more blocking thread.
     pub probes: Arc<std::sync::atomic::AtomicUsize>,
+    /// Who may open the ops console, and what it shows beyond the store.
+    pub console: ConsoleAccess,
+}
+
+/// The ops console's state beyond the store (see `runtime::console`).
+#[derive(Debug, Default)]
+pub struct ConsoleAccess {
+    /// `[ops.NAME]`: who may open it; none, and `/ui` answers 404.
+    pub users: Vec<OpsUser>,
+    /// The connections' request budgets (the budget page).
+    pub limiters: Option<Arc<crate::connectors::limit::Limiters>>,
+    /// Failed sign-ins in the current minute (minute, count): past a few,
+    /// sign-ins wait for the next minute.
+    pub failures: std::sync::Mutex<(u64, u32)>,
+}
+
+/// `[ops.NAME]`: one who may open the ops console, and whether they may
+/// act (Retry, Drop) or only read.
+#[derive(Debug, Clone)]
+pub struct OpsUser {
+    pub name: String,
+    pub token: Secret,
+    pub actions: bool,
 }
 
 /// `[agents.NAME]` beyond the token.

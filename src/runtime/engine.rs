@@ -5,7 +5,9 @@
 
 use super::metrics::Metrics;
 use super::ops::outbox_actions;
-use super::store::{Accepted, Bundle, NewAction, NewEvent, Publish, Store, StoreError, Submission};
+use super::store::{
+    Accepted, Bundle, NewAction, NewEvent, Publish, Store, StoreError, Submission, Tally,
+};
 use crate::eval::convert::ConvertContext;
 use crate::eval::decide::{decide, ActionKind, Refusal};
 use crate::eval::event::Event;
@@ -98,6 +100,8 @@ struct Pending {
     revision: String,
     event: String,
     refused: String,
+    record: Option<String>,
+    tallies: Vec<Tally>,
     rows: Vec<NewAction>,
     cursor: Option<(String, String)>,
     reply: oneshot::Sender<Result<Accepted, StoreError>>,
@@ -135,6 +139,8 @@ fn committer(store: Arc<Store>, mut queue: mpsc::Receiver<Vec<Pending>>) {
                     revision: &p.revision,
                     event: &p.event,
                     refused: &p.refused,
+                    record: p.record.as_deref(),
+                    tallies: &p.tallies,
                 },
                 actions: &p.rows,
                 cursor: p.cursor.as_ref().map(|(s, v)| (s.as_str(), v.as_str())),
@@ -254,6 +260,12 @@ impl Engine {
                 self.swap(Live::new(p));
                 self.fleet.set(None);
                 self.report_loaded(active, None);
+                super::reloads::record(
+                    &self.store,
+                    active,
+                    "fleet",
+                    super::reloads::Outcome::Live(None),
+                );
                 match self.files.on_disk().filter(|d| d != active) {
                     // Another replica's save or a publish won over the
                     // files here: said where an operator looks
@@ -272,6 +284,12 @@ impl Engine {
                 if self.fleet.set(Some(message.clone())) {
                     tracing::error!(serving = %current.program.revision, "{message}");
                     self.report_loaded(&current.program.revision, Some(message.clone()));
+                    super::reloads::record(
+                        &self.store,
+                        active,
+                        "fleet",
+                        super::reloads::Outcome::Refused(&message),
+                    );
                 }
                 Err(StoreError::Batch(message))
             }
@@ -415,9 +433,10 @@ impl Engine {
         oneshot::Receiver<Result<Accepted, StoreError>>,
         Made,
     ) {
-        let (rows, actions, refused, event_json) = {
+        let (rows, actions, refused, event_json, tallies) = {
             let d = decide(&live.program, &ev);
             let rows = outbox_actions(&live.program, &d);
+            let tallies = super::tally::of(&live.program, &d);
             let actions: Vec<Decided> = d
                 .actions
                 .iter()
@@ -435,6 +454,7 @@ impl Engine {
                 actions,
                 d.refused,
                 serde_json::to_string(&ev).unwrap_or_default(),
+                tallies,
             )
         };
         let revision = live.program.revision.clone();
@@ -445,6 +465,8 @@ impl Engine {
             revision: revision.clone(),
             event: event_json,
             refused: serde_json::to_string(&refused).unwrap_or_default(),
+            record: super::tally::record_of(&ev),
+            tallies,
             rows,
             cursor,
             reply,

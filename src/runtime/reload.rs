@@ -25,6 +25,7 @@
 use super::compile::{load_bundle, same_connections};
 use super::engine::{Engine, Live};
 use super::files::first_error;
+use super::reloads::{self, Outcome};
 use super::snapshot::relevant;
 pub use super::snapshot::Snapshot;
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
@@ -81,13 +82,18 @@ fn compiles_again(engine: &Engine, revision: &str, swapped: bool) {
 /// Compiles `dir` and swaps it in when it compiles and keeps the
 /// connections as they are.
 pub async fn reload(dir: &Path, engine: &Engine) -> Reloaded {
-    reload_exactly(dir, engine, None).await
+    reload_exactly(dir, engine, None, "reload").await
 }
 
 /// [`reload`], swapping only when the files compiled were `expected`
 /// (read again after the compile): a save that landed during the compile
 /// is [`Reloaded::Superseded`], never half-seen.
-async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>) -> Reloaded {
+async fn reload_exactly(
+    dir: &Path,
+    engine: &Engine,
+    expected: Option<&Snapshot>,
+    cause: &'static str,
+) -> Reloaded {
     let d = dir.to_path_buf();
     engine.metrics.reload_compiled();
     let compiled = match tokio::task::spawn_blocking(move || {
@@ -102,6 +108,8 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
     };
     let current = engine.live();
     let mut error = None;
+    // The files of a revision that goes live, for the console's diff.
+    let mut sources = None;
     if let Ok((_, p)) = &compiled {
         engine.files.compiled(&p.revision);
     }
@@ -139,6 +147,7 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
         }
         Ok((bundle, p)) => {
             let to = p.revision.clone();
+            sources = Some(bundle.clone());
             for link in &p.links {
                 engine.metrics.link_declared(&link.describe());
             }
@@ -164,6 +173,7 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
         Reloaded::Swapped { from, to } => {
             engine.metrics.reload("ok");
             tracing::info!(from = %from, to = %to, "mappings reloaded");
+            reloads::record(&engine.store, to, cause, Outcome::Live(sources.as_ref()));
             compiles_again(engine, to, true);
         }
         Reloaded::Unchanged => compiles_again(engine, &current.program.revision, false),
@@ -172,6 +182,14 @@ async fn reload_exactly(dir: &Path, engine: &Engine, expected: Option<&Snapshot>
             engine.metrics.reload("failed");
             tracing::error!("{why}");
             let error = error.unwrap_or_else(|| first_error(why));
+            let prefix = format!("{}{}", dir.display(), std::path::MAIN_SEPARATOR);
+            let tried = revision_on_disk(dir).unwrap_or_else(|| "(unreadable)".into());
+            reloads::record(
+                &engine.store,
+                &tried,
+                cause,
+                Outcome::Refused(&why.replace(&prefix, "")),
+            );
             engine.report_loaded(&current.program.revision, Some(error.clone()));
             engine.files.refused(error);
         }
@@ -533,7 +551,8 @@ pub fn spawn(
                     compiles_again(&engine, &engine.live().program.revision, false);
                     break Some(Reloaded::Unchanged);
                 }
-                let outcome = reload_exactly(&dir, &engine, Some(&snap)).await;
+                let cause = if hup { "sighup" } else { "save" };
+                let outcome = reload_exactly(&dir, &engine, Some(&snap), cause).await;
                 if outcome == Reloaded::Superseded {
                     continue;
                 }

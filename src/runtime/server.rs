@@ -40,6 +40,7 @@ pub fn router_with(app: Arc<App>, limits: &HttpLimits) -> Router {
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
         .merge(super::agent_api::routes(gate))
+        .merge(super::console::routes(app.clone()))
         .fallback(not_found)
         // Around every route and the fallback, outside the gates, so a
         // request a gate refuses is timed and counted too.

@@ -59,6 +59,13 @@ pub struct Setup {
     /// Where the runtime's series are recorded (the OAuth keepers record
     /// into the same, built before the runtime starts).
     pub metrics: Metrics,
+    /// The files `program` was compiled from: the ops console's first
+    /// reload, and the base of its diffs.
+    pub sources: Option<crate::runtime::store::Bundle>,
+    /// Who may open the ops console (`[ops.NAME]`).
+    pub ops: Vec<crate::runtime::app::OpsUser>,
+    /// The connections' request budgets, for the console's budget page.
+    pub limiters: Option<Arc<crate::connectors::limit::Limiters>>,
 }
 
 impl Setup {
@@ -86,6 +93,9 @@ impl Setup {
             agent_policy: Default::default(),
             limits: HttpLimits::default(),
             metrics: Metrics::new(),
+            sources: None,
+            ops: Vec::new(),
+            limiters: None,
         }
     }
 
@@ -177,6 +187,12 @@ pub async fn start(s: Setup) -> Result<Running, String> {
     for link in &s.program.links {
         metrics.link_declared(&link.describe());
     }
+    crate::runtime::reloads::record(
+        &s.store,
+        &s.program.revision,
+        "start",
+        crate::runtime::reloads::Outcome::Live(s.sources.as_ref()),
+    );
     let engine = Arc::new(Engine::new(Live::new(s.program), s.store, metrics));
     let applier_clients = s.clients.clone();
     let resolver = Arc::new(
@@ -217,6 +233,11 @@ pub async fn start(s: Setup) -> Result<Running, String> {
         salesforce: first_salesforce(&applier_clients),
         resolver: resolver.clone(),
         probes: Arc::default(),
+        console: crate::runtime::app::ConsoleAccess {
+            users: s.ops,
+            limiters: s.limiters,
+            ..Default::default()
+        },
     });
     let server = tokio::spawn(serve(
         s.listener,

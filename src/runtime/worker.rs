@@ -362,7 +362,11 @@ async fn record(engine: &Engine, g: &Group, ids: &[i64], outcome: &Outcome) {
                 let at = now_ms() + i64::try_from(after.as_millis()).unwrap_or(i64::MAX / 2);
                 store.retry_later(&ids2, error, at, *unconfirmed, *transient)
             }
-            Outcome::Park { reason, outage, .. } => store.park(&ids2, reason, *outage),
+            Outcome::Park {
+                reason,
+                kind,
+                outage,
+            } => store.park(&ids2, reason, kind, *outage),
         })
         .await;
         match saved {

@@ -142,6 +142,7 @@ impl Rig {
             salesforce: self.salesforce(),
             resolver: Default::default(),
             probes: Default::default(),
+            console: Default::default(),
         }
     }
 

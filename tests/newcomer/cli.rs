@@ -160,6 +160,8 @@ fn fixtures(root: &Path) {
                 revision: "r1",
                 event: "{}",
                 refused: "[]",
+                record: None,
+                tallies: &[],
             },
             actions,
             cursor: None,

@@ -45,6 +45,7 @@ pub fn apply(rate: &Rate, limiter: &TokenLimiter, window: Duration, refused: boo
     if let Some(l) = rate.limit {
         limiter.observe_limit(l);
     }
+    limiter.note(rate.remaining, refused);
     let endpoint_only = refused && rate.remaining.is_some_and(|r| r > 0);
     let reset = match (rate.retry_after, rate.remaining) {
         _ if endpoint_only => None,

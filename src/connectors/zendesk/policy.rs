@@ -285,7 +285,10 @@ impl Policy for ZendeskPolicy {
 /// The typed error for a non-2xx answer, with Zendesk's own message.
 pub(super) fn error_for(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ApiError {
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let message = describe(&json, status);
+    let message = match details(&json) {
+        Some(d) => format!("{}: {d}", describe(&json, status)),
+        None => describe(&json, status),
+    };
     let retry_after = parse_retry_after(headers.get("retry-after").and_then(|v| v.to_str().ok()));
     ApiError::from_status(
         SYSTEM,
@@ -308,6 +311,22 @@ pub(super) fn describe(json: &Value, status: StatusCode) -> String {
         .or_else(|| error.and_then(|e| e.get("title")).and_then(text))
         .or_else(|| error.and_then(text))
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string())
+}
+
+/// What `details` says, where Zendesk puts the actual reason of a
+/// `RecordInvalid` (`{"base": [{"description": "Status: closed prevents
+/// ticket update"}]}`): each problem's description, joined; cut at 500
+/// characters, as it ends up in a dead letter.
+fn details(json: &Value) -> Option<String> {
+    let said: Vec<&str> = json
+        .get("details")?
+        .as_object()?
+        .values()
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|p| p.get("description").and_then(Value::as_str))
+        .collect();
+    (!said.is_empty()).then(|| said.join("; ").chars().take(500).collect())
 }
 
 /// The fields `details` blames: attribute names, and custom fields by their

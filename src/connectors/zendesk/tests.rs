@@ -31,7 +31,10 @@ fn validation_errors_name_the_fields() {
         } => {
             assert_eq!(status, 422);
             assert_eq!(fields, vec!["360001234".to_string(), "status".into()]);
-            assert_eq!(message, "Record validation errors");
+            assert_eq!(
+                message,
+                "Record validation errors: SLA tier: bad; Status: is invalid"
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -8,10 +8,38 @@ use toml::Spanned;
 
 use super::doc::Doc;
 use super::error::ConfigError;
-use super::model::{Agent, AgentOauth, MCP_TOOLS};
-use super::raw::{RawAgent, RawAgentOauth};
+use super::model::{Agent, AgentOauth, Ops, MCP_TOOLS};
+use super::raw::{RawAgent, RawAgentOauth, RawOps};
 
 impl Doc<'_> {
+    /// `[ops.NAME]`: the ops console's users, each with a token of their
+    /// own.
+    pub(super) fn ops(
+        &self,
+        raw: BTreeMap<String, Spanned<RawOps>>,
+    ) -> Result<BTreeMap<String, Ops>, ConfigError> {
+        let mut out = BTreeMap::new();
+        for (name, ops) in raw {
+            let span = ops.span();
+            let ops = ops.into_inner();
+            let token = self.secret_source(
+                &format!("ops.{name}"),
+                "token",
+                span,
+                ops.token_env.as_ref(),
+                ops.token_file.as_ref(),
+            )?;
+            out.insert(
+                name,
+                Ops {
+                    token,
+                    actions: ops.actions,
+                },
+            );
+        }
+        Ok(out)
+    }
+
     pub(super) fn agents(
         &self,
         raw: BTreeMap<String, Spanned<RawAgent>>,

@@ -37,6 +37,7 @@ impl Doc<'_> {
             server: self.server(raw.server)?,
             webhook: raw.webhook.map(|w| self.webhook(w)).transpose()?,
             agents: self.agents(raw.agents)?,
+            ops: self.ops(raw.ops)?,
             poll: self.poll(raw.poll)?,
             cdc: self.cdc(raw.cdc)?,
             connections: self.connections(raw.connections)?,

@@ -174,7 +174,7 @@ fn literal_secret_hint(key_path: &[String]) -> String {
         Some(w) if w.starts_with("webhook") => {
             "use secret_env = \"VAR\" or secret_file = \"/path\"".into()
         }
-        Some(a) if a.starts_with("agents") => {
+        Some(a) if a.starts_with("agents") || a.starts_with("ops") => {
             "use token_env = \"VAR\" or token_file = \"/path\"".into()
         }
         Some(c) if c.starts_with("connections") => format!(

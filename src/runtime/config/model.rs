@@ -26,6 +26,8 @@ pub struct Config {
     /// `None`: webhooks are not accepted.
     pub webhook: Option<Webhook>,
     pub agents: BTreeMap<String, Agent>,
+    /// `[ops.NAME]`: who may open the ops console at `/ui`.
+    pub ops: BTreeMap<String, Ops>,
     pub poll: Poll,
     /// `[cdc]`: Change Data Capture over the Pub/Sub API.
     pub cdc: super::cdc::Cdc,
@@ -99,6 +101,15 @@ pub struct Agent {
     /// `[agents.NAME.oauth]`: the agent may also obtain access tokens
     /// from l3map's OAuth endpoints (docs/MCP.md, "OAuth").
     pub oauth: Option<AgentOauth>,
+}
+
+/// `[ops.NAME]`: a person (or a team) who may open the ops console, with
+/// the token they sign in with, and whether they may act (Retry, Drop) or
+/// only read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ops {
+    pub token: SecretSource,
+    pub actions: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +273,7 @@ impl Config {
             server: Server::default(),
             webhook: None,
             agents: BTreeMap::new(),
+            ops: BTreeMap::new(),
             poll: Poll::default(),
             cdc: super::cdc::Cdc::default(),
             connections: BTreeMap::new(),
@@ -326,6 +338,10 @@ impl Config {
         for (name, agent) in &self.agents {
             let owner = format!("`agents.{name}.{}`", agent.token.key("token"));
             agent.token.resolve_for(&owner)?;
+        }
+        for (name, ops) in &self.ops {
+            let owner = format!("`ops.{name}.{}`", ops.token.key("token"));
+            ops.token.resolve_for(&owner)?;
         }
         Ok(())
     }

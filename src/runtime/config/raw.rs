@@ -21,6 +21,8 @@ pub(super) struct RawConfig {
     pub(super) webhook: Option<Spanned<RawWebhook>>,
     #[serde(default)]
     pub(super) agents: BTreeMap<String, Spanned<RawAgent>>,
+    #[serde(default)]
+    pub(super) ops: BTreeMap<String, Spanned<RawOps>>,
     pub(super) poll: Option<RawPoll>,
     pub(super) cdc: Option<super::cdc::RawCdc>,
     #[serde(default)]
@@ -66,6 +68,15 @@ pub(super) struct RawAgent {
     pub(super) token_file: Option<Spanned<String>>,
     pub(super) tools: Option<Spanned<Vec<Spanned<String>>>>,
     pub(super) oauth: Option<Spanned<RawAgentOauth>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, expecting = "an [ops.NAME] table")]
+pub(super) struct RawOps {
+    pub(super) token_env: Option<Spanned<String>>,
+    pub(super) token_file: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) actions: bool,
 }
 
 #[derive(Deserialize)]

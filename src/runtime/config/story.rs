@@ -237,6 +237,12 @@ pub fn check_credentials(
             problems.push(e);
         }
     }
+    for (name, ops) in &cfg.ops {
+        let owner = format!("`ops.{name}.{}`", ops.token.key("token"));
+        if let Err(e) = ops.token.resolve_for(&owner) {
+            problems.push(e);
+        }
+    }
     for c in &program.connections {
         problems.extend(connection_secret_problems(c));
     }

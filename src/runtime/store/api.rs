@@ -44,6 +44,7 @@ use super::types::{
     Accepted, CredentialState, Group, RefreshLease, Row, SealedCredential, State, Stats,
     StoredCredential, Submission,
 };
+use super::views::{DeadGroup, DeadQuery, NewReload, Reload, TallyCount, Trail};
 use std::path::Path;
 
 /// Events in: what makes a redelivery a duplicate.
@@ -140,8 +141,10 @@ pub trait Outbox {
     /// Given up: kept as a dead letter with the reason, for a human.
     /// `outage`: parked because its connection stayed down past the outage
     /// window; such letters come back by themselves when the connection
-    /// recovers ([`Outbox::requeue_outage`]). Only rows in flight change.
-    fn park(&self, ids: &[i64], reason: &str, outage: bool) -> Result<(), StoreError>;
+    /// recovers ([`Outbox::requeue_outage`]). `kind`: the reason's class
+    /// (`validation`, `auth`, ...), by which dead letters are grouped and
+    /// retried together. Only rows in flight change.
+    fn park(&self, ids: &[i64], reason: &str, kind: &str, outage: bool) -> Result<(), StoreError>;
 
     /// The connection answered again: every letter it parked for an outage
     /// goes back to the queue, unconfirmed (read back before sending) and
@@ -346,6 +349,36 @@ pub trait TurnAnswers {
     }
 }
 
+/// What the ops console reads, and the reloads it shows. Every read is an
+/// index range with a limit, whatever the store's size.
+pub trait Console {
+    /// The tallies of `span_ms` buckets from `since_ms` on, summed.
+    fn tallies(&self, span_ms: i64, since_ms: i64) -> Result<Vec<TallyCount>, StoreError>;
+
+    /// A page of dead letters, newest first.
+    fn dead_letters(&self, q: &DeadQuery) -> Result<Vec<Row>, StoreError>;
+
+    /// The newest [`DEAD_GROUPED`](super::views::DEAD_GROUPED) dead
+    /// letters, counted by reason class.
+    fn dead_groups(&self) -> Result<Vec<DeadGroup>, StoreError>;
+
+    /// One outbox row.
+    fn action(&self, id: i64) -> Result<Option<Row>, StoreError>;
+
+    /// `record`'s events and actions, newest first, at most `limit` of
+    /// each, with every attempt of those actions.
+    fn trail(&self, record: &str, limit: usize) -> Result<Trail, StoreError>;
+
+    /// Records a reload (and the files of a revision that went live).
+    fn record_reload(&self, r: &NewReload<'_>) -> Result<(), StoreError>;
+
+    /// Reloads, newest first, below `before` (an id) when given.
+    fn reloads(&self, before: Option<i64>, limit: usize) -> Result<Vec<Reload>, StoreError>;
+
+    /// The files (JSON) of a revision that went live here.
+    fn reload_sources(&self, revision: &str) -> Result<Option<String>, StoreError>;
+}
+
 /// A whole backend: what [`Store`](super::Store) holds. Implement the five
 /// concern traits, keeping the guarantees listed at the top of this file,
 /// and this follows; then let `Store::open` (or the configuration) choose it.
@@ -354,6 +387,7 @@ pub trait StoreBackend:
     + Cursors
     + Outbox
     + Audit
+    + Console
     + Upkeep
     + Credentials
     + Leases
@@ -370,6 +404,7 @@ impl<T> StoreBackend for T where
         + Cursors
         + Outbox
         + Audit
+        + Console
         + Upkeep
         + Credentials
         + Leases

@@ -26,6 +26,7 @@ pub mod sqlite;
 #[cfg(test)]
 mod tests;
 pub mod types;
+pub mod views;
 
 pub use error::StoreError;
 pub use health::{WriteFailure, WriteHealth};
@@ -33,7 +34,7 @@ pub use retention::{Deleted, Retention};
 pub use types::{
     now_ms, Accepted, Bundle, Claimed, CredentialState, FleetStatus, Group, NewAction, NewEvent,
     Publish, RefreshLease, Row, SchemaReport, SealedCredential, State, Stats, StoredCredential,
-    Submission,
+    Submission, Tally,
 };
 
 use api::StoreBackend;
@@ -226,6 +227,11 @@ impl Store {
         self.backend.path()
     }
 
+    /// What the ops console reads (see [`api::Console`]).
+    pub fn console(&self) -> &dyn api::Console {
+        &*self.backend
+    }
+
     /// Records an event and queues its actions, and moves the source's
     /// cursor, all in one transaction.
     pub fn accept(
@@ -290,8 +296,14 @@ impl Store {
     }
 
     /// See [`api::Outbox::park`].
-    pub fn park(&self, ids: &[i64], reason: &str, outage: bool) -> Result<(), StoreError> {
-        self.backend.park(ids, reason, outage)
+    pub fn park(
+        &self,
+        ids: &[i64],
+        reason: &str,
+        kind: &str,
+        outage: bool,
+    ) -> Result<(), StoreError> {
+        self.backend.park(ids, reason, kind, outage)
     }
 
     /// See [`api::Outbox::requeue_outage`].

@@ -37,6 +37,8 @@ pub(super) fn event(key: &str) -> NewEvent<'_> {
         revision: "r1",
         event: "{}",
         refused: "[]",
+        record: None,
+        tallies: &[],
     }
 }
 
@@ -236,8 +238,13 @@ fn dead_letters_are_listed_requeued_and_dropped(s: &Store) {
     let g = s.claim("desk", now_ms(), 10).unwrap();
     for grp in &g {
         let ids: Vec<i64> = grp.items.iter().map(|c| c.id).collect();
-        s.park(&ids, "Zendesk: rejected (HTTP 422): Status invalid", false)
-            .unwrap();
+        s.park(
+            &ids,
+            "Zendesk: rejected (HTTP 422): Status invalid",
+            "validation",
+            false,
+        )
+        .unwrap();
     }
     let dead = s.list(Some(State::Dead), 10).unwrap();
     assert_eq!(dead.len(), 2);
@@ -288,8 +295,9 @@ fn an_outage_letter_holds_its_record_and_comes_back_on_recovery(s: &Store) {
         g[0].items.iter().map(|c| c.id).collect(),
         g[1].items.iter().map(|c| c.id).collect(),
     );
-    s.park(&seven, "down past the window", true).unwrap();
-    s.park(&eight, "HTTP 422", false).unwrap();
+    s.park(&seven, "down past the window", "outage", true)
+        .unwrap();
+    s.park(&eight, "HTTP 422", "validation", false).unwrap();
     // e2 waits behind the outage letters of its record.
     assert!(s.claim("desk", now, 10).unwrap().is_empty());
     // A probe puts the oldest outage group back, unconfirmed.
@@ -298,7 +306,7 @@ fn an_outage_letter_holds_its_record_and_comes_back_on_recovery(s: &Store) {
     assert_eq!(probe.len(), 1);
     assert!(probe[0].unconfirmed);
     assert_eq!(probe[0].items[0].key, "a1");
-    s.park(&seven, "still down", true).unwrap();
+    s.park(&seven, "still down", "outage", true).unwrap();
     assert!(s.probe_outage("crm").unwrap().is_empty());
     // Recovery: the outage letters go back; the 422 stays for a human.
     assert_eq!(s.requeue_outage("desk").unwrap().len(), 2);
@@ -322,7 +330,7 @@ fn retention_keeps_what_is_still_needed(s: &Store) {
     for g in s.claim("desk", now_ms(), 10).unwrap() {
         let ids: Vec<i64> = g.items.iter().map(|c| c.id).collect();
         if g.record == "3" {
-            s.park(&ids, "HTTP 422", false).unwrap();
+            s.park(&ids, "HTTP 422", "validation", false).unwrap();
         } else {
             s.done(&ids).unwrap();
         }

@@ -15,6 +15,33 @@ pub struct NewEvent<'a> {
     pub event: &'a str,
     /// The refusals, JSON (the audit trail keeps them too).
     pub refused: &'a str,
+    /// The record it is about (a ticket id, or `Object/Id`): a record's
+    /// audit trail finds it by this.
+    pub record: Option<&'a str>,
+    /// Its status moves and refusals, counted for the console's graph.
+    pub tallies: &'a [Tally],
+}
+
+/// A decided status move or a refusal, counted by the minute and the hour
+/// its event was recorded in (the ops console's status graph).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Tally {
+    /// The status table's connection; empty for a refusal that is not a
+    /// status move.
+    pub connection: String,
+    /// `from -> to` for a status move; the refusal's `what` otherwise.
+    pub subject: String,
+    /// `applied` (decided, queued) or `refused`.
+    pub outcome: String,
+    /// Why it was refused; empty when applied.
+    pub reason: String,
+    /// `file:line:col` of the rule that decided it; empty when none did.
+    pub source_loc: String,
+}
+
+impl Tally {
+    /// The spans tallies are kept by: minutes (a day of them), hours.
+    pub const SPANS: [i64; 2] = [60_000, 3_600_000];
 }
 
 /// One event, its actions and its source's new cursor: what
@@ -155,6 +182,11 @@ pub struct Row {
     pub last_error: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// Why a dead letter was parked, as a class (`validation`, `auth`,
+    /// `outage`, ...); `None` on other rows and on rows parked before
+    /// schema 6.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parked: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -6,10 +6,11 @@ use crate::runtime::store::api::Audit;
 use crate::runtime::store::error::StoreError;
 use crate::runtime::store::types::{now_ms, Row, State, Stats};
 
-const COLUMNS: &str = "o.id, o.key, e.key, o.connection, o.record, o.kind, o.op, o.rule,
-    o.source_loc, o.revision, o.state, o.attempts, o.last_error, o.created_ms, o.updated_ms";
+pub(super) const COLUMNS: &str = "o.id, o.key, e.key, o.connection, o.record, o.kind, o.op, o.rule,
+    o.source_loc, o.revision, o.state, o.attempts, o.last_error, o.created_ms, o.updated_ms,
+    CASE WHEN o.state = 'dead' THEN COALESCE(o.parked_for, o.parked_kind) END";
 
-fn row(r: &tokio_postgres::Row) -> Row {
+pub(super) fn row(r: &tokio_postgres::Row) -> Row {
     let op: String = r.get(6);
     Row {
         id: r.get(0),
@@ -27,6 +28,7 @@ fn row(r: &tokio_postgres::Row) -> Row {
         last_error: r.get(12),
         created_ms: r.get(13),
         updated_ms: r.get(14),
+        parked: r.get(15),
     }
 }
 

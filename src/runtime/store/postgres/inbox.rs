@@ -8,7 +8,7 @@
 use super::{PgError, PgStore};
 use crate::runtime::store::api::{Cursors, Inbox};
 use crate::runtime::store::error::StoreError;
-use crate::runtime::store::types::{now_ms, Accepted, NewAction, Submission};
+use crate::runtime::store::types::{now_ms, Accepted, NewAction, Submission, Tally};
 use deadpool_postgres::GenericClient;
 
 /// A submission owned, to move onto the store's runtime.
@@ -19,6 +19,8 @@ struct Owned {
     revision: String,
     event: String,
     refused: String,
+    record: Option<String>,
+    tallies: Vec<Tally>,
     actions: Vec<NewAction>,
     cursor: Option<(String, String)>,
 }
@@ -33,6 +35,8 @@ impl Inbox for PgStore {
                 revision: s.event.revision.into(),
                 event: s.event.event.into(),
                 refused: s.event.refused.into(),
+                record: s.event.record.map(str::to_string),
+                tallies: s.event.tallies.to_vec(),
                 actions: s.actions.to_vec(),
                 cursor: s.cursor.map(|(a, b)| (a.to_string(), b.to_string())),
             })
@@ -165,10 +169,10 @@ async fn record(
     let column = |f: fn(&Owned) -> &str| -> Vec<&str> { first.iter().map(|s| f(s)).collect() };
     let rows = tx
         .query(
-            "INSERT INTO events (key, source, received_ms, revision, event, refused)
-             SELECT k, s, $6, r, e, f
-             FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[])
-               WITH ORDINALITY AS u(k, s, r, e, f, n)
+            "INSERT INTO events (key, source, received_ms, revision, event, refused, record)
+             SELECT k, s, $6, r, e, f, c
+             FROM unnest($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $7::TEXT[])
+               WITH ORDINALITY AS u(k, s, r, e, f, c, n)
              ORDER BY n
              ON CONFLICT (key) DO NOTHING RETURNING key, id",
             &[
@@ -178,11 +182,24 @@ async fn record(
                 &column(|s| &s.event),
                 &column(|s| &s.refused),
                 &now,
+                &first
+                    .iter()
+                    .map(|s| s.record.as_deref())
+                    .collect::<Vec<Option<&str>>>(),
             ],
         )
         .await?;
     let ids: std::collections::HashMap<String, i64> =
         rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    tally(
+        tx,
+        first
+            .iter()
+            .filter(|s| ids.contains_key(&s.key))
+            .flat_map(|s| s.tallies.iter()),
+        now,
+    )
+    .await?;
     // The actions of the new events, in batch order, each key once.
     let mut keys = std::collections::HashSet::new();
     let actions: Vec<(i64, &NewAction)> = first
@@ -302,6 +319,50 @@ async fn set_cursor(
            updated_ms = EXCLUDED.updated_ms, epoch = EXCLUDED.epoch
          WHERE cursors.epoch <= EXCLUDED.epoch",
         &[&source, &value, &now, &epoch, &&*fence.holder],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Counts the new events' tallies into their minute and hour, summed here
+/// first (one statement may not update a row twice), on one of 16 shards
+/// by transaction id, as `counts` is.
+async fn tally(
+    tx: &deadpool_postgres::Transaction<'_>,
+    tallies: impl Iterator<Item = &Tally>,
+    now: i64,
+) -> Result<(), PgError> {
+    let mut sums: std::collections::BTreeMap<(i64, &Tally), i64> =
+        std::collections::BTreeMap::new();
+    for t in tallies {
+        for span in Tally::SPANS {
+            *sums.entry((span, t)).or_default() += 1;
+        }
+    }
+    if sums.is_empty() {
+        return Ok(());
+    }
+    let spans: Vec<i64> = sums.keys().map(|(s, _)| *s).collect();
+    let buckets: Vec<i64> = spans.iter().map(|s| now - now.rem_euclid(*s)).collect();
+    let text = |f: fn(&Tally) -> &str| -> Vec<&str> { sums.keys().map(|(_, t)| f(t)).collect() };
+    let ns: Vec<i64> = sums.values().copied().collect();
+    tx.execute(
+        "INSERT INTO tallies (span_ms, bucket_ms, connection, subject, outcome, reason, source_loc, shard, n)
+         SELECT sp, b, c, s, o, r, l, (txid_current() % 16)::INTEGER, n
+         FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                     $7::TEXT[], $8::BIGINT[]) AS u(sp, b, c, s, o, r, l, n)
+         ON CONFLICT (span_ms, bucket_ms, connection, subject, outcome, reason, source_loc, shard)
+         DO UPDATE SET n = tallies.n + EXCLUDED.n",
+        &[
+            &spans,
+            &buckets,
+            &text(|t| &t.connection),
+            &text(|t| &t.subject),
+            &text(|t| &t.outcome),
+            &text(|t| &t.reason),
+            &text(|t| &t.source_loc),
+            &ns,
+        ],
     )
     .await?;
     Ok(())

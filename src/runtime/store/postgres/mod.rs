@@ -27,6 +27,7 @@ mod budget;
 mod claim;
 #[doc(hidden)]
 pub mod cluster;
+mod console;
 mod credentials;
 mod inbox;
 mod lease;

@@ -203,10 +203,10 @@ impl Outbox for PgStore {
         )
     }
 
-    fn park(&self, ids: &[i64], reason: &str, outage: bool) -> Result<(), StoreError> {
+    fn park(&self, ids: &[i64], reason: &str, kind: &str, outage: bool) -> Result<(), StoreError> {
         const PARK: Settle = Settle {
             set: "state = 'dead', last_error = $4, not_before = 0, unconfirmed = FALSE,
-                  parked_for = $5, updated_ms = $2",
+                  parked_for = $5, parked_kind = $6, updated_ms = $2",
             in_flight: true,
         };
         self.settle(
@@ -215,6 +215,7 @@ impl Outbox for PgStore {
             vec![
                 Arg::Text(Some(reason.into())),
                 Arg::Text(outage.then(|| "outage".to_string())),
+                Arg::Text(Some(kind.to_string())),
             ],
         )
     }

@@ -65,6 +65,15 @@ pub(super) async fn sweep(pool: &Pool, r: &Retention, now: i64) -> Result<(u64, 
     )
     .await
     .map_err(super::PgError::from)?;
+    // The console's tallies: minutes for two days (its windows reach one),
+    // hours for 35.
+    c.execute(
+        "DELETE FROM tallies WHERE (span_ms = 60000 AND bucket_ms < $1::BIGINT - 172800000)
+            OR (span_ms = 3600000 AND bucket_ms < $1::BIGINT - 3024000000)",
+        &[&now],
+    )
+    .await
+    .map_err(super::PgError::from)?;
     // Mapping revisions: the active one and the 50 newest are kept (a
     // switch back stays one `l3map publish` away), older ones after 30
     // days. An event names its revision by hash, not by reference.

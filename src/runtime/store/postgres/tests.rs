@@ -439,6 +439,8 @@ fn a_switch_refuses_events_decided_by_the_revision_it_left() {
         revision,
         event: "{}",
         refused: "[]",
+        record: None,
+        tallies: &[],
     };
     match a.accept(&by("old", "r1"), &[action("k-old", "7")], None) {
         Err(StoreError::RevisionMoved { active }) => assert_eq!(active, "r2"),
@@ -496,6 +498,8 @@ fn events_and_switches_racing_never_record_a_left_revision() {
                         revision: &revision,
                         event: "{}",
                         refused: "[]",
+                        record: None,
+                        tallies: &[],
                     };
                     match a.accept(&ev, &[], None) {
                         Ok(_) => stored += 1,

@@ -103,14 +103,15 @@ fn read_stats(db: &mut Connection) -> Result<Stats, StoreError> {
 }
 
 /// Outbox rows with their event's key, filtered and ordered by `tail`.
-fn rows(
+pub(super) fn rows(
     db: &Connection,
     tail: &str,
     args: &[&dyn rusqlite::ToSql],
 ) -> Result<Vec<Row>, StoreError> {
     let mut q = db.prepare(&format!(
         "SELECT o.id, o.key, e.key, o.connection, o.record, o.kind, o.op, o.rule, o.source_loc,
-                o.revision, o.state, o.attempts, o.last_error, o.created_ms, o.updated_ms
+                o.revision, o.state, o.attempts, o.last_error, o.created_ms, o.updated_ms,
+                CASE WHEN o.state = 'dead' THEN COALESCE(o.parked_for, o.parked_kind) END
          FROM outbox o JOIN events e ON e.id = o.event_id {tail}"
     ))?;
     let rows = q.query_map(args, |r| {
@@ -131,6 +132,7 @@ fn rows(
             last_error: r.get(12)?,
             created_ms: r.get(13)?,
             updated_ms: r.get(14)?,
+            parked: r.get(15)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

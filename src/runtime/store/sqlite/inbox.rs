@@ -5,7 +5,7 @@ use super::cursors::set_cursor;
 use super::SqliteStore;
 use crate::runtime::store::api::Inbox;
 use crate::runtime::store::error::StoreError;
-use crate::runtime::store::types::{now_ms, Accepted, Submission};
+use crate::runtime::store::types::{now_ms, Accepted, Submission, Tally};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 impl Inbox for SqliteStore {
@@ -52,13 +52,18 @@ impl SqliteStore {
         let mut results = Vec::with_capacity(batch.len());
         {
             let mut insert_event = tx.prepare_cached(
-                "INSERT OR IGNORE INTO events (key, source, received_ms, revision, event, refused)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT OR IGNORE INTO events (key, source, received_ms, revision, event, refused, record)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut insert_action = tx.prepare_cached(
                 "INSERT OR IGNORE INTO outbox
                  (key, event_id, connection, record, kind, op, rule, source_loc, revision, state, created_ms, updated_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?10)",
+            )?;
+            let mut tally = tx.prepare_cached(
+                "INSERT INTO tallies (span_ms, bucket_ms, connection, subject, outcome, reason, source_loc, n)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)
+                 ON CONFLICT DO UPDATE SET n = n + 1",
             )?;
             for Submission {
                 event: ev,
@@ -75,13 +80,27 @@ impl SqliteStore {
                     now,
                     ev.revision,
                     ev.event,
-                    ev.refused
+                    ev.refused,
+                    ev.record
                 ])?;
                 if inserted == 0 {
                     results.push(Accepted::Duplicate);
                     continue;
                 }
                 let event_id = tx.last_insert_rowid();
+                for t in ev.tallies {
+                    for span in Tally::SPANS {
+                        tally.execute(params![
+                            span,
+                            now - now.rem_euclid(span),
+                            t.connection,
+                            t.subject,
+                            t.outcome,
+                            t.reason,
+                            t.source_loc
+                        ])?;
+                    }
+                }
                 let mut queued = 0;
                 for a in *actions {
                     queued += insert_action.execute(params![

@@ -18,6 +18,7 @@
 //! [`migrate`] the schema's versions, [`retention`] the sweeps. Upkeep is here, beside the connections.
 
 mod audit;
+mod console;
 mod credentials;
 mod cursors;
 mod inbox;

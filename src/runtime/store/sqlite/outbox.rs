@@ -97,13 +97,14 @@ impl Outbox for SqliteStore {
         })
     }
 
-    fn park(&self, ids: &[i64], reason: &str, outage: bool) -> Result<(), StoreError> {
-        let reason = reason.to_string();
+    fn park(&self, ids: &[i64], reason: &str, kind: &str, outage: bool) -> Result<(), StoreError> {
+        let (reason, kind) = (reason.to_string(), kind.to_string());
         let why = outage.then_some("outage");
         self.tracked(|| {
             self.update_each(
                 "UPDATE outbox SET state = 'dead', last_error = ?3, not_before = 0, unconfirmed = 0,
-                   parked_for = ?4, updated_ms = ?2 WHERE id = ?1 AND state = 'sending'",
+                   parked_for = ?4, parked_kind = ?5, updated_ms = ?2
+                 WHERE id = ?1 AND state = 'sending'",
                 ids,
                 |id, now| {
                     vec![
@@ -111,6 +112,7 @@ impl Outbox for SqliteStore {
                         Box::new(now),
                         Box::new(reason.clone()),
                         Box::new(why),
+                        Box::new(kind.clone()),
                     ]
                 },
             )

@@ -78,6 +78,20 @@ pub(crate) fn sweep(
             "DELETE FROM events WHERE id = ?1",
         )?;
     }
+    // The console's tallies: minutes for two days (its windows reach one),
+    // hours for 35. A few thousand rows a day: one statement.
+    write(
+        &mut db.lock().unwrap_or_else(|e| e.into_inner()),
+        health,
+        |tx| {
+            tx.execute(
+                "DELETE FROM tallies WHERE (span_ms = 60000 AND bucket_ms < ?1 - 172800000)
+                OR (span_ms = 3600000 AND bucket_ms < ?1 - 3024000000)",
+                params![now],
+            )?;
+            Ok(())
+        },
+    )?;
     Ok((events, actions))
 }
 

@@ -8,6 +8,14 @@ use crate::runtime::store::*;
 use rusqlite::{Connection, TransactionBehavior};
 use std::time::Duration;
 
+/// What schema 6 added, taken away again: a store as an l3map before it
+/// left it.
+const UNDO_6: &str = "DROP TRIGGER attempts_settled; DROP TRIGGER attempts_requeued;
+    DROP TRIGGER attempts_gone; DROP TABLE attempts; DROP TABLE tallies; DROP TABLE reloads;
+    DROP TABLE reload_sources; DROP INDEX events_record; DROP INDEX outbox_record;
+    DROP INDEX outbox_dead; DROP INDEX outbox_dead_kind;
+    ALTER TABLE events DROP COLUMN record; ALTER TABLE outbox DROP COLUMN parked_kind;";
+
 #[test]
 fn schema_3_adds_the_outage_columns_to_a_schema_2_store_in_place() {
     let path = temp("columns");
@@ -19,15 +27,16 @@ fn schema_3_adds_the_outage_columns_to_a_schema_2_store_in_place() {
         // The outbox as schema 2 had it, with its row kept (and no
         // table of a later schema), as an l3map before refinery left it.
         let c = Connection::open(&path).unwrap();
-        c.execute_batch(
-            "DROP TABLE refinery_schema_history;
+        c.execute_batch(&format!(
+            "{UNDO_6}
+             DROP TABLE refinery_schema_history;
              DROP TABLE credentials;
              DROP INDEX outbox_outage;
              ALTER TABLE outbox DROP COLUMN failing_since;
              ALTER TABLE outbox DROP COLUMN outage_tries;
              ALTER TABLE outbox DROP COLUMN parked_for;
-             UPDATE meta SET value = '2' WHERE key = 'schema_version';",
-        )
+             UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+        ))
         .unwrap();
     }
     let s = Store::open(&path).unwrap();
@@ -71,7 +80,8 @@ fn counts_follow_every_writer_including_another_process() {
     s.accept(&event("e1"), &[action("a", "7"), action("b", "8")], None)
         .unwrap();
     let g = s.claim("desk", now_ms(), 10).unwrap();
-    s.park(&[g[0].items[0].id], "HTTP 422", false).unwrap();
+    s.park(&[g[0].items[0].id], "HTTP 422", "validation", false)
+        .unwrap();
     // `l3map outbox retry` and `drop` run in another process, on
     // another connection.
     // Opening it changes nothing in flight: `b` stays `sending`.
@@ -195,11 +205,12 @@ fn schema_5_adds_the_credentials_table_to_a_schema_4_store_keeping_its_rows() {
     {
         let c = Connection::open(&path).unwrap();
         // Schema 4 as an l3map before refinery left it.
-        c.execute_batch(
-            "DROP TABLE refinery_schema_history;
+        c.execute_batch(&format!(
+            "{UNDO_6}
+             DROP TABLE refinery_schema_history;
              DROP TABLE credentials;
-             UPDATE meta SET value = '4' WHERE key = 'schema_version';",
-        )
+             UPDATE meta SET value = '4' WHERE key = 'schema_version';"
+        ))
         .unwrap();
     }
     let s = Store::open(&path).unwrap();

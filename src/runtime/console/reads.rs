@@ -1,0 +1,327 @@
+//! The console's reads, as JSON: the status graph over a window, dead
+//! letters, one record's audit trail, the reloads and a diff between two,
+//! the budgets. Each is one or a few index ranges with a limit.
+
+use super::graph::{draw, Drawing};
+use super::session::Viewer;
+use super::{blocking, fail};
+use crate::runtime::app::App;
+use crate::runtime::store::views::{DeadQuery, DEAD_GROUPED};
+use crate::runtime::store::{now_ms, Tally};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// The windows the graph offers, with their length in ms.
+pub const WINDOWS: [(&str, i64); 5] = [
+    ("15m", 900_000),
+    ("1h", 3_600_000),
+    ("6h", 21_600_000),
+    ("24h", 86_400_000),
+    ("7d", 604_800_000),
+];
+
+#[derive(Deserialize)]
+pub struct WindowQ {
+    window: Option<String>,
+}
+
+pub async fn whoami(Extension(v): Extension<Viewer>, State(app): State<Arc<App>>) -> Response {
+    let live = app.engine.live();
+    Json(json!({
+        "name": v.name,
+        "actions": v.actions,
+        "csrf": v.csrf,
+        "revision": live.program.revision,
+        "store": if app.engine.store.shared_budget().is_some() { "postgres" } else { "sqlite" },
+        "windows": WINDOWS.iter().map(|(w, _)| *w).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+pub async fn overview(State(app): State<Arc<App>>, Query(q): Query<WindowQ>) -> Response {
+    let name = q.window.as_deref().unwrap_or("1h");
+    let Some((_, len)) = WINDOWS.iter().find(|(w, _)| *w == name) else {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "bad_window",
+            format!(
+                "window {name:?} is not one of {}",
+                WINDOWS.map(|(w, _)| w).join(", ")
+            ),
+        );
+    };
+    let span = if *len > 86_400_000 {
+        Tally::SPANS[1]
+    } else {
+        Tally::SPANS[0]
+    };
+    let now = now_ms();
+    let since = now - len;
+    let since = since - since.rem_euclid(span);
+    let store = app.engine.store.clone();
+    let read = blocking(move || {
+        let counts = store.console().tallies(span, since)?;
+        Ok((
+            counts,
+            store.stats_cached(std::time::Duration::from_secs(1))?,
+        ))
+    })
+    .await;
+    let (counts, stats) = match read {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let live = app.engine.live();
+    let tables: Vec<Drawing> = live
+        .program
+        .status_tables
+        .iter()
+        .map(|t| draw(t, &counts))
+        .collect();
+    let refusals: Vec<_> = counts.iter().filter(|c| c.outcome == "refused").collect();
+    Json(json!({
+        "window": name,
+        "since_ms": since,
+        "revision": live.program.revision,
+        "tables": tables,
+        "refusals": refusals,
+        "stats": stats,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct DeadQ {
+    reason: Option<String>,
+    before: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// Dead letters per page.
+const PAGE: usize = 50;
+
+pub async fn dead(State(app): State<Arc<App>>, Query(q): Query<DeadQ>) -> Response {
+    let limit = q.limit.unwrap_or(PAGE).clamp(1, 200);
+    let query = DeadQuery {
+        parked: q.reason.filter(|r| !r.is_empty()),
+        before: q.before,
+        limit: limit + 1,
+    };
+    let store = app.engine.store.clone();
+    let read = blocking(move || {
+        let c = store.console();
+        Ok((c.dead_letters(&query)?, c.dead_groups()?))
+    })
+    .await;
+    let (mut rows, groups) = match read {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = more.then(|| rows.last().map(|r| r.id)).flatten();
+    let grouped: u64 = groups.iter().map(|g| g.n).sum();
+    Json(json!({
+        "rows": rows,
+        "next": next,
+        "groups": groups,
+        "groups_capped": grouped >= DEAD_GROUPED as u64,
+    }))
+    .into_response()
+}
+
+pub async fn action(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Response {
+    let store = app.engine.store.clone();
+    match blocking(move || store.console().action(id)).await {
+        Ok(Some(row)) => Json(row).into_response(),
+        Ok(None) => fail(
+            StatusCode::NOT_FOUND,
+            "no_action",
+            format!("no action {id} in the outbox (dropped, or never queued)"),
+        ),
+        Err(e) => e,
+    }
+}
+
+/// A record as the outbox names it: a ticket id, or `Object/Id`.
+fn record_ok(r: &str) -> bool {
+    let id =
+        |s: &str| !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    match r.split_once('/') {
+        None => !r.is_empty() && r.len() <= 20 && r.bytes().all(|b| b.is_ascii_digit()),
+        Some((object, rest)) => {
+            id(rest)
+                && !object.is_empty()
+                && object.len() <= 80
+                && object
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        }
+    }
+}
+
+/// Events and actions a trail lists at most.
+const TRAIL: usize = 200;
+
+pub async fn trail(State(app): State<Arc<App>>, Path(record): Path<String>) -> Response {
+    if !record_ok(&record) {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "bad_record",
+            "a record is a ticket id (digits) or a Salesforce Object/Id, e.g. 4211 or Case/5003000000D8cuI",
+        );
+    }
+    let store = app.engine.store.clone();
+    let r = record.clone();
+    match blocking(move || store.console().trail(&r, TRAIL)).await {
+        Ok(t) => Json(json!({"record": record, "trail": t})).into_response(),
+        Err(e) => e,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ReloadsQ {
+    before: Option<i64>,
+}
+
+pub async fn reloads(State(app): State<Arc<App>>, Query(q): Query<ReloadsQ>) -> Response {
+    let store = app.engine.store.clone();
+    match blocking(move || store.console().reloads(q.before, 50)).await {
+        Ok(rows) => {
+            let next = (rows.len() == 50)
+                .then(|| rows.last().map(|r| r.id))
+                .flatten();
+            Json(json!({"reloads": rows, "next": next, "live": app.engine.live().program.revision}))
+                .into_response()
+        }
+        Err(e) => e,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct DiffQ {
+    from: String,
+    to: String,
+}
+
+/// A diff's text is cut at this size.
+const DIFF_MAX: usize = 1 << 20;
+
+pub async fn diff(State(app): State<Arc<App>>, Query(q): Query<DiffQ>) -> Response {
+    let store = app.engine.store.clone();
+    let (from, to) = (q.from.clone(), q.to.clone());
+    let read = blocking(move || {
+        let c = store.console();
+        Ok((c.reload_sources(&from)?, c.reload_sources(&to)?))
+    })
+    .await;
+    let (a, b) = match read {
+        Ok((Some(a), Some(b))) => (a, b),
+        Ok((a, _)) => {
+            let missing = if a.is_none() { &q.from } else { &q.to };
+            return fail(
+                StatusCode::NOT_FOUND,
+                "no_sources",
+                format!("the files of revision {missing:?} are not kept (it never went live here, or is older than the last 1000 reloads)"),
+            );
+        }
+        Err(e) => return e,
+    };
+    let files = |s: &str| -> Vec<(String, String)> { serde_json::from_str(s).unwrap_or_default() };
+    let (a, b) = (files(&a), files(&b));
+    let mut paths: Vec<&String> = a.iter().chain(b.iter()).map(|(p, _)| p).collect();
+    paths.sort();
+    paths.dedup();
+    let text = |fs: &[(String, String)], p: &str| {
+        fs.iter()
+            .find(|(q, _)| q == p)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default()
+    };
+    let mut out: Vec<Value> = Vec::new();
+    let mut size = 0;
+    for p in paths {
+        let (old, new) = (text(&a, p), text(&b, p));
+        if old == new {
+            continue;
+        }
+        let d = similar::TextDiff::from_lines(&old, &new);
+        let unified = d.unified_diff().context_radius(3).to_string();
+        size += unified.len();
+        if size > DIFF_MAX {
+            out.push(json!({"path": p, "diff": "(cut: the diff is larger than 1 MB)"}));
+            break;
+        }
+        out.push(json!({"path": short(p), "diff": unified}));
+    }
+    Json(json!({"from": q.from, "to": q.to, "files": out})).into_response()
+}
+
+/// A file's path from its project folder (`mappings/x/a.l3map` ->
+/// `a.l3map`'s last two parts): where the project lives is no one's
+/// business on a page.
+fn short(p: &str) -> String {
+    let parts: Vec<&str> = p.rsplit(['/', '\\']).take(2).collect();
+    parts.into_iter().rev().collect::<Vec<_>>().join("/")
+}
+
+pub async fn budgets(State(app): State<Arc<App>>) -> Response {
+    let store = app.engine.store.clone();
+    let fleet = app.engine.store.shared_budget().is_some();
+    let read = blocking(move || {
+        let stats = store.stats_cached(std::time::Duration::from_secs(1))?;
+        let status = store.fleet_status()?;
+        Ok((stats, status))
+    })
+    .await;
+    let (stats, status) = match read {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let tokens = app
+        .console
+        .limiters
+        .as_ref()
+        .map(|l| l.views())
+        .unwrap_or_default();
+    let oldest_age_ms = stats.oldest_waiting_ms.map(|t| (now_ms() - t).max(0));
+    Json(json!({
+        "tokens": tokens,
+        "queue": {
+            "pending": stats.pending,
+            "sending": stats.sending,
+            "dead": stats.dead,
+            "oldest_age_ms": oldest_age_ms,
+            "by_connection": status.queues,
+        },
+        "fleet": if fleet { json!({
+            "active_revision": status.active_revision,
+            "replicas": status.replicas,
+            "leases": status.leases,
+            "budgets": status.budgets,
+        }) } else { Value::Null },
+    }))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn records_are_ticket_ids_or_object_ids() {
+        for ok in ["4211", "Case/5003000000D8cuIAAR", "Account__c/a01"] {
+            assert!(super::record_ok(ok), "{ok}");
+        }
+        for bad in ["", "12a", "Case/", "/x", "Case/x'--", "../etc", "Case/a/b"] {
+            assert!(!super::record_ok(bad), "{bad}");
+        }
+        assert_eq!(
+            super::short("/srv/mappings/fintech/statuses.l3map"),
+            "fintech/statuses.l3map"
+        );
+    }
+}
