@@ -338,7 +338,7 @@ async fn a_dead_letter_is_shown_retried_and_its_trail_read() {
     assert!(
         row["source_loc"]
             .as_str()
-            .is_some_and(|l| l.contains("statuses.l3map:")),
+            .is_some_and(|l| l.starts_with("statuses.l3map:20:")),
         "{row}"
     );
     assert!(

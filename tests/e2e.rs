@@ -16,6 +16,7 @@ mod cli;
 mod coalesce;
 mod collision;
 mod console;
+mod console_browser;
 mod crash;
 mod credentials;
 mod crm_reaches_desk;

@@ -1,7 +1,7 @@
 //! The embedded default of `l3map run`: both emulators in-process, the
 //! demo event stream, and a per-action log of what it does.
 
-use super::service::{init_logs, Options, DEMO_AGENT, DEMO_AGENT_TOKEN};
+use super::service::{init_logs, Options, DEMO_AGENT, DEMO_AGENT_TOKEN, DEMO_OPS, DEMO_OPS_TOKEN};
 use super::signals::shutdown_signal;
 use crate::connectors::Secret;
 use crate::emulator::salesforce::{SalesforceEmulator, SalesforceOptions};
@@ -151,11 +151,19 @@ pub(super) async fn embedded(o: Options) -> Result<u8, String> {
         "  health http://{addr}/healthz   metrics http://{addr}/metrics   state {}",
         state.display()
     ));
+    say(format!(
+        "  ops console http://{addr}/ui (with --serve; sign in with the demo ops token, docs/CONSOLE.md)"
+    ));
     say(String::new());
     let running = start(Setup {
         webhook_secret: Some(secret),
         report: Some(sink),
         agents: vec![(DEMO_AGENT.to_string(), Secret::new(DEMO_AGENT_TOKEN))],
+        ops: vec![crate::runtime::app::OpsUser {
+            name: DEMO_OPS.to_string(),
+            token: Secret::new(DEMO_OPS_TOKEN),
+            actions: true,
+        }],
         ..Setup::new(program.clone(), clients, store, listener)
     })
     .await?;

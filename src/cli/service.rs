@@ -32,6 +32,9 @@ pub struct Options {
 /// emulators' development credentials).
 pub const DEMO_AGENT: &str = "demo-agent";
 pub const DEMO_AGENT_TOKEN: &str = "l3map-demo-agent-token";
+/// The embedded default's ops console user and token (local only too).
+pub const DEMO_OPS: &str = "demo-ops";
+pub const DEMO_OPS_TOKEN: &str = "l3map-demo-ops-token";
 
 /// Runs a service on a multi-threaded runtime to its exit code.
 pub(super) fn serve(job: impl std::future::Future<Output = Result<u8, String>>) -> u8 {

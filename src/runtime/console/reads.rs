@@ -72,10 +72,20 @@ pub async fn overview(State(app): State<Arc<App>>, Query(q): Query<WindowQ>) -> 
         ))
     })
     .await;
-    let (counts, stats) = match read {
+    let (mut counts, stats) = match read {
         Ok(r) => r,
         Err(e) => return e,
     };
+    let dir = project_dir(&app);
+    for c in counts.iter_mut() {
+        if let Some(rest) = c
+            .source_loc
+            .strip_prefix(dir.as_str())
+            .filter(|_| !dir.is_empty())
+        {
+            c.source_loc = rest.to_string();
+        }
+    }
     let live = app.engine.live();
     let tables: Vec<Drawing> = live
         .program
@@ -102,6 +112,41 @@ pub struct DeadQ {
     limit: Option<usize>,
 }
 
+/// The folder the live mappings were read from (with its separator): a
+/// rule's `file:line` is shown from there, as `l3map check` prints it.
+fn project_dir(app: &App) -> String {
+    let live = app.engine.live();
+    let files = &live.program.files;
+    let Some(first) = files.first() else {
+        return String::new();
+    };
+    let mut dir = match first.rfind(['/', '\\']) {
+        Some(i) => first[..=i].to_string(),
+        None => return String::new(),
+    };
+    while !files.iter().all(|f| f.starts_with(&dir)) {
+        dir.pop();
+        match dir.rfind(['/', '\\']) {
+            Some(i) => dir.truncate(i + 1),
+            None => return String::new(),
+        }
+    }
+    dir
+}
+
+/// `rows`' rule locations from the project folder.
+fn localise(app: &App, rows: &mut [crate::runtime::store::Row]) {
+    let dir = project_dir(app);
+    if dir.is_empty() {
+        return;
+    }
+    for r in rows {
+        if let Some(rest) = r.source_loc.strip_prefix(&dir) {
+            r.source_loc = rest.to_string();
+        }
+    }
+}
+
 /// Dead letters per page.
 const PAGE: usize = 50;
 
@@ -124,6 +169,7 @@ pub async fn dead(State(app): State<Arc<App>>, Query(q): Query<DeadQ>) -> Respon
     };
     let more = rows.len() > limit;
     rows.truncate(limit);
+    localise(&app, &mut rows);
     let next = more.then(|| rows.last().map(|r| r.id)).flatten();
     let grouped: u64 = groups.iter().map(|g| g.n).sum();
     Json(json!({
@@ -138,7 +184,10 @@ pub async fn dead(State(app): State<Arc<App>>, Query(q): Query<DeadQ>) -> Respon
 pub async fn action(State(app): State<Arc<App>>, Path(id): Path<i64>) -> Response {
     let store = app.engine.store.clone();
     match blocking(move || store.console().action(id)).await {
-        Ok(Some(row)) => Json(row).into_response(),
+        Ok(Some(mut row)) => {
+            localise(&app, std::slice::from_mut(&mut row));
+            Json(row).into_response()
+        }
         Ok(None) => fail(
             StatusCode::NOT_FOUND,
             "no_action",
@@ -179,7 +228,10 @@ pub async fn trail(State(app): State<Arc<App>>, Path(record): Path<String>) -> R
     let store = app.engine.store.clone();
     let r = record.clone();
     match blocking(move || store.console().trail(&r, TRAIL)).await {
-        Ok(t) => Json(json!({"record": record, "trail": t})).into_response(),
+        Ok(mut t) => {
+            localise(&app, &mut t.actions);
+            Json(json!({"record": record, "trail": t})).into_response()
+        }
         Err(e) => e,
     }
 }

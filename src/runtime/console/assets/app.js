@@ -267,7 +267,7 @@ function renderDead(body, d, r) {
   const reason = r.params.get("reason") || "";
   const total = d.groups.reduce((n, g) => n + g.n, 0);
   body.append(el("p", {}, total === 0 ? "No dead letters: every action was applied or is still being tried."
-    : (d.groups_capped ? "At least " : "") + total + " dead letters, by reason. A retry sends the action again (read back first); a drop deletes it for good."));
+    : (d.groups_capped ? "At least " : "") + total + (total === 1 ? " dead letter" : " dead letters") + ", by reason. A retry sends the action again (read back first); a drop deletes it for good."));
   const chips = el("div", { class: "chips", role: "group", "aria-label": "Filter by reason" },
     el("button", { "aria-pressed": reason === "", "data-key": "reason-all", onclick: () => { location.hash = "#/dead"; } }, "all"),
     d.groups.map((g) => {
@@ -336,7 +336,7 @@ function renderTrail(body, d, r) {
     el("thead", {}, el("tr", {}, ["Id", "Decided", "Action", "State", "Rule", "Where", "Revision", "Idempotency key", "Tries and answers"].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, t.actions.map((a) => el("tr", {},
       el("td", { class: "num" }, a.id), el("td", {}, when(a.created_ms)),
-      el("td", {}, a.kind + " on " + a.connection, el("br"), el("code", {}, JSON.stringify(a.op))),
+      el("td", {}, a.kind + " on " + a.connection, el("details", {}, el("summary", {}, "what it sends"), el("pre", {}, JSON.stringify(a.op, null, 2)))),
       el("td", { class: a.state === "dead" ? "bad" : a.state === "done" ? "good" : "" }, a.state === "done" ? "applied" : a.state),
       el("td", {}, a.rule), el("td", {}, el("code", {}, a.source_loc)), el("td", {}, el("code", {}, a.revision)),
       el("td", {}, el("code", {}, a.key)),

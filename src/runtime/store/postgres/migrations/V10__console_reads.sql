@@ -30,7 +30,7 @@ BEGIN
                  THEN NULL ELSE NEW.last_error END);
   ELSIF OLD.state = 'dead' AND NEW.state = 'pending' THEN
     INSERT INTO attempts (action_id, attempt, at_ms, outcome, answer)
-    VALUES (NEW.id, OLD.attempts, NEW.updated_ms, 'requeued', OLD.last_error);
+    VALUES (NEW.id, OLD.attempts, NEW.updated_ms, 'requeued', NULL);
   END IF;
   RETURN NULL;
 END $$;

@@ -46,7 +46,7 @@ END;
 CREATE TRIGGER attempts_requeued AFTER UPDATE OF state ON outbox
   WHEN OLD.state = 'dead' AND NEW.state = 'pending' BEGIN
   INSERT INTO attempts (action_id, attempt, at_ms, outcome, answer)
-  VALUES (NEW.id, OLD.attempts, NEW.updated_ms, 'requeued', OLD.last_error);
+  VALUES (NEW.id, OLD.attempts, NEW.updated_ms, 'requeued', NULL);
 END;
 -- An action deleted (retention, `l3map outbox drop`) takes its lines.
 CREATE TRIGGER attempts_gone AFTER DELETE ON outbox BEGIN
