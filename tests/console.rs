@@ -513,3 +513,110 @@ async fn reloads_show_refusals_with_diagnostics_and_diff() {
     let (status, _) = get(&s, "/ui/api/diff?from=nope&to=nope", OPS_TOKEN).await;
     assert_eq!(status, 404);
 }
+
+/// Two replicas on one PostgreSQL store show one console: a dead letter
+/// decided on one is retried from the other, a cookie of one is good on
+/// the other, and the reloads, tallies and the fleet are every replica's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_on_postgresql_show_one_console() {
+    let Some(url) = l3map::runtime::store::postgres::cluster::database("console_fleet") else {
+        return;
+    };
+    let tokens = tempfile::tempdir().expect("tmp");
+    let s = Stack::fleet("console-fleet", &ops_config(tokens.path()), &url);
+    let mut one = crate::fleet::start(&s, 1).await;
+    let mut two = crate::fleet::start(&s, 2).await;
+    let (ticket, id) = dead_letter(&s).await;
+    let at = |base: &str, path: &str, token: &str| {
+        let (http, url, token) = (s.http.clone(), format!("{base}{path}"), token.to_string());
+        async move {
+            let r = http
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("answers");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // The other replica lists it, and retries it.
+    let (_, page) = at(&two.url, "/ui/api/dead", OPS_TOKEN).await;
+    assert!(
+        page["rows"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|r| r["id"] == id)),
+        "{page}"
+    );
+    let r = s
+        .http
+        .post(format!("{}/ui/api/actions/{id}/retry", two.url))
+        .bearer_auth(OPS_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 200);
+    ticket_becomes(&s, ticket, |t| t["status"] == "open").await;
+    // A session signed in on one replica is good on the other.
+    let login = s
+        .http
+        .post(format!("{}/ui/login", one.url))
+        .json(&json!({"token": OPS_TOKEN}))
+        .send()
+        .await
+        .expect("answers");
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("value")
+        .to_string();
+    let who = s
+        .http
+        .get(format!("{}/ui/api/whoami", two.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(who.status(), 200);
+    // Both replicas' starts, the fleet, and the move counted once.
+    let (_, reloads) = at(&two.url, "/ui/api/reloads", OPS_TOKEN).await;
+    let replicas: std::collections::BTreeSet<String> = reloads["reloads"]
+        .as_array()
+        .expect("reloads")
+        .iter()
+        .filter(|r| r["cause"] == "start")
+        .filter_map(|r| r["replica"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(replicas.len(), 2, "{reloads}");
+    let (_, budgets) = at(&one.url, "/ui/api/budgets", OPS_TOKEN).await;
+    assert_eq!(
+        budgets["fleet"]["replicas"].as_array().map(Vec::len),
+        Some(2),
+        "{budgets}"
+    );
+    let (_, overview) = at(&two.url, "/ui/api/overview?window=1h", OPS_TOKEN).await;
+    let edge = overview["tables"][0]["edges"]
+        .as_array()
+        .and_then(|e| {
+            e.iter()
+                .find(|e| e["from"] == "new" && e["to"] == "in_progress")
+        })
+        .expect("edge")
+        .clone();
+    assert_eq!(edge["applied"], 1, "{overview}");
+    let (_, trail) = at(&one.url, &format!("/ui/api/trail/{ticket}"), OPS_TOKEN).await;
+    let outcomes: Vec<&str> = trail["trail"]["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .filter_map(|a| a["outcome"].as_str())
+        .collect();
+    assert_eq!(outcomes.first(), Some(&"parked"), "{trail}");
+    for r in [&mut one, &mut two] {
+        let _ = r.child.kill();
+        let _ = r.child.wait();
+    }
+}

@@ -55,7 +55,9 @@ pub async fn overview(State(app): State<Arc<App>>, Query(q): Query<WindowQ>) -> 
             ),
         );
     };
-    let span = if *len > 86_400_000 {
+    // Minutes up to six hours (at most 360 buckets a subject); hours
+    // beyond, the window then starting at the hour.
+    let span = if *len > 21_600_000 {
         Tally::SPANS[1]
     } else {
         Tally::SPANS[0]
@@ -325,9 +327,17 @@ fn short(p: &str) -> String {
 pub async fn budgets(State(app): State<Arc<App>>) -> Response {
     let store = app.engine.store.clone();
     let fleet = app.engine.store.shared_budget().is_some();
+    // The counts are O(1) (kept by triggers); the fleet's status reads its
+    // small tables and, per connection, the rows not yet applied through
+    // partial indexes (PostgreSQL only: one SQLite process has no fleet,
+    // and its per-connection count would read every dead letter).
     let read = blocking(move || {
         let stats = store.stats_cached(std::time::Duration::from_secs(1))?;
-        let status = store.fleet_status()?;
+        let status = if fleet {
+            store.fleet_status()?
+        } else {
+            Default::default()
+        };
         Ok((stats, status))
     })
     .await;
