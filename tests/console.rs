@@ -620,3 +620,57 @@ async fn two_replicas_on_postgresql_show_one_console() {
         let _ = r.child.wait();
     }
 }
+
+/// A dead letter retried after a person moved the ticket on is decided
+/// again against the ticket as it is: the person's status stands, and the
+/// trail says the action was superseded, not applied (red team, issue 20).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_does_not_write_over_what_a_person_did_since() {
+    let (s, _tokens) = console_stack("console-retry-person").await;
+    let (ticket, id) = dead_letter(&s).await;
+    let r = s
+        .http
+        .put(format!("{}/__l3map/tickets/{ticket}", s.zendesk))
+        .json(&json!({"ticket": {"status": "solved"}}))
+        .send()
+        .await
+        .expect("emulator");
+    assert!(r.status().is_success(), "{}", r.status());
+    let (status, body) = post(
+        &s,
+        &format!("/ui/api/actions/{id}/retry"),
+        OPS_TOKEN,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let started = Instant::now();
+    let last = loop {
+        let (_, t) = get(&s, &format!("/ui/api/trail/{ticket}"), OPS_TOKEN).await;
+        let attempts = t["trail"]["attempts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(last) = attempts
+            .last()
+            .filter(|a| a["outcome"] != "requeued" && attempts.len() >= 3)
+        {
+            break last.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{t}\n{}",
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(last["outcome"], "superseded", "{last}");
+    assert!(
+        last["answer"]
+            .as_str()
+            .is_some_and(|a| a.contains("before sending it again")),
+        "{last}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.ticket(ticket).await["status"], "solved");
+}

@@ -117,8 +117,17 @@ pub(super) async fn embedded(o: Options) -> Result<u8, String> {
             .start(0)
             .await
             .map_err(|e| format!("the Salesforce emulator: {e}"))?;
-    let clients = clients::for_emulators(&program, &zd_run.base_url(), &sf_run.base_url())
-        .map_err(|e| e.to_string())?;
+    // One registry the console's budget page reads too.
+    let limiters = Arc::new(crate::connectors::limit::Limiters::default());
+    let clients = clients::for_emulators_in(
+        &program,
+        &zd_run.base_url(),
+        &sf_run.base_url(),
+        1,
+        None,
+        &limiters,
+    )
+    .map_err(|e| e.to_string())?;
     let zd_client = first_zendesk(&clients).map(|(_, c)| c);
     let sf_client = first_salesforce(&clients).map(|(_, c)| c);
     let (state, _temp) = match &o.state {
@@ -164,6 +173,7 @@ pub(super) async fn embedded(o: Options) -> Result<u8, String> {
             token: Secret::new(DEMO_OPS_TOKEN),
             actions: true,
         }],
+        limiters: Some(limiters),
         ..Setup::new(program.clone(), clients, store, listener)
     })
     .await?;

@@ -102,6 +102,8 @@ struct State {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BudgetView {
     pub key: String,
+    /// The connections whose clients use this budget.
+    pub connections: Vec<String>,
     /// Requests per window: configured, and paced by now (lower when the
     /// API's `X-Rate-Limit` says so).
     pub configured: u32,
@@ -346,6 +348,7 @@ impl TokenLimiter {
         let since = now.checked_sub(self.window);
         BudgetView {
             key: key.to_string(),
+            connections: Vec::new(),
             configured: self.configured,
             limit: s.limit,
             window_ms: u64::try_from(self.window.as_millis()).unwrap_or(u64::MAX),
@@ -385,6 +388,10 @@ pub struct Limiters {
     caps: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// The budget other processes share (a fleet's PostgreSQL), if any.
     shared: Option<Arc<dyn super::shared_budget::SharedBudget>>,
+    /// The connection whose client is being built ([`Limiters::naming`]),
+    /// and the connections each key's budget was taken by.
+    naming: Mutex<Option<String>>,
+    names: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Limiters {
@@ -414,16 +421,44 @@ impl Limiters {
         limit: u32,
         window: Duration,
     ) -> Arc<TokenLimiter> {
+        if let Some(name) = self
+            .naming
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            let mut names = self.names.lock().unwrap_or_else(|e| e.into_inner());
+            let list = names.entry(token_key.to_string()).or_default();
+            if !list.contains(&name) {
+                list.push(name);
+            }
+        }
         let mut m = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(token_key.to_string())
             .or_insert_with(|| Arc::new(TokenLimiter::per_window(limit, window)))
             .clone()
     }
 
+    /// Runs `build` (a client's construction) with the budgets it takes
+    /// named after `connection`, so the console can say whose they are.
+    pub fn naming<T>(&self, connection: &str, build: impl FnOnce() -> T) -> T {
+        *self.naming.lock().unwrap_or_else(|e| e.into_inner()) = Some(connection.to_string());
+        let built = build();
+        *self.naming.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        built
+    }
+
     /// Every token's budget, by key.
     pub fn views(&self) -> Vec<BudgetView> {
+        let names = self.names.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let m = self.by_token.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out: Vec<BudgetView> = m.iter().map(|(k, l)| l.view(k)).collect();
+        let mut out: Vec<BudgetView> = m
+            .iter()
+            .map(|(k, l)| BudgetView {
+                connections: names.get(k).cloned().unwrap_or_default(),
+                ..l.view(k)
+            })
+            .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
     }

@@ -209,12 +209,12 @@ pub fn from_config_kept(
     for c in &program.connections {
         let secrets = connection_secrets(c)?;
         let o = overrides.get(&c.name).cloned().unwrap_or_default();
-        let client = match grants {
+        let client = limiters.naming(&c.name, || match grants {
             Some(g) if keeps_grant(c) || may_keep_grant(c) => {
-                rebuild_kept(c, &o, &secrets, limiters, g, runtime_retry())?
+                rebuild_kept(c, &o, &secrets, limiters, g, runtime_retry())
             }
-            _ => build(c, &o, &secrets, None, runtime_retry(), limiters)?,
-        };
+            _ => build(c, &o, &secrets, None, runtime_retry(), limiters),
+        })?;
         out.insert(c.name.clone(), client);
     }
     Ok(out)
@@ -579,7 +579,9 @@ pub fn for_emulators_in(
         let window = (scale > 1).then(|| Duration::from_secs(60) / scale);
         out.insert(
             c.name.clone(),
-            build(&plain, &o, &secrets, window, runtime_retry(), limiters)?,
+            limiters.naming(&c.name, || {
+                build(&plain, &o, &secrets, window, runtime_retry(), limiters)
+            })?,
         );
     }
     Ok(out)

@@ -54,8 +54,15 @@ pub(super) struct Again {
 }
 
 impl Applier {
-    /// Decides again the events behind `ops` against `fresh`.
-    pub(super) fn decide_again(&self, g: &Group, fresh: &Json, ops: Vec<(i64, Op)>) -> Again {
+    /// Decides again the events behind `ops` against `fresh`; `occasion`
+    /// says why, in the note of what it drops ("after a collision").
+    pub(super) fn decide_again(
+        &self,
+        g: &Group,
+        fresh: &Json,
+        ops: Vec<(i64, Op)>,
+        occasion: &str,
+    ) -> Again {
         let Some(redecide) = &self.redecide else {
             return Again {
                 keep: ops,
@@ -94,8 +101,8 @@ impl Applier {
                 None => again.dropped.push((
                     id,
                     format!(
-                        "superseded: decided again against the ticket as of {when} (after a \
-                         collision), {} no longer writes l3map's {}; not applied",
+                        "superseded: decided again against the ticket as of {when} ({occasion}), \
+                         {} no longer writes l3map's {}; not applied",
                         row.rule,
                         describe(&op)
                     ),

@@ -107,6 +107,29 @@ impl Applier {
                 Ok(there) => drop_applied(&mut ops, &there, &mut results),
                 Err(e) => return vec![(ids(&ops), self.outcome(&e, tries.at_now()))],
             }
+            // Sent again with no basis to stamp a safe update with (an
+            // agent turn's decision, a fan-out's; a dead letter a person
+            // retried hours later): decided again against the ticket as it
+            // is now, so what a person did meanwhile is not written over.
+            if !ops.is_empty() && basis_of(g, ticket_id).is_none() {
+                match zd.get_ticket_json(ticket_id).await {
+                    Ok(fresh) => {
+                        let again = self.decide_again(g, &fresh, ops, "before sending it again");
+                        for (id, why) in again.dropped {
+                            results.push((
+                                vec![id],
+                                Outcome::Settled {
+                                    note: why,
+                                    superseded: true,
+                                    rearm: false,
+                                },
+                            ));
+                        }
+                        ops = again.keep;
+                    }
+                    Err(e) => return vec![(ids(&ops), self.outcome(&e, tries.at_now()))],
+                }
+            }
         }
         if ops.is_empty() {
             return results;
@@ -239,7 +262,7 @@ impl Applier {
                     .await;
                     // ... and of the rest, only what the rules, decided
                     // again against the fresh ticket, still write goes.
-                    let again = self.decide_again(g, &fresh_json, keep);
+                    let again = self.decide_again(g, &fresh_json, keep, "after a collision");
                     let undecided = again.dropped.len();
                     let keep = again.keep;
                     // Freed only when the rules themselves no longer write

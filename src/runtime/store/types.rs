@@ -105,8 +105,9 @@ pub struct Group {
     /// Every coalesced event's basis, by event id (oldest first); `basis`
     /// is the last of them.
     pub bases: Vec<(i64, String)>,
-    /// The same events whole (JSON of `eval::event::Event`), by event id:
-    /// what a 409 decides again against the fresh ticket.
+    /// Every event of the group whole (JSON of `eval::event::Event`), by
+    /// event id: what a 409, or a retry without a basis, decides again
+    /// against the fresh ticket.
     pub events: Vec<(i64, String)>,
     /// When the record's recent updates were settled (ms since 1970, the
     /// last 10 minutes): seeds Zendesk's per-ticket budget after a restart.

@@ -58,7 +58,9 @@ pub struct Attempt {
     pub action_id: i64,
     pub attempt: u32,
     pub at_ms: i64,
-    /// `applied`, `retry`, `parked` or `requeued`.
+    /// `applied`, `superseded` (settled unsent: a person's change or the
+    /// rules decided again no longer write it), `retry`, `parked` or
+    /// `requeued`.
     pub outcome: String,
     /// What the API answered (an error, a note); none for a plain success.
     pub answer: Option<String>,

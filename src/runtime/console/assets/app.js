@@ -392,8 +392,8 @@ function renderBudgets(body, d) {
   body.append(el("h3", {}, "Request budgets (per token)"));
   if (!d.tokens.length) body.append(el("p", { class: "muted" }, "No request has been made yet."));
   else body.append(el("table", {},
-    el("thead", {}, el("tr", {}, ["Token (fingerprint)", "Limit", "Used (this process)", "Remaining (API said)", "Paused for", "429s"].map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, d.tokens.map((t) => el("tr", {}, el("td", {}, el("code", {}, t.key)),
+    el("thead", {}, el("tr", {}, ["Connections", "Token (fingerprint)", "Limit", "Used (this process)", "Remaining (API said)", "Paused for", "429s"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, d.tokens.map((t) => el("tr", {}, el("td", {}, (t.connections || []).join(", ") || "—"), el("td", {}, el("code", {}, t.key)),
       el("td", { class: "num" }, t.limit + " / " + age(t.window_ms)), el("td", { class: "num" }, t.used),
       el("td", { class: "num" }, t.remaining === null ? "—" : t.remaining), el("td", {}, t.paused_ms ? age(t.paused_ms) : "—"),
       el("td", { class: "num" + (t.rate_limited ? " bad" : "") }, t.rate_limited))))));

@@ -138,8 +138,10 @@ async fn claim(
             if let Some(event) = row.map(|r| r.get::<_, String>(0)) {
                 if let Some(b) = basis_of(&event) {
                     bases.push((*ev, b));
-                    whole.push((*ev, event));
                 }
+                // Every event whole (an agent turn's too): what a retry
+                // without a basis is decided again against.
+                whole.push((*ev, event));
             }
         }
         let basis = bases.last().map(|(_, b)| b.clone());

@@ -236,15 +236,20 @@ impl SqliteStore {
                         // Only a Zendesk ticket event's ticket is the API's
                         // read of the state decided on; a Salesforce change
                         // fanned out to tickets, or an agent turn, has none.
-                        "SELECT json_extract(event, '$.ticket'), event FROM events
-                         WHERE id = ?1 AND json_valid(event)
-                           AND json_extract(event, '$.kind')
-                               IN ('ticket_created', 'ticket_updated', 'comment_added')",
+                        // Every event is taken whole: what a retry without a
+                        // basis is decided again against.
+                        "SELECT CASE WHEN json_valid(event)
+                                 AND json_extract(event, '$.kind')
+                                     IN ('ticket_created', 'ticket_updated', 'comment_added')
+                                THEN json_extract(event, '$.ticket') END, event
+                         FROM events WHERE id = ?1",
                     )?
                     .query_row(params![ev], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
-                if let Some((Some(b), event)) = basis {
-                    bases.push((*ev, b));
+                if let Some((b, event)) = basis {
+                    if let Some(b) = b {
+                        bases.push((*ev, b));
+                    }
                     whole.push((*ev, event));
                 }
             }

@@ -25,7 +25,11 @@ BEGIN
   IF OLD.state = 'sending' AND NEW.state <> 'sending' THEN
     INSERT INTO attempts (action_id, attempt, at_ms, outcome, answer)
     VALUES (NEW.id, NEW.attempts, NEW.updated_ms,
-            CASE NEW.state WHEN 'done' THEN 'applied' WHEN 'pending' THEN 'retry' ELSE 'parked' END,
+            CASE WHEN NEW.state = 'done' AND NEW.last_error IS DISTINCT FROM OLD.last_error
+                      AND (NEW.last_error LIKE 'superseded%' OR NEW.last_error LIKE 'coalesced%')
+                   THEN 'superseded'
+                 WHEN NEW.state = 'done' THEN 'applied'
+                 WHEN NEW.state = 'pending' THEN 'retry' ELSE 'parked' END,
             CASE WHEN NEW.state = 'done' AND NEW.last_error IS NOT DISTINCT FROM OLD.last_error
                  THEN NULL ELSE NEW.last_error END);
   ELSIF OLD.state = 'dead' AND NEW.state = 'pending' THEN

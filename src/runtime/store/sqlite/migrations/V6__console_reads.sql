@@ -39,7 +39,11 @@ CREATE TRIGGER attempts_settled AFTER UPDATE OF state ON outbox
   WHEN OLD.state = 'sending' AND NEW.state <> 'sending' BEGIN
   INSERT INTO attempts (action_id, attempt, at_ms, outcome, answer)
   VALUES (NEW.id, NEW.attempts, NEW.updated_ms,
-          CASE NEW.state WHEN 'done' THEN 'applied' WHEN 'pending' THEN 'retry' ELSE 'parked' END,
+          CASE WHEN NEW.state = 'done' AND NEW.last_error IS NOT OLD.last_error
+                    AND (NEW.last_error LIKE 'superseded%' OR NEW.last_error LIKE 'coalesced%')
+                 THEN 'superseded'
+               WHEN NEW.state = 'done' THEN 'applied'
+               WHEN NEW.state = 'pending' THEN 'retry' ELSE 'parked' END,
           CASE WHEN NEW.state = 'done' AND NEW.last_error IS OLD.last_error THEN NULL
                ELSE NEW.last_error END);
 END;
