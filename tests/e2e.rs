@@ -35,6 +35,7 @@ mod load;
 mod mcp;
 mod mcp_sdks;
 mod newcomer;
+mod packaging;
 mod poll;
 mod runtime;
 mod runtime_e2e;
