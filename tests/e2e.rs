@@ -18,6 +18,7 @@ mod collision;
 mod crash;
 mod credentials;
 mod crm_reaches_desk;
+mod deploy;
 mod fanout;
 mod fanout_e2e;
 mod faults;

@@ -3,6 +3,7 @@
 //! run where installed), and a man page that `man` renders.
 
 use crate::common::{l3map, temp_dir};
+use crate::deploy::tool;
 use std::process::Command;
 
 /// The subcommands every generated artefact must name.
@@ -17,13 +18,6 @@ fn stdout_of(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("UTF-8")
-}
-
-fn installed(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -79,7 +73,7 @@ fn zsh_and_fish_completions_name_the_subcommands() {
         for sub in SUBCOMMANDS {
             assert!(script.contains(sub), "{shell} completions lack {sub}");
         }
-        if !installed(shell) {
+        if !tool(shell, false) {
             eprintln!("{shell} is not installed: its completions were not loaded");
             continue;
         }
@@ -154,8 +148,7 @@ fn the_man_page_is_roff_that_man_renders() {
     }
     assert!(dir.path().join("l3map.1").exists());
 
-    if !installed("man") {
-        eprintln!("man is not installed: the page was not rendered");
+    if !tool("man", true) {
         return;
     }
     let rendered = Command::new("man")
