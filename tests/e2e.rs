@@ -12,6 +12,7 @@ mod common;
 mod agent_api;
 mod auth_login;
 mod cdc;
+mod ci_hooks;
 mod cli;
 mod coalesce;
 mod collision;
