@@ -139,6 +139,7 @@ fn sample_report() -> Report {
             requests_per_action: 0.94,
             max_per_window: Some(195),
             windows_over: Some(0),
+            timeline: vec![],
         }),
         cleanup: Cleanup::default(),
         seconds: 200.0,

@@ -6,3 +6,5 @@
 mod budget;
 #[path = "load/e2e_command.rs"]
 mod e2e_command;
+#[path = "load/e2e_report.rs"]
+mod e2e_report;

@@ -42,6 +42,55 @@ pub struct Args {
     pub keep: bool,
     #[arg(long, value_enum, default_value = "human")]
     pub format: ReportFormat,
+    /// Also write the report as a self-contained HTML page (charts of
+    /// turn latency and the token's budget over the load) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// `--report FILE`: a temporary file beside FILE, made before the run so an
+/// unwritable place fails in seconds, not after minutes of load; renamed
+/// over FILE once the page is written, so a reader never sees half a page.
+fn html_file(path: &std::path::Path) -> Result<tempfile::NamedTempFile, String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".l3map-e2e-report-")
+        .suffix(".html")
+        .tempfile_in(dir)
+        .map_err(|e| {
+            // tempfile adds its temporary file's path; the user named FILE.
+            let cause = e.to_string();
+            let cause = cause.split(" at path ").next().unwrap_or_default();
+            format!("cannot write the report to {}: {cause}", path.display())
+        })
+}
+
+fn write_html(
+    mut file: tempfile::NamedTempFile,
+    path: &std::path::Path,
+    report: &crate::e2e::report::Report,
+) -> Result<(), String> {
+    let page = crate::e2e::html::render(report);
+    // A page to share: readable as any file the user writes (a temporary
+    // file is made private).
+    #[cfg(unix)]
+    let shared = {
+        use std::os::unix::fs::PermissionsExt;
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+    };
+    #[cfg(not(unix))]
+    let shared = Ok(());
+    shared
+        .and_then(|()| file.write_all(page.as_bytes()))
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(|e| format!("cannot write the report to {}: {e}", path.display()))?;
+    file.persist(path)
+        .map(drop)
+        .map_err(|e| format!("cannot write the report to {}: {}", path.display(), e.error))
 }
 
 pub fn run(a: Args) -> u8 {
@@ -57,6 +106,10 @@ pub fn run(a: Args) -> u8 {
             None => return fail("--target live needs the sandbox's l3map.toml (its instances, credentials and webhook secret): pass --config, set $L3MAP_CONFIG, or run where l3map.toml is"),
         },
         Target::Emulator => a.config.clone(),
+    };
+    let html = match a.report.as_deref().map(html_file).transpose() {
+        Ok(f) => f,
+        Err(e) => return fail(e),
     };
     let mut o = Options::new(target);
     if a.quick {
@@ -97,6 +150,12 @@ pub fn run(a: Args) -> u8 {
     };
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    drop(out);
+    if let (Some(file), Some(path)) = (html, &a.report) {
+        if let Err(e) = write_html(file, path, &report) {
+            return fail(e);
+        }
+    }
     if report.passed {
         0
     } else {

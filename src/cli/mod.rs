@@ -18,6 +18,7 @@ mod graph;
 mod mcp;
 mod migrate;
 mod outbox;
+mod packaging;
 mod plan;
 mod publish;
 mod run;
@@ -264,6 +265,14 @@ enum Command {
         #[command(subcommand)]
         action: SchemaAction,
     },
+    /// A shell completion script on stdout, e.g. `source <(l3map
+    /// completions bash)` in ~/.bashrc, or save it in the shell's
+    /// completion folder (docs: README.md, "Installing").
+    Completions(packaging::CompletionArgs),
+    /// The manual page l3map(1) as roff on stdout (`l3map man | man -l -`),
+    /// or with --out-dir every page, one per subcommand, for a package's
+    /// share/man/man1.
+    Man(packaging::ManArgs),
     /// Draw a status table as a Mermaid or Graphviz diagram.
     Graph {
         /// A .l3map file holding a `statuses` block (or a project directory).
@@ -377,6 +386,8 @@ pub fn run() -> ExitCode {
             format,
             table,
         } => graph::run(&path, format, table.as_deref()),
+        Command::Completions(a) => packaging::completions(a),
+        Command::Man(a) => packaging::man(a),
     };
     if !service {
         output::flush();

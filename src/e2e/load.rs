@@ -14,6 +14,7 @@ use super::report::Load;
 use super::rig::Rig;
 use super::rig::READ_BACK_AT_ONCE;
 use super::scenarios::verify;
+use super::timeline::{self, Sampler};
 use crate::emulator::zendesk::DEV_TOKEN;
 use crate::ir::TestCase;
 use crate::runtime::ops::Op;
@@ -43,6 +44,8 @@ pub struct LoadSpec<'a> {
 /// What one turn of the load became.
 struct Sent {
     key: Option<String>,
+    /// When it was sent, from the load's start.
+    at: Duration,
     latency: Duration,
 }
 
@@ -69,11 +72,18 @@ fn counters(rig: &Rig, desk: &str) -> Counters {
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)].as_millis() as u64
+    timeline::percentile(sorted, p).unwrap_or(0)
+}
+
+/// The runtime token's Zendesk requests so far (counted at the emulator,
+/// or by the runtime's own metrics on a live target) and the Zendesk
+/// connection's 429s: what a timeline sample reads.
+fn budget_counters(rig: &Rig, desk: &str) -> (u64, u64) {
+    let api = rig.engine().metrics.api_counts(desk);
+    (
+        runtime_token_requests(rig).unwrap_or(api.calls),
+        api.rate_limited,
+    )
 }
 
 pub async fn run(rig: &Arc<Rig>, spec: LoadSpec<'_>) -> Load {
@@ -87,6 +97,13 @@ pub async fn run(rig: &Arc<Rig>, spec: LoadSpec<'_>) -> Load {
     let before = counters(rig, &spec.desk);
     let emulated_before = runtime_token_requests(rig);
     let started = Instant::now();
+    let budget_before = budget_counters(rig, &spec.desk);
+    let sampler = {
+        let (rig, desk) = (rig.clone(), spec.desk.clone());
+        Sampler::start(started, spec.duration / timeline::LOAD_SLICES, move || {
+            budget_counters(&rig, &desk)
+        })
+    };
     let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
     let mut tasks = Vec::new();
     let mut tick = tokio::time::interval(every);
@@ -124,15 +141,21 @@ pub async fn run(rig: &Arc<Rig>, spec: LoadSpec<'_>) -> Load {
                 // Counted as a refused turn, which fails the step.
                 lock(&sent2).push(Sent {
                     key: None,
+                    at: started.elapsed(),
                     latency: Duration::ZERO,
                 });
                 return;
             };
             let t = Instant::now();
+            let at = started.elapsed();
             let turn_id = format!("e2e-{}-{key}", rig2.run_id);
             let got = rig2.turn(&p.turn, &turn_id, &created).await.ok();
             let latency = t.elapsed();
-            lock(&sent2).push(Sent { key: got, latency });
+            lock(&sent2).push(Sent {
+                key: got,
+                at,
+                latency,
+            });
         }));
         n += 1;
         if last_said.elapsed() >= Duration::from_secs(5) {
@@ -163,6 +186,7 @@ pub async fn run(rig: &Arc<Rig>, spec: LoadSpec<'_>) -> Load {
         }
     }
     let drain_seconds = last_turn.elapsed().as_secs_f64();
+    let samples = sampler.stop(started, budget_counters(rig, &spec.desk));
     let emulated_after = runtime_token_requests(rig);
     let windows = rig.emulated().and_then(|e| {
         e.zendesk
@@ -230,6 +254,17 @@ pub async fn run(rig: &Arc<Rig>, spec: LoadSpec<'_>) -> Load {
         requests_per_action: zendesk_requests as f64 / zendesk_actions.max(1) as f64,
         max_per_window: windows.as_ref().map(|w| w.max_in_window),
         windows_over: windows.as_ref().map(|w| w.windows_over),
+        timeline: timeline::slices(
+            budget_before,
+            &samples,
+            &sent
+                .iter()
+                .filter(|s| s.key.is_some())
+                .map(|s| (s.at, s.latency))
+                .collect::<Vec<_>>(),
+            spec.limit_per_minute,
+            scale,
+        ),
     }
 }
 

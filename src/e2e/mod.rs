@@ -20,11 +20,13 @@
 //! itself; against `--target live` it starts the runtime from `l3map.toml`
 //! and talks to the instances the config names.
 
+pub mod html;
 pub mod load;
 pub mod plan;
 pub mod report;
 pub mod rig;
 pub mod scenarios;
+pub mod timeline;
 
 use crate::connectors::zendesk::TicketChanges;
 use crate::ir::{EscAction, FieldRef, Program};

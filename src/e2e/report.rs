@@ -126,6 +126,32 @@ pub struct Load {
     /// Requests that arrived when the window ending there already held
     /// the limit (target 0).
     pub windows_over: Option<u64>,
+    /// The load and the drain after it in slices of equal length (at most
+    /// [`super::timeline::MAX_SLICES`]): what the HTML report charts.
+    pub timeline: Vec<Slice>,
+}
+
+/// One slice of the load (or of the drain after it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Slice {
+    /// Seconds since the load's first turn.
+    pub from_s: f64,
+    pub to_s: f64,
+    /// Turns sent in this slice, and their latency percentiles (none in
+    /// the drain).
+    pub turns: u64,
+    pub turn_ms_p50: Option<u64>,
+    pub turn_ms_p95: Option<u64>,
+    pub turn_ms_p99: Option<u64>,
+    /// Zendesk requests of the runtime's token in this slice.
+    pub requests: u64,
+    /// The token's limit over this slice (its emulator minutes × the
+    /// limit per minute).
+    pub limit: f64,
+    /// `limit - requests`: the budget left in the slice (negative: over).
+    pub remaining: f64,
+    /// HTTP 429 answers in this slice.
+    pub rate_limited: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -134,6 +160,96 @@ pub struct Cleanup {
     pub tickets_deleted: u64,
     pub records_deleted: u64,
     pub failed: Vec<String>,
+}
+
+impl Load {
+    /// What was asked: "250 Zendesk requests/min against a 200/min token
+    /// for 121 s" (the text and the HTML report say it the same way).
+    pub fn headline(&self) -> String {
+        format!(
+            "{} Zendesk requests/min against a {}/min token for {:.0} s{}",
+            self.requests_per_minute,
+            self.limit_per_minute,
+            self.seconds,
+            if self.time_scale > 1 {
+                format!(" (emulator time ×{})", self.time_scale)
+            } else {
+                String::new()
+            }
+        )
+    }
+
+    /// The load's measures, each with its target: (what, how it went).
+    pub fn measures(&self) -> [(&'static str, String); 8] {
+        let l = self;
+        [
+            (
+                "requests",
+                format!(
+                    "the runtime made {:.0} Zendesk requests/min (asked for {})",
+                    l.made_per_minute, l.requests_per_minute
+                ),
+            ),
+            ("turns", format!("{} ({} refused)", l.turns, l.turns_refused)),
+            (
+                "actions",
+                format!(
+                    "{} decided, {} applied, {} lost, {} duplicated",
+                    l.actions, l.applied, l.lost, l.duplicated
+                ),
+            ),
+            (
+                "API",
+                format!(
+                    "{} calls, {} errors besides 429 ({:.2} %, target < 0.5 %), {} × 429, {} retries",
+                    l.api_calls,
+                    l.api_errors,
+                    l.error_rate * 100.0,
+                    l.rate_limited,
+                    l.retries
+                ),
+            ),
+            (
+                "turn latency",
+                format!(
+                    "p50 {} ms, p95 {} ms, p99 {} ms (target < {} ms){}",
+                    l.turn_ms_p50,
+                    l.turn_ms_p95,
+                    l.turn_ms_p99,
+                    super::MAX_TURN_MS,
+                    if l.api_latency_ms > 0 {
+                        format!(", with {} ms API latency", l.api_latency_ms)
+                    } else {
+                        String::new()
+                    }
+                ),
+            ),
+            (
+                "rate windows",
+                match (l.max_per_window, l.windows_over) {
+                    (Some(max), Some(over)) => format!(
+                        "at most {max} requests in any sliding window against {}; {over} windows over the limit (target 0)",
+                        l.limit_per_minute
+                    ),
+                    _ => "not measured (only the emulator sees every request)".into(),
+                },
+            ),
+            (
+                "per action",
+                format!(
+                    "{:.2} Zendesk requests per applied Zendesk action ({} requests, {} actions; target ≤ {})",
+                    l.requests_per_action,
+                    l.zendesk_requests,
+                    l.zendesk_actions,
+                    super::MAX_REQUESTS_PER_ACTION
+                ),
+            ),
+            (
+                "backlog",
+                format!("drained {:.1} s after the last turn", l.drain_seconds),
+            ),
+        ]
+    }
 }
 
 fn mark(ok: bool) -> &'static str {
@@ -217,86 +333,8 @@ impl Report {
         }
         if let Some(l) = &self.load {
             let _ = writeln!(o);
-            let _ = writeln!(
-                o,
-                "  load: {} Zendesk requests/min against a {}/min token for {:.0} s{}",
-                l.requests_per_minute,
-                l.limit_per_minute,
-                l.seconds,
-                if l.time_scale > 1 {
-                    format!(" (emulator time ×{})", l.time_scale)
-                } else {
-                    String::new()
-                }
-            );
-            let rows = [
-                (
-                    "requests",
-                    format!(
-                        "the runtime made {:.0} Zendesk requests/min (asked for {})",
-                        l.made_per_minute, l.requests_per_minute
-                    ),
-                ),
-                ("turns", format!("{} ({} refused)", l.turns, l.turns_refused)),
-                (
-                    "actions",
-                    format!(
-                        "{} decided, {} applied, {} lost, {} duplicated",
-                        l.actions, l.applied, l.lost, l.duplicated
-                    ),
-                ),
-                (
-                    "API",
-                    format!(
-                        "{} calls, {} errors besides 429 ({:.2} %, target < 0.5 %), {} × 429, {} retries",
-                        l.api_calls,
-                        l.api_errors,
-                        l.error_rate * 100.0,
-                        l.rate_limited,
-                        l.retries
-                    ),
-                ),
-                (
-                    "turn latency",
-                    format!(
-                        "p50 {} ms, p95 {} ms, p99 {} ms (target < {} ms){}",
-                        l.turn_ms_p50,
-                        l.turn_ms_p95,
-                        l.turn_ms_p99,
-                        super::MAX_TURN_MS,
-                        if l.api_latency_ms > 0 {
-                            format!(", with {} ms API latency", l.api_latency_ms)
-                        } else {
-                            String::new()
-                        }
-                    ),
-                ),
-                (
-                    "rate windows",
-                    match (l.max_per_window, l.windows_over) {
-                        (Some(max), Some(over)) => format!(
-                            "at most {max} requests in any sliding window against {}; {over} windows over the limit (target 0)",
-                            l.limit_per_minute
-                        ),
-                        _ => "not measured (only the emulator sees every request)".into(),
-                    },
-                ),
-                (
-                    "per action",
-                    format!(
-                        "{:.2} Zendesk requests per applied Zendesk action ({} requests, {} actions; target ≤ {})",
-                        l.requests_per_action,
-                        l.zendesk_requests,
-                        l.zendesk_actions,
-                        super::MAX_REQUESTS_PER_ACTION
-                    ),
-                ),
-                (
-                    "backlog",
-                    format!("drained {:.1} s after the last turn", l.drain_seconds),
-                ),
-            ];
-            for (k, v) in rows {
+            let _ = writeln!(o, "  load: {}", l.headline());
+            for (k, v) in l.measures() {
                 let _ = writeln!(o, "    {k:<13} {v}");
             }
         }

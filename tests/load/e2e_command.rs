@@ -7,8 +7,13 @@ use std::process::Command;
 
 #[test]
 fn the_quick_sequence_passes_against_the_emulators() {
+    // The same run writes its HTML page too (e2e_report.rs checks it).
+    let dir = crate::common::temp_dir("e2e-quick");
+    let page = dir.path().join("report.html");
     let out = Command::new(env!("CARGO_BIN_EXE_l3map"))
         .args(["e2e", "--target", "emulator", "--quick", "--format", "json"])
+        .arg("--report")
+        .arg(&page)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("l3map runs");
@@ -78,6 +83,9 @@ fn the_quick_sequence_passes_against_the_emulators() {
     let cleanup = &report["cleanup"];
     assert_eq!(cleanup["failed"].as_array().map(Vec::len), Some(0));
     assert!(cleanup["tickets_deleted"].as_u64().unwrap_or(0) > 20);
+
+    let html = std::fs::read_to_string(&page).expect("the HTML report was written");
+    super::e2e_report::check_page(&html, &report);
 }
 
 #[test]

@@ -163,10 +163,14 @@ async fn lease(engine: &std::sync::Arc<crate::runtime::engine::Engine>, key: &st
     // channel go to one that can.
     if engine.fleet.unloadable().is_some() {
         let _ = tokio::task::spawn_blocking(move || store.release(&name)).await;
+        engine.metrics.lease_seen(key, None);
         return None;
     }
     match tokio::task::spawn_blocking(move || store.lease(&name, LEASE_TTL)).await {
-        Ok(Ok(held)) => held,
+        Ok(Ok(held)) => {
+            engine.metrics.lease_seen(key, held);
+            held
+        }
         _ => None,
     }
 }

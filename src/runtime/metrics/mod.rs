@@ -13,7 +13,9 @@
 //! in it as a typed handle; `record.rs` and `http.rs` the recording
 //! methods; `read.rs` reading counters back for the runtime's own reports (into
 //! `counts.rs`);
-//! `scrape.rs` reading the rendered text, as a scraper (and a test) does.
+//! `scrape.rs` reading the rendered text, as a scraper (and a test) does;
+//! `leases.rs` the fleet's singleton leases, registered here beside the
+//! families.
 
 use std::sync::{Arc, MutexGuard};
 
@@ -25,6 +27,7 @@ mod credentials;
 mod families;
 mod http;
 mod labels;
+mod leases;
 mod links;
 mod mcp;
 mod names;
@@ -36,6 +39,7 @@ pub use cdc::CDC_OUTCOMES;
 pub use counts::ApiCounts;
 pub use credentials::CREDENTIAL_REFRESH_RESULTS;
 use families::Families;
+pub use leases::LEASE_CHANGES;
 pub use links::LINK_LOOKUP_RESULTS;
 pub use mcp::MCP_RESULTS;
 pub use names::{
@@ -51,7 +55,7 @@ pub use names::{
 /// connection name from the mappings); never pass user data, ids or error
 /// text, which would make the number of series unbounded.
 #[derive(Clone, Debug)]
-pub struct Metrics(Arc<Families>);
+pub struct Metrics(Arc<Families>, Arc<leases::LeaseFamilies>);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -61,7 +65,9 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        Metrics(Arc::new(Families::new()))
+        let mut families = Families::new();
+        let leases = leases::LeaseFamilies::register(&mut families.registry);
+        Metrics(Arc::new(families), Arc::new(leases))
     }
 
     /// The whole exposition, in the format [`CONTENT_TYPE`] names, ending

@@ -156,10 +156,14 @@ pub(super) async fn holds(engine: &Engine, key: &str, interval: Duration) -> boo
     // fail its rounds: the source goes to one that can, at once.
     if engine.fleet.unloadable().is_some() {
         let _ = tokio::task::spawn_blocking(move || store.release(&name)).await;
+        engine.metrics.lease_seen(key, None);
         return false;
     }
     match tokio::task::spawn_blocking(move || store.lease(&name, ttl)).await {
-        Ok(Ok(held)) => held.is_some(),
+        Ok(Ok(held)) => {
+            engine.metrics.lease_seen(key, held);
+            held.is_some()
+        }
         Ok(Err(e)) => {
             tracing::warn!(target: LOG_TARGET, source = key, error = %e, "the source's lease could not be read; this round waits");
             false
