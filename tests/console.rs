@@ -4,7 +4,7 @@
 //! letter, a refused reload and a ticket's audit trail. The browser drives
 //! the same in tests/console_browser.rs.
 
-use crate::common::stack::{Stack, AGENT_TOKEN};
+use crate::common::stack::{Stack, StackEnv, AGENT_TOKEN};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -295,19 +295,89 @@ async fn sign_in_cookies_and_forged_writes() {
     assert_eq!(status, 200);
     let (status, body) = post(&s, "/ui/api/actions/1/retry", READER_TOKEN, json!({})).await;
     assert_eq!(status, 403, "{body}");
-    // Many wrong tokens in a minute: every sign-in waits, the right one too.
-    let mut last = 0;
-    for _ in 0..25 {
-        last = http
+    // A login from another origin, or not quite JSON: refused.
+    for (origin, ct) in [
+        ("http://evil.example", "application/json"),
+        ("null", "application/json"),
+        ("", "application/jsonx"),
+    ] {
+        let mut req = http
             .post(url("/ui/login"))
-            .json(&json!({"token": "guess"}))
+            .header("content-type", ct)
+            .body(json!({"token": OPS_TOKEN}).to_string());
+        if !origin.is_empty() {
+            req = req.header("origin", origin);
+        }
+        assert_eq!(
+            req.send().await.expect("answers").status(),
+            400,
+            "{origin} {ct}"
+        );
+    }
+    // Bad query values are JSON errors too.
+    for path in [
+        "/ui/api/dead?before=abc",
+        "/ui/api/dead?limit=-1",
+        "/ui/api/actions/abc",
+    ] {
+        let r = http
+            .get(url(path))
+            .header("cookie", &cookie)
             .send()
             .await
-            .expect("answers")
-            .status()
-            .as_u16();
+            .expect("answers");
+        assert_eq!(r.status(), 400, "{path}");
+        let body: Value = r.json().await.expect("a JSON body");
+        assert!(body["message"].is_string(), "{path}: {body}");
+    }
+    // Signed out, the cookie (and any copy of it) is nobody's.
+    let out = http
+        .post(url("/ui/logout"))
+        .header("cookie", &cookie)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(out.status(), 200);
+    let r = http
+        .get(url("/ui/api/whoami"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 401);
+    // Many wrong tokens in a minute, by sign-in or as bearer tokens: the
+    // wrong ones wait (429, Retry-After); the right one still gets in.
+    let mut last = 0;
+    for i in 0..25 {
+        last = if i % 2 == 0 {
+            http.post(url("/ui/login"))
+                .json(&json!({"token": "guess"}))
+                .send()
+        } else {
+            http.get(url("/ui/api/whoami")).bearer_auth("guess").send()
+        }
+        .await
+        .expect("answers")
+        .status()
+        .as_u16();
     }
     assert_eq!(last, 429);
+    let r = http
+        .get(url("/ui/api/whoami"))
+        .bearer_auth("guess-again")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    let ok = http
+        .post(url("/ui/login"))
+        .json(&json!({"token": OPS_TOKEN}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(ok.status(), 200, "a right token is never locked out");
     // No token reached the log.
     let log = s.log();
     assert!(!log.contains(OPS_TOKEN) && !log.contains(READER_TOKEN));
@@ -673,4 +743,33 @@ async fn a_retry_does_not_write_over_what_a_person_did_since() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(s.ticket(ticket).await["status"], "solved");
+}
+
+/// A short `[ops]` token, or one that is also an agent's, stops the start
+/// with one line naming the entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weak_or_shared_ops_tokens_stop_the_start() {
+    let tokens = tempfile::tempdir().expect("tmp");
+    for (token, says) in [("short-one", "at least 20"), (AGENT_TOKEN, "its own")] {
+        let file = tokens.path().join("t");
+        std::fs::write(&file, token).expect("token");
+        let s = Stack::without_runtime(
+            "console-weak",
+            &format!(
+                "[ops.lead]\ntoken_file = {:?}\n",
+                file.display().to_string()
+            ),
+            &[],
+        );
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_l3map"))
+            .stack_env()
+            .args(["run", "--config"])
+            .arg(s.dir.join("l3map.toml"))
+            .output()
+            .expect("runs");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("[ops.lead]") && err.contains(says), "{err}");
+        assert!(!err.contains(token) || token == "short-one", "{err}");
+    }
 }

@@ -160,19 +160,27 @@ pub(super) async fn embedded(o: Options) -> Result<u8, String> {
         "  health http://{addr}/healthz   metrics http://{addr}/metrics   state {}",
         state.display()
     ));
-    say(format!(
-        "  ops console http://{addr}/ui (with --serve; sign in with the demo ops token, docs/CONSOLE.md)"
-    ));
+    say(if addr.ip().is_loopback() {
+        format!("  ops console http://{addr}/ui (with --serve; sign in with the demo ops token, docs/CONSOLE.md)")
+    } else {
+        format!("  ops console off: {addr} is not a loopback address and the demo's token is public; use l3map.toml's [ops.NAME]")
+    });
     say(String::new());
     let running = start(Setup {
         webhook_secret: Some(secret),
         report: Some(sink),
         agents: vec![(DEMO_AGENT.to_string(), Secret::new(DEMO_AGENT_TOKEN))],
-        ops: vec![crate::runtime::app::OpsUser {
-            name: DEMO_OPS.to_string(),
-            token: Secret::new(DEMO_OPS_TOKEN),
-            actions: true,
-        }],
+        // The demo's token is public: the console is on only where no one
+        // else can reach it.
+        ops: if addr.ip().is_loopback() {
+            vec![crate::runtime::app::OpsUser {
+                name: DEMO_OPS.to_string(),
+                token: Secret::new(DEMO_OPS_TOKEN),
+                actions: true,
+            }]
+        } else {
+            Vec::new()
+        },
         limiters: Some(limiters),
         ..Setup::new(program.clone(), clients, store, listener)
     })

@@ -113,6 +113,10 @@ pub(super) async fn production(
             });
         }
     }
+    crate::runtime::console::check_tokens(
+        &ops,
+        agents.iter().map(|(_, t)| t).chain(webhook_secret.as_ref()),
+    )?;
     // The port first: a port in use stops the start before the store is
     // created or opened.
     let (listener, _) = bind(cfg.server.listen).await?;
@@ -269,6 +273,13 @@ pub(super) async fn production(
         state = %cfg.store_shown(),
         "l3map is running"
     );
+    if !cfg.ops.is_empty() {
+        tracing::info!(
+            url = %format!("http://{}/ui", running.addr),
+            users = cfg.ops.len(),
+            "the ops console is served (docs/CONSOLE.md)"
+        );
+    }
     match stdio {
         Some(agent) => {
             tracing::info!(agent = %agent, "serving MCP on stdin/stdout");

@@ -54,6 +54,9 @@ pub struct ConsoleAccess {
     /// Failed sign-ins in the current minute (minute, count): past a few,
     /// sign-ins wait for the next minute.
     pub failures: std::sync::Mutex<(u64, u32)>,
+    /// Sessions signed out here (their MAC, until their expiry in seconds
+    /// since 1970): a stolen copy of a signed-out cookie is refused.
+    pub signed_out: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// `[ops.NAME]`: one who may open the ops console, and whether they may

@@ -56,6 +56,35 @@ pub fn routes(app: Arc<App>) -> Router<Arc<App>> {
         .route_layer(from_fn(hardened))
 }
 
+/// Refuses `[ops]` tokens a guess could find: shorter than
+/// [`session::MIN_TOKEN_CHARS`], or the same as another user's, an
+/// agent's token or the webhook secret (one leak must not open both).
+pub fn check_tokens<'a>(
+    users: &[crate::runtime::app::OpsUser],
+    others: impl Iterator<Item = &'a crate::connectors::Secret>,
+) -> Result<(), String> {
+    let others: Vec<&str> = others.map(|s| s.expose()).collect();
+    for (i, u) in users.iter().enumerate() {
+        let t = u.token.expose().trim();
+        if t.chars().count() < session::MIN_TOKEN_CHARS {
+            return Err(format!(
+                "[ops.{}] token is {} characters; use at least {} random ones (e.g. `openssl rand -hex 24`)",
+                u.name,
+                t.chars().count(),
+                session::MIN_TOKEN_CHARS
+            ));
+        }
+        let again = users[..i].iter().any(|o| o.token.expose().trim() == t);
+        if again || others.iter().any(|o| o.trim() == t) {
+            return Err(format!(
+                "[ops.{}] token is also another [ops] user's, an agent's token or the webhook secret; give each its own",
+                u.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// 404 for every `/ui` path when no one may open the console.
 async fn enabled(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
     if app.console.users.is_empty() {
@@ -71,11 +100,12 @@ async fn enabled(State(app): State<Arc<App>>, req: Request, next: Next) -> Respo
 /// The API answers only a signed-in viewer, who is handed to the handler.
 async fn signed_in(State(app): State<Arc<App>>, mut req: Request, next: Next) -> Response {
     match session::viewer(&app, req.headers()) {
-        Some(v) => {
+        session::Seen::Viewer(v) => {
             req.extensions_mut().insert(v);
             next.run(req).await
         }
-        None => error(
+        session::Seen::WrongToken if session::failed(&app) => too_many(),
+        _ => error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "sign in at /ui with an [ops.NAME] token, or send it as Authorization: Bearer",
@@ -83,10 +113,24 @@ async fn signed_in(State(app): State<Arc<App>>, mut req: Request, next: Next) ->
     }
 }
 
+/// 429 for a failed attempt past the minute's allowance, with when to
+/// try again.
+pub(crate) fn too_many() -> Response {
+    let mut r = error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_failures",
+        "too many failed sign-ins this minute; a right token still gets in, a wrong one waits",
+    );
+    if let Ok(v) = HeaderValue::from_str(&session::retry_after().to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
 /// Headers every console answer carries: a script or style only from
 /// here, no framing, no referrer, nothing cached.
 async fn hardened(req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
+    let mut resp = as_json(next.run(req).await).await;
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -107,6 +151,35 @@ async fn hardened(req: Request, next: Next) -> Response {
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     resp
+}
+
+/// An error axum answered in plain text (a query, path or body it could
+/// not read) as the console's JSON error, its text the message.
+async fn as_json(resp: Response) -> Response {
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|c| c.as_bytes().starts_with(b"application/json"));
+    if json || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let text = match axum::body::to_bytes(resp.into_body(), 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => String::new(),
+    };
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "not_found",
+        _ => "bad_request",
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    error(status, code, message)
 }
 
 /// How long a console read may take before the page is told the store is

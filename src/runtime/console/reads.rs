@@ -118,22 +118,7 @@ pub struct DeadQ {
 /// rule's `file:line` is shown from there, as `l3map check` prints it.
 fn project_dir(app: &App) -> String {
     let live = app.engine.live();
-    let files = &live.program.files;
-    let Some(first) = files.first() else {
-        return String::new();
-    };
-    let mut dir = match first.rfind(['/', '\\']) {
-        Some(i) => first[..=i].to_string(),
-        None => return String::new(),
-    };
-    while !files.iter().all(|f| f.starts_with(&dir)) {
-        dir.pop();
-        match dir.rfind(['/', '\\']) {
-            Some(i) => dir.truncate(i + 1),
-            None => return String::new(),
-        }
-    }
-    dir
+    common_dir(live.program.files.iter().map(String::as_str))
 }
 
 /// `rows`' rule locations from the project folder.
@@ -288,6 +273,8 @@ pub async fn diff(State(app): State<Arc<App>>, Query(q): Query<DiffQ>) -> Respon
     };
     let files = |s: &str| -> Vec<(String, String)> { serde_json::from_str(s).unwrap_or_default() };
     let (a, b) = (files(&a), files(&b));
+    // Paths from the project folder, as diagnostics name them.
+    let dir = common_dir(a.iter().chain(b.iter()).map(|(p, _)| p.as_str()));
     let mut paths: Vec<&String> = a.iter().chain(b.iter()).map(|(p, _)| p).collect();
     paths.sort();
     paths.dedup();
@@ -311,17 +298,28 @@ pub async fn diff(State(app): State<Arc<App>>, Query(q): Query<DiffQ>) -> Respon
             out.push(json!({"path": p, "diff": "(cut: the diff is larger than 1 MB)"}));
             break;
         }
-        out.push(json!({"path": short(p), "diff": unified}));
+        out.push(json!({"path": p.strip_prefix(dir.as_str()).unwrap_or(p), "diff": unified}));
     }
     Json(json!({"from": q.from, "to": q.to, "files": out})).into_response()
 }
 
-/// A file's path from its project folder (`mappings/x/a.l3map` ->
-/// `a.l3map`'s last two parts): where the project lives is no one's
-/// business on a page.
-fn short(p: &str) -> String {
-    let parts: Vec<&str> = p.rsplit(['/', '\\']).take(2).collect();
-    parts.into_iter().rev().collect::<Vec<_>>().join("/")
+/// The folder every path is in (with its separator; empty when none).
+fn common_dir<'a>(paths: impl Iterator<Item = &'a str> + Clone) -> String {
+    let Some(first) = paths.clone().next() else {
+        return String::new();
+    };
+    let mut dir = match first.rfind(['/', '\\']) {
+        Some(i) => first[..=i].to_string(),
+        None => return String::new(),
+    };
+    while !paths.clone().all(|p| p.starts_with(&dir)) {
+        dir.pop();
+        match dir.rfind(['/', '\\']) {
+            Some(i) => dir.truncate(i + 1),
+            None => return String::new(),
+        }
+    }
+    dir
 }
 
 pub async fn budgets(State(app): State<Arc<App>>) -> Response {
@@ -381,9 +379,10 @@ mod tests {
         for bad in ["", "12a", "Case/", "/x", "Case/x'--", "../etc", "Case/a/b"] {
             assert!(!super::record_ok(bad), "{bad}");
         }
-        assert_eq!(
-            super::short("/srv/mappings/fintech/statuses.l3map"),
-            "fintech/statuses.l3map"
-        );
+        let paths = [
+            "/srv/m/fintech/statuses.l3map",
+            "/srv/m/fintech/sub/a.l3map",
+        ];
+        assert_eq!(super::common_dir(paths.iter().copied()), "/srv/m/fintech/");
     }
 }

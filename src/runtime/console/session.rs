@@ -80,12 +80,54 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The session a cookie names, when its MAC holds and it has not ended.
+/// Signed-out sessions remembered at most (the oldest go first; a
+/// session lasts 12 hours).
+const SIGNED_OUT_KEPT: usize = 10_000;
+
+/// Ends the session `value` names in this process: its cookie is refused
+/// from now on, whoever holds a copy.
+pub fn sign_out(app: &App, headers: &HeaderMap) {
+    let now = now_secs();
+    let mut out = app
+        .console
+        .signed_out
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    out.retain(|_, until| *until > now);
+    for value in cookies(headers, COOKIE) {
+        let mut parts = value.splitn(3, '.');
+        let (Some(_), Some(expires), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(until) = expires.parse::<u64>() else {
+            continue;
+        };
+        if out.len() >= SIGNED_OUT_KEPT {
+            let oldest = out.iter().min_by_key(|(_, u)| **u).map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                out.remove(&k);
+            }
+        }
+        out.insert(tag.to_string(), until);
+    }
+}
+
+/// The session a cookie names, when its MAC holds, it has not ended and
+/// it was not signed out here.
 fn from_cookie(app: &App, value: &str) -> Option<Viewer> {
     let mut parts = value.splitn(3, '.');
     let (name, expires, tag) = (parts.next()?, parts.next()?, parts.next()?);
     let name = String::from_utf8(hex::decode(name).ok()?).ok()?;
     if expires.parse::<u64>().ok()? <= now_secs() {
+        return None;
+    }
+    if app
+        .console
+        .signed_out
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains_key(tag)
+    {
         return None;
     }
     let user = app.console.users.iter().find(|u| u.name == name)?;
@@ -98,50 +140,60 @@ fn from_cookie(app: &App, value: &str) -> Option<Viewer> {
     })
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// Every value of the cookie `name` (a sibling host may have set one of
+/// its own beside ours: each is tried).
+fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .filter(move |(k, _)| *k == name)
         .map(|(_, v)| v)
 }
 
+/// Who sent a request.
+pub enum Seen {
+    Viewer(Viewer),
+    /// No bearer token, and no valid cookie.
+    Nobody,
+    /// A bearer token that is nobody's (counted as a failed sign-in).
+    WrongToken,
+}
+
 /// Who sent this request: a bearer `[ops]` token, else a valid cookie.
-pub fn viewer(app: &App, headers: &HeaderMap) -> Option<Viewer> {
+pub fn viewer(app: &App, headers: &HeaderMap) -> Seen {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if let Some(token) = bearer {
-        return by_token(app, token.trim()).map(|u| Viewer {
-            name: u.name.clone(),
-            actions: u.actions,
-            cookie: false,
-            csrf: String::new(),
-        });
+        return match by_token(app, token.trim()) {
+            Some(u) => Seen::Viewer(Viewer {
+                name: u.name.clone(),
+                actions: u.actions,
+                cookie: false,
+                csrf: String::new(),
+            }),
+            None => Seen::WrongToken,
+        };
     }
-    from_cookie(app, cookie(headers, COOKIE)?)
+    match cookies(headers, COOKIE).find_map(|c| from_cookie(app, c)) {
+        Some(v) => Seen::Viewer(v),
+        None => Seen::Nobody,
+    }
 }
 
-/// Why a write from this viewer is refused, if it is: no right to act,
-/// or (a cookie session) a missing or wrong CSRF token, a body that is not
-/// JSON, or a request from another site.
-pub fn refuse_write(v: &Viewer, headers: &HeaderMap) -> Option<&'static str> {
-    if !v.actions {
-        return Some(
-            "this ops token may only read; give it `actions = true` in [ops.NAME] to retry or drop",
-        );
-    }
-    if !v.cookie {
-        return None;
-    }
+/// Whether a request is JSON (`application/json`, with parameters or
+/// not) and from this site: what sign-in, sign-out and writes require of
+/// a browser.
+pub fn same_site_json(headers: &HeaderMap) -> bool {
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/json"));
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
     let site = headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
@@ -156,11 +208,26 @@ pub fn refuse_write(v: &Viewer, headers: &HeaderMap) -> Option<&'static str> {
         }
         (Some(_), None) => false,
     };
+    json && origin_ok && matches!(site, "same-origin" | "none")
+}
+
+/// Why a write from this viewer is refused, if it is: no right to act,
+/// or (a cookie session) a missing or wrong CSRF token, a body that is not
+/// JSON, or a request from another site.
+pub fn refuse_write(v: &Viewer, headers: &HeaderMap) -> Option<&'static str> {
+    if !v.actions {
+        return Some(
+            "this ops token may only read; give it `actions = true` in [ops.NAME] to retry or drop",
+        );
+    }
+    if !v.cookie {
+        return None;
+    }
     let csrf = headers
         .get(CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| same(c, &v.csrf));
-    if !json || !csrf || !origin_ok || !matches!(site, "same-origin" | "none") {
+    if !csrf || !same_site_json(headers) {
         return Some("a write needs the session's CSRF token in X-L3map-Csrf, a JSON body, and this site as its origin");
     }
     None
@@ -181,33 +248,38 @@ pub fn clear_cookie() -> String {
     format!("{COOKIE}=; Path=/ui; Max-Age=0; HttpOnly; SameSite=Strict")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::connectors::Secret;
+/// Failed sign-ins (and unknown bearer tokens) allowed a minute, for the
+/// whole process; past them, a failing attempt gets 429 instead of 401.
+/// A right token always gets in: tokens are long (at least
+/// [`MIN_TOKEN_CHARS`]), so the limit is against noise, and it locks no
+/// one out.
+pub const FAILURES_A_MINUTE: u32 = 20;
 
-    fn user(actions: bool) -> OpsUser {
-        OpsUser {
-            name: "lead.one".into(),
-            token: Secret::new("ops-token-0123456789"),
-            actions,
-        }
-    }
+/// The shortest `[ops]` token `l3map run` accepts.
+pub const MIN_TOKEN_CHARS: usize = 20;
 
-    #[test]
-    fn a_cookie_holds_no_token_and_a_changed_name_or_expiry_breaks_it() {
-        let u = user(true);
-        let v = cookie_value(&u, now_secs() + 60);
-        assert!(!v.contains("ops-token"), "{v}");
-        let mut parts: Vec<&str> = v.splitn(3, '.').collect();
-        let other = hex::encode("admin");
-        parts[0] = &other;
-        let forged = parts.join(".");
-        let tag = mac(u.token.expose(), &["session", &u.name, "1"]);
-        assert_ne!(tag, forged);
-        assert_ne!(
-            mac(u.token.expose(), &["session", &u.name, "1"]),
-            mac(u.token.expose(), &["session", &u.name, "2"])
-        );
-    }
+fn minute() -> u64 {
+    now_secs() / 60
+}
+
+/// Counts a failed attempt; `true` when the minute's allowance was spent
+/// already (answer 429).
+pub fn failed(app: &App) -> bool {
+    let mut f = app
+        .console
+        .failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let m = minute();
+    *f = if f.0 == m {
+        (m, f.1.saturating_add(1))
+    } else {
+        (m, 1)
+    };
+    f.1 > FAILURES_A_MINUTE
+}
+
+/// Seconds until the failure allowance is new again.
+pub fn retry_after() -> u64 {
+    60 - now_secs() % 60
 }

@@ -11,6 +11,8 @@ let timer = null;
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
+    // ARIA states are the words "true" and "false", never absent.
+    if (k.startsWith("aria-") && typeof v === "boolean") { e.setAttribute(k, String(v)); continue; }
     if (v === null || v === undefined || v === false) continue;
     if (k === "onclick") e.addEventListener("click", v);
     else if (k === "onsubmit") e.addEventListener("submit", v);
@@ -43,7 +45,25 @@ function say(text) {
 
 function when(ms) {
   if (ms === null || ms === undefined) return "";
-  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
+  const at = new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  return at + " (" + age(Date.now() - ms) + " ago)";
+}
+
+// What an action writes, in words.
+function writes(op) {
+  if (!op || typeof op !== "object") return "";
+  switch (op.op) {
+    case "zendesk_status": return "status → " + op.status + " (" + op.category + ")";
+    case "salesforce_status": return op.object + " status → " + op.value;
+    case "zendesk_field": return "field " + op.field + " = " + JSON.stringify(op.value);
+    case "salesforce_field": return op.object + "." + op.field + " = " + JSON.stringify(op.value);
+    case "zendesk_comment": case "salesforce_comment": {
+      const b = String(op.body || "");
+      return "private note: " + (b.length > 80 ? b.slice(0, 80) + "…" : b);
+    }
+    case "zendesk_group": return "group → " + op.group;
+    default: return JSON.stringify(op);
+  }
 }
 
 function age(ms) {
@@ -78,10 +98,12 @@ function route() {
   return { page: name || "graph", arg: decodeURIComponent(rest.join("/").split("?")[0] || ""), params };
 }
 
-function confirmWith(text, okLabel) {
+function confirmWith(text, okLabel, danger) {
   const d = document.getElementById("confirm");
   document.getElementById("confirm-text").textContent = text;
-  document.getElementById("confirm-ok").textContent = okLabel;
+  const ok = document.getElementById("confirm-ok");
+  ok.textContent = okLabel;
+  ok.className = danger ? "danger" : "primary";
   return new Promise((resolve) => {
     d.addEventListener("close", () => resolve(d.returnValue === "ok"), { once: true });
     d.returnValue = "cancel";
@@ -165,13 +187,23 @@ async function show(force) {
     if (a.dataset.page === r.page) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
   let data;
-  try { data = await p.load(r); } catch (x) { if (me) say("Could not load: " + x.message); return; }
+  try { data = await p.load(r); } catch (x) {
+    if (!me) return;
+    // Said in place of the page, never over another record's data.
+    lastJson = "";
+    const view = document.getElementById("view");
+    view.replaceChildren(el("section", { "aria-labelledby": "page-title" },
+      el("h2", { id: "page-title", tabindex: "-1" }, p.title),
+      p === pages.trail ? trailForm(r) : null,
+      el("p", { class: "bad", role: "alert" }, "Could not load this page: " + x.message)));
+    return;
+  }
   const json = JSON.stringify(data);
   if (!force && json === lastJson) return;
   lastJson = json;
   const key = focusKey();
   const view = document.getElementById("view");
-  const body = el("section", { "aria-labelledby": "page-title" }, el("h2", { id: "page-title" }, p.title));
+  const body = el("section", { "aria-labelledby": "page-title" }, el("h2", { id: "page-title", tabindex: "-1" }, p.title));
   p.render(body, data, r);
   view.replaceChildren(body);
   document.title = p.title + " · l3map ops console";
@@ -203,7 +235,7 @@ function renderGraph(body, d, r) {
     body.append(el("table", {},
       el("caption", { class: "muted" }, rows.length ? "Moves in the window" : "No moves in the window"),
       el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "From"), el("th", { scope: "col" }, "To"),
-        el("th", { scope: "col", class: "num" }, "Applied"), el("th", { scope: "col", class: "num" }, "Refused"),
+        el("th", { scope: "col", class: "num" }, "Decided"), el("th", { scope: "col", class: "num" }, "Refused"),
         el("th", { scope: "col" }, "Condition"))),
       el("tbody", {}, rows.map((e) => el("tr", {}, el("td", {}, e.from), el("td", {}, e.to),
         el("td", { class: "num" }, e.applied), el("td", { class: "num" + (e.refused ? " bad" : "") }, e.refused),
@@ -239,7 +271,7 @@ function drawTable(t) {
     const d = back ? `M${sx},${sy} Q${mx},${my} ${ex},${ey}` : `M${sx},${sy} C${mx},${sy} ${mx},${ey} ${ex},${ey}`;
     const cls = "edge" + (e.off ? " refused" : e.applied ? " busy" : "");
     s.append(svg("path", { d, class: cls, "stroke-width": e.applied ? 2 : 1, "marker-end": "url(#arrow-" + t.connection + ")" },
-      svg("title", {}, e.from + " → " + e.to + ": " + e.applied + " applied, " + e.refused + " refused")));
+      svg("title", {}, e.from + " → " + e.to + ": " + e.applied + " decided, " + e.refused + " refused")));
     if (e.applied || e.refused) {
       const label = (e.applied ? "✓" + e.applied : "") + (e.applied && e.refused ? " " : "") + (e.refused ? "✗" + e.refused : "");
       s.append(svg("text", { x: mx, y: back ? my - 4 : my - 4, class: "count", "text-anchor": "middle",
@@ -267,7 +299,7 @@ function renderDead(body, d, r) {
   const reason = r.params.get("reason") || "";
   const total = d.groups.reduce((n, g) => n + g.n, 0);
   body.append(el("p", {}, total === 0 ? "No dead letters: every action was applied or is still being tried."
-    : (d.groups_capped ? "At least " : "") + total + (total === 1 ? " dead letter" : " dead letters") + ", by reason. A retry sends the action again (read back first); a drop deletes it for good."));
+    : (d.groups_capped ? "At least " : "") + total + (total === 1 ? " dead letter" : " dead letters") + ", by reason. Retry reads the record again and sends what the rules still write; Drop deletes the action for good."));
   const chips = el("div", { class: "chips", role: "group", "aria-label": "Filter by reason" },
     el("button", { "aria-pressed": reason === "", "data-key": "reason-all", onclick: () => { location.hash = "#/dead"; } }, "all"),
     d.groups.map((g) => {
@@ -276,22 +308,22 @@ function renderDead(body, d, r) {
         onclick: () => { location.hash = "#/dead?reason=" + encodeURIComponent(k); } }, k + " (" + g.n + ")");
     }));
   body.append(chips);
-  if (reason && me.actions) {
+  if (reason && me.actions && d.groups.some((x) => (x.parked || "unclassified") === reason)) {
     const g = d.groups.find((x) => (x.parked || "unclassified") === reason);
     body.append(el("p", {}, el("button", { class: "primary", "data-key": "bulk-retry", onclick: async () => {
       const n = g ? g.n : 0;
-      if (!(await confirmWith("Retry all " + n + " dead letters parked for " + reason + "? Each is sent again.", "Retry " + n))) return;
+      if (!(await confirmWith("Retry all " + n + " dead letters parked for " + reason + "? Each record is read again and decided again; only what the rules still write is sent.", "Retry " + n, false))) return;
       try { const x = await api("/ui/api/dead/retry", { body: { reason } }); say("Retried " + x.retried + (x.more ? "; more remain, press again" : "")); show(true); }
       catch (x) { say("Retry failed: " + x.message); }
-    } }, "Retry every dead letter of this reason")));
+    } }, "Retry every dead letter parked for " + reason)));
   }
   if (!d.rows.length) return;
   body.append(el("table", { id: "dead-table" },
-    el("thead", {}, el("tr", {}, ["Id", "Record", "Action", "Rule", "Where", "Reason", "API answer", "Tries", "Parked", ""].map((h) => el("th", { scope: "col" }, h)))),
+    el("thead", {}, el("tr", {}, ["Id", "Record", "Writes", "Rule", "Where", "Reason", "API answer", "Tries", "Parked", ""].map((h) => el("th", { scope: "col" }, h)))),
     el("tbody", {}, d.rows.map((row) => el("tr", { "data-id": row.id },
       el("td", { class: "num" }, row.id),
       el("td", {}, trailLink(row.record)),
-      el("td", {}, row.kind + " on " + row.connection),
+      el("td", {}, writes(row.op), el("br"), el("span", { class: "muted" }, "on " + row.connection)),
       el("td", {}, row.rule),
       el("td", {}, el("code", { class: "loc" }, row.source_loc)),
       el("td", {}, row.parked || "unclassified"),
@@ -307,24 +339,38 @@ function renderDead(body, d, r) {
 
 async function act(row, what) {
   const text = what === "retry"
-    ? "Retry action " + row.id + " (" + row.kind + " on " + row.connection + " record " + row.record + ")? It is read back and sent again."
-    : "Drop action " + row.id + " (" + row.kind + " on " + row.connection + " record " + row.record + ")? It is deleted and never sent.";
-  if (!(await confirmWith(text, what === "retry" ? "Retry" : "Drop"))) return;
+    ? "Retry action " + row.id + " (" + writes(row.op) + " on " + row.connection + " record " + row.record + ")? l3map reads the record again and decides again against it: only what the rules still write is sent, and what a person changed meanwhile stays."
+    : "Drop action " + row.id + " (" + writes(row.op) + " on " + row.connection + " record " + row.record + ")? It is deleted and never sent.";
+  if (!(await confirmWith(text, what === "retry" ? "Retry" : "Drop", what === "drop"))) return;
   try {
     await api("/ui/api/actions/" + row.id + "/" + what, { body: {} });
     say((what === "retry" ? "Retried" : "Dropped") + " action " + row.id);
     await show(true);
-    const next = document.querySelector("#dead-table button") || document.getElementById("page-title");
-    if (next) next.focus();
+    // Back to the page's heading, never onto another row's button (a
+    // second Enter must not act on another letter).
+    const title = document.getElementById("page-title");
+    if (title) title.focus();
   } catch (x) { say("Could not " + what + " action " + row.id + ": " + x.message); }
 }
 
 // ---------------------------------------------------------------- audit trail
 
-function renderTrail(body, d, r) {
+function trailForm(r) {
   const input = el("input", { id: "record", value: r.arg || "", placeholder: "4211 or Case/5003000000D8cuI", "aria-describedby": "record-help" });
-  body.append(el("form", { class: "row", onsubmit: (e) => { e.preventDefault(); if (input.value.trim()) location.hash = "#/trail/" + input.value.trim(); } },
-    el("label", { for: "record" }, "Ticket or record"), input, el("button", { type: "submit" }, "Show")));
+  return el("form", { class: "row", onsubmit: (e) => { e.preventDefault(); if (input.value.trim()) location.hash = "#/trail/" + input.value.trim(); } },
+    el("label", { for: "record" }, "Ticket or record"), input, el("button", { type: "submit" }, "Show"));
+}
+
+// An action's state in words: a settled one was applied or superseded.
+function settled(a, tries) {
+  if (a.state === "dead") return "dead letter";
+  if (a.state !== "done") return a.state === "sending" ? "being sent" : "waiting";
+  const last = (tries || []).slice(-1)[0];
+  return last && last.outcome === "superseded" ? "superseded (not sent)" : "applied";
+}
+
+function renderTrail(body, d, r) {
+  body.append(trailForm(r));
   body.append(el("p", { id: "record-help", class: "muted" }, "Every event about the record, the revision and rule that decided it, and every action with its idempotency key, tries and the API's answers."));
   if (!d) return;
   const t = d.trail;
@@ -337,7 +383,7 @@ function renderTrail(body, d, r) {
     el("tbody", {}, t.actions.map((a) => el("tr", {},
       el("td", { class: "num" }, a.id), el("td", {}, when(a.created_ms)),
       el("td", {}, a.kind + " on " + a.connection, el("details", {}, el("summary", {}, "what it sends"), el("pre", {}, JSON.stringify(a.op, null, 2)))),
-      el("td", { class: a.state === "dead" ? "bad" : a.state === "done" ? "good" : "" }, a.state === "done" ? "applied" : a.state),
+      el("td", { class: a.state === "dead" ? "bad" : a.state === "done" ? "good" : "" }, settled(a, tries[a.id])),
       el("td", {}, a.rule), el("td", {}, el("code", {}, a.source_loc)), el("td", {}, el("code", {}, a.revision)),
       el("td", {}, el("code", {}, a.key)),
       el("td", {}, el("ol", {}, (tries[a.id] || []).map((x) => el("li", {}, when(x.at_ms) + " · try " + x.attempt + " · " + x.outcome + (x.answer ? ": " : ""), x.answer ? el("span", { class: "answer" }, x.answer) : null)))))))));
@@ -430,6 +476,8 @@ async function start() {
     el("button", { onclick: signOut, id: "signout" }, "Sign out"));
   lastJson = "";
   await show(true);
+  const title = document.getElementById("page-title");
+  if (title) title.focus();
   startPolling();
 }
 
