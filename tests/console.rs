@@ -67,6 +67,25 @@ pub async fn dead_letter(s: &Stack) -> (u64, i64) {
     let ticket = s
         .create_ticket("Card declined twice", "premium", None)
         .await;
+    (ticket, dead_move(s, ticket, "in_progress").await)
+}
+
+/// A person's status change on the emulator (`custom` picks the custom
+/// status of the category).
+async fn as_a_person(s: &Stack, ticket: u64, status: &str, custom: u64) {
+    let r = s
+        .http
+        .put(format!("{}/__l3map/tickets/{ticket}", s.zendesk))
+        .json(&json!({"ticket": {"status": status, "custom_status_id": custom}}))
+        .send()
+        .await
+        .expect("emulator");
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// The emulator refuses `ticket`'s next update with [`HOSTILE`]; an agent
+/// turn asks for `to`: the dead letter's id.
+async fn dead_move(s: &Stack, ticket: u64, to: &str) -> i64 {
     let r = s
         .http
         .post(format!(
@@ -83,12 +102,12 @@ pub async fn dead_letter(s: &Stack) -> (u64, i64) {
         .post(format!("{}/v1/turns", s.runtime))
         .bearer_auth(AGENT_TOKEN)
         .json(&json!({
-            "turn_id": format!("console-{ticket}"),
+            "turn_id": format!("console-{ticket}-{to}"),
             "ticket": ticket,
             "intent": "question",
             "summary": "picks the ticket up",
             "sentiment": "neutral",
-            "requested_status": "in_progress"
+            "requested_status": to
         }))
         .send()
         .await
@@ -102,11 +121,52 @@ pub async fn dead_letter(s: &Stack) -> (u64, i64) {
             r.iter()
                 .find(|r| r["record"].as_str() == Some(&*ticket.to_string()))
         }) {
-            return (ticket, row["id"].as_i64().expect("id"));
+            return row["id"].as_i64().expect("id");
         }
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "no dead letter for ticket {ticket}: {page}\n{}",
+            s.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Retries dead letter `id` of `ticket` from the console and waits for
+/// it to settle superseded: its last try.
+async fn retried_unsent(s: &Stack, ticket: u64, id: i64) -> Value {
+    let (status, body) = post(
+        s,
+        &format!("/ui/api/actions/{id}/retry"),
+        OPS_TOKEN,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let last = settled_try(s, ticket, id).await;
+    assert_eq!(last["outcome"], "superseded", "{last}");
+    last
+}
+
+/// The last try of action `id` of `ticket` once it settled after a
+/// retry (at least parked, requeued and one more).
+async fn settled_try(s: &Stack, ticket: u64, id: i64) -> Value {
+    let started = Instant::now();
+    loop {
+        let (_, t) = get(s, &format!("/ui/api/trail/{ticket}"), OPS_TOKEN).await;
+        let tries: Vec<Value> = t["trail"]["attempts"]
+            .as_array()
+            .map(|a| a.iter().filter(|x| x["action_id"] == id).cloned().collect())
+            .unwrap_or_default();
+        if let Some(last) = tries
+            .last()
+            .filter(|a| a["outcome"] != "requeued" && tries.len() >= 3)
+        {
+            return last.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "{t}\n{}",
             s.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -486,7 +546,7 @@ async fn a_dead_letter_is_shown_retried_and_its_trail_read() {
         })
         .expect("edge")
         .clone();
-    assert_eq!(edge["applied"], 1, "{overview}");
+    assert_eq!(edge["decided"], 1, "{overview}");
     // Bad input is a 4xx with a JSON body.
     for path in [
         "/ui/api/trail/1%27--",
@@ -676,7 +736,7 @@ async fn two_replicas_on_postgresql_show_one_console() {
         })
         .expect("edge")
         .clone();
-    assert_eq!(edge["applied"], 1, "{overview}");
+    assert_eq!(edge["decided"], 1, "{overview}");
     let (_, trail) = at(&one.url, &format!("/ui/api/trail/{ticket}"), OPS_TOKEN).await;
     let outcomes: Vec<&str> = trail["trail"]["attempts"]
         .as_array()
@@ -706,39 +766,11 @@ async fn a_retry_does_not_write_over_what_a_person_did_since() {
         .await
         .expect("emulator");
     assert!(r.status().is_success(), "{}", r.status());
-    let (status, body) = post(
-        &s,
-        &format!("/ui/api/actions/{id}/retry"),
-        OPS_TOKEN,
-        json!({}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let started = Instant::now();
-    let last = loop {
-        let (_, t) = get(&s, &format!("/ui/api/trail/{ticket}"), OPS_TOKEN).await;
-        let attempts = t["trail"]["attempts"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if let Some(last) = attempts
-            .last()
-            .filter(|a| a["outcome"] != "requeued" && attempts.len() >= 3)
-        {
-            break last.clone();
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "{t}\n{}",
-            s.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    assert_eq!(last["outcome"], "superseded", "{last}");
+    let last = retried_unsent(&s, ticket, id).await;
     assert!(
-        last["answer"]
-            .as_str()
-            .is_some_and(|a| a.contains("before sending it again")),
+        last["answer"].as_str().is_some_and(
+            |a| a.contains("a person's change") || a.contains("before sending it again")
+        ),
         "{last}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -772,4 +804,33 @@ async fn weak_or_shared_ops_tokens_stop_the_start() {
         assert!(err.contains("[ops.lead]") && err.contains(says), "{err}");
         assert!(!err.contains(token) || token == "short-one", "{err}");
     }
+}
+
+/// A retry after a person's status change whose move is still one the
+/// table allows: the person's status stands all the same (red team round
+/// 2): what the decision read and what the ticket shows now differ on
+/// what the action writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_keeps_a_persons_status_where_the_move_is_still_allowed() {
+    let (s, _tokens) = console_stack("console-retry-legal").await;
+    let ticket = s
+        .create_ticket("Card declined twice", "premium", None)
+        .await;
+    // in_progress, then l3map is to move it to pending_customer.
+    as_a_person(&s, ticket, "open", 18794539035103).await;
+    ticket_becomes(&s, ticket, |t| t["custom_status_id"] == 18794539035103u64).await;
+    let id = dead_move(&s, ticket, "pending_customer").await;
+    // The person takes it back to plain open (open -> pending_customer is
+    // allowed too).
+    as_a_person(&s, ticket, "open", 18794539035102).await;
+    let last = retried_unsent(&s, ticket, id).await;
+    assert!(
+        last["answer"]
+            .as_str()
+            .is_some_and(|a| a.contains("a person's change")),
+        "{last}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = s.ticket(ticket).await;
+    assert_eq!(t["custom_status_id"], 18794539035102u64, "{t}");
 }

@@ -32,8 +32,19 @@ pub(super) fn basis_of(g: &Group, ticket_id: u64) -> Option<BasisTicket> {
     (t.id == ticket_id && t.updated_at.is_some()).then_some(t)
 }
 
+/// The ticket the group's newest decision read, whatever the event's kind
+/// (an agent turn reads the ticket from the API too): what a person's
+/// change is told from when the group goes without a safe update.
+pub(super) fn read_by_decision(g: &Group, ticket_id: u64) -> Option<BasisTicket> {
+    g.events.iter().rev().find_map(|(_, event)| {
+        let ev: crate::eval::event::Event = serde_json::from_str(event).ok()?;
+        ev.ticket
+            .filter(|t| t.id == ticket_id && t.updated_at.is_some())
+    })
+}
+
 /// Ops kept, and ops dropped with the words why.
-type Split = (Vec<(i64, Op)>, Vec<(i64, String)>);
+pub(super) type Split = (Vec<(i64, Op)>, Vec<(i64, String)>);
 
 /// Splits `ops` by whether a person changed what each writes between the
 /// basis (`kept`: the API's read of it while cached, which names group

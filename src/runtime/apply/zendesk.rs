@@ -109,13 +109,12 @@ impl Applier {
             }
             // Sent again with no basis to stamp a safe update with (an
             // agent turn's decision, a fan-out's; a dead letter a person
-            // retried hours later): decided again against the ticket as it
-            // is now, so what a person did meanwhile is not written over.
+            // retried hours later): checked against the ticket as it is
+            // now, so what a person did meanwhile is not written over.
             if !ops.is_empty() && basis_of(g, ticket_id).is_none() {
-                match zd.get_ticket_json(ticket_id).await {
-                    Ok(fresh) => {
-                        let again = self.decide_again(g, &fresh, ops, "before sending it again");
-                        for (id, why) in again.dropped {
+                match self.person_since(zd, g, ticket_id, ops).await {
+                    Ok((keep, dropped)) => {
+                        for (id, why) in dropped {
                             results.push((
                                 vec![id],
                                 Outcome::Settled {
@@ -125,9 +124,11 @@ impl Applier {
                                 },
                             ));
                         }
-                        ops = again.keep;
+                        ops = keep;
                     }
-                    Err(e) => return vec![(ids(&ops), self.outcome(&e, tries.at_now()))],
+                    Err((ops, e)) => {
+                        return vec![(ids(&ops), self.outcome(&e, tries.at_now()))];
+                    }
                 }
             }
         }
@@ -365,6 +366,42 @@ impl Applier {
         ops.iter()
             .filter_map(|op| serde_json::from_str(op).ok())
             .collect()
+    }
+
+    /// `ops` of a group sent again without a safe update's basis, split by
+    /// what still holds against a fresh read of the ticket: what a person
+    /// changed since the ticket the decision read (the stored event's,
+    /// an agent turn's too) stays theirs, as after a collision; of the
+    /// rest, only what the rules, decided again against the fresh ticket,
+    /// still write goes.
+    async fn person_since(
+        &self,
+        zd: &ZendeskClient,
+        g: &Group,
+        ticket_id: u64,
+        ops: Vec<(i64, Op)>,
+    ) -> Result<conflict::Split, (Vec<(i64, Op)>, ApiError)> {
+        let fresh_json = match zd.get_ticket_json(ticket_id).await {
+            Ok(v) => v,
+            Err(e) => return Err((ops, e)),
+        };
+        let mut dropped = Vec::new();
+        let mut ops = ops;
+        let fresh = serde_json::from_value::<Ticket>(fresh_json["ticket"].clone()).ok();
+        if let (Some(basis), Some(fresh)) = (conflict::read_by_decision(g, ticket_id), fresh) {
+            // The stored read itself, not the ticket cache's copy under
+            // its stamp: a person's change in the same second as the read
+            // carries the same `updated_at` and would pass for the basis.
+            let own = self.own_writes(g, &basis, -SKEW_MS).await;
+            let after = self.own_writes(g, &basis, SKEW_MS).await;
+            let (keep, gone) =
+                conflict::redecide(zd, &basis, None, &fresh, ops, (&own, &after)).await;
+            dropped.extend(gone);
+            ops = keep;
+        }
+        let again = self.decide_again(g, &fresh_json, ops, "before sending it again");
+        dropped.extend(again.dropped);
+        Ok((again.keep, dropped))
     }
 
     /// The basis ticket as the API showed it, while still kept: it names

@@ -32,8 +32,8 @@ pub struct Edge {
     pub to: String,
     /// The transition's condition as written, if it has one.
     pub when: Option<String>,
-    /// Moves decided (queued) over the window.
-    pub applied: u64,
+    /// Moves decided (queued to be written) over the window.
+    pub decided: u64,
     /// Moves refused over the window.
     pub refused: u64,
 }
@@ -116,7 +116,7 @@ pub fn draw(t: &StatusTable, counts: &[TallyCount]) -> Drawing {
             continue;
         }
         edges.push(Edge {
-            applied: if from == "*" {
+            decided: if from == "*" {
                 0
             } else {
                 count(&from, &to, "applied")
@@ -142,7 +142,7 @@ pub fn draw(t: &StatusTable, counts: &[TallyCount]) -> Drawing {
         }
         if let Some(e) = edges.iter_mut().find(|e| e.from == "*" && e.to == to) {
             match c.outcome.as_str() {
-                "applied" => e.applied += c.n,
+                "applied" => e.decided += c.n,
                 _ => e.refused += c.n,
             }
             continue;
@@ -153,7 +153,7 @@ pub fn draw(t: &StatusTable, counts: &[TallyCount]) -> Drawing {
                 from: from.to_string(),
                 to: to.to_string(),
                 when: None,
-                applied: 0,
+                decided: 0,
                 refused: c.n,
             }),
         }

@@ -68,14 +68,11 @@ pub async fn login(
                 .into_response()
         }
         None if failed(&app) => super::too_many(),
-        None => {
-            tracing::warn!("ops console: a sign-in with an unknown token was refused");
-            fail(
-                StatusCode::UNAUTHORIZED,
-                "unknown_token",
-                "no [ops.NAME] has this token",
-            )
-        }
+        None => fail(
+            StatusCode::UNAUTHORIZED,
+            "unknown_token",
+            "no [ops.NAME] has this token",
+        ),
     }
 }
 

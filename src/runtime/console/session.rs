@@ -164,10 +164,13 @@ pub enum Seen {
 
 /// Who sent this request: a bearer `[ops]` token, else a valid cookie.
 pub fn viewer(app: &App, headers: &HeaderMap) -> Seen {
+    // The scheme is case-insensitive (RFC 9110, section 11.1).
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token);
     if let Some(token) = bearer {
         return match by_token(app, token.trim()) {
             Some(u) => Seen::Viewer(Viewer {
@@ -276,6 +279,15 @@ pub fn failed(app: &App) -> bool {
     } else {
         (m, 1)
     };
+    // Logged once a minute, and again when the allowance runs out: a
+    // guesser must not write the log full.
+    if f.1 == 1 {
+        tracing::warn!("ops console: a wrong token was refused");
+    } else if f.1 == FAILURES_A_MINUTE + 1 {
+        tracing::warn!(
+            "ops console: more than {FAILURES_A_MINUTE} wrong tokens this minute; wrong ones get 429 until the next minute"
+        );
+    }
     f.1 > FAILURES_A_MINUTE
 }
 

@@ -231,14 +231,14 @@ function renderGraph(body, d, r) {
   for (const t of d.tables) {
     body.append(el("h3", {}, "statuses " + t.connection));
     body.append(drawTable(t));
-    const rows = t.edges.concat(t.off_table).filter((e) => e.applied || e.refused);
+    const rows = t.edges.concat(t.off_table).filter((e) => e.decided || e.refused);
     body.append(el("table", {},
       el("caption", { class: "muted" }, rows.length ? "Moves in the window" : "No moves in the window"),
       el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "From"), el("th", { scope: "col" }, "To"),
         el("th", { scope: "col", class: "num" }, "Decided"), el("th", { scope: "col", class: "num" }, "Refused"),
         el("th", { scope: "col" }, "Condition"))),
       el("tbody", {}, rows.map((e) => el("tr", {}, el("td", {}, e.from), el("td", {}, e.to),
-        el("td", { class: "num" }, e.applied), el("td", { class: "num" + (e.refused ? " bad" : "") }, e.refused),
+        el("td", { class: "num" }, e.decided), el("td", { class: "num" + (e.refused ? " bad" : "") }, e.refused),
         el("td", {}, e.when || (t.edges.includes(e) ? "" : "not in the table")))))));
   }
   body.append(el("h3", {}, "Refusals in the window"));
@@ -269,11 +269,11 @@ function drawTable(t) {
     const ex = back ? b.x + W / 2 : x2, ey = back ? b.y + H : y2;
     const mx = (sx + ex) / 2, my = back ? Math.max(sy, ey) + 28 : (sy + ey) / 2;
     const d = back ? `M${sx},${sy} Q${mx},${my} ${ex},${ey}` : `M${sx},${sy} C${mx},${sy} ${mx},${ey} ${ex},${ey}`;
-    const cls = "edge" + (e.off ? " refused" : e.applied ? " busy" : "");
-    s.append(svg("path", { d, class: cls, "stroke-width": e.applied ? 2 : 1, "marker-end": "url(#arrow-" + t.connection + ")" },
-      svg("title", {}, e.from + " → " + e.to + ": " + e.applied + " decided, " + e.refused + " refused")));
-    if (e.applied || e.refused) {
-      const label = (e.applied ? "✓" + e.applied : "") + (e.applied && e.refused ? " " : "") + (e.refused ? "✗" + e.refused : "");
+    const cls = "edge" + (e.off ? " refused" : e.decided ? " busy" : "");
+    s.append(svg("path", { d, class: cls, "stroke-width": e.decided ? 2 : 1, "marker-end": "url(#arrow-" + t.connection + ")" },
+      svg("title", {}, e.from + " → " + e.to + ": " + e.decided + " decided, " + e.refused + " refused")));
+    if (e.decided || e.refused) {
+      const label = (e.decided ? "✓" + e.decided : "") + (e.decided && e.refused ? " " : "") + (e.refused ? "✗" + e.refused : "");
       s.append(svg("text", { x: mx, y: back ? my - 4 : my - 4, class: "count", "text-anchor": "middle",
         fill: e.refused ? "#b91c1c" : "#1d4ed8" }, label));
     }
@@ -350,7 +350,12 @@ async function act(row, what) {
     // second Enter must not act on another letter).
     const title = document.getElementById("page-title");
     if (title) title.focus();
-  } catch (x) { say("Could not " + what + " action " + row.id + ": " + x.message); }
+  } catch (x) {
+    say("Could not " + what + " action " + row.id + ": " + x.message);
+    await show(true);
+    const title = document.getElementById("page-title");
+    if (title) title.focus();
+  }
 }
 
 // ---------------------------------------------------------------- audit trail
