@@ -834,3 +834,39 @@ async fn a_retry_keeps_a_persons_status_where_the_move_is_still_allowed() {
     let t = s.ticket(ticket).await;
     assert_eq!(t["custom_status_id"], 18794539035102u64, "{t}");
 }
+
+/// A person's change that lands between the retry's fresh read and its
+/// write: the write is a safe update stamped with that read, so Zendesk
+/// answers 409 and the person's status stands (red team round 3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_between_the_retrys_read_and_its_write_wins() {
+    let (s, _tokens) = console_stack("console-retry-race").await;
+    let ticket = s
+        .create_ticket("Card declined twice", "premium", None)
+        .await;
+    as_a_person(&s, ticket, "open", 18794539035103).await;
+    ticket_becomes(&s, ticket, |t| t["custom_status_id"] == 18794539035103u64).await;
+    let id = dead_move(&s, ticket, "pending_customer").await;
+    let r = s
+        .http
+        .post(format!(
+            "{}/__l3map/tickets/{ticket}/person_before_next_update",
+            s.zendesk
+        ))
+        .json(&json!({"ticket": {"status": "open", "custom_status_id": 18794539035102u64, "priority": "urgent"}}))
+        .send()
+        .await
+        .expect("emulator");
+    assert!(r.status().is_success(), "{}", r.status());
+    let last = retried_unsent(&s, ticket, id).await;
+    assert!(
+        last["answer"]
+            .as_str()
+            .is_some_and(|a| a.contains("a person's change")),
+        "{last}"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = s.ticket(ticket).await;
+    assert_eq!(t["custom_status_id"], 18794539035102u64, "{t}");
+    assert_eq!(t["priority"], "urgent", "{t}");
+}

@@ -102,6 +102,11 @@ impl Applier {
             )];
         }
         let mut results = Vec::new();
+        // A group sent again without a basis of its own: the ticket its
+        // decision read, and the fresh read's stamp the update is made
+        // safe with (a person's change between that read and the write is
+        // a 409, and the collision path's turn).
+        let mut again: Option<(Option<BasisTicket>, Option<String>)> = None;
         if g.unconfirmed {
             match self.zendesk_already(zd, ticket_id, &ops).await {
                 Ok(there) => drop_applied(&mut ops, &there, &mut results),
@@ -113,7 +118,8 @@ impl Applier {
             // now, so what a person did meanwhile is not written over.
             if !ops.is_empty() && basis_of(g, ticket_id).is_none() {
                 match self.person_since(zd, g, ticket_id, ops).await {
-                    Ok((keep, dropped)) => {
+                    Ok(((keep, dropped), read, stamp)) => {
+                        again = Some((read, stamp));
                         for (id, why) in dropped {
                             results.push((
                                 vec![id],
@@ -146,8 +152,15 @@ impl Applier {
         if ops.is_empty() {
             return results;
         }
-        let basis = basis_of(g, ticket_id);
-        let changes = match basis.as_ref().and_then(|b| b.updated_at.clone()) {
+        let (basis, stamp) = match again {
+            Some((read, fresh)) => (read, fresh),
+            None => {
+                let b = basis_of(g, ticket_id);
+                let stamp = b.as_ref().and_then(|b| b.updated_at.clone());
+                (b, stamp)
+            }
+        };
+        let changes = match stamp {
             Some(stamp) => changes.safe(stamp),
             None => changes,
         };
@@ -380,7 +393,8 @@ impl Applier {
         g: &Group,
         ticket_id: u64,
         ops: Vec<(i64, Op)>,
-    ) -> Result<conflict::Split, (Vec<(i64, Op)>, ApiError)> {
+    ) -> Result<(conflict::Split, Option<BasisTicket>, Option<String>), (Vec<(i64, Op)>, ApiError)>
+    {
         let fresh_json = match zd.get_ticket_json(ticket_id).await {
             Ok(v) => v,
             Err(e) => return Err((ops, e)),
@@ -388,7 +402,9 @@ impl Applier {
         let mut dropped = Vec::new();
         let mut ops = ops;
         let fresh = serde_json::from_value::<Ticket>(fresh_json["ticket"].clone()).ok();
-        if let (Some(basis), Some(fresh)) = (conflict::read_by_decision(g, ticket_id), fresh) {
+        let stamp = fresh.as_ref().and_then(|t| t.updated_at.clone());
+        let read = conflict::read_by_decision(g, ticket_id);
+        if let (Some(basis), Some(fresh)) = (read.clone(), fresh) {
             // The stored read itself, not the ticket cache's copy under
             // its stamp: a person's change in the same second as the read
             // carries the same `updated_at` and would pass for the basis.
@@ -401,7 +417,7 @@ impl Applier {
         }
         let again = self.decide_again(g, &fresh_json, ops, "before sending it again");
         dropped.extend(again.dropped);
-        Ok((again.keep, dropped))
+        Ok(((again.keep, dropped), read, stamp))
     }
 
     /// The basis ticket as the API showed it, while still kept: it names
