@@ -806,6 +806,17 @@ async fn weak_or_shared_ops_tokens_stop_the_start() {
     }
 }
 
+/// A ticket `in_progress` (a person's doing) whose move to
+/// `pending_customer`, asked by an agent turn, is a dead letter.
+async fn to_pending_customer_dead(s: &Stack) -> (u64, i64) {
+    let ticket = s
+        .create_ticket("Card declined twice", "premium", None)
+        .await;
+    as_a_person(s, ticket, "open", 18794539035103).await;
+    ticket_becomes(s, ticket, |t| t["custom_status_id"] == 18794539035103u64).await;
+    (ticket, dead_move(s, ticket, "pending_customer").await)
+}
+
 /// A retry after a person's status change whose move is still one the
 /// table allows: the person's status stands all the same (red team round
 /// 2): what the decision read and what the ticket shows now differ on
@@ -813,13 +824,7 @@ async fn weak_or_shared_ops_tokens_stop_the_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_keeps_a_persons_status_where_the_move_is_still_allowed() {
     let (s, _tokens) = console_stack("console-retry-legal").await;
-    let ticket = s
-        .create_ticket("Card declined twice", "premium", None)
-        .await;
-    // in_progress, then l3map is to move it to pending_customer.
-    as_a_person(&s, ticket, "open", 18794539035103).await;
-    ticket_becomes(&s, ticket, |t| t["custom_status_id"] == 18794539035103u64).await;
-    let id = dead_move(&s, ticket, "pending_customer").await;
+    let (ticket, id) = to_pending_customer_dead(&s).await;
     // The person takes it back to plain open (open -> pending_customer is
     // allowed too).
     as_a_person(&s, ticket, "open", 18794539035102).await;
@@ -841,12 +846,7 @@ async fn a_retry_keeps_a_persons_status_where_the_move_is_still_allowed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_between_the_retrys_read_and_its_write_wins() {
     let (s, _tokens) = console_stack("console-retry-race").await;
-    let ticket = s
-        .create_ticket("Card declined twice", "premium", None)
-        .await;
-    as_a_person(&s, ticket, "open", 18794539035103).await;
-    ticket_becomes(&s, ticket, |t| t["custom_status_id"] == 18794539035103u64).await;
-    let id = dead_move(&s, ticket, "pending_customer").await;
+    let (ticket, id) = to_pending_customer_dead(&s).await;
     let r = s
         .http
         .post(format!(

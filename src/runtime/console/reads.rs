@@ -37,7 +37,7 @@ pub async fn whoami(Extension(v): Extension<Viewer>, State(app): State<Arc<App>>
         "actions": v.actions,
         "csrf": v.csrf,
         "revision": live.program.revision,
-        "store": if app.engine.store.shared_budget().is_some() { "postgres" } else { "sqlite" },
+        "store": if app.engine.store.is_shared() { "postgres" } else { "sqlite" },
         "windows": WINDOWS.iter().map(|(w, _)| *w).collect::<Vec<_>>(),
     }))
     .into_response()
@@ -324,7 +324,7 @@ fn common_dir<'a>(paths: impl Iterator<Item = &'a str> + Clone) -> String {
 
 pub async fn budgets(State(app): State<Arc<App>>) -> Response {
     let store = app.engine.store.clone();
-    let fleet = app.engine.store.shared_budget().is_some();
+    let fleet = app.engine.store.is_shared();
     // The counts are O(1) (kept by triggers); the fleet's status reads its
     // small tables and, per connection, the rows not yet applied through
     // partial indexes (PostgreSQL only: one SQLite process has no fleet,

@@ -227,6 +227,12 @@ impl Store {
         self.backend.path()
     }
 
+    /// Whether other processes share this store (a fleet's PostgreSQL; one
+    /// process sends from a SQLite file).
+    pub fn is_shared(&self) -> bool {
+        self.backend.shared_budget().is_some()
+    }
+
     /// What the ops console reads (see [`api::Console`]).
     pub fn console(&self) -> &dyn api::Console {
         &*self.backend
